@@ -1,0 +1,97 @@
+// Every failure the tools report is an RwsError with a stable code. Users and scripts match on
+// `code`, never on message text. Messages and hints never contain a secret value, a token or an
+// API key: callers pass names only.
+
+/** Exit status of the wrapper when it fails itself (never the child's status). */
+export const EXIT_WRAPPER_FAILURE = 125;
+/** The command was found but could not be executed (as in POSIX shells and env(1)). */
+export const EXIT_CANNOT_EXECUTE = 126;
+/** The command was not found. */
+export const EXIT_NOT_FOUND = 127;
+
+export interface RwsErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  exitCode?: number;
+}
+
+export class RwsError extends Error {
+  readonly code: string;
+  readonly hint: string | undefined;
+  readonly exitCode: number;
+
+  constructor(code: string, message: string, options: RwsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? EXIT_WRAPPER_FAILURE;
+  }
+}
+
+/** Bad flags or flag combinations. */
+export class UsageError extends RwsError {
+  constructor(message: string, hint = 'see run-with-secrets --help') {
+    super('RWS_USAGE', message, { hint });
+  }
+}
+
+/** A source (a .env file, a SOPS file, the vault) could not be read or parsed. */
+export class SourceError extends RwsError {
+  constructor(code: 'RWS_SOURCE_UNREADABLE' | 'RWS_SOURCE_INVALID', message: string, hint?: string, cause?: unknown) {
+    super(code, message, { hint, cause });
+  }
+}
+
+/** A key asked for by name with --key does not exist in the sources. */
+export class SecretMissingError extends RwsError {
+  constructor(readonly key: string) {
+    super('RWS_SECRET_MISSING', `secret ${key} was asked for with --key but no source has it`, {
+      hint: 'check the name, or list what the source holds with --dry-run',
+    });
+  }
+}
+
+/** A secret name or value that must not be injected. */
+export class NameRefusedError extends RwsError {
+  constructor(code: 'RWS_NAME_INVALID' | 'RWS_NAME_PROTECTED' | 'RWS_VALUE_INVALID', message: string, hint: string) {
+    super(code, message, { hint });
+  }
+}
+
+/** A value that the chosen file format cannot carry exactly. */
+export class FormatError extends RwsError {
+  constructor(readonly key: string, format: string, reason: string, suggestion: string) {
+    super('RWS_FORMAT_UNSUPPORTED', `the value of ${key} cannot be written exactly as ${format}: ${reason}`, {
+      hint: `use --file-format ${suggestion}`,
+    });
+  }
+}
+
+/** The secrets file could not be created, checked or removed safely. */
+export class SecretsFileError extends RwsError {
+  constructor(message: string, hint?: string, cause?: unknown) {
+    super('RWS_SECRETS_FILE', message, { hint, cause });
+  }
+}
+
+/** The child could not be started. */
+export class SpawnError extends RwsError {
+  constructor(code: 'RWS_COMMAND_NOT_FOUND' | 'RWS_COMMAND_NOT_EXECUTABLE' | 'RWS_SPAWN_FAILED', message: string, exitCode: number, hint?: string) {
+    super(code, message, { hint, exitCode });
+  }
+}
+
+/** Anything unexpected: reported with its code only, never with its message (it may hold data). */
+export class InternalError extends RwsError {
+  constructor(cause: unknown) {
+    super('RWS_INTERNAL', 'internal error', {
+      hint: 'please report this with the command line (not the secrets) that caused it',
+      cause,
+    });
+  }
+}
+
+export function toRwsError(error: unknown): RwsError {
+  return error instanceof RwsError ? error : new InternalError(error);
+}
