@@ -1,0 +1,70 @@
+// The only place that touches argv, the streams and the exit status. `runCli` returns how the
+// process should end, so tests and other front ends can drive the whole CLI.
+import { readFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { EXIT_WRAPPER_FAILURE, InternalError, toRwsError } from '../errors.js';
+import { readProcessFacts, resolveLogging, resolveRunPlan, type ProcessFacts } from '../config/resolve.js';
+import { dieBySignal, shouldReraise, statusForSignal, type Outcome } from '../process/exit-status.js';
+import { runWrapper } from '../run.js';
+import { parseFast, type ParsedArgs } from './options.js';
+import { createLogger, wantsColor, type Logger } from './output.js';
+
+const PROGRAM = 'run-with-secrets';
+
+export interface CliStreams {
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+}
+
+export async function runCli(argv: readonly string[], facts: ProcessFacts, streams: CliStreams): Promise<Outcome> {
+  let log: Logger = await createLogger({ stream: streams.stderr, level: 'normal', format: argv.includes('json') ? 'json' : 'text', color: false, program: PROGRAM });
+  try {
+    const args = await parseArgv(argv, streams);
+    if (!args) return { kind: 'exit', code: 0 };
+    const logging = resolveLogging(args.values);
+    log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), program: PROGRAM });
+    const plan = resolveRunPlan(args, facts);
+    return await runWrapper(plan, { stdout: streams.stdout, stderr: streams.stderr, log, jsonOutput: logging.format === 'json' });
+  } catch (error) {
+    const failure = toRwsError(error);
+    log.error(failure);
+    if (failure instanceof InternalError && facts.env.RWS_DEBUG_INTERNAL === '1') {
+      // Opt-in for developers of this tool; stack traces may hold data, so never by default.
+      streams.stderr.write(`${String((failure.cause as Error)?.stack)}\n`);
+    }
+    return { kind: 'exit', code: failure.exitCode };
+  }
+}
+
+/** Fast path for plain runs; yargs (help, version, completion, careful errors) only when needed. */
+async function parseArgv(argv: readonly string[], streams: CliStreams): Promise<ParsedArgs | undefined> {
+  const fast = parseFast(argv);
+  if (fast.ok) return fast.args;
+  const { parseWithYargs } = await import('./yargs-cli.js');
+  const slow = await parseWithYargs(argv, readVersion());
+  if (slow.kind === 'output') {
+    streams.stdout.write(slow.text.endsWith('\n') ? slow.text : `${slow.text}\n`);
+    return undefined;
+  }
+  return slow.args;
+}
+
+function readVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+/** Entry point of bin/run-with-secrets.js. */
+export async function main(): Promise<void> {
+  process.on('uncaughtException', (error) => {
+    process.stderr.write(`${PROGRAM}: error RWS_INTERNAL: internal error (${(error as NodeJS.ErrnoException).code ?? 'no code'})\n`);
+    process.exit(EXIT_WRAPPER_FAILURE);
+  });
+  const outcome = await runCli(process.argv.slice(2), readProcessFacts(), { stdout: process.stdout, stderr: process.stderr });
+  if (outcome.kind === 'exit') {
+    process.exitCode = outcome.code;
+    return;
+  }
+  if (shouldReraise(outcome.signal)) dieBySignal(outcome.signal, (code) => process.exit(code));
+  else process.exit(statusForSignal(outcome.signal));
+}

@@ -1,0 +1,74 @@
+// The wrapper's options, declared once. Two parsers read this table: node:util's parseArgs on the
+// hot path (a plain run costs no parser start-up) and yargs for --help, completion and anything
+// the fast path does not recognise. Both must agree; test/unit/cli/options.test.ts checks it.
+import { parseArgs } from 'node:util';
+
+export interface OptionSpec {
+  name: string;
+  alias?: string;
+  type: 'string' | 'boolean';
+  array?: boolean;
+  choices?: readonly string[];
+  default?: string | boolean;
+  description: string;
+  group: 'Sources' | 'Selection' | 'Injection' | 'Environment' | 'Process' | 'Output';
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { name: 'env-file', type: 'string', array: true, group: 'Sources', description: 'Read secrets from a dotenv file (repeatable; later files override earlier ones)' },
+  { name: 'key-pattern', alias: 'k', type: 'string', array: true, group: 'Selection', description: 'Only inject keys matching this glob (* and ?, anchored, case-sensitive; repeatable)' },
+  { name: 'key', type: 'string', array: true, group: 'Selection', description: 'Inject this exact key; a missing key is an error (repeatable)' },
+  { name: 'inject-as', type: 'string', choices: ['env', 'file', 'fd'], default: 'env', group: 'Injection', description: 'env: variables; file: a 0600 file in a private RAM-backed directory; fd: that file unlinked and passed as /dev/fd/3' },
+  { name: 'file-var', type: 'string', default: 'SECRETS_FILE', group: 'Injection', description: 'Variable that holds the secrets file path (file and fd modes)' },
+  { name: 'file-format', type: 'string', choices: ['dotenv', 'shell', 'json'], default: 'dotenv', group: 'Injection', description: 'Format of the secrets file' },
+  { name: 'keep-env', type: 'string', array: true, group: 'Environment', description: 'Also pass this parent variable (name or glob; repeatable). RWS_* never pass' },
+  { name: 'pristine', type: 'boolean', default: false, group: 'Environment', description: 'Inherit nothing from the parent but PATH (and --keep-env)' },
+  { name: 'allow-name', type: 'string', array: true, group: 'Environment', description: 'Allow a secret with a protected name such as LD_PRELOAD or PATH (repeatable)' },
+  { name: 'mask', type: 'boolean', default: false, group: 'Process', description: "Replace secret values in the child's output with ****** (the child's stdout/stderr become pipes: it has no terminal)" },
+  { name: 'kill-after', type: 'string', group: 'Process', description: 'SIGKILL the child this many seconds after a forwarded stop signal' },
+  { name: 'dry-run', type: 'boolean', default: false, group: 'Process', description: 'Print the names that would be injected and the child variables; run nothing' },
+  { name: 'quiet', alias: 'q', type: 'boolean', default: false, group: 'Output', description: 'Only print errors' },
+  { name: 'verbose', alias: 'v', type: 'boolean', default: false, group: 'Output', description: 'Explain what happens (names only, never values)' },
+  { name: 'log-format', type: 'string', choices: ['text', 'json'], default: 'text', group: 'Output', description: 'Diagnostics on stderr as text or one JSON object per line' },
+];
+
+/** What the parsers produce: every option by its long name, plus the command after `--`. */
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | undefined>;
+  /** Words before `--` that are not options (subcommands). */
+  words: string[];
+  /** The command and its arguments, after `--`; undefined when there was no `--`. */
+  command: string[] | undefined;
+}
+
+export type FastParse = { ok: true; args: ParsedArgs } | { ok: false };
+
+/** Words that need the full CLI (help text, completion, version). */
+const SLOW_PATH = new Set(['--help', '-h', '--version', 'completion', '--get-yargs-completions']);
+
+/**
+ * The hot path: succeeds only for a plain run with known options before `--`. Anything else
+ * (help, subcommands, unknown or malformed options) goes to yargs, which knows how to explain.
+ */
+export function parseFast(argv: readonly string[]): FastParse {
+  const separator = argv.indexOf('--');
+  const head = separator === -1 ? argv : argv.slice(0, separator);
+  if (head.some((word) => SLOW_PATH.has(word))) return { ok: false };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  for (const spec of OPTIONS) {
+    options[spec.name] = { type: spec.type, ...(spec.alias ? { short: spec.alias } : {}), ...(spec.array ? { multiple: true } : {}) };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...head], options, strict: true, allowPositionals: true });
+  } catch {
+    return { ok: false };
+  }
+  if (parsed.positionals.length > 0) return { ok: false };
+  const values: ParsedArgs['values'] = {};
+  for (const spec of OPTIONS) {
+    const value = (parsed.values as Record<string, string | boolean | string[] | undefined>)[spec.name];
+    values[spec.name] = value ?? (spec.array ? [] : spec.default);
+  }
+  return { ok: true, args: { values, words: [], command: separator === -1 ? undefined : argv.slice(separator + 1) } };
+}

@@ -1,0 +1,74 @@
+// Diagnostics on stderr: levels (-q, default, -v), text or one JSON object per line (cron), and
+// colour only on a terminal with NO_COLOR unset. Callers pass names, never values.
+import type { Writable } from 'node:stream';
+import type { RwsError } from '../errors.js';
+
+export type LogLevel = 'quiet' | 'normal' | 'verbose';
+export type LogFormat = 'text' | 'json';
+
+export interface Logger {
+  error(error: RwsError): void;
+  warn(code: string, message: string): void;
+  info(message: string): void;
+  debug(message: string): void;
+}
+
+export interface LoggerOptions {
+  stream: Writable;
+  level: LogLevel;
+  format: LogFormat;
+  color: boolean;
+  program: string;
+  now?: () => Date;
+}
+
+type Paint = (text: string) => string;
+interface Palette { red: Paint; yellow: Paint; dim: Paint; bold: Paint }
+const plain: Palette = { red: (t) => t, yellow: (t) => t, dim: (t) => t, bold: (t) => t };
+
+/** Colour when stderr is a terminal and NO_COLOR (https://no-color.org) is unset or empty. */
+export function wantsColor(isTTY: boolean | undefined, env: Readonly<Record<string, string | undefined>>): boolean {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.TERM === 'dumb') return false;
+  return isTTY === true;
+}
+
+export async function createLogger(options: LoggerOptions): Promise<Logger> {
+  // chalk is loaded only when colour will be used: most runs (cron, pipes) never pay for it.
+  let palette = plain;
+  if (options.color && options.format === 'text') {
+    const { Chalk } = await import('chalk');
+    const chalk = new Chalk({ level: 1 });
+    palette = { red: chalk.red, yellow: chalk.yellow, dim: chalk.dim, bold: chalk.bold };
+  }
+  const now = options.now ?? (() => new Date());
+  const write = (line: string): void => {
+    options.stream.write(`${line}\n`);
+  };
+  const json = (level: string, fields: Record<string, string | undefined>): void => {
+    write(JSON.stringify({ time: now().toISOString(), level, program: options.program, ...fields }));
+  };
+  const prefix = `${options.program}:`;
+  return {
+    error(error) {
+      if (options.format === 'json') return json('error', { code: error.code, message: error.message, hint: error.hint });
+      const hint = error.hint ? palette.dim(` (hint: ${error.hint})`) : '';
+      write(`${prefix} ${palette.red(palette.bold('error'))} ${error.code}: ${error.message}${hint}`);
+    },
+    warn(code, message) {
+      if (options.level === 'quiet') return;
+      if (options.format === 'json') return json('warn', { code, message });
+      write(`${prefix} ${palette.yellow('warning')} ${code}: ${message}`);
+    },
+    info(message) {
+      if (options.level !== 'verbose') return;
+      if (options.format === 'json') return json('info', { message });
+      write(`${prefix} ${message}`);
+    },
+    debug(message) {
+      if (options.level !== 'verbose') return;
+      if (options.format === 'json') return json('debug', { message });
+      write(palette.dim(`${prefix} ${message}`));
+    },
+  };
+}

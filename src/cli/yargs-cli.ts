@@ -1,0 +1,81 @@
+// The full command line through yargs: --help with examples, --version, `completion`, and the
+// careful explanation of whatever the fast parser did not accept. Loaded only when needed.
+import yargs from 'yargs';
+import { UsageError } from '../errors.js';
+import { OPTIONS, type ParsedArgs } from './options.js';
+
+export type SlowParse = { kind: 'args'; args: ParsedArgs } | { kind: 'output'; text: string };
+
+const USAGE = `Usage: $0 [options] -- <command> [args...]
+
+Runs <command> with secrets injected, in a trimmed environment. Put -- before the command.`;
+
+const EPILOGUE = `Exit status: the command's own; 125 when run-with-secrets itself fails; 126 when the command
+cannot be executed; 127 when it is not found. When the command dies of a signal, run-with-secrets
+dies of the same signal (128+N for signals that dump core).
+
+The child inherits only PATH, HOME, USER, LOGNAME, SHELL, TERM, COLORTERM, LANG, LANGUAGE, LC_*, TZ,
+NO_COLOR, COLUMNS, LINES, XDG_RUNTIME_DIR and TMPDIR, plus --keep-env and the secrets.`;
+
+export async function parseWithYargs(argv: readonly string[], version: string): Promise<SlowParse> {
+  const separator = argv.indexOf('--');
+  const head = separator === -1 ? [...argv] : argv.slice(0, separator);
+  const command = separator === -1 ? undefined : argv.slice(separator + 1);
+
+  const cli = yargs(head)
+    .scriptName('run-with-secrets')
+    .usage(USAGE)
+    .command('completion', 'Print a bash/zsh completion script (add `source <(run-with-secrets completion)` to ~/.bashrc)')
+    .example('$0 --env-file .env -- node app.js', 'run app.js with the secrets of .env as variables')
+    .example("$0 --env-file .env -k 'DB_*' --inject-as file -- ./legacy-app", 'only DB_* keys, written to a 0600 file whose path is in $SECRETS_FILE')
+    .example('$0 --env-file .env --inject-as fd --file-format json -- ./app', 'the app reads /dev/fd/3; nothing is left on disk, even after kill -9')
+    .example('$0 --env-file .env --dry-run', 'show which names would be injected, without values')
+    .example("$0 --env-file prod.env --log-format json --kill-after 30 -- ./cron-job.sh", 'a cron job: JSON diagnostics, SIGKILL 30 s after a stop signal')
+    .epilogue(EPILOGUE)
+    .version(version)
+    .help()
+    .alias('help', 'h')
+    .strict()
+    .exitProcess(false)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true, 'boolean-negation': true, 'duplicate-arguments-array': true })
+    .completion('completion', false);
+
+  for (const spec of OPTIONS) {
+    cli.option(spec.name, {
+      type: spec.type,
+      ...(spec.alias ? { alias: spec.alias } : {}),
+      ...(spec.array ? { array: true, requiresArg: true } : {}),
+      ...(spec.type === 'string' && !spec.array ? { requiresArg: true } : {}),
+      ...(spec.choices ? { choices: [...spec.choices] } : {}),
+      ...(spec.default !== undefined ? { default: spec.default } : {}),
+      description: spec.description,
+      group: `${spec.group}:`,
+    });
+  }
+
+  const { parsed, output } = await new Promise<{ parsed: Record<string, unknown>; output: string }>((resolve, reject) => {
+    cli.parse(head, {}, (error: Error | undefined, result: Record<string, unknown>, text: string) => {
+      if (error) reject(new UsageError(firstLine(error.message)));
+      else resolve({ parsed: result, output: text });
+    });
+  });
+  if (output) return { kind: 'output', text: output };
+
+  const values: ParsedArgs['values'] = {};
+  for (const spec of OPTIONS) {
+    const value = parsed[spec.name] as string | boolean | string[] | undefined;
+    values[spec.name] = spec.array ? toList(value) : Array.isArray(value) ? value[value.length - 1] : value;
+  }
+  const words = (parsed._ as unknown[]).map(String);
+  return { kind: 'args', args: { values, words, command } };
+}
+
+function toList(value: unknown): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0] ?? message;
+}

@@ -1,0 +1,84 @@
+// Serialising secrets for the secrets file. Every format is checked by parsing the bytes back
+// with the reader the child will use; a value a format cannot carry exactly is refused, never
+// altered.
+import { FormatError } from '../errors.js';
+import type { Secrets } from '../sources/source.js';
+
+export type FileFormat = 'dotenv' | 'shell' | 'json';
+export const FILE_FORMATS: readonly FileFormat[] = ['dotenv', 'shell', 'json'];
+
+type DotenvParse = (text: string) => Record<string, string>;
+
+export async function serialize(secrets: Secrets, format: FileFormat): Promise<string> {
+  switch (format) {
+    case 'dotenv': {
+      const { parse } = await import('dotenv');
+      return serializeDotenv(secrets, parse as DotenvParse);
+    }
+    case 'shell':
+      return serializeShell(secrets);
+    case 'json':
+      return serializeJson(secrets);
+  }
+}
+
+/**
+ * dotenv has no escape for quotes or backslashes: a value is carried by the first quoting that
+ * reads back exactly (single quotes keep everything literally; double quotes turn `\n`/`\r`
+ * escapes into line breaks; backticks keep everything but a backtick). dotenv also rewrites CR
+ * to LF, so a CR travels only as a `\r` escape inside double quotes.
+ */
+export function serializeDotenv(secrets: Secrets, parse: DotenvParse): string {
+  const lines: string[] = [];
+  for (const [name, value] of secrets) {
+    const line = quoteForDotenv(name, value, parse);
+    if (line === undefined) {
+      throw new FormatError(name, 'dotenv', 'no dotenv quoting reads it back unchanged (it mixes quote characters, backslash escapes or carriage returns)', 'json or --file-format shell');
+    }
+    lines.push(line);
+  }
+  const text = lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+  verifyRoundTrip(secrets, parse(text), 'dotenv');
+  return text;
+}
+
+function quoteForDotenv(name: string, value: string, parse: DotenvParse): string | undefined {
+  const candidates = [
+    `${name}='${value}'`,
+    `${name}="${value.replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`,
+    `${name}=\`${value}\``,
+  ];
+  for (const line of candidates) {
+    const back = parse(line);
+    if (Object.keys(back).length === 1 && Object.hasOwn(back, name) && back[name] === value) return line;
+  }
+  return undefined;
+}
+
+/** POSIX single quotes carry every byte but NUL; a quote is written as '\'' . */
+export function serializeShell(secrets: Secrets): string {
+  let text = '';
+  for (const [name, value] of secrets) text += `export ${name}='${value.replace(/'/g, `'\\''`)}'\n`;
+  return text;
+}
+
+/** Built by hand so a name like __proto__ is written as an ordinary key. */
+export function serializeJson(secrets: Secrets): string {
+  const entries = [...secrets].map(([name, value]) => `  ${JSON.stringify(name)}: ${JSON.stringify(value)}`);
+  const text = entries.length === 0 ? '{}\n' : `{\n${entries.join(',\n')}\n}\n`;
+  verifyRoundTrip(secrets, JSON.parse(text) as Record<string, string>, 'json');
+  return text;
+}
+
+function verifyRoundTrip(secrets: Secrets, back: Record<string, string>, format: FileFormat): void {
+  const keys = Object.keys(back);
+  for (const [name, value] of secrets) {
+    if (!Object.hasOwn(back, name) || back[name] !== value) {
+      throw new FormatError(name, format, 'it does not read back unchanged', format === 'json' ? 'shell' : 'json');
+    }
+  }
+  if (keys.length !== secrets.size) {
+    const extra = keys.find((key) => !secrets.has(key)) ?? '(unknown)';
+    throw new FormatError(extra, format, 'the file would define an extra variable', 'json');
+  }
+}

@@ -1,0 +1,176 @@
+// The secrets file: a fresh private directory (0700) on RAM-backed storage when there is some,
+// holding one file (0600) created exclusively without following links. Removed as a whole on
+// every way out; leftovers of runs killed with SIGKILL are recognised by the pid in the
+// directory name and removed at the next start.
+import { constants as fsConstants, lstatSync, rmSync } from 'node:fs';
+import { lstat, mkdtemp, open, readdir, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SecretsFileError } from '../errors.js';
+
+const DIR_PREFIX = 'rws-';
+const LEFTOVER = /^rws-(\d+)-[A-Za-z0-9]{6}$/;
+// statfs f_type values of filesystems that live in memory (linux/magic.h).
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+export interface Placement {
+  base: string;
+  ramBacked: boolean;
+}
+
+export interface PlacementOptions {
+  xdgRuntimeDir: string | undefined;
+  tmpDir: string;
+  uid: number;
+}
+
+/** Where to put the private directory: $XDG_RUNTIME_DIR, /dev/shm, else the temp dir. */
+export async function choosePlacement(options: PlacementOptions): Promise<Placement> {
+  if (options.xdgRuntimeDir && (await isPrivateRamDir(options.xdgRuntimeDir, options.uid))) {
+    return { base: options.xdgRuntimeDir, ramBacked: true };
+  }
+  if (await isRamFilesystem('/dev/shm')) return { base: '/dev/shm', ramBacked: true };
+  return { base: options.tmpDir, ramBacked: await isRamFilesystem(options.tmpDir) };
+}
+
+async function isPrivateRamDir(path: string, uid: number): Promise<boolean> {
+  try {
+    const info = await lstat(path);
+    return info.isDirectory() && info.uid === uid && (info.mode & 0o077) === 0 && (await isRamFilesystem(path));
+  } catch {
+    return false;
+  }
+}
+
+async function isRamFilesystem(path: string): Promise<boolean> {
+  try {
+    const info = await lstat(path);
+    if (!info.isDirectory()) return false;
+    const fs = await statfs(path);
+    return fs.type === TMPFS_MAGIC || fs.type === RAMFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes directories of our own earlier runs whose process is gone. Returns how many. */
+export async function removeLeftovers(base: string, uid: number, isAlive: (pid: number) => boolean): Promise<number> {
+  let entries: string[];
+  try {
+    entries = await readdir(base);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const entry of entries) {
+    const match = LEFTOVER.exec(entry);
+    if (!match) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    const path = join(base, entry);
+    try {
+      const info = await lstat(path);
+      if (!info.isDirectory() || info.uid !== uid) continue;
+      await rm(path, { recursive: true, force: true });
+      removed++;
+    } catch {
+      // Raced with another wrapper cleaning the same leftover: nothing to do.
+    }
+  }
+  return removed;
+}
+
+export function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** One secrets file and its directory. `dispose` is idempotent and safe from any exit path. */
+export class SecretsFile {
+  private disposed = false;
+  private readHandle: FileHandle | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly path: string,
+  ) {}
+
+  /**
+   * Creates the directory and writes `content` into a new file. The instance is handed to
+   * `register` before anything exists on disk, so cleanup can never miss it.
+   */
+  static async create(base: string, fileName: string, content: string, register: (file: SecretsFile) => void): Promise<SecretsFile> {
+    let dir: string;
+    try {
+      dir = await mkdtemp(join(base, `${DIR_PREFIX}${process.pid}-`));
+    } catch (error) {
+      throw new SecretsFileError(`cannot create a private directory in ${base}`, 'check that the directory exists and is writable, or set TMPDIR', error);
+    }
+    const file = new SecretsFile(dir, join(dir, fileName));
+    register(file);
+    await file.write(content);
+    return file;
+  }
+
+  private async write(content: string): Promise<void> {
+    const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+    let handle: FileHandle | undefined;
+    try {
+      const dirInfo = await lstat(this.dir);
+      if (!dirInfo.isDirectory() || (dirInfo.mode & 0o077) !== 0) throw new Error('directory is not private');
+      handle = await open(this.path, flags, 0o600);
+      // The umask may only remove bits from 0600, never add them, but make the mode exact anyway.
+      await handle.chmod(0o600);
+      await handle.writeFile(content, 'utf8');
+      const info = await handle.stat();
+      if ((info.mode & 0o777) !== 0o600 || !info.isFile()) throw new Error('unexpected file mode');
+    } catch (error) {
+      throw new SecretsFileError(`cannot create the secrets file in ${this.dir}`, 'check the temporary directory (see --verbose)', error);
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  /**
+   * For --inject-as fd: reopen read-only, then remove file and directory. Nothing is left on any
+   * filesystem; the returned descriptor keeps the data alive for the child.
+   */
+  async detach(): Promise<number> {
+    try {
+      this.readHandle = await open(this.path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      await unlink(this.path);
+      await rmdir(this.dir);
+    } catch (error) {
+      throw new SecretsFileError('cannot hand the secrets file over as a descriptor', 'use --inject-as file instead', error);
+    }
+    return this.readHandle.fd;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await rm(this.dir, { recursive: true, force: true });
+    await this.readHandle?.close().catch(() => undefined);
+  }
+
+  /** Last resort from a synchronous exit path (process 'exit' event). */
+  disposeSync(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** True while the directory still exists (tests and diagnostics). */
+  existsOnDisk(): boolean {
+    try {
+      lstatSync(this.dir);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,90 @@
+// Signal relay between the wrapper and its child. See shared/SECURITY.md §Signals: on a terminal
+// the terminal delivers Ctrl-C, Ctrl-\ and resizes to the whole foreground group already, so
+// forwarding them again would deliver them twice.
+import type { ChildProcess } from 'node:child_process';
+
+const ALWAYS_FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+const TERMINAL_DELIVERED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGWINCH'];
+/** Signals that ask the wrapper (and so the child) to stop. */
+const STOP_SIGNALS = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']);
+/** A second one of these while the child runs escalates to SIGKILL. */
+const ESCALATING = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM']);
+
+export interface RelayOptions {
+  /** True when the wrapper is attached to a terminal: terminal-delivered signals are not forwarded. */
+  onTerminal: boolean;
+  /** --kill-after: SIGKILL the child this long after a stop signal. */
+  killAfterMs: number | undefined;
+  /** A stop signal arrived before any child was started. */
+  onStopBeforeChild(signal: NodeJS.Signals): void;
+  debug(message: string): void;
+}
+
+export class SignalRelay {
+  private child: ChildProcess | undefined;
+  private escalations = 0;
+  private killTimer: NodeJS.Timeout | undefined;
+  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+
+  constructor(private readonly options: RelayOptions) {}
+
+  /** Install before anything is created: from here on no signal can skip our cleanup. */
+  install(): void {
+    for (const signal of [...ALWAYS_FORWARDED, ...TERMINAL_DELIVERED]) {
+      const handler = (): void => this.receive(signal);
+      this.handlers.set(signal, handler);
+      process.on(signal, handler);
+    }
+  }
+
+  uninstall(): void {
+    for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
+    this.handlers.clear();
+    this.detach();
+  }
+
+  attach(child: ChildProcess): void {
+    this.child = child;
+  }
+
+  detach(): void {
+    this.child = undefined;
+    if (this.killTimer) clearTimeout(this.killTimer);
+    this.killTimer = undefined;
+  }
+
+  private receive(signal: NodeJS.Signals): void {
+    const child = this.child;
+    if (!child) {
+      if (STOP_SIGNALS.has(signal)) this.options.onStopBeforeChild(signal);
+      return;
+    }
+    if (ESCALATING.has(signal) && ++this.escalations >= 2) {
+      this.options.debug(`second ${signal}: killing the child with SIGKILL`);
+      this.kill('SIGKILL');
+      return;
+    }
+    if (!this.options.onTerminal || !TERMINAL_DELIVERED.includes(signal)) {
+      this.options.debug(`forwarding ${signal} to the child`);
+      this.kill(signal);
+    }
+    if (STOP_SIGNALS.has(signal)) this.armKillTimer();
+  }
+
+  private armKillTimer(): void {
+    if (this.options.killAfterMs === undefined || this.killTimer) return;
+    this.killTimer = setTimeout(() => {
+      this.options.debug('--kill-after expired: killing the child with SIGKILL');
+      this.kill('SIGKILL');
+    }, this.options.killAfterMs);
+    this.killTimer.unref();
+  }
+
+  private kill(signal: NodeJS.Signals): void {
+    try {
+      this.child?.kill(signal);
+    } catch {
+      // The child is already gone; its exit is reported through the exit event.
+    }
+  }
+}

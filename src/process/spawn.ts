@@ -1,0 +1,80 @@
+// Starts the child: inherited stdio (or pipes through the mask), an optional extra descriptor
+// (the secrets file in fd mode), the wrapper's process group. node:child_process is used
+// directly: the relay needs the raw ChildProcess, and execa costs ~100 ms of start-up that
+// every cron run would pay.
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { Writable } from 'node:stream';
+import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, SpawnError } from '../errors.js';
+import type { Outcome } from './exit-status.js';
+
+export interface ChildSpec {
+  command: string;
+  args: readonly string[];
+  env: Record<string, string>;
+  /** A descriptor to hand down as fd 3. */
+  extraFd?: number | undefined;
+  /** When set, stdout and stderr are piped through these (--mask) instead of inherited. */
+  filters?: { stdout: NodeJS.ReadWriteStream; stderr: NodeJS.ReadWriteStream; out: Writable; err: Writable } | undefined;
+}
+
+export interface RunningChild {
+  child: ChildProcess;
+  /** Settles when the child has exited and its piped output (if any) has drained. */
+  done: Promise<Outcome>;
+}
+
+/** Resolves once the child runs; rejects with a SpawnError when it cannot be started. */
+export function startChild(spec: ChildSpec): Promise<RunningChild> {
+  const output = spec.filters ? 'pipe' : 'inherit';
+  const stdio: StdioOptions = ['inherit', output, output];
+  if (spec.extraFd !== undefined) stdio.push(spec.extraFd);
+  return new Promise((resolve, reject) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(spec.command, [...spec.args], { stdio, env: spec.env, windowsHide: true });
+    } catch (error) {
+      reject(spawnFailure(spec.command, error));
+      return;
+    }
+    child.once('error', (error) => reject(spawnFailure(spec.command, error)));
+    child.once('spawn', () => {
+      const drained = spec.filters ? pipeOutput(child, spec.filters) : Promise.resolve();
+      const done = new Promise<Outcome>((settle) => {
+        child.once('exit', (code, signal) => {
+          const outcome: Outcome = signal ? { kind: 'signal', signal } : { kind: 'exit', code: code ?? 0 };
+          void drained.then(() => settle(outcome));
+        });
+      });
+      resolve({ child, done });
+    });
+  });
+}
+
+function pipeOutput(child: ChildProcess, filters: NonNullable<ChildSpec['filters']>): Promise<void> {
+  const ends = [
+    relay(child.stdout!, filters.stdout, filters.out),
+    relay(child.stderr!, filters.stderr, filters.err),
+  ];
+  return Promise.all(ends).then(() => undefined);
+}
+
+function relay(source: NodeJS.ReadableStream, filter: NodeJS.ReadWriteStream, target: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    source.pipe(filter);
+    // Do not end our own stdout/stderr: the wrapper may still log after the child is done.
+    filter.on('data', (chunk: Buffer) => target.write(chunk));
+    filter.once('end', () => resolve());
+    filter.once('error', () => resolve());
+  });
+}
+
+function spawnFailure(command: string, error: unknown): SpawnError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
+    return new SpawnError('RWS_COMMAND_NOT_FOUND', `command not found: ${command}`, EXIT_NOT_FOUND, 'check the command name and the PATH the child gets (see --dry-run)');
+  }
+  if (code === 'EACCES' || code === 'ENOEXEC' || code === 'EISDIR' || code === 'EPERM') {
+    return new SpawnError('RWS_COMMAND_NOT_EXECUTABLE', `cannot execute ${command}: ${code}`, EXIT_CANNOT_EXECUTE, 'check that the file is a program and has its execute bit (chmod +x)');
+  }
+  return new SpawnError('RWS_SPAWN_FAILED', `cannot start ${command}: ${code ?? 'unknown error'}`, EXIT_CANNOT_EXECUTE);
+}

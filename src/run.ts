@@ -1,0 +1,137 @@
+// The wrapper's flow: load → select → inject → spawn → wait → dispose. No argv, no process.exit:
+// it takes a plan and returns how the child ended, so the CLI, the tests and a future --watch
+// loop (which restarts the child with fresh secrets) can all drive it.
+import type { Writable } from 'node:stream';
+import type { Logger } from './cli/output.js';
+import { buildChildEnv } from './inject/child-env.js';
+import { serialize, type FileFormat } from './inject/file-format.js';
+import { buildNeedles, MaskStream, MIN_MASKED_LENGTH } from './inject/mask.js';
+import { choosePlacement, processIsAlive, removeLeftovers, SecretsFile, type PlacementOptions } from './inject/secrets-file.js';
+import { Cleanup, Stopped, StopSwitch } from './process/cleanup.js';
+import type { Outcome } from './process/exit-status.js';
+import { SignalRelay } from './process/signals.js';
+import { startChild } from './process/spawn.js';
+import { selectSecrets, type Selection } from './select.js';
+import { loadAll, type SecretSource, type Secrets } from './sources/source.js';
+
+export type InjectMode = 'env' | 'file' | 'fd';
+
+export interface RunPlan {
+  sources: SecretSource[];
+  selection: Selection;
+  injectAs: InjectMode;
+  fileVar: string;
+  fileFormat: FileFormat;
+  keepEnv: string[];
+  pristine: boolean;
+  mask: boolean;
+  dryRun: boolean;
+  killAfterMs: number | undefined;
+  command: string;
+  args: string[];
+  parentEnv: Readonly<Record<string, string | undefined>>;
+  placement: PlacementOptions;
+  onTerminal: boolean;
+}
+
+export interface RunIo {
+  stdout: Writable;
+  stderr: Writable;
+  log: Logger;
+  jsonOutput: boolean;
+}
+
+const FILE_EXTENSIONS: Record<FileFormat, string> = { dotenv: 'secrets.env', shell: 'secrets.sh', json: 'secrets.json' };
+
+export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
+  const cleanup = new Cleanup();
+  const stop = new StopSwitch();
+  const relay = new SignalRelay({
+    onTerminal: plan.onTerminal,
+    killAfterMs: plan.killAfterMs,
+    onStopBeforeChild: (signal) => stop.trigger(signal),
+    debug: (message) => io.log.debug(message),
+  });
+  relay.install();
+  try {
+    const all = await stop.race(loadAll(plan.sources, { warn: io.log.warn, debug: io.log.debug }));
+    const secrets = selectSecrets(all, plan.selection);
+    if (plan.dryRun) {
+      describeDryRun(plan, secrets, io);
+      return { kind: 'exit', code: 0 };
+    }
+    const injected = await stop.race(inject(plan, secrets, cleanup, io));
+    const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
+    for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
+    io.log.info(`injecting ${secrets.size} secret(s) as ${plan.injectAs}: ${[...secrets.keys()].join(', ') || '(none)'}`);
+    const running = await startChild({
+      command: plan.command,
+      args: plan.args,
+      env,
+      extraFd: injected.fd,
+      filters: plan.mask ? maskFilters(secrets, io) : undefined,
+    });
+    relay.attach(running.child);
+    // A stop signal that arrived while the child was being started is passed on now.
+    if (stop.signal) running.child.kill(stop.signal);
+    const outcome = await running.done;
+    io.log.debug(outcome.kind === 'exit' ? `child exited with ${outcome.code}` : `child was killed by ${outcome.signal}`);
+    return outcome;
+  } catch (error) {
+    if (error instanceof Stopped) {
+      io.log.debug(`${error.signal} received before the child started: cleaning up`);
+      return { kind: 'signal', signal: error.signal };
+    }
+    throw error;
+  } finally {
+    relay.uninstall();
+    await cleanup.run();
+  }
+}
+
+interface Injection {
+  variables: Map<string, string>;
+  fd: number | undefined;
+}
+
+async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, io: RunIo): Promise<Injection> {
+  const placement = await choosePlacement(plan.placement);
+  const removed = await removeLeftovers(placement.base, plan.placement.uid, processIsAlive);
+  if (removed > 0) io.log.info(`removed ${removed} leftover secrets director${removed === 1 ? 'y' : 'ies'} of killed runs in ${placement.base}`);
+  if (plan.injectAs === 'env') return { variables: secrets, fd: undefined };
+
+  const content = await serialize(secrets, plan.fileFormat);
+  if (!placement.ramBacked) {
+    io.log.warn('RWS_NOT_RAM_BACKED', `no RAM-backed directory is usable; the secrets file goes to ${placement.base} (set XDG_RUNTIME_DIR or mount /dev/shm)`);
+  }
+  const file = await SecretsFile.create(placement.base, FILE_EXTENSIONS[plan.fileFormat], content, (created) => cleanup.add(created));
+  if (plan.injectAs === 'file') {
+    io.log.debug(`secrets file written to ${file.path}`);
+    return { variables: new Map([[plan.fileVar, file.path]]), fd: undefined };
+  }
+  const fd = await file.detach();
+  io.log.debug('secrets file unlinked; handing it to the child as /dev/fd/3');
+  return { variables: new Map([[plan.fileVar, '/dev/fd/3']]), fd };
+}
+
+function maskFilters(secrets: Secrets, io: RunIo) {
+  const short = [...secrets].filter(([, value]) => value.length > 0 && value.length < MIN_MASKED_LENGTH).map(([name]) => name);
+  if (short.length > 0) io.log.warn('RWS_MASK_SHORT_VALUE', `values shorter than ${MIN_MASKED_LENGTH} characters are not masked: ${short.join(', ')}`);
+  const needles = buildNeedles(secrets.values());
+  return { stdout: new MaskStream(needles), stderr: new MaskStream(needles), out: io.stdout, err: io.stderr };
+}
+
+function describeDryRun(plan: RunPlan, secrets: Secrets, io: RunIo): void {
+  const injected = plan.injectAs === 'env' ? secrets : new Map([[plan.fileVar, '']]);
+  const { env } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected });
+  const secretNames = [...secrets.keys()];
+  const envNames = Object.keys(env).sort();
+  if (io.jsonOutput) {
+    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command })}\n`);
+    return;
+  }
+  io.stdout.write(`would inject ${secretNames.length} secret(s) as ${plan.injectAs}: ${secretNames.join(', ') || '(none)'}\n`);
+  if (plan.injectAs !== 'env') io.stdout.write(`the child would read them from the file named by ${plan.fileVar} (${plan.fileFormat})\n`);
+  io.stdout.write(`the child's environment would hold ${envNames.length} variable(s): ${envNames.join(', ')}\n`);
+  if (plan.command) io.stdout.write(`would run: ${plan.command}\n`);
+}
