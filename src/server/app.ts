@@ -1,0 +1,126 @@
+// Routing, the 401 rate limit, audit-before-answer and the error boundary. Handlers live in
+// handlers.ts; this file decides which runs and makes sure every credentialed request leaves
+// exactly one audit line, written before the answer is sent (or the answer becomes a 503).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { auditLine, type AuditEventName, type AuditRecord } from './audit.js';
+import { batchSecrets, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken } from './handlers.js';
+import { errorResponse, HttpError, notFound } from './http-error.js';
+import { FailureLimiter } from './rate-limit.js';
+import { sendJson } from './request.js';
+
+export interface AppDeps extends HandlerDeps {
+  limiter?: FailureLimiter;
+  now?: () => Date;
+  /** Operator log: codes and names only. */
+  log?: (line: string) => void;
+}
+
+interface Route {
+  event: AuditEventName | undefined;
+  methods: readonly string[];
+  run: (x: Exchange) => Promise<Reply>;
+}
+
+const PREFIX = '/api/v1/vault/';
+
+function route(deps: HandlerDeps, url: URL): Route | undefined {
+  const path = url.pathname;
+  if (path === '/healthz') return { event: undefined, methods: ['GET'], run: async () => ({ status: 200, body: { status: 'ok' } }) };
+  if (!path.startsWith(PREFIX)) return undefined;
+  const parts = path.slice(PREFIX.length).split('/');
+  const [first, second] = parts;
+  if (parts.length === 2 && first === 'tokens' && second === 'generate') {
+    return { event: 'token.generate', methods: ['POST'], run: (x) => generateToken(deps, x) };
+  }
+  if (parts.length === 2 && first === 'tokens' && second === 'revoke') {
+    return { event: 'token.revoke', methods: ['POST'], run: (x) => revokeToken(deps, x) };
+  }
+  if (parts.length === 2 && first === 'secrets' && second === 'batch') {
+    return { event: 'secret.batch', methods: ['POST'], run: (x) => batchSecrets(deps, x) };
+  }
+  if (parts.length === 2 && first && second) return { event: 'secret.read', methods: ['GET'], run: (x) => readSecret(deps, x, first, second) };
+  if (parts.length === 1 && first) {
+    return { event: 'secret.list', methods: ['GET'], run: (x) => listSecrets(deps, x, first, listPattern(url)) };
+  }
+  return undefined;
+}
+
+function listPattern(url: URL): string | undefined {
+  const names = [...url.searchParams.keys()];
+  if (names.some((name) => name !== 'pattern') || names.length > 1) throw new HttpError(400, 'RWS_BAD_REQUEST', 'the only query parameter is pattern, given once');
+  return url.searchParams.get('pattern') ?? undefined;
+}
+
+export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const limiter = deps.limiter ?? new FailureLimiter();
+  const now = deps.now ?? (() => new Date());
+  const log = deps.log ?? (() => undefined);
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const x: Exchange = { req, now: now(), audit: {} };
+    const client = req.socket.remoteAddress ?? 'unknown';
+    let event: AuditEventName | undefined;
+    let reply: Reply & { headers?: Record<string, string> };
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const found = route(deps, url);
+      if (found === undefined) throw notFound('no such route');
+      if (!found.methods.includes(req.method ?? '')) {
+        throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${found.methods.join(', ')}`, { allow: found.methods.join(', ') });
+      }
+      event = found.event;
+      if (event !== undefined) {
+        const wait = limiter.retryAfter(client, x.now.getTime());
+        if (wait > 0) throw new HttpError(429, 'RWS_RATE_LIMITED', 'too many failed authentications from this address', { 'retry-after': String(wait) });
+      }
+      reply = await found.run(x);
+    } catch (error) {
+      if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
+      reply = errorResponse(error);
+      if (reply.status === 401) limiter.recordFailure(client, x.now.getTime());
+    }
+    if (event !== undefined) {
+      try {
+        await deps.state.appendAudit(auditLine(auditRecord(event, x.audit, reply, client), new Date()));
+      } catch (error) {
+        log(`secrets-server: ${describe(error)}`);
+        reply = errorResponse(new HttpError(503, 'RWS_AUDIT_UNAVAILABLE', 'the audit log could not be written; nothing was served'));
+      }
+    }
+    sendJson(res, reply.status, reply.body, reply.headers);
+  }
+
+  return (req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      log(`secrets-server: ${describe(error)}`);
+      if (!res.headersSent) sendJson(res, 500, errorResponse(error).body);
+      else res.destroy();
+    });
+  };
+}
+
+function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: { status: number; body: unknown }, client: string): AuditRecord {
+  const failed = reply.status >= 400;
+  const code = failed ? ((reply.body as { error?: { code?: string } }).error?.code ?? null) : null;
+  return {
+    event: reply.status === 401 ? 'auth.failure' : event,
+    outcome: failed ? 'failure' : 'success',
+    status: reply.status,
+    error_code: code,
+    api_key_id: seen.api_key_id ?? null,
+    jti: seen.jti ?? null,
+    subject: seen.subject ?? null,
+    environment: seen.environment ?? null,
+    keys: seen.keys ?? null,
+    client,
+  };
+}
+
+/** Names and codes only: an unknown error's message might hold data. */
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return `${error.name}${typeof code === 'string' ? ` ${code}` : ''}`;
+  }
+  return 'non-error thrown';
+}

@@ -1,0 +1,80 @@
+// The two request bodies, checked exactly: unknown fields (`__proto__` included) are refused,
+// types are what the API says, and every name and pattern is in its grammar.
+import { isValidPattern } from '../glob.js';
+import { isValidName } from '../names.js';
+import { badRequest, HttpError } from './http-error.js';
+import { isValidEnvironment } from './layout.js';
+import { isValidSubject } from './tokens.js';
+
+const MAX_USAGE_LIMIT = 1_000_000;
+const MAX_BATCH_KEYS = 1000;
+
+export interface GenerateBody {
+  subject: string;
+  environment: string;
+  key_pattern: string;
+  ttl_minutes: number | undefined;
+  usage_limit: number | undefined;
+}
+
+export interface BatchBody {
+  environment: string;
+  keys: string[] | undefined;
+  pattern: string | undefined;
+}
+
+function checkFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) throw badRequest(`unexpected field ${JSON.stringify(unknown[0]?.slice(0, 64))}; expected only ${allowed.join(', ')}`);
+}
+
+function positiveInteger(value: unknown, field: string, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > max) {
+    throw badRequest(`${field} must be an integer from 1 to ${max}`);
+  }
+  return value as number;
+}
+
+export function checkEnvironment(value: unknown): string {
+  if (typeof value !== 'string' || !isValidEnvironment(value)) throw badRequest('environment must be a name of letters, digits, _ and - (at most 64)');
+  return value;
+}
+
+export function checkPattern(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !isValidPattern(value)) throw badRequest(`${field} must be a glob of letters, digits, _, * and ? (at most 256)`);
+  return value;
+}
+
+export function checkName(value: unknown): string {
+  if (typeof value !== 'string' || !isValidName(value)) {
+    throw new HttpError(400, 'RWS_NAME_INVALID', 'secret names must match [A-Za-z_][A-Za-z0-9_]* (at most 128 characters)');
+  }
+  return value;
+}
+
+export function parseGenerateBody(body: Record<string, unknown>): GenerateBody {
+  checkFields(body, ['subject', 'environment', 'key_pattern', 'ttl_minutes', 'usage_limit']);
+  if (typeof body.subject !== 'string' || !isValidSubject(body.subject)) throw badRequest('subject must be a string of 1 to 256 characters without control characters');
+  return {
+    subject: body.subject,
+    environment: checkEnvironment(body.environment),
+    key_pattern: checkPattern(body.key_pattern, 'key_pattern'),
+    ttl_minutes: positiveInteger(body.ttl_minutes, 'ttl_minutes', 24 * 60),
+    usage_limit: positiveInteger(body.usage_limit, 'usage_limit', MAX_USAGE_LIMIT),
+  };
+}
+
+export function parseBatchBody(body: Record<string, unknown>): BatchBody {
+  checkFields(body, ['environment', 'keys', 'pattern']);
+  const environment = checkEnvironment(body.environment);
+  if (body.keys !== undefined && body.pattern !== undefined) throw badRequest('give keys or pattern, not both');
+  let keys: string[] | undefined;
+  if (body.keys !== undefined) {
+    if (!Array.isArray(body.keys) || body.keys.length === 0 || body.keys.length > MAX_BATCH_KEYS) {
+      throw badRequest(`keys must be a list of 1 to ${MAX_BATCH_KEYS} names`);
+    }
+    keys = [...new Set(body.keys.map(checkName))];
+  }
+  return { environment, keys, pattern: body.pattern === undefined ? undefined : checkPattern(body.pattern, 'pattern') };
+}

@@ -1,0 +1,150 @@
+// The five credentialed routes. Each checks, in order: credential (401), request shape (400),
+// scope or grant (403), existence (404), then counts the use, so that `usage_limit` counts only
+// answers that are about to succeed. The caller writes the audit line before sending the reply.
+import type { IncomingMessage } from 'node:http';
+import { globMatch, patternWithin } from '../glob.js';
+import { isValidName } from '../names.js';
+import { authenticateApiKey } from './api-keys.js';
+import type { AuditRecord } from './audit.js';
+import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerateBody } from './bodies.js';
+import { forbidden, HttpError, notFound } from './http-error.js';
+import { bearerCredential, readJsonBody } from './request.js';
+import type { SecretFile, SecretSource } from './secret-source.js';
+import type { StateStore } from './state.js';
+import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, signToken, type TokenClaims, verifyToken } from './tokens.js';
+
+export interface HandlerDeps {
+  state: StateStore;
+  secrets: SecretSource;
+  jwtSecret: Uint8Array;
+  pepper: Uint8Array;
+}
+
+export interface Exchange {
+  req: IncomingMessage;
+  now: Date;
+  /** Filled in as the handler learns who and what; written to the audit log by the caller. */
+  audit: Partial<AuditRecord>;
+}
+
+export interface Reply {
+  status: number;
+  body: unknown;
+}
+
+export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
+  const raw = await readJsonBody(x.req);
+  const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
+  x.audit.api_key_id = apiKey.id;
+  const body = parseGenerateBody(raw);
+  Object.assign(x.audit, { subject: body.subject, environment: body.environment, keys: null });
+  if (!apiKey.environments.includes(body.environment)) throw forbidden(`this API key grants no access to environment ${body.environment}`);
+  if (!apiKey.key_patterns.some((grant) => patternWithin(body.key_pattern, grant))) {
+    throw forbidden(`key_pattern ${body.key_pattern} is not within this API key's key patterns`);
+  }
+  const ttlMinutes = Math.min(body.ttl_minutes ?? DEFAULT_TTL_MINUTES, apiKey.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES, SERVER_MAX_TTL_MINUTES);
+  const scope = { environment: body.environment, key_pattern: body.key_pattern, permissions: ['read'] as ['read'] };
+  const { token, claims } = await signToken(deps.jwtSecret, { subject: body.subject, scope, ttlMinutes, usageLimit: body.usage_limit ?? null }, x.now);
+  x.audit.jti = claims.jti;
+  await deps.state.recordIssue({ jti: claims.jti, apiKeyId: apiKey.id, expiresAt: claims.exp }, x.now);
+  return {
+    status: 201,
+    body: { token, token_type: 'Bearer', jti: claims.jti, expires_at: new Date(claims.exp * 1000).toISOString(), scope, usage_limit: claims.usage_limit },
+  };
+}
+
+export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: string, keyParam: string): Promise<Reply> {
+  const claims = await authenticateToken(deps, x);
+  const environment = checkEnvironment(envParam);
+  x.audit.environment = environment;
+  const key = checkName(keyParam);
+  x.audit.keys = [key];
+  if (environment !== claims.scope.environment || !globMatch(claims.scope.key_pattern, key)) throw forbidden('the token does not cover this secret');
+  const file = await openEnvironment(deps.secrets, environment);
+  if (!file.names.includes(key)) throw notFound(`environment ${environment} has no secret ${key}`);
+  const value = file.decrypt(key);
+  await spendUse(deps, claims);
+  return { status: 200, body: { environment, key, value } };
+}
+
+export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: string, pattern: string | undefined): Promise<Reply> {
+  const claims = await authenticateToken(deps, x);
+  const environment = checkEnvironment(envParam);
+  x.audit.environment = environment;
+  const file = await openScoped(deps, claims, environment, pattern === undefined ? undefined : checkPattern(pattern, 'pattern'));
+  const keys = namesInScope(file, claims, pattern);
+  x.audit.keys = keys;
+  await spendUse(deps, claims);
+  return { status: 200, body: { environment, keys } };
+}
+
+export async function batchSecrets(deps: HandlerDeps, x: Exchange): Promise<Reply> {
+  const raw = await readJsonBody(x.req);
+  const claims = await authenticateToken(deps, x);
+  const body = parseBatchBody(raw);
+  x.audit.environment = body.environment;
+  let file: SecretFile;
+  let keys: string[];
+  if (body.keys === undefined) {
+    file = await openScoped(deps, claims, body.environment, body.pattern);
+    keys = namesInScope(file, claims, body.pattern);
+  } else {
+    keys = body.keys;
+    x.audit.keys = keys;
+    if (body.environment !== claims.scope.environment || !keys.every((key) => globMatch(claims.scope.key_pattern, key))) {
+      throw forbidden('the token does not cover every secret asked for');
+    }
+    file = await openEnvironment(deps.secrets, body.environment);
+    const missing = keys.find((key) => !file.names.includes(key));
+    if (missing !== undefined) throw notFound(`environment ${body.environment} has no secret ${missing}`);
+  }
+  x.audit.keys = keys;
+  const secrets: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const key of keys) secrets[key] = file.decrypt(key);
+  await spendUse(deps, claims);
+  return { status: 200, body: { environment: body.environment, secrets } };
+}
+
+export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
+  await readJsonBody(x.req, { optional: true });
+  const claims = await verifyToken(deps.jwtSecret, bearerCredential(x.req), x.now);
+  Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
+  // Revoking is idempotent: a revoked or spent token may still be revoked (again).
+  await deps.state.revokeToken(presented(claims));
+  return { status: 204, body: undefined };
+}
+
+async function authenticateToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
+  const claims = await verifyToken(deps.jwtSecret, bearerCredential(x.req), x.now);
+  Object.assign(x.audit, { jti: claims.jti, subject: claims.sub });
+  throwUnlessLive(await deps.state.checkToken(presented(claims)));
+  return claims;
+}
+
+async function spendUse(deps: HandlerDeps, claims: TokenClaims): Promise<void> {
+  throwUnlessLive(await deps.state.consumeUse(presented(claims)));
+}
+
+function throwUnlessLive(outcome: 'ok' | 'revoked' | 'exhausted'): void {
+  if (outcome === 'revoked') throw new HttpError(401, 'RWS_TOKEN_REVOKED', 'token has been revoked', { 'www-authenticate': 'Bearer' });
+  if (outcome === 'exhausted') throw new HttpError(401, 'RWS_TOKEN_EXHAUSTED', 'token has no uses left', { 'www-authenticate': 'Bearer' });
+}
+
+const presented = (claims: TokenClaims) => ({ jti: claims.jti, expiresAt: claims.exp, usageLimit: claims.usage_limit });
+
+/** For list and batch by pattern: the pattern, when given, must lie within the token's scope. */
+async function openScoped(deps: HandlerDeps, claims: TokenClaims, environment: string, pattern: string | undefined): Promise<SecretFile> {
+  if (environment !== claims.scope.environment) throw forbidden('the token does not cover this environment');
+  if (pattern !== undefined && !patternWithin(pattern, claims.scope.key_pattern)) throw forbidden('pattern is not within the token scope');
+  return openEnvironment(deps.secrets, environment);
+}
+
+async function openEnvironment(secrets: SecretSource, environment: string): Promise<SecretFile> {
+  const file = await secrets.open(environment);
+  if (file === undefined) throw notFound(`no environment ${environment}`);
+  return file;
+}
+
+function namesInScope(file: SecretFile, claims: TokenClaims, pattern: string | undefined): string[] {
+  return file.names.filter((name) => isValidName(name) && globMatch(claims.scope.key_pattern, name) && (pattern === undefined || globMatch(pattern, name)));
+}

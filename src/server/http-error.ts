@@ -1,0 +1,62 @@
+// The one error type the HTTP layer answers with: a status, a stable code and a public message.
+// Anything else thrown inside a handler becomes a plain 500 with nothing internal in it.
+import { RwsError } from '../errors.js';
+
+export type HttpErrorCode =
+  | 'RWS_BAD_REQUEST'
+  | 'RWS_NAME_INVALID'
+  | 'RWS_AUTH_FAILED'
+  | 'RWS_TOKEN_EXPIRED'
+  | 'RWS_TOKEN_REVOKED'
+  | 'RWS_TOKEN_EXHAUSTED'
+  | 'RWS_FORBIDDEN'
+  | 'RWS_NOT_FOUND'
+  | 'RWS_METHOD_NOT_ALLOWED'
+  | 'RWS_BODY_TOO_LARGE'
+  | 'RWS_UNSUPPORTED_MEDIA_TYPE'
+  | 'RWS_RATE_LIMITED'
+  | 'RWS_STORE_INVALID'
+  | 'RWS_AUDIT_UNAVAILABLE'
+  | 'RWS_STATE_UNAVAILABLE'
+  | 'RWS_INTERNAL';
+
+export class HttpError extends RwsError {
+  constructor(
+    readonly status: number,
+    code: HttpErrorCode,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(code, message);
+  }
+}
+
+export const badRequest = (message: string): HttpError => new HttpError(400, 'RWS_BAD_REQUEST', message);
+export const unauthorized = (message = 'missing or invalid credential'): HttpError =>
+  new HttpError(401, 'RWS_AUTH_FAILED', message, { 'www-authenticate': 'Bearer' });
+export const forbidden = (message: string): HttpError => new HttpError(403, 'RWS_FORBIDDEN', message);
+export const notFound = (message: string): HttpError => new HttpError(404, 'RWS_NOT_FOUND', message);
+
+/**
+ * Errors from below the HTTP layer that clients may learn about: their code becomes a fixed
+ * public message (their own message may name files), everything else a plain 500.
+ */
+const PUBLIC_FAILURES: Readonly<Record<string, readonly [number, HttpErrorCode, string]>> = {
+  RWS_AUDIT_UNAVAILABLE: [503, 'RWS_AUDIT_UNAVAILABLE', 'the audit log could not be written; nothing was served'],
+  RWS_STATE_UNAVAILABLE: [503, 'RWS_STATE_UNAVAILABLE', 'the token state could not be recorded; nothing was served'],
+  RWS_STORE_INVALID: [500, 'RWS_STORE_INVALID', 'the secrets store failed verification and is not served'],
+  RWS_SOPS_INVALID: [500, 'RWS_STORE_INVALID', 'the secrets file failed verification and is not served'],
+  RWS_SOPS_MAC_MISMATCH: [500, 'RWS_STORE_INVALID', 'the secrets file failed verification and is not served'],
+  RWS_SOPS_DECRYPT_FAILED: [500, 'RWS_STORE_INVALID', 'the secrets file failed verification and is not served'],
+  RWS_SOPS_NO_IDENTITY: [500, 'RWS_STORE_INVALID', 'the secrets file is not encrypted for this server'],
+};
+
+/** The answer for an error: known errors keep their code and message, others say nothing. */
+export function errorResponse(error: unknown): { status: number; headers: Record<string, string>; body: unknown } {
+  if (error instanceof HttpError) {
+    return { status: error.status, headers: { ...error.headers }, body: { error: { code: error.code, message: error.message } } };
+  }
+  const known = error instanceof RwsError ? PUBLIC_FAILURES[error.code] : undefined;
+  if (known !== undefined) return { status: known[0], headers: {}, body: { error: { code: known[1], message: known[2] } } };
+  return { status: 500, headers: {}, body: { error: { code: 'RWS_INTERNAL', message: 'internal error' } } };
+}

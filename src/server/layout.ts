@@ -1,0 +1,39 @@
+// Where things live in the store directory, and which environment names may become file names.
+
+import path from 'node:path';
+
+/** Environment names become file names: no dots, no slashes, nothing hidden. */
+const ENVIRONMENT_GRAMMAR = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** `GET /api/v1/vault/tokens/generate` must never be read as a secret named `generate`. */
+const RESERVED_ENVIRONMENTS = new Set(['tokens', 'secrets']);
+
+export function isValidEnvironment(name: string): boolean {
+  return ENVIRONMENT_GRAMMAR.test(name) && !RESERVED_ENVIRONMENTS.has(name);
+}
+
+export const SECRETS_SUFFIX = '.enc.yaml';
+
+export interface StorePaths {
+  readonly dir: string;
+  readonly ageIdentity: string;
+  readonly jwtSecret: string;
+  readonly pepper: string;
+  readonly apiKeys: string;
+  readonly stateLog: string;
+  readonly auditLog: string;
+  secrets(environment: string): string;
+}
+
+export function storePaths(dir: string): StorePaths {
+  const root = path.resolve(dir);
+  return {
+    dir: root,
+    ageIdentity: path.join(root, 'age-identity.txt'),
+    jwtSecret: path.join(root, 'jwt-secret'),
+    pepper: path.join(root, 'api-key-pepper'),
+    apiKeys: path.join(root, 'api-keys.json'),
+    stateLog: path.join(root, 'token-state.log'),
+    auditLog: path.join(root, 'audit.log'),
+    secrets: (environment) => path.join(root, `${environment}${SECRETS_SUFFIX}`),
+  };
+}

@@ -1,0 +1,71 @@
+// Reading requests and writing responses: bounded JSON bodies, bearer credentials, JSON answers.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { badRequest, HttpError, unauthorized } from './http-error.js';
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+const tooLarge = (): HttpError =>
+  new HttpError(413, 'RWS_BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES} bytes`, { connection: 'close' });
+
+/** The request's JSON object body; `{}` when a body is optional and none was sent. */
+export async function readJsonBody(req: IncomingMessage, options: { optional?: boolean } = {}): Promise<Record<string, unknown>> {
+  const length = req.headers['content-length'];
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const empty = !chunked && (length === undefined || length === '0');
+  if (empty && options.optional) return {};
+  const type = req.headers['content-type'];
+  if (!empty && !/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(type ?? '')) {
+    if (options.optional) return await drain(req).then(() => ({}));
+    throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
+  }
+  if (length !== undefined && Number(length) > MAX_BODY_BYTES) throw tooLarge();
+  const text = await readText(req);
+  if (options.optional && text === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw badRequest('the body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('the body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+async function readText(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return decoder.decode(Buffer.concat(chunks));
+  } catch {
+    throw badRequest('the body is not valid UTF-8');
+  }
+}
+
+async function drain(req: IncomingMessage): Promise<void> {
+  await readText(req);
+}
+
+/** The credential of `Authorization: Bearer <credential>`, exactly as sent (nothing trimmed). */
+export function bearerCredential(req: IncomingMessage): string {
+  const header = req.headers.authorization;
+  const match = header === undefined ? null : /^Bearer ([^ ]+)$/i.exec(header);
+  if (match?.[1] === undefined) throw unauthorized('send the credential as Authorization: Bearer <credential>');
+  return match[1];
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...(body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }),
+  });
+  res.end(text);
+}

@@ -1,0 +1,153 @@
+// Access tokens: HS256 JWTs through jose, with everything jose leaves open pinned here (see
+// shared/SECURITY.md "Tokens" and RFC 8725): the compact grammar with nothing trimmed and one
+// base64url spelling per part, a size bound, an exact header ({alg, typ}: no kid, crit, jwk, jku,
+// x5u), issuer, audience, integer dates, a bounded lifetime and an exact claim schema.
+import { randomBytes } from 'node:crypto';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { isValidPattern } from '../glob.js';
+import { HttpError, unauthorized } from './http-error.js';
+import { isValidEnvironment } from './layout.js';
+
+export const TOKEN_TYPE = 'rws-access+jwt';
+export const TOKEN_ISSUER = 'secrets-server';
+export const TOKEN_AUDIENCE = 'run-with-secrets';
+export const SERVER_MAX_TTL_MINUTES = 60;
+export const DEFAULT_TTL_MINUTES = 5;
+const CLOCK_SKEW_SECONDS = 30;
+const MAX_TOKEN_LENGTH = 4095;
+const COMPACT_GRAMMAR = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const JTI_GRAMMAR = /^[A-Za-z0-9_-]{16,64}$/;
+const SUBJECT_GRAMMAR = /^[^\p{Cc}]{1,256}$/u;
+const CLAIMS = ['iss', 'aud', 'sub', 'iat', 'nbf', 'exp', 'jti', 'scope'];
+const OPTIONAL_CLAIMS = ['usage_limit'];
+const SCOPE_KEYS = ['environment', 'key_pattern', 'permissions'];
+
+export interface TokenScope {
+  environment: string;
+  key_pattern: string;
+  permissions: ['read'];
+}
+
+export interface TokenClaims {
+  sub: string;
+  jti: string;
+  iat: number;
+  exp: number;
+  scope: TokenScope;
+  usage_limit: number | null;
+}
+
+export interface TokenRequest {
+  subject: string;
+  scope: TokenScope;
+  ttlMinutes: number;
+  usageLimit: number | null;
+}
+
+export function isValidSubject(subject: string): boolean {
+  return SUBJECT_GRAMMAR.test(subject);
+}
+
+export async function signToken(secret: Uint8Array, request: TokenRequest, now: Date): Promise<{ token: string; claims: TokenClaims }> {
+  const iat = Math.floor(now.getTime() / 1000);
+  const claims: TokenClaims = {
+    sub: request.subject,
+    jti: randomBytes(16).toString('base64url'),
+    iat,
+    exp: iat + request.ttlMinutes * 60,
+    scope: request.scope,
+    usage_limit: request.usageLimit,
+  };
+  const payload: Record<string, unknown> = { scope: claims.scope };
+  if (claims.usage_limit !== null) payload.usage_limit = claims.usage_limit;
+  const token = await new SignJWT(payload)
+    .setProtectedHeader({ alg: 'HS256', typ: TOKEN_TYPE })
+    .setIssuer(TOKEN_ISSUER)
+    .setAudience(TOKEN_AUDIENCE)
+    .setSubject(claims.sub)
+    .setIssuedAt(iat)
+    .setNotBefore(iat)
+    .setExpirationTime(claims.exp)
+    .setJti(claims.jti)
+    .sign(secret);
+  return { token, claims };
+}
+
+/** The claims of a token this server issued and that is valid now, or a 401. */
+export async function verifyToken(secret: Uint8Array, token: string, now: Date): Promise<TokenClaims> {
+  if (token.length > MAX_TOKEN_LENGTH || !COMPACT_GRAMMAR.test(token)) throw unauthorized('malformed token');
+  if (!token.split('.').every(isCanonicalBase64url)) throw unauthorized('malformed token');
+  checkHeader(token);
+  let payload: Record<string, unknown>;
+  try {
+    ({ payload } = await jwtVerify(token, secret, {
+      algorithms: ['HS256'],
+      typ: TOKEN_TYPE,
+      issuer: TOKEN_ISSUER,
+      audience: TOKEN_AUDIENCE,
+      requiredClaims: ['iss', 'aud', 'sub', 'iat', 'nbf', 'exp', 'jti'],
+      maxTokenAge: SERVER_MAX_TTL_MINUTES * 60,
+      clockTolerance: CLOCK_SKEW_SECONDS,
+      currentDate: now,
+    }));
+  } catch (error) {
+    if (error instanceof joseErrors.JWTExpired) throw new HttpError(401, 'RWS_TOKEN_EXPIRED', 'token has expired', { 'www-authenticate': 'Bearer' });
+    throw unauthorized('invalid token');
+  }
+  return checkClaims(payload);
+}
+
+function isCanonicalBase64url(part: string): boolean {
+  return Buffer.from(part, 'base64url').toString('base64url') === part;
+}
+
+function checkHeader(token: string): void {
+  let header: Record<string, unknown>;
+  try {
+    header = decodeProtectedHeader(token) as Record<string, unknown>;
+  } catch {
+    throw unauthorized('malformed token');
+  }
+  const keys = Object.keys(header).sort();
+  if (keys.length !== 2 || keys[0] !== 'alg' || keys[1] !== 'typ' || header.alg !== 'HS256' || header.typ !== TOKEN_TYPE) {
+    throw unauthorized('invalid token');
+  }
+}
+
+function hasExactKeys(value: unknown, required: readonly string[], optional: readonly string[] = []): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  const keys = Object.keys(value);
+  return required.every((key) => Object.hasOwn(value, key)) && keys.every((key) => required.includes(key) || optional.includes(key));
+}
+
+function checkClaims(payload: unknown): TokenClaims {
+  const fail = (): never => {
+    throw unauthorized('invalid token');
+  };
+  if (!hasExactKeys(payload, CLAIMS, OPTIONAL_CLAIMS)) return fail();
+  const { iss, aud, sub, jti, iat, nbf, exp, scope, usage_limit: usageLimit } = payload;
+  if (iss !== TOKEN_ISSUER || aud !== TOKEN_AUDIENCE) return fail();
+  if (typeof sub !== 'string' || !isValidSubject(sub)) return fail();
+  if (typeof jti !== 'string' || !JTI_GRAMMAR.test(jti)) return fail();
+  if (!isInt(iat) || !isInt(nbf) || !isInt(exp)) return fail();
+  if (nbf < iat || exp <= nbf || exp - iat > SERVER_MAX_TTL_MINUTES * 60) return fail();
+  if (usageLimit !== undefined && !(isInt(usageLimit) && usageLimit > 0)) return fail();
+  if (!hasExactKeys(scope, SCOPE_KEYS)) return fail();
+  const { environment, key_pattern: keyPattern, permissions } = scope;
+  if (typeof environment !== 'string' || !isValidEnvironment(environment)) return fail();
+  if (typeof keyPattern !== 'string' || !isValidPattern(keyPattern)) return fail();
+  if (!Array.isArray(permissions) || permissions.length !== 1 || permissions[0] !== 'read') return fail();
+  return {
+    sub,
+    jti,
+    iat,
+    exp,
+    scope: { environment, key_pattern: keyPattern, permissions: ['read'] },
+    usage_limit: (usageLimit as number | undefined) ?? null,
+  };
+}
+
+function isInt(value: unknown): value is number {
+  return Number.isSafeInteger(value);
+}
