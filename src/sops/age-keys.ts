@@ -1,0 +1,88 @@
+// age identities: the key file format and where sops finds keys (FORMAT.md §6 "Identities",
+// "Key file format"). Only SOPS_AGE_KEY and SOPS_AGE_KEY_FILE are read, additively, as sops does.
+import { open } from 'node:fs/promises';
+import * as age from 'age-encryption';
+import { SopsError } from './errors.js';
+
+// Bech32 upper-case data characters; age writes identities upper case.
+const X25519 = /^AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}$/;
+const HYBRID = /^AGE-SECRET-KEY-PQ-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]+$/;
+
+function noIdentity(message: string, hint?: string): SopsError {
+  return new SopsError('RWS_SOPS_NO_IDENTITY', message, hint === undefined ? {} : { hint });
+}
+
+/** What is wrong with one token, without repeating it (it may be a key). */
+function problem(token: string): string | undefined {
+  if (X25519.test(token) || HYBRID.test(token)) return undefined;
+  if (token.startsWith('AGE-PLUGIN-')) return 'is an age plugin identity, which is not supported';
+  if (token.startsWith('-----BEGIN') || token.startsWith('age-encryption.org')) return 'starts an encrypted key file, which is not supported';
+  if (token.startsWith('AGE-SECRET-KEY-')) return 'is a malformed age identity';
+  return 'is not an age identity (AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1…)';
+}
+
+function parseLines(text: string, origin: string, split: boolean): string[] {
+  const keys: string[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const tokens = split ? line.split(/\s+/) : [line];
+    for (const token of tokens) {
+      const why = problem(token);
+      if (why !== undefined) throw noIdentity(`line ${i + 1} of ${origin} ${why}`, 'one key per line; blank lines and lines starting with # are skipped');
+      if (!keys.includes(token)) keys.push(token);
+    }
+  });
+  return keys;
+}
+
+/** An age key file: one identity per line, blank lines and `#` lines skipped. */
+export function parseAgeIdentities(text: string): string[] {
+  return parseLines(text, 'the age key file', false);
+}
+
+/** Reads a key file that only its owner may read: it is a credential (SECURITY.md). */
+async function readKeyFile(path: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (cause) {
+    throw noIdentity(`cannot read SOPS_AGE_KEY_FILE ${path}`, 'check the path and its permissions');
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw noIdentity(`SOPS_AGE_KEY_FILE ${path} is not a regular file`);
+    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+      throw new SopsError('RWS_CREDENTIAL_FILE_MODE', `age key file ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)})`, {
+        hint: `chmod 600 ${path}`,
+      });
+    }
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Identities from SOPS_AGE_KEY (whitespace or newline separated) and SOPS_AGE_KEY_FILE. */
+export async function loadAgeIdentities(env: { SOPS_AGE_KEY?: string; SOPS_AGE_KEY_FILE?: string }): Promise<string[]> {
+  const keys: string[] = [];
+  if (env.SOPS_AGE_KEY !== undefined && env.SOPS_AGE_KEY.trim() !== '') {
+    keys.push(...parseLines(env.SOPS_AGE_KEY, 'SOPS_AGE_KEY', true));
+  }
+  if (env.SOPS_AGE_KEY_FILE !== undefined && env.SOPS_AGE_KEY_FILE !== '') {
+    const path = env.SOPS_AGE_KEY_FILE;
+    for (const key of parseLines(await readKeyFile(path), path, false)) if (!keys.includes(key)) keys.push(key);
+  }
+  return keys;
+}
+
+/** The public recipient (age1… or age1pq1…) of an identity. */
+export async function identityToRecipient(identity: string): Promise<string> {
+  const why = problem(identity);
+  if (why !== undefined) throw noIdentity(`the identity ${why}`);
+  try {
+    return await age.identityToRecipient(identity);
+  } catch (cause) {
+    throw new SopsError('RWS_SOPS_NO_IDENTITY', 'the identity is a malformed age identity', { cause });
+  }
+}

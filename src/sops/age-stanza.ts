@@ -1,0 +1,63 @@
+// The data key's age layer (FORMAT.md §6): one armored age file per recipient, holding the raw
+// 32-byte data key. Like sops, every stanza is tried with all identities; the recipient string is
+// not matched against the identities.
+import * as age from 'age-encryption';
+import { DATA_KEY_BYTES } from './cipher.js';
+import { SopsError } from './errors.js';
+import type { AgeStanza } from './metadata.js';
+
+/** typage's message when no identity fits a file (FORMAT.md §8). */
+const NO_MATCH = /no identity matched/i;
+
+export async function unwrapDataKey(stanzas: readonly AgeStanza[], identities: readonly string[], origin: string): Promise<Uint8Array> {
+  if (identities.length === 0) {
+    throw new SopsError('RWS_SOPS_NO_IDENTITY', `${origin}: no age identity is configured`, { hint: 'set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY' });
+  }
+  if (stanzas.length === 0) {
+    throw new SopsError('RWS_SOPS_NO_IDENTITY', `${origin}: the file has no age recipients`, { hint: 'only age keys are supported (not pgp or cloud KMS)' });
+  }
+  const decrypter = new age.Decrypter();
+  identities.forEach((identity, i) => {
+    try {
+      decrypter.addIdentity(identity);
+    } catch {
+      throw new SopsError('RWS_SOPS_NO_IDENTITY', `age identity ${i + 1} is malformed`);
+    }
+  });
+  let failure: unknown; // a stanza that matched an identity but did not open
+  let malformed = 0; // stanzas whose armor could not be read at all
+  for (const stanza of stanzas) {
+    let file: Uint8Array;
+    try {
+      file = age.armor.decode(stanza.enc);
+    } catch {
+      malformed += 1;
+      continue;
+    }
+    try {
+      const key = await decrypter.decrypt(file);
+      if (key.length === DATA_KEY_BYTES) return key;
+      failure = new Error('the data key is not 32 bytes');
+    } catch (e) {
+      if (!(e instanceof Error && NO_MATCH.test(e.message))) failure = e;
+    }
+  }
+  if (failure === undefined && malformed < stanzas.length) {
+    const recipients = stanzas.map((s) => (s.recipient.length > 24 ? `${s.recipient.slice(0, 20)}…` : s.recipient)).join(', ');
+    throw new SopsError('RWS_SOPS_NO_IDENTITY', `${origin}: none of the ${identities.length} age identities opens the file (recipients: ${recipients})`, {
+      hint: 'use the identity of one of those recipients',
+    });
+  }
+  throw new SopsError('RWS_SOPS_DECRYPT_FAILED', `${origin}: the age-encrypted data key could not be decrypted`, { cause: failure });
+}
+
+/** One armored age file for one recipient (FORMAT.md §6 "Encrypt"). */
+export async function wrapDataKey(dataKey: Uint8Array, recipient: string): Promise<string> {
+  const encrypter = new age.Encrypter();
+  try {
+    encrypter.addRecipient(recipient);
+  } catch (cause) {
+    throw new SopsError('RWS_SOPS_INVALID', `${recipient} is not an age recipient this writer supports (age1… or age1pq1…)`, { cause });
+  }
+  return age.armor.encode(await encrypter.encrypt(dataKey));
+}
