@@ -8,6 +8,7 @@ import { authenticateApiKey } from './api-keys.js';
 import type { AuditRecord } from './audit.js';
 import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerateBody } from './bodies.js';
 import { forbidden, HttpError, notFound } from './http-error.js';
+import { isValidEnvironment } from './layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import type { SecretFile, SecretSource } from './secret-source.js';
 import type { StateStore } from './state.js';
@@ -54,6 +55,7 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
 }
 
 export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: string, keyParam: string): Promise<Reply> {
+  noteRequested(x, envParam, [keyParam]);
   const claims = await authenticateToken(deps, x);
   const environment = checkEnvironment(envParam);
   x.audit.environment = environment;
@@ -68,6 +70,7 @@ export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: strin
 }
 
 export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: string, pattern: string | undefined): Promise<Reply> {
+  noteRequested(x, envParam, []);
   const claims = await authenticateToken(deps, x);
   const environment = checkEnvironment(envParam);
   x.audit.environment = environment;
@@ -112,6 +115,12 @@ export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply
   // Revoking is idempotent: a revoked or spent token may still be revoked (again).
   await deps.state.revokeToken(presented(claims));
   return { status: 204, body: undefined };
+}
+
+/** Lets a refused request's audit line say what was asked for (only well-formed names). */
+function noteRequested(x: Exchange, environment: string, keys: string[]): void {
+  if (isValidEnvironment(environment)) x.audit.environment = environment;
+  if (keys.length > 0 && keys.every(isValidName)) x.audit.keys = keys;
 }
 
 async function authenticateToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {

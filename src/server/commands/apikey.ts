@@ -1,0 +1,91 @@
+// `secrets-server apikey create|list|revoke`. The key is printed once by `create` and stored
+// nowhere: only its HMAC under the pepper is kept.
+import { RwsError, UsageError } from '../../errors.js';
+import { isValidPattern } from '../../glob.js';
+import { createApiKey } from '../api-keys.js';
+import type { CliIo } from '../cli.js';
+import { EXIT_OK } from '../cli.js';
+import { checkStoreDir, resolvePepper, resolveStore } from '../config.js';
+import { isValidEnvironment, type StorePaths } from '../layout.js';
+import { LocalStateStore } from '../local-state.js';
+import { SERVER_MAX_TTL_MINUTES } from '../tokens.js';
+
+async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: LocalStateStore }> {
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  await checkStoreDir(paths);
+  return { paths, state: await LocalStateStore.open({ apiKeysFile: paths.apiKeys, stateLog: paths.stateLog }) };
+}
+
+export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const name = String(args.name);
+  if (!/^[^\p{Cc}]{1,128}$/u.test(name)) throw new UsageError('--name must be 1 to 128 characters without control characters');
+  const environments = [...new Set(args.environment as string[])];
+  const bad = environments.find((environment) => !isValidEnvironment(environment));
+  if (bad !== undefined) throw new UsageError(`--environment ${JSON.stringify(bad.slice(0, 64))} is not a valid environment name`);
+  const keyPatterns = [...new Set(args['key-pattern'] as string[])];
+  const badPattern = keyPatterns.find((pattern) => !isValidPattern(pattern));
+  if (badPattern !== undefined) throw new UsageError(`--key-pattern ${JSON.stringify(badPattern.slice(0, 64))} is not a glob of letters, digits, _, * and ?`);
+  const maxTtl = args['max-ttl'] as number | undefined;
+  if (maxTtl !== undefined && !(Number.isSafeInteger(maxTtl) && maxTtl >= 1 && maxTtl <= SERVER_MAX_TTL_MINUTES)) {
+    throw new UsageError(`Expected --max-ttl to be an integer from 1 to ${SERVER_MAX_TTL_MINUTES} minutes, got ${String(args['max-ttl'])}`);
+  }
+  const now = new Date();
+  let expiresAt: Date | null = null;
+  if (args['expires-at'] !== undefined) {
+    const text = String(args['expires-at']);
+    expiresAt = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text) ? new Date(text) : new Date(Number.NaN);
+    if (Number.isNaN(expiresAt.getTime())) throw new UsageError(`Expected --expires-at to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
+    if (expiresAt <= now) throw new UsageError('--expires-at is in the past');
+  }
+  const { paths, state } = await openState(args, io);
+  try {
+    const pepper = await resolvePepper(paths);
+    const { id, key } = await createApiKey(state, pepper, { name, environments, keyPatterns, maxTtlMinutes: maxTtl ?? null, expiresAt }, now);
+    io.stdout.write(`id: ${id}\nkey: ${key}\n`);
+    io.stderr.write('The key is shown this once and is not stored; keep it in your secret manager now.\n');
+  } finally {
+    await state.close();
+  }
+  return EXIT_OK;
+}
+
+export async function apikeyList(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const { state } = await openState(args, io);
+  try {
+    for (const key of await state.listApiKeys()) {
+      const view = {
+        id: key.id,
+        name: key.name,
+        environments: key.environments,
+        key_patterns: key.key_patterns,
+        max_ttl_minutes: key.max_ttl_minutes,
+        created_at: key.created_at,
+        expires_at: key.expires_at,
+        last_used_at: key.last_used_at,
+        revoked_at: key.revoked_at,
+      };
+      if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
+      else {
+        io.stdout.write(
+          `${view.id}  ${view.name}  environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
+            `created=${view.created_at}  expires=${view.expires_at ?? 'never'}  last_used=${view.last_used_at ?? 'never'}  revoked=${view.revoked_at ?? 'no'}\n`,
+        );
+      }
+    }
+  } finally {
+    await state.close();
+  }
+  return EXIT_OK;
+}
+
+export async function apikeyRevoke(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const id = String(args.id);
+  const { state } = await openState(args, io);
+  try {
+    if (!(await state.revokeApiKey(id, new Date()))) throw new RwsError('RWS_APIKEY_MISSING', `no API key ${id.slice(0, 64)}`, { hint: 'see secrets-server apikey list' });
+  } finally {
+    await state.close();
+  }
+  io.stdout.write(`revoked ${id} (its tokens stop working too)\n`);
+  return EXIT_OK;
+}

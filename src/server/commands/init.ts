@@ -1,0 +1,50 @@
+// `secrets-server init`: the store directory (0700) and the three files the server needs, each
+// created only when absent (never overwritten) and 0600.
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { generateX25519Identity } from 'age-encryption';
+import { identityToRecipient } from '../../sops/index.js';
+import type { CliIo } from '../cli.js';
+import { EXIT_OK } from '../cli.js';
+import { checkStoreDir, resolveStore } from '../config.js';
+import { createExclusive } from '../files.js';
+
+export async function init(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  const say = (line: string): void => void io.stdout.write(`${line}\n`);
+  try {
+    await fs.mkdir(paths.dir, { mode: 0o700 });
+    say(`created store ${paths.dir} (0700)`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    say(`kept store ${paths.dir}`);
+  }
+  await checkStoreDir(paths);
+
+  const identity = await generateX25519Identity();
+  const recipient = await identityToRecipient(identity);
+  const files: Array<[string, string, string]> = [
+    [paths.ageIdentity, 'age identity', `# created by secrets-server init: ${new Date().toISOString()}\n# public key: ${recipient}\n${identity}\n`],
+    [paths.jwtSecret, 'JWT signing secret', randomBytes(32).toString('hex')],
+    [paths.pepper, 'API key pepper', randomBytes(32).toString('hex')],
+  ];
+  for (const [file, what, content] of files) {
+    try {
+      await createExclusive(file, content);
+      say(`created ${what} ${file} (0600)${file === paths.ageIdentity ? `, recipient ${recipient}` : ''}`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      say(`kept ${what} ${file}`);
+    }
+  }
+  say('');
+  say('Start the server with:');
+  say(`  export VANTA_SOPS_FILES_PATH=${shellQuote(paths.dir)}`);
+  say(`  export SOPS_AGE_KEY_FILE=${shellQuote(paths.ageIdentity)}`);
+  say('  secrets-server serve');
+  return EXIT_OK;
+}
+
+function shellQuote(text: string): string {
+  return /^[A-Za-z0-9_./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}

@@ -1,0 +1,46 @@
+// `secrets-server serve`: resolve everything before listening (so a bad setup fails at once),
+// print the ready line, and close gracefully on SIGTERM/SIGINT.
+import { readFile } from 'node:fs/promises';
+import { UsageError } from '../../errors.js';
+import type { CliIo } from '../cli.js';
+import { EXIT_OK } from '../cli.js';
+import { checkStoreDir, resolveIdentities, resolveJwtSecret, resolvePepper, resolveStore } from '../config.js';
+import { LocalStateStore } from '../local-state.js';
+import { checkListen, type ListenOptions, listen } from '../server.js';
+import { SopsSecretStore } from '../store.js';
+
+export async function serve(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const port = args.port as number;
+  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new UsageError(`Expected --port to be an integer from 0 to 65535, got ${String(args.port)}`);
+  const certFile = args['tls-cert'] as string | undefined;
+  const keyFile = args['tls-key'] as string | undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('give both --tls-cert and --tls-key, or neither');
+  const options: ListenOptions = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true };
+  checkListen(options);
+  if (certFile !== undefined && keyFile !== undefined) options.tls = { cert: await readFile(certFile), key: await readFile(keyFile) };
+
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  await checkStoreDir(paths);
+  const identities = await resolveIdentities(paths, io.env);
+  const jwtSecret = await resolveJwtSecret(paths, io.env);
+  const pepper = await resolvePepper(paths);
+  const state = await LocalStateStore.open({
+    apiKeysFile: paths.apiKeys,
+    stateLog: paths.stateLog,
+    auditLog: (args['audit-log'] as string | undefined) ?? paths.auditLog,
+    compact: true,
+  });
+  const log = (line: string): void => void io.stderr.write(`${line}\n`);
+  let server;
+  try {
+    server = await listen(options, { state, secrets: new SopsSecretStore(paths, identities), jwtSecret, pepper, log });
+  } catch (error) {
+    await state.close();
+    throw error;
+  }
+  io.stdout.write(`secrets-server listening on ${server.url}\n`);
+  const signal = await io.untilStopped();
+  log(`secrets-server: ${signal}, closing`);
+  await server.close();
+  return EXIT_OK;
+}
