@@ -25,7 +25,6 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
   const cli = yargs(head)
     .scriptName('run-with-secrets')
     .usage(USAGE)
-    .command('completion', 'Print a bash/zsh completion script (add `source <(run-with-secrets completion)` to ~/.bashrc)')
     .example('$0 --env-file .env -- node app.js', 'run app.js with the secrets of .env as variables')
     .example("$0 --env-file .env -k 'DB_*' --inject-as file -- ./legacy-app", 'only DB_* keys, written to a 0600 file whose path is in $SECRETS_FILE')
     .example('$0 --env-file .env --inject-as fd --file-format json -- ./app', 'the app reads /dev/fd/3; nothing is left on disk, even after kill -9')
@@ -35,11 +34,12 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     .version(version)
     .help()
     .alias('help', 'h')
-    .strict()
+    // Options are strict; stray words are reported by resolve (with the hint to put -- first).
+    .strictOptions()
     .exitProcess(false)
     .wrap(Math.min(100, process.stdout.columns || 100))
-    .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true, 'boolean-negation': true, 'duplicate-arguments-array': true })
-    .completion('completion', false);
+    .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true, 'boolean-negation': true, 'duplicate-arguments-array': true, 'greedy-arrays': false })
+    .completion('completion', 'Print a bash/zsh completion script (add `source <(run-with-secrets completion)` to ~/.bashrc)');
 
   for (const spec of OPTIONS) {
     cli.option(spec.name, {

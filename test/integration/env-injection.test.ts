@@ -1,0 +1,214 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { fixture, makeRuntimeDir, removeDir, runBin, writeEnvFile } from '../helpers/cli.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = makeRuntimeDir();
+});
+afterEach(() => removeDir(dir));
+
+const printEnv = fixture('print-env.mjs');
+
+describe('env injection and the trimmed environment', () => {
+  it('injects the secrets and only allowlisted parent variables; RWS_* and unrelated ones never pass', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'DB_URL=postgres://u:p@h/db\nAPI_TOKEN="s3cr3t value"\n');
+    const result = await runBin(['--env-file', envFile, '--', printEnv], {
+      runtimeDir: dir,
+      env: { RWS_API_KEY: 'rws_sk_0123456789abcdef0123456789abcdef', RWS_TOKEN: 'tok', UNRELATED: 'x', AWS_SECRET_ACCESS_KEY: 'aws', LC_ALL: 'C', TZ: 'UTC', TERM: 'xterm' },
+    });
+    expect(result.exitCode).toBe(0);
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    expect(env.DB_URL).toBe('postgres://u:p@h/db');
+    expect(env.API_TOKEN).toBe('s3cr3t value');
+    expect(env.LC_ALL).toBe('C');
+    expect(env.TZ).toBe('UTC');
+    expect(env.TERM).toBe('xterm');
+    expect(env.HOME).toBeDefined();
+    for (const name of ['RWS_API_KEY', 'RWS_TOKEN', 'UNRELATED', 'AWS_SECRET_ACCESS_KEY']) expect(env).not.toHaveProperty(name);
+    expect(result.stderr).toBe('');
+  });
+
+  it('--keep-env passes named and globbed variables but never RWS_*', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'A=1\n');
+    const result = await runBin(['--env-file', envFile, '--keep-env', 'AWS_*', '--keep-env', 'EXTRA', '--keep-env', 'RWS_*', '--', printEnv], {
+      runtimeDir: dir,
+      env: { AWS_REGION: 'eu', AWS_PROFILE: 'p', EXTRA: 'e', RWS_API_KEY: 'secret', OTHER: 'o' },
+    });
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    expect(env).toMatchObject({ A: '1', AWS_REGION: 'eu', AWS_PROFILE: 'p', EXTRA: 'e' });
+    expect(env).not.toHaveProperty('RWS_API_KEY');
+    expect(env).not.toHaveProperty('OTHER');
+  });
+
+  it('--pristine inherits nothing but PATH', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'A=1\n');
+    const result = await runBin(['--env-file', envFile, '--pristine', '--', printEnv], { runtimeDir: dir, env: { TZ: 'UTC' } });
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    expect(Object.keys(env).sort()).toEqual(['A', 'PATH']);
+  });
+
+  it('a secret wins over a kept variable of the same name, and --verbose says so by name only', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'TZ=Europe/Paris\n');
+    const result = await runBin(['--env-file', envFile, '--allow-name', 'TZ', '-v', '--', printEnv], { runtimeDir: dir, env: { TZ: 'UTC' } });
+    expect(JSON.parse(result.stdout).TZ).toBe('Europe/Paris');
+    expect(result.stderr).toContain('TZ: the injected variable replaces the inherited one');
+    expect(result.stderr).not.toContain('Europe/Paris');
+  });
+
+  it('later --env-file files override earlier ones; -k and --key select', async () => {
+    const first = writeEnvFile(dir, 'a.env', 'SERVICE_A_KEY=a1\nSERVICE_B_KEY=b1\nSERVICE_B_URL=u1\nOTHER=o\n');
+    const second = writeEnvFile(dir, 'b.env', 'SERVICE_B_KEY=b2\n');
+    const result = await runBin(['--env-file', first, '--env-file', second, '-k', 'SERVICE_B_*', '--key', 'OTHER', '--', printEnv], { runtimeDir: dir });
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    expect(env).toMatchObject({ SERVICE_B_KEY: 'b2', SERVICE_B_URL: 'u1', OTHER: 'o' });
+    expect(env).not.toHaveProperty('SERVICE_A_KEY');
+  });
+
+  it('patterns are anchored and case-sensitive; ? is one character', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'KEY1=1\nKEY12=12\nkey1=low\nXKEY1=x\n');
+    const result = await runBin(['--env-file', envFile, '-k', 'KEY?', '--', printEnv], { runtimeDir: dir });
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    expect(env.KEY1).toBe('1');
+    for (const name of ['KEY12', 'key1', 'XKEY1']) expect(env).not.toHaveProperty(name);
+  });
+
+  it('a --key that does not exist is an error naming it (125), and nothing runs', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'A=1\n');
+    const result = await runBin(['--env-file', envFile, '--key', 'MISSING_ONE', '--', printEnv], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/RWS_SECRET_MISSING: .*MISSING_ONE/);
+  });
+
+  it.each([
+    ['LD_PRELOAD=/tmp/x.so', 'LD_PRELOAD'],
+    ['NODE_OPTIONS=--require /tmp/x.js', 'NODE_OPTIONS'],
+    ['PATH=/tmp/evil', 'PATH'],
+    ['BASH_ENV=/tmp/x', 'BASH_ENV'],
+    ['ld_preload=/tmp/x.so', 'ld_preload'],
+    ['http_proxy=http://evil', 'http_proxy'],
+  ])('refuses the protected name in %s unless --allow-name', async (line, name) => {
+    const envFile = writeEnvFile(dir, '.env', `${line}\n`);
+    const refused = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toContain('RWS_NAME_PROTECTED');
+    expect(refused.stderr).toContain(`--allow-name ${name}`);
+    expect(refused.stderr).not.toContain('/tmp/');
+    // /usr/bin/env by absolute path: the allowed PATH or NODE_OPTIONS must not break the check itself.
+    const allowed = await runBin(['--env-file', envFile, '--allow-name', name, '--', '/usr/bin/env'], { runtimeDir: dir });
+    expect(allowed.exitCode).toBe(0);
+    expect(allowed.stdout.split('\n')).toContain(line);
+  });
+
+  it('refuses names that are not variable names, and RWS_* secrets', async () => {
+    const dotted = writeEnvFile(dir, 'dotted.env', 'MY.NAME=1\n');
+    const result = await runBin(['--env-file', dotted, '--', printEnv], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain('RWS_NAME_INVALID');
+    const own = writeEnvFile(dir, 'own.env', 'RWS_API_KEY=x\n');
+    const ownResult = await runBin(['--env-file', own, '--allow-name', 'RWS_API_KEY', '--', printEnv], { runtimeDir: dir });
+    expect(ownResult.exitCode).toBe(125);
+    expect(ownResult.stderr).toContain('RWS_NAME_PROTECTED');
+  });
+
+  it('a secret named __proto__ is an ordinary variable', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'constructor=c\nA=1\n');
+    const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
+    expect(JSON.parse(result.stdout)).toMatchObject({ constructor: 'c', A: '1' });
+  });
+
+  it('--dry-run prints names, never values, and starts nothing', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'A=value-one\nB=value-two\n');
+    const marker = `${dir}/started`;
+    const result = await runBin(['--env-file', envFile, '--dry-run', '--', 'touch', marker], { runtimeDir: dir, env: { UNRELATED: 'u' } });
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('would inject 2 secret(s) as env: A, B');
+    expect(result.stdout).toMatch(/environment would hold \d+ variable\(s\): A, B, HOME/);
+    expect(result.stdout).not.toContain('value-');
+    expect(result.stdout).not.toContain('UNRELATED');
+    const json = await runBin(['--env-file', envFile, '--dry-run', '--inject-as', 'file', '--log-format', 'json'], { runtimeDir: dir });
+    const described = JSON.parse(json.stdout) as { secrets: string[]; environment: string[] };
+    expect(described.secrets).toEqual(['A', 'B']);
+    expect(described.environment).toContain('SECRETS_FILE');
+    expect(described.environment).not.toContain('A');
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('a missing, unreadable or directory --env-file is an error naming the file', async () => {
+    const missing = await runBin(['--env-file', `${dir}/nope.env`, '--', printEnv], { runtimeDir: dir });
+    expect(missing.exitCode).toBe(125);
+    expect(missing.stderr).toMatch(/RWS_SOURCE_UNREADABLE: cannot read .*nope\.env: no such file/);
+    const asDir = await runBin(['--env-file', dir, '--', printEnv], { runtimeDir: dir });
+    expect(asDir.exitCode).toBe(125);
+    expect(asDir.stderr).toContain('RWS_SOURCE_UNREADABLE');
+  });
+
+  it('a group-readable .env only warns, naming the file and not the values', async () => {
+    const envFile = writeEnvFile(dir, 'shared.env', 'A=visible-value\n', 0o644);
+    const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toMatch(/warning RWS_SOURCE_PERMISSIONS: .*shared\.env is readable by group or others/);
+    expect(result.stderr).not.toContain('visible-value');
+    const quiet = await runBin(['--env-file', envFile, '-q', '--', printEnv], { runtimeDir: dir });
+    expect(quiet.stderr).toBe('');
+  });
+
+  it('--log-format json writes one JSON object per line on stderr', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'A=1\n', 0o644);
+    const result = await runBin(['--env-file', envFile, '--log-format', 'json', '--key', 'NOPE', '--', printEnv], { runtimeDir: dir });
+    const lines = result.stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, string>);
+    expect(lines.map((line) => line.level)).toEqual(['warn', 'error']);
+    expect(lines[1]).toMatchObject({ code: 'RWS_SECRET_MISSING', program: 'run-with-secrets' });
+  });
+
+  it('reads a .env from a pipe (process substitution)', async () => {
+    const { execa } = await import('execa');
+    const { BIN, baseEnv } = await import('../helpers/cli.js');
+    const result = await execa('bash', ['-c', `"${BIN}" --env-file <(printf 'PIPED=yes\\n') -- "${printEnv}"`], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    expect(JSON.parse(result.stdout).PIPED).toBe('yes');
+  });
+});
+
+describe('command line', () => {
+  it('--help shows usage and examples; --version prints the version', async () => {
+    const help = await runBin(['--help'], { runtimeDir: dir });
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain('run-with-secrets [options] -- <command> [args...]');
+    expect(help.stdout).toContain('Examples:');
+    expect(help.stdout).toContain('--inject-as');
+    expect(help.stdout).toMatch(/--mask[\s\S]*no terminal/);
+    const version = await runBin(['--version'], { runtimeDir: dir });
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('completion prints a shell completion script', async () => {
+    const result = await runBin(['completion'], { runtimeDir: dir });
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('complete');
+    expect(result.stdout).toContain('run-with-secrets');
+  });
+
+  it.each([
+    [['--bogus', '--', 'true'], /RWS_USAGE: Unknown argument: bogus/],
+    [['--env-file', 'x'], /RWS_USAGE: no command given/],
+    [['--', 'true'], /RWS_USAGE: no source of secrets given/],
+    [['--env-file', 'x', '--inject-as', 'disk', '--', 'true'], /RWS_USAGE: .*inject-as/],
+    [['--env-file', 'x', '-k', 'A.*', '--', 'true'], /RWS_USAGE: --key-pattern "A\.\*" is not a valid pattern/],
+    [['--env-file', 'x', '--kill-after', '-1', '--', 'true'], /RWS_USAGE/],
+    [['--env-file', 'x', '--file-var', 'LD_PRELOAD', '--', 'true'], /RWS_USAGE: --file-var/],
+    [['--env-file', 'x', 'node', 'app.js'], /RWS_USAGE: unknown command "node"; put -- before/],
+    [['--env-file'], /RWS_USAGE/],
+  ])('bad flags %j exit 125 with one line', async (args, message) => {
+    const result = await runBin(args, { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('Node does not act on our --env-file (the shebang ends Node options)', async () => {
+    const result = await runBin(['--env-file', `${dir}/missing.env`, '--', 'true'], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain('RWS_SOURCE_UNREADABLE');
+  });
+});

@@ -1,0 +1,204 @@
+import { execa } from 'execa';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { parse } from 'dotenv';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = makeRuntimeDir();
+});
+afterEach(() => removeDir(dir));
+
+const HOSTILE: Record<string, string> = {
+  SINGLE: "it's",
+  DOUBLE: 'say "hi"',
+  HASH: 'a # not a comment',
+  DOLLAR: '$HOME ${HOME} $(id)',
+  EQUALS: 'a=b=c',
+  BACKSLASH: 'C:\\path\\n\\t',
+  NEWLINES: 'line1\nline2\n',
+  SPACES: '  padded  ',
+  UNICODE: 'héllo wörld ✓ 日本',
+  EMPTY: '',
+};
+
+/** A .env holding the hostile values (double-quoted, so what dotenv reads is the reference). */
+function envFileFor(values: Record<string, string>): string {
+  return Object.entries(values)
+    .map(([name, value]) => `${name}=${JSON.stringify(value)}`)
+    .join('\n');
+}
+
+describe('--inject-as file', () => {
+  it('writes a 0600 file in a 0700 directory, hands its path over, keeps secrets out of the env, and removes it', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\nDB_PASS=p@ss\n');
+    const child = runBin(['--env-file', envFile, '--inject-as', 'file', '--', fixture('trap.mjs'), 'SIGUSR1'], { runtimeDir: dir });
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as Record<string, string>;
+    expect(ready.file!.startsWith(dir)).toBe(true);
+    expect(ready.fileMode).toBe('600');
+    expect(ready.dirMode).toBe('700');
+    expect(parse(ready.content!)).toEqual({ API_KEY: 'abc123', DB_PASS: 'p@ss' });
+    expect(existsSync(ready.file!)).toBe(true);
+    child.kill('SIGUSR1');
+    const result = await child;
+    expect(result.exitCode).toBe(0);
+    expect(existsSync(ready.dir!)).toBe(false);
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+
+  it('the child gets the path, not the secrets, as variables; --file-var renames the variable', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--file-var', 'MY_SECRETS', '--', fixture('print-env.mjs')], { runtimeDir: dir });
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    expect(env).not.toHaveProperty('API_KEY');
+    expect(env.MY_SECRETS).toMatch(/rws-\d+-\w{6}\/secrets\.env$/);
+    expect(existsSync(env.MY_SECRETS!)).toBe(false);
+  });
+
+  it('hostile values round-trip exactly through the dotenv parser', async () => {
+    const envFile = writeEnvFile(dir, '.env', envFileFor(HOSTILE));
+    const script = `process.stdout.write(require('fs').readFileSync(process.env.SECRETS_FILE,'utf8'))`;
+    const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'node', '-e', script], { runtimeDir: dir });
+    expect(result.exitCode).toBe(0);
+    const source = parse(readFileSync(envFile));
+    expect(parse(result.stdout)).toEqual(source);
+    expect(source.NEWLINES).toBe('line1\nline2\n');
+  });
+
+  it('hostile values round-trip exactly through `. file` in bash and sh (shell format)', async () => {
+    const envFile = writeEnvFile(dir, '.env', envFileFor(HOSTILE));
+    const expected = parse(readFileSync(envFile));
+    for (const shell of ['bash', 'sh']) {
+      const script = `. "$SECRETS_FILE"; node -e 'const o={};for(const k of process.argv.slice(1))o[k]=process.env[k];console.log(JSON.stringify(o))' ${Object.keys(HOSTILE).join(' ')}`;
+      const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--file-format', 'shell', '--', shell, '-c', script], { runtimeDir: dir });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(JSON.parse(result.stdout), shell).toEqual(expected);
+    }
+  });
+
+  it('json format is one object that parses back exactly', async () => {
+    const envFile = writeEnvFile(dir, '.env', envFileFor(HOSTILE));
+    const script = `process.stdout.write(require('fs').readFileSync(process.env.SECRETS_FILE,'utf8'))`;
+    const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--file-format', 'json', '--', 'node', '-e', script], { runtimeDir: dir });
+    expect(JSON.parse(result.stdout)).toEqual(parse(readFileSync(envFile)));
+  });
+
+  it('a value mixing every quote, # and escapes still reads back exactly (refusals are unit-tested)', async () => {
+    // Values read from a .env can always be written back as dotenv; a value that cannot (from the
+    // vault or SOPS) is refused by the serializer: see test/unit/inject/file-format.test.ts.
+    const envFile = writeEnvFile(dir, '.env', 'SAFE=1\nMIXED="it\'s # `x` \\"quoted\\""\n');
+    const expected = parse(readFileSync(envFile));
+    const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], { runtimeDir: dir });
+    expect(parse(result.stdout)).toEqual(expected);
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+});
+
+describe('--inject-as fd', () => {
+  it('nothing exists on disk while the child runs; the child reads /dev/fd/3 by path, twice', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const child = runBin(['--env-file', envFile, '--inject-as', 'fd', '--', fixture('trap.mjs'), 'SIGTERM'], { runtimeDir: dir });
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as Record<string, string>;
+    expect(ready.file).toBe('/dev/fd/3');
+    expect(parse(ready.content!)).toEqual({ API_KEY: 'abc123' });
+    expect(wrapperDirs(dir)).toEqual([]);
+    child.kill('SIGTERM');
+    expect((await child).exitCode).toBe(0);
+
+    const twice = await runBin(['--env-file', envFile, '--inject-as', 'fd', '--file-format', 'json', '--', fixture('read-fd-twice.mjs')], { runtimeDir: dir });
+    const read = JSON.parse(twice.stdout) as { first: string; second: string };
+    expect(JSON.parse(read.first)).toEqual({ API_KEY: 'abc123' });
+    expect(read.second).toBe(read.first);
+  });
+
+  it('survives SIGKILL of the wrapper with nothing left behind', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const child = runBin(['--env-file', envFile, '--inject-as', 'fd', '--', fixture('trap.mjs')], { runtimeDir: dir });
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { pid: number };
+    child.kill('SIGKILL');
+    process.kill(ready.pid, 'SIGKILL');
+    await child;
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+});
+
+describe('the secrets file is removed on every way out', () => {
+  function runFileMode(args: string[], env: Record<string, string> = {}) {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    return runBin(['--env-file', envFile, '--inject-as', 'file', ...args], { runtimeDir: dir, env });
+  }
+
+  it.each([0, 1, 42, 255])('child exits with %i', async (code) => {
+    const result = await runFileMode(['--', fixture('exit-with.mjs'), String(code)]);
+    expect(result.exitCode).toBe(code);
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+
+  it('child killed by a signal', async () => {
+    const result = await runFileMode(['--', fixture('kill-self.mjs'), 'SIGTERM']);
+    expect(result.signal).toBe('SIGTERM');
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+
+  it.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)('the wrapper receives %s (forwarded; the child exits)', async (signal) => {
+    const child = runFileMode(['--', fixture('trap.mjs'), signal]);
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { dir: string };
+    expect(existsSync(ready.dir)).toBe(true);
+    child.kill(signal);
+    const result = await child;
+    expect(result.stdout).toContain(`signal ${signal}`);
+    expect(result.exitCode).toBe(0);
+    expect(existsSync(ready.dir)).toBe(false);
+  });
+
+  it('a child that ignores SIGTERM is killed by a second one; the wrapper dies of SIGKILL too, file gone', async () => {
+    const child = runFileMode(['--', fixture('trap.mjs')]);
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { dir: string };
+    child.kill('SIGTERM');
+    await waitForLine(child.stdout!, 'signal SIGTERM');
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.signal).toBe('SIGKILL');
+    expect(existsSync(ready.dir)).toBe(false);
+  });
+
+  it('command not found (127) and not executable (126)', async () => {
+    const missing = await runFileMode(['--', 'definitely-not-a-command-xyz']);
+    expect(missing.exitCode).toBe(127);
+    expect(missing.stderr).toContain('RWS_COMMAND_NOT_FOUND');
+    const noExec = await runFileMode(['--', fixture('not-executable.sh')]);
+    expect(noExec.exitCode).toBe(126);
+    expect(noExec.stderr).toContain('RWS_COMMAND_NOT_EXECUTABLE');
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+
+  it('leftovers of a wrapper killed with SIGKILL are removed by the next run; others are kept', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const child = runBin(['--env-file', envFile, '--inject-as', 'file', '--', fixture('trap.mjs')], { runtimeDir: dir });
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { pid: number; dir: string };
+    child.kill('SIGKILL');
+    process.kill(ready.pid, 'SIGKILL');
+    await child;
+    expect(existsSync(ready.dir)).toBe(true);
+    // Not ours: wrong name shape, or a live pid (our own test process).
+    mkdirSync(`${dir}/rws-notapid-abcdef`);
+    mkdirSync(`${dir}/rws-${process.pid}-abcdef`);
+    const next = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+    expect(next.exitCode).toBe(0);
+    expect(next.stderr).toContain('removed 1 leftover secrets directory');
+    expect(existsSync(ready.dir)).toBe(false);
+    expect(existsSync(`${dir}/rws-notapid-abcdef`)).toBe(true);
+    expect(existsSync(`${dir}/rws-${process.pid}-abcdef`)).toBe(true);
+  });
+
+  it('falls back to the temp dir with a warning when no RAM-backed place is usable', async () => {
+    // A real run cannot hide /dev/shm, so check the message path through a non-tmpfs XDG_RUNTIME_DIR
+    // only when /dev/shm is missing; otherwise the file must land on /dev/shm or the runtime dir.
+    const envFile = writeEnvFile(dir, '.env', 'A=1\n');
+    const result = await execa(BIN, ['--env-file', envFile, '--inject-as', 'file', '--', 'sh', '-c', 'echo "$SECRETS_FILE"'], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    const path = result.stdout.trim();
+    if (existsSync('/dev/shm')) expect(path.startsWith(dir) || path.startsWith('/dev/shm/')).toBe(true);
+    else expect(result.stderr).toContain('RWS_NOT_RAM_BACKED');
+  });
+});
