@@ -1,0 +1,130 @@
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
+
+let dir: string;
+let envFile: string;
+beforeEach(() => {
+  dir = makeRuntimeDir();
+  envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123-secret\nSHORT=ab\n');
+});
+afterEach(() => removeDir(dir));
+
+describe('exit status', () => {
+  it.each([0, 1, 3, 125, 255])('is the child exit code %i', async (code) => {
+    const result = await runBin(['--env-file', envFile, '--', fixture('exit-with.mjs'), String(code)], { runtimeDir: dir });
+    expect(result.exitCode).toBe(code);
+    expect(result.signal).toBeUndefined();
+  });
+
+  it.each(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGKILL', 'SIGPIPE', 'SIGUSR1'] as const)(
+    'the wrapper dies of the signal that killed the child (%s)',
+    async (signal) => {
+      const result = await runBin(['--env-file', envFile, '--', fixture('kill-self.mjs'), signal], { runtimeDir: dir });
+      expect(result.signal).toBe(signal);
+      expect(result.stderr).toBe('');
+    },
+  );
+
+  it.each([
+    ['SIGSEGV', 139],
+    ['SIGABRT', 134],
+    ['SIGQUIT', 131],
+  ] as const)('for core-dumping %s it exits 128+N instead', async (signal, status) => {
+    const result = await runBin(['--env-file', envFile, '--', fixture('kill-self.mjs'), signal], { runtimeDir: dir });
+    expect(result.signal).toBeUndefined();
+    expect(result.exitCode).toBe(status);
+  });
+
+  it('a shell sees the signal death: $? is 128+N and the status is a signal', async () => {
+    const script = `"${BIN}" --env-file "${envFile}" -- "${fixture('kill-self.mjs')}" SIGTERM; echo "status=$?"`;
+    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    expect(result.stdout.trim()).toBe('status=143');
+  });
+});
+
+describe('signal forwarding (not on a terminal)', () => {
+  it.each(['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGQUIT', 'SIGWINCH'] as const)('forwards %s to the child', async (signal) => {
+    const child = runBin(['--env-file', envFile, '--', fixture('trap.mjs'), 'SIGUSR2'], { runtimeDir: dir });
+    await waitForLine(child.stdout!, 'ready ');
+    child.kill(signal);
+    await waitForLine(child.stdout!, `signal ${signal}`);
+    if (signal !== 'SIGUSR2') child.kill('SIGUSR2');
+    const result = await child;
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout.split('\n').filter((line) => line === `signal ${signal}`)).toHaveLength(1);
+  });
+
+  it('--kill-after escalates to SIGKILL when the child ignores the stop signal', async () => {
+    const child = runBin(['--env-file', envFile, '--kill-after', '0.3', '--', fixture('trap.mjs')], { runtimeDir: dir });
+    await waitForLine(child.stdout!, 'ready ');
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.stdout).toContain('signal SIGTERM');
+    expect(result.signal).toBe('SIGKILL');
+  });
+
+  it('a second SIGINT escalates to SIGKILL', async () => {
+    const child = runBin(['--env-file', envFile, '--', fixture('trap.mjs')], { runtimeDir: dir });
+    await waitForLine(child.stdout!, 'ready ');
+    child.kill('SIGINT');
+    await waitForLine(child.stdout!, 'signal SIGINT');
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.signal).toBe('SIGKILL');
+  });
+
+  it('SIGUSR1 does not open the Node inspector in the wrapper', async () => {
+    const child = runBin(['--env-file', envFile, '--', fixture('trap.mjs'), 'SIGTERM'], { runtimeDir: dir });
+    await waitForLine(child.stdout!, 'ready ');
+    child.kill('SIGUSR1');
+    await waitForLine(child.stdout!, 'signal SIGUSR1');
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.stderr).not.toContain('Debugger listening');
+    expect(result.exitCode).toBe(0);
+  });
+});
+
+describe('on a terminal', () => {
+  // `script` gives the wrapper a real pseudo-terminal; Ctrl-C typed there reaches the whole
+  // foreground process group, so the wrapper must not forward it a second time.
+  it('a Ctrl-C reaches the child exactly once', async () => {
+    const inner = `"${BIN}" --env-file "${envFile}" -- "${fixture('trap.mjs')}" SIGINT`;
+    const session = execa('script', ['-qfec', inner, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(dir, { TERM: 'dumb' }), stdin: 'pipe' });
+    await waitForLine(session.stdout!, 'ready ');
+    session.stdin!.write('\x03');
+    const result = await session;
+    // The terminal echoes ^C on the same line, before the child's report.
+    expect(result.stdout.match(/signal SIGINT/g)).toHaveLength(1);
+    expect(result.exitCode).toBe(0);
+  });
+});
+
+describe('--mask', () => {
+  it('replaces values and their encoded forms in stdout and stderr', async () => {
+    const value = 'abc123-secret';
+    const forms = [value, Buffer.from(value).toString('base64'), encodeURIComponent('abc123-secret'), JSON.stringify(value).slice(1, -1)];
+    const result = await runBin(['--env-file', envFile, '--mask', '--', fixture('echo-args.mjs'), ...forms.map((form) => `value=${form};`), 'plain text'], { runtimeDir: dir });
+    expect(result.exitCode).toBe(0);
+    for (const output of [result.stdout, result.stderr]) {
+      expect(output).not.toContain(value);
+      expect(output).not.toContain(forms[1]);
+      expect(output).toContain('value=******;');
+      expect(output).toContain('plain text');
+    }
+    expect(result.stderr).toContain('RWS_MASK_SHORT_VALUE');
+    expect(result.stderr).toContain('SHORT');
+  });
+
+  it('catches a value written one byte at a time', async () => {
+    const result = await runBin(['--env-file', envFile, '--mask', '--', fixture('echo-args.mjs'), '--slow', 'before abc123-secret after'], { runtimeDir: dir });
+    expect(result.stdout).toBe('before ****** after');
+  });
+
+  it('passes output through unchanged when no secret appears, and keeps the exit code', async () => {
+    const result = await runBin(['--env-file', envFile, '--mask', '--', 'sh', '-c', 'printf "abc\\nabc1"; exit 7'], { runtimeDir: dir });
+    expect(result.stdout).toBe('abc\nabc1');
+    expect(result.exitCode).toBe(7);
+  });
+});
