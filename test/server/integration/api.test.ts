@@ -1,0 +1,369 @@
+// The HTTP API end to end: the built bin serving a store made by its own commands, over HTTP.
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Agent } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { craft, GOOD_HEADER, goodClaims } from '../helpers/jwt.js';
+import { call, cliOk, rawRequest, generate, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+
+const SECRETS = {
+  production: { SERVICE_B_KEY: 'b-key-value-7f3a', SERVICE_B_URL: 'https://b.internal', SERVICE_A_KEY: 'a-key-value-91c2', DB_PASSWORD: 'hunter2-prod' },
+  staging: { SERVICE_B_KEY: 'b-staging-value' },
+  tampered: { A_KEY: 'tamper-a-value', B_KEY: 'tamper-b-value' },
+};
+const ALL_VALUES = Object.values(SECRETS).flatMap((values) => Object.values(values));
+
+let store: TestStore;
+let server: RunningServer;
+let apiKey: string; // production + nowhere, SERVICE_B_*
+let wideKey: string; // production, staging, tampered: *
+let jwtSecret: string;
+const tokensSeen: string[] = [];
+const keysSeen: string[] = [];
+// 401-heavy tests come from their own loopback addresses so the per-address limit never bites.
+const fromAddress = (n: number) => new Agent({ localAddress: `127.0.0.${n}` });
+
+beforeAll(async () => {
+  store = await makeStore(SECRETS);
+  apiKey = (await makeApiKey(store, ['production', 'nowhere'], ['SERVICE_B_*'], ['--max-ttl', '10'])).key;
+  wideKey = (await makeApiKey(store, ['production', 'staging', 'tampered'], ['*'])).key;
+  keysSeen.push(apiKey, wideKey);
+  jwtSecret = await readFile(path.join(store.dir, 'jwt-secret'), 'utf8');
+  server = await startServer(store);
+});
+
+afterAll(async () => {
+  expect(await server?.stop()).toBe(0);
+  await store?.cleanup();
+});
+
+const vault = (suffix: string) => `${server.url}/api/v1/vault/${suffix}`;
+async function tokenFor(request: Record<string, unknown>, key = apiKey): Promise<string> {
+  const value = await token(server, key, request);
+  tokensSeen.push(value);
+  return value;
+}
+
+describe('token generation', () => {
+  it('issues a scoped token with the documented shape', async () => {
+    const before = Date.now();
+    const reply = await generate(server, apiKey, { subject: 'ci-job', environment: 'production', key_pattern: 'SERVICE_B_*', usage_limit: 5 });
+    expect(reply.status).toBe(201);
+    expect(Object.keys(reply.body).sort()).toEqual(['expires_at', 'jti', 'scope', 'token', 'token_type', 'usage_limit']);
+    expect(reply.body).toMatchObject({ token_type: 'Bearer', scope: { environment: 'production', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 5 });
+    const lifetime = Date.parse(reply.body.expires_at) - before;
+    expect(lifetime).toBeGreaterThan(4 * 60_000);
+    expect(lifetime).toBeLessThanOrEqual(5 * 60_000 + 1000);
+    const [header, payload] = (reply.body.token as string).split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
+    expect(header).toEqual({ alg: 'HS256', typ: 'rws-access+jwt' });
+    expect(payload.jti).toBe(reply.body.jti);
+    tokensSeen.push(reply.body.token);
+  });
+
+  it('caps the lifetime by the key and by the server', async () => {
+    const capped = await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY', ttl_minutes: 30 });
+    expect(Date.parse(capped.body.expires_at) - Date.now()).toBeLessThanOrEqual(10 * 60_000 + 1000);
+    expect(Date.parse(capped.body.expires_at) - Date.now()).toBeGreaterThan(9 * 60_000);
+    const server60 = await generate(server, wideKey, { subject: 's', environment: 'production', key_pattern: '*', ttl_minutes: 600 });
+    expect(Date.parse(server60.body.expires_at) - Date.now()).toBeLessThanOrEqual(60 * 60_000 + 1000);
+    expect(Date.parse(server60.body.expires_at) - Date.now()).toBeGreaterThan(59 * 60_000);
+    tokensSeen.push(capped.body.token, server60.body.token);
+  });
+
+  it.each([
+    ['SERVICE_*'],
+    ['*'],
+    ['SERVICE_B?*'],
+    ['SERVICE_?_KEY'],
+    ['SERVICE_B*'],
+    ['*SERVICE_B_KEY'],
+    ['?ERVICE_B_KEY'],
+    ['SERVICE_B'],
+  ])('refuses the pattern %s outside the grant SERVICE_B_* with 403', async (pattern) => {
+    const reply = await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: pattern });
+    expect(reply.status).toBe(403);
+    expect(reply.body.error.code).toBe('RWS_FORBIDDEN');
+    expect(reply.body.token).toBeUndefined();
+  });
+
+  it.each([['SERVICE_B_*'], ['SERVICE_B_KEY'], ['SERVICE_B_?*'], ['SERVICE_B_*_URL'], ['SERVICE_B_??Y']])('allows %s within SERVICE_B_*', async (pattern) => {
+    expect((await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: pattern })).status).toBe(201);
+  });
+
+  it('refuses an environment outside the grant, and patterns outside the glob grammar', async () => {
+    expect((await generate(server, apiKey, { subject: 's', environment: 'staging', key_pattern: 'SERVICE_B_KEY' })).status).toBe(403);
+    for (const pattern of ['SERVICE_B_.*', 'SERVICE_B_[A-Z]*', '(SERVICE_B_KEY)', 'SERVICE_B_KEY|DB_PASSWORD', '']) {
+      const reply = await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: pattern });
+      expect(reply.status).toBe(400);
+      expect(reply.body.error.code).toBe('RWS_BAD_REQUEST');
+    }
+  });
+
+  it.each([
+    ['subject is a number', { subject: 1 }],
+    ['subject is empty', { subject: '' }],
+    ['subject has a newline', { subject: 'a\nb' }],
+    ['ttl_minutes is fractional', { ttl_minutes: 1.5 }],
+    ['ttl_minutes is zero', { ttl_minutes: 0 }],
+    ['usage_limit is a string', { usage_limit: '10' }],
+    ['usage_limit is zero', { usage_limit: 0 }],
+    ['usage_limit is negative', { usage_limit: -3 }],
+    ['usage_limit is huge', { usage_limit: 1e20 }],
+    ['environment has a slash', { environment: '../production' }],
+    ['environment is a list', { environment: ['production'] }],
+    ['an unknown field', { admin: true }],
+  ])('answers 400 when %s', async (_what, change) => {
+    const reply = await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY', ...change });
+    expect(reply.status).toBe(400);
+    expect(reply.body.error.code).toBe('RWS_BAD_REQUEST');
+  });
+
+  it('refuses prototype-pollution keys and stays healthy', async () => {
+    for (const body of [
+      '{"__proto__":{"admin":true},"subject":"s","environment":"production","key_pattern":"SERVICE_B_KEY"}',
+      '{"constructor":{"prototype":{"admin":true}},"subject":"s","environment":"production","key_pattern":"SERVICE_B_KEY"}',
+    ]) {
+      const reply = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json' } });
+      expect(reply.status).toBe(400);
+    }
+    const ok = await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    expect(ok.status).toBe(201);
+    expect(ok.body.admin).toBeUndefined();
+  });
+
+  it('refuses bad API keys with 401 and no detail', async () => {
+    const dispatcher = fromAddress(11);
+    // (A trailing space cannot be tested here: HTTP parsers strip it from header values.)
+    for (const bad of ['rws_sk_' + '0'.repeat(32), apiKey.toUpperCase(), `${apiKey}0`, apiKey.slice(0, -1), 'garbage']) {
+      const reply = await call(vault('tokens/generate'), { auth: bad, json: { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, dispatcher });
+      expect(reply.status).toBe(401);
+      expect(reply.body).toEqual({ error: { code: 'RWS_AUTH_FAILED', message: expect.any(String) } });
+    }
+    const none = await call(vault('tokens/generate'), { json: { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, dispatcher });
+    expect(none.status).toBe(401);
+    const tokenAsKey = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    expect((await call(vault('tokens/generate'), { auth: tokenAsKey, json: {}, dispatcher })).status).toBe(401);
+  });
+});
+
+describe('reading secrets', () => {
+  it('reads one secret in scope, lists names and batches', async () => {
+    const t = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    expect(await call(vault('production/SERVICE_B_KEY'), { auth: t })).toMatchObject({ status: 200, body: { environment: 'production', key: 'SERVICE_B_KEY', value: 'b-key-value-7f3a' } });
+    const list = await call(vault('production'), { auth: t });
+    expect(list.body).toEqual({ environment: 'production', keys: ['SERVICE_B_KEY', 'SERVICE_B_URL'] });
+    expect(list.text).not.toContain('b-key-value');
+    expect((await call(vault('production?pattern=SERVICE_B_U*'), { auth: t })).body.keys).toEqual(['SERVICE_B_URL']);
+    const batch = await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys: ['SERVICE_B_KEY', 'SERVICE_B_URL'] } });
+    expect(batch.body).toEqual({ environment: 'production', secrets: { SERVICE_B_KEY: 'b-key-value-7f3a', SERVICE_B_URL: 'https://b.internal' } });
+    const byPattern = await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', pattern: 'SERVICE_B_K*' } });
+    expect(byPattern.body).toEqual({ environment: 'production', secrets: { SERVICE_B_KEY: 'b-key-value-7f3a' } });
+    const all = await call(vault('secrets/batch'), { auth: t, json: { environment: 'production' } });
+    expect(Object.keys(all.body.secrets)).toEqual(['SERVICE_B_KEY', 'SERVICE_B_URL']);
+  });
+
+  it('refuses everything outside the token scope with 403, before saying whether it exists', async () => {
+    const t = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    for (const [url, options] of [
+      [vault('production/SERVICE_A_KEY'), {}],
+      [vault('production/DB_PASSWORD'), {}],
+      [vault('production/NO_SUCH_NAME'), {}],
+      [vault('staging/SERVICE_B_KEY'), {}],
+      [vault('production?pattern=*'), {}],
+      [vault('production?pattern=SERVICE_*'), {}],
+      [vault('staging'), {}],
+      [vault('secrets/batch'), { json: { environment: 'production', keys: ['SERVICE_B_KEY', 'SERVICE_A_KEY'] } }],
+      [vault('secrets/batch'), { json: { environment: 'production', pattern: 'SERVICE_?_KEY' } }],
+      [vault('secrets/batch'), { json: { environment: 'staging' } }],
+    ] as const) {
+      const reply = await call(url, { auth: t, ...options });
+      expect({ url, status: reply.status }).toEqual({ url, status: 403 });
+      for (const value of ALL_VALUES) expect(reply.text).not.toContain(value);
+    }
+  });
+
+  it('answers 404 only inside the scope, and 400 for malformed names', async () => {
+    const t = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    expect((await call(vault('production/SERVICE_B_NOPE'), { auth: t })).body.error.code).toBe('RWS_NOT_FOUND');
+    expect((await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys: ['SERVICE_B_KEY', 'SERVICE_B_NOPE'] } })).status).toBe(404);
+    const nowhere = await tokenFor({ environment: 'nowhere', key_pattern: 'SERVICE_B_KEY' });
+    expect((await call(vault('nowhere/SERVICE_B_KEY'), { auth: nowhere })).status).toBe(404);
+    expect((await call(vault('production/SERVICE-B'), { auth: t })).body.error.code).toBe('RWS_NAME_INVALID');
+    expect((await call(vault('production/SERVICE_B_%4BEY'), { auth: t })).status).toBe(400);
+    expect((await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys: ['SERVICE_B_KEY'], pattern: '*' } })).status).toBe(400);
+    expect((await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys: 'SERVICE_B_KEY' } })).status).toBe(400);
+    expect((await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys: [{}] } })).status).toBe(400);
+    expect((await call(vault('production?pattern=a&pattern=b'), { auth: t })).status).toBe(400);
+  });
+
+  it('counts each successful read, list or batch as one use, and nothing else', async () => {
+    const t = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*', usage_limit: 3 });
+    expect((await call(vault('production/SERVICE_A_KEY'), { auth: t })).status).toBe(403);
+    expect((await call(vault('production/SERVICE_B_NOPE'), { auth: t })).status).toBe(404);
+    expect((await call(vault('production/SERVICE_B_KEY'), { auth: t })).status).toBe(200);
+    expect((await call(vault('production'), { auth: t })).status).toBe(200);
+    expect((await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys: ['SERVICE_B_KEY', 'SERVICE_B_URL'] } })).status).toBe(200);
+    const spent = await call(vault('production/SERVICE_B_KEY'), { auth: t, dispatcher: fromAddress(12) });
+    expect(spent.status).toBe(401);
+    expect(spent.body.error.code).toBe('RWS_TOKEN_EXHAUSTED');
+  });
+
+  it('revokes a token by itself (204, idempotent); it then gets 401', async () => {
+    const t = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    expect((await call(vault('tokens/revoke'), { auth: t, method: 'POST' })).status).toBe(204);
+    const after = await call(vault('production/SERVICE_B_KEY'), { auth: t, dispatcher: fromAddress(13) });
+    expect(after.status).toBe(401);
+    expect(after.body.error.code).toBe('RWS_TOKEN_REVOKED');
+    expect((await call(vault('tokens/revoke'), { auth: t, method: 'POST' })).status).toBe(204);
+  });
+});
+
+describe('bad tokens over HTTP', () => {
+  const dispatcher = fromAddress(14);
+  const now = Date.now();
+  const claims = () => goodClaims(now, { scope: { environment: 'production', key_pattern: 'SERVICE_B_*', permissions: ['read'] } });
+  const cases: Array<[string, () => string]> = [
+    ['control: a well-formed crafted token is accepted', () => craft(GOOD_HEADER, claims(), { secret: jwtSecret })],
+    ['alg none', () => craft({ alg: 'none', typ: GOOD_HEADER.typ }, claims(), { hash: 'none' })],
+    ['HS384', () => craft({ alg: 'HS384', typ: GOOD_HEADER.typ }, claims(), { secret: jwtSecret, hash: 'sha384' })],
+    ['HS512', () => craft({ alg: 'HS512', typ: GOOD_HEADER.typ }, claims(), { secret: jwtSecret, hash: 'sha512' })],
+    ['a bad signature', () => craft(GOOD_HEADER, claims(), { secret: `${jwtSecret}x` })],
+    ['crit', () => craft({ ...GOOD_HEADER, crit: ['exp'] }, claims(), { secret: jwtSecret })],
+    ['kid', () => craft({ ...GOOD_HEADER, kid: 'jwt-secret' }, claims(), { secret: jwtSecret })],
+    ['jku', () => craft({ ...GOOD_HEADER, jku: 'http://127.0.0.1/' }, claims(), { secret: jwtSecret })],
+    ['expired', () => craft(GOOD_HEADER, goodClaims(now - 3_600_000, { exp: Math.floor(now / 1000) - 60 }), { secret: jwtSecret })],
+    ['not yet valid', () => craft(GOOD_HEADER, goodClaims(now + 600_000), { secret: jwtSecret })],
+    ['wrong audience', () => craft(GOOD_HEADER, { ...claims(), aud: 'x' }, { secret: jwtSecret })],
+    ['lifetime over 60 minutes', () => craft(GOOD_HEADER, { ...claims(), exp: (claims().iat as number) + 3601 }, { secret: jwtSecret })],
+    ['an extra scope key', () => craft(GOOD_HEADER, { ...claims(), scope: { ...(claims().scope as object), admin: true } }, { secret: jwtSecret })],
+    ['over 4 KiB', () => craft(GOOD_HEADER, { ...claims(), pad: 'x'.repeat(4096) }, { secret: jwtSecret })],
+  ];
+  it.each(cases)('%s', async (name, make) => {
+    const reply = await call(vault('production/SERVICE_B_KEY'), { auth: make(), dispatcher });
+    if (name.startsWith('control')) {
+      expect(reply.status).toBe(200);
+      return;
+    }
+    expect(reply.status).toBe(401);
+    expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+    expect(reply.text).not.toMatch(/at .*\.js|stack|jose/i);
+    expect(reply.text).not.toContain('b-key-value');
+  });
+
+  it('refuses credentials that are not exactly `Bearer <token>`', async () => {
+    const good = craft(GOOD_HEADER, claims(), { secret: jwtSecret });
+    for (const header of [`Bearer  ${good}`, `Bearer ${good} x`, `Basic ${good}`, good, `Bearer ${good.replace('.', '. ')}`]) {
+      expect((await call(vault('production/SERVICE_B_KEY'), { headers: { authorization: header }, dispatcher })).status).toBe(401);
+    }
+  });
+});
+
+describe('HTTP hygiene', () => {
+  it('answers 404, 405 with Allow, 415 and 413 as JSON errors', async () => {
+    expect((await call(`${server.url}/healthz`)).body).toEqual({ status: 'ok' });
+    expect((await call(`${server.url}/nope`)).body.error.code).toBe('RWS_NOT_FOUND');
+    const wrongMethod = await call(vault('tokens/generate'));
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('POST');
+    expect((await call(vault('production/SERVICE_B_KEY'), { method: 'DELETE' })).status).toBe(405);
+    expect((await call(`${server.url}/healthz`, { method: 'POST', body: '' })).status).toBe(405);
+    const text = await call(vault('tokens/generate'), { auth: apiKey, body: 'subject=s', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(text.status).toBe(415);
+    expect(text.body.error.code).toBe('RWS_UNSUPPORTED_MEDIA_TYPE');
+    const big = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY', pad: 'x'.repeat(70 * 1024) });
+    const huge = await call(vault('tokens/generate'), { auth: apiKey, body: big, headers: { 'content-type': 'application/json' } });
+    expect(huge.status).toBe(413);
+    expect(huge.body.error.code).toBe('RWS_BODY_TOO_LARGE');
+    const chunk = Buffer.alloc(16 * 1024, 0x20);
+    const chunked = await rawRequest(vault('secrets/batch'), { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, chunks: [chunk, chunk, chunk, chunk, chunk] });
+    expect(chunked).toEqual({ status: 413, body: { error: { code: 'RWS_BODY_TOO_LARGE', message: expect.any(String) } } });
+  });
+
+  it('answers 400 to hostile bodies', async () => {
+    for (const body of ['{', 'null', '[]', '"x"', '1', '{"subject":"s"}x', '\uFEFF{}', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['.repeat(500)]) {
+      const reply = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json' } });
+      expect({ body: body.slice(0, 20), status: reply.status }).toEqual({ body: body.slice(0, 20), status: 400 });
+    }
+    const invalidUtf8 = await fetch(vault('tokens/generate'), { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: new Uint8Array([0x7b, 0xff, 0x7d]) });
+    expect(invalidUtf8.status).toBe(400);
+  });
+
+  it('sends no-store and nosniff on every answer', async () => {
+    const reply = await call(`${server.url}/nope`);
+    expect(reply.headers.get('cache-control')).toBe('no-store');
+    expect(reply.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+});
+
+describe('admin changes on a running server', () => {
+  it('a new API key works at once; a revoked one, and its tokens, stop within a second', async () => {
+    const fresh = await makeApiKey(store, ['production'], ['DB_*']);
+    keysSeen.push(fresh.key);
+    const t = await tokenFor({ environment: 'production', key_pattern: 'DB_PASSWORD' }, fresh.key);
+    expect((await call(vault('production/DB_PASSWORD'), { auth: t })).body.value).toBe('hunter2-prod');
+    await cliOk(['apikey', 'revoke', fresh.id, '--store', store.dir]);
+    const dispatcher = fromAddress(15);
+    const waited = await until(async () => (await generate(server, fresh.key, { subject: 's', environment: 'production', key_pattern: 'DB_PASSWORD' }, dispatcher)).status === 401);
+    expect(waited).toBeLessThan(1000);
+    const reply = await call(vault('production/DB_PASSWORD'), { auth: t, dispatcher });
+    expect(reply.status).toBe(401);
+    expect(reply.body.error.code).toBe('RWS_TOKEN_REVOKED');
+    const listed = await cliOk(['apikey', 'list', '--json', '--store', store.dir]);
+    const row = listed.trim().split('\n').map((line) => JSON.parse(line)).find((entry) => entry.id === fresh.id);
+    expect(row.revoked_at).not.toBeNull();
+    expect(row.last_used_at).not.toBeNull();
+    for (const key of keysSeen) expect(listed).not.toContain(key.slice(7));
+  });
+
+  it('a changed secrets file is re-read within a second', async () => {
+    const t = await tokenFor({ environment: 'staging', key_pattern: '*' }, wideKey);
+    expect((await call(vault('staging/SERVICE_B_KEY'), { auth: t })).body.value).toBe('b-staging-value');
+    await cliOk(['secret', 'set', 'staging', 'SERVICE_B_KEY', '--store', store.dir], { input: 'b-staging-rotated\n' });
+    const waited = await until(async () => (await call(vault('staging/SERVICE_B_KEY'), { auth: t })).body.value === 'b-staging-rotated');
+    expect(waited).toBeLessThan(1000);
+    ALL_VALUES.push('b-staging-rotated');
+  });
+
+  it('refuses a file whose MAC does not match, and serves nothing from it', async () => {
+    const t = await tokenFor({ environment: 'tampered', key_pattern: '*' }, wideKey);
+    expect((await call(vault('tampered/A_KEY'), { auth: t })).body.value).toBe('tamper-a-value');
+    const file = path.join(store.dir, 'tampered.enc.yaml');
+    const text = await readFile(file, 'utf8');
+    // Drop B_KEY's line: A_KEY still decrypts, only the MAC can tell.
+    const edited = text.split('\n').filter((line) => !line.startsWith('B_KEY:')).join('\n');
+    expect(edited).not.toBe(text);
+    await writeFile(file, edited);
+    await until(async () => (await call(vault('tampered/A_KEY'), { auth: t })).status === 500);
+    for (const request of [call(vault('tampered/A_KEY'), { auth: t }), call(vault('tampered'), { auth: t }), call(vault('secrets/batch'), { auth: t, json: { environment: 'tampered' } })]) {
+      const reply = await request;
+      expect(reply.status).toBe(500);
+      expect(reply.body.error.code).toBe('RWS_STORE_INVALID');
+      expect(reply.text).not.toContain('tamper-a-value');
+    }
+  });
+});
+
+describe('audit log', () => {
+  it('has one well-formed line per credentialed request, with no value, token or API key in it', async () => {
+    const text = await readFile(path.join(store.dir, 'audit.log'), 'utf8');
+    const lines = text.trim().split('\n').map((line) => JSON.parse(line));
+    expect(lines.length).toBeGreaterThan(50);
+    for (const line of lines) {
+      expect(Object.keys(line)).toEqual(['time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client']);
+    }
+    const events = new Set(lines.map((line) => line.event));
+    for (const event of ['token.generate', 'secret.read', 'secret.list', 'secret.batch', 'token.revoke', 'auth.failure']) expect(events).toContain(event);
+    const read = lines.find((line) => line.event === 'secret.read' && line.outcome === 'success');
+    expect(read).toMatchObject({ environment: 'production', keys: ['SERVICE_B_KEY'], client: '127.0.0.1', status: 200 });
+    expect(read.jti).toMatch(/^[A-Za-z0-9_-]{16,}$/);
+    expect(lines.find((line) => line.event === 'token.generate' && line.outcome === 'success').api_key_id).toMatch(/^ak_/);
+    expect(lines.some((line) => line.client === '127.0.0.14' && line.event === 'auth.failure')).toBe(true);
+    for (const value of ALL_VALUES) expect(text).not.toContain(value);
+    for (const t of tokensSeen) {
+      expect(text).not.toContain(t);
+      expect(text).not.toContain(t.split('.')[2]);
+    }
+    for (const key of keysSeen) expect(text).not.toContain(key.slice(7));
+    expect(text).not.toContain(jwtSecret);
+  });
+});
