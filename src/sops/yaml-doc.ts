@@ -38,7 +38,8 @@ export function quoteDouble(s: string): string {
 export const PARSE_OPTIONS = {
   schema: 'failsafe',
   customTags: (tags: unknown[]) => tags.map((t) => ((t as { tag?: string }).tag === stringTag.tag ? goSafeStringTag : t)),
-  uniqueKeys: true,
+  // The yaml package's duplicate check is quadratic; tree.ts checks keys in linear time.
+  uniqueKeys: false,
 } as const;
 
 function lineOf(error: { linePos?: [{ line: number; col: number }] | [{ line: number; col: number }, unknown] }): string {
