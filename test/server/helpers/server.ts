@@ -17,7 +17,7 @@ export interface CliResult {
 }
 
 export async function cli(args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  const result = await execa(BIN, args, { input: options.input ?? '', env: { VANTA_SOPS_FILES_PATH: '', ...options.env }, extendEnv: true, reject: false });
+  const result = await execa(BIN, args, { input: options.input ?? '', stripFinalNewline: false, env: { VANTA_SOPS_FILES_PATH: '', ...options.env }, extendEnv: true, reject: false });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 

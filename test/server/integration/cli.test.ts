@@ -1,0 +1,139 @@
+// The admin commands, run as users run them: modes, stdin-only values, all-or-nothing imports,
+// keys printed once and stored only as HMACs.
+import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, cliOk, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
+
+let store: TestStore;
+beforeAll(async () => {
+  store = await makeStore();
+});
+afterAll(async () => {
+  await store?.cleanup();
+});
+const mode = async (file: string) => (await stat(file)).mode & 0o777;
+
+describe('init', () => {
+  it('creates a 0700 store with 0600 files, and keeps them when run again', async () => {
+    expect(await mode(store.dir)).toBe(0o700);
+    const files = (await readdir(store.dir)).sort();
+    expect(files).toEqual(['age-identity.txt', 'api-key-pepper', 'jwt-secret']);
+    for (const file of files) expect(await mode(path.join(store.dir, file))).toBe(0o600);
+    const before = await readFile(path.join(store.dir, 'jwt-secret'), 'utf8');
+    const again = await cliOk(['init', '--store', store.dir]);
+    expect(again).toContain('kept JWT signing secret');
+    expect(again).toContain(`export SOPS_AGE_KEY_FILE=${path.join(store.dir, 'age-identity.txt')}`);
+    expect(await readFile(path.join(store.dir, 'jwt-secret'), 'utf8')).toBe(before);
+    expect(again).not.toContain(before);
+  });
+
+  it('refuses a directory others can enter', async () => {
+    const open = path.join(store.root, 'open');
+    await mkdir(open);
+    await chmod(open, 0o755);
+    const result = await cli(['init', '--store', open]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('chmod 700');
+  });
+});
+
+describe('secret', () => {
+  it('sets a value from stdin only, lists names and removes them', async () => {
+    expect((await cliOk(['secret', 'set', 'dev', 'API_TOKEN', '--store', store.dir], { input: 'tok-value-123\n' })).trim()).toBe('set API_TOKEN in dev');
+    const file = path.join(store.dir, 'dev.enc.yaml');
+    expect(await mode(file)).toBe(0o600);
+    const text = await readFile(file, 'utf8');
+    expect(text).not.toContain('tok-value-123');
+    expect(text).toMatch(/^API_TOKEN: ENC\[AES256_GCM,/m);
+    await cliOk(['secret', 'set', 'dev', 'OTHER', '--store', store.dir], { input: 'x' });
+    expect(await cliOk(['secret', 'list', 'dev', '--store', store.dir])).toBe('API_TOKEN\nOTHER\n');
+    await cliOk(['secret', 'rm', 'dev', 'OTHER', '--store', store.dir]);
+    expect(await cliOk(['secret', 'list', 'dev', '--store', store.dir])).toBe('API_TOKEN\n');
+    const missing = await cli(['secret', 'rm', 'dev', 'OTHER', '--store', store.dir]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toContain('RWS_SECRET_MISSING');
+    expect(await readdir(store.dir)).not.toContain(expect.stringMatching(/\.tmp$|\.lock$/));
+  });
+
+  it('refuses an extra argument rather than taking a value from the command line', async () => {
+    const result = await cli(['secret', 'set', 'dev', 'API_TOKEN', 'the-value', '--store', store.dir]);
+    expect(result.exitCode).toBe(2);
+  });
+
+  it('refuses invalid and protected names, and bad environment names', async () => {
+    for (const [args, code] of [
+      [['secret', 'set', 'dev', 'BAD-NAME'], 'RWS_NAME_INVALID'],
+      [['secret', 'set', 'dev', 'LD_PRELOAD'], 'RWS_NAME_PROTECTED'],
+      [['secret', 'set', '../dev', 'OK'], 'RWS_USAGE'],
+      [['secret', 'set', 'tokens', 'OK'], 'RWS_USAGE'],
+    ] as const) {
+      const result = await cli([...args, '--store', store.dir], { input: 'v' });
+      expect(result.exitCode).not.toBe(0);
+      expect(result.stderr).toContain(code);
+    }
+    await cliOk(['secret', 'set', 'dev', 'LD_PRELOAD', '--allow-name', 'LD_PRELOAD', '--store', store.dir], { input: 'v' });
+  });
+
+  it('imports a dotenv or JSON file in one write, or nothing at all', async () => {
+    const out = await cliOk(['secret', 'import', 'team', '--store', store.dir], { input: 'DB_URL=postgres://x\nDB_PASSWORD="p@ss word"\n# comment\n' });
+    expect(out.trim()).toBe('imported 2 secrets into team: DB_URL, DB_PASSWORD');
+    for (const [input, format] of [
+      ['GOOD=1\nBAD-NAME=2\n', 'dotenv'],
+      ['GOOD=1\nNODE_OPTIONS=--require=/tmp/x.js\n', 'dotenv'],
+      ['{"GOOD":"1","nested":{"a":"b"}}', 'json'],
+      ['{"GOOD":"1","NUM":2}', 'json'],
+      ['[1,2]', 'json'],
+    ] as const) {
+      const result = await cli(['secret', 'import', 'team', '--format', format, '--store', store.dir], { input });
+      expect(result.exitCode).not.toBe(0);
+      expect(await cliOk(['secret', 'list', 'team', '--store', store.dir])).toBe('DB_URL\nDB_PASSWORD\n');
+    }
+    await cliOk(['secret', 'import', 'team', '--format', 'json', '--store', store.dir], { input: '{"API_KEY":"k1","DB_URL":"postgres://y"}' });
+    expect(await cliOk(['secret', 'list', 'team', '--store', store.dir])).toBe('DB_URL\nDB_PASSWORD\nAPI_KEY\n');
+  });
+});
+
+describe('apikey', () => {
+  it('prints the key once, stores only its HMAC, lists and revokes', async () => {
+    const { id, key } = await makeApiKey(store, ['team'], ['DB_*'], ['--max-ttl', '15', '--expires-at', '2099-01-01T00:00:00Z']);
+    expect(id).toMatch(/^ak_[0-9a-f]{16}$/);
+    expect(key).toMatch(/^rws_sk_[0-9a-f]{32}$/);
+    const file = await readFile(path.join(store.dir, 'api-keys.json'), 'utf8');
+    expect(await mode(path.join(store.dir, 'api-keys.json'))).toBe(0o600);
+    expect(file).not.toContain(key.slice(7 + 8));
+    const listed = JSON.parse((await cliOk(['apikey', 'list', '--json', '--store', store.dir])).trim().split('\n').at(-1) as string);
+    expect(listed).toEqual({
+      id,
+      name: 'test',
+      environments: ['team'],
+      key_patterns: ['DB_*'],
+      max_ttl_minutes: 15,
+      created_at: expect.any(String),
+      expires_at: '2099-01-01T00:00:00.000Z',
+      last_used_at: null,
+      revoked_at: null,
+    });
+    const human = await cliOk(['apikey', 'list', '--store', store.dir]);
+    expect(human).toContain(id);
+    expect(human).not.toContain(key.slice(7));
+    expect(await cliOk(['apikey', 'revoke', id, '--store', store.dir])).toContain(`revoked ${id}`);
+    const unknown = await cli(['apikey', 'revoke', 'ak_0000000000000000', '--store', store.dir]);
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.stderr).toContain('RWS_APIKEY_MISSING');
+  });
+
+  it.each([
+    [['--max-ttl', '61']],
+    [['--max-ttl', '1.5']],
+    [['--expires-at', 'tomorrow']],
+    [['--expires-at', '2001-01-01T00:00:00Z']],
+    [['--key-pattern', 'DB_.*']],
+    [['--environment', '../x']],
+  ])('refuses %j with a usage error', async (extra) => {
+    const base = ['apikey', 'create', '--store', store.dir, '--name', 'x', '--environment', 'team', '--key-pattern', 'DB_*'];
+    const result = await cli([...base, ...extra]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stdout).not.toMatch(/rws_sk_/);
+  });
+});
