@@ -4,8 +4,7 @@
 import type { Writable } from 'node:stream';
 import type { Logger } from './cli/output.js';
 import { buildChildEnv } from './inject/child-env.js';
-import { serialize, type FileFormat } from './inject/file-format.js';
-import { buildNeedles, MaskStream, MIN_MASKED_LENGTH } from './inject/mask.js';
+import type { FileFormat } from './inject/file-format.js';
 import { choosePlacement, processIsAlive, removeLeftovers, SecretsFile, type PlacementOptions } from './inject/secrets-file.js';
 import { Cleanup, Stopped, StopSwitch } from './process/cleanup.js';
 import type { Outcome } from './process/exit-status.js';
@@ -69,7 +68,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
       args: plan.args,
       env,
       extraFd: injected.fd,
-      filters: plan.mask ? maskFilters(secrets, io) : undefined,
+      filters: plan.mask ? await maskFilters(secrets, io) : undefined,
     });
     relay.attach(running.child);
     // A stop signal that arrived while the child was being started is passed on now.
@@ -100,6 +99,8 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, io: Run
   if (removed > 0) io.log.info(`removed ${removed} leftover secrets director${removed === 1 ? 'y' : 'ies'} of killed runs in ${placement.base}`);
   if (plan.injectAs === 'env') return { variables: secrets, fd: undefined };
 
+  // Loaded here, not at start-up: env mode, the common cron case, never needs it.
+  const { serialize } = await import('./inject/file-format.js');
   const content = await serialize(secrets, plan.fileFormat);
   if (!placement.ramBacked) {
     io.log.warn('RWS_NOT_RAM_BACKED', `no RAM-backed directory is usable; the secrets file goes to ${placement.base} (set XDG_RUNTIME_DIR or mount /dev/shm)`);
@@ -114,7 +115,8 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, io: Run
   return { variables: new Map([[plan.fileVar, '/dev/fd/3']]), fd };
 }
 
-function maskFilters(secrets: Secrets, io: RunIo) {
+async function maskFilters(secrets: Secrets, io: RunIo) {
+  const { buildNeedles, MaskStream, MIN_MASKED_LENGTH } = await import('./inject/mask.js');
   const short = [...secrets].filter(([, value]) => value.length > 0 && value.length < MIN_MASKED_LENGTH).map(([name]) => name);
   if (short.length > 0) io.log.warn('RWS_MASK_SHORT_VALUE', `values shorter than ${MIN_MASKED_LENGTH} characters are not masked: ${short.join(', ')}`);
   const needles = buildNeedles(secrets.values());
