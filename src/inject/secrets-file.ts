@@ -2,7 +2,7 @@
 // holding one file (0600) created exclusively without following links. Removed as a whole on
 // every way out; leftovers of runs killed with SIGKILL are recognised by the pid in the
 // directory name and removed at the next start.
-import { constants as fsConstants, lstatSync, rmSync } from 'node:fs';
+import { constants as fsConstants, rmSync } from 'node:fs';
 import { lstat, mkdtemp, open, readdir, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SecretsFileError } from '../errors.js';
@@ -164,13 +164,4 @@ export class SecretsFile {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** True while the directory still exists (tests and diagnostics). */
-  existsOnDisk(): boolean {
-    try {
-      lstatSync(this.dir);
-      return true;
-    } catch {
-      return false;
-    }
-  }
 }

@@ -163,6 +163,19 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(ready.dir)).toBe(false);
   });
 
+  it('a stop signal before the child starts (source still loading) ends the wrapper by that signal', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const fifo = `${dir}/never-written.env`;
+    execFileSync('mkfifo', [fifo]);
+    const child = runBin(['--env-file', fifo, '--inject-as', 'file', '--', fixture('print-env.mjs')], { runtimeDir: dir });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.signal).toBe('SIGTERM');
+    expect(result.stdout).toBe('');
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+
   it('command not found (127) and not executable (126)', async () => {
     const missing = await runFileMode(['--', 'definitely-not-a-command-xyz']);
     expect(missing.exitCode).toBe(127);
