@@ -52,6 +52,7 @@ export class AppendLog {
 
   async close(): Promise<void> {
     while (this.#flushing) await new Promise((resolve) => setImmediate(resolve));
+    await this.handle.datasync().catch(() => undefined); // e.g. EINVAL on /dev/full
     await this.handle.close();
   }
 }

@@ -12,12 +12,12 @@ import { isValidEnvironment } from './layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import type { SecretFile, SecretSource } from './secret-source.js';
 import type { StateStore } from './state.js';
-import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, signToken, type TokenClaims, verifyToken } from './tokens.js';
+import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from './tokens.js';
 
 export interface HandlerDeps {
   state: StateStore;
   secrets: SecretSource;
-  jwtSecret: Uint8Array;
+  tokens: TokenAuthority;
   pepper: Uint8Array;
 }
 
@@ -45,7 +45,7 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
   }
   const ttlMinutes = Math.min(body.ttl_minutes ?? DEFAULT_TTL_MINUTES, apiKey.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES, SERVER_MAX_TTL_MINUTES);
   const scope = { environment: body.environment, key_pattern: body.key_pattern, permissions: ['read'] as ['read'] };
-  const { token, claims } = await signToken(deps.jwtSecret, { subject: body.subject, scope, ttlMinutes, usageLimit: body.usage_limit ?? null }, x.now);
+  const { token, claims } = await deps.tokens.sign({ subject: body.subject, scope, ttlMinutes, usageLimit: body.usage_limit ?? null }, x.now);
   x.audit.jti = claims.jti;
   await deps.state.recordIssue({ jti: claims.jti, apiKeyId: apiKey.id, expiresAt: claims.exp }, x.now);
   return {
@@ -110,7 +110,7 @@ export async function batchSecrets(deps: HandlerDeps, x: Exchange): Promise<Repl
 
 export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
   await readJsonBody(x.req, { optional: true });
-  const claims = await verifyToken(deps.jwtSecret, bearerCredential(x.req), x.now);
+  const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
   // Revoking is idempotent: a revoked or spent token may still be revoked (again).
   await deps.state.revokeToken(presented(claims));
@@ -124,7 +124,7 @@ function noteRequested(x: Exchange, environment: string, keys: string[]): void {
 }
 
 async function authenticateToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
-  const claims = await verifyToken(deps.jwtSecret, bearerCredential(x.req), x.now);
+  const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub });
   throwUnlessLive(await deps.state.checkToken(presented(claims)));
   return claims;

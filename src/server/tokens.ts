@@ -2,7 +2,7 @@
 // shared/SECURITY.md "Tokens" and RFC 8725): the compact grammar with nothing trimmed and one
 // base64url spelling per part, a size bound, an exact header ({alg, typ}: no kid, crit, jwk, jku,
 // x5u), issuer, audience, integer dates, a bounded lifetime and an exact claim schema.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, webcrypto } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { isValidPattern } from '../glob.js';
 import { HttpError, unauthorized } from './http-error.js';
@@ -44,11 +44,18 @@ export interface TokenRequest {
   usageLimit: number | null;
 }
 
+/** The HS256 key, imported once: jose would otherwise import raw bytes again on every call. */
+export type TokenKey = webcrypto.CryptoKey | Uint8Array;
+
+export async function importTokenKey(secret: Uint8Array): Promise<webcrypto.CryptoKey> {
+  return webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+}
+
 export function isValidSubject(subject: string): boolean {
   return SUBJECT_GRAMMAR.test(subject);
 }
 
-export async function signToken(secret: Uint8Array, request: TokenRequest, now: Date): Promise<{ token: string; claims: TokenClaims }> {
+export async function signToken(secret: TokenKey, request: TokenRequest, now: Date): Promise<{ token: string; claims: TokenClaims }> {
   const iat = Math.floor(now.getTime() / 1000);
   const claims: TokenClaims = {
     sub: request.subject,
@@ -74,7 +81,7 @@ export async function signToken(secret: Uint8Array, request: TokenRequest, now: 
 }
 
 /** The claims of a token this server issued and that is valid now, or a 401. */
-export async function verifyToken(secret: Uint8Array, token: string, now: Date): Promise<TokenClaims> {
+export async function verifyToken(secret: TokenKey, token: string, now: Date): Promise<TokenClaims> {
   if (token.length > MAX_TOKEN_LENGTH || !COMPACT_GRAMMAR.test(token)) throw unauthorized('malformed token');
   if (!token.split('.').every(isCanonicalBase64url)) throw unauthorized('malformed token');
   checkHeader(token);
@@ -150,4 +157,46 @@ function checkClaims(payload: unknown): TokenClaims {
 
 function isInt(value: unknown): value is number {
   return Number.isSafeInteger(value);
+}
+
+/**
+ * Signs and verifies with one key, remembering tokens it has fully verified (by their exact
+ * string, bounded) so that a token used many times is checked in full once: later uses only
+ * re-check its time window. Uses, revocations and scope are checked on every request elsewhere.
+ */
+export class TokenAuthority {
+  readonly #verified = new Map<string, TokenClaims>();
+
+  constructor(
+    private readonly key: TokenKey,
+    private readonly maxRemembered = 10_000,
+  ) {}
+
+  sign(request: TokenRequest, now: Date): Promise<{ token: string; claims: TokenClaims }> {
+    return signToken(this.key, request, now);
+  }
+
+  async verify(token: string, now: Date): Promise<TokenClaims> {
+    const known = this.#verified.get(token);
+    const seconds = now.getTime() / 1000;
+    if (known !== undefined) {
+      if (seconds < known.exp + CLOCK_SKEW_SECONDS && seconds >= known.iat - CLOCK_SKEW_SECONDS) return known;
+      this.#verified.delete(token);
+      return verifyToken(this.key, token, now); // reports expiry exactly as a first sight would
+    }
+    const claims = await verifyToken(this.key, token, now);
+    if (this.#verified.size >= this.maxRemembered) this.#forgetExpired(seconds);
+    if (this.#verified.size < this.maxRemembered) this.#verified.set(token, claims);
+    return claims;
+  }
+
+  #forgetExpired(seconds: number): void {
+    for (const [token, claims] of this.#verified) if (claims.exp + CLOCK_SKEW_SECONDS <= seconds) this.#verified.delete(token);
+    // Still full of live tokens: forget the oldest half rather than grow.
+    let drop = this.#verified.size >= this.maxRemembered ? this.#verified.size / 2 : 0;
+    for (const token of this.#verified.keys()) {
+      if (drop-- <= 0) break;
+      this.#verified.delete(token);
+    }
+  }
 }

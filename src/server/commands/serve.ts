@@ -8,6 +8,7 @@ import { checkStoreDir, resolveIdentities, resolveJwtSecret, resolvePepper, reso
 import { LocalStateStore } from '../local-state.js';
 import { checkListen, type ListenOptions, listen } from '../server.js';
 import { SopsSecretStore } from '../store.js';
+import { importTokenKey, TokenAuthority } from '../tokens.js';
 
 export async function serve(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const port = args.port as number;
@@ -22,7 +23,7 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
   const identities = await resolveIdentities(paths, io.env);
-  const jwtSecret = await resolveJwtSecret(paths, io.env);
+  const tokens = new TokenAuthority(await importTokenKey(await resolveJwtSecret(paths, io.env)));
   const pepper = await resolvePepper(paths);
   const state = await LocalStateStore.open({
     apiKeysFile: paths.apiKeys,
@@ -33,7 +34,7 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const log = (line: string): void => void io.stderr.write(`${line}\n`);
   let server;
   try {
-    server = await listen(options, { state, secrets: new SopsSecretStore(paths, identities), jwtSecret, pepper, log });
+    server = await listen(options, { state, secrets: new SopsSecretStore(paths, identities), tokens, pepper, log });
   } catch (error) {
     await state.close();
     throw error;

@@ -117,3 +117,16 @@ describe('verifyToken', () => {
     expect(await refusal(big)).toBe('RWS_AUTH_FAILED');
   });
 });
+
+describe('TokenAuthority', () => {
+  it('remembers a verified token but still refuses it once expired', async () => {
+    const { TokenAuthority } = await import('../../../src/server/tokens.js');
+    const authority = new TokenAuthority(key);
+    const token = craft(GOOD_HEADER, goodClaims(NOW));
+    expect((await authority.verify(token, now)).jti).toBe('AAAAAAAAAAAAAAAAAAAAAA');
+    expect((await authority.verify(token, new Date(NOW + 60_000))).jti).toBe('AAAAAAAAAAAAAAAAAAAAAA');
+    await expect(authority.verify(token, new Date(NOW + 300_000 + 31_000))).rejects.toMatchObject({ code: 'RWS_TOKEN_EXPIRED' });
+    await expect(authority.verify(`${token}\n`, now)).rejects.toMatchObject({ code: 'RWS_AUTH_FAILED' });
+  });
+
+});
