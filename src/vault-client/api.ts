@@ -1,0 +1,121 @@
+// The typed calls of the vault API (issue 3's pinned paths and shapes). Each call sends one
+// request through the Transport, maps a refusal to an error naming what was asked for, and
+// validates the answer before returning anything from it.
+import { readFile } from 'node:fs/promises';
+import { UsageError } from '../errors.js';
+import { VaultError } from './errors.js';
+import { Transport, type VaultRequest, type VaultResponse } from './http.js';
+import { type BatchSelector, type MintedToken, type MintRequest, parseBatch, parseKeyList, parseMinted, parseSecret } from './responses.js';
+import { type CallContext, statusError } from './status.js';
+import { parseVaultUrl } from './url.js';
+
+export interface VaultClientOptions {
+  /** e.g. https://vault.example:8200; a path prefix is kept. */
+  baseUrl: string;
+  /** Each of connect, headers and body. */
+  timeoutMs: number;
+  /** Extra attempts for connection failures and 502/503/504 only. */
+  retries: number;
+  /** PEM file of the private CA(s) to trust instead of the public roots. */
+  caFile?: string;
+  /** Allow http:// to a host that is not loopback. */
+  insecureHttp: boolean;
+  /** --verbose lines: method, path, status, attempt. Never credentials or values. */
+  debug?: (message: string) => void;
+}
+
+const API = '/api/v1/vault';
+const MAX_CA_FILE_BYTES = 1024 * 1024;
+/** What an HTTP header can carry; anything else would be refused (or worse) below us. */
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+export class VaultClient {
+  private constructor(
+    private readonly transport: Transport,
+    private readonly origin: string,
+  ) {}
+
+  static async create(options: VaultClientOptions): Promise<VaultClient> {
+    if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) throw new UsageError(`Expected the timeout to be a positive number of seconds, got ${options.timeoutMs / 1000}`);
+    if (!Number.isSafeInteger(options.retries) || options.retries < 0) throw new UsageError(`Expected --retries to be a non-negative integer, got ${options.retries}`);
+    const url = parseVaultUrl(options.baseUrl, options.insecureHttp);
+    const ca = options.caFile === undefined ? undefined : await readCaFile(options.caFile);
+    const transport = new Transport({ origin: url.origin, prefix: url.prefix, timeoutMs: options.timeoutMs, retries: options.retries, ca, debug: options.debug });
+    return new VaultClient(transport, url.origin);
+  }
+
+  async mintToken(apiKey: string, request: MintRequest): Promise<MintedToken> {
+    const context: CallContext = { action: 'minting a token', credential: 'API key', environment: request.environment, pattern: request.keyPattern };
+    const body = {
+      subject: request.subject,
+      environment: request.environment,
+      key_pattern: request.keyPattern,
+      ttl_minutes: request.ttlMinutes,
+      usage_limit: request.usageLimit,
+    };
+    const response = await this.call({ method: 'POST', path: `${API}/tokens/generate`, credential: apiKey, json: body }, context, [200, 201]);
+    return parseMinted(response.body, request, this.origin);
+  }
+
+  async fetchBatch(token: string, environment: string, selector: BatchSelector): Promise<Map<string, string>> {
+    const context: CallContext = { action: 'fetching secrets', credential: 'token', environment, keys: selector.keys, pattern: selector.pattern };
+    const body = { environment, ...(selector.keys === undefined ? {} : { keys: selector.keys }), ...(selector.pattern === undefined ? {} : { pattern: selector.pattern }) };
+    const response = await this.call({ method: 'POST', path: `${API}/secrets/batch`, credential: token, json: body }, context, [200]);
+    return parseBatch(response.body, environment, selector, this.origin);
+  }
+
+  async fetchKey(token: string, environment: string, key: string): Promise<string> {
+    const context: CallContext = { action: 'fetching a secret', credential: 'token', environment, keys: [key] };
+    const path = `${API}/${encodeURIComponent(environment)}/${encodeURIComponent(key)}`;
+    const response = await this.call({ method: 'GET', path, credential: token }, context, [200]);
+    return parseSecret(response.body, environment, key, this.origin);
+  }
+
+  async listKeys(token: string, environment: string, pattern?: string): Promise<string[]> {
+    const context: CallContext = { action: 'listing keys', credential: 'token', environment, pattern };
+    const query = pattern === undefined ? '' : `?pattern=${encodeURIComponent(pattern)}`;
+    const response = await this.call({ method: 'GET', path: `${API}/${encodeURIComponent(environment)}${query}`, credential: token }, context, [200]);
+    return parseKeyList(response.body, environment, pattern, this.origin);
+  }
+
+  async revokeToken(token: string): Promise<void> {
+    await this.call({ method: 'POST', path: `${API}/tokens/revoke`, credential: token }, { action: 'revoking the token', credential: 'token' }, [200, 204]);
+  }
+
+  async health(): Promise<void> {
+    await this.call({ method: 'GET', path: '/healthz' }, { action: 'checking health', credential: undefined }, [200]);
+  }
+
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+
+  private async call(request: VaultRequest, context: CallContext, expected: readonly number[]): Promise<VaultResponse> {
+    if (request.credential !== undefined) checkCredential(request.credential, context.credential ?? 'credential');
+    const response = await this.transport.send(request);
+    if (!expected.includes(response.status)) throw statusError(response, context, this.origin);
+    return response;
+  }
+}
+
+function checkCredential(value: string, name: string): void {
+  if (!HEADER_SAFE.test(value)) {
+    throw new VaultError('RWS_VAULT_AUTH', `the ${name} is empty or holds spaces or characters an HTTP header cannot carry`, `check the ${name} for stray whitespace or line breaks`);
+  }
+}
+
+async function readCaFile(file: string): Promise<string> {
+  let pem: string;
+  try {
+    const bytes = await readFile(file);
+    if (bytes.length > MAX_CA_FILE_BYTES) throw Object.assign(new Error('too large'), { code: 'EFBIG' });
+    pem = bytes.toString('utf8');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new VaultError('RWS_VAULT_TLS', `cannot read the CA file ${file}${typeof code === 'string' ? ` (${code})` : ''}`, 'check --ca-file / RWS_CA_FILE');
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new VaultError('RWS_VAULT_TLS', `the CA file ${file} holds no PEM certificate`, 'give --ca-file / RWS_CA_FILE a PEM file of CA certificates');
+  }
+  return pem;
+}

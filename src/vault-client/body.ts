@@ -1,0 +1,91 @@
+// Reading an answer's body: JSON only, at most MAX_RESPONSE_BYTES, and never buffered past that
+// limit (a declared Content-Length over it is refused before reading; a body that keeps coming
+// is cut off at the limit).
+import type { Dispatcher } from 'undici';
+import { badResponse, safeServerCode } from './errors.js';
+
+export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+/** Error answers are only read for their code. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+const JSON_TYPE = /^application\/json\s*(;.*)?$/i;
+
+type Body = Dispatcher.ResponseData['body'];
+type Headers = Dispatcher.ResponseData['headers'];
+
+function header(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function declaredLength(headers: Headers): number | undefined {
+  const value = header(headers, 'content-length');
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+/** The body's bytes, or undefined (and the stream destroyed) once it passes `limit`. */
+async function readLimited(body: Body, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseJson(bytes: Buffer): { ok: true; value: unknown } | { ok: false } {
+  try {
+    // Neither error is kept: V8's JSON.parse message quotes the input.
+    return { ok: true, value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/** The JSON value of a successful answer; `undefined` for an empty one (204). */
+export async function readJsonBody(response: Dispatcher.ResponseData, origin: string): Promise<unknown> {
+  const { body, headers, statusCode } = response;
+  if (statusCode === 204) {
+    await body.dump({ limit: MAX_ERROR_BODY_BYTES });
+    return undefined;
+  }
+  if (!JSON_TYPE.test(header(headers, 'content-type') ?? '')) {
+    body.destroy();
+    throw badResponse(origin, 'its content type is not application/json');
+  }
+  const declared = declaredLength(headers);
+  if (declared !== undefined && declared > MAX_RESPONSE_BYTES) {
+    body.destroy();
+    throw badResponse(origin, `its body is over the ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB limit`);
+  }
+  const bytes = await readLimited(body, MAX_RESPONSE_BYTES);
+  if (bytes === undefined) throw badResponse(origin, `its body is over the ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB limit`);
+  const parsed = parseJson(bytes);
+  if (!parsed.ok) throw badResponse(origin, 'its body is not valid JSON');
+  return parsed.value;
+}
+
+/** The server's `error.code` of a failed answer, when it is safe to repeat; the body is discarded. */
+export async function readErrorCode(response: Dispatcher.ResponseData): Promise<string | undefined> {
+  const { body, headers } = response;
+  const declared = declaredLength(headers);
+  if (!JSON_TYPE.test(header(headers, 'content-type') ?? '') || (declared !== undefined && declared > MAX_ERROR_BODY_BYTES)) {
+    body.destroy();
+    return undefined;
+  }
+  try {
+    const bytes = await readLimited(body, MAX_ERROR_BODY_BYTES);
+    const parsed = bytes === undefined ? undefined : parseJson(bytes);
+    if (!parsed?.ok || typeof parsed.value !== 'object' || parsed.value === null) return undefined;
+    const error = (parsed.value as { error?: unknown }).error;
+    return typeof error === 'object' && error !== null ? safeServerCode((error as { code?: unknown }).code) : undefined;
+  } catch {
+    // The status already says what went wrong; a broken error body adds nothing.
+    return undefined;
+  }
+}

@@ -1,0 +1,122 @@
+// The one place that talks HTTP: an undici Pool for the vault's origin (keep-alive), timeouts for
+// connect, headers and body, jittered retries for connection failures and 502/503/504 only, and
+// no redirects (a redirect could carry the credential to another origin).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Dispatcher, Pool } from 'undici';
+import { readErrorCode, readJsonBody } from './body.js';
+import { classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
+
+const BACKOFF_BASE_MS = 200;
+const BACKOFF_CAP_MS = 2000;
+const RETRYABLE_STATUS = new Set([502, 503, 504]);
+
+export interface TransportOptions {
+  origin: string;
+  prefix: string;
+  timeoutMs: number;
+  retries: number;
+  /** PEM of the only CAs to trust; Node's bundled roots when absent. */
+  ca?: string;
+  debug?: (message: string) => void;
+}
+
+export interface VaultRequest {
+  method: 'GET' | 'POST';
+  /** Path below the URL prefix, already encoded; may hold a query. */
+  path: string;
+  credential?: string;
+  json?: unknown;
+}
+
+export interface VaultResponse {
+  status: number;
+  /** The parsed JSON of a 2xx answer (undefined for 204); undefined otherwise. */
+  body: unknown;
+  /** The server's error code of a failed answer, when safe to repeat. */
+  serverCode: string | undefined;
+  attempts: number;
+}
+
+type Outcome = { ok: true; response: VaultResponse } | { ok: false; failure: NetworkFailure | undefined; cause: unknown };
+
+export class Transport {
+  private readonly pool: Pool;
+  private closed = false;
+
+  constructor(private readonly options: TransportOptions) {
+    this.pool = new Pool(options.origin, {
+      connect: { timeout: options.timeoutMs, ...(options.ca === undefined ? {} : { ca: options.ca }) },
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+    });
+  }
+
+  async send(request: VaultRequest): Promise<VaultResponse> {
+    if (this.closed) throw new Error('VaultClient used after close()');
+    const total = this.options.retries + 1;
+    for (let attempt = 1; ; attempt++) {
+      const started = Date.now();
+      const outcome = await this.attempt(request, attempt).catch((error: unknown) => {
+        this.debug(`${request.method} ${this.options.prefix}${request.path} attempt ${attempt}/${total}: ${(error as { code?: string }).code ?? 'error'}`);
+        throw error;
+      });
+      const result = outcome.ok ? String(outcome.response.status) : (outcome.failure?.code ?? 'error');
+      this.debug(`${request.method} ${this.options.prefix}${request.path} attempt ${attempt}/${total}: ${result} in ${Date.now() - started} ms`);
+      const retryable = outcome.ok ? RETRYABLE_STATUS.has(outcome.response.status) : outcome.failure?.retryable === true;
+      if (retryable && attempt < total) {
+        await this.backoff(attempt);
+        continue;
+      }
+      if (outcome.ok) return outcome.response;
+      throw networkError(outcome.failure, outcome.cause, this.options.origin, attempt, this.options.timeoutMs);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.close();
+  }
+
+  private async attempt(request: VaultRequest, attempt: number): Promise<Outcome> {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.pool.request(this.dispatchOptions(request));
+    } catch (cause) {
+      return { ok: false, failure: classifyNetworkError(cause, 'request'), cause };
+    }
+    try {
+      const { statusCode: status } = response;
+      const success = status >= 200 && status < 300;
+      const body = success ? await readJsonBody(response, this.options.origin) : undefined;
+      const serverCode = success ? undefined : await readErrorCode(response);
+      return { ok: true, response: { status, body, serverCode, attempts: attempt } };
+    } catch (cause) {
+      const failure = classifyNetworkError(cause, 'body');
+      if (failure === undefined) throw cause;
+      return { ok: false, failure, cause };
+    }
+  }
+
+  private dispatchOptions(request: VaultRequest): Dispatcher.RequestOptions {
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'run-with-secrets' };
+    if (request.credential !== undefined) headers.authorization = `Bearer ${request.credential}`;
+    let body: string | undefined;
+    if (request.json !== undefined) {
+      body = JSON.stringify(request.json);
+      headers['content-type'] = 'application/json';
+    }
+    return { method: request.method, path: `${this.options.prefix}${request.path}`, headers, body };
+  }
+
+  /** Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spreads retrying clients apart. */
+  private async backoff(attempt: number): Promise<void> {
+    const delay = Math.round(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)));
+    this.debug(`retrying in ${delay} ms`);
+    await sleep(delay);
+  }
+
+  private debug(message: string): void {
+    this.options.debug?.(`vault: ${message}`);
+  }
+}

@@ -1,0 +1,85 @@
+// What a refusal means for the call that got it: each status becomes one error that names the
+// environment, keys or pattern concerned and says what to do next.
+import { badResponse, VaultError } from './errors.js';
+import type { VaultResponse } from './http.js';
+
+export interface CallContext {
+  /** What was being done, e.g. "minting a token". */
+  action: string;
+  credential: 'API key' | 'token' | undefined;
+  environment?: string;
+  keys?: readonly string[];
+  pattern?: string;
+}
+
+const SHOWN_KEYS = 5;
+
+function listKeys(keys: readonly string[]): string {
+  const shown = keys.slice(0, SHOWN_KEYS).join(', ');
+  return keys.length > SHOWN_KEYS ? `${shown} and ${keys.length - SHOWN_KEYS} more` : shown;
+}
+
+/** "environment prod, keys A, B" / "environment prod, pattern SERVICE_*". */
+function describeScope(context: CallContext): string {
+  const parts: string[] = [];
+  if (context.environment !== undefined) parts.push(`environment ${context.environment}`);
+  if (context.keys !== undefined) parts.push(`${context.keys.length === 1 ? 'key' : 'keys'} ${listKeys(context.keys)}`);
+  if (context.pattern !== undefined) parts.push(`pattern ${context.pattern}`);
+  return parts.length === 0 ? 'this request' : parts.join(', ');
+}
+
+export function statusError(response: VaultResponse, context: CallContext, origin: string): VaultError {
+  const { status, serverCode, attempts } = response;
+  const details = { status, serverCode, attempts };
+  const server = serverCode === undefined ? '' : ` (${serverCode})`;
+  const credential = context.credential ?? 'request';
+  if (status === 401) {
+    const hint =
+      context.credential === 'token'
+        ? 'get a new token (run-with-secrets token generate) or let run-with-secrets mint one from an API key'
+        : 'regenerate the API key (secrets-server apikey create) and update RWS_API_KEY or RWS_API_KEY_FILE';
+    const what = context.credential === 'token' ? 'invalid, expired, revoked or used up' : 'invalid, expired or revoked';
+    return new VaultError('RWS_VAULT_AUTH', `the vault at ${origin} refused the ${credential} while ${context.action}: it is ${what}${server}`, hint, details);
+  }
+  if (status === 403) {
+    const scope = describeScope(context);
+    const hint =
+      context.credential === 'token'
+        ? `use a token scoped to ${scope}, or narrow -e/-k/--key to what the token covers`
+        : `ask the vault admin for an API key granting ${scope}, or narrow -e/-k/--key to what the key grants`;
+    return new VaultError('RWS_VAULT_FORBIDDEN', `the ${credential} does not grant ${scope}${server}`, hint, details);
+  }
+  if (status === 404) {
+    return new VaultError(
+      'RWS_VAULT_NOT_FOUND',
+      `the vault at ${origin} has no ${describeScope(context)}${server}`,
+      'check -e and -k/--key; run-with-secrets keys -e ENV lists the names in scope',
+      details,
+    );
+  }
+  if (status === 429) {
+    return new VaultError(
+      'RWS_VAULT_RATE_LIMITED',
+      `the vault at ${origin} is refusing this address after too many failed authentications${server}`,
+      'wait a minute, then try again with a valid credential',
+      details,
+    );
+  }
+  if (status >= 400 && status < 500) {
+    return new VaultError(
+      'RWS_VAULT_BAD_REQUEST',
+      `the vault at ${origin} rejected the request as malformed (${status}) while ${context.action}${server}`,
+      'check the environment name, key names and patterns; if they are right, the server may be another version',
+      details,
+    );
+  }
+  if (status >= 500) {
+    return new VaultError(
+      'RWS_VAULT_UNAVAILABLE',
+      `the vault at ${origin} failed with ${status} while ${context.action} (${attempts === 1 ? '1 attempt' : `${attempts} attempts`})${server}`,
+      'try again later or raise --retries; the server log says why',
+      details,
+    );
+  }
+  return badResponse(origin, `unexpected status ${status} (redirects are not followed)`);
+}
