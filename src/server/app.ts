@@ -23,8 +23,7 @@ interface Route {
 
 const PREFIX = '/api/v1/vault/';
 
-function route(deps: HandlerDeps, url: URL): Route | undefined {
-  const path = url.pathname;
+function route(deps: HandlerDeps, path: string, query: string): Route | undefined {
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: async () => ({ status: 200, body: { status: 'ok' } }) };
   if (!path.startsWith(PREFIX)) return undefined;
   const parts = path.slice(PREFIX.length).split('/');
@@ -40,15 +39,22 @@ function route(deps: HandlerDeps, url: URL): Route | undefined {
   }
   if (parts.length === 2 && first && second) return { event: 'secret.read', methods: ['GET'], run: (x) => readSecret(deps, x, first, second) };
   if (parts.length === 1 && first) {
-    return { event: 'secret.list', methods: ['GET'], run: (x) => listSecrets(deps, x, first, listPattern(url)) };
+    return { event: 'secret.list', methods: ['GET'], run: (x) => listSecrets(deps, x, first, listPattern(query)) };
   }
   return undefined;
 }
 
-function listPattern(url: URL): string | undefined {
-  const names = [...url.searchParams.keys()];
+function listPattern(query: string): string | undefined {
+  const params = new URLSearchParams(query);
+  const names = [...params.keys()];
   if (names.some((name) => name !== 'pattern') || names.length > 1) throw new HttpError(400, 'RWS_BAD_REQUEST', 'the only query parameter is pattern, given once');
-  return url.searchParams.get('pattern') ?? undefined;
+  return params.get('pattern') ?? undefined;
+}
+
+/** Path and query of the request target, as sent: no dot-segment or percent decoding (names never need it). */
+function splitTarget(target: string): [string, string] {
+  const mark = target.indexOf('?');
+  return mark === -1 ? [target, ''] : [target.slice(0, mark), target.slice(mark + 1)];
 }
 
 export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -62,8 +68,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     let event: AuditEventName | undefined;
     let reply: Reply & { headers?: Record<string, string> };
     try {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const found = route(deps, url);
+      const found = route(deps, ...splitTarget(req.url ?? '/'));
       if (found === undefined) throw notFound('no such route');
       if (!found.methods.includes(req.method ?? '')) {
         throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${found.methods.join(', ')}`, { allow: found.methods.join(', ') });
@@ -81,7 +86,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     }
     if (event !== undefined) {
       try {
-        await deps.state.appendAudit(auditLine(auditRecord(event, x.audit, reply, client), new Date()));
+        await deps.state.appendAudit(auditLine(auditRecord(event, x.audit, reply, client), x.now));
       } catch (error) {
         log(`secrets-server: ${describe(error)}`);
         reply = errorResponse(new HttpError(503, 'RWS_AUDIT_UNAVAILABLE', 'the audit log could not be written; nothing was served'));

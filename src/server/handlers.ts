@@ -126,7 +126,9 @@ function noteRequested(x: Exchange, environment: string, keys: string[]): void {
 async function authenticateToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub });
-  throwUnlessLive(await deps.state.checkToken(presented(claims)));
+  const status = await deps.state.checkToken(presented(claims));
+  x.audit.api_key_id = status.apiKeyId;
+  throwUnlessLive(status.outcome);
   return claims;
 }
 

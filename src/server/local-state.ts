@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import { RwsError } from '../errors.js';
 import { AppendLog } from './append-log.js';
 import { readPrivateFile, replaceFile, withLock } from './files.js';
-import type { ApiKeyRecord, ApiKeyView, IssuedToken, PresentedToken, StateStore, UseOutcome } from './state.js';
+import type { ApiKeyRecord, ApiKeyView, IssuedToken, PresentedToken, StateStore, TokenStatus, UseOutcome } from './state.js';
 import { parseApiKeysFile } from './api-key-file.js';
 
 const RECHECK_MS = 250;
@@ -142,9 +142,9 @@ export class LocalStateStore implements StateStore {
     await this.#write({ t: 'issue', jti: token.jti, key: token.apiKeyId, exp: token.expiresAt, at: iso });
   }
 
-  async checkToken(token: PresentedToken): Promise<UseOutcome> {
+  async checkToken(token: PresentedToken): Promise<TokenStatus> {
     await this.#refreshKeys(false);
-    return this.#check(token);
+    return { outcome: this.#check(token), apiKeyId: this.#tokens.get(token.jti)?.key ?? null };
   }
 
   #check(token: PresentedToken): UseOutcome {

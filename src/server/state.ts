@@ -38,6 +38,12 @@ export interface PresentedToken {
 /** `revoked` covers a revoked token and a token whose API key was revoked or has expired. */
 export type UseOutcome = 'ok' | 'revoked' | 'exhausted';
 
+export interface TokenStatus {
+  readonly outcome: UseOutcome;
+  /** The issuing API key, when this store issued the token. */
+  readonly apiKeyId: string | null;
+}
+
 export interface StateStore {
   listApiKeys(): Promise<ApiKeyView[]>;
   /** Keys whose `prefix` is this one; the caller compares hashes in constant time. */
@@ -49,8 +55,8 @@ export interface StateStore {
   recordIssue(token: IssuedToken, at: Date): Promise<void>;
   /** Counts one use unless the token is revoked or spent; durable before it resolves. */
   consumeUse(token: PresentedToken): Promise<UseOutcome>;
-  /** Like consumeUse without counting: is this token still good? */
-  checkToken(token: PresentedToken): Promise<UseOutcome>;
+  /** Like consumeUse without counting: is this token still good, and which key issued it? */
+  checkToken(token: PresentedToken): Promise<TokenStatus>;
   revokeToken(token: PresentedToken): Promise<void>;
   appendAudit(line: string): Promise<void>;
   close(): Promise<void>;

@@ -356,6 +356,7 @@ describe('audit log', () => {
     const read = lines.find((line) => line.event === 'secret.read' && line.outcome === 'success');
     expect(read).toMatchObject({ environment: 'production', keys: ['SERVICE_B_KEY'], client: '127.0.0.1', status: 200 });
     expect(read.jti).toMatch(/^[A-Za-z0-9_-]{16,}$/);
+    expect(read.api_key_id).toMatch(/^ak_[0-9a-f]{16}$/);
     expect(lines.find((line) => line.event === 'token.generate' && line.outcome === 'success').api_key_id).toMatch(/^ak_/);
     expect(lines.some((line) => line.client === '127.0.0.14' && line.event === 'auth.failure')).toBe(true);
     for (const value of ALL_VALUES) expect(text).not.toContain(value);

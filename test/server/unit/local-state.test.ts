@@ -51,8 +51,8 @@ describe('LocalStateStore', () => {
     const b = { jti: 'jti-bbbbbbbbbbbbbbbb', expiresAt: exp, usageLimit: null };
     await state.recordIssue({ jti: b.jti, apiKeyId: 'ak_0000000000000001', expiresAt: exp }, new Date());
     await state.revokeToken(a);
-    expect(await state.checkToken(a)).toBe('revoked');
-    expect(await state.checkToken(b)).toBe('ok');
+    expect(await state.checkToken(a)).toEqual({ outcome: 'revoked', apiKeyId: null });
+    expect(await state.checkToken(b)).toEqual({ outcome: 'ok', apiKeyId: 'ak_0000000000000001' });
     await state.close();
 
     const again = await LocalStateStore.open({ ...files(), compact: true });
