@@ -23,6 +23,12 @@ function declaredLength(headers: Headers): number | undefined {
   return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
+/** Stops reading and drops the connection; undici reports that as an 'error' nobody needs. */
+function discard(body: Body): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 /** The body's bytes, or undefined (and the stream destroyed) once it passes `limit`. */
 async function readLimited(body: Body, limit: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
@@ -30,7 +36,7 @@ async function readLimited(body: Body, limit: number): Promise<Buffer | undefine
   for await (const chunk of body as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limit) {
-      body.destroy();
+      discard(body);
       return undefined;
     }
     chunks.push(chunk);
@@ -55,12 +61,12 @@ export async function readJsonBody(response: Dispatcher.ResponseData, origin: st
     return undefined;
   }
   if (!JSON_TYPE.test(header(headers, 'content-type') ?? '')) {
-    body.destroy();
+    discard(body);
     throw badResponse(origin, 'its content type is not application/json');
   }
   const declared = declaredLength(headers);
   if (declared !== undefined && declared > MAX_RESPONSE_BYTES) {
-    body.destroy();
+    discard(body);
     throw badResponse(origin, `its body is over the ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB limit`);
   }
   const bytes = await readLimited(body, MAX_RESPONSE_BYTES);
@@ -75,7 +81,7 @@ export async function readErrorCode(response: Dispatcher.ResponseData): Promise<
   const { body, headers } = response;
   const declared = declaredLength(headers);
   if (!JSON_TYPE.test(header(headers, 'content-type') ?? '') || (declared !== undefined && declared > MAX_ERROR_BODY_BYTES)) {
-    body.destroy();
+    discard(body);
     return undefined;
   }
   try {
