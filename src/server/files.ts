@@ -61,37 +61,43 @@ export async function readPrivateFile(file: string): Promise<string> {
 
 /**
  * Runs `fn` while holding `<file>.lock`, so that two admin commands never lose each other's
- * read-modify-write. A lock left by a process that is gone is taken over.
+ * read-modify-write.
  */
 export async function withLock<T>(file: string, fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  const release = await acquireLock(file, timeoutMs);
+  try {
+    return await fn();
+  } finally {
+    await release();
+  }
+}
+
+/** Takes `<file>.lock` (holding our pid); a lock left by a process that is gone is taken over. */
+export async function acquireLock(file: string, timeoutMs: number, holder = 'another command'): Promise<() => Promise<void>> {
   const lock = `${file}.lock`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
       await createExclusive(lock, String(process.pid));
-      break;
+      return () => fs.rm(lock, { force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       if (await lockIsStale(lock)) {
         await fs.rm(lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline) {
-        throw new RwsError('RWS_STORE_LOCKED', `${lock} is held by another command`, { hint: 'wait for it to finish, or remove the lock if no command is running' });
+      if (Date.now() >= deadline) {
+        throw new RwsError('RWS_STORE_LOCKED', `${lock} is held by ${holder}`, { hint: `wait for it to finish, or remove ${lock} if no such process is running` });
       }
       await sleep(25);
     }
-  }
-  try {
-    return await fn();
-  } finally {
-    await fs.rm(lock, { force: true });
   }
 }
 
 async function lockIsStale(lock: string): Promise<boolean> {
   const pid = Number(await fs.readFile(lock, 'utf8').catch(() => ''));
   if (!Number.isSafeInteger(pid) || pid <= 0) return false; // being written right now
+  if (pid === process.pid) return true; // a previous life of this pid (containers restart as pid 1)
   try {
     process.kill(pid, 0);
     return false;

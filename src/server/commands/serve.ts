@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { UsageError } from '../../errors.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
+import { acquireLock } from '../files.js';
+import type { StorePaths } from '../layout.js';
 import { checkStoreDir, resolveIdentities, resolveJwtSecret, resolvePepper, resolveStore } from '../config.js';
 import { LocalStateStore } from '../local-state.js';
 import { checkListen, type ListenOptions, listen } from '../server.js';
@@ -16,19 +18,29 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const certFile = args['tls-cert'] as string | undefined;
   const keyFile = args['tls-key'] as string | undefined;
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('give both --tls-cert and --tls-key, or neither');
-  const options: ListenOptions = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true };
+  const options: ListenOptions & { auditLog?: string } = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true, auditLog: args['audit-log'] as string | undefined };
   checkListen(options);
   if (certFile !== undefined && keyFile !== undefined) options.tls = { cert: await readFile(certFile), key: await readFile(keyFile) };
 
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
+  // Exact use counts need one writer of the token state: one server per store.
+  const release = await acquireLock(paths.stateLog, 0, 'another secrets-server serve');
+  try {
+    return await serveStore(paths, options, io);
+  } finally {
+    await release();
+  }
+}
+
+async function serveStore(paths: StorePaths, options: ListenOptions & { auditLog?: string }, io: CliIo): Promise<number> {
   const identities = await resolveIdentities(paths, io.env);
   const tokens = new TokenAuthority(await importTokenKey(await resolveJwtSecret(paths, io.env)));
   const pepper = await resolvePepper(paths);
   const state = await LocalStateStore.open({
     apiKeysFile: paths.apiKeys,
     stateLog: paths.stateLog,
-    auditLog: (args['audit-log'] as string | undefined) ?? paths.auditLog,
+    auditLog: options.auditLog ?? paths.auditLog,
     compact: true,
   });
   const log = (line: string): void => void io.stderr.write(`${line}\n`);

@@ -71,6 +71,17 @@ describe('refusals at start', () => {
     expect(result.stdout).not.toContain('listening');
   });
 
+  it('refuses a second server on the same store', async () => {
+    const first = await startServer(store);
+    try {
+      const second = await cli(['serve', '--store', store.dir, '--port', '0']);
+      expect(second.exitCode).toBe(1);
+      expect(second.stderr).toContain('RWS_STORE_LOCKED');
+    } finally {
+      await first.stop();
+    }
+  });
+
   it('refuses a store directory others can enter', async () => {
     await chmod(store.dir, 0o755);
     try {
