@@ -51,6 +51,8 @@ function errorCode(error: unknown): string | undefined {
   for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && CODE_GRAMMAR.test(code) && code !== 'UND_ERR') return code;
+    // undici's HTTPParserError has no code when llhttp gave none (e.g. an answer not starting with HTTP/).
+    if (e.name === 'HTTPParserError') return 'HPE_INVALID_RESPONSE';
   }
   return undefined;
 }

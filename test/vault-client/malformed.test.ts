@@ -1,26 +1,14 @@
 // Answers no honest server sends, from a raw TCP stub: each is refused with RWS_VAULT_BAD_RESPONSE
 // (never a crash, never a partly trusted result), and no credential or value reaches the error.
 import { describe, expect, it } from 'vitest';
-import type { VaultClientOptions } from '../../src/vault-client/index.js';
-import { expectVaultError, makeClient, type TestClient } from './helpers/client.js';
-import { json, reply, type Responder, startStub, type Stub } from './helpers/stub.js';
+import { expectVaultError, type TestClient } from './helpers/client.js';
+import { json, reply, type Responder, withStub } from './helpers/stub.js';
 
 const TOKEN = 'eyJhbGciOiJIUzI1NiIsInR5cCI6InJ3cyJ9.eyJzdWIiOiJzdHViIn0.c3R1Yi1zaWduYXR1cmU';
 const API_KEY = `rws_sk_${'ab'.repeat(16)}`;
 const SECRET = 'stub-secret-value-d41d';
 const SECRETS = [TOKEN, API_KEY, SECRET];
 const REQUEST = { subject: 'stub', environment: 'prod', keyPattern: 'SERVICE_*', ttlMinutes: 1, usageLimit: 1 };
-
-export async function withStub(respond: Responder, run: (t: TestClient, stub: Stub) => Promise<void>, options: Partial<VaultClientOptions> = {}): Promise<void> {
-  const stub = await startStub(respond);
-  const t = await makeClient(stub.url, options);
-  try {
-    await run(t, stub);
-  } finally {
-    await t.client.close();
-    await stub.close();
-  }
-}
 
 const batchAnswer = (body: string) => (socket: Parameters<Responder>[0]) => reply(socket, 200, body);
 const batch = (t: TestClient, selector: { keys?: string[]; pattern?: string } = { pattern: 'SERVICE_*' }) => t.client.fetchBatch(TOKEN, 'prod', selector);

@@ -1,6 +1,8 @@
 // A raw TCP server that speaks just enough HTTP/1.1 to answer the client with whatever a test
 // needs, including answers no HTTP library would send: lies, garbage, resets, silence.
 import net from 'node:net';
+import type { VaultClientOptions } from '../../../src/vault-client/index.js';
+import { makeClient, type TestClient } from './client.js';
 
 export interface StubRequest {
   method: string;
@@ -71,3 +73,15 @@ export function reply(socket: net.Socket, status: number, body: string | Buffer,
 }
 
 export const json = (socket: net.Socket, status: number, value: unknown, headers: Record<string, string> = {}): void => reply(socket, status, JSON.stringify(value), headers);
+
+/** Runs `run` with a stub answering by `respond` and a client pointed at it; closes both. */
+export async function withStub(respond: Responder, run: (t: TestClient, stub: Stub) => Promise<void>, options: Partial<VaultClientOptions> = {}): Promise<void> {
+  const stub = await startStub(respond);
+  const t = await makeClient(stub.url, options);
+  try {
+    await run(t, stub);
+  } finally {
+    await t.client.close();
+    await stub.close();
+  }
+}
