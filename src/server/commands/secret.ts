@@ -70,6 +70,7 @@ export async function secretSet(args: Record<string, unknown>, io: CliIo): Promi
   const t = await target(args, io);
   // One trailing newline is what `echo` and editors add; it is not part of the value.
   const value = (await readStdin(io)).replace(/\r?\n$/, '');
+  if (value === '') throw new UsageError(`stdin was empty: no value for ${name}; nothing was written`);
   if (value.includes('\0')) throw new UsageError(`the value of ${name} contains a NUL byte`);
   await edit(t, { set: { [name]: value } });
   io.stdout.write(`set ${name} in ${t.environment}\n`);

@@ -56,6 +56,12 @@ describe('secret', () => {
     expect(await readdir(store.dir)).not.toContain(expect.stringMatching(/\.tmp$|\.lock$/));
   });
 
+  it('refuses an empty stdin', async () => {
+    const result = await cli(['secret', 'set', 'dev', 'EMPTY', '--store', store.dir], { input: '' });
+    expect(result.exitCode).toBe(2);
+    expect(await cliOk(['secret', 'list', 'dev', '--store', store.dir])).not.toContain('EMPTY');
+  });
+
   it('refuses an extra argument rather than taking a value from the command line', async () => {
     const result = await cli(['secret', 'set', 'dev', 'API_TOKEN', 'the-value', '--store', store.dir]);
     expect(result.exitCode).toBe(2);
