@@ -80,6 +80,10 @@ export class LocalStateStore implements StateStore {
 
   async findApiKeys(prefix: string): Promise<ApiKeyRecord[]> {
     await this.#refreshKeys(false);
+    const found = this.#keys.filter((key) => key.prefix === prefix);
+    if (found.length > 0) return found;
+    // A key created a moment ago works at once: an unknown prefix is worth one stat.
+    await this.#refreshKeys(true);
     return this.#keys.filter((key) => key.prefix === prefix);
   }
 
