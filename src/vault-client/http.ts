@@ -9,6 +9,8 @@ import { classifyNetworkError, type NetworkFailure, networkError } from './netwo
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_CAP_MS = 2000;
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
+/** Enough for --per-key-requests in parallel without opening a socket per key. */
+const MAX_CONNECTIONS = 16;
 
 export interface TransportOptions {
   origin: string;
@@ -48,6 +50,7 @@ export class Transport {
       connect: { timeout: options.timeoutMs, ...(options.ca === undefined ? {} : { ca: options.ca }) },
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
+      connections: MAX_CONNECTIONS,
     });
   }
 

@@ -50,9 +50,13 @@ export function statusError(response: VaultResponse, context: CallContext, origi
     return new VaultError('RWS_VAULT_FORBIDDEN', `the ${credential} does not grant ${scope}${server}`, hint, details);
   }
   if (status === 404) {
+    const missing =
+      context.keys === undefined
+        ? `has no environment ${context.environment ?? '(none named)'}`
+        : `has no environment ${context.environment ?? '(none named)'}, or no ${context.keys.length === 1 ? 'key' : 'keys'} ${listKeys(context.keys)} in it`;
     return new VaultError(
       'RWS_VAULT_NOT_FOUND',
-      `the vault at ${origin} has no ${describeScope(context)}${server}`,
+      `the vault at ${origin} ${missing}${server}`,
       'check -e and -k/--key; run-with-secrets keys -e ENV lists the names in scope',
       details,
     );

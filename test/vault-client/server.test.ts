@@ -93,7 +93,7 @@ describe('against the real server', () => {
   it('names a missing key with RWS_VAULT_NOT_FOUND', async () => {
     const { token } = await mint('SERVICE_*', 1);
     const error = await expectVaultError(t.client.fetchKey(token, 'prod', 'SERVICE_NOPE'), 'RWS_VAULT_NOT_FOUND', [token]);
-    expect(error.message).toContain('environment prod, key SERVICE_NOPE');
+    expect(error.message).toContain('has no environment prod, or no key SERVICE_NOPE in it');
   });
 
   it('maps a wrong API key to RWS_VAULT_AUTH without echoing it', async () => {
@@ -107,6 +107,16 @@ describe('against the real server', () => {
     const before = t.debug.length;
     await expectVaultError(mint('SERVICE_*', 1, `${apiKey}\n`), 'RWS_VAULT_AUTH', [apiKey]);
     expect(t.debug.length).toBe(before);
+  });
+
+  it('names a missing environment with RWS_VAULT_NOT_FOUND', async () => {
+    const other = await makeApiKey(store, ['nowhere'], ['*']);
+    const error = await expectVaultError(
+      t.client.mintToken(other.key, { subject: 's', environment: 'nowhere', keyPattern: 'A', ttlMinutes: 1, usageLimit: 1 }).then((m) => t.client.listKeys(m.token, 'nowhere')),
+      'RWS_VAULT_NOT_FOUND',
+      [other.key],
+    );
+    expect(error.message).toContain('has no environment nowhere');
   });
 
   it('checks health', async () => {
