@@ -47,7 +47,8 @@ export class Transport {
 
   constructor(private readonly options: TransportOptions) {
     this.pool = new Pool(options.origin, {
-      connect: { timeout: options.timeoutMs, ...(options.ca === undefined ? {} : { ca: options.ca }) },
+      // Explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot turn verification off.
+      connect: { timeout: options.timeoutMs, rejectUnauthorized: true, ...(options.ca === undefined ? {} : { ca: options.ca }) },
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       connections: MAX_CONNECTIONS,

@@ -40,6 +40,19 @@ describe('TLS', () => {
     }
   });
 
+  it('still verifies with NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment', async () => {
+    const saved = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    const { client } = await makeClient(server.url);
+    try {
+      await expectVaultError(client.health(), 'RWS_VAULT_TLS');
+    } finally {
+      if (saved === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = saved;
+      await client.close();
+    }
+  });
+
   it('works with caFile naming the test CA', async () => {
     const { client } = await makeClient(server.url, { caFile: ca.caCert });
     try {
