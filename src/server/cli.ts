@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import yargs, { type Argv } from 'yargs';
 import { RwsError, UsageError } from '../errors.js';
 import type { Env } from './config.js';
+import { ServerUsageError } from './usage-error.js';
 
 export interface CliIo {
   env: Env;
@@ -74,7 +75,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   try {
     const cli = commands(io, (chosen) => (action = chosen))(yargs().scriptName('secrets-server').wrap(100));
     const output = await new Promise<string>((resolve, reject) => {
-      void cli.parse([...argv], {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new UsageError(error.message, 'see secrets-server --help')) : resolve(text)));
+      void cli.parse([...argv], {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message, 'see secrets-server --help')) : resolve(text)));
     });
     if (action === undefined) {
       io.stdout.write(output.endsWith('\n') || output === '' ? output : `${output}\n`);

@@ -2,9 +2,10 @@
 // signing secret and the API-key pepper. Environment variables are read here only, from the
 // `env` passed in; flags win over variables, variables over the files `init` made.
 import { promises as fs } from 'node:fs';
-import { RwsError, UsageError } from '../errors.js';
+import { RwsError } from '../errors.js';
 import { loadAgeIdentities, parseAgeIdentities } from '../sops/index.js';
 import { readPrivateFile } from './files.js';
+import { ServerUsageError } from './usage-error.js';
 import { storePaths, type StorePaths } from './layout.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -13,7 +14,7 @@ const MIN_SECRET_BYTES = 32;
 
 export function resolveStore(flag: string | undefined, env: Env): StorePaths {
   const dir = flag ?? env.VANTA_SOPS_FILES_PATH;
-  if (!dir) throw new UsageError('no store directory: pass --store DIR or set VANTA_SOPS_FILES_PATH', 'run secrets-server init --store DIR first');
+  if (!dir) throw new ServerUsageError('no store directory: pass --store DIR or set VANTA_SOPS_FILES_PATH', 'run secrets-server init --store DIR first');
   return storePaths(dir);
 }
 

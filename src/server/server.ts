@@ -4,8 +4,8 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { UsageError } from '../errors.js';
 import { type AppDeps, createApp } from './app.js';
+import { ServerUsageError } from './usage-error.js';
 
 export interface ListenOptions {
   host: string;
@@ -26,7 +26,7 @@ export function isLoopback(host: string): boolean {
 
 export function checkListen(options: ListenOptions): void {
   if (!options.tls && !options.insecureListen && !isLoopback(options.host)) {
-    throw new UsageError(`refusing to serve secrets over plain HTTP on ${options.host}`, 'give --tls-cert and --tls-key, or listen on 127.0.0.1 (--insecure-listen overrides)');
+    throw new ServerUsageError(`refusing to serve secrets over plain HTTP on ${options.host}`, 'give --tls-cert and --tls-key, or listen on 127.0.0.1 (--insecure-listen overrides)');
   }
 }
 

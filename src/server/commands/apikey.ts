@@ -1,11 +1,12 @@
 // `secrets-server apikey create|list|revoke`. The key is printed once by `create` and stored
 // nowhere: only its HMAC under the pepper is kept.
-import { RwsError, UsageError } from '../../errors.js';
+import { RwsError } from '../../errors.js';
 import { isValidPattern } from '../../glob.js';
 import { createApiKey } from '../api-keys.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolvePepper, resolveStore } from '../config.js';
+import { ServerUsageError } from '../usage-error.js';
 import { isValidEnvironment, type StorePaths } from '../layout.js';
 import { LocalStateStore } from '../local-state.js';
 import { SERVER_MAX_TTL_MINUTES } from '../tokens.js';
@@ -18,24 +19,24 @@ async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ pa
 
 export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const name = String(args.name);
-  if (!/^[^\p{Cc}]{1,128}$/u.test(name)) throw new UsageError('--name must be 1 to 128 characters without control characters');
+  if (!/^[^\p{Cc}]{1,128}$/u.test(name)) throw new ServerUsageError('--name must be 1 to 128 characters without control characters');
   const environments = [...new Set(args.environment as string[])];
   const bad = environments.find((environment) => !isValidEnvironment(environment));
-  if (bad !== undefined) throw new UsageError(`--environment ${JSON.stringify(bad.slice(0, 64))} is not a valid environment name`);
+  if (bad !== undefined) throw new ServerUsageError(`--environment ${JSON.stringify(bad.slice(0, 64))} is not a valid environment name`);
   const keyPatterns = [...new Set(args['key-pattern'] as string[])];
   const badPattern = keyPatterns.find((pattern) => !isValidPattern(pattern));
-  if (badPattern !== undefined) throw new UsageError(`--key-pattern ${JSON.stringify(badPattern.slice(0, 64))} is not a glob of letters, digits, _, * and ?`);
+  if (badPattern !== undefined) throw new ServerUsageError(`--key-pattern ${JSON.stringify(badPattern.slice(0, 64))} is not a glob of letters, digits, _, * and ?`);
   const maxTtl = args['max-ttl'] as number | undefined;
   if (maxTtl !== undefined && !(Number.isSafeInteger(maxTtl) && maxTtl >= 1 && maxTtl <= SERVER_MAX_TTL_MINUTES)) {
-    throw new UsageError(`Expected --max-ttl to be an integer from 1 to ${SERVER_MAX_TTL_MINUTES} minutes, got ${String(args['max-ttl'])}`);
+    throw new ServerUsageError(`Expected --max-ttl to be an integer from 1 to ${SERVER_MAX_TTL_MINUTES} minutes, got ${String(args['max-ttl'])}`);
   }
   const now = new Date();
   let expiresAt: Date | null = null;
   if (args['expires-at'] !== undefined) {
     const text = String(args['expires-at']);
     expiresAt = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text) ? new Date(text) : new Date(Number.NaN);
-    if (Number.isNaN(expiresAt.getTime())) throw new UsageError(`Expected --expires-at to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
-    if (expiresAt <= now) throw new UsageError('--expires-at is in the past');
+    if (Number.isNaN(expiresAt.getTime())) throw new ServerUsageError(`Expected --expires-at to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
+    if (expiresAt <= now) throw new ServerUsageError('--expires-at is in the past');
   }
   const { paths, state } = await openState(args, io);
   try {

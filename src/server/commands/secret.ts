@@ -1,11 +1,12 @@
 // `secrets-server secret set|import|list|rm`: edits of one environment's SOPS file, each one
 // whole-file write (temp file + rename, 0600) under the file's lock. Values come from stdin only.
-import { RwsError, UsageError } from '../../errors.js';
+import { RwsError } from '../../errors.js';
 import { assertInjectableName } from '../../names.js';
 import { createSopsFile, identityToRecipient } from '../../sops/index.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
+import { ServerUsageError } from '../usage-error.js';
 import { replaceFile, withLock } from '../files.js';
 import { isValidEnvironment, type StorePaths } from '../layout.js';
 import { readSopsFile } from '../store.js';
@@ -22,7 +23,7 @@ async function target(args: Record<string, unknown>, io: CliIo): Promise<Target>
   const paths = resolveStore(args.store as string | undefined, io.env);
   const environment = String(args.environment);
   if (!isValidEnvironment(environment)) {
-    throw new UsageError(`environment ${JSON.stringify(environment.slice(0, 64))} is not a valid name`, 'use letters, digits, _ and - (at most 64), not "tokens" or "secrets"');
+    throw new ServerUsageError(`environment ${JSON.stringify(environment.slice(0, 64))} is not a valid name`, 'use letters, digits, _ and - (at most 64), not "tokens" or "secrets"');
   }
   await checkStoreDir(paths);
   return { paths, environment, identities: await resolveIdentities(paths, io.env) };
@@ -47,13 +48,13 @@ const missing = (environment: string, name: string): RwsError =>
   new RwsError('RWS_SECRET_MISSING', `environment ${environment} has no secret ${name}`, { hint: `see secrets-server secret list ${environment}` });
 
 async function readStdin(io: CliIo): Promise<string> {
-  if (io.stdin.isTTY) throw new UsageError('the value is read from stdin: pipe it in (it is never taken from the command line)', "e.g. printf %s \"$VALUE\" | secrets-server secret set ENV NAME");
+  if (io.stdin.isTTY) throw new ServerUsageError('the value is read from stdin: pipe it in (it is never taken from the command line)', "e.g. printf %s \"$VALUE\" | secrets-server secret set ENV NAME");
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of io.stdin as AsyncIterable<Buffer | string>) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     size += buffer.length;
-    if (size > MAX_STDIN_BYTES) throw new UsageError(`stdin is over ${MAX_STDIN_BYTES} bytes`);
+    if (size > MAX_STDIN_BYTES) throw new ServerUsageError(`stdin is over ${MAX_STDIN_BYTES} bytes`);
     chunks.push(buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -70,8 +71,8 @@ export async function secretSet(args: Record<string, unknown>, io: CliIo): Promi
   const t = await target(args, io);
   // One trailing newline is what `echo` and editors add; it is not part of the value.
   const value = (await readStdin(io)).replace(/\r?\n$/, '');
-  if (value === '') throw new UsageError(`stdin was empty: no value for ${name}; nothing was written`);
-  if (value.includes('\0')) throw new UsageError(`the value of ${name} contains a NUL byte`);
+  if (value === '') throw new ServerUsageError(`stdin was empty: no value for ${name}; nothing was written`);
+  if (value.includes('\0')) throw new ServerUsageError(`the value of ${name} contains a NUL byte`);
   await edit(t, { set: { [name]: value } });
   io.stdout.write(`set ${name} in ${t.environment}\n`);
   return EXIT_OK;
@@ -82,11 +83,11 @@ export async function secretImport(args: Record<string, unknown>, io: CliIo): Pr
   const text = await readStdin(io);
   const values = args.format === 'json' ? parseJsonSecrets(text) : await parseDotenv(text);
   const names = Object.keys(values);
-  if (names.length === 0) throw new UsageError('stdin holds no secrets; nothing was written');
+  if (names.length === 0) throw new ServerUsageError('stdin holds no secrets; nothing was written');
   // Every name is checked before anything is written: one bad name rejects the whole import.
   checkNames(names, args);
   const bad = names.find((name) => values[name]?.includes('\0'));
-  if (bad !== undefined) throw new UsageError(`the value of ${bad} contains a NUL byte; nothing was written`);
+  if (bad !== undefined) throw new ServerUsageError(`the value of ${bad} contains a NUL byte; nothing was written`);
   await edit(t, { set: values });
   io.stdout.write(`imported ${names.length} secret${names.length === 1 ? '' : 's'} into ${t.environment}: ${names.join(', ')}\n`);
   return EXIT_OK;
@@ -97,12 +98,12 @@ function parseJsonSecrets(text: string): Record<string, string> {
   try {
     value = JSON.parse(text);
   } catch {
-    throw new UsageError('stdin is not valid JSON; nothing was written');
+    throw new ServerUsageError('stdin is not valid JSON; nothing was written');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError('expected a JSON object of NAME: "value"; nothing was written');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ServerUsageError('expected a JSON object of NAME: "value"; nothing was written');
   const values: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, item] of Object.entries(value)) {
-    if (typeof item !== 'string') throw new UsageError(`the value of ${name.slice(0, 64)} is not a string; nothing was written`);
+    if (typeof item !== 'string') throw new ServerUsageError(`the value of ${name.slice(0, 64)} is not a string; nothing was written`);
     values[name] = item;
   }
   return values;

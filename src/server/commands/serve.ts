@@ -1,12 +1,12 @@
 // `secrets-server serve`: resolve everything before listening (so a bad setup fails at once),
 // print the ready line, and close gracefully on SIGTERM/SIGINT.
 import { readFile } from 'node:fs/promises';
-import { UsageError } from '../../errors.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { acquireLock } from '../files.js';
 import type { StorePaths } from '../layout.js';
 import { checkStoreDir, resolveIdentities, resolveJwtSecret, resolvePepper, resolveStore } from '../config.js';
+import { ServerUsageError } from '../usage-error.js';
 import { LocalStateStore } from '../local-state.js';
 import { checkListen, type ListenOptions, listen } from '../server.js';
 import { SopsSecretStore } from '../store.js';
@@ -14,10 +14,10 @@ import { importTokenKey, TokenAuthority } from '../tokens.js';
 
 export async function serve(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const port = args.port as number;
-  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new UsageError(`Expected --port to be an integer from 0 to 65535, got ${String(args.port)}`);
+  if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new ServerUsageError(`Expected --port to be an integer from 0 to 65535, got ${String(args.port)}`);
   const certFile = args['tls-cert'] as string | undefined;
   const keyFile = args['tls-key'] as string | undefined;
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('give both --tls-cert and --tls-key, or neither');
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new ServerUsageError('give both --tls-cert and --tls-key, or neither');
   const options: ListenOptions & { auditLog?: string } = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true, auditLog: args['audit-log'] as string | undefined };
   checkListen(options);
   if (certFile !== undefined && keyFile !== undefined) options.tls = { cert: await readFile(certFile), key: await readFile(keyFile) };
