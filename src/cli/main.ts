@@ -7,6 +7,7 @@ import { readProcessFacts, resolveLogging, resolveRunPlan, type ProcessFacts } f
 import { dieBySignal, shouldReraise, statusForSignal, type Outcome } from '../process/exit-status.js';
 import { runWrapper } from '../run.js';
 import { parseFast, type ParsedArgs } from './options.js';
+import type { CommandContext } from './commands/context.js';
 import { createLogger, wantsColor, type Logger } from './output.js';
 
 const PROGRAM = 'run-with-secrets';
@@ -23,7 +24,10 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     if (!args) return { kind: 'exit', code: 0 };
     const logging = resolveLogging(args.values);
     log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), program: PROGRAM });
-    const plan = resolveRunPlan(args, facts);
+    const color = wantsColor(streams.stdout.isTTY, facts.env);
+    const command = await runSubcommand(args, { values: args.values, facts, stdout: streams.stdout, log, color });
+    if (command !== undefined) return { kind: 'exit', code: command };
+    const plan = await resolveRunPlan(args, facts, log.warn, log.debug);
     return await runWrapper(plan, { stdout: streams.stdout, stderr: streams.stderr, log, jsonOutput: logging.format === 'json' });
   } catch (error) {
     const failure = toRwsError(error);
@@ -34,6 +38,16 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     }
     return { kind: 'exit', code: failure.exitCode };
   }
+}
+
+/** Dispatches `token generate|revoke`, `keys` and `check`; undefined for a plain run. */
+async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise<number | undefined> {
+  const [first, second] = args.words;
+  if (first === 'token' && second === 'generate' && args.words.length === 2) return (await import('./commands/token.js')).tokenGenerate(context);
+  if (first === 'token' && second === 'revoke' && args.words.length === 2) return (await import('./commands/token.js')).tokenRevoke(context);
+  if (first === 'keys' && args.words.length === 1) return (await import('./commands/keys.js')).listKeys(context);
+  if (first === 'check' && args.words.length === 1) return (await import('./commands/check.js')).check(context);
+  return undefined;
 }
 
 /** Fast path for plain runs; yargs (help, version, completion, careful errors) only when needed. */

@@ -11,24 +11,38 @@ export interface OptionSpec {
   choices?: readonly string[];
   default?: string | boolean;
   description: string;
-  group: 'Sources' | 'Selection' | 'Injection' | 'Environment' | 'Process' | 'Output';
+  group: 'Sources' | 'Vault' | 'Selection' | 'Injection' | 'Environment' | 'Process' | 'Output';
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { name: 'env-file', type: 'string', array: true, group: 'Sources', description: 'Read secrets from a dotenv file (repeatable; later files override earlier ones)' },
+  { name: 'env-file', type: 'string', array: true, group: 'Sources', description: 'Read secrets from a local dotenv file instead of the vault (repeatable; later files override earlier ones)' },
+  { name: 'sops-file', type: 'string', array: true, group: 'Sources', description: 'Read secrets from a local SOPS file (age key from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY; repeatable)' },
+  { name: 'environment', alias: 'e', type: 'string', group: 'Vault', description: 'Vault environment to read (or RWS_ENVIRONMENT)' },
+  { name: 'vault-url', type: 'string', group: 'Vault', description: 'Vault URL (or RWS_VAULT_URL); the API key comes only from RWS_API_KEY, RWS_API_KEY_FILE or the config file' },
+  { name: 'config', type: 'string', group: 'Vault', description: 'Config file (default ./.run-with-secrets.yaml, then ~/.config/run-with-secrets/config.yaml)' },
+  { name: 'profile', type: 'string', group: 'Vault', description: 'Named profile of the config file (dev, staging, prod, ...)' },
+  { name: 'token-file', type: 'string', group: 'Vault', description: 'Use a token minted elsewhere, read from this 0600 file (or RWS_TOKEN / RWS_TOKEN_FILE)' },
+  { name: 'token', type: 'string', group: 'Vault', description: 'Token on the command line: visible to other users, prefer RWS_TOKEN' },
+  { name: 'subject', type: 'string', group: 'Vault', description: 'Who asks, for the audit log (default user@host:command)' },
+  { name: 'ttl', type: 'string', group: 'Vault', description: 'Lifetime of the minted token in minutes (default 1)' },
+  { name: 'timeout', type: 'string', group: 'Vault', description: 'Seconds for connect, headers and body, each (default 10)' },
+  { name: 'retries', type: 'string', group: 'Vault', description: 'Retries on connection errors and 502/503/504 (default 2)' },
+  { name: 'ca-file', type: 'string', group: 'Vault', description: 'PEM file of the CA that signed the vault certificate (or RWS_CA_FILE)' },
+  { name: 'insecure-http', type: 'boolean', group: 'Vault', description: 'Allow http:// to a host other than loopback' },
+  { name: 'per-key-requests', type: 'boolean', group: 'Vault', description: 'Fetch with one GET per key (servers without the batch endpoint)' },
   { name: 'key-pattern', alias: 'k', type: 'string', array: true, group: 'Selection', description: 'Only inject keys matching this glob (* and ?, anchored, case-sensitive; repeatable)' },
   { name: 'key', type: 'string', array: true, group: 'Selection', description: 'Inject this exact key; a missing key is an error (repeatable)' },
-  { name: 'inject-as', type: 'string', choices: ['env', 'file', 'fd'], default: 'env', group: 'Injection', description: 'env: variables; file: a 0600 file in a private RAM-backed directory; fd: that file unlinked and passed as /dev/fd/3' },
+  { name: 'inject-as', type: 'string', choices: ['env', 'file', 'fd'], group: 'Injection', description: 'env (default): variables; file: a 0600 file in a private RAM-backed directory; fd: that file unlinked and passed as /dev/fd/3' },
   { name: 'file-var', type: 'string', default: 'SECRETS_FILE', group: 'Injection', description: 'Variable that holds the secrets file path (file and fd modes)' },
   { name: 'file-format', type: 'string', choices: ['dotenv', 'shell', 'json'], default: 'dotenv', group: 'Injection', description: 'Format of the secrets file' },
   { name: 'keep-env', type: 'string', array: true, group: 'Environment', description: 'Also pass this parent variable (name or glob; repeatable). RWS_* never pass' },
-  { name: 'pristine', type: 'boolean', default: false, group: 'Environment', description: 'Inherit nothing from the parent but PATH (and --keep-env)' },
+  { name: 'pristine', type: 'boolean', group: 'Environment', description: 'Inherit nothing from the parent but PATH (and --keep-env)' },
   { name: 'allow-name', type: 'string', array: true, group: 'Environment', description: 'Allow a secret with a protected name such as LD_PRELOAD or PATH (repeatable)' },
-  { name: 'mask', type: 'boolean', default: false, group: 'Process', description: "Replace secret values in the child's output with ****** (the child's stdout/stderr become pipes: it has no terminal)" },
+  { name: 'mask', type: 'boolean', group: 'Process', description: "Replace secret values in the child's output with ****** (the child's stdout/stderr become pipes: it has no terminal)" },
   { name: 'kill-after', type: 'string', group: 'Process', description: 'SIGKILL the child this many seconds after a forwarded stop signal' },
-  { name: 'dry-run', type: 'boolean', default: false, group: 'Process', description: 'Print the names that would be injected and the child variables; run nothing' },
-  { name: 'quiet', alias: 'q', type: 'boolean', default: false, group: 'Output', description: 'Only print errors' },
-  { name: 'verbose', alias: 'v', type: 'boolean', default: false, group: 'Output', description: 'Explain what happens (names only, never values)' },
+  { name: 'dry-run', type: 'boolean', group: 'Process', description: 'Print the names that would be injected and the child variables; run nothing' },
+  { name: 'quiet', alias: 'q', type: 'boolean', group: 'Output', description: 'Only print errors' },
+  { name: 'verbose', alias: 'v', type: 'boolean', group: 'Output', description: 'Explain what happens (names only, never values)' },
   { name: 'log-format', type: 'string', choices: ['text', 'json'], default: 'text', group: 'Output', description: 'Diagnostics on stderr as text or one JSON object per line' },
 ];
 

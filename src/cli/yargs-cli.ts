@@ -28,6 +28,7 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     .example('$0 --env-file .env -- node app.js', 'run app.js with the secrets of .env as variables')
     .example("$0 --env-file .env -k 'DB_*' --inject-as file -- ./legacy-app", 'only DB_* keys, written to a 0600 file whose path is in $SECRETS_FILE')
     .example('$0 --env-file .env --inject-as fd --file-format json -- ./app', 'the app reads /dev/fd/3; nothing is left on disk, even after kill -9')
+    .example("$0 -e prod -k 'SERVICE_B_*' -- ./app", 'fetch SERVICE_B_* of prod from the vault (RWS_VAULT_URL, RWS_API_KEY) and run ./app')
     .example('$0 --env-file .env --dry-run', 'show which names would be injected, without values')
     .example("$0 --env-file prod.env --log-format json --kill-after 30 -- ./cron-job.sh", 'a cron job: JSON diagnostics, SIGKILL 30 s after a stop signal')
     .epilogue(EPILOGUE)
@@ -39,6 +40,17 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     .exitProcess(false)
     .wrap(Math.min(100, process.stdout.columns || 100))
     .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true, 'boolean-negation': true, 'duplicate-arguments-array': true, 'greedy-arrays': false })
+    .command('token <action>', 'Mint a token for use elsewhere (generate), or revoke the one in RWS_TOKEN / --token-file (revoke)', (y) =>
+      y
+        .positional('action', { choices: ['generate', 'revoke'] as const, describe: 'generate or revoke' })
+        .option('usage-limit', { type: 'string', requiresArg: true, describe: 'Requests the token may make (default 1)' })
+        .option('json', { type: 'boolean', describe: 'Print {token, jti, expires_at, ...} as JSON' })
+        .option('force', { type: 'boolean', describe: 'Print the token even to a terminal' })
+        .example("$0 token generate -e prod -k 'BACKUP_*' --ttl 30 --usage-limit 5 > token", 'a token for five requests in the next 30 minutes')
+        .example('RWS_TOKEN_FILE=token $0 token revoke', 'revoke it'),
+    )
+    .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]')
+    .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each')
     .completion('completion', 'Print a bash/zsh completion script (add `source <(run-with-secrets completion)` to ~/.bashrc)');
 
   for (const spec of OPTIONS) {
@@ -67,7 +79,9 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     const value = parsed[spec.name] as string | boolean | string[] | undefined;
     values[spec.name] = spec.array ? toList(value) : Array.isArray(value) ? value[value.length - 1] : value;
   }
+  for (const extra of ['usage-limit', 'json', 'force']) values[extra] = parsed[extra] as string | boolean | undefined;
   const words = (parsed._ as unknown[]).map(String);
+  if (words[0] === 'token' && typeof parsed.action === 'string') words.push(parsed.action);
   return { kind: 'args', args: { values, words, command } };
 }
 

@@ -1,6 +1,8 @@
-// Turns parsed flags and the environment into a finished plan, validating everything once. The
-// only module that looks at the parent environment's meaning (the CLI passes it in).
-import { tmpdir } from 'node:os';
+// Turns parsed flags, the environment and the config file into a finished plan, validating
+// everything once. Precedence: flags > environment > config file (its profile over its top
+// level) > defaults. The only module that reads process.env.
+import { hostname, tmpdir, userInfo } from 'node:os';
+import { basename } from 'node:path';
 import { isatty } from 'node:tty';
 import { UsageError } from '../errors.js';
 import { isValidPattern } from '../glob.js';
@@ -10,6 +12,11 @@ import type { LogFormat, LogLevel } from '../cli/output.js';
 import type { FileFormat } from '../inject/file-format.js';
 import type { InjectMode, RunPlan } from '../run.js';
 import { EnvFileSource } from '../sources/env-file.js';
+import type { SecretSource } from '../sources/source.js';
+import type { VaultClientOptions } from '../vault-client/index.js';
+import { findConfigFile, loadConfigFile, type ConfigValues } from './config-file.js';
+import { missingCredential, resolveCredential, type Credential } from './credentials.js';
+import { readEnvSetting } from './env-setting.js';
 
 export interface Logging {
   level: LogLevel;
@@ -19,57 +26,137 @@ export interface Logging {
 export interface ProcessFacts {
   env: Readonly<Record<string, string | undefined>>;
   uid: number;
+  cwd: string;
   onTerminal: boolean;
 }
+
+type Values = ParsedArgs['values'];
+type Warn = (code: string, message: string) => void;
 
 /** The one place that reads the parent's environment and terminal. */
 export function readProcessFacts(): ProcessFacts {
   return {
     env: { ...process.env },
     uid: process.getuid?.() ?? -1,
+    cwd: process.cwd(),
     // On a terminal, Ctrl-C already reaches the child through the foreground process group.
     onTerminal: isatty(0) || isatty(1) || isatty(2),
   };
 }
 
-export function resolveLogging(values: ParsedArgs['values']): Logging {
+export function resolveLogging(values: Values): Logging {
   const format = values['log-format'] ?? 'text';
   if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json, got ${describe(format)}`);
   if (values.quiet === true && values.verbose === true) throw new UsageError('--quiet and --verbose cannot be used together');
   return { format, level: values.quiet === true ? 'quiet' : values.verbose === true ? 'verbose' : 'normal' };
 }
 
-export function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts): RunPlan {
+/** Vault connection settings shared by runs and the token/keys/check commands. */
+export interface VaultContext {
+  client: VaultClientOptions;
+  environment: string | undefined;
+  patterns: string[];
+  configPath: string | undefined;
+  /** Run settings the config file may also hold. */
+  injectAs: string | undefined;
+  keepEnv: string[] | undefined;
+  credential(): Promise<Credential>;
+}
+
+export async function resolveVaultContext(values: Values, facts: ProcessFacts, warn: Warn, debug: (message: string) => void): Promise<VaultContext> {
+  const env = facts.env;
+  const setting = (name: string) => readEnvSetting(env, name);
+  const configPath = await findConfigFile({ explicit: str(values.config) ?? (await setting('RWS_CONFIG')), cwd: facts.cwd, home: env.HOME, xdgConfigHome: env.XDG_CONFIG_HOME });
+  const profile = str(values.profile) ?? (await setting('RWS_PROFILE'));
+  let config: ConfigValues = {};
+  if (configPath !== undefined) {
+    config = (await loadConfigFile(configPath, profile, env)).values;
+    debug(`read config file ${configPath}${profile ? ` (profile ${profile})` : ''}`);
+  } else if (profile !== undefined) {
+    throw new UsageError(`--profile ${describe(profile)} needs a config file`, 'create ./.run-with-secrets.yaml or pass --config');
+  }
+  const baseUrl = str(values['vault-url']) ?? (await setting('RWS_VAULT_URL')) ?? config.vault_url;
+  const client: VaultClientOptions = {
+    baseUrl: baseUrl ?? '',
+    timeoutMs: seconds('--timeout', str(values.timeout) ?? (await setting('RWS_TIMEOUT')) ?? config.timeout, 10) * 1000,
+    retries: count('--retries', str(values.retries) ?? (await setting('RWS_RETRIES')) ?? config.retries, 2),
+    caFile: str(values['ca-file']) ?? env.RWS_CA_FILE ?? config.ca_file,
+    insecureHttp: values['insecure-http'] === true,
+    debug,
+  };
+  const configApiKey = config.credentials?.api_key !== undefined && configPath ? { value: config.credentials.api_key, path: configPath } : undefined;
+  return {
+    client,
+    environment: str(values.environment) ?? (await setting('RWS_ENVIRONMENT')) ?? config.environment,
+    patterns: config.key_patterns ?? [],
+    configPath,
+    credential: async () => {
+      const credential = await resolveCredential({ tokenFileFlag: str(values['token-file']), tokenFlag: str(values.token), env, configApiKey, warn });
+      if (!credential) throw missingCredential();
+      debug(`using the ${credential.kind === 'token' ? 'token' : 'API key'} from ${credential.origin}`);
+      return credential;
+    },
+    injectAs: config.inject_as,
+    keepEnv: config.keep_env,
+  };
+}
+
+export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn: Warn, debug: (message: string) => void): Promise<RunPlan> {
   const values = args.values;
   if (args.words.length > 0) {
     throw new UsageError(`unknown command ${describe(args.words[0])}; put -- before the program to run`, 'run-with-secrets [options] -- <command> [args...]');
   }
   const dryRun = values['dry-run'] === true;
   const command = args.command ?? [];
-  if (command.length === 0 && !dryRun) {
-    throw new UsageError('no command given', 'run-with-secrets [options] -- <command> [args...]');
-  }
-  const envFiles = list(values['env-file']);
-  if (envFiles.length === 0) {
-    throw new UsageError('no source of secrets given', 'pass --env-file PATH (the vault client comes in a later version)');
-  }
-  const patterns = list(values['key-pattern']);
-  for (const pattern of patterns) {
-    if (!isValidPattern(pattern)) throw new UsageError(`--key-pattern ${describe(pattern)} is not a valid pattern`, 'patterns use letters, digits, _ and the wildcards * and ?');
-  }
+  if (command.length === 0 && !dryRun) throw new UsageError('no command given', 'run-with-secrets [options] -- <command> [args...]');
+
+  const flagPatterns = validPatterns('--key-pattern', list(values['key-pattern']));
   const keys = list(values.key);
   for (const key of keys) {
     if (!isValidName(key)) throw new UsageError(`--key ${describe(key)} is not a valid variable name`, 'names match [A-Za-z_][A-Za-z0-9_]*');
   }
-  const keepEnv = list(values['keep-env']);
-  for (const pattern of keepEnv) {
-    if (!isValidPattern(pattern)) throw new UsageError(`--keep-env ${describe(pattern)} is not a variable name or glob`);
+  const envFiles = list(values['env-file']);
+  const sopsFiles = list(values['sops-file']);
+  const local = envFiles.length > 0 || sopsFiles.length > 0;
+
+  // The config file is read for every run (it may set inject_as or keep_env), but a run with an
+  // explicit local source never talks to the vault.
+  const vault = await resolveVaultContext(values, facts, warn, debug);
+  const patterns = flagPatterns.length > 0 || keys.length > 0 ? flagPatterns : validPatterns('key_patterns', vault.patterns);
+
+  let sources: SecretSource[];
+  if (local) {
+    sources = [...envFiles.map((path) => new EnvFileSource(path))];
+    if (sopsFiles.length > 0) {
+      const { SopsFileSource } = await import('../sources/sops-file.js');
+      sources.push(...sopsFiles.map((path) => new SopsFileSource(path, { SOPS_AGE_KEY: facts.env.SOPS_AGE_KEY, SOPS_AGE_KEY_FILE: facts.env.SOPS_AGE_KEY_FILE })));
+    }
+  } else {
+    if (!vault.client.baseUrl) {
+      throw new UsageError('no source of secrets given', 'pass --env-file PATH or --sops-file PATH, or configure a vault with --vault-url / RWS_VAULT_URL');
+    }
+    if (!vault.environment) throw new UsageError('no vault environment given', 'pass -e ENVIRONMENT (or set RWS_ENVIRONMENT)');
+    const { VaultSource } = await import('../sources/vault.js');
+    sources = [
+      new VaultSource({
+        client: vault.client,
+        environment: validEnvironment(vault.environment),
+        patterns,
+        keys,
+        credential: await vault.credential(),
+        subject: str(values.subject) ?? defaultSubject(facts, command[0]),
+        ttlMinutes: count('--ttl', str(values.ttl), 1, 1),
+        perKeyRequests: values['per-key-requests'] === true,
+      }),
+    ];
   }
+
+  const keepEnv = validPatterns('--keep-env', list(values['keep-env']).length > 0 ? list(values['keep-env']) : (vault.keepEnv ?? []));
   const allowNames = list(values['allow-name']);
   for (const name of allowNames) {
     if (!isValidName(name)) throw new UsageError(`--allow-name ${describe(name)} is not a valid variable name`);
   }
-  const injectAs = oneOf<InjectMode>('--inject-as', values['inject-as'] ?? 'env', ['env', 'file', 'fd']);
+  const injectAs = oneOf<InjectMode>('--inject-as', values['inject-as'] ?? vault.injectAs ?? 'env', ['env', 'file', 'fd']);
   const fileFormat = oneOf<FileFormat>('--file-format', values['file-format'] ?? 'dotenv', ['dotenv', 'shell', 'json']);
   const fileVar = String(values['file-var'] ?? 'SECRETS_FILE');
   if (!isValidName(fileVar) || isProtectedName(fileVar)) {
@@ -79,7 +166,7 @@ export function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts): RunPlan {
     throw new UsageError('--inject-as fd needs Linux (/dev/fd of an unlinked file)', 'use --inject-as file');
   }
   return {
-    sources: envFiles.map((path) => new EnvFileSource(path)),
+    sources,
     selection: { patterns, keys, allowNames: new Set(allowNames) },
     injectAs,
     fileVar,
@@ -97,14 +184,57 @@ export function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts): RunPlan {
   };
 }
 
-function parseKillAfter(value: ParsedArgs['values'][string]): number | undefined {
-  if (value === undefined) return undefined;
-  const text = String(value);
-  const seconds = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
-    throw new UsageError(`--kill-after expects a number of seconds between 0 and 86400, got ${describe(text)}`);
+export function validPatterns(flag: string, patterns: string[]): string[] {
+  for (const pattern of patterns) {
+    if (!isValidPattern(pattern)) throw new UsageError(`${flag} ${describe(pattern)} is not a valid pattern`, 'patterns use letters, digits, _ and the wildcards * and ?');
   }
-  return Math.round(seconds * 1000);
+  return patterns;
+}
+
+/** Environment names travel in URL paths: keep them to a safe, simple grammar. */
+export function validEnvironment(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(name)) {
+    throw new UsageError(`environment ${describe(name)} is not a valid name`, 'environment names use letters, digits, _ and -');
+  }
+  return name;
+}
+
+function defaultSubject(facts: ProcessFacts, command: string | undefined): string {
+  let user = facts.env.USER ?? facts.env.LOGNAME;
+  if (!user) {
+    try {
+      user = userInfo().username;
+    } catch {
+      user = String(facts.uid);
+    }
+  }
+  return `${user}@${hostname()}:${command ? basename(command) : 'run-with-secrets'}`.slice(0, 200);
+}
+
+function parseKillAfter(value: Values[string]): number | undefined {
+  if (value === undefined) return undefined;
+  return Math.round(seconds('--kill-after', String(value), 0) * 1000);
+}
+
+/** A positive number of seconds (fractions allowed), at most a day. */
+function seconds(flag: string, value: string | number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const text = String(value);
+  const parsed = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(parsed) || parsed <= 0 || parsed > 86_400) {
+    throw new UsageError(`${flag} expects a number of seconds between 0 and 86400, got ${describe(text)}`);
+  }
+  return parsed;
+}
+
+/** A whole number in [min, 1000]. */
+export function count(flag: string, value: string | number | undefined, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const text = String(value);
+  if (!/^\d{1,4}$/.test(text) || Number(text) < min || Number(text) > 1000) {
+    throw new UsageError(`${flag} expects a whole number from ${min} to 1000, got ${describe(text)}`);
+  }
+  return Number(text);
 }
 
 function oneOf<T extends string>(flag: string, value: unknown, choices: readonly T[]): T {
@@ -112,7 +242,12 @@ function oneOf<T extends string>(flag: string, value: unknown, choices: readonly
   throw new UsageError(`${flag} must be one of ${choices.join(', ')}, got ${describe(value)}`);
 }
 
-function list(value: ParsedArgs['values'][string]): string[] {
+export function str(value: Values[string]): string | undefined {
+  if (value === undefined || typeof value === 'boolean') return undefined;
+  return Array.isArray(value) ? value[value.length - 1] : value;
+}
+
+export function list(value: Values[string]): string[] {
   if (value === undefined || typeof value === 'boolean') return [];
   return Array.isArray(value) ? value : [value];
 }

@@ -1,0 +1,82 @@
+// `check`: walks config → credential → server (TLS) → token mint → scope, one line per step
+// with ✓/✗, stopping at the first failure. Never prints a value, a key or a token.
+import { toRwsError, UsageError } from '../../errors.js';
+import { list, resolveVaultContext, str, validPatterns, type VaultContext } from '../../config/resolve.js';
+import type { Credential } from '../../config/credentials.js';
+import type { VaultClient } from '../../vault-client/index.js';
+import type { CommandContext } from './context.js';
+import { requireEnvironment } from './token.js';
+
+export async function check(context: CommandContext): Promise<number> {
+  const { values, facts, log } = context;
+  const mark = await marks(context.color);
+  const line = (ok: boolean, step: string, detail: string): void => {
+    context.stdout.write(`${ok ? mark.ok : mark.fail} ${step}: ${detail}\n`);
+  };
+  const step = async <T>(name: string, run: () => Promise<[T, string]>): Promise<T> => {
+    try {
+      const [result, detail] = await run();
+      line(true, name, detail);
+      return result;
+    } catch (error) {
+      const failure = toRwsError(error);
+      line(false, name, `${failure.message} [${failure.code}]${failure.hint ? ` (hint: ${failure.hint})` : ''}`);
+      throw new CheckFailed(failure.exitCode);
+    }
+  };
+
+  let client: VaultClient | undefined;
+  try {
+    const vault = await step('config', async (): Promise<[VaultContext, string]> => {
+      const resolved = await resolveVaultContext(values, facts, log.warn, log.debug);
+      if (!resolved.client.baseUrl) throw new UsageError('no vault URL configured', 'pass --vault-url, set RWS_VAULT_URL or vault_url in the config file');
+      const environment = requireEnvironment(resolved.environment);
+      return [resolved, `${resolved.configPath ? `config file ${resolved.configPath}` : 'no config file'}; vault ${resolved.client.baseUrl}; environment ${environment}`];
+    });
+    const environment = vault.environment!;
+    const credential = await step('credential', async (): Promise<[Credential, string]> => {
+      const found = await vault.credential();
+      return [found, `${found.kind === 'token' ? 'token' : 'API key'} from ${found.origin} (format and file mode OK)`];
+    });
+    client = await step('server', async (): Promise<[VaultClient, string]> => {
+      const { VaultClient: Client } = await import('../../vault-client/index.js');
+      const created = await Client.create(vault.client);
+      await created.health();
+      return [created, `${vault.client.baseUrl} answers${vault.client.baseUrl.startsWith('https:') ? ' over verified TLS' : ''}`];
+    });
+    const pattern = validPatterns('--key-pattern', list(values['key-pattern']).length > 0 ? list(values['key-pattern']) : vault.patterns)[0] ?? '*';
+    const live = client;
+    const token = await step('token', async (): Promise<[{ token: string; revoke: boolean }, string]> => {
+      if (credential.kind === 'token') return [{ token: credential.value, revoke: false }, 'using the given token'];
+      const minted = await live.mintToken(credential.value, { subject: str(values.subject) ?? `check@${facts.env.USER ?? 'unknown'}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
+      return [{ token: minted.token, revoke: true }, `minted ${minted.jti} for ${environment}/${pattern}`];
+    });
+    try {
+      await step('scope', async (): Promise<[number, string]> => {
+        const names = await live.listKeys(token.token, environment);
+        return [names.length, `${names.length} key(s) readable in ${environment} with ${pattern}`];
+      });
+    } finally {
+      if (token.revoke) await live.revokeToken(token.token).catch(() => undefined);
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof CheckFailed) return error.exitCode;
+    throw error;
+  } finally {
+    await client?.close();
+  }
+}
+
+class CheckFailed extends Error {
+  constructor(readonly exitCode: number) {
+    super('check failed');
+  }
+}
+
+async function marks(color: boolean): Promise<{ ok: string; fail: string }> {
+  if (!color) return { ok: '✓', fail: '✗' };
+  const { Chalk } = await import('chalk');
+  const chalk = new Chalk({ level: 1 });
+  return { ok: chalk.green('✓'), fail: chalk.red('✗') };
+}

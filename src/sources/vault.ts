@@ -1,0 +1,102 @@
+// Secrets from the vault: mint a short-lived token scoped to exactly what this run needs, fetch,
+// revoke, all before the child starts. One token per selector (-k pattern or --key name), so no
+// token can read more than the run asked for; each is limited to exactly the requests made with
+// it. The HTTP client (undici) is loaded only here.
+import type { Credential } from '../config/credentials.js';
+import type { VaultClient, VaultClientOptions } from '../vault-client/index.js';
+import type { LoadContext, SecretSource, Secrets } from './source.js';
+
+export interface VaultSettings {
+  client: VaultClientOptions;
+  environment: string;
+  patterns: readonly string[];
+  keys: readonly string[];
+  credential: Credential;
+  subject: string;
+  ttlMinutes: number;
+  perKeyRequests: boolean;
+}
+
+type Selector = { pattern: string } | { key: string };
+
+export class VaultSource implements SecretSource {
+  readonly label: string;
+
+  constructor(private readonly settings: VaultSettings) {
+    this.label = `vault environment ${settings.environment}`;
+  }
+
+  async load(context: LoadContext): Promise<Secrets> {
+    const { VaultClient } = await import('../vault-client/index.js');
+    const client = await VaultClient.create(this.settings.client);
+    try {
+      const selectors = this.selectors();
+      const parts = await Promise.all(selectors.map((selector) => this.fetchSelector(client, selector, context)));
+      const secrets: Secrets = new Map();
+      for (const part of parts) for (const [name, value] of part) secrets.set(name, value);
+      context.debug(`read ${secrets.size} secret(s) from ${this.label}`);
+      return secrets;
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** With neither -k nor --key the whole environment is asked for, as `*`. */
+  private selectors(): Selector[] {
+    const selectors: Selector[] = [...this.settings.patterns.map((pattern) => ({ pattern })), ...this.settings.keys.map((key) => ({ key }))];
+    return selectors.length > 0 ? selectors : [{ pattern: '*' }];
+  }
+
+  private async fetchSelector(client: VaultClient, selector: Selector, context: LoadContext): Promise<Secrets> {
+    const { environment } = this.settings;
+    const scope = 'pattern' in selector ? selector.pattern : selector.key;
+    if (this.settings.credential.kind === 'token') {
+      // A token minted elsewhere: its owner decides its scope, uses and revocation.
+      return this.fetchWithToken(client, this.settings.credential.value, selector);
+    }
+    if (this.settings.perKeyRequests && 'pattern' in selector) {
+      const names = await this.withToken(client, scope, 1, context, (token) => client.listKeys(token, environment, selector.pattern));
+      if (names.length === 0) return new Map();
+      return this.withToken(client, scope, names.length, context, async (token) => {
+        const values = await Promise.all(names.map((name) => client.fetchKey(token, environment, name)));
+        return new Map(names.map((name, index) => [name, values[index]!]));
+      });
+    }
+    return this.withToken(client, scope, 1, context, (token) => this.fetchWithToken(client, token, selector));
+  }
+
+  private async fetchWithToken(client: VaultClient, token: string, selector: Selector): Promise<Secrets> {
+    const { environment } = this.settings;
+    if (this.settings.perKeyRequests && 'key' in selector) {
+      return new Map([[selector.key, await client.fetchKey(token, environment, selector.key)]]);
+    }
+    if (this.settings.perKeyRequests && 'pattern' in selector) {
+      const names = await client.listKeys(token, environment, selector.pattern);
+      const values = await Promise.all(names.map((name) => client.fetchKey(token, environment, name)));
+      return new Map(names.map((name, index) => [name, values[index]!]));
+    }
+    return client.fetchBatch(token, environment, 'key' in selector ? { keys: [selector.key] } : { pattern: selector.pattern });
+  }
+
+  /** Mints a token for `uses` requests, runs `use`, and revokes the token whatever happened. */
+  private async withToken<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
+    const minted = await client.mintToken(this.settings.credential.value, {
+      subject: this.settings.subject,
+      environment: this.settings.environment,
+      keyPattern,
+      ttlMinutes: this.settings.ttlMinutes,
+      usageLimit: uses,
+    });
+    context.debug(`minted token ${minted.jti} for ${this.settings.environment}/${keyPattern} (${uses} use${uses === 1 ? '' : 's'}, expires ${minted.expiresAt})`);
+    try {
+      return await use(minted.token);
+    } finally {
+      try {
+        await client.revokeToken(minted.token);
+        context.debug(`revoked token ${minted.jti}`);
+      } catch (error) {
+        context.warn('RWS_REVOKE_FAILED', `could not revoke token ${minted.jti} (${(error as { code?: string }).code ?? 'error'}); it expires at ${minted.expiresAt}`);
+      }
+    }
+  }
+}
