@@ -76,15 +76,21 @@ export async function loadConfigFile(path: string, profile: string | undefined, 
   const top = validateSection(raw, path, '', true);
   const profiles = raw.profiles === undefined ? {} : raw.profiles;
   if (!isPlainObject(profiles)) throw new ConfigError('RWS_CONFIG_INVALID', `${path}: profiles must be a mapping of name to settings`);
-  const profileNames = Object.keys(profiles);
+  // Every profile is checked, not only the one in use: a typo should not wait for the prod run.
+  const sections = new Map<string, ConfigValues>();
+  for (const name of Object.keys(profiles)) {
+    const section = profiles[name];
+    if (!isPlainObject(section)) throw new ConfigError('RWS_CONFIG_INVALID', `${path}: profile ${name} must be a mapping`);
+    sections.set(name, validateSection(section, path, `profiles.${name}.`, false));
+  }
+  const profileNames = [...sections.keys()];
   let values = top;
   if (profile !== undefined) {
-    if (!Object.hasOwn(profiles, profile)) {
+    const selected = sections.get(profile);
+    if (!selected) {
       throw new ConfigError('RWS_CONFIG_INVALID', `profile ${JSON.stringify(profile)} is not defined in ${path}`, profileNames.length ? `defined: ${profileNames.join(', ')}` : 'add a profiles: section');
     }
-    const section = profiles[profile];
-    if (!isPlainObject(section)) throw new ConfigError('RWS_CONFIG_INVALID', `${path}: profile ${profile} must be a mapping`);
-    values = { ...top, ...validateSection(section, path, `profiles.${profile}.`, false) };
+    values = { ...top, ...selected };
   }
   // Checked on the raw text: a literal API key anywhere (any profile) makes the file a credential.
   if (holdsLiteralCredential(raw) && (mode & 0o077) !== 0) {

@@ -1,0 +1,357 @@
+// The wrapper against a real secrets-server (plain and TLS), and against raw TCP stubs for
+// answers a real server never gives. Nothing is mocked: real processes, real sockets.
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parse } from 'dotenv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { json, reply, startStub } from '../vault-client/helpers/stub.js';
+import { makeTestCa } from '../vault-client/helpers/test-ca.js';
+import { fixture, makeRuntimeDir, removeDir, runBin, wrapperDirs } from '../helpers/cli.js';
+
+const SECRETS = {
+  SERVICE_B_DB_URL: 'postgres://b:pa$$w0rd@db/b',
+  SERVICE_B_TOKEN: 'tok-"quoted"-#hash',
+  SERVICE_A_KEY: 'a-key-must-not-leak',
+};
+
+let store: TestStore;
+let tlsStore: TestStore;
+let tlsKey: string;
+let server: RunningServer;
+let tlsServer: RunningServer;
+let caCert: string;
+let apiKey: string;
+let runtimeDir: string;
+
+beforeAll(async () => {
+  store = await makeStore({ prod: SECRETS, staging: { SERVICE_B_DB_URL: 'staging-url' } });
+  apiKey = (await makeApiKey(store, ['prod'], ['SERVICE_B_*'])).key;
+  // One server per store (the server locks it): TLS gets a store of its own.
+  tlsStore = await makeStore({ prod: SECRETS });
+  tlsKey = (await makeApiKey(tlsStore, ['prod'], ['SERVICE_B_*'])).key;
+  const ca = await makeTestCa(store.root);
+  caCert = ca.caCert;
+  server = await startServer(store);
+  tlsServer = await startServer(tlsStore, ['--tls-cert', ca.serverCert, '--tls-key', ca.serverKey]);
+  runtimeDir = makeRuntimeDir();
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await tlsServer?.stop();
+  await store?.cleanup();
+  await tlsStore?.cleanup();
+  if (runtimeDir) removeDir(runtimeDir);
+});
+
+function vaultEnv(url: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { RWS_VAULT_URL: url, RWS_API_KEY: url === tlsServer?.url ? tlsKey : apiKey, ...extra };
+}
+
+function auditLines(): Array<Record<string, unknown>> {
+  return readFileSync(path.join(store.dir, 'audit.log'), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** Everything a run printed, plus the server's audit log: none of it may hold a secret or credential. */
+function expectNoLeak(...texts: string[]): void {
+  const all = [...texts, readFileSync(path.join(store.dir, 'audit.log'), 'utf8'), server.stderr(), tlsServer.stderr()].join('\n');
+  for (const value of [...Object.values(SECRETS), apiKey, tlsKey]) expect(all).not.toContain(value);
+}
+
+describe('run-with-secrets with a vault', () => {
+  it('env mode: mints a scoped token, fetches in one batch, revokes it, runs the app with exactly those secrets', async () => {
+    const before = auditLines().length;
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url, { UNRELATED: 'x' }) });
+    expect(result.exitCode, result.stderr).toBe(0);
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    expect(env.SERVICE_B_DB_URL).toBe(SECRETS.SERVICE_B_DB_URL);
+    expect(env.SERVICE_B_TOKEN).toBe(SECRETS.SERVICE_B_TOKEN);
+    for (const name of ['SERVICE_A_KEY', 'RWS_API_KEY', 'RWS_VAULT_URL', 'UNRELATED']) expect(env).not.toHaveProperty(name);
+    expect(result.stderr).toBe('');
+
+    const events = auditLines().slice(before);
+    expect(events.map((event) => `${event.event}:${event.outcome}`)).toEqual(['token.generate:success', 'secret.batch:success', 'token.revoke:success']);
+    const jti = events[0]!.jti;
+    expect(events.every((event) => event.jti === jti)).toBe(true);
+    expect(events[0]!.subject).toMatch(/@.*:print-env\.mjs$/);
+    expectNoLeak(result.stdout.replace(/"SERVICE_B_[A-Z_]+":"[^"]*"/g, ''), result.stderr);
+  });
+
+  it('file mode over TLS with --ca-file: the file holds the secrets and is gone after the run', async () => {
+    const result = await runBin(['-e', 'prod', '--key', 'SERVICE_B_TOKEN', '--inject-as', 'file', '--ca-file', caCert, '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], {
+      runtimeDir,
+      env: vaultEnv(tlsServer.url),
+    });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(parse(result.stdout)).toEqual({ SERVICE_B_TOKEN: SECRETS.SERVICE_B_TOKEN });
+    expect(wrapperDirs(runtimeDir)).toEqual([]);
+  });
+
+  it('TLS without the CA fails closed with a one-line error naming the URL', async () => {
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(tlsServer.url) });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('RWS_VAULT_TLS');
+    expect(result.stderr).toContain(tlsServer.url.replace(/\/$/, ''));
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('per-key requests: list then one GET per key, with a token limited to exactly those uses', async () => {
+    const before = auditLines().length;
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--per-key-requests', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ SERVICE_B_DB_URL: SECRETS.SERVICE_B_DB_URL, SERVICE_B_TOKEN: SECRETS.SERVICE_B_TOKEN });
+    const events = auditLines().slice(before).map((event) => event.event);
+    expect(events.filter((event) => event === 'secret.read')).toHaveLength(2);
+    expect(events.filter((event) => event === 'token.revoke')).toHaveLength(2);
+  });
+
+  it('a pattern outside the API key grant is refused (403) with the environment and pattern named', async () => {
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/RWS_VAULT_FORBIDDEN: .*prod.*SERVICE_\*/);
+    const other = await runBin(['-e', 'staging', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(other.stderr).toContain('RWS_VAULT_FORBIDDEN');
+    expectNoLeak(result.stderr, other.stderr);
+  });
+
+  it('a wrong API key is refused (401); a malformed one before any request', async () => {
+    const wrong = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_API_KEY: `rws_sk_${'0'.repeat(32)}` }) });
+    expect(wrong.exitCode).toBe(125);
+    expect(wrong.stderr).toContain('RWS_VAULT_AUTH');
+    const stub = await startStub((socket) => json(socket, 500, {}));
+    try {
+      const malformed = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url, { RWS_API_KEY: '  rws_sk_SHOUTING  ' }) });
+      expect(malformed.exitCode).toBe(125);
+      expect(malformed.stderr).toMatch(/RWS_CREDENTIAL_INVALID: .*RWS_API_KEY.*\(hint: expected 'rws_sk_' followed by 32 lowercase hex/);
+      expect(malformed.stderr).not.toContain('SHOUTING');
+      expect(stub.requests).toHaveLength(0);
+    } finally {
+      await stub.close();
+    }
+    const padded = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_API_KEY: `  ${apiKey}\n` }) });
+    expect(padded.exitCode, padded.stderr).toBe(0);
+  });
+
+  it('no credential: names the variables to set', async () => {
+    const result = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir, env: { RWS_VAULT_URL: server.url } });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/RWS_CREDENTIAL_MISSING: .*hint: set RWS_API_KEY or RWS_API_KEY_FILE/);
+  });
+
+  it('RWS_API_KEY_FILE must be private; RWS_VAULT_URL_FILE works', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'rws-cred-'));
+    try {
+      const keyFile = path.join(dir, 'key');
+      await writeFile(keyFile, `${apiKey}\n`, { mode: 0o644 });
+      await chmod(keyFile, 0o644);
+      const urlFile = path.join(dir, 'url');
+      await writeFile(urlFile, `${server.url}\n`);
+      const open = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: { RWS_VAULT_URL_FILE: urlFile, RWS_API_KEY_FILE: keyFile } });
+      expect(open.exitCode).toBe(125);
+      expect(open.stderr).toMatch(/RWS_CREDENTIAL_FILE_MODE: .*readable by group or others.*chmod 600/);
+      await chmod(keyFile, 0o600);
+      const ok = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: { RWS_VAULT_URL_FILE: urlFile, RWS_API_KEY_FILE: keyFile } });
+      expect(ok.exitCode, ok.stderr).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an explicit --env-file means the vault is not used, even when configured', async () => {
+    const dir = makeRuntimeDir();
+    try {
+      const envFile = path.join(dir, '.env');
+      await writeFile(envFile, 'LOCAL=1\n', { mode: 0o600 });
+      const before = auditLines().length;
+      const result = await runBin(['--env-file', envFile, '--', fixture('print-env.mjs')], { runtimeDir: dir, env: vaultEnv(server.url, { RWS_ENVIRONMENT: 'prod' }) });
+      expect(JSON.parse(result.stdout).LOCAL).toBe('1');
+      expect(auditLines().length).toBe(before);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('http:// to a non-loopback host is refused without any connection', async () => {
+    const result = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir, env: vaultEnv('http://192.0.2.10:8200') });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain('RWS_VAULT_INSECURE_URL');
+  });
+});
+
+describe('when the vault misbehaves', () => {
+  it('server down: retries, then exit 125 naming the URL', async () => {
+    const stub = await startStub(() => undefined);
+    const url = stub.url;
+    await stub.close();
+    const result = await runBin(['-e', 'prod', '-v', '--retries', '2', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(url) });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/error RWS_VAULT_UNREACHABLE: .*127\.0\.0\.1/);
+    expect(result.stderr.match(/attempt \d\/3/g)?.length).toBe(3);
+  });
+
+  it('a server that dies mid-request (connection closed without an answer) fails cleanly', async () => {
+    const stub = await startStub((socket) => socket.destroy());
+    try {
+      const result = await runBin(['-e', 'prod', '--retries', '1', '--inject-as', 'file', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toMatch(/RWS_VAULT_(UNREACHABLE|UNAVAILABLE)/);
+      expect(wrapperDirs(runtimeDir)).toEqual([]);
+    } finally {
+      await stub.close();
+    }
+  });
+
+  it('the real server killed while the app runs does not disturb the app', async () => {
+    const ownStore = await makeStore({ prod: SECRETS });
+    const ownKey = (await makeApiKey(ownStore, ['prod'], ['SERVICE_B_*'])).key;
+    const own = await startServer(ownStore);
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'sh', '-c', `kill -KILL ${own.process.pid}; echo "$SERVICE_B_TOKEN" | wc -c`], { runtimeDir, env: { RWS_VAULT_URL: own.url, RWS_API_KEY: ownKey } });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(Number(result.stdout.trim())).toBe(SECRETS.SERVICE_B_TOKEN.length + 1);
+    await own.stop();
+    await ownStore.cleanup();
+  });
+
+  it.each([
+    ['invalid JSON', (socket: import('node:net').Socket) => reply(socket, 201, '{not json', { 'content-type': 'application/json' })],
+    ['wrong shape', (socket: import('node:net').Socket) => json(socket, 201, { token: 42 })],
+    ['HTML error page', (socket: import('node:net').Socket) => reply(socket, 200, '<html>oops</html>', { 'content-type': 'text/html' })],
+  ])('a malformed answer (%s) is an error, not a crash', async (_name, respond) => {
+    const stub = await startStub(respond);
+    try {
+      const result = await runBin(['-e', 'prod', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toContain('RWS_VAULT_BAD_RESPONSE');
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).not.toContain('oops');
+    } finally {
+      await stub.close();
+    }
+  });
+
+  it('a batch answer with a secret outside the request fails closed: nothing runs', async () => {
+    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
+    const stub = await startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        json(socket, 201, { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+      } else if (request.path.endsWith('/secrets/batch')) {
+        json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'x', EVIL_EXTRA: 'injected' } });
+      } else {
+        reply(socket, 204, '');
+      }
+    });
+    try {
+      const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toMatch(/RWS_VAULT_BAD_RESPONSE: .*EVIL_EXTRA does not match SERVICE_B_\*/);
+      expect(result.stderr).not.toContain('injected');
+      // The token is revoked even though the answer was refused.
+      expect(stub.requests.map((request) => request.path)).toEqual(['/api/v1/vault/tokens/generate', '/api/v1/vault/secrets/batch', '/api/v1/vault/tokens/revoke']);
+    } finally {
+      await stub.close();
+    }
+  });
+});
+
+describe('token, keys and check commands', () => {
+  it('token generate prints a token to a pipe; it works until token revoke kills it', async () => {
+    const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--usage-limit', '2', '--json'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(generated.exitCode, generated.stderr).toBe(0);
+    const minted = JSON.parse(generated.stdout) as { token: string; usage_limit: number; key_pattern: string };
+    expect(minted).toMatchObject({ usage_limit: 2, key_pattern: 'SERVICE_B_*' });
+    const withToken = { RWS_VAULT_URL: server.url, RWS_TOKEN: minted.token };
+    const first = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], { runtimeDir, env: withToken });
+    expect(JSON.parse(first.stdout).SERVICE_B_TOKEN).toBe(SECRETS.SERVICE_B_TOKEN);
+    const revoked = await runBin(['token', 'revoke'], { runtimeDir, env: withToken });
+    expect(revoked.exitCode, revoked.stderr).toBe(0);
+    const second = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: withToken });
+    expect(second.exitCode).toBe(125);
+    expect(second.stderr).toContain('RWS_VAULT_AUTH');
+    expect(second.stderr + first.stderr + revoked.stdout + revoked.stderr).not.toContain(minted.token);
+  });
+
+  it('--token warns that argv is visible', async () => {
+    const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(server.url) });
+    const token = generated.stdout.trim();
+    const result = await runBin(['--token', token, '-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: { RWS_VAULT_URL: server.url } });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).toContain('RWS_TOKEN_IN_ARGV');
+    expect(result.stderr).not.toContain(token);
+  });
+
+  it('keys lists names in scope, never values', async () => {
+    const result = await runBin(['keys', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout.split('\n')).toEqual(['SERVICE_B_DB_URL', 'SERVICE_B_TOKEN']);
+    expectNoLeak(result.stdout, result.stderr);
+  });
+
+  it('check walks every step with ✓ and stops at the first ✗', async () => {
+    const good = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_*', '--ca-file', caCert], { runtimeDir, env: vaultEnv(tlsServer.url) });
+    expect(good.exitCode, good.stdout + good.stderr).toBe(0);
+    expect(good.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✓ server', '✓ token', '✓ scope']);
+    expect(good.stdout).toContain('2 key(s) readable in prod with SERVICE_B_*');
+    const bad = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(tlsServer.url) });
+    expect(bad.exitCode).toBe(125);
+    expect(bad.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✗ server']);
+    expectNoLeak(good.stdout, bad.stdout);
+  });
+});
+
+describe('config file', () => {
+  it('profiles, ${VAR} references and the credential rule', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'rws-config-'));
+    try {
+      const config = path.join(dir, 'config.yaml');
+      await writeFile(config, `vault_url: \${VAULT}\nenvironment: staging\nkey_patterns: ['SERVICE_B_*']\ncredentials:\n  api_key: \${MY_KEY}\nprofiles:\n  prod:\n    environment: prod\n`, { mode: 0o644 });
+      const env = { VAULT: server.url, MY_KEY: apiKey };
+      const result = await runBin(['--config', config, '--profile', 'prod', '--', fixture('print-env.mjs')], { runtimeDir, env });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(Object.keys(JSON.parse(result.stdout)).filter((name) => name.startsWith('SERVICE_')).sort()).toEqual(['SERVICE_B_DB_URL', 'SERVICE_B_TOKEN']);
+
+      await writeFile(config, `vault_url: ${server.url}\nenvironment: prod\ncredentials:\n  api_key: ${apiKey}\n`);
+      await chmod(config, 0o644);
+      const shared = await runBin(['--config', config, '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir });
+      expect(shared.exitCode).toBe(125);
+      expect(shared.stderr).toMatch(/RWS_CREDENTIAL_FILE_MODE: .*holds an API key/);
+      expect(shared.stderr).not.toContain(apiKey);
+      await chmod(config, 0o600);
+      const private_ = await runBin(['--config', config, '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir });
+      expect(private_.exitCode, private_.stderr).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['unknown key', 'vault_url: http://127.0.0.1:1\nvault_ulr: x\n', /RWS_CONFIG_INVALID: unknown setting vault_ulr/],
+    ['unset reference', 'vault_url: ${NOPE_NOT_SET}\n', /RWS_CONFIG_INVALID: .*\$\{NOPE_NOT_SET\}, which is not set/],
+    ['wrong type', 'timeout: soon\n', /RWS_CONFIG_INVALID: .*timeout must be a number/],
+    ['not a mapping', '- a\n- b\n', /RWS_CONFIG_INVALID: .*must be a mapping/],
+    ['bad YAML', 'a: [1, 2\n', /RWS_CONFIG_INVALID: .*not valid YAML/],
+    ['duplicate key', 'environment: a\nenvironment: b\n', /RWS_CONFIG_INVALID/],
+    ['unknown profile key', 'profiles:\n  dev:\n    profiles: {}\n', /RWS_CONFIG_INVALID: unknown setting profiles\.dev\.profiles/],
+  ])('a hostile config (%s) is a one-line error naming the problem', async (_name, text, message) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'rws-config-'));
+    try {
+      const config = path.join(dir, 'config.yaml');
+      await writeFile(config, text, { mode: 0o600 });
+      const result = await runBin(['--config', config, '-e', 'prod', '--', 'true'], { runtimeDir });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
