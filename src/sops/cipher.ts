@@ -52,13 +52,26 @@ export function formatEnc(v: EncValue): string {
  * Go's gcm.Open takes the last 16 bytes of data‖tag as the tag, so that split is used here too.
  */
 export function decryptEnc(key: Uint8Array, v: EncValue, aad: string): Buffer | undefined {
+  const sealed = sealedParts(v);
+  return sealed === undefined ? undefined : openSealed(key, v.iv, sealed.ciphertext, sealed.tag, Buffer.from(aad, 'utf8'));
+}
+
+/** data‖tag split as Go's gcm.Open splits it; undefined when shorter than a tag. */
+export function sealedParts(v: EncValue): { ciphertext: Buffer; tag: Buffer } | undefined {
   const sealed = Buffer.concat([v.data, v.tag]);
   if (sealed.length < TAG_BYTES) return undefined;
+  return { ciphertext: sealed.subarray(0, sealed.length - TAG_BYTES), tag: sealed.subarray(sealed.length - TAG_BYTES) };
+}
+
+/** One AES-256-GCM open of parts already split by sealedParts; undefined when GCM rejects them. */
+export function openSealed(key: Uint8Array, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Buffer | undefined {
   try {
-    const d = createDecipheriv('aes-256-gcm', key, v.iv, { authTagLength: TAG_BYTES });
-    d.setAAD(Buffer.from(aad, 'utf8'));
-    d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-    return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_BYTES)), d.final()]);
+    const d = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+    d.setAAD(aad);
+    d.setAuthTag(tag);
+    const first = d.update(ciphertext);
+    const last = d.final();
+    return last.length === 0 ? first : Buffer.concat([first, last]);
   } catch {
     return undefined;
   }

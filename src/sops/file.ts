@@ -2,14 +2,13 @@
 // and the data key (the server keeps a file open between requests) but never a decrypted value.
 import { isScalar, Pair, type Node, type Scalar } from 'yaml';
 import { unwrapDataKey } from './age-stanza.js';
-import { parseEnc } from './cipher.js';
 import { invalid, SopsError } from './errors.js';
 import { nowRfc3339 } from './go-time.js';
 import { computeMac, encryptMac, verifyMac } from './mac.js';
 import { readMetadata, type SopsMetadata } from './metadata.js';
 import { shouldBeEncrypted } from './rules.js';
 import { topEntries, walkDocuments } from './tree.js';
-import { openValue, typed } from './values.js';
+import { openSealedValue, sealValue, typed, type SealedValue } from './values.js';
 import { checkWritable, keyNode, restampMetadata, valueNode } from './write.js';
 import { parseDocuments, plain, sopsPair, stringifyDocuments, topMap, type YamlDoc } from './yaml-doc.js';
 
@@ -69,9 +68,14 @@ export async function openSopsFile(text: string, identities: string[], options: 
   return new VerifiedSopsFile(parsed, key, origin, detectIndent(text));
 }
 
+/**
+ * A served scalar: either written in plain text (served as written; an empty string is never
+ * encrypted, FORMAT.md §2), or its ENC[] value parsed once at open: ciphertext, IV, tag, type
+ * and AAD, so that a request costs one AES-GCM open. Never a plaintext of an encrypted value.
+ */
 interface ScalarEntry {
   readonly node: Scalar;
-  readonly encrypted: boolean;
+  readonly sealed: SealedValue | undefined;
 }
 
 class VerifiedSopsFile implements SopsFile {
@@ -96,15 +100,21 @@ class VerifiedSopsFile implements SopsFile {
         continue;
       }
       const v = typed(value, [name], origin);
-      const encrypted = shouldBeEncrypted(parsed.meta.rule, [name]);
+      if (v.kind === 'null') {
+        this.skipped.push(name);
+        continue;
+      }
+      const text = String(value.value);
+      // The MAC check above has already opened every encrypted value, so this parse cannot fail
+      // for a file that got here; if it ever did, the open fails rather than a later request.
+      const sealed = shouldBeEncrypted(parsed.meta.rule, [name]) && text !== '' ? sealValue(text, [name], origin) : undefined;
       // A `type:comment` value is a comment sops stored as a value: not a secret to serve.
-      const isComment = encrypted && v.kind === 'str' && v.text !== '' && (parseEnc(v.text) as { type?: string }).type === 'comment';
-      if (v.kind === 'null' || isComment) {
+      if (sealed?.type === 'comment') {
         this.skipped.push(name);
         continue;
       }
       this.names.push(name);
-      this.#scalars.set(name, { node: value, encrypted });
+      this.#scalars.set(name, { node: value, sealed });
     }
   }
 
@@ -113,10 +123,9 @@ class VerifiedSopsFile implements SopsFile {
     if (entry === undefined) {
       throw new SopsError('RWS_SOPS_KEY_NOT_FOUND', `${this.#origin} has no top-level scalar named ${JSON.stringify(String(name))}`);
     }
-    const text = String(entry.node.value);
     // Unencrypted scalars are served as written; an empty string is never encrypted (FORMAT.md §2).
-    if (!entry.encrypted || text === '') return text;
-    const { plaintext } = openValue(text, [name], this.#key, this.#origin);
+    if (entry.sealed === undefined) return String(entry.node.value);
+    const { plaintext } = openSealedValue(entry.sealed, this.#key, this.#origin);
     const value = plaintext.toString('utf8');
     plaintext.fill(0);
     return value;

@@ -1,6 +1,6 @@
 // One value of the tree: decrypting it (FORMAT.md §2) and the bytes the MAC takes from it (§4).
 import type { Scalar } from 'yaml';
-import { aadOf, decryptEnc, parseEnc, type ValueType } from './cipher.js';
+import { aadOf, openSealed, parseEnc, sealedParts, type ValueType } from './cipher.js';
 import { hashedForm } from './decrypted-type.js';
 import { invalid, SopsError, showPath } from './errors.js';
 import { goValue, UnsupportedScalar, type GoValue } from './go-yaml-type.js';
@@ -22,19 +22,42 @@ export interface Opened {
 
 /** Decrypts the ENC[] text found at `path`. The caller zeroes `plaintext` when done with it. */
 export function openValue(text: string, path: readonly string[], key: Uint8Array, origin: string): Opened {
+  return openSealedValue(sealValue(text, path, origin), key, origin);
+}
+
+/**
+ * An ENC[] value parsed once, ready to be decrypted many times: ciphertext, IV, tag, type and
+ * AAD only (never plaintext). `path` is kept for error messages.
+ */
+export interface SealedValue {
+  readonly path: readonly string[];
+  readonly type: ValueType;
+  readonly iv: Buffer;
+  readonly aad: Buffer;
+  /** undefined when data‖tag is shorter than a tag: GCM refuses it when opened. */
+  readonly parts: { readonly ciphertext: Buffer; readonly tag: Buffer } | undefined;
+}
+
+/** Parses the ENC[] text found at `path`; a malformed value is refused here, naming the field. */
+export function sealValue(text: string, path: readonly string[], origin: string): SealedValue {
   const enc = parseEnc(text);
   if (typeof enc === 'string') throw invalid(origin, `the value at ${showPath(path)} ${enc}`);
-  const plaintext = decryptEnc(key, enc, aadOf(path));
+  return { path: [...path], type: enc.type, iv: enc.iv, aad: Buffer.from(aadOf(path), 'utf8'), parts: sealedParts(enc) };
+}
+
+/** Decrypts a sealed value and checks it against its type. The caller zeroes `plaintext`. */
+export function openSealedValue(v: SealedValue, key: Uint8Array, origin: string): Opened {
+  const plaintext = v.parts === undefined ? undefined : openSealed(key, v.iv, v.parts.ciphertext, v.parts.tag, v.aad);
   if (plaintext === undefined) {
     // GCM authenticates data, IV and the key path: a changed value fails here, before any MAC.
-    throw new SopsError('RWS_SOPS_MAC_MISMATCH', `${origin}: the value at ${showPath(path)} fails its integrity check (changed, or moved from another key)`);
+    throw new SopsError('RWS_SOPS_MAC_MISMATCH', `${origin}: the value at ${showPath(v.path)} fails its integrity check (changed, or moved from another key)`);
   }
-  const check = hashedForm(enc.type, plaintext);
+  const check = hashedForm(v.type, plaintext);
   if (!check.ok) {
     plaintext.fill(0);
-    throw invalid(origin, `the value at ${showPath(path)} is ${check.reason}`);
+    throw invalid(origin, `the value at ${showPath(v.path)} is ${check.reason}`);
   }
-  return { type: enc.type, plaintext };
+  return { type: v.type, plaintext };
 }
 
 /**
