@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// A full vault run, measured as a cron job pays it: median wall time of
+//   run-with-secrets -e bench -k 'SERVICE_B_*' -- node -e 0
+// against a local secrets-server for 10, 100 and 1,000 matching keys, beside the local
+// `--env-file` run with the same keys, interleaved in one run. Prints a table; asserts nothing.
+// Usage: npm run build && node bench/e2e.mjs [runs=15]
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '..');
+const runs = Number(process.argv[2] ?? 15);
+const rws = join(root, 'bin/run-with-secrets.js');
+const server = join(root, 'bin/secrets-server.js');
+const work = mkdtempSync(join(tmpdir(), 'rws-bench-e2e-'));
+const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8' };
+
+function admin(args, input) {
+  const result = spawnSync(server, args, { input, env: baseEnv, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`secrets-server ${args[0]} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+async function startServer(store) {
+  const child = spawn(server, ['serve', '--store', store, '--port', '0'], { env: { ...baseEnv, SOPS_AGE_KEY_FILE: join(store, 'age-identity.txt') }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolvePromise, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const match = /listening on (\S+)/.exec(out);
+      if (match) resolvePromise(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+  });
+  return { url, stop: () => new Promise((done) => { child.once('exit', done); child.kill('SIGTERM'); }) };
+}
+
+function time(argv, env) {
+  const started = process.hrtime.bigint();
+  const result = spawnSync(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (result.status !== 0) throw new Error(`${argv.slice(0, 4).join(' ')} failed: ${String(result.stderr).trim()}`);
+  return ms;
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const rows = [];
+try {
+  for (const count of [10, 100, 1000]) {
+    const dir = join(work, String(count));
+    const store = join(dir, 'store');
+    mkdirSync(dir, { recursive: true });
+    admin(['init', '--store', store]);
+    const values = Object.fromEntries(Array.from({ length: count }, (_, i) => [`SERVICE_B_KEY_${i}`, `value-${i}-${'x'.repeat(40)}`]));
+    admin(['secret', 'import', 'bench', '--format', 'json', '--store', store], JSON.stringify(values));
+    const key = /^key: (\S+)$/m.exec(admin(['apikey', 'create', '--store', store, '--name', 'bench', '--environment', 'bench', '--key-pattern', 'SERVICE_B_*']))[1];
+    const envFile = join(dir, '.env');
+    writeFileSync(envFile, Object.entries(values).map(([name, value]) => `${name}=${value}`).join('\n') + '\n');
+    chmodSync(envFile, 0o600);
+    const running = await startServer(store);
+    const vault = { argv: [rws, '-e', 'bench', '-k', 'SERVICE_B_*', '--', 'node', '-e', '0'], env: { ...baseEnv, RWS_VAULT_URL: running.url, RWS_API_KEY: key } };
+    const local = { argv: [rws, '--env-file', envFile, '-k', 'SERVICE_B_*', '--', 'node', '-e', '0'], env: baseEnv };
+    const samples = { vault: [], local: [] };
+    for (let round = 0; round < runs + 2; round++) {
+      const v = time(vault.argv, vault.env);
+      const l = time(local.argv, local.env);
+      if (round >= 2) {
+        samples.vault.push(v);
+        samples.local.push(l);
+      }
+    }
+    await running.stop();
+    rows.push({ count, vault: median(samples.vault), local: median(samples.local) });
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+console.log(`full run (wrapper + node -e 0), median of ${runs}, node ${process.version}`);
+console.log('keys    vault ms   local --env-file ms   vault/local');
+for (const row of rows) console.log(`${String(row.count).padStart(5)} ${row.vault.toFixed(1).padStart(10)} ${row.local.toFixed(1).padStart(21)} ${(row.vault / row.local).toFixed(2).padStart(12)}x`);
+const at100 = rows.find((row) => row.count === 100);
+const growth = rows[rows.length - 1].vault - rows[0].vault;
+console.log(`target: vault within 1.5x of local at 100 keys: ${(at100.vault / at100.local).toFixed(2)}x ${at100.vault / at100.local <= 1.5 ? 'MET' : 'NOT MET'}`);
+console.log(`target: vault grows by < 100 ms from 10 to 1,000 keys: ${growth.toFixed(1)} ms ${growth < 100 ? 'MET' : 'NOT MET'}`);
