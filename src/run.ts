@@ -5,7 +5,7 @@ import type { Writable } from 'node:stream';
 import type { Logger } from './cli/output.js';
 import { buildChildEnv } from './inject/child-env.js';
 import type { FileFormat } from './inject/file-format.js';
-import { choosePlacement, processIsAlive, removeLeftovers, SecretsFile, type PlacementOptions } from './inject/secrets-file.js';
+import { choosePlacement, processIsAlive, removeLeftovers, SecretsFile, type Placement, type PlacementOptions } from './inject/secrets-file.js';
 import { Cleanup, Stopped, StopSwitch } from './process/cleanup.js';
 import type { Outcome } from './process/exit-status.js';
 import { SignalRelay } from './process/signals.js';
@@ -52,6 +52,9 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     debug: (message) => io.log.debug(message),
   });
   relay.install();
+  // The leftover sweep touches only the runtime directory: it runs while the sources load.
+  const placement = plan.dryRun ? undefined : preparePlacement(plan, io);
+  placement?.catch(() => undefined);
   try {
     const all = await stop.race(loadAll(plan.sources, { warn: io.log.warn, debug: io.log.debug }));
     const secrets = selectSecrets(all, plan.selection);
@@ -59,7 +62,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
       describeDryRun(plan, secrets, io);
       return { kind: 'exit', code: 0 };
     }
-    const injected = await stop.race(inject(plan, secrets, cleanup, io));
+    const injected = await stop.race(inject(plan, secrets, cleanup, await placement!, io));
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
     io.log.info(`injecting ${secrets.size} secret(s) as ${plan.injectAs}: ${[...secrets.keys()].join(', ') || '(none)'}`);
@@ -93,10 +96,15 @@ interface Injection {
   fd: number | undefined;
 }
 
-async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, io: RunIo): Promise<Injection> {
+/** Where a secrets file would go, after removing what runs killed with SIGKILL left there. */
+async function preparePlacement(plan: RunPlan, io: RunIo): Promise<Placement> {
   const placement = await choosePlacement(plan.placement);
   const removed = await removeLeftovers(placement.base, plan.placement.uid, processIsAlive);
   if (removed > 0) io.log.info(`removed ${removed} leftover secrets director${removed === 1 ? 'y' : 'ies'} of killed runs in ${placement.base}`);
+  return placement;
+}
+
+async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, placement: Placement, io: RunIo): Promise<Injection> {
   if (plan.injectAs === 'env') return { variables: secrets, fd: undefined };
 
   // Loaded here, not at start-up: env mode, the common cron case, never needs it.

@@ -136,6 +136,8 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
       throw new UsageError('no source of secrets given', 'pass --env-file PATH or --sops-file PATH, or configure a vault with --vault-url / RWS_VAULT_URL');
     }
     if (!vault.environment) throw new UsageError('no vault environment given', 'pass -e ENVIRONMENT (or set RWS_ENVIRONMENT)');
+    // Start loading the HTTP client now; it compiles while the credential files are read.
+    import('../vault-client/index.js').catch(() => undefined);
     const { VaultSource } = await import('../sources/vault.js');
     sources = [
       new VaultSource({

@@ -140,11 +140,12 @@ describe('run-with-secrets with a vault', () => {
     expect(padded.exitCode, padded.stderr).toBe(0);
   });
 
-  it('an expired API key is refused (401) with the hint to regenerate it', async () => {
-    const expiring = (await makeApiKey(store, ['prod'], ['SERVICE_B_*'], ['--expires-at', new Date(Date.now() + 1500).toISOString()])).key;
+  it('an expired API key is refused (401) with the hint to regenerate it', { timeout: 30_000 }, async () => {
+    const expiresAt = Date.now() + 5000;
+    const expiring = (await makeApiKey(store, ['prod'], ['SERVICE_B_*'], ['--expires-at', new Date(expiresAt).toISOString()])).key;
     const works = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_API_KEY: expiring }) });
     expect(works.exitCode, works.stderr).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now() + 500)));
     const expired = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_API_KEY: expiring }) });
     expect(expired.exitCode).toBe(125);
     expect(expired.stderr).toMatch(/RWS_VAULT_AUTH: .*hint: .*regenerate|RWS_VAULT_AUTH: .*\(hint: [^)]*(new|regenerat)/i);
