@@ -82,6 +82,20 @@ export class SpawnError extends RwsError {
   }
 }
 
+/** The config file (or an RWS_X_FILE) could not be read or is not valid. */
+export class ConfigError extends RwsError {
+  constructor(code: 'RWS_CONFIG_INVALID' | 'RWS_CONFIG_UNREADABLE' | 'RWS_CREDENTIAL_FILE_MODE', message: string, hint?: string) {
+    super(code, message, { hint });
+  }
+}
+
+/** The wrapper's own credential (API key or token) is missing, malformed or exposed. */
+export class CredentialError extends RwsError {
+  constructor(code: 'RWS_CREDENTIAL_MISSING' | 'RWS_CREDENTIAL_INVALID' | 'RWS_CREDENTIAL_FILE_MODE' | 'RWS_CREDENTIAL_UNREADABLE', message: string, hint: string) {
+    super(code, message, { hint });
+  }
+}
+
 /** Anything unexpected: reported with its code only, never with its message (it may hold data). */
 export class InternalError extends RwsError {
   constructor(cause: unknown) {

@@ -18,7 +18,8 @@ export interface CliStreams {
 }
 
 export async function runCli(argv: readonly string[], facts: ProcessFacts, streams: CliStreams): Promise<Outcome> {
-  let log: Logger = await createLogger({ stream: streams.stderr, level: 'normal', format: argv.includes('json') ? 'json' : 'text', color: false, program: PROGRAM });
+  // Until the flags are parsed, errors follow a --log-format json seen before `--`, if any.
+  let log: Logger = await createLogger({ stream: streams.stderr, level: 'normal', format: earlyLogFormat(argv), color: false, program: PROGRAM });
   try {
     const args = await parseArgv(argv, streams);
     if (!args) return { kind: 'exit', code: 0 };
@@ -38,6 +39,11 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     }
     return { kind: 'exit', code: failure.exitCode };
   }
+}
+
+function earlyLogFormat(argv: readonly string[]): 'text' | 'json' {
+  const head = argv.indexOf('--') === -1 ? argv : argv.slice(0, argv.indexOf('--'));
+  return head.some((word, index) => word === '--log-format=json' || (word === '--log-format' && head[index + 1] === 'json')) ? 'json' : 'text';
 }
 
 /** Dispatches `token generate|revoke`, `keys` and `check`; undefined for a plain run. */

@@ -5,7 +5,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RwsError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 
 export interface ConfigValues {
   vault_url?: string;
@@ -23,12 +23,6 @@ export interface ConfigFile {
   path: string;
   values: ConfigValues;
   profiles: string[];
-}
-
-export class ConfigError extends RwsError {
-  constructor(code: 'RWS_CONFIG_INVALID' | 'RWS_CONFIG_UNREADABLE' | 'RWS_CREDENTIAL_FILE_MODE', message: string, hint?: string) {
-    super(code, message, { hint });
-  }
 }
 
 const STRING_KEYS = ['vault_url', 'environment', 'inject_as', 'ca_file'] as const;

@@ -3,15 +3,9 @@
 // flag for API keys: argv is world-readable in /proc. Files holding them must be private.
 import { constants as fsConstants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { RwsError } from '../errors.js';
+import { CredentialError } from '../errors.js';
 
 export type Credential = { kind: 'api-key'; value: string; origin: string } | { kind: 'token'; value: string; origin: string };
-
-export class CredentialError extends RwsError {
-  constructor(code: 'RWS_CREDENTIAL_MISSING' | 'RWS_CREDENTIAL_INVALID' | 'RWS_CREDENTIAL_FILE_MODE' | 'RWS_CREDENTIAL_UNREADABLE', message: string, hint: string) {
-    super(code, message, { hint });
-  }
-}
 
 const API_KEY = /^rws_sk_[0-9a-f]{32}$/;
 const COMPACT_JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;

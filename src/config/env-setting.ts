@@ -1,7 +1,7 @@
 // RWS_X settings from the environment. Each may instead be given as RWS_X_FILE naming a file
 // that holds the value (Docker and Kubernetes secrets); the file's content is trimmed.
 import { readFile } from 'node:fs/promises';
-import { ConfigError } from './config-file.js';
+import { ConfigError } from '../errors.js';
 
 export async function readEnvSetting(env: Readonly<Record<string, string | undefined>>, name: string): Promise<string | undefined> {
   const direct = env[name];
