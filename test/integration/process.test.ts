@@ -102,6 +102,25 @@ describe('on a terminal', () => {
   });
 });
 
+describe('colour', () => {
+  async function warningOnPty(extra: Record<string, string>): Promise<string> {
+    const shared = writeEnvFile(dir, 'shared.env', 'A=1\n', 0o644);
+    const inner = `"${BIN}" --env-file "${shared}" -- true`;
+    const result = await execa('script', ['-qfec', inner, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(dir, { TERM: 'xterm', SHELL: '/bin/bash', ...extra }) });
+    expect(result.stdout).toContain('RWS_SOURCE_PERMISSIONS');
+    return result.stdout;
+  }
+
+  it('is used on a terminal, and never with NO_COLOR or without a terminal', async () => {
+    expect(await warningOnPty({})).toContain('\u001b[');
+    expect(await warningOnPty({ NO_COLOR: '1' })).not.toContain('\u001b[');
+    const shared = writeEnvFile(dir, 'shared.env', 'A=1\n', 0o644);
+    const piped = await runBin(['--env-file', shared, '--', 'true'], { runtimeDir: dir, env: { TERM: 'xterm' } });
+    expect(piped.stderr).toContain('RWS_SOURCE_PERMISSIONS');
+    expect(piped.stderr).not.toContain('\u001b[');
+  });
+});
+
 describe('--mask', () => {
   it('replaces values and their encoded forms in stdout and stderr', async () => {
     const value = 'abc123-secret';
