@@ -11,7 +11,7 @@ import type { Outcome } from './process/exit-status.js';
 import { SignalRelay } from './process/signals.js';
 import { startChild } from './process/spawn.js';
 import { selectSecrets, type Selection } from './select.js';
-import { loadAll, type SecretSource, type Secrets } from './sources/source.js';
+import { loadAll, loadAllNames, type SecretSource, type Secrets } from './sources/source.js';
 
 export type InjectMode = 'env' | 'file' | 'fd';
 
@@ -56,12 +56,13 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
   const placement = plan.dryRun ? undefined : preparePlacement(plan, io);
   placement?.catch(() => undefined);
   try {
-    const all = await stop.race(loadAll(plan.sources, { warn: io.log.warn, debug: io.log.debug }));
-    const secrets = selectSecrets(all, plan.selection);
+    const context = { warn: io.log.warn, debug: io.log.debug };
     if (plan.dryRun) {
-      describeDryRun(plan, secrets, io);
+      // Names only: a vault lists them without sending a single value.
+      describeDryRun(plan, selectSecrets(await stop.race(loadAllNames(plan.sources, context)), plan.selection), io);
       return { kind: 'exit', code: 0 };
     }
+    const secrets = selectSecrets(await stop.race(loadAll(plan.sources, context)), plan.selection);
     const injected = await stop.race(inject(plan, secrets, cleanup, await placement!, io));
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);

@@ -14,6 +14,18 @@ export interface SecretSource {
   /** Human label for messages, e.g. `.env file ./config/.env`. Never holds a secret. */
   readonly label: string;
   load(context: LoadContext): Promise<Secrets>;
+  /** Names only, for --dry-run: a source that can list without reading values says so here. */
+  loadNames?(context: LoadContext): Promise<string[]>;
+}
+
+/** For --dry-run: names from every source (values, where a source must read them, are dropped). */
+export async function loadAllNames(sources: readonly SecretSource[], context: LoadContext): Promise<Secrets> {
+  const names: Secrets = new Map();
+  for (const source of sources) {
+    const found = source.loadNames ? await source.loadNames(context) : [...(await source.load(context)).keys()];
+    for (const name of found) names.set(name, '');
+  }
+  return names;
 }
 
 /** Later sources override earlier ones, as `--env-file a --env-file b` promises. */

@@ -41,6 +41,25 @@ export class VaultSource implements SecretSource {
     }
   }
 
+  /** --dry-run: the names in scope, through the list endpoint; no value leaves the vault. */
+  async loadNames(context: LoadContext): Promise<string[]> {
+    const { VaultClient } = await import('../vault-client/index.js');
+    const client = await VaultClient.create(this.settings.client);
+    const { environment, credential } = this.settings;
+    try {
+      const lists = await Promise.all(
+        this.selectors().map((selector) => {
+          const pattern = 'pattern' in selector ? selector.pattern : selector.key;
+          if (credential.kind === 'token') return client.listKeys(credential.value, environment, pattern);
+          return this.withToken(client, pattern, 1, context, (token) => client.listKeys(token, environment));
+        }),
+      );
+      return [...new Set(lists.flat())];
+    } finally {
+      await client.close();
+    }
+  }
+
   /** With neither -k nor --key the whole environment is asked for, as `*`. */
   private selectors(): Selector[] {
     const selectors: Selector[] = [...this.settings.patterns.map((pattern) => ({ pattern })), ...this.settings.keys.map((key) => ({ key }))];

@@ -83,6 +83,16 @@ describe('run-with-secrets with a vault', () => {
     expectNoLeak(result.stdout.replace(/"SERVICE_B_[A-Z_]+":"[^"]*"/g, ''), result.stderr);
   });
 
+  it('--dry-run lists names through the list endpoint: no value leaves the vault', async () => {
+    const before = auditLines().length;
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--dry-run', '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain('would inject 2 secret(s) as env: SERVICE_B_DB_URL, SERVICE_B_TOKEN');
+    const events = auditLines().slice(before).map((event) => `${event.event}:${event.outcome}`);
+    expect(events).toEqual(['token.generate:success', 'secret.list:success', 'token.revoke:success']);
+    expectNoLeak(result.stdout, result.stderr);
+  });
+
   it('file mode over TLS with --ca-file: the file holds the secrets and is gone after the run', async () => {
     const result = await runBin(['-e', 'prod', '--key', 'SERVICE_B_TOKEN', '--inject-as', 'file', '--ca-file', caCert, '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], {
       runtimeDir,
