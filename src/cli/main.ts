@@ -76,6 +76,12 @@ function readVersion(): string {
 
 /** Entry point of bin/run-with-secrets.js. */
 export async function main(): Promise<void> {
+  // `run-with-secrets keys | head`: a reader that goes away is not an error of ours.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+  }
   process.on('uncaughtException', (error) => {
     process.stderr.write(`${PROGRAM}: error RWS_INTERNAL: internal error (${(error as NodeJS.ErrnoException).code ?? 'no code'})\n`);
     process.exit(EXIT_WRAPPER_FAILURE);

@@ -100,9 +100,19 @@ function reportError(stderr: Writable, error: unknown): void {
 }
 
 export async function main(): Promise<void> {
+  ignoreClosedPipes();
   const untilStopped = () =>
     new Promise<string>((resolve) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal));
     });
   process.exitCode = await runCli(process.argv.slice(2), { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, untilStopped });
+}
+
+/** `secrets-server apikey list | head`: a reader that goes away is not a crash. */
+export function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+  }
 }

@@ -170,6 +170,17 @@ describe('env injection and the trimmed environment', () => {
   });
 });
 
+describe('closed pipes', () => {
+  it('a reader that goes away early (| head) is not a crash', async () => {
+    const { execa } = await import('execa');
+    const { BIN, baseEnv } = await import('../helpers/cli.js');
+    const envFile = writeEnvFile(dir, 'many.env', Array.from({ length: 20_000 }, (_, i) => `KEY_${i}=v`).join('\n'));
+    const script = `"${BIN}" --env-file "${envFile}" --dry-run 2>"${dir}/err" | head -c 10 >/dev/null; echo "status=\${PIPESTATUS[0]}"; cat "${dir}/err"`;
+    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    expect(result.stdout.trim()).toBe('status=0');
+  });
+});
+
 describe('command line', () => {
   it('--help shows usage and examples; --version prints the version', async () => {
     const help = await runBin(['--help'], { runtimeDir: dir });

@@ -2,23 +2,26 @@
 // created only when absent (never overwritten) and 0600.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { generateX25519Identity } from 'age-encryption';
 import { identityToRecipient } from '../../sops/index.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
+import { RwsError } from '../../errors.js';
 import { createExclusive } from '../files.js';
 
 export async function init(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
   const say = (line: string): void => void io.stdout.write(`${line}\n`);
+  let created: boolean;
   try {
-    await fs.mkdir(paths.dir, { mode: 0o700 });
-    say(`created store ${paths.dir} (0700)`);
+    created = await makeDirectory(paths.dir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    say(`kept store ${paths.dir}`);
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new RwsError('RWS_STORE_UNWRITABLE', `cannot create the store ${paths.dir}: ${code}`, { hint: 'check the path and the permissions of its parent directory' });
   }
+  say(created ? `created store ${paths.dir} (0700)` : `kept store ${paths.dir}`);
   await checkStoreDir(paths);
 
   const identity = await generateX25519Identity();
@@ -43,6 +46,25 @@ export async function init(args: Record<string, unknown>, io: CliIo): Promise<nu
   say(`  export SOPS_AGE_KEY_FILE=${shellQuote(paths.ageIdentity)}`);
   say('  secrets-server serve');
   return EXIT_OK;
+}
+
+/**
+ * Like mkdir -p, with every directory it creates private (0700). Written out because Node 20's
+ * recursive mkdir never returns for some paths (e.g. under /proc).
+ */
+async function makeDirectory(dir: string): Promise<boolean> {
+  try {
+    await fs.mkdir(dir, { mode: 0o700 });
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    const parent = path.dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw error;
+    await makeDirectory(parent);
+    await fs.mkdir(dir, { mode: 0o700 });
+    return true;
+  }
 }
 
 function shellQuote(text: string): string {

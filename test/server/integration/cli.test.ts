@@ -15,6 +15,17 @@ afterAll(async () => {
 const mode = async (file: string) => (await stat(file)).mode & 0o777;
 
 describe('init', () => {
+  it('creates missing parents (privately), and fails with one clear line where it cannot', async () => {
+    const nested = path.join(store.root, 'a', 'b', 'store');
+    await cliOk(['init', '--store', nested]);
+    expect(await mode(path.join(store.root, 'a'))).toBe(0o700);
+    expect(await mode(nested)).toBe(0o700);
+    // Node's own recursive mkdir never returns for this path.
+    const impossible = await cli(['init', '--store', '/proc/no-such-dir/store']);
+    expect(impossible.exitCode).toBe(1);
+    expect(impossible.stderr).toMatch(/cannot create the store \/proc\/no-such-dir\/store: ENOENT \(RWS_STORE_UNWRITABLE\)/);
+  });
+
   it('creates a 0700 store with 0600 files, and keeps them when run again', async () => {
     expect(await mode(store.dir)).toBe(0o700);
     const files = (await readdir(store.dir)).sort();
