@@ -110,7 +110,7 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, placeme
 
   // Loaded here, not at start-up: env mode, the common cron case, never needs it.
   const { serialize } = await import('./inject/file-format.js');
-  const content = await serialize(secrets, plan.fileFormat);
+  const content = serialize(secrets, plan.fileFormat);
   if (!placement.ramBacked) {
     io.log.warn('RWS_NOT_RAM_BACKED', `no RAM-backed directory is usable; the secrets file goes to ${placement.base} (set XDG_RUNTIME_DIR or mount /dev/shm)`);
   }

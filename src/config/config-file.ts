@@ -3,8 +3,7 @@
 // references; a file that holds a credential itself must be private (like ssh's keys), one
 // without credentials may be shared and committed.
 import { constants as fsConstants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { ConfigError } from '../errors.js';
 
 export interface ConfigValues {
@@ -30,29 +29,6 @@ const LIST_KEYS = ['key_patterns', 'keep_env'] as const;
 const NUMBER_KEYS = ['timeout', 'retries'] as const;
 const TOP_KEYS = new Set<string>([...STRING_KEYS, ...LIST_KEYS, ...NUMBER_KEYS, 'credentials', 'profiles']);
 const MAX_BYTES = 1024 * 1024;
-
-export interface FindOptions {
-  explicit: string | undefined;
-  cwd: string;
-  home: string | undefined;
-  xdgConfigHome: string | undefined;
-}
-
-/** The config file to read, or undefined when there is none (only --config must exist). */
-export async function findConfigFile(options: FindOptions): Promise<string | undefined> {
-  if (options.explicit !== undefined) return options.explicit;
-  const candidates = [join(options.cwd, '.run-with-secrets.yaml')];
-  const configHome = options.xdgConfigHome || (options.home ? join(options.home, '.config') : undefined);
-  if (configHome) candidates.push(join(configHome, 'run-with-secrets', 'config.yaml'));
-  for (const candidate of candidates) {
-    try {
-      if ((await stat(candidate)).isFile()) return candidate;
-    } catch {
-      // not there: try the next place
-    }
-  }
-  return undefined;
-}
 
 /** Reads and validates a config file, applying `profile` over the top level. */
 export async function loadConfigFile(path: string, profile: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<ConfigFile> {

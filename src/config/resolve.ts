@@ -14,9 +14,10 @@ import type { InjectMode, RunPlan } from '../run.js';
 import { EnvFileSource } from '../sources/env-file.js';
 import type { SecretSource } from '../sources/source.js';
 import type { VaultClientOptions } from '../vault-client/index.js';
-import { findConfigFile, loadConfigFile, type ConfigValues } from './config-file.js';
-import { missingCredential, resolveCredential, type Credential } from './credentials.js';
+import type { ConfigValues } from './config-file.js';
+import type { Credential } from './credentials.js';
 import { readEnvSetting } from './env-setting.js';
+import { findConfigFile } from './locate.js';
 
 export interface Logging {
   level: LogLevel;
@@ -70,6 +71,7 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
   const profile = str(values.profile) ?? (await setting('RWS_PROFILE'));
   let config: ConfigValues = {};
   if (configPath !== undefined) {
+    const { loadConfigFile } = await import('./config-file.js');
     config = (await loadConfigFile(configPath, profile, env)).values;
     debug(`read config file ${configPath}${profile ? ` (profile ${profile})` : ''}`);
   } else if (profile !== undefined) {
@@ -91,6 +93,7 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
     patterns: config.key_patterns ?? [],
     configPath,
     credential: async () => {
+      const { missingCredential, resolveCredential } = await import('./credentials.js');
       const credential = await resolveCredential({ tokenFileFlag: str(values['token-file']), tokenFlag: str(values.token), env, configApiKey, warn });
       if (!credential) throw missingCredential();
       debug(`using the ${credential.kind === 'token' ? 'token' : 'API key'} from ${credential.origin}`);

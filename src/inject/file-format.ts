@@ -1,6 +1,7 @@
 // Serialising secrets for the secrets file. Every format is checked by parsing the bytes back
 // with the reader the child will use; a value a format cannot carry exactly is refused, never
 // altered.
+import { dotenvParse } from '../dotenv-parse.js';
 import { FormatError } from '../errors.js';
 import type { Secrets } from '../sources/source.js';
 
@@ -9,12 +10,10 @@ export const FILE_FORMATS: readonly FileFormat[] = ['dotenv', 'shell', 'json'];
 
 type DotenvParse = (text: string) => Record<string, string>;
 
-export async function serialize(secrets: Secrets, format: FileFormat): Promise<string> {
+export function serialize(secrets: Secrets, format: FileFormat): string {
   switch (format) {
-    case 'dotenv': {
-      const { parse } = await import('dotenv');
-      return serializeDotenv(secrets, parse as DotenvParse);
-    }
+    case 'dotenv':
+      return serializeDotenv(secrets, dotenvParse);
     case 'shell':
       return serializeShell(secrets);
     case 'json':

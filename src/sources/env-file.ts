@@ -2,6 +2,7 @@
 // developer's app reads it; a group/other-readable file only warns (they often are).
 import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { dotenvParse } from '../dotenv-parse.js';
 import { SourceError } from '../errors.js';
 import type { LoadContext, SecretSource, Secrets } from './source.js';
 
@@ -17,8 +18,7 @@ export class EnvFileSource implements SecretSource {
 
   async load(context: LoadContext): Promise<Secrets> {
     const text = await readSmallFile(this.path, context);
-    const { parse } = await import('dotenv');
-    const parsed = parse(text) as Record<string, string>;
+    const parsed = dotenvParse(text);
     // dotenv returns a plain object; copy own keys into a Map so no name can reach a prototype.
     const secrets: Secrets = new Map();
     for (const name of Object.keys(parsed)) secrets.set(name, parsed[name] as string);

@@ -2,7 +2,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { findConfigFile, loadConfigFile } from '../../../src/config/config-file.js';
+import { loadConfigFile } from '../../../src/config/config-file.js';
+import { findConfigFile } from '../../../src/config/locate.js';
 
 let dir: string;
 beforeEach(() => {
