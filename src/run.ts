@@ -87,8 +87,10 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     }
     throw error;
   } finally {
-    relay.uninstall();
+    // Clean up while our handlers still catch stop signals: a SIGTERM now must not kill the
+    // wrapper by default action before the secrets file is gone.
     await cleanup.run();
+    relay.uninstall();
   }
 }
 
