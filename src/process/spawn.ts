@@ -7,6 +7,8 @@ import type { Writable } from 'node:stream';
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, SpawnError } from '../errors.js';
 import type { Outcome } from './exit-status.js';
 
+const DRAIN_GRACE_MS = 1000;
+
 export interface ChildSpec {
   command: string;
   args: readonly string[];
@@ -42,7 +44,18 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
       const done = new Promise<Outcome>((settle) => {
         child.once('exit', (code, signal) => {
           const outcome: Outcome = signal ? { kind: 'signal', signal } : { kind: 'exit', code: code ?? 0 };
-          void drained.then(() => settle(outcome));
+          // A grandchild left running may hold the pipes open forever: give the output a moment
+          // to drain, then stop relaying it rather than outlive the child.
+          let timer: NodeJS.Timeout | undefined;
+          const grace = new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, spec.filters ? DRAIN_GRACE_MS : 0);
+          });
+          void Promise.race([drained, grace]).then(() => {
+            clearTimeout(timer);
+            child.stdout?.destroy();
+            child.stderr?.destroy();
+            settle(outcome);
+          });
         });
       });
       resolve({ child, done });

@@ -142,6 +142,15 @@ describe('--mask', () => {
     expect(result.stdout).toBe('before ****** after');
   });
 
+  it('does not outlive the child when a grandchild keeps the output pipe open', async () => {
+    const result = await runBin(['--env-file', envFile, '--mask', '--', 'sh', '-c', 'sleep 60 & echo "grandchild=$!"; echo started abc123-secret'], { runtimeDir: dir });
+    const grandchild = Number(/grandchild=(\d+)/.exec(result.stdout)?.[1]);
+    if (grandchild > 0) process.kill(grandchild, 'SIGKILL');
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('started ******');
+    expect(grandchild).toBeGreaterThan(0);
+  });
+
   it('passes output through unchanged when no secret appears, and keeps the exit code', async () => {
     const result = await runBin(['--env-file', envFile, '--mask', '--', 'sh', '-c', 'printf "abc\\nabc1"; exit 7'], { runtimeDir: dir });
     expect(result.stdout).toBe('abc\nabc1');
