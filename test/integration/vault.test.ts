@@ -327,6 +327,10 @@ describe('token, keys and check commands', () => {
     expect(bad.exitCode).toBe(125);
     expect(bad.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✗ server']);
     expectNoLeak(good.stdout, bad.stdout);
+    const withPassword = await runBin(['check', '-e', 'prod'], { runtimeDir, env: vaultEnv(server.url.replace('http://', 'http://user:pa55word@')) });
+    expect(withPassword.exitCode).toBe(125);
+    expect(withPassword.stdout).toContain('RWS_VAULT_INSECURE_URL');
+    expect(withPassword.stdout + withPassword.stderr).not.toContain('pa55word');
   });
 });
 

@@ -31,7 +31,7 @@ export async function check(context: CommandContext): Promise<number> {
       const resolved = await resolveVaultContext(values, facts, log.warn, log.debug);
       if (!resolved.client.baseUrl) throw new UsageError('no vault URL configured', 'pass --vault-url, set RWS_VAULT_URL or vault_url in the config file');
       const environment = requireEnvironment(resolved.environment);
-      return [resolved, `${resolved.configPath ? `config file ${resolved.configPath}` : 'no config file'}; vault ${resolved.client.baseUrl}; environment ${environment}`];
+      return [resolved, `${resolved.configPath ? `config file ${resolved.configPath}` : 'no config file'}; vault ${displayUrl(resolved.client.baseUrl)}; environment ${environment}`];
     });
     const environment = vault.environment!;
     const credential = await step('credential', async (): Promise<[Credential, string]> => {
@@ -42,7 +42,7 @@ export async function check(context: CommandContext): Promise<number> {
       const { VaultClient: Client } = await import('../../vault-client/index.js');
       const created = await Client.create(vault.client);
       await created.health();
-      return [created, `${vault.client.baseUrl} answers${vault.client.baseUrl.startsWith('https:') ? ' over verified TLS' : ''}`];
+      return [created, `${displayUrl(vault.client.baseUrl)} answers${vault.client.baseUrl.startsWith('https:') ? ' over verified TLS' : ''}`];
     });
     const pattern = validPatterns('--key-pattern', list(values['key-pattern']).length > 0 ? list(values['key-pattern']) : vault.patterns)[0] ?? '*';
     const live = client;
@@ -65,6 +65,16 @@ export async function check(context: CommandContext): Promise<number> {
     throw error;
   } finally {
     await client?.close();
+  }
+}
+
+/** The URL as it may be shown: never with user:password, never an unparsable string verbatim. */
+function displayUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return '(a URL that does not parse)';
   }
 }
 
