@@ -58,7 +58,39 @@ function quoteForDotenv(name: string, value: string, parse: DotenvParse): string
 export function serializeShell(secrets: Secrets): string {
   let text = '';
   for (const [name, value] of secrets) text += `export ${name}='${value.replace(/'/g, `'\\''`)}'\n`;
+  verifyRoundTrip(secrets, readShellExports(text), 'shell');
   return text;
+}
+
+/**
+ * Reads back exactly the lines serializeShell writes (`export NAME='...'`, quotes as '\''), the
+ * way sh does; anything else is a mismatch. Used to check the bytes before the child sees them.
+ */
+export function readShellExports(text: string): Record<string, string> {
+  const values: Record<string, string> = Object.create(null);
+  let at = 0;
+  while (at < text.length) {
+    const head = /^export ([A-Za-z_][A-Za-z0-9_]*)='/.exec(text.slice(at, at + 140));
+    if (!head) return values;
+    at += head[0].length;
+    let value = '';
+    for (;;) {
+      const close = text.indexOf("'", at);
+      if (close === -1) return values;
+      value += text.slice(at, close);
+      at = close + 1;
+      if (text.startsWith("\\''", at)) {
+        value += "'";
+        at += 3;
+        continue;
+      }
+      break;
+    }
+    if (text[at] !== '\n') return values;
+    at += 1;
+    values[head[1]!] = value;
+  }
+  return values;
 }
 
 /** Built by hand so a name like __proto__ is written as an ordinary key. */

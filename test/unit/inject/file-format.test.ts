@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parse } from 'dotenv';
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '../../../src/errors.js';
-import { serialize, serializeDotenv, serializeJson, serializeShell } from '../../../src/inject/file-format.js';
+import { readShellExports, serialize, serializeDotenv, serializeJson, serializeShell } from '../../../src/inject/file-format.js';
 
 const HOSTILE: Array<[string, string]> = [
   ['SINGLE', "it's"],
@@ -99,6 +99,26 @@ describe('shell format', () => {
     const text = serializeShell(values);
     expect(text.split('\n')[0]).toMatch(/^export SINGLE='it'\\''s'$/);
     expect(readBackWithShell(shell, text, [...values.keys()])).toEqual(Object.fromEntries(values));
+  });
+});
+
+describe('shell format parse-back', () => {
+  it('reads back every value serializeShell writes, __proto__ included', () => {
+    const values = new Map(HOSTILE);
+    const back = readShellExports(serializeShell(values));
+    for (const [name, value] of HOSTILE) expect(back[name], name).toBe(value);
+    expect(Object.keys(back)).toHaveLength(HOSTILE.length);
+  });
+
+  it.each([
+    ["export A='unterminated\n"],
+    ["export A='x' \n"],
+    ["A='x'\n"],
+    ["export A=x\n"],
+    ["export 1A='x'\n"],
+    ["export A='x'"],
+  ])('stops at anything it did not write: %j', (text) => {
+    expect(readShellExports(text)).not.toHaveProperty('A');
   });
 });
 
