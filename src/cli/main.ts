@@ -2,7 +2,7 @@
 // process should end, so tests and other front ends can drive the whole CLI.
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { EXIT_WRAPPER_FAILURE, InternalError, toRwsError } from '../errors.js';
+import { EXIT_WRAPPER_FAILURE, InternalError, toRwsError, UsageError } from '../errors.js';
 import { readProcessFacts, resolveLogging, resolveRunPlan, type ProcessFacts } from '../config/resolve.js';
 import { dieBySignal, shouldReraise, statusForSignal, type Outcome } from '../process/exit-status.js';
 import { runWrapper } from '../run.js';
@@ -53,6 +53,9 @@ async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise
   if (first === 'token' && second === 'revoke' && args.words.length === 2) return (await import('./commands/token.js')).tokenRevoke(context);
   if (first === 'keys' && args.words.length === 1) return (await import('./commands/keys.js')).listKeys(context);
   if (first === 'check' && args.words.length === 1) return (await import('./commands/check.js')).check(context);
+  if (first === 'token' || first === 'keys' || first === 'check') {
+    throw new UsageError(`unexpected argument ${JSON.stringify(args.words.slice(first === 'token' ? 2 : 1).join(' ').slice(0, 64))} for ${first}`, `see run-with-secrets ${first} --help`);
+  }
   return undefined;
 }
 

@@ -80,8 +80,8 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     values[spec.name] = spec.array ? toList(value) : Array.isArray(value) ? value[value.length - 1] : value;
   }
   for (const extra of ['usage-limit', 'json', 'force']) values[extra] = parsed[extra] as string | boolean | undefined;
-  const words = (parsed._ as unknown[]).map(String);
-  if (words[0] === 'token' && typeof parsed.action === 'string') words.push(parsed.action);
+  let words = (parsed._ as unknown[]).map(String);
+  if (words[0] === 'token' && typeof parsed.action === 'string') words = ['token', parsed.action, ...words.slice(1)];
   return { kind: 'args', args: { values, words, command } };
 }
 
@@ -90,6 +90,7 @@ function toList(value: unknown): string[] {
   return (Array.isArray(value) ? value : [value]).map(String);
 }
 
+/** yargs explains over several lines; our errors are one line. */
 function firstLine(message: string): string {
-  return message.split('\n')[0] ?? message;
+  return message.split('\n').map((line) => line.trim()).filter(Boolean).join(' ');
 }

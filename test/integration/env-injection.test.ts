@@ -210,6 +210,9 @@ describe('command line', () => {
     [['--env-file', 'x', '--file-var', 'LD_PRELOAD', '--', 'true'], /RWS_USAGE: --file-var/],
     [['--env-file', 'x', 'node', 'app.js'], /RWS_USAGE: unknown command "node"; put -- before/],
     [['--env-file'], /RWS_USAGE/],
+    [['token', 'frob'], /RWS_USAGE: Invalid values: Argument: action, Given: "frob", Choices: "generate", "revoke"/],
+    [['token', 'generate', 'extra'], /RWS_USAGE: unexpected argument "extra" for token/],
+    [['keys', 'extra'], /RWS_USAGE: unexpected argument "extra" for keys/],
   ])('bad flags %j exit 125 with one line', async (args, message) => {
     const result = await runBin(args, { runtimeDir: dir });
     expect(result.exitCode).toBe(125);
