@@ -34,8 +34,10 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     const failure = toRwsError(error);
     log.error(failure);
     if (failure instanceof InternalError && facts.env.RWS_DEBUG_INTERNAL === '1') {
-      // Opt-in for developers of this tool; stack traces may hold data, so never by default.
-      streams.stderr.write(`${String((failure.cause as Error)?.stack)}\n`);
+      // Opt-in for developers of this tool: the frames only. The message is left out even here,
+      // since messages of built-in errors quote their input (JSON.parse does).
+      const frames = String((failure.cause as Error | undefined)?.stack ?? '').split('\n').filter((line) => line.startsWith('    at '));
+      streams.stderr.write(`${frames.join('\n')}\n`);
     }
     return { kind: 'exit', code: failure.exitCode };
   }
