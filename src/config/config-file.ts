@@ -2,9 +2,8 @@
 // ~/.config/run-with-secrets/config.yaml. Unknown keys are errors; values may be ${VAR}
 // references; a file that holds a credential itself must be private (like ssh's keys), one
 // without credentials may be shared and committed.
-import { constants as fsConstants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { ConfigError } from '../errors.js';
+import { isExposed, modeText, ReadProblem, readLocalFile } from '../local-file.js';
 
 export interface ConfigValues {
   vault_url?: string;
@@ -32,7 +31,7 @@ const MAX_BYTES = 1024 * 1024;
 
 /** Reads and validates a config file, applying `profile` over the top level. */
 export async function loadConfigFile(path: string, profile: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<ConfigFile> {
-  const { text, mode } = await readPrivateOrPublic(path);
+  const { text, mode } = await readConfig(path);
   const { parse } = await import('yaml');
   let raw: unknown;
   try {
@@ -63,8 +62,8 @@ export async function loadConfigFile(path: string, profile: string | undefined, 
     values = { ...top, ...selected };
   }
   // Checked on the raw text: a literal API key anywhere (any profile) makes the file a credential.
-  if (holdsLiteralCredential(raw) && (mode & 0o077) !== 0) {
-    throw new ConfigError('RWS_CREDENTIAL_FILE_MODE', `${path} holds an API key and is readable by group or others (mode ${(mode & 0o777).toString(8)})`, `chmod 600 ${path}, or use credentials: {api_key: \${RWS_API_KEY}}`);
+  if (holdsLiteralCredential(raw) && isExposed(mode)) {
+    throw new ConfigError('RWS_CREDENTIAL_FILE_MODE', `${path} holds an API key and is readable by group or others (mode ${modeText(mode)})`, `chmod 600 ${path}, or use credentials: {api_key: \${RWS_API_KEY}}`);
   }
   return { path, values: interpolate(values, env, path), profiles: profileNames };
 }
@@ -128,21 +127,12 @@ function interpolate(values: ConfigValues, env: Readonly<Record<string, string |
   return out;
 }
 
-async function readPrivateOrPublic(path: string): Promise<{ text: string; mode: number }> {
-  let handle;
+async function readConfig(path: string): Promise<{ text: string; mode: number | undefined }> {
   try {
-    handle = await open(path, fsConstants.O_RDONLY);
+    return await readLocalFile(path, { maxBytes: MAX_BYTES, allowPipe: false });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError('RWS_CONFIG_UNREADABLE', `cannot read config file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'error')}`, 'check --config');
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new ConfigError('RWS_CONFIG_UNREADABLE', `config file ${path} is not a regular file`);
-    if (info.size > MAX_BYTES) throw new ConfigError('RWS_CONFIG_INVALID', `config file ${path} is larger than 1 MiB`);
-    return { text: await handle.readFile('utf8'), mode: info.mode };
-  } finally {
-    await handle.close();
+    if (!(error instanceof ReadProblem)) throw error;
+    throw new ConfigError(error.kind === 'unreadable' ? 'RWS_CONFIG_UNREADABLE' : 'RWS_CONFIG_INVALID', `cannot read config file ${path}: ${error.reason}`, 'check --config');
   }
 }
 

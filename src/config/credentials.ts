@@ -1,9 +1,8 @@
 // The wrapper's own credentials: an API key (RWS_API_KEY, RWS_API_KEY_FILE, or the config file)
 // or a token minted elsewhere (--token-file, RWS_TOKEN, RWS_TOKEN_FILE, --token). Never from a
 // flag for API keys: argv is world-readable in /proc. Files holding them must be private.
-import { constants as fsConstants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { CredentialError } from '../errors.js';
+import { isExposed, modeText, ReadProblem, readLocalFile } from '../local-file.js';
 
 export type Credential = { kind: 'api-key'; value: string; origin: string } | { kind: 'token'; value: string; origin: string };
 
@@ -30,24 +29,18 @@ export function checkToken(value: string, origin: string): string {
 
 /** Reads a credential file, refusing one that group or others can read (like ssh does). */
 export async function readCredentialFile(path: string, what: string): Promise<string> {
-  let handle;
+  let file;
   try {
-    handle = await open(path, fsConstants.O_RDONLY);
+    file = await readLocalFile(path, { maxBytes: MAX_CREDENTIAL_BYTES, allowPipe: false });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new CredentialError('RWS_CREDENTIAL_UNREADABLE', `cannot read the ${what} file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? 'error')}`, 'check the path');
+    if (!(error instanceof ReadProblem)) throw error;
+    const code = error.kind === 'unreadable' ? 'RWS_CREDENTIAL_UNREADABLE' : 'RWS_CREDENTIAL_INVALID';
+    throw new CredentialError(code, `cannot read the ${what} file ${path}: ${error.reason}`, 'check the path');
   }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new CredentialError('RWS_CREDENTIAL_UNREADABLE', `the ${what} file ${path} is not a regular file`, 'point it at a file');
-    if ((info.mode & 0o077) !== 0) {
-      throw new CredentialError('RWS_CREDENTIAL_FILE_MODE', `the ${what} file ${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)})`, `chmod 600 ${path} (in Kubernetes, defaultMode: 0400)`);
-    }
-    if (info.size > MAX_CREDENTIAL_BYTES) throw new CredentialError('RWS_CREDENTIAL_INVALID', `the ${what} file ${path} is too large to be a credential`, 'check the path');
-    return await handle.readFile('utf8');
-  } finally {
-    await handle.close();
+  if (isExposed(file.mode)) {
+    throw new CredentialError('RWS_CREDENTIAL_FILE_MODE', `the ${what} file ${path} is readable by group or others (mode ${modeText(file.mode)})`, `chmod 600 ${path} (in Kubernetes, defaultMode: 0400)`);
   }
+  return file.text;
 }
 
 export interface CredentialSources {

@@ -1,8 +1,8 @@
 // A local SOPS file (YAML, age), read natively: the MAC is verified over the whole file before
 // anything is used; top-level scalars become secrets, nested maps and lists are skipped.
-import { readFile } from 'node:fs/promises';
 import { SourceError } from '../errors.js';
-import type { LoadContext, SecretSource, Secrets } from './source.js';
+import { readLocalFile } from '../local-file.js';
+import { sourceError, type LoadContext, type SecretSource, type Secrets } from './source.js';
 
 /** Where the age identity comes from, as in sops. */
 export interface AgeIdentityEnv {
@@ -23,7 +23,12 @@ export class SopsFileSource implements SecretSource {
   }
 
   async load(context: LoadContext): Promise<Secrets> {
-    const text = await this.read();
+    let text: string;
+    try {
+      text = (await readLocalFile(this.path, { maxBytes: MAX_BYTES, allowPipe: true })).text;
+    } catch (error) {
+      throw sourceError(this.path, error, 'check the path given to --sops-file');
+    }
     // The SOPS module (yaml, age, AES) is loaded only by runs that use a SOPS file.
     const { loadAgeIdentities, openSopsFile } = await import('../sops/index.js');
     const identities = await loadAgeIdentities(this.identityEnv);
@@ -37,16 +42,4 @@ export class SopsFileSource implements SecretSource {
     return secrets;
   }
 
-  private async read(): Promise<string> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.path);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (code ?? 'unknown error');
-      throw new SourceError('RWS_SOURCE_UNREADABLE', `cannot read ${this.path}: ${reason}`, 'check the path given to --sops-file', error);
-    }
-    if (bytes.length > MAX_BYTES) throw new SourceError('RWS_SOURCE_INVALID', `cannot read ${this.path}: larger than 16 MiB`);
-    return bytes.toString('utf8');
-  }
 }

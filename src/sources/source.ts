@@ -1,5 +1,7 @@
 // A source yields secrets as an ordered map of name → value. Local files implement it today;
 // the vault client implements the same interface, so the runner never knows where secrets came from.
+import { SourceError } from '../errors.js';
+import { ReadProblem } from '../local-file.js';
 
 export type Secrets = Map<string, string>;
 
@@ -39,4 +41,11 @@ export async function loadAll(sources: readonly SecretSource[], context: LoadCon
     }
   }
   return merged;
+}
+
+/** A local source file that could not be read, as the error users see. */
+export function sourceError(path: string, error: unknown, hint: string): unknown {
+  if (!(error instanceof ReadProblem)) return error;
+  const code = error.kind === 'unreadable' ? 'RWS_SOURCE_UNREADABLE' : 'RWS_SOURCE_INVALID';
+  return new SourceError(code, `cannot read ${path}: ${error.reason}`, hint, error.cause);
 }

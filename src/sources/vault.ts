@@ -76,10 +76,7 @@ export class VaultSource implements SecretSource {
     if (this.settings.perKeyRequests && 'pattern' in selector) {
       const names = await this.withToken(client, scope, 1, context, (token) => client.listKeys(token, environment, selector.pattern));
       if (names.length === 0) return new Map();
-      return this.withToken(client, scope, names.length, context, async (token) => {
-        const values = await Promise.all(names.map((name) => client.fetchKey(token, environment, name)));
-        return new Map(names.map((name, index) => [name, values[index]!]));
-      });
+      return this.withToken(client, scope, names.length, context, (token) => fetchEach(client, token, environment, names));
     }
     return this.withToken(client, scope, 1, context, (token) => this.fetchWithToken(client, token, selector));
   }
@@ -90,9 +87,7 @@ export class VaultSource implements SecretSource {
       return new Map([[selector.key, await client.fetchKey(token, environment, selector.key)]]);
     }
     if (this.settings.perKeyRequests && 'pattern' in selector) {
-      const names = await client.listKeys(token, environment, selector.pattern);
-      const values = await Promise.all(names.map((name) => client.fetchKey(token, environment, name)));
-      return new Map(names.map((name, index) => [name, values[index]!]));
+      return fetchEach(client, token, environment, await client.listKeys(token, environment, selector.pattern));
     }
     return client.fetchBatch(token, environment, 'key' in selector ? { keys: [selector.key] } : { pattern: selector.pattern });
   }
@@ -118,4 +113,10 @@ export class VaultSource implements SecretSource {
       }
     }
   }
+}
+
+/** --per-key-requests: one GET per name, in parallel over the pool. */
+async function fetchEach(client: VaultClient, token: string, environment: string, names: readonly string[]): Promise<Secrets> {
+  const values = await Promise.all(names.map((name) => client.fetchKey(token, environment, name)));
+  return new Map(names.map((name, index) => [name, values[index]!]));
 }

@@ -1,0 +1,88 @@
+// Reading a small local file the user pointed us at (.env, SOPS file, config, credential,
+// RWS_X_FILE): bounded while reading (a pipe has no size to check first), UTF-8 checked, and the
+// mode returned so each caller can apply its own rule. Callers turn a ReadProblem into their own
+// error class; nothing here ever quotes the file's content.
+import { constants as fsConstants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+export interface ReadOptions {
+  maxBytes: number;
+  /** Pipes are fine for data (`--env-file <(sops -d f)`), not for credentials. */
+  allowPipe: boolean;
+}
+
+export interface LocalFile {
+  text: string;
+  /** st_mode of a regular file; undefined for a pipe. */
+  mode: number | undefined;
+}
+
+export class ReadProblem extends Error {
+  constructor(
+    /** Says what went wrong, to follow "cannot read PATH: ". */
+    readonly reason: string,
+    readonly kind: 'unreadable' | 'invalid',
+    options?: { cause: unknown },
+  ) {
+    super(reason, options);
+  }
+}
+
+export async function readLocalFile(path: string, options: ReadOptions): Promise<LocalFile> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY);
+  } catch (error) {
+    throw new ReadProblem(describeErrno((error as NodeJS.ErrnoException).code), 'unreadable', { cause: error });
+  }
+  try {
+    const info = await handle.stat();
+    const pipe = info.isFIFO() && options.allowPipe;
+    if (!info.isFile() && !pipe) throw new ReadProblem('not a regular file', 'unreadable');
+    const bytes = await readBounded(handle, options.maxBytes);
+    return { text: decodeUtf8(bytes), mode: pipe ? undefined : info.mode };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readBounded(handle: FileHandle, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+    if (bytesRead === 0) return Buffer.concat(chunks, total);
+    total += bytesRead;
+    if (total > maxBytes) throw new ReadProblem(`larger than ${formatSize(maxBytes)}`, 'invalid');
+    chunks.push(chunk.subarray(0, bytesRead));
+  }
+}
+
+function decodeUtf8(bytes: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new ReadProblem('not valid UTF-8', 'invalid');
+  }
+}
+
+function describeErrno(code: string | undefined): string {
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return code ?? 'unknown error';
+}
+
+function formatSize(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`;
+}
+
+/** True when group or others may read or write a regular file. */
+export function isExposed(mode: number | undefined): boolean {
+  return mode !== undefined && (mode & 0o077) !== 0;
+}
+
+export function modeText(mode: number | undefined): string {
+  return mode === undefined ? 'pipe' : (mode & 0o777).toString(8);
+}
