@@ -3,6 +3,7 @@
 // no redirects (a redirect could carry the credential to another origin).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
 import { readErrorCode, readJsonBody } from './body.js';
 import { classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
@@ -12,6 +13,12 @@ import { classifyNetworkError, type NetworkFailure, networkError } from './netwo
 // index does (it mixes the API into Dispatcher.prototype); the lock file pins the version whose
 // layout these paths name, the whole vault test suite goes through them, and a layout that
 // moves falls back to the package entry.
+//
+// undici parses HTTP with llhttp compiled to WebAssembly. By default V8 recompiles its hot parser
+// function with TurboFan on a background thread, and Node cannot exit until that compile ends:
+// ≈120 ms after the child had exited, on every vault run (bench/e2e), for a parser that reads
+// three small answers. The baseline compiler's code is all a run needs.
+setFlagsFromString('--liftoff-only');
 const Pool = loadPool();
 
 function loadPool(): typeof PoolType {
