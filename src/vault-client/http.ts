@@ -1,38 +1,10 @@
 // The one place that talks HTTP: an undici Pool for the vault's origin (keep-alive), timeouts for
 // connect, headers and body, jittered retries for connection failures and 502/503/504 only, and
 // no redirects (a redirect could carry the credential to another origin).
-import { setTimeout as sleep } from 'node:timers/promises';
-import { createRequire } from 'node:module';
-import { setFlagsFromString } from 'node:v8';
-import type { Dispatcher, Pool as PoolType } from 'undici';
+import type { Dispatcher } from 'undici';
 import { readErrorCode, readJsonBody } from './body.js';
 import { classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
-
-// undici's index loads fetch, WebSocket, caches and more (~100 ms here); its Pool and request
-// API alone load in ~30 ms, and every cron run pays this. We load them the way undici's own
-// index does (it mixes the API into Dispatcher.prototype); the lock file pins the version whose
-// layout these paths name, the whole vault test suite goes through them, and a layout that
-// moves falls back to the package entry.
-//
-// undici parses HTTP with llhttp compiled to WebAssembly. By default V8 recompiles its hot parser
-// function with TurboFan on a background thread, and Node cannot exit until that compile ends:
-// ≈120 ms after the child had exited, on every vault run (bench/e2e), for a parser that reads
-// three small answers. The baseline compiler's code is all a run needs.
-setFlagsFromString('--liftoff-only');
-const Pool = loadPool();
-
-function loadPool(): typeof PoolType {
-  const require = createRequire(import.meta.url);
-  try {
-    const pool = require('undici/lib/dispatcher/pool.js') as typeof PoolType;
-    const dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: object };
-    if (!('request' in dispatcher.prototype)) Object.assign(dispatcher.prototype, require('undici/lib/api/index.js'));
-    if (typeof (pool.prototype as { request?: unknown }).request !== 'function') throw new Error('undici layout changed');
-    return pool;
-  } catch {
-    return (require('undici') as { Pool: typeof PoolType }).Pool;
-  }
-}
+import { Pool, type PoolClass } from './undici.js';
 
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_CAP_MS = 2000;
@@ -70,7 +42,7 @@ export interface VaultResponse {
 type Outcome = { ok: true; response: VaultResponse } | { ok: false; failure: NetworkFailure | undefined; cause: unknown };
 
 export class Transport {
-  private readonly pool: PoolType;
+  private readonly pool: PoolClass;
   private closed = false;
 
   constructor(private readonly options: TransportOptions) {
@@ -145,6 +117,7 @@ export class Transport {
   private async backoff(attempt: number): Promise<void> {
     const delay = Math.round(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)));
     this.debug(`retrying in ${delay} ms`);
+    const { setTimeout: sleep } = await import('node:timers/promises');
     await sleep(delay);
   }
 

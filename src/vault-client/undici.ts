@@ -1,0 +1,21 @@
+// The part of undici the vault client uses: a Pool (keep-alive, timeouts) and its request API.
+// undici's index also loads fetch, WebSocket, caches, proxies, mocks and more, ≈100 ms on every
+// cron run; these three modules are what its index itself wires together for `pool.request`.
+// The build bundles them into the vault client and leaves out the HTTP/2 client, which a pool
+// that never offers h2 cannot reach (rolldown.config.mjs).
+import { setFlagsFromString } from 'node:v8';
+import type { Pool as PoolClass } from 'undici';
+import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
+import Pool from 'undici/lib/dispatcher/pool.js';
+import request from 'undici/lib/api/api-request.js';
+
+// undici parses HTTP with llhttp compiled to WebAssembly. By default V8 recompiles its hot parser
+// function with TurboFan on a background thread, and Node cannot exit until that compile ends:
+// ≈120 ms after the child had exited, on every vault run (bench/e2e), for a parser that reads
+// three small answers. The baseline compiler's code is all a run needs. llhttp is compiled on the
+// first connection, after this line.
+setFlagsFromString('--liftoff-only');
+
+if (!('request' in Dispatcher.prototype)) Object.defineProperty(Dispatcher.prototype, 'request', { value: request, writable: true, configurable: true });
+
+export { Pool, type PoolClass };
