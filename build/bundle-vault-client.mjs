@@ -1,39 +1,67 @@
-// Second build step, after tsc: bundles the vault client with the part of undici it uses into one
-// lazily loaded module, dist/vault-client/index.js, over what tsc emitted there. Loading undici's
-// Pool module by module costs ≈50 ms per vault run here, bundled ≈25 ms (bench/e2e), and every
-// cron run pays it. Everything outside src/vault-client stays a separate module, so our error
-// classes keep one identity across the program. Tests that import src/ load the same code
-// unbundled; the end-to-end tests run this bundle.
-import { readdirSync, rmSync } from 'node:fs';
+// Second build step, after tsc: replaces tsc's one-file-per-module output of src/vault-client
+// with two files and a code cache, because every vault run pays for loading them:
+//   dist/vault-client/undici.cjs        the part of undici the client uses (src/vault-client/undici.ts),
+//                                       without its HTTP/2 client and fetch body module
+//   dist/vault-client/undici.cjs.cache  V8's code cache of it, warmed (build/cache-undici.mjs)
+//   dist/vault-client/index.js          the client itself, loading undici.cjs through the cache
+// Loading undici module by module costs ≈50 ms per vault run here; this, ≈10 ms (bench/e2e).
+// Everything outside src/vault-client stays a separate module, so our error classes keep one
+// identity across the program. Tests that import src/ run the same code unbundled; the
+// end-to-end tests run these files.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'rolldown';
+import { BUILD_LINE } from './undici-script.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const clientDir = join(root, 'src/vault-client/');
 const outDir = join(root, 'dist/vault-client');
+const undiciLib = join(root, 'node_modules/undici/lib');
+const kept = new Set(['index.js', 'undici.cjs', 'undici.cjs.cache']);
+
+// tsc's per-module files (and any cache of an earlier build) go first.
+for (const name of readdirSync(outDir)) if (name !== 'index.js') rmSync(join(outDir, name));
+
+await build({
+  input: join(clientDir, 'undici.ts'),
+  platform: 'node',
+  logLevel: 'warn',
+  external: (id) => id.startsWith('node:'),
+  resolve: {
+    extensionAlias: { '.js': ['.ts', '.js'] },
+    // Two modules the client cannot reach (see each stand-in), left out: ≈250 KB less to compile.
+    alias: {
+      [join(undiciLib, 'dispatcher/client-h2.js')]: join(root, 'build/h2-absent.cjs'),
+      [join(undiciLib, 'web/fetch/body.js')]: join(root, 'build/fetch-body-absent.cjs'),
+    },
+  },
+  // Names this build, which the code cache is bound to (build/undici-script.mjs).
+  output: { file: join(outDir, 'undici.cjs'), format: 'cjs', banner: `${BUILD_LINE}${randomUUID()}` },
+  write: true,
+});
 
 await build({
   input: join(clientDir, 'index.ts'),
   platform: 'node',
   logLevel: 'warn',
-  // Node's built-ins, our modules outside the client and packages other than undici are imported.
+  // Node's built-ins, our modules outside the client and other packages are imported, not copied.
   external: (id, importer) => {
     if (id.startsWith('node:')) return true;
     if (id.startsWith('../')) return importer?.startsWith(clientDir) === true;
-    return !id.startsWith('.') && !id.startsWith('/') && !id.startsWith('undici/');
+    return !id.startsWith('.') && !id.startsWith('/');
   },
   resolve: {
     extensionAlias: { '.js': ['.ts', '.js'] },
-    // Two modules the client cannot reach (see each stand-in), left out: ≈250 KB less to compile.
-    alias: {
-      [join(root, 'node_modules/undici/lib/dispatcher/client-h2.js')]: join(root, 'build/h2-absent.cjs'),
-      [join(root, 'node_modules/undici/lib/web/fetch/body.js')]: join(root, 'build/fetch-body-absent.cjs'),
-    },
+    alias: { [join(clientDir, 'undici.ts')]: join(root, 'build/undici-loader.mjs') },
   },
   output: { file: join(outDir, 'index.js'), format: 'esm' },
   write: true,
 });
 
-// tsc's one-file-per-module output of the client is now inside the bundle; leave one copy only.
-for (const name of readdirSync(outDir)) if (name !== 'index.js') rmSync(join(outDir, name));
+const client = readFileSync(join(outDir, 'index.js'), 'utf8');
+if (/\bfrom "undici|require\("undici/.test(client)) throw new Error('dist/vault-client/index.js imports undici directly; it must go through undici.cjs');
+execFileSync(process.execPath, [join(root, 'build/cache-undici.mjs')], { stdio: 'inherit' });
+for (const name of readdirSync(outDir)) if (!kept.has(name)) throw new Error(`unexpected file dist/vault-client/${name}`);

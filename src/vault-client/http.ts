@@ -4,7 +4,7 @@
 import type { Dispatcher } from 'undici';
 import { readErrorCode, readJsonBody } from './body.js';
 import { classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
-import { Pool, type PoolClass } from './undici.js';
+import { codeCache, Pool, type PoolClass } from './undici.js';
 
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_CAP_MS = 2000;
@@ -53,6 +53,8 @@ export class Transport {
       bodyTimeout: options.timeoutMs,
       connections: MAX_CONNECTIONS,
     });
+    // 'rejected' means a Node.js other than the one the package was built with: slower, not wrong.
+    this.debug(`undici code cache ${codeCache}`);
   }
 
   async send(request: VaultRequest): Promise<VaultResponse> {

@@ -1,8 +1,9 @@
 // The part of undici the vault client uses: a Pool (keep-alive, timeouts) and its request API.
 // undici's index also loads fetch, WebSocket, caches, proxies, mocks and more, ≈100 ms on every
 // cron run; these three modules are what its index itself wires together for `pool.request`.
-// The build bundles them into the vault client and leaves out the HTTP/2 client, which a pool
-// that never offers h2 cannot reach (rolldown.config.mjs).
+// The build bundles them on their own, leaving out the HTTP/2 client and the fetch body module,
+// which a pool that never offers h2 and never sends FormData cannot reach, and loads that bundle
+// through a V8 code cache in place of this module (build/bundle-vault-client.mjs).
 import { setFlagsFromString } from 'node:v8';
 import type { Pool as PoolClass } from 'undici';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
@@ -17,5 +18,9 @@ import request from 'undici/lib/api/api-request.js';
 setFlagsFromString('--liftoff-only');
 
 if (!('request' in Dispatcher.prototype)) Object.defineProperty(Dispatcher.prototype, 'request', { value: request, writable: true, configurable: true });
+
+/** How undici's code was compiled: see build/undici-loader.mjs for the bundled states. */
+export type CodeCacheState = 'unbundled' | 'used' | 'rejected' | 'stale' | 'absent';
+export const codeCache: CodeCacheState = 'unbundled';
 
 export { Pool, type PoolClass };

@@ -1,0 +1,32 @@
+// What the bundled undici (dist/vault-client/undici.cjs) is compiled as, and what its V8 code
+// cache is bound to; shared by the loader and the code-cache builder.
+import { statSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { Script } from 'node:vm';
+
+/**
+ * The CommonJS module wrapper, as Node's own loader writes it. `--liftoff-only` (see
+ * src/vault-client/undici.ts) is set first: V8 flags are part of a code cache's key.
+ */
+export function undiciScript(source, filename, cachedData) {
+  setFlagsFromString('--liftoff-only');
+  return new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename, cachedData });
+}
+
+/** The first line of undici.cjs names the build that wrote it (build/bundle-vault-client.mjs). */
+export const BUILD_LINE = '// rws-build ';
+
+export function buildId(source) {
+  return source.startsWith(BUILD_LINE) ? source.slice(BUILD_LINE.length, source.indexOf('\n')) : '';
+}
+
+/**
+ * What a cache is only valid for. V8 checks its own version and flags, but not the build of the
+ * node binary, nor the source beyond its length, and it does not survive data it cannot read (the
+ * process aborts). So a cache is used only by the very node binary that made it, for the undici.cjs
+ * of the same build, and only whole; anything else compiles from source.
+ */
+export function cacheBinding(source, dataSize) {
+  const node = statSync(process.execPath);
+  return JSON.stringify({ build: buildId(source), node: process.execPath, nodeVersion: process.version, nodeSize: node.size, nodeMtimeMs: node.mtimeMs, dataSize });
+}
