@@ -63,5 +63,13 @@ await build({
 
 const client = readFileSync(join(outDir, 'index.js'), 'utf8');
 if (/\bfrom "undici|require\("undici/.test(client)) throw new Error('dist/vault-client/index.js imports undici directly; it must go through undici.cjs');
-execFileSync(process.execPath, [join(root, 'build/cache-undici.mjs')], { stdio: 'inherit' });
+// The cache only saves time: a machine where it cannot be made (no loopback, say) still builds.
+try {
+  execFileSync(process.execPath, [join(root, 'build/cache-undici.mjs')], { stdio: ['ignore', 'inherit', 'pipe'] });
+} catch (error) {
+  const output = String(error.stderr ?? error.message);
+  const reason = /^\w*Error\b.*$/m.exec(output)?.[0] ?? output.trim().split('\n')[0];
+  rmSync(join(outDir, 'undici.cjs.cache.tmp'), { force: true });
+  process.stderr.write(`build: no code cache for undici (${reason}); vault runs will compile it from source, about 15 ms slower\n`);
+}
 for (const name of readdirSync(outDir)) if (!kept.has(name)) throw new Error(`unexpected file dist/vault-client/${name}`);
