@@ -5,18 +5,15 @@
 // the end and a 204, so that the cache also holds the functions those paths compile.
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheBinding, undiciScript } from './undici-script.mjs';
+import { cacheBinding, runModule, undiciScript } from './undici-script.mjs';
 
 const filename = join(fileURLToPath(new URL('..', import.meta.url)), 'dist/vault-client/undici.cjs');
 rmSync(`${filename}.cache`, { force: true });
 const source = readFileSync(filename, 'utf8');
 const script = undiciScript(source, filename);
-const module = { exports: {} };
-script.runInThisContext()(module.exports, createRequire(filename), module, filename, dirname(filename));
-const { Pool } = module.exports;
+const { Pool } = runModule(script, filename);
 
 const server = createServer((request, response) => {
   request.resume();

@@ -5,10 +5,8 @@
 // was made for (build/undici-script.mjs), then V8's data. Anything else (no cache, another node
 // binary, a cache V8 refuses) compiles from source as usual, and `-v` says which.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheBinding, undiciScript } from './undici-script.mjs';
+import { cacheBinding, runModule, undiciScript } from './undici-script.mjs';
 
 const filename = fileURLToPath(new URL('./undici.cjs', import.meta.url));
 const source = readFileSync(filename, 'utf8');
@@ -24,9 +22,7 @@ try {
 }
 const script = undiciScript(source, filename, cachedData);
 if (cachedData !== undefined) state = script.cachedDataRejected ? 'rejected' : 'used';
-const module = { exports: {} };
-script.runInThisContext()(module.exports, createRequire(filename), module, filename, dirname(filename));
 
-export const { Pool } = module.exports;
+export const { Pool } = runModule(script, filename);
 /** @type {import('../src/vault-client/undici.js').CodeCacheState} */
 export const codeCache = state;

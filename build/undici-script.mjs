@@ -1,6 +1,8 @@
 // What the bundled undici (dist/vault-client/undici.cjs) is compiled as, and what its V8 code
 // cache is bound to; shared by the loader and the code-cache builder.
 import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 
@@ -11,6 +13,13 @@ import { Script } from 'node:vm';
 export function undiciScript(source, filename, cachedData) {
   setFlagsFromString('--liftoff-only');
   return new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename, cachedData });
+}
+
+/** Runs the compiled module as Node would run a CommonJS file, and returns its exports. */
+export function runModule(script, filename) {
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(filename), module, filename, dirname(filename));
+  return module.exports;
 }
 
 /** The first line of undici.cjs names the build that wrote it (build/bundle-vault-client.mjs). */
