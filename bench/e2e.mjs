@@ -2,10 +2,12 @@
 // A full vault run, measured as a cron job pays it: median wall time of
 //   run-with-secrets -e bench -k 'SERVICE_B_*' -- node -e 0
 // against a local secrets-server for 10, 100 and 1,000 matching keys, beside the local
-// `--env-file` run with the same keys, interleaved in one run. Prints a table; asserts nothing.
+// `--env-file` run with the same keys, interleaved in one run. The vault run is measured twice:
+// as built here (undici loaded through the build's code cache) and from a copy of the package
+// without that cache, as an install from the registry runs it. Prints a table; asserts nothing.
 // Usage: npm run build && node bench/e2e.mjs [runs=15]
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -15,6 +17,13 @@ const rws = join(root, 'bin/run-with-secrets.js');
 const server = join(root, 'bin/secrets-server.js');
 const work = mkdtempSync(join(tmpdir(), 'rws-bench-e2e-'));
 const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8' };
+
+// The package as installed from the registry: the same build, no code cache.
+const installed = join(work, 'installed');
+for (const entry of ['bin', 'dist', 'package.json']) cpSync(join(root, entry), join(installed, entry), { recursive: true });
+symlinkSync(join(root, 'node_modules'), join(installed, 'node_modules'));
+rmSync(join(installed, 'dist/vault-client/undici.cjs.cache'), { force: true });
+const rwsNoCache = join(installed, 'bin/run-with-secrets.js');
 
 function admin(args, input) {
   const result = spawnSync(server, args, { input, env: baseEnv, encoding: 'utf8' });
@@ -60,26 +69,31 @@ try {
     chmodSync(envFile, 0o600);
     const running = await startServer(store);
     const vault = { argv: [rws, '-e', 'bench', '-k', 'SERVICE_B_*', '--', 'node', '-e', '0'], env: { ...baseEnv, RWS_VAULT_URL: running.url, RWS_API_KEY: key } };
+    const vaultNoCache = { argv: [rwsNoCache, ...vault.argv.slice(1)], env: vault.env };
     const local = { argv: [rws, '--env-file', envFile, '-k', 'SERVICE_B_*', '--', 'node', '-e', '0'], env: baseEnv };
-    const samples = { vault: [], local: [] };
+    const samples = { vault: [], noCache: [], local: [] };
     for (let round = 0; round < runs + 2; round++) {
       const v = time(vault.argv, vault.env);
+      const n = time(vaultNoCache.argv, vaultNoCache.env);
       const l = time(local.argv, local.env);
       if (round >= 2) {
         samples.vault.push(v);
+        samples.noCache.push(n);
         samples.local.push(l);
       }
     }
     await running.stop();
-    rows.push({ count, vault: median(samples.vault), local: median(samples.local) });
+    rows.push({ count, vault: median(samples.vault), noCache: median(samples.noCache), local: median(samples.local) });
   }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
 
 console.log(`full run (wrapper + node -e 0), median of ${runs}, node ${process.version}`);
-console.log('keys    vault ms   local --env-file ms   vault/local');
-for (const row of rows) console.log(`${String(row.count).padStart(5)} ${row.vault.toFixed(1).padStart(10)} ${row.local.toFixed(1).padStart(21)} ${(row.vault / row.local).toFixed(2).padStart(12)}x`);
+console.log('keys    vault ms   local --env-file ms   vault/local   without code cache ms   /local');
+for (const row of rows) {
+  console.log(`${String(row.count).padStart(5)} ${row.vault.toFixed(1).padStart(10)} ${row.local.toFixed(1).padStart(21)} ${(row.vault / row.local).toFixed(2).padStart(12)}x ${row.noCache.toFixed(1).padStart(23)} ${(row.noCache / row.local).toFixed(2).padStart(7)}x`);
+}
 const at100 = rows.find((row) => row.count === 100);
 const growth = rows[rows.length - 1].vault - rows[0].vault;
 console.log(`target: vault within 1.5x of local at 100 keys: ${(at100.vault / at100.local).toFixed(2)}x ${at100.vault / at100.local <= 1.5 ? 'MET' : 'NOT MET'}`);
