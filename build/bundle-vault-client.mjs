@@ -3,6 +3,7 @@
 //   dist/vault-client/undici.cjs        the part of undici the client uses (src/vault-client/undici.ts),
 //                                       without its HTTP/2 client and fetch body module
 //   dist/vault-client/undici.cjs.cache  V8's code cache of it, warmed (build/cache-undici.mjs)
+//   dist/vault-client/llhttp*.wasm      undici's HTTP parser, which undici itself carries as base64
 //   dist/vault-client/index.js          the client itself, loading undici.cjs through the cache
 // Loading undici module by module costs ≈50 ms per vault run here; this, ≈10 ms (bench/e2e).
 // Everything outside src/vault-client stays a separate module, so our error classes keep one
@@ -10,7 +11,8 @@
 // end-to-end tests run these files.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'rolldown';
@@ -20,7 +22,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const clientDir = join(root, 'src/vault-client/');
 const outDir = join(root, 'dist/vault-client');
 const undiciLib = join(root, 'node_modules/undici/lib');
-const kept = new Set(['index.js', 'undici.cjs', 'undici.cjs.cache']);
+const kept = new Set(['index.js', 'undici.cjs', 'undici.cjs.cache', 'llhttp.wasm', 'llhttp_simd.wasm']);
 
 // tsc's per-module files (and any cache of an earlier build) go first.
 for (const name of readdirSync(outDir)) if (name !== 'index.js') rmSync(join(outDir, name));
@@ -32,16 +34,22 @@ await build({
   external: (id) => id.startsWith('node:'),
   resolve: {
     extensionAlias: { '.js': ['.ts', '.js'] },
-    // Two modules the client cannot reach (see each stand-in), left out: ≈250 KB less to compile.
     alias: {
+      // Two modules the client cannot reach (see each stand-in), left out: ≈250 KB less to compile.
       [join(undiciLib, 'dispatcher/client-h2.js')]: join(root, 'build/h2-absent.cjs'),
       [join(undiciLib, 'web/fetch/body.js')]: join(root, 'build/fetch-body-absent.cjs'),
+      // The HTTP parser's WebAssembly, as .wasm files beside the bundle instead of base64 in it.
+      [join(undiciLib, 'llhttp/llhttp_simd-wasm.js')]: join(root, 'build/llhttp-simd-wasm-file.cjs'),
+      [join(undiciLib, 'llhttp/llhttp-wasm.js')]: join(root, 'build/llhttp-wasm-file.cjs'),
     },
   },
   // Names this build, which the code cache is bound to (build/undici-script.mjs).
   output: { file: join(outDir, 'undici.cjs'), format: 'cjs', banner: `${BUILD_LINE}${randomUUID()}` },
   write: true,
 });
+
+const requireUndici = createRequire(join(undiciLib, 'index.js'));
+for (const name of ['llhttp_simd', 'llhttp']) writeFileSync(join(outDir, `${name}.wasm`), requireUndici(`./llhttp/${name === 'llhttp' ? 'llhttp-wasm' : 'llhttp_simd-wasm'}.js`));
 
 await build({
   input: join(clientDir, 'index.ts'),
