@@ -97,6 +97,8 @@ describe('the bundled vault client and its code cache', () => {
     const files = (JSON.parse(result.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((file) => file.path);
     expect(files).toContain('dist/vault-client/undici.cjs');
     expect(files).toContain('dist/vault-client/index.js');
+    expect(files).toContain('dist/vault-client/llhttp_simd.wasm');
+    expect(files).toContain('dist/vault-client/llhttp.wasm');
     expect(files).not.toContain(CACHE);
   });
 });
