@@ -11,13 +11,11 @@
 // identity across the program. Tests that import src/ run the same code unbundled; the
 // end-to-end tests run these files.
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'rolldown';
-import { BUILD_LINE } from './undici-script.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const clientDir = join(root, 'src/vault-client/');
@@ -25,8 +23,9 @@ const outDir = join(root, 'dist/vault-client');
 const undiciLib = join(root, 'node_modules/undici/lib');
 const kept = new Set(['index.js', 'undici.cjs', 'undici.cjs.cache', 'llhttp.wasm', 'llhttp_simd.wasm']);
 
-// tsc's per-module files (and any cache of an earlier build) go first.
-for (const name of readdirSync(outDir)) if (name !== 'index.js') rmSync(join(outDir, name));
+// A cache of an earlier build goes first; tsc's per-module files only once the bundles are written,
+// so that a failed build leaves tsc's working, unbundled client.
+rmSync(join(outDir, 'undici.cjs.cache'), { force: true });
 
 await build({
   input: join(clientDir, 'undici.ts'),
@@ -44,8 +43,7 @@ await build({
       [join(undiciLib, 'llhttp/llhttp-wasm.js')]: join(root, 'build/llhttp-wasm-file.cjs'),
     },
   },
-  // Names this build, which the code cache is bound to (build/undici-script.mjs).
-  output: { file: join(outDir, 'undici.cjs'), format: 'cjs', banner: `${BUILD_LINE}${randomUUID()}` },
+  output: { file: join(outDir, 'undici.cjs'), format: 'cjs' },
   write: true,
 });
 
@@ -70,6 +68,7 @@ await build({
   write: true,
 });
 
+for (const name of readdirSync(outDir)) if (!kept.has(name)) rmSync(join(outDir, name));
 const client = readFileSync(join(outDir, 'index.js'), 'utf8');
 if (/\bfrom "undici|require\("undici/.test(client)) throw new Error('dist/vault-client/index.js imports undici directly; it must go through undici.cjs');
 // The cache only saves time: a machine where it cannot be made (no loopback, say) still builds.
@@ -81,4 +80,3 @@ try {
   rmSync(join(outDir, 'undici.cjs.cache.tmp'), { force: true });
   process.stderr.write(`build: no code cache for undici (${reason}); vault runs will compile it from source, about 15 ms slower\n`);
 }
-for (const name of readdirSync(outDir)) if (!kept.has(name)) throw new Error(`unexpected file dist/vault-client/${name}`);

@@ -7,12 +7,12 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheBinding, runModule, undiciScript } from './undici-script.mjs';
+import { cacheHeader, runModule, undiciScript } from './undici-script.mjs';
 
 const filename = join(fileURLToPath(new URL('..', import.meta.url)), 'dist/vault-client/undici.cjs');
 rmSync(`${filename}.cache`, { force: true });
-const source = readFileSync(filename, 'utf8');
-const script = undiciScript(source, filename);
+const source = readFileSync(filename);
+const script = undiciScript(source.toString('utf8'), filename);
 const { Pool } = runModule(script, filename);
 
 const server = createServer((request, response) => {
@@ -34,5 +34,5 @@ await pool.close();
 await new Promise((resolve) => server.close(resolve));
 // Written whole and then renamed: a reader never sees half a cache.
 const data = script.createCachedData();
-writeFileSync(`${filename}.cache.tmp`, Buffer.concat([Buffer.from(`${cacheBinding(source, data.length)}\n`), data]), { mode: 0o644 });
+writeFileSync(`${filename}.cache.tmp`, Buffer.concat([Buffer.from(cacheHeader(source.length, data.length)), source, data]), { mode: 0o644 });
 renameSync(`${filename}.cache.tmp`, `${filename}.cache`);

@@ -1,28 +1,39 @@
 // Stands in for src/vault-client/undici.ts in the bundled vault client: loads the bundled undici
 // (dist/vault-client/undici.cjs) through the V8 code cache made at build time, so a run neither
-// parses its ≈330 KB nor compiles the functions of the first request again (≈15 ms per vault
-// run here, bench/e2e). The cache holds one line binding it to the node binary and the build it
-// was made for (build/undici-script.mjs), then V8's data. Anything else (no cache, another node
-// binary, a cache V8 refuses) compiles from source as usual, and `-v` says which.
-import { readFileSync } from 'node:fs';
+// parses it nor compiles the functions of the first request again (bench/e2e). The cache is
+// bound to the node binary that made it and holds a copy of the source it was made from
+// (build/undici-script.mjs). Anything else (no cache, another node binary, another source, a
+// cache V8 refuses) compiles from source as usual, and `-v` says which.
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { cacheBinding, runModule, undiciScript } from './undici-script.mjs';
+import { cacheHeader, runModule, undiciScript } from './undici-script.mjs';
 
-const filename = fileURLToPath(new URL('./undici.cjs', import.meta.url));
-const source = readFileSync(filename, 'utf8');
+const file = (name) => fileURLToPath(new URL(`./${name}`, import.meta.url));
+const filename = file('undici.cjs');
+
+/** Files of the bundled client that are not here (a partial copy of dist/): named in the error. */
+export const missingFiles = ['undici.cjs', 'llhttp_simd.wasm', 'llhttp.wasm'].filter((name) => !existsSync(file(name))).map((name) => `dist/vault-client/${name}`);
+
 let state = 'absent';
-let cachedData;
-try {
-  const file = readFileSync(`${filename}.cache`);
-  const newline = file.indexOf(0x0a);
-  if (newline > 0 && file.toString('utf8', 0, newline) === cacheBinding(source, file.length - newline - 1)) cachedData = file.subarray(newline + 1);
-  else state = 'stale';
-} catch {
-  // No cache: a build that skipped it, or an installed package (the cache is never shipped).
+let Pool;
+if (missingFiles.length === 0) {
+  const source = readFileSync(filename);
+  let cachedData;
+  try {
+    const cache = readFileSync(`${filename}.cache`);
+    const start = cache.indexOf(0x0a) + 1;
+    const header = cacheHeader(source.length, cache.length - start - source.length);
+    const whole = start > 0 && cache.toString('utf8', 0, start) === header;
+    if (whole && cache.subarray(start, start + source.length).equals(source)) cachedData = cache.subarray(start + source.length);
+    else state = 'stale';
+  } catch {
+    // No cache: a build that skipped it, or an installed package (the cache is never shipped).
+  }
+  const script = undiciScript(source.toString('utf8'), filename, cachedData);
+  if (cachedData !== undefined) state = script.cachedDataRejected ? 'rejected' : 'used';
+  ({ Pool } = runModule(script, filename));
 }
-const script = undiciScript(source, filename, cachedData);
-if (cachedData !== undefined) state = script.cachedDataRejected ? 'rejected' : 'used';
 
-export const { Pool } = runModule(script, filename);
+export { Pool };
 /** @type {import('../src/vault-client/undici.js').CodeCacheState} */
 export const codeCache = state;

@@ -8,10 +8,11 @@ import { Script } from 'node:vm';
 
 /**
  * The CommonJS module wrapper, as Node's own loader writes it. `--liftoff-only` (see
- * src/vault-client/undici.ts) is set first: V8 flags are part of a code cache's key.
+ * src/vault-client/undici.ts, which sets it under the same condition) comes first: V8 flags are
+ * part of a code cache's key.
  */
 export function undiciScript(source, filename, cachedData) {
-  setFlagsFromString('--liftoff-only');
+  if (process.arch === 'x64' || process.arch === 'arm64') setFlagsFromString('--liftoff-only');
   return new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename, cachedData });
 }
 
@@ -22,20 +23,14 @@ export function runModule(script, filename) {
   return module.exports;
 }
 
-/** The first line of undici.cjs names the build that wrote it (build/bundle-vault-client.mjs). */
-export const BUILD_LINE = '// rws-build ';
-
-export function buildId(source) {
-  return source.startsWith(BUILD_LINE) ? source.slice(BUILD_LINE.length, source.indexOf('\n')) : '';
-}
-
 /**
- * What a cache is only valid for. V8 checks its own version and flags, but not the build of the
- * node binary, nor the source beyond its length, and it does not survive data it cannot read (the
- * process aborts). So a cache is used only by the very node binary that made it, for the undici.cjs
- * of the same build, and only whole; anything else compiles from source.
+ * The cache file: this line, then a copy of the source it was made from, then V8's data. V8
+ * checks its own version and flags, but not the build of the node binary nor the source beyond
+ * its length, and it does not survive data it cannot read (the process aborts). So a cache is
+ * used only by the very node binary that made it, only whole, and only when the source beside
+ * it is byte for byte the copy inside it; anything else compiles from source.
  */
-export function cacheBinding(source, dataSize) {
+export function cacheHeader(sourceSize, dataSize) {
   const node = statSync(process.execPath);
-  return JSON.stringify({ build: buildId(source), node: process.execPath, nodeVersion: process.version, nodeSize: node.size, nodeMtimeMs: node.mtimeMs, dataSize });
+  return `${JSON.stringify({ node: process.execPath, nodeVersion: process.version, nodeSize: node.size, nodeMtimeMs: node.mtimeMs, sourceSize, dataSize })}\n`;
 }

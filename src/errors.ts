@@ -96,6 +96,15 @@ export class CredentialError extends RwsError {
   }
 }
 
+/** A file of the installed package is missing (a partial copy of dist/, say). */
+export class InstallError extends RwsError {
+  constructor(missing: readonly string[]) {
+    super('RWS_INSTALL_INCOMPLETE', `the installed run-with-secrets lacks ${missing.join(', ')}`, {
+      hint: 'reinstall run-with-secrets (in a checkout: npm run build), and copy all of dist/, not only its .js files',
+    });
+  }
+}
+
 /** Anything unexpected: reported with its code only, never with its message (it may hold data). */
 export class InternalError extends RwsError {
   constructor(cause: unknown) {

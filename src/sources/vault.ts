@@ -116,9 +116,11 @@ export class VaultSource implements SecretSource {
 }
 
 /**
- * Every request has ended (the token is already revoked), so nothing waits on the connections;
- * they close while the child starts (≈2 ms saved per run). Node opens sockets close-on-exec, so
- * the child never holds one.
+ * After a successful load every request has ended and every token is revoked, so the connections
+ * close while the child starts (≈2 ms saved per run); Node opens sockets close-on-exec, so the
+ * child never holds one. After a failure, requests of other selectors may still be running
+ * (their revokes among them): close() lets them finish, and the process waits for them before
+ * it exits, as it did when this was awaited.
  */
 function closeInBackground(client: VaultClient, context: LoadContext): void {
   client.close().catch((error: unknown) => context.debug(`closing the vault connections: ${(error as { code?: string }).code ?? 'error'}`));

@@ -4,7 +4,8 @@
 import type { Dispatcher } from 'undici';
 import { readErrorCode, readJsonBody } from './body.js';
 import { classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
-import { codeCache, Pool, type PoolClass } from './undici.js';
+import { InstallError } from '../errors.js';
+import { codeCache, missingFiles, Pool, type PoolClass } from './undici.js';
 
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_CAP_MS = 2000;
@@ -46,6 +47,7 @@ export class Transport {
   private closed = false;
 
   constructor(private readonly options: TransportOptions) {
+    if (missingFiles.length > 0) throw new InstallError(missingFiles);
     this.pool = new Pool(options.origin, {
       // Explicit, so NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment cannot turn verification off.
       connect: { timeout: options.timeoutMs, rejectUnauthorized: true, ...(options.ca === undefined ? {} : { ca: options.ca }) },
@@ -53,7 +55,8 @@ export class Transport {
       bodyTimeout: options.timeoutMs,
       connections: MAX_CONNECTIONS,
     });
-    // 'rejected' means a Node.js other than the one the package was built with: slower, not wrong.
+    // Anything but 'used' (or 'unbundled', from source) is slower, not wrong: 'stale' is another node
+    // binary or another build, 'rejected' other V8 flags, 'absent' an install without the cache.
     this.debug(`undici code cache ${codeCache}`);
   }
 

@@ -15,12 +15,16 @@ import request from 'undici/lib/api/api-request.js';
 // ≈120 ms after the child had exited, on every vault run (bench/e2e), for a parser that reads
 // three small answers. The baseline compiler's code is all a run needs. llhttp is compiled on the
 // first connection, after this line.
-setFlagsFromString('--liftoff-only');
+// Only where Liftoff compiles everything (on other platforms a function it cannot compile would
+// abort the process under this flag). build/undici-script.mjs sets it under the same condition.
+if (process.arch === 'x64' || process.arch === 'arm64') setFlagsFromString('--liftoff-only');
 
 if (!('request' in Dispatcher.prototype)) Object.defineProperty(Dispatcher.prototype, 'request', { value: request, writable: true, configurable: true });
 
 /** How undici's code was compiled: see build/undici-loader.mjs for the bundled states. */
 export type CodeCacheState = 'unbundled' | 'used' | 'rejected' | 'stale' | 'absent';
 export const codeCache: CodeCacheState = 'unbundled';
+/** Files of the bundled client that are missing; none when running from source. */
+export const missingFiles: readonly string[] = [];
 
 export { Pool, type PoolClass };

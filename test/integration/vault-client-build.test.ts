@@ -1,9 +1,9 @@
 // The vault client as the build ships it (build/bundle-vault-client.mjs): undici bundled on its
-// own and loaded through a V8 code cache bound to the node binary and the build that made it.
+// own and loaded through a V8 code cache bound to the node binary and the source it was made from.
 // Every state of that cache must give the same, working run; only `-v` tells them apart. And
 // the bundle, which leaves undici's HTTP/2 client out, must speak HTTP/1.1 to a server that
 // would rather speak h2.
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -52,11 +52,17 @@ async function vaultRun(bin: string, nodeFlags: string[] = []) {
   return /vault: undici code cache (\w+)/.exec(result.stderr)?.[1];
 }
 
-/** The installed package, copied: bin, dist and package.json, with the same node_modules. */
+/**
+ * The package as installed: bin, dist and package.json copied, beside a node_modules holding
+ * every package of ours but undici, which the build bundles and nothing may load at run time.
+ */
 function copyPackage(name: string): string {
   const dir = path.join(copies, name);
   for (const entry of ['bin', 'dist', 'package.json']) cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  mkdirSync(path.join(dir, 'node_modules'));
+  for (const entry of readdirSync(path.join(ROOT, 'node_modules'))) {
+    if (entry !== 'undici') symlinkSync(path.join(ROOT, 'node_modules', entry), path.join(dir, 'node_modules', entry));
+  }
   return dir;
 }
 
@@ -69,16 +75,16 @@ describe('the bundled vault client and its code cache', () => {
     expect(await vaultRun(BIN, ['--no-lazy-feedback-allocation'])).toBe('rejected');
   });
 
-  it('a copy of the build keeps its cache; a cache of another build, a cut one or none is not used', async () => {
+  it('a copy of the build keeps its cache; with another source, a cut cache or none it compiles from source', async () => {
     const copy = copyPackage('copy');
     expect(await vaultRun(path.join(copy, 'bin/run-with-secrets.js'))).toBe('used');
 
-    // undici.cjs of another build (another build line) beside this cache.
-    const other = copyPackage('other');
-    const source = readFileSync(path.join(other, BUNDLE), 'utf8');
-    expect(source).toMatch(/^\/\/ rws-build [0-9a-f-]{36}\n/);
-    writeFileSync(path.join(other, BUNDLE), source.replace(/^\/\/ rws-build [0-9a-f-]{36}/, '// rws-build 00000000-0000-4000-8000-000000000000'));
-    expect(await vaultRun(path.join(other, 'bin/run-with-secrets.js'))).toBe('stale');
+    // An edit that keeps the length: V8 alone would take the cache and run the old code.
+    const edited = copyPackage('edited');
+    const source = readFileSync(path.join(edited, BUNDLE), 'utf8');
+    expect(source).toContain('// node_modules/undici/lib/core/errors.js');
+    writeFileSync(path.join(edited, BUNDLE), source.replace('// node_modules/undici/lib/core/errors.js', '// NODE_MODULES/undici/lib/core/errors.js'));
+    expect(await vaultRun(path.join(edited, 'bin/run-with-secrets.js'))).toBe('stale');
 
     // V8 aborts the process on cache data it cannot read, so a cut cache must never reach it.
     const cut = copyPackage('cut');
@@ -91,7 +97,25 @@ describe('the bundled vault client and its code cache', () => {
     expect(await vaultRun(path.join(missing, 'bin/run-with-secrets.js'))).toBe('absent');
   });
 
+  it('a partial copy of dist/ fails with one line naming the missing file, before any request', async () => {
+    const partial = copyPackage('partial');
+    rmSync(path.join(partial, 'dist/vault-client/llhttp_simd.wasm'));
+    const audit = () => readFileSync(path.join(store.dir, 'audit.log'), 'utf8');
+    const before = audit();
+    const result = await execa(path.join(partial, 'bin/run-with-secrets.js'), ['-e', 'prod', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], {
+      reject: false,
+      extendEnv: false,
+      env: baseEnv(runtimeDir, { RWS_VAULT_URL: server.url, RWS_API_KEY: apiKey }),
+    });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^run-with-secrets: error RWS_INSTALL_INCOMPLETE: the installed run-with-secrets lacks dist\/vault-client\/llhttp_simd\.wasm \(hint: reinstall/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(audit()).toBe(before);
+  });
+
   it('is never shipped: npm pack leaves the cache out', async () => {
+    expect(existsSync(path.join(ROOT, CACHE))).toBe(true);
     const result = await execa('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, reject: false });
     expect(result.exitCode, result.stderr).toBe(0);
     const files = (JSON.parse(result.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((file) => file.path);
@@ -99,7 +123,7 @@ describe('the bundled vault client and its code cache', () => {
     expect(files).toContain('dist/vault-client/index.js');
     expect(files).toContain('dist/vault-client/llhttp_simd.wasm');
     expect(files).toContain('dist/vault-client/llhttp.wasm');
-    expect(files).not.toContain(CACHE);
+    expect(files.filter((file) => file.includes('.cache'))).toEqual([]);
   });
 });
 
