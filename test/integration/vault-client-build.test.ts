@@ -38,13 +38,18 @@ afterAll(async () => {
   if (copies) rmSync(copies, { recursive: true, force: true });
 });
 
-/** A vault run of `bin` (through `node`, with extra Node flags) that prints the injected secret. */
-async function vaultRun(bin: string, nodeFlags: string[] = []) {
-  const result = await execa(process.execPath, [...nodeFlags, bin, '-v', '-e', 'prod', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], {
+/** A vault run of `bin` through `node` (with extra Node flags); the child prints its environment. */
+function runVault(bin: string, args: string[] = [], nodeFlags: string[] = []) {
+  return execa(process.execPath, [...nodeFlags, bin, ...args, '-e', 'prod', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], {
     reject: false,
     extendEnv: false,
     env: baseEnv(runtimeDir, { RWS_VAULT_URL: server.url, RWS_API_KEY: apiKey }),
   });
+}
+
+/** A `-v` vault run that must inject the secret and print nothing secret; returns the code cache state it reports. */
+async function vaultRun(bin: string, nodeFlags: string[] = []) {
+  const result = await runVault(bin, ['-v'], nodeFlags);
   expect(result.exitCode, result.stderr).toBe(0);
   expect((JSON.parse(result.stdout) as Record<string, string>).SERVICE_B_TOKEN).toBe(SECRET);
   expect(result.stderr).not.toContain(SECRET);
@@ -102,11 +107,7 @@ describe('the bundled vault client and its code cache', () => {
     rmSync(path.join(partial, 'dist/vault-client/llhttp_simd.wasm'));
     const audit = () => readFileSync(path.join(store.dir, 'audit.log'), 'utf8');
     const before = audit();
-    const result = await execa(path.join(partial, 'bin/run-with-secrets.js'), ['-e', 'prod', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], {
-      reject: false,
-      extendEnv: false,
-      env: baseEnv(runtimeDir, { RWS_VAULT_URL: server.url, RWS_API_KEY: apiKey }),
-    });
+    const result = await runVault(path.join(partial, 'bin/run-with-secrets.js'));
     expect(result.exitCode).toBe(125);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/^run-with-secrets: error RWS_INSTALL_INCOMPLETE: the installed run-with-secrets lacks dist\/vault-client\/llhttp_simd\.wasm \(hint: reinstall/);
