@@ -4,9 +4,9 @@
 import { promises as fs } from 'node:fs';
 import { RwsError } from '../errors.js';
 import { loadAgeIdentities, parseAgeIdentities } from '../sops/index.js';
-import { readPrivateFile } from './files.js';
+import { readPrivateFile } from './store/files.js';
 import { ServerUsageError } from './usage-error.js';
-import { storePaths, type StorePaths } from './layout.js';
+import { storePaths, type StorePaths } from './store/layout.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

@@ -2,14 +2,14 @@
 // nowhere: only its HMAC under the pepper is kept.
 import { RwsError } from '../../errors.js';
 import { isValidPattern } from '../../glob.js';
-import { createApiKey } from '../api-keys.js';
+import { createApiKey } from '../auth/api-keys.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolvePepper, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
-import { isValidEnvironment, type StorePaths } from '../layout.js';
-import { LocalStateStore } from '../local-state.js';
-import { SERVER_MAX_TTL_MINUTES } from '../tokens.js';
+import { isValidEnvironment, type StorePaths } from '../store/layout.js';
+import { LocalStateStore } from '../state/legacy/local-state.js';
+import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
 
 async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: LocalStateStore }> {
   const paths = resolveStore(args.store as string | undefined, io.env);

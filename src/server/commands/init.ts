@@ -9,7 +9,7 @@ import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
 import { RwsError } from '../../errors.js';
-import { createExclusive } from '../files.js';
+import { createExclusive } from '../store/files.js';
 
 export async function init(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);

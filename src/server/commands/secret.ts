@@ -7,9 +7,9 @@ import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
-import { replaceFile, withLock } from '../files.js';
-import { isValidEnvironment, type StorePaths } from '../layout.js';
-import { readSopsFile } from '../store.js';
+import { replaceFile, withLock } from '../store/files.js';
+import { isValidEnvironment, type StorePaths } from '../store/layout.js';
+import { readSopsFile } from '../store/sops-store.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 

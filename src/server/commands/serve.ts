@@ -3,14 +3,14 @@
 import { readFile } from 'node:fs/promises';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
-import { acquireLock } from '../files.js';
-import type { StorePaths } from '../layout.js';
+import { acquireLock } from '../store/files.js';
+import type { StorePaths } from '../store/layout.js';
 import { checkStoreDir, resolveIdentities, resolveJwtSecret, resolvePepper, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
-import { LocalStateStore } from '../local-state.js';
-import { checkListen, type ListenOptions, listen } from '../server.js';
-import { SopsSecretStore } from '../store.js';
-import { importTokenKey, TokenAuthority } from '../tokens.js';
+import { LocalStateStore } from '../state/legacy/local-state.js';
+import { checkListen, type ListenOptions, listen } from '../http/server.js';
+import { SopsSecretStore } from '../store/sops-store.js';
+import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
 
 export async function serve(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const port = args.port as number;

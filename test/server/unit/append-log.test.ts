@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppendLog } from '../../../src/server/append-log.js';
+import { AppendLog } from '../../../src/server/audit/append-log.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm, stat, writeFile, appendFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalStateStore } from '../../../src/server/local-state.js';
-import type { ApiKeyRecord } from '../../../src/server/state.js';
+import { LocalStateStore } from '../../../src/server/state/legacy/local-state.js';
+import type { ApiKeyRecord } from '../../../src/server/state/state-store.js';
 
 let dir: string;
 const files = () => ({ apiKeysFile: path.join(dir, 'api-keys.json'), stateLog: path.join(dir, 'token-state.log'), auditLog: path.join(dir, 'audit.log') });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { HttpError } from '../../../src/server/http-error.js';
-import { signToken, verifyToken } from '../../../src/server/tokens.js';
+import { HttpError } from '../../../src/server/http/http-error.js';
+import { signToken, verifyToken } from '../../../src/server/auth/tokens.js';
 import { craft, GOOD_HEADER, goodClaims, SECRET } from '../helpers/jwt.js';
 
 const key = new TextEncoder().encode(SECRET);
@@ -120,7 +120,7 @@ describe('verifyToken', () => {
 
 describe('TokenAuthority', () => {
   it('remembers a verified token but still refuses it once expired', async () => {
-    const { TokenAuthority } = await import('../../../src/server/tokens.js');
+    const { TokenAuthority } = await import('../../../src/server/auth/tokens.js');
     const authority = new TokenAuthority(key);
     const token = craft(GOOD_HEADER, goodClaims(NOW));
     expect((await authority.verify(token, now)).jti).toBe('AAAAAAAAAAAAAAAAAAAAAA');

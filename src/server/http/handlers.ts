@@ -2,17 +2,17 @@
 // scope or grant (403), existence (404), then counts the use, so that `usage_limit` counts only
 // answers that are about to succeed. The caller writes the audit line before sending the reply.
 import type { IncomingMessage } from 'node:http';
-import { globMatch, patternWithin } from '../glob.js';
-import { isValidName } from '../names.js';
-import { authenticateApiKey } from './api-keys.js';
-import type { AuditRecord } from './audit.js';
+import { globMatch, patternWithin } from '../../glob.js';
+import { isValidName } from '../../names.js';
+import { authenticateApiKey } from '../auth/api-keys.js';
+import type { AuditRecord } from '../audit/record.js';
 import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerateBody } from './bodies.js';
 import { forbidden, HttpError, notFound } from './http-error.js';
-import { isValidEnvironment } from './layout.js';
+import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
-import type { SecretFile, SecretSource } from './secret-source.js';
-import type { StateStore } from './state.js';
-import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from './tokens.js';
+import type { SecretFile, SecretSource } from '../store/secret-source.js';
+import type { StateStore } from '../state/state-store.js';
+import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
 export interface HandlerDeps {
   state: StateStore;

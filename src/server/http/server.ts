@@ -5,7 +5,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type AppDeps, createApp } from './app.js';
-import { ServerUsageError } from './usage-error.js';
+import { ServerUsageError } from '../usage-error.js';
 
 export interface ListenOptions {
   host: string;

@@ -1,6 +1,6 @@
 // The one error type the HTTP layer answers with: a status, a stable code and a public message.
 // Anything else thrown inside a handler becomes a plain 500 with nothing internal in it.
-import { RwsError } from '../errors.js';
+import { RwsError } from '../../errors.js';
 
 export type HttpErrorCode =
   | 'RWS_BAD_REQUEST'

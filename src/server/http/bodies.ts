@@ -1,10 +1,10 @@
 // The two request bodies, checked exactly: unknown fields (`__proto__` included) are refused,
 // types are what the API says, and every name and pattern is in its grammar.
-import { isValidPattern } from '../glob.js';
-import { isValidName } from '../names.js';
+import { isValidPattern } from '../../glob.js';
+import { isValidName } from '../../names.js';
 import { badRequest, HttpError } from './http-error.js';
-import { isValidEnvironment } from './layout.js';
-import { isValidSubject } from './tokens.js';
+import { isValidEnvironment } from '../store/layout.js';
+import { isValidSubject } from '../auth/tokens.js';
 
 const MAX_USAGE_LIMIT = 1_000_000;
 const MAX_BATCH_KEYS = 1000;

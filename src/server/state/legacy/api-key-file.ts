@@ -1,9 +1,9 @@
 // The api-keys.json format, checked field by field: a damaged or hand-edited file is refused
 // rather than half-understood.
-import { RwsError } from '../errors.js';
-import { isValidPattern } from '../glob.js';
-import { isValidEnvironment } from './layout.js';
-import type { ApiKeyRecord } from './state.js';
+import { RwsError } from '../../../errors.js';
+import { isValidPattern } from '../../../glob.js';
+import { isValidEnvironment } from '../../store/layout.js';
+import type { ApiKeyRecord } from '../state-store.js';
 
 const FIELDS = ['id', 'name', 'prefix', 'hash', 'environments', 'key_patterns', 'max_ttl_minutes', 'created_at', 'expires_at', 'revoked_at'];
 

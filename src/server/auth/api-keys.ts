@@ -2,8 +2,8 @@
 // is stored; a presented key is looked up by its first 8 hex characters and its HMAC compared
 // in constant time.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { unauthorized } from './http-error.js';
-import type { ApiKeyRecord, StateStore } from './state.js';
+import { unauthorized } from '../http/http-error.js';
+import type { ApiKeyRecord, StateStore } from '../state/state-store.js';
 
 const API_KEY_GRAMMAR = /^rws_sk_[0-9a-f]{32}$/;
 const PREFIX_START = 'rws_sk_'.length;

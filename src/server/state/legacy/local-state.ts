@@ -6,10 +6,10 @@
 //   revocations), replayed at start and compacted then, fsynced before any answer relies on it;
 // - the audit log, append-only JSON lines, written before the answer is sent (synced on close).
 import { promises as fs } from 'node:fs';
-import { RwsError } from '../errors.js';
-import { AppendLog } from './append-log.js';
-import { readPrivateFile, replaceFile, withLock } from './files.js';
-import type { ApiKeyRecord, ApiKeyView, IssuedToken, PresentedToken, StateStore, TokenStatus, UseOutcome } from './state.js';
+import { RwsError } from '../../../errors.js';
+import { AppendLog } from '../../audit/append-log.js';
+import { readPrivateFile, replaceFile, withLock } from '../../store/files.js';
+import type { ApiKeyRecord, ApiKeyView, IssuedToken, PresentedToken, StateStore, TokenStatus, UseOutcome } from '../state-store.js';
 import { parseApiKeysFile } from './api-key-file.js';
 
 const RECHECK_MS = 250;

@@ -2,7 +2,7 @@
 // handlers.ts; this file decides which runs and makes sure every credentialed request leaves
 // exactly one audit line, written before the answer is sent (or the answer becomes a 503).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { auditLine, type AuditEventName, type AuditRecord } from './audit.js';
+import { auditLine, type AuditEventName, type AuditRecord } from '../audit/record.js';
 import { batchSecrets, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { FailureLimiter } from './rate-limit.js';

@@ -4,9 +4,9 @@
 // x5u), issuer, audience, integer dates, a bounded lifetime and an exact claim schema.
 import { randomBytes, webcrypto } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import { isValidPattern } from '../glob.js';
-import { HttpError, unauthorized } from './http-error.js';
-import { isValidEnvironment } from './layout.js';
+import { isValidPattern } from '../../glob.js';
+import { HttpError, unauthorized } from '../http/http-error.js';
+import { isValidEnvironment } from '../store/layout.js';
 
 export const TOKEN_TYPE = 'rws-access+jwt';
 export const TOKEN_ISSUER = 'secrets-server';

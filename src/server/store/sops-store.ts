@@ -4,7 +4,7 @@
 // or by `sops` itself are picked up within a second; a file that fails verification stays
 // refused until it changes again.
 import { constants, promises as fs } from 'node:fs';
-import { openSopsFile, type SopsFile } from '../sops/index.js';
+import { openSopsFile, type SopsFile } from '../../sops/index.js';
 import type { StorePaths } from './layout.js';
 import type { SecretSource } from './secret-source.js';
 
