@@ -24,7 +24,10 @@ type Action = () => Promise<number>;
 type Args = Record<string, unknown>;
 
 function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => Argv {
-  const store = { store: { type: 'string', requiresArg: true, description: 'store directory (default: $VANTA_SOPS_FILES_PATH)' } } as const;
+  const store = {
+    store: { type: 'string', requiresArg: true, description: 'store directory (default: $VANTA_SOPS_FILES_PATH)' },
+    'database-url': { type: 'string', requiresArg: true, description: 'keep the state in PostgreSQL (or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE); default: SQLite state.db in the store' },
+  } as const;
   const on = (load: () => Promise<(args: Args, io: CliIo) => Promise<number>>) => (args: Args) => choose(async () => (await load())(args, io));
   return (cli) =>
     cli
@@ -53,6 +56,32 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .command('revoke <id>', 'revoke an API key and the tokens it issued', (z) => z, on(async () => (await import('./commands/apikey.js')).apikeyRevoke))
           .demandCommand(1, 'name an apikey subcommand'),
       )
+      .command('db', 'the state database: schema and imports', (y) =>
+        y
+          .options(store)
+          .command('migrate', 'apply schema migrations now (servers also apply them at start)', (z) => z, on(async () => (await import('./commands/db.js')).dbMigrate))
+          .command('status', 'print where the state is and its schema version', (z) => z.option('json', { type: 'boolean', description: 'one JSON object' }), on(async () => (await import('./commands/db.js')).dbStatus))
+          .command('import', "move a single server's file state (api-keys.json, token-state.log, audit.log) into the database", (z) =>
+            z.option('from-store', { type: 'string', demandOption: true, requiresArg: true, description: 'the store directory whose files to import' }), on(async () => (await import('./commands/db.js')).dbImport))
+          .demandCommand(1, 'name a db subcommand'),
+      )
+      .command('audit', 'list audit events, newest first', (y) =>
+        y
+          .options(store)
+          .option('api-key', { type: 'string', requiresArg: true, description: 'only events of this API key id' })
+          .option('event', { type: 'string', requiresArg: true, description: 'only this event (e.g. secret.batch, auth.failure)' })
+          .option('outcome', { choices: ['success', 'failure'], description: 'only successes or failures' })
+          .option('environment', { type: 'string', requiresArg: true, description: 'only this environment' })
+          .option('since', { type: 'string', requiresArg: true, description: 'ISO 8601 time, inclusive' })
+          .option('until', { type: 'string', requiresArg: true, description: 'ISO 8601 time, exclusive' })
+          .option('limit', { type: 'number', default: 100, requiresArg: true, description: 'at most this many events (1 to 10000)' })
+          .option('json', { type: 'boolean', description: 'one JSON object per line' })
+          .option('follow', { type: 'boolean', description: 'then stream new events as JSON lines until interrupted' })
+          .command('verify', 'walk the hash chain: exit 0 with the count, or 1 naming the first broken row', (z) => z, on(async () => (await import('./commands/audit.js')).auditVerify))
+          .command('$0', false, (z) => z, on(async () => (await import('./commands/audit.js')).auditList)),
+      )
+      .command('status', 'where the state is, its schema version, and the digest of each environment file', (y) =>
+        y.options(store).option('json', { type: 'boolean', description: 'one JSON object' }), on(async () => (await import('./commands/status.js')).status))
       .command('serve', 'serve the vault API', (y) =>
         y
           .options(store)
@@ -60,7 +89,7 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .option('port', { type: 'number', default: 8200, requiresArg: true })
           .option('tls-cert', { type: 'string', requiresArg: true })
           .option('tls-key', { type: 'string', requiresArg: true })
-          .option('audit-log', { type: 'string', requiresArg: true, description: 'default: audit.log in the store' })
+          .option('audit-log', { type: 'string', requiresArg: true, description: 'also write every audit row to FILE as a JSON line (reopened on SIGHUP, for logrotate)' })
           .option('insecure-listen', { type: 'boolean', description: 'allow plain HTTP on a non-loopback address' }), on(async () => (await import('./commands/serve.js')).serve))
       .demandCommand(1, 'name a command')
       .strict()

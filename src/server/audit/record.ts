@@ -1,9 +1,34 @@
-// One JSON line per request that touches a credential or a secret. Only these fields, in this
-// order: never a value, a token or an API key (names and ids only).
+// The audit trail: one row per request that reaches a credentialed route, one per admin change,
+// and one per address and minute of rate-limited refusals. Only these fields, in this order:
+// never a value, a token or an API key (names and ids only).
 
-export type AuditEventName = 'token.generate' | 'secret.read' | 'secret.list' | 'secret.batch' | 'token.revoke' | 'auth.failure';
+export type AuditEventName =
+  | 'token.generate'
+  | 'secret.read'
+  | 'secret.list'
+  | 'secret.batch'
+  | 'token.revoke'
+  | 'auth.failure'
+  | 'auth.rate_limited'
+  | 'apikey.create'
+  | 'apikey.revoke'
+  | 'state.import';
+
+export const AUDIT_EVENTS: readonly AuditEventName[] = [
+  'token.generate',
+  'secret.read',
+  'secret.list',
+  'secret.batch',
+  'token.revoke',
+  'auth.failure',
+  'auth.rate_limited',
+  'apikey.create',
+  'apikey.revoke',
+  'state.import',
+];
 
 export interface AuditRecord {
+  time: string;
   event: AuditEventName;
   outcome: 'success' | 'failure';
   status: number;
@@ -14,9 +39,38 @@ export interface AuditRecord {
   environment: string | null;
   keys: readonly string[] | null;
   client: string;
+  /** How many requests the row stands for: 1, or more for folded 429s. */
+  count: number;
 }
 
-export function auditLine(record: AuditRecord, now: Date): string {
-  const { event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client } = record;
-  return JSON.stringify({ time: now.toISOString(), event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client });
+export interface StoredAuditRow extends AuditRecord {
+  /** Dense, from 1. */
+  seq: number;
+  /** SHA-256 over the previous row's hash and this row's canonical JSON, hex. */
+  hash: string;
+}
+
+export interface AuditQuery {
+  apiKeyId?: string;
+  event?: string;
+  outcome?: 'success' | 'failure';
+  environment?: string;
+  /** ISO 8601, inclusive. */
+  since?: string;
+  /** ISO 8601, exclusive. */
+  until?: string;
+  /** Only rows older than this seq (cursor paging). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+/** The row as one JSON line, fields in their fixed order (the audit file sink and `audit --json`). */
+export function auditJson(row: StoredAuditRow): string {
+  const { seq, time, event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client, count, hash } = row;
+  return JSON.stringify({ seq, time, event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client, count, hash });
+}
+
+/** The row of a change made from the server's host (an admin command), not over HTTP. */
+export function localChange(event: AuditEventName, apiKeyId: string | null, now: Date, subject: string | null = null): AuditRecord {
+  return { time: now.toISOString(), event, outcome: 'success', status: 0, error_code: null, api_key_id: apiKeyId, jti: null, subject, environment: null, keys: null, client: 'local', count: 1 };
 }

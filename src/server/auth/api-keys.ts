@@ -3,6 +3,7 @@
 // in constant time.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { unauthorized } from '../http/http-error.js';
+import { localChange } from '../audit/record.js';
 import type { ApiKeyRecord, StateStore } from '../state/state-store.js';
 
 const API_KEY_GRAMMAR = /^rws_sk_[0-9a-f]{32}$/;
@@ -36,7 +37,7 @@ export async function createApiKey(state: StateStore, pepper: Uint8Array, grant:
     expires_at: grant.expiresAt?.toISOString() ?? null,
     revoked_at: null,
   };
-  await state.addApiKey(record);
+  await state.addApiKey(record, localChange('apikey.create', record.id, now, `secrets-server apikey create --name ${grant.name}`.slice(0, 256)));
   return { id: record.id, key };
 }
 

@@ -8,13 +8,15 @@ import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolvePepper, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
-import { LocalStateStore } from '../state/legacy/local-state.js';
+import { localChange } from '../audit/record.js';
+import type { SqlStateStore } from '../state/sql/sql-state-store.js';
+import { openCommandState } from './state-args.js';
 import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
 
-async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: LocalStateStore }> {
+async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: SqlStateStore }> {
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
-  return { paths, state: await LocalStateStore.open({ apiKeysFile: paths.apiKeys, stateLog: paths.stateLog }) };
+  return { paths, state: await openCommandState(paths, args, io) };
 }
 
 export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Promise<number> {
@@ -83,7 +85,8 @@ export async function apikeyRevoke(args: Record<string, unknown>, io: CliIo): Pr
   const id = String(args.id);
   const { state } = await openState(args, io);
   try {
-    if (!(await state.revokeApiKey(id, new Date()))) throw new RwsError('RWS_APIKEY_MISSING', `no API key ${id.slice(0, 64)}`, { hint: 'see secrets-server apikey list' });
+    const now = new Date();
+    if (!(await state.revokeApiKey(id, now, localChange('apikey.revoke', id, now, 'secrets-server apikey revoke')))) throw new RwsError('RWS_APIKEY_MISSING', `no API key ${id.slice(0, 64)}`, { hint: 'see secrets-server apikey list' });
   } finally {
     await state.close();
   }

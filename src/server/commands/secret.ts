@@ -7,7 +7,8 @@ import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
-import { replaceFile, withLock } from '../store/files.js';
+import { replaceFile } from '../store/files.js';
+import { openCommandState } from './state-args.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
 
@@ -17,6 +18,8 @@ interface Target {
   paths: StorePaths;
   identities: string[];
   environment: string;
+  args: Record<string, unknown>;
+  io: CliIo;
 }
 
 async function target(args: Record<string, unknown>, io: CliIo): Promise<Target> {
@@ -26,22 +29,31 @@ async function target(args: Record<string, unknown>, io: CliIo): Promise<Target>
     throw new ServerUsageError(`environment ${JSON.stringify(environment.slice(0, 64))} is not a valid name`, 'use letters, digits, _ and - (at most 64), not "tokens" or "secrets"');
   }
   await checkStoreDir(paths);
-  return { paths, environment, identities: await resolveIdentities(paths, io.env) };
+  return { paths, environment, identities: await resolveIdentities(paths, io.env), args, io };
 }
 
 async function edit(t: Target, change: { set?: Record<string, string>; remove?: string[] }): Promise<void> {
   const file = t.paths.secrets(t.environment);
-  await withLock(file, async () => {
-    const current = await readSopsFile(file, t.identities).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
-    });
-    if (current === undefined && change.remove?.length) throw missing(t.environment, change.remove[0] as string);
-    const missingName = change.remove?.find((name) => !current?.names.includes(name));
-    if (missingName !== undefined) throw missing(t.environment, missingName);
-    const text = current !== undefined ? await current.update(change) : await createSopsFile(change.set ?? {}, await Promise.all(t.identities.map(identityToRecipient)));
-    await replaceFile(file, text);
+  // Read-modify-write under a lock the database holds: two edits never lose each other's change,
+  // and a command killed half-way leaves no lock behind (the database drops it with the process).
+  const state = await openCommandState(t.paths, t.args, t.io);
+  try {
+    await state.withLock(`sops:${t.environment}`, () => rewrite(t, file, change));
+  } finally {
+    await state.close();
+  }
+}
+
+async function rewrite(t: Target, file: string, change: { set?: Record<string, string>; remove?: string[] }): Promise<void> {
+  const current = await readSopsFile(file, t.identities).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
   });
+  if (current === undefined && change.remove?.length) throw missing(t.environment, change.remove[0] as string);
+  const missingName = change.remove?.find((name) => !current?.names.includes(name));
+  if (missingName !== undefined) throw missing(t.environment, missingName);
+  const text = current !== undefined ? await current.update(change) : await createSopsFile(change.set ?? {}, await Promise.all(t.identities.map(identityToRecipient)));
+  await replaceFile(file, text);
 }
 
 const missing = (environment: string, name: string): RwsError =>

@@ -1,16 +1,19 @@
 // `secrets-server serve`: resolve everything before listening (so a bad setup fails at once),
-// print the ready line, and close gracefully on SIGTERM/SIGINT.
+// print the ready line, reopen the audit file on SIGHUP, and close gracefully on SIGTERM/SIGINT.
+// Any number of servers may serve one store or one database: the database serialises them.
 import { readFile } from 'node:fs/promises';
+import { AuditFileSink } from '../audit/file-sink.js';
+import { RefusalFolder } from '../audit/refusal-folder.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
-import { acquireLock } from '../store/files.js';
-import type { StorePaths } from '../store/layout.js';
 import { checkStoreDir, resolveIdentities, resolveJwtSecret, resolvePepper, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
-import { LocalStateStore } from '../state/legacy/local-state.js';
 import { checkListen, type ListenOptions, listen } from '../http/server.js';
 import { SopsSecretStore } from '../store/sops-store.js';
 import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
+import { openCommandState } from './state-args.js';
+
+const PRUNE_EVERY_MS = 5 * 60_000;
 
 export async function serve(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const port = args.port as number;
@@ -18,42 +21,56 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const certFile = args['tls-cert'] as string | undefined;
   const keyFile = args['tls-key'] as string | undefined;
   if ((certFile === undefined) !== (keyFile === undefined)) throw new ServerUsageError('give both --tls-cert and --tls-key, or neither');
-  const options: ListenOptions & { auditLog?: string } = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true, auditLog: args['audit-log'] as string | undefined };
+  const options: ListenOptions = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true };
   checkListen(options);
   if (certFile !== undefined && keyFile !== undefined) options.tls = { cert: await readFile(certFile), key: await readFile(keyFile) };
 
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
-  // Exact use counts need one writer of the token state: one server per store.
-  const release = await acquireLock(paths.stateLog, 0, 'another secrets-server serve');
-  try {
-    return await serveStore(paths, options, io);
-  } finally {
-    await release();
-  }
-}
-
-async function serveStore(paths: StorePaths, options: ListenOptions & { auditLog?: string }, io: CliIo): Promise<number> {
   const identities = await resolveIdentities(paths, io.env);
   const tokens = new TokenAuthority(await importTokenKey(await resolveJwtSecret(paths, io.env)));
   const pepper = await resolvePepper(paths);
-  const state = await LocalStateStore.open({
-    apiKeysFile: paths.apiKeys,
-    stateLog: paths.stateLog,
-    auditLog: options.auditLog ?? paths.auditLog,
-    compact: true,
-  });
+  const auditLog = args['audit-log'] as string | undefined;
+  const sink = auditLog === undefined ? undefined : AuditFileSink.open(auditLog);
   const log = (line: string): void => void io.stderr.write(`${line}\n`);
-  let server;
+  let state;
   try {
-    server = await listen(options, { state, secrets: new SopsSecretStore(paths, identities), tokens, pepper, log });
+    state = await openCommandState(paths, args, io, { cache: true, beforeCommit: sink ? (rows) => sink.write(rows) : undefined });
   } catch (error) {
-    await state.close();
+    sink?.close();
     throw error;
   }
+  const refusals = new RefusalFolder(
+    (record) => state.commit({ audit: () => record }, new Date()),
+    () => log('secrets-server: the folded 429 audit row could not be written (RWS_STATE_UNAVAILABLE)'),
+  );
+  const prune = setInterval(() => void state.pruneTokens(new Date()).catch(() => undefined), PRUNE_EVERY_MS);
+  prune.unref();
+  let server;
+  try {
+    server = await listen(options, { state, refusals, secrets: new SopsSecretStore(paths, identities), tokens, pepper, log });
+  } catch (error) {
+    clearInterval(prune);
+    await refusals.close();
+    await state.close();
+    sink?.close();
+    throw error;
+  }
+  const onHangup = (): void => {
+    try {
+      sink?.reopen();
+      log('secrets-server: SIGHUP, audit log reopened');
+    } catch {
+      log('secrets-server: SIGHUP, the audit log could not be reopened; still writing the old file (RWS_AUDIT_UNAVAILABLE)');
+    }
+  };
+  process.on('SIGHUP', onHangup);
   io.stdout.write(`secrets-server listening on ${server.url}\n`);
   const signal = await io.untilStopped();
   log(`secrets-server: ${signal}, closing`);
+  clearInterval(prune);
   await server.close();
+  process.off('SIGHUP', onHangup);
+  sink?.close();
   return EXIT_OK;
 }

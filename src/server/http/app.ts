@@ -1,15 +1,21 @@
 // Routing, the 401 rate limit, audit-before-answer and the error boundary. Handlers live in
 // handlers.ts; this file decides which runs and makes sure every credentialed request leaves
-// exactly one audit line, written before the answer is sent (or the answer becomes a 503).
+// exactly one audit row, committed with the request's effect before the answer is sent (or the
+// answer becomes a 503 and nothing was charged). Rate-limited refusals are folded into one row
+// per address and minute, so a flood cannot fill the disk.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { auditLine, type AuditEventName, type AuditRecord } from '../audit/record.js';
-import { batchSecrets, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken } from './handlers.js';
+import type { AuditEventName, AuditRecord } from '../audit/record.js';
+import type { RefusalFolder } from '../audit/refusal-folder.js';
+import type { TokenOutcome } from '../state/state-store.js';
+import { batchSecrets, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { FailureLimiter } from './rate-limit.js';
 import { sendJson } from './request.js';
 
 export interface AppDeps extends HandlerDeps {
   limiter?: FailureLimiter;
+  /** Where 429s are counted instead of one audit row each. */
+  refusals?: RefusalFolder;
   now?: () => Date;
   /** Operator log: codes and names only. */
   log?: (line: string) => void;
@@ -24,7 +30,7 @@ interface Route {
 const PREFIX = '/api/v1/vault/';
 
 function route(deps: HandlerDeps, path: string, query: string): Route | undefined {
-  if (path === '/healthz') return { event: undefined, methods: ['GET'], run: async () => ({ status: 200, body: { status: 'ok' } }) };
+  if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
   if (!path.startsWith(PREFIX)) return undefined;
   const parts = path.slice(PREFIX.length).split('/');
   const [first, second] = parts;
@@ -42,6 +48,20 @@ function route(deps: HandlerDeps, path: string, query: string): Route | undefine
     return { event: 'secret.list', methods: ['GET'], run: (x) => listSecrets(deps, x, first, listPattern(query)) };
   }
   return undefined;
+}
+
+/**
+ * For load balancers and for drift between replicas: 200 while the state database answers, with
+ * the version (file digest) of each environment this process serves; 503 when it does not.
+ */
+async function health(deps: HandlerDeps): Promise<Reply> {
+  const environments = await deps.secrets.versions();
+  try {
+    const schema = await deps.state.schemaVersion();
+    return { status: 200, body: { status: 'ok', state: { kind: deps.state.kind, schema }, environments } };
+  } catch {
+    return { status: 503, body: { status: 'unavailable', state: { kind: deps.state.kind, schema: null }, environments } };
+  }
 }
 
 function listPattern(query: string): string | undefined {
@@ -66,7 +86,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     const x: Exchange = { req, now: now(), audit: {} };
     const client = req.socket.remoteAddress ?? 'unknown';
     let event: AuditEventName | undefined;
-    let reply: Reply & { headers?: Record<string, string> };
+    let reply: Reply;
     try {
       const found = route(deps, ...splitTarget(req.url ?? '/'));
       if (found === undefined) throw notFound('no such route');
@@ -84,12 +104,28 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       reply = errorResponse(error);
       if (reply.status === 401) limiter.recordFailure(client, x.now.getTime());
     }
-    if (event !== undefined) {
+    if (event !== undefined && reply.status === 429 && deps.refusals) {
+      deps.refusals.note(client, x.now);
+    } else if (event !== undefined) {
+      const routeEvent = event;
+      const { effect } = reply;
       try {
-        await deps.state.appendAudit(auditLine(auditRecord(event, x.audit, reply, client), x.now));
+        await deps.state.commit(
+          {
+            effect,
+            audit: (outcome: TokenOutcome) => {
+              // A use the state could not charge (spent or revoked meanwhile) is a refusal.
+              const refusal = tokenRefusal(outcome);
+              if (refusal) reply = errorResponse(refusal);
+              return auditRecord(routeEvent, x.audit, reply, client, x.now);
+            },
+          },
+          x.now,
+        );
+        if (reply.status === 401 && effect !== undefined) limiter.recordFailure(client, x.now.getTime());
       } catch (error) {
         log(`secrets-server: ${describe(error)}`);
-        reply = errorResponse(new HttpError(503, 'RWS_AUDIT_UNAVAILABLE', 'the audit log could not be written; nothing was served'));
+        reply = errorResponse(error instanceof Error && (error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served'));
       }
     }
     sendJson(res, reply.status, reply.body, reply.headers);
@@ -104,10 +140,11 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   };
 }
 
-function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: { status: number; body: unknown }, client: string): AuditRecord {
+function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: { status: number; body: unknown }, client: string, now: Date): AuditRecord {
   const failed = reply.status >= 400;
   const code = failed ? ((reply.body as { error?: { code?: string } }).error?.code ?? null) : null;
   return {
+    time: now.toISOString(),
     event: reply.status === 401 ? 'auth.failure' : event,
     outcome: failed ? 'failure' : 'success',
     status: reply.status,
@@ -118,6 +155,7 @@ function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: {
     environment: seen.environment ?? null,
     keys: seen.keys ?? null,
     client,
+    count: 1,
   };
 }
 

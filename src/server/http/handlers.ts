@@ -1,6 +1,8 @@
 // The five credentialed routes. Each checks, in order: credential (401), request shape (400),
-// scope or grant (403), existence (404), then counts the use, so that `usage_limit` counts only
-// answers that are about to succeed. The caller writes the audit line before sending the reply.
+// scope or grant (403), existence (404), and returns its answer with the effect it needs stored
+// (a mint, a use, a revocation). The caller commits the effect and the audit row in one
+// transaction before sending the answer; a use that cannot be charged there (the token was spent
+// or revoked meanwhile) turns the answer into a 401.
 import type { IncomingMessage } from 'node:http';
 import { globMatch, patternWithin } from '../../glob.js';
 import { isValidName } from '../../names.js';
@@ -11,7 +13,7 @@ import { forbidden, HttpError, notFound } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import type { SecretFile, SecretSource } from '../store/secret-source.js';
-import type { StateStore } from '../state/state-store.js';
+import type { Effect, StateStore, TokenOutcome } from '../state/state-store.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
 export interface HandlerDeps {
@@ -31,6 +33,9 @@ export interface Exchange {
 export interface Reply {
   status: number;
   body: unknown;
+  headers?: Record<string, string>;
+  /** Stored with the audit row; the answer stands only if it can be. */
+  effect?: Effect;
 }
 
 export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
@@ -47,10 +52,22 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
   const scope = { environment: body.environment, key_pattern: body.key_pattern, permissions: ['read'] as ['read'] };
   const { token, claims } = await deps.tokens.sign({ subject: body.subject, scope, ttlMinutes, usageLimit: body.usage_limit ?? null }, x.now);
   x.audit.jti = claims.jti;
-  await deps.state.recordIssue({ jti: claims.jti, apiKeyId: apiKey.id, expiresAt: claims.exp }, x.now);
   return {
     status: 201,
     body: { token, token_type: 'Bearer', jti: claims.jti, expires_at: new Date(claims.exp * 1000).toISOString(), scope, usage_limit: claims.usage_limit },
+    effect: {
+      kind: 'issue',
+      token: {
+        jti: claims.jti,
+        api_key_id: apiKey.id,
+        subject: claims.sub,
+        environment: scope.environment,
+        key_pattern: scope.key_pattern,
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+        usage_limit: claims.usage_limit,
+      },
+    },
   };
 }
 
@@ -65,8 +82,7 @@ export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: strin
   const file = await openEnvironment(deps.secrets, environment);
   if (!file.names.includes(key)) throw notFound(`environment ${environment} has no secret ${key}`);
   const value = file.decrypt(key);
-  await spendUse(deps, claims);
-  return { status: 200, body: { environment, key, value } };
+  return { status: 200, body: { environment, key, value }, effect: use(claims) };
 }
 
 export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: string, pattern: string | undefined): Promise<Reply> {
@@ -77,8 +93,7 @@ export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: stri
   const file = await openScoped(deps, claims, environment, pattern === undefined ? undefined : checkPattern(pattern, 'pattern'));
   const keys = namesInScope(file, claims, pattern);
   x.audit.keys = keys;
-  await spendUse(deps, claims);
-  return { status: 200, body: { environment, keys } };
+  return { status: 200, body: { environment, keys }, effect: use(claims) };
 }
 
 export async function batchSecrets(deps: HandlerDeps, x: Exchange): Promise<Reply> {
@@ -104,8 +119,7 @@ export async function batchSecrets(deps: HandlerDeps, x: Exchange): Promise<Repl
   x.audit.keys = keys;
   const secrets: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const key of keys) secrets[key] = file.decrypt(key);
-  await spendUse(deps, claims);
-  return { status: 200, body: { environment: body.environment, secrets } };
+  return { status: 200, body: { environment: body.environment, secrets }, effect: use(claims) };
 }
 
 export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
@@ -113,8 +127,7 @@ export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
   // Revoking is idempotent: a revoked or spent token may still be revoked (again).
-  await deps.state.revokeToken(presented(claims));
-  return { status: 204, body: undefined };
+  return { status: 204, body: undefined, effect: { kind: 'revoke', token: presented(claims) } };
 }
 
 /** Lets a refused request's audit line say what was asked for (only well-formed names). */
@@ -126,22 +139,26 @@ function noteRequested(x: Exchange, environment: string, keys: string[]): void {
 async function authenticateToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub });
-  const status = await deps.state.checkToken(presented(claims));
+  const status = await deps.state.tokenStatus(presented(claims), x.now);
   x.audit.api_key_id = status.apiKeyId;
-  throwUnlessLive(status.outcome);
+  const refusal = tokenRefusal(status.outcome);
+  if (refusal) throw refusal;
   return claims;
 }
 
-async function spendUse(deps: HandlerDeps, claims: TokenClaims): Promise<void> {
-  throwUnlessLive(await deps.state.consumeUse(presented(claims)));
+/** The 401 for a token the state refuses; undefined when it is good. */
+export function tokenRefusal(outcome: TokenOutcome): HttpError | undefined {
+  const challenge = { 'www-authenticate': 'Bearer' };
+  if (outcome === 'revoked') return new HttpError(401, 'RWS_TOKEN_REVOKED', 'token has been revoked', challenge);
+  if (outcome === 'exhausted') return new HttpError(401, 'RWS_TOKEN_EXHAUSTED', 'token has no uses left', challenge);
+  // Fail closed: a correctly signed token the state holds no record of (lost, emptied or rolled
+  // back state) is refused, never trusted.
+  if (outcome === 'unknown') return new HttpError(401, 'RWS_AUTH_FAILED', 'this vault holds no record of the token', challenge);
+  return undefined;
 }
 
-function throwUnlessLive(outcome: 'ok' | 'revoked' | 'exhausted'): void {
-  if (outcome === 'revoked') throw new HttpError(401, 'RWS_TOKEN_REVOKED', 'token has been revoked', { 'www-authenticate': 'Bearer' });
-  if (outcome === 'exhausted') throw new HttpError(401, 'RWS_TOKEN_EXHAUSTED', 'token has no uses left', { 'www-authenticate': 'Bearer' });
-}
-
-const presented = (claims: TokenClaims) => ({ jti: claims.jti, expiresAt: claims.exp, usageLimit: claims.usage_limit });
+const presented = (claims: TokenClaims) => ({ jti: claims.jti, usageLimit: claims.usage_limit });
+const use = (claims: TokenClaims): Effect => ({ kind: 'use', token: presented(claims) });
 
 /** For list and batch by pattern: the pattern, when given, must lie within the token's scope. */
 async function openScoped(deps: HandlerDeps, claims: TokenClaims, environment: string, pattern: string | undefined): Promise<SecretFile> {

@@ -55,7 +55,9 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
         server.closeIdleConnections();
         // In-flight requests get a few seconds; then their connections are cut.
         setTimeout(() => server.closeAllConnections(), 5_000).unref();
-      }).then(() => deps.state.close());
+      })
+        .then(() => deps.refusals?.close())
+        .then(() => deps.state.close());
       return closing;
     },
   };

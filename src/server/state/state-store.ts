@@ -1,7 +1,13 @@
-// All mutable server state sits behind this one interface: API keys, token uses, revocations and
-// the audit trail. `local-state.ts` keeps it in files in the store directory; a database-backed
-// implementation must keep the same guarantees: `consumeUse` is exact under concurrency and
-// durable before it resolves, and `appendAudit` resolves only once the line is stored.
+// All mutable server state sits behind this one interface: API keys, issued tokens with their
+// uses and revocations, and the audit trail. `sql/sql-state-store.ts` implements it once over a
+// small driver interface, with a driver for SQLite (the default, one file in the store) and one
+// for PostgreSQL (replicas). The guarantees every implementation keeps, checked by the shared
+// conformance suite (test/server/state/conformance.ts):
+// - a token is good only while its issue record is held: unknown tokens are refused;
+// - `commit` applies a request's effect (mint, use, revoke) and appends its audit row in one
+//   transaction, durable before it resolves; if it rejects, nothing was charged or recorded;
+// - uses are exact under any concurrency, across processes and replicas.
+import type { AuditQuery, AuditRecord, StoredAuditRow } from '../audit/record.js';
 
 export interface ApiKeyRecord {
   readonly id: string;
@@ -22,42 +28,77 @@ export interface ApiKeyView extends ApiKeyRecord {
   readonly last_used_at: string | null;
 }
 
-export interface IssuedToken {
+/** What the server remembers of a token it minted; the token itself is never stored. */
+export interface TokenRecord {
   readonly jti: string;
-  readonly apiKeyId: string;
+  readonly api_key_id: string;
+  readonly subject: string;
+  readonly environment: string;
+  readonly key_pattern: string;
   /** Seconds since the epoch. */
-  readonly expiresAt: number;
+  readonly issued_at: number;
+  /** Seconds since the epoch. */
+  readonly expires_at: number;
+  readonly usage_limit: number | null;
 }
 
+/** A token as presented: its signed claims say which record and which limit apply. */
 export interface PresentedToken {
   readonly jti: string;
-  readonly expiresAt: number;
   readonly usageLimit: number | null;
 }
 
-/** `revoked` covers a revoked token and a token whose API key was revoked or has expired. */
-export type UseOutcome = 'ok' | 'revoked' | 'exhausted';
+/**
+ * `unknown`: no issue record (never minted here, or the state was lost or rolled back);
+ * `revoked`: the token, or the API key that minted it, was revoked or has expired.
+ */
+export type TokenOutcome = 'ok' | 'unknown' | 'revoked' | 'exhausted';
 
 export interface TokenStatus {
-  readonly outcome: UseOutcome;
-  /** The issuing API key, when this store issued the token. */
+  readonly outcome: TokenOutcome;
+  /** The issuing API key, when the record is held. */
   readonly apiKeyId: string | null;
 }
 
+export type Effect =
+  | { readonly kind: 'issue'; readonly token: TokenRecord }
+  | { readonly kind: 'use'; readonly token: PresentedToken }
+  | { readonly kind: 'revoke'; readonly token: PresentedToken };
+
+export interface Commit {
+  /** Applied only if it can be: a use of a spent token is not counted. */
+  readonly effect?: Effect;
+  /** The audit row, built once the effect's outcome is known (`ok` without an effect). */
+  audit(outcome: TokenOutcome): AuditRecord;
+}
+
 export interface StateStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the state lives, fit for output: a file path, or a database URL without its password. */
+  readonly location: string;
+
   listApiKeys(): Promise<ApiKeyView[]>;
   /** Keys whose `prefix` is this one; the caller compares hashes in constant time. */
   findApiKeys(prefix: string): Promise<ApiKeyRecord[]>;
-  addApiKey(record: ApiKeyRecord): Promise<void>;
+  addApiKey(record: ApiKeyRecord, audit: AuditRecord): Promise<void>;
   /** False when there is no such key; revoking twice keeps the first time. */
-  revokeApiKey(id: string, at: Date): Promise<boolean>;
-  /** Remembers which key issued a token (so revoking the key ends its tokens) and when the key was used. */
-  recordIssue(token: IssuedToken, at: Date): Promise<void>;
-  /** Counts one use unless the token is revoked or spent; durable before it resolves. */
-  consumeUse(token: PresentedToken): Promise<UseOutcome>;
-  /** Like consumeUse without counting: is this token still good, and which key issued it? */
-  checkToken(token: PresentedToken): Promise<TokenStatus>;
-  revokeToken(token: PresentedToken): Promise<void>;
-  appendAudit(line: string): Promise<void>;
+  revokeApiKey(id: string, at: Date, audit: AuditRecord): Promise<boolean>;
+
+  /** Is this token still good, and which key minted it? Counts nothing. */
+  tokenStatus(token: PresentedToken, now: Date): Promise<TokenStatus>;
+  /** One request's effect and audit row, in one transaction; resolves with the effect's outcome. */
+  commit(commit: Commit, now: Date): Promise<TokenOutcome>;
+
+  /** Newest first. */
+  queryAudit(query: AuditQuery): Promise<StoredAuditRow[]>;
+  /** Rows in `seq` order from `afterSeq` on, at most `limit`. */
+  auditAfter(afterSeq: number, limit: number): Promise<StoredAuditRow[]>;
+
+  /** Runs `fn` while no other process holds the same name (held by the database, never a file). */
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  schemaVersion(): Promise<number>;
   close(): Promise<void>;
 }
+
+/** Raised by a store when the database cannot be reached or written: the server answers 503. */
+export { StateUnavailableError } from './state-errors.js';

@@ -21,6 +21,7 @@ export interface StorePaths {
   readonly apiKeys: string;
   readonly stateLog: string;
   readonly auditLog: string;
+  readonly stateDb: string;
   secrets(environment: string): string;
 }
 
@@ -34,6 +35,7 @@ export function storePaths(dir: string): StorePaths {
     apiKeys: path.join(root, 'api-keys.json'),
     stateLog: path.join(root, 'token-state.log'),
     auditLog: path.join(root, 'audit.log'),
+    stateDb: path.join(root, 'state.db'),
     secrets: (environment) => path.join(root, `${environment}${SECRETS_SUFFIX}`),
   };
 }

@@ -3,17 +3,20 @@
 // re-checked at most every 250 ms by its inode, size and times, so edits by the admin commands
 // or by `sops` itself are picked up within a second; a file that fails verification stays
 // refused until it changes again.
+import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { openSopsFile, type SopsFile } from '../../sops/index.js';
-import type { StorePaths } from './layout.js';
-import type { SecretSource } from './secret-source.js';
+import { isValidEnvironment, SECRETS_SUFFIX, type StorePaths } from './layout.js';
+import type { EnvironmentVersion, SecretSource } from './secret-source.js';
+
+export type VersionedSopsFile = SopsFile & { readonly digest: string };
 
 const RECHECK_MS = 250;
 
 interface Cached {
   identity: string;
   checkedAt: number;
-  file: Promise<SopsFile | undefined>;
+  file: Promise<VersionedSopsFile | undefined>;
 }
 
 export class SopsSecretStore implements SecretSource {
@@ -25,7 +28,7 @@ export class SopsSecretStore implements SecretSource {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async open(environment: string): Promise<SopsFile | undefined> {
+  async open(environment: string): Promise<VersionedSopsFile | undefined> {
     const now = this.now();
     const cached = this.#cache.get(environment);
     if (cached !== undefined && now - cached.checkedAt < RECHECK_MS) return cached.file;
@@ -41,13 +44,44 @@ export class SopsSecretStore implements SecretSource {
     this.#cache.set(environment, { identity, checkedAt: now, file: opened });
     return opened;
   }
+
+  async versions(): Promise<Record<string, EnvironmentVersion>> {
+    const versions: Record<string, EnvironmentVersion> = {};
+    for (const environment of await listEnvironments(this.paths)) {
+      try {
+        const file = await this.open(environment);
+        if (file) versions[environment] = { digest: file.digest };
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        versions[environment] = { error: typeof code === 'string' ? code : 'RWS_STORE_INVALID' };
+      }
+    }
+    return versions;
+  }
+}
+
+/** The environments a store holds: its *.enc.yaml files with a valid environment name, sorted. */
+export async function listEnvironments(paths: StorePaths): Promise<string[]> {
+  const names = await fs.readdir(paths.dir).catch(() => [] as string[]);
+  return names
+    .filter((name) => name.endsWith(SECRETS_SUFFIX))
+    .map((name) => name.slice(0, -SECRETS_SUFFIX.length))
+    .filter(isValidEnvironment)
+    .sort();
+}
+
+/** The version id of a file's bytes, as `status` and /healthz show it. */
+export function fileDigest(text: string): string {
+  return `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
 }
 
 /** Opens a store file (never through a link) and verifies it. */
-export async function readSopsFile(file: string, identities: string[]): Promise<SopsFile> {
+export async function readSopsFile(file: string, identities: string[]): Promise<VersionedSopsFile> {
   const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    return await openSopsFile(await handle.readFile('utf8'), identities, { origin: file });
+    const text = await handle.readFile('utf8');
+    const opened = await openSopsFile(text, identities, { origin: file });
+    return Object.assign(opened, { digest: fileDigest(text) });
   } finally {
     await handle.close();
   }

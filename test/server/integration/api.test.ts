@@ -223,7 +223,7 @@ describe('bad tokens over HTTP', () => {
   const now = Date.now();
   const claims = () => goodClaims(now, { scope: { environment: 'production', key_pattern: 'SERVICE_B_*', permissions: ['read'] } });
   const cases: Array<[string, () => string]> = [
-    ['control: a well-formed crafted token is accepted', () => craft(GOOD_HEADER, claims(), { secret: jwtSecret })],
+    ['control: a well-formed crafted token passes every check but the issue record', () => craft(GOOD_HEADER, claims(), { secret: jwtSecret })],
     ['alg none', () => craft({ alg: 'none', typ: GOOD_HEADER.typ }, claims(), { hash: 'none' })],
     ['HS384', () => craft({ alg: 'HS384', typ: GOOD_HEADER.typ }, claims(), { secret: jwtSecret, hash: 'sha384' })],
     ['HS512', () => craft({ alg: 'HS512', typ: GOOD_HEADER.typ }, claims(), { secret: jwtSecret, hash: 'sha512' })],
@@ -240,11 +240,14 @@ describe('bad tokens over HTTP', () => {
   ];
   it.each(cases)('%s', async (name, make) => {
     const reply = await call(vault('production/SERVICE_B_KEY'), { auth: make(), dispatcher });
+    expect(reply.status).toBe(401);
+    // Fail closed: a correctly signed token this vault never minted (or whose record was lost)
+    // is refused; every other case must be refused before the state is even asked.
     if (name.startsWith('control')) {
-      expect(reply.status).toBe(200);
+      expect(reply.body.error).toEqual({ code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token' });
       return;
     }
-    expect(reply.status).toBe(401);
+    expect(reply.body.error.message).not.toContain('no record');
     expect(reply.headers.get('www-authenticate')).toBe('Bearer');
     expect(reply.text).not.toMatch(/at .*\.js|stack|jose/i);
     expect(reply.text).not.toContain('b-key-value');
@@ -260,7 +263,7 @@ describe('bad tokens over HTTP', () => {
 
 describe('HTTP hygiene', () => {
   it('answers 404, 405 with Allow, 415 and 413 as JSON errors', async () => {
-    expect((await call(`${server.url}/healthz`)).body).toEqual({ status: 'ok' });
+    expect((await call(`${server.url}/healthz`)).body).toMatchObject({ status: 'ok', state: { kind: 'sqlite', schema: 1 }, environments: { production: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }, staging: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } } });
     expect((await call(`${server.url}/nope`)).body.error.code).toBe('RWS_NOT_FOUND');
     const wrongMethod = await call(vault('tokens/generate'));
     expect(wrongMethod.status).toBe(405);
@@ -344,13 +347,14 @@ describe('admin changes on a running server', () => {
 });
 
 describe('audit log', () => {
-  it('has one well-formed line per credentialed request, with no value, token or API key in it', async () => {
-    const text = await readFile(path.join(store.dir, 'audit.log'), 'utf8');
-    const lines = text.trim().split('\n').map((line) => JSON.parse(line));
+  it('has one well-formed row per credentialed request, with no value, token or API key in it or in the database file', async () => {
+    const text = await cliOk(['audit', '--json', '--limit', '10000', '--store', store.dir]);
+    const lines = text.trim().split('\n').map((line) => JSON.parse(line)).reverse();
     expect(lines.length).toBeGreaterThan(50);
     for (const line of lines) {
-      expect(Object.keys(line)).toEqual(['time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client']);
+      expect(Object.keys(line)).toEqual(['seq', 'time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client', 'count', 'hash']);
     }
+    expect(lines.map((line) => line.seq)).toEqual(lines.map((_, index) => index + 1));
     const events = new Set(lines.map((line) => line.event));
     for (const event of ['token.generate', 'secret.read', 'secret.list', 'secret.batch', 'token.revoke', 'auth.failure']) expect(events).toContain(event);
     const read = lines.find((line) => line.event === 'secret.read' && line.outcome === 'success');
@@ -366,5 +370,11 @@ describe('audit log', () => {
     }
     for (const key of keysSeen) expect(text).not.toContain(key.slice(7));
     expect(text).not.toContain(jwtSecret);
+    // The database's own bytes (main file and write-ahead log) hold none of them either.
+    const raw = (await Promise.all(['state.db', 'state.db-wal'].map((name) => readFile(path.join(store.dir, name)).catch(() => Buffer.alloc(0))))).map((b) => b.toString('latin1')).join('');
+    expect(raw.length).toBeGreaterThan(0);
+    for (const value of ALL_VALUES) expect(raw).not.toContain(value);
+    for (const t of tokensSeen) expect(raw).not.toContain(t.split('.')[2]);
+    for (const key of keysSeen) expect(raw).not.toContain(key.slice(7));
   });
 });

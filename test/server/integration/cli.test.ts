@@ -116,8 +116,9 @@ describe('apikey', () => {
     const { id, key } = await makeApiKey(store, ['team'], ['DB_*'], ['--max-ttl', '15', '--expires-at', '2099-01-01T00:00:00Z']);
     expect(id).toMatch(/^ak_[0-9a-f]{16}$/);
     expect(key).toMatch(/^rws_sk_[0-9a-f]{32}$/);
-    const file = await readFile(path.join(store.dir, 'api-keys.json'), 'utf8');
-    expect(await mode(path.join(store.dir, 'api-keys.json'))).toBe(0o600);
+    const file = (await readFile(path.join(store.dir, 'state.db'))).toString('latin1') + (await readFile(path.join(store.dir, 'state.db-wal')).catch(() => Buffer.alloc(0))).toString('latin1');
+    expect(await mode(path.join(store.dir, 'state.db'))).toBe(0o600);
+    expect(file).toContain(id);
     expect(file).not.toContain(key.slice(7 + 8));
     const listed = JSON.parse((await cliOk(['apikey', 'list', '--json', '--store', store.dir])).trim().split('\n').at(-1) as string);
     expect(listed).toEqual({

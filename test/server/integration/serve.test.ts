@@ -71,14 +71,17 @@ describe('refusals at start', () => {
     expect(result.stdout).not.toContain('listening');
   });
 
-  it('refuses a second server on the same store', async () => {
+  it('lets a second server serve the same store, with one state', async () => {
     const first = await startServer(store);
+    const second = await startServer(store);
     try {
-      const second = await cli(['serve', '--store', store.dir, '--port', '0']);
-      expect(second.exitCode).toBe(1);
-      expect(second.stderr).toContain('RWS_STORE_LOCKED');
+      const t = await token(first, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 2 });
+      const read = (server: { url: string }) => call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+      expect((await read(second)).status).toBe(200);
+      expect((await read(first)).status).toBe(200);
+      expect((await read(second)).body.error.code).toBe('RWS_TOKEN_EXHAUSTED');
     } finally {
-      await first.stop();
+      await Promise.all([first.stop(), second.stop()]);
     }
   });
 

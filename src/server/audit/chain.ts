@@ -1,0 +1,50 @@
+// The audit trail is a hash chain: each row's hash is SHA-256 over the previous row's hash and
+// the row's canonical JSON, so an edited, deleted, inserted or reordered row breaks every hash
+// after it. The canonical form is fixed here and nowhere else: field order, JSON.stringify's
+// escaping, and `keys` as an array or null.
+import { createHash } from 'node:crypto';
+import type { AuditRecord, StoredAuditRow } from './record.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export function canonicalAuditJson(seq: number, r: AuditRecord): string {
+  return JSON.stringify([seq, r.time, r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys, r.client, r.count]);
+}
+
+export function chainHash(previousHash: string, seq: number, record: AuditRecord): string {
+  return createHash('sha256').update(previousHash, 'utf8').update(canonicalAuditJson(seq, record), 'utf8').digest('hex');
+}
+
+/** Seals records after the head (`seq`, `hash`): the rows to insert, in order. */
+export function sealRows(head: { seq: number; hash: string }, records: readonly AuditRecord[]): StoredAuditRow[] {
+  let { seq, hash } = head;
+  return records.map((record) => {
+    seq += 1;
+    hash = chainHash(hash, seq, record);
+    return { ...record, seq, hash };
+  });
+}
+
+export type ChainCheck = { ok: true; count: number; head: string } | { ok: false; count: number; seq: number; problem: string };
+
+/**
+ * Walks rows in seq order, page by page. The first broken link is named by the seq where the
+ * chain stops matching: an edited row fails its own hash; a deleted one leaves a gap; an inserted
+ * or reordered one breaks density or the link.
+ */
+export async function verifyChain(page: (afterSeq: number) => Promise<StoredAuditRow[]>): Promise<ChainCheck> {
+  let expectedSeq = 1;
+  let previous = GENESIS_HASH;
+  for (;;) {
+    const rows = await page(expectedSeq - 1);
+    if (rows.length === 0) return { ok: true, count: expectedSeq - 1, head: previous };
+    for (const row of rows) {
+      if (row.seq !== expectedSeq) {
+        return { ok: false, count: expectedSeq - 1, seq: expectedSeq, problem: row.seq > expectedSeq ? `row ${expectedSeq} is missing (next is ${row.seq})` : `row ${row.seq} is out of order` };
+      }
+      if (chainHash(previous, row.seq, row) !== row.hash) return { ok: false, count: expectedSeq - 1, seq: row.seq, problem: `row ${row.seq} does not match its hash` };
+      previous = row.hash;
+      expectedSeq += 1;
+    }
+  }
+}

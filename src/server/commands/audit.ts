@@ -1,0 +1,94 @@
+// `secrets-server audit [filters] [--json] [--follow]` and `audit verify`.
+import { verifyChain } from '../audit/chain.js';
+import { auditJson, type AuditQuery, type StoredAuditRow } from '../audit/record.js';
+import type { CliIo } from '../cli.js';
+import { EXIT_FAILURE, EXIT_OK } from '../cli.js';
+import { checkStoreDir, resolveStore } from '../config.js';
+import type { SqlStateStore } from '../state/sql/sql-state-store.js';
+import { ServerUsageError } from '../usage-error.js';
+import { openCommandState } from './state-args.js';
+
+const FOLLOW_POLL_MS = 500;
+const PAGE = 1000;
+
+async function open(args: Record<string, unknown>, io: CliIo): Promise<SqlStateStore> {
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  await checkStoreDir(paths);
+  return openCommandState(paths, args, io);
+}
+
+export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
+  const limit = args.limit as number;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new ServerUsageError(`Expected --limit to be an integer from 1 to 10000, got ${String(args.limit)}`);
+  const time = (flag: 'since' | 'until'): string | undefined => {
+    const text = args[flag] as string | undefined;
+    if (text === undefined) return undefined;
+    const date = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text) ? new Date(text) : new Date(Number.NaN);
+    if (Number.isNaN(date.getTime())) throw new ServerUsageError(`Expected --${flag} to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
+    return date.toISOString();
+  };
+  return {
+    apiKeyId: args['api-key'] as string | undefined,
+    event: args.event as string | undefined,
+    outcome: args.outcome as 'success' | 'failure' | undefined,
+    environment: args.environment as string | undefined,
+    since: time('since'),
+    until: time('until'),
+    limit,
+  };
+}
+
+function matches(row: StoredAuditRow, query: AuditQuery): boolean {
+  return (
+    (query.apiKeyId === undefined || row.api_key_id === query.apiKeyId) &&
+    (query.event === undefined || row.event === query.event) &&
+    (query.outcome === undefined || row.outcome === query.outcome) &&
+    (query.environment === undefined || row.environment === query.environment) &&
+    (query.since === undefined || row.time >= query.since) &&
+    (query.until === undefined || row.time < query.until)
+  );
+}
+
+function text(row: StoredAuditRow): string {
+  const who = row.api_key_id ?? '-';
+  const what = [row.environment, row.keys?.join(',')].filter(Boolean).join(' ');
+  return `${row.seq}  ${row.time}  ${row.event}  ${row.outcome} ${row.status}${row.error_code ? ` ${row.error_code}` : ''}  key=${who}  ${row.subject === null ? '' : `subject=${JSON.stringify(row.subject)}  `}${what ? `${what}  ` : ''}client=${row.client}${row.count > 1 ? `  x${row.count}` : ''}`;
+}
+
+export async function auditList(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const query = parseAuditQuery(args);
+  const state = await open(args, io);
+  try {
+    const rows = await state.queryAudit(query);
+    for (const row of rows) io.stdout.write(`${args.json || args.follow ? auditJson(row) : text(row)}\n`);
+    if (!args.follow) return EXIT_OK;
+    // New rows in seq order, as JSON lines, until the command is stopped.
+    let last = (await state.queryAudit({ limit: 1 }))[0]?.seq ?? 0;
+    let stopped = false;
+    void io.untilStopped().then(() => (stopped = true));
+    while (!stopped) {
+      const fresh = await state.auditAfter(last, PAGE);
+      for (const row of fresh) if (matches(row, query)) io.stdout.write(`${auditJson(row)}\n`);
+      last = fresh.at(-1)?.seq ?? last;
+      if (fresh.length < PAGE) await new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS));
+    }
+    return EXIT_OK;
+  } finally {
+    await state.close();
+  }
+}
+
+export async function auditVerify(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const state = await open(args, io);
+  try {
+    const result = await verifyChain((after) => state.auditAfter(after, PAGE));
+    if (result.ok) {
+      io.stdout.write(`audit chain verified: ${result.count} rows, head ${result.head}\n`);
+      return EXIT_OK;
+    }
+    io.stdout.write(`audit chain broken at seq ${result.seq}: ${result.problem} (${result.count} rows before it verified)\n`);
+    return EXIT_FAILURE;
+  } finally {
+    await state.close();
+  }
+}

@@ -1,0 +1,60 @@
+// `secrets-server db migrate|status|import`: the schema ahead of time, where the state is, and
+// moving a single server's file state into the database.
+import { RwsError } from '../../errors.js';
+import type { CliIo } from '../cli.js';
+import { EXIT_OK } from '../cli.js';
+import { checkStoreDir, resolveStore } from '../config.js';
+import { markImported, readLegacyStore } from '../state/legacy/import-store.js';
+import { openDriver, resolveDatabaseUrl } from '../state/open-state.js';
+import { currentVersion, migrate, SCHEMA_VERSION } from '../state/sql/schema.js';
+import { storePaths } from '../store/layout.js';
+import { openCommandState } from './state-args.js';
+
+export async function dbMigrate(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  await checkStoreDir(paths);
+  const driver = await openDriver(paths, await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env));
+  try {
+    const applied = await migrate(driver);
+    io.stdout.write(applied.length === 0 ? `schema is at version ${SCHEMA_VERSION}; nothing to do (${driver.location})\n` : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${SCHEMA_VERSION} (${driver.location})\n`);
+  } finally {
+    await driver.close();
+  }
+  return EXIT_OK;
+}
+
+export async function dbStatus(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  await checkStoreDir(paths);
+  const driver = await openDriver(paths, await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env));
+  try {
+    const version = await currentVersion(driver);
+    const view = { kind: driver.dialect, location: driver.location, schema_version: version, latest_version: SCHEMA_VERSION };
+    if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
+    else io.stdout.write(`state: ${view.kind} ${view.location}\nschema version: ${version} (this secrets-server knows ${SCHEMA_VERSION}${version < SCHEMA_VERSION ? '; run secrets-server db migrate' : ''})\n`);
+  } finally {
+    await driver.close();
+  }
+  return EXIT_OK;
+}
+
+export async function dbImport(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  await checkStoreDir(paths);
+  const from = storePaths(String(args['from-store']));
+  await checkStoreDir(from);
+  const now = new Date();
+  const legacy = await readLegacyStore(from, Math.floor(now.getTime() / 1000));
+  if (legacy === undefined) throw new RwsError('RWS_STORE_MISSING', `${from.dir} holds no api-keys.json, token-state.log or audit.log to import`, { hint: 'it may have been imported already (*.imported)' });
+  const state = await openCommandState(paths, args, io);
+  try {
+    if (!(await state.importLegacy(legacy, from.dir, now))) {
+      throw new RwsError('RWS_ALREADY_IMPORTED', `the state at ${state.location} already holds an imported store; nothing was imported`, { hint: 'import once; later changes are made with the admin commands' });
+    }
+  } finally {
+    await state.close();
+  }
+  await markImported(legacy.files);
+  io.stdout.write(`imported ${legacy.keys.length} API keys, ${legacy.tokens.length} live token records and ${legacy.audit.length} audit lines from ${from.dir} into ${state.location}\n`);
+  return EXIT_OK;
+}

@@ -1,0 +1,29 @@
+// `secrets-server status`: what this host would serve — where the state is, its schema version,
+// and the digest of each environment's file (compare across replicas to see drift).
+import type { CliIo } from '../cli.js';
+import { EXIT_OK } from '../cli.js';
+import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
+import { SCHEMA_VERSION } from '../state/sql/schema.js';
+import { SopsSecretStore } from '../store/sops-store.js';
+import { openCommandState } from './state-args.js';
+
+export async function status(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  await checkStoreDir(paths);
+  const environments = await new SopsSecretStore(paths, await resolveIdentities(paths, io.env)).versions();
+  const state = await openCommandState(paths, args, io);
+  let schema: number;
+  try {
+    schema = await state.schemaVersion();
+  } finally {
+    await state.close();
+  }
+  const view = { store: paths.dir, state: { kind: state.kind, location: state.location, schema_version: schema, latest_version: SCHEMA_VERSION }, environments };
+  if (args.json) {
+    io.stdout.write(`${JSON.stringify(view)}\n`);
+    return EXIT_OK;
+  }
+  io.stdout.write(`store: ${view.store}\nstate: ${state.kind} ${state.location}, schema version ${schema}\n`);
+  for (const [environment, version] of Object.entries(environments)) io.stdout.write(`environment ${environment}: ${'digest' in version ? version.digest : `refused (${version.error})`}\n`);
+  return EXIT_OK;
+}

@@ -1,0 +1,96 @@
+// Which state a command uses, and opening it: SQLite in the store directory unless a database
+// URL is given (--database-url, RWS_DATABASE_URL, or RWS_DATABASE_URL_FILE naming a 0600 file).
+// Opening migrates the schema and, for SQLite, imports a pre-database store once. Each driver is
+// loaded only when chosen: an SQLite server never loads `pg`, and neither loads the other.
+import { RwsError } from '../../errors.js';
+import type { StoredAuditRow } from '../audit/record.js';
+import type { Env } from '../config.js';
+import { readPrivateFile } from '../store/files.js';
+import type { StorePaths } from '../store/layout.js';
+import { ServerUsageError } from '../usage-error.js';
+import { markImported, readLegacyStore } from './legacy/import-store.js';
+import type { SqlDriver } from './sql/driver.js';
+import { migrate } from './sql/schema.js';
+import { SqlStateStore, type StateCache } from './sql/sql-state-store.js';
+
+export interface OpenStateOptions {
+  beforeCommit?: (rows: readonly StoredAuditRow[]) => void;
+  afterCommit?: (rows: readonly StoredAuditRow[]) => void;
+  /** Servers keep a cache of keys and unlimited tokens while PostgreSQL notifications are live. */
+  cache?: boolean;
+  /** Opening without migrating (db status): a missing schema is reported, not made. */
+  migrate?: boolean;
+  now?: () => Date;
+}
+
+/** The database URL from the flag or the environment, or undefined for SQLite in the store. */
+export async function resolveDatabaseUrl(flag: string | undefined, env: Env): Promise<string | undefined> {
+  if (flag !== undefined) return checkUrl(flag, '--database-url');
+  if (env.RWS_DATABASE_URL) return checkUrl(env.RWS_DATABASE_URL, 'RWS_DATABASE_URL');
+  if (env.RWS_DATABASE_URL_FILE) {
+    let text: string;
+    try {
+      text = await readPrivateFile(env.RWS_DATABASE_URL_FILE);
+    } catch (error) {
+      if (error instanceof RwsError) throw new RwsError('RWS_CONFIG_INVALID', error.message.replace('RWS_STORE_INVALID', ''), { hint: error.hint });
+      throw new RwsError('RWS_CONFIG_UNREADABLE', `cannot read RWS_DATABASE_URL_FILE ${env.RWS_DATABASE_URL_FILE} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { hint: 'check the path' });
+    }
+    return checkUrl(text.trim(), 'RWS_DATABASE_URL_FILE');
+  }
+  return undefined;
+}
+
+function checkUrl(url: string, from: string): string {
+  if (!/^postgres(ql)?:\/\/[^\s]+$/.test(url)) {
+    throw new ServerUsageError(`${from} is not a postgres:// or postgresql:// URL`, 'e.g. postgres://rws@db.internal:5432/rws?sslmode=verify-full');
+  }
+  return url;
+}
+
+/** A URL fit for output: user, host, port and database, never the password. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    parsed.search = '';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}
+
+export async function openDriver(paths: StorePaths, databaseUrl: string | undefined): Promise<SqlDriver> {
+  if (databaseUrl === undefined) {
+    const { openSqlite } = await import('./sqlite/sqlite-driver.js');
+    return openSqlite(paths.stateDb);
+  }
+  const { openPostgres } = await import('./postgres/postgres-driver.js');
+  return openPostgres(databaseUrl);
+}
+
+export async function openState(paths: StorePaths, databaseUrl: string | undefined, options: OpenStateOptions = {}): Promise<SqlStateStore> {
+  const driver = await openDriver(paths, databaseUrl);
+  try {
+    if (options.migrate !== false) await migrate(driver, options.now);
+    let cache: StateCache | undefined;
+    if (options.cache && driver.dialect === 'postgres') {
+      const { startNotifiedCache } = await import('./postgres/notified-cache.js');
+      cache = await startNotifiedCache(databaseUrl as string);
+    }
+    const state = new SqlStateStore(driver, { beforeCommit: options.beforeCommit, afterCommit: options.afterCommit, cache });
+    if (databaseUrl === undefined && options.migrate !== false) await importLegacyOnce(state, paths, options.now?.() ?? new Date());
+    return state;
+  } catch (error) {
+    await driver.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** SQLite in a store that predates the database: import its files the first time. */
+export async function importLegacyOnce(state: SqlStateStore, paths: StorePaths, now: Date): Promise<boolean> {
+  const legacy = await readLegacyStore(paths, Math.floor(now.getTime() / 1000));
+  if (legacy === undefined) return false;
+  const imported = await state.importLegacy(legacy, paths.dir, now);
+  await markImported(legacy.files);
+  return imported;
+}

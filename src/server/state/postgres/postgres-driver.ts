@@ -1,0 +1,128 @@
+// PostgreSQL through node-postgres (`pg`): a small pool, every statement bounded in time so a
+// database that stops answering turns into a 503 within the request timeout rather than a hung
+// request, and idle-connection errors absorbed so a database restart never crashes the server.
+// The pool reconnects by itself once the database is back. Errors never carry the URL's password.
+import pg from 'pg';
+import { StateUnavailableError } from '../state-errors.js';
+import { lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
+import { redactUrl } from '../open-state.js';
+
+const CONNECT_TIMEOUT_MS = 3_000;
+const QUERY_TIMEOUT_MS = 5_000;
+
+/** bigint columns (seq, epoch seconds, uses) as numbers: they stay far below 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: string) => (oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
+};
+
+export function clientConfig(url: string): pg.ClientConfig {
+  return { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: QUERY_TIMEOUT_MS, statement_timeout: QUERY_TIMEOUT_MS, keepAlive: true, types, application_name: 'secrets-server' };
+}
+
+export async function openPostgres(url: string): Promise<SqlDriver> {
+  const location = redactUrl(url);
+  const pool = new pg.Pool({ ...clientConfig(url), max: 6, idleTimeoutMillis: 30_000 });
+  // An idle client whose server went away emits 'error' on the pool: it is dropped, not fatal.
+  pool.on('error', () => undefined);
+  const driver = new PostgresDriver(location, pool);
+  try {
+    await driver.query('SELECT 1');
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
+  return driver;
+}
+
+class PostgresDriver implements SqlDriver {
+  readonly dialect = 'postgres';
+
+  constructor(
+    readonly location: string,
+    private readonly pool: pg.Pool,
+  ) {}
+
+  async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    try {
+      return (await this.pool.query(sql, params as unknown[])).rows as T[];
+    } catch (cause) {
+      throw this.#wrap(cause);
+    }
+  }
+
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const client = await this.#connect();
+    let broken: unknown;
+    try {
+      const tx: Transaction = {
+        query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => {
+          try {
+            return (await client.query(sql, params as unknown[])).rows as R[];
+          } catch (cause) {
+            broken = cause;
+            throw this.#wrap(cause);
+          }
+        },
+        lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
+      };
+      await tx.query('BEGIN');
+      const value = await fn(tx);
+      await tx.query('COMMIT');
+      broken = undefined;
+      return value;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((cause: unknown) => (broken = cause));
+      throw error;
+    } finally {
+      // A client whose connection failed is destroyed, not returned to the pool.
+      client.release(broken instanceof Error && isConnectionError(broken) ? broken : undefined);
+    }
+  }
+
+  async lock(name: string): Promise<() => Promise<void>> {
+    const client = await this.#connect();
+    const key = lockKey(name).toString();
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [key]);
+    } catch (cause) {
+      client.release(cause as Error);
+      throw this.#wrap(cause);
+    }
+    // The lock belongs to this session: if the process dies, the connection closes and the
+    // database releases it; no lock is ever left behind.
+    return async () => {
+      try {
+        await client.query('SELECT pg_advisory_unlock($1)', [key]);
+        client.release();
+      } catch (cause) {
+        client.release(cause as Error);
+      }
+    };
+  }
+
+  async #connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (cause) {
+      throw this.#wrap(cause);
+    }
+  }
+
+  #wrap(cause: unknown): unknown {
+    if (cause instanceof StateUnavailableError) return cause;
+    const code = (cause as { code?: unknown }).code;
+    // Integrity and syntax errors are ours to see (a bug, or a hand-edited schema); everything
+    // else — refused or lost connections, timeouts, shutdowns, a full disk — is unavailability.
+    if (typeof code === 'string' && /^(23|42)/.test(code)) return cause;
+    return new StateUnavailableError(`the state database ${this.location} did not answer (${typeof code === 'string' ? code : 'connection failed'})`, cause);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end().catch(() => undefined);
+  }
+}
+
+function isConnectionError(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code !== 'string' || /^(08|57|53|XX)/.test(code) || /^E[A-Z]+$/.test(code);
+}

@@ -1,0 +1,42 @@
+// The little the state model needs from a database: queries, write transactions, and named
+// locks that die with the process. Queries are written once, in PostgreSQL's `$1` style; the
+// SQLite driver rewrites the placeholders (better-sqlite3 binds `?` positionally).
+
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  query<T extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+}
+
+export interface Transaction extends Queryable {
+  /** Holds `name` until the transaction ends (PostgreSQL: an advisory lock; SQLite's write lock already covers it). */
+  lock(name: string): Promise<void>;
+}
+
+export interface SqlDriver extends Queryable {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** For output: a path, or a URL without its password. */
+  readonly location: string;
+  /** Runs `fn` in one write transaction; commits if it resolves, rolls back if it throws. */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /** Holds `name` against every other process until `release` (or until this process dies). */
+  lock(name: string): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** `$1 … $n` to `?` with the parameters reordered to match, for drivers that bind positionally. */
+export function positional(sql: string, params: readonly unknown[]): { sql: string; params: unknown[] } {
+  const ordered: unknown[] = [];
+  const text = sql.replace(/\$(\d+)/g, (_, index: string) => {
+    ordered.push(params[Number(index) - 1]);
+    return '?';
+  });
+  return { sql: text, params: ordered };
+}
+
+/** A 63-bit lock key for a name: the same in every process and replica. */
+export function lockKey(name: string): bigint {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of Buffer.from(name, 'utf8')) hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return hash & 0x7fffffffffffffffn;
+}

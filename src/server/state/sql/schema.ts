@@ -1,0 +1,112 @@
+// The schema, as ordered, named migrations. One text serves both databases: the types used
+// (TEXT, INTEGER, BIGINT) mean the same in SQLite and PostgreSQL, times are ISO 8601 text (UTC,
+// millisecond, so they sort as text) and token dates are epoch seconds. Applied steps are
+// recorded in schema_migrations; migrating takes the database's write lock (SQLite) or an
+// advisory lock (PostgreSQL), so processes that start together apply each step once.
+import { RwsError } from '../../../errors.js';
+import { StateUnavailableError } from '../state-errors.js';
+import type { SqlDriver } from './driver.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly statements: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'api keys, tokens, audit chain',
+    statements: [
+      `CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        environments TEXT NOT NULL,
+        key_patterns TEXT NOT NULL,
+        max_ttl_minutes INTEGER,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT,
+        last_used_at TEXT
+      )`,
+      'CREATE INDEX api_keys_prefix ON api_keys (prefix)',
+      `CREATE TABLE tokens (
+        jti TEXT PRIMARY KEY,
+        api_key_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        key_pattern TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        usage_limit BIGINT,
+        uses BIGINT NOT NULL DEFAULT 0,
+        revoked_at TEXT
+      )`,
+      'CREATE INDEX tokens_api_key ON tokens (api_key_id)',
+      'CREATE INDEX tokens_expires ON tokens (expires_at)',
+      `CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,
+        time TEXT NOT NULL,
+        event TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        error_code TEXT,
+        api_key_id TEXT,
+        jti TEXT,
+        subject TEXT,
+        environment TEXT,
+        keys TEXT,
+        client TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        hash TEXT NOT NULL
+      )`,
+      'CREATE INDEX audit_api_key ON audit (api_key_id, seq)',
+      'CREATE INDEX audit_time ON audit (time)',
+      'CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)',
+    ],
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
+
+const MIGRATIONS_TABLE = 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)';
+
+/** Applies what is missing; returns the versions it applied. Safe when many processes start at once. */
+export async function migrate(driver: SqlDriver, now: () => Date = () => new Date()): Promise<number[]> {
+  return driver.transaction(async (tx) => {
+    await tx.lock('rws:migrate');
+    await tx.query(MIGRATIONS_TABLE);
+    const applied = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((row) => Number(row.version)));
+    const newer = [...applied].find((version) => version > SCHEMA_VERSION);
+    if (newer !== undefined) throw new SchemaTooNewError(newer);
+    const done: number[] = [];
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      for (const statement of migration.statements) await tx.query(statement);
+      await tx.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, now().toISOString()]);
+      done.push(migration.version);
+    }
+    return done;
+  });
+}
+
+export async function currentVersion(driver: SqlDriver): Promise<number> {
+  try {
+    const rows = await driver.query<{ version: number | null }>('SELECT MAX(version) AS version FROM schema_migrations');
+    return Number(rows[0]?.version ?? 0);
+  } catch (error) {
+    if (error instanceof StateUnavailableError) throw error;
+    return 0; // no table yet
+  }
+}
+
+
+export class SchemaTooNewError extends RwsError {
+  constructor(version: number) {
+    super('RWS_SCHEMA_TOO_NEW', `the state database has schema version ${version}, newer than this secrets-server knows (${SCHEMA_VERSION})`, {
+      hint: 'upgrade secrets-server on this host; never run an older one against a newer database',
+    });
+  }
+}

@@ -1,0 +1,359 @@
+// StateStore over SQL, the same code for SQLite and PostgreSQL. A request's effect and its audit
+// row commit together (commit-queue.ts batches the requests of one event-loop turn into one
+// transaction); a use is one conditional UPDATE … RETURNING, never a read then a write, so the
+// count is exact however many processes race for the last use.
+import { RwsError } from '../../../errors.js';
+import { sealRows } from '../../audit/chain.js';
+import type { AuditQuery, AuditRecord, StoredAuditRow } from '../../audit/record.js';
+import type { ApiKeyRecord, ApiKeyView, Commit, PresentedToken, StateStore, TokenOutcome, TokenRecord, TokenStatus } from '../state-store.js';
+import type { LegacyState } from '../legacy/import-store.js';
+import { CommitQueue } from './commit-queue.js';
+import type { Queryable, Row, SqlDriver, Transaction } from './driver.js';
+import { currentVersion } from './schema.js';
+
+/** Bound for "no usage limit" in the conditional UPDATE (one query text for both cases). */
+const UNLIMITED = Number.MAX_SAFE_INTEGER;
+const AUDIT_LOCK = 'rws:audit-chain';
+const INSERT_CHUNK = 200;
+const AUDIT_COLUMNS = ['seq', 'time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client', 'count', 'hash'] as const;
+
+export interface SqlStateOptions {
+  /** Called with every batch of sealed rows inside the transaction, before it commits (the audit file sink); a throw rolls it back. */
+  beforeCommit?: (rows: readonly StoredAuditRow[]) => void;
+  /** Called once the rows are committed (followers, notifications). */
+  afterCommit?: (rows: readonly StoredAuditRow[]) => void;
+  /** Lookups a cache may answer (PostgreSQL, while change notifications are live). */
+  cache?: StateCache;
+}
+
+/** A read-through cache of records that change only by events it hears about. */
+export interface StateCache {
+  apiKeys(prefix: string, load: () => Promise<ApiKeyRecord[]>): Promise<ApiKeyRecord[]>;
+  tokenStatus(jti: string, load: () => Promise<TokenStatusRow | undefined>): Promise<TokenStatusRow | undefined>;
+  /** Tells the other processes (and this one) that these records changed. */
+  changed(tx: Transaction, change: { apiKeyId?: string; jti?: string }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TokenStatusRow {
+  api_key_id: string;
+  uses: number;
+  revoked_at: string | null;
+  key_revoked_at: string | null;
+  key_expires_at: string | null;
+  key_exists: boolean;
+}
+
+interface Pending {
+  commit: Commit;
+  now: Date;
+}
+
+export class SqlStateStore implements StateStore {
+  readonly #queue: CommitQueue<Pending, TokenOutcome>;
+
+  constructor(
+    private readonly db: SqlDriver,
+    private readonly options: SqlStateOptions = {},
+  ) {
+    this.#queue = new CommitQueue((items) => this.#commitBatch(items));
+  }
+
+  get kind(): 'sqlite' | 'postgres' {
+    return this.db.dialect;
+  }
+
+  get location(): string {
+    return this.db.location;
+  }
+
+  // --- API keys -------------------------------------------------------------------------------
+
+  async listApiKeys(): Promise<ApiKeyView[]> {
+    const rows = await this.db.query('SELECT * FROM api_keys ORDER BY created_at, id');
+    return rows.map((row) => ({ ...toApiKey(row), last_used_at: (row.last_used_at as string | null) ?? null }));
+  }
+
+  async findApiKeys(prefix: string): Promise<ApiKeyRecord[]> {
+    const load = async () => (await this.db.query('SELECT * FROM api_keys WHERE prefix = $1', [prefix])).map(toApiKey);
+    return this.options.cache ? this.options.cache.apiKeys(prefix, load) : load();
+  }
+
+  async addApiKey(record: ApiKeyRecord, audit: AuditRecord): Promise<void> {
+    await this.#write(async (tx, appendAudit) => {
+      await tx.query(
+        'INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)',
+        [record.id, record.name, record.prefix, record.hash, JSON.stringify(record.environments), JSON.stringify(record.key_patterns), record.max_ttl_minutes, record.created_at, record.expires_at, record.revoked_at],
+      );
+      await this.options.cache?.changed(tx, { apiKeyId: record.id });
+      await appendAudit([audit]);
+    });
+  }
+
+  async revokeApiKey(id: string, at: Date, audit: AuditRecord): Promise<boolean> {
+    return this.#write(async (tx, appendAudit) => {
+      const found = await tx.query('SELECT id FROM api_keys WHERE id = $1', [id]);
+      if (found.length === 0) return false;
+      await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, at.toISOString()]);
+      await this.options.cache?.changed(tx, { apiKeyId: id });
+      await appendAudit([audit]);
+      return true;
+    });
+  }
+
+  // --- tokens ---------------------------------------------------------------------------------
+
+  async tokenStatus(token: PresentedToken, now: Date): Promise<TokenStatus> {
+    const load = async () => (await selectTokenStatus(this.db, token.jti))[0];
+    // Only unlimited tokens may be answered from a cache: their state changes only by revocations,
+    // which the cache hears about. A limited token's count is read every time.
+    const row = token.usageLimit === null && this.options.cache ? await this.options.cache.tokenStatus(token.jti, load) : await load();
+    return { outcome: judge(row, token, now), apiKeyId: row?.api_key_id ?? null };
+  }
+
+  commit(commit: Commit, now: Date): Promise<TokenOutcome> {
+    return this.#queue.push({ commit, now });
+  }
+
+  async #commitBatch(items: Pending[]): Promise<TokenOutcome[]> {
+    return this.#write(async (tx, appendAudit) => {
+      const outcomes: TokenOutcome[] = [];
+      for (const { commit, now } of items) outcomes.push(commit.effect === undefined ? 'ok' : await this.#apply(tx, commit, now));
+      await appendAudit(
+        items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome)),
+      );
+      return outcomes;
+    });
+  }
+
+  async #apply(tx: Transaction, { effect }: Commit, now: Date): Promise<TokenOutcome> {
+    const iso = now.toISOString();
+    switch (effect?.kind) {
+      case 'issue': {
+        const t = effect.token;
+        // The key may have been revoked since it was checked: the mint stands only if it is still live.
+        const live = await tx.query('UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) RETURNING id', [t.api_key_id, iso]);
+        if (live.length === 0) return 'revoked';
+        await tx.query(
+          'INSERT INTO tokens (jti, api_key_id, subject, environment, key_pattern, issued_at, expires_at, usage_limit, uses, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL)',
+          [t.jti, t.api_key_id, t.subject, t.environment, t.key_pattern, t.issued_at, t.expires_at, t.usage_limit],
+        );
+        return 'ok';
+      }
+      case 'use': {
+        const used = await tx.query(
+          `UPDATE tokens SET uses = uses + 1
+            WHERE jti = $1 AND revoked_at IS NULL AND uses < $2
+              AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))
+            RETURNING uses`,
+          [effect.token.jti, effect.token.usageLimit ?? UNLIMITED, iso],
+        );
+        if (used.length > 0) return 'ok';
+        // Refused: say why, from the same transaction's view.
+        return judge((await selectTokenStatus(tx, effect.token.jti))[0], effect.token, now);
+      }
+      case 'revoke': {
+        await tx.query('UPDATE tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL', [effect.token.jti, iso]);
+        await this.options.cache?.changed(tx, { jti: effect.token.jti });
+        return 'ok';
+      }
+      default:
+        return 'ok';
+    }
+  }
+
+  /** Forgets tokens that expired over an hour ago (the JWT check refuses them anyway). */
+  async pruneTokens(now: Date): Promise<void> {
+    await this.db.query('DELETE FROM tokens WHERE expires_at < $1', [Math.floor(now.getTime() / 1000) - 3600]);
+  }
+
+  // --- audit ----------------------------------------------------------------------------------
+
+  async #appendAudit(tx: Transaction, records: AuditRecord[]): Promise<StoredAuditRow[]> {
+    if (records.length === 0) return [];
+    await tx.lock(AUDIT_LOCK);
+    const head = (await tx.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    const rows = sealRows(head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: '0'.repeat(64) }, records);
+    for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
+      const chunk = rows.slice(start, start + INSERT_CHUNK);
+      const params: unknown[] = [];
+      const tuples = chunk.map((row) => {
+        const values = [row.seq, row.time, row.event, row.outcome, row.status, row.error_code, row.api_key_id, row.jti, row.subject, row.environment, row.keys === null ? null : JSON.stringify(row.keys), row.client, row.count, row.hash];
+        const marks = values.map((value) => `$${params.push(value)}`);
+        return `(${marks.join(', ')})`;
+      });
+      await tx.query(`INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, params);
+    }
+    this.options.beforeCommit?.(rows);
+    return rows;
+  }
+
+  /** A write transaction that appends audit rows; followers hear of them once committed. */
+  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>): Promise<T> {
+    let sealed: StoredAuditRow[] = [];
+    const value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records))));
+    if (sealed.length > 0) this.options.afterCommit?.(sealed);
+    return value;
+  }
+
+  async queryAudit(query: AuditQuery): Promise<StoredAuditRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: string, value: unknown) => where.push(clause.replace('?', `$${params.push(value)}`));
+    if (query.apiKeyId !== undefined) add('api_key_id = ?', query.apiKeyId);
+    if (query.event !== undefined) add('event = ?', query.event);
+    if (query.outcome !== undefined) add('outcome = ?', query.outcome);
+    if (query.environment !== undefined) add('environment = ?', query.environment);
+    if (query.since !== undefined) add('time >= ?', query.since);
+    if (query.until !== undefined) add('time < ?', query.until);
+    if (query.beforeSeq !== undefined) add('seq < ?', query.beforeSeq);
+    const sql = `SELECT * FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.push(query.limit)}`;
+    return (await this.db.query(sql, params)).map(toAuditRow);
+  }
+
+  async auditAfter(afterSeq: number, limit: number): Promise<StoredAuditRow[]> {
+    return (await this.db.query('SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2', [afterSeq, limit])).map(toAuditRow);
+  }
+
+  // --- import ---------------------------------------------------------------------------------
+
+  /**
+   * Imports a pre-database store's state once: false when this database already holds an import
+   * (the mark commits with the rows, so processes racing at start import it once).
+   */
+  async importLegacy(legacy: LegacyState, source: string, now: Date): Promise<boolean> {
+    return this.#write(async (tx, appendAudit) => {
+      await tx.lock('rws:legacy-import');
+      const marked = await tx.query('SELECT value FROM meta WHERE name = $1', ['legacy_import']);
+      if (marked.length > 0) return false;
+      for (const key of legacy.keys) {
+        await tx.query(
+          `INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+          [key.id, key.name, key.prefix, key.hash, JSON.stringify(key.environments), JSON.stringify(key.key_patterns), key.max_ttl_minutes, key.created_at, key.expires_at, key.revoked_at, legacy.lastUsed.get(key.id) ?? null],
+        );
+      }
+      for (const t of legacy.tokens) {
+        // The log never held a token's subject, scope or limit (the signed token carries them).
+        await tx.query(
+          `INSERT INTO tokens (jti, api_key_id, subject, environment, key_pattern, issued_at, expires_at, usage_limit, uses, revoked_at)
+           VALUES ($1, $2, '', '', '', $3, $4, NULL, $5, $6) ON CONFLICT (jti) DO NOTHING`,
+          [t.jti, t.apiKeyId, t.issuedAt, t.expiresAt, t.uses, t.revoked ? now.toISOString() : null],
+        );
+      }
+      const summary: AuditRecord = {
+        time: now.toISOString(),
+        event: 'state.import',
+        outcome: 'success',
+        status: 0,
+        error_code: null,
+        api_key_id: null,
+        jti: null,
+        subject: `${legacy.keys.length} keys, ${legacy.tokens.length} live tokens, ${legacy.audit.length} audit lines from ${source}`.slice(0, 256),
+        environment: null,
+        keys: null,
+        client: 'local',
+        count: 1,
+      };
+      await appendAudit([...legacy.audit, summary]);
+      await tx.query('INSERT INTO meta (name, value) VALUES ($1, $2)', ['legacy_import', now.toISOString()]);
+      return true;
+    });
+  }
+
+  // --- the rest -------------------------------------------------------------------------------
+
+  async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const release = await this.db.lock(name);
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+
+  schemaVersion(): Promise<number> {
+    return currentVersion(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.#queue.drained();
+    await this.options.cache?.close();
+    await this.db.close();
+  }
+}
+
+function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {
+  return db
+    .query(
+      `SELECT t.api_key_id, t.uses, t.revoked_at, k.revoked_at AS key_revoked_at, k.expires_at AS key_expires_at, k.id AS key_id
+         FROM tokens t LEFT JOIN api_keys k ON k.id = t.api_key_id WHERE t.jti = $1`,
+      [jti],
+    )
+    .then((rows) =>
+      rows.map((row) => ({
+        api_key_id: row.api_key_id as string,
+        uses: Number(row.uses),
+        revoked_at: (row.revoked_at as string | null) ?? null,
+        key_revoked_at: (row.key_revoked_at as string | null) ?? null,
+        key_expires_at: (row.key_expires_at as string | null) ?? null,
+        key_exists: row.key_id !== null && row.key_id !== undefined,
+      })),
+    );
+}
+
+function judge(row: TokenStatusRow | undefined, token: PresentedToken, now: Date): TokenOutcome {
+  if (row === undefined) return 'unknown';
+  if (row.revoked_at !== null || !row.key_exists || row.key_revoked_at !== null) return 'revoked';
+  if (row.key_expires_at !== null && row.key_expires_at <= now.toISOString()) return 'revoked';
+  if (token.usageLimit !== null && row.uses >= token.usageLimit) return 'exhausted';
+  return 'ok';
+}
+
+function toApiKey(row: Row): ApiKeyRecord {
+  return {
+    id: row.id as string,
+    name: row.name as string,
+    prefix: row.prefix as string,
+    hash: row.hash as string,
+    environments: parseList(row.environments),
+    key_patterns: parseList(row.key_patterns),
+    max_ttl_minutes: row.max_ttl_minutes === null || row.max_ttl_minutes === undefined ? null : Number(row.max_ttl_minutes),
+    created_at: row.created_at as string,
+    expires_at: (row.expires_at as string | null) ?? null,
+    revoked_at: (row.revoked_at as string | null) ?? null,
+  };
+}
+
+function toAuditRow(row: Row): StoredAuditRow {
+  return {
+    seq: Number(row.seq),
+    time: row.time as string,
+    event: row.event as StoredAuditRow['event'],
+    outcome: row.outcome as StoredAuditRow['outcome'],
+    status: Number(row.status),
+    error_code: (row.error_code as string | null) ?? null,
+    api_key_id: (row.api_key_id as string | null) ?? null,
+    jti: (row.jti as string | null) ?? null,
+    subject: (row.subject as string | null) ?? null,
+    environment: (row.environment as string | null) ?? null,
+    keys: row.keys === null || row.keys === undefined ? null : parseList(row.keys),
+    client: row.client as string,
+    count: Number(row.count),
+    hash: row.hash as string,
+  };
+}
+
+/** A JSON array of strings from a row; anything else means the row was tampered with. */
+function parseList(value: unknown): string[] {
+  let parsed: unknown;
+  try {
+    parsed = typeof value === 'string' ? JSON.parse(value) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) {
+    throw new RwsError('RWS_STATE_INVALID', 'a row of the state database holds a list that is not a JSON array of names', { hint: 'the database was edited by hand; restore it, or fix the row' });
+  }
+  return parsed;
+}

@@ -1,0 +1,172 @@
+// SQLite through better-sqlite3: one file in the store directory (0600), WAL so readers never
+// wait for the writer, and `synchronous = FULL` so a commit is on disk (fsynced) before it
+// resolves. Two connections: writes go through one (`BEGIN IMMEDIATE` takes SQLite's write lock
+// at once, which is what serialises processes and makes counts exact), reads through the other,
+// so a read never sees a transaction still open on this process's writer.
+//
+// better-sqlite3 is synchronous: a transaction's statements run without yielding, and a writer
+// that finds the lock held waits (busy_timeout) on this thread. Transactions are short (a batch
+// of one event-loop turn), so the wait is bounded by other processes' batches.
+import { constants, promises as fs } from 'node:fs';
+import type BetterSqlite3 from 'better-sqlite3';
+import { RwsError } from '../../../errors.js';
+import { StateUnavailableError } from '../state-errors.js';
+import { positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
+
+type Database = BetterSqlite3.Database;
+
+export interface SqliteOptions {
+  /** How long a writer waits for another process's write lock, in ms. */
+  busyTimeoutMs?: number;
+}
+
+export async function openSqlite(file: string, options: SqliteOptions = {}): Promise<SqlDriver> {
+  await ensurePrivateFile(file);
+  const { default: Sqlite } = await import('better-sqlite3');
+  const open = (): Database => {
+    const db = new Sqlite(file, { timeout: options.busyTimeoutMs ?? 5_000 });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    return db;
+  };
+  let writer: Database;
+  let reader: Database;
+  try {
+    writer = open();
+    reader = open();
+  } catch (cause) {
+    throw new StateUnavailableError(`cannot open the state database ${file}: ${sqliteCode(cause)}`, cause);
+  }
+  return new SqliteDriver(file, writer, reader);
+}
+
+/** Creates the database file 0600 (SQLite would use the umask) and refuses one others can read. */
+async function ensurePrivateFile(file: string): Promise<void> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch (cause) {
+    throw new StateUnavailableError(`cannot open the state database ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, cause);
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`);
+    if ((stat.mode & 0o077) !== 0) {
+      throw new RwsError('RWS_STORE_INVALID', `${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${file}` });
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function sqliteCode(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : 'error';
+}
+
+class SqliteDriver implements SqlDriver {
+  readonly dialect = 'sqlite';
+  readonly #statements = new Map<Database, Map<string, BetterSqlite3.Statement>>();
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly location: string,
+    private readonly writer: Database,
+    private readonly reader: Database,
+  ) {}
+
+  #run<T>(db: Database, sql: string, params: readonly unknown[]): T[] {
+    let cache = this.#statements.get(db);
+    if (cache === undefined) this.#statements.set(db, (cache = new Map()));
+    const converted = positional(sql, params);
+    let statement = cache.get(converted.sql);
+    if (statement === undefined) {
+      statement = db.prepare(converted.sql);
+      if (cache.size < 200) cache.set(converted.sql, statement);
+    }
+    const bound = converted.params.map(toSqlite);
+    try {
+      return (statement.reader ? statement.all(...bound) : (statement.run(...bound), [])) as T[];
+    } catch (cause) {
+      throw wrap(cause);
+    }
+  }
+
+  async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    if (/^\s*SELECT\b/i.test(sql)) return this.#run<T>(this.reader, sql, params);
+    // A write outside a transaction still waits its turn on the writer.
+    return this.transaction((tx) => tx.query<T>(sql, params));
+  }
+
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    // One transaction at a time on the writer; the next waits for this one to end.
+    const result = this.#queue.then(() => this.#transaction(fn));
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async #transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const tx: Transaction = {
+      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => this.#run<R>(this.writer, sql, params),
+      lock: async () => undefined,
+    };
+    this.#begin();
+    try {
+      const value = await fn(tx);
+      this.#exec('COMMIT');
+      return value;
+    } catch (error) {
+      if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  #begin(): void {
+    this.#exec('BEGIN IMMEDIATE');
+  }
+
+  #exec(sql: string): void {
+    try {
+      this.writer.exec(sql);
+    } catch (cause) {
+      throw wrap(cause);
+    }
+  }
+
+  async lock(): Promise<() => Promise<void>> {
+    // SQLite has one lock worth having: the database's write lock. Holding it keeps every other
+    // writer (admin commands and servers alike) out until release, and dies with the process.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const acquired = new Promise<void>((resolve, reject) => {
+      this.transaction(async () => {
+        resolve();
+        await held;
+      }).catch(reject);
+    });
+    await acquired;
+    return async () => release();
+  }
+
+  async close(): Promise<void> {
+    await this.#queue;
+    this.writer.close();
+    this.reader.close();
+  }
+}
+
+/** Booleans and bigints as SQLite stores them; everything else as it is. */
+function toSqlite(value: unknown): unknown {
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return value === undefined ? null : value;
+}
+
+const UNAVAILABLE = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_PROTOCOL', 'SQLITE_NOMEM']);
+
+function wrap(cause: unknown): unknown {
+  const code = sqliteCode(cause);
+  const base = code.split('_').slice(0, 2).join('_');
+  if (UNAVAILABLE.has(base)) return new StateUnavailableError(`the state database could not be written (${code})`, cause);
+  return cause;
+}
