@@ -1,7 +1,7 @@
 // The optional `--audit-log FILE`: the audit rows again, as JSON lines, for log shippers. Lines
 // are written inside the transaction that stores the rows (a failed write rolls it back and the
-// request gets a 503), in one write per batch, and never torn: a short write (a full disk) is cut
-// back to the last whole line. SIGHUP reopens the file, so logrotate can move it away. One
+// request gets a 503; a failed commit takes the lines back), in one write per batch, and never
+// torn: a short write (a full disk) is cut back to the last whole line. SIGHUP reopens the file, so logrotate can move it away. One
 // server per file: the cut-back assumes no other writer appends at the same time.
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { AuditSinkError } from '../state/state-errors.js';
@@ -23,7 +23,8 @@ export class AuditFileSink {
     return new AuditFileSink(file, openSink(file));
   }
 
-  write(rows: readonly StoredAuditRow[]): void {
+  /** Appends the rows; returns how to take them back (if the transaction they belong to fails). */
+  write(rows: readonly StoredAuditRow[]): () => void {
     const data = Buffer.from(rows.map((row) => `${auditJson(row)}\n`).join(''), 'utf8');
     let size: number | undefined;
     try {
@@ -40,6 +41,15 @@ export class AuditFileSink {
       }
       throw new AuditSinkError(`the audit log ${this.file} could not be written (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, cause);
     }
+    const fd = this.#fd;
+    const before = size;
+    return () => {
+      try {
+        ftruncateSync(fd, before);
+      } catch {
+        // reopened or closed meanwhile: nothing more to take back
+      }
+    };
   }
 
   /** After logrotate moved the file: continue in a new one at the same path. */

@@ -11,6 +11,7 @@ import { ServerUsageError } from '../usage-error.js';
 import { checkListen, type ListenOptions, listen } from '../http/server.js';
 import { SopsSecretStore } from '../store/sops-store.js';
 import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
+import { RollbackGuard } from '../state/rollback-guard.js';
 import { openCommandState } from './state-args.js';
 
 const PRUNE_EVERY_MS = 5 * 60_000;
@@ -44,6 +45,14 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
     (record) => state.commit({ audit: () => record }, new Date()),
     () => log('secrets-server: the folded 429 audit row could not be written (RWS_STATE_UNAVAILABLE)'),
   );
+  const guard = new RollbackGuard(state, paths.stateSeen, log);
+  try {
+    await guard.start();
+  } catch (error) {
+    await state.close();
+    sink?.close();
+    throw error;
+  }
   const prune = setInterval(() => void state.pruneTokens(new Date()).catch(() => undefined), PRUNE_EVERY_MS);
   prune.unref();
   let server;
@@ -51,6 +60,7 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
     server = await listen(options, { state, refusals, secrets: new SopsSecretStore(paths, identities), tokens, pepper, log });
   } catch (error) {
     clearInterval(prune);
+    await guard.stop();
     await refusals.close();
     await state.close();
     sink?.close();
@@ -69,7 +79,7 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const signal = await io.untilStopped();
   log(`secrets-server: ${signal}, closing`);
   clearInterval(prune);
-  await server.close();
+  await server.close(async () => guard.stop());
   process.off('SIGHUP', onHangup);
   sink?.close();
   return EXIT_OK;

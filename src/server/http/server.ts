@@ -16,7 +16,8 @@ export interface ListenOptions {
 
 export interface RunningServer {
   url: string;
-  close(): Promise<void>;
+  /** Finishes in-flight requests, then runs `beforeStateCloses`, then closes the state. */
+  close(beforeStateCloses?: () => Promise<void>): Promise<void>;
 }
 
 export function isLoopback(host: string): boolean {
@@ -49,7 +50,7 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   let closing: Promise<void> | undefined;
   return {
     url: `${options.tls ? 'https' : 'http'}://${host}:${address.port}`,
-    close: () => {
+    close: (beforeStateCloses) => {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -57,6 +58,7 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
         setTimeout(() => server.closeAllConnections(), 5_000).unref();
       })
         .then(() => deps.refusals?.close())
+        .then(() => beforeStateCloses?.())
         .then(() => deps.state.close());
       return closing;
     },

@@ -22,6 +22,8 @@ export interface StorePaths {
   readonly stateLog: string;
   readonly auditLog: string;
   readonly stateDb: string;
+  /** The newest audit row this host's servers have seen (rollback detection). */
+  readonly stateSeen: string;
   secrets(environment: string): string;
 }
 
@@ -36,6 +38,7 @@ export function storePaths(dir: string): StorePaths {
     stateLog: path.join(root, 'token-state.log'),
     auditLog: path.join(root, 'audit.log'),
     stateDb: path.join(root, 'state.db'),
+    stateSeen: path.join(root, 'state-seen.json'),
     secrets: (environment) => path.join(root, `${environment}${SECRETS_SUFFIX}`),
   };
 }

@@ -61,8 +61,11 @@ export interface RunningServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startServer(store: TestStore, args: string[] = [], env: Record<string, string> = {}): Promise<RunningServer> {
-  const child = spawn(BIN, ['serve', '--store', store.dir, '--port', '0', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `wrap`: a command that runs the server, e.g. ['unshare', '--pid', '--fork', '--kill-child']. */
+export async function startServer(store: TestStore, args: string[] = [], env: Record<string, string> = {}, wrap: string[] = []): Promise<RunningServer> {
+  const argv = ['serve', '--store', store.dir, '--port', '0', ...args];
+  const [command, ...prefix] = wrap.length > 0 ? [...wrap, process.execPath, BIN] : [BIN];
+  const child = spawn(command as string, [...prefix, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -114,6 +114,10 @@ class NotifiedCache implements StateCache {
     return loaded;
   }
 
+  async flush(): Promise<void> {
+    this.#clear();
+  }
+
   async changed(tx: Transaction, change: { apiKeyId?: string; jti?: string }): Promise<void> {
     const payload = change.jti !== undefined ? `t:${change.jti}` : `k:${change.apiKeyId ?? ''}`;
     this.#forget(payload);

@@ -3,7 +3,7 @@
 // transaction); a use is one conditional UPDATE … RETURNING, never a read then a write, so the
 // count is exact however many processes race for the last use.
 import { RwsError } from '../../../errors.js';
-import { sealRows } from '../../audit/chain.js';
+import { GENESIS_HASH, sealRows } from '../../audit/chain.js';
 import type { AuditQuery, AuditRecord, StoredAuditRow } from '../../audit/record.js';
 import type { ApiKeyRecord, ApiKeyView, Commit, PresentedToken, StateStore, TokenOutcome, TokenRecord, TokenStatus } from '../state-store.js';
 import type { LegacyState } from '../legacy/import-store.js';
@@ -18,8 +18,11 @@ const INSERT_CHUNK = 200;
 const AUDIT_COLUMNS = ['seq', 'time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client', 'count', 'hash'] as const;
 
 export interface SqlStateOptions {
-  /** Called with every batch of sealed rows inside the transaction, before it commits (the audit file sink); a throw rolls it back. */
-  beforeCommit?: (rows: readonly StoredAuditRow[]) => void;
+  /**
+   * Called with every batch of sealed rows inside the transaction, before it commits (the audit
+   * file sink); a throw rolls it back, and the function it returns is called if the commit fails.
+   */
+  beforeCommit?: (rows: readonly StoredAuditRow[]) => (() => void) | void;
   /** Called once the rows are committed (followers, notifications). */
   afterCommit?: (rows: readonly StoredAuditRow[]) => void;
   /** Lookups a cache may answer (PostgreSQL, while change notifications are live). */
@@ -30,6 +33,8 @@ export interface SqlStateOptions {
 export interface StateCache {
   apiKeys(prefix: string, load: () => Promise<ApiKeyRecord[]>): Promise<ApiKeyRecord[]>;
   tokenStatus(jti: string, load: () => Promise<TokenStatusRow | undefined>): Promise<TokenStatusRow | undefined>;
+  /** Drops everything (after a rollback was detected). */
+  flush(): Promise<void>;
   /** Tells the other processes (and this one) that these records changed. */
   changed(tx: Transaction, change: { apiKeyId?: string; jti?: string }): Promise<void>;
   close(): Promise<void>;
@@ -162,6 +167,23 @@ export class SqlStateStore implements StateStore {
     }
   }
 
+  /** The newest audit row's seq and hash (0 and the genesis hash for an empty trail). */
+  async auditHead(): Promise<{ seq: number; hash: string }> {
+    const head = (await this.db.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    return head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH };
+  }
+
+  /** The hash of row `seq`, or undefined when there is no such row. */
+  async auditHashAt(seq: number): Promise<string | undefined> {
+    return (await this.db.query<{ hash: string }>('SELECT hash FROM audit WHERE seq = $1', [seq]))[0]?.hash;
+  }
+
+  /** After a rollback: every token minted before `at` stops working, whatever the restored rows say. */
+  async revokeTokensIssuedBefore(at: Date): Promise<void> {
+    await this.db.query('UPDATE tokens SET revoked_at = $2 WHERE issued_at < $1 AND revoked_at IS NULL', [Math.ceil(at.getTime() / 1000), at.toISOString()]);
+    await this.options.cache?.flush();
+  }
+
   /** Forgets tokens that expired over an hour ago (the JWT check refuses them anyway). */
   async pruneTokens(now: Date): Promise<void> {
     await this.db.query('DELETE FROM tokens WHERE expires_at < $1', [Math.floor(now.getTime() / 1000) - 3600]);
@@ -169,11 +191,11 @@ export class SqlStateStore implements StateStore {
 
   // --- audit ----------------------------------------------------------------------------------
 
-  async #appendAudit(tx: Transaction, records: AuditRecord[]): Promise<StoredAuditRow[]> {
+  async #appendAudit(tx: Transaction, records: AuditRecord[], undo: Array<() => void>): Promise<StoredAuditRow[]> {
     if (records.length === 0) return [];
     await tx.lock(AUDIT_LOCK);
     const head = (await tx.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
-    const rows = sealRows(head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: '0'.repeat(64) }, records);
+    const rows = sealRows(head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH }, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       const chunk = rows.slice(start, start + INSERT_CHUNK);
       const params: unknown[] = [];
@@ -184,14 +206,22 @@ export class SqlStateStore implements StateStore {
       });
       await tx.query(`INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, params);
     }
-    this.options.beforeCommit?.(rows);
+    const revert = this.options.beforeCommit?.(rows);
+    if (revert) undo.push(revert);
     return rows;
   }
 
   /** A write transaction that appends audit rows; followers hear of them once committed. */
   async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>): Promise<T> {
     let sealed: StoredAuditRow[] = [];
-    const value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records))));
+    const undo: Array<() => void> = [];
+    let value: T;
+    try {
+      value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records, undo))));
+    } catch (error) {
+      for (const revert of undo) revert();
+      throw error;
+    }
     if (sealed.length > 0) this.options.afterCommit?.(sealed);
     return value;
   }

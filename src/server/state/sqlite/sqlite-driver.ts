@@ -4,9 +4,10 @@
 // at once, which is what serialises processes and makes counts exact), reads through the other,
 // so a read never sees a transaction still open on this process's writer.
 //
-// better-sqlite3 is synchronous: a transaction's statements run without yielding, and a writer
-// that finds the lock held waits (busy_timeout) on this thread. Transactions are short (a batch
-// of one event-loop turn), so the wait is bounded by other processes' batches.
+// better-sqlite3 is synchronous: a transaction's statements run without yielding. Waiting for
+// another process's write lock must not freeze the event loop, so `BEGIN IMMEDIATE` is tried with
+// a short busy timeout and retried from timers until the deadline; once begun, a transaction is
+// short (a batch of one event-loop turn).
 import { constants, promises as fs } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../../errors.js';
@@ -23,8 +24,8 @@ export interface SqliteOptions {
 export async function openSqlite(file: string, options: SqliteOptions = {}): Promise<SqlDriver> {
   await ensurePrivateFile(file);
   const { default: Sqlite } = await import('better-sqlite3');
-  const open = (): Database => {
-    const db = new Sqlite(file, { timeout: options.busyTimeoutMs ?? 5_000 });
+  const open = (timeout: number): Database => {
+    const db = new Sqlite(file, { timeout });
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
@@ -33,13 +34,16 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   let writer: Database;
   let reader: Database;
   try {
-    writer = open();
-    reader = open();
+    writer = open(BLOCKING_WAIT_MS);
+    reader = open(1_000);
   } catch (cause) {
     throw new StateUnavailableError(`cannot open the state database ${file}: ${sqliteCode(cause)}`, cause);
   }
-  return new SqliteDriver(file, writer, reader);
+  return new SqliteDriver(file, writer, reader, options.busyTimeoutMs ?? 10_000);
 }
+
+/** How long one attempt may block this thread on another process's lock. */
+const BLOCKING_WAIT_MS = 5;
 
 /** Creates the database file 0600 (SQLite would use the umask) and refuses one others can read. */
 async function ensurePrivateFile(file: string): Promise<void> {
@@ -74,6 +78,7 @@ class SqliteDriver implements SqlDriver {
     readonly location: string,
     private readonly writer: Database,
     private readonly reader: Database,
+    private readonly busyTimeoutMs: number,
   ) {}
 
   #run<T>(db: Database, sql: string, params: readonly unknown[]): T[] {
@@ -111,7 +116,7 @@ class SqliteDriver implements SqlDriver {
       query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => this.#run<R>(this.writer, sql, params),
       lock: async () => undefined,
     };
-    this.#begin();
+    await this.#begin();
     try {
       const value = await fn(tx);
       this.#exec('COMMIT');
@@ -122,8 +127,17 @@ class SqliteDriver implements SqlDriver {
     }
   }
 
-  #begin(): void {
-    this.#exec('BEGIN IMMEDIATE');
+  async #begin(): Promise<void> {
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
+      try {
+        this.writer.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (cause) {
+        if (sqliteCode(cause) !== 'SQLITE_BUSY' || Date.now() >= deadline) throw wrap(cause);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
   }
 
   #exec(sql: string): void {

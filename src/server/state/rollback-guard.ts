@@ -1,0 +1,78 @@
+// A database restored from an older backup (or deleted and made anew) would revive what was
+// revoked or spent after the backup: the rows that said so are gone. Each server remembers, in
+// its store directory, the newest audit row it has seen (seq and hash); the audit trail only ever
+// grows, so a head older than that, or a different row at that seq, means the state went back in
+// time. Then every token minted before now is revoked, and the operator is told. The file is read
+// before the database, so another server writing it meanwhile can only make it look older.
+import { readPrivateFile, replaceFile } from '../store/files.js';
+import type { SqlStateStore } from './sql/sql-state-store.js';
+
+const CHECK_EVERY_MS = 1_000;
+
+interface Seen {
+  seq: number;
+  hash: string;
+}
+
+export class RollbackGuard {
+  #timer: NodeJS.Timeout | undefined;
+  #written = -1;
+
+  constructor(
+    private readonly state: SqlStateStore,
+    private readonly file: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Checks now, then every second; resolves after the first check. */
+  async start(): Promise<void> {
+    await this.check();
+    this.#timer = setInterval(() => void this.check().catch(() => undefined), CHECK_EVERY_MS);
+    this.#timer.unref();
+  }
+
+  async check(): Promise<boolean> {
+    const seen = await this.#read();
+    const head = await this.state.auditHead();
+    let rolledBack = false;
+    if (seen !== undefined && seen.seq > 0) {
+      const hashThen = seen.seq <= head.seq ? await this.state.auditHashAt(seen.seq) : undefined;
+      rolledBack = hashThen !== seen.hash;
+    }
+    if (rolledBack) {
+      const now = new Date();
+      await this.state.revokeTokensIssuedBefore(now);
+      this.log(
+        `secrets-server: error RWS_STATE_ROLLED_BACK: the state database is older than what this server saw (audit row ${seen?.seq}, now ${head.seq}); every token minted before ${now.toISOString()} was revoked (hint: re-revoke API keys revoked since the backup; see secrets-server audit)`,
+      );
+    }
+    if (head.seq !== this.#written || rolledBack) {
+      await replaceFile(this.file, `${JSON.stringify(head)}\n`);
+      this.#written = head.seq;
+    }
+    return rolledBack;
+  }
+
+  async #read(): Promise<Seen | undefined> {
+    let text: string;
+    try {
+      text = await readPrivateFile(this.file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    try {
+      const value = JSON.parse(text) as Partial<Seen>;
+      if (Number.isSafeInteger(value.seq) && typeof value.hash === 'string') return { seq: value.seq as number, hash: value.hash };
+    } catch {
+      // fall through: a damaged file is treated as a rollback of unknown depth
+    }
+    return { seq: Number.MAX_SAFE_INTEGER, hash: '' };
+  }
+
+  /** Stops checking, and records the head one last time (what this server saw up to its close). */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.check().catch(() => undefined);
+  }
+}

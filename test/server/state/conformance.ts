@@ -1,0 +1,209 @@
+// One suite every StateStore must pass, run against SQLite and PostgreSQL alike (the way Vault's
+// physical backends share sdk/physical/testing.go). `target` opens stores on one fresh database:
+// two stores opened from it behave as two processes sharing that database.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { verifyChain } from '../../../src/server/audit/chain.js';
+import { localChange, type AuditRecord } from '../../../src/server/audit/record.js';
+import { openState } from '../../../src/server/state/open-state.js';
+import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
+import type { ApiKeyRecord, TokenRecord } from '../../../src/server/state/state-store.js';
+import { storePaths, type StorePaths } from '../../../src/server/store/layout.js';
+
+export interface ConformanceTarget {
+  /** A fresh, empty database: its URL (undefined for SQLite in the store) and how to drop it. */
+  database(): Promise<{ url: string | undefined; drop(): Promise<void> }>;
+}
+
+const NOW = new Date('2030-01-01T12:00:00.000Z');
+const SECONDS = Math.floor(NOW.getTime() / 1000);
+
+export function key(id: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  return {
+    id,
+    name: `key ${id}`,
+    prefix: id.slice(-8),
+    hash: 'ab'.repeat(32),
+    environments: ['prod'],
+    key_patterns: ['DB_*'],
+    max_ttl_minutes: null,
+    created_at: NOW.toISOString(),
+    expires_at: null,
+    revoked_at: null,
+    ...overrides,
+  };
+}
+
+export function tokenRecord(jti: string, apiKeyId: string, usageLimit: number | null): TokenRecord {
+  return { jti, api_key_id: apiKeyId, subject: 'job', environment: 'prod', key_pattern: 'DB_*', issued_at: SECONDS, expires_at: SECONDS + 300, usage_limit: usageLimit };
+}
+
+export function row(event: AuditRecord['event'], status = 200, apiKeyId: string | null = null): AuditRecord {
+  return { time: NOW.toISOString(), event, outcome: status < 400 ? 'success' : 'failure', status, error_code: null, api_key_id: apiKeyId, jti: null, subject: 'job', environment: 'prod', keys: ['DB_URL'], client: '127.0.0.1', count: 1 };
+}
+
+export function describeStateStore(name: string, target: ConformanceTarget): void {
+  describe(`StateStore conformance: ${name}`, () => {
+    let root: string;
+    let paths: StorePaths;
+    let url: string | undefined;
+    let drop: () => Promise<void>;
+    const opened: SqlStateStore[] = [];
+    const open = async (options: Parameters<typeof openState>[2] = {}) => {
+      const state = await openState(paths, url, options);
+      opened.push(state);
+      return state;
+    };
+
+    beforeEach(async () => {
+      root = await mkdtemp(path.join(tmpdir(), 'rws-state-'));
+      paths = storePaths(root);
+      ({ url, drop } = await target.database());
+    });
+
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((state) => state.close().catch(() => undefined)));
+      await drop();
+      await rm(root, { recursive: true, force: true });
+    });
+
+    it('stores, finds, lists and revokes API keys; revoking twice keeps the first time', async () => {
+      const state = await open();
+      await state.addApiKey(key('ak_00000000000000a1'), localChange('apikey.create', 'ak_00000000000000a1', NOW));
+      expect(await state.findApiKeys('000000a1')).toEqual([key('ak_00000000000000a1')]);
+      expect(await state.findApiKeys('ffffffff')).toEqual([]);
+      expect(await state.revokeApiKey('ak_00000000000000a1', NOW, localChange('apikey.revoke', 'ak_00000000000000a1', NOW))).toBe(true);
+      const later = new Date(NOW.getTime() + 1000);
+      await state.revokeApiKey('ak_00000000000000a1', later, localChange('apikey.revoke', 'ak_00000000000000a1', later));
+      expect((await state.listApiKeys())[0]).toMatchObject({ id: 'ak_00000000000000a1', revoked_at: NOW.toISOString(), last_used_at: null });
+      expect(await state.revokeApiKey('ak_nope', NOW, localChange('apikey.revoke', 'ak_nope', NOW))).toBe(false);
+    });
+
+    it('refuses tokens it holds no record of, and judges the ones it does', async () => {
+      const state = await open();
+      await state.addApiKey(key('ak_00000000000000a2'), localChange('apikey.create', 'ak_00000000000000a2', NOW));
+      expect((await state.tokenStatus({ jti: 'never-minted-here-000', usageLimit: null }, NOW)).outcome).toBe('unknown');
+      expect(await state.commit({ effect: { kind: 'use', token: { jti: 'never-minted-here-000', usageLimit: null } }, audit: () => row('secret.read') }, NOW)).toBe('unknown');
+      expect(await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a2-000000000000', 'ak_00000000000000a2', 2) }, audit: () => row('token.generate', 201) }, NOW)).toBe('ok');
+      const presented = { jti: 'jti-a2-000000000000', usageLimit: 2 };
+      expect(await state.tokenStatus(presented, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000a2' });
+      for (const expected of ['ok', 'ok', 'exhausted', 'exhausted']) expect(await state.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, NOW)).toBe(expected);
+      expect((await state.tokenStatus(presented, NOW)).outcome).toBe('exhausted');
+      expect((await state.listApiKeys())[0]?.last_used_at).toBe(NOW.toISOString());
+    });
+
+    it('ends a token with its revocation, and every token of a revoked or expired key', async () => {
+      const state = await open();
+      await state.addApiKey(key('ak_00000000000000a3'), localChange('apikey.create', 'ak_00000000000000a3', NOW));
+      await state.addApiKey(key('ak_00000000000000a4', { expires_at: new Date(NOW.getTime() + 60_000).toISOString() }), localChange('apikey.create', 'ak_00000000000000a4', NOW));
+      for (const [jti, id] of [['jti-a3-one-0000000000', 'ak_00000000000000a3'], ['jti-a3-two-0000000000', 'ak_00000000000000a3'], ['jti-a4-one-0000000000', 'ak_00000000000000a4']] as const) {
+        await state.commit({ effect: { kind: 'issue', token: tokenRecord(jti, id, null) }, audit: () => row('token.generate', 201) }, NOW);
+      }
+      await state.commit({ effect: { kind: 'revoke', token: { jti: 'jti-a3-one-0000000000', usageLimit: null } }, audit: () => row('token.revoke', 204) }, NOW);
+      expect((await state.tokenStatus({ jti: 'jti-a3-one-0000000000', usageLimit: null }, NOW)).outcome).toBe('revoked');
+      expect(await state.commit({ effect: { kind: 'use', token: { jti: 'jti-a3-one-0000000000', usageLimit: null } }, audit: () => row('secret.read') }, NOW)).toBe('revoked');
+      expect((await state.tokenStatus({ jti: 'jti-a3-two-0000000000', usageLimit: null }, NOW)).outcome).toBe('ok');
+      await state.revokeApiKey('ak_00000000000000a3', NOW, localChange('apikey.revoke', 'ak_00000000000000a3', NOW));
+      expect((await state.tokenStatus({ jti: 'jti-a3-two-0000000000', usageLimit: null }, NOW)).outcome).toBe('revoked');
+      expect(await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a3-new-0000000000', 'ak_00000000000000a3', null) }, audit: () => row('token.generate', 201) }, NOW)).toBe('revoked');
+      const afterExpiry = new Date(NOW.getTime() + 120_000);
+      expect((await state.tokenStatus({ jti: 'jti-a4-one-0000000000', usageLimit: null }, afterExpiry)).outcome).toBe('revoked');
+      expect(await state.commit({ effect: { kind: 'use', token: { jti: 'jti-a4-one-0000000000', usageLimit: null } }, audit: () => row('secret.read') }, afterExpiry)).toBe('revoked');
+    });
+
+    it('counts uses exactly when two stores on one database race for them', async () => {
+      const [a, b] = [await open(), await open()];
+      await a.addApiKey(key('ak_00000000000000a5'), localChange('apikey.create', 'ak_00000000000000a5', NOW));
+      await a.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a5-race-000000000', 'ak_00000000000000a5', 50) }, audit: () => row('token.generate', 201) }, NOW);
+      const presented = { jti: 'jti-a5-race-000000000', usageLimit: 50 };
+      const outcomes = await Promise.all(Array.from({ length: 200 }, (_, index) => (index % 2 ? a : b).commit({ effect: { kind: 'use', token: presented }, audit: (outcome) => row('secret.read', outcome === 'ok' ? 200 : 401) }, NOW)));
+      expect(outcomes.filter((outcome) => outcome === 'ok')).toHaveLength(50);
+      expect(outcomes.filter((outcome) => outcome === 'exhausted')).toHaveLength(150);
+      const reads = await a.queryAudit({ event: 'secret.read', limit: 1000 });
+      expect(reads.filter((r) => r.outcome === 'success')).toHaveLength(50);
+      expect(reads).toHaveLength(200);
+    });
+
+    it('keeps a dense, verifiable hash chain across stores, and finds what is asked for', async () => {
+      const [a, b] = [await open(), await open()];
+      await Promise.all(Array.from({ length: 60 }, (_, index) => (index % 2 ? a : b).commit({ audit: () => row(index % 3 ? 'secret.batch' : 'auth.failure', index % 3 ? 200 : 401, `ak_${String(index % 4).padStart(16, '0')}`) }, NOW)));
+      const check = await verifyChain((after) => a.auditAfter(after, 7));
+      expect(check).toMatchObject({ ok: true, count: 60 });
+      const rows = await b.auditAfter(0, 1000);
+      expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 60 }, (_, index) => index + 1));
+      expect((await a.queryAudit({ apiKeyId: 'ak_0000000000000001', limit: 1000 })).every((r) => r.api_key_id === 'ak_0000000000000001')).toBe(true);
+      expect((await a.queryAudit({ outcome: 'failure', limit: 1000 })).length).toBe(20);
+      const newest = await a.queryAudit({ limit: 5 });
+      expect(newest.map((r) => r.seq)).toEqual([60, 59, 58, 57, 56]);
+      expect((await a.queryAudit({ limit: 5, beforeSeq: 56 })).map((r) => r.seq)).toEqual([55, 54, 53, 52, 51]);
+      expect(await a.queryAudit({ since: '2031-01-01T00:00:00.000Z', limit: 5 })).toEqual([]);
+    });
+
+    it('stores nothing of a commit whose audit row cannot be written: no use charged, no row', async () => {
+      let fail = false;
+      const state = await open({
+        beforeCommit: () => {
+          if (fail) throw Object.assign(new Error('disk full'), { code: 'RWS_AUDIT_UNAVAILABLE' });
+        },
+      });
+      await state.addApiKey(key('ak_00000000000000a6'), localChange('apikey.create', 'ak_00000000000000a6', NOW));
+      await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a6-000000000000', 'ak_00000000000000a6', 1) }, audit: () => row('token.generate', 201) }, NOW);
+      const before = (await state.auditAfter(0, 100)).length;
+      fail = true;
+      const presented = { jti: 'jti-a6-000000000000', usageLimit: 1 };
+      await expect(state.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, NOW)).rejects.toMatchObject({ code: 'RWS_AUDIT_UNAVAILABLE' });
+      expect((await state.auditAfter(0, 100)).length).toBe(before);
+      fail = false;
+      expect(await state.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, NOW)).toBe('ok');
+    });
+
+    it('holds a named lock against another store until released', async () => {
+      const [a, b] = [await open(), await open()];
+      const order: string[] = [];
+      let releaseA!: () => void;
+      const aHeld = new Promise<void>((resolve) => (releaseA = resolve));
+      const first = a.withLock('sops:prod', async () => {
+        order.push('a in');
+        await aHeld;
+        order.push('a out');
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const second = b.withLock('sops:prod', async () => void order.push('b in'));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      order.push('releasing');
+      releaseA();
+      await Promise.all([first, second]);
+      expect(order).toEqual(['a in', 'releasing', 'a out', 'b in']);
+    });
+
+    it('migrates once when several open at the same time, and says its version', async () => {
+      const stores = await Promise.all([open(), open(), open()]);
+      for (const state of stores) expect(await state.schemaVersion()).toBe(1);
+    });
+
+    it('refuses a row whose list columns were edited into something else', async () => {
+      const state = await open();
+      await state.addApiKey(key('ak_00000000000000a7', { environments: ['prod'] }), localChange('apikey.create', 'ak_00000000000000a7', NOW));
+      await tamper(paths, url, "UPDATE api_keys SET environments = '{\"not\":\"a list\"}'");
+      await expect(state.findApiKeys('000000a7')).rejects.toMatchObject({ code: 'RWS_STATE_INVALID' });
+    });
+  });
+}
+
+/** Edits the database behind the store's back, as an attacker or a careless hand would. */
+export async function tamper(paths: StorePaths, url: string | undefined, sql: string): Promise<void> {
+  if (url === undefined) {
+    const { default: Sqlite } = await import('better-sqlite3');
+    const db = new Sqlite(paths.stateDb);
+    db.exec(sql);
+    db.close();
+    return;
+  }
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(sql);
+  await client.end();
+}

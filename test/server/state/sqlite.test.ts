@@ -1,0 +1,3 @@
+import { describeStateStore } from './conformance.js';
+
+describeStateStore('SQLite', { database: async () => ({ url: undefined, drop: async () => undefined }) });
