@@ -4,7 +4,7 @@
 // run-with-secrets: env mode, file mode, a refused pattern, and a local .env run. Stops the
 // server at the end. Nothing to set up; nothing is left behind.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,9 +55,13 @@ try {
     console.log(`(exit status ${result.status})`);
     if (result.status !== expected) failed++;
   }
-  const audit = readFileSync(join(store, 'audit.log'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
-  console.log(`\n=== the server's audit log: ${audit.length} lines, names only, never a value or a token`);
-  for (const line of audit) console.log(`  ${line.event} ${line.outcome} env=${line.environment} keys=${(line.keys ?? []).join(',') || '-'} jti=${line.jti ?? '-'}`);
+  const listed = spawnSync(server, ['audit', '--json', '--limit', '1000', '--store', store], { encoding: 'utf8' });
+  const audit = listed.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line)).reverse();
+  console.log(`\n=== the server's audit trail (SQLite state.db in the store): ${audit.length} rows, names only, never a value or a token`);
+  for (const line of audit) console.log(`  #${line.seq} ${line.event} ${line.outcome} env=${line.environment ?? '-'} keys=${(line.keys ?? []).join(',') || '-'} jti=${line.jti ?? '-'}`);
+  const verified = spawnSync(server, ['audit', 'verify', '--store', store], { encoding: 'utf8' });
+  console.log(`\n$ secrets-server audit verify\n${verified.stdout.trim()}`);
+  if (listed.status !== 0 || verified.status !== 0) failed++;
 } finally {
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
