@@ -184,7 +184,7 @@ console.log(
   `ratio: ${ratio.toFixed(2)} of the bare server's rate (median of per-round ratios; ratio of medians ${(ours.rate / bare.rate).toFixed(2)}; ` +
     `range ${Math.min(...rounds.map((r) => r.ratio)).toFixed(2)}-${Math.max(...rounds.map((r) => r.ratio)).toFixed(2)}) (target: at least 0.50)`,
 );
-console.log(`audit log: ${statSync(path.join(store, 'audit.log')).size} bytes written; ${errors} non-200 answers`);
+console.log(`state: ${statSync(path.join(store, 'state.db')).size} bytes in state.db; ${errors} non-200 answers`);
 
 const [server] = children;
 server.kill('SIGTERM');

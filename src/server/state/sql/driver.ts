@@ -17,8 +17,12 @@ export interface SqlDriver extends Queryable {
   readonly dialect: 'sqlite' | 'postgres';
   /** For output: a path, or a URL without its password. */
   readonly location: string;
-  /** Runs `fn` in one write transaction; commits if it resolves, rolls back if it throws. */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one write transaction; commits if it resolves, rolls back if it throws. A
+   * `durable` commit is on stable storage before this resolves (it survives a power loss); any
+   * other survives a crash of this process and reaches the disk with the next durable commit.
+   */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: { durable?: boolean }): Promise<T>;
   /** Holds `name` against every other process until `release` (or until this process dies). */
   lock(name: string): Promise<() => Promise<void>>;
   close(): Promise<void>;

@@ -128,7 +128,7 @@ export class SqlStateStore implements StateStore {
         items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome)),
       );
       return outcomes;
-    });
+    }, items.some(({ commit }) => needsDurability(commit)));
   }
 
   async #apply(tx: Transaction, { effect }: Commit, now: Date): Promise<TokenOutcome> {
@@ -212,12 +212,12 @@ export class SqlStateStore implements StateStore {
   }
 
   /** A write transaction that appends audit rows; followers hear of them once committed. */
-  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>): Promise<T> {
+  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>, durable = true): Promise<T> {
     let sealed: StoredAuditRow[] = [];
     const undo: Array<() => void> = [];
     let value: T;
     try {
-      value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records, undo))));
+      value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records, undo))), { durable });
     } catch (error) {
       for (const revert of undo) revert();
       throw error;
@@ -311,6 +311,15 @@ export class SqlStateStore implements StateStore {
     await this.options.cache?.close();
     await this.db.close();
   }
+}
+
+/**
+ * What must survive a power loss before the answer: a mint, a revocation, and a use of a
+ * usage-limited token (else a spent use could come back). Audit rows of unlimited reads survive a
+ * crash of the server and reach the disk with the next durable commit.
+ */
+function needsDurability({ effect }: Commit): boolean {
+  return effect !== undefined && (effect.kind !== 'use' || effect.token.usageLimit !== null);
 }
 
 function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {

@@ -1,6 +1,8 @@
 // SQLite through better-sqlite3: one file in the store directory (0600), WAL so readers never
-// wait for the writer, and `synchronous = FULL` so a commit is on disk (fsynced) before it
-// resolves. Two connections: writes go through one (`BEGIN IMMEDIATE` takes SQLite's write lock
+// wait for the writer. A durable commit runs with `synchronous = FULL` (the WAL is fsynced before
+// it resolves, and with it every commit before it); other commits with `NORMAL` (written to the
+// WAL, safe against a crash of the process, synced by the next durable commit or checkpoint): an
+// fsync costs milliseconds here, and the thread waits for it. Two connections: writes go through one (`BEGIN IMMEDIATE` takes SQLite's write lock
 // at once, which is what serialises processes and makes counts exact), reads through the other,
 // so a read never sees a transaction still open on this process's writer.
 //
@@ -27,7 +29,7 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   const open = (timeout: number): Database => {
     const db = new Sqlite(file, { timeout });
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     return db;
   };
@@ -72,6 +74,7 @@ function sqliteCode(error: unknown): string {
 class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite';
   readonly #statements = new Map<Database, Map<string, BetterSqlite3.Statement>>();
+  #durable = false;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -104,14 +107,18 @@ class SqliteDriver implements SqlDriver {
     return this.transaction((tx) => tx.query<T>(sql, params));
   }
 
-  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, options: { durable?: boolean } = {}): Promise<T> {
     // One transaction at a time on the writer; the next waits for this one to end.
-    const result = this.#queue.then(() => this.#transaction(fn));
+    const result = this.#queue.then(() => this.#transaction(fn, options.durable ?? true));
     this.#queue = result.catch(() => undefined);
     return result;
   }
 
-  async #transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  async #transaction<T>(fn: (tx: Transaction) => Promise<T>, durable: boolean): Promise<T> {
+    if (durable !== this.#durable) {
+      this.writer.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
+      this.#durable = durable;
+    }
     const tx: Transaction = {
       query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => this.#run<R>(this.writer, sql, params),
       lock: async () => undefined,
