@@ -5,12 +5,10 @@
 // back. A lookup that started before a notification arrived is not cached (generation check).
 // Uses are never taken from the cache: the conditional UPDATE in the commit is authoritative.
 import pg from 'pg';
-import type { Transaction } from '../sql/driver.js';
-import type { StateCache, TokenStatusRow } from '../sql/sql-state-store.js';
+import { STATE_CHANNEL as CHANNEL, type StateCache, type TokenStatusRow } from '../sql/sql-state-store.js';
 import type { ApiKeyRecord } from '../state-store.js';
 import { clientConfig } from './postgres-driver.js';
 
-const CHANNEL = 'rws_state';
 const MAX_TOKENS = 10_000;
 const PING_MS = 2_000;
 
@@ -118,10 +116,8 @@ class NotifiedCache implements StateCache {
     this.#clear();
   }
 
-  async changed(tx: Transaction, change: { apiKeyId?: string; jti?: string }): Promise<void> {
-    const payload = change.jti !== undefined ? `t:${change.jti}` : `k:${change.apiKeyId ?? ''}`;
-    this.#forget(payload);
-    await tx.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]);
+  forget(change: { apiKeyId?: string; jti?: string }): void {
+    this.#forget(change.jti !== undefined ? `t:${change.jti}` : `k:${change.apiKeyId ?? ''}`);
   }
 
   async close(): Promise<void> {

@@ -14,6 +14,8 @@ import { currentVersion } from './schema.js';
 /** Bound for "no usage limit" in the conditional UPDATE (one query text for both cases). */
 const UNLIMITED = Number.MAX_SAFE_INTEGER;
 const AUDIT_LOCK = 'rws:audit-chain';
+/** The PostgreSQL notification channel for changed keys and tokens. */
+export const STATE_CHANNEL = 'rws_state';
 const INSERT_CHUNK = 200;
 const AUDIT_COLUMNS = ['seq', 'time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client', 'count', 'hash'] as const;
 
@@ -35,8 +37,8 @@ export interface StateCache {
   tokenStatus(jti: string, load: () => Promise<TokenStatusRow | undefined>): Promise<TokenStatusRow | undefined>;
   /** Drops everything (after a rollback was detected). */
   flush(): Promise<void>;
-  /** Tells the other processes (and this one) that these records changed. */
-  changed(tx: Transaction, change: { apiKeyId?: string; jti?: string }): Promise<void>;
+  /** Forgets what this process holds of these records (the others hear of it by notification). */
+  forget(change: { apiKeyId?: string; jti?: string }): void;
   close(): Promise<void>;
 }
 
@@ -90,7 +92,7 @@ export class SqlStateStore implements StateStore {
         'INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)',
         [record.id, record.name, record.prefix, record.hash, JSON.stringify(record.environments), JSON.stringify(record.key_patterns), record.max_ttl_minutes, record.created_at, record.expires_at, record.revoked_at],
       );
-      await this.options.cache?.changed(tx, { apiKeyId: record.id });
+      await this.#changed(tx, { apiKeyId: record.id });
       await appendAudit([audit]);
     });
   }
@@ -100,7 +102,7 @@ export class SqlStateStore implements StateStore {
       const found = await tx.query('SELECT id FROM api_keys WHERE id = $1', [id]);
       if (found.length === 0) return false;
       await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, at.toISOString()]);
-      await this.options.cache?.changed(tx, { apiKeyId: id });
+      await this.#changed(tx, { apiKeyId: id });
       await appendAudit([audit]);
       return true;
     });
@@ -159,7 +161,7 @@ export class SqlStateStore implements StateStore {
       }
       case 'revoke': {
         await tx.query('UPDATE tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL', [effect.token.jti, iso]);
-        await this.options.cache?.changed(tx, { jti: effect.token.jti });
+        await this.#changed(tx, { jti: effect.token.jti });
         return 'ok';
       }
       default:
@@ -187,6 +189,16 @@ export class SqlStateStore implements StateStore {
   /** Forgets tokens that expired over an hour ago (the JWT check refuses them anyway). */
   async pruneTokens(now: Date): Promise<void> {
     await this.db.query('DELETE FROM tokens WHERE expires_at < $1', [Math.floor(now.getTime() / 1000) - 3600]);
+  }
+
+  /**
+   * A key or a token changed: this process forgets it at once, and on PostgreSQL every replica
+   * is told in the same transaction (NOTIFY is delivered on commit, never for a rollback),
+   * whether or not this process keeps a cache (admin commands keep none).
+   */
+  async #changed(tx: Transaction, change: { apiKeyId?: string; jti?: string }): Promise<void> {
+    this.options.cache?.forget(change);
+    if (this.db.dialect === 'postgres') await tx.query('SELECT pg_notify($1, $2)', [STATE_CHANNEL, change.jti !== undefined ? `t:${change.jti}` : `k:${change.apiKeyId ?? ''}`]);
   }
 
   // --- audit ----------------------------------------------------------------------------------

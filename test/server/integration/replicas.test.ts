@@ -1,0 +1,150 @@
+// Three `serve` processes on one PostgreSQL server (started by the test setup), one store
+// directory: exact uses across replicas, revocations and new keys seen everywhere at the next
+// request, a replica SIGKILLed under load, and the database crashing and coming back.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { call, cli, cliOk, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
+import { postgresControl, testDatabase } from '../../helpers/postgres.js';
+
+const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value', SERVICE_B_URL: 'https://b' } };
+
+let store: TestStore;
+let db: { url: string; drop(): Promise<void> };
+let env: Record<string, string>;
+let servers: RunningServer[];
+let apiKey: string;
+
+async function createKey(environment = 'production', extra: string[] = []): Promise<{ id: string; key: string }> {
+  const out = await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'replicas', '--environment', environment, '--key-pattern', 'SERVICE_B_*', ...extra], { env });
+  return { id: /^id: (\S+)$/m.exec(out)?.[1] as string, key: /^key: (\S+)$/m.exec(out)?.[1] as string };
+}
+
+const read = (server: { url: string }, t: string) => call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+const jtiOf = (t: string): string => JSON.parse(Buffer.from(t.split('.')[1] as string, 'base64url').toString()).jti;
+
+async function auditRows(): Promise<any[]> {
+  return (await cliOk(['audit', '--json', '--limit', '10000', '--store', store.dir], { env })).trim().split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
+async function usesOf(jti: string): Promise<number> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    return Number((await client.query('SELECT uses FROM tokens WHERE jti = $1', [jti])).rows[0]?.uses);
+  } finally {
+    await client.end();
+  }
+}
+
+beforeAll(async () => {
+  store = await makeStore(SECRETS);
+  db = await testDatabase();
+  // The URL (with its password) goes through the environment, never argv.
+  env = { RWS_DATABASE_URL: db.url };
+  ({ key: apiKey } = await createKey());
+  servers = await Promise.all([0, 1, 2].map(() => startServer(store, [], env)));
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all((servers ?? []).map((server) => server.stop()));
+  await db?.drop();
+  await store?.cleanup();
+});
+
+describe('three replicas on one PostgreSQL', () => {
+  it('count 300 racing uses of a limit-50 token exactly, with 50 success audit rows', async () => {
+    const t = await token(servers[0] as RunningServer, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 50 });
+    const replies = await Promise.all(Array.from({ length: 300 }, (_, index) => read(servers[index % 3] as RunningServer, t)));
+    expect(replies.filter((reply) => reply.status === 200)).toHaveLength(50);
+    // The rest are spent (401) or, past 20 401s per replica from this address, rate-limited (429).
+    expect(replies.filter((reply) => reply.status !== 200).every((reply) => (reply.status === 401 && reply.body.error.code === 'RWS_TOKEN_EXHAUSTED') || reply.status === 429)).toBe(true);
+    const rows = (await auditRows()).filter((row) => row.jti === jtiOf(t) && row.event === 'secret.read');
+    expect(rows.filter((row) => row.outcome === 'success')).toHaveLength(50);
+    expect(await usesOf(jtiOf(t))).toBe(50);
+    expect((await cli(['audit', 'verify', '--store', store.dir], { env })).exitCode).toBe(0);
+  });
+
+  it('a token revoked on A is refused by B and C at the next request', async () => {
+    const [a, b, c] = servers as [RunningServer, RunningServer, RunningServer];
+    const t = await token(a, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    expect((await read(b, t)).status).toBe(200);
+    expect((await read(c, t)).status).toBe(200);
+    expect((await call(`${a.url}/api/v1/vault/tokens/revoke`, { method: 'POST', auth: t })).status).toBe(204);
+    expect((await read(b, t)).body.error.code).toBe('RWS_TOKEN_REVOKED');
+    expect((await read(c, t)).body.error.code).toBe('RWS_TOKEN_REVOKED');
+  });
+
+  it('a key created from any host works on every replica at once, and stops when revoked', async () => {
+    const { id, key } = await createKey();
+    for (const server of servers) expect((await read(server, await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' }))).status).toBe(200);
+    const live = await token(servers[2] as RunningServer, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir], { env });
+    for (const server of servers) {
+      const minted = await call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: { subject: 'x', environment: 'production', key_pattern: 'SERVICE_B_KEY' } });
+      expect(minted.status).toBe(401);
+      expect((await read(server, live)).body.error.code).toBe('RWS_TOKEN_REVOKED');
+    }
+  });
+
+  it('loses and double-counts nothing when a replica is SIGKILLed under load', async () => {
+    const victim = await startServer(store, [], env);
+    const t = await token(servers[0] as RunningServer, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 100_000 });
+    const targets = [servers[0], servers[1], victim] as RunningServer[];
+    const replies: Array<{ status: number } | 'failed'> = [];
+    const load = Promise.all(
+      Array.from({ length: 30 }, async (_, worker) => {
+        for (let i = 0; i < 20; i++) replies.push(await read(targets[(worker + i) % 3] as RunningServer, t).catch(() => 'failed' as const));
+      }),
+    );
+    setTimeout(() => victim.process.kill('SIGKILL'), 400);
+    await load;
+    await victim.stop();
+    const ok = replies.filter((reply) => reply !== 'failed' && reply.status === 200).length;
+    const failed = replies.filter((reply) => reply === 'failed').length;
+    expect(failed).toBeGreaterThan(0);
+    const successRows = (await auditRows()).filter((row) => row.jti === jtiOf(t) && row.event === 'secret.read' && row.outcome === 'success').length;
+    // Every charged use has its success row and the other way round; every 200 a client saw is
+    // among them, and at most the requests cut off by the kill were charged without an answer.
+    expect(await usesOf(jtiOf(t))).toBe(successRows);
+    expect(successRows).toBeGreaterThanOrEqual(ok);
+    expect(successRows).toBeLessThanOrEqual(ok + failed);
+    expect((await cli(['audit', 'verify', '--store', store.dir], { env })).exitCode).toBe(0);
+  }, 60_000);
+});
+
+describe('the database going away', () => {
+  const control = postgresControl();
+
+  it('answers 503 while PostgreSQL is down, and recovers without a restart', async (context) => {
+    if (control === undefined) return context.skip();
+    await control.start();
+    const local = { RWS_DATABASE_URL: control.url };
+    const out = await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'outage', '--environment', 'production', '--key-pattern', 'SERVICE_B_*'], { env: local });
+    const key = /^key: (\S+)$/m.exec(out)?.[1] as string;
+    const server = await startServer(store, [], local);
+    try {
+      const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      expect((await read(server, t)).status).toBe(200);
+      await control.stopImmediate();
+      for (let i = 0; i < 3; i++) {
+        const reply = await read(server, t);
+        expect(reply.status).toBe(503);
+        expect(reply.body.error.code).toBe('RWS_STATE_UNAVAILABLE');
+        expect(reply.text).not.toContain('b-key-value');
+      }
+      expect((await call(`${server.url}/healthz`)).status).toBe(503);
+      await control.start();
+      const deadline = Date.now() + 20_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < deadline) {
+        status = (await read(server, t)).status;
+        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(status).toBe(200);
+      expect(server.process.exitCode).toBeNull();
+      expect(server.stderr()).not.toContain(new URL(control.url).password);
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
+});

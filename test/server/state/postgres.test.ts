@@ -1,0 +1,70 @@
+// The shared StateStore suite on a real PostgreSQL server (started by the test setup), and what
+// only PostgreSQL has: change notifications that keep replicas' caches honest.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { localChange } from '../../../src/server/audit/record.js';
+import { openState, redactUrl } from '../../../src/server/state/open-state.js';
+import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
+import { storePaths } from '../../../src/server/store/layout.js';
+import { testDatabase } from '../../helpers/postgres.js';
+import { describeStateStore, key, row, tokenRecord } from './conformance.js';
+
+describeStateStore('PostgreSQL', { database: testDatabase });
+
+describe('PostgreSQL replicas', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function twoReplicas(): Promise<{ a: SqlStateStore; b: SqlStateStore; url: string }> {
+    const db = await testDatabase();
+    const root = await mkdtemp(path.join(tmpdir(), 'rws-pg-'));
+    const paths = storePaths(root);
+    const a = await openState(paths, db.url, { cache: true });
+    const b = await openState(paths, db.url, { cache: true });
+    cleanups.push(async () => {
+      await Promise.all([a.close(), b.close()]);
+      await db.drop();
+      await rm(root, { recursive: true, force: true });
+    });
+    return { a, b, url: db.url };
+  }
+
+  it('a revocation on one replica is seen by the other, cache or not', async () => {
+    const { a, b } = await twoReplicas();
+    const now = new Date();
+    await a.addApiKey(key('ak_00000000000000b1', { created_at: now.toISOString() }), localChange('apikey.create', 'ak_00000000000000b1', now));
+    const t = { ...tokenRecord('jti-b1-000000000000', 'ak_00000000000000b1', null), issued_at: Math.floor(now.getTime() / 1000), expires_at: Math.floor(now.getTime() / 1000) + 300 };
+    await a.commit({ effect: { kind: 'issue', token: t }, audit: () => row('token.generate', 201) }, now);
+    const presented = { jti: t.jti, usageLimit: null };
+    // b caches the token's record and the key...
+    expect((await b.tokenStatus(presented, now)).outcome).toBe('ok');
+    expect(await b.findApiKeys('000000b1')).toHaveLength(1);
+    // ...and a revocation made through a reaches it: the commit is authoritative at once, the
+    // cache as soon as the notification arrives.
+    await a.commit({ effect: { kind: 'revoke', token: presented }, audit: () => row('token.revoke', 204) }, now);
+    expect(await b.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, now)).toBe('revoked');
+    const deadline = Date.now() + 2000;
+    while ((await b.tokenStatus(presented, now)).outcome !== 'revoked' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await b.tokenStatus(presented, now)).outcome).toBe('revoked');
+    await a.revokeApiKey('ak_00000000000000b1', now, localChange('apikey.revoke', 'ak_00000000000000b1', now));
+    while (((await b.findApiKeys('000000b1'))[0]?.revoked_at ?? null) === null && Date.now() < deadline + 2000) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await b.findApiKeys('000000b1'))[0]?.revoked_at).not.toBeNull();
+  });
+
+  it('never shows the password of the URL', async () => {
+    const { url } = await twoReplicas();
+    const password = new URL(url).password;
+    expect(password.length).toBeGreaterThan(0);
+    expect(redactUrl(url)).not.toContain(password);
+    const wrong = new URL(url);
+    wrong.port = '1';
+    const failure = await openState(storePaths(tmpdir()), wrong.toString()).catch((error: unknown) => error as Error & { code?: string });
+    expect(failure).toMatchObject({ code: 'RWS_STATE_UNAVAILABLE' });
+    expect(String((failure as Error).message)).not.toContain(password);
+    expect(String((failure as Error).message)).toContain('***');
+  });
+});
