@@ -126,6 +126,7 @@ export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply
   await readJsonBody(x.req, { optional: true });
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
+  x.audit.api_key_id = (await deps.state.tokenStatus(presented(claims), x.now)).apiKeyId;
   // Revoking is idempotent: a revoked or spent token may still be revoked (again).
   return { status: 204, body: undefined, effect: { kind: 'revoke', token: presented(claims) } };
 }
