@@ -53,8 +53,11 @@ afterAll(async () => {
 
 describe('three replicas on one PostgreSQL', () => {
   it('count 300 racing uses of a limit-50 token exactly, with 50 success audit rows', async () => {
-    const t = await token(servers[0] as RunningServer, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 50 });
-    const replies = await Promise.all(Array.from({ length: 300 }, (_, index) => read(servers[index % 3] as RunningServer, t)));
+    // Replicas of their own: 250 refusals rate-limit this address on them, not on the others.
+    const racing = await Promise.all([0, 1, 2].map(() => startServer(store, [], env)));
+    const t = await token(racing[0] as RunningServer, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 50 });
+    const replies = await Promise.all(Array.from({ length: 300 }, (_, index) => read(racing[index % 3] as RunningServer, t)));
+    await Promise.all(racing.map((server) => server.stop()));
     expect(replies.filter((reply) => reply.status === 200)).toHaveLength(50);
     // The rest are spent (401) or, past 20 401s per replica from this address, rate-limited (429).
     expect(replies.filter((reply) => reply.status !== 200).every((reply) => (reply.status === 401 && reply.body.error.code === 'RWS_TOKEN_EXHAUSTED') || reply.status === 429)).toBe(true);
