@@ -1,12 +1,11 @@
 // The wrapper against a real secrets-server (plain and TLS), and against raw TCP stubs for
 // answers a real server never gives. Nothing is mocked: real processes, real sockets.
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'dotenv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { auditRowsSync, makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { json, reply, startStub } from '../vault-client/helpers/stub.js';
 import { makeTestCa } from '../vault-client/helpers/test-ca.js';
 import { fixture, makeRuntimeDir, removeDir, runBin, wrapperDirs } from '../helpers/cli.js';
@@ -52,15 +51,12 @@ function vaultEnv(url: string, extra: Record<string, string> = {}): Record<strin
 }
 
 function auditLines(): Array<Record<string, unknown>> {
-  return readFileSync(path.join(store.dir, 'audit.log'), 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return auditRowsSync(store.dir);
 }
 
 /** Everything a run printed, plus the server's audit log: none of it may hold a secret or credential. */
 function expectNoLeak(...texts: string[]): void {
-  const all = [...texts, readFileSync(path.join(store.dir, 'audit.log'), 'utf8'), server.stderr(), tlsServer.stderr()].join('\n');
+  const all = [...texts, JSON.stringify(auditLines()), server.stderr(), tlsServer.stderr()].join('\n');
   for (const value of [...Object.values(SECRETS), apiKey, tlsKey]) expect(all).not.toContain(value);
 }
 

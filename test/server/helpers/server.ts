@@ -1,6 +1,6 @@
 // Real processes for integration tests: the built bin, a store made with its own commands, and
 // the server started on port 0; tests wait for its ready line rather than sleeping.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -151,4 +151,14 @@ export async function rawRequest(url: string, options: { method: string; headers
     for (const chunk of options.chunks) req.write(chunk);
     req.end();
   });
+}
+
+/** The store's audit rows, oldest first, read through the real `secrets-server audit --json`. */
+export function auditRowsSync(dir: string, env: Record<string, string> = {}): Array<Record<string, unknown>> {
+  const out = execFileSync(BIN, ['audit', '--json', '--limit', '10000', '--store', dir], { encoding: 'utf8', env: { ...process.env, ...env } });
+  return out
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .reverse();
 }
