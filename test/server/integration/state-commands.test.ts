@@ -1,0 +1,199 @@
+// The state's commands and files: a pre-database store imported once, db migrate|status|import,
+// status, audit --follow, folded 429s, the audit file sink across SIGHUP, and the database URL
+// from the environment or a file (never shown with its password).
+import { spawn } from 'node:child_process';
+import { chmod, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { testDatabase } from '../../helpers/postgres.js';
+
+const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value' } };
+let store: TestStore;
+
+beforeAll(async () => {
+  store = await makeStore(SECRETS);
+});
+afterAll(() => store.cleanup());
+
+/** A store as the file-state server left it: keys, a token state log and audit lines. */
+async function legacyStore(): Promise<{ dir: TestStore; keyId: string; key: string }> {
+  const legacy = await makeStore(SECRETS);
+  // The pepper makes the HMAC; the record is what api-keys.json held before the database.
+  const pepper = await readFile(path.join(legacy.dir, 'api-key-pepper'), 'utf8');
+  const { createHmac } = await import('node:crypto');
+  const key = `rws_sk_${'1a'.repeat(16)}`;
+  const keyId = 'ak_00000000000000c1';
+  const now = Math.floor(Date.now() / 1000);
+  const record = { id: keyId, name: 'from-files', prefix: key.slice(7, 15), hash: createHmac('sha256', pepper).update(key).digest('hex'), environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: null, created_at: '2030-01-01T00:00:00.000Z', expires_at: null, revoked_at: null };
+  await writeFile(path.join(legacy.dir, 'api-keys.json'), JSON.stringify({ version: 1, keys: [record] }), { mode: 0o600 });
+  const state = [
+    { t: 'issue', jti: 'legacy-live-token-0001', key: keyId, exp: now + 600, at: new Date().toISOString() },
+    { t: 'use', jti: 'legacy-live-token-0001', exp: now + 600 },
+    { t: 'issue', jti: 'legacy-revoked-token-01', key: keyId, exp: now + 600, at: new Date().toISOString() },
+    { t: 'revoke', jti: 'legacy-revoked-token-01', exp: now + 600 },
+  ];
+  await writeFile(path.join(legacy.dir, 'token-state.log'), `${state.map((r) => JSON.stringify(r)).join('\n')}\n{"t":"use","jti":"torn`, { mode: 0o600 });
+  const line = { time: '2030-01-01T00:00:00.000Z', event: 'token.generate', outcome: 'success', status: 201, error_code: null, api_key_id: keyId, jti: 'legacy-live-token-0001', subject: 'old', environment: 'production', keys: null, client: '127.0.0.1' };
+  await writeFile(path.join(legacy.dir, 'audit.log'), `${JSON.stringify(line)}\n${JSON.stringify({ ...line, event: 'secret.read', keys: ['SERVICE_B_KEY'] })}\n`, { mode: 0o600 });
+  return { dir: legacy, keyId, key };
+}
+
+describe('a store from before the database', () => {
+  it('is imported into SQLite once, at the first command, keys, tokens and audit lines alike', async () => {
+    const { dir: legacy, keyId, key } = await legacyStore();
+    try {
+      const listed = await cliOk(['apikey', 'list', '--json', '--store', legacy.dir]);
+      expect(JSON.parse(listed.trim())).toMatchObject({ id: keyId, name: 'from-files', revoked_at: null });
+      const files = await readdir(legacy.dir);
+      expect(files).toEqual(expect.arrayContaining(['api-keys.json.imported', 'token-state.log.imported', 'audit.log.imported', 'state.db']));
+      expect(files).not.toContain('api-keys.json');
+      const rows = JSON.parse(`[${(await cliOk(['audit', '--json', '--store', legacy.dir])).trim().split('\n').join(',')}]`).reverse();
+      expect(rows.map((row: { event: string }) => row.event)).toEqual(['token.generate', 'secret.read', 'state.import']);
+      expect(rows[2].subject).toMatch(/^1 keys, 2 live tokens, 2 audit lines from /);
+      expect((await cli(['audit', 'verify', '--store', legacy.dir])).exitCode).toBe(0);
+      // The imported key works against a server, and a second start imports nothing again.
+      const server = await startServer(legacy);
+      try {
+        expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' }) })).status).toBe(200);
+      } finally {
+        await server.stop();
+      }
+      expect((await cliOk(['audit', '--json', '--event', 'state.import', '--store', legacy.dir])).trim().split('\n')).toHaveLength(1);
+    } finally {
+      await legacy.cleanup();
+    }
+  });
+
+  it('refuses a damaged legacy file whole, naming the line, and imports nothing', async () => {
+    const { dir: legacy } = await legacyStore();
+    try {
+      await writeFile(path.join(legacy.dir, 'audit.log'), '{"time":"x"}\n', { mode: 0o600 });
+      const result = await cli(['apikey', 'list', '--store', legacy.dir]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain('RWS_STATE_INVALID');
+      expect(result.stderr).toContain('audit.log line 1');
+      expect(await readdir(legacy.dir)).toContain('api-keys.json');
+    } finally {
+      await legacy.cleanup();
+    }
+  });
+
+  it('moves into PostgreSQL with db import --from-store, once', async () => {
+    const { dir: legacy, keyId } = await legacyStore();
+    const db = await testDatabase();
+    try {
+      const env = { RWS_DATABASE_URL: db.url };
+      const out = await cliOk(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env });
+      expect(out).toMatch(/^imported 1 API keys, 2 live token records and 2 audit lines from .* into postgres:\/\/.*:\*\*\*@/);
+      expect(out).not.toContain(new URL(db.url).password);
+      expect(JSON.parse((await cliOk(['apikey', 'list', '--json', '--store', store.dir], { env })).trim()).id).toBe(keyId);
+      const again = await cli(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env });
+      expect(again.exitCode).toBe(1);
+      expect(again.stderr).toMatch(/RWS_STORE_MISSING|RWS_ALREADY_IMPORTED/);
+    } finally {
+      await db.drop();
+      await legacy.cleanup();
+    }
+  });
+});
+
+describe('db and status commands', () => {
+  it('migrate, status and db status say where the state is and its version; many migrate at once', async () => {
+    const db = await testDatabase();
+    try {
+      const env = { RWS_DATABASE_URL: db.url };
+      const results = await Promise.all(Array.from({ length: 5 }, () => cli(['db', 'migrate', '--store', store.dir], { env })));
+      expect(results.map((result) => result.exitCode)).toEqual([0, 0, 0, 0, 0]);
+      expect(results.filter((result) => result.stdout.startsWith('applied migration 1'))).toHaveLength(1);
+      const status = JSON.parse(await cliOk(['db', 'status', '--json', '--store', store.dir], { env }));
+      expect(status).toEqual({ kind: 'postgres', location: expect.stringContaining(':***@'), schema_version: 1, latest_version: 1 });
+      const sqlite = JSON.parse(await cliOk(['status', '--json', '--store', store.dir]));
+      expect(sqlite).toMatchObject({ state: { kind: 'sqlite', location: path.join(store.dir, 'state.db'), schema_version: 1 }, environments: { production: { digest: expect.stringMatching(/^sha256:/) } } });
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('takes the URL from RWS_DATABASE_URL_FILE only when the file is private, and never prints its password', async () => {
+    const db = await testDatabase();
+    try {
+      const file = path.join(store.root, 'database-url');
+      await writeFile(file, `${db.url}\n`, { mode: 0o600 });
+      expect(JSON.parse(await cliOk(['db', 'status', '--json', '--store', store.dir], { env: { RWS_DATABASE_URL_FILE: file } })).kind).toBe('postgres');
+      await chmod(file, 0o644);
+      const open = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL_FILE: file } });
+      expect(open.exitCode).toBe(1);
+      expect(open.stderr).toContain('chmod 600');
+      const password = new URL(db.url).password;
+      for (const bad of ['mysql://x@y/z', 'postgres://', `postgres://u:${password}@127.0.0.1:1/none`]) {
+        const result = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: bad } });
+        expect(result.exitCode).not.toBe(0);
+        expect(result.stderr.split('\n').filter(Boolean)).toHaveLength(result.stderr.includes('hint') ? result.stderr.split('\n').filter(Boolean).length : 1);
+        expect(result.stderr).not.toContain(password);
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('audit', () => {
+  it('--follow streams new rows as JSON lines, filtered', async () => {
+    const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+    const server = await startServer(store);
+    const follower = spawn(BIN, ['audit', '--follow', '--event', 'secret.read', '--limit', '1', '--store', store.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    follower.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      const before = out.split('\n').filter(Boolean).length;
+      const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      for (let i = 0; i < 3; i++) await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+      await until(async () => out.split('\n').filter(Boolean).length >= before + 3, 5000);
+      const fresh = out.split('\n').filter(Boolean).slice(before).map((line) => JSON.parse(line));
+      expect(fresh.map((row) => row.event)).toEqual(['secret.read', 'secret.read', 'secret.read']);
+      expect(fresh[1].seq).toBe(fresh[0].seq + 1);
+      expect(out).not.toContain('b-key-value');
+    } finally {
+      follower.kill('SIGTERM');
+      await server.stop();
+    }
+  });
+
+  it('folds 429s into one row per address and minute, with the count', async () => {
+    const server = await startServer(store);
+    try {
+      for (let i = 0; i < 60; i++) await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: 'not-a-token' });
+    } finally {
+      await server.stop();
+    }
+    const rows = (await cliOk(['audit', '--json', '--event', 'auth.rate_limited', '--store', store.dir])).trim().split('\n').map((line) => JSON.parse(line));
+    // 21 refusals are 401s (the limit is "more than 20"), one row each; the other 39 are 429s.
+    expect(rows.reduce((sum, row) => sum + row.count, 0)).toBe(39);
+    expect(rows.length).toBeLessThanOrEqual(2);
+    expect(rows[0]).toMatchObject({ status: 429, error_code: 'RWS_RATE_LIMITED', client: '127.0.0.1' });
+  });
+
+  it('writes the rows to --audit-log too, and after SIGHUP into a new file at the same path', async () => {
+    const sink = path.join(store.root, 'audit.jsonl');
+    const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+    const server = await startServer(store, ['--audit-log', sink]);
+    try {
+      const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+      await rename(sink, `${sink}.1`);
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr().includes('audit log reopened'));
+      await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+      const rotated = (await readFile(`${sink}.1`, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+      const current = (await readFile(sink, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+      expect(rotated.map((row) => row.event)).toEqual(['token.generate', 'secret.read']);
+      expect(current.map((row) => row.event)).toEqual(['secret.read']);
+      expect(current[0].seq).toBe(rotated[1].seq + 1);
+      expect(server.process.exitCode).toBeNull();
+    } finally {
+      await server.stop();
+    }
+  });
+});
