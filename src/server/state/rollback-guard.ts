@@ -1,9 +1,11 @@
-// A database restored from an older backup (or deleted and made anew) would revive what was
-// revoked or spent after the backup: the rows that said so are gone. Each server remembers, in
-// its store directory, the newest audit row it has seen (seq and hash); the audit trail only ever
-// grows, so a head older than that, or a different row at that seq, means the state went back in
-// time. Then every token minted before now is revoked, and the operator is told. The file is read
-// before the database, so another server writing it meanwhile can only make it look older.
+// A database restored from an older backup would revive what was revoked or spent after the
+// backup: the rows that said so are gone. Each server remembers, in its store directory and per
+// database (by the id the database keeps in its backups), the newest audit row it has seen (seq
+// and hash); the audit trail only ever grows, so a head older than that, or a different row at
+// that seq, means the state went back in time. Then every token minted before now is revoked, and
+// the operator is told. A database made anew has a new id and no issue records: its tokens are
+// unknown and refused anyway. The file is read before the database, so another server writing it
+// meanwhile can only make it look older.
 import { readPrivateFile, replaceFile } from '../store/files.js';
 import type { SqlStateStore } from './sql/sql-state-store.js';
 
@@ -13,6 +15,9 @@ interface Seen {
   seq: number;
   hash: string;
 }
+
+/** Databases remembered per store: one per kind a store was served with is plenty. */
+const MAX_REMEMBERED = 8;
 
 export class RollbackGuard {
   #timer: NodeJS.Timeout | undefined;
@@ -32,7 +37,9 @@ export class RollbackGuard {
   }
 
   async check(): Promise<boolean> {
-    const seen = await this.#read();
+    const file = await this.#read();
+    const id = await this.state.databaseId();
+    const seen = file[id];
     const head = await this.state.auditHead();
     let rolledBack = false;
     if (seen !== undefined && seen.seq > 0) {
@@ -47,27 +54,33 @@ export class RollbackGuard {
       );
     }
     if (head.seq !== this.#written || rolledBack) {
-      await replaceFile(this.file, `${JSON.stringify(head)}\n`);
+      const others = Object.entries(file).filter(([other]) => other !== id).slice(-(MAX_REMEMBERED - 1));
+      await replaceFile(this.file, `${JSON.stringify(Object.fromEntries([...others, [id, head]]))}\n`);
       this.#written = head.seq;
     }
     return rolledBack;
   }
 
-  async #read(): Promise<Seen | undefined> {
+  async #read(): Promise<Record<string, Seen>> {
     let text: string;
     try {
       text = await readPrivateFile(this.file);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
       throw error;
     }
+    const seen: Record<string, Seen> = {};
     try {
-      const value = JSON.parse(text) as Partial<Seen>;
-      if (Number.isSafeInteger(value.seq) && typeof value.hash === 'string') return { seq: value.seq as number, hash: value.hash };
+      const value = JSON.parse(text) as Record<string, Partial<Seen>>;
+      for (const [id, entry] of Object.entries(value)) {
+        if (!Number.isSafeInteger(entry?.seq) || typeof entry?.hash !== 'string') throw new Error('damaged');
+        seen[id] = { seq: entry.seq as number, hash: entry.hash };
+      }
+      return seen;
     } catch {
-      // fall through: a damaged file is treated as a rollback of unknown depth
+      // A damaged file cannot vouch for any database: treat it as a rollback of unknown depth.
+      return new Proxy({}, { get: () => ({ seq: Number.MAX_SAFE_INTEGER, hash: '' }) });
     }
-    return { seq: Number.MAX_SAFE_INTEGER, hash: '' };
   }
 
   /** Stops checking, and records the head one last time (what this server saw up to its close). */

@@ -65,10 +65,10 @@ class PostgresDriver implements SqlDriver {
         },
         lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
       };
-      await tx.query('BEGIN');
-      // The server's WAL writer flushes such a commit within a fraction of a second; a durable
-      // one waits for its flush (and for synchronous standbys, as the server is configured).
-      if (options.durable === false) await tx.query('SET LOCAL synchronous_commit TO OFF');
+      // A commit that need not be durable is flushed by the server's WAL writer within a fraction
+      // of a second; a durable one waits for its flush (and for synchronous standbys, as the
+      // server is configured). One round trip either way: no parameters, so both go as one query.
+      await tx.query(options.durable === false ? 'BEGIN; SET LOCAL synchronous_commit TO OFF' : 'BEGIN');
       const value = await fn(tx);
       await tx.query('COMMIT');
       broken = undefined;

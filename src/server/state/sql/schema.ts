@@ -3,6 +3,7 @@
 // millisecond, so they sort as text) and token dates are epoch seconds. Applied steps are
 // recorded in schema_migrations; migrating takes the database's write lock (SQLite) or an
 // advisory lock (PostgreSQL), so processes that start together apply each step once.
+import { randomUUID } from 'node:crypto';
 import { RwsError } from '../../../errors.js';
 import { StateUnavailableError } from '../state-errors.js';
 import type { SqlDriver } from './driver.js';
@@ -88,6 +89,8 @@ export async function migrate(driver: SqlDriver, now: () => Date = () => new Dat
       await tx.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, now().toISOString()]);
       done.push(migration.version);
     }
+    // Who this database is, kept by its backups: what a server saw is remembered per database.
+    await tx.query('INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', ['database_id', randomUUID()]);
     return done;
   });
 }
