@@ -29,7 +29,7 @@ describe('init', () => {
   it('creates a 0700 store with 0600 files, and keeps them when run again', async () => {
     expect(await mode(store.dir)).toBe(0o700);
     const files = (await readdir(store.dir)).sort();
-    expect(files).toEqual(['age-identity.txt', 'api-key-pepper', 'jwt-secret']);
+    expect(files).toEqual(['age-identity.txt', 'api-key-pepper', 'jwt-secret', 'state.db']);
     for (const file of files) expect(await mode(path.join(store.dir, file))).toBe(0o600);
     const before = await readFile(path.join(store.dir, 'jwt-secret'), 'utf8');
     const again = await cliOk(['init', '--store', store.dir]);
