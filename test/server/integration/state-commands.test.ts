@@ -98,6 +98,41 @@ describe('a store from before the database', () => {
   });
 });
 
+describe('one store, two databases', () => {
+  it('is no rollback: what a server saw is remembered per database', async () => {
+    const local = await makeStore(SECRETS);
+    const db = await testDatabase();
+    try {
+      const env = { RWS_DATABASE_URL: db.url };
+      const sqliteKey = (await makeApiKey(local, ['production'], ['SERVICE_B_*'])).key;
+      let server = await startServer(local);
+      const t = await token(server, sqliteKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      for (let i = 0; i < 5; i++) await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+      await server.stop();
+      // The same store served with PostgreSQL, whose trail is shorter: not a rollback.
+      const pgKey = /^key: (\S+)$/m.exec(await cliOk(['apikey', 'create', '--name', 'pg', '--environment', 'production', '--key-pattern', 'SERVICE_B_*', '--store', local.dir], { env }))?.[1] as string;
+      server = await startServer(local, [], env);
+      try {
+        const pgToken = await token(server, pgKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+        expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: pgToken })).status).toBe(200);
+      } finally {
+        await server.stop();
+      }
+      // And back to SQLite: its token still works.
+      server = await startServer(local);
+      try {
+        expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status).toBe(200);
+        expect(server.stderr()).not.toContain('RWS_STATE_ROLLED_BACK');
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      await db.drop();
+      await local.cleanup();
+    }
+  });
+});
+
 describe('db and status commands', () => {
   it('migrate, status and db status say where the state is and its version; many migrate at once', async () => {
     const db = await testDatabase();
