@@ -6,36 +6,38 @@ import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
 import { markImported, readLegacyStore } from '../state/legacy/import-store.js';
 import { openDriver, resolveDatabaseUrl } from '../state/open-state.js';
+import type { SqlDriver } from '../state/sql/driver.js';
 import { currentVersion, migrate, SCHEMA_VERSION } from '../state/sql/schema.js';
 import { storePaths } from '../store/layout.js';
 import { openCommandState } from './state-args.js';
 
-export async function dbMigrate(args: Record<string, unknown>, io: CliIo): Promise<number> {
+/** The bare driver, without migrating (`db status` must see an old schema as it is). */
+async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver: SqlDriver) => Promise<void>): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
   const driver = await openDriver(paths, await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env));
   try {
-    const applied = await migrate(driver);
-    io.stdout.write(applied.length === 0 ? `schema is at version ${SCHEMA_VERSION}; nothing to do (${driver.location})\n` : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${SCHEMA_VERSION} (${driver.location})\n`);
+    await use(driver);
   } finally {
     await driver.close();
   }
   return EXIT_OK;
 }
 
-export async function dbStatus(args: Record<string, unknown>, io: CliIo): Promise<number> {
-  const paths = resolveStore(args.store as string | undefined, io.env);
-  await checkStoreDir(paths);
-  const driver = await openDriver(paths, await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env));
-  try {
+export function dbMigrate(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  return withDriver(args, io, async (driver) => {
+    const applied = await migrate(driver);
+    io.stdout.write(applied.length === 0 ? `schema is at version ${SCHEMA_VERSION}; nothing to do (${driver.location})\n` : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${SCHEMA_VERSION} (${driver.location})\n`);
+  });
+}
+
+export function dbStatus(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  return withDriver(args, io, async (driver) => {
     const version = await currentVersion(driver);
     const view = { kind: driver.dialect, location: driver.location, schema_version: version, latest_version: SCHEMA_VERSION };
     if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
     else io.stdout.write(`state: ${view.kind} ${view.location}\nschema version: ${version} (this secrets-server knows ${SCHEMA_VERSION}${version < SCHEMA_VERSION ? '; run secrets-server db migrate' : ''})\n`);
-  } finally {
-    await driver.close();
-  }
-  return EXIT_OK;
+  });
 }
 
 export async function dbImport(args: Record<string, unknown>, io: CliIo): Promise<number> {

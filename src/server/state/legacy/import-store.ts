@@ -63,15 +63,7 @@ function replayStateLog(text: string, file: string, nowSeconds: number): { token
     if (token === undefined) tokens.set(jti, (token = { jti, apiKeyId: '', expiresAt: exp, issuedAt: exp - 3600, uses: 0, revoked: false }));
     return token;
   };
-  // A crash could leave the last line half-written (no newline): it never counted.
-  for (const [index, line] of text.split('\n').slice(0, -1).entries()) {
-    let r: Record<string, unknown>;
-    try {
-      r = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      throw damaged(file, index);
-    }
-    if (typeof r !== 'object' || r === null) throw damaged(file, index);
+  for (const [index, r] of jsonLines(text, file)) {
     if (r.t === 'issue' && isString(r.jti) && isString(r.key) && isInt(r.exp) && isString(r.at)) {
       const token = entry(r.jti, r.exp);
       token.apiKeyId = r.key;
@@ -96,16 +88,10 @@ const AUDIT_FIELDS = ['time', 'event', 'outcome', 'status', 'error_code', 'api_k
 
 function parseAuditLog(text: string, file: string): AuditRecord[] {
   const records: AuditRecord[] = [];
-  for (const [index, line] of text.split('\n').slice(0, -1).entries()) {
-    let r: Record<string, unknown>;
-    try {
-      r = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      throw damaged(file, index);
-    }
+  for (const [index, r] of jsonLines(text, file)) {
     const nullableString = (value: unknown) => value === null || isString(value);
     const ok =
-      typeof r === 'object' && r !== null && !Array.isArray(r) &&
+      !Array.isArray(r) &&
       Object.keys(r).length === AUDIT_FIELDS.length && AUDIT_FIELDS.every((field) => Object.hasOwn(r, field)) &&
       isString(r.time) && AUDIT_EVENTS.includes(r.event as AuditRecord['event']) && (r.outcome === 'success' || r.outcome === 'failure') &&
       isInt(r.status) && nullableString(r.error_code) && nullableString(r.api_key_id) && nullableString(r.jti) && nullableString(r.subject) &&
@@ -114,6 +100,23 @@ function parseAuditLog(text: string, file: string): AuditRecord[] {
     records.push({ ...(r as unknown as AuditRecord), count: 1 });
   }
   return records;
+}
+
+/**
+ * The complete lines of a JSON-lines file, each an object, with their index. A crash could leave
+ * the last line half-written (no newline): it never counted, and is dropped.
+ */
+function* jsonLines(text: string, file: string): Generator<[number, Record<string, unknown>]> {
+  for (const [index, line] of text.split('\n').slice(0, -1).entries()) {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      throw damaged(file, index);
+    }
+    if (typeof value !== 'object' || value === null) throw damaged(file, index);
+    yield [index, value as Record<string, unknown>];
+  }
 }
 
 function damaged(file: string, index: number): RwsError {
