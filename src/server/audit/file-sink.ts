@@ -44,6 +44,8 @@ export class AuditFileSink {
     const fd = this.#fd;
     const before = size;
     return () => {
+      // After a SIGHUP the old descriptor is closed and its number may belong to another file.
+      if (fd !== this.#fd) return;
       try {
         ftruncateSync(fd, before);
       } catch {

@@ -12,7 +12,8 @@ export type AuditEventName =
   | 'auth.rate_limited'
   | 'apikey.create'
   | 'apikey.revoke'
-  | 'state.import';
+  | 'state.import'
+  | 'state.rollback';
 
 export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'token.generate',
@@ -25,6 +26,7 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'apikey.create',
   'apikey.revoke',
   'state.import',
+  'state.rollback',
 ];
 
 export interface AuditRecord {
@@ -61,6 +63,10 @@ export interface AuditQuery {
   until?: string;
   /** Only rows older than this seq (cursor paging). */
   beforeSeq?: number;
+  /** Only rows newer than this seq (following). */
+  afterSeq?: number;
+  /** Oldest first (following); newest first otherwise. */
+  ascending?: boolean;
   limit: number;
 }
 

@@ -46,7 +46,11 @@ export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, 
   if (!API_KEY_GRAMMAR.test(presented)) throw unauthorized('invalid API key');
   const candidates = await state.findApiKeys(presented.slice(PREFIX_START, PREFIX_START + PREFIX_LENGTH));
   const hash = Buffer.from(hashApiKey(pepper, presented), 'hex');
-  const match = candidates.find((record) => timingSafeEqual(Buffer.from(record.hash, 'hex'), hash));
+  // A stored hash of another length (a hand-edited row) matches nothing rather than throwing.
+  const match = candidates.find((record) => {
+    const stored = Buffer.from(record.hash, 'hex');
+    return stored.length === hash.length && timingSafeEqual(stored, hash);
+  });
   if (match === undefined || match.revoked_at !== null) throw unauthorized('invalid API key');
   if (match.expires_at !== null && Date.parse(match.expires_at) <= now.getTime()) throw unauthorized('invalid API key');
   return match;

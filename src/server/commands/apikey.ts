@@ -10,6 +10,7 @@ import { ServerUsageError } from '../usage-error.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { localChange } from '../audit/record.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
+import { RollbackGuard } from '../state/rollback-guard.js';
 import { openCommandState } from './state-args.js';
 import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
 
@@ -17,6 +18,14 @@ async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ pa
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
   return { paths, state: await openCommandState(paths, args, io) };
+}
+
+/**
+ * A revocation is what a restored backup would undo: the command records the trail's head it
+ * committed, as servers do, so a later rollback is seen even if no server ran in between.
+ */
+async function rememberHead(state: SqlStateStore, paths: StorePaths, io: CliIo): Promise<void> {
+  await new RollbackGuard(state, paths.stateSeen, (line) => void io.stderr.write(`${line}\n`)).check();
 }
 
 export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Promise<number> {
@@ -44,6 +53,7 @@ export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Pr
   try {
     const pepper = await resolvePepper(paths);
     const { id, key } = await createApiKey(state, pepper, { name, environments, keyPatterns, maxTtlMinutes: maxTtl ?? null, expiresAt }, now);
+    await rememberHead(state, paths, io);
     io.stdout.write(`id: ${id}\nkey: ${key}\n`);
     io.stderr.write('The key is shown this once and is not stored; keep it in your secret manager now.\n');
   } finally {
@@ -83,10 +93,11 @@ export async function apikeyList(args: Record<string, unknown>, io: CliIo): Prom
 
 export async function apikeyRevoke(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const id = String(args.id);
-  const { state } = await openState(args, io);
+  const { paths, state } = await openState(args, io);
   try {
     const now = new Date();
     if (!(await state.revokeApiKey(id, now, localChange('apikey.revoke', id, now, 'secrets-server apikey revoke')))) throw new RwsError('RWS_APIKEY_MISSING', `no API key ${id.slice(0, 64)}`, { hint: 'see secrets-server apikey list' });
+    await rememberHead(state, paths, io);
   } finally {
     await state.close();
   }

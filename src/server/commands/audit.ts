@@ -38,18 +38,14 @@ export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
   };
 }
 
-function matches(row: StoredAuditRow, query: AuditQuery): boolean {
-  return (
-    (query.apiKeyId === undefined || row.api_key_id === query.apiKeyId) &&
-    (query.event === undefined || row.event === query.event) &&
-    (query.outcome === undefined || row.outcome === query.outcome) &&
-    (query.environment === undefined || row.environment === query.environment) &&
-    (query.since === undefined || row.time >= query.since) &&
-    (query.until === undefined || row.time < query.until)
-  );
-}
+/** Names as they are, but never a control character into a terminal (rows may be hand-edited). */
+const printable = (value: string): string => value.replace(/[\p{Cc}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 function text(row: StoredAuditRow): string {
+  return printable(line(row));
+}
+
+function line(row: StoredAuditRow): string {
   const who = row.api_key_id ?? '-';
   const what = [row.environment, row.keys?.join(',')].filter(Boolean).join(' ');
   return `${row.seq}  ${row.time}  ${row.event}  ${row.outcome} ${row.status}${row.error_code ? ` ${row.error_code}` : ''}  key=${who}  ${row.subject === null ? '' : `subject=${JSON.stringify(row.subject)}  `}${what ? `${what}  ` : ''}client=${row.client}${row.count > 1 ? `  x${row.count}` : ''}`;
@@ -59,18 +55,25 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
   const query = parseAuditQuery(args);
   const state = await open(args, io);
   try {
-    const rows = await state.queryAudit(query);
+    // The head first: what is listed is up to it, what is followed comes after it; nothing
+    // committed in between falls through.
+    let last = (await state.auditHead()).seq;
+    const rows = await state.queryAudit({ ...query, beforeSeq: last + 1 });
     for (const row of rows) io.stdout.write(`${args.json || args.follow ? auditJson(row) : text(row)}\n`);
     if (!args.follow) return EXIT_OK;
     // New rows in seq order, as JSON lines, until the command is stopped.
-    let last = (await state.queryAudit({ limit: 1 }))[0]?.seq ?? 0;
     let stopped = false;
     void io.untilStopped().then(() => (stopped = true));
     while (!stopped) {
-      const fresh = await state.auditAfter(last, PAGE);
-      for (const row of fresh) if (matches(row, query)) io.stdout.write(`${auditJson(row)}\n`);
-      last = fresh.at(-1)?.seq ?? last;
-      if (fresh.length < PAGE) await new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS));
+      const head = (await state.auditHead()).seq;
+      if (head > last) {
+        const fresh = await state.queryAudit({ ...query, afterSeq: last, beforeSeq: head + 1, ascending: true, limit: PAGE });
+        for (const row of fresh) io.stdout.write(`${auditJson(row)}\n`);
+        // A full page may leave more before the head: continue from its last row.
+        last = fresh.length === PAGE ? (fresh.at(-1)?.seq ?? head) : head;
+        if (fresh.length === PAGE) continue;
+      }
+      await new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS));
     }
     return EXIT_OK;
   } finally {

@@ -40,12 +40,14 @@ export async function init(args: Record<string, unknown>, io: CliIo): Promise<nu
       say(`kept ${what} ${file}`);
     }
   }
-  // The state database (SQLite in the store) is made now, so a new store is complete; with
-  // PostgreSQL (--database-url on the other commands) this file stays unused.
+  // The state is made now, so a new store is complete: SQLite in the store, or the schema in
+  // PostgreSQL with --database-url (or the variables).
   const existed = await fs.stat(paths.stateDb).then(() => true, () => false);
-  const { openState } = await import('../state/open-state.js');
-  await (await openState(paths, undefined)).close();
-  say(existed ? `kept state database ${paths.stateDb}` : `created state database ${paths.stateDb} (0600)`);
+  const { openCommandState } = await import('./state-args.js');
+  const state = await openCommandState(paths, args, io);
+  await state.close();
+  if (state.kind === 'postgres') say(`state in ${state.location}, schema up to date`);
+  else say(existed ? `kept state database ${paths.stateDb}` : `created state database ${paths.stateDb} (0600)`);
   say('');
   say('Start the server with:');
   say(`  export VANTA_SOPS_FILES_PATH=${shellQuote(paths.dir)}`);

@@ -5,10 +5,6 @@ import type { StorePaths } from '../store/layout.js';
 import { type OpenStateOptions, openState, resolveDatabaseUrl } from '../state/open-state.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
 
-export const DATABASE_URL_OPTION = {
-  'database-url': { type: 'string', requiresArg: true, description: 'keep the state in PostgreSQL (default: SQLite state.db in the store; or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE)' },
-} as const;
-
 export async function openCommandState(paths: StorePaths, args: Record<string, unknown>, io: CliIo, options: OpenStateOptions = {}): Promise<SqlStateStore> {
   return openState(paths, await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env), options);
 }

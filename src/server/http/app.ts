@@ -108,15 +108,17 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       deps.refusals.note(client, x.now);
     } else if (event !== undefined) {
       const routeEvent = event;
+      const answer = reply;
       const { effect } = reply;
       try {
         await deps.state.commit(
           {
             effect,
+            // Called once per attempt of the transaction: the answer follows the last outcome.
             audit: (outcome: TokenOutcome) => {
               // A use the state could not charge (spent or revoked meanwhile) is a refusal.
               const refusal = tokenRefusal(outcome);
-              if (refusal) reply = errorResponse(refusal);
+              reply = refusal ? errorResponse(refusal) : answer;
               return auditRecord(routeEvent, x.audit, reply, client, x.now);
             },
           },

@@ -26,8 +26,9 @@ export interface OpenStateOptions {
 /** The database URL from the flag or the environment, or undefined for SQLite in the store. */
 export async function resolveDatabaseUrl(flag: string | undefined, env: Env): Promise<string | undefined> {
   if (flag !== undefined) return checkUrl(flag, '--database-url');
-  if (env.RWS_DATABASE_URL) return checkUrl(env.RWS_DATABASE_URL, 'RWS_DATABASE_URL');
-  if (env.RWS_DATABASE_URL_FILE) {
+  // Set but empty (a template that rendered nothing) is a mistake, never "use SQLite instead".
+  if (env.RWS_DATABASE_URL !== undefined) return checkUrl(env.RWS_DATABASE_URL, 'RWS_DATABASE_URL');
+  if (env.RWS_DATABASE_URL_FILE !== undefined) {
     let text: string;
     try {
       text = await readPrivateFile(env.RWS_DATABASE_URL_FILE);
@@ -86,10 +87,18 @@ export async function openState(paths: StorePaths, databaseUrl: string | undefin
   }
 }
 
-/** SQLite in a store that predates the database: import its files the first time. */
+/**
+ * SQLite in a store that predates the database: import its files the first time. A database that
+ * was made without them is marked too, so files that appear later under those names (an
+ * `--audit-log` pointed at `audit.log`, say) are never taken for a legacy store.
+ */
 export async function importLegacyOnce(state: SqlStateStore, paths: StorePaths, now: Date): Promise<boolean> {
+  if (await state.legacyImportDone()) return false;
   const legacy = await readLegacyStore(paths, Math.floor(now.getTime() / 1000));
-  if (legacy === undefined) return false;
+  if (legacy === undefined) {
+    await state.markLegacyImport('none', now);
+    return false;
+  }
   const imported = await state.importLegacy(legacy, paths.dir, now);
   await markImported(legacy.files);
   return imported;

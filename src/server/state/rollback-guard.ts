@@ -6,6 +6,7 @@
 // the operator is told. A database made anew has a new id and no issue records: its tokens are
 // unknown and refused anyway. The file is read before the database, so another server writing it
 // meanwhile can only make it look older.
+import { localChange } from '../audit/record.js';
 import { readPrivateFile, replaceFile } from '../store/files.js';
 import type { SqlStateStore } from './sql/sql-state-store.js';
 
@@ -49,11 +50,15 @@ export class RollbackGuard {
     if (rolledBack) {
       const now = new Date();
       await this.state.revokeTokensIssuedBefore(now);
+      await this.state.commit({ audit: () => localChange('state.rollback', null, now, `audit head ${head.seq}, this host saw ${seen?.seq}`) }, now);
       this.log(
         `secrets-server: error RWS_STATE_ROLLED_BACK: the state database is older than what this server saw (audit row ${seen?.seq}, now ${head.seq}); every token minted before ${now.toISOString()} was revoked (hint: re-revoke API keys revoked since the backup; see secrets-server audit)`,
       );
     }
     if (head.seq !== this.#written || rolledBack) {
+      // Rows of unlimited reads commit without an fsync: make everything up to this head durable
+      // before vouching for it, or a power loss would look like a rollback.
+      await this.state.syncToDisk();
       const others = Object.entries(file).filter(([other]) => other !== id).slice(-(MAX_REMEMBERED - 1));
       await replaceFile(this.file, `${JSON.stringify(Object.fromEntries([...others, [id, head]]))}\n`);
       this.#written = head.seq;
@@ -78,8 +83,8 @@ export class RollbackGuard {
       }
       return seen;
     } catch {
-      // A damaged file cannot vouch for any database: treat it as a rollback of unknown depth.
-      return new Proxy({}, { get: () => ({ seq: Number.MAX_SAFE_INTEGER, hash: '' }) });
+      // A damaged file cannot vouch for this database: a rollback of unknown depth.
+      return { [await this.state.databaseId()]: { seq: Number.MAX_SAFE_INTEGER, hash: '' } };
     }
   }
 

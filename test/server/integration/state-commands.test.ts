@@ -2,7 +2,7 @@
 // status, audit --follow, folded 429s, the audit file sink across SIGHUP, and the database URL
 // from the environment or a file (never shown with its password).
 import { spawn } from 'node:child_process';
-import { chmod, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
@@ -19,6 +19,8 @@ afterAll(() => store.cleanup());
 /** A store as the file-state server left it: keys, a token state log and audit lines. */
 async function legacyStore(): Promise<{ dir: TestStore; keyId: string; key: string }> {
   const legacy = await makeStore(SECRETS);
+  // A store of the file-state days had no database: the one `init` just made goes.
+  for (const file of ['state.db', 'state.db-wal', 'state.db-shm', 'state-locks.db']) await rm(path.join(legacy.dir, file), { force: true });
   // The pepper makes the HMAC; the record is what api-keys.json held before the database.
   const pepper = await readFile(path.join(legacy.dir, 'api-key-pepper'), 'utf8');
   const { createHmac } = await import('node:crypto');
@@ -177,16 +179,18 @@ describe('audit', () => {
   it('--follow streams new rows as JSON lines, filtered', async () => {
     const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
     const server = await startServer(store);
+    const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
     const follower = spawn(BIN, ['audit', '--follow', '--event', 'secret.read', '--limit', '1', '--store', store.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     follower.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const lines = () => out.split('\n').filter(Boolean);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 700));
-      const before = out.split('\n').filter(Boolean).length;
-      const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      // Its first line (the newest matching row) says it is listening.
+      await until(async () => lines().length >= 1, 15_000);
       for (let i = 0; i < 3; i++) await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
-      await until(async () => out.split('\n').filter(Boolean).length >= before + 3, 5000);
-      const fresh = out.split('\n').filter(Boolean).slice(before).map((line) => JSON.parse(line));
+      await until(async () => lines().length >= 4, 10_000);
+      const fresh = lines().slice(1).map((line) => JSON.parse(line));
       expect(fresh.map((row) => row.event)).toEqual(['secret.read', 'secret.read', 'secret.read']);
       expect(fresh[1].seq).toBe(fresh[0].seq + 1);
       expect(out).not.toContain('b-key-value');

@@ -32,11 +32,23 @@ export interface LegacyState {
 export async function readLegacyStore(paths: StorePaths, nowSeconds: number): Promise<LegacyState | undefined> {
   const [keysText, stateText, auditText] = await Promise.all([paths.apiKeys, paths.stateLog, paths.auditLog].map(readIfPresent));
   if (keysText === undefined && stateText === undefined && auditText === undefined) return undefined;
-  const keys = keysText === undefined ? [] : parseApiKeysFile(keysText);
+  // Dates are compared as text in the database: store them in the one canonical form.
+  const keys = (keysText === undefined ? [] : parseApiKeysFile(keysText)).map((key) => ({
+    ...key,
+    created_at: canonical(key.created_at),
+    expires_at: key.expires_at === null ? null : canonical(key.expires_at),
+    revoked_at: key.revoked_at === null ? null : canonical(key.revoked_at),
+  }));
   const { tokens, lastUsed } = stateText === undefined ? { tokens: [], lastUsed: new Map<string, string>() } : replayStateLog(stateText, paths.stateLog, nowSeconds);
   const audit = auditText === undefined ? [] : parseAuditLog(auditText, paths.auditLog);
   const files = [[paths.apiKeys, keysText], [paths.stateLog, stateText], [paths.auditLog, auditText]].filter(([, text]) => text !== undefined).map(([file]) => file as string);
   return { keys, lastUsed, tokens, audit, files };
+}
+
+function canonical(date: string): string {
+  const parsed = new Date(date);
+  if (Number.isNaN(parsed.getTime())) throw new RwsError('RWS_STATE_INVALID', `api-keys.json holds a date that is not one (${date.slice(0, 40)}); nothing was imported`);
+  return parsed.toISOString();
 }
 
 export async function markImported(files: readonly string[]): Promise<void> {
@@ -70,7 +82,7 @@ function replayStateLog(text: string, file: string, nowSeconds: number): { token
       const at = Date.parse(r.at);
       if (Number.isFinite(at)) token.issuedAt = Math.floor(at / 1000);
       lastUsed.set(r.key, r.at);
-    } else if (r.t === 'use' && isString(r.jti) && isInt(r.exp) && (r.n === undefined || isInt(r.n))) {
+    } else if (r.t === 'use' && isString(r.jti) && isInt(r.exp) && (r.n === undefined || (isInt(r.n) && r.n > 0))) {
       entry(r.jti, r.exp).uses += (r.n as number | undefined) ?? 1;
     } else if (r.t === 'revoke' && isString(r.jti) && isInt(r.exp)) {
       entry(r.jti, r.exp).revoked = true;

@@ -49,6 +49,8 @@ class NotifiedCache implements StateCache {
       return;
     }
     this.#client = client;
+    // Notifications missed while down may concern anything a lookup loaded meanwhile.
+    this.#clear();
     this.#live = true;
     this.#backoffMs = 250;
     // A connection that silently stops (no RST) would keep the cache "live": ping it.

@@ -65,10 +65,12 @@ class PostgresDriver implements SqlDriver {
         },
         lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
       };
-      // A commit that need not be durable is flushed by the server's WAL writer within a fraction
-      // of a second; a durable one waits for its flush (and for synchronous standbys, as the
-      // server is configured). One round trip either way: no parameters, so both go as one query.
-      await tx.query(options.durable === false ? 'BEGIN; SET LOCAL synchronous_commit TO OFF' : 'BEGIN');
+      // Stated, never left to the server's defaults: READ COMMITTED (each statement sees what
+      // committed before it, which the audit chain's lock-then-read and the row locks rely on),
+      // and whether the commit waits for its WAL flush (and for synchronous standbys, as the
+      // server is configured) or is flushed by the WAL writer within a fraction of a second.
+      // No parameters, so both go in one round trip.
+      await tx.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}`);
       const value = await fn(tx);
       await tx.query('COMMIT');
       broken = undefined;

@@ -100,8 +100,11 @@ export async function currentVersion(driver: SqlDriver): Promise<number> {
     const rows = await driver.query<{ version: number | null }>('SELECT MAX(version) AS version FROM schema_migrations');
     return Number(rows[0]?.version ?? 0);
   } catch (error) {
-    if (error instanceof StateUnavailableError) throw error;
-    return 0; // no table yet
+    // No table yet (SQLite's message, PostgreSQL's 42P01): version 0. Anything else — a damaged
+    // file, an unreachable server — is reported, never taken for a fresh database.
+    const code = (error as { code?: unknown }).code;
+    if (code === '42P01' || /no such table/.test(String((error as Error).message))) return 0;
+    throw error instanceof StateUnavailableError ? error : new StateUnavailableError('the state database cannot be read', error);
   }
 }
 

@@ -123,12 +123,28 @@ export class SqlStateStore implements StateStore {
   }
 
   async #commitBatch(items: Pending[]): Promise<TokenOutcome[]> {
+    try {
+      return await this.#commitOnce(items);
+    } catch (error) {
+      // Rows are locked in one order (below), so replicas do not deadlock; should the database
+      // still pick this batch as a deadlock or serialisation victim, it is tried once more.
+      if (!isRetryable(error)) throw error;
+      return this.#commitOnce(items);
+    }
+  }
+
+  async #commitOnce(items: Pending[]): Promise<TokenOutcome[]> {
     return this.#write(async (tx, appendAudit) => {
       const outcomes: TokenOutcome[] = items.map(() => 'ok');
-      // Mints and revocations first, then the uses of each token together: one UPDATE per token
-      // per batch (50 readers of one token cost one statement, not 50 round trips).
+      // Rows are locked in one order in every process: API keys by id (mints), then tokens by jti
+      // (revocations, then uses), then the audit chain. The uses of each token go together: one
+      // UPDATE per token per batch (50 readers of one token cost one statement, not 50).
+      const entries = [...items.entries()];
+      const keyOf = ({ commit }: Pending): string => (commit.effect?.kind === 'issue' ? commit.effect.token.api_key_id : (commit.effect?.token.jti ?? ''));
+      const rank = ({ commit }: Pending): number => (commit.effect?.kind === 'issue' ? 0 : commit.effect?.kind === 'revoke' ? 1 : 2);
+      entries.sort(([, a], [, b]) => rank(a) - rank(b) || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
       const uses = new Map<string, { token: PresentedToken; indices: number[]; now: Date }>();
-      for (const [index, { commit, now }] of items.entries()) {
+      for (const [index, { commit, now }] of entries) {
         const effect = commit.effect;
         if (effect?.kind === 'use') {
           const group = uses.get(effect.token.jti) ?? { token: effect.token, indices: [], now };
@@ -213,6 +229,11 @@ export class SqlStateStore implements StateStore {
     return (await this.db.query<{ hash: string }>('SELECT hash FROM audit WHERE seq = $1', [seq]))[0]?.hash;
   }
 
+  /** Makes every commit so far durable (one fsynced commit: the WAL is sequential). */
+  async syncToDisk(): Promise<void> {
+    await this.db.transaction((tx) => tx.query('UPDATE meta SET value = value WHERE name = $1', ['database_id']), { durable: true });
+  }
+
   /** After a rollback: every token minted before `at` stops working, whatever the restored rows say. */
   async revokeTokensIssuedBefore(at: Date): Promise<void> {
     await this.db.query('UPDATE tokens SET revoked_at = $2 WHERE issued_at < $1 AND revoked_at IS NULL', [Math.ceil(at.getTime() / 1000), at.toISOString()]);
@@ -282,7 +303,8 @@ export class SqlStateStore implements StateStore {
     if (query.since !== undefined) add('time >= ?', query.since);
     if (query.until !== undefined) add('time < ?', query.until);
     if (query.beforeSeq !== undefined) add('seq < ?', query.beforeSeq);
-    const sql = `SELECT * FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.push(query.limit)}`;
+    if (query.afterSeq !== undefined) add('seq > ?', query.afterSeq);
+    const sql = `SELECT * FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${query.ascending ? 'ASC' : 'DESC'} LIMIT $${params.push(query.limit)}`;
     return (await this.db.query(sql, params)).map(toAuditRow);
   }
 
@@ -336,6 +358,14 @@ export class SqlStateStore implements StateStore {
     });
   }
 
+  async legacyImportDone(): Promise<boolean> {
+    return (await this.db.query('SELECT value FROM meta WHERE name = $1', ['legacy_import'])).length > 0;
+  }
+
+  async markLegacyImport(value: string, now: Date): Promise<void> {
+    await this.db.query('INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', ['legacy_import', `${value} ${now.toISOString()}`]);
+  }
+
   // --- the rest -------------------------------------------------------------------------------
 
   async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -365,6 +395,12 @@ export class SqlStateStore implements StateStore {
  */
 function needsDurability({ effect }: Commit): boolean {
   return effect !== undefined && (effect.kind !== 'use' || effect.token.usageLimit !== null);
+}
+
+/** PostgreSQL's deadlock (40P01) and serialisation failure (40001): the transaction did nothing. */
+function isRetryable(error: unknown): boolean {
+  const code = (error as { cause?: { code?: unknown }; code?: unknown })?.cause?.code ?? (error as { code?: unknown })?.code;
+  return code === '40P01' || code === '40001';
 }
 
 function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {
@@ -421,11 +457,20 @@ function toAuditRow(row: Row): StoredAuditRow {
     jti: (row.jti as string | null) ?? null,
     subject: (row.subject as string | null) ?? null,
     environment: (row.environment as string | null) ?? null,
-    keys: row.keys === null || row.keys === undefined ? null : parseList(row.keys),
+    // A list edited into something else still yields a row, whose hash then fails `audit verify`.
+    keys: row.keys === null || row.keys === undefined ? null : tryParseList(row.keys),
     client: row.client as string,
     count: Number(row.count),
     hash: row.hash as string,
   };
+}
+
+function tryParseList(value: unknown): string[] {
+  try {
+    return parseList(value);
+  } catch {
+    return [`(not a list: ${String(value).slice(0, 64)})`];
+  }
 }
 
 /** A JSON array of strings from a row; anything else means the row was tampered with. */

@@ -11,6 +11,7 @@
 // a short busy timeout and retried from timers until the deadline; once begun, a transaction is
 // short (a batch of one event-loop turn).
 import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../../errors.js';
 import { StateUnavailableError } from '../state-errors.js';
@@ -33,15 +34,27 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
     db.pragma('foreign_keys = ON');
     return db;
   };
-  let writer: Database;
-  let reader: Database;
-  try {
-    writer = open(BLOCKING_WAIT_MS);
-    reader = open(1_000);
-  } catch (cause) {
-    throw new StateUnavailableError(`cannot open the state database ${file}: ${sqliteCode(cause)}`, cause);
+  const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
+  // Processes starting together on a new file race to switch it to WAL: wait for each other.
+  const writer = await retryWhileBusy(() => open(BLOCKING_WAIT_MS), busyTimeoutMs, file);
+  const reader = await retryWhileBusy(() => open(1_000), busyTimeoutMs, file);
+  return new SqliteDriver(file, writer, reader, busyTimeoutMs, path.join(path.dirname(file), LOCKS_FILE), Sqlite);
+}
+
+/** Named locks live in a file of their own, so holding one never pauses the state's writers. */
+const LOCKS_FILE = 'state-locks.db';
+
+async function retryWhileBusy<T>(attempt: () => T, timeoutMs: number, file: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
+    try {
+      return attempt();
+    } catch (cause) {
+      const code = sqliteCode(cause);
+      if (!code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw new StateUnavailableError(`cannot open the state database ${file}: ${code}`, cause);
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
-  return new SqliteDriver(file, writer, reader, options.busyTimeoutMs ?? 10_000);
 }
 
 /** How long one attempt may block this thread on another process's lock. */
@@ -82,6 +95,8 @@ class SqliteDriver implements SqlDriver {
     private readonly writer: Database,
     private readonly reader: Database,
     private readonly busyTimeoutMs: number,
+    private readonly locksFile: string,
+    private readonly Sqlite: typeof BetterSqlite3,
   ) {}
 
   #run<T>(db: Database, sql: string, params: readonly unknown[]): T[] {
@@ -156,18 +171,28 @@ class SqliteDriver implements SqlDriver {
   }
 
   async lock(): Promise<() => Promise<void>> {
-    // SQLite has one lock worth having: the database's write lock. Holding it keeps every other
-    // writer (admin commands and servers alike) out until release, and dies with the process.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const acquired = new Promise<void>((resolve, reject) => {
-      this.transaction(async () => {
-        resolve();
-        await held;
-      }).catch(reject);
-    });
-    await acquired;
-    return async () => release();
+    // The write lock of a small SQLite file beside the state: it keeps every other holder out
+    // until release, dies with the process (nothing is ever left behind), and leaves the state's
+    // own writers — the servers — free meanwhile. One lock for all names: edits are rare.
+    await ensurePrivateFile(this.locksFile);
+    const db = new this.Sqlite(this.locksFile, { timeout: BLOCKING_WAIT_MS });
+    const deadline = Date.now() + this.busyTimeoutMs;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
+      try {
+        db.exec('BEGIN EXCLUSIVE');
+        break;
+      } catch (cause) {
+        if (sqliteCode(cause) !== 'SQLITE_BUSY' || Date.now() >= deadline) {
+          db.close();
+          throw wrap(cause);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+    return async () => {
+      db.exec('ROLLBACK');
+      db.close();
+    };
   }
 
   async close(): Promise<void> {
