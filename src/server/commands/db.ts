@@ -1,5 +1,6 @@
 // `secrets-server db migrate|status|import`: the schema ahead of time, where the state is, and
 // moving a single server's file state into the database.
+import { promises as fs } from 'node:fs';
 import { RwsError } from '../../errors.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
@@ -31,7 +32,15 @@ export function dbMigrate(args: Record<string, unknown>, io: CliIo): Promise<num
   });
 }
 
-export function dbStatus(args: Record<string, unknown>, io: CliIo): Promise<number> {
+export async function dbStatus(args: Record<string, unknown>, io: CliIo): Promise<number> {
+  const paths = resolveStore(args.store as string | undefined, io.env);
+  const url = await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env);
+  // Looking must not make: a store without state.db says so.
+  if (url === undefined && !(await fs.stat(paths.stateDb).then(() => true, () => false))) {
+    const view = { kind: 'sqlite', location: paths.stateDb, schema_version: 0, latest_version: SCHEMA_VERSION };
+    io.stdout.write(args.json ? `${JSON.stringify(view)}\n` : `state: sqlite ${paths.stateDb} (not made yet; any command or serve makes it)\n`);
+    return EXIT_OK;
+  }
   return withDriver(args, io, async (driver) => {
     const version = await currentVersion(driver);
     const view = { kind: driver.dialect, location: driver.location, schema_version: version, latest_version: SCHEMA_VERSION };

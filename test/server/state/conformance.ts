@@ -126,6 +126,21 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(reads).toHaveLength(200);
     });
 
+    it('fails no commit when two stores use several tokens in opposite orders (lock order, and one retry for a deadlock victim)', async () => {
+      const [a, b] = [await open(), await open()];
+      await a.addApiKey(key('ak_00000000000000a8'), localChange('apikey.create', 'ak_00000000000000a8', NOW));
+      const jtis = ['jti-a8-0-00000000000', 'jti-a8-1-00000000000', 'jti-a8-2-00000000000', 'jti-a8-3-00000000000'];
+      for (const [index, jti] of jtis.entries()) await a.commit({ effect: { kind: 'issue', token: tokenRecord(jti, 'ak_00000000000000a8', index % 2 ? 1000 : null) }, audit: () => row('token.generate', 201) }, NOW);
+      const use = (store: SqlStateStore, jti: string, index: number) =>
+        store.commit({ effect: { kind: 'use', token: { jti, usageLimit: jtis.indexOf(jti) % 2 ? 1000 : null } }, audit: () => row('secret.read', 200, `ak_${index}`) }, NOW);
+      const reversed = [...jtis].reverse();
+      const outcomes = await Promise.all(
+        Array.from({ length: 30 }, (_, round) => [...jtis.map((jti) => use(a, jti, round)), ...reversed.map((jti) => use(b, jti, round))]).flat(),
+      );
+      expect(outcomes.every((outcome) => outcome === 'ok')).toBe(true);
+      expect(outcomes).toHaveLength(240);
+    });
+
     it('keeps a dense, verifiable hash chain across stores, and finds what is asked for', async () => {
       const [a, b] = [await open(), await open()];
       await Promise.all(Array.from({ length: 60 }, (_, index) => (index % 2 ? a : b).commit({ audit: () => row(index % 3 ? 'secret.batch' : 'auth.failure', index % 3 ? 200 : 401, `ak_${String(index % 4).padStart(16, '0')}`) }, NOW)));
