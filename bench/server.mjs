@@ -18,7 +18,7 @@
 // Usage: npm run build && node bench/server.mjs [--state all|sqlite|postgres] [--replicas 3]
 //        [--rounds 3] [--seconds 3] [--warmup 1] [--clients 50]
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,9 +68,11 @@ async function load(urls, requestPath, token) {
       const { statusCode, body } = await pool.request({ path: requestPath, method: 'GET', headers });
       await body.text();
       if (statusCode !== 200) errors++;
+      total++;
       if (record) latencies.push(performance.now() - started);
     }
   };
+  let total = 0;
   const warmUntil = performance.now() + WARMUP * 1000;
   await Promise.all(Array.from({ length: CLIENTS }, () => run(warmUntil, false)));
   const begin = performance.now();
@@ -79,7 +81,7 @@ async function load(urls, requestPath, token) {
   const elapsed = (performance.now() - begin) / 1000;
   await Promise.all(pools.map((pool) => pool.close()));
   latencies.sort((a, b) => a - b);
-  return { rate: latencies.length / elapsed, p99: latencies[Math.floor(latencies.length * 0.99)] ?? NaN, errors, count: latencies.length };
+  return { rate: latencies.length / elapsed, p99: latencies[Math.floor(latencies.length * 0.99)] ?? NaN, errors, count: latencies.length, total };
 }
 
 const root = mkdtempSync(path.join(tmpdir(), 'rws-bench-'));
@@ -91,23 +93,55 @@ const cleanup = () => {
 process.on('exit', cleanup);
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 
+/** Which process serves a URL: its CPU time is read around each measurement. */
+const pidOf = new Map();
+
+/** CPU seconds (user + system) the processes used so far, from /proc (Linux). */
+function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return NaN;
+    }
+  }
+  return ticks / 100;
+}
+
 /** Starts a long-running process and resolves with the URL of its ready line. */
 function start(command, args, pattern, env = {}) {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   children.push(child);
-  return new Promise((resolve, reject) => {
+  const ready = new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (chunk) => {
       out += chunk;
       const match = pattern.exec(out);
-      if (match) resolve(match[1]);
+      if (match) {
+        pidOf.set(match[1], child.pid);
+        resolve(match[1]);
+      }
     });
     child.once('exit', (code) => reject(new Error(`${command} exited ${code}`)));
   });
+  return ready;
 }
 
-/** One measurement: a fresh load-generator process against `url`. */
-function measure(url, requestPath, token) {
+/**
+ * One measurement: a fresh load-generator process against `url` (comma-separated for replicas),
+ * with the server processes' CPU time per request: a figure the machine's other load bends less.
+ */
+async function measure(url, requestPath, token) {
+  const pids = url.split(',').map((one) => pidOf.get(one));
+  const before = cpuSeconds(pids);
+  const result = await generate(url, requestPath, token);
+  result.cpuMicros = ((cpuSeconds(pids) - before) * 1e6) / result.total;
+  return result;
+}
+
+function generate(url, requestPath, token) {
   const args = [SELF, '--load', url, '--seconds', String(SECONDS), '--warmup', String(WARMUP), '--clients', String(CLIENTS)];
   const env = { ...process.env, BENCH_PATH: requestPath, ...(token === undefined ? {} : { BENCH_TOKEN: token }) };
   delete env.BENCH_PROFILE_DIR;
@@ -168,7 +202,7 @@ const median = (values) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
-const fmt = (r) => `${r.rate.toFixed(0).padStart(7)} reads/s  p99 ${r.p99.toFixed(2).padStart(6)} ms`;
+const fmt = (r) => `${r.rate.toFixed(0).padStart(7)} reads/s  p99 ${r.p99.toFixed(2).padStart(6)} ms  ${r.cpu.toFixed(0).padStart(4)} µs CPU/read`;
 
 console.log(
   `${CLIENTS} concurrent clients, loopback, audit on; ${ROUNDS} rounds of ${WARMUP} s warm-up + ${SECONDS} s per measurement, ` +
@@ -197,7 +231,7 @@ for (const config of configs) {
         `bare ${measured.bare.rate.toFixed(0)}/s (ratios ${(measured.unlimited.rate / measured.bare.rate).toFixed(2)}, ${(measured.limited.rate / measured.bare.rate).toFixed(2)})`,
     );
   }
-  const pick = (name) => ({ rate: median(rounds.map((r) => r[name].rate)), p99: median(rounds.map((r) => r[name].p99)) });
+  const pick = (name) => ({ rate: median(rounds.map((r) => r[name].rate)), p99: median(rounds.map((r) => r[name].p99)), cpu: median(rounds.map((r) => r[name].cpuMicros)) });
   results.push({
     config,
     unlimited: pick('unlimited'),
@@ -214,7 +248,7 @@ for (const r of results) {
   console.log(`${r.config.name.padEnd(26)} unlimited ${fmt(r.unlimited)}  ratio ${r.ratio.toFixed(2)}${target ? ` (target >= ${target})` : ''}`);
   console.log(`${''.padEnd(26)} limited   ${fmt(r.limited)}  ratio ${r.limitedRatio.toFixed(2)}`);
 }
-const bare = { rate: median(bareAll.map((r) => r.rate)), p99: median(bareAll.map((r) => r.p99)) };
+const bare = { rate: median(bareAll.map((r) => r.rate)), p99: median(bareAll.map((r) => r.p99)), cpu: median(bareAll.map((r) => r.cpuMicros)) };
 console.log(`${'bare node:http constant'.padEnd(26)}           ${fmt(bare)}`);
 console.log(`${errors} non-200 answers`);
 

@@ -86,7 +86,7 @@ function sqliteCode(error: unknown): string {
 
 class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite';
-  readonly #statements = new Map<Database, Map<string, BetterSqlite3.Statement>>();
+  readonly #statements = new Map<Database, Map<string, { statement: BetterSqlite3.Statement; order: number[] }>>();
   #durable = false;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -102,13 +102,15 @@ class SqliteDriver implements SqlDriver {
   #run<T>(db: Database, sql: string, params: readonly unknown[]): T[] {
     let cache = this.#statements.get(db);
     if (cache === undefined) this.#statements.set(db, (cache = new Map()));
-    const converted = positional(sql, params);
-    let statement = cache.get(converted.sql);
-    if (statement === undefined) {
-      statement = db.prepare(converted.sql);
-      if (cache.size < 200) cache.set(converted.sql, statement);
+    // Prepared once per query text (the audit insert has one text per batch size, up to 500).
+    let prepared = cache.get(sql);
+    if (prepared === undefined) {
+      const converted = positional(sql, params.map((_, index) => index));
+      prepared = { statement: db.prepare(converted.sql), order: converted.params as number[] };
+      if (cache.size < 1_000) cache.set(sql, prepared);
     }
-    const bound = converted.params.map(toSqlite);
+    const { statement, order } = prepared;
+    const bound = order.map((index) => toSqlite(params[index]));
     try {
       return (statement.reader ? statement.all(...bound) : (statement.run(...bound), [])) as T[];
     } catch (cause) {
