@@ -56,14 +56,21 @@ describe('--inject-as file', () => {
     expect(existsSync(env.MY_SECRETS!)).toBe(false);
   });
 
-  it('hostile values round-trip exactly through the dotenv parser', async () => {
-    const envFile = writeEnvFile(dir, '.env', envFileFor(HOSTILE));
+  it('values of the common dotenv subset round-trip exactly; one outside it is refused before anything runs', async () => {
+    // The subset and its readers are tested in dotenv-readers.test.ts; here, through the wrapper.
+    const carried = { SINGLE: "it's", DOUBLE: 'say "hi"', HASH: 'a # not a comment', DOLLAR: '$HOME $(id)', EQUALS: 'a=b=c', BACKSLASH: 'C:\\path\\n\\t', SPACES: '  padded  ', UNICODE: 'héllo wörld ✓ 日本', EMPTY: '' };
+    // Single quotes keep the backslashes literally where dotenv reads the source.
+    const envFile = writeEnvFile(dir, '.env', Object.entries(carried).map(([name, value]) => (value.includes("'") ? `${name}="${value}"` : `${name}='${value}'`)).join('\n'));
     const script = `process.stdout.write(require('fs').readFileSync(process.env.SECRETS_FILE,'utf8'))`;
     const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'node', '-e', script], { runtimeDir: dir });
-    expect(result.exitCode).toBe(0);
-    const source = parse(readFileSync(envFile));
-    expect(parse(result.stdout)).toEqual(source);
-    expect(source.NEWLINES).toBe('line1\nline2\n');
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(parse(result.stdout)).toEqual(carried);
+
+    const refused = await runBin(['--env-file', writeEnvFile(dir, 'multi.env', envFileFor(HOSTILE)), '--inject-as', 'file', '--', 'sh', '-c', 'echo ran'], { runtimeDir: dir });
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/error RWS_FORMAT_UNSUPPORTED: the value of (DOLLAR|NEWLINES) cannot be written exactly as dotenv: .*\(hint: use --file-format json or --file-format shell\)/);
+    expect(wrapperDirs(dir)).toEqual([]);
   });
 
   it('hostile values round-trip exactly through `. file` in bash and sh (shell format)', async () => {
@@ -84,13 +91,14 @@ describe('--inject-as file', () => {
     expect(JSON.parse(result.stdout)).toEqual(parse(readFileSync(envFile)));
   });
 
-  it('a value mixing every quote, # and escapes still reads back exactly (refusals are unit-tested)', async () => {
-    // Values read from a .env can always be written back as dotenv; a value that cannot (from the
-    // vault or SOPS) is refused by the serializer: see test/unit/inject/file-format.test.ts.
+  it('a value mixing both quotes is refused as dotenv and carried exactly as json', async () => {
     const envFile = writeEnvFile(dir, '.env', 'SAFE=1\nMIXED="it\'s # `x` \\"quoted\\""\n');
     const expected = parse(readFileSync(envFile));
-    const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], { runtimeDir: dir });
-    expect(parse(result.stdout)).toEqual(expected);
+    const refused = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], { runtimeDir: dir });
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toContain('RWS_FORMAT_UNSUPPORTED: the value of MIXED');
+    const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--file-format', 'json', '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], { runtimeDir: dir });
+    expect(JSON.parse(result.stdout)).toEqual(expected);
     expect(wrapperDirs(dir)).toEqual([]);
   });
 });
