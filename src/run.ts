@@ -31,6 +31,7 @@ export interface RunPlan {
   parentEnv: Readonly<Record<string, string | undefined>>;
   placement: PlacementOptions;
   onTerminal: boolean;
+  ignoredSignals: readonly NodeJS.Signals[];
 }
 
 export interface RunIo {
@@ -47,11 +48,13 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
   const stop = new StopSwitch();
   const relay = new SignalRelay({
     onTerminal: plan.onTerminal,
+    ignored: new Set(plan.ignoredSignals),
     killAfterMs: plan.killAfterMs,
     onStopBeforeChild: (signal) => stop.trigger(signal),
     debug: (message) => io.log.debug(message),
   });
   relay.install();
+  if (plan.ignoredSignals.length > 0) io.log.debug(`ignored when started, and so for the child: ${plan.ignoredSignals.join(', ')}`);
   // The leftover sweep touches only the runtime directory: it runs while the sources load.
   const placement = plan.dryRun ? undefined : preparePlacement(plan, io);
   placement?.catch(() => undefined);
@@ -73,6 +76,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
       env,
       extraFd: injected.fd,
       filters: plan.mask ? await maskFilters(secrets, io) : undefined,
+      ignoredSignals: plan.ignoredSignals,
     });
     relay.attach(running.child);
     // A stop signal that arrived while the child was being started is passed on now.

@@ -16,6 +16,7 @@ import type { SecretSource } from '../sources/source.js';
 import type { VaultClientOptions } from '../vault-client/index.js';
 import type { ConfigValues } from './config-file.js';
 import type { Credential } from './credentials.js';
+import { parseSigIgnMask } from '../process/ignored-signals.js';
 import { readEnvSetting } from './env-setting.js';
 import { findConfigFile } from './locate.js';
 
@@ -29,6 +30,8 @@ export interface ProcessFacts {
   uid: number;
   cwd: string;
   onTerminal: boolean;
+  /** Signals ignored by whoever started us (nohup, a background job), as read by the launcher. */
+  ignoredSignals: NodeJS.Signals[];
 }
 
 type Values = ParsedArgs['values'];
@@ -42,6 +45,7 @@ export function readProcessFacts(): ProcessFacts {
     cwd: process.cwd(),
     // On a terminal, Ctrl-C already reaches the child through the foreground process group.
     onTerminal: isatty(0) || isatty(1) || isatty(2),
+    ignoredSignals: parseSigIgnMask(process.env.RWS_SIGNALS_IGNORED_AT_START),
   };
 }
 
@@ -186,6 +190,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     parentEnv: facts.env,
     placement: { xdgRuntimeDir: facts.env.XDG_RUNTIME_DIR, tmpDir: tmpdir(), uid: facts.uid },
     onTerminal: facts.onTerminal,
+    ignoredSignals: facts.ignoredSignals,
   };
 }
 

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import type { Writable } from 'node:stream';
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, SpawnError } from '../errors.js';
 import type { Outcome } from './exit-status.js';
+import { commandIgnoring, lookupFailure } from './ignored-signals.js';
 
 const DRAIN_GRACE_MS = 1000;
 
@@ -17,6 +18,8 @@ export interface ChildSpec {
   extraFd?: number | undefined;
   /** When set, stdout and stderr are piped through these (--mask) instead of inherited. */
   filters?: { stdout: NodeJS.ReadWriteStream; stderr: NodeJS.ReadWriteStream; out: Writable; err: Writable } | undefined;
+  /** Signals the child must start with ignored (they were ignored when the wrapper started). */
+  ignoredSignals?: readonly NodeJS.Signals[] | undefined;
 }
 
 export interface RunningChild {
@@ -32,8 +35,17 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
   if (spec.extraFd !== undefined) stdio.push(spec.extraFd);
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
+    let argv: { command: string; args: string[] } = { command: spec.command, args: [...spec.args] };
+    if (spec.ignoredSignals && spec.ignoredSignals.length > 0) {
+      const failure = lookupFailure(spec.command, spec.env.PATH);
+      if (failure) {
+        reject(spawnFailure(spec.command, Object.assign(new Error(failure), { code: failure })));
+        return;
+      }
+      argv = commandIgnoring(spec.ignoredSignals, spec.command, spec.args);
+    }
     try {
-      child = spawn(spec.command, [...spec.args], { stdio, env: spec.env, windowsHide: true });
+      child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true });
     } catch (error) {
       reject(spawnFailure(spec.command, error));
       return;
