@@ -77,19 +77,39 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
 
 function pipeOutput(child: ChildProcess, filters: NonNullable<ChildSpec['filters']>): Promise<void> {
   const ends = [
-    relay(child.stdout!, filters.stdout, filters.out),
-    relay(child.stderr!, filters.stderr, filters.err),
+    relay(child.stdout!, filters.stdout, filters.out, child),
+    relay(child.stderr!, filters.stderr, filters.err, child),
   ];
   return Promise.all(ends).then(() => undefined);
 }
 
-function relay(source: NodeJS.ReadableStream, filter: NodeJS.ReadWriteStream, target: Writable): Promise<void> {
+function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: NodeJS.ReadWriteStream, target: Writable, child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
+    let readerGone = false;
     source.pipe(filter);
     // Do not end our own stdout/stderr: the wrapper may still log after the child is done.
-    filter.on('data', (chunk: Buffer) => target.write(chunk));
+    filter.on('data', (chunk: Buffer) => {
+      if (!readerGone) target.write(chunk);
+    });
     filter.once('end', () => resolve());
     filter.once('error', () => resolve());
+    // Our reader went away (`... --mask -- yes | head -1`). Without --mask the child's next write
+    // would get SIGPIPE (and EPIPE): give it the same. Our end of the pipe is a socket, whose
+    // close alone would answer ECONNRESET, so the signal is sent first.
+    target.once('error', () => {
+      readerGone = true;
+      resolve();
+    });
+    source.on('data', () => {
+      if (!readerGone) return;
+      source.unpipe(filter);
+      try {
+        child.kill('SIGPIPE');
+      } catch {
+        // Already gone.
+      }
+      source.destroy();
+    });
   });
 }
 

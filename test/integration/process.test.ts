@@ -151,6 +151,32 @@ describe('--mask', () => {
     expect(grandchild).toBeGreaterThan(0);
   });
 
+  it('a reader that goes away ends the run as without --mask: the child dies of SIGPIPE, 141, at once', async () => {
+    const pipeline = (mask: string[]) =>
+      execa('bash', ['-c', '"$0" --env-file "$1" "${@:2}" -- yes | head -1; echo "status=${PIPESTATUS[0]}"', BIN, envFile, ...mask], {
+        env: baseEnv(dir),
+        extendEnv: false,
+        reject: false,
+        timeout: 10_000,
+      });
+    const [plain, masked] = await Promise.all([pipeline([]), pipeline(['--mask'])]);
+    expect(plain.stdout).toBe('y\nstatus=141');
+    expect(masked.timedOut).toBe(false);
+    expect(masked.stdout).toBe(plain.stdout);
+    expect(masked.stderr).not.toContain('Connection reset');
+  });
+
+  it('a child that ignores SIGPIPE gets a write error instead, and the run ends', async () => {
+    const result = await execa('bash', ['-c', '"$0" --env-file "$1" --mask -- sh -c "trap \'\' PIPE; yes" | head -1; echo "status=${PIPESTATUS[0]}"', BIN, envFile], {
+      env: baseEnv(dir),
+      extendEnv: false,
+      reject: false,
+      timeout: 10_000,
+    });
+    expect(result.timedOut).toBe(false);
+    expect(result.stdout).toBe('y\nstatus=1');
+  });
+
   it('passes output through unchanged when no secret appears, and keeps the exit code', async () => {
     const result = await runBin(['--env-file', envFile, '--mask', '--', 'sh', '-c', 'printf "abc\\nabc1"; exit 7'], { runtimeDir: dir });
     expect(result.stdout).toBe('abc\nabc1');
