@@ -32,6 +32,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'per-key-requests', type: 'boolean', group: 'Vault', description: 'Fetch with one GET per key (servers without the batch endpoint)' },
   { name: 'key-pattern', alias: 'k', type: 'string', array: true, group: 'Selection', description: 'Only inject keys matching this glob (* and ?, anchored, case-sensitive; repeatable)' },
   { name: 'key', type: 'string', array: true, group: 'Selection', description: 'Inject this exact key; a missing key is an error (repeatable)' },
+  { name: 'allow-empty', type: 'boolean', group: 'Selection', description: 'A -k pattern that matches no key is not an error (by default it is: exit 125, RWS_SECRET_MISSING)' },
   { name: 'inject-as', type: 'string', choices: ['env', 'file', 'fd'], group: 'Injection', description: 'env (default): variables; file: a 0600 file in a private RAM-backed directory; fd: that file unlinked and passed as /dev/fd/3' },
   { name: 'file-var', type: 'string', default: 'SECRETS_FILE', group: 'Injection', description: 'Variable that holds the secrets file path (file and fd modes)' },
   { name: 'file-format', type: 'string', choices: ['dotenv', 'shell', 'json'], default: 'dotenv', group: 'Injection', description: 'Format of the secrets file' },

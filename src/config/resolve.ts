@@ -176,7 +176,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   }
   return {
     sources,
-    selection: { patterns, keys, allowNames: new Set(allowNames) },
+    selection: { patterns, keys, allowNames: new Set(allowNames), allowEmpty: values['allow-empty'] === true },
     injectAs,
     fileVar,
     fileFormat,

@@ -72,6 +72,19 @@ describe('env injection and the trimmed environment', () => {
     for (const name of ['KEY12', 'key1', 'XKEY1']) expect(env).not.toHaveProperty(name);
   });
 
+  it('a -k pattern that matches no key is an error naming it (125), in a run and a dry run; --allow-empty allows it', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'DB_USER=u\nDB_PASS=p\n');
+    for (const extra of [[], ['--dry-run']]) {
+      const result = await runBin(['--env-file', envFile, '-k', 'DB_*', '-k', 'DB_XX*', ...extra, '--', printEnv], { runtimeDir: dir });
+      expect(result.exitCode).toBe(125);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toBe('run-with-secrets: error RWS_SECRET_MISSING: key pattern DB_XX* matches no key of the sources (hint: check the pattern (--dry-run without -k lists the names), or pass --allow-empty if an empty selection is expected)');
+    }
+    const allowed = await runBin(['--env-file', envFile, '-k', 'DB_XX*', '--allow-empty', '--', printEnv], { runtimeDir: dir });
+    expect(allowed.exitCode, allowed.stderr).toBe(0);
+    expect(Object.keys(JSON.parse(allowed.stdout) as object).filter((name) => name.startsWith('DB_'))).toEqual([]);
+  });
+
   it('a --key that does not exist is an error naming it (125), and nothing runs', async () => {
     const envFile = writeEnvFile(dir, '.env', 'A=1\n');
     const result = await runBin(['--env-file', envFile, '--key', 'MISSING_ONE', '--', printEnv], { runtimeDir: dir });

@@ -83,6 +83,13 @@ describe('run-with-secrets with a vault', () => {
     expectNoLeak(result.stdout.replace(/"SERVICE_B_[A-Z_]+":"[^"]*"/g, ''), result.stderr);
   });
 
+  it('a pattern within the grant that matches no key of the vault is an error naming it, nothing runs', async () => {
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_NOPE*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('error RWS_SECRET_MISSING: key pattern SERVICE_B_NOPE* matches no key of the sources');
+  });
+
   it('--dry-run lists names through the list endpoint: no value leaves the vault', async () => {
     const before = auditLines().length;
     const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--dry-run', '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
