@@ -11,6 +11,8 @@ import type { CommandContext } from './commands/context.js';
 import { createLogger, wantsColor, type Logger } from './output.js';
 
 const PROGRAM = 'run-with-secrets';
+/** `--get-completions` (ours) and `--get-yargs-completions` (the script yargs used to print). */
+const COMPLETION_KEY_WORDS = new Set(['--get-completions', '--get-yargs-completions']);
 
 export interface CliStreams {
   stdout: Writable & { isTTY?: boolean };
@@ -63,6 +65,11 @@ async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise
 
 /** Fast path for plain runs; yargs (help, version, completion, careful errors) only when needed. */
 async function parseArgv(argv: readonly string[], streams: CliStreams): Promise<ParsedArgs | undefined> {
+  if ((argv[0] === 'completion' && argv.length === 1) || COMPLETION_KEY_WORDS.has(argv[0] ?? '')) {
+    const { COMPLETION_SCRIPT, completeWords } = await import('./completion.js');
+    streams.stdout.write(argv[0] === 'completion' ? COMPLETION_SCRIPT : completeWords(argv.slice(1)).map((word) => `${word}\n`).join(''));
+    return undefined;
+  }
   const fast = parseFast(argv);
   if (fast.ok) return fast.args;
   const { parseWithYargs } = await import('./yargs-cli.js');

@@ -51,7 +51,8 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     )
     .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]')
     .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each')
-    .completion('completion', 'Print a bash/zsh completion script (add `source <(run-with-secrets completion)` to ~/.bashrc)');
+    // Completion itself is ours (cli/completion.ts): listed here for --help only.
+    .command('completion', 'Print a bash completion script (add `source <(run-with-secrets completion)` to ~/.bashrc; zsh: after bashcompinit)');
 
   for (const spec of OPTIONS) {
     cli.option(spec.name, {

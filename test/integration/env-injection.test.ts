@@ -206,13 +206,6 @@ describe('command line', () => {
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
-  it('completion prints a shell completion script', async () => {
-    const result = await runBin(['completion'], { runtimeDir: dir });
-    expect(result.exitCode).toBe(0);
-    expect(result.stdout).toContain('complete');
-    expect(result.stdout).toContain('run-with-secrets');
-  });
-
   it.each([
     [['--bogus', '--', 'true'], /RWS_USAGE: Unknown argument: bogus/],
     [['--env-file', 'x'], /RWS_USAGE: no command given/],
