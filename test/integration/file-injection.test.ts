@@ -103,6 +103,19 @@ describe('--inject-as file', () => {
   });
 });
 
+/** Resolves once `pid` is gone (an orphan is reaped by init, not by us). */
+async function waitForExit(pid: number): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`process ${pid} did not exit`);
+}
+
 describe('--inject-as fd', () => {
   it('nothing exists on disk while the child runs; the child reads /dev/fd/3 by path, twice', async () => {
     const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
@@ -211,6 +224,29 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(ready.dir)).toBe(false);
     expect(existsSync(`${dir}/rws-notapid-abcdef`)).toBe(true);
     expect(existsSync(`${dir}/rws-${process.pid}-abcdef`)).toBe(true);
+  });
+
+  it('the orphaned child of a wrapper killed with SIGKILL keeps its file until it is gone too', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const child = runBin(['--env-file', envFile, '--inject-as', 'file', '--', fixture('trap.mjs')], { runtimeDir: dir });
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { pid: number; dir: string; file: string };
+    child.kill('SIGKILL');
+    // The orphan holds the output pipe open: wait for the wrapper's pid, not for the pipes.
+    await waitForExit(child.pid!);
+    try {
+      // The child lives on, orphaned, and may read its file again at any time.
+      const next = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+      expect(next.exitCode).toBe(0);
+      expect(next.stderr).not.toContain('leftover');
+      expect(readFileSync(ready.file, 'utf8')).toContain('API_KEY=');
+    } finally {
+      process.kill(ready.pid, 'SIGKILL');
+    }
+    await child;
+    await waitForExit(ready.pid);
+    const after = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+    expect(after.stderr).toContain('removed 1 leftover secrets directory');
+    expect(existsSync(ready.dir)).toBe(false);
   });
 
   it('falls back to the temp dir with a warning when no RAM-backed place is usable', async () => {
