@@ -10,6 +10,8 @@ export interface LoadContext {
   warn(code: string, message: string): void;
   /** Debug detail for --verbose; names only. */
   debug(message: string): void;
+  /** Aborted when a stop signal arrives: a source stops asking and revokes what it minted. */
+  stopped?: AbortSignal;
 }
 
 export interface SecretSource {

@@ -292,6 +292,50 @@ describe('when the vault misbehaves', () => {
   });
 });
 
+describe('a stop signal between mint and revoke', () => {
+  const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
+  const minted = () => ({ token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+  const paths = (stub: { requests: Array<{ path: string }> }) => stub.requests.map((request) => request.path.replace('/api/v1/vault/', ''));
+
+  async function until(condition: () => boolean): Promise<void> {
+    for (let attempt = 0; attempt < 400 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(condition()).toBe(true);
+  }
+
+  it.each([
+    ['while the batch is in flight', 'secrets/batch', ['tokens/generate', 'secrets/batch', 'tokens/revoke']],
+    ['while the mint is in flight', 'tokens/generate', ['tokens/generate', 'tokens/revoke']],
+  ])('%s: the token is revoked before the wrapper dies of the signal', async (_when, stopAt, expected) => {
+    let releaseMint: () => void = () => undefined;
+    const stub = await startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        // Held until the signal has been sent when the test stops the run during the mint.
+        if (stopAt === 'tokens/generate') releaseMint = () => json(socket, 201, minted());
+        else json(socket, 201, minted());
+      } else if (request.path.endsWith('/tokens/revoke')) {
+        reply(socket, 204, '');
+      }
+      // The batch is never answered: the run would wait for its timeout.
+    });
+    try {
+      const run = runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '-v', '--timeout', '20', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(stub.url) });
+      await until(() => paths(stub).includes(stopAt));
+      const started = Date.now();
+      run.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      releaseMint();
+      const result = await run;
+      expect(result.signal).toBe('SIGTERM');
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toContain('revoked token j1');
+      expect(paths(stub)).toEqual(expected);
+    } finally {
+      await stub.close();
+    }
+  });
+});
+
 describe('token, keys and check commands', () => {
   it('token generate prints a token to a pipe; it works until token revoke kills it', async () => {
     const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--usage-limit', '2', '--json'], { runtimeDir, env: vaultEnv(server.url) });
