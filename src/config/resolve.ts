@@ -136,7 +136,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     sources = [...envFiles.map((path) => new EnvFileSource(path))];
     if (sopsFiles.length > 0) {
       const { SopsFileSource } = await import('../sources/sops-file.js');
-      sources.push(...sopsFiles.map((path) => new SopsFileSource(path, { SOPS_AGE_KEY: facts.env.SOPS_AGE_KEY, SOPS_AGE_KEY_FILE: facts.env.SOPS_AGE_KEY_FILE })));
+      sources.push(...sopsFiles.map((path) => new SopsFileSource(path, { SOPS_AGE_KEY: facts.env.SOPS_AGE_KEY, SOPS_AGE_KEY_FILE: facts.env.SOPS_AGE_KEY_FILE, XDG_CONFIG_HOME: facts.env.XDG_CONFIG_HOME, HOME: facts.env.HOME })));
     }
   } else {
     if (!vault.client.baseUrl) {
