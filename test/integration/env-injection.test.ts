@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fixture, makeRuntimeDir, removeDir, runBin, writeEnvFile } from '../helpers/cli.js';
+import { chmodSync } from 'node:fs';
+import { fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, writeEnvFile } from '../helpers/cli.js';
 
 let dir: string;
 beforeEach(() => {
@@ -157,19 +158,41 @@ describe('env injection and the trimmed environment', () => {
     expect(asDir.stderr).toContain('RWS_SOURCE_UNREADABLE');
   });
 
-  it('a group-readable .env only warns, naming the file and not the values', async () => {
-    const envFile = writeEnvFile(dir, 'shared.env', 'A=visible-value\n', 0o644);
-    const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
-    expect(result.exitCode).toBe(0);
-    expect(result.stderr).toMatch(/warning RWS_SOURCE_PERMISSIONS: .*shared\.env is readable by group or others/);
-    expect(result.stderr).not.toContain('visible-value');
-    const quiet = await runBin(['--env-file', envFile, '-q', '--', printEnv], { runtimeDir: dir });
-    expect(quiet.stderr).toBe('');
+  it('a .env that other users can reach only warns, naming the file and not the values', async () => {
+    const shared = makeSharedDir();
+    try {
+      const envFile = writeEnvFile(shared, 'shared.env', 'A=visible-value\n', 0o644);
+      const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
+      expect(result.exitCode).toBe(0);
+      expect(result.stderr).toMatch(/warning RWS_SOURCE_PERMISSIONS: .*shared\.env is readable by other users \(mode 644, and its directories let them through\)/);
+      expect(result.stderr).not.toContain('visible-value');
+      const quiet = await runBin(['--env-file', envFile, '-q', '--', printEnv], { runtimeDir: dir });
+      expect(quiet.stderr).toBe('');
+      // Group-readable only, in directories the group can pass: a warning naming the group.
+      const groupOnly = writeEnvFile(shared, 'group.env', 'A=1\n', 0o640);
+      chmodSync(shared, 0o750);
+      const group = await runBin(['--env-file', groupOnly, '--', 'true'], { runtimeDir: dir });
+      expect(group.stderr).toMatch(/RWS_SOURCE_PERMISSIONS: .*group\.env is readable by its group/);
+    } finally {
+      removeDir(shared);
+    }
+  });
+
+  it('a 644 .env behind a private directory (a 700 home or checkout) warns only with -v', async () => {
+    const envFile = writeEnvFile(dir, 'checkout.env', 'A=1\n', 0o644);
+    const plain = await runBin(['--env-file', envFile, '--', 'true'], { runtimeDir: dir });
+    expect(plain.exitCode).toBe(0);
+    expect(plain.stderr).toBe('');
+    const verbose = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+    expect(verbose.stderr).toContain('checkout.env has mode 644, but its directories keep group and others out');
+    expect(verbose.stderr).not.toContain('RWS_SOURCE_PERMISSIONS');
   });
 
   it('--log-format json writes one JSON object per line on stderr', async () => {
-    const envFile = writeEnvFile(dir, '.env', 'A=1\n', 0o644);
+    const shared = makeSharedDir();
+    const envFile = writeEnvFile(shared, '.env', 'A=1\n', 0o644);
     const result = await runBin(['--env-file', envFile, '--log-format', 'json', '--key', 'NOPE', '--', printEnv], { runtimeDir: dir });
+    removeDir(shared);
     const lines = result.stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, string>);
     expect(lines.map((line) => line.level)).toEqual(['warn', 'error']);
     expect(lines[1]).toMatchObject({ code: 'RWS_SECRET_MISSING', program: 'run-with-secrets' });

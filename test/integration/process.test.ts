@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
+import { BIN, baseEnv, fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
 
 let dir: string;
 let envFile: string;
@@ -103,8 +103,15 @@ describe('on a terminal', () => {
 });
 
 describe('colour', () => {
+  // The warning used to see colour needs a .env that others can really reach.
+  let sharedDir: string;
+  beforeEach(() => {
+    sharedDir = makeSharedDir();
+  });
+  afterEach(() => removeDir(sharedDir));
+
   async function warningOnPty(extra: Record<string, string>): Promise<string> {
-    const shared = writeEnvFile(dir, 'shared.env', 'A=1\n', 0o644);
+    const shared = writeEnvFile(sharedDir, 'shared.env', 'A=1\n', 0o644);
     const inner = `"${BIN}" --env-file "${shared}" -- true`;
     const result = await execa('script', ['-qfec', inner, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(dir, { TERM: 'xterm', SHELL: '/bin/bash', ...extra }) });
     expect(result.stdout).toContain('RWS_SOURCE_PERMISSIONS');
@@ -114,7 +121,7 @@ describe('colour', () => {
   it('is used on a terminal, and never with NO_COLOR or without a terminal', async () => {
     expect(await warningOnPty({})).toContain('\u001b[');
     expect(await warningOnPty({ NO_COLOR: '1' })).not.toContain('\u001b[');
-    const shared = writeEnvFile(dir, 'shared.env', 'A=1\n', 0o644);
+    const shared = writeEnvFile(sharedDir, 'shared.env', 'A=1\n', 0o644);
     const piped = await runBin(['--env-file', shared, '--', 'true'], { runtimeDir: dir, env: { TERM: 'xterm' } });
     expect(piped.stderr).toContain('RWS_SOURCE_PERMISSIONS');
     expect(piped.stderr).not.toContain('\u001b[');
