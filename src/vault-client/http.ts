@@ -2,7 +2,8 @@
 // connect, headers and body, jittered retries for connection failures and 502/503/504 only, and
 // no redirects (a redirect could carry the credential to another origin).
 import type { Dispatcher } from 'undici';
-import { readErrorCode, readJsonBody } from './body.js';
+import { readErrorAnswer, readJsonBody } from './body.js';
+import type { Refusal } from './refusal.js';
 import { classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
 import { InstallError } from '../errors.js';
 import { codeCache, missingFiles, Pool, type PoolClass } from './undici.js';
@@ -37,6 +38,8 @@ export interface VaultResponse {
   body: unknown;
   /** The server's error code of a failed answer, when safe to repeat. */
   serverCode: string | undefined;
+  /** What a 403/404 said about the fix, in checked names. */
+  refusal?: Refusal | undefined;
   attempts: number;
 }
 
@@ -98,8 +101,8 @@ export class Transport {
       const { statusCode: status } = response;
       const success = status >= 200 && status < 300;
       const body = success ? await readJsonBody(response, this.options.origin) : undefined;
-      const serverCode = success ? undefined : await readErrorCode(response);
-      return { ok: true, response: { status, body, serverCode, attempts: attempt } };
+      const answer = success ? undefined : await readErrorAnswer(response);
+      return { ok: true, response: { status, body, serverCode: answer?.code, refusal: answer?.refusal, attempts: attempt } };
     } catch (cause) {
       const failure = classifyNetworkError(cause, 'body');
       if (failure === undefined) throw cause;

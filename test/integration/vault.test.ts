@@ -133,10 +133,29 @@ describe('run-with-secrets with a vault', () => {
     const result = await runBin(['-e', 'prod', '-k', 'SERVICE_*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
     expect(result.exitCode).toBe(125);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(/RWS_VAULT_FORBIDDEN: .*prod.*SERVICE_\*/);
+    expect(result.stderr).toBe(
+      'run-with-secrets: error RWS_VAULT_FORBIDDEN: the API key does not grant environment prod, pattern SERVICE_* (RWS_FORBIDDEN): it grants environment prod with key pattern SERVICE_B_* (hint: narrow -k/--key to within SERVICE_B_*, or ask the vault admin for an API key granting environment prod, pattern SERVICE_*)',
+    );
     const other = await runBin(['-e', 'staging', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
     expect(other.stderr).toContain('RWS_VAULT_FORBIDDEN');
     expectNoLeak(result.stderr, other.stderr);
+  });
+
+  it('a typo in -e is answered with the environments the key grants', async () => {
+    const result = await runBin(['-e', 'prodution', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain('error RWS_VAULT_FORBIDDEN: the API key does not grant environment prodution, pattern SERVICE_B_* (RWS_FORBIDDEN): it grants environment prod with key pattern SERVICE_B_*');
+    expect(result.stderr).toContain('(hint: check -e (the key grants prod), or ask the vault admin for an API key granting environment prodution)');
+  });
+
+  it('404 says whether the key or the environment is missing', async () => {
+    const key = await runBin(['-e', 'prod', '--key', 'SERVICE_B_NOPE', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(key.exitCode).toBe(125);
+    expect(key.stderr).toMatch(/error RWS_VAULT_NOT_FOUND: environment prod of the vault at \S+ has no key SERVICE_B_NOPE \(RWS_NOT_FOUND\) \(hint: check --key SERVICE_B_NOPE; run-with-secrets keys -e prod lists the names in scope\)/);
+    const ghostKey = (await makeApiKey(store, ['ghost'], ['*'])).key;
+    const environment = await runBin(['-e', 'ghost', '--', fixture('print-env.mjs')], { runtimeDir, env: { RWS_VAULT_URL: server.url, RWS_API_KEY: ghostKey } });
+    expect(environment.exitCode).toBe(125);
+    expect(environment.stderr).toMatch(/error RWS_VAULT_NOT_FOUND: the vault at \S+ has no environment ghost \(RWS_NOT_FOUND\) \(hint: check -e: the environment does not exist on this vault\)/);
   });
 
   it('a wrong API key is refused (401); a malformed one before any request', async () => {
