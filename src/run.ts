@@ -58,18 +58,16 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
   // The leftover sweep touches only the runtime directory: it runs while the sources load.
   const placement = plan.dryRun ? undefined : preparePlacement(plan, io);
   placement?.catch(() => undefined);
-  // What the sources are doing when a stop signal comes: waited for, so a minted token is revoked.
-  let loading: Promise<Secrets> | undefined;
+  // Work of the sources that a stop signal must still wait for: the revoke of a minted token.
+  const unfinished: Array<Promise<unknown>> = [];
   try {
-    const context = { warn: io.log.warn, debug: io.log.debug, stopped: stop.controller.signal };
+    const context = { warn: io.log.warn, debug: io.log.debug, stopped: stop.controller.signal, mustFinish: (work: Promise<unknown>) => void unfinished.push(work.catch(() => undefined)) };
     if (plan.dryRun) {
       // Names only: a vault lists them without sending a single value.
-      loading = loadAllNames(plan.sources, context);
-      describeDryRun(plan, selectSecrets(await stop.race(loading), plan.selection), io);
+      describeDryRun(plan, selectSecrets(await stop.race(loadAllNames(plan.sources, context)), plan.selection), io);
       return { kind: 'exit', code: 0 };
     }
-    loading = loadAll(plan.sources, context);
-    const secrets = selectSecrets(await stop.race(loading), plan.selection);
+    const secrets = selectSecrets(await stop.race(loadAll(plan.sources, context)), plan.selection);
     const injected = await stop.race(inject(plan, secrets, cleanup, await placement!, io));
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
@@ -92,7 +90,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     if (error instanceof Stopped) {
       io.log.debug(`${error.signal} received before the child started: revoking what was minted, cleaning up`);
       // A second stop signal does not wait: the token then expires by itself.
-      await Promise.race([loading?.catch(() => undefined), stop.again]);
+      await Promise.race([Promise.all(unfinished), stop.again]);
       return { kind: 'signal', signal: error.signal };
     }
     throw error;

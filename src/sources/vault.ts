@@ -97,7 +97,13 @@ export class VaultSource implements SecretSource {
    * signal does not wait for `use`: the token is revoked at once (a mint in flight is awaited so
    * that its token can be revoked), and the run waits for that before it exits.
    */
-  private async withToken<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
+  private withToken<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
+    const work = this.mintUseRevoke(client, keyPattern, uses, context, use);
+    context.mustFinish?.(work);
+    return work;
+  }
+
+  private async mintUseRevoke<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
     context.stopped?.throwIfAborted();
     const minted = await client.mintToken(this.settings.credential.value, {
       subject: this.settings.subject,
