@@ -88,6 +88,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     return outcome;
   } catch (error) {
     if (error instanceof Stopped) {
+      io.log.progress(undefined);
       io.log.debug(`${error.signal} received before the child started: revoking what was minted, cleaning up`);
       // A second stop signal does not wait: the token then expires by itself.
       await Promise.race([Promise.all(unfinished), stop.again]);

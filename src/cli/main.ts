@@ -26,11 +26,11 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     const args = await parseArgv(argv, streams);
     if (!args) return { kind: 'exit', code: 0 };
     const logging = resolveLogging(args.values);
-    log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), program: PROGRAM });
+    log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), terminal: streams.stderr.isTTY === true && facts.env.TERM !== 'dumb', program: PROGRAM });
     const color = wantsColor(streams.stdout.isTTY, facts.env);
     const command = await runSubcommand(args, { values: args.values, facts, stdout: streams.stdout, log, color });
     if (command !== undefined) return { kind: 'exit', code: command };
-    const plan = await resolveRunPlan(args, facts, log.warn, log.debug);
+    const plan = await resolveRunPlan(args, facts, log.warn, log.debug, log.progress);
     return await runWrapper(plan, { stdout: streams.stdout, stderr: streams.stderr, log, jsonOutput: logging.format === 'json' });
   } catch (error) {
     const failure = toRwsError(error);

@@ -68,7 +68,7 @@ export interface VaultContext {
   credential(): Promise<Credential>;
 }
 
-export async function resolveVaultContext(values: Values, facts: ProcessFacts, warn: Warn, debug: (message: string) => void): Promise<VaultContext> {
+export async function resolveVaultContext(values: Values, facts: ProcessFacts, warn: Warn, debug: (message: string) => void, progress?: (text: string | undefined) => void): Promise<VaultContext> {
   const env = facts.env;
   const setting = (name: string) => readEnvSetting(env, name);
   const configPath = await findConfigFile({ explicit: str(values.config) ?? (await setting('RWS_CONFIG')), cwd: facts.cwd, home: env.HOME, xdgConfigHome: env.XDG_CONFIG_HOME });
@@ -89,6 +89,7 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
     caFile: str(values['ca-file']) ?? env.RWS_CA_FILE ?? config.ca_file,
     insecureHttp: values['insecure-http'] === true,
     debug,
+    progress,
   };
   const configApiKey = config.credentials?.api_key !== undefined && configPath ? { value: config.credentials.api_key, path: configPath } : undefined;
   return {
@@ -108,7 +109,7 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
   };
 }
 
-export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn: Warn, debug: (message: string) => void): Promise<RunPlan> {
+export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn: Warn, debug: (message: string) => void, progress?: (text: string | undefined) => void): Promise<RunPlan> {
   const values = args.values;
   if (args.words.length > 0) {
     throw new UsageError(`unknown command ${describe(args.words[0])}; put -- before the program to run`, 'run-with-secrets [options] -- <command> [args...]');
@@ -128,7 +129,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
 
   // The config file is read for every run (it may set inject_as or keep_env), but a run with an
   // explicit local source never talks to the vault.
-  const vault = await resolveVaultContext(values, facts, warn, debug);
+  const vault = await resolveVaultContext(values, facts, warn, debug, progress);
   const patterns = flagPatterns.length > 0 || keys.length > 0 ? flagPatterns : validPatterns('key_patterns', vault.patterns);
 
   let sources: SecretSource[];

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { json, reply, startStub } from '../vault-client/helpers/stub.js';
 import { makeTestCa } from '../vault-client/helpers/test-ca.js';
-import { fixture, makeRuntimeDir, removeDir, runBin, wrapperDirs } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, wrapperDirs } from '../helpers/cli.js';
 
 const SECRETS = {
   SERVICE_B_DB_URL: 'postgres://b:pa$$w0rd@db/b',
@@ -305,6 +306,47 @@ describe('when the vault misbehaves', () => {
       expect(result.stderr).not.toContain('injected');
       // The token is revoked even though the answer was refused.
       expect(stub.requests.map((request) => request.path)).toEqual(['/api/v1/vault/tokens/generate', '/api/v1/vault/secrets/batch', '/api/v1/vault/tokens/revoke']);
+    } finally {
+      await stub.close();
+    }
+  });
+});
+
+describe('a slow vault on a terminal', () => {
+  const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
+  const slowStub = () =>
+    startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        const minted = { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 };
+        setTimeout(() => json(socket, 201, minted), 1600);
+      } else if (request.path.endsWith('/secrets/batch')) {
+        json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'x-value' } });
+      } else {
+        reply(socket, 204, '');
+      }
+    });
+
+  it('shows what it waits for after a second, on one line that is erased when the answer comes', async () => {
+    const stub = await slowStub();
+    try {
+      const inner = `"${BIN}" -e prod -k 'SERVICE_B_*' -- sh -c 'echo child-ran'`;
+      const result = await execa('script', ['-qfec', inner, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(runtimeDir, { ...vaultEnv(stub.url), TERM: 'xterm', NO_COLOR: '1' }) });
+      expect(result.exitCode, result.stdout).toBe(0);
+      const waiting = `\r\u001b[Krun-with-secrets: waiting for the vault at ${stub.url} (POST /api/v1/vault/tokens/generate, attempt 1/3)`;
+      expect(result.stdout).toContain(waiting);
+      // Erased before the child writes anything: the child's line starts a clean line.
+      expect(result.stdout).toContain(`${waiting}\r\u001b[Kchild-ran`);
+    } finally {
+      await stub.close();
+    }
+  });
+
+  it('never on a pipe', async () => {
+    const stub = await slowStub();
+    try {
+      const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.stderr).toBe('');
     } finally {
       await stub.close();
     }
