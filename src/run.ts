@@ -149,11 +149,16 @@ function describeDryRun(plan: RunPlan, secrets: Secrets, io: RunIo): void {
   const secretNames = [...secrets.keys()];
   const envNames = Object.keys(env).sort();
   if (io.jsonOutput) {
-    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command })}\n`);
+    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command, args: plan.args })}\n`);
     return;
   }
   io.stdout.write(`would inject ${secretNames.length} secret(s) as ${plan.injectAs}: ${secretNames.join(', ') || '(none)'}\n`);
   if (plan.injectAs !== 'env') io.stdout.write(`the child would read them from the file named by ${plan.fileVar} (${plan.fileFormat})\n`);
   io.stdout.write(`the child's environment would hold ${envNames.length} variable(s): ${envNames.join(', ')}\n`);
-  if (plan.command) io.stdout.write(`would run: ${plan.command}\n`);
+  if (plan.command) io.stdout.write(`would run: ${[plan.command, ...plan.args].map(shellQuote).join(' ')}\n`);
+}
+
+/** As a POSIX shell would need it typed: bare when safe, else in single quotes. */
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

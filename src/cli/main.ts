@@ -65,6 +65,14 @@ async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise
 
 /** Fast path for plain runs; yargs (help, version, completion, careful errors) only when needed. */
 async function parseArgv(argv: readonly string[], streams: CliStreams): Promise<ParsedArgs | undefined> {
+  if (argv.length === 0) {
+    // Nothing to run: the usage, on stderr so that a script's output stays clean, and the status
+    // of a usage error, so that `run-with-secrets $UNSET_VAR` does not pass for success.
+    const { parseWithYargs } = await import('./yargs-cli.js');
+    const help = await parseWithYargs(['--help'], readVersion());
+    streams.stderr.write(help.kind === 'output' ? `${help.text}\n` : '');
+    throw new UsageError('no command given', 'run-with-secrets [options] -- <command> [args...]');
+  }
   if ((argv[0] === 'completion' && argv.length === 1) || COMPLETION_KEY_WORDS.has(argv[0] ?? '')) {
     const { COMPLETION_SCRIPT, completeWords } = await import('./completion.js');
     streams.stdout.write(argv[0] === 'completion' ? COMPLETION_SCRIPT : completeWords(argv.slice(1)).map((word) => `${word}\n`).join(''));

@@ -47,6 +47,15 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'log-format', type: 'string', choices: ['text', 'json'], default: 'text', group: 'Output', description: 'Diagnostics on stderr as text or one JSON object per line' },
 ];
 
+const VAULT_ACCESS = ['environment', 'vault-url', 'config', 'profile', 'token-file', 'token', 'timeout', 'retries', 'ca-file', 'insecure-http', 'quiet', 'verbose', 'log-format'];
+
+/** The options each subcommand reads: its --help lists these and no run options. */
+export const COMMAND_OPTIONS: Readonly<Record<'token' | 'keys' | 'check', readonly string[]>> = {
+  token: [...VAULT_ACCESS, 'key-pattern', 'subject', 'ttl'],
+  keys: [...VAULT_ACCESS, 'key-pattern', 'subject'],
+  check: [...VAULT_ACCESS, 'key-pattern', 'subject'],
+};
+
 /** What the parsers produce: every option by its long name, plus the command after `--`. */
 export interface ParsedArgs {
   values: Record<string, string | boolean | string[] | undefined>;

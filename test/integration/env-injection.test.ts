@@ -140,6 +140,9 @@ describe('env injection and the trimmed environment', () => {
     expect(result.stdout).toMatch(/environment would hold \d+ variable\(s\): A, B, HOME/);
     expect(result.stdout).not.toContain('value-');
     expect(result.stdout).not.toContain('UNRELATED');
+    expect(result.stdout).toContain(`would run: touch ${marker}`);
+    const quoted = await runBin(['--env-file', envFile, '--dry-run', '--', 'node', '-e', "console.log('it\\'s')", 'a b', ''], { runtimeDir: dir });
+    expect(quoted.stdout).toContain(`would run: node -e 'console.log('\\''it\\'\\''s'\\'')' 'a b' ''`);
     const json = await runBin(['--env-file', envFile, '--dry-run', '--inject-as', 'file', '--log-format', 'json'], { runtimeDir: dir });
     const described = JSON.parse(json.stdout) as { secrets: string[]; environment: string[] };
     expect(described.secrets).toEqual(['A', 'B']);
@@ -227,6 +230,27 @@ describe('command line', () => {
     expect(help.stdout).toMatch(/--mask[\s\S]*no terminal/);
     const version = await runBin(['--version'], { runtimeDir: dir });
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('with no arguments at all, prints the usage on stderr and exits 125, stdout untouched', async () => {
+    const result = await runBin([], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('Usage: run-with-secrets [options] -- <command> [args...]');
+    expect(result.stderr).toContain('Examples:');
+    expect(result.stderr.trim().split('\n').at(-1)).toBe('run-with-secrets: error RWS_USAGE: no command given (hint: run-with-secrets [options] -- <command> [args...])');
+  });
+
+  it.each([
+    ['keys', ['-e, --environment', '--vault-url', '-k, --key-pattern', '--log-format']],
+    ['check', ['-e, --environment', '--ca-file', '--timeout']],
+    ['token', ['--usage-limit', '--ttl', '-k, --key-pattern']],
+  ])('%s --help lists its own options, none of the run options', async (command, own) => {
+    const help = await runBin([command, '--help'], { runtimeDir: dir });
+    expect(help.exitCode).toBe(0);
+    for (const option of own) expect(help.stdout).toContain(option);
+    for (const runOption of ['--env-file', '--inject-as', '--mask', '--keep-env', '--dry-run', '--kill-after', '--file-format']) expect(help.stdout).not.toContain(runOption);
+    expect(help.stdout.split('\n').length).toBeLessThan(50);
   });
 
   it.each([
