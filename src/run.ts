@@ -10,6 +10,7 @@ import { Cleanup, Stopped, StopSwitch } from './process/cleanup.js';
 import type { Outcome } from './process/exit-status.js';
 import { SignalRelay } from './process/signals.js';
 import { startChild } from './process/spawn.js';
+import type { ChildUser } from './process/user.js';
 import { selectSecrets, type Selection } from './select.js';
 import { loadAll, loadAllNames, type SecretSource, type Secrets } from './sources/source.js';
 
@@ -32,6 +33,8 @@ export interface RunPlan {
   placement: PlacementOptions;
   onTerminal: boolean;
   ignoredSignals: readonly NodeJS.Signals[];
+  /** --user: the account the child runs as (the wrapper is root). */
+  user?: ChildUser | undefined;
 }
 
 export interface RunIo {
@@ -71,6 +74,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     const injected = await stop.race(inject(plan, secrets, cleanup, await placement!, io));
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
+    if (plan.user) Object.assign(env, { HOME: plan.user.home, USER: plan.user.name, LOGNAME: plan.user.name });
     io.log.info(`injecting ${secrets.size} secret(s) as ${plan.injectAs}: ${[...secrets.keys()].join(', ') || '(none)'}`);
     const running = await startChild({
       command: plan.command,
@@ -79,6 +83,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
       extraFd: injected.fd,
       filters: plan.mask ? await maskFilters(secrets, io) : undefined,
       ignoredSignals: plan.ignoredSignals,
+      user: plan.user,
     });
     relay.attach(running.child);
     // A stop signal that arrived while the child was being started is passed on now.
@@ -126,6 +131,8 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, placeme
     io.log.warn('RWS_NOT_RAM_BACKED', `no RAM-backed directory is usable; the secrets file goes to ${placement.base} (set XDG_RUNTIME_DIR or mount /dev/shm)`);
   }
   const file = await SecretsFile.create(placement.base, FILE_EXTENSIONS[plan.fileFormat], content, (created) => cleanup.add(created));
+  // The child user must be able to open it (by path, or as /dev/fd/3, which reopens the inode).
+  if (plan.user) await file.handTo(plan.user.uid, plan.user.gid);
   if (plan.injectAs === 'file') {
     io.log.debug(`secrets file written to ${file.path}`);
     return { variables: new Map([[plan.fileVar, file.path]]), fd: undefined };

@@ -40,6 +40,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'pristine', type: 'boolean', group: 'Environment', description: 'Inherit nothing from the parent but PATH (and --keep-env)' },
   { name: 'allow-name', type: 'string', array: true, group: 'Environment', description: 'Allow a secret with a protected name such as LD_PRELOAD or PATH (repeatable)' },
   { name: 'mask', type: 'boolean', group: 'Process', description: "Replace secret values in the child's output with ****** (the child's stdout/stderr become pipes: it has no terminal)" },
+  { name: 'user', type: 'string', group: 'Process', description: 'Run the command as this user (NAME or NAME:GROUP), so it cannot read the credential of run-with-secrets; only when run as root' },
   { name: 'kill-after', type: 'string', group: 'Process', description: 'SIGKILL the child this many seconds after a forwarded stop signal' },
   { name: 'dry-run', type: 'boolean', group: 'Process', description: 'Print the names that would be injected and the child variables; run nothing' },
   { name: 'quiet', alias: 'q', type: 'boolean', group: 'Output', description: 'Only print errors' },

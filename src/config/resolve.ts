@@ -17,6 +17,7 @@ import type { VaultClientOptions } from '../vault-client/index.js';
 import type { ConfigValues } from './config-file.js';
 import type { Credential } from './credentials.js';
 import { parseSigIgnMask } from '../process/ignored-signals.js';
+import { resolveUser, type ChildUser } from '../process/user.js';
 import { readEnvSetting } from './env-setting.js';
 import { findConfigFile } from './locate.js';
 
@@ -172,6 +173,13 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   if (!isValidName(fileVar) || isProtectedName(fileVar)) {
     throw new UsageError(`--file-var ${describe(fileVar)} must be a valid, unprotected variable name`);
   }
+  let user: ChildUser | undefined;
+  const userSpec = str(values.user);
+  if (userSpec !== undefined) {
+    // Only root can start a process as someone else; refusing up front beats an EPERM at spawn.
+    if (facts.uid !== 0) throw new UsageError('--user needs run-with-secrets to run as root', 'run it as root (e.g. from a root cron job or systemd unit), or drop --user');
+    user = resolveUser(userSpec);
+  }
   if (injectAs === 'fd' && process.platform !== 'linux') {
     throw new UsageError('--inject-as fd needs Linux (/dev/fd of an unlinked file)', 'use --inject-as file');
   }
@@ -189,7 +197,9 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     command: command[0] ?? '',
     args: command.slice(1),
     parentEnv: facts.env,
-    placement: { xdgRuntimeDir: facts.env.XDG_RUNTIME_DIR, tmpDir: tmpdir(), uid: facts.uid },
+    // The child user cannot pass through root's XDG_RUNTIME_DIR: /dev/shm or the temp dir then.
+    placement: { xdgRuntimeDir: user ? undefined : facts.env.XDG_RUNTIME_DIR, tmpDir: tmpdir(), uid: facts.uid },
+    user,
     onTerminal: facts.onTerminal,
     ignoredSignals: facts.ignoredSignals,
   };

@@ -3,7 +3,7 @@
 // every way out; leftovers of runs killed with SIGKILL are recognised by the pid in the
 // directory name and removed at the next start.
 import { constants as fsConstants, rmSync } from 'node:fs';
-import { lstat, mkdtemp, open, readdir, readFile, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { chown, lstat, mkdtemp, open, readdir, readFile, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SecretsFileError } from '../errors.js';
 
@@ -172,6 +172,16 @@ export class SecretsFile {
       throw new SecretsFileError('cannot hand the secrets file over as a descriptor', 'use --inject-as file instead', error);
     }
     return this.readHandle.fd;
+  }
+
+  /** --user: the directory and file become the child user's, modes unchanged (0700, 0600). */
+  async handTo(uid: number, gid: number): Promise<void> {
+    try {
+      await chown(this.path, uid, gid);
+      await chown(this.dir, uid, gid);
+    } catch (error) {
+      throw new SecretsFileError(`cannot hand the secrets file in ${this.dir} to uid ${uid}`, 'check that run-with-secrets runs as root', error);
+    }
   }
 
   async dispose(): Promise<void> {

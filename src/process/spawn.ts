@@ -20,6 +20,8 @@ export interface ChildSpec {
   filters?: { stdout: NodeJS.ReadWriteStream; stderr: NodeJS.ReadWriteStream; out: Writable; err: Writable } | undefined;
   /** Signals the child must start with ignored (they were ignored when the wrapper started). */
   ignoredSignals?: readonly NodeJS.Signals[] | undefined;
+  /** --user: run as this uid/gid (libuv also drops the supplementary groups). */
+  user?: { uid: number; gid: number } | undefined;
 }
 
 export interface RunningChild {
@@ -45,7 +47,7 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
       argv = commandIgnoring(spec.ignoredSignals, spec.command, spec.args);
     }
     try {
-      child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true });
+      child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true, ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}) });
     } catch (error) {
       reject(spawnFailure(spec.command, error));
       return;
