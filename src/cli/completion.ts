@@ -1,7 +1,7 @@
 // Shell completion, without yargs: `completion` prints a bash function, and the function asks
 // `run-with-secrets --get-completions WORDS...` for the candidates of the last word. Words after
 // `--` belong to the command, so the function completes them itself (commands, then files).
-import { OPTIONS } from './options.js';
+import { COMMAND_OPTIONS, OPTIONS } from './options.js';
 
 const SUBCOMMANDS = ['token', 'keys', 'check', 'completion'] as const;
 const TOKEN_ACTIONS = ['generate', 'revoke'] as const;
@@ -58,7 +58,10 @@ export function completeWords(words: readonly string[]): string[] {
   }
   const positionals = positionalWords(line.slice(0, -1));
   if (current.startsWith('-')) {
-    const names = OPTIONS.flatMap((spec) => [`--${spec.name}`, ...(spec.alias ? [`-${spec.alias}`] : [])]);
+    // A subcommand is offered only the options it reads, as its --help lists them.
+    const command = positionals[0] === 'token' || positionals[0] === 'keys' || positionals[0] === 'check' ? positionals[0] : undefined;
+    const specs = command ? OPTIONS.filter((spec) => COMMAND_OPTIONS[command].includes(spec.name)) : OPTIONS;
+    const names = specs.flatMap((spec) => [`--${spec.name}`, ...(spec.alias ? [`-${spec.alias}`] : [])]);
     if (positionals[0] === 'token') names.push(...TOKEN_OPTIONS);
     names.push('--help', '--version', '--');
     return names.filter((name) => name.startsWith(current));

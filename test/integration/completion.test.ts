@@ -63,6 +63,9 @@ describe('bash completion', () => {
     // bash splits --file-format=j at the = (COMP_WORDBREAKS).
     expect((await offered('--file-format', '=', 'j')).candidates).toEqual(['json']);
     expect((await offered('token', 'generate', '--us')).candidates).toEqual(['--usage-limit']);
+    // A subcommand is offered its own options only.
+    expect((await offered('keys', '--')).candidates).not.toContain('--inject-as');
+    expect((await offered('keys', '--')).candidates).toContain('--environment');
   });
 
   it('leaves a file-name value and the command after -- to bash', async () => {
