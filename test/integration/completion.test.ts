@@ -37,6 +37,8 @@ async function offered(...words: string[]): Promise<{ spec: string; candidates: 
     env: baseEnv(dir, { PATH: `${binDir}:${process.env.PATH}` }),
     extendEnv: false,
     reject: false,
+    // Not a pipe: bash takes a socket on stdin for sshd and would read ~/.bashrc.
+    stdin: 'ignore',
   });
   expect(result.stderr).toBe('');
   expect(result.exitCode).toBe(0);

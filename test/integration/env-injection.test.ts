@@ -204,7 +204,7 @@ describe('env injection and the trimmed environment', () => {
   it('reads a .env from a pipe (process substitution)', async () => {
     const { execa } = await import('execa');
     const { BIN, baseEnv } = await import('../helpers/cli.js');
-    const result = await execa('bash', ['-c', `"${BIN}" --env-file <(printf 'PIPED=yes\\n') -- "${printEnv}"`], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    const result = await execa('bash', ['-c', `"${BIN}" --env-file <(printf 'PIPED=yes\\n') -- "${printEnv}"`], { reject: false, extendEnv: false, stdin: 'ignore', env: baseEnv(dir) });
     expect(JSON.parse(result.stdout).PIPED).toBe('yes');
   });
 });
@@ -215,7 +215,7 @@ describe('closed pipes', () => {
     const { BIN, baseEnv } = await import('../helpers/cli.js');
     const envFile = writeEnvFile(dir, 'many.env', Array.from({ length: 20_000 }, (_, i) => `KEY_${i}=v`).join('\n'));
     const script = `"${BIN}" --env-file "${envFile}" --dry-run 2>"${dir}/err" | head -c 10 >/dev/null; echo "status=\${PIPESTATUS[0]}"; cat "${dir}/err"`;
-    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, stdin: 'ignore', env: baseEnv(dir) });
     expect(result.stdout.trim()).toBe('status=0');
   });
 });
@@ -230,6 +230,14 @@ describe('command line', () => {
     expect(help.stdout).toMatch(/--mask[\s\S]*no terminal/);
     const version = await runBin(['--version'], { runtimeDir: dir });
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('a config file with a YAML tag it does not know fails in one line, with no YAMLWarning block', async () => {
+    const config = writeEnvFile(dir, 'config.yaml', 'vault_url: !!js/function "x"\n');
+    const result = await runBin(['--config', config, '--env-file', writeEnvFile(dir, '.env', 'A=1\n'), '--', 'true'], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/^run-with-secrets: error RWS_CONFIG_INVALID: \S+config\.yaml is not valid YAML: Unresolved tag/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('with no arguments at all, prints the usage on stderr and exits 125, stdout untouched', async () => {

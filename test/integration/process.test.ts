@@ -38,7 +38,7 @@ describe('exit status', () => {
 
   it('a shell sees the signal death: $? is 128+N and the status is a signal', async () => {
     const script = `"${BIN}" --env-file "${envFile}" -- "${fixture('kill-self.mjs')}" SIGTERM; echo "status=$?"`;
-    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, stdin: 'ignore', env: baseEnv(dir) });
     expect(result.stdout.trim()).toBe('status=143');
   });
 });
@@ -164,6 +164,7 @@ describe('--mask', () => {
         env: baseEnv(dir),
         extendEnv: false,
         reject: false,
+        stdin: 'ignore',
         timeout: 10_000,
       });
     const [plain, masked] = await Promise.all([pipeline([]), pipeline(['--mask'])]);
@@ -178,6 +179,7 @@ describe('--mask', () => {
       env: baseEnv(dir),
       extendEnv: false,
       reject: false,
+      stdin: 'ignore',
       timeout: 10_000,
     });
     expect(result.timedOut).toBe(false);

@@ -37,7 +37,8 @@ function readBackWithShell(shell: string, text: string, names: string[]): Record
     const file = join(dir, 'secrets.sh');
     writeFileSync(file, text, { mode: 0o600 });
     const report = 'const o={};for(const k of process.argv.slice(1))o[k]=process.env[k];process.stdout.write(JSON.stringify(o))';
-    const out = execFileSync(shell, ['-c', `. "$0"; exec node -e '${report}' "$@"`, file, ...names], { env: { PATH: process.env.PATH } });
+    // stdin not a pipe: bash would take a socket for sshd and read ~/.bashrc.
+    const out = execFileSync(shell, ['-c', `. "$0"; exec node -e '${report}' "$@"`, file, ...names], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
     return JSON.parse(out.toString()) as Record<string, string>;
   } finally {
     rmSync(dir, { recursive: true, force: true });
