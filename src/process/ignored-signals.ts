@@ -30,7 +30,8 @@ export function commandIgnoring(ignored: readonly NodeJS.Signals[], command: str
  * message instead of ours. undefined when the command can be run.
  */
 export function lookupFailure(command: string, path: string | undefined): 'ENOENT' | 'EACCES' | undefined {
-  const candidates = command.includes('/') ? [command] : (path ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, command));
+  // Without PATH, execvp (glibc) and sh search /bin:/usr/bin.
+  const candidates = command.includes('/') ? [command] : (path ?? '/bin:/usr/bin').split(delimiter).filter(Boolean).map((dir) => join(dir, command));
   let found = false;
   for (const candidate of candidates) {
     try {
