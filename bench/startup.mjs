@@ -21,7 +21,8 @@ const commands = [
   { name: 'node -e 0 (baseline)', argv: ['node', '-e', '0'] },
   { name: 'run-with-secrets (env)', argv: [join(root, 'bin/run-with-secrets.js'), '--env-file', envFile, '--', 'node', '-e', '0'] },
   { name: 'run-with-secrets (fd)', argv: [join(root, 'bin/run-with-secrets.js'), '--env-file', envFile, '--inject-as', 'fd', '--', 'node', '-e', '0'] },
-  { name: 'dotenv-cli', argv: [bin('dotenv'), '-e', envFile, '--', 'node', '-e', '0'] },
+  // dotenv-cli 11 took a subcommand: `dotenv run -f FILE -- cmd` (its -e form exits 1 with usage).
+  { name: 'dotenv-cli', argv: [bin('dotenv'), 'run', '-q', '-f', envFile, '--', 'node', '-e', '0'] },
   { name: 'dotenvx run', argv: [bin('dotenvx'), 'run', '-q', '-f', envFile, '--', 'node', '-e', '0'] },
 ];
 

@@ -42,7 +42,7 @@ const vaultEnv = { ...process.env, RWS_VAULT_URL: url, RWS_API_KEY_FILE: join(st
 const app = (name, ...args) => ['--', process.execPath, join(here, name), ...args];
 const steps = [
   ['env mode: a token scoped to demo/SERVICE_B_* is minted, used once, revoked; the app gets the secrets as variables', ['-e', 'demo', '-k', 'SERVICE_B_*', ...app('legacy-app.js', 'SERVICE_B_')], vaultEnv, 0],
-  ['file mode: the app reads a 0600 file in a private RAM-backed directory, removed on exit', ['-e', 'demo', '-k', 'SERVICE_B_*', '--inject-as', 'file', ...app('file-app.js')], vaultEnv, 0],
+  ['file mode: the app reads a 0600 file in a private RAM-backed directory, removed on exit', ['-e', 'demo', '-k', 'SERVICE_B_*', '--inject-as', 'file', '--file-format', 'json', ...app('file-app.js')], vaultEnv, 0],
   ['refused: the demo API key does not grant SERVICE_A_* (exit 125, one line, nothing started)', ['-e', 'demo', '-k', 'SERVICE_A_*', ...app('legacy-app.js', 'SERVICE_A_')], vaultEnv, 125],
   ['local: a developer tests a .env with no server at all', ['--env-file', envFile, '-k', 'DEMO_*', ...app('legacy-app.js', 'DEMO_')], process.env, 0],
 ];

@@ -52,6 +52,15 @@ export class SecretMissingError extends RwsError {
   }
 }
 
+/** A -k pattern (or a key_patterns entry) that matches no key of the sources: a typo, most likely. */
+export class PatternUnmatchedError extends RwsError {
+  constructor(readonly pattern: string) {
+    super('RWS_SECRET_MISSING', `key pattern ${pattern} matches no key of the sources`, {
+      hint: 'check the pattern (--dry-run without -k lists the names), or pass --allow-empty if an empty selection is expected',
+    });
+  }
+}
+
 /** A secret name or value that must not be injected. */
 export class NameRefusedError extends RwsError {
   constructor(code: 'RWS_NAME_INVALID' | 'RWS_NAME_PROTECTED' | 'RWS_VALUE_INVALID', message: string, hint: string) {

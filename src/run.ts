@@ -10,6 +10,7 @@ import { Cleanup, Stopped, StopSwitch } from './process/cleanup.js';
 import type { Outcome } from './process/exit-status.js';
 import { SignalRelay } from './process/signals.js';
 import { startChild } from './process/spawn.js';
+import type { ChildUser } from './process/user.js';
 import { selectSecrets, type Selection } from './select.js';
 import { loadAll, loadAllNames, type SecretSource, type Secrets } from './sources/source.js';
 
@@ -31,6 +32,9 @@ export interface RunPlan {
   parentEnv: Readonly<Record<string, string | undefined>>;
   placement: PlacementOptions;
   onTerminal: boolean;
+  ignoredSignals: readonly NodeJS.Signals[];
+  /** --user: the account the child runs as (the wrapper is root). */
+  user?: ChildUser | undefined;
 }
 
 export interface RunIo {
@@ -47,16 +51,20 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
   const stop = new StopSwitch();
   const relay = new SignalRelay({
     onTerminal: plan.onTerminal,
+    ignored: new Set(plan.ignoredSignals),
     killAfterMs: plan.killAfterMs,
     onStopBeforeChild: (signal) => stop.trigger(signal),
     debug: (message) => io.log.debug(message),
   });
   relay.install();
+  if (plan.ignoredSignals.length > 0) io.log.debug(`ignored when started, and so for the child: ${plan.ignoredSignals.join(', ')}`);
   // The leftover sweep touches only the runtime directory: it runs while the sources load.
   const placement = plan.dryRun ? undefined : preparePlacement(plan, io);
   placement?.catch(() => undefined);
+  // Work of the sources that a stop signal must still wait for: the revoke of a minted token.
+  const unfinished: Array<Promise<unknown>> = [];
   try {
-    const context = { warn: io.log.warn, debug: io.log.debug };
+    const context = { warn: io.log.warn, debug: io.log.debug, stopped: stop.controller.signal, mustFinish: (work: Promise<unknown>) => void unfinished.push(work.catch(() => undefined)) };
     if (plan.dryRun) {
       // Names only: a vault lists them without sending a single value.
       describeDryRun(plan, selectSecrets(await stop.race(loadAllNames(plan.sources, context)), plan.selection), io);
@@ -66,6 +74,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     const injected = await stop.race(inject(plan, secrets, cleanup, await placement!, io));
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
+    if (plan.user) Object.assign(env, { HOME: plan.user.home, USER: plan.user.name, LOGNAME: plan.user.name });
     io.log.info(`injecting ${secrets.size} secret(s) as ${plan.injectAs}: ${[...secrets.keys()].join(', ') || '(none)'}`);
     const running = await startChild({
       command: plan.command,
@@ -73,6 +82,8 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
       env,
       extraFd: injected.fd,
       filters: plan.mask ? await maskFilters(secrets, io) : undefined,
+      ignoredSignals: plan.ignoredSignals,
+      user: plan.user,
     });
     relay.attach(running.child);
     // A stop signal that arrived while the child was being started is passed on now.
@@ -82,7 +93,10 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     return outcome;
   } catch (error) {
     if (error instanceof Stopped) {
-      io.log.debug(`${error.signal} received before the child started: cleaning up`);
+      io.log.progress(undefined);
+      io.log.debug(`${error.signal} received before the child started: revoking what was minted, cleaning up`);
+      // A second stop signal does not wait: the token then expires by itself.
+      await Promise.race([Promise.all(unfinished), stop.again]);
       return { kind: 'signal', signal: error.signal };
     }
     throw error;
@@ -117,6 +131,8 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, placeme
     io.log.warn('RWS_NOT_RAM_BACKED', `no RAM-backed directory is usable; the secrets file goes to ${placement.base} (set XDG_RUNTIME_DIR or mount /dev/shm)`);
   }
   const file = await SecretsFile.create(placement.base, FILE_EXTENSIONS[plan.fileFormat], content, (created) => cleanup.add(created));
+  // The child user must be able to open it (by path, or as /dev/fd/3, which reopens the inode).
+  if (plan.user) await file.handTo(plan.user.uid, plan.user.gid);
   if (plan.injectAs === 'file') {
     io.log.debug(`secrets file written to ${file.path}`);
     return { variables: new Map([[plan.fileVar, file.path]]), fd: undefined };
@@ -140,11 +156,16 @@ function describeDryRun(plan: RunPlan, secrets: Secrets, io: RunIo): void {
   const secretNames = [...secrets.keys()];
   const envNames = Object.keys(env).sort();
   if (io.jsonOutput) {
-    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command })}\n`);
+    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command, args: plan.args })}\n`);
     return;
   }
   io.stdout.write(`would inject ${secretNames.length} secret(s) as ${plan.injectAs}: ${secretNames.join(', ') || '(none)'}\n`);
   if (plan.injectAs !== 'env') io.stdout.write(`the child would read them from the file named by ${plan.fileVar} (${plan.fileFormat})\n`);
   io.stdout.write(`the child's environment would hold ${envNames.length} variable(s): ${envNames.join(', ')}\n`);
-  if (plan.command) io.stdout.write(`would run: ${plan.command}\n`);
+  if (plan.command) io.stdout.write(`would run: ${[plan.command, ...plan.args].map(shellQuote).join(' ')}\n`);
+}
+
+/** As a POSIX shell would need it typed: bare when safe, else in single quotes. */
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

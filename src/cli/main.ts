@@ -11,6 +11,8 @@ import type { CommandContext } from './commands/context.js';
 import { createLogger, wantsColor, type Logger } from './output.js';
 
 const PROGRAM = 'run-with-secrets';
+/** `--get-completions` (ours) and `--get-yargs-completions` (the script yargs used to print). */
+const COMPLETION_KEY_WORDS = new Set(['--get-completions', '--get-yargs-completions']);
 
 export interface CliStreams {
   stdout: Writable & { isTTY?: boolean };
@@ -24,11 +26,11 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     const args = await parseArgv(argv, streams);
     if (!args) return { kind: 'exit', code: 0 };
     const logging = resolveLogging(args.values);
-    log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), program: PROGRAM });
+    log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), terminal: streams.stderr.isTTY === true && facts.env.TERM !== 'dumb', program: PROGRAM });
     const color = wantsColor(streams.stdout.isTTY, facts.env);
     const command = await runSubcommand(args, { values: args.values, facts, stdout: streams.stdout, log, color });
     if (command !== undefined) return { kind: 'exit', code: command };
-    const plan = await resolveRunPlan(args, facts, log.warn, log.debug);
+    const plan = await resolveRunPlan(args, facts, log.warn, log.debug, log.progress);
     return await runWrapper(plan, { stdout: streams.stdout, stderr: streams.stderr, log, jsonOutput: logging.format === 'json' });
   } catch (error) {
     const failure = toRwsError(error);
@@ -63,6 +65,19 @@ async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise
 
 /** Fast path for plain runs; yargs (help, version, completion, careful errors) only when needed. */
 async function parseArgv(argv: readonly string[], streams: CliStreams): Promise<ParsedArgs | undefined> {
+  if (argv.length === 0) {
+    // Nothing to run: the usage, on stderr so that a script's output stays clean, and the status
+    // of a usage error, so that `run-with-secrets $UNSET_VAR` does not pass for success.
+    const { parseWithYargs } = await import('./yargs-cli.js');
+    const help = await parseWithYargs(['--help'], readVersion());
+    streams.stderr.write(help.kind === 'output' ? `${help.text}\n` : '');
+    throw new UsageError('no command given', 'run-with-secrets [options] -- <command> [args...]');
+  }
+  if ((argv[0] === 'completion' && argv.length === 1) || COMPLETION_KEY_WORDS.has(argv[0] ?? '')) {
+    const { COMPLETION_SCRIPT, completeWords } = await import('./completion.js');
+    streams.stdout.write(argv[0] === 'completion' ? COMPLETION_SCRIPT : completeWords(argv.slice(1)).map((word) => `${word}\n`).join(''));
+    return undefined;
+  }
   const fast = parseFast(argv);
   if (fast.ok) return fast.args;
   const { parseWithYargs } = await import('./yargs-cli.js');

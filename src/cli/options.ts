@@ -32,6 +32,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'per-key-requests', type: 'boolean', group: 'Vault', description: 'Fetch with one GET per key (servers without the batch endpoint)' },
   { name: 'key-pattern', alias: 'k', type: 'string', array: true, group: 'Selection', description: 'Only inject keys matching this glob (* and ?, anchored, case-sensitive; repeatable)' },
   { name: 'key', type: 'string', array: true, group: 'Selection', description: 'Inject this exact key; a missing key is an error (repeatable)' },
+  { name: 'allow-empty', type: 'boolean', group: 'Selection', description: 'A -k pattern that matches no key is not an error (by default it is: exit 125, RWS_SECRET_MISSING)' },
   { name: 'inject-as', type: 'string', choices: ['env', 'file', 'fd'], group: 'Injection', description: 'env (default): variables; file: a 0600 file in a private RAM-backed directory; fd: that file unlinked and passed as /dev/fd/3' },
   { name: 'file-var', type: 'string', default: 'SECRETS_FILE', group: 'Injection', description: 'Variable that holds the secrets file path (file and fd modes)' },
   { name: 'file-format', type: 'string', choices: ['dotenv', 'shell', 'json'], default: 'dotenv', group: 'Injection', description: 'Format of the secrets file' },
@@ -39,12 +40,22 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'pristine', type: 'boolean', group: 'Environment', description: 'Inherit nothing from the parent but PATH (and --keep-env)' },
   { name: 'allow-name', type: 'string', array: true, group: 'Environment', description: 'Allow a secret with a protected name such as LD_PRELOAD or PATH (repeatable)' },
   { name: 'mask', type: 'boolean', group: 'Process', description: "Replace secret values in the child's output with ****** (the child's stdout/stderr become pipes: it has no terminal)" },
+  { name: 'user', type: 'string', group: 'Process', description: 'Run the command as this user (NAME or NAME:GROUP), so it cannot read the credential of run-with-secrets; only when run as root' },
   { name: 'kill-after', type: 'string', group: 'Process', description: 'SIGKILL the child this many seconds after a forwarded stop signal' },
   { name: 'dry-run', type: 'boolean', group: 'Process', description: 'Print the names that would be injected and the child variables; run nothing' },
   { name: 'quiet', alias: 'q', type: 'boolean', group: 'Output', description: 'Only print errors' },
   { name: 'verbose', alias: 'v', type: 'boolean', group: 'Output', description: 'Explain what happens (names only, never values)' },
   { name: 'log-format', type: 'string', choices: ['text', 'json'], default: 'text', group: 'Output', description: 'Diagnostics on stderr as text or one JSON object per line' },
 ];
+
+const VAULT_ACCESS = ['environment', 'vault-url', 'config', 'profile', 'token-file', 'token', 'timeout', 'retries', 'ca-file', 'insecure-http', 'quiet', 'verbose', 'log-format'];
+
+/** The options each subcommand reads: its --help lists these and no run options. */
+export const COMMAND_OPTIONS: Readonly<Record<'token' | 'keys' | 'check', readonly string[]>> = {
+  token: [...VAULT_ACCESS, 'key-pattern', 'subject', 'ttl'],
+  keys: [...VAULT_ACCESS, 'key-pattern', 'subject'],
+  check: [...VAULT_ACCESS, 'key-pattern', 'subject'],
+};
 
 /** What the parsers produce: every option by its long name, plus the command after `--`. */
 export interface ParsedArgs {

@@ -11,10 +11,17 @@ export interface Logger {
   warn(code: string, message: string): void;
   info(message: string): void;
   debug(message: string): void;
+  /**
+   * One transient line on a terminal (what a slow step waits for), replaced by the next and
+   * erased with undefined. Nothing on a pipe, under cron, with -q or JSON logs.
+   */
+  progress(text: string | undefined): void;
 }
 
 export interface LoggerOptions {
   stream: Writable;
+  /** The stream is a terminal: only then may a progress line be drawn and erased. */
+  terminal?: boolean;
   level: LogLevel;
   format: LogFormat;
   color: boolean;
@@ -42,9 +49,17 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
     palette = { red: chalk.red, yellow: chalk.yellow, dim: chalk.dim, bold: chalk.bold };
   }
   const now = options.now ?? (() => new Date());
+  let progressShown = false;
+  const eraseProgress = (): void => {
+    if (!progressShown) return;
+    progressShown = false;
+    options.stream.write('\r\u001b[K');
+  };
   const write = (line: string): void => {
+    eraseProgress();
     options.stream.write(`${line}\n`);
   };
+  const drawsProgress = options.terminal === true && options.format === 'text' && options.level !== 'quiet';
   const json = (level: string, fields: Record<string, string | undefined>): void => {
     write(JSON.stringify({ time: now().toISOString(), level, program: options.program, ...fields }));
   };
@@ -69,6 +84,13 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
       if (options.level !== 'verbose') return;
       if (options.format === 'json') return json('debug', { message });
       write(palette.dim(`${prefix} ${message}`));
+    },
+    progress(text) {
+      if (!drawsProgress) return;
+      if (text === undefined) return eraseProgress();
+      // One line at most: the terminal erases only the line the cursor is on.
+      options.stream.write(`\r\u001b[K${palette.dim(`${prefix} ${text}`.slice(0, 200))}`);
+      progressShown = true;
     },
   };
 }

@@ -1,8 +1,8 @@
 // The full command line through yargs: --help with examples, --version, `completion`, and the
 // careful explanation of whatever the fast parser did not accept. Loaded only when needed.
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { UsageError } from '../errors.js';
-import { OPTIONS, type ParsedArgs } from './options.js';
+import { COMMAND_OPTIONS, OPTIONS, type ParsedArgs } from './options.js';
 
 export type SlowParse = { kind: 'args'; args: ParsedArgs } | { kind: 'output'; text: string };
 
@@ -28,7 +28,7 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     .example('$0 --env-file .env -- node app.js', 'run app.js with the secrets of .env as variables')
     .example("$0 --env-file .env -k 'DB_*' --inject-as file -- ./legacy-app", 'only DB_* keys, written to a 0600 file whose path is in $SECRETS_FILE')
     .example('$0 --env-file .env --inject-as fd --file-format json -- ./app', 'the app reads /dev/fd/3; nothing is left on disk, even after kill -9')
-    .example("$0 -e prod -k 'SERVICE_B_*' -- ./app", 'fetch SERVICE_B_* of prod from the vault (RWS_VAULT_URL, RWS_API_KEY) and run ./app')
+    .example("$0 -e prod -k 'SERVICE_B_*' -- ./app", 'fetch SERVICE_B_* of prod from the vault (RWS_VAULT_URL, RWS_API_KEY_FILE) and run ./app')
     .example('$0 --env-file .env --dry-run', 'show which names would be injected, without values')
     .example("$0 --env-file prod.env --log-format json --kill-after 30 -- ./cron-job.sh", 'a cron job: JSON diagnostics, SIGKILL 30 s after a stop signal')
     .epilogue(EPILOGUE)
@@ -41,7 +41,7 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     .wrap(Math.min(100, process.stdout.columns || 100))
     .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true, 'boolean-negation': true, 'duplicate-arguments-array': true, 'greedy-arrays': false })
     .command('token <action>', 'Mint a token for use elsewhere (generate), or revoke the one in RWS_TOKEN / --token-file (revoke)', (y) =>
-      y
+      declare(y, COMMAND_OPTIONS.token)
         .positional('action', { choices: ['generate', 'revoke'] as const, describe: 'generate or revoke' })
         .option('usage-limit', { type: 'string', requiresArg: true, describe: 'Requests the token may make (default 1)' })
         .option('json', { type: 'boolean', describe: 'Print {token, jti, expires_at, ...} as JSON' })
@@ -49,22 +49,12 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
         .example("$0 token generate -e prod -k 'BACKUP_*' --ttl 30 --usage-limit 5 > token", 'a token for five requests in the next 30 minutes')
         .example('RWS_TOKEN_FILE=token $0 token revoke', 'revoke it'),
     )
-    .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]')
-    .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each')
-    .completion('completion', 'Print a bash/zsh completion script (add `source <(run-with-secrets completion)` to ~/.bashrc)');
+    .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]', (y) => declare(y, COMMAND_OPTIONS.keys))
+    .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each', (y) => declare(y, COMMAND_OPTIONS.check))
+    // Completion itself is ours (cli/completion.ts): listed here for --help only.
+    .command('completion', 'Print a bash completion script (add `source <(run-with-secrets completion)` to ~/.bashrc; zsh: after bashcompinit)');
 
-  for (const spec of OPTIONS) {
-    cli.option(spec.name, {
-      type: spec.type,
-      ...(spec.alias ? { alias: spec.alias } : {}),
-      ...(spec.array ? { array: true, requiresArg: true } : {}),
-      ...(spec.type === 'string' && !spec.array ? { requiresArg: true } : {}),
-      ...(spec.choices ? { choices: [...spec.choices] } : {}),
-      ...(spec.default !== undefined ? { default: spec.default } : {}),
-      description: spec.description,
-      group: `${spec.group}:`,
-    });
-  }
+  declare(cli, OPTIONS.map((spec) => spec.name));
 
   const { parsed, output } = await new Promise<{ parsed: Record<string, unknown>; output: string }>((resolve, reject) => {
     cli.parse(head, {}, (error: Error | undefined, result: Record<string, unknown>, text: string) => {
@@ -83,6 +73,28 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
   let words = (parsed._ as unknown[]).map(String);
   if (words[0] === 'token' && typeof parsed.action === 'string') words = ['token', parsed.action, ...words.slice(1)];
   return { kind: 'args', args: { values, words, command } };
+}
+
+/**
+ * Declares options on the top level or one subcommand. Not global: a subcommand's --help lists
+ * only what it reads (COMMAND_OPTIONS), not the run options.
+ */
+function declare<T>(cli: Argv<T>, names: readonly string[]): Argv<T> {
+  for (const spec of OPTIONS) {
+    if (!names.includes(spec.name)) continue;
+    cli.option(spec.name, {
+      type: spec.type,
+      global: false,
+      ...(spec.alias ? { alias: spec.alias } : {}),
+      ...(spec.array ? { array: true, requiresArg: true } : {}),
+      ...(spec.type === 'string' && !spec.array ? { requiresArg: true } : {}),
+      ...(spec.choices ? { choices: [...spec.choices] } : {}),
+      ...(spec.default !== undefined ? { default: spec.default } : {}),
+      description: spec.description,
+      group: `${spec.group}:`,
+    });
+  }
+  return cli;
 }
 
 function toList(value: unknown): string[] {

@@ -32,11 +32,16 @@ const MAX_BYTES = 1024 * 1024;
 /** Reads and validates a config file, applying `profile` over the top level. */
 export async function loadConfigFile(path: string, profile: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<ConfigFile> {
   const { text, mode } = await readConfig(path);
-  const { parse } = await import('yaml');
+  const { parseDocument } = await import('yaml');
   let raw: unknown;
   try {
     // The core schema with unique keys; no custom tags, no aliases blow-up beyond yaml's own limit.
-    raw = parse(text, { schema: 'core', uniqueKeys: true, maxAliasCount: 20 });
+    // yaml's warnings (an unknown tag such as !!js/function) would go to stderr as a multi-line
+    // process warning: they are refusals here, in our one-line form.
+    const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, logLevel: 'silent' });
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem) throw problem;
+    raw = doc.toJS({ maxAliasCount: 20 });
   } catch (error) {
     throw new ConfigError('RWS_CONFIG_INVALID', `${path} is not valid YAML: ${firstLine((error as Error).message)}`, 'fix the syntax');
   }

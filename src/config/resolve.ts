@@ -16,6 +16,8 @@ import type { SecretSource } from '../sources/source.js';
 import type { VaultClientOptions } from '../vault-client/index.js';
 import type { ConfigValues } from './config-file.js';
 import type { Credential } from './credentials.js';
+import { parseSigIgnMask } from '../process/ignored-signals.js';
+import { resolveUser, type ChildUser } from '../process/user.js';
 import { readEnvSetting } from './env-setting.js';
 import { findConfigFile } from './locate.js';
 
@@ -29,6 +31,8 @@ export interface ProcessFacts {
   uid: number;
   cwd: string;
   onTerminal: boolean;
+  /** Signals ignored by whoever started us (nohup, a background job), as read by the launcher. */
+  ignoredSignals: NodeJS.Signals[];
 }
 
 type Values = ParsedArgs['values'];
@@ -42,6 +46,7 @@ export function readProcessFacts(): ProcessFacts {
     cwd: process.cwd(),
     // On a terminal, Ctrl-C already reaches the child through the foreground process group.
     onTerminal: isatty(0) || isatty(1) || isatty(2),
+    ignoredSignals: parseSigIgnMask(process.env.RWS_SIGNALS_IGNORED_AT_START),
   };
 }
 
@@ -64,7 +69,7 @@ export interface VaultContext {
   credential(): Promise<Credential>;
 }
 
-export async function resolveVaultContext(values: Values, facts: ProcessFacts, warn: Warn, debug: (message: string) => void): Promise<VaultContext> {
+export async function resolveVaultContext(values: Values, facts: ProcessFacts, warn: Warn, debug: (message: string) => void, progress?: (text: string | undefined) => void): Promise<VaultContext> {
   const env = facts.env;
   const setting = (name: string) => readEnvSetting(env, name);
   const configPath = await findConfigFile({ explicit: str(values.config) ?? (await setting('RWS_CONFIG')), cwd: facts.cwd, home: env.HOME, xdgConfigHome: env.XDG_CONFIG_HOME });
@@ -85,6 +90,7 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
     caFile: str(values['ca-file']) ?? env.RWS_CA_FILE ?? config.ca_file,
     insecureHttp: values['insecure-http'] === true,
     debug,
+    progress,
   };
   const configApiKey = config.credentials?.api_key !== undefined && configPath ? { value: config.credentials.api_key, path: configPath } : undefined;
   return {
@@ -104,7 +110,7 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
   };
 }
 
-export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn: Warn, debug: (message: string) => void): Promise<RunPlan> {
+export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn: Warn, debug: (message: string) => void, progress?: (text: string | undefined) => void): Promise<RunPlan> {
   const values = args.values;
   if (args.words.length > 0) {
     throw new UsageError(`unknown command ${describe(args.words[0])}; put -- before the program to run`, 'run-with-secrets [options] -- <command> [args...]');
@@ -124,7 +130,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
 
   // The config file is read for every run (it may set inject_as or keep_env), but a run with an
   // explicit local source never talks to the vault.
-  const vault = await resolveVaultContext(values, facts, warn, debug);
+  const vault = await resolveVaultContext(values, facts, warn, debug, progress);
   const patterns = flagPatterns.length > 0 || keys.length > 0 ? flagPatterns : validPatterns('key_patterns', vault.patterns);
 
   let sources: SecretSource[];
@@ -132,7 +138,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     sources = [...envFiles.map((path) => new EnvFileSource(path))];
     if (sopsFiles.length > 0) {
       const { SopsFileSource } = await import('../sources/sops-file.js');
-      sources.push(...sopsFiles.map((path) => new SopsFileSource(path, { SOPS_AGE_KEY: facts.env.SOPS_AGE_KEY, SOPS_AGE_KEY_FILE: facts.env.SOPS_AGE_KEY_FILE })));
+      sources.push(...sopsFiles.map((path) => new SopsFileSource(path, { SOPS_AGE_KEY: facts.env.SOPS_AGE_KEY, SOPS_AGE_KEY_FILE: facts.env.SOPS_AGE_KEY_FILE, XDG_CONFIG_HOME: facts.env.XDG_CONFIG_HOME, HOME: facts.env.HOME })));
     }
   } else {
     if (!vault.client.baseUrl) {
@@ -167,12 +173,19 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   if (!isValidName(fileVar) || isProtectedName(fileVar)) {
     throw new UsageError(`--file-var ${describe(fileVar)} must be a valid, unprotected variable name`);
   }
+  let user: ChildUser | undefined;
+  const userSpec = str(values.user);
+  if (userSpec !== undefined) {
+    // Only root can start a process as someone else; refusing up front beats an EPERM at spawn.
+    if (facts.uid !== 0) throw new UsageError('--user needs run-with-secrets to run as root', 'run it as root (e.g. from a root cron job or systemd unit), or drop --user');
+    user = resolveUser(userSpec);
+  }
   if (injectAs === 'fd' && process.platform !== 'linux') {
     throw new UsageError('--inject-as fd needs Linux (/dev/fd of an unlinked file)', 'use --inject-as file');
   }
   return {
     sources,
-    selection: { patterns, keys, allowNames: new Set(allowNames) },
+    selection: { patterns, keys, allowNames: new Set(allowNames), allowEmpty: values['allow-empty'] === true },
     injectAs,
     fileVar,
     fileFormat,
@@ -184,8 +197,11 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     command: command[0] ?? '',
     args: command.slice(1),
     parentEnv: facts.env,
-    placement: { xdgRuntimeDir: facts.env.XDG_RUNTIME_DIR, tmpDir: tmpdir(), uid: facts.uid },
+    // The child user cannot pass through root's XDG_RUNTIME_DIR: /dev/shm or the temp dir then.
+    placement: { xdgRuntimeDir: user ? undefined : facts.env.XDG_RUNTIME_DIR, tmpDir: tmpdir(), uid: facts.uid },
+    user,
     onTerminal: facts.onTerminal,
+    ignoredSignals: facts.ignoredSignals,
   };
 }
 

@@ -3,6 +3,7 @@
 // altered.
 import { dotenvParse } from '../dotenv-parse.js';
 import { FormatError } from '../errors.js';
+import { dotenvLine } from './dotenv-subset.js';
 import type { Secrets } from '../sources/source.js';
 
 export type FileFormat = 'dotenv' | 'shell' | 'json';
@@ -22,36 +23,20 @@ export function serialize(secrets: Secrets, format: FileFormat): string {
 }
 
 /**
- * dotenv has no escape for quotes or backslashes: a value is carried by the first quoting that
- * reads back exactly (single quotes keep everything literally; double quotes turn `\n`/`\r`
- * escapes into line breaks; backticks keep everything but a backtick). dotenv also rewrites CR
- * to LF, so a CR travels only as a `\r` escape inside double quotes.
+ * Written only in the subset every common dotenv reader parses the same way (see
+ * dotenv-subset.ts); the file is then parsed back with npm dotenv, the reader it is checked
+ * against at run time.
  */
 export function serializeDotenv(secrets: Secrets, parse: DotenvParse): string {
   const lines: string[] = [];
   for (const [name, value] of secrets) {
-    const line = quoteForDotenv(name, value, parse);
-    if (line === undefined) {
-      throw new FormatError(name, 'dotenv', 'no dotenv quoting reads it back unchanged (it mixes quote characters, backslash escapes or carriage returns)', 'json or --file-format shell');
-    }
-    lines.push(line);
+    const spelled = dotenvLine(name, value);
+    if (!spelled.ok) throw new FormatError(name, 'dotenv', spelled.reason, 'json or --file-format shell');
+    lines.push(spelled.line);
   }
   const text = lines.length === 0 ? '' : `${lines.join('\n')}\n`;
   verifyRoundTrip(secrets, parse(text), 'dotenv');
   return text;
-}
-
-function quoteForDotenv(name: string, value: string, parse: DotenvParse): string | undefined {
-  const candidates = [
-    `${name}='${value}'`,
-    `${name}="${value.replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`,
-    `${name}=\`${value}\``,
-  ];
-  for (const line of candidates) {
-    const back = parse(line);
-    if (Object.keys(back).length === 1 && Object.hasOwn(back, name) && back[name] === value) return line;
-  }
-  return undefined;
 }
 
 /** POSIX single quotes carry every byte but NUL; a quote is written as '\'' . */

@@ -3,7 +3,7 @@
 // every way out; leftovers of runs killed with SIGKILL are recognised by the pid in the
 // directory name and removed at the next start.
 import { constants as fsConstants, rmSync } from 'node:fs';
-import { lstat, mkdtemp, open, readdir, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { chown, lstat, mkdtemp, open, readdir, readFile, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SecretsFileError } from '../errors.js';
 
@@ -53,21 +53,29 @@ async function isRamFilesystem(path: string): Promise<boolean> {
   }
 }
 
-/** Removes directories of our own earlier runs whose process is gone. Returns how many. */
-export async function removeLeftovers(base: string, uid: number, isAlive: (pid: number) => boolean): Promise<number> {
+/**
+ * Removes directories of our own earlier runs once no process of that run is alive: neither the
+ * wrapper named in the directory nor a process that inherited the file's path (the child and its
+ * descendants, orphaned when the wrapper was killed with SIGKILL, still read from it). Returns
+ * how many.
+ */
+export async function removeLeftovers(base: string, uid: number, isAlive: (pid: number) => boolean, pathsInUse: () => Promise<Buffer> = environmentsOfLiveProcesses): Promise<number> {
   let entries: string[];
   try {
     entries = await readdir(base);
   } catch {
     return 0;
   }
-  let removed = 0;
-  for (const entry of entries) {
+  const candidates = entries.filter((entry) => {
     const match = LEFTOVER.exec(entry);
-    if (!match) continue;
-    const pid = Number(match[1]);
-    if (pid === process.pid || isAlive(pid)) continue;
+    return match !== null && Number(match[1]) !== process.pid && !isAlive(Number(match[1]));
+  });
+  if (candidates.length === 0) return 0;
+  const inUse = await pathsInUse();
+  let removed = 0;
+  for (const entry of candidates) {
     const path = join(base, entry);
+    if (inUse.includes(`${path}/`)) continue;
     try {
       const info = await lstat(path);
       if (!info.isDirectory() || info.uid !== uid) continue;
@@ -78,6 +86,22 @@ export async function removeLeftovers(base: string, uid: number, isAlive: (pid: 
     }
   }
   return removed;
+}
+
+/**
+ * The initial environments of every process we may read, joined: where a run's descendants carry
+ * its secrets file path. Read only when a leftover is found, which is rare. Without /proc (not
+ * Linux) nothing is known to be in use.
+ */
+export async function environmentsOfLiveProcesses(): Promise<Buffer> {
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return Buffer.alloc(0);
+  }
+  const environments = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/environ`).catch(() => Buffer.alloc(0))));
+  return Buffer.concat(environments);
 }
 
 export function processIsAlive(pid: number): boolean {
@@ -148,6 +172,16 @@ export class SecretsFile {
       throw new SecretsFileError('cannot hand the secrets file over as a descriptor', 'use --inject-as file instead', error);
     }
     return this.readHandle.fd;
+  }
+
+  /** --user: the directory and file become the child user's, modes unchanged (0700, 0600). */
+  async handTo(uid: number, gid: number): Promise<void> {
+    try {
+      await chown(this.path, uid, gid);
+      await chown(this.dir, uid, gid);
+    } catch (error) {
+      throw new SecretsFileError(`cannot hand the secrets file in ${this.dir} to uid ${uid}`, 'check that run-with-secrets runs as root', error);
+    }
   }
 
   async dispose(): Promise<void> {

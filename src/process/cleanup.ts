@@ -56,8 +56,15 @@ export class Stopped extends Error {
 /** Lets a signal handler interrupt whatever step of the flow is awaiting. */
 export class StopSwitch {
   signal: NodeJS.Signals | undefined;
+  /** Aborted by the first stop signal, for steps that must wind down rather than be dropped. */
+  readonly controller = new AbortController();
   private reject: ((error: Stopped) => void) | undefined;
   private readonly stopped: Promise<never>;
+  private hurry: (() => void) | undefined;
+  /** Settles on a second stop signal: whoever waits for a wind-down stops waiting. */
+  readonly again: Promise<void> = new Promise((resolve) => {
+    this.hurry = resolve;
+  });
 
   constructor() {
     this.stopped = new Promise<never>((_, reject) => {
@@ -67,8 +74,12 @@ export class StopSwitch {
   }
 
   trigger(signal: NodeJS.Signals): void {
-    if (this.signal) return;
+    if (this.signal) {
+      this.hurry?.();
+      return;
+    }
     this.signal = signal;
+    this.controller.abort(new Stopped(signal));
     this.reject?.(new Stopped(signal));
   }
 

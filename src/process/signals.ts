@@ -13,6 +13,8 @@ const ESCALATING = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM']);
 export interface RelayOptions {
   /** True when the wrapper is attached to a terminal: terminal-delivered signals are not forwarded. */
   onTerminal: boolean;
+  /** Signals ignored when the wrapper started: caught and dropped, never forwarded nor fatal. */
+  ignored: ReadonlySet<NodeJS.Signals>;
   /** --kill-after: SIGKILL the child this long after a stop signal. */
   killAfterMs: number | undefined;
   /** A stop signal arrived before any child was started. */
@@ -31,7 +33,7 @@ export class SignalRelay {
   /** Install before anything is created: from here on no signal can skip our cleanup. */
   install(): void {
     for (const signal of [...ALWAYS_FORWARDED, ...TERMINAL_DELIVERED]) {
-      const handler = (): void => this.receive(signal);
+      const handler = this.options.ignored.has(signal) ? (): void => this.options.debug(`${signal} ignored: it was ignored when run-with-secrets started`) : (): void => this.receive(signal);
       this.handlers.set(signal, handler);
       process.on(signal, handler);
     }

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import type { Writable } from 'node:stream';
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, SpawnError } from '../errors.js';
 import type { Outcome } from './exit-status.js';
+import { commandIgnoring, lookupFailure } from './ignored-signals.js';
 
 const DRAIN_GRACE_MS = 1000;
 
@@ -17,6 +18,10 @@ export interface ChildSpec {
   extraFd?: number | undefined;
   /** When set, stdout and stderr are piped through these (--mask) instead of inherited. */
   filters?: { stdout: NodeJS.ReadWriteStream; stderr: NodeJS.ReadWriteStream; out: Writable; err: Writable } | undefined;
+  /** Signals the child must start with ignored (they were ignored when the wrapper started). */
+  ignoredSignals?: readonly NodeJS.Signals[] | undefined;
+  /** --user: run as this uid/gid (libuv also drops the supplementary groups). */
+  user?: { uid: number; gid: number } | undefined;
 }
 
 export interface RunningChild {
@@ -32,8 +37,17 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
   if (spec.extraFd !== undefined) stdio.push(spec.extraFd);
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
+    let argv: { command: string; args: string[] } = { command: spec.command, args: [...spec.args] };
+    if (spec.ignoredSignals && spec.ignoredSignals.length > 0) {
+      const failure = lookupFailure(spec.command, spec.env.PATH);
+      if (failure) {
+        reject(spawnFailure(spec.command, Object.assign(new Error(failure), { code: failure })));
+        return;
+      }
+      argv = commandIgnoring(spec.ignoredSignals, spec.command, spec.args);
+    }
     try {
-      child = spawn(spec.command, [...spec.args], { stdio, env: spec.env, windowsHide: true });
+      child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true, ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}) });
     } catch (error) {
       reject(spawnFailure(spec.command, error));
       return;
@@ -65,19 +79,39 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
 
 function pipeOutput(child: ChildProcess, filters: NonNullable<ChildSpec['filters']>): Promise<void> {
   const ends = [
-    relay(child.stdout!, filters.stdout, filters.out),
-    relay(child.stderr!, filters.stderr, filters.err),
+    relay(child.stdout!, filters.stdout, filters.out, child),
+    relay(child.stderr!, filters.stderr, filters.err, child),
   ];
   return Promise.all(ends).then(() => undefined);
 }
 
-function relay(source: NodeJS.ReadableStream, filter: NodeJS.ReadWriteStream, target: Writable): Promise<void> {
+function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: NodeJS.ReadWriteStream, target: Writable, child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
+    let readerGone = false;
     source.pipe(filter);
     // Do not end our own stdout/stderr: the wrapper may still log after the child is done.
-    filter.on('data', (chunk: Buffer) => target.write(chunk));
+    filter.on('data', (chunk: Buffer) => {
+      if (!readerGone) target.write(chunk);
+    });
     filter.once('end', () => resolve());
     filter.once('error', () => resolve());
+    // Our reader went away (`... --mask -- yes | head -1`). Without --mask the child's next write
+    // would get SIGPIPE (and EPIPE): give it the same. Our end of the pipe is a socket, whose
+    // close alone would answer ECONNRESET, so the signal is sent first.
+    target.once('error', () => {
+      readerGone = true;
+      resolve();
+    });
+    source.on('data', () => {
+      if (!readerGone) return;
+      source.unpipe(filter);
+      try {
+        child.kill('SIGPIPE');
+      } catch {
+        // Already gone.
+      }
+      source.destroy();
+    });
   });
 }
 

@@ -22,9 +22,16 @@ export class EnvFileSource implements SecretSource {
     } catch (error) {
       throw sourceError(this.path, error, 'check the path given to --env-file');
     }
-    // Developers' .env files often are group-readable: a warning, not a refusal.
+    // Developers' .env files often are group-readable: a warning, not a refusal, and only when
+    // someone can actually get to the file.
     if (isExposed(file.mode)) {
-      context.warn('RWS_SOURCE_PERMISSIONS', `${this.path} is readable by group or others (mode ${modeText(file.mode)}); consider chmod 600 ${this.path}`);
+      const { fileExposure } = await import('../file-exposure.js');
+      const exposure = await fileExposure(this.path);
+      if (exposure !== undefined) {
+        context.warn('RWS_SOURCE_PERMISSIONS', `${this.path} is readable by ${exposure === 'others' ? 'other users' : 'its group'} (mode ${modeText(file.mode)}, and its directories let them through); consider chmod 600 ${this.path}`);
+      } else {
+        context.debug(`${this.path} has mode ${modeText(file.mode)}, but its directories keep group and others out`);
+      }
     }
     const text = file.text;
     const parsed = dotenvParse(text);

@@ -1,5 +1,7 @@
 // A local SOPS file (YAML, age), read natively: the MAC is verified over the whole file before
 // anything is used; top-level scalars become secrets, nested maps and lists are skipped.
+import { access } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import { SourceError } from '../errors.js';
 import { readLocalFile } from '../local-file.js';
 import { sourceError, type LoadContext, type SecretSource, type Secrets } from './source.js';
@@ -8,6 +10,17 @@ import { sourceError, type LoadContext, type SecretSource, type Secrets } from '
 export interface AgeIdentityEnv {
   SOPS_AGE_KEY?: string | undefined;
   SOPS_AGE_KEY_FILE?: string | undefined;
+  XDG_CONFIG_HOME?: string | undefined;
+  HOME?: string | undefined;
+}
+
+/**
+ * sops's own default when neither variable is set: keys.txt under the user config directory
+ * (Go's os.UserConfigDir: an absolute $XDG_CONFIG_HOME, else ~/.config).
+ */
+export function defaultAgeKeyFile(env: AgeIdentityEnv): string | undefined {
+  if (env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME)) return join(env.XDG_CONFIG_HOME, 'sops/age/keys.txt');
+  return env.HOME ? join(env.HOME, '.config/sops/age/keys.txt') : undefined;
 }
 
 const MAX_BYTES = 16 * 1024 * 1024;
@@ -31,9 +44,10 @@ export class SopsFileSource implements SecretSource {
     }
     // The SOPS module (yaml, age, AES) is loaded only by runs that use a SOPS file.
     const { loadAgeIdentities, openSopsFile } = await import('../sops/index.js');
-    const identities = await loadAgeIdentities(this.identityEnv);
+    const identities = await loadAgeIdentities(await this.identitySettings(context));
     if (identities.length === 0) {
-      throw new SourceError('RWS_SOURCE_UNREADABLE', `no age identity to open ${this.path}`, 'set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY) to your age key');
+      const fallback = defaultAgeKeyFile(this.identityEnv);
+      throw new SourceError('RWS_SOURCE_UNREADABLE', `no age identity to open ${this.path}`, `set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY) to your age key${fallback ? `, or put it in ${fallback} as sops does` : ''}`);
     }
     const file = await openSopsFile(text, identities, { origin: this.path });
     if (file.skipped.length > 0) context.debug(`${this.label}: skipped nested or empty entries ${file.skipped.join(', ')}`);
@@ -42,4 +56,17 @@ export class SopsFileSource implements SecretSource {
     return secrets;
   }
 
+  private async identitySettings(context: LoadContext): Promise<{ SOPS_AGE_KEY?: string; SOPS_AGE_KEY_FILE?: string }> {
+    const { SOPS_AGE_KEY, SOPS_AGE_KEY_FILE } = this.identityEnv;
+    if (SOPS_AGE_KEY || SOPS_AGE_KEY_FILE) return { ...(SOPS_AGE_KEY ? { SOPS_AGE_KEY } : {}), ...(SOPS_AGE_KEY_FILE ? { SOPS_AGE_KEY_FILE } : {}) };
+    const fallback = defaultAgeKeyFile(this.identityEnv);
+    if (fallback === undefined) return {};
+    try {
+      await access(fallback);
+    } catch {
+      return {};
+    }
+    context.debug(`age identity from ${fallback} (neither SOPS_AGE_KEY_FILE nor SOPS_AGE_KEY is set)`);
+    return { SOPS_AGE_KEY_FILE: fallback };
+  }
 }

@@ -10,6 +10,13 @@ export interface LoadContext {
   warn(code: string, message: string): void;
   /** Debug detail for --verbose; names only. */
   debug(message: string): void;
+  /** Aborted when a stop signal arrives: a source stops asking and revokes what it minted. */
+  stopped?: AbortSignal;
+  /**
+   * Work a stopped run must still wait for before it exits (a token's revoke). Only that: a
+   * source blocked on a FIFO nobody writes must not hold the run.
+   */
+  mustFinish?(work: Promise<unknown>): void;
 }
 
 export interface SecretSource {

@@ -92,8 +92,19 @@ export class VaultSource implements SecretSource {
     return client.fetchBatch(token, environment, 'key' in selector ? { keys: [selector.key] } : { pattern: selector.pattern });
   }
 
-  /** Mints a token for `uses` requests, runs `use`, and revokes the token whatever happened. */
-  private async withToken<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
+  /**
+   * Mints a token for `uses` requests, runs `use`, and revokes the token whatever happened. A stop
+   * signal does not wait for `use`: the token is revoked at once (a mint in flight is awaited so
+   * that its token can be revoked), and the run waits for that before it exits.
+   */
+  private withToken<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
+    const work = this.mintUseRevoke(client, keyPattern, uses, context, use);
+    context.mustFinish?.(work);
+    return work;
+  }
+
+  private async mintUseRevoke<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
+    context.stopped?.throwIfAborted();
     const minted = await client.mintToken(this.settings.credential.value, {
       subject: this.settings.subject,
       environment: this.settings.environment,
@@ -103,7 +114,8 @@ export class VaultSource implements SecretSource {
     });
     context.debug(`minted token ${minted.jti} for ${this.settings.environment}/${keyPattern} (${uses} use${uses === 1 ? '' : 's'}, expires ${minted.expiresAt})`);
     try {
-      return await use(minted.token);
+      context.stopped?.throwIfAborted();
+      return await untilStopped(use(minted.token), context.stopped);
     } finally {
       try {
         await client.revokeToken(minted.token);
@@ -124,6 +136,18 @@ export class VaultSource implements SecretSource {
  */
 function closeInBackground(client: VaultClient, context: LoadContext): void {
   client.close().catch((error: unknown) => context.debug(`closing the vault connections: ${(error as { code?: string }).code ?? 'error'}`));
+}
+
+/** `step`, or the stop signal's reason as soon as it is aborted (the step is left to finish alone). */
+function untilStopped<T>(step: Promise<T>, stopped: AbortSignal | undefined): Promise<T> {
+  if (!stopped) return step;
+  step.catch(() => undefined);
+  if (stopped.aborted) return Promise.reject(stopped.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onStop = (): void => reject(stopped.reason);
+    stopped.addEventListener('abort', onStop, { once: true });
+    step.then(resolve, reject).finally(() => stopped.removeEventListener('abort', onStop));
+  });
 }
 
 /** --per-key-requests: one GET per name, in parallel over the pool. */

@@ -22,6 +22,7 @@ export interface VaultClientOptions {
   insecureHttp: boolean;
   /** --verbose lines: method, path, status, attempt. Never credentials or values. */
   debug?: (message: string) => void;
+  progress?: ((text: string | undefined) => void) | undefined;
 }
 
 const API = '/api/v1/vault';
@@ -40,7 +41,7 @@ export class VaultClient {
     if (!Number.isSafeInteger(options.retries) || options.retries < 0) throw new UsageError(`Expected --retries to be a non-negative integer, got ${options.retries}`);
     const url = parseVaultUrl(options.baseUrl, options.insecureHttp);
     const ca = options.caFile === undefined ? undefined : await readCaFile(options.caFile);
-    const transport = new Transport({ origin: url.origin, prefix: url.prefix, timeoutMs: options.timeoutMs, retries: options.retries, ca, debug: options.debug });
+    const transport = new Transport({ origin: url.origin, prefix: url.prefix, timeoutMs: options.timeoutMs, retries: options.retries, ca, debug: options.debug, progress: options.progress });
     return new VaultClient(transport, url.origin);
   }
 

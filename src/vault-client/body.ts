@@ -3,6 +3,7 @@
 // is cut off at the limit).
 import type { Dispatcher } from 'undici';
 import { badResponse, safeServerCode } from './errors.js';
+import { parseRefusal, type Refusal } from './refusal.js';
 
 export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 /** Error answers are only read for their code. */
@@ -76,22 +77,33 @@ export async function readJsonBody(response: Dispatcher.ResponseData, origin: st
   return parsed.value;
 }
 
-/** The server's `error.code` of a failed answer, when it is safe to repeat; the body is discarded. */
-export async function readErrorCode(response: Dispatcher.ResponseData): Promise<string | undefined> {
+export interface ErrorAnswer {
+  code: string | undefined;
+  refusal: Refusal | undefined;
+}
+
+/**
+ * The server's `error.code` of a failed answer, when it is safe to repeat, and what a 403/404
+ * message says in checked names (see refusal.ts); the rest of the body is discarded.
+ */
+export async function readErrorAnswer(response: Dispatcher.ResponseData): Promise<ErrorAnswer> {
+  const none = { code: undefined, refusal: undefined };
   const { body, headers } = response;
   const declared = declaredLength(headers);
   if (!JSON_TYPE.test(header(headers, 'content-type') ?? '') || (declared !== undefined && declared > MAX_ERROR_BODY_BYTES)) {
     discard(body);
-    return undefined;
+    return none;
   }
   try {
     const bytes = await readLimited(body, MAX_ERROR_BODY_BYTES);
     const parsed = bytes === undefined ? undefined : parseJson(bytes);
-    if (!parsed?.ok || typeof parsed.value !== 'object' || parsed.value === null) return undefined;
+    if (!parsed?.ok || typeof parsed.value !== 'object' || parsed.value === null) return none;
     const error = (parsed.value as { error?: unknown }).error;
-    return typeof error === 'object' && error !== null ? safeServerCode((error as { code?: unknown }).code) : undefined;
+    if (typeof error !== 'object' || error === null) return none;
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    return { code: safeServerCode(code), refusal: parseRefusal(response.statusCode, message) };
   } catch {
     // The status already says what went wrong; a broken error body adds nothing.
-    return undefined;
+    return none;
   }
 }

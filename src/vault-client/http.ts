@@ -2,7 +2,8 @@
 // connect, headers and body, jittered retries for connection failures and 502/503/504 only, and
 // no redirects (a redirect could carry the credential to another origin).
 import type { Dispatcher } from 'undici';
-import { readErrorCode, readJsonBody } from './body.js';
+import { readErrorAnswer, readJsonBody } from './body.js';
+import type { Refusal } from './refusal.js';
 import { classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
 import { InstallError } from '../errors.js';
 import { codeCache, missingFiles, Pool, type PoolClass } from './undici.js';
@@ -21,7 +22,12 @@ export interface TransportOptions {
   /** PEM of the only CAs to trust; Node's bundled roots when absent. */
   ca?: string;
   debug?: (message: string) => void;
+  /** Draws (or, with undefined, erases) a line saying what a slow request waits for. */
+  progress?: ((text: string | undefined) => void) | undefined;
 }
+
+/** A request that has not answered after this long is named on the terminal. */
+const PROGRESS_AFTER_MS = 1000;
 
 export interface VaultRequest {
   method: 'GET' | 'POST';
@@ -37,6 +43,8 @@ export interface VaultResponse {
   body: unknown;
   /** The server's error code of a failed answer, when safe to repeat. */
   serverCode: string | undefined;
+  /** What a 403/404 said about the fix, in checked names. */
+  refusal?: Refusal | undefined;
   attempts: number;
 }
 
@@ -45,6 +53,8 @@ type Outcome = { ok: true; response: VaultResponse } | { ok: false; failure: Net
 export class Transport {
   private readonly pool: PoolClass;
   private closed = false;
+  /** Slow requests now shown on the progress line, newest last. */
+  private readonly waiting: string[] = [];
 
   constructor(private readonly options: TransportOptions) {
     if (missingFiles.length > 0) throw new InstallError(missingFiles);
@@ -65,10 +75,17 @@ export class Transport {
     const total = this.options.retries + 1;
     for (let attempt = 1; ; attempt++) {
       const started = Date.now();
-      const outcome = await this.attempt(request, attempt).catch((error: unknown) => {
-        this.debug(`${request.method} ${this.options.prefix}${request.path} attempt ${attempt}/${total}: ${(error as { code?: string }).code ?? 'error'}`);
-        throw error;
-      });
+      const waitingFor = `waiting for the vault at ${this.options.origin} (${request.method} ${this.options.prefix}${request.path}, attempt ${attempt}/${total})`;
+      const slow = this.options.progress ? setTimeout(() => this.showWaiting(waitingFor), PROGRESS_AFTER_MS) : undefined;
+      const outcome = await this.attempt(request, attempt)
+        .catch((error: unknown) => {
+          this.debug(`${request.method} ${this.options.prefix}${request.path} attempt ${attempt}/${total}: ${(error as { code?: string }).code ?? 'error'}`);
+          throw error;
+        })
+        .finally(() => {
+          clearTimeout(slow);
+          this.doneWaiting(waitingFor);
+        });
       const result = outcome.ok ? String(outcome.response.status) : (outcome.failure?.code ?? 'error');
       this.debug(`${request.method} ${this.options.prefix}${request.path} attempt ${attempt}/${total}: ${result} in ${Date.now() - started} ms`);
       const retryable = outcome.ok ? RETRYABLE_STATUS.has(outcome.response.status) : outcome.failure?.retryable === true;
@@ -79,6 +96,18 @@ export class Transport {
       if (outcome.ok) return outcome.response;
       throw networkError(outcome.failure, outcome.cause, this.options.origin, attempt, this.options.timeoutMs);
     }
+  }
+
+  private showWaiting(text: string): void {
+    this.waiting.push(text);
+    this.options.progress?.(text);
+  }
+
+  private doneWaiting(text: string): void {
+    const index = this.waiting.indexOf(text);
+    if (index === -1) return;
+    this.waiting.splice(index, 1);
+    this.options.progress?.(this.waiting[this.waiting.length - 1]);
   }
 
   async close(): Promise<void> {
@@ -98,8 +127,8 @@ export class Transport {
       const { statusCode: status } = response;
       const success = status >= 200 && status < 300;
       const body = success ? await readJsonBody(response, this.options.origin) : undefined;
-      const serverCode = success ? undefined : await readErrorCode(response);
-      return { ok: true, response: { status, body, serverCode, attempts: attempt } };
+      const answer = success ? undefined : await readErrorAnswer(response);
+      return { ok: true, response: { status, body, serverCode: answer?.code, refusal: answer?.refusal, attempts: attempt } };
     } catch (cause) {
       const failure = classifyNetworkError(cause, 'body');
       if (failure === undefined) throw cause;

@@ -43,6 +43,15 @@ export function statusError(response: VaultResponse, context: CallContext, origi
   }
   if (status === 403) {
     const scope = describeScope(context);
+    const refusal = response.refusal;
+    if (refusal?.kind === 'grants') {
+      const granted = `it grants environment${refusal.environments.length === 1 ? '' : 's'} ${refusal.environments.join(', ')} with key pattern${refusal.patterns.length === 1 ? '' : 's'} ${refusal.patterns.join(', ')}`;
+      const typo = context.environment !== undefined && !refusal.environments.includes(context.environment);
+      const hint = typo
+        ? `check -e (the key grants ${refusal.environments.join(', ')}), or ask the vault admin for an API key granting environment ${context.environment}`
+        : `narrow -k/--key to within ${refusal.patterns.join(', ')}, or ask the vault admin for an API key granting ${scope}`;
+      return new VaultError('RWS_VAULT_FORBIDDEN', `the ${credential} does not grant ${scope}${server}: ${granted}`, hint, details);
+    }
     const hint =
       context.credential === 'token'
         ? `use a token scoped to ${scope}, or narrow -e/-k/--key to what the token covers`
@@ -50,6 +59,18 @@ export function statusError(response: VaultResponse, context: CallContext, origi
     return new VaultError('RWS_VAULT_FORBIDDEN', `the ${credential} does not grant ${scope}${server}`, hint, details);
   }
   if (status === 404) {
+    const refusal = response.refusal;
+    if (refusal?.kind === 'no-environment') {
+      return new VaultError('RWS_VAULT_NOT_FOUND', `the vault at ${origin} has no environment ${refusal.environment}${server}`, 'check -e: the environment does not exist on this vault', details);
+    }
+    if (refusal?.kind === 'no-key') {
+      return new VaultError(
+        'RWS_VAULT_NOT_FOUND',
+        `environment ${refusal.environment} of the vault at ${origin} has no key ${refusal.key}${server}`,
+        `check --key ${refusal.key}; run-with-secrets keys -e ${refusal.environment} lists the names in scope`,
+        details,
+      );
+    }
     const missing =
       context.keys === undefined
         ? `has no environment ${context.environment ?? '(none named)'}`

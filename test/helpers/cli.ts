@@ -23,6 +23,16 @@ export function makeRuntimeDir(): string {
   return dir;
 }
 
+/**
+ * A directory others can pass through (0755 under the system temp dir): a 644 file in it really
+ * is readable by other users, unlike one in the private runtime dir.
+ */
+export function makeSharedDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rws-shared-'));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }

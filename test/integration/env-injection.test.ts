@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fixture, makeRuntimeDir, removeDir, runBin, writeEnvFile } from '../helpers/cli.js';
+import { chmodSync } from 'node:fs';
+import { fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, writeEnvFile } from '../helpers/cli.js';
 
 let dir: string;
 beforeEach(() => {
@@ -72,6 +73,19 @@ describe('env injection and the trimmed environment', () => {
     for (const name of ['KEY12', 'key1', 'XKEY1']) expect(env).not.toHaveProperty(name);
   });
 
+  it('a -k pattern that matches no key is an error naming it (125), in a run and a dry run; --allow-empty allows it', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'DB_USER=u\nDB_PASS=p\n');
+    for (const extra of [[], ['--dry-run']]) {
+      const result = await runBin(['--env-file', envFile, '-k', 'DB_*', '-k', 'DB_XX*', ...extra, '--', printEnv], { runtimeDir: dir });
+      expect(result.exitCode).toBe(125);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toBe('run-with-secrets: error RWS_SECRET_MISSING: key pattern DB_XX* matches no key of the sources (hint: check the pattern (--dry-run without -k lists the names), or pass --allow-empty if an empty selection is expected)');
+    }
+    const allowed = await runBin(['--env-file', envFile, '-k', 'DB_XX*', '--allow-empty', '--', printEnv], { runtimeDir: dir });
+    expect(allowed.exitCode, allowed.stderr).toBe(0);
+    expect(Object.keys(JSON.parse(allowed.stdout) as object).filter((name) => name.startsWith('DB_'))).toEqual([]);
+  });
+
   it('a --key that does not exist is an error naming it (125), and nothing runs', async () => {
     const envFile = writeEnvFile(dir, '.env', 'A=1\n');
     const result = await runBin(['--env-file', envFile, '--key', 'MISSING_ONE', '--', printEnv], { runtimeDir: dir });
@@ -126,6 +140,9 @@ describe('env injection and the trimmed environment', () => {
     expect(result.stdout).toMatch(/environment would hold \d+ variable\(s\): A, B, HOME/);
     expect(result.stdout).not.toContain('value-');
     expect(result.stdout).not.toContain('UNRELATED');
+    expect(result.stdout).toContain(`would run: touch ${marker}`);
+    const quoted = await runBin(['--env-file', envFile, '--dry-run', '--', 'node', '-e', "console.log('it\\'s')", 'a b', ''], { runtimeDir: dir });
+    expect(quoted.stdout).toContain(`would run: node -e 'console.log('\\''it\\'\\''s'\\'')' 'a b' ''`);
     const json = await runBin(['--env-file', envFile, '--dry-run', '--inject-as', 'file', '--log-format', 'json'], { runtimeDir: dir });
     const described = JSON.parse(json.stdout) as { secrets: string[]; environment: string[] };
     expect(described.secrets).toEqual(['A', 'B']);
@@ -144,19 +161,41 @@ describe('env injection and the trimmed environment', () => {
     expect(asDir.stderr).toContain('RWS_SOURCE_UNREADABLE');
   });
 
-  it('a group-readable .env only warns, naming the file and not the values', async () => {
-    const envFile = writeEnvFile(dir, 'shared.env', 'A=visible-value\n', 0o644);
-    const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
-    expect(result.exitCode).toBe(0);
-    expect(result.stderr).toMatch(/warning RWS_SOURCE_PERMISSIONS: .*shared\.env is readable by group or others/);
-    expect(result.stderr).not.toContain('visible-value');
-    const quiet = await runBin(['--env-file', envFile, '-q', '--', printEnv], { runtimeDir: dir });
-    expect(quiet.stderr).toBe('');
+  it('a .env that other users can reach only warns, naming the file and not the values', async () => {
+    const shared = makeSharedDir();
+    try {
+      const envFile = writeEnvFile(shared, 'shared.env', 'A=visible-value\n', 0o644);
+      const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
+      expect(result.exitCode).toBe(0);
+      expect(result.stderr).toMatch(/warning RWS_SOURCE_PERMISSIONS: .*shared\.env is readable by other users \(mode 644, and its directories let them through\)/);
+      expect(result.stderr).not.toContain('visible-value');
+      const quiet = await runBin(['--env-file', envFile, '-q', '--', printEnv], { runtimeDir: dir });
+      expect(quiet.stderr).toBe('');
+      // Group-readable only, in directories the group can pass: a warning naming the group.
+      const groupOnly = writeEnvFile(shared, 'group.env', 'A=1\n', 0o640);
+      chmodSync(shared, 0o750);
+      const group = await runBin(['--env-file', groupOnly, '--', 'true'], { runtimeDir: dir });
+      expect(group.stderr).toMatch(/RWS_SOURCE_PERMISSIONS: .*group\.env is readable by its group/);
+    } finally {
+      removeDir(shared);
+    }
+  });
+
+  it('a 644 .env behind a private directory (a 700 home or checkout) warns only with -v', async () => {
+    const envFile = writeEnvFile(dir, 'checkout.env', 'A=1\n', 0o644);
+    const plain = await runBin(['--env-file', envFile, '--', 'true'], { runtimeDir: dir });
+    expect(plain.exitCode).toBe(0);
+    expect(plain.stderr).toBe('');
+    const verbose = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+    expect(verbose.stderr).toContain('checkout.env has mode 644, but its directories keep group and others out');
+    expect(verbose.stderr).not.toContain('RWS_SOURCE_PERMISSIONS');
   });
 
   it('--log-format json writes one JSON object per line on stderr', async () => {
-    const envFile = writeEnvFile(dir, '.env', 'A=1\n', 0o644);
+    const shared = makeSharedDir();
+    const envFile = writeEnvFile(shared, '.env', 'A=1\n', 0o644);
     const result = await runBin(['--env-file', envFile, '--log-format', 'json', '--key', 'NOPE', '--', printEnv], { runtimeDir: dir });
+    removeDir(shared);
     const lines = result.stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, string>);
     expect(lines.map((line) => line.level)).toEqual(['warn', 'error']);
     expect(lines[1]).toMatchObject({ code: 'RWS_SECRET_MISSING', program: 'run-with-secrets' });
@@ -165,7 +204,7 @@ describe('env injection and the trimmed environment', () => {
   it('reads a .env from a pipe (process substitution)', async () => {
     const { execa } = await import('execa');
     const { BIN, baseEnv } = await import('../helpers/cli.js');
-    const result = await execa('bash', ['-c', `"${BIN}" --env-file <(printf 'PIPED=yes\\n') -- "${printEnv}"`], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    const result = await execa('bash', ['-c', `"${BIN}" --env-file <(printf 'PIPED=yes\\n') -- "${printEnv}"`], { reject: false, extendEnv: false, stdin: 'ignore', env: baseEnv(dir) });
     expect(JSON.parse(result.stdout).PIPED).toBe('yes');
   });
 });
@@ -176,7 +215,7 @@ describe('closed pipes', () => {
     const { BIN, baseEnv } = await import('../helpers/cli.js');
     const envFile = writeEnvFile(dir, 'many.env', Array.from({ length: 20_000 }, (_, i) => `KEY_${i}=v`).join('\n'));
     const script = `"${BIN}" --env-file "${envFile}" --dry-run 2>"${dir}/err" | head -c 10 >/dev/null; echo "status=\${PIPESTATUS[0]}"; cat "${dir}/err"`;
-    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, stdin: 'ignore', env: baseEnv(dir) });
     expect(result.stdout.trim()).toBe('status=0');
   });
 });
@@ -193,11 +232,33 @@ describe('command line', () => {
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
-  it('completion prints a shell completion script', async () => {
-    const result = await runBin(['completion'], { runtimeDir: dir });
-    expect(result.exitCode).toBe(0);
-    expect(result.stdout).toContain('complete');
-    expect(result.stdout).toContain('run-with-secrets');
+  it('a config file with a YAML tag it does not know fails in one line, with no YAMLWarning block', async () => {
+    const config = writeEnvFile(dir, 'config.yaml', 'vault_url: !!js/function "x"\n');
+    const result = await runBin(['--config', config, '--env-file', writeEnvFile(dir, '.env', 'A=1\n'), '--', 'true'], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/^run-with-secrets: error RWS_CONFIG_INVALID: \S+config\.yaml is not valid YAML: Unresolved tag/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('with no arguments at all, prints the usage on stderr and exits 125, stdout untouched', async () => {
+    const result = await runBin([], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('Usage: run-with-secrets [options] -- <command> [args...]');
+    expect(result.stderr).toContain('Examples:');
+    expect(result.stderr.trim().split('\n').at(-1)).toBe('run-with-secrets: error RWS_USAGE: no command given (hint: run-with-secrets [options] -- <command> [args...])');
+  });
+
+  it.each([
+    ['keys', ['-e, --environment', '--vault-url', '-k, --key-pattern', '--log-format']],
+    ['check', ['-e, --environment', '--ca-file', '--timeout']],
+    ['token', ['--usage-limit', '--ttl', '-k, --key-pattern']],
+  ])('%s --help lists its own options, none of the run options', async (command, own) => {
+    const help = await runBin([command, '--help'], { runtimeDir: dir });
+    expect(help.exitCode).toBe(0);
+    for (const option of own) expect(help.stdout).toContain(option);
+    for (const runOption of ['--env-file', '--inject-as', '--mask', '--keep-env', '--dry-run', '--kill-after', '--file-format']) expect(help.stdout).not.toContain(runOption);
+    expect(help.stdout.split('\n').length).toBeLessThan(50);
   });
 
   it.each([

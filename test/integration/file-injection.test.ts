@@ -56,14 +56,21 @@ describe('--inject-as file', () => {
     expect(existsSync(env.MY_SECRETS!)).toBe(false);
   });
 
-  it('hostile values round-trip exactly through the dotenv parser', async () => {
-    const envFile = writeEnvFile(dir, '.env', envFileFor(HOSTILE));
+  it('values of the common dotenv subset round-trip exactly; one outside it is refused before anything runs', async () => {
+    // The subset and its readers are tested in dotenv-readers.test.ts; here, through the wrapper.
+    const carried = { SINGLE: "it's", DOUBLE: 'say "hi"', HASH: 'a # not a comment', DOLLAR: '$HOME $(id)', EQUALS: 'a=b=c', BACKSLASH: 'C:\\path\\n\\t', SPACES: '  padded  ', UNICODE: 'héllo wörld ✓ 日本', EMPTY: '' };
+    // Single quotes keep the backslashes literally where dotenv reads the source.
+    const envFile = writeEnvFile(dir, '.env', Object.entries(carried).map(([name, value]) => (value.includes("'") ? `${name}="${value}"` : `${name}='${value}'`)).join('\n'));
     const script = `process.stdout.write(require('fs').readFileSync(process.env.SECRETS_FILE,'utf8'))`;
     const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'node', '-e', script], { runtimeDir: dir });
-    expect(result.exitCode).toBe(0);
-    const source = parse(readFileSync(envFile));
-    expect(parse(result.stdout)).toEqual(source);
-    expect(source.NEWLINES).toBe('line1\nline2\n');
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(parse(result.stdout)).toEqual(carried);
+
+    const refused = await runBin(['--env-file', writeEnvFile(dir, 'multi.env', envFileFor(HOSTILE)), '--inject-as', 'file', '--', 'sh', '-c', 'echo ran'], { runtimeDir: dir });
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/error RWS_FORMAT_UNSUPPORTED: the value of (DOLLAR|NEWLINES) cannot be written exactly as dotenv: .*\(hint: use --file-format json or --file-format shell\)/);
+    expect(wrapperDirs(dir)).toEqual([]);
   });
 
   it('hostile values round-trip exactly through `. file` in bash and sh (shell format)', async () => {
@@ -84,16 +91,30 @@ describe('--inject-as file', () => {
     expect(JSON.parse(result.stdout)).toEqual(parse(readFileSync(envFile)));
   });
 
-  it('a value mixing every quote, # and escapes still reads back exactly (refusals are unit-tested)', async () => {
-    // Values read from a .env can always be written back as dotenv; a value that cannot (from the
-    // vault or SOPS) is refused by the serializer: see test/unit/inject/file-format.test.ts.
+  it('a value mixing both quotes is refused as dotenv and carried exactly as json', async () => {
     const envFile = writeEnvFile(dir, '.env', 'SAFE=1\nMIXED="it\'s # `x` \\"quoted\\""\n');
     const expected = parse(readFileSync(envFile));
-    const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], { runtimeDir: dir });
-    expect(parse(result.stdout)).toEqual(expected);
+    const refused = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], { runtimeDir: dir });
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toContain('RWS_FORMAT_UNSUPPORTED: the value of MIXED');
+    const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--file-format', 'json', '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], { runtimeDir: dir });
+    expect(JSON.parse(result.stdout)).toEqual(expected);
     expect(wrapperDirs(dir)).toEqual([]);
   });
 });
+
+/** Resolves once `pid` is gone (an orphan is reaped by init, not by us). */
+async function waitForExit(pid: number): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`process ${pid} did not exit`);
+}
 
 describe('--inject-as fd', () => {
   it('nothing exists on disk while the child runs; the child reads /dev/fd/3 by path, twice', async () => {
@@ -203,6 +224,29 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(ready.dir)).toBe(false);
     expect(existsSync(`${dir}/rws-notapid-abcdef`)).toBe(true);
     expect(existsSync(`${dir}/rws-${process.pid}-abcdef`)).toBe(true);
+  });
+
+  it('the orphaned child of a wrapper killed with SIGKILL keeps its file until it is gone too', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const child = runBin(['--env-file', envFile, '--inject-as', 'file', '--', fixture('trap.mjs')], { runtimeDir: dir });
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { pid: number; dir: string; file: string };
+    child.kill('SIGKILL');
+    // The orphan holds the output pipe open: wait for the wrapper's pid, not for the pipes.
+    await waitForExit(child.pid!);
+    try {
+      // The child lives on, orphaned, and may read its file again at any time.
+      const next = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+      expect(next.exitCode).toBe(0);
+      expect(next.stderr).not.toContain('leftover');
+      expect(readFileSync(ready.file, 'utf8')).toContain('API_KEY=');
+    } finally {
+      process.kill(ready.pid, 'SIGKILL');
+    }
+    await child;
+    await waitForExit(ready.pid);
+    const after = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+    expect(after.stderr).toContain('removed 1 leftover secrets directory');
+    expect(existsSync(ready.dir)).toBe(false);
   });
 
   it('falls back to the temp dir with a warning when no RAM-backed place is usable', async () => {

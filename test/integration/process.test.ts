@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
+import { BIN, baseEnv, fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
 
 let dir: string;
 let envFile: string;
@@ -38,7 +38,7 @@ describe('exit status', () => {
 
   it('a shell sees the signal death: $? is 128+N and the status is a signal', async () => {
     const script = `"${BIN}" --env-file "${envFile}" -- "${fixture('kill-self.mjs')}" SIGTERM; echo "status=$?"`;
-    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, env: baseEnv(dir) });
+    const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, stdin: 'ignore', env: baseEnv(dir) });
     expect(result.stdout.trim()).toBe('status=143');
   });
 });
@@ -103,8 +103,15 @@ describe('on a terminal', () => {
 });
 
 describe('colour', () => {
+  // The warning used to see colour needs a .env that others can really reach.
+  let sharedDir: string;
+  beforeEach(() => {
+    sharedDir = makeSharedDir();
+  });
+  afterEach(() => removeDir(sharedDir));
+
   async function warningOnPty(extra: Record<string, string>): Promise<string> {
-    const shared = writeEnvFile(dir, 'shared.env', 'A=1\n', 0o644);
+    const shared = writeEnvFile(sharedDir, 'shared.env', 'A=1\n', 0o644);
     const inner = `"${BIN}" --env-file "${shared}" -- true`;
     const result = await execa('script', ['-qfec', inner, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(dir, { TERM: 'xterm', SHELL: '/bin/bash', ...extra }) });
     expect(result.stdout).toContain('RWS_SOURCE_PERMISSIONS');
@@ -114,7 +121,7 @@ describe('colour', () => {
   it('is used on a terminal, and never with NO_COLOR or without a terminal', async () => {
     expect(await warningOnPty({})).toContain('\u001b[');
     expect(await warningOnPty({ NO_COLOR: '1' })).not.toContain('\u001b[');
-    const shared = writeEnvFile(dir, 'shared.env', 'A=1\n', 0o644);
+    const shared = writeEnvFile(sharedDir, 'shared.env', 'A=1\n', 0o644);
     const piped = await runBin(['--env-file', shared, '--', 'true'], { runtimeDir: dir, env: { TERM: 'xterm' } });
     expect(piped.stderr).toContain('RWS_SOURCE_PERMISSIONS');
     expect(piped.stderr).not.toContain('\u001b[');
@@ -149,6 +156,34 @@ describe('--mask', () => {
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('started ******');
     expect(grandchild).toBeGreaterThan(0);
+  });
+
+  it('a reader that goes away ends the run as without --mask: the child dies of SIGPIPE, 141, at once', async () => {
+    const pipeline = (mask: string[]) =>
+      execa('bash', ['-c', '"$0" --env-file "$1" "${@:2}" -- yes | head -1; echo "status=${PIPESTATUS[0]}"', BIN, envFile, ...mask], {
+        env: baseEnv(dir),
+        extendEnv: false,
+        reject: false,
+        stdin: 'ignore',
+        timeout: 10_000,
+      });
+    const [plain, masked] = await Promise.all([pipeline([]), pipeline(['--mask'])]);
+    expect(plain.stdout).toBe('y\nstatus=141');
+    expect(masked.timedOut).toBe(false);
+    expect(masked.stdout).toBe(plain.stdout);
+    expect(masked.stderr).not.toContain('Connection reset');
+  });
+
+  it('a child that ignores SIGPIPE gets a write error instead, and the run ends', async () => {
+    const result = await execa('bash', ['-c', '"$0" --env-file "$1" --mask -- sh -c "trap \'\' PIPE; yes" | head -1; echo "status=${PIPESTATUS[0]}"', BIN, envFile], {
+      env: baseEnv(dir),
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      timeout: 10_000,
+    });
+    expect(result.timedOut).toBe(false);
+    expect(result.stdout).toBe('y\nstatus=1');
   });
 
   it('passes output through unchanged when no secret appears, and keeps the exit code', async () => {

@@ -1,5 +1,5 @@
 // --sops-file: files written by the real sops, opened natively; the MAC is checked first.
-import { copyFileSync, chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
@@ -42,10 +42,24 @@ describe('--sops-file', () => {
     expect(result.stderr).toContain('RWS_SOPS_MAC_MISMATCH');
   });
 
+  it.each([
+    ['~/.config/sops/age/keys.txt', (home: string) => ({ HOME: home }), '.config'],
+    ['$XDG_CONFIG_HOME/sops/age/keys.txt', (home: string) => ({ HOME: home, XDG_CONFIG_HOME: path.join(home, 'xdg') }), 'xdg'],
+  ])('with neither SOPS_AGE_KEY_FILE nor SOPS_AGE_KEY, the key comes from %s, as sops looks for it', async (_where, env, configDir) => {
+    const home = path.join(dir, 'home');
+    mkdirSync(path.join(home, configDir, 'sops/age'), { recursive: true });
+    copyFileSync(keyFile, path.join(home, configDir, 'sops/age/keys.txt'));
+    chmodSync(path.join(home, configDir, 'sops/age/keys.txt'), 0o600);
+    const result = await runBin(['--sops-file', path.join(SOPS, 'sops-age/secret.enc.yaml'), '-v', '--', fixture('print-env.mjs')], { runtimeDir: dir, env: env(home) });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ secret: 'this is a secret' });
+    expect(result.stderr).toContain(`age identity from ${path.join(home, configDir, 'sops/age/keys.txt')}`);
+  });
+
   it('no identity, or the wrong one, is a clear error', async () => {
-    const none = await runBin(['--sops-file', path.join(SOPS, 'sops-age/secret.enc.yaml'), '--', 'true'], { runtimeDir: dir });
+    const none = await runBin(['--sops-file', path.join(SOPS, 'sops-age/secret.enc.yaml'), '--', 'true'], { runtimeDir: dir, env: { HOME: dir } });
     expect(none.exitCode).toBe(125);
-    expect(none.stderr).toMatch(/no age identity .*SOPS_AGE_KEY_FILE/);
+    expect(none.stderr).toMatch(/no age identity .*SOPS_AGE_KEY_FILE.*or put it in .*\/\.config\/sops\/age\/keys\.txt as sops does/);
     const other = path.join(dir, 'other.txt');
     copyFileSync(path.join(SOPS, 'sops-nix/age-keys.txt'), other);
     chmodSync(other, 0o600);

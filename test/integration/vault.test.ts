@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRowsSync, makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { json, reply, startStub } from '../vault-client/helpers/stub.js';
 import { makeTestCa } from '../vault-client/helpers/test-ca.js';
-import { fixture, makeRuntimeDir, removeDir, runBin, wrapperDirs } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, wrapperDirs } from '../helpers/cli.js';
 
 const SECRETS = {
   SERVICE_B_DB_URL: 'postgres://b:pa$$w0rd@db/b',
@@ -79,6 +80,13 @@ describe('run-with-secrets with a vault', () => {
     expectNoLeak(result.stdout.replace(/"SERVICE_B_[A-Z_]+":"[^"]*"/g, ''), result.stderr);
   });
 
+  it('a pattern within the grant that matches no key of the vault is an error naming it, nothing runs', async () => {
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_NOPE*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('error RWS_SECRET_MISSING: key pattern SERVICE_B_NOPE* matches no key of the sources');
+  });
+
   it('--dry-run lists names through the list endpoint: no value leaves the vault', async () => {
     const before = auditLines().length;
     const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--dry-run', '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
@@ -122,10 +130,29 @@ describe('run-with-secrets with a vault', () => {
     const result = await runBin(['-e', 'prod', '-k', 'SERVICE_*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
     expect(result.exitCode).toBe(125);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(/RWS_VAULT_FORBIDDEN: .*prod.*SERVICE_\*/);
+    expect(result.stderr).toBe(
+      'run-with-secrets: error RWS_VAULT_FORBIDDEN: the API key does not grant environment prod, pattern SERVICE_* (RWS_FORBIDDEN): it grants environment prod with key pattern SERVICE_B_* (hint: narrow -k/--key to within SERVICE_B_*, or ask the vault admin for an API key granting environment prod, pattern SERVICE_*)',
+    );
     const other = await runBin(['-e', 'staging', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
     expect(other.stderr).toContain('RWS_VAULT_FORBIDDEN');
     expectNoLeak(result.stderr, other.stderr);
+  });
+
+  it('a typo in -e is answered with the environments the key grants', async () => {
+    const result = await runBin(['-e', 'prodution', '-k', 'SERVICE_B_*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain('error RWS_VAULT_FORBIDDEN: the API key does not grant environment prodution, pattern SERVICE_B_* (RWS_FORBIDDEN): it grants environment prod with key pattern SERVICE_B_*');
+    expect(result.stderr).toContain('(hint: check -e (the key grants prod), or ask the vault admin for an API key granting environment prodution)');
+  });
+
+  it('404 says whether the key or the environment is missing', async () => {
+    const key = await runBin(['-e', 'prod', '--key', 'SERVICE_B_NOPE', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
+    expect(key.exitCode).toBe(125);
+    expect(key.stderr).toMatch(/error RWS_VAULT_NOT_FOUND: environment prod of the vault at \S+ has no key SERVICE_B_NOPE \(RWS_NOT_FOUND\) \(hint: check --key SERVICE_B_NOPE; run-with-secrets keys -e prod lists the names in scope\)/);
+    const ghostKey = (await makeApiKey(store, ['ghost'], ['*'])).key;
+    const environment = await runBin(['-e', 'ghost', '--', fixture('print-env.mjs')], { runtimeDir, env: { RWS_VAULT_URL: server.url, RWS_API_KEY: ghostKey } });
+    expect(environment.exitCode).toBe(125);
+    expect(environment.stderr).toMatch(/error RWS_VAULT_NOT_FOUND: the vault at \S+ has no environment ghost \(RWS_NOT_FOUND\) \(hint: check -e: the environment does not exist on this vault\)/);
   });
 
   it('a wrong API key is refused (401); a malformed one before any request', async () => {
@@ -275,6 +302,91 @@ describe('when the vault misbehaves', () => {
       expect(result.stderr).not.toContain('injected');
       // The token is revoked even though the answer was refused.
       expect(stub.requests.map((request) => request.path)).toEqual(['/api/v1/vault/tokens/generate', '/api/v1/vault/secrets/batch', '/api/v1/vault/tokens/revoke']);
+    } finally {
+      await stub.close();
+    }
+  });
+});
+
+describe('a slow vault on a terminal', () => {
+  const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
+  const slowStub = () =>
+    startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        const minted = { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 };
+        setTimeout(() => json(socket, 201, minted), 1600);
+      } else if (request.path.endsWith('/secrets/batch')) {
+        json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'x-value' } });
+      } else {
+        reply(socket, 204, '');
+      }
+    });
+
+  it('shows what it waits for after a second, on one line that is erased when the answer comes', async () => {
+    const stub = await slowStub();
+    try {
+      const inner = `"${BIN}" -e prod -k 'SERVICE_B_*' -- sh -c 'echo child-ran'`;
+      const result = await execa('script', ['-qfec', inner, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(runtimeDir, { ...vaultEnv(stub.url), TERM: 'xterm', NO_COLOR: '1' }) });
+      expect(result.exitCode, result.stdout).toBe(0);
+      const waiting = `\r\u001b[Krun-with-secrets: waiting for the vault at ${stub.url} (POST /api/v1/vault/tokens/generate, attempt 1/3)`;
+      expect(result.stdout).toContain(waiting);
+      // Erased before the child writes anything: the child's line starts a clean line.
+      expect(result.stdout).toContain(`${waiting}\r\u001b[Kchild-ran`);
+    } finally {
+      await stub.close();
+    }
+  });
+
+  it('never on a pipe', async () => {
+    const stub = await slowStub();
+    try {
+      const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.stderr).toBe('');
+    } finally {
+      await stub.close();
+    }
+  });
+});
+
+describe('a stop signal between mint and revoke', () => {
+  const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
+  const minted = () => ({ token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+  const paths = (stub: { requests: Array<{ path: string }> }) => stub.requests.map((request) => request.path.replace('/api/v1/vault/', ''));
+
+  async function until(condition: () => boolean): Promise<void> {
+    for (let attempt = 0; attempt < 400 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(condition()).toBe(true);
+  }
+
+  it.each([
+    ['while the batch is in flight', 'secrets/batch', ['tokens/generate', 'secrets/batch', 'tokens/revoke']],
+    ['while the mint is in flight', 'tokens/generate', ['tokens/generate', 'tokens/revoke']],
+  ])('%s: the token is revoked before the wrapper dies of the signal', async (_when, stopAt, expected) => {
+    let releaseMint: () => void = () => undefined;
+    const stub = await startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        // Held until the signal has been sent when the test stops the run during the mint.
+        if (stopAt === 'tokens/generate') releaseMint = () => json(socket, 201, minted());
+        else json(socket, 201, minted());
+      } else if (request.path.endsWith('/tokens/revoke')) {
+        reply(socket, 204, '');
+      }
+      // The batch is never answered: the run would wait for its timeout.
+    });
+    try {
+      const run = runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '-v', '--timeout', '20', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(stub.url) });
+      await until(() => paths(stub).includes(stopAt));
+      const started = Date.now();
+      run.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      releaseMint();
+      const result = await run;
+      expect(result.signal).toBe('SIGTERM');
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toContain('revoked token j1');
+      expect(paths(stub)).toEqual(expected);
     } finally {
       await stub.close();
     }

@@ -93,7 +93,7 @@ describe('against the real server', () => {
   it('names a missing key with RWS_VAULT_NOT_FOUND', async () => {
     const { token } = await mint('SERVICE_*', 1);
     const error = await expectVaultError(t.client.fetchKey(token, 'prod', 'SERVICE_NOPE'), 'RWS_VAULT_NOT_FOUND', [token]);
-    expect(error.message).toContain('has no environment prod, or no key SERVICE_NOPE in it');
+    expect(error.message).toMatch(/^environment prod of the vault at \S+ has no key SERVICE_NOPE \(RWS_NOT_FOUND\)$/);
   });
 
   it('maps a wrong API key to RWS_VAULT_AUTH without echoing it', async () => {

@@ -44,9 +44,12 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
   x.audit.api_key_id = apiKey.id;
   const body = parseGenerateBody(raw);
   Object.assign(x.audit, { subject: body.subject, environment: body.environment, keys: null });
-  if (!apiKey.environments.includes(body.environment)) throw forbidden(`this API key grants no access to environment ${body.environment}`);
+  // The caller has authenticated with this key: telling it what the key grants points at the fix
+  // (a typo in -e, a -k too wide). The client parses this sentence; keep its shape.
+  const grants = `it grants environments ${apiKey.environments.join(', ')} with key patterns ${apiKey.key_patterns.join(', ')}`;
+  if (!apiKey.environments.includes(body.environment)) throw forbidden(`this API key grants no access to environment ${body.environment}; ${grants}`);
   if (!apiKey.key_patterns.some((grant) => patternWithin(body.key_pattern, grant))) {
-    throw forbidden(`key_pattern ${body.key_pattern} is not within this API key's key patterns`);
+    throw forbidden(`key_pattern ${body.key_pattern} is not within this API key's key patterns; ${grants}`);
   }
   const ttlMinutes = Math.min(body.ttl_minutes ?? DEFAULT_TTL_MINUTES, apiKey.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES, SERVER_MAX_TTL_MINUTES);
   const scope = { environment: body.environment, key_pattern: body.key_pattern, permissions: ['read'] as ['read'] };

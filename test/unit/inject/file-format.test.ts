@@ -37,7 +37,8 @@ function readBackWithShell(shell: string, text: string, names: string[]): Record
     const file = join(dir, 'secrets.sh');
     writeFileSync(file, text, { mode: 0o600 });
     const report = 'const o={};for(const k of process.argv.slice(1))o[k]=process.env[k];process.stdout.write(JSON.stringify(o))';
-    const out = execFileSync(shell, ['-c', `. "$0"; exec node -e '${report}' "$@"`, file, ...names], { env: { PATH: process.env.PATH } });
+    // stdin not a pipe: bash would take a socket for sshd and read ~/.bashrc.
+    const out = execFileSync(shell, ['-c', `. "$0"; exec node -e '${report}' "$@"`, file, ...names], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
     return JSON.parse(out.toString()) as Record<string, string>;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -60,16 +61,14 @@ describe('dotenv format', () => {
     }
   });
 
-  it('carries the common hostile values together, and the file as a whole parses back exactly', () => {
-    const carried = new Map(HOSTILE.filter(([name]) => !['CR', '__proto__'].includes(name)));
+  it('carries the values of the common subset together, and the file as a whole parses back exactly', () => {
+    const carried = new Map(HOSTILE.filter(([name]) => !['CR', 'NEWLINES', 'DOLLAR', 'BACKSLASH', '__proto__'].includes(name)));
     const text = serializeDotenv(carried, dotenvParse);
     expect(dotenvParse(text)).toEqual(Object.fromEntries(carried));
   });
 
-  it('carries a carriage return through a \\r escape', () => {
-    const text = serializeDotenv(new Map([['CR', 'a\rb']]), dotenvParse);
-    expect(text).toBe('CR="a\\rb"\n');
-    expect(dotenvParse(text).CR).toBe('a\rb');
+  it('writes single quotes, and double quotes only for a value holding a single quote', () => {
+    expect(serializeDotenv(new Map([['A', 'a # $x `y`'], ['B', "it's"]]), dotenvParse)).toBe("A='a # $x `y`'\nB=\"it's\"\n");
   });
 
   it.each([
