@@ -173,8 +173,8 @@ describe('run-with-secrets with a vault', () => {
     expect(padded.exitCode, padded.stderr).toBe(0);
   });
 
-  it('an expired API key is refused (401) with the hint to regenerate it', { timeout: 30_000 }, async () => {
-    const expiresAt = Date.now() + 5000;
+  it('an expired API key is refused (401) with the hint to regenerate it', { timeout: 45_000 }, async () => {
+    const expiresAt = Date.now() + 12_000;
     const expiring = (await makeApiKey(store, ['prod'], ['SERVICE_B_*'], ['--expires-at', new Date(expiresAt).toISOString()])).key;
     const works = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_API_KEY: expiring }) });
     expect(works.exitCode, works.stderr).toBe(0);
