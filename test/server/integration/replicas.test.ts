@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { call, cli, cliOk, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
 import { postgresControl, testDatabase } from '../../helpers/postgres.js';
+import { readWhileKilling } from '../helpers/kill-under-load.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value', SERVICE_B_URL: 'https://b' } };
 
@@ -92,18 +93,7 @@ describe('three replicas on one PostgreSQL', () => {
   it('loses and double-counts nothing when a replica is SIGKILLed under load', async () => {
     const victim = await startServer(store, [], env);
     const t = await token(servers[0] as RunningServer, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 100_000 });
-    const targets = [servers[0], servers[1], victim] as RunningServer[];
-    const replies: Array<{ status: number } | 'failed'> = [];
-    const load = Promise.all(
-      Array.from({ length: 30 }, async (_, worker) => {
-        for (let i = 0; i < 20; i++) replies.push(await read(targets[(worker + i) % 3] as RunningServer, t).catch(() => 'failed' as const));
-      }),
-    );
-    setTimeout(() => victim.process.kill('SIGKILL'), 400);
-    await load;
-    await victim.stop();
-    const ok = replies.filter((reply) => reply !== 'failed' && reply.status === 200).length;
-    const failed = replies.filter((reply) => reply === 'failed').length;
+    const { ok, failed } = await readWhileKilling([servers[0], servers[1], victim] as RunningServer[], victim, (server) => read(server, t));
     expect(failed).toBeGreaterThan(0);
     const successRows = (await auditRows()).filter((row) => row.jti === jtiOf(t) && row.event === 'secret.read' && row.outcome === 'success').length;
     // Every charged use has its success row and the other way round; every 200 a client saw is

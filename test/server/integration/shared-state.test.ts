@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readWhileKilling } from '../helpers/kill-under-load.js';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -66,6 +67,29 @@ describe('two servers on one SQLite store', () => {
       await Promise.all([a.stop(), b.stop()]);
     }
   });
+});
+
+describe('a server SIGKILLed under load', () => {
+  it('loses and double-counts nothing: every charged use has its success row', async () => {
+    const [survivor, victim] = [await startServer(store), await startServer(store)];
+    try {
+      const t = await token(survivor, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 100_000 });
+      const { ok, failed } = await readWhileKilling([survivor, victim], victim, (server) => read(server, t));
+      expect(failed).toBeGreaterThan(0);
+      const jti = JSON.parse(Buffer.from(t.split('.')[1] as string, 'base64url').toString()).jti;
+      const successRows = (await auditRows(store.dir)).filter((row) => row.jti === jti && row.event === 'secret.read' && row.outcome === 'success').length;
+      const { default: Sqlite } = await import('better-sqlite3');
+      const db = new Sqlite(path.join(store.dir, 'state.db'), { readonly: true });
+      const uses = (db.prepare('SELECT uses FROM tokens WHERE jti = ?').get(jti) as { uses: number }).uses;
+      db.close();
+      expect(uses).toBe(successRows);
+      expect(successRows).toBeGreaterThanOrEqual(ok);
+      expect(successRows).toBeLessThanOrEqual(ok + failed);
+    } finally {
+      await survivor.stop();
+    }
+    expect((await cli(['audit', 'verify', '--store', store.dir])).exitCode).toBe(0);
+  }, 60_000);
 });
 
 describe('admin commands at once, some killed', () => {
