@@ -64,6 +64,17 @@ class PostgresDriver implements SqlDriver {
           }
         },
         lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
+        // Both statements in one simple-protocol query: no parameters (the key is our own
+        // number), and at READ COMMITTED the second takes its snapshot after the lock is held.
+        lockThen: async <R extends Row = Row>(name: string, sql: string) => {
+          try {
+            const results = (await client.query(`SELECT pg_advisory_xact_lock(${lockKey(name).toString()}); ${sql}`)) as unknown as pg.QueryResult[];
+            return (results.at(-1)?.rows ?? []) as R[];
+          } catch (cause) {
+            broken = cause;
+            throw this.#wrap(cause);
+          }
+        },
       };
       // Stated, never left to the server's defaults: READ COMMITTED (each statement sees what
       // committed before it, which the audit chain's lock-then-read and the row locks rely on),

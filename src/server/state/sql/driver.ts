@@ -11,6 +11,11 @@ export interface Queryable {
 export interface Transaction extends Queryable {
   /** Holds `name` until the transaction ends (PostgreSQL: an advisory lock; SQLite's write lock already covers it). */
   lock(name: string): Promise<void>;
+  /**
+   * `lock(name)`, then `sql` (no parameters) seeing everything committed before the lock was
+   * granted; one round trip where the database allows.
+   */
+  lockThen<T extends Row = Row>(name: string, sql: string): Promise<T[]>;
 }
 
 export interface SqlDriver extends Queryable {

@@ -259,8 +259,7 @@ export class SqlStateStore implements StateStore {
 
   async #appendAudit(tx: Transaction, records: AuditRecord[], undo: Array<() => void>): Promise<StoredAuditRow[]> {
     if (records.length === 0) return [];
-    await tx.lock(AUDIT_LOCK);
-    const head = (await tx.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    const head = (await tx.lockThen<{ seq: number; hash: string }>(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
     const rows = sealRows(head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH }, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       const chunk = rows.slice(start, start + INSERT_CHUNK);

@@ -139,6 +139,7 @@ class SqliteDriver implements SqlDriver {
     const tx: Transaction = {
       query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => this.#run<R>(this.writer, sql, params),
       lock: async () => undefined,
+      lockThen: async <R extends Row = Row>(_name: string, sql: string) => this.#run<R>(this.writer, sql, []),
     };
     await this.#begin();
     try {
