@@ -42,6 +42,8 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
   const raw = await readJsonBody(x.req);
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
+  // Admin keys manage and never read: a token would let them read any secret they can set.
+  if (apiKey.admin) throw forbidden('an admin API key mints no read tokens; use a read key');
   const body = parseGenerateBody(raw);
   Object.assign(x.audit, { subject: body.subject, environment: body.environment, keys: null });
   if (!apiKey.environments.includes(body.environment)) throw forbidden(`this API key grants no access to environment ${body.environment}`);
