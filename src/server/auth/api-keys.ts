@@ -7,6 +7,7 @@ import { localChange } from '../audit/record.js';
 import type { ApiKeyRecord, StateStore } from '../state/state-store.js';
 
 const API_KEY_GRAMMAR = /^rws_sk_[0-9a-f]{32}$/;
+const API_KEY_ID_GRAMMAR = /^ak_[0-9a-f]{16}$/;
 const PREFIX_START = 'rws_sk_'.length;
 const PREFIX_LENGTH = 8;
 
@@ -18,6 +19,10 @@ export interface ApiKeyGrant {
   expiresAt: Date | null;
   /** Admin keys manage (keys, tokens, secrets, the audit trail) and never mint read tokens. */
   admin: boolean;
+}
+
+export function isValidApiKeyId(id: string): boolean {
+  return API_KEY_ID_GRAMMAR.test(id);
 }
 
 export function hashApiKey(pepper: Uint8Array, key: string): string {

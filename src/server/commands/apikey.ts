@@ -14,6 +14,7 @@ import { RollbackGuard } from '../state/rollback-guard.js';
 import { openCommandState } from './state-args.js';
 import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
 import { parseIsoTime } from '../iso-time.js';
+import { publicApiKey } from '../auth/api-key-view.js';
 
 async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: SqlStateStore }> {
   const paths = resolveStore(args.store as string | undefined, io.env);
@@ -73,19 +74,7 @@ export async function apikeyList(args: Record<string, unknown>, io: CliIo): Prom
   const { state } = await openState(args, io);
   try {
     for (const key of await state.listApiKeys(new Date())) {
-      const view = {
-        id: key.id,
-        name: key.name,
-        admin: key.admin,
-        environments: key.environments,
-        key_patterns: key.key_patterns,
-        max_ttl_minutes: key.max_ttl_minutes,
-        created_at: key.created_at,
-        expires_at: key.expires_at,
-        last_used_at: key.last_used_at,
-        revoked_at: key.revoked_at,
-        live_tokens: key.live_tokens,
-      };
+      const view = publicApiKey(key);
       if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
       else {
         io.stdout.write(

@@ -1,13 +1,13 @@
 // `secrets-server secret set|import|list|rm`: edits of one environment's SOPS file, each one
-// whole-file write (temp file + rename, 0600) under the file's lock. Values come from stdin only.
+// whole-file write (temp file + rename, 0600) under the file's lock (store/secret-edit.ts, shared
+// with the admin API). Values come from stdin only.
 import { RwsError } from '../../errors.js';
 import { assertInjectableName } from '../../names.js';
-import { createSopsFile, identityToRecipient } from '../../sops/index.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
-import { replaceFile } from '../store/files.js';
+import { editEnvironment, type SecretChange } from '../store/secret-edit.js';
 import { openCommandState } from './state-args.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
@@ -32,32 +32,14 @@ async function target(args: Record<string, unknown>, io: CliIo): Promise<Target>
   return { paths, environment, identities: await resolveIdentities(paths, io.env), args, io };
 }
 
-async function edit(t: Target, change: { set?: Record<string, string>; remove?: string[] }): Promise<void> {
-  const file = t.paths.secrets(t.environment);
-  // Read-modify-write under a lock the database holds: two edits never lose each other's change,
-  // and a command killed half-way leaves no lock behind (the database drops it with the process).
+async function edit(t: Target, change: SecretChange): Promise<void> {
   const state = await openCommandState(t.paths, t.args, t.io);
   try {
-    await state.withLock(`sops:${t.environment}`, () => rewrite(t, file, change));
+    await editEnvironment(state, t, change);
   } finally {
     await state.close();
   }
 }
-
-async function rewrite(t: Target, file: string, change: { set?: Record<string, string>; remove?: string[] }): Promise<void> {
-  const current = await readSopsFile(file, t.identities).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (current === undefined && change.remove?.length) throw missing(t.environment, change.remove[0] as string);
-  const missingName = change.remove?.find((name) => !current?.names.includes(name));
-  if (missingName !== undefined) throw missing(t.environment, missingName);
-  const text = current !== undefined ? await current.update(change) : await createSopsFile(change.set ?? {}, await Promise.all(t.identities.map(identityToRecipient)));
-  await replaceFile(file, text);
-}
-
-const missing = (environment: string, name: string): RwsError =>
-  new RwsError('RWS_SECRET_MISSING', `environment ${environment} has no secret ${name}`, { hint: `see secrets-server secret list ${environment}` });
 
 async function readStdin(io: CliIo): Promise<string> {
   if (io.stdin.isTTY) throw new ServerUsageError('the value is read from stdin: pipe it in (it is never taken from the command line)', "e.g. printf %s \"$VALUE\" | secrets-server secret set ENV NAME");
