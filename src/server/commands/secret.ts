@@ -8,6 +8,7 @@ import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
 import { editEnvironment, type SecretChange } from '../store/secret-edit.js';
+import { localChange } from '../audit/record.js';
 import { openCommandState } from './state-args.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
@@ -32,10 +33,13 @@ async function target(args: Record<string, unknown>, io: CliIo): Promise<Target>
   return { paths, environment, identities: await resolveIdentities(paths, io.env), args, io };
 }
 
-async function edit(t: Target, change: SecretChange): Promise<void> {
+/** One edit, recorded as the admin API's edits are: a `secret.set`/`secret.delete` row (names only, client `local`) stored before the file is replaced. */
+async function edit(t: Target, change: SecretChange, command: string): Promise<void> {
   const state = await openCommandState(t.paths, t.args, t.io);
   try {
-    await editEnvironment(state, t, change);
+    const now = new Date();
+    const row = { ...localChange(change.remove ? 'secret.delete' : 'secret.set', null, now, command), environment: t.environment, keys: [...Object.keys(change.set ?? {}), ...(change.remove ?? [])] };
+    await editEnvironment(state, t, change, async () => void (await state.commit({ durable: true, audit: () => row }, now)));
   } finally {
     await state.close();
   }
@@ -67,7 +71,7 @@ export async function secretSet(args: Record<string, unknown>, io: CliIo): Promi
   const value = (await readStdin(io)).replace(/\r?\n$/, '');
   if (value === '') throw new ServerUsageError(`stdin was empty: no value for ${name}; nothing was written`);
   if (value.includes('\0')) throw new ServerUsageError(`the value of ${name} contains a NUL byte`);
-  await edit(t, { set: { [name]: value } });
+  await edit(t, { set: { [name]: value } }, 'secrets-server secret set');
   io.stdout.write(`set ${name} in ${t.environment}\n`);
   return EXIT_OK;
 }
@@ -82,7 +86,7 @@ export async function secretImport(args: Record<string, unknown>, io: CliIo): Pr
   checkNames(names, args);
   const bad = names.find((name) => values[name]?.includes('\0'));
   if (bad !== undefined) throw new ServerUsageError(`the value of ${bad} contains a NUL byte; nothing was written`);
-  await edit(t, { set: values });
+  await edit(t, { set: values }, 'secrets-server secret import');
   io.stdout.write(`imported ${names.length} secret${names.length === 1 ? '' : 's'} into ${t.environment}: ${names.join(', ')}\n`);
   return EXIT_OK;
 }
@@ -124,7 +128,7 @@ export async function secretList(args: Record<string, unknown>, io: CliIo): Prom
 export async function secretRemove(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const t = await target(args, io);
   const name = String(args.name);
-  await edit(t, { remove: [name] });
+  await edit(t, { remove: [name] }, 'secrets-server secret rm');
   io.stdout.write(`removed ${name} from ${t.environment}\n`);
   return EXIT_OK;
 }

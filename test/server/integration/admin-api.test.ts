@@ -296,6 +296,10 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect(failures.body.events.some((e: { status: number; event: string }) => e.status === 403 && e.event === 'secret.set')).toBe(true);
     expect((await asAdmin('GET', '/api/v1/audit?environment=staging&limit=1000')).body.events.every((e: { environment: string }) => e.environment === 'staging')).toBe(true);
     expect((await asAdmin('GET', '/api/v1/audit?since=2999-01-01T00:00:00Z')).body).toEqual({ events: [], next_cursor: null });
+    // Edits from the server's host are on record the same way, with client `local`.
+    const local = (await asAdmin('GET', '/api/v1/audit?event=secret.set&environment=staging&limit=1000')).body.events.filter((e: { client: string }) => e.client === 'local');
+    expect(local.length).toBeGreaterThanOrEqual(4);
+    expect(local[0]).toMatchObject({ api_key_id: null, subject: 'secrets-server secret set', keys: [expect.stringMatching(/^PARALLEL_\d+$/)], status: 0 });
   });
 
   it.each([

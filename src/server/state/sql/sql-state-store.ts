@@ -509,17 +509,17 @@ function toApiKey(row: Row): ApiKeyRecord {
     hash: row.hash as string,
     environments: parseList(row.environments),
     key_patterns: parseList(row.key_patterns),
-    max_ttl_minutes: row.max_ttl_minutes === null || row.max_ttl_minutes === undefined ? null : Number(row.max_ttl_minutes),
+    max_ttl_minutes: numberOrNull(row.max_ttl_minutes),
     created_at: row.created_at as string,
-    expires_at: (row.expires_at as string | null) ?? null,
-    revoked_at: (row.revoked_at as string | null) ?? null,
+    expires_at: textOrNull(row.expires_at),
+    revoked_at: textOrNull(row.revoked_at),
     // Only 1 grants admin: a hand-edited value other than 0 or 1 never makes a key an admin.
     admin: Number(row.admin) === 1,
   };
 }
 
 function toApiKeyView(row: Row): ApiKeyView {
-  return { ...toApiKey(row), last_used_at: (row.last_used_at as string | null) ?? null, live_tokens: Number(row.live_tokens ?? 0) };
+  return { ...toApiKey(row), last_used_at: textOrNull(row.last_used_at), live_tokens: Number(row.live_tokens ?? 0) };
 }
 
 function toTokenView(row: Row): TokenView {
@@ -531,11 +531,15 @@ function toTokenView(row: Row): TokenView {
     key_pattern: row.key_pattern as string,
     issued_at: Number(row.issued_at),
     expires_at: Number(row.expires_at),
-    usage_limit: row.usage_limit === null || row.usage_limit === undefined ? null : Number(row.usage_limit),
+    usage_limit: numberOrNull(row.usage_limit),
     uses: Number(row.uses),
-    revoked_at: (row.revoked_at as string | null) ?? null,
+    revoked_at: textOrNull(row.revoked_at),
   };
 }
+
+/** Both drivers give NULL as null; BIGINTs may come back as strings (node-postgres). */
+const numberOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
+const textOrNull = (value: unknown): string | null => (value as string | null | undefined) ?? null;
 
 function toAuditRow(row: Row): StoredAuditRow {
   return {
