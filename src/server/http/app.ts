@@ -1,5 +1,5 @@
 // Routing, the 401 rate limit, audit-before-answer and the error boundary. Handlers live in
-// handlers.ts; this file decides which runs and makes sure every credentialed request leaves
+// handlers.ts (the read API) and admin/ (the admin API, with its own routing); this file decides which runs and makes sure every credentialed request leaves
 // exactly one audit row, committed with the request's effect before the answer is sent (or the
 // answer becomes a 503 and nothing was charged). Rate-limited refusals are folded into one row
 // per address and minute, so a flood cannot fill the disk.
