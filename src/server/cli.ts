@@ -48,8 +48,9 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .command('create', 'create an API key and print it once', (z) =>
             z
               .option('name', { type: 'string', demandOption: true, requiresArg: true })
-              .option('environment', { type: 'string', array: true, demandOption: true, requiresArg: true })
-              .option('key-pattern', { type: 'string', array: true, demandOption: true, requiresArg: true })
+              .option('environment', { type: 'string', array: true, requiresArg: true, description: 'an environment it may read (read keys)' })
+              .option('key-pattern', { type: 'string', array: true, requiresArg: true, description: 'a glob of names it may read (read keys)' })
+              .option('admin', { type: 'boolean', description: 'an admin key: manages keys, tokens and secrets over HTTP, reads the audit trail; never reads a secret' })
               .option('max-ttl', { type: 'number', requiresArg: true, description: 'longest token lifetime in minutes (server maximum 60)' })
               .option('expires-at', { type: 'string', requiresArg: true, description: 'ISO 8601 time after which the key stops working' }), on(async () => (await import('./commands/apikey.js')).apikeyCreate))
           .command('list', 'list API keys (never the keys themselves)', (z) => z.option('json', { type: 'boolean', description: 'one JSON object per line' }), on(async () => (await import('./commands/apikey.js')).apikeyList))

@@ -1,4 +1,5 @@
-// The audit trail: one row per request that reaches a credentialed route, one per admin change,
+// The audit trail: one row per request that reaches a credentialed route (the admin routes too,
+// reads included: who looked at keys, tokens, names and the trail is worth knowing), one per admin change,
 // and one per address and minute of rate-limited refusals. Only these fields, in this order:
 // never a value, a token or an API key (names and ids only).
 
@@ -13,7 +14,13 @@ export type AuditEventName =
   | 'apikey.create'
   | 'apikey.revoke'
   | 'state.import'
-  | 'state.rollback';
+  | 'state.rollback'
+  | 'secret.set'
+  | 'secret.delete'
+  | 'audit.read'
+  | 'apikey.list'
+  | 'token.list'
+  | 'environment.list';
 
 export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'token.generate',
@@ -27,6 +34,12 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'apikey.revoke',
   'state.import',
   'state.rollback',
+  'secret.set',
+  'secret.delete',
+  'audit.read',
+  'apikey.list',
+  'token.list',
+  'environment.list',
 ];
 
 export interface AuditRecord {
@@ -70,10 +83,15 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** The row with its fields in their fixed order, and nothing else (the admin API's events). */
+export function auditObject(row: StoredAuditRow): StoredAuditRow {
+  const { seq, time, event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client, count, hash } = row;
+  return { seq, time, event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client, count, hash };
+}
+
 /** The row as one JSON line, fields in their fixed order (the audit file sink and `audit --json`). */
 export function auditJson(row: StoredAuditRow): string {
-  const { seq, time, event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client, count, hash } = row;
-  return JSON.stringify({ seq, time, event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client, count, hash });
+  return JSON.stringify(auditObject(row));
 }
 
 /** The row of a change made from the server's host (an admin command), not over HTTP. */

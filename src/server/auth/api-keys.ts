@@ -7,6 +7,7 @@ import { localChange } from '../audit/record.js';
 import type { ApiKeyRecord, StateStore } from '../state/state-store.js';
 
 const API_KEY_GRAMMAR = /^rws_sk_[0-9a-f]{32}$/;
+const API_KEY_ID_GRAMMAR = /^ak_[0-9a-f]{16}$/;
 const PREFIX_START = 'rws_sk_'.length;
 const PREFIX_LENGTH = 8;
 
@@ -16,14 +17,27 @@ export interface ApiKeyGrant {
   keyPatterns: string[];
   maxTtlMinutes: number | null;
   expiresAt: Date | null;
+  /** Admin keys manage (keys, tokens, secrets, the audit trail) and never mint read tokens. */
+  admin: boolean;
+}
+
+export function isValidApiKeyId(id: string): boolean {
+  return API_KEY_ID_GRAMMAR.test(id);
 }
 
 export function hashApiKey(pepper: Uint8Array, key: string): string {
   return createHmac('sha256', pepper).update(key, 'utf8').digest('hex');
 }
 
-/** Creates and stores a key; the returned key is the only copy there will ever be. */
+/** Creates and stores a key from the server's host; the returned key is the only copy there will ever be. */
 export async function createApiKey(state: StateStore, pepper: Uint8Array, grant: ApiKeyGrant, now: Date): Promise<{ id: string; key: string }> {
+  const { record, key } = newApiKey(pepper, grant, now);
+  await state.addApiKey(record, localChange('apikey.create', record.id, now, `secrets-server apikey create --name ${grant.name}${grant.admin ? ' --admin' : ''}`.slice(0, 256)));
+  return { id: record.id, key };
+}
+
+/** A fresh key and the record to store for it (the caller stores it with its audit row). */
+export function newApiKey(pepper: Uint8Array, grant: ApiKeyGrant, now: Date): { record: ApiKeyRecord; key: string } {
   const key = `rws_sk_${randomBytes(16).toString('hex')}`;
   const record: ApiKeyRecord = {
     id: `ak_${randomBytes(8).toString('hex')}`,
@@ -36,9 +50,9 @@ export async function createApiKey(state: StateStore, pepper: Uint8Array, grant:
     created_at: now.toISOString(),
     expires_at: grant.expiresAt?.toISOString() ?? null,
     revoked_at: null,
+    admin: grant.admin,
   };
-  await state.addApiKey(record, localChange('apikey.create', record.id, now, `secrets-server apikey create --name ${grant.name}`.slice(0, 256)));
-  return { id: record.id, key };
+  return { record, key };
 }
 
 /** The live key record for `presented`, or a 401 that says nothing about why. */

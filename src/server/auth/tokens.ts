@@ -51,6 +51,10 @@ export async function importTokenKey(secret: Uint8Array): Promise<webcrypto.Cryp
   return webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
 }
 
+export function isValidJti(jti: string): boolean {
+  return JTI_GRAMMAR.test(jti);
+}
+
 export function isValidSubject(subject: string): boolean {
   return SUBJECT_GRAMMAR.test(subject);
 }

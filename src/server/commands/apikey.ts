@@ -13,6 +13,8 @@ import type { SqlStateStore } from '../state/sql/sql-state-store.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
 import { openCommandState } from './state-args.js';
 import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
+import { parseIsoTime } from '../iso-time.js';
+import { publicApiKey } from '../auth/api-key-view.js';
 
 async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: SqlStateStore }> {
   const paths = resolveStore(args.store as string | undefined, io.env);
@@ -31,13 +33,19 @@ async function rememberHead(state: SqlStateStore, paths: StorePaths, io: CliIo):
 export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const name = String(args.name);
   if (!/^[^\p{Cc}]{1,128}$/u.test(name)) throw new ServerUsageError('--name must be 1 to 128 characters without control characters');
-  const environments = [...new Set(args.environment as string[])];
+  const admin = args.admin === true;
+  const environments = [...new Set((args.environment as string[] | undefined) ?? [])];
+  const keyPatterns = [...new Set((args['key-pattern'] as string[] | undefined) ?? [])];
+  const maxTtl = args['max-ttl'] as number | undefined;
+  // An admin key reads no secret: grants on it would suggest a limit that does not exist.
+  if (admin && (environments.length > 0 || keyPatterns.length > 0 || maxTtl !== undefined)) {
+    throw new ServerUsageError('an --admin key takes no --environment, --key-pattern or --max-ttl: it manages, and reads no secret');
+  }
+  if (!admin && (environments.length === 0 || keyPatterns.length === 0)) throw new ServerUsageError('give --environment and --key-pattern (or --admin for an admin key)');
   const bad = environments.find((environment) => !isValidEnvironment(environment));
   if (bad !== undefined) throw new ServerUsageError(`--environment ${JSON.stringify(bad.slice(0, 64))} is not a valid environment name`);
-  const keyPatterns = [...new Set(args['key-pattern'] as string[])];
   const badPattern = keyPatterns.find((pattern) => !isValidPattern(pattern));
   if (badPattern !== undefined) throw new ServerUsageError(`--key-pattern ${JSON.stringify(badPattern.slice(0, 64))} is not a glob of letters, digits, _, * and ?`);
-  const maxTtl = args['max-ttl'] as number | undefined;
   if (maxTtl !== undefined && !(Number.isSafeInteger(maxTtl) && maxTtl >= 1 && maxTtl <= SERVER_MAX_TTL_MINUTES)) {
     throw new ServerUsageError(`Expected --max-ttl to be an integer from 1 to ${SERVER_MAX_TTL_MINUTES} minutes, got ${String(args['max-ttl'])}`);
   }
@@ -45,14 +53,14 @@ export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Pr
   let expiresAt: Date | null = null;
   if (args['expires-at'] !== undefined) {
     const text = String(args['expires-at']);
-    expiresAt = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text) ? new Date(text) : new Date(Number.NaN);
-    if (Number.isNaN(expiresAt.getTime())) throw new ServerUsageError(`Expected --expires-at to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
+    expiresAt = parseIsoTime(text) ?? null;
+    if (expiresAt === null) throw new ServerUsageError(`Expected --expires-at to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
     if (expiresAt <= now) throw new ServerUsageError('--expires-at is in the past');
   }
   const { paths, state } = await openState(args, io);
   try {
     const pepper = await resolvePepper(paths);
-    const { id, key } = await createApiKey(state, pepper, { name, environments, keyPatterns, maxTtlMinutes: maxTtl ?? null, expiresAt }, now);
+    const { id, key } = await createApiKey(state, pepper, { name, environments, keyPatterns, maxTtlMinutes: maxTtl ?? null, expiresAt, admin }, now);
     await rememberHead(state, paths, io);
     io.stdout.write(`id: ${id}\nkey: ${key}\n`);
     io.stderr.write('The key is shown this once and is not stored; keep it in your secret manager now.\n');
@@ -65,22 +73,12 @@ export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Pr
 export async function apikeyList(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const { state } = await openState(args, io);
   try {
-    for (const key of await state.listApiKeys()) {
-      const view = {
-        id: key.id,
-        name: key.name,
-        environments: key.environments,
-        key_patterns: key.key_patterns,
-        max_ttl_minutes: key.max_ttl_minutes,
-        created_at: key.created_at,
-        expires_at: key.expires_at,
-        last_used_at: key.last_used_at,
-        revoked_at: key.revoked_at,
-      };
+    for (const key of await state.listApiKeys(new Date())) {
+      const view = publicApiKey(key);
       if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
       else {
         io.stdout.write(
-          `${view.id}  ${view.name}  environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
+          `${view.id}  ${view.name}  ${view.admin ? 'admin  ' : ''}environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
             `created=${view.created_at}  expires=${view.expires_at ?? 'never'}  last_used=${view.last_used_at ?? 'never'}  revoked=${view.revoked_at ?? 'no'}\n`,
         );
       }

@@ -7,6 +7,7 @@ import { checkStoreDir, resolveStore } from '../config.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
 import { ServerUsageError } from '../usage-error.js';
 import { openCommandState } from './state-args.js';
+import { parseIsoTime } from '../iso-time.js';
 
 const FOLLOW_POLL_MS = 500;
 const PAGE = 1000;
@@ -23,8 +24,8 @@ export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
   const time = (flag: 'since' | 'until'): string | undefined => {
     const text = args[flag] as string | undefined;
     if (text === undefined) return undefined;
-    const date = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text) ? new Date(text) : new Date(Number.NaN);
-    if (Number.isNaN(date.getTime())) throw new ServerUsageError(`Expected --${flag} to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
+    const date = parseIsoTime(text);
+    if (date === undefined) throw new ServerUsageError(`Expected --${flag} to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
     return date.toISOString();
   };
   return {

@@ -1,13 +1,14 @@
 // `secrets-server secret set|import|list|rm`: edits of one environment's SOPS file, each one
-// whole-file write (temp file + rename, 0600) under the file's lock. Values come from stdin only.
+// whole-file write (temp file + rename, 0600) under the file's lock (store/secret-edit.ts, shared
+// with the admin API). Values come from stdin only.
 import { RwsError } from '../../errors.js';
 import { assertInjectableName } from '../../names.js';
-import { createSopsFile, identityToRecipient } from '../../sops/index.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
-import { replaceFile } from '../store/files.js';
+import { editEnvironment, type SecretChange } from '../store/secret-edit.js';
+import { localChange } from '../audit/record.js';
 import { openCommandState } from './state-args.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
@@ -32,32 +33,17 @@ async function target(args: Record<string, unknown>, io: CliIo): Promise<Target>
   return { paths, environment, identities: await resolveIdentities(paths, io.env), args, io };
 }
 
-async function edit(t: Target, change: { set?: Record<string, string>; remove?: string[] }): Promise<void> {
-  const file = t.paths.secrets(t.environment);
-  // Read-modify-write under a lock the database holds: two edits never lose each other's change,
-  // and a command killed half-way leaves no lock behind (the database drops it with the process).
+/** One edit, recorded as the admin API's edits are: a `secret.set`/`secret.delete` row (names only, client `local`) stored before the file is replaced. */
+async function edit(t: Target, change: SecretChange, command: string): Promise<void> {
   const state = await openCommandState(t.paths, t.args, t.io);
   try {
-    await state.withLock(`sops:${t.environment}`, () => rewrite(t, file, change));
+    const now = new Date();
+    const row = { ...localChange(change.remove ? 'secret.delete' : 'secret.set', null, now, command), environment: t.environment, keys: [...Object.keys(change.set ?? {}), ...(change.remove ?? [])] };
+    await editEnvironment(state, t, change, async () => void (await state.commit({ durable: true, audit: () => row }, now)));
   } finally {
     await state.close();
   }
 }
-
-async function rewrite(t: Target, file: string, change: { set?: Record<string, string>; remove?: string[] }): Promise<void> {
-  const current = await readSopsFile(file, t.identities).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (current === undefined && change.remove?.length) throw missing(t.environment, change.remove[0] as string);
-  const missingName = change.remove?.find((name) => !current?.names.includes(name));
-  if (missingName !== undefined) throw missing(t.environment, missingName);
-  const text = current !== undefined ? await current.update(change) : await createSopsFile(change.set ?? {}, await Promise.all(t.identities.map(identityToRecipient)));
-  await replaceFile(file, text);
-}
-
-const missing = (environment: string, name: string): RwsError =>
-  new RwsError('RWS_SECRET_MISSING', `environment ${environment} has no secret ${name}`, { hint: `see secrets-server secret list ${environment}` });
 
 async function readStdin(io: CliIo): Promise<string> {
   if (io.stdin.isTTY) throw new ServerUsageError('the value is read from stdin: pipe it in (it is never taken from the command line)', "e.g. printf %s \"$VALUE\" | secrets-server secret set ENV NAME");
@@ -85,7 +71,7 @@ export async function secretSet(args: Record<string, unknown>, io: CliIo): Promi
   const value = (await readStdin(io)).replace(/\r?\n$/, '');
   if (value === '') throw new ServerUsageError(`stdin was empty: no value for ${name}; nothing was written`);
   if (value.includes('\0')) throw new ServerUsageError(`the value of ${name} contains a NUL byte`);
-  await edit(t, { set: { [name]: value } });
+  await edit(t, { set: { [name]: value } }, 'secrets-server secret set');
   io.stdout.write(`set ${name} in ${t.environment}\n`);
   return EXIT_OK;
 }
@@ -100,7 +86,7 @@ export async function secretImport(args: Record<string, unknown>, io: CliIo): Pr
   checkNames(names, args);
   const bad = names.find((name) => values[name]?.includes('\0'));
   if (bad !== undefined) throw new ServerUsageError(`the value of ${bad} contains a NUL byte; nothing was written`);
-  await edit(t, { set: values });
+  await edit(t, { set: values }, 'secrets-server secret import');
   io.stdout.write(`imported ${names.length} secret${names.length === 1 ? '' : 's'} into ${t.environment}: ${names.join(', ')}\n`);
   return EXIT_OK;
 }
@@ -142,7 +128,7 @@ export async function secretList(args: Record<string, unknown>, io: CliIo): Prom
 export async function secretRemove(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const t = await target(args, io);
   const name = String(args.name);
-  await edit(t, { remove: [name] });
+  await edit(t, { remove: [name] }, 'secrets-server secret rm');
   io.stdout.write(`removed ${name} from ${t.environment}\n`);
   return EXIT_OK;
 }

@@ -10,6 +10,7 @@ import { checkStoreDir, resolveIdentities, resolveJwtSecret, resolvePepper, reso
 import { ServerUsageError } from '../usage-error.js';
 import { checkListen, type ListenOptions, listen } from '../http/server.js';
 import { SopsSecretStore } from '../store/sops-store.js';
+import { SecretsAdmin } from '../store/secrets-admin.js';
 import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
 import { openCommandState } from './state-args.js';
@@ -57,7 +58,9 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   prune.unref();
   let server;
   try {
-    server = await listen(options, { state, refusals, secrets: new SopsSecretStore(paths, identities), tokens, pepper, log });
+    const secrets = new SopsSecretStore(paths, identities);
+    const secretsAdmin = new SecretsAdmin(paths, identities, secrets, state);
+    server = await listen(options, { state, refusals, secrets, secretsAdmin, tokens, pepper, log });
   } catch (error) {
     clearInterval(prune);
     await guard.stop();

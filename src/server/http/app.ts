@@ -1,5 +1,5 @@
 // Routing, the 401 rate limit, audit-before-answer and the error boundary. Handlers live in
-// handlers.ts; this file decides which runs and makes sure every credentialed request leaves
+// handlers.ts (the read API) and admin/ (the admin API, with its own routing); this file decides which runs and makes sure every credentialed request leaves
 // exactly one audit row, committed with the request's effect before the answer is sent (or the
 // answer becomes a 503 and nothing was charged). Rate-limited refusals are folded into one row
 // per address and minute, so a flood cannot fill the disk.
@@ -11,6 +11,8 @@ import { batchSecrets, type Exchange, generateToken, type HandlerDeps, listSecre
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { FailureLimiter } from './rate-limit.js';
 import { sendJson } from './request.js';
+import { adminRoute } from './admin/routes.js';
+import type { Route } from './route.js';
 
 export interface AppDeps extends HandlerDeps {
   limiter?: FailureLimiter;
@@ -21,16 +23,13 @@ export interface AppDeps extends HandlerDeps {
   log?: (line: string) => void;
 }
 
-interface Route {
-  event: AuditEventName | undefined;
-  methods: readonly string[];
-  run: (x: Exchange) => Promise<Reply>;
-}
-
 const PREFIX = '/api/v1/vault/';
 
-function route(deps: HandlerDeps, path: string, query: string): Route | undefined {
+function route(deps: HandlerDeps, method: string, path: string, query: string): Route | undefined {
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
+  // Admin routes first: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
+  const admin = adminRoute(deps, method, path, query);
+  if (admin !== undefined) return admin;
   if (!path.startsWith(PREFIX)) return undefined;
   const parts = path.slice(PREFIX.length).split('/');
   const [first, second] = parts;
@@ -88,7 +87,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     let event: AuditEventName | undefined;
     let reply: Reply;
     try {
-      const found = route(deps, ...splitTarget(req.url ?? '/'));
+      const found = route(deps, req.method ?? '', ...splitTarget(req.url ?? '/'));
       if (found === undefined) throw notFound('no such route');
       if (!found.methods.includes(req.method ?? '')) {
         throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${found.methods.join(', ')}`, { allow: found.methods.join(', ') });
@@ -107,30 +106,54 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     if (event !== undefined && reply.status === 429 && deps.refusals) {
       deps.refusals.note(client, x.now);
     } else if (event !== undefined) {
-      const routeEvent = event;
-      const answer = reply;
-      const { effect } = reply;
-      try {
-        await deps.state.commit(
-          {
-            effect,
-            // Called once per attempt of the transaction: the answer follows the last outcome.
-            audit: (outcome: TokenOutcome) => {
-              // A use the state could not charge (spent or revoked meanwhile) is a refusal.
-              const refusal = tokenRefusal(outcome);
-              reply = refusal ? errorResponse(refusal) : answer;
-              return auditRecord(routeEvent, x.audit, reply, client, x.now);
-            },
-          },
-          x.now,
-        );
-        if (reply.status === 401 && effect !== undefined) limiter.recordFailure(client, x.now.getTime());
-      } catch (error) {
-        log(`secrets-server: ${describe(error)}`);
-        reply = errorResponse(error instanceof Error && (error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served'));
-      }
+      reply = await record(event, x, reply, client);
     }
     sendJson(res, reply.status, reply.body, reply.headers);
+  }
+
+  /**
+   * Commits the request's audit row with its effect and returns the answer that stands. A reply
+   * with `around` (an edit of a secrets file) runs the commit inside its own step: a refusal it
+   * finds before the commit is recorded as the answer; a failure after it is a 500.
+   */
+  async function record(event: AuditEventName, x: Exchange, first: Reply, client: string): Promise<Reply> {
+    let reply = first;
+    // Where the commit got to when something failed (assigned inside `commit`, read after it).
+    let stage = 'before' as 'before' | 'committing' | 'committed';
+    const commit = async (): Promise<void> => {
+      stage = 'committing';
+      const answer = reply;
+      const { effect } = answer;
+      await deps.state.commit(
+        {
+          effect,
+          durable: answer.durable,
+          // Called once per attempt of the transaction: the answer follows the last outcome.
+          audit: (outcome: TokenOutcome) => {
+            // A use the state could not charge (spent or revoked meanwhile) is a refusal.
+            const refusal = tokenRefusal(outcome);
+            reply = refusal ? errorResponse(refusal) : answer;
+            return auditRecord(event, x.audit, reply, client, x.now);
+          },
+        },
+        x.now,
+      );
+      stage = 'committed';
+      if (reply.status === 401 && effect !== undefined) limiter.recordFailure(client, x.now.getTime());
+    };
+    try {
+      await (first.around ? first.around(commit) : commit());
+      return reply;
+    } catch (error) {
+      if (stage === 'before' && !isUnavailable(error)) {
+        if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
+        reply = errorResponse(error);
+        return record(event, x, reply, client);
+      }
+      log(`secrets-server: ${describe(error)}`);
+      if (stage === 'committed') return errorResponse(new HttpError(500, 'RWS_INTERNAL', 'the change was recorded but could not be completed'));
+      return errorResponse((error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served'));
+    }
   }
 
   return (req, res) => {
@@ -159,6 +182,11 @@ function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: {
     client,
     count: 1,
   };
+}
+
+function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'RWS_STATE_UNAVAILABLE' || code === 'RWS_AUDIT_UNAVAILABLE';
 }
 
 /** Names and codes only: an unknown error's message might hold data. */

@@ -23,12 +23,12 @@ export interface BatchBody {
   pattern: string | undefined;
 }
 
-function checkFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+export function checkFields(body: Record<string, unknown>, allowed: readonly string[]): void {
   const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
   if (unknown.length > 0) throw badRequest(`unexpected field ${JSON.stringify(unknown[0]?.slice(0, 64))}; expected only ${allowed.join(', ')}`);
 }
 
-function positiveInteger(value: unknown, field: string, max: number): number | undefined {
+export function positiveInteger(value: unknown, field: string, max: number): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > max) {
     throw badRequest(`${field} must be an integer from 1 to ${max}`);

@@ -13,6 +13,7 @@ import { forbidden, HttpError, notFound } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import type { SecretFile, SecretSource } from '../store/secret-source.js';
+import type { SecretsAdmin } from '../store/secrets-admin.js';
 import type { Effect, StateStore, TokenOutcome } from '../state/state-store.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
@@ -21,6 +22,8 @@ export interface HandlerDeps {
   secrets: SecretSource;
   tokens: TokenAuthority;
   pepper: Uint8Array;
+  /** The admin API's access to the store's files (absent: those routes answer 404). */
+  secretsAdmin?: SecretsAdmin;
 }
 
 export interface Exchange {
@@ -36,12 +39,21 @@ export interface Reply {
   headers?: Record<string, string>;
   /** Stored with the audit row; the answer stands only if it can be. */
   effect?: Effect;
+  /** The row must survive a power loss though the change is not in the database (a secrets file). */
+  durable?: boolean;
+  /**
+   * For a change kept outside the database: runs around the commit of the audit row, holding
+   * what the change needs (the file's lock) and making the change only once the row is stored.
+   */
+  around?: (commit: () => Promise<void>) => Promise<void>;
 }
 
 export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
   const raw = await readJsonBody(x.req);
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
+  // Admin keys manage and never read: a token would let them read any secret they can set.
+  if (apiKey.admin) throw forbidden('an admin API key mints no read tokens; use a read key');
   const body = parseGenerateBody(raw);
   Object.assign(x.audit, { subject: body.subject, environment: body.environment, keys: null });
   // The caller has authenticated with this key: telling it what the key grants points at the fix

@@ -22,10 +22,14 @@ export interface ApiKeyRecord {
   readonly created_at: string;
   readonly expires_at: string | null;
   readonly revoked_at: string | null;
+  /** An admin key manages keys, tokens, secrets and reads the audit trail; it never reads a secret. */
+  readonly admin: boolean;
 }
 
 export interface ApiKeyView extends ApiKeyRecord {
   readonly last_used_at: string | null;
+  /** Its tokens that would be honoured now: not revoked, expired or spent, and the key live. */
+  readonly live_tokens: number;
 }
 
 /** What the server remembers of a token it minted; the token itself is never stored. */
@@ -40,6 +44,21 @@ export interface TokenRecord {
   /** Seconds since the epoch. */
   readonly expires_at: number;
   readonly usage_limit: number | null;
+}
+
+/** A token record as the admin API lists it: the record, its uses and its revocation. */
+export interface TokenView extends TokenRecord {
+  readonly uses: number;
+  readonly revoked_at: string | null;
+}
+
+export interface TokenQuery {
+  apiKeyId?: string;
+  /** Only tokens that would be honoured now (see ApiKeyView.live_tokens). */
+  active?: boolean;
+  now: Date;
+  /** Newest first, at most this many. */
+  limit: number;
 }
 
 /** A token as presented: its signed claims say which record and which limit apply. */
@@ -63,11 +82,16 @@ export interface TokenStatus {
 export type Effect =
   | { readonly kind: 'issue'; readonly token: TokenRecord }
   | { readonly kind: 'use'; readonly token: PresentedToken }
-  | { readonly kind: 'revoke'; readonly token: PresentedToken };
+  | { readonly kind: 'revoke'; readonly token: PresentedToken }
+  // Admin changes over HTTP: stored with the request's audit row, like a mint.
+  | { readonly kind: 'apikey.create'; readonly record: ApiKeyRecord }
+  | { readonly kind: 'apikey.revoke'; readonly id: string };
 
 export interface Commit {
   /** Applied only if it can be: a use of a spent token is not counted. */
   readonly effect?: Effect;
+  /** Make the row survive a power loss even without an effect (an admin change kept outside the database). */
+  readonly durable?: boolean;
   /** The audit row, built once the effect's outcome is known (`ok` without an effect). */
   audit(outcome: TokenOutcome): AuditRecord;
 }
@@ -77,7 +101,9 @@ export interface StateStore {
   /** Where the state lives, fit for output: a file path, or a database URL without its password. */
   readonly location: string;
 
-  listApiKeys(): Promise<ApiKeyView[]>;
+  /** Every key, oldest first, with its live tokens counted at `now`. */
+  listApiKeys(now: Date): Promise<ApiKeyView[]>;
+  getApiKey(id: string, now: Date): Promise<ApiKeyView | undefined>;
   /** Keys whose `prefix` is this one; the caller compares hashes in constant time. */
   findApiKeys(prefix: string): Promise<ApiKeyRecord[]>;
   addApiKey(record: ApiKeyRecord, audit: AuditRecord): Promise<void>;
@@ -86,6 +112,8 @@ export interface StateStore {
 
   /** Is this token still good, and which key minted it? Counts nothing. */
   tokenStatus(token: PresentedToken, now: Date): Promise<TokenStatus>;
+  listTokens(query: TokenQuery): Promise<TokenView[]>;
+  findToken(jti: string): Promise<TokenView | undefined>;
   /** One request's effect and audit row, in one transaction; resolves with the effect's outcome. */
   commit(commit: Commit, now: Date): Promise<TokenOutcome>;
 

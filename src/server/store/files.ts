@@ -20,16 +20,43 @@ export async function createExclusive(file: string, data: string | Uint8Array): 
 
 /** Replaces `file` by a complete new version: temp file (0600) in the same directory, fsync, rename. */
 export async function replaceFile(file: string, data: string | Uint8Array): Promise<void> {
+  const staged = await stageReplacement(file, data);
+  await staged.commit();
+}
+
+export interface StagedFile {
+  /** Renames the new version into place and syncs the directory. */
+  commit(): Promise<void>;
+  /** Removes the new version; the file is left as it was. */
+  discard(): Promise<void>;
+}
+
+/**
+ * The new version of `file`, written and synced beside it but not yet in place: a caller that must
+ * record the change first (the admin API's audit row) commits it only once the record is stored.
+ */
+export async function stageReplacement(file: string, data: string | Uint8Array): Promise<StagedFile> {
   const dir = path.dirname(file);
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const discard = () => fs.rm(temp, { force: true });
   try {
     await createExclusive(temp, data);
-    await fs.rename(temp, file);
   } catch (error) {
-    await fs.rm(temp, { force: true });
+    await discard();
     throw error;
   }
-  await syncDirectory(dir);
+  return {
+    discard,
+    commit: async () => {
+      try {
+        await fs.rename(temp, file);
+      } catch (error) {
+        await discard();
+        throw error;
+      }
+      await syncDirectory(dir);
+    },
+  };
 }
 
 export async function syncDirectory(dir: string): Promise<void> {

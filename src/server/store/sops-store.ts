@@ -45,6 +45,11 @@ export class SopsSecretStore implements SecretSource {
     return opened;
   }
 
+  /** Forgets what it holds of `environment`: this process's own edit is served at the next request. */
+  forget(environment: string): void {
+    this.#cache.delete(environment);
+  }
+
   async versions(): Promise<Record<string, EnvironmentVersion>> {
     const versions: Record<string, EnvironmentVersion> = {};
     for (const environment of await listEnvironments(this.paths)) {

@@ -263,7 +263,7 @@ describe('bad tokens over HTTP', () => {
 
 describe('HTTP hygiene', () => {
   it('answers 404, 405 with Allow, 415 and 413 as JSON errors', async () => {
-    expect((await call(`${server.url}/healthz`)).body).toMatchObject({ status: 'ok', state: { kind: 'sqlite', schema: 1 }, environments: { production: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }, staging: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } } });
+    expect((await call(`${server.url}/healthz`)).body).toMatchObject({ status: 'ok', state: { kind: 'sqlite', schema: 2 }, environments: { production: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }, staging: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } } });
     expect((await call(`${server.url}/nope`)).body.error.code).toBe('RWS_NOT_FOUND');
     const wrongMethod = await call(vault('tokens/generate'));
     expect(wrongMethod.status).toBe(405);

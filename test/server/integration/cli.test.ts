@@ -124,6 +124,7 @@ describe('apikey', () => {
     expect(listed).toEqual({
       id,
       name: 'test',
+      admin: false,
       environments: ['team'],
       key_patterns: ['DB_*'],
       max_ttl_minutes: 15,
@@ -131,6 +132,7 @@ describe('apikey', () => {
       expires_at: '2099-01-01T00:00:00.000Z',
       last_used_at: null,
       revoked_at: null,
+      live_tokens: 0,
     });
     const human = await cliOk(['apikey', 'list', '--store', store.dir]);
     expect(human).toContain(id);

@@ -142,11 +142,11 @@ describe('db and status commands', () => {
       const env = { RWS_DATABASE_URL: db.url };
       const results = await Promise.all(Array.from({ length: 5 }, () => cli(['db', 'migrate', '--store', store.dir], { env })));
       expect(results.map((result) => result.exitCode)).toEqual([0, 0, 0, 0, 0]);
-      expect(results.filter((result) => result.stdout.startsWith('applied migration 1'))).toHaveLength(1);
+      expect(results.filter((result) => result.stdout.startsWith('applied migrations 1, 2'))).toHaveLength(1);
       const status = JSON.parse(await cliOk(['db', 'status', '--json', '--store', store.dir], { env }));
-      expect(status).toEqual({ kind: 'postgres', location: expect.stringContaining(':***@'), schema_version: 1, latest_version: 1 });
+      expect(status).toEqual({ kind: 'postgres', location: expect.stringContaining(':***@'), schema_version: 2, latest_version: 2 });
       const sqlite = JSON.parse(await cliOk(['status', '--json', '--store', store.dir]));
-      expect(sqlite).toMatchObject({ state: { kind: 'sqlite', location: path.join(store.dir, 'state.db'), schema_version: 1 }, environments: { production: { digest: expect.stringMatching(/^sha256:/) } } });
+      expect(sqlite).toMatchObject({ state: { kind: 'sqlite', location: path.join(store.dir, 'state.db'), schema_version: 2 }, environments: { production: { digest: expect.stringMatching(/^sha256:/) } } });
     } finally {
       await db.drop();
     }

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../../src/server/audit/chain.js';
 import { localChange, type AuditRecord } from '../../../src/server/audit/record.js';
-import { openState } from '../../../src/server/state/open-state.js';
+import { openDriver, openState } from '../../../src/server/state/open-state.js';
+import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
 import type { ApiKeyRecord, TokenRecord } from '../../../src/server/state/state-store.js';
 import { storePaths, type StorePaths } from '../../../src/server/store/layout.js';
@@ -32,6 +33,7 @@ export function key(id: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRe
     created_at: NOW.toISOString(),
     expires_at: null,
     revoked_at: null,
+    admin: false,
     ...overrides,
   };
 }
@@ -77,7 +79,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await state.revokeApiKey('ak_00000000000000a1', NOW, localChange('apikey.revoke', 'ak_00000000000000a1', NOW))).toBe(true);
       const later = new Date(NOW.getTime() + 1000);
       await state.revokeApiKey('ak_00000000000000a1', later, localChange('apikey.revoke', 'ak_00000000000000a1', later));
-      expect((await state.listApiKeys())[0]).toMatchObject({ id: 'ak_00000000000000a1', revoked_at: NOW.toISOString(), last_used_at: null });
+      expect((await state.listApiKeys(NOW))[0]).toMatchObject({ id: 'ak_00000000000000a1', revoked_at: NOW.toISOString(), last_used_at: null });
       expect(await state.revokeApiKey('ak_nope', NOW, localChange('apikey.revoke', 'ak_nope', NOW))).toBe(false);
     });
 
@@ -91,7 +93,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await state.tokenStatus(presented, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000a2' });
       for (const expected of ['ok', 'ok', 'exhausted', 'exhausted']) expect(await state.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, NOW)).toBe(expected);
       expect((await state.tokenStatus(presented, NOW)).outcome).toBe('exhausted');
-      expect((await state.listApiKeys())[0]?.last_used_at).toBe(NOW.toISOString());
+      expect((await state.listApiKeys(NOW))[0]?.last_used_at).toBe(NOW.toISOString());
     });
 
     it('ends a token with its revocation, and every token of a revoked or expired key', async () => {
@@ -195,7 +197,61 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
 
     it('migrates once when several open at the same time, and says its version', async () => {
       const stores = await Promise.all([open(), open(), open()]);
-      for (const state of stores) expect(await state.schemaVersion()).toBe(1);
+      for (const state of stores) expect(await state.schemaVersion()).toBe(SCHEMA_VERSION);
+    });
+
+    it('migrates a database an older release left at version 1: its keys stay read keys', async () => {
+      const driver = await openDriver(paths, url);
+      expect(await migrate(driver, () => NOW, MIGRATIONS.slice(0, 1))).toEqual([1]);
+      await driver.transaction((tx) => tx.query(
+        "INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at) VALUES ('ak_00000000000000c1', 'old', '000000c1', $1, '[\"prod\"]', '[\"*\"]', NULL, $2, NULL, NULL, NULL)",
+        ['ab'.repeat(32), NOW.toISOString()],
+      ));
+      await driver.close();
+      const state = await open();
+      expect(await state.schemaVersion()).toBe(SCHEMA_VERSION);
+      expect((await state.findApiKeys('000000c1'))[0]).toMatchObject({ id: 'ak_00000000000000c1', admin: false });
+      await state.addApiKey(key('ak_00000000000000c2', { admin: true, environments: [], key_patterns: [] }), localChange('apikey.create', 'ak_00000000000000c2', NOW));
+      expect((await state.findApiKeys('000000c2'))[0]).toMatchObject({ admin: true, environments: [], key_patterns: [] });
+      // Only 1 is admin: a hand-edited 2 (or -1) never grants it.
+      await tamper(paths, url, "UPDATE api_keys SET admin = 2 WHERE id = 'ak_00000000000000c1'");
+      expect((await state.findApiKeys('000000c1'))[0]?.admin).toBe(false);
+    });
+
+    it('applies admin changes with their audit rows, and lists keys and tokens with what is live', async () => {
+      const state = await open();
+      const adminRow = (event: AuditRecord['event']) => ({ ...row(event, 201, 'ak_00000000000000d0'), keys: null });
+      await state.commit({ effect: { kind: 'apikey.create', record: key('ak_00000000000000d1') }, audit: () => adminRow('apikey.create') }, NOW);
+      await state.commit({ effect: { kind: 'apikey.create', record: key('ak_00000000000000d2', { expires_at: new Date(NOW.getTime() + 60_000).toISOString() }) }, audit: () => adminRow('apikey.create') }, NOW);
+      expect(await state.getApiKey('ak_00000000000000d1', NOW)).toMatchObject({ id: 'ak_00000000000000d1', admin: false, live_tokens: 0, last_used_at: null, revoked_at: null });
+      expect(await state.getApiKey('ak_nope', NOW)).toBeUndefined();
+      const issue = (jti: string, id: string, limit: number | null, at = NOW) => state.commit({ effect: { kind: 'issue', token: { ...tokenRecord(jti, id, limit), issued_at: Math.floor(at.getTime() / 1000) } }, audit: () => row('token.generate', 201) }, at);
+      await issue('jti-d1-live-000000000', 'ak_00000000000000d1', null);
+      await issue('jti-d1-spent-00000000', 'ak_00000000000000d1', 1, new Date(NOW.getTime() + 1000));
+      await issue('jti-d1-revoked-000000', 'ak_00000000000000d1', null, new Date(NOW.getTime() + 2000));
+      await issue('jti-d2-live-000000000', 'ak_00000000000000d2', null);
+      await state.commit({ effect: { kind: 'use', token: { jti: 'jti-d1-spent-00000000', usageLimit: 1 } }, audit: () => row('secret.read') }, NOW);
+      await state.commit({ effect: { kind: 'revoke', token: { jti: 'jti-d1-revoked-000000', usageLimit: null } }, audit: () => adminRow('token.revoke') }, NOW);
+      expect((await state.listApiKeys(NOW)).map((k) => [k.id, k.live_tokens])).toEqual([['ak_00000000000000d1', 1], ['ak_00000000000000d2', 1]]);
+      const all = await state.listTokens({ now: NOW, limit: 100 });
+      expect(all.map((t) => t.jti)).toEqual(['jti-d1-revoked-000000', 'jti-d1-spent-00000000', 'jti-d2-live-000000000', 'jti-d1-live-000000000']);
+      expect((await state.listTokens({ now: NOW, limit: 2 })).length).toBe(2);
+      expect((await state.listTokens({ now: NOW, limit: 100, apiKeyId: 'ak_00000000000000d1', active: true })).map((t) => t.jti)).toEqual(['jti-d1-live-000000000']);
+      expect(await state.findToken('jti-d1-spent-00000000')).toMatchObject({ uses: 1, usage_limit: 1, revoked_at: null, subject: 'job', environment: 'prod', key_pattern: 'DB_*' });
+      expect((await state.findToken('jti-d1-revoked-000000'))?.revoked_at).toBe(NOW.toISOString());
+      expect(await state.findToken('jti-nope-00000000000')).toBeUndefined();
+      // An expired key's tokens, and every token after its lifetime, are no longer live.
+      const later = new Date(NOW.getTime() + 120_000);
+      expect((await state.listTokens({ now: later, limit: 100, active: true })).map((t) => t.jti)).toEqual(['jti-d1-live-000000000']);
+      expect((await state.getApiKey('ak_00000000000000d2', later))?.live_tokens).toBe(0);
+      // Revoking a key ends its tokens at once.
+      await state.commit({ effect: { kind: 'apikey.revoke', id: 'ak_00000000000000d1' }, audit: () => adminRow('apikey.revoke') }, NOW);
+      expect((await state.tokenStatus({ jti: 'jti-d1-live-000000000', usageLimit: null }, NOW)).outcome).toBe('revoked');
+      expect(await state.getApiKey('ak_00000000000000d1', NOW)).toMatchObject({ revoked_at: NOW.toISOString(), live_tokens: 0 });
+      expect(await state.listTokens({ now: NOW, limit: 100, active: true, apiKeyId: 'ak_00000000000000d1' })).toEqual([]);
+      const events = (await state.queryAudit({ apiKeyId: 'ak_00000000000000d0', limit: 100 })).map((r) => r.event);
+      expect(events).toEqual(['apikey.revoke', 'token.revoke', 'apikey.create', 'apikey.create']);
+      expect(await verifyChain((after) => state.auditAfter(after, 100))).toMatchObject({ ok: true });
     });
 
     it('refuses a row whose list columns were edited into something else', async () => {

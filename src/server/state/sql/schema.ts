@@ -68,6 +68,12 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)',
     ],
   },
+  {
+    version: 2,
+    name: 'admin api keys',
+    // Every key made before this step is a read key: DEFAULT 0 fills the existing rows.
+    statements: ['ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0'],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
@@ -75,7 +81,7 @@ export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
 const MIGRATIONS_TABLE = 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)';
 
 /** Applies what is missing; returns the versions it applied. Safe when many processes start at once. */
-export async function migrate(driver: SqlDriver, now: () => Date = () => new Date()): Promise<number[]> {
+export async function migrate(driver: SqlDriver, now: () => Date = () => new Date(), migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
   return driver.transaction(async (tx) => {
     await tx.lock('rws:migrate');
     await tx.query(MIGRATIONS_TABLE);
@@ -83,7 +89,8 @@ export async function migrate(driver: SqlDriver, now: () => Date = () => new Dat
     const newer = [...applied].find((version) => version > SCHEMA_VERSION);
     if (newer !== undefined) throw new SchemaTooNewError(newer);
     const done: number[] = [];
-    for (const migration of MIGRATIONS) {
+    // `migrations` is shorter only in tests, to make a database as an older release left it.
+    for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
       for (const statement of migration.statements) await tx.query(statement);
       await tx.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, now().toISOString()]);

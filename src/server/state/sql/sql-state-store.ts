@@ -5,7 +5,7 @@
 import { RwsError } from '../../../errors.js';
 import { GENESIS_HASH, sealRows } from '../../audit/chain.js';
 import type { AuditQuery, AuditRecord, StoredAuditRow } from '../../audit/record.js';
-import type { ApiKeyRecord, ApiKeyView, Commit, PresentedToken, StateStore, TokenOutcome, TokenRecord, TokenStatus } from '../state-store.js';
+import type { ApiKeyRecord, ApiKeyView, Commit, Effect, PresentedToken, StateStore, TokenOutcome, TokenQuery, TokenRecord, TokenStatus, TokenView } from '../state-store.js';
 import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
 import type { Queryable, Row, SqlDriver, Transaction } from './driver.js';
@@ -76,9 +76,14 @@ export class SqlStateStore implements StateStore {
 
   // --- API keys -------------------------------------------------------------------------------
 
-  async listApiKeys(): Promise<ApiKeyView[]> {
-    const rows = await this.db.query('SELECT * FROM api_keys ORDER BY created_at, id');
-    return rows.map((row) => ({ ...toApiKey(row), last_used_at: (row.last_used_at as string | null) ?? null }));
+  async listApiKeys(now: Date): Promise<ApiKeyView[]> {
+    const rows = await this.db.query(`SELECT k.*, ${LIVE_TOKENS} FROM api_keys k ORDER BY k.created_at, k.id`, [now.toISOString(), epochSeconds(now)]);
+    return rows.map(toApiKeyView);
+  }
+
+  async getApiKey(id: string, now: Date): Promise<ApiKeyView | undefined> {
+    const rows = await this.db.query(`SELECT k.*, ${LIVE_TOKENS} FROM api_keys k WHERE k.id = $3`, [now.toISOString(), epochSeconds(now), id]);
+    return rows.map(toApiKeyView)[0];
   }
 
   async findApiKeys(prefix: string): Promise<ApiKeyRecord[]> {
@@ -88,24 +93,38 @@ export class SqlStateStore implements StateStore {
 
   async addApiKey(record: ApiKeyRecord, audit: AuditRecord): Promise<void> {
     await this.#write(async (tx, appendAudit) => {
-      await tx.query(
-        'INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)',
-        [record.id, record.name, record.prefix, record.hash, JSON.stringify(record.environments), JSON.stringify(record.key_patterns), record.max_ttl_minutes, record.created_at, record.expires_at, record.revoked_at],
-      );
-      await this.#changed(tx, { apiKeyId: record.id });
+      await this.#insertApiKey(tx, record);
       await appendAudit([audit]);
     });
   }
 
   async revokeApiKey(id: string, at: Date, audit: AuditRecord): Promise<boolean> {
     return this.#write(async (tx, appendAudit) => {
-      const found = await tx.query('SELECT id FROM api_keys WHERE id = $1', [id]);
-      if (found.length === 0) return false;
-      await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, at.toISOString()]);
-      await this.#changed(tx, { apiKeyId: id });
-      await appendAudit([audit]);
-      return true;
+      const found = await this.#revokeApiKey(tx, id, at);
+      if (found) await appendAudit([audit]);
+      return found;
     });
+  }
+
+  async #insertApiKey(tx: Transaction, record: ApiKeyRecord): Promise<void> {
+    await tx.query(
+      'INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at, admin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)',
+      [record.id, record.name, record.prefix, record.hash, JSON.stringify(record.environments), JSON.stringify(record.key_patterns), record.max_ttl_minutes, record.created_at, record.expires_at, record.revoked_at, record.admin ? 1 : 0],
+    );
+    await this.#changed(tx, { apiKeyId: record.id });
+  }
+
+  /**
+   * Revoking a key ends everything it opened: its tokens are refused from the next request (every
+   * token check joins the key's row, so no token row needs changing), and the console's sessions
+   * of the key, once they exist, must end here too, in this same transaction.
+   */
+  async #revokeApiKey(tx: Transaction, id: string, at: Date): Promise<boolean> {
+    const found = await tx.query('SELECT id FROM api_keys WHERE id = $1', [id]);
+    if (found.length === 0) return false;
+    await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, at.toISOString()]);
+    await this.#changed(tx, { apiKeyId: id });
+    return true;
   }
 
   // --- tokens ---------------------------------------------------------------------------------
@@ -140,8 +159,8 @@ export class SqlStateStore implements StateStore {
       // (revocations, then uses), then the audit chain. The uses of each token go together: one
       // UPDATE per token per batch (50 readers of one token cost one statement, not 50).
       const entries = [...items.entries()];
-      const keyOf = ({ commit }: Pending): string => (commit.effect?.kind === 'issue' ? commit.effect.token.api_key_id : (commit.effect?.token.jti ?? ''));
-      const rank = ({ commit }: Pending): number => (commit.effect?.kind === 'issue' ? 0 : commit.effect?.kind === 'revoke' ? 1 : 2);
+      const keyOf = ({ commit }: Pending): string => lockTarget(commit.effect);
+      const rank = ({ commit }: Pending): number => lockRank(commit.effect);
       entries.sort(([, a], [, b]) => rank(a) - rank(b) || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
       const uses = new Map<string, { token: PresentedToken; indices: number[]; now: Date }>();
       for (const [index, { commit, now }] of entries) {
@@ -208,9 +227,33 @@ export class SqlStateStore implements StateStore {
         await this.#changed(tx, { jti: effect.token.jti });
         return 'ok';
       }
+      case 'apikey.create':
+        await this.#insertApiKey(tx, effect.record);
+        return 'ok';
+      case 'apikey.revoke':
+        // The caller found the key first; keys are never deleted, so a miss here changes nothing.
+        await this.#revokeApiKey(tx, effect.id, now);
+        return 'ok';
       default:
         return 'ok';
     }
+  }
+
+  async listTokens(query: TokenQuery): Promise<TokenView[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.apiKeyId !== undefined) where.push(`t.api_key_id = $${params.push(query.apiKeyId)}`);
+    if (query.active) {
+      const iso = `$${params.push(query.now.toISOString())}`;
+      where.push(`t.revoked_at IS NULL AND t.expires_at > $${params.push(epochSeconds(query.now))} AND (t.usage_limit IS NULL OR t.uses < t.usage_limit)`);
+      where.push(`EXISTS (SELECT 1 FROM api_keys k WHERE k.id = t.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ${iso}))`);
+    }
+    const sql = `SELECT t.* FROM tokens t${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY t.issued_at DESC, t.jti DESC LIMIT $${params.push(query.limit)}`;
+    return (await this.db.query(sql, params)).map(toTokenView);
+  }
+
+  async findToken(jti: string): Promise<TokenView | undefined> {
+    return (await this.db.query('SELECT * FROM tokens WHERE jti = $1', [jti])).map(toTokenView)[0];
   }
 
   /** This database's id (made when its schema was first made, kept by its backups). */
@@ -392,9 +435,37 @@ export class SqlStateStore implements StateStore {
  * usage-limited token (else a spent use could come back). Audit rows of unlimited reads survive a
  * crash of the server and reach the disk with the next durable commit.
  */
-function needsDurability({ effect }: Commit): boolean {
-  return effect !== undefined && (effect.kind !== 'use' || effect.token.usageLimit !== null);
+function needsDurability({ effect, durable }: Commit): boolean {
+  return durable === true || (effect !== undefined && (effect.kind !== 'use' || effect.token.usageLimit !== null));
 }
+
+/** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */
+function lockRank(effect: Effect | undefined): number {
+  if (effect === undefined) return 3;
+  if (effect.kind === 'issue' || effect.kind === 'apikey.create' || effect.kind === 'apikey.revoke') return 0;
+  return effect.kind === 'revoke' ? 1 : 2;
+}
+
+function lockTarget(effect: Effect | undefined): string {
+  if (effect === undefined) return '';
+  switch (effect.kind) {
+    case 'issue':
+      return effect.token.api_key_id;
+    case 'apikey.create':
+      return effect.record.id;
+    case 'apikey.revoke':
+      return effect.id;
+    default:
+      return effect.token.jti;
+  }
+}
+
+/** Tokens live now: not revoked, not expired, not spent, and their key live ($1 ISO time, $2 epoch seconds). */
+const LIVE_TOKENS = `CASE WHEN k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $1) THEN
+    (SELECT COUNT(*) FROM tokens t WHERE t.api_key_id = k.id AND t.revoked_at IS NULL AND t.expires_at > $2 AND (t.usage_limit IS NULL OR t.uses < t.usage_limit))
+  ELSE 0 END AS live_tokens`;
+
+const epochSeconds = (date: Date): number => Math.floor(date.getTime() / 1000);
 
 /** PostgreSQL's deadlock (40P01) and serialisation failure (40001): the transaction did nothing. */
 function isRetryable(error: unknown): boolean {
@@ -437,12 +508,37 @@ function toApiKey(row: Row): ApiKeyRecord {
     hash: row.hash as string,
     environments: parseList(row.environments),
     key_patterns: parseList(row.key_patterns),
-    max_ttl_minutes: row.max_ttl_minutes === null || row.max_ttl_minutes === undefined ? null : Number(row.max_ttl_minutes),
+    max_ttl_minutes: numberOrNull(row.max_ttl_minutes),
     created_at: row.created_at as string,
-    expires_at: (row.expires_at as string | null) ?? null,
-    revoked_at: (row.revoked_at as string | null) ?? null,
+    expires_at: textOrNull(row.expires_at),
+    revoked_at: textOrNull(row.revoked_at),
+    // Only 1 grants admin: a hand-edited value other than 0 or 1 never makes a key an admin.
+    admin: Number(row.admin) === 1,
   };
 }
+
+function toApiKeyView(row: Row): ApiKeyView {
+  return { ...toApiKey(row), last_used_at: textOrNull(row.last_used_at), live_tokens: Number(row.live_tokens ?? 0) };
+}
+
+function toTokenView(row: Row): TokenView {
+  return {
+    jti: row.jti as string,
+    api_key_id: row.api_key_id as string,
+    subject: row.subject as string,
+    environment: row.environment as string,
+    key_pattern: row.key_pattern as string,
+    issued_at: Number(row.issued_at),
+    expires_at: Number(row.expires_at),
+    usage_limit: numberOrNull(row.usage_limit),
+    uses: Number(row.uses),
+    revoked_at: textOrNull(row.revoked_at),
+  };
+}
+
+/** Both drivers give NULL as null; BIGINTs may come back as strings (node-postgres). */
+const numberOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
+const textOrNull = (value: unknown): string | null => (value as string | null | undefined) ?? null;
 
 function toAuditRow(row: Row): StoredAuditRow {
   return {

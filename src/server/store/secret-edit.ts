@@ -1,0 +1,61 @@
+// One edit of an environment's SOPS file, shared by `secret set|import|rm` and the admin API.
+// The file is read, changed and rewritten while the database lock `sops:ENV` is held, so two
+// edits (from any process or replica on this store) never lose each other's change, and a holder
+// that dies leaves no lock behind. An existing file keeps its data key and recipients; a new file
+// is encrypted to the recipients of the identities given (`.sops.yaml` rules are not read).
+import { RwsError } from '../../errors.js';
+import { createSopsFile, identityToRecipient } from '../../sops/index.js';
+import type { StateStore } from '../state/state-store.js';
+import { stageReplacement } from './files.js';
+import type { StorePaths } from './layout.js';
+import { readSopsFile } from './sops-store.js';
+
+export interface SecretChange {
+  set?: Record<string, string>;
+  remove?: string[];
+}
+
+export interface EditTarget {
+  paths: StorePaths;
+  identities: string[];
+  environment: string;
+}
+
+/**
+ * Applies `change` under the environment's lock. `record` runs once the new version is written
+ * beside the file and before it replaces it: if recording fails, the file is left as it was.
+ */
+export async function editEnvironment(state: Pick<StateStore, 'withLock'>, target: EditTarget, change: SecretChange, record: () => Promise<void> = async () => undefined): Promise<void> {
+  await state.withLock(`sops:${target.environment}`, async () => {
+    const staged = await stageReplacement(target.paths.secrets(target.environment), await rewrite(target, change));
+    try {
+      await record();
+    } catch (error) {
+      await staged.discard();
+      throw error;
+    }
+    await staged.commit();
+  });
+}
+
+async function rewrite(target: EditTarget, change: SecretChange): Promise<string> {
+  const current = await readSopsFile(target.paths.secrets(target.environment), target.identities).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  const missingName = change.remove?.find((name) => !current?.names.includes(name));
+  if (missingName !== undefined) throw new SecretMissingError(target.environment, missingName, current === undefined);
+  if (current !== undefined) return current.update(change);
+  return createSopsFile(change.set ?? {}, await Promise.all(target.identities.map(identityToRecipient)));
+}
+
+export class SecretMissingError extends RwsError {
+  constructor(
+    environment: string,
+    name: string,
+    /** The whole environment is missing, not only the name. */
+    readonly noEnvironment: boolean,
+  ) {
+    super('RWS_SECRET_MISSING', `environment ${environment} has no secret ${name}`, { hint: `see secrets-server secret list ${environment}` });
+  }
+}
