@@ -8,6 +8,7 @@ export type AuditEventName =
   | 'secret.list'
   | 'secret.batch'
   | 'token.revoke'
+  | 'auth.self'
   | 'auth.failure'
   | 'auth.rate_limited'
   | 'apikey.create'
@@ -21,6 +22,7 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'secret.list',
   'secret.batch',
   'token.revoke',
+  'auth.self',
   'auth.failure',
   'auth.rate_limited',
   'apikey.create',
