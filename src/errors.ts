@@ -100,8 +100,15 @@ export class ConfigError extends RwsError {
 
 /** The wrapper's own credential (API key or token) is missing, malformed or exposed. */
 export class CredentialError extends RwsError {
-  constructor(code: 'RWS_CREDENTIAL_MISSING' | 'RWS_CREDENTIAL_INVALID' | 'RWS_CREDENTIAL_FILE_MODE' | 'RWS_CREDENTIAL_UNREADABLE', message: string, hint: string) {
+  constructor(code: 'RWS_CREDENTIAL_MISSING' | 'RWS_CREDENTIAL_INVALID' | 'RWS_CREDENTIAL_FILE_MODE' | 'RWS_CREDENTIAL_UNREADABLE' | 'RWS_CREDENTIAL_STORE_INVALID', message: string, hint: string) {
     super(code, message, { hint });
+  }
+}
+
+/** `login` stored nothing: the vault refused the key, or the prompt was cancelled (exit 130, as a Ctrl-C death reads). */
+export class LoginError extends RwsError {
+  constructor(code: 'RWS_LOGIN_REFUSED' | 'RWS_LOGIN_CANCELLED', message: string, hint: string) {
+    super(code, message, { hint, exitCode: code === 'RWS_LOGIN_CANCELLED' ? 130 : EXIT_WRAPPER_FAILURE });
   }
 }
 

@@ -3,7 +3,7 @@
 // `--` belong to the command, so the function completes them itself (commands, then files).
 import { COMMAND_OPTIONS, OPTIONS } from './options.js';
 
-const SUBCOMMANDS = ['token', 'keys', 'check', 'completion'] as const;
+const SUBCOMMANDS = ['token', 'keys', 'check', 'login', 'logout', 'whoami', 'completion'] as const;
 const TOKEN_ACTIONS = ['generate', 'revoke'] as const;
 const TOKEN_OPTIONS = ['--usage-limit', '--json', '--force'];
 
@@ -59,10 +59,11 @@ export function completeWords(words: readonly string[]): string[] {
   const positionals = positionalWords(line.slice(0, -1));
   if (current.startsWith('-')) {
     // A subcommand is offered only the options it reads, as its --help lists them.
-    const command = positionals[0] === 'token' || positionals[0] === 'keys' || positionals[0] === 'check' ? positionals[0] : undefined;
+    const command = Object.hasOwn(COMMAND_OPTIONS, positionals[0] ?? '') ? (positionals[0] as keyof typeof COMMAND_OPTIONS) : undefined;
     const specs = command ? OPTIONS.filter((spec) => COMMAND_OPTIONS[command].includes(spec.name)) : OPTIONS;
     const names = specs.flatMap((spec) => [`--${spec.name}`, ...(spec.alias ? [`-${spec.alias}`] : [])]);
     if (positionals[0] === 'token') names.push(...TOKEN_OPTIONS);
+    if (positionals[0] === 'logout') names.push('--all');
     names.push('--help', '--version', '--');
     return names.filter((name) => name.startsWith(current));
   }

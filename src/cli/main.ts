@@ -8,27 +8,35 @@ import { dieBySignal, shouldReraise, statusForSignal, type Outcome } from '../pr
 import { runWrapper } from '../run.js';
 import { parseFast, type ParsedArgs } from './options.js';
 import type { CommandContext } from './commands/context.js';
+import type { SecretInput } from './secret-prompt.js';
 import { createLogger, wantsColor, type Logger } from './output.js';
 
 const PROGRAM = 'run-with-secrets';
 /** `--get-completions` (ours) and `--get-yargs-completions` (the script yargs used to print). */
 const COMPLETION_KEY_WORDS = new Set(['--get-completions', '--get-yargs-completions']);
+const LOGIN_COMMANDS = new Set(['login', 'logout', 'whoami']);
 
 export interface CliStreams {
   stdout: Writable & { isTTY?: boolean };
   stderr: Writable & { isTTY?: boolean };
+  /**
+   * Read by `login` only, so opened only there: touching process.stdin sets up a stream on fd 0
+   * (non-blocking for a pipe), which the child of a plain run must inherit untouched.
+   */
+  stdin?: () => SecretInput;
 }
 
 export async function runCli(argv: readonly string[], facts: ProcessFacts, streams: CliStreams): Promise<Outcome> {
   // Until the flags are parsed, errors follow a --log-format json seen before `--`, if any.
   let log: Logger = await createLogger({ stream: streams.stderr, level: 'normal', format: earlyLogFormat(argv), color: false, program: PROGRAM });
   try {
+    refuseKeyOnArgv(argv);
     const args = await parseArgv(argv, streams);
     if (!args) return { kind: 'exit', code: 0 };
     const logging = resolveLogging(args.values);
     log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), terminal: streams.stderr.isTTY === true && facts.env.TERM !== 'dumb', program: PROGRAM });
     const color = wantsColor(streams.stdout.isTTY, facts.env);
-    const command = await runSubcommand(args, { values: args.values, facts, stdout: streams.stdout, log, color });
+    const command = await runSubcommand(args, { values: args.values, facts, stdout: streams.stdout, stdin: streams.stdin, stderr: streams.stderr, log, color });
     if (command !== undefined) return { kind: 'exit', code: command };
     const plan = await resolveRunPlan(args, facts, log.warn, log.debug, log.progress);
     return await runWrapper(plan, { stdout: streams.stdout, stderr: streams.stderr, log, jsonOutput: logging.format === 'json' });
@@ -50,17 +58,33 @@ function earlyLogFormat(argv: readonly string[]): 'text' | 'json' {
   return head.some((word, index) => word === '--log-format=json' || (word === '--log-format' && head[index + 1] === 'json')) ? 'json' : 'text';
 }
 
-/** Dispatches `token generate|revoke`, `keys` and `check`; undefined for a plain run. */
+/** Dispatches `token generate|revoke`, `keys`, `check`, `login`, `logout` and `whoami`; undefined for a plain run. */
 async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise<number | undefined> {
   const [first, second] = args.words;
   if (first === 'token' && second === 'generate' && args.words.length === 2) return (await import('./commands/token.js')).tokenGenerate(context);
   if (first === 'token' && second === 'revoke' && args.words.length === 2) return (await import('./commands/token.js')).tokenRevoke(context);
   if (first === 'keys' && args.words.length === 1) return (await import('./commands/keys.js')).listKeys(context);
   if (first === 'check' && args.words.length === 1) return (await import('./commands/check.js')).check(context);
+  if (LOGIN_COMMANDS.has(first ?? '')) {
+    // Never quoted back: a stray word after `login` is most likely the key itself.
+    if (args.words.length > 1 || args.command !== undefined) throw new UsageError(`${first} takes no arguments${first === 'login' ? '; the API key is read from stdin (a prompt on a terminal), never from the command line' : ''}`, `see run-with-secrets ${first} --help`);
+    if (first === 'login') return (await import('./commands/login.js')).login(context);
+    if (first === 'logout') return (await import('./commands/logout.js')).logout(context);
+    return (await import('./commands/whoami.js')).whoami(context);
+  }
   if (first === 'token' || first === 'keys' || first === 'check') {
     throw new UsageError(`unexpected argument ${JSON.stringify(args.words.slice(first === 'token' ? 2 : 1).join(' ').slice(0, 64))} for ${first}`, `see run-with-secrets ${first} --help`);
   }
   return undefined;
+}
+
+/**
+ * `login KEY`, `login --key=KEY`, `login -- KEY`: refused before any parser can quote the key
+ * back in an error, and said plainly, since the key is now in the process list and shell history.
+ */
+function refuseKeyOnArgv(argv: readonly string[]): void {
+  if (!LOGIN_COMMANDS.has(argv[0] ?? '') || !argv.some((word) => /rws_sk_[0-9a-f]{32}/.test(word))) return;
+  throw new UsageError('an API key on the command line is refused: other users can see it in the process list, and it stays in shell history', `pipe it in (run-with-secrets login < key-file) or paste it at the prompt; consider that key exposed`);
 }
 
 /** Fast path for plain runs; yargs (help, version, completion, careful errors) only when needed. */
@@ -106,7 +130,7 @@ export async function main(): Promise<void> {
     process.stderr.write(`${PROGRAM}: error RWS_INTERNAL: internal error (${(error as NodeJS.ErrnoException).code ?? 'no code'})\n`);
     process.exit(EXIT_WRAPPER_FAILURE);
   });
-  const outcome = await runCli(process.argv.slice(2), readProcessFacts(), { stdout: process.stdout, stderr: process.stderr });
+  const outcome = await runCli(process.argv.slice(2), readProcessFacts(), { stdout: process.stdout, stderr: process.stderr, stdin: () => process.stdin });
   if (outcome.kind === 'exit') {
     process.exitCode = outcome.code;
     return;

@@ -18,9 +18,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'env-file', type: 'string', array: true, group: 'Sources', description: 'Read secrets from a local dotenv file instead of the vault (repeatable; later files override earlier ones)' },
   { name: 'sops-file', type: 'string', array: true, group: 'Sources', description: 'Read secrets from a local SOPS file (age key from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY; repeatable)' },
   { name: 'environment', alias: 'e', type: 'string', group: 'Vault', description: 'Vault environment to read (or RWS_ENVIRONMENT)' },
-  { name: 'vault-url', type: 'string', group: 'Vault', description: 'Vault URL (or RWS_VAULT_URL); the API key comes only from RWS_API_KEY, RWS_API_KEY_FILE or the config file' },
+  { name: 'vault-url', type: 'string', group: 'Vault', description: 'Vault URL (or RWS_VAULT_URL); the API key comes only from RWS_API_KEY, RWS_API_KEY_FILE, the config file or run-with-secrets login' },
   { name: 'config', type: 'string', group: 'Vault', description: 'Config file (default ./.run-with-secrets.yaml, then ~/.config/run-with-secrets/config.yaml)' },
-  { name: 'profile', type: 'string', group: 'Vault', description: 'Named profile of the config file (dev, staging, prod, ...)' },
+  { name: 'profile', type: 'string', group: 'Vault', description: 'Named profile of the config file (dev, staging, prod, ...), and of the key stored by login (default: default)' },
   { name: 'token-file', type: 'string', group: 'Vault', description: 'Use a token minted elsewhere, read from this 0600 file (or RWS_TOKEN / RWS_TOKEN_FILE)' },
   { name: 'token', type: 'string', group: 'Vault', description: 'Token on the command line: visible to other users, prefer RWS_TOKEN' },
   { name: 'subject', type: 'string', group: 'Vault', description: 'Who asks, for the audit log (default user@host:command)' },
@@ -51,10 +51,16 @@ export const OPTIONS: readonly OptionSpec[] = [
 const VAULT_ACCESS = ['environment', 'vault-url', 'config', 'profile', 'token-file', 'token', 'timeout', 'retries', 'ca-file', 'insecure-http', 'quiet', 'verbose', 'log-format'];
 
 /** The options each subcommand reads: its --help lists these and no run options. */
-export const COMMAND_OPTIONS: Readonly<Record<'token' | 'keys' | 'check', readonly string[]>> = {
+/** Where a stored login is kept and checked: no credential flags, no environment. */
+const LOGIN_ACCESS = ['vault-url', 'config', 'profile', 'timeout', 'retries', 'ca-file', 'insecure-http', 'quiet', 'verbose', 'log-format'];
+
+export const COMMAND_OPTIONS: Readonly<Record<'token' | 'keys' | 'check' | 'login' | 'logout' | 'whoami', readonly string[]>> = {
   token: [...VAULT_ACCESS, 'key-pattern', 'subject', 'ttl'],
   keys: [...VAULT_ACCESS, 'key-pattern', 'subject'],
   check: [...VAULT_ACCESS, 'key-pattern', 'subject'],
+  login: LOGIN_ACCESS,
+  logout: ['vault-url', 'config', 'profile', 'quiet', 'verbose', 'log-format'],
+  whoami: LOGIN_ACCESS,
 };
 
 /** What the parsers produce: every option by its long name, plus the command after `--`. */

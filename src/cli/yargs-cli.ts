@@ -51,6 +51,15 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     )
     .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]', (y) => declare(y, COMMAND_OPTIONS.keys))
     .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each', (y) => declare(y, COMMAND_OPTIONS.check))
+    .command('login', 'Check an API key (read from stdin, or a prompt that does not echo) with the vault and store it for this vault URL and --profile', (y) =>
+      declare(y, COMMAND_OPTIONS.login)
+        .example('$0 login --vault-url https://vault.internal:8200', 'paste the key at the prompt; later runs against that vault need no RWS_API_KEY')
+        .example('$0 login --profile ci < key-file', 'the key from a file, stored under profile ci'),
+    )
+    .command('logout', 'Forget the stored API key of this vault URL and --profile (--all: every one); the key stays valid at the vault', (y) =>
+      declare(y, COMMAND_OPTIONS.logout).option('all', { type: 'boolean', describe: 'Remove every stored key (the whole credentials file)' }),
+    )
+    .command('whoami', "Show the API key in use: its id, name, grants and expiry as the vault sees them (never the key)", (y) => declare(y, COMMAND_OPTIONS.whoami))
     // Completion itself is ours (cli/completion.ts): listed here for --help only.
     .command('completion', 'Print a bash completion script (add `source <(run-with-secrets completion)` to ~/.bashrc; zsh: after bashcompinit)');
 
@@ -69,7 +78,7 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     const value = parsed[spec.name] as string | boolean | string[] | undefined;
     values[spec.name] = spec.array ? toList(value) : Array.isArray(value) ? value[value.length - 1] : value;
   }
-  for (const extra of ['usage-limit', 'json', 'force']) values[extra] = parsed[extra] as string | boolean | undefined;
+  for (const extra of ['usage-limit', 'json', 'force', 'all']) values[extra] = parsed[extra] as string | boolean | undefined;
   let words = (parsed._ as unknown[]).map(String);
   if (words[0] === 'token' && typeof parsed.action === 'string') words = ['token', parsed.action, ...words.slice(1)];
   return { kind: 'args', args: { values, words, command } };

@@ -1,6 +1,6 @@
-// The wrapper's own credentials: an API key (RWS_API_KEY, RWS_API_KEY_FILE, or the config file)
-// or a token minted elsewhere (--token-file, RWS_TOKEN, RWS_TOKEN_FILE, --token). Never from a
-// flag for API keys: argv is world-readable in /proc. Files holding them must be private.
+// The wrapper's own credentials: an API key (RWS_API_KEY, RWS_API_KEY_FILE, the config file, or
+// the key `login` stored) or a token minted elsewhere (--token-file, RWS_TOKEN, RWS_TOKEN_FILE,
+// --token). Never from a flag for API keys: argv is world-readable in /proc. Files holding them must be private.
 import { CredentialError } from '../errors.js';
 import { isExposed, modeText, ReadProblem, readLocalFile } from '../local-file.js';
 
@@ -48,12 +48,14 @@ export interface CredentialSources {
   tokenFlag: string | undefined;
   env: Readonly<Record<string, string | undefined>>;
   configApiKey: { value: string; path: string } | undefined;
+  /** The key `login` stored for this vault and profile: asked for last, so the store is read only when nothing else is set. */
+  storedApiKey?: () => Promise<{ value: string; origin: string } | undefined>;
   warn(code: string, message: string): void;
 }
 
 /**
- * Precedence: flags, then environment, then config file; a token (minted elsewhere) before an API
- * key at the same level. Returns undefined when nothing is configured.
+ * Precedence: flags, then environment, then config file, then the key `login` stored; a token
+ * (minted elsewhere) before an API key at the same level. Returns undefined when nothing is configured.
  */
 export async function resolveCredential(sources: CredentialSources): Promise<Credential | undefined> {
   const { env } = sources;
@@ -69,6 +71,8 @@ export async function resolveCredential(sources: CredentialSources): Promise<Cre
   if (env.RWS_API_KEY !== undefined && env.RWS_API_KEY !== '') return apiKey(env.RWS_API_KEY, 'RWS_API_KEY');
   if (env.RWS_API_KEY_FILE) return apiKey(await readCredentialFile(env.RWS_API_KEY_FILE, 'API key'), `RWS_API_KEY_FILE ${env.RWS_API_KEY_FILE}`);
   if (sources.configApiKey) return apiKey(sources.configApiKey.value, `the config file ${sources.configApiKey.path}`);
+  const stored = await sources.storedApiKey?.();
+  if (stored) return apiKey(stored.value, stored.origin);
   return undefined;
 }
 
@@ -80,6 +84,7 @@ function apiKey(value: string, origin: string): Credential {
   return { kind: 'api-key', value: checkApiKey(value, origin), origin };
 }
 
-export function missingCredential(): CredentialError {
-  return new CredentialError('RWS_CREDENTIAL_MISSING', 'no credential for the vault is set', 'set RWS_API_KEY or RWS_API_KEY_FILE (or credentials.api_key in the config file), or RWS_TOKEN / RWS_TOKEN_FILE / --token-file');
+export function missingCredential(vaultKnown = false, profile?: string): CredentialError {
+  const login = vaultKnown ? `run-with-secrets login${profile === undefined ? '' : ` --profile ${profile}`}, or set ` : 'set ';
+  return new CredentialError('RWS_CREDENTIAL_MISSING', 'no credential for the vault is set', `${login}RWS_API_KEY or RWS_API_KEY_FILE (or credentials.api_key in the config file), or RWS_TOKEN / RWS_TOKEN_FILE / --token-file`);
 }

@@ -21,6 +21,9 @@ import { resolveUser, type ChildUser } from '../process/user.js';
 import { readEnvSetting } from './env-setting.js';
 import { findConfigFile } from './locate.js';
 
+/** The profile of runs and logins that name none. */
+const DEFAULT_PROFILE = 'default';
+
 export interface Logging {
   level: LogLevel;
   format: LogFormat;
@@ -63,6 +66,10 @@ export interface VaultContext {
   environment: string | undefined;
   patterns: string[];
   configPath: string | undefined;
+  /** --profile or RWS_PROFILE, else `default`: selects the config file's section and the stored login. */
+  profile: string;
+  /** Whether the config file holds credentials.api_key (login warns that it hides the stored key). */
+  configHasApiKey: boolean;
   /** Run settings the config file may also hold. */
   injectAs: string | undefined;
   keepEnv: string[] | undefined;
@@ -79,9 +86,8 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
     const { loadConfigFile } = await import('./config-file.js');
     config = (await loadConfigFile(configPath, profile, env)).values;
     debug(`read config file ${configPath}${profile ? ` (profile ${profile})` : ''}`);
-  } else if (profile !== undefined) {
-    throw new UsageError(`--profile ${describe(profile)} needs a config file`, 'create ./.run-with-secrets.yaml or pass --config');
   }
+  // Without a config file a profile still names which stored login (run-with-secrets login) to use.
   const baseUrl = str(values['vault-url']) ?? (await setting('RWS_VAULT_URL')) ?? config.vault_url;
   const client: VaultClientOptions = {
     baseUrl: baseUrl ?? '',
@@ -98,16 +104,29 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
     environment: str(values.environment) ?? (await setting('RWS_ENVIRONMENT')) ?? config.environment,
     patterns: config.key_patterns ?? [],
     configPath,
+    profile: profile ?? DEFAULT_PROFILE,
+    configHasApiKey: configApiKey !== undefined,
     credential: async () => {
       const { missingCredential, resolveCredential } = await import('./credentials.js');
-      const credential = await resolveCredential({ tokenFileFlag: str(values['token-file']), tokenFlag: str(values.token), env, configApiKey, warn });
-      if (!credential) throw missingCredential();
+      const storedApiKey = () => findStoredApiKey(client.baseUrl, profile ?? DEFAULT_PROFILE, facts);
+      const credential = await resolveCredential({ tokenFileFlag: str(values['token-file']), tokenFlag: str(values.token), env, configApiKey, storedApiKey, warn });
+      if (!credential) throw missingCredential(client.baseUrl !== '', profile);
       debug(`using the ${credential.kind === 'token' ? 'token' : 'API key'} from ${credential.origin}`);
       return credential;
     },
     injectAs: config.inject_as,
     keepEnv: config.keep_env,
   };
+}
+
+/** The key `login` stored for this vault URL and profile; loads the store (and yaml) only when asked. */
+async function findStoredApiKey(baseUrl: string, profile: string, facts: ProcessFacts): Promise<{ value: string; origin: string } | undefined> {
+  const { credentialsPath, findLogin, readLogins, vaultUrlKey } = await import('./credential-store.js');
+  const path = credentialsPath(facts.env);
+  const url = vaultUrlKey(baseUrl);
+  if (path === undefined || url === undefined) return undefined;
+  const login = findLogin(await readLogins(path, facts.uid), url, profile);
+  return login && { value: login.api_key, origin: `the stored login for ${url}, profile ${profile} (${path})` };
 }
 
 export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn: Warn, debug: (message: string) => void, progress?: (text: string | undefined) => void): Promise<RunPlan> {

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 import { VaultError } from './errors.js';
 import { Transport, type VaultRequest, type VaultResponse } from './http.js';
-import { type BatchSelector, type MintedToken, type MintRequest, parseBatch, parseKeyList, parseMinted, parseSecret } from './responses.js';
+import { type BatchSelector, type KeyInfo, type MintedToken, type MintRequest, parseBatch, parseKeyInfo, parseKeyList, parseMinted, parseSecret } from './responses.js';
 import { type CallContext, statusError } from './status.js';
 import { parseVaultUrl } from './url.js';
 
@@ -81,6 +81,22 @@ export class VaultClient {
 
   async revokeToken(token: string): Promise<void> {
     await this.call({ method: 'POST', path: `${API}/tokens/revoke`, credential: token }, { action: 'revoking the token', credential: 'token' }, [200, 204]);
+  }
+
+  /** Who the API key is and what it grants (GET /api/v1/auth/self); `login` asks before storing it. */
+  async describeApiKey(apiKey: string): Promise<KeyInfo> {
+    const context: CallContext = { action: 'checking the API key', credential: 'API key' };
+    let response: VaultResponse;
+    try {
+      response = await this.call({ method: 'GET', path: '/api/v1/auth/self', credential: apiKey }, context, [200]);
+    } catch (error) {
+      // Without this, a 404 would read as a missing environment: say which server lacks what.
+      if (error instanceof VaultError && error.status === 404) {
+        throw new VaultError('RWS_VAULT_NOT_FOUND', `the vault at ${this.origin} has no /api/v1/auth/self`, 'upgrade secrets-server to a version with login support', { status: 404 });
+      }
+      throw error;
+    }
+    return parseKeyInfo(response.body, this.origin);
   }
 
   async health(): Promise<void> {

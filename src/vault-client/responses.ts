@@ -22,6 +22,16 @@ export interface MintedToken {
   usageLimit: number;
 }
 
+/** What GET /api/v1/auth/self says of an API key. */
+export interface KeyInfo {
+  id: string;
+  name: string;
+  environments: string[];
+  keyPatterns: string[];
+  expiresAt: string | null;
+  admin: boolean;
+}
+
 export interface BatchSelector {
   keys?: string[];
   pattern?: string;
@@ -111,4 +121,22 @@ export function parseKeyList(value: unknown, environment: string, pattern: strin
     seen.add(name);
   }
   return [...seen];
+}
+
+const KEY_ID = /^[A-Za-z0-9_-]{1,128}$/;
+/** Printable text only: a name goes to the user's terminal, where control characters could act. */
+const DISPLAY_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,256}$/u;
+const ENVIRONMENT = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const PATTERN = /^[A-Za-z0-9_*?]{1,256}$/;
+
+export function parseKeyInfo(value: unknown, origin: string): KeyInfo {
+  const body = exactObject(value, ['id', 'name', 'environments', 'key_patterns', 'expires_at', 'admin'], [], origin, 'API key answer');
+  const { id, name, environments, key_patterns: keyPatterns, expires_at: expiresAt, admin } = body;
+  if (typeof id !== 'string' || !KEY_ID.test(id)) throw badResponse(origin, 'id is not a key id');
+  if (typeof name !== 'string' || !DISPLAY_TEXT.test(name)) throw badResponse(origin, 'name is not printable text of 1 to 256 characters');
+  if (!Array.isArray(environments) || !environments.every((item) => typeof item === 'string' && ENVIRONMENT.test(item))) throw badResponse(origin, 'environments is not a list of environment names');
+  if (!Array.isArray(keyPatterns) || !keyPatterns.every((item) => typeof item === 'string' && PATTERN.test(item))) throw badResponse(origin, 'key_patterns is not a list of patterns');
+  if (expiresAt !== null && (typeof expiresAt !== 'string' || !ISO_DATE.test(expiresAt) || Number.isNaN(Date.parse(expiresAt)))) throw badResponse(origin, 'expires_at is neither null nor an ISO 8601 time');
+  if (typeof admin !== 'boolean') throw badResponse(origin, 'admin is not a boolean');
+  return { id, name, environments: [...environments] as string[], keyPatterns: [...keyPatterns] as string[], expiresAt, admin };
 }

@@ -53,8 +53,10 @@ describe('bash completion', () => {
   });
 
   it('offers the subcommands first, and a token action after token', async () => {
-    expect((await offered('')).candidates).toEqual(['token', 'keys', 'check', 'completion']);
+    expect((await offered('')).candidates).toEqual(['token', 'keys', 'check', 'login', 'logout', 'whoami', 'completion']);
     expect((await offered('k')).candidates).toEqual(['keys']);
+    expect((await offered('logout', '--a')).candidates).toEqual(['--all']);
+    expect((await offered('login', '--')).candidates).not.toContain('--environment');
     expect((await offered('token', '')).candidates).toEqual(['generate', 'revoke']);
   });
 

@@ -188,7 +188,7 @@ describe('run-with-secrets with a vault', () => {
   it('no credential: names the variables to set', async () => {
     const result = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir, env: { RWS_VAULT_URL: server.url } });
     expect(result.exitCode).toBe(125);
-    expect(result.stderr).toMatch(/RWS_CREDENTIAL_MISSING: .*hint: set RWS_API_KEY or RWS_API_KEY_FILE/);
+    expect(result.stderr).toMatch(/RWS_CREDENTIAL_MISSING: .*hint: run-with-secrets login, or set RWS_API_KEY or RWS_API_KEY_FILE/);
   });
 
   it('RWS_API_KEY_FILE must be private; RWS_VAULT_URL_FILE works', async () => {

@@ -9,6 +9,7 @@ export type AuditEventName =
   | 'secret.list'
   | 'secret.batch'
   | 'token.revoke'
+  | 'auth.self'
   | 'auth.failure'
   | 'auth.rate_limited'
   | 'apikey.create'
@@ -28,6 +29,7 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'secret.list',
   'secret.batch',
   'token.revoke',
+  'auth.self',
   'auth.failure',
   'auth.rate_limited',
   'apikey.create',

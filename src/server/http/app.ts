@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
 import type { TokenOutcome } from '../state/state-store.js';
-import { batchSecrets, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
+import { batchSecrets, describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { FailureLimiter } from './rate-limit.js';
 import { sendJson } from './request.js';
@@ -27,7 +27,9 @@ const PREFIX = '/api/v1/vault/';
 
 function route(deps: HandlerDeps, method: string, path: string, query: string): Route | undefined {
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
-  // Admin routes first: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
+  // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
+  if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
+  // Admin routes next: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
   const admin = adminRoute(deps, method, path, query);
   if (admin !== undefined) return admin;
   if (!path.startsWith(PREFIX)) return undefined;

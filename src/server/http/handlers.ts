@@ -1,4 +1,4 @@
-// The five credentialed routes. Each checks, in order: credential (401), request shape (400),
+// The credentialed routes. Each checks, in order: credential (401), request shape (400),
 // scope or grant (403), existence (404), and returns its answer with the effect it needs stored
 // (a mint, a use, a revocation). The caller commits the effect and the audit row in one
 // transaction before sending the answer; a use that cannot be charged there (the token was spent
@@ -84,6 +84,18 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
       },
     },
   };
+}
+
+/**
+ * Who the presented API key is and what it grants: the key's own record, never its hash. A key
+ * record may carry an `admin` flag (admin keys); any other record is not an admin.
+ */
+export async function describeApiKey(deps: HandlerDeps, x: Exchange): Promise<Reply> {
+  const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
+  x.audit.api_key_id = apiKey.id;
+  const admin = (apiKey as { readonly admin?: unknown }).admin === true;
+  const { id, name, environments, key_patterns, expires_at } = apiKey;
+  return { status: 200, body: { id, name, environments, key_patterns, expires_at, admin } };
 }
 
 export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: string, keyParam: string): Promise<Reply> {

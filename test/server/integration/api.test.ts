@@ -146,6 +146,60 @@ describe('token generation', () => {
   });
 });
 
+describe('who the API key is (GET /api/v1/auth/self)', () => {
+  const self = () => `${server.url}/api/v1/auth/self`;
+
+  it('answers id, name, grants, expiry and admin, never the key or its hash', async () => {
+    const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
+    const fresh = await makeApiKey(store, ['production', 'staging'], ['SERVICE_B_*', 'DB_*'], ['--expires-at', expiresAt]);
+    keysSeen.push(fresh.key);
+    const reply = await call(self(), { auth: fresh.key });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({ id: fresh.id, name: 'test', environments: ['production', 'staging'], key_patterns: ['SERVICE_B_*', 'DB_*'], expires_at: expiresAt, admin: false });
+    expect(reply.headers.get('cache-control')).toBe('no-store');
+    expect(reply.text).not.toContain(fresh.key.slice(7, 15));
+    expect((await call(self(), { auth: apiKey })).body).toMatchObject({ expires_at: null, admin: false, key_patterns: ['SERVICE_B_*'] });
+  });
+
+  it('refuses what token generate refuses, with 401, and only GET', async () => {
+    const dispatcher = fromAddress(16);
+    const tokenAsKey = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const revoked = await makeApiKey(store, ['production'], ['*']);
+    keysSeen.push(revoked.key);
+    await cliOk(['apikey', 'revoke', revoked.id, '--store', store.dir]);
+    // Revocation reaches a running server within a second (see below).
+    await until(async () => (await call(self(), { auth: revoked.key, dispatcher })).status === 401);
+    for (const bad of ['rws_sk_' + '0'.repeat(32), apiKey.toUpperCase(), `${apiKey}0`, tokenAsKey, revoked.key]) {
+      const reply = await call(self(), { auth: bad, dispatcher });
+      expect(reply.status).toBe(401);
+      expect(reply.body).toEqual({ error: { code: 'RWS_AUTH_FAILED', message: expect.any(String) } });
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    expect((await call(self(), { dispatcher })).status).toBe(401);
+    const post = await call(self(), { auth: apiKey, json: {}, dispatcher });
+    expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET']);
+  });
+
+  it('is rate limited with the other credentialed routes: the 21st 401 from an address gets 429, even for a good key', async () => {
+    const attacker = fromAddress(17);
+    const statuses: number[] = [];
+    for (let i = 0; i < 22; i++) statuses.push((await call(self(), { auth: `rws_sk_${i.toString(16).padStart(32, 'a')}`, dispatcher: attacker })).status);
+    expect(statuses.slice(0, 20).every((status) => status === 401)).toBe(true);
+    expect(statuses[21]).toBe(429);
+    const locked = await call(self(), { auth: apiKey, dispatcher: attacker });
+    expect([locked.status, locked.body.error.code]).toEqual([429, 'RWS_RATE_LIMITED']);
+    expect((await call(self(), { auth: apiKey })).status).toBe(200);
+  });
+
+  it('leaves an auth.self row with the key id, and auth.failure rows for refused keys', async () => {
+    const rows = (await cliOk(['audit', '--json', '--limit', '10000', '--store', store.dir])).trim().split('\n').map((line) => JSON.parse(line));
+    const success = rows.find((row) => row.event === 'auth.self' && row.outcome === 'success');
+    expect(success).toMatchObject({ status: 200, api_key_id: expect.stringMatching(/^ak_/), jti: null, environment: null, keys: null, client: '127.0.0.1' });
+    expect(rows.some((row) => row.event === 'auth.failure' && row.client === '127.0.0.16')).toBe(true);
+    expect((await cliOk(['audit', '--event', 'auth.self', '--json', '--store', store.dir])).trim().split('\n').length).toBeGreaterThan(0);
+  });
+});
+
 describe('reading secrets', () => {
   it('reads one secret in scope, lists names and batches', async () => {
     const t = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });

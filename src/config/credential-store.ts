@@ -1,0 +1,156 @@
+// The API keys `run-with-secrets login` stored: $XDG_CONFIG_HOME/run-with-secrets/credentials.yaml
+// (~/.config/…), one entry per vault URL and profile, plaintext protected by the file's mode
+// (0600, in a 0700 directory), as `aws` and `vault` keep theirs. Only this module reads or writes
+// it, and it accepts exactly what it writes: a hand-edited file of any other shape is refused.
+// Loaded only when a run has no other credential, or by login/logout/whoami.
+import { dirname, isAbsolute, join } from 'node:path';
+import { CredentialError } from '../errors.js';
+import { modeText } from '../local-file.js';
+import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
+
+export interface StoredLogin {
+  vault_url: string;
+  profile: string;
+  api_key: string;
+  key_id: string;
+  key_name: string;
+  environments: string[];
+  key_patterns: string[];
+  expires_at: string | null;
+  admin: boolean;
+  stored_at: string;
+}
+
+export const DEFAULT_PROFILE = 'default';
+const FORMAT_VERSION = 1;
+const MAX_BYTES = 1024 * 1024;
+const FIELDS = ['vault_url', 'profile', 'api_key', 'key_id', 'key_name', 'environments', 'key_patterns', 'expires_at', 'admin', 'stored_at'] as const;
+const API_KEY = /^rws_sk_[0-9a-f]{32}$/;
+const KEY_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const PROFILE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const DISPLAY_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,256}$/u;
+const ENVIRONMENT = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const PATTERN = /^[A-Za-z0-9_*?]{1,256}$/;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+const HEADER = '# Written by `run-with-secrets login`; edit with login and logout only.\n# API keys in plaintext, protected by this file\'s mode (0600): keep it so.\n';
+
+/** Where the stored logins live; undefined with neither XDG_CONFIG_HOME nor HOME. */
+export function credentialsPath(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  // The XDG spec: a relative XDG_CONFIG_HOME is invalid and must be ignored.
+  const xdg = env.XDG_CONFIG_HOME;
+  const base = xdg && isAbsolute(xdg) ? xdg : env.HOME ? join(env.HOME, '.config') : undefined;
+  return base === undefined ? undefined : join(base, 'run-with-secrets', 'credentials.yaml');
+}
+
+/**
+ * The form a vault URL is stored under, so that `https://Vault:443/` and `https://vault` find the
+ * same key: scheme, lower-case host, port unless the default, path prefix without trailing slash.
+ */
+export function vaultUrlKey(raw: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || url.search || url.hash) return undefined;
+  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+export function validProfile(profile: string): boolean {
+  return PROFILE.test(profile);
+}
+
+export async function readLogins(path: string, uid: number): Promise<StoredLogin[]> {
+  let text: string | undefined;
+  try {
+    text = await readPrivateFile(path, uid, MAX_BYTES);
+  } catch (error) {
+    throw storeProblem(error, path);
+  }
+  return text === undefined ? [] : parseLogins(text, path);
+}
+
+export async function writeLogins(path: string, uid: number, logins: readonly StoredLogin[]): Promise<void> {
+  const { stringify } = await import('yaml');
+  // No anchors for lists two entries share: the reader refuses aliases.
+  const body = stringify({ version: FORMAT_VERSION, credentials: logins.map((login) => Object.fromEntries(FIELDS.map((field) => [field, login[field]]))) }, { aliasDuplicateObjects: false });
+  try {
+    await ensurePrivateDirectory(dirname(path), uid);
+    await writePrivateFile(path, HEADER + body);
+  } catch (error) {
+    throw storeProblem(error, path);
+  }
+}
+
+export function findLogin(logins: readonly StoredLogin[], vaultUrl: string, profile: string): StoredLogin | undefined {
+  return logins.find((login) => login.vault_url === vaultUrl && login.profile === profile);
+}
+
+async function parseLogins(text: string, path: string): Promise<StoredLogin[]> {
+  const { parseDocument } = await import('yaml');
+  const invalid = (what: string): CredentialError =>
+    new CredentialError('RWS_CREDENTIAL_STORE_INVALID', `${path} is not a file run-with-secrets login wrote: ${what}`, `run-with-secrets logout --all removes it; then log in again`);
+  let raw: unknown;
+  try {
+    // No aliases, tags or duplicate keys: what we write has none.
+    const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, logLevel: 'silent' });
+    if (doc.errors.length > 0 || doc.warnings.length > 0) throw new Error('not valid YAML');
+    raw = doc.toJS({ maxAliasCount: 0 });
+  } catch {
+    throw invalid('not valid YAML');
+  }
+  if (!isPlainObject(raw) || !sameKeys(raw, ['version', 'credentials'])) throw invalid('the top level must hold exactly version and credentials');
+  if (raw.version !== FORMAT_VERSION) throw invalid(`version must be ${FORMAT_VERSION}`);
+  if (!Array.isArray(raw.credentials)) throw invalid('credentials must be a list');
+  const seen = new Set<string>();
+  return raw.credentials.map((entry: unknown, index: number) => {
+    const where = `entry ${index + 1}`;
+    if (!isPlainObject(entry) || !sameKeys(entry, FIELDS)) throw invalid(`${where} must hold exactly ${FIELDS.join(', ')}`);
+    const { vault_url, profile, api_key, key_id, key_name, environments, key_patterns, expires_at, admin, stored_at } = entry;
+    if (typeof vault_url !== 'string' || vaultUrlKey(vault_url) !== vault_url) throw invalid(`${where}: vault_url is not a vault URL in stored form`);
+    if (typeof profile !== 'string' || !PROFILE.test(profile)) throw invalid(`${where}: profile is not a profile name`);
+    // Never quoted: it is the secret.
+    if (typeof api_key !== 'string' || !API_KEY.test(api_key)) throw invalid(`${where}: api_key is not an API key`);
+    if (typeof key_id !== 'string' || !KEY_ID.test(key_id)) throw invalid(`${where}: key_id is not a key id`);
+    if (typeof key_name !== 'string' || !DISPLAY_TEXT.test(key_name)) throw invalid(`${where}: key_name is not printable text`);
+    if (!isList(environments, ENVIRONMENT)) throw invalid(`${where}: environments is not a list of environment names`);
+    if (!isList(key_patterns, PATTERN)) throw invalid(`${where}: key_patterns is not a list of patterns`);
+    if (expires_at !== null && !isDate(expires_at)) throw invalid(`${where}: expires_at is neither null nor a UTC ISO 8601 time`);
+    if (typeof admin !== 'boolean') throw invalid(`${where}: admin is not true or false`);
+    if (!isDate(stored_at)) throw invalid(`${where}: stored_at is not a UTC ISO 8601 time`);
+    const slot = `${vault_url} ${profile}`;
+    if (seen.has(slot)) throw invalid(`${where} repeats vault ${vault_url}, profile ${profile}`);
+    seen.add(slot);
+    return { vault_url, profile, api_key, key_id, key_name, environments, key_patterns, expires_at, admin, stored_at } as StoredLogin;
+  });
+}
+
+function storeProblem(error: unknown, path: string): unknown {
+  if (!(error instanceof PrivateFileError)) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') return error;
+    return new CredentialError('RWS_CREDENTIAL_UNREADABLE', `cannot use the stored logins ${path} (${code})`, 'check the permissions of the file and its directory');
+  }
+  if (error.problem.kind === 'not-private') {
+    return new CredentialError('RWS_CREDENTIAL_FILE_MODE', `the stored logins ${path} are readable or writable by group or others (mode ${modeText(error.problem.mode)})`, `chmod 600 ${path}, and treat the keys in it as exposed`);
+  }
+  return new CredentialError('RWS_CREDENTIAL_STORE_INVALID', `refusing the stored logins ${path}: ${error.problem.reason}`, `remove it (run-with-secrets logout --all) and log in again`);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function sameKeys(value: Record<string, unknown>, keys: readonly string[]): boolean {
+  const present = Object.keys(value);
+  return present.length === keys.length && keys.every((key) => Object.hasOwn(value, key));
+}
+
+function isList(value: unknown, grammar: RegExp): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string' && grammar.test(item));
+}
+
+function isDate(value: unknown): value is string {
+  return typeof value === 'string' && ISO_DATE.test(value) && !Number.isNaN(Date.parse(value));
+}

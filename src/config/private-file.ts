@@ -1,0 +1,73 @@
+// The wrapper's own private files (the stored logins): read without following a link and checked
+// on the open descriptor (so the checked file is the read file), written to a 0600 temp file
+// created with O_EXCL|O_NOFOLLOW beside the target and renamed over it, so that a reader never
+// sees half a file and a planted link is never written through.
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
+
+export type PrivateFileProblem =
+  | { kind: 'not-private'; mode: number }
+  | { kind: 'not-ours'; reason: string };
+
+export class PrivateFileError extends Error {
+  constructor(readonly problem: PrivateFileProblem) {
+    super(problem.kind);
+  }
+}
+
+/** The file's text, or undefined when there is none; refuses links, other owners, group/other access. */
+export async function readPrivateFile(path: string, uid: number, maxBytes: number): Promise<string | undefined> {
+  let handle;
+  try {
+    handle = await open(path, O_RDONLY | O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw new PrivateFileError({ kind: 'not-ours', reason: 'it is a symbolic link' });
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new PrivateFileError({ kind: 'not-ours', reason: 'it is not a regular file' });
+    if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'not-ours', reason: `it is owned by uid ${info.uid}, not by you` });
+    if ((info.mode & 0o077) !== 0) throw new PrivateFileError({ kind: 'not-private', mode: info.mode });
+    if (info.size > maxBytes) throw new PrivateFileError({ kind: 'not-ours', reason: `it is larger than ${maxBytes} bytes` });
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Makes the directory (0700) if missing; an existing one of ours is narrowed to 0700, since the
+ * file's mode protects nothing if others may rename or replace entries beside it.
+ */
+export async function ensurePrivateDirectory(dir: string, uid: number): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await lstat(dir);
+  if (!info.isDirectory()) throw new PrivateFileError({ kind: 'not-ours', reason: `${dir} is not a directory` });
+  if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'not-ours', reason: `${dir} is owned by uid ${info.uid}, not by you` });
+  if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
+}
+
+/** Replaces `path` with `text`: a 0600 temp file in the same directory, fsync, rename. */
+export async function writePrivateFile(path: string, text: string): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const handle = await open(temp, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY, 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
