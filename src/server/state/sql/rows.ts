@@ -1,0 +1,117 @@
+// Rows of the state database as the model's records: every column checked on the way in, since a
+// row may have been edited by hand (a list that is not a list refuses the row; a stored hash of
+// another length matches nothing; only 1 makes an admin).
+import { RwsError } from '../../../errors.js';
+import type { StoredAuditRow } from '../../audit/record.js';
+import type { ApiKeyRecord, ApiKeyView, PresentedToken, TokenOutcome, TokenView } from '../state-store.js';
+import type { Queryable, Row } from './driver.js';
+import type { TokenStatusRow } from './sql-state-store.js';
+
+export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {
+  return db
+    .query(
+      `SELECT t.api_key_id, t.uses, t.revoked_at, k.revoked_at AS key_revoked_at, k.expires_at AS key_expires_at, k.id AS key_id
+         FROM tokens t LEFT JOIN api_keys k ON k.id = t.api_key_id WHERE t.jti = $1`,
+      [jti],
+    )
+    .then((rows) =>
+      rows.map((row) => ({
+        api_key_id: row.api_key_id as string,
+        uses: Number(row.uses),
+        revoked_at: (row.revoked_at as string | null) ?? null,
+        key_revoked_at: (row.key_revoked_at as string | null) ?? null,
+        key_expires_at: (row.key_expires_at as string | null) ?? null,
+        key_exists: row.key_id !== null && row.key_id !== undefined,
+      })),
+    );
+}
+
+export function judge(row: TokenStatusRow | undefined, token: PresentedToken, now: Date): TokenOutcome {
+  if (row === undefined) return 'unknown';
+  if (row.revoked_at !== null || !row.key_exists || row.key_revoked_at !== null) return 'revoked';
+  if (row.key_expires_at !== null && row.key_expires_at <= now.toISOString()) return 'revoked';
+  if (token.usageLimit !== null && row.uses >= token.usageLimit) return 'exhausted';
+  return 'ok';
+}
+
+export function toApiKey(row: Row): ApiKeyRecord {
+  return {
+    id: row.id as string,
+    name: row.name as string,
+    prefix: row.prefix as string,
+    hash: row.hash as string,
+    environments: parseList(row.environments),
+    key_patterns: parseList(row.key_patterns),
+    max_ttl_minutes: numberOrNull(row.max_ttl_minutes),
+    created_at: row.created_at as string,
+    expires_at: textOrNull(row.expires_at),
+    revoked_at: textOrNull(row.revoked_at),
+    // Only 1 grants admin: a hand-edited value other than 0 or 1 never makes a key an admin.
+    admin: Number(row.admin) === 1,
+  };
+}
+
+export function toApiKeyView(row: Row): ApiKeyView {
+  return { ...toApiKey(row), last_used_at: textOrNull(row.last_used_at), live_tokens: Number(row.live_tokens ?? 0) };
+}
+
+export function toTokenView(row: Row): TokenView {
+  return {
+    jti: row.jti as string,
+    api_key_id: row.api_key_id as string,
+    subject: row.subject as string,
+    environment: row.environment as string,
+    key_pattern: row.key_pattern as string,
+    issued_at: Number(row.issued_at),
+    expires_at: Number(row.expires_at),
+    usage_limit: numberOrNull(row.usage_limit),
+    uses: Number(row.uses),
+    revoked_at: textOrNull(row.revoked_at),
+  };
+}
+
+/** Both drivers give NULL as null; BIGINTs may come back as strings (node-postgres). */
+const numberOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
+const textOrNull = (value: unknown): string | null => (value as string | null | undefined) ?? null;
+
+export function toAuditRow(row: Row): StoredAuditRow {
+  return {
+    seq: Number(row.seq),
+    time: row.time as string,
+    event: row.event as StoredAuditRow['event'],
+    outcome: row.outcome as StoredAuditRow['outcome'],
+    status: Number(row.status),
+    error_code: (row.error_code as string | null) ?? null,
+    api_key_id: (row.api_key_id as string | null) ?? null,
+    jti: (row.jti as string | null) ?? null,
+    subject: (row.subject as string | null) ?? null,
+    environment: (row.environment as string | null) ?? null,
+    // A list edited into something else still yields a row, whose hash then fails `audit verify`.
+    keys: row.keys === null || row.keys === undefined ? null : tryParseList(row.keys),
+    client: row.client as string,
+    count: Number(row.count),
+    hash: row.hash as string,
+  };
+}
+
+function tryParseList(value: unknown): string[] {
+  try {
+    return parseList(value);
+  } catch {
+    return [`(not a list: ${String(value).slice(0, 64)})`];
+  }
+}
+
+/** A JSON array of strings from a row; anything else means the row was tampered with. */
+function parseList(value: unknown): string[] {
+  let parsed: unknown;
+  try {
+    parsed = typeof value === 'string' ? JSON.parse(value) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) {
+    throw new RwsError('RWS_STATE_INVALID', 'a row of the state database holds a list that is not a JSON array of names', { hint: 'the database was edited by hand; restore it, or fix the row' });
+  }
+  return parsed;
+}
