@@ -108,7 +108,7 @@ describe('secret', () => {
     }
     await cliOk(['secret', 'import', 'team', '--format', 'json', '--store', store.dir], { input: '{"API_KEY":"k1","DB_URL":"postgres://y"}' });
     expect(await cliOk(['secret', 'list', 'team', '--store', store.dir])).toBe('DB_URL\nDB_PASSWORD\nAPI_KEY\n');
-  });
+  }, 90_000);
 });
 
 describe('apikey', () => {
