@@ -6,6 +6,8 @@ import { EXIT_FAILURE, EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
 import { ServerUsageError } from '../usage-error.js';
+import { readSeen } from '../state/rollback-guard.js';
+import type { StorePaths } from '../store/layout.js';
 import { openCommandState } from './state-args.js';
 import { parseIsoTime } from '../iso-time.js';
 
@@ -13,9 +15,13 @@ const FOLLOW_POLL_MS = 500;
 const PAGE = 1000;
 
 async function open(args: Record<string, unknown>, io: CliIo): Promise<SqlStateStore> {
+  return (await openWithPaths(args, io)).state;
+}
+
+async function openWithPaths(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: SqlStateStore }> {
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
-  return openCommandState(paths, args, io);
+  return { paths, state: await openCommandState(paths, args, io) };
 }
 
 export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
@@ -83,10 +89,20 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
 }
 
 export async function auditVerify(args: Record<string, unknown>, io: CliIo): Promise<number> {
-  const state = await open(args, io);
+  const { paths, state } = await openWithPaths(args, io);
   try {
     const result = await verifyChain((after) => state.auditAfter(after, PAGE));
     if (result.ok) {
+      // A chain is only as good as its anchor: whoever can write the database can recompute every
+      // hash after an edit. The newest row this host's servers saw must still be there, unchanged.
+      const anchor = (await readSeen(paths.stateSeen))?.[await state.databaseId()];
+      if (anchor !== undefined && anchor.seq > 0) {
+        const now = anchor.seq <= result.count ? await state.auditHashAt(anchor.seq) : undefined;
+        if (now !== anchor.hash) {
+          io.stdout.write(`audit chain broken at seq ${anchor.seq}: ${now === undefined ? 'the trail is shorter than' : 'the row differs from'} what this host recorded (${paths.stateSeen}); the chain was rewritten or rolled back\n`);
+          return EXIT_FAILURE;
+        }
+      }
       io.stdout.write(`audit chain verified: ${result.count} rows, head ${result.head}\n`);
       return EXIT_OK;
     }

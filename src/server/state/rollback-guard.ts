@@ -12,7 +12,7 @@ import type { SqlStateStore } from './sql/sql-state-store.js';
 
 const CHECK_EVERY_MS = 1_000;
 
-interface Seen {
+export interface Seen {
   seq: number;
   hash: string;
 }
@@ -67,30 +67,36 @@ export class RollbackGuard {
   }
 
   async #read(): Promise<Record<string, Seen>> {
-    let text: string;
-    try {
-      text = await readPrivateFile(this.file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw error;
-    }
-    const seen: Record<string, Seen> = {};
-    try {
-      const value = JSON.parse(text) as Record<string, Partial<Seen>>;
-      for (const [id, entry] of Object.entries(value)) {
-        if (!Number.isSafeInteger(entry?.seq) || typeof entry?.hash !== 'string') throw new Error('damaged');
-        seen[id] = { seq: entry.seq as number, hash: entry.hash };
-      }
-      return seen;
-    } catch {
-      // A damaged file cannot vouch for this database: a rollback of unknown depth.
-      return { [await this.state.databaseId()]: { seq: Number.MAX_SAFE_INTEGER, hash: '' } };
-    }
+    const seen = await readSeen(this.file);
+    // A damaged file cannot vouch for this database: a rollback of unknown depth.
+    return seen ?? { [await this.state.databaseId()]: { seq: Number.MAX_SAFE_INTEGER, hash: '' } };
   }
 
   /** Stops checking, and records the head one last time (what this server saw up to its close). */
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     await this.check().catch(() => undefined);
+  }
+}
+
+/** What this host's processes saw, per database id; {} when nothing yet; undefined when damaged. */
+export async function readSeen(file: string): Promise<Record<string, Seen> | undefined> {
+  let text: string;
+  try {
+    text = await readPrivateFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw error;
+  }
+  const seen: Record<string, Seen> = {};
+  try {
+    const value = JSON.parse(text) as Record<string, Partial<Seen>>;
+    for (const [id, entry] of Object.entries(value)) {
+      if (!Number.isSafeInteger(entry?.seq) || typeof entry?.hash !== 'string') return undefined;
+      seen[id] = { seq: entry.seq as number, hash: entry.hash };
+    }
+    return seen;
+  } catch {
+    return undefined;
   }
 }

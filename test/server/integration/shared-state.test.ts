@@ -229,6 +229,27 @@ describe('audit verify', () => {
         /^audit chain broken at seq 4: row 4 does not match its hash/,
       );
       await tampered('UPDATE audit SET hash = (SELECT hash FROM audit WHERE seq = 2) WHERE seq = 3', /^audit chain broken at seq 3/);
+      // Whoever can write the database can also recompute every hash after an edit: the chain then
+      // verifies by itself, and only the anchor this host recorded (state-seen.json) catches it.
+      const copy = await makeStore();
+      try {
+        for (const file of ['state.db', 'state.db-wal', 'state-seen.json']) await copyFile(path.join(local.dir, file), path.join(copy.dir, file)).catch(() => undefined);
+        const { chainHash } = await import('../../../src/server/audit/chain.js');
+        const db = new Sqlite(path.join(copy.dir, 'state.db'));
+        db.prepare("UPDATE audit SET subject = 'someone-else' WHERE seq = 5").run();
+        const rows = db.prepare('SELECT * FROM audit ORDER BY seq').all() as Array<Record<string, any>>;
+        let previous = rows[3]?.hash as string;
+        for (const r of rows.slice(4)) {
+          previous = chainHash(previous, r.seq, { ...r, keys: r.keys === null ? null : JSON.parse(r.keys) } as never);
+          db.prepare('UPDATE audit SET hash = ? WHERE seq = ?').run(previous, r.seq);
+        }
+        db.close();
+        const result = await cli(['audit', 'verify', '--store', copy.dir]);
+        expect(result.exitCode).toBe(1);
+        expect(result.stdout).toMatch(/^audit chain broken at seq \d+: the row differs from what this host recorded/);
+      } finally {
+        await copy.cleanup();
+      }
     } finally {
       await local.cleanup();
     }
