@@ -5,11 +5,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { auditLine, type AuditEventName, type AuditRecord } from '../audit/record.js';
 import { batchSecrets, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
-import { FailureLimiter } from './rate-limit.js';
+import { AuthLimits } from './auth-limits.js';
+import { gateAuthentication } from './credential-check.js';
+import { allowHeader, allowsMethod } from './methods.js';
+import type { ExchangeObserver } from './exchange-observer.js';
 import { sendJson } from './request.js';
 
 export interface AppDeps extends HandlerDeps {
-  limiter?: FailureLimiter;
+  limits?: AuthLimits;
+  /** Metrics and the request log: told about every answer (names and codes, never values). */
+  observe?: ExchangeObserver;
   now?: () => Date;
   /** Operator log: codes and names only. */
   log?: (line: string) => void;
@@ -58,7 +63,7 @@ function splitTarget(target: string): [string, string] {
 }
 
 export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const limiter = deps.limiter ?? new FailureLimiter();
+  const limits = deps.limits ?? new AuthLimits();
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? (() => undefined);
 
@@ -70,19 +75,16 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     try {
       const found = route(deps, ...splitTarget(req.url ?? '/'));
       if (found === undefined) throw notFound('no such route');
-      if (!found.methods.includes(req.method ?? '')) {
-        throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${found.methods.join(', ')}`, { allow: found.methods.join(', ') });
+      if (!allowsMethod(found.methods, req.method)) {
+        throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${allowHeader(found.methods)}`, { allow: allowHeader(found.methods) });
       }
       event = found.event;
-      if (event !== undefined) {
-        const wait = limiter.retryAfter(client, x.now.getTime());
-        if (wait > 0) throw new HttpError(429, 'RWS_RATE_LIMITED', 'too many failed authentications from this address', { 'retry-after': String(wait) });
-      }
+      if (event !== undefined) await gateAuthentication(limits, deps, req, client, x.now);
       reply = await found.run(x);
     } catch (error) {
       if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
       reply = errorResponse(error);
-      if (reply.status === 401) limiter.recordFailure(client, x.now.getTime());
+      if (reply.status === 401) limits.recordFailure(client, x.now.getTime());
     }
     if (event !== undefined) {
       try {
@@ -92,6 +94,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         reply = errorResponse(new HttpError(503, 'RWS_AUDIT_UNAVAILABLE', 'the audit log could not be written; nothing was served'));
       }
     }
+    deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
     sendJson(res, reply.status, reply.body, reply.headers);
   }
 
