@@ -23,7 +23,7 @@ describe('init', () => {
     // Node's own recursive mkdir never returns for this path.
     const impossible = await cli(['init', '--store', '/proc/no-such-dir/store']);
     expect(impossible.exitCode).toBe(1);
-    expect(impossible.stderr).toMatch(/cannot create the store \/proc\/no-such-dir\/store: ENOENT \(RWS_STORE_UNWRITABLE\)/);
+    expect(impossible.stderr).toMatch(/^secrets-server: error RWS_STORE_UNWRITABLE: cannot create the store \/proc\/no-such-dir\/store: ENOENT \(hint: [^\n]+\)\n$/);
   });
 
   it('creates a 0700 store with 0600 files, and keeps them when run again', async () => {

@@ -1,0 +1,105 @@
+// Connections as an attacker uses them, with real sockets: slow headers, connections that never
+// send anything, and thousands of idle connections from many loopback addresses while a client
+// goes on reading secrets.
+import { connect, type Socket } from 'node:net';
+import { Agent } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
+
+let store: TestStore;
+let apiKey: string;
+beforeAll(async () => {
+  store = await makeStore({ production: { SERVICE_B_KEY: 'conn-secret-value' } });
+  apiKey = (await makeApiKey(store, ['production'], ['SERVICE_B_*'])).key;
+});
+afterAll(async () => {
+  await store?.cleanup();
+});
+
+function portOf(server: RunningServer): number {
+  return Number(new URL(server.url).port);
+}
+
+interface RawConnection {
+  socket: Socket;
+  received: string;
+  /** Resolves when the connection is closed (by either side). */
+  ended: Promise<void>;
+}
+
+/** A raw TCP connection; resolves once connected, and records what it got. */
+function open(port: number, localAddress = '127.0.0.1'): Promise<RawConnection> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1', localAddress });
+    const connection: RawConnection = { socket, received: '', ended: new Promise((done) => socket.once('close', () => done())) };
+    socket.on('data', (chunk: Buffer) => (connection.received += chunk.toString()));
+    socket.once('connect', () => {
+      socket.on('error', () => undefined); // a reset by the server is what some tests expect
+      resolve(connection);
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe('timeouts', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer(store, ['--headers-timeout', '2']);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('cuts headers sent a byte at a time with 408 at the headers timeout, not many seconds later', async () => {
+    const connection = await open(portOf(server));
+    connection.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    const drip = setInterval(() => connection.socket.write('X-Slow: 1\r\n'), 200);
+    // Before, node:http checked every 30 s: slow headers were held 36-40 s against 10 s, which
+    // would outlast this test's 30 s timeout.
+    await connection.ended;
+    clearInterval(drip);
+    expect(connection.received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('closes a connection that never sends a byte once the headers timeout has passed', async () => {
+    const connection = await open(portOf(server));
+    await connection.ended;
+    expect(connection.received).toBe('');
+  });
+
+  it('keeps a connection that sends its request in time', async () => {
+    const connection = await open(portOf(server));
+    connection.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await connection.ended;
+    expect(connection.received).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});
+
+describe('the connection cap', () => {
+  it('reads secrets while 3,000 idle connections from 300 addresses press on a cap of 1,000: the idle ones are closed first', async () => {
+    const server = await startServer(store, ['--max-connections', '1000']);
+    const idle: RawConnection[] = [];
+    const reader = new Agent({ connections: 4, localAddress: '127.0.9.1' });
+    try {
+      const t = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+      const read = () => call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t, dispatcher: reader });
+      expect((await read()).status).toBe(200);
+      const statuses: number[] = [];
+      for (let batch = 0; batch < 30; batch++) {
+        const opened = await Promise.all(Array.from({ length: 100 }, (_, i) => open(portOf(server), `127.3.${batch}.${i + 1}`).catch(() => undefined)));
+        for (const socket of opened) if (socket !== undefined) idle.push(socket);
+        statuses.push(...(await Promise.all([read(), read(), read()])).map((reply) => reply.status));
+      }
+      expect(statuses).toEqual(Array(90).fill(200));
+      // The server holds no more than its cap: most idle connections have been closed by it.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const stillOpen = idle.filter(({ socket }) => !socket.destroyed && socket.readyState === 'open').length;
+      expect(stillOpen).toBeLessThanOrEqual(1000);
+      expect(idle.length).toBe(3000);
+    } finally {
+      for (const { socket } of idle) socket.destroy();
+      await reader.close();
+      await server.stop();
+    }
+  });
+});
