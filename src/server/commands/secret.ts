@@ -10,6 +10,8 @@ import { ServerUsageError } from '../usage-error.js';
 import { replaceFile, withLock } from '../store/files.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
+import { writeNameList } from './name-list.js';
+import { refuseUnprotected } from './unprotected-values.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 
@@ -73,6 +75,7 @@ export async function secretSet(args: Record<string, unknown>, io: CliIo): Promi
   const value = (await readStdin(io)).replace(/\r?\n$/, '');
   if (value === '') throw new ServerUsageError(`stdin was empty: no value for ${name}; nothing was written`);
   if (value.includes('\0')) throw new ServerUsageError(`the value of ${name} contains a NUL byte`);
+  await refuseUnprotected(t.paths.secrets(t.environment), t.identities, { [name]: value });
   await edit(t, { set: { [name]: value } });
   io.stdout.write(`set ${name} in ${t.environment}\n`);
   return EXIT_OK;
@@ -88,6 +91,7 @@ export async function secretImport(args: Record<string, unknown>, io: CliIo): Pr
   checkNames(names, args);
   const bad = names.find((name) => values[name]?.includes('\0'));
   if (bad !== undefined) throw new ServerUsageError(`the value of ${bad} contains a NUL byte; nothing was written`);
+  await refuseUnprotected(t.paths.secrets(t.environment), t.identities, values);
   await edit(t, { set: values });
   io.stdout.write(`imported ${names.length} secret${names.length === 1 ? '' : 's'} into ${t.environment}: ${names.join(', ')}\n`);
   return EXIT_OK;
@@ -123,7 +127,7 @@ export async function secretList(args: Record<string, unknown>, io: CliIo): Prom
     if (error.code === 'ENOENT') throw new RwsError('RWS_ENVIRONMENT_MISSING', `no environment ${t.environment} in ${t.paths.dir}`);
     throw error;
   });
-  for (const name of file.names) io.stdout.write(`${name}\n`);
+  writeNameList(file, io);
   return EXIT_OK;
 }
 

@@ -2,18 +2,19 @@
 // once per version of the file on disk. Values are decrypted per request and not kept. A file is
 // re-checked at most every 250 ms by its inode, size and times, so edits by the admin commands
 // or by `sops` itself are picked up within a second; a file that fails verification stays
-// refused until it changes again.
+// refused until it changes again. Only encrypted values are served (servedValues).
 import { constants, promises as fs } from 'node:fs';
 import { openSopsFile, type SopsFile } from '../../sops/index.js';
 import type { StorePaths } from './layout.js';
-import type { SecretSource } from './secret-source.js';
+import type { SecretFile, SecretSource } from './secret-source.js';
+import { servedValues } from './served-values.js';
 
 const RECHECK_MS = 250;
 
 interface Cached {
   identity: string;
   checkedAt: number;
-  file: Promise<SopsFile | undefined>;
+  file: Promise<SecretFile | undefined>;
 }
 
 export class SopsSecretStore implements SecretSource {
@@ -25,7 +26,7 @@ export class SopsSecretStore implements SecretSource {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async open(environment: string): Promise<SopsFile | undefined> {
+  async open(environment: string): Promise<SecretFile | undefined> {
     const now = this.now();
     const cached = this.#cache.get(environment);
     if (cached !== undefined && now - cached.checkedAt < RECHECK_MS) return cached.file;
@@ -36,7 +37,7 @@ export class SopsSecretStore implements SecretSource {
       cached.checkedAt = now;
       return cached.file;
     }
-    const opened = stat === undefined ? Promise.resolve(undefined) : readSopsFile(file, this.identities);
+    const opened = stat === undefined ? Promise.resolve(undefined) : readSopsFile(file, this.identities).then(servedValues);
     opened.catch(() => undefined); // a refusal is cached too; each request awaits and reports it
     this.#cache.set(environment, { identity, checkedAt: now, file: opened });
     return opened;

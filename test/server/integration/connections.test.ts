@@ -64,7 +64,8 @@ describe('timeouts', () => {
   it('closes a connection that never sends a byte once the headers timeout has passed', async () => {
     const connection = await open(portOf(server));
     await connection.ended;
-    expect(connection.received).toBe('');
+    // Closed by our guard (nothing sent) or, when node:http's own check comes first, with a 408.
+    expect(connection.received).toMatch(/^$|^HTTP\/1\.1 408 /);
   });
 
   it('keeps a connection that sends its request in time', async () => {
