@@ -13,7 +13,10 @@
 // token freshly generated for the round (no usage limit unless --usage-limit is given, in which
 // case every read also appends a synced use to the token state log), audit log on.
 //
-// Usage: npm run build && node bench/server.mjs [--rounds 5] [--seconds 3] [--warmup 1] [--clients 50] [--usage-limit N]
+// Then the same reads with and without IDLE idle connections held open (bench/idle-connections.mjs),
+// alternating, to show what an idle-connection flood costs the clients that read.
+//
+// Usage: npm run build && node bench/server.mjs [--rounds 5] [--seconds 3] [--warmup 1] [--clients 50] [--usage-limit N] [--idle 5000]
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +31,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '1' },
     clients: { type: 'string', default: '50' },
     'usage-limit': { type: 'string' },
+    idle: { type: 'string', default: '5000' },
     // Internal: run as the load generator against one URL and print one JSON line.
     load: { type: 'string' },
   },
@@ -119,7 +123,8 @@ cli(['secret', 'set', 'bench', 'BENCH_SECRET'], 'bench-value-0123456789');
 const apiKey = /^key: (\S+)$/m.exec(cli(['apikey', 'create', '--name', 'bench', '--environment', 'bench', '--key-pattern', 'BENCH_*', '--max-ttl', '60']))[1];
 
 const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR] : [];
-const serverUrl = await start(process.execPath, [...profile, BIN, 'serve', '--store', store, '--port', '0'], /listening on (\S+)\n/);
+// The cap is raised above the idle connections held below, so that they are held, not evicted.
+const serverUrl = await start(process.execPath, [...profile, BIN, 'serve', '--store', store, '--port', '0', '--max-connections', '8192'], /listening on (\S+)\n/);
 
 const bareScript = path.join(root, 'bare.mjs');
 writeFileSync(
@@ -185,6 +190,37 @@ console.log(
     `range ${Math.min(...rounds.map((r) => r.ratio)).toFixed(2)}-${Math.max(...rounds.map((r) => r.ratio)).toFixed(2)}) (target: at least 0.50)`,
 );
 console.log(`audit log: ${statSync(path.join(store, 'audit.log')).size} bytes written; ${errors} non-200 answers`);
+
+const IDLE = Number(flags.idle);
+if (IDLE > 0) {
+  const { startIdleHolder } = await import('./idle-connections.mjs');
+  console.log(`\nsecrets-server reads with ${IDLE} idle connections held open (from many 127.4.x.y addresses, reopened when closed):`);
+  const idleRounds = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const token = await freshToken();
+    const measureHeld = async () => {
+      const holder = await startIdleHolder(serverUrl, IDLE);
+      try {
+        return await measure(serverUrl, SECRET_PATH, token);
+      } finally {
+        await holder.stop();
+      }
+    };
+    let without, held;
+    if (round % 2 === 0) {
+      without = await measure(serverUrl, SECRET_PATH, token);
+      held = await measureHeld();
+    } else {
+      held = await measureHeld();
+      without = await measure(serverUrl, SECRET_PATH, token);
+    }
+    idleRounds.push({ without, held, ratio: held.rate / without.rate });
+    console.log(`round ${round + 1}: without ${without.rate.toFixed(0)}/s p99 ${without.p99.toFixed(2)} ms, with ${IDLE} idle ${held.rate.toFixed(0)}/s p99 ${held.p99.toFixed(2)} ms${held.errors ? ` (${held.errors} non-200)` : ''}, ratio ${(held.rate / without.rate).toFixed(2)}`);
+  }
+  console.log(row(`without idle connections`, { rate: median(idleRounds.map((r) => r.without.rate)), p99: median(idleRounds.map((r) => r.without.p99)) }));
+  console.log(row(`with ${IDLE} idle`, { rate: median(idleRounds.map((r) => r.held.rate)), p99: median(idleRounds.map((r) => r.held.p99)) }));
+  console.log(`ratio with/without idle connections: ${median(idleRounds.map((r) => r.ratio)).toFixed(2)} (target: at least 0.80)`);
+}
 
 const [server] = children;
 server.kill('SIGTERM');
