@@ -16,8 +16,8 @@ export interface CliIo {
   stderr: Writable;
   /** Resolves with the signal's name when the server should stop. */
   untilStopped: () => Promise<string>;
-  /** Calls `reload` on every SIGHUP (serve only; without it SIGHUP keeps its default). */
-  onHangup?: (reload: () => void) => void;
+  /** Calls `reload` on every SIGHUP until the returned function is called (serve only). */
+  onHangup?: (reload: () => void) => () => void;
 }
 
 export const EXIT_OK = 0;
@@ -137,7 +137,10 @@ export async function main(): Promise<void> {
     new Promise<string>((resolve) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal));
     });
-  const onHangup = (reload: () => void) => void process.on('SIGHUP', reload);
+  const onHangup = (reload: () => void) => {
+    process.on('SIGHUP', reload);
+    return () => void process.off('SIGHUP', reload);
+  };
   process.exitCode = await runCli(process.argv.slice(2), { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, untilStopped, onHangup });
 }
 

@@ -6,20 +6,21 @@ import { RwsError } from '../errors.js';
 export type Reload = () => Promise<void> | void;
 
 export class ReloadHooks {
-  readonly #hooks: Array<{ name: string; run: Reload }> = [];
+  readonly #hooks: Array<{ name: string; run: Reload; done: string }> = [];
 
-  add(name: string, run: Reload): void {
-    this.#hooks.push({ name, run });
+  /** `name` is what is reloaded, as the log lines say it: `SIGHUP, <name> <done>`. */
+  add(name: string, run: Reload, done = 'reloaded'): void {
+    this.#hooks.push({ name, run, done });
   }
 
   /** Runs every reload in order; each failure is reported and the rest still run. */
   async runAll(log: (line: string) => void): Promise<void> {
-    for (const { name, run } of this.#hooks) {
+    for (const { name, run, done } of this.#hooks) {
       try {
         await run();
-        log(`secrets-server: SIGHUP: reloaded ${name}`);
+        log(`secrets-server: SIGHUP, ${name} ${done}`);
       } catch (error) {
-        log(`secrets-server: SIGHUP: kept the old ${name}: ${describeFailure(error)}`);
+        log(`secrets-server: SIGHUP, kept the old ${name}: ${describeFailure(error)}`);
       }
     }
   }

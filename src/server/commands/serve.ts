@@ -42,7 +42,7 @@ type ServeOptions = ListenOptions & { auditLog?: string; tlsFiles?: TlsFiles };
 async function serveStore(paths: StorePaths, options: ServeOptions, io: CliIo): Promise<number> {
   // SIGHUP runs these; whatever must be reopened or re-read on reload registers here.
   const reloads = new ReloadHooks();
-  io.onHangup?.(() => void reloads.runAll((line) => void io.stderr.write(`${line}\n`)));
+  const stopReloading = io.onHangup?.(() => void reloads.runAll((line) => void io.stderr.write(`${line}\n`)));
   const identities = await resolveIdentities(paths, io.env);
   const tokens = new TokenAuthority(await importTokenKey(await resolveJwtSecret(paths, io.env)));
   const pepper = await resolvePepper(paths);
@@ -67,5 +67,6 @@ async function serveStore(paths: StorePaths, options: ServeOptions, io: CliIo): 
   const signal = await io.untilStopped();
   log(`secrets-server: ${signal}, closing`);
   await server.close();
+  stopReloading?.();
   return EXIT_OK;
 }

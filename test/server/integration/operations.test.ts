@@ -61,13 +61,13 @@ describe('SIGHUP', () => {
       await copyFile(second.cert, live.cert);
       await copyFile(second.key, live.key);
       server.process.kill('SIGHUP');
-      await until(async () => server.stderr().includes('reloaded TLS certificate and key'));
+      await until(async () => server.stderr().includes('SIGHUP, TLS certificate and key reloaded'));
       expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
 
       // A renewal gone wrong: the key of another certificate. The old pair stays.
       await copyFile(first.key, live.key);
       server.process.kill('SIGHUP');
-      await until(async () => server.stderr().includes('kept the old TLS certificate and key'));
+      await until(async () => server.stderr().includes('SIGHUP, kept the old TLS certificate and key'));
       expect(server.stderr()).toMatch(/kept the old TLS certificate and key: RWS_TLS_INVALID: .*live\.crt.*live\.key/);
       expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
       // Swapped files, then a missing one: the same.
