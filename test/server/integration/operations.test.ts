@@ -199,6 +199,14 @@ describe('metrics and the request log', () => {
     }
   });
 
+  it('refuses bad --max-connections and --headers-timeout values', async () => {
+    for (const [flag, value] of [['--max-connections', '0'], ['--max-connections', '-5'], ['--max-connections', '1.5'], ['--max-connections', 'many'], ['--headers-timeout', '0'], ['--headers-timeout', '601'], ['--headers-timeout', '2.5']]) {
+      const result = await cli(['serve', '--store', store.dir, '--port', '0', flag as string, value as string]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: Expected ${flag} to be `));
+    }
+  });
+
   it('refuses a --metrics-listen that is not HOST:PORT', async () => {
     for (const bad of ['9464', 'localhost', '127.0.0.1:99999', '[nothex]:1']) {
       const result = await cli(['serve', '--store', store.dir, '--metrics-listen', bad]);
