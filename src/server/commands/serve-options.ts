@@ -1,12 +1,12 @@
 // The operational flags of `serve`, checked before anything starts: the connection cap, the
-// metrics listener, the request log format and the headers timeout.
+// metrics listener, the request log format and the headers and request timeouts.
 import type { CliIo } from '../cli.js';
 import { DEFAULT_MAX_CONNECTIONS } from '../http/connections.js';
 import { parseListenAddress } from '../http/metrics-listener.js';
 import type { ListenOptions } from '../http/server.js';
 import { ServerUsageError } from '../usage-error.js';
 
-export function operationOptions(args: Record<string, unknown>, io: CliIo): Pick<ListenOptions, 'maxConnections' | 'metricsListen' | 'requestLog' | 'headersTimeoutMs'> {
+export function operationOptions(args: Record<string, unknown>, io: CliIo): Pick<ListenOptions, 'maxConnections' | 'metricsListen' | 'requestLog' | 'headersTimeoutMs' | 'requestTimeoutMs'> {
   const maxConnections = (args['max-connections'] as number | undefined) ?? DEFAULT_MAX_CONNECTIONS;
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
     throw new ServerUsageError(`Expected --max-connections to be a positive integer, got ${String(args['max-connections'])}`);
@@ -15,7 +15,11 @@ export function operationOptions(args: Record<string, unknown>, io: CliIo): Pick
   if (!Number.isSafeInteger(headersTimeout) || headersTimeout < 1 || headersTimeout > 600) {
     throw new ServerUsageError(`Expected --headers-timeout to be an integer from 1 to 600 seconds, got ${String(args['headers-timeout'])}`);
   }
+  const requestTimeout = (args['request-timeout'] as number | undefined) ?? 30;
+  if (!Number.isSafeInteger(requestTimeout) || requestTimeout < headersTimeout || requestTimeout > 3600) {
+    throw new ServerUsageError(`Expected --request-timeout to be an integer from --headers-timeout (${headersTimeout}) to 3600 seconds, got ${String(args['request-timeout'])}`);
+  }
   const metricsListen = args['metrics-listen'] === undefined ? undefined : parseListenAddress(String(args['metrics-listen']), '--metrics-listen');
   const requestLog = args['log-format'] === 'json' ? (line: string) => void io.stdout.write(`${line}\n`) : undefined;
-  return { maxConnections, metricsListen, requestLog, headersTimeoutMs: headersTimeout * 1000 };
+  return { maxConnections, metricsListen, requestLog, headersTimeoutMs: headersTimeout * 1000, requestTimeoutMs: requestTimeout * 1000 };
 }

@@ -22,6 +22,8 @@ export interface ListenOptions {
   maxConnections?: number;
   /** How long a client may take to send a request's headers, and to start one on a new connection. */
   headersTimeoutMs?: number;
+  /** How long a client may take to send a whole request, body included. */
+  requestTimeoutMs?: number;
   /** Serve GET /metrics on this separate address. */
   metricsListen?: { host: string; port: number };
   /** One JSON line per request (`--log-format json`). */
@@ -58,9 +60,9 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   const app = observer.wrap(createApp({ ...deps, secrets, observe: observer.observe }));
   // node:http checks the headers and request timeouts only every connectionsCheckingInterval
   // (30 s by default): slow headers were held 36-40 s against a 10 s timeout. Every second cuts
-  // them within a second of the timeout.
+  // slow headers and slow bodies within a second of their timeout.
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
-  const timing = { connectionsCheckingInterval: 1_000, headersTimeout, requestTimeout: Math.max(30_000, headersTimeout) };
+  const timing = { connectionsCheckingInterval: 1_000, headersTimeout, requestTimeout: Math.max(options.requestTimeoutMs ?? 30_000, headersTimeout) };
   const server: Server = options.tls ? createHttpsServer({ ...timing, ...TLS_OPTIONS, cert: options.tls.cert, key: options.tls.key }, app) : createHttpServer(timing, app);
   server.keepAliveTimeout = 5_000;
   const guard = new ConnectionGuard({ maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, firstRequestMs: headersTimeout });

@@ -44,7 +44,7 @@ function open(port: number, localAddress = '127.0.0.1'): Promise<RawConnection> 
 describe('timeouts', () => {
   let server: RunningServer;
   beforeAll(async () => {
-    server = await startServer(store, ['--headers-timeout', '2']);
+    server = await startServer(store, ['--headers-timeout', '2', '--request-timeout', '3']);
   });
   afterAll(async () => {
     await server?.stop();
@@ -56,6 +56,15 @@ describe('timeouts', () => {
     const drip = setInterval(() => connection.socket.write('X-Slow: 1\r\n'), 200);
     // Before, node:http checked every 30 s: slow headers were held 36-40 s against 10 s, which
     // would outlast this test's 30 s timeout.
+    await connection.ended;
+    clearInterval(drip);
+    expect(connection.received).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('cuts a body sent a byte at a time with 408 at the request timeout', async () => {
+    const connection = await open(portOf(server));
+    connection.socket.write(`POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nAuthorization: Bearer rws_sk_${'0'.repeat(32)}\r\n\r\n{`);
+    const drip = setInterval(() => connection.socket.write(' '), 200);
     await connection.ended;
     clearInterval(drip);
     expect(connection.received).toMatch(/^HTTP\/1\.1 408 /);

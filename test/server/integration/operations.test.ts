@@ -199,8 +199,8 @@ describe('metrics and the request log', () => {
     }
   });
 
-  it('refuses bad --max-connections and --headers-timeout values', async () => {
-    for (const [flag, value] of [['--max-connections', '0'], ['--max-connections', '-5'], ['--max-connections', '1.5'], ['--max-connections', 'many'], ['--headers-timeout', '0'], ['--headers-timeout', '601'], ['--headers-timeout', '2.5']]) {
+  it('refuses bad --max-connections, --headers-timeout and --request-timeout values', async () => {
+    for (const [flag, value] of [['--max-connections', '0'], ['--max-connections', '-5'], ['--max-connections', '1.5'], ['--max-connections', 'many'], ['--headers-timeout', '0'], ['--headers-timeout', '601'], ['--headers-timeout', '2.5'], ['--request-timeout', '5000']]) {
       const result = await cli(['serve', '--store', store.dir, '--port', '0', flag as string, value as string]);
       expect(result.exitCode).toBe(2);
       expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: Expected ${flag} to be `));
