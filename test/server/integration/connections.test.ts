@@ -4,7 +4,7 @@
 import { connect, type Socket } from 'node:net';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
+import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 
 let store: TestStore;
 let apiKey: string;
@@ -86,6 +86,37 @@ describe('timeouts', () => {
 });
 
 describe('the connection cap', () => {
+  it('closes the connection idle for longest to admit a newcomer, and refuses one only when every connection is busy', async () => {
+    const server = await startServer(store, ['--max-connections', '2']);
+    const port = portOf(server);
+    try {
+      const oldest = await open(port);
+      const newer = await open(port);
+      // A newcomer at the cap: the oldest idle connection makes room, the newer one stays.
+      const newcomer = await open(port);
+      newcomer.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      await newcomer.ended;
+      expect(newcomer.received).toMatch(/^HTTP\/1\.1 200 /);
+      await oldest.ended;
+      expect(oldest.received).toBe('');
+      expect(newer.socket.destroyed).toBe(false);
+      newer.socket.destroy();
+      // Two requests in flight (their bodies never finish): a third connection is refused.
+      const busy = await Promise.all([open(port), open(port)]);
+      // node:http answers `Expect: 100-continue` as it dispatches the request: that is the sign
+      // that the request is in flight.
+      for (const { socket } of busy) socket.write('POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n{');
+      await until(async () => busy.every((connection) => connection.received.includes('100 Continue')));
+      const refused = await open(port);
+      await refused.ended;
+      expect(refused.received).toBe('');
+      for (const { socket } of busy) expect(socket.destroyed).toBe(false);
+      for (const { socket } of busy) socket.destroy();
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('reads secrets while 3,000 idle connections from 300 addresses press on a cap of 1,000: the idle ones are closed first', async () => {
     const server = await startServer(store, ['--max-connections', '1000']);
     const idle: RawConnection[] = [];
