@@ -3,7 +3,7 @@
 // request log. Real processes, real signals, a real TLS client.
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { connect } from 'node:tls';
@@ -75,6 +75,11 @@ describe('SIGHUP', () => {
       server.process.kill('SIGHUP');
       await until(async () => (server.stderr().match(/kept the old/g) ?? []).length >= 2);
       expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
+      await rm(live.key);
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr().includes('RWS_TLS_UNREADABLE: cannot read --tls-key'));
+      expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
+      expect(server.stderr()).not.toContain('-----BEGIN');
       expect(server.process.exitCode).toBeNull();
     } finally {
       expect(await server.stop()).toBe(0);
