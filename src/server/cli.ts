@@ -72,7 +72,7 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .option('tls-key', { type: 'string', requiresArg: true, description: 'PEM private key of --tls-cert; re-read on SIGHUP' })
           .option('audit-log', { type: 'string', requiresArg: true, description: 'the audit log file (default: audit.log in the store)' })
           .option('insecure-listen', { type: 'boolean', description: 'allow plain HTTP on a non-loopback address' })
-          .option('max-connections', { type: 'number', requiresArg: true, description: 'open client connections at most; idle ones are closed first when full (default: 4096)' })
+          .option('max-connections', { type: 'number', requiresArg: true, description: 'open client connections at most; idle ones are closed first when full (default: 4096, or less when ulimit -n is lower)' })
           .option('headers-timeout', { type: 'number', requiresArg: true, description: 'seconds a client may take to send its request headers, or to start a request on a new connection (default: 10)' })
           .option('request-timeout', { type: 'number', requiresArg: true, description: 'seconds a client may take to send a whole request, body included (default: 30)' })
           .option('metrics-listen', { type: 'string', requiresArg: true, description: 'serve GET /metrics (Prometheus) on this HOST:PORT, e.g. 127.0.0.1:9464' })

@@ -2,14 +2,23 @@
 // metrics listener, the request log format and the headers and request timeouts.
 import type { CliIo } from '../cli.js';
 import { DEFAULT_MAX_CONNECTIONS } from '../http/connections.js';
+import { capAllowedBy, openFileLimit } from '../http/fd-limit.js';
 import { parseListenAddress } from '../http/metrics-listener.js';
 import type { ListenOptions } from '../http/server.js';
 import { ServerUsageError } from '../usage-error.js';
 
 export function operationOptions(args: Record<string, unknown>, io: CliIo): Pick<ListenOptions, 'maxConnections' | 'metricsListen' | 'requestLog' | 'headersTimeoutMs' | 'requestTimeoutMs'> {
-  const maxConnections = (args['max-connections'] as number | undefined) ?? DEFAULT_MAX_CONNECTIONS;
-  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
+  const asked = args['max-connections'] as number | undefined;
+  if (asked !== undefined && (!Number.isSafeInteger(asked) || asked < 1)) {
     throw new ServerUsageError(`Expected --max-connections to be a positive integer, got ${String(args['max-connections'])}`);
+  }
+  const limit = openFileLimit();
+  const allowed = capAllowedBy(limit);
+  let maxConnections = asked ?? DEFAULT_MAX_CONNECTIONS;
+  if (allowed !== undefined && maxConnections > allowed) {
+    // Past the open-file limit every client is reset (EMFILE): a lower cap evicts idle ones instead.
+    if (asked !== undefined) io.stderr.write(`secrets-server: warning RWS_CONNECTIONS_LIMITED: --max-connections ${asked} is above what the open-file limit (${limit}) allows; using ${allowed} (raise ulimit -n)\n`);
+    maxConnections = allowed;
   }
   const headersTimeout = (args['headers-timeout'] as number | undefined) ?? 10;
   if (!Number.isSafeInteger(headersTimeout) || headersTimeout < 1 || headersTimeout > 600) {

@@ -1,10 +1,11 @@
 // Connections as an attacker uses them, with real sockets: slow headers, connections that never
 // send anything, and thousands of idle connections from many loopback addresses while a client
 // goes on reading secrets.
+import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { BIN, call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 
 let store: TestStore;
 let apiKey: string;
@@ -140,6 +141,66 @@ describe('the connection cap', () => {
     } finally {
       for (const { socket } of idle) socket.destroy();
       await reader.close();
+      await server.stop();
+    }
+  });
+});
+
+describe('the open-file limit', () => {
+  /** `serve` under `ulimit -n 200`; resolves with its URL and a stop function. */
+  async function serveLimited(extra: string[]): Promise<{ url: string; stderr: () => string; stop: () => Promise<void> }> {
+    const child = spawn('sh', ['-c', 'ulimit -n 200 && exec "$0" "$@"', BIN, 'serve', '--store', store.dir, '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /listening on (\S+)\n/.exec(out);
+        if (match?.[1]) resolve(match[1]);
+      });
+      void exited.then(() => reject(new Error(`server exited: ${stderr}`)));
+    });
+    return { url, stderr: () => stderr, stop: async () => void (child.kill('SIGTERM'), await exited) };
+  }
+
+  it('keeps the cap under ulimit -n, so 400 idle connections never run the server out of descriptors while a client reads', async () => {
+    const server = await serveLimited([]);
+    const idle: RawConnection[] = [];
+    try {
+      const t = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+      // Every read on a new connection: that is what the descriptor limit used to reset.
+      let readers = 0;
+      const read = async () => {
+        const reader = new Agent({ localAddress: `127.0.10.${++readers}` });
+        try {
+          return await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t, dispatcher: reader });
+        } catch {
+          return { status: 0 };
+        } finally {
+          await reader.close();
+        }
+      };
+      const statuses: number[] = [];
+      for (let batch = 0; batch < 8; batch++) {
+        const opened = await Promise.all(Array.from({ length: 50 }, (_, i) => open(Number(new URL(server.url).port), `127.5.${batch}.${i + 1}`).catch(() => undefined)));
+        for (const connection of opened) if (connection !== undefined) idle.push(connection);
+        statuses.push((await read()).status);
+      }
+      expect(statuses).toEqual(Array(8).fill(200));
+      expect(server.stderr()).not.toMatch(/EMFILE|internal error/);
+    } finally {
+      for (const { socket } of idle) socket.destroy();
+      await server.stop();
+    }
+  });
+
+  it('warns when --max-connections is above what the limit allows, and uses what it allows', async () => {
+    const server = await serveLimited(['--max-connections', '5000']);
+    try {
+      expect(server.stderr()).toContain('secrets-server: warning RWS_CONNECTIONS_LIMITED: --max-connections 5000 is above what the open-file limit (200) allows; using 136 (raise ulimit -n)');
+    } finally {
       await server.stop();
     }
   });

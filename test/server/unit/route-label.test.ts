@@ -44,3 +44,17 @@ describe('parseListenAddress', () => {
     }
   });
 });
+
+describe('openFileLimit', () => {
+  it('reads the soft limit of /proc/self/limits, and nothing from anything else', async () => {
+    const { openFileLimit, capAllowedBy } = await import('../../../src/server/http/fd-limit.js');
+    const row = (soft: string) => `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${soft}                20000                files\n`;
+    expect(openFileLimit(row('1024'))).toBe(1024);
+    expect(openFileLimit(row('unlimited'))).toBeUndefined();
+    for (const hostile of ['', 'Max open files', 'Max open files -1 2 files', 'max open files 10 10 files', `Max open files ${'9'.repeat(5000)}x`]) expect(openFileLimit(hostile)).toBeUndefined();
+    expect(capAllowedBy(1024)).toBe(960);
+    expect(capAllowedBy(10)).toBe(1);
+    expect(capAllowedBy(undefined)).toBeUndefined();
+    expect(typeof (openFileLimit() ?? 0)).toBe('number');
+  });
+});
