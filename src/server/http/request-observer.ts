@@ -25,13 +25,14 @@ export function observeRequests(options: RequestObserverOptions): { observe: Exc
     return (req, res) => {
       const time = new Date();
       const started = process.hrtime.bigint();
+      const client = req.socket.remoteAddress ?? 'unknown'; // gone once the socket is destroyed
       res.once('close', () => {
         const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
         const route = routeLabel(req.url);
         options.metrics?.observeRequest(route, res.statusCode, durationMs / 1000);
         if (options.requestLog !== undefined) {
           const apiKeyId = outcomes.get(req)?.seen.api_key_id ?? null;
-          options.requestLog(requestLogLine({ time, method: req.method ?? '', route, status: res.statusCode, durationMs, apiKeyId, client: req.socket.remoteAddress ?? 'unknown' }));
+          options.requestLog(requestLogLine({ time, method: req.method ?? '', route, status: res.statusCode, durationMs, apiKeyId, client }));
         }
       });
       app(req, res);
