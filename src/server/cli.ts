@@ -2,10 +2,12 @@
 // process's streams, its signals and its exit code; `runCli` takes them as parameters so the
 // whole CLI runs in tests. Each subcommand lives in commands/ and is loaded only when chosen.
 import type { Readable, Writable } from 'node:stream';
+import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { RwsError, UsageError } from '../errors.js';
 import type { Env } from './config.js';
 import { ServerUsageError } from './usage-error.js';
+import { explainSystemError } from './system-errors.js';
 
 export interface CliIo {
   env: Env;
@@ -14,6 +16,8 @@ export interface CliIo {
   stderr: Writable;
   /** Resolves with the signal's name when the server should stop. */
   untilStopped: () => Promise<string>;
+  /** Calls `reload` on every SIGHUP until the returned function is called (serve only). */
+  onHangup?: (reload: () => void) => () => void;
 }
 
 export const EXIT_OK = 0;
@@ -25,37 +29,43 @@ type Args = Record<string, unknown>;
 
 function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => Argv {
   const store = {
-    store: { type: 'string', requiresArg: true, description: 'store directory (default: $VANTA_SOPS_FILES_PATH)' },
-    'database-url': { type: 'string', requiresArg: true, description: 'keep the state in PostgreSQL (or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE); default: SQLite state.db in the store' },
+    store: { type: 'string', requiresArg: true, description: 'the store directory (default: $VANTA_SOPS_FILES_PATH)' },
+    'database-url': { type: 'string', requiresArg: true, description: 'keep the state in PostgreSQL (or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE; prefer those: argv is visible to others); default: SQLite state.db in the store' },
   } as const;
+  const allowName = { type: 'string', array: true, requiresArg: true, description: 'let this protected name (e.g. PATH, LD_PRELOAD) through; repeat for several' } as const;
   const on = (load: () => Promise<(args: Args, io: CliIo) => Promise<number>>) => (args: Args) => choose(async () => (await load())(args, io));
   return (cli) =>
     cli
-      .command('init', 'create the store, an age identity, a JWT signing secret and an API-key pepper', (y) => y.options(store), on(async () => (await import('./commands/init.js')).init))
+      .command('init', 'create the store, an age identity, a JWT signing secret and an API-key pepper', (y) =>
+        y.options(store).example('$0 init --store /srv/vault', 'make the store; prints the environment to start the server with'), on(async () => (await import('./commands/init.js')).init))
       .command('secret', 'manage the secrets of an environment', (y) =>
         y
           .options(store)
-          .command('set <environment> <name>', 'set one secret; the value is read from stdin', (z) => z.option('allow-name', { type: 'string', array: true, description: 'let a protected name through' }), on(async () => (await import('./commands/secret.js')).secretSet))
+          .command('set <environment> <name>', 'set one secret; the value is read from stdin', (z) =>
+            z.positional('environment', { description: 'the environment (its file is ENV.enc.yaml)' }).positional('name', { description: 'the secret name, [A-Za-z_][A-Za-z0-9_]*' })
+              .option('allow-name', allowName).example('printf %s "$DB_PASSWORD" | $0 secret set production DB_PASSWORD', 'the value never appears on the command line'), on(async () => (await import('./commands/secret.js')).secretSet))
           .command('import <environment>', 'set many secrets from stdin in one write', (z) =>
-            z.option('format', { choices: ['dotenv', 'json'], default: 'dotenv' }).option('allow-name', { type: 'string', array: true, description: 'let a protected name through' }), on(async () => (await import('./commands/secret.js')).secretImport))
-          .command('list <environment>', 'list the names (never the values)', (z) => z, on(async () => (await import('./commands/secret.js')).secretList))
-          .command('rm <environment> <name>', 'remove one secret', (z) => z, on(async () => (await import('./commands/secret.js')).secretRemove))
-          .demandCommand(1, 'name a secret subcommand'),
+            z.option('format', { choices: ['dotenv', 'json'], default: 'dotenv', description: 'how stdin is written: a .env file, or a JSON object of NAME: "value"' }).option('allow-name', allowName)
+              .example('$0 secret import production < .env', 'all names are checked before anything is written'), on(async () => (await import('./commands/secret.js')).secretImport))
+          .command('list <environment>', 'list the names (never the values); marks names the API will never serve', (z) => z.example('$0 secret list production', ''), on(async () => (await import('./commands/secret.js')).secretList))
+          .command('rm <environment> <name>', 'remove one secret', (z) => z.example('$0 secret rm production OLD_TOKEN', ''), on(async () => (await import('./commands/secret.js')).secretRemove))
+          .demandCommand(1, 'name a secret subcommand: set, import, list or rm'),
       )
       .command('apikey', 'manage API keys', (y) =>
         y
           .options(store)
           .command('create', 'create an API key and print it once', (z) =>
             z
-              .option('name', { type: 'string', demandOption: true, requiresArg: true })
-              .option('environment', { type: 'string', array: true, requiresArg: true, description: 'an environment it may read (read keys)' })
-              .option('key-pattern', { type: 'string', array: true, requiresArg: true, description: 'a glob of names it may read (read keys)' })
+              .option('name', { type: 'string', demandOption: true, requiresArg: true, description: 'who or what uses the key (shown by apikey list)' })
+              .option('environment', { type: 'string', array: true, requiresArg: true, description: 'an environment the key may mint tokens for; repeat for several (read keys)' })
+              .option('key-pattern', { type: 'string', array: true, requiresArg: true, description: 'a glob of the names the key may grant (*, ?); repeat for several (read keys)' })
               .option('admin', { type: 'boolean', description: 'an admin key: manages keys, tokens and secrets over HTTP, reads the audit trail; never reads a secret' })
               .option('max-ttl', { type: 'number', requiresArg: true, description: 'longest token lifetime in minutes (server maximum 60)' })
-              .option('expires-at', { type: 'string', requiresArg: true, description: 'ISO 8601 time after which the key stops working' }), on(async () => (await import('./commands/apikey.js')).apikeyCreate))
-          .command('list', 'list API keys (never the keys themselves)', (z) => z.option('json', { type: 'boolean', description: 'one JSON object per line' }), on(async () => (await import('./commands/apikey.js')).apikeyList))
-          .command('revoke <id>', 'revoke an API key and the tokens it issued', (z) => z, on(async () => (await import('./commands/apikey.js')).apikeyRevoke))
-          .demandCommand(1, 'name an apikey subcommand'),
+              .option('expires-at', { type: 'string', requiresArg: true, description: 'ISO 8601 time after which the key stops working' })
+              .example("$0 apikey create --name ci --environment production --key-pattern 'DB_*' --max-ttl 15", 'prints id: ak_… and key: rws_sk_… once'), on(async () => (await import('./commands/apikey.js')).apikeyCreate))
+          .command('list', 'list API keys (never the keys themselves)', (z) => z.option('json', { type: 'boolean', description: 'one JSON object per line' }).example('$0 apikey list --json', ''), on(async () => (await import('./commands/apikey.js')).apikeyList))
+          .command('revoke <id>', 'revoke an API key and the tokens it issued', (z) => z.positional('id', { description: 'the ak_… id from apikey list' }).example('$0 apikey revoke ak_0123456789abcdef', ''), on(async () => (await import('./commands/apikey.js')).apikeyRevoke))
+          .demandCommand(1, 'name an apikey subcommand: create, list or revoke'),
       )
       .command('db', 'the state database: schema and imports', (y) =>
         y
@@ -86,26 +96,49 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
       .command('serve', 'serve the vault API', (y) =>
         y
           .options(store)
-          .option('host', { type: 'string', default: '127.0.0.1', requiresArg: true })
-          .option('port', { type: 'number', default: 8200, requiresArg: true })
-          .option('tls-cert', { type: 'string', requiresArg: true })
-          .option('tls-key', { type: 'string', requiresArg: true })
+          .option('host', { type: 'string', default: '127.0.0.1', requiresArg: true, description: 'the address to listen on; anything but loopback needs TLS' })
+          .option('port', { type: 'number', default: 8200, requiresArg: true, description: 'the port (0: any free port, printed in the ready line)' })
+          .option('tls-cert', { type: 'string', requiresArg: true, description: 'PEM certificate (chain) for HTTPS; re-read on SIGHUP' })
+          .option('tls-key', { type: 'string', requiresArg: true, description: 'PEM private key of --tls-cert; re-read on SIGHUP' })
           .option('audit-log', { type: 'string', requiresArg: true, description: 'also write every audit row to FILE as a JSON line (reopened on SIGHUP, for logrotate)' })
-          .option('insecure-listen', { type: 'boolean', description: 'allow plain HTTP on a non-loopback address' }), on(async () => (await import('./commands/serve.js')).serve))
+          .option('insecure-listen', { type: 'boolean', description: 'allow plain HTTP on a non-loopback address' })
+          .option('max-connections', { type: 'number', requiresArg: true, description: 'open client connections at most; idle ones are closed first when full (default: 4096, or less when ulimit -n is lower)' })
+          .option('headers-timeout', { type: 'number', requiresArg: true, description: 'seconds a client may take to send its request headers, or to start a request on a new connection (default: 10)' })
+          .option('request-timeout', { type: 'number', requiresArg: true, description: 'seconds a client may take to send a whole request, body included (default: 30)' })
+          .option('metrics-listen', { type: 'string', requiresArg: true, description: 'serve GET /metrics (Prometheus) on this HOST:PORT, e.g. 127.0.0.1:9464' })
+          .option('log-format', { choices: ['text', 'json'], default: 'text', description: 'json: one line per request on stdout (time, method, route, status, duration, API key id, client)' })
+          .example('$0 serve', 'http://127.0.0.1:8200, store from $VANTA_SOPS_FILES_PATH, state in its state.db')
+          .example('$0 serve --host 0.0.0.0 --port 8443 --tls-cert cert.pem --tls-key key.pem', 'HTTPS for a team; kill -HUP reloads a renewed certificate')
+          .example('RWS_DATABASE_URL_FILE=/etc/rws/db-url $0 serve', 'a replica: the state in PostgreSQL')
+          .example('$0 serve --metrics-listen 127.0.0.1:9464 --log-format json', 'metrics for a local scraper, request log for a shipper'), on(async () => (await import('./commands/serve.js')).serve))
       .demandCommand(1, 'name a command')
+      .epilogue('The vault of run-with-secrets: secrets in SOPS files (age), API keys, short-lived scoped tokens, an audit log. Every command takes -h.')
       .strict()
       .help()
-      .version(false)
+      .alias('h', 'help')
+      .version(packageVersion())
       .exitProcess(false)
       .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false });
+}
+
+/** The package's version, from the package.json two levels above dist/server/. */
+function packageVersion(): string {
+  try {
+    const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+    return String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let action: Action | undefined;
   try {
     const cli = commands(io, (chosen) => (action = chosen))(yargs().scriptName('secrets-server').wrap(100));
+    // No arguments at all: the usage page, not an error.
+    const words = argv.length === 0 ? ['--help'] : [...argv];
     const output = await new Promise<string>((resolve, reject) => {
-      void cli.parse([...argv], {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message, 'see secrets-server --help')) : resolve(text)));
+      void cli.parse(words, {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message, 'see secrets-server --help')) : resolve(text)));
     });
     if (action === undefined) {
       io.stdout.write(output.endsWith('\n') || output === '' ? output : `${output}\n`);
@@ -118,15 +151,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 }
 
-function reportError(stderr: Writable, error: unknown): void {
+/** One line, in the wrapper's form: `secrets-server: error CODE: message (hint: …)`. */
+function reportError(stderr: Writable, raw: unknown): void {
+  const error = raw instanceof RwsError ? raw : (explainSystemError(raw) ?? raw);
   if (error instanceof RwsError) {
-    stderr.write(`secrets-server: ${error.message} (${error.code})\n`);
-    if (error.hint) stderr.write(`  hint: ${error.hint}\n`);
+    stderr.write(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}\n`);
     return;
   }
   // Unknown errors: name and code only; their message might hold data.
   const code = (error as { code?: unknown } | undefined)?.code;
-  stderr.write(`secrets-server: internal error (${error instanceof Error ? error.name : 'unknown'}${typeof code === 'string' ? ` ${code}` : ''})\n`);
+  stderr.write(`secrets-server: error RWS_INTERNAL: internal error (${error instanceof Error ? error.name : 'unknown'}${typeof code === 'string' ? ` ${code}` : ''}) (hint: please report this with the command line, not the secrets)\n`);
 }
 
 export async function main(): Promise<void> {
@@ -135,7 +169,11 @@ export async function main(): Promise<void> {
     new Promise<string>((resolve) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal));
     });
-  process.exitCode = await runCli(process.argv.slice(2), { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, untilStopped });
+  const onHangup = (reload: () => void) => {
+    process.on('SIGHUP', reload);
+    return () => void process.off('SIGHUP', reload);
+  };
+  process.exitCode = await runCli(process.argv.slice(2), { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, untilStopped, onHangup });
 }
 
 /** `secrets-server apikey list | head`: a reader that goes away is not a crash. */

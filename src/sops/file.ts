@@ -6,7 +6,7 @@ import { invalid, SopsError } from './errors.js';
 import { nowRfc3339 } from './go-time.js';
 import { computeMac, encryptMac, verifyMac } from './mac.js';
 import { readMetadata, type SopsMetadata } from './metadata.js';
-import { shouldBeEncrypted } from './rules.js';
+import { ruleLeavingUnencrypted, shouldBeEncrypted } from './rules.js';
 import { topEntries, walkDocuments } from './tree.js';
 import { openSealedValue, sealValue, typed, type SealedValue } from './values.js';
 import { checkWritable, keyNode, restampMetadata, valueNode } from './write.js';
@@ -17,6 +17,17 @@ export interface SopsFile {
   readonly names: string[];
   /** Top-level keys whose value is a map, a list or null: never served, but covered by the MAC. */
   readonly skipped: string[];
+  /**
+   * Names (also in `names`) whose value is not encrypted: written in plain text because the
+   * file's rule leaves them so, or empty (sops never encrypts an empty string). Their names are
+   * not authenticated (the MAC covers values, not keys; only an encrypted value's AAD binds its
+   * name), and an empty value or a plaintext one under mac_only_encrypted adds nothing to the MAC,
+   * so anyone who can edit the file can add such a value without any key material. Consumers that
+   * serve or inject secrets skip these.
+   */
+  readonly unprotected: string[];
+  /** The file's rule, described, when it would leave the top-level `name` unencrypted. */
+  ruleLeavingUnencrypted(name: string): string | undefined;
   /** Decrypts one top-level scalar on demand; the plaintext is not kept. */
   decrypt(name: string): string;
   /** All top-level scalars, in file order. */
@@ -81,6 +92,7 @@ interface ScalarEntry {
 class VerifiedSopsFile implements SopsFile {
   readonly names: string[] = [];
   readonly skipped: string[] = [];
+  readonly unprotected: string[] = [];
   // Private fields stay out of util.inspect and JSON, so the data key is not logged by accident.
   readonly #parsed: Parsed;
   readonly #key: Uint8Array;
@@ -114,8 +126,13 @@ class VerifiedSopsFile implements SopsFile {
         continue;
       }
       this.names.push(name);
+      if (sealed === undefined) this.unprotected.push(name);
       this.#scalars.set(name, { node: value, sealed });
     }
+  }
+
+  ruleLeavingUnencrypted(name: string): string | undefined {
+    return ruleLeavingUnencrypted(this.#parsed.meta.rule, name);
   }
 
   decrypt(name: string): string {

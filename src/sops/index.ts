@@ -4,3 +4,4 @@ export { SopsError, type SopsErrorCode } from './errors.js';
 export { parseAgeIdentities, loadAgeIdentities, identityToRecipient } from './age-keys.js';
 export { openSopsFile, type SopsFile } from './file.js';
 export { createSopsFile } from './create.js';
+export { DEFAULT_RULE, ruleLeavingUnencrypted } from './rules.js';

@@ -35,3 +35,16 @@ export function compileGoRegex(source: string): RegExp | undefined {
     return undefined;
   }
 }
+
+/** The rule as sops writes it in the metadata, e.g. `unencrypted_suffix: _unencrypted`. */
+export function describeRule(rule: Rule): string {
+  return `${rule.kind}: ${'suffix' in rule ? rule.suffix : rule.source}`;
+}
+
+/** The rule of a file written without one (what createSopsFile writes). */
+export const DEFAULT_RULE: Rule = { kind: 'unencrypted_suffix', suffix: DEFAULT_UNENCRYPTED_SUFFIX };
+
+/** The rule, described, when it leaves the top-level `name` unencrypted; else undefined. */
+export function ruleLeavingUnencrypted(rule: Rule, name: string): string | undefined {
+  return shouldBeEncrypted(rule, [name]) ? undefined : describeRule(rule);
+}

@@ -1,5 +1,5 @@
 // A local SOPS file (YAML, age), read natively: the MAC is verified over the whole file before
-// anything is used; top-level scalars become secrets, nested maps and lists are skipped.
+// anything is used; top-level encrypted scalars become secrets; nested maps and lists, and plaintext or empty values, are skipped.
 import { access } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { SourceError } from '../errors.js';
@@ -51,7 +51,11 @@ export class SopsFileSource implements SecretSource {
     }
     const file = await openSopsFile(text, identities, { origin: this.path });
     if (file.skipped.length > 0) context.debug(`${this.label}: skipped nested or empty entries ${file.skipped.join(', ')}`);
-    const secrets: Secrets = file.decryptAll();
+    // Only encrypted values: a plaintext or empty one is not protected by the MAC (anyone who can
+    // write the file can add it without key material), so it is never injected.
+    if (file.unprotected.length > 0) context.debug(`${this.label}: skipped values that are not encrypted (plain text or empty, not protected by the MAC): ${file.unprotected.join(', ')}`);
+    const unprotected = new Set(file.unprotected);
+    const secrets: Secrets = new Map([...file.decryptAll()].filter(([name]) => !unprotected.has(name)));
     context.debug(`read ${secrets.size} entries from ${this.label}`);
     return secrets;
   }

@@ -10,6 +10,8 @@ const API_KEY_GRAMMAR = /^rws_sk_[0-9a-f]{32}$/;
 const API_KEY_ID_GRAMMAR = /^ak_[0-9a-f]{16}$/;
 const PREFIX_START = 'rws_sk_'.length;
 const PREFIX_LENGTH = 8;
+/** Compared against when no key has the presented prefix: no key's HMAC is this. */
+const STAND_IN_HASH = randomBytes(32).toString('hex');
 
 export interface ApiKeyGrant {
   name: string;
@@ -60,11 +62,18 @@ export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, 
   if (!API_KEY_GRAMMAR.test(presented)) throw unauthorized('invalid API key');
   const candidates = await state.findApiKeys(presented.slice(PREFIX_START, PREFIX_START + PREFIX_LENGTH));
   const hash = Buffer.from(hashApiKey(pepper, presented), 'hex');
-  // A stored hash of another length (a hand-edited row) matches nothing rather than throwing.
-  const match = candidates.find((record) => {
-    const stored = Buffer.from(record.hash, 'hex');
-    return stored.length === hash.length && timingSafeEqual(stored, hash);
+  // The same work whether or not the prefix is known: every candidate is compared (no early
+  // exit), and an unknown prefix is compared against a stand-in, so the answer's timing does not
+  // tell an attacker the first 32 bits of a valid key. A stored hash of another length (a
+  // hand-edited row) matches nothing rather than throwing.
+  const hashes = candidates.length > 0 ? candidates.map((record) => record.hash) : [STAND_IN_HASH];
+  let found = -1;
+  hashes.forEach((stored, i) => {
+    const bytes = Buffer.from(stored, 'hex');
+    const equal = bytes.length === hash.length ? timingSafeEqual(bytes, hash) : timingSafeEqual(hash, hash) && false;
+    if (equal && found === -1) found = i;
   });
+  const match = candidates.length > 0 ? candidates[found] : undefined;
   if (match === undefined || match.revoked_at !== null) throw unauthorized('invalid API key');
   if (match.expires_at !== null && Date.parse(match.expires_at) <= now.getTime()) throw unauthorized('invalid API key');
   return match;

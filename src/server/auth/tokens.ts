@@ -176,8 +176,19 @@ export class TokenAuthority {
     private readonly maxRemembered = 10_000,
   ) {}
 
-  sign(request: TokenRequest, now: Date): Promise<{ token: string; claims: TokenClaims }> {
-    return signToken(this.key, request, now);
+  async sign(request: TokenRequest, now: Date): Promise<{ token: string; claims: TokenClaims }> {
+    const signed = await signToken(this.key, request, now);
+    // A token is known from its birth, so that its first use from a rate-limited address counts
+    // as a valid credential (credential-check.ts) without a full verification.
+    this.#remember(signed.token, signed.claims, now.getTime() / 1000);
+    return signed;
+  }
+
+  /** Whether `token` is one this authority issued or verified and is within its lifetime now. */
+  isKnown(token: string, now: Date): boolean {
+    const known = this.#verified.get(token);
+    const seconds = now.getTime() / 1000;
+    return known !== undefined && seconds < known.exp + CLOCK_SKEW_SECONDS && seconds >= known.iat - CLOCK_SKEW_SECONDS;
   }
 
   async verify(token: string, now: Date): Promise<TokenClaims> {
@@ -189,9 +200,13 @@ export class TokenAuthority {
       return verifyToken(this.key, token, now); // reports expiry exactly as a first sight would
     }
     const claims = await verifyToken(this.key, token, now);
+    this.#remember(token, claims, seconds);
+    return claims;
+  }
+
+  #remember(token: string, claims: TokenClaims, seconds: number): void {
     if (this.#verified.size >= this.maxRemembered) this.#forgetExpired(seconds);
     if (this.#verified.size < this.maxRemembered) this.#verified.set(token, claims);
-    return claims;
   }
 
   #forgetExpired(seconds: number): void {

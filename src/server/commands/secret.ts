@@ -12,6 +12,7 @@ import { localChange } from '../audit/record.js';
 import { openCommandState } from './state-args.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
+import { writeNameList } from './name-list.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 
@@ -121,7 +122,7 @@ export async function secretList(args: Record<string, unknown>, io: CliIo): Prom
     if (error.code === 'ENOENT') throw new RwsError('RWS_ENVIRONMENT_MISSING', `no environment ${t.environment} in ${t.paths.dir}`);
     throw error;
   });
-  for (const name of file.names) io.stdout.write(`${name}\n`);
+  writeNameList(file, io);
   return EXIT_OK;
 }
 

@@ -1,7 +1,7 @@
 // `secrets-server serve`: resolve everything before listening (so a bad setup fails at once),
-// print the ready line, reopen the audit file on SIGHUP, and close gracefully on SIGTERM/SIGINT.
-// Any number of servers may serve one store or one database: the database serialises them.
-import { readFile } from 'node:fs/promises';
+// print the ready line, reload on SIGHUP (the TLS pair, the audit file), and close gracefully on
+// SIGTERM/SIGINT. Any number of servers may serve one store or one database: the database
+// serialises them.
 import { AuditFileSink } from '../audit/file-sink.js';
 import { RefusalFolder } from '../audit/refusal-folder.js';
 import type { CliIo } from '../cli.js';
@@ -13,9 +13,14 @@ import { SopsSecretStore } from '../store/sops-store.js';
 import { SecretsAdmin } from '../store/secrets-admin.js';
 import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
+import { loadTlsPair, type TlsFiles } from '../http/tls-files.js';
+import { ReloadHooks } from '../reload.js';
+import { operationOptions } from './serve-options.js';
 import { openCommandState } from './state-args.js';
 
 const PRUNE_EVERY_MS = 5 * 60_000;
+
+type ServeOptions = ListenOptions & { tlsFiles?: TlsFiles };
 
 export async function serve(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const port = args.port as number;
@@ -23,12 +28,25 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const certFile = args['tls-cert'] as string | undefined;
   const keyFile = args['tls-key'] as string | undefined;
   if ((certFile === undefined) !== (keyFile === undefined)) throw new ServerUsageError('give both --tls-cert and --tls-key, or neither');
-  const options: ListenOptions = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true };
+  const options: ServeOptions = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true };
+  Object.assign(options, operationOptions(args, io));
   checkListen(options);
-  if (certFile !== undefined && keyFile !== undefined) options.tls = { cert: await readFile(certFile), key: await readFile(keyFile) };
+  if (certFile !== undefined && keyFile !== undefined) options.tlsFiles = { certFile, keyFile };
+  if (options.tlsFiles !== undefined) options.tls = await loadTlsPair(options.tlsFiles);
 
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
+  // SIGHUP runs these; whatever must be reopened or re-read on reload registers here.
+  const reloads = new ReloadHooks();
+  const stopReloading = io.onHangup?.(() => void reloads.runAll((line) => void io.stderr.write(`${line}\n`)));
+  try {
+    return await serveStore(paths, options, args, io, reloads);
+  } finally {
+    stopReloading?.();
+  }
+}
+
+async function serveStore(paths: ReturnType<typeof resolveStore>, options: ServeOptions, args: Record<string, unknown>, io: CliIo, reloads: ReloadHooks): Promise<number> {
   const identities = await resolveIdentities(paths, io.env);
   const tokens = new TokenAuthority(await importTokenKey(await resolveJwtSecret(paths, io.env)));
   const pepper = await resolvePepper(paths);
@@ -69,21 +87,15 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
     sink?.close();
     throw error;
   }
-  const onHangup = (): void => {
-    try {
-      sink?.reopen();
-      log('secrets-server: SIGHUP, audit log reopened');
-    } catch {
-      log('secrets-server: SIGHUP, the audit log could not be reopened; still writing the old file (RWS_AUDIT_UNAVAILABLE)');
-    }
-  };
-  process.on('SIGHUP', onHangup);
   io.stdout.write(`secrets-server listening on ${server.url}\n`);
+  if (server.metricsUrl !== undefined) log(`secrets-server: metrics on ${server.metricsUrl}`);
+  if (sink !== undefined) reloads.add('audit log', () => sink.reopen(), 'reopened');
+  const { tlsFiles } = options;
+  if (tlsFiles !== undefined) reloads.add('TLS certificate and key', async () => server.setTls(await loadTlsPair(tlsFiles)));
   const signal = await io.untilStopped();
   log(`secrets-server: ${signal}, closing`);
   clearInterval(prune);
   await server.close(async () => guard.stop());
-  process.off('SIGHUP', onHangup);
   sink?.close();
   return EXIT_OK;
 }

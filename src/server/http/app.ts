@@ -9,15 +9,20 @@ import type { RefusalFolder } from '../audit/refusal-folder.js';
 import type { TokenOutcome } from '../state/state-store.js';
 import { batchSecrets, describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
-import { FailureLimiter } from './rate-limit.js';
+import { AuthLimits } from './auth-limits.js';
+import { gateAuthentication } from './credential-check.js';
+import { allowHeader, allowsMethod } from './methods.js';
+import type { ExchangeObserver } from './exchange-observer.js';
 import { sendJson } from './request.js';
 import { adminRoute } from './admin/routes.js';
 import type { Route } from './route.js';
 
 export interface AppDeps extends HandlerDeps {
-  limiter?: FailureLimiter;
+  limits?: AuthLimits;
   /** Where 429s are counted instead of one audit row each. */
   refusals?: RefusalFolder;
+  /** Metrics and the request log: told about every answer (names and codes, never values). */
+  observe?: ExchangeObserver;
   now?: () => Date;
   /** Operator log: codes and names only. */
   log?: (line: string) => void;
@@ -79,7 +84,7 @@ function splitTarget(target: string): [string, string] {
 }
 
 export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const limiter = deps.limiter ?? new FailureLimiter();
+  const limits = deps.limits ?? new AuthLimits();
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? (() => undefined);
 
@@ -91,25 +96,23 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     try {
       const found = route(deps, req.method ?? '', ...splitTarget(req.url ?? '/'));
       if (found === undefined) throw notFound('no such route');
-      if (!found.methods.includes(req.method ?? '')) {
-        throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${found.methods.join(', ')}`, { allow: found.methods.join(', ') });
+      if (!allowsMethod(found.methods, req.method)) {
+        throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${allowHeader(found.methods)}`, { allow: allowHeader(found.methods) });
       }
       event = found.event;
-      if (event !== undefined) {
-        const wait = limiter.retryAfter(client, x.now.getTime());
-        if (wait > 0) throw new HttpError(429, 'RWS_RATE_LIMITED', 'too many failed authentications from this address', { 'retry-after': String(wait) });
-      }
+      if (event !== undefined) await gateAuthentication(limits, deps, req, client, x.now);
       reply = await found.run(x);
     } catch (error) {
       if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
       reply = errorResponse(error);
-      if (reply.status === 401) limiter.recordFailure(client, x.now.getTime());
+      if (reply.status === 401) limits.recordFailure(client, x.now.getTime());
     }
     if (event !== undefined && reply.status === 429 && deps.refusals) {
       deps.refusals.note(client, x.now);
     } else if (event !== undefined) {
       reply = await record(event, x, reply, client);
     }
+    deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
     sendJson(res, reply.status, reply.body, reply.headers);
   }
 
@@ -141,7 +144,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         x.now,
       );
       stage = 'committed';
-      if (reply.status === 401 && effect !== undefined) limiter.recordFailure(client, x.now.getTime());
+      if (reply.status === 401 && effect !== undefined) limits.recordFailure(client, x.now.getTime());
     };
     try {
       await (first.around ? first.around(commit) : commit());

@@ -51,10 +51,13 @@ async function drain(req: IncomingMessage): Promise<void> {
   await readText(req);
 }
 
-/** The credential of `Authorization: Bearer <credential>`, exactly as sent (nothing trimmed). */
+/**
+ * The credential of `Authorization: Bearer <credential>`, exactly as sent. RFC 6750 §2.1 allows
+ * one or more spaces after the scheme (1*SP); nothing inside the credential is trimmed.
+ */
 export function bearerCredential(req: IncomingMessage): string {
   const header = req.headers.authorization;
-  const match = header === undefined ? null : /^Bearer ([^ ]+)$/i.exec(header);
+  const match = header === undefined ? null : /^Bearer +([^ ]+)$/i.exec(header);
   if (match?.[1] === undefined) throw unauthorized('send the credential as Authorization: Bearer <credential>');
   return match[1];
 }

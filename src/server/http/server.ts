@@ -1,24 +1,46 @@
 // Listening: plain HTTP on loopback, HTTPS anywhere; graceful close that finishes in-flight
-// requests (bounded) before the state and audit files are closed.
+// requests (bounded) before the state and audit files are closed. Connections are capped and
+// timed (connections.ts); metrics and the request log are attached here, outside the app.
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type AppDeps, createApp } from './app.js';
+import { ConnectionGuard, DEFAULT_MAX_CONNECTIONS } from './connections.js';
+import { listenMetrics } from './metrics-listener.js';
+import { ServerMetrics } from './metrics.js';
+import { observeRequests } from './request-observer.js';
+import { type TlsPair } from './tls-files.js';
+import { observeLoads } from '../store/observed-source.js';
 import { ServerUsageError } from '../usage-error.js';
 
 export interface ListenOptions {
   host: string;
   port: number;
-  tls?: { cert: Buffer; key: Buffer };
+  tls?: TlsPair;
   insecureListen?: boolean;
+  maxConnections?: number;
+  /** How long a client may take to send a request's headers, and to start one on a new connection. */
+  headersTimeoutMs?: number;
+  /** How long a client may take to send a whole request, body included. */
+  requestTimeoutMs?: number;
+  /** Serve GET /metrics on this separate address. */
+  metricsListen?: { host: string; port: number };
+  /** One JSON line per request (`--log-format json`). */
+  requestLog?: (line: string) => void;
 }
 
 export interface RunningServer {
   url: string;
+  metricsUrl: string | undefined;
+  /** Serves a new certificate and key to new connections (HTTPS only; a no-op otherwise). */
+  setTls(pair: TlsPair): void;
   /** Finishes in-flight requests, then runs `beforeStateCloses`, then closes the state. */
   close(beforeStateCloses?: () => Promise<void>): Promise<void>;
 }
+
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+const TLS_OPTIONS = { minVersion: 'TLSv1.2' } as const;
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
@@ -33,11 +55,20 @@ export function checkListen(options: ListenOptions): void {
 
 export async function listen(options: ListenOptions, deps: AppDeps): Promise<RunningServer> {
   checkListen(options);
-  const app = createApp(deps);
-  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, app) : createHttpServer(app);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  const metrics = options.metricsListen === undefined ? undefined : new ServerMetrics();
+  const observer = observeRequests({ metrics, requestLog: options.requestLog });
+  const secrets = metrics === undefined ? deps.secrets : observeLoads(deps.secrets, (environment, state) => metrics.observeSopsFile(environment, state));
+  const app = observer.wrap(createApp({ ...deps, secrets, observe: observer.observe }));
+  // node:http checks the headers and request timeouts only every connectionsCheckingInterval
+  // (30 s by default): slow headers were held 36-40 s against a 10 s timeout. Every second cuts
+  // slow headers and slow bodies within a second of their timeout.
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const timing = { connectionsCheckingInterval: 1_000, headersTimeout, requestTimeout: Math.max(options.requestTimeoutMs ?? 30_000, headersTimeout) };
+  const server: Server = options.tls ? createHttpsServer({ ...timing, ...TLS_OPTIONS, cert: options.tls.cert, key: options.tls.key }, app) : createHttpServer(timing, app);
   server.keepAliveTimeout = 5_000;
+  const guard = new ConnectionGuard({ maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, firstRequestMs: headersTimeout });
+  guard.attach(server);
+  if (metrics !== undefined) metrics.connections = guard;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -45,13 +76,29 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
       resolve();
     });
   });
+  let metricsServer: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (metrics !== undefined && options.metricsListen !== undefined) {
+    try {
+      ({ server: metricsServer, url: metricsUrl } = await listenMetrics(options.metricsListen, metrics));
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | undefined;
   return {
     url: `${options.tls ? 'https' : 'http'}://${host}:${address.port}`,
+    metricsUrl,
+    setTls: (pair) => {
+      if (options.tls) (server as HttpsServer).setSecureContext({ ...TLS_OPTIONS, cert: pair.cert, key: pair.key });
+    },
     close: (beforeStateCloses) => {
       closing ??= new Promise<void>((resolve) => {
+        metricsServer?.close();
+        metricsServer?.closeAllConnections();
         server.close(() => resolve());
         server.closeIdleConnections();
         // In-flight requests get a few seconds; then their connections are cut.

@@ -3,6 +3,7 @@
 // edits (from any process or replica on this store) never lose each other's change, and a holder
 // that dies leaves no lock behind. An existing file keeps its data key and recipients; a new file
 // is encrypted to the recipients of the identities given (`.sops.yaml` rules are not read).
+import { refuseUnprotected } from './unprotected-values.js';
 import { RwsError } from '../../errors.js';
 import { createSopsFile, identityToRecipient } from '../../sops/index.js';
 import type { StateStore } from '../state/state-store.js';
@@ -45,6 +46,7 @@ async function rewrite(target: EditTarget, change: SecretChange): Promise<string
   });
   const missingName = change.remove?.find((name) => !current?.names.includes(name));
   if (missingName !== undefined) throw new SecretMissingError(target.environment, missingName, current === undefined);
+  if (change.set !== undefined) refuseUnprotected(target.paths.secrets(target.environment), current, change.set);
   if (current !== undefined) return current.update(change);
   return createSopsFile(change.set ?? {}, await Promise.all(target.identities.map(identityToRecipient)));
 }

@@ -2,21 +2,24 @@
 // once per version of the file on disk. Values are decrypted per request and not kept. A file is
 // re-checked at most every 250 ms by its inode, size and times, so edits by the admin commands
 // or by `sops` itself are picked up within a second; a file that fails verification stays
-// refused until it changes again.
+// refused until it changes again. Only encrypted values are served (servedValues).
 import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { openSopsFile, type SopsFile } from '../../sops/index.js';
 import { isValidEnvironment, SECRETS_SUFFIX, type StorePaths } from './layout.js';
-import type { EnvironmentVersion, SecretSource } from './secret-source.js';
+import type { EnvironmentVersion, SecretFile, SecretSource } from './secret-source.js';
+import { servedValues } from './served-values.js';
 
 export type VersionedSopsFile = SopsFile & { readonly digest: string };
+/** What the API serves of one version of a file, and that version's digest. */
+export type ServedFile = SecretFile & { readonly digest: string };
 
 const RECHECK_MS = 250;
 
 interface Cached {
   identity: string;
   checkedAt: number;
-  file: Promise<VersionedSopsFile | undefined>;
+  file: Promise<ServedFile | undefined>;
 }
 
 export class SopsSecretStore implements SecretSource {
@@ -28,7 +31,7 @@ export class SopsSecretStore implements SecretSource {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async open(environment: string): Promise<VersionedSopsFile | undefined> {
+  async open(environment: string): Promise<ServedFile | undefined> {
     const now = this.now();
     const cached = this.#cache.get(environment);
     if (cached !== undefined && now - cached.checkedAt < RECHECK_MS) return cached.file;
@@ -39,7 +42,7 @@ export class SopsSecretStore implements SecretSource {
       cached.checkedAt = now;
       return cached.file;
     }
-    const opened = stat === undefined ? Promise.resolve(undefined) : readSopsFile(file, this.identities);
+    const opened = stat === undefined ? Promise.resolve(undefined) : readSopsFile(file, this.identities).then((sops) => ({ ...servedValues(sops), digest: sops.digest }));
     opened.catch(() => undefined); // a refusal is cached too; each request awaits and reports it
     this.#cache.set(environment, { identity, checkedAt: now, file: opened });
     return opened;

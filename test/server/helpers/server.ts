@@ -57,6 +57,7 @@ export async function makeApiKey(store: TestStore, environments: string[], patte
 export interface RunningServer {
   url: string;
   process: ChildProcess;
+  stdout: () => string;
   stderr: () => string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -81,6 +82,7 @@ export async function startServer(store: TestStore, args: string[] = [], env: Re
   return {
     url,
     process: child,
+    stdout: () => stdout,
     stderr: () => stderr,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

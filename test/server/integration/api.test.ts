@@ -307,10 +307,14 @@ describe('bad tokens over HTTP', () => {
     expect(reply.text).not.toContain('b-key-value');
   });
 
-  it('refuses credentials that are not exactly `Bearer <token>`', async () => {
+  it('refuses credentials that are not `Bearer <token>`, and takes any number of spaces after Bearer (RFC 6750 1*SP)', async () => {
     const good = craft(GOOD_HEADER, claims(), { secret: jwtSecret });
-    for (const header of [`Bearer  ${good}`, `Bearer ${good} x`, `Basic ${good}`, good, `Bearer ${good.replace('.', '. ')}`]) {
+    for (const header of [`Bearer ${good} x`, `Basic ${good}`, good, `Bearer ${good.replace('.', '. ')}`, `Bearer\t${good}`, `Bearer`, `Bearer${good}`]) {
       expect((await call(vault('production/SERVICE_B_KEY'), { headers: { authorization: header }, dispatcher })).status).toBe(401);
+    }
+    const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+    for (const header of [`Bearer  ${minted}`, `bearer    ${minted}`]) {
+      expect((await call(vault('production/SERVICE_B_KEY'), { headers: { authorization: header }, dispatcher })).status).toBe(200);
     }
   });
 });
@@ -322,7 +326,9 @@ describe('HTTP hygiene', () => {
     const wrongMethod = await call(vault('tokens/generate'));
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.get('allow')).toBe('POST');
-    expect((await call(vault('production/SERVICE_B_KEY'), { method: 'DELETE' })).status).toBe(405);
+    const deleted = await call(vault('production/SERVICE_B_KEY'), { method: 'DELETE' });
+    expect(deleted.status).toBe(405);
+    expect(deleted.headers.get('allow')).toBe('GET, HEAD');
     expect((await call(`${server.url}/healthz`, { method: 'POST', body: '' })).status).toBe(405);
     const text = await call(vault('tokens/generate'), { auth: apiKey, body: 'subject=s', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(text.status).toBe(415);

@@ -23,7 +23,7 @@ describe('init', () => {
     // Node's own recursive mkdir never returns for this path.
     const impossible = await cli(['init', '--store', '/proc/no-such-dir/store']);
     expect(impossible.exitCode).toBe(1);
-    expect(impossible.stderr).toMatch(/cannot create the store \/proc\/no-such-dir\/store: ENOENT \(RWS_STORE_UNWRITABLE\)/);
+    expect(impossible.stderr).toMatch(/^secrets-server: error RWS_STORE_UNWRITABLE: cannot create the store \/proc\/no-such-dir\/store: ENOENT \(hint: [^\n]+\)\n$/);
   });
 
   it('creates a 0700 store with 0600 files, and keeps them when run again', async () => {
@@ -155,5 +155,39 @@ describe('apikey', () => {
     const result = await cli([...base, ...extra]);
     expect(result.exitCode).toBe(2);
     expect(result.stdout).not.toMatch(/rws_sk_/);
+  });
+});
+
+describe('a CLI that explains itself', () => {
+  it('prints the usage page without arguments, the version with --version, and help with -h on every command', async () => {
+    const bare = await cli([]);
+    expect(bare.exitCode).toBe(0);
+    expect(bare.stdout).toMatch(/^secrets-server <command>/);
+    for (const command of ['init', 'secret', 'apikey', 'serve']) expect(bare.stdout).toContain(`secrets-server ${command}`);
+    const version = await cli(['--version']);
+    const { version: expected } = JSON.parse(await readFile(path.join(import.meta.dirname, '../../../package.json'), 'utf8')) as { version: string };
+    expect(version.stdout).toBe(`${expected}\n`);
+    expect((await cli(['-h'])).stdout).toBe(bare.stdout);
+    for (const [args, options] of [
+      [['serve', '-h'], ['--host', '--port', '--tls-cert', '--tls-key', '--audit-log', '--insecure-listen', '--max-connections', '--headers-timeout', '--request-timeout', '--metrics-listen', '--log-format']],
+      [['apikey', 'create', '--help'], ['--name', '--environment', '--key-pattern', '--max-ttl', '--expires-at']],
+      [['secret', 'set', '-h'], ['--allow-name']],
+      [['secret', 'import', '-h'], ['--format', '--allow-name']],
+    ] as const) {
+      const help = await cli([...args]);
+      expect(help.exitCode).toBe(0);
+      expect(help.stdout).toContain('Examples:');
+      // Every option has a description: no option line ends right after its name and type.
+      for (const option of options) expect(help.stdout).toMatch(new RegExp(`${option} +[a-zA-Z(]`));
+    }
+  });
+
+  it('reports errors on one line in the wrapper\'s form', async () => {
+    const result = await cli(['apikey', 'revoke', 'ak_nope', '--store', store.dir]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toBe('secrets-server: error RWS_APIKEY_MISSING: no API key ak_nope (hint: see secrets-server apikey list)\n');
+    const usage = await cli(['serve', '--port']);
+    expect(usage.exitCode).toBe(2);
+    expect(usage.stderr).toMatch(/^secrets-server: error RWS_USAGE: [^\n]+ \(hint: see secrets-server --help\)\n$/);
   });
 });

@@ -55,23 +55,61 @@ describe('usage_limit', () => {
 });
 
 describe('failed authentications', () => {
-  it('answers 429 after more than 20 401s from one address within 60 s, to that address only', async () => {
+  const ask = (key: string, dispatcher?: Agent) => generate(server, key, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, dispatcher);
+  const wrongKey = (i: number) => `rws_sk_${i.toString(16).padStart(32, '0')}`;
+
+  it('answers 429 after more than 20 401s from one address within 60 s, to that address only, and lets its valid credentials through', async () => {
     const attacker = new Agent({ localAddress: '127.0.0.23' });
     const statuses: number[] = [];
-    for (let i = 0; i < 22; i++) {
-      statuses.push((await generate(server, `rws_sk_${i.toString(16).padStart(32, '0')}`, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, attacker)).status);
-    }
+    for (let i = 0; i < 22; i++) statuses.push((await ask(wrongKey(i), attacker)).status);
     expect(statuses.slice(0, 21)).toEqual(Array(21).fill(401));
     expect(statuses[21]).toBe(429);
-    // Even a good key is refused from that address now, with Retry-After.
-    const locked = await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, attacker);
-    expect(locked.status).toBe(429);
-    expect(locked.body.error.code).toBe('RWS_RATE_LIMITED');
-    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(50);
-    expect(Number(locked.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    const limited = await ask(wrongKey(99), attacker);
+    expect(limited.body.error.code).toBe('RWS_RATE_LIMITED');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(50);
+    expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    // A forged token from that address is refused before any verification; so is no credential.
+    expect((await read(server.url, 'eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl', attacker)).status).toBe(429);
+    // The right key keeps working from the limited address, and so does the token it mints,
+    // even on its first use.
+    const minted = await ask(apiKey, attacker);
+    expect(minted.status).toBe(201);
+    expect((await read(server.url, minted.body.token, attacker)).body.value).toBe('limit-secret-value');
     expect((await call(`${server.url}/healthz`, { dispatcher: attacker })).status).toBe(200);
     // Everyone else is unaffected.
-    expect((await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' })).status).toBe(201);
+    expect((await ask(wrongKey(1), new Agent({ localAddress: '127.0.0.24' }))).status).toBe(401);
     await attacker.close();
+  });
+});
+
+describe('failed authentications from many addresses', () => {
+  it('spends a server-wide budget: then unknown credentials from any address are slowed to a trickle while valid ones keep working', async () => {
+    // A store and server of its own: the spent budget must not touch the other tests.
+    const ownStore = await makeStore({ production: { SERVICE_B_KEY: 'limit-secret-value' } });
+    const ownKey = (await makeApiKey(ownStore, ['production'], ['SERVICE_B_*'])).key;
+    const own = await startServer(ownStore);
+    try {
+      const agents = Array.from({ length: 200 }, (_, i) => new Agent({ localAddress: `127.1.${i >> 8}.${(i & 255) + 1}` }));
+      const attempt = (i: number) => generate(own, `rws_sk_${i.toString(16).padStart(32, 'f')}`, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, agents[i % agents.length]);
+      // 1,200 wrong keys, 6 per address: far under the per-address limit of 20.
+      const statuses: number[] = [];
+      for (let round = 0; round < 6; round++) statuses.push(...(await Promise.all(agents.map((_, i) => attempt(round * agents.length + i)))).map((r) => r.status));
+      expect(statuses.filter((status) => status === 401).length).toBeGreaterThanOrEqual(1000);
+      expect(statuses.filter((status) => status === 429).length).toBeGreaterThan(0);
+      expect(statuses.every((status) => status === 401 || status === 429)).toBe(true);
+      // Now a fresh address gets 429 for a wrong key (bar the trickle of a few per second)...
+      const fresh = new Agent({ localAddress: '127.2.0.1' });
+      const later = await Promise.all(Array.from({ length: 40 }, (_, i) => attempt(5000 + i)));
+      expect(later.filter((reply) => reply.status === 429).length).toBeGreaterThan(20);
+      expect(later.find((reply) => reply.status === 429)?.headers.get('retry-after')).toBe('1');
+      // ...and a valid key and its token work from anywhere, at once.
+      const minted = await generate(own, ownKey, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, fresh);
+      expect(minted.status).toBe(201);
+      expect((await read(own.url, minted.body.token, agents[7])).status).toBe(200);
+      await Promise.all([...agents, fresh].map((agent) => agent.close()));
+    } finally {
+      await own.stop();
+      await ownStore.cleanup();
+    }
   });
 });

@@ -261,7 +261,7 @@ describe('serving', () => {
   test('no plaintext or data key is visible on the object', () => {
     const shown = `${JSON.stringify(file)} ${String(Object.keys(file))}`;
     expect(shown).not.toContain(SECRET);
-    expect(Object.keys(file).sort()).toEqual(['names', 'skipped']);
+    expect(Object.keys(file).sort()).toEqual(['names', 'skipped', 'unprotected']);
   });
 
   test('a top-level __proto__ key read from a file is an ordinary name', async () => {

@@ -4,6 +4,7 @@
 import { NameRefusedError } from '../../../errors.js';
 import { assertInjectableName } from '../../../names.js';
 import { SecretMissingError, type SecretChange } from '../../store/secret-edit.js';
+import { UnprotectedValueError } from '../../store/unprotected-values.js';
 import type { Exchange, HandlerDeps, Reply } from '../handlers.js';
 import { checkEnvironment, checkFields, checkName } from '../bodies.js';
 import { badRequest, HttpError, notFound } from '../http-error.js';
@@ -78,6 +79,8 @@ function edit(deps: HandlerDeps, environment: string, change: SecretChange): Rep
       } catch (error) {
         // Removed meanwhile by another edit: found under the lock, before anything was recorded.
         if (error instanceof SecretMissingError) throw notFound(error.message);
+        // A value the file's sops rule would leave in plain text (or an empty one) is refused.
+        if (error instanceof UnprotectedValueError) throw new HttpError(400, 'RWS_BAD_REQUEST', error.message);
         throw error;
       }
     },

@@ -1,0 +1,29 @@
+// Which "client" a failure is charged to. An IPv6 user is normally handed a whole /64, so one
+// address per guess would give an attacker 2^64 fresh limits: IPv6 is counted per /64 prefix,
+// IPv4 (and IPv4-mapped IPv6, as a dual-stack listener reports it) per address.
+import { isIPv4, isIPv6 } from 'node:net';
+
+export function limitKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1] !== undefined && isIPv4(mapped[1])) return mapped[1];
+  if (isIPv4(address)) return address;
+  if (!isIPv6(address)) return address;
+  const groups = expandIPv6(address.replace(/%.*$/, ''));
+  return `${groups.slice(0, 4).join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address, lower-case hex without leading zeros. */
+function expandIPv6(address: string): string[] {
+  let text = address.toLowerCase();
+  // A trailing dotted quad (::1.2.3.4) is two groups.
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (quad !== null) {
+    const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const fill = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((group) => Number.parseInt(group, 16).toString(16));
+}

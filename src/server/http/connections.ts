@@ -1,0 +1,96 @@
+// Connections as a resource: a cap on open connections, idle ones closed first when the cap is
+// reached, and a connection that never sends a request closed after the headers timeout.
+//
+// Why not server.maxConnections alone: it refuses the newcomer, so 20,000 idle connections opened
+// by anyone lock every legitimate client out. Here a newcomer at the cap closes the connection
+// idle for longest (no request in flight: a keep-alive connection between requests, or one that
+// has sent nothing yet); only when every connection is busy is the newcomer refused.
+// Why the idle timer: node:http's headersTimeout only starts with the first byte of a request, so
+// a connection that sends nothing at all is otherwise held until the client lets go.
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+
+interface Entry {
+  socket: Socket;
+  busy: number;
+}
+
+export interface ConnectionGuardOptions {
+  maxConnections: number;
+  /** How long a connection may stay silent before its first request (the headers timeout). */
+  firstRequestMs: number;
+}
+
+export class ConnectionGuard {
+  // Insertion order is recency: an entry is moved to the end whenever it finishes a request.
+  readonly #open = new Map<string, Entry>();
+  #refused = 0;
+  #evicted = 0;
+
+  constructor(private readonly options: ConnectionGuardOptions) {}
+
+  get open(): number {
+    return this.#open.size;
+  }
+
+  get refused(): number {
+    return this.#refused;
+  }
+
+  get evicted(): number {
+    return this.#evicted;
+  }
+
+  /** Watches `server`: call before it listens. */
+  attach(server: Server): void {
+    server.on('connection', (socket: Socket) => this.#accept(socket));
+    server.on('request', (req, res) => {
+      const entry = this.#open.get(keyOf(req.socket));
+      if (entry === undefined) return;
+      entry.busy++;
+      entry.socket.setTimeout(0); // from here node:http's own timeouts apply
+      res.once('close', () => {
+        entry.busy--;
+        const key = keyOf(entry.socket);
+        if (this.#open.delete(key)) this.#open.set(key, entry);
+      });
+    });
+  }
+
+  #accept(socket: Socket): void {
+    const key = keyOf(socket);
+    if (this.#open.size >= this.options.maxConnections && !this.#evictIdle()) {
+      this.#refused++;
+      socket.destroy();
+      return;
+    }
+    const entry: Entry = { socket, busy: 0 };
+    this.#open.set(key, entry);
+    socket.setTimeout(this.options.firstRequestMs);
+    socket.on('timeout', () => {
+      if (entry.busy === 0) socket.destroy();
+    });
+    socket.once('close', () => {
+      if (this.#open.get(key) === entry) this.#open.delete(key);
+    });
+  }
+
+  /** Closes the connection idle for longest; false when every connection is busy. */
+  #evictIdle(): boolean {
+    for (const [key, entry] of this.#open) {
+      if (entry.busy > 0) continue;
+      this.#open.delete(key);
+      entry.socket.destroy();
+      this.#evicted++;
+      return true;
+    }
+    return false;
+  }
+}
+
+/** The TCP connection's identity, the same for a TLS socket and the socket under it. */
+function keyOf(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}|${socket.localPort}`;
+}

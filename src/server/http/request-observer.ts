@@ -1,0 +1,42 @@
+// Ties metrics and the request log to the app: the app reports each answer's outcome (observe),
+// and the wrapper around the app times the request and reports it once the response is closed.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ExchangeObserver, ExchangeOutcome } from './exchange-observer.js';
+import type { ServerMetrics } from './metrics.js';
+import { requestLogLine } from './request-log.js';
+import { routeLabel } from './route-label.js';
+
+export interface RequestObserverOptions {
+  metrics?: ServerMetrics;
+  /** Receives one JSON line per request (no newline). */
+  requestLog?: (line: string) => void;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function observeRequests(options: RequestObserverOptions): { observe: ExchangeObserver; wrap: (app: Handler) => Handler } {
+  const outcomes = new WeakMap<IncomingMessage, ExchangeOutcome>();
+  const observe: ExchangeObserver = (req, outcome) => {
+    outcomes.set(req, outcome);
+    options.metrics?.observeOutcome(outcome);
+  };
+  const wrap = (app: Handler): Handler => {
+    if (options.metrics === undefined && options.requestLog === undefined) return app;
+    return (req, res) => {
+      const time = new Date();
+      const started = process.hrtime.bigint();
+      const client = req.socket.remoteAddress ?? 'unknown'; // gone once the socket is destroyed
+      res.once('close', () => {
+        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+        const route = routeLabel(req.url);
+        options.metrics?.observeRequest(route, res.statusCode, durationMs / 1000);
+        if (options.requestLog !== undefined) {
+          const apiKeyId = outcomes.get(req)?.seen.api_key_id ?? null;
+          options.requestLog(requestLogLine({ time, method: req.method ?? '', route, status: res.statusCode, durationMs, apiKeyId, client }));
+        }
+      });
+      app(req, res);
+    };
+  };
+  return { observe, wrap };
+}

@@ -1,0 +1,34 @@
+// What SIGHUP does to a running server: every registered reload runs (re-read the TLS pair,
+// reopen the audit file after logrotate, …). A reload that fails is logged by code and the
+// server goes on with what it had; SIGHUP never stops the server.
+import { RwsError } from '../errors.js';
+
+export type Reload = () => Promise<void> | void;
+
+export class ReloadHooks {
+  readonly #hooks: Array<{ name: string; run: Reload; done: string }> = [];
+
+  /** `name` is what is reloaded, as the log lines say it: `SIGHUP, <name> <done>`. */
+  add(name: string, run: Reload, done = 'reloaded'): void {
+    this.#hooks.push({ name, run, done });
+  }
+
+  /** Runs every reload in order; each failure is reported and the rest still run. */
+  async runAll(log: (line: string) => void): Promise<void> {
+    for (const { name, run, done } of this.#hooks) {
+      try {
+        await run();
+        log(`secrets-server: SIGHUP, ${name} ${done}`);
+      } catch (error) {
+        log(`secrets-server: SIGHUP, kept the old ${name}: ${describeFailure(error)}`);
+      }
+    }
+  }
+}
+
+/** Code, message and hint of our errors; only the name and code of others (their message may hold data). */
+export function describeFailure(error: unknown): string {
+  if (error instanceof RwsError) return `${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return error instanceof Error ? `${error.name}${typeof code === 'string' ? ` ${code}` : ''}` : 'non-error thrown';
+}

@@ -1,0 +1,63 @@
+// Errors of the operating system that an operator can fix, turned into one line with a stable
+// code, the path or address, and a hint. Before this, `serve` said `internal error (Error
+// EADDRINUSE)`. Only the syscall, the errno code and the path or address are used: Node's
+// messages for these errors hold nothing else.
+import { RwsError } from '../errors.js';
+
+interface SystemError {
+  code: string;
+  syscall?: string;
+  path?: string;
+  address?: string;
+  port?: number;
+}
+
+const LISTEN_HINTS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'another process listens there: stop it, or choose another --port',
+  EACCES: 'ports below 1024 need privileges: choose --port 1024 or above',
+  EADDRNOTAVAIL: 'no interface of this machine has that address: check --host',
+};
+
+const FILE_HINTS: Readonly<Record<string, string>> = {
+  EROFS: 'the file system is mounted read-only: give a path on a writable one (for the audit log, --audit-log FILE)',
+  EACCES: 'check the permissions of the file and its directory for the user running secrets-server',
+  EPERM: 'check the permissions of the file and its directory for the user running secrets-server',
+  ENOENT: 'check that the path exists',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'the path is a directory; give a file',
+  ENOSPC: 'the file system is full: free some space',
+  EDQUOT: 'the disk quota is exhausted: free some space',
+  ELOOP: 'the path is a symbolic link, which secrets-server never follows: give the real path',
+};
+
+const WHAT: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address in use',
+  EADDRNOTAVAIL: 'address not available',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ELOOP: 'symbolic link',
+};
+
+function isSystemError(error: unknown): error is SystemError {
+  return error instanceof Error && typeof (error as { code?: unknown }).code === 'string' && typeof (error as { syscall?: unknown }).syscall === 'string';
+}
+
+/** An RwsError for a system error we can explain, else undefined. */
+export function explainSystemError(error: unknown): RwsError | undefined {
+  if (!isSystemError(error)) return undefined;
+  const what = WHAT[error.code] ?? error.code;
+  if ((error.syscall === 'listen' || error.syscall === 'bind') && LISTEN_HINTS[error.code] !== undefined) {
+    const where = error.address === undefined ? `port ${error.port}` : `${error.address.includes(':') ? `[${error.address}]` : error.address}:${error.port}`;
+    return new RwsError('RWS_LISTEN_FAILED', `cannot listen on ${where}: ${what} (${error.code})`, { hint: LISTEN_HINTS[error.code], cause: error });
+  }
+  if (error.path !== undefined && FILE_HINTS[error.code] !== undefined) {
+    return new RwsError('RWS_FILE_ACCESS', `cannot ${error.syscall} ${error.path}: ${what} (${error.code})`, { hint: FILE_HINTS[error.code], cause: error });
+  }
+  return undefined;
+}

@@ -1,0 +1,61 @@
+// The 429 limit counts an IPv6 /64 as one client: with real sockets from many addresses of one
+// /64, in a network namespace of our own (skipped only where unshare is refused).
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
+
+const run = promisify(execFile);
+let store: TestStore;
+let apiKey: string;
+
+beforeAll(async () => {
+  store = await makeStore({ production: { SERVICE_B_KEY: 'v6-secret-value' } });
+  apiKey = (await makeApiKey(store, ['production'], ['SERVICE_B_*'])).key;
+});
+afterAll(async () => {
+  await store?.cleanup();
+});
+
+// Runs inside the namespace: starts the server on ::1, then asks from each address in turn.
+const CLIENT = `
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+const [bin, storeDir, apiKey, ...plan] = process.argv.slice(2);
+const server = spawn(bin, ['serve', '--store', storeDir, '--host', '::1', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const url = await new Promise((resolve) => { let out = ''; server.stdout.on('data', (c) => { out += c; const m = /listening on (\\S+)\\n/.exec(out); if (m) resolve(m[1]); }); });
+const { port } = new URL(url);
+const ask = (localAddress, key) => new Promise((resolve, reject) => {
+  const body = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+  const req = request({ host: '::1', port, localAddress, method: 'POST', path: '/api/v1/vault/tokens/generate', headers: { authorization: 'Bearer ' + key, 'content-type': 'application/json' } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+  req.on('error', reject);
+  req.end(body);
+});
+const results = [];
+for (const step of plan) {
+  const [address, which] = step.split('=');
+  results.push(await ask(address, which === 'good' ? apiKey : 'rws_sk_' + '0'.repeat(32)));
+}
+server.kill('SIGTERM');
+console.log(JSON.stringify(results));
+`;
+
+describe('IPv6', () => {
+  it('limits a whole /64 after more than 20 failures from 21 of its addresses; another /64 and the right key are unaffected', async (context) => {
+    if (!(await run('unshare', ['-rn', 'true']).then(() => true, () => false))) return context.skip();
+    const script = path.join(store.root, 'v6-client.mjs');
+    await writeFile(script, CLIENT);
+    const inPrefix = Array.from({ length: 23 }, (_, i) => `2001:db8:1:2::${(i + 16).toString(16)}`);
+    const other = '2001:db8:1:3::10';
+    const setup = ['ip link set lo up', ...[...inPrefix, other].map((address) => `ip -6 addr add ${address}/64 dev lo nodad`), 'exec "$@"'].join(' && ');
+    const plan = [...inPrefix.slice(0, 21).map((a) => `${a}=bad`), `${inPrefix[21]}=bad`, `${other}=bad`, `${inPrefix[22]}=good`];
+    const { stdout } = await run('unshare', ['-rn', 'sh', '-c', setup, 'sh', process.execPath, script, BIN, store.dir, apiKey, ...plan]);
+    const statuses = JSON.parse(stdout) as number[];
+    expect(statuses.slice(0, 21)).toEqual(Array(21).fill(401));
+    expect(statuses[21]).toBe(429); // a 22nd address of the same /64: limited
+    expect(statuses[22]).toBe(401); // another /64: its own count
+    expect(statuses[23]).toBe(201); // the right key from the limited /64 still works
+  });
+});

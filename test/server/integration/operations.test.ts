@@ -1,0 +1,240 @@
+// Running the server for months: SIGHUP reloads (a renewed certificate is served, a broken one is
+// not), start-up failures that name their cause, metrics on their own listener and the JSON
+// request log. Real processes, real signals, a real TLS client.
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { connect } from 'node:tls';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, call, cli, generate, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
+
+const run = promisify(execFile);
+let store: TestStore;
+let apiKey: string;
+let apiKeyId: string;
+
+beforeAll(async () => {
+  store = await makeStore({ production: { SERVICE_B_KEY: 'ops-secret-value' } });
+  ({ key: apiKey, id: apiKeyId } = await makeApiKey(store, ['production'], ['SERVICE_B_*']));
+});
+afterAll(async () => {
+  await store?.cleanup();
+});
+
+async function makeCertificate(dir: string, name: string): Promise<{ cert: string; key: string }> {
+  await mkdir(dir, { recursive: true });
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1']);
+  return { cert, key };
+}
+
+/** The SHA-256 fingerprint of the certificate a TLS client is shown at `url`. */
+function servedFingerprint(url: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port), rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.end();
+    });
+    socket.once('error', reject);
+  });
+}
+
+const fingerprintOf = async (file: string) => new X509Certificate(await readFile(file)).fingerprint256;
+
+describe('SIGHUP', () => {
+  it('serves a renewed certificate to new connections, keeps the old one when the new pair is broken, and never stops', async () => {
+    const dir = path.join(store.root, 'tls');
+    const first = await makeCertificate(dir, 'first');
+    const second = await makeCertificate(dir, 'second');
+    const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
+    await copyFile(first.cert, live.cert);
+    await copyFile(first.key, live.key);
+    const server = await startServer(store, ['--tls-cert', live.cert, '--tls-key', live.key]);
+    try {
+      expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(first.cert));
+
+      await copyFile(second.cert, live.cert);
+      await copyFile(second.key, live.key);
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr().includes('SIGHUP, TLS certificate and key reloaded'));
+      expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
+
+      // A renewal gone wrong: the key of another certificate. The old pair stays.
+      await copyFile(first.key, live.key);
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr().includes('SIGHUP, kept the old TLS certificate and key'));
+      expect(server.stderr()).toMatch(/kept the old TLS certificate and key: RWS_TLS_INVALID: .*live\.crt.*live\.key/);
+      expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
+      // Swapped files, then a missing one: the same.
+      await copyFile(second.key, live.cert);
+      server.process.kill('SIGHUP');
+      await until(async () => (server.stderr().match(/kept the old/g) ?? []).length >= 2);
+      expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
+      await rm(live.key);
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr().includes('RWS_TLS_UNREADABLE: cannot read --tls-key'));
+      expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
+      expect(server.stderr()).not.toContain('-----BEGIN');
+      expect(server.process.exitCode).toBeNull();
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it('does not stop a plain HTTP server', async () => {
+    const server = await startServer(store);
+    try {
+      server.process.kill('SIGHUP');
+      server.process.kill('SIGHUP');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect((await call(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+});
+
+describe('start-up errors', () => {
+  const oneLine = (stderr: string) => expect(stderr).toMatch(/^secrets-server: error RWS_[A-Z_]+: [^\n]+ \(hint: [^\n]+\)\n$/);
+
+  it('names a missing TLS file, and swapped certificate and key', async () => {
+    const { cert, key } = await makeCertificate(path.join(store.root, 'tls-start'), 'start');
+    const missing = await cli(['serve', '--store', store.dir, '--port', '0', '--tls-cert', '/nonexistent/cert.pem', '--tls-key', key]);
+    expect(missing.exitCode).toBe(1);
+    oneLine(missing.stderr);
+    expect(missing.stderr).toContain('RWS_TLS_UNREADABLE: cannot read --tls-cert /nonexistent/cert.pem: ENOENT');
+    const swapped = await cli(['serve', '--store', store.dir, '--port', '0', '--tls-cert', key, '--tls-key', cert]);
+    expect(swapped.exitCode).toBe(1);
+    oneLine(swapped.stderr);
+    expect(swapped.stderr).toContain(`RWS_TLS_INVALID: --tls-cert ${key} and --tls-key ${cert}`);
+    expect(swapped.stderr).toContain('swapped');
+    expect(swapped.stderr).not.toContain('-----');
+  });
+
+  it('names the address in use', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const result = await cli(['serve', '--store', store.dir, '--port', String(port)]);
+      expect(result.exitCode).toBe(1);
+      oneLine(result.stderr);
+      expect(result.stderr).toContain(`RWS_LISTEN_FAILED: cannot listen on 127.0.0.1:${port}: address in use (EADDRINUSE)`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('names a read-only audit log (a read-only tmpfs in a user namespace; skipped where unshare is refused)', async (context) => {
+    const probe = await run('unshare', ['-rm', 'true']).then(() => true, () => false);
+    if (!probe) return context.skip();
+    const readOnly = path.join(store.root, 'read-only');
+    await mkdir(readOnly, { recursive: true });
+    const script = `mount -t tmpfs -o ro,size=1m tmpfs "$1" && exec "$2" serve --store "$3" --port 0 --audit-log "$1/audit.log"`;
+    const result = await run('unshare', ['-rm', 'sh', '-c', script, 'sh', readOnly, BIN, store.dir]).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    );
+    expect(result.code).toBe(1);
+    oneLine(result.stderr);
+    expect(result.stderr).toContain(`RWS_FILE_ACCESS: cannot open ${readOnly}/audit.log: read-only file system (EROFS)`);
+  });
+});
+
+describe('metrics and the request log', () => {
+  it('counts on a listener of its own, never showing a name, key id or subject; logs one JSON line per request without values or credentials', async () => {
+    const server = await startServer(store, ['--metrics-listen', '127.0.0.1:0', '--log-format', 'json']);
+    try {
+      await until(async () => /metrics on (\S+)/.test(server.stderr()));
+      const metricsUrl = /metrics on (\S+)/.exec(server.stderr())?.[1] as string;
+      expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      expect((await call(`${server.url}/metrics`)).status).toBe(404);
+
+      const minted = await generate(server, apiKey, { subject: 'metrics-subject', environment: 'production', key_pattern: 'SERVICE_B_*' });
+      expect(minted.status).toBe(201);
+      const t = minted.body.token as string;
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).body.value).toBe('ops-secret-value');
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: 'rws_sk_00000000000000000000000000000000' })).status).toBe(401);
+      expect((await call(`${server.url}/api/v1/vault/tokens/revoke`, { auth: t, method: 'POST' })).status).toBe(204);
+      const head = await call(`${server.url}/healthz`, { method: 'HEAD' });
+      expect([head.status, head.text]).toEqual([200, '']);
+
+      const text = (await call(metricsUrl)).text;
+      expect(text).toContain('# TYPE rws_http_requests_total counter');
+      expect(text).toContain('rws_http_requests_total{route="/api/v1/vault/{environment}/{key}",status="200"} 1');
+      expect(text).toContain('rws_http_requests_total{route="/healthz",status="200"} 1');
+      expect(text).toMatch(/rws_http_request_duration_seconds_bucket\{route="\/api\/v1\/vault\/tokens\/generate",le="\+Inf"\} 1/);
+      expect(text).toContain('\nrws_tokens_minted_total 1\n');
+      expect(text).toContain('\nrws_token_uses_total 1\n');
+      expect(text).toContain('\nrws_token_revocations_total 1\n');
+      expect(text).toContain('\nrws_auth_failures_total 1\n');
+      expect(text).toContain('\nrws_rate_limited_total 0\n');
+      expect(text).toContain('\nrws_audit_write_failures_total 0\n');
+      expect(text).toContain('\nrws_state_write_failures_total 0\n');
+      expect(text).toMatch(/\nrws_open_connections \d+\n/);
+      expect(text).toContain('rws_sops_files{state="loaded"} 1');
+      for (const secret of ['SERVICE_B_KEY', 'production', apiKeyId, 'metrics-subject', t, apiKey, 'ops-secret-value']) expect(text).not.toContain(secret);
+      const head2 = await call(metricsUrl, { method: 'HEAD' });
+      expect([head2.status, head2.text]).toEqual([200, '']);
+
+      const lines = server.stdout().split('\n').slice(1).filter((line) => line !== '');
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(entries.map((entry) => [entry.method, entry.route, entry.status])).toEqual([
+        ['GET', '/metrics', 404],
+        ['POST', '/api/v1/vault/tokens/generate', 201],
+        ['GET', '/api/v1/vault/{environment}/{key}', 200],
+        ['GET', '/api/v1/vault/{environment}/{key}', 401],
+        ['POST', '/api/v1/vault/tokens/revoke', 204],
+        ['HEAD', '/healthz', 200],
+      ]);
+      for (const entry of entries) {
+        expect(Object.keys(entry)).toEqual(['time', 'method', 'route', 'status', 'duration_ms', 'api_key_id', 'client']);
+        expect(entry.client).toBe('127.0.0.1');
+        expect(typeof entry.duration_ms).toBe('number');
+      }
+      expect(entries.map((entry) => entry.api_key_id)).toEqual([null, apiKeyId, apiKeyId, null, null, null]);
+      for (const secret of [t, apiKey, 'ops-secret-value', 'SERVICE_B_KEY']) expect(server.stdout()).not.toContain(secret);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it('refuses bad --max-connections, --headers-timeout and --request-timeout values', async () => {
+    for (const [flag, value] of [['--max-connections', '0'], ['--max-connections', '-5'], ['--max-connections', '1.5'], ['--max-connections', 'many'], ['--headers-timeout', '0'], ['--headers-timeout', '601'], ['--headers-timeout', '2.5'], ['--request-timeout', '5000']]) {
+      const result = await cli(['serve', '--store', store.dir, '--port', '0', flag as string, value as string]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: Expected ${flag} to be `));
+    }
+  });
+
+  it('refuses a --metrics-listen that is not HOST:PORT', async () => {
+    for (const bad of ['9464', 'localhost', '127.0.0.1:99999', '[nothex]:1']) {
+      const result = await cli(['serve', '--store', store.dir, '--metrics-listen', bad]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('RWS_USAGE: Expected --metrics-listen to be HOST:PORT');
+    }
+  });
+});
+
+describe('HEAD', () => {
+  it('answers HEAD wherever GET works, with GET\'s status and headers and no body', async () => {
+    const server = await startServer(store);
+    try {
+      const t = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+      for (const url of [`${server.url}/healthz`, `${server.url}/api/v1/vault/production/SERVICE_B_KEY`, `${server.url}/api/v1/vault/production`]) {
+        const get = await call(url, { auth: t });
+        const head = await call(url, { auth: t, method: 'HEAD' });
+        expect([head.status, head.text, head.headers.get('content-length')]).toEqual([get.status, '', get.headers.get('content-length')]);
+      }
+      expect((await call(`${server.url}/api/v1/vault/production/NOPE_KEY`, { auth: t, method: 'HEAD' })).status).toBe(403);
+      expect((await call(`${server.url}/api/v1/vault/tokens/generate`, { method: 'HEAD' })).status).toBe(405);
+    } finally {
+      await server.stop();
+    }
+  });
+});
