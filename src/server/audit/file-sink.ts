@@ -5,6 +5,7 @@
 // server per file: the cut-back assumes no other writer appends at the same time.
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { AuditSinkError } from '../state/state-errors.js';
+import { explainSystemError } from '../system-errors.js';
 import { auditJson, type StoredAuditRow } from './record.js';
 
 const FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
@@ -76,7 +77,8 @@ function openSink(file: string): number {
   try {
     return openSync(file, FLAGS, 0o600);
   } catch (cause) {
-    throw new AuditSinkError(`cannot open the audit log ${file} (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, cause);
+    // A read-only file system, a missing directory…: said with the path and a hint, as at start-up.
+    throw explainSystemError(cause) ?? new AuditSinkError(`cannot open the audit log ${file} (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, cause);
   }
 }
 

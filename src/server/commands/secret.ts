@@ -87,6 +87,8 @@ export async function secretImport(args: Record<string, unknown>, io: CliIo): Pr
   checkNames(names, args);
   const bad = names.find((name) => values[name]?.includes('\0'));
   if (bad !== undefined) throw new ServerUsageError(`the value of ${bad} contains a NUL byte; nothing was written`);
+  const empty = names.find((name) => values[name] === '');
+  if (empty !== undefined) throw new ServerUsageError(`the value of ${empty} is empty: sops never encrypts an empty string, so it would not be protected and never served; nothing was written`);
   await edit(t, { set: values }, 'secrets-server secret import');
   io.stdout.write(`imported ${names.length} secret${names.length === 1 ? '' : 's'} into ${t.environment}: ${names.join(', ')}\n`);
   return EXIT_OK;

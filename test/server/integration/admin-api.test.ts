@@ -377,8 +377,8 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
   it('answers 405 with Allow, 415, 413 and 401 like the read API; 401s count toward the 429 limit', async () => {
     const wrong = await asAdmin('PATCH', '/api/v1/auth/keys');
     expect(wrong.status).toBe(405);
-    expect(wrong.headers.get('allow')).toBe('GET, POST');
-    expect((await asAdmin('POST', '/api/v1/vault/tokens')).headers.get('allow')).toBe('GET');
+    expect(wrong.headers.get('allow')).toBe('GET, HEAD, POST');
+    expect((await asAdmin('POST', '/api/v1/vault/tokens')).headers.get('allow')).toBe('GET, HEAD');
     expect((await asAdmin('GET', '/api/v1/vault/tokens/AAAAAAAAAAAAAAAAAAAAAA')).headers.get('allow')).toBe('DELETE');
     expect((await asAdmin('GET', '/api/v1/admin/environments/production/secrets/X')).headers.get('allow')).toBe('PUT, DELETE');
     expect((await asAdmin('DELETE', '/api/v1/vault/tokens/generate')).headers.get('allow')).toBe('POST');
@@ -395,8 +395,8 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     for (let i = 0; i < 22; i++) statuses.push((await as(`rws_sk_${i.toString(16).padStart(32, '0')}`, 'GET', '/api/v1/auth/keys', undefined, attacker)).status);
     expect(statuses.slice(0, 21)).toEqual(Array(21).fill(401));
     expect(statuses[21]).toBe(429);
-    const locked = await as(admin.key, 'GET', '/api/v1/audit', undefined, attacker);
-    expect([locked.status, locked.body.error.code]).toEqual([429, 'RWS_RATE_LIMITED']);
+    // Others' failures from the same address never lock a valid key out.
+    expect((await as(admin.key, 'GET', '/api/v1/audit', undefined, attacker)).status).toBe(200);
     await attacker.close();
   });
 

@@ -177,23 +177,23 @@ describe('who the API key is (GET /api/v1/auth/self)', () => {
     }
     expect((await call(self(), { dispatcher })).status).toBe(401);
     const post = await call(self(), { auth: apiKey, json: {}, dispatcher });
-    expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET']);
+    expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
   });
 
-  it('is rate limited with the other credentialed routes: the 21st 401 from an address gets 429, even for a good key', async () => {
+  it('is rate limited with the other credentialed routes: the 21st 401 from an address gets 429, but a good key still works', async () => {
     const attacker = fromAddress(17);
     const statuses: number[] = [];
     for (let i = 0; i < 22; i++) statuses.push((await call(self(), { auth: `rws_sk_${i.toString(16).padStart(32, 'a')}`, dispatcher: attacker })).status);
     expect(statuses.slice(0, 20).every((status) => status === 401)).toBe(true);
     expect(statuses[21]).toBe(429);
-    const locked = await call(self(), { auth: apiKey, dispatcher: attacker });
-    expect([locked.status, locked.body.error.code]).toEqual([429, 'RWS_RATE_LIMITED']);
+    // A valid credential is never locked out by others' failures from the same address.
+    expect((await call(self(), { auth: apiKey, dispatcher: attacker })).status).toBe(200);
     expect((await call(self(), { auth: apiKey })).status).toBe(200);
   });
 
   it('leaves an auth.self row with the key id, and auth.failure rows for refused keys', async () => {
     const rows = (await cliOk(['audit', '--json', '--limit', '10000', '--store', store.dir])).trim().split('\n').map((line) => JSON.parse(line));
-    const success = rows.find((row) => row.event === 'auth.self' && row.outcome === 'success');
+    const success = rows.find((row) => row.event === 'auth.self' && row.outcome === 'success' && row.client === '127.0.0.1');
     expect(success).toMatchObject({ status: 200, api_key_id: expect.stringMatching(/^ak_/), jti: null, environment: null, keys: null, client: '127.0.0.1' });
     expect(rows.some((row) => row.event === 'auth.failure' && row.client === '127.0.0.16')).toBe(true);
     expect((await cliOk(['audit', '--event', 'auth.self', '--json', '--store', store.dir])).trim().split('\n').length).toBeGreaterThan(0);
