@@ -70,11 +70,12 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
       .command('db', 'the state database: schema and imports', (y) =>
         y
           .options(store)
-          .command('migrate', 'apply schema migrations now (servers also apply them at start)', (z) => z, on(async () => (await import('./commands/db.js')).dbMigrate))
-          .command('status', 'print where the state is and its schema version', (z) => z.option('json', { type: 'boolean', description: 'one JSON object' }), on(async () => (await import('./commands/db.js')).dbStatus))
+          .command('migrate', 'apply schema migrations now (servers also apply them at start)', (z) => z.example('RWS_DATABASE_URL_FILE=/run/secrets/db-url $0 db migrate', 'before rolling out a new version to the replicas'), on(async () => (await import('./commands/db.js')).dbMigrate))
+          .command('status', 'print where the state is and its schema version', (z) => z.option('json', { type: 'boolean', description: 'one JSON object' }).example('$0 db status --json', ''), on(async () => (await import('./commands/db.js')).dbStatus))
           .command('import', "move a single server's file state (api-keys.json, token-state.log, audit.log) into the database", (z) =>
-            z.option('from-store', { type: 'string', demandOption: true, requiresArg: true, description: 'the store directory whose files to import' }), on(async () => (await import('./commands/db.js')).dbImport))
-          .demandCommand(1, 'name a db subcommand'),
+            z.option('from-store', { type: 'string', demandOption: true, requiresArg: true, description: 'the store directory whose files to import' })
+              .example('RWS_DATABASE_URL_FILE=/run/secrets/db-url $0 db import --from-store /srv/vault', "move one server's files into PostgreSQL, once"), on(async () => (await import('./commands/db.js')).dbImport))
+          .demandCommand(1, 'name a db subcommand: migrate, status or import'),
       )
       .command('audit', 'list audit events, newest first', (y) =>
         y
@@ -88,11 +89,13 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .option('limit', { type: 'number', default: 100, requiresArg: true, description: 'at most this many events (1 to 10000)' })
           .option('json', { type: 'boolean', description: 'one JSON object per line' })
           .option('follow', { type: 'boolean', description: 'then stream new events as JSON lines until interrupted' })
-          .command('verify', 'walk the hash chain: exit 0 with the count, or 1 naming the first broken row', (z) => z, on(async () => (await import('./commands/audit.js')).auditVerify))
+          .example('$0 audit --api-key ak_0123456789abcdef --since 2030-01-01T00:00:00Z', "one key's events since New Year")
+          .example('$0 audit --outcome failure --json --follow', 'stream refusals to a log shipper')
+          .command('verify', 'walk the hash chain: exit 0 with the count, or 1 naming the first broken row', (z) => z.example('$0 audit verify', ''), on(async () => (await import('./commands/audit.js')).auditVerify))
           .command('$0', false, (z) => z, on(async () => (await import('./commands/audit.js')).auditList)),
       )
       .command('status', 'where the state is, its schema version, and the digest of each environment file', (y) =>
-        y.options(store).option('json', { type: 'boolean', description: 'one JSON object' }), on(async () => (await import('./commands/status.js')).status))
+        y.options(store).option('json', { type: 'boolean', description: 'one JSON object' }).example('$0 status', 'compare the digests across replicas to see drift'), on(async () => (await import('./commands/status.js')).status))
       .command('serve', 'serve the vault API', (y) =>
         y
           .options(store)

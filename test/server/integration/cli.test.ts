@@ -163,7 +163,7 @@ describe('a CLI that explains itself', () => {
     const bare = await cli([]);
     expect(bare.exitCode).toBe(0);
     expect(bare.stdout).toMatch(/^secrets-server <command>/);
-    for (const command of ['init', 'secret', 'apikey', 'serve']) expect(bare.stdout).toContain(`secrets-server ${command}`);
+    for (const command of ['init', 'secret', 'apikey', 'db', 'audit', 'status', 'serve']) expect(bare.stdout).toContain(`secrets-server ${command}`);
     const version = await cli(['--version']);
     const { version: expected } = JSON.parse(await readFile(path.join(import.meta.dirname, '../../../package.json'), 'utf8')) as { version: string };
     expect(version.stdout).toBe(`${expected}\n`);
@@ -173,6 +173,12 @@ describe('a CLI that explains itself', () => {
       [['apikey', 'create', '--help'], ['--name', '--environment', '--key-pattern', '--max-ttl', '--expires-at']],
       [['secret', 'set', '-h'], ['--allow-name']],
       [['secret', 'import', '-h'], ['--format', '--allow-name']],
+      [['db', 'migrate', '-h'], ['--database-url']],
+      [['db', 'status', '-h'], ['--json']],
+      [['db', 'import', '-h'], ['--from-store']],
+      [['audit', '-h'], ['--api-key', '--event', '--outcome', '--environment', '--since', '--until', '--limit', '--json', '--follow']],
+      [['audit', 'verify', '-h'], ['--store']],
+      [['status', '-h'], ['--json']],
     ] as const) {
       const help = await cli([...args]);
       expect(help.exitCode).toBe(0);
