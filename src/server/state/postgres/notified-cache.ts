@@ -88,11 +88,16 @@ class NotifiedCache implements StateCache {
       this.#tokens.delete(payload.slice(2));
       return;
     }
+    // `k:` with no id: everything changed (a rollback revoked every earlier token).
+    const keyId = payload.slice(2);
+    if (keyId === '') {
+      this.#clear();
+      return;
+    }
     // A key changed: its prefix is not in the payload, and keys are few; drop them all, and the
     // tokens it minted.
-    const keyId = payload.slice(2);
     this.#keys.clear();
-    for (const [jti, row] of this.#tokens) if (row.api_key_id === keyId || payload === '') this.#tokens.delete(jti);
+    for (const [jti, row] of this.#tokens) if (row.api_key_id === keyId) this.#tokens.delete(jti);
   }
 
   async apiKeys(prefix: string, load: () => Promise<ApiKeyRecord[]>): Promise<ApiKeyRecord[]> {

@@ -279,7 +279,11 @@ export class SqlStateStore implements StateStore {
 
   /** After a rollback: every token minted before `at` stops working, whatever the restored rows say. */
   async revokeTokensIssuedBefore(at: Date): Promise<void> {
-    await this.db.query('UPDATE tokens SET revoked_at = $2 WHERE issued_at < $1 AND revoked_at IS NULL', [Math.ceil(at.getTime() / 1000), at.toISOString()]);
+    await this.db.transaction(async (tx) => {
+      await tx.query('UPDATE tokens SET revoked_at = $2 WHERE issued_at < $1 AND revoked_at IS NULL', [Math.ceil(at.getTime() / 1000), at.toISOString()]);
+      // Every replica drops what it cached, not only this one (`k:` with no id means everything).
+      await this.#changed(tx, {});
+    });
     await this.options.cache?.flush();
   }
 
