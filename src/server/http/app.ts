@@ -13,7 +13,8 @@ import { AuthLimits } from './auth-limits.js';
 import { gateAuthentication } from './credential-check.js';
 import { allowHeader, allowsMethod } from './methods.js';
 import type { ExchangeObserver } from './exchange-observer.js';
-import { sendJson } from './request.js';
+import { sendJson, sendText } from './request.js';
+import { readMetrics } from './admin/metrics-handler.js';
 import { adminRoute } from './admin/routes.js';
 import type { Route } from './route.js';
 
@@ -32,6 +33,7 @@ const PREFIX = '/api/v1/vault/';
 
 function route(deps: HandlerDeps, method: string, path: string, query: string): Route | undefined {
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
+  if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x) };
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
   if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
   // Admin routes next: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
@@ -113,7 +115,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       reply = await record(event, x, reply, client);
     }
     deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
-    sendJson(res, reply.status, reply.body, reply.headers);
+    if (reply.text !== undefined) sendText(res, reply.status, reply.text, reply.headers);
+    else sendJson(res, reply.status, reply.body, reply.headers);
   }
 
   /**

@@ -13,6 +13,7 @@ import { forbidden, HttpError, notFound } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import type { SecretFile, SecretSource } from '../store/secret-source.js';
+import type { ServerMetrics } from './metrics.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
 import type { Effect, StateStore, TokenOutcome } from '../state/state-store.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
@@ -24,6 +25,8 @@ export interface HandlerDeps {
   pepper: Uint8Array;
   /** The admin API's access to the store's files (absent: those routes answer 404). */
   secretsAdmin?: SecretsAdmin;
+  /** What GET /metrics shows an admin key on the public listener. */
+  metrics?: ServerMetrics;
 }
 
 export interface Exchange {
@@ -37,6 +40,8 @@ export interface Reply {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
+  /** A body that is not JSON (the metrics text): sent instead of `body`. */
+  text?: { body: string; contentType: string };
   /** Stored with the audit row; the answer stands only if it can be. */
   effect?: Effect;
   /** The row must survive a power loss though the change is not in the database (a secrets file). */

@@ -55,10 +55,12 @@ export function checkListen(options: ListenOptions): void {
 
 export async function listen(options: ListenOptions, deps: AppDeps): Promise<RunningServer> {
   checkListen(options);
-  const metrics = options.metricsListen === undefined ? undefined : new ServerMetrics();
+  // Always counted: an admin key may read them on this listener (GET /metrics), and
+  // `--metrics-listen` serves them to a scraper on an address of its own.
+  const metrics = new ServerMetrics();
   const observer = observeRequests({ metrics, requestLog: options.requestLog });
-  const secrets = metrics === undefined ? deps.secrets : observeLoads(deps.secrets, (environment, state) => metrics.observeSopsFile(environment, state));
-  const app = observer.wrap(createApp({ ...deps, secrets, observe: observer.observe }));
+  const secrets = observeLoads(deps.secrets, (environment, state) => metrics.observeSopsFile(environment, state));
+  const app = observer.wrap(createApp({ ...deps, secrets, metrics, observe: observer.observe }));
   // node:http checks the headers and request timeouts only every connectionsCheckingInterval
   // (30 s by default): slow headers were held 36-40 s against a 10 s timeout. Every second cuts
   // slow headers and slow bodies within a second of their timeout.
@@ -68,7 +70,7 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   server.keepAliveTimeout = 5_000;
   const guard = new ConnectionGuard({ maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, firstRequestMs: headersTimeout });
   guard.attach(server);
-  if (metrics !== undefined) metrics.connections = guard;
+  metrics.connections = guard;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -78,7 +80,7 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   });
   let metricsServer: Server | undefined;
   let metricsUrl: string | undefined;
-  if (metrics !== undefined && options.metricsListen !== undefined) {
+  if (options.metricsListen !== undefined) {
     try {
       ({ server: metricsServer, url: metricsUrl } = await listenMetrics(options.metricsListen, metrics));
     } catch (error) {
