@@ -74,7 +74,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     const injected = await stop.race(inject(plan, secrets, cleanup, await placement!, io));
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
-    if (plan.user) Object.assign(env, { HOME: plan.user.home, USER: plan.user.name, LOGNAME: plan.user.name });
+    if (plan.user) Object.assign(env, childUserEnv(plan.user));
     io.log.info(`injecting ${secrets.size} secret(s) as ${plan.injectAs}: ${[...secrets.keys()].join(', ') || '(none)'}`);
     const running = await startChild({
       command: plan.command,
@@ -153,16 +153,23 @@ async function maskFilters(secrets: Secrets, io: RunIo) {
 function describeDryRun(plan: RunPlan, secrets: Secrets, io: RunIo): void {
   const injected = plan.injectAs === 'env' ? secrets : new Map([[plan.fileVar, '']]);
   const { env } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected });
+  if (plan.user) Object.assign(env, childUserEnv(plan.user));
   const secretNames = [...secrets.keys()];
   const envNames = Object.keys(env).sort();
+  const user = plan.user ? { name: plan.user.name, uid: plan.user.uid, gid: plan.user.gid } : null;
   if (io.jsonOutput) {
-    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command, args: plan.args })}\n`);
+    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command, args: plan.args, user })}\n`);
     return;
   }
   io.stdout.write(`would inject ${secretNames.length} secret(s) as ${plan.injectAs}: ${secretNames.join(', ') || '(none)'}\n`);
   if (plan.injectAs !== 'env') io.stdout.write(`the child would read them from the file named by ${plan.fileVar} (${plan.fileFormat})\n`);
   io.stdout.write(`the child's environment would hold ${envNames.length} variable(s): ${envNames.join(', ')}\n`);
-  if (plan.command) io.stdout.write(`would run: ${[plan.command, ...plan.args].map(shellQuote).join(' ')}\n`);
+  if (plan.command) io.stdout.write(`would run: ${[plan.command, ...plan.args].map(shellQuote).join(' ')}${user ? ` as ${user.name} (uid ${user.uid}, gid ${user.gid})` : ''}\n`);
+}
+
+/** What the child's environment says about who it is, when it runs as another user. */
+function childUserEnv(user: ChildUser): Record<string, string> {
+  return { HOME: user.home, USER: user.name, LOGNAME: user.name };
 }
 
 /** As a POSIX shell would need it typed: bare when safe, else in single quotes. */
