@@ -1,6 +1,6 @@
 // The full command line through yargs: --help with examples, --version, `completion`, and the
 // careful explanation of whatever the fast parser did not accept. Loaded only when needed.
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { UsageError } from '../errors.js';
 import { COMMAND_OPTIONS, OPTIONS, type ParsedArgs } from './options.js';
 
@@ -22,6 +22,8 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
   const head = separator === -1 ? [...argv] : argv.slice(0, separator);
   const command = separator === -1 ? undefined : argv.slice(separator + 1);
 
+  // yargs ships only as an ES module: import(), so that the wrapper's CommonJS build can load it.
+  const { default: yargs } = await import('yargs');
   const cli = yargs(head)
     .scriptName('run-with-secrets')
     .usage(USAGE)

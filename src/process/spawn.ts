@@ -54,15 +54,21 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
     }
     child.once('error', (error) => reject(spawnFailure(spec.command, error)));
     child.once('spawn', () => {
-      const drained = spec.filters ? pipeOutput(child, spec.filters) : Promise.resolve();
+      const drained = spec.filters ? pipeOutput(child, spec.filters) : undefined;
       const done = new Promise<Outcome>((settle) => {
         child.once('exit', (code, signal) => {
           const outcome: Outcome = signal ? { kind: 'signal', signal } : { kind: 'exit', code: code ?? 0 };
+          // Inherited output needs no relaying: done at once (a zero timer would cost the exit
+          // a turn of the timers, ≥ 1 ms, on every run).
+          if (!spec.filters) {
+            settle(outcome);
+            return;
+          }
           // A grandchild left running may hold the pipes open forever: give the output a moment
           // to drain, then stop relaying it rather than outlive the child.
           let timer: NodeJS.Timeout | undefined;
           const grace = new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, spec.filters ? DRAIN_GRACE_MS : 0);
+            timer = setTimeout(resolve, DRAIN_GRACE_MS);
           });
           void Promise.race([drained, grace]).then(() => {
             clearTimeout(timer);
