@@ -7,17 +7,19 @@
 //                                         re-exports of them, so that every importer, CommonJS or
 //                                         ES, gets the same classes: a VaultError thrown by the
 //                                         client must still be an RwsError to the CLI
+//   dist/cli/loader.cjs                   build/cli-loader.cjs: loads the CLI with its V8 code cache
 //   dist/cli/main.cjs + *-HASH.cjs        the CLI (bin/run-with-secrets.js loads main.cjs), with
 //                                         dotenv in it and one chunk per lazily loaded part (SOPS,
 //                                         the yargs front end, subcommands...)
 // What stays an ES module is loaded with import(): the vault client bundle
 // (dist/vault-client/index.js, build/bundle-vault-client.mjs) and the ES-only packages yargs,
 // chalk and age-encryption. The server keeps tsc's ES modules.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'rolldown';
+import { parseAst } from 'rolldown/parseAst';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
@@ -70,7 +72,7 @@ for (const name of cliFiles) {
   for (const shared of SHARED) text = text.replaceAll(`require("../${shared}.js")`, `require("../${shared}.cjs")`);
   if (/require\("\.\.\/[\w/-]+\.js"\)/.test(text)) throw new Error(`${name} requires an ES module of dist/: ${/require\("\.\.\/[\w/-]+\.js"\)/.exec(text)[0]}`);
   if (/require\("(yargs|chalk|age-encryption)"\)/.test(text)) throw new Error(`${name} requires an ES-only package; import() it`);
-  writeFileSync(file, text);
+  writeFileSync(file, routeDynamicImports(text, name));
 }
 const mainText = readFileSync(join(staging, 'cli/main.cjs'), 'utf8');
 if (!mainText.includes('require("../errors.cjs")')) throw new Error('dist/cli/main.cjs must require ../errors.cjs, not carry a copy of it');
@@ -89,3 +91,31 @@ mkdirSync(join(dist, 'cli'), { recursive: true });
 for (const name of readdirSync(join(dist, 'cli'))) if (/-[\w-]{8}\.c?js$/.test(name) || name === 'main.cjs') rmSync(join(dist, 'cli', name));
 for (const name of cliFiles) renameSync(join(staging, 'cli', name), join(dist, 'cli', name));
 rmSync(staging, { recursive: true, force: true });
+// The loader bin/run-with-secrets.js loads the CLI through (build/cache-cli.cjs makes its caches).
+copyFileSync(join(root, 'build/cli-loader.cjs'), join(dist, 'cli/loader.cjs'));
+
+/**
+ * Every `import(X)` of a CLI file becomes `require("./loader.cjs").dynamicImport(X, __filename)`:
+ * the loader compiles these files as vm Scripts (for their code cache), and a Script's import()
+ * needs an experimental flag on Node 20. Found by parsing, not by text, so a string that holds
+ * "import(" is left alone.
+ */
+function routeDynamicImports(text, name) {
+  const found = [];
+  const visit = (node) => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (node === null || typeof node !== 'object') return;
+    if (node.type === 'ImportExpression') {
+      if (node.options) throw new Error(`${name}: import() with options is not supported by the loader`);
+      found.push(node);
+    }
+    for (const value of Object.values(node)) if (value !== null && typeof value === 'object') visit(value);
+  };
+  visit(parseAst(text, { sourceType: 'script' }, name));
+  let out = text;
+  for (const node of found.sort((a, b) => b.start - a.start)) {
+    const specifier = out.slice(node.source.start, node.source.end);
+    out = `${out.slice(0, node.start)}require("./loader.cjs").dynamicImport(${specifier}, __filename)${out.slice(node.end)}`;
+  }
+  return out;
+}
