@@ -3,6 +3,7 @@
 // over only when no member is left. envconsul#317 sent SIGKILL to `sh -c` alone and the app
 // survived; envconsul#177 started the next child while the old one still held its port.
 import { readdir, readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import type { Outcome } from '../process/exit-status.js';
 import type { RunningChild } from '../process/spawn.js';
 
@@ -33,18 +34,57 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
  */
 export async function groupAlive(pgid: number): Promise<boolean> {
   if (!signalGroup(pgid, 0)) return false;
+  try {
+    await readdir('/proc');
+  } catch {
+    return true;
+  }
+  return (await groupMembers(pgid)).length > 0;
+}
+
+/**
+ * A reload signal for the group: sent to the members that catch it (SigCgt in /proc/PID/status),
+ * so that `sh -c 'node app.js'` reloads the app instead of the shell dying of the signal's default
+ * action and taking the run with it. When no member catches it, the leader gets it: whatever the
+ * program does with it is then its own choice. Returns the pids signalled.
+ */
+export async function signalCatchers(pgid: number, signal: NodeJS.Signals): Promise<number[]> {
+  const number = constants.signals[signal];
+  const members = await groupMembers(pgid);
+  const catching: number[] = [];
+  for (const pid of members) {
+    const status = await readFile(`/proc/${pid}/status`, 'latin1').catch(() => '');
+    const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    if (caught !== undefined && (BigInt(`0x${caught}`) >> BigInt(number - 1)) & 1n) catching.push(pid);
+  }
+  const targets = catching.length > 0 ? catching : [pgid];
+  for (const pid of targets) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return targets;
+}
+
+/** The live (not zombie) processes of a group, from /proc; empty without /proc. */
+async function groupMembers(pgid: number): Promise<number[]> {
   let pids: string[];
   try {
     pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
   } catch {
-    return true;
+    return [];
   }
-  const states = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '')));
-  return states.some((stat) => {
-    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X';
-  });
+  const stats = await Promise.all(pids.map(async (pid) => [Number(pid), await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '')] as const));
+  return stats.filter(([, stat]) => isLiveMember(stat, pgid)).map(([pid]) => pid);
+}
+
+/** pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'. */
+function isLiveMember(stat: string, pgid: number): boolean {
+  if (stat === '') return false;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X';
 }
 
 /** Resolves true once the group is gone, false when `ms` passed first (or `cancelled` settled). */

@@ -11,17 +11,17 @@ export class RefreshLog {
   ok(label: string): void {
     const before = this.states.get(label);
     this.states.set(label, 'ok');
-    if (before !== undefined && before !== 'ok') this.log.info(`${label}: refreshing again (the last failure was ${before})`);
+    if (before !== undefined && before !== 'ok') this.log.notice(`${label}: refreshing again (the last failure was ${before})`);
   }
 
   /** `message` is the error's own line: names and codes only, never a value or credential. */
-  failing(label: string, code: string, message: string, retryMs: number): void {
+  failing(label: string, code: string, message: string, retryMs: number, next = 'refreshing is retried with backoff (at most 60s apart)'): void {
     const before = this.states.get(label);
     this.states.set(label, code);
     if (before === code) {
       this.log.debug(`${label}: still failing (${code}); next attempt in ${(retryMs / 1000).toFixed(1)}s`);
       return;
     }
-    this.log.warn(code, `${label}: refresh failed: ${message}; the child keeps running with the secrets it has, and refreshing is retried with backoff (at most 60s apart)`);
+    this.log.warn(code, `${label}: refresh failed: ${message}; the child keeps running with the secrets it has, and ${next}`);
   }
 }

@@ -14,7 +14,7 @@ import { Debouncer } from './debounce.js';
 import { describeChange, SecretsDigester, type SecretsDigest } from './digest.js';
 import { GroupSignals } from './group-signals.js';
 import { WatchInjection } from './injection.js';
-import { finishGroup, signalGroup, stopGroup, type StopOptions } from './process-group.js';
+import { finishGroup, signalCatchers, signalGroup, stopGroup, type StopOptions } from './process-group.js';
 import { RefreshLog } from './refresh-log.js';
 import type { WatchSettings } from './settings.js';
 import { openFeed } from './feed.js';
@@ -58,7 +58,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
   const context: LoadContext = { warn: io.log.warn, debug: io.log.debug, stopped: ending.controller.signal, mustFinish: (work) => void unfinished.push(work.catch(() => undefined)) };
   const refreshLog = new RefreshLog(io.log);
   const debouncer = new Debouncer(watch.debounceMs, watch.maxWaitMs, (reasons) => events.push({ kind: 'settled', reasons }));
-  const stopOptions: StopOptions = { signal: watch.stopSignal, timeoutMs: watch.stopTimeoutMs, note: (message) => io.log.info(message) };
+  const stopOptions: StopOptions = { signal: watch.stopSignal, timeoutMs: watch.stopTimeoutMs, note: (message) => io.log.notice(message) };
   const feed = openFeed(plan, watch, {
     context,
     log: refreshLog,
@@ -132,7 +132,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         refreshLog.ok(feed.label);
       } catch (error) {
         const known = error instanceof RwsError ? error : undefined;
-        refreshLog.failing(feed.label, known?.code ?? 'RWS_INTERNAL', known?.message ?? 'internal error', watch.intervalMs);
+        refreshLog.failing(feed.label, known?.code ?? 'RWS_INTERNAL', known?.message ?? 'internal error', watch.intervalMs, 'the sources are read again at their next change');
         continue;
       }
       const digest = digester.digest(fresh);
@@ -142,7 +142,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       }
       const change = `${describeChange(current, digest)} (${feed.label})`;
       if (watch.onChange.kind === 'exit') {
-        io.log.info(`secrets changed: ${change}; stopping the child and exiting ${EXIT_SECRETS_CHANGED} (--on-change exit)`);
+        io.log.notice(`secrets changed: ${change}; stopping the child and exiting ${EXIT_SECRETS_CHANGED} (--on-change exit)`);
         await feed.stop();
         signals.attach(undefined);
         await stopGroup(generation.running, stopOptions);
@@ -154,11 +154,11 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         await injection.rewrite(fresh);
         for (const mask of generation.masks ? [generation.masks.stdout, generation.masks.stderr] : []) mask.addNeedles((await import('../inject/mask.js')).buildNeedles(fresh.values()));
         current = digest;
-        io.log.info(`secrets changed: ${change}; the secrets file is rewritten, sending ${watch.onChange.signal} to the child's process group`);
-        signalGroup(generation.pgid, watch.onChange.signal);
+        const signalled = await signalCatchers(generation.pgid, watch.onChange.signal);
+        io.log.notice(`secrets changed: ${change}; the secrets file is rewritten, and ${watch.onChange.signal} sent to ${signalled.length === 1 && signalled[0] === generation.pgid ? 'the child' : `pid ${signalled.join(', ')} of the child's group (${signalled.length === 1 ? 'the one that catches' : 'those that catch'} it)`}`);
         continue;
       }
-      io.log.info(`secrets changed: ${change}; restarting the child (${watch.stopSignal} to its process group)`);
+      io.log.notice(`secrets changed: ${change}; restarting the child (${watch.stopSignal} to its process group)`);
       signals.attach(undefined);
       const previous = generation;
       await stopGroup(previous.running, stopOptions);
@@ -208,7 +208,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
   /** A stop signal reached the group: wait for it to go, SIGKILL after --stop-timeout. */
   async function stopping(generation: Generation): Promise<Outcome> {
     const timer = setTimeout(() => {
-      io.log.info(`the child's process group outlived the stop signal by ${watch.stopTimeoutMs / 1000}s: sending SIGKILL to the group`);
+      io.log.notice(`the child's process group outlived the stop signal by ${watch.stopTimeoutMs / 1000}s: sending SIGKILL to the group`);
       signalGroup(generation.pgid, 'SIGKILL');
     }, watch.stopTimeoutMs);
     try {
