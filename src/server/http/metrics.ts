@@ -46,7 +46,8 @@ export class ServerMetrics {
     const { event, status } = outcome;
     const code = errorCodeOf(outcome.body);
     if (event === 'token.generate' && status === 201) this.#events.mints++;
-    if ((event === 'secret.read' || event === 'secret.list' || event === 'secret.batch') && status === 200) this.#events.uses++;
+    // A batch's 304 is charged like its 200 (the client learnt the values are unchanged).
+    if ((event === 'secret.read' || event === 'secret.list' || event === 'secret.batch') && (status === 200 || (event === 'secret.batch' && status === 304))) this.#events.uses++;
     if (event === 'token.revoke' && status === 204) this.#events.revocations++;
     if (status === 401) this.#events.unauthorized++;
     if (status === 429) this.#events.rateLimited++;

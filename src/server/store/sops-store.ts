@@ -9,6 +9,7 @@ import { openSopsFile, type SopsFile } from '../../sops/index.js';
 import { isValidEnvironment, SECRETS_SUFFIX, type StorePaths } from './layout.js';
 import type { EnvironmentVersion, SecretFile, SecretSource } from './secret-source.js';
 import { servedValues } from './served-values.js';
+import { StoreWatcher } from './file-watch.js';
 
 export type VersionedSopsFile = SopsFile & { readonly digest: string };
 /** What the API serves of one version of a file, and that version's digest. */
@@ -24,6 +25,7 @@ interface Cached {
 
 export class SopsSecretStore implements SecretSource {
   readonly #cache = new Map<string, Cached>();
+  #watcher: StoreWatcher | undefined;
 
   constructor(
     private readonly paths: StorePaths,
@@ -51,6 +53,12 @@ export class SopsSecretStore implements SecretSource {
   /** Forgets what it holds of `environment`: this process's own edit is served at the next request. */
   forget(environment: string): void {
     this.#cache.delete(environment);
+  }
+
+  /** Long-polls hear of changes to the file; the cached version is dropped first, so they see the new one. */
+  watch(environment: string, listener: () => void): () => void {
+    this.#watcher ??= new StoreWatcher(this.paths, (changed) => this.forget(changed));
+    return this.#watcher.subscribe(environment, listener);
   }
 
   async versions(): Promise<Record<string, EnvironmentVersion>> {
