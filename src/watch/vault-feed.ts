@@ -17,6 +17,8 @@ type Selector = { pattern: string } | { key: string };
 const MAX_WAIT_S = 60;
 /** After an answer that changed, the next request waits this little: a burst of edits stays visible without spinning. */
 const AFTER_CHANGE_MS = 200;
+/** A hold shorter than asked by more than this ended early. */
+const EARLY_SLACK_MS = 1000;
 
 export interface VaultFeedOptions {
   intervalMs: number;
@@ -26,6 +28,14 @@ export interface VaultFeedOptions {
   changed(reason: string): void;
   /** The credential was refused (401/403): refreshing has stopped. */
   revoked(error: VaultError): void;
+}
+
+interface Answer {
+  /** Undefined when unchanged (304). */
+  secrets: Secrets | undefined;
+  etag: string | undefined;
+  /** The seconds the server was asked to hold the request (0: not a long-poll). */
+  heldFor: number;
 }
 
 interface Part {
@@ -94,6 +104,7 @@ export class VaultFeed {
 
   private async loop(part: Part): Promise<void> {
     const backoff = new Backoff();
+    const early = new Backoff();
     const stopped = this.stopper.signal;
     const context: LoadContext = { warn: () => undefined, debug: this.options.debug, stopped };
     // A tagged answer is long-polled at once (the held request is the wait); an untagged server
@@ -115,10 +126,17 @@ export class VaultFeed {
           continue;
         }
         part.etag = answer.etag ?? part.etag;
-        // After a held request, the rest of the interval (none when the interval is at most 60 s);
-        // a server that answers at once, unchanged, is not long-polling: nearly the whole interval.
+        // After a held request, the rest of the interval (none when the interval is at most 60 s).
+        // A hold that ended early, unchanged (the server shutting down, a token's end, a server
+        // that does not hold) is followed by a short jittered wait that grows to the interval:
+        // a restarted server is asked again soon, one that never holds is not asked in a loop.
         const held = performance.now() - started;
-        delay = part.tagged ? Math.max(0, this.options.intervalMs - held) : this.options.intervalMs;
+        if (!part.tagged) delay = this.options.intervalMs;
+        else if (held + EARLY_SLACK_MS < answer.heldFor * 1000) delay = Math.min(early.next(), this.options.intervalMs);
+        else {
+          early.reset();
+          delay = Math.max(0, this.options.intervalMs - held);
+        }
       } catch (error) {
         if (stopped.aborted) return;
         // Only our own errors are quoted: another error's message may hold what it was given.
@@ -135,8 +153,8 @@ export class VaultFeed {
     }
   }
 
-  private async refresh(part: Part, context: LoadContext): Promise<{ secrets: Secrets | undefined; etag: string | undefined }> {
-    if (this.settings.perKeyRequests) return { secrets: await this.source.load(context), etag: undefined };
+  private async refresh(part: Part, context: LoadContext): Promise<Answer> {
+    if (this.settings.perKeyRequests) return { secrets: await this.source.load(context), etag: undefined, heldFor: 0 };
     const answer = await this.refreshOnce(this.client!, part, part.tagged, context);
     if (answer.secrets !== undefined && answer.etag === undefined && part.tagged) {
       part.tagged = false;
@@ -146,15 +164,15 @@ export class VaultFeed {
   }
 
   /** One refresh: mint a one-use token (or use the given one), ask, revoke. */
-  private async refreshOnce(client: VaultClient, part: Part, hold: boolean, context: LoadContext): Promise<{ secrets: Secrets | undefined; etag: string | undefined }> {
+  private async refreshOnce(client: VaultClient, part: Part, hold: boolean, context: LoadContext): Promise<Answer> {
     const { credential, environment } = this.settings;
     const selector = part.selector;
     const batchSelector = 'key' in selector ? { keys: [selector.key] } : { pattern: selector.pattern };
     const timeoutS = this.settings.client.timeoutMs / 1000;
     const wantWait = hold ? Math.min(MAX_WAIT_S, Math.max(1, Math.floor(this.options.intervalMs / 1000))) : 0;
-    const ask = async (token: string, waitSeconds: number) => {
+    const ask = async (token: string, waitSeconds: number): Promise<Answer> => {
       const answer = await client.fetchBatchWatched(token, environment, batchSelector, { etag: part.etag, waitSeconds, signal: context.stopped });
-      return answer.changed ? { secrets: answer.secrets, etag: answer.etag } : { secrets: undefined, etag: answer.etag };
+      return answer.changed ? { secrets: answer.secrets, etag: answer.etag, heldFor: waitSeconds } : { secrets: undefined, etag: answer.etag, heldFor: waitSeconds };
     };
     if (credential.kind === 'token') return ask(credential.value, wantWait);
     const keyPattern = 'key' in selector ? selector.key : selector.pattern;

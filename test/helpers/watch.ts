@@ -1,9 +1,13 @@
 // For the --watch tests: the wrapper started as users start it, the child's record (one JSON line
 // per event, written by test/fixtures/watch/child.js), and waiting on it instead of sleeping.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, baseEnv, ROOT } from './cli.js';
+
+const SERVER_BIN = join(ROOT, 'bin/secrets-server.js');
 
 export const WATCH_CHILD = join(ROOT, 'test/fixtures/watch/child.js');
 /** The child as the issue asks for it: through a shell, which is then the group's leader. */
@@ -62,4 +66,40 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A free TCP port on loopback (for a server that must come back on the same port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** secrets-server on a given port: stopped and started again, it must be found at the same URL. */
+export async function startServerOn(storeDir: string, port: number): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(SERVER_BIN, ['serve', '--store', storeDir, '--port', String(port)], { env: { ...process.env, VANTA_SOPS_FILES_PATH: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /secrets-server listening on (\S+)\n/.exec(stdout);
+      if (match?.[1]) resolve(match[1]);
+    });
+    void exited.then(() => reject(new Error(`server exited before it was ready: ${stderr}`)));
+  });
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

@@ -1,12 +1,11 @@
 // --watch with local sources: real files edited as editors and `secrets-server secret set` edit
 // them, the child `sh -c 'node child.js'` recording what it received, real signals and ports.
 import { renameSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliOk, makeStore } from '../server/helpers/server.js';
 import { makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
-import { alive, CHILD_COMMAND, readRecord, startWatch, until, ups } from '../helpers/watch.js';
+import { alive, CHILD_COMMAND, freePort, readRecord, startWatch, until, ups } from '../helpers/watch.js';
 
 let dir: string;
 let runtimeDir: string;
@@ -301,14 +300,3 @@ describe('run-with-secrets --watch: flags', () => {
     expect(result.stdout + result.stderr).not.toContain('secret-value');
   }, 30_000);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
