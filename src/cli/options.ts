@@ -43,7 +43,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'user', type: 'string', group: 'Process', description: 'Run the command as this user (NAME or NAME:GROUP), so it cannot read the credential of run-with-secrets; only when run as root' },
   { name: 'kill-after', type: 'string', group: 'Process', description: 'SIGKILL the child this many seconds after a forwarded stop signal' },
   { name: 'dry-run', type: 'boolean', group: 'Process', description: 'Print the names that would be injected and the child variables; run nothing' },
-  { name: 'watch', type: 'boolean', group: 'Watch', description: 'Keep running: when the injected names or values change (vault, --env-file, --sops-file), restart the child (or signal it, or exit); with --dry-run, also print what would be watched' },
+  { name: 'watch', type: 'boolean', group: 'Watch', description: "Keep running: when the injected names or values change (vault, --env-file, --sops-file), restart the child's process group (or signal it, or exit). With --dry-run: also print what would be watched, then exit. With --mask: each child's output is masked with its own values (old and new after a reload signal)" },
   { name: 'watch-interval', type: 'string', group: 'Watch', description: 'How often to ask the vault, or re-read local files besides watching them (default 30s; a vault that long-polls answers at once)' },
   { name: 'debounce', type: 'string', group: 'Watch', description: 'Act this long after the last change, so a burst of edits is one restart (default 2s; 0 acts at once)' },
   { name: 'max-wait', type: 'string', group: 'Watch', description: 'Act at the latest this long after the first change of a burst (default 30s)' },
