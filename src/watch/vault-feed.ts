@@ -15,8 +15,8 @@ import type { RefreshLog } from './refresh-log.js';
 type Selector = { pattern: string } | { key: string };
 
 const MAX_WAIT_S = 60;
-/** After an answer that changed, the next request waits this little: a burst of edits stays visible without spinning. */
-const AFTER_CHANGE_MS = 200;
+/** After an answer that changed, the next request waits about this long (then longer if it keeps changing). */
+const AFTER_CHANGE_MS = 400;
 /** A hold shorter than asked by more than this ended early. */
 const EARLY_SLACK_MS = 1000;
 
@@ -105,6 +105,7 @@ export class VaultFeed {
   private async loop(part: Part): Promise<void> {
     const backoff = new Backoff();
     const early = new Backoff();
+    const flapping = new Backoff(Math.random, AFTER_CHANGE_MS);
     const stopped = this.stopper.signal;
     const context: LoadContext = { warn: () => undefined, debug: this.options.debug, stopped };
     // A tagged answer is long-polled at once (the held request is the wait); an untagged server
@@ -122,10 +123,13 @@ export class VaultFeed {
           part.secrets = answer.secrets;
           part.etag = answer.etag;
           this.options.changed(this.label(part));
-          delay = AFTER_CHANGE_MS;
+          // Soon again, to see the rest of a burst; but an answer that changes every time (a
+          // flapping or hostile server) is asked less and less often, never in a loop.
+          delay = Math.min(flapping.next(), this.options.intervalMs);
           continue;
         }
         part.etag = answer.etag ?? part.etag;
+        flapping.reset();
         // After a held request, the rest of the interval (none when the interval is at most 60 s).
         // A hold that ended early, unchanged (the server shutting down, a token's end, a server
         // that does not hold) is followed by a short jittered wait that grows to the interval:
