@@ -324,6 +324,41 @@ describe('?wait= long-polls', () => {
   }, 60_000);
 });
 
+describe('charged when answered, exactly', () => {
+  it('charges a limit-5 token exactly 5 times when 20 requests held with it are woken at once', async () => {
+    const etag = (await batch(server, await mint())).headers.get('etag') as string;
+    const t = await mint(server, { usage_limit: 5 });
+    const agent = new Agent({ connections: 30 });
+    try {
+      const held = Array.from({ length: 20 }, () => batch(server, t, { etag, wait: 'wait=30', dispatcher: agent }));
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      await setSecret('SERVICE_A_URL', 'https://a.raced');
+      const statuses = (await Promise.all(held)).map((reply) => reply.status);
+      expect(statuses.filter((status) => status === 200)).toHaveLength(5);
+      expect(statuses.filter((status) => status === 401)).toHaveLength(15);
+      expect(rowsOf(t).filter((row) => row.outcome === 'success')).toHaveLength(5);
+    } finally {
+      await agent.close();
+      await setSecret('SERVICE_A_URL', 'https://a');
+    }
+  }, 30_000);
+
+  it('charges and audits nothing for requests held by a server that is SIGKILLed', async () => {
+    const doomed = await startServer(store);
+    const etag = (await batch(doomed, await mint(doomed))).headers.get('etag') as string;
+    const tokens = await Promise.all([1, 2, 3].map(() => mint(doomed, { usage_limit: 1 })));
+    const held = tokens.map((t) => batch(doomed, t, { etag, wait: 'wait=30' }).catch(() => 'cut'));
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    await doomed.stop('SIGKILL');
+    expect(await Promise.all(held)).toEqual(['cut', 'cut', 'cut']);
+    for (const t of tokens) {
+      expect(rowsOf(t)).toEqual([]);
+      // The one use of each is still there, on the server that goes on.
+      expect((await batch(server, t)).status).toBe(200);
+    }
+  }, 30_000);
+});
+
 describe('hold limits', () => {
   it('holds at most --max-long-polls-per-key per API key (429) and --max-long-polls in all (503), refusing at no cost', async () => {
     const limited = await startServer(store, ['--max-long-polls', '5', '--max-long-polls-per-key', '3']);
