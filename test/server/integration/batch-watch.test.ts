@@ -361,7 +361,9 @@ describe('charged when answered, exactly', () => {
 
 describe('hold limits', () => {
   it('holds at most --max-long-polls-per-key per API key (429) and --max-long-polls in all (503), refusing at no cost', async () => {
-    const limited = await startServer(store, ['--max-long-polls', '5', '--max-long-polls-per-key', '3']);
+    const limited = await startServer(store, ['--max-long-polls', '5', '--max-long-polls-per-key', '3', '--metrics-listen', '127.0.0.1:0']);
+    await until(async () => /metrics on (\S+)/.test(limited.stderr()));
+    const metrics = async () => (await call(/metrics on (\S+)/.exec(limited.stderr())?.[1] as string)).text;
     const other = await makeApiKey(store, ['production'], ['*']);
     const agent = new Agent({ connections: 20 });
     try {
@@ -383,11 +385,16 @@ describe('hold limits', () => {
       expect(total.status).toBe(503);
       expect(total.body.error.code).toBe('RWS_SERVER_BUSY');
       expect(total.headers.get('retry-after')).toBe('5');
+      expect(await metrics()).toContain('\nrws_long_polls_held 5\n');
       // Without wait nothing is held, so nothing is refused.
       expect((await batch(limited, theirs[2] as string, { etag, dispatcher: agent })).status).toBe(304);
       expect((await Promise.all(held)).map((reply) => reply.status)).toEqual([304, 304, 304, 304, 304]);
       // The refusals cost no use: the limit-1 token is held and answered once the others are gone.
       expect((await hold(t)).status).toBe(304);
+      const text = await metrics();
+      expect(text).toContain('\nrws_long_polls_held 0\n');
+      // Seven 304s (five held, one at once, the limit-1 token's) and the first 200 are uses.
+      expect(text).toContain('\nrws_token_uses_total 8\n');
     } finally {
       await agent.close();
       await limited.stop();
