@@ -79,7 +79,7 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   prune.unref();
   let server;
   try {
-    const secrets = new SopsSecretStore(paths, identities);
+    const secrets = new SopsSecretStore(paths, identities, Date.now, log);
     const secretsAdmin = new SecretsAdmin(paths, identities, secrets, state);
     server = await listen(options, { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log });
   } catch (error) {

@@ -16,18 +16,25 @@ export async function batchSecrets(deps: HandlerDeps, x: Exchange, query: string
   if (first.reply.status !== 304 || first.wait === 0 || polls === undefined) return first.reply;
   const socket = x.req.socket;
   let gone = socket.destroyed;
+  let release: (() => void) | undefined;
   const hangUp = (): void => {
     gone = true;
     release?.();
   };
-  let release: (() => void) | undefined;
+  // The check that found the change computed the answer of that moment: it is the answer.
+  let changed: Extract<Evaluation, { outcome: 'changed' | 'refused' }> | undefined;
   socket.once('close', hangUp);
   try {
     await polls.hold({
       environment: first.environment,
       apiKeyId: first.apiKeyId,
       until: Math.min(x.now.getTime() + first.wait * 1000, first.tokenExpires * 1000),
-      unchanged: () => stillNotModified(deps, x, raw, query),
+      unchanged: async () => {
+        const evaluation = await evaluate(deps, x, raw, query);
+        if (evaluation.outcome !== 'changed' && evaluation.outcome !== 'refused') return true;
+        changed = evaluation;
+        return false;
+      },
       onHeld: (releaseNow) => {
         release = releaseNow;
         if (gone) releaseNow();
@@ -37,17 +44,29 @@ export async function batchSecrets(deps: HandlerDeps, x: Exchange, query: string
     socket.off('close', hangUp);
   }
   if (gone) throw new HttpError(499, 'RWS_CLIENT_CLOSED', 'the client closed the connection while its request was held; nothing was served or charged');
+  if (changed !== undefined) {
+    Object.assign(x, { now: changed.x.now, audit: changed.x.audit });
+    if (changed.outcome === 'refused') throw changed.error;
+    return changed.reply;
+  }
   x.now = new Date();
   x.audit = {};
   return (await answerBatch(deps, x, raw, query)).reply;
 }
 
-/** Would the request, made afresh now, still get its 304? A refusal (401, 403, 404) is a change; a fault (5xx) is not. */
-async function stillNotModified(deps: HandlerDeps, x: Exchange, raw: Record<string, unknown>, query: string): Promise<boolean> {
+/** The request made afresh now: its answer, or its refusal (401, 403, 404), or a passing fault (5xx) that changes nothing. */
+type Evaluation =
+  | { outcome: 'not modified' | 'fault'; x: Exchange }
+  | { outcome: 'changed'; x: Exchange; reply: Reply }
+  | { outcome: 'refused'; x: Exchange; error: HttpError };
+
+async function evaluate(deps: HandlerDeps, x: Exchange, raw: Record<string, unknown>, query: string): Promise<Evaluation> {
   const scratch: Exchange = { req: x.req, now: new Date(), audit: {} };
   try {
-    return (await answerBatch(deps, scratch, raw, query)).reply.status === 304;
+    const { reply } = await answerBatch(deps, scratch, raw, query);
+    return reply.status === 304 ? { outcome: 'not modified', x: scratch } : { outcome: 'changed', x: scratch, reply };
   } catch (error) {
-    return !(error instanceof HttpError && error.status < 500);
+    if (error instanceof HttpError && error.status < 500) return { outcome: 'refused', x: scratch, error };
+    return { outcome: 'fault', x: scratch };
   }
 }

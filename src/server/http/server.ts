@@ -76,7 +76,10 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   server.keepAliveTimeout = 5_000;
   const guard = new ConnectionGuard({ maxConnections, firstRequestMs: headersTimeout });
   guard.attach(server);
-  if (metrics !== undefined) metrics.connections = guard;
+  if (metrics !== undefined) {
+    metrics.connections = guard;
+    metrics.longPolls = longPolls;
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

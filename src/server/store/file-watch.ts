@@ -53,16 +53,6 @@ export class StoreWatcher {
     };
   }
 
-  /** How many environments are watched (for tests and metrics). */
-  get watched(): number {
-    return this.#listeners.size;
-  }
-
-  close(): void {
-    this.#listeners.clear();
-    this.#stop();
-  }
-
   #start(): void {
     if (this.#poll === undefined) {
       this.#poll = setInterval(() => void this.#pollAll(), POLL_MS);

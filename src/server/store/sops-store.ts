@@ -31,6 +31,8 @@ export class SopsSecretStore implements SecretSource {
     private readonly paths: StorePaths,
     private readonly identities: string[],
     private readonly now: () => number = Date.now,
+    /** Where a failure to watch the store directory is told (once). */
+    private readonly log: (line: string) => void = () => undefined,
   ) {}
 
   async open(environment: string): Promise<ServedFile | undefined> {
@@ -57,7 +59,7 @@ export class SopsSecretStore implements SecretSource {
 
   /** Long-polls hear of changes to the file; the cached version is dropped first, so they see the new one. */
   watch(environment: string, listener: () => void): () => void {
-    this.#watcher ??= new StoreWatcher(this.paths, (changed) => this.forget(changed));
+    this.#watcher ??= new StoreWatcher(this.paths, (changed) => this.forget(changed), this.log);
     return this.#watcher.subscribe(environment, listener);
   }
 

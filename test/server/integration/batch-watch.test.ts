@@ -324,9 +324,46 @@ describe('?wait= long-polls', () => {
   }, 60_000);
 });
 
+describe('charged when answered, exactly', () => {
+  it('charges a limit-5 token exactly 5 times when 20 requests held with it are woken at once', async () => {
+    const etag = (await batch(server, await mint())).headers.get('etag') as string;
+    const t = await mint(server, { usage_limit: 5 });
+    const agent = new Agent({ connections: 30 });
+    try {
+      const held = Array.from({ length: 20 }, () => batch(server, t, { etag, wait: 'wait=30', dispatcher: agent }));
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      await setSecret('SERVICE_A_URL', 'https://a.raced');
+      const statuses = (await Promise.all(held)).map((reply) => reply.status);
+      expect(statuses.filter((status) => status === 200)).toHaveLength(5);
+      expect(statuses.filter((status) => status === 401)).toHaveLength(15);
+      expect(rowsOf(t).filter((row) => row.outcome === 'success')).toHaveLength(5);
+    } finally {
+      await agent.close();
+      await setSecret('SERVICE_A_URL', 'https://a');
+    }
+  }, 30_000);
+
+  it('charges and audits nothing for requests held by a server that is SIGKILLed', async () => {
+    const doomed = await startServer(store);
+    const etag = (await batch(doomed, await mint(doomed))).headers.get('etag') as string;
+    const tokens = await Promise.all([1, 2, 3].map(() => mint(doomed, { usage_limit: 1 })));
+    const held = tokens.map((t) => batch(doomed, t, { etag, wait: 'wait=30' }).catch(() => 'cut'));
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    await doomed.stop('SIGKILL');
+    expect(await Promise.all(held)).toEqual(['cut', 'cut', 'cut']);
+    for (const t of tokens) {
+      expect(rowsOf(t)).toEqual([]);
+      // The one use of each is still there, on the server that goes on.
+      expect((await batch(server, t)).status).toBe(200);
+    }
+  }, 30_000);
+});
+
 describe('hold limits', () => {
   it('holds at most --max-long-polls-per-key per API key (429) and --max-long-polls in all (503), refusing at no cost', async () => {
-    const limited = await startServer(store, ['--max-long-polls', '5', '--max-long-polls-per-key', '3']);
+    const limited = await startServer(store, ['--max-long-polls', '5', '--max-long-polls-per-key', '3', '--metrics-listen', '127.0.0.1:0']);
+    await until(async () => /metrics on (\S+)/.test(limited.stderr()));
+    const metrics = async () => (await call(/metrics on (\S+)/.exec(limited.stderr())?.[1] as string)).text;
     const other = await makeApiKey(store, ['production'], ['*']);
     const agent = new Agent({ connections: 20 });
     try {
@@ -348,11 +385,16 @@ describe('hold limits', () => {
       expect(total.status).toBe(503);
       expect(total.body.error.code).toBe('RWS_SERVER_BUSY');
       expect(total.headers.get('retry-after')).toBe('5');
+      expect(await metrics()).toContain('\nrws_long_polls_held 5\n');
       // Without wait nothing is held, so nothing is refused.
       expect((await batch(limited, theirs[2] as string, { etag, dispatcher: agent })).status).toBe(304);
       expect((await Promise.all(held)).map((reply) => reply.status)).toEqual([304, 304, 304, 304, 304]);
       // The refusals cost no use: the limit-1 token is held and answered once the others are gone.
       expect((await hold(t)).status).toBe(304);
+      const text = await metrics();
+      expect(text).toContain('\nrws_long_polls_held 0\n');
+      // Seven 304s (five held, one at once, the limit-1 token's) and the first 200 are uses.
+      expect(text).toContain('\nrws_token_uses_total 8\n');
     } finally {
       await agent.close();
       await limited.stop();
