@@ -205,6 +205,64 @@ describe('run-with-secrets --watch with local files', () => {
     await wrapper;
   }, 40_000);
 
+  it('four wrappers watching one file through a burst of edits: each restarts exactly once', async () => {
+    const { envFile, env } = setup('A=one\n');
+    const records = [0, 1, 2, 3].map((index) => join(dir, `record-many-${counter}-${index}.jsonl`));
+    const wrappers = records.map((record) => startWatch(['--env-file', envFile, '--watch', '--debounce', '1s', ...keep, '--', ...CHILD_COMMAND], runtimeDir, { ...env, WATCH_RECORD: record }));
+    for (const record of records) await until('each first child', () => ups(record)[0]);
+    for (const value of ['b1', 'b2', 'b3', 'b4', 'b5']) {
+      replaceByRename(envFile, `A=${value}\n`);
+      await sleep(100);
+    }
+    for (const record of records) await until('each restart', () => ups(record)[1]);
+    await sleep(2500);
+    for (const record of records) {
+      expect(ups(record)).toHaveLength(2);
+      expect(ups(record)[1]!.seen).toEqual({ A: 'b5', B: undefined });
+    }
+    for (const wrapper of wrappers) wrapper.kill('SIGTERM');
+    await Promise.all(wrappers);
+  }, 60_000);
+
+  it('SIGTERM while a restart waits for the old group: no new child starts, the wrapper dies of it', async () => {
+    const { envFile, record, env } = setup('A=one\n');
+    const stubborn = `trap '' TERM; echo "{\\"event\\":\\"up\\",\\"pid\\":$$}" >> "$WATCH_RECORD"; while :; do sleep 0.05; done`;
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--stop-timeout', '2s', ...keep, '--', 'sh', '-c', stubborn], runtimeDir, env);
+    const first = await until('the child', () => ups(record)[0]);
+    replaceByRename(envFile, 'A=two\n');
+    await until('the restart to begin', () => wrapper.stderrText().includes('restarting the child'));
+    wrapper.kill('SIGTERM');
+    const result = await wrapper;
+    expect(result.signal).toBe('SIGTERM');
+    expect(ups(record)).toHaveLength(1);
+    expect(alive(first.pid)).toBe(false);
+    expect(wrapperDirs(runtimeDir)).toEqual([]);
+  }, 30_000);
+
+  it('a wrapper killed with SIGKILL mid-watch: its file is left only until the next run, once the orphaned group is gone', async () => {
+    const { envFile, record, env } = setup('A=one\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    const child = await until('the child', () => ups(record)[0]);
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'latin1');
+    const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    const exited = new Promise((resolve) => wrapper.once('exit', resolve));
+    wrapper.kill('SIGKILL');
+    // Not `await wrapper`: the orphaned child still holds the wrapper's stdout and stderr.
+    await exited;
+    try {
+      // Nothing could clean up: the directory is there, and the child's group runs on, orphaned.
+      expect(wrapperDirs(runtimeDir)).toHaveLength(1);
+      expect(alive(child.pid)).toBe(true);
+    } finally {
+      process.kill(-group, 'SIGKILL');
+    }
+    await until('the orphaned group to go', () => !alive(child.pid), 5000);
+    await wrapper;
+    const next = await runBin(['--env-file', envFile, '--', 'true'], { runtimeDir, env });
+    expect(next.exitCode).toBe(0);
+    expect(wrapperDirs(runtimeDir)).toEqual([]);
+  }, 30_000);
+
   it('--on-change exit stops the child and exits 75', async () => {
     const { envFile, record, env } = setup('A=one\n');
     const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--on-change', 'exit', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
