@@ -36,6 +36,8 @@ interface Generation {
   /** The change that made this child, for the line if it dies young. */
   after: string | undefined;
   masks: { stdout: MaskStream; stderr: MaskStream } | undefined;
+  /** Its leader has exited (the exit event may still wait in the queue). */
+  exited: boolean;
 }
 
 export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, kit: WatchKit): Promise<Outcome> {
@@ -78,8 +80,11 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     if (plan.user) Object.assign(env, { HOME: plan.user.home, USER: plan.user.name, LOGNAME: plan.user.name });
     const filters = plan.mask ? await maskFilters(secrets, io) : undefined;
     const running = await startChild({ command: plan.command, args: plan.args, env, extraFd: injected.fd, filters, ignoredSignals: plan.ignoredSignals, user: plan.user, ownGroup: true });
-    const generation: Generation = { running, pgid: running.child.pid!, startedAt: performance.now(), after, masks: filters && { stdout: filters.stdout, stderr: filters.stderr } };
-    void running.done.then((outcome) => events.push({ kind: 'exit', generation, outcome }));
+    const generation: Generation = { running, pgid: running.child.pid!, startedAt: performance.now(), after, masks: filters && { stdout: filters.stdout, stderr: filters.stderr }, exited: false };
+    void running.done.then((outcome) => {
+      generation.exited = true;
+      events.push({ kind: 'exit', generation, outcome });
+    });
     signals.attach(generation.pgid);
     live = generation;
     // A stop signal that came while the child was being started: it goes to the group now.
@@ -108,8 +113,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       if (event.kind === 'end') {
         // The signal already went to the group (GroupSignals): no more refreshing, and SIGKILL if it lingers.
         debouncer.cancel();
+        const outcome = stopping(generation);
         await feed.stop();
-        return await stopping(generation);
+        return await outcome;
       }
       if (event.kind === 'revoked') {
         if (watch.onRevoke === 'keep') {
@@ -135,6 +141,8 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         refreshLog.failing(feed.label, known?.code ?? 'RWS_INTERNAL', known?.message ?? 'internal error', watch.intervalMs, 'the sources are read again at their next change');
         continue;
       }
+      // The child died meanwhile: its exit (queued) ends the wrapper; no restart over it.
+      if (generation.exited) continue;
       const digest = digester.digest(fresh);
       if (digest.whole === current.whole) {
         io.log.debug(`watch: ${event.reasons.join(', ')} changed, but not what the child receives: nothing to do`);

@@ -91,8 +91,9 @@ describe('run-with-secrets --watch with a vault', () => {
       const wrapper = startWatch(watchArgs('--watch-interval', '30s', '--debounce', '500ms', '-v'), runtimeDir, watchEnv(server.url, key.key, record));
       const first = await until('the first child', () => ups(record)[0]);
       await sleep(300);
-      await server.stop();
+      // From here on: the server closes its listener (and answers the held request) before it exits.
       const downAt = wrapper.stderrText().length;
+      await server.stop();
       await setSecret(store, 'APP_B', 'bravo-value-2');
       await sleep(4000);
       // While the server is away the child keeps running, and the wrapper asks rarely.
@@ -101,7 +102,13 @@ describe('run-with-secrets --watch with a vault', () => {
       const attempts = whileDown.match(/tokens\/generate attempt 1\/1: /g) ?? [];
       expect(attempts.length, whileDown).toBeGreaterThanOrEqual(1);
       expect(attempts.length).toBeLessThanOrEqual(6);
-      expect(whileDown.match(/warning RWS_VAULT_UNREACHABLE: vault environment prod \(pattern APP_\*\): refresh failed/g)).toHaveLength(1);
+      // Said once per state: the first failure (refused, most likely; a reset while the server
+      // closes reads as a failed answer), never the same code twice in a row.
+      const warnings = [...whileDown.matchAll(/warning (RWS_VAULT_[A-Z_]+): vault environment prod \(pattern APP_\*\): refresh failed/g)].map((match) => match[1]);
+      expect(warnings.length, whileDown).toBeGreaterThanOrEqual(1);
+      expect(warnings.length).toBeLessThanOrEqual(2);
+      expect(warnings).toContain('RWS_VAULT_UNREACHABLE');
+      expect(new Set(warnings).size).toBe(warnings.length);
       const rowsBefore = auditRowsSync(store.dir).length;
       again = await startServerOn(store.dir, port);
       const second = await until('the restarted child', () => ups(record)[1], 70_000);
