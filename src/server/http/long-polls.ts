@@ -103,8 +103,6 @@ export class LongPolls {
       unwatch = this.watch?.(request.environment, () => this.#check(held));
       this.#startSweep();
       request.onHeld?.(held.release);
-      // The file may have changed between the request's first answer and the subscription.
-      this.#check(held);
     });
   }
 

@@ -120,8 +120,13 @@ export class StoreWatcher {
     for (const listener of [...listeners]) listener();
   }
 
-  async #identity(environment: string): Promise<string> {
-    const stat = await fs.lstat(this.paths.secrets(environment), { bigint: true }).catch(() => undefined);
-    return stat === undefined ? 'absent' : `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+  #identity(environment: string): Promise<string> {
+    return fileIdentity(this.paths.secrets(environment));
   }
+}
+
+/** Which version of a file is on disk, by its inode, size and times; `absent` when there is none. */
+export async function fileIdentity(file: string): Promise<string> {
+  const stat = await fs.lstat(file, { bigint: true }).catch(() => undefined);
+  return stat === undefined ? 'absent' : `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
 }

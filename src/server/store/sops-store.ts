@@ -9,7 +9,7 @@ import { openSopsFile, type SopsFile } from '../../sops/index.js';
 import { isValidEnvironment, SECRETS_SUFFIX, type StorePaths } from './layout.js';
 import type { EnvironmentVersion, SecretFile, SecretSource } from './secret-source.js';
 import { servedValues } from './served-values.js';
-import { StoreWatcher } from './file-watch.js';
+import { fileIdentity, StoreWatcher } from './file-watch.js';
 
 export type VersionedSopsFile = SopsFile & { readonly digest: string };
 /** What the API serves of one version of a file, and that version's digest. */
@@ -40,13 +40,12 @@ export class SopsSecretStore implements SecretSource {
     const cached = this.#cache.get(environment);
     if (cached !== undefined && now - cached.checkedAt < RECHECK_MS) return cached.file;
     const file = this.paths.secrets(environment);
-    const stat = await fs.lstat(file, { bigint: true }).catch(() => undefined);
-    const identity = stat === undefined ? 'absent' : `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+    const identity = await fileIdentity(file);
     if (cached !== undefined && cached.identity === identity) {
       cached.checkedAt = now;
       return cached.file;
     }
-    const opened = stat === undefined ? Promise.resolve(undefined) : readSopsFile(file, this.identities).then((sops) => ({ ...servedValues(sops), digest: sops.digest }));
+    const opened = identity === 'absent' ? Promise.resolve(undefined) : readSopsFile(file, this.identities).then((sops) => ({ ...servedValues(sops), digest: sops.digest }));
     opened.catch(() => undefined); // a refusal is cached too; each request awaits and reports it
     this.#cache.set(environment, { identity, checkedAt: now, file: opened });
     return opened;
@@ -60,7 +59,16 @@ export class SopsSecretStore implements SecretSource {
   /** Long-polls hear of changes to the file; the cached version is dropped first, so they see the new one. */
   watch(environment: string, listener: () => void): () => void {
     this.#watcher ??= new StoreWatcher(this.paths, (changed) => this.forget(changed), this.log);
-    return this.#watcher.subscribe(environment, listener);
+    const unsubscribe = this.#watcher.subscribe(environment, listener);
+    // What the listener was served may be up to RECHECK_MS older than the file, changed before
+    // anyone watched: then it hears of it now.
+    const served = this.#cache.get(environment)?.identity;
+    void fileIdentity(this.paths.secrets(environment)).then((identity) => {
+      if (served === undefined || identity === served) return;
+      this.forget(environment);
+      listener();
+    });
+    return unsubscribe;
   }
 
   async versions(): Promise<Record<string, EnvironmentVersion>> {

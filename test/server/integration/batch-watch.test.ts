@@ -47,14 +47,20 @@ const setSecret = (name: string, value: string, environment = 'production') => c
 /** A token's batch rows, its refusals included (a 401's row is an `auth.failure`). */
 const rowsOf = (t: string) => auditRowsSync(store.dir).filter((row) => row.jti === jtiOf(t) && (row.event === 'secret.batch' || row.event === 'auth.failure'));
 
-/** A whole new encryption of the same values (new data key, new IVs, new MAC), renamed into place. */
-async function reencrypt(environment: string, values: Record<string, string>): Promise<void> {
+/** A whole new encryption of `values` (new data key, new IVs, new MAC). */
+async function encrypted(values: Record<string, string>): Promise<string> {
   const identities = parseAgeIdentities(await readFile(path.join(store.dir, 'age-identity.txt'), 'utf8'));
-  const text = await createSopsFile(values, await Promise.all(identities.map(identityToRecipient)));
-  const temp = path.join(store.dir, `.${environment}.reencrypt.tmp`);
+  return createSopsFile(values, await Promise.all(identities.map(identityToRecipient)));
+}
+
+/** Puts `text` in place as the environment's file, as an editor or a git checkout does: a rename. */
+async function replaceWith(environment: string, text: string): Promise<void> {
+  const temp = path.join(store.dir, `.${environment}.replace.tmp`);
   await writeFile(temp, text, { mode: 0o600 });
   await rename(temp, path.join(store.dir, `${environment}.enc.yaml`));
 }
+
+const reencrypt = async (environment: string, values: Record<string, string>) => replaceWith(environment, await encrypted(values));
 
 async function timed<T>(work: Promise<T>): Promise<{ value: T; at: number }> {
   const value = await work;
@@ -232,6 +238,22 @@ describe('?wait= long-polls', () => {
     expect(reply.status).toBe(304);
     expect(Date.now() - started).toBeGreaterThanOrEqual(3900);
     expect((await batch(server, await mint())).headers.get('etag')).toBe(etag);
+  });
+
+  it('sees a change made just before the hold began, while the server still served the older version from its cache', async () => {
+    const temp = path.join(store.dir, '.production.replace.tmp');
+    await writeFile(temp, await encrypted({ ...VALUES, PIN: '5555' }), { mode: 0o600 });
+    const t = await mint();
+    const before = await batch(server, t);
+    // Within the store's 250 ms re-check: the hold's first answer comes from the old version.
+    await rename(temp, path.join(store.dir, 'production.enc.yaml'));
+    const started = Date.now();
+    const reply = await batch(server, t, { etag: before.headers.get('etag') as string, wait: 'wait=20' });
+    expect(reply.status).toBe(200);
+    expect(reply.body.secrets.PIN).toBe('5555');
+    // At once, not at the next look at the state (every 5 s) nor at the end of the wait.
+    expect(Date.now() - started).toBeLessThan(4000);
+    await setSecret('PIN', '1234');
   });
 
   it('wakes only the requests whose answer changed: a change outside the keys asked for leaves them held', async () => {
