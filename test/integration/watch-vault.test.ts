@@ -69,14 +69,11 @@ describe('run-with-secrets --watch with a vault', () => {
       const byToken = new Map<string, string[]>();
       for (const row of rows) if (typeof row.jti === 'string') byToken.set(row.jti, [...(byToken.get(row.jti) ?? []), `${row.event}:${row.status}`]);
       expect(byToken.size).toBe(3);
-      for (const [, events] of byToken) {
-        expect(events[0]).toBe('token.generate:201');
-        expect(events[1]).toMatch(/^secret\.batch:(200|304|499)$/);
-        expect(events.at(-1)).toBe('token.revoke:204');
-        expect(events).toHaveLength(3);
-      }
-      // The change came as a 200 on a held request that sent the earlier tag.
-      expect([...byToken.values()].filter((events) => events[1] === 'secret.batch:200')).toHaveLength(2);
+      const groups = [...byToken.values()];
+      for (const events of groups.slice(0, -1)) expect(events).toEqual(['token.generate:201', 'secret.batch:200', 'token.revoke:204']);
+      // The last was held when the wrapper stopped: the wrapper hung up (the server records a
+      // 499, uncharged, when it notices, which may be after the revoke) and revoked it.
+      expect([...groups.at(-1)!].sort(), JSON.stringify(groups)).toEqual(['secret.batch:499', 'token.generate:201', 'token.revoke:204']);
       expectNoLeak([wrapper.stderrText()], store, key.key);
     } finally {
       await server.stop();
