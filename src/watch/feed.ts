@@ -45,7 +45,8 @@ export function openFeed(plan: RunPlan, watch: WatchSettings, hooks: FeedHooks):
       stop: () => feed.stop(),
     };
   }
-  const paths = plan.sources.map((source) => (source as unknown as { path: string }).path);
+  // Local sources (EnvFileSource, SopsFileSource) name their file.
+  const paths = plan.sources.flatMap((source) => ('path' in source && typeof source.path === 'string' ? [source.path] : []));
   const files = new FileFeed(paths, { intervalMs: watch.intervalMs, changed: hooks.changed, debug: hooks.context.debug });
   // Rereads see no stop signal: a reread in flight when the watch ends is simply not used. A
   // warning about a file (its mode) is said once, not at every reread.
