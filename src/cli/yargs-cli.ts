@@ -12,7 +12,8 @@ Runs <command> with secrets injected, in a trimmed environment. Put -- before th
 
 const EPILOGUE = `Exit status: the command's own; 125 when run-with-secrets itself fails; 126 when the command
 cannot be executed; 127 when it is not found. When the command dies of a signal, run-with-secrets
-dies of the same signal (128+N for signals that dump core).
+dies of the same signal (128+N for signals that dump core). With --watch: 75 after --on-change exit,
+77 when the vault refuses the credential on a refresh (--on-revoke exit).
 
 The child inherits only PATH, HOME, USER, LOGNAME, SHELL, TERM, COLORTERM, LANG, LANGUAGE, LC_*, TZ,
 NO_COLOR, COLUMNS, LINES, XDG_RUNTIME_DIR and TMPDIR, plus --keep-env and the secrets.`;
@@ -32,6 +33,8 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     .example('$0 --env-file .env --inject-as fd --file-format json -- ./app', 'the app reads /dev/fd/3; nothing is left on disk, even after kill -9')
     .example("$0 -e prod -k 'SERVICE_B_*' -- ./app", 'fetch SERVICE_B_* of prod from the vault (RWS_VAULT_URL, RWS_API_KEY_FILE) and run ./app')
     .example('$0 --env-file .env --dry-run', 'show which names would be injected, without values')
+    .example("$0 -e prod -k 'DB_*' --watch -- ./server", 'restart ./server (its whole process group) when a DB_* secret changes in the vault; --dry-run --watch shows what would be watched')
+    .example('$0 --env-file .env --watch --inject-as file --on-change signal:SIGHUP -- ./app', 'rewrite $SECRETS_FILE and send SIGHUP when .env changes (signal: needs file or fd injection)')
     .example("$0 --env-file prod.env --log-format json --kill-after 30 -- ./cron-job.sh", 'a cron job: JSON diagnostics, SIGKILL 30 s after a stop signal')
     .epilogue(EPILOGUE)
     .version(version)

@@ -22,6 +22,8 @@ export interface ChildSpec {
   ignoredSignals?: readonly NodeJS.Signals[] | undefined;
   /** --user: run as this uid/gid (libuv also drops the supplementary groups). */
   user?: { uid: number; gid: number } | undefined;
+  /** --watch: a session and process group of its own (setsid), so a stop reaches every descendant. */
+  ownGroup?: boolean | undefined;
 }
 
 export interface RunningChild {
@@ -47,7 +49,7 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
       argv = commandIgnoring(spec.ignoredSignals, spec.command, spec.args);
     }
     try {
-      child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true, ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}) });
+      child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true, detached: spec.ownGroup === true, ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}) });
     } catch (error) {
       reject(spawnFailure(spec.command, error));
       return;

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
 import type { TokenOutcome } from '../state/state-store.js';
-import { batchSecrets, describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
+import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { AuthLimits } from './auth-limits.js';
 import { gateAuthentication } from './credential-check.js';
@@ -16,6 +16,7 @@ import type { ExchangeObserver } from './exchange-observer.js';
 import { sendJson, sendText } from './request.js';
 import { readMetrics } from './admin/metrics-handler.js';
 import { adminRoute } from './admin/routes.js';
+import { batchSecrets } from './batch.js';
 import type { Route } from './route.js';
 
 export interface AppDeps extends HandlerDeps {
@@ -49,7 +50,7 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
     return { event: 'token.revoke', methods: ['POST'], run: (x) => revokeToken(deps, x) };
   }
   if (parts.length === 2 && first === 'secrets' && second === 'batch') {
-    return { event: 'secret.batch', methods: ['POST'], run: (x) => batchSecrets(deps, x) };
+    return { event: 'secret.batch', methods: ['POST'], run: (x) => batchSecrets(deps, x, query) };
   }
   if (parts.length === 2 && first && second) return { event: 'secret.read', methods: ['GET'], run: (x) => readSecret(deps, x, first, second) };
   if (parts.length === 1 && first) {
