@@ -21,7 +21,11 @@ export type AuditEventName =
   | 'audit.read'
   | 'apikey.list'
   | 'token.list'
-  | 'environment.list';
+  | 'environment.list'
+  | 'status.read'
+  | 'console.signin'
+  | 'console.session'
+  | 'console.signout';
 
 export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'token.generate',
@@ -42,6 +46,10 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'apikey.list',
   'token.list',
   'environment.list',
+  'status.read',
+  'console.signin',
+  'console.session',
+  'console.signout',
 ];
 
 export interface AuditRecord {
