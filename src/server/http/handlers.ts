@@ -14,6 +14,7 @@ import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import type { SecretFile, SecretSource } from '../store/secret-source.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
+import type { ConsoleHooks } from './console-hooks.js';
 import type { Effect, StateStore, TokenOutcome } from '../state/state-store.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
@@ -24,6 +25,8 @@ export interface HandlerDeps {
   pepper: Uint8Array;
   /** The admin API's access to the store's files (absent: those routes answer 404). */
   secretsAdmin?: SecretsAdmin;
+  /** The web console (`serve --console`): its pages, sign-in and session cookies. */
+  console?: ConsoleHooks;
 }
 
 export interface Exchange {
