@@ -6,7 +6,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fixture, makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
 import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../server/helpers/server.js';
-import { launchBrowser, openPage, screenshot, signIn, type WatchedPage } from './helpers/browser.js';
+import { launchBrowser, nav, openPage, screenshot, signIn, type WatchedPage } from './helpers/browser.js';
 import { cliOk } from '../server/helpers/server.js';
 
 let browser: Browser;
@@ -63,7 +63,7 @@ it('signs in, creates a key seen once, follows its audit rows live, shares a fil
   expect(await page.content()).not.toContain(key);
 
   // 3. Run the wrapper with that key; its rows appear in live mode.
-  await page.getByRole('link', { name: 'Audit' }).click();
+  await nav(page, 'Audit').click();
   await page.getByRole('heading', { name: 'Audit' }).waitFor();
   await page.getByLabel('Live: follow new events').check();
   await page.getByText('Following new events').waitFor();
@@ -97,7 +97,7 @@ it('signs in, creates a key seen once, follows its audit rows live, shares a fil
   await other.context.close();
 
   // 5. Revoke the key (after a confirmation); the next run fails.
-  await page.getByRole('link', { name: 'API keys' }).click();
+  await nav(page, 'API keys').click();
   const row = page.getByRole('row').filter({ hasText: readerId });
   await row.getByRole('button', { name: 'Revoke' }).click();
   await row.getByRole('button', { name: 'Revoke key' }).click();
@@ -107,7 +107,7 @@ it('signs in, creates a key seen once, follows its audit rows live, shares a fil
   expect(refused.stderr).toContain('RWS_AUTH_FAILED');
 
   // 6. Set a secret in the write-only field; read it back through a token.
-  await page.getByRole('link', { name: 'Secrets' }).click();
+  await nav(page, 'Secrets').click();
   await page.getByLabel('Environment', { exact: true }).fill('production');
   await page.getByLabel('Name', { exact: true }).fill('E2E_NEW_SECRET');
   await page.getByLabel('Value').fill('e2e-set-in-console-42');
@@ -121,7 +121,7 @@ it('signs in, creates a key seen once, follows its audit rows live, shares a fil
   expect((await call(`${server.url}/api/v1/vault/production/E2E_NEW_SECRET`, { auth: t })).body.value).toBe('e2e-set-in-console-42');
 
   // 7. Sign out; the back button shows no data.
-  await page.getByRole('link', { name: 'API keys' }).click();
+  await nav(page, 'API keys').click();
   await page.getByRole('cell', { name: /^e2e-reader ak_/ }).waitFor();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByText('You have signed out.').waitFor();
@@ -147,21 +147,21 @@ it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screensh
   await page.reload();
   await page.getByRole('cell', { name: /^ops ak_/ }).first().waitFor();
   await screenshot(page, 'keys');
-  await page.getByRole('link', { name: 'Tokens' }).click();
+  await nav(page, 'Tokens').click();
   await page.getByRole('cell', { name: 'production' }).first().waitFor();
   await screenshot(page, 'tokens');
-  await page.getByRole('link', { name: 'Audit' }).click();
+  await nav(page, 'Audit').click();
   await page.getByRole('cell', { name: 'secret.batch' }).first().waitFor();
   await page.getByText(/Last day, per minute.*requests/).waitFor();
   await screenshot(page, 'audit');
-  await page.getByRole('link', { name: 'Secrets' }).click();
+  await nav(page, 'Secrets').click();
   await page.getByRole('cell', { name: 'DB_URL' }).waitFor();
   await screenshot(page, 'secrets');
-  await page.getByRole('link', { name: 'Status' }).click();
+  await nav(page, 'Status').click();
   await page.getByText('Schema version').waitFor();
   await screenshot(page, 'status');
   await page.setViewportSize({ width: 375, height: 800 });
-  await page.getByRole('link', { name: 'Audit' }).click();
+  await nav(page, 'Audit').click();
   await page.getByRole('cell', { name: 'secret.batch' }).first().waitFor();
   await screenshot(page, 'audit-375px');
 }, 120_000);

@@ -53,3 +53,8 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   }
   await page.emulateMedia({ colorScheme: 'light' });
 }
+
+/** The navigation's link to a page (other links may share its words). */
+export function nav(page: Page, name: string) {
+  return page.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name, exact: true });
+}
