@@ -78,7 +78,7 @@ afterAll(async () => {
 
 const keyNames = async (): Promise<string[]> => (await call(`${server.url}/api/v1/auth/keys`, { auth: admin })).body.keys.map((k: { name: string }) => k.name);
 
-describe('the console in Chromium', () => {
+describe('the console in Chromium', { timeout: 60_000 }, () => {
   it('refuses a cross-site form POST and a cross-origin fetch made with the admin\'s signed-in browser', async () => {
     const { page, context } = await openPage(browser);
     await signIn(page, server.url, admin);
