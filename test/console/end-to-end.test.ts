@@ -153,7 +153,7 @@ it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screensh
   await nav(page, 'Audit').click();
   await page.getByRole('cell', { name: 'secret.batch' }).first().waitFor();
   await page.getByText(/Last day, per minute.*requests/).waitFor();
-  await screenshot(page, 'audit');
+  await screenshot(page, 'audit', false);
   await nav(page, 'Secrets').click();
   await page.getByRole('cell', { name: 'DB_URL' }).waitFor();
   await screenshot(page, 'secrets');
@@ -163,5 +163,5 @@ it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screensh
   await page.setViewportSize({ width: 375, height: 800 });
   await nav(page, 'Audit').click();
   await page.getByRole('cell', { name: 'secret.batch' }).first().waitFor();
-  await screenshot(page, 'audit-375px');
+  await screenshot(page, 'audit-375px', false);
 }, 120_000);

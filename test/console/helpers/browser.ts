@@ -45,11 +45,11 @@ export async function signIn(page: Page, url: string, key: string): Promise<void
 }
 
 /** Light and dark, into docs/screenshots/NAME-light.png and NAME-dark.png (only with RWS_UPDATE_SCREENSHOTS=1). */
-export async function screenshot(page: Page, name: string): Promise<void> {
+export async function screenshot(page: Page, name: string, fullPage = true): Promise<void> {
   await mkdir(SCREENSHOTS, { recursive: true });
   for (const colorScheme of ['light', 'dark'] as const) {
     await page.emulateMedia({ colorScheme });
-    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${colorScheme}.png`), fullPage: true, animations: 'disabled' });
+    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${colorScheme}.png`), fullPage, animations: 'disabled' });
   }
   await page.emulateMedia({ colorScheme: 'light' });
 }

@@ -105,7 +105,7 @@ export function AuditPage({ params }) {
   const names = new Map((keys.data?.keys ?? []).map((k) => [k.id, k.name]));
   const rows = page.events.map((e) => html`<tr class=${e.outcome === 'failure' ? 'failed' : ''}>
     <td>${e.seq}</td>
-    <td>${when(e.time)}</td>
+    <td class="time">${when(e.time)}</td>
     <td>${e.event}</td>
     <td>${e.outcome} ${e.status}${e.error_code ? html`<br /><code>${e.error_code}</code>` : null}</td>
     <td>${e.api_key_id ? html`${names.get(e.api_key_id) ?? ''}<br /><code class="id">${e.api_key_id}</code>` : '—'}</td>

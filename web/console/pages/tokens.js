@@ -33,8 +33,8 @@ export function TokensPage({ params }) {
     <td>${t.subject}</td>
     <td>${t.environment}</td>
     <td><code>${t.key_pattern}</code></td>
-    <td>${when(t.issued_at)}</td>
-    <td>${when(t.expires_at)}</td>
+    <td class="time">${when(t.issued_at)}</td>
+    <td class="time">${when(t.expires_at)}</td>
     <td>${t.usage_limit === null ? `${t.uses} (no limit)` : `${t.uses} of ${t.usage_limit}`}</td>
     <td>${t.revoked_at ? `revoked ${when(t.revoked_at)}` : html`<${Confirm} label="Revoke" question=${`Revoke token ${t.jti}?`} confirmLabel="Revoke token" onConfirm=${() => revoke(t)} />`}</td>
   </tr>`);
