@@ -5,6 +5,7 @@ import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { craft, GOOD_HEADER, goodClaims } from '../helpers/jwt.js';
 import { call, cliOk, rawRequest, generate, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 
 const SECRETS = {
   production: { SERVICE_B_KEY: 'b-key-value-7f3a', SERVICE_B_URL: 'https://b.internal', SERVICE_A_KEY: 'a-key-value-91c2', DB_PASSWORD: 'hunter2-prod' },
@@ -321,7 +322,7 @@ describe('bad tokens over HTTP', () => {
 
 describe('HTTP hygiene', () => {
   it('answers 404, 405 with Allow, 415 and 413 as JSON errors', async () => {
-    expect((await call(`${server.url}/healthz`)).body).toMatchObject({ status: 'ok', state: { kind: 'sqlite', schema: 2 }, environments: { production: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }, staging: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } } });
+    expect((await call(`${server.url}/healthz`)).body).toMatchObject({ status: 'ok', state: { kind: 'sqlite', schema: SCHEMA_VERSION }, environments: { production: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }, staging: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } } });
     expect((await call(`${server.url}/nope`)).body.error.code).toBe('RWS_NOT_FOUND');
     const wrongMethod = await call(vault('tokens/generate'));
     expect(wrongMethod.status).toBe(405);
