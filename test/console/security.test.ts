@@ -133,12 +133,27 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
     }
   }, 60_000);
 
-  it('raises no policy violation on any page, and the policy refuses inline script', async () => {
+  it('raises no policy violation on any page, labels every control, and the policy refuses inline script', async () => {
     const { page, context, problems } = await openPage(browser, { width: 375 });
-    await signIn(page, server.url, admin);
+    // Keyboard alone: the key field has the focus on arrival, Enter signs in.
+    await page.goto(`${server.url}/console/`);
+    await page.getByLabel('Admin API key').waitFor();
+    await page.keyboard.type(admin);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'API keys' }).waitFor();
     for (const [link, check] of [['Tokens', 'Include ended tokens'], ['Audit', 'Live: follow new events'], ['Secrets', 'Set or replace a secret'], ['Status', 'Schema version'], ['API keys', 'Create a key']]) {
       await nav(page, link as string).click();
       await page.getByText(check as string).first().waitFor();
+      const unlabelled = await page.evaluate(() =>
+        [...document.querySelectorAll('input, select, button, textarea')]
+          .filter((element) => {
+            const control = element as HTMLInputElement;
+            const named = (control.labels?.length ?? 0) > 0 || control.getAttribute('aria-label') || (element.tagName === 'BUTTON' && element.textContent?.trim());
+            return !named;
+          })
+          .map((element) => element.outerHTML),
+      );
+      expect(unlabelled, link as string).toEqual([]);
     }
     // Nothing is wider than the 375 px screen but the tables' own scrolling boxes.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);

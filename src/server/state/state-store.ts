@@ -1,5 +1,5 @@
 // All mutable server state sits behind this one interface: API keys, issued tokens with their
-// uses and revocations, and the audit trail. `sql/sql-state-store.ts` implements it once over a
+// uses and revocations, the web console's sessions, and the audit trail. `sql/sql-state-store.ts` implements it once over a
 // small driver interface, with a driver for SQLite (the default, one file in the store) and one
 // for PostgreSQL (replicas). The guarantees every implementation keeps, checked by the shared
 // conformance suite (test/server/state/conformance.ts):
