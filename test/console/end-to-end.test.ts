@@ -140,9 +140,12 @@ it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screensh
   await page.getByLabel('Admin API key').waitFor();
   await screenshot(page, 'sign-in');
   await signIn(page, server.url, admin);
-  const ci = await makeApiKey(store, ['production'], ['DB_*'], ['--max-ttl', '15']);
-  await makeApiKey(store, ['production', 'staging'], ['*']);
-  for (let i = 0; i < 3; i++) await wrapper(ci.key);
+  const make = async (body: Record<string, unknown>) => (await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: body })).body.key as string;
+  const ci = await make({ name: 'ci-backup', environments: ['production'], key_patterns: ['DB_*'], max_ttl_minutes: 15 });
+  const deploy = await make({ name: 'deploy', environments: ['production', 'staging'], key_patterns: ['*'], expires_at: new Date(Date.now() + 90 * 86400_000).toISOString() });
+  for (let i = 0; i < 3; i++) await wrapper(ci);
+  await token(server, deploy, { subject: 'deploy-web', environment: 'production', key_pattern: 'API_*', ttl_minutes: 30 });
+  await token(server, ci, { subject: 'nightly-backup', environment: 'production', key_pattern: 'DB_URL', usage_limit: 3 });
   await wrapper(`rws_sk_${'0'.repeat(32)}`);
   await page.reload();
   await page.getByRole('cell', { name: /^ops ak_/ }).first().waitFor();

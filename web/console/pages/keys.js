@@ -105,7 +105,7 @@ export function KeysPage() {
     <td>${key.admin ? 'admin' : 'read'}</td>
     <td>${key.admin ? '—' : html`${list(key.environments)}<br /><code>${list(key.key_patterns)}</code>`}</td>
     <td class="time">${when(key.created_at)}</td>
-    <td>${key.expires_at ? when(key.expires_at) : 'never'}</td>
+    <td class="time">${key.expires_at ? when(key.expires_at) : 'never'}</td>
     <td class="time">${when(key.last_used_at)}</td>
     <td><a href=${href('tokens', { api_key_id: key.id })} aria-label=${`live tokens of ${key.name}`}>${key.live_tokens}</a></td>
     <td>${key.revoked_at ? `revoked ${when(key.revoked_at)}` : html`<${Confirm} label="Revoke" question=${`Revoke ${key.name}? Its tokens and sessions end now.`} confirmLabel="Revoke key" onConfirm=${() => revoke(key)} />`}</td>
