@@ -24,6 +24,10 @@ function auditPath(filters, cursor) {
   return `/api/v1/audit?${query}`;
 }
 
+/**
+ * Uncontrolled: what the user picks stays picked while the page re-renders (live polling, the key
+ * list arriving); the URL's filters are the starting values, and a new URL makes a new form.
+ */
 function FilterForm({ filters, keys }) {
   const apply = (event) => {
     event.preventDefault();
@@ -36,28 +40,28 @@ function FilterForm({ filters, keys }) {
   };
   return html`<form class="filters grid-filters" onSubmit=${apply} aria-label="Audit filters">
     <div class="field"><label for="f-key">API key</label>
-    <select id="f-key" name="api_key_id" value=${filters.api_key_id}>
+    <select id="f-key" name="api_key_id">
       <option value="">Any key</option>
-      ${keys.map((key) => html`<option value=${key.id}>${key.name} (${key.id})</option>`)}
-      ${filters.api_key_id && !keys.some((key) => key.id === filters.api_key_id) ? html`<option value=${filters.api_key_id}>${filters.api_key_id}</option>` : null}
+      ${keys.map((key) => html`<option value=${key.id} selected=${key.id === filters.api_key_id}>${key.name} (${key.id})</option>`)}
+      ${filters.api_key_id && !keys.some((key) => key.id === filters.api_key_id) ? html`<option value=${filters.api_key_id} selected>${filters.api_key_id}</option>` : null}
     </select></div>
     <div class="field"><label for="f-event">Event</label>
-    <select id="f-event" name="event" value=${filters.event}>
+    <select id="f-event" name="event">
       <option value="">Any event</option>
-      ${EVENTS.map((name) => html`<option value=${name}>${name}</option>`)}
+      ${EVENTS.map((name) => html`<option value=${name} selected=${name === filters.event}>${name}</option>`)}
     </select></div>
     <div class="field"><label for="f-outcome">Outcome</label>
-    <select id="f-outcome" name="outcome" value=${filters.outcome}>
+    <select id="f-outcome" name="outcome">
       <option value="">Any outcome</option>
-      <option value="success">success</option>
-      <option value="failure">failure</option>
+      <option value="success" selected=${filters.outcome === 'success'}>success</option>
+      <option value="failure" selected=${filters.outcome === 'failure'}>failure</option>
     </select></div>
     <div class="field"><label for="f-env">Environment</label>
-    <input id="f-env" name="environment" value=${filters.environment} autocomplete="off" /></div>
+    <input id="f-env" name="environment" defaultValue=${filters.environment} autocomplete="off" /></div>
     <div class="field"><label for="f-since">Since</label>
-    <input id="f-since" name="since" type="datetime-local" value=${localFromIso(filters.since)} /></div>
+    <input id="f-since" name="since" type="datetime-local" defaultValue=${localFromIso(filters.since)} /></div>
     <div class="field"><label for="f-until">Until</label>
-    <input id="f-until" name="until" type="datetime-local" value=${localFromIso(filters.until)} /></div>
+    <input id="f-until" name="until" type="datetime-local" defaultValue=${localFromIso(filters.until)} /></div>
     <div class="actions">
       <button type="submit" class="primary">Apply filters</button>
       <button type="button" onClick=${() => go('audit', {})}>Clear</button>
@@ -119,7 +123,7 @@ export function AuditPage({ params }) {
       <${RequestChart} data=${charts.hour} title="Last hour, per minute" />
       <${RequestChart} data=${charts.day} title="Last day, per minute (10-minute averages)" />
     </section>
-    <${FilterForm} filters=${filters} keys=${keys.data?.keys ?? []} />
+    <${FilterForm} key=${JSON.stringify(filters)} filters=${filters} keys=${keys.data?.keys ?? []} />
     <div class="toolbar">
       <label class="inline"><input type="checkbox" id="live" checked=${live} onChange=${(event) => setLive(event.currentTarget.checked)} /> Live: follow new events</label>
       ${live ? html`<span class="live-dot" role="status">Following new events (every ${LIVE_EVERY_MS / 1000} s)</span>` : null}
