@@ -2,12 +2,12 @@
 // process's streams, its signals and its exit code; `runCli` takes them as parameters so the
 // whole CLI runs in tests. Each subcommand lives in commands/ and is loaded only when chosen.
 import type { Readable, Writable } from 'node:stream';
-import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { RwsError, UsageError } from '../errors.js';
 import type { Env } from './config.js';
 import { ServerUsageError } from './usage-error.js';
 import { explainSystemError } from './system-errors.js';
+import { packageVersion } from './version.js';
 
 export interface CliIo {
   env: Env;
@@ -112,10 +112,12 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .option('max-long-polls-per-key', { type: 'number', requiresArg: true, description: 'the same per API key; more get 429 RWS_RATE_LIMITED (default: 1024)' })
           .option('metrics-listen', { type: 'string', requiresArg: true, description: 'serve GET /metrics (Prometheus) on this HOST:PORT, e.g. 127.0.0.1:9464' })
           .option('log-format', { choices: ['text', 'json'], default: 'text', description: 'json: one line per request on stdout (time, method, route, status, duration, API key id, client)' })
+          .option('console', { type: 'boolean', description: 'serve the web console at /console/ (sign in with an admin key)' })
           .example('$0 serve', 'http://127.0.0.1:8200, store from $VANTA_SOPS_FILES_PATH, state in its state.db')
           .example('$0 serve --host 0.0.0.0 --port 8443 --tls-cert cert.pem --tls-key key.pem', 'HTTPS for a team; kill -HUP reloads a renewed certificate')
           .example('RWS_DATABASE_URL_FILE=/etc/rws/db-url $0 serve', 'a replica: the state in PostgreSQL')
-          .example('$0 serve --metrics-listen 127.0.0.1:9464 --log-format json', 'metrics for a local scraper, request log for a shipper'), on(async () => (await import('./commands/serve.js')).serve))
+          .example('$0 serve --metrics-listen 127.0.0.1:9464 --log-format json', 'metrics for a local scraper, request log for a shipper')
+          .example('$0 serve --console', 'the web console at http://127.0.0.1:8200/console/'), on(async () => (await import('./commands/serve.js')).serve))
       .demandCommand(1, 'name a command')
       .epilogue('The vault of run-with-secrets: secrets in SOPS files (age), API keys, short-lived scoped tokens, an audit log. Every command takes -h.')
       .strict()
@@ -124,16 +126,6 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
       .version(packageVersion())
       .exitProcess(false)
       .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false });
-}
-
-/** The package's version, from the package.json two levels above dist/server/. */
-function packageVersion(): string {
-  try {
-    const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
-    return String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
-  } catch {
-    return 'unknown';
-  }
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {

@@ -22,7 +22,11 @@ export type AuditEventName =
   | 'apikey.list'
   | 'token.list'
   | 'environment.list'
-  | 'metrics.read';
+  | 'metrics.read'
+  | 'status.read'
+  | 'console.signin'
+  | 'console.session'
+  | 'console.signout';
 
 export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'token.generate',
@@ -44,6 +48,10 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'token.list',
   'environment.list',
   'metrics.read',
+  'status.read',
+  'console.signin',
+  'console.session',
+  'console.signout',
 ];
 
 export interface AuditRecord {

@@ -8,6 +8,7 @@ import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveIdentities, resolveJwtSecret, resolvePepper, resolveStore } from '../config.js';
 import { ServerUsageError } from '../usage-error.js';
+import type { AppDeps } from '../http/app.js';
 import { checkListen, type ListenOptions, listen } from '../http/server.js';
 import { SopsSecretStore } from '../store/sops-store.js';
 import { SecretsAdmin } from '../store/secrets-admin.js';
@@ -81,7 +82,10 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   try {
     const secrets = new SopsSecretStore(paths, identities, Date.now, log);
     const secretsAdmin = new SecretsAdmin(paths, identities, secrets, state);
-    server = await listen(options, { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log });
+    const deps: AppDeps = { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log };
+    // The console's code is loaded only when asked for: a server without --console has none of it.
+    if (args.console === true) deps.console = (await import('../console/console.js')).createConsole(deps);
+    server = await listen(options, deps);
   } catch (error) {
     clearInterval(prune);
     await guard.stop();
@@ -92,6 +96,7 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   }
   io.stdout.write(`secrets-server listening on ${server.url}\n`);
   if (server.metricsUrl !== undefined) log(`secrets-server: metrics on ${server.metricsUrl}`);
+  if (args.console === true) log(`secrets-server: console on ${server.url}/console/`);
   if (sink !== undefined) reloads.add('audit log', () => sink.reopen(), 'reopened');
   const { tlsFiles } = options;
   if (tlsFiles !== undefined) reloads.add('TLS certificate and key', async () => server.setTls(await loadTlsPair(tlsFiles)));

@@ -37,6 +37,7 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
   if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x) };
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
   if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
+  if (path.startsWith('/console/')) return deps.console?.route(method, path);
   // Admin routes next: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
   const admin = adminRoute(deps, method, path, query);
   if (admin !== undefined) return admin;
@@ -92,6 +93,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const log = deps.log ?? (() => undefined);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (deps.console?.serveAsset(req, res)) return;
     const x: Exchange = { req, now: now(), audit: {} };
     const client = req.socket.remoteAddress ?? 'unknown';
     let event: AuditEventName | undefined;

@@ -10,6 +10,7 @@ import { HttpError } from './http-error.js';
 import { bearerCredential } from './request.js';
 
 export async function holdsValidCredential(deps: HandlerDeps, req: IncomingMessage, now: Date): Promise<boolean> {
+  if (req.headers.authorization === undefined && deps.console !== undefined) return deps.console.holdsValidSession(req, now);
   let credential: string;
   try {
     credential = bearerCredential(req);

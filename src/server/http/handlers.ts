@@ -19,6 +19,7 @@ import { batchWait } from './wait-param.js';
 import type { SecretFile, SecretSource } from '../store/secret-source.js';
 import type { ServerMetrics } from './metrics.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
+import type { ConsoleHooks } from './console-hooks.js';
 import type { Effect, StateStore, TokenOutcome } from '../state/state-store.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
@@ -35,6 +36,8 @@ export interface HandlerDeps {
   secretsAdmin?: SecretsAdmin;
   /** What GET /metrics shows an admin key on the public listener. */
   metrics?: ServerMetrics;
+  /** The web console (`serve --console`): its pages, sign-in and session cookies. */
+  console?: ConsoleHooks;
 }
 
 export interface Exchange {

@@ -62,8 +62,19 @@ export function bearerCredential(req: IncomingMessage): string {
   return match[1];
 }
 
+/**
+ * On every answer, JSON or console page alike: nothing may run, frame or be referred from it but
+ * the console's own files (the policy the console needs, and stricter than any JSON needs).
+ */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
 export function sendText(res: ServerResponse, status: number, text: { body: string; contentType: string }, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { ...headers, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-type': text.contentType, 'content-length': Buffer.byteLength(text.body) });
+  res.writeHead(status, { ...headers, ...SECURITY_HEADERS, 'content-type': text.contentType, 'content-length': Buffer.byteLength(text.body) });
   res.end(text.body);
 }
 
@@ -71,8 +82,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   const text = body === undefined ? '' : JSON.stringify(body);
   res.writeHead(status, {
     ...headers,
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
+    ...SECURITY_HEADERS,
     ...(body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }),
   });
   res.end(text);

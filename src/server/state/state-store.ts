@@ -1,5 +1,5 @@
 // All mutable server state sits behind this one interface: API keys, issued tokens with their
-// uses and revocations, and the audit trail. `sql/sql-state-store.ts` implements it once over a
+// uses and revocations, the web console's sessions, and the audit trail. `sql/sql-state-store.ts` implements it once over a
 // small driver interface, with a driver for SQLite (the default, one file in the store) and one
 // for PostgreSQL (replicas). The guarantees every implementation keeps, checked by the shared
 // conformance suite (test/server/state/conformance.ts):
@@ -85,7 +85,36 @@ export type Effect =
   | { readonly kind: 'revoke'; readonly token: PresentedToken }
   // Admin changes over HTTP: stored with the request's audit row, like a mint.
   | { readonly kind: 'apikey.create'; readonly record: ApiKeyRecord }
-  | { readonly kind: 'apikey.revoke'; readonly id: string };
+  | { readonly kind: 'apikey.revoke'; readonly id: string }
+  // Console sessions: opened only for a live admin key, ended by sign-out.
+  | { readonly kind: 'session.create'; readonly session: SessionRecord }
+  | { readonly kind: 'session.delete'; readonly idHash: string };
+
+/** A console session as stored: a hash of its id, never the id (the cookie's value). */
+export interface SessionRecord {
+  readonly id_hash: string;
+  readonly api_key_id: string;
+  readonly created_at: string;
+  readonly last_seen_at: string;
+  /** The hard end (8 hours after sign-in); the idle end is `last_seen_at` plus the idle time. */
+  readonly expires_at: string;
+}
+
+/** What a session check asks: is it live now, and should it count as activity? */
+export interface SessionCheck {
+  readonly idHash: string;
+  readonly now: Date;
+  /** A session unused since before this time has ended (idle). */
+  readonly idleSince: Date;
+  /** Moves `last_seen_at` to now (false for a page's background polling). */
+  readonly touch: boolean;
+}
+
+/** Requests per bucket of the audit trail, for the console's chart. */
+export interface AuditBuckets {
+  /** Each bucket's start, ISO 8601 (UTC), oldest first; only buckets with requests. */
+  readonly buckets: ReadonlyArray<{ readonly start: string; readonly success: number; readonly failure: number }>;
+}
 
 export interface Commit {
   /** Applied only if it can be: a use of a spent token is not counted. */
@@ -117,8 +146,16 @@ export interface StateStore {
   /** One request's effect and audit row, in one transaction; resolves with the effect's outcome. */
   commit(commit: Commit, now: Date): Promise<TokenOutcome>;
 
+  /** The live session (idle and hard ends not passed, its key a live admin key), touched if asked. */
+  checkSession(check: SessionCheck): Promise<SessionRecord | undefined>;
+
   /** Newest first. */
   queryAudit(query: AuditQuery): Promise<StoredAuditRow[]>;
+  /**
+   * Requests (folded rows count as many) from `since` on, by outcome, in buckets of one minute or
+   * ten (the first 16 or 15 characters of the ISO time), counted by the database.
+   */
+  auditBuckets(since: string, bucketMinutes: 1 | 10): Promise<AuditBuckets>;
   /** Rows in `seq` order from `afterSeq` on, at most `limit`. */
   auditAfter(afterSeq: number, limit: number): Promise<StoredAuditRow[]>;
 

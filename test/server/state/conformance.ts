@@ -260,6 +260,69 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await verifyChain((after) => state.auditAfter(after, 100))).toMatchObject({ ok: true });
     });
 
+    it('keeps console sessions shared by stores: idle and hard ends, touch, sign-out, and revocation of the key end them', async () => {
+      const [a, b] = [await open(), await open()];
+      const admin = key('ak_00000000000000e0', { admin: true, environments: [], key_patterns: [] });
+      await a.addApiKey(admin, localChange('apikey.create', admin.id, NOW));
+      await a.addApiKey(key('ak_00000000000000e1'), localChange('apikey.create', 'ak_00000000000000e1', NOW));
+      const session = (idHash: string, apiKeyId = admin.id) => ({ id_hash: idHash, api_key_id: apiKeyId, created_at: NOW.toISOString(), last_seen_at: NOW.toISOString(), expires_at: new Date(NOW.getTime() + 8 * 3600_000).toISOString() });
+      const open1 = (idHash: string, apiKeyId?: string) => a.commit({ effect: { kind: 'session.create', session: session(idHash, apiKeyId) }, audit: () => row('console.signin', 201, apiKeyId ?? admin.id) }, NOW);
+      const at = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000);
+      const check = (store: SqlStateStore, idHash: string, minutes: number, touch = true) => store.checkSession({ idHash, now: at(minutes), idleSince: at(minutes - 15), touch });
+      expect(await open1('s1'.padEnd(64, '0'))).toBe('ok');
+      // Only an admin key opens one: a read key's insert finds no live admin key.
+      expect(await open1('s2'.padEnd(64, '0'), 'ak_00000000000000e1')).toBe('revoked');
+      expect(await b.checkSession({ idHash: 's2'.padEnd(64, '0'), now: NOW, idleSince: at(-15), touch: true })).toBeUndefined();
+      // Seen by the other store; a check 10 minutes later moves the idle end, a background one does not.
+      expect(await check(b, 's1'.padEnd(64, '0'), 10)).toMatchObject({ api_key_id: admin.id, last_seen_at: at(10).toISOString() });
+      expect(await check(b, 's1'.padEnd(64, '0'), 20, false)).toMatchObject({ last_seen_at: at(10).toISOString() });
+      expect(await check(a, 's1'.padEnd(64, '0'), 24)).toBeDefined();
+      // Idle for 15 minutes: ended, and a later check does not revive it.
+      expect(await check(a, 's1'.padEnd(64, '0'), 39.5)).toBeUndefined();
+      expect(await check(a, 's1'.padEnd(64, '0'), 40)).toBeUndefined();
+      // Never past its hard end, however busy.
+      await open1('s3'.padEnd(64, '0'));
+      for (let minutes = 10; minutes < 480; minutes += 10) expect(await check(a, 's3'.padEnd(64, '0'), minutes)).toBeDefined();
+      expect(await check(a, 's3'.padEnd(64, '0'), 480)).toBeUndefined();
+      // Sign-out deletes the row; revoking the key deletes all of its sessions.
+      await open1('s4'.padEnd(64, '0'));
+      await open1('s5'.padEnd(64, '0'));
+      await b.commit({ effect: { kind: 'session.delete', idHash: 's4'.padEnd(64, '0') }, audit: () => row('console.signout', 204, admin.id) }, NOW);
+      expect(await check(a, 's4'.padEnd(64, '0'), 1)).toBeUndefined();
+      expect(await check(a, 's5'.padEnd(64, '0'), 1)).toBeDefined();
+      await b.commit({ effect: { kind: 'apikey.revoke', id: admin.id }, audit: () => row('apikey.revoke', 204, admin.id) }, NOW);
+      expect(await check(a, 's5'.padEnd(64, '0'), 2)).toBeUndefined();
+      expect(await a.checkSession({ idHash: 's5'.padEnd(64, '0'), now: NOW, idleSince: at(-15), touch: false })).toBeUndefined();
+      // An expired admin key ends its sessions too, and pruning forgets ended ones.
+      const expiring = key('ak_00000000000000e2', { admin: true, environments: [], key_patterns: [], expires_at: at(5).toISOString() });
+      await a.addApiKey(expiring, localChange('apikey.create', expiring.id, NOW));
+      await open1('s6'.padEnd(64, '0'), expiring.id);
+      expect(await check(a, 's6'.padEnd(64, '0'), 4)).toBeDefined();
+      expect(await check(a, 's6'.padEnd(64, '0'), 6)).toBeUndefined();
+      await a.pruneTokens(at(481));
+      expect(await countRows(paths, url, 'console_sessions')).toBe(0);
+    });
+
+    it('counts requests per minute and per ten minutes, success against failure, in the database', async () => {
+      const state = await open();
+      const at = (iso: string, status: number, count = 1) => ({ ...row('secret.read', status), time: iso, count });
+      const rows = [at('2030-01-01T11:58:59.999Z', 200), at('2030-01-01T11:59:00.000Z', 200), at('2030-01-01T11:59:30.000Z', 401), at('2030-01-01T11:59:59.000Z', 429, 7), at('2030-01-01T12:00:01.000Z', 200), at('2030-01-01T11:30:00.000Z', 200)];
+      for (const record of rows) await state.commit({ audit: () => record }, NOW);
+      // Changes made on the host are no requests: never counted.
+      await state.addApiKey(key('ak_00000000000000f1'), { ...localChange('apikey.create', 'ak_00000000000000f1', NOW), time: '2030-01-01T11:59:10.000Z' });
+      expect((await state.auditBuckets('2030-01-01T11:58:30.000Z', 1)).buckets).toEqual([
+        { start: '2030-01-01T11:58:00.000Z', success: 1, failure: 0 },
+        { start: '2030-01-01T11:59:00.000Z', success: 1, failure: 8 },
+        { start: '2030-01-01T12:00:00.000Z', success: 1, failure: 0 },
+      ]);
+      expect((await state.auditBuckets('2030-01-01T00:00:00.000Z', 10)).buckets).toEqual([
+        { start: '2030-01-01T11:30:00.000Z', success: 1, failure: 0 },
+        { start: '2030-01-01T11:50:00.000Z', success: 2, failure: 8 },
+        { start: '2030-01-01T12:00:00.000Z', success: 1, failure: 0 },
+      ]);
+      expect((await state.auditBuckets('2031-01-01T00:00:00.000Z', 1)).buckets).toEqual([]);
+    });
+
     it('refuses a row whose list columns were edited into something else', async () => {
       const state = await open();
       await state.addApiKey(key('ak_00000000000000a7', { environments: ['prod'] }), localChange('apikey.create', 'ak_00000000000000a7', NOW));
@@ -283,4 +346,23 @@ export async function tamper(paths: StorePaths, url: string | undefined, sql: st
   await client.connect();
   await client.query(sql);
   await client.end();
+}
+
+/** How many rows a table holds, read behind the store's back. */
+export async function countRows(paths: StorePaths, url: string | undefined, table: string): Promise<number> {
+  if (url === undefined) {
+    const { default: Sqlite } = await import('better-sqlite3');
+    const db = new Sqlite(paths.stateDb, { readonly: true });
+    const found = db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number };
+    db.close();
+    return Number(found.n);
+  }
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return Number((await client.query(`SELECT COUNT(*) AS n FROM ${table}`)).rows[0].n);
+  } finally {
+    await client.end();
+  }
 }

@@ -7,8 +7,10 @@ import type { AuditEventName } from '../../audit/record.js';
 import type { Exchange, HandlerDeps, Reply } from '../handlers.js';
 import type { Route } from '../route.js';
 import { readAudit } from './audit-handler.js';
+import { readChart } from './chart-handler.js';
 import { createKey, listKeys, revokeKey, showKey } from './key-handlers.js';
 import { deleteSecret, listEnvironmentSummaries, listNames, setSecret } from './secret-handlers.js';
+import { readStatus } from './status-handler.js';
 import { listTokens, revokeTokenById } from './token-handlers.js';
 
 type Handler = [AuditEventName, (x: Exchange) => Promise<Reply>];
@@ -38,6 +40,8 @@ function match(deps: HandlerDeps, segments: string[], query: string): Record<str
     return { DELETE: ['token.revoke', (x) => revokeTokenById(deps, x, query, second)] };
   }
   if (area === 'audit' && rest.length === 0) return { GET: ['audit.read', (x) => readAudit(deps, x, query)] };
+  if (area === 'audit' && first === 'chart' && rest.length === 1) return { GET: ['audit.read', (x) => readChart(deps, x, query)] };
+  if (area === 'admin' && first === 'status' && rest.length === 1) return { GET: ['status.read', (x) => readStatus(deps, x, query)] };
   if (area !== 'admin' || first !== 'environments') return undefined;
   if (rest.length === 1) return { GET: ['environment.list', (x) => listEnvironmentSummaries(deps, x, query)] };
   if (second !== undefined && third === 'secrets' && rest.length === 3) return { GET: ['environment.list', (x) => listNames(deps, x, query, second)] };

@@ -3,7 +3,7 @@
 // another length matches nothing; only 1 makes an admin).
 import { RwsError } from '../../../errors.js';
 import type { StoredAuditRow } from '../../audit/record.js';
-import type { ApiKeyRecord, ApiKeyView, PresentedToken, TokenOutcome, TokenView } from '../state-store.js';
+import type { ApiKeyRecord, ApiKeyView, PresentedToken, SessionRecord, TokenOutcome, TokenView } from '../state-store.js';
 import type { Queryable, Row } from './driver.js';
 import type { TokenStatusRow } from './sql-state-store.js';
 
@@ -114,4 +114,14 @@ function parseList(value: unknown): string[] {
     throw new RwsError('RWS_STATE_INVALID', 'a row of the state database holds a list that is not a JSON array of names', { hint: 'the database was edited by hand; restore it, or fix the row' });
   }
   return parsed;
+}
+
+export function toSession(row: Row): SessionRecord {
+  return {
+    id_hash: String(row.id_hash),
+    api_key_id: String(row.api_key_id),
+    created_at: String(row.created_at),
+    last_seen_at: String(row.last_seen_at),
+    expires_at: String(row.expires_at),
+  };
 }

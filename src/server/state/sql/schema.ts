@@ -75,6 +75,24 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: ['ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0'],
   },
   {
+    version: 3,
+    name: 'console sessions',
+    // Shared by replicas: a session opened on one is honoured by all. Only a SHA-256 of the
+    // session id is kept (the id is 256 random bits, so no pepper is needed to make the hash
+    // useless to a reader of the database); the CSRF token is derived from the id, never stored.
+    statements: [
+      `CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        api_key_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+      )`,
+      'CREATE INDEX console_sessions_api_key ON console_sessions (api_key_id)',
+      'CREATE INDEX console_sessions_expires ON console_sessions (expires_at)',
+    ],
+  },
+  {
     version: 5,
     name: 'api keys looked up by their hmac',
     // A presented key is found by the HMAC of all of it, never by its first characters, so

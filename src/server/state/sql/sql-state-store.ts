@@ -4,11 +4,11 @@
 // count is exact however many processes race for the last use.
 import { GENESIS_HASH, sealRows } from '../../audit/chain.js';
 import type { AuditQuery, AuditRecord, StoredAuditRow } from '../../audit/record.js';
-import type { ApiKeyRecord, ApiKeyView, Commit, Effect, PresentedToken, StateStore, TokenOutcome, TokenQuery, TokenStatus, TokenView } from '../state-store.js';
+import type { ApiKeyRecord, ApiKeyView, AuditBuckets, Commit, Effect, PresentedToken, SessionCheck, SessionRecord, StateStore, TokenOutcome, TokenQuery, TokenStatus, TokenView } from '../state-store.js';
 import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
 import type { SqlDriver, Transaction } from './driver.js';
-import { judge, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toTokenView } from './rows.js';
+import { judge, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toSession, toTokenView } from './rows.js';
 import { currentVersion } from './schema.js';
 
 /** Bound for "no usage limit" in the conditional UPDATE (one query text for both cases). */
@@ -116,13 +116,14 @@ export class SqlStateStore implements StateStore {
 
   /**
    * Revoking a key ends everything it opened: its tokens are refused from the next request (every
-   * token check joins the key's row, so no token row needs changing), and the console's sessions
-   * of the key, once they exist, must end here too, in this same transaction.
+   * token check joins the key's row, so no token row needs changing), and its console sessions
+   * are deleted in this same transaction.
    */
   async #revokeApiKey(tx: Transaction, id: string, at: Date): Promise<boolean> {
     const found = await tx.query('SELECT id FROM api_keys WHERE id = $1', [id]);
     if (found.length === 0) return false;
     await tx.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, at.toISOString()]);
+    await tx.query('DELETE FROM console_sessions WHERE api_key_id = $1', [id]);
     await this.#changed(tx, { apiKeyId: id });
     return true;
   }
@@ -234,6 +235,19 @@ export class SqlStateStore implements StateStore {
         // The caller found the key first; keys are never deleted, so a miss here changes nothing.
         await this.#revokeApiKey(tx, effect.id, now);
         return 'ok';
+      case 'session.create': {
+        // The key may have been revoked since it was checked: a session opens only for a live admin key.
+        const r = effect.session;
+        const made = await tx.query(
+          `INSERT INTO console_sessions (id_hash, api_key_id, created_at, last_seen_at, expires_at)
+           SELECT $1, k.id, $3, $4, $5 FROM api_keys k WHERE k.id = $2 AND ${LIVE_ADMIN_KEY('$6')} RETURNING id_hash`,
+          [r.id_hash, r.api_key_id, r.created_at, r.last_seen_at, r.expires_at, iso],
+        );
+        return made.length === 0 ? 'revoked' : 'ok';
+      }
+      case 'session.delete':
+        await tx.query('DELETE FROM console_sessions WHERE id_hash = $1', [effect.idHash]);
+        return 'ok';
       default:
         return 'ok';
     }
@@ -287,9 +301,21 @@ export class SqlStateStore implements StateStore {
     await this.options.cache?.flush();
   }
 
-  /** Forgets tokens that expired over an hour ago (the JWT check refuses them anyway). */
+  /** Forgets tokens that expired over an hour ago (the JWT check refuses them anyway), and ended console sessions. */
   async pruneTokens(now: Date): Promise<void> {
     await this.db.query('DELETE FROM tokens WHERE expires_at < $1', [Math.floor(now.getTime() / 1000) - 3600]);
+    await this.db.query('DELETE FROM console_sessions WHERE expires_at < $1', [now.toISOString()]);
+  }
+
+  // --- console sessions -----------------------------------------------------------------------
+
+  async checkSession({ idHash, now, idleSince, touch }: SessionCheck): Promise<SessionRecord | undefined> {
+    const live = `id_hash = $1 AND last_seen_at > $3 AND expires_at > $2
+      AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = console_sessions.api_key_id AND ${LIVE_ADMIN_KEY('$2')})`;
+    const params = [idHash, now.toISOString(), idleSince.toISOString()];
+    // A check that counts as activity moves the idle end in the same statement that judges it.
+    const sql = touch ? `UPDATE console_sessions SET last_seen_at = $2 WHERE ${live} RETURNING *` : `SELECT * FROM console_sessions WHERE ${live}`;
+    return (await this.db.query(sql, params)).map(toSession)[0];
   }
 
   /**
@@ -352,6 +378,20 @@ export class SqlStateStore implements StateStore {
     if (query.afterSeq !== undefined) add('seq > ?', query.afterSeq);
     const sql = `SELECT * FROM audit${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${query.ascending ? 'ASC' : 'DESC'} LIMIT $${params.push(query.limit)}`;
     return (await this.db.query(sql, params)).map(toAuditRow);
+  }
+
+  async auditBuckets(since: string, bucketMinutes: 1 | 10): Promise<AuditBuckets> {
+    // ISO times sort and cut as text: 'YYYY-MM-DDTHH:MM' is a minute, one character less ten.
+    const width = bucketMinutes === 1 ? 16 : 15;
+    const rows = await this.db.query<{ bucket: string; success: unknown; failure: unknown }>(
+      `SELECT substr(time, 1, ${width}) AS bucket,
+              SUM(CASE WHEN outcome = 'success' THEN count ELSE 0 END) AS success,
+              SUM(CASE WHEN outcome = 'failure' THEN count ELSE 0 END) AS failure
+         FROM audit WHERE time >= $1 AND status > 0 GROUP BY substr(time, 1, ${width}) ORDER BY bucket`,
+      [since],
+    );
+    const suffix = bucketMinutes === 1 ? ':00.000Z' : '0:00.000Z';
+    return { buckets: rows.map((row) => ({ start: `${row.bucket}${suffix}`, success: Number(row.success), failure: Number(row.failure) })) };
   }
 
   async auditAfter(afterSeq: number, limit: number): Promise<StoredAuditRow[]> {
@@ -446,7 +486,8 @@ function needsDurability({ effect, durable }: Commit): boolean {
 /** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */
 function lockRank(effect: Effect | undefined): number {
   if (effect === undefined) return 3;
-  if (effect.kind === 'issue' || effect.kind === 'apikey.create' || effect.kind === 'apikey.revoke') return 0;
+  if (effect.kind === 'issue' || effect.kind === 'apikey.create' || effect.kind === 'apikey.revoke' || effect.kind === 'session.create') return 0;
+  if (effect.kind === 'session.delete') return 1;
   return effect.kind === 'revoke' ? 1 : 2;
 }
 
@@ -459,6 +500,10 @@ function lockTarget(effect: Effect | undefined): string {
       return effect.record.id;
     case 'apikey.revoke':
       return effect.id;
+    case 'session.create':
+      return effect.session.api_key_id;
+    case 'session.delete':
+      return effect.idHash;
     default:
       return effect.token.jti;
   }
@@ -468,6 +513,9 @@ function lockTarget(effect: Effect | undefined): string {
 const LIVE_TOKENS = `CASE WHEN k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $1) THEN
     (SELECT COUNT(*) FROM tokens t WHERE t.api_key_id = k.id AND t.revoked_at IS NULL AND t.expires_at > $2 AND (t.usage_limit IS NULL OR t.uses < t.usage_limit))
   ELSE 0 END AS live_tokens`;
+
+/** The key `k` is a live admin key at the ISO time in parameter `at`. */
+const LIVE_ADMIN_KEY = (at: string): string => `k.admin = 1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ${at})`;
 
 const epochSeconds = (date: Date): number => Math.floor(date.getTime() / 1000);
 

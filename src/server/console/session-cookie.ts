@@ -1,0 +1,78 @@
+// The console's session cookie and what is derived from its id. The id is 256 random bits; the
+// database keeps only its SHA-256, and the CSRF token is an HMAC of it under the server's pepper,
+// so neither a reader of the database nor a reader of a page can make the other half.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+
+/** Under TLS the `__Host-` prefix makes the browser refuse the cookie unless Secure, Path=/ and no Domain. */
+const NAME_TLS = '__Host-rws_session';
+const NAME_PLAIN = 'rws_session';
+const ID_GRAMMAR = /^[A-Za-z0-9_-]{43}$/;
+
+export const IDLE_MS = 15 * 60_000;
+export const MAX_MS = 8 * 3600_000;
+
+export function isTls(req: IncomingMessage): boolean {
+  return (req.socket as TLSSocket).encrypted === true;
+}
+
+export function newSessionId(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashSessionId(id: string): string {
+  return createHash('sha256').update(id, 'utf8').digest('hex');
+}
+
+export function csrfToken(pepper: Uint8Array, id: string): string {
+  return createHmac('sha256', pepper).update(`rws-console-csrf:${id}`, 'utf8').digest('base64url');
+}
+
+export function csrfMatches(pepper: Uint8Array, id: string, presented: string | undefined): boolean {
+  const expected = Buffer.from(csrfToken(pepper, id), 'utf8');
+  const given = Buffer.from(presented ?? '', 'utf8');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/**
+ * The session id of the request's cookie: undefined when there is none; `''` for one that is
+ * not an id at all (refused like an unknown one, never looked up).
+ */
+export function sessionIdOf(req: IncomingMessage): string | undefined {
+  const name = isTls(req) ? NAME_TLS : NAME_PLAIN;
+  const header = req.headers.cookie;
+  if (header === undefined) return undefined;
+  let found: string | undefined;
+  for (const part of header.split(';')) {
+    const mark = part.indexOf('=');
+    if (mark === -1 || part.slice(0, mark).trim() !== name) continue;
+    // Two cookies of the name (one planted by a sibling host over plain HTTP): trust neither.
+    if (found !== undefined) return '';
+    found = part.slice(mark + 1).trim();
+  }
+  if (found === undefined) return undefined;
+  return ID_GRAMMAR.test(found) ? found : '';
+}
+
+export function sessionCookie(req: IncomingMessage, id: string): string {
+  return `${isTls(req) ? NAME_TLS : NAME_PLAIN}=${id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${MAX_MS / 1000}${isTls(req) ? '; Secure' : ''}`;
+}
+
+export function clearedCookie(req: IncomingMessage): string {
+  return `${isTls(req) ? NAME_TLS : NAME_PLAIN}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${isTls(req) ? '; Secure' : ''}`;
+}
+
+/** `scheme://host[:port]` of this request as the browser addressed it. */
+export function ownOrigin(req: IncomingMessage): string | undefined {
+  const host = req.headers.host;
+  if (host === undefined || !/^[A-Za-z0-9.:[\]-]{1,255}$/.test(host)) return undefined;
+  return `${isTls(req) ? 'https' : 'http'}://${host.toLowerCase()}`;
+}
+
+/** A browser's request from a page of this server: `Origin` present and exactly this server's. */
+export function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  const own = ownOrigin(req);
+  return own !== undefined && typeof origin === 'string' && origin.toLowerCase() === own;
+}

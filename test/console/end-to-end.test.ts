@@ -1,0 +1,170 @@
+// The console end to end in a real headless Chromium against the built server: sign in, create a
+// read key and see it once, watch its audit rows arrive in live mode, share a filtered view,
+// revoke the key, set a secret, sign out. With RWS_UPDATE_SCREENSHOTS=1 it also takes the
+// README's screenshots of every page, light and dark.
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { fixture, makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
+import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../server/helpers/server.js';
+import { launchBrowser, nav, openPage, screenshot, signIn, type WatchedPage } from './helpers/browser.js';
+import { cliOk } from '../server/helpers/server.js';
+
+let browser: Browser;
+let store: TestStore;
+let server: RunningServer;
+let admin: string;
+let runtimeDir: string;
+let watched: WatchedPage;
+
+beforeAll(async () => {
+  store = await makeStore({ production: { DB_URL: 'postgres://e2e-db-url-value', API_TOKEN: 'e2e-api-token-value' } });
+  admin = /^key: (\S+)$/m.exec(await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'ops', '--admin']))?.[1] as string;
+  server = await startServer(store, ['--console']);
+  runtimeDir = makeRuntimeDir();
+  browser = await launchBrowser();
+  watched = await openPage(browser);
+  await watched.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  expect(await server?.stop()).toBe(0);
+  await store?.cleanup();
+  if (runtimeDir) removeDir(runtimeDir);
+});
+
+const wrapper = (key: string) =>
+  runBin(['-e', 'production', '-k', 'DB_URL', '--', process.execPath, fixture('print-env.mjs')], { runtimeDir, env: { RWS_VAULT_URL: server.url, RWS_API_KEY: key } });
+
+it('signs in, creates a key seen once, follows its audit rows live, shares a filter, revokes it, sets a secret and signs out', async () => {
+  const { page, problems } = watched;
+  // 1. Sign in.
+  await signIn(page, server.url, admin);
+  await expect(page.getByText('Signed in as')).toBeTruthy();
+
+  // 2. Create a read key and see it once.
+  await page.getByLabel('Name', { exact: true }).fill('e2e-reader');
+  await page.getByLabel('Environments').fill('production');
+  await page.getByLabel('Key patterns').fill('DB_*');
+  await page.getByRole('button', { name: 'Create key' }).click();
+  const shown = page.getByLabel('New API key');
+  await shown.waitFor();
+  const key = await shown.inputValue();
+  expect(key).toMatch(/^rws_sk_[0-9a-f]{32}$/);
+  expect(await page.getByText('It is shown this once').isVisible()).toBe(true);
+  await page.getByRole('button', { name: 'Copy' }).click();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(key);
+  await page.getByRole('button', { name: 'I have stored it' }).click();
+  await page.getByRole('cell', { name: /^e2e-reader ak_/ }).waitFor();
+  const readerId = /ak_[0-9a-f]{16}/.exec((await page.getByRole('cell', { name: /^e2e-reader ak_/ }).textContent()) ?? '')?.[0] as string;
+  expect(await page.content()).not.toContain(key);
+  await page.reload();
+  await page.getByRole('cell', { name: /^e2e-reader ak_/ }).waitFor();
+  expect(await page.content()).not.toContain(key);
+
+  // 3. Run the wrapper with that key; its rows appear in live mode.
+  await nav(page, 'Audit').click();
+  await page.getByRole('heading', { name: 'Audit' }).waitFor();
+  await page.getByLabel('Live: follow new events').check();
+  await page.getByText('Following new events').waitFor();
+  const run = await wrapper(key);
+  expect(run.exitCode).toBe(0);
+  expect(run.stdout).toContain('DB_URL');
+  const table = page.getByRole('region', { name: /Newest events, live/ });
+  await table.getByRole('cell', { name: 'token.generate' }).first().waitFor({ timeout: 15_000 });
+  await table.getByRole('cell', { name: 'secret.batch' }).first().waitFor({ timeout: 15_000 });
+  expect(await table.getByRole('row').filter({ hasText: readerId }).count()).toBeGreaterThanOrEqual(2);
+
+  // 4. Filter by the key; the URL holds the filter, and reloading it shows the same view.
+  await page.getByLabel('Live: follow new events').uncheck();
+  await page.getByLabel('API key').selectOption(readerId);
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.waitForURL(new RegExp(`api_key_id=${readerId}`));
+  const shared = page.url();
+  const other = await openPage(browser);
+  await signIn(other.page, server.url, admin);
+  await other.page.goto(shared);
+  await other.page.reload();
+  for (const view of [page, other.page]) {
+    const rows = view.getByRole('region', { name: 'Events, newest first' }).getByRole('row');
+    await rows.filter({ hasText: 'secret.batch' }).first().waitFor();
+    expect(await view.getByLabel('API key').inputValue()).toBe(readerId);
+    const texts = await rows.allTextContents();
+    expect(texts.length).toBeGreaterThan(2);
+    for (const text of texts.slice(1)) expect(text).toContain(readerId);
+  }
+  expect(other.problems).toEqual([]);
+  await other.context.close();
+
+  // 5. Revoke the key (after a confirmation); the next run fails.
+  await nav(page, 'API keys').click();
+  const row = page.getByRole('row').filter({ hasText: readerId });
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await row.getByRole('button', { name: 'Revoke key' }).click();
+  await row.getByText(/^revoked /).waitFor();
+  const refused = await wrapper(key);
+  expect(refused.exitCode).not.toBe(0);
+  expect(refused.stderr).toContain('RWS_AUTH_FAILED');
+
+  // 6. Set a secret in the write-only field; read it back through a token.
+  await nav(page, 'Secrets').click();
+  await page.getByLabel('Environment', { exact: true }).fill('production');
+  await page.getByLabel('Name', { exact: true }).fill('E2E_NEW_SECRET');
+  await page.getByLabel('Value').fill('e2e-set-in-console-42');
+  await page.getByRole('button', { name: 'Set secret' }).click();
+  await page.getByText('Set E2E_NEW_SECRET in production.').waitFor();
+  await page.getByRole('cell', { name: 'E2E_NEW_SECRET' }).waitFor();
+  expect(await page.getByLabel('Value').inputValue()).toBe('');
+  expect(await page.content()).not.toContain('e2e-set-in-console-42');
+  const fresh = await makeApiKey(store, ['production'], ['E2E_*']);
+  const t = await token(server, fresh.key, { environment: 'production', key_pattern: 'E2E_NEW_SECRET' });
+  expect((await call(`${server.url}/api/v1/vault/production/E2E_NEW_SECRET`, { auth: t })).body.value).toBe('e2e-set-in-console-42');
+
+  // 7. Sign out; the back button shows no data.
+  await nav(page, 'API keys').click();
+  await page.getByRole('cell', { name: /^e2e-reader ak_/ }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByText('You have signed out.').waitFor();
+  expect((await watched.context.cookies()).filter((cookie) => cookie.name === 'rws_session')).toEqual([]);
+  await page.goBack();
+  await page.getByLabel('Admin API key').waitFor();
+  await page.waitForTimeout(500);
+  const after = await page.content();
+  for (const text of ['e2e-reader', readerId, 'E2E_NEW_SECRET', 'Signed in as']) expect(after).not.toContain(text);
+  expect(problems).toEqual([]);
+}, 120_000);
+
+it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screenshots of every page, light and dark', async () => {
+  const { page } = await openPage(browser);
+  await page.goto(`${server.url}/console/`);
+  await page.getByLabel('Admin API key').waitFor();
+  await screenshot(page, 'sign-in');
+  await signIn(page, server.url, admin);
+  const make = async (body: Record<string, unknown>) => (await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: body })).body.key as string;
+  const ci = await make({ name: 'ci-backup', environments: ['production'], key_patterns: ['DB_*'], max_ttl_minutes: 15 });
+  const deploy = await make({ name: 'deploy', environments: ['production', 'staging'], key_patterns: ['*'], expires_at: new Date(Date.now() + 90 * 86400_000).toISOString() });
+  for (let i = 0; i < 3; i++) await wrapper(ci);
+  await token(server, deploy, { subject: 'deploy-web', environment: 'production', key_pattern: 'API_*', ttl_minutes: 30 });
+  await token(server, ci, { subject: 'nightly-backup', environment: 'production', key_pattern: 'DB_URL', usage_limit: 3 });
+  await wrapper(`rws_sk_${'0'.repeat(32)}`);
+  await page.reload();
+  await page.getByRole('cell', { name: /^ops ak_/ }).first().waitFor();
+  await screenshot(page, 'keys');
+  await nav(page, 'Tokens').click();
+  await page.getByRole('cell', { name: 'production' }).first().waitFor();
+  await screenshot(page, 'tokens');
+  await nav(page, 'Audit').click();
+  await page.getByRole('cell', { name: 'secret.batch' }).first().waitFor();
+  await page.getByText(/Last day, per minute.*requests/).waitFor();
+  await screenshot(page, 'audit', false);
+  await nav(page, 'Secrets').click();
+  await page.getByRole('cell', { name: 'DB_URL' }).waitFor();
+  await screenshot(page, 'secrets');
+  await nav(page, 'Status').click();
+  await page.getByText('Schema version').waitFor();
+  await screenshot(page, 'status');
+  await page.setViewportSize({ width: 375, height: 800 });
+  await nav(page, 'Audit').click();
+  await page.getByRole('cell', { name: 'secret.batch' }).first().waitFor();
+  await screenshot(page, 'audit-375px', false);
+}, 120_000);

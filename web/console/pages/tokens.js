@@ -1,0 +1,54 @@
+// Live tokens (or every record still held), filtered by key in the URL, each revocable.
+import { useState } from 'preact/hooks';
+import { api, enc } from '../api.js';
+import { when } from '../format.js';
+import { html } from '../html.js';
+import { go } from '../route.js';
+import { Confirm, Notice, Problem, Table, useLoad } from '../widgets.js';
+
+export function TokensPage({ params }) {
+  const apiKeyId = params.get('api_key_id') || '';
+  const all = params.get('all') === '1';
+  const keys = useLoad(() => api('GET', '/api/v1/auth/keys'), []);
+  const query = new URLSearchParams();
+  if (apiKeyId) query.set('api_key_id', apiKeyId);
+  if (!all) query.set('active', 'true');
+  const tokens = useLoad(() => api('GET', `/api/v1/vault/tokens?${query}`), [apiKeyId, all]);
+  const [error, setError] = useState(null);
+  const [notice, setNotice] = useState('');
+  const names = new Map((keys.data?.keys ?? []).map((key) => [key.id, key.name]));
+  const revoke = async (token) => {
+    setError(null);
+    try {
+      await api('DELETE', `/api/v1/vault/tokens/${enc(token.jti)}`);
+      setNotice(`Token ${token.jti} revoked.`);
+      tokens.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  const rows = (tokens.data?.tokens ?? []).map((t) => html`<tr class=${t.revoked_at ? 'revoked' : ''}>
+    <td><code class="id">${t.jti}</code></td>
+    <td>${names.get(t.api_key_id) ?? ''}<br /><code class="id">${t.api_key_id}</code></td>
+    <td>${t.subject}</td>
+    <td>${t.environment}</td>
+    <td><code>${t.key_pattern}</code></td>
+    <td class="time">${when(t.issued_at)}</td>
+    <td class="time">${when(t.expires_at)}</td>
+    <td>${t.usage_limit === null ? `${t.uses} (no limit)` : `${t.uses} of ${t.usage_limit}`}</td>
+    <td>${t.revoked_at ? `revoked ${when(t.revoked_at)}` : html`<${Confirm} label="Revoke" question=${`Revoke token ${t.jti}?`} confirmLabel="Revoke token" onConfirm=${() => revoke(t)} />`}</td>
+  </tr>`);
+  return html`<h1>Tokens</h1>
+    <form class="filters" onSubmit=${(event) => event.preventDefault()}>
+      <label for="token-key">API key</label>
+      <select id="token-key" value=${apiKeyId} onChange=${(event) => go('tokens', { api_key_id: event.currentTarget.value, all: all ? '1' : '' })}>
+        <option value="">All keys</option>
+        ${(keys.data?.keys ?? []).map((key) => html`<option value=${key.id}>${key.name} (${key.id})</option>`)}
+      </select>
+      <label class="inline"><input type="checkbox" checked=${all} onChange=${(event) => go('tokens', { api_key_id: apiKeyId, all: event.currentTarget.checked ? '1' : '' })} /> Include ended tokens</label>
+      <button type="button" onClick=${() => tokens.reload()}>Refresh</button>
+    </form>
+    <${Notice} text=${notice} />
+    <${Problem} error=${error || tokens.error} />
+    <${Table} caption=${all ? 'Token records, newest first' : 'Live tokens, newest first'} head=${['Token id (jti)', 'API key', 'Subject', 'Environment', 'Pattern', 'Issued', 'Expires', 'Uses', '']} empty=${tokens.loading ? 'Loading…' : 'No tokens.'}>${rows}<//>`;
+}
