@@ -158,6 +158,22 @@ describe('ETag and If-None-Match', () => {
     expect((await batch(server, t)).status).toBe(200);
   });
 
+  it('reads If-None-Match sent on several header lines as one list', async () => {
+    const t = await mint();
+    const etag = (await batch(server, t)).headers.get('etag') as string;
+    const body = JSON.stringify({ environment: 'production' });
+    const ask = async (lines: string[]) => {
+      const connection = await open(Number(new URL(server.url).port));
+      const headers = lines.map((line) => `If-None-Match: ${line}\r\n`).join('');
+      connection.socket.write(`POST /api/v1/vault/secrets/batch HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${t}\r\nContent-Type: application/json\r\n${headers}Content-Length: ${body.length}\r\n\r\n${body}`);
+      await connection.ended;
+      return /^HTTP\/1\.1 (\d+)/.exec(connection.received())?.[1];
+    };
+    expect(await ask(['"v1-other"', etag])).toBe('304');
+    expect(await ask(['"v1-other"', '"v1-another"'])).toBe('200');
+    expect(await ask([etag, '*'])).toBe('400');
+  });
+
   it('keeps a plain GET per key working as before, without a tag', async () => {
     const reply = await call(`${server.url}/api/v1/vault/production/SERVICE_A_KEY`, { auth: await mint() });
     expect(reply.status).toBe(200);
