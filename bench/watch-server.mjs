@@ -9,8 +9,8 @@
 //   2. held: N watchers, each with one token, re-asking wait=60 as each wait ends (the pure cost
 //      of held requests);
 //   3. one `secret set` wakes them all: the time until every watcher has the new values;
-//   4. refreshing: N watchers doing what the wrapper does per refresh: mint a token, long-poll
-//      wait=W with it, revoke it (one mint, one batch, one revoke per refresh and watcher).
+//   4. refreshing: N watchers doing what the wrapper does per refresh: mint a token (one use),
+//      long-poll wait=W with it, revoke it (one mint, one batch, one revoke per refresh).
 // The watchers run in a process of their own (its CPU is not counted). CPU is the server
 // process's user + system time from /proc over the window; memory is its VmRSS, sampled each
 // second (mean and peak).
@@ -68,7 +68,9 @@ async function runWatchers(url, apiKey, mode) {
     return { status: response.statusCode, etag: response.headers.etag, text };
   };
   const mint = async () => {
-    const reply = await post('/api/v1/vault/tokens/generate', apiKey, JSON.stringify({ subject: 'watcher', environment: 'bench', key_pattern: 'BENCH_*', ttl_minutes: 60 }));
+    // As the wrapper mints for a refresh: one use (so the batch's commit is durable); held watchers reuse theirs.
+    const limit = mode === 'refreshing' ? { usage_limit: 1, ttl_minutes: 2 } : { ttl_minutes: 60 };
+    const reply = await post('/api/v1/vault/tokens/generate', apiKey, JSON.stringify({ subject: 'watcher', environment: 'bench', key_pattern: 'BENCH_*', ...limit }));
     if (reply.status !== 201) throw new Error(`mint answered ${reply.status}`);
     counts.mints++;
     return JSON.parse(reply.text).token;
@@ -81,8 +83,8 @@ async function runWatchers(url, apiKey, mode) {
     let first = true;
     for (;;) {
       try {
-        if (token === undefined || mode === 'refreshing') token = await mint();
-        if (etag === undefined) etag = (await post('/api/v1/vault/secrets/batch', token, BODY)).etag;
+        if (etag === undefined) etag = (await post('/api/v1/vault/secrets/batch', (token = await mint()), BODY)).etag;
+        if (mode === 'refreshing') token = await mint();
         const wait = mode === 'held' ? 60 : WAIT;
         const pending = post(`/api/v1/vault/secrets/batch?wait=${wait}`, token, BODY, { 'if-none-match': etag });
         if (first) {

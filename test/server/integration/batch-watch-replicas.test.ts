@@ -129,7 +129,7 @@ describe('two HTTPS replicas on one PostgreSQL, each with its own checkout', () 
     expect(reply.status).toBe(401);
     expect(reply.body.error.code).toBe('RWS_TOKEN_REVOKED');
     expect(Date.now() - revokedAt).toBeLessThan(12_000);
-  }, 30_000);
+  }, 60_000);
 
   it('answers held requests over TLS at SIGTERM and exits, while the other replica goes on', async () => {
     const c = await startServer({ ...store, dir: checkout }, tls, env);
@@ -148,5 +148,5 @@ describe('two HTTPS replicas on one PostgreSQL, each with its own checkout', () 
       expect(rows.filter((row) => row.jti === jti).map((row) => row.status)).toEqual([304]);
     }
     expect((await batch(a, await tokenOn(a), etag)).status).toBe(304);
-  }, 30_000);
+  }, 60_000);
 });

@@ -158,6 +158,22 @@ describe('ETag and If-None-Match', () => {
     expect((await batch(server, t)).status).toBe(200);
   });
 
+  it('reads If-None-Match sent on several header lines as one list', async () => {
+    const t = await mint();
+    const etag = (await batch(server, t)).headers.get('etag') as string;
+    const body = JSON.stringify({ environment: 'production' });
+    const ask = async (lines: string[]) => {
+      const connection = await open(Number(new URL(server.url).port));
+      const headers = lines.map((line) => `If-None-Match: ${line}\r\n`).join('');
+      connection.socket.write(`POST /api/v1/vault/secrets/batch HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${t}\r\nContent-Type: application/json\r\n${headers}Content-Length: ${body.length}\r\n\r\n${body}`);
+      await connection.ended;
+      return /^HTTP\/1\.1 (\d+)/.exec(connection.received())?.[1];
+    };
+    expect(await ask(['"v1-other"', etag])).toBe('304');
+    expect(await ask(['"v1-other"', '"v1-another"'])).toBe('200');
+    expect(await ask([etag, '*'])).toBe('400');
+  });
+
   it('keeps a plain GET per key working as before, without a tag', async () => {
     const reply = await call(`${server.url}/api/v1/vault/production/SERVICE_A_KEY`, { auth: await mint() });
     expect(reply.status).toBe(200);
@@ -296,7 +312,7 @@ describe('?wait= long-polls', () => {
     expect(refused.value.body.error.code).toBe('RWS_TOKEN_REVOKED');
     // The state is looked at every 5 s while requests are held.
     expect(refused.at - revokedAt).toBeLessThan(12_000);
-  }, 30_000);
+  }, 60_000);
 
   it('charges nothing to a client that hangs up while held, and says so in the audit row', async () => {
     const etag = await currentTag();
@@ -363,7 +379,7 @@ describe('charged when answered, exactly', () => {
       await agent.close();
       await setSecret('SERVICE_A_URL', 'https://a');
     }
-  }, 30_000);
+  }, 60_000);
 
   it('charges and audits nothing for requests held by a server that is SIGKILLed', async () => {
     const doomed = await startServer(store);
@@ -378,7 +394,7 @@ describe('charged when answered, exactly', () => {
       // The one use of each is still there, on the server that goes on.
       expect((await batch(server, t)).status).toBe(200);
     }
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('hold limits', () => {
@@ -421,22 +437,23 @@ describe('hold limits', () => {
       await agent.close();
       await limited.stop();
     }
-  }, 30_000);
+  }, 60_000);
 
   it('refuses --max-long-polls at or above the connection cap, and bad values of either flag', async () => {
     const { cli } = await import('../helpers/server.js');
-    for (const args of [
+    const cases = [
       ['--max-connections', '10', '--max-long-polls', '10'],
       ['--max-long-polls', '-1'],
       ['--max-long-polls', '1.5'],
       ['--max-long-polls-per-key', '-2'],
       ['--max-long-polls-per-key', 'many'],
-    ]) {
-      const result = await cli(['serve', '--store', store.dir, '--port', '0', ...args]);
-      expect([args.join(' '), result.exitCode]).toEqual([args.join(' '), 2]);
+    ];
+    const results = await Promise.all(cases.map((args) => cli(['serve', '--store', store.dir, '--port', '0', ...args])));
+    results.forEach((result, i) => {
+      expect([cases[i]?.join(' '), result.exitCode]).toEqual([cases[i]?.join(' '), 2]);
       expect(result.stderr).toMatch(/max-long-polls/);
-    }
-  });
+    });
+  }, 60_000);
 });
 
 /** A long-poll written by hand, for a raw connection. */
@@ -485,7 +502,7 @@ describe('connections', () => {
       await setSecret('SERVICE_A_URL', 'https://a');
       await capped.stop();
     }
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('shutdown', () => {
@@ -510,5 +527,5 @@ describe('shutdown', () => {
       await agent.close();
       await closing.stop();
     }
-  }, 30_000);
+  }, 60_000);
 });
