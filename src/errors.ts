@@ -112,6 +112,23 @@ export class LoginError extends RwsError {
   }
 }
 
+export type FallbackErrorCode =
+  | 'RWS_FALLBACK_MISSING'
+  | 'RWS_FALLBACK_EXPIRED'
+  | 'RWS_FALLBACK_TOO_OLD'
+  | 'RWS_FALLBACK_FUTURE'
+  | 'RWS_FALLBACK_INVALID'
+  | 'RWS_FALLBACK_UNSAFE';
+
+/** The offline fallback cache (--fallback, --offline) could not be used: each refusal has its own code. */
+export class FallbackError extends RwsError {
+  declare readonly code: FallbackErrorCode;
+
+  constructor(code: FallbackErrorCode, message: string, hint: string) {
+    super(code, message, { hint });
+  }
+}
+
 /** A file of the installed package is missing (a partial copy of dist/, say). */
 export class InstallError extends RwsError {
   constructor(missing: readonly string[]) {

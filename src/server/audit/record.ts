@@ -21,7 +21,8 @@ export type AuditEventName =
   | 'audit.read'
   | 'apikey.list'
   | 'token.list'
-  | 'environment.list';
+  | 'environment.list'
+  | 'secret.offline_use';
 
 export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'token.generate',
@@ -42,6 +43,7 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'apikey.list',
   'token.list',
   'environment.list',
+  'secret.offline_use',
 ];
 
 export interface AuditRecord {

@@ -16,6 +16,7 @@ import { RollbackGuard } from '../state/rollback-guard.js';
 import { loadTlsPair, type TlsFiles } from '../http/tls-files.js';
 import { ReloadHooks } from '../reload.js';
 import { operationOptions } from './serve-options.js';
+import { fallbackMaxAge } from './fallback-option.js';
 import { openCommandState } from './state-args.js';
 
 const PRUNE_EVERY_MS = 5 * 60_000;
@@ -30,6 +31,7 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   if ((certFile === undefined) !== (keyFile === undefined)) throw new ServerUsageError('give both --tls-cert and --tls-key, or neither');
   const options: ServeOptions = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true };
   Object.assign(options, operationOptions(args, io));
+  const fallbackMaxAgeSeconds = fallbackMaxAge(args);
   checkListen(options);
   if (certFile !== undefined && keyFile !== undefined) options.tlsFiles = { certFile, keyFile };
   if (options.tlsFiles !== undefined) options.tls = await loadTlsPair(options.tlsFiles);
@@ -40,13 +42,13 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const reloads = new ReloadHooks();
   const stopReloading = io.onHangup?.(() => void reloads.runAll((line) => void io.stderr.write(`${line}\n`)));
   try {
-    return await serveStore(paths, options, args, io, reloads);
+    return await serveStore(paths, options, args, io, reloads, fallbackMaxAgeSeconds);
   } finally {
     stopReloading?.();
   }
 }
 
-async function serveStore(paths: ReturnType<typeof resolveStore>, options: ServeOptions, args: Record<string, unknown>, io: CliIo, reloads: ReloadHooks): Promise<number> {
+async function serveStore(paths: ReturnType<typeof resolveStore>, options: ServeOptions, args: Record<string, unknown>, io: CliIo, reloads: ReloadHooks, fallbackMaxAgeSeconds: number): Promise<number> {
   const identities = await resolveIdentities(paths, io.env);
   const tokens = new TokenAuthority(await importTokenKey(await resolveJwtSecret(paths, io.env)));
   const pepper = await resolvePepper(paths);
@@ -78,7 +80,7 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   try {
     const secrets = new SopsSecretStore(paths, identities);
     const secretsAdmin = new SecretsAdmin(paths, identities, secrets, state);
-    server = await listen(options, { state, refusals, secrets, secretsAdmin, tokens, pepper, log });
+    server = await listen(options, { state, refusals, secrets, secretsAdmin, tokens, pepper, log, fallbackMaxAgeSeconds });
   } catch (error) {
     clearInterval(prune);
     await guard.stop();

@@ -15,6 +15,7 @@ import { allowHeader, allowsMethod } from './methods.js';
 import type { ExchangeObserver } from './exchange-observer.js';
 import { sendJson } from './request.js';
 import { adminRoute } from './admin/routes.js';
+import { reportOfflineUse } from './fallback.js';
 import type { Route } from './route.js';
 
 export interface AppDeps extends HandlerDeps {
@@ -34,6 +35,7 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
   if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
+  if (path === '/api/v1/fallback/uses') return { event: 'secret.offline_use', methods: ['POST'], run: (x) => reportOfflineUse(deps, x) };
   // Admin routes next: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
   const admin = adminRoute(deps, method, path, query);
   if (admin !== undefined) return admin;

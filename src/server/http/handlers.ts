@@ -14,7 +14,8 @@ import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import type { SecretFile, SecretSource } from '../store/secret-source.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
-import type { Effect, StateStore, TokenOutcome } from '../state/state-store.js';
+import type { Effect, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
+import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './fallback.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
 export interface HandlerDeps {
@@ -24,6 +25,8 @@ export interface HandlerDeps {
   pepper: Uint8Array;
   /** The admin API's access to the store's files (absent: those routes answer 404). */
   secretsAdmin?: SecretsAdmin;
+  /** serve --fallback-max-age, in seconds: the latest `fallback.not_after` of a batch answer. */
+  fallbackMaxAgeSeconds?: number;
 }
 
 export interface Exchange {
@@ -125,7 +128,7 @@ export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: stri
 
 export async function batchSecrets(deps: HandlerDeps, x: Exchange): Promise<Reply> {
   const raw = await readJsonBody(x.req);
-  const claims = await authenticateToken(deps, x);
+  const { claims, status } = await authenticateTokenWithKey(deps, x);
   const body = parseBatchBody(raw);
   x.audit.environment = body.environment;
   let file: SecretFile;
@@ -146,7 +149,8 @@ export async function batchSecrets(deps: HandlerDeps, x: Exchange): Promise<Repl
   x.audit.keys = keys;
   const secrets: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const key of keys) secrets[key] = file.decrypt(key);
-  return { status: 200, body: { environment: body.environment, secrets }, effect: use(claims) };
+  const fallback = fallbackAnswer(claims, status, x.now, deps.fallbackMaxAgeSeconds ?? DEFAULT_FALLBACK_MAX_AGE_SECONDS);
+  return { status: 200, body: { environment: body.environment, secrets, fallback }, effect: use(claims) };
 }
 
 export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
@@ -165,13 +169,18 @@ function noteRequested(x: Exchange, environment: string, keys: string[]): void {
 }
 
 async function authenticateToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
+  return (await authenticateTokenWithKey(deps, x)).claims;
+}
+
+/** The token's claims, and its status with what the batch answer needs of its key. */
+async function authenticateTokenWithKey(deps: HandlerDeps, x: Exchange): Promise<{ claims: TokenClaims; status: TokenStatus }> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub });
   const status = await deps.state.tokenStatus(presented(claims), x.now);
   x.audit.api_key_id = status.apiKeyId;
   const refusal = tokenRefusal(status.outcome);
   if (refusal) throw refusal;
-  return claims;
+  return { claims, status };
 }
 
 /** The 401 for a token the state refuses; undefined when it is good. */

@@ -74,6 +74,14 @@ export const MIGRATIONS: readonly Migration[] = [
     // Every key made before this step is a read key: DEFAULT 0 fills the existing rows.
     statements: ['ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0'],
   },
+  {
+    // Version 3 is the console's sessions (another branch); the runner applies missing versions
+    // by set, so either may land first.
+    version: 4,
+    name: 'api keys that forbid an offline fallback',
+    // Keys made before this step keep what they could do: DEFAULT 1 allows the fallback cache.
+    statements: ['ALTER TABLE api_keys ADD COLUMN fallback INTEGER NOT NULL DEFAULT 1'],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
