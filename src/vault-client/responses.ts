@@ -123,7 +123,10 @@ function parseFallback(value: unknown, origin: string): FallbackGrant {
   const { allowed, not_after: notAfter } = body;
   if (allowed === false && notAfter === null) return { allowed: false, notAfter: null };
   if (allowed !== true) throw badResponse(origin, 'fallback.allowed is not a boolean, or not_after is set when caching is not allowed');
-  if (typeof notAfter !== 'string' || !ISO_DATE.test(notAfter) || Number.isNaN(Date.parse(notAfter))) throw badResponse(origin, 'fallback.not_after is not an ISO 8601 time');
+  // The one spelling the server writes (toISOString): no zone to guess, no 31 February rolled over.
+  if (typeof notAfter !== 'string' || !ISO_DATE.test(notAfter) || Number.isNaN(Date.parse(notAfter)) || new Date(notAfter).toISOString() !== notAfter) {
+    throw badResponse(origin, 'fallback.not_after is not an ISO 8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ)');
+  }
   return { allowed: true, notAfter };
 }
 
