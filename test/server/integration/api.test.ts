@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { craft, GOOD_HEADER, goodClaims } from '../helpers/jwt.js';
+import { SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 import { call, cliOk, rawRequest, generate, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 
 const SECRETS = {
@@ -209,9 +210,11 @@ describe('reading secrets', () => {
     expect(list.text).not.toContain('b-key-value');
     expect((await call(vault('production?pattern=SERVICE_B_U*'), { auth: t })).body.keys).toEqual(['SERVICE_B_URL']);
     const batch = await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys: ['SERVICE_B_KEY', 'SERVICE_B_URL'] } });
-    expect(batch.body).toEqual({ environment: 'production', secrets: { SERVICE_B_KEY: 'b-key-value-7f3a', SERVICE_B_URL: 'https://b.internal' } });
+    // No usage limit on this token: its answer may be cached (test/server/integration/fallback-api.test.ts).
+    const fallback = { allowed: true, not_after: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/) };
+    expect(batch.body).toEqual({ environment: 'production', secrets: { SERVICE_B_KEY: 'b-key-value-7f3a', SERVICE_B_URL: 'https://b.internal' }, fallback });
     const byPattern = await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', pattern: 'SERVICE_B_K*' } });
-    expect(byPattern.body).toEqual({ environment: 'production', secrets: { SERVICE_B_KEY: 'b-key-value-7f3a' } });
+    expect(byPattern.body).toEqual({ environment: 'production', secrets: { SERVICE_B_KEY: 'b-key-value-7f3a' }, fallback });
     const all = await call(vault('secrets/batch'), { auth: t, json: { environment: 'production' } });
     expect(Object.keys(all.body.secrets)).toEqual(['SERVICE_B_KEY', 'SERVICE_B_URL']);
   });
@@ -321,7 +324,7 @@ describe('bad tokens over HTTP', () => {
 
 describe('HTTP hygiene', () => {
   it('answers 404, 405 with Allow, 415 and 413 as JSON errors', async () => {
-    expect((await call(`${server.url}/healthz`)).body).toMatchObject({ status: 'ok', state: { kind: 'sqlite', schema: 2 }, environments: { production: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }, staging: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } } });
+    expect((await call(`${server.url}/healthz`)).body).toMatchObject({ status: 'ok', state: { kind: 'sqlite', schema: SCHEMA_VERSION }, environments: { production: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) }, staging: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } } });
     expect((await call(`${server.url}/nope`)).body.error.code).toBe('RWS_NOT_FOUND');
     const wrongMethod = await call(vault('tokens/generate'));
     expect(wrongMethod.status).toBe(405);

@@ -84,7 +84,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
+// The highest version, wherever it sits in the list (versions may land out of order from branches).
+export const SCHEMA_VERSION = Math.max(0, ...MIGRATIONS.map((migration) => migration.version));
 
 const MIGRATIONS_TABLE = 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)';
 
