@@ -1,11 +1,12 @@
 // --fallback and --offline against a real secrets-server that is SIGKILLed and started again on
 // the same port and store, with real files under a private XDG_STATE_HOME. The seven cases of
 // issue 13, numbered as there.
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, type RunningServer, type TestStore } from '../server/helpers/server.js';
-import { fixture, makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
+import { baseEnv, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
 
 const VALUES = { JOB_DB_PASSWORD: 'fallback-db-secret-1', JOB_API_TOKEN: 'fallback-api-secret-2' };
 let store: TestStore;
@@ -241,6 +242,27 @@ describe('flags', () => {
     const all = await rws(['fallback', 'clean'], {});
     expect(all.exitCode, all.stderr).toBe(0);
     expect(all.stdout).toBe(`removed 1 fallback copy from ${cacheDir()}`);
+    expect(cacheFiles()).toEqual([]);
+  }, 60_000);
+});
+
+describe('loading', () => {
+  it('a plain vault run never loads the fallback: it works from an install that lacks those modules, and --fallback then does not', async () => {
+    const { key } = await newKey();
+    const copy = join(runtimeDir, 'install');
+    for (const entry of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+    const chunks = readdirSync(join(copy, 'dist/cli')).filter((name) => /^(settings|use-queue|fallback-source|cache-file)-/.test(name));
+    expect(chunks.length).toBeGreaterThan(0);
+    for (const chunk of chunks) rmSync(join(copy, 'dist/cli', chunk));
+    rmSync(join(copy, 'dist/fallback'), { recursive: true });
+    const bin = join(copy, 'bin/run-with-secrets.js');
+    const env = baseEnv(runtimeDir, { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key });
+    const plain = await execa(bin, ['-e', 'prod', '-k', 'JOB_*', '--', fixture('print-env.mjs')], { reject: false, extendEnv: false, env });
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    expect(JSON.parse(plain.stdout)).toMatchObject(VALUES);
+    const withFallback = await execa(bin, ['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], { reject: false, extendEnv: false, env });
+    expect(withFallback.exitCode).toBe(125);
     expect(cacheFiles()).toEqual([]);
   }, 60_000);
 });
