@@ -21,5 +21,6 @@ export function formatDuration(seconds: number): string {
     rest -= amount * size;
     if (amount > 0 || parts.length > 0) parts.push(`${amount}${unit}`);
   }
-  return parts.length === 0 ? '0s' : parts.slice(0, 2).join(' ');
+  const shown = parts.slice(0, 2).filter((part, index) => index === 0 || !part.startsWith('0'));
+  return shown.length === 0 ? '0s' : shown.join(' ');
 }

@@ -4,8 +4,9 @@
 // file. Reads never follow a link and check the open descriptor; writes go to a temp file created
 // O_EXCL|O_NOFOLLOW and renamed over the target, so concurrent runs leave one whole file.
 import { createHash } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { processIsAlive } from '../inject/secrets-file.js';
 import { FallbackError } from '../errors.js';
 import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
 import { modeText } from '../local-file.js';
@@ -88,11 +89,22 @@ export class CacheFile {
 
   async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<void> {
     await ensurePrivateDirectory(dirname(this.path), this.uid);
+    await this.removeLeftovers();
     const sealed = sealCache(metadata, secrets, apiKey);
     try {
       await writePrivateFile(this.path, sealed);
     } finally {
       sealed.fill(0);
+    }
+  }
+
+  /** Temp files of writers killed before their rename (SIGKILL runs no cleanup): they hold a sealed copy. */
+  private async removeLeftovers(): Promise<void> {
+    const prefix = `.${basename(this.path)}.`;
+    const names = await readdir(dirname(this.path)).catch(() => [] as string[]);
+    for (const name of names) {
+      const pid = name.startsWith(prefix) && name.endsWith('.tmp') ? /^(\d+)\./.exec(name.slice(prefix.length))?.[1] : undefined;
+      if (pid !== undefined && !processIsAlive(Number(pid))) await rm(join(dirname(this.path), name), { force: true });
     }
   }
 

@@ -67,7 +67,12 @@ export class FallbackSource implements SecretSource {
 
   private async fromCache(context: LoadContext, outage: (Error & { code: string }) | undefined, countUse: boolean): Promise<Secrets> {
     const { cache, apiKey, identity, maxAgeSeconds, clock } = this.settings;
-    const opened = await cache.read(apiKey, identity);
+    let opened;
+    try {
+      opened = await cache.read(apiKey, identity);
+    } catch (error) {
+      throw duringOutage(error, outage);
+    }
     if (opened === undefined) {
       if (outage !== undefined) {
         context.warn('RWS_FALLBACK_MISSING', `no fallback cache at ${cache.path} (a successful run with --fallback writes one)`);
@@ -81,7 +86,7 @@ export class FallbackSource implements SecretSource {
     } catch (error) {
       // Past the vault's limit the copy is of no use to anyone: it goes.
       if ((error as { code?: unknown }).code === 'RWS_FALLBACK_EXPIRED') await cache.remove().catch(() => undefined);
-      throw error;
+      throw duringOutage(error, outage);
     }
     const why = outage === undefined ? '--offline' : `the vault is unavailable (${outage.code})`;
     context.warn(
@@ -149,4 +154,10 @@ export class FallbackSource implements SecretSource {
       await client.close().catch(() => undefined);
     }
   }
+}
+
+/** A refusal of the copy says why the copy was wanted: the vault's own failure, by its code. */
+function duringOutage(error: unknown, outage: { code: string } | undefined): unknown {
+  if (outage === undefined || !(error instanceof FallbackError)) return error;
+  return new FallbackError(error.code, `the vault is unavailable (${outage.code}), and ${error.message}`, error.hint ?? '');
 }

@@ -36,6 +36,7 @@ export interface FallbackRequest {
 
 export function withFallback(vault: VaultSource, request: FallbackRequest): SecretSource {
   // --watch restarts the child on every change it hears of: from a cache there is none to hear.
+  if (request.path === undefined && !request.offline) throw new UsageError('--fallback-max-age needs --fallback or --offline');
   if (request.offline && request.watch) throw new UsageError('--offline cannot be combined with --watch: an offline run hears of no changes', 'drop --watch, or drop --offline');
   if (request.credential.kind !== 'api-key') {
     // The cache's key is derived from the API key; a token minted elsewhere is short-lived and

@@ -96,12 +96,12 @@ describe('the offline fallback', () => {
     await killServer();
     const tooOld = await run(key, ['--fallback', '--fallback-max-age', '1h'], { RWS_TEST_CLOCK_AHEAD_SECONDS: '7200' });
     expect(tooOld.exitCode).toBe(125);
-    expect(tooOld.stderr).toMatch(/error RWS_FALLBACK_TOO_OLD: the fallback cache \S+ was fetched 2h 0m ago, more than --fallback-max-age 1h 0m/);
+    expect(tooOld.stderr).toMatch(/error RWS_FALLBACK_TOO_OLD: the vault is unavailable \(RWS_VAULT_UNREACHABLE\), and the fallback cache \S+ was fetched 2h ago, more than --fallback-max-age 1h/);
     expect(tooOld.stdout).toBe('');
     // A longer client limit cannot pass the vault's: 24 h by default, and the file goes.
     const expired = await run(key, ['--fallback', '--fallback-max-age', '30d'], { RWS_TEST_CLOCK_AHEAD_SECONDS: String(24 * 3600 + 60) });
     expect(expired.exitCode).toBe(125);
-    expect(expired.stderr).toMatch(/error RWS_FALLBACK_EXPIRED: the fallback cache \S+ expired at \d{4}-\d\d-\d\dT/);
+    expect(expired.stderr).toMatch(/error RWS_FALLBACK_EXPIRED: the vault is unavailable \(RWS_VAULT_UNREACHABLE\), and the fallback cache \S+ expired at \d{4}-\d\d-\d\dT/);
     expect(cacheFiles()).toEqual([]);
     for (const value of ['-60', '1.5', 'soon']) {
       const refused = await run(key, ['--offline'], { RWS_TEST_CLOCK_AHEAD_SECONDS: value });
@@ -145,7 +145,7 @@ describe('the offline fallback', () => {
     const one = await run(key);
     expect(one.exitCode).toBe(125);
     expect(one.stdout).toBe('');
-    expect(one.stderr).toMatch(/error RWS_FALLBACK_INVALID: the fallback cache \S+ is refused: its authentication tag does not match/);
+    expect(one.stderr).toMatch(/error RWS_FALLBACK_INVALID: the vault is unavailable \(RWS_VAULT_UNREACHABLE\), and the fallback cache \S+ is refused: its authentication tag does not match/);
 
     // A later date of the same length, so that only the authenticated data differs.
     const text = good.toString('latin1');
@@ -219,6 +219,7 @@ describe('flags', () => {
       [['--offline', '--per-key-requests'], '--fallback and --offline need the batch endpoint'],
       [['--fallback', '--fallback-max-age', '1h30m'], '--fallback-max-age expects a duration such as 30m, 24h or 7d, got "1h30m"'],
       [['--fallback', join(runtimeDir, 'x.bin')], 'unknown command'],
+      [['--fallback-max-age', '1h'], '--fallback-max-age needs --fallback or --offline'],
     ];
     for (const [flags, message] of cases) {
       const result = await rws(['-e', 'prod', ...flags, '--', 'true'], { RWS_API_KEY: key });

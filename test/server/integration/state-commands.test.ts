@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value' } };
 let store: TestStore;
@@ -142,11 +143,11 @@ describe('db and status commands', () => {
       const env = { RWS_DATABASE_URL: db.url };
       const results = await Promise.all(Array.from({ length: 5 }, () => cli(['db', 'migrate', '--store', store.dir], { env })));
       expect(results.map((result) => result.exitCode)).toEqual([0, 0, 0, 0, 0]);
-      expect(results.filter((result) => result.stdout.startsWith('applied migrations 1, 2'))).toHaveLength(1);
+      expect(results.filter((result) => result.stdout.startsWith(`applied migrations ${MIGRATIONS.map((step) => step.version).join(', ')}`))).toHaveLength(1);
       const status = JSON.parse(await cliOk(['db', 'status', '--json', '--store', store.dir], { env }));
-      expect(status).toEqual({ kind: 'postgres', location: expect.stringContaining(':***@'), schema_version: 2, latest_version: 2 });
+      expect(status).toEqual({ kind: 'postgres', location: expect.stringContaining(':***@'), schema_version: SCHEMA_VERSION, latest_version: SCHEMA_VERSION });
       const sqlite = JSON.parse(await cliOk(['status', '--json', '--store', store.dir]));
-      expect(sqlite).toMatchObject({ state: { kind: 'sqlite', location: path.join(store.dir, 'state.db'), schema_version: 2 }, environments: { production: { digest: expect.stringMatching(/^sha256:/) } } });
+      expect(sqlite).toMatchObject({ state: { kind: 'sqlite', location: path.join(store.dir, 'state.db'), schema_version: SCHEMA_VERSION }, environments: { production: { digest: expect.stringMatching(/^sha256:/) } } });
     } finally {
       await db.drop();
     }

@@ -1,6 +1,7 @@
 // Hostile fallback cache files, on real files: each is refused with its code, never opened
 // halfway, and no refusal quotes a value or the API key.
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -128,6 +129,16 @@ describe('a cache file', () => {
     const error = await refusal(file);
     expect(error.code).toBe('RWS_FALLBACK_UNSAFE');
     expect(error.message).toContain('owned by uid 65534, not by you');
+  });
+
+  it('a write removes the temp files of writers that died before their rename, and only theirs', async () => {
+    const file = new CacheFile(path, uid);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const name = cacheFileName(IDENTITY);
+    writeFileSync(join(dir, `.${name}.${dead}.aaaaaaaaaaaa.tmp`), 'sealed leftovers', { mode: 0o600 });
+    writeFileSync(join(dir, `.${name}.${process.pid}.bbbbbbbbbbbb.tmp`), 'a live writer', { mode: 0o600 });
+    await file.write(metadata(), SECRETS, API_KEY);
+    expect(readdirSync(dir).sort()).toEqual([`.${name}.${process.pid}.bbbbbbbbbbbb.tmp`, name]);
   });
 
   it('a write never goes through a planted link, and leaves no temp file', async () => {

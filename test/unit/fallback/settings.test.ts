@@ -39,6 +39,7 @@ describe('--fallback and --offline settings', () => {
     expect(refusal({ credential: { kind: 'token', value: 'a.b.c', origin: '--token-file t' } })).toContain('RWS_USAGE: --fallback and --offline need an API key');
     expect(refusal({ perKeyRequests: true })).toContain('need the batch endpoint');
     for (const maxAge of ['0s', '24', '1h30m', '-1h', ' 1h']) expect(refusal({ maxAge })).toContain('--fallback-max-age expects a duration');
+    expect(refusal({ path: undefined, maxAge: '1h' })).toBe('RWS_USAGE: --fallback-max-age needs --fallback or --offline');
   });
 
   it('takes the test clock hook only as a forward whole number of seconds', () => {
