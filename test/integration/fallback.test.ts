@@ -3,6 +3,7 @@
 // issue 13, numbered as there.
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, request, type Server } from 'node:http';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, type RunningServer, type TestStore } from '../server/helpers/server.js';
@@ -209,6 +210,72 @@ describe('the offline fallback', () => {
       expect(row.subject).toMatch(/^nightly \(offline at \d{4}-\d\d-\d\dT[\d:.]+Z\)$/);
     }
   }, 120_000);
+});
+
+describe('what counts as the vault being away', () => {
+  /**
+   * A load balancer in front of the real server: it passes requests through, or answers every
+   * one with `status` itself, as a proxy does when its backend is down or failing.
+   */
+  async function balancer(): Promise<{ url: string; answer: (status: number | undefined) => void; close: () => Promise<void> }> {
+    let status: number | undefined;
+    const backend = new URL(url);
+    const proxy: Server = createServer((req, res) => {
+      if (status !== undefined) {
+        req.resume();
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'RWS_INTERNAL', message: 'backend' } }));
+        return;
+      }
+      const upstream = request({ host: backend.hostname, port: backend.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const address = proxy.address() as { port: number };
+    return { url: `http://127.0.0.1:${address.port}`, answer: (next) => (status = next), close: () => new Promise((resolve) => proxy.close(() => resolve())) };
+  }
+
+  it('502, 503 and 504 use the copy; 500 and 429 do not, and leave it', async () => {
+    const { key } = await newKey();
+    const lb = await balancer();
+    try {
+      const through = (flags: string[] = ['--fallback', '--retries', '0']) => rws(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: lb.url });
+      expect((await through()).exitCode).toBe(0);
+      expect(cacheFiles()).toHaveLength(1);
+      for (const status of [502, 503, 504]) {
+        lb.answer(status);
+        const result = await through();
+        expect(result.exitCode, `${status}: ${result.stderr}`).toBe(0);
+        expect(JSON.parse(result.stdout)).toMatchObject(VALUES);
+        expect(result.stderr).toContain('warning RWS_FALLBACK_USED: the vault is unavailable (RWS_VAULT_UNAVAILABLE)');
+      }
+      for (const [status, code] of [[500, 'RWS_VAULT_UNAVAILABLE'], [429, 'RWS_VAULT_RATE_LIMITED']] as const) {
+        lb.answer(status);
+        const result = await through();
+        expect(result.exitCode).toBe(125);
+        expect(result.stdout).toBe('');
+        expect(result.stderr).toContain(`error ${code}`);
+        expect(result.stderr).not.toContain('RWS_FALLBACK_USED');
+        expect(cacheFiles()).toHaveLength(1);
+      }
+    } finally {
+      await lb.close();
+    }
+  }, 60_000);
+
+  it('with no copy, an outage fails with the vault\'s own error and says there was none; --offline with none fails with RWS_FALLBACK_MISSING', async () => {
+    const { key } = await newKey();
+    await killServer();
+    const outage = await run(key, ['--fallback', '--retries', '0']);
+    expect(outage.exitCode).toBe(125);
+    expect(outage.stderr).toContain('warning RWS_FALLBACK_MISSING: no fallback cache at');
+    expect(outage.stderr).toContain('error RWS_VAULT_UNREACHABLE');
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode).toBe(125);
+    expect(offline.stderr).toContain('error RWS_FALLBACK_MISSING: --offline: there is no fallback cache at');
+  }, 60_000);
 });
 
 describe('flags', () => {
