@@ -4,7 +4,7 @@
 // file. Reads never follow a link and check the open descriptor; writes go to a temp file created
 // O_EXCL|O_NOFOLLOW and renamed over the target, so concurrent runs leave one whole file.
 import { createHash } from 'node:crypto';
-import { readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { processIsAlive } from '../inject/secrets-file.js';
 import { FallbackError } from '../errors.js';
@@ -53,9 +53,15 @@ export function cacheFileName(identity: CacheIdentity): string {
 }
 
 export class CacheFile {
+  /**
+   * `ownsDirectory`: the default place is ours alone and kept 0700. A directory named by
+   * --fallback=PATH is the user's: it is not narrowed, only required to be theirs and closed to
+   * writes by others (who could otherwise replace entries in it).
+   */
   constructor(
     readonly path: string,
     private readonly uid: number,
+    private readonly ownsDirectory = true,
   ) {}
 
   /** The authenticated metadata and secrets, after the checks of a private file; undefined when there is none. */
@@ -88,7 +94,8 @@ export class CacheFile {
   }
 
   async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<void> {
-    await ensurePrivateDirectory(dirname(this.path), this.uid);
+    if (this.ownsDirectory) await ensurePrivateDirectory(dirname(this.path), this.uid);
+    else await this.checkDirectory();
     await this.removeLeftovers();
     const sealed = sealCache(metadata, secrets, apiKey);
     try {
@@ -96,6 +103,16 @@ export class CacheFile {
     } finally {
       sealed.fill(0);
     }
+  }
+
+  private async checkDirectory(): Promise<void> {
+    const dir = dirname(this.path);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const info = await lstat(dir);
+    const refuse = (reason: string) => new FallbackError('RWS_FALLBACK_UNSAFE', `the directory of the fallback cache ${this.path} ${reason}`, 'give --fallback=PATH in a directory of yours that only you can write');
+    if (!info.isDirectory()) throw refuse('is not a directory');
+    if (this.uid >= 0 && info.uid !== this.uid) throw refuse(`is owned by uid ${info.uid}, not by you`);
+    if ((info.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${modeText(info.mode)})`);
   }
 
   /** Temp files of writers killed before their rename (SIGKILL runs no cleanup): they hold a sealed copy. */

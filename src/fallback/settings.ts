@@ -50,15 +50,16 @@ export function withFallback(vault: VaultSource, request: FallbackRequest): Secr
   if (url === undefined) throw new UsageError('--fallback needs a vault URL of the form https://host[:port][/prefix]');
   const identity = { url, environment: request.environment, selection: normalSelection(request.patterns, request.keys), keyId: keyFingerprint(request.credential.value) };
   let path: string;
-  if (request.path !== undefined && request.path !== '') {
-    path = isAbsolute(request.path) ? request.path : resolve(request.cwd, request.path);
+  const explicit = request.path !== undefined && request.path !== '';
+  if (explicit) {
+    path = isAbsolute(request.path!) ? request.path! : resolve(request.cwd, request.path!);
   } else {
     const dir = defaultCacheDir(request.env);
     if (dir === undefined) throw new UsageError('no place for the fallback cache: neither XDG_STATE_HOME nor HOME is set', 'set one, or give --fallback=PATH');
     path = join(dir, cacheFileName(identity));
   }
   return new FallbackSource(vault, {
-    cache: new CacheFile(path, request.uid),
+    cache: new CacheFile(path, request.uid, !explicit),
     queue: new UseQueue(`${path}.uses`, request.uid),
     identity,
     apiKey: request.credential.value,

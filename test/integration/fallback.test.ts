@@ -1,7 +1,7 @@
 // --fallback and --offline against a real secrets-server that is SIGKILLed and started again on
 // the same port and store, with real files under a private XDG_STATE_HOME. The seven cases of
 // issue 13, numbered as there.
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, request, type Server } from 'node:http';
 import { execa } from 'execa';
@@ -298,9 +298,17 @@ describe('flags', () => {
   it('--fallback=PATH keeps the copy there; fallback clean removes it, or every copy in the default place', async () => {
     const { key } = await newKey();
     const path = join(runtimeDir, 'jobs', 'nightly.bin');
-    mkdirSync(join(runtimeDir, 'jobs'), { mode: 0o700 });
+    mkdirSync(join(runtimeDir, 'jobs'));
+    chmodSync(join(runtimeDir, 'jobs'), 0o777);
+    const open = await run(key, [`--fallback=${path}`]);
+    expect(open.exitCode).toBe(0);
+    expect(open.stderr).toMatch(/warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache \S+ \(RWS_FALLBACK_UNSAFE\)/);
+    expect(existsSync(path)).toBe(false);
+    // The user's directory is not narrowed: 0755 of theirs is fine.
+    chmodSync(join(runtimeDir, 'jobs'), 0o755);
     expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
     expect(lstatSync(path).mode & 0o777).toBe(0o600);
+    expect(lstatSync(join(runtimeDir, 'jobs')).mode & 0o777).toBe(0o755);
     expect((await run(key)).exitCode).toBe(0);
     expect(cacheFiles()).toHaveLength(1);
     const one = await rws(['fallback', 'clean', `--fallback=${path}`], {});
