@@ -3,9 +3,11 @@
 //   run-with-secrets --env-file F -- node -e 0
 // beside bare `node -e 0` and the peers dotenv-cli and dotenvx on the same file, in one run,
 // interleaved so machine noise hits every command alike. Prints a table; asserts nothing.
+// Also a copy of the package without the CLI's V8 code caches (dist/**/*.cache, made by a local
+// build, never shipped): what a registry install runs.
 // Usage: npm run build && node bench/startup.mjs [runs=40] [keys=20]
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -17,10 +19,16 @@ const envFile = join(dir, '.env');
 writeFileSync(envFile, Array.from({ length: keys }, (_, i) => `KEY_${i}=value-${i}-${'x'.repeat(32)}`).join('\n') + '\n', { mode: 0o600 });
 
 const bin = (name) => join(root, 'node_modules/.bin', name);
+const uncached = join(dir, 'package');
+for (const entry of ['bin', 'dist', 'package.json']) cpSync(join(root, entry), join(uncached, entry), { recursive: true });
+for (const sub of ['dist', 'dist/cli']) for (const name of readdirSync(join(uncached, sub))) if (name.endsWith('.cache')) rmSync(join(uncached, sub, name));
+mkdirSync(join(uncached, 'node_modules'));
+for (const entry of readdirSync(join(root, 'node_modules'))) symlinkSync(join(root, 'node_modules', entry), join(uncached, 'node_modules', entry));
 const commands = [
   { name: 'node -e 0 (baseline)', argv: ['node', '-e', '0'] },
   { name: 'run-with-secrets (env)', argv: [join(root, 'bin/run-with-secrets.js'), '--env-file', envFile, '--', 'node', '-e', '0'] },
   { name: 'run-with-secrets (fd)', argv: [join(root, 'bin/run-with-secrets.js'), '--env-file', envFile, '--inject-as', 'fd', '--', 'node', '-e', '0'] },
+  { name: 'rws (env, no code cache)', argv: [join(uncached, 'bin/run-with-secrets.js'), '--env-file', envFile, '--', 'node', '-e', '0'] },
   // dotenv-cli 11 took a subcommand: `dotenv run -f FILE -- cmd` (its -e form exits 1 with usage).
   { name: 'dotenv-cli', argv: [bin('dotenv'), 'run', '-q', '-f', envFile, '--', 'node', '-e', '0'] },
   { name: 'dotenvx run', argv: [bin('dotenvx'), 'run', '-q', '-f', envFile, '--', 'node', '-e', '0'] },

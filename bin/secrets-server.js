@@ -1,4 +1,4 @@
 #!/usr/bin/env -S node --
 // `node --` stops Node from acting on flags such as --env-file that belong to us.
-import { main } from '../dist/server/cli.js';
-await main();
+// CommonJS like the wrapper's bin (bin/package.json); the server itself is ES modules.
+import('../dist/server/cli.js').then((cli) => cli.main());

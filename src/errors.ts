@@ -9,6 +9,11 @@ export const EXIT_CANNOT_EXECUTE = 126;
 /** The command was not found. */
 export const EXIT_NOT_FOUND = 127;
 
+/** --watch: the vault refused the credential on a refresh (sysexits EX_NOPERM). */
+export const EXIT_REVOKED = 77;
+/** --watch --on-change exit: the secrets changed; a supervisor restarts us (sysexits EX_TEMPFAIL). */
+export const EXIT_SECRETS_CHANGED = 75;
+
 export interface RwsErrorOptions {
   hint?: string;
   cause?: unknown;
@@ -126,6 +131,13 @@ export class FallbackError extends RwsError {
 
   constructor(code: FallbackErrorCode, message: string, hint: string) {
     super(code, message, { hint });
+  }
+}
+
+/** --watch ended for a reason of its own (not the child's exit). */
+export class WatchError extends RwsError {
+  constructor(code: 'RWS_WATCH_REVOKED', message: string, hint: string, exitCode: number) {
+    super(code, message, { hint, exitCode });
   }
 }
 

@@ -11,6 +11,7 @@ import type { Outcome } from './process/exit-status.js';
 import { SignalRelay } from './process/signals.js';
 import { startChild } from './process/spawn.js';
 import type { ChildUser } from './process/user.js';
+import type { WatchSettings } from './watch/settings.js';
 import { selectSecrets, type Selection } from './select.js';
 import { loadAll, loadAllNames, type SecretSource, type Secrets } from './sources/source.js';
 
@@ -35,6 +36,8 @@ export interface RunPlan {
   ignoredSignals: readonly NodeJS.Signals[];
   /** --user: the account the child runs as (the wrapper is root). */
   user?: ChildUser | undefined;
+  /** --watch: keep the child supplied with current secrets (src/watch/). */
+  watch?: WatchSettings | undefined;
 }
 
 export interface RunIo {
@@ -47,6 +50,11 @@ export interface RunIo {
 const FILE_EXTENSIONS: Record<FileFormat, string> = { dotenv: 'secrets.env', shell: 'secrets.sh', json: 'secrets.json' };
 
 export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
+  // The watch loop is loaded only for --watch: a plain run's start-up stays as it was.
+  if (plan.watch && !plan.dryRun) {
+    const kit = { buildChildEnv, Cleanup, maskFilters, preparePlacement, SecretsFile, selectSecrets, startChild, Stopped, StopSwitch };
+    return (await import('./watch/run-watch.js')).runWatch(plan, plan.watch, io, kit);
+  }
   const cleanup = new Cleanup();
   const stop = new StopSwitch();
   const relay = new SignalRelay({
@@ -74,7 +82,7 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
     const injected = await stop.race(inject(plan, secrets, cleanup, await placement!, io));
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
-    if (plan.user) Object.assign(env, { HOME: plan.user.home, USER: plan.user.name, LOGNAME: plan.user.name });
+    if (plan.user) Object.assign(env, childUserEnv(plan.user));
     io.log.info(`injecting ${secrets.size} secret(s) as ${plan.injectAs}: ${[...secrets.keys()].join(', ') || '(none)'}`);
     const running = await startChild({
       command: plan.command,
@@ -114,7 +122,7 @@ interface Injection {
 }
 
 /** Where a secrets file would go, after removing what runs killed with SIGKILL left there. */
-async function preparePlacement(plan: RunPlan, io: RunIo): Promise<Placement> {
+export async function preparePlacement(plan: RunPlan, io: RunIo): Promise<Placement> {
   const placement = await choosePlacement(plan.placement);
   const removed = await removeLeftovers(placement.base, plan.placement.uid, processIsAlive);
   if (removed > 0) io.log.info(`removed ${removed} leftover secrets director${removed === 1 ? 'y' : 'ies'} of killed runs in ${placement.base}`);
@@ -142,7 +150,7 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, placeme
   return { variables: new Map([[plan.fileVar, '/dev/fd/3']]), fd };
 }
 
-async function maskFilters(secrets: Secrets, io: RunIo) {
+export async function maskFilters(secrets: Secrets, io: RunIo) {
   const { buildNeedles, MaskStream, MIN_MASKED_LENGTH } = await import('./inject/mask.js');
   const short = [...secrets].filter(([, value]) => value.length > 0 && value.length < MIN_MASKED_LENGTH).map(([name]) => name);
   if (short.length > 0) io.log.warn('RWS_MASK_SHORT_VALUE', `values shorter than ${MIN_MASKED_LENGTH} characters are not masked: ${short.join(', ')}`);
@@ -153,16 +161,33 @@ async function maskFilters(secrets: Secrets, io: RunIo) {
 function describeDryRun(plan: RunPlan, secrets: Secrets, io: RunIo): void {
   const injected = plan.injectAs === 'env' ? secrets : new Map([[plan.fileVar, '']]);
   const { env } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected });
+  if (plan.user) Object.assign(env, childUserEnv(plan.user));
   const secretNames = [...secrets.keys()];
   const envNames = Object.keys(env).sort();
+  const user = plan.user ? { name: plan.user.name, uid: plan.user.uid, gid: plan.user.gid } : null;
   if (io.jsonOutput) {
-    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command, args: plan.args })}\n`);
+    const watch = plan.watch && { sources: plan.sources.map((source) => source.label), interval_ms: plan.watch.intervalMs, debounce_ms: plan.watch.debounceMs, max_wait_ms: plan.watch.maxWaitMs, on_change: plan.watch.onChange.kind === 'signal' ? `signal:${plan.watch.onChange.signal}` : plan.watch.onChange.kind, stop_signal: plan.watch.stopSignal, stop_timeout_ms: plan.watch.stopTimeoutMs, on_revoke: plan.watch.onRevoke };
+    io.stdout.write(`${JSON.stringify({ inject_as: plan.injectAs, secrets: secretNames, environment: envNames, command: plan.command, args: plan.args, user, ...(watch ? { watch } : {}) })}\n`);
     return;
   }
   io.stdout.write(`would inject ${secretNames.length} secret(s) as ${plan.injectAs}: ${secretNames.join(', ') || '(none)'}\n`);
   if (plan.injectAs !== 'env') io.stdout.write(`the child would read them from the file named by ${plan.fileVar} (${plan.fileFormat})\n`);
   io.stdout.write(`the child's environment would hold ${envNames.length} variable(s): ${envNames.join(', ')}\n`);
-  if (plan.command) io.stdout.write(`would run: ${[plan.command, ...plan.args].map(shellQuote).join(' ')}\n`);
+  if (plan.command) io.stdout.write(`would run: ${[plan.command, ...plan.args].map(shellQuote).join(' ')}${user ? ` as ${user.name} (uid ${user.uid}, gid ${user.gid})` : ''}\n`);
+  if (plan.watch) io.stdout.write(`${describeWatch(plan, plan.watch)}\n`);
+}
+
+/** What the child's environment says about who it is, when it runs as another user. */
+function childUserEnv(user: ChildUser): Record<string, string> {
+  return { HOME: user.home, USER: user.name, LOGNAME: user.name };
+}
+
+/** --dry-run --watch: what would be watched and what a change would do, in one line. */
+function describeWatch(plan: RunPlan, watch: WatchSettings): string {
+  const seconds = (ms: number): string => `${ms / 1000}s`;
+  const what = plan.sources.map((source) => source.label).join(', ');
+  const action = watch.onChange.kind === 'restart' ? `restart the child (${watch.stopSignal} to its group, SIGKILL after ${seconds(watch.stopTimeoutMs)})` : watch.onChange.kind === 'signal' ? `rewrite the secrets file, then send ${watch.onChange.signal}` : `stop the child and exit 75`;
+  return `would watch ${what} (every ${seconds(watch.intervalMs)}; debounce ${seconds(watch.debounceMs)}, at most ${seconds(watch.maxWaitMs)}); on a change of the injected names or values: ${action}; if the vault refuses the credential: ${watch.onRevoke === 'exit' ? 'stop the child and exit 77' : 'keep the child, stop refreshing'}`;
 }
 
 /** As a POSIX shell would need it typed: bare when safe, else in single quotes. */

@@ -26,7 +26,7 @@ export interface CliStreams {
   stdin?: () => SecretInput;
 }
 
-export async function runCli(argv: readonly string[], facts: ProcessFacts, streams: CliStreams): Promise<Outcome> {
+export async function runCli(argv: readonly string[], facts: ProcessFacts, streams: CliStreams, load: LoadInfo = {}): Promise<Outcome> {
   // Until the flags are parsed, errors follow a --log-format json seen before `--`, if any.
   let log: Logger = await createLogger({ stream: streams.stderr, level: 'normal', format: earlyLogFormat(argv), color: false, program: PROGRAM });
   try {
@@ -35,6 +35,7 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     if (!args) return { kind: 'exit', code: 0 };
     const logging = resolveLogging(args.values);
     log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), terminal: streams.stderr.isTTY === true && facts.env.TERM !== 'dumb', program: PROGRAM });
+    if (load.codeCache) log.debug(`cli: code cache ${load.codeCache()}`);
     const color = wantsColor(streams.stdout.isTTY, facts.env);
     const command = await runSubcommand(args, { values: args.values, facts, stdout: streams.stdout, stdin: streams.stdin, stderr: streams.stderr, log, color });
     if (command !== undefined) return { kind: 'exit', code: command };
@@ -119,8 +120,14 @@ function readVersion(): string {
   return manifest.version;
 }
 
+/** What the bin knows of how the CLI was loaded. */
+export interface LoadInfo {
+  /** The code cache's state, for `-v` (dist/cli/loader.cjs). */
+  codeCache?: () => string;
+}
+
 /** Entry point of bin/run-with-secrets.js. */
-export async function main(): Promise<void> {
+export async function main(load: LoadInfo = {}): Promise<void> {
   // `run-with-secrets keys | head`: a reader that goes away is not an error of ours.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
@@ -131,7 +138,7 @@ export async function main(): Promise<void> {
     process.stderr.write(`${PROGRAM}: error RWS_INTERNAL: internal error (${(error as NodeJS.ErrnoException).code ?? 'no code'})\n`);
     process.exit(EXIT_WRAPPER_FAILURE);
   });
-  const outcome = await runCli(process.argv.slice(2), readProcessFacts(), { stdout: process.stdout, stderr: process.stderr, stdin: () => process.stdin });
+  const outcome = await runCli(process.argv.slice(2), readProcessFacts(), { stdout: process.stdout, stderr: process.stderr, stdin: () => process.stdin }, load);
   if (outcome.kind === 'exit') {
     process.exitCode = outcome.code;
     return;

@@ -11,7 +11,7 @@ export interface OptionSpec {
   choices?: readonly string[];
   default?: string | boolean;
   description: string;
-  group: 'Sources' | 'Vault' | 'Selection' | 'Injection' | 'Environment' | 'Process' | 'Output';
+  group: 'Sources' | 'Vault' | 'Selection' | 'Injection' | 'Environment' | 'Process' | 'Watch' | 'Output';
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
@@ -46,6 +46,14 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'user', type: 'string', group: 'Process', description: 'Run the command as this user (NAME or NAME:GROUP), so it cannot read the credential of run-with-secrets; only when run as root' },
   { name: 'kill-after', type: 'string', group: 'Process', description: 'SIGKILL the child this many seconds after a forwarded stop signal' },
   { name: 'dry-run', type: 'boolean', group: 'Process', description: 'Print the names that would be injected and the child variables; run nothing' },
+  { name: 'watch', type: 'boolean', group: 'Watch', description: "Keep running: when the injected names or values change (vault, --env-file, --sops-file), restart the child's process group (or signal it, or exit). With --dry-run: also print what would be watched, then exit. With --mask: each child's output is masked with its own values (old and new after a reload signal)" },
+  { name: 'watch-interval', type: 'string', group: 'Watch', description: 'How often to ask the vault, or re-read local files besides watching them (default 30s; a vault that long-polls answers at once)' },
+  { name: 'debounce', type: 'string', group: 'Watch', description: 'Act this long after the last change, so a burst of edits is one restart (default 2s; 0 acts at once)' },
+  { name: 'max-wait', type: 'string', group: 'Watch', description: 'Act at the latest this long after the first change of a burst (default 30s)' },
+  { name: 'on-change', type: 'string', group: 'Watch', description: 'restart (default), signal:SIG (rewrite the secrets file, then send SIG; --inject-as file or fd only) or exit (status 75, for a supervisor)' },
+  { name: 'stop-signal', type: 'string', group: 'Watch', description: "Signal that stops the child's process group (default SIGTERM)" },
+  { name: 'stop-timeout', type: 'string', group: 'Watch', description: 'SIGKILL the group this long after the stop signal (default 10s)' },
+  { name: 'on-revoke', type: 'string', group: 'Watch', description: 'When the vault refuses the credential (401/403): exit (default; stop the child, exit 77) or keep (stop refreshing, keep the child)' },
   { name: 'quiet', alias: 'q', type: 'boolean', group: 'Output', description: 'Only print errors' },
   { name: 'verbose', alias: 'v', type: 'boolean', group: 'Output', description: 'Explain what happens (names only, never values)' },
   { name: 'log-format', type: 'string', choices: ['text', 'json'], default: 'text', group: 'Output', description: 'Diagnostics on stderr as text or one JSON object per line' },

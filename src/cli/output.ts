@@ -10,6 +10,8 @@ export interface Logger {
   error(error: RwsError): void;
   warn(code: string, message: string): void;
   info(message: string): void;
+  /** Something a long-running wrapper's log must show without -v (a --watch restart); not with -q. */
+  notice(message: string): void;
   debug(message: string): void;
   /**
    * One transient line on a terminal (what a slow step waits for), replaced by the next and
@@ -74,6 +76,11 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
       if (options.level === 'quiet') return;
       if (options.format === 'json') return json('warn', { code, message });
       write(`${prefix} ${palette.yellow('warning')} ${code}: ${message}`);
+    },
+    notice(message) {
+      if (options.level === 'quiet') return;
+      if (options.format === 'json') return json('notice', { message });
+      write(`${prefix} ${message}`);
     },
     info(message) {
       if (options.level !== 'verbose') return;

@@ -1,6 +1,6 @@
 // The full command line through yargs: --help with examples, --version, `completion`, and the
 // careful explanation of whatever the fast parser did not accept. Loaded only when needed.
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { UsageError } from '../errors.js';
 import { COMMAND_OPTIONS, expandOptionalValues, OPTIONS, type ParsedArgs } from './options.js';
 
@@ -12,7 +12,8 @@ Runs <command> with secrets injected, in a trimmed environment. Put -- before th
 
 const EPILOGUE = `Exit status: the command's own; 125 when run-with-secrets itself fails; 126 when the command
 cannot be executed; 127 when it is not found. When the command dies of a signal, run-with-secrets
-dies of the same signal (128+N for signals that dump core).
+dies of the same signal (128+N for signals that dump core). With --watch: 75 after --on-change exit,
+77 when the vault refuses the credential on a refresh (--on-revoke exit).
 
 The child inherits only PATH, HOME, USER, LOGNAME, SHELL, TERM, COLORTERM, LANG, LANGUAGE, LC_*, TZ,
 NO_COLOR, COLUMNS, LINES, XDG_RUNTIME_DIR and TMPDIR, plus --keep-env and the secrets.`;
@@ -23,6 +24,8 @@ export async function parseWithYargs(given: readonly string[], version: string):
   const head = separator === -1 ? [...argv] : argv.slice(0, separator);
   const command = separator === -1 ? undefined : argv.slice(separator + 1);
 
+  // yargs ships only as an ES module: import(), so that the wrapper's CommonJS build can load it.
+  const { default: yargs } = await import('yargs');
   const cli = yargs(head)
     .scriptName('run-with-secrets')
     .usage(USAGE)
@@ -31,6 +34,8 @@ export async function parseWithYargs(given: readonly string[], version: string):
     .example('$0 --env-file .env --inject-as fd --file-format json -- ./app', 'the app reads /dev/fd/3; nothing is left on disk, even after kill -9')
     .example("$0 -e prod -k 'SERVICE_B_*' -- ./app", 'fetch SERVICE_B_* of prod from the vault (RWS_VAULT_URL, RWS_API_KEY_FILE) and run ./app')
     .example('$0 --env-file .env --dry-run', 'show which names would be injected, without values')
+    .example("$0 -e prod -k 'DB_*' --watch -- ./server", 'restart ./server (its whole process group) when a DB_* secret changes in the vault; --dry-run --watch shows what would be watched')
+    .example('$0 --env-file .env --watch --inject-as file --on-change signal:SIGHUP -- ./app', 'rewrite $SECRETS_FILE and send SIGHUP when .env changes (signal: needs file or fd injection)')
     .example("$0 --env-file prod.env --log-format json --kill-after 30 -- ./cron-job.sh", 'a cron job: JSON diagnostics, SIGKILL 30 s after a stop signal')
     .epilogue(EPILOGUE)
     .version(version)

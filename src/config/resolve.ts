@@ -7,7 +7,7 @@ import { isatty } from 'node:tty';
 import { UsageError } from '../errors.js';
 import { isValidPattern } from '../glob.js';
 import { isProtectedName, isValidName } from '../names.js';
-import type { ParsedArgs } from '../cli/options.js';
+import { OPTIONS, type ParsedArgs } from '../cli/options.js';
 import type { LogFormat, LogLevel } from '../cli/output.js';
 import type { FileFormat } from '../inject/file-format.js';
 import type { InjectMode, RunPlan } from '../run.js';
@@ -210,6 +210,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   if (injectAs === 'fd' && process.platform !== 'linux') {
     throw new UsageError('--inject-as fd needs Linux (/dev/fd of an unlinked file)', 'use --inject-as file');
   }
+  const watch = await resolveWatch(values, injectAs);
   return {
     sources,
     selection: { patterns, keys, allowNames: new Set(allowNames), allowEmpty: values['allow-empty'] === true },
@@ -229,7 +230,18 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     user,
     onTerminal: facts.onTerminal,
     ignoredSignals: facts.ignoredSignals,
+    watch,
   };
+}
+
+/** --watch and its flags; the module that reads them is loaded only when one is given. */
+async function resolveWatch(values: Values, injectAs: InjectMode): Promise<RunPlan['watch']> {
+  const given = OPTIONS.some((spec) => spec.group === 'Watch' && values[spec.name] !== undefined && values[spec.name] !== false);
+  if (!given) return undefined;
+  const { resolveWatchSettings, strayWatchFlags } = await import('../watch/settings.js');
+  if (values.watch !== true) throw new UsageError(`${strayWatchFlags(values).join(', ')} only ${strayWatchFlags(values).length === 1 ? 'means' : 'mean'} something with --watch`, 'add --watch, or drop the flag');
+  if (values['kill-after'] !== undefined) throw new UsageError('--kill-after does not apply with --watch', 'use --stop-timeout: the group is killed that long after the stop signal');
+  return resolveWatchSettings(values, injectAs);
 }
 
 export function validPatterns(flag: string, patterns: string[]): string[] {

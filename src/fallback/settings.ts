@@ -38,6 +38,9 @@ export function withFallback(vault: VaultSource, request: FallbackRequest): Secr
   // --watch restarts the child on every change it hears of: from a cache there is none to hear.
   if (request.path === undefined && !request.offline) throw new UsageError('--fallback-max-age needs --fallback or --offline');
   if (request.offline && request.watch) throw new UsageError('--offline cannot be combined with --watch: an offline run hears of no changes', 'drop --watch, or drop --offline');
+  // A watcher refreshes by its own requests (ETags, long-polls), which carry no fallback answer;
+  // a copy would go stale beside it. Refused rather than half done.
+  if (request.watch) throw new UsageError('--fallback cannot be combined with --watch', 'drop --fallback: a watched child keeps the secrets it started with while the vault is away');
   if (request.credential.kind !== 'api-key') {
     // The cache's key is derived from the API key; a token minted elsewhere is short-lived and
     // usually usage-limited, which the vault never lets be cached.

@@ -32,11 +32,18 @@ export function buildNeedles(values: Iterable<string>): Buffer[] {
 
 export class MaskStream extends Transform {
   private held: Buffer = Buffer.alloc(0);
-  private readonly maxLength: number;
+  private maxLength: number;
 
-  constructor(private readonly needles: readonly Buffer[]) {
+  constructor(private needles: readonly Buffer[]) {
     super();
     this.maxLength = needles.reduce((max, needle) => Math.max(max, needle.length), 0);
+  }
+
+  /** --watch with a reload signal: the child may print new values from now on (old ones too). */
+  addNeedles(more: readonly Buffer[]): void {
+    const all = new Map([...this.needles, ...more].map((needle) => [needle.toString('latin1'), needle]));
+    this.needles = [...all.values()].sort((a, b) => b.length - a.length);
+    this.maxLength = this.needles.reduce((max, needle) => Math.max(max, needle.length), 0);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

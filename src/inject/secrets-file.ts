@@ -3,8 +3,8 @@
 // every way out; leftovers of runs killed with SIGKILL are recognised by the pid in the
 // directory name and removed at the next start.
 import { constants as fsConstants, rmSync } from 'node:fs';
-import { chown, lstat, mkdtemp, open, readdir, readFile, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, lstat, mkdtemp, open, readdir, readFile, rename, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { SecretsFileError } from '../errors.js';
 
 const DIR_PREFIX = 'rws-';
@@ -117,6 +117,9 @@ export function processIsAlive(pid: number): boolean {
 export class SecretsFile {
   private disposed = false;
   private readHandle: FileHandle | undefined;
+  /** --watch with fd injection and a reload signal: the way to new content for the same inode. */
+  private writeHandle: FileHandle | undefined;
+  private owner: { uid: number; gid: number } | undefined;
 
   private constructor(
     readonly dir: string,
@@ -140,13 +143,13 @@ export class SecretsFile {
     return file;
   }
 
-  private async write(content: string): Promise<void> {
+  private async write(content: string, path = this.path): Promise<void> {
     const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
     let handle: FileHandle | undefined;
     try {
       const dirInfo = await lstat(this.dir);
       if (!dirInfo.isDirectory() || (dirInfo.mode & 0o077) !== 0) throw new Error('directory is not private');
-      handle = await open(this.path, flags, 0o600);
+      handle = await open(path, flags, 0o600);
       // The umask may only remove bits from 0600, never add them, but make the mode exact anyway.
       await handle.chmod(0o600);
       await handle.writeFile(content, 'utf8');
@@ -163,9 +166,10 @@ export class SecretsFile {
    * For --inject-as fd: reopen read-only, then remove file and directory. Nothing is left on any
    * filesystem; the returned descriptor keeps the data alive for the child.
    */
-  async detach(): Promise<number> {
+  async detach(keepWriter = false): Promise<number> {
     try {
       this.readHandle = await open(this.path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      if (keepWriter) this.writeHandle = await open(this.path, fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW);
       await unlink(this.path);
       await rmdir(this.dir);
     } catch (error) {
@@ -179,8 +183,42 @@ export class SecretsFile {
     try {
       await chown(this.path, uid, gid);
       await chown(this.dir, uid, gid);
+      this.owner = { uid, gid };
     } catch (error) {
       throw new SecretsFileError(`cannot hand the secrets file in ${this.dir} to uid ${uid}`, 'check that run-with-secrets runs as root', error);
+    }
+  }
+
+  /**
+   * New content for a child that stays (--watch --on-change signal:SIG). By path: a new file made
+   * as the first one was (exclusive, 0600, no links followed) and renamed over it, so a reader
+   * sees the old file or the new one, never half of one. Detached (fd): the same inode rewritten
+   * through the descriptor kept for it, since the child's fd 3 cannot be swapped; it rereads
+   * /dev/fd/3 (a fresh open, from offset 0) when signalled.
+   */
+  async rewrite(content: string): Promise<void> {
+    if (this.disposed) throw new SecretsFileError('the secrets file is already removed');
+    try {
+      if (this.writeHandle) {
+        const data = Buffer.from(content, 'utf8');
+        await this.writeHandle.write(data, 0, data.length, 0);
+        await this.writeHandle.truncate(data.length);
+        return;
+      }
+      if (this.readHandle) throw new Error('a detached file can only be rewritten through a kept descriptor');
+    } catch (error) {
+      throw new SecretsFileError('cannot rewrite the secrets file', 'check the runtime directory (see --verbose)', error);
+    }
+    // Loaded here: node:crypto is not otherwise needed by a plain run.
+    const { randomBytes } = await import('node:crypto');
+    const next = join(this.dir, `.${basename(this.path)}.${randomBytes(6).toString('hex')}`);
+    try {
+      await this.write(content, next);
+      if (this.owner) await chown(next, this.owner.uid, this.owner.gid);
+      await rename(next, this.path);
+    } catch (error) {
+      await rm(next, { force: true }).catch(() => undefined);
+      throw error instanceof SecretsFileError ? error : new SecretsFileError(`cannot replace the secrets file in ${this.dir}`, 'check the runtime directory (see --verbose)', error);
     }
   }
 
@@ -189,6 +227,7 @@ export class SecretsFile {
     this.disposed = true;
     await rm(this.dir, { recursive: true, force: true });
     await this.readHandle?.close().catch(() => undefined);
+    await this.writeHandle?.close().catch(() => undefined);
   }
 
   /** Last resort from a synchronous exit path (process 'exit' event). */

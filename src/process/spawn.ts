@@ -22,6 +22,8 @@ export interface ChildSpec {
   ignoredSignals?: readonly NodeJS.Signals[] | undefined;
   /** --user: run as this uid/gid (libuv also drops the supplementary groups). */
   user?: { uid: number; gid: number } | undefined;
+  /** --watch: a session and process group of its own (setsid), so a stop reaches every descendant. */
+  ownGroup?: boolean | undefined;
 }
 
 export interface RunningChild {
@@ -47,22 +49,28 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
       argv = commandIgnoring(spec.ignoredSignals, spec.command, spec.args);
     }
     try {
-      child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true, ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}) });
+      child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true, detached: spec.ownGroup === true, ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}) });
     } catch (error) {
       reject(spawnFailure(spec.command, error));
       return;
     }
     child.once('error', (error) => reject(spawnFailure(spec.command, error)));
     child.once('spawn', () => {
-      const drained = spec.filters ? pipeOutput(child, spec.filters) : Promise.resolve();
+      const drained = spec.filters ? pipeOutput(child, spec.filters) : undefined;
       const done = new Promise<Outcome>((settle) => {
         child.once('exit', (code, signal) => {
           const outcome: Outcome = signal ? { kind: 'signal', signal } : { kind: 'exit', code: code ?? 0 };
+          // Inherited output needs no relaying: done at once (a zero timer would cost the exit
+          // a turn of the timers, ≥ 1 ms, on every run).
+          if (!spec.filters) {
+            settle(outcome);
+            return;
+          }
           // A grandchild left running may hold the pipes open forever: give the output a moment
           // to drain, then stop relaying it rather than outlive the child.
           let timer: NodeJS.Timeout | undefined;
           const grace = new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, spec.filters ? DRAIN_GRACE_MS : 0);
+            timer = setTimeout(resolve, DRAIN_GRACE_MS);
           });
           void Promise.race([drained, grace]).then(() => {
             clearTimeout(timer);

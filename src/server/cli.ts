@@ -109,6 +109,8 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .option('max-connections', { type: 'number', requiresArg: true, description: 'open client connections at most; idle ones are closed first when full (default: 4096, or less when ulimit -n is lower)' })
           .option('headers-timeout', { type: 'number', requiresArg: true, description: 'seconds a client may take to send its request headers, or to start a request on a new connection (default: 10)' })
           .option('request-timeout', { type: 'number', requiresArg: true, description: 'seconds a client may take to send a whole request, body included (default: 30)' })
+          .option('max-long-polls', { type: 'number', requiresArg: true, description: 'batch requests held by ?wait= at once; more get 503 RWS_SERVER_BUSY (default: three quarters of --max-connections; 0 refuses every ?wait=)' })
+          .option('max-long-polls-per-key', { type: 'number', requiresArg: true, description: 'the same per API key; more get 429 RWS_RATE_LIMITED (default: 1024)' })
           .option('metrics-listen', { type: 'string', requiresArg: true, description: 'serve GET /metrics (Prometheus) on this HOST:PORT, e.g. 127.0.0.1:9464' })
           .option('fallback-max-age', { type: 'string', requiresArg: true, description: 'longest a client may use its offline copy of secrets after fetching them (run-with-secrets --fallback): 30m, 24h, 7d (default: 24h)' })
           .option('log-format', { choices: ['text', 'json'], default: 'text', description: 'json: one line per request on stdout (time, method, route, status, duration, API key id, client)' })

@@ -1,7 +1,7 @@
 // age identities: the key file format and where sops finds keys (FORMAT.md §6 "Identities",
 // "Key file format"). Only SOPS_AGE_KEY and SOPS_AGE_KEY_FILE are read, additively, as sops does.
 import { open } from 'node:fs/promises';
-import * as age from 'age-encryption';
+import { ageModule } from './age-module.js';
 import { SopsError } from './errors.js';
 
 // Bech32 upper-case data characters; age writes identities upper case.
@@ -81,6 +81,7 @@ export async function identityToRecipient(identity: string): Promise<string> {
   const why = problem(identity);
   if (why !== undefined) throw noIdentity(`the identity ${why}`);
   try {
+    const age = await ageModule();
     return await age.identityToRecipient(identity);
   } catch (cause) {
     throw new SopsError('RWS_SOPS_NO_IDENTITY', 'the identity is a malformed age identity', { cause });

@@ -1,7 +1,7 @@
 // The data key's age layer (FORMAT.md §6): one armored age file per recipient, holding the raw
 // 32-byte data key. Like sops, every stanza is tried with all identities; the recipient string is
 // not matched against the identities.
-import * as age from 'age-encryption';
+import { ageModule } from './age-module.js';
 import { DATA_KEY_BYTES } from './cipher.js';
 import { SopsError } from './errors.js';
 import type { AgeStanza } from './metadata.js';
@@ -16,6 +16,7 @@ export async function unwrapDataKey(stanzas: readonly AgeStanza[], identities: r
   if (stanzas.length === 0) {
     throw new SopsError('RWS_SOPS_NO_IDENTITY', `${origin}: the file has no age recipients`, { hint: 'only age keys are supported (not pgp or cloud KMS)' });
   }
+  const age = await ageModule();
   const decrypter = new age.Decrypter();
   identities.forEach((identity, i) => {
     try {
@@ -53,6 +54,7 @@ export async function unwrapDataKey(stanzas: readonly AgeStanza[], identities: r
 
 /** One armored age file for one recipient (FORMAT.md §6 "Encrypt"). */
 export async function wrapDataKey(dataKey: Uint8Array, recipient: string): Promise<string> {
+  const age = await ageModule();
   const encrypter = new age.Encrypter();
   try {
     encrypter.addRecipient(recipient);

@@ -34,7 +34,7 @@ type Selector = { pattern: string } | { key: string };
 export class VaultSource implements SecretSource {
   readonly label: string;
 
-  constructor(private readonly settings: VaultSettings) {
+  constructor(readonly settings: VaultSettings) {
     this.label = `vault environment ${settings.environment}`;
   }
 

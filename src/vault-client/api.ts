@@ -70,6 +70,32 @@ export class VaultClient {
     return parseBatch(response.body, environment, selector, this.origin);
   }
 
+  /**
+   * The batch for --watch: with the tag of the answer already held, a 304 means "unchanged"; with
+   * `waitSeconds` a server that long-polls holds the request until the answer changes. A server
+   * without either answers 200 without a tag, and the caller compares the values itself.
+   */
+  async fetchBatchWatched(token: string, environment: string, selector: BatchSelector, watch: { etag?: string | undefined; waitSeconds?: number | undefined; signal?: AbortSignal | undefined }): Promise<WatchedBatch> {
+    const context: CallContext = { action: 'refreshing secrets', credential: 'token', environment, keys: selector.keys, pattern: selector.pattern };
+    const body = { environment, ...(selector.keys === undefined ? {} : { keys: selector.keys }), ...(selector.pattern === undefined ? {} : { pattern: selector.pattern }) };
+    const wait = watch.waitSeconds !== undefined && watch.waitSeconds > 0 ? Math.min(60, Math.floor(watch.waitSeconds)) : undefined;
+    const response = await this.call(
+      {
+        method: 'POST',
+        path: `${API}/secrets/batch${wait === undefined ? '' : `?wait=${wait}`}`,
+        credential: token,
+        json: body,
+        ...(watch.etag === undefined ? {} : { headers: { 'if-none-match': watch.etag } }),
+        ...(wait === undefined ? {} : { holdMs: wait * 1000 }),
+        ...(watch.signal === undefined ? {} : { signal: watch.signal }),
+      },
+      context,
+      watch.etag === undefined ? [200] : [200, 304],
+    );
+    if (response.status === 304) return { changed: false, etag: response.etag ?? watch.etag };
+    return { changed: true, secrets: parseBatch(response.body, environment, selector, this.origin).secrets, etag: response.etag };
+  }
+
   async fetchKey(token: string, environment: string, key: string): Promise<string> {
     const context: CallContext = { action: 'fetching a secret', credential: 'token', environment, keys: [key] };
     const path = `${API}/${encodeURIComponent(environment)}/${encodeURIComponent(key)}`;
@@ -125,6 +151,8 @@ export class VaultClient {
     return response;
   }
 }
+
+export type WatchedBatch = { changed: false; etag: string | undefined } | { changed: true; secrets: Map<string, string>; etag: string | undefined };
 
 function checkCredential(value: string, name: string): void {
   if (!HEADER_SAFE.test(value)) {

@@ -35,6 +35,12 @@ export interface VaultRequest {
   path: string;
   credential?: string;
   json?: unknown;
+  /** Extra request headers (If-None-Match for a watch); never a credential. */
+  headers?: Record<string, string>;
+  /** A long-poll: how long the server may hold the answer, on top of the usual timeout. */
+  holdMs?: number;
+  /** Ends a held request early (the watch stops). */
+  signal?: AbortSignal;
 }
 
 export interface VaultResponse {
@@ -46,6 +52,8 @@ export interface VaultResponse {
   /** What a 403/404 said about the fix, in checked names. */
   refusal?: Refusal | undefined;
   attempts: number;
+  /** The answer's ETag, when it had one that reads as an entity tag. */
+  etag?: string | undefined;
 }
 
 type Outcome = { ok: true; response: VaultResponse } | { ok: false; failure: NetworkFailure | undefined; cause: unknown };
@@ -126,9 +134,15 @@ export class Transport {
     try {
       const { statusCode: status } = response;
       const success = status >= 200 && status < 300;
+      const etag = entityTag(response.headers.etag);
+      if (status === 304) {
+        // Not modified: no body to read, the tag is all there is.
+        response.body.resume();
+        return { ok: true, response: { status, body: undefined, serverCode: undefined, attempts: attempt, etag } };
+      }
       const body = success ? await readJsonBody(response, this.options.origin) : undefined;
       const answer = success ? undefined : await readErrorAnswer(response);
-      return { ok: true, response: { status, body, serverCode: answer?.code, refusal: answer?.refusal, attempts: attempt } };
+      return { ok: true, response: { status, body, serverCode: answer?.code, refusal: answer?.refusal, attempts: attempt, etag } };
     } catch (cause) {
       const failure = classifyNetworkError(cause, 'body');
       if (failure === undefined) throw cause;
@@ -137,14 +151,15 @@ export class Transport {
   }
 
   private dispatchOptions(request: VaultRequest): Dispatcher.RequestOptions {
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'run-with-secrets' };
+    const headers: Record<string, string> = { ...request.headers, accept: 'application/json', 'user-agent': 'run-with-secrets' };
     if (request.credential !== undefined) headers.authorization = `Bearer ${request.credential}`;
     let body: string | undefined;
     if (request.json !== undefined) {
       body = JSON.stringify(request.json);
       headers['content-type'] = 'application/json';
     }
-    return { method: request.method, path: `${this.options.prefix}${request.path}`, headers, body };
+    const held = request.holdMs === undefined ? {} : { headersTimeout: this.options.timeoutMs + request.holdMs };
+    return { method: request.method, path: `${this.options.prefix}${request.path}`, headers, body, ...held, ...(request.signal ? { signal: request.signal } : {}) };
   }
 
   /** Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spreads retrying clients apart. */
@@ -158,4 +173,10 @@ export class Transport {
   private debug(message: string): void {
     this.options.debug?.(`vault: ${message}`);
   }
+}
+
+/** RFC 9110 §8.8.3 entity-tag, at most 256 characters; anything else is ignored, never echoed. */
+export function entityTag(value: string | string[] | undefined): string | undefined {
+  if (typeof value !== 'string' || value.length > 256) return undefined;
+  return /^(W\/)?"[\x21\x23-\x7e]*"$/.test(value) ? value : undefined;
 }

@@ -279,7 +279,7 @@ describe('what counts as the vault being away', () => {
 });
 
 describe('flags', () => {
-  it('refuses local files, --per-key-requests, and a --fallback PATH given with a space', async () => {
+  it('refuses --offline or --fallback with --watch, local files, --per-key-requests, and a --fallback PATH given with a space', async () => {
     const { key } = await newKey();
     const cases: Array<[string[], string]> = [
       [['--env-file', '/dev/null', '--fallback'], '--fallback, --fallback-max-age and --offline apply to the vault'],
@@ -287,6 +287,8 @@ describe('flags', () => {
       [['--fallback', '--fallback-max-age', '1h30m'], '--fallback-max-age expects a duration such as 30m, 24h or 7d, got "1h30m"'],
       [['--fallback', join(runtimeDir, 'x.bin')], 'unknown command'],
       [['--fallback-max-age', '1h'], '--fallback-max-age needs --fallback or --offline'],
+      [['--offline', '--watch'], '--offline cannot be combined with --watch: an offline run hears of no changes'],
+      [['--fallback', '--watch'], '--fallback cannot be combined with --watch'],
     ];
     for (const [flags, message] of cases) {
       const result = await rws(['-e', 'prod', ...flags, '--', 'true'], { RWS_API_KEY: key });

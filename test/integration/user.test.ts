@@ -36,6 +36,18 @@ describe.skipIf(!asRoot)('--user (as root)', () => {
     expect(wrapperDirs(dir)).toEqual([]);
   });
 
+  it('--dry-run says which user the child would run as, and its HOME/USER/LOGNAME', async () => {
+    const text = await runBin(['--env-file', envFile, '--user', 'nobody', '--dry-run', '--', 'sh', '-c', 'id -u'], { runtimeDir: dir });
+    expect(text.exitCode, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`would run: sh -c 'id -u' as nobody (uid ${NOBODY_UID()}, gid `);
+    expect(text.stdout).toMatch(/would hold \d+ variable\(s\): .*\bLOGNAME\b.*\bUSER\b/);
+    const json = await runBin(['--env-file', envFile, '--user', 'nobody', '--dry-run', '--log-format', 'json', '--', 'true'], { runtimeDir: dir });
+    const parsed = JSON.parse(json.stdout) as { user: { name: string; uid: number }; environment: string[] };
+    expect(parsed.user).toMatchObject({ name: 'nobody', uid: Number(NOBODY_UID()) });
+    expect(parsed.environment).toEqual(expect.arrayContaining(['HOME', 'LOGNAME', 'USER']));
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+
   it('refuses an unknown user or group, before anything runs', async () => {
     const user = await runBin(['--env-file', envFile, '--user', 'no-such-user-rws', '--', 'true'], { runtimeDir: dir });
     expect(user.exitCode).toBe(125);

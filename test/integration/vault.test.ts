@@ -317,6 +317,10 @@ describe('a slow vault on a terminal', () => {
         setTimeout(() => json(socket, 201, minted), 1600);
       } else if (request.path.endsWith('/secrets/batch')) {
         json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'x-value' } });
+      } else if (request.path === '/api/v1/vault/prod') {
+        json(socket, 200, { environment: 'prod', keys: ['SERVICE_B_X'] });
+      } else if (request.path === '/healthz') {
+        json(socket, 200, { status: 'ok' });
       } else {
         reply(socket, 204, '');
       }
@@ -332,6 +336,21 @@ describe('a slow vault on a terminal', () => {
       expect(result.stdout).toContain(waiting);
       // Erased before the child writes anything: the child's line starts a clean line.
       expect(result.stdout).toContain(`${waiting}\r\u001b[Kchild-ran`);
+    } finally {
+      await stub.close();
+    }
+  });
+
+  it('also for keys, check and token generate', async () => {
+    const stub = await slowStub();
+    try {
+      const waiting = `\r\u001b[Krun-with-secrets: waiting for the vault at ${stub.url} (POST /api/v1/vault/tokens/generate, attempt 1/3)`;
+      // `token generate` refuses to print a token to a terminal: its stdout goes to a file here.
+      for (const command of [`keys -e prod -k 'SERVICE_B_*'`, `check -e prod -k 'SERVICE_B_*'`, `token generate -e prod -k 'SERVICE_B_*' > /dev/null`]) {
+        const result = await execa('script', ['-qfec', `"${BIN}" ${command}`, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(runtimeDir, { ...vaultEnv(stub.url), TERM: 'xterm', NO_COLOR: '1' }) });
+        expect(result.exitCode, `${command}: ${result.stdout}`).toBe(0);
+        expect(result.stdout, command).toContain(`${waiting}\r\u001b[K`);
+      }
     } finally {
       await stub.close();
     }

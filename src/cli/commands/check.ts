@@ -28,7 +28,7 @@ export async function check(context: CommandContext): Promise<number> {
   let client: VaultClient | undefined;
   try {
     const vault = await step('config', async (): Promise<[VaultContext, string]> => {
-      const resolved = await resolveVaultContext(values, facts, log.warn, log.debug);
+      const resolved = await resolveVaultContext(values, facts, log.warn, log.debug, log.progress);
       if (!resolved.client.baseUrl) throw new UsageError('no vault URL configured', 'pass --vault-url, set RWS_VAULT_URL or vault_url in the config file');
       const environment = requireEnvironment(resolved.environment);
       return [resolved, `${resolved.configPath ? `config file ${resolved.configPath}` : 'no config file'}; vault ${displayUrl(resolved.client.baseUrl)}; environment ${environment}`];

@@ -5,7 +5,7 @@ import { requireEnvironment } from './token.js';
 
 export async function listKeys(context: CommandContext): Promise<number> {
   const { values, facts, log } = context;
-  const vault = await resolveVaultContext(values, facts, log.warn, log.debug);
+  const vault = await resolveVaultContext(values, facts, log.warn, log.debug, log.progress);
   const environment = requireEnvironment(vault.environment);
   const patterns = validPatterns('--key-pattern', list(values['key-pattern']).length > 0 ? list(values['key-pattern']) : vault.patterns);
   const credential = await vault.credential();

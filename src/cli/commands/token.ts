@@ -9,7 +9,7 @@ export async function tokenGenerate(context: CommandContext): Promise<number> {
   if (context.stdout.isTTY && values.force !== true) {
     throw new UsageError('refusing to print a token to a terminal', 'redirect it to a file (umask 077) or pass --force');
   }
-  const vault = await resolveVaultContext(values, facts, log.warn, log.debug);
+  const vault = await resolveVaultContext(values, facts, log.warn, log.debug, log.progress);
   const environment = requireEnvironment(vault.environment);
   const patterns = validPatterns('--key-pattern', list(values['key-pattern']).length > 0 ? list(values['key-pattern']) : vault.patterns);
   if (patterns.length > 1) throw new UsageError('a token has one key pattern; pass one -k', 'mint one token per pattern');
@@ -40,7 +40,7 @@ export async function tokenGenerate(context: CommandContext): Promise<number> {
 
 export async function tokenRevoke(context: CommandContext): Promise<number> {
   const { values, facts, log } = context;
-  const vault = await resolveVaultContext(values, facts, log.warn, log.debug);
+  const vault = await resolveVaultContext(values, facts, log.warn, log.debug, log.progress);
   const credential = await vault.credential();
   if (credential.kind !== 'token') throw new UsageError('no token to revoke', 'set RWS_TOKEN or RWS_TOKEN_FILE, or pass --token-file');
   const { VaultClient } = await import('../../vault-client/index.js');

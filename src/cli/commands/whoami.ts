@@ -11,7 +11,7 @@ const UNREACHED = new Set(['RWS_VAULT_UNREACHABLE', 'RWS_VAULT_TIMEOUT', 'RWS_VA
 
 export async function whoami(context: CommandContext): Promise<number> {
   const { values, facts, log } = context;
-  const vault = await resolveVaultContext(values, facts, log.warn, log.debug);
+  const vault = await resolveVaultContext(values, facts, log.warn, log.debug, log.progress);
   const target = await loginTarget(vault, facts);
   const credential = await vault.credential();
   if (credential.kind !== 'api-key') throw new UsageError(`whoami describes API keys; the credential in use is a token from ${credential.origin}`, 'unset RWS_TOKEN / RWS_TOKEN_FILE to see the API key');

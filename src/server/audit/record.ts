@@ -22,6 +22,7 @@ export type AuditEventName =
   | 'apikey.list'
   | 'token.list'
   | 'environment.list'
+  | 'metrics.read'
   | 'secret.offline_use';
 
 export const AUDIT_EVENTS: readonly AuditEventName[] = [
@@ -43,6 +44,7 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'apikey.list',
   'token.list',
   'environment.list',
+  'metrics.read',
   'secret.offline_use',
 ];
 

@@ -1,6 +1,6 @@
 // API keys: `rws_sk_` + 32 lowercase hex. Only an HMAC-SHA256 of the key under the server's pepper
-// is stored; a presented key is looked up by its first 8 hex characters and its HMAC compared
-// in constant time.
+// is stored, and a presented key is looked up by that HMAC. Its first 8 hex characters are kept
+// as `prefix` only to tell keys apart in listings.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { unauthorized } from '../http/http-error.js';
 import { localChange } from '../audit/record.js';
@@ -10,8 +10,6 @@ const API_KEY_GRAMMAR = /^rws_sk_[0-9a-f]{32}$/;
 const API_KEY_ID_GRAMMAR = /^ak_[0-9a-f]{16}$/;
 const PREFIX_START = 'rws_sk_'.length;
 const PREFIX_LENGTH = 8;
-/** Compared against when no key has the presented prefix: no key's HMAC is this. */
-const STAND_IN_HASH = randomBytes(32).toString('hex');
 
 export interface ApiKeyGrant {
   name: string;
@@ -63,21 +61,17 @@ export function newApiKey(pepper: Uint8Array, grant: ApiKeyGrant, now: Date): { 
 /** The live key record for `presented`, or a 401 that says nothing about why. */
 export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, presented: string, now: Date): Promise<ApiKeyRecord> {
   if (!API_KEY_GRAMMAR.test(presented)) throw unauthorized('invalid API key');
-  const candidates = await state.findApiKeys(presented.slice(PREFIX_START, PREFIX_START + PREFIX_LENGTH));
-  const hash = Buffer.from(hashApiKey(pepper, presented), 'hex');
-  // The same work whether or not the prefix is known: every candidate is compared (no early
-  // exit), and an unknown prefix is compared against a stand-in, so the answer's timing does not
-  // tell an attacker the first 32 bits of a valid key. A stored hash of another length (a
-  // hand-edited row) matches nothing rather than throwing.
-  const hashes = candidates.length > 0 ? candidates.map((record) => record.hash) : [STAND_IN_HASH];
-  let found = -1;
-  hashes.forEach((stored, i) => {
-    const bytes = Buffer.from(stored, 'hex');
-    const equal = bytes.length === hash.length ? timingSafeEqual(bytes, hash) : timingSafeEqual(hash, hash) && false;
-    if (equal && found === -1) found = i;
-  });
-  const match = candidates.length > 0 ? candidates[found] : undefined;
-  if (match === undefined || match.revoked_at !== null) throw unauthorized('invalid API key');
+  // Looked up by the HMAC of the whole key: a wrong key with a valid key's first characters
+  // costs exactly what any wrong key costs, so timing tells an attacker nothing about a prefix
+  // (the HMAC is keyed by the pepper, so its value cannot be steered either).
+  const hash = hashApiKey(pepper, presented);
+  const match = await state.findApiKey(hash);
+  // The database compared the text; this confirms it in constant time (a hand-edited row whose
+  // hash differs in case or length matches nothing rather than throwing).
+  const stored = Buffer.from(match?.hash ?? '', 'hex');
+  const wanted = Buffer.from(hash, 'hex');
+  if (match === undefined || stored.length !== wanted.length || !timingSafeEqual(stored, wanted)) throw unauthorized('invalid API key');
+  if (match.revoked_at !== null) throw unauthorized('invalid API key');
   if (match.expires_at !== null && Date.parse(match.expires_at) <= now.getTime()) throw unauthorized('invalid API key');
   return match;
 }

@@ -7,7 +7,7 @@ import { parseListenAddress } from '../http/metrics-listener.js';
 import type { ListenOptions } from '../http/server.js';
 import { ServerUsageError } from '../usage-error.js';
 
-export function operationOptions(args: Record<string, unknown>, io: CliIo): Pick<ListenOptions, 'maxConnections' | 'metricsListen' | 'requestLog' | 'headersTimeoutMs' | 'requestTimeoutMs'> {
+export function operationOptions(args: Record<string, unknown>, io: CliIo): Pick<ListenOptions, 'maxConnections' | 'metricsListen' | 'requestLog' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'maxLongPolls' | 'maxLongPollsPerKey'> {
   const asked = args['max-connections'] as number | undefined;
   if (asked !== undefined && (!Number.isSafeInteger(asked) || asked < 1)) {
     throw new ServerUsageError(`Expected --max-connections to be a positive integer, got ${String(args['max-connections'])}`);
@@ -30,5 +30,18 @@ export function operationOptions(args: Record<string, unknown>, io: CliIo): Pick
   }
   const metricsListen = args['metrics-listen'] === undefined ? undefined : parseListenAddress(String(args['metrics-listen']), '--metrics-listen');
   const requestLog = args['log-format'] === 'json' ? (line: string) => void io.stdout.write(`${line}\n`) : undefined;
-  return { maxConnections, metricsListen, requestLog, headersTimeoutMs: headersTimeout * 1000, requestTimeoutMs: requestTimeout * 1000 };
+  return { maxConnections, metricsListen, requestLog, headersTimeoutMs: headersTimeout * 1000, requestTimeoutMs: requestTimeout * 1000, ...longPollOptions(args, maxConnections) };
+}
+
+/** Held requests keep their connections: they must leave some for everyone else. */
+function longPollOptions(args: Record<string, unknown>, maxConnections: number): Pick<ListenOptions, 'maxLongPolls' | 'maxLongPollsPerKey'> {
+  const total = args['max-long-polls'] as number | undefined;
+  if (total !== undefined && (!Number.isSafeInteger(total) || total < 0 || total >= maxConnections)) {
+    throw new ServerUsageError(`Expected --max-long-polls to be an integer from 0 to ${maxConnections - 1} (below the connection cap), got ${String(args['max-long-polls'])}`);
+  }
+  const perKey = args['max-long-polls-per-key'] as number | undefined;
+  if (perKey !== undefined && (!Number.isSafeInteger(perKey) || perKey < 0)) {
+    throw new ServerUsageError(`Expected --max-long-polls-per-key to be a non-negative integer, got ${String(args['max-long-polls-per-key'])}`);
+  }
+  return { maxLongPolls: total, maxLongPollsPerKey: perKey };
 }

@@ -15,6 +15,7 @@ import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
 import { loadTlsPair, type TlsFiles } from '../http/tls-files.js';
 import { ReloadHooks } from '../reload.js';
+import { deriveAnswerTagKey } from '../http/answer-tag.js';
 import { operationOptions } from './serve-options.js';
 import { fallbackMaxAge } from './fallback-option.js';
 import { openCommandState } from './state-args.js';
@@ -50,7 +51,9 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
 
 async function serveStore(paths: ReturnType<typeof resolveStore>, options: ServeOptions, args: Record<string, unknown>, io: CliIo, reloads: ReloadHooks, fallbackMaxAgeSeconds: number): Promise<number> {
   const identities = await resolveIdentities(paths, io.env);
-  const tokens = new TokenAuthority(await importTokenKey(await resolveJwtSecret(paths, io.env)));
+  const signingSecret = await resolveJwtSecret(paths, io.env);
+  const tokens = new TokenAuthority(await importTokenKey(signingSecret));
+  const answerTagKey = deriveAnswerTagKey(signingSecret);
   const pepper = await resolvePepper(paths);
   const auditLog = args['audit-log'] as string | undefined;
   const sink = auditLog === undefined ? undefined : AuditFileSink.open(auditLog);
@@ -78,9 +81,9 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   prune.unref();
   let server;
   try {
-    const secrets = new SopsSecretStore(paths, identities);
+    const secrets = new SopsSecretStore(paths, identities, Date.now, log);
     const secretsAdmin = new SecretsAdmin(paths, identities, secrets, state);
-    server = await listen(options, { state, refusals, secrets, secretsAdmin, tokens, pepper, log, fallbackMaxAgeSeconds });
+    server = await listen(options, { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log, fallbackMaxAgeSeconds });
   } catch (error) {
     clearInterval(prune);
     await guard.stop();

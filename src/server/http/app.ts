@@ -7,15 +7,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
 import type { TokenOutcome } from '../state/state-store.js';
-import { batchSecrets, describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
+import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { AuthLimits } from './auth-limits.js';
 import { gateAuthentication } from './credential-check.js';
 import { allowHeader, allowsMethod } from './methods.js';
 import type { ExchangeObserver } from './exchange-observer.js';
-import { sendJson } from './request.js';
+import { sendJson, sendText } from './request.js';
+import { readMetrics } from './admin/metrics-handler.js';
 import { adminRoute } from './admin/routes.js';
 import { reportOfflineUse } from './fallback.js';
+import { batchSecrets } from './batch.js';
 import type { Route } from './route.js';
 
 export interface AppDeps extends HandlerDeps {
@@ -33,6 +35,7 @@ const PREFIX = '/api/v1/vault/';
 
 function route(deps: HandlerDeps, method: string, path: string, query: string): Route | undefined {
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
+  if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x) };
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
   if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
   if (path === '/api/v1/fallback/uses') return { event: 'secret.offline_use', methods: ['POST'], run: (x) => reportOfflineUse(deps, x) };
@@ -49,7 +52,7 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
     return { event: 'token.revoke', methods: ['POST'], run: (x) => revokeToken(deps, x) };
   }
   if (parts.length === 2 && first === 'secrets' && second === 'batch') {
-    return { event: 'secret.batch', methods: ['POST'], run: (x) => batchSecrets(deps, x) };
+    return { event: 'secret.batch', methods: ['POST'], run: (x) => batchSecrets(deps, x, query) };
   }
   if (parts.length === 2 && first && second) return { event: 'secret.read', methods: ['GET'], run: (x) => readSecret(deps, x, first, second) };
   if (parts.length === 1 && first) {
@@ -115,7 +118,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       reply = await record(event, x, reply, client);
     }
     deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
-    sendJson(res, reply.status, reply.body, reply.headers);
+    if (reply.text !== undefined) sendText(res, reply.status, reply.text, reply.headers);
+    else sendJson(res, reply.status, reply.body, reply.headers);
   }
 
   /**

@@ -12,7 +12,12 @@ import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerat
 import { forbidden, HttpError, notFound } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
+import { answerTag } from './answer-tag.js';
+import { ifNoneMatch, matchesTag } from './if-none-match.js';
+import type { LongPolls } from './long-polls.js';
+import { batchWait } from './wait-param.js';
 import type { SecretFile, SecretSource } from '../store/secret-source.js';
+import type { ServerMetrics } from './metrics.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
 import type { Effect, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
 import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './fallback.js';
@@ -23,10 +28,16 @@ export interface HandlerDeps {
   secrets: SecretSource;
   tokens: TokenAuthority;
   pepper: Uint8Array;
+  /** The key of batch answers' ETags (answer-tag.ts); never leaves the server. */
+  answerTagKey: Uint8Array;
+  /** Batch requests held by `?wait=` (absent: none are held, a 304 is answered at once). */
+  longPolls?: LongPolls;
   /** The admin API's access to the store's files (absent: those routes answer 404). */
   secretsAdmin?: SecretsAdmin;
   /** serve --fallback-max-age, in seconds: the latest `fallback.not_after` of a batch answer. */
   fallbackMaxAgeSeconds?: number;
+  /** What GET /metrics shows an admin key on the public listener. */
+  metrics?: ServerMetrics;
 }
 
 export interface Exchange {
@@ -40,6 +51,8 @@ export interface Reply {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
+  /** A body that is not JSON (the metrics text): sent instead of `body`. */
+  text?: { body: string; contentType: string };
   /** Stored with the audit row; the answer stands only if it can be. */
   effect?: Effect;
   /** The row must survive a power loss though the change is not in the database (a secrets file). */
@@ -126,10 +139,28 @@ export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: stri
   return { status: 200, body: { environment, keys }, effect: use(claims) };
 }
 
-export async function batchSecrets(deps: HandlerDeps, x: Exchange): Promise<Reply> {
-  const raw = await readJsonBody(x.req);
+/** What a batch request gets now, and what a long-poll needs to hold it (batch.ts). */
+export interface BatchAnswer {
+  /** 200 with the values, or 304 when the client holds this answer's tag; either way one use. */
+  reply: Reply;
+  environment: string;
+  /** Seconds to hold a 304 (`?wait=`), 0 for none. */
+  wait: number;
+  /** The token's expiry, seconds since the epoch: a hold ends by then. */
+  tokenExpires: number;
+  apiKeyId: string;
+}
+
+/**
+ * The batch answer for this request at `x.now`. Its `ETag` is a keyed digest of what it serves
+ * (answer-tag.ts); with `If-None-Match` holding that tag it is a 304, charged as a use like a
+ * 200. The query and the header are request shape: checked after the credential, before scope.
+ */
+export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<string, unknown>, query: string): Promise<BatchAnswer> {
   const { claims, status } = await authenticateTokenWithKey(deps, x);
   const body = parseBatchBody(raw);
+  const wait = batchWait(query);
+  const held = ifNoneMatch(x.req);
   x.audit.environment = body.environment;
   let file: SecretFile;
   let keys: string[];
@@ -149,8 +180,11 @@ export async function batchSecrets(deps: HandlerDeps, x: Exchange): Promise<Repl
   x.audit.keys = keys;
   const secrets: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const key of keys) secrets[key] = file.decrypt(key);
-  const fallback = fallbackAnswer(claims, status, x.now, deps.fallbackMaxAgeSeconds ?? DEFAULT_FALLBACK_MAX_AGE_SECONDS);
-  return { status: 200, body: { environment: body.environment, secrets, fallback }, effect: use(claims) };
+  const etag = answerTag(deps.answerTagKey, body.environment, secrets);
+  const reply: Reply = matchesTag(held, etag)
+    ? { status: 304, body: undefined, headers: { etag }, effect: use(claims) }
+    : { status: 200, body: { environment: body.environment, secrets, fallback: fallbackAnswer(claims, status, x.now, deps.fallbackMaxAgeSeconds ?? DEFAULT_FALLBACK_MAX_AGE_SECONDS) }, headers: { etag }, effect: use(claims) };
+  return { reply, environment: body.environment, wait, tokenExpires: claims.exp, apiKeyId: x.audit.api_key_id ?? claims.jti };
 }
 
 export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {

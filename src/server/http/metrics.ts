@@ -26,6 +26,7 @@ export class ServerMetrics {
   readonly #events = { mints: 0, uses: 0, revocations: 0, unauthorized: 0, rateLimited: 0, auditFailures: 0, stateFailures: 0 };
   readonly #sopsFiles = new Map<string, SopsFileState>();
   connections: ConnectionCounts = { open: 0, refused: 0, evicted: 0 };
+  longPolls: { readonly held: number } = { held: 0 };
 
   /** One answered request: its route template, status and duration. */
   observeRequest(route: string, status: number, seconds: number): void {
@@ -46,7 +47,8 @@ export class ServerMetrics {
     const { event, status } = outcome;
     const code = errorCodeOf(outcome.body);
     if (event === 'token.generate' && status === 201) this.#events.mints++;
-    if ((event === 'secret.read' || event === 'secret.list' || event === 'secret.batch') && status === 200) this.#events.uses++;
+    // A batch's 304 is charged like its 200 (the client learnt the values are unchanged).
+    if ((event === 'secret.read' || event === 'secret.list' || event === 'secret.batch') && (status === 200 || (event === 'secret.batch' && status === 304))) this.#events.uses++;
     if (event === 'token.revoke' && status === 204) this.#events.revocations++;
     if (status === 401) this.#events.unauthorized++;
     if (status === 429) this.#events.rateLimited++;
@@ -90,6 +92,8 @@ export class ServerMetrics {
     out.push(`rws_open_connections ${this.connections.open}`);
     counter('rws_connections_refused_total', 'Connections refused at the cap because every connection was busy.', this.connections.refused);
     counter('rws_connections_evicted_total', 'Idle connections closed to make room for a new one at the cap.', this.connections.evicted);
+    family('rws_long_polls_held', 'gauge', 'Batch requests held by ?wait= now.');
+    out.push(`rws_long_polls_held ${this.longPolls.held}`);
     family('rws_sops_files', 'gauge', 'Environment files by the outcome of their last load (loaded, or failed verification).');
     const states = { loaded: 0, failed: 0 };
     for (const state of this.#sopsFiles.values()) states[state]++;

@@ -62,6 +62,11 @@ export function bearerCredential(req: IncomingMessage): string {
   return match[1];
 }
 
+export function sendText(res: ServerResponse, status: number, text: { body: string; contentType: string }, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...headers, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'content-type': text.contentType, 'content-length': Buffer.byteLength(text.body) });
+  res.end(text.body);
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = body === undefined ? '' : JSON.stringify(body);
   res.writeHead(status, {

@@ -12,6 +12,7 @@ import { ServerMetrics } from './metrics.js';
 import { observeRequests } from './request-observer.js';
 import { type TlsPair } from './tls-files.js';
 import { observeLoads } from '../store/observed-source.js';
+import { auditHeadMoved, DEFAULT_PER_KEY, heldShareOf, LongPolls } from './long-polls.js';
 import { ServerUsageError } from '../usage-error.js';
 
 export interface ListenOptions {
@@ -28,6 +29,10 @@ export interface ListenOptions {
   metricsListen?: { host: string; port: number };
   /** One JSON line per request (`--log-format json`). */
   requestLog?: (line: string) => void;
+  /** Batch requests held by `?wait=` at once (default: three quarters of maxConnections). */
+  maxLongPolls?: number;
+  /** The same, per API key. */
+  maxLongPollsPerKey?: number;
 }
 
 export interface RunningServer {
@@ -55,10 +60,15 @@ export function checkListen(options: ListenOptions): void {
 
 export async function listen(options: ListenOptions, deps: AppDeps): Promise<RunningServer> {
   checkListen(options);
-  const metrics = options.metricsListen === undefined ? undefined : new ServerMetrics();
+  // Always counted: an admin key may read them on this listener (GET /metrics), and
+  // `--metrics-listen` serves them to a scraper on an address of its own.
+  const metrics = new ServerMetrics();
   const observer = observeRequests({ metrics, requestLog: options.requestLog });
-  const secrets = metrics === undefined ? deps.secrets : observeLoads(deps.secrets, (environment, state) => metrics.observeSopsFile(environment, state));
-  const app = observer.wrap(createApp({ ...deps, secrets, observe: observer.observe }));
+  const secrets = observeLoads(deps.secrets, (environment, state) => metrics.observeSopsFile(environment, state));
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const limits = { total: options.maxLongPolls ?? heldShareOf(maxConnections), perKey: options.maxLongPollsPerKey ?? DEFAULT_PER_KEY };
+  const longPolls = new LongPolls(limits, secrets.watch?.bind(secrets), auditHeadMoved(deps.state));
+  const app = observer.wrap(createApp({ ...deps, secrets, metrics, longPolls, observe: observer.observe }));
   // node:http checks the headers and request timeouts only every connectionsCheckingInterval
   // (30 s by default): slow headers were held 36-40 s against a 10 s timeout. Every second cuts
   // slow headers and slow bodies within a second of their timeout.
@@ -66,9 +76,10 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   const timing = { connectionsCheckingInterval: 1_000, headersTimeout, requestTimeout: Math.max(options.requestTimeoutMs ?? 30_000, headersTimeout) };
   const server: Server = options.tls ? createHttpsServer({ ...timing, ...TLS_OPTIONS, cert: options.tls.cert, key: options.tls.key }, app) : createHttpServer(timing, app);
   server.keepAliveTimeout = 5_000;
-  const guard = new ConnectionGuard({ maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, firstRequestMs: headersTimeout });
+  const guard = new ConnectionGuard({ maxConnections, firstRequestMs: headersTimeout });
   guard.attach(server);
-  if (metrics !== undefined) metrics.connections = guard;
+  metrics.connections = guard;
+  metrics.longPolls = longPolls;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -78,7 +89,7 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   });
   let metricsServer: Server | undefined;
   let metricsUrl: string | undefined;
-  if (metrics !== undefined && options.metricsListen !== undefined) {
+  if (options.metricsListen !== undefined) {
     try {
       ({ server: metricsServer, url: metricsUrl } = await listenMetrics(options.metricsListen, metrics));
     } catch (error) {
@@ -97,9 +108,17 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
     },
     close: (beforeStateCloses) => {
       closing ??= new Promise<void>((resolve) => {
+        // Held long-polls answer now (with what a fresh request would get) instead of being cut.
+        longPolls.closeAll();
         metricsServer?.close();
         metricsServer?.closeAllConnections();
-        server.close(() => resolve());
+        // A connection whose answer was in flight (a long-poll's above) stays open for keep-alive
+        // once answered: closed as soon as it is idle, rather than after the keep-alive timeout.
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        server.close(() => {
+          clearInterval(idle);
+          resolve();
+        });
         server.closeIdleConnections();
         // In-flight requests get a few seconds; then their connections are cut.
         setTimeout(() => server.closeAllConnections(), 5_000).unref();

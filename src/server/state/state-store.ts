@@ -108,8 +108,8 @@ export interface StateStore {
   /** Every key, oldest first, with its live tokens counted at `now`. */
   listApiKeys(now: Date): Promise<ApiKeyView[]>;
   getApiKey(id: string, now: Date): Promise<ApiKeyView | undefined>;
-  /** Keys whose `prefix` is this one; the caller compares hashes in constant time. */
-  findApiKeys(prefix: string): Promise<ApiKeyRecord[]>;
+  /** The key whose stored HMAC is `hash` (of the whole presented key), if any. */
+  findApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
   addApiKey(record: ApiKeyRecord, audit: AuditRecord): Promise<void>;
   /** False when there is no such key; revoking twice keeps the first time. */
   revokeApiKey(id: string, at: Date, audit: AuditRecord): Promise<boolean>;

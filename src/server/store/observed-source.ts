@@ -15,5 +15,6 @@ export function observeLoads(source: SecretSource, report: (environment: string,
       }
     },
     versions: () => source.versions(),
+    ...(source.watch === undefined ? {} : { watch: source.watch.bind(source) }),
   };
 }

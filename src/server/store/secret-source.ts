@@ -15,4 +15,6 @@ export interface SecretSource {
   open(environment: string): Promise<SecretFile | undefined>;
   /** Every environment in the store, with the version this process serves. */
   versions(): Promise<Record<string, EnvironmentVersion>>;
+  /** Calls `listener` whenever the environment's file may have changed (long-polls); returns the unsubscribe. */
+  watch?(environment: string, listener: () => void): () => void;
 }

@@ -9,6 +9,7 @@ import { openSopsFile, type SopsFile } from '../../sops/index.js';
 import { isValidEnvironment, SECRETS_SUFFIX, type StorePaths } from './layout.js';
 import type { EnvironmentVersion, SecretFile, SecretSource } from './secret-source.js';
 import { servedValues } from './served-values.js';
+import { fileIdentity, StoreWatcher } from './file-watch.js';
 
 export type VersionedSopsFile = SopsFile & { readonly digest: string };
 /** What the API serves of one version of a file, and that version's digest. */
@@ -24,11 +25,14 @@ interface Cached {
 
 export class SopsSecretStore implements SecretSource {
   readonly #cache = new Map<string, Cached>();
+  #watcher: StoreWatcher | undefined;
 
   constructor(
     private readonly paths: StorePaths,
     private readonly identities: string[],
     private readonly now: () => number = Date.now,
+    /** Where a failure to watch the store directory is told (once). */
+    private readonly log: (line: string) => void = () => undefined,
   ) {}
 
   async open(environment: string): Promise<ServedFile | undefined> {
@@ -36,13 +40,12 @@ export class SopsSecretStore implements SecretSource {
     const cached = this.#cache.get(environment);
     if (cached !== undefined && now - cached.checkedAt < RECHECK_MS) return cached.file;
     const file = this.paths.secrets(environment);
-    const stat = await fs.lstat(file, { bigint: true }).catch(() => undefined);
-    const identity = stat === undefined ? 'absent' : `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+    const identity = await fileIdentity(file);
     if (cached !== undefined && cached.identity === identity) {
       cached.checkedAt = now;
       return cached.file;
     }
-    const opened = stat === undefined ? Promise.resolve(undefined) : readSopsFile(file, this.identities).then((sops) => ({ ...servedValues(sops), digest: sops.digest }));
+    const opened = identity === 'absent' ? Promise.resolve(undefined) : readSopsFile(file, this.identities).then((sops) => ({ ...servedValues(sops), digest: sops.digest }));
     opened.catch(() => undefined); // a refusal is cached too; each request awaits and reports it
     this.#cache.set(environment, { identity, checkedAt: now, file: opened });
     return opened;
@@ -51,6 +54,21 @@ export class SopsSecretStore implements SecretSource {
   /** Forgets what it holds of `environment`: this process's own edit is served at the next request. */
   forget(environment: string): void {
     this.#cache.delete(environment);
+  }
+
+  /** Long-polls hear of changes to the file; the cached version is dropped first, so they see the new one. */
+  watch(environment: string, listener: () => void): () => void {
+    this.#watcher ??= new StoreWatcher(this.paths, (changed) => this.forget(changed), this.log);
+    const unsubscribe = this.#watcher.subscribe(environment, listener);
+    // What the listener was served may be up to RECHECK_MS older than the file, changed before
+    // anyone watched: then it hears of it now.
+    const served = this.#cache.get(environment)?.identity;
+    void fileIdentity(this.paths.secrets(environment)).then((identity) => {
+      if (served === undefined || identity === served) return;
+      this.forget(environment);
+      listener();
+    });
+    return unsubscribe;
   }
 
   async versions(): Promise<Record<string, EnvironmentVersion>> {

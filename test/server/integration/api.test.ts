@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { craft, GOOD_HEADER, goodClaims } from '../helpers/jwt.js';
 import { SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 import { call, cliOk, rawRequest, generate, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 
 const SECRETS = {
   production: { SERVICE_B_KEY: 'b-key-value-7f3a', SERVICE_B_URL: 'https://b.internal', SERVICE_A_KEY: 'a-key-value-91c2', DB_PASSWORD: 'hunter2-prod' },

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { connect } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, call, cli, generate, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { BIN, call, cli, cliOk, generate, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
 
 const run = promisify(execFile);
 let store: TestStore;
@@ -153,7 +153,8 @@ describe('metrics and the request log', () => {
       await until(async () => /metrics on (\S+)/.test(server.stderr()));
       const metricsUrl = /metrics on (\S+)/.exec(server.stderr())?.[1] as string;
       expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
-      expect((await call(`${server.url}/metrics`)).status).toBe(404);
+      // Not without an admin key on the public listener.
+      expect((await call(`${server.url}/metrics`)).status).toBe(401);
 
       const minted = await generate(server, apiKey, { subject: 'metrics-subject', environment: 'production', key_pattern: 'SERVICE_B_*' });
       expect(minted.status).toBe(201);
@@ -172,7 +173,7 @@ describe('metrics and the request log', () => {
       expect(text).toContain('\nrws_tokens_minted_total 1\n');
       expect(text).toContain('\nrws_token_uses_total 1\n');
       expect(text).toContain('\nrws_token_revocations_total 1\n');
-      expect(text).toContain('\nrws_auth_failures_total 1\n');
+      expect(text).toContain('\nrws_auth_failures_total 2\n');
       expect(text).toContain('\nrws_rate_limited_total 0\n');
       expect(text).toContain('\nrws_audit_write_failures_total 0\n');
       expect(text).toContain('\nrws_state_write_failures_total 0\n');
@@ -185,7 +186,7 @@ describe('metrics and the request log', () => {
       const lines = server.stdout().split('\n').slice(1).filter((line) => line !== '');
       const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
       expect(entries.map((entry) => [entry.method, entry.route, entry.status])).toEqual([
-        ['GET', '/metrics', 404],
+        ['GET', '/metrics', 401],
         ['POST', '/api/v1/vault/tokens/generate', 201],
         ['GET', '/api/v1/vault/{environment}/{key}', 200],
         ['GET', '/api/v1/vault/{environment}/{key}', 401],
@@ -200,6 +201,32 @@ describe('metrics and the request log', () => {
       // The revocation names the key that minted the token (the state holds its issue record).
       expect(entries.map((entry) => entry.api_key_id)).toEqual([null, apiKeyId, apiKeyId, null, apiKeyId, null]);
       for (const secret of [t, apiKey, 'ops-secret-value', 'SERVICE_B_KEY']) expect(server.stdout()).not.toContain(secret);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it('shows the metrics to an admin key on the public listener, audited; a read key gets 403', async () => {
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    const server = await startServer(store);
+    try {
+      const minted = await generate(server, apiKey, { subject: 'metrics-subject', environment: 'production', key_pattern: 'SERVICE_B_*' });
+      expect(minted.status).toBe(201);
+      expect((await call(`${server.url}/metrics`, { auth: apiKey })).status).toBe(403);
+      expect((await call(`${server.url}/metrics`, { auth: minted.body.token as string })).status).toBe(401);
+      expect((await call(`${server.url}/metrics`, { auth: admin.key, method: 'POST' })).status).toBe(405);
+      const scraped = await call(`${server.url}/metrics`, { auth: admin.key });
+      expect(scraped.status).toBe(200);
+      expect(scraped.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+      expect(scraped.headers.get('cache-control')).toBe('no-store');
+      expect(scraped.text).toContain('\nrws_tokens_minted_total 1\n');
+      expect(scraped.text).toContain('rws_http_requests_total{route="/metrics",status="403"} 1');
+      for (const secret of ['SERVICE_B_KEY', 'production', apiKeyId, admin.id, 'metrics-subject', apiKey, admin.key, minted.body.token as string]) expect(scraped.text).not.toContain(secret);
+      const head = await call(`${server.url}/metrics`, { auth: admin.key, method: 'HEAD' });
+      expect([head.status, head.text]).toEqual([200, '']);
+      // Every scrape is an audit row naming the admin key; the refusals name the read key.
+      const rows = (await cliOk(['audit', '--store', store.dir, '--event', 'metrics.read', '--json'])).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(rows.reverse().map((row) => [row.api_key_id, row.status])).toEqual([[apiKeyId, 403], [admin.id, 200], [admin.id, 200]]);
     } finally {
       expect(await server.stop()).toBe(0);
     }

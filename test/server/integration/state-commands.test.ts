@@ -143,7 +143,7 @@ describe('db and status commands', () => {
       const env = { RWS_DATABASE_URL: db.url };
       const results = await Promise.all(Array.from({ length: 5 }, () => cli(['db', 'migrate', '--store', store.dir], { env })));
       expect(results.map((result) => result.exitCode)).toEqual([0, 0, 0, 0, 0]);
-      expect(results.filter((result) => result.stdout.startsWith(`applied migrations ${MIGRATIONS.map((step) => step.version).join(', ')}`))).toHaveLength(1);
+      expect(results.filter((result) => result.stdout.startsWith(`applied migrations ${MIGRATIONS.map((m) => m.version).join(', ')}`))).toHaveLength(1);
       const status = JSON.parse(await cliOk(['db', 'status', '--json', '--store', store.dir], { env }));
       expect(status).toEqual({ kind: 'postgres', location: expect.stringContaining(':***@'), schema_version: SCHEMA_VERSION, latest_version: SCHEMA_VERSION });
       const sqlite = JSON.parse(await cliOk(['status', '--json', '--store', store.dir]));

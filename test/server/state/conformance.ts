@@ -1,6 +1,7 @@
 // One suite every StateStore must pass, run against SQLite and PostgreSQL alike (the way Vault's
 // physical backends share sdk/physical/testing.go). `target` opens stores on one fresh database:
 // two stores opened from it behave as two processes sharing that database.
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,12 +22,17 @@ export interface ConformanceTarget {
 const NOW = new Date('2030-01-01T12:00:00.000Z');
 const SECONDS = Math.floor(NOW.getTime() / 1000);
 
+/** A distinct stand-in HMAC per key id, as the server stores one per key. */
+export function hashOf(id: string): string {
+  return createHash('sha256').update(id).digest('hex');
+}
+
 export function key(id: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
   return {
     id,
     name: `key ${id}`,
     prefix: id.slice(-8),
-    hash: 'ab'.repeat(32),
+    hash: hashOf(id),
     environments: ['prod'],
     key_patterns: ['DB_*'],
     max_ttl_minutes: null,
@@ -75,8 +81,8 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
     it('stores, finds, lists and revokes API keys; revoking twice keeps the first time', async () => {
       const state = await open();
       await state.addApiKey(key('ak_00000000000000a1'), localChange('apikey.create', 'ak_00000000000000a1', NOW));
-      expect(await state.findApiKeys('000000a1')).toEqual([key('ak_00000000000000a1')]);
-      expect(await state.findApiKeys('ffffffff')).toEqual([]);
+      expect(await state.findApiKey(hashOf('ak_00000000000000a1'))).toEqual(key('ak_00000000000000a1'));
+      expect(await state.findApiKey(hashOf('ak_ffffffffffffffff'))).toBeUndefined();
       expect(await state.revokeApiKey('ak_00000000000000a1', NOW, localChange('apikey.revoke', 'ak_00000000000000a1', NOW))).toBe(true);
       const later = new Date(NOW.getTime() + 1000);
       await state.revokeApiKey('ak_00000000000000a1', later, localChange('apikey.revoke', 'ak_00000000000000a1', later));
@@ -206,17 +212,17 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await migrate(driver, () => NOW, MIGRATIONS.slice(0, 1))).toEqual([1]);
       await driver.transaction((tx) => tx.query(
         "INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at) VALUES ('ak_00000000000000c1', 'old', '000000c1', $1, '[\"prod\"]', '[\"*\"]', NULL, $2, NULL, NULL, NULL)",
-        ['ab'.repeat(32), NOW.toISOString()],
+        [hashOf('ak_00000000000000c1'), NOW.toISOString()],
       ));
       await driver.close();
       const state = await open();
       expect(await state.schemaVersion()).toBe(SCHEMA_VERSION);
-      expect((await state.findApiKeys('000000c1'))[0]).toMatchObject({ id: 'ak_00000000000000c1', admin: false });
+      expect(await state.findApiKey(hashOf('ak_00000000000000c1'))).toMatchObject({ id: 'ak_00000000000000c1', admin: false });
       await state.addApiKey(key('ak_00000000000000c2', { admin: true, environments: [], key_patterns: [] }), localChange('apikey.create', 'ak_00000000000000c2', NOW));
-      expect((await state.findApiKeys('000000c2'))[0]).toMatchObject({ admin: true, environments: [], key_patterns: [] });
+      expect(await state.findApiKey(hashOf('ak_00000000000000c2'))).toMatchObject({ admin: true, environments: [], key_patterns: [] });
       // Only 1 is admin: a hand-edited 2 (or -1) never grants it.
       await tamper(paths, url, "UPDATE api_keys SET admin = 2 WHERE id = 'ak_00000000000000c1'");
-      expect((await state.findApiKeys('000000c1'))[0]?.admin).toBe(false);
+      expect((await state.findApiKey(hashOf('ak_00000000000000c1')))?.admin).toBe(false);
     });
 
     it('keeps a key\'s fallback flag (version 4): older keys allow the fallback, only 1 allows it, and token checks carry it with the key\'s expiry', async () => {
@@ -224,15 +230,15 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await migrate(driver, () => NOW, MIGRATIONS.filter((step) => step.version < 4))).toEqual(MIGRATIONS.filter((step) => step.version < 4).map((step) => step.version));
       await driver.transaction((tx) => tx.query(
         "INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at) VALUES ('ak_00000000000000f1', 'old', '000000f1', $1, '[\"prod\"]', '[\"*\"]', NULL, $2, NULL, NULL, NULL)",
-        ['ab'.repeat(32), NOW.toISOString()],
+        [hashOf('ak_00000000000000f1'), NOW.toISOString()],
       ));
       await driver.close();
       const state = await open();
       expect(await state.schemaVersion()).toBe(SCHEMA_VERSION);
-      expect((await state.findApiKeys('000000f1'))[0]).toMatchObject({ id: 'ak_00000000000000f1', fallback: true });
+      expect(await state.findApiKey(hashOf('ak_00000000000000f1'))).toMatchObject({ id: 'ak_00000000000000f1', fallback: true });
       const expires = new Date(NOW.getTime() + 3_600_000).toISOString();
       await state.addApiKey(key('ak_00000000000000f2', { fallback: false, expires_at: expires }), localChange('apikey.create', 'ak_00000000000000f2', NOW));
-      expect((await state.findApiKeys('000000f2'))[0]).toMatchObject({ fallback: false });
+      expect(await state.findApiKey(hashOf('ak_00000000000000f2'))).toMatchObject({ fallback: false });
       expect((await state.listApiKeys(NOW)).map((k) => [k.id, k.fallback])).toEqual([['ak_00000000000000f1', true], ['ak_00000000000000f2', false]]);
       await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-f2-0000000000000', 'ak_00000000000000f2', null) }, audit: () => row('token.generate', 201) }, NOW);
       await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-f1-0000000000000', 'ak_00000000000000f1', null) }, audit: () => row('token.generate', 201) }, NOW);
@@ -240,7 +246,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await state.tokenStatus({ jti: 'jti-f1-0000000000000', usageLimit: null }, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000f1', key: { expiresAt: null, fallback: true } });
       // A hand-edited value other than 1 forbids the fallback (fail closed).
       await tamper(paths, url, "UPDATE api_keys SET fallback = 7 WHERE id = 'ak_00000000000000f1'");
-      expect((await state.findApiKeys('000000f1'))[0]?.fallback).toBe(false);
+      expect((await state.findApiKey(hashOf('ak_00000000000000f1')))?.fallback).toBe(false);
     });
 
     it('applies admin changes with their audit rows, and lists keys and tokens with what is live', async () => {
@@ -283,7 +289,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       const state = await open();
       await state.addApiKey(key('ak_00000000000000a7', { environments: ['prod'] }), localChange('apikey.create', 'ak_00000000000000a7', NOW));
       await tamper(paths, url, "UPDATE api_keys SET environments = '{\"not\":\"a list\"}'");
-      await expect(state.findApiKeys('000000a7')).rejects.toMatchObject({ code: 'RWS_STATE_INVALID' });
+      await expect(state.findApiKey(hashOf('ak_00000000000000a7'))).rejects.toMatchObject({ code: 'RWS_STATE_INVALID' });
     });
   });
 }

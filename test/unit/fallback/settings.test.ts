@@ -35,7 +35,7 @@ const refusal = (request: Partial<FallbackRequest>) => {
 describe('--fallback and --offline settings', () => {
   it('refuses --offline with --watch, a token, --per-key-requests and a malformed max age', () => {
     expect(refusal({ offline: true, watch: true })).toBe('RWS_USAGE: --offline cannot be combined with --watch: an offline run hears of no changes');
-    expect(refusal({ watch: true })).toBe('accepted');
+    expect(refusal({ watch: true })).toBe('RWS_USAGE: --fallback cannot be combined with --watch');
     expect(refusal({ credential: { kind: 'token', value: 'a.b.c', origin: '--token-file t' } })).toContain('RWS_USAGE: --fallback and --offline need an API key');
     expect(refusal({ perKeyRequests: true })).toContain('need the batch endpoint');
     for (const maxAge of ['0s', '24', '1h30m', '-1h', ' 1h']) expect(refusal({ maxAge })).toContain('--fallback-max-age expects a duration');

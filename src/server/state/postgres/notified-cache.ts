@@ -19,7 +19,7 @@ export async function startNotifiedCache(url: string): Promise<StateCache> {
 }
 
 class NotifiedCache implements StateCache {
-  readonly #keys = new Map<string, ApiKeyRecord[]>();
+  readonly #keys = new Map<string, ApiKeyRecord>();
   readonly #tokens = new Map<string, TokenStatusRow>();
   #client: pg.Client | undefined;
   #live = false;
@@ -94,19 +94,20 @@ class NotifiedCache implements StateCache {
       this.#clear();
       return;
     }
-    // A key changed: its prefix is not in the payload, and keys are few; drop them all, and the
-    // tokens it minted.
+    // A key changed: it is cached by its hash, which is not in the payload, and keys are few;
+    // drop them all, and the tokens it minted.
     this.#keys.clear();
     for (const [jti, row] of this.#tokens) if (row.api_key_id === keyId) this.#tokens.delete(jti);
   }
 
-  async apiKeys(prefix: string, load: () => Promise<ApiKeyRecord[]>): Promise<ApiKeyRecord[]> {
-    const known = this.#live ? this.#keys.get(prefix) : undefined;
+  async apiKey(hash: string, load: () => Promise<ApiKeyRecord | undefined>): Promise<ApiKeyRecord | undefined> {
+    const known = this.#live ? this.#keys.get(hash) : undefined;
     if (known) return known;
     const generation = this.#generation;
     const loaded = await load();
-    // An unknown prefix is not remembered: a key created a moment ago must work at once.
-    if (this.#live && generation === this.#generation && loaded.length > 0) this.#keys.set(prefix, loaded);
+    // An unknown key is not remembered: a key created a moment ago must work at once (and
+    // guessed keys cannot fill the cache).
+    if (this.#live && generation === this.#generation && loaded !== undefined) this.#keys.set(hash, loaded);
     return loaded;
   }
 

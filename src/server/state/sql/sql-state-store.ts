@@ -33,7 +33,7 @@ export interface SqlStateOptions {
 
 /** A read-through cache of records that change only by events it hears about. */
 export interface StateCache {
-  apiKeys(prefix: string, load: () => Promise<ApiKeyRecord[]>): Promise<ApiKeyRecord[]>;
+  apiKey(hash: string, load: () => Promise<ApiKeyRecord | undefined>): Promise<ApiKeyRecord | undefined>;
   tokenStatus(jti: string, load: () => Promise<TokenStatusRow | undefined>): Promise<TokenStatusRow | undefined>;
   /** Drops everything (after a rollback was detected). */
   flush(): Promise<void>;
@@ -87,9 +87,9 @@ export class SqlStateStore implements StateStore {
     return rows.map(toApiKeyView)[0];
   }
 
-  async findApiKeys(prefix: string): Promise<ApiKeyRecord[]> {
-    const load = async () => (await this.db.query('SELECT * FROM api_keys WHERE prefix = $1', [prefix])).map(toApiKey);
-    return this.options.cache ? this.options.cache.apiKeys(prefix, load) : load();
+  async findApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
+    const load = async () => (await this.db.query('SELECT * FROM api_keys WHERE hash = $1', [hash])).map(toApiKey)[0];
+    return this.options.cache ? this.options.cache.apiKey(hash, load) : load();
   }
 
   async addApiKey(record: ApiKeyRecord, audit: AuditRecord): Promise<void> {

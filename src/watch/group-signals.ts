@@ -1,0 +1,69 @@
+// Signals to the wrapper during a watch go to the child's process group. The child has a session
+// of its own, so a terminal's Ctrl-C reaches the wrapper only: it is forwarded even on a
+// terminal, and so reaches the group exactly once. INT, TERM and QUIT also end the watch (no
+// restart begins while the group stops); a second INT or TERM kills the group at once. A signal
+// that was ignored when the wrapper started stays ignored (see the README's Signals section).
+import { signalGroup } from './process-group.js';
+
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+/** They ask the wrapper, and so the child, to stop: the watch ends with the child. */
+const ENDING = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM', 'SIGQUIT']);
+const ESCALATING = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM']);
+
+export interface GroupSignalOptions {
+  ignored: ReadonlySet<NodeJS.Signals>;
+  /** A signal that ends the watch arrived (or HUP while no child runs). Called once. */
+  onEnd(signal: NodeJS.Signals): void;
+  debug(message: string): void;
+}
+
+export class GroupSignals {
+  private pgid: number | undefined;
+  private ended: NodeJS.Signals | undefined;
+  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+
+  constructor(private readonly options: GroupSignalOptions) {}
+
+  /** Installed before anything is created: from here on no signal can skip our cleanup. */
+  install(): void {
+    for (const signal of FORWARDED) {
+      const handler = this.options.ignored.has(signal) ? (): void => this.options.debug(`${signal} ignored: it was ignored when run-with-secrets started`) : (): void => this.receive(signal);
+      this.handlers.set(signal, handler);
+      process.on(signal, handler);
+    }
+  }
+
+  uninstall(): void {
+    for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
+    this.handlers.clear();
+    this.pgid = undefined;
+  }
+
+  /** The group now running (undefined between a stop and the next start). */
+  attach(pgid: number | undefined): void {
+    this.pgid = pgid;
+  }
+
+  /** The signal that ended the watch, if one did. */
+  get endedBy(): NodeJS.Signals | undefined {
+    return this.ended;
+  }
+
+  private receive(signal: NodeJS.Signals): void {
+    const pgid = this.pgid;
+    if (pgid !== undefined) {
+      if (this.ended && ESCALATING.has(signal)) {
+        this.options.debug(`second stop signal (${signal}): killing the child's process group with SIGKILL`);
+        signalGroup(pgid, 'SIGKILL');
+        return;
+      }
+      this.options.debug(`forwarding ${signal} to the child's process group`);
+      signalGroup(pgid, signal);
+    }
+    // Without a child (between a stop and the next start) a hangup ends the run, as before a first start.
+    if (!this.ended && (ENDING.has(signal) || (signal === 'SIGHUP' && pgid === undefined))) {
+      this.ended = signal;
+      this.options.onEnd(signal);
+    }
+  }
+}

@@ -1,0 +1,122 @@
+// The child of a watch runs in a process group of its own, and the group is the unit that is
+// stopped: the stop signal goes to every member, then SIGKILL goes to every member, and a stop is
+// over only when no member is left. envconsul#317 sent SIGKILL to `sh -c` alone and the app
+// survived; envconsul#177 started the next child while the old one still held its port.
+import { readdir, readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import type { Outcome } from '../process/exit-status.js';
+import type { RunningChild } from '../process/spawn.js';
+
+const POLL_MS = 20;
+/** After SIGKILL only zombies and processes stuck in the kernel remain; neither holds a port for long. */
+const AFTER_KILL_MS = 5000;
+
+export interface StopOptions {
+  signal: NodeJS.Signals;
+  timeoutMs: number;
+  /** Says once that the timeout expired (names only). */
+  note(message: string): void;
+}
+
+/** Sends `signal` to every process of the group; false when none is left. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Whether a process of the group can still run. A zombie (exited, not yet reaped by its parent,
+ * often init) still answers kill(0) but has closed its files and ports: it does not count.
+ */
+export async function groupAlive(pgid: number): Promise<boolean> {
+  if (!signalGroup(pgid, 0)) return false;
+  try {
+    await readdir('/proc');
+  } catch {
+    return true;
+  }
+  return (await groupMembers(pgid)).length > 0;
+}
+
+/**
+ * A reload signal for the group: sent to the members that catch it (SigCgt in /proc/PID/status),
+ * so that `sh -c 'node app.js'` reloads the app instead of the shell dying of the signal's default
+ * action and taking the run with it. When no member catches it, the leader gets it: whatever the
+ * program does with it is then its own choice. Returns the pids signalled.
+ */
+export async function signalCatchers(pgid: number, signal: NodeJS.Signals): Promise<number[]> {
+  const number = constants.signals[signal];
+  const members = await groupMembers(pgid);
+  const catching: number[] = [];
+  for (const pid of members) {
+    const status = await readFile(`/proc/${pid}/status`, 'latin1').catch(() => '');
+    const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    if (caught !== undefined && (BigInt(`0x${caught}`) >> BigInt(number - 1)) & 1n) catching.push(pid);
+  }
+  const targets = catching.length > 0 ? catching : [pgid];
+  for (const pid of targets) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return targets;
+}
+
+/** The live (not zombie) processes of a group, from /proc; empty without /proc. */
+async function groupMembers(pgid: number): Promise<number[]> {
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return [];
+  }
+  const stats = await Promise.all(pids.map(async (pid) => [Number(pid), await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '')] as const));
+  return stats.filter(([, stat]) => isLiveMember(stat, pgid)).map(([pid]) => pid);
+}
+
+/** pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'. */
+function isLiveMember(stat: string, pgid: number): boolean {
+  if (stat === '') return false;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X';
+}
+
+/** Resolves true once the group is gone, false when `ms` passed first (or `cancelled` settled). */
+export async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    if (!(await groupAlive(pgid))) return true;
+    if (performance.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS, Math.max(1, deadline - performance.now()))));
+  }
+}
+
+/**
+ * Stops the whole group of `running` (whose pid is the group id): the stop signal, up to
+ * `timeoutMs` for every member to go, then SIGKILL and the wait for the last of them. Resolves
+ * with how the leader ended, once the group is gone (or only zombies and stuck processes remain).
+ */
+export async function stopGroup(running: RunningChild, options: StopOptions): Promise<Outcome> {
+  const pgid = running.child.pid!;
+  signalGroup(pgid, options.signal);
+  await finishGroup(pgid, options, false);
+  return running.done;
+}
+
+/**
+ * The rest of a stop whose signal was already sent (the leader may be gone): waits up to the
+ * timeout, then SIGKILLs what is left. `sendFirst` sends the stop signal to stragglers first.
+ */
+export async function finishGroup(pgid: number, options: StopOptions, sendFirst: boolean): Promise<void> {
+  if (sendFirst && !signalGroup(pgid, options.signal)) return;
+  if (await waitGroupGone(pgid, options.timeoutMs)) return;
+  options.note(`the child's process group outlived ${options.signal} by ${options.timeoutMs / 1000}s: sending SIGKILL to the group`);
+  signalGroup(pgid, 'SIGKILL');
+  if (!(await waitGroupGone(pgid, AFTER_KILL_MS))) options.note(`processes of the child's group are still there ${AFTER_KILL_MS / 1000}s after SIGKILL (stuck in the kernel); going on`);
+}

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { Backoff, BACKOFF_CAP_MS } from '../../../src/watch/backoff.js';
+
+describe('Backoff', () => {
+  it('doubles its ceiling from 1 s and never exceeds 60 s, however long the failures last', () => {
+    const top = new Backoff(() => 0.999999);
+    const waits = Array.from({ length: 40 }, () => top.next());
+    expect(waits.slice(0, 7)).toEqual([1000, 2000, 4000, 8000, 16_000, 32_000, 60_000]);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(BACKOFF_CAP_MS);
+  });
+
+  it('never waits less than 100 ms, so an unlucky draw cannot spin', () => {
+    const bottom = new Backoff(() => 0);
+    expect(Array.from({ length: 5 }, () => bottom.next())).toEqual([100, 100, 100, 100, 100]);
+  });
+
+  it('starts over after a success', () => {
+    const backoff = new Backoff(() => 0.999999);
+    backoff.next();
+    backoff.next();
+    expect(backoff.failing).toBe(true);
+    backoff.reset();
+    expect(backoff.failing).toBe(false);
+    expect(backoff.next()).toBe(1000);
+  });
+});
