@@ -4,7 +4,6 @@ import path from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { craft, GOOD_HEADER, goodClaims } from '../helpers/jwt.js';
-import { SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 import { call, cliOk, rawRequest, generate, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 import { SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 
