@@ -117,6 +117,23 @@ export class LoginError extends RwsError {
   }
 }
 
+export type FallbackErrorCode =
+  | 'RWS_FALLBACK_MISSING'
+  | 'RWS_FALLBACK_EXPIRED'
+  | 'RWS_FALLBACK_TOO_OLD'
+  | 'RWS_FALLBACK_FUTURE'
+  | 'RWS_FALLBACK_INVALID'
+  | 'RWS_FALLBACK_UNSAFE';
+
+/** The offline fallback cache (--fallback, --offline) could not be used: each refusal has its own code. */
+export class FallbackError extends RwsError {
+  declare readonly code: FallbackErrorCode;
+
+  constructor(code: FallbackErrorCode, message: string, hint: string) {
+    super(code, message, { hint });
+  }
+}
+
 /** --watch ended for a reason of its own (not the child's exit). */
 export class WatchError extends RwsError {
   constructor(code: 'RWS_WATCH_REVOKED', message: string, hint: string, exitCode: number) {

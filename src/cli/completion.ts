@@ -3,7 +3,7 @@
 // `--` belong to the command, so the function completes them itself (commands, then files).
 import { COMMAND_OPTIONS, OPTIONS } from './options.js';
 
-const SUBCOMMANDS = ['token', 'keys', 'check', 'login', 'logout', 'whoami', 'completion'] as const;
+const SUBCOMMANDS = ['token', 'keys', 'check', 'login', 'logout', 'whoami', 'fallback', 'completion'] as const;
 const TOKEN_ACTIONS = ['generate', 'revoke'] as const;
 const TOKEN_OPTIONS = ['--usage-limit', '--json', '--force'];
 
@@ -27,7 +27,8 @@ complete -o default -F _run_with_secrets_complete run-with-secrets
 
 const STRING_OPTIONS = new Map<string, (typeof OPTIONS)[number]>();
 for (const spec of OPTIONS) {
-  if (spec.type === 'string') {
+  // --fallback takes its value only as --fallback=PATH: the next word is never its value.
+  if (spec.type === 'string' && spec.name !== 'fallback') {
     STRING_OPTIONS.set(`--${spec.name}`, spec);
     if (spec.alias) STRING_OPTIONS.set(`-${spec.alias}`, spec);
   }
@@ -69,6 +70,7 @@ export function completeWords(words: readonly string[]): string[] {
   }
   if (positionals.length === 0) return SUBCOMMANDS.filter((name) => name.startsWith(current));
   if (positionals.length === 1 && positionals[0] === 'token') return TOKEN_ACTIONS.filter((name) => name.startsWith(current));
+  if (positionals.length === 1 && positionals[0] === 'fallback') return ['clean'].filter((name) => name.startsWith(current));
   return [];
 }
 

@@ -66,6 +66,7 @@ async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise
   if (first === 'token' && second === 'revoke' && args.words.length === 2) return (await import('./commands/token.js')).tokenRevoke(context);
   if (first === 'keys' && args.words.length === 1) return (await import('./commands/keys.js')).listKeys(context);
   if (first === 'check' && args.words.length === 1) return (await import('./commands/check.js')).check(context);
+  if (first === 'fallback' && second === 'clean' && args.words.length === 2) return (await import('./commands/fallback-clean.js')).fallbackClean(context);
   if (LOGIN_COMMANDS.has(first ?? '')) {
     // Never quoted back: a stray word after `login` is most likely the key itself.
     if (args.words.length > 1 || args.command !== undefined) throw new UsageError(`${first} takes no arguments${first === 'login' ? '; the API key is read from stdin (a prompt on a terminal), never from the command line' : ''}`, `see run-with-secrets ${first} --help`);
@@ -73,8 +74,8 @@ async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise
     if (first === 'logout') return (await import('./commands/logout.js')).logout(context);
     return (await import('./commands/whoami.js')).whoami(context);
   }
-  if (first === 'token' || first === 'keys' || first === 'check') {
-    throw new UsageError(`unexpected argument ${JSON.stringify(args.words.slice(first === 'token' ? 2 : 1).join(' ').slice(0, 64))} for ${first}`, `see run-with-secrets ${first} --help`);
+  if (first === 'token' || first === 'keys' || first === 'check' || first === 'fallback') {
+    throw new UsageError(`unexpected argument ${JSON.stringify(args.words.slice(first === 'token' || first === 'fallback' ? 2 : 1).join(' ').slice(0, 64))} for ${first}`, `see run-with-secrets ${first} --help`);
   }
   return undefined;
 }

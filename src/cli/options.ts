@@ -30,6 +30,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'ca-file', type: 'string', group: 'Vault', description: 'PEM file of the CA that signed the vault certificate (or RWS_CA_FILE)' },
   { name: 'insecure-http', type: 'boolean', group: 'Vault', description: 'Allow http:// to a host other than loopback' },
   { name: 'per-key-requests', type: 'boolean', group: 'Vault', description: 'Fetch with one GET per key (servers without the batch endpoint)' },
+  { name: 'fallback', type: 'string', group: 'Vault', description: 'Keep an encrypted copy of the secrets (at PATH with --fallback=PATH) and use it while the vault is unreachable, within the limit the vault sets' },
+  { name: 'fallback-max-age', type: 'string', group: 'Vault', description: 'Refuse a fallback copy older than this (default 24h; the vault\'s own limit still applies)' },
+  { name: 'offline', type: 'boolean', group: 'Vault', description: 'Do not contact the vault: use the fallback copy, with the same limits' },
   { name: 'key-pattern', alias: 'k', type: 'string', array: true, group: 'Selection', description: 'Only inject keys matching this glob (* and ?, anchored, case-sensitive; repeatable)' },
   { name: 'key', type: 'string', array: true, group: 'Selection', description: 'Inject this exact key; a missing key is an error (repeatable)' },
   { name: 'allow-empty', type: 'boolean', group: 'Selection', description: 'A -k pattern that matches no key is not an error (by default it is: exit 125, RWS_SECRET_MISSING)' },
@@ -62,14 +65,27 @@ const VAULT_ACCESS = ['environment', 'vault-url', 'config', 'profile', 'token-fi
 /** Where a stored login is kept and checked: no credential flags, no environment. */
 const LOGIN_ACCESS = ['vault-url', 'config', 'profile', 'timeout', 'retries', 'ca-file', 'insecure-http', 'quiet', 'verbose', 'log-format'];
 
-export const COMMAND_OPTIONS: Readonly<Record<'token' | 'keys' | 'check' | 'login' | 'logout' | 'whoami', readonly string[]>> = {
+export const COMMAND_OPTIONS: Readonly<Record<'token' | 'keys' | 'check' | 'login' | 'logout' | 'whoami' | 'fallback', readonly string[]>> = {
   token: [...VAULT_ACCESS, 'key-pattern', 'subject', 'ttl'],
   keys: [...VAULT_ACCESS, 'key-pattern', 'subject'],
   check: [...VAULT_ACCESS, 'key-pattern', 'subject'],
   login: LOGIN_ACCESS,
   logout: ['vault-url', 'config', 'profile', 'quiet', 'verbose', 'log-format'],
   whoami: LOGIN_ACCESS,
+  fallback: ['fallback', 'quiet', 'verbose', 'log-format'],
 };
+
+/** Options whose value is optional: `--fallback` alone means the default place, `--fallback=PATH` a file. */
+const OPTIONAL_VALUE = new Set(['--fallback']);
+
+/**
+ * Both parsers see bare `--fallback` as `--fallback=`, and so `--fallback PATH` (with a space)
+ * leaves PATH a stray word: only `--fallback=PATH` names a file, as the usage says.
+ */
+export function expandOptionalValues(argv: readonly string[]): string[] {
+  const separator = argv.indexOf('--');
+  return argv.map((word, index) => ((separator === -1 || index < separator) && OPTIONAL_VALUE.has(word) ? `${word}=` : word));
+}
 
 /** What the parsers produce: every option by its long name, plus the command after `--`. */
 export interface ParsedArgs {
@@ -89,7 +105,8 @@ const SLOW_PATH = new Set(['--help', '-h', '--version', 'completion', '--get-yar
  * The hot path: succeeds only for a plain run with known options before `--`. Anything else
  * (help, subcommands, unknown or malformed options) goes to yargs, which knows how to explain.
  */
-export function parseFast(argv: readonly string[]): FastParse {
+export function parseFast(given: readonly string[]): FastParse {
+  const argv = expandOptionalValues(given);
   const separator = argv.indexOf('--');
   const head = separator === -1 ? argv : argv.slice(0, separator);
   if (head.some((word) => SLOW_PATH.has(word))) return { ok: false };

@@ -2,7 +2,7 @@
 // careful explanation of whatever the fast parser did not accept. Loaded only when needed.
 import type { Argv } from 'yargs';
 import { UsageError } from '../errors.js';
-import { COMMAND_OPTIONS, OPTIONS, type ParsedArgs } from './options.js';
+import { COMMAND_OPTIONS, expandOptionalValues, OPTIONS, type ParsedArgs } from './options.js';
 
 export type SlowParse = { kind: 'args'; args: ParsedArgs } | { kind: 'output'; text: string };
 
@@ -18,7 +18,8 @@ dies of the same signal (128+N for signals that dump core). With --watch: 75 aft
 The child inherits only PATH, HOME, USER, LOGNAME, SHELL, TERM, COLORTERM, LANG, LANGUAGE, LC_*, TZ,
 NO_COLOR, COLUMNS, LINES, XDG_RUNTIME_DIR and TMPDIR, plus --keep-env and the secrets.`;
 
-export async function parseWithYargs(argv: readonly string[], version: string): Promise<SlowParse> {
+export async function parseWithYargs(given: readonly string[], version: string): Promise<SlowParse> {
+  const argv = expandOptionalValues(given);
   const separator = argv.indexOf('--');
   const head = separator === -1 ? [...argv] : argv.slice(0, separator);
   const command = separator === -1 ? undefined : argv.slice(separator + 1);
@@ -64,6 +65,11 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
     .command('logout', 'Forget the stored API key of this vault URL and --profile (--all: every one); the key stays valid at the vault', (y) =>
       declare(y, COMMAND_OPTIONS.logout).option('all', { type: 'boolean', describe: 'Remove every stored key (the whole credentials file)' }),
     )
+    .command('fallback <action>', 'Remove the offline fallback copies (clean): every one in $XDG_STATE_HOME/run-with-secrets/fallback, or the one of --fallback=PATH', (y) =>
+      declare(y, COMMAND_OPTIONS.fallback)
+        .positional('action', { choices: ['clean'] as const, describe: 'clean' })
+        .example('$0 fallback clean', 'forget every cached copy, and the offline uses not yet reported'),
+    )
     .command('whoami', "Show the API key in use: its id, name, grants and expiry as the vault sees them (never the key)", (y) => declare(y, COMMAND_OPTIONS.whoami))
     // Completion itself is ours (cli/completion.ts): listed here for --help only.
     .command('completion', 'Print a bash completion script (add `source <(run-with-secrets completion)` to ~/.bashrc; zsh: after bashcompinit)');
@@ -85,7 +91,7 @@ export async function parseWithYargs(argv: readonly string[], version: string): 
   }
   for (const extra of ['usage-limit', 'json', 'force', 'all']) values[extra] = parsed[extra] as string | boolean | undefined;
   let words = (parsed._ as unknown[]).map(String);
-  if (words[0] === 'token' && typeof parsed.action === 'string') words = ['token', parsed.action, ...words.slice(1)];
+  if ((words[0] === 'token' || words[0] === 'fallback') && typeof parsed.action === 'string') words = [words[0], parsed.action, ...words.slice(1)];
   return { kind: 'args', args: { values, words, command } };
 }
 

@@ -21,6 +21,11 @@ export class PrivateFileError extends Error {
 
 /** The file's text, or undefined when there is none; refuses links, other owners, group/other access. */
 export async function readPrivateFile(path: string, uid: number, maxBytes: number): Promise<string | undefined> {
+  return (await readPrivateBytes(path, uid, maxBytes))?.toString('utf8');
+}
+
+/** As readPrivateFile, for binary files (the fallback cache). */
+export async function readPrivateBytes(path: string, uid: number, maxBytes: number): Promise<Buffer | undefined> {
   let handle;
   try {
     handle = await open(path, O_RDONLY | O_NOFOLLOW);
@@ -36,7 +41,7 @@ export async function readPrivateFile(path: string, uid: number, maxBytes: numbe
     if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'not-ours', reason: `it is owned by uid ${info.uid}, not by you` });
     if ((info.mode & 0o077) !== 0) throw new PrivateFileError({ kind: 'not-private', mode: info.mode });
     if (info.size > maxBytes) throw new PrivateFileError({ kind: 'not-ours', reason: `it is larger than ${maxBytes} bytes` });
-    return await handle.readFile('utf8');
+    return await handle.readFile();
   } finally {
     await handle.close();
   }
@@ -55,7 +60,7 @@ export async function ensurePrivateDirectory(dir: string, uid: number): Promise<
 }
 
 /** Replaces `path` with `text`: a 0600 temp file in the same directory, fsync, rename. */
-export async function writePrivateFile(path: string, text: string): Promise<void> {
+export async function writePrivateFile(path: string, text: string | Uint8Array): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     const handle = await open(temp, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY, 0o600);

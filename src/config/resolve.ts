@@ -146,6 +146,8 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   const envFiles = list(values['env-file']);
   const sopsFiles = list(values['sops-file']);
   const local = envFiles.length > 0 || sopsFiles.length > 0;
+  const fallback = values.fallback !== undefined || values.offline === true || values['fallback-max-age'] !== undefined;
+  if (fallback && local) throw new UsageError('--fallback, --fallback-max-age and --offline apply to the vault, not to --env-file or --sops-file');
 
   // The config file is read for every run (it may set inject_as or keep_env), but a run with an
   // explicit local source never talks to the vault.
@@ -167,18 +169,24 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     // Start loading the HTTP client now; it compiles while the credential files are read.
     import('../vault-client/index.js').catch(() => undefined);
     const { VaultSource } = await import('../sources/vault.js');
-    sources = [
-      new VaultSource({
-        client: vault.client,
-        environment: validEnvironment(vault.environment),
-        patterns,
-        keys,
-        credential: await vault.credential(),
-        subject: str(values.subject) ?? defaultSubject(facts, command[0]),
-        ttlMinutes: count('--ttl', str(values.ttl), 1, 1),
-        perKeyRequests: values['per-key-requests'] === true,
-      }),
-    ];
+    const settings = {
+      client: vault.client,
+      environment: validEnvironment(vault.environment),
+      patterns,
+      keys,
+      credential: await vault.credential(),
+      subject: str(values.subject) ?? defaultSubject(facts, command[0]),
+      ttlMinutes: count('--ttl', str(values.ttl), 1, 1),
+      perKeyRequests: values['per-key-requests'] === true,
+      fallback,
+    };
+    const source = new VaultSource(settings);
+    if (!fallback) sources = [source];
+    else {
+      const { withFallback } = await import('../fallback/settings.js');
+      const path = values.fallback === undefined ? undefined : String(values.fallback);
+      sources = [withFallback(source, { ...settings, path, maxAge: str(values['fallback-max-age']), offline: values.offline === true, watch: values.watch === true, env: facts.env, uid: facts.uid, cwd: facts.cwd })];
+    }
   }
 
   const keepEnv = validPatterns('--keep-env', list(values['keep-env']).length > 0 ? list(values['keep-env']) : (vault.keepEnv ?? []));

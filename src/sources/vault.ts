@@ -3,7 +3,7 @@
 // token can read more than the run asked for; each is limited to exactly the requests made with
 // it. The HTTP client (undici) is loaded only here.
 import type { Credential } from '../config/credentials.js';
-import type { VaultClient, VaultClientOptions } from '../vault-client/index.js';
+import type { FallbackGrant, VaultClient, VaultClientOptions } from '../vault-client/index.js';
 import type { LoadContext, SecretSource, Secrets } from './source.js';
 
 export interface VaultSettings {
@@ -15,6 +15,18 @@ export interface VaultSettings {
   subject: string;
   ttlMinutes: number;
   perKeyRequests: boolean;
+  /**
+   * --fallback: mint tokens without a usage limit (the vault never lets a usage-limited token's
+   * secrets be cached; they are still revoked right after the fetch) and keep what each batch
+   * answer says of caching.
+   */
+  fallback?: boolean;
+}
+
+export interface VaultLoad {
+  secrets: Secrets;
+  /** The strictest of the batch answers: caching is allowed only if every one allowed it. */
+  fallback: FallbackGrant;
 }
 
 type Selector = { pattern: string } | { key: string };
@@ -27,15 +39,21 @@ export class VaultSource implements SecretSource {
   }
 
   async load(context: LoadContext): Promise<Secrets> {
+    return (await this.loadWithGrant(context)).secrets;
+  }
+
+  /** The secrets, and whether (and until when) the vault lets them be cached. */
+  async loadWithGrant(context: LoadContext): Promise<VaultLoad> {
     const { VaultClient } = await import('../vault-client/index.js');
     const client = await VaultClient.create(this.settings.client);
+    const grants: Array<FallbackGrant | undefined> = [];
     try {
       const selectors = this.selectors();
-      const parts = await Promise.all(selectors.map((selector) => this.fetchSelector(client, selector, context)));
+      const parts = await Promise.all(selectors.map((selector) => this.fetchSelector(client, selector, context, grants)));
       const secrets: Secrets = new Map();
       for (const part of parts) for (const [name, value] of part) secrets.set(name, value);
       context.debug(`read ${secrets.size} secret(s) from ${this.label}`);
-      return secrets;
+      return { secrets, fallback: strictest(grants) };
     } finally {
       closeInBackground(client, context);
     }
@@ -66,12 +84,19 @@ export class VaultSource implements SecretSource {
     return selectors.length > 0 ? selectors : [{ pattern: '*' }];
   }
 
-  private async fetchSelector(client: VaultClient, selector: Selector, context: LoadContext): Promise<Secrets> {
+  private async fetchSelector(client: VaultClient, selector: Selector, context: LoadContext, grants: Array<FallbackGrant | undefined>): Promise<Secrets> {
     const { environment } = this.settings;
     const scope = 'pattern' in selector ? selector.pattern : selector.key;
     if (this.settings.credential.kind === 'token') {
       // A token minted elsewhere: its owner decides its scope, uses and revocation.
       return this.fetchWithToken(client, this.settings.credential.value, selector);
+    }
+    if (this.settings.fallback) {
+      return this.withToken(client, scope, null, context, async (token) => {
+        const answer = await client.fetchBatchAnswer(token, environment, 'key' in selector ? { keys: [selector.key] } : { pattern: selector.pattern });
+        grants.push(answer.fallback);
+        return answer.secrets;
+      });
     }
     if (this.settings.perKeyRequests && 'pattern' in selector) {
       const names = await this.withToken(client, scope, 1, context, (token) => client.listKeys(token, environment, selector.pattern));
@@ -97,13 +122,13 @@ export class VaultSource implements SecretSource {
    * signal does not wait for `use`: the token is revoked at once (a mint in flight is awaited so
    * that its token can be revoked), and the run waits for that before it exits.
    */
-  private withToken<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
+  private withToken<T>(client: VaultClient, keyPattern: string, uses: number | null, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
     const work = this.mintUseRevoke(client, keyPattern, uses, context, use);
     context.mustFinish?.(work);
     return work;
   }
 
-  private async mintUseRevoke<T>(client: VaultClient, keyPattern: string, uses: number, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
+  private async mintUseRevoke<T>(client: VaultClient, keyPattern: string, uses: number | null, context: LoadContext, use: (token: string) => Promise<T>): Promise<T> {
     context.stopped?.throwIfAborted();
     const minted = await client.mintToken(this.settings.credential.value, {
       subject: this.settings.subject,
@@ -112,7 +137,7 @@ export class VaultSource implements SecretSource {
       ttlMinutes: this.settings.ttlMinutes,
       usageLimit: uses,
     });
-    context.debug(`minted token ${minted.jti} for ${this.settings.environment}/${keyPattern} (${uses} use${uses === 1 ? '' : 's'}, expires ${minted.expiresAt})`);
+    context.debug(`minted token ${minted.jti} for ${this.settings.environment}/${keyPattern} (${uses === null ? 'no use limit' : `${uses} use${uses === 1 ? '' : 's'}`}, expires ${minted.expiresAt})`);
     try {
       context.stopped?.throwIfAborted();
       return await untilStopped(use(minted.token), context.stopped);
@@ -148,6 +173,12 @@ function untilStopped<T>(step: Promise<T>, stopped: AbortSignal | undefined): Pr
     stopped.addEventListener('abort', onStop, { once: true });
     step.then(resolve, reject).finally(() => stopped.removeEventListener('abort', onStop));
   });
+}
+
+function strictest(grants: ReadonlyArray<FallbackGrant | undefined>): FallbackGrant {
+  if (grants.length === 0 || grants.some((grant) => grant === undefined || !grant.allowed)) return { allowed: false, notAfter: null };
+  const earliest = Math.min(...grants.map((grant) => Date.parse(grant!.notAfter!)));
+  return { allowed: true, notAfter: new Date(earliest).toISOString() };
 }
 
 /** --per-key-requests: one GET per name, in parallel over the pool. */

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 import { VaultError } from './errors.js';
 import { Transport, type VaultRequest, type VaultResponse } from './http.js';
-import { type BatchSelector, type KeyInfo, type MintedToken, type MintRequest, parseBatch, parseKeyInfo, parseKeyList, parseMinted, parseSecret } from './responses.js';
+import { type BatchAnswer, type BatchSelector, type KeyInfo, type MintedToken, type MintRequest, parseBatch, parseKeyInfo, parseKeyList, parseMinted, parseSecret } from './responses.js';
 import { type CallContext, statusError } from './status.js';
 import { parseVaultUrl } from './url.js';
 
@@ -52,13 +52,18 @@ export class VaultClient {
       environment: request.environment,
       key_pattern: request.keyPattern,
       ttl_minutes: request.ttlMinutes,
-      usage_limit: request.usageLimit,
+      ...(request.usageLimit === null ? {} : { usage_limit: request.usageLimit }),
     };
     const response = await this.call({ method: 'POST', path: `${API}/tokens/generate`, credential: apiKey, json: body }, context, [200, 201]);
     return parseMinted(response.body, request, this.origin);
   }
 
   async fetchBatch(token: string, environment: string, selector: BatchSelector): Promise<Map<string, string>> {
+    return (await this.fetchBatchAnswer(token, environment, selector)).secrets;
+  }
+
+  /** The batch, with what the vault says of caching it (--fallback). */
+  async fetchBatchAnswer(token: string, environment: string, selector: BatchSelector): Promise<BatchAnswer> {
     const context: CallContext = { action: 'fetching secrets', credential: 'token', environment, keys: selector.keys, pattern: selector.pattern };
     const body = { environment, ...(selector.keys === undefined ? {} : { keys: selector.keys }), ...(selector.pattern === undefined ? {} : { pattern: selector.pattern }) };
     const response = await this.call({ method: 'POST', path: `${API}/secrets/batch`, credential: token, json: body }, context, [200]);
@@ -88,7 +93,7 @@ export class VaultClient {
       watch.etag === undefined ? [200] : [200, 304],
     );
     if (response.status === 304) return { changed: false, etag: response.etag ?? watch.etag };
-    return { changed: true, secrets: parseBatch(response.body, environment, selector, this.origin), etag: response.etag };
+    return { changed: true, secrets: parseBatch(response.body, environment, selector, this.origin).secrets, etag: response.etag };
   }
 
   async fetchKey(token: string, environment: string, key: string): Promise<string> {
@@ -103,6 +108,12 @@ export class VaultClient {
     const query = pattern === undefined ? '' : `?pattern=${encodeURIComponent(pattern)}`;
     const response = await this.call({ method: 'GET', path: `${API}/${encodeURIComponent(environment)}${query}`, credential: token }, context, [200]);
     return parseKeyList(response.body, environment, pattern, this.origin);
+  }
+
+  /** Tells the vault of one run served from the fallback cache (POST /api/v1/fallback/uses, audited as secret.offline_use). */
+  async reportOfflineUse(apiKey: string, use: { subject: string; environment: string; keys: readonly string[]; used_at: string }): Promise<void> {
+    const context: CallContext = { action: 'reporting an offline use', credential: 'API key', environment: use.environment };
+    await this.call({ method: 'POST', path: '/api/v1/fallback/uses', credential: apiKey, json: use }, context, [204]);
   }
 
   async revokeToken(token: string): Promise<void> {

@@ -2,4 +2,4 @@
 // place that loads undici, so runs from local files never pay for it.
 export { VaultClient, type VaultClientOptions, type WatchedBatch } from './api.js';
 export { VaultError, type VaultErrorCode } from './errors.js';
-export type { BatchSelector, KeyInfo, MintedToken, MintRequest } from './responses.js';
+export type { BatchAnswer, BatchSelector, FallbackGrant, KeyInfo, MintedToken, MintRequest } from './responses.js';

@@ -10,7 +10,8 @@ export interface MintRequest {
   environment: string;
   keyPattern: string;
   ttlMinutes: number;
-  usageLimit: number;
+  /** null: no limit (--fallback runs; the vault lets no usage-limited token's secrets be cached). */
+  usageLimit: number | null;
 }
 
 export interface MintedToken {
@@ -19,7 +20,20 @@ export interface MintedToken {
   expiresAt: string;
   environment: string;
   keyPattern: string;
-  usageLimit: number;
+  usageLimit: number | null;
+}
+
+/** What a batch answer says of caching its secrets (run-with-secrets --fallback). */
+export interface FallbackGrant {
+  allowed: boolean;
+  /** ISO 8601, when allowed. */
+  notAfter: string | null;
+}
+
+export interface BatchAnswer {
+  secrets: Map<string, string>;
+  /** undefined: the vault did not say (an older secrets-server), which allows nothing. */
+  fallback: FallbackGrant | undefined;
 }
 
 /** What GET /api/v1/auth/self says of an API key. */
@@ -75,17 +89,18 @@ export function parseMinted(value: unknown, request: MintRequest, origin: string
   if (typeof expiresAt !== 'string' || !ISO_DATE.test(expiresAt) || Number.isNaN(Date.parse(expiresAt))) {
     throw badResponse(origin, 'expires_at is not an ISO 8601 time');
   }
-  if (!Number.isSafeInteger(usageLimit) || (usageLimit as number) < 1) throw badResponse(origin, 'usage_limit is not a positive integer');
+  // A limit where none was asked is fine (stricter); none where one was asked is not ours to use.
+  if (!(usageLimit === null && request.usageLimit === null) && (!Number.isSafeInteger(usageLimit) || (usageLimit as number) < 1)) throw badResponse(origin, 'usage_limit is not a positive integer');
   const scope = exactObject(body.scope, ['environment', 'key_pattern'], ['permissions'], origin, 'token scope');
   // The token must be for exactly what was asked: a broader one is not ours to use.
   if (scope.environment !== request.environment || scope.key_pattern !== request.keyPattern) {
     throw badResponse(origin, `the token's scope is not environment ${request.environment}, pattern ${request.keyPattern} as asked`);
   }
-  return { token, jti, expiresAt, environment: request.environment, keyPattern: request.keyPattern, usageLimit: usageLimit as number };
+  return { token, jti, expiresAt, environment: request.environment, keyPattern: request.keyPattern, usageLimit: usageLimit as number | null };
 }
 
-export function parseBatch(value: unknown, environment: string, selector: BatchSelector, origin: string): Map<string, string> {
-  const body = exactObject(value, ['environment', 'secrets'], [], origin, 'batch answer');
+export function parseBatch(value: unknown, environment: string, selector: BatchSelector, origin: string): BatchAnswer {
+  const body = exactObject(value, ['environment', 'secrets'], ['fallback'], origin, 'batch answer');
   if (body.environment !== environment) throw badResponse(origin, `the batch answer is not for environment ${environment}`);
   if (!isPlainObject(body.secrets)) throw badResponse(origin, 'secrets is not a JSON object');
   const secrets = new Map<string, string>();
@@ -99,7 +114,20 @@ export function parseBatch(value: unknown, environment: string, selector: BatchS
   }
   const missing = selector.keys?.find((key) => !secrets.has(key));
   if (missing !== undefined) throw badResponse(origin, `the batch answer lacks ${missing}`);
-  return secrets;
+  return { secrets, fallback: body.fallback === undefined ? undefined : parseFallback(body.fallback, origin) };
+}
+
+/** `{allowed: false, not_after: null}` or `{allowed: true, not_after: ISO time}`, nothing else. */
+function parseFallback(value: unknown, origin: string): FallbackGrant {
+  const body = exactObject(value, ['allowed', 'not_after'], [], origin, 'fallback field');
+  const { allowed, not_after: notAfter } = body;
+  if (allowed === false && notAfter === null) return { allowed: false, notAfter: null };
+  if (allowed !== true) throw badResponse(origin, 'fallback.allowed is not a boolean, or not_after is set when caching is not allowed');
+  // The one spelling the server writes (toISOString): no zone to guess, no 31 February rolled over.
+  if (typeof notAfter !== 'string' || !ISO_DATE.test(notAfter) || Number.isNaN(Date.parse(notAfter)) || new Date(notAfter).toISOString() !== notAfter) {
+    throw badResponse(origin, 'fallback.not_after is not an ISO 8601 UTC time (YYYY-MM-DDTHH:MM:SS.sssZ)');
+  }
+  return { allowed: true, notAfter };
 }
 
 export function parseSecret(value: unknown, environment: string, key: string, origin: string): string {

@@ -53,11 +53,15 @@ describe('bash completion', () => {
   });
 
   it('offers the subcommands first, and a token action after token', async () => {
-    expect((await offered('')).candidates).toEqual(['token', 'keys', 'check', 'login', 'logout', 'whoami', 'completion']);
+    expect((await offered('')).candidates).toEqual(['token', 'keys', 'check', 'login', 'logout', 'whoami', 'fallback', 'completion']);
     expect((await offered('k')).candidates).toEqual(['keys']);
     expect((await offered('logout', '--a')).candidates).toEqual(['--all']);
     expect((await offered('login', '--')).candidates).not.toContain('--environment');
     expect((await offered('token', '')).candidates).toEqual(['generate', 'revoke']);
+    expect((await offered('fallback', '')).candidates).toEqual(['clean']);
+    expect((await offered('fallback', 'clean', '--')).candidates).toEqual(['--fallback', '--quiet', '--verbose', '--log-format', '--help', '--version', '--']);
+    // --fallback takes a value only as --fallback=PATH: the next word is the subcommand's, or an option.
+    expect((await offered('--fallback', '--off')).candidates).toEqual(['--offline']);
   });
 
   it('completes option names, and the choices of an option value', async () => {

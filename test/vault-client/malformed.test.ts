@@ -70,6 +70,44 @@ describe('malformed batch answers', () => {
   });
 });
 
+describe('malformed fallback fields of batch answers', () => {
+  const answer = (fallback: string) => `{"environment":"prod","secrets":{"SERVICE_A":"${SECRET}"},"fallback":${fallback}}`;
+  const answerOf = (t: TestClient) => t.client.fetchBatchAnswer(TOKEN, 'prod', { pattern: 'SERVICE_*' });
+  const cases: Array<[string, string]> = [
+    ['null', 'null'],
+    ['a list', '[true, "2030-01-01T00:00:00Z"]'],
+    ['allowed as a string', '{"allowed":"true","not_after":"2030-01-01T00:00:00Z"}'],
+    ['allowed as 1', '{"allowed":1,"not_after":"2030-01-01T00:00:00Z"}'],
+    ['allowed without not_after', '{"allowed":true}'],
+    ['allowed with a null not_after', '{"allowed":true,"not_after":null}'],
+    ['not_after not a time', '{"allowed":true,"not_after":"tomorrow"}'],
+    ['not_after a number', '{"allowed":true,"not_after":1893456000}'],
+    ['not_after without a zone', '{"allowed":true,"not_after":"2030-01-01T00:00:00"}'],
+    ['not_after an impossible date', '{"allowed":true,"not_after":"2030-02-31T00:00:00Z"}'],
+    ['refused with a date', '{"allowed":false,"not_after":"2030-01-01T00:00:00Z"}'],
+    ['an extra field', '{"allowed":true,"not_after":"2030-01-01T00:00:00Z","max_age":"forever"}'],
+    ['__proto__ in it', '{"allowed":true,"not_after":"2030-01-01T00:00:00Z","__proto__":{"polluted":1}}'],
+  ];
+  it.each(cases)('refuses %s', async (_name, fallback) => {
+    await withStub(batchAnswer(answer(fallback)), async (t) => {
+      await expectVaultError(answerOf(t), 'RWS_VAULT_BAD_RESPONSE', SECRETS);
+    });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('accepts the two documented shapes, and an answer without the field (an older server: nothing may be cached)', async () => {
+    await withStub(batchAnswer(answer('{"allowed":true,"not_after":"2030-01-01T00:00:00.000Z"}')), async (t) => {
+      expect((await answerOf(t)).fallback).toEqual({ allowed: true, notAfter: '2030-01-01T00:00:00.000Z' });
+    });
+    await withStub(batchAnswer(answer('{"allowed":false,"not_after":null}')), async (t) => {
+      expect((await answerOf(t)).fallback).toEqual({ allowed: false, notAfter: null });
+    });
+    await withStub(batchAnswer(`{"environment":"prod","secrets":{"SERVICE_A":"${SECRET}"}}`), async (t) => {
+      expect((await answerOf(t)).fallback).toBeUndefined();
+    });
+  });
+});
+
 describe('malformed token answers', () => {
   const good = { token: TOKEN, token_type: 'Bearer', jti: 'abc_DEF-123', expires_at: '2030-01-01T00:00:00.000Z', scope: { environment: 'prod', key_pattern: 'SERVICE_*', permissions: ['read'] }, usage_limit: 1 };
   const cases: Array<[string, Record<string, unknown>]> = [
@@ -82,6 +120,7 @@ describe('malformed token answers', () => {
     ['a broader scope than asked', { ...good, scope: { ...good.scope, key_pattern: '*' } }],
     ['another environment', { ...good, scope: { ...good.scope, environment: 'staging' } }],
     ['another token type', { ...good, token_type: 'MAC' }],
+    ['a null usage_limit when one was asked', { ...good, usage_limit: null }],
   ];
   it.each(cases)('refuses %s', async (_name, body) => {
     await withStub(

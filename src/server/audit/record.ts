@@ -26,7 +26,8 @@ export type AuditEventName =
   | 'status.read'
   | 'console.signin'
   | 'console.session'
-  | 'console.signout';
+  | 'console.signout'
+  | 'secret.offline_use';
 
 export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'token.generate',
@@ -52,6 +53,7 @@ export const AUDIT_EVENTS: readonly AuditEventName[] = [
   'console.signin',
   'console.session',
   'console.signout',
+  'secret.offline_use',
 ];
 
 export interface AuditRecord {

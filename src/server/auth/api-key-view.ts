@@ -6,6 +6,8 @@ export interface PublicApiKey {
   id: string;
   name: string;
   admin: boolean;
+  /** False: clients are told never to keep an offline copy of what this key reads. */
+  fallback: boolean;
   environments: readonly string[];
   key_patterns: readonly string[];
   max_ttl_minutes: number | null;
@@ -21,6 +23,7 @@ export function publicApiKey(key: ApiKeyView): PublicApiKey {
     id: key.id,
     name: key.name,
     admin: key.admin,
+    fallback: key.fallback,
     environments: key.environments,
     key_patterns: key.key_patterns,
     max_ttl_minutes: key.max_ttl_minutes,

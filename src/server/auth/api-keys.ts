@@ -19,6 +19,8 @@ export interface ApiKeyGrant {
   expiresAt: Date | null;
   /** Admin keys manage (keys, tokens, secrets, the audit trail) and never mint read tokens. */
   admin: boolean;
+  /** False: batch answers tell clients never to cache this key's secrets (--no-fallback). */
+  fallback: boolean;
 }
 
 export function isValidApiKeyId(id: string): boolean {
@@ -32,7 +34,7 @@ export function hashApiKey(pepper: Uint8Array, key: string): string {
 /** Creates and stores a key from the server's host; the returned key is the only copy there will ever be. */
 export async function createApiKey(state: StateStore, pepper: Uint8Array, grant: ApiKeyGrant, now: Date): Promise<{ id: string; key: string }> {
   const { record, key } = newApiKey(pepper, grant, now);
-  await state.addApiKey(record, localChange('apikey.create', record.id, now, `secrets-server apikey create --name ${grant.name}${grant.admin ? ' --admin' : ''}`.slice(0, 256)));
+  await state.addApiKey(record, localChange('apikey.create', record.id, now, `secrets-server apikey create --name ${grant.name}${grant.admin ? ' --admin' : ''}${grant.fallback ? '' : ' --no-fallback'}`.slice(0, 256)));
   return { id: record.id, key };
 }
 
@@ -51,6 +53,7 @@ export function newApiKey(pepper: Uint8Array, grant: ApiKeyGrant, now: Date): { 
     expires_at: grant.expiresAt?.toISOString() ?? null,
     revoked_at: null,
     admin: grant.admin,
+    fallback: grant.fallback,
   };
   return { record, key };
 }

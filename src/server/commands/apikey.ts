@@ -60,7 +60,7 @@ export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Pr
   const { paths, state } = await openState(args, io);
   try {
     const pepper = await resolvePepper(paths);
-    const { id, key } = await createApiKey(state, pepper, { name, environments, keyPatterns, maxTtlMinutes: maxTtl ?? null, expiresAt, admin }, now);
+    const { id, key } = await createApiKey(state, pepper, { name, environments, keyPatterns, maxTtlMinutes: maxTtl ?? null, expiresAt, admin, fallback: args['no-fallback'] !== true }, now);
     await rememberHead(state, paths, io);
     io.stdout.write(`id: ${id}\nkey: ${key}\n`);
     io.stderr.write('The key is shown this once and is not stored; keep it in your secret manager now.\n');
@@ -78,7 +78,7 @@ export async function apikeyList(args: Record<string, unknown>, io: CliIo): Prom
       if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
       else {
         io.stdout.write(
-          `${view.id}  ${view.name}  ${view.admin ? 'admin  ' : ''}environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
+          `${view.id}  ${view.name}  ${view.admin ? 'admin  ' : ''}${view.fallback ? '' : 'no-fallback  '}environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
             `created=${view.created_at}  expires=${view.expires_at ?? 'never'}  last_used=${view.last_used_at ?? 'never'}  revoked=${view.revoked_at ?? 'no'}\n`,
         );
       }

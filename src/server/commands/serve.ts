@@ -18,6 +18,7 @@ import { loadTlsPair, type TlsFiles } from '../http/tls-files.js';
 import { ReloadHooks } from '../reload.js';
 import { deriveAnswerTagKey } from '../http/answer-tag.js';
 import { operationOptions } from './serve-options.js';
+import { fallbackMaxAge } from './fallback-option.js';
 import { openCommandState } from './state-args.js';
 
 const PRUNE_EVERY_MS = 5 * 60_000;
@@ -32,6 +33,7 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   if ((certFile === undefined) !== (keyFile === undefined)) throw new ServerUsageError('give both --tls-cert and --tls-key, or neither');
   const options: ServeOptions = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true };
   Object.assign(options, operationOptions(args, io));
+  const fallbackMaxAgeSeconds = fallbackMaxAge(args);
   checkListen(options);
   if (certFile !== undefined && keyFile !== undefined) options.tlsFiles = { certFile, keyFile };
   if (options.tlsFiles !== undefined) options.tls = await loadTlsPair(options.tlsFiles);
@@ -42,13 +44,13 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const reloads = new ReloadHooks();
   const stopReloading = io.onHangup?.(() => void reloads.runAll((line) => void io.stderr.write(`${line}\n`)));
   try {
-    return await serveStore(paths, options, args, io, reloads);
+    return await serveStore(paths, options, args, io, reloads, fallbackMaxAgeSeconds);
   } finally {
     stopReloading?.();
   }
 }
 
-async function serveStore(paths: ReturnType<typeof resolveStore>, options: ServeOptions, args: Record<string, unknown>, io: CliIo, reloads: ReloadHooks): Promise<number> {
+async function serveStore(paths: ReturnType<typeof resolveStore>, options: ServeOptions, args: Record<string, unknown>, io: CliIo, reloads: ReloadHooks, fallbackMaxAgeSeconds: number): Promise<number> {
   const identities = await resolveIdentities(paths, io.env);
   const signingSecret = await resolveJwtSecret(paths, io.env);
   const tokens = new TokenAuthority(await importTokenKey(signingSecret));
@@ -82,7 +84,7 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   try {
     const secrets = new SopsSecretStore(paths, identities, Date.now, log);
     const secretsAdmin = new SecretsAdmin(paths, identities, secrets, state);
-    const deps: AppDeps = { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log };
+    const deps: AppDeps = { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log, fallbackMaxAgeSeconds };
     // The console's code is loaded only when asked for: a server without --console has none of it.
     if (args.console === true) deps.console = (await import('../console/console.js')).createConsole(deps);
     server = await listen(options, deps);

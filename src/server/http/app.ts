@@ -16,6 +16,7 @@ import type { ExchangeObserver } from './exchange-observer.js';
 import { sendJson, sendText } from './request.js';
 import { readMetrics } from './admin/metrics-handler.js';
 import { adminRoute } from './admin/routes.js';
+import { reportOfflineUse } from './fallback.js';
 import { batchSecrets } from './batch.js';
 import type { Route } from './route.js';
 
@@ -38,6 +39,7 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
   if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
   if (path.startsWith('/console/')) return deps.console?.route(method, path);
+  if (path === '/api/v1/fallback/uses') return { event: 'secret.offline_use', methods: ['POST'], run: (x) => reportOfflineUse(deps, x) };
   // Admin routes next: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
   const admin = adminRoute(deps, method, path, query);
   if (admin !== undefined) return admin;

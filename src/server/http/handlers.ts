@@ -20,7 +20,8 @@ import type { SecretFile, SecretSource } from '../store/secret-source.js';
 import type { ServerMetrics } from './metrics.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
 import type { ConsoleHooks } from './console-hooks.js';
-import type { Effect, StateStore, TokenOutcome } from '../state/state-store.js';
+import type { Effect, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
+import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './fallback.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
 export interface HandlerDeps {
@@ -34,6 +35,8 @@ export interface HandlerDeps {
   longPolls?: LongPolls;
   /** The admin API's access to the store's files (absent: those routes answer 404). */
   secretsAdmin?: SecretsAdmin;
+  /** serve --fallback-max-age, in seconds: the latest `fallback.not_after` of a batch answer. */
+  fallbackMaxAgeSeconds?: number;
   /** What GET /metrics shows an admin key on the public listener. */
   metrics?: ServerMetrics;
   /** The web console (`serve --console`): its pages, sign-in and session cookies. */
@@ -157,7 +160,7 @@ export interface BatchAnswer {
  * 200. The query and the header are request shape: checked after the credential, before scope.
  */
 export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<string, unknown>, query: string): Promise<BatchAnswer> {
-  const claims = await authenticateToken(deps, x);
+  const { claims, status } = await authenticateTokenWithKey(deps, x);
   const body = parseBatchBody(raw);
   const wait = batchWait(query);
   const held = ifNoneMatch(x.req);
@@ -183,7 +186,7 @@ export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<st
   const etag = answerTag(deps.answerTagKey, body.environment, secrets);
   const reply: Reply = matchesTag(held, etag)
     ? { status: 304, body: undefined, headers: { etag }, effect: use(claims) }
-    : { status: 200, body: { environment: body.environment, secrets }, headers: { etag }, effect: use(claims) };
+    : { status: 200, body: { environment: body.environment, secrets, fallback: fallbackAnswer(claims, status, x.now, deps.fallbackMaxAgeSeconds ?? DEFAULT_FALLBACK_MAX_AGE_SECONDS) }, headers: { etag }, effect: use(claims) };
   return { reply, environment: body.environment, wait, tokenExpires: claims.exp, apiKeyId: x.audit.api_key_id ?? claims.jti };
 }
 
@@ -203,13 +206,18 @@ function noteRequested(x: Exchange, environment: string, keys: string[]): void {
 }
 
 async function authenticateToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
+  return (await authenticateTokenWithKey(deps, x)).claims;
+}
+
+/** The token's claims, and its status with what the batch answer needs of its key. */
+async function authenticateTokenWithKey(deps: HandlerDeps, x: Exchange): Promise<{ claims: TokenClaims; status: TokenStatus }> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub });
   const status = await deps.state.tokenStatus(presented(claims), x.now);
   x.audit.api_key_id = status.apiKeyId;
   const refusal = tokenRefusal(status.outcome);
   if (refusal) throw refusal;
-  return claims;
+  return { claims, status };
 }
 
 /** The 401 for a token the state refuses; undefined when it is good. */

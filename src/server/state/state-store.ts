@@ -24,6 +24,8 @@ export interface ApiKeyRecord {
   readonly revoked_at: string | null;
   /** An admin key manages keys, tokens, secrets and reads the audit trail; it never reads a secret. */
   readonly admin: boolean;
+  /** False for keys made with --no-fallback: batch answers then forbid caching their secrets. */
+  readonly fallback: boolean;
 }
 
 export interface ApiKeyView extends ApiKeyRecord {
@@ -77,6 +79,8 @@ export interface TokenStatus {
   readonly outcome: TokenOutcome;
   /** The issuing API key, when the record is held. */
   readonly apiKeyId: string | null;
+  /** That key's expiry (ISO 8601) and whether it allows an offline fallback, when its row is held. */
+  readonly key?: { readonly expiresAt: string | null; readonly fallback: boolean };
 }
 
 export type Effect =

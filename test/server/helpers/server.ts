@@ -64,7 +64,8 @@ export interface RunningServer {
 
 /** `wrap`: a command that runs the server, e.g. ['unshare', '--pid', '--fork', '--kill-child']. */
 export async function startServer(store: TestStore, args: string[] = [], env: Record<string, string> = {}, wrap: string[] = []): Promise<RunningServer> {
-  const argv = ['serve', '--store', store.dir, '--port', '0', ...args];
+  // Port 0 (any free one) unless the test names one (to start a server again where it was).
+  const argv = ['serve', '--store', store.dir, ...(args.includes('--port') ? [] : ['--port', '0']), ...args];
   const [command, ...prefix] = wrap.length > 0 ? [...wrap, process.execPath, BIN] : [BIN];
   const child = spawn(command as string, [...prefix, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

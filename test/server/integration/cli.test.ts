@@ -125,6 +125,7 @@ describe('apikey', () => {
       id,
       name: 'test',
       admin: false,
+      fallback: true,
       environments: ['team'],
       key_patterns: ['DB_*'],
       max_ttl_minutes: 15,

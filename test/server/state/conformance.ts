@@ -40,6 +40,7 @@ export function key(id: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRe
     expires_at: null,
     revoked_at: null,
     admin: false,
+    fallback: true,
     ...overrides,
   };
 }
@@ -96,7 +97,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await state.commit({ effect: { kind: 'use', token: { jti: 'never-minted-here-000', usageLimit: null } }, audit: () => row('secret.read') }, NOW)).toBe('unknown');
       expect(await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a2-000000000000', 'ak_00000000000000a2', 2) }, audit: () => row('token.generate', 201) }, NOW)).toBe('ok');
       const presented = { jti: 'jti-a2-000000000000', usageLimit: 2 };
-      expect(await state.tokenStatus(presented, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000a2' });
+      expect(await state.tokenStatus(presented, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000a2', key: { expiresAt: null, fallback: true } });
       for (const expected of ['ok', 'ok', 'exhausted', 'exhausted']) expect(await state.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, NOW)).toBe(expected);
       expect((await state.tokenStatus(presented, NOW)).outcome).toBe('exhausted');
       expect((await state.listApiKeys(NOW))[0]?.last_used_at).toBe(NOW.toISOString());
@@ -222,6 +223,30 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       // Only 1 is admin: a hand-edited 2 (or -1) never grants it.
       await tamper(paths, url, "UPDATE api_keys SET admin = 2 WHERE id = 'ak_00000000000000c1'");
       expect((await state.findApiKey(hashOf('ak_00000000000000c1')))?.admin).toBe(false);
+    });
+
+    it('keeps a key\'s fallback flag (version 4): older keys allow the fallback, only 1 allows it, and token checks carry it with the key\'s expiry', async () => {
+      const driver = await openDriver(paths, url);
+      expect(await migrate(driver, () => NOW, MIGRATIONS.filter((step) => step.version < 4))).toEqual(MIGRATIONS.filter((step) => step.version < 4).map((step) => step.version));
+      await driver.transaction((tx) => tx.query(
+        "INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at) VALUES ('ak_00000000000000f1', 'old', '000000f1', $1, '[\"prod\"]', '[\"*\"]', NULL, $2, NULL, NULL, NULL)",
+        [hashOf('ak_00000000000000f1'), NOW.toISOString()],
+      ));
+      await driver.close();
+      const state = await open();
+      expect(await state.schemaVersion()).toBe(SCHEMA_VERSION);
+      expect(await state.findApiKey(hashOf('ak_00000000000000f1'))).toMatchObject({ id: 'ak_00000000000000f1', fallback: true });
+      const expires = new Date(NOW.getTime() + 3_600_000).toISOString();
+      await state.addApiKey(key('ak_00000000000000f2', { fallback: false, expires_at: expires }), localChange('apikey.create', 'ak_00000000000000f2', NOW));
+      expect(await state.findApiKey(hashOf('ak_00000000000000f2'))).toMatchObject({ fallback: false });
+      expect((await state.listApiKeys(NOW)).map((k) => [k.id, k.fallback])).toEqual([['ak_00000000000000f1', true], ['ak_00000000000000f2', false]]);
+      await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-f2-0000000000000', 'ak_00000000000000f2', null) }, audit: () => row('token.generate', 201) }, NOW);
+      await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-f1-0000000000000', 'ak_00000000000000f1', null) }, audit: () => row('token.generate', 201) }, NOW);
+      expect(await state.tokenStatus({ jti: 'jti-f2-0000000000000', usageLimit: null }, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000f2', key: { expiresAt: expires, fallback: false } });
+      expect(await state.tokenStatus({ jti: 'jti-f1-0000000000000', usageLimit: null }, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000f1', key: { expiresAt: null, fallback: true } });
+      // A hand-edited value other than 1 forbids the fallback (fail closed).
+      await tamper(paths, url, "UPDATE api_keys SET fallback = 7 WHERE id = 'ak_00000000000000f1'");
+      expect((await state.findApiKey(hashOf('ak_00000000000000f1')))?.fallback).toBe(false);
     });
 
     it('applies admin changes with their audit rows, and lists keys and tokens with what is live', async () => {

@@ -10,10 +10,11 @@ const MAX_GRANTS = 100;
 const KEY_NAME = /^[^\p{Cc}]{1,128}$/u;
 
 export function parseKeyBody(body: Record<string, unknown>, now: Date): ApiKeyGrant {
-  checkFields(body, ['name', 'environments', 'key_patterns', 'max_ttl_minutes', 'expires_at', 'admin']);
+  checkFields(body, ['name', 'environments', 'key_patterns', 'max_ttl_minutes', 'expires_at', 'admin', 'fallback']);
   if (typeof body.name !== 'string' || !KEY_NAME.test(body.name)) throw badRequest('name must be a string of 1 to 128 characters without control characters');
   if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false');
   const admin = body.admin === true;
+  if (body.fallback !== undefined && typeof body.fallback !== 'boolean') throw badRequest('fallback must be true or false');
   const environments = list(body.environments, 'environments', (value) => checkEnvironment(value));
   const keyPatterns = list(body.key_patterns, 'key_patterns', (value) => checkPattern(value, 'each of key_patterns'));
   const maxTtlMinutes = positiveInteger(body.max_ttl_minutes, 'max_ttl_minutes', SERVER_MAX_TTL_MINUTES) ?? null;
@@ -21,7 +22,7 @@ export function parseKeyBody(body: Record<string, unknown>, now: Date): ApiKeyGr
     throw badRequest('an admin key takes no environments, key_patterns or max_ttl_minutes: it manages, and reads no secret');
   }
   if (!admin && (environments.length === 0 || keyPatterns.length === 0)) throw badRequest('a read key needs at least one of environments and of key_patterns');
-  return { name: body.name, environments, keyPatterns, maxTtlMinutes, expiresAt: expiry(body.expires_at, now), admin };
+  return { name: body.name, environments, keyPatterns, maxTtlMinutes, expiresAt: expiry(body.expires_at, now), admin, fallback: body.fallback !== false };
 }
 
 function list(value: unknown, field: string, check: (item: unknown) => string): string[] {

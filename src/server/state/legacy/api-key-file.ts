@@ -53,6 +53,8 @@ function parseRecord(entry: unknown, index: number): ApiKeyRecord {
     revoked_at: date('revoked_at'),
     // The files predate admin keys: every key in them is a read key.
     admin: false,
+    // ... and predate the offline fallback, which every key allowed until --no-fallback.
+    fallback: true,
   };
 }
 

@@ -10,7 +10,7 @@ import type { TokenStatusRow } from './sql-state-store.js';
 export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {
   return db
     .query(
-      `SELECT t.api_key_id, t.uses, t.revoked_at, k.revoked_at AS key_revoked_at, k.expires_at AS key_expires_at, k.id AS key_id
+      `SELECT t.api_key_id, t.uses, t.revoked_at, k.revoked_at AS key_revoked_at, k.expires_at AS key_expires_at, k.id AS key_id, k.fallback AS key_fallback
          FROM tokens t LEFT JOIN api_keys k ON k.id = t.api_key_id WHERE t.jti = $1`,
       [jti],
     )
@@ -22,6 +22,7 @@ export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStat
         key_revoked_at: (row.key_revoked_at as string | null) ?? null,
         key_expires_at: (row.key_expires_at as string | null) ?? null,
         key_exists: row.key_id !== null && row.key_id !== undefined,
+        key_fallback: Number(row.key_fallback) === 1,
       })),
     );
 }
@@ -48,6 +49,8 @@ export function toApiKey(row: Row): ApiKeyRecord {
     revoked_at: textOrNull(row.revoked_at),
     // Only 1 grants admin: a hand-edited value other than 0 or 1 never makes a key an admin.
     admin: Number(row.admin) === 1,
+    // Likewise only 1 allows a fallback cache: a damaged value forbids it (fail closed).
+    fallback: Number(row.fallback) === 1,
   };
 }
 

@@ -93,6 +93,12 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    version: 4,
+    name: 'api keys that forbid an offline fallback',
+    // Keys made before this step keep what they could do: DEFAULT 1 allows the fallback cache.
+    statements: ['ALTER TABLE api_keys ADD COLUMN fallback INTEGER NOT NULL DEFAULT 1'],
+  },
+  {
     version: 5,
     name: 'api keys looked up by their hmac',
     // A presented key is found by the HMAC of all of it, never by its first characters, so
@@ -101,7 +107,8 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
+// The highest version (the list is kept in order; max() holds even if it is not).
+export const SCHEMA_VERSION = Math.max(0, ...MIGRATIONS.map((migration) => migration.version));
 
 const MIGRATIONS_TABLE = 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)';
 

@@ -49,6 +49,7 @@ export interface TokenStatusRow {
   key_revoked_at: string | null;
   key_expires_at: string | null;
   key_exists: boolean;
+  key_fallback: boolean;
 }
 
 interface Pending {
@@ -108,8 +109,8 @@ export class SqlStateStore implements StateStore {
 
   async #insertApiKey(tx: Transaction, record: ApiKeyRecord): Promise<void> {
     await tx.query(
-      'INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at, admin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)',
-      [record.id, record.name, record.prefix, record.hash, JSON.stringify(record.environments), JSON.stringify(record.key_patterns), record.max_ttl_minutes, record.created_at, record.expires_at, record.revoked_at, record.admin ? 1 : 0],
+      'INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at, admin, fallback) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12)',
+      [record.id, record.name, record.prefix, record.hash, JSON.stringify(record.environments), JSON.stringify(record.key_patterns), record.max_ttl_minutes, record.created_at, record.expires_at, record.revoked_at, record.admin ? 1 : 0, record.fallback ? 1 : 0],
     );
     await this.#changed(tx, { apiKeyId: record.id });
   }
@@ -135,7 +136,8 @@ export class SqlStateStore implements StateStore {
     // Only unlimited tokens may be answered from a cache: their state changes only by revocations,
     // which the cache hears about. A limited token's count is read every time.
     const row = token.usageLimit === null && this.options.cache ? await this.options.cache.tokenStatus(token.jti, load) : await load();
-    return { outcome: judge(row, token, now), apiKeyId: row?.api_key_id ?? null };
+    const key = row?.key_exists ? { expiresAt: row.key_expires_at, fallback: row.key_fallback } : undefined;
+    return { outcome: judge(row, token, now), apiKeyId: row?.api_key_id ?? null, ...(key ? { key } : {}) };
   }
 
   commit(commit: Commit, now: Date): Promise<TokenOutcome> {

@@ -1,0 +1,149 @@
+// Where a fallback cache lives and how it is read, written and removed. The default place is
+// $XDG_STATE_HOME/run-with-secrets/fallback/<digest>.bin (0700 directory, 0600 file): the digest
+// covers the vault URL, environment, selection and API key fingerprint, so each job has its own
+// file. Reads never follow a link and check the open descriptor; writes go to a temp file created
+// O_EXCL|O_NOFOLLOW and renamed over the target, so concurrent runs leave one whole file.
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { processIsAlive } from '../inject/secrets-file.js';
+import { FallbackError } from '../errors.js';
+import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
+import { modeText } from '../local-file.js';
+import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, sealCache } from './cache-format.js';
+
+/** A cache of a few thousand secrets is far below this; anything larger is not ours. */
+const MAX_CACHE_BYTES = 16 * 1024 * 1024;
+
+export interface CacheIdentity {
+  url: string;
+  environment: string;
+  selection: CacheSelection;
+  /** keyFingerprint(apiKey). */
+  keyId: string;
+}
+
+/**
+ * Names the API key in the clear metadata and the file name without revealing it: a one-way
+ * digest of a 128-bit random key. The server's own key id is not known to the client offline.
+ */
+export function keyFingerprint(apiKey: string): string {
+  return createHash('sha256').update('run-with-secrets fallback key id\0').update(apiKey, 'utf8').digest('hex').slice(0, 32);
+}
+
+/** The same job must find the same file whatever the order of its -k and --key flags. */
+export function normalSelection(patterns: readonly string[], keys: readonly string[]): CacheSelection {
+  return { patterns: [...new Set(patterns)].sort(), keys: [...new Set(keys)].sort() };
+}
+
+/** $XDG_STATE_HOME/run-with-secrets/fallback, or ~/.local/state/…; undefined with neither set. */
+export function defaultCacheDir(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  // As for XDG_CONFIG_HOME: a relative XDG_STATE_HOME is invalid and ignored.
+  const xdg = env.XDG_STATE_HOME;
+  const base = xdg && isAbsolute(xdg) ? xdg : env.HOME ? join(env.HOME, '.local', 'state') : undefined;
+  return base === undefined ? undefined : join(base, 'run-with-secrets', 'fallback');
+}
+
+export function cacheFileName(identity: CacheIdentity): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([FORMAT_VERSION, identity.url, identity.environment, identity.selection.patterns, identity.selection.keys, identity.keyId]))
+    .digest('hex')
+    .slice(0, 32);
+  return `${digest}.bin`;
+}
+
+export class CacheFile {
+  /**
+   * `ownsDirectory`: the default place is ours alone and kept 0700. A directory named by
+   * --fallback=PATH is the user's: it is not narrowed, only required to be theirs and closed to
+   * writes by others (who could otherwise replace entries in it).
+   */
+  constructor(
+    readonly path: string,
+    private readonly uid: number,
+    private readonly ownsDirectory = true,
+  ) {}
+
+  /** The authenticated metadata and secrets, after the checks of a private file; undefined when there is none. */
+  async read(apiKey: string, identity: CacheIdentity): Promise<{ metadata: CacheMetadata; secrets: Map<string, string> } | undefined> {
+    let bytes: Buffer | undefined;
+    try {
+      bytes = await readPrivateBytes(this.path, this.uid, MAX_CACHE_BYTES);
+    } catch (error) {
+      throw this.unsafe(error);
+    }
+    if (bytes === undefined) return undefined;
+    let opened;
+    try {
+      opened = openCache(bytes, apiKey);
+    } catch (error) {
+      if (!(error instanceof CacheFormatProblem)) throw error;
+      throw this.invalid(error.message);
+    } finally {
+      bytes.fill(0);
+    }
+    const { metadata } = opened;
+    // A file copied or renamed from another job (or made for another key) opens, but is not this job's.
+    const same =
+      metadata.url === identity.url &&
+      metadata.environment === identity.environment &&
+      metadata.key_id === identity.keyId &&
+      JSON.stringify(metadata.selection) === JSON.stringify(identity.selection);
+    if (!same) throw this.invalid('it was written for another vault URL, environment, selection or API key');
+    return opened;
+  }
+
+  async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<void> {
+    if (this.ownsDirectory) await ensurePrivateDirectory(dirname(this.path), this.uid);
+    else await this.checkDirectory();
+    await this.removeLeftovers();
+    const sealed = sealCache(metadata, secrets, apiKey);
+    try {
+      await writePrivateFile(this.path, sealed);
+    } finally {
+      sealed.fill(0);
+    }
+  }
+
+  private async checkDirectory(): Promise<void> {
+    const dir = dirname(this.path);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const info = await lstat(dir);
+    const refuse = (reason: string) => new FallbackError('RWS_FALLBACK_UNSAFE', `the directory of the fallback cache ${this.path} ${reason}`, 'give --fallback=PATH in a directory of yours that only you can write');
+    if (!info.isDirectory()) throw refuse('is not a directory');
+    if (this.uid >= 0 && info.uid !== this.uid) throw refuse(`is owned by uid ${info.uid}, not by you`);
+    if ((info.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${modeText(info.mode)})`);
+  }
+
+  /** Temp files of writers killed before their rename (SIGKILL runs no cleanup): they hold a sealed copy. */
+  private async removeLeftovers(): Promise<void> {
+    const prefix = `.${basename(this.path)}.`;
+    const names = await readdir(dirname(this.path)).catch(() => [] as string[]);
+    for (const name of names) {
+      const pid = name.startsWith(prefix) && name.endsWith('.tmp') ? /^(\d+)\./.exec(name.slice(prefix.length))?.[1] : undefined;
+      if (pid !== undefined && !processIsAlive(Number(pid))) await rm(join(dirname(this.path), name), { force: true });
+    }
+  }
+
+  /** Gone whatever it was (a link is removed, never followed); true when something was there. */
+  async remove(): Promise<boolean> {
+    try {
+      await rm(this.path);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+  }
+
+  invalid(reason: string): FallbackError {
+    return new FallbackError('RWS_FALLBACK_INVALID', `the fallback cache ${this.path} is refused: ${reason}`, 'nothing else was tried; a successful online run rewrites it, or remove it with run-with-secrets fallback clean');
+  }
+
+  private unsafe(error: unknown): unknown {
+    if (!(error instanceof PrivateFileError)) return error;
+    const problem = error.problem;
+    const reason = problem.kind === 'not-private' ? `group or others may read it (mode ${modeText(problem.mode)})` : problem.reason;
+    return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one');
+  }
+}

@@ -1,0 +1,122 @@
+// Runs served from the cache, kept until the vault hears of them (`secret.offline_use` rows).
+// One 0600 file per use in a 0700 directory beside the cache: written by temp file and rename,
+// so a crash leaves either the whole entry or none, and concurrent runs never share a file. A
+// reporter claims an entry by renaming it to `<entry>.sending-<pid>` (one rename wins), deletes it
+// once the vault stored it, and gives back the claims of reporters that died: at least once,
+// never lost.
+import { randomBytes } from 'node:crypto';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensurePrivateDirectory, readPrivateFile, writePrivateFile } from '../config/private-file.js';
+import { isValidName } from '../names.js';
+
+export interface OfflineUse {
+  subject: string;
+  environment: string;
+  keys: string[];
+  /** ISO 8601 UTC. */
+  used_at: string;
+}
+
+const ENTRY = /^(\d{13})-(\d{1,10})-([0-9a-f]{12})\.json$/;
+const CLAIMED = /^(\d{13}-\d{1,10}-[0-9a-f]{12}\.json)\.sending-(\d{1,10})$/;
+const MAX_ENTRY_BYTES = 64 * 1024;
+export interface ReportOutcome {
+  sent: number;
+  dropped: number;
+  left: number;
+  failure?: unknown;
+}
+
+/** Sent per successful run; the rest wait for the next one. */
+export const MAX_REPORTED_PER_RUN = 100;
+
+export class UseQueue {
+  constructor(
+    readonly dir: string,
+    private readonly uid: number,
+  ) {}
+
+  async add(use: OfflineUse, now: Date): Promise<void> {
+    await ensurePrivateDirectory(this.dir, this.uid);
+    const name = `${String(now.getTime()).padStart(13, '0')}-${process.pid}-${randomBytes(6).toString('hex')}.json`;
+    await writePrivateFile(join(this.dir, name), `${JSON.stringify(use)}\n`);
+  }
+
+  /**
+   * Sends the oldest entries through `send` (which throws when the vault did not store one), at
+   * most MAX_REPORTED_PER_RUN; stops at the first failure (returned as `failure`) and leaves the
+   * rest queued. Says how many were reported, dropped as malformed, and left waiting.
+   */
+  async report(send: (use: OfflineUse) => Promise<void>, isAlive: (pid: number) => boolean): Promise<ReportOutcome> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { sent: 0, dropped: 0, left: 0 };
+      throw error;
+    }
+    for (const name of names) {
+      const claimed = CLAIMED.exec(name);
+      if (claimed && !isAlive(Number(claimed[2]))) await rename(join(this.dir, name), join(this.dir, claimed[1]!)).catch(() => undefined);
+    }
+    const entries = (await readdir(this.dir)).filter((name) => ENTRY.test(name)).sort();
+    let sent = 0;
+    let dropped = 0;
+    for (const name of entries.slice(0, MAX_REPORTED_PER_RUN)) {
+      const path = join(this.dir, name);
+      const mine = `${path}.sending-${process.pid}`;
+      try {
+        await rename(path, mine);
+      } catch {
+        continue; // another reporter took it
+      }
+      const use = await this.readEntry(mine);
+      if (use === undefined) {
+        await rm(mine, { force: true });
+        dropped++;
+        continue;
+      }
+      try {
+        await send(use);
+      } catch (failure) {
+        await rename(mine, path).catch(() => undefined);
+        return { sent, dropped, left: entries.length - sent - dropped, failure };
+      }
+      await rm(mine, { force: true });
+      sent++;
+    }
+    return { sent, dropped, left: Math.max(0, entries.length - sent - dropped) };
+  }
+
+  /** Entries waiting (claimed ones included). */
+  async count(): Promise<number> {
+    try {
+      return (await readdir(this.dir)).filter((name) => ENTRY.test(name) || CLAIMED.test(name)).length;
+    } catch {
+      return 0;
+    }
+  }
+
+  private async readEntry(path: string): Promise<OfflineUse | undefined> {
+    let value: unknown;
+    try {
+      value = JSON.parse((await readPrivateFile(path, this.uid, MAX_ENTRY_BYTES)) ?? '');
+    } catch {
+      return undefined;
+    }
+    return parseUse(value);
+  }
+}
+
+/** An entry as written by `add`, or undefined (hand-edited, truncated, or not ours). */
+export function parseUse(value: unknown): OfflineUse | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { subject, environment, keys, used_at: usedAt, ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return undefined;
+  if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256 || /\p{Cc}/u.test(subject)) return undefined;
+  if (typeof environment !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(environment)) return undefined;
+  if (!Array.isArray(keys) || keys.length > 1000 || !keys.every((key) => typeof key === 'string' && isValidName(key))) return undefined;
+  if (typeof usedAt !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(usedAt) || Number.isNaN(Date.parse(usedAt))) return undefined;
+  return { subject, environment, keys: keys as string[], used_at: usedAt };
+}

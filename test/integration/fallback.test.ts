@@ -1,0 +1,347 @@
+// --fallback and --offline against a real secrets-server that is SIGKILLed and started again on
+// the same port and store, with real files under a private XDG_STATE_HOME. The seven cases of
+// issue 13, numbered as there.
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer, request, type Server } from 'node:http';
+import { execa } from 'execa';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { baseEnv, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
+
+const VALUES = { JOB_DB_PASSWORD: 'fallback-db-secret-1', JOB_API_TOKEN: 'fallback-api-secret-2' };
+let store: TestStore;
+let server: RunningServer | undefined;
+let url: string;
+let port: string;
+let runtimeDir: string;
+let stateHome: string;
+const printed: string[] = [];
+const keys: string[] = [];
+
+beforeAll(async () => {
+  store = await makeStore({ prod: VALUES });
+}, 60_000);
+
+afterAll(async () => {
+  // No output of any run, and no server log, ever held a key.
+  const all = [...printed, server?.stderr() ?? ''].join('\n');
+  for (const key of keys) expect(all).not.toContain(key);
+  await server?.stop('SIGKILL');
+  await store?.cleanup();
+});
+
+beforeEach(async () => {
+  runtimeDir = makeRuntimeDir();
+  stateHome = join(runtimeDir, 'state');
+  server = await startServer(store);
+  url = server.url;
+  port = new URL(url).port;
+});
+
+afterEach(async () => {
+  await server?.stop('SIGKILL');
+  server = undefined;
+  removeDir(runtimeDir);
+});
+
+async function newKey(extra: string[] = []): Promise<{ id: string; key: string }> {
+  const made = await makeApiKey(store, ['prod'], ['JOB_*'], extra);
+  keys.push(made.key);
+  return made;
+}
+
+async function rws(args: string[], env: Record<string, string>) {
+  const result = await runBin(args, { runtimeDir, env: { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, ...env } });
+  printed.push(result.stdout, result.stderr);
+  return result;
+}
+
+const run = (apiKey: string, flags: string[] = ['--fallback'], env: Record<string, string> = {}) => rws(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', fixture('print-env.mjs')], { RWS_API_KEY: apiKey, ...env });
+const cacheDir = () => join(stateHome, 'run-with-secrets', 'fallback');
+const cacheFiles = () => (existsSync(cacheDir()) ? readdirSync(cacheDir()).filter((name) => name.endsWith('.bin')) : []);
+/** The same store on the same port: what the wrapper sees as "the vault came back". */
+const restart = (args: string[] = []) => startServer(store, ['--port', port, ...args]);
+const killServer = async () => {
+  await server?.stop('SIGKILL');
+  server = undefined;
+};
+
+describe('the offline fallback', () => {
+  it('1: writes an encrypted 0600 copy; with the server SIGKILLed the next run uses it, warns with age and time left, and exits as the child does', async () => {
+    const { key } = await newKey();
+    const online = await run(key);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(JSON.parse(online.stdout)).toMatchObject(VALUES);
+    const [file] = cacheFiles();
+    expect(file).toMatch(/^[0-9a-f]{32}\.bin$/);
+    expect(lstatSync(cacheDir()).mode & 0o777).toBe(0o700);
+    expect(lstatSync(join(cacheDir(), file!)).mode & 0o777).toBe(0o600);
+    const bytes = readFileSync(join(cacheDir(), file!));
+    for (const value of Object.values(VALUES)) expect(bytes.includes(Buffer.from(value))).toBe(false);
+    expect(bytes.includes(Buffer.from(key))).toBe(false);
+
+    await killServer();
+    const offline = await run(key);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    expect(JSON.parse(offline.stdout)).toMatchObject(VALUES);
+    expect(offline.stderr).toMatch(/warning RWS_FALLBACK_USED: the vault is unavailable \(RWS_VAULT_UNREACHABLE\): using the fallback cache fetched \d+s ago, usable for 23h 59m more \(until \d{4}-/);
+
+    const status = await rws(['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('exit-with.mjs'), '7'], { RWS_API_KEY: key });
+    expect(status.exitCode).toBe(7);
+  }, 60_000);
+
+  it('2: a clock past not_after is refused with RWS_FALLBACK_EXPIRED and the copy removed; past --fallback-max-age with RWS_FALLBACK_TOO_OLD; the hook cannot turn time back', async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    await killServer();
+    const tooOld = await run(key, ['--fallback', '--fallback-max-age', '1h'], { RWS_TEST_CLOCK_AHEAD_SECONDS: '7200' });
+    expect(tooOld.exitCode).toBe(125);
+    expect(tooOld.stderr).toMatch(/error RWS_FALLBACK_TOO_OLD: the vault is unavailable \(RWS_VAULT_UNREACHABLE\), and the fallback cache \S+ was fetched 2h ago, more than --fallback-max-age 1h/);
+    expect(tooOld.stdout).toBe('');
+    // A longer client limit cannot pass the vault's: 24 h by default, and the file goes.
+    const expired = await run(key, ['--fallback', '--fallback-max-age', '30d'], { RWS_TEST_CLOCK_AHEAD_SECONDS: String(24 * 3600 + 60) });
+    expect(expired.exitCode).toBe(125);
+    expect(expired.stderr).toMatch(/error RWS_FALLBACK_EXPIRED: the vault is unavailable \(RWS_VAULT_UNREACHABLE\), and the fallback cache \S+ expired at \d{4}-\d\d-\d\dT/);
+    expect(cacheFiles()).toEqual([]);
+    for (const value of ['-60', '1.5', 'soon']) {
+      const refused = await run(key, ['--offline'], { RWS_TEST_CLOCK_AHEAD_SECONDS: value });
+      expect(refused.exitCode).toBe(125);
+      expect(refused.stderr).toContain('error RWS_USAGE: RWS_TEST_CLOCK_AHEAD_SECONDS must be a whole number of seconds');
+    }
+  }, 60_000);
+
+  it('2b: the server\'s --fallback-max-age caps not_after; a client cannot lengthen it', async () => {
+    await killServer();
+    server = await restart(['--fallback-max-age', '1h']);
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const expired = await run(key, ['--offline', '--fallback-max-age', '7d'], { RWS_TEST_CLOCK_AHEAD_SECONDS: '3660' });
+    expect(expired.exitCode).toBe(125);
+    expect(expired.stderr).toContain('error RWS_FALLBACK_EXPIRED');
+  }, 60_000);
+
+  it('3: a key revoked while the server is up: 401, the copy is gone, the run fails', async () => {
+    const { id, key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    expect(cacheFiles()).toHaveLength(1);
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const refused = await run(key);
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toContain('warning RWS_FALLBACK_REMOVED: the vault refused (RWS_VAULT_AUTH): removed the fallback cache');
+    expect(refused.stderr).toContain('error RWS_VAULT_AUTH');
+    expect(cacheFiles()).toEqual([]);
+  }, 60_000);
+
+  it('4: a flipped byte or an edited not_after is refused with RWS_FALLBACK_INVALID, and nothing else is tried', async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const path = join(cacheDir(), cacheFiles()[0]!);
+    const good = readFileSync(path);
+    await killServer();
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 20]! ^= 0x01;
+    writeFileSync(path, flipped);
+    const one = await run(key);
+    expect(one.exitCode).toBe(125);
+    expect(one.stdout).toBe('');
+    expect(one.stderr).toMatch(/error RWS_FALLBACK_INVALID: the vault is unavailable \(RWS_VAULT_UNREACHABLE\), and the fallback cache \S+ is refused: its authentication tag does not match/);
+
+    // A later date of the same length, so that only the authenticated data differs.
+    const text = good.toString('latin1');
+    const notAfter = /"not_after":"(\d{4})/.exec(text)!;
+    writeFileSync(path, Buffer.from(text.replace(notAfter[0], `"not_after":"${Number(notAfter[1]) + 1}`), 'latin1'));
+    const two = await run(key);
+    expect(two.exitCode).toBe(125);
+    expect(two.stdout).toBe('');
+    expect(two.stderr).toContain('error RWS_FALLBACK_INVALID');
+    expect(two.stderr).not.toContain('RWS_FALLBACK_USED');
+  }, 60_000);
+
+  it('5: a usage-limited token writes no file, nor does a --no-fallback key, and the server says why', async () => {
+    const { key } = await newKey();
+    const limited = await token({ url }, key, { subject: 't', environment: 'prod', key_pattern: 'JOB_*', usage_limit: 5 });
+    const withToken = await rws(['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], { RWS_TOKEN: limited });
+    expect(withToken.exitCode).toBe(125);
+    expect(withToken.stderr).toContain('error RWS_USAGE: --fallback and --offline need an API key; the credential in use is a token (from RWS_TOKEN)');
+    expect(cacheFiles()).toEqual([]);
+
+    const noFallback = await newKey(['--no-fallback']);
+    const refused = await run(noFallback.key);
+    expect(refused.exitCode, refused.stderr).toBe(0);
+    expect(JSON.parse(refused.stdout)).toMatchObject(VALUES);
+    expect(refused.stderr).toContain('warning RWS_FALLBACK_NOT_ALLOWED: the vault does not let these secrets be cached');
+    expect(cacheFiles()).toEqual([]);
+  }, 60_000);
+
+  it('6: twenty concurrent runs leave one file, no temp file, and it decrypts', async () => {
+    const { key } = await newKey();
+    const results = await Promise.all(Array.from({ length: 20 }, () => run(key)));
+    for (const result of results) expect(result.exitCode, result.stderr).toBe(0);
+    expect(readdirSync(cacheDir())).toEqual(cacheFiles());
+    expect(cacheFiles()).toHaveLength(1);
+    await killServer();
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    expect(JSON.parse(offline.stdout)).toMatchObject(VALUES);
+    expect(offline.stderr).toContain('warning RWS_FALLBACK_USED: --offline: using the fallback cache');
+  }, 120_000);
+
+  it('7: offline uses, concurrent ones too, reach the audit log as secret.offline_use once the server returns', async () => {
+    const { id, key } = await newKey();
+    expect((await run(key, ['--fallback', '--subject', 'nightly'])).exitCode).toBe(0);
+    await killServer();
+    const offline = await Promise.all([...Array.from({ length: 5 }, () => run(key, ['--fallback', '--subject', 'nightly'])), run(key, ['--offline', '--subject', 'nightly'])]);
+    for (const result of offline) expect(result.exitCode, result.stderr).toBe(0);
+    const queue = `${join(cacheDir(), cacheFiles()[0]!)}.uses`;
+    expect(readdirSync(queue)).toHaveLength(6);
+    expect(lstatSync(queue).mode & 0o777).toBe(0o700);
+    for (const entry of readdirSync(queue)) expect(lstatSync(join(queue, entry)).mode & 0o777).toBe(0o600);
+
+    server = await restart();
+    const back = await run(key, ['--fallback', '--subject', 'nightly']);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(readdirSync(queue)).toEqual([]);
+    const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use');
+    expect(rows).toHaveLength(6);
+    for (const row of rows) {
+      expect(row).toMatchObject({ outcome: 'success', status: 204, api_key_id: id, environment: 'prod', keys: ['JOB_API_TOKEN', 'JOB_DB_PASSWORD'] });
+      expect(row.subject).toMatch(/^nightly \(offline at \d{4}-\d\d-\d\dT[\d:.]+Z\)$/);
+    }
+  }, 120_000);
+});
+
+describe('what counts as the vault being away', () => {
+  /**
+   * A load balancer in front of the real server: it passes requests through, or answers every
+   * one with `status` itself, as a proxy does when its backend is down or failing.
+   */
+  async function balancer(): Promise<{ url: string; answer: (status: number | undefined) => void; close: () => Promise<void> }> {
+    let status: number | undefined;
+    const backend = new URL(url);
+    const proxy: Server = createServer((req, res) => {
+      if (status !== undefined) {
+        req.resume();
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'RWS_INTERNAL', message: 'backend' } }));
+        return;
+      }
+      const upstream = request({ host: backend.hostname, port: backend.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const address = proxy.address() as { port: number };
+    return { url: `http://127.0.0.1:${address.port}`, answer: (next) => (status = next), close: () => new Promise((resolve) => proxy.close(() => resolve())) };
+  }
+
+  it('502, 503 and 504 use the copy; 500 and 429 do not, and leave it', async () => {
+    const { key } = await newKey();
+    const lb = await balancer();
+    try {
+      const through = (flags: string[] = ['--fallback', '--retries', '0']) => rws(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: lb.url });
+      expect((await through()).exitCode).toBe(0);
+      expect(cacheFiles()).toHaveLength(1);
+      for (const status of [502, 503, 504]) {
+        lb.answer(status);
+        const result = await through();
+        expect(result.exitCode, `${status}: ${result.stderr}`).toBe(0);
+        expect(JSON.parse(result.stdout)).toMatchObject(VALUES);
+        expect(result.stderr).toContain('warning RWS_FALLBACK_USED: the vault is unavailable (RWS_VAULT_UNAVAILABLE)');
+      }
+      for (const [status, code] of [[500, 'RWS_VAULT_UNAVAILABLE'], [429, 'RWS_VAULT_RATE_LIMITED']] as const) {
+        lb.answer(status);
+        const result = await through();
+        expect(result.exitCode).toBe(125);
+        expect(result.stdout).toBe('');
+        expect(result.stderr).toContain(`error ${code}`);
+        expect(result.stderr).not.toContain('RWS_FALLBACK_USED');
+        expect(cacheFiles()).toHaveLength(1);
+      }
+    } finally {
+      await lb.close();
+    }
+  }, 60_000);
+
+  it('with no copy, an outage fails with the vault\'s own error and says there was none; --offline with none fails with RWS_FALLBACK_MISSING', async () => {
+    const { key } = await newKey();
+    await killServer();
+    const outage = await run(key, ['--fallback', '--retries', '0']);
+    expect(outage.exitCode).toBe(125);
+    expect(outage.stderr).toContain('warning RWS_FALLBACK_MISSING: no fallback cache at');
+    expect(outage.stderr).toContain('error RWS_VAULT_UNREACHABLE');
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode).toBe(125);
+    expect(offline.stderr).toContain('error RWS_FALLBACK_MISSING: --offline: there is no fallback cache at');
+  }, 60_000);
+});
+
+describe('flags', () => {
+  it('refuses --offline or --fallback with --watch, local files, --per-key-requests, and a --fallback PATH given with a space', async () => {
+    const { key } = await newKey();
+    const cases: Array<[string[], string]> = [
+      [['--env-file', '/dev/null', '--fallback'], '--fallback, --fallback-max-age and --offline apply to the vault'],
+      [['--offline', '--per-key-requests'], '--fallback and --offline need the batch endpoint'],
+      [['--fallback', '--fallback-max-age', '1h30m'], '--fallback-max-age expects a duration such as 30m, 24h or 7d, got "1h30m"'],
+      [['--fallback', join(runtimeDir, 'x.bin')], 'unknown command'],
+      [['--fallback-max-age', '1h'], '--fallback-max-age needs --fallback or --offline'],
+      [['--offline', '--watch'], '--offline cannot be combined with --watch: an offline run hears of no changes'],
+      [['--fallback', '--watch'], '--fallback cannot be combined with --watch'],
+    ];
+    for (const [flags, message] of cases) {
+      const result = await rws(['-e', 'prod', ...flags, '--', 'true'], { RWS_API_KEY: key });
+      expect(result.exitCode, flags.join(' ')).toBe(125);
+      expect(result.stderr).toContain(message);
+    }
+  }, 60_000);
+
+  it('--fallback=PATH keeps the copy there; fallback clean removes it, or every copy in the default place', async () => {
+    const { key } = await newKey();
+    const path = join(runtimeDir, 'jobs', 'nightly.bin');
+    mkdirSync(join(runtimeDir, 'jobs'));
+    chmodSync(join(runtimeDir, 'jobs'), 0o777);
+    const open = await run(key, [`--fallback=${path}`]);
+    expect(open.exitCode).toBe(0);
+    expect(open.stderr).toMatch(/warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache \S+ \(RWS_FALLBACK_UNSAFE\)/);
+    expect(existsSync(path)).toBe(false);
+    // The user's directory is not narrowed: 0755 of theirs is fine.
+    chmodSync(join(runtimeDir, 'jobs'), 0o755);
+    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
+    expect(lstatSync(path).mode & 0o777).toBe(0o600);
+    expect(lstatSync(join(runtimeDir, 'jobs')).mode & 0o777).toBe(0o755);
+    expect((await run(key)).exitCode).toBe(0);
+    expect(cacheFiles()).toHaveLength(1);
+    const one = await rws(['fallback', 'clean', `--fallback=${path}`], {});
+    expect(one.stdout).toBe(`removed 1 fallback copy from ${join(runtimeDir, 'jobs')}`);
+    expect(existsSync(path)).toBe(false);
+    expect(cacheFiles()).toHaveLength(1);
+    const all = await rws(['fallback', 'clean'], {});
+    expect(all.exitCode, all.stderr).toBe(0);
+    expect(all.stdout).toBe(`removed 1 fallback copy from ${cacheDir()}`);
+    expect(cacheFiles()).toEqual([]);
+  }, 60_000);
+});
+
+describe('loading', () => {
+  it('a plain vault run never loads the fallback: it works from an install that lacks those modules, and --fallback then does not', async () => {
+    const { key } = await newKey();
+    const copy = join(runtimeDir, 'install');
+    for (const entry of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+    // The bundle's chunks that hold the fallback, found by what only they contain.
+    const chunks = readdirSync(join(copy, 'dist/cli')).filter((name) => /\.c?js$/.test(name) && /RWS_TEST_CLOCK_AHEAD_SECONDS|hkdfSync/.test(readFileSync(join(copy, 'dist/cli', name), 'utf8')));
+    expect(chunks.length).toBeGreaterThan(0);
+    for (const chunk of chunks) rmSync(join(copy, 'dist/cli', chunk));
+    rmSync(join(copy, 'dist/fallback'), { recursive: true });
+    const bin = join(copy, 'bin/run-with-secrets.js');
+    const env = baseEnv(runtimeDir, { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key });
+    const plain = await execa(bin, ['-e', 'prod', '-k', 'JOB_*', '--', fixture('print-env.mjs')], { reject: false, extendEnv: false, env });
+    expect(plain.exitCode, plain.stderr).toBe(0);
+    expect(JSON.parse(plain.stdout)).toMatchObject(VALUES);
+    const withFallback = await execa(bin, ['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], { reject: false, extendEnv: false, env });
+    expect(withFallback.exitCode).toBe(125);
+    expect(cacheFiles()).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,90 @@
+// The queue of offline uses on real files: entries written whole and private, each reported once
+// by whichever reporter claims it, none lost when a reporter is SIGKILLed holding claims or
+// when the vault refuses midway; hand-edited entries are dropped, never sent.
+import { spawn } from 'node:child_process';
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { processIsAlive } from '../../../src/inject/secrets-file.js';
+import { type OfflineUse, UseQueue } from '../../../src/fallback/use-queue.js';
+import { ROOT, waitForLine } from '../../helpers/cli.js';
+
+const uid = process.getuid?.() ?? -1;
+let dir: string;
+let queue: UseQueue;
+const use = (n: number): OfflineUse => ({ subject: `job-${n}`, environment: 'prod', keys: ['DB_URL'], used_at: new Date(Date.UTC(2030, 0, 1, 0, 0, n)).toISOString() });
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rws-queue-unit-'));
+  queue = new UseQueue(join(dir, 'job.bin.uses'), uid);
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function drain(q: UseQueue): Promise<string[]> {
+  const sent: string[] = [];
+  const outcome = await q.report(async (entry) => void sent.push(entry.subject), processIsAlive);
+  expect(outcome.failure).toBeUndefined();
+  return sent;
+}
+
+describe('the offline-use queue', () => {
+  it('keeps each use in its own 0600 file in a 0700 directory and reports them oldest first, once', async () => {
+    for (const n of [3, 1, 2]) await queue.add(use(n), new Date(Date.UTC(2030, 0, 1, 0, 0, n)));
+    expect(lstatSync(queue.dir).mode & 0o777).toBe(0o700);
+    for (const name of readdirSync(queue.dir)) expect(lstatSync(join(queue.dir, name)).mode & 0o777).toBe(0o600);
+    expect(await queue.count()).toBe(3);
+    expect(await drain(queue)).toEqual(['job-1', 'job-2', 'job-3']);
+    expect(readdirSync(queue.dir)).toEqual([]);
+    expect(await drain(queue)).toEqual([]);
+  });
+
+  it('stops at the first refusal and keeps that entry and the rest', async () => {
+    for (const n of [1, 2, 3]) await queue.add(use(n), new Date(Date.UTC(2030, 0, 1, 0, 0, n)));
+    let calls = 0;
+    const outcome = await queue.report(async () => {
+      if (++calls === 2) throw Object.assign(new Error('down'), { code: 'RWS_VAULT_UNREACHABLE' });
+    }, processIsAlive);
+    expect(outcome).toMatchObject({ sent: 1, left: 2 });
+    expect(await drain(queue)).toEqual(['job-2', 'job-3']);
+  });
+
+  it('drops hand-edited entries without sending them', async () => {
+    await queue.add(use(1), new Date(Date.UTC(2030, 0, 1)));
+    const bad: Array<[string, string]> = [
+      ['1893456000000-1-aaaaaaaaaaaa.json', '{"subject":"x"'],
+      ['1893456000001-1-bbbbbbbbbbbb.json', JSON.stringify({ ...use(2), keys: ['NOT A NAME'] })],
+      ['1893456000002-1-cccccccccccc.json', JSON.stringify({ ...use(3), value: 'leaked' })],
+      ['1893456000003-1-dddddddddddd.json', JSON.stringify({ ...use(4), subject: 'a\u0007b' })],
+    ];
+    for (const [name, text] of bad) writeFileSync(join(queue.dir, name), text, { mode: 0o600 });
+    writeFileSync(join(queue.dir, '1893456000004-1-eeeeeeeeeeee.json'), JSON.stringify(use(5)), { mode: 0o644 });
+    chmodSync(join(queue.dir, '1893456000004-1-eeeeeeeeeeee.json'), 0o644);
+    const sent: string[] = [];
+    const outcome = await queue.report(async (entry) => void sent.push(entry.subject), processIsAlive);
+    expect(sent).toEqual(['job-1']);
+    expect(outcome).toMatchObject({ sent: 1, dropped: 5 });
+  });
+
+  it('loses nothing when reporters race, or one is SIGKILLed holding its claims', async () => {
+    for (let n = 0; n < 30; n++) await queue.add(use(n), new Date(Date.UTC(2030, 0, 1, 0, 0, n)));
+    // A reporter in another process claims an entry, then hangs in the send: SIGKILL it there.
+    const script = `
+      const { UseQueue } = await import(${JSON.stringify(join(ROOT, 'dist/fallback/use-queue.js'))});
+      const queue = new UseQueue(${JSON.stringify(queue.dir)}, ${uid});
+      await queue.report(async () => { console.log('claimed'); await new Promise(() => {}); }, () => true);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await waitForLine(child.stdout, 'claimed');
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(readdirSync(queue.dir).filter((name) => name.includes('.sending-'))).toHaveLength(1);
+    // Two reporters at once, then the claim of the dead one given back: every use exactly once.
+    const other = new UseQueue(queue.dir, uid);
+    const [a, b] = await Promise.all([drain(queue), drain(other)]);
+    const sent = [...a, ...b, ...(await drain(queue))].sort();
+    expect(sent).toEqual(Array.from({ length: 30 }, (_, n) => `job-${n}`).sort());
+    expect(readdirSync(queue.dir)).toEqual([]);
+  });
+});
