@@ -51,8 +51,11 @@ await build({
 const sharedOut = readdirSync(join(staging, 'shared')).sort();
 if (sharedOut.join(',') !== SHARED.map((name) => `${name}.cjs`).sort().join(',')) throw new Error(`shared modules built as ${sharedOut.join(', ')}`);
 
-// 2. The CLI, with the shared modules and the vault client left outside it.
-await build({
+// 2. The CLI, with the shared modules and the vault client left outside it. A first pass finds
+// the modules a plain run loads (the entry's static imports, which code splitting spreads over
+// chunks shared with the lazy parts); the build then puts them all in one chunk, `hot`, so a run
+// reads and compiles two files of ours instead of a handful.
+const cliOptions = {
   input: join(dist, 'cli/main.js'),
   platform: 'node',
   logLevel: 'warn',
@@ -60,7 +63,23 @@ await build({
   // dotenv is bundled in (a package costs its resolution); other packages are required or
   // imported at run time.
   external: (id, _importer, isResolved) => id.startsWith('node:') || (isResolved ? sharedFiles.has(id) || id === vaultClient : !id.startsWith('.') && !id.startsWith('/') && id !== 'dotenv'),
-  output: { dir: join(staging, 'cli'), format: 'cjs', entryFileNames: 'main.cjs', chunkFileNames: '[name]-[hash].cjs' },
+};
+const cliOutput = { dir: join(staging, 'cli'), format: 'cjs', entryFileNames: 'main.cjs', chunkFileNames: '[name]-[hash].cjs' };
+const firstPass = await build({ ...cliOptions, output: cliOutput, write: false });
+const chunks = new Map(firstPass.output.filter((item) => item.type === 'chunk').map((chunk) => [chunk.fileName, chunk]));
+const hotModules = new Set();
+const pending = [...chunks.get('main.cjs').imports];
+for (const seen = new Set(); pending.length > 0; ) {
+  const name = pending.pop();
+  const chunk = chunks.get(name);
+  if (chunk === undefined || seen.has(name)) continue;
+  seen.add(name);
+  for (const id of chunk.moduleIds) hotModules.add(id);
+  pending.push(...chunk.imports);
+}
+await build({
+  ...cliOptions,
+  output: { ...cliOutput, codeSplitting: { groups: [{ name: 'hot', test: (id) => hotModules.has(id) }] } },
   write: true,
 });
 

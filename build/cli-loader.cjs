@@ -24,9 +24,10 @@ const states = new Map();
 /** What was compiled, for build/cache-cli.cjs. */
 const compiled = [];
 
+let node;
 /** The cache file's first line: what it is bound to (see the top of this file). */
 function cacheHeader(sourceSize, dataSize) {
-  const node = statSync(process.execPath);
+  node ??= statSync(process.execPath);
   return `${JSON.stringify({ node: process.execPath, nodeVersion: process.version, nodeSize: node.size, nodeMtimeMs: node.mtimeMs, sourceSize, dataSize })}\n`;
 }
 

@@ -2,8 +2,8 @@
 // RWS_X_FILE): bounded while reading (a pipe has no size to check first), UTF-8 checked, and the
 // mode returned so each caller can apply its own rule. Callers turn a ReadProblem into their own
 // error class; nothing here ever quotes the file's content.
-import { constants as fsConstants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 
 export interface ReadOptions {
   maxBytes: number;
@@ -29,6 +29,44 @@ export class ReadProblem extends Error {
 }
 
 export async function readLocalFile(path: string, options: ReadOptions): Promise<LocalFile> {
+  // A regular file is read synchronously: every local run reads one, and node:fs/promises (with
+  // the thread pool it starts) costs a cron run ≈2 ms more (bench/startup). O_NONBLOCK keeps the
+  // open itself from waiting for a pipe's writer; a pipe is then read asynchronously, so that a
+  // stop signal is still heard while its writer takes its time.
+  let fd: number;
+  try {
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    throw new ReadProblem(describeErrno((error as NodeJS.ErrnoException).code), 'unreadable', { cause: error });
+  }
+  let pipe = false;
+  try {
+    const info = fstatSync(fd);
+    pipe = info.isFIFO() && options.allowPipe;
+    if (!info.isFile() && !pipe) throw new ReadProblem('not a regular file', 'unreadable');
+    if (!pipe) return { text: decodeUtf8(readBoundedSync(fd, options.maxBytes)), mode: info.mode };
+  } finally {
+    closeSync(fd);
+  }
+  return { text: decodeUtf8(await readPipe(path, options.maxBytes)), mode: undefined };
+}
+
+function readBoundedSync(fd: number, maxBytes: number): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    const bytesRead = readSync(fd, chunk, 0, chunk.length, null);
+    if (bytesRead === 0) return Buffer.concat(chunks, total);
+    total += bytesRead;
+    if (total > maxBytes) throw new ReadProblem(`larger than ${formatSize(maxBytes)}`, 'invalid');
+    chunks.push(chunk.subarray(0, bytesRead));
+  }
+}
+
+/** A named pipe (`--env-file <(sops -d f)`): opened again, blocking, off the main thread. */
+async function readPipe(path: string, maxBytes: number): Promise<Buffer> {
+  const { open } = await import('node:fs/promises');
   let handle: FileHandle;
   try {
     handle = await open(path, fsConstants.O_RDONLY);
@@ -36,26 +74,19 @@ export async function readLocalFile(path: string, options: ReadOptions): Promise
     throw new ReadProblem(describeErrno((error as NodeJS.ErrnoException).code), 'unreadable', { cause: error });
   }
   try {
-    const info = await handle.stat();
-    const pipe = info.isFIFO() && options.allowPipe;
-    if (!info.isFile() && !pipe) throw new ReadProblem('not a regular file', 'unreadable');
-    const bytes = await readBounded(handle, options.maxBytes);
-    return { text: decodeUtf8(bytes), mode: pipe ? undefined : info.mode };
+    if (!(await handle.stat()).isFIFO()) throw new ReadProblem('not a regular file', 'unreadable');
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total);
+      total += bytesRead;
+      if (total > maxBytes) throw new ReadProblem(`larger than ${formatSize(maxBytes)}`, 'invalid');
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
   } finally {
     await handle.close();
-  }
-}
-
-async function readBounded(handle: FileHandle, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for (;;) {
-    const chunk = Buffer.allocUnsafe(64 * 1024);
-    const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-    if (bytesRead === 0) return Buffer.concat(chunks, total);
-    total += bytesRead;
-    if (total > maxBytes) throw new ReadProblem(`larger than ${formatSize(maxBytes)}`, 'invalid');
-    chunks.push(chunk.subarray(0, bytesRead));
   }
 }
 

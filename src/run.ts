@@ -5,7 +5,7 @@ import type { Writable } from 'node:stream';
 import type { Logger } from './cli/output.js';
 import { buildChildEnv } from './inject/child-env.js';
 import type { FileFormat } from './inject/file-format.js';
-import { choosePlacement, processIsAlive, removeLeftovers, SecretsFile, type Placement, type PlacementOptions } from './inject/secrets-file.js';
+import { choosePlacement, processIsAlive, removeLeftovers, type Placement, type PlacementOptions } from './inject/placement.js';
 import { Cleanup, Stopped, StopSwitch } from './process/cleanup.js';
 import type { Outcome } from './process/exit-status.js';
 import { SignalRelay } from './process/signals.js';
@@ -52,6 +52,7 @@ const FILE_EXTENSIONS: Record<FileFormat, string> = { dotenv: 'secrets.env', she
 export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
   // The watch loop is loaded only for --watch: a plain run's start-up stays as it was.
   if (plan.watch && !plan.dryRun) {
+    const { SecretsFile } = await import('./inject/secrets-file.js');
     const kit = { buildChildEnv, Cleanup, maskFilters, preparePlacement, SecretsFile, selectSecrets, startChild, Stopped, StopSwitch };
     return (await import('./watch/run-watch.js')).runWatch(plan, plan.watch, io, kit);
   }
@@ -138,6 +139,8 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, placeme
   if (!placement.ramBacked) {
     io.log.warn('RWS_NOT_RAM_BACKED', `no RAM-backed directory is usable; the secrets file goes to ${placement.base} (set XDG_RUNTIME_DIR or mount /dev/shm)`);
   }
+  // Loaded here, like the serializer: env mode never writes a file.
+  const { SecretsFile } = await import('./inject/secrets-file.js');
   const file = await SecretsFile.create(placement.base, FILE_EXTENSIONS[plan.fileFormat], content, (created) => cleanup.add(created));
   // The child user must be able to open it (by path, or as /dev/fd/3, which reopens the inode).
   if (plan.user) await file.handTo(plan.user.uid, plan.user.gid);

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { processIsAlive } from '../inject/secrets-file.js';
+import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
 import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
 import { modeText } from '../local-file.js';

@@ -9,7 +9,7 @@
 // - any other failure (TLS, a malformed answer, 400, 429, 500) fails the run and leaves the copy.
 import { formatDuration } from '../duration.js';
 import { FallbackError } from '../errors.js';
-import { processIsAlive } from '../inject/secrets-file.js';
+import { processIsAlive } from '../inject/placement.js';
 import type { LoadContext, SecretSource, Secrets } from '../sources/source.js';
 import type { VaultLoad, VaultSource } from '../sources/vault.js';
 import type { VaultClientOptions } from '../vault-client/index.js';

@@ -1,117 +1,14 @@
 // The secrets file: a fresh private directory (0700) on RAM-backed storage when there is some,
 // holding one file (0600) created exclusively without following links. Removed as a whole on
 // every way out; leftovers of runs killed with SIGKILL are recognised by the pid in the
-// directory name and removed at the next start.
+// directory name and removed at the next start (placement.ts).
 import { constants as fsConstants, rmSync } from 'node:fs';
 import { chown, lstat, mkdtemp, open, readdir, readFile, rename, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SecretsFileError } from '../errors.js';
+import { DIR_PREFIX } from './placement.js';
 
-const DIR_PREFIX = 'rws-';
-const LEFTOVER = /^rws-(\d+)-[A-Za-z0-9]{6}$/;
-// statfs f_type values of filesystems that live in memory (linux/magic.h).
-const TMPFS_MAGIC = 0x01021994;
-const RAMFS_MAGIC = 0x858458f6;
-
-export interface Placement {
-  base: string;
-  ramBacked: boolean;
-}
-
-export interface PlacementOptions {
-  xdgRuntimeDir: string | undefined;
-  tmpDir: string;
-  uid: number;
-}
-
-/** Where to put the private directory: $XDG_RUNTIME_DIR, /dev/shm, else the temp dir. */
-export async function choosePlacement(options: PlacementOptions): Promise<Placement> {
-  if (options.xdgRuntimeDir && (await isPrivateRamDir(options.xdgRuntimeDir, options.uid))) {
-    return { base: options.xdgRuntimeDir, ramBacked: true };
-  }
-  if (await isRamFilesystem('/dev/shm')) return { base: '/dev/shm', ramBacked: true };
-  return { base: options.tmpDir, ramBacked: await isRamFilesystem(options.tmpDir) };
-}
-
-async function isPrivateRamDir(path: string, uid: number): Promise<boolean> {
-  try {
-    const info = await lstat(path);
-    return info.isDirectory() && info.uid === uid && (info.mode & 0o077) === 0 && (await isRamFilesystem(path));
-  } catch {
-    return false;
-  }
-}
-
-async function isRamFilesystem(path: string): Promise<boolean> {
-  try {
-    const info = await lstat(path);
-    if (!info.isDirectory()) return false;
-    const fs = await statfs(path);
-    return fs.type === TMPFS_MAGIC || fs.type === RAMFS_MAGIC;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Removes directories of our own earlier runs once no process of that run is alive: neither the
- * wrapper named in the directory nor a process that inherited the file's path (the child and its
- * descendants, orphaned when the wrapper was killed with SIGKILL, still read from it). Returns
- * how many.
- */
-export async function removeLeftovers(base: string, uid: number, isAlive: (pid: number) => boolean, pathsInUse: () => Promise<Buffer> = environmentsOfLiveProcesses): Promise<number> {
-  let entries: string[];
-  try {
-    entries = await readdir(base);
-  } catch {
-    return 0;
-  }
-  const candidates = entries.filter((entry) => {
-    const match = LEFTOVER.exec(entry);
-    return match !== null && Number(match[1]) !== process.pid && !isAlive(Number(match[1]));
-  });
-  if (candidates.length === 0) return 0;
-  const inUse = await pathsInUse();
-  let removed = 0;
-  for (const entry of candidates) {
-    const path = join(base, entry);
-    if (inUse.includes(`${path}/`)) continue;
-    try {
-      const info = await lstat(path);
-      if (!info.isDirectory() || info.uid !== uid) continue;
-      await rm(path, { recursive: true, force: true });
-      removed++;
-    } catch {
-      // Raced with another wrapper cleaning the same leftover: nothing to do.
-    }
-  }
-  return removed;
-}
-
-/**
- * The initial environments of every process we may read, joined: where a run's descendants carry
- * its secrets file path. Read only when a leftover is found, which is rare. Without /proc (not
- * Linux) nothing is known to be in use.
- */
-export async function environmentsOfLiveProcesses(): Promise<Buffer> {
-  let pids: string[];
-  try {
-    pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
-  } catch {
-    return Buffer.alloc(0);
-  }
-  const environments = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/environ`).catch(() => Buffer.alloc(0))));
-  return Buffer.concat(environments);
-}
-
-export function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export type { Placement } from './placement.js';
 
 /** One secrets file and its directory. `dispose` is idempotent and safe from any exit path. */
 export class SecretsFile {

@@ -6,7 +6,7 @@ import { chmodSync, lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { processIsAlive } from '../../../src/inject/secrets-file.js';
+import { processIsAlive } from '../../../src/inject/placement.js';
 import { type OfflineUse, UseQueue } from '../../../src/fallback/use-queue.js';
 import { ROOT, waitForLine } from '../../helpers/cli.js';
 

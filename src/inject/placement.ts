@@ -1,0 +1,114 @@
+// Where a run's secrets file would go, and the sweep of what runs killed with SIGKILL left
+// there. Run at every start, env mode included, so it uses synchronous calls (a few syscalls):
+// node:fs/promises would cost each cron run ≈2 ms to load (bench/startup). The file itself is
+// secrets-file.ts, loaded only for file and fd injection.
+import { lstatSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The private directories' names: DIR_PREFIX, the wrapper's pid, a dash, six characters (mkdtemp). */
+export const DIR_PREFIX = 'rws-';
+const LEFTOVER = /^rws-(\d+)-[A-Za-z0-9]{6}$/;
+// statfs f_type values of filesystems that live in memory (linux/magic.h).
+const TMPFS_MAGIC = 0x01021994;
+const RAMFS_MAGIC = 0x858458f6;
+
+export interface Placement {
+  base: string;
+  ramBacked: boolean;
+}
+
+export interface PlacementOptions {
+  xdgRuntimeDir: string | undefined;
+  tmpDir: string;
+  uid: number;
+}
+
+/** Where to put the private directory: $XDG_RUNTIME_DIR, /dev/shm, else the temp dir. */
+export async function choosePlacement(options: PlacementOptions): Promise<Placement> {
+  if (options.xdgRuntimeDir && (await isPrivateRamDir(options.xdgRuntimeDir, options.uid))) {
+    return { base: options.xdgRuntimeDir, ramBacked: true };
+  }
+  if (await isRamFilesystem('/dev/shm')) return { base: '/dev/shm', ramBacked: true };
+  return { base: options.tmpDir, ramBacked: await isRamFilesystem(options.tmpDir) };
+}
+
+async function isPrivateRamDir(path: string, uid: number): Promise<boolean> {
+  try {
+    const info = lstatSync(path);
+    return info.isDirectory() && info.uid === uid && (info.mode & 0o077) === 0 && (await isRamFilesystem(path));
+  } catch {
+    return false;
+  }
+}
+
+async function isRamFilesystem(path: string): Promise<boolean> {
+  try {
+    const info = lstatSync(path);
+    if (!info.isDirectory()) return false;
+    const fs = statfsSync(path);
+    return fs.type === TMPFS_MAGIC || fs.type === RAMFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes directories of our own earlier runs once no process of that run is alive: neither the
+ * wrapper named in the directory nor a process that inherited the file's path (the child and its
+ * descendants, orphaned when the wrapper was killed with SIGKILL, still read from it). Returns
+ * how many.
+ */
+export async function removeLeftovers(base: string, uid: number, isAlive: (pid: number) => boolean, pathsInUse: () => Promise<Buffer> = environmentsOfLiveProcesses): Promise<number> {
+  let entries: string[];
+  try {
+    entries = readdirSync(base);
+  } catch {
+    return 0;
+  }
+  const candidates = entries.filter((entry) => {
+    const match = LEFTOVER.exec(entry);
+    return match !== null && Number(match[1]) !== process.pid && !isAlive(Number(match[1]));
+  });
+  if (candidates.length === 0) return 0;
+  const inUse = await pathsInUse();
+  let removed = 0;
+  for (const entry of candidates) {
+    const path = join(base, entry);
+    if (inUse.includes(`${path}/`)) continue;
+    try {
+      const info = lstatSync(path);
+      if (!info.isDirectory() || info.uid !== uid) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed++;
+    } catch {
+      // Raced with another wrapper cleaning the same leftover: nothing to do.
+    }
+  }
+  return removed;
+}
+
+/**
+ * The initial environments of every process we may read, joined: where a run's descendants carry
+ * its secrets file path. Read only when a leftover is found, which is rare. Without /proc (not
+ * Linux) nothing is known to be in use.
+ */
+export async function environmentsOfLiveProcesses(): Promise<Buffer> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return Buffer.alloc(0);
+  }
+  const environments = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/environ`).catch(() => Buffer.alloc(0))));
+  return Buffer.concat(environments);
+}
+
+export function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
