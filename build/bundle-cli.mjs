@@ -11,9 +11,10 @@
 //   dist/cli/main.cjs + *-HASH.cjs        the CLI (bin/run-with-secrets.js loads main.cjs), with
 //                                         dotenv in it and one chunk per lazily loaded part (SOPS,
 //                                         the yargs front end, subcommands...)
-// What stays an ES module is loaded with import(): the vault client bundle
-// (dist/vault-client/index.js, build/bundle-vault-client.mjs) and the ES-only packages yargs,
-// chalk and age-encryption. The server keeps tsc's ES modules.
+// The vault client bundle (dist/vault-client/index.cjs, build/bundle-vault-client.mjs) is
+// CommonJS too, so a vault run never starts the ES module loader for our code; what stays an ES
+// module is imported: the packages yargs, chalk and age-encryption. The server keeps tsc's ES
+// modules.
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -26,12 +27,13 @@ const dist = join(root, 'dist');
 const staging = join(dist, '.cli-bundle');
 const SHARED = ['errors', 'glob', 'names'];
 const sharedFiles = new Map(SHARED.map((name) => [join(dist, `${name}.js`), name]));
-const vaultClient = join(dist, 'vault-client/index.js');
+/** How the CLI's modules name the vault client (tsc's path; the build made it index.cjs). */
+const VAULT_CLIENT = /(^|\/)vault-client\/index\.js$/;
 
-// The vault client bundle must import the shared modules, never carry copies of them.
-const client = readFileSync(vaultClient, 'utf8');
-for (const match of client.matchAll(/from "\.\.\/([\w-]+)\.js"/g)) {
-  if (!sharedFiles.has(join(dist, `${match[1]}.js`))) throw new Error(`dist/vault-client/index.js imports ../${match[1]}.js, which is not shared as CommonJS`);
+// The vault client bundle must require the shared modules, never carry copies of them.
+const client = readFileSync(join(dist, 'vault-client/index.cjs'), 'utf8');
+for (const match of client.matchAll(/require\("\.\.\/([\w-]+)\.c?js"\)/g)) {
+  if (!sharedFiles.has(join(dist, `${match[1]}.js`))) throw new Error(`dist/vault-client/index.cjs requires ../${match[1]}, which is not shared as CommonJS`);
 }
 
 rmSync(staging, { recursive: true, force: true });
@@ -62,7 +64,7 @@ const cliOptions = {
   makeAbsoluteExternalsRelative: true,
   // dotenv is bundled in (a package costs its resolution); other packages are required or
   // imported at run time.
-  external: (id, _importer, isResolved) => id.startsWith('node:') || (isResolved ? sharedFiles.has(id) || id === vaultClient : !id.startsWith('.') && !id.startsWith('/') && id !== 'dotenv'),
+  external: (id, _importer, isResolved) => id.startsWith('node:') || VAULT_CLIENT.test(id) || (isResolved ? sharedFiles.has(id) : !id.startsWith('.') && !id.startsWith('/') && id !== 'dotenv'),
 };
 const cliOutput = { dir: join(staging, 'cli'), format: 'cjs', entryFileNames: 'main.cjs', chunkFileNames: '[name]-[hash].cjs' };
 const firstPass = await build({ ...cliOptions, output: cliOutput, write: false });
@@ -134,7 +136,9 @@ function routeDynamicImports(text, name) {
   let out = text;
   for (const node of found.sort((a, b) => b.start - a.start)) {
     const specifier = out.slice(node.source.start, node.source.end);
-    out = `${out.slice(0, node.start)}require("./loader.cjs").dynamicImport(${specifier}, __filename)${out.slice(node.end)}`;
+    // The vault client is CommonJS now (build/bundle-vault-client.mjs): required, not imported.
+    const replacement = specifier === '"../vault-client/index.js"' ? 'Promise.resolve().then(() => require("../vault-client/index.cjs"))' : `require("./loader.cjs").dynamicImport(${specifier}, __filename)`;
+    out = `${out.slice(0, node.start)}${replacement}${out.slice(node.end)}`;
   }
   return out;
 }

@@ -4,7 +4,8 @@
 //                                       without its HTTP/2 client and fetch body module
 //   dist/vault-client/undici.cjs.cache  V8's code cache of it, warmed (build/cache-undici.mjs)
 //   dist/vault-client/llhttp*.wasm      undici's HTTP parser, which undici itself carries as base64
-//   dist/vault-client/index.js          the client itself, loading undici.cjs through the cache
+//   dist/vault-client/index.cjs         the client itself (CommonJS, like the CLI that requires it),
+//                                       loading undici.cjs through the cache
 // Loading undici module by module costs ≈50 ms per vault run here; this, ≈15 ms (≈22 ms without
 // the cache).
 // Everything outside src/vault-client stays a separate module, so our error classes keep one
@@ -21,7 +22,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const clientDir = join(root, 'src/vault-client/');
 const outDir = join(root, 'dist/vault-client');
 const undiciLib = join(root, 'node_modules/undici/lib');
-const kept = new Set(['index.js', 'undici.cjs', 'undici.cjs.cache', 'llhttp.wasm', 'llhttp_simd.wasm']);
+const kept = new Set(['index.cjs', 'undici.cjs', 'undici.cjs.cache', 'llhttp.wasm', 'llhttp_simd.wasm']);
 
 // A cache of an earlier build goes first; tsc's per-module files only once the bundles are written,
 // so that a failed build leaves tsc's working, unbundled client.
@@ -64,13 +65,16 @@ await build({
     extensionAlias: { '.js': ['.ts', '.js'] },
     alias: { [join(clientDir, 'undici.ts')]: join(root, 'build/undici-loader.mjs') },
   },
-  output: { file: join(outDir, 'index.js'), format: 'esm' },
+  output: { file: join(outDir, 'index.cjs'), format: 'cjs' },
   write: true,
 });
 
 for (const name of readdirSync(outDir)) if (!kept.has(name)) rmSync(join(outDir, name));
-const client = readFileSync(join(outDir, 'index.js'), 'utf8');
-if (/\bfrom "undici|require\("undici/.test(client)) throw new Error('dist/vault-client/index.js imports undici directly; it must go through undici.cjs');
+// Our modules outside the client are required as the CommonJS files build/bundle-cli.mjs makes
+// of them (dist/errors.cjs...): one copy of each class per process, shared with the CLI.
+let client = readFileSync(join(outDir, 'index.cjs'), 'utf8').replace(/require\("\.\.\/([\w-]+)\.js"\)/g, 'require("../$1.cjs")');
+writeFileSync(join(outDir, 'index.cjs'), client);
+if (/\bfrom "undici|require\("undici/.test(client)) throw new Error('dist/vault-client/index.cjs requires undici directly; it must go through undici.cjs');
 // The cache only saves time: a machine where it cannot be made (no loopback, say) still builds.
 try {
   execFileSync(process.execPath, [join(root, 'build/cache-undici.mjs')], { stdio: ['ignore', 'inherit', 'pipe'] });

@@ -18,6 +18,7 @@ const { Script } = require('node:vm');
 
 /** dist/: only our own files there are loaded here; everything else goes to Node's require. */
 const DIST = join(__dirname, '..') + sep;
+const VAULT_CLIENT_DIR = join(DIST, 'vault-client') + sep;
 const WRAPPER = ['(function (exports, require, module, __filename, __dirname) {', '\n})'];
 /** FILE → what happened to its cache: used, rejected, stale or absent. */
 const states = new Map();
@@ -78,7 +79,9 @@ function requireFrom(parent) {
   const ours = (id) => {
     if (id.startsWith('.') && id.endsWith('.cjs')) {
       const filename = join(dirname(parent), id);
-      if (filename.startsWith(DIST)) return load(filename);
+      // The vault client (dist/vault-client/) goes to Node's require: it import()s, and it loads
+      // its bundled HTTP client through a code cache of its own.
+      if (filename.startsWith(DIST) && !filename.startsWith(VAULT_CLIENT_DIR)) return load(filename);
     }
     return native(id);
   };

@@ -121,7 +121,7 @@ describe('the bundled vault client and its code cache', () => {
     expect(result.exitCode, result.stderr).toBe(0);
     const files = (JSON.parse(result.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((file) => file.path);
     expect(files).toContain('dist/vault-client/undici.cjs');
-    expect(files).toContain('dist/vault-client/index.js');
+    expect(files).toContain('dist/vault-client/index.cjs');
     expect(files).toContain('dist/vault-client/llhttp_simd.wasm');
     expect(files).toContain('dist/vault-client/llhttp.wasm');
     expect(files.filter((file) => file.includes('.cache'))).toEqual([]);
