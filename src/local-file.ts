@@ -2,7 +2,7 @@
 // RWS_X_FILE): bounded while reading (a pipe has no size to check first), UTF-8 checked, and the
 // mode returned so each caller can apply its own rule. Callers turn a ReadProblem into their own
 // error class; nothing here ever quotes the file's content.
-import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 export interface ReadOptions {
@@ -30,25 +30,34 @@ export class ReadProblem extends Error {
 
 export async function readLocalFile(path: string, options: ReadOptions): Promise<LocalFile> {
   // A regular file is read synchronously: every local run reads one, and node:fs/promises (with
-  // the thread pool it starts) costs a cron run ≈2 ms more (bench/startup). O_NONBLOCK keeps the
-  // open itself from waiting for a pipe's writer; a pipe is then read asynchronously, so that a
-  // stop signal is still heard while its writer takes its time.
+  // the thread pool it starts) costs a cron run ≈2 ms more (bench/startup). A named pipe is told
+  // apart before anything opens it (opening it, even without blocking, and closing it again would
+  // discard what its writer already wrote) and read asynchronously as before, so that a stop
+  // signal is still heard while its writer takes its time.
+  let pipe = false;
+  try {
+    pipe = statSync(path).isFIFO();
+  } catch {
+    // Named in the error of the open below.
+  }
+  if (pipe) {
+    if (!options.allowPipe) throw new ReadProblem('not a regular file', 'unreadable');
+    return { text: decodeUtf8(await readPipe(path, options.maxBytes)), mode: undefined };
+  }
   let fd: number;
   try {
+    // O_NONBLOCK: a pipe swapped in since the check above must not hang the open; it is refused below.
     fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (error) {
     throw new ReadProblem(describeErrno((error as NodeJS.ErrnoException).code), 'unreadable', { cause: error });
   }
-  let pipe = false;
   try {
     const info = fstatSync(fd);
-    pipe = info.isFIFO() && options.allowPipe;
-    if (!info.isFile() && !pipe) throw new ReadProblem('not a regular file', 'unreadable');
-    if (!pipe) return { text: decodeUtf8(readBoundedSync(fd, options.maxBytes)), mode: info.mode };
+    if (!info.isFile()) throw new ReadProblem('not a regular file', 'unreadable');
+    return { text: decodeUtf8(readBoundedSync(fd, options.maxBytes)), mode: info.mode };
   } finally {
     closeSync(fd);
   }
-  return { text: decodeUtf8(await readPipe(path, options.maxBytes)), mode: undefined };
 }
 
 function readBoundedSync(fd: number, maxBytes: number): Buffer {

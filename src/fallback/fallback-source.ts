@@ -144,7 +144,9 @@ export class FallbackSource implements SecretSource {
     const { VaultClient } = await import('../vault-client/index.js');
     const client = await VaultClient.create(this.settings.client);
     try {
-      const outcome = await queue.report((use) => client.reportOfflineUse(this.settings.apiKey, use), processIsAlive);
+      const forGood = (failure: unknown): boolean => [400, 403, 404].includes((failure as { status?: number }).status ?? 0);
+      const outcome = await queue.report((use) => client.reportOfflineUse(this.settings.apiKey, use), processIsAlive, forGood);
+      if (outcome.refused > 0) context.warn('RWS_FALLBACK_NOT_REPORTED', `the vault refused ${outcome.refused} offline use(s) for good (a date outside its window, or a grant the key no longer holds); removed from ${queue.dir}`);
       if (outcome.sent > 0) context.debug(`reported ${outcome.sent} offline use(s) to the vault's audit log`);
       if (outcome.dropped > 0) context.warn('RWS_FALLBACK_QUEUE_INVALID', `dropped ${outcome.dropped} malformed offline-use entr${outcome.dropped === 1 ? 'y' : 'ies'} from ${queue.dir}`);
       if (outcome.failure !== undefined) {

@@ -21,9 +21,13 @@ export interface OfflineUse {
 const ENTRY = /^(\d{13})-(\d{1,10})-([0-9a-f]{12})\.json$/;
 const CLAIMED = /^(\d{13}-\d{1,10}-[0-9a-f]{12}\.json)\.sending-(\d{1,10})$/;
 const MAX_ENTRY_BYTES = 64 * 1024;
+/** Every name the queue writes in its directory: entries, claimed entries, temp files of a write. */
+export const QUEUE_FILE = /^(\d{13}-\d{1,10}-[0-9a-f]{12}\.json(\.sending-\d{1,10})?|\.\d{13}-\d{1,10}-[0-9a-f]{12}\.json\.\d{1,10}\.[0-9a-f]{12}\.tmp)$/;
 export interface ReportOutcome {
   sent: number;
   dropped: number;
+  /** Refused by the vault for good (400, 403, 404): removed, so they block nothing. */
+  refused: number;
   left: number;
   failure?: unknown;
 }
@@ -48,12 +52,12 @@ export class UseQueue {
    * most MAX_REPORTED_PER_RUN; stops at the first failure (returned as `failure`) and leaves the
    * rest queued. Says how many were reported, dropped as malformed, and left waiting.
    */
-  async report(send: (use: OfflineUse) => Promise<void>, isAlive: (pid: number) => boolean): Promise<ReportOutcome> {
+  async report(send: (use: OfflineUse) => Promise<void>, isAlive: (pid: number) => boolean, refusedForGood: (failure: unknown) => boolean = () => false): Promise<ReportOutcome> {
     let names: string[];
     try {
       names = await readdir(this.dir);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { sent: 0, dropped: 0, left: 0 };
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { sent: 0, dropped: 0, refused: 0, left: 0 };
       throw error;
     }
     for (const name of names) {
@@ -63,6 +67,7 @@ export class UseQueue {
     const entries = (await readdir(this.dir)).filter((name) => ENTRY.test(name)).sort();
     let sent = 0;
     let dropped = 0;
+    let refused = 0;
     for (const name of entries.slice(0, MAX_REPORTED_PER_RUN)) {
       const path = join(this.dir, name);
       const mine = `${path}.sending-${process.pid}`;
@@ -80,13 +85,20 @@ export class UseQueue {
       try {
         await send(use);
       } catch (failure) {
+        // An entry the vault will never take (a date outside its window, a grant it no longer
+        // holds) must not block every later one: it is dropped and counted, and the rest go on.
+        if (refusedForGood(failure)) {
+          await rm(mine, { force: true });
+          refused++;
+          continue;
+        }
         await rename(mine, path).catch(() => undefined);
-        return { sent, dropped, left: entries.length - sent - dropped, failure };
+        return { sent, dropped, refused, left: entries.length - sent - dropped - refused, failure };
       }
       await rm(mine, { force: true });
       sent++;
     }
-    return { sent, dropped, left: Math.max(0, entries.length - sent - dropped) };
+    return { sent, dropped, refused, left: Math.max(0, entries.length - sent - dropped - refused) };
   }
 
   /** Entries waiting (claimed ones included). */

@@ -3,7 +3,7 @@
 // every way out; leftovers of runs killed with SIGKILL are recognised by the pid in the
 // directory name and removed at the next start (placement.ts).
 import { constants as fsConstants, rmSync } from 'node:fs';
-import { chown, lstat, mkdtemp, open, readdir, readFile, rename, rm, rmdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, open, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SecretsFileError } from '../errors.js';
 import { DIR_PREFIX } from './placement.js';
@@ -44,11 +44,16 @@ export class SecretsFile {
     const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
     let handle: FileHandle | undefined;
     try {
+      // Ours alone: 0700, or 0711 once handed to a --user child (it may pass through to its file,
+      // never list, create or rename in it), and owned by this process's user.
       const dirInfo = await lstat(this.dir);
-      if (!dirInfo.isDirectory() || (dirInfo.mode & 0o077) !== 0) throw new Error('directory is not private');
+      const allowed = this.owner ? 0o711 : 0o700;
+      if (!dirInfo.isDirectory() || (dirInfo.mode & 0o777) !== allowed || dirInfo.uid !== process.getuid?.()) throw new Error('directory is not private');
       handle = await open(path, flags, 0o600);
       // The umask may only remove bits from 0600, never add them, but make the mode exact anyway.
       await handle.chmod(0o600);
+      // On the descriptor, never by path: nothing can be swapped in between.
+      if (this.owner) await handle.chown(this.owner.uid, this.owner.gid);
       await handle.writeFile(content, 'utf8');
       const info = await handle.stat();
       if ((info.mode & 0o777) !== 0o600 || !info.isFile()) throw new Error('unexpected file mode');
@@ -75,14 +80,23 @@ export class SecretsFile {
     return this.readHandle.fd;
   }
 
-  /** --user: the directory and file become the child user's, modes unchanged (0700, 0600). */
+  /**
+   * --user: the file becomes the child user's (0600), changed on its descriptor. The directory
+   * stays ours, 0711: the child reaches its file by path but can create, rename or link nothing
+   * in it, so a root wrapper that later rewrites or removes the file by path (--watch, cleanup)
+   * never acts on something the child put there.
+   */
   async handTo(uid: number, gid: number): Promise<void> {
+    let handle: FileHandle | undefined;
     try {
-      await chown(this.path, uid, gid);
-      await chown(this.dir, uid, gid);
+      handle = await open(this.path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      await handle.chown(uid, gid);
+      await chmod(this.dir, 0o711);
       this.owner = { uid, gid };
     } catch (error) {
       throw new SecretsFileError(`cannot hand the secrets file in ${this.dir} to uid ${uid}`, 'check that run-with-secrets runs as root', error);
+    } finally {
+      await handle?.close();
     }
   }
 
@@ -111,7 +125,6 @@ export class SecretsFile {
     const next = join(this.dir, `.${basename(this.path)}.${randomBytes(6).toString('hex')}`);
     try {
       await this.write(content, next);
-      if (this.owner) await chown(next, this.owner.uid, this.owner.gid);
       await rename(next, this.path);
     } catch (error) {
       await rm(next, { force: true }).catch(() => undefined);

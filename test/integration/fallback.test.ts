@@ -321,6 +321,14 @@ describe('flags', () => {
     expect(all.exitCode, all.stderr).toBe(0);
     expect(all.stdout).toBe(`removed 1 fallback copy from ${cacheDir()}`);
     expect(cacheFiles()).toEqual([]);
+    // A PATH that names a directory (here `--fallback=jobs` beside it) removes nothing of it.
+    writeFileSync(join(runtimeDir, 'jobs', 'keep-me.txt'), 'mine\n');
+    mkdirSync(join(runtimeDir, 'jobs', 'nested'));
+    const wrong = await rws(['fallback', 'clean', `--fallback=${join(runtimeDir, 'jobs')}`], {});
+    expect(wrong.exitCode, wrong.stderr).toBe(0);
+    expect(wrong.stderr).toContain(`warning RWS_FALLBACK_NOT_REMOVED: ${join(runtimeDir, 'jobs')} is not a fallback copy (a directory); left in place`);
+    expect(readFileSync(join(runtimeDir, 'jobs', 'keep-me.txt'), 'utf8')).toBe('mine\n');
+    expect(existsSync(join(runtimeDir, 'jobs', 'nested'))).toBe(true);
   }, 60_000);
 });
 

@@ -50,6 +50,20 @@ describe('the offline-use queue', () => {
     expect(await drain(queue)).toEqual(['job-2', 'job-3']);
   });
 
+  it('removes an entry the vault refuses for good (400, 403, 404) and goes on with the rest', async () => {
+    for (const n of [1, 2, 3]) await queue.add(use(n), new Date(Date.UTC(2030, 0, 1, 0, 0, n)));
+    const sent: string[] = [];
+    const forGood = (failure: unknown): boolean => (failure as { status?: number }).status === 400;
+    const outcome = await queue.report(async (entry) => {
+      if (entry.subject === 'job-1') throw Object.assign(new Error('too old'), { code: 'RWS_VAULT_BAD_REQUEST', status: 400 });
+      sent.push(entry.subject);
+    }, processIsAlive, forGood);
+    expect(outcome).toMatchObject({ sent: 2, refused: 1, left: 0 });
+    expect(outcome.failure).toBeUndefined();
+    expect(sent).toEqual(['job-2', 'job-3']);
+    expect(await queue.count()).toBe(0);
+  });
+
   it('drops hand-edited entries without sending them', async () => {
     await queue.add(use(1), new Date(Date.UTC(2030, 0, 1)));
     const bad: Array<[string, string]> = [
