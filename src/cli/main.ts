@@ -131,7 +131,9 @@ export async function main(load: LoadInfo = {}): Promise<void> {
   // `run-with-secrets keys | head`: a reader that goes away is not an error of ours.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EPIPE') throw error;
+      // EIO: the terminal went away (an ssh session dropped); the run goes on, and a --watch
+      // child stays supervised rather than orphaned by a crash of the wrapper.
+      if (error.code !== 'EPIPE' && error.code !== 'EIO') throw error;
     });
   }
   process.on('uncaughtException', (error) => {

@@ -18,6 +18,23 @@ export interface StopOptions {
   note(message: string): void;
 }
 
+/**
+ * The group's last resort when the wrapper itself ends abruptly (an internal error, process.exit
+ * from a handler): registered with the run's Cleanup, it SIGKILLs the group from the synchronous
+ * 'exit' path, so an app in its own session never runs on unsupervised with stale secrets. Only
+ * while the leader is not yet reaped: until then its pid, and so the group id, cannot be reused
+ * by an unrelated process. The normal ends stop the group themselves (dispose does nothing).
+ */
+export function killGroupOnExit(running: RunningChild): { dispose(): Promise<void>; disposeSync(): void } {
+  return {
+    dispose: async () => undefined,
+    disposeSync: () => {
+      const { child } = running;
+      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) signalGroup(child.pid, 'SIGKILL');
+    },
+  };
+}
+
 /** Sends `signal` to every process of the group; false when none is left. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   try {

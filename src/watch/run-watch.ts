@@ -14,7 +14,7 @@ import { Debouncer } from './debounce.js';
 import { describeChange, SecretsDigester, type SecretsDigest } from './digest.js';
 import { GroupSignals } from './group-signals.js';
 import { WatchInjection } from './injection.js';
-import { finishGroup, signalCatchers, signalGroup, stopGroup, type StopOptions } from './process-group.js';
+import { finishGroup, killGroupOnExit, signalCatchers, signalGroup, stopGroup, type StopOptions } from './process-group.js';
 import { RefreshLog } from './refresh-log.js';
 import type { WatchSettings } from './settings.js';
 import { openFeed } from './feed.js';
@@ -80,6 +80,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     if (plan.user) Object.assign(env, { HOME: plan.user.home, USER: plan.user.name, LOGNAME: plan.user.name });
     const filters = plan.mask ? await maskFilters(secrets, io) : undefined;
     const running = await startChild({ command: plan.command, args: plan.args, env, extraFd: injected.fd, filters, ignoredSignals: plan.ignoredSignals, user: plan.user, ownGroup: true });
+    cleanup.add(killGroupOnExit(running));
     const generation: Generation = { running, pgid: running.child.pid!, startedAt: performance.now(), after, masks: filters && { stdout: filters.stdout, stderr: filters.stderr }, exited: false };
     void running.done.then((outcome) => {
       generation.exited = true;
