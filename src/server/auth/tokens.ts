@@ -179,7 +179,7 @@ export class TokenAuthority {
   async sign(request: TokenRequest, now: Date): Promise<{ token: string; claims: TokenClaims }> {
     const signed = await signToken(this.key, request, now);
     // A token is known from its birth, so that its first use from a rate-limited address counts
-    // as a valid credential (credential-check.ts) without a full verification.
+    // as a valid credential (http/limits/credential-check.ts) without a full verification.
     this.#remember(signed.token, signed.claims, now.getTime() / 1000);
     return signed;
   }

@@ -2,7 +2,7 @@
 // The batch answer's `fallback.not_after` is never later than now plus this (nor than the key's
 // expiry); clients can only shorten it.
 import { parseDuration } from '../../duration.js';
-import { DEFAULT_FALLBACK_MAX_AGE_SECONDS } from '../http/fallback.js';
+import { DEFAULT_FALLBACK_MAX_AGE_SECONDS } from '../http/batch/fallback.js';
 import { ServerUsageError } from '../usage-error.js';
 
 /** A cap on the cap: an offline copy that outlives a quarter is a second vault nobody audits. */

@@ -1,9 +1,9 @@
 // The operational flags of `serve`, checked before anything starts: the connection cap, the
 // metrics listener, the request log format and the headers and request timeouts.
 import type { CliIo } from '../cli.js';
-import { DEFAULT_MAX_CONNECTIONS } from '../http/connections.js';
-import { capAllowedBy, openFileLimit } from '../http/fd-limit.js';
-import { parseListenAddress } from '../http/metrics-listener.js';
+import { DEFAULT_MAX_CONNECTIONS } from '../http/limits/connections.js';
+import { capAllowedBy, openFileLimit } from '../http/limits/fd-limit.js';
+import { parseListenAddress } from '../http/observe/metrics-listener.js';
 import type { ListenOptions } from '../http/server.js';
 import { ServerUsageError } from '../usage-error.js';
 

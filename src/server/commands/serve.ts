@@ -16,7 +16,7 @@ import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
 import { loadTlsPair, type TlsFiles } from '../http/tls-files.js';
 import { ReloadHooks } from '../reload.js';
-import { deriveAnswerTagKey } from '../http/answer-tag.js';
+import { deriveAnswerTagKey } from '../http/batch/answer-tag.js';
 import { operationOptions } from './serve-options.js';
 import { fallbackMaxAge } from './fallback-option.js';
 import { openCommandState } from './state-args.js';

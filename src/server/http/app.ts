@@ -9,15 +9,15 @@ import type { RefusalFolder } from '../audit/refusal-folder.js';
 import type { TokenOutcome } from '../state/state-store.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
-import { AuthLimits } from './auth-limits.js';
-import { gateAuthentication } from './credential-check.js';
+import { AuthLimits } from './limits/auth-limits.js';
+import { gateAuthentication } from './limits/credential-check.js';
 import { allowHeader, allowsMethod } from './methods.js';
-import type { ExchangeObserver } from './exchange-observer.js';
+import type { ExchangeObserver } from './observe/exchange-observer.js';
 import { sendJson, sendText } from './request.js';
 import { readMetrics } from './admin/metrics-handler.js';
 import { adminRoute } from './admin/routes.js';
-import { reportOfflineUse } from './fallback.js';
-import { batchSecrets } from './batch.js';
+import { reportOfflineUse } from './batch/fallback.js';
+import { batchSecrets } from './batch/batch.js';
 import type { Route } from './route.js';
 
 export interface AppDeps extends HandlerDeps {

@@ -12,16 +12,16 @@ import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerat
 import { forbidden, HttpError, notFound } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
-import { answerTag } from './answer-tag.js';
-import { ifNoneMatch, matchesTag } from './if-none-match.js';
-import type { LongPolls } from './long-polls.js';
-import { batchWait } from './wait-param.js';
+import { answerTag } from './batch/answer-tag.js';
+import { ifNoneMatch, matchesTag } from './batch/if-none-match.js';
+import type { LongPolls } from './batch/long-polls.js';
+import { batchWait } from './batch/wait-param.js';
 import type { SecretFile, SecretSource } from '../store/secret-source.js';
-import type { ServerMetrics } from './metrics.js';
+import type { ServerMetrics } from './observe/metrics.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
 import type { ConsoleHooks } from './console-hooks.js';
 import type { Effect, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
-import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './fallback.js';
+import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './batch/fallback.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
 export interface HandlerDeps {
@@ -29,7 +29,7 @@ export interface HandlerDeps {
   secrets: SecretSource;
   tokens: TokenAuthority;
   pepper: Uint8Array;
-  /** The key of batch answers' ETags (answer-tag.ts); never leaves the server. */
+  /** The key of batch answers' ETags (batch/answer-tag.ts); never leaves the server. */
   answerTagKey: Uint8Array;
   /** Batch requests held by `?wait=` (absent: none are held, a 304 is answered at once). */
   longPolls?: LongPolls;
@@ -156,7 +156,7 @@ export interface BatchAnswer {
 
 /**
  * The batch answer for this request at `x.now`. Its `ETag` is a keyed digest of what it serves
- * (answer-tag.ts); with `If-None-Match` holding that tag it is a 304, charged as a use like a
+ * (batch/answer-tag.ts); with `If-None-Match` holding that tag it is a 304, charged as a use like a
  * 200. The query and the header are request shape: checked after the credential, before scope.
  */
 export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<string, unknown>, query: string): Promise<BatchAnswer> {

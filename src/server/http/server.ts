@@ -1,18 +1,18 @@
 // Listening: plain HTTP on loopback, HTTPS anywhere; graceful close that finishes in-flight
 // requests (bounded) before the state and audit files are closed. Connections are capped and
-// timed (connections.ts); metrics and the request log are attached here, outside the app.
+// timed (limits/connections.ts); metrics and the request log are attached here, outside the app.
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type AppDeps, createApp } from './app.js';
-import { ConnectionGuard, DEFAULT_MAX_CONNECTIONS } from './connections.js';
-import { listenMetrics } from './metrics-listener.js';
-import { ServerMetrics } from './metrics.js';
-import { observeRequests } from './request-observer.js';
+import { ConnectionGuard, DEFAULT_MAX_CONNECTIONS } from './limits/connections.js';
+import { listenMetrics } from './observe/metrics-listener.js';
+import { ServerMetrics } from './observe/metrics.js';
+import { observeRequests } from './observe/request-observer.js';
 import { type TlsPair } from './tls-files.js';
 import { observeLoads } from '../store/observed-source.js';
-import { auditHeadMoved, DEFAULT_PER_KEY, heldShareOf, LongPolls } from './long-polls.js';
+import { auditHeadMoved, DEFAULT_PER_KEY, heldShareOf, LongPolls } from './batch/long-polls.js';
 import { ServerUsageError } from '../usage-error.js';
 
 export interface ListenOptions {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AuthLimits } from '../../../src/server/http/auth-limits.js';
-import { limitKey } from '../../../src/server/http/client-address.js';
+import { AuthLimits } from '../../../src/server/http/limits/auth-limits.js';
+import { limitKey } from '../../../src/server/http/limits/client-address.js';
 
 describe('limitKey', () => {
   it('counts IPv4 per address, IPv4-mapped IPv6 as IPv4, and IPv6 per /64 whatever the spelling', () => {

@@ -3,10 +3,10 @@
 import type { IncomingMessage } from 'node:http';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { answerTag, deriveAnswerTagKey } from '../../../src/server/http/answer-tag.js';
+import { answerTag, deriveAnswerTagKey } from '../../../src/server/http/batch/answer-tag.js';
 import { HttpError } from '../../../src/server/http/http-error.js';
-import { ifNoneMatch, matchesTag } from '../../../src/server/http/if-none-match.js';
-import { batchWait } from '../../../src/server/http/wait-param.js';
+import { ifNoneMatch, matchesTag } from '../../../src/server/http/batch/if-none-match.js';
+import { batchWait } from '../../../src/server/http/batch/wait-param.js';
 
 const withHeader = (value: string | undefined) => ({ headers: value === undefined ? {} : { 'if-none-match': value } }) as unknown as IncomingMessage;
 

@@ -2,7 +2,7 @@
 // change, and closing. The watch is a plain function the test calls, as the store's watcher does.
 import { describe, expect, it } from 'vitest';
 import { HttpError } from '../../../src/server/http/http-error.js';
-import { LongPolls } from '../../../src/server/http/long-polls.js';
+import { LongPolls } from '../../../src/server/http/batch/long-polls.js';
 
 function watchable() {
   const listeners = new Map<string, Set<() => void>>();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { routeLabel } from '../../../src/server/http/route-label.js';
-import { ServerMetrics } from '../../../src/server/http/metrics.js';
-import { parseListenAddress } from '../../../src/server/http/metrics-listener.js';
+import { routeLabel } from '../../../src/server/http/observe/route-label.js';
+import { ServerMetrics } from '../../../src/server/http/observe/metrics.js';
+import { parseListenAddress } from '../../../src/server/http/observe/metrics-listener.js';
 
 describe('routeLabel', () => {
   it('maps every request target to a fixed template, never to anything the client wrote', () => {
@@ -47,7 +47,7 @@ describe('parseListenAddress', () => {
 
 describe('openFileLimit', () => {
   it('reads the soft limit of /proc/self/limits, and nothing from anything else', async () => {
-    const { openFileLimit, capAllowedBy } = await import('../../../src/server/http/fd-limit.js');
+    const { openFileLimit, capAllowedBy } = await import('../../../src/server/http/limits/fd-limit.js');
     const row = (soft: string) => `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${soft}                20000                files\n`;
     expect(openFileLimit(row('1024'))).toBe(1024);
     expect(openFileLimit(row('unlimited'))).toBeUndefined();

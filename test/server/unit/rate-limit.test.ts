@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FailureLimiter } from '../../../src/server/http/rate-limit.js';
+import { FailureLimiter } from '../../../src/server/http/limits/rate-limit.js';
 
 describe('FailureLimiter', () => {
   it('locks an address out after more than 20 failures within 60 s, until the minute has passed', () => {

@@ -6,7 +6,7 @@
 // only when it would not, or at the deadline. A held request keeps its connection busy, so the
 // connection cap never closes it as idle; the total bound stays below that cap so that held
 // requests can never take every connection.
-import { HttpError } from './http-error.js';
+import { HttpError } from '../http-error.js';
 
 export interface LongPollLimits {
   /** Held at once by this server, all keys together. */

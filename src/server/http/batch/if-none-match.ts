@@ -4,7 +4,7 @@
 // would never learn a value. Anything that is not a list of entity tags is a 400, never ignored:
 // a client that garbles its tag should hear so, not silently get full answers for ever.
 import type { IncomingMessage } from 'node:http';
-import { badRequest } from './http-error.js';
+import { badRequest } from '../http-error.js';
 
 /** One tag is all a client needs; a few for a client that keeps several. */
 const MAX_TAGS = 64;

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
-import { ServerUsageError } from '../usage-error.js';
+import { ServerUsageError } from '../../usage-error.js';
 import type { ServerMetrics } from './metrics.js';
 
 export function parseListenAddress(text: string, flag: string): { host: string; port: number } {

@@ -5,9 +5,9 @@
 // revocation), or the server closes (the answer of that moment). The answer is then computed
 // afresh, as for a new request: the use is charged and the audit row written when it is given.
 // A client that hangs up while held is not charged; its row says so (499 RWS_CLIENT_CLOSED).
-import { answerBatch, type Exchange, type HandlerDeps, type Reply } from './handlers.js';
-import { HttpError } from './http-error.js';
-import { readJsonBody } from './request.js';
+import { answerBatch, type Exchange, type HandlerDeps, type Reply } from '../handlers.js';
+import { HttpError } from '../http-error.js';
+import { readJsonBody } from '../request.js';
 
 export async function batchSecrets(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
   const raw = await readJsonBody(x.req);

@@ -2,7 +2,7 @@
 // (if the route has one), the status, the body (for its error code only) and what the audit line
 // learnt (for the API key id only). Observers must never copy a value, a token or a key.
 import type { IncomingMessage } from 'node:http';
-import type { AuditEventName, AuditRecord } from '../audit/record.js';
+import type { AuditEventName, AuditRecord } from '../../audit/record.js';
 
 export interface ExchangeOutcome {
   event: AuditEventName | undefined;

@@ -1,16 +1,16 @@
 // The server's side of the wrapper's offline fallback (run-with-secrets --fallback): each batch
 // answer says whether its secrets may be cached and until when, and a client reports the runs it
 // served from its cache while the vault was away, one `secret.offline_use` audit row each.
-import { globMatch } from '../../glob.js';
-import { authenticateApiKey } from '../auth/api-keys.js';
-import type { TokenClaims } from '../auth/tokens.js';
-import { isValidSubject } from '../auth/tokens.js';
-import { parseIsoTime } from '../iso-time.js';
-import type { TokenStatus } from '../state/state-store.js';
-import { checkEnvironment, checkFields, checkName } from './bodies.js';
-import type { Exchange, HandlerDeps, Reply } from './handlers.js';
-import { badRequest, forbidden } from './http-error.js';
-import { bearerCredential, readJsonBody } from './request.js';
+import { globMatch } from '../../../glob.js';
+import { authenticateApiKey } from '../../auth/api-keys.js';
+import type { TokenClaims } from '../../auth/tokens.js';
+import { isValidSubject } from '../../auth/tokens.js';
+import { parseIsoTime } from '../../iso-time.js';
+import type { TokenStatus } from '../../state/state-store.js';
+import { checkEnvironment, checkFields, checkName } from '../bodies.js';
+import type { Exchange, HandlerDeps, Reply } from '../handlers.js';
+import { badRequest, forbidden } from '../http-error.js';
+import { bearerCredential, readJsonBody } from '../request.js';
 
 export const DEFAULT_FALLBACK_MAX_AGE_SECONDS = 24 * 3600;
 /** As many names as a batch may ask for. */

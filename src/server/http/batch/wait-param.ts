@@ -2,7 +2,7 @@
 // plain decimal from 0 to 60. Anything else is a 400 rather than clamped or ignored: a client that
 // asks for 600 s, -1 or `abc` has a bug it should hear about, and would otherwise spin (a wait
 // taken as 0) or hang longer than it planned (a proxy's timeout).
-import { badRequest } from './http-error.js';
+import { badRequest } from '../http-error.js';
 
 export const MAX_WAIT_SECONDS = 60;
 

@@ -3,11 +3,11 @@
 // token counts only when this server has already verified or issued it (a map lookup), so a
 // flood of forged tokens never reaches JWT verification through this path.
 import type { IncomingMessage } from 'node:http';
-import { authenticateApiKey } from '../auth/api-keys.js';
+import { authenticateApiKey } from '../../auth/api-keys.js';
 import type { AuthLimits } from './auth-limits.js';
-import type { HandlerDeps } from './handlers.js';
-import { HttpError } from './http-error.js';
-import { bearerCredential } from './request.js';
+import type { HandlerDeps } from '../handlers.js';
+import { HttpError } from '../http-error.js';
+import { bearerCredential } from '../request.js';
 
 export async function holdsValidCredential(deps: HandlerDeps, req: IncomingMessage, now: Date): Promise<boolean> {
   if (req.headers.authorization === undefined && deps.console !== undefined) return deps.console.holdsValidSession(req, now);
