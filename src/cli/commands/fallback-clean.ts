@@ -19,7 +19,7 @@ export async function fallbackClean(context: CommandContext): Promise<number> {
     const path = isAbsolute(explicit) ? explicit : resolve(facts.cwd, explicit);
     dir = dirname(path);
     const name = basename(path);
-    matches = (entry) => entry === name || entry === `${name}.uses` || (entry.startsWith(`.${name}.`) && entry.endsWith('.tmp'));
+    matches = (entry) => entry === name || (entry.startsWith(`${name}.`) && /^[0-9a-f]{12}\.uses$/.test(entry.slice(name.length + 1))) || (entry.startsWith(`.${name}.`) && entry.endsWith('.tmp'));
   } else {
     const found = defaultCacheDir(facts.env);
     if (found === undefined) throw new UsageError('neither XDG_STATE_HOME nor HOME is set', 'set one, or give --fallback=PATH');

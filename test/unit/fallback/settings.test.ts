@@ -53,6 +53,12 @@ describe('--fallback and --offline settings', () => {
     expect(where({ env: { HOME: '/home/someone', XDG_STATE_HOME: '/var/state' } })).toMatch(/^\/var\/state\/run-with-secrets\/fallback\/[0-9a-f]{32}\.bin$/);
     expect(where({ env: { HOME: '/home/someone', XDG_STATE_HOME: 'relative' } })).toMatch(/^\/home\/someone\/\.local\/state\//);
     expect(where({ path: 'cache/nightly.bin' })).toBe('/srv/job/cache/nightly.bin');
+    // Each API key queues its offline uses apart: they are reported with the key of the run that sends them.
+    const queue = (request: Partial<FallbackRequest>) => (withFallback(vault, { ...base, ...request }) as unknown as { settings: { queue: { dir: string } } }).settings.queue.dir;
+    const other = { kind: 'api-key' as const, value: `rws_sk_${'7f'.repeat(16)}`, origin: 'RWS_API_KEY' };
+    expect(queue({ path: 'cache/nightly.bin' })).toMatch(/^\/srv\/job\/cache\/nightly\.bin\.[0-9a-f]{12}\.uses$/);
+    expect(queue({ path: 'cache/nightly.bin', credential: other })).not.toBe(queue({ path: 'cache/nightly.bin' }));
+    expect(queue({})).toBe(`${where({})}.uses`);
     expect(refusal({ env: {} })).toContain('neither XDG_STATE_HOME nor HOME is set');
   });
 });
