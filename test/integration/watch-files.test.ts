@@ -334,12 +334,13 @@ describe('run-with-secrets --watch: flags', () => {
   });
 
   it('--dry-run --watch prints the names and what would be watched, runs nothing and returns', async () => {
-    const { envFile, record, env } = setup('A=one\nB=two\n');
+    // Values no path of the test's machine holds by chance (a checkout in /tmp/ci-clone holds "one").
+    const { envFile, record, env } = setup('A=dry-value-one\nB=dry-value-two\n');
     const result = await runBin(['--env-file', envFile, '--watch', '--debounce', '500ms', '--on-change', 'signal:HUP', '--inject-as', 'file', '--dry-run', ...keep, '--', ...CHILD_COMMAND], { runtimeDir, env });
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('would inject 2 secret(s) as file: A, B');
     expect(result.stdout).toMatch(/would watch \.env file .*app-\d+\.env \(every 30s; debounce 0\.5s, at most 30s\); on a change of the injected names or values: rewrite the secrets file, then send SIGHUP/);
-    expect(result.stdout).not.toContain('one');
+    expect(result.stdout).not.toContain('dry-value');
     expect(readRecord(record)).toEqual([]);
     const json = await runBin(['--env-file', envFile, '--watch', '--dry-run', '--log-format', 'json', '--', 'true'], { runtimeDir, env });
     expect(JSON.parse(json.stdout).watch).toMatchObject({ interval_ms: 30_000, debounce_ms: 2000, max_wait_ms: 30_000, on_change: 'restart', stop_signal: 'SIGTERM', stop_timeout_ms: 10_000, on_revoke: 'exit' });
