@@ -3,67 +3,26 @@
 //   run-with-secrets -e bench -k 'SERVICE_B_*' -- node -e 0
 // against a local secrets-server for 10, 100 and 1,000 matching keys, beside the local
 // `--env-file` run with the same keys, interleaved in one run. The vault run is measured twice:
-// as built here (undici loaded through the build's code cache) and from a copy of the package
-// without that cache, as an install from the registry runs it. Prints a table; asserts nothing.
+// as built here (loaded through the build's code caches) and from a copy of the package without
+// them, as an install from the registry runs it. Prints a table; asserts nothing.
 // Usage: npm run build && node bench/e2e.mjs [runs=15]
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { median, rws, time, uncachedCopy, vaultBench } from './lib/vault-bench.mjs';
 
-const root = resolve(import.meta.dirname, '..');
 const runs = Number(process.argv[2] ?? 15);
-const rws = join(root, 'bin/run-with-secrets.js');
-const server = join(root, 'bin/secrets-server.js');
 const work = mkdtempSync(join(tmpdir(), 'rws-bench-e2e-'));
 const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', LANG: 'C.UTF-8' };
-
+const { makeStore, startServer } = vaultBench(baseEnv);
 // The package as installed from the registry: the same build, no code cache.
-const installed = join(work, 'installed');
-for (const entry of ['bin', 'dist', 'package.json']) cpSync(join(root, entry), join(installed, entry), { recursive: true });
-symlinkSync(join(root, 'node_modules'), join(installed, 'node_modules'));
-rmSync(join(installed, 'dist/vault-client/undici.cjs.cache'), { force: true });
-const rwsNoCache = join(installed, 'bin/run-with-secrets.js');
+const rwsNoCache = uncachedCopy(join(work, 'installed'));
 
-function admin(args, input) {
-  const result = spawnSync(server, args, { input, env: baseEnv, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`secrets-server ${args[0]} failed: ${result.stderr}`);
-  return result.stdout;
-}
-
-async function startServer(store) {
-  const child = spawn(server, ['serve', '--store', store, '--port', '0'], { env: { ...baseEnv, SOPS_AGE_KEY_FILE: join(store, 'age-identity.txt') }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolvePromise, reject) => {
-    let out = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const match = /listening on (\S+)/.exec(out);
-      if (match) resolvePromise(match[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`server exited ${code}`)));
-  });
-  return { url, stop: () => new Promise((done) => { child.once('exit', done); child.kill('SIGTERM'); }) };
-}
-
-function time(argv, env) {
-  const started = process.hrtime.bigint();
-  const result = spawnSync(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (result.status !== 0) throw new Error(`${argv.slice(0, 4).join(' ')} failed: ${String(result.stderr).trim()}`);
-  return ms;
-}
-
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const rows = [];
 try {
   for (const count of [10, 100, 1000]) {
     const dir = join(work, String(count));
-    const store = join(dir, 'store');
-    mkdirSync(dir, { recursive: true });
-    admin(['init', '--store', store]);
-    const values = Object.fromEntries(Array.from({ length: count }, (_, i) => [`SERVICE_B_KEY_${i}`, `value-${i}-${'x'.repeat(40)}`]));
-    admin(['secret', 'import', 'bench', '--format', 'json', '--store', store], JSON.stringify(values));
-    const key = /^key: (\S+)$/m.exec(admin(['apikey', 'create', '--store', store, '--name', 'bench', '--environment', 'bench', '--key-pattern', 'SERVICE_B_*']))[1];
+    const { store, values, key } = makeStore(dir, count);
     const envFile = join(dir, '.env');
     writeFileSync(envFile, Object.entries(values).map(([name, value]) => `${name}=${value}`).join('\n') + '\n');
     chmodSync(envFile, 0o600);

@@ -7,9 +7,10 @@
 // build, never shipped): what a registry install runs.
 // Usage: npm run build && node bench/startup.mjs [runs=40] [keys=20]
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { uncachedCopy } from './lib/vault-bench.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const runs = Number(process.argv[2] ?? 40);
@@ -19,16 +20,12 @@ const envFile = join(dir, '.env');
 writeFileSync(envFile, Array.from({ length: keys }, (_, i) => `KEY_${i}=value-${i}-${'x'.repeat(32)}`).join('\n') + '\n', { mode: 0o600 });
 
 const bin = (name) => join(root, 'node_modules/.bin', name);
-const uncached = join(dir, 'package');
-for (const entry of ['bin', 'dist', 'package.json']) cpSync(join(root, entry), join(uncached, entry), { recursive: true });
-for (const sub of ['dist', 'dist/cli']) for (const name of readdirSync(join(uncached, sub))) if (name.endsWith('.cache')) rmSync(join(uncached, sub, name));
-mkdirSync(join(uncached, 'node_modules'));
-for (const entry of readdirSync(join(root, 'node_modules'))) symlinkSync(join(root, 'node_modules', entry), join(uncached, 'node_modules', entry));
+const uncached = uncachedCopy(join(dir, 'package'));
 const commands = [
   { name: 'node -e 0 (baseline)', argv: ['node', '-e', '0'] },
   { name: 'run-with-secrets (env)', argv: [join(root, 'bin/run-with-secrets.js'), '--env-file', envFile, '--', 'node', '-e', '0'] },
   { name: 'run-with-secrets (fd)', argv: [join(root, 'bin/run-with-secrets.js'), '--env-file', envFile, '--inject-as', 'fd', '--', 'node', '-e', '0'] },
-  { name: 'rws (env, no code cache)', argv: [join(uncached, 'bin/run-with-secrets.js'), '--env-file', envFile, '--', 'node', '-e', '0'] },
+  { name: 'rws (env, no code cache)', argv: [uncached, '--env-file', envFile, '--', 'node', '-e', '0'] },
   // dotenv-cli 11 took a subcommand: `dotenv run -f FILE -- cmd` (its -e form exits 1 with usage).
   { name: 'dotenv-cli', argv: [bin('dotenv'), 'run', '-q', '-f', envFile, '--', 'node', '-e', '0'] },
   { name: 'dotenvx run', argv: [bin('dotenvx'), 'run', '-q', '-f', envFile, '--', 'node', '-e', '0'] },

@@ -54,18 +54,19 @@ export async function readLocalFile(path: string, options: ReadOptions): Promise
   try {
     const info = fstatSync(fd);
     if (!info.isFile()) throw new ReadProblem('not a regular file', 'unreadable');
-    return { text: decodeUtf8(readBoundedSync(fd, options.maxBytes)), mode: info.mode };
+    return { text: decodeUtf8(await readBounded((chunk) => readSync(fd, chunk, 0, chunk.length, null), options.maxBytes)), mode: info.mode };
   } finally {
     closeSync(fd);
   }
 }
 
-function readBoundedSync(fd: number, maxBytes: number): Buffer {
+/** Reads chunks through `read` (bytes read into the buffer; 0 at the end) up to `maxBytes`. */
+async function readBounded(read: (chunk: Buffer) => number | Promise<number>, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for (;;) {
     const chunk = Buffer.allocUnsafe(64 * 1024);
-    const bytesRead = readSync(fd, chunk, 0, chunk.length, null);
+    const bytesRead = await read(chunk);
     if (bytesRead === 0) return Buffer.concat(chunks, total);
     total += bytesRead;
     if (total > maxBytes) throw new ReadProblem(`larger than ${formatSize(maxBytes)}`, 'invalid');
@@ -73,7 +74,7 @@ function readBoundedSync(fd: number, maxBytes: number): Buffer {
   }
 }
 
-/** A named pipe (`--env-file <(sops -d f)`): opened again, blocking, off the main thread. */
+/** A named pipe (`--env-file <(sops -d f)`): opened blocking, off the main thread. */
 async function readPipe(path: string, maxBytes: number): Promise<Buffer> {
   const { open } = await import('node:fs/promises');
   let handle: FileHandle;
@@ -84,16 +85,7 @@ async function readPipe(path: string, maxBytes: number): Promise<Buffer> {
   }
   try {
     if (!(await handle.stat()).isFIFO()) throw new ReadProblem('not a regular file', 'unreadable');
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(64 * 1024);
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-      if (bytesRead === 0) return Buffer.concat(chunks, total);
-      total += bytesRead;
-      if (total > maxBytes) throw new ReadProblem(`larger than ${formatSize(maxBytes)}`, 'invalid');
-      chunks.push(chunk.subarray(0, bytesRead));
-    }
+    return await readBounded(async (chunk) => (await handle.read(chunk, 0, chunk.length, null)).bytesRead, maxBytes);
   } finally {
     await handle.close();
   }

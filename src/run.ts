@@ -10,7 +10,7 @@ import { Cleanup, Stopped, StopSwitch } from './process/cleanup.js';
 import type { Outcome } from './process/exit-status.js';
 import { SignalRelay } from './process/signals.js';
 import { startChild } from './process/spawn.js';
-import type { ChildUser } from './process/user.js';
+import { childUserEnv, type ChildUser } from './process/user.js';
 import type { WatchSettings } from './watch/settings.js';
 import { selectSecrets, type Selection } from './select.js';
 import { loadAll, loadAllNames, type SecretSource, type Secrets } from './sources/source.js';
@@ -178,11 +178,6 @@ function describeDryRun(plan: RunPlan, secrets: Secrets, io: RunIo): void {
   io.stdout.write(`the child's environment would hold ${envNames.length} variable(s): ${envNames.join(', ')}\n`);
   if (plan.command) io.stdout.write(`would run: ${[plan.command, ...plan.args].map(shellQuote).join(' ')}${user ? ` as ${user.name} (uid ${user.uid}, gid ${user.gid})` : ''}\n`);
   if (plan.watch) io.stdout.write(`${describeWatch(plan, plan.watch)}\n`);
-}
-
-/** What the child's environment says about who it is, when it runs as another user. */
-function childUserEnv(user: ChildUser): Record<string, string> {
-  return { HOME: user.home, USER: user.name, LOGNAME: user.name };
 }
 
 /** --dry-run --watch: what would be watched and what a change would do, in one line. */

@@ -10,6 +10,18 @@ const STOP_SIGNALS = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM', 'SIGHUP', 'SI
 /** A second one of these while the child runs escalates to SIGKILL. */
 const ESCALATING = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM']);
 
+/**
+ * Catches `signals` for the wrapper: each goes to `receive`, except one that was ignored when the
+ * wrapper started, which is dropped (and said with -v). Returns the way to stop catching them.
+ */
+export function catchSignals(signals: readonly NodeJS.Signals[], ignored: ReadonlySet<NodeJS.Signals>, receive: (signal: NodeJS.Signals) => void, debug: (message: string) => void): () => void {
+  const handlers = signals.map((signal): [NodeJS.Signals, () => void] => [signal, ignored.has(signal) ? () => debug(`${signal} ignored: it was ignored when run-with-secrets started`) : () => receive(signal)]);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
+  return () => {
+    for (const [signal, handler] of handlers.splice(0)) process.removeListener(signal, handler);
+  };
+}
+
 export interface RelayOptions {
   /** True when the wrapper is attached to a terminal: terminal-delivered signals are not forwarded. */
   onTerminal: boolean;
@@ -26,22 +38,18 @@ export class SignalRelay {
   private child: ChildProcess | undefined;
   private escalations = 0;
   private killTimer: NodeJS.Timeout | undefined;
-  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+  private release: (() => void) | undefined;
 
   constructor(private readonly options: RelayOptions) {}
 
   /** Install before anything is created: from here on no signal can skip our cleanup. */
   install(): void {
-    for (const signal of [...ALWAYS_FORWARDED, ...TERMINAL_DELIVERED]) {
-      const handler = this.options.ignored.has(signal) ? (): void => this.options.debug(`${signal} ignored: it was ignored when run-with-secrets started`) : (): void => this.receive(signal);
-      this.handlers.set(signal, handler);
-      process.on(signal, handler);
-    }
+    this.release = catchSignals([...ALWAYS_FORWARDED, ...TERMINAL_DELIVERED], this.options.ignored, (signal) => this.receive(signal), this.options.debug);
   }
 
   uninstall(): void {
-    for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
-    this.handlers.clear();
+    this.release?.();
+    this.release = undefined;
     this.detach();
   }
 

@@ -37,3 +37,8 @@ function readTable(path: string): string[][] {
     throw new UsageError(`--user: cannot read ${path}`);
   }
 }
+
+/** What the child's environment says about who it is, when it runs as another user. */
+export function childUserEnv(user: ChildUser): Record<string, string> {
+  return { HOME: user.home, USER: user.name, LOGNAME: user.name };
+}

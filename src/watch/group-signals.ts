@@ -3,6 +3,7 @@
 // terminal, and so reaches the group exactly once. INT, TERM and QUIT also end the watch (no
 // restart begins while the group stops); a second INT or TERM kills the group at once. A signal
 // that was ignored when the wrapper started stays ignored (see the README's Signals section).
+import { catchSignals } from '../process/signals.js';
 import { signalGroup } from './process-group.js';
 
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -20,22 +21,18 @@ export interface GroupSignalOptions {
 export class GroupSignals {
   private pgid: number | undefined;
   private ended: NodeJS.Signals | undefined;
-  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+  private release: (() => void) | undefined;
 
   constructor(private readonly options: GroupSignalOptions) {}
 
   /** Installed before anything is created: from here on no signal can skip our cleanup. */
   install(): void {
-    for (const signal of FORWARDED) {
-      const handler = this.options.ignored.has(signal) ? (): void => this.options.debug(`${signal} ignored: it was ignored when run-with-secrets started`) : (): void => this.receive(signal);
-      this.handlers.set(signal, handler);
-      process.on(signal, handler);
-    }
+    this.release = catchSignals(FORWARDED, this.options.ignored, (signal) => this.receive(signal), this.options.debug);
   }
 
   uninstall(): void {
-    for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
-    this.handlers.clear();
+    this.release?.();
+    this.release = undefined;
     this.pgid = undefined;
   }
 

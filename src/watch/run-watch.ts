@@ -14,6 +14,7 @@ import { Debouncer } from './debounce.js';
 import { describeChange, SecretsDigester, type SecretsDigest } from './digest.js';
 import { GroupSignals } from './group-signals.js';
 import { WatchInjection } from './injection.js';
+import { childUserEnv } from '../process/user.js';
 import { finishGroup, killGroupOnExit, signalCatchers, signalGroup, stopGroup, type StopOptions } from './process-group.js';
 import { RefreshLog } from './refresh-log.js';
 import type { WatchSettings } from './settings.js';
@@ -77,7 +78,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     const injected = await injection!.prepare(secrets);
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     if (after === undefined) for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
-    if (plan.user) Object.assign(env, { HOME: plan.user.home, USER: plan.user.name, LOGNAME: plan.user.name });
+    if (plan.user) Object.assign(env, childUserEnv(plan.user));
     const filters = plan.mask ? await maskFilters(secrets, io) : undefined;
     const running = await startChild({ command: plan.command, args: plan.args, env, extraFd: injected.fd, filters, ignoredSignals: plan.ignoredSignals, user: plan.user, ownGroup: true });
     cleanup.add(killGroupOnExit(running));
