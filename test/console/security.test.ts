@@ -138,6 +138,7 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
     // Keyboard alone: the key field has the focus on arrival, Enter signs in.
     await page.goto(`${server.url}/console/`);
     await page.getByLabel('Admin API key').waitFor();
+    await page.waitForFunction(() => document.activeElement?.id === 'admin-key', undefined, { timeout: 5_000 });
     await page.keyboard.type(admin);
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'API keys' }).waitFor();
@@ -222,6 +223,9 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
     const { page, context } = await openPage(browser);
     await page.clock.install();
     await signIn(page, server.url, admin);
+    // The keys list has loaded: its request counts as activity and, answered after the jump,
+    // would restart the idle time.
+    await page.getByRole('region', { name: 'API keys, newest first' }).getByRole('link', { name: 'live tokens of ops' }).waitFor();
     expect(await page.getByText(/Your session ends in/).count()).toBe(0);
     await page.clock.fastForward('13:30');
     await page.getByText(/Your session ends in 1:[0-9]{2}\. Any action keeps it open\./).waitFor();

@@ -2,7 +2,7 @@
 // fetched only while signed in, and sign-out leaves the page for a fresh one, so the back button
 // finds nothing to show.
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import { api, setSession } from './api.js';
 import { html } from './html.js';
 import { PAGES, href, useRoute } from './route.js';
@@ -20,7 +20,8 @@ const SIGNED_OUT_PAGE = '/console/?signed-out';
 function SignIn({ onSignedIn, notice }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
-  useEffect(() => document.getElementById('admin-key')?.focus(), []);
+  // Before the first paint, so that keys typed as soon as the field shows land in it.
+  useLayoutEffect(() => document.getElementById('admin-key')?.focus(), []);
   const submit = async (event) => {
     event.preventDefault();
     const field = event.currentTarget.elements.namedItem('admin-key');
