@@ -48,6 +48,35 @@ describe.skipIf(!asRoot)('--user (as root)', () => {
     expect(wrapperDirs(dir)).toEqual([]);
   });
 
+  it('--watch: every child, the restarted one too, runs as that user and reads its own new file; the wrapper environ stays out of reach', async () => {
+    writeEnvFile(dir, '.env', 'DB_PASS=first-value\n');
+    const script = 'echo "up $(id -u) $(cat "$SECRETS_FILE") $(cat /proc/$PPID/environ >/dev/null 2>&1 && echo environ-readable || echo environ-denied)"; exec sleep 60';
+    const wrapper = execa(BIN, ['--env-file', envFile, '--watch', '--debounce', '0', '--user', 'nobody', '--inject-as', 'file', '--', 'sh', '-c', script], {
+      reject: false,
+      extendEnv: false,
+      env: baseEnv(dir, { RWS_API_KEY: API_KEY }),
+      stdin: 'ignore',
+    });
+    let stdout = '';
+    wrapper.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const lines = (): string[] => stdout.split('\n').filter((line) => line.startsWith('up '));
+    const waitFor = async (count: number): Promise<void> => {
+      for (const start = Date.now(); lines().length < count; ) {
+        if (Date.now() - start > 20_000) throw new Error(`no child number ${count}: ${stdout}`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    };
+    await waitFor(1);
+    writeEnvFile(dir, '.env', 'DB_PASS=second-value\n');
+    await waitFor(2);
+    wrapper.kill('SIGTERM');
+    const result = await wrapper;
+    expect(result.signal, result.stderr).toBe('SIGTERM');
+    expect(lines()).toEqual([`up ${NOBODY_UID()} DB_PASS='first-value' environ-denied`, `up ${NOBODY_UID()} DB_PASS='second-value' environ-denied`]);
+    expect(result.stderr).not.toMatch(/first-value|second-value/);
+    expect(wrapperDirs(dir)).toEqual([]);
+  }, 40_000);
+
   it('refuses an unknown user or group, before anything runs', async () => {
     const user = await runBin(['--env-file', envFile, '--user', 'no-such-user-rws', '--', 'true'], { runtimeDir: dir });
     expect(user.exitCode).toBe(125);

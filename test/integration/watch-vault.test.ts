@@ -130,6 +130,48 @@ describe('run-with-secrets --watch with a vault', () => {
     }
   }, 120_000);
 
+  it('a vault that flaps (down, up, down, …): the child keeps running untouched, no request storm, no repeated line; the next edit restarts it once', async () => {
+    const { store, key, record, port, server } = await scenario();
+    let current = server;
+    try {
+      const wrapper = startWatch(watchArgs('--watch-interval', '1s', '--debounce', '0'), runtimeDir, watchEnv(server.url, key.key, record));
+      const first = await until('the first child', () => ups(record)[0]);
+      const rowsBefore = auditRowsSync(store.dir).length;
+      const flaps = 6;
+      for (let flap = 0; flap < flaps; flap++) {
+        await sleep(400 + Math.floor(Math.random() * 600));
+        await current.stop();
+        await sleep(300 + Math.floor(Math.random() * 600));
+        current = await startServerOn(store.dir, port);
+      }
+      expect(alive(first.pid)).toBe(true);
+      expect(ups(record)).toHaveLength(1);
+      const stderr = wrapper.stderrText();
+      expect(stderr).not.toContain('restarting the child');
+      // Each state change is said once: never the same warning twice without a recovery between.
+      const lines = stderr.split('\n').filter((line) => /refresh failed|refreshing again/.test(line));
+      for (const [index, line] of lines.entries()) if (index > 0) expect(line, stderr).not.toBe(lines[index - 1]);
+      expect(lines.length, stderr).toBeLessThanOrEqual(2 * flaps + 2);
+      // The servers counted every mint they saw: about one refresh per second of the run, not a storm.
+      const mints = auditRowsSync(store.dir).slice(rowsBefore).filter((row) => row.event === 'token.generate').length;
+      expect(mints).toBeLessThanOrEqual(4 * flaps + 4);
+      // The vault stays up now: an edit restarts the child exactly once, with the new value.
+      await sleep(1500);
+      await setSecret(store, 'APP_A', 'alpha-value-2');
+      const second = await until('the restarted child', () => ups(record)[1], 70_000);
+      expect(second.seen).toEqual({ APP_A: 'alpha-value-2', APP_B: 'bravo-value-1' });
+      await sleep(2500);
+      expect(ups(record)).toHaveLength(2);
+      expect(alive(first.pid)).toBe(false);
+      wrapper.kill('SIGTERM');
+      await wrapper;
+      expectNoLeak([wrapper.stderrText()], store, key.key);
+    } finally {
+      await current.stop();
+      await store.cleanup();
+    }
+  }, 120_000);
+
   it('case 6: the API key revoked: the held refresh is refused, the child stops and the wrapper exits 77', async () => {
     const { store, key, record, server } = await scenario();
     try {
