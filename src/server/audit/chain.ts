@@ -2,7 +2,7 @@
 // the row's canonical JSON, so an edited, deleted, inserted or reordered row breaks every hash
 // after it. The canonical form is fixed here and nowhere else: field order, JSON.stringify's
 // escaping, and `keys` as an array or null.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AuditRecord, StoredAuditRow } from './record.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -12,7 +12,8 @@ export function canonicalAuditJson(seq: number, r: AuditRecord): string {
 }
 
 export function chainHash(previousHash: string, seq: number, record: AuditRecord): string {
-  return createHash('sha256').update(previousHash, 'utf8').update(canonicalAuditJson(seq, record), 'utf8').digest('hex');
+  // One-shot: the same digest as a Hash object fed both parts, without making one per row.
+  return hash('sha256', previousHash + canonicalAuditJson(seq, record), 'hex');
 }
 
 /** Seals records after the head (`seq`, `hash`): the rows to insert, in order. */

@@ -142,7 +142,9 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
           effect,
           durable: answer.durable,
           // Called once per attempt of the transaction: the answer follows the last outcome.
-          audit: (outcome: TokenOutcome) => {
+          audit: (outcome: TokenOutcome, apiKeyId?: string | null) => {
+            // A read that left its token's check to this commit learns the issuing key here.
+            if (apiKeyId !== undefined && x.audit.api_key_id === undefined) x.audit.api_key_id = apiKeyId;
             // A use the state could not charge (spent or revoked meanwhile) is a refusal.
             const refusal = tokenRefusal(outcome);
             reply = refusal ? errorResponse(refusal) : answer;

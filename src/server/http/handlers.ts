@@ -119,27 +119,46 @@ export async function describeApiKey(deps: HandlerDeps, x: Exchange): Promise<Re
 
 export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: string, keyParam: string): Promise<Reply> {
   noteRequested(x, envParam, [keyParam]);
-  const claims = await authenticateToken(deps, x);
-  const environment = checkEnvironment(envParam);
-  x.audit.environment = environment;
-  const key = checkName(keyParam);
-  x.audit.keys = [key];
-  if (environment !== claims.scope.environment || !globMatch(claims.scope.key_pattern, key)) throw forbidden('the token does not cover this secret');
-  const file = await openEnvironment(deps.secrets, environment);
-  if (!file.names.includes(key)) throw notFound(`environment ${environment} has no secret ${key}`);
-  const value = file.decrypt(key);
-  return { status: 200, body: { environment, key, value }, effect: use(claims) };
+  const claims = await verifyToken(deps, x);
+  return checkedByCommit(deps, x, claims, async () => {
+    const environment = checkEnvironment(envParam);
+    x.audit.environment = environment;
+    const key = checkName(keyParam);
+    x.audit.keys = [key];
+    if (environment !== claims.scope.environment || !globMatch(claims.scope.key_pattern, key)) throw forbidden('the token does not cover this secret');
+    const file = await openEnvironment(deps.secrets, environment);
+    if (!file.names.includes(key)) throw notFound(`environment ${environment} has no secret ${key}`);
+    const value = file.decrypt(key);
+    return { status: 200, body: { environment, key, value }, effect: use(claims) };
+  });
 }
 
 export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: string, pattern: string | undefined): Promise<Reply> {
   noteRequested(x, envParam, []);
-  const claims = await authenticateToken(deps, x);
-  const environment = checkEnvironment(envParam);
-  x.audit.environment = environment;
-  const file = await openScoped(deps, claims, environment, pattern === undefined ? undefined : checkPattern(pattern, 'pattern'));
-  const keys = namesInScope(file, claims, pattern);
-  x.audit.keys = keys;
-  return { status: 200, body: { environment, keys }, effect: use(claims) };
+  const claims = await verifyToken(deps, x);
+  return checkedByCommit(deps, x, claims, async () => {
+    const environment = checkEnvironment(envParam);
+    x.audit.environment = environment;
+    const file = await openScoped(deps, claims, environment, pattern === undefined ? undefined : checkPattern(pattern, 'pattern'));
+    const keys = namesInScope(file, claims, pattern);
+    x.audit.keys = keys;
+    return { status: 200, body: { environment, keys }, effect: use(claims) };
+  });
+}
+
+/**
+ * A read whose answer is a use leaves the state's verdict on its token to the commit: the use is
+ * charged only if the token's row is live (unknown, revoked, spent or with a dead key, the answer
+ * becomes the 401), so a read that would succeed skips a separate look at the row. One that would
+ * be refused looks first, so that a 401 still comes before its 400, 403 or 404.
+ */
+async function checkedByCommit(deps: HandlerDeps, x: Exchange, claims: TokenClaims, answer: () => Promise<Reply>): Promise<Reply> {
+  try {
+    return await answer();
+  } catch (error) {
+    await checkTokenState(deps, x, claims);
+    throw error;
+  }
 }
 
 /** What a batch request gets now, and what a long-poll needs to hold it (batch.ts). */
@@ -205,19 +224,26 @@ function noteRequested(x: Exchange, environment: string, keys: string[]): void {
   if (keys.length > 0 && keys.every(isValidName)) x.audit.keys = keys;
 }
 
-async function authenticateToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
-  return (await authenticateTokenWithKey(deps, x)).claims;
-}
-
-/** The token's claims, and its status with what the batch answer needs of its key. */
-async function authenticateTokenWithKey(deps: HandlerDeps, x: Exchange): Promise<{ claims: TokenClaims; status: TokenStatus }> {
+/** The token's signature, expiry and claims: the state's record of it is checked apart. */
+async function verifyToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub });
+  return claims;
+}
+
+/** The state's record of the token: its 401 when refused, else its status. */
+async function checkTokenState(deps: HandlerDeps, x: Exchange, claims: TokenClaims): Promise<TokenStatus> {
   const status = await deps.state.tokenStatus(presented(claims), x.now);
   x.audit.api_key_id = status.apiKeyId;
   const refusal = tokenRefusal(status.outcome);
   if (refusal) throw refusal;
-  return { claims, status };
+  return status;
+}
+
+/** The token's claims, and its status with what the batch answer needs of its key. */
+async function authenticateTokenWithKey(deps: HandlerDeps, x: Exchange): Promise<{ claims: TokenClaims; status: TokenStatus }> {
+  const claims = await verifyToken(deps, x);
+  return { claims, status: await checkTokenState(deps, x, claims) };
 }
 
 /** The 401 for a token the state refuses; undefined when it is good. */

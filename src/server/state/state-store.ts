@@ -125,8 +125,12 @@ export interface Commit {
   readonly effect?: Effect;
   /** Make the row survive a power loss even without an effect (an admin change kept outside the database). */
   readonly durable?: boolean;
-  /** The audit row, built once the effect's outcome is known (`ok` without an effect). */
-  audit(outcome: TokenOutcome): AuditRecord;
+  /**
+   * The audit row, built once the effect's outcome is known (`ok` without an effect). For a use,
+   * `apiKeyId` is the issuing key the token's row names (null when no row is held): a handler
+   * that left the token's check to the commit learns it here.
+   */
+  audit(outcome: TokenOutcome, apiKeyId?: string | null): AuditRecord;
 }
 
 export interface StateStore {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { craft, GOOD_HEADER, goodClaims } from '../helpers/jwt.js';
-import { call, cliOk, rawRequest, generate, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { auditRowsSync, call, cliOk, rawRequest, generate, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 import { SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 
 const SECRETS = {
@@ -272,6 +272,35 @@ describe('reading secrets', () => {
     expect(after.status).toBe(401);
     expect(after.body.error.code).toBe('RWS_TOKEN_REVOKED');
     expect((await call(vault('tokens/revoke'), { auth: t, method: 'POST' })).status).toBe(204);
+  });
+
+  it('a refused token gets its 401 before any 400, 403 or 404, and every row names the key that issued it', async () => {
+    const revoked = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    const spent = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*', usage_limit: 1 });
+    const good = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    const jtiOf = (t: string): string => JSON.parse(Buffer.from(t.split('.')[1] as string, 'base64url').toString()).jti;
+    expect((await call(vault('tokens/revoke'), { auth: revoked, method: 'POST' })).status).toBe(204);
+    expect((await call(vault('production/SERVICE_B_KEY'), { auth: spent })).status).toBe(200);
+    const dispatcher = fromAddress(18);
+    const paths = ['production/SERVICE_A_KEY', 'production/SERVICE_B_NOPE', 'production/bad-name', 'staging/SERVICE_B_KEY', 'production?pattern=SERVICE_A_*', 'staging', 'production/SERVICE_B_KEY', 'production'];
+    for (const [t, code] of [[revoked, 'RWS_TOKEN_REVOKED'], [spent, 'RWS_TOKEN_EXHAUSTED']] as const) {
+      for (const target of paths) {
+        const reply = await call(vault(target), { auth: t, dispatcher });
+        expect([target, reply.status, reply.body.error?.code]).toEqual([target, 401, code]);
+        expect(reply.text).not.toContain('b-key-value');
+      }
+    }
+    // The good token gets each refusal for what it is, and its reads.
+    expect((await call(vault('production/SERVICE_A_KEY'), { auth: good })).status).toBe(403);
+    expect((await call(vault('production/SERVICE_B_NOPE'), { auth: good })).status).toBe(404);
+    expect((await call(vault('production/bad-name'), { auth: good })).status).toBe(400);
+    expect((await call(vault('production/SERVICE_B_KEY'), { auth: good })).status).toBe(200);
+    const keyId = (await call(`${server.url}/api/v1/auth/self`, { auth: apiKey })).body.id;
+    await until(() => auditRowsSync(store.dir).some((row) => row.jti === jtiOf(good) && row.status === 200));
+    const rows = auditRowsSync(store.dir).filter((row) => [revoked, spent, good].map(jtiOf).includes(row.jti as string));
+    // Three mints, a revocation, the spending read, the refusals and the good token's four.
+    expect(rows.length).toBe(3 + 1 + 1 + 2 * paths.length + 4);
+    expect(rows.every((row) => row.api_key_id === keyId)).toBe(true);
   });
 });
 

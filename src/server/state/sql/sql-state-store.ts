@@ -158,6 +158,7 @@ export class SqlStateStore implements StateStore {
   async #commitOnce(items: Pending[]): Promise<TokenOutcome[]> {
     return this.#write(async (tx, appendAudit) => {
       const outcomes: TokenOutcome[] = items.map(() => 'ok');
+      const issuers: Array<string | null | undefined> = items.map(() => undefined);
       // Rows are locked in one order in every process: API keys by id (mints), then tokens by jti
       // (revocations, then uses), then the audit chain. The uses of each token go together: one
       // UPDATE per token per batch (50 readers of one token cost one statement, not 50).
@@ -177,11 +178,19 @@ export class SqlStateStore implements StateStore {
         }
       }
       for (const { token, indices, now } of uses.values()) {
-        const granted = await this.#use(tx, token, indices.length, now);
-        const refused = granted < indices.length ? judge((await selectTokenStatus(tx, token.jti))[0], token, now) : 'ok';
-        indices.forEach((index, position) => (outcomes[index] = position < granted ? 'ok' : refused === 'ok' ? 'exhausted' : refused));
+        let { granted, apiKeyId } = await this.#use(tx, token, indices.length, now);
+        let refused: TokenOutcome = 'ok';
+        if (granted < indices.length) {
+          const row = (await selectTokenStatus(tx, token.jti))[0];
+          refused = judge(row, token, now);
+          apiKeyId ??= row?.api_key_id ?? null;
+        }
+        indices.forEach((index, position) => {
+          outcomes[index] = position < granted ? 'ok' : refused === 'ok' ? 'exhausted' : refused;
+          issuers[index] = apiKeyId;
+        });
       }
-      await appendAudit(items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome)));
+      await appendAudit(items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome, issuers[index])));
       return outcomes;
     }, items.some(({ commit }) => needsDurability(commit)));
   }
@@ -192,23 +201,25 @@ export class SqlStateStore implements StateStore {
    * is read under the row's lock (PostgreSQL `FOR UPDATE`; SQLite's write lock is already held),
    * so how many were granted is exact.
    */
-  async #use(tx: Transaction, token: PresentedToken, wanted: number, now: Date): Promise<number> {
+  async #use(tx: Transaction, token: PresentedToken, wanted: number, now: Date): Promise<{ granted: number; apiKeyId: string | null | undefined }> {
     // Without a limit every use is granted or none is (revoked): no count to read first.
     let before: { uses: number } | undefined = { uses: 0 };
     if (token.usageLimit !== null) {
       const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
       before = (await tx.query<{ uses: number }>(`SELECT uses FROM tokens WHERE jti = $1${lock}`, [token.jti]))[0];
-      if (before === undefined) return 0;
+      if (before === undefined) return { granted: 0, apiKeyId: null };
     }
-    const after = await tx.query<{ uses: number }>(
+    const after = await tx.query<{ uses: number; api_key_id: string }>(
       `UPDATE tokens SET uses = CASE WHEN uses + $2 > $3 THEN $3 ELSE uses + $2 END
         WHERE jti = $1 AND revoked_at IS NULL AND uses < $3
           AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $4))
-        RETURNING uses`,
+        RETURNING uses, api_key_id`,
       [token.jti, wanted, token.usageLimit ?? UNLIMITED, now.toISOString()],
     );
-    if (after.length === 0) return 0;
-    return token.usageLimit === null ? wanted : Number(after[0]?.uses) - Number(before.uses);
+    const row = after[0];
+    // Not charged: the caller reads the row to say why (and whose it is).
+    if (row === undefined) return { granted: 0, apiKeyId: undefined };
+    return { granted: token.usageLimit === null ? wanted : Number(row.uses) - Number(before.uses), apiKeyId: row.api_key_id };
   }
 
   async #apply(tx: Transaction, { effect }: Commit, now: Date): Promise<TokenOutcome> {
@@ -477,12 +488,17 @@ export class SqlStateStore implements StateStore {
 }
 
 /**
- * What must survive a power loss before the answer: a mint, a revocation, and a use of a
- * usage-limited token (else a spent use could come back). Audit rows of unlimited reads survive a
- * crash of the server and reach the disk with the next durable commit.
+ * What must survive a power loss before the answer: a revocation, a use of a usage-limited token
+ * (else a spent use could come back), and key and session changes. A mint need not: a power loss
+ * that drops it leaves a token the state holds no record of, which is refused (fail closed), and
+ * the client mints again. A mint, and the audit rows of unlimited reads, survive a crash of the
+ * server and reach the disk with the next durable commit (a wrapper's use of its one-use token
+ * makes its mint durable too). This saves every wrapper run one fsync.
  */
 function needsDurability({ effect, durable }: Commit): boolean {
-  return durable === true || (effect !== undefined && (effect.kind !== 'use' || effect.token.usageLimit !== null));
+  if (durable === true) return true;
+  if (effect === undefined || effect.kind === 'issue') return false;
+  return effect.kind !== 'use' || effect.token.usageLimit !== null;
 }
 
 /** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */
