@@ -48,6 +48,25 @@ await build({
   write: true,
 });
 
+// Two of Node's modules undici loads for little, ≈3 ms of every vault run: node:http, for an
+// `instanceof IncomingMessage` on streams the client never hands it and for the default of
+// maxHeaderSize, which the client always sets (src/vault-client/http.ts); and node:assert, for
+// its internal invariants, called as a plain function. A release of undici that uses them
+// otherwise fails the build here rather than at run time.
+const shims = [
+  ['const { IncomingMessage } = require("node:http");', 'const IncomingMessage = class NotUsedByThisClient {};'],
+  ['const http = require("node:http");', 'const http = void 0;'],
+];
+let undici = readFileSync(join(outDir, 'undici.cjs'), 'utf8');
+for (const [from, to] of shims) {
+  if (undici.split(from).length !== 2) throw new Error(`build: undici.cjs no longer has exactly one ${from}`);
+  undici = undici.replace(from, to);
+}
+if (/\bassert\.|require\("node:http"\)/.test(undici)) throw new Error('build: undici.cjs uses node:assert or node:http beyond what the stand-ins cover');
+undici = undici.replaceAll('const assert = require("node:assert");', 'const assert = invariant;');
+undici = `/** undici's internal invariants (node:assert as a function, without loading it). */\nfunction invariant(value, message) {\n\tif (!value) throw Object.assign(new Error(message ?? "undici: invariant failed"), { code: "ERR_ASSERTION" });\n}\n${undici}`;
+writeFileSync(join(outDir, 'undici.cjs'), undici);
+
 const requireUndici = createRequire(join(undiciLib, 'index.js'));
 for (const name of ['llhttp_simd', 'llhttp']) writeFileSync(join(outDir, `${name}.wasm`), requireUndici(`./llhttp/${name === 'llhttp' ? 'llhttp-wasm' : 'llhttp_simd-wasm'}.js`));
 

@@ -23,7 +23,7 @@ const server = createServer((request, response) => {
   });
 });
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const pool = new Pool(`http://127.0.0.1:${server.address().port}`, { connect: { timeout: 5000, rejectUnauthorized: true }, headersTimeout: 5000, bodyTimeout: 5000, connections: 16 });
+const pool = new Pool(`http://127.0.0.1:${server.address().port}`, { connect: { timeout: 5000, rejectUnauthorized: true }, headersTimeout: 5000, bodyTimeout: 5000, connections: 16, maxHeaderSize: 16 * 1024 });
 const json = { accept: 'application/json', 'content-type': 'application/json' };
 for (const [method, path, body] of [['POST', '/json', '{"warm":true}'], ['GET', '/json', undefined], ['POST', '/empty', '{}']]) {
   const response = await pool.request({ method, path, headers: body === undefined ? { accept: 'application/json' } : json, body });

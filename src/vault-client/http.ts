@@ -72,6 +72,8 @@ export class Transport {
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
       connections: MAX_CONNECTIONS,
+      // Explicit, so that undici never asks node:http for its default (the bundle leaves it out).
+      maxHeaderSize: 16 * 1024,
     });
     // Anything but 'used' (or 'unbundled', from source) is slower, not wrong: 'stale' is another node
     // binary or another build, 'rejected' other V8 flags, 'absent' an install without the cache.
