@@ -30,19 +30,36 @@ function discard(body: Body): void {
   body.destroy();
 }
 
-/** The body's bytes, or undefined (and the stream destroyed) once it passes `limit`. */
-async function readLimited(body: Body, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      discard(body);
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+/**
+ * The body's bytes, or undefined (and the stream destroyed) once it passes `limit`. Read through
+ * its events rather than an async iterator: the same result, without running Node's stream
+ * iterator code for the first time on every vault run (≈3 ms here).
+ */
+function readLimited(body: Body, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (finish: () => void): void => {
+      if (settled) return;
+      settled = true;
+      finish();
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      size += chunk.length;
+      if (size > limit) {
+        settle(() => resolve(undefined));
+        discard(body);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.once('end', () => settle(() => resolve(Buffer.concat(chunks))));
+    body.once('error', (error: Error) => settle(() => reject(error)));
+    // Closed without an end or an error: as the stream iterator would say it.
+    body.once('close', () => settle(() => reject(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))));
+  });
 }
 
 function parseJson(bytes: Buffer): { ok: true; value: unknown } | { ok: false } {

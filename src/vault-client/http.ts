@@ -144,6 +144,9 @@ export class Transport {
       }
       const body = success ? await readJsonBody(response, this.options.origin) : undefined;
       const answer = success ? undefined : await readErrorAnswer(response);
+      // undici gives a finished connection back to the pool in the next check phase: a request
+      // made before then (mint, then batch, then revoke) would open another connection.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       return { ok: true, response: { status, body, serverCode: answer?.code, refusal: answer?.refusal, attempts: attempt, etag } };
     } catch (cause) {
       const failure = classifyNetworkError(cause, 'body');
