@@ -61,7 +61,7 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   const log = (line: string): void => void io.stderr.write(`${line}\n`);
   let state;
   try {
-    state = await openCommandState(paths, args, io, { cache: true, beforeCommit: sink ? (rows) => sink.write(rows) : undefined });
+    state = await openCommandState(paths, args, io, { cache: true, serving: true, beforeCommit: sink ? (rows) => sink.write(rows) : undefined });
   } catch (error) {
     sink?.close();
     throw error;

@@ -20,6 +20,8 @@ export interface OpenStateOptions {
   cache?: boolean;
   /** Opening without migrating (db status): a missing schema is reported, not made. */
   migrate?: boolean;
+  /** A server: SQLite's WAL checkpoints run on a thread of their own. */
+  serving?: boolean;
   now?: () => Date;
 }
 
@@ -60,17 +62,17 @@ export function redactUrl(url: string): string {
   }
 }
 
-export async function openDriver(paths: StorePaths, databaseUrl: string | undefined): Promise<SqlDriver> {
+export async function openDriver(paths: StorePaths, databaseUrl: string | undefined, options: { serving?: boolean } = {}): Promise<SqlDriver> {
   if (databaseUrl === undefined) {
     const { openSqlite } = await import('./sqlite/sqlite-driver.js');
-    return openSqlite(paths.stateDb);
+    return openSqlite(paths.stateDb, { backgroundCheckpoints: options.serving === true });
   }
   const { openPostgres } = await import('./postgres/postgres-driver.js');
   return openPostgres(databaseUrl);
 }
 
 export async function openState(paths: StorePaths, databaseUrl: string | undefined, options: OpenStateOptions = {}): Promise<SqlStateStore> {
-  const driver = await openDriver(paths, databaseUrl);
+  const driver = await openDriver(paths, databaseUrl, { serving: options.serving });
   try {
     if (options.migrate !== false) await migrate(driver, options.now);
     let cache: StateCache | undefined;

@@ -10,7 +10,8 @@
 // another process's write lock must not freeze the event loop, so `BEGIN IMMEDIATE` is tried with
 // a short busy timeout and retried from timers until the deadline; once begun, a transaction is
 // short (a batch of one event-loop turn).
-import { constants, promises as fs } from 'node:fs';
+import { constants, existsSync, promises as fs } from 'node:fs';
+import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../../errors.js';
@@ -22,6 +23,8 @@ type Database = BetterSqlite3.Database;
 export interface SqliteOptions {
   /** How long a writer waits for another process's write lock, in ms. */
   busyTimeoutMs?: number;
+  /** A serving process: WAL checkpoints run on a thread of their own (checkpointer.ts). */
+  backgroundCheckpoints?: boolean;
 }
 
 export async function openSqlite(file: string, options: SqliteOptions = {}): Promise<SqlDriver> {
@@ -38,8 +41,15 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   // Processes starting together on a new file race to switch it to WAL: wait for each other.
   const writer = await retryWhileBusy(() => open(BLOCKING_WAIT_MS), busyTimeoutMs, file);
   const reader = await retryWhileBusy(() => open(1_000), busyTimeoutMs, file);
-  return new SqliteDriver(file, writer, reader, busyTimeoutMs, path.join(path.dirname(file), LOCKS_FILE), Sqlite);
+  const driver = new SqliteDriver(file, writer, reader, busyTimeoutMs, path.join(path.dirname(file), LOCKS_FILE), Sqlite);
+  if (options.backgroundCheckpoints === true) await driver.startCheckpointer();
+  return driver;
 }
+
+/** The WAL file is cut back to this after it restarts (the checkpointer restarts it past 16 MiB). */
+const WAL_SIZE_LIMIT = 16 * 1024 * 1024;
+/** SQLite's own default, restored should the checkpointer stop. */
+const AUTO_CHECKPOINT_PAGES = 1000;
 
 /** Named locks live in a file of their own, so holding one never pauses the state's writers. */
 const LOCKS_FILE = 'state-locks.db';
@@ -89,6 +99,8 @@ class SqliteDriver implements SqlDriver {
   readonly #statements = new Map<Database, Map<string, { statement: BetterSqlite3.Statement; order: number[] }>>();
   #durable = false;
   #queue: Promise<unknown> = Promise.resolve();
+  #checkpointer: Worker | undefined;
+  #closing = false;
 
   constructor(
     readonly location: string,
@@ -198,8 +210,48 @@ class SqliteDriver implements SqlDriver {
     };
   }
 
+  /**
+   * Moves checkpoints off the event loop (see checkpointer.ts). Where the worker cannot run (this
+   * module loaded from source by the tests, a thread that fails to start), SQLite keeps
+   * checkpointing inside commits, as it does for the admin commands: slower, never unsafe.
+   */
+  async startCheckpointer(): Promise<void> {
+    const script = new URL('./checkpointer.js', import.meta.url);
+    if (!existsSync(script)) return;
+    const { Worker } = await import('node:worker_threads');
+    const worker = new Worker(script, { workerData: { file: this.location } });
+    const ready = await new Promise<boolean>((resolve) => {
+      worker.once('message', (message: { kind?: unknown } | undefined) => resolve(message?.kind === 'ready'));
+      worker.once('error', () => resolve(false));
+      worker.once('exit', () => resolve(false));
+    });
+    if (!ready) {
+      await worker.terminate();
+      return;
+    }
+    this.writer.pragma('wal_autocheckpoint = 0');
+    this.writer.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
+    // Should the thread die, the commits take checkpointing back: the WAL never grows unchecked.
+    worker.on('error', () => undefined);
+    worker.once('exit', () => {
+      this.#checkpointer = undefined;
+      if (!this.#closing) this.writer.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
+    });
+    worker.unref();
+    this.#checkpointer = worker;
+  }
+
   async close(): Promise<void> {
     await this.#queue;
+    this.#closing = true;
+    const worker = this.#checkpointer;
+    if (worker !== undefined) {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage('stop');
+      const timer = setTimeout(() => void worker.terminate(), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
     this.writer.close();
     this.reader.close();
   }
