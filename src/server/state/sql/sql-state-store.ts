@@ -350,12 +350,10 @@ export class SqlStateStore implements StateStore {
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       const chunk = rows.slice(start, start + INSERT_CHUNK);
       const params: unknown[] = [];
-      const tuples = chunk.map((row) => {
-        const values = [row.seq, row.time, row.event, row.outcome, row.status, row.error_code, row.api_key_id, row.jti, row.subject, row.environment, row.keys === null ? null : JSON.stringify(row.keys), row.client, row.count, row.hash];
-        const marks = values.map((value) => `$${params.push(value)}`);
-        return `(${marks.join(', ')})`;
-      });
-      await tx.query(`INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, params);
+      for (const row of chunk) {
+        params.push(row.seq, row.time, row.event, row.outcome, row.status, row.error_code, row.api_key_id, row.jti, row.subject, row.environment, row.keys === null ? null : JSON.stringify(row.keys), row.client, row.count, row.hash);
+      }
+      await tx.query(auditInsert(chunk.length), params);
     }
     const revert = this.options.beforeCommit?.(rows);
     if (revert) undo.push(revert);
@@ -536,6 +534,19 @@ const LIVE_TOKENS = `CASE WHEN k.revoked_at IS NULL AND (k.expires_at IS NULL OR
 const LIVE_ADMIN_KEY = (at: string): string => `k.admin = 1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ${at})`;
 
 const epochSeconds = (date: Date): number => Math.floor(date.getTime() / 1000);
+
+/** The INSERT of `count` audit rows, made once per count (drivers cache the prepared statement by its text). */
+const auditInserts = new Map<number, string>();
+function auditInsert(count: number): string {
+  let sql = auditInserts.get(count);
+  if (sql === undefined) {
+    const width = AUDIT_COLUMNS.length;
+    const tuples = Array.from({ length: count }, (_, row) => `(${AUDIT_COLUMNS.map((_, column) => `$${row * width + column + 1}`).join(', ')})`);
+    sql = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`;
+    auditInserts.set(count, sql);
+  }
+  return sql;
+}
 
 /** PostgreSQL's deadlock (40P01) and serialisation failure (40001): the transaction did nothing. */
 function isRetryable(error: unknown): boolean {
