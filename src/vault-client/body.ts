@@ -37,6 +37,11 @@ function discard(body: Body): void {
  */
 function readLimited(body: Body, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
+    // Ended or destroyed before it was read: no event would come (undici never does this today).
+    if (body.destroyed || body.readableEnded) {
+      reject(body.errored ?? Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;

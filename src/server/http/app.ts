@@ -57,7 +57,7 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
   }
   if (parts.length === 2 && first && second) return { event: 'secret.read', methods: ['GET'], run: (x) => readSecret(deps, x, first, second) };
   if (parts.length === 1 && first) {
-    return { event: 'secret.list', methods: ['GET'], run: (x) => listSecrets(deps, x, first, listPattern(query)) };
+    return { event: 'secret.list', methods: ['GET'], run: (x) => listSecrets(deps, x, first, query) };
   }
   return undefined;
 }
@@ -74,13 +74,6 @@ async function health(deps: HandlerDeps): Promise<Reply> {
   } catch {
     return { status: 503, body: { status: 'unavailable', state: { kind: deps.state.kind, schema: null }, environments } };
   }
-}
-
-function listPattern(query: string): string | undefined {
-  const params = new URLSearchParams(query);
-  const names = [...params.keys()];
-  if (names.some((name) => name !== 'pattern') || names.length > 1) throw new HttpError(400, 'RWS_BAD_REQUEST', 'the only query parameter is pattern, given once');
-  return params.get('pattern') ?? undefined;
 }
 
 /** Path and query of the request target, as sent: no dot-segment or percent decoding (names never need it). */
@@ -148,7 +141,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
             // A use the state could not charge (spent or revoked meanwhile) is a refusal.
             const refusal = tokenRefusal(outcome);
             reply = refusal ? errorResponse(refusal) : answer;
-            return auditRecord(event, x.audit, reply, client, x.now);
+            return auditRecord(event, refusal || answer.auditOnSuccess === undefined ? x.audit : { ...x.audit, ...answer.auditOnSuccess }, reply, client, x.now);
           },
         },
         x.now,

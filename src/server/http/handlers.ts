@@ -58,6 +58,8 @@ export interface Reply {
   text?: { body: string; contentType: string };
   /** Stored with the audit row; the answer stands only if it can be. */
   effect?: Effect;
+  /** Audit fields that hold only if the answer stands (the names a list would show). */
+  auditOnSuccess?: Partial<AuditRecord>;
   /** The row must survive a power loss though the change is not in the database (a secrets file). */
   durable?: boolean;
   /**
@@ -133,17 +135,25 @@ export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: strin
   });
 }
 
-export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: string, pattern: string | undefined): Promise<Reply> {
+export async function listSecrets(deps: HandlerDeps, x: Exchange, envParam: string, query: string): Promise<Reply> {
   noteRequested(x, envParam, []);
   const claims = await verifyToken(deps, x);
   return checkedByCommit(deps, x, claims, async () => {
+    const pattern = listPattern(query);
     const environment = checkEnvironment(envParam);
     x.audit.environment = environment;
     const file = await openScoped(deps, claims, environment, pattern === undefined ? undefined : checkPattern(pattern, 'pattern'));
     const keys = namesInScope(file, claims, pattern);
-    x.audit.keys = keys;
-    return { status: 200, body: { environment, keys }, effect: use(claims) };
+    // Named in the row only if the list is served: a token the commit refuses saw none of them.
+    return { status: 200, body: { environment, keys }, effect: use(claims), auditOnSuccess: { keys } };
   });
+}
+
+function listPattern(query: string): string | undefined {
+  const params = new URLSearchParams(query);
+  const names = [...params.keys()];
+  if (names.some((name) => name !== 'pattern') || names.length > 1) throw new HttpError(400, 'RWS_BAD_REQUEST', 'the only query parameter is pattern, given once');
+  return params.get('pattern') ?? undefined;
 }
 
 /**

@@ -282,7 +282,7 @@ describe('reading secrets', () => {
     expect((await call(vault('tokens/revoke'), { auth: revoked, method: 'POST' })).status).toBe(204);
     expect((await call(vault('production/SERVICE_B_KEY'), { auth: spent })).status).toBe(200);
     const dispatcher = fromAddress(18);
-    const paths = ['production/SERVICE_A_KEY', 'production/SERVICE_B_NOPE', 'production/bad-name', 'staging/SERVICE_B_KEY', 'production?pattern=SERVICE_A_*', 'staging', 'production/SERVICE_B_KEY', 'production'];
+    const paths = ['production/SERVICE_A_KEY', 'production/SERVICE_B_NOPE', 'production/bad-name', 'staging/SERVICE_B_KEY', 'production?pattern=SERVICE_A_*', 'production?x=1', 'staging', 'production/SERVICE_B_KEY', 'production'];
     for (const [t, code] of [[revoked, 'RWS_TOKEN_REVOKED'], [spent, 'RWS_TOKEN_EXHAUSTED']] as const) {
       for (const target of paths) {
         const reply = await call(vault(target), { auth: t, dispatcher });
@@ -301,6 +301,10 @@ describe('reading secrets', () => {
     // Three mints, a revocation, the spending read, the refusals and the good token's four.
     expect(rows.length).toBe(3 + 1 + 1 + 2 * paths.length + 4);
     expect(rows.every((row) => row.api_key_id === keyId)).toBe(true);
+    // A refused list names no secret: the token saw none (a refused read names the one it asked for).
+    const refused = rows.filter((row) => row.status === 401);
+    expect(refused).toHaveLength(2 * paths.length);
+    expect(refused.every((row) => row.keys === null || (Array.isArray(row.keys) && row.keys.length === 1))).toBe(true);
   });
 });
 

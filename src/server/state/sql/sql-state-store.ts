@@ -486,17 +486,15 @@ export class SqlStateStore implements StateStore {
 }
 
 /**
- * What must survive a power loss before the answer: a revocation, a use of a usage-limited token
- * (else a spent use could come back), and key and session changes. A mint need not: a power loss
- * that drops it leaves a token the state holds no record of, which is refused (fail closed), and
- * the client mints again. A mint, and the audit rows of unlimited reads, survive a crash of the
- * server and reach the disk with the next durable commit (a wrapper's use of its one-use token
- * makes its mint durable too). This saves every wrapper run one fsync.
+ * What must survive a power loss before the answer: a mint, a revocation, and a use of a
+ * usage-limited token (else a spent use could come back). A lost mint would fail closed, but its
+ * holder would be refused a token it was just given (a watching wrapper takes that for a
+ * revocation; a token handed to a CI job is simply dead), and the trail would lose the token's
+ * origin. Audit rows of unlimited reads survive a crash of the server and reach the disk with the
+ * next durable commit.
  */
 function needsDurability({ effect, durable }: Commit): boolean {
-  if (durable === true) return true;
-  if (effect === undefined || effect.kind === 'issue') return false;
-  return effect.kind !== 'use' || effect.token.usageLimit !== null;
+  return durable === true || (effect !== undefined && (effect.kind !== 'use' || effect.token.usageLimit !== null));
 }
 
 /** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */

@@ -3,9 +3,12 @@
 // both files while every request waits (≈15–20 µs of each read under load, measured). Here a
 // second connection copies the WAL into the database every `intervalMs` instead. PASSIVE never
 // waits for the server's writer, but under steady writes it rarely catches the WAL whole, so the
-// WAL could only grow; past `restartBytes` one RESTART checkpoint waits for the writer's current
-// transaction and lets the next one start the WAL from the beginning. Commits are durable in the
-// WAL either way: a checkpoint moves them, it never decides whether they are kept.
+// WAL could only grow; past `restartBytes`, and only once a PASSIVE round has copied all of it, a
+// RESTART lets the next commit start the WAL from the beginning. A RESTART holds the write lock
+// while it waits for readers, so it waits a few milliseconds at most and, refused, is not tried
+// again for a while: a reader that keeps an old snapshot open (a `sqlite3` shell, a backup tool)
+// must never lock the servers' writers out. Commits are durable in the WAL either way: a
+// checkpoint moves them, it never decides whether they are kept.
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Sqlite from 'better-sqlite3';
@@ -19,12 +22,15 @@ export interface CheckpointerData {
 }
 
 const { file, intervalMs = 200, restartBytes = 16 * 1024 * 1024 } = workerData as CheckpointerData;
-const port = parentPort;
-if (port === null) throw new Error('checkpointer.js runs as a worker thread');
+const port = parentPort ?? fail('checkpointer.js runs as a worker thread');
+
+function fail(message: string): never {
+  throw new Error(message);
+}
 
 let db: Sqlite.Database;
 try {
-  // Busy: skip the round (the next one comes soon); only a RESTART waits, and briefly.
+  // Busy: skip the round (the next one comes soon); only a RESTART waits, and only milliseconds.
   db = new Sqlite(file, { timeout: 0 });
   db.pragma('synchronous = NORMAL');
 } catch (error) {
@@ -40,29 +46,64 @@ function walBytes(): number {
   }
 }
 
+/** Milliseconds a RESTART may hold the write lock waiting for readers. */
+const RESTART_WAIT_MS = 5;
+/** After a refused RESTART, PASSIVE only for this long. */
+const RESTART_BACKOFF_MS = 5_000;
+/** Failures other than busy in a row after which the thread ends, and commits checkpoint again. */
+const MAX_FAILURES = 20;
+
+let restartNotBefore = 0;
+let failures = 0;
+
+/** SQLite's answer to `PRAGMA wal_checkpoint`: busy, frames in the WAL, frames copied. */
+type CheckpointRow = { busy: number; log: number; checkpointed: number };
+
 function checkpoint(): void {
   try {
-    if (walBytes() > restartBytes) {
-      db.pragma('busy_timeout = 1000');
+    const passive = db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
+    const copied = passive[0] !== undefined && passive[0].log === passive[0].checkpointed;
+    if (copied && walBytes() > restartBytes && Date.now() >= restartNotBefore) {
+      db.pragma(`busy_timeout = ${RESTART_WAIT_MS}`);
       try {
-        db.pragma('wal_checkpoint(RESTART)');
+        const restart = db.pragma('wal_checkpoint(RESTART)') as CheckpointRow[];
+        if (restart[0]?.busy !== 0) restartNotBefore = Date.now() + RESTART_BACKOFF_MS;
       } finally {
         db.pragma('busy_timeout = 0');
       }
-    } else {
-      db.pragma('wal_checkpoint(PASSIVE)');
     }
-  } catch {
-    // Busy, or the disk is full: the WAL keeps the commits, and the next round tries again.
+    failures = 0;
+  } catch (error) {
+    const code = String((error as { code?: unknown }).code ?? 'error');
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return;
+    // A full disk may pass; a database that keeps failing is left to SQLite's own checkpoints.
+    if (++failures >= MAX_FAILURES) {
+      port.postMessage({ kind: 'failed', code });
+      stopped = true;
+      db.close();
+      port.close();
+    }
   }
 }
 
-const timer = setInterval(checkpoint, intervalMs);
+let stopped = false;
+let timer: NodeJS.Timeout | undefined;
+/** The next round is timed from the end of this one: rounds never queue up behind a slow one. */
+function schedule(): void {
+  if (stopped) return;
+  timer = setTimeout(() => {
+    checkpoint();
+    schedule();
+  }, intervalMs);
+}
+
 port.on('message', (message: unknown) => {
-  if (message !== 'stop') return;
-  clearInterval(timer);
+  if (message !== 'stop' || stopped) return;
+  stopped = true;
+  clearTimeout(timer);
   checkpoint();
   db.close();
   port.close();
 });
 port.postMessage({ kind: 'ready' });
+schedule();
