@@ -3,9 +3,9 @@
 // both files while every request waits (≈15–20 µs of each read under load, measured). Here a
 // second connection copies the WAL into the database every `intervalMs` instead. PASSIVE never
 // waits for the server's writer, but under steady writes it rarely catches the WAL whole, so the
-// WAL could only grow; past `restartBytes`, and only once a PASSIVE round has copied all of it, a
-// RESTART lets the next commit start the WAL from the beginning. A RESTART holds the write lock
-// while it waits for readers, so it waits a few milliseconds at most and, refused, is not tried
+// WAL could only grow; past `restartBytes` a RESTART right after a PASSIVE round lets the next
+// commit start the WAL from the beginning. A RESTART holds the write lock while it copies the last
+// frames and waits for readers, so it waits a few milliseconds at most and, refused, is not tried
 // again for a while: a reader that keeps an old snapshot open (a `sqlite3` shell, a backup tool)
 // must never lock the servers' writers out. Commits are durable in the WAL either way: a
 // checkpoint moves them, it never decides whether they are kept.
@@ -56,14 +56,15 @@ const MAX_FAILURES = 20;
 let restartNotBefore = 0;
 let failures = 0;
 
-/** SQLite's answer to `PRAGMA wal_checkpoint`: busy, frames in the WAL, frames copied. */
+/** SQLite's answer to `PRAGMA wal_checkpoint`: busy (1 when it could not finish), frames in the WAL, frames copied. */
 type CheckpointRow = { busy: number; log: number; checkpointed: number };
 
 function checkpoint(): void {
   try {
-    const passive = db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[];
-    const copied = passive[0] !== undefined && passive[0].log === passive[0].checkpointed;
-    if (copied && walBytes() > restartBytes && Date.now() >= restartNotBefore) {
+    // PASSIVE first: it copies nearly everything without holding the writers up, so that the
+    // RESTART after it holds the write lock only for the last few frames.
+    db.pragma('wal_checkpoint(PASSIVE)');
+    if (walBytes() > restartBytes && Date.now() >= restartNotBefore) {
       db.pragma(`busy_timeout = ${RESTART_WAIT_MS}`);
       try {
         const restart = db.pragma('wal_checkpoint(RESTART)') as CheckpointRow[];
