@@ -178,12 +178,13 @@ export class SqlStateStore implements StateStore {
         }
       }
       for (const { token, indices, now } of uses.values()) {
-        let { granted, apiKeyId } = await this.#use(tx, token, indices.length, now);
+        const { granted, apiKeyId: charged } = await this.#use(tx, token, indices.length, now);
         let refused: TokenOutcome = 'ok';
+        let apiKeyId: string | null = charged ?? null;
         if (granted < indices.length) {
           const row = (await selectTokenStatus(tx, token.jti))[0];
           refused = judge(row, token, now);
-          apiKeyId ??= row?.api_key_id ?? null;
+          apiKeyId = row?.api_key_id ?? null;
         }
         indices.forEach((index, position) => {
           outcomes[index] = position < granted ? 'ok' : refused === 'ok' ? 'exhausted' : refused;
@@ -201,13 +202,13 @@ export class SqlStateStore implements StateStore {
    * is read under the row's lock (PostgreSQL `FOR UPDATE`; SQLite's write lock is already held),
    * so how many were granted is exact.
    */
-  async #use(tx: Transaction, token: PresentedToken, wanted: number, now: Date): Promise<{ granted: number; apiKeyId: string | null | undefined }> {
+  async #use(tx: Transaction, token: PresentedToken, wanted: number, now: Date): Promise<{ granted: number; apiKeyId?: string }> {
     // Without a limit every use is granted or none is (revoked): no count to read first.
     let before: { uses: number } | undefined = { uses: 0 };
     if (token.usageLimit !== null) {
       const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
       before = (await tx.query<{ uses: number }>(`SELECT uses FROM tokens WHERE jti = $1${lock}`, [token.jti]))[0];
-      if (before === undefined) return { granted: 0, apiKeyId: null };
+      if (before === undefined) return { granted: 0 };
     }
     const after = await tx.query<{ uses: number; api_key_id: string }>(
       `UPDATE tokens SET uses = CASE WHEN uses + $2 > $3 THEN $3 ELSE uses + $2 END
@@ -217,8 +218,8 @@ export class SqlStateStore implements StateStore {
       [token.jti, wanted, token.usageLimit ?? UNLIMITED, now.toISOString()],
     );
     const row = after[0];
-    // Not charged: the caller reads the row to say why (and whose it is).
-    if (row === undefined) return { granted: 0, apiKeyId: undefined };
+    // Not charged: the caller reads the row to say why, and whose it is.
+    if (row === undefined) return { granted: 0 };
     return { granted: token.usageLimit === null ? wanted : Number(row.uses) - Number(before.uses), apiKeyId: row.api_key_id };
   }
 

@@ -55,8 +55,10 @@ const MAX_FAILURES = 20;
 
 let restartNotBefore = 0;
 let failures = 0;
+let stopped = false;
+let timer: NodeJS.Timeout | undefined;
 
-/** SQLite's answer to `PRAGMA wal_checkpoint`: busy (1 when it could not finish), frames in the WAL, frames copied. */
+/** SQLite's answer to `PRAGMA wal_checkpoint`: busy is 1 when it could not finish. */
 type CheckpointRow = { busy: number; log: number; checkpointed: number };
 
 function checkpoint(): void {
@@ -87,8 +89,6 @@ function checkpoint(): void {
   }
 }
 
-let stopped = false;
-let timer: NodeJS.Timeout | undefined;
 /** The next round is timed from the end of this one: rounds never queue up behind a slow one. */
 function schedule(): void {
   if (stopped) return;
