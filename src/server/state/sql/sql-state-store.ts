@@ -350,9 +350,23 @@ export class SqlStateStore implements StateStore {
     const rows = sealRows(head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH }, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       const chunk = rows.slice(start, start + INSERT_CHUNK);
-      const params: unknown[] = [];
+      const params: unknown[] = new Array(chunk.length * AUDIT_COLUMNS.length);
+      let at = 0;
       for (const row of chunk) {
-        params.push(row.seq, row.time, row.event, row.outcome, row.status, row.error_code, row.api_key_id, row.jti, row.subject, row.environment, row.keys === null ? null : JSON.stringify(row.keys), row.client, row.count, row.hash);
+        params[at++] = row.seq;
+        params[at++] = row.time;
+        params[at++] = row.event;
+        params[at++] = row.outcome;
+        params[at++] = row.status;
+        params[at++] = row.error_code;
+        params[at++] = row.api_key_id;
+        params[at++] = row.jti;
+        params[at++] = row.subject;
+        params[at++] = row.environment;
+        params[at++] = row.keys === null ? null : JSON.stringify(row.keys);
+        params[at++] = row.client;
+        params[at++] = row.count;
+        params[at++] = row.hash;
       }
       await tx.query(auditInsert(chunk.length), params);
     }

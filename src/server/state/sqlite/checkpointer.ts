@@ -19,9 +19,11 @@ export interface CheckpointerData {
   intervalMs?: number;
   /** A WAL this large is restarted, not only copied (default 16 MiB; the writer waits a few ms). */
   restartBytes?: number;
+  /** After a refused RESTART, PASSIVE only for this long (default 5 s). */
+  restartBackoffMs?: number;
 }
 
-const { file, intervalMs = 200, restartBytes = 16 * 1024 * 1024 } = workerData as CheckpointerData;
+const { file, intervalMs = 200, restartBytes = 16 * 1024 * 1024, restartBackoffMs = 5_000 } = workerData as CheckpointerData;
 const port = parentPort ?? fail('checkpointer.js runs as a worker thread');
 
 function fail(message: string): never {
@@ -48,8 +50,6 @@ function walBytes(): number {
 
 /** Milliseconds a RESTART may hold the write lock waiting for readers. */
 const RESTART_WAIT_MS = 5;
-/** After a refused RESTART, PASSIVE only for this long. */
-const RESTART_BACKOFF_MS = 5_000;
 /** Failures other than busy in a row after which the thread ends, and commits checkpoint again. */
 const MAX_FAILURES = 20;
 
@@ -70,7 +70,7 @@ function checkpoint(): void {
       db.pragma(`busy_timeout = ${RESTART_WAIT_MS}`);
       try {
         const restart = db.pragma('wal_checkpoint(RESTART)') as CheckpointRow[];
-        if (restart[0]?.busy !== 0) restartNotBefore = Date.now() + RESTART_BACKOFF_MS;
+        if (restart[0]?.busy !== 0) restartNotBefore = Date.now() + restartBackoffMs;
       } finally {
         db.pragma('busy_timeout = 0');
       }
