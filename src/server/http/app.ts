@@ -100,7 +100,10 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${allowHeader(found.methods)}`, { allow: allowHeader(found.methods) });
       }
       event = found.event;
-      if (event !== undefined) await gateAuthentication(limits, deps, req, client, x.now);
+      if (event !== undefined) {
+        const gate = gateAuthentication(limits, deps, req, client, x.now);
+        if (gate !== undefined) await gate;
+      }
       reply = await found.run(x);
     } catch (error) {
       if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);

@@ -78,12 +78,17 @@ export function sendText(res: ServerResponse, status: number, text: { body: stri
   res.end(text.body);
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    ...SECURITY_HEADERS,
-    ...(body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }),
-  });
+const JSON_HEADERS = Object.entries(SECURITY_HEADERS).flat().concat('content-type', 'application/json; charset=utf-8');
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+  if (body === undefined) {
+    res.writeHead(status, { ...headers, ...SECURITY_HEADERS });
+    res.end('');
+    return;
+  }
+  const text = JSON.stringify(body);
+  // The usual answer (JSON, no headers of its own) as a flat list made once.
+  if (headers === undefined) res.writeHead(status, [...JSON_HEADERS, 'content-length', String(Buffer.byteLength(text))]);
+  else res.writeHead(status, { ...headers, ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

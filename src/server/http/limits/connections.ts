@@ -15,6 +15,8 @@ export const DEFAULT_MAX_CONNECTIONS = 4096;
 interface Entry {
   socket: Socket;
   busy: number;
+  /** The idle timer for a connection that has sent nothing yet still runs. */
+  waitingForFirst: boolean;
 }
 
 export interface ConnectionGuardOptions {
@@ -26,6 +28,7 @@ export interface ConnectionGuardOptions {
 export class ConnectionGuard {
   // Insertion order is recency: an entry is moved to the end whenever it finishes a request.
   readonly #open = new Map<string, Entry>();
+  readonly #bySocket = new WeakMap<Socket, { key: string; entry: Entry }>();
   #refused = 0;
   #evicted = 0;
 
@@ -47,16 +50,29 @@ export class ConnectionGuard {
   attach(server: Server): void {
     server.on('connection', (socket: Socket) => this.#accept(socket));
     server.on('request', (req, res) => {
-      const entry = this.#open.get(keyOf(req.socket));
+      const entry = this.#entryOf(req.socket);
       if (entry === undefined) return;
       entry.busy++;
-      entry.socket.setTimeout(0); // from here node:http's own timeouts apply
+      if (entry.waitingForFirst) {
+        entry.waitingForFirst = false;
+        entry.socket.setTimeout(0); // from here node:http's own timeouts apply
+      }
       res.once('close', () => {
         entry.busy--;
-        const key = keyOf(entry.socket);
+        const key = this.#bySocket.get(req.socket)?.key ?? keyOf(entry.socket);
         if (this.#open.delete(key)) this.#open.set(key, entry);
       });
     });
+  }
+
+  /** The entry of the connection a request came on (remembered per socket: keep-alive connections ask often). */
+  #entryOf(socket: Socket): Entry | undefined {
+    const known = this.#bySocket.get(socket);
+    if (known !== undefined && this.#open.get(known.key) === known.entry) return known.entry;
+    const key = keyOf(socket);
+    const entry = this.#open.get(key);
+    if (entry !== undefined) this.#bySocket.set(socket, { key, entry });
+    return entry;
   }
 
   #accept(socket: Socket): void {
@@ -66,7 +82,7 @@ export class ConnectionGuard {
       socket.destroy();
       return;
     }
-    const entry: Entry = { socket, busy: 0 };
+    const entry: Entry = { socket, busy: 0, waitingForFirst: true };
     this.#open.set(key, entry);
     socket.setTimeout(this.options.firstRequestMs);
     socket.on('timeout', () => {

@@ -4,7 +4,7 @@
 // flood of forged tokens never reaches JWT verification through this path.
 import type { IncomingMessage } from 'node:http';
 import { authenticateApiKey } from '../../auth/api-keys.js';
-import type { AuthLimits } from './auth-limits.js';
+import type { Admission, AuthLimits } from './auth-limits.js';
 import type { HandlerDeps } from '../handlers.js';
 import { HttpError } from '../http-error.js';
 import { bearerCredential } from '../request.js';
@@ -27,10 +27,17 @@ export async function holdsValidCredential(deps: HandlerDeps, req: IncomingMessa
   }
 }
 
-/** Throws the 429 for a limited client without a valid credential; returns when it may go on. */
-export async function gateAuthentication(limits: AuthLimits, deps: HandlerDeps, req: IncomingMessage, client: string, now: Date): Promise<void> {
+/**
+ * Throws the 429 for a limited client without a valid credential; resolves when it may go on.
+ * Undefined when it may go on at once (the usual case: no promise to wait for).
+ */
+export function gateAuthentication(limits: AuthLimits, deps: HandlerDeps, req: IncomingMessage, client: string, now: Date): Promise<void> | undefined {
   const admission = limits.admit(client, now.getTime());
-  if (!admission.limited) return;
+  if (!admission.limited) return undefined;
+  return gateLimited(admission, limits, deps, req, now);
+}
+
+async function gateLimited(admission: Extract<Admission, { limited: true }>, limits: AuthLimits, deps: HandlerDeps, req: IncomingMessage, now: Date): Promise<void> {
   if (await holdsValidCredential(deps, req, now)) return;
   if (admission.scope === 'server' && limits.takeTrickle(now.getTime())) return;
   const message = admission.scope === 'client' ? 'too many failed authentications from this address' : 'too many failed authentications on this server; retry shortly';

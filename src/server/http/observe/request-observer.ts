@@ -22,17 +22,19 @@ export function observeRequests(options: RequestObserverOptions): { observe: Exc
   };
   const wrap = (app: Handler): Handler => {
     if (options.metrics === undefined && options.requestLog === undefined) return app;
+    const requestLog = options.requestLog;
     return (req, res) => {
-      const time = new Date();
-      const started = process.hrtime.bigint();
-      const client = req.socket.remoteAddress ?? 'unknown'; // gone once the socket is destroyed
+      const started = performance.now();
+      // Only the request log needs these (the address is gone once the socket is destroyed).
+      const time = requestLog === undefined ? undefined : new Date();
+      const client = requestLog === undefined ? '' : (req.socket.remoteAddress ?? 'unknown');
       res.once('close', () => {
-        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+        const durationMs = performance.now() - started;
         const route = routeLabel(req.url);
         options.metrics?.observeRequest(route, res.statusCode, durationMs / 1000);
-        if (options.requestLog !== undefined) {
+        if (requestLog !== undefined && time !== undefined) {
           const apiKeyId = outcomes.get(req)?.seen.api_key_id ?? null;
-          options.requestLog(requestLogLine({ time, method: req.method ?? '', route, status: res.statusCode, durationMs, apiKeyId, client }));
+          requestLog(requestLogLine({ time, method: req.method ?? '', route, status: res.statusCode, durationMs, apiKeyId, client }));
         }
       });
       app(req, res);
