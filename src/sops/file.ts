@@ -82,7 +82,7 @@ export async function openSopsFile(text: string, identities: string[], options: 
 /**
  * A served scalar: either written in plain text (served as written; an empty string is never
  * encrypted, FORMAT.md §2), or its ENC[] value parsed once at open: ciphertext, IV, tag, type
- * and AAD, so that a request costs one AES-GCM open. Never a plaintext of an encrypted value.
+ * and AAD, so that each decrypt() costs one AES-GCM open. Never a plaintext of an encrypted value.
  */
 interface ScalarEntry {
   readonly node: Scalar;

@@ -8,7 +8,9 @@
 // as before, but a request costs a XOR instead of an AES-GCM open (about a tenth of the time).
 // Both forms need two things from this process's memory to read a value (pad and masked bytes,
 // or data key and ciphertext); the file's data key still sits beside them either way, so the
-// mask gives up nothing the cipher held.
+// mask gives up nothing the cipher held. One thing it does not do: GCM checked its tag on every
+// read, so memory corrupted in place failed closed; a corrupted mask is served as it is (the
+// file's MAC and each value's tag were checked when it was opened).
 import { randomFillSync } from 'node:crypto';
 import { SopsError, type SopsFile } from '../../sops/index.js';
 import { isValidName } from '../../names.js';

@@ -1,5 +1,6 @@
 // The secrets store: one SOPS file per environment, opened (MAC verified, data key unwrapped)
-// once per version of the file on disk. Values are decrypted per request and not kept. A file is
+// once per version of the file on disk. A value is decrypted on its first read and then kept only
+// masked (served-values.ts). A file is
 // re-checked at most every 250 ms by its inode, size and times, so edits by the admin commands
 // or by `sops` itself are picked up within a second; a file that fails verification stays
 // refused until it changes again. Only encrypted values are served (servedValues).

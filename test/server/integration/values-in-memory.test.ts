@@ -1,7 +1,9 @@
-// Between requests the server's memory holds no served value in the clear: a value is opened the
-// first time it is read and then kept masked (src/server/store/served-values.ts). A real server
-// is read from, many times, then asked for a heap snapshot (which collects garbage first); the
-// snapshot's strings must not hold the value, while they do hold its name.
+// Between requests the server's JavaScript heap holds no served value as a string: a value is
+// opened the first time it is read and then kept masked in buffers (src/server/store/
+// served-values.ts), and what a request made of it is garbage once answered. A real server is read
+// from, many times, then asked for a heap snapshot (which collects garbage first); its strings
+// must not hold the value (a cache of values as strings fails here), while they do hold its name.
+// A snapshot does not show buffers' bytes, so the masking itself is served-values.ts's to keep.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

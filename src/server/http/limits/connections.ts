@@ -60,7 +60,12 @@ export class ConnectionGuard {
       res.once('close', () => {
         entry.busy--;
         const key = this.#bySocket.get(req.socket)?.key ?? keyOf(entry.socket);
-        if (this.#open.delete(key)) this.#open.set(key, entry);
+        // Only if it is still this connection's: a client that reset it and came back from the
+        // same port has a new entry under the same key, which must not be replaced by this one.
+        if (this.#open.get(key) === entry) {
+          this.#open.delete(key);
+          this.#open.set(key, entry);
+        }
       });
     });
   }

@@ -19,7 +19,10 @@ export interface CheckpointerData {
   intervalMs?: number;
   /** A WAL this large is restarted, not only copied (default 16 MiB; the writer waits a few ms). */
   restartBytes?: number;
-  /** After a refused RESTART, PASSIVE only for this long (default 5 s). */
+  /**
+   * After a refused RESTART, PASSIVE only for this long (default 5 s): under steady writes the WAL
+   * may then grow past `restartBytes` by what this long of commits writes.
+   */
   restartBackoffMs?: number;
 }
 
