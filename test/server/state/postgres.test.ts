@@ -55,6 +55,42 @@ describe('PostgreSQL replicas', () => {
     expect((await b.findApiKey(hashOf('ak_00000000000000b1')))?.revoked_at).not.toBeNull();
   });
 
+  it('keeps serving when a newer server adds columns under its prepared statements', async () => {
+    // Statements with parameters are prepared once per connection; those that return `*` are
+    // not, because PostgreSQL refuses a cached plan whose result columns changed. A second
+    // server's migration adding columns is the case: every path must go on working.
+    const { a, url } = await twoReplicas();
+    const now = new Date();
+    await a.addApiKey(key('ak_00000000000000c1', { created_at: now.toISOString() }), localChange('apikey.create', 'ak_00000000000000c1', now));
+    const t = { ...tokenRecord('jti-c1-000000000000', 'ak_00000000000000c1', 100), issued_at: Math.floor(now.getTime() / 1000), expires_at: Math.floor(now.getTime() / 1000) + 300 };
+    await a.commit({ effect: { kind: 'issue', token: t }, audit: () => row('token.generate', 201) }, now);
+    const presented = { jti: t.jti, usageLimit: 100 };
+    // Every connection of the pool prepares what a read, a lookup and a mint use.
+    const round = async (): Promise<void> => {
+      const uses = await Promise.all(Array.from({ length: 12 }, () => a.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, now)));
+      expect(uses.every((outcome) => outcome === 'ok')).toBe(true);
+      expect((await a.findApiKey(hashOf('ak_00000000000000c1')))?.id).toBe('ak_00000000000000c1');
+      // Lookups that return `*`, on several connections at once (a.findApiKey is cached).
+      const lookups = await Promise.all(
+        Array.from({ length: 6 }, async () => [(await a.tokenStatus(presented, now)).outcome, (await a.findToken(t.jti))?.jti, (await a.getApiKey('ak_00000000000000c1', now))?.id, (await a.queryAudit({ limit: 1 })).length]),
+      );
+      expect(lookups).toEqual(Array.from({ length: 6 }, () => ['ok', t.jti, 'ak_00000000000000c1', 1]));
+    };
+    await round();
+    await round();
+    const { default: pg } = await import('pg');
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      for (const table of ['api_keys', 'tokens', 'audit']) await admin.query(`ALTER TABLE ${table} ADD COLUMN added_later TEXT`);
+    } finally {
+      await admin.end();
+    }
+    await round();
+    expect((await a.findToken(t.jti))?.uses).toBe(24 + 12);
+    expect((await a.queryAudit({ event: 'secret.read', limit: 100 })).length).toBe(36);
+  });
+
   it('never shows the password of the URL', async () => {
     const { url } = await twoReplicas();
     const password = new URL(url).password;

@@ -2,6 +2,7 @@
 // database that stops answering turns into a 503 within the request timeout rather than a hung
 // request, and idle-connection errors absorbed so a database restart never crashes the server.
 // The pool reconnects by itself once the database is back. Errors never carry the URL's password.
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { StateUnavailableError } from '../state-errors.js';
 import { lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
@@ -17,6 +18,29 @@ const types = {
 
 export function clientConfig(url: string): pg.ClientConfig {
   return { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: QUERY_TIMEOUT_MS, statement_timeout: QUERY_TIMEOUT_MS, keepAlive: true, types, application_name: 'secrets-server' };
+}
+
+const statementNames = new Map<string, string>();
+const MAX_NAMED = 1_000;
+
+/**
+ * A query with parameters is named, so each connection has PostgreSQL parse and plan it once
+ * (a batch's INSERT of audit rows and the use's UPDATE are planned per batch otherwise). Only a
+ * statement that lists what it returns: a newer server's migration that adds columns must not
+ * change the result of a statement prepared before it (PostgreSQL refuses such a cached plan),
+ * so `*` keeps a statement unnamed. Without parameters a query goes as simple text (several
+ * statements may share it).
+ */
+function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
+  const values = params as unknown[];
+  if (values.length === 0 || sql.includes('*')) return { text: sql, values };
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    if (statementNames.size >= MAX_NAMED) return { text: sql, values };
+    name = `rws_${createHash('sha256').update(sql).digest('hex').slice(0, 32)}`;
+    statementNames.set(sql, name);
+  }
+  return { name, text: sql, values };
 }
 
 export async function openPostgres(url: string): Promise<SqlDriver> {
@@ -44,7 +68,7 @@ class PostgresDriver implements SqlDriver {
 
   async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
     try {
-      return (await this.pool.query(sql, params as unknown[])).rows as T[];
+      return (await this.pool.query(statement(sql, params))).rows as T[];
     } catch (cause) {
       throw this.#wrap(cause);
     }
@@ -57,7 +81,7 @@ class PostgresDriver implements SqlDriver {
       const tx: Transaction = {
         query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => {
           try {
-            return (await client.query(sql, params as unknown[])).rows as R[];
+            return (await client.query(statement(sql, params))).rows as R[];
           } catch (cause) {
             broken = cause;
             throw this.#wrap(cause);
