@@ -77,45 +77,36 @@ class PostgresDriver implements SqlDriver {
   async transaction<T>(fn: (tx: Transaction) => Promise<T>, options: { durable?: boolean } = {}): Promise<T> {
     const client = await this.#connect();
     let broken: unknown;
-    // Stated, never left to the server's defaults: READ COMMITTED (each statement sees what
-    // committed before it, which the audit chain's lock-then-read and the row locks rely on),
-    // and whether the commit waits for its WAL flush (and for synchronous standbys, as the
-    // server is configured) or is flushed by the WAL writer within a fraction of a second. It goes
-    // out with the transaction's first statement when that one is plain text (a lockThen), else
-    // just before it: one round trip less.
-    let begin: string | undefined = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}`;
-    const run = async <R>(query: string | pg.QueryConfig): Promise<R> => {
-      try {
-        return (await client.query(query as pg.QueryConfig)) as unknown as R;
-      } catch (cause) {
-        broken = cause;
-        throw this.#wrap(cause);
-      }
-    };
-    const begun = async (): Promise<void> => {
-      if (begin === undefined) return;
-      const text = begin;
-      begin = undefined;
-      await run(text);
-    };
     try {
       const tx: Transaction = {
         query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => {
-          await begun();
-          return (await run<pg.QueryResult>(statement(sql, params))).rows as R[];
+          try {
+            return (await client.query(statement(sql, params))).rows as R[];
+          } catch (cause) {
+            broken = cause;
+            throw this.#wrap(cause);
+          }
         },
         lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
         // Both statements in one simple-protocol query: no parameters (the key is our own
         // number), and at READ COMMITTED the second takes its snapshot after the lock is held.
         lockThen: async <R extends Row = Row>(name: string, sql: string) => {
-          const prefix = begin === undefined ? '' : `${begin}; `;
-          begin = undefined;
-          const results = await run<pg.QueryResult[]>(`${prefix}SELECT pg_advisory_xact_lock(${lockKey(name).toString()}); ${sql}`);
-          return (results.at(-1)?.rows ?? []) as R[];
+          try {
+            const results = (await client.query(`SELECT pg_advisory_xact_lock(${lockKey(name).toString()}); ${sql}`)) as unknown as pg.QueryResult[];
+            return (results.at(-1)?.rows ?? []) as R[];
+          } catch (cause) {
+            broken = cause;
+            throw this.#wrap(cause);
+          }
         },
       };
+      // Stated, never left to the server's defaults: READ COMMITTED (each statement sees what
+      // committed before it, which the audit chain's lock-then-read and the row locks rely on),
+      // and whether the commit waits for its WAL flush (and for synchronous standbys, as the
+      // server is configured) or is flushed by the WAL writer within a fraction of a second.
+      // No parameters, so both go in one round trip.
+      await tx.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}`);
       const value = await fn(tx);
-      await begun(); // a transaction that ran nothing still begins and commits, as asked
       await tx.query('COMMIT');
       broken = undefined;
       return value;

@@ -159,9 +159,9 @@ export class SqlStateStore implements StateStore {
     return this.#write(async (tx, appendAudit) => {
       const outcomes: TokenOutcome[] = items.map(() => 'ok');
       const issuers: Array<string | null | undefined> = items.map(() => undefined);
-      // Rows are locked in one order in every process: the audit chain (#write, first), then API
-      // keys by id (mints), then tokens by jti (revocations, then uses). The uses of each token go
-      // together: one UPDATE per token per batch (50 readers of one token cost one statement, not 50).
+      // Rows are locked in one order in every process: API keys by id (mints), then tokens by jti
+      // (revocations, then uses), then the audit chain. The uses of each token go together: one
+      // UPDATE per token per batch (50 readers of one token cost one statement, not 50).
       const entries = [...items.entries()];
       const keyOf = ({ commit }: Pending): string => lockTarget(commit.effect);
       const rank = ({ commit }: Pending): number => lockRank(commit.effect);
@@ -344,16 +344,10 @@ export class SqlStateStore implements StateStore {
 
   // --- audit ----------------------------------------------------------------------------------
 
-  /** The chain's head under its lock: the seq and hash of the newest row (0 and genesis for none). */
-  async #lockAuditHead(tx: Transaction): Promise<{ seq: number; hash: string }> {
-    const head = (await tx.lockThen<{ seq: number; hash: string }>(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
-    return head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH };
-  }
-
-  /** Seals `records` after `head` (read under the chain's lock in this transaction) and inserts them. */
-  async #appendAudit(tx: Transaction, head: { seq: number; hash: string }, records: AuditRecord[], undo: Array<() => void>): Promise<StoredAuditRow[]> {
+  async #appendAudit(tx: Transaction, records: AuditRecord[], undo: Array<() => void>): Promise<StoredAuditRow[]> {
     if (records.length === 0) return [];
-    const rows = sealRows(head, records);
+    const head = (await tx.lockThen<{ seq: number; hash: string }>(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    const rows = sealRows(head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH }, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       const chunk = rows.slice(start, start + INSERT_CHUNK);
       const params: unknown[] = new Array(chunk.length * AUDIT_COLUMNS.length);
@@ -381,27 +375,13 @@ export class SqlStateStore implements StateStore {
     return rows;
   }
 
-  /**
-   * A write transaction that appends audit rows; followers hear of them once committed. It takes
-   * the chain's lock before anything else: every writer that appends takes it first, so one that
-   * holds it never waits for another that appends (PostgreSQL: no deadlock between them; their row
-   * locks come after it, in the order #commitOnce keeps), and with PostgreSQL the lock and the
-   * head go out with the BEGIN, one round trip.
-   */
+  /** A write transaction that appends audit rows; followers hear of them once committed. */
   async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>, durable = true): Promise<T> {
     let sealed: StoredAuditRow[] = [];
     const undo: Array<() => void> = [];
     let value: T;
     try {
-      value = await this.db.transaction(async (tx) => {
-        let head = await this.#lockAuditHead(tx);
-        return fn(tx, async (records) => {
-          const rows = await this.#appendAudit(tx, head, records, undo);
-          const last = rows.at(-1);
-          if (last !== undefined) head = { seq: last.seq, hash: last.hash };
-          sealed = [...sealed, ...rows];
-        });
-      }, { durable });
+      value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records, undo))), { durable });
     } catch (error) {
       for (const revert of undo) revert();
       throw error;
