@@ -39,7 +39,7 @@ function readLimited(body: Body, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     // Ended or destroyed before it was read: no event would come (undici never does this today).
     if (body.destroyed || body.readableEnded) {
-      reject(body.errored ?? Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      reject(body.errored ?? prematureClose());
       return;
     }
     const chunks: Buffer[] = [];
@@ -63,8 +63,13 @@ function readLimited(body: Body, limit: number): Promise<Buffer | undefined> {
     body.once('end', () => settle(() => resolve(Buffer.concat(chunks))));
     body.once('error', (error: Error) => settle(() => reject(error)));
     // Closed without an end or an error: as the stream iterator would say it.
-    body.once('close', () => settle(() => reject(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))));
+    body.once('close', () => settle(() => reject(prematureClose())));
   });
+}
+
+/** What Node's stream iterator says of a stream that closed without an end or an error. */
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
 
 function parseJson(bytes: Buffer): { ok: true; value: unknown } | { ok: false } {

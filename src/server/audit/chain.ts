@@ -3,7 +3,7 @@
 // after it. The canonical form is fixed here and nowhere else: field order, JSON.stringify's
 // escaping, and `keys` as an array or null.
 import { hash } from 'node:crypto';
-import type { AuditRecord, StoredAuditRow } from './record.js';
+import { type AuditRecord, type StoredAuditRow, storedRow } from './record.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -22,8 +22,7 @@ export function sealRows(head: { seq: number; hash: string }, records: readonly 
   return records.map((r) => {
     seq += 1;
     hash = chainHash(hash, seq, r);
-    // Spelled out, not spread: one shape for every row, and this runs once per request.
-    return { seq, time: r.time, event: r.event, outcome: r.outcome, status: r.status, error_code: r.error_code, api_key_id: r.api_key_id, jti: r.jti, subject: r.subject, environment: r.environment, keys: r.keys, client: r.client, count: r.count, hash };
+    return storedRow(r, seq, hash);
   });
 }
 

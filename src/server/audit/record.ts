@@ -97,10 +97,14 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** `r` stored as row `seq` with `hash`: its fields in their fixed order, and nothing else. */
+export function storedRow(r: AuditRecord, seq: number, hash: string): StoredAuditRow {
+  return { seq, time: r.time, event: r.event, outcome: r.outcome, status: r.status, error_code: r.error_code, api_key_id: r.api_key_id, jti: r.jti, subject: r.subject, environment: r.environment, keys: r.keys, client: r.client, count: r.count, hash };
+}
+
 /** The row with its fields in their fixed order, and nothing else (the admin API's events). */
 export function auditObject(row: StoredAuditRow): StoredAuditRow {
-  const { seq, time, event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client, count, hash } = row;
-  return { seq, time, event, outcome, status, error_code, api_key_id, jti, subject, environment, keys, client, count, hash };
+  return storedRow(row, row.seq, row.hash);
 }
 
 /** The row as one JSON line, fields in their fixed order (the audit file sink and `audit --json`). */

@@ -144,7 +144,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
             // A use the state could not charge (spent or revoked meanwhile) is a refusal.
             const refusal = tokenRefusal(outcome);
             reply = refusal ? errorResponse(refusal) : answer;
-            return auditRecord(event, refusal ? x.audit : { ...x.audit, ...answer.auditOnSuccess }, reply, client, x.now);
+            const seen = refusal || answer.auditOnSuccess === undefined ? x.audit : { ...x.audit, ...answer.auditOnSuccess };
+            return auditRecord(event, seen, reply, client, x.now);
           },
         },
         x.now,

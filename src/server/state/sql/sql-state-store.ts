@@ -350,23 +350,9 @@ export class SqlStateStore implements StateStore {
     const rows = sealRows(head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH }, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       const chunk = rows.slice(start, start + INSERT_CHUNK);
-      const params: unknown[] = new Array(chunk.length * AUDIT_COLUMNS.length);
-      let at = 0;
+      const params: unknown[] = [];
       for (const row of chunk) {
-        params[at++] = row.seq;
-        params[at++] = row.time;
-        params[at++] = row.event;
-        params[at++] = row.outcome;
-        params[at++] = row.status;
-        params[at++] = row.error_code;
-        params[at++] = row.api_key_id;
-        params[at++] = row.jti;
-        params[at++] = row.subject;
-        params[at++] = row.environment;
-        params[at++] = row.keys === null ? null : JSON.stringify(row.keys);
-        params[at++] = row.client;
-        params[at++] = row.count;
-        params[at++] = row.hash;
+        for (const column of AUDIT_COLUMNS) params.push(column !== 'keys' ? row[column] : row.keys === null ? null : JSON.stringify(row.keys));
       }
       await tx.query(auditInsert(chunk.length), params);
     }
