@@ -146,7 +146,8 @@ describe('run-with-secrets --watch with local files', () => {
     const [secretsDir] = wrapperDirs(runtimeDir);
     const names = readdirSync(join(runtimeDir, secretsDir!));
     expect(names).toEqual(['secrets.env']);
-    expect(wrapper.stderrText()).toMatch(/SIGHUP sent to pid \d+ of the child's group \(the one that catches it\)/);
+    // Said once the signal is sent: the child may have reread before the line reaches us.
+    await until('the signal line', () => /SIGHUP sent to pid \d+ of the child's group \(the one that catches it\)/.test(wrapper.stderrText()));
     wrapper.kill('SIGTERM');
     expect((await wrapper).signal).toBe('SIGTERM');
     expect(wrapperDirs(runtimeDir)).toEqual([]);
