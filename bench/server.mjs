@@ -6,7 +6,10 @@
 //
 // Fairness on a small machine: the load generator is a child process of its own (this script
 // stays idle while it runs), started afresh for every measurement with the same warm-up; every
-// server runs for the whole benchmark, and each round measures one configuration's two tokens
+// server runs for the whole benchmark and first serves SETTLE seconds of the same requests
+// unmeasured (V8 keeps compiling a server's hot path on background threads through its first
+// seconds of load, which a vault that runs for days never sees again; the bare server's one
+// function is settled at once), and each round measures one configuration's two tokens
 // and the bare server back to back, rotating the order, so that drift in the machine's load hits
 // all alike. Results are medians over the rounds; each ratio is the median of per-round ratios.
 // With several replicas the load generator spreads its connections over them evenly.
@@ -20,7 +23,7 @@
 // clients that read.
 //
 // Usage: npm run build && node bench/server.mjs [--state all|sqlite|postgres] [--replicas 3]
-//        [--rounds 3] [--seconds 3] [--warmup 1] [--clients 50] [--idle 5000]
+//        [--rounds 3] [--seconds 3] [--warmup 1] [--settle 6] [--clients 50] [--idle 5000]
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +36,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
+    settle: { type: 'string', default: '6' },
     clients: { type: 'string', default: '50' },
     state: { type: 'string', default: 'all' },
     replicas: { type: 'string', default: '3' },
@@ -43,6 +47,7 @@ const { values: flags } = parseArgs({
 });
 const SECONDS = Number(flags.seconds);
 const WARMUP = Number(flags.warmup);
+const SETTLE = Number(flags.settle);
 const CLIENTS = Number(flags.clients);
 const ROUNDS = Number(flags.rounds);
 const REPLICAS = Number(flags.replicas);
@@ -146,8 +151,8 @@ async function measure(url, requestPath, token) {
   return result;
 }
 
-function generate(url, requestPath, token) {
-  const args = [SELF, '--load', url, '--seconds', String(SECONDS), '--warmup', String(WARMUP), '--clients', String(CLIENTS)];
+function generate(url, requestPath, token, seconds = SECONDS, warmup = WARMUP) {
+  const args = [SELF, '--load', url, '--seconds', String(seconds), '--warmup', String(warmup), '--clients', String(CLIENTS)];
   const env = { ...process.env, BENCH_PATH: requestPath, ...(token === undefined ? {} : { BENCH_TOKEN: token }) };
   delete env.BENCH_PROFILE_DIR;
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
@@ -211,9 +216,17 @@ const median = (values) => {
 const fmt = (r) => `${r.rate.toFixed(0).padStart(7)} reads/s  p99 ${r.p99.toFixed(2).padStart(6)} ms  ${r.cpu.toFixed(0).padStart(4)} µs CPU/read`;
 
 console.log(
-  `${CLIENTS} concurrent clients, loopback, audit on; ${ROUNDS} rounds of ${WARMUP} s warm-up + ${SECONDS} s per measurement, ` +
-    'rotating order, fresh load-generator process each',
+  `${CLIENTS} concurrent clients, loopback, audit on; every server settled by ${SETTLE} s of the same reads first; ` +
+    `${ROUNDS} rounds of ${WARMUP} s warm-up + ${SECONDS} s per measurement, rotating order, fresh load-generator process each`,
 );
+// Settling: each configuration's unlimited and limited paths, then the bare server, unmeasured.
+if (SETTLE > 0) {
+  for (const config of configs) {
+    await generate(config.urls.join(','), SECRET_PATH, await freshToken(config), SETTLE / 2, 0);
+    await generate(config.urls.join(','), SECRET_PATH, await freshToken(config, USAGE_LIMIT), SETTLE / 2, 0);
+  }
+  await generate(bareUrl, '/', undefined, SETTLE / 2, 0);
+}
 const results = [];
 const bareAll = [];
 let errors = 0;
