@@ -41,11 +41,15 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
   if (path.startsWith('/console/')) return deps.console?.route(method, path);
   if (path === '/api/v1/fallback/uses') return { event: 'secret.offline_use', methods: ['POST'], run: (x) => reportOfflineUse(deps, x) };
   // Admin routes next: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
-  const admin = adminRoute(deps, method, path, query);
-  if (admin !== undefined) return admin;
-  if (!path.startsWith(PREFIX)) return undefined;
-  const parts = path.slice(PREFIX.length).split('/');
+  // Every other path under the prefix is the read API's, so a read skips the admin table.
+  const vault = path.startsWith(PREFIX);
+  const parts = vault ? path.slice(PREFIX.length).split('/') : [];
   const [first, second] = parts;
+  if (!vault || first === 'tokens') {
+    const admin = adminRoute(deps, method, path, query);
+    if (admin !== undefined) return admin;
+  }
+  if (!vault) return undefined;
   if (parts.length === 2 && first === 'tokens' && second === 'generate') {
     return { event: 'token.generate', methods: ['POST'], run: (x) => generateToken(deps, x) };
   }

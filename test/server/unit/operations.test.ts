@@ -13,6 +13,25 @@ describe('routeLabel', () => {
     for (const target of hostile) expect(['other', '/api/v1/vault/{environment}', '/api/v1/vault/{environment}/{key}']).toContain(routeLabel(target as string));
     expect(routeLabel('/api/v1/vault/"}\n# HELP x')).toBe('/api/v1/vault/{environment}');
   });
+
+  it('labels every target as splitting the path into segments would', () => {
+    // The rule written the plain way: the label function finds segments by position instead.
+    const bySegments = (target: string | undefined): string => {
+      const path = (target ?? '/').split('?', 1)[0] ?? '/';
+      if (path === '/healthz' || path === '/metrics') return path;
+      if (!path.startsWith('/api/v1/vault/')) return 'other';
+      const parts = path.slice('/api/v1/vault/'.length).split('/');
+      if (parts.length === 2 && parts[0] === 'tokens' && (parts[1] === 'generate' || parts[1] === 'revoke')) return `/api/v1/vault/tokens/${parts[1]}`;
+      if (parts.length === 2 && parts[0] === 'secrets' && parts[1] === 'batch') return '/api/v1/vault/secrets/batch';
+      if (parts.length === 2 && parts[0] && parts[1]) return '/api/v1/vault/{environment}/{key}';
+      if (parts.length === 1 && parts[0]) return '/api/v1/vault/{environment}';
+      return 'other';
+    };
+    const pieces = ['', '/', '//', '?', '?a=/b', 'tokens', 'generate', 'revoke', 'secrets', 'batch', 'prod', 'KEY', '%2F', '..', ' ', '\n'];
+    const targets: Array<string | undefined> = [undefined, '', '/healthz', '/metrics', '/metrics/', '/api/v1/vault', 'api/v1/vault/x'];
+    for (const a of pieces) for (const b of pieces) for (const c of pieces) targets.push(`/api/v1/vault/${a}${b}${c}`, `/api/v1/vault/${a}/${b}${c}`, `/api/v1/vault/${a}/${b}/${c}`);
+    for (const target of targets) expect([target, routeLabel(target)]).toEqual([target, bySegments(target)]);
+  });
 });
 
 describe('ServerMetrics', () => {

@@ -2,15 +2,26 @@
 // label never carries an environment, a secret name or anything else a client put in the path.
 
 const PREFIX = '/api/v1/vault/';
+const SECRET = `${PREFIX}{environment}/{key}`;
+const ENVIRONMENT = `${PREFIX}{environment}`;
+const GENERATE = `${PREFIX}tokens/generate`;
+const REVOKE = `${PREFIX}tokens/revoke`;
+const BATCH = `${PREFIX}secrets/batch`;
 
 export function routeLabel(target: string | undefined): string {
-  const path = (target ?? '/').split('?', 1)[0] ?? '/';
+  const url = target ?? '/';
+  const mark = url.indexOf('?');
+  const path = mark === -1 ? url : url.slice(0, mark);
   if (path === '/healthz' || path === '/metrics') return path;
   if (!path.startsWith(PREFIX)) return 'other';
-  const parts = path.slice(PREFIX.length).split('/');
-  if (parts.length === 2 && parts[0] === 'tokens' && (parts[1] === 'generate' || parts[1] === 'revoke')) return `${PREFIX}tokens/${parts[1]}`;
-  if (parts.length === 2 && parts[0] === 'secrets' && parts[1] === 'batch') return `${PREFIX}secrets/batch`;
-  if (parts.length === 2 && parts[0] && parts[1]) return `${PREFIX}{environment}/{key}`;
-  if (parts.length === 1 && parts[0]) return `${PREFIX}{environment}`;
-  return 'other';
+  // The segments after the prefix, found by position: this runs for every request.
+  const slash = path.indexOf('/', PREFIX.length);
+  if (slash === -1) return path.length > PREFIX.length ? ENVIRONMENT : 'other';
+  if (slash === PREFIX.length || slash === path.length - 1 || path.indexOf('/', slash + 1) !== -1) return 'other';
+  const first = path.slice(PREFIX.length, slash);
+  const second = path.slice(slash + 1);
+  if (first === 'tokens' && second === 'generate') return GENERATE;
+  if (first === 'tokens' && second === 'revoke') return REVOKE;
+  if (first === 'secrets' && second === 'batch') return BATCH;
+  return SECRET;
 }
