@@ -123,7 +123,9 @@ describe('run-with-secrets --watch with local files', () => {
     const later = setup('A=fine\n');
     const wrapper = startWatch(['--env-file', later.envFile, '--watch', '--debounce', '0', ...keep, '--', ...CHILD_COMMAND], runtimeDir, { ...later.env, WATCH_EXIT_CODE: '3', WATCH_EXIT_WHEN: 'bad' });
     await until('the first child', () => ups(later.record)[0]);
-    writeFileSync(later.envFile, 'A=bad\n');
+    // Replaced whole: with --debounce 0 a truncate-then-write can be seen half done (A removed,
+    // then A added), and this case is about one change.
+    replaceByRename(later.envFile, 'A=bad\n');
     const result = await wrapper;
     expect(result.exitCode).toBe(3);
     expect(ups(later.record)).toHaveLength(2);
@@ -352,7 +354,8 @@ describe('run-with-secrets --watch: flags', () => {
     const print = `echo "A is $A"; echo "{\\"event\\":\\"up\\",\\"pid\\":$$}" >> "$WATCH_RECORD"; exec sleep 60`;
     const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--mask', ...keep, '--', 'sh', '-c', print], runtimeDir, env);
     await until('the child', () => ups(record)[0]);
-    writeFileSync(envFile, 'A=second-secret-value\n');
+    // Replaced whole, so that no child starts from a half-written file (see case 4).
+    replaceByRename(envFile, 'A=second-secret-value\n');
     await until('the second child', () => ups(record)[1]);
     wrapper.kill('SIGTERM');
     const result = await wrapper;
