@@ -42,6 +42,11 @@ export async function signIn(page: Page, url: string, key: string): Promise<void
   await page.getByLabel('Admin API key').fill(key);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'API keys' }).waitFor();
+  // The keys list has loaded: a test that ends the session next must not have this request still
+  // in flight, or its 401 signs the page out before the test looks.
+  const keys = page.getByRole('region', { name: 'API keys, newest first' });
+  await keys.waitFor();
+  await keys.getByText('Loading…').waitFor({ state: 'detached' });
 }
 
 /** Light and dark, into docs/screenshots/NAME-light.png and NAME-dark.png (only with RWS_UPDATE_SCREENSHOTS=1). */
