@@ -134,6 +134,47 @@ it('signs in, creates a key seen once, follows its audit rows live, shares a fil
   expect(problems).toEqual([]);
 }, 120_000);
 
+it("never shows one filter's audit rows under another: a new filter says Loading… until its rows come, and a late answer is dropped", async () => {
+  const ids: string[] = [];
+  for (const name of ['stale-a', 'stale-b']) {
+    const made = await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: { name, environments: ['production'], key_patterns: ['DB_*'] } });
+    ids.push(made.body.id as string);
+    await token(server, made.body.key as string, { environment: 'production', key_pattern: 'DB_URL' });
+  }
+  const [a, b] = ids as [string, string];
+  const { page, context, problems } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  await nav(page, 'Audit').click();
+  const table = page.getByRole('region', { name: 'Events, newest first' });
+  await table.getByRole('row').filter({ hasText: b }).first().waitFor();
+  // Key A's rows are slow to come; key B's are not.
+  const isA = (url: URL) => url.pathname === '/api/v1/audit' && url.searchParams.get('api_key_id') === a;
+  await page.route(isA, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await route.continue();
+  });
+  const lateA = page.waitForResponse((response) => isA(new URL(response.url())), { timeout: 10_000 });
+  const filterBy = async (id: string) => {
+    await page.getByLabel('API key').selectOption(id);
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL(new RegExp(`api_key_id=${id}`));
+  };
+  // While A's answer is on its way, the unfiltered rows (B's among them) are gone.
+  await filterBy(a);
+  await table.getByText('Loading…').waitFor({ timeout: 1_500 });
+  expect(await table.getByRole('row').filter({ hasText: b }).count()).toBe(0);
+  // B asked after A and answered first: A's answer, when it comes, is not shown under B's filter.
+  await filterBy(b);
+  await table.getByRole('row').filter({ hasText: b }).first().waitFor();
+  await (await lateA).finished();
+  await page.waitForTimeout(300);
+  const texts = await table.getByRole('row').allTextContents();
+  expect(texts.length).toBeGreaterThan(1);
+  for (const text of texts.slice(1)) expect(text).toContain(b);
+  expect(problems).toEqual([]);
+  await context.close();
+}, 60_000);
+
 it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screenshots of every page, light and dark', async () => {
   const { page } = await openPage(browser);
   await page.goto(`${server.url}/console/`);

@@ -1,6 +1,6 @@
 // The audit trail: filters in the URL (shareable, reloadable), cursor paging, a live mode that
 // follows new events, and the requests-per-minute chart over the last hour and day.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { RequestChart } from '../chart.js';
 import { isoFromLocal, list, localFromIso, when } from '../format.js';
@@ -11,6 +11,7 @@ import { Problem, Table, useLoad } from '../widgets.js';
 const FILTERS = ['api_key_id', 'event', 'outcome', 'environment', 'since', 'until'];
 const EVENTS = ['token.generate', 'secret.read', 'secret.list', 'secret.batch', 'token.revoke', 'auth.self', 'auth.failure', 'auth.rate_limited', 'apikey.create', 'apikey.revoke', 'apikey.list', 'token.list', 'environment.list', 'secret.set', 'secret.delete', 'audit.read', 'status.read', 'console.signin', 'console.session', 'console.signout', 'state.import', 'state.rollback'];
 const LIVE_EVERY_MS = 3000;
+const NOT_LOADED = { events: [], next_cursor: null, loaded: false };
 
 function filtersOf(params) {
   return Object.fromEntries(FILTERS.map((name) => [name, params.get(name) || '']));
@@ -74,23 +75,32 @@ export function AuditPage({ params }) {
   const cursor = params.get('cursor') || '';
   const key = JSON.stringify([filters, cursor]);
   const [live, setLive] = useState(false);
-  const [page, setPage] = useState({ events: [], next_cursor: null, loaded: false });
+  const [page, setPage] = useState(NOT_LOADED);
   const [error, setError] = useState(null);
   const [charts, setCharts] = useState({ hour: null, day: null });
   const keys = useLoad(() => api('GET', '/api/v1/auth/keys'), []);
+  // Which view (filters, page, live) an answer was asked for: one that arrives after the view
+  // changed is dropped, so a slow answer never shows its rows under other filters.
+  const view = useRef(0);
 
-  const load = (background) =>
-    api('GET', auditPath(filters, live ? '' : cursor), { background }).then(
+  const load = (background) => {
+    const asked = view.current;
+    return api('GET', auditPath(filters, live ? '' : cursor), { background }).then(
       (value) => {
+        if (asked !== view.current) return;
         setPage({ ...value, loaded: true });
         setError(null);
       },
-      setError,
+      (failure) => asked === view.current && setError(failure),
     );
+  };
   const loadCharts = (background) =>
     Promise.all(['hour', 'day'].map((window) => api('GET', `/api/v1/audit/chart?window=${window}`, { background }))).then(([hour, day]) => setCharts({ hour, day }), setError);
 
   useEffect(() => {
+    view.current += 1;
+    // Until this view's rows arrive the table says so, rather than showing the last view's.
+    setPage(NOT_LOADED);
     void load(false);
   }, [key, live]);
   useEffect(() => {
