@@ -134,7 +134,7 @@ it('signs in, creates a key seen once, follows its audit rows live, shares a fil
   expect(problems).toEqual([]);
 }, 120_000);
 
-it("never shows one filter's audit rows under another: a new filter says Loading… until its rows come, and a late answer is dropped", async () => {
+it("never shows one filter's rows under another (audit, tokens): a new filter says Loading… until its rows come, and a late answer is dropped", async () => {
   const ids: string[] = [];
   for (const name of ['stale-a', 'stale-b']) {
     const made = await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: { name, environments: ['production'], key_patterns: ['DB_*'] } });
@@ -171,6 +171,21 @@ it("never shows one filter's audit rows under another: a new filter says Loading
   const texts = await table.getByRole('row').allTextContents();
   expect(texts.length).toBeGreaterThan(1);
   for (const text of texts.slice(1)) expect(text).toContain(b);
+
+  // The tokens page, filtered in place by key: the same while key A's tokens are on their way.
+  await page.route((url) => url.pathname === '/api/v1/vault/tokens' && url.searchParams.get('api_key_id') === a, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await route.continue();
+  });
+  await nav(page, 'Tokens').click();
+  const tokens = page.getByRole('region', { name: 'Live tokens, newest first' });
+  await tokens.getByRole('row').filter({ hasText: b }).first().waitFor();
+  await page.getByLabel('API key').selectOption(a);
+  await page.waitForURL(new RegExp(`api_key_id=${a}`));
+  await tokens.getByText('Loading…').waitFor({ timeout: 1_500 });
+  expect(await tokens.getByRole('row').filter({ hasText: b }).count()).toBe(0);
+  await tokens.getByRole('row').filter({ hasText: a }).first().waitFor();
+  for (const text of (await tokens.getByRole('row').allTextContents()).slice(1)) expect(text).toContain(a);
   expect(problems).toEqual([]);
   await context.close();
 }, 60_000);

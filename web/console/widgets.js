@@ -1,6 +1,6 @@
 // Small parts every page uses: a confirmation that needs a second, deliberate press; an error or
 // notice line read out by screen readers; a table that scrolls sideways on a narrow screen.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 
 let confirms = 0;
@@ -54,13 +54,20 @@ export function Table({ caption, head, children, empty }) {
   </div>`;
 }
 
-/** Loads `load()` on mount and whenever `deps` change; `reload` runs it again. */
+/**
+ * Loads `load()` on mount and whenever `deps` change; `reload` runs it again. A reload keeps the
+ * data on screen until the new data comes; new deps (another filter) do not show the old data
+ * meanwhile. An answer for deps or a reload since replaced is dropped.
+ */
 export function useLoad(load, deps) {
   const [state, setState] = useState({ data: undefined, error: undefined, loading: true });
   const [tick, setTick] = useState(0);
+  const loadedTick = useRef(tick);
   useEffect(() => {
     let live = true;
-    setState((previous) => ({ ...previous, loading: true }));
+    const reloading = loadedTick.current !== tick;
+    loadedTick.current = tick;
+    setState((previous) => (reloading ? { ...previous, loading: true } : { data: undefined, error: undefined, loading: true }));
     load().then(
       (data) => live && setState({ data, error: undefined, loading: false }),
       (error) => live && setState({ data: undefined, error, loading: false }),
