@@ -101,6 +101,7 @@ export function AuditPage({ params }) {
     view.current += 1;
     // Until this view's rows arrive the table says so, rather than showing the last view's.
     setPage(NOT_LOADED);
+    setError(null);
     void load(false);
   }, [key, live]);
   useEffect(() => {
