@@ -150,7 +150,7 @@ it("never shows one filter's rows under another (audit, tokens): a new filter sa
   // Key A's rows are slow to come; key B's are not.
   const isA = (url: URL) => url.pathname === '/api/v1/audit' && url.searchParams.get('api_key_id') === a;
   await page.route(isA, async (route) => {
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
     await route.continue();
   });
   const lateA = page.waitForResponse((response) => isA(new URL(response.url())), { timeout: 10_000 });
@@ -175,7 +175,7 @@ it("never shows one filter's rows under another (audit, tokens): a new filter sa
 
   // The tokens page, filtered in place by key: the same while key A's tokens are on their way.
   await page.route((url) => url.pathname === '/api/v1/vault/tokens' && url.searchParams.get('api_key_id') === a, async (route) => {
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
     await route.continue();
   });
   await nav(page, 'Tokens').click();
