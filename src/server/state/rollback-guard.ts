@@ -33,7 +33,16 @@ export class RollbackGuard {
   /** Checks now, then every second; resolves after the first check. */
   async start(): Promise<void> {
     await this.check();
-    this.#timer = setInterval(() => void this.check().catch(() => undefined), CHECK_EVERY_MS);
+    // One check at a time: while the database is locked or unreachable a check can take longer
+    // than the interval, and checks piling up would queue writes ahead of every request's.
+    let checking = false;
+    this.#timer = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void this.check()
+        .catch(() => undefined)
+        .finally(() => (checking = false));
+    }, CHECK_EVERY_MS);
     this.#timer.unref();
   }
 

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWhileKilling } from '../helpers/kill-under-load.js';
-import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token } from '../helpers/server.js';
+import Database from 'better-sqlite3';
+import { BIN, call, cli, cliOk, generate, makeApiKey, makeStore, startServer, type TestStore, token } from '../helpers/server.js';
 
 const run = promisify(execFile);
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value', SERVICE_B_URL: 'https://b' } };
@@ -254,6 +255,42 @@ describe('audit verify', () => {
       await local.cleanup();
     }
   });
+});
+
+describe('a state database another process keeps locked', () => {
+  it('answers each request 503 within the request timeout, not after every write queued before it, and serves again once released', async () => {
+    const server = await startServer(store);
+    try {
+      const t = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      expect((await read(server, t)).status).toBe(200);
+      // As an operator's `sqlite3 state.db` inside BEGIN IMMEDIATE, or a stopped admin command,
+      // would: the server waits 10 s for the lock per transaction, then answers 503. Meanwhile its
+      // rollback check wants to write every second; before, those writes queued up, and the
+      // second request below waited for each of them in turn (about 100 s).
+      const db = new Database(path.join(store.dir, 'state.db'));
+      db.exec('BEGIN IMMEDIATE');
+      const replies: Array<{ status: number; code: unknown; seconds: number }> = [];
+      try {
+        for (const ask of [() => read(server, t), () => generate(server, apiKey, { subject: 'locked', environment: 'production', key_pattern: 'SERVICE_B_KEY' })]) {
+          const started = Date.now();
+          const reply = await ask();
+          replies.push({ status: reply.status, code: reply.body?.error?.code, seconds: (Date.now() - started) / 1000 });
+        }
+      } finally {
+        db.exec('ROLLBACK');
+        db.close();
+      }
+      for (const reply of replies) {
+        expect(reply.status).toBe(503);
+        expect(reply.code).toBe('RWS_STATE_UNAVAILABLE');
+        // The default request timeout.
+        expect(reply.seconds).toBeLessThan(30);
+      }
+      expect((await read(server, t)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
 });
 
 describe('a full filesystem', () => {

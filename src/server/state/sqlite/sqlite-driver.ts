@@ -144,13 +144,17 @@ class SqliteDriver implements SqlDriver {
   }
 
   transaction<T>(fn: (tx: Transaction) => Promise<T>, options: { durable?: boolean } = {}): Promise<T> {
-    // One transaction at a time on the writer; the next waits for this one to end.
-    const result = this.#queue.then(() => this.#transaction(fn, options.durable ?? true));
+    // One transaction at a time on the writer; the next waits for this one to end. The wait for
+    // the write lock counts from here, not from this transaction's turn: while another process
+    // holds the lock, each queued transaction fails by its own deadline instead of each waiting
+    // the whole timeout after the one before it (requests answered minutes late).
+    const deadline = Date.now() + this.busyTimeoutMs;
+    const result = this.#queue.then(() => this.#transaction(fn, options.durable ?? true, deadline));
     this.#queue = result.catch(() => undefined);
     return result;
   }
 
-  async #transaction<T>(fn: (tx: Transaction) => Promise<T>, durable: boolean): Promise<T> {
+  async #transaction<T>(fn: (tx: Transaction) => Promise<T>, durable: boolean, deadline: number): Promise<T> {
     if (durable !== this.#durable) {
       this.writer.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
       this.#durable = durable;
@@ -160,7 +164,7 @@ class SqliteDriver implements SqlDriver {
       lock: async () => undefined,
       lockThen: async <R extends Row = Row>(_name: string, sql: string) => this.#run<R>(this.writer, sql, []),
     };
-    await this.#begin();
+    await this.#begin(deadline);
     try {
       const value = await fn(tx);
       this.#exec('COMMIT');
@@ -171,8 +175,7 @@ class SqliteDriver implements SqlDriver {
     }
   }
 
-  async #begin(): Promise<void> {
-    const deadline = Date.now() + this.busyTimeoutMs;
+  async #begin(deadline: number): Promise<void> {
     for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
       try {
         this.writer.exec('BEGIN IMMEDIATE');
