@@ -2,12 +2,14 @@
 // read key and see it once, watch its audit rows arrive in live mode, share a filtered view,
 // revoke the key, set a secret, sign out. With RWS_UPDATE_SCREENSHOTS=1 it also takes the
 // README's screenshots of every page, light and dark.
+import Database from 'better-sqlite3';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fixture, makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
 import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../server/helpers/server.js';
 import { launchBrowser, nav, openPage, screenshot, signIn, type WatchedPage } from './helpers/browser.js';
 import { cliOk } from '../server/helpers/server.js';
+import { storePaths } from '../../src/server/store/layout.js';
 
 let browser: Browser;
 let store: TestStore;
@@ -188,6 +190,92 @@ it("never shows one filter's rows under another (audit, tokens): a new filter sa
   await tokens.getByRole('row').filter({ hasText: a }).first().waitFor();
   for (const text of (await tokens.getByRole('row').allTextContents()).slice(1)) expect(text).toContain(a);
   expect(problems).toEqual([]);
+  await context.close();
+}, 60_000);
+
+it('keeps an open Revoke confirmation with its own token when a revocation above it shortens the list', async () => {
+  const made = await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: { name: 'confirm-keys', environments: ['production'], key_patterns: ['DB_*'] } });
+  const keyId = made.body.id as string;
+  for (let i = 0; i < 4; i++) await token(server, made.body.key as string, { environment: 'production', key_pattern: 'DB_URL' });
+  const { page, context } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  await page.goto(`${server.url}/console/#/tokens?api_key_id=${keyId}`);
+  const rows = page.getByRole('region', { name: 'Live tokens, newest first' }).locator('tbody tr');
+  await rows.nth(3).getByRole('button', { name: 'Revoke', exact: true }).waitFor();
+  const jtis = await rows.locator('td:first-child').allTextContents();
+  expect(jtis).toHaveLength(4);
+  // Ask about the third token, then revoke the first: the list loses its top row.
+  await rows.nth(2).getByRole('button', { name: 'Revoke', exact: true }).click();
+  await page.getByText(`Revoke token ${jtis[2]}?`).waitFor();
+  await rows.nth(0).getByRole('button', { name: 'Revoke', exact: true }).click();
+  await rows.nth(0).getByRole('button', { name: 'Revoke token' }).click();
+  await page.getByText(`Token ${jtis[0]} revoked.`).waitFor();
+  await page.getByRole('region', { name: 'Live tokens, newest first' }).getByText(jtis[0] as string).waitFor({ state: 'detached' });
+  // The open question is still about the third token, never the fourth now in its place.
+  expect(await page.getByText(`Revoke token ${jtis[3]}?`).count()).toBe(0);
+  await page.getByRole('group', { name: `Revoke token ${jtis[2]}?` }).getByRole('button', { name: 'Revoke token' }).click();
+  await page.getByText(`Token ${jtis[2]} revoked.`).waitFor();
+  const live = await call(`${server.url}/api/v1/vault/tokens?api_key_id=${keyId}&active=true`, { auth: admin });
+  expect((live.body.tokens as Array<{ jti: string }>).map((t) => t.jti).sort()).toEqual([jtis[1], jtis[3]].sort());
+  await context.close();
+}, 60_000);
+
+it('says so and stays signed in when the sign-out cannot be recorded', async () => {
+  const { page, context } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  // Another process holds the state database's write lock for longer than the server waits for
+  // it (10 s): the session's deletion cannot commit, and the server answers 503.
+  const db = new Database(storePaths(store.dir).stateDb);
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    // The session's check waits out the lock (10 s), then so does the 503's own audit row.
+    await page.getByRole('alert').filter({ hasText: 'Not signed out' }).waitFor({ timeout: 40_000 });
+  } finally {
+    db.exec('ROLLBACK');
+    db.close();
+  }
+  expect(await page.getByRole('alert').filter({ hasText: 'Not signed out' }).textContent()).toContain('RWS_STATE_UNAVAILABLE');
+  expect(await page.getByText('You have signed out.').count()).toBe(0);
+  expect(await page.getByText('Signed in as').isVisible()).toBe(true);
+  expect((await context.cookies(server.url)).some((cookie) => cookie.name === 'rws_session')).toBe(true);
+  // Once the database answers, signing out works and the session is gone.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByText('You have signed out.').waitFor();
+  expect((await context.cookies(server.url)).some((cookie) => cookie.name === 'rws_session')).toBe(false);
+  await context.close();
+}, 60_000);
+
+it('shows why a list could not load, never Loading… for ever or an empty list', async () => {
+  const { page, context } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  // The server refuses this filter (400): an environment name has no spaces.
+  await page.goto(`${server.url}/console/#/audit?environment=prod%20eu`);
+  await page.getByRole('alert').waitFor();
+  const table = page.getByRole('region', { name: 'Events, newest first' });
+  await table.getByText('Not loaded.').waitFor();
+  expect(await table.getByText('Loading…').count()).toBe(0);
+  await context.close();
+});
+
+it('polls the live audit one request at a time, however slow the answers', async () => {
+  const { page, context } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  await nav(page, 'Audit').click();
+  await page.getByRole('region', { name: 'Events, newest first' }).getByRole('row').nth(1).waitFor();
+  // Every answer of the trail now takes 7 s; polls go every 3 s.
+  let inFlight = 0;
+  let most = 0;
+  await page.route((url) => url.pathname === '/api/v1/audit', async (route) => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    await route.continue();
+    inFlight--;
+  });
+  await page.getByLabel('Live: follow new events').check();
+  await page.waitForTimeout(10_000);
+  // The live view's first load, and one poll: the polls at 6 s and 9 s wait for it.
+  expect(most).toBe(2);
   await context.close();
 }, 60_000);
 

@@ -3,7 +3,7 @@
 // finds nothing to show.
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
-import { api, setSession } from './api.js';
+import { api, ApiError, setSession } from './api.js';
 import { html } from './html.js';
 import { PAGES, href, useRoute } from './route.js';
 import { AuditPage } from './pages/audit.js';
@@ -90,6 +90,7 @@ function Page({ route, session }) {
 function App() {
   const [session, setSessionState] = useState(undefined);
   const [activity, setActivity] = useState(Date.now());
+  const [signOutError, setSignOutError] = useState(null);
   const [notice, setNotice] = useState(location.search.includes('signed-out') ? 'You have signed out.' : null);
   const route = useRoute();
 
@@ -120,13 +121,19 @@ function App() {
   const hardEnd = Date.parse(session.expires_at);
   const endsAt = Math.min(activity + session.idle_timeout_seconds * 1000, hardEnd);
   const signOut = async () => {
+    setSignOutError(null);
     try {
       await api('DELETE', SESSION);
-    } finally {
-      setSession(null);
-      // A new document: the pages seen before are gone from this one, and not cached (no-store).
-      location.replace(SIGNED_OUT_PAGE);
+    } catch (failure) {
+      // The session still stands unless the server said it had ended (401): say so, and stay.
+      if (!(failure instanceof ApiError && failure.status === 401)) {
+        setSignOutError(new Error(`Not signed out: ${failure.code ? `${failure.message} (${failure.code})` : 'the server could not be reached'}. You are still signed in; try again.`));
+        return;
+      }
     }
+    setSession(null);
+    // A new document: the pages seen before are gone from this one, and not cached (no-store).
+    location.replace(SIGNED_OUT_PAGE);
   };
   const stay = () => api('GET', SESSION).then((value) => value.signed_in && begin(value), () => undefined);
 
@@ -142,6 +149,7 @@ function App() {
       <button type="button" onClick=${signOut}>Sign out</button>
     </header>
     <${ExpiryBanner} endsAt=${endsAt} hardEnd=${hardEnd} onStay=${stay} onEnded=${() => signedOut('Your session has ended; sign in again.')} />
+    <${Problem} error=${signOutError} />
     <main id="main" tabindex="-1"><${Page} route=${route} session=${session} /></main>`;
 }
 

@@ -110,15 +110,20 @@ export function AuditPage({ params }) {
   useEffect(() => {
     if (!live) return undefined;
     let ticks = 0;
+    let polling = false;
     const timer = setInterval(() => {
-      void load(true);
+      // One poll at a time: a slow answer is waited for, never overtaken by a newer poll's.
+      if (!polling) {
+        polling = true;
+        void load(true).finally(() => (polling = false));
+      }
       if (++ticks % 10 === 0) void loadCharts(true);
     }, LIVE_EVERY_MS);
     return () => clearInterval(timer);
   }, [live, key]);
 
   const names = new Map((keys.data?.keys ?? []).map((k) => [k.id, k.name]));
-  const rows = page.events.map((e) => html`<tr class=${e.outcome === 'failure' ? 'failed' : ''}>
+  const rows = page.events.map((e) => html`<tr key=${e.seq} class=${e.outcome === 'failure' ? 'failed' : ''}>
     <td>${e.seq}</td>
     <td class="time">${when(e.time)}</td>
     <td>${e.event}</td>
@@ -140,7 +145,7 @@ export function AuditPage({ params }) {
       ${live ? html`<span class="live-dot" role="status">Following new events (every ${LIVE_EVERY_MS / 1000} s)</span>` : null}
     </div>
     <${Problem} error=${error} />
-    <${Table} caption=${live ? 'Newest events, live' : 'Events, newest first'} head=${['Seq', 'Time', 'Event', 'Outcome', 'API key', 'Subject', 'Environment', 'Names', 'Client']} empty=${page.loaded ? 'No events match.' : 'Loading…'}>${rows}<//>
+    <${Table} caption=${live ? 'Newest events, live' : 'Events, newest first'} head=${['Seq', 'Time', 'Event', 'Outcome', 'API key', 'Subject', 'Environment', 'Names', 'Client']} empty=${page.loaded ? 'No events match.' : error ? 'Not loaded.' : 'Loading…'}>${rows}<//>
     ${live ? null : html`<nav class="pager" aria-label="Audit pages">
       ${cursor ? html`<a href=${'#/audit?' + new URLSearchParams(Object.entries(filters).filter(([, v]) => v))}>Newest</a>` : null}
       ${page.next_cursor ? html`<button type="button" onClick=${() => go('audit', { ...filters, cursor: page.next_cursor })}>Older events</button>` : null}

@@ -100,7 +100,7 @@ export function KeysPage() {
       setError(failure);
     }
   };
-  const rows = (keys.data?.keys ?? []).slice().reverse().map((key) => html`<tr class=${key.revoked_at ? 'revoked' : ''}>
+  const rows = (keys.data?.keys ?? []).slice().reverse().map((key) => html`<tr key=${key.id} class=${key.revoked_at ? 'revoked' : ''}>
     <td>${key.name}<br /><code class="id">${key.id}</code></td>
     <td>${key.admin ? 'admin' : 'read'}</td>
     <td>${key.admin ? '—' : html`${list(key.environments)}<br /><code>${list(key.key_patterns)}</code>`}</td>
@@ -114,5 +114,5 @@ export function KeysPage() {
     ${created ? html`<${CreatedKey} created=${created} onDone=${() => setCreated(null)} />` : html`<${CreateForm} onCreated=${(value) => { setCreated(value); keys.reload(); }} />`}
     <${Notice} text=${notice} />
     <${Problem} error=${error || keys.error} />
-    <${Table} caption="API keys, newest first" head=${['Name', 'Kind', 'Grants', 'Created', 'Expires', 'Last used', 'Live tokens', '']} empty=${keys.loading ? 'Loading…' : 'No keys yet.'}>${rows}<//>`;
+    <${Table} caption="API keys, newest first" head=${['Name', 'Kind', 'Grants', 'Created', 'Expires', 'Last used', 'Live tokens', '']} empty=${keys.loading ? 'Loading…' : keys.error ? 'Not loaded.' : 'No keys yet.'}>${rows}<//>`;
 }

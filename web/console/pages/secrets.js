@@ -18,14 +18,15 @@ function Environment({ env, onChanged, setNotice, setError }) {
       setError(failure);
     }
   };
-  const rows = (names.data?.names ?? []).map((name) => html`<tr>
+  const rows = (names.data?.names ?? []).map((name) => html`<tr key=${name}>
     <td><code>${name}</code></td>
     <td><${Confirm} label="Delete" question=${`Delete ${name} from ${env.name}?`} confirmLabel="Delete secret" onConfirm=${() => remove(name)} /></td>
   </tr>`);
   return html`<section class="card" aria-labelledby=${`env-${env.name}`}>
     <h2 id=${`env-${env.name}`}>${env.name}</h2>
     <p class="meta">${env.error ? `Not served: ${env.error}` : `${env.secrets} secrets · changed ${when(env.changed_at)}`} · <code class="id">${env.digest ?? ''}</code></p>
-    <${Table} caption=${`Names in ${env.name}`} head=${['Name', '']} empty=${names.loading ? 'Loading…' : 'No secrets.'}>${rows}<//>
+    <${Table} caption=${`Names in ${env.name}`} head=${['Name', '']} empty=${names.loading ? 'Loading…' : names.error ? 'Not loaded.' : 'No secrets.'}>${rows}<//>
+    <${Problem} error=${names.error} />
   </section>`;
 }
 

@@ -27,7 +27,7 @@ export function TokensPage({ params }) {
       setError(failure);
     }
   };
-  const rows = (tokens.data?.tokens ?? []).map((t) => html`<tr class=${t.revoked_at ? 'revoked' : ''}>
+  const rows = (tokens.data?.tokens ?? []).map((t) => html`<tr key=${t.jti} class=${t.revoked_at ? 'revoked' : ''}>
     <td><code class="id">${t.jti}</code></td>
     <td>${names.get(t.api_key_id) ?? ''}<br /><code class="id">${t.api_key_id}</code></td>
     <td>${t.subject}</td>
@@ -50,5 +50,5 @@ export function TokensPage({ params }) {
     </form>
     <${Notice} text=${notice} />
     <${Problem} error=${error || tokens.error} />
-    <${Table} caption=${all ? 'Token records, newest first' : 'Live tokens, newest first'} head=${['Token id (jti)', 'API key', 'Subject', 'Environment', 'Pattern', 'Issued', 'Expires', 'Uses', '']} empty=${tokens.loading ? 'Loading…' : 'No tokens.'}>${rows}<//>`;
+    <${Table} caption=${all ? 'Token records, newest first' : 'Live tokens, newest first'} head=${['Token id (jti)', 'API key', 'Subject', 'Environment', 'Pattern', 'Issued', 'Expires', 'Uses', '']} empty=${tokens.loading ? 'Loading…' : tokens.error ? 'Not loaded.' : 'No tokens.'}>${rows}<//>`;
 }
