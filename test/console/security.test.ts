@@ -219,6 +219,25 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
     await context.close();
   });
 
+  it('asks the server before ending a session that another tab may have kept open', async () => {
+    const { page, context } = await openPage(browser);
+    await page.clock.install();
+    await signIn(page, server.url, admin);
+    // This tab's clock runs 16 minutes on; the server's does not, so the session it holds is still
+    // open, as when the admin worked in another tab meanwhile.
+    const asked = page.waitForResponse((response) => response.url().endsWith('/console/api/session') && response.request().method() === 'GET' && response.request().headers()['x-rws-background'] === '1');
+    await page.clock.fastForward('16:00');
+    expect((await (await asked).json()).signed_in).toBe(true);
+    await page.waitForTimeout(300);
+    expect(await page.getByText('Your session has ended').count()).toBe(0);
+    expect(await page.getByText('Signed in as').isVisible()).toBe(true);
+    // Once the server's session has ended too, the page says so.
+    await tamper(storePaths(store.dir), undefined, `UPDATE console_sessions SET last_seen_at = '${new Date(Date.now() - 16 * 60_000).toISOString()}'`);
+    await page.clock.fastForward('16:00');
+    await page.getByText('Your session has ended; sign in again.').waitFor();
+    await context.close();
+  });
+
   it('warns before the session ends, and "Stay signed in" keeps it open', async () => {
     const { page, context } = await openPage(browser);
     await page.clock.install();

@@ -136,6 +136,23 @@ function App() {
     location.replace(SIGNED_OUT_PAGE);
   };
   const stay = () => api('GET', SESSION).then((value) => value.signed_in && begin(value), () => undefined);
+  // The idle end counted here knows only this tab's activity: another tab's keeps the session
+  // open too. Ask the server (without counting as activity) before saying it has ended, and take
+  // its idle end, moved onto this tab's clock by the answer's Date (the two clocks may differ).
+  const ended = async () => {
+    const gone = () => signedOut('Your session has ended; sign in again.');
+    try {
+      const response = await fetch(SESSION, { headers: { accept: 'application/json', 'x-rws-background': '1' }, credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
+      const value = response.ok ? await response.json() : undefined;
+      const serverNow = Date.parse(response.headers.get('date') ?? '');
+      if (value?.signed_in !== true || Number.isNaN(serverNow)) return gone();
+      setActivity(Date.now() + (Date.parse(value.idle_expires_at) - serverNow) - value.idle_timeout_seconds * 1000);
+      setSession(value);
+      setSessionState(value);
+    } catch {
+      gone();
+    }
+  };
 
   return html`<a class="skip" href="#main" onClick=${(event) => { event.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
     <header class="top">
@@ -148,7 +165,7 @@ function App() {
       <span class="who">Signed in as <strong>${session.name}</strong></span>
       <button type="button" onClick=${signOut}>Sign out</button>
     </header>
-    <${ExpiryBanner} endsAt=${endsAt} hardEnd=${hardEnd} onStay=${stay} onEnded=${() => signedOut('Your session has ended; sign in again.')} />
+    <${ExpiryBanner} endsAt=${endsAt} hardEnd=${hardEnd} onStay=${stay} onEnded=${ended} />
     <${Problem} error=${signOutError} />
     <main id="main" tabindex="-1"><${Page} route=${route} session=${session} /></main>`;
 }
