@@ -258,6 +258,30 @@ it('shows why a list could not load, never Loading… for ever or an empty list'
   await context.close();
 });
 
+it("drops a revocation's error from the tokens page when the filter changes", async () => {
+  const made = await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: { name: 'error-keys', environments: ['production'], key_patterns: ['DB_*'] } });
+  await token(server, made.body.key as string, { environment: 'production', key_pattern: 'DB_URL' });
+  const { page, context } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  await page.goto(`${server.url}/console/#/tokens?api_key_id=${made.body.id as string}`);
+  const row = page.getByRole('region', { name: 'Live tokens, newest first' }).locator('tbody tr').first();
+  await row.getByRole('button', { name: 'Revoke', exact: true }).click();
+  // The state database is locked by another connection: the revocation gets a real 503.
+  const db = new Database(storePaths(store.dir).stateDb);
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    await row.getByRole('button', { name: 'Revoke token' }).click();
+    await page.getByRole('alert').filter({ hasText: 'RWS_STATE_UNAVAILABLE' }).waitFor({ timeout: 40_000 });
+  } finally {
+    db.exec('ROLLBACK');
+    db.close();
+  }
+  await page.getByLabel('Include ended tokens').check();
+  await page.getByRole('region', { name: 'Token records, newest first' }).locator('tbody tr').first().waitFor();
+  expect(await page.getByRole('alert').filter({ hasText: 'RWS_STATE_UNAVAILABLE' }).count()).toBe(0);
+  await context.close();
+}, 60_000);
+
 it('polls the live audit one request at a time, however slow the answers', async () => {
   const { page, context } = await openPage(browser);
   await signIn(page, server.url, admin);

@@ -1,5 +1,5 @@
 // Live tokens (or every record still held), filtered by key in the URL, each revocable.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import { when } from '../format.js';
 import { html } from '../html.js';
@@ -16,6 +16,11 @@ export function TokensPage({ params }) {
   const tokens = useLoad(() => api('GET', `/api/v1/vault/tokens?${query}`), [apiKeyId, all]);
   const [error, setError] = useState(null);
   const [notice, setNotice] = useState('');
+  // What a revocation said belongs to the view it was made in, not to the next filter's rows.
+  useEffect(() => {
+    setError(null);
+    setNotice('');
+  }, [apiKeyId, all]);
   const names = new Map((keys.data?.keys ?? []).map((key) => [key.id, key.name]));
   const revoke = async (token) => {
     setError(null);
