@@ -2,7 +2,6 @@
 // read key and see it once, watch its audit rows arrive in live mode, share a filtered view,
 // revoke the key, set a secret, sign out. With RWS_UPDATE_SCREENSHOTS=1 it also takes the
 // README's screenshots of every page, light and dark.
-import Database from 'better-sqlite3';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fixture, makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
@@ -10,6 +9,7 @@ import { call, makeApiKey, makeStore, type RunningServer, startServer, type Test
 import { launchBrowser, nav, openPage, screenshot, signIn, type WatchedPage } from './helpers/browser.js';
 import { cliOk } from '../server/helpers/server.js';
 import { storePaths } from '../../src/server/store/layout.js';
+import { whileStateLocked } from '../server/state/conformance.js';
 
 let browser: Browser;
 let store: TestStore;
@@ -225,16 +225,11 @@ it('says so and stays signed in when the sign-out cannot be recorded', async () 
   await signIn(page, server.url, admin);
   // Another process holds the state database's write lock for longer than the server waits for
   // it (10 s): the session's deletion cannot commit, and the server answers 503.
-  const db = new Database(storePaths(store.dir).stateDb);
-  db.exec('BEGIN IMMEDIATE');
-  try {
+  await whileStateLocked(storePaths(store.dir), async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     // The session's check waits out the lock (10 s), then so does the 503's own audit row.
     await page.getByRole('alert').filter({ hasText: 'Not signed out' }).waitFor({ timeout: 40_000 });
-  } finally {
-    db.exec('ROLLBACK');
-    db.close();
-  }
+  });
   expect(await page.getByRole('alert').filter({ hasText: 'Not signed out' }).textContent()).toContain('RWS_STATE_UNAVAILABLE');
   expect(await page.getByText('You have signed out.').count()).toBe(0);
   expect(await page.getByText('Signed in as').isVisible()).toBe(true);
@@ -267,15 +262,10 @@ it("drops a revocation's error from the tokens page when the filter changes", as
   const row = page.getByRole('region', { name: 'Live tokens, newest first' }).locator('tbody tr').first();
   await row.getByRole('button', { name: 'Revoke', exact: true }).click();
   // The state database is locked by another connection: the revocation gets a real 503.
-  const db = new Database(storePaths(store.dir).stateDb);
-  db.exec('BEGIN IMMEDIATE');
-  try {
+  await whileStateLocked(storePaths(store.dir), async () => {
     await row.getByRole('button', { name: 'Revoke token' }).click();
     await page.getByRole('alert').filter({ hasText: 'RWS_STATE_UNAVAILABLE' }).waitFor({ timeout: 40_000 });
-  } finally {
-    db.exec('ROLLBACK');
-    db.close();
-  }
+  });
   await page.getByLabel('Include ended tokens').check();
   await page.getByRole('region', { name: 'Token records, newest first' }).locator('tbody tr').first().waitFor();
   expect(await page.getByRole('alert').filter({ hasText: 'RWS_STATE_UNAVAILABLE' }).count()).toBe(0);

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWhileKilling } from '../helpers/kill-under-load.js';
-import Database from 'better-sqlite3';
+import { storePaths } from '../../../src/server/store/layout.js';
+import { whileStateLocked } from '../state/conformance.js';
 import { BIN, call, cli, cliOk, generate, makeApiKey, makeStore, startServer, type TestStore, token } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -267,19 +268,14 @@ describe('a state database another process keeps locked', () => {
       // would: the server waits 10 s for the lock per transaction, then answers 503. Meanwhile its
       // rollback check wants to write every second; before, those writes queued up, and the
       // second request below waited for each of them in turn (about 100 s).
-      const db = new Database(path.join(store.dir, 'state.db'));
-      db.exec('BEGIN IMMEDIATE');
       const replies: Array<{ status: number; code: unknown; seconds: number }> = [];
-      try {
+      await whileStateLocked(storePaths(store.dir), async () => {
         for (const ask of [() => read(server, t), () => generate(server, apiKey, { subject: 'locked', environment: 'production', key_pattern: 'SERVICE_B_KEY' })]) {
           const started = Date.now();
           const reply = await ask();
           replies.push({ status: reply.status, code: reply.body?.error?.code, seconds: (Date.now() - started) / 1000 });
         }
-      } finally {
-        db.exec('ROLLBACK');
-        db.close();
-      }
+      });
       for (const reply of replies) {
         expect(reply.status).toBe(503);
         expect(reply.code).toBe('RWS_STATE_UNAVAILABLE');

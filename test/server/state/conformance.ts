@@ -358,6 +358,22 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
 }
 
 /** Edits the database behind the store's back, as an attacker or a careless hand would. */
+/**
+ * Runs `fn` while another connection holds the SQLite state's write lock (as an operator's
+ * `sqlite3 state.db` inside BEGIN IMMEDIATE would): the server's writes wait out their 10 s, then 503.
+ */
+export async function whileStateLocked<T>(paths: StorePaths, fn: () => Promise<T>): Promise<T> {
+  const { default: Sqlite } = await import('better-sqlite3');
+  const db = new Sqlite(paths.stateDb);
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    return await fn();
+  } finally {
+    db.exec('ROLLBACK');
+    db.close();
+  }
+}
+
 export async function tamper(paths: StorePaths, url: string | undefined, sql: string): Promise<void> {
   if (url === undefined) {
     const { default: Sqlite } = await import('better-sqlite3');
