@@ -3,6 +3,8 @@
 let csrf = null;
 let onSignedOut = () => {};
 let onActivity = () => {};
+// How far the server's clock is ahead of this tab's, from the last answer's Date (whole seconds).
+let serverAhead = 0;
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -25,6 +27,8 @@ export async function api(method, path, { json, background = false, bearer } = {
   if (background) headers['x-rws-background'] = '1';
   if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
   const response = await fetch(path, { method, headers, body: json === undefined ? undefined : JSON.stringify(json), credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
+  const date = Date.parse(response.headers.get('date') ?? '');
+  if (!Number.isNaN(date)) serverAhead = date - Date.now();
   const text = await response.text();
   let body;
   try {
@@ -36,6 +40,11 @@ export async function api(method, path, { json, background = false, bearer } = {
   if (!response.ok) throw new ApiError(response.status, body?.error?.code, body?.error?.message);
   if (!background) onActivity();
   return body;
+}
+
+/** A time the server gave (ms since the epoch), on this tab's clock: the two may differ. */
+export function onLocalClock(serverTime) {
+  return serverTime - serverAhead;
 }
 
 export const enc = encodeURIComponent;

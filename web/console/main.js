@@ -3,7 +3,7 @@
 // finds nothing to show.
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
-import { api, ApiError, setSession } from './api.js';
+import { api, ApiError, onLocalClock, setSession } from './api.js';
 import { html } from './html.js';
 import { PAGES, href, useRoute } from './route.js';
 import { AuditPage } from './pages/audit.js';
@@ -16,6 +16,7 @@ import { Problem } from './widgets.js';
 const SESSION = '/console/api/session';
 const WARN_MS = 2 * 60_000;
 const SIGNED_OUT_PAGE = '/console/?signed-out';
+const SESSION_ENDED = 'Your session has ended; sign in again.';
 
 function SignIn({ onSignedIn, notice }) {
   const [error, setError] = useState(null);
@@ -100,7 +101,7 @@ function App() {
     setNotice(message);
   };
   const begin = (value) => {
-    setSession(value, { onSignedOut: () => signedOut('Your session has ended; sign in again.'), onActivity: () => setActivity(Date.now()) });
+    setSession(value, { onSignedOut: () => signedOut(SESSION_ENDED), onActivity: () => setActivity(Date.now()) });
     setActivity(Date.now());
     setNotice(null);
     setSessionState(value);
@@ -138,21 +139,17 @@ function App() {
   const stay = () => api('GET', SESSION).then((value) => value.signed_in && begin(value), () => undefined);
   // The idle end counted here knows only this tab's activity: another tab's keeps the session
   // open too. Ask the server (without counting as activity) before saying it has ended, and take
-  // its idle end, moved onto this tab's clock by the answer's Date (the two clocks may differ).
-  const ended = async () => {
-    const gone = () => signedOut('Your session has ended; sign in again.');
-    try {
-      const response = await fetch(SESSION, { headers: { accept: 'application/json', 'x-rws-background': '1' }, credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
-      const value = response.ok ? await response.json() : undefined;
-      const serverNow = Date.parse(response.headers.get('date') ?? '');
-      if (value?.signed_in !== true || Number.isNaN(serverNow)) return gone();
-      setActivity(Date.now() + (Date.parse(value.idle_expires_at) - serverNow) - value.idle_timeout_seconds * 1000);
-      setSession(value);
-      setSessionState(value);
-    } catch {
-      gone();
-    }
-  };
+  // its idle end onto this tab's clock.
+  const ended = () =>
+    api('GET', SESSION, { background: true }).then(
+      (value) => {
+        if (!value.signed_in) return signedOut(SESSION_ENDED);
+        setActivity(onLocalClock(Date.parse(value.idle_expires_at)) - value.idle_timeout_seconds * 1000);
+        setSession(value);
+        setSessionState(value);
+      },
+      () => signedOut(SESSION_ENDED),
+    );
 
   return html`<a class="skip" href="#main" onClick=${(event) => { event.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
     <header class="top">
