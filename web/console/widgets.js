@@ -54,6 +54,11 @@ export function Table({ caption, head, children, empty }) {
   </div>`;
 }
 
+/** What a table shows with no rows: still loading, failed (its error is shown apart), or none. */
+export function emptyText(load, none) {
+  return load.loading ? 'Loading…' : load.error ? 'Not loaded.' : none;
+}
+
 /**
  * Loads `load()` on mount and whenever `deps` change; `reload` runs it again. A reload keeps the
  * data on screen until the new data comes; new deps (another filter) do not show the old data

@@ -5,7 +5,7 @@ import { api, enc } from '../api.js';
 import { isoFromLocal, list, when } from '../format.js';
 import { html } from '../html.js';
 import { href } from '../route.js';
-import { Confirm, Notice, Problem, Table, useLoad } from '../widgets.js';
+import { Confirm, Notice, emptyText, Problem, Table, useLoad } from '../widgets.js';
 
 const words = (text) => text.split(/[\s,]+/).filter(Boolean);
 
@@ -114,5 +114,5 @@ export function KeysPage() {
     ${created ? html`<${CreatedKey} created=${created} onDone=${() => setCreated(null)} />` : html`<${CreateForm} onCreated=${(value) => { setCreated(value); keys.reload(); }} />`}
     <${Notice} text=${notice} />
     <${Problem} error=${error || keys.error} />
-    <${Table} caption="API keys, newest first" head=${['Name', 'Kind', 'Grants', 'Created', 'Expires', 'Last used', 'Live tokens', '']} empty=${keys.loading ? 'Loading…' : keys.error ? 'Not loaded.' : 'No keys yet.'}>${rows}<//>`;
+    <${Table} caption="API keys, newest first" head=${['Name', 'Kind', 'Grants', 'Created', 'Expires', 'Last used', 'Live tokens', '']} empty=${emptyText(keys, 'No keys yet.')}>${rows}<//>`;
 }

@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import { when } from '../format.js';
 import { html } from '../html.js';
-import { Confirm, Notice, Problem, Table, useLoad } from '../widgets.js';
+import { Confirm, Notice, emptyText, Problem, Table, useLoad } from '../widgets.js';
 
 function Environment({ env, onChanged, setNotice, setError }) {
   const names = useLoad(() => (env.error ? Promise.resolve({ names: [] }) : api('GET', `/api/v1/admin/environments/${enc(env.name)}/secrets`)), [env.name, env.digest]);
@@ -25,7 +25,7 @@ function Environment({ env, onChanged, setNotice, setError }) {
   return html`<section class="card" aria-labelledby=${`env-${env.name}`}>
     <h2 id=${`env-${env.name}`}>${env.name}</h2>
     <p class="meta">${env.error ? `Not served: ${env.error}` : `${env.secrets} secrets · changed ${when(env.changed_at)}`} · <code class="id">${env.digest ?? ''}</code></p>
-    <${Table} caption=${`Names in ${env.name}`} head=${['Name', '']} empty=${names.loading ? 'Loading…' : names.error ? 'Not loaded.' : 'No secrets.'}>${rows}<//>
+    <${Table} caption=${`Names in ${env.name}`} head=${['Name', '']} empty=${emptyText(names, 'No secrets.')}>${rows}<//>
     <${Problem} error=${names.error} />
   </section>`;
 }

@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { duration, when } from '../format.js';
 import { html } from '../html.js';
-import { Problem, Table, useLoad } from '../widgets.js';
+import { emptyText, Problem, Table, useLoad } from '../widgets.js';
 
 export function StatusPage() {
   const status = useLoad(() => api('GET', '/api/v1/admin/status'), []);
@@ -16,6 +16,6 @@ export function StatusPage() {
       <dt>Server version</dt><dd>${s.server.version}</dd>
       <dt>Up since</dt><dd>${when(s.server.started_at)} (${duration(s.server.uptime_seconds)})</dd>
     </dl>` : null}
-    <${Table} caption="Environments served by this server" head=${['Environment', 'File digest']} empty=${status.loading ? 'Loading…' : status.error ? 'Not loaded.' : 'No environments.'}>${(s?.environments ?? []).map((env) => html`<tr><td>${env.name}</td><td><code class="id">${env.digest ?? `not served: ${env.error}`}</code></td></tr>`)}<//>
+    <${Table} caption="Environments served by this server" head=${['Environment', 'File digest']} empty=${emptyText(status, 'No environments.')}>${(s?.environments ?? []).map((env) => html`<tr><td>${env.name}</td><td><code class="id">${env.digest ?? `not served: ${env.error}`}</code></td></tr>`)}<//>
     <p><button type="button" onClick=${status.reload}>Refresh</button></p>`;
 }

@@ -4,7 +4,7 @@ import { api, enc } from '../api.js';
 import { when } from '../format.js';
 import { html } from '../html.js';
 import { go } from '../route.js';
-import { Confirm, Notice, Problem, Table, useLoad } from '../widgets.js';
+import { Confirm, Notice, emptyText, Problem, Table, useLoad } from '../widgets.js';
 
 export function TokensPage({ params }) {
   const apiKeyId = params.get('api_key_id') || '';
@@ -55,5 +55,5 @@ export function TokensPage({ params }) {
     </form>
     <${Notice} text=${notice} />
     <${Problem} error=${error || tokens.error} />
-    <${Table} caption=${all ? 'Token records, newest first' : 'Live tokens, newest first'} head=${['Token id (jti)', 'API key', 'Subject', 'Environment', 'Pattern', 'Issued', 'Expires', 'Uses', '']} empty=${tokens.loading ? 'Loading…' : tokens.error ? 'Not loaded.' : 'No tokens.'}>${rows}<//>`;
+    <${Table} caption=${all ? 'Token records, newest first' : 'Live tokens, newest first'} head=${['Token id (jti)', 'API key', 'Subject', 'Environment', 'Pattern', 'Issued', 'Expires', 'Uses', '']} empty=${emptyText(tokens, 'No tokens.')}>${rows}<//>`;
 }
