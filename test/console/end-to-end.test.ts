@@ -250,6 +250,12 @@ it('shows why a list could not load, never Loading… for ever or an empty list'
   const table = page.getByRole('region', { name: 'Events, newest first' });
   await table.getByText('Not loaded.').waitFor();
   expect(await table.getByText('Loading…').count()).toBe(0);
+  // A list of the other pages (useLoad): a key id the server refuses (400).
+  await page.goto(`${server.url}/console/#/tokens?api_key_id=not-a-key`);
+  const tokens = page.getByRole('region', { name: 'Live tokens, newest first' });
+  await tokens.getByText('Not loaded.').waitFor();
+  expect(await page.getByRole('alert').filter({ hasText: 'api_key_id is ak_' }).count()).toBe(1);
+  expect(await tokens.getByText('No tokens.').count()).toBe(0);
   await context.close();
 });
 
