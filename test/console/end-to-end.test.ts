@@ -299,6 +299,79 @@ it('polls the live audit one request at a time, however slow the answers', async
   await context.close();
 }, 60_000);
 
+it('applies the same audit filters again as a new load, and keeps the exact times of a shared link', async () => {
+  const first = await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: { name: 'reapply-first', environments: ['production'], key_patterns: ['DB_*'] } });
+  await token(server, first.body.key as string, { environment: 'production', key_pattern: 'DB_URL' });
+  const { page, context, problems } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  await page.goto(`${server.url}/console/#/audit?event=token.generate`);
+  const table = page.getByRole('region', { name: 'Events, newest first' });
+  await table.getByRole('row').filter({ hasText: first.body.id as string }).waitFor();
+  const seqs = async () => (await table.locator('tbody tr td:first-child').allTextContents()).map(Number);
+  const newest = Math.max(...(await seqs()));
+  // A new event after the page loaded: Apply with the filters unchanged (the URL stays the same)
+  // asks the server again.
+  const made = await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: { name: 'reapply', environments: ['production'], key_patterns: ['DB_*'] } });
+  await token(server, made.body.key as string, { environment: 'production', key_pattern: 'DB_URL' });
+  const asked = page.waitForRequest((request) => new URL(request.url()).pathname === '/api/v1/audit');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  expect(new URL((await asked).url()).searchParams.get('event')).toBe('token.generate');
+  await table.getByRole('row').filter({ hasText: made.body.id as string }).waitFor();
+  expect(Math.max(...(await seqs()))).toBeGreaterThan(newest);
+  // A shared link with seconds and milliseconds, which the time fields (minutes) cannot show.
+  const since = '2020-01-02T03:04:05.678Z';
+  const until = '2099-12-30T23:58:59.999Z';
+  await page.goto(`${server.url}/console/#/audit?event=token.generate&since=${since}&until=${until}`);
+  await table.getByRole('row').filter({ hasText: made.body.id as string }).waitFor();
+  // Another filter changed, the time fields left as shown: the link's exact times stay.
+  await page.getByLabel('Outcome').selectOption('success');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.waitForURL(/outcome=success/);
+  const params = new URL(page.url().replace('#/audit', '')).searchParams;
+  expect([params.get('since'), params.get('until')]).toEqual([since, until]);
+  // A time field edited is taken as typed (local time, to the minute); one emptied is no filter.
+  await page.getByLabel('Since').fill('2021-06-07T08:09');
+  await page.getByLabel('Until').fill('');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.waitForURL((next) => !next.hash.includes('until='));
+  const edited = new URL(page.url().replace('#/audit', '')).searchParams;
+  expect(edited.get('since')).toBe(await page.evaluate(() => new Date('2021-06-07T08:09').toISOString()));
+  expect(problems).toEqual([]);
+  await context.close();
+}, 60_000);
+
+it('takes on the session another tab signed in with: a change refused for it is said so, changes nothing, and works when tried again', async () => {
+  const second = /^key: (\S+)$/m.exec(await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'ops-second', '--admin']))?.[1] as string;
+  const { page, context, problems } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  // Another tab of the same browser signs out, then in again with another admin key: the cookie
+  // now holds a new session, whose CSRF token the first tab never saw.
+  const other = await context.newPage();
+  await other.goto(`${server.url}/console/`);
+  await other.getByRole('button', { name: 'Sign out' }).click();
+  await other.getByText('You have signed out.').waitFor();
+  await signIn(other, server.url, second);
+  await other.close();
+  const create = async () => {
+    await page.getByLabel('Name', { exact: true }).fill('after-other-tab');
+    await page.getByLabel('Environments').fill('production');
+    await page.getByLabel('Key patterns').fill('DB_*');
+    await page.getByRole('button', { name: 'Create key' }).click();
+  };
+  const named = async () => ((await call(`${server.url}/api/v1/auth/keys`, { auth: admin })).body.keys as Array<{ name: string }>).filter((key) => key.name === 'after-other-tab').length;
+  await create();
+  await page.getByRole('alert').filter({ hasText: 'signed in again in another tab, so nothing was changed here; try again. (RWS_SESSION_CHANGED)' }).waitFor();
+  expect(await named()).toBe(0);
+  // The page now shows who the browser is signed in as, and the same change goes through.
+  await page.getByText('Signed in as ops-second').waitFor();
+  await create();
+  await page.getByLabel('New API key').waitFor();
+  expect(await named()).toBe(1);
+  expect(await page.content()).not.toContain(second);
+  expect(problems.filter((problem) => !problem.includes('403'))).toEqual([]);
+  await context.close();
+}, 60_000);
+
 it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screenshots of every page, light and dark', async () => {
   const { page } = await openPage(browser);
   await page.goto(`${server.url}/console/`);

@@ -3,7 +3,7 @@
 // finds nothing to show.
 import { render } from 'preact';
 import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
-import { api, ApiError, onLocalClock, setSession } from './api.js';
+import { api, ApiError, onLocalClock, SESSION_PATH as SESSION, setSession } from './api.js';
 import { html } from './html.js';
 import { PAGES, href, useRoute } from './route.js';
 import { AuditPage } from './pages/audit.js';
@@ -13,7 +13,6 @@ import { StatusPage } from './pages/status.js';
 import { TokensPage } from './pages/tokens.js';
 import { Problem } from './widgets.js';
 
-const SESSION = '/console/api/session';
 const WARN_MS = 2 * 60_000;
 const SIGNED_OUT_PAGE = '/console/?signed-out';
 const SESSION_ENDED = 'Your session has ended; sign in again.';
@@ -100,8 +99,13 @@ function App() {
     setSessionState(null);
     setNotice(message);
   };
+  // The server's session, with its idle end moved onto this tab's clock.
+  const adopt = (value) => {
+    setActivity(onLocalClock(Date.parse(value.idle_expires_at)) - value.idle_timeout_seconds * 1000);
+    setSessionState(value);
+  };
   const begin = (value) => {
-    setSession(value, { onSignedOut: () => signedOut(SESSION_ENDED), onActivity: () => setActivity(Date.now()) });
+    setSession(value, { onSignedOut: () => signedOut(SESSION_ENDED), onActivity: () => setActivity(Date.now()), onSessionChanged: adopt });
     setActivity(Date.now());
     setNotice(null);
     setSessionState(value);
@@ -144,9 +148,8 @@ function App() {
     api('GET', SESSION, { background: true }).then(
       (value) => {
         if (!value.signed_in) return signedOut(SESSION_ENDED);
-        setActivity(onLocalClock(Date.parse(value.idle_expires_at)) - value.idle_timeout_seconds * 1000);
         setSession(value);
-        setSessionState(value);
+        adopt(value);
       },
       () => signedOut(SESSION_ENDED),
     );

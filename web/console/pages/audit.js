@@ -29,15 +29,17 @@ function auditPath(filters, cursor) {
  * Uncontrolled: what the user picks stays picked while the page re-renders (live polling, the key
  * list arriving); the URL's filters are the starting values, and a new URL makes a new form.
  */
-function FilterForm({ filters, keys }) {
+function FilterForm({ filters, keys, onApply }) {
   const apply = (event) => {
     event.preventDefault();
     const data = new FormData(event.currentTarget);
     const next = {};
     for (const name of FILTERS) next[name] = String(data.get(name) || '').trim();
-    next.since = isoFromLocal(next.since) || '';
-    next.until = isoFromLocal(next.until) || '';
-    go('audit', next);
+    // The time fields hold minutes: one left as shown keeps the URL's exact time (a shared link's
+    // seconds), rather than being cut to the minute.
+    // An empty field is no filter, even when the URL's time could not be shown in it.
+    for (const name of ['since', 'until']) next[name] = next[name] && next[name] === localFromIso(filters[name]) ? filters[name] : isoFromLocal(next[name]) || '';
+    onApply(next);
   };
   return html`<form class="filters grid-filters" onSubmit=${apply} aria-label="Audit filters">
     <div class="field"><label for="f-key">API key</label>
@@ -107,6 +109,8 @@ export function AuditPage({ params }) {
   useEffect(() => {
     void loadCharts(false);
   }, []);
+  // The same filters again (the URL would not change): load them again, keeping the rows shown.
+  const apply = (next) => (!cursor && FILTERS.every((name) => next[name] === filters[name]) ? void load(false) : go('audit', next));
   useEffect(() => {
     if (!live) return undefined;
     let ticks = 0;
@@ -139,7 +143,7 @@ export function AuditPage({ params }) {
       <${RequestChart} data=${charts.hour} title="Last hour, per minute" />
       <${RequestChart} data=${charts.day} title="Last day, per minute (10-minute averages)" />
     </section>
-    <${FilterForm} key=${JSON.stringify(filters)} filters=${filters} keys=${keys.data?.keys ?? []} />
+    <${FilterForm} key=${JSON.stringify(filters)} filters=${filters} keys=${keys.data?.keys ?? []} onApply=${apply} />
     <div class="toolbar">
       <label class="inline"><input type="checkbox" id="live" checked=${live} onChange=${(event) => setLive(event.currentTarget.checked)} /> Live: follow new events</label>
       ${live ? html`<span class="live-dot" role="status">Following new events (every ${LIVE_EVERY_MS / 1000} s)</span>` : null}
