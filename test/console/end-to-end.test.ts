@@ -368,6 +368,20 @@ it('takes on the session another tab signed in with: a change refused for it is 
   await page.getByLabel('New API key').waitFor();
   expect(await named()).toBe(1);
   expect(await page.content()).not.toContain(second);
+  // The same for a sign-out: the session it would end is not the one shown, so it asks again.
+  const third = await context.newPage();
+  await third.goto(`${server.url}/console/`);
+  await third.getByRole('button', { name: 'Sign out' }).click();
+  await third.getByText('You have signed out.').waitFor();
+  await signIn(third, server.url, admin);
+  await third.close();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Not signed out: this browser signed in again in another tab; press Sign out again to end that session.' }).waitFor();
+  await page.getByText('Signed in as ops', { exact: true }).waitFor();
+  expect((await context.cookies(server.url)).some((cookie) => cookie.name === 'rws_session')).toBe(true);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByText('You have signed out.').waitFor();
+  expect((await context.cookies(server.url)).some((cookie) => cookie.name === 'rws_session')).toBe(false);
   expect(problems.filter((problem) => !problem.includes('403'))).toEqual([]);
   await context.close();
 }, 60_000);

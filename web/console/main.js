@@ -132,7 +132,8 @@ function App() {
     } catch (failure) {
       // The session still stands unless the server said it had ended (401): say so, and stay.
       if (!(failure instanceof ApiError && failure.status === 401)) {
-        setSignOutError(new Error(`Not signed out: ${failure.code ? `${failure.message} (${failure.code})` : 'the server could not be reached'}. You are still signed in; try again.`));
+        const why = failure.code === 'RWS_SESSION_CHANGED' ? 'this browser signed in again in another tab; press Sign out again to end that session' : failure.code ? `${failure.message} (${failure.code}). You are still signed in; try again` : 'the server could not be reached. You are still signed in; try again';
+        setSignOutError(new Error(`Not signed out: ${why}.`));
         return;
       }
     }
