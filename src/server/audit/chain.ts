@@ -16,10 +16,17 @@ export function chainHash(previousHash: string, seq: number, record: AuditRecord
   return hash('sha256', previousHash + canonicalAuditJson(seq, record), 'hex');
 }
 
+// Both databases keep text as UTF-8, which cannot hold a lone surrogate: one comes back as U+FFFD.
+// A row is sealed as it will be read back, or it could never verify. Requests with one are
+// refused (400) before they get here; this is the backstop for the one free-text field.
+const LONE_SURROGATES = /\p{Cs}/gu;
+const asStored = (r: AuditRecord): AuditRecord => (r.subject !== null && r.subject.search(LONE_SURROGATES) !== -1 ? { ...r, subject: r.subject.replace(LONE_SURROGATES, '\ufffd') } : r);
+
 /** Seals records after the head (`seq`, `hash`): the rows to insert, in order. */
 export function sealRows(head: { seq: number; hash: string }, records: readonly AuditRecord[]): StoredAuditRow[] {
   let { seq, hash } = head;
-  return records.map((r) => {
+  return records.map((record) => {
+    const r = asStored(record);
     seq += 1;
     hash = chainHash(hash, seq, r);
     return storedRow(r, seq, hash);

@@ -23,12 +23,24 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   if (options.optional && text === '') return {};
   let value: unknown;
   try {
-    value = JSON.parse(text);
-  } catch {
+    value = JSON.parse(text, wellFormed);
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
     throw badRequest('the body is not valid JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('the body must be a JSON object');
   return value as Record<string, unknown>;
+}
+
+/**
+ * A string escaped into a lone surrogate (`"\ud800"`) is valid JSON but not text: stored as UTF-8
+ * it becomes U+FFFD, so an audit row holding it would no longer match its own hash.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function wellFormed(_key: string, value: unknown): unknown {
+  if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw badRequest('the body holds a string that is not valid Unicode (a lone surrogate escape)');
+  return value;
 }
 
 async function readText(req: IncomingMessage): Promise<string> {

@@ -132,6 +132,19 @@ describe('token generation', () => {
     expect(ok.body.admin).toBeUndefined();
   });
 
+  it('refuses a string escaped into a lone surrogate (400), so the audit chain still verifies', async () => {
+    for (const subject of ['\\ud800', 'ci-\\udfff-job', '\\ude00\\ud83d']) {
+      const body = `{"subject":"${subject}","environment":"production","key_pattern":"SERVICE_B_KEY"}`;
+      const reply = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json' } });
+      expect(reply.status).toBe(400);
+      expect(reply.body.error).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the body holds a string that is not valid Unicode (a lone surrogate escape)' });
+    }
+    // An escaped pair is a character like any other.
+    const pair = await call(vault('tokens/generate'), { auth: apiKey, body: '{"subject":"ci-\\ud83d\\ude00","environment":"production","key_pattern":"SERVICE_B_KEY"}', headers: { 'content-type': 'application/json' } });
+    expect(pair.status).toBe(201);
+    expect(await cliOk(['audit', 'verify', '--store', store.dir])).toMatch(/verified/);
+  });
+
   it('refuses bad API keys with 401 and no detail', async () => {
     const dispatcher = fromAddress(11);
     // (A trailing space cannot be tested here: HTTP parsers strip it from header values.)

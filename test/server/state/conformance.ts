@@ -165,6 +165,13 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await a.queryAudit({ since: '2031-01-01T00:00:00.000Z', limit: 5 })).toEqual([]);
     });
 
+    it('seals a row as the database keeps it: a lone surrogate in a subject still verifies (stored as U+FFFD)', async () => {
+      const state = await open();
+      for (const subject of ['ci-\ud800-job', '\udfff', 'pair \ud83d\ude00 kept']) await state.commit({ audit: () => ({ ...row('token.generate', 201), subject }) }, NOW);
+      expect(await verifyChain((after) => state.auditAfter(after, 100))).toMatchObject({ ok: true, count: 3 });
+      expect((await state.auditAfter(0, 10)).map((r) => r.subject)).toEqual(['ci-\ufffd-job', '\ufffd', 'pair \ud83d\ude00 kept']);
+    });
+
     it('stores nothing of a commit whose audit row cannot be written: no use charged, no row', async () => {
       let fail = false;
       const state = await open({
