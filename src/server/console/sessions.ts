@@ -61,12 +61,12 @@ export class ConsoleSessions {
   }
 
   async #signIn(x: Exchange): Promise<Reply> {
-    await readJsonBody(x.req, { optional: true });
     // A sign-in form posted from another site is refused before the key is even looked at.
     if (!sameOrigin(x.req)) throw forbidden('sign in from the console itself (the Origin header must be this server)');
     const key = await authenticateApiKey(this.deps.state, this.deps.pepper, bearerCredential(x.req), x.now);
     x.audit.api_key_id = key.id;
     if (!key.admin) throw forbidden('the console needs an admin API key (secrets-server apikey create --admin)');
+    await readJsonBody(x.req, { optional: true });
     const id = newSessionId();
     const created = x.now.toISOString();
     const keyEnd = key.expires_at === null ? Number.POSITIVE_INFINITY : Date.parse(key.expires_at);
@@ -81,17 +81,19 @@ export class ConsoleSessions {
 
   async #describe(x: Exchange): Promise<Reply> {
     const id = sessionIdOf(x.req);
-    // The page asks on every load: no cookie is an answer (sign in), not a failed authentication.
-    if (id === undefined) return { status: 200, body: { signed_in: false } };
+    // The page asks on every load: no cookie is an answer (sign in), not a failed authentication,
+    // and with no credential there is nothing to audit (as for the console's files); an audit row
+    // each would let anyone fill the disk.
+    if (id === undefined) return { status: 200, body: { signed_in: false }, unaudited: true };
     const { session, key } = await this.#live(x, id);
     return { status: 200, body: this.#describeSession(session, key, id) };
   }
 
   async #signOut(x: Exchange): Promise<Reply> {
-    await readJsonBody(x.req, { optional: true });
     const id = sessionIdOf(x.req);
     if (id === undefined) throw signedOut(x.req);
     const { session } = await this.#live(x, id);
+    await readJsonBody(x.req, { optional: true });
     return { status: 204, body: undefined, headers: { 'set-cookie': clearedCookie(x.req) }, effect: { kind: 'session.delete', idHash: session.id_hash } };
   }
 

@@ -112,16 +112,19 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     } catch (error) {
       if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
       reply = errorResponse(error);
-      if (reply.status === 401) limits.recordFailure(client, x.now.getTime());
+      if (reply.status === 401 || (event !== undefined && refusedWithoutCredential(reply, x))) limits.recordFailure(client, x.now.getTime());
     }
     if (event !== undefined && reply.status === 429 && deps.refusals) {
       deps.refusals.note(client, x.now);
-    } else if (event !== undefined) {
+    } else if (event !== undefined && !(reply.unaudited && x.audit.api_key_id === undefined)) {
       reply = await record(event, x, reply, client);
     }
     deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
-    if (reply.text !== undefined) sendText(res, reply.status, reply.text, reply.headers);
-    else sendJson(res, reply.status, reply.body, reply.headers);
+    // Refused before its body was read (the credential comes first): the rest of the body is
+    // not read, so the connection ends with the answer rather than being kept for another request.
+    const headers = req.complete ? reply.headers : { ...reply.headers, connection: 'close' };
+    if (reply.text !== undefined) sendText(res, reply.status, reply.text, headers);
+    else sendJson(res, reply.status, reply.body, headers);
   }
 
   /**
@@ -155,7 +158,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         x.now,
       );
       stage = 'committed';
-      if (reply.status === 401 && effect !== undefined) limits.recordFailure(client, x.now.getTime());
+      if (effect !== undefined && refusedWithoutCredential(reply, x)) limits.recordFailure(client, x.now.getTime());
     };
     try {
       await (first.around ? first.around(commit) : commit());
@@ -198,6 +201,17 @@ function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: {
     client,
     count: 1,
   };
+}
+
+/**
+ * What counts toward an address's 429 on an audited route: every 401, and any other refusal of a
+ * request that showed no valid credential (a console sign-in from another origin), so that no
+ * audit row anyone can cause without a credential escapes the limit and its folding.
+ */
+function refusedWithoutCredential(reply: Reply, x: Exchange): boolean {
+  if (reply.status === 401) return true;
+  const refused = reply.status >= 400 && reply.status < 500 && reply.status !== 429;
+  return refused && x.audit.api_key_id === undefined && x.audit.jti === undefined;
 }
 
 function isUnavailable(error: unknown): boolean {

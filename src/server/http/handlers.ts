@@ -60,6 +60,8 @@ export interface Reply {
   effect?: Effect;
   /** Audit fields that hold only if the answer stands (the names a list would show). */
   auditOnSuccess?: Partial<AuditRecord>;
+  /** No credential was presented and nothing was done: no audit row (honoured only then). */
+  unaudited?: true;
   /** The row must survive a power loss though the change is not in the database (a secrets file). */
   durable?: boolean;
   /**
@@ -70,9 +72,11 @@ export interface Reply {
 }
 
 export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
-  const raw = await readJsonBody(x.req);
+  // The credential first (401), then the body (413, 415, 400), on every route: a client without
+  // one learns nothing from the shape of its request, and its refusals count toward the 429.
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
+  const raw = await readJsonBody(x.req);
   // Admin keys manage and never read: a token would let them read any secret they can set.
   if (apiKey.admin) throw forbidden('an admin API key mints no read tokens; use a read key');
   const body = parseGenerateBody(raw);
@@ -188,9 +192,9 @@ export interface BatchAnswer {
  * (batch/answer-tag.ts); with `If-None-Match` holding that tag it is a 304, charged as a use like a
  * 200. The query and the header are request shape: checked after the credential, before scope.
  */
-export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<string, unknown>, query: string): Promise<BatchAnswer> {
+export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<string, unknown> | (() => Promise<Record<string, unknown>>), query: string): Promise<BatchAnswer> {
   const { claims, status } = await authenticateTokenWithKey(deps, x);
-  const body = parseBatchBody(raw);
+  const body = parseBatchBody(typeof raw === 'function' ? await raw() : raw);
   const wait = batchWait(query);
   const held = ifNoneMatch(x.req);
   x.audit.environment = body.environment;
@@ -220,9 +224,9 @@ export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<st
 }
 
 export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
-  await readJsonBody(x.req, { optional: true });
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
+  await readJsonBody(x.req, { optional: true });
   x.audit.api_key_id = (await deps.state.tokenStatus(presented(claims), x.now)).apiKeyId;
   // Revoking is idempotent: a revoked or spent token may still be revoked (again).
   return { status: 204, body: undefined, effect: { kind: 'revoke', token: presented(claims) } };

@@ -46,10 +46,17 @@ function wellFormed(_key: string, value: unknown): unknown {
 async function readText(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw tooLarge();
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) throw tooLarge();
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    // The stream ends with "aborted" whether the client hung up or --request-timeout cut it: no
+    // answer can reach it, and it is not a fault of the server's (the row would say 500).
+    throw new HttpError(499, 'RWS_CLIENT_CLOSED', 'the connection ended before the request body did; nothing was done');
   }
   const decoder = new TextDecoder('utf-8', { fatal: true });
   try {

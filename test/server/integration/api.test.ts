@@ -387,7 +387,8 @@ describe('HTTP hygiene', () => {
     expect(huge.status).toBe(413);
     expect(huge.body.error.code).toBe('RWS_BODY_TOO_LARGE');
     const chunk = Buffer.alloc(16 * 1024, 0x20);
-    const chunked = await rawRequest(vault('secrets/batch'), { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, chunks: [chunk, chunk, chunk, chunk, chunk] });
+    const batchToken = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const chunked = await rawRequest(vault('secrets/batch'), { method: 'POST', headers: { authorization: `Bearer ${batchToken}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, chunks: [chunk, chunk, chunk, chunk, chunk] });
     expect(chunked).toEqual({ status: 413, body: { error: { code: 'RWS_BODY_TOO_LARGE', message: expect.any(String) } } });
   });
 

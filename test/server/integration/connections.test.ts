@@ -64,7 +64,8 @@ describe('timeouts', () => {
 
   it('cuts a body sent a byte at a time with 408 at the request timeout', async () => {
     const connection = await open(portOf(server));
-    connection.socket.write(`POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nAuthorization: Bearer rws_sk_${'0'.repeat(32)}\r\n\r\n{`);
+    // A valid key: the credential is checked before the body is read, so a bad one gets its 401 at once.
+    connection.socket.write(`POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nAuthorization: Bearer ${apiKey}\r\n\r\n{`);
     const drip = setInterval(() => connection.socket.write(' '), 200);
     await connection.ended;
     clearInterval(drip);
@@ -106,7 +107,7 @@ describe('the connection cap', () => {
       const busy = await Promise.all([open(port), open(port)]);
       // node:http answers `Expect: 100-continue` as it dispatches the request: that is the sign
       // that the request is in flight.
-      for (const { socket } of busy) socket.write('POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n{');
+      for (const { socket } of busy) socket.write(`POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nAuthorization: Bearer ${apiKey}\r\nExpect: 100-continue\r\n\r\n{`);
       await until(async () => busy.every((connection) => connection.received.includes('100 Continue')));
       const refused = await open(port);
       await refused.ended;

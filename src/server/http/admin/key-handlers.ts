@@ -11,8 +11,8 @@ import { parseKeyBody } from './key-body.js';
 import { readQuery } from './query.js';
 
 export async function createKey(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
-  const raw = await readJsonBody(x.req);
   await authenticateAdmin(deps, x);
+  const raw = await readJsonBody(x.req);
   readQuery(query, []);
   const grant = parseKeyBody(raw, x.now);
   const { record, key } = newApiKey(deps.pepper, grant, x.now);
@@ -38,8 +38,8 @@ export async function showKey(deps: HandlerDeps, x: Exchange, query: string, id:
 }
 
 export async function revokeKey(deps: HandlerDeps, x: Exchange, query: string, id: string): Promise<Reply> {
-  await readJsonBody(x.req, { optional: true });
   await authenticateAdmin(deps, x);
+  await readJsonBody(x.req, { optional: true });
   readQuery(query, []);
   x.audit.subject = checkKeyId(id);
   if ((await deps.state.getApiKey(id, x.now)) === undefined) throw notFound(`no API key ${id}`);

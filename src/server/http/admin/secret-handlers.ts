@@ -30,8 +30,8 @@ export async function listNames(deps: HandlerDeps, x: Exchange, query: string, e
 }
 
 export async function setSecret(deps: HandlerDeps, x: Exchange, query: string, envParam: string, nameParam: string): Promise<Reply> {
-  const raw = await readJsonBody(x.req);
   await authenticateAdmin(deps, x);
+  const raw = await readJsonBody(x.req);
   readQuery(query, []);
   const { environment, name } = target(x, envParam, nameParam);
   checkFields(raw, ['value']);
@@ -41,8 +41,8 @@ export async function setSecret(deps: HandlerDeps, x: Exchange, query: string, e
 }
 
 export async function deleteSecret(deps: HandlerDeps, x: Exchange, query: string, envParam: string, nameParam: string): Promise<Reply> {
-  await readJsonBody(x.req, { optional: true });
   await authenticateAdmin(deps, x);
+  await readJsonBody(x.req, { optional: true });
   readQuery(query, []);
   const { environment, name } = target(x, envParam, nameParam);
   const names = await secretsAdmin(deps).names(environment);

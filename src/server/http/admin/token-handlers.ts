@@ -24,8 +24,8 @@ export async function listTokens(deps: HandlerDeps, x: Exchange, query: string):
 }
 
 export async function revokeTokenById(deps: HandlerDeps, x: Exchange, query: string, jti: string): Promise<Reply> {
-  await readJsonBody(x.req, { optional: true });
   await authenticateAdmin(deps, x);
+  await readJsonBody(x.req, { optional: true });
   readQuery(query, []);
   if (!isValidJti(jti)) throw badRequest('a jti is 16 to 64 characters of letters, digits, _ and -');
   x.audit.jti = jti;

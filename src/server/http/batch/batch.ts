@@ -10,8 +10,9 @@ import { HttpError } from '../http-error.js';
 import { readJsonBody } from '../request.js';
 
 export async function batchSecrets(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
-  const raw = await readJsonBody(x.req);
-  const first = await answerBatch(deps, x, raw, query);
+  // The body is read once the token is known (401 before 400), and kept for the re-checks.
+  let raw: Record<string, unknown> = {};
+  const first = await answerBatch(deps, x, async () => (raw = await readJsonBody(x.req)), query);
   const polls = deps.longPolls;
   if (first.reply.status !== 304 || first.wait === 0 || polls === undefined) return first.reply;
   const socket = x.req.socket;

@@ -43,10 +43,10 @@ export function fallbackAnswer(claims: TokenClaims, status: TokenStatus, now: Da
  * able to date rows of the trail. Names only, checked against the key's grants.
  */
 export async function reportOfflineUse(deps: HandlerDeps, x: Exchange): Promise<Reply> {
-  const raw = await readJsonBody(x.req);
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
   if (apiKey.admin) throw forbidden('an admin API key reads no secrets, so it has no offline uses to report');
+  const raw = await readJsonBody(x.req);
   checkFields(raw, ['subject', 'environment', 'keys', 'used_at']);
   if (typeof raw.subject !== 'string' || !isValidSubject(raw.subject)) throw badRequest('subject must be a string of 1 to 256 characters without control characters');
   const environment = checkEnvironment(raw.environment);

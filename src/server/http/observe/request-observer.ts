@@ -31,10 +31,13 @@ export function observeRequests(options: RequestObserverOptions): { observe: Exc
       res.once('close', () => {
         const durationMs = performance.now() - started;
         const route = routeLabel(req.url);
-        options.metrics?.observeRequest(route, res.statusCode, durationMs / 1000);
+        // Closed before an answer went out (the client hung up, or a timeout cut it): never the
+        // 200 a response object starts with. 499 is what the audit row says of such a request.
+        const status = res.headersSent ? res.statusCode : 499;
+        options.metrics?.observeRequest(route, status, durationMs / 1000);
         if (requestLog !== undefined && time !== undefined) {
           const apiKeyId = outcomes.get(req)?.seen.api_key_id ?? null;
-          requestLog(requestLogLine({ time, method: req.method ?? '', route, status: res.statusCode, durationMs, apiKeyId, client }));
+          requestLog(requestLogLine({ time, method: req.method ?? '', route, status, durationMs, apiKeyId, client }));
         }
       });
       app(req, res);

@@ -1,0 +1,144 @@
+// What a client without a credential can make the server do: its request is refused (401) before
+// its body is read, every such refusal counts toward the address's 429 (whose rows are folded),
+// and nothing it sends leaves an unbounded number of audit rows. A client that hangs up mid-body
+// is recorded as such (499), not as a server fault.
+import net from 'node:net';
+import { Agent } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditRowsSync, call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { cliOk } from '../helpers/server.js';
+
+let store: TestStore;
+let server: RunningServer;
+let readKey: string;
+let adminKey: string;
+
+beforeAll(async () => {
+  store = await makeStore({ production: { DB_URL: 'refusal-order-db-value' } });
+  readKey = (await makeApiKey(store, ['production'], ['DB_*'])).key;
+  adminKey = /^key: (\S+)$/m.exec(await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'ops', '--admin']))?.[1] as string;
+  server = await startServer(store, ['--console', '--log-format', 'json']);
+});
+
+afterAll(async () => {
+  expect(await server?.stop()).toBe(0);
+  await store?.cleanup();
+});
+
+const url = (path: string) => `${server.url}${path}`;
+const json = { 'content-type': 'application/json' };
+
+describe('the credential comes before the body', () => {
+  it('answers 401 to a request without a valid credential, whatever its body (bad JSON, wrong type, too large)', async () => {
+    const agent = new Agent({ localAddress: '127.0.0.81' });
+    try {
+      const bad = `rws_sk_${'0'.repeat(32)}`;
+      const cases: Array<[string, string, Record<string, string>, string]> = [
+        ['/api/v1/vault/tokens/generate', '{', json, ''],
+        ['/api/v1/vault/tokens/generate', 'subject=s', { 'content-type': 'application/x-www-form-urlencoded' }, bad],
+        ['/api/v1/vault/tokens/generate', JSON.stringify({ pad: 'x'.repeat(70 * 1024) }), json, bad],
+        ['/api/v1/vault/secrets/batch', '[]', json, 'not.a.token'],
+        ['/api/v1/fallback/uses', '{', json, bad],
+        ['/api/v1/auth/keys', '{', json, bad],
+      ];
+      for (const [path, body, headers, credential] of cases) {
+        const reply = await call(url(path), { method: 'POST', body, headers: { ...headers, ...(credential ? { authorization: `Bearer ${credential}` } : {}) }, dispatcher: agent });
+        expect({ path, status: reply.status, code: reply.body.error?.code }).toEqual({ path, status: 401, code: 'RWS_AUTH_FAILED' });
+      }
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('gives a read key 403 on an admin route before its body is looked at', async () => {
+    const put = url('/api/v1/admin/environments/production/secrets/NEW_NAME');
+    for (const [body, headers] of [['{', json], ['value=x', { 'content-type': 'text/plain' }], [JSON.stringify({ value: 'x'.repeat(70 * 1024) }), json]] as const) {
+      const reply = await call(put, { method: 'PUT', body, headers: { ...headers, authorization: `Bearer ${readKey}` } });
+      expect(reply.status).toBe(403);
+      expect(reply.body.error.code).toBe('RWS_FORBIDDEN');
+    }
+    const create = await call(url('/api/v1/auth/keys'), { method: 'POST', body: '{', headers: { ...json, authorization: `Bearer ${readKey}` } });
+    expect(create.status).toBe(403);
+  });
+
+  it('still reads the body of a request with a valid credential: its shape is checked next (400, 413)', async () => {
+    const reply = await call(url('/api/v1/vault/tokens/generate'), { method: 'POST', body: '{', headers: { ...json, authorization: `Bearer ${readKey}` } });
+    expect([reply.status, reply.body.error.code]).toEqual([400, 'RWS_BAD_REQUEST']);
+    const large = await call(url('/api/v1/vault/tokens/generate'), { method: 'POST', body: JSON.stringify({ pad: 'x'.repeat(70 * 1024) }), headers: { ...json, authorization: `Bearer ${readKey}` } });
+    expect(large.status).toBe(413);
+  });
+});
+
+describe('no audit rows without end from a client without a credential', () => {
+  it('folds a flood of bad bodies without a key into the 429 row, like any failed authentication', async () => {
+    const agent = new Agent({ localAddress: '127.0.0.82' });
+    const before = auditRowsSync(store.dir).length;
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 60; i++) statuses.push((await call(url('/api/v1/vault/tokens/generate'), { method: 'POST', body: '{', headers: json, dispatcher: agent })).status);
+      expect(new Set(statuses.slice(0, 20))).toEqual(new Set([401]));
+      expect(new Set(statuses.slice(22))).toEqual(new Set([429]));
+    } finally {
+      await agent.close();
+    }
+    // A row per refusal before the limit; the 429s have none of their own (they are folded into
+    // one row per address and minute, written when the minute ends).
+    const rows = auditRowsSync(store.dir).slice(before).filter((row) => row.client === '127.0.0.82');
+    expect(rows.filter((row) => row.status === 429)).toEqual([]);
+    expect(rows.length).toBeLessThanOrEqual(22);
+  });
+
+  it('counts a console sign-in from another origin toward the limit', async () => {
+    const agent = new Agent({ localAddress: '127.0.0.83' });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 25; i++) statuses.push((await call(url('/console/api/session'), { method: 'POST', headers: { authorization: `Bearer rws_sk_${'1'.repeat(32)}`, origin: 'https://evil.example' }, dispatcher: agent })).status);
+      expect(new Set(statuses.slice(0, 20))).toEqual(new Set([403]));
+      expect(statuses.slice(-1)).toEqual([429]);
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('writes no audit row for a console page asking whether it is signed in, with no cookie', async () => {
+    const before = auditRowsSync(store.dir).length;
+    for (let i = 0; i < 30; i++) {
+      const reply = await call(url('/console/api/session'));
+      expect(reply.body).toEqual({ signed_in: false });
+    }
+    expect(auditRowsSync(store.dir).length).toBe(before);
+    // With a cookie it is a credentialed request, audited like any other.
+    const stale = await call(url('/console/api/session'), { headers: { cookie: `rws_session=${'A'.repeat(43)}` } });
+    expect(stale.status).toBe(401);
+    expect(auditRowsSync(store.dir).length).toBe(before + 1);
+  });
+});
+
+describe('a client that hangs up in the middle of its body', () => {
+  it('is recorded as 499 RWS_CLIENT_CLOSED in the audit row, the request log and the metrics, with no fault logged', async () => {
+    const port = Number(new URL(server.url).port);
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.84' }, () => {
+        socket.write(`POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\nAuthorization: Bearer ${readKey}\r\n\r\n{"subject":`);
+        setTimeout(() => socket.destroy(), 200);
+      });
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    await until(async () => auditRowsSync(store.dir).some((row) => row.client === '127.0.0.84'), 10_000);
+    const row = auditRowsSync(store.dir).find((r) => r.client === '127.0.0.84');
+    expect(row).toMatchObject({ event: 'token.generate', status: 499, error_code: 'RWS_CLIENT_CLOSED', outcome: 'failure' });
+    await until(async () => server.stdout().split('\n').some((line) => line.includes('"status":499')), 5_000);
+    const logged = server.stdout().split('\n').filter((line) => line.startsWith('{') && line.includes('tokens/generate')).map((line) => JSON.parse(line) as { status: number });
+    expect(logged.some((line) => line.status === 499)).toBe(true);
+    expect(logged.some((line) => line.status === 200)).toBe(false);
+    const metrics = await call(url('/metrics'), { auth: adminKey });
+    expect(metrics.text).toMatch(/route="\/api\/v1\/vault\/tokens\/generate",status="499"/);
+    expect(metrics.text).not.toMatch(/route="\/api\/v1\/vault\/tokens\/generate",status="200"/);
+    expect(server.stderr()).not.toMatch(/ECONNRESET|RWS_INTERNAL/);
+  });
+
+  it('still serves a whole request on the next connection', async () => {
+    expect(await token(server, readKey, { environment: 'production', key_pattern: 'DB_URL' })).toMatch(/^ey/);
+  });
+});
