@@ -11,7 +11,7 @@ import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSec
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
 import { gateAuthentication } from './limits/credential-check.js';
-import { allowHeader, allowsMethod } from './methods.js';
+import { allowsMethod, methodNotAllowed } from './methods.js';
 import type { ExchangeObserver } from './observe/exchange-observer.js';
 import { sendJson, sendText } from './request.js';
 import { readMetrics } from './admin/metrics-handler.js';
@@ -100,9 +100,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     try {
       const found = route(deps, req.method ?? '', ...splitTarget(req.url ?? '/'));
       if (found === undefined) throw notFound('no such route');
-      if (!allowsMethod(found.methods, req.method)) {
-        throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${allowHeader(found.methods)}`, { allow: allowHeader(found.methods) });
-      }
+      if (!allowsMethod(found.methods, req.method)) throw methodNotAllowed(found.methods);
       event = found.event;
       if (event !== undefined) {
         const gate = gateAuthentication(limits, deps, req, client, x.now);

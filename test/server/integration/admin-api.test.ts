@@ -11,7 +11,7 @@ import { Agent } from 'undici';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSopsFile, openSopsFile } from '../../../src/sops/index.js';
-import { call, cli, cliOk, makeStore, rawRequest, type Reply, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { auditRowsSync, call, cli, cliOk, makeStore, rawRequest, type Reply, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value-admin-1', DB_PASSWORD: 'db-pass-admin-2' }, staging: { ONLY: 'staging-admin-3' } };
@@ -379,6 +379,7 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     const wrong = await asAdmin('PATCH', '/api/v1/auth/keys');
     expect(wrong.status).toBe(405);
     expect(wrong.headers.get('allow')).toBe('GET, HEAD, POST');
+    expect(wrong.body).toEqual({ error: { code: 'RWS_METHOD_NOT_ALLOWED', message: 'use GET, HEAD, POST' } });
     expect((await asAdmin('POST', '/api/v1/vault/tokens')).headers.get('allow')).toBe('GET, HEAD');
     expect((await asAdmin('GET', '/api/v1/vault/tokens/AAAAAAAAAAAAAAAAAAAAAA')).headers.get('allow')).toBe('DELETE');
     expect((await asAdmin('GET', '/api/v1/admin/environments/production/secrets/X')).headers.get('allow')).toBe('PUT, DELETE');
@@ -399,6 +400,37 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     // Others' failures from the same address never lock a valid key out.
     expect((await as(admin.key, 'GET', '/api/v1/audit', undefined, attacker)).status).toBe(200);
     await attacker.close();
+  });
+
+  it('answers HEAD like GET on every admin route that has GET: same status and headers, no body, the same audit row', async () => {
+    const routes: Array<[string, string]> = [
+      ['/api/v1/auth/keys', 'apikey.list'],
+      [`/api/v1/auth/keys/${admin.id}`, 'apikey.list'],
+      ['/api/v1/vault/tokens', 'token.list'],
+      ['/api/v1/audit', 'audit.read'],
+      ['/api/v1/audit/chart', 'audit.read'],
+      ['/api/v1/admin/status', 'status.read'],
+      ['/api/v1/admin/environments', 'environment.list'],
+      ['/api/v1/admin/environments/production/secrets', 'environment.list'],
+      ['/metrics', 'metrics.read'],
+    ];
+    const newest = () => auditRowsSync(store.dir, env).at(-1);
+    for (const [route, event] of routes) {
+      const get = await asAdmin('GET', route);
+      const head = await asAdmin('HEAD', route);
+      expect({ route, status: head.status, type: head.headers.get('content-type'), text: head.text }).toEqual({ route, status: get.status, type: get.headers.get('content-type'), text: '' });
+      expect(get.status).toBe(200);
+      expect(Number(head.headers.get('content-length'))).toBeGreaterThan(0);
+      expect(head.headers.get('cache-control')).toBe('no-store');
+      expect({ route, row: newest() }).toMatchObject({ route, row: { event, outcome: 'success', status: 200, api_key_id: admin.id } });
+    }
+    // Refused like GET too, and on record as such.
+    const refused = await as(reader.key, 'HEAD', '/api/v1/auth/keys');
+    expect([refused.status, refused.text]).toEqual([403, '']);
+    expect(newest()).toMatchObject({ event: 'apikey.list', outcome: 'failure', status: 403, error_code: 'RWS_FORBIDDEN', api_key_id: reader.id });
+    // A path without GET still refuses HEAD: a JSON 405 with Allow.
+    const noGet = await asAdmin('HEAD', '/api/v1/vault/tokens/AAAAAAAAAAAAAAAAAAAAAA');
+    expect([noGet.status, noGet.headers.get('allow'), noGet.headers.get('content-type')]).toEqual([405, 'DELETE', 'application/json; charset=utf-8']);
   });
 
   it('never answers or records a value, an API key after creation, a token, or a hash of one', async () => {
