@@ -35,7 +35,7 @@ const PREFIX = '/api/v1/vault/';
 
 function route(deps: HandlerDeps, method: string, path: string, query: string): Route | undefined {
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
-  if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x) };
+  if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x, query) };
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
   if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
   if (path.startsWith('/console/')) return deps.console?.route(method, path);

@@ -28,14 +28,18 @@ const BACKENDS: Backend[] = [
   },
 ];
 
-/** A GET whose path goes out exactly as written (URL parsers resolve `..` and `%2e%2e` first). */
-async function exactPath(base: string, route: string, key: string): Promise<number> {
+/**
+ * A GET whose target goes out exactly as written (URL parsers resolve `..` and `%2e%2e` first,
+ * and fetch drops a bare trailing `?`).
+ */
+async function exactPath(base: string, route: string, key: string): Promise<{ status: number; text: string }> {
   const { request } = await import('node:http');
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
     const req = request({ hostname, port, path: route, method: 'GET', headers: { authorization: `Bearer ${key}` } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
     });
     req.on('error', reject);
     req.end();
@@ -371,7 +375,25 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     // Dot segments as sent (fetch would resolve them first): a segment, never a step up.
     for (const route of ['/api/v1/auth/keys/..', '/api/v1/auth/keys/%2e%2e', '/api/v1/admin/environments/../secrets', '/api/v1/admin/environments/production/secrets/..']) {
       const reply = await exactPath(server.url, route, admin.key);
-      expect({ route, status: reply }).toEqual({ route, status: route.endsWith('secrets/..') ? 405 : 400 });
+      expect({ route, status: reply.status }).toEqual({ route, status: route.endsWith('secrets/..') ? 405 : 400 });
+    }
+    // Strict on every admin route, /metrics included, and for empty segments too (URLSearchParams
+    // skips them); a bare `?` is no query at all.
+    for (const [route, message] of [
+      ['/metrics?foo=1', 'this route takes no query parameters'],
+      ['/metrics?a=1&a=2', 'this route takes no query parameters'],
+      ['/api/v1/auth/keys?&&&&', 'the query string has an empty parameter (a stray &)'],
+      ['/api/v1/auth/keys?&', 'the query string has an empty parameter (a stray &)'],
+      ['/api/v1/audit?limit=5&', 'the query string has an empty parameter (a stray &)'],
+      ['/api/v1/audit?&limit=5', 'the query string has an empty parameter (a stray &)'],
+      ['/api/v1/vault/tokens?active=true&&limit=5', 'the query string has an empty parameter (a stray &)'],
+    ]) {
+      const reply = await exactPath(server.url, route as string, admin.key);
+      answers.push(reply.text);
+      expect({ route, status: reply.status, body: JSON.parse(reply.text) }).toEqual({ route, status: 400, body: { error: { code: 'RWS_BAD_REQUEST', message } } });
+    }
+    for (const route of ['/metrics?', '/api/v1/auth/keys?', '/api/v1/audit?limit=5']) {
+      expect({ route, status: (await exactPath(server.url, route, admin.key)).status }).toEqual({ route, status: 200 });
     }
   });
 
