@@ -247,6 +247,22 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     }
   });
 
+  it('refuses a name the sops rule leaves unencrypted with 400, naming the environment, never a path on the server', async () => {
+    // An existing file (its own rule) and a new one (the default rule) are refused alike.
+    for (const environment of ['production', 'scratch']) {
+      const reply = await asAdmin('PUT', `/api/v1/admin/environments/${environment}/secrets/LEAK_unencrypted`, { value: 'plain-value-admin-9' });
+      expect({ environment, status: reply.status, body: reply.body }).toEqual({
+        environment,
+        status: 400,
+        body: { error: { code: 'RWS_BAD_REQUEST', message: `the sops rule of environment ${environment} (unencrypted_suffix: _unencrypted) leaves LEAK_unencrypted unencrypted: it would be stored in plain text and never served; nothing was written` } },
+      });
+      expect(reply.text).not.toContain(store.root);
+      expect(reply.text).not.toContain('.enc.yaml');
+    }
+    values.push('plain-value-admin-9');
+    expect((await asAdmin('GET', '/api/v1/admin/environments/scratch/secrets')).status).toBe(404);
+  });
+
   it.runIf(backend.name === 'PostgreSQL')('changes no file whose audit row cannot be stored (503), and records nothing', async () => {
     const file = path.join(store.dir, 'production.enc.yaml');
     const before = await readFile(file, 'utf8');
