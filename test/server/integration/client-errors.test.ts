@@ -1,14 +1,11 @@
 // Requests node:http refuses before the app sees them, sent on raw sockets to the real server:
 // each answer is the JSON error every other answer is, with the app's security headers and
 // `Connection: close`, and nothing pipelined behind a refused request runs (no audit row, no edit).
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { connect as connectTcp } from 'node:net';
-import path from 'node:path';
 import { connect as connectTls } from 'node:tls';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRowsSync, call, cliOk, makeStore, type RunningServer, startServer, type TestStore } from '../helpers/server.js';
+import { auditRowsSync, call, cliOk, makeStore, type RunningServer, selfSignedCert, startServer, type TestStore } from '../helpers/server.js';
 
 let store: TestStore;
 let adminKey: string;
@@ -131,9 +128,7 @@ describe('requests node:http refuses', () => {
 
 describe('over TLS', () => {
   it('answers the same way', async () => {
-    const cert = path.join(store.root, 'cert.pem');
-    const key = path.join(store.root, 'key.pem');
-    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    const { cert, key } = await selfSignedCert(store.root);
     const server = await startServer(store, ['--tls-cert', cert, '--tls-key', key]);
     try {
       const ca = await readFile(cert, 'utf8');
