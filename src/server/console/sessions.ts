@@ -7,6 +7,7 @@ import { authenticateApiKey } from '../auth/api-keys.js';
 import type { Exchange, HandlerDeps, Reply } from '../http/handlers.js';
 import { forbidden, HttpError } from '../http/http-error.js';
 import { bearerCredential, readJsonBody } from '../http/request.js';
+import { handlerMethod, methodNotAllowed } from '../http/methods.js';
 import type { Route } from '../http/route.js';
 import type { ApiKeyRecord, SessionRecord } from '../state/state-store.js';
 import { clearedCookie, csrfMatches, csrfToken, hashSessionId, IDLE_MS, MAX_MS, newSessionId, sameOrigin, sessionCookie, sessionIdOf } from './session-cookie.js';
@@ -21,11 +22,11 @@ export class ConsoleSessions {
     if (path !== SESSION_PATH) return undefined;
     const handlers: Record<string, Route['run']> = { POST: (x) => this.#signIn(x), GET: (x) => this.#describe(x), DELETE: (x) => this.#signOut(x) };
     const events = { POST: 'console.signin', GET: 'console.session', DELETE: 'console.signout' } as const;
-    const chosen = method === 'HEAD' ? 'GET' : method;
+    const chosen = handlerMethod(method);
     return {
       event: events[chosen as keyof typeof events],
       methods: Object.keys(handlers),
-      run: handlers[chosen] ?? (async () => ({ status: 405, body: undefined })),
+      run: handlers[chosen] ?? (async () => Promise.reject(methodNotAllowed(Object.keys(handlers)))),
     };
   }
 

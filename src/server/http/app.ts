@@ -11,7 +11,7 @@ import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSec
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
 import { gateAuthentication } from './limits/credential-check.js';
-import { allowHeader, allowsMethod } from './methods.js';
+import { allowsMethod, methodNotAllowed } from './methods.js';
 import type { ExchangeObserver } from './observe/exchange-observer.js';
 import { sendJson, sendText } from './request.js';
 import { readMetrics } from './admin/metrics-handler.js';
@@ -35,7 +35,7 @@ const PREFIX = '/api/v1/vault/';
 
 function route(deps: HandlerDeps, method: string, path: string, query: string): Route | undefined {
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
-  if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x) };
+  if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x, query) };
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
   if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
   if (path.startsWith('/console/')) return deps.console?.route(method, path);
@@ -100,9 +100,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     try {
       const found = route(deps, req.method ?? '', ...splitTarget(req.url ?? '/'));
       if (found === undefined) throw notFound('no such route');
-      if (!allowsMethod(found.methods, req.method)) {
-        throw new HttpError(405, 'RWS_METHOD_NOT_ALLOWED', `use ${allowHeader(found.methods)}`, { allow: allowHeader(found.methods) });
-      }
+      if (!allowsMethod(found.methods, req.method)) throw methodNotAllowed(found.methods);
       event = found.event;
       if (event !== undefined) {
         const gate = gateAuthentication(limits, deps, req, client, x.now);

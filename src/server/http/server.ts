@@ -6,6 +6,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type AppDeps, createApp } from './app.js';
+import { answerClientError, refuseWithoutHost } from './client-errors.js';
 import { ConnectionGuard, DEFAULT_MAX_CONNECTIONS } from './limits/connections.js';
 import { listenMetrics } from './observe/metrics-listener.js';
 import { ServerMetrics } from './observe/metrics.js';
@@ -68,14 +69,19 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const limits = { total: options.maxLongPolls ?? heldShareOf(maxConnections), perKey: options.maxLongPollsPerKey ?? DEFAULT_PER_KEY };
   const longPolls = new LongPolls(limits, secrets.watch?.bind(secrets), auditHeadMoved(deps.state));
-  const app = observer.wrap(createApp({ ...deps, secrets, metrics, longPolls, observe: observer.observe }));
   // node:http checks the headers and request timeouts only every connectionsCheckingInterval
   // (30 s by default): slow headers were held 36-40 s against a 10 s timeout. Every second cuts
   // slow headers and slow bodies within a second of their timeout.
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   const timing = { connectionsCheckingInterval: 1_000, headersTimeout, requestTimeout: Math.max(options.requestTimeoutMs ?? 30_000, headersTimeout) };
-  const server: Server = options.tls ? createHttpsServer({ ...timing, ...TLS_OPTIONS, cert: options.tls.cert, key: options.tls.key }, app) : createHttpServer(timing, app);
+  // Host is checked by refuseWithoutHost rather than by node:http, whose 400 has no body and
+  // which still hands the app a request pipelined behind the refused one.
+  const http = { ...timing, requireHostHeader: false };
+  const app = refuseWithoutHost(observer.wrap(createApp({ ...deps, secrets, metrics, longPolls, observe: observer.observe })));
+  const server: Server = options.tls ? createHttpsServer({ ...http, ...TLS_OPTIONS, cert: options.tls.cert, key: options.tls.key }, app) : createHttpServer(http, app);
   server.keepAliveTimeout = 5_000;
+  // Requests the parser refuses (and ones cut by the timeouts above) get a JSON error too.
+  server.on('clientError', answerClientError);
   const guard = new ConnectionGuard({ maxConnections, firstRequestMs: headersTimeout });
   guard.attach(server);
   metrics.connections = guard;

@@ -46,7 +46,7 @@ async function rewrite(target: EditTarget, change: SecretChange): Promise<string
   });
   const missingName = change.remove?.find((name) => !current?.names.includes(name));
   if (missingName !== undefined) throw new SecretMissingError(target.environment, missingName, current === undefined);
-  if (change.set !== undefined) refuseUnprotected(target.paths.secrets(target.environment), current, change.set);
+  if (change.set !== undefined) refuseUnprotected({ environment: target.environment, file: target.paths.secrets(target.environment) }, current, change.set);
   if (current !== undefined) return current.update(change);
   return createSopsFile(change.set ?? {}, await Promise.all(target.identities.map(identityToRecipient)));
 }

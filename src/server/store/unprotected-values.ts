@@ -5,19 +5,30 @@
 import { RwsError } from '../../errors.js';
 import { DEFAULT_RULE, ruleLeavingUnencrypted, type SopsFile } from '../../sops/index.js';
 
-export class UnprotectedValueError extends RwsError {}
+export class UnprotectedValueError extends RwsError {
+  constructor(
+    message: string,
+    hint: string,
+    /** The same refusal naming the environment instead of the file: an HTTP client must not learn server paths. */
+    readonly publicMessage: string = message,
+  ) {
+    super('RWS_SECRET_UNENCRYPTED', message, { hint });
+  }
+}
 
-/** Checked under the edit's lock, against the file as it is then (`current`, undefined for a new one). */
-export function refuseUnprotected(file: string, current: SopsFile | undefined, values: Readonly<Record<string, string>>): void {
+/**
+ * Checked under the edit's lock, against the file as it is then (`current`, undefined for a new
+ * one). The message names `file` for the operator on the host; `publicMessage` the environment.
+ */
+export function refuseUnprotected(where: { environment: string; file: string }, current: SopsFile | undefined, values: Readonly<Record<string, string>>): void {
   const empty = Object.keys(values).find((name) => values[name] === '');
   if (empty !== undefined) {
-    throw new UnprotectedValueError('RWS_SECRET_UNENCRYPTED', `the value of ${empty} is empty: sops never encrypts an empty string, so it would not be protected and never served; nothing was written`, { hint: 'give it a value' });
+    throw new UnprotectedValueError(`the value of ${empty} is empty: sops never encrypts an empty string, so it would not be protected and never served; nothing was written`, 'give it a value');
   }
   for (const name of Object.keys(values)) {
     const rule = current === undefined ? ruleLeavingUnencrypted(DEFAULT_RULE, name) : current.ruleLeavingUnencrypted(name);
     if (rule === undefined) continue;
-    throw new UnprotectedValueError('RWS_SECRET_UNENCRYPTED', `the sops rule of ${file} (${rule}) leaves ${name} unencrypted: it would be stored in plain text and never served; nothing was written`, {
-      hint: 'choose a name the rule encrypts, or change the rule in the file with sops',
-    });
+    const refusal = (of: string) => `the sops rule of ${of} (${rule}) leaves ${name} unencrypted: it would be stored in plain text and never served; nothing was written`;
+    throw new UnprotectedValueError(refusal(where.file), 'choose a name the rule encrypts, or change the rule in the file with sops', refusal(`environment ${where.environment}`));
   }
 }

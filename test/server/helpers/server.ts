@@ -1,10 +1,11 @@
 // Real processes for integration tests: the built bin, a store made with its own commands, and
 // the server started on port 0; tests wait for its ready line rather than sleeping.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { execa } from 'execa';
 import { Agent, type Dispatcher, fetch } from 'undici';
 
@@ -164,4 +165,12 @@ export function auditRowsSync(dir: string, env: Record<string, string> = {}): Ar
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .reverse();
+}
+
+/** A self-signed certificate for 127.0.0.1 and its key, written into `dir` with the openssl CLI. */
+export async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  return { cert, key };
 }

@@ -11,7 +11,7 @@ import { Agent } from 'undici';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSopsFile, openSopsFile } from '../../../src/sops/index.js';
-import { call, cli, cliOk, makeStore, rawRequest, type Reply, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { auditRowsSync, call, cli, cliOk, makeStore, rawRequest, type Reply, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value-admin-1', DB_PASSWORD: 'db-pass-admin-2' }, staging: { ONLY: 'staging-admin-3' } };
@@ -28,14 +28,18 @@ const BACKENDS: Backend[] = [
   },
 ];
 
-/** A GET whose path goes out exactly as written (URL parsers resolve `..` and `%2e%2e` first). */
-async function exactPath(base: string, route: string, key: string): Promise<number> {
+/**
+ * A GET whose target goes out exactly as written (URL parsers resolve `..` and `%2e%2e` first,
+ * and fetch drops a bare trailing `?`).
+ */
+async function exactPath(base: string, route: string, key: string): Promise<{ status: number; text: string }> {
   const { request } = await import('node:http');
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
     const req = request({ hostname, port, path: route, method: 'GET', headers: { authorization: `Bearer ${key}` } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
     });
     req.on('error', reject);
     req.end();
@@ -243,6 +247,22 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     }
   });
 
+  it('refuses a name the sops rule leaves unencrypted with 400, naming the environment, never a path on the server', async () => {
+    // An existing file (its own rule) and a new one (the default rule) are refused alike.
+    for (const environment of ['production', 'scratch']) {
+      const reply = await asAdmin('PUT', `/api/v1/admin/environments/${environment}/secrets/LEAK_unencrypted`, { value: 'plain-value-admin-9' });
+      expect({ environment, status: reply.status, body: reply.body }).toEqual({
+        environment,
+        status: 400,
+        body: { error: { code: 'RWS_BAD_REQUEST', message: `the sops rule of environment ${environment} (unencrypted_suffix: _unencrypted) leaves LEAK_unencrypted unencrypted: it would be stored in plain text and never served; nothing was written` } },
+      });
+      expect(reply.text).not.toContain(store.root);
+      expect(reply.text).not.toContain('.enc.yaml');
+    }
+    values.push('plain-value-admin-9');
+    expect((await asAdmin('GET', '/api/v1/admin/environments/scratch/secrets')).status).toBe(404);
+  });
+
   it.runIf(backend.name === 'PostgreSQL')('changes no file whose audit row cannot be stored (503), and records nothing', async () => {
     const file = path.join(store.dir, 'production.enc.yaml');
     const before = await readFile(file, 'utf8');
@@ -371,7 +391,25 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     // Dot segments as sent (fetch would resolve them first): a segment, never a step up.
     for (const route of ['/api/v1/auth/keys/..', '/api/v1/auth/keys/%2e%2e', '/api/v1/admin/environments/../secrets', '/api/v1/admin/environments/production/secrets/..']) {
       const reply = await exactPath(server.url, route, admin.key);
-      expect({ route, status: reply }).toEqual({ route, status: route.endsWith('secrets/..') ? 405 : 400 });
+      expect({ route, status: reply.status }).toEqual({ route, status: route.endsWith('secrets/..') ? 405 : 400 });
+    }
+    // Strict on every admin route, /metrics included, and for empty segments too (URLSearchParams
+    // skips them); a bare `?` is no query at all.
+    for (const [route, message] of [
+      ['/metrics?foo=1', 'this route takes no query parameters'],
+      ['/metrics?a=1&a=2', 'this route takes no query parameters'],
+      ['/api/v1/auth/keys?&&&&', 'the query string has an empty parameter (a stray &)'],
+      ['/api/v1/auth/keys?&', 'the query string has an empty parameter (a stray &)'],
+      ['/api/v1/audit?limit=5&', 'the query string has an empty parameter (a stray &)'],
+      ['/api/v1/audit?&limit=5', 'the query string has an empty parameter (a stray &)'],
+      ['/api/v1/vault/tokens?active=true&&limit=5', 'the query string has an empty parameter (a stray &)'],
+    ]) {
+      const reply = await exactPath(server.url, route as string, admin.key);
+      answers.push(reply.text);
+      expect({ route, status: reply.status, body: JSON.parse(reply.text) }).toEqual({ route, status: 400, body: { error: { code: 'RWS_BAD_REQUEST', message } } });
+    }
+    for (const route of ['/metrics?', '/api/v1/auth/keys?', '/api/v1/audit?limit=5']) {
+      expect({ route, status: (await exactPath(server.url, route, admin.key)).status }).toEqual({ route, status: 200 });
     }
   });
 
@@ -379,6 +417,7 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     const wrong = await asAdmin('PATCH', '/api/v1/auth/keys');
     expect(wrong.status).toBe(405);
     expect(wrong.headers.get('allow')).toBe('GET, HEAD, POST');
+    expect(wrong.body).toEqual({ error: { code: 'RWS_METHOD_NOT_ALLOWED', message: 'use GET, HEAD, POST' } });
     expect((await asAdmin('POST', '/api/v1/vault/tokens')).headers.get('allow')).toBe('GET, HEAD');
     expect((await asAdmin('GET', '/api/v1/vault/tokens/AAAAAAAAAAAAAAAAAAAAAA')).headers.get('allow')).toBe('DELETE');
     expect((await asAdmin('GET', '/api/v1/admin/environments/production/secrets/X')).headers.get('allow')).toBe('PUT, DELETE');
@@ -399,6 +438,37 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     // Others' failures from the same address never lock a valid key out.
     expect((await as(admin.key, 'GET', '/api/v1/audit', undefined, attacker)).status).toBe(200);
     await attacker.close();
+  });
+
+  it('answers HEAD like GET on every admin route that has GET: same status and headers, no body, the same audit row', async () => {
+    const routes: Array<[string, string]> = [
+      ['/api/v1/auth/keys', 'apikey.list'],
+      [`/api/v1/auth/keys/${admin.id}`, 'apikey.list'],
+      ['/api/v1/vault/tokens', 'token.list'],
+      ['/api/v1/audit', 'audit.read'],
+      ['/api/v1/audit/chart', 'audit.read'],
+      ['/api/v1/admin/status', 'status.read'],
+      ['/api/v1/admin/environments', 'environment.list'],
+      ['/api/v1/admin/environments/production/secrets', 'environment.list'],
+      ['/metrics', 'metrics.read'],
+    ];
+    const newest = () => auditRowsSync(store.dir, env).at(-1);
+    for (const [route, event] of routes) {
+      const get = await asAdmin('GET', route);
+      const head = await asAdmin('HEAD', route);
+      expect({ route, status: head.status, type: head.headers.get('content-type'), text: head.text }).toEqual({ route, status: get.status, type: get.headers.get('content-type'), text: '' });
+      expect(get.status).toBe(200);
+      expect(Number(head.headers.get('content-length'))).toBeGreaterThan(0);
+      expect(head.headers.get('cache-control')).toBe('no-store');
+      expect({ route, row: newest() }).toMatchObject({ route, row: { event, outcome: 'success', status: 200, api_key_id: admin.id } });
+    }
+    // Refused like GET too, and on record as such.
+    const refused = await as(reader.key, 'HEAD', '/api/v1/auth/keys');
+    expect([refused.status, refused.text]).toEqual([403, '']);
+    expect(newest()).toMatchObject({ event: 'apikey.list', outcome: 'failure', status: 403, error_code: 'RWS_FORBIDDEN', api_key_id: reader.id });
+    // A path without GET still refuses HEAD: a JSON 405 with Allow.
+    const noGet = await asAdmin('HEAD', '/api/v1/vault/tokens/AAAAAAAAAAAAAAAAAAAAAA');
+    expect([noGet.status, noGet.headers.get('allow'), noGet.headers.get('content-type')]).toEqual([405, 'DELETE', 'application/json; charset=utf-8']);
   });
 
   it('never answers or records a value, an API key after creation, a token, or a hash of one', async () => {

@@ -6,6 +6,9 @@ const MAX_QUERY_LENGTH = 2048;
 
 export function readQuery(query: string, allowed: readonly string[]): Map<string, string> {
   if (query.length > MAX_QUERY_LENGTH) throw badRequest(`the query string is limited to ${MAX_QUERY_LENGTH} characters`);
+  // URLSearchParams skips empty segments (`?&&`, `?a=1&`): refused like an empty parameter, as a
+  // client sending them has a bug. A bare `?` is no query at all and stays accepted.
+  if (query !== '' && query.split('&').includes('')) throw badRequest('the query string has an empty parameter (a stray &)');
   const params = new URLSearchParams(query);
   const values = new Map<string, string>();
   for (const [name, value] of params) {

@@ -5,6 +5,7 @@
 // `tokens/revoke` stay the read API's (a jti is at least 16 characters).
 import type { AuditEventName } from '../../audit/record.js';
 import type { Exchange, HandlerDeps, Reply } from '../handlers.js';
+import { handlerMethod, methodNotAllowed } from '../methods.js';
 import type { Route } from '../route.js';
 import { readAudit } from './audit-handler.js';
 import { readChart } from './chart-handler.js';
@@ -19,9 +20,11 @@ export function adminRoute(deps: HandlerDeps, method: string, path: string, quer
   const handlers = match(deps, path.split('/'), query);
   if (handlers === undefined) return undefined;
   const methods = Object.keys(handlers);
-  const chosen = handlers[method];
-  // A method the path does not allow: the app answers 405 before `run` or `event` matter.
-  return { event: chosen?.[0], methods, run: chosen?.[1] ?? (async () => ({ status: 405, body: undefined })) };
+  // HEAD runs GET's handler and is audited as GET: the README promises it on every route with GET.
+  const chosen = handlers[handlerMethod(method)];
+  // A method the path does not allow: the app answers 405 before `run` or `event` matter; were
+  // `run` ever reached, it refuses the same way (JSON, Allow) rather than with a bare status.
+  return { event: chosen?.[0], methods, run: chosen?.[1] ?? (async () => Promise.reject(methodNotAllowed(methods))) };
 }
 
 function match(deps: HandlerDeps, segments: string[], query: string): Record<string, Handler> | undefined {

@@ -79,8 +79,9 @@ function edit(deps: HandlerDeps, environment: string, change: SecretChange): Rep
       } catch (error) {
         // Removed meanwhile by another edit: found under the lock, before anything was recorded.
         if (error instanceof SecretMissingError) throw notFound(error.message);
-        // A value the file's sops rule would leave in plain text (or an empty one) is refused.
-        if (error instanceof UnprotectedValueError) throw new HttpError(400, 'RWS_BAD_REQUEST', error.message);
+        // A value the file's sops rule would leave in plain text (or an empty one) is refused,
+        // naming the environment: the error's own message holds the file's path on this host.
+        if (error instanceof UnprotectedValueError) throw new HttpError(400, 'RWS_BAD_REQUEST', error.publicMessage);
         throw error;
       }
     },

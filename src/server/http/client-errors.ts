@@ -1,0 +1,61 @@
+// Requests node:http's parser refuses before the app sees them: Content-Length with
+// Transfer-Encoding, a doubled or bad Content-Length, no Host, obs-fold, bare LF line ends, an
+// unknown method, headers over the size limit, and requests cut by --headers-timeout or
+// --request-timeout. node:http's own answer is a bare status line with no body; this one is the
+// same status with the JSON error every other answer has, and the same security headers.
+// A request without Host is refused here too, not by node:http (see refuseWithoutHost).
+import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { errorResponse, HttpError } from './http-error.js';
+import { SECURITY_HEADERS } from './request.js';
+
+const TOO_LARGE = answer(new HttpError(431, 'RWS_HEADERS_TOO_LARGE', `request headers are limited to ${maxHeaderSize} bytes`));
+const TIMED_OUT = answer(new HttpError(408, 'RWS_REQUEST_TIMEOUT', 'the request was not received in time'));
+const MALFORMED = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request'));
+const NO_HOST = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: HTTP/1.1 needs a Host header'));
+
+/** The server's `clientError` listener: answers as node:http's default would, then closes the connection. */
+export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  // A reset peer reads nothing.
+  if (error.code === 'ECONNRESET') socket.destroy();
+  else refuse(socket, error.code === 'HPE_HEADER_OVERFLOW' ? TOO_LARGE : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMED_OUT : MALFORMED);
+}
+
+/**
+ * RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400. node:http's own check
+ * (`requireHostHeader`, turned off where this is used) answers with no body, and still emits
+ * `request` for a request pipelined behind it in the same packet, whose answer is never sent.
+ * Here the connection is refused and closed, and no request that came on it after is run.
+ */
+export function refuseWithoutHost(app: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  const refused = new WeakSet<Duplex>();
+  return (req, res) => {
+    if (refused.has(req.socket)) {
+      res.destroy();
+      return;
+    }
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      refused.add(req.socket);
+      refuse(req.socket, NO_HOST);
+      return;
+    }
+    app(req, res);
+  };
+}
+
+/** Writes `answer` unless an answer has begun on this connection (bytes after a partial one would corrupt it), then closes it. */
+function refuse(socket: Duplex, text: string): void {
+  if (socket.writable && (socket as Socket).bytesWritten === 0) socket.write(text);
+  // Nothing more is read from this connection: the parser cannot go on after its error, and no
+  // request behind a refused one may run.
+  socket.destroy();
+}
+
+function answer(error: HttpError): string {
+  const { status, body } = errorResponse(error);
+  const text = JSON.stringify(body);
+  const headers = { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), connection: 'close' };
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines.join('')}\r\n${text}`;
+}
