@@ -63,11 +63,11 @@ export interface TokenQuery {
   limit: number;
 }
 
-/** A token as presented: its signed claims say which record and which limit apply. */
-export interface PresentedToken {
-  readonly jti: string;
-  readonly usageLimit: number | null;
-}
+/**
+ * A token as presented: its signed claims, in the terms of its record (every field of the record
+ * but the issuing key, which no claim names).
+ */
+export type PresentedToken = Omit<TokenRecord, 'api_key_id'>;
 
 /**
  * `unknown`: no issue record (never minted here, or the state was lost or rolled back);
@@ -86,7 +86,7 @@ export interface TokenStatus {
 export type Effect =
   | { readonly kind: 'issue'; readonly token: TokenRecord }
   | { readonly kind: 'use'; readonly token: PresentedToken }
-  | { readonly kind: 'revoke'; readonly token: PresentedToken }
+  | { readonly kind: 'revoke'; readonly jti: string }
   // Admin changes over HTTP: stored with the request's audit row, like a mint.
   | { readonly kind: 'apikey.create'; readonly record: ApiKeyRecord }
   | { readonly kind: 'apikey.revoke'; readonly id: string }

@@ -31,7 +31,7 @@ export function judge(row: TokenStatusRow | undefined, token: PresentedToken, no
   if (row === undefined) return 'unknown';
   if (row.revoked_at !== null || !row.key_exists || row.key_revoked_at !== null) return 'revoked';
   if (row.key_expires_at !== null && row.key_expires_at <= now.toISOString()) return 'revoked';
-  if (token.usageLimit !== null && row.uses >= token.usageLimit) return 'exhausted';
+  if (token.usage_limit !== null && row.uses >= token.usage_limit) return 'exhausted';
   return 'ok';
 }
 

@@ -135,7 +135,7 @@ export class SqlStateStore implements StateStore {
     const load = async () => (await selectTokenStatus(this.db, token.jti))[0];
     // Only unlimited tokens may be answered from a cache: their state changes only by revocations,
     // which the cache hears about. A limited token's count is read every time.
-    const row = token.usageLimit === null && this.options.cache ? await this.options.cache.tokenStatus(token.jti, load) : await load();
+    const row = token.usage_limit === null && this.options.cache ? await this.options.cache.tokenStatus(token.jti, load) : await load();
     const key = row?.key_exists ? { expiresAt: row.key_expires_at, fallback: row.key_fallback } : undefined;
     return { outcome: judge(row, token, now), apiKeyId: row?.api_key_id ?? null, ...(key ? { key } : {}) };
   }
@@ -205,7 +205,7 @@ export class SqlStateStore implements StateStore {
   async #use(tx: Transaction, token: PresentedToken, wanted: number, now: Date): Promise<{ granted: number; apiKeyId?: string }> {
     // Without a limit every use is granted or none is (revoked): no count to read first.
     let before: { uses: number } | undefined = { uses: 0 };
-    if (token.usageLimit !== null) {
+    if (token.usage_limit !== null) {
       const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
       before = (await tx.query<{ uses: number }>(`SELECT uses FROM tokens WHERE jti = $1${lock}`, [token.jti]))[0];
       if (before === undefined) return { granted: 0 };
@@ -215,12 +215,12 @@ export class SqlStateStore implements StateStore {
         WHERE jti = $1 AND revoked_at IS NULL AND uses < $3
           AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $4))
         RETURNING uses, api_key_id`,
-      [token.jti, wanted, token.usageLimit ?? UNLIMITED, now.toISOString()],
+      [token.jti, wanted, token.usage_limit ?? UNLIMITED, now.toISOString()],
     );
     const row = after[0];
     // Not charged: the caller reads the row to say why, and whose it is.
     if (row === undefined) return { granted: 0 };
-    return { granted: token.usageLimit === null ? wanted : Number(row.uses) - Number(before.uses), apiKeyId: row.api_key_id };
+    return { granted: token.usage_limit === null ? wanted : Number(row.uses) - Number(before.uses), apiKeyId: row.api_key_id };
   }
 
   async #apply(tx: Transaction, { effect }: Commit, now: Date): Promise<TokenOutcome> {
@@ -238,8 +238,8 @@ export class SqlStateStore implements StateStore {
         return 'ok';
       }
       case 'revoke': {
-        await tx.query('UPDATE tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL', [effect.token.jti, iso]);
-        await this.#changed(tx, { jti: effect.token.jti });
+        await tx.query('UPDATE tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL', [effect.jti, iso]);
+        await this.#changed(tx, { jti: effect.jti });
         return 'ok';
       }
       case 'apikey.create':
@@ -495,7 +495,7 @@ export class SqlStateStore implements StateStore {
  * next durable commit.
  */
 function needsDurability({ effect, durable }: Commit): boolean {
-  return durable === true || (effect !== undefined && (effect.kind !== 'use' || effect.token.usageLimit !== null));
+  return durable === true || (effect !== undefined && (effect.kind !== 'use' || effect.token.usage_limit !== null));
 }
 
 /** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */
@@ -519,6 +519,8 @@ function lockTarget(effect: Effect | undefined): string {
       return effect.session.api_key_id;
     case 'session.delete':
       return effect.idHash;
+    case 'revoke':
+      return effect.jti;
     default:
       return effect.token.jti;
   }
