@@ -111,6 +111,46 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect((await state.listApiKeys(NOW))[0]?.last_used_at).toBe(NOW.toISOString());
     });
 
+    it('refuses a token whose claims differ from its record as one it holds no record of, and charges it nothing', async () => {
+      // Anyone with the signing secret can sign a known jti with other claims: the record decides.
+      // `cached` answers unlimited tokens from its cache on PostgreSQL (the same store on SQLite).
+      const [plain, cached] = [await open(), await open({ cache: true })];
+      await plain.addApiKey(key('ak_00000000000000a9'), localChange('apikey.create', 'ak_00000000000000a9', NOW));
+      const limited = tokenRecord('jti-a9-limited-0000000', 'ak_00000000000000a9', 1);
+      const unlimited = tokenRecord('jti-a9-unlimited-00000', 'ak_00000000000000a9', null);
+      for (const token of [limited, unlimited]) await plain.commit({ effect: { kind: 'issue', token }, audit: () => row('token.generate', 201) }, NOW);
+      const forged = (record: TokenRecord, change: Partial<PresentedToken>): PresentedToken => ({ ...presentedOf(record), ...change });
+      const forgeries = [
+        forged(limited, { usage_limit: null }),
+        forged(limited, { usage_limit: 1000 }),
+        forged(limited, { environment: 'staging', key_pattern: '*' }),
+        forged(limited, { key_pattern: 'DB_PASSWORD' }),
+        forged(limited, { subject: 'someone-else' }),
+        forged(limited, { issued_at: limited.issued_at + 60, expires_at: limited.expires_at + 60 }),
+        forged(unlimited, { environment: 'staging' }),
+        forged(unlimited, { key_pattern: '*' }),
+        forged(unlimited, { expires_at: unlimited.expires_at + 60 }),
+        forged(unlimited, { usage_limit: 5 }),
+      ];
+      for (const state of [plain, cached]) {
+        // The cache now holds the unlimited token's record: a forgery must be judged against it too.
+        expect((await state.tokenStatus(presentedOf(unlimited), NOW)).outcome).toBe('ok');
+        for (const token of forgeries) {
+          expect([token, (await state.tokenStatus(token, NOW)).outcome]).toEqual([token, 'unknown']);
+          expect([token, await state.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read', 401) }, NOW)]).toEqual([token, 'unknown']);
+        }
+      }
+      expect((await plain.findToken(limited.jti))?.uses).toBe(0);
+      expect((await plain.findToken(unlimited.jti))?.uses).toBe(0);
+      // A forgery and the real token in one commit batch are judged apart: the real one gets the use.
+      const batch = [forged(limited, { usage_limit: null }), presentedOf(limited), forged(limited, { usage_limit: 1000 })];
+      expect(await Promise.all(batch.map((token) => plain.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read') }, NOW)))).toEqual(['unknown', 'ok', 'unknown']);
+      expect((await plain.findToken(limited.jti))?.uses).toBe(1);
+      expect((await plain.tokenStatus(presentedOf(limited), NOW)).outcome).toBe('exhausted');
+      expect((await plain.tokenStatus(forged(limited, { usage_limit: null }), NOW)).outcome).toBe('unknown');
+      expect(await cached.commit({ effect: { kind: 'use', token: presentedOf(unlimited) }, audit: () => row('secret.read') }, NOW)).toBe('ok');
+    });
+
     it('ends a token with its revocation, and every token of a revoked or expired key', async () => {
       const state = await open();
       await state.addApiKey(key('ak_00000000000000a3'), localChange('apikey.create', 'ak_00000000000000a3', NOW));
