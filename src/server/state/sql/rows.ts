@@ -10,24 +10,16 @@ import type { TokenStatusRow } from './sql-state-store.js';
 export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {
   return db
     .query(
-      `SELECT t.api_key_id, t.subject, t.environment, t.key_pattern, t.issued_at, t.expires_at, t.usage_limit, t.uses, t.revoked_at,
+      `SELECT t.jti, t.api_key_id, t.subject, t.environment, t.key_pattern, t.issued_at, t.expires_at, t.usage_limit, t.uses, t.revoked_at,
               k.revoked_at AS key_revoked_at, k.expires_at AS key_expires_at, k.id AS key_id, k.fallback AS key_fallback
          FROM tokens t LEFT JOIN api_keys k ON k.id = t.api_key_id WHERE t.jti = $1`,
       [jti],
     )
     .then((rows) =>
       rows.map((row) => ({
-        api_key_id: row.api_key_id as string,
-        subject: row.subject as string,
-        environment: row.environment as string,
-        key_pattern: row.key_pattern as string,
-        issued_at: Number(row.issued_at),
-        expires_at: Number(row.expires_at),
-        usage_limit: numberOrNull(row.usage_limit),
-        uses: Number(row.uses),
-        revoked_at: (row.revoked_at as string | null) ?? null,
-        key_revoked_at: (row.key_revoked_at as string | null) ?? null,
-        key_expires_at: (row.key_expires_at as string | null) ?? null,
+        ...toTokenView(row),
+        key_revoked_at: textOrNull(row.key_revoked_at),
+        key_expires_at: textOrNull(row.key_expires_at),
         key_exists: row.key_id !== null && row.key_id !== undefined,
         key_fallback: Number(row.key_fallback) === 1,
       })),

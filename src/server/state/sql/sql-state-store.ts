@@ -4,7 +4,7 @@
 // count is exact however many processes race for the last use.
 import { GENESIS_HASH, sealRows } from '../../audit/chain.js';
 import type { AuditQuery, AuditRecord, StoredAuditRow } from '../../audit/record.js';
-import type { ApiKeyRecord, ApiKeyView, AuditBuckets, Commit, Effect, PresentedToken, SessionCheck, SessionRecord, StateStore, TokenOutcome, TokenQuery, TokenRecord, TokenStatus, TokenView } from '../state-store.js';
+import type { ApiKeyRecord, ApiKeyView, AuditBuckets, Commit, Effect, PresentedToken, SessionCheck, SessionRecord, StateStore, TokenOutcome, TokenQuery, TokenStatus, TokenView } from '../state-store.js';
 import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
 import type { SqlDriver, Transaction } from './driver.js';
@@ -40,10 +40,8 @@ export interface StateCache {
   close(): Promise<void>;
 }
 
-/** A token's record (all of it but the jti it was found by), its uses and revocation, and its key's state. */
-export interface TokenStatusRow extends Omit<TokenRecord, 'jti'> {
-  uses: number;
-  revoked_at: string | null;
+/** A token's record, its uses and revocation, and its key's state: what judging a token takes. */
+export interface TokenStatusRow extends TokenView {
   key_revoked_at: string | null;
   key_expires_at: string | null;
   key_exists: boolean;
