@@ -212,8 +212,11 @@ export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply
   await readJsonBody(x.req, { optional: true });
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
-  x.audit.api_key_id = (await deps.state.tokenStatus(presented(claims), x.now)).apiKeyId;
-  // Revoking is idempotent: a revoked or spent token may still be revoked (again).
+  const status = await deps.state.tokenStatus(presented(claims), x.now);
+  x.audit.api_key_id = status.apiKeyId;
+  // Revoking is idempotent: a revoked or spent token may still be revoked (again). One the state
+  // holds no record of, or whose claims differ from its record, is refused like on any route.
+  if (status.outcome === 'unknown') throw tokenRefusal('unknown');
   return { status: 204, body: undefined, effect: { kind: 'revoke', jti: claims.jti } };
 }
 
