@@ -3,7 +3,8 @@
 // small driver interface, with a driver for SQLite (the default, one file in the store) and one
 // for PostgreSQL (replicas). The guarantees every implementation keeps, checked by the shared
 // conformance suite (test/server/state/conformance.ts):
-// - a token is good only while its issue record is held: unknown tokens are refused;
+// - a token is good only while its issue record is held and its claims equal the record (the
+//   record, never the claims, decides scope and limit): unknown tokens are refused;
 // - `commit` applies a request's effect (mint, use, revoke) and appends its audit row in one
 //   transaction, durable before it resolves; if it rejects, nothing was charged or recorded;
 // - uses are exact under any concurrency, across processes and replicas.
@@ -70,7 +71,8 @@ export interface TokenQuery {
 export type PresentedToken = Omit<TokenRecord, 'api_key_id'>;
 
 /**
- * `unknown`: no issue record (never minted here, or the state was lost or rolled back);
+ * `unknown`: no issue record (never minted here, or the state was lost or rolled back), or one
+ * whose fields differ from the presented claims (a jti signed again with other claims);
  * `revoked`: the token, or the API key that minted it, was revoked or has expired.
  */
 export type TokenOutcome = 'ok' | 'unknown' | 'revoked' | 'exhausted';
