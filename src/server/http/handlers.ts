@@ -20,7 +20,7 @@ import type { SecretFile, SecretSource } from '../store/secret-source.js';
 import type { ServerMetrics } from './observe/metrics.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
 import type { ConsoleHooks } from './console-hooks.js';
-import type { Effect, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
+import type { Effect, PresentedToken, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
 import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './batch/fallback.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
@@ -95,19 +95,8 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
   return {
     status: 201,
     body: { token, token_type: 'Bearer', jti: claims.jti, expires_at: new Date(claims.exp * 1000).toISOString(), scope, usage_limit: claims.usage_limit },
-    effect: {
-      kind: 'issue',
-      token: {
-        jti: claims.jti,
-        api_key_id: apiKey.id,
-        subject: claims.sub,
-        environment: scope.environment,
-        key_pattern: scope.key_pattern,
-        issued_at: claims.iat,
-        expires_at: claims.exp,
-        usage_limit: claims.usage_limit,
-      },
-    },
+    // The record is the claims as a token presents them: each later use must match it exactly.
+    effect: { kind: 'issue', token: { ...presented(claims), api_key_id: apiKey.id } },
   };
 }
 
@@ -226,10 +215,13 @@ export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<st
 export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
+  const status = await deps.state.tokenStatus(presented(claims), x.now);
+  x.audit.api_key_id = status.apiKeyId;
+  // Revoking is idempotent: a revoked or spent token may still be revoked (again). One the state
+  // holds no record of, or whose claims differ from its record, is refused like on any route.
+  if (status.outcome === 'unknown') throw tokenRefusal('unknown');
   await readJsonBody(x.req, { optional: true });
-  x.audit.api_key_id = (await deps.state.tokenStatus(presented(claims), x.now)).apiKeyId;
-  // Revoking is idempotent: a revoked or spent token may still be revoked (again).
-  return { status: 204, body: undefined, effect: { kind: 'revoke', token: presented(claims) } };
+  return { status: 204, body: undefined, effect: { kind: 'revoke', jti: claims.jti } };
 }
 
 /** Lets a refused request's audit line say what was asked for (only well-formed names). */
@@ -271,7 +263,16 @@ export function tokenRefusal(outcome: TokenOutcome): HttpError | undefined {
   return undefined;
 }
 
-const presented = (claims: TokenClaims) => ({ jti: claims.jti, usageLimit: claims.usage_limit });
+/** The claims in the terms of the token's record, which the state compares field by field. */
+const presented = (claims: TokenClaims): PresentedToken => ({
+  jti: claims.jti,
+  subject: claims.sub,
+  environment: claims.scope.environment,
+  key_pattern: claims.scope.key_pattern,
+  issued_at: claims.iat,
+  expires_at: claims.exp,
+  usage_limit: claims.usage_limit,
+});
 const use = (claims: TokenClaims): Effect => ({ kind: 'use', token: presented(claims) });
 
 /** For list and batch by pattern: the pattern, when given, must lie within the token's scope. */

@@ -3,7 +3,8 @@
 // small driver interface, with a driver for SQLite (the default, one file in the store) and one
 // for PostgreSQL (replicas). The guarantees every implementation keeps, checked by the shared
 // conformance suite (test/server/state/conformance.ts):
-// - a token is good only while its issue record is held: unknown tokens are refused;
+// - a token is good only while its issue record is held and its claims equal the record (the
+//   record, never the claims, decides scope and limit): unknown tokens are refused;
 // - `commit` applies a request's effect (mint, use, revoke) and appends its audit row in one
 //   transaction, durable before it resolves; if it rejects, nothing was charged or recorded;
 // - uses are exact under any concurrency, across processes and replicas.
@@ -63,14 +64,15 @@ export interface TokenQuery {
   limit: number;
 }
 
-/** A token as presented: its signed claims say which record and which limit apply. */
-export interface PresentedToken {
-  readonly jti: string;
-  readonly usageLimit: number | null;
-}
+/**
+ * A token as presented: its signed claims, in the terms of its record (every field of the record
+ * but the issuing key, which no claim names).
+ */
+export type PresentedToken = Omit<TokenRecord, 'api_key_id'>;
 
 /**
- * `unknown`: no issue record (never minted here, or the state was lost or rolled back);
+ * `unknown`: no issue record (never minted here, or the state was lost or rolled back), or one
+ * whose fields differ from the presented claims (a jti signed again with other claims);
  * `revoked`: the token, or the API key that minted it, was revoked or has expired.
  */
 export type TokenOutcome = 'ok' | 'unknown' | 'revoked' | 'exhausted';
@@ -86,7 +88,7 @@ export interface TokenStatus {
 export type Effect =
   | { readonly kind: 'issue'; readonly token: TokenRecord }
   | { readonly kind: 'use'; readonly token: PresentedToken }
-  | { readonly kind: 'revoke'; readonly token: PresentedToken }
+  | { readonly kind: 'revoke'; readonly jti: string }
   // Admin changes over HTTP: stored with the request's audit row, like a mint.
   | { readonly kind: 'apikey.create'; readonly record: ApiKeyRecord }
   | { readonly kind: 'apikey.revoke'; readonly id: string }

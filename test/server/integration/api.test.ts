@@ -356,6 +356,12 @@ describe('bad tokens over HTTP', () => {
     expect(reply.text).not.toContain('b-key-value');
   });
 
+  it('refuses to revoke a signed token it holds no record of, as every route refuses it', async () => {
+    const reply = await call(vault('tokens/revoke'), { auth: craft(GOOD_HEADER, claims(), { secret: jwtSecret }), method: 'POST', dispatcher: fromAddress(19) });
+    expect([reply.status, reply.body.error]).toEqual([401, { code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token' }]);
+    expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+  });
+
   it('refuses credentials that are not `Bearer <token>`, and takes any number of spaces after Bearer (RFC 6750 1*SP)', async () => {
     const good = craft(GOOD_HEADER, claims(), { secret: jwtSecret });
     for (const header of [`Bearer ${good} x`, `Basic ${good}`, good, `Bearer ${good.replace('.', '. ')}`, `Bearer\t${good}`, `Bearer`, `Bearer${good}`]) {

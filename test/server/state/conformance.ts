@@ -11,7 +11,7 @@ import { localChange, type AuditRecord } from '../../../src/server/audit/record.
 import { openDriver, openState } from '../../../src/server/state/open-state.js';
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
-import type { ApiKeyRecord, TokenRecord } from '../../../src/server/state/state-store.js';
+import type { ApiKeyRecord, PresentedToken, TokenRecord } from '../../../src/server/state/state-store.js';
 import { storePaths, type StorePaths } from '../../../src/server/store/layout.js';
 
 export interface ConformanceTarget {
@@ -48,6 +48,14 @@ export function key(id: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRe
 export function tokenRecord(jti: string, apiKeyId: string, usageLimit: number | null): TokenRecord {
   return { jti, api_key_id: apiKeyId, subject: 'job', environment: 'prod', key_pattern: 'DB_*', issued_at: SECONDS, expires_at: SECONDS + 300, usage_limit: usageLimit };
 }
+
+/** The token as its holder presents it: the claims its record holds (all but the issuing key). */
+export function presentedOf({ api_key_id: _issuer, ...claims }: TokenRecord): PresentedToken {
+  return claims;
+}
+
+/** A token minted by `tokenRecord(jti, …, usageLimit)`, as presented. */
+export const presented = (jti: string, usageLimit: number | null): PresentedToken => presentedOf(tokenRecord(jti, '', usageLimit));
 
 export function row(event: AuditRecord['event'], status = 200, apiKeyId: string | null = null): AuditRecord {
   return { time: NOW.toISOString(), event, outcome: status < 400 ? 'success' : 'failure', status, error_code: null, api_key_id: apiKeyId, jti: null, subject: 'job', environment: 'prod', keys: ['DB_URL'], client: '127.0.0.1', count: 1 };
@@ -93,14 +101,54 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
     it('refuses tokens it holds no record of, and judges the ones it does', async () => {
       const state = await open();
       await state.addApiKey(key('ak_00000000000000a2'), localChange('apikey.create', 'ak_00000000000000a2', NOW));
-      expect((await state.tokenStatus({ jti: 'never-minted-here-000', usageLimit: null }, NOW)).outcome).toBe('unknown');
-      expect(await state.commit({ effect: { kind: 'use', token: { jti: 'never-minted-here-000', usageLimit: null } }, audit: () => row('secret.read') }, NOW)).toBe('unknown');
+      expect((await state.tokenStatus(presented('never-minted-here-000', null), NOW)).outcome).toBe('unknown');
+      expect(await state.commit({ effect: { kind: 'use', token: presented('never-minted-here-000', null) }, audit: () => row('secret.read') }, NOW)).toBe('unknown');
       expect(await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a2-000000000000', 'ak_00000000000000a2', 2) }, audit: () => row('token.generate', 201) }, NOW)).toBe('ok');
-      const presented = { jti: 'jti-a2-000000000000', usageLimit: 2 };
-      expect(await state.tokenStatus(presented, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000a2', key: { expiresAt: null, fallback: true } });
-      for (const expected of ['ok', 'ok', 'exhausted', 'exhausted']) expect(await state.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, NOW)).toBe(expected);
-      expect((await state.tokenStatus(presented, NOW)).outcome).toBe('exhausted');
+      const token = presented('jti-a2-000000000000', 2);
+      expect(await state.tokenStatus(token, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000a2', key: { expiresAt: null, fallback: true } });
+      for (const expected of ['ok', 'ok', 'exhausted', 'exhausted']) expect(await state.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read') }, NOW)).toBe(expected);
+      expect((await state.tokenStatus(token, NOW)).outcome).toBe('exhausted');
       expect((await state.listApiKeys(NOW))[0]?.last_used_at).toBe(NOW.toISOString());
+    });
+
+    it('refuses a token whose claims differ from its record as one it holds no record of, and charges it nothing', async () => {
+      // Anyone with the signing secret can sign a known jti with other claims: the record decides.
+      // `cached` answers unlimited tokens from its cache on PostgreSQL (the same store on SQLite).
+      const [plain, cached] = [await open(), await open({ cache: true })];
+      await plain.addApiKey(key('ak_00000000000000a9'), localChange('apikey.create', 'ak_00000000000000a9', NOW));
+      const limited = tokenRecord('jti-a9-limited-0000000', 'ak_00000000000000a9', 1);
+      const unlimited = tokenRecord('jti-a9-unlimited-00000', 'ak_00000000000000a9', null);
+      for (const token of [limited, unlimited]) await plain.commit({ effect: { kind: 'issue', token }, audit: () => row('token.generate', 201) }, NOW);
+      const forged = (record: TokenRecord, change: Partial<PresentedToken>): PresentedToken => ({ ...presentedOf(record), ...change });
+      const forgeries = [
+        forged(limited, { usage_limit: null }),
+        forged(limited, { usage_limit: 1000 }),
+        forged(limited, { environment: 'staging', key_pattern: '*' }),
+        forged(limited, { key_pattern: 'DB_PASSWORD' }),
+        forged(limited, { subject: 'someone-else' }),
+        forged(limited, { issued_at: limited.issued_at + 60, expires_at: limited.expires_at + 60 }),
+        forged(unlimited, { environment: 'staging' }),
+        forged(unlimited, { key_pattern: '*' }),
+        forged(unlimited, { expires_at: unlimited.expires_at + 60 }),
+        forged(unlimited, { usage_limit: 5 }),
+      ];
+      for (const state of [plain, cached]) {
+        // The cache now holds the unlimited token's record: a forgery must be judged against it too.
+        expect((await state.tokenStatus(presentedOf(unlimited), NOW)).outcome).toBe('ok');
+        for (const token of forgeries) {
+          expect([token, (await state.tokenStatus(token, NOW)).outcome]).toEqual([token, 'unknown']);
+          expect([token, await state.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read', 401) }, NOW)]).toEqual([token, 'unknown']);
+        }
+      }
+      expect((await plain.findToken(limited.jti))?.uses).toBe(0);
+      expect((await plain.findToken(unlimited.jti))?.uses).toBe(0);
+      // A forgery and the real token in one commit batch are judged apart: the real one gets the use.
+      const batch = [forged(limited, { usage_limit: null }), presentedOf(limited), forged(limited, { usage_limit: 1000 })];
+      expect(await Promise.all(batch.map((token) => plain.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read') }, NOW)))).toEqual(['unknown', 'ok', 'unknown']);
+      expect((await plain.findToken(limited.jti))?.uses).toBe(1);
+      expect((await plain.tokenStatus(presentedOf(limited), NOW)).outcome).toBe('exhausted');
+      expect((await plain.tokenStatus(forged(limited, { usage_limit: null }), NOW)).outcome).toBe('unknown');
+      expect(await cached.commit({ effect: { kind: 'use', token: presentedOf(unlimited) }, audit: () => row('secret.read') }, NOW)).toBe('ok');
     });
 
     it('ends a token with its revocation, and every token of a revoked or expired key', async () => {
@@ -110,24 +158,24 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       for (const [jti, id] of [['jti-a3-one-0000000000', 'ak_00000000000000a3'], ['jti-a3-two-0000000000', 'ak_00000000000000a3'], ['jti-a4-one-0000000000', 'ak_00000000000000a4']] as const) {
         await state.commit({ effect: { kind: 'issue', token: tokenRecord(jti, id, null) }, audit: () => row('token.generate', 201) }, NOW);
       }
-      await state.commit({ effect: { kind: 'revoke', token: { jti: 'jti-a3-one-0000000000', usageLimit: null } }, audit: () => row('token.revoke', 204) }, NOW);
-      expect((await state.tokenStatus({ jti: 'jti-a3-one-0000000000', usageLimit: null }, NOW)).outcome).toBe('revoked');
-      expect(await state.commit({ effect: { kind: 'use', token: { jti: 'jti-a3-one-0000000000', usageLimit: null } }, audit: () => row('secret.read') }, NOW)).toBe('revoked');
-      expect((await state.tokenStatus({ jti: 'jti-a3-two-0000000000', usageLimit: null }, NOW)).outcome).toBe('ok');
+      await state.commit({ effect: { kind: 'revoke', jti: 'jti-a3-one-0000000000' }, audit: () => row('token.revoke', 204) }, NOW);
+      expect((await state.tokenStatus(presented('jti-a3-one-0000000000', null), NOW)).outcome).toBe('revoked');
+      expect(await state.commit({ effect: { kind: 'use', token: presented('jti-a3-one-0000000000', null) }, audit: () => row('secret.read') }, NOW)).toBe('revoked');
+      expect((await state.tokenStatus(presented('jti-a3-two-0000000000', null), NOW)).outcome).toBe('ok');
       await state.revokeApiKey('ak_00000000000000a3', NOW, localChange('apikey.revoke', 'ak_00000000000000a3', NOW));
-      expect((await state.tokenStatus({ jti: 'jti-a3-two-0000000000', usageLimit: null }, NOW)).outcome).toBe('revoked');
+      expect((await state.tokenStatus(presented('jti-a3-two-0000000000', null), NOW)).outcome).toBe('revoked');
       expect(await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a3-new-0000000000', 'ak_00000000000000a3', null) }, audit: () => row('token.generate', 201) }, NOW)).toBe('revoked');
       const afterExpiry = new Date(NOW.getTime() + 120_000);
-      expect((await state.tokenStatus({ jti: 'jti-a4-one-0000000000', usageLimit: null }, afterExpiry)).outcome).toBe('revoked');
-      expect(await state.commit({ effect: { kind: 'use', token: { jti: 'jti-a4-one-0000000000', usageLimit: null } }, audit: () => row('secret.read') }, afterExpiry)).toBe('revoked');
+      expect((await state.tokenStatus(presented('jti-a4-one-0000000000', null), afterExpiry)).outcome).toBe('revoked');
+      expect(await state.commit({ effect: { kind: 'use', token: presented('jti-a4-one-0000000000', null) }, audit: () => row('secret.read') }, afterExpiry)).toBe('revoked');
     });
 
     it('counts uses exactly when two stores on one database race for them', async () => {
       const [a, b] = [await open(), await open()];
       await a.addApiKey(key('ak_00000000000000a5'), localChange('apikey.create', 'ak_00000000000000a5', NOW));
       await a.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a5-race-000000000', 'ak_00000000000000a5', 50) }, audit: () => row('token.generate', 201) }, NOW);
-      const presented = { jti: 'jti-a5-race-000000000', usageLimit: 50 };
-      const outcomes = await Promise.all(Array.from({ length: 200 }, (_, index) => (index % 2 ? a : b).commit({ effect: { kind: 'use', token: presented }, audit: (outcome) => row('secret.read', outcome === 'ok' ? 200 : 401) }, NOW)));
+      const token = presented('jti-a5-race-000000000', 50);
+      const outcomes = await Promise.all(Array.from({ length: 200 }, (_, index) => (index % 2 ? a : b).commit({ effect: { kind: 'use', token }, audit: (outcome) => row('secret.read', outcome === 'ok' ? 200 : 401) }, NOW)));
       expect(outcomes.filter((outcome) => outcome === 'ok')).toHaveLength(50);
       expect(outcomes.filter((outcome) => outcome === 'exhausted')).toHaveLength(150);
       const reads = await a.queryAudit({ event: 'secret.read', limit: 1000 });
@@ -141,7 +189,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       const jtis = ['jti-a8-0-00000000000', 'jti-a8-1-00000000000', 'jti-a8-2-00000000000', 'jti-a8-3-00000000000'];
       for (const [index, jti] of jtis.entries()) await a.commit({ effect: { kind: 'issue', token: tokenRecord(jti, 'ak_00000000000000a8', index % 2 ? 1000 : null) }, audit: () => row('token.generate', 201) }, NOW);
       const use = (store: SqlStateStore, jti: string, index: number) =>
-        store.commit({ effect: { kind: 'use', token: { jti, usageLimit: jtis.indexOf(jti) % 2 ? 1000 : null } }, audit: () => row('secret.read', 200, `ak_${index}`) }, NOW);
+        store.commit({ effect: { kind: 'use', token: presented(jti, jtis.indexOf(jti) % 2 ? 1000 : null) }, audit: () => row('secret.read', 200, `ak_${index}`) }, NOW);
       const reversed = [...jtis].reverse();
       const outcomes = await Promise.all(
         Array.from({ length: 30 }, (_, round) => [...jtis.map((jti) => use(a, jti, round)), ...reversed.map((jti) => use(b, jti, round))]).flat(),
@@ -183,11 +231,11 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a6-000000000000', 'ak_00000000000000a6', 1) }, audit: () => row('token.generate', 201) }, NOW);
       const before = (await state.auditAfter(0, 100)).length;
       fail = true;
-      const presented = { jti: 'jti-a6-000000000000', usageLimit: 1 };
-      await expect(state.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, NOW)).rejects.toMatchObject({ code: 'RWS_AUDIT_UNAVAILABLE' });
+      const token = presented('jti-a6-000000000000', 1);
+      await expect(state.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read') }, NOW)).rejects.toMatchObject({ code: 'RWS_AUDIT_UNAVAILABLE' });
       expect((await state.auditAfter(0, 100)).length).toBe(before);
       fail = false;
-      expect(await state.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, NOW)).toBe('ok');
+      expect(await state.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read') }, NOW)).toBe('ok');
     });
 
     it('holds a named lock against another store until released', async () => {
@@ -249,8 +297,8 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect((await state.listApiKeys(NOW)).map((k) => [k.id, k.fallback])).toEqual([['ak_00000000000000f1', true], ['ak_00000000000000f2', false]]);
       await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-f2-0000000000000', 'ak_00000000000000f2', null) }, audit: () => row('token.generate', 201) }, NOW);
       await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-f1-0000000000000', 'ak_00000000000000f1', null) }, audit: () => row('token.generate', 201) }, NOW);
-      expect(await state.tokenStatus({ jti: 'jti-f2-0000000000000', usageLimit: null }, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000f2', key: { expiresAt: expires, fallback: false } });
-      expect(await state.tokenStatus({ jti: 'jti-f1-0000000000000', usageLimit: null }, NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000f1', key: { expiresAt: null, fallback: true } });
+      expect(await state.tokenStatus(presented('jti-f2-0000000000000', null), NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000f2', key: { expiresAt: expires, fallback: false } });
+      expect(await state.tokenStatus(presented('jti-f1-0000000000000', null), NOW)).toEqual({ outcome: 'ok', apiKeyId: 'ak_00000000000000f1', key: { expiresAt: null, fallback: true } });
       // A hand-edited value other than 1 forbids the fallback (fail closed).
       await tamper(paths, url, "UPDATE api_keys SET fallback = 7 WHERE id = 'ak_00000000000000f1'");
       expect((await state.findApiKey(hashOf('ak_00000000000000f1')))?.fallback).toBe(false);
@@ -263,13 +311,14 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await state.commit({ effect: { kind: 'apikey.create', record: key('ak_00000000000000d2', { expires_at: new Date(NOW.getTime() + 60_000).toISOString() }) }, audit: () => adminRow('apikey.create') }, NOW);
       expect(await state.getApiKey('ak_00000000000000d1', NOW)).toMatchObject({ id: 'ak_00000000000000d1', admin: false, live_tokens: 0, last_used_at: null, revoked_at: null });
       expect(await state.getApiKey('ak_nope', NOW)).toBeUndefined();
-      const issue = (jti: string, id: string, limit: number | null, at = NOW) => state.commit({ effect: { kind: 'issue', token: { ...tokenRecord(jti, id, limit), issued_at: Math.floor(at.getTime() / 1000) } }, audit: () => row('token.generate', 201) }, at);
+      const minted = (jti: string, id: string, limit: number | null, at = NOW): TokenRecord => ({ ...tokenRecord(jti, id, limit), issued_at: Math.floor(at.getTime() / 1000) });
+      const issue = (jti: string, id: string, limit: number | null, at = NOW) => state.commit({ effect: { kind: 'issue', token: minted(jti, id, limit, at) }, audit: () => row('token.generate', 201) }, at);
       await issue('jti-d1-live-000000000', 'ak_00000000000000d1', null);
       await issue('jti-d1-spent-00000000', 'ak_00000000000000d1', 1, new Date(NOW.getTime() + 1000));
       await issue('jti-d1-revoked-000000', 'ak_00000000000000d1', null, new Date(NOW.getTime() + 2000));
       await issue('jti-d2-live-000000000', 'ak_00000000000000d2', null);
-      await state.commit({ effect: { kind: 'use', token: { jti: 'jti-d1-spent-00000000', usageLimit: 1 } }, audit: () => row('secret.read') }, NOW);
-      await state.commit({ effect: { kind: 'revoke', token: { jti: 'jti-d1-revoked-000000', usageLimit: null } }, audit: () => adminRow('token.revoke') }, NOW);
+      await state.commit({ effect: { kind: 'use', token: presentedOf(minted('jti-d1-spent-00000000', 'ak_00000000000000d1', 1, new Date(NOW.getTime() + 1000))) }, audit: () => row('secret.read') }, NOW);
+      await state.commit({ effect: { kind: 'revoke', jti: 'jti-d1-revoked-000000' }, audit: () => adminRow('token.revoke') }, NOW);
       expect((await state.listApiKeys(NOW)).map((k) => [k.id, k.live_tokens])).toEqual([['ak_00000000000000d1', 1], ['ak_00000000000000d2', 1]]);
       const all = await state.listTokens({ now: NOW, limit: 100 });
       expect(all.map((t) => t.jti)).toEqual(['jti-d1-revoked-000000', 'jti-d1-spent-00000000', 'jti-d2-live-000000000', 'jti-d1-live-000000000']);
@@ -284,7 +333,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect((await state.getApiKey('ak_00000000000000d2', later))?.live_tokens).toBe(0);
       // Revoking a key ends its tokens at once.
       await state.commit({ effect: { kind: 'apikey.revoke', id: 'ak_00000000000000d1' }, audit: () => adminRow('apikey.revoke') }, NOW);
-      expect((await state.tokenStatus({ jti: 'jti-d1-live-000000000', usageLimit: null }, NOW)).outcome).toBe('revoked');
+      expect((await state.tokenStatus(presented('jti-d1-live-000000000', null), NOW)).outcome).toBe('revoked');
       expect(await state.getApiKey('ak_00000000000000d1', NOW)).toMatchObject({ revoked_at: NOW.toISOString(), live_tokens: 0 });
       expect(await state.listTokens({ now: NOW, limit: 100, active: true, apiKeyId: 'ak_00000000000000d1' })).toEqual([]);
       const events = (await state.queryAudit({ apiKeyId: 'ak_00000000000000d0', limit: 100 })).map((r) => r.event);

@@ -9,7 +9,7 @@ import { openState, redactUrl } from '../../../src/server/state/open-state.js';
 import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
 import { storePaths } from '../../../src/server/store/layout.js';
 import { testDatabase } from '../../helpers/postgres.js';
-import { describeStateStore, hashOf, key, row, tokenRecord } from './conformance.js';
+import { describeStateStore, hashOf, key, presentedOf, row, tokenRecord } from './conformance.js';
 
 describeStateStore('PostgreSQL', { database: testDatabase });
 
@@ -39,13 +39,13 @@ describe('PostgreSQL replicas', () => {
     await a.addApiKey(key('ak_00000000000000b1', { created_at: now.toISOString() }), localChange('apikey.create', 'ak_00000000000000b1', now));
     const t = { ...tokenRecord('jti-b1-000000000000', 'ak_00000000000000b1', null), issued_at: Math.floor(now.getTime() / 1000), expires_at: Math.floor(now.getTime() / 1000) + 300 };
     await a.commit({ effect: { kind: 'issue', token: t }, audit: () => row('token.generate', 201) }, now);
-    const presented = { jti: t.jti, usageLimit: null };
+    const presented = presentedOf(t);
     // b caches the token's record and the key...
     expect((await b.tokenStatus(presented, now)).outcome).toBe('ok');
     expect(await b.findApiKey(hashOf('ak_00000000000000b1'))).toBeDefined();
     // ...and a revocation made through a reaches it: the commit is authoritative at once, the
     // cache as soon as the notification arrives.
-    await a.commit({ effect: { kind: 'revoke', token: presented }, audit: () => row('token.revoke', 204) }, now);
+    await a.commit({ effect: { kind: 'revoke', jti: t.jti }, audit: () => row('token.revoke', 204) }, now);
     expect(await b.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, now)).toBe('revoked');
     const deadline = Date.now() + 2000;
     while ((await b.tokenStatus(presented, now)).outcome !== 'revoked' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -64,7 +64,7 @@ describe('PostgreSQL replicas', () => {
     await a.addApiKey(key('ak_00000000000000c1', { created_at: now.toISOString() }), localChange('apikey.create', 'ak_00000000000000c1', now));
     const t = { ...tokenRecord('jti-c1-000000000000', 'ak_00000000000000c1', 100), issued_at: Math.floor(now.getTime() / 1000), expires_at: Math.floor(now.getTime() / 1000) + 300 };
     await a.commit({ effect: { kind: 'issue', token: t }, audit: () => row('token.generate', 201) }, now);
-    const presented = { jti: t.jti, usageLimit: 100 };
+    const presented = presentedOf(t);
     // Every connection of the pool prepares what a read, a lookup and a mint use.
     const round = async (): Promise<void> => {
       const uses = await Promise.all(Array.from({ length: 12 }, () => a.commit({ effect: { kind: 'use', token: presented }, audit: () => row('secret.read') }, now)));

@@ -33,7 +33,7 @@ export async function revokeTokenById(deps: HandlerDeps, x: Exchange, query: str
   if (token === undefined) throw notFound(`no token ${jti}`);
   // Legacy imports hold no subject or environment: leave the row's fields empty then.
   Object.assign(x.audit, { subject: token.subject || null, environment: token.environment || null });
-  return { status: 204, body: undefined, effect: { kind: 'revoke', token: { jti, usageLimit: token.usage_limit } } };
+  return { status: 204, body: undefined, effect: { kind: 'revoke', jti } };
 }
 
 /** Dates as ISO 8601, like every other date of the API (the records keep epoch seconds). */

@@ -116,7 +116,9 @@ class NotifiedCache implements StateCache {
     if (known) return known;
     const generation = this.#generation;
     const loaded = await load();
-    if (this.#live && generation === this.#generation && loaded !== undefined && this.#tokens.size < MAX_TOKENS) this.#tokens.set(jti, loaded);
+    // Only an unlimited record is kept, whatever the presented claims said: a limited one's count
+    // changes with every use, which is not notified.
+    if (this.#live && generation === this.#generation && loaded?.usage_limit === null && this.#tokens.size < MAX_TOKENS) this.#tokens.set(jti, loaded);
     return loaded;
   }
 

@@ -10,29 +10,45 @@ import type { TokenStatusRow } from './sql-state-store.js';
 export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {
   return db
     .query(
-      `SELECT t.api_key_id, t.uses, t.revoked_at, k.revoked_at AS key_revoked_at, k.expires_at AS key_expires_at, k.id AS key_id, k.fallback AS key_fallback
+      `SELECT t.jti, t.api_key_id, t.subject, t.environment, t.key_pattern, t.issued_at, t.expires_at, t.usage_limit, t.uses, t.revoked_at,
+              k.revoked_at AS key_revoked_at, k.expires_at AS key_expires_at, k.id AS key_id, k.fallback AS key_fallback
          FROM tokens t LEFT JOIN api_keys k ON k.id = t.api_key_id WHERE t.jti = $1`,
       [jti],
     )
     .then((rows) =>
       rows.map((row) => ({
-        api_key_id: row.api_key_id as string,
-        uses: Number(row.uses),
-        revoked_at: (row.revoked_at as string | null) ?? null,
-        key_revoked_at: (row.key_revoked_at as string | null) ?? null,
-        key_expires_at: (row.key_expires_at as string | null) ?? null,
+        ...toTokenView(row),
+        key_revoked_at: textOrNull(row.key_revoked_at),
+        key_expires_at: textOrNull(row.key_expires_at),
         key_exists: row.key_id !== null && row.key_id !== undefined,
         key_fallback: Number(row.key_fallback) === 1,
       })),
     );
 }
 
+/**
+ * The record decides, never the claims: a token whose claims differ from its record in any field
+ * (signed again by someone holding the secret, with a wider scope or without its limit) is not
+ * the token the record is of, and is refused as one with no record at all. A record imported
+ * from the file state holds no subject or scope, so no token matches it (fail closed).
+ */
 export function judge(row: TokenStatusRow | undefined, token: PresentedToken, now: Date): TokenOutcome {
-  if (row === undefined) return 'unknown';
+  if (row === undefined || !matchesRecord(row, token)) return 'unknown';
   if (row.revoked_at !== null || !row.key_exists || row.key_revoked_at !== null) return 'revoked';
   if (row.key_expires_at !== null && row.key_expires_at <= now.toISOString()) return 'revoked';
-  if (token.usageLimit !== null && row.uses >= token.usageLimit) return 'exhausted';
+  if (row.usage_limit !== null && row.uses >= row.usage_limit) return 'exhausted';
   return 'ok';
+}
+
+function matchesRecord(row: TokenStatusRow, token: PresentedToken): boolean {
+  return (
+    row.subject === token.subject &&
+    row.environment === token.environment &&
+    row.key_pattern === token.key_pattern &&
+    row.issued_at === token.issued_at &&
+    row.expires_at === token.expires_at &&
+    row.usage_limit === token.usage_limit
+  );
 }
 
 export function toApiKey(row: Row): ApiKeyRecord {

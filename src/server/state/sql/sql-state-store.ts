@@ -11,8 +11,6 @@ import type { SqlDriver, Transaction } from './driver.js';
 import { judge, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toSession, toTokenView } from './rows.js';
 import { currentVersion } from './schema.js';
 
-/** Bound for "no usage limit" in the conditional UPDATE (one query text for both cases). */
-const UNLIMITED = Number.MAX_SAFE_INTEGER;
 const AUDIT_LOCK = 'rws:audit-chain';
 /** The PostgreSQL notification channel for changed keys and tokens. */
 export const STATE_CHANNEL = 'rws_state';
@@ -42,10 +40,8 @@ export interface StateCache {
   close(): Promise<void>;
 }
 
-export interface TokenStatusRow {
-  api_key_id: string;
-  uses: number;
-  revoked_at: string | null;
+/** A token's record, its uses and revocation, and its key's state: what judging a token takes. */
+export interface TokenStatusRow extends TokenView {
   key_revoked_at: string | null;
   key_expires_at: string | null;
   key_exists: boolean;
@@ -134,8 +130,9 @@ export class SqlStateStore implements StateStore {
   async tokenStatus(token: PresentedToken, now: Date): Promise<TokenStatus> {
     const load = async () => (await selectTokenStatus(this.db, token.jti))[0];
     // Only unlimited tokens may be answered from a cache: their state changes only by revocations,
-    // which the cache hears about. A limited token's count is read every time.
-    const row = token.usageLimit === null && this.options.cache ? await this.options.cache.tokenStatus(token.jti, load) : await load();
+    // which the cache hears about. A limited token's count is read every time. Either way judge()
+    // compares the claims with the record, so a token claiming no limit gets no further than that.
+    const row = token.usage_limit === null && this.options.cache ? await this.options.cache.tokenStatus(token.jti, load) : await load();
     const key = row?.key_exists ? { expiresAt: row.key_expires_at, fallback: row.key_fallback } : undefined;
     return { outcome: judge(row, token, now), apiKeyId: row?.api_key_id ?? null, ...(key ? { key } : {}) };
   }
@@ -170,9 +167,12 @@ export class SqlStateStore implements StateStore {
       for (const [index, { commit, now }] of entries) {
         const effect = commit.effect;
         if (effect?.kind === 'use') {
-          const group = uses.get(effect.token.jti) ?? { token: effect.token, indices: [], now };
+          // Grouped by every claim, not by jti alone: a token signed again with other claims
+          // must not ride on the real token's use (nor the real one be judged by its claims).
+          const claims = presentedKey(effect.token);
+          const group = uses.get(claims) ?? { token: effect.token, indices: [], now };
           group.indices.push(index);
-          uses.set(effect.token.jti, group);
+          uses.set(claims, group);
         } else if (effect !== undefined) {
           outcomes[index] = await this.#apply(tx, commit, now);
         }
@@ -198,29 +198,34 @@ export class SqlStateStore implements StateStore {
 
   /**
    * Charges up to `wanted` uses of a token in one conditional UPDATE … RETURNING, never beyond
-   * its limit, never for a revoked token or one whose key is revoked or expired. The count before
-   * is read under the row's lock (PostgreSQL `FOR UPDATE`; SQLite's write lock is already held),
-   * so how many were granted is exact.
+   * its record's own limit, never for a revoked token or one whose key is revoked or expired, and
+   * never for a token whose claims differ from its record (judge() calls that one unknown). The
+   * count before is read under the row's lock (PostgreSQL `FOR UPDATE`; SQLite's write lock is
+   * already held), so how many were granted is exact.
    */
   async #use(tx: Transaction, token: PresentedToken, wanted: number, now: Date): Promise<{ granted: number; apiKeyId?: string }> {
-    // Without a limit every use is granted or none is (revoked): no count to read first.
+    // Without a limit every use is granted or none is (revoked): no count to read first. The
+    // presented limit may say so because the UPDATE charges only a token that presents its
+    // record's limit exactly.
     let before: { uses: number } | undefined = { uses: 0 };
-    if (token.usageLimit !== null) {
+    if (token.usage_limit !== null) {
       const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
       before = (await tx.query<{ uses: number }>(`SELECT uses FROM tokens WHERE jti = $1${lock}`, [token.jti]))[0];
       if (before === undefined) return { granted: 0 };
     }
     const after = await tx.query<{ uses: number; api_key_id: string }>(
-      `UPDATE tokens SET uses = CASE WHEN uses + $2 > $3 THEN $3 ELSE uses + $2 END
-        WHERE jti = $1 AND revoked_at IS NULL AND uses < $3
-          AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $4))
+      `UPDATE tokens SET uses = CASE WHEN usage_limit IS NOT NULL AND uses + $2 > usage_limit THEN usage_limit ELSE uses + $2 END
+        WHERE jti = $1 AND revoked_at IS NULL AND (usage_limit IS NULL OR uses < usage_limit)
+          AND subject = $4 AND environment = $5 AND key_pattern = $6 AND issued_at = $7 AND expires_at = $8 AND COALESCE(usage_limit, 0) = $9
+          AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))
         RETURNING uses, api_key_id`,
-      [token.jti, wanted, token.usageLimit ?? UNLIMITED, now.toISOString()],
+      // A limit is at least 1, so 0 stands for none.
+      [token.jti, wanted, now.toISOString(), token.subject, token.environment, token.key_pattern, token.issued_at, token.expires_at, token.usage_limit ?? 0],
     );
     const row = after[0];
     // Not charged: the caller reads the row to say why, and whose it is.
     if (row === undefined) return { granted: 0 };
-    return { granted: token.usageLimit === null ? wanted : Number(row.uses) - Number(before.uses), apiKeyId: row.api_key_id };
+    return { granted: token.usage_limit === null ? wanted : Number(row.uses) - Number(before.uses), apiKeyId: row.api_key_id };
   }
 
   async #apply(tx: Transaction, { effect }: Commit, now: Date): Promise<TokenOutcome> {
@@ -238,8 +243,8 @@ export class SqlStateStore implements StateStore {
         return 'ok';
       }
       case 'revoke': {
-        await tx.query('UPDATE tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL', [effect.token.jti, iso]);
-        await this.#changed(tx, { jti: effect.token.jti });
+        await tx.query('UPDATE tokens SET revoked_at = $2 WHERE jti = $1 AND revoked_at IS NULL', [effect.jti, iso]);
+        await this.#changed(tx, { jti: effect.jti });
         return 'ok';
       }
       case 'apikey.create':
@@ -495,7 +500,12 @@ export class SqlStateStore implements StateStore {
  * next durable commit.
  */
 function needsDurability({ effect, durable }: Commit): boolean {
-  return durable === true || (effect !== undefined && (effect.kind !== 'use' || effect.token.usageLimit !== null));
+  return durable === true || (effect !== undefined && (effect.kind !== 'use' || effect.token.usage_limit !== null));
+}
+
+/** One text per distinct presented token (JSON quotes every field, so no two tokens share one). */
+function presentedKey(token: PresentedToken): string {
+  return JSON.stringify([token.jti, token.subject, token.environment, token.key_pattern, token.issued_at, token.expires_at, token.usage_limit]);
 }
 
 /** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */
@@ -519,6 +529,8 @@ function lockTarget(effect: Effect | undefined): string {
       return effect.session.api_key_id;
     case 'session.delete':
       return effect.idHash;
+    case 'revoke':
+      return effect.jti;
     default:
       return effect.token.jti;
   }
