@@ -142,6 +142,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         {
           effect,
           durable: answer.durable,
+          liveKey: x.liveKey,
           // Called once per attempt of the transaction: the answer follows the last outcome.
           audit: (outcome: TokenOutcome, apiKeyId?: string | null) => {
             // A read that left its token's check to this commit learns the issuing key here.
@@ -157,11 +158,15 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       );
       stage = 'committed';
       if (effect !== undefined && refusedWithoutCredential(reply, x)) limits.recordFailure(client, x.now.getTime());
+      // Refused by the commit itself (the requesting key revoked meanwhile): the change made
+      // around it (a secrets file) must not happen either.
+      if (first.around !== undefined && reply.status >= 400) throw new RefusedAtCommit();
     };
     try {
       await (first.around ? first.around(commit) : commit());
       return reply;
     } catch (error) {
+      if (error instanceof RefusedAtCommit) return reply;
       if (stage === 'before' && !isUnavailable(error)) {
         if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
         reply = errorResponse(error);
@@ -181,6 +186,9 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     });
   };
 }
+
+/** Unwinds a change made around a commit that turned into a refusal; its answer stands. */
+class RefusedAtCommit extends Error {}
 
 function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: { status: number; body: unknown }, client: string, now: Date): AuditRecord {
   const failed = reply.status >= 400;

@@ -9,7 +9,7 @@ import { isValidName } from '../../names.js';
 import { authenticateApiKey } from '../auth/api-keys.js';
 import type { AuditRecord } from '../audit/record.js';
 import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerateBody } from './bodies.js';
-import { forbidden, HttpError, notFound } from './http-error.js';
+import { forbidden, HttpError, notFound, unauthorized } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import { answerTag } from './batch/answer-tag.js';
@@ -48,6 +48,8 @@ export interface Exchange {
   now: Date;
   /** Filled in as the handler learns who and what; written to the audit log by the caller. */
   audit: Partial<AuditRecord>;
+  /** The API key the request was let in by: the commit checks it is still live (Commit.liveKey). */
+  liveKey?: string;
 }
 
 export interface Reply {
@@ -107,6 +109,7 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
 export async function describeApiKey(deps: HandlerDeps, x: Exchange): Promise<Reply> {
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
+  x.liveKey = apiKey.id;
   const admin = (apiKey as { readonly admin?: unknown }).admin === true;
   const { id, name, environments, key_patterns, expires_at } = apiKey;
   return { status: 200, body: { id, name, environments, key_patterns, expires_at, admin } };
@@ -257,6 +260,9 @@ export function tokenRefusal(outcome: TokenOutcome): HttpError | undefined {
   const challenge = { 'www-authenticate': 'Bearer' };
   if (outcome === 'revoked') return new HttpError(401, 'RWS_TOKEN_REVOKED', 'token has been revoked', challenge);
   if (outcome === 'exhausted') return new HttpError(401, 'RWS_TOKEN_EXHAUSTED', 'token has no uses left', challenge);
+  // The API key that made the request was revoked (or expired) before its commit: the answer a
+  // revoked key gets at the door.
+  if (outcome === 'key_revoked') return unauthorized('invalid API key');
   // Fail closed: a correctly signed token the state holds no record of (lost, emptied or rolled
   // back state) is refused, never trusted.
   if (outcome === 'unknown') return new HttpError(401, 'RWS_AUTH_FAILED', 'this vault holds no record of the token', challenge);

@@ -73,9 +73,10 @@ export type PresentedToken = Omit<TokenRecord, 'api_key_id'>;
 /**
  * `unknown`: no issue record (never minted here, or the state was lost or rolled back), or one
  * whose fields differ from the presented claims (a jti signed again with other claims);
- * `revoked`: the token, or the API key that minted it, was revoked or has expired.
+ * `revoked`: the token, or the API key that minted it, was revoked or has expired;
+ * `key_revoked`: the API key that made the request (`Commit.liveKey`) is no longer live.
  */
-export type TokenOutcome = 'ok' | 'unknown' | 'revoked' | 'exhausted';
+export type TokenOutcome = 'ok' | 'unknown' | 'revoked' | 'exhausted' | 'key_revoked';
 
 export interface TokenStatus {
   readonly outcome: TokenOutcome;
@@ -127,6 +128,13 @@ export interface Commit {
   readonly effect?: Effect;
   /** Make the row survive a power loss even without an effect (an admin change kept outside the database). */
   readonly durable?: boolean;
+  /**
+   * The API key that made the request, found live by a lookup that may have come from a cache:
+   * the commit looks again, in its transaction, and if the key was revoked or expired meanwhile
+   * (on another replica, its notice not yet here) the outcome is `key_revoked`, the effect is not
+   * applied, and the answer is a 401.
+   */
+  readonly liveKey?: string;
   /**
    * The audit row, built once the effect's outcome is known (`ok` without an effect). For a use,
    * `apiKeyId` is the issuing key the token's row names (null when no row is held): a handler

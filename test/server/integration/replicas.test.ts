@@ -90,6 +90,42 @@ describe('three replicas on one PostgreSQL', () => {
     }
   });
 
+  it('refuses an admin key revoked on B at A\'s next request, even before A hears of it: nothing is changed with it', async () => {
+    const admin = async (name: string) => /^key: (\S+)$/m.exec(await cliOk(['apikey', 'create', '--store', store.dir, '--name', name, '--admin'], { env }))?.[1] as string;
+    const [a, b] = servers as [RunningServer, RunningServer];
+    const doomed = await admin('doomed-admin');
+    const other = await admin('other-admin');
+    // A knows the key (its cache holds the record) and then stops hearing of changes: every
+    // replica's LISTEN backend is paused, as a black-holed connection would be for a while.
+    expect((await call(`${a.url}/api/v1/auth/keys`, { auth: doomed })).status).toBe(200);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const listeners = (await client.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'secrets-server listener'")).rows.map((row) => row.pid);
+    expect(listeners.length).toBeGreaterThanOrEqual(2);
+    const doomedId = (await call(`${b.url}/api/v1/auth/self`, { auth: doomed })).body.id as string;
+    for (const pid of listeners) process.kill(pid, 'SIGSTOP');
+    try {
+      expect((await call(`${b.url}/api/v1/auth/keys/${doomedId}`, { method: 'DELETE', auth: other })).status).toBe(204);
+      // A's next requests with it: refused, and the key it asked for is not made.
+      const made = await call(`${a.url}/api/v1/auth/keys`, { auth: doomed, json: { name: 'backdoor', admin: true } });
+      expect([made.status, made.body.error?.code]).toEqual([401, 'RWS_AUTH_FAILED']);
+      // A change kept outside the database (a secrets file) is not made either.
+      const set = await call(`${a.url}/api/v1/admin/environments/production/secrets/BACKDOOR_SECRET`, { method: 'PUT', auth: doomed, json: { value: 'planted' } });
+      expect(set.status).toBe(401);
+      expect((await call(`${a.url}/api/v1/auth/keys`, { auth: doomed })).status).toBe(401);
+      expect((await call(`${a.url}/api/v1/auth/self`, { auth: doomed })).status).toBe(401);
+    } finally {
+      for (const pid of listeners) process.kill(pid, 'SIGCONT');
+      await client.end();
+    }
+    const names = ((await call(`${b.url}/api/v1/auth/keys`, { auth: other })).body.keys as Array<{ name: string }>).map((key) => key.name);
+    expect(names).not.toContain('backdoor');
+    expect((await call(`${b.url}/api/v1/admin/environments/production/secrets`, { auth: other })).body.names).not.toContain('BACKDOOR_SECRET');
+    // Each refusal is in the trail, naming the key.
+    const refusals = (await auditRows()).filter((row) => row.api_key_id === doomedId && row.event === 'auth.failure' && row.status === 401);
+    expect(refusals.length).toBe(4);
+  });
+
   it('loses and double-counts nothing when a replica is SIGKILLed under load', async () => {
     const victim = await startServer(store, [], env);
     const t = await token(servers[0] as RunningServer, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 100_000 });

@@ -304,6 +304,23 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect((await state.findApiKey(hashOf('ak_00000000000000f1')))?.fallback).toBe(false);
     });
 
+    it('refuses at the commit a change asked for by a key revoked by another store meanwhile (liveKey)', async () => {
+      const [a, b] = [await open(), await open()];
+      await a.addApiKey(key('ak_00000000000000e0', { admin: true }), row('apikey.create', 0));
+      const outcomes: string[] = [];
+      const ask = (id: string) => a.commit({ effect: { kind: 'apikey.create', record: key(id) }, liveKey: 'ak_00000000000000e0', audit: (outcome) => (outcomes.push(outcome), row('apikey.create', 201)) }, NOW);
+      expect(await ask('ak_00000000000000e1')).toBe('ok');
+      expect(await b.revokeApiKey('ak_00000000000000e0', NOW, row('apikey.revoke', 0))).toBe(true);
+      expect(await ask('ak_00000000000000e2')).toBe('key_revoked');
+      expect(await a.commit({ liveKey: 'ak_00000000000000e0', audit: () => row('apikey.list') }, NOW)).toBe('key_revoked');
+      expect(outcomes).toEqual(['ok', 'key_revoked']);
+      expect(await b.getApiKey('ak_00000000000000e1', NOW)).toBeDefined();
+      expect(await b.getApiKey('ak_00000000000000e2', NOW)).toBeUndefined();
+      // An expired key is no longer live either.
+      await a.addApiKey(key('ak_00000000000000e3', { admin: true, expires_at: new Date(NOW.getTime() - 1000).toISOString() }), row('apikey.create', 0));
+      expect(await a.commit({ liveKey: 'ak_00000000000000e3', audit: () => row('apikey.list') }, NOW)).toBe('key_revoked');
+    });
+
     it('applies admin changes with their audit rows, and lists keys and tokens with what is live', async () => {
       const state = await open();
       const adminRow = (event: AuditRecord['event']) => ({ ...row(event, 201, 'ak_00000000000000d0'), keys: null });

@@ -12,6 +12,7 @@ export async function authenticateAdmin(deps: HandlerDeps, x: Exchange): Promise
   const session = x.req.headers.authorization === undefined ? await deps.console?.sessionKey(x) : undefined;
   const apiKey = session ?? (await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now));
   x.audit.api_key_id = apiKey.id;
+  x.liveKey = apiKey.id;
   if (!apiKey.admin) throw forbidden('this route needs an admin API key (secrets-server apikey create --admin)');
   return apiKey;
 }

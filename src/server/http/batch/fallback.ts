@@ -45,6 +45,7 @@ export function fallbackAnswer(claims: TokenClaims, status: TokenStatus, now: Da
 export async function reportOfflineUse(deps: HandlerDeps, x: Exchange): Promise<Reply> {
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
+  x.liveKey = apiKey.id;
   if (apiKey.admin) throw forbidden('an admin API key reads no secrets, so it has no offline uses to report');
   const raw = await readJsonBody(x.req);
   checkFields(raw, ['subject', 'environment', 'keys', 'used_at']);

@@ -32,7 +32,8 @@ class NotifiedCache implements StateCache {
   constructor(private readonly url: string) {}
 
   async connect(): Promise<void> {
-    const client = new pg.Client(clientConfig(this.url));
+    // Named apart from the pool's connections, so an operator (or a test) can tell it in pg_stat_activity.
+    const client = new pg.Client({ ...clientConfig(this.url), application_name: 'secrets-server listener' });
     const down = () => this.#down(client);
     client.on('error', down);
     client.on('end', down);

@@ -163,10 +163,13 @@ export class SqlStateStore implements StateStore {
       const keyOf = ({ commit }: Pending): string => lockTarget(commit.effect);
       const rank = ({ commit }: Pending): number => lockRank(commit.effect);
       entries.sort(([, a], [, b]) => rank(a) - rank(b) || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+      const dead = await this.#deadKeys(tx, items);
       const uses = new Map<string, { token: PresentedToken; indices: number[]; now: Date }>();
       for (const [index, { commit, now }] of entries) {
         const effect = commit.effect;
-        if (effect?.kind === 'use') {
+        if (commit.liveKey !== undefined && dead.has(commit.liveKey)) {
+          outcomes[index] = 'key_revoked';
+        } else if (effect?.kind === 'use') {
           // Grouped by every claim, not by jti alone: a token signed again with other claims
           // must not ride on the real token's use (nor the real one be judged by its claims).
           const claims = presentedKey(effect.token);
@@ -194,6 +197,21 @@ export class SqlStateStore implements StateStore {
       await appendAudit(items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome, issuers[index])));
       return outcomes;
     }, items.some(({ commit }) => needsDurability(commit)));
+  }
+
+  /**
+   * Which of the batch's requesting keys (`liveKey`) the database no longer holds live. A plain
+   * read (no lock): it sees every revocation committed before this transaction, which is what
+   * "stops working at the next request, on every replica" needs, whatever a cache still says.
+   */
+  async #deadKeys(tx: Transaction, items: Pending[]): Promise<Set<string>> {
+    const ids = [...new Set(items.flatMap(({ commit }) => (commit.liveKey === undefined ? [] : [commit.liveKey])))];
+    if (ids.length === 0) return new Set();
+    const now = (items[0] as Pending).now.toISOString();
+    const marks = ids.map((_, index) => `$${index + 2}`).join(', ');
+    const live = await tx.query<{ id: string }>(`SELECT id FROM api_keys WHERE id IN (${marks}) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)`, [now, ...ids]);
+    const alive = new Set(live.map((row) => row.id));
+    return new Set(ids.filter((id) => !alive.has(id)));
   }
 
   /**
