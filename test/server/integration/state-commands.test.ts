@@ -176,6 +176,39 @@ describe('db and status commands', () => {
   });
 });
 
+describe('a database URL on the command line', () => {
+  const url = (password: string) => `postgres://postgres:${password}@127.0.0.1:1/rws`;
+
+  it('given twice is a usage error on every command that takes it, naming no URL', async () => {
+    const commands = [['db', 'status'], ['db', 'migrate'], ['db', 'import', '--from-store', store.dir], ['apikey', 'list'], ['audit'], ['audit', 'verify'], ['status'], ['secret', 'list', 'production'], ['serve', '--port', '0']];
+    for (const command of commands) {
+      // Both the spaced and the = forms, in either order.
+      const result = await cli([...command, '--store', store.dir, '--database-url', url('LEAKMEa'), `--database-url=${url('LEAKMEb')}`]);
+      expect(result.exitCode, command.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_USAGE: --database-url is given more than once/);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr + result.stdout).not.toMatch(/LEAKME|postgres:\/\//);
+    }
+  });
+
+  it('as a stray argument is echoed without its password, however it is spelled', async () => {
+    const stray = [url('LEAKMEpos'), 'postgres://u:LEAKME x@db.internal/rws', 'postgres://u:LEAKME@at@db.internal/rws', 'https://u:LEAKMEhttps@example.com/'];
+    for (const word of stray) {
+      const result = await cli(['db', 'status', '--store', store.dir, word]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('Unknown argument');
+      expect(result.stderr).toContain(':***@');
+      expect(result.stderr).not.toContain('LEAKME');
+    }
+    // A flag's value that yargs quotes back, on one line.
+    const quoted = await cli(['audit', '--store', store.dir, '--outcome', url('LEAKMEchoice')]);
+    expect(quoted.exitCode).toBe(2);
+    expect(quoted.stderr).toContain('postgres://postgres:***@127.0.0.1:1/rws');
+    expect(quoted.stderr).not.toContain('LEAKME');
+    expect(quoted.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
 describe('audit', () => {
   it('--follow streams new rows as JSON lines, filtered', async () => {
     const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
