@@ -6,7 +6,7 @@ import { chmod, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
-import { testDatabase } from '../../helpers/postgres.js';
+import { postgresControl, testDatabase } from '../../helpers/postgres.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value' } };
@@ -233,6 +233,50 @@ describe('audit', () => {
       await server.stop();
     }
   });
+
+  it('--follow outlives a PostgreSQL restart: one line on stderr, then every later row exactly once', async (context) => {
+    const control = postgresControl();
+    if (control === undefined) return context.skip();
+    await control.start();
+    const env = { RWS_DATABASE_URL: control.url };
+    const create = (name: string) => cliOk(['apikey', 'create', '--store', store.dir, '--name', name, '--admin'], { env });
+    await create('before-0');
+    const follower = spawn(BIN, ['audit', '--follow', '--event', 'apikey.create', '--limit', '1', '--store', store.dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    follower.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    follower.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const rows = () => out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; subject: string });
+    try {
+      await until(async () => rows().length >= 1, 15_000);
+      await create('before-1');
+      await until(async () => rows().length >= 2, 10_000);
+      await control.stopImmediate();
+      await until(async () => err.includes('RWS_STATE_UNAVAILABLE'), 20_000);
+      // It is still there while the database is down, and says so once.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(follower.exitCode).toBeNull();
+      await control.start();
+      for (let i = 0; i < 3; i++) await create(`after-${i}`);
+      await until(async () => rows().length >= 5, 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const subjects = rows().map((row) => row.subject);
+      expect(subjects.filter((s) => s.includes('after-'))).toHaveLength(3);
+      expect(subjects.slice(1).map((s) => /--name (\S+)/.exec(s)?.[1])).toEqual(['before-1', 'after-0', 'after-1', 'after-2']);
+      const seqs = rows().map((row) => row.seq);
+      expect(new Set(seqs).size).toBe(seqs.length);
+      expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+      expect(follower.exitCode).toBeNull();
+      const lines = err.split('\n').filter(Boolean);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^secrets-server: warning RWS_STATE_UNAVAILABLE: .*resumes after seq \d+$/);
+      expect(err).not.toContain(new URL(control.url).password);
+      expect(err).not.toContain('postgres://');
+    } finally {
+      follower.kill('SIGTERM');
+      await control.stopImmediate().catch(() => undefined);
+    }
+  }, 120_000);
 
   it('folds 429s into one row per address and minute, with the count', async () => {
     const server = await startServer(store);
