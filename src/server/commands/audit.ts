@@ -11,6 +11,7 @@ import { readSeen } from '../state/rollback-guard.js';
 import type { StorePaths } from '../store/layout.js';
 import { openCommandState } from './state-args.js';
 import { parseIsoTime } from '../iso-time.js';
+import { printable } from '../printable.js';
 
 const FOLLOW_POLL_MS = 500;
 /** The longest pause between tries while the state database does not answer. */
@@ -47,9 +48,6 @@ export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
     limit,
   };
 }
-
-/** Names as they are, but never a control character into a terminal (rows may be hand-edited). */
-const printable = (value: string): string => value.replace(/[\p{Cc}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 function text(row: StoredAuditRow): string {
   return printable(line(row));

@@ -37,7 +37,7 @@ async function legacyStore(): Promise<{ dir: TestStore; keyId: string; key: stri
     { t: 'revoke', jti: 'legacy-revoked-token-01', exp: now + 600 },
   ];
   await writeFile(path.join(legacy.dir, 'token-state.log'), `${state.map((r) => JSON.stringify(r)).join('\n')}\n{"t":"use","jti":"torn`, { mode: 0o600 });
-  const line = { time: '2030-01-01T00:00:00.000Z', event: 'token.generate', outcome: 'success', status: 201, error_code: null, api_key_id: keyId, jti: 'legacy-live-token-0001', subject: 'old', environment: 'production', keys: null, client: '127.0.0.1' };
+  const line = { time: '2020-01-01T00:00:00.000Z', event: 'token.generate', outcome: 'success', status: 201, error_code: null, api_key_id: keyId, jti: 'legacy-live-token-0001', subject: 'old', environment: 'production', keys: null, client: '127.0.0.1' };
   await writeFile(path.join(legacy.dir, 'audit.log'), `${JSON.stringify(line)}\n${JSON.stringify({ ...line, event: 'secret.read', keys: ['SERVICE_B_KEY'] })}\n`, { mode: 0o600 });
   return { dir: legacy, keyId, key };
 }
@@ -79,6 +79,67 @@ describe('a store from before the database', () => {
       expect(await readdir(legacy.dir)).toContain('api-keys.json');
     } finally {
       await legacy.cleanup();
+    }
+  });
+
+  it('refuses by file and line what apikey create and the server never write, importing nothing', async () => {
+    const db = await testDatabase();
+    const now = Math.floor(Date.now() / 1000);
+    const line = { time: '2020-01-01T00:00:00.000Z', event: 'secret.read', outcome: 'success', status: 200, error_code: null, api_key_id: 'ak_00000000000000c1', jti: null, subject: 's', environment: 'production', keys: ['SERVICE_B_KEY'], client: '127.0.0.1' };
+    const lines = (...rows: object[]) => `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`;
+    const cases: Array<{ file: string; text: (keys: string) => string; where: string }> = [
+      // A name that would paint the terminal and fake a second row in apikey list.
+      { file: 'api-keys.json', text: (keys) => keys.replace('"from-files"', JSON.stringify('evil\u001b[31mRED\u001b[0m\nFAKE-LINE ak_1111111111111111 admin')).replace('{"id"', '\n{"id"'), where: 'api-keys.json line 2' },
+      { file: 'audit.log', text: () => lines(line, { ...line, time: 'not-a-date' }), where: 'audit.log line 2' },
+      { file: 'audit.log', text: () => lines({ ...line, time: '9999-12-31T23:59:59.999Z' }), where: 'audit.log line 1' },
+      { file: 'audit.log', text: () => lines(line, line, { ...line, subject: 'nul\u0000here' }), where: 'audit.log line 3' },
+      {
+        file: 'token-state.log',
+        text: () => lines(...[1, 2, 3].map(() => ({ t: 'use', jti: 'legacy-live-token-0001', exp: now + 600, n: Number.MAX_SAFE_INTEGER }))),
+        where: 'token-state.log line 2',
+      },
+    ];
+    try {
+      const env = { RWS_DATABASE_URL: db.url };
+      for (const { file, text, where } of cases) {
+        const { dir: legacy } = await legacyStore();
+        try {
+          const keys = await readFile(path.join(legacy.dir, 'api-keys.json'), 'utf8');
+          await writeFile(path.join(legacy.dir, file), text(keys), { mode: 0o600 });
+          const result = await cli(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env });
+          expect(result.exitCode, where).toBe(1);
+          expect(result.stderr).toMatch(/^secrets-server: error RWS_STATE_INVALID: /);
+          expect(result.stderr).toContain(where);
+          expect(result.stderr).toContain('nothing was imported');
+          expect(result.stderr).not.toContain('\u001b');
+          expect(result.stderr.trim().split('\n')).toHaveLength(1);
+          expect(await readdir(legacy.dir)).toContain(file);
+        } finally {
+          await legacy.cleanup();
+        }
+      }
+      // Nothing of any of them reached the database.
+      expect((await cliOk(['apikey', 'list', '--store', store.dir], { env })).trim()).toBe('');
+      expect((await cliOk(['audit', '--json', '--store', store.dir], { env })).trim()).toBe('');
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('apikey list escapes control characters in a stored name, whatever put them there', async () => {
+    const own = await makeStore();
+    try {
+      const { id } = await makeApiKey(own, ['production'], ['SERVICE_B_*']);
+      const { default: Sqlite } = await import('better-sqlite3');
+      const sqlite = new Sqlite(path.join(own.dir, 'state.db'));
+      sqlite.prepare('UPDATE api_keys SET name = ? WHERE id = ?').run('evil\u001b[31mRED\u001b[0m\nFAKE-LINE ak_1111111111111111 admin', id);
+      sqlite.close();
+      const out = await cliOk(['apikey', 'list', '--store', own.dir]);
+      expect(out).not.toContain('\u001b');
+      expect(out.trim().split('\n')).toHaveLength(1);
+      expect(out).toContain('evil\\u001b[31mRED\\u001b[0m\\u000aFAKE-LINE');
+    } finally {
+      await own.cleanup();
     }
   });
 
