@@ -214,6 +214,34 @@ describe('db and status commands', () => {
     }
   });
 
+  it('db migrate on a database holding tables of another application says so, and changes nothing', async () => {
+    const db = await testDatabase();
+    const { default: pg } = await import('pg');
+    const sql = async (text: string) => {
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        return (await client.query(text)).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    try {
+      await sql("CREATE TABLE api_keys (id serial PRIMARY KEY, owner text); INSERT INTO api_keys (owner) VALUES ('another app')");
+      const result = await cli(['db', 'migrate', '--store', store.dir], { env: { RWS_DATABASE_URL: db.url } });
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_STATE_INVALID: the state database postgres:\/\/\S+ holds tables not made by secrets-server .*\(hint: give secrets-server an empty database/);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).not.toContain('RWS_INTERNAL');
+      expect(result.stderr).not.toContain(new URL(db.url).password);
+      // Rolled back: none of our tables, theirs untouched.
+      expect(await sql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")).toEqual([{ table_name: 'api_keys' }]);
+      expect(await sql('SELECT owner FROM api_keys')).toEqual([{ owner: 'another app' }]);
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('takes the URL from RWS_DATABASE_URL_FILE only when the file is private, and never prints its password', async () => {
     const db = await testDatabase();
     try {

@@ -4,7 +4,7 @@
 // The pool reconnects by itself once the database is back. Errors never carry the URL's password.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { StateUnavailableError } from '../state-errors.js';
+import { StateDataError, StateUnavailableError } from '../state-errors.js';
 import { lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 import { redactUrl } from '../open-state.js';
 
@@ -197,8 +197,11 @@ class PostgresDriver implements SqlDriver {
     if (cause instanceof StateUnavailableError) return cause;
     const code = (cause as { code?: unknown }).code;
     // Integrity and syntax errors are ours to see (a bug, or a hand-edited schema); everything
-    // else — refused or lost connections, timeouts, shutdowns, a full disk — is unavailability.
+    // else but data errors — refused or lost connections, timeouts, shutdowns, a full disk — is
+    // unavailability.
     if (typeof code === 'string' && /^(23|42)/.test(code)) return cause;
+    // Data errors (class 22) are answers too: a value the database refused, not an outage.
+    if (typeof code === 'string' && code.startsWith('22')) return new StateDataError(code, cause);
     return new StateUnavailableError(`the state database ${this.location} did not answer (${typeof code === 'string' ? code : 'connection failed'})`, cause);
   }
 
