@@ -124,7 +124,7 @@ describe('a store from before the database', () => {
     } finally {
       await db.drop();
     }
-  });
+  }, 120_000);
 
   it('apikey list escapes control characters in a stored name, whatever put them there', async () => {
     const own = await makeStore();
