@@ -72,7 +72,11 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
     // New rows in seq order, as JSON lines, until the command is stopped.
     let stopped = false;
     const stop = io.untilStopped().then(() => (stopped = true));
-    const pause = (ms: number) => Promise.race([stop, new Promise((resolve) => setTimeout(resolve, ms))]);
+    // A stop ends a pause at once, and leaves no timer behind to hold the process up.
+    const pause = (ms: number) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([stop, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+    };
     let retryMs = 0;
     while (!stopped) {
       try {
