@@ -7,6 +7,7 @@ import { RwsError, UsageError } from '../errors.js';
 import type { Env } from './config.js';
 import { ServerUsageError } from './usage-error.js';
 import { explainSystemError } from './system-errors.js';
+import { redactCredentials } from './url-credentials.js';
 import { packageVersion } from './version.js';
 
 export interface CliIo {
@@ -25,12 +26,21 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 type Action = () => Promise<number>;
+
+/**
+ * A repeated `--database-url` is a usage error on every command, before anything runs: yargs
+ * would make it an array, and which URL was meant is a guess. The message names no URL.
+ */
+function singleDatabaseUrl(value: unknown): unknown {
+  if (Array.isArray(value)) throw new Error('--database-url is given more than once; give it once (better: RWS_DATABASE_URL_FILE, as argv is visible to other users)');
+  return value;
+}
 type Args = Record<string, unknown>;
 
 function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => Argv {
   const store = {
     store: { type: 'string', requiresArg: true, description: 'the store directory (default: $VANTA_SOPS_FILES_PATH)' },
-    'database-url': { type: 'string', requiresArg: true, description: 'keep the state in PostgreSQL (or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE; prefer those: argv is visible to others); default: SQLite state.db in the store' },
+    'database-url': { type: 'string', requiresArg: true, coerce: singleDatabaseUrl, description: 'keep the state in PostgreSQL (or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE; prefer those: argv is visible to others); default: SQLite state.db in the store' },
   } as const;
   const allowName = { type: 'string', array: true, requiresArg: true, description: 'let this protected name (e.g. PATH, LD_PRELOAD) through; repeat for several' } as const;
   const on = (load: () => Promise<(args: Args, io: CliIo) => Promise<number>>) => (args: Args) => choose(async () => (await load())(args, io));
@@ -137,7 +147,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     // No arguments at all: the usage page, not an error.
     const words = argv.length === 0 ? ['--help'] : [...argv];
     const output = await new Promise<string>((resolve, reject) => {
-      void cli.parse(words, {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message, 'see secrets-server --help')) : resolve(text)));
+      void cli.parse(words, {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message.replace(/\s*\n\s*/g, ' '), 'see secrets-server --help')) : resolve(text)));
     });
     if (action === undefined) {
       io.stdout.write(output.endsWith('\n') || output === '' ? output : `${output}\n`);
@@ -145,16 +155,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     return await action();
   } catch (error) {
-    reportError(io.stderr, error);
+    reportError(io.stderr, error, argv);
     return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
   }
 }
 
-/** One line, in the wrapper's form: `secrets-server: error CODE: message (hint: …)`. */
-function reportError(stderr: Writable, raw: unknown): void {
+/**
+ * One line, in the wrapper's form: `secrets-server: error CODE: message (hint: …)`. A URL's
+ * password in it is masked, whether yargs echoed an argument or a message quoted a value.
+ */
+function reportError(stderr: Writable, raw: unknown, argv: readonly string[]): void {
   const error = raw instanceof RwsError ? raw : (explainSystemError(raw) ?? raw);
   if (error instanceof RwsError) {
-    stderr.write(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}\n`);
+    stderr.write(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`, argv) + '\n');
     return;
   }
   // Unknown errors: name and code only; their message might hold data.

@@ -2,6 +2,8 @@
 // The server is started by the first test that asks (test/helpers/postgres-server.ts); with
 // RWS_TEST_DATABASE_URL set, that server is used instead and nothing is started.
 import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { type PostgresContext, readPassword, reservePort, serverUrl, sharedServerPort, startServer, stopServerImmediate } from './postgres-server.js';
@@ -83,7 +85,7 @@ export async function testDatabase(): Promise<{ url: string; drop(): Promise<voi
  * stopImmediate() is `pg_ctl stop -m immediate`: a crash, sessions cut without goodbye.
  * Undefined with RWS_TEST_DATABASE_URL: an external server is not ours to stop.
  */
-export function postgresControl(): { stopImmediate(): Promise<void>; start(): Promise<void>; url: string } | undefined {
+export function postgresControl(): { stopImmediate(): Promise<void>; start(): Promise<void>; freeze(): Promise<void>; thaw(): Promise<void>; url: string } | undefined {
   const context = postgresContext();
   if (context.kind === 'external') return undefined;
   const { runDir } = context;
@@ -100,5 +102,23 @@ export function postgresControl(): { stopImmediate(): Promise<void>; start(): Pr
       if (!created) throw new Error('postgresControl(): start() the server before stopping it');
       await stopServerImmediate(runDir, name);
     },
+    // A database that hangs rather than goes away: every process of the server SIGSTOPped, so
+    // connections stay open and nothing answers (the kernel still accepts new connections).
+    freeze: () => signalServer(runDir, name, 'SIGSTOP'),
+    thaw: () => signalServer(runDir, name, 'SIGCONT'),
   };
+}
+
+/** Sends `signal` to a control server's postmaster and every process it started. */
+async function signalServer(runDir: string, name: string, signal: NodeJS.Signals): Promise<void> {
+  const pidFile = await readFile(join(runDir, name, 'data', 'postmaster.pid'), 'utf8');
+  const postmaster = Number(pidFile.split('\n')[0]);
+  const children: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    if (/^PPid:\s+(\d+)$/m.exec(status)?.[1] === String(postmaster)) children.push(Number(entry));
+  }
+  // The postmaster first on SIGSTOP (it starts no new backend meanwhile), last on SIGCONT.
+  for (const pid of signal === 'SIGSTOP' ? [postmaster, ...children] : [...children, postmaster]) process.kill(pid, signal);
 }

@@ -2,7 +2,7 @@
 // nowhere: only its HMAC under the pepper is kept.
 import { RwsError } from '../../errors.js';
 import { isValidPattern } from '../../glob.js';
-import { createApiKey } from '../auth/api-keys.js';
+import { createApiKey, isValidKeyName } from '../auth/api-keys.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolvePepper, resolveStore } from '../config.js';
@@ -15,6 +15,7 @@ import { openCommandState } from './state-args.js';
 import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
 import { parseIsoTime } from '../iso-time.js';
 import { publicApiKey } from '../auth/api-key-view.js';
+import { printable } from '../printable.js';
 
 async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: SqlStateStore }> {
   const paths = resolveStore(args.store as string | undefined, io.env);
@@ -32,7 +33,7 @@ async function rememberHead(state: SqlStateStore, paths: StorePaths, io: CliIo):
 
 export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const name = String(args.name);
-  if (!/^[^\p{Cc}]{1,128}$/u.test(name)) throw new ServerUsageError('--name must be 1 to 128 characters without control characters');
+  if (!isValidKeyName(name)) throw new ServerUsageError('--name must be 1 to 128 characters without control characters');
   const admin = args.admin === true;
   const environments = [...new Set((args.environment as string[] | undefined) ?? [])];
   const keyPatterns = [...new Set((args['key-pattern'] as string[] | undefined) ?? [])];
@@ -77,10 +78,11 @@ export async function apikeyList(args: Record<string, unknown>, io: CliIo): Prom
       const view = publicApiKey(key);
       if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
       else {
-        io.stdout.write(
+        // Every field escaped, the name above all: a row may hold what no command would write.
+        const line =
           `${view.id}  ${view.name}  ${view.admin ? 'admin  ' : ''}${view.fallback ? '' : 'no-fallback  '}environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
-            `created=${view.created_at}  expires=${view.expires_at ?? 'never'}  last_used=${view.last_used_at ?? 'never'}  revoked=${view.revoked_at ?? 'no'}\n`,
-        );
+          `created=${view.created_at}  expires=${view.expires_at ?? 'never'}  last_used=${view.last_used_at ?? 'never'}  revoked=${view.revoked_at ?? 'no'}`;
+        io.stdout.write(`${printable(line)}\n`);
       }
     }
   } finally {

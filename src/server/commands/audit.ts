@@ -5,13 +5,17 @@ import type { CliIo } from '../cli.js';
 import { EXIT_FAILURE, EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
+import { StateUnavailableError } from '../state/state-errors.js';
 import { ServerUsageError } from '../usage-error.js';
 import { readSeen } from '../state/rollback-guard.js';
 import type { StorePaths } from '../store/layout.js';
 import { openCommandState } from './state-args.js';
 import { parseIsoTime } from '../iso-time.js';
+import { printable } from '../printable.js';
 
 const FOLLOW_POLL_MS = 500;
+/** The longest pause between tries while the state database does not answer. */
+const FOLLOW_RETRY_MAX_MS = 10_000;
 const PAGE = 1000;
 
 async function open(args: Record<string, unknown>, io: CliIo): Promise<SqlStateStore> {
@@ -45,9 +49,6 @@ export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
   };
 }
 
-/** Names as they are, but never a control character into a terminal (rows may be hand-edited). */
-const printable = (value: string): string => value.replace(/[\p{Cc}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-
 function text(row: StoredAuditRow): string {
   return printable(line(row));
 }
@@ -70,17 +71,36 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
     if (!args.follow) return EXIT_OK;
     // New rows in seq order, as JSON lines, until the command is stopped.
     let stopped = false;
-    void io.untilStopped().then(() => (stopped = true));
+    const stop = io.untilStopped().then(() => (stopped = true));
+    // A stop ends a pause at once, and leaves no timer behind to hold the process up.
+    const pause = (ms: number) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([stop, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+    };
+    let retryMs = 0;
     while (!stopped) {
-      const head = (await state.auditHead()).seq;
-      if (head > last) {
-        const fresh = await state.queryAudit({ ...query, afterSeq: last, beforeSeq: head + 1, ascending: true, limit: PAGE });
-        for (const row of fresh) io.stdout.write(`${auditJson(row)}\n`);
-        // A full page may leave more before the head: continue from its last row.
-        last = fresh.length === PAGE ? (fresh.at(-1)?.seq ?? head) : head;
-        if (fresh.length === PAGE) continue;
+      try {
+        const head = (await state.auditHead()).seq;
+        let more = false;
+        if (head > last) {
+          const fresh = await state.queryAudit({ ...query, afterSeq: last, beforeSeq: head + 1, ascending: true, limit: PAGE });
+          for (const row of fresh) io.stdout.write(`${auditJson(row)}\n`);
+          // A full page may leave more before the head: continue from its last row.
+          more = fresh.length === PAGE;
+          last = more ? (fresh.at(-1)?.seq ?? head) : head;
+        }
+        retryMs = 0;
+        if (more) continue;
+      } catch (error) {
+        // A log shipper's stream outlives a database restart: say so once, then retry from the
+        // last row printed (`last` moves only past rows written out), so nothing is lost or doubled.
+        if (!(error instanceof StateUnavailableError)) throw error;
+        if (retryMs === 0) io.stderr.write(`secrets-server: warning RWS_STATE_UNAVAILABLE: the state database does not answer; audit --follow retries (every ${FOLLOW_POLL_MS / 1000} s to ${FOLLOW_RETRY_MAX_MS / 1000} s) and resumes after seq ${last}\n`);
+        retryMs = Math.min(Math.max(retryMs * 2, FOLLOW_POLL_MS), FOLLOW_RETRY_MAX_MS);
+        await pause(retryMs);
+        continue;
       }
-      await new Promise((resolve) => setTimeout(resolve, FOLLOW_POLL_MS));
+      await pause(FOLLOW_POLL_MS);
     }
     return EXIT_OK;
   } finally {

@@ -16,7 +16,7 @@ import { openCommandState } from './state-args.js';
 async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver: SqlDriver) => Promise<void>): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
-  const driver = await openDriver(paths, await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env));
+  const driver = await openDriver(paths, await resolveDatabaseUrl(args['database-url'], io.env));
   try {
     await use(driver);
   } finally {
@@ -34,7 +34,7 @@ export function dbMigrate(args: Record<string, unknown>, io: CliIo): Promise<num
 
 export async function dbStatus(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
-  const url = await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env);
+  const url = await resolveDatabaseUrl(args['database-url'], io.env);
   // Looking must not make: a store without state.db says so.
   if (url === undefined && !(await fs.stat(paths.stateDb).then(() => true, () => false))) {
     const view = { kind: 'sqlite', location: paths.stateDb, schema_version: 0, latest_version: SCHEMA_VERSION };

@@ -6,5 +6,5 @@ import { type OpenStateOptions, openState, resolveDatabaseUrl } from '../state/o
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
 
 export async function openCommandState(paths: StorePaths, args: Record<string, unknown>, io: CliIo, options: OpenStateOptions = {}): Promise<SqlStateStore> {
-  return openState(paths, await resolveDatabaseUrl(args['database-url'] as string | undefined, io.env), options);
+  return openState(paths, await resolveDatabaseUrl(args['database-url'], io.env), options);
 }

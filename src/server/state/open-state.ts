@@ -26,8 +26,11 @@ export interface OpenStateOptions {
 }
 
 /** The database URL from the flag or the environment, or undefined for SQLite in the store. */
-export async function resolveDatabaseUrl(flag: string | undefined, env: Env): Promise<string | undefined> {
-  if (flag !== undefined) return checkUrl(flag, '--database-url');
+export async function resolveDatabaseUrl(flag: unknown, env: Env): Promise<string | undefined> {
+  // yargs makes a repeated flag an array: which one was meant is a guess, and its string form
+  // would carry every password after the first into the message.
+  if (Array.isArray(flag)) throw new ServerUsageError('--database-url is given more than once', 'give it once (better: RWS_DATABASE_URL_FILE; argv is visible to other users)');
+  if (flag !== undefined) return checkUrl(String(flag), '--database-url');
   // Set but empty (a template that rendered nothing) is a mistake, never "use SQLite instead".
   if (env.RWS_DATABASE_URL !== undefined) return checkUrl(env.RWS_DATABASE_URL, 'RWS_DATABASE_URL');
   if (env.RWS_DATABASE_URL_FILE !== undefined) {

@@ -20,6 +20,13 @@ async function createKey(environment = 'production', extra: string[] = []): Prom
   return { id: /^id: (\S+)$/m.exec(out)?.[1] as string, key: /^key: (\S+)$/m.exec(out)?.[1] as string };
 }
 
+/**
+ * README, Running replicas: with the database hung, each read and each commit fails within a
+ * step, and a request makes at most one of each.
+ */
+const DOCUMENTED_STEP_MS = 5_000;
+const DOCUMENTED_BOUND_MS = 10_000;
+
 const read = (server: { url: string }, t: string) => call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
 const jtiOf = (t: string): string => JSON.parse(Buffer.from(t.split('.')[1] as string, 'base64url').toString()).jti;
 
@@ -176,4 +183,59 @@ describe('the database going away', () => {
       await server.stop();
     }
   }, 90_000);
+
+  it('answers every request with 503 within the documented bound while PostgreSQL hangs (SIGSTOP), and recovers', async (context) => {
+    if (control === undefined) return context.skip();
+    await control.start();
+    const local = { RWS_DATABASE_URL: control.url };
+    const out = await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'hang', '--environment', 'production', '--key-pattern', 'SERVICE_B_*'], { env: local });
+    const key = /^key: (\S+)$/m.exec(out)?.[1] as string;
+    const server = await startServer(store, [], local);
+    let frozen = false;
+    try {
+      const unlimited = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      const limited = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1000 });
+      for (const t of [unlimited, limited]) expect((await read(server, t)).status).toBe(200);
+      await control.freeze();
+      frozen = true;
+      // A steady stream for longer than two statement timeouts: the kinds of request that go to
+      // the database differently (a cached token's commit, a limited token's read then commit, a
+      // mint, the health check). Without a bound per request, each waits for the batches that
+      // failed before it.
+      const started = Date.now();
+      const answers: Array<Promise<{ what: string; status: number; code?: string; ms: number }>> = [];
+      const timed = (what: string, request: Promise<{ status: number; body: any }>) => {
+        const sent = Date.now();
+        return request.then((reply) => ({ what, status: reply.status, code: reply.body?.error?.code, ms: Date.now() - sent }));
+      };
+      while (Date.now() - started < 14_000) {
+        answers.push(timed('cached read', read(server, unlimited)), timed('limited read', read(server, limited)));
+        answers.push(timed('mint', call(`${server.url}/api/v1/vault/tokens/generate`, { method: 'POST', auth: key, json: { subject: 'hang', environment: 'production', key_pattern: 'SERVICE_B_KEY' } })));
+        answers.push(timed('healthz', call(`${server.url}/healthz`)));
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      const replies = await Promise.all(answers);
+      await control.thaw();
+      frozen = false;
+      // The README's bounds, with a generous margin for a loaded machine: a request waiting behind
+      // failed batches took up to 13 s, a cached read (a commit only) as long as the rest.
+      const slowest = (what?: string) => replies.filter((reply) => what === undefined || reply.what === what).reduce((a, b) => (b.ms > a.ms ? b : a));
+      expect(replies.filter((reply) => reply.status !== 503), JSON.stringify(replies.filter((reply) => reply.status !== 503).slice(0, 3))).toEqual([]);
+      expect(replies.filter((reply) => reply.what !== 'healthz').every((reply) => reply.code === 'RWS_STATE_UNAVAILABLE')).toBe(true);
+      expect(slowest().ms, JSON.stringify(slowest())).toBeLessThan(DOCUMENTED_BOUND_MS * 1.25);
+      expect(slowest('cached read').ms, JSON.stringify(slowest('cached read'))).toBeLessThan(DOCUMENTED_STEP_MS * 1.5);
+      const deadline = Date.now() + 20_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < deadline) {
+        status = (await read(server, unlimited)).status;
+        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(status).toBe(200);
+      expect(server.process.exitCode).toBeNull();
+    } finally {
+      if (frozen) await control.thaw();
+      await server.stop();
+      await control.stopImmediate().catch(() => undefined);
+    }
+  }, 120_000);
 });

@@ -6,7 +6,7 @@ import { chmod, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
-import { testDatabase } from '../../helpers/postgres.js';
+import { postgresControl, testDatabase } from '../../helpers/postgres.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value' } };
@@ -37,7 +37,7 @@ async function legacyStore(): Promise<{ dir: TestStore; keyId: string; key: stri
     { t: 'revoke', jti: 'legacy-revoked-token-01', exp: now + 600 },
   ];
   await writeFile(path.join(legacy.dir, 'token-state.log'), `${state.map((r) => JSON.stringify(r)).join('\n')}\n{"t":"use","jti":"torn`, { mode: 0o600 });
-  const line = { time: '2030-01-01T00:00:00.000Z', event: 'token.generate', outcome: 'success', status: 201, error_code: null, api_key_id: keyId, jti: 'legacy-live-token-0001', subject: 'old', environment: 'production', keys: null, client: '127.0.0.1' };
+  const line = { time: '2020-01-01T00:00:00.000Z', event: 'token.generate', outcome: 'success', status: 201, error_code: null, api_key_id: keyId, jti: 'legacy-live-token-0001', subject: 'old', environment: 'production', keys: null, client: '127.0.0.1' };
   await writeFile(path.join(legacy.dir, 'audit.log'), `${JSON.stringify(line)}\n${JSON.stringify({ ...line, event: 'secret.read', keys: ['SERVICE_B_KEY'] })}\n`, { mode: 0o600 });
   return { dir: legacy, keyId, key };
 }
@@ -79,6 +79,67 @@ describe('a store from before the database', () => {
       expect(await readdir(legacy.dir)).toContain('api-keys.json');
     } finally {
       await legacy.cleanup();
+    }
+  });
+
+  it('refuses by file and line what apikey create and the server never write, importing nothing', async () => {
+    const db = await testDatabase();
+    const now = Math.floor(Date.now() / 1000);
+    const line = { time: '2020-01-01T00:00:00.000Z', event: 'secret.read', outcome: 'success', status: 200, error_code: null, api_key_id: 'ak_00000000000000c1', jti: null, subject: 's', environment: 'production', keys: ['SERVICE_B_KEY'], client: '127.0.0.1' };
+    const lines = (...rows: object[]) => `${rows.map((row) => JSON.stringify(row)).join('\n')}\n`;
+    const cases: Array<{ file: string; text: (keys: string) => string; where: string }> = [
+      // A name that would paint the terminal and fake a second row in apikey list.
+      { file: 'api-keys.json', text: (keys) => keys.replace('"from-files"', JSON.stringify('evil\u001b[31mRED\u001b[0m\nFAKE-LINE ak_1111111111111111 admin')).replace('{"id"', '\n{"id"'), where: 'api-keys.json line 2' },
+      { file: 'audit.log', text: () => lines(line, { ...line, time: 'not-a-date' }), where: 'audit.log line 2' },
+      { file: 'audit.log', text: () => lines({ ...line, time: '9999-12-31T23:59:59.999Z' }), where: 'audit.log line 1' },
+      { file: 'audit.log', text: () => lines(line, line, { ...line, subject: 'nul\u0000here' }), where: 'audit.log line 3' },
+      {
+        file: 'token-state.log',
+        text: () => lines(...[1, 2, 3].map(() => ({ t: 'use', jti: 'legacy-live-token-0001', exp: now + 600, n: Number.MAX_SAFE_INTEGER }))),
+        where: 'token-state.log line 2',
+      },
+    ];
+    try {
+      const env = { RWS_DATABASE_URL: db.url };
+      for (const { file, text, where } of cases) {
+        const { dir: legacy } = await legacyStore();
+        try {
+          const keys = await readFile(path.join(legacy.dir, 'api-keys.json'), 'utf8');
+          await writeFile(path.join(legacy.dir, file), text(keys), { mode: 0o600 });
+          const result = await cli(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env });
+          expect(result.exitCode, where).toBe(1);
+          expect(result.stderr).toMatch(/^secrets-server: error RWS_STATE_INVALID: /);
+          expect(result.stderr).toContain(where);
+          expect(result.stderr).toContain('nothing was imported');
+          expect(result.stderr).not.toContain('\u001b');
+          expect(result.stderr.trim().split('\n')).toHaveLength(1);
+          expect(await readdir(legacy.dir)).toContain(file);
+        } finally {
+          await legacy.cleanup();
+        }
+      }
+      // Nothing of any of them reached the database.
+      expect((await cliOk(['apikey', 'list', '--store', store.dir], { env })).trim()).toBe('');
+      expect((await cliOk(['audit', '--json', '--store', store.dir], { env })).trim()).toBe('');
+    } finally {
+      await db.drop();
+    }
+  }, 120_000);
+
+  it('apikey list escapes control characters in a stored name, whatever put them there', async () => {
+    const own = await makeStore();
+    try {
+      const { id } = await makeApiKey(own, ['production'], ['SERVICE_B_*']);
+      const { default: Sqlite } = await import('better-sqlite3');
+      const sqlite = new Sqlite(path.join(own.dir, 'state.db'));
+      sqlite.prepare('UPDATE api_keys SET name = ? WHERE id = ?').run('evil\u001b[31mRED\u001b[0m\nFAKE-LINE ak_1111111111111111 admin', id);
+      sqlite.close();
+      const out = await cliOk(['apikey', 'list', '--store', own.dir]);
+      expect(out).not.toContain('\u001b');
+      expect(out.trim().split('\n')).toHaveLength(1);
+      expect(out).toContain('evil\\u001b[31mRED\\u001b[0m\\u000aFAKE-LINE');
+    } finally {
+      await own.cleanup();
     }
   });
 
@@ -153,6 +214,34 @@ describe('db and status commands', () => {
     }
   });
 
+  it('db migrate on a database holding tables of another application says so, and changes nothing', async () => {
+    const db = await testDatabase();
+    const { default: pg } = await import('pg');
+    const sql = async (text: string) => {
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        return (await client.query(text)).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    try {
+      await sql("CREATE TABLE api_keys (id serial PRIMARY KEY, owner text); INSERT INTO api_keys (owner) VALUES ('another app')");
+      const result = await cli(['db', 'migrate', '--store', store.dir], { env: { RWS_DATABASE_URL: db.url } });
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_STATE_INVALID: the state database postgres:\/\/\S+ holds tables not made by secrets-server .*\(hint: give secrets-server an empty database/);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr).not.toContain('RWS_INTERNAL');
+      expect(result.stderr).not.toContain(new URL(db.url).password);
+      // Rolled back: none of our tables, theirs untouched.
+      expect(await sql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")).toEqual([{ table_name: 'api_keys' }]);
+      expect(await sql('SELECT owner FROM api_keys')).toEqual([{ owner: 'another app' }]);
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('takes the URL from RWS_DATABASE_URL_FILE only when the file is private, and never prints its password', async () => {
     const db = await testDatabase();
     try {
@@ -173,6 +262,39 @@ describe('db and status commands', () => {
     } finally {
       await db.drop();
     }
+  });
+});
+
+describe('a database URL on the command line', () => {
+  const url = (password: string) => `postgres://postgres:${password}@127.0.0.1:1/rws`;
+
+  it('given twice is a usage error on every command that takes it, naming no URL', async () => {
+    const commands = [['db', 'status'], ['db', 'migrate'], ['db', 'import', '--from-store', store.dir], ['apikey', 'list'], ['audit'], ['audit', 'verify'], ['status'], ['secret', 'list', 'production'], ['serve', '--port', '0']];
+    for (const command of commands) {
+      // Both the spaced and the = forms, in either order.
+      const result = await cli([...command, '--store', store.dir, '--database-url', url('LEAKMEa'), `--database-url=${url('LEAKMEb')}`]);
+      expect(result.exitCode, command.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_USAGE: --database-url is given more than once/);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+      expect(result.stderr + result.stdout).not.toMatch(/LEAKME|postgres:\/\//);
+    }
+  });
+
+  it('as a stray argument is echoed without its password, however it is spelled', async () => {
+    const stray = [url('LEAKMEpos'), 'postgres://u:LEAKME x@db.internal/rws', 'postgres://u:LEAKME@at@db.internal/rws', 'https://u:LEAKMEhttps@example.com/'];
+    for (const word of stray) {
+      const result = await cli(['db', 'status', '--store', store.dir, word]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('Unknown argument');
+      expect(result.stderr).toContain(':***@');
+      expect(result.stderr).not.toContain('LEAKME');
+    }
+    // A flag's value that yargs quotes back, on one line.
+    const quoted = await cli(['audit', '--store', store.dir, '--outcome', url('LEAKMEchoice')]);
+    expect(quoted.exitCode).toBe(2);
+    expect(quoted.stderr).toContain('postgres://postgres:***@127.0.0.1:1/rws');
+    expect(quoted.stderr).not.toContain('LEAKME');
+    expect(quoted.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
 
@@ -200,6 +322,50 @@ describe('audit', () => {
       await server.stop();
     }
   });
+
+  it('--follow outlives a PostgreSQL restart: one line on stderr, then every later row exactly once', async (context) => {
+    const control = postgresControl();
+    if (control === undefined) return context.skip();
+    await control.start();
+    const env = { RWS_DATABASE_URL: control.url };
+    const create = (name: string) => cliOk(['apikey', 'create', '--store', store.dir, '--name', name, '--admin'], { env });
+    await create('before-0');
+    const follower = spawn(BIN, ['audit', '--follow', '--event', 'apikey.create', '--limit', '1', '--store', store.dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    follower.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    follower.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const rows = () => out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; subject: string });
+    try {
+      await until(async () => rows().length >= 1, 15_000);
+      await create('before-1');
+      await until(async () => rows().length >= 2, 10_000);
+      await control.stopImmediate();
+      await until(async () => err.includes('RWS_STATE_UNAVAILABLE'), 20_000);
+      // It is still there while the database is down, and says so once.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(follower.exitCode).toBeNull();
+      await control.start();
+      for (let i = 0; i < 3; i++) await create(`after-${i}`);
+      await until(async () => rows().length >= 5, 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const subjects = rows().map((row) => row.subject);
+      expect(subjects.filter((s) => s.includes('after-'))).toHaveLength(3);
+      expect(subjects.slice(1).map((s) => /--name (\S+)/.exec(s)?.[1])).toEqual(['before-1', 'after-0', 'after-1', 'after-2']);
+      const seqs = rows().map((row) => row.seq);
+      expect(new Set(seqs).size).toBe(seqs.length);
+      expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+      expect(follower.exitCode).toBeNull();
+      const lines = err.split('\n').filter(Boolean);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^secrets-server: warning RWS_STATE_UNAVAILABLE: .*resumes after seq \d+$/);
+      expect(err).not.toContain(new URL(control.url).password);
+      expect(err).not.toContain('postgres://');
+    } finally {
+      follower.kill('SIGTERM');
+      await control.stopImmediate().catch(() => undefined);
+    }
+  }, 120_000);
 
   it('folds 429s into one row per address and minute, with the count', async () => {
     const server = await startServer(store);

@@ -104,3 +104,21 @@ describe('PostgreSQL replicas', () => {
     expect(String((failure as Error).message)).toContain('***');
   });
 });
+
+describe('PostgreSQL errors that are answers, not outages', () => {
+  it('a value the database refuses as data (class 22) is RWS_STATE_INVALID, never RWS_STATE_UNAVAILABLE', async () => {
+    const db = await testDatabase();
+    const { openPostgres } = await import('../../../src/server/state/postgres/postgres-driver.js');
+    const driver = await openPostgres(db.url);
+    try {
+      // 22021: text cannot hold a NUL; 22003: out of range. Neither in a query nor in a transaction.
+      await expect(driver.query('SELECT $1::text AS t', ['nul\u0000here'])).rejects.toMatchObject({ code: 'RWS_STATE_INVALID', message: expect.stringContaining('22021') });
+      await expect(driver.transaction((tx) => tx.query('SELECT $1::int AS n', ['99999999999']))).rejects.toMatchObject({ code: 'RWS_STATE_INVALID', message: expect.stringContaining('22003') });
+      // The connection is still good afterwards.
+      expect(await driver.query('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    } finally {
+      await driver.close();
+      await db.drop();
+    }
+  });
+});

@@ -1,17 +1,16 @@
 // The body of `POST /api/v1/auth/keys`, checked exactly like the CLI's flags: a read key names
 // the environments and patterns it may read; an admin key names none (it reads no secret).
-import type { ApiKeyGrant } from '../../auth/api-keys.js';
+import { type ApiKeyGrant, isValidKeyName } from '../../auth/api-keys.js';
 import { SERVER_MAX_TTL_MINUTES } from '../../auth/tokens.js';
 import { parseIsoTime } from '../../iso-time.js';
 import { checkEnvironment, checkFields, checkPattern, positiveInteger } from '../bodies.js';
 import { badRequest } from '../http-error.js';
 
 const MAX_GRANTS = 100;
-const KEY_NAME = /^[^\p{Cc}]{1,128}$/u;
 
 export function parseKeyBody(body: Record<string, unknown>, now: Date): ApiKeyGrant {
   checkFields(body, ['name', 'environments', 'key_patterns', 'max_ttl_minutes', 'expires_at', 'admin', 'fallback']);
-  if (typeof body.name !== 'string' || !KEY_NAME.test(body.name)) throw badRequest('name must be a string of 1 to 128 characters without control characters');
+  if (typeof body.name !== 'string' || !isValidKeyName(body.name)) throw badRequest('name must be a string of 1 to 128 characters without control characters');
   if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false');
   const admin = body.admin === true;
   if (body.fallback !== undefined && typeof body.fallback !== 'boolean') throw badRequest('fallback must be true or false');

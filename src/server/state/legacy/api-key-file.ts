@@ -3,26 +3,34 @@
 import { RwsError } from '../../../errors.js';
 import { isValidPattern } from '../../../glob.js';
 import { isValidEnvironment } from '../../store/layout.js';
+import { isValidKeyName } from '../../auth/api-keys.js';
+import { parseIsoTime } from '../../iso-time.js';
 import type { ApiKeyRecord } from '../state-store.js';
 
 const FIELDS = ['id', 'name', 'prefix', 'hash', 'environments', 'key_patterns', 'max_ttl_minutes', 'created_at', 'expires_at', 'revoked_at'];
 
-export function parseApiKeysFile(text: string): ApiKeyRecord[] {
+export function parseApiKeysFile(text: string, path: string): ApiKeyRecord[] {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw invalid('it is not JSON');
+    throw invalid(path, 'it is not JSON');
   }
   const file = value as { version?: unknown; keys?: unknown };
   if (typeof value !== 'object' || value === null || file.version !== 1 || !Array.isArray(file.keys)) {
-    throw invalid('expected {"version": 1, "keys": [...]}');
+    throw invalid(path, 'expected {"version": 1, "keys": [...]}');
   }
-  return file.keys.map((entry, index) => parseRecord(entry, index));
+  return file.keys.map((entry, index) => parseRecord(entry, index, (what) => invalid(`${path}${lineOf(text, entry)}`, `key ${index}: ${what}`)));
 }
 
-function parseRecord(entry: unknown, index: number): ApiKeyRecord {
-  const bad = (what: string): RwsError => invalid(`key ${index}: ${what}`);
+/** ` line N` of the key's id in the file, when it can be found (JSON.parse keeps no positions). */
+function lineOf(text: string, entry: unknown): string {
+  const id = (entry as { id?: unknown } | null)?.id;
+  const at = typeof id === 'string' ? text.indexOf(JSON.stringify(id)) : -1;
+  return at < 0 ? '' : ` line ${text.slice(0, at).split('\n').length}`;
+}
+
+function parseRecord(entry: unknown, index: number, bad: (what: string) => RwsError): ApiKeyRecord {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw bad('not an object');
   const r = entry as Record<string, unknown>;
   const keys = Object.keys(r);
@@ -38,11 +46,16 @@ function parseRecord(entry: unknown, index: number): ApiKeyRecord {
     if (!Array.isArray(v) || v.length === 0 || !v.every((item) => typeof item === 'string' && valid(item))) throw bad(`${field} is malformed`);
     return v as string[];
   };
+  // The grammar `apikey create` keeps: a name is printed by `apikey list` and the console.
+  const keyName = (name: string): string => {
+    if (!isValidKeyName(name)) throw bad('name must be 1 to 128 characters without control characters, as apikey create --name');
+    return name;
+  };
   const ttl = r.max_ttl_minutes;
   if (ttl !== null && !(Number.isSafeInteger(ttl) && (ttl as number) > 0)) throw bad('max_ttl_minutes is malformed');
   return {
     id: str('id', /^ak_[0-9a-f]{16}$/),
-    name: str('name'),
+    name: keyName(str('name')),
     prefix: str('prefix', /^[0-9a-f]{8}$/),
     hash: str('hash', /^[0-9a-f]{64}$/),
     environments: list('environments', isValidEnvironment),
@@ -59,12 +72,12 @@ function parseRecord(entry: unknown, index: number): ApiKeyRecord {
 }
 
 function checkDate(value: string, fail: () => Error): string {
-  if (Number.isNaN(Date.parse(value))) throw fail();
+  if (parseIsoTime(value) === undefined) throw fail();
   return value;
 }
 
-function invalid(reason: string): RwsError {
-  return new RwsError('RWS_STORE_INVALID', `api-keys.json cannot be used: ${reason}`, {
+function invalid(where: string, reason: string): RwsError {
+  return new RwsError('RWS_STATE_INVALID', `${where} is not a file this secrets-server wrote: ${reason}; nothing was imported`, {
     hint: 'restore the file from a backup, or recreate the keys with secrets-server apikey create',
   });
 }

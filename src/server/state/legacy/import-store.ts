@@ -33,14 +33,14 @@ export async function readLegacyStore(paths: StorePaths, nowSeconds: number): Pr
   const [keysText, stateText, auditText] = await Promise.all([paths.apiKeys, paths.stateLog, paths.auditLog].map(readIfPresent));
   if (keysText === undefined && stateText === undefined && auditText === undefined) return undefined;
   // Dates are compared as text in the database: store them in the one canonical form.
-  const keys = (keysText === undefined ? [] : parseApiKeysFile(keysText)).map((key) => ({
+  const keys = (keysText === undefined ? [] : parseApiKeysFile(keysText, paths.apiKeys)).map((key) => ({
     ...key,
     created_at: canonical(key.created_at),
     expires_at: key.expires_at === null ? null : canonical(key.expires_at),
     revoked_at: key.revoked_at === null ? null : canonical(key.revoked_at),
   }));
   const { tokens, lastUsed } = stateText === undefined ? { tokens: [], lastUsed: new Map<string, string>() } : replayStateLog(stateText, paths.stateLog, nowSeconds);
-  const audit = auditText === undefined ? [] : parseAuditLog(auditText, paths.auditLog);
+  const audit = auditText === undefined ? [] : parseAuditLog(auditText, paths.auditLog, nowSeconds);
   const files = [[paths.apiKeys, keysText], [paths.stateLog, stateText], [paths.auditLog, auditText]].filter(([, text]) => text !== undefined).map(([file]) => file as string);
   return { keys, lastUsed, tokens, audit, files };
 }
@@ -66,6 +66,18 @@ async function readIfPresent(file: string): Promise<string | undefined> {
 
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
+/**
+ * Text the server writes: no control character (a NUL, which PostgreSQL's text cannot hold, an
+ * ANSI escape, a newline) and no lone surrogate (stored as U+FFFD, it would break the chain).
+ */
+const isText = (value: unknown): value is string => isString(value) && /^[^\p{Cc}\p{Cs}]*$/u.test(value);
+const isKeyId = (value: unknown): value is string => isString(value) && /^ak_[0-9a-f]{16}$/.test(value);
+/** A moment the server recorded: its own form (`toISOString`), and not after the import (a minute's leeway). */
+const isPastTime = (value: unknown, nowSeconds: number): value is string => {
+  if (!isString(value)) return false;
+  const date = new Date(value);
+  return !Number.isNaN(date.getTime()) && date.toISOString() === value && date.getTime() <= (nowSeconds + 60) * 1000;
+};
 
 function replayStateLog(text: string, file: string, nowSeconds: number): { tokens: LegacyToken[]; lastUsed: Map<string, string> } {
   const tokens = new Map<string, LegacyToken>();
@@ -75,18 +87,24 @@ function replayStateLog(text: string, file: string, nowSeconds: number): { token
     if (token === undefined) tokens.set(jti, (token = { jti, apiKeyId: '', expiresAt: exp, issuedAt: exp - 3600, uses: 0, revoked: false }));
     return token;
   };
+  // The grammar of tokens.ts's isValidJti, not imported: that module loads jose, which a command
+  // that only opens its state must not pay for.
+  const isJti = (value: unknown): value is string => isString(value) && /^[A-Za-z0-9_-]{16,64}$/.test(value);
   for (const [index, r] of jsonLines(text, file)) {
-    if (r.t === 'issue' && isString(r.jti) && isString(r.key) && isInt(r.exp) && isString(r.at)) {
+    if (r.t === 'issue' && isJti(r.jti) && isKeyId(r.key) && isInt(r.exp) && isPastTime(r.at, nowSeconds)) {
       const token = entry(r.jti, r.exp);
       token.apiKeyId = r.key;
-      const at = Date.parse(r.at);
-      if (Number.isFinite(at)) token.issuedAt = Math.floor(at / 1000);
+      token.issuedAt = Math.floor(Date.parse(r.at) / 1000);
       lastUsed.set(r.key, r.at);
-    } else if (r.t === 'use' && isString(r.jti) && isInt(r.exp) && (r.n === undefined || (isInt(r.n) && r.n > 0))) {
-      entry(r.jti, r.exp).uses += (r.n as number | undefined) ?? 1;
-    } else if (r.t === 'revoke' && isString(r.jti) && isInt(r.exp)) {
+    } else if (r.t === 'use' && isJti(r.jti) && isInt(r.exp) && (r.n === undefined || (isInt(r.n) && r.n > 0))) {
+      const token = entry(r.jti, r.exp);
+      const uses = token.uses + ((r.n as number | undefined) ?? 1);
+      // A count past 2^53 is not a count: the sum would be rounded, and no token is used that often.
+      if (!Number.isSafeInteger(uses)) throw damaged(file, index, `the uses of token ${r.jti} add up past ${Number.MAX_SAFE_INTEGER}`);
+      token.uses = uses;
+    } else if (r.t === 'revoke' && isJti(r.jti) && isInt(r.exp)) {
       entry(r.jti, r.exp).revoked = true;
-    } else if (r.t === 'keyuse' && isString(r.key) && isString(r.at)) {
+    } else if (r.t === 'keyuse' && isKeyId(r.key) && isPastTime(r.at, nowSeconds)) {
       lastUsed.set(r.key, r.at);
     } else {
       throw damaged(file, index);
@@ -98,16 +116,17 @@ function replayStateLog(text: string, file: string, nowSeconds: number): { token
 
 const AUDIT_FIELDS = ['time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client'];
 
-function parseAuditLog(text: string, file: string): AuditRecord[] {
+function parseAuditLog(text: string, file: string, nowSeconds: number): AuditRecord[] {
   const records: AuditRecord[] = [];
   for (const [index, r] of jsonLines(text, file)) {
-    const nullableString = (value: unknown) => value === null || isString(value);
+    const nullableText = (value: unknown) => value === null || isText(value);
     const ok =
       !Array.isArray(r) &&
       Object.keys(r).length === AUDIT_FIELDS.length && AUDIT_FIELDS.every((field) => Object.hasOwn(r, field)) &&
-      isString(r.time) && AUDIT_EVENTS.includes(r.event as AuditRecord['event']) && (r.outcome === 'success' || r.outcome === 'failure') &&
-      isInt(r.status) && nullableString(r.error_code) && nullableString(r.api_key_id) && nullableString(r.jti) && nullableString(r.subject) &&
-      nullableString(r.environment) && (r.keys === null || (Array.isArray(r.keys) && r.keys.every(isString))) && isString(r.client);
+      isPastTime(r.time, nowSeconds) && AUDIT_EVENTS.includes(r.event as AuditRecord['event']) && (r.outcome === 'success' || r.outcome === 'failure') &&
+      isInt(r.status) && (r.status === 0 || ((r.status as number) >= 100 && (r.status as number) <= 599)) &&
+      nullableText(r.error_code) && (r.api_key_id === null || isKeyId(r.api_key_id)) && nullableText(r.jti) && nullableText(r.subject) &&
+      nullableText(r.environment) && (r.keys === null || (Array.isArray(r.keys) && r.keys.every(isText))) && isText(r.client);
     if (!ok) throw damaged(file, index);
     records.push({ ...(r as unknown as AuditRecord), count: 1 });
   }
@@ -131,8 +150,8 @@ function* jsonLines(text: string, file: string): Generator<[number, Record<strin
   }
 }
 
-function damaged(file: string, index: number): RwsError {
-  return new RwsError('RWS_STATE_INVALID', `${file} line ${index + 1} is not a record this secrets-server wrote; nothing was imported`, {
+function damaged(file: string, index: number, why = 'not a record this secrets-server wrote'): RwsError {
+  return new RwsError('RWS_STATE_INVALID', `${file} line ${index + 1}: ${why}; nothing was imported`, {
     hint: 'restore the file from a backup, or move it out of the store to start without it',
   });
 }

@@ -4,7 +4,7 @@
 // The pool reconnects by itself once the database is back. Errors never carry the URL's password.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { StateUnavailableError } from '../state-errors.js';
+import { StateDataError, StateUnavailableError } from '../state-errors.js';
 import { lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 import { redactUrl } from '../open-state.js';
 
@@ -64,28 +64,52 @@ export async function openPostgres(url: string): Promise<SqlDriver> {
 
 class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres';
+  /** A commit is answered within one statement timeout of being asked for, queued or not. */
+  readonly commitWaitMs = QUERY_TIMEOUT_MS;
 
   constructor(
     readonly location: string,
     private readonly pool: pg.Pool,
   ) {}
 
+  /** One statement, answered or failed within the statement timeout, a wait for a connection included. */
   async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    const deadline = Date.now() + QUERY_TIMEOUT_MS;
+    const client = await this.#connect(deadline);
     try {
-      return (await this.pool.query(statement(sql, params))).rows as T[];
+      const rows = (await client.query(timed(statement(sql, params), this.#timeLeft(deadline)))).rows as T[];
+      client.release();
+      return rows;
     } catch (cause) {
+      client.release(isBroken(cause) ? (cause as Error) : undefined);
       throw this.#wrap(cause);
     }
   }
 
-  async transaction<T>(fn: (tx: Transaction) => Promise<T>, options: { durable?: boolean } = {}): Promise<T> {
-    const client = await this.#connect();
+  /** What is left until `deadline`, at most the statement timeout; past it, the database did not answer. */
+  #timeLeft(deadline: number | undefined): number {
+    const left = deadline === undefined ? QUERY_TIMEOUT_MS : Math.min(QUERY_TIMEOUT_MS, deadline - Date.now());
+    if (left <= 0) throw new StateUnavailableError(`the state database ${this.location} did not answer in time`);
+    return left;
+  }
+
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>, options: { durable?: boolean; deadline?: number } = {}): Promise<T> {
+    const client = await this.#connect(options.deadline);
     let broken: unknown;
+    let sent = false;
+    // Each statement gets what is left until the deadline (at most the statement timeout); one
+    // past it is not sent, and the transaction fails as unanswered.
+    const timeLeft = (): number => {
+      const left = this.#timeLeft(options.deadline);
+      sent = true;
+      return left;
+    };
     try {
       const tx: Transaction = {
         query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => {
+          const query_timeout = timeLeft();
           try {
-            return (await client.query(statement(sql, params))).rows as R[];
+            return (await client.query(timed(statement(sql, params), query_timeout))).rows as R[];
           } catch (cause) {
             broken = cause;
             throw this.#wrap(cause);
@@ -95,8 +119,9 @@ class PostgresDriver implements SqlDriver {
         // Both statements in one simple-protocol query: no parameters (the key is our own
         // number), and at READ COMMITTED the second takes its snapshot after the lock is held.
         lockThen: async <R extends Row = Row>(name: string, sql: string) => {
+          const query_timeout = timeLeft();
           try {
-            const results = (await client.query(`SELECT pg_advisory_xact_lock(${lockKey(name).toString()}); ${sql}`)) as unknown as pg.QueryResult[];
+            const results = (await client.query(timed({ text: `SELECT pg_advisory_xact_lock(${lockKey(name).toString()}); ${sql}` }, query_timeout))) as unknown as pg.QueryResult[];
             return (results.at(-1)?.rows ?? []) as R[];
           } catch (cause) {
             broken = cause;
@@ -115,11 +140,14 @@ class PostgresDriver implements SqlDriver {
       broken = undefined;
       return value;
     } catch (error) {
-      await client.query('ROLLBACK').catch((cause: unknown) => (broken = cause));
+      // A connection that failed or whose statement timed out is dropped without a ROLLBACK: the
+      // database rolls back a dropped session's transaction by itself, and on a connection that
+      // does not answer the ROLLBACK would wait behind the hung statement for another timeout.
+      if (sent && !isBroken(broken)) await client.query('ROLLBACK').catch((cause: unknown) => (broken = cause));
       throw error;
     } finally {
       // A client whose connection failed is destroyed, not returned to the pool.
-      client.release(broken instanceof Error && isConnectionError(broken) ? broken : undefined);
+      client.release(isBroken(broken) ? (broken as Error) : undefined);
     }
   }
 
@@ -144,11 +172,24 @@ class PostgresDriver implements SqlDriver {
     };
   }
 
-  async #connect(): Promise<pg.PoolClient> {
+  /**
+   * A connection from the pool: a new one within the connect timeout, or, while every one is busy
+   * (on a database that hangs, each until its statement times out), by `deadline`. A connection
+   * that arrives after the deadline goes back to the pool unused.
+   */
+  async #connect(deadline?: number): Promise<pg.PoolClient> {
+    const connecting = this.pool.connect();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      if (deadline !== undefined) timer = setTimeout(() => reject(new StateUnavailableError(`the state database ${this.location} did not answer in time`)), Math.max(0, deadline - Date.now()));
+    });
     try {
-      return await this.pool.connect();
+      return await Promise.race([connecting, late]);
     } catch (cause) {
+      connecting.then((client) => client.release(), () => undefined);
       throw this.#wrap(cause);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -156,14 +197,26 @@ class PostgresDriver implements SqlDriver {
     if (cause instanceof StateUnavailableError) return cause;
     const code = (cause as { code?: unknown }).code;
     // Integrity and syntax errors are ours to see (a bug, or a hand-edited schema); everything
-    // else — refused or lost connections, timeouts, shutdowns, a full disk — is unavailability.
+    // else but data errors — refused or lost connections, timeouts, shutdowns, a full disk — is
+    // unavailability.
     if (typeof code === 'string' && /^(23|42)/.test(code)) return cause;
+    // Data errors (class 22) are answers too: a value the database refused, not an outage.
+    if (typeof code === 'string' && code.startsWith('22')) return new StateDataError(code, cause);
     return new StateUnavailableError(`the state database ${this.location} did not answer (${typeof code === 'string' ? code : 'connection failed'})`, cause);
   }
 
   async close(): Promise<void> {
     await this.pool.end().catch(() => undefined);
   }
+}
+
+/** node-postgres reads a per-query `query_timeout` (its types do not list it). */
+function timed(config: pg.QueryConfig, ms: number): pg.QueryConfig {
+  return Object.assign(config, { query_timeout: ms });
+}
+
+function isBroken(error: unknown): boolean {
+  return error instanceof Error && isConnectionError(error);
 }
 
 function isConnectionError(error: Error): boolean {

@@ -2,21 +2,48 @@
 // transaction, and commits asked for while a transaction is in flight form the next one. Each
 // request still gets its own outcome; if the transaction fails, every request in it fails and
 // nothing of it was stored (so none of them was charged a use).
+//
+// With `maxWaitMs`, a commit fails by its own deadline (that long after it was asked for) while it
+// still waits for its turn, and a batch runs with the earliest deadline of its commits: when the
+// database hangs, a request is answered within the bound, never after every failing batch queued
+// before it has timed out in turn.
+
+interface Entry<Item, Result> {
+  item: Item;
+  deadline: number;
+  timer?: ReturnType<typeof setTimeout>;
+  resolve: (result: Result) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface CommitQueueOptions {
+  maxBatch?: number;
+  /** How long a commit may take from when it is asked for; unbounded when undefined. */
+  maxWaitMs?: number;
+  /** The error a commit that waited past its deadline fails with. */
+  expired?: () => Error;
+}
 
 export class CommitQueue<Item, Result> {
-  #pending: Array<{ item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }> = [];
+  #pending: Array<Entry<Item, Result>> = [];
   #running = false;
   #scheduled = false;
   #waiters: Array<() => void> = [];
+  readonly #maxBatch: number;
 
   constructor(
-    private readonly run: (items: Item[]) => Promise<Result[]>,
-    private readonly maxBatch = 500,
-  ) {}
+    private readonly run: (items: Item[], deadline: number | undefined) => Promise<Result[]>,
+    private readonly options: CommitQueueOptions = {},
+  ) {
+    this.#maxBatch = options.maxBatch ?? 500;
+  }
 
   push(item: Item): Promise<Result> {
     return new Promise<Result>((resolve, reject) => {
-      this.#pending.push({ item, resolve, reject });
+      const { maxWaitMs } = this.options;
+      const entry: Entry<Item, Result> = { item, deadline: maxWaitMs === undefined ? Infinity : Date.now() + maxWaitMs, resolve, reject };
+      if (maxWaitMs !== undefined) entry.timer = setTimeout(() => this.#expire(entry), maxWaitMs);
+      this.#pending.push(entry);
       if (!this.#running && !this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => void this.#drain());
@@ -24,13 +51,23 @@ export class CommitQueue<Item, Result> {
     });
   }
 
+  /** A commit still waiting for its turn at its deadline fails; one in a running batch waits for it. */
+  #expire(entry: Entry<Item, Result>): void {
+    const index = this.#pending.indexOf(entry);
+    if (index < 0) return;
+    this.#pending.splice(index, 1);
+    entry.reject(this.options.expired?.() ?? new Error('the commit waited past its deadline'));
+  }
+
   async #drain(): Promise<void> {
     this.#scheduled = false;
     this.#running = true;
     while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, this.maxBatch);
+      const batch = this.#pending.splice(0, this.#maxBatch);
+      for (const entry of batch) clearTimeout(entry.timer);
+      const deadline = Math.min(...batch.map((entry) => entry.deadline));
       try {
-        const results = await this.run(batch.map((entry) => entry.item));
+        const results = await this.run(batch.map((entry) => entry.item), Number.isFinite(deadline) ? deadline : undefined);
         batch.forEach((entry, index) => entry.resolve(results[index] as Result));
       } catch (error) {
         for (const entry of batch) entry.reject(error);

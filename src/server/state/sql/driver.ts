@@ -27,7 +27,13 @@ export interface SqlDriver extends Queryable {
    * `durable` commit is on stable storage before this resolves (it survives a power loss); any
    * other survives a crash of this process and reaches the disk with the next durable commit.
    */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: { durable?: boolean }): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: { durable?: boolean; deadline?: number }): Promise<T>;
+  /**
+   * How long a group commit may take from when a request asks for it (its wait for its turn
+   * included); `deadline` (epoch ms) then bounds the transaction's statements. Undefined where
+   * the driver bounds its own waits (SQLite's write lock).
+   */
+  readonly commitWaitMs?: number;
   /** Holds `name` against every other process until `release` (or until this process dies). */
   lock(name: string): Promise<() => Promise<void>>;
   close(): Promise<void>;

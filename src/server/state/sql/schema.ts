@@ -5,7 +5,7 @@
 // advisory lock (PostgreSQL), so processes that start together apply each step once.
 import { randomUUID } from 'node:crypto';
 import { RwsError } from '../../../errors.js';
-import { StateUnavailableError } from '../state-errors.js';
+import { ForeignSchemaError, StateUnavailableError } from '../state-errors.js';
 import type { SqlDriver } from './driver.js';
 
 export interface Migration {
@@ -114,6 +114,26 @@ const MIGRATIONS_TABLE = 'CREATE TABLE IF NOT EXISTS schema_migrations (version 
 
 /** Applies what is missing; returns the versions it applied. Safe when many processes start at once. */
 export async function migrate(driver: SqlDriver, now: () => Date = () => new Date(), migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  try {
+    return await applyMigrations(driver, now, migrations);
+  } catch (error) {
+    // The transaction rolled back: a database shared with another application is left as it was.
+    if (isForeignSchema(error)) throw new ForeignSchemaError(driver.location, error);
+    throw error;
+  }
+}
+
+/**
+ * What a table or column of ours that already exists with another shape gives: PostgreSQL's
+ * duplicate table, object or column, undefined column, or mismatched type; SQLite's messages.
+ */
+function isForeignSchema(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && ['42P07', '42710', '42701', '42703', '42804'].includes(code)) return true;
+  return code === 'SQLITE_ERROR' && /already exists|no such column|has no column named/.test(String((error as Error).message));
+}
+
+function applyMigrations(driver: SqlDriver, now: () => Date, migrations: readonly Migration[]): Promise<number[]> {
   return driver.transaction(async (tx) => {
     await tx.lock('rws:migrate');
     await tx.query(MIGRATIONS_TABLE);

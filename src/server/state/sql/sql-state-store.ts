@@ -7,6 +7,7 @@ import type { AuditQuery, AuditRecord, StoredAuditRow } from '../../audit/record
 import type { ApiKeyRecord, ApiKeyView, AuditBuckets, Commit, Effect, PresentedToken, SessionCheck, SessionRecord, StateStore, TokenOutcome, TokenQuery, TokenStatus, TokenView } from '../state-store.js';
 import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
+import { StateUnavailableError } from '../state-errors.js';
 import type { SqlDriver, Transaction } from './driver.js';
 import { judge, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toSession, toTokenView } from './rows.js';
 import { currentVersion } from './schema.js';
@@ -60,7 +61,12 @@ export class SqlStateStore implements StateStore {
     private readonly db: SqlDriver,
     private readonly options: SqlStateOptions = {},
   ) {
-    this.#queue = new CommitQueue((items) => this.#commitBatch(items));
+    // A commit fails by its own deadline where the driver has one (PostgreSQL), never waiting
+    // behind batches that hang on a database that does not answer.
+    this.#queue = new CommitQueue((items, deadline) => this.#commitBatch(items, deadline), {
+      maxWaitMs: db.commitWaitMs,
+      expired: () => new StateUnavailableError(`the state database ${db.location} did not answer in time`),
+    });
   }
 
   get kind(): 'sqlite' | 'postgres' {
@@ -141,18 +147,18 @@ export class SqlStateStore implements StateStore {
     return this.#queue.push({ commit, now });
   }
 
-  async #commitBatch(items: Pending[]): Promise<TokenOutcome[]> {
+  async #commitBatch(items: Pending[], deadline: number | undefined): Promise<TokenOutcome[]> {
     try {
-      return await this.#commitOnce(items);
+      return await this.#commitOnce(items, deadline);
     } catch (error) {
       // Rows are locked in one order (below), so replicas do not deadlock; should the database
       // still pick this batch as a deadlock or serialisation victim, it is tried once more.
       if (!isRetryable(error)) throw error;
-      return this.#commitOnce(items);
+      return this.#commitOnce(items, deadline);
     }
   }
 
-  async #commitOnce(items: Pending[]): Promise<TokenOutcome[]> {
+  async #commitOnce(items: Pending[], deadline: number | undefined): Promise<TokenOutcome[]> {
     return this.#write(async (tx, appendAudit) => {
       const outcomes: TokenOutcome[] = items.map(() => 'ok');
       const issuers: Array<string | null | undefined> = items.map(() => undefined);
@@ -196,7 +202,7 @@ export class SqlStateStore implements StateStore {
       }
       await appendAudit(items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome, issuers[index])));
       return outcomes;
-    }, items.some(({ commit }) => needsDurability(commit)));
+    }, items.some(({ commit }) => needsDurability(commit)), deadline);
   }
 
   /**
@@ -385,12 +391,12 @@ export class SqlStateStore implements StateStore {
   }
 
   /** A write transaction that appends audit rows; followers hear of them once committed. */
-  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>, durable = true): Promise<T> {
+  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>, durable = true, deadline?: number): Promise<T> {
     let sealed: StoredAuditRow[] = [];
     const undo: Array<() => void> = [];
     let value: T;
     try {
-      value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records, undo))), { durable });
+      value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records, undo))), { durable, deadline });
     } catch (error) {
       for (const revert of undo) revert();
       throw error;

@@ -1,0 +1,46 @@
+// Group commit's deadlines on their own: a commit waiting behind a batch that hangs fails by its
+// own deadline, and a batch runs with the earliest deadline of its commits.
+import { describe, expect, it } from 'vitest';
+import { CommitQueue } from '../../../src/server/state/sql/commit-queue.js';
+
+describe('CommitQueue with maxWaitMs', () => {
+  it('fails a commit still waiting at its deadline, without waiting for the batch before it', async () => {
+    let release: () => void = () => undefined;
+    const deadlines: Array<number | undefined> = [];
+    const queue = new CommitQueue<string, string>(
+      async (items, deadline) => {
+        deadlines.push(deadline);
+        if (items.includes('hangs')) await new Promise<void>((resolve) => (release = resolve));
+        return items.map((item) => `${item} done`);
+      },
+      { maxWaitMs: 200, expired: () => new Error('expired') },
+    );
+    const askedAt = Date.now();
+    const first = queue.push('hangs');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = queue.push('second');
+    await expect(second).rejects.toThrow('expired');
+    const waited = Date.now() - askedAt;
+    expect(waited).toBeGreaterThanOrEqual(200);
+    expect(waited).toBeLessThan(2_000);
+    release();
+    await expect(first).resolves.toBe('hangs done');
+    // The hung batch ran with its commit's deadline; the expired commit never ran.
+    expect(deadlines).toHaveLength(1);
+    expect(deadlines[0]).toBeGreaterThanOrEqual(askedAt + 200);
+    await expect(queue.push('later')).resolves.toBe('later done');
+    await queue.drained();
+  });
+
+  it('without maxWaitMs, waits its turn however long it takes, with no deadline', async () => {
+    const deadlines: Array<number | undefined> = [];
+    const queue = new CommitQueue<number, number>(async (items, deadline) => {
+      deadlines.push(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return items.map((item) => item * 2);
+    });
+    const results = await Promise.all([queue.push(1), queue.push(2)]);
+    expect(results).toEqual([2, 4]);
+    expect(deadlines).toEqual([undefined]);
+  });
+});
