@@ -12,6 +12,7 @@ import type { StorePaths } from '../store/layout.js';
 import { openCommandState } from './state-args.js';
 import { parseIsoTime } from '../iso-time.js';
 import { printable } from '../printable.js';
+import { FollowPosition } from '../audit/follow-position.js';
 
 const FOLLOW_POLL_MS = 500;
 /** The longest pause between tries while the state database does not answer. */
@@ -65,8 +66,8 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
   try {
     // The head first: what is listed is up to it, what is followed comes after it; nothing
     // committed in between falls through.
-    let last = (await state.auditHead()).seq;
-    const rows = await state.queryAudit({ ...query, beforeSeq: last + 1 });
+    const start = await state.auditHead();
+    const rows = await state.queryAudit({ ...query, beforeSeq: start.seq + 1 });
     for (const row of rows) io.stdout.write(`${args.json || args.follow ? auditJson(row) : text(row)}\n`);
     if (!args.follow) return EXIT_OK;
     // New rows in seq order, as JSON lines, until the command is stopped.
@@ -77,25 +78,32 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
       let timer: ReturnType<typeof setTimeout> | undefined;
       return Promise.race([stop, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
     };
+    const position = new FollowPosition(start);
     let retryMs = 0;
     while (!stopped) {
       try {
-        const head = (await state.auditHead()).seq;
+        const head = await state.auditHead();
+        const back = await position.rolledBackTo(state, head.seq);
+        if (back !== undefined) {
+          io.stderr.write(`secrets-server: warning RWS_STATE_ROLLED_BACK: the audit trail went back (the state was restored from an older copy); audit --follow goes on after seq ${back}, and the rows after it are new rows\n`);
+        }
+        const last = position.seq;
         let more = false;
-        if (head > last) {
-          const fresh = await state.queryAudit({ ...query, afterSeq: last, beforeSeq: head + 1, ascending: true, limit: PAGE });
+        if (head.seq > last) {
+          const fresh = await state.queryAudit({ ...query, afterSeq: last, beforeSeq: head.seq + 1, ascending: true, limit: PAGE });
           for (const row of fresh) io.stdout.write(`${auditJson(row)}\n`);
           // A full page may leave more before the head: continue from its last row.
           more = fresh.length === PAGE;
-          last = more ? (fresh.at(-1)?.seq ?? head) : head;
+          const end = more ? fresh.at(-1) : head;
+          if (end !== undefined) position.passed(end.seq, end.hash);
         }
         retryMs = 0;
         if (more) continue;
       } catch (error) {
         // A log shipper's stream outlives a database restart: say so once, then retry from the
-        // last row printed (`last` moves only past rows written out), so nothing is lost or doubled.
+        // last row printed (the position moves only past rows written out), so nothing is lost or doubled.
         if (!(error instanceof StateUnavailableError)) throw error;
-        if (retryMs === 0) io.stderr.write(`secrets-server: warning RWS_STATE_UNAVAILABLE: the state database does not answer; audit --follow retries (every ${FOLLOW_POLL_MS / 1000} s to ${FOLLOW_RETRY_MAX_MS / 1000} s) and resumes after seq ${last}\n`);
+        if (retryMs === 0) io.stderr.write(`secrets-server: warning RWS_STATE_UNAVAILABLE: the state database does not answer; audit --follow retries (every ${FOLLOW_POLL_MS / 1000} s to ${FOLLOW_RETRY_MAX_MS / 1000} s) and resumes after seq ${position.seq}\n`);
         retryMs = Math.min(Math.max(retryMs * 2, FOLLOW_POLL_MS), FOLLOW_RETRY_MAX_MS);
         await pause(retryMs);
         continue;

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
 import { postgresControl, testDatabase } from '../../helpers/postgres.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
+import Database from 'better-sqlite3';
+import { storePaths } from '../../../src/server/store/layout.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value' } };
 let store: TestStore;
@@ -366,6 +368,46 @@ describe('audit', () => {
       await control.stopImmediate().catch(() => undefined);
     }
   }, 120_000);
+
+  it('--follow goes back with a trail restored from an older copy: every new row after the copy is printed, the state.rollback row among them', async () => {
+    const own = await makeStore(SECRETS);
+    const create = (name: string) => cliOk(['apikey', 'create', '--store', own.dir, '--name', name, '--admin']);
+    const statePath = storePaths(own.dir).stateDb;
+    const follower = spawn(BIN, ['audit', '--follow', '--limit', '1', '--store', own.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    follower.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    follower.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const rows = () => out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; event: string; subject: string | null });
+    try {
+      await create('kept');
+      await until(async () => rows().some((row) => row.subject?.includes('kept') ?? false), 15_000);
+      // The copy a restore will bring back: the trail up to 'kept'.
+      const copy = path.join(own.dir, 'copy.db');
+      const live = new Database(statePath, { readonly: true });
+      await live.backup(copy);
+      live.close();
+      const copied = Math.max(...rows().map((row) => row.seq));
+      await create('lost-1');
+      await create('lost-2');
+      await until(async () => rows().some((row) => row.subject?.includes('lost-2') ?? false), 10_000);
+      // Restored in place, as `sqlite3 state.db ".restore copy.db"` does.
+      const old = new Database(copy, { readonly: true });
+      await old.backup(statePath);
+      old.close();
+      await create('after');
+      await until(async () => rows().some((row) => row.event === 'state.rollback'), 10_000);
+      const fresh = rows().filter((row) => row.seq > copied);
+      expect(fresh.map((row) => row.event)).toEqual(['apikey.create', 'apikey.create', 'apikey.create', 'state.rollback']);
+      expect(fresh[2]?.subject).toContain('after');
+      expect(fresh.map((row) => row.seq)).toEqual([copied + 1, copied + 2, copied + 1, copied + 2]);
+      expect(err).toMatch(new RegExp(`warning RWS_STATE_ROLLED_BACK: .* goes on after seq ${copied},`));
+      expect(follower.exitCode).toBeNull();
+    } finally {
+      follower.kill('SIGTERM');
+      await own.cleanup();
+    }
+  }, 60_000);
 
   it('folds 429s into one row per address and minute, with the count', async () => {
     const server = await startServer(store);
