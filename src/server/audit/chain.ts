@@ -38,15 +38,18 @@ export type ChainCheck = { ok: true; count: number; head: string } | { ok: false
 /**
  * Walks rows in seq order, page by page. The first broken link is named by the seq where the
  * chain stops matching: an edited row fails its own hash; a deleted one leaves a gap; an inserted
- * or reordered one breaks density or the link.
+ * or reordered one breaks density or the link, or has a seq below 1.
  */
 export async function verifyChain(page: (afterSeq: number) => Promise<StoredAuditRow[]>): Promise<ChainCheck> {
   let expectedSeq = 1;
   let previous = GENESIS_HASH;
   for (;;) {
-    const rows = await page(expectedSeq - 1);
+    // The first page starts below 1: a row inserted with seq 0 or -7 is outside the chain, and
+    // asking from 0 would never see it while `audit` lists it.
+    const rows = await page(expectedSeq === 1 ? Number.MIN_SAFE_INTEGER : expectedSeq - 1);
     if (rows.length === 0) return { ok: true, count: expectedSeq - 1, head: previous };
     for (const row of rows) {
+      if (row.seq < 1) return { ok: false, count: 0, seq: row.seq, problem: `row ${row.seq} is before the first (seq starts at 1): it was inserted` };
       if (row.seq !== expectedSeq) {
         return { ok: false, count: expectedSeq - 1, seq: expectedSeq, problem: row.seq > expectedSeq ? `row ${expectedSeq} is missing (next is ${row.seq})` : `row ${row.seq} is out of order` };
       }

@@ -1,9 +1,11 @@
 // The optional `--audit-log FILE`: the audit rows again, as JSON lines, for log shippers. Lines
 // are written inside the transaction that stores the rows (a failed write rolls it back and the
 // request gets a 503; a failed commit takes the lines back), in one write per batch, and never
-// torn: a short write (a full disk) is cut back to the last whole line. SIGHUP reopens the file, so logrotate can move it away. One
-// server per file: the cut-back assumes no other writer appends at the same time.
+// torn: a short write (a full disk) is cut back to the last whole line. SIGHUP reopens the file,
+// so logrotate can move it away. An existing file others can read is refused, at start and at a
+// reopen. One server per file: the cut-back assumes no other writer appends at the same time.
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { RwsError } from '../../errors.js';
 import { AuditSinkError } from '../state/state-errors.js';
 import { explainSystemError } from '../system-errors.js';
 import { auditJson, type StoredAuditRow } from './record.js';
@@ -74,12 +76,30 @@ export class AuditFileSink {
 }
 
 function openSink(file: string): number {
+  let fd: number;
   try {
-    return openSync(file, FLAGS, 0o600);
+    fd = openSync(file, FLAGS, 0o600);
   } catch (cause) {
     // A read-only file system, a missing directory…: said with the path and a hint, as at start-up.
     throw explainSystemError(cause) ?? new AuditSinkError(`cannot open the audit log ${file} (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, cause);
   }
+  refuseIfShared(file, fd);
+  return fd;
+}
+
+/**
+ * The lines name keys, subjects, environments, secret names and client addresses, so a file others
+ * can read is refused as the store's files are (made here it is 0600). Changing its mode ourselves
+ * would quietly cut off whoever it was opened to: better the operator decides. Only a regular
+ * file: a device or a pipe to a shipper is chosen for what it is, not for data at rest.
+ */
+function refuseIfShared(file: string, fd: number): void {
+  const stat = fstatSync(fd);
+  if (!stat.isFile() || (stat.mode & 0o077) === 0) return;
+  closeQuietly(fd);
+  throw new RwsError('RWS_FILE_ACCESS', `the audit log ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, {
+    hint: `chmod 600 ${file}; with logrotate, create 0600`,
+  });
 }
 
 function closeQuietly(fd: number): void {

@@ -1,6 +1,7 @@
-// Rate-limited refusals (429) are counted, not written one by one: one audit row per address
+// Rate-limited refusals (429) are counted, not written one by one: one audit row per client
 // and minute, with the count, written once the minute is over (and when the server closes).
-// A flood of unauthenticated requests then costs a row a minute, never a disk. What a crash
+// A client is what the limiter counts (an IPv4 address or an IPv6 /64, `limitKey`), and the row's
+// `client` names it: counted per IPv6 address, a /64 would be 2^64 rows a minute. A flood of unauthenticated requests then costs a row a minute, never a disk. What a crash
 // loses is the count of the current minute.
 import type { AuditRecord } from './record.js';
 
@@ -19,6 +20,7 @@ export class RefusalFolder {
     this.#timer.unref();
   }
 
+  /** `client` is the limiter's key (`limitKey`), never a raw IPv6 address. */
   note(client: string, at: Date): void {
     const minute = Math.floor(at.getTime() / MINUTE_MS) * MINUTE_MS;
     const key = `${minute} ${client}`;

@@ -12,6 +12,7 @@ import { localChange } from '../audit/record.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
 import { openCommandState } from './state-args.js';
+import { afterCommit } from './after-commit.js';
 import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
 import { parseIsoTime } from '../iso-time.js';
 import { publicApiKey } from '../auth/api-key-view.js';
@@ -29,6 +30,27 @@ async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ pa
  */
 async function rememberHead(state: SqlStateStore, paths: StorePaths, io: CliIo): Promise<void> {
   await new RollbackGuard(state, paths.stateSeen, (line) => void io.stderr.write(`${line}\n`)).check();
+}
+
+/**
+ * One key change between two records of the head. The first is the check: a state-seen.json
+ * others can read, a disk too full to write it, a rolled-back database all stop the command
+ * while nothing is changed yet. Once `change` has committed, the change stands: `report` prints
+ * its result, and the second record and the close can only warn (after-commit.ts).
+ */
+async function changeKeys<T>(args: Record<string, unknown>, io: CliIo, change: (state: SqlStateStore, paths: StorePaths) => Promise<T>, report: (result: T) => void): Promise<void> {
+  const { paths, state } = await openState(args, io);
+  let result: T;
+  try {
+    await rememberHead(state, paths, io);
+    result = await change(state, paths);
+  } catch (error) {
+    await state.close().catch(() => undefined);
+    throw error;
+  }
+  report(result);
+  await afterCommit(io, `recording the audit head in ${paths.stateSeen}`, () => rememberHead(state, paths, io));
+  await afterCommit(io, 'closing the state database', () => state.close());
 }
 
 export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Promise<number> {
@@ -58,16 +80,15 @@ export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Pr
     if (expiresAt === null) throw new ServerUsageError(`Expected --expires-at to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
     if (expiresAt <= now) throw new ServerUsageError('--expires-at is in the past');
   }
-  const { paths, state } = await openState(args, io);
-  try {
-    const pepper = await resolvePepper(paths);
-    const { id, key } = await createApiKey(state, pepper, { name, environments, keyPatterns, maxTtlMinutes: maxTtl ?? null, expiresAt, admin, fallback: args['no-fallback'] !== true }, now);
-    await rememberHead(state, paths, io);
-    io.stdout.write(`id: ${id}\nkey: ${key}\n`);
-    io.stderr.write('The key is shown this once and is not stored; keep it in your secret manager now.\n');
-  } finally {
-    await state.close();
-  }
+  await changeKeys(
+    args,
+    io,
+    async (state, paths) => createApiKey(state, await resolvePepper(paths), { name, environments, keyPatterns, maxTtlMinutes: maxTtl ?? null, expiresAt, admin, fallback: args['no-fallback'] !== true }, now),
+    ({ id, key }) => {
+      io.stdout.write(`id: ${id}\nkey: ${key}\n`);
+      io.stderr.write('The key is shown this once and is not stored; keep it in your secret manager now.\n');
+    },
+  );
   return EXIT_OK;
 }
 
@@ -93,14 +114,14 @@ export async function apikeyList(args: Record<string, unknown>, io: CliIo): Prom
 
 export async function apikeyRevoke(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const id = String(args.id);
-  const { paths, state } = await openState(args, io);
-  try {
-    const now = new Date();
-    if (!(await state.revokeApiKey(id, now, localChange('apikey.revoke', id, now, 'secrets-server apikey revoke')))) throw new RwsError('RWS_APIKEY_MISSING', `no API key ${id.slice(0, 64)}`, { hint: 'see secrets-server apikey list' });
-    await rememberHead(state, paths, io);
-  } finally {
-    await state.close();
-  }
-  io.stdout.write(`revoked ${id} (its tokens stop working too)\n`);
+  await changeKeys(
+    args,
+    io,
+    async (state) => {
+      const now = new Date();
+      if (!(await state.revokeApiKey(id, now, localChange('apikey.revoke', id, now, 'secrets-server apikey revoke')))) throw new RwsError('RWS_APIKEY_MISSING', `no API key ${id.slice(0, 64)}`, { hint: 'see secrets-server apikey list' });
+    },
+    () => void io.stdout.write(`revoked ${id} (its tokens stop working too)\n`),
+  );
   return EXIT_OK;
 }

@@ -11,6 +11,7 @@ import type { SqlDriver } from '../state/sql/driver.js';
 import { currentVersion, migrate, SCHEMA_VERSION } from '../state/sql/schema.js';
 import { storePaths } from '../store/layout.js';
 import { openCommandState } from './state-args.js';
+import { afterCommit } from './after-commit.js';
 
 /** The bare driver, without migrating (`db status` must see an old schema as it is). */
 async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver: SqlDriver) => Promise<void>): Promise<number> {
@@ -62,10 +63,13 @@ export async function dbImport(args: Record<string, unknown>, io: CliIo): Promis
     if (!(await state.importLegacy(legacy, from.dir, now))) {
       throw new RwsError('RWS_ALREADY_IMPORTED', `the state at ${state.location} already holds an imported store; nothing was imported`, { hint: 'import once; later changes are made with the admin commands' });
     }
-  } finally {
-    await state.close();
+  } catch (error) {
+    await state.close().catch(() => undefined);
+    throw error;
   }
-  await markImported(legacy.files);
+  // Committed: the import stands (a second one is refused), so what follows only warns.
   io.stdout.write(`imported ${legacy.keys.length} API keys, ${legacy.tokens.length} live token records and ${legacy.audit.length} audit lines from ${from.dir} into ${state.location}\n`);
+  await afterCommit(io, 'closing the state database', () => state.close());
+  await markImported(legacy.files);
   return EXIT_OK;
 }

@@ -13,6 +13,7 @@ import { openCommandState } from './state-args.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
 import { writeNameList } from './name-list.js';
+import { afterCommit } from './after-commit.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 
@@ -34,16 +35,22 @@ async function target(args: Record<string, unknown>, io: CliIo): Promise<Target>
   return { paths, environment, identities: await resolveIdentities(paths, io.env), args, io };
 }
 
-/** One edit, recorded as the admin API's edits are: a `secret.set`/`secret.delete` row (names only, client `local`) stored before the file is replaced. */
+/**
+ * One edit, recorded as the admin API's edits are: a `secret.set`/`secret.delete` row (names only,
+ * client `local`) stored before the file is replaced. Once the file is in place the edit stands,
+ * and a failing close only warns (after-commit.ts).
+ */
 async function edit(t: Target, change: SecretChange, command: string): Promise<void> {
   const state = await openCommandState(t.paths, t.args, t.io);
   try {
     const now = new Date();
     const row = { ...localChange(change.remove ? 'secret.delete' : 'secret.set', null, now, command), environment: t.environment, keys: [...Object.keys(change.set ?? {}), ...(change.remove ?? [])] };
     await editEnvironment(state, t, change, async () => void (await state.commit({ durable: true, audit: () => row }, now)));
-  } finally {
-    await state.close();
+  } catch (error) {
+    await state.close().catch(() => undefined);
+    throw error;
   }
+  await afterCommit(t.io, 'closing the state database', () => state.close());
 }
 
 async function readStdin(io: CliIo): Promise<string> {

@@ -149,6 +149,10 @@ describe('apikey', () => {
     [['--max-ttl', '1.5']],
     [['--expires-at', 'tomorrow']],
     [['--expires-at', '2001-01-01T00:00:00Z']],
+    // Dates that do not exist, which Date would roll into the next month or day.
+    [['--expires-at', '2099-02-30T00:00:00Z']],
+    [['--expires-at', '2099-04-31']],
+    [['--expires-at', '2099-01-01T24:00:00Z']],
     [['--key-pattern', 'DB_.*']],
     [['--environment', '../x']],
   ])('refuses %j with a usage error', async (extra) => {
@@ -156,6 +160,15 @@ describe('apikey', () => {
     const result = await cli([...base, ...extra]);
     expect(result.exitCode).toBe(2);
     expect(result.stdout).not.toMatch(/rws_sk_/);
+  });
+
+  it('refuses an audit --since or --until that names no real instant, and takes 29 February of a leap year', async () => {
+    for (const [flag, value] of [['--since', '2026-02-30T00:00:00Z'], ['--until', '2027-02-29'], ['--since', '2026-06-31T00:00:00+02:00']]) {
+      const result = await cli(['audit', flag as string, value as string, '--store', store.dir]);
+      expect({ flag, value, exitCode: result.exitCode }).toEqual({ flag, value, exitCode: 2 });
+      expect(result.stderr).toContain('RWS_USAGE');
+    }
+    expect((await cli(['audit', '--since', '2028-02-29T00:00:00Z', '--store', store.dir])).exitCode).toBe(0);
   });
 });
 

@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
+import { auditRowsSync, BIN, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
 
 const run = promisify(execFile);
 let store: TestStore;
@@ -38,24 +38,46 @@ for (const step of plan) {
   const [address, which] = step.split('=');
   results.push(await ask(address, which === 'good' ? apiKey : 'rws_sk_' + '0'.repeat(32)));
 }
+// The server writes its folded 429 rows as it closes: wait for it.
+const exited = new Promise((resolve) => server.on('exit', resolve));
 server.kill('SIGTERM');
+await exited;
 console.log(JSON.stringify(results));
 `;
+
+/** Runs the plan (`address=bad|good` steps) from inside a namespace holding these addresses. */
+async function askFrom(addresses: string[], plan: string[]): Promise<number[]> {
+  const script = path.join(store.root, 'v6-client.mjs');
+  await writeFile(script, CLIENT);
+  const setup = ['ip link set lo up', ...addresses.map((address) => `ip -6 addr add ${address}/64 dev lo nodad`), 'exec "$@"'].join(' && ');
+  const { stdout } = await run('unshare', ['-rn', 'sh', '-c', setup, 'sh', process.execPath, script, BIN, store.dir, apiKey, ...plan]);
+  return JSON.parse(stdout) as number[];
+}
 
 describe('IPv6', () => {
   it('limits a whole /64 after more than 20 failures from 21 of its addresses; another /64 and the right key are unaffected', async (context) => {
     if (!(await run('unshare', ['-rn', 'true']).then(() => true, () => false))) return context.skip();
-    const script = path.join(store.root, 'v6-client.mjs');
-    await writeFile(script, CLIENT);
     const inPrefix = Array.from({ length: 23 }, (_, i) => `2001:db8:1:2::${(i + 16).toString(16)}`);
     const other = '2001:db8:1:3::10';
-    const setup = ['ip link set lo up', ...[...inPrefix, other].map((address) => `ip -6 addr add ${address}/64 dev lo nodad`), 'exec "$@"'].join(' && ');
     const plan = [...inPrefix.slice(0, 21).map((a) => `${a}=bad`), `${inPrefix[21]}=bad`, `${other}=bad`, `${inPrefix[22]}=good`];
-    const { stdout } = await run('unshare', ['-rn', 'sh', '-c', setup, 'sh', process.execPath, script, BIN, store.dir, apiKey, ...plan]);
-    const statuses = JSON.parse(stdout) as number[];
+    const statuses = await askFrom([...inPrefix, other], plan);
     expect(statuses.slice(0, 21)).toEqual(Array(21).fill(401));
     expect(statuses[21]).toBe(429); // a 22nd address of the same /64: limited
     expect(statuses[22]).toBe(401); // another /64: its own count
     expect(statuses[23]).toBe(201); // the right key from the limited /64 still works
+  });
+
+  it('folds the 429s of a /64 into one audit row per minute naming the /64, not one per address', async (context) => {
+    if (!(await run('unshare', ['-rn', 'true']).then(() => true, () => false))) return context.skip();
+    const inPrefix = Array.from({ length: 51 }, (_, i) => `2001:db8:7:8::${(i + 16).toString(16)}`);
+    const statuses = await askFrom(inPrefix, inPrefix.map((a) => `${a}=bad`));
+    expect(statuses.slice(0, 21)).toEqual(Array(21).fill(401));
+    expect(statuses.slice(21)).toEqual(Array(30).fill(429));
+    const folded = auditRowsSync(store.dir).filter((row) => row.event === 'auth.rate_limited' && String(row.client).startsWith('2001:db8:7:8'));
+    // One row, or two when the 30 refusals straddled a minute's end.
+    expect(folded.length).toBeGreaterThanOrEqual(1);
+    expect(folded.length).toBeLessThanOrEqual(2);
+    expect(folded.map((row) => row.client)).toEqual(folded.map(() => '2001:db8:7:8::/64'));
+    expect(folded.reduce((sum, row) => sum + Number(row.count), 0)).toBe(30);
   });
 });

@@ -231,6 +231,13 @@ describe('audit verify', () => {
         /^audit chain broken at seq 4: row 4 does not match its hash/,
       );
       await tampered('UPDATE audit SET hash = (SELECT hash FROM audit WHERE seq = 2) WHERE seq = 3', /^audit chain broken at seq 3/);
+      // A row numbered outside the chain (0, negative) is listed by `audit`: verify must see it too.
+      for (const seq of [0, -7]) {
+        await tampered(
+          `INSERT INTO audit SELECT ${seq}, time, event, outcome, status, error_code, api_key_id, jti, 'intruder', environment, keys, client, count, hash FROM audit WHERE seq = 3`,
+          new RegExp(`^audit chain broken at seq ${seq}: row ${seq} is before the first`),
+        );
+      }
       // Whoever can write the database can also recompute every hash after an edit: the chain then
       // verifies by itself, and only the anchor this host recorded (state-seen.json) catches it.
       const copy = await makeStore();

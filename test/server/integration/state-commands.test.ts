@@ -2,7 +2,7 @@
 // status, audit --follow, folded 429s, the audit file sink across SIGHUP, and the database URL
 // from the environment or a file (never shown with its password).
 import { spawn } from 'node:child_process';
-import { chmod, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
@@ -440,6 +440,37 @@ describe('audit', () => {
       expect(current.map((row) => row.event)).toEqual(['secret.read']);
       expect(current[0].seq).toBe(rotated[1].seq + 1);
       expect(server.process.exitCode).toBeNull();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('refuses an existing --audit-log others can read, at start and at SIGHUP (the old file is kept)', async () => {
+    const sink = path.join(store.root, 'shared-audit.jsonl');
+    await writeFile(sink, '');
+    await chmod(sink, 0o644);
+    const refused = await cli(['serve', '--store', store.dir, '--port', '0', '--audit-log', sink]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stdout).not.toContain('listening');
+    expect(refused.stderr).toMatch(/^secrets-server: error RWS_FILE_ACCESS: the audit log \S+shared-audit\.jsonl is readable by others \(mode 644\) \(hint: chmod 600 /);
+    // Its mode is the operator's to change, not ours.
+    expect((await stat(sink)).mode & 0o777).toBe(0o644);
+    await chmod(sink, 0o600);
+    const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+    const server = await startServer(store, ['--audit-log', sink]);
+    try {
+      const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      // As logrotate with `create 0644` would leave it.
+      await rename(sink, `${sink}.1`);
+      await writeFile(sink, '');
+      await chmod(sink, 0o644);
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr().includes('kept the old audit log'));
+      expect(server.stderr()).toMatch(/kept the old audit log: .*readable by others/);
+      await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+      const kept = (await readFile(`${sink}.1`, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+      expect(kept.map((row) => row.event)).toEqual(['token.generate', 'secret.read']);
+      expect(await readFile(sink, 'utf8')).toBe('');
     } finally {
       await server.stop();
     }

@@ -11,8 +11,10 @@ describe('limitKey', () => {
     expect(a).toBe('2001:db8:1:2::/64');
     for (const same of ['2001:db8:1:2:ffff:ffff:ffff:ffff', '2001:0DB8:0001:0002:0:0:0:9', '2001:db8:1:2::5%eth0', '2001:db8:1:2:0:0:1.2.3.4']) expect(limitKey(same)).toBe(a);
     expect(limitKey('2001:db8:1:3::1')).not.toBe(a);
-    expect(limitKey('::1')).toBe('0:0:0:0::/64');
-    expect(limitKey('fe80::1')).toBe('fe80:0:0:0::/64');
+    expect(limitKey('::1')).toBe('::/64');
+    expect(limitKey('2001:db8:0:0:1::1')).toBe('2001:db8::/64');
+    expect(limitKey('2001:0:0:1::1')).toBe('2001:0:0:1::/64');
+    expect(limitKey('fe80::1')).toBe('fe80::/64');
   });
 
   it('keeps hostile or unknown strings as they are (they can only limit themselves)', () => {

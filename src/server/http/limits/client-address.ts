@@ -8,8 +8,18 @@ export function limitKey(address: string): string {
   if (mapped?.[1] !== undefined && isIPv4(mapped[1])) return mapped[1];
   if (isIPv4(address)) return address;
   if (!isIPv6(address)) return address;
-  const groups = expandIPv6(address.replace(/%.*$/, ''));
-  return `${groups.slice(0, 4).join(':')}::/64`;
+  return prefix64(expandIPv6(address.replace(/%.*$/, '')));
+}
+
+/**
+ * The /64 in RFC 5952's form (`2001:db8::/64`, `::/64`): the key is also what a folded 429 audit
+ * row names as its client, where it should read as people and other tools write it. The last
+ * four groups are zero, so the longest run of zeros always ends the prefix.
+ */
+function prefix64(groups: readonly string[]): string {
+  const head = groups.slice(0, 4);
+  while (head.length > 0 && head[head.length - 1] === '0') head.pop();
+  return `${head.join(':')}::/64`;
 }
 
 /** The eight 16-bit groups of an IPv6 address, lower-case hex without leading zeros. */
