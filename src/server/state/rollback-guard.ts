@@ -6,9 +6,13 @@
 // the operator is told. A database made anew has a new id and no issue records: its tokens are
 // unknown and refused anyway. The file is read before the database, so another server writing it
 // meanwhile can only make it look older.
+//
+// An SQLite file deleted or replaced under the server is noticed here too, by its identity, and
+// refuses everything from then on (see checkStorage).
 import { localChange } from '../audit/record.js';
 import { readPrivateFile, replaceFile } from '../store/files.js';
 import type { SqlStateStore } from './sql/sql-state-store.js';
+import { StateReplacedError } from './state-errors.js';
 
 const CHECK_EVERY_MS = 1_000;
 
@@ -23,6 +27,7 @@ const MAX_REMEMBERED = 8;
 export class RollbackGuard {
   #timer: NodeJS.Timeout | undefined;
   #written = -1;
+  #toldReplaced = false;
 
   constructor(
     private readonly state: SqlStateStore,
@@ -47,6 +52,7 @@ export class RollbackGuard {
   }
 
   async check(): Promise<boolean> {
+    if (await this.#replaced()) return false;
     const file = await this.#read();
     const id = await this.state.databaseId();
     const seen = file[id];
@@ -73,6 +79,25 @@ export class RollbackGuard {
       this.#written = head.seq;
     }
     return rolledBack;
+  }
+
+  /**
+   * The SQLite file deleted, replaced or truncated under this server: nothing in it may be trusted
+   * or recorded any more (state-seen.json keeps what was seen before). Said once; every request
+   * gets a 503 from then on, and a restart opens what is at the path now.
+   */
+  async #replaced(): Promise<boolean> {
+    try {
+      await this.state.checkStorage();
+      return false;
+    } catch (error) {
+      if (!(error instanceof StateReplacedError)) throw error;
+      if (!this.#toldReplaced) {
+        this.#toldReplaced = true;
+        this.log(`secrets-server: error ${error.code}: ${error.message} (hint: ${error.hint})`);
+      }
+      return true;
+    }
   }
 
   async #read(): Promise<Record<string, Seen>> {

@@ -2,8 +2,8 @@ import { RwsError } from '../../errors.js';
 
 /** The state database could not be reached or written; nothing was changed by the request. */
 export class StateUnavailableError extends RwsError {
-  constructor(message: string, cause?: unknown) {
-    super('RWS_STATE_UNAVAILABLE', message, { cause, hint: 'check that the state database is reachable and writable (secrets-server db status)' });
+  constructor(message: string, cause?: unknown, hint = 'check that the state database is reachable and writable (secrets-server db status)') {
+    super('RWS_STATE_UNAVAILABLE', message, { cause, hint });
   }
 }
 
@@ -11,5 +11,21 @@ export class StateUnavailableError extends RwsError {
 export class AuditSinkError extends RwsError {
   constructor(message: string, cause?: unknown) {
     super('RWS_AUDIT_UNAVAILABLE', message, { cause, hint: 'check the --audit-log file and its filesystem' });
+  }
+}
+
+/**
+ * The SQLite file this process has open is no longer the one at its path: deleted, replaced
+ * (a backup renamed over it) or truncated while the server ran. Serving on from the open file
+ * would answer from, and record into, a database nobody else sees, so every later use of the
+ * state fails with this, until the server is restarted and opens what is at the path now.
+ */
+export class StateReplacedError extends StateUnavailableError {
+  constructor(file: string, how: string) {
+    super(
+      `the state database ${file} was ${how} while this server had it open; every request is refused until the server is restarted`,
+      undefined,
+      'restart the server: it then opens the file now at that path (see README, Tokens fail closed)',
+    );
   }
 }

@@ -305,6 +305,11 @@ export class SqlStateStore implements StateStore {
     return (await this.db.query<{ hash: string }>('SELECT hash FROM audit WHERE seq = $1', [seq]))[0]?.hash;
   }
 
+  /** Throws StateReplacedError when the database open is no longer the one at its location (see SqlDriver). */
+  async checkStorage(): Promise<void> {
+    await this.db.checkStorage?.();
+  }
+
   /** Makes every commit so far durable (one fsynced commit: the WAL is sequential). */
   async syncToDisk(): Promise<void> {
     await this.db.transaction((tx) => tx.query('UPDATE meta SET value = value WHERE name = $1', ['database_id']), { durable: true });
