@@ -7,8 +7,9 @@
 // unknown and refused anyway. The file is read before the database, so another server writing it
 // meanwhile can only make it look older.
 //
-// An SQLite file deleted or replaced under the server is noticed here too, by its identity, and
-// refuses everything from then on (see checkStorage).
+// Two things it cannot see by polling alone: a commit that finds the chain went back calls it at
+// once (sql-state-store.ts, #refuseIfWentBack), and an SQLite file deleted or replaced under the
+// server is noticed here, by its identity, and refuses everything from then on (see checkStorage).
 import { localChange } from '../audit/record.js';
 import { readPrivateFile, replaceFile } from '../store/files.js';
 import type { SqlStateStore } from './sql/sql-state-store.js';
@@ -27,6 +28,10 @@ const MAX_REMEMBERED = 8;
 export class RollbackGuard {
   #timer: NodeJS.Timeout | undefined;
   #written = -1;
+  /** The database id of the last check: the store's newest head belongs to it. */
+  #id: string | undefined;
+  #checking = false;
+  #checkAgain = false;
   #toldReplaced = false;
 
   constructor(
@@ -38,24 +43,43 @@ export class RollbackGuard {
   /** Checks now, then every second; resolves after the first check. */
   async start(): Promise<void> {
     await this.check();
-    // One check at a time: while the database is locked or unreachable a check can take longer
-    // than the interval, and checks piling up would queue writes ahead of every request's.
-    let checking = false;
-    this.#timer = setInterval(() => {
-      if (checking) return;
-      checking = true;
-      void this.check()
-        .catch(() => undefined)
-        .finally(() => (checking = false));
-    }, CHECK_EVERY_MS);
+    this.state.onWentBack(() => this.#checkInBackground(true));
+    this.#timer = setInterval(() => this.#checkInBackground(false), CHECK_EVERY_MS);
     this.#timer.unref();
+  }
+
+  /**
+   * One check at a time: while the database is locked or unreachable a check can take longer
+   * than the interval, and checks piling up would queue writes ahead of every request's. A
+   * commit that found the chain gone back cannot wait for the next tick: it gets one more check
+   * right after the running one.
+   */
+  #checkInBackground(urgent: boolean): void {
+    if (this.#checking) {
+      if (urgent) this.#checkAgain = true;
+      return;
+    }
+    this.#checking = true;
+    void this.check()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#checking = false;
+        if (this.#checkAgain) {
+          this.#checkAgain = false;
+          this.#checkInBackground(false);
+        }
+      });
   }
 
   async check(): Promise<boolean> {
     if (await this.#replaced()) return false;
     const file = await this.#read();
     const id = await this.state.databaseId();
-    const seen = file[id];
+    // Another database in the file's place (an in-place restore of another store's backup): the
+    // rows this process committed belong to the old one's chain.
+    if (this.#id !== undefined && this.#id !== id) this.state.forgetAuditHead();
+    this.#id = id;
+    const seen = newer(file[id], this.state.newestAuditHead());
     const head = await this.state.auditHead();
     let rolledBack = false;
     if (seen !== undefined && seen.seq > 0) {
@@ -70,6 +94,7 @@ export class RollbackGuard {
         `secrets-server: error RWS_STATE_ROLLED_BACK: the state database is older than what this server saw (audit row ${seen?.seq}, now ${head.seq}); every token minted before ${now.toISOString()} was revoked (hint: re-revoke API keys revoked since the backup; see secrets-server audit)`,
       );
     }
+    if (!rolledBack) this.state.noteAuditHead(head);
     if (head.seq !== this.#written || rolledBack) {
       // Rows of unlimited reads commit without an fsync: make everything up to this head durable
       // before vouching for it, or a power loss would look like a rollback.
@@ -111,6 +136,13 @@ export class RollbackGuard {
     if (this.#timer) clearInterval(this.#timer);
     await this.check().catch(() => undefined);
   }
+}
+
+/** The later of two records of the chain's head (by seq; the file's on a tie). */
+function newer(a: Seen | undefined, b: Seen | undefined): Seen | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return b.seq > a.seq ? b : a;
 }
 
 /** What this host's processes saw, per database id; {} when nothing yet; undefined when damaged. */

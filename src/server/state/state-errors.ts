@@ -29,3 +29,15 @@ export class StateReplacedError extends StateUnavailableError {
     );
   }
 }
+
+/**
+ * A commit found the audit chain shorter than (or different at) the newest row this process
+ * had committed or seen: the database went back in time (a backup restored in place). The
+ * commit is refused, so nothing is served from the restored state before the rollback guard
+ * has revoked what it must.
+ */
+export class StateWentBackError extends StateUnavailableError {
+  constructor(seen: number, found: number) {
+    super(`the state database went back in time (audit row ${found}, this server had seen ${seen}); the request was not served`);
+  }
+}

@@ -1,5 +1,6 @@
 // The SQLite state changed under a running server by hand: the file deleted, renamed over or
-// truncated (the server must stop answering from the file it still has open).
+// truncated (the server must stop answering from the file it still has open), and an older
+// backup restored in place (nothing revoked since the backup may be served meanwhile).
 import { rename, rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,7 +9,11 @@ import { call, makeApiKey, makeStore, type RunningServer, startServer, type Test
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value' } };
 const read = (server: { url: string }, t: string) => call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
 
-/** The pages of `from` written into `to` through SQLite's backup API and its locks (`sqlite3 state.db ".backup bk.db"`). */
+/**
+ * The pages of `from` written into `to` through SQLite's backup API and its locks: as
+ * `sqlite3 state.db ".backup bk.db"` makes a copy, and `sqlite3 state.db ".restore bk.db"`
+ * restores one into a live file.
+ */
 async function copyThroughSqlite(from: string, to: string): Promise<void> {
   const { default: Sqlite } = await import('better-sqlite3');
   const db = new Sqlite(from, { readonly: true });
@@ -60,5 +65,32 @@ describe('state.db deleted, replaced or truncated while a server runs', () => {
     expect(running.stderr().split(said)).toHaveLength(2);
     expect(running.stderr()).toContain('restart the server');
     expect((await read(running, t)).status).toBe(503);
+  }, 60_000);
+});
+
+describe('a backup restored in place while a server runs', () => {
+  it('serves nothing revoked since the backup: the first commit on the older chain is refused, and the guard revokes at once', async () => {
+    store = await makeStore(SECRETS);
+    const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+    const db = path.join(store.dir, 'state.db');
+    server = await startServer(store);
+    const running = server;
+    const t = await token(running, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    expect((await read(running, t)).status).toBe(200);
+    await copyThroughSqlite(db, `${db}.bk`);
+    expect((await call(`${running.url}/api/v1/vault/tokens/revoke`, { method: 'POST', auth: t })).status).toBe(204);
+    expect((await read(running, t)).body.error.code).toBe('RWS_TOKEN_REVOKED');
+    await copyThroughSqlite(`${db}.bk`, db);
+    // Straight after the restore, before the once-a-second guard could have looked: the restored
+    // rows say the token is live, but nothing is served from them.
+    const replies = [];
+    for (let i = 0; i < 30; i++) replies.push(await read(running, t));
+    expect(replies.map((reply) => reply.status).filter((status) => status === 200)).toEqual([]);
+    for (const reply of replies) expect(['RWS_STATE_UNAVAILABLE', 'RWS_TOKEN_REVOKED']).toContain(reply.body.error.code);
+    await until(async () => running.stderr().includes('RWS_STATE_ROLLED_BACK'), 10_000);
+    expect((await read(running, t)).body.error.code).toBe('RWS_TOKEN_REVOKED');
+    // New tokens work on the restored state.
+    const fresh = await token(running, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    expect((await read(running, fresh)).status).toBe(200);
   }, 60_000);
 });
