@@ -94,7 +94,6 @@ export class RollbackGuard {
         `secrets-server: error RWS_STATE_ROLLED_BACK: the state database is older than what this server saw (audit row ${seen?.seq}, now ${head.seq}); every token minted before ${now.toISOString()} was revoked (hint: re-revoke API keys revoked since the backup; see secrets-server audit)`,
       );
     }
-    if (!rolledBack) this.state.noteAuditHead(head);
     if (head.seq !== this.#written || rolledBack) {
       // Rows of unlimited reads commit without an fsync: make everything up to this head durable
       // before vouching for it, or a power loss would look like a rollback.
@@ -103,6 +102,8 @@ export class RollbackGuard {
       await replaceFile(this.file, `${JSON.stringify(Object.fromEntries([...others, [id, head]]))}\n`);
       this.#written = head.seq;
     }
+    // Durable now (synced above, or by an earlier check): commits must find it from here on.
+    if (!rolledBack) this.state.noteAuditHead(head);
     return rolledBack;
   }
 

@@ -63,9 +63,11 @@ export interface AuditHead {
 export class SqlStateStore implements StateStore {
   readonly #queue: CommitQueue<Pending, TokenOutcome>;
   /**
-   * The newest audit row this process committed or was told of (the rollback guard's reads).
-   * Every write reads the chain's head anyway (to append to it): finding it older than this is
-   * a rollback noticed at no cost, before anything is served from the restored state.
+   * The newest audit row this process committed durably or was told of (the rollback guard's
+   * reads, after it synced them). Every write reads the chain's head anyway (to append to it):
+   * finding it older than this is a rollback noticed at no cost, before anything is served from
+   * the restored state. Rows of unlimited reads commit unsynced and are left out: a database crash
+   * may lose them (PostgreSQL, synchronous_commit off), which is no rollback.
    */
   #newest: AuditHead | undefined;
   #onWentBack: (() => void) | undefined;
@@ -329,7 +331,7 @@ export class SqlStateStore implements StateStore {
     return this.#newest;
   }
 
-  /** Records a head read from the database: later commits must find it or a newer one. */
+  /** Records a durable head: later commits must find it or a newer one. */
   noteAuditHead(head: AuditHead): void {
     if (this.#newest === undefined || head.seq > this.#newest.seq) this.#newest = head;
   }
@@ -438,7 +440,7 @@ export class SqlStateStore implements StateStore {
     }
     const last = sealed.at(-1);
     if (last !== undefined) {
-      this.noteAuditHead({ seq: last.seq, hash: last.hash });
+      if (durable) this.noteAuditHead({ seq: last.seq, hash: last.hash });
       this.options.afterCommit?.(sealed);
     }
     return value;
