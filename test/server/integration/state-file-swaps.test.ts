@@ -33,20 +33,25 @@ afterEach(async () => {
   store = undefined;
 });
 
+/** A server on a new store, a key, a token it served once, and a backup made after that (`state.db.bk`). */
+async function serveAndBackUp(): Promise<{ running: RunningServer; key: string; t: string; db: string }> {
+  store = await makeStore(SECRETS);
+  const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+  const db = path.join(store.dir, 'state.db');
+  server = await startServer(store);
+  const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+  expect((await read(server, t)).status).toBe(200);
+  await copyThroughSqlite(db, `${db}.bk`);
+  return { running: server, key, t, db };
+}
+
 describe('state.db deleted, replaced or truncated while a server runs', () => {
   it.each([
     ['deleted', async (db: string) => Promise.all(['', '-wal', '-shm'].map((suffix) => rm(`${db}${suffix}`, { force: true })))],
     ['replaced', async (db: string) => rename(`${db}.bk`, db)],
     ['truncated or overwritten', async (db: string) => truncate(db, 0)],
   ] as Array<[string, (db: string) => Promise<unknown>]>)('refuses every request once the file is %s, says so once, and never serves from the old file', async (how, change) => {
-    store = await makeStore(SECRETS);
-    const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
-    const db = path.join(store.dir, 'state.db');
-    server = await startServer(store);
-    const running = server;
-    const t = await token(running, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
-    expect((await read(running, t)).status).toBe(200);
-    await copyThroughSqlite(db, `${db}.bk`);
+    const { running, key, t, db } = await serveAndBackUp();
     await change(db);
     // The server checks the file once a second; until it has, the old file may still answer.
     const said = `state database ${db} was ${how} while this server had it open`;
@@ -70,14 +75,7 @@ describe('state.db deleted, replaced or truncated while a server runs', () => {
 
 describe('a backup restored in place while a server runs', () => {
   it('serves nothing revoked since the backup: the first commit on the older chain is refused, and the guard revokes at once', async () => {
-    store = await makeStore(SECRETS);
-    const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
-    const db = path.join(store.dir, 'state.db');
-    server = await startServer(store);
-    const running = server;
-    const t = await token(running, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
-    expect((await read(running, t)).status).toBe(200);
-    await copyThroughSqlite(db, `${db}.bk`);
+    const { running, key, t, db } = await serveAndBackUp();
     expect((await call(`${running.url}/api/v1/vault/tokens/revoke`, { method: 'POST', auth: t })).status).toBe(204);
     expect((await read(running, t)).body.error.code).toBe('RWS_TOKEN_REVOKED');
     await copyThroughSqlite(`${db}.bk`, db);
