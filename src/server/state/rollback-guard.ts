@@ -6,9 +6,14 @@
 // the operator is told. A database made anew has a new id and no issue records: its tokens are
 // unknown and refused anyway. The file is read before the database, so another server writing it
 // meanwhile can only make it look older.
+//
+// Two things it cannot see by polling alone: a commit that finds the chain went back calls it at
+// once (sql-state-store.ts, #refuseIfWentBack), and an SQLite file deleted or replaced under the
+// server is noticed here, by its identity, and refuses everything from then on (see checkStorage).
 import { localChange } from '../audit/record.js';
 import { readPrivateFile, replaceFile } from '../store/files.js';
 import type { SqlStateStore } from './sql/sql-state-store.js';
+import { StateReplacedError } from './state-errors.js';
 
 const CHECK_EVERY_MS = 1_000;
 
@@ -23,6 +28,11 @@ const MAX_REMEMBERED = 8;
 export class RollbackGuard {
   #timer: NodeJS.Timeout | undefined;
   #written = -1;
+  /** The database id of the last check: the store's newest head belongs to it. */
+  #id: string | undefined;
+  #checking = false;
+  #checkAgain = false;
+  #toldReplaced = false;
 
   constructor(
     private readonly state: SqlStateStore,
@@ -33,23 +43,43 @@ export class RollbackGuard {
   /** Checks now, then every second; resolves after the first check. */
   async start(): Promise<void> {
     await this.check();
-    // One check at a time: while the database is locked or unreachable a check can take longer
-    // than the interval, and checks piling up would queue writes ahead of every request's.
-    let checking = false;
-    this.#timer = setInterval(() => {
-      if (checking) return;
-      checking = true;
-      void this.check()
-        .catch(() => undefined)
-        .finally(() => (checking = false));
-    }, CHECK_EVERY_MS);
+    this.state.onWentBack(() => this.#checkInBackground(true));
+    this.#timer = setInterval(() => this.#checkInBackground(false), CHECK_EVERY_MS);
     this.#timer.unref();
   }
 
+  /**
+   * One check at a time: while the database is locked or unreachable a check can take longer
+   * than the interval, and checks piling up would queue writes ahead of every request's. A
+   * commit that found the chain gone back cannot wait for the next tick: it gets one more check
+   * right after the running one.
+   */
+  #checkInBackground(urgent: boolean): void {
+    if (this.#checking) {
+      if (urgent) this.#checkAgain = true;
+      return;
+    }
+    this.#checking = true;
+    void this.check()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#checking = false;
+        if (this.#checkAgain) {
+          this.#checkAgain = false;
+          this.#checkInBackground(false);
+        }
+      });
+  }
+
   async check(): Promise<boolean> {
+    if (await this.#replaced()) return false;
     const file = await this.#read();
     const id = await this.state.databaseId();
-    const seen = file[id];
+    // Another database in the file's place (an in-place restore of another store's backup): the
+    // rows this process committed belong to the old one's chain.
+    if (this.#id !== undefined && this.#id !== id) this.state.forgetAuditHead();
+    this.#id = id;
+    const seen = newer(file[id], this.state.newestAuditHead());
     const head = await this.state.auditHead();
     let rolledBack = false;
     if (seen !== undefined && seen.seq > 0) {
@@ -72,7 +102,28 @@ export class RollbackGuard {
       await replaceFile(this.file, `${JSON.stringify(Object.fromEntries([...others, [id, head]]))}\n`);
       this.#written = head.seq;
     }
+    // Durable now (synced above, or by an earlier check): commits must find it from here on.
+    if (!rolledBack) this.state.noteAuditHead(head);
     return rolledBack;
+  }
+
+  /**
+   * The SQLite file deleted, replaced or truncated under this server: nothing in it may be trusted
+   * or recorded any more (state-seen.json keeps what was seen before). Said once; every request
+   * gets a 503 from then on, and a restart opens what is at the path now.
+   */
+  async #replaced(): Promise<boolean> {
+    try {
+      await this.state.checkStorage();
+      return false;
+    } catch (error) {
+      if (!(error instanceof StateReplacedError)) throw error;
+      if (!this.#toldReplaced) {
+        this.#toldReplaced = true;
+        this.log(`secrets-server: error ${error.code}: ${error.message} (hint: ${error.hint})`);
+      }
+      return true;
+    }
   }
 
   async #read(): Promise<Record<string, Seen>> {
@@ -86,6 +137,13 @@ export class RollbackGuard {
     if (this.#timer) clearInterval(this.#timer);
     await this.check().catch(() => undefined);
   }
+}
+
+/** The later of two records of the chain's head (by seq; the file's on a tie). */
+function newer(a: Seen | undefined, b: Seen | undefined): Seen | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return b.seq > a.seq ? b : a;
 }
 
 /** What this host's processes saw, per database id; {} when nothing yet; undefined when damaged. */

@@ -2,8 +2,8 @@ import { RwsError } from '../../errors.js';
 
 /** The state database could not be reached or written; nothing was changed by the request. */
 export class StateUnavailableError extends RwsError {
-  constructor(message: string, cause?: unknown) {
-    super('RWS_STATE_UNAVAILABLE', message, { cause, hint: 'check that the state database is reachable and writable (secrets-server db status)' });
+  constructor(message: string, cause?: unknown, hint = 'check that the state database is reachable and writable (secrets-server db status)') {
+    super('RWS_STATE_UNAVAILABLE', message, { cause, hint });
   }
 }
 
@@ -35,5 +35,33 @@ export class ForeignSchemaError extends RwsError {
       cause,
       hint: 'give secrets-server an empty database of its own (CREATE DATABASE rws), not one another application uses',
     });
+  }
+}
+
+/**
+ * The SQLite file this process has open is no longer the one at its path: deleted, replaced
+ * (a backup renamed over it) or truncated while the server ran. Serving on from the open file
+ * would answer from, and record into, a database nobody else sees, so every later use of the
+ * state fails with this, until the server is restarted and opens what is at the path now.
+ */
+export class StateReplacedError extends StateUnavailableError {
+  constructor(file: string, how: string) {
+    super(
+      `the state database ${file} was ${how} while this server had it open; every request is refused until the server is restarted`,
+      undefined,
+      'restart the server: it then opens the file now at that path (see README, Tokens fail closed)',
+    );
+  }
+}
+
+/**
+ * A commit found the audit chain shorter than (or different at) the newest row this process
+ * had committed or seen: the database went back in time (a backup restored in place). The
+ * commit is refused, so nothing is served from the restored state before the rollback guard
+ * has revoked what it must.
+ */
+export class StateWentBackError extends StateUnavailableError {
+  constructor(seen: number, found: number) {
+    super(`the state database went back in time (audit row ${found}, this server had seen ${seen}); the request was not served`);
   }
 }

@@ -36,6 +36,12 @@ export interface SqlDriver extends Queryable {
   readonly commitWaitMs?: number;
   /** Holds `name` against every other process until `release` (or until this process dies). */
   lock(name: string): Promise<() => Promise<void>>;
+  /**
+   * Throws `StateReplacedError` when the database open here is no longer the one at its location
+   * (SQLite: the file deleted, replaced or truncated), and from then on so does every call. A
+   * server database has no such case.
+   */
+  checkStorage?(): Promise<void>;
   close(): Promise<void>;
 }
 

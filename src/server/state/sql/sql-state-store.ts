@@ -11,6 +11,7 @@ import { StateUnavailableError } from '../state-errors.js';
 import type { SqlDriver, Transaction } from './driver.js';
 import { judge, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toSession, toTokenView } from './rows.js';
 import { currentVersion } from './schema.js';
+import { StateWentBackError } from '../state-errors.js';
 
 const AUDIT_LOCK = 'rws:audit-chain';
 /** The PostgreSQL notification channel for changed keys and tokens. */
@@ -54,8 +55,23 @@ interface Pending {
   now: Date;
 }
 
+/** An audit row by its place in the chain and its hash. */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+}
+
 export class SqlStateStore implements StateStore {
   readonly #queue: CommitQueue<Pending, TokenOutcome>;
+  /**
+   * The newest audit row this process committed durably or was told of (the rollback guard's
+   * reads, after it synced them). Every write reads the chain's head anyway (to append to it):
+   * finding it older than this is a rollback noticed at no cost, before anything is served from
+   * the restored state. Rows of unlimited reads commit unsynced and are left out: a database crash
+   * may lose them (PostgreSQL, synchronous_commit off), which is no rollback.
+   */
+  #newest: AuditHead | undefined;
+  #onWentBack: (() => void) | undefined;
 
   constructor(
     private readonly db: SqlDriver,
@@ -329,6 +345,31 @@ export class SqlStateStore implements StateStore {
     return (await this.db.query<{ hash: string }>('SELECT hash FROM audit WHERE seq = $1', [seq]))[0]?.hash;
   }
 
+  /** Throws StateReplacedError when the database open is no longer the one at its location (see SqlDriver). */
+  async checkStorage(): Promise<void> {
+    await this.db.checkStorage?.();
+  }
+
+  /** The newest audit row this process committed or noted, if any. */
+  newestAuditHead(): AuditHead | undefined {
+    return this.#newest;
+  }
+
+  /** Records a durable head: later commits must find it or a newer one. */
+  noteAuditHead(head: AuditHead): void {
+    if (this.#newest === undefined || head.seq > this.#newest.seq) this.#newest = head;
+  }
+
+  /** Forgets the newest head (the database's id changed: its rows are another chain's). */
+  forgetAuditHead(): void {
+    this.#newest = undefined;
+  }
+
+  /** Called (once per refused commit, outside it) when a commit found the chain gone back. */
+  onWentBack(listener: () => void): void {
+    this.#onWentBack = listener;
+  }
+
   /** Makes every commit so far durable (one fsynced commit: the WAL is sequential). */
   async syncToDisk(): Promise<void> {
     await this.db.transaction((tx) => tx.query('UPDATE meta SET value = value WHERE name = $1', ['database_id']), { durable: true });
@@ -338,6 +379,9 @@ export class SqlStateStore implements StateStore {
   async revokeTokensIssuedBefore(at: Date): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.query('UPDATE tokens SET revoked_at = $2 WHERE issued_at < $1 AND revoked_at IS NULL', [Math.ceil(at.getTime() / 1000), at.toISOString()]);
+      // From this commit on the restored chain is the one to extend: a commit queued after it
+      // finds every earlier token revoked, so it may now append to the shorter chain.
+      this.#newest = undefined;
       // Every replica drops what it cached, not only this one (`k:` with no id means everything).
       await this.#changed(tx, {});
     });
@@ -375,8 +419,10 @@ export class SqlStateStore implements StateStore {
 
   async #appendAudit(tx: Transaction, records: AuditRecord[], undo: Array<() => void>): Promise<StoredAuditRow[]> {
     if (records.length === 0) return [];
-    const head = (await tx.lockThen<{ seq: number; hash: string }>(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
-    const rows = sealRows(head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH }, records);
+    const found = (await tx.lockThen<{ seq: number; hash: string }>(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    const head = found ? { seq: Number(found.seq), hash: found.hash } : { seq: 0, hash: GENESIS_HASH };
+    this.#refuseIfWentBack(head);
+    const rows = sealRows(head, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       const chunk = rows.slice(start, start + INSERT_CHUNK);
       const params: unknown[] = [];
@@ -390,6 +436,21 @@ export class SqlStateStore implements StateStore {
     return rows;
   }
 
+  /**
+   * A head older than the newest this process knew, or another row at its seq, is a database
+   * restored in place: the transaction is rolled back (the request gets a 503, nothing charged
+   * or served) and the rollback guard runs now rather than at its next tick. A head that moved
+   * on past a restored copy is not told apart here; the guard's check compares hashes.
+   */
+  #refuseIfWentBack(head: AuditHead): void {
+    const newest = this.#newest;
+    if (newest === undefined) return;
+    if (head.seq > newest.seq || (head.seq === newest.seq && head.hash === newest.hash)) return;
+    const listener = this.#onWentBack;
+    if (listener) setImmediate(listener);
+    throw new StateWentBackError(newest.seq, head.seq);
+  }
+
   /** A write transaction that appends audit rows; followers hear of them once committed. */
   async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>, durable = true, deadline?: number): Promise<T> {
     let sealed: StoredAuditRow[] = [];
@@ -401,7 +462,11 @@ export class SqlStateStore implements StateStore {
       for (const revert of undo) revert();
       throw error;
     }
-    if (sealed.length > 0) this.options.afterCommit?.(sealed);
+    const last = sealed.at(-1);
+    if (last !== undefined) {
+      if (durable) this.noteAuditHead({ seq: last.seq, hash: last.hash });
+      this.options.afterCommit?.(sealed);
+    }
     return value;
   }
 

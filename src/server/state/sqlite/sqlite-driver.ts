@@ -15,7 +15,8 @@ import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../../errors.js';
-import { StateUnavailableError } from '../state-errors.js';
+import { StateReplacedError, StateUnavailableError } from '../state-errors.js';
+import { describeChange, type FileIdentity } from './file-identity.js';
 import { positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
 type Database = BetterSqlite3.Database;
@@ -28,7 +29,7 @@ export interface SqliteOptions {
 }
 
 export async function openSqlite(file: string, options: SqliteOptions = {}): Promise<SqlDriver> {
-  await ensurePrivateFile(file);
+  const identity = await ensurePrivateFile(file);
   const { default: Sqlite } = await import('better-sqlite3');
   const open = (timeout: number): Database => {
     const db = new Sqlite(file, { timeout });
@@ -46,8 +47,16 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   // Processes starting together on a new file race to switch it to WAL: wait for each other.
   const writer = await retryWhileBusy(() => open(BLOCKING_WAIT_MS), busyTimeoutMs, file);
   const reader = await retryWhileBusy(() => open(1_000), busyTimeoutMs, file);
-  const driver = new SqliteDriver(file, writer, reader, busyTimeoutMs, path.join(path.dirname(file), LOCKS_FILE), Sqlite);
+  const pageSize = Number(writer.pragma('page_size', { simple: true }));
+  const driver = new SqliteDriver(file, writer, reader, busyTimeoutMs, path.join(path.dirname(file), LOCKS_FILE), Sqlite, identity, pageSize);
   if (options.backgroundCheckpoints === true) await driver.startCheckpointer();
+  // The connections opened the path after it was checked: had it been swapped meanwhile, they
+  // would hold another file than the one whose identity is kept.
+  const moved = await describeChange(file, identity, pageSize).catch(() => undefined);
+  if (moved === 'deleted' || moved === 'replaced') {
+    await driver.close();
+    throw new StateUnavailableError(`the state database ${file} was ${moved} while it was being opened`);
+  }
   return driver;
 }
 
@@ -75,8 +84,8 @@ async function retryWhileBusy<T>(attempt: () => T, timeoutMs: number, file: stri
 /** How long one attempt may block this thread on another process's lock. */
 const BLOCKING_WAIT_MS = 5;
 
-/** Creates the database file 0600 (SQLite would use the umask) and refuses one others can read. */
-async function ensurePrivateFile(file: string): Promise<void> {
+/** Creates the database file 0600 (SQLite would use the umask) and refuses one others can read; returns which file it is. */
+async function ensurePrivateFile(file: string): Promise<FileIdentity> {
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
@@ -89,6 +98,7 @@ async function ensurePrivateFile(file: string): Promise<void> {
     if ((stat.mode & 0o077) !== 0) {
       throw new RwsError('RWS_STORE_INVALID', `${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${file}` });
     }
+    return { dev: stat.dev, ino: stat.ino };
   } finally {
     await handle.close();
   }
@@ -106,6 +116,8 @@ class SqliteDriver implements SqlDriver {
   #queue: Promise<unknown> = Promise.resolve();
   #checkpointer: Worker | undefined;
   #closing = false;
+  /** Set once the open file is found not to be the one at the path (or malformed): every later call fails with it. */
+  #lost: StateReplacedError | undefined;
 
   constructor(
     readonly location: string,
@@ -114,9 +126,12 @@ class SqliteDriver implements SqlDriver {
     private readonly busyTimeoutMs: number,
     private readonly locksFile: string,
     private readonly Sqlite: typeof BetterSqlite3,
+    private readonly identity: FileIdentity,
+    private readonly pageSize: number,
   ) {}
 
   #run<T>(db: Database, sql: string, params: readonly unknown[]): T[] {
+    if (this.#lost) throw this.#lost;
     let cache = this.#statements.get(db);
     if (cache === undefined) this.#statements.set(db, (cache = new Map()));
     // Prepared once per query text (the audit insert has one text per batch size, up to 500).
@@ -133,7 +148,7 @@ class SqliteDriver implements SqlDriver {
       // An array binds as the list of positional parameters (no spread of up to 2,800 arguments).
       return (statement.reader ? statement.all(bound) : (statement.run(bound), [])) as T[];
     } catch (cause) {
-      throw wrap(cause);
+      throw this.#wrap(cause);
     }
   }
 
@@ -155,6 +170,8 @@ class SqliteDriver implements SqlDriver {
   }
 
   async #transaction<T>(fn: (tx: Transaction) => Promise<T>, durable: boolean, deadline: number): Promise<T> {
+    // Transactions queued before the file was found replaced must not write to it either.
+    if (this.#lost) throw this.#lost;
     if (durable !== this.#durable) {
       this.writer.pragma(`synchronous = ${durable ? 'FULL' : 'NORMAL'}`);
       this.#durable = durable;
@@ -181,7 +198,7 @@ class SqliteDriver implements SqlDriver {
         this.writer.exec('BEGIN IMMEDIATE');
         return;
       } catch (cause) {
-        if (sqliteCode(cause) !== 'SQLITE_BUSY' || Date.now() >= deadline) throw wrap(cause);
+        if (sqliteCode(cause) !== 'SQLITE_BUSY' || Date.now() >= deadline) throw this.#wrap(cause);
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
@@ -191,8 +208,30 @@ class SqliteDriver implements SqlDriver {
     try {
       this.writer.exec(sql);
     } catch (cause) {
-      throw wrap(cause);
+      throw this.#wrap(cause);
     }
+  }
+
+  /**
+   * Checks that the file open here is still the one at the path, and whole. Costs an open, an
+   * fstat and a 16-byte read, so it runs from the rollback guard's once-a-second check, never
+   * per request. Once it fails, it fails for good: reopening is the restart's job (README).
+   */
+  async checkStorage(): Promise<void> {
+    if (this.#lost) throw this.#lost;
+    const how = await describeChange(this.location, this.identity, this.pageSize);
+    if (how !== undefined) this.#lost ??= new StateReplacedError(this.location, how);
+    if (this.#lost) throw this.#lost;
+  }
+
+  /** SQLite's own codes for a file that is not (or no longer) a whole database count as a replaced file. */
+  #wrap(cause: unknown): unknown {
+    const code = sqliteCode(cause);
+    if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
+      this.#lost ??= new StateReplacedError(this.location, `found malformed (${code})`);
+      return this.#lost;
+    }
+    return wrap(cause);
   }
 
   async lock(): Promise<() => Promise<void>> {
