@@ -8,12 +8,12 @@ import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errorResponse, HttpError } from './http-error.js';
-import { SECURITY_HEADERS } from './request.js';
+import { SECURITY_HEADERS, sendJson } from './request.js';
 
 const TOO_LARGE = answer(new HttpError(431, 'RWS_HEADERS_TOO_LARGE', `request headers are limited to ${maxHeaderSize} bytes`));
 const TIMED_OUT = answer(new HttpError(408, 'RWS_REQUEST_TIMEOUT', 'the request was not received in time'));
 const MALFORMED = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request'));
-const NO_HOST = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: HTTP/1.1 needs a Host header'));
+const NO_HOST_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: HTTP/1.1 needs a Host header');
 
 /** The server's `clientError` listener: answers as node:http's default would, then closes the connection. */
 export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
@@ -31,13 +31,15 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
 export function refuseWithoutHost(app: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
   const refused = new WeakSet<Duplex>();
   return (req, res) => {
-    if (refused.has(req.socket)) {
-      res.destroy();
-      return;
-    }
+    // Not run, and never answered: the connection closes once the refusal ahead of it is sent.
+    if (refused.has(req.socket)) return;
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
       refused.add(req.socket);
-      refuse(req.socket, NO_HOST);
+      // Through the response, not the socket: node:http sends pipelined answers in order, so a
+      // request ahead of this one still waiting for its commit gets its own answer first (written
+      // straight to the socket, this 400 would have taken that answer's place).
+      const { status, body } = errorResponse(NO_HOST_ERROR);
+      sendJson(res, status, body, { connection: 'close' });
       return;
     }
     app(req, res);

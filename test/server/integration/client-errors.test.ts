@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { connect as connectTcp } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRowsSync, call, cliOk, makeStore, type RunningServer, selfSignedCert, startServer, type TestStore } from '../helpers/server.js';
+import { auditRowsSync, call, cliOk, makeApiKey, makeStore, type RunningServer, selfSignedCert, startServer, type TestStore, token } from '../helpers/server.js';
 
 let store: TestStore;
 let adminKey: string;
@@ -100,6 +100,25 @@ describe('requests node:http refuses', () => {
     // The control: the same admin request alone runs, and leaves its row.
     expect((await exchange(server.url, smuggled().replace('Host: x\r\n', 'Host: x\r\nConnection: close\r\n'))).statusLine).toBe('HTTP/1.1 200 OK');
     expect(auditRowsSync(store.dir).length).toBe(rows + 1);
+  });
+
+  it('answers a request without Host after the answer of the request pipelined ahead of it, never in its place', async () => {
+    const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+    // A one-use token: its read is charged and audited as served, so its answer must arrive.
+    const once = await token(server, reader.key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1 });
+    const { hostname, port } = new URL(server.url);
+    const received = await new Promise<string>((resolve) => {
+      const socket = connectTcp({ host: hostname, port: Number(port) });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text));
+      socket.once('connect', () => socket.write(`GET /api/v1/vault/production/SERVICE_B_KEY HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${once}\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n${smuggled()}`));
+    });
+    const statusLines = received.match(/HTTP\/1\.1 \d{3} [^\r]*/g) ?? [];
+    expect(statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 400 Bad Request']);
+    expect(received).toContain('client-errors-value');
+    expect(received).toContain('HTTP/1.1 needs a Host header');
   });
 
   it('answers headers over the size limit with a JSON 431', async () => {

@@ -136,7 +136,16 @@ class PostgresDriver implements SqlDriver {
       // No parameters, so both go in one round trip.
       await tx.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}`);
       const value = await fn(tx);
-      await tx.query('COMMIT');
+      // Not sent once the deadline has passed (a clean rollback). Once sent it gets the whole
+      // statement timeout, not what is left: cut short, a commit the database has applied would
+      // be reported as failed, "nothing served", with its rows and effects kept.
+      this.#timeLeft(options.deadline);
+      try {
+        await client.query(timed(statement('COMMIT', []), QUERY_TIMEOUT_MS));
+      } catch (cause) {
+        broken = cause;
+        throw this.#wrap(cause);
+      }
       broken = undefined;
       return value;
     } catch (error) {

@@ -379,12 +379,12 @@ export class SqlStateStore implements StateStore {
   async revokeTokensIssuedBefore(at: Date): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.query('UPDATE tokens SET revoked_at = $2 WHERE issued_at < $1 AND revoked_at IS NULL', [Math.ceil(at.getTime() / 1000), at.toISOString()]);
-      // From this commit on the restored chain is the one to extend: a commit queued after it
-      // finds every earlier token revoked, so it may now append to the shorter chain.
-      this.#newest = undefined;
       // Every replica drops what it cached, not only this one (`k:` with no id means everything).
       await this.#changed(tx, {});
     });
+    // Once the revocation has committed (never before: if it fails, commits must go on being
+    // refused), the restored chain is the one to extend: every earlier token is refused now.
+    this.#newest = undefined;
     await this.options.cache?.flush();
   }
 
