@@ -186,23 +186,30 @@ export class SqlStateStore implements StateStore {
       const rank = ({ commit }: Pending): number => lockRank(commit.effect);
       entries.sort(([, a], [, b]) => rank(a) - rank(b) || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
       const dead = await this.#deadKeys(tx, items);
-      const uses = new Map<string, { token: PresentedToken; indices: number[]; now: Date }>();
+      // In lock order (by jti); a jti's groups in a list of their own.
+      const uses: UseGroup[] = [];
+      const byJti = new Map<string, UseGroup[]>();
       for (const [index, { commit, now }] of entries) {
         const effect = commit.effect;
-        if (commit.liveKey !== undefined && dead.has(commit.liveKey)) {
+        if (commit.liveKey !== undefined && dead?.has(commit.liveKey) === true) {
           outcomes[index] = 'key_revoked';
         } else if (effect?.kind === 'use') {
           // Grouped by every claim, not by jti alone: a token signed again with other claims
           // must not ride on the real token's use (nor the real one be judged by its claims).
-          const claims = presentedKey(effect.token);
-          const group = uses.get(claims) ?? { token: effect.token, indices: [], now };
+          const same = byJti.get(effect.token.jti);
+          let group = same?.find((candidate) => sameClaims(candidate.token, effect.token));
+          if (group === undefined) {
+            group = { token: effect.token, indices: [], now };
+            uses.push(group);
+            if (same === undefined) byJti.set(effect.token.jti, [group]);
+            else same.push(group);
+          }
           group.indices.push(index);
-          uses.set(claims, group);
         } else if (effect !== undefined) {
           outcomes[index] = await this.#apply(tx, commit, now);
         }
       }
-      for (const { token, indices, now } of uses.values()) {
+      for (const { token, indices, now } of uses) {
         const { granted, apiKeyId: charged } = await this.#use(tx, token, indices.length, now);
         let refused: TokenOutcome = 'ok';
         let apiKeyId: string | null = charged ?? null;
@@ -226,9 +233,12 @@ export class SqlStateStore implements StateStore {
    * read (no lock): it sees every revocation committed before this transaction, which is what
    * "stops working at the next request, on every replica" needs, whatever a cache still says.
    */
-  async #deadKeys(tx: Transaction, items: Pending[]): Promise<Set<string>> {
-    const ids = [...new Set(items.flatMap(({ commit }) => (commit.liveKey === undefined ? [] : [commit.liveKey])))];
-    if (ids.length === 0) return new Set();
+  async #deadKeys(tx: Transaction, items: Pending[]): Promise<Set<string> | undefined> {
+    // Most batches are token reads, which name no key: no allocation, no query for them.
+    let asked: Set<string> | undefined;
+    for (const { commit } of items) if (commit.liveKey !== undefined) (asked ??= new Set()).add(commit.liveKey);
+    if (asked === undefined) return undefined;
+    const ids = [...asked];
     const now = (items[0] as Pending).now.toISOString();
     const marks = ids.map((_, index) => `$${index + 2}`).join(', ');
     const live = await tx.query<{ id: string }>(`SELECT id FROM api_keys WHERE id IN (${marks}) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)`, [now, ...ids]);
@@ -593,8 +603,14 @@ function needsDurability({ effect, durable }: Commit): boolean {
 }
 
 /** One text per distinct presented token (JSON quotes every field, so no two tokens share one). */
-function presentedKey(token: PresentedToken): string {
-  return JSON.stringify([token.jti, token.subject, token.environment, token.key_pattern, token.issued_at, token.expires_at, token.usage_limit]);
+interface UseGroup {
+  token: PresentedToken;
+  indices: number[];
+  now: Date;
+}
+
+function sameClaims(a: PresentedToken, b: PresentedToken): boolean {
+  return a.jti === b.jti && a.subject === b.subject && a.environment === b.environment && a.key_pattern === b.key_pattern && a.issued_at === b.issued_at && a.expires_at === b.expires_at && a.usage_limit === b.usage_limit;
 }
 
 /** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */
