@@ -11,7 +11,6 @@
 interface Entry<Item, Result> {
   item: Item;
   deadline: number;
-  timer?: ReturnType<typeof setTimeout>;
   resolve: (result: Result) => void;
   reject: (error: unknown) => void;
 }
@@ -30,6 +29,9 @@ export class CommitQueue<Item, Result> {
   #scheduled = false;
   #waiters: Array<() => void> = [];
   readonly #maxBatch: number;
+  // One timer for the queue, not one per commit (a timer per request cost the hot path): it is
+  // due with the oldest waiting commit, since deadlines follow the order commits are asked in.
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly run: (items: Item[], deadline: number | undefined) => Promise<Result[]>,
@@ -42,8 +44,8 @@ export class CommitQueue<Item, Result> {
     return new Promise<Result>((resolve, reject) => {
       const { maxWaitMs } = this.options;
       const entry: Entry<Item, Result> = { item, deadline: maxWaitMs === undefined ? Infinity : Date.now() + maxWaitMs, resolve, reject };
-      if (maxWaitMs !== undefined) entry.timer = setTimeout(() => this.#expire(entry), maxWaitMs);
       this.#pending.push(entry);
+      if (maxWaitMs !== undefined && this.#timer === undefined) this.#arm();
       if (!this.#running && !this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => void this.#drain());
@@ -51,12 +53,23 @@ export class CommitQueue<Item, Result> {
     });
   }
 
-  /** A commit still waiting for its turn at its deadline fails; one in a running batch waits for it. */
-  #expire(entry: Entry<Item, Result>): void {
-    const index = this.#pending.indexOf(entry);
-    if (index < 0) return;
-    this.#pending.splice(index, 1);
-    entry.reject(this.options.expired?.() ?? new Error('the commit waited past its deadline'));
+  /** Sets the timer for the oldest commit still waiting, if any. */
+  #arm(): void {
+    const oldest = this.#pending[0];
+    if (oldest === undefined || !Number.isFinite(oldest.deadline)) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#expire();
+      this.#arm();
+    }, Math.max(0, oldest.deadline - Date.now()));
+  }
+
+  /** Commits still waiting for their turn at their deadline fail; one in a running batch waits for it. */
+  #expire(): void {
+    const now = Date.now();
+    while (this.#pending.length > 0 && (this.#pending[0] as Entry<Item, Result>).deadline <= now) {
+      (this.#pending.shift() as Entry<Item, Result>).reject(this.options.expired?.() ?? new Error('the commit waited past its deadline'));
+    }
   }
 
   async #drain(): Promise<void> {
@@ -64,8 +77,12 @@ export class CommitQueue<Item, Result> {
     this.#running = true;
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, this.#maxBatch);
-      for (const entry of batch) clearTimeout(entry.timer);
-      const deadline = Math.min(...batch.map((entry) => entry.deadline));
+      if (this.#pending.length === 0 && this.#timer !== undefined) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+      }
+      // The oldest commit's: deadlines follow the order of the queue.
+      const deadline = (batch[0] as Entry<Item, Result>).deadline;
       try {
         const results = await this.run(batch.map((entry) => entry.item), Number.isFinite(deadline) ? deadline : undefined);
         batch.forEach((entry, index) => entry.resolve(results[index] as Result));
