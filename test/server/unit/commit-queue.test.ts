@@ -32,6 +32,34 @@ describe('CommitQueue with maxWaitMs', () => {
     await queue.drained();
   });
 
+  it('fails each waiting commit by its own deadline, one after another, and keeps one not yet due', async () => {
+    let release: () => void = () => undefined;
+    const ran: string[][] = [];
+    const queue = new CommitQueue<string, string>(
+      async (items) => {
+        ran.push(items);
+        if (items.includes('hangs')) await new Promise<void>((resolve) => (release = resolve));
+        return items.map((item) => `${item} done`);
+      },
+      { maxWaitMs: 300, expired: () => new Error('expired') },
+    );
+    const first = queue.push('hangs');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const settled: string[] = [];
+    const track = (name: string, promise: Promise<string>) => promise.then(() => settled.push(`${name} ok`), () => settled.push(`${name} expired`));
+    const early = track('early', queue.push('early'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const middle = track('middle', queue.push('middle'));
+    await Promise.all([early, middle]);
+    expect(settled).toEqual(['early expired', 'middle expired']);
+    // Asked for after those expired, and released before its own deadline: it runs.
+    const late = queue.push('late');
+    release();
+    await expect(first).resolves.toBe('hangs done');
+    await expect(late).resolves.toBe('late done');
+    expect(ran).toEqual([['hangs'], ['late']]);
+  });
+
   it('without maxWaitMs, waits its turn however long it takes, with no deadline', async () => {
     const deadlines: Array<number | undefined> = [];
     const queue = new CommitQueue<number, number>(async (items, deadline) => {
