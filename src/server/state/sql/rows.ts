@@ -33,22 +33,16 @@ export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStat
  * from the file state holds no subject or scope, so no token matches it (fail closed).
  */
 export function judge(row: TokenStatusRow | undefined, token: PresentedToken, now: Date): TokenOutcome {
-  if (row === undefined || !matchesRecord(row, token)) return 'unknown';
+  if (row === undefined || !sameClaims(row, token)) return 'unknown';
   if (row.revoked_at !== null || !row.key_exists || row.key_revoked_at !== null) return 'revoked';
   if (row.key_expires_at !== null && row.key_expires_at <= now.toISOString()) return 'revoked';
   if (row.usage_limit !== null && row.uses >= row.usage_limit) return 'exhausted';
   return 'ok';
 }
 
-function matchesRecord(row: TokenStatusRow, token: PresentedToken): boolean {
-  return (
-    row.subject === token.subject &&
-    row.environment === token.environment &&
-    row.key_pattern === token.key_pattern &&
-    row.issued_at === token.issued_at &&
-    row.expires_at === token.expires_at &&
-    row.usage_limit === token.usage_limit
-  );
+/** Every claim a record holds is the same in both (a record and a token, or two tokens). */
+export function sameClaims(a: PresentedToken, b: PresentedToken): boolean {
+  return a.jti === b.jti && a.subject === b.subject && a.environment === b.environment && a.key_pattern === b.key_pattern && a.issued_at === b.issued_at && a.expires_at === b.expires_at && a.usage_limit === b.usage_limit;
 }
 
 export function toApiKey(row: Row): ApiKeyRecord {

@@ -9,7 +9,7 @@ import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
 import { StateUnavailableError } from '../state-errors.js';
 import type { SqlDriver, Transaction } from './driver.js';
-import { judge, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toSession, toTokenView } from './rows.js';
+import { judge, sameClaims, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toSession, toTokenView } from './rows.js';
 import { currentVersion } from './schema.js';
 import { StateWentBackError } from '../state-errors.js';
 
@@ -602,15 +602,11 @@ function needsDurability({ effect, durable }: Commit): boolean {
   return durable === true || (effect !== undefined && (effect.kind !== 'use' || effect.token.usage_limit !== null));
 }
 
-/** One text per distinct presented token (JSON quotes every field, so no two tokens share one). */
+/** The uses of one presented token in a batch. */
 interface UseGroup {
   token: PresentedToken;
   indices: number[];
   now: Date;
-}
-
-function sameClaims(a: PresentedToken, b: PresentedToken): boolean {
-  return a.jti === b.jti && a.subject === b.subject && a.environment === b.environment && a.key_pattern === b.key_pattern && a.issued_at === b.issued_at && a.expires_at === b.expires_at && a.usage_limit === b.usage_limit;
 }
 
 /** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */
