@@ -2,7 +2,7 @@
 // read key and see it once, watch its audit rows arrive in live mode, share a filtered view,
 // revoke the key, set a secret, sign out. With RWS_UPDATE_SCREENSHOTS=1 it also takes the
 // README's screenshots of every page, light and dark.
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fixture, makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
 import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../server/helpers/server.js';
@@ -340,18 +340,22 @@ it('applies the same audit filters again as a new load, and keeps the exact time
   await context.close();
 }, 60_000);
 
-it('takes on the session another tab signed in with: a change refused for it is said so, changes nothing, and works when tried again', async () => {
-  const second = /^key: (\S+)$/m.exec(await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'ops-second', '--admin']))?.[1] as string;
-  const { page, context, problems } = await openPage(browser);
-  await signIn(page, server.url, admin);
-  // Another tab of the same browser signs out, then in again with another admin key: the cookie
-  // now holds a new session, whose CSRF token the first tab never saw.
+/** Another tab of the same browser signs out, then in with `key`: the cookie then holds a new session. */
+async function signInAgainInAnotherTab(context: BrowserContext, key: string): Promise<void> {
   const other = await context.newPage();
   await other.goto(`${server.url}/console/`);
   await other.getByRole('button', { name: 'Sign out' }).click();
   await other.getByText('You have signed out.').waitFor();
-  await signIn(other, server.url, second);
+  await signIn(other, server.url, key);
   await other.close();
+}
+
+it('takes on the session another tab signed in with: a change refused for it is said so, changes nothing, and works when tried again', async () => {
+  const second = /^key: (\S+)$/m.exec(await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'ops-second', '--admin']))?.[1] as string;
+  const { page, context, problems } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  // Signed in again elsewhere with another admin key: a session whose CSRF token this tab never saw.
+  await signInAgainInAnotherTab(context, second);
   const create = async () => {
     await page.getByLabel('Name', { exact: true }).fill('after-other-tab');
     await page.getByLabel('Environments').fill('production');
@@ -369,12 +373,7 @@ it('takes on the session another tab signed in with: a change refused for it is 
   expect(await named()).toBe(1);
   expect(await page.content()).not.toContain(second);
   // The same for a sign-out: the session it would end is not the one shown, so it asks again.
-  const third = await context.newPage();
-  await third.goto(`${server.url}/console/`);
-  await third.getByRole('button', { name: 'Sign out' }).click();
-  await third.getByText('You have signed out.').waitFor();
-  await signIn(third, server.url, admin);
-  await third.close();
+  await signInAgainInAnotherTab(context, admin);
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('alert').filter({ hasText: 'Not signed out: this browser signed in again in another tab; press Sign out again to end that session.' }).waitFor();
   await page.getByText('Signed in as ops', { exact: true }).waitFor();
