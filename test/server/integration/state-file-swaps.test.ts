@@ -92,3 +92,35 @@ describe('a backup restored in place while a server runs', () => {
     expect((await read(running, fresh)).status).toBe(200);
   }, 60_000);
 });
+
+describe('a restored backup whose revocation fails', () => {
+  it('serves nothing from the restored rows until the revocation has committed', async () => {
+    const { running, t, db } = await serveAndBackUp();
+    expect((await call(`${running.url}/api/v1/vault/tokens/revoke`, { method: 'POST', auth: t })).status).toBe(204);
+    // The restored copy refuses any change of revoked_at, so the guard's revocation of every
+    // earlier token fails (again and again) while reads, which only count uses, could commit.
+    const { default: Sqlite } = await import('better-sqlite3');
+    const backup = new Sqlite(`${db}.bk`);
+    backup.exec("CREATE TRIGGER hold_revocations BEFORE UPDATE OF revoked_at ON tokens BEGIN SELECT RAISE(ABORT, 'held by the test'); END");
+    backup.close();
+    await copyThroughSqlite(`${db}.bk`, db);
+    // Several of the guard's once-a-second tries fail meanwhile: not one read is served.
+    const statuses: number[] = [];
+    const until3s = Date.now() + 3_000;
+    while (Date.now() < until3s) {
+      const reply = await read(running, t);
+      statuses.push(reply.status);
+      if (reply.status !== 200) expect(['RWS_STATE_UNAVAILABLE', 'RWS_TOKEN_REVOKED']).toContain(reply.body.error.code);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(statuses.length).toBeGreaterThan(10);
+    expect(statuses.filter((status) => status === 200)).toEqual([]);
+    expect(running.stderr()).not.toContain('RWS_STATE_ROLLED_BACK');
+    // Once the revocation can commit, the guard's next try makes it, and says so.
+    const live = new Sqlite(db);
+    live.exec('DROP TRIGGER hold_revocations');
+    live.close();
+    await until(async () => running.stderr().includes('RWS_STATE_ROLLED_BACK'), 10_000);
+    expect((await read(running, t)).body.error.code).toBe('RWS_TOKEN_REVOKED');
+  }, 60_000);
+});
