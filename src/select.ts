@@ -2,8 +2,7 @@
 // rules. Validation runs over exactly what would be injected, before anything is written.
 import { NameRefusedError, PatternUnmatchedError, SecretMissingError } from './errors.js';
 import { matchesAny } from './glob.js';
-import { assertInjectableName, assertInjectableValue } from './names.js';
-import { isShellManaged } from './process/ignored-signals.js';
+import { assertInjectableName, assertInjectableValue, isShellSetName } from './names.js';
 import type { Secrets } from './sources/source.js';
 
 export interface Selection {
@@ -40,7 +39,7 @@ export function selectSecrets(all: Secrets, selection: Selection): Secrets {
   // Names first: an invalid name must be refused before it can be mistaken for anything else.
   for (const name of chosen.keys()) assertInjectableName(name, selection.allowNames);
   if (selection.throughShell && selection.throughShell.length > 0) {
-    for (const name of chosen.keys()) if (isShellManaged(name)) throw shellManagedError(name, selection.throughShell);
+    for (const name of chosen.keys()) if (isShellSetName(name)) throw shellManagedError(name, selection.throughShell);
   }
   for (const [name, value] of chosen) assertInjectableValue(name, value);
   return chosen;

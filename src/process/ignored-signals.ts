@@ -19,21 +19,6 @@ export function parseSigIgnMask(mask: string | undefined): NodeJS.Signals[] {
   return ignored;
 }
 
-/**
- * Variables the trampoline's sh sets, drops or rejects itself, so a secret of that name would not
- * reach the command as sent: dash rewrites PPID and PWD and dies on a non-numeric OPTIND, printing
- * the value ("Illegal number: ..."); bash (/bin/sh on Fedora, Arch) also rewrites SHLVL, LINENO,
- * OLDPWD, `_`, PS1, RANDOM and others, and prints bad BASH_XTRACEFD or BASH_COMPAT values.
- * Found by running both with every name set (dash 0.5.12, bash 5.2). PS4, IFS, ENV, BASHOPTS and
- * SHELLOPTS are protected names already.
- */
-const SHELL_MANAGED = new Set(['PPID', 'PWD', 'OLDPWD', 'OPTIND', 'OPTERR', 'OPTARG', 'LINENO', 'SHLVL', '_', 'RANDOM', 'SRANDOM', 'SECONDS', 'HISTCMD', 'BASH', 'BASHPID', 'EPOCHSECONDS', 'EPOCHREALTIME', 'COMP_WORDBREAKS', 'PS1', 'PS2']);
-
-/** True when /bin/sh, exec'ing the command for the ignored signals, would not pass `name` on as given. */
-export function isShellManaged(name: string): boolean {
-  return SHELL_MANAGED.has(name) || name.startsWith('BASH_');
-}
-
 /** argv that runs `command` with `ignored` set to SIG_IGN: sh's trap, then exec. */
 export function commandIgnoring(ignored: readonly NodeJS.Signals[], command: string, args: readonly string[]): { command: string; args: string[] } {
   const numbers = ignored.map((signal) => constants.signals[signal]).join(' ');
