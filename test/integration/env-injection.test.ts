@@ -281,6 +281,18 @@ describe('command line', () => {
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it.each([
+    [['rws_sk_0123456789abcdef0123456789abcdef', '--', 'true']],
+    [['--env-file', 'x', 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl', '--', 'true']],
+    [['token', 'rws_sk_0123456789abcdef0123456789abcdef']],
+    [['--log-format', 'json', '--env-file', 'x', 'rws_sk_0123456789abcdef0123456789abcdef', '--', 'true']],
+  ])('a key or token typed where a word was expected is not quoted back: %j', async (args) => {
+    const result = await runBin(args, { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/RWS_USAGE.*(rws_sk_\[redacted\]|eyJ\[redacted token\])/);
+    expect(result.stderr).not.toMatch(/0123456789abcdef|c2lnbmF0dXJl/);
+  });
+
   it('Node does not act on our --env-file (the shebang ends Node options)', async () => {
     const result = await runBin(['--env-file', `${dir}/missing.env`, '--', 'true'], { runtimeDir: dir });
     expect(result.exitCode).toBe(125);
