@@ -125,6 +125,19 @@ describe('env injection and the trimmed environment', () => {
     expect(ownResult.stderr).toContain('RWS_NAME_PROTECTED');
   });
 
+  it('a value too large for an environment is the wrapper\'s failure (125) with the way out, not 126', async () => {
+    // Linux refuses any one variable over 128 KiB (MAX_ARG_STRLEN) at exec: a CA bundle is larger.
+    const big = 'B'.repeat(140_000);
+    const envFile = writeEnvFile(dir, 'big.env', `CA_BUNDLE=${big}\n`);
+    const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/error RWS_ENV_TOO_LARGE: .*E2BIG.*\(hint: use --inject-as file or --inject-as fd/);
+    expect(result.stderr).not.toContain('BBBB');
+    const file = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'sh', '-c', 'wc -c < "$SECRETS_FILE"'], { runtimeDir: dir });
+    expect(file.exitCode).toBe(0);
+    expect(Number(file.stdout)).toBe(`CA_BUNDLE='${big}'\n`.length);
+  });
+
   it('a secret named __proto__ is an ordinary variable', async () => {
     const envFile = writeEnvFile(dir, '.env', 'constructor=c\nA=1\n');
     const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
