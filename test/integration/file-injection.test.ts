@@ -197,6 +197,16 @@ describe('the secrets file is removed on every way out', () => {
     expect(wrapperDirs(dir)).toEqual([]);
   });
 
+  it.each(['0277', '0077', '0022'])('under umask %s the directory is exactly 0700 and the file 0600', async (umask) => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    // A umask that takes the owner's write bit would leave mkdtemp's directory 0500.
+    const script = `umask ${umask}; exec "$0" --env-file "$1" --inject-as file -- sh -c 'stat -c %a "$(dirname "$SECRETS_FILE")" "$SECRETS_FILE"; cat "$SECRETS_FILE"'`;
+    const result = await execa('sh', ['-c', script, BIN, envFile], { env: baseEnv(dir), extendEnv: false, reject: false });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe("700\n600\nAPI_KEY='abc123'");
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+
   it('command not found (127) and not executable (126)', async () => {
     const missing = await runFileMode(['--', 'definitely-not-a-command-xyz']);
     expect(missing.exitCode).toBe(127);
