@@ -91,7 +91,7 @@ export class SecretsFileError extends RwsError {
 
 /** The child could not be started. */
 export class SpawnError extends RwsError {
-  constructor(code: 'RWS_COMMAND_NOT_FOUND' | 'RWS_COMMAND_NOT_EXECUTABLE' | 'RWS_SPAWN_FAILED', message: string, exitCode: number, hint?: string) {
+  constructor(code: 'RWS_COMMAND_NOT_FOUND' | 'RWS_COMMAND_NOT_EXECUTABLE' | 'RWS_SPAWN_FAILED' | 'RWS_ENV_TOO_LARGE', message: string, exitCode: number, hint?: string) {
     super(code, message, { hint, exitCode });
   }
 }

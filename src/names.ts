@@ -38,6 +38,26 @@ export const PROTECTED_NAMES: readonly string[] = [
   'PATH', 'HOME', 'SHELL', 'USER', 'LOGNAME', 'RWS_*',
 ];
 
+/**
+ * Variables that sh or bash set, drop or check themselves, so a value given for one does not
+ * survive a shell: through `. "$SECRETS_FILE"` (--file-format shell), or the /bin/sh that starts
+ * the child when signals were ignored at start (process/ignored-signals.ts). dash rewrites PPID
+ * and PWD, and dies on a non-numeric OPTIND, printing the value ("Illegal number: ..."); bash
+ * also rewrites SHLVL, LINENO, `_`, RANDOM, SECONDS, BASH_*, keeps UID, EUID and PPID read-only,
+ * and prints a bad BASH_XTRACEFD or BASH_COMPAT value. Found by setting each name in dash 0.5.12
+ * and bash 5.2, --posix or not. Case-sensitive, as shells are. PS4, IFS, ENV, BASHOPTS and
+ * SHELLOPTS are protected names already.
+ */
+const SHELL_SET_NAMES = new Set([
+  'PPID', 'PWD', 'OLDPWD', 'OPTIND', 'OPTERR', 'OPTARG', 'LINENO', 'SHLVL', '_', 'RANDOM', 'SRANDOM',
+  'SECONDS', 'HISTCMD', 'BASH', 'BASHPID', 'EPOCHSECONDS', 'EPOCHREALTIME', 'COMP_WORDBREAKS', 'PS1',
+  'PS2', 'UID', 'EUID', 'GROUPS', 'DIRSTACK', 'FUNCNAME',
+]);
+
+export function isShellSetName(name: string): boolean {
+  return SHELL_SET_NAMES.has(name) || name.startsWith('BASH_');
+}
+
 export function isProtectedName(name: string): boolean {
   const upper = name.toUpperCase();
   return PROTECTED_NAMES.some((entry) => globMatch(entry, upper));

@@ -1,8 +1,8 @@
 // Which secrets a run injects: patterns (-k) and exact keys (--key), then the name and value
 // rules. Validation runs over exactly what would be injected, before anything is written.
-import { PatternUnmatchedError, SecretMissingError } from './errors.js';
+import { NameRefusedError, PatternUnmatchedError, SecretMissingError } from './errors.js';
 import { matchesAny } from './glob.js';
-import { assertInjectableName, assertInjectableValue } from './names.js';
+import { assertInjectableName, assertInjectableValue, isShellSetName } from './names.js';
 import type { Secrets } from './sources/source.js';
 
 export interface Selection {
@@ -11,6 +11,11 @@ export interface Selection {
   allowNames: ReadonlySet<string>;
   /** --allow-empty: a pattern that matches nothing is not an error. */
   allowEmpty: boolean;
+  /**
+   * Env injection while signals were ignored at start: the child is exec'd by /bin/sh
+   * (ignored-signals.ts), which rewrites some variables; secrets of those names are refused.
+   */
+  throughShell?: readonly NodeJS.Signals[] | undefined;
 }
 
 export function selectSecrets(all: Secrets, selection: Selection): Secrets {
@@ -33,6 +38,18 @@ export function selectSecrets(all: Secrets, selection: Selection): Secrets {
   }
   // Names first: an invalid name must be refused before it can be mistaken for anything else.
   for (const name of chosen.keys()) assertInjectableName(name, selection.allowNames);
+  if (selection.throughShell && selection.throughShell.length > 0) {
+    for (const name of chosen.keys()) if (isShellSetName(name)) throw shellManagedError(name, selection.throughShell);
+  }
   for (const [name, value] of chosen) assertInjectableValue(name, value);
   return chosen;
+}
+
+/** Not --allow-name's to waive: sh would print the value or pass the child another one. */
+function shellManagedError(name: string, ignored: readonly NodeJS.Signals[]): NameRefusedError {
+  return new NameRefusedError(
+    'RWS_NAME_PROTECTED',
+    `secret name ${name} cannot reach the child unchanged: ${ignored.join(', ')} ${ignored.length === 1 ? 'was' : 'were'} ignored when run-with-secrets started, so the child is started through /bin/sh, which sets ${name} itself`,
+    'rename the secret, use --inject-as file or fd, or start run-with-secrets without ignoring signals (not under nohup or as a background job of a script)',
+  );
 }

@@ -42,6 +42,15 @@ export function wantsColor(isTTY: boolean | undefined, env: Readonly<Record<stri
   return isTTY === true;
 }
 
+// An API key or a JWT that a user typed where a word was expected (`run-with-secrets $KEY -- job`,
+// `token $TOKEN`) is quoted back by usage errors ("unknown command ..."); the one place every
+// line passes through takes it out, whoever wrote the message.
+const CREDENTIAL_SHAPES = /rws_sk_[0-9A-Za-z]{8,}|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+
+export function redactCredentials(line: string): string {
+  return line.replace(CREDENTIAL_SHAPES, (found) => (found.startsWith('rws_sk_') ? 'rws_sk_[redacted]' : 'eyJ[redacted token]'));
+}
+
 export async function createLogger(options: LoggerOptions): Promise<Logger> {
   // chalk is loaded only when colour will be used: most runs (cron, pipes) never pay for it.
   let palette = plain;
@@ -59,7 +68,7 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
   };
   const write = (line: string): void => {
     eraseProgress();
-    options.stream.write(`${line}\n`);
+    options.stream.write(`${redactCredentials(line)}\n`);
   };
   const drawsProgress = options.terminal === true && options.format === 'text' && options.level !== 'quiet';
   const json = (level: string, fields: Record<string, string | undefined>): void => {

@@ -43,7 +43,7 @@ export async function loadConfigFile(path: string, profile: string | undefined, 
     if (problem) throw problem;
     raw = doc.toJS({ maxAliasCount: 20 });
   } catch (error) {
-    throw new ConfigError('RWS_CONFIG_INVALID', `${path} is not valid YAML: ${firstLine((error as Error).message)}`, 'fix the syntax');
+    throw new ConfigError('RWS_CONFIG_INVALID', `${path} is not valid YAML: ${describeYamlProblem(error)}`, 'fix the syntax');
   }
   if (raw === null || raw === undefined) raw = {};
   if (!isPlainObject(raw)) throw new ConfigError('RWS_CONFIG_INVALID', `${path} must be a mapping of settings`);
@@ -145,6 +145,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function firstLine(message: string): string {
-  return message.split('\n')[0] ?? message;
+/**
+ * What and where, never the text: yaml's messages quote what they stumbled on, and in this file
+ * that may be the API key (`api_key: *rws_sk_...` is "Unresolved alias ...: rws_sk_...", and an
+ * unknown tag is quoted the same way).
+ */
+function describeYamlProblem(error: unknown): string {
+  const first = String((error as Error).message ?? '').split('\n')[0] ?? '';
+  const what = first.replace(/ at line \d+, column \d+:?$/, '').split(': ')[0];
+  const at = (error as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+  return at ? `${what} at line ${at.line}, column ${at.col}` : what!;
 }

@@ -3,6 +3,7 @@
 // altered.
 import { dotenvParse } from '../dotenv-parse.js';
 import { FormatError } from '../errors.js';
+import { isShellSetName } from '../names.js';
 import { dotenvLine } from './dotenv-subset.js';
 import type { Secrets } from '../sources/source.js';
 
@@ -39,10 +40,16 @@ export function serializeDotenv(secrets: Secrets, parse: DotenvParse): string {
   return text;
 }
 
-/** POSIX single quotes carry every byte but NUL; a quote is written as '\'' . */
+/**
+ * POSIX single quotes carry every byte but NUL; a quote is written as '\'' . Not every name: the
+ * shell sets some itself (dash dies on `export OPTIND='...'`, printing the value).
+ */
 export function serializeShell(secrets: Secrets): string {
   let text = '';
-  for (const [name, value] of secrets) text += `export ${name}='${value.replace(/'/g, `'\\''`)}'\n`;
+  for (const [name, value] of secrets) {
+    if (isShellSetName(name)) throw new FormatError(name, 'shell', `sh or bash sets ${name} itself`, 'json');
+    text += `export ${name}='${value.replace(/'/g, `'\\''`)}'\n`;
+  }
   verifyRoundTrip(secrets, readShellExports(text), 'shell');
   return text;
 }

@@ -2,7 +2,7 @@
 // there. Run at every start, env mode included, so it uses synchronous calls (a few syscalls):
 // node:fs/promises would cost each cron run ≈2 ms to load (bench/startup). The file itself is
 // secrets-file.ts, loaded only for file and fd injection.
-import { lstatSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, lstatSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The private directories' names: DIR_PREFIX, the wrapper's pid, a dash, six characters (mkdtemp). */
@@ -25,10 +25,12 @@ export interface PlacementOptions {
 
 /** Where to put the private directory: $XDG_RUNTIME_DIR, /dev/shm, else the temp dir. */
 export async function choosePlacement(options: PlacementOptions): Promise<Placement> {
-  if (options.xdgRuntimeDir && (await isPrivateRamDir(options.xdgRuntimeDir, options.uid))) {
+  if (options.xdgRuntimeDir && (await isPrivateRamDir(options.xdgRuntimeDir, options.uid)) && isWritable(options.xdgRuntimeDir)) {
     return { base: options.xdgRuntimeDir, ramBacked: true };
   }
-  if (await isRamFilesystem('/dev/shm')) return { base: '/dev/shm', ramBacked: true };
+  // A /dev/shm we cannot write to (mounted read-only, or root's 0755 in a minimal container)
+  // would fail every file-mode run: the temp dir, with its warning, is better than nothing.
+  if ((await isRamFilesystem('/dev/shm')) && isWritable('/dev/shm')) return { base: '/dev/shm', ramBacked: true };
   return { base: options.tmpDir, ramBacked: await isRamFilesystem(options.tmpDir) };
 }
 
@@ -36,6 +38,15 @@ async function isPrivateRamDir(path: string, uid: number): Promise<boolean> {
   try {
     const info = lstatSync(path);
     return info.isDirectory() && info.uid === uid && (info.mode & 0o077) === 0 && (await isRamFilesystem(path));
+  } catch {
+    return false;
+  }
+}
+
+function isWritable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.W_OK | fsConstants.X_OK);
+    return true;
   } catch {
     return false;
   }

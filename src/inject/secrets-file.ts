@@ -32,10 +32,17 @@ export class SecretsFile {
     try {
       dir = await mkdtemp(join(base, `${DIR_PREFIX}${process.pid}-`));
     } catch (error) {
-      throw new SecretsFileError(`cannot create a private directory in ${base}`, 'check that the directory exists and is writable, or set TMPDIR', error);
+      throw new SecretsFileError(`cannot create a private directory in ${base}: ${reason(error)}`, 'check that the directory exists and is writable, or set XDG_RUNTIME_DIR to a private tmpfs directory', error);
     }
     const file = new SecretsFile(dir, join(dir, fileName));
     register(file);
+    try {
+      // mkdtemp asks for 0700, but the umask may take bits away (umask 0277 leaves 0500, where not
+      // even we may create the file): make the mode exact, as for the file.
+      await chmod(dir, 0o700);
+    } catch (error) {
+      throw new SecretsFileError(`cannot make ${dir} private: ${reason(error)}`, 'check the temporary directory', error);
+    }
     await file.write(content);
     return file;
   }
@@ -58,7 +65,7 @@ export class SecretsFile {
       const info = await handle.stat();
       if ((info.mode & 0o777) !== 0o600 || !info.isFile()) throw new Error('unexpected file mode');
     } catch (error) {
-      throw new SecretsFileError(`cannot create the secrets file in ${this.dir}`, 'check the temporary directory (see --verbose)', error);
+      throw new SecretsFileError(`cannot create the secrets file in ${this.dir}: ${reason(error)}`, 'check the temporary directory', error);
     } finally {
       await handle?.close();
     }
@@ -118,7 +125,7 @@ export class SecretsFile {
       }
       if (this.readHandle) throw new Error('a detached file can only be rewritten through a kept descriptor');
     } catch (error) {
-      throw new SecretsFileError('cannot rewrite the secrets file', 'check the runtime directory (see --verbose)', error);
+      throw new SecretsFileError(`cannot rewrite the secrets file: ${reason(error)}`, 'check the runtime directory', error);
     }
     // Loaded here: node:crypto is not otherwise needed by a plain run.
     const { randomBytes } = await import('node:crypto');
@@ -128,7 +135,7 @@ export class SecretsFile {
       await rename(next, this.path);
     } catch (error) {
       await rm(next, { force: true }).catch(() => undefined);
-      throw error instanceof SecretsFileError ? error : new SecretsFileError(`cannot replace the secrets file in ${this.dir}`, 'check the runtime directory (see --verbose)', error);
+      throw error instanceof SecretsFileError ? error : new SecretsFileError(`cannot replace the secrets file in ${this.dir}: ${reason(error)}`, 'check the runtime directory', error);
     }
   }
 
@@ -147,4 +154,11 @@ export class SecretsFile {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+}
+
+/** Why, in words that hold no content: an errno code (ENOSPC, EACCES), or our own check's finding. */
+function reason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string') return code;
+  return error instanceof Error ? error.message : 'unknown error';
 }

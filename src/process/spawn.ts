@@ -4,7 +4,7 @@
 // every cron run would pay.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import type { Writable } from 'node:stream';
-import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, SpawnError } from '../errors.js';
+import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_WRAPPER_FAILURE, SpawnError } from '../errors.js';
 import type { Outcome } from './exit-status.js';
 import { commandIgnoring, lookupFailure } from './ignored-signals.js';
 
@@ -130,6 +130,11 @@ function spawnFailure(command: string, error: unknown): SpawnError {
   }
   if (code === 'EACCES' || code === 'ENOEXEC' || code === 'EISDIR' || code === 'EPERM') {
     return new SpawnError('RWS_COMMAND_NOT_EXECUTABLE', `cannot execute ${command}: ${code}`, EXIT_CANNOT_EXECUTE, 'check that the file is a program and has its execute bit (chmod +x)');
+  }
+  if (code === 'E2BIG') {
+    // The kernel refuses one variable over 128 KiB (MAX_ARG_STRLEN) or all of them over its limit:
+    // the command is fine, the secrets do not fit in an environment. Ours to report, not 126.
+    return new SpawnError('RWS_ENV_TOO_LARGE', `cannot start ${command}: the environment is too large for the system (E2BIG; one value over 128 KiB, or all of them together)`, EXIT_WRAPPER_FAILURE, 'use --inject-as file or --inject-as fd for large secrets');
   }
   return new SpawnError('RWS_SPAWN_FAILED', `cannot start ${command}: ${code ?? 'unknown error'}`, EXIT_CANNOT_EXECUTE);
 }

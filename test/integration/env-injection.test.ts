@@ -125,6 +125,19 @@ describe('env injection and the trimmed environment', () => {
     expect(ownResult.stderr).toContain('RWS_NAME_PROTECTED');
   });
 
+  it('a value too large for an environment is the wrapper\'s failure (125) with the way out, not 126', async () => {
+    // Linux refuses any one variable over 128 KiB (MAX_ARG_STRLEN) at exec: a CA bundle is larger.
+    const big = 'B'.repeat(140_000);
+    const envFile = writeEnvFile(dir, 'big.env', `CA_BUNDLE=${big}\n`);
+    const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/error RWS_ENV_TOO_LARGE: .*E2BIG.*\(hint: use --inject-as file or --inject-as fd/);
+    expect(result.stderr).not.toContain('BBBB');
+    const file = await runBin(['--env-file', envFile, '--inject-as', 'file', '--', 'sh', '-c', 'wc -c < "$SECRETS_FILE"'], { runtimeDir: dir });
+    expect(file.exitCode).toBe(0);
+    expect(Number(file.stdout)).toBe(`CA_BUNDLE='${big}'\n`.length);
+  });
+
   it('a secret named __proto__ is an ordinary variable', async () => {
     const envFile = writeEnvFile(dir, '.env', 'constructor=c\nA=1\n');
     const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
@@ -279,6 +292,18 @@ describe('command line', () => {
     expect(result.exitCode).toBe(125);
     expect(result.stderr).toMatch(message);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it.each([
+    [['rws_sk_0123456789abcdef0123456789abcdef', '--', 'true']],
+    [['--env-file', 'x', 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl', '--', 'true']],
+    [['token', 'rws_sk_0123456789abcdef0123456789abcdef']],
+    [['--log-format', 'json', '--env-file', 'x', 'rws_sk_0123456789abcdef0123456789abcdef', '--', 'true']],
+  ])('a key or token typed where a word was expected is not quoted back: %j', async (args) => {
+    const result = await runBin(args, { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/RWS_USAGE.*(rws_sk_\[redacted\]|eyJ\[redacted token\])/);
+    expect(result.stderr).not.toMatch(/0123456789abcdef|c2lnbmF0dXJl/);
   });
 
   it('Node does not act on our --env-file (the shebang ends Node options)', async () => {

@@ -1,5 +1,8 @@
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse } from 'dotenv';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
@@ -185,7 +188,6 @@ describe('the secrets file is removed on every way out', () => {
   });
 
   it('a stop signal before the child starts (source still loading) ends the wrapper by that signal', async () => {
-    const { execFileSync } = await import('node:child_process');
     const fifo = `${dir}/never-written.env`;
     execFileSync('mkfifo', [fifo]);
     const child = runBin(['--env-file', fifo, '--inject-as', 'file', '--', fixture('print-env.mjs')], { runtimeDir: dir });
@@ -194,6 +196,16 @@ describe('the secrets file is removed on every way out', () => {
     const result = await child;
     expect(result.signal).toBe('SIGTERM');
     expect(result.stdout).toBe('');
+    expect(wrapperDirs(dir)).toEqual([]);
+  });
+
+  it.each(['0277', '0077', '0022'])('under umask %s the directory is exactly 0700 and the file 0600', async (umask) => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    // A umask that takes the owner's write bit would leave mkdtemp's directory 0500.
+    const script = `umask ${umask}; exec "$0" --env-file "$1" --inject-as file -- sh -c 'stat -c %a "$(dirname "$SECRETS_FILE")" "$SECRETS_FILE"; cat "$SECRETS_FILE"'`;
+    const result = await execa('sh', ['-c', script, BIN, envFile], { env: baseEnv(dir), extendEnv: false, reject: false });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe("700\n600\nAPI_KEY='abc123'");
     expect(wrapperDirs(dir)).toEqual([]);
   });
 
@@ -247,6 +259,31 @@ describe('the secrets file is removed on every way out', () => {
     const after = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
     expect(after.stderr).toContain('removed 1 leftover secrets directory');
     expect(existsSync(ready.dir)).toBe(false);
+  });
+
+  // A mount namespace of its own (root, CAP_SYS_ADMIN) is how a test can make /dev/shm read-only.
+  const canUnshare = ((): boolean => {
+    try {
+      execFileSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o ro tmpfs /dev/shm'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.skipIf(!canUnshare)('a /dev/shm that cannot be written is passed over for the temp dir, with the warning', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'rws-ro-shm-'));
+    try {
+      const envFile = writeEnvFile(tmp, '.env', 'A=1\n');
+      const script = `mount -t tmpfs -o ro tmpfs /dev/shm && exec "$0" --env-file "$1" --inject-as file -- sh -c 'echo "$SECRETS_FILE"; cat "$SECRETS_FILE"'`;
+      const result = await execa('unshare', ['-m', 'sh', '-c', script, BIN, envFile], { reject: false, extendEnv: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8', TMPDIR: tmp } });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`^${tmp}/rws-\\d+-\\w{6}/secrets.env\nA='1'$`));
+      expect(result.stderr).toContain('RWS_NOT_RAM_BACKED');
+      expect(wrapperDirs(tmp)).toEqual([]);
+    } finally {
+      removeDir(tmp);
+    }
   });
 
   it('falls back to the temp dir with a warning when no RAM-backed place is usable', async () => {

@@ -93,4 +93,18 @@ describe('signals ignored when the wrapper starts', () => {
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toBe(['$0', '', '"$@"', "it's"].join('\n'));
   });
+
+  it('a secret named for a variable the trampoline sh sets itself is refused, its value never printed', async () => {
+    // dash dies on a non-numeric OPTIND, quoting it ("Illegal number: ..."), and rewrites PPID and PWD.
+    const names = writeEnvFile(dir, 'shell.env', 'OPTIND=hunter2-optind\nPPID=hunter2-ppid\n');
+    const refused = await execa('nohup', [BIN, '--env-file', names, '--', 'env'], { env: baseEnv(dir), extendEnv: false, reject: false });
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toContain('error RWS_NAME_PROTECTED: secret name OPTIND cannot reach the child unchanged: SIGHUP was ignored');
+    expect(`${refused.stdout}${refused.stderr}`).not.toContain('hunter2');
+    // Not through sh: a file carries them, and without nohup the env does.
+    const file = await execa('nohup', [BIN, '--env-file', names, '--inject-as', 'file', '--', 'sh', '-c', 'cat "$SECRETS_FILE"'], { env: baseEnv(dir), extendEnv: false, reject: false });
+    expect(file.stdout).toBe("OPTIND='hunter2-optind'\nPPID='hunter2-ppid'");
+    const direct = await execa(BIN, ['--env-file', names, '--', 'env'], { env: baseEnv(dir), extendEnv: false, reject: false });
+    expect(direct.stdout.split('\n')).toEqual(expect.arrayContaining(['OPTIND=hunter2-optind', 'PPID=hunter2-ppid']));
+  });
 });

@@ -60,6 +60,17 @@ profiles:
     expect(Object.prototype).not.toHaveProperty('polluted');
   });
 
+  it.each([
+    ['credentials:\n  api_key: *rws_sk_00000000000000000000000000000000\n', /^\S+ is not valid YAML: Unresolved alias \(the anchor must be set before the alias\)$/],
+    ['credentials:\n  api_key: !rws_sk_00000000000000000000000000000000 x\n', /^\S+ is not valid YAML: Unresolved tag at line 2, column 12$/],
+    ['credentials: {api_key: rws_sk_00000000000000000000000000000000\n', /is not valid YAML: .+ at line \d+, column \d+$/],
+  ])('a YAML error says what and where, never the text it stumbled on: %j', async (text, message) => {
+    const failure = await loadConfigFile(write(text), undefined, {}).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'RWS_CONFIG_INVALID', message: expect.stringMatching(message) });
+    expect(JSON.stringify(failure)).not.toContain('rws_sk_0');
+    expect((failure as Error).message).not.toContain('rws_sk_0');
+  });
+
   it('an unknown profile lists the defined ones', async () => {
     await expect(loadConfigFile(write('profiles:\n  dev: {}\n  prod: {}\n'), 'qa', {})).rejects.toMatchObject({ message: expect.stringContaining('"qa" is not defined'), hint: 'defined: dev, prod' });
   });

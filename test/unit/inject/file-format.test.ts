@@ -101,6 +101,28 @@ describe('shell format', () => {
   });
 });
 
+describe('shell format and the names the shell sets itself', () => {
+  it('dash would die printing the value of an exported OPTIND: such names are refused, never quoted', () => {
+    expect(() => readBackWithShell('dash', "export OPTIND='hunter2'\n", ['OPTIND'])).toThrowError(/Illegal number: hunter2/);
+    for (const name of ['OPTIND', 'PPID', 'UID', 'SHLVL', 'BASH_XTRACEFD', '_']) {
+      let failure: unknown;
+      try {
+        serializeShell(new Map([['OK', 'x'], [name, 'hunter2']]));
+      } catch (error) {
+        failure = error;
+      }
+      expect(failure, name).toBeInstanceOf(FormatError);
+      expect(failure).toMatchObject({ code: 'RWS_FORMAT_UNSUPPORTED', message: expect.stringContaining(name), hint: 'use --file-format json' });
+      expect((failure as Error).message).not.toContain('hunter2');
+    }
+  });
+
+  it('names that only look alike are carried', () => {
+    const values = new Map([['optind', 'a'], ['PPID_FILE', 'b'], ['MY_UID', 'c'], ['BASHFUL', 'd']]);
+    expect(readBackWithShell('bash', serializeShell(values), [...values.keys()])).toEqual(Object.fromEntries(values));
+  });
+});
+
 describe('shell format parse-back', () => {
   it('reads back every value serializeShell writes, __proto__ included', () => {
     const values = new Map(HOSTILE);
