@@ -32,6 +32,8 @@ export function buildNeedles(values: Iterable<string>): Buffer[] {
 
 export class MaskStream extends Transform {
   private held: Buffer = Buffer.alloc(0);
+  /** How many of the held bytes belong to a value already found: masked whatever follows. */
+  private heldMasked = 0;
   private maxLength: number;
 
   constructor(private needles: readonly Buffer[]) {
@@ -48,9 +50,12 @@ export class MaskStream extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     const data = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
-    const ranges = findRanges(data, this.needles);
-    const lastEnd = ranges.length === 0 ? 0 : ranges[ranges.length - 1]![1];
-    const holdFrom = this.heldTailStart(data, lastEnd);
+    const ranges = this.rangesIn(data);
+    // Held back even inside a value already found: its end may be the start of another value
+    // (secrets that overlap), whose rest comes in the next chunk.
+    const holdFrom = this.heldTailStart(data);
+    const crossing = ranges.find(([start, end]) => start < holdFrom && end > holdFrom);
+    this.heldMasked = crossing === undefined ? 0 : crossing[1] - holdFrom;
     this.held = Buffer.from(data.subarray(holdFrom));
     const out = redact(data.subarray(0, holdFrom), ranges);
     if (out.length > 0) this.push(out);
@@ -58,14 +63,22 @@ export class MaskStream extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.held.length > 0) this.push(redact(this.held, findRanges(this.held, this.needles)));
+    if (this.held.length > 0) this.push(redact(this.held, this.rangesIn(this.held)));
     this.held = Buffer.alloc(0);
+    this.heldMasked = 0;
     callback();
   }
 
+  /** The ranges to mask in `data`, which starts with what was held (its masked part included). */
+  private rangesIn(data: Buffer): Array<[number, number]> {
+    const ranges = findRanges(data, this.needles);
+    if (this.heldMasked === 0) return ranges;
+    return mergeRanges([[0, this.heldMasked], ...ranges]);
+  }
+
   /** Earliest position from which the rest of `data` is a proper prefix of some needle. */
-  private heldTailStart(data: Buffer, notBefore: number): number {
-    const start = Math.max(notBefore, data.length - this.maxLength + 1);
+  private heldTailStart(data: Buffer): number {
+    const start = data.length - this.maxLength + 1;
     for (let position = Math.max(start, 0); position < data.length; position++) {
       const tail = data.subarray(position);
       const first = tail[0];
@@ -85,6 +98,10 @@ export function findRanges(data: Buffer, needles: readonly Buffer[]): Array<[num
       found.push([at, at + needle.length]);
     }
   }
+  return mergeRanges(found);
+}
+
+function mergeRanges(found: Array<[number, number]>): Array<[number, number]> {
   found.sort((a, b) => a[0] - b[0]);
   const merged: Array<[number, number]> = [];
   for (const range of found) {

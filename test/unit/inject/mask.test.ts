@@ -63,6 +63,23 @@ describe('MaskStream', () => {
     expect(await maskChunks(['password1', 'password12'], ['password12'])).toBe('******');
   });
 
+  it('masks overlapping values split at every possible chunk boundary: no tail of either comes through', async () => {
+    // The end of one value is the start of the other; a cut inside the overlap once let the
+    // second value's tail out (the first was masked, the rest was no longer held back).
+    for (const [values, text] of [
+      [['abcdXY', 'XYZW12'], 'x abcdXYZW12 y'],
+      [['abcdXY', 'XYZW12'], 'x abcdXYQ y'],
+      [['k3y-one-ab', 'ab-two-k3y'], '[k3y-one-ab-two-k3y]'],
+    ] as Array<[string[], string]>) {
+      const whole = await maskChunks(values, [text]);
+      for (let cut = 1; cut < text.length; cut++) {
+        const masked = await maskChunks(values, [text.slice(0, cut), text.slice(cut)]);
+        for (const value of values) expect(masked, `cut at ${cut}`).not.toContain(value.slice(2));
+        expect(masked.replace(/(\*{6})+/g, '******'), `cut at ${cut}`).toBe(whole);
+      }
+    }
+  });
+
   it('leaves values shorter than four characters alone', async () => {
     expect(await maskChunks(['abc'], ['abc abc'])).toBe('abc abc');
   });
