@@ -10,10 +10,12 @@ import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
 import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
 import { modeText } from '../local-file.js';
-import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, sealCache } from './cache-format.js';
+import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, peekMetadata, sealCache } from './cache-format.js';
 
 /** A cache of a few thousand secrets is far below this; anything larger is not ours. */
 const MAX_CACHE_BYTES = 16 * 1024 * 1024;
+/** The names cacheFileName gives in the default place. */
+const DEFAULT_CACHE_NAME = /^[0-9a-f]{32}\.bin$/;
 
 export interface CacheIdentity {
   url: string;
@@ -134,6 +136,29 @@ export class CacheFile {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw error;
     }
+  }
+
+  /**
+   * Every other copy in `dir` (the default place) made with the API key of fingerprint `keyId`,
+   * judged by the clear metadata (a revoked key opens nothing anyway); the paths removed. Files
+   * that are not private copies of ours are left alone, as a read would refuse them.
+   */
+  async removeKeyCopies(dir: string, keyId: string): Promise<string[]> {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const removed: string[] = [];
+    for (const name of names) {
+      const path = join(dir, name);
+      if (!DEFAULT_CACHE_NAME.test(name) || path === this.path) continue;
+      try {
+        const bytes = await readPrivateBytes(path, this.uid, MAX_CACHE_BYTES);
+        if (bytes === undefined || peekMetadata(bytes).key_id !== keyId) continue;
+        await rm(path);
+        removed.push(path);
+      } catch {
+        // Not a copy of ours, or gone meanwhile: nothing to remove.
+      }
+    }
+    return removed;
   }
 
   invalid(reason: string): FallbackError {

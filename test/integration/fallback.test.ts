@@ -134,6 +134,30 @@ describe('the offline fallback', () => {
     expect(cacheFiles()).toEqual([]);
   }, 60_000);
 
+  it('3b: a 401 seen by one job removes every copy of that API key, so another job of the key cannot run from its copy in the next outage', async () => {
+    const { id, key } = await newKey();
+    const other = await newKey();
+    const job = (apiKey: string, pattern: string) => rws(['-e', 'prod', '-k', pattern, '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: apiKey });
+    expect((await job(key, 'JOB_DB_*')).exitCode).toBe(0);
+    expect((await job(key, 'JOB_API_*')).exitCode).toBe(0);
+    expect((await job(other.key, 'JOB_API_*')).exitCode).toBe(0);
+    expect(cacheFiles()).toHaveLength(3);
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const refused = await job(key, 'JOB_DB_*');
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toMatch(/warning RWS_FALLBACK_REMOVED: the vault refused \(RWS_VAULT_AUTH\): removed the fallback cache \S+ and 1 other fallback copy made with this API key/);
+    // The other key's copy stays.
+    expect(cacheFiles()).toHaveLength(1);
+    await killServer();
+    const outage = await job(key, 'JOB_API_*');
+    expect(outage.exitCode).toBe(125);
+    expect(outage.stdout).toBe('');
+    expect(outage.stderr).not.toContain('RWS_FALLBACK_USED');
+    const unrelated = await job(other.key, 'JOB_API_*');
+    expect(unrelated.exitCode, unrelated.stderr).toBe(0);
+    expect(unrelated.stderr).toContain('warning RWS_FALLBACK_USED');
+  }, 60_000);
+
   it('4: a flipped byte or an edited not_after is refused with RWS_FALLBACK_INVALID, and nothing else is tried', async () => {
     const { key } = await newKey();
     expect((await run(key)).exitCode).toBe(0);
