@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
+const { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = constants;
 
 export type PrivateFileProblem =
   | { kind: 'not-private'; mode: number }
@@ -28,7 +28,9 @@ export async function readPrivateFile(path: string, uid: number, maxBytes: numbe
 export async function readPrivateBytes(path: string, uid: number, maxBytes: number): Promise<Buffer | undefined> {
   let handle;
   try {
-    handle = await open(path, O_RDONLY | O_NOFOLLOW);
+    // O_NONBLOCK: a named pipe put at this name would otherwise hold open(2) until a writer
+    // comes, for ever; it is refused below like any file that is not a regular one.
+    handle = await open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;

@@ -237,6 +237,27 @@ describe('a stored login someone else could read or wrote by hand', () => {
     expect(existsSync(credentialsFile())).toBe(false);
   });
 
+  it('a named pipe at its place is refused at once, not waited on for a writer (also a fallback copy)', async () => {
+    mkdirSync(join(home, '.config', 'run-with-secrets'), { recursive: true, mode: 0o700 });
+    await execa('mkfifo', ['-m', '600', credentialsFile()]);
+    // Killed after 5 s: an open(2) of a pipe waits for a writer for ever.
+    const bounded = (args: string[], env: Record<string, string> = {}) => {
+      const running = runBin(args, { runtimeDir, env: { HOME: home, ...env } });
+      const timer = setTimeout(() => running.kill('SIGKILL'), 5000);
+      return running.finally(() => clearTimeout(timer));
+    };
+    for (const args of [['whoami', '--vault-url', serverA.url], ['--vault-url', serverA.url, '-e', 'prod', '--', 'true']]) {
+      const result = await bounded(args);
+      expect(result.exitCode, args.join(' ')).toBe(125);
+      expect(result.stderr).toContain(`error RWS_CREDENTIAL_STORE_INVALID: refusing the stored logins ${credentialsFile()}: it is not a regular file`);
+    }
+    const copy = join(runtimeDir, 'copy.bin');
+    await execa('mkfifo', ['-m', '600', copy]);
+    const offline = await bounded(['--vault-url', serverA.url, '-e', 'prod', `--fallback=${copy}`, '--offline', '--', 'true'], { RWS_API_KEY: keyA.key });
+    expect(offline.exitCode).toBe(125);
+    expect(offline.stderr).toContain(`error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: it is not a regular file`);
+  }, 30_000);
+
   it('is not even read when another credential is set or no vault is used (the store loads only when needed)', async () => {
     mkdirSync(join(home, '.config', 'run-with-secrets'), { recursive: true });
     writeFileSync(credentialsFile(), 'not: [what we write', { mode: 0o644 });
