@@ -1,6 +1,6 @@
 // `login`, `logout` and `whoami` against real secrets-server processes, with real files under a
 // private XDG_CONFIG_HOME and a real pseudo-terminal (script(1)) for the prompt.
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -122,6 +122,25 @@ describe('login', () => {
     expect(replaced).not.toContain(keyA.key);
     expect(replaced).toContain(keyB.key);
   });
+
+  it('ten logins at once for ten profiles, and logouts at once for five of them, all land; a lock left by a killed login is taken over', async () => {
+    const profiles = Array.from({ length: 10 }, (_, i) => `p${i}`);
+    const logins = await Promise.all(profiles.map((profile) => login(serverA.url, keyA.key, ['--profile', profile])));
+    for (const result of logins) expect(result.exitCode, result.stderr).toBe(0);
+    const storedProfiles = () => [...readFileSync(credentialsFile(), 'utf8').matchAll(/^ {4}profile: (\S+)$/gm)].map((match) => match[1]).sort();
+    expect(storedProfiles()).toEqual(profiles);
+    const logouts = await Promise.all(profiles.slice(0, 5).map((profile) => rws(['logout', '--vault-url', serverA.url, '--profile', profile])));
+    for (const result of logouts) expect(result.stdout).toContain('removed the stored key');
+    expect(storedProfiles()).toEqual(profiles.slice(5));
+    expect(existsSync(`${credentialsFile()}.lock`)).toBe(false);
+
+    // A login SIGKILLed while it held the lock: the next one waits until the lock is stale, then goes on.
+    writeFileSync(`${credentialsFile()}.lock`, '', { mode: 0o600 });
+    utimesSync(`${credentialsFile()}.lock`, new Date(Date.now() - 8000), new Date(Date.now() - 8000));
+    const late = await login(serverA.url, keyA.key, ['--profile', 'late']);
+    expect(late.exitCode, late.stderr).toBe(0);
+    expect(storedProfiles()).toContain('late');
+  }, 60_000);
 
   it('an env key overrides the stored one; login warns that it would, and check names the source in use', async () => {
     expect((await login(serverA.url, keyA.key)).exitCode).toBe(0);
