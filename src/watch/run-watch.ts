@@ -127,7 +127,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         io.log.error(new WatchError('RWS_WATCH_REVOKED', `${event.error.message}; stopping the child (--on-revoke exit)`, 'issue a new credential and start run-with-secrets again, or pass --on-revoke keep to keep the child running', EXIT_REVOKED));
         debouncer.cancel();
         await feed.stop();
-        signals.attach(undefined);
+        signals.detach(generation.pgid);
         await stopGroup(generation.running, stopOptions);
         live = undefined;
         return { kind: 'exit', code: EXIT_REVOKED };
@@ -154,7 +154,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       if (watch.onChange.kind === 'exit') {
         io.log.notice(`secrets changed: ${change}; stopping the child and exiting ${EXIT_SECRETS_CHANGED} (--on-change exit)`);
         await feed.stop();
-        signals.attach(undefined);
+        signals.detach(generation.pgid);
         await stopGroup(generation.running, stopOptions);
         live = undefined;
         return { kind: 'exit', code: EXIT_SECRETS_CHANGED };
@@ -169,7 +169,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         continue;
       }
       io.log.notice(`secrets changed: ${change}; restarting the child (${watch.stopSignal} to its process group)`);
-      signals.attach(undefined);
+      signals.detach(generation.pgid);
       const previous = generation;
       await stopGroup(previous.running, stopOptions);
       live = undefined;
@@ -192,7 +192,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     await feed.stop().catch(() => undefined);
     // An error while a child runs (a file that cannot be rewritten, a command gone): the group goes too.
     if (live) {
-      signals.attach(undefined);
+      signals.detach(live.pgid);
       await stopGroup(live.running, stopOptions);
     }
     await injection?.release().catch(() => undefined);
@@ -203,7 +203,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
   /** The child ended by itself: the wrapper ends with its status, after the rest of its group. */
   async function ended(generation: Generation, outcome: Outcome): Promise<Outcome> {
     live = undefined;
-    signals.attach(undefined);
+    signals.detach(generation.pgid);
     await finishGroup(generation.pgid, stopOptions, true);
     const how = outcome.kind === 'exit' ? `exited with ${outcome.code}` : `was killed by ${outcome.signal}`;
     const age = performance.now() - generation.startedAt;
@@ -224,7 +224,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     try {
       const outcome = await generation.running.done;
       live = undefined;
-      signals.attach(undefined);
+      signals.detach(generation.pgid);
       await finishGroup(generation.pgid, stopOptions, true);
       return outcome;
     } finally {
