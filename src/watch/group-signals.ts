@@ -15,6 +15,8 @@ export interface GroupSignalOptions {
   ignored: ReadonlySet<NodeJS.Signals>;
   /** A signal that ends the watch arrived (or HUP while no child runs). Called once. */
   onEnd(signal: NodeJS.Signals): void;
+  /** A second INT or TERM after the end: nothing more is waited for (a revoke to a hung vault). */
+  onAgain(signal: NodeJS.Signals): void;
   debug(message: string): void;
 }
 
@@ -62,6 +64,7 @@ export class GroupSignals {
 
   private receive(signal: NodeJS.Signals): void {
     const pgid = this.pgid;
+    if (this.ended && ESCALATING.has(signal)) this.options.onAgain(signal);
     if (pgid !== undefined) {
       if (this.ended && ESCALATING.has(signal)) {
         this.options.debug(`second stop signal (${signal}): killing the child's process group with SIGKILL`);

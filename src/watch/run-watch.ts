@@ -52,6 +52,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       ending.trigger(signal);
       events.push({ kind: 'end', signal });
     },
+    onAgain: (signal) => ending.trigger(signal),
     debug: io.log.debug,
   });
   signals.install();
@@ -116,7 +117,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         // The signal already went to the group (GroupSignals): no more refreshing, and SIGKILL if it lingers.
         debouncer.cancel();
         const outcome = stopping(generation);
-        await feed.stop();
+        // A refresh's revoke may wait up to --timeout on a vault that hangs; a second INT or TERM
+        // leaves it (the token then expires by itself).
+        await Promise.race([feed.stop(), ending.again]);
         return await outcome;
       }
       if (event.kind === 'revoked') {
@@ -189,7 +192,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     throw error;
   } finally {
     debouncer.cancel();
-    await feed.stop().catch(() => undefined);
+    await Promise.race([feed.stop().catch(() => undefined), ending.again]);
     // An error while a child runs (a file that cannot be rewritten, a command gone): the group goes too.
     if (live) {
       signals.detach(live.pgid);
