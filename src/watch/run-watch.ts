@@ -140,6 +140,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       let fresh: Secrets;
       try {
         fresh = selectSecrets(await feed.current(), plan.selection);
+        // A rotated value the secrets file cannot carry (a line break in dotenv) is a failed
+        // refresh: found out after the stop, it left the app dead with exit 125.
+        await injection.check(fresh);
         refreshLog.ok(feed.label);
       } catch (error) {
         const known = error instanceof RwsError ? error : undefined;

@@ -190,6 +190,32 @@ describe('run-with-secrets --watch with a vault', () => {
     }
   }, 60_000);
 
+  it('a rotated value the secrets file cannot carry: the running child is kept and the failure said, not stopped and left dead (exit 125)', async () => {
+    const { store, key, record, server } = await scenario();
+    try {
+      const wrapper = startWatch(watchArgs('--watch-interval', '30s', '--debounce', '0', '--inject-as', 'file'), runtimeDir, watchEnv(server.url, key.key, record));
+      const first = await until('the first child', () => ups(record)[0]);
+      await sleep(500);
+      await setSecret(store, 'APP_A', 'line one\nline two');
+      await until('the refusal', () => wrapper.stderrText().includes('RWS_FORMAT_UNSUPPORTED'), 15_000);
+      await sleep(500);
+      expect(alive(first.pid)).toBe(true);
+      expect(wrapper.exitCode).toBe(null);
+      expect(wrapper.stderrText()).not.toContain('restarting the child');
+      // The next value it can carry restarts the child as usual.
+      await setSecret(store, 'APP_A', 'alpha-value-2');
+      const second = await until('the restarted child', () => ups(record)[1], 15_000);
+      expect(second.seen).toMatchObject({ APP_A: 'alpha-value-2' });
+      expect(alive(first.pid)).toBe(false);
+      process.kill(wrapper.pid!, 'SIGTERM');
+      await wrapper;
+      expectNoLeak([wrapper.stderrText()], store, key.key);
+    } finally {
+      await server.stop();
+      await store.cleanup();
+    }
+  }, 60_000);
+
   it('a vault that hangs (SIGSTOP) during a held refresh: after SIGTERM the revoke waits, but a second SIGTERM ends the wrapper at once', async () => {
     const store = await makeStore({ prod: SECRETS });
     const key = await makeApiKey(store, ['prod'], ['APP_*']);
