@@ -288,7 +288,7 @@ describe('the offline-use queue under a reused pid', () => {
       const back = await inBox();
       expect(back.exitCode, back.stderr).toBe(0);
       expect(readdirSync(queue)).toEqual([]);
-      expect(auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use')).toHaveLength(2);
+      expect(auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && String(row.subject).startsWith('boxed '))).toHaveLength(2);
     } finally {
       await lb.close();
     }
