@@ -8,7 +8,7 @@ import { lstat, open, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CredentialError } from '../errors.js';
 import { modeText } from '../local-file.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
+import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, removeLeftoverTemps, writePrivateFile } from './private-file.js';
 
 export interface StoredLogin {
   vault_url: string;
@@ -94,9 +94,19 @@ export async function writeLogins(path: string, uid: number, logins: readonly St
  * while holding `<path>.lock`: without it, two logins at once (or a login and a logout) each
  * wrote what they had read, and the one renamed first was lost though it said "key stored".
  */
+/** logout --all: the file, the temp files of logins killed while writing (each holds a key), and a lock left behind. */
+export async function removeLogins(path: string): Promise<void> {
+  await rm(path, { force: true });
+  await removeLeftoverTemps(path, () => false, true);
+  await rm(`${path}.lock`, { force: true });
+}
+
 export async function updateLogins(path: string, uid: number, change: (logins: StoredLogin[]) => StoredLogin[]): Promise<void> {
   const release = await lockLogins(path, uid);
   try {
+    // A login killed before its rename left its temp file, with the key in it: under the lock,
+    // none of them is being written.
+    await removeLeftoverTemps(path, () => false, true);
     const next = change(await readLogins(path, uid));
     if (next.length > 0) await writeLogins(path, uid, next);
     else await rm(path, { force: true });

@@ -5,10 +5,10 @@
 // O_EXCL|O_NOFOLLOW and renamed over the target, so concurrent runs leave one whole file.
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
+import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, removeLeftoverTemps, writePrivateFile } from '../config/private-file.js';
 import { modeText } from '../local-file.js';
 import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, peekMetadata, sealCache } from './cache-format.js';
 
@@ -98,7 +98,7 @@ export class CacheFile {
   async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<void> {
     if (this.ownsDirectory) await ensurePrivateDirectory(dirname(this.path), this.uid);
     else await this.checkDirectory();
-    await this.removeLeftovers();
+    await removeLeftoverTemps(this.path, processIsAlive);
     const sealed = sealCache(metadata, secrets, apiKey);
     try {
       await writePrivateFile(this.path, sealed);
@@ -115,16 +115,6 @@ export class CacheFile {
     if (!info.isDirectory()) throw refuse('is not a directory');
     if (this.uid >= 0 && info.uid !== this.uid) throw refuse(`is owned by uid ${info.uid}, not by you`);
     if ((info.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${modeText(info.mode)})`);
-  }
-
-  /** Temp files of writers killed before their rename (SIGKILL runs no cleanup): they hold a sealed copy. */
-  private async removeLeftovers(): Promise<void> {
-    const prefix = `.${basename(this.path)}.`;
-    const names = await readdir(dirname(this.path)).catch(() => [] as string[]);
-    for (const name of names) {
-      const pid = name.startsWith(prefix) && name.endsWith('.tmp') ? /^(\d+)\./.exec(name.slice(prefix.length))?.[1] : undefined;
-      if (pid !== undefined && !processIsAlive(Number(pid))) await rm(join(dirname(this.path), name), { force: true });
-    }
   }
 
   /** Gone whatever it was (a link is removed, never followed); true when something was there. */

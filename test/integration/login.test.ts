@@ -1,10 +1,10 @@
 // `login`, `logout` and `whoami` against real secrets-server processes, with real files under a
 // private XDG_CONFIG_HOME and a real pseudo-terminal (script(1)) for the prompt.
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auditRowsSync, makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { auditRowsSync, makeApiKey, makeStore, startServer, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine } from '../helpers/cli.js';
 
 let storeA: TestStore;
@@ -140,6 +140,37 @@ describe('login', () => {
     const late = await login(serverA.url, keyA.key, ['--profile', 'late']);
     expect(late.exitCode, late.stderr).toBe(0);
     expect(storedProfiles()).toContain('late');
+  }, 60_000);
+
+  it('a login SIGKILLed between writing its temp file and the rename: the key in it is removed by logout --all, or by the next login', async (context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const dir = join(home, '.config', 'run-with-secrets');
+    const temps = () => (existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith('.tmp')) : []);
+    const killedMidWrite = async (profile: string) => {
+      // strace holds every fsync for 5 s: the login is SIGKILLed while its temp file waits for its rename.
+      const slow = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync', '-e', 'inject=fsync:delay_enter=5000000', BIN, 'login', '--vault-url', serverA.url, '--profile', profile], {
+        input: `${keyA.key}\n`,
+        extendEnv: false,
+        env: baseEnv(runtimeDir, { HOME: home }),
+        reject: false,
+      });
+      await until(async () => temps().length > 0, 10_000);
+      const temp = temps()[0]!;
+      process.kill(Number(/^\.credentials\.yaml\.(\d+)\./.exec(temp)![1]), 'SIGKILL');
+      await slow;
+      expect(readFileSync(join(dir, temp), 'utf8')).toContain(keyA.key);
+    };
+    await killedMidWrite('one');
+    const all = await rws(['logout', '--all']);
+    expect(all.exitCode, all.stderr).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+
+    await killedMidWrite('two');
+    // The killed login's lock is stale after 10 s; here it is made so at once.
+    utimesSync(`${credentialsFile()}.lock`, new Date(Date.now() - 20_000), new Date(Date.now() - 20_000));
+    expect((await login(serverA.url, keyA2.key, ['--profile', 'three'])).exitCode).toBe(0);
+    expect(temps()).toEqual([]);
+    expect(readFileSync(credentialsFile(), 'utf8')).not.toContain(keyA.key);
   }, 60_000);
 
   it('an env key overrides the stored one; login warns that it would, and check names the source in use', async () => {

@@ -1,6 +1,5 @@
 // `logout [--vault-url URL] [--profile NAME] [--all]`: forgets stored keys, offline. The key stays
 // valid at the vault (revoking it is the admin's `secrets-server apikey revoke ID`), so say so.
-import { rm } from 'node:fs/promises';
 import type { StoredLogin } from '../../config/credential-store.js';
 import { UsageError } from '../../errors.js';
 import { resolveVaultContext } from '../../config/resolve.js';
@@ -9,13 +8,13 @@ import { loginTarget } from './login-target.js';
 
 export async function logout(context: CommandContext): Promise<number> {
   const { values, facts, log } = context;
-  const { credentialsPath, findLogin, readLogins, updateLogins } = await import('../../config/credential-store.js');
+  const { credentialsPath, findLogin, readLogins, removeLogins, updateLogins } = await import('../../config/credential-store.js');
   if (values.all === true) {
     if (values['vault-url'] !== undefined || values.profile !== undefined) throw new UsageError('--all removes every stored key; drop --vault-url and --profile, or drop --all');
     const path = credentialsPath(facts.env);
     if (path === undefined) throw new UsageError('neither XDG_CONFIG_HOME nor HOME is set', 'set HOME');
     // Removed unread: --all must work on a file we would refuse to read (the way out of a bad one).
-    await rm(path, { force: true });
+    await removeLogins(path);
     context.stdout.write(`removed every stored key (${path}); the keys stay valid at their vaults until revoked there\n`);
     return 0;
   }
