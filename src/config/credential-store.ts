@@ -89,11 +89,6 @@ export async function writeLogins(path: string, uid: number, logins: readonly St
   }
 }
 
-/**
- * Reads the stored logins, changes them and writes them (or removes the file when none is left)
- * while holding `<path>.lock`: without it, two logins at once (or a login and a logout) each
- * wrote what they had read, and the one renamed first was lost though it said "key stored".
- */
 /** logout --all: the file, the temp files of logins killed while writing (each holds a key), and a lock left behind. */
 export async function removeLogins(path: string): Promise<void> {
   await rm(path, { force: true });
@@ -101,6 +96,11 @@ export async function removeLogins(path: string): Promise<void> {
   await rm(`${path}.lock`, { force: true });
 }
 
+/**
+ * Reads the stored logins, changes them and writes them (or removes the file when none is left)
+ * while holding `<path>.lock`: without it, two logins at once (or a login and a logout) each
+ * wrote what they had read, and the one renamed first was lost though it said "key stored".
+ */
 export async function updateLogins(path: string, uid: number, change: (logins: StoredLogin[]) => StoredLogin[]): Promise<void> {
   const release = await lockLogins(path, uid);
   try {
