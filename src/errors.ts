@@ -105,7 +105,7 @@ export class ConfigError extends RwsError {
 
 /** The wrapper's own credential (API key or token) is missing, malformed or exposed. */
 export class CredentialError extends RwsError {
-  constructor(code: 'RWS_CREDENTIAL_MISSING' | 'RWS_CREDENTIAL_INVALID' | 'RWS_CREDENTIAL_FILE_MODE' | 'RWS_CREDENTIAL_UNREADABLE' | 'RWS_CREDENTIAL_STORE_INVALID', message: string, hint: string) {
+  constructor(code: 'RWS_CREDENTIAL_MISSING' | 'RWS_CREDENTIAL_INVALID' | 'RWS_CREDENTIAL_FILE_MODE' | 'RWS_CREDENTIAL_UNREADABLE' | 'RWS_CREDENTIAL_STORE_INVALID' | 'RWS_CREDENTIAL_STORE_BUSY', message: string, hint: string) {
     super(code, message, { hint });
   }
 }

@@ -3,10 +3,12 @@
 // (0600, in a 0700 directory), as `aws` and `vault` keep theirs. Only this module reads or writes
 // it, and it accepts exactly what it writes: a hand-edited file of any other shape is refused.
 // Loaded only when a run has no other credential, or by login/logout/whoami.
+import { constants } from 'node:fs';
+import { lstat, open, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CredentialError } from '../errors.js';
 import { modeText } from '../local-file.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
+import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, removeLeftoverTemps, writePrivateFile } from './private-file.js';
 
 export interface StoredLogin {
   vault_url: string;
@@ -32,6 +34,10 @@ const DISPLAY_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,256}$/u;
 const ENVIRONMENT = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const PATTERN = /^[A-Za-z0-9_*?]{1,256}$/;
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+/** A lock is held for one read and one write; one this old was left by a login that was killed. */
+const STALE_LOCK_MS = 10_000;
+/** Longer than STALE_LOCK_MS, so that a waiter always outlives a lock left behind. */
+const LOCK_WAIT_MS = 15_000;
 const HEADER = '# Written by `run-with-secrets login`; edit with login and logout only.\n# API keys in plaintext, protected by this file\'s mode (0600): keep it so.\n';
 
 /** Where the stored logins live; undefined with neither XDG_CONFIG_HOME nor HOME. */
@@ -80,6 +86,57 @@ export async function writeLogins(path: string, uid: number, logins: readonly St
     await writePrivateFile(path, HEADER + body);
   } catch (error) {
     throw storeProblem(error, path);
+  }
+}
+
+/** logout --all: the file, the temp files of logins killed while writing (each holds a key), and a lock left behind. */
+export async function removeLogins(path: string): Promise<void> {
+  await rm(path, { force: true });
+  await removeLeftoverTemps(path, () => false, true);
+  await rm(`${path}.lock`, { force: true });
+}
+
+/**
+ * Reads the stored logins, changes them and writes them (or removes the file when none is left)
+ * while holding `<path>.lock`: without it, two logins at once (or a login and a logout) each
+ * wrote what they had read, and the one renamed first was lost though it said "key stored".
+ */
+export async function updateLogins(path: string, uid: number, change: (logins: StoredLogin[]) => StoredLogin[]): Promise<void> {
+  const release = await lockLogins(path, uid);
+  try {
+    // A login killed before its rename left its temp file, with the key in it: under the lock,
+    // none of them is being written.
+    await removeLeftoverTemps(path, () => false, true);
+    const next = change(await readLogins(path, uid));
+    if (next.length > 0) await writeLogins(path, uid, next);
+    else await rm(path, { force: true });
+  } finally {
+    await release();
+  }
+}
+
+async function lockLogins(path: string, uid: number): Promise<() => Promise<void>> {
+  const lock = `${path}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  try {
+    await ensurePrivateDirectory(dirname(path), uid);
+  } catch (error) {
+    throw storeProblem(error, path);
+  }
+  for (;;) {
+    try {
+      await (await open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600)).close();
+      return () => rm(lock, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw storeProblem(error, path);
+    }
+    const since = (await lstat(lock).catch(() => undefined))?.mtimeMs;
+    if (since !== undefined && Date.now() - since > STALE_LOCK_MS) {
+      await rm(lock, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new CredentialError('RWS_CREDENTIAL_STORE_BUSY', `the stored logins ${path} are being changed by another login or logout (${lock} exists)`, `try again; if no login or logout is running, remove ${lock}`);
+    await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 30));
   }
 }
 

@@ -4,10 +4,10 @@
 // sees half a file and a planted link is never written through.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-const { O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
+const { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = constants;
 
 export type PrivateFileProblem =
   | { kind: 'not-private'; mode: number }
@@ -28,7 +28,9 @@ export async function readPrivateFile(path: string, uid: number, maxBytes: numbe
 export async function readPrivateBytes(path: string, uid: number, maxBytes: number): Promise<Buffer | undefined> {
   let handle;
   try {
-    handle = await open(path, O_RDONLY | O_NOFOLLOW);
+    // O_NONBLOCK: a named pipe put at this name would otherwise hold open(2) until a writer
+    // comes, for ever; it is refused below like any file that is not a regular one.
+    handle = await open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
@@ -57,6 +59,24 @@ export async function ensurePrivateDirectory(dir: string, uid: number): Promise<
   if (!info.isDirectory()) throw new PrivateFileError({ kind: 'not-ours', reason: `${dir} is not a directory` });
   if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'not-ours', reason: `${dir} is owned by uid ${info.uid}, not by you` });
   if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
+}
+
+/**
+ * The temp files of writers of `path` killed before their rename (SIGKILL runs no cleanup): each
+ * holds a whole copy, a stored API key or a sealed cache. Only those whose writer is gone, unless
+ * `all` (under a lock that every writer holds).
+ */
+export async function removeLeftoverTemps(path: string, isAlive: (pid: number) => boolean, all = false): Promise<number> {
+  const prefix = `.${basename(path)}.`;
+  const names = await readdir(dirname(path)).catch(() => [] as string[]);
+  let removed = 0;
+  for (const name of names) {
+    const pid = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length))?.[1] : undefined;
+    if (pid === undefined || (!all && isAlive(Number(pid)))) continue;
+    await rm(join(dirname(path), name), { force: true });
+    removed++;
+  }
+  return removed;
 }
 
 /** Replaces `path` with `text`: a 0600 temp file in the same directory, fsync, rename. */

@@ -5,15 +5,17 @@
 // O_EXCL|O_NOFOLLOW and renamed over the target, so concurrent runs leave one whole file.
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
+import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, removeLeftoverTemps, writePrivateFile } from '../config/private-file.js';
 import { modeText } from '../local-file.js';
-import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, sealCache } from './cache-format.js';
+import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, peekMetadata, sealCache } from './cache-format.js';
 
 /** A cache of a few thousand secrets is far below this; anything larger is not ours. */
 const MAX_CACHE_BYTES = 16 * 1024 * 1024;
+/** The names cacheFileName gives in the default place. */
+const DEFAULT_CACHE_NAME = /^[0-9a-f]{32}\.bin$/;
 
 export interface CacheIdentity {
   url: string;
@@ -96,7 +98,7 @@ export class CacheFile {
   async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<void> {
     if (this.ownsDirectory) await ensurePrivateDirectory(dirname(this.path), this.uid);
     else await this.checkDirectory();
-    await this.removeLeftovers();
+    await removeLeftoverTemps(this.path, processIsAlive);
     const sealed = sealCache(metadata, secrets, apiKey);
     try {
       await writePrivateFile(this.path, sealed);
@@ -115,16 +117,6 @@ export class CacheFile {
     if ((info.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${modeText(info.mode)})`);
   }
 
-  /** Temp files of writers killed before their rename (SIGKILL runs no cleanup): they hold a sealed copy. */
-  private async removeLeftovers(): Promise<void> {
-    const prefix = `.${basename(this.path)}.`;
-    const names = await readdir(dirname(this.path)).catch(() => [] as string[]);
-    for (const name of names) {
-      const pid = name.startsWith(prefix) && name.endsWith('.tmp') ? /^(\d+)\./.exec(name.slice(prefix.length))?.[1] : undefined;
-      if (pid !== undefined && !processIsAlive(Number(pid))) await rm(join(dirname(this.path), name), { force: true });
-    }
-  }
-
   /** Gone whatever it was (a link is removed, never followed); true when something was there. */
   async remove(): Promise<boolean> {
     try {
@@ -134,6 +126,29 @@ export class CacheFile {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw error;
     }
+  }
+
+  /**
+   * Every other copy in `dir` (the default place) made with the API key of fingerprint `keyId`,
+   * judged by the clear metadata (a revoked key opens nothing anyway); the paths removed. Files
+   * that are not private copies of ours are left alone, as a read would refuse them.
+   */
+  async removeKeyCopies(dir: string, keyId: string): Promise<string[]> {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const removed: string[] = [];
+    for (const name of names) {
+      const path = join(dir, name);
+      if (!DEFAULT_CACHE_NAME.test(name) || path === this.path) continue;
+      try {
+        const bytes = await readPrivateBytes(path, this.uid, MAX_CACHE_BYTES);
+        if (bytes === undefined || peekMetadata(bytes).key_id !== keyId) continue;
+        await rm(path);
+        removed.push(path);
+      } catch {
+        // Not a copy of ours, or gone meanwhile: nothing to remove.
+      }
+    }
+    return removed;
   }
 
   invalid(reason: string): FallbackError {

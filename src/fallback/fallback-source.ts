@@ -25,6 +25,8 @@ export interface FallbackSettings {
   offline: boolean;
   maxAgeSeconds: number;
   clock: FallbackClock;
+  /** The default place, where the copies of other jobs (and this key) are found; undefined without one. */
+  keyCopies: string | undefined;
   /** The run's subject, for the offline-use report. */
   subject: string;
   /** To report offline uses after a successful fetch. */
@@ -48,7 +50,7 @@ export class FallbackSource implements SecretSource {
       answer = await this.vault.loadWithGrant(context);
     } catch (error) {
       if (isRefusal(error)) {
-        if (await this.settings.cache.remove().catch(() => false)) context.warn('RWS_FALLBACK_REMOVED', `the vault refused (${(error as { code: string }).code}): removed the fallback cache ${this.settings.cache.path}`);
+        await this.forget((error as { code: string }).code, context);
         throw error;
       }
       if (!isAvailabilityFailure(error)) throw error;
@@ -57,6 +59,19 @@ export class FallbackSource implements SecretSource {
     await this.keep(answer, context);
     await this.reportOfflineUses(context);
     return answer.secrets;
+  }
+
+  /**
+   * A refusal removes this job's copy. A 401 refuses the API key itself (revoked, expired): then
+   * every copy made with it in the default place goes too, or another job of the same key would
+   * still run from its copy during the next outage, after this host has heard of the revocation.
+   */
+  private async forget(code: string, context: LoadContext): Promise<void> {
+    const { cache, identity, keyCopies } = this.settings;
+    const own = await cache.remove().catch(() => false);
+    const others = code === 'RWS_VAULT_AUTH' && keyCopies !== undefined ? (await cache.removeKeyCopies(keyCopies, identity.keyId)).length : 0;
+    const what = [own ? `the fallback cache ${cache.path}` : '', others > 0 ? `${others} other fallback cop${others === 1 ? 'y' : 'ies'} made with this API key` : ''].filter(Boolean);
+    if (what.length > 0) context.warn('RWS_FALLBACK_REMOVED', `the vault refused (${code}): removed ${what.join(' and ')}`);
   }
 
   /** --dry-run: names from the vault's list endpoint, or from the cache offline (not counted as a use). */

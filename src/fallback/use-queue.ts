@@ -5,7 +5,7 @@
 // once the vault stored it, and gives back the claims of reporters that died: at least once,
 // never lost.
 import { randomBytes } from 'node:crypto';
-import { readdir, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensurePrivateDirectory, readPrivateFile, writePrivateFile } from '../config/private-file.js';
 import { isValidName } from '../names.js';
@@ -31,6 +31,9 @@ export interface ReportOutcome {
   left: number;
   failure?: unknown;
 }
+
+/** Far longer than one report (a request's timeout times its attempts): a claim this old is abandoned. */
+const STALE_CLAIM_MS = 15 * 60 * 1000;
 
 /** Sent per successful run; the rest wait for the next one. */
 export const MAX_REPORTED_PER_RUN = 100;
@@ -62,7 +65,7 @@ export class UseQueue {
     }
     for (const name of names) {
       const claimed = CLAIMED.exec(name);
-      if (claimed && !isAlive(Number(claimed[2]))) await rename(join(this.dir, name), join(this.dir, claimed[1]!)).catch(() => undefined);
+      if (claimed && (await this.abandoned(name, Number(claimed[2]), isAlive))) await rename(join(this.dir, name), join(this.dir, claimed[1]!)).catch(() => undefined);
     }
     const entries = (await readdir(this.dir)).filter((name) => ENTRY.test(name)).sort();
     let sent = 0;
@@ -99,6 +102,20 @@ export class UseQueue {
       sent++;
     }
     return { sent, dropped, refused, left: Math.max(0, entries.length - sent - dropped - refused) };
+  }
+
+  /**
+   * A claim whose reporter is gone. A pid names a process only while it lives: in a container the
+   * wrapper is the same pid at every run, so a claim with our own pid was made by a predecessor
+   * (this run claims nothing before this check), and a live pid holding a claim older than any
+   * one report can take is another process that got the number. A claim given back too soon is
+   * at worst reported twice, which is allowed; one never given back is lost.
+   */
+  private async abandoned(name: string, pid: number, isAlive: (pid: number) => boolean): Promise<boolean> {
+    if (pid === process.pid || !isAlive(pid)) return true;
+    // rename sets the ctime: it is the moment of the claim.
+    const claimedAt = (await lstat(join(this.dir, name)).catch(() => undefined))?.ctimeMs;
+    return claimedAt !== undefined && Date.now() - claimedAt > STALE_CLAIM_MS;
   }
 
   /** Entries waiting (claimed ones included). */

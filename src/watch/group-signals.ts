@@ -15,11 +15,15 @@ export interface GroupSignalOptions {
   ignored: ReadonlySet<NodeJS.Signals>;
   /** A signal that ends the watch arrived (or HUP while no child runs). Called once. */
   onEnd(signal: NodeJS.Signals): void;
+  /** A second INT or TERM after the end: nothing more is waited for (a revoke to a hung vault). */
+  onAgain(signal: NodeJS.Signals): void;
   debug(message: string): void;
 }
 
 export class GroupSignals {
   private pgid: number | undefined;
+  /** A group being stopped (its stop signal already sent): nothing is forwarded to it, but a second INT or TERM kills it. */
+  private stopping: number | undefined;
   private ended: NodeJS.Signals | undefined;
   private release: (() => void) | undefined;
 
@@ -34,11 +38,23 @@ export class GroupSignals {
     this.release?.();
     this.release = undefined;
     this.pgid = undefined;
+    this.stopping = undefined;
   }
 
   /** The group now running (undefined between a stop and the next start). */
   attach(pgid: number | undefined): void {
     this.pgid = pgid;
+    this.stopping = undefined;
+  }
+
+  /**
+   * The group is being stopped (a restart, a revocation, --on-change exit, the leader's exit):
+   * signals are no longer forwarded to it, but the second INT or TERM still SIGKILLs it, as it
+   * would a running child, instead of waiting out --stop-timeout.
+   */
+  detach(stopping: number): void {
+    this.pgid = undefined;
+    this.stopping = stopping;
   }
 
   /** The signal that ended the watch, if one did. */
@@ -48,6 +64,7 @@ export class GroupSignals {
 
   private receive(signal: NodeJS.Signals): void {
     const pgid = this.pgid;
+    if (this.ended && ESCALATING.has(signal)) this.options.onAgain(signal);
     if (pgid !== undefined) {
       if (this.ended && ESCALATING.has(signal)) {
         this.options.debug(`second stop signal (${signal}): killing the child's process group with SIGKILL`);
@@ -56,6 +73,9 @@ export class GroupSignals {
       }
       this.options.debug(`forwarding ${signal} to the child's process group`);
       signalGroup(pgid, signal);
+    } else if (this.stopping !== undefined && this.ended && ESCALATING.has(signal)) {
+      this.options.debug(`second stop signal (${signal}) while the child's process group stops: killing it with SIGKILL`);
+      signalGroup(this.stopping, 'SIGKILL');
     }
     // Without a child (between a stop and the next start) a hangup ends the run, as before a first start.
     if (!this.ended && (ENDING.has(signal) || (signal === 'SIGHUP' && pgid === undefined))) {

@@ -49,6 +49,11 @@ export class WatchInjection {
     return { variables: new Map([[this.plan.fileVar, '/dev/fd/3']]), fd };
   }
 
+  /** Refuses secrets the file format cannot carry, before anything is stopped for them. */
+  async check(secrets: Secrets): Promise<void> {
+    if (this.plan.injectAs !== 'env') await this.serialize(secrets);
+  }
+
   /** New content for the running child's file (file or fd injection only). */
   async rewrite(secrets: Secrets): Promise<void> {
     await this.file!.rewrite(await this.serialize(secrets));

@@ -52,6 +52,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       ending.trigger(signal);
       events.push({ kind: 'end', signal });
     },
+    onAgain: (signal) => ending.trigger(signal),
     debug: io.log.debug,
   });
   signals.install();
@@ -116,7 +117,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         // The signal already went to the group (GroupSignals): no more refreshing, and SIGKILL if it lingers.
         debouncer.cancel();
         const outcome = stopping(generation);
-        await feed.stop();
+        // A refresh's revoke may wait up to --timeout on a vault that hangs; a second INT or TERM
+        // leaves it (the token then expires by itself).
+        await Promise.race([feed.stop(), ending.again]);
         return await outcome;
       }
       if (event.kind === 'revoked') {
@@ -127,7 +130,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         io.log.error(new WatchError('RWS_WATCH_REVOKED', `${event.error.message}; stopping the child (--on-revoke exit)`, 'issue a new credential and start run-with-secrets again, or pass --on-revoke keep to keep the child running', EXIT_REVOKED));
         debouncer.cancel();
         await feed.stop();
-        signals.attach(undefined);
+        signals.detach(generation.pgid);
         await stopGroup(generation.running, stopOptions);
         live = undefined;
         return { kind: 'exit', code: EXIT_REVOKED };
@@ -137,6 +140,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       let fresh: Secrets;
       try {
         fresh = selectSecrets(await feed.current(), plan.selection);
+        // A rotated value the secrets file cannot carry (a line break in dotenv) is a failed
+        // refresh: found out after the stop, it left the app dead with exit 125.
+        await injection.check(fresh);
         refreshLog.ok(feed.label);
       } catch (error) {
         const known = error instanceof RwsError ? error : undefined;
@@ -154,7 +160,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       if (watch.onChange.kind === 'exit') {
         io.log.notice(`secrets changed: ${change}; stopping the child and exiting ${EXIT_SECRETS_CHANGED} (--on-change exit)`);
         await feed.stop();
-        signals.attach(undefined);
+        signals.detach(generation.pgid);
         await stopGroup(generation.running, stopOptions);
         live = undefined;
         return { kind: 'exit', code: EXIT_SECRETS_CHANGED };
@@ -169,7 +175,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         continue;
       }
       io.log.notice(`secrets changed: ${change}; restarting the child (${watch.stopSignal} to its process group)`);
-      signals.attach(undefined);
+      signals.detach(generation.pgid);
       const previous = generation;
       await stopGroup(previous.running, stopOptions);
       live = undefined;
@@ -189,10 +195,10 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     throw error;
   } finally {
     debouncer.cancel();
-    await feed.stop().catch(() => undefined);
+    await Promise.race([feed.stop().catch(() => undefined), ending.again]);
     // An error while a child runs (a file that cannot be rewritten, a command gone): the group goes too.
     if (live) {
-      signals.attach(undefined);
+      signals.detach(live.pgid);
       await stopGroup(live.running, stopOptions);
     }
     await injection?.release().catch(() => undefined);
@@ -203,7 +209,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
   /** The child ended by itself: the wrapper ends with its status, after the rest of its group. */
   async function ended(generation: Generation, outcome: Outcome): Promise<Outcome> {
     live = undefined;
-    signals.attach(undefined);
+    signals.detach(generation.pgid);
     await finishGroup(generation.pgid, stopOptions, true);
     const how = outcome.kind === 'exit' ? `exited with ${outcome.code}` : `was killed by ${outcome.signal}`;
     const age = performance.now() - generation.startedAt;
@@ -224,7 +230,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     try {
       const outcome = await generation.running.done;
       live = undefined;
-      signals.attach(undefined);
+      signals.detach(generation.pgid);
       await finishGroup(generation.pgid, stopOptions, true);
       return outcome;
     } finally {

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { createServer, request, type Server } from 'node:http';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, type RunningServer, type TestStore } from '../server/helpers/server.js';
-import { baseEnv, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
+import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
 
 const VALUES = { JOB_DB_PASSWORD: 'fallback-db-secret-1', JOB_API_TOKEN: 'fallback-api-secret-2' };
 let store: TestStore;
@@ -134,6 +134,30 @@ describe('the offline fallback', () => {
     expect(cacheFiles()).toEqual([]);
   }, 60_000);
 
+  it('3b: a 401 seen by one job removes every copy of that API key, so another job of the key cannot run from its copy in the next outage', async () => {
+    const { id, key } = await newKey();
+    const other = await newKey();
+    const job = (apiKey: string, pattern: string) => rws(['-e', 'prod', '-k', pattern, '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: apiKey });
+    expect((await job(key, 'JOB_DB_*')).exitCode).toBe(0);
+    expect((await job(key, 'JOB_API_*')).exitCode).toBe(0);
+    expect((await job(other.key, 'JOB_API_*')).exitCode).toBe(0);
+    expect(cacheFiles()).toHaveLength(3);
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const refused = await job(key, 'JOB_DB_*');
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toMatch(/warning RWS_FALLBACK_REMOVED: the vault refused \(RWS_VAULT_AUTH\): removed the fallback cache \S+ and 1 other fallback copy made with this API key/);
+    // The other key's copy stays.
+    expect(cacheFiles()).toHaveLength(1);
+    await killServer();
+    const outage = await job(key, 'JOB_API_*');
+    expect(outage.exitCode).toBe(125);
+    expect(outage.stdout).toBe('');
+    expect(outage.stderr).not.toContain('RWS_FALLBACK_USED');
+    const unrelated = await job(other.key, 'JOB_API_*');
+    expect(unrelated.exitCode, unrelated.stderr).toBe(0);
+    expect(unrelated.stderr).toContain('warning RWS_FALLBACK_USED');
+  }, 60_000);
+
   it('4: a flipped byte or an edited not_after is refused with RWS_FALLBACK_INVALID, and nothing else is tried', async () => {
     const { key } = await newKey();
     expect((await run(key)).exitCode).toBe(0);
@@ -210,6 +234,65 @@ describe('the offline fallback', () => {
       expect(row.subject).toMatch(/^nightly \(offline at \d{4}-\d\d-\d\dT[\d:.]+Z\)$/);
     }
   }, 120_000);
+});
+
+describe('the offline-use queue under a reused pid', () => {
+  /** Passes requests to the server, except the offline-use reports while `hold` is set: those are held unanswered. */
+  async function holdingProxy(): Promise<{ url: string; hold: (on: boolean) => void; down: (on: boolean) => void; close: () => Promise<void> }> {
+    let hold = false;
+    let down = false;
+    const backend = new URL(url);
+    const proxy: Server = createServer((req, res) => {
+      if (down) return void req.resume(), res.writeHead(503).end();
+      if (hold && req.url === '/api/v1/fallback/uses') return void req.resume();
+      const upstream = request({ host: backend.hostname, port: backend.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const address = proxy.address() as { port: number };
+    return {
+      url: `http://127.0.0.1:${address.port}`,
+      hold: (on) => (hold = on),
+      down: (on) => (down = on),
+      close: () => new Promise((resolve) => (proxy.closeAllConnections(), proxy.close(() => resolve()))),
+    };
+  }
+
+  it('a reporter SIGKILLed holding a claim, and the next run with the same pid (pid 1 of a container): the claimed use is still reported', async (context) => {
+    const unshare = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'];
+    if (!(await execa(unshare[0]!, [...unshare.slice(1), 'true']).then(() => true, () => false))) return context.skip();
+    const { key } = await newKey();
+    const lb = await holdingProxy();
+    try {
+      const env = baseEnv(runtimeDir, { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: lb.url, RWS_API_KEY: key });
+      const args = ['-e', 'prod', '-k', 'JOB_*', '--fallback', '--retries', '0', '--subject', 'boxed', '--', 'true'];
+      // As in a container: the wrapper is pid 1 of its own pid namespace, every time.
+      const inBox = () => execa(unshare[0]!, [...unshare.slice(1), BIN, ...args], { reject: false, extendEnv: false, env });
+      expect((await inBox()).exitCode).toBe(0);
+      lb.down(true);
+      for (const _ of [1, 2]) expect((await inBox()).stderr).toContain('RWS_FALLBACK_USED');
+      const queue = `${join(cacheDir(), cacheFiles()[0]!)}.uses`;
+      expect(readdirSync(queue)).toHaveLength(2);
+
+      lb.down(false);
+      lb.hold(true);
+      const reporter = inBox();
+      await until(async () => readdirSync(queue).some((name) => name.endsWith('.sending-1')), 10_000);
+      reporter.kill('SIGKILL');
+      await reporter;
+      lb.hold(false);
+
+      const back = await inBox();
+      expect(back.exitCode, back.stderr).toBe(0);
+      expect(readdirSync(queue)).toEqual([]);
+      expect(auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && String(row.subject).startsWith('boxed '))).toHaveLength(2);
+    } finally {
+      await lb.close();
+    }
+  }, 60_000);
 });
 
 describe('what counts as the vault being away', () => {

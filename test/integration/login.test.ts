@@ -1,10 +1,10 @@
 // `login`, `logout` and `whoami` against real secrets-server processes, with real files under a
 // private XDG_CONFIG_HOME and a real pseudo-terminal (script(1)) for the prompt.
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auditRowsSync, makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { auditRowsSync, makeApiKey, makeStore, startServer, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine } from '../helpers/cli.js';
 
 let storeA: TestStore;
@@ -123,6 +123,56 @@ describe('login', () => {
     expect(replaced).toContain(keyB.key);
   });
 
+  it('ten logins at once for ten profiles, and logouts at once for five of them, all land; a lock left by a killed login is taken over', async () => {
+    const profiles = Array.from({ length: 10 }, (_, i) => `p${i}`);
+    const logins = await Promise.all(profiles.map((profile) => login(serverA.url, keyA.key, ['--profile', profile])));
+    for (const result of logins) expect(result.exitCode, result.stderr).toBe(0);
+    const storedProfiles = () => [...readFileSync(credentialsFile(), 'utf8').matchAll(/^ {4}profile: (\S+)$/gm)].map((match) => match[1]).sort();
+    expect(storedProfiles()).toEqual(profiles);
+    const logouts = await Promise.all(profiles.slice(0, 5).map((profile) => rws(['logout', '--vault-url', serverA.url, '--profile', profile])));
+    for (const result of logouts) expect(result.stdout).toContain('removed the stored key');
+    expect(storedProfiles()).toEqual(profiles.slice(5));
+    expect(existsSync(`${credentialsFile()}.lock`)).toBe(false);
+
+    // A login SIGKILLed while it held the lock: the next one waits until the lock is stale, then goes on.
+    writeFileSync(`${credentialsFile()}.lock`, '', { mode: 0o600 });
+    utimesSync(`${credentialsFile()}.lock`, new Date(Date.now() - 8000), new Date(Date.now() - 8000));
+    const late = await login(serverA.url, keyA.key, ['--profile', 'late']);
+    expect(late.exitCode, late.stderr).toBe(0);
+    expect(storedProfiles()).toContain('late');
+  }, 60_000);
+
+  it('a login SIGKILLed between writing its temp file and the rename: the key in it is removed by logout --all, or by the next login', async (context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const dir = join(home, '.config', 'run-with-secrets');
+    const temps = () => (existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith('.tmp')) : []);
+    const killedMidWrite = async (profile: string) => {
+      // strace holds every fsync for 5 s: the login is SIGKILLed while its temp file waits for its rename.
+      const slow = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync', '-e', 'inject=fsync:delay_enter=5000000', BIN, 'login', '--vault-url', serverA.url, '--profile', profile], {
+        input: `${keyA.key}\n`,
+        extendEnv: false,
+        env: baseEnv(runtimeDir, { HOME: home }),
+        reject: false,
+      });
+      await until(async () => temps().length > 0, 10_000);
+      const temp = temps()[0]!;
+      process.kill(Number(/^\.credentials\.yaml\.(\d+)\./.exec(temp)![1]), 'SIGKILL');
+      await slow;
+      expect(readFileSync(join(dir, temp), 'utf8')).toContain(keyA.key);
+    };
+    await killedMidWrite('one');
+    const all = await rws(['logout', '--all']);
+    expect(all.exitCode, all.stderr).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+
+    await killedMidWrite('two');
+    // The killed login's lock is stale after 10 s; here it is made so at once.
+    utimesSync(`${credentialsFile()}.lock`, new Date(Date.now() - 20_000), new Date(Date.now() - 20_000));
+    expect((await login(serverA.url, keyA2.key, ['--profile', 'three'])).exitCode).toBe(0);
+    expect(temps()).toEqual([]);
+    expect(readFileSync(credentialsFile(), 'utf8')).not.toContain(keyA.key);
+  }, 60_000);
+
   it('an env key overrides the stored one; login warns that it would, and check names the source in use', async () => {
     expect((await login(serverA.url, keyA.key)).exitCode).toBe(0);
     const warned = await login(serverA.url, keyA.key, [], { RWS_API_KEY: keyA2.key });
@@ -236,6 +286,27 @@ describe('a stored login someone else could read or wrote by hand', () => {
     expect((await rws(['logout', '--all'])).exitCode).toBe(0);
     expect(existsSync(credentialsFile())).toBe(false);
   });
+
+  it('a named pipe at its place is refused at once, not waited on for a writer (also a fallback copy)', async () => {
+    mkdirSync(join(home, '.config', 'run-with-secrets'), { recursive: true, mode: 0o700 });
+    await execa('mkfifo', ['-m', '600', credentialsFile()]);
+    // Killed after 5 s: an open(2) of a pipe waits for a writer for ever.
+    const bounded = (args: string[], env: Record<string, string> = {}) => {
+      const running = runBin(args, { runtimeDir, env: { HOME: home, ...env } });
+      const timer = setTimeout(() => running.kill('SIGKILL'), 5000);
+      return running.finally(() => clearTimeout(timer));
+    };
+    for (const args of [['whoami', '--vault-url', serverA.url], ['--vault-url', serverA.url, '-e', 'prod', '--', 'true']]) {
+      const result = await bounded(args);
+      expect(result.exitCode, args.join(' ')).toBe(125);
+      expect(result.stderr).toContain(`error RWS_CREDENTIAL_STORE_INVALID: refusing the stored logins ${credentialsFile()}: it is not a regular file`);
+    }
+    const copy = join(runtimeDir, 'copy.bin');
+    await execa('mkfifo', ['-m', '600', copy]);
+    const offline = await bounded(['--vault-url', serverA.url, '-e', 'prod', `--fallback=${copy}`, '--offline', '--', 'true'], { RWS_API_KEY: keyA.key });
+    expect(offline.exitCode).toBe(125);
+    expect(offline.stderr).toContain(`error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: it is not a regular file`);
+  }, 30_000);
 
   it('is not even read when another credential is set or no vault is used (the store loads only when needed)', async () => {
     mkdirSync(join(home, '.config', 'run-with-secrets'), { recursive: true });

@@ -242,6 +242,24 @@ describe('run-with-secrets --watch with local files', () => {
     expect(wrapperDirs(runtimeDir)).toEqual([]);
   }, 30_000);
 
+  it('a second SIGTERM while a restart waits for an old group that ignores SIGTERM kills the group at once, not after --stop-timeout', async () => {
+    const { envFile, record, env } = setup('A=one\n');
+    const stubborn = `trap '' TERM; echo "{\\"event\\":\\"up\\",\\"pid\\":$$}" >> "$WATCH_RECORD"; while :; do sleep 0.05; done`;
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--stop-timeout', '60s', ...keep, '--', 'sh', '-c', stubborn], runtimeDir, env);
+    const first = await until('the child', () => ups(record)[0]);
+    replaceByRename(envFile, 'A=two\n');
+    await until('the restart to begin', () => wrapper.stderrText().includes('restarting the child'));
+    wrapper.kill('SIGTERM');
+    await sleep(200);
+    const second = Date.now();
+    wrapper.kill('SIGTERM');
+    const result = await wrapper;
+    expect(Date.now() - second).toBeLessThan(5000);
+    expect(result.signal).toBe('SIGTERM');
+    expect(ups(record)).toHaveLength(1);
+    expect(alive(first.pid)).toBe(false);
+  }, 30_000);
+
   it('a wrapper killed with SIGKILL mid-watch: its file is left only until the next run, once the orphaned group is gone', async () => {
     const { envFile, record, env } = setup('A=one\n');
     const wrapper = startWatch(['--env-file', envFile, '--watch', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);

@@ -2,7 +2,7 @@
 // server going away and coming back, a revoked API key, a pre-minted token running out.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRowsSync, cliOk, makeApiKey, makeStore, type TestStore } from '../server/helpers/server.js';
+import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, type TestStore } from '../server/helpers/server.js';
 import { execa } from 'execa';
 import { BIN, makeRuntimeDir, removeDir } from '../helpers/cli.js';
 import { alive, CHILD_COMMAND, freePort, readRecord, startServerOn, startWatch, until, ups } from '../helpers/watch.js';
@@ -186,6 +186,61 @@ describe('run-with-secrets --watch with a vault', () => {
       expectNoLeak([result.stderr], store, key.key);
     } finally {
       await server.stop();
+      await store.cleanup();
+    }
+  }, 60_000);
+
+  it('a rotated value the secrets file cannot carry: the running child is kept and the failure said, not stopped and left dead (exit 125)', async () => {
+    const { store, key, record, server } = await scenario();
+    try {
+      const wrapper = startWatch(watchArgs('--watch-interval', '30s', '--debounce', '0', '--inject-as', 'file'), runtimeDir, watchEnv(server.url, key.key, record));
+      const first = await until('the first child', () => ups(record)[0]);
+      await sleep(500);
+      await setSecret(store, 'APP_A', 'line one\nline two');
+      await until('the refusal', () => wrapper.stderrText().includes('RWS_FORMAT_UNSUPPORTED'), 15_000);
+      await sleep(500);
+      expect(alive(first.pid)).toBe(true);
+      expect(wrapper.exitCode).toBe(null);
+      expect(wrapper.stderrText()).not.toContain('restarting the child');
+      // The next value it can carry restarts the child as usual.
+      await setSecret(store, 'APP_A', 'alpha-value-2');
+      const second = await until('the restarted child', () => ups(record)[1], 15_000);
+      expect(second.seen).toMatchObject({ APP_A: 'alpha-value-2' });
+      expect(alive(first.pid)).toBe(false);
+      process.kill(wrapper.pid!, 'SIGTERM');
+      await wrapper;
+      expectNoLeak([wrapper.stderrText()], store, key.key);
+    } finally {
+      await server.stop();
+      await store.cleanup();
+    }
+  }, 60_000);
+
+  it('a vault that hangs (SIGSTOP) during a held refresh: after SIGTERM the revoke waits, but a second SIGTERM ends the wrapper at once', async () => {
+    const store = await makeStore({ prod: SECRETS });
+    const key = await makeApiKey(store, ['prod'], ['APP_*']);
+    const record = join(store.root, `record-${++counter}.jsonl`);
+    const server = await startServer(store);
+    try {
+      const wrapper = startWatch(watchArgs('--watch-interval', '30s', '--timeout', '60', '-v'), runtimeDir, watchEnv(server.url, key.key, record));
+      // process.kill, not wrapper.kill: execa would follow with its own SIGKILL after 5 s.
+      const first = await until('the first child', () => ups(record)[0]);
+      // A tagged answer is long-polled at once: a second after the start line, a refresh is held.
+      await until('the watch to start', () => wrapper.stderrText().includes('watching vault'));
+      await sleep(1000);
+      server.process.kill('SIGSTOP');
+      process.kill(wrapper.pid!, 'SIGTERM');
+      await until('the child to go', () => !alive(first.pid));
+      await sleep(300);
+      const second = Date.now();
+      process.kill(wrapper.pid!, 'SIGTERM');
+      const result = await wrapper;
+      expect(Date.now() - second).toBeLessThan(5000);
+      expect(result.signal).toBe('SIGTERM');
+      expectNoLeak([result.stderr], store, key.key);
+    } finally {
+      server.process.kill('SIGCONT');
+      await server.stop('SIGKILL');
       await store.cleanup();
     }
   }, 60_000);

@@ -19,7 +19,7 @@ export async function login(context: CommandContext): Promise<number> {
   // Made before the key is read: a bad or insecure URL fails before anyone pastes a key.
   const client = await VaultClient.create(vault.client);
   try {
-    const { readLogins, writeLogins } = await import('../../config/credential-store.js');
+    const { readLogins, updateLogins } = await import('../../config/credential-store.js');
     // A store we would refuse to read is refused before the prompt, not after.
     await readLogins(target.path, facts.uid);
     warnHidden(vault, facts.env, log.warn);
@@ -32,8 +32,6 @@ export async function login(context: CommandContext): Promise<number> {
       }
       throw error;
     });
-    // Read again just before writing: another login may have stored a key meanwhile.
-    const others = (await readLogins(target.path, facts.uid)).filter((entry) => entry.vault_url !== target.url || entry.profile !== target.profile);
     const entry = {
       vault_url: target.url,
       profile: target.profile,
@@ -46,7 +44,8 @@ export async function login(context: CommandContext): Promise<number> {
       admin: info.admin,
       stored_at: new Date().toISOString(),
     };
-    await writeLogins(target.path, facts.uid, [...others, entry]);
+    // Read again under the lock: another login may have stored a key meanwhile.
+    await updateLogins(target.path, facts.uid, (logins) => [...logins.filter((other) => other.vault_url !== target.url || other.profile !== target.profile), entry]);
     context.stdout.write(`logged in to ${target.url} as ${info.name} (${info.id}), profile ${target.profile}\n`);
     context.stdout.write(`${describeGrants(entry)}\n`);
     context.stdout.write(`key stored in ${target.path} (mode 0600)\n`);
