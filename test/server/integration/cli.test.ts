@@ -1,9 +1,10 @@
 // The admin commands, run as users run them: modes, stdin-only values, all-or-nothing imports,
 // keys printed once and stored only as HMACs.
+import { spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliOk, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
+import { BIN, cli, cliOk, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
 
 let store: TestStore;
 beforeAll(async () => {
@@ -109,6 +110,30 @@ describe('secret', () => {
     await cliOk(['secret', 'import', 'team', '--format', 'json', '--store', store.dir], { input: '{"API_KEY":"k1","DB_URL":"postgres://y"}' });
     expect(await cliOk(['secret', 'list', 'team', '--store', store.dir])).toBe('DB_URL\nDB_PASSWORD\nAPI_KEY\n');
   }, 90_000);
+  it('an import killed after writing its new version leaves a temp file that the next edit removes', async () => {
+    await cliOk(['secret', 'set', 'killed', 'KEPT', '--store', store.dir], { input: 'kept-value' });
+    // Large enough that writing and syncing the new version takes a while: the kill lands between
+    // the temp file's creation and its rename.
+    const big = JSON.stringify(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`K${i}`, 'v'.repeat(100)])));
+    const temps = async () => (await readdir(store.dir)).filter((name) => name.endsWith('.tmp'));
+    let left: string[] = [];
+    for (let attempt = 0; attempt < 5 && left.length === 0; attempt++) {
+      const child = spawn(BIN, ['secret', 'import', 'killed', '--format', 'json', '--store', store.dir], { env: { ...process.env, VANTA_SOPS_FILES_PATH: '' }, stdio: ['pipe', 'ignore', 'ignore'] });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin.end(big);
+      let done = false;
+      void exited.then(() => (done = true));
+      while (!done && (await temps()).length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      child.kill('SIGKILL');
+      await exited;
+      left = await temps();
+      if (left.length === 0) await cliOk(['secret', 'import', 'killed', '--format', 'json', '--store', store.dir], { input: '{"KEPT":"kept-value"}' });
+    }
+    expect(left).toHaveLength(1);
+    await cliOk(['secret', 'set', 'killed', 'NEXT', '--store', store.dir], { input: 'next-value' });
+    expect(await temps()).toEqual([]);
+    expect((await cliOk(['secret', 'list', 'killed', '--store', store.dir])).split('\n')).toEqual(expect.arrayContaining(['KEPT', 'NEXT']));
+  }, 120_000);
 });
 
 describe('apikey', () => {
