@@ -49,7 +49,15 @@ function lineOf(error: { linePos?: [{ line: number; col: number }] | [{ line: nu
 
 /** Parses all documents; syntax errors are reported by position and code, never with source text. */
 export function parseDocuments(text: string, origin: string): YamlDoc[] {
-  const docs = parseAllDocuments(text, PARSE_OPTIONS as never) as unknown as YamlDoc[] | { errors?: unknown };
+  let docs: YamlDoc[] | { errors?: unknown };
+  try {
+    docs = parseAllDocuments(text, PARSE_OPTIONS as never) as unknown as YamlDoc[] | { errors?: unknown };
+  } catch (error) {
+    // The yaml package's block parser recurses per level: `- - - … x` a few thousand deep (10 KB)
+    // overflows the stack before its own RESOURCE_EXHAUSTION limit applies.
+    if (error instanceof RangeError) throw invalid(origin, 'nests too deeply to parse');
+    throw error;
+  }
   if (!Array.isArray(docs)) throw invalid(origin, 'is not a YAML stream');
   const withContent = docs.filter((d) => d.contents !== null || d.errors.length > 0);
   for (const doc of withContent) {

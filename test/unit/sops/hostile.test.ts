@@ -155,6 +155,14 @@ describe('broken YAML and structure', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  test.each([
+    ['compact block lists', (n: number) => `D:\n  ${'- '.repeat(n)}x\n`],
+    ['block maps', (n: number) => `D:\n${Array.from({ length: n }, (_, i) => `${' '.repeat(i + 1)}k${i}:`).join('\n')} x\n`],
+    ['flow maps', (n: number) => `D: ${'{a: '.repeat(n)}x${'}'.repeat(n)}\n`],
+  ])('%s nested 5000 deep are RWS_SOPS_INVALID, not a stack overflow (RWS_INTERNAL)', async (_what, nest) => {
+    expect((await failure(nest(5_000) + base)).code).toBe('RWS_SOPS_INVALID');
+  });
+
   test('a recursive alias is refused', async () => {
     expect((await failure(`R: &r [*r]\n${base}`)).code).toBe('RWS_SOPS_INVALID');
   });
