@@ -6,6 +6,7 @@
 // refused until it changes again. Only encrypted values are served (servedValues).
 import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
+import { RwsError } from '../../errors.js';
 import { openSopsFile, type SopsFile } from '../../sops/index.js';
 import { isValidEnvironment, SECRETS_SUFFIX, type StorePaths } from './layout.js';
 import type { EnvironmentVersion, SecretFile, SecretSource } from './secret-source.js';
@@ -104,8 +105,11 @@ export function fileDigest(text: string): string {
 
 /** Opens a store file (never through a link) and verifies it. */
 export async function readSopsFile(file: string, identities: string[]): Promise<VersionedSopsFile> {
-  const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // O_NONBLOCK: opening a FIFO put in a file's place must not wait for a writer (a request,
+  // `status` and a thread of libuv's small pool would hang for ever); it is then refused below.
+  const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
+    if (!(await handle.stat()).isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `remove it, or restore the file from version control` });
     const text = await handle.readFile('utf8');
     const opened = await openSopsFile(text, identities, { origin: file });
     return Object.assign(opened, { digest: fileDigest(text) });
