@@ -18,6 +18,8 @@ export type VersionedSopsFile = SopsFile & { readonly digest: string };
 export type ServedFile = SecretFile & { readonly digest: string };
 
 const RECHECK_MS = 250;
+/** As the wrapper's --sops-file: the whole file is read and parsed in the server's one thread. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
 
 interface Cached {
   identity: string;
@@ -109,7 +111,9 @@ export async function readSopsFile(file: string, identities: string[]): Promise<
   // `status` and a thread of libuv's small pool would hang for ever); it is then refused below.
   const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    if (!(await handle.stat()).isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `remove it, or restore the file from version control` });
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `remove it, or restore the file from version control` });
+    if (stat.size > MAX_FILE_BYTES) throw new RwsError('RWS_STORE_INVALID', `${file} is over ${MAX_FILE_BYTES / 1024 / 1024} MiB`, { hint: 'restore the file from version control' });
     const text = await handle.readFile('utf8');
     const opened = await openSopsFile(text, identities, { origin: file });
     return Object.assign(opened, { digest: fileDigest(text) });

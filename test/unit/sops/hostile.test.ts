@@ -163,6 +163,14 @@ describe('broken YAML and structure', () => {
     expect((await failure(nest(5_000) + base)).code).toBe('RWS_SOPS_INVALID');
   });
 
+  test('4 MiB of tiny nodes is refused before it is parsed (the yaml package took 40 s and 2 GB)', async () => {
+    const started = Date.now();
+    const e = await failure(`X: [${'a,'.repeat(2 * 1024 * 1024)}a]\n${base}`);
+    expect(e.code).toBe('RWS_SOPS_INVALID');
+    expect(e.message).toMatch(/too large to parse/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   test('a recursive alias is refused', async () => {
     expect((await failure(`R: &r [*r]\n${base}`)).code).toBe('RWS_SOPS_INVALID');
   });
