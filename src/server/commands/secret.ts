@@ -14,6 +14,7 @@ import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
 import { writeNameList } from './name-list.js';
 import { afterCommit } from './after-commit.js';
+import { checkDotenvLines } from './dotenv-import.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 
@@ -118,6 +119,7 @@ function parseJsonSecrets(text: string): Record<string, string> {
 }
 
 async function parseDotenv(text: string): Promise<Record<string, string>> {
+  checkDotenvLines(text);
   const { parse } = await import('dotenv');
   const parsed = parse(text) as Record<string, string>;
   const values: Record<string, string> = Object.create(null) as Record<string, string>;

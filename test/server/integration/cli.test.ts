@@ -110,6 +110,25 @@ describe('secret', () => {
     await cliOk(['secret', 'import', 'team', '--format', 'json', '--store', store.dir], { input: '{"API_KEY":"k1","DB_URL":"postgres://y"}' });
     expect(await cliOk(['secret', 'list', 'team', '--store', store.dir])).toBe('DB_URL\nDB_PASSWORD\nAPI_KEY\n');
   }, 90_000);
+  it('refuses a dotenv import with a line dotenv would skip or cut short, naming the line, never its text', async () => {
+    await cliOk(['secret', 'import', 'lines', '--store', store.dir], { input: 'KEPT=1\n' });
+    for (const [input, why] of [
+      ['GOOD=1\nMY KEY=xyzzy-dropped\n', /line 2 of stdin is not NAME=value/],
+      ['GOOD=1\nÉTÉ=xyzzy-dropped\n', /line 2 of stdin is not NAME=value/],
+      ['GOOD=1\nPASSWORD=xyzzy#cut\n', /line 2 of stdin has a # inside an unquoted value/],
+      ['GOOD="xyzzy-unclosed\nOTHER=2\n', /line 1 of stdin opens a quoted value that is never closed/],
+      ["GOOD='xyzzy' trailing\n", /line 1 of stdin has text after the closing quote/],
+    ] as const) {
+      const result = await cli(['secret', 'import', 'lines', '--store', store.dir], { input });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(why);
+      expect(result.stderr).not.toContain('xyzzy');
+      expect(await cliOk(['secret', 'list', 'lines', '--store', store.dir])).toBe('KEPT\n');
+    }
+    const fine = 'A=1\n# comment\n\nexport B=2\nC: 3\nD="multi\nline" # note\nE=plain # note\nPEM="-----BEGIN KEY-----\nMIIB==\n-----END KEY-----"\nF="p#ss"\n';
+    expect((await cliOk(['secret', 'import', 'lines', '--store', store.dir], { input: fine })).trim()).toBe('imported 7 secrets into lines: A, B, C, D, E, PEM, F');
+  }, 60_000);
+
   it('an import killed after writing its new version leaves a temp file that the next edit removes', async () => {
     await cliOk(['secret', 'set', 'killed', 'KEPT', '--store', store.dir], { input: 'kept-value' });
     // Large enough that writing and syncing the new version takes a while: the kill lands between
