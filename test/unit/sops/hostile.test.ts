@@ -1,7 +1,7 @@
 // Hostile and broken input: every failure is a SopsError with a stable code, names the file or
 // key path, never carries a value, and never hangs.
 import { createHash } from 'node:crypto';
-import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { armor, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createSopsFile, openSopsFile, SopsError, type SopsFile } from '../../../src/sops/index.js';
 import { unwrapDataKey } from '../../../src/sops/age-stanza.js';
@@ -70,6 +70,24 @@ describe('identities', () => {
     const i = last.length - 8; // inside the payload, before any padding
     lines[end - 1] = last.slice(0, i) + (last[i] === 'A' ? 'B' : 'A') + last.slice(i + 1);
     expect((await failure(lines.join('\n'))).code).toBe('RWS_SOPS_DECRYPT_FAILED');
+  });
+
+  test('thousands of age recipient stanzas are refused before any is tried (1.3 ms each)', async () => {
+    const encrypter = new Encrypter();
+    encrypter.addRecipient(await identityToRecipient(await generateIdentity()));
+    const file = Buffer.from(await encrypter.encrypt(new Uint8Array(32)));
+    // One stanza, repeated in the header of one age file: nothing authenticates the header first.
+    const text = file.toString('latin1');
+    const start = text.indexOf('\n-> ') + 1;
+    const end = text.indexOf('\n---') + 1;
+    const header = text.slice(0, start) + text.slice(start, end).repeat(2_000) + text.slice(end);
+    const enc = armor.encode(new Uint8Array(Buffer.from(header, 'latin1'))).trimEnd().split('\n').map((line) => `              ${line}`).join('\n');
+    const hostile = base.replace('    age:\n', `    age:\n        - recipient: age1x\n          enc: |\n${enc}\n`);
+    const started = Date.now();
+    const e = await failure(hostile);
+    expect(e.code).toBe('RWS_SOPS_INVALID');
+    expect(e.message).toContain('2001 age recipients');
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   test('a file with only non-age keys (pgp) says so', async () => {
