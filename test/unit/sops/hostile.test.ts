@@ -189,6 +189,14 @@ describe('broken YAML and structure', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  test('4 MiB anchored under *_unencrypted and aliased 1,000 times is refused before it is hashed 1,000 times', async () => {
+    const started = Date.now();
+    const e = await failure(`BIG_unencrypted: &a ${'x'.repeat(4 * 1024 * 1024)}\nL_unencrypted: [${Array(1_000).fill('*a').join(', ')}]\n${base}`);
+    expect(e.code).toBe('RWS_SOPS_INVALID');
+    expect(e.message).toMatch(/more than 64 MiB of keys and values \(after alias expansion\)/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   test('a recursive alias is refused', async () => {
     expect((await failure(`R: &r [*r]\n${base}`)).code).toBe('RWS_SOPS_INVALID');
   });
