@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cli, cliOk, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
 
@@ -128,6 +129,21 @@ describe('secret', () => {
     const fine = 'A=1\n# comment\n\nexport B=2\nC: 3\nD="multi\nline" # note\nE=plain # note\nPEM="-----BEGIN KEY-----\nMIIB==\n-----END KEY-----"\nF="p#ss"\n';
     expect((await cliOk(['secret', 'import', 'lines', '--store', store.dir], { input: fine })).trim()).toBe('imported 7 secrets into lines: A, B, C, D, E, PEM, F');
   }, 60_000);
+
+  it('refuses stdin that is not UTF-8 and JSON lone surrogates, rather than storing U+FFFD in their place', async () => {
+    await cliOk(['secret', 'set', 'bytes', 'KEPT', '--store', store.dir], { input: 'kept' });
+    const env = { ...process.env, VANTA_SOPS_FILES_PATH: '' };
+    for (const [args, input, why] of [
+      [['secret', 'set', 'bytes', 'RAW'], Buffer.from([0x61, 0xff, 0xfe, 0x62]), /stdin is not UTF-8 text/],
+      [['secret', 'import', 'bytes'], Buffer.from('X=a\xffb\n', 'latin1'), /stdin is not UTF-8 text/],
+      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"a\\ud800b"}'), /the value of X holds a lone UTF-16 surrogate/],
+    ] as const) {
+      const result = await execa(BIN, [...args, '--store', store.dir], { input, env, reject: false });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(why);
+      expect(await cliOk(['secret', 'list', 'bytes', '--store', store.dir])).toBe('KEPT\n');
+    }
+  });
 
   it('an import killed after writing its new version leaves a temp file that the next edit removes', async () => {
     await cliOk(['secret', 'set', 'killed', 'KEPT', '--store', store.dir], { input: 'kept-value' });
