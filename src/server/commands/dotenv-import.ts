@@ -1,12 +1,12 @@
 // `secret import`'s dotenv reading. The dotenv package skips every line it cannot read
 // (`MY KEY=1`, `ÉTÉ=1`), reads a value whose quote never closes as the text after `=`, and ends
-// an unquoted value at any `#`, all without a word: an import would then report success with
-// secrets missing or cut short. Every line is checked to be blank, a comment, an assignment
+// an unquoted value at any `#`, keeps one of a name set twice and drops `__proto__`, all without
+// a word: an import would then report success with secrets missing or cut short. Every line is checked to be blank, a comment, an assignment
 // dotenv reads whole, or inside a quoted value.
 import { ServerUsageError } from '../usage-error.js';
 
 /** dotenv's own key grammar and separator (`NAME=`, `export NAME=`, `NAME: `). */
-const ASSIGNMENT = /^\s*(?:export\s+)?[\w.-]+(?:\s*=|:\s)\s*(.*)$/;
+const ASSIGNMENT = /^\s*(?:export\s+)?([\w.-]+)(?:\s*=|:\s)\s*(.*)$/;
 
 /** The index just past the quote closing a value opened by `quote` at `text[0]`, or -1. */
 function closingQuote(text: string, quote: string, from: number): number {
@@ -26,6 +26,7 @@ export function checkDotenvLines(text: string): void {
   const lines = text.replace(/\r\n?/g, '\n').split('\n');
   let quote: string | undefined;
   let opened = 0;
+  const firstLine = new Map<string, number>();
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (quote !== undefined) {
@@ -40,12 +41,18 @@ export function checkDotenvLines(text: string): void {
     if (/^\s*(?:#.*)?$/.test(line)) continue;
     const match = ASSIGNMENT.exec(line);
     if (match === null) refuse(i + 1, 'is not NAME=value (a name dotenv reads has only letters, digits, _, . and -)');
-    const value = match[1]!;
-    const first = value[0];
-    if (first === '"' || first === "'" || first === '`') {
-      const end = closingQuote(value, first, 1);
+    const name = match[1]!;
+    // dotenv keeps one of two values silently, and makes __proto__ the result's prototype.
+    if (name === '__proto__') refuse(i + 1, 'sets __proto__, which dotenv drops');
+    const first = firstLine.get(name);
+    if (first !== undefined) refuse(i + 1, `sets ${name} again (first set on line ${first})`);
+    firstLine.set(name, i + 1);
+    const value = match[2]!;
+    const opening = value[0];
+    if (opening === '"' || opening === "'" || opening === '`') {
+      const end = closingQuote(value, opening, 1);
       if (end === -1) {
-        quote = first;
+        quote = opening;
         opened = i + 1;
       } else if (!/^\s*(?:#.*)?$/.test(value.slice(end))) refuse(i + 1, 'has text after the closing quote of a value');
     } else if (/[^\s#]#/.test(value)) {

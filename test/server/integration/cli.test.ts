@@ -119,6 +119,8 @@ describe('secret', () => {
       ['GOOD=1\nPASSWORD=xyzzy#cut\n', /line 2 of stdin has a # inside an unquoted value/],
       ['GOOD="xyzzy-unclosed\nOTHER=2\n', /line 1 of stdin opens a quoted value that is never closed/],
       ["GOOD='xyzzy' trailing\n", /line 1 of stdin has text after the closing quote/],
+      ['GOOD=1\nGOOD=xyzzy-again\n', /line 2 of stdin sets GOOD again \(first set on line 1\)/],
+      ['GOOD=1\n__proto__=xyzzy-dropped\n', /line 2 of stdin sets __proto__, which dotenv drops/],
     ] as const) {
       const result = await cli(['secret', 'import', 'lines', '--store', store.dir], { input });
       expect(result.exitCode).toBe(2);
