@@ -84,7 +84,8 @@ export async function syncDirectory(dir: string): Promise<void> {
 
 /** Reads a file the store owns; refuses links and files others can read or write. */
 export async function readPrivateFile(file: string): Promise<string> {
-  const handle = await fs.open(file, constants.O_RDONLY | O_NOFOLLOW);
+  // O_NONBLOCK: a FIFO in the file's place is refused below instead of waiting for a writer.
+  const handle = await fs.open(file, constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`);

@@ -1,7 +1,7 @@
 // The admin commands, run as users run them: modes, stdin-only values, all-or-nothing imports,
 // keys printed once and stored only as HMACs.
-import { spawn } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,6 +146,20 @@ describe('secret', () => {
       expect(await cliOk(['secret', 'list', 'bytes', '--store', store.dir])).toBe('KEPT\n');
     }
   });
+
+  it('refuses a FIFO in place of the age identity at once, never waiting for a writer', async () => {
+    const other = await makeStore({ dev: { A: 'a-value' } });
+    try {
+      const identity = path.join(other.dir, 'age-identity.txt');
+      await rm(identity);
+      execFileSync('mkfifo', ['-m', '600', identity]);
+      const result = await cli(['secret', 'list', 'dev', '--store', other.dir]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(`RWS_STORE_INVALID: ${identity} is not a regular file`);
+    } finally {
+      await other.cleanup();
+    }
+  }, 20_000);
 
   it('an import killed after writing its new version leaves a temp file that the next edit removes', async () => {
     await cliOk(['secret', 'set', 'killed', 'KEPT', '--store', store.dir], { input: 'kept-value' });
