@@ -4,6 +4,7 @@
 import { ageModule } from './age-module.js';
 import { DATA_KEY_BYTES } from './cipher.js';
 import { SopsError } from './errors.js';
+import { printable } from '../printable.js';
 import type { AgeStanza } from './metadata.js';
 
 /** typage's message when no identity fits a file (FORMAT.md §8). */
@@ -68,7 +69,7 @@ export async function unwrapDataKey(stanzas: readonly AgeStanza[], identities: r
     }
   }
   if (failure === undefined && malformed < stanzas.length) {
-    const recipients = stanzas.map((s) => (s.recipient.length > 24 ? `${s.recipient.slice(0, 20)}…` : s.recipient)).join(', ');
+    const recipients = stanzas.map((s) => printable(s.recipient.length > 24 ? `${s.recipient.slice(0, 20)}…` : s.recipient)).join(', ');
     throw new SopsError('RWS_SOPS_NO_IDENTITY', `${origin}: none of the ${identities.length} age identities opens the file (recipients: ${recipients})`, {
       hint: 'use the identity of one of those recipients',
     });

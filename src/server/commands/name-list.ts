@@ -6,7 +6,7 @@
 import type { SopsFile } from '../../sops/index.js';
 import type { CliIo } from '../cli.js';
 import { neverServedBecause } from '../store/served-values.js';
-import { printable } from '../printable.js';
+import { printable } from '../../printable.js';
 
 export function writeNameList(file: SopsFile, io: Pick<CliIo, 'stdout' | 'stderr'>): void {
   const never: string[] = [];

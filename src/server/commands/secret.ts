@@ -15,7 +15,7 @@ import { readSopsFile } from '../store/sops-store.js';
 import { writeNameList } from './name-list.js';
 import { afterCommit } from './after-commit.js';
 import { checkDotenvLines } from './dotenv-import.js';
-import { printable } from '../printable.js';
+import { printable } from '../../printable.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 

@@ -90,6 +90,16 @@ describe('identities', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  test('a recipient and a rule written without a key are shown with their control characters escaped', async () => {
+    const retitle = '\\e]0;owned\\a\\nFAKE';
+    const e = await failure(base.replace(/- recipient: \S+/, `- recipient: "${retitle}"`), [await generateIdentity()]);
+    expect(e.code).toBe('RWS_SOPS_NO_IDENTITY');
+    expect(e.message).toContain('(recipients: \\u001b]0;owned\\u0007\\u000aFAKE)');
+    // mac_only_encrypted is unset, so a changed suffix only changes which names count as plain.
+    const f = await openSopsFile(base.replace(/unencrypted_suffix: .*/, `unencrypted_suffix: "${retitle}"`), [identity]);
+    expect(f.ruleLeavingUnencrypted('x\u001b]0;owned\u0007\nFAKE')).toBe('unencrypted_suffix: \\u001b]0;owned\\u0007\\u000aFAKE');
+  });
+
   test('a file with only non-age keys (pgp) says so', async () => {
     const text = base.replace(/ {4}age:\n(?: {8}.*\n| {10}.*\n| {12}.*\n)+/, '    pgp: []\n');
     expect(text).not.toContain('recipient');
