@@ -4,10 +4,28 @@
 import { ageModule } from './age-module.js';
 import { DATA_KEY_BYTES } from './cipher.js';
 import { SopsError } from './errors.js';
+import { printable } from '../printable.js';
 import type { AgeStanza } from './metadata.js';
 
 /** typage's message when no identity fits a file (FORMAT.md §8). */
 const NO_MATCH = /no identity matched/i;
+
+/**
+ * Each recipient stanza costs an X25519 exchange per identity (about 1.3 ms, on the server's one
+ * thread), and neither the sops metadata nor the age header is authenticated before one opens:
+ * anyone who can write the file could put 100,000 stanzas in one 16 MiB age blob (2 minutes).
+ */
+const MAX_RECIPIENT_STANZAS = 256;
+
+/** The `-> ` stanza lines of an age file's header (age spec: the header ends at `---`). */
+function headerStanzas(file: Uint8Array): number {
+  const text = Buffer.from(file.buffer, file.byteOffset, file.byteLength).toString('latin1');
+  const end = text.indexOf('\n---');
+  const header = end === -1 ? text : text.slice(0, end);
+  let count = 0;
+  for (let at = header.indexOf('\n-> '); at !== -1; at = header.indexOf('\n-> ', at + 1)) count += 1;
+  return count;
+}
 
 export async function unwrapDataKey(stanzas: readonly AgeStanza[], identities: readonly string[], origin: string): Promise<Uint8Array> {
   if (identities.length === 0) {
@@ -27,14 +45,21 @@ export async function unwrapDataKey(stanzas: readonly AgeStanza[], identities: r
   });
   let failure: unknown; // a stanza that matched an identity but did not open
   let malformed = 0; // stanzas whose armor could not be read at all
+  const files: Uint8Array[] = [];
   for (const stanza of stanzas) {
-    let file: Uint8Array;
     try {
-      file = age.armor.decode(stanza.enc);
+      files.push(age.armor.decode(stanza.enc));
     } catch {
       malformed += 1;
-      continue;
     }
+  }
+  const recipientStanzas = files.reduce((n, file) => n + headerStanzas(file), 0);
+  if (recipientStanzas > MAX_RECIPIENT_STANZAS) {
+    throw new SopsError('RWS_SOPS_INVALID', `${origin}: the data key is wrapped for ${recipientStanzas} age recipients; at most ${MAX_RECIPIENT_STANZAS} are tried`, {
+      hint: 'a sops file has one recipient per person or host; restore the file from version control',
+    });
+  }
+  for (const file of files) {
     try {
       const key = await decrypter.decrypt(file);
       if (key.length === DATA_KEY_BYTES) return key;
@@ -44,7 +69,7 @@ export async function unwrapDataKey(stanzas: readonly AgeStanza[], identities: r
     }
   }
   if (failure === undefined && malformed < stanzas.length) {
-    const recipients = stanzas.map((s) => (s.recipient.length > 24 ? `${s.recipient.slice(0, 20)}…` : s.recipient)).join(', ');
+    const recipients = stanzas.map((s) => printable(s.recipient.length > 24 ? `${s.recipient.slice(0, 20)}…` : s.recipient)).join(', ');
     throw new SopsError('RWS_SOPS_NO_IDENTITY', `${origin}: none of the ${identities.length} age identities opens the file (recipients: ${recipients})`, {
       hint: 'use the identity of one of those recipients',
     });

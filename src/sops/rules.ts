@@ -1,5 +1,6 @@
 // Which values are encrypted (FORMAT.md §3, sops.go shouldBeEncrypted): the test runs over every
 // key on the value's path. At most one rule is present; with none, unencrypted_suffix=_unencrypted.
+import { printable } from '../printable.js';
 
 export const DEFAULT_UNENCRYPTED_SUFFIX = '_unencrypted';
 
@@ -38,7 +39,7 @@ export function compileGoRegex(source: string): RegExp | undefined {
 
 /** The rule as sops writes it in the metadata, e.g. `unencrypted_suffix: _unencrypted`. */
 export function describeRule(rule: Rule): string {
-  return `${rule.kind}: ${'suffix' in rule ? rule.suffix : rule.source}`;
+  return `${rule.kind}: ${printable('suffix' in rule ? rule.suffix : rule.source)}`;
 }
 
 /** The rule of a file written without one (what createSopsFile writes). */

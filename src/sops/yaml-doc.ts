@@ -1,7 +1,7 @@
 // Parsing the YAML stream (FORMAT.md §1 "Multi-document YAML", §5): the AST, not JS objects,
 // because key order and scalar typing matter for the MAC. Scalars are read with the failsafe
 // schema and typed the go-yaml way in go-yaml-type.ts.
-import { isMap, isScalar, parseAllDocuments, Scalar, type Document, type Pair, type YAMLMap } from 'yaml';
+import { isMap, isScalar, Lexer, parseAllDocuments, Scalar, type Document, type Pair, type YAMLMap } from 'yaml';
 import { stringTag, stringifyString } from 'yaml/util';
 import { invalid } from './errors.js';
 
@@ -47,9 +47,33 @@ function lineOf(error: { linePos?: [{ line: number; col: number }] | [{ line: nu
   return pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`;
 }
 
+/**
+ * The yaml package spends about 1 KB of memory and tens of µs per node it builds: 4 MiB of
+ * `[a,a,…]` took 40 s and 2 GB, 16 MiB ran out of heap, all before any MAC could refuse it. Its
+ * lexer is cheap and allocates nothing per token, so the tokens are counted first. A sops file
+ * takes about 7 tokens per value (20 000 values: 140 000 tokens).
+ */
+const MAX_TOKENS = 500_000;
+
+function checkTokenCount(text: string, origin: string): void {
+  let tokens = 0;
+  for (const _token of new Lexer().lex(text)) {
+    if (++tokens > MAX_TOKENS) throw invalid(origin, `is too large to parse (over ${MAX_TOKENS} YAML tokens, about 70 000 values)`);
+  }
+}
+
 /** Parses all documents; syntax errors are reported by position and code, never with source text. */
 export function parseDocuments(text: string, origin: string): YamlDoc[] {
-  const docs = parseAllDocuments(text, PARSE_OPTIONS as never) as unknown as YamlDoc[] | { errors?: unknown };
+  checkTokenCount(text, origin);
+  let docs: YamlDoc[] | { errors?: unknown };
+  try {
+    docs = parseAllDocuments(text, PARSE_OPTIONS as never) as unknown as YamlDoc[] | { errors?: unknown };
+  } catch (error) {
+    // The yaml package's block parser recurses per level: `- - - … x` a few thousand deep (10 KB)
+    // overflows the stack before its own RESOURCE_EXHAUSTION limit applies.
+    if (error instanceof RangeError) throw invalid(origin, 'nests too deeply to parse');
+    throw error;
+  }
   if (!Array.isArray(docs)) throw invalid(origin, 'is not a YAML stream');
   const withContent = docs.filter((d) => d.contents !== null || d.errors.length > 0);
   for (const doc of withContent) {

@@ -16,7 +16,7 @@ import { afterCommit } from './after-commit.js';
 import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
 import { parseIsoTime } from '../iso-time.js';
 import { publicApiKey } from '../auth/api-key-view.js';
-import { printable } from '../printable.js';
+import { printable } from '../../printable.js';
 
 async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: SqlStateStore }> {
   const paths = resolveStore(args.store as string | undefined, io.env);

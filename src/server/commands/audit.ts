@@ -11,7 +11,7 @@ import { readSeen } from '../state/rollback-guard.js';
 import type { StorePaths } from '../store/layout.js';
 import { openCommandState } from './state-args.js';
 import { parseIsoTime } from '../iso-time.js';
-import { printable } from '../printable.js';
+import { printable } from '../../printable.js';
 import { FollowPosition } from '../audit/follow-position.js';
 
 const FOLLOW_POLL_MS = 500;

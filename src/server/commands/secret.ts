@@ -14,6 +14,8 @@ import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
 import { writeNameList } from './name-list.js';
 import { afterCommit } from './after-commit.js';
+import { checkDotenvLines } from './dotenv-import.js';
+import { printable } from '../../printable.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 
@@ -63,7 +65,13 @@ async function readStdin(io: CliIo): Promise<string> {
     if (size > MAX_STDIN_BYTES) throw new ServerUsageError(`stdin is over ${MAX_STDIN_BYTES} bytes`);
     chunks.push(buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  try {
+    // Not Buffer#toString, which turns bytes that are not UTF-8 into U+FFFD: a binary secret would
+    // be stored changed and reported as set. ignoreBOM keeps a leading U+FEFF as part of the value.
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new ServerUsageError('stdin is not UTF-8 text; nothing was written', 'a sops value is text: base64-encode a binary secret first (base64 -w0 FILE | secrets-server secret set …)');
+  }
 }
 
 function checkNames(names: readonly string[], args: Record<string, unknown>): void {
@@ -111,13 +119,16 @@ function parseJsonSecrets(text: string): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ServerUsageError('expected a JSON object of NAME: "value"; nothing was written');
   const values: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, item] of Object.entries(value)) {
-    if (typeof item !== 'string') throw new ServerUsageError(`the value of ${name.slice(0, 64)} is not a string; nothing was written`);
+    if (typeof item !== 'string') throw new ServerUsageError(`the value of ${printable(name.slice(0, 64))} is not a string; nothing was written`);
+    // `"\ud800"` is valid JSON but not text: stored as UTF-8 it would become U+FFFD.
+    if (/\p{Cs}/u.test(item)) throw new ServerUsageError(`the value of ${printable(name.slice(0, 64))} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text; nothing was written`);
     values[name] = item;
   }
   return values;
 }
 
 async function parseDotenv(text: string): Promise<Record<string, string>> {
+  checkDotenvLines(text);
   const { parse } = await import('dotenv');
   const parsed = parse(text) as Record<string, string>;
   const values: Record<string, string> = Object.create(null) as Record<string, string>;

@@ -59,6 +59,20 @@ export async function stageReplacement(file: string, data: string | Uint8Array):
   };
 }
 
+/**
+ * Removes the new versions of `file` that writers killed before their rename left behind
+ * (stageReplacement's names). Only for a caller that holds the lock every writer of `file` holds:
+ * then no temp file of it is anyone's work in progress.
+ */
+export async function removeStaleReplacements(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = `.${path.basename(file)}.`;
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (name.startsWith(prefix) && /^\d+\.[0-9a-f]{12}\.tmp$/.test(name.slice(prefix.length))) await fs.rm(path.join(dir, name), { force: true });
+  }
+}
+
 export async function syncDirectory(dir: string): Promise<void> {
   const handle = await fs.open(dir, constants.O_RDONLY);
   try {
@@ -70,7 +84,8 @@ export async function syncDirectory(dir: string): Promise<void> {
 
 /** Reads a file the store owns; refuses links and files others can read or write. */
 export async function readPrivateFile(file: string): Promise<string> {
-  const handle = await fs.open(file, constants.O_RDONLY | O_NOFOLLOW);
+  // O_NONBLOCK: a FIFO in the file's place is refused below instead of waiting for a writer.
+  const handle = await fs.open(file, constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`);

@@ -6,6 +6,7 @@
 // refused until it changes again. Only encrypted values are served (servedValues).
 import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
+import { RwsError } from '../../errors.js';
 import { openSopsFile, type SopsFile } from '../../sops/index.js';
 import { isValidEnvironment, SECRETS_SUFFIX, type StorePaths } from './layout.js';
 import type { EnvironmentVersion, SecretFile, SecretSource } from './secret-source.js';
@@ -17,6 +18,8 @@ export type VersionedSopsFile = SopsFile & { readonly digest: string };
 export type ServedFile = SecretFile & { readonly digest: string };
 
 const RECHECK_MS = 250;
+/** As the wrapper's --sops-file: the whole file is read and parsed in the server's one thread. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
 
 interface Cached {
   identity: string;
@@ -104,8 +107,13 @@ export function fileDigest(text: string): string {
 
 /** Opens a store file (never through a link) and verifies it. */
 export async function readSopsFile(file: string, identities: string[]): Promise<VersionedSopsFile> {
-  const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // O_NONBLOCK: opening a FIFO put in a file's place must not wait for a writer (a request,
+  // `status` and a thread of libuv's small pool would hang for ever); it is then refused below.
+  const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `remove it, or restore the file from version control` });
+    if (stat.size > MAX_FILE_BYTES) throw new RwsError('RWS_STORE_INVALID', `${file} is over ${MAX_FILE_BYTES / 1024 / 1024} MiB`, { hint: 'restore the file from version control' });
     const text = await handle.readFile('utf8');
     const opened = await openSopsFile(text, identities, { origin: file });
     return Object.assign(opened, { digest: fileDigest(text) });

@@ -1,4 +1,6 @@
 // The HTTP API end to end: the built bin serving a store made by its own commands, over HTTP.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent } from 'undici';
@@ -458,6 +460,27 @@ describe('admin changes on a running server', () => {
       expect(reply.status).toBe(500);
       expect(reply.body.error.code).toBe('RWS_STORE_INVALID');
       expect(reply.text).not.toContain('tamper-a-value');
+    }
+  });
+  it('refuses a FIFO, a directory or a file over 16 MiB put in place of a file at once, never waiting for a writer', async () => {
+    const t = await tokenFor({ environment: 'tampered', key_pattern: '*' }, wideKey);
+    const file = path.join(store.dir, 'tampered.enc.yaml');
+    for (const make of [
+      () => execFileSync('mkfifo', ['-m', '600', file]),
+      () => mkdirSync(file, { mode: 0o700 }),
+      // A valid file behind a long comment: the server would read and parse all of it.
+      (valid: string) => writeFileSync(file, `#${'x'.repeat(16 * 1024 * 1024)}\n${valid}`, { mode: 0o600 }),
+    ]) {
+      rmSync(file, { recursive: true, force: true });
+      await cliOk(['secret', 'set', 'tampered', 'A_KEY', '--store', store.dir], { input: 'tamper-a-value' });
+      await until(async () => (await call(vault('tampered/A_KEY'), { auth: t })).status === 200);
+      const valid = await readFile(file, 'utf8');
+      rmSync(file);
+      make(valid);
+      await until(async () => (await call(vault('tampered/A_KEY'), { auth: t })).status === 500, 5000);
+      const reply = await call(vault('tampered/A_KEY'), { auth: t });
+      expect(reply.body.error.code).toBe('RWS_STORE_INVALID');
+      expect((await call(`${server.url}/healthz`)).body.environments.tampered).toEqual({ error: 'RWS_STORE_INVALID' });
     }
   });
 });

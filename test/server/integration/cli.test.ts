@@ -1,9 +1,11 @@
 // The admin commands, run as users run them: modes, stdin-only values, all-or-nothing imports,
 // keys printed once and stored only as HMACs.
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, cliOk, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
+import { BIN, cli, cliOk, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
 
 let store: TestStore;
 beforeAll(async () => {
@@ -109,6 +111,80 @@ describe('secret', () => {
     await cliOk(['secret', 'import', 'team', '--format', 'json', '--store', store.dir], { input: '{"API_KEY":"k1","DB_URL":"postgres://y"}' });
     expect(await cliOk(['secret', 'list', 'team', '--store', store.dir])).toBe('DB_URL\nDB_PASSWORD\nAPI_KEY\n');
   }, 90_000);
+  it('refuses a dotenv import with a line dotenv would skip or cut short, naming the line, never its text', async () => {
+    await cliOk(['secret', 'import', 'lines', '--store', store.dir], { input: 'KEPT=1\n' });
+    for (const [input, why] of [
+      ['GOOD=1\nMY KEY=xyzzy-dropped\n', /line 2 of stdin is not NAME=value/],
+      ['GOOD=1\nÉTÉ=xyzzy-dropped\n', /line 2 of stdin is not NAME=value/],
+      ['GOOD=1\nPASSWORD=xyzzy#cut\n', /line 2 of stdin has a # inside an unquoted value/],
+      ['GOOD="xyzzy-unclosed\nOTHER=2\n', /line 1 of stdin opens a quoted value that is never closed/],
+      ["GOOD='xyzzy' trailing\n", /line 1 of stdin has text after the closing quote/],
+      ['GOOD=1\nGOOD=xyzzy-again\n', /line 2 of stdin sets GOOD again \(first set on line 1\)/],
+      ['GOOD=1\n__proto__=xyzzy-dropped\n', /line 2 of stdin sets __proto__, which dotenv drops/],
+    ] as const) {
+      const result = await cli(['secret', 'import', 'lines', '--store', store.dir], { input });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(why);
+      expect(result.stderr).not.toContain('xyzzy');
+      expect(await cliOk(['secret', 'list', 'lines', '--store', store.dir])).toBe('KEPT\n');
+    }
+    const fine = 'A=1\n# comment\n\nexport B=2\nC: 3\nD="multi\nline" # note\nE=plain # note\nPEM="-----BEGIN KEY-----\nMIIB==\n-----END KEY-----"\nF="p#ss"\n';
+    expect((await cliOk(['secret', 'import', 'lines', '--store', store.dir], { input: fine })).trim()).toBe('imported 7 secrets into lines: A, B, C, D, E, PEM, F');
+  }, 60_000);
+
+  it('refuses stdin that is not UTF-8 and JSON lone surrogates, rather than storing U+FFFD in their place', async () => {
+    await cliOk(['secret', 'set', 'bytes', 'KEPT', '--store', store.dir], { input: 'kept' });
+    const env = { ...process.env, VANTA_SOPS_FILES_PATH: '' };
+    for (const [args, input, why] of [
+      [['secret', 'set', 'bytes', 'RAW'], Buffer.from([0x61, 0xff, 0xfe, 0x62]), /stdin is not UTF-8 text/],
+      [['secret', 'import', 'bytes'], Buffer.from('X=a\xffb\n', 'latin1'), /stdin is not UTF-8 text/],
+      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"a\\ud800b"}'), /the value of X holds a lone UTF-16 surrogate/],
+    ] as const) {
+      const result = await execa(BIN, [...args, '--store', store.dir], { input, env, reject: false });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(why);
+      expect(await cliOk(['secret', 'list', 'bytes', '--store', store.dir])).toBe('KEPT\n');
+    }
+  });
+
+  it('refuses a FIFO in place of the age identity at once, never waiting for a writer', async () => {
+    const other = await makeStore({ dev: { A: 'a-value' } });
+    try {
+      const identity = path.join(other.dir, 'age-identity.txt');
+      await rm(identity);
+      execFileSync('mkfifo', ['-m', '600', identity]);
+      const result = await cli(['secret', 'list', 'dev', '--store', other.dir]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(`RWS_STORE_INVALID: ${identity} is not a regular file`);
+    } finally {
+      await other.cleanup();
+    }
+  }, 20_000);
+
+  it('an import killed after writing its new version leaves a temp file that the next edit removes', async () => {
+    await cliOk(['secret', 'set', 'killed', 'KEPT', '--store', store.dir], { input: 'kept-value' });
+    // Large enough that writing and syncing the new version takes a while: the kill lands between
+    // the temp file's creation and its rename.
+    const big = JSON.stringify(Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`K${i}`, 'v'.repeat(100)])));
+    const temps = async () => (await readdir(store.dir)).filter((name) => name.endsWith('.tmp'));
+    let left: string[] = [];
+    for (let attempt = 0; attempt < 5 && left.length === 0; attempt++) {
+      const child = spawn(BIN, ['secret', 'import', 'killed', '--format', 'json', '--store', store.dir], { env: { ...process.env, VANTA_SOPS_FILES_PATH: '' }, stdio: ['pipe', 'ignore', 'ignore'] });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin.end(big);
+      let done = false;
+      void exited.then(() => (done = true));
+      while (!done && (await temps()).length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      child.kill('SIGKILL');
+      await exited;
+      left = await temps();
+      if (left.length === 0) await cliOk(['secret', 'import', 'killed', '--format', 'json', '--store', store.dir], { input: '{"KEPT":"kept-value"}' });
+    }
+    expect(left).toHaveLength(1);
+    await cliOk(['secret', 'set', 'killed', 'NEXT', '--store', store.dir], { input: 'next-value' });
+    expect(await temps()).toEqual([]);
+    expect((await cliOk(['secret', 'list', 'killed', '--store', store.dir])).split('\n')).toEqual(expect.arrayContaining(['KEPT', 'NEXT']));
+  }, 120_000);
 });
 
 describe('apikey', () => {

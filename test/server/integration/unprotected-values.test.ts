@@ -48,6 +48,16 @@ describe('serving', () => {
 });
 
 describe('secret list', () => {
+  it('escapes a control character in a name added without a key, never writing it raw', async () => {
+    const file = path.join(store.dir, 'escaped.enc.yaml');
+    await writeFile(file, await createSopsFile({ REAL: 'protected-value-3' }, [recipient]), { mode: 0o600 });
+    // An escape sequence that retitles the terminal, then a newline that fakes a served name.
+    await writeFile(file, `"\\e]0;owned\\a\\nDB_PASSWORD": ""\n${await readFile(file, 'utf8')}`, { mode: 0o600 });
+    const listed = await cli(['secret', 'list', 'escaped', '--store', store.dir]);
+    expect(listed.stdout).toBe('\\u001b]0;owned\\u0007\\u000aDB_PASSWORD  (never served: empty value, never encrypted)\nREAL\n');
+    expect(listed.stderr).toBe('secrets-server: 1 of 2 names are never served by the API: \\u001b]0;owned\\u0007\\u000aDB_PASSWORD\n');
+  });
+
   it('marks and counts names the API will never serve, and why', async () => {
     const production = await cli(['secret', 'list', 'production', '--store', store.dir]);
     expect(production.stdout).toBe('DB_PASSWORD\nINJECTED  (never served: empty value, never encrypted)\n');

@@ -1,7 +1,7 @@
 // Hostile and broken input: every failure is a SopsError with a stable code, names the file or
 // key path, never carries a value, and never hangs.
 import { createHash } from 'node:crypto';
-import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { armor, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { createSopsFile, openSopsFile, SopsError, type SopsFile } from '../../../src/sops/index.js';
 import { unwrapDataKey } from '../../../src/sops/age-stanza.js';
@@ -70,6 +70,34 @@ describe('identities', () => {
     const i = last.length - 8; // inside the payload, before any padding
     lines[end - 1] = last.slice(0, i) + (last[i] === 'A' ? 'B' : 'A') + last.slice(i + 1);
     expect((await failure(lines.join('\n'))).code).toBe('RWS_SOPS_DECRYPT_FAILED');
+  });
+
+  test('thousands of age recipient stanzas are refused before any is tried (1.3 ms each)', async () => {
+    const encrypter = new Encrypter();
+    encrypter.addRecipient(await identityToRecipient(await generateIdentity()));
+    const file = Buffer.from(await encrypter.encrypt(new Uint8Array(32)));
+    // One stanza, repeated in the header of one age file: nothing authenticates the header first.
+    const text = file.toString('latin1');
+    const start = text.indexOf('\n-> ') + 1;
+    const end = text.indexOf('\n---') + 1;
+    const header = text.slice(0, start) + text.slice(start, end).repeat(2_000) + text.slice(end);
+    const enc = armor.encode(new Uint8Array(Buffer.from(header, 'latin1'))).trimEnd().split('\n').map((line) => `              ${line}`).join('\n');
+    const hostile = base.replace('    age:\n', `    age:\n        - recipient: age1x\n          enc: |\n${enc}\n`);
+    const started = Date.now();
+    const e = await failure(hostile);
+    expect(e.code).toBe('RWS_SOPS_INVALID');
+    expect(e.message).toContain('2001 age recipients');
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  test('a recipient and a rule written without a key are shown with their control characters escaped', async () => {
+    const retitle = '\\e]0;owned\\a\\nFAKE';
+    const e = await failure(base.replace(/- recipient: \S+/, `- recipient: "${retitle}"`), [await generateIdentity()]);
+    expect(e.code).toBe('RWS_SOPS_NO_IDENTITY');
+    expect(e.message).toContain('(recipients: \\u001b]0;owned\\u0007\\u000aFAKE)');
+    // mac_only_encrypted is unset, so a changed suffix only changes which names count as plain.
+    const f = await openSopsFile(base.replace(/unencrypted_suffix: .*/, `unencrypted_suffix: "${retitle}"`), [identity]);
+    expect(f.ruleLeavingUnencrypted('x\u001b]0;owned\u0007\nFAKE')).toBe('unencrypted_suffix: \\u001b]0;owned\\u0007\\u000aFAKE');
   });
 
   test('a file with only non-age keys (pgp) says so', async () => {
@@ -152,6 +180,30 @@ describe('broken YAML and structure', () => {
     const started = Date.now();
     const e = await failure(`${lines.join('\n')}\n${base}`);
     expect(e.code).toBe('RWS_SOPS_INVALID');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  test.each([
+    ['compact block lists', (n: number) => `D:\n  ${'- '.repeat(n)}x\n`],
+    ['block maps', (n: number) => `D:\n${Array.from({ length: n }, (_, i) => `${' '.repeat(i + 1)}k${i}:`).join('\n')} x\n`],
+    ['flow maps', (n: number) => `D: ${'{a: '.repeat(n)}x${'}'.repeat(n)}\n`],
+  ])('%s nested 5000 deep are RWS_SOPS_INVALID, not a stack overflow (RWS_INTERNAL)', async (_what, nest) => {
+    expect((await failure(nest(5_000) + base)).code).toBe('RWS_SOPS_INVALID');
+  });
+
+  test('4 MiB of tiny nodes is refused before it is parsed (the yaml package took 40 s and 2 GB)', async () => {
+    const started = Date.now();
+    const e = await failure(`X: [${'a,'.repeat(2 * 1024 * 1024)}a]\n${base}`);
+    expect(e.code).toBe('RWS_SOPS_INVALID');
+    expect(e.message).toMatch(/too large to parse/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  test('4 MiB anchored under *_unencrypted and aliased 1,000 times is refused before it is hashed 1,000 times', async () => {
+    const started = Date.now();
+    const e = await failure(`BIG_unencrypted: &a ${'x'.repeat(4 * 1024 * 1024)}\nL_unencrypted: [${Array(1_000).fill('*a').join(', ')}]\n${base}`);
+    expect(e.code).toBe('RWS_SOPS_INVALID');
+    expect(e.message).toMatch(/more than 64 MiB of keys and values \(after alias expansion\)/);
     expect(Date.now() - started).toBeLessThan(5000);
   });
 

@@ -1,8 +1,0 @@
-// Text from the state printed to a terminal: stored names are shown as they are, but a control
-// character (an ANSI escape, a newline that fakes another row) is escaped, never sent raw. Rows
-// may be hand-edited, or predate the checks that now refuse such names.
-
-/** `value` with every control character written as `\uXXXX`. */
-export function printable(value: string): string {
-  return value.replace(/[\p{Cc}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
