@@ -2,6 +2,7 @@
 // reads included: who looked at keys, tokens, names and the trail is worth knowing), one per admin change,
 // and one per client (an IPv4 address or an IPv6 /64) and minute of rate-limited refusals. Only these fields, in this order:
 // never a value, a token or an API key (names and ids only).
+import { printableJson } from '../../printable.js';
 
 export type AuditEventName =
   | 'token.generate'
@@ -107,9 +108,13 @@ export function auditObject(row: StoredAuditRow): StoredAuditRow {
   return storedRow(row, row.seq, row.hash);
 }
 
-/** The row as one JSON line, fields in their fixed order (the audit file sink and `audit --json`). */
+/**
+ * The row as one JSON line, fields in their fixed order (the audit file sink and `audit --json`,
+ * `--follow`): read on terminals too, so a subject's bidi override or U+2028 is written as a
+ * `\uXXXX` escape, the same JSON value (the hash covers the value, not this text).
+ */
 export function auditJson(row: StoredAuditRow): string {
-  return JSON.stringify(auditObject(row));
+  return printableJson(auditObject(row));
 }
 
 /** The row of a change made from the server's host (an admin command), not over HTTP. */

@@ -16,7 +16,7 @@ import { afterCommit } from './after-commit.js';
 import { SERVER_MAX_TTL_MINUTES } from '../auth/tokens.js';
 import { parseIsoTime } from '../iso-time.js';
 import { publicApiKey } from '../auth/api-key-view.js';
-import { printable } from '../../printable.js';
+import { printable, printableJson } from '../../printable.js';
 
 async function openState(args: Record<string, unknown>, io: CliIo): Promise<{ paths: StorePaths; state: SqlStateStore }> {
   const paths = resolveStore(args.store as string | undefined, io.env);
@@ -97,7 +97,7 @@ export async function apikeyList(args: Record<string, unknown>, io: CliIo): Prom
   try {
     for (const key of await state.listApiKeys(new Date())) {
       const view = publicApiKey(key);
-      if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
+      if (args.json) io.stdout.write(`${printableJson(view)}\n`);
       else {
         // Every field escaped, the name above all: a row may hold what no command would write.
         const line =
