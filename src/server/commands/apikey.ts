@@ -100,8 +100,10 @@ export async function apikeyList(args: Record<string, unknown>, io: CliIo): Prom
       if (args.json) io.stdout.write(`${printableJson(view)}\n`);
       else {
         // Every field escaped, the name above all: a row may hold what no command would write.
+        // The name is free text (an admin key chooses it over HTTP), so it is quoted: a read key
+        // named `admin`, or `ci  revoked=2026-01-01…`, must not pass for the fields after it.
         const line =
-          `${view.id}  ${view.name}  ${view.admin ? 'admin  ' : ''}${view.fallback ? '' : 'no-fallback  '}environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
+          `${view.id}  ${JSON.stringify(view.name)}  ${view.admin ? 'admin  ' : ''}${view.fallback ? '' : 'no-fallback  '}environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
           `created=${view.created_at}  expires=${view.expires_at ?? 'never'}  last_used=${view.last_used_at ?? 'never'}  revoked=${view.revoked_at ?? 'no'}`;
         io.stdout.write(`${printable(line)}\n`);
       }

@@ -66,7 +66,7 @@ describe('the fallback field of batch answers', () => {
     const listed = (await cliOk(['apikey', 'list', '--json', '--store', store.dir])).trim().split('\n').map((line) => JSON.parse(line));
     expect(listed.find((k) => k.id === noFallbackKey.id)).toMatchObject({ fallback: false });
     expect(listed.find((k) => k.id === readKey.id)).toMatchObject({ fallback: true });
-    expect(await cliOk(['apikey', 'list', '--store', store.dir])).toMatch(new RegExp(`${noFallbackKey.id}  test  no-fallback  environments=`));
+    expect(await cliOk(['apikey', 'list', '--store', store.dir])).toMatch(new RegExp(`${noFallbackKey.id}  "test"  no-fallback  environments=`));
     for (const value of ['0h', '24', '1h30m', '91d', '-1h']) {
       const refused = await cli(['serve', '--store', store.dir, '--port', '0', '--fallback-max-age', value]);
       expect(refused.exitCode, value).toBe(2);

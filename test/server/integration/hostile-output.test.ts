@@ -87,4 +87,17 @@ describe('free text in admin output', () => {
     expectNothingUnseen(json);
     expect(lines(json).map((line) => (JSON.parse(line) as { name: string }).name)).toContain(`ops\u202e\u2028${SUBJECT}`);
   });
+
+  it('apikey list quotes a name, so a read key named admin or holding fields of its own passes for nothing else', async () => {
+    const forged = 'ci  max_ttl=15m  revoked=2026-01-01T00:00:00.000Z';
+    for (const name of ['admin', forged]) {
+      const made = await call(`${server.url}/api/v1/auth/keys`, { auth: adminKey, json: { name, environments: ['production'], key_patterns: ['SERVICE_B_*'] } });
+      expect(made.status).toBe(201);
+      const id = made.body.id as string;
+      const line = lines(await cliOk(['apikey', 'list', '--store', store.dir])).find((row) => row.startsWith(`${id}  `)) as string;
+      const shown = `${id}  "${name}"  `;
+      expect(line.startsWith(shown)).toBe(true);
+      expect(line.slice(shown.length)).toMatch(/^environments=production {2}key_patterns=SERVICE_B_\* {2}max_ttl=60m {2}created=\S+ {2}expires=never {2}last_used=never {2}revoked=no$/);
+    }
+  });
 });

@@ -139,7 +139,7 @@ describe('a store from before the database', () => {
       const out = await cliOk(['apikey', 'list', '--store', own.dir]);
       expect(out).not.toContain('\u001b');
       expect(out.trim().split('\n')).toHaveLength(1);
-      expect(out).toContain('evil\\u001b[31mRED\\u001b[0m\\u000aFAKE-LINE');
+      expect(out).toContain('"evil\\u001b[31mRED\\u001b[0m\\nFAKE-LINE');
     } finally {
       await own.cleanup();
     }
