@@ -58,6 +58,15 @@ describe('secret list', () => {
     expect(listed.stderr).toBe('secrets-server: 1 of 2 names are never served by the API: \\u001b]0;owned\\u0007\\u000aDB_PASSWORD\n');
   });
 
+  it('escapes a bidi override or a line separator in a name, which would reverse or break the line', async () => {
+    const file = path.join(store.dir, 'bidi.enc.yaml');
+    await writeFile(file, await createSopsFile({ REAL: 'protected-value-4' }, [recipient]), { mode: 0o600 });
+    // Shown raw, U+202E turns the rest of the line around: "DB_PASSWORD" and the mark after it.
+    await writeFile(file, `"X\\u202eDROWSSAP_BD\\u2028\\u200b": ""\n${await readFile(file, 'utf8')}`, { mode: 0o600 });
+    const listed = await cli(['secret', 'list', 'bidi', '--store', store.dir]);
+    expect(listed.stdout).toBe('X\\u202eDROWSSAP_BD\\u2028\\u200b  (never served: empty value, never encrypted)\nREAL\n');
+  });
+
   it('marks and counts names the API will never serve, and why', async () => {
     const production = await cli(['secret', 'list', 'production', '--store', store.dir]);
     expect(production.stdout).toBe('DB_PASSWORD\nINJECTED  (never served: empty value, never encrypted)\n');
