@@ -30,7 +30,8 @@ const FIELDS = ['vault_url', 'profile', 'api_key', 'key_id', 'key_name', 'enviro
 const API_KEY = /^rws_sk_[0-9a-f]{32}$/;
 const KEY_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const PROFILE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const DISPLAY_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,256}$/u;
+/** A key's name as the vault gave it (vault-client/responses.ts): shown only through printable(). */
+const DISPLAY_TEXT = /^[^\p{Cc}\p{Cs}]{1,256}$/u;
 const ENVIRONMENT = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const PATTERN = /^[A-Za-z0-9_*?]{1,256}$/;
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;

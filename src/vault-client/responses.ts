@@ -152,8 +152,12 @@ export function parseKeyList(value: unknown, environment: string, pattern: strin
 }
 
 const KEY_ID = /^[A-Za-z0-9_-]{1,128}$/;
-/** Printable text only: a name goes to the user's terminal, where control characters could act. */
-const DISPLAY_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]{1,256}$/u;
+/**
+ * A key's name: any text but controls and lone surrogates, as the server takes it (`dev 👩‍💻`
+ * holds a zero-width joiner, a format character). It goes to the user's terminal only through
+ * printable(), which escapes format characters (a bidi override) and line separators.
+ */
+const DISPLAY_TEXT = /^[^\p{Cc}\p{Cs}]{1,256}$/u;
 const ENVIRONMENT = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const PATTERN = /^[A-Za-z0-9_*?]{1,256}$/;
 

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auditRowsSync, makeApiKey, makeStore, startServer, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine } from '../helpers/cli.js';
 
 let storeA: TestStore;
@@ -227,6 +227,21 @@ describe('logout and whoami', () => {
     const none = await rws(['whoami', '--vault-url', serverB.url]);
     expect(none.exitCode).toBe(125);
     expect(none.stderr).toMatch(/RWS_CREDENTIAL_MISSING: .*\(hint: run-with-secrets login, or set RWS_API_KEY/);
+  });
+
+  it('a key name with a format character (the zero-width joiner of an emoji, a bidi override) logs in, and is shown escaped', async () => {
+    const name = 'dev 👩\u200d💻 laptop\u202e';
+    const made = await cliOk(['apikey', 'create', '--store', storeA.dir, '--name', name, '--environment', 'prod', '--key-pattern', 'A_*']);
+    const id = /^id: (\S+)$/m.exec(made)?.[1] as string;
+    const key = /^key: (\S+)$/m.exec(made)?.[1] as string;
+    const shown = 'dev 👩\\u200d💻 laptop\\u202e';
+    const result = await login(serverA.url, key, ['--profile', 'emoji']);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toContain(`logged in to ${serverA.url} as ${shown} (${id}), profile emoji\n`);
+    const who = await rws(['whoami', '--vault-url', serverA.url, '--profile', 'emoji']);
+    expect(who.exitCode, who.stderr).toBe(0);
+    expect(who.stdout).toContain(`\nkey: ${shown} (${id})\n`);
+    expect(`${result.stdout}${who.stdout}`).not.toMatch(/[\u200d\u202e]/);
   });
 
   it('both work offline for the stored side; whoami says plainly that it could not ask the vault', async () => {

@@ -7,6 +7,7 @@ import { checkApiKey } from '../../config/credentials.js';
 import { readSecretLine } from '../secret-prompt.js';
 import type { CommandContext } from './context.js';
 import { describeGrants, loginTarget } from './login-target.js';
+import { printable } from '../../printable.js';
 
 /** Variables that win over a stored key (credentials.ts): set, they would hide what login stores. */
 const HIDING_VARIABLES = ['RWS_TOKEN', 'RWS_TOKEN_FILE', 'RWS_API_KEY', 'RWS_API_KEY_FILE'];
@@ -46,7 +47,7 @@ export async function login(context: CommandContext): Promise<number> {
     };
     // Read again under the lock: another login may have stored a key meanwhile.
     await updateLogins(target.path, facts.uid, (logins) => [...logins.filter((other) => other.vault_url !== target.url || other.profile !== target.profile), entry]);
-    context.stdout.write(`logged in to ${target.url} as ${info.name} (${info.id}), profile ${target.profile}\n`);
+    context.stdout.write(`logged in to ${target.url} as ${printable(info.name)} (${info.id}), profile ${target.profile}\n`);
     context.stdout.write(`${describeGrants(entry)}\n`);
     context.stdout.write(`key stored in ${target.path} (mode 0600)\n`);
     return 0;

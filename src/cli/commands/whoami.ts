@@ -5,6 +5,7 @@ import { toRwsError, UsageError } from '../../errors.js';
 import { resolveVaultContext } from '../../config/resolve.js';
 import type { CommandContext } from './context.js';
 import { describeGrants, loginTarget } from './login-target.js';
+import { printable } from '../../printable.js';
 
 /** The vault could not be asked (as opposed to: it answered no). */
 const UNREACHED = new Set(['RWS_VAULT_UNREACHABLE', 'RWS_VAULT_TIMEOUT', 'RWS_VAULT_UNAVAILABLE', 'RWS_VAULT_TLS']);
@@ -25,14 +26,14 @@ export async function whoami(context: CommandContext): Promise<number> {
   const client = await VaultClient.create(vault.client);
   try {
     const info = await client.describeApiKey(credential.value);
-    out(`key: ${info.name} (${info.id})`);
+    out(`key: ${printable(info.name)} (${info.id})`);
     out(describeGrants({ environments: info.environments, key_patterns: info.keyPatterns, expires_at: info.expiresAt, admin: info.admin }));
     out('checked with the vault just now');
     return 0;
   } catch (error) {
     const failure = toRwsError(error);
     if (!UNREACHED.has(failure.code) || stored === undefined) throw failure;
-    out(`key: ${stored.key_name} (${stored.key_id})`);
+    out(`key: ${printable(stored.key_name)} (${stored.key_id})`);
     out(describeGrants(stored));
     out(`not checked: the vault could not be asked (${failure.code}); this is what login stored at ${stored.stored_at}`);
     log.warn(failure.code, failure.message);
