@@ -214,6 +214,8 @@ describe('apikey', () => {
     const human = await cliOk(['apikey', 'list', '--store', store.dir]);
     expect(human).toContain(id);
     expect(human).not.toContain(key.slice(7));
+    // The text line carries the same fields as the JSON one, the count of live tokens last.
+    expect(human).toMatch(new RegExp(`^${id}  "test"  environments=team  key_patterns=DB_\\*  max_ttl=15m  created=\\S+  expires=2099-01-01T00:00:00.000Z  last_used=never  revoked=no  live_tokens=0$`, 'm'));
     expect(await cliOk(['apikey', 'revoke', id, '--store', store.dir])).toContain(`revoked ${id}`);
     const unknown = await cli(['apikey', 'revoke', 'ak_0000000000000000', '--store', store.dir]);
     expect(unknown.exitCode).toBe(1);

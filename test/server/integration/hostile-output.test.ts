@@ -97,7 +97,7 @@ describe('free text in admin output', () => {
       const line = lines(await cliOk(['apikey', 'list', '--store', store.dir])).find((row) => row.startsWith(`${id}  `)) as string;
       const shown = `${id}  "${name}"  `;
       expect(line.startsWith(shown)).toBe(true);
-      expect(line.slice(shown.length)).toMatch(/^environments=production {2}key_patterns=SERVICE_B_\* {2}max_ttl=60m {2}created=\S+ {2}expires=never {2}last_used=never {2}revoked=no$/);
+      expect(line.slice(shown.length)).toMatch(/^environments=production {2}key_patterns=SERVICE_B_\* {2}max_ttl=60m {2}created=\S+ {2}expires=never {2}last_used=never {2}revoked=no {2}live_tokens=0$/);
     }
   });
 });
