@@ -69,6 +69,18 @@ describe('secret', () => {
     expect(await readdir(store.dir)).not.toContain(expect.stringMatching(/\.tmp$|\.lock$/));
   });
 
+  it('a mistyped environment in secret list or rm says where the environments are listed', async () => {
+    await cliOk(['secret', 'set', 'production', 'DB_HOST', '--store', store.dir], { input: 'db1' });
+    const list = await cli(['secret', 'list', 'prodution', '--store', store.dir]);
+    expect(list.exitCode).toBe(1);
+    expect(list.stderr).toBe(`secrets-server: error RWS_ENVIRONMENT_MISSING: no environment prodution in ${store.dir} (hint: secrets-server status lists the environments of the store)\n`);
+    // `secret list prodution`, the hint of a missing name, would only fail again.
+    const rm = await cli(['secret', 'rm', 'prodution', 'DB_HOST', '--store', store.dir]);
+    expect(rm.exitCode).toBe(1);
+    expect(rm.stderr).toBe('secrets-server: error RWS_SECRET_MISSING: environment prodution has no secret DB_HOST (hint: there is no environment prodution: secrets-server status lists the environments of the store)\n');
+    expect(await cliOk(['status', '--store', store.dir])).toContain('environment production: sha256:');
+  });
+
   it('refuses an empty stdin', async () => {
     const result = await cli(['secret', 'set', 'dev', 'EMPTY', '--store', store.dir], { input: '' });
     expect(result.exitCode).toBe(2);
