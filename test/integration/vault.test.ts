@@ -155,6 +155,23 @@ describe('run-with-secrets with a vault', () => {
     expect(environment.stderr).toMatch(/error RWS_VAULT_NOT_FOUND: the vault at \S+ has no environment ghost \(RWS_NOT_FOUND\) \(hint: check -e: the environment does not exist on this vault\)/);
   });
 
+  it('when one selector is refused, the token another one minted meanwhile is still revoked', async () => {
+    // -k SERVICE_B_* is granted and --key SERVICE_A_KEY is not: both mint at once, the refusal
+    // fails the run, and the granted selector's token must not be left live until it expires.
+    for (const args of [[], ['--dry-run']]) {
+      const before = auditLines().length;
+      const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--key', 'SERVICE_A_KEY', ...args, '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toContain('error RWS_VAULT_FORBIDDEN');
+      expect(result.stderr).not.toContain('RWS_REVOKE_FAILED');
+      const rows = auditLines().slice(before);
+      const minted = rows.filter((row) => row.event === 'token.generate' && row.outcome === 'success').map((row) => row.jti);
+      const revoked = rows.filter((row) => row.event === 'token.revoke' && row.outcome === 'success').map((row) => row.jti);
+      expect(minted).toHaveLength(1);
+      expect(revoked).toEqual(minted);
+    }
+  });
+
   it('a wrong API key is refused (401); a malformed one before any request', async () => {
     const wrong = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_API_KEY: `rws_sk_${'0'.repeat(32)}` }) });
     expect(wrong.exitCode).toBe(125);
