@@ -155,6 +155,18 @@ describe('run-with-secrets with a vault', () => {
     expect(environment.stderr).toMatch(/error RWS_VAULT_NOT_FOUND: the vault at \S+ has no environment ghost \(RWS_NOT_FOUND\) \(hint: check -e: the environment does not exist on this vault\)/);
   });
 
+  it('a vault URL with a path too many (…/api) is named as the mistake, not read as a missing environment', async () => {
+    const url = `${server.url}/api`;
+    const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_VAULT_URL: url }) });
+    expect(run.exitCode).toBe(125);
+    expect(run.stderr).toBe(
+      `run-with-secrets: error RWS_VAULT_NOT_FOUND: the server at ${url} does not serve the vault API there (RWS_NOT_FOUND): the vault URL is wrong (hint: check --vault-url / RWS_VAULT_URL: the address secrets-server serve printed, with a path only where a proxy serves the API under one)`,
+    );
+    const whoami = await runBin(['whoami'], { runtimeDir, env: vaultEnv(server.url, { RWS_VAULT_URL: url }) });
+    expect(whoami.exitCode).toBe(125);
+    expect(whoami.stderr).toContain(`error RWS_VAULT_NOT_FOUND: the server at ${url} has no /api/v1/auth/self (hint: check --vault-url / RWS_VAULT_URL`);
+  });
+
   it('when one selector is refused, the token another one minted meanwhile is still revoked', async () => {
     // -k SERVICE_B_* is granted and --key SERVICE_A_KEY is not: both mint at once, the refusal
     // fails the run, and the granted selector's token must not be left live until it expires.
