@@ -274,6 +274,20 @@ describe('command line', () => {
     expect(help.stdout.split('\n').length).toBeLessThan(50);
   });
 
+  it.each(['token', 'keys', 'check', 'login', 'logout', 'fallback', 'whoami', 'completion'])('%s --help shows examples', async (command) => {
+    const help = await runBin([command, '--help'], { runtimeDir: dir });
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toMatch(new RegExp(`Examples:\\n +(\\(umask 077; |source <\\()?run-with-secrets ${command}`));
+  });
+
+  it('the token example writes the token to a file RWS_TOKEN_FILE accepts (0600)', async () => {
+    const help = await runBin(['token', '--help'], { runtimeDir: dir });
+    // `> token` alone makes a 0644 file under the usual umask, which `token revoke` then refuses.
+    // (yargs wraps the example around its description: only the parts are checked)
+    expect(help.stdout).toContain('(umask 077; run-with-secrets token generate');
+    expect(help.stdout).toMatch(/^ +token\) *$/m);
+  });
+
   it.each([
     [['--bogus', '--', 'true'], /RWS_USAGE: Unknown argument: bogus/],
     [['--env-file', 'x'], /RWS_USAGE: no command given/],
