@@ -91,8 +91,8 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
   const baseUrl = str(values['vault-url']) ?? (await setting('RWS_VAULT_URL')) ?? config.vault_url;
   const client: VaultClientOptions = {
     baseUrl: baseUrl ?? '',
-    timeoutMs: seconds('--timeout', str(values.timeout) ?? (await setting('RWS_TIMEOUT')) ?? config.timeout, 10) * 1000,
-    retries: count('--retries', str(values.retries) ?? (await setting('RWS_RETRIES')) ?? config.retries, 2),
+    timeoutMs: seconds(...firstGiven(['--timeout', str(values.timeout)], ['RWS_TIMEOUT', await setting('RWS_TIMEOUT')], [`timeout in ${configPath}`, config.timeout]), 10) * 1000,
+    retries: count(...firstGiven(['--retries', str(values.retries)], ['RWS_RETRIES', await setting('RWS_RETRIES')], [`retries in ${configPath}`, config.retries]), 2),
     caFile: str(values['ca-file']) ?? env.RWS_CA_FILE ?? config.ca_file,
     insecureHttp: values['insecure-http'] === true,
     debug,
@@ -274,6 +274,14 @@ function defaultSubject(facts: ProcessFacts, command: string | undefined): strin
 function parseKillAfter(value: Values[string]): number | undefined {
   if (value === undefined) return undefined;
   return Math.round(seconds('--kill-after', String(value), 0) * 1000);
+}
+
+/**
+ * The first value set, with the name it was set under: an error then names what the user wrote
+ * (RWS_TIMEOUT=30s in a crontab), not a flag that appears nowhere in the command.
+ */
+function firstGiven(...candidates: Array<[string, string | number | undefined]>): [string, string | number | undefined] {
+  return candidates.find(([, value]) => value !== undefined) ?? ['', undefined];
 }
 
 /** A positive number of seconds (fractions allowed), at most a day. */

@@ -280,6 +280,17 @@ describe('command line', () => {
     expect(help.stdout).toMatch(new RegExp(`Examples:\\n +(\\(umask 077; |source <\\()?run-with-secrets ${command}`));
   });
 
+  it('a bad RWS_TIMEOUT or RWS_RETRIES is named as the variable, not as a flag the command line does not hold', async () => {
+    const env = { RWS_VAULT_URL: 'http://127.0.0.1:9', RWS_API_KEY: 'rws_sk_0123456789abcdef0123456789abcdef' };
+    const timeout = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir: dir, env: { ...env, RWS_TIMEOUT: '30s' } });
+    expect(timeout.exitCode).toBe(125);
+    expect(timeout.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: RWS_TIMEOUT expects a number of seconds [^\n]*, got "30s" \(hint: [^\n]+\)$/);
+    const retries = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir: dir, env: { ...env, RWS_RETRIES: 'x' } });
+    expect(retries.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: RWS_RETRIES expects a whole number/);
+    const flag = await runBin(['-e', 'prod', '--timeout', '30s', '--', 'true'], { runtimeDir: dir, env: { ...env, RWS_TIMEOUT: '5' } });
+    expect(flag.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: --timeout expects/);
+  });
+
   it('the token example writes the token to a file RWS_TOKEN_FILE accepts (0600)', async () => {
     const help = await runBin(['token', '--help'], { runtimeDir: dir });
     // `> token` alone makes a 0644 file under the usual umask, which `token revoke` then refuses.
