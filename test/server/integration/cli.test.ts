@@ -290,6 +290,17 @@ describe('a CLI that explains itself', () => {
     }
   });
 
+  it('a store path that does not exist is questioned before init is offered; a missing --from-store is not sent to init', async () => {
+    const typo = path.join(store.root, 'vualt');
+    const serve = await cli(['serve', '--port', '0', '--store', typo]);
+    expect(serve.exitCode).toBe(1);
+    expect(serve.stderr).toBe(`secrets-server: error RWS_STORE_MISSING: store directory ${typo} does not exist (hint: check --store / VANTA_SOPS_FILES_PATH; a new store is made with secrets-server init --store ${typo})\n`);
+    const from = await cli(['db', 'import', '--from-store', typo, '--store', store.dir]);
+    expect(from.exitCode).toBe(1);
+    expect(from.stderr).toMatch(new RegExp(`^secrets-server: error RWS_STORE_MISSING: --from-store ${typo} does not exist \\(hint: give the store directory of the single server whose file state [^\\n]+ is to be imported\\)\\n$`));
+    expect(from.stderr).not.toContain('init');
+  });
+
   it('reports errors on one line in the wrapper\'s form', async () => {
     const result = await cli(['apikey', 'revoke', 'ak_nope', '--store', store.dir]);
     expect(result.exitCode).toBe(1);
