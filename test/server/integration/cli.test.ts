@@ -271,6 +271,10 @@ describe('a CLI that explains itself', () => {
     expect(version.stdout).toBe(`${expected}\n`);
     expect((await cli(['-h'])).stdout).toBe(bare.stdout);
     for (const [args, options] of [
+      [['-h'], []],
+      [['secret', '-h'], ['--store']],
+      [['apikey', '-h'], ['--store']],
+      [['db', '-h'], ['--store']],
       [['serve', '-h'], ['--host', '--port', '--tls-cert', '--tls-key', '--audit-log', '--insecure-listen', '--max-connections', '--headers-timeout', '--request-timeout', '--metrics-listen', '--log-format']],
       [['apikey', 'create', '--help'], ['--name', '--environment', '--key-pattern', '--max-ttl', '--expires-at']],
       [['secret', 'set', '-h'], ['--allow-name']],
