@@ -213,7 +213,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   const watch = await resolveWatch(values, injectAs);
   return {
     sources,
-    selection: { patterns, keys, allowNames: new Set(allowNames), allowEmpty: values['allow-empty'] === true, throughShell: injectAs === 'env' ? facts.ignoredSignals : undefined },
+    selection: { patterns, keys, patternsFrom: patterns.length > 0 && flagPatterns.length === 0 ? vault.configPath : undefined, allowNames: new Set(allowNames), allowEmpty: values['allow-empty'] === true, throughShell: injectAs === 'env' ? facts.ignoredSignals : undefined },
     injectAs,
     fileVar,
     fileFormat,

@@ -245,6 +245,20 @@ describe('command line', () => {
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
+  it('a pattern from the config file that matches nothing names the config file, not a -k that was never given', async () => {
+    const config = writeEnvFile(dir, 'config.yaml', "vault_url: https://vault.internal:8200\nkey_patterns: ['APP_*']\n");
+    const envFile = writeEnvFile(dir, '.env', 'DATABASE_URL=x\n');
+    for (const args of [['--', 'true'], ['--dry-run']]) {
+      const result = await runBin(['--config', config, '--env-file', envFile, ...args], { runtimeDir: dir });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toBe(
+        `run-with-secrets: error RWS_SECRET_MISSING: key pattern APP_* (key_patterns in ${config}) matches no key of the sources (hint: check key_patterns in ${config}, or choose for this run with -k or --key; --allow-empty if an empty selection is expected)`,
+      );
+    }
+    const flag = await runBin(['--config', config, '--env-file', envFile, '-k', 'DATABASE_*', '--', 'true'], { runtimeDir: dir });
+    expect(flag.exitCode).toBe(0);
+  });
+
   it('a config file with a YAML tag it does not know fails in one line, with no YAMLWarning block', async () => {
     const config = writeEnvFile(dir, 'config.yaml', 'vault_url: !!js/function "x"\n');
     const result = await runBin(['--config', config, '--env-file', writeEnvFile(dir, '.env', 'A=1\n'), '--', 'true'], { runtimeDir: dir });
