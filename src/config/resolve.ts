@@ -132,7 +132,9 @@ async function findStoredApiKey(baseUrl: string, profile: string, facts: Process
 export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn: Warn, debug: (message: string) => void, progress?: (text: string | undefined) => void): Promise<RunPlan> {
   const values = args.values;
   if (args.words.length > 0) {
-    throw new UsageError(`unknown command ${describe(args.words[0])}; put -- before the program to run`, 'run-with-secrets [options] -- <command> [args...]');
+    // `--fallback PATH` with a space: the path is a stray word, since the value is optional.
+    const hint = values.fallback === '' ? `--fallback takes a path only as --fallback=PATH; run-with-secrets [options] -- <command> [args...]` : 'run-with-secrets [options] -- <command> [args...]';
+    throw new UsageError(`unknown command ${describe(args.words[0])}; put -- before the program to run`, hint);
   }
   const dryRun = values['dry-run'] === true;
   const command = args.command ?? [];

@@ -322,6 +322,7 @@ describe('command line', () => {
     [['--env-file', 'x', '--kill-after', '-1', '--', 'true'], /RWS_USAGE/],
     [['--env-file', 'x', '--file-var', 'LD_PRELOAD', '--', 'true'], /RWS_USAGE: --file-var/],
     [['--env-file', 'x', 'node', 'app.js'], /RWS_USAGE: unknown command "node"; put -- before/],
+    [['-e', 'prod', '--fallback', '/tmp/fb', '--', 'true'], /RWS_USAGE: unknown command "\/tmp\/fb"; put -- before the program to run \(hint: --fallback takes a path only as --fallback=PATH;/],
     [['--env-file'], /RWS_USAGE/],
     [['token', 'frob'], /RWS_USAGE: Invalid values: Argument: action, Given: "frob", Choices: "generate", "revoke"/],
     [['token', 'generate', 'extra'], /RWS_USAGE: unexpected argument "extra" for token/],
