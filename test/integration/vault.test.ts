@@ -474,6 +474,15 @@ describe('token, keys and check commands', () => {
     expectNoLeak(result.stdout, result.stderr);
   });
 
+  it('keys without -k lists the names the API key grants, as the hint of a 404 tells (a token for * is refused to it)', async () => {
+    const result = await runBin(['keys', '-e', 'prod'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout.split('\n')).toEqual(['SERVICE_B_DB_URL', 'SERVICE_B_TOKEN']);
+    const typo = await runBin(['keys', '-e', 'prodution'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(typo.exitCode).toBe(125);
+    expect(typo.stderr).toContain('(hint: check -e (the key grants prod)');
+  });
+
   it('check walks every step with ✓ and stops at the first ✗', async () => {
     const good = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_*', '--ca-file', caCert], { runtimeDir, env: vaultEnv(tlsServer.url) });
     expect(good.exitCode, good.stdout + good.stderr).toBe(0);
