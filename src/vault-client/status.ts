@@ -64,7 +64,8 @@ export function statusError(response: VaultResponse, context: CallContext, origi
   }
   if (status === 404) {
     const refusal = response.refusal;
-    if (refusal?.kind === 'no-route') return noRouteError(base, server, details);
+    // No error code at all: not a secrets-server's answer (another web server at that URL).
+    if (refusal?.kind === 'no-route' || serverCode === undefined) return noRouteError(base, server, details);
     if (refusal?.kind === 'no-environment') {
       return new VaultError('RWS_VAULT_NOT_FOUND', `the vault at ${origin} has no environment ${refusal.environment}${server}`, 'check -e: the environment does not exist on this vault', details);
     }

@@ -162,6 +162,15 @@ describe('run-with-secrets with a vault', () => {
     expect(run.stderr).toBe(
       `run-with-secrets: error RWS_VAULT_NOT_FOUND: the server at ${url} does not serve the vault API there (RWS_NOT_FOUND): the vault URL is wrong (hint: check --vault-url / RWS_VAULT_URL: the address secrets-server serve printed, with a path only where a proxy serves the API under one)`,
     );
+    // Another web server's 404 (no secrets-server error code) says the same.
+    const stub = await startStub((socket) => reply(socket, 404, '<html>Not Found</html>', { 'content-type': 'text/html' }));
+    try {
+      const other = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(other.exitCode).toBe(125);
+      expect(other.stderr).toContain(`error RWS_VAULT_NOT_FOUND: the server at ${stub.url} does not serve the vault API there: the vault URL is wrong (hint: check --vault-url`);
+    } finally {
+      await stub.close();
+    }
     const whoami = await runBin(['whoami'], { runtimeDir, env: vaultEnv(server.url, { RWS_VAULT_URL: url }) });
     expect(whoami.exitCode).toBe(125);
     expect(whoami.stderr).toContain(`error RWS_VAULT_NOT_FOUND: the server at ${url} has no /api/v1/auth/self (hint: check --vault-url / RWS_VAULT_URL`);
