@@ -59,9 +59,16 @@ export class SecretMissingError extends RwsError {
 
 /** A -k pattern (or a key_patterns entry) that matches no key of the sources: a typo, most likely. */
 export class PatternUnmatchedError extends RwsError {
-  constructor(readonly pattern: string) {
-    super('RWS_SECRET_MISSING', `key pattern ${pattern} matches no key of the sources`, {
-      hint: 'check the pattern (--dry-run without -k lists the names), or pass --allow-empty if an empty selection is expected',
+  /** `configPath`: the pattern is the config file's key_patterns, which no flag on the command line shows. */
+  constructor(
+    readonly pattern: string,
+    configPath?: string,
+  ) {
+    super('RWS_SECRET_MISSING', `key pattern ${pattern}${configPath === undefined ? '' : ` (key_patterns in ${configPath})`} matches no key of the sources`, {
+      hint:
+        configPath === undefined
+          ? 'check the pattern (--dry-run without -k lists the names), or pass --allow-empty if an empty selection is expected'
+          : `check key_patterns in ${configPath}, or choose for this run with -k or --key; --allow-empty if an empty selection is expected`,
     });
   }
 }

@@ -9,6 +9,8 @@ export interface Selection {
   patterns: readonly string[];
   keys: readonly string[];
   allowNames: ReadonlySet<string>;
+  /** The config file the patterns come from (its key_patterns), when no -k or --key was given. */
+  patternsFrom?: string | undefined;
   /** --allow-empty: a pattern that matches nothing is not an error. */
   allowEmpty: boolean;
   /**
@@ -26,7 +28,7 @@ export function selectSecrets(all: Secrets, selection: Selection): Secrets {
     const names = [...all.keys()];
     // A typo in -k would otherwise run the job with no secrets and exit 0.
     for (const pattern of selection.patterns) {
-      if (!names.some((name) => matchesAny([pattern], name))) throw new PatternUnmatchedError(pattern);
+      if (!names.some((name) => matchesAny([pattern], name))) throw new PatternUnmatchedError(pattern, selection.patternsFrom);
     }
   }
   const everything = selection.patterns.length === 0 && selection.keys.length === 0;

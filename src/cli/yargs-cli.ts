@@ -52,27 +52,39 @@ export async function parseWithYargs(given: readonly string[], version: string):
         .option('usage-limit', { type: 'string', requiresArg: true, describe: 'Requests the token may make (default 1)' })
         .option('json', { type: 'boolean', describe: 'Print {token, jti, expires_at, ...} as JSON' })
         .option('force', { type: 'boolean', describe: 'Print the token even to a terminal' })
-        .example("$0 token generate -e prod -k 'BACKUP_*' --ttl 30 --usage-limit 5 > token", 'a token for five requests in the next 30 minutes')
+        // umask 077: the token file must be 0600, or RWS_TOKEN_FILE refuses it (RWS_CREDENTIAL_FILE_MODE).
+        .example("(umask 077; $0 token generate -e prod -k 'BACKUP_*' --ttl 30 --usage-limit 5 > token)", 'a token for five requests in the next 30 minutes, in a 0600 file')
         .example('RWS_TOKEN_FILE=token $0 token revoke', 'revoke it'),
     )
-    .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]', (y) => declare(y, COMMAND_OPTIONS.keys))
-    .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each', (y) => declare(y, COMMAND_OPTIONS.check))
+    .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]', (y) =>
+      declare(y, COMMAND_OPTIONS.keys).example("$0 keys -e prod -k 'SERVICE_B_*'", 'the names of prod matching SERVICE_B_* (within what the API key grants)'),
+    )
+    .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each', (y) =>
+      declare(y, COMMAND_OPTIONS.check).example("$0 check -e prod -k 'SERVICE_B_*'", 'walk every step a run of that selection takes; stops at the first ✗'),
+    )
     .command('login', 'Check an API key (read from stdin, or a prompt that does not echo) with the vault and store it for this vault URL and --profile', (y) =>
       declare(y, COMMAND_OPTIONS.login)
         .example('$0 login --vault-url https://vault.internal:8200', 'paste the key at the prompt; later runs against that vault need no RWS_API_KEY')
         .example('$0 login --profile ci < key-file', 'the key from a file, stored under profile ci'),
     )
     .command('logout', 'Forget the stored API key of this vault URL and --profile (--all: every one); the key stays valid at the vault', (y) =>
-      declare(y, COMMAND_OPTIONS.logout).option('all', { type: 'boolean', describe: 'Remove every stored key (the whole credentials file)' }),
+      declare(y, COMMAND_OPTIONS.logout)
+        .option('all', { type: 'boolean', describe: 'Remove every stored key (the whole credentials file)' })
+        .example('$0 logout --vault-url https://vault.internal:8200 --profile ci', 'forget the key stored for that vault and profile')
+        .example('$0 logout --all', 'forget every stored key'),
     )
     .command('fallback <action>', 'Remove the offline fallback copies (clean): every one in $XDG_STATE_HOME/run-with-secrets/fallback, or the one of --fallback=PATH', (y) =>
       declare(y, COMMAND_OPTIONS.fallback)
         .positional('action', { choices: ['clean'] as const, describe: 'clean' })
         .example('$0 fallback clean', 'forget every cached copy, and the offline uses not yet reported'),
     )
-    .command('whoami', "Show the API key in use: its id, name, grants and expiry as the vault sees them (never the key)", (y) => declare(y, COMMAND_OPTIONS.whoami))
+    .command('whoami', "Show the API key in use: its id, name, grants and expiry as the vault sees them (never the key)", (y) =>
+      declare(y, COMMAND_OPTIONS.whoami).example('$0 whoami --profile ci', 'which key a run with --profile ci would use, and what it grants'),
+    )
     // Completion itself is ours (cli/completion.ts): listed here for --help only.
-    .command('completion', 'Print a bash completion script (add `source <(run-with-secrets completion)` to ~/.bashrc; zsh: after bashcompinit)');
+    .command('completion', 'Print a bash completion script (add `source <(run-with-secrets completion)` to ~/.bashrc; zsh: after bashcompinit)', (y) =>
+      y.example('source <($0 completion)', 'complete subcommands, options and their choices in this shell'),
+    );
 
   declare(cli, OPTIONS.map((spec) => spec.name));
 

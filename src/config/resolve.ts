@@ -91,8 +91,8 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
   const baseUrl = str(values['vault-url']) ?? (await setting('RWS_VAULT_URL')) ?? config.vault_url;
   const client: VaultClientOptions = {
     baseUrl: baseUrl ?? '',
-    timeoutMs: seconds('--timeout', str(values.timeout) ?? (await setting('RWS_TIMEOUT')) ?? config.timeout, 10) * 1000,
-    retries: count('--retries', str(values.retries) ?? (await setting('RWS_RETRIES')) ?? config.retries, 2),
+    timeoutMs: seconds(...firstGiven(['--timeout', str(values.timeout)], ['RWS_TIMEOUT', await setting('RWS_TIMEOUT')], [`timeout in ${configPath}`, config.timeout]), 10) * 1000,
+    retries: count(...firstGiven(['--retries', str(values.retries)], ['RWS_RETRIES', await setting('RWS_RETRIES')], [`retries in ${configPath}`, config.retries]), 2),
     caFile: str(values['ca-file']) ?? env.RWS_CA_FILE ?? config.ca_file,
     insecureHttp: values['insecure-http'] === true,
     debug,
@@ -132,7 +132,9 @@ async function findStoredApiKey(baseUrl: string, profile: string, facts: Process
 export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn: Warn, debug: (message: string) => void, progress?: (text: string | undefined) => void): Promise<RunPlan> {
   const values = args.values;
   if (args.words.length > 0) {
-    throw new UsageError(`unknown command ${describe(args.words[0])}; put -- before the program to run`, 'run-with-secrets [options] -- <command> [args...]');
+    // `--fallback PATH` with a space: the path is a stray word, since the value is optional.
+    const hint = values.fallback === '' ? `--fallback takes a path only as --fallback=PATH; run-with-secrets [options] -- <command> [args...]` : 'run-with-secrets [options] -- <command> [args...]';
+    throw new UsageError(`unknown command ${describe(args.words[0])}; put -- before the program to run`, hint);
   }
   const dryRun = values['dry-run'] === true;
   const command = args.command ?? [];
@@ -213,7 +215,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   const watch = await resolveWatch(values, injectAs);
   return {
     sources,
-    selection: { patterns, keys, allowNames: new Set(allowNames), allowEmpty: values['allow-empty'] === true, throughShell: injectAs === 'env' ? facts.ignoredSignals : undefined },
+    selection: { patterns, keys, patternsFrom: patterns.length > 0 && flagPatterns.length === 0 ? vault.configPath : undefined, allowNames: new Set(allowNames), allowEmpty: values['allow-empty'] === true, throughShell: injectAs === 'env' ? facts.ignoredSignals : undefined },
     injectAs,
     fileVar,
     fileFormat,
@@ -274,6 +276,14 @@ function defaultSubject(facts: ProcessFacts, command: string | undefined): strin
 function parseKillAfter(value: Values[string]): number | undefined {
   if (value === undefined) return undefined;
   return Math.round(seconds('--kill-after', String(value), 0) * 1000);
+}
+
+/**
+ * The first value set, with the name it was set under: an error then names what the user wrote
+ * (RWS_TIMEOUT=30s in a crontab), not a flag that appears nowhere in the command.
+ */
+function firstGiven(...candidates: Array<[string, string | number | undefined]>): [string, string | number | undefined] {
+  return candidates.find(([, value]) => value !== undefined) ?? ['', undefined];
 }
 
 /** A positive number of seconds (fractions allowed), at most a day. */

@@ -125,8 +125,10 @@ function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: Node
 
 function spawnFailure(command: string, error: unknown): SpawnError {
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') {
-    return new SpawnError('RWS_COMMAND_NOT_FOUND', `command not found: ${command}`, EXIT_NOT_FOUND, 'check the command name and the PATH the child gets (see --dry-run)');
+  // `-- "$CMD"` with CMD unset: Node refuses the empty name before any exec (ERR_INVALID_ARG_VALUE);
+  // a shell says "command not found" for it, and so do we.
+  if (code === 'ENOENT' || (command === '' && code === 'ERR_INVALID_ARG_VALUE')) {
+    return new SpawnError('RWS_COMMAND_NOT_FOUND', `command not found: ${command === '' ? "'' (an empty name)" : command}`, EXIT_NOT_FOUND, 'check the command name and the PATH the child gets (see --dry-run)');
   }
   if (code === 'EACCES' || code === 'ENOEXEC' || code === 'EISDIR' || code === 'EPERM') {
     return new SpawnError('RWS_COMMAND_NOT_EXECUTABLE', `cannot execute ${command}: ${code}`, EXIT_CANNOT_EXECUTE, 'check that the file is a program and has its execute bit (chmod +x)');
@@ -136,5 +138,5 @@ function spawnFailure(command: string, error: unknown): SpawnError {
     // the command is fine, the secrets do not fit in an environment. Ours to report, not 126.
     return new SpawnError('RWS_ENV_TOO_LARGE', `cannot start ${command}: the environment is too large for the system (E2BIG; one value over 128 KiB, or all of them together)`, EXIT_WRAPPER_FAILURE, 'use --inject-as file or --inject-as fd for large secrets');
   }
-  return new SpawnError('RWS_SPAWN_FAILED', `cannot start ${command}: ${code ?? 'unknown error'}`, EXIT_CANNOT_EXECUTE);
+  return new SpawnError('RWS_SPAWN_FAILED', `cannot start ${command}: ${code ?? 'unknown error'}`, EXIT_CANNOT_EXECUTE, "check the command and the system's limits (processes, memory)");
 }

@@ -51,6 +51,8 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
       .command('secret', 'manage the secrets of an environment', (y) =>
         y
           .options(store)
+          .example('printf %s "$DB_PASSWORD" | $0 secret set production DB_PASSWORD', 'one secret, from stdin')
+          .example('$0 secret list production', 'the names, never the values')
           .command('set <environment> <name>', 'set one secret; the value is read from stdin', (z) =>
             z.positional('environment', { description: 'the environment (its file is ENV.enc.yaml)' }).positional('name', { description: 'the secret name, [A-Za-z_][A-Za-z0-9_]*' })
               .option('allow-name', allowName).example('printf %s "$DB_PASSWORD" | $0 secret set production DB_PASSWORD', 'the value never appears on the command line'), on(async () => (await import('./commands/secret.js')).secretSet))
@@ -64,6 +66,8 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
       .command('apikey', 'manage API keys', (y) =>
         y
           .options(store)
+          .example("$0 apikey create --name ci --environment production --key-pattern 'DB_*'", 'a read key; printed once')
+          .example('$0 apikey revoke ak_0123456789abcdef', 'the key and its tokens stop working')
           .command('create', 'create an API key and print it once', (z) =>
             z
               .option('name', { type: 'string', demandOption: true, requiresArg: true, description: 'who or what uses the key (shown by apikey list)' })
@@ -81,6 +85,7 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
       .command('db', 'the state database: schema and imports', (y) =>
         y
           .options(store)
+          .example('$0 db status', 'where the state is and its schema version')
           .command('migrate', 'apply schema migrations now (servers also apply them at start)', (z) => z.example('RWS_DATABASE_URL_FILE=/run/secrets/db-url $0 db migrate', 'before rolling out a new version to the replicas'), on(async () => (await import('./commands/db.js')).dbMigrate))
           .command('status', 'print where the state is and its schema version', (z) => z.option('json', { type: 'boolean', description: 'one JSON object' }).example('$0 db status --json', ''), on(async () => (await import('./commands/db.js')).dbStatus))
           .command('import', "move a single server's file state (api-keys.json, token-state.log, audit.log) into the database", (z) =>
@@ -131,6 +136,10 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .example('$0 serve --metrics-listen 127.0.0.1:9464 --log-format json', 'metrics for a local scraper, request log for a shipper')
           .example('$0 serve --console', 'the web console at http://127.0.0.1:8200/console/'), on(async () => (await import('./commands/serve.js')).serve))
       .demandCommand(1, 'name a command')
+      .example('$0 init --store ./vault', 'a new store; prints the environment to start with')
+      .example('printf %s "$DB_PASSWORD" | $0 secret set production DB_PASSWORD', 'a secret, from stdin')
+      .example("$0 apikey create --name ci --environment production --key-pattern 'DB_*'", 'a key for run-with-secrets')
+      .example('$0 serve', 'serve the vault API on http://127.0.0.1:8200')
       .epilogue('The vault of run-with-secrets: secrets in SOPS files (age), API keys, short-lived scoped tokens, an audit log. Every command takes -h.')
       .strict()
       .help()

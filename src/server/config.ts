@@ -22,7 +22,8 @@ export function resolveStore(flag: string | undefined, env: Env): StorePaths {
 export async function checkStoreDir(paths: StorePaths): Promise<void> {
   const stat = await fs.lstat(paths.dir).catch(() => undefined);
   if (stat === undefined || !stat.isDirectory()) {
-    throw new RwsError('RWS_STORE_MISSING', `store directory ${paths.dir} does not exist`, { hint: `run secrets-server init --store ${paths.dir}` });
+    // A typo in --store is likelier than a store never made: `init` alone would make an empty one.
+    throw new RwsError('RWS_STORE_MISSING', `store directory ${paths.dir} does not exist`, { hint: `check --store / VANTA_SOPS_FILES_PATH; a new store is made with secrets-server init --store ${paths.dir}` });
   }
   if ((stat.mode & 0o077) !== 0) {
     throw new RwsError('RWS_STORE_INVALID', `store directory ${paths.dir} is open to others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 700 ${paths.dir}` });

@@ -43,13 +43,23 @@ export class SopsFileSource implements SecretSource {
       throw sourceError(this.path, error, 'check the path given to --sops-file');
     }
     // The SOPS module (yaml, age, AES) is loaded only by runs that use a SOPS file.
-    const { loadAgeIdentities, openSopsFile } = await import('../sops/index.js');
+    const { loadAgeIdentities, openSopsFile, SopsError } = await import('../sops/index.js');
     const identities = await loadAgeIdentities(await this.identitySettings(context));
-    if (identities.length === 0) {
-      const fallback = defaultAgeKeyFile(this.identityEnv);
-      throw new SourceError('RWS_SOURCE_UNREADABLE', `no age identity to open ${this.path}`, `set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY) to your age key${fallback ? `, or put it in ${fallback} as sops does` : ''}`);
+    let file: Awaited<ReturnType<typeof openSopsFile>>;
+    try {
+      // Opened even with no identity: the file is parsed first, so a file that is not SOPS at all
+      // (a .env given to --sops-file) is named as such rather than sending the user after a key.
+      file = await openSopsFile(text, identities, { origin: this.path });
+    } catch (error) {
+      if (identities.length === 0 && error instanceof SopsError && error.code === 'RWS_SOPS_NO_IDENTITY') {
+        const fallback = defaultAgeKeyFile(this.identityEnv);
+        throw new SourceError('RWS_SOURCE_UNREADABLE', `no age identity to open ${this.path}`, `set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY) to your age key${fallback ? `, or put it in ${fallback} as sops does` : ''}`);
+      }
+      if (error instanceof SopsError && error.code === 'RWS_SOPS_INVALID' && error.hint === undefined) {
+        throw new SopsError('RWS_SOPS_INVALID', error.message, { hint: `check it with sops -d ${this.path}; a dotenv file goes to --env-file`, cause: error });
+      }
+      throw error;
     }
-    const file = await openSopsFile(text, identities, { origin: this.path });
     if (file.skipped.length > 0) context.debug(`${this.label}: skipped nested or empty entries ${file.skipped.join(', ')}`);
     // Only encrypted values: a plaintext or empty one is not protected by the MAC (anyone who can
     // write the file can add it without key material), so it is never injected.

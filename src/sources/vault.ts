@@ -47,15 +47,15 @@ export class VaultSource implements SecretSource {
     const { VaultClient } = await import('../vault-client/index.js');
     const client = await VaultClient.create(this.settings.client);
     const grants: Array<FallbackGrant | undefined> = [];
+    const works = this.selectors().map((selector) => this.fetchSelector(client, selector, context, grants));
     try {
-      const selectors = this.selectors();
-      const parts = await Promise.all(selectors.map((selector) => this.fetchSelector(client, selector, context, grants)));
+      const parts = await Promise.all(works);
       const secrets: Secrets = new Map();
       for (const part of parts) for (const [name, value] of part) secrets.set(name, value);
       context.debug(`read ${secrets.size} secret(s) from ${this.label}`);
       return { secrets, fallback: strictest(grants) };
     } finally {
-      closeInBackground(client, context);
+      closeWhenSettled(client, works, context);
     }
   }
 
@@ -64,17 +64,16 @@ export class VaultSource implements SecretSource {
     const { VaultClient } = await import('../vault-client/index.js');
     const client = await VaultClient.create(this.settings.client);
     const { environment, credential } = this.settings;
+    const works = this.selectors().map((selector) => {
+      const pattern = 'pattern' in selector ? selector.pattern : selector.key;
+      if (credential.kind === 'token') return client.listKeys(credential.value, environment, pattern);
+      return this.withToken(client, pattern, 1, context, (token) => client.listKeys(token, environment));
+    });
     try {
-      const lists = await Promise.all(
-        this.selectors().map((selector) => {
-          const pattern = 'pattern' in selector ? selector.pattern : selector.key;
-          if (credential.kind === 'token') return client.listKeys(credential.value, environment, pattern);
-          return this.withToken(client, pattern, 1, context, (token) => client.listKeys(token, environment));
-        }),
-      );
+      const lists = await Promise.all(works);
       return [...new Set(lists.flat())];
     } finally {
-      closeInBackground(client, context);
+      closeWhenSettled(client, works, context);
     }
   }
 
@@ -155,12 +154,16 @@ export class VaultSource implements SecretSource {
 /**
  * After a successful load every request has ended and every token is revoked, so the connections
  * close while the child starts (≈2 ms saved per run); Node opens sockets close-on-exec, so the
- * child never holds one. After a failure, requests of other selectors may still be running
- * (their revokes among them): close() lets them finish, and the process waits for them before
- * it exits, as it did when this was awaited.
+ * child never holds one. After a failure, other selectors may still be running, and the process
+ * waits for them before it exits (mustFinish). The client closes only once they have settled: a
+ * closed client refuses new requests, so a sibling whose mint answered after the failure (-k A
+ * granted, --key B refused) could then neither use nor revoke its token (RWS_REVOKE_FAILED, the
+ * token left live until it expired).
  */
-function closeInBackground(client: VaultClient, context: LoadContext): void {
-  client.close().catch((error: unknown) => context.debug(`closing the vault connections: ${(error as { code?: string }).code ?? 'error'}`));
+function closeWhenSettled(client: VaultClient, works: ReadonlyArray<Promise<unknown>>, context: LoadContext): void {
+  void Promise.allSettled(works).then(() =>
+    client.close().catch((error: unknown) => context.debug(`closing the vault connections: ${(error as { code?: string }).code ?? 'error'}`)),
+  );
 }
 
 /** `step`, or the stop signal's reason as soon as it is aborted (the step is left to finish alone). */

@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import { VaultError } from './errors.js';
 import { Transport, type VaultRequest, type VaultResponse } from './http.js';
 import { type BatchAnswer, type BatchSelector, type KeyInfo, type MintedToken, type MintRequest, parseBatch, parseKeyInfo, parseKeyList, parseMinted, parseSecret } from './responses.js';
-import { type CallContext, statusError } from './status.js';
+import { type CallContext, statusError, VAULT_URL_HINT } from './status.js';
 import { parseVaultUrl } from './url.js';
 
 export interface VaultClientOptions {
@@ -34,6 +34,8 @@ export class VaultClient {
   private constructor(
     private readonly transport: Transport,
     private readonly origin: string,
+    /** The vault URL as given, path prefix included, for the errors a wrong prefix causes. */
+    private readonly base: string,
   ) {}
 
   static async create(options: VaultClientOptions): Promise<VaultClient> {
@@ -42,7 +44,7 @@ export class VaultClient {
     const url = parseVaultUrl(options.baseUrl, options.insecureHttp);
     const ca = options.caFile === undefined ? undefined : await readCaFile(options.caFile);
     const transport = new Transport({ origin: url.origin, prefix: url.prefix, timeoutMs: options.timeoutMs, retries: options.retries, ca, debug: options.debug, progress: options.progress });
-    return new VaultClient(transport, url.origin);
+    return new VaultClient(transport, url.origin, url.origin + url.prefix);
   }
 
   async mintToken(apiKey: string, request: MintRequest): Promise<MintedToken> {
@@ -127,9 +129,10 @@ export class VaultClient {
     try {
       response = await this.call({ method: 'GET', path: '/api/v1/auth/self', credential: apiKey }, context, [200]);
     } catch (error) {
-      // Without this, a 404 would read as a missing environment: say which server lacks what.
+      // Without this, a 404 would read as a missing environment: say which server lacks what. A
+      // server from before login and a vault URL with a path too many answer alike.
       if (error instanceof VaultError && error.status === 404) {
-        throw new VaultError('RWS_VAULT_NOT_FOUND', `the vault at ${this.origin} has no /api/v1/auth/self`, 'upgrade secrets-server to a version with login support', { status: 404 });
+        throw new VaultError('RWS_VAULT_NOT_FOUND', `the server at ${this.base} has no /api/v1/auth/self`, `${VAULT_URL_HINT}; or upgrade secrets-server to a version with login support`, { status: 404 });
       }
       throw error;
     }
@@ -147,7 +150,7 @@ export class VaultClient {
   private async call(request: VaultRequest, context: CallContext, expected: readonly number[]): Promise<VaultResponse> {
     if (request.credential !== undefined) checkCredential(request.credential, context.credential ?? 'credential');
     const response = await this.transport.send(request);
-    if (!expected.includes(response.status)) throw statusError(response, context, this.origin);
+    if (!expected.includes(response.status)) throw statusError(response, context, this.origin, this.base);
     return response;
   }
 }

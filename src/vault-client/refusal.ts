@@ -7,7 +7,8 @@
 export type Refusal =
   | { kind: 'grants'; environments: string[]; patterns: string[] }
   | { kind: 'no-environment'; environment: string }
-  | { kind: 'no-key'; environment: string; key: string };
+  | { kind: 'no-key'; environment: string; key: string }
+  | { kind: 'no-route' };
 
 const ENVIRONMENT = '[A-Za-z0-9][A-Za-z0-9_-]{0,63}';
 const PATTERN = '[A-Za-z0-9_*?]{1,256}';
@@ -25,6 +26,9 @@ export function parseRefusal(status: number, message: unknown): Refusal | undefi
     return grants ? { kind: 'grants', environments: grants[1]!.split(', '), patterns: grants[2]!.split(', ') } : undefined;
   }
   if (status === 404) {
+    // The server's answer to a path it does not serve: the vault URL is not its address (a path
+    // too many, such as /api), not a missing environment.
+    if (message === 'no such route') return { kind: 'no-route' };
     const environment = NO_ENVIRONMENT.exec(message);
     if (environment) return { kind: 'no-environment', environment: environment[1]! };
     const key = NO_KEY.exec(message);

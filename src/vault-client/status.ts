@@ -1,6 +1,6 @@
 // What a refusal means for the call that got it: each status becomes one error that names the
 // environment, keys or pattern concerned and says what to do next.
-import { badResponse, VaultError } from './errors.js';
+import { badResponse, VaultError, type VaultErrorDetails } from './errors.js';
 import type { VaultResponse } from './http.js';
 
 export interface CallContext {
@@ -28,7 +28,11 @@ function describeScope(context: CallContext): string {
   return parts.length === 0 ? 'this request' : parts.join(', ');
 }
 
-export function statusError(response: VaultResponse, context: CallContext, origin: string): VaultError {
+/**
+ * `base` is the vault URL as given (origin and path prefix): a wrong prefix is what a 404 "no
+ * such route" means, and the origin alone would hide it.
+ */
+export function statusError(response: VaultResponse, context: CallContext, origin: string, base: string = origin): VaultError {
   const { status, serverCode, attempts } = response;
   const details = { status, serverCode, attempts };
   const server = serverCode === undefined ? '' : ` (${serverCode})`;
@@ -60,6 +64,8 @@ export function statusError(response: VaultResponse, context: CallContext, origi
   }
   if (status === 404) {
     const refusal = response.refusal;
+    // No error code at all: not a secrets-server's answer (another web server at that URL).
+    if (refusal?.kind === 'no-route' || serverCode === undefined) return noRouteError(base, server, details);
     if (refusal?.kind === 'no-environment') {
       return new VaultError('RWS_VAULT_NOT_FOUND', `the vault at ${origin} has no environment ${refusal.environment}${server}`, 'check -e: the environment does not exist on this vault', details);
     }
@@ -107,4 +113,10 @@ export function statusError(response: VaultResponse, context: CallContext, origi
     );
   }
   return badResponse(origin, `unexpected status ${status} (redirects are not followed)`);
+}
+
+export const VAULT_URL_HINT = 'check --vault-url / RWS_VAULT_URL: the address secrets-server serve printed, with a path only where a proxy serves the API under one';
+
+export function noRouteError(base: string, server: string, details: VaultErrorDetails): VaultError {
+  return new VaultError('RWS_VAULT_NOT_FOUND', `the server at ${base} does not serve the vault API there${server}: the vault URL is wrong`, VAULT_URL_HINT, details);
 }

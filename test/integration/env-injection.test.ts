@@ -245,6 +245,20 @@ describe('command line', () => {
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
+  it('a pattern from the config file that matches nothing names the config file, not a -k that was never given', async () => {
+    const config = writeEnvFile(dir, 'config.yaml', "vault_url: https://vault.internal:8200\nkey_patterns: ['APP_*']\n");
+    const envFile = writeEnvFile(dir, '.env', 'DATABASE_URL=x\n');
+    for (const args of [['--', 'true'], ['--dry-run']]) {
+      const result = await runBin(['--config', config, '--env-file', envFile, ...args], { runtimeDir: dir });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toBe(
+        `run-with-secrets: error RWS_SECRET_MISSING: key pattern APP_* (key_patterns in ${config}) matches no key of the sources (hint: check key_patterns in ${config}, or choose for this run with -k or --key; --allow-empty if an empty selection is expected)`,
+      );
+    }
+    const flag = await runBin(['--config', config, '--env-file', envFile, '-k', 'DATABASE_*', '--', 'true'], { runtimeDir: dir });
+    expect(flag.exitCode).toBe(0);
+  });
+
   it('a config file with a YAML tag it does not know fails in one line, with no YAMLWarning block', async () => {
     const config = writeEnvFile(dir, 'config.yaml', 'vault_url: !!js/function "x"\n');
     const result = await runBin(['--config', config, '--env-file', writeEnvFile(dir, '.env', 'A=1\n'), '--', 'true'], { runtimeDir: dir });
@@ -274,6 +288,31 @@ describe('command line', () => {
     expect(help.stdout.split('\n').length).toBeLessThan(50);
   });
 
+  it.each(['token', 'keys', 'check', 'login', 'logout', 'fallback', 'whoami', 'completion'])('%s --help shows examples', async (command) => {
+    const help = await runBin([command, '--help'], { runtimeDir: dir });
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toMatch(new RegExp(`Examples:\\n +(\\(umask 077; |source <\\()?run-with-secrets ${command}`));
+  });
+
+  it('a bad RWS_TIMEOUT or RWS_RETRIES is named as the variable, not as a flag the command line does not hold', async () => {
+    const env = { RWS_VAULT_URL: 'http://127.0.0.1:9', RWS_API_KEY: 'rws_sk_0123456789abcdef0123456789abcdef' };
+    const timeout = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir: dir, env: { ...env, RWS_TIMEOUT: '30s' } });
+    expect(timeout.exitCode).toBe(125);
+    expect(timeout.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: RWS_TIMEOUT expects a number of seconds [^\n]*, got "30s" \(hint: [^\n]+\)$/);
+    const retries = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir: dir, env: { ...env, RWS_RETRIES: 'x' } });
+    expect(retries.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: RWS_RETRIES expects a whole number/);
+    const flag = await runBin(['-e', 'prod', '--timeout', '30s', '--', 'true'], { runtimeDir: dir, env: { ...env, RWS_TIMEOUT: '5' } });
+    expect(flag.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: --timeout expects/);
+  });
+
+  it('the token example writes the token to a file RWS_TOKEN_FILE accepts (0600)', async () => {
+    const help = await runBin(['token', '--help'], { runtimeDir: dir });
+    // `> token` alone makes a 0644 file under the usual umask, which `token revoke` then refuses.
+    // (yargs wraps the example around its description: only the parts are checked)
+    expect(help.stdout).toContain('(umask 077; run-with-secrets token generate');
+    expect(help.stdout).toMatch(/^ +token\) *$/m);
+  });
+
   it.each([
     [['--bogus', '--', 'true'], /RWS_USAGE: Unknown argument: bogus/],
     [['--env-file', 'x'], /RWS_USAGE: no command given/],
@@ -283,6 +322,7 @@ describe('command line', () => {
     [['--env-file', 'x', '--kill-after', '-1', '--', 'true'], /RWS_USAGE/],
     [['--env-file', 'x', '--file-var', 'LD_PRELOAD', '--', 'true'], /RWS_USAGE: --file-var/],
     [['--env-file', 'x', 'node', 'app.js'], /RWS_USAGE: unknown command "node"; put -- before/],
+    [['-e', 'prod', '--fallback', '/tmp/fb', '--', 'true'], /RWS_USAGE: unknown command "\/tmp\/fb"; put -- before the program to run \(hint: --fallback takes a path only as --fallback=PATH;/],
     [['--env-file'], /RWS_USAGE/],
     [['token', 'frob'], /RWS_USAGE: Invalid values: Argument: action, Given: "frob", Choices: "generate", "revoke"/],
     [['token', 'generate', 'extra'], /RWS_USAGE: unexpected argument "extra" for token/],

@@ -216,6 +216,10 @@ describe('the secrets file is removed on every way out', () => {
     const noExec = await runFileMode(['--', fixture('not-executable.sh')]);
     expect(noExec.exitCode).toBe(126);
     expect(noExec.stderr).toContain('RWS_COMMAND_NOT_EXECUTABLE');
+    // -- "$CMD" with CMD unset: as a shell says, not found (it was 126 RWS_SPAWN_FAILED, no hint).
+    const empty = await runFileMode(['--', '']);
+    expect(empty.exitCode).toBe(127);
+    expect(empty.stderr).toBe("run-with-secrets: error RWS_COMMAND_NOT_FOUND: command not found: '' (an empty name) (hint: check the command name and the PATH the child gets (see --dry-run))");
     expect(wrapperDirs(dir)).toEqual([]);
   });
 

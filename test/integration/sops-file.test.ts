@@ -68,6 +68,17 @@ describe('--sops-file', () => {
     expect(wrong.stderr).toContain('RWS_SOPS_NO_IDENTITY');
   });
 
+  it('a file that is not SOPS (a .env given to --sops-file) is named as such, with or without an age key', async () => {
+    const dotenv = path.join(dir, '.env');
+    writeFileSync(dotenv, 'DB_HOST=db1\n', { mode: 0o600 });
+    // Without a key it used to ask for one: the user would set one up and only then learn this.
+    for (const env of [{ HOME: dir }, { SOPS_AGE_KEY_FILE: keyFile }]) {
+      const result = await runBin(['--sops-file', dotenv, '--', 'true'], { runtimeDir: dir, env });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toBe(`run-with-secrets: error RWS_SOPS_INVALID: ${dotenv}: has a document whose top level is not a map (hint: check it with sops -d ${dotenv}; a dotenv file goes to --env-file)`);
+    }
+  });
+
   it('a key file readable by others is refused (it is a credential)', async () => {
     chmodSync(keyFile, 0o644);
     const result = await runBin(['--sops-file', path.join(SOPS, 'sops-age/secret.enc.yaml'), '--', 'true'], { runtimeDir: dir, env: { SOPS_AGE_KEY_FILE: keyFile } });

@@ -155,6 +155,44 @@ describe('run-with-secrets with a vault', () => {
     expect(environment.stderr).toMatch(/error RWS_VAULT_NOT_FOUND: the vault at \S+ has no environment ghost \(RWS_NOT_FOUND\) \(hint: check -e: the environment does not exist on this vault\)/);
   });
 
+  it('a vault URL with a path too many (…/api) is named as the mistake, not read as a missing environment', async () => {
+    const url = `${server.url}/api`;
+    const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_VAULT_URL: url }) });
+    expect(run.exitCode).toBe(125);
+    expect(run.stderr).toBe(
+      `run-with-secrets: error RWS_VAULT_NOT_FOUND: the server at ${url} does not serve the vault API there (RWS_NOT_FOUND): the vault URL is wrong (hint: check --vault-url / RWS_VAULT_URL: the address secrets-server serve printed, with a path only where a proxy serves the API under one)`,
+    );
+    // Another web server's 404 (no secrets-server error code) says the same.
+    const stub = await startStub((socket) => reply(socket, 404, '<html>Not Found</html>', { 'content-type': 'text/html' }));
+    try {
+      const other = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(other.exitCode).toBe(125);
+      expect(other.stderr).toContain(`error RWS_VAULT_NOT_FOUND: the server at ${stub.url} does not serve the vault API there: the vault URL is wrong (hint: check --vault-url`);
+    } finally {
+      await stub.close();
+    }
+    const whoami = await runBin(['whoami'], { runtimeDir, env: vaultEnv(server.url, { RWS_VAULT_URL: url }) });
+    expect(whoami.exitCode).toBe(125);
+    expect(whoami.stderr).toContain(`error RWS_VAULT_NOT_FOUND: the server at ${url} has no /api/v1/auth/self (hint: check --vault-url / RWS_VAULT_URL`);
+  });
+
+  it('when one selector is refused, the token another one minted meanwhile is still revoked', async () => {
+    // -k SERVICE_B_* is granted and --key SERVICE_A_KEY is not: both mint at once, the refusal
+    // fails the run, and the granted selector's token must not be left live until it expires.
+    for (const args of [[], ['--dry-run']]) {
+      const before = auditLines().length;
+      const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--key', 'SERVICE_A_KEY', ...args, '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toContain('error RWS_VAULT_FORBIDDEN');
+      expect(result.stderr).not.toContain('RWS_REVOKE_FAILED');
+      const rows = auditLines().slice(before);
+      const minted = rows.filter((row) => row.event === 'token.generate' && row.outcome === 'success').map((row) => row.jti);
+      const revoked = rows.filter((row) => row.event === 'token.revoke' && row.outcome === 'success').map((row) => row.jti);
+      expect(minted).toHaveLength(1);
+      expect(revoked).toEqual(minted);
+    }
+  });
+
   it('a wrong API key is refused (401); a malformed one before any request', async () => {
     const wrong = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir, env: vaultEnv(server.url, { RWS_API_KEY: `rws_sk_${'0'.repeat(32)}` }) });
     expect(wrong.exitCode).toBe(125);
@@ -443,6 +481,15 @@ describe('token, keys and check commands', () => {
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout.split('\n')).toEqual(['SERVICE_B_DB_URL', 'SERVICE_B_TOKEN']);
     expectNoLeak(result.stdout, result.stderr);
+  });
+
+  it('keys without -k lists the names the API key grants, as the hint of a 404 tells (a token for * is refused to it)', async () => {
+    const result = await runBin(['keys', '-e', 'prod'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout.split('\n')).toEqual(['SERVICE_B_DB_URL', 'SERVICE_B_TOKEN']);
+    const typo = await runBin(['keys', '-e', 'prodution'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(typo.exitCode).toBe(125);
+    expect(typo.stderr).toContain('(hint: check -e (the key grants prod)');
   });
 
   it('check walks every step with ✓ and stops at the first ✗', async () => {

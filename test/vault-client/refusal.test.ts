@@ -15,6 +15,7 @@ describe('parseRefusal', () => {
   it('tells a missing environment from a missing key in a 404', () => {
     expect(parseRefusal(404, 'no environment ghost')).toEqual({ kind: 'no-environment', environment: 'ghost' });
     expect(parseRefusal(404, 'environment prod has no secret DB_PASS')).toEqual({ kind: 'no-key', environment: 'prod', key: 'DB_PASS' });
+    expect(parseRefusal(404, 'no such route')).toEqual({ kind: 'no-route' });
   });
 
   it.each([

@@ -1,6 +1,7 @@
 // `keys -e ENV [-k GLOB]`: the names in scope, one per line, never a value.
 import { list, resolveVaultContext, str, validPatterns } from '../../config/resolve.js';
 import type { CommandContext } from './context.js';
+import type { VaultClient } from '../../vault-client/index.js';
 import { requireEnvironment } from './token.js';
 
 export async function listKeys(context: CommandContext): Promise<number> {
@@ -13,7 +14,8 @@ export async function listKeys(context: CommandContext): Promise<number> {
   const client = await VaultClient.create(vault.client);
   const names = new Set<string>();
   try {
-    for (const pattern of patterns.length > 0 ? patterns : ['*']) {
+    const selected = patterns.length === 0 && credential.kind === 'api-key' ? await grantedPatterns(client, credential.value, environment) : patterns;
+    for (const pattern of selected.length > 0 ? selected : ['*']) {
       if (credential.kind === 'token') {
         for (const name of await client.listKeys(credential.value, environment, pattern)) names.add(name);
         continue;
@@ -30,4 +32,19 @@ export async function listKeys(context: CommandContext): Promise<number> {
   }
   for (const name of [...names].sort()) context.stdout.write(`${name}\n`);
   return 0;
+}
+
+/**
+ * With no -k, "the names in scope" are those the key's grant covers: a token for `*` is refused
+ * to any key granted less (most keys), which made `keys -e ENV`, the hint of every 404, fail.
+ * A server without /api/v1/auth/self (404) is asked for `*` as before.
+ */
+async function grantedPatterns(client: VaultClient, apiKey: string, environment: string): Promise<string[]> {
+  try {
+    const key = await client.describeApiKey(apiKey);
+    return key.environments.includes(environment) ? key.keyPatterns : [];
+  } catch (error) {
+    if ((error as { status?: number }).status === 404) return [];
+    throw error;
+  }
 }

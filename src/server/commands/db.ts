@@ -54,7 +54,11 @@ export async function dbImport(args: Record<string, unknown>, io: CliIo): Promis
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
   const from = storePaths(String(args['from-store']));
-  await checkStoreDir(from);
+  await checkStoreDir(from).catch((error: unknown) => {
+    // `init` there would make an empty store, with nothing to import.
+    if (error instanceof RwsError && error.code === 'RWS_STORE_MISSING') throw new RwsError('RWS_STORE_MISSING', `--from-store ${from.dir} does not exist`, { hint: 'give the store directory of the single server whose file state (api-keys.json, token-state.log, audit.log) is to be imported' });
+    throw error;
+  });
   const now = new Date();
   const legacy = await readLegacyStore(from, Math.floor(now.getTime() / 1000));
   if (legacy === undefined) throw new RwsError('RWS_STORE_MISSING', `${from.dir} holds no api-keys.json, token-state.log or audit.log to import`, { hint: 'it may have been imported already (*.imported)' });

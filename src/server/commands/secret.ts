@@ -18,6 +18,7 @@ import { checkDotenvLines } from './dotenv-import.js';
 import { printable } from '../../printable.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
+const ENVIRONMENTS_HINT = 'secrets-server status lists the environments of the store';
 
 interface Target {
   paths: StorePaths;
@@ -139,7 +140,8 @@ async function parseDotenv(text: string): Promise<Record<string, string>> {
 export async function secretList(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const t = await target(args, io);
   const file = await readSopsFile(t.paths.secrets(t.environment), t.identities).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') throw new RwsError('RWS_ENVIRONMENT_MISSING', `no environment ${t.environment} in ${t.paths.dir}`);
+    // A typo in ENV is the usual cause: say where the real names are.
+    if (error.code === 'ENOENT') throw new RwsError('RWS_ENVIRONMENT_MISSING', `no environment ${t.environment} in ${t.paths.dir}`, { hint: ENVIRONMENTS_HINT });
     throw error;
   });
   writeNameList(file, io);

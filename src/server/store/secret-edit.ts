@@ -60,6 +60,10 @@ export class SecretMissingError extends RwsError {
     /** The whole environment is missing, not only the name. */
     readonly noEnvironment: boolean,
   ) {
-    super('RWS_SECRET_MISSING', `environment ${environment} has no secret ${name}`, { hint: `see secrets-server secret list ${environment}` });
+    // The message is also the admin API's 404 body, so it stays; the hint points where the fix is
+    // (`secret list` of a missing environment would only fail again).
+    super('RWS_SECRET_MISSING', `environment ${environment} has no secret ${name}`, {
+      hint: noEnvironment ? `there is no environment ${environment}: secrets-server status lists the environments of the store` : `see secrets-server secret list ${environment}`,
+    });
   }
 }

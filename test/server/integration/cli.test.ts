@@ -69,6 +69,18 @@ describe('secret', () => {
     expect(await readdir(store.dir)).not.toContain(expect.stringMatching(/\.tmp$|\.lock$/));
   });
 
+  it('a mistyped environment in secret list or rm says where the environments are listed', async () => {
+    await cliOk(['secret', 'set', 'production', 'DB_HOST', '--store', store.dir], { input: 'db1' });
+    const list = await cli(['secret', 'list', 'prodution', '--store', store.dir]);
+    expect(list.exitCode).toBe(1);
+    expect(list.stderr).toBe(`secrets-server: error RWS_ENVIRONMENT_MISSING: no environment prodution in ${store.dir} (hint: secrets-server status lists the environments of the store)\n`);
+    // `secret list prodution`, the hint of a missing name, would only fail again.
+    const rm = await cli(['secret', 'rm', 'prodution', 'DB_HOST', '--store', store.dir]);
+    expect(rm.exitCode).toBe(1);
+    expect(rm.stderr).toBe('secrets-server: error RWS_SECRET_MISSING: environment prodution has no secret DB_HOST (hint: there is no environment prodution: secrets-server status lists the environments of the store)\n');
+    expect(await cliOk(['status', '--store', store.dir])).toContain('environment production: sha256:');
+  });
+
   it('refuses an empty stdin', async () => {
     const result = await cli(['secret', 'set', 'dev', 'EMPTY', '--store', store.dir], { input: '' });
     expect(result.exitCode).toBe(2);
@@ -261,6 +273,10 @@ describe('a CLI that explains itself', () => {
     expect(version.stdout).toBe(`${expected}\n`);
     expect((await cli(['-h'])).stdout).toBe(bare.stdout);
     for (const [args, options] of [
+      [['-h'], []],
+      [['secret', '-h'], ['--store']],
+      [['apikey', '-h'], ['--store']],
+      [['db', '-h'], ['--store']],
       [['serve', '-h'], ['--host', '--port', '--tls-cert', '--tls-key', '--audit-log', '--insecure-listen', '--max-connections', '--headers-timeout', '--request-timeout', '--metrics-listen', '--log-format']],
       [['apikey', 'create', '--help'], ['--name', '--environment', '--key-pattern', '--max-ttl', '--expires-at']],
       [['secret', 'set', '-h'], ['--allow-name']],
@@ -278,6 +294,17 @@ describe('a CLI that explains itself', () => {
       // Every option has a description: no option line ends right after its name and type.
       for (const option of options) expect(help.stdout).toMatch(new RegExp(`${option} +[a-zA-Z(]`));
     }
+  });
+
+  it('a store path that does not exist is questioned before init is offered; a missing --from-store is not sent to init', async () => {
+    const typo = path.join(store.root, 'vualt');
+    const serve = await cli(['serve', '--port', '0', '--store', typo]);
+    expect(serve.exitCode).toBe(1);
+    expect(serve.stderr).toBe(`secrets-server: error RWS_STORE_MISSING: store directory ${typo} does not exist (hint: check --store / VANTA_SOPS_FILES_PATH; a new store is made with secrets-server init --store ${typo})\n`);
+    const from = await cli(['db', 'import', '--from-store', typo, '--store', store.dir]);
+    expect(from.exitCode).toBe(1);
+    expect(from.stderr).toMatch(new RegExp(`^secrets-server: error RWS_STORE_MISSING: --from-store ${typo} does not exist \\(hint: give the store directory of the single server whose file state [^\\n]+ is to be imported\\)\\n$`));
+    expect(from.stderr).not.toContain('init');
   });
 
   it('reports errors on one line in the wrapper\'s form', async () => {
