@@ -39,10 +39,14 @@ const TLS_FAILURES: Readonly<Record<string, string>> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'the server certificate does not name this host',
 };
 
+/** The code of the error our own deadline for a whole answer aborts a request with (http.ts). */
+export const ANSWER_DEADLINE = 'RWS_ANSWER_DEADLINE';
+
 const TIMEOUT_PHASES: Readonly<Record<string, string>> = {
   UND_ERR_CONNECT_TIMEOUT: 'accept the connection',
   UND_ERR_HEADERS_TIMEOUT: 'start its answer',
   UND_ERR_BODY_TIMEOUT: 'send the rest of its answer',
+  [ANSWER_DEADLINE]: 'finish its answer',
 };
 
 const CODE_GRAMMAR = /^[A-Z0-9_]{1,64}$/;
@@ -74,7 +78,8 @@ export function classifyNetworkError(error: unknown, phase: Phase): NetworkFailu
   return undefined;
 }
 
-export function networkError(failure: NetworkFailure | undefined, cause: unknown, origin: string, attempts: number, timeoutMs: number): Error {
+export function networkError(failure: NetworkFailure | undefined, cause: unknown, origin: string, attempts: number, limits: { timeoutMs: number; deadlineMs: number }): Error {
+  const { timeoutMs, deadlineMs } = limits;
   if (failure === undefined) return new InternalError(cause);
   const { code } = failure;
   const tries = attempts === 1 ? '1 attempt' : `${attempts} attempts`;
@@ -82,7 +87,9 @@ export function networkError(failure: NetworkFailure | undefined, cause: unknown
     case 'timeout':
       return new VaultError(
         'RWS_VAULT_TIMEOUT',
-        `the vault at ${origin} did not ${TIMEOUT_PHASES[code]} within ${timeoutMs / 1000} s (--timeout; ${tries})`,
+        code === ANSWER_DEADLINE
+          ? `the vault at ${origin} did not ${TIMEOUT_PHASES[code]} within ${deadlineMs / 1000} s (--timeout ${timeoutMs / 1000} s for each of connect, headers and body, and a second more; ${tries})`
+          : `the vault at ${origin} did not ${TIMEOUT_PHASES[code]} within ${timeoutMs / 1000} s (--timeout; ${tries})`,
         'raise --timeout SECONDS (default 10) or check the server and the network in between',
         { attempts },
       );
