@@ -306,6 +306,26 @@ describe('when the vault misbehaves', () => {
       await stub.close();
     }
   });
+
+  it('a vault that echoes the API key back (a refusal naming it as a pattern, a key named after it) never gets it printed by check or whoami', async () => {
+    const stub = await startStub((socket, request) => {
+      const echoed = (request.headers.authorization ?? '').replace(/^Bearer /, '');
+      if (request.path === '/healthz') json(socket, 200, { status: 'ok' });
+      else if (request.path === '/api/v1/auth/self') json(socket, 200, { id: 'k1', name: echoed, environments: ['prod'], key_patterns: [echoed], expires_at: null, admin: false });
+      else json(socket, 403, { error: { code: 'RWS_FORBIDDEN', message: `not granted; it grants environments prod with key patterns ${echoed}` } });
+    });
+    try {
+      const check = await runBin(['check', '-e', 'prod'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(check.stdout).toContain('✗ token: ');
+      expect(check.stdout).toContain('rws_sk_[redacted]');
+      const whoami = await runBin(['whoami'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(whoami.exitCode).toBe(0);
+      expect(whoami.stdout).toContain('rws_sk_[redacted]');
+      for (const text of [check.stdout, check.stderr, whoami.stdout, whoami.stderr]) expect(text).not.toContain(apiKey);
+    } finally {
+      await stub.close();
+    }
+  });
 });
 
 describe('a slow vault on a terminal', () => {
