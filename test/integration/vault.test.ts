@@ -307,6 +307,31 @@ describe('when the vault misbehaves', () => {
     }
   });
 
+  it('keys and --dry-run refuse a list holding names outside the pattern asked for', async () => {
+    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
+    const stub = await startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        json(socket, 201, { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+      } else if (request.path.startsWith('/api/v1/vault/prod')) {
+        json(socket, 200, { environment: 'prod', keys: ['SERVICE_B_X', 'LD_PRELOAD', 'OTHER_APP_KEY'] });
+      } else {
+        reply(socket, 204, '');
+      }
+    });
+    try {
+      const keys = await runBin(['keys', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(keys.stdout).toBe('');
+      expect(keys.exitCode).toBe(125);
+      expect(keys.stderr).toMatch(/RWS_VAULT_BAD_RESPONSE: .*LD_PRELOAD does not match SERVICE_B_\*/);
+      const dryRun = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--dry-run', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(dryRun.exitCode).toBe(125);
+      expect(dryRun.stderr).toContain('RWS_VAULT_BAD_RESPONSE');
+      expect(stub.requests.filter((request) => request.method === 'GET').map((request) => request.path)).toEqual(['/api/v1/vault/prod?pattern=SERVICE_B_*', '/api/v1/vault/prod?pattern=SERVICE_B_*']);
+    } finally {
+      await stub.close();
+    }
+  });
+
   it('a vault that echoes the API key back (a refusal naming it as a pattern, a key named after it) never gets it printed by check or whoami', async () => {
     const stub = await startStub((socket, request) => {
       const echoed = (request.headers.authorization ?? '').replace(/^Bearer /, '');
