@@ -139,13 +139,18 @@ export class Transport {
   private async attempt(request: VaultRequest, attempt: number): Promise<Outcome> {
     // Aborting the request also destroys its body stream, so this bounds the reading below too.
     const deadlineMs = answerDeadlineMs(this.options.timeoutMs, request.holdMs);
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(deadlineError(deadlineMs)), deadlineMs);
-    const signal = request.signal ? AbortSignal.any([deadline.signal, request.signal]) : deadline.signal;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(deadlineError(deadlineMs)), deadlineMs);
+    // Forwarded by hand rather than with AbortSignal.any: a watch's signal lives for days, and
+    // Node 20 adds a WeakRef per combined signal to each source and never prunes them.
+    const stop = (): void => abort.abort(request.signal?.reason);
+    if (request.signal?.aborted) stop();
+    request.signal?.addEventListener('abort', stop, { once: true });
     try {
-      return await this.exchange(request, attempt, signal);
+      return await this.exchange(request, attempt, abort.signal);
     } finally {
       clearTimeout(timer);
+      request.signal?.removeEventListener('abort', stop);
     }
   }
 
