@@ -307,6 +307,33 @@ describe('when the vault misbehaves', () => {
     }
   });
 
+  it('a revoke whose answer drips for ever does not hold the run: the child starts after 3 × --timeout + 1 s, with RWS_REVOKE_FAILED', async () => {
+    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
+    const stub = await startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        json(socket, 201, { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+      } else if (request.path.endsWith('/secrets/batch')) {
+        json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'drip-test-value' } });
+      } else {
+        // A byte every 200 ms: each within --timeout, so undici's own (idle) timeouts never fire.
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{');
+        const timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write(' ')), 200);
+        socket.on('close', () => clearInterval(timer));
+      }
+    });
+    try {
+      const started = Date.now();
+      const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--timeout', '0.5', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(result.exitCode).toBe(0);
+      expect((JSON.parse(result.stdout) as Record<string, string>).SERVICE_B_X).toBe('drip-test-value');
+      expect(result.stderr).toMatch(/warning RWS_REVOKE_FAILED: could not revoke token j1 \(RWS_VAULT_TIMEOUT\)/);
+      expect(result.stderr).not.toContain('drip-test-value');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await stub.close();
+    }
+  });
+
   it('keys and --dry-run refuse a list holding names outside the pattern asked for', async () => {
     const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
     const stub = await startStub((socket, request) => {
