@@ -50,10 +50,16 @@ const TIMEOUT_PHASES: Readonly<Record<string, string>> = {
 };
 
 const CODE_GRAMMAR = /^[A-Z0-9_]{1,64}$/;
+/** Ours, for undici's refusal of a 1xx answer it was not waiting for. */
+const BAD_INFORMATIONAL = 'RWS_UNEXPECTED_1XX';
 
 function errorCode(error: unknown): string | undefined {
   for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
+    // An unasked-for 100 Continue or protocol upgrade: undici drops the connection with a
+    // SocketError in its own words (client-h1.js). The server answered, wrongly; it was not
+    // unreachable, so this is neither retried (the request was served) nor a reason for --fallback.
+    if (code === 'UND_ERR_SOCKET' && (e.message === 'bad response' || e.message === 'bad upgrade')) return BAD_INFORMATIONAL;
     if (typeof code === 'string' && CODE_GRAMMAR.test(code) && code !== 'UND_ERR') return code;
     // undici's HTTPParserError has no code when llhttp gave none (e.g. an answer not starting with HTTP/).
     if (e.name === 'HTTPParserError') return 'HPE_INVALID_RESPONSE';
@@ -72,7 +78,7 @@ export function classifyNetworkError(error: unknown, phase: Phase): NetworkFailu
   if (code in TIMEOUT_PHASES) return { kind: 'timeout', code, phase, retryable: code === 'UND_ERR_CONNECT_TIMEOUT' };
   if (isTlsCode(code)) return { kind: 'tls', code, phase, retryable: false };
   if (code in CONNECTION_FAILURES) return { kind: 'unreachable', code, phase, retryable: phase === 'request' };
-  if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW') {
+  if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW' || code === BAD_INFORMATIONAL) {
     return { kind: 'protocol', code, phase, retryable: false };
   }
   return undefined;

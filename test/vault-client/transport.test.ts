@@ -278,6 +278,21 @@ describe('refusals', () => {
     );
   });
 
+  it.each([
+    ['a 100 Continue nobody asked for', 'HTTP/1.1 100 Continue\r\n\r\n'],
+    ['a protocol upgrade nobody asked for', 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n'],
+  ])('refuses %s as a malformed answer, not a broken connection: not retried (the request was served)', async (_name, head) => {
+    await withStub(
+      (socket) => socket.write(`${head}HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${JSON.stringify(OK).length}\r\n\r\n${JSON.stringify(OK)}`),
+      async (t, stub) => {
+        const error = await expectVaultError(fetchKey(t), 'RWS_VAULT_BAD_RESPONSE', [TOKEN, SECRET]);
+        expect(error.message).toContain('not valid HTTP');
+        expect(stub.requests).toHaveLength(1);
+      },
+      { retries: 2 },
+    );
+  });
+
   it('reports RWS_VAULT_TLS when https:// meets a plain HTTP server, without retrying', async () => {
     let connections = 0;
     const server = net.createServer((socket) => {
