@@ -232,6 +232,9 @@ describe('run-with-secrets with a vault', () => {
 });
 
 describe('when the vault misbehaves', () => {
+  /** What a vault answers to a mint for -e prod -k 'SERVICE_B_*'. */
+  const stubMinted = () => ({ token: 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln', token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+
   it('server down: retries, then exit 125 naming the URL', async () => {
     const stub = await startStub(() => undefined);
     const url = stub.url;
@@ -284,10 +287,9 @@ describe('when the vault misbehaves', () => {
   });
 
   it('a batch answer with a secret outside the request fails closed: nothing runs', async () => {
-    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
     const stub = await startStub((socket, request) => {
       if (request.path.endsWith('/tokens/generate')) {
-        json(socket, 201, { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+        json(socket, 201, stubMinted());
       } else if (request.path.endsWith('/secrets/batch')) {
         json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'x', EVIL_EXTRA: 'injected' } });
       } else {
@@ -308,10 +310,9 @@ describe('when the vault misbehaves', () => {
   });
 
   it('a revoke whose answer drips for ever does not hold the run: the child starts after 3 × --timeout + 1 s, with RWS_REVOKE_FAILED', async () => {
-    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
     const stub = await startStub((socket, request) => {
       if (request.path.endsWith('/tokens/generate')) {
-        json(socket, 201, { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+        json(socket, 201, stubMinted());
       } else if (request.path.endsWith('/secrets/batch')) {
         json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'drip-test-value' } });
       } else {
@@ -335,10 +336,9 @@ describe('when the vault misbehaves', () => {
   });
 
   it('keys and --dry-run refuse a list holding names outside the pattern asked for', async () => {
-    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
     const stub = await startStub((socket, request) => {
       if (request.path.endsWith('/tokens/generate')) {
-        json(socket, 201, { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+        json(socket, 201, stubMinted());
       } else if (request.path.startsWith('/api/v1/vault/prod')) {
         json(socket, 200, { environment: 'prod', keys: ['SERVICE_B_X', 'LD_PRELOAD', 'OTHER_APP_KEY'] });
       } else {
