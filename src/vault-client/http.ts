@@ -1,6 +1,7 @@
 // The one place that talks HTTP: an undici Pool for the vault's origin (keep-alive), timeouts for
-// connect, headers and body and a deadline for the whole answer, jittered retries for connection failures and 502/503/504 only, and
-// no redirects (a redirect could carry the credential to another origin).
+// connect, headers and body and a deadline for the whole answer, jittered retries for connection
+// failures and 502/503/504 only, and no redirects (a redirect could carry the credential to
+// another origin).
 import type { Dispatcher } from 'undici';
 import { readErrorAnswer, readJsonBody } from './body.js';
 import type { Refusal } from './refusal.js';
@@ -15,12 +16,12 @@ const RETRYABLE_STATUS = new Set([502, 503, 504]);
 const MAX_CONNECTIONS = 16;
 /**
  * undici's headers and body timeouts are idle timeouts: a byte of body, a 1xx answer, rearms them,
- * so a vault that drips its answer would hold a cron run for ever. So each attempt must end within
- * connect + headers + body, each --timeout (plus a long-poll's hold), plus a second: undici's own
- * timers fire up to a second late (its timers.js RESOLUTION_MS), and a silent server should still
- * be told apart from a slow one by the phase it stopped in.
+ * so a vault that drips its answer would hold a cron run for ever. Each attempt must therefore end
+ * within connect + headers + body, each --timeout (plus a long-poll's hold), plus a second: undici's
+ * own timers fire up to a second late (its timers.js RESOLUTION_MS), and a silent server should
+ * still be told apart from a slow one by the phase it stopped in.
  */
-export function answerDeadlineMs(timeoutMs: number, holdMs = 0): number {
+function answerDeadlineMs(timeoutMs: number, holdMs = 0): number {
   return 3 * timeoutMs + holdMs + 1000;
 }
 
