@@ -389,7 +389,7 @@ describe('a slow vault on a terminal', () => {
         setTimeout(() => json(socket, 201, minted), 1600);
       } else if (request.path.endsWith('/secrets/batch')) {
         json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'x-value' } });
-      } else if (request.path === '/api/v1/vault/prod') {
+      } else if (request.path.split('?')[0] === '/api/v1/vault/prod') {
         json(socket, 200, { environment: 'prod', keys: ['SERVICE_B_X'] });
       } else if (request.path === '/healthz') {
         json(socket, 200, { status: 'ok' });
