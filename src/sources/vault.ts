@@ -67,7 +67,8 @@ export class VaultSource implements SecretSource {
     const works = this.selectors().map((selector) => {
       const pattern = 'pattern' in selector ? selector.pattern : selector.key;
       if (credential.kind === 'token') return client.listKeys(credential.value, environment, pattern);
-      return this.withToken(client, pattern, 1, context, (token) => client.listKeys(token, environment));
+      // The pattern again, though the token is scoped to it: the answer is then checked against it.
+      return this.withToken(client, pattern, 1, context, (token) => client.listKeys(token, environment, pattern));
     });
     try {
       const lists = await Promise.all(works);

@@ -2,6 +2,7 @@
 // limit (a declared Content-Length over it is refused before reading; a body that keeps coming
 // is cut off at the limit).
 import type { Dispatcher } from 'undici';
+import { hasDuplicateName } from './duplicate-names.js';
 import { badResponse, safeServerCode } from './errors.js';
 import { parseRefusal, type Refusal } from './refusal.js';
 
@@ -72,10 +73,11 @@ function prematureClose(): Error {
   return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
 
-function parseJson(bytes: Buffer): { ok: true; value: unknown } | { ok: false } {
+function parseJson(bytes: Buffer): { ok: true; value: unknown; text: string } | { ok: false } {
   try {
     // Neither error is kept: V8's JSON.parse message quotes the input.
-    return { ok: true, value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) };
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return { ok: true, value: JSON.parse(text), text };
   } catch {
     return { ok: false };
   }
@@ -101,6 +103,7 @@ export async function readJsonBody(response: Dispatcher.ResponseData, origin: st
   if (bytes === undefined) throw badResponse(origin, `its body is over the ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB limit`);
   const parsed = parseJson(bytes);
   if (!parsed.ok) throw badResponse(origin, 'its body is not valid JSON');
+  if (hasDuplicateName(parsed.text)) throw badResponse(origin, 'its body names a field twice in one object');
   return parsed.value;
 }
 

@@ -1,10 +1,11 @@
 // The one place that talks HTTP: an undici Pool for the vault's origin (keep-alive), timeouts for
-// connect, headers and body, jittered retries for connection failures and 502/503/504 only, and
-// no redirects (a redirect could carry the credential to another origin).
+// connect, headers and body and a deadline for the whole answer, jittered retries for connection
+// failures and 502/503/504 only, and no redirects (a redirect could carry the credential to
+// another origin).
 import type { Dispatcher } from 'undici';
 import { readErrorAnswer, readJsonBody } from './body.js';
 import type { Refusal } from './refusal.js';
-import { classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
+import { ANSWER_DEADLINE, classifyNetworkError, type NetworkFailure, networkError } from './network-errors.js';
 import { InstallError } from '../errors.js';
 import { codeCache, missingFiles, Pool, type PoolClass } from './undici.js';
 
@@ -13,6 +14,16 @@ const BACKOFF_CAP_MS = 2000;
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
 /** Enough for --per-key-requests in parallel without opening a socket per key. */
 const MAX_CONNECTIONS = 16;
+/**
+ * undici's headers and body timeouts are idle timeouts: a byte of body, a 1xx answer, rearms them,
+ * so a vault that drips its answer would hold a cron run for ever. Each attempt must therefore end
+ * within connect + headers + body, each --timeout (plus a long-poll's hold), plus a second: undici's
+ * own timers fire up to a second late (its timers.js RESOLUTION_MS), and a silent server should
+ * still be told apart from a slow one by the phase it stopped in.
+ */
+function answerDeadlineMs(timeoutMs: number, holdMs = 0): number {
+  return 3 * timeoutMs + holdMs + 1000;
+}
 
 export interface TransportOptions {
   origin: string;
@@ -104,7 +115,7 @@ export class Transport {
         continue;
       }
       if (outcome.ok) return outcome.response;
-      throw networkError(outcome.failure, outcome.cause, this.options.origin, attempt, this.options.timeoutMs);
+      throw networkError(outcome.failure, outcome.cause, this.options.origin, attempt, { timeoutMs: this.options.timeoutMs, deadlineMs: answerDeadlineMs(this.options.timeoutMs, request.holdMs) });
     }
   }
 
@@ -127,9 +138,27 @@ export class Transport {
   }
 
   private async attempt(request: VaultRequest, attempt: number): Promise<Outcome> {
+    // Aborting the request also destroys its body stream, so this bounds the reading below too.
+    const deadlineMs = answerDeadlineMs(this.options.timeoutMs, request.holdMs);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(deadlineError(deadlineMs)), deadlineMs);
+    // Forwarded by hand rather than with AbortSignal.any: a watch's signal lives for days, and
+    // Node 20 adds a WeakRef per combined signal to each source and never prunes them.
+    const stop = (): void => abort.abort(request.signal?.reason);
+    if (request.signal?.aborted) stop();
+    request.signal?.addEventListener('abort', stop, { once: true });
+    try {
+      return await this.exchange(request, attempt, abort.signal);
+    } finally {
+      clearTimeout(timer);
+      request.signal?.removeEventListener('abort', stop);
+    }
+  }
+
+  private async exchange(request: VaultRequest, attempt: number, signal: AbortSignal): Promise<Outcome> {
     let response: Dispatcher.ResponseData;
     try {
-      response = await this.pool.request(this.dispatchOptions(request));
+      response = await this.pool.request(this.dispatchOptions(request, signal));
     } catch (cause) {
       return { ok: false, failure: classifyNetworkError(cause, 'request'), cause };
     }
@@ -155,7 +184,7 @@ export class Transport {
     }
   }
 
-  private dispatchOptions(request: VaultRequest): Dispatcher.RequestOptions {
+  private dispatchOptions(request: VaultRequest, signal: AbortSignal): Dispatcher.RequestOptions {
     const headers: Record<string, string> = { ...request.headers, accept: 'application/json', 'user-agent': 'run-with-secrets' };
     if (request.credential !== undefined) headers.authorization = `Bearer ${request.credential}`;
     let body: string | undefined;
@@ -164,7 +193,7 @@ export class Transport {
       headers['content-type'] = 'application/json';
     }
     const held = request.holdMs === undefined ? {} : { headersTimeout: this.options.timeoutMs + request.holdMs };
-    return { method: request.method, path: `${this.options.prefix}${request.path}`, headers, body, ...held, ...(request.signal ? { signal: request.signal } : {}) };
+    return { method: request.method, path: `${this.options.prefix}${request.path}`, headers, body, ...held, signal };
   }
 
   /** Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): spreads retrying clients apart. */
@@ -178,6 +207,10 @@ export class Transport {
   private debug(message: string): void {
     this.options.debug?.(`vault: ${message}`);
   }
+}
+
+function deadlineError(deadlineMs: number): Error {
+  return Object.assign(new Error(`no complete answer within ${deadlineMs} ms`), { code: ANSWER_DEADLINE });
 }
 
 /** RFC 9110 §8.8.3 entity-tag, at most 256 characters; anything else is ignored, never echoed. */

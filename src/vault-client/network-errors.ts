@@ -39,17 +39,27 @@ const TLS_FAILURES: Readonly<Record<string, string>> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'the server certificate does not name this host',
 };
 
+/** The code of the error our own deadline for a whole answer aborts a request with (http.ts). */
+export const ANSWER_DEADLINE = 'RWS_ANSWER_DEADLINE';
+
 const TIMEOUT_PHASES: Readonly<Record<string, string>> = {
   UND_ERR_CONNECT_TIMEOUT: 'accept the connection',
   UND_ERR_HEADERS_TIMEOUT: 'start its answer',
   UND_ERR_BODY_TIMEOUT: 'send the rest of its answer',
+  [ANSWER_DEADLINE]: 'finish its answer',
 };
 
 const CODE_GRAMMAR = /^[A-Z0-9_]{1,64}$/;
+/** Ours, for undici's refusal of a 1xx answer it was not waiting for. */
+const BAD_INFORMATIONAL = 'RWS_UNEXPECTED_1XX';
 
 function errorCode(error: unknown): string | undefined {
   for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
+    // An unasked-for 100 Continue or protocol upgrade: undici drops the connection with a
+    // SocketError in its own words (client-h1.js). The server answered, wrongly; it was not
+    // unreachable, so this is neither retried (the request was served) nor a reason for --fallback.
+    if (code === 'UND_ERR_SOCKET' && (e.message === 'bad response' || e.message === 'bad upgrade')) return BAD_INFORMATIONAL;
     if (typeof code === 'string' && CODE_GRAMMAR.test(code) && code !== 'UND_ERR') return code;
     // undici's HTTPParserError has no code when llhttp gave none (e.g. an answer not starting with HTTP/).
     if (e.name === 'HTTPParserError') return 'HPE_INVALID_RESPONSE';
@@ -68,13 +78,14 @@ export function classifyNetworkError(error: unknown, phase: Phase): NetworkFailu
   if (code in TIMEOUT_PHASES) return { kind: 'timeout', code, phase, retryable: code === 'UND_ERR_CONNECT_TIMEOUT' };
   if (isTlsCode(code)) return { kind: 'tls', code, phase, retryable: false };
   if (code in CONNECTION_FAILURES) return { kind: 'unreachable', code, phase, retryable: phase === 'request' };
-  if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW') {
+  if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW' || code === BAD_INFORMATIONAL) {
     return { kind: 'protocol', code, phase, retryable: false };
   }
   return undefined;
 }
 
-export function networkError(failure: NetworkFailure | undefined, cause: unknown, origin: string, attempts: number, timeoutMs: number): Error {
+export function networkError(failure: NetworkFailure | undefined, cause: unknown, origin: string, attempts: number, limits: { timeoutMs: number; deadlineMs: number }): Error {
+  const { timeoutMs, deadlineMs } = limits;
   if (failure === undefined) return new InternalError(cause);
   const { code } = failure;
   const tries = attempts === 1 ? '1 attempt' : `${attempts} attempts`;
@@ -82,7 +93,9 @@ export function networkError(failure: NetworkFailure | undefined, cause: unknown
     case 'timeout':
       return new VaultError(
         'RWS_VAULT_TIMEOUT',
-        `the vault at ${origin} did not ${TIMEOUT_PHASES[code]} within ${timeoutMs / 1000} s (--timeout; ${tries})`,
+        code === ANSWER_DEADLINE
+          ? `the vault at ${origin} did not ${TIMEOUT_PHASES[code]} within ${deadlineMs / 1000} s (--timeout ${timeoutMs / 1000} s for each of connect, headers and body, and a second more; ${tries})`
+          : `the vault at ${origin} did not ${TIMEOUT_PHASES[code]} within ${timeoutMs / 1000} s (--timeout; ${tries})`,
         'raise --timeout SECONDS (default 10) or check the server and the network in between',
         { attempts },
       );

@@ -270,6 +270,9 @@ describe('run-with-secrets with a vault', () => {
 });
 
 describe('when the vault misbehaves', () => {
+  /** What a vault answers to a mint for -e prod -k 'SERVICE_B_*'. */
+  const stubMinted = () => ({ token: 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln', token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+
   it('server down: retries, then exit 125 naming the URL', async () => {
     const stub = await startStub(() => undefined);
     const url = stub.url;
@@ -322,10 +325,9 @@ describe('when the vault misbehaves', () => {
   });
 
   it('a batch answer with a secret outside the request fails closed: nothing runs', async () => {
-    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiJ4In0.c2ln';
     const stub = await startStub((socket, request) => {
       if (request.path.endsWith('/tokens/generate')) {
-        json(socket, 201, { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: 'SERVICE_B_*', permissions: ['read'] }, usage_limit: 1 });
+        json(socket, 201, stubMinted());
       } else if (request.path.endsWith('/secrets/batch')) {
         json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'x', EVIL_EXTRA: 'injected' } });
       } else {
@@ -344,6 +346,76 @@ describe('when the vault misbehaves', () => {
       await stub.close();
     }
   });
+
+  it('a revoke whose answer drips for ever does not hold the run: the child starts after 3 × --timeout + 1 s, with RWS_REVOKE_FAILED', async () => {
+    const stub = await startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        json(socket, 201, stubMinted());
+      } else if (request.path.endsWith('/secrets/batch')) {
+        json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'drip-test-value' } });
+      } else {
+        // A byte every 200 ms: each within --timeout, so undici's own (idle) timeouts never fire.
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{');
+        const timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write(' ')), 200);
+        socket.on('close', () => clearInterval(timer));
+      }
+    });
+    try {
+      const started = Date.now();
+      const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--timeout', '0.5', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(result.exitCode).toBe(0);
+      expect((JSON.parse(result.stdout) as Record<string, string>).SERVICE_B_X).toBe('drip-test-value');
+      expect(result.stderr).toMatch(/warning RWS_REVOKE_FAILED: could not revoke token j1 \(RWS_VAULT_TIMEOUT\)/);
+      expect(result.stderr).not.toContain('drip-test-value');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await stub.close();
+    }
+  });
+
+  it('keys and --dry-run refuse a list holding names outside the pattern asked for', async () => {
+    const stub = await startStub((socket, request) => {
+      if (request.path.endsWith('/tokens/generate')) {
+        json(socket, 201, stubMinted());
+      } else if (request.path.startsWith('/api/v1/vault/prod')) {
+        json(socket, 200, { environment: 'prod', keys: ['SERVICE_B_X', 'LD_PRELOAD', 'OTHER_APP_KEY'] });
+      } else {
+        reply(socket, 204, '');
+      }
+    });
+    try {
+      const keys = await runBin(['keys', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(keys.stdout).toBe('');
+      expect(keys.exitCode).toBe(125);
+      expect(keys.stderr).toMatch(/RWS_VAULT_BAD_RESPONSE: .*LD_PRELOAD does not match SERVICE_B_\*/);
+      const dryRun = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--dry-run', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(dryRun.exitCode).toBe(125);
+      expect(dryRun.stderr).toContain('RWS_VAULT_BAD_RESPONSE');
+      expect(stub.requests.filter((request) => request.method === 'GET').map((request) => request.path)).toEqual(['/api/v1/vault/prod?pattern=SERVICE_B_*', '/api/v1/vault/prod?pattern=SERVICE_B_*']);
+    } finally {
+      await stub.close();
+    }
+  });
+
+  it('a vault that echoes the API key back (a refusal naming it as a pattern, a key named after it) never gets it printed by check or whoami', async () => {
+    const stub = await startStub((socket, request) => {
+      const echoed = (request.headers.authorization ?? '').replace(/^Bearer /, '');
+      if (request.path === '/healthz') json(socket, 200, { status: 'ok' });
+      else if (request.path === '/api/v1/auth/self') json(socket, 200, { id: 'k1', name: echoed, environments: ['prod'], key_patterns: [echoed], expires_at: null, admin: false });
+      else json(socket, 403, { error: { code: 'RWS_FORBIDDEN', message: `not granted; it grants environments prod with key patterns ${echoed}` } });
+    });
+    try {
+      const check = await runBin(['check', '-e', 'prod'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(check.stdout).toContain('✗ token: ');
+      expect(check.stdout).toContain('rws_sk_[redacted]');
+      const whoami = await runBin(['whoami'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(whoami.exitCode).toBe(0);
+      expect(whoami.stdout).toContain('rws_sk_[redacted]');
+      for (const text of [check.stdout, check.stderr, whoami.stdout, whoami.stderr]) expect(text).not.toContain(apiKey);
+    } finally {
+      await stub.close();
+    }
+  });
 });
 
 describe('a slow vault on a terminal', () => {
@@ -355,7 +427,7 @@ describe('a slow vault on a terminal', () => {
         setTimeout(() => json(socket, 201, minted), 1600);
       } else if (request.path.endsWith('/secrets/batch')) {
         json(socket, 200, { environment: 'prod', secrets: { SERVICE_B_X: 'x-value' } });
-      } else if (request.path === '/api/v1/vault/prod') {
+      } else if (request.path.split('?')[0] === '/api/v1/vault/prod') {
         json(socket, 200, { environment: 'prod', keys: ['SERVICE_B_X'] });
       } else if (request.path === '/healthz') {
         json(socket, 200, { status: 'ok' });

@@ -28,6 +28,10 @@ describe('malformed batch answers', () => {
     ['__proto__ as a secret name', `{"environment":"prod","secrets":{"__proto__":"${SECRET}"}}`],
     ['__proto__ holding an object', `{"environment":"prod","secrets":{"__proto__":{"polluted":"${SECRET}"}}}`],
     ['__proto__ at the top', `{"environment":"prod","secrets":{},"__proto__":{"polluted":"${SECRET}"}}`],
+    // JSON.parse keeps the last silently: which value the wrapper injects must not depend on that.
+    ['a name given twice', `{"environment":"prod","secrets":{"SERVICE_A":"${SECRET}","SERVICE_A":"other"}}`],
+    ['a name given twice, once escaped', `{"environment":"prod","secrets":{"SERVICE_A":"${SECRET}","SERVICE_\\u0041":"other"}}`],
+    ['environment given twice', `{"environment":"staging","environment":"prod","secrets":{"SERVICE_A":"${SECRET}"}}`],
     ['invalid UTF-8', Buffer.concat([Buffer.from('{"environment":"prod","secrets":{"SERVICE_A":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}}')]).toString('latin1')],
   ];
   it.each(cases)('refuses %s', async (_name, body) => {
@@ -45,6 +49,13 @@ describe('malformed batch answers', () => {
       const error = await expectVaultError(batch(t, { keys: ['SERVICE_A', 'SERVICE_B'] }), 'RWS_VAULT_BAD_RESPONSE', SECRETS);
       expect(error.message).toContain('SERVICE_B');
       await expectVaultError(batch(t, { keys: ['SERVICE_B'] }), 'RWS_VAULT_BAD_RESPONSE', SECRETS);
+    });
+  });
+
+  it('accepts quotes, braces, commas and escapes inside values (no name is seen twice there)', async () => {
+    const value = `\\"{[,\\"SERVICE_A\\":]}\\\\`;
+    await withStub(batchAnswer(`{"environment":"prod","secrets":{"SERVICE_A":"${value}","SERVICE_B":"${value}"},"fallback":{"allowed":false,"not_after":null}}`), async (t) => {
+      expect([...(await batch(t))]).toEqual([['SERVICE_A', JSON.parse(`"${value}"`)], ['SERVICE_B', JSON.parse(`"${value}"`)]]);
     });
   });
 

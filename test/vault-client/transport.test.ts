@@ -107,6 +107,53 @@ describe('timeouts', () => {
   });
 });
 
+describe('a vault that drips its answer', () => {
+  /** Writes `head`, then `part` every `everyMs` until the socket closes. */
+  const drip = (socket: net.Socket, head: string, part: string, everyMs: number): void => {
+    socket.write(head);
+    const timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write(part)), everyMs);
+    socket.on('close', () => clearInterval(timer));
+  };
+
+  it('a body of one byte at a time, each within the timeout, is given up after each phase timeout and a second', async () => {
+    await withStub(
+      (socket) => drip(socket, `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${MIB}\r\n\r\n{"environment":"prod","key":"SERVICE_A","value":"`, 'x', 100),
+      async (t) => {
+        const started = Date.now();
+        const error = await expectVaultError(fetchKey(t), 'RWS_VAULT_TIMEOUT', [TOKEN]);
+        expect(error.message).toContain('did not finish its answer within 1.9 s (--timeout 0.3 s for each of connect, headers and body');
+        expect(Date.now() - started).toBeLessThan(3500);
+      },
+      { timeoutMs: 300, retries: 2 },
+    );
+  });
+
+  it('endless 1xx answers do not hold the request open', async () => {
+    await withStub(
+      (socket) => drip(socket, '', 'HTTP/1.1 102 Processing\r\n\r\n', 100),
+      async (t, stub) => {
+        const started = Date.now();
+        await expectVaultError(fetchKey(t), 'RWS_VAULT_TIMEOUT', [TOKEN]);
+        expect(Date.now() - started).toBeLessThan(3500);
+        expect(stub.requests).toHaveLength(1);
+      },
+      { timeoutMs: 300, retries: 2 },
+    );
+  });
+
+  it('an error answer whose body drips is still reported by its status, in time', async () => {
+    await withStub(
+      (socket) => drip(socket, `HTTP/1.1 500 Oops\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{`, ' ', 100),
+      async (t) => {
+        const started = Date.now();
+        await expectVaultError(fetchKey(t), 'RWS_VAULT_UNAVAILABLE', [TOKEN]);
+        expect(Date.now() - started).toBeLessThan(3500);
+      },
+      { timeoutMs: 300 },
+    );
+  });
+});
+
 describe('retries', () => {
   it('retries a 503 and succeeds', async () => {
     await withStub(
@@ -228,6 +275,21 @@ describe('refusals', () => {
       async (t) => {
         await expectVaultError(fetchKey(t), 'RWS_VAULT_BAD_RESPONSE', [TOKEN]);
       },
+    );
+  });
+
+  it.each([
+    ['a 100 Continue nobody asked for', 'HTTP/1.1 100 Continue\r\n\r\n'],
+    ['a protocol upgrade nobody asked for', 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n'],
+  ])('refuses %s as a malformed answer, not a broken connection: not retried (the request was served)', async (_name, head) => {
+    await withStub(
+      (socket) => socket.write(`${head}HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${JSON.stringify(OK).length}\r\n\r\n${JSON.stringify(OK)}`),
+      async (t, stub) => {
+        const error = await expectVaultError(fetchKey(t), 'RWS_VAULT_BAD_RESPONSE', [TOKEN, SECRET]);
+        expect(error.message).toContain('not valid HTTP');
+        expect(stub.requests).toHaveLength(1);
+      },
+      { retries: 2 },
     );
   });
 

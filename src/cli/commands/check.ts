@@ -4,14 +4,16 @@ import { toRwsError, UsageError } from '../../errors.js';
 import { list, resolveVaultContext, str, validPatterns, type VaultContext } from '../../config/resolve.js';
 import type { Credential } from '../../config/credentials.js';
 import type { VaultClient } from '../../vault-client/index.js';
+import { redactCredentials } from '../output.js';
 import type { CommandContext } from './context.js';
 import { requireEnvironment } from './token.js';
 
 export async function check(context: CommandContext): Promise<number> {
   const { values, facts, log } = context;
   const mark = await marks(context.color);
+  // Redacted as every log line is: a hostile vault can name the API key it was sent in a refusal.
   const line = (ok: boolean, step: string, detail: string): void => {
-    context.stdout.write(`${ok ? mark.ok : mark.fail} ${step}: ${detail}\n`);
+    context.stdout.write(`${redactCredentials(`${ok ? mark.ok : mark.fail} ${step}: ${detail}`)}\n`);
   };
   const step = async <T>(name: string, run: () => Promise<[T, string]>): Promise<T> => {
     try {

@@ -22,7 +22,8 @@ export async function listKeys(context: CommandContext): Promise<number> {
       }
       const minted = await client.mintToken(credential.value, { subject: str(values.subject) ?? `keys@${facts.env.USER ?? 'unknown'}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
       try {
-        for (const name of await client.listKeys(minted.token, environment)) names.add(name);
+        // The pattern again, though the token is scoped to it: the answer is then checked against it.
+        for (const name of await client.listKeys(minted.token, environment, pattern)) names.add(name);
       } finally {
         await client.revokeToken(minted.token).catch(() => log.warn('RWS_REVOKE_FAILED', `could not revoke token ${minted.jti}; it expires at ${minted.expiresAt}`));
       }

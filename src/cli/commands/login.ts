@@ -5,6 +5,7 @@ import { LoginError, RwsError, UsageError } from '../../errors.js';
 import { resolveVaultContext, type VaultContext } from '../../config/resolve.js';
 import { checkApiKey } from '../../config/credentials.js';
 import { readSecretLine } from '../secret-prompt.js';
+import { redactCredentials } from '../output.js';
 import type { CommandContext } from './context.js';
 import { describeGrants, loginTarget } from './login-target.js';
 import { printable } from '../../printable.js';
@@ -47,8 +48,9 @@ export async function login(context: CommandContext): Promise<number> {
     };
     // Read again under the lock: another login may have stored a key meanwhile.
     await updateLogins(target.path, facts.uid, (logins) => [...logins.filter((other) => other.vault_url !== target.url || other.profile !== target.profile), entry]);
-    context.stdout.write(`logged in to ${target.url} as ${printable(info.name)} (${info.id}), profile ${target.profile}\n`);
-    context.stdout.write(`${describeGrants(entry)}\n`);
+    // Redacted as every log line is: the name and patterns are the vault's words, and a hostile one can echo the key.
+    context.stdout.write(`${redactCredentials(`logged in to ${target.url} as ${printable(info.name)} (${info.id}), profile ${target.profile}`)}\n`);
+    context.stdout.write(`${redactCredentials(describeGrants(entry))}\n`);
     context.stdout.write(`key stored in ${target.path} (mode 0600)\n`);
     return 0;
   } finally {

@@ -3,6 +3,7 @@
 // described as login stored it, and the output says plainly that the vault was not asked.
 import { toRwsError, UsageError } from '../../errors.js';
 import { resolveVaultContext } from '../../config/resolve.js';
+import { redactCredentials } from '../output.js';
 import type { CommandContext } from './context.js';
 import { describeGrants, loginTarget } from './login-target.js';
 import { printable } from '../../printable.js';
@@ -19,7 +20,8 @@ export async function whoami(context: CommandContext): Promise<number> {
   const { findLogin, readLogins } = await import('../../config/credential-store.js');
   const candidate = findLogin(await readLogins(target.path, facts.uid), target.url, target.profile);
   const stored = candidate?.api_key === credential.value ? candidate : undefined;
-  const out = (line: string): void => void context.stdout.write(`${line}\n`);
+  // Redacted as every log line is: the name and patterns are the vault's words, and a hostile one can echo the key.
+  const out = (line: string): void => void context.stdout.write(`${redactCredentials(line)}\n`);
   out(`vault: ${target.url} (profile ${target.profile})`);
   out(`credential: API key from ${credential.origin}`);
   const { VaultClient } = await import('../../vault-client/index.js');
