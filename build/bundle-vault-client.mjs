@@ -14,7 +14,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'rolldown';
 
@@ -23,6 +23,8 @@ const clientDir = join(root, 'src/vault-client/');
 const outDir = join(root, 'dist/vault-client');
 const undiciLib = join(root, 'node_modules/undici/lib');
 const kept = new Set(['index.cjs', 'undici.cjs', 'undici.cjs.cache', 'llhttp.wasm', 'llhttp_simd.wasm']);
+/** Our modules outside the client that its bundle carries a copy of: plain functions the server uses too. */
+const COPIED = new Set([join(root, 'src/json-duplicate-names.js')]);
 
 // A cache of an earlier build goes first; tsc's per-module files only once the bundles are written,
 // so that a failed build leaves tsc's working, unbundled client.
@@ -74,10 +76,11 @@ await build({
   input: join(clientDir, 'index.ts'),
   platform: 'node',
   logLevel: 'warn',
-  // Node's built-ins, our modules outside the client and other packages are imported, not copied.
+  // Node's built-ins, our modules outside the client and other packages are imported, not copied,
+  // but for modules of plain functions that the server shares (no class whose identity matters).
   external: (id, importer) => {
     if (id.startsWith('node:')) return true;
-    if (id.startsWith('../')) return importer?.startsWith(clientDir) === true;
+    if (id.startsWith('../')) return importer?.startsWith(clientDir) === true && !COPIED.has(join(dirname(importer), id));
     return !id.startsWith('.') && !id.startsWith('/');
   },
   resolve: {

@@ -2,7 +2,7 @@
 // limit (a declared Content-Length over it is refused before reading; a body that keeps coming
 // is cut off at the limit).
 import type { Dispatcher } from 'undici';
-import { hasDuplicateName } from './duplicate-names.js';
+import { hasDuplicateName } from '../json-duplicate-names.js';
 import { badResponse, safeServerCode } from './errors.js';
 import { parseRefusal, type Refusal } from './refusal.js';
 

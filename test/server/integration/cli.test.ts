@@ -144,13 +144,16 @@ describe('secret', () => {
     expect((await cliOk(['secret', 'import', 'lines', '--store', store.dir], { input: fine })).trim()).toBe('imported 7 secrets into lines: A, B, C, D, E, PEM, F');
   }, 60_000);
 
-  it('refuses stdin that is not UTF-8 and JSON lone surrogates, rather than storing U+FFFD in their place', async () => {
+  it('refuses stdin that is not UTF-8, JSON lone surrogates and a JSON name given twice, rather than storing U+FFFD or one of the two values', async () => {
     await cliOk(['secret', 'set', 'bytes', 'KEPT', '--store', store.dir], { input: 'kept' });
     const env = { ...process.env, VANTA_SOPS_FILES_PATH: '' };
     for (const [args, input, why] of [
       [['secret', 'set', 'bytes', 'RAW'], Buffer.from([0x61, 0xff, 0xfe, 0x62]), /stdin is not UTF-8 text/],
       [['secret', 'import', 'bytes'], Buffer.from('X=a\xffb\n', 'latin1'), /stdin is not UTF-8 text/],
       [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"a\\ud800b"}'), /the value of X holds a lone UTF-16 surrogate/],
+      // JSON.parse would keep the second value of a name given twice (and "\u0058" is X too).
+      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"first","Y":"y","X":"second"}'), /stdin names a secret twice/],
+      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"first","\\u0058":"second"}'), /stdin names a secret twice/],
     ] as const) {
       const result = await execa(BIN, [...args, '--store', store.dir], { input, env, reject: false });
       expect(result.exitCode).toBe(2);

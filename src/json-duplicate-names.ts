@@ -1,7 +1,8 @@
 // JSON.parse keeps the last of a name given twice in one object, silently (RFC 8259 §4 leaves
 // that to each parser). A vault answer naming a secret twice could then mean one value to us and
-// another to any proxy or log that reads the same bytes; our server never sends one. So a
-// successful answer that JSON.parse accepted is scanned once more for a repeated name.
+// another to any proxy or log that reads the same bytes (our server never sends one); a file given
+// to `secret import` naming one twice holds a value that would be dropped without a word. So text
+// that JSON.parse accepted is scanned once more for a repeated name.
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
