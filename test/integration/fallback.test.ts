@@ -3,11 +3,20 @@
 // issue 13, numbered as there.
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
+
+/** Passes one request on to `backend`, and its answer back (the proxies below that stand between a run and the vault). */
+function forward(backend: URL, req: IncomingMessage, res: ServerResponse): void {
+  const upstream = request({ host: backend.hostname, port: backend.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+    res.writeHead(answer.statusCode ?? 502, answer.headers);
+    answer.pipe(res);
+  });
+  req.pipe(upstream);
+}
 
 const VALUES = { JOB_DB_PASSWORD: 'fallback-db-secret-1', JOB_API_TOKEN: 'fallback-api-secret-2' };
 let store: TestStore;
@@ -245,11 +254,7 @@ describe('the offline-use queue under a reused pid', () => {
     const proxy: Server = createServer((req, res) => {
       if (down) return void req.resume(), res.writeHead(503).end();
       if (hold && req.url === '/api/v1/fallback/uses') return void req.resume();
-      const upstream = request({ host: backend.hostname, port: backend.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      req.pipe(upstream);
+      forward(backend, req, res);
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const address = proxy.address() as { port: number };
@@ -309,11 +314,7 @@ describe('what counts as the vault being away', () => {
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'RWS_INTERNAL', message: 'backend' } }));
         return;
       }
-      const upstream = request({ host: backend.hostname, port: backend.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      req.pipe(upstream);
+      forward(backend, req, res);
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const address = proxy.address() as { port: number };
