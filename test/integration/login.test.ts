@@ -154,8 +154,11 @@ describe('login', () => {
         env: baseEnv(runtimeDir, { HOME: home }),
         reject: false,
       });
-      await until(async () => temps().length > 0, 10_000);
-      const temp = temps()[0]!;
+      // Killed only once the temp file holds the key (it exists a moment before it is written).
+      const holdsKey = (name: string) => (existsSync(join(dir, name)) ? readFileSync(join(dir, name), 'utf8').includes(keyA.key) : false);
+      const written = () => temps().find(holdsKey);
+      await until(async () => written() !== undefined, 10_000);
+      const temp = written()!;
       process.kill(Number(/^\.credentials\.yaml\.(\d+)\./.exec(temp)![1]), 'SIGKILL');
       await slow;
       expect(readFileSync(join(dir, temp), 'utf8')).toContain(keyA.key);
