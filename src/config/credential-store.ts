@@ -8,7 +8,8 @@ import { lstat, open, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CredentialError } from '../errors.js';
 import { modeText } from '../local-file.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, removeLeftoverTemps, writePrivateFile } from './private-file.js';
+import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
+import { removeLeftoverTemps } from '../replacement-temps.js';
 
 export interface StoredLogin {
   vault_url: string;

@@ -2,10 +2,9 @@
 // on the open descriptor (so the checked file is the read file), written to a 0600 temp file
 // created with O_EXCL|O_NOFOLLOW beside the target and renamed over it, so that a reader never
 // sees half a file and a planted link is never written through.
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { chmod, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import { replacementTemp } from '../replacement-temps.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = constants;
 
@@ -61,27 +60,9 @@ export async function ensurePrivateDirectory(dir: string, uid: number): Promise<
   if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
 }
 
-/**
- * The temp files of writers of `path` killed before their rename (SIGKILL runs no cleanup): each
- * holds a whole copy, a stored API key or a sealed cache. Only those whose writer is gone, unless
- * `all` (under a lock that every writer holds).
- */
-export async function removeLeftoverTemps(path: string, isAlive: (pid: number) => boolean, all = false): Promise<number> {
-  const prefix = `.${basename(path)}.`;
-  const names = await readdir(dirname(path)).catch(() => [] as string[]);
-  let removed = 0;
-  for (const name of names) {
-    const pid = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length))?.[1] : undefined;
-    if (pid === undefined || (!all && isAlive(Number(pid)))) continue;
-    await rm(join(dirname(path), name), { force: true });
-    removed++;
-  }
-  return removed;
-}
-
 /** Replaces `path` with `text`: a 0600 temp file in the same directory, fsync, rename. */
 export async function writePrivateFile(path: string, text: string | Uint8Array): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = replacementTemp(path);
   try {
     const handle = await open(temp, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY, 0o600);
     try {

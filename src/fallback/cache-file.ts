@@ -8,7 +8,8 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, removeLeftoverTemps, writePrivateFile } from '../config/private-file.js';
+import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
+import { removeLeftoverTemps } from '../replacement-temps.js';
 import { modeText } from '../local-file.js';
 import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, peekMetadata, sealCache } from './cache-format.js';
 

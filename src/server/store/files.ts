@@ -1,6 +1,6 @@
 // File primitives for the store: created exclusively without following links (mode 0600), and
 // replaced atomically through a temp file in the same directory. Locks are the database's.
-import { randomBytes } from 'node:crypto';
+import { replacementTemp } from '../../replacement-temps.js';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RwsError } from '../../errors.js';
@@ -37,7 +37,7 @@ export interface StagedFile {
  */
 export async function stageReplacement(file: string, data: string | Uint8Array): Promise<StagedFile> {
   const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = replacementTemp(file);
   const discard = () => fs.rm(temp, { force: true });
   try {
     await createExclusive(temp, data);
@@ -57,20 +57,6 @@ export async function stageReplacement(file: string, data: string | Uint8Array):
       await syncDirectory(dir);
     },
   };
-}
-
-/**
- * Removes the new versions of `file` that writers killed before their rename left behind
- * (stageReplacement's names). Only for a caller that holds the lock every writer of `file` holds:
- * then no temp file of it is anyone's work in progress.
- */
-export async function removeStaleReplacements(file: string): Promise<void> {
-  const dir = path.dirname(file);
-  const prefix = `.${path.basename(file)}.`;
-  const names = await fs.readdir(dir).catch(() => [] as string[]);
-  for (const name of names) {
-    if (name.startsWith(prefix) && /^\d+\.[0-9a-f]{12}\.tmp$/.test(name.slice(prefix.length))) await fs.rm(path.join(dir, name), { force: true });
-  }
 }
 
 export async function syncDirectory(dir: string): Promise<void> {

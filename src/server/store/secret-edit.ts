@@ -7,7 +7,8 @@ import { refuseUnprotected } from './unprotected-values.js';
 import { RwsError } from '../../errors.js';
 import { createSopsFile, identityToRecipient } from '../../sops/index.js';
 import type { StateStore } from '../state/state-store.js';
-import { removeStaleReplacements, stageReplacement } from './files.js';
+import { stageReplacement } from './files.js';
+import { removeLeftoverTemps } from '../../replacement-temps.js';
 import type { StorePaths } from './layout.js';
 import { readSopsFile } from './sops-store.js';
 
@@ -29,7 +30,7 @@ export interface EditTarget {
 export async function editEnvironment(state: Pick<StateStore, 'withLock'>, target: EditTarget, change: SecretChange, record: () => Promise<void> = async () => undefined): Promise<void> {
   await state.withLock(`sops:${target.environment}`, async () => {
     // An edit killed between writing its new version and renaming it left that file behind.
-    await removeStaleReplacements(target.paths.secrets(target.environment));
+    await removeLeftoverTemps(target.paths.secrets(target.environment), () => false, true);
     const staged = await stageReplacement(target.paths.secrets(target.environment), await rewrite(target, change));
     try {
       await record();
