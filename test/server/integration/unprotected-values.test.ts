@@ -48,22 +48,24 @@ describe('serving', () => {
 });
 
 describe('secret list', () => {
+  /** `secret list` of a new environment whose SOPS file gets an entry written without a key (`quotedName` goes inside YAML double quotes). */
+  async function listWithKeylessEntry(environment: string, quotedName: string, value: string): Promise<{ stdout: string; stderr: string }> {
+    const file = path.join(store.dir, `${environment}.enc.yaml`);
+    await writeFile(file, await createSopsFile({ REAL: value }, [recipient]), { mode: 0o600 });
+    await writeFile(file, `"${quotedName}": ""\n${await readFile(file, 'utf8')}`, { mode: 0o600 });
+    return cli(['secret', 'list', environment, '--store', store.dir]);
+  }
+
   it('escapes a control character in a name added without a key, never writing it raw', async () => {
-    const file = path.join(store.dir, 'escaped.enc.yaml');
-    await writeFile(file, await createSopsFile({ REAL: 'protected-value-3' }, [recipient]), { mode: 0o600 });
     // An escape sequence that retitles the terminal, then a newline that fakes a served name.
-    await writeFile(file, `"\\e]0;owned\\a\\nDB_PASSWORD": ""\n${await readFile(file, 'utf8')}`, { mode: 0o600 });
-    const listed = await cli(['secret', 'list', 'escaped', '--store', store.dir]);
+    const listed = await listWithKeylessEntry('escaped', '\\e]0;owned\\a\\nDB_PASSWORD', 'protected-value-3');
     expect(listed.stdout).toBe('\\u001b]0;owned\\u0007\\u000aDB_PASSWORD  (never served: empty value, never encrypted)\nREAL\n');
     expect(listed.stderr).toBe('secrets-server: 1 of 2 names are never served by the API: \\u001b]0;owned\\u0007\\u000aDB_PASSWORD\n');
   });
 
   it('escapes a bidi override or a line separator in a name, which would reverse or break the line', async () => {
-    const file = path.join(store.dir, 'bidi.enc.yaml');
-    await writeFile(file, await createSopsFile({ REAL: 'protected-value-4' }, [recipient]), { mode: 0o600 });
     // Shown raw, U+202E turns the rest of the line around: "DB_PASSWORD" and the mark after it.
-    await writeFile(file, `"X\\u202eDROWSSAP_BD\\u2028\\u200b": ""\n${await readFile(file, 'utf8')}`, { mode: 0o600 });
-    const listed = await cli(['secret', 'list', 'bidi', '--store', store.dir]);
+    const listed = await listWithKeylessEntry('bidi', 'X\\u202eDROWSSAP_BD\\u2028\\u200b', 'protected-value-4');
     expect(listed.stdout).toBe('X\\u202eDROWSSAP_BD\\u2028\\u200b  (never served: empty value, never encrypted)\nREAL\n');
   });
 
