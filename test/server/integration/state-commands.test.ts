@@ -396,7 +396,8 @@ describe('audit', () => {
       await old.backup(statePath);
       old.close();
       await create('after');
-      await until(async () => rows().some((row) => row.event === 'state.rollback'), 10_000);
+      // Both rows of the new history: the follower may print them in two polls, in either order.
+      await until(async () => rows().some((row) => row.event === 'state.rollback') && rows().some((row) => row.event === 'apikey.create' && (row.subject?.includes('after') ?? false)), 10_000);
       const fresh = rows().filter((row) => row.seq > copied);
       // The two rows the restore dropped, then the two of the new history with the same seqs (the
       // command that finds the rollback records it, before or after its own change).
