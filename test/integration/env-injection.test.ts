@@ -194,6 +194,40 @@ describe('env injection and the trimmed environment', () => {
     }
   });
 
+  it('a line dotenv skips or cuts short is read as dotenv reads it, and named by number in a warning that never quotes it', async () => {
+    const text = [
+      'GOOD=kept',
+      'MY KEY=skipped-value-1', // a space in the name: dotenv skips the line
+      'CUT=p#ss-tail-2', // cut at the #
+      'GOOD=second-3', // set again: the last one wins
+      '# a comment',
+      'OPEN="never-closed-4',
+      '',
+    ].join('\n');
+    const envFile = writeEnvFile(dir, '.env', text);
+    const result = await runBin(['--env-file', envFile, '--', printEnv], { runtimeDir: dir });
+    expect(result.exitCode).toBe(0);
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    // Exactly what the dotenv package gives, as the developer's own app would read the file.
+    expect({ GOOD: env.GOOD, CUT: env.CUT, MY: env.MY, KEY: env.KEY }).toEqual({ GOOD: 'second-3', CUT: 'p', MY: undefined, KEY: undefined });
+    const warnings = result.stderr.trim().split('\n');
+    expect(warnings).toEqual([
+      expect.stringMatching(/warning RWS_ENV_FILE_LINE: line 2 of .*\.env is not NAME=value/),
+      expect.stringMatching(/warning RWS_ENV_FILE_LINE: line 3 of .*\.env has a # inside an unquoted value/),
+      expect.stringMatching(/warning RWS_ENV_FILE_LINE: line 4 of .*\.env sets GOOD again \(first set on line 1\)/),
+      expect.stringMatching(/warning RWS_ENV_FILE_LINE: line 6 of .*\.env opens a quoted value that is never closed/),
+    ]);
+    expect(result.stderr).not.toMatch(/skipped-value|tail-2|second-3|never-closed|kept/);
+    // Past five, one line says there are more.
+    const many = writeEnvFile(dir, 'many.env', Array.from({ length: 9 }, (_, i) => `BAD NAME${i}=x`).join('\n'));
+    const flood = await runBin(['--env-file', many, '--', 'true'], { runtimeDir: dir });
+    expect(flood.exitCode).toBe(0);
+    expect(flood.stderr.trim().split('\n')).toHaveLength(6);
+    expect(flood.stderr).toContain('many.env has more lines that dotenv skips or misreads after line 5');
+    // -q keeps warnings out, as it does for the others.
+    expect((await runBin(['--env-file', envFile, '-q', '--', 'true'], { runtimeDir: dir })).stderr).toBe('');
+  });
+
   it('a 644 .env behind a private directory (a 700 home or checkout) warns only with -v', async () => {
     const envFile = writeEnvFile(dir, 'checkout.env', 'A=1\n', 0o644);
     const plain = await runBin(['--env-file', envFile, '--', 'true'], { runtimeDir: dir });

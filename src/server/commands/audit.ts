@@ -1,6 +1,6 @@
 // `secrets-server audit [filters] [--json] [--follow]` and `audit verify`.
 import { verifyChain } from '../audit/chain.js';
-import { auditJson, type AuditQuery, type StoredAuditRow } from '../audit/record.js';
+import { AUDIT_EVENTS, auditJson, type AuditEventName, type AuditQuery, type StoredAuditRow } from '../audit/record.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_FAILURE, EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
@@ -39,9 +39,14 @@ export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
     if (date === undefined) throw new ServerUsageError(`Expected --${flag} to be an ISO 8601 time such as 2030-01-31T00:00:00Z, got ${text.slice(0, 64)}`);
     return date.toISOString();
   };
+  const event = args.event as string | undefined;
+  // A misspelt event would match no row: an empty answer that reads as "nothing happened".
+  if (event !== undefined && !AUDIT_EVENTS.includes(event as AuditEventName)) {
+    throw new ServerUsageError(`Expected --event to be an audit event, got ${printable(event.slice(0, 64))}`, `one of ${AUDIT_EVENTS.join(', ')}`);
+  }
   return {
     apiKeyId: args['api-key'] as string | undefined,
-    event: args.event as string | undefined,
+    event,
     outcome: args.outcome as 'success' | 'failure' | undefined,
     environment: args.environment as string | undefined,
     since: time('since'),

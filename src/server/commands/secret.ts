@@ -14,7 +14,7 @@ import { isValidEnvironment, type StorePaths } from '../store/layout.js';
 import { readSopsFile } from '../store/sops-store.js';
 import { writeNameList } from './name-list.js';
 import { afterCommit } from './after-commit.js';
-import { checkDotenvLines } from './dotenv-import.js';
+import { dotenvProblems } from '../../dotenv-lines.js';
 import { printable } from '../../printable.js';
 import { hasDuplicateName } from '../../json-duplicate-names.js';
 
@@ -132,7 +132,10 @@ function parseJsonSecrets(text: string): Record<string, string> {
 }
 
 async function parseDotenv(text: string): Promise<Record<string, string>> {
-  checkDotenvLines(text);
+  const [problem] = dotenvProblems(text, 1);
+  if (problem !== undefined) {
+    throw new ServerUsageError(`line ${problem.line} of stdin ${problem.why}; nothing was written`, 'write one NAME=value per line, quote a value that holds # or spans lines, and close every quote');
+  }
   const { parse } = await import('dotenv');
   const parsed = parse(text) as Record<string, string>;
   const values: Record<string, string> = Object.create(null) as Record<string, string>;

@@ -263,6 +263,18 @@ describe('apikey', () => {
     }
     expect((await cli(['audit', '--since', '2028-02-29T00:00:00Z', '--store', store.dir])).exitCode).toBe(0);
   });
+
+  it('refuses an audit --event that names no event, listing the events, where it used to print nothing and exit 0', async () => {
+    for (const args of [['audit'], ['audit', '--follow']]) {
+      const result = await cli([...args, '--event', 'secret.reed', '--store', store.dir]);
+      expect({ args, exitCode: result.exitCode, stdout: result.stdout }).toEqual({ args, exitCode: 2, stdout: '' });
+      expect(result.stderr).toContain('RWS_USAGE');
+      expect(result.stderr).toContain('secret.reed');
+      expect(result.stderr).toContain('secret.read, secret.list, secret.batch');
+    }
+    const known = await cli(['audit', '--event', 'secret.read', '--store', store.dir]);
+    expect(known.exitCode).toBe(0);
+  });
 });
 
 describe('a CLI that explains itself', () => {
