@@ -303,6 +303,25 @@ describe('the offline fallback', () => {
       expect(row.subject).toMatch(/^nightly \(offline at \d{4}-\d\d-\d\dT[\d:.]+Z\)$/);
     }
   }, 120_000);
+
+  it('7b: a long subject is cut to fit the time of the run by characters, never between the halves of an emoji', async () => {
+    const { id, key } = await newKey();
+    // The time added, " (offline at …Z)", is 38 characters: the cut comes after 218, and the
+    // emoji (one character, two UTF-16 units) begins at the 218th.
+    const subject = `${'s'.repeat(217)}\u{1F600}${'t'.repeat(20)}`;
+    expect((await run(key, ['--fallback', '--subject', subject])).exitCode).toBe(0);
+    await killServer();
+    const offline = await run(key, ['--fallback', '--subject', subject]);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    server = await restart();
+    const back = await run(key, ['--fallback', '--subject', 'back']);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.stderr).not.toContain('RWS_FALLBACK_NOT_REPORTED');
+    const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
+    expect(rows).toHaveLength(1);
+    // A lone surrogate would have been stored as U+FFFD, the emoji lost.
+    expect(rows[0]!.subject).toMatch(new RegExp(`^${'s'.repeat(217)}\u{1F600} \\(offline at \\d{4}-[\\d:.T-]+Z\\)$`, 'u'));
+  }, 60_000);
 });
 
 describe('the offline-use queue under a reused pid', () => {
