@@ -322,6 +322,20 @@ describe('the offline fallback', () => {
     // A lone surrogate would have been stored as U+FFFD, the emoji lost.
     expect(rows[0]!.subject).toMatch(new RegExp(`^${'s'.repeat(217)}\u{1F600} \\(offline at \\d{4}-[\\d:.T-]+Z\\)$`, 'u'));
   }, 60_000);
+
+  it('7c: a subject of 200 emoji, which the vault takes (256 characters at most), is reported, not dropped by the queue for its 400 UTF-16 units', async () => {
+    const { id, key } = await newKey();
+    const subject = '\u{1F600}'.repeat(200);
+    expect((await run(key, ['--fallback', '--subject', subject])).exitCode).toBe(0);
+    await killServer();
+    expect((await run(key, ['--fallback', '--subject', subject])).exitCode).toBe(0);
+    server = await restart();
+    const back = await run(key, ['--fallback', '--subject', 'back']);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.stderr).not.toContain('RWS_FALLBACK_QUEUE_INVALID');
+    const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
+    expect(rows.map((row) => String(row.subject).replace(/ \(offline at [^)]+\)$/, ''))).toEqual([subject]);
+  }, 60_000);
 });
 
 describe('the offline-use queue under a reused pid', () => {
