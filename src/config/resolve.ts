@@ -181,6 +181,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
       ttlMinutes: count('--ttl', str(values.ttl), 1, 1),
       perKeyRequests: values['per-key-requests'] === true,
       fallback,
+      fallbackHome: { env: { XDG_STATE_HOME: facts.env.XDG_STATE_HOME, HOME: facts.env.HOME }, uid: facts.uid },
     };
     const source = new VaultSource(settings);
     if (!fallback) sources = [source];

@@ -129,29 +129,6 @@ export class CacheFile {
     }
   }
 
-  /**
-   * Every other copy in `dir` (the default place) made with the API key of fingerprint `keyId`,
-   * judged by the clear metadata (a revoked key opens nothing anyway); the paths removed. Files
-   * that are not private copies of ours are left alone, as a read would refuse them.
-   */
-  async removeKeyCopies(dir: string, keyId: string): Promise<string[]> {
-    const names = await readdir(dir).catch(() => [] as string[]);
-    const removed: string[] = [];
-    for (const name of names) {
-      const path = join(dir, name);
-      if (!DEFAULT_CACHE_NAME.test(name) || path === this.path) continue;
-      try {
-        const bytes = await readPrivateBytes(path, this.uid, MAX_CACHE_BYTES);
-        if (bytes === undefined || peekMetadata(bytes).key_id !== keyId) continue;
-        await rm(path);
-        removed.push(path);
-      } catch {
-        // Not a copy of ours, or gone meanwhile: nothing to remove.
-      }
-    }
-    return removed;
-  }
-
   invalid(reason: string): FallbackError {
     return new FallbackError('RWS_FALLBACK_INVALID', `the fallback cache ${this.path} is refused: ${reason}`, 'nothing else was tried; a successful online run rewrites it, or remove it with run-with-secrets fallback clean');
   }
@@ -162,4 +139,44 @@ export class CacheFile {
     const reason = problem.kind === 'not-private' ? `group or others may read it (mode ${modeText(problem.mode)})` : problem.reason;
     return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one');
   }
+}
+
+/**
+ * Every copy in `dir` (the default place) made with the API key of fingerprint `keyId`, judged by
+ * the clear metadata (a revoked key opens nothing anyway); the paths removed. Files that are not
+ * private copies of ours are left alone, as a read would refuse them. A copy of the key that
+ * cannot be removed is an error, raised once the others are gone: it could still serve the
+ * revoked key's secrets offline, and the run must say so.
+ */
+export async function removeKeyCopies(dir: string, uid: number, keyId: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const removed: string[] = [];
+  let failure: unknown;
+  for (const name of names) {
+    const path = join(dir, name);
+    if (!DEFAULT_CACHE_NAME.test(name)) continue;
+    let keyOf: string;
+    try {
+      const bytes = await readPrivateBytes(path, uid, MAX_CACHE_BYTES);
+      if (bytes === undefined) continue;
+      keyOf = peekMetadata(bytes).key_id;
+    } catch {
+      continue; // not a copy of ours
+    }
+    if (keyOf !== keyId) continue;
+    try {
+      await rm(path);
+      removed.push(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') failure ??= error;
+    }
+  }
+  if (failure !== undefined) throw failure;
+  return removed;
 }

@@ -25,8 +25,6 @@ export interface FallbackSettings {
   offline: boolean;
   maxAgeSeconds: number;
   clock: FallbackClock;
-  /** The default place, where the copies of other jobs (and this key) are found; undefined without one. */
-  keyCopies: string | undefined;
   /** The run's subject, for the offline-use report. */
   subject: string;
   /** To report offline uses after a successful fetch. */
@@ -50,7 +48,7 @@ export class FallbackSource implements SecretSource {
       answer = await this.vault.loadWithGrant(context);
     } catch (error) {
       if (isRefusal(error)) {
-        await this.forget((error as { code: string }).code, context);
+        await this.forget(error, context);
         throw error;
       }
       if (!isAvailabilityFailure(error)) throw error;
@@ -63,15 +61,14 @@ export class FallbackSource implements SecretSource {
 
   /**
    * A refusal removes this job's copy. A 401 refuses the API key itself (revoked, expired): then
-   * every copy made with it in the default place goes too, or another job of the same key would
-   * still run from its copy during the next outage, after this host has heard of the revocation.
+   * every copy made with it in the default place goes too, as in a run without --fallback, or
+   * another job of the same key would still run from its copy during the next outage, after this
+   * host has heard of the revocation.
    */
-  private async forget(code: string, context: LoadContext): Promise<void> {
-    const { cache, identity, keyCopies } = this.settings;
-    const own = await cache.remove().catch(() => false);
-    const others = code === 'RWS_VAULT_AUTH' && keyCopies !== undefined ? (await cache.removeKeyCopies(keyCopies, identity.keyId)).length : 0;
-    const what = [own ? `the fallback cache ${cache.path}` : '', others > 0 ? `${others} other fallback cop${others === 1 ? 'y' : 'ies'} made with this API key` : ''].filter(Boolean);
-    if (what.length > 0) context.warn('RWS_FALLBACK_REMOVED', `the vault refused (${code}): removed ${what.join(' and ')}`);
+  private async forget(error: unknown, context: LoadContext): Promise<void> {
+    const { cache } = this.settings;
+    if (await cache.remove().catch(() => false)) context.warn('RWS_FALLBACK_REMOVED', `the vault refused (${(error as { code: string }).code}): removed the fallback cache ${cache.path}`);
+    await this.vault.forgetRefusedKey(error, context);
   }
 
   /** --dry-run: names from the vault's list endpoint, or from the cache offline (not counted as a use). */

@@ -54,12 +54,12 @@ export function withFallback(vault: VaultSource, request: FallbackRequest): Secr
   const identity = { url, environment: request.environment, selection: normalSelection(request.patterns, request.keys), keyId: keyFingerprint(request.credential.value) };
   let path: string;
   const explicit = request.path !== undefined && request.path !== '';
-  const keyCopies = defaultCacheDir(request.env);
   if (explicit) {
     path = isAbsolute(request.path!) ? request.path! : resolve(request.cwd, request.path!);
   } else {
-    if (keyCopies === undefined) throw new UsageError('no place for the fallback cache: neither XDG_STATE_HOME nor HOME is set', 'set one, or give --fallback=PATH');
-    path = join(keyCopies, cacheFileName(identity));
+    const dir = defaultCacheDir(request.env);
+    if (dir === undefined) throw new UsageError('no place for the fallback cache: neither XDG_STATE_HOME nor HOME is set', 'set one, or give --fallback=PATH');
+    path = join(dir, cacheFileName(identity));
   }
   return new FallbackSource(vault, {
     cache: new CacheFile(path, request.uid, !explicit),
@@ -69,7 +69,6 @@ export function withFallback(vault: VaultSource, request: FallbackRequest): Secr
     queue: new UseQueue(explicit ? `${path}.${identity.keyId.slice(0, 12)}.uses` : `${path}.uses`, request.uid),
     identity,
     apiKey: request.credential.value,
-    keyCopies,
     offline: request.offline,
     maxAgeSeconds,
     clock: { now: () => new Date(), aheadSeconds: clockAhead(request.env.RWS_TEST_CLOCK_AHEAD_SECONDS) },

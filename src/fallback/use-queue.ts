@@ -143,7 +143,9 @@ export function parseUse(value: unknown): OfflineUse | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const { subject, environment, keys, used_at: usedAt, ...rest } = value as Record<string, unknown>;
   if (Object.keys(rest).length > 0) return undefined;
-  if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256 || /\p{Cc}/u.test(subject)) return undefined;
+  // In code points, as the vault counts a subject: counted in UTF-16 units, a subject of emoji the
+  // vault accepts would be dropped here as malformed, and its use never audited.
+  if (typeof subject !== 'string' || !/^[^\p{Cc}]{1,256}$/u.test(subject)) return undefined;
   if (typeof environment !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(environment)) return undefined;
   if (!Array.isArray(keys) || keys.length > 1000 || !keys.every((key) => typeof key === 'string' && isValidName(key))) return undefined;
   if (typeof usedAt !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(usedAt) || Number.isNaN(Date.parse(usedAt))) return undefined;

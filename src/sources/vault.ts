@@ -3,6 +3,7 @@
 // token can read more than the run asked for; each is limited to exactly the requests made with
 // it. The HTTP client (undici) is loaded only here.
 import type { Credential } from '../config/credentials.js';
+import { RwsError } from '../errors.js';
 import type { FallbackGrant, VaultClient, VaultClientOptions } from '../vault-client/index.js';
 import type { LoadContext, SecretSource, Secrets } from './source.js';
 
@@ -21,6 +22,11 @@ export interface VaultSettings {
    * answer says of caching.
    */
   fallback?: boolean;
+  /**
+   * Where --fallback keeps its copies by default (XDG_STATE_HOME, HOME) and whose they are: a 401
+   * removes the refused API key's copies there in every run, with --fallback or without.
+   */
+  fallbackHome?: { env: Readonly<Record<string, string | undefined>>; uid: number };
 }
 
 export interface VaultLoad {
@@ -39,10 +45,18 @@ export class VaultSource implements SecretSource {
   }
 
   async load(context: LoadContext): Promise<Secrets> {
-    return (await this.loadWithGrant(context)).secrets;
+    try {
+      return (await this.loadWithGrant(context)).secrets;
+    } catch (error) {
+      await this.forgetRefusedKey(error, context);
+      throw error;
+    }
   }
 
-  /** The secrets, and whether (and until when) the vault lets them be cached. */
+  /**
+   * The secrets, and whether (and until when) the vault lets them be cached. A 401 is left to the
+   * caller, to call forgetRefusedKey when it suits: FallbackSource removes its own copy first.
+   */
   async loadWithGrant(context: LoadContext): Promise<VaultLoad> {
     const { VaultClient } = await import('../vault-client/index.js');
     const client = await VaultClient.create(this.settings.client);
@@ -73,8 +87,33 @@ export class VaultSource implements SecretSource {
     try {
       const lists = await Promise.all(works);
       return [...new Set(lists.flat())];
+    } catch (error) {
+      await this.forgetRefusedKey(error, context);
+      throw error;
     } finally {
       closeWhenSettled(client, works, context);
+    }
+  }
+
+  /**
+   * After a 401, the fallback copies made with this API key in the default place go, in a run
+   * without --fallback too (src/fallback/revoked-key.ts, loaded only now). Never throws: the run
+   * must still fail with the 401, so a removal that fails is one warning that names its error code.
+   */
+  async forgetRefusedKey(error: unknown, context: LoadContext): Promise<void> {
+    const { credential, fallbackHome } = this.settings;
+    if (!isKeyRefusal(error) || credential.kind !== 'api-key' || fallbackHome === undefined) return;
+    try {
+      const { removeRevokedKeyCopies } = await import('../fallback/revoked-key.js');
+      const result = await removeRevokedKeyCopies(credential.value, fallbackHome.env, fallbackHome.uid);
+      if (result === undefined || result.removed === 0) return;
+      context.warn('RWS_FALLBACK_REMOVED', `the vault refused the API key (RWS_VAULT_AUTH): removed ${result.removed} fallback cop${result.removed === 1 ? 'y' : 'ies'} made with it from ${result.dir}`);
+    } catch (failure) {
+      const code = (failure as { code?: unknown }).code;
+      context.warn(
+        'RWS_FALLBACK_NOT_REMOVED',
+        `the vault refused the API key, but the fallback copies made with it could not all be removed (${typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? code : 'error'}); run-with-secrets fallback clean removes every copy`,
+      );
     }
   }
 
@@ -177,6 +216,15 @@ function untilStopped<T>(step: Promise<T>, stopped: AbortSignal | undefined): Pr
     stopped.addEventListener('abort', onStop, { once: true });
     step.then(resolve, reject).finally(() => stopped.removeEventListener('abort', onStop));
   });
+}
+
+/**
+ * The vault answered 401: the API key (or a token minted from it) is invalid, revoked or expired.
+ * By code and status, not by class: the vault client is a bundle of its own, loaded lazily. A
+ * credential refused before any request (RWS_VAULT_AUTH without a status) is not the vault's word.
+ */
+function isKeyRefusal(error: unknown): boolean {
+  return error instanceof RwsError && error.code === 'RWS_VAULT_AUTH' && (error as { status?: unknown }).status === 401;
 }
 
 function strictest(grants: ReadonlyArray<FallbackGrant | undefined>): FallbackGrant {

@@ -34,7 +34,7 @@ export function openFeed(plan: RunPlan, watch: WatchSettings, hooks: FeedHooks):
   const vault = plan.sources.find((source): source is VaultSource => source instanceof VaultSource);
   const label = plan.sources.map((source) => source.label).join(', ');
   if (vault) {
-    const feed = new VaultFeed(vault, { intervalMs: watch.intervalMs, log: hooks.log, debug: hooks.context.debug, changed: hooks.changed, revoked: hooks.revoked });
+    const feed = new VaultFeed(vault, { intervalMs: watch.intervalMs, log: hooks.log, debug: hooks.context.debug, warn: hooks.context.warn, changed: hooks.changed, revoked: hooks.revoked });
     return {
       label,
       how: `refreshing with a one-use token each time; long-polls when the vault offers it, else every ${describeMs(watch.intervalMs)}`,

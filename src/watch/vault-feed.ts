@@ -24,6 +24,8 @@ export interface VaultFeedOptions {
   intervalMs: number;
   log: RefreshLog;
   debug(message: string): void;
+  /** For what outlives the refreshes' own quiet: the removal of a refused key's fallback copies. */
+  warn(code: string, message: string): void;
   /** Some part of the answer changed: the debounce starts (or restarts). */
   changed(reason: string): void;
   /** The credential was refused (401/403): refreshing has stopped. */
@@ -62,12 +64,21 @@ export class VaultFeed {
 
   /** The first fetch, before the first child: every selector once, tags kept. */
   async initial(context: LoadContext): Promise<Secrets> {
+    try {
+      return await this.fetchInitial(context);
+    } catch (error) {
+      await this.source.forgetRefusedKey(error, context);
+      throw error;
+    }
+  }
+
+  private async fetchInitial(context: LoadContext): Promise<Secrets> {
     const { VaultClient } = await import('../vault-client/index.js');
     // No retries inside a refresh: the backoff below decides when to try again.
     this.client = await VaultClient.create({ ...this.settings.client, retries: 0 });
     if (this.settings.perKeyRequests) {
       // One GET per key has no tag to send back: the whole load again each time, compared here.
-      const secrets = await this.source.load(context);
+      const { secrets } = await this.source.loadWithGrant(context);
       this.parts = [{ selector: { pattern: '*' }, secrets, etag: undefined, tagged: false }];
       return secrets;
     }
@@ -147,6 +158,7 @@ export class VaultFeed {
         const known = error instanceof RwsError ? error : undefined;
         const code = known?.code ?? 'RWS_INTERNAL';
         if (code === 'RWS_VAULT_AUTH' || code === 'RWS_VAULT_FORBIDDEN') {
+          await this.source.forgetRefusedKey(error, { warn: this.options.warn, debug: this.options.debug });
           this.options.revoked(error as VaultError);
           this.stopper.abort();
           return;
@@ -158,7 +170,8 @@ export class VaultFeed {
   }
 
   private async refresh(part: Part, context: LoadContext): Promise<Answer> {
-    if (this.settings.perKeyRequests) return { secrets: await this.source.load(context), etag: undefined, heldFor: 0 };
+    // Not load(): it would remove a refused key's copies with this loop's silent warn; loop() does.
+    if (this.settings.perKeyRequests) return { secrets: (await this.source.loadWithGrant(context)).secrets, etag: undefined, heldFor: 0 };
     const answer = await this.refreshOnce(this.client!, part, part.tagged, context);
     if (answer.secrets !== undefined && answer.etag === undefined && part.tagged) {
       part.tagged = false;

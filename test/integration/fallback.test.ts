@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
+import { CHILD_COMMAND, startWatch, ups, until as waitFor } from '../helpers/watch.js';
 
 /** Passes one request on to `backend`, and its answer back (the proxies below that stand between a run and the vault). */
 function forward(backend: URL, req: IncomingMessage, res: ServerResponse): void {
@@ -69,12 +70,38 @@ async function rws(args: string[], env: Record<string, string>) {
 const run = (apiKey: string, flags: string[] = ['--fallback'], env: Record<string, string> = {}) => rws(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', fixture('print-env.mjs')], { RWS_API_KEY: apiKey, ...env });
 const cacheDir = () => join(stateHome, 'run-with-secrets', 'fallback');
 const cacheFiles = () => (existsSync(cacheDir()) ? readdirSync(cacheDir()).filter((name) => name.endsWith('.bin')) : []);
+/** One job of an API key: its own selection, so its own copy. */
+const job = (apiKey: string, pattern: string, flags: string[] = ['--fallback']) => rws(['-e', 'prod', '-k', pattern, ...flags, '--', fixture('print-env.mjs')], { RWS_API_KEY: apiKey });
 /** The same store on the same port: what the wrapper sees as "the vault came back". */
 const restart = (args: string[] = []) => startServer(store, ['--port', port, ...args]);
 const killServer = async () => {
   await server?.stop('SIGKILL');
   server = undefined;
 };
+
+/** Two jobs of one API key and one of another, each with its copy; then the first key is revoked. */
+async function copiesOfARevokedKey(): Promise<{ key: string; other: string }> {
+  const { id, key } = await newKey();
+  const other = await newKey();
+  expect((await job(key, 'JOB_DB_*')).exitCode).toBe(0);
+  expect((await job(key, 'JOB_API_*')).exitCode).toBe(0);
+  expect((await job(other.key, 'JOB_API_*')).exitCode).toBe(0);
+  expect(cacheFiles()).toHaveLength(3);
+  await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+  return { key, other: other.key };
+}
+
+/** In the next outage no job of the revoked key runs from a copy; the other key's job still does. */
+async function expectOnlyTheOtherKeyOffline(key: string, other: string): Promise<void> {
+  await killServer();
+  const outage = await job(key, 'JOB_API_*');
+  expect(outage.exitCode).toBe(125);
+  expect(outage.stdout).toBe('');
+  expect(outage.stderr).not.toContain('RWS_FALLBACK_USED');
+  const unrelated = await job(other, 'JOB_API_*');
+  expect(unrelated.exitCode, unrelated.stderr).toBe(0);
+  expect(unrelated.stderr).toContain('warning RWS_FALLBACK_USED');
+}
 
 describe('the offline fallback', () => {
   it('1: writes an encrypted 0600 copy; with the server SIGKILLed the next run uses it, warns with age and time left, and exits as the child does', async () => {
@@ -144,27 +171,60 @@ describe('the offline fallback', () => {
   }, 60_000);
 
   it('3b: a 401 seen by one job removes every copy of that API key, so another job of the key cannot run from its copy in the next outage', async () => {
-    const { id, key } = await newKey();
-    const other = await newKey();
-    const job = (apiKey: string, pattern: string) => rws(['-e', 'prod', '-k', pattern, '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: apiKey });
-    expect((await job(key, 'JOB_DB_*')).exitCode).toBe(0);
-    expect((await job(key, 'JOB_API_*')).exitCode).toBe(0);
-    expect((await job(other.key, 'JOB_API_*')).exitCode).toBe(0);
-    expect(cacheFiles()).toHaveLength(3);
-    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const { key, other } = await copiesOfARevokedKey();
     const refused = await job(key, 'JOB_DB_*');
     expect(refused.exitCode).toBe(125);
-    expect(refused.stderr).toMatch(/warning RWS_FALLBACK_REMOVED: the vault refused \(RWS_VAULT_AUTH\): removed the fallback cache \S+ and 1 other fallback copy made with this API key/);
+    expect(refused.stderr).toMatch(/warning RWS_FALLBACK_REMOVED: the vault refused \(RWS_VAULT_AUTH\): removed the fallback cache \S+\n/);
+    expect(refused.stderr).toContain(`warning RWS_FALLBACK_REMOVED: the vault refused the API key (RWS_VAULT_AUTH): removed 1 fallback copy made with it from ${cacheDir()}`);
     // The other key's copy stays.
     expect(cacheFiles()).toHaveLength(1);
-    await killServer();
-    const outage = await job(key, 'JOB_API_*');
-    expect(outage.exitCode).toBe(125);
-    expect(outage.stdout).toBe('');
-    expect(outage.stderr).not.toContain('RWS_FALLBACK_USED');
-    const unrelated = await job(other.key, 'JOB_API_*');
-    expect(unrelated.exitCode, unrelated.stderr).toBe(0);
-    expect(unrelated.stderr).toContain('warning RWS_FALLBACK_USED');
+    await expectOnlyTheOtherKeyOffline(key, other);
+  }, 60_000);
+
+  it('3c: a 401 in a run without --fallback removes the copies of that API key too (and so does a --dry-run, or --watch as it starts); the run fails as it did', async () => {
+    const { key, other } = await copiesOfARevokedKey();
+    const plain = await job(key, 'JOB_*', []);
+    expect(plain.exitCode).toBe(125);
+    expect(plain.stdout).toBe('');
+    expect(plain.stderr).toContain(`warning RWS_FALLBACK_REMOVED: the vault refused the API key (RWS_VAULT_AUTH): removed 2 fallback copies made with it from ${cacheDir()}`);
+    expect(cacheFiles()).toHaveLength(1);
+    // With nothing left to remove, the same run fails the same way, and says nothing more.
+    const again = await job(key, 'JOB_*', []);
+    const errorLines = (text: string) => text.split('\n').filter((line) => !line.includes('warning RWS_FALLBACK_REMOVED'));
+    expect(again.exitCode).toBe(125);
+    expect(again.stderr).not.toContain('RWS_FALLBACK');
+    expect(errorLines(plain.stderr)).toEqual(errorLines(again.stderr));
+
+    for (const flags of [['--dry-run'], ['--watch']]) {
+      const next = await newKey();
+      expect((await job(next.key, 'JOB_*')).exitCode).toBe(0);
+      expect(cacheFiles()).toHaveLength(2);
+      await cliOk(['apikey', 'revoke', next.id, '--store', store.dir]);
+      const refused = await job(next.key, 'JOB_*', flags);
+      expect(refused.exitCode, flags[0]).toBe(125);
+      expect(refused.stderr).toContain('error RWS_VAULT_AUTH');
+      expect(refused.stderr).toContain('warning RWS_FALLBACK_REMOVED: the vault refused the API key (RWS_VAULT_AUTH): removed 1 fallback copy made with it');
+      expect(cacheFiles()).toHaveLength(1);
+    }
+    await expectOnlyTheOtherKeyOffline(key, other);
+  }, 60_000);
+
+  it('3d: --watch, the key revoked while the child runs: the refused refresh removes the copies of that API key, and the wrapper exits 77', async () => {
+    const { id, key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    expect(cacheFiles()).toHaveLength(1);
+    const record = join(runtimeDir, 'record.jsonl');
+    const env = { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key, WATCH_RECORD: record, WATCH_NAMES: 'JOB_DB_PASSWORD' };
+    const wrapper = startWatch(['-e', 'prod', '-k', 'JOB_*', '--watch', '--watch-interval', '30s', '--keep-env', 'WATCH_*', '--', ...CHILD_COMMAND], runtimeDir, env);
+    await waitFor('the first child', () => ups(record)[0]);
+    expect(cacheFiles()).toHaveLength(1);
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const result = await wrapper;
+    printed.push(result.stdout, result.stderr);
+    expect(result.exitCode, result.stderr).toBe(77);
+    expect(result.stderr).toContain(`warning RWS_FALLBACK_REMOVED: the vault refused the API key (RWS_VAULT_AUTH): removed 1 fallback copy made with it from ${cacheDir()}`);
+    expect(result.stderr).toContain('error RWS_WATCH_REVOKED');
+    expect(cacheFiles()).toEqual([]);
   }, 60_000);
 
   it('4: a flipped byte or an edited not_after is refused with RWS_FALLBACK_INVALID, and nothing else is tried', async () => {
@@ -243,6 +303,39 @@ describe('the offline fallback', () => {
       expect(row.subject).toMatch(/^nightly \(offline at \d{4}-\d\d-\d\dT[\d:.]+Z\)$/);
     }
   }, 120_000);
+
+  it('7b: a long subject is cut to fit the time of the run by characters, never between the halves of an emoji', async () => {
+    const { id, key } = await newKey();
+    // The time added, " (offline at …Z)", is 38 characters: the cut comes after 218, and the
+    // emoji (one character, two UTF-16 units) begins at the 218th.
+    const subject = `${'s'.repeat(217)}\u{1F600}${'t'.repeat(20)}`;
+    expect((await run(key, ['--fallback', '--subject', subject])).exitCode).toBe(0);
+    await killServer();
+    const offline = await run(key, ['--fallback', '--subject', subject]);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    server = await restart();
+    const back = await run(key, ['--fallback', '--subject', 'back']);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.stderr).not.toContain('RWS_FALLBACK_NOT_REPORTED');
+    const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
+    expect(rows).toHaveLength(1);
+    // A lone surrogate would have been stored as U+FFFD, the emoji lost.
+    expect(rows[0]!.subject).toMatch(new RegExp(`^${'s'.repeat(217)}\u{1F600} \\(offline at \\d{4}-[\\d:.T-]+Z\\)$`, 'u'));
+  }, 60_000);
+
+  it('7c: a subject of 200 emoji, which the vault takes (256 characters at most), is reported, not dropped by the queue for its 400 UTF-16 units', async () => {
+    const { id, key } = await newKey();
+    const subject = '\u{1F600}'.repeat(200);
+    expect((await run(key, ['--fallback', '--subject', subject])).exitCode).toBe(0);
+    await killServer();
+    expect((await run(key, ['--fallback', '--subject', subject])).exitCode).toBe(0);
+    server = await restart();
+    const back = await run(key, ['--fallback', '--subject', 'back']);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(back.stderr).not.toContain('RWS_FALLBACK_QUEUE_INVALID');
+    const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
+    expect(rows.map((row) => String(row.subject).replace(/ \(offline at [^)]+\)$/, ''))).toEqual([subject]);
+  }, 60_000);
 });
 
 describe('the offline-use queue under a reused pid', () => {
@@ -417,17 +510,21 @@ describe('flags', () => {
 });
 
 describe('loading', () => {
-  it('a plain vault run never loads the fallback: it works from an install that lacks those modules, and --fallback then does not', async () => {
-    const { key } = await newKey();
+  /** A copy of the install without the fallback's modules: the bundle's chunks that hold it, found by what only they contain. */
+  function installWithoutFallback(): string {
     const copy = join(runtimeDir, 'install');
     for (const entry of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
     symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
-    // The bundle's chunks that hold the fallback, found by what only they contain.
     const chunks = readdirSync(join(copy, 'dist/cli')).filter((name) => /\.c?js$/.test(name) && /RWS_TEST_CLOCK_AHEAD_SECONDS|hkdfSync/.test(readFileSync(join(copy, 'dist/cli', name), 'utf8')));
     expect(chunks.length).toBeGreaterThan(0);
     for (const chunk of chunks) rmSync(join(copy, 'dist/cli', chunk));
     rmSync(join(copy, 'dist/fallback'), { recursive: true });
-    const bin = join(copy, 'bin/run-with-secrets.js');
+    return join(copy, 'bin/run-with-secrets.js');
+  }
+
+  it('a plain vault run never loads the fallback: it works from an install that lacks those modules, and --fallback then does not', async () => {
+    const { key } = await newKey();
+    const bin = installWithoutFallback();
     const env = baseEnv(runtimeDir, { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key });
     const plain = await execa(bin, ['-e', 'prod', '-k', 'JOB_*', '--', fixture('print-env.mjs')], { reject: false, extendEnv: false, env });
     expect(plain.exitCode, plain.stderr).toBe(0);
@@ -435,5 +532,25 @@ describe('loading', () => {
     const withFallback = await execa(bin, ['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], { reject: false, extendEnv: false, env });
     expect(withFallback.exitCode).toBe(125);
     expect(cacheFiles()).toEqual([]);
+  }, 60_000);
+
+  it('a 401 whose copies cannot be removed (the fallback\'s modules missing) says so in one line, and the run fails with the 401 as it would have', async () => {
+    const { id, key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    expect(cacheFiles()).toHaveLength(1);
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const bin = installWithoutFallback();
+    const env = baseEnv(runtimeDir, { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key });
+    const plain = await execa(bin, ['-e', 'prod', '-k', 'JOB_*', '--', fixture('print-env.mjs')], { reject: false, extendEnv: false, env });
+    printed.push(plain.stdout, plain.stderr);
+    expect(plain.exitCode).toBe(125);
+    expect(plain.stdout).toBe('');
+    const lines = plain.stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toEqual([
+      // dist/cli/loader.cjs reads a chunk itself: a missing one is ENOENT.
+      expect.stringMatching(/^run-with-secrets: warning RWS_FALLBACK_NOT_REMOVED: the vault refused the API key, but the fallback copies made with it could not all be removed \([A-Z_]+\); run-with-secrets fallback clean removes every copy$/),
+      expect.stringMatching(/^run-with-secrets: error RWS_VAULT_AUTH: the vault at \S+ refused the API key while minting a token: it is invalid, expired or revoked/),
+    ]);
+    expect(cacheFiles()).toHaveLength(1);
   }, 60_000);
 });

@@ -63,6 +63,8 @@ export async function reportOfflineUse(deps: HandlerDeps, x: Exchange): Promise<
   const outside = keys.find((name) => !apiKey.key_patterns.some((pattern) => globMatch(pattern, name)));
   if (outside !== undefined) throw forbidden(`${outside} is not within this API key's key patterns`);
   const when = ` (offline at ${usedAt.toISOString()})`;
-  x.audit.subject = `${raw.subject.slice(0, 256 - when.length)}${when}`;
+  // Cut by code points, as isValidSubject counts them: a cut between the halves of a surrogate
+  // pair (an emoji) would leave a lone surrogate, which the audit trail can only keep as U+FFFD.
+  x.audit.subject = `${[...raw.subject].slice(0, 256 - when.length).join('')}${when}`;
   return { status: 204, body: undefined };
 }

@@ -1,0 +1,22 @@
+// A 401 refuses the API key itself (revoked, expired). Every fallback copy made with it in the
+// default place must then go, whichever run heard of it: a copy written by a --fallback job of
+// the same key would otherwise still run that job during the next outage, after this host has
+// learnt of the revocation. Loaded only when a 401 comes, so a plain run's normal path never
+// reads the fallback's modules (nor node:crypto's HKDF behind them).
+import { defaultCacheDir, keyFingerprint, removeKeyCopies } from './cache-file.js';
+
+export interface RemovedKeyCopies {
+  dir: string;
+  removed: number;
+}
+
+/**
+ * The copies are found by the key's fingerprint in their clear metadata, a one-way digest: the
+ * key itself is never written, printed or passed on. Undefined when there is no default place;
+ * throws when a copy of the key could not be removed.
+ */
+export async function removeRevokedKeyCopies(apiKey: string, env: Readonly<Record<string, string | undefined>>, uid: number): Promise<RemovedKeyCopies | undefined> {
+  const dir = defaultCacheDir(env);
+  if (dir === undefined) return undefined;
+  return { dir, removed: (await removeKeyCopies(dir, uid, keyFingerprint(apiKey))).length };
+}
