@@ -271,7 +271,11 @@ function defaultSubject(facts: ProcessFacts, command: string | undefined): strin
       user = String(facts.uid);
     }
   }
-  return `${user}@${hostname()}:${command ? basename(command) : 'run-with-secrets'}`.slice(0, 200);
+  const subject = `${user}@${hostname()}:${command ? basename(command) : 'run-with-secrets'}`;
+  // The vault refuses a subject holding a control character or half an emoji (a 400 on the mint,
+  // and the run fails): a command's file name may hold a newline, so those become "?", and the
+  // cut counts code points.
+  return [...subject.replace(/[\p{Cc}\p{Cs}]/gu, '?')].slice(0, 200).join('');
 }
 
 function parseKillAfter(value: Values[string]): number | undefined {

@@ -1,7 +1,9 @@
 // The wrapper against a real secrets-server (plain and TLS), and against raw TCP stubs for
 // answers a real server never gives. Nothing is mocked: real processes, real sockets.
 import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'dotenv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +80,24 @@ describe('run-with-secrets with a vault', () => {
     expect(events.every((event) => event.jti === jti)).toBe(true);
     expect(events[0]!.subject).toMatch(/@.*:print-env\.mjs$/);
     expectNoLeak(result.stdout.replace(/"SERVICE_B_[A-Z_]+":"[^"]*"/g, ''), result.stderr);
+  });
+
+  it('the default subject always passes the vault: a command named with a newline, or with an emoji where the subject is cut, still runs', async () => {
+    // USER@host: is the subject's head; the emoji lands on the 200th character either side of the cut.
+    const head = `${process.env.USER ?? 'tester'}@${hostname()}:`;
+    const names = [`job\nname-${randomUUID().slice(0, 8)}`, `${'x'.repeat(199 - head.length)}😀tail`, `${'x'.repeat(198 - head.length)}😀tail`];
+    for (const name of names) {
+      const script = path.join(runtimeDir, name);
+      writeFileSync(script, '#!/bin/sh\necho ran\n', { mode: 0o700 });
+      const before = auditLines().length;
+      const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', script], { runtimeDir, env: vaultEnv(server.url, { USER: process.env.USER ?? 'tester' }) });
+      expect({ name, exitCode: result.exitCode, stderr: result.stderr }).toEqual({ name, exitCode: 0, stderr: '' });
+      expect(result.stdout).toBe('ran');
+      const subject = auditLines().slice(before)[0]!.subject as string;
+      expect([...subject].length).toBeLessThanOrEqual(200);
+      expect(subject).not.toMatch(/[\p{Cc}\p{Cs}\uFFFD]/u);
+      expect(subject.startsWith(head)).toBe(true);
+    }
   });
 
   it('a pattern within the grant that matches no key of the vault is an error naming it, nothing runs', async () => {

@@ -41,7 +41,9 @@ export function hashApiKey(pepper: Uint8Array, key: string): string {
 /** Creates and stores a key from the server's host; the returned key is the only copy there will ever be. */
 export async function createApiKey(state: StateStore, pepper: Uint8Array, grant: ApiKeyGrant, now: Date): Promise<{ id: string; key: string }> {
   const { record, key } = newApiKey(pepper, grant, now);
-  await state.addApiKey(record, localChange('apikey.create', record.id, now, `secrets-server apikey create --name ${grant.name}${grant.admin ? ' --admin' : ''}${grant.fallback ? '' : ' --no-fallback'}`.slice(0, 256)));
+  const command = `secrets-server apikey create --name ${grant.name}${grant.admin ? ' --admin' : ''}${grant.fallback ? '' : ' --no-fallback'}`;
+  // Cut by code points: a cut inside an emoji of the name would be stored as U+FFFD.
+  await state.addApiKey(record, localChange('apikey.create', record.id, now, [...command].slice(0, 256).join('')));
   return { id: record.id, key };
 }
 

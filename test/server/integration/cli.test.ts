@@ -264,6 +264,14 @@ describe('apikey', () => {
     expect((await cli(['audit', '--since', '2028-02-29T00:00:00Z', '--store', store.dir])).exitCode).toBe(0);
   });
 
+  it("keeps a key name of 128 emoji whole in the apikey.create row's subject (cut by code points, it needs no cut)", async () => {
+    const name = '😀'.repeat(128);
+    expect((await cli(['apikey', 'create', '--store', store.dir, '--name', name, '--environment', 'team', '--key-pattern', 'DB_*'])).exitCode).toBe(0);
+    const rows = (await cliOk(['audit', '--event', 'apikey.create', '--json', '--limit', '1', '--store', store.dir])).trim().split('\n');
+    const subject = (JSON.parse(rows[0]!) as { subject: string }).subject;
+    expect(subject).toBe(`secrets-server apikey create --name ${name}`);
+  });
+
   it('refuses an audit --event that names no event, listing the events, where it used to print nothing and exit 0', async () => {
     for (const args of [['audit'], ['audit', '--follow']]) {
       const result = await cli([...args, '--event', 'secret.reed', '--store', store.dir]);
