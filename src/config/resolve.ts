@@ -177,7 +177,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
       patterns,
       keys,
       credential: await vault.credential(),
-      subject: str(values.subject) ?? defaultSubject(facts, command[0]),
+      subject: validSubject(str(values.subject)) ?? defaultSubject(facts, command[0]),
       ttlMinutes: count('--ttl', str(values.ttl), 1, 1),
       perKeyRequests: values['per-key-requests'] === true,
       fallback,
@@ -260,6 +260,12 @@ export function validEnvironment(name: string): string {
     throw new UsageError(`environment ${describe(name)} is not a valid name`, 'environment names use letters, digits, _ and -');
   }
   return name;
+}
+
+/** The vault's grammar for a subject (1 to 256 characters, no control character): a 400 on the mint said far less. */
+export function validSubject(subject: string | undefined): string | undefined {
+  if (subject === undefined || /^[^\p{Cc}\p{Cs}]{1,256}$/u.test(subject)) return subject;
+  throw new UsageError(`--subject must be 1 to 256 characters without control characters, got ${[...subject].length} characters${/[\p{Cc}\p{Cs}]/u.test(subject) ? ' with a control character' : ''}`, 'e.g. --subject "nightly-backup"');
 }
 
 function defaultSubject(facts: ProcessFacts, command: string | undefined): string {

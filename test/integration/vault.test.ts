@@ -100,6 +100,22 @@ describe('run-with-secrets with a vault', () => {
     }
   });
 
+  it('a --subject the vault would refuse is a usage error before any request, in a run and in token, where it was a 400 "check the environment name"', async () => {
+    const before = auditLines().length;
+    for (const subject of ['night\nly', 's'.repeat(257), '']) {
+      for (const args of [['-e', 'prod', '-k', 'SERVICE_B_*', '--subject', subject, '--', 'true'], ['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--subject', subject, '--force']]) {
+        const result = await runBin(args, { runtimeDir, env: vaultEnv(server.url) });
+        expect({ args, exitCode: result.exitCode }).toEqual({ args, exitCode: 125 });
+        expect(result.stderr).toContain('RWS_USAGE');
+        expect(result.stderr).toContain('--subject must be 1 to 256 characters without control characters');
+      }
+    }
+    expect(auditLines().length).toBe(before);
+    // 256 characters counted in code points (512 UTF-16 units of emoji) pass.
+    const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--subject', '😀'.repeat(256), '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stderr).toBe(0);
+  });
+
   it('a pattern within the grant that matches no key of the vault is an error naming it, nothing runs', async () => {
     const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_NOPE*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
     expect(result.exitCode).toBe(125);

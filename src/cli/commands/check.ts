@@ -1,7 +1,7 @@
 // `check`: walks config → credential → server (TLS) → token mint → scope, one line per step
 // with ✓/✗, stopping at the first failure. Never prints a value, a key or a token.
 import { toRwsError, UsageError } from '../../errors.js';
-import { list, resolveVaultContext, str, validPatterns, type VaultContext } from '../../config/resolve.js';
+import { list, resolveVaultContext, str, validPatterns, validSubject, type VaultContext } from '../../config/resolve.js';
 import type { Credential } from '../../config/credentials.js';
 import type { VaultClient } from '../../vault-client/index.js';
 import { redactCredentials } from '../output.js';
@@ -50,7 +50,7 @@ export async function check(context: CommandContext): Promise<number> {
     const live = client;
     const token = await step('token', async (): Promise<[{ token: string; revoke: boolean }, string]> => {
       if (credential.kind === 'token') return [{ token: credential.value, revoke: false }, 'using the given token'];
-      const minted = await live.mintToken(credential.value, { subject: str(values.subject) ?? `check@${facts.env.USER ?? 'unknown'}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
+      const minted = await live.mintToken(credential.value, { subject: validSubject(str(values.subject)) ?? `check@${facts.env.USER ?? 'unknown'}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
       return [{ token: minted.token, revoke: true }, `minted ${minted.jti} for ${environment}/${pattern}`];
     });
     try {
