@@ -176,6 +176,36 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(ready.dir)).toBe(false);
   });
 
+  // Default action: the end of a process. Caught and forwarded, they end the child (trap.mjs does not
+  // catch them) and then the wrapper, as the child ended, after the file; uncaught, each would end
+  // the wrapper at once and leave the file.
+  it.each([
+    ['SIGALRM', undefined],
+    ['SIGVTALRM', undefined],
+    ['SIGIO', undefined],
+    ['SIGPWR', undefined],
+    ['SIGSTKFLT', undefined],
+    ['SIGABRT', 134],
+    ['SIGXCPU', 152],
+  ] as const)('the wrapper receives %s (forwarded; the child dies of it)', async (signal, status) => {
+    const child = runFileMode(['--', fixture('trap.mjs')]);
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { pid: number; dir: string };
+    expect(existsSync(ready.dir)).toBe(true);
+    child.kill(signal);
+    await waitForExit(child.pid!);
+    try {
+      // Alive only if the wrapper died without passing the signal on: it holds our pipes.
+      process.kill(ready.pid, 'SIGKILL');
+    } catch {
+      // Gone, as it should be.
+    }
+    const result = await child;
+    expect(existsSync(ready.dir)).toBe(false);
+    // Core-dumping signals: 128+N rather than a core of the wrapper (README, Exit status).
+    if (status === undefined) expect(result.signal).toBe(signal);
+    else expect([result.signal, result.exitCode]).toEqual([undefined, status]);
+  });
+
   it('a child that ignores SIGTERM is killed by a second one; the wrapper dies of SIGKILL too, file gone', async () => {
     const child = runFileMode(['--', fixture('trap.mjs')]);
     const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { dir: string };
@@ -187,14 +217,14 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(ready.dir)).toBe(false);
   });
 
-  it('a stop signal before the child starts (source still loading) ends the wrapper by that signal', async () => {
+  it.each(['SIGTERM', 'SIGALRM'] as const)('%s before the child starts (source still loading) ends the wrapper by that signal', async (signal) => {
     const fifo = `${dir}/never-written.env`;
     execFileSync('mkfifo', [fifo]);
     const child = runBin(['--env-file', fifo, '--inject-as', 'file', '--', fixture('print-env.mjs')], { runtimeDir: dir });
     await new Promise((resolve) => setTimeout(resolve, 500));
-    child.kill('SIGTERM');
+    child.kill(signal);
     const result = await child;
-    expect(result.signal).toBe('SIGTERM');
+    expect(result.signal).toBe(signal);
     expect(result.stdout).toBe('');
     expect(wrapperDirs(dir)).toEqual([]);
   });
