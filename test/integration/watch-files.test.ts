@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliOk, makeStore } from '../server/helpers/server.js';
 import { makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
-import { alive, CHILD_COMMAND, freePort, readRecord, startWatch, until, ups } from '../helpers/watch.js';
+import { alive, CHILD_COMMAND, freePort, processGroup, readRecord, startWatch, until, ups } from '../helpers/watch.js';
 
 let dir: string;
 let runtimeDir: string;
@@ -264,8 +264,7 @@ describe('run-with-secrets --watch with local files', () => {
     const { envFile, record, env } = setup('A=one\n');
     const wrapper = startWatch(['--env-file', envFile, '--watch', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
     const child = await until('the child', () => ups(record)[0]);
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'latin1');
-    const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    const group = processGroup(child.pid);
     const exited = new Promise((resolve) => wrapper.once('exit', resolve));
     wrapper.kill('SIGKILL');
     // Not `await wrapper`: the orphaned child still holds the wrapper's stdout and stderr.
@@ -289,8 +288,7 @@ describe('run-with-secrets --watch with local files', () => {
     const wrapper = startWatch(['--env-file', envFile, '--watch', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
     const child = await until('the child', () => ups(record)[0]);
     expect(wrapperDirs(runtimeDir)).toHaveLength(1);
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'latin1');
-    const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    const group = processGroup(child.pid);
     const exited = new Promise((resolve) => wrapper.once('exit', resolve));
     wrapper.kill('SIGALRM');
     await exited;
