@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'dotenv';
@@ -105,6 +105,32 @@ describe('--inject-as file', () => {
     expect(wrapperDirs(dir)).toEqual([]);
   });
 });
+
+/**
+ * Writes `content` whole into a FIFO once its reader (the wrapper) has opened it. Opening for
+ * writing without O_NONBLOCK would block the test's event loop until then, or for ever.
+ */
+async function writeToFifo(path: string, content: string): Promise<void> {
+  for (let attempt = 0; attempt < 2000; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    } catch (error) {
+      // ENXIO: no reader yet.
+      if ((error as NodeJS.ErrnoException).code !== 'ENXIO') throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      continue;
+    }
+    try {
+      // Below the pipe's 64 KiB: one write, never EAGAIN.
+      writeSync(fd, content);
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
+  throw new Error(`nobody opened ${path} for reading`);
+}
 
 /** Resolves once `pid` is gone (an orphan is reaped by init, not by us). */
 async function waitForExit(pid: number): Promise<void> {
@@ -227,6 +253,29 @@ describe('the secrets file is removed on every way out', () => {
     expect(result.signal).toBe(signal);
     expect(result.stdout).toBe('');
     expect(wrapperDirs(dir)).toEqual([]);
+  });
+
+  it('a SIGTERM at any moment of the making of the file leaves no directory behind', async () => {
+    // The making starts when the source has been read: written through a FIFO, the test knows when.
+    // 2,000 entries take some milliseconds to parse and serialize; the delays, 0 to 20 ms after
+    // that, land before, during and after the making. A leftover was found in about a third of the
+    // runs when the directory was registered for cleanup only once mkdtemp had returned.
+    const content = `${Array.from({ length: 2000 }, (_, index) => `KEY_${index}=value-${index}`).join('\n')}\n`;
+    const runs = 40;
+    for (let run = 0; run < runs; run++) {
+      const fifo = join(dir, `source-${run}.env`);
+      execFileSync('mkfifo', ['-m', '600', fifo]);
+      const child = runBin(['--env-file', fifo, '--inject-as', 'file', '--', 'true'], { runtimeDir: dir });
+      await writeToFifo(fifo, content);
+      const delayMs = (run * 20) / runs;
+      const until = performance.now() + delayMs;
+      while (performance.now() < until);
+      child.kill('SIGTERM');
+      const result = await child;
+      // Stopped, or (a late signal) after the child's exit: either way nothing is left.
+      expect(result.signal ?? result.exitCode).toBeOneOf(['SIGTERM', 0]);
+      expect(wrapperDirs(dir), `SIGTERM ${delayMs} ms after the source was read`).toEqual([]);
+    }
   });
 
   it.each(['0277', '0077', '0022'])('under umask %s the directory is exactly 0700 and the file 0600', async (umask) => {
