@@ -141,7 +141,7 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, placeme
   }
   // Loaded here, like the serializer: env mode never writes a file.
   const { SecretsFile } = await import('./inject/secrets-file.js');
-  const file = await SecretsFile.create(placement.base, FILE_EXTENSIONS[plan.fileFormat], content, (created) => cleanup.add(created));
+  const file = SecretsFile.create(placement.base, FILE_EXTENSIONS[plan.fileFormat], content, (created) => cleanup.add(created));
   // The child user must be able to open it (by path, or as /dev/fd/3, which reopens the inode).
   if (plan.user) await file.handTo(plan.user.uid, plan.user.gid);
   if (plan.injectAs === 'file') {

@@ -2,8 +2,8 @@
 // holding one file (0600) created exclusively without following links. Removed as a whole on
 // every way out; leftovers of runs killed with SIGKILL are recognised by the pid in the
 // directory name and removed at the next start (placement.ts).
-import { constants as fsConstants, rmSync } from 'node:fs';
-import { chmod, lstat, mkdtemp, open, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { chmodSync, closeSync, constants as fsConstants, fchmodSync, fchownSync, fstatSync, lstatSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmod, open, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SecretsFileError } from '../errors.js';
 import { DIR_PREFIX } from './placement.js';
@@ -12,7 +12,10 @@ export type { Placement } from './placement.js';
 
 /** One secrets file and its directory. `dispose` is idempotent and safe from any exit path. */
 export class SecretsFile {
+  /** Released by the cleanup: nothing more is made, whatever was on its way. */
   private disposed = false;
+  /** Gone from disk (disposed, or detached for fd injection): nothing left to remove. */
+  private removed = false;
   private readHandle: FileHandle | undefined;
   /** --watch with fd injection and a reload signal: the way to new content for the same inode. */
   private writeHandle: FileHandle | undefined;
@@ -24,50 +27,55 @@ export class SecretsFile {
   ) {}
 
   /**
-   * Creates the directory and writes `content` into a new file. The instance is handed to
-   * `register` before anything exists on disk, so cleanup can never miss it.
+   * Creates the directory and writes `content` into a new file, all synchronously: a signal's
+   * handler, and so the cleanup, runs only between two turns of the event loop, so never while the
+   * directory exists unregistered or half made (with an awaited mkdtemp, a stop signal could
+   * clean up before the directory was registered, and the wrapper die leaving it). Once the run
+   * has been cleaned up (a signal while the run was on its way here), `register` releases the
+   * directory at once and nothing more is made.
    */
-  static async create(base: string, fileName: string, content: string, register: (file: SecretsFile) => void): Promise<SecretsFile> {
+  static create(base: string, fileName: string, content: string, register: (file: SecretsFile) => void): SecretsFile {
     let dir: string;
     try {
-      dir = await mkdtemp(join(base, `${DIR_PREFIX}${process.pid}-`));
+      dir = mkdtempSync(join(base, `${DIR_PREFIX}${process.pid}-`));
     } catch (error) {
       throw new SecretsFileError(`cannot create a private directory in ${base}: ${reason(error)}`, 'check that the directory exists and is writable, or set XDG_RUNTIME_DIR to a private tmpfs directory', error);
     }
     const file = new SecretsFile(dir, join(dir, fileName));
     register(file);
+    if (file.disposed) throw new SecretsFileError('the run was stopped before its secrets file was made');
     try {
       // mkdtemp asks for 0700, but the umask may take bits away (umask 0277 leaves 0500, where not
       // even we may create the file): make the mode exact, as for the file.
-      await chmod(dir, 0o700);
+      chmodSync(dir, 0o700);
     } catch (error) {
       throw new SecretsFileError(`cannot make ${dir} private: ${reason(error)}`, 'check the temporary directory', error);
     }
-    await file.write(content);
+    file.write(content);
     return file;
   }
 
-  private async write(content: string, path = this.path): Promise<void> {
+  private write(content: string, path = this.path): void {
     const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
-    let handle: FileHandle | undefined;
+    let fd: number | undefined;
     try {
       // Ours alone: 0700, or 0711 once handed to a --user child (it may pass through to its file,
       // never list, create or rename in it), and owned by this process's user.
-      const dirInfo = await lstat(this.dir);
+      const dirInfo = lstatSync(this.dir);
       const allowed = this.owner ? 0o711 : 0o700;
       if (!dirInfo.isDirectory() || (dirInfo.mode & 0o777) !== allowed || dirInfo.uid !== process.getuid?.()) throw new Error('directory is not private');
-      handle = await open(path, flags, 0o600);
+      fd = openSync(path, flags, 0o600);
       // The umask may only remove bits from 0600, never add them, but make the mode exact anyway.
-      await handle.chmod(0o600);
+      fchmodSync(fd, 0o600);
       // On the descriptor, never by path: nothing can be swapped in between.
-      if (this.owner) await handle.chown(this.owner.uid, this.owner.gid);
-      await handle.writeFile(content, 'utf8');
-      const info = await handle.stat();
+      if (this.owner) fchownSync(fd, this.owner.uid, this.owner.gid);
+      writeFileSync(fd, content, 'utf8');
+      const info = fstatSync(fd);
       if ((info.mode & 0o777) !== 0o600 || !info.isFile()) throw new Error('unexpected file mode');
     } catch (error) {
       throw new SecretsFileError(`cannot create the secrets file in ${this.dir}: ${reason(error)}`, 'check the temporary directory', error);
     } finally {
-      await handle?.close();
+      if (fd !== undefined) closeSync(fd);
     }
   }
 
@@ -81,6 +89,7 @@ export class SecretsFile {
       if (keepWriter) this.writeHandle = await open(this.path, fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW);
       await unlink(this.path);
       await rmdir(this.dir);
+      this.removed = true;
     } catch (error) {
       throw new SecretsFileError('cannot hand the secrets file over as a descriptor', 'use --inject-as file instead', error);
     }
@@ -130,30 +139,39 @@ export class SecretsFile {
     // Loaded here: node:crypto is not otherwise needed by a plain run.
     const { randomBytes } = await import('node:crypto');
     const next = join(this.dir, `.${basename(this.path)}.${randomBytes(6).toString('hex')}`);
+    // Synchronous, as the first file was made: no cleanup runs between the write and the rename.
     try {
-      await this.write(content, next);
-      await rename(next, this.path);
+      this.write(content, next);
+      renameSync(next, this.path);
     } catch (error) {
-      await rm(next, { force: true }).catch(() => undefined);
+      try {
+        rmSync(next, { force: true });
+      } catch {
+        // The directory goes as a whole at the end anyway.
+      }
       throw error instanceof SecretsFileError ? error : new SecretsFileError(`cannot replace the secrets file in ${this.dir}: ${reason(error)}`, 'check the runtime directory', error);
     }
   }
 
   async dispose(): Promise<void> {
-    if (this.disposed) return;
     this.disposed = true;
-    await rm(this.dir, { recursive: true, force: true });
-    await this.readHandle?.close().catch(() => undefined);
-    await this.writeHandle?.close().catch(() => undefined);
+    if (!this.removed) {
+      await rm(this.dir, { recursive: true, force: true });
+      this.removed = true;
+    }
+    const handles = [this.readHandle, this.writeHandle];
+    this.readHandle = this.writeHandle = undefined;
+    for (const handle of handles) await handle?.close().catch(() => undefined);
   }
 
-  /** Last resort from a synchronous exit path (process 'exit' event). */
+  /** From a synchronous exit path (process 'exit' event), and when `dispose` failed to remove it. */
   disposeSync(): void {
-    if (this.disposed) return;
     this.disposed = true;
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!this.removed) {
+      rmSync(this.dir, { recursive: true, force: true });
+      this.removed = true;
+    }
   }
-
 }
 
 /** Why, in words that hold no content: an errno code (ENOSPC, EACCES), or our own check's finding. */

@@ -16,10 +16,20 @@ export class Cleanup {
     process.once('exit', this.onExit);
   }
 
-  /** Registers a resource; after the run has been cleaned up, a late resource is released at once. */
+  /**
+   * Registers a resource; after the run has been cleaned up, a late resource is released at once,
+   * synchronously: the process may die of the signal that ended the run before a promise settles.
+   */
   add(item: Disposable): void {
+    if (this.closed) {
+      try {
+        item.disposeSync();
+      } catch {
+        // As in runSync: nothing more can be done for it.
+      }
+      return;
+    }
     this.items.push(item);
-    if (this.closed) void item.dispose().catch(() => item.disposeSync());
   }
 
   async run(): Promise<void> {

@@ -5,8 +5,22 @@ import type { ChildProcess } from 'node:child_process';
 
 const ALWAYS_FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
 const TERMINAL_DELIVERED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGWINCH'];
+/**
+ * The other signals whose default action ends a process. Uncaught, each would kill the wrapper
+ * before its cleanup (the secrets file left for the next run's sweep, the child orphaned). Forwarded:
+ * the wrapper ends as the child does; with no child yet they end the run, as they would have ended
+ * the command. A real abort() of ours still kills us: libc restores SIGABRT's default and raises
+ * it again. SIGIO is SIGPOLL too (29): one listener. Left alone, as the README's Signals section
+ * says why: SIGKILL, SIGSTOP (cannot be caught); SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS
+ * (raised by the faulting instruction, which runs again before a listener could: a hang); SIGPROF
+ * (V8's profiler ticks); SIGPIPE, SIGXFSZ (Node ignores them: our own writes raise them);
+ * real-time signals (Node has no name for them).
+ */
+export const FATAL_BY_DEFAULT: readonly NodeJS.Signals[] = ['SIGABRT', 'SIGALRM', 'SIGVTALRM', 'SIGXCPU', 'SIGIO', 'SIGPWR', 'SIGSTKFLT'];
 /** Signals that ask the wrapper (and so the child) to stop. */
 const STOP_SIGNALS = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']);
+/** Signals that end a run that has no child to pass them to. */
+const ENDING_WITHOUT_CHILD = new Set<NodeJS.Signals>([...STOP_SIGNALS, ...FATAL_BY_DEFAULT]);
 /** A second one of these while the child runs escalates to SIGKILL. */
 const ESCALATING = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM']);
 
@@ -29,7 +43,7 @@ export interface RelayOptions {
   ignored: ReadonlySet<NodeJS.Signals>;
   /** --kill-after: SIGKILL the child this long after a stop signal. */
   killAfterMs: number | undefined;
-  /** A stop signal arrived before any child was started. */
+  /** A stop signal, or another that ends a run without a child, arrived before any child was started. */
   onStopBeforeChild(signal: NodeJS.Signals): void;
   debug(message: string): void;
 }
@@ -44,7 +58,7 @@ export class SignalRelay {
 
   /** Install before anything is created: from here on no signal can skip our cleanup. */
   install(): void {
-    this.release = catchSignals([...ALWAYS_FORWARDED, ...TERMINAL_DELIVERED], this.options.ignored, (signal) => this.receive(signal), this.options.debug);
+    this.release = catchSignals([...ALWAYS_FORWARDED, ...FATAL_BY_DEFAULT, ...TERMINAL_DELIVERED], this.options.ignored, (signal) => this.receive(signal), this.options.debug);
   }
 
   uninstall(): void {
@@ -66,7 +80,7 @@ export class SignalRelay {
   private receive(signal: NodeJS.Signals): void {
     const child = this.child;
     if (!child) {
-      if (STOP_SIGNALS.has(signal)) this.options.onStopBeforeChild(signal);
+      if (ENDING_WITHOUT_CHILD.has(signal)) this.options.onStopBeforeChild(signal);
       return;
     }
     if (ESCALATING.has(signal) && ++this.escalations >= 2) {

@@ -3,17 +3,19 @@
 // terminal, and so reaches the group exactly once. INT, TERM and QUIT also end the watch (no
 // restart begins while the group stops); a second INT or TERM kills the group at once. A signal
 // that was ignored when the wrapper started stays ignored (see the README's Signals section).
-import { catchSignals } from '../process/signals.js';
+import { catchSignals, FATAL_BY_DEFAULT } from '../process/signals.js';
 import { signalGroup } from './process-group.js';
 
-const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', ...FATAL_BY_DEFAULT];
 /** They ask the wrapper, and so the child, to stop: the watch ends with the child. */
 const ENDING = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM', 'SIGQUIT']);
+/** With a child they are only forwarded (the watch ends if it dies of them); without one, they end the run. */
+const ENDING_WITHOUT_CHILD = new Set<NodeJS.Signals>(['SIGHUP', ...FATAL_BY_DEFAULT]);
 const ESCALATING = new Set<NodeJS.Signals>(['SIGINT', 'SIGTERM']);
 
 export interface GroupSignalOptions {
   ignored: ReadonlySet<NodeJS.Signals>;
-  /** A signal that ends the watch arrived (or HUP while no child runs). Called once. */
+  /** A signal that ends the watch arrived (or HUP, ALRM, ... while no child runs). Called once. */
   onEnd(signal: NodeJS.Signals): void;
   /** A second INT or TERM after the end: nothing more is waited for (a revoke to a hung vault). */
   onAgain(signal: NodeJS.Signals): void;
@@ -77,8 +79,9 @@ export class GroupSignals {
       this.options.debug(`second stop signal (${signal}) while the child's process group stops: killing it with SIGKILL`);
       signalGroup(this.stopping, 'SIGKILL');
     }
-    // Without a child (between a stop and the next start) a hangup ends the run, as before a first start.
-    if (!this.ended && (ENDING.has(signal) || (signal === 'SIGHUP' && pgid === undefined))) {
+    // Without a child (between a stop and the next start) a hangup, or a signal fatal by default, ends
+    // the run, as before a first start.
+    if (!this.ended && (ENDING.has(signal) || (ENDING_WITHOUT_CHILD.has(signal) && pgid === undefined))) {
       this.ended = signal;
       this.options.onEnd(signal);
     }

@@ -39,7 +39,8 @@ export class WatchInjection {
       this.warnedNotRam = true;
       this.io.log.warn('RWS_NOT_RAM_BACKED', `no RAM-backed directory is usable; the secrets file goes to ${placement.base} (set XDG_RUNTIME_DIR or mount /dev/shm)`);
     }
-    const file = await this.files.create(placement.base, FILE_NAMES[this.plan.fileFormat], await this.serialize(secrets), (created) => {
+    const content = await this.serialize(secrets);
+    const file = this.files.create(placement.base, FILE_NAMES[this.plan.fileFormat], content, (created) => {
       this.file = created;
       this.cleanup.add(created);
     });

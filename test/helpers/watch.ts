@@ -68,6 +68,12 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** The process group of `pid` (the fifth field of /proc/PID/stat, after the command's parentheses). */
+export function processGroup(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
 /** A free TCP port on loopback (for a server that must come back on the same port). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'dotenv';
@@ -106,6 +106,32 @@ describe('--inject-as file', () => {
   });
 });
 
+/**
+ * Writes `content` whole into a FIFO once its reader (the wrapper) has opened it. Opening for
+ * writing without O_NONBLOCK would block the test's event loop until then, or for ever.
+ */
+async function writeToFifo(path: string, content: string): Promise<void> {
+  for (let attempt = 0; attempt < 2000; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    } catch (error) {
+      // ENXIO: no reader yet.
+      if ((error as NodeJS.ErrnoException).code !== 'ENXIO') throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      continue;
+    }
+    try {
+      // Below the pipe's 64 KiB: one write, never EAGAIN.
+      writeSync(fd, content);
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
+  throw new Error(`nobody opened ${path} for reading`);
+}
+
 /** Resolves once `pid` is gone (an orphan is reaped by init, not by us). */
 async function waitForExit(pid: number): Promise<void> {
   for (let attempt = 0; attempt < 200; attempt++) {
@@ -176,6 +202,36 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(ready.dir)).toBe(false);
   });
 
+  // Default action: the end of a process. Caught and forwarded, they end the child (trap.mjs does not
+  // catch them) and then the wrapper, as the child ended, after the file; uncaught, each would end
+  // the wrapper at once and leave the file.
+  it.each([
+    ['SIGALRM', undefined],
+    ['SIGVTALRM', undefined],
+    ['SIGIO', undefined],
+    ['SIGPWR', undefined],
+    ['SIGSTKFLT', undefined],
+    ['SIGABRT', 134],
+    ['SIGXCPU', 152],
+  ] as const)('the wrapper receives %s (forwarded; the child dies of it)', async (signal, status) => {
+    const child = runFileMode(['--', fixture('trap.mjs')]);
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { pid: number; dir: string };
+    expect(existsSync(ready.dir)).toBe(true);
+    child.kill(signal);
+    await waitForExit(child.pid!);
+    try {
+      // Alive only if the wrapper died without passing the signal on: it holds our pipes.
+      process.kill(ready.pid, 'SIGKILL');
+    } catch {
+      // Gone, as it should be.
+    }
+    const result = await child;
+    expect(existsSync(ready.dir)).toBe(false);
+    // Core-dumping signals: 128+N rather than a core of the wrapper (README, Exit status).
+    if (status === undefined) expect(result.signal).toBe(signal);
+    else expect([result.signal, result.exitCode]).toEqual([undefined, status]);
+  });
+
   it('a child that ignores SIGTERM is killed by a second one; the wrapper dies of SIGKILL too, file gone', async () => {
     const child = runFileMode(['--', fixture('trap.mjs')]);
     const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { dir: string };
@@ -187,16 +243,39 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(ready.dir)).toBe(false);
   });
 
-  it('a stop signal before the child starts (source still loading) ends the wrapper by that signal', async () => {
+  it.each(['SIGTERM', 'SIGALRM'] as const)('%s before the child starts (source still loading) ends the wrapper by that signal', async (signal) => {
     const fifo = `${dir}/never-written.env`;
     execFileSync('mkfifo', [fifo]);
     const child = runBin(['--env-file', fifo, '--inject-as', 'file', '--', fixture('print-env.mjs')], { runtimeDir: dir });
     await new Promise((resolve) => setTimeout(resolve, 500));
-    child.kill('SIGTERM');
+    child.kill(signal);
     const result = await child;
-    expect(result.signal).toBe('SIGTERM');
+    expect(result.signal).toBe(signal);
     expect(result.stdout).toBe('');
     expect(wrapperDirs(dir)).toEqual([]);
+  });
+
+  it('a SIGTERM at any moment of the making of the file leaves no directory behind', async () => {
+    // The making starts when the source has been read: written through a FIFO, the test knows when.
+    // 2,000 entries take some milliseconds to parse and serialize; the delays, 0 to 20 ms after
+    // that, land before, during and after the making. A leftover was found in about a third of the
+    // runs when the directory was registered for cleanup only once mkdtemp had returned.
+    const content = `${Array.from({ length: 2000 }, (_, index) => `KEY_${index}=value-${index}`).join('\n')}\n`;
+    const runs = 40;
+    for (let run = 0; run < runs; run++) {
+      const fifo = join(dir, `source-${run}.env`);
+      execFileSync('mkfifo', ['-m', '600', fifo]);
+      const child = runBin(['--env-file', fifo, '--inject-as', 'file', '--', 'true'], { runtimeDir: dir });
+      await writeToFifo(fifo, content);
+      const delayMs = (run * 20) / runs;
+      const until = performance.now() + delayMs;
+      while (performance.now() < until);
+      child.kill('SIGTERM');
+      const result = await child;
+      // Stopped, or (a late signal) after the child's exit: either way nothing is left.
+      expect(result.signal ?? result.exitCode).toBeOneOf(['SIGTERM', 0]);
+      expect(wrapperDirs(dir), `SIGTERM ${delayMs} ms after the source was read`).toEqual([]);
+    }
   });
 
   it.each(['0277', '0077', '0022'])('under umask %s the directory is exactly 0700 and the file 0600', async (umask) => {

@@ -74,6 +74,31 @@ describe('signals ignored when the wrapper starts', () => {
     expect(result.stdout).toContain('signal SIGTERM');
   });
 
+  it('so does one whose default action would end the wrapper (SIGALRM): neither forwarded nor fatal', async () => {
+    // Node resets SIGALRM to its default at start: only a listener keeps the wrapper alive.
+    const script = `trap '' ALRM; exec "$0" --env-file "$1" -- "$2" SIGTERM SIGALRM`;
+    const run = execa('sh', ['-c', script, BIN, envFile, fixture('trap.mjs')], { env: baseEnv(dir), extendEnv: false, reject: false });
+    const ready = JSON.parse((await waitForLine(run.stdout!, 'ready ')).slice(6)) as { pid: number };
+    try {
+      // sh exec'd the wrapper: run.pid is the wrapper itself.
+      run.kill('SIGALRM');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(readFileSync(`/proc/${run.pid!}/status`, 'utf8')).toMatch(/State:\s+[SR]/);
+      expect(readFileSync(`/proc/${ready.pid}/status`, 'utf8')).toMatch(/State:\s+[SR]/);
+      run.kill('SIGTERM');
+      const result = await run;
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toContain('signal SIGTERM');
+      expect(result.stdout).not.toContain('signal SIGALRM');
+    } finally {
+      try {
+        process.kill(ready.pid, 'SIGKILL');
+      } catch {
+        // Gone with the run.
+      }
+    }
+  });
+
   it('with nothing ignored, nothing is: the child starts with the default dispositions', async () => {
     const result = await execa(BIN, ['--env-file', envFile, '--', ...printOwnMask], { env: baseEnv(dir), extendEnv: false, reject: false });
     expect(maskOf(result.stdout)).toBe(0n);

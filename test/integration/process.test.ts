@@ -17,7 +17,7 @@ describe('exit status', () => {
     expect(result.signal).toBeUndefined();
   });
 
-  it.each(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGKILL', 'SIGPIPE', 'SIGUSR1'] as const)(
+  it.each(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2', 'SIGKILL', 'SIGPIPE', 'SIGUSR1', 'SIGALRM', 'SIGPWR'] as const)(
     'the wrapper dies of the signal that killed the child (%s)',
     async (signal) => {
       const result = await runBin(['--env-file', envFile, '--', fixture('kill-self.mjs'), signal], { runtimeDir: dir });
@@ -30,6 +30,7 @@ describe('exit status', () => {
     ['SIGSEGV', 139],
     ['SIGABRT', 134],
     ['SIGQUIT', 131],
+    ['SIGXCPU', 152],
   ] as const)('for core-dumping %s it exits 128+N instead', async (signal, status) => {
     const result = await runBin(['--env-file', envFile, '--', fixture('kill-self.mjs'), signal], { runtimeDir: dir });
     expect(result.signal).toBeUndefined();
@@ -53,6 +54,28 @@ describe('signal forwarding (not on a terminal)', () => {
     const result = await child;
     expect(result.exitCode).toBe(0);
     expect(result.stdout.split('\n').filter((line) => line === `signal ${signal}`)).toHaveLength(1);
+  });
+
+  // Their default action would end the wrapper: caught, they go to the child, and the run goes on
+  // as long as the child does.
+  it.each(['SIGABRT', 'SIGALRM', 'SIGVTALRM', 'SIGXCPU', 'SIGIO', 'SIGPWR', 'SIGSTKFLT'] as const)('forwards %s to a child that catches it, and lives on', async (signal) => {
+    const child = runBin(['--env-file', envFile, '--', fixture('trap.mjs'), 'SIGUSR2', signal], { runtimeDir: dir });
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { pid: number };
+    try {
+      child.kill(signal);
+      await waitForLine(child.stdout!, `signal ${signal}`, 3000);
+      child.kill('SIGUSR2');
+      const result = await child;
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout.split('\n').filter((line) => line === `signal ${signal}`)).toHaveLength(1);
+    } finally {
+      // A wrapper killed by the signal would leave its child running, holding our pipes.
+      try {
+        process.kill(ready.pid, 'SIGKILL');
+      } catch {
+        // Gone with the run, as it should be.
+      }
+    }
   });
 
   it('--kill-after escalates to SIGKILL when the child ignores the stop signal', async () => {

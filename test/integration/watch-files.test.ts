@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliOk, makeStore } from '../server/helpers/server.js';
 import { makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
-import { alive, CHILD_COMMAND, freePort, readRecord, startWatch, until, ups } from '../helpers/watch.js';
+import { alive, CHILD_COMMAND, freePort, processGroup, readRecord, startWatch, until, ups } from '../helpers/watch.js';
 
 let dir: string;
 let runtimeDir: string;
@@ -264,8 +264,7 @@ describe('run-with-secrets --watch with local files', () => {
     const { envFile, record, env } = setup('A=one\n');
     const wrapper = startWatch(['--env-file', envFile, '--watch', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
     const child = await until('the child', () => ups(record)[0]);
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'latin1');
-    const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    const group = processGroup(child.pid);
     const exited = new Promise((resolve) => wrapper.once('exit', resolve));
     wrapper.kill('SIGKILL');
     // Not `await wrapper`: the orphaned child still holds the wrapper's stdout and stderr.
@@ -282,6 +281,29 @@ describe('run-with-secrets --watch with local files', () => {
     const next = await runBin(['--env-file', envFile, '--', 'true'], { runtimeDir, env });
     expect(next.exitCode).toBe(0);
     expect(wrapperDirs(runtimeDir)).toEqual([]);
+  }, 30_000);
+
+  it('SIGALRM, fatal by default, goes to the group: the child dies of it, and the wrapper after removing its file', async () => {
+    const { envFile, record, env } = setup('A=one\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    const child = await until('the child', () => ups(record)[0]);
+    expect(wrapperDirs(runtimeDir)).toHaveLength(1);
+    const group = processGroup(child.pid);
+    const exited = new Promise((resolve) => wrapper.once('exit', resolve));
+    wrapper.kill('SIGALRM');
+    await exited;
+    try {
+      expect(alive(child.pid)).toBe(false);
+      expect(wrapperDirs(runtimeDir)).toEqual([]);
+    } finally {
+      // Alive only if the wrapper died without passing the signal on: it holds our pipes.
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // Gone with the wrapper, as it should be.
+      }
+    }
+    expect((await wrapper).signal).toBe('SIGALRM');
   }, 30_000);
 
   it('--on-change exit stops the child and exits 75', async () => {
