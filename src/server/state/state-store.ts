@@ -177,8 +177,12 @@ export interface StateStore {
   /** Rows in `seq` order from `afterSeq` on, at most `limit`. */
   auditAfter(afterSeq: number, limit: number): Promise<StoredAuditRow[]>;
 
-  /** Runs `fn` while no other process holds the same name (held by the database, never a file). */
-  withLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` while no other process holds the same name (held by the database, never a file).
+   * `stillHeld` throws `StateUnavailableError` once the database has let the lock go (the session
+   * that held it ended): call it before a change the lock protects.
+   */
+  withLock<T>(name: string, fn: (stillHeld: () => Promise<void>) => Promise<T>): Promise<T>;
   schemaVersion(): Promise<number>;
   close(): Promise<void>;
 }

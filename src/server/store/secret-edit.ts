@@ -28,12 +28,17 @@ export interface EditTarget {
  * beside the file and before it replaces it: if recording fails, the file is left as it was.
  */
 export async function editEnvironment(state: Pick<StateStore, 'withLock'>, target: EditTarget, change: SecretChange, record: () => Promise<void> = async () => undefined): Promise<void> {
-  await state.withLock(`sops:${target.environment}`, async () => {
+  await state.withLock(`sops:${target.environment}`, async (stillHeld) => {
     // An edit killed between writing its new version and renaming it left that file behind.
     await removeLeftoverTemps(target.paths.secrets(target.environment), () => false, true);
     const staged = await stageReplacement(target.paths.secrets(target.environment), await rewrite(target, change));
     try {
+      // A lock the database let go of (its session ended) may be another editor's by now: its
+      // edit, made from the file as it was, would be lost under ours. Checked before the change
+      // is recorded, and again before the file is replaced (recording takes a while).
+      await stillHeld();
       await record();
+      await stillHeld();
     } catch (error) {
       await staged.discard();
       throw error;

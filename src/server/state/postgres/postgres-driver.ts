@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { StateDataError, StateUnavailableError } from '../state-errors.js';
-import { lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
+import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 import { redactUrl } from '../open-state.js';
 
 const CONNECT_TIMEOUT_MS = 3_000;
@@ -160,24 +160,53 @@ class PostgresDriver implements SqlDriver {
     }
   }
 
-  async lock(name: string): Promise<() => Promise<void>> {
+  async lock(name: string): Promise<HeldLock> {
     const client = await this.#connect();
+    // Taken from the pool, a client has no 'error' listener: its session ending while the lock is
+    // held (a database restart or failover, pg_terminate_backend, idle_session_timeout) would be
+    // an uncaught 'error' event, which ends the process. It ends the lock instead.
+    let lost: Error | undefined;
+    const onError = (error: Error): void => void (lost ??= error);
+    client.on('error', onError);
     const key = lockKey(name).toString();
+    const drop = (cause: Error): void => {
+      client.removeListener('error', onError);
+      // Destroyed, not returned: its connection is gone or in doubt.
+      client.release(cause);
+    };
     try {
       await client.query('SELECT pg_advisory_lock($1)', [key]);
     } catch (cause) {
-      client.release(cause as Error);
+      drop(cause as Error);
       throw this.#wrap(cause);
     }
     // The lock belongs to this session: if the process dies, the connection closes and the
-    // database releases it; no lock is ever left behind.
-    return async () => {
-      try {
-        await client.query('SELECT pg_advisory_unlock($1)', [key]);
+    // database releases it; no lock is ever left behind. So does a session that ends while this
+    // process runs on: then another process may hold the lock, and check() says so.
+    return {
+      check: async () => {
+        if (lost === undefined) {
+          try {
+            // A session that answers still holds its advisory locks.
+            await client.query('SELECT 1');
+            if (lost === undefined) return;
+          } catch (cause) {
+            lost ??= cause as Error;
+          }
+        }
+        throw new StateUnavailableError(`the state database ${this.location} ended the session holding the lock ${name}; nothing was changed`, lost);
+      },
+      release: async () => {
+        if (lost !== undefined) return drop(lost);
+        try {
+          await client.query('SELECT pg_advisory_unlock($1)', [key]);
+        } catch (cause) {
+          return drop(cause as Error);
+        }
+        if (lost !== undefined) return drop(lost);
+        client.removeListener('error', onError);
         client.release();
-      } catch (cause) {
-        client.release(cause as Error);
-      }
+      },
     };
   }
 

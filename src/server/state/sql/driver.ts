@@ -35,7 +35,7 @@ export interface SqlDriver extends Queryable {
    */
   readonly commitWaitMs?: number;
   /** Holds `name` against every other process until `release` (or until this process dies). */
-  lock(name: string): Promise<() => Promise<void>>;
+  lock(name: string): Promise<HeldLock>;
   /**
    * Throws `StateReplacedError` when the database open here is no longer the one at its location
    * (SQLite: the file deleted, replaced or truncated), and from then on so does every call. A
@@ -43,6 +43,17 @@ export interface SqlDriver extends Queryable {
    */
   checkStorage?(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A named lock while it is held. */
+export interface HeldLock {
+  /**
+   * Throws `StateUnavailableError` if the lock is no longer held: PostgreSQL releases a session's
+   * advisory lock when the session ends (a restart, a failover, `pg_terminate_backend`), and
+   * another process may hold it now.
+   */
+  check(): Promise<void>;
+  release(): Promise<void>;
 }
 
 /** `$1 … $n` to `?` with the parameters reordered to match, for drivers that bind positionally. */

@@ -570,12 +570,12 @@ export class SqlStateStore implements StateStore {
 
   // --- the rest -------------------------------------------------------------------------------
 
-  async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const release = await this.db.lock(name);
+  async withLock<T>(name: string, fn: (stillHeld: () => Promise<void>) => Promise<T>): Promise<T> {
+    const lock = await this.db.lock(name);
     try {
-      return await fn();
+      return await fn(() => lock.check());
     } finally {
-      await release();
+      await lock.release();
     }
   }
 

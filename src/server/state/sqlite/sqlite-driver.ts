@@ -17,7 +17,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../../errors.js';
 import { StateReplacedError, StateUnavailableError } from '../state-errors.js';
 import { describeChange, type FileIdentity } from './file-identity.js';
-import { positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
+import { type HeldLock, positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
 type Database = BetterSqlite3.Database;
 
@@ -234,7 +234,7 @@ class SqliteDriver implements SqlDriver {
     return wrap(cause);
   }
 
-  async lock(): Promise<() => Promise<void>> {
+  async lock(): Promise<HeldLock> {
     // The write lock of a small SQLite file beside the state: it keeps every other holder out
     // until release, dies with the process (nothing is ever left behind), and leaves the state's
     // own writers — the servers — free meanwhile. One lock for all names: edits are rare.
@@ -253,9 +253,13 @@ class SqliteDriver implements SqlDriver {
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
-    return async () => {
-      db.exec('ROLLBACK');
-      db.close();
+    return {
+      // The handle is this process's own: the lock ends only with release or with the process.
+      check: async () => undefined,
+      release: async () => {
+        db.exec('ROLLBACK');
+        db.close();
+      },
     };
   }
 
