@@ -52,6 +52,13 @@ export async function openPostgres(url: string): Promise<SqlDriver> {
   const pool = new pg.Pool({ ...clientConfig(url), max: 6, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits 'error' on the pool: it is dropped, not fatal.
   pool.on('error', () => undefined);
+  // A client taken from the pool has no 'error' listener (pg-pool listens only while it is idle),
+  // and node-postgres emits 'error' for a server's FATAL message that arrives with no statement in
+  // flight: one read holding a statement's answer and then the FATAL of a restart or
+  // pg_terminate_backend (a busy event loop reads both at once) would end the process. Absorbed:
+  // the client is then unqueryable, so its next statement fails as unavailable, and the pool
+  // drops it when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const driver = new PostgresDriver(location, pool);
   try {
     await driver.query('SELECT 1');
