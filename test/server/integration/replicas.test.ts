@@ -6,6 +6,7 @@ import pg from 'pg';
 import { call, cli, cliOk, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
 import { postgresControl, testDatabase } from '../../helpers/postgres.js';
 import { readWhileKilling } from '../helpers/kill-under-load.js';
+import { lockKey } from '../../../src/server/state/sql/driver.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value', SERVICE_B_URL: 'https://b' } };
 
@@ -143,6 +144,54 @@ describe('three replicas on one PostgreSQL', () => {
     const refusals = (await auditRows()).filter((row) => row.api_key_id === doomedId && row.event === 'auth.failure' && row.status === 401);
     expect(refusals.length).toBe(4);
   });
+
+  it('a replica stopped (SIGSTOP) in the middle of a transaction holds the others up for one statement timeout at most', async () => {
+    const frozen = await startServer(store, [], env);
+    const other = servers[1] as RunningServer;
+    const t = await token(other, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const client = new pg.Client({ connectionString: db.url });
+    client.on('error', () => undefined);
+    await client.connect();
+    const chain = lockKey('rws:audit-chain');
+    // pg_locks shows a bigint advisory key as its high and low 32 bits.
+    const waiting = async () =>
+      (await client.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = $2", [Number(chain >> 32n), Number(chain & 0xffffffffn)])).rows.length > 0;
+    let stopped = false;
+    try {
+      // The audit chain's lock, held here until the replica's commit waits for it; the replica is
+      // stopped, then the lock let go: the replica's transaction holds it, and sends nothing more.
+      await client.query('SELECT pg_advisory_lock($1)', [chain.toString()]);
+      const stuck = read(frozen, t);
+      const deadline = Date.now() + 5_000;
+      while (!(await waiting()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      process.kill(frozen.process.pid as number, 'SIGSTOP');
+      stopped = true;
+      await client.query('SELECT pg_advisory_unlock_all()');
+      const started = Date.now();
+      const answers: Array<{ at: number; status: number; ms: number }> = [];
+      while (Date.now() - started < 11_000) {
+        const sent = Date.now();
+        const reply = await read(other, t);
+        answers.push({ at: sent - started, status: reply.status, ms: Date.now() - sent });
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      // The database ends the stalled transaction after a statement timeout (5 s), and its lock
+      // with it: from then on the other replica serves, and none of its answers waited longer.
+      expect(answers.filter((answer) => answer.at >= DOCUMENTED_STEP_MS * 1.5).every((answer) => answer.status === 200), JSON.stringify(answers)).toBe(true);
+      expect(Math.max(...answers.map((answer) => answer.ms))).toBeLessThan(DOCUMENTED_BOUND_MS);
+      process.kill(frozen.process.pid as number, 'SIGCONT');
+      stopped = false;
+      // The stopped replica's request was not served (its transaction was ended), and it serves on.
+      expect((await stuck).status).toBe(503);
+      expect(await recovered(frozen, t)).toBe(200);
+      expect(frozen.process.exitCode).toBeNull();
+    } finally {
+      if (stopped) process.kill(frozen.process.pid as number, 'SIGCONT');
+      await client.end();
+      await frozen.stop();
+    }
+    expect((await cli(['audit', 'verify', '--store', store.dir], { env })).exitCode).toBe(0);
+  }, 60_000);
 
   it('loses and double-counts nothing when a replica is SIGKILLed under load', async () => {
     const victim = await startServer(store, [], env);

@@ -16,8 +16,25 @@ const types = {
   getTypeParser: ((oid: number, format?: string) => (oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
 };
 
+/**
+ * Every session: statements bounded on both ends, and a transaction whose client stops sending
+ * (a replica stopped, frozen or cut off mid-transaction, its connection still open) ended by the
+ * database after the same bound. Each write takes the audit chain's lock, which every replica
+ * shares: without that bound one replica stalled while holding it left every other replica's
+ * every request a 503 for as long as it stalled. Our transactions send their statements back to
+ * back, never idling in between.
+ */
 export function clientConfig(url: string): pg.ClientConfig {
-  return { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: QUERY_TIMEOUT_MS, statement_timeout: QUERY_TIMEOUT_MS, keepAlive: true, types, application_name: 'secrets-server' };
+  return {
+    connectionString: url,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
+    statement_timeout: QUERY_TIMEOUT_MS,
+    idle_in_transaction_session_timeout: QUERY_TIMEOUT_MS,
+    keepAlive: true,
+    types,
+    application_name: 'secrets-server',
+  };
 }
 
 const statementNames = new Map<string, string>();
