@@ -282,6 +282,17 @@ describe('a database URL on the command line', () => {
     }
   });
 
+  it('that cannot be parsed is a usage error naming no part of it, never an internal error', async () => {
+    for (const bad of ['postgres://u:LEAKMEport@127.0.0.1:notaport/rws', 'postgres://u:LEAKMEbracket@[::1/rws']) {
+      for (const command of [['db', 'status'], ['apikey', 'list'], ['serve', '--port', '0']]) {
+        const result = await cli([...command, '--store', store.dir], { env: { RWS_DATABASE_URL: bad } });
+        expect(result.exitCode, `${command.join(' ')} ${bad}`).toBe(2);
+        expect(result.stderr).toMatch(/^secrets-server: error RWS_USAGE: the database URL is not a valid URL/);
+        expect(result.stderr + result.stdout).not.toMatch(/LEAKME|RWS_INTERNAL/);
+      }
+    }
+  });
+
   it('as a stray argument is echoed without its password, however it is spelled', async () => {
     const stray = [url('LEAKMEpos'), 'postgres://u:LEAKME x@db.internal/rws', 'postgres://u:LEAKME@at@db.internal/rws', 'https://u:LEAKMEhttps@example.com/'];
     for (const word of stray) {

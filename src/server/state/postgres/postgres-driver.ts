@@ -7,6 +7,7 @@ import pg from 'pg';
 import { StateDataError, StateUnavailableError } from '../state-errors.js';
 import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 import { redactUrl } from '../open-state.js';
+import { ServerUsageError } from '../../usage-error.js';
 
 const CONNECT_TIMEOUT_MS = 3_000;
 const QUERY_TIMEOUT_MS = 5_000;
@@ -66,6 +67,7 @@ function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
 
 export async function openPostgres(url: string): Promise<SqlDriver> {
   const location = redactUrl(url);
+  refuseUnparsable(url);
   const pool = new pg.Pool({ ...clientConfig(url), max: 6, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits 'error' on the pool: it is dropped, not fatal.
   pool.on('error', () => undefined);
@@ -269,6 +271,21 @@ class PostgresDriver implements SqlDriver {
 
   async close(): Promise<void> {
     await this.pool.end().catch(() => undefined);
+  }
+}
+
+/**
+ * A URL node-postgres cannot parse (a port that is not a number, an unclosed `[`) is the
+ * operator's to fix, not a bug of ours to report: a usage error, naming no part of the URL.
+ * Making a client parses the URL without connecting; other errors (a missing `sslrootcert`
+ * file) surface when it connects, as they did.
+ */
+function refuseUnparsable(url: string): void {
+  try {
+    new pg.Client(clientConfig(url));
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_INVALID_URL') return;
+    throw new ServerUsageError('the database URL is not a valid URL (a port that is not a number, a host in [ ] not closed?)', 'check --database-url, RWS_DATABASE_URL or the file RWS_DATABASE_URL_FILE names');
   }
 }
 
