@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { localChange } from '../../../src/server/audit/record.js';
 import { openState, redactUrl } from '../../../src/server/state/open-state.js';
@@ -53,6 +54,46 @@ describe('PostgreSQL replicas', () => {
     await a.revokeApiKey('ak_00000000000000b1', now, localChange('apikey.revoke', 'ak_00000000000000b1', now));
     while (((await b.findApiKey(hashOf('ak_00000000000000b1')))?.revoked_at ?? null) === null && Date.now() < deadline + 2000) await new Promise((resolve) => setTimeout(resolve, 10));
     expect((await b.findApiKey(hashOf('ak_00000000000000b1')))?.revoked_at).not.toBeNull();
+  });
+
+  it('two batches that revoke one token and use another, crosswise, never deadlock: tokens are locked by jti, revocations and uses alike', async () => {
+    const db = await testDatabase();
+    const root = await mkdtemp(path.join(tmpdir(), 'rws-pg-'));
+    cleanups.push(async () => {
+      await db.drop();
+      await rm(root, { recursive: true, force: true });
+    });
+    const a = await openState(storePaths(root), db.url, { cache: true });
+    const b = await openState(storePaths(root), db.url, { cache: true });
+    const now = new Date();
+    const at = Math.floor(now.getTime() / 1000);
+    await a.addApiKey(key('ak_00000000000000d1', { created_at: now.toISOString() }), localChange('apikey.create', 'ak_00000000000000d1', now));
+    const [first, second] = ['jti-d1-aaaaaaaaaaaa', 'jti-d1-bbbbbbbbbbbb'].map((jti) => ({ ...tokenRecord(jti, 'ak_00000000000000d1', null), issued_at: at, expires_at: at + 300 }));
+    for (const t of [first!, second!]) await a.commit({ effect: { kind: 'issue', token: t }, audit: () => row('token.generate', 201) }, now);
+    const admin = new pg.Client({ connectionString: db.url });
+    admin.on('error', () => undefined);
+    await admin.connect();
+    const deadlocks = async (): Promise<number> => Number((await admin.query('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()')).rows[0].deadlocks);
+    try {
+      // A revocation holds its token's row for 300 ms: each batch then holds one token while it
+      // asks for the other, were they locked in opposite orders.
+      await admin.query(`CREATE FUNCTION slow_revoke() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$;
+        CREATE TRIGGER slow_revoke BEFORE UPDATE OF revoked_at ON tokens FOR EACH ROW WHEN (NEW.revoked_at IS NOT NULL) EXECUTE FUNCTION slow_revoke()`);
+      const before = await deadlocks();
+      const use = (t: typeof first) => ({ effect: { kind: 'use' as const, token: presentedOf(t!) }, audit: () => row('secret.read') });
+      const revoke = (t: typeof first) => ({ effect: { kind: 'revoke' as const, jti: t!.jti }, audit: () => row('token.revoke', 204) });
+      // Pushed in one turn, each store's two commits form one batch.
+      const outcomes = await Promise.all([a.commit(revoke(first), now), a.commit(use(second), now), b.commit(revoke(second), now), b.commit(use(first), now)]);
+      // Whichever batch goes first, the other's use comes after the first one's revocation.
+      expect([outcomes[0], outcomes[2]]).toEqual(['ok', 'ok']);
+      expect([outcomes[1], outcomes[3]].sort()).toEqual(['ok', 'revoked']);
+      // A backend's statistics reach the shared counters when it ends.
+      await Promise.all([a.close(), b.close()]);
+      await admin.query('SELECT pg_stat_clear_snapshot()');
+      expect(await deadlocks()).toBe(before);
+    } finally {
+      await admin.end();
+    }
   });
 
   it('keeps serving when a newer server adds columns under its prepared statements', async () => {

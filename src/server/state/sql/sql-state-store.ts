@@ -178,16 +178,20 @@ export class SqlStateStore implements StateStore {
     return this.#write(async (tx, appendAudit) => {
       const outcomes: TokenOutcome[] = items.map(() => 'ok');
       const issuers: Array<string | null | undefined> = items.map(() => undefined);
-      // Rows are locked in one order in every process: API keys by id (mints), then tokens by jti
-      // (revocations, then uses), then the audit chain. The uses of each token go together: one
-      // UPDATE per token per batch (50 readers of one token cost one statement, not 50).
+      // Rows are locked in one order in every process: API keys by id (mints), then tokens by jti,
+      // revoked or used alike (a token's revocation before its uses), then the audit chain. With
+      // revocations all before uses, a batch revoking A and using B and one revoking B and using A
+      // locked A and B in opposite orders, and deadlocked. The uses of each token go together:
+      // one UPDATE per token per batch (50 readers of one token cost one statement, not 50).
       const entries = [...items.entries()];
       const keyOf = ({ commit }: Pending): string => lockTarget(commit.effect);
       const rank = ({ commit }: Pending): number => lockRank(commit.effect);
-      entries.sort(([, a], [, b]) => rank(a) - rank(b) || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+      const revokesFirst = ({ commit }: Pending): number => (commit.effect?.kind === 'revoke' ? 0 : 1);
+      entries.sort(([, a], [, b]) => rank(a) - rank(b) || (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0) || revokesFirst(a) - revokesFirst(b));
       const dead = await this.#deadKeys(tx, items);
-      // In lock order (by jti); a jti's groups in a list of their own.
-      const uses: UseGroup[] = [];
+      // The token work in lock order (by jti): revocations by their index, uses grouped; a jti's
+      // use groups also in a list of their own.
+      const tokenWork: Array<{ revoke: number } | UseGroup> = [];
       const byJti = new Map<string, UseGroup[]>();
       for (const [index, { commit, now }] of entries) {
         const effect = commit.effect;
@@ -200,16 +204,24 @@ export class SqlStateStore implements StateStore {
           let group = same?.find((candidate) => sameClaims(candidate.token, effect.token));
           if (group === undefined) {
             group = { token: effect.token, indices: [], now };
-            uses.push(group);
+            tokenWork.push(group);
             if (same === undefined) byJti.set(effect.token.jti, [group]);
             else same.push(group);
           }
           group.indices.push(index);
+        } else if (effect?.kind === 'revoke') {
+          tokenWork.push({ revoke: index });
         } else if (effect !== undefined) {
           outcomes[index] = await this.#apply(tx, commit, now);
         }
       }
-      for (const { token, indices, now } of uses) {
+      for (const work of tokenWork) {
+        if ('revoke' in work) {
+          const { commit, now } = items[work.revoke] as Pending;
+          outcomes[work.revoke] = await this.#apply(tx, commit, now);
+          continue;
+        }
+        const { token, indices, now } = work;
         const { granted, apiKeyId: charged } = await this.#use(tx, token, indices.length, now);
         let refused: TokenOutcome = 'ok';
         let apiKeyId: string | null = charged ?? null;
@@ -614,7 +626,8 @@ function lockRank(effect: Effect | undefined): number {
   if (effect === undefined) return 3;
   if (effect.kind === 'issue' || effect.kind === 'apikey.create' || effect.kind === 'apikey.revoke' || effect.kind === 'session.create') return 0;
   if (effect.kind === 'session.delete') return 1;
-  return effect.kind === 'revoke' ? 1 : 2;
+  // Revocations and uses: tokens, by jti.
+  return 2;
 }
 
 function lockTarget(effect: Effect | undefined): string {
