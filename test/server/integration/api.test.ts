@@ -401,7 +401,11 @@ describe('HTTP hygiene', () => {
   });
 
   it('answers 400 to hostile bodies', async () => {
-    for (const body of ['{', 'null', '[]', '"x"', '1', '{"subject":"s"}x', '\uFEFF{}', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['.repeat(500)]) {
+    for (const body of [
+      // A field given twice: JSON.parse would keep the last, a proxy or a log may read the first.
+      '{"subject":"s","environment":"staging","environment":"production","key_pattern":"SERVICE_B_KEY"}',
+      '{"subject":"s","environment":"production","key_pattern":"SERVICE_B_KEY","\\u0073ubject":"t"}',
+      '{', 'null', '[]', '"x"', '1', '{"subject":"s"}x', '\uFEFF{}', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['.repeat(500)]) {
       const reply = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json' } });
       expect({ body: body.slice(0, 20), status: reply.status }).toEqual({ body: body.slice(0, 20), status: 400 });
     }
