@@ -3,7 +3,7 @@
 // unknown method, headers over the size limit, and requests cut by --headers-timeout or
 // --request-timeout. node:http's own answer is a bare status line with no body; this one is the
 // same status with the JSON error every other answer has, and the same security headers.
-// A request without Host is refused here too, not by node:http (see refuseWithoutHost).
+// A request without Host, or with two, is refused here too, not by node:http (see refuseWithoutHost).
 import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,6 +14,7 @@ const TOO_LARGE = answer(new HttpError(431, 'RWS_HEADERS_TOO_LARGE', `request he
 const TIMED_OUT = answer(new HttpError(408, 'RWS_REQUEST_TIMEOUT', 'the request was not received in time'));
 const MALFORMED = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request'));
 const NO_HOST_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: HTTP/1.1 needs a Host header');
+const TWO_HOSTS_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: more than one Host header');
 
 /** The server's `clientError` listener: answers as node:http's default would, then closes the connection. */
 export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
@@ -23,7 +24,9 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
 }
 
 /**
- * RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400. node:http's own check
+ * RFC 9112 §3.2: an HTTP/1.1 request without Host, and any request with more than one, is a 400
+ * (node:http keeps the first Host and drops the others, while a proxy in front may route by the
+ * last; the console's Origin check compares with Host). node:http's own check
  * (`requireHostHeader`, turned off where this is used) answers with no body, and still emits
  * `request` for a request pipelined behind it in the same packet, whose answer is never sent.
  * Here the connection is refused and closed, and no request that came on it after is run.
@@ -33,12 +36,13 @@ export function refuseWithoutHost(app: (req: IncomingMessage, res: ServerRespons
   return (req, res) => {
     // Not run, and never answered: the connection closes once the refusal ahead of it is sent.
     if (refused.has(req.socket)) return;
-    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+    const missing = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
+    if (missing || (req.headersDistinct.host?.length ?? 0) > 1) {
       refused.add(req.socket);
       // Through the response, not the socket: node:http sends pipelined answers in order, so a
       // request ahead of this one still waiting for its commit gets its own answer first (written
       // straight to the socket, this 400 would have taken that answer's place).
-      const { status, body } = errorResponse(NO_HOST_ERROR);
+      const { status, body } = errorResponse(missing ? NO_HOST_ERROR : TWO_HOSTS_ERROR);
       sendJson(res, status, body, { connection: 'close' });
       return;
     }

@@ -58,6 +58,9 @@ const MALFORMED: Array<[string, () => string]> = [
   ['two Content-Lengths', () => `POST /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}${smuggled()}`],
   ['a bad Content-Length', () => `POST /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n${smuggled()}`],
   ['no Host', () => `GET /api/v1/auth/keys HTTP/1.1\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
+  // RFC 9112 §3.2: node:http would take the first; a proxy in front may have routed by the second.
+  ['two Host headers', () => `GET /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nHost: y\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
+  ['two Host headers on HTTP/1.0', () => `GET /api/v1/auth/keys HTTP/1.0\r\nHost: x\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
   ['an obs-folded header', () => `GET /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\n ${adminKey}\r\n\r\n${smuggled()}`],
   ['bare LF line ends', () => `GET /api/v1/auth/keys HTTP/1.1\nHost: x\nAuthorization: Bearer ${adminKey}\n\n${smuggled()}`],
   ['an unknown method', () => `BREW /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
