@@ -76,9 +76,12 @@ async function drain(req: IncomingMessage): Promise<void> {
 
 /**
  * The credential of `Authorization: Bearer <credential>`, exactly as sent. RFC 6750 §2.1 allows
- * one or more spaces after the scheme (1*SP); nothing inside the credential is trimmed.
+ * one or more spaces after the scheme (1*SP); nothing inside the credential is trimmed. Two
+ * Authorization headers are refused: node:http keeps the first and drops the rest, so a client
+ * whose library added its own beside the one it meant would act (and be audited) as the other.
  */
 export function bearerCredential(req: IncomingMessage): string {
+  if ((req.headersDistinct.authorization?.length ?? 0) > 1) throw unauthorized('send one Authorization header, not several');
   const header = req.headers.authorization;
   const match = header === undefined ? null : /^Bearer +([^ ]+)$/i.exec(header);
   if (match?.[1] === undefined) throw unauthorized('send the credential as Authorization: Bearer <credential>');

@@ -374,6 +374,29 @@ describe('bad tokens over HTTP', () => {
       expect((await call(vault('production/SERVICE_B_KEY'), { headers: { authorization: header }, dispatcher })).status).toBe(200);
     }
   });
+
+  it('refuses two Authorization headers with 401, whichever of them is good: it never picks one', async () => {
+    const { request } = await import('node:http');
+    /** node:http writes an array header as one line per value, as a client that adds its own default would. */
+    const twice = (target: string, method: string, values: string[]) =>
+      new Promise<{ status: number; body: any }>((resolve, reject) => {
+        const req = request(target, { method, headers: { authorization: values, 'content-type': 'application/json' }, localAddress: '127.0.0.23' }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end(method === 'POST' ? JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }) : undefined);
+      });
+    const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+    for (const values of [[`Bearer ${minted}`, 'Bearer junk'], ['Bearer junk', `Bearer ${minted}`], [`Bearer ${minted}`, `Bearer ${minted}`]]) {
+      const reply = await twice(vault('production/SERVICE_B_KEY'), 'GET', values);
+      expect({ values: values.map((v) => v.slice(0, 12)), status: reply.status, code: reply.body.error?.code }).toEqual({ values: values.map((v) => v.slice(0, 12)), status: 401, code: 'RWS_AUTH_FAILED' });
+    }
+    const generated = await twice(vault('tokens/generate'), 'POST', [`Bearer ${apiKey}`, `Bearer rws_sk_${'0'.repeat(32)}`]);
+    expect([generated.status, generated.body.error?.code]).toEqual([401, 'RWS_AUTH_FAILED']);
+    expect((await call(vault('production/SERVICE_B_KEY'), { auth: minted })).status).toBe(200);
+  });
 });
 
 describe('HTTP hygiene', () => {
