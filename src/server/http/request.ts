@@ -5,6 +5,12 @@ import { badRequest, HttpError, unauthorized } from './http-error.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/**
+ * JSON, optionally saying it is UTF-8: RFC 9110 §8.3.1 makes `charset=utf-8`, `CHARSET=UTF-8` and
+ * `charset="utf-8"` the same parameter. No other charset or parameter: the body is read as UTF-8.
+ */
+const JSON_MEDIA_TYPE = /^application\/json[ \t]*(?:;[ \t]*charset=(?:utf-8|"utf-8")[ \t]*)?$/i;
+
 const tooLarge = (): HttpError =>
   new HttpError(413, 'RWS_BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES} bytes`, { connection: 'close' });
 
@@ -15,7 +21,7 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   const empty = !chunked && (length === undefined || length === '0');
   if (empty && options.optional) return {};
   const type = req.headers['content-type'];
-  if (!empty && !/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(type ?? '')) {
+  if (!empty && !JSON_MEDIA_TYPE.test(type ?? '')) {
     if (options.optional) return await drain(req).then(() => ({}));
     throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
   }

@@ -423,6 +423,17 @@ describe('HTTP hygiene', () => {
     expect(chunked).toEqual({ status: 413, body: { error: { code: 'RWS_BODY_TOO_LARGE', message: expect.any(String) } } });
   });
 
+  it('takes application/json with or without a UTF-8 charset, quoted or not (RFC 9110 §8.3.1), and nothing else', async () => {
+    const body = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const send = async (type: string) => (await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': type } })).status;
+    for (const type of ['application/json', 'Application/JSON', 'application/json;charset=utf-8', 'application/json; charset=UTF-8', 'application/json; charset="utf-8"', 'application/json; CHARSET="UTF-8"']) {
+      expect({ type, status: await send(type) }).toEqual({ type, status: 201 });
+    }
+    for (const type of ['text/json', 'application/json; charset=latin1', 'application/json; charset="latin1"', 'application/json; charset="utf-8', 'application/json; charset=utf-8"', 'application/json; boundary=x', 'application/jsonx']) {
+      expect({ type, status: await send(type) }).toEqual({ type, status: 415 });
+    }
+  });
+
   it('answers 400 to hostile bodies', async () => {
     for (const body of [
       // A field given twice: JSON.parse would keep the last, a proxy or a log may read the first.
