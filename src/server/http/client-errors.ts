@@ -1,6 +1,6 @@
 // Requests node:http's parser refuses before the app sees them: Content-Length with
 // Transfer-Encoding, a doubled or bad Content-Length, no Host, obs-fold, bare LF line ends, an
-// unknown method, headers over the size limit, and requests cut by --headers-timeout or
+// unknown method, CONNECT, headers over the size limit, and requests cut by --headers-timeout or
 // --request-timeout. node:http's own answer is a bare status line with no body; this one is the
 // same status with the JSON error every other answer has, and the same security headers.
 // A request without Host, or with two, is refused here too, not by node:http (see refuseWithoutHost).
@@ -8,6 +8,7 @@ import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errorResponse, HttpError } from './http-error.js';
+import type { AnswerOrder } from './in-order.js';
 import { SECURITY_HEADERS, sendJson } from './request.js';
 
 const TOO_LARGE = answer(new HttpError(431, 'RWS_HEADERS_TOO_LARGE', `request headers are limited to ${maxHeaderSize} bytes`));
@@ -16,11 +17,33 @@ const MALFORMED = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP r
 const NO_HOST_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: HTTP/1.1 needs a Host header');
 const TWO_HOSTS_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: more than one Host header');
 
-/** The server's `clientError` listener: answers as node:http's default would, then closes the connection. */
-export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
-  // A reset peer reads nothing.
-  if (error.code === 'ECONNRESET') socket.destroy();
-  else refuse(socket, error.code === 'HPE_HEADER_OVERFLOW' ? TOO_LARGE : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMED_OUT : MALFORMED);
+/**
+ * The server's `clientError` listener: answers as node:http's default would, then closes the
+ * connection; but only once the answers to the requests pipelined ahead of the bad one are out.
+ * Those requests have run (a use charged, a row written): cutting the connection at once lost
+ * their answers, and the refusal went out in place of the first.
+ */
+export function clientErrorListener(order: AnswerOrder): (error: Error & { code?: string }, socket: Duplex) => void {
+  return (error, socket) => {
+    // A reset peer reads nothing.
+    if (error.code === 'ECONNRESET') socket.destroy();
+    else refuseAfter(order, socket, error.code === 'HPE_HEADER_OVERFLOW' ? TOO_LARGE : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMED_OUT : MALFORMED);
+  };
+}
+
+/**
+ * The server's `connect` listener. Without one node:http destroys the connection on a CONNECT at
+ * once, answers ahead of it included, and says nothing; this is no proxy, so CONNECT is refused as
+ * the parser's refusals are, after those answers.
+ */
+export function connectListener(order: AnswerOrder): (req: IncomingMessage, socket: Duplex) => void {
+  return (_req, socket) => refuseAfter(order, socket, MALFORMED);
+}
+
+function refuseAfter(order: AnswerOrder, socket: Duplex, text: string): void {
+  const ahead = order.settled(socket);
+  if (ahead === undefined) refuse(socket, text);
+  else void ahead.then(() => refuse(socket, text));
 }
 
 /**

@@ -7,31 +7,56 @@
 // `close` MUST NOT process any further requests received on that connection. So a request starts
 // only once the answer ahead of it on its connection is done, and not at all if that answer
 // closed the connection.
+//
+// The other way round, a refusal of what comes behind (a parse error, a CONNECT) must wait for
+// the answers ahead of it: they have run and been charged (client-errors.ts asks `settled`).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export function runInOrder(app: Handler): Handler {
-  // The end of the last answer begun on each connection that still has one in flight.
-  const last = new WeakMap<Duplex, Promise<void>>();
-  return (req, res) => {
-    const socket = req.socket;
-    const ahead = last.get(socket);
-    const done = new Promise<void>((resolve) => res.once('close', resolve));
-    last.set(socket, done);
-    void done.then(() => {
-      if (last.get(socket) === done) last.delete(socket);
-    });
-    // The usual case (no request ahead on this connection) runs at once, not a tick later.
-    if (ahead === undefined) {
-      app(req, res);
-      return;
-    }
-    void ahead.then(() => {
-      // The answer ahead ended the connection: node:http has already ended its writing side.
-      if (socket.destroyed || socket.writableEnded) return;
-      app(req, res);
-    });
-  };
+interface Last {
+  req: IncomingMessage;
+  /** When its answer is done. */
+  done: Promise<void>;
+  /** When the answers ahead of it are done; undefined when there were none. */
+  ahead: Promise<void> | undefined;
+}
+
+export class AnswerOrder {
+  // The last request begun on each connection that still has an answer in flight.
+  readonly #last = new WeakMap<Duplex, Last>();
+
+  /** `app`, run for one request of a connection at a time, in order. */
+  wrap(app: Handler): Handler {
+    return (req, res) => {
+      const socket = req.socket;
+      const ahead = this.#last.get(socket)?.done;
+      const last: Last = { req, done: new Promise<void>((resolve) => res.once('close', resolve)), ahead };
+      this.#last.set(socket, last);
+      void last.done.then(() => {
+        if (this.#last.get(socket) === last) this.#last.delete(socket);
+      });
+      // The usual case (no request ahead on this connection) runs at once, not a tick later.
+      if (ahead === undefined) {
+        app(req, res);
+        return;
+      }
+      void ahead.then(() => {
+        // The answer ahead ended the connection: node:http has already ended its writing side.
+        if (socket.destroyed || socket.writableEnded) return;
+        app(req, res);
+      });
+    };
+  }
+
+  /**
+   * Resolves once the answers to every request received whole on `socket` are done; undefined
+   * when none is in flight. A request still being received (its body cut by --request-timeout,
+   * or malformed) is the one refused: its own answer is not waited for.
+   */
+  settled(socket: Duplex): Promise<void> | undefined {
+    const last = this.#last.get(socket);
+    return last === undefined || last.req.complete ? last?.done : last.ahead;
+  }
 }

@@ -64,6 +64,8 @@ const MALFORMED: Array<[string, () => string]> = [
   ['an obs-folded header', () => `GET /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\n ${adminKey}\r\n\r\n${smuggled()}`],
   ['bare LF line ends', () => `GET /api/v1/auth/keys HTTP/1.1\nHost: x\nAuthorization: Bearer ${adminKey}\n\n${smuggled()}`],
   ['an unknown method', () => `BREW /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
+  // Not a proxy: node:http, with no listener of its own, cut the connection without a word.
+  ['CONNECT', () => `CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
 ];
 
 const SECURITY = {
@@ -122,6 +124,31 @@ describe('requests node:http refuses', () => {
     expect(statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 400 Bad Request']);
     expect(received).toContain('client-errors-value');
     expect(received).toContain('HTTP/1.1 needs a Host header');
+  });
+
+  it('sends the answer to a request pipelined ahead of a refused one before it closes the connection', async () => {
+    const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+    const { hostname, port } = new URL(server.url);
+    for (const [what, refused] of [
+      ['an unknown method', 'BREW / HTTP/1.1\r\nHost: x\r\n\r\n'],
+      ['bare LF line ends', 'GET / HTTP/1.1\nHost: x\n\n'],
+      ['headers over the size limit', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`],
+      ['CONNECT', 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n'],
+    ]) {
+      // A one-use token: its read runs and is charged, so its answer must arrive.
+      const once = await token(server, reader.key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1 });
+      const received = await new Promise<string>((resolve) => {
+        const socket = connectTcp({ host: hostname, port: Number(port) });
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(text));
+        socket.once('connect', () => socket.write(`GET /api/v1/vault/production/SERVICE_B_KEY HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${once}\r\n\r\n${refused}`));
+      });
+      // Its answer, whole, and then the connection closed (one that has carried an answer gets no refusal).
+      expect({ what, answers: received.match(/HTTP\/1\.1 \d{3} [^\r]*/g) }).toEqual({ what, answers: ['HTTP/1.1 200 OK'] });
+      expect(received).toMatch(/"value":"client-errors-value"}$/);
+    }
   });
 
   it('answers headers over the size limit with a JSON 431', async () => {
