@@ -1,7 +1,7 @@
 // Requests node:http's parser refuses before the app sees them: Content-Length with
 // Transfer-Encoding, a doubled or bad Content-Length, no Host, obs-fold, bare LF line ends, an
-// unknown method, CONNECT, headers over the size limit, and requests cut by --headers-timeout or
-// --request-timeout. node:http's own answer is a bare status line with no body; this one is the
+// unknown method, CONNECT, an unknown Expect, headers over the size limit, and requests cut by
+// --headers-timeout or --request-timeout. node:http's own answer is a bare status line with no body; this one is the
 // same status with the JSON error every other answer has, and the same security headers.
 // A request without Host, or with two, is refused here too, not by node:http (see refuseWithoutHost).
 import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
@@ -15,6 +15,7 @@ const TOO_LARGE = answer(new HttpError(431, 'RWS_HEADERS_TOO_LARGE', `request he
 const TIMED_OUT = answer(new HttpError(408, 'RWS_REQUEST_TIMEOUT', 'the request was not received in time'));
 const MALFORMED = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request'));
 const NO_HOST_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: HTTP/1.1 needs a Host header');
+const EXPECTATION_ERROR = new HttpError(417, 'RWS_BAD_REQUEST', 'the only Expect understood is 100-continue');
 const TWO_HOSTS_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: more than one Host header');
 
 /**
@@ -71,6 +72,16 @@ export function refuseWithoutHost(app: (req: IncomingMessage, res: ServerRespons
     }
     app(req, res);
   };
+}
+
+/**
+ * The server's `checkExpectation` listener: an `Expect` other than 100-continue (RFC 9110 §10.1.1
+ * allows 417). node:http's own 417 had no body, no security headers and no `Cache-Control`. The
+ * body is never read, so the connection closes, and nothing behind it runs.
+ */
+export function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const { status, body } = errorResponse(EXPECTATION_ERROR);
+  sendJson(res, status, body, { connection: 'close' });
 }
 
 /** Writes `answer` unless an answer has begun on this connection (bytes after a partial one would corrupt it), then closes it. */

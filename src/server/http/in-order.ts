@@ -31,6 +31,9 @@ export class AnswerOrder {
   wrap(app: Handler): Handler {
     return (req, res) => {
       const socket = req.socket;
+      // Parsed after an answer that ended the connection had already gone (its body dumped by
+      // node:http, with this request behind it): it can never be answered, so it never runs.
+      if (socket.destroyed || socket.writableEnded) return;
       const ahead = this.#last.get(socket)?.done;
       const last: Last = { req, done: new Promise<void>((resolve) => res.once('close', resolve)), ahead };
       this.#last.set(socket, last);

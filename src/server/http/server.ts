@@ -6,7 +6,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type AppDeps, createApp } from './app.js';
-import { clientErrorListener, connectListener, refuseWithoutHost } from './client-errors.js';
+import { clientErrorListener, connectListener, refuseExpectation, refuseWithoutHost } from './client-errors.js';
 import { AnswerOrder } from './in-order.js';
 import { ConnectionGuard, DEFAULT_MAX_CONNECTIONS } from './limits/connections.js';
 import { listenMetrics } from './observe/metrics-listener.js';
@@ -87,6 +87,7 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   // does CONNECT, each after the answers to the requests ahead of it on its connection.
   server.on('clientError', clientErrorListener(order));
   server.on('connect', connectListener(order));
+  server.on('checkExpectation', order.wrap(refuseExpectation));
   const guard = new ConnectionGuard({ maxConnections, firstRequestMs: headersTimeout });
   guard.attach(server);
   metrics.connections = guard;

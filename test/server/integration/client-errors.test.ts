@@ -126,6 +126,15 @@ describe('requests node:http refuses', () => {
     expect(received).toContain('HTTP/1.1 needs a Host header');
   });
 
+  it('answers an Expect other than 100-continue with a JSON 417, and runs nothing pipelined behind it', async () => {
+    const rows = auditRowsSync(store.dir).length;
+    for (const expectation of ['nope', 'token=abc']) {
+      const answer = await exchange(server.url, `POST /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nExpect: ${expectation}\r\nAuthorization: Bearer ${adminKey}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}${smuggled()}`);
+      expectRefusal(answer, '417 Expectation Failed', 'RWS_BAD_REQUEST', 'the only Expect understood is 100-continue');
+    }
+    expect(auditRowsSync(store.dir).length).toBe(rows);
+  });
+
   it('sends the answer to a request pipelined ahead of a refused one before it closes the connection', async () => {
     const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
     const { hostname, port } = new URL(server.url);
