@@ -50,6 +50,19 @@ async function exchange(url: string, request: string, options: { ca?: string; dr
   return { statusLine, headers, body: body === '' ? undefined : JSON.parse(body), answers: received.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0 };
 }
 
+/** A read of SERVICE_B_KEY with `token` and then `behind`, pipelined on one connection: all that comes back before the server closes it. */
+async function behindRead(url: string, token: string, behind: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise<string>((resolve) => {
+    const socket = connectTcp({ host: hostname, port: Number(port) });
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(text));
+    socket.once('connect', () => socket.write(`GET /api/v1/vault/production/SERVICE_B_KEY HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n${behind}`));
+  });
+}
+
 /** An admin request that leaves an audit row if it ever runs. */
 const smuggled = () => `GET /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\n\r\n`;
 
@@ -111,15 +124,7 @@ describe('requests node:http refuses', () => {
     const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
     // A one-use token: its read is charged and audited as served, so its answer must arrive.
     const once = await token(server, reader.key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1 });
-    const { hostname, port } = new URL(server.url);
-    const received = await new Promise<string>((resolve) => {
-      const socket = connectTcp({ host: hostname, port: Number(port) });
-      let text = '';
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-      socket.on('error', () => undefined);
-      socket.on('close', () => resolve(text));
-      socket.once('connect', () => socket.write(`GET /api/v1/vault/production/SERVICE_B_KEY HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${once}\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n${smuggled()}`));
-    });
+    const received = await behindRead(server.url, once, `GET /healthz HTTP/1.1\r\n\r\n${smuggled()}`);
     const statusLines = received.match(/HTTP\/1\.1 \d{3} [^\r]*/g) ?? [];
     expect(statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 400 Bad Request']);
     expect(received).toContain('client-errors-value');
@@ -137,7 +142,6 @@ describe('requests node:http refuses', () => {
 
   it('sends the answer to a request pipelined ahead of a refused one before it closes the connection', async () => {
     const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
-    const { hostname, port } = new URL(server.url);
     for (const [what, refused] of [
       ['an unknown method', 'BREW / HTTP/1.1\r\nHost: x\r\n\r\n'],
       ['bare LF line ends', 'GET / HTTP/1.1\nHost: x\n\n'],
@@ -146,14 +150,7 @@ describe('requests node:http refuses', () => {
     ]) {
       // A one-use token: its read runs and is charged, so its answer must arrive.
       const once = await token(server, reader.key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1 });
-      const received = await new Promise<string>((resolve) => {
-        const socket = connectTcp({ host: hostname, port: Number(port) });
-        let text = '';
-        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-        socket.on('error', () => undefined);
-        socket.on('close', () => resolve(text));
-        socket.once('connect', () => socket.write(`GET /api/v1/vault/production/SERVICE_B_KEY HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${once}\r\n\r\n${refused}`));
-      });
+      const received = await behindRead(server.url, once, refused);
       // Its answer, whole, and then the connection closed (one that has carried an answer gets no refusal).
       expect({ what, answers: received.match(/HTTP\/1\.1 \d{3} [^\r]*/g) }).toEqual({ what, answers: ['HTTP/1.1 200 OK'] });
       expect(received).toMatch(/"value":"client-errors-value"}$/);
