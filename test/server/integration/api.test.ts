@@ -423,6 +423,31 @@ describe('HTTP hygiene', () => {
     expect(chunked).toEqual({ status: 413, body: { error: { code: 'RWS_BODY_TOO_LARGE', message: expect.any(String) } } });
   });
 
+  it('refuses a query on a route that takes none (400), after the credential (401), rather than ignore it', async () => {
+    const body = { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' };
+    const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+    const routes: Array<[string, string, string, unknown]> = [
+      // Ignored, `?usage_limit=1` minted an unlimited token to a client that thought it asked for one use.
+      ['tokens/generate?usage_limit=1', 'POST', apiKey, body],
+      ['production/SERVICE_B_KEY?version=2', 'GET', minted, undefined],
+      ['tokens/revoke?jti=x', 'POST', minted, undefined],
+    ];
+    for (const [path, method, auth, json] of routes) {
+      const reply = await call(vault(path), { method, auth, json });
+      expect({ path, status: reply.status, code: reply.body.error?.code }).toEqual({ path, status: 400, code: 'RWS_BAD_REQUEST' });
+      const stranger = await call(vault(path), { method, auth: `rws_sk_${'0'.repeat(32)}`, json, dispatcher: fromAddress(24) });
+      expect({ path, status: stranger.status }).toEqual({ path, status: 401 });
+    }
+    for (const path of ['/api/v1/auth/self?x=1', '/api/v1/fallback/uses?x=1']) {
+      const used = { subject: 's', environment: 'production', keys: ['SERVICE_B_KEY'], used_at: new Date().toISOString() };
+      const reply = await call(`${server.url}${path}`, { method: path.includes('self') ? 'GET' : 'POST', auth: apiKey, json: path.includes('self') ? undefined : used });
+      expect({ path, status: reply.status, code: reply.body.error?.code }).toEqual({ path, status: 400, code: 'RWS_BAD_REQUEST' });
+    }
+    // A bare `?` is no query; the token was never charged or revoked by the refusals above.
+    expect((await call(vault('production/SERVICE_B_KEY?'), { auth: minted })).status).toBe(200);
+    expect((await call(vault('tokens/generate?'), { auth: apiKey, json: body })).status).toBe(201);
+  });
+
   it('takes application/json with or without a UTF-8 charset, quoted or not (RFC 9110 §8.3.1), and nothing else', async () => {
     const body = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
     const send = async (type: string) => (await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': type } })).status;
