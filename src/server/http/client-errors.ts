@@ -1,9 +1,10 @@
 // Requests node:http's parser refuses before the app sees them: Content-Length with
 // Transfer-Encoding, a doubled or bad Content-Length, no Host, obs-fold, bare LF line ends, an
 // unknown method, CONNECT, an unknown Expect, headers over the size limit, and requests cut by
-// --headers-timeout or --request-timeout. node:http's own answer is a bare status line with no body; this one is the
-// same status with the JSON error every other answer has, and the same security headers.
-// A request without Host, or with two, is refused here too, not by node:http (see refuseWithoutHost).
+// --headers-timeout or --request-timeout. node:http's own answer is a bare status line with no
+// body; this one is the same status with the JSON error every other answer has, and the same
+// security headers. A request without Host, or with two, is refused here too, not by node:http
+// (see refuseWithoutHost).
 import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
