@@ -38,9 +38,9 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
   if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x, query) };
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
-  if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x) };
+  if (path === '/api/v1/auth/self') return { event: 'auth.self', methods: ['GET'], run: (x) => describeApiKey(deps, x, query) };
   if (path.startsWith('/console/')) return deps.console?.route(method, path);
-  if (path === '/api/v1/fallback/uses') return { event: 'secret.offline_use', methods: ['POST'], run: (x) => reportOfflineUse(deps, x) };
+  if (path === '/api/v1/fallback/uses') return { event: 'secret.offline_use', methods: ['POST'], run: (x) => reportOfflineUse(deps, x, query) };
   // Admin routes next: `/api/v1/vault/tokens` and `tokens/{jti}` are theirs, never an environment.
   // Every other path under the prefix is the read API's, so a read skips the admin table.
   const vault = path.startsWith(PREFIX);
@@ -52,15 +52,15 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
   }
   if (!vault) return undefined;
   if (parts.length === 2 && first === 'tokens' && second === 'generate') {
-    return { event: 'token.generate', methods: ['POST'], run: (x) => generateToken(deps, x) };
+    return { event: 'token.generate', methods: ['POST'], run: (x) => generateToken(deps, x, query) };
   }
   if (parts.length === 2 && first === 'tokens' && second === 'revoke') {
-    return { event: 'token.revoke', methods: ['POST'], run: (x) => revokeToken(deps, x) };
+    return { event: 'token.revoke', methods: ['POST'], run: (x) => revokeToken(deps, x, query) };
   }
   if (parts.length === 2 && first === 'secrets' && second === 'batch') {
     return { event: 'secret.batch', methods: ['POST'], run: (x) => batchSecrets(deps, x, query) };
   }
-  if (parts.length === 2 && first && second) return { event: 'secret.read', methods: ['GET'], run: (x) => readSecret(deps, x, first, second) };
+  if (parts.length === 2 && first && second) return { event: 'secret.read', methods: ['GET'], run: (x) => readSecret(deps, x, first, second, query) };
   if (parts.length === 1 && first) {
     return { event: 'secret.list', methods: ['GET'], run: (x) => listSecrets(deps, x, first, query) };
   }

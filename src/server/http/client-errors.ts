@@ -1,29 +1,57 @@
 // Requests node:http's parser refuses before the app sees them: Content-Length with
 // Transfer-Encoding, a doubled or bad Content-Length, no Host, obs-fold, bare LF line ends, an
-// unknown method, headers over the size limit, and requests cut by --headers-timeout or
-// --request-timeout. node:http's own answer is a bare status line with no body; this one is the
-// same status with the JSON error every other answer has, and the same security headers.
-// A request without Host is refused here too, not by node:http (see refuseWithoutHost).
+// unknown method, CONNECT, an unknown Expect, headers over the size limit, and requests cut by
+// --headers-timeout or --request-timeout. node:http's own answer is a bare status line with no
+// body; this one is the same status with the JSON error every other answer has, and the same
+// security headers. A request without Host, or with two, is refused here too, not by node:http
+// (see refuseWithoutHost).
 import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errorResponse, HttpError } from './http-error.js';
+import type { AnswerOrder } from './in-order.js';
 import { SECURITY_HEADERS, sendJson } from './request.js';
 
 const TOO_LARGE = answer(new HttpError(431, 'RWS_HEADERS_TOO_LARGE', `request headers are limited to ${maxHeaderSize} bytes`));
 const TIMED_OUT = answer(new HttpError(408, 'RWS_REQUEST_TIMEOUT', 'the request was not received in time'));
 const MALFORMED = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request'));
 const NO_HOST_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: HTTP/1.1 needs a Host header');
+const EXPECTATION_ERROR = new HttpError(417, 'RWS_BAD_REQUEST', 'the only Expect understood is 100-continue');
+const TWO_HOSTS_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: more than one Host header');
 
-/** The server's `clientError` listener: answers as node:http's default would, then closes the connection. */
-export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
-  // A reset peer reads nothing.
-  if (error.code === 'ECONNRESET') socket.destroy();
-  else refuse(socket, error.code === 'HPE_HEADER_OVERFLOW' ? TOO_LARGE : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMED_OUT : MALFORMED);
+/**
+ * The server's `clientError` listener: answers as node:http's default would, then closes the
+ * connection; but only once the answers to the requests pipelined ahead of the bad one are out.
+ * Those requests have run (a use charged, a row written): cutting the connection at once lost
+ * their answers, and the refusal went out in place of the first.
+ */
+export function clientErrorListener(order: AnswerOrder): (error: Error & { code?: string }, socket: Duplex) => void {
+  return (error, socket) => {
+    // A reset peer reads nothing.
+    if (error.code === 'ECONNRESET') socket.destroy();
+    else refuseAfter(order, socket, error.code === 'HPE_HEADER_OVERFLOW' ? TOO_LARGE : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMED_OUT : MALFORMED);
+  };
 }
 
 /**
- * RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400. node:http's own check
+ * The server's `connect` listener. Without one node:http destroys the connection on a CONNECT at
+ * once, answers ahead of it included, and says nothing; this is no proxy, so CONNECT is refused as
+ * the parser's refusals are, after those answers.
+ */
+export function connectListener(order: AnswerOrder): (req: IncomingMessage, socket: Duplex) => void {
+  return (_req, socket) => refuseAfter(order, socket, MALFORMED);
+}
+
+function refuseAfter(order: AnswerOrder, socket: Duplex, text: string): void {
+  const ahead = order.settled(socket);
+  if (ahead === undefined) refuse(socket, text);
+  else void ahead.then(() => refuse(socket, text));
+}
+
+/**
+ * RFC 9112 §3.2: an HTTP/1.1 request without Host, and any request with more than one, is a 400
+ * (node:http keeps the first Host and drops the others, while a proxy in front may route by the
+ * last; the console's Origin check compares with Host). node:http's own check
  * (`requireHostHeader`, turned off where this is used) answers with no body, and still emits
  * `request` for a request pipelined behind it in the same packet, whose answer is never sent.
  * Here the connection is refused and closed, and no request that came on it after is run.
@@ -33,17 +61,28 @@ export function refuseWithoutHost(app: (req: IncomingMessage, res: ServerRespons
   return (req, res) => {
     // Not run, and never answered: the connection closes once the refusal ahead of it is sent.
     if (refused.has(req.socket)) return;
-    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+    const missing = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
+    if (missing || (req.headersDistinct.host?.length ?? 0) > 1) {
       refused.add(req.socket);
       // Through the response, not the socket: node:http sends pipelined answers in order, so a
       // request ahead of this one still waiting for its commit gets its own answer first (written
       // straight to the socket, this 400 would have taken that answer's place).
-      const { status, body } = errorResponse(NO_HOST_ERROR);
+      const { status, body } = errorResponse(missing ? NO_HOST_ERROR : TWO_HOSTS_ERROR);
       sendJson(res, status, body, { connection: 'close' });
       return;
     }
     app(req, res);
   };
+}
+
+/**
+ * The server's `checkExpectation` listener: an `Expect` other than 100-continue (RFC 9110 §10.1.1
+ * allows 417). node:http's own 417 had no body, no security headers and no `Cache-Control`. The
+ * body is never read, so the connection closes, and nothing behind it runs.
+ */
+export function refuseExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const { status, body } = errorResponse(EXPECTATION_ERROR);
+  sendJson(res, status, body, { connection: 'close' });
 }
 
 /** Writes `answer` unless an answer has begun on this connection (bytes after a partial one would corrupt it), then closes it. */

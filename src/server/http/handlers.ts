@@ -12,6 +12,7 @@ import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerat
 import { forbidden, HttpError, notFound, unauthorized } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
+import { readQuery } from './admin/query.js';
 import { answerTag } from './batch/answer-tag.js';
 import { ifNoneMatch, matchesTag } from './batch/if-none-match.js';
 import type { LongPolls } from './batch/long-polls.js';
@@ -73,12 +74,14 @@ export interface Reply {
   around?: (commit: () => Promise<void>) => Promise<void>;
 }
 
-export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
+export async function generateToken(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
   // The credential first (401), then the body (413, 415, 400), on every route: a client without
   // one learns nothing from the shape of its request, and its refusals count toward the 429.
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
   const raw = await readJsonBody(x.req);
+  // `?usage_limit=1`, ignored, would mint an unlimited token to a client that thinks it asked for one use.
+  readQuery(query, []);
   // Admin keys manage and never read: a token would let them read any secret they can set.
   if (apiKey.admin) throw forbidden('an admin API key mints no read tokens; use a read key');
   const body = parseGenerateBody(raw);
@@ -106,19 +109,21 @@ export async function generateToken(deps: HandlerDeps, x: Exchange): Promise<Rep
  * Who the presented API key is and what it grants: the key's own record, never its hash. A key
  * record may carry an `admin` flag (admin keys); any other record is not an admin.
  */
-export async function describeApiKey(deps: HandlerDeps, x: Exchange): Promise<Reply> {
+export async function describeApiKey(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
   x.liveKey = apiKey.id;
+  readQuery(query, []);
   const admin = (apiKey as { readonly admin?: unknown }).admin === true;
   const { id, name, environments, key_patterns, expires_at } = apiKey;
   return { status: 200, body: { id, name, environments, key_patterns, expires_at, admin } };
 }
 
-export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: string, keyParam: string): Promise<Reply> {
+export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: string, keyParam: string, query: string): Promise<Reply> {
   noteRequested(x, envParam, [keyParam]);
   const claims = await verifyToken(deps, x);
   return checkedByCommit(deps, x, claims, async () => {
+    readQuery(query, []);
     const environment = checkEnvironment(envParam);
     x.audit.environment = environment;
     const key = checkName(keyParam);
@@ -215,7 +220,7 @@ export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<st
   return { reply, environment: body.environment, wait, tokenExpires: claims.exp, apiKeyId: x.audit.api_key_id ?? claims.jti };
 }
 
-export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply> {
+export async function revokeToken(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
   const status = await deps.state.tokenStatus(presented(claims), x.now);
@@ -224,6 +229,7 @@ export async function revokeToken(deps: HandlerDeps, x: Exchange): Promise<Reply
   // holds no record of, or whose claims differ from its record, is refused like on any route.
   if (status.outcome === 'unknown') throw tokenRefusal('unknown');
   await readJsonBody(x.req, { optional: true });
+  readQuery(query, []);
   return { status: 204, body: undefined, effect: { kind: 'revoke', jti: claims.jti } };
 }
 

@@ -1,8 +1,15 @@
 // Reading requests and writing responses: bounded JSON bodies, bearer credentials, JSON answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { hasDuplicateName } from '../../json-duplicate-names.js';
 import { badRequest, HttpError, unauthorized } from './http-error.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * JSON, optionally saying it is UTF-8: RFC 9110 §8.3.1 makes `charset=utf-8`, `CHARSET=UTF-8` and
+ * `charset="utf-8"` the same parameter. No other charset or parameter: the body is read as UTF-8.
+ */
+const JSON_MEDIA_TYPE = /^application\/json[ \t]*(?:;[ \t]*charset=(?:utf-8|"utf-8")[ \t]*)?$/i;
 
 const tooLarge = (): HttpError =>
   new HttpError(413, 'RWS_BODY_TOO_LARGE', `request bodies are limited to ${MAX_BODY_BYTES} bytes`, { connection: 'close' });
@@ -14,7 +21,7 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   const empty = !chunked && (length === undefined || length === '0');
   if (empty && options.optional) return {};
   const type = req.headers['content-type'];
-  if (!empty && !/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(type ?? '')) {
+  if (!empty && !JSON_MEDIA_TYPE.test(type ?? '')) {
     if (options.optional) return await drain(req).then(() => ({}));
     throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
   }
@@ -29,6 +36,9 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
     throw badRequest('the body is not valid JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('the body must be a JSON object');
+  // JSON.parse keeps the last of a name given twice: `{"admin": false, …, "admin": true}` would be
+  // one key to a proxy or log that reads the first and another to us. Refused, never guessed.
+  if (hasDuplicateName(text)) throw badRequest('the body names a field twice (in one object); send each field once');
   return value as Record<string, unknown>;
 }
 
@@ -72,9 +82,12 @@ async function drain(req: IncomingMessage): Promise<void> {
 
 /**
  * The credential of `Authorization: Bearer <credential>`, exactly as sent. RFC 6750 §2.1 allows
- * one or more spaces after the scheme (1*SP); nothing inside the credential is trimmed.
+ * one or more spaces after the scheme (1*SP); nothing inside the credential is trimmed. Two
+ * Authorization headers are refused: node:http keeps the first and drops the rest, so a client
+ * whose library added its own beside the one it meant would act (and be audited) as the other.
  */
 export function bearerCredential(req: IncomingMessage): string {
+  if ((req.headersDistinct.authorization?.length ?? 0) > 1) throw unauthorized('send one Authorization header, not several');
   const header = req.headers.authorization;
   const match = header === undefined ? null : /^Bearer +([^ ]+)$/i.exec(header);
   if (match?.[1] === undefined) throw unauthorized('send the credential as Authorization: Bearer <credential>');

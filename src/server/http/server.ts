@@ -6,7 +6,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type AppDeps, createApp } from './app.js';
-import { answerClientError, refuseWithoutHost } from './client-errors.js';
+import { clientErrorListener, connectListener, refuseExpectation, refuseWithoutHost } from './client-errors.js';
+import { AnswerOrder } from './in-order.js';
 import { ConnectionGuard, DEFAULT_MAX_CONNECTIONS } from './limits/connections.js';
 import { listenMetrics } from './observe/metrics-listener.js';
 import { ServerMetrics } from './observe/metrics.js';
@@ -77,11 +78,16 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   // Host is checked by refuseWithoutHost rather than by node:http, whose 400 has no body and
   // which still hands the app a request pipelined behind the refused one.
   const http = { ...timing, requireHostHeader: false };
-  const app = refuseWithoutHost(observer.wrap(createApp({ ...deps, secrets, metrics, longPolls, observe: observer.observe })));
+  // Pipelined requests run one after another, and none behind an answer that closed the connection.
+  const order = new AnswerOrder();
+  const app = order.wrap(refuseWithoutHost(observer.wrap(createApp({ ...deps, secrets, metrics, longPolls, observe: observer.observe }))));
   const server: Server = options.tls ? createHttpsServer({ ...http, ...TLS_OPTIONS, cert: options.tls.cert, key: options.tls.key }, app) : createHttpServer(http, app);
   server.keepAliveTimeout = 5_000;
-  // Requests the parser refuses (and ones cut by the timeouts above) get a JSON error too.
-  server.on('clientError', answerClientError);
+  // Requests the parser refuses (and ones cut by the timeouts above) get a JSON error too, and so
+  // does CONNECT, each after the answers to the requests ahead of it on its connection.
+  server.on('clientError', clientErrorListener(order));
+  server.on('connect', connectListener(order));
+  server.on('checkExpectation', order.wrap(refuseExpectation));
   const guard = new ConnectionGuard({ maxConnections, firstRequestMs: headersTimeout });
   guard.attach(server);
   metrics.connections = guard;

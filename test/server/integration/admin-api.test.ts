@@ -353,7 +353,8 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
 
   it('refuses hostile bodies, query parameters and path segments', async () => {
     const status = async (method: string, route: string, json?: unknown) => (await asAdmin(method, route, json)).status;
-    for (const body of ['{"__proto__":{"admin":true},"name":"x","environments":["production"],"key_patterns":["*"]}', '{"constructor":{"prototype":{"admin":true}},"name":"x"}', '[]', 'null', '{']) {
+    // A field given twice: a proxy that checked the first `admin` must not see the server take the last.
+    for (const body of ['{"name":"x","admin":false,"admin":true}', '{"name":"x","environments":["staging"],"key_patterns":["*"],"environments":["production"]}', '{"__proto__":{"admin":true},"name":"x","environments":["production"],"key_patterns":["*"]}', '{"constructor":{"prototype":{"admin":true}},"name":"x"}', '[]', 'null', '{']) {
       const reply = await call(`${server.url}/api/v1/auth/keys`, { method: 'POST', auth: admin.key, body, headers: { 'content-type': 'application/json' } });
       expect({ body, status: reply.status }).toEqual({ body, status: 400 });
     }

@@ -374,6 +374,29 @@ describe('bad tokens over HTTP', () => {
       expect((await call(vault('production/SERVICE_B_KEY'), { headers: { authorization: header }, dispatcher })).status).toBe(200);
     }
   });
+
+  it('refuses two Authorization headers with 401, whichever of them is good: it never picks one', async () => {
+    const { request } = await import('node:http');
+    /** node:http writes an array header as one line per value, as a client that adds its own default would. */
+    const twice = (target: string, method: string, values: string[]) =>
+      new Promise<{ status: number; body: any }>((resolve, reject) => {
+        const req = request(target, { method, headers: { authorization: values, 'content-type': 'application/json' }, localAddress: '127.0.0.23' }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end(method === 'POST' ? JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }) : undefined);
+      });
+    const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+    for (const values of [[`Bearer ${minted}`, 'Bearer junk'], ['Bearer junk', `Bearer ${minted}`], [`Bearer ${minted}`, `Bearer ${minted}`]]) {
+      const reply = await twice(vault('production/SERVICE_B_KEY'), 'GET', values);
+      expect({ values: values.map((v) => v.slice(0, 12)), status: reply.status, code: reply.body.error?.code }).toEqual({ values: values.map((v) => v.slice(0, 12)), status: 401, code: 'RWS_AUTH_FAILED' });
+    }
+    const generated = await twice(vault('tokens/generate'), 'POST', [`Bearer ${apiKey}`, `Bearer rws_sk_${'0'.repeat(32)}`]);
+    expect([generated.status, generated.body.error?.code]).toEqual([401, 'RWS_AUTH_FAILED']);
+    expect((await call(vault('production/SERVICE_B_KEY'), { auth: minted })).status).toBe(200);
+  });
 });
 
 describe('HTTP hygiene', () => {
@@ -400,8 +423,48 @@ describe('HTTP hygiene', () => {
     expect(chunked).toEqual({ status: 413, body: { error: { code: 'RWS_BODY_TOO_LARGE', message: expect.any(String) } } });
   });
 
+  it('refuses a query on a route that takes none (400), after the credential (401), rather than ignore it', async () => {
+    const body = { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' };
+    const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+    const routes: Array<[string, string, string, unknown]> = [
+      // Ignored, `?usage_limit=1` minted an unlimited token to a client that thought it asked for one use.
+      ['tokens/generate?usage_limit=1', 'POST', apiKey, body],
+      ['production/SERVICE_B_KEY?version=2', 'GET', minted, undefined],
+      ['tokens/revoke?jti=x', 'POST', minted, undefined],
+    ];
+    for (const [path, method, auth, json] of routes) {
+      const reply = await call(vault(path), { method, auth, json });
+      expect({ path, status: reply.status, code: reply.body.error?.code }).toEqual({ path, status: 400, code: 'RWS_BAD_REQUEST' });
+      const stranger = await call(vault(path), { method, auth: `rws_sk_${'0'.repeat(32)}`, json, dispatcher: fromAddress(24) });
+      expect({ path, status: stranger.status }).toEqual({ path, status: 401 });
+    }
+    for (const path of ['/api/v1/auth/self?x=1', '/api/v1/fallback/uses?x=1']) {
+      const used = { subject: 's', environment: 'production', keys: ['SERVICE_B_KEY'], used_at: new Date().toISOString() };
+      const reply = await call(`${server.url}${path}`, { method: path.includes('self') ? 'GET' : 'POST', auth: apiKey, json: path.includes('self') ? undefined : used });
+      expect({ path, status: reply.status, code: reply.body.error?.code }).toEqual({ path, status: 400, code: 'RWS_BAD_REQUEST' });
+    }
+    // A bare `?` is no query; the token was never charged or revoked by the refusals above.
+    expect((await call(vault('production/SERVICE_B_KEY?'), { auth: minted })).status).toBe(200);
+    expect((await call(vault('tokens/generate?'), { auth: apiKey, json: body })).status).toBe(201);
+  });
+
+  it('takes application/json with or without a UTF-8 charset, quoted or not (RFC 9110 §8.3.1), and nothing else', async () => {
+    const body = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const send = async (type: string) => (await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': type } })).status;
+    for (const type of ['application/json', 'Application/JSON', 'application/json;charset=utf-8', 'application/json; charset=UTF-8', 'application/json; charset="utf-8"', 'application/json; CHARSET="UTF-8"']) {
+      expect({ type, status: await send(type) }).toEqual({ type, status: 201 });
+    }
+    for (const type of ['text/json', 'application/json; charset=latin1', 'application/json; charset="latin1"', 'application/json; charset="utf-8', 'application/json; charset=utf-8"', 'application/json; boundary=x', 'application/jsonx']) {
+      expect({ type, status: await send(type) }).toEqual({ type, status: 415 });
+    }
+  });
+
   it('answers 400 to hostile bodies', async () => {
-    for (const body of ['{', 'null', '[]', '"x"', '1', '{"subject":"s"}x', '\uFEFF{}', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['.repeat(500)]) {
+    for (const body of [
+      // A field given twice: JSON.parse would keep the last, a proxy or a log may read the first.
+      '{"subject":"s","environment":"staging","environment":"production","key_pattern":"SERVICE_B_KEY"}',
+      '{"subject":"s","environment":"production","key_pattern":"SERVICE_B_KEY","\\u0073ubject":"t"}',
+      '{', 'null', '[]', '"x"', '1', '{"subject":"s"}x', '\uFEFF{}', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['.repeat(500)]) {
       const reply = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json' } });
       expect({ body: body.slice(0, 20), status: reply.status }).toEqual({ body: body.slice(0, 20), status: 400 });
     }

@@ -50,6 +50,19 @@ async function exchange(url: string, request: string, options: { ca?: string; dr
   return { statusLine, headers, body: body === '' ? undefined : JSON.parse(body), answers: received.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0 };
 }
 
+/** A read of SERVICE_B_KEY with `token` and then `behind`, pipelined on one connection: all that comes back before the server closes it. */
+async function behindRead(url: string, token: string, behind: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise<string>((resolve) => {
+    const socket = connectTcp({ host: hostname, port: Number(port) });
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(text));
+    socket.once('connect', () => socket.write(`GET /api/v1/vault/production/SERVICE_B_KEY HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n${behind}`));
+  });
+}
+
 /** An admin request that leaves an audit row if it ever runs. */
 const smuggled = () => `GET /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\n\r\n`;
 
@@ -58,9 +71,14 @@ const MALFORMED: Array<[string, () => string]> = [
   ['two Content-Lengths', () => `POST /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}${smuggled()}`],
   ['a bad Content-Length', () => `POST /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n${smuggled()}`],
   ['no Host', () => `GET /api/v1/auth/keys HTTP/1.1\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
+  // RFC 9112 §3.2: node:http would take the first; a proxy in front may have routed by the second.
+  ['two Host headers', () => `GET /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nHost: y\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
+  ['two Host headers on HTTP/1.0', () => `GET /api/v1/auth/keys HTTP/1.0\r\nHost: x\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
   ['an obs-folded header', () => `GET /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\n ${adminKey}\r\n\r\n${smuggled()}`],
   ['bare LF line ends', () => `GET /api/v1/auth/keys HTTP/1.1\nHost: x\nAuthorization: Bearer ${adminKey}\n\n${smuggled()}`],
   ['an unknown method', () => `BREW /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
+  // Not a proxy: node:http, with no listener of its own, cut the connection without a word.
+  ['CONNECT', () => `CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nAuthorization: Bearer ${adminKey}\r\n\r\n${smuggled()}`],
 ];
 
 const SECURITY = {
@@ -106,19 +124,37 @@ describe('requests node:http refuses', () => {
     const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
     // A one-use token: its read is charged and audited as served, so its answer must arrive.
     const once = await token(server, reader.key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1 });
-    const { hostname, port } = new URL(server.url);
-    const received = await new Promise<string>((resolve) => {
-      const socket = connectTcp({ host: hostname, port: Number(port) });
-      let text = '';
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-      socket.on('error', () => undefined);
-      socket.on('close', () => resolve(text));
-      socket.once('connect', () => socket.write(`GET /api/v1/vault/production/SERVICE_B_KEY HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${once}\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n${smuggled()}`));
-    });
+    const received = await behindRead(server.url, once, `GET /healthz HTTP/1.1\r\n\r\n${smuggled()}`);
     const statusLines = received.match(/HTTP\/1\.1 \d{3} [^\r]*/g) ?? [];
     expect(statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 400 Bad Request']);
     expect(received).toContain('client-errors-value');
     expect(received).toContain('HTTP/1.1 needs a Host header');
+  });
+
+  it('answers an Expect other than 100-continue with a JSON 417, and runs nothing pipelined behind it', async () => {
+    const rows = auditRowsSync(store.dir).length;
+    for (const expectation of ['nope', 'token=abc']) {
+      const answer = await exchange(server.url, `POST /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nExpect: ${expectation}\r\nAuthorization: Bearer ${adminKey}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}${smuggled()}`);
+      expectRefusal(answer, '417 Expectation Failed', 'RWS_BAD_REQUEST', 'the only Expect understood is 100-continue');
+    }
+    expect(auditRowsSync(store.dir).length).toBe(rows);
+  });
+
+  it('sends the answer to a request pipelined ahead of a refused one before it closes the connection', async () => {
+    const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+    for (const [what, refused] of [
+      ['an unknown method', 'BREW / HTTP/1.1\r\nHost: x\r\n\r\n'],
+      ['bare LF line ends', 'GET / HTTP/1.1\nHost: x\n\n'],
+      ['headers over the size limit', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`],
+      ['CONNECT', 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n'],
+    ]) {
+      // A one-use token: its read runs and is charged, so its answer must arrive.
+      const once = await token(server, reader.key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1 });
+      const received = await behindRead(server.url, once, refused);
+      // Its answer, whole, and then the connection closed (one that has carried an answer gets no refusal).
+      expect({ what, answers: received.match(/HTTP\/1\.1 \d{3} [^\r]*/g) }).toEqual({ what, answers: ['HTTP/1.1 200 OK'] });
+      expect(received).toMatch(/"value":"client-errors-value"}$/);
+    }
   });
 
   it('answers headers over the size limit with a JSON 431', async () => {

@@ -142,3 +142,76 @@ describe('a client that hangs up in the middle of its body', () => {
     expect(await token(server, readKey, { environment: 'production', key_pattern: 'DB_URL' })).toMatch(/^ey/);
   });
 });
+
+describe('requests pipelined behind an answer that closes the connection', () => {
+  /** Writes `requests` in one piece on a new connection; the status lines received until the server closes it. */
+  async function pipeline(requests: string): Promise<string[]> {
+    const port = Number(new URL(server.url).port);
+    const received = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.write(requests));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      // A reset after the answer (bytes of ours the server never read) still leaves what was read.
+      socket.on('error', (error) => (text === '' ? reject(error) : undefined));
+      socket.on('close', () => resolve(text));
+    });
+    return received.match(/HTTP\/1\.1 \d{3} [^\r]*/g) ?? [];
+  }
+
+  it('are never run (RFC 9112 §9.6): a read piped behind a 413 charges no use and leaves no row', async () => {
+    for (const [what, first] of [
+      // Chunked: the body is read up to the limit, and the rest, with the request behind it, parsed at once.
+      ['a chunked body over 64 KiB', (body: string) => `Transfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`],
+      ['a Content-Length over 64 KiB', (body: string) => `Content-Length: ${body.length}\r\n\r\n${body}`],
+    ] as const) {
+      const once = await token(server, readKey, { environment: 'production', key_pattern: 'DB_URL', usage_limit: 1 });
+      const jti = JSON.parse(Buffer.from(once.split('.')[1] as string, 'base64url').toString()).jti as string;
+      const body = JSON.stringify({ subject: 'x'.repeat(70 * 1024), environment: 'production', key_pattern: 'DB_URL' });
+      const head = `POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${readKey}\r\nContent-Type: application/json\r\n`;
+      const read = `GET /api/v1/vault/production/DB_URL HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${once}\r\n\r\n`;
+      expect({ what, answers: await pipeline(`${head}${first(body)}${read}`) }).toEqual({ what, answers: ['HTTP/1.1 413 Payload Too Large'] });
+      // Its one use is still there, and the trail says nothing was read with it before now.
+      expect(auditRowsSync(store.dir).filter((row) => row.jti === jti && row.event !== 'token.generate')).toEqual([]);
+      const again = await call(url('/api/v1/vault/production/DB_URL'), { auth: once });
+      expect({ what, status: again.status, value: again.body.value }).toEqual({ what, status: 200, value: 'refusal-order-db-value' });
+    }
+  });
+
+  it('still answers every request of a pipeline that keeps the connection, in order', async () => {
+    const tokenOf = await token(server, readKey, { environment: 'production', key_pattern: 'DB_URL', usage_limit: 3 });
+    const read = `GET /api/v1/vault/production/DB_URL HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokenOf}\r\n\r\n`;
+    const answers = await pipeline(`${read}GET /api/v1/vault/production/NOPE HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokenOf}\r\n\r\n${read}${read}${read.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n')}`);
+    expect(answers).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 403 Forbidden', 'HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'HTTP/1.1 401 Unauthorized']);
+  });
+});
+
+describe('a client far ahead of its answers', () => {
+  it('is cut off: requests piped behind a held one wait their turn, but no more than 32 of them', async () => {
+    const held = await token(server, readKey, { environment: 'production', key_pattern: 'DB_URL' });
+    const body = JSON.stringify({ environment: 'production', keys: ['DB_URL'] });
+    const first = await call(url('/api/v1/vault/secrets/batch'), { auth: held, json: JSON.parse(body) });
+    const etag = first.headers.get('etag') as string;
+    const port = Number(new URL(server.url).port);
+    const poll = `POST /api/v1/vault/secrets/batch?wait=5 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${held}\r\nContent-Type: application/json\r\nIf-None-Match: ${etag}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const exchange = (piped: number) =>
+      new Promise<{ answers: number; ms: number }>((resolve) => {
+        const started = Date.now();
+        const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.write(poll + 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(piped)));
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve({ answers: text.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0, ms: Date.now() - started }));
+        setTimeout(() => socket.end(), 8_000);
+      });
+    // Without a bound each waiting request is held in memory until the one ahead answers: 27 MB
+    // of them took the server to 1.9 GB. 32 wait; the 33rd closes the connection at once.
+    const cut = await exchange(33);
+    expect(cut.answers).toBe(0);
+    expect(cut.ms).toBeLessThan(3_000);
+    // 32 are answered in order once the held one is (its 304 when the wait ends).
+    const kept = await exchange(32);
+    expect(kept.answers).toBe(33);
+    expect(kept.ms).toBeGreaterThanOrEqual(4_000);
+    expect((await call(url('/healthz'))).status).toBe(200);
+  }, 20_000);
+});

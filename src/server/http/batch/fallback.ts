@@ -11,6 +11,7 @@ import { checkEnvironment, checkFields, checkName } from '../bodies.js';
 import type { Exchange, HandlerDeps, Reply } from '../handlers.js';
 import { badRequest, forbidden } from '../http-error.js';
 import { bearerCredential, readJsonBody } from '../request.js';
+import { readQuery } from '../admin/query.js';
 
 export const DEFAULT_FALLBACK_MAX_AGE_SECONDS = 24 * 3600;
 /** As many names as a batch may ask for. */
@@ -42,12 +43,13 @@ export function fallbackAnswer(claims: TokenClaims, status: TokenStatus, now: Da
  * records the server's time; the run's own time is in its subject, since a client must not be
  * able to date rows of the trail. Names only, checked against the key's grants.
  */
-export async function reportOfflineUse(deps: HandlerDeps, x: Exchange): Promise<Reply> {
+export async function reportOfflineUse(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
   const apiKey = await authenticateApiKey(deps.state, deps.pepper, bearerCredential(x.req), x.now);
   x.audit.api_key_id = apiKey.id;
   x.liveKey = apiKey.id;
   if (apiKey.admin) throw forbidden('an admin API key reads no secrets, so it has no offline uses to report');
   const raw = await readJsonBody(x.req);
+  readQuery(query, []);
   checkFields(raw, ['subject', 'environment', 'keys', 'used_at']);
   if (typeof raw.subject !== 'string' || !isValidSubject(raw.subject)) throw badRequest('subject must be a string of 1 to 256 characters without control characters');
   const environment = checkEnvironment(raw.environment);
