@@ -1,7 +1,8 @@
 // The certificate and key, read and checked as a pair, at start and again on SIGHUP (a renewed
 // certificate needs no restart). Failures name the flag, the path and a likely fix; a bad new
 // pair on reload keeps the old one.
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { RwsError } from '../../errors.js';
 
@@ -15,9 +16,12 @@ export interface TlsPair {
   key: Buffer;
 }
 
+/** A chain of a dozen certificates is about 20 KiB: anything near this is no PEM pair. */
+const MAX_TLS_FILE_BYTES = 1024 * 1024;
+
 export async function loadTlsPair(files: TlsFiles): Promise<TlsPair> {
-  const cert = await readTlsFile('--tls-cert', files.certFile);
-  const key = await readTlsFile('--tls-key', files.keyFile);
+  const cert = await readTlsFile('--tls-cert', files.certFile, false);
+  const key = await readTlsFile('--tls-key', files.keyFile, true);
   try {
     createSecureContext({ cert, key });
   } catch (error) {
@@ -31,13 +35,48 @@ export async function loadTlsPair(files: TlsFiles): Promise<TlsPair> {
   return { cert, key };
 }
 
-async function readTlsFile(flag: string, file: string): Promise<Buffer> {
+/**
+ * Links are followed (certbot's live/ names are links). O_NONBLOCK and the regular-file check: a
+ * FIFO in the file's place once held a thread-pool thread for good on each SIGHUP, and a few of
+ * them every file and crypto call of the server (it stopped answering, even SIGTERM); a device
+ * such as /dev/zero would have been read until memory ran out.
+ */
+async function readTlsFile(flag: string, file: string, secret: boolean): Promise<Buffer> {
+  let handle;
   try {
-    return await readFile(file);
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     const code = String((error as NodeJS.ErrnoException).code ?? 'error');
     throw new RwsError('RWS_TLS_UNREADABLE', `cannot read ${flag} ${file}: ${code}`, {
       hint: code === 'ENOENT' ? `check the path given to ${flag}` : `check the permissions of ${file} for the user running secrets-server`,
     });
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) {
+      throw new RwsError('RWS_TLS_UNREADABLE', `cannot read ${flag} ${file}: not a regular file`, { hint: `give ${flag} the PEM file itself (a link to one is fine), not a directory, pipe or device` });
+    }
+    // The key is the server's identity: anyone who can read it can pass for this server.
+    if (secret && (stat.mode & 0o077) !== 0) {
+      throw new RwsError('RWS_FILE_ACCESS', `${flag} ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, {
+        hint: `chmod 600 ${file}, or give secrets-server a copy of its own (0600, owned by the user running it)`,
+      });
+    }
+    const buffer = Buffer.alloc(MAX_TLS_FILE_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length > MAX_TLS_FILE_BYTES) {
+        throw new RwsError('RWS_TLS_INVALID', `${flag} ${file} is over ${MAX_TLS_FILE_BYTES / 1024 / 1024} MiB, more than any PEM certificate chain or key`, { hint: `check the path given to ${flag}` });
+      }
+    }
+    // A copy of the right size: the big buffer is wiped rather than kept alive behind a view.
+    const contents = Buffer.from(buffer.subarray(0, length));
+    buffer.fill(0);
+    return contents;
+  } finally {
+    await handle.close();
   }
 }

@@ -3,11 +3,12 @@
 // request log. Real processes, real signals, a real TLS client.
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, rm, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { connect } from 'node:tls';
 import { promisify } from 'node:util';
+import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, generate, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
 
@@ -81,6 +82,58 @@ describe('SIGHUP', () => {
       expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
       expect(server.stderr()).not.toContain('-----BEGIN');
       expect(server.process.exitCode).toBeNull();
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it('refuses a FIFO, a device or a directory in place of the certificate without waiting on it, and a key others can read', async () => {
+    const dir = path.join(store.root, 'tls-swaps');
+    const first = await makeCertificate(dir, 'first');
+    const second = await makeCertificate(dir, 'second');
+    const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
+    await copyFile(first.cert, live.cert);
+    await copyFile(first.key, live.key);
+    await chmod(live.key, 0o644);
+    const shared = await cli(['serve', '--store', store.dir, '--port', '0', '--tls-cert', live.cert, '--tls-key', live.key]);
+    expect(shared.exitCode).toBe(1);
+    expect(shared.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: --tls-key ${live.key} is readable by others (mode 644) (hint: chmod 600 ${live.key}, or give secrets-server a copy of its own (0600, owned by the user running it))\n`);
+    await chmod(live.key, 0o600);
+    const server = await startServer(store, ['--tls-cert', live.cert, '--tls-key', live.key]);
+    const kept = () => (server.stderr().match(/kept the old TLS certificate and key/g) ?? []).length;
+    try {
+      // Each SIGHUP with a FIFO there held a thread-pool thread for good: after four the server
+      // answered nothing, SIGTERM included.
+      await rm(live.cert);
+      await run('mkfifo', [live.cert]);
+      for (let hangup = 1; hangup <= 5; hangup++) {
+        server.process.kill('SIGHUP');
+        await until(async () => kept() >= hangup);
+      }
+      expect(server.stderr()).toContain(`RWS_TLS_UNREADABLE: cannot read --tls-cert ${live.cert}: not a regular file`);
+      expect((await call(`${server.url}/healthz`, { dispatcher: new Agent({ connect: { rejectUnauthorized: false } }) })).status).toBe(200);
+      await rm(live.cert);
+      await symlink('/dev/zero', live.cert);
+      server.process.kill('SIGHUP');
+      await until(async () => kept() >= 6);
+      await rm(live.cert);
+      await mkdir(live.cert);
+      server.process.kill('SIGHUP');
+      await until(async () => kept() >= 7);
+      await rm(live.cert, { recursive: true });
+      // The renewed pair, its key left readable by others: kept out until chmod 600.
+      await copyFile(second.cert, live.cert);
+      await copyFile(second.key, live.key);
+      await chmod(live.key, 0o640);
+      server.process.kill('SIGHUP');
+      await until(async () => kept() >= 8);
+      expect(server.stderr()).toContain(`kept the old TLS certificate and key: RWS_FILE_ACCESS: --tls-key ${live.key} is readable by others (mode 640)`);
+      expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(first.cert));
+      await chmod(live.key, 0o600);
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr().includes('SIGHUP, TLS certificate and key reloaded'));
+      expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(second.cert));
+      expect(server.stderr()).not.toContain('-----BEGIN');
     } finally {
       expect(await server.stop()).toBe(0);
     }
