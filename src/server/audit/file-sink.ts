@@ -76,15 +76,29 @@ export class AuditFileSink {
 }
 
 function openSink(file: string): number {
-  let fd: number;
+  let fd = openOrExplain(file, FLAGS | constants.O_NONBLOCK);
+  refuseIfShared(file, fd);
+  if (fstatSync(fd).isFIFO()) {
+    // O_NONBLOCK: a pipe with no reader is refused (ENXIO) instead of blocking the server's one
+    // thread in open(2) until a shipper comes, signals included. With a reader there, the pipe is
+    // opened again without it, so that a write waits for room rather than tearing a line.
+    const blocking = openOrExplain(file, FLAGS);
+    closeQuietly(fd);
+    fd = blocking;
+  }
+  return fd;
+}
+
+function openOrExplain(file: string, flags: number): number {
   try {
-    fd = openSync(file, FLAGS, 0o600);
+    return openSync(file, flags, 0o600);
   } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENXIO') {
+      throw new RwsError('RWS_FILE_ACCESS', `the audit log ${file} is a pipe no process reads (ENXIO)`, { hint: 'start the log shipper that reads the pipe first, or give --audit-log a regular file' });
+    }
     // A read-only file system, a missing directory…: said with the path and a hint, as at start-up.
     throw explainSystemError(cause) ?? new AuditSinkError(`cannot open the audit log ${file} (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, cause);
   }
-  refuseIfShared(file, fd);
-  return fd;
 }
 
 /**
