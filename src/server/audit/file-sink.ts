@@ -2,8 +2,9 @@
 // are written inside the transaction that stores the rows (a failed write rolls it back and the
 // request gets a 503; a failed commit takes the lines back), in one write per batch, and never
 // torn: a short write (a full disk) is cut back to the last whole line. SIGHUP reopens the file,
-// so logrotate can move it away. An existing file others can read is refused, at start and at a
-// reopen. One server per file: the cut-back assumes no other writer appends at the same time.
+// so logrotate can move it away; a file deleted meanwhile is made again at the next row. An
+// existing file others can read is refused, at start and at a reopen. One server per file: the
+// cut-back assumes no other writer appends at the same time.
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { RwsError } from '../../errors.js';
 import { AuditSinkError } from '../state/state-errors.js';
@@ -29,6 +30,7 @@ export class AuditFileSink {
   /** Appends the rows; returns how to take them back (if the transaction they belong to fails). */
   write(rows: readonly StoredAuditRow[]): () => void {
     const data = Buffer.from(rows.map((row) => `${auditJson(row)}\n`).join(''), 'utf8');
+    this.#reopenIfDeleted();
     let size: number | undefined;
     try {
       size = fstatSync(this.#fd).size;
@@ -55,6 +57,27 @@ export class AuditFileSink {
         // reopened or closed meanwhile: nothing more to take back
       }
     };
+  }
+
+  /**
+   * A file deleted under the server (`rm audit.log` to free space, a rotation that removed it with
+   * no SIGHUP) took every later row with it, each answered as recorded. It is made again at its
+   * path before the rows are written; a failure to is a failed write (503), never a lost row.
+   */
+  #reopenIfDeleted(): void {
+    let stat;
+    try {
+      stat = fstatSync(this.#fd);
+    } catch {
+      return; // the write below reports it
+    }
+    if (!stat.isFile() || stat.nlink > 0) return;
+    try {
+      this.reopen();
+    } catch (cause) {
+      const reason = cause instanceof RwsError ? cause.message : `${(cause as NodeJS.ErrnoException).code ?? 'error'}`;
+      throw new AuditSinkError(`the audit log ${this.file} was deleted and could not be made again (${reason})`, cause);
+    }
   }
 
   /** After logrotate moved the file: continue in a new one at the same path. */

@@ -2,7 +2,7 @@
 // gone), logrotate's copytruncate, the file deleted while serving. Real processes, real FIFOs,
 // real signals: the server goes on answering (503 when a row cannot be written), never hangs.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readdir, readlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,5 +71,38 @@ describe('a pipe as --audit-log', () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('a regular file as --audit-log', () => {
+  it('deleted while serving is made again at its path with the next row, not written into the deleted file', async () => {
+    const sink = path.join(store.root, 'deleted-audit.jsonl');
+    const server = await startServer(store, ['--audit-log', sink]);
+    const rowsOf = async (file: string) => (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { seq: number; event: string });
+    try {
+      const t = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      const before = await rowsOf(sink);
+      expect(before.map((row) => row.event)).toEqual(['token.generate']);
+      // An operator frees space: the rows after it went into the deleted file, unseen by anyone.
+      await rm(sink);
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status).toBe(200);
+      const after = await rowsOf(sink);
+      expect(after.map((row) => row.event)).toEqual(['secret.read']);
+      expect(after[0]?.seq).toBe((before[0]?.seq ?? 0) + 1);
+      expect((await stat(sink)).mode & 0o777).toBe(0o600);
+      // Deleted again, and something that cannot be written in its place: fail closed.
+      await rm(sink);
+      await mkdir(sink);
+      const refused = await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe('RWS_AUDIT_UNAVAILABLE');
+      expect(refused.text).not.toContain('audit-file-value');
+      await rm(sink, { recursive: true });
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status).toBe(200);
+      expect((await rowsOf(sink)).map((row) => row.event)).toEqual(['secret.read']);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    expect((await cli(['audit', 'verify', '--store', store.dir])).exitCode).toBe(0);
   });
 });
