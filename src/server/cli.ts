@@ -6,6 +6,7 @@ import yargs, { type Argv } from 'yargs';
 import { RwsError, UsageError } from '../errors.js';
 import type { Env } from './config.js';
 import { ServerUsageError } from './usage-error.js';
+import { integer, once } from './flag-values.js';
 import { explainSystemError } from './system-errors.js';
 import { redactCredentials } from './url-credentials.js';
 import { packageVersion } from './version.js';
@@ -39,7 +40,7 @@ type Args = Record<string, unknown>;
 
 function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => Argv {
   const store = {
-    store: { type: 'string', requiresArg: true, description: 'the store directory (default: $VANTA_SOPS_FILES_PATH)' },
+    store: { type: 'string', requiresArg: true, coerce: once('store'), description: 'the store directory (default: $VANTA_SOPS_FILES_PATH)' },
     'database-url': { type: 'string', requiresArg: true, coerce: singleDatabaseUrl, description: 'keep the state in PostgreSQL (or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE; prefer those: argv is visible to others); default: SQLite state.db in the store' },
   } as const;
   const allowName = { type: 'string', array: true, requiresArg: true, description: 'let this protected name (e.g. PATH, LD_PRELOAD) through; repeat for several' } as const;
@@ -115,20 +116,20 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
       .command('serve', 'serve the vault API', (y) =>
         y
           .options(store)
-          .option('host', { type: 'string', default: '127.0.0.1', requiresArg: true, description: 'the address to listen on; anything but loopback needs TLS' })
-          .option('port', { type: 'number', default: 8200, requiresArg: true, description: 'the port (0: any free port, printed in the ready line)' })
-          .option('tls-cert', { type: 'string', requiresArg: true, description: 'PEM certificate (chain) for HTTPS; re-read on SIGHUP' })
-          .option('tls-key', { type: 'string', requiresArg: true, description: 'PEM private key of --tls-cert; re-read on SIGHUP' })
-          .option('audit-log', { type: 'string', requiresArg: true, description: 'also write every audit row to FILE as a JSON line (reopened on SIGHUP, for logrotate)' })
+          .option('host', { type: 'string', coerce: once('host'), default: '127.0.0.1', requiresArg: true, description: 'the address to listen on; anything but loopback needs TLS' })
+          .option('port', { type: 'string', coerce: integer('port'), default: 8200, requiresArg: true, description: 'the port (0: any free port, printed in the ready line)' })
+          .option('tls-cert', { type: 'string', coerce: once('tls-cert'), requiresArg: true, description: 'PEM certificate (chain) for HTTPS; re-read on SIGHUP' })
+          .option('tls-key', { type: 'string', coerce: once('tls-key'), requiresArg: true, description: 'PEM private key of --tls-cert; re-read on SIGHUP' })
+          .option('audit-log', { type: 'string', coerce: once('audit-log'), requiresArg: true, description: 'also write every audit row to FILE as a JSON line (reopened on SIGHUP, for logrotate)' })
           .option('insecure-listen', { type: 'boolean', description: 'allow plain HTTP on a non-loopback address' })
-          .option('max-connections', { type: 'number', requiresArg: true, description: 'open client connections at most; idle ones are closed first when full (default: 4096, or less when ulimit -n is lower)' })
-          .option('headers-timeout', { type: 'number', requiresArg: true, description: 'seconds a client may take to send its request headers, or to start a request on a new connection (default: 10)' })
-          .option('request-timeout', { type: 'number', requiresArg: true, description: 'seconds a client may take to send a whole request, body included (default: 30)' })
-          .option('max-long-polls', { type: 'number', requiresArg: true, description: 'batch requests held by ?wait= at once; more get 503 RWS_SERVER_BUSY (default: three quarters of --max-connections; 0 refuses every ?wait=)' })
-          .option('max-long-polls-per-key', { type: 'number', requiresArg: true, description: 'the same per API key; more get 429 RWS_RATE_LIMITED (default: 1024)' })
-          .option('metrics-listen', { type: 'string', requiresArg: true, description: 'serve GET /metrics (Prometheus) on this HOST:PORT, e.g. 127.0.0.1:9464' })
-          .option('fallback-max-age', { type: 'string', requiresArg: true, description: 'longest a client may use its offline copy of secrets after fetching them (run-with-secrets --fallback): 30m, 24h, 7d (default: 24h)' })
-          .option('log-format', { choices: ['text', 'json'], default: 'text', description: 'json: one line per request on stdout (time, method, route, status, duration, API key id, client)' })
+          .option('max-connections', { type: 'string', coerce: integer('max-connections'), requiresArg: true, description: 'open client connections at most; idle ones are closed first when full (default: 4096, or less when ulimit -n is lower)' })
+          .option('headers-timeout', { type: 'string', coerce: integer('headers-timeout'), requiresArg: true, description: 'seconds a client may take to send its request headers, or to start a request on a new connection (default: 10)' })
+          .option('request-timeout', { type: 'string', coerce: integer('request-timeout'), requiresArg: true, description: 'seconds a client may take to send a whole request, body included (default: 30)' })
+          .option('max-long-polls', { type: 'string', coerce: integer('max-long-polls'), requiresArg: true, description: 'batch requests held by ?wait= at once; more get 503 RWS_SERVER_BUSY (default: three quarters of --max-connections; 0 refuses every ?wait=)' })
+          .option('max-long-polls-per-key', { type: 'string', coerce: integer('max-long-polls-per-key'), requiresArg: true, description: 'the same per API key; more get 429 RWS_RATE_LIMITED (default: 1024)' })
+          .option('metrics-listen', { type: 'string', coerce: once('metrics-listen'), requiresArg: true, description: 'serve GET /metrics (Prometheus) on this HOST:PORT, e.g. 127.0.0.1:9464' })
+          .option('fallback-max-age', { type: 'string', coerce: once('fallback-max-age'), requiresArg: true, description: 'longest a client may use its offline copy of secrets after fetching them (run-with-secrets --fallback): 30m, 24h, 7d (default: 24h)' })
+          .option('log-format', { coerce: once('log-format'), choices: ['text', 'json'], default: 'text', description: 'json: one line per request on stdout (time, method, route, status, duration, API key id, client)' })
           .option('console', { type: 'boolean', description: 'serve the web console at /console/ (sign in with an admin key)' })
           .example('$0 serve', 'http://127.0.0.1:8200, store from $VANTA_SOPS_FILES_PATH, state in its state.db')
           .example('$0 serve --host 0.0.0.0 --port 8443 --tls-cert cert.pem --tls-key key.pem', 'HTTPS for a team; kill -HUP reloads a renewed certificate')

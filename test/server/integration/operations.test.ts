@@ -293,6 +293,31 @@ describe('metrics and the request log', () => {
     }
   });
 
+  it('refuses a flag given twice or empty, and a port that is not decimal digits, instead of guessing (a random port, an internal error)', async () => {
+    const refusals: Array<[string[], string]> = [
+      // `--port=$PORT` with PORT unset listened on a random port; `0x1F90` on 8080.
+      [['--port='], '--port is given an empty value (an unset variable?); give it a value or leave it out'],
+      [['--port', '0x1F90'], 'Expected --port to be an integer from 0 to 65535, got 0x1F90'],
+      [['--max-long-polls='], '--max-long-polls is given an empty value'],
+      // An array reached the file system: an internal error, or a wrong code with ERR_INVALID_ARG_TYPE.
+      [['--port', '0', '--store', store.dir], '--store is given more than once; give it once'],
+      [['--port', '0', '--audit-log', path.join(store.root, 'a.log'), '--audit-log', path.join(store.root, 'b.log')], '--audit-log is given more than once'],
+      [['--port', '0', '--tls-cert', 'a.crt', '--tls-key', 'a.key', '--tls-key', 'b.key'], '--tls-key is given more than once'],
+      // Quietly no request log at all.
+      [['--port', '0', '--log-format', 'json', '--log-format', 'text'], '--log-format is given more than once'],
+      [['--port', '0', '--audit-log='], '--audit-log is given an empty value'],
+    ];
+    for (const [args, message] of refusals) {
+      const result = await cli(['serve', '--store', store.dir, ...args]);
+      expect(result.exitCode, args.join(' ')).toBe(2);
+      expect(result.stdout).not.toContain('listening');
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* \\(hint: see secrets-server --help\\)\n$`));
+    }
+    const status = await cli(['status', '--store', store.dir, '--store', store.dir]);
+    expect(status.exitCode).toBe(2);
+    expect(status.stderr).toContain('RWS_USAGE: --store is given more than once');
+  });
+
   it('refuses a --metrics-listen that is not HOST:PORT', async () => {
     for (const bad of ['9464', 'localhost', '127.0.0.1:99999', '[nothex]:1']) {
       const result = await cli(['serve', '--store', store.dir, '--metrics-listen', bad]);
