@@ -1,5 +1,6 @@
 // age identities: the key file format and where sops finds keys (FORMAT.md §6 "Identities",
 // "Key file format"). Only SOPS_AGE_KEY and SOPS_AGE_KEY_FILE are read, additively, as sops does.
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { ageModule } from './age-module.js';
 import { SopsError } from './errors.js';
@@ -45,13 +46,15 @@ export function parseAgeIdentities(text: string): string[] {
 async function readKeyFile(path: string): Promise<string> {
   let handle;
   try {
-    handle = await open(path, 'r');
+    // O_NONBLOCK: a FIFO in the file's place is refused below instead of waiting for a writer
+    // (`serve` hung before its ready line, silently, for good).
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (cause) {
     throw noIdentity(`cannot read SOPS_AGE_KEY_FILE ${path}`, 'check the path and its permissions');
   }
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw noIdentity(`SOPS_AGE_KEY_FILE ${path} is not a regular file`);
+    if (!st.isFile()) throw noIdentity(`SOPS_AGE_KEY_FILE ${path} is not a regular file`, 'give SOPS_AGE_KEY_FILE the key file itself, not a directory, pipe or device');
     if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
       throw new SopsError('RWS_CREDENTIAL_FILE_MODE', `age key file ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)})`, {
         hint: `chmod 600 ${path}`,

@@ -85,6 +85,15 @@ describe('refusals at start', () => {
     }
   });
 
+  it('refuses a FIFO as SOPS_AGE_KEY_FILE at once instead of waiting for a writer before the ready line', async () => {
+    const fifo = path.join(store.root, 'age-key.fifo');
+    await promisify(execFile)('mkfifo', [fifo]);
+    const result = await cli(['serve', '--store', store.dir, '--port', '0'], { env: { SOPS_AGE_KEY_FILE: fifo } });
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).not.toContain('listening');
+    expect(result.stderr).toBe(`secrets-server: error RWS_SOPS_NO_IDENTITY: SOPS_AGE_KEY_FILE ${fifo} is not a regular file (hint: give SOPS_AGE_KEY_FILE the key file itself, not a directory, pipe or device)\n`);
+  }, 10_000);
+
   it('refuses a store directory others can enter', async () => {
     await chmod(store.dir, 0o755);
     try {
