@@ -109,7 +109,12 @@ export function fileDigest(text: string): string {
 export async function readSopsFile(file: string, identities: string[]): Promise<VersionedSopsFile> {
   // O_NONBLOCK: opening a FIFO put in a file's place must not wait for a writer (a request,
   // `status` and a thread of libuv's small pool would hang for ever); it is then refused below.
-  const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
+    // A link in a file's place is refused as the store's other misfits are (it came out as a 500
+    // RWS_INTERNAL, and as "ELOOP" in status and /healthz).
+    if (error.code === 'ELOOP') throw new RwsError('RWS_STORE_INVALID', `${file} is a symbolic link, which the server never follows`, { hint: 'put the file itself in the store (a copy, or a hard link on the same file system)' });
+    throw error;
+  });
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `remove it, or restore the file from version control` });

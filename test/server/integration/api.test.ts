@@ -1,6 +1,6 @@
 // The HTTP API end to end: the built bin serving a store made by its own commands, over HTTP.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent } from 'undici';
@@ -525,7 +525,7 @@ describe('admin changes on a running server', () => {
       expect(reply.text).not.toContain('tamper-a-value');
     }
   });
-  it('refuses a FIFO, a directory or a file over 16 MiB put in place of a file at once, never waiting for a writer', async () => {
+  it('refuses a FIFO, a directory, a file over 16 MiB or a link put in place of a file at once, never waiting for a writer', async () => {
     const t = await tokenFor({ environment: 'tampered', key_pattern: '*' }, wideKey);
     const file = path.join(store.dir, 'tampered.enc.yaml');
     for (const make of [
@@ -533,6 +533,12 @@ describe('admin changes on a running server', () => {
       () => mkdirSync(file, { mode: 0o700 }),
       // A valid file behind a long comment: the server would read and parse all of it.
       (valid: string) => writeFileSync(file, `#${'x'.repeat(16 * 1024 * 1024)}\n${valid}`, { mode: 0o600 }),
+      // A link to a valid file outside the store: a 500 RWS_INTERNAL, "ELOOP" on /healthz.
+      (valid: string) => {
+        const outside = path.join(store.root, 'linked-target.enc.yaml');
+        writeFileSync(outside, valid, { mode: 0o600 });
+        symlinkSync(outside, file);
+      },
     ]) {
       rmSync(file, { recursive: true, force: true });
       await cliOk(['secret', 'set', 'tampered', 'A_KEY', '--store', store.dir], { input: 'tamper-a-value' });
