@@ -21,9 +21,16 @@ export function resolveStore(flag: string | undefined, env: Env): StorePaths {
 /** Checks the store directory is a directory only its owner can enter. */
 export async function checkStoreDir(paths: StorePaths): Promise<void> {
   const stat = await fs.lstat(paths.dir).catch(() => undefined);
-  if (stat === undefined || !stat.isDirectory()) {
+  if (stat === undefined) {
     // A typo in --store is likelier than a store never made: `init` alone would make an empty one.
     throw new RwsError('RWS_STORE_MISSING', `store directory ${paths.dir} does not exist`, { hint: `check --store / VANTA_SOPS_FILES_PATH; a new store is made with secrets-server init --store ${paths.dir}` });
+  }
+  // Said as what it is: "does not exist, run init" sent `init` itself round in a circle.
+  if (stat.isSymbolicLink()) {
+    throw new RwsError('RWS_STORE_INVALID', `store directory ${paths.dir} is a symbolic link, which secrets-server never follows`, { hint: `give --store / VANTA_SOPS_FILES_PATH the real path (realpath ${paths.dir})` });
+  }
+  if (!stat.isDirectory()) {
+    throw new RwsError('RWS_STORE_INVALID', `store directory ${paths.dir} is not a directory`, { hint: 'check --store / VANTA_SOPS_FILES_PATH; a new store is made with secrets-server init --store NEW_DIR' });
   }
   if ((stat.mode & 0o077) !== 0) {
     throw new RwsError('RWS_STORE_INVALID', `store directory ${paths.dir} is open to others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 700 ${paths.dir}` });

@@ -7,9 +7,9 @@ import { generateX25519Identity } from 'age-encryption';
 import { identityToRecipient } from '../../sops/index.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
-import { checkStoreDir, resolveStore } from '../config.js';
+import { checkStoreDir, resolveJwtSecret, resolveStore } from '../config.js';
 import { RwsError } from '../../errors.js';
-import { createExclusive } from '../store/files.js';
+import { createExclusive, readPrivateFile } from '../store/files.js';
 
 export async function init(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
@@ -21,8 +21,8 @@ export async function init(args: Record<string, unknown>, io: CliIo): Promise<nu
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new RwsError('RWS_STORE_UNWRITABLE', `cannot create the store ${paths.dir}: ${code}`, { hint: 'check the path and the permissions of its parent directory' });
   }
-  say(created ? `created store ${paths.dir} (0700)` : `kept store ${paths.dir}`);
   await checkStoreDir(paths);
+  say(created ? `created store ${paths.dir} (0700)` : `kept store ${paths.dir}`);
 
   const identity = await generateX25519Identity();
   const recipient = await identityToRecipient(identity);
@@ -37,6 +37,10 @@ export async function init(args: Record<string, unknown>, io: CliIo): Promise<nu
       say(`created ${what} ${file} (0600)${file === paths.ageIdentity ? `, recipient ${recipient}` : ''}`);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // What is kept must be what serve will take: a file others can read, a link or a FIFO is
+      // refused now with serve's own error, not after "Start the server with".
+      if (file === paths.jwtSecret) await resolveJwtSecret(paths, {});
+      else await readPrivateFile(file);
       say(`kept ${what} ${file}`);
     }
   }

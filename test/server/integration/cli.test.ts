@@ -1,7 +1,7 @@
 // The admin commands, run as users run them: modes, stdin-only values, all-or-nothing imports,
 // keys printed once and stored only as HMACs.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,6 +39,42 @@ describe('init', () => {
     expect(again).toContain(`export SOPS_AGE_KEY_FILE=${path.join(store.dir, 'age-identity.txt')}`);
     expect(await readFile(path.join(store.dir, 'jwt-secret'), 'utf8')).toBe(before);
     expect(again).not.toContain(before);
+  });
+
+  it('names a link or a file at the store path for what it is, instead of offering init to init', async () => {
+    const real = path.join(store.root, 'real-store');
+    await mkdir(real, { mode: 0o700 });
+    const link = path.join(store.root, 'linked-store');
+    await symlink(real, link);
+    const linked = await cli(['init', '--store', link]);
+    expect(linked.exitCode).toBe(1);
+    expect(linked.stdout).toBe('');
+    expect(linked.stderr).toBe(`secrets-server: error RWS_STORE_INVALID: store directory ${link} is a symbolic link, which secrets-server never follows (hint: give --store / VANTA_SOPS_FILES_PATH the real path (realpath ${link}))\n`);
+    const file = path.join(store.root, 'a-file');
+    await writeFile(file, '');
+    for (const command of [['init'], ['serve', '--port', '0'], ['status']]) {
+      const result = await cli([...command, '--store', file]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toBe(`secrets-server: error RWS_STORE_INVALID: store directory ${file} is not a directory (hint: check --store / VANTA_SOPS_FILES_PATH; a new store is made with secrets-server init --store NEW_DIR)\n`);
+    }
+  });
+
+  it('refuses to keep files serve would refuse, before telling how to start the server', async () => {
+    const kept = path.join(store.root, 'kept-store');
+    await mkdir(kept, { mode: 0o700 });
+    await writeFile(path.join(kept, 'jwt-secret'), 'a'.repeat(64), { mode: 0o644 });
+    const open = await cli(['init', '--store', kept]);
+    expect(open.exitCode).toBe(1);
+    expect(open.stdout).not.toContain('Start the server');
+    expect(open.stderr).toBe(`secrets-server: error RWS_STORE_INVALID: ${kept}/jwt-secret is readable by others (mode 644) (hint: chmod 600 ${kept}/jwt-secret)\n`);
+    await writeFile(path.join(kept, 'jwt-secret'), 'short');
+    await chmod(path.join(kept, 'jwt-secret'), 0o600);
+    const weak = await cli(['init', '--store', kept]);
+    expect(weak.exitCode).toBe(1);
+    expect(weak.stdout).not.toContain('Start the server');
+    expect(weak.stderr).toContain('RWS_JWT_SECRET_WEAK');
+    await writeFile(path.join(kept, 'jwt-secret'), 'b'.repeat(64));
+    expect(await cliOk(['init', '--store', kept])).toContain('kept JWT signing secret');
   });
 
   it('refuses a directory others can enter', async () => {
