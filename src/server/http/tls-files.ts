@@ -20,8 +20,8 @@ export interface TlsPair {
 const MAX_TLS_FILE_BYTES = 1024 * 1024;
 
 export async function loadTlsPair(files: TlsFiles): Promise<TlsPair> {
-  const cert = await readTlsFile('--tls-cert', files.certFile, false);
-  const key = await readTlsFile('--tls-key', files.keyFile, true);
+  const { contents: cert } = await readTlsFile('--tls-cert', files.certFile);
+  const { contents: key, mode: keyMode } = await readTlsFile('--tls-key', files.keyFile);
   try {
     createSecureContext({ cert, key });
   } catch (error) {
@@ -30,6 +30,13 @@ export async function loadTlsPair(files: TlsFiles): Promise<TlsPair> {
       hint: /NO_START_LINE|PEM|DECODER|BAD_BASE64|ASN1/.test(code)
         ? 'the certificate file starts with BEGIN CERTIFICATE, the key file with BEGIN PRIVATE KEY: are they swapped or not PEM?'
         : 'the key does not belong to the certificate: give the key the certificate was issued for',
+    });
+  }
+  // The key is the server's identity: anyone who can read it can pass for this server. Checked
+  // after the pair, so that swapped files (the certificate is 0644) are named as swapped.
+  if ((keyMode & 0o077) !== 0) {
+    throw new RwsError('RWS_FILE_ACCESS', `--tls-key ${files.keyFile} is readable by others (mode ${(keyMode & 0o777).toString(8)})`, {
+      hint: `chmod 600 ${files.keyFile}, or give secrets-server a copy of its own (0600, owned by the user running it)`,
     });
   }
   return { cert, key };
@@ -41,7 +48,7 @@ export async function loadTlsPair(files: TlsFiles): Promise<TlsPair> {
  * them every file and crypto call of the server (it stopped answering, even SIGTERM); a device
  * such as /dev/zero would have been read until memory ran out.
  */
-async function readTlsFile(flag: string, file: string, secret: boolean): Promise<Buffer> {
+async function readTlsFile(flag: string, file: string): Promise<{ contents: Buffer; mode: number }> {
   let handle;
   try {
     handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -56,12 +63,6 @@ async function readTlsFile(flag: string, file: string, secret: boolean): Promise
     if (!stat.isFile()) {
       throw new RwsError('RWS_TLS_UNREADABLE', `cannot read ${flag} ${file}: not a regular file`, { hint: `give ${flag} the PEM file itself (a link to one is fine), not a directory, pipe or device` });
     }
-    // The key is the server's identity: anyone who can read it can pass for this server.
-    if (secret && (stat.mode & 0o077) !== 0) {
-      throw new RwsError('RWS_FILE_ACCESS', `${flag} ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, {
-        hint: `chmod 600 ${file}, or give secrets-server a copy of its own (0600, owned by the user running it)`,
-      });
-    }
     const buffer = Buffer.alloc(MAX_TLS_FILE_BYTES + 1);
     let length = 0;
     for (;;) {
@@ -75,7 +76,7 @@ async function readTlsFile(flag: string, file: string, secret: boolean): Promise
     // A copy of the right size: the big buffer is wiped rather than kept alive behind a view.
     const contents = Buffer.from(buffer.subarray(0, length));
     buffer.fill(0);
-    return contents;
+    return { contents, mode: stat.mode };
   } finally {
     await handle.close();
   }
