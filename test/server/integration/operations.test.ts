@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, rm, symlink } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
 import path from 'node:path';
 import { connect } from 'node:tls';
 import { promisify } from 'node:util';
@@ -255,6 +255,32 @@ describe('metrics and the request log', () => {
       expect(entries.map((entry) => entry.api_key_id)).toEqual([null, apiKeyId, apiKeyId, null, apiKeyId, null]);
       for (const secret of [t, apiKey, 'ops-secret-value', 'SERVICE_B_KEY']) expect(server.stdout()).not.toContain(secret);
     } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it('holds a bounded number of metrics connections, so that idle ones there cannot use up the descriptors the vault listener needs', async () => {
+    const limited = ['sh', '-c', 'ulimit -n 200 && exec "$0" "$@"'];
+    const server = await startServer(store, ['--metrics-listen', '127.0.0.1:0'], {}, limited);
+    const sockets: Socket[] = [];
+    try {
+      await until(async () => /metrics on (\S+)/.test(server.stderr()));
+      const metricsUrl = new URL(/metrics on (\S+)/.exec(server.stderr())?.[1] as string);
+      // No credential is asked there: any local user can open these. 400 idle ones made the vault
+      // listener reset every client (EMFILE), healthz included.
+      for (let i = 0; i < 400; i++) {
+        const socket = netConnect(Number(metricsUrl.port), metricsUrl.hostname);
+        socket.on('error', () => undefined);
+        sockets.push(socket);
+      }
+      await Promise.all(sockets.map((socket) => new Promise((resolve) => (socket.readyState === 'open' ? resolve(undefined) : socket.once('connect', resolve).once('close', resolve)))));
+      expect((await call(`${server.url}/healthz`)).status).toBe(200);
+      const t = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).body.value).toBe('ops-secret-value');
+      for (const socket of sockets) socket.destroy();
+      await until(async () => (await call(metricsUrl.href).catch(() => ({ status: 0 }))).status === 200);
+    } finally {
+      for (const socket of sockets) socket.destroy();
       expect(await server.stop()).toBe(0);
     }
   });

@@ -16,8 +16,17 @@ export function parseListenAddress(text: string, flag: string): { host: string; 
   return { host, port };
 }
 
+/**
+ * Connections the metrics listener holds at once. It has no credential to check, so anyone who can
+ * reach it (any local user, on loopback) could open connections until the process ran out of
+ * descriptors: 400 idle ones under `ulimit -n 200` made the vault listener reset every client.
+ * A scraper needs one or two; these fit in the descriptors the vault's own cap leaves aside.
+ */
+export const METRICS_MAX_CONNECTIONS = 16;
+
 export async function listenMetrics(address: { host: string; port: number }, metrics: ServerMetrics): Promise<{ url: string; server: Server }> {
-  const server = createServer((req, res) => {
+  // Timeouts checked every second, as on the vault listener, so a held slot is freed promptly.
+  const server = createServer({ connectionsCheckingInterval: 1_000, headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
@@ -31,8 +40,8 @@ export async function listenMetrics(address: { host: string; port: number }, met
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
     res.end(text);
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
+  server.maxConnections = METRICS_MAX_CONNECTIONS;
+  server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {
