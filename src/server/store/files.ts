@@ -74,7 +74,7 @@ export async function readPrivateFile(file: string): Promise<string> {
   const handle = await fs.open(file, constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const stat = await handle.stat();
-    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`);
+    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `put the file itself at ${file} (0600), not a directory, pipe or device` });
     if ((stat.mode & 0o077) !== 0) {
       throw new RwsError('RWS_STORE_INVALID', `${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, {
         hint: `chmod 600 ${file}`,

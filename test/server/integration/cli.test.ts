@@ -206,7 +206,14 @@ describe('secret', () => {
       execFileSync('mkfifo', ['-m', '600', identity]);
       const result = await cli(['secret', 'list', 'dev', '--store', other.dir]);
       expect(result.exitCode).toBe(1);
-      expect(result.stderr).toContain(`RWS_STORE_INVALID: ${identity} is not a regular file`);
+      expect(result.stderr).toBe(`secrets-server: error RWS_STORE_INVALID: ${identity} is not a regular file (hint: put the file itself at ${identity} (0600), not a directory, pipe or device)\n`);
+      // The API key pepper and the URL file are read the same way, and say the same.
+      await rm(path.join(other.dir, 'api-key-pepper'));
+      await mkdir(path.join(other.dir, 'api-key-pepper'));
+      const pepper = await cli(['serve', '--port', '0', '--store', other.dir], { env: { SOPS_AGE_KEY_FILE: path.join(store.dir, 'age-identity.txt') } });
+      expect(pepper.stderr).toMatch(/^secrets-server: error RWS_STORE_INVALID: \S+api-key-pepper is not a regular file \(hint: put the file itself at \S+ \(0600\), not a directory, pipe or device\)\n$/);
+      const urlFile = await cli(['status', '--store', other.dir], { env: { RWS_DATABASE_URL_FILE: '/dev/null', SOPS_AGE_KEY_FILE: path.join(store.dir, 'age-identity.txt') } });
+      expect(urlFile.stderr).toBe('secrets-server: error RWS_CONFIG_INVALID: /dev/null is not a regular file (hint: put the file itself at /dev/null (0600), not a directory, pipe or device)\n');
     } finally {
       await other.cleanup();
     }

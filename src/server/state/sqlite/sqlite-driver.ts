@@ -94,7 +94,7 @@ async function ensurePrivateFile(file: string): Promise<FileIdentity> {
   }
   try {
     const stat = await handle.stat();
-    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`);
+    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `move it away: the state database is made again there at the next start, or restore it from a backup` });
     if ((stat.mode & 0o077) !== 0) {
       throw new RwsError('RWS_STORE_INVALID', `${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${file}` });
     }
