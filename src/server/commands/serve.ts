@@ -34,9 +34,11 @@ export async function serve(args: Record<string, unknown>, io: CliIo): Promise<n
   const options: ServeOptions = { host: String(args.host), port, insecureListen: args['insecure-listen'] === true };
   Object.assign(options, operationOptions(args, io));
   const fallbackMaxAgeSeconds = fallbackMaxAge(args);
-  checkListen(options);
   if (certFile !== undefined && keyFile !== undefined) options.tlsFiles = { certFile, keyFile };
   if (options.tlsFiles !== undefined) options.tls = await loadTlsPair(options.tlsFiles);
+  // After the pair is loaded: checked before it, HTTPS on any address but loopback was refused as
+  // "plain HTTP", and only --insecure-listen let it start.
+  checkListen(options);
 
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);

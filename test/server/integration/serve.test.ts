@@ -42,6 +42,28 @@ describe('TLS', () => {
   });
 });
 
+describe('TLS on an address other than loopback', () => {
+  it('serves HTTPS on 0.0.0.0 without --insecure-listen, and still refuses plain HTTP there', async () => {
+    const cert = path.join(store.root, 'any-cert.pem');
+    const key = path.join(store.root, 'any-key.pem');
+    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    // The README's own example for a team was refused as "plain HTTP on 0.0.0.0".
+    const server = await startServer(store, ['--host', '0.0.0.0', '--tls-cert', cert, '--tls-key', key]);
+    try {
+      expect(server.url).toMatch(/^https:\/\/0\.0\.0\.0:\d+$/);
+      const dispatcher = tlsAgent(await readFile(cert, 'utf8'));
+      const url = server.url.replace('0.0.0.0', '127.0.0.1');
+      expect((await call(`${url}/healthz`, { dispatcher })).status).toBe(200);
+      await dispatcher.close();
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    const plain = await cli(['serve', '--store', store.dir, '--host', '0.0.0.0', '--port', '0']);
+    expect(plain.exitCode).toBe(2);
+    expect(plain.stderr).toContain('refusing to serve secrets over plain HTTP on 0.0.0.0');
+  });
+});
+
 describe('refusals at start', () => {
   it('refuses plain HTTP on a non-loopback address', async () => {
     const result = await cli(['serve', '--store', store.dir, '--host', '0.0.0.0', '--port', '0']);
