@@ -10,6 +10,7 @@ interface SystemError {
   path?: string;
   address?: string;
   port?: number;
+  hostname?: string;
 }
 
 const LISTEN_HINTS: Readonly<Record<string, string>> = {
@@ -55,6 +56,11 @@ export function explainSystemError(error: unknown): RwsError | undefined {
   if ((error.syscall === 'listen' || error.syscall === 'bind') && LISTEN_HINTS[error.code] !== undefined) {
     const where = error.address === undefined ? `port ${error.port}` : `${error.address.includes(':') ? `[${error.address}]` : error.address}:${error.port}`;
     return new RwsError('RWS_LISTEN_FAILED', `cannot listen on ${where}: ${what} (${error.code})`, { hint: LISTEN_HINTS[error.code], cause: error });
+  }
+  // A --host or --metrics-listen name that does not resolve: it came out as RWS_INTERNAL. The
+  // database's own lookups are reported where it is opened, with its URL masked.
+  if (error.syscall === 'getaddrinfo' && typeof error.hostname === 'string') {
+    return new RwsError('RWS_LISTEN_FAILED', `cannot listen on ${error.hostname}: no such host (${error.code})`, { hint: 'check --host / --metrics-listen: give an address of this machine, such as 127.0.0.1', cause: error });
   }
   if (error.path !== undefined && FILE_HINTS[error.code] !== undefined) {
     return new RwsError('RWS_FILE_ACCESS', `cannot ${error.syscall} ${error.path}: ${what} (${error.code})`, { hint: FILE_HINTS[error.code], cause: error });

@@ -183,6 +183,16 @@ describe('start-up errors', () => {
     }
   });
 
+  it('names a host that does not resolve, for --host and --metrics-listen, instead of an internal error', async () => {
+    const { cert, key } = await makeCertificate(path.join(store.root, 'tls-host'), 'host');
+    for (const args of [['--host', 'no-such-host.invalid', '--tls-cert', cert, '--tls-key', key], ['--metrics-listen', 'no-such-host.invalid:9464']]) {
+      const result = await cli(['serve', '--store', store.dir, '--port', '0', ...args]);
+      expect(result.exitCode).toBe(1);
+      oneLine(result.stderr);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_LISTEN_FAILED: cannot listen on no-such-host\.invalid: no such host \((ENOTFOUND|EAI_AGAIN)\) \(hint: check --host \/ --metrics-listen/);
+    }
+  });
+
   it('names a read-only audit log (a read-only tmpfs in a user namespace; skipped where unshare is refused)', async (context) => {
     const probe = await run('unshare', ['-rm', 'true']).then(() => true, () => false);
     if (!probe) return context.skip();
