@@ -47,14 +47,20 @@ function servedFingerprint(url: string): Promise<string> {
 
 const fingerprintOf = async (file: string) => new X509Certificate(await readFile(file)).fingerprint256;
 
+/** Two certificates in `store.root/name`, and live.crt/live.key beside them, a copy of the first. */
+async function livePair(name: string) {
+  const dir = path.join(store.root, name);
+  const first = await makeCertificate(dir, 'first');
+  const second = await makeCertificate(dir, 'second');
+  const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
+  await copyFile(first.cert, live.cert);
+  await copyFile(first.key, live.key);
+  return { dir, first, second, live };
+}
+
 describe('SIGHUP', () => {
   it('serves a renewed certificate to new connections, keeps the old one when the new pair is broken, and never stops', async () => {
-    const dir = path.join(store.root, 'tls');
-    const first = await makeCertificate(dir, 'first');
-    const second = await makeCertificate(dir, 'second');
-    const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
-    await copyFile(first.cert, live.cert);
-    await copyFile(first.key, live.key);
+    const { first, second, live } = await livePair('tls');
     const server = await startServer(store, ['--tls-cert', live.cert, '--tls-key', live.key]);
     try {
       expect(await servedFingerprint(server.url)).toBe(await fingerprintOf(first.cert));
@@ -88,12 +94,7 @@ describe('SIGHUP', () => {
   });
 
   it('refuses a FIFO, a device or a directory in place of the certificate without waiting on it, and a key others can read', async () => {
-    const dir = path.join(store.root, 'tls-swaps');
-    const first = await makeCertificate(dir, 'first');
-    const second = await makeCertificate(dir, 'second');
-    const live = { cert: path.join(dir, 'live.crt'), key: path.join(dir, 'live.key') };
-    await copyFile(first.cert, live.cert);
-    await copyFile(first.key, live.key);
+    const { dir, first, second, live } = await livePair('tls-swaps');
     await chmod(live.key, 0o644);
     const shared = await cli(['serve', '--store', store.dir, '--port', '0', '--tls-cert', live.cert, '--tls-key', live.key]);
     expect(shared.exitCode).toBe(1);
