@@ -1,10 +1,9 @@
 // The certificate and key, read and checked as a pair, at start and again on SIGHUP (a renewed
 // certificate needs no restart). Failures name the flag, the path and a likely fix; a bad new
 // pair on reload keeps the old one.
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { RwsError } from '../../errors.js';
+import { readLocalFile, ReadProblem } from '../../local-file.js';
 
 export interface TlsFiles {
   certFile: string;
@@ -43,41 +42,25 @@ export async function loadTlsPair(files: TlsFiles): Promise<TlsPair> {
 }
 
 /**
- * Links are followed (certbot's live/ names are links). O_NONBLOCK and the regular-file check: a
- * FIFO in the file's place once held a thread-pool thread for good on each SIGHUP, and a few of
- * them every file and crypto call of the server (it stopped answering, even SIGTERM); a device
- * such as /dev/zero would have been read until memory ran out.
+ * Through the wrapper's reader of local files (readLocalFile): links are followed (certbot's live/
+ * names are links); a FIFO, device or directory in the file's place is refused without waiting on
+ * it (a FIFO once held a thread-pool thread for good on each SIGHUP, and a few of them every file
+ * and crypto call of the server: it stopped answering, even SIGTERM); the read is bounded.
  */
 async function readTlsFile(flag: string, file: string): Promise<{ contents: Buffer; mode: number }> {
-  let handle;
   try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const { text, mode } = await readLocalFile(file, { maxBytes: MAX_TLS_FILE_BYTES, allowPipe: false });
+    return { contents: Buffer.from(text, 'utf8'), mode: mode ?? 0o777 }; // undefined only for a pipe, refused by allowPipe: false
   } catch (error) {
-    const code = String((error as NodeJS.ErrnoException).code ?? 'error');
-    throw new RwsError('RWS_TLS_UNREADABLE', `cannot read ${flag} ${file}: ${code}`, {
-      hint: code === 'ENOENT' ? `check the path given to ${flag}` : `check the permissions of ${file} for the user running secrets-server`,
-    });
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) {
-      throw new RwsError('RWS_TLS_UNREADABLE', `cannot read ${flag} ${file}: not a regular file`, { hint: `give ${flag} the PEM file itself (a link to one is fine), not a directory, pipe or device` });
+    if (!(error instanceof ReadProblem)) throw error;
+    if (error.kind === 'invalid') {
+      throw new RwsError('RWS_TLS_INVALID', `${flag} ${file} is ${error.reason}: no PEM certificate chain or key`, { hint: `check the path given to ${flag}` });
     }
-    const buffer = Buffer.alloc(MAX_TLS_FILE_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length > MAX_TLS_FILE_BYTES) {
-        throw new RwsError('RWS_TLS_INVALID', `${flag} ${file} is over ${MAX_TLS_FILE_BYTES / 1024 / 1024} MiB, more than any PEM certificate chain or key`, { hint: `check the path given to ${flag}` });
-      }
-    }
-    // A copy of the right size: the big buffer is wiped rather than kept alive behind a view.
-    const contents = Buffer.from(buffer.subarray(0, length));
-    buffer.fill(0);
-    return { contents, mode: stat.mode };
-  } finally {
-    await handle.close();
+    const code = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+    const hint =
+      code === 'ENOENT' ? `check the path given to ${flag}`
+      : code === undefined ? `give ${flag} the PEM file itself (a link to one is fine), not a directory, pipe or device`
+      : `check the permissions of ${file} for the user running secrets-server`;
+    throw new RwsError('RWS_TLS_UNREADABLE', `cannot read ${flag} ${file}: ${code ?? error.reason}`, { hint });
   }
 }
