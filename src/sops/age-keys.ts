@@ -1,7 +1,6 @@
 // age identities: the key file format and where sops finds keys (FORMAT.md §6 "Identities",
 // "Key file format"). Only SOPS_AGE_KEY and SOPS_AGE_KEY_FILE are read, additively, as sops does.
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { readLocalFile, ReadProblem } from '../local-file.js';
 import { ageModule } from './age-module.js';
 import { SopsError } from './errors.js';
 
@@ -42,28 +41,32 @@ export function parseAgeIdentities(text: string): string[] {
   return parseLines(text, 'the age key file', false);
 }
 
-/** Reads a key file that only its owner may read: it is a credential (SECURITY.md). */
+/** An age key file holds a line per identity: a few KiB at most. */
+const MAX_KEY_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Reads a key file that only its owner may read: it is a credential (SECURITY.md). Through the
+ * bounded reader of local files: a FIFO in the file's place is refused at once instead of waiting
+ * for a writer (`serve` hung before its ready line, silently, for good).
+ */
 async function readKeyFile(path: string): Promise<string> {
-  let handle;
+  let file;
   try {
-    // O_NONBLOCK: a FIFO in the file's place is refused below instead of waiting for a writer
-    // (`serve` hung before its ready line, silently, for good).
-    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (cause) {
+    file = await readLocalFile(path, { maxBytes: MAX_KEY_FILE_BYTES, allowPipe: false });
+  } catch (error) {
+    if (error instanceof ReadProblem && error.reason === 'not a regular file') {
+      throw noIdentity(`SOPS_AGE_KEY_FILE ${path} is not a regular file`, 'give SOPS_AGE_KEY_FILE the key file itself, not a directory, pipe or device');
+    }
+    if (error instanceof ReadProblem && error.kind === 'invalid') throw noIdentity(`SOPS_AGE_KEY_FILE ${path} is ${error.reason}: no age key file`, 'check SOPS_AGE_KEY_FILE');
     throw noIdentity(`cannot read SOPS_AGE_KEY_FILE ${path}`, 'check the path and its permissions');
   }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw noIdentity(`SOPS_AGE_KEY_FILE ${path} is not a regular file`, 'give SOPS_AGE_KEY_FILE the key file itself, not a directory, pipe or device');
-    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-      throw new SopsError('RWS_CREDENTIAL_FILE_MODE', `age key file ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)})`, {
-        hint: `chmod 600 ${path}`,
-      });
-    }
-    return await handle.readFile('utf8');
-  } finally {
-    await handle.close();
+  const mode = file.mode ?? 0o777; // undefined only for a pipe, refused by allowPipe: false
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    throw new SopsError('RWS_CREDENTIAL_FILE_MODE', `age key file ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)})`, {
+      hint: `chmod 600 ${path}`,
+    });
   }
+  return file.text;
 }
 
 /** Identities from SOPS_AGE_KEY (whitespace or newline separated) and SOPS_AGE_KEY_FILE. */
