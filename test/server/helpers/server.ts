@@ -44,11 +44,12 @@ export async function makeStore(secrets: Record<string, Record<string, string>> 
   return { root, dir, cleanup: () => rm(root, { recursive: true, force: true }) };
 }
 
-export async function makeApiKey(store: TestStore, environments: string[], patterns: string[], extra: string[] = []): Promise<{ id: string; key: string }> {
+/** `env`: for a store whose state is elsewhere (RWS_DATABASE_URL). */
+export async function makeApiKey(store: TestStore, environments: string[], patterns: string[], extra: string[] = [], env: Record<string, string> = {}): Promise<{ id: string; key: string }> {
   const args = ['apikey', 'create', '--store', store.dir, '--name', 'test'];
   for (const environment of environments) args.push('--environment', environment);
   for (const pattern of patterns) args.push('--key-pattern', pattern);
-  const out = await cliOk([...args, ...extra]);
+  const out = await cliOk([...args, ...extra], { env });
   const id = /^id: (\S+)$/m.exec(out)?.[1];
   const key = /^key: (\S+)$/m.exec(out)?.[1];
   if (!id || !key) throw new Error('apikey create printed no id/key');

@@ -5,7 +5,7 @@
 // session has ended the lock may be another editor's, so the edit must not replace the file.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import pg from 'pg';
-import { call, cli, cliOk, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
+import { call, cli, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
 import { lockKey } from '../../../src/server/state/sql/driver.js';
 
@@ -20,9 +20,8 @@ beforeAll(async () => {
   store = await makeStore({ production: { KEPT: 'kept-value' } });
   db = await testDatabase();
   env = { RWS_DATABASE_URL: db.url };
-  const keyOf = (out: string) => /^key: (\S+)$/m.exec(out)?.[1] as string;
-  admin = keyOf(await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'editor', '--admin'], { env }));
-  reader = keyOf(await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'reader', '--environment', 'production', '--key-pattern', 'KEPT'], { env }));
+  admin = (await makeApiKey(store, [], [], ['--admin'], env)).key;
+  reader = (await makeApiKey(store, ['production'], ['KEPT'], [], env)).key;
   server = await startServer(store, [], env);
 }, 60_000);
 

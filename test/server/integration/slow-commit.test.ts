@@ -3,7 +3,7 @@
 // applied would be answered 503 "nothing was served", with its use charged and its row written.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { call, cliOk, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
+import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
 
 let store: TestStore;
@@ -16,8 +16,7 @@ beforeAll(async () => {
   store = await makeStore({ production: { SERVICE_B_KEY: 'b-key-value' } });
   db = await testDatabase();
   env = { RWS_DATABASE_URL: db.url };
-  const out = await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'slow', '--environment', 'production', '--key-pattern', 'SERVICE_B_*'], { env });
-  apiKey = /^key: (\S+)$/m.exec(out)?.[1] as string;
+  apiKey = (await makeApiKey(store, ['production'], ['SERVICE_B_*'], [], env)).key;
   server = await startServer(store, [], env);
 }, 60_000);
 
