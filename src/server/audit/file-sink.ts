@@ -5,7 +5,7 @@
 // so logrotate can move it away; a file deleted meanwhile is made again at the next row. An
 // existing file others can read is refused, at start and at a reopen. One server per file: the
 // cut-back assumes no other writer appends at the same time.
-import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, type Stats, writeSync } from 'node:fs';
 import { RwsError } from '../../errors.js';
 import { AuditSinkError } from '../state/state-errors.js';
 import { explainSystemError } from '../system-errors.js';
@@ -30,13 +30,13 @@ export class AuditFileSink {
   /** Appends the rows; returns how to take them back (if the transaction they belong to fails). */
   write(rows: readonly StoredAuditRow[]): () => void {
     const data = Buffer.from(rows.map((row) => `${auditJson(row)}\n`).join(''), 'utf8');
-    this.#reopenIfDeleted();
     let size: number | undefined;
     try {
-      size = fstatSync(this.#fd).size;
+      size = this.#statReopenedIfDeleted().size;
       let offset = 0;
       while (offset < data.length) offset += writeSync(this.#fd, data, offset);
     } catch (cause) {
+      if (cause instanceof AuditSinkError) throw cause;
       if (size !== undefined) {
         try {
           ftruncateSync(this.#fd, size);
@@ -60,24 +60,21 @@ export class AuditFileSink {
   }
 
   /**
-   * A file deleted under the server (`rm audit.log` to free space, a rotation that removed it with
-   * no SIGHUP) took every later row with it, each answered as recorded. It is made again at its
-   * path before the rows are written; a failure to is a failed write (503), never a lost row.
+   * The file's stat, for the cut-back. A file deleted under the server (`rm audit.log` to free
+   * space, a rotation that removed it with no SIGHUP) took every later row with it, each answered
+   * as recorded: it is made again at its path before the rows are written; a failure to is a
+   * failed write (503), never a lost row.
    */
-  #reopenIfDeleted(): void {
-    let stat;
-    try {
-      stat = fstatSync(this.#fd);
-    } catch {
-      return; // the write below reports it
-    }
-    if (!stat.isFile() || stat.nlink > 0) return;
+  #statReopenedIfDeleted(): Stats {
+    const stat = fstatSync(this.#fd);
+    if (!stat.isFile() || stat.nlink > 0) return stat;
     try {
       this.reopen();
     } catch (cause) {
       const reason = cause instanceof RwsError ? cause.message : `${(cause as NodeJS.ErrnoException).code ?? 'error'}`;
       throw new AuditSinkError(`the audit log ${this.file} was deleted and could not be made again (${reason})`, cause);
     }
+    return fstatSync(this.#fd);
   }
 
   /** After logrotate moved the file: continue in a new one at the same path. */
