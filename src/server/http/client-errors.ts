@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errorResponse, HttpError } from './http-error.js';
 import type { AnswerOrder } from './in-order.js';
-import { SECURITY_HEADERS, sendJson } from './request.js';
+import { headerCount, SECURITY_HEADERS, sendJson } from './request.js';
 
 const TOO_LARGE = answer(new HttpError(431, 'RWS_HEADERS_TOO_LARGE', `request headers are limited to ${maxHeaderSize} bytes`));
 const TIMED_OUT = answer(new HttpError(408, 'RWS_REQUEST_TIMEOUT', 'the request was not received in time'));
@@ -62,7 +62,7 @@ export function refuseWithoutHost(app: (req: IncomingMessage, res: ServerRespons
     // Not run, and never answered: the connection closes once the refusal ahead of it is sent.
     if (refused.has(req.socket)) return;
     const missing = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
-    if (missing || (req.headersDistinct.host?.length ?? 0) > 1) {
+    if (missing || headerCount(req.rawHeaders, 'host') > 1) {
       refused.add(req.socket);
       // Through the response, not the socket: node:http sends pipelined answers in order, so a
       // request ahead of this one still waiting for its commit gets its own answer first (written

@@ -87,7 +87,7 @@ async function drain(req: IncomingMessage): Promise<void> {
  * whose library added its own beside the one it meant would act (and be audited) as the other.
  */
 export function bearerCredential(req: IncomingMessage): string {
-  if (authorizationHeaders(req.rawHeaders) > 1) throw unauthorized('send one Authorization header, not several');
+  if (headerCount(req.rawHeaders, 'authorization') > 1) throw unauthorized('send one Authorization header, not several');
   const header = req.headers.authorization;
   const match = header === undefined ? null : /^Bearer +([^ ]+)$/i.exec(header);
   if (match?.[1] === undefined) throw unauthorized('send the credential as Authorization: Bearer <credential>');
@@ -125,12 +125,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-/** How many Authorization headers came: a scan of the raw list, cheaper on every request than `headersDistinct`, which copies them all. */
-function authorizationHeaders(raw: readonly string[]): number {
+/**
+ * How many headers named `name` (lower case) came: a scan of the raw list, cheaper on every
+ * request than `headersDistinct`, which copies them all. node:http keeps only the first of some
+ * (Host, Authorization), so a second one would otherwise go unseen.
+ */
+export function headerCount(raw: readonly string[], name: string): number {
   let count = 0;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 13 && name.toLowerCase() === 'authorization') count++;
+    const header = raw[i] as string;
+    if (header.length === name.length && header.toLowerCase() === name) count++;
   }
   return count;
 }
