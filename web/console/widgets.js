@@ -65,21 +65,25 @@ export function emptyText(load, none) {
  * meanwhile. An answer for deps or a reload since replaced is dropped.
  */
 export function useLoad(load, deps) {
-  const [state, setState] = useState({ data: undefined, error: undefined, loading: true });
+  // The state is kept with the deps it was loaded for: on the first render after the deps change,
+  // before the effect below runs, the old data or error must not show under the new filter.
+  const key = JSON.stringify(deps);
+  const [state, setState] = useState({ key, data: undefined, error: undefined, loading: true });
   const [tick, setTick] = useState(0);
   const loadedTick = useRef(tick);
   useEffect(() => {
     let live = true;
     const reloading = loadedTick.current !== tick;
     loadedTick.current = tick;
-    setState((previous) => (reloading ? { ...previous, loading: true } : { data: undefined, error: undefined, loading: true }));
+    setState((previous) => (reloading ? { ...previous, loading: true } : { key, data: undefined, error: undefined, loading: true }));
     load().then(
-      (data) => live && setState({ data, error: undefined, loading: false }),
-      (error) => live && setState({ data: undefined, error, loading: false }),
+      (data) => live && setState({ key, data, error: undefined, loading: false }),
+      (error) => live && setState({ key, data: undefined, error, loading: false }),
     );
     return () => {
       live = false;
     };
   }, [...deps, tick]);
-  return { ...state, reload: () => setTick((n) => n + 1) };
+  const shown = state.key === key ? state : { key, data: undefined, error: undefined, loading: true };
+  return { data: shown.data, error: shown.error, loading: shown.loading, reload: () => setTick((n) => n + 1) };
 }

@@ -1,5 +1,5 @@
 // Live tokens (or every record still held), filtered by key in the URL, each revocable.
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, enc } from '../api.js';
 import { when } from '../format.js';
 import { html } from '../html.js';
@@ -14,22 +14,22 @@ export function TokensPage({ params }) {
   if (apiKeyId) query.set('api_key_id', apiKeyId);
   if (!all) query.set('active', 'true');
   const tokens = useLoad(() => api('GET', `/api/v1/vault/tokens?${query}`), [apiKeyId, all]);
-  const [error, setError] = useState(null);
-  const [notice, setNotice] = useState('');
-  // What a revocation said belongs to the view it was made in, not to the next filter's rows.
-  useEffect(() => {
-    setError(null);
-    setNotice('');
-  }, [apiKeyId, all]);
+  // What a revocation said belongs to the view it was made in, not to the next filter's rows: it
+  // is kept with that view's filters and shown only while they hold, so no frame shows it under
+  // the next filter's rows (an effect clearing it ran a frame late) and a late answer lands nowhere.
+  const view = `${apiKeyId}\n${all}`;
+  const [said, setSaid] = useState({ view, error: null, notice: '' });
+  const error = said.view === view ? said.error : null;
+  const notice = said.view === view ? said.notice : '';
   const names = new Map((keys.data?.keys ?? []).map((key) => [key.id, key.name]));
   const revoke = async (token) => {
-    setError(null);
+    setSaid({ view, error: null, notice: '' });
     try {
       await api('DELETE', `/api/v1/vault/tokens/${enc(token.jti)}`);
-      setNotice(`Token ${token.jti} revoked.`);
+      setSaid({ view, error: null, notice: `Token ${token.jti} revoked.` });
       tokens.reload();
     } catch (failure) {
-      setError(failure);
+      setSaid({ view, error: failure, notice: '' });
     }
   };
   const rows = (tokens.data?.tokens ?? []).map((t) => html`<tr key=${t.jti} class=${t.revoked_at ? 'revoked' : ''}>
