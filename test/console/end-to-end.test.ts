@@ -274,7 +274,7 @@ it("drops a revocation's error from the tokens page when the filter changes", as
   });
   // Every DOM change is watched: no frame may show the old error under the new filter's table
   // (an effect that cleared it a render late left one such frame, caught by CI now and then).
-  const overlapped = await watchForOverlap(page, 'Token records, newest first', '[role="alert"]', 'RWS_STATE_UNAVAILABLE');
+  const overlapped = await watchForOverlap(page, '[aria-label="Token records, newest first"]', '[role="alert"]', 'RWS_STATE_UNAVAILABLE');
   await page.getByLabel('Include ended tokens').check();
   const records = page.getByRole('region', { name: 'Token records, newest first' });
   await records.locator('tbody code.id').first().waitFor();
@@ -295,9 +295,24 @@ it("never shows one filter's rows under another's table, not even for a frame", 
   await page.getByRole('region', { name: 'Token records, newest first' }).locator('tbody tr.revoked').first().waitFor();
   // The revoked record must never sit in the live table: the list's first render under the new
   // filter, before its load starts, used to show the old filter's rows.
-  const overlapped = await watchForOverlap(page, 'Live tokens, newest first', '[aria-label="Live tokens, newest first"] tbody tr.revoked');
+  const overlapped = await watchForOverlap(page, '[aria-label="Live tokens, newest first"]', '[aria-label="Live tokens, newest first"] tbody tr.revoked');
   await page.getByLabel('Include ended tokens').uncheck();
   await page.getByRole('region', { name: 'Live tokens, newest first' }).getByText('No tokens.').waitFor();
+  expect(await overlapped()).toBe(false);
+  await context.close();
+});
+
+it("never shows one audit filter's rows under another's form, not even for a frame", async () => {
+  const made = await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: { name: 'frame-audit', environments: ['production'], key_patterns: ['DB_*'] } });
+  await token(server, made.body.key as string, { environment: 'production', key_pattern: 'DB_URL' });
+  const { page, context } = await openPage(browser);
+  await signIn(page, server.url, admin);
+  await page.goto(`${server.url}/console/#/audit?event=token.generate`);
+  const table = page.getByRole('region', { name: 'Events, newest first' });
+  await table.locator('tbody td', { hasText: 'token.generate' }).first().waitFor();
+  const overlapped = await watchForOverlap(page, '#f-event option[value="apikey.create"]:checked', '[aria-label="Events, newest first"] tbody td', 'token.generate');
+  await page.goto(`${server.url}/console/#/audit?event=apikey.create`);
+  await table.locator('tbody td', { hasText: 'apikey.create' }).first().waitFor();
   expect(await overlapped()).toBe(false);
   await context.close();
 });
@@ -445,19 +460,18 @@ it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screensh
 }, 120_000);
 
 /**
- * Watches every DOM change from now on for a frame in which the table `region` is shown together
- * with a node matching `selector` (holding `text`, if given). A check after the fact would miss a
- * frame that lasts one render; a MutationObserver sees each commit.
+ * Watches every DOM change from now on for a frame in which a node matching `view` (the new view)
+ * is shown together with one matching `stale` (holding `text`, if given). A check after the fact
+ * would miss a frame that lasts one render; a MutationObserver sees each commit.
  */
-async function watchForOverlap(page: Page, region: string, selector: string, text = ''): Promise<() => Promise<boolean>> {
-  await page.evaluate(({ region, selector, text }) => {
+async function watchForOverlap(page: Page, view: string, stale: string, text = ''): Promise<() => Promise<boolean>> {
+  await page.evaluate(({ view, stale, text }) => {
     const state = { seen: false };
     (window as unknown as { rwsOverlap: typeof state }).rwsOverlap = state;
     const check = () => {
-      const shown = [...document.querySelectorAll('[role="region"]')].some((node) => node.getAttribute('aria-label') === region);
-      if (shown && [...document.querySelectorAll(selector)].some((node) => (node.textContent ?? '').includes(text))) state.seen = true;
+      if (document.querySelector(view) && [...document.querySelectorAll(stale)].some((node) => (node.textContent ?? '').includes(text))) state.seen = true;
     };
     new MutationObserver(check).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
-  }, { region, selector, text });
+  }, { view, stale, text });
   return () => page.evaluate(() => (window as unknown as { rwsOverlap: { seen: boolean } }).rwsOverlap.seen);
 }

@@ -77,8 +77,14 @@ export function AuditPage({ params }) {
   const cursor = params.get('cursor') || '';
   const key = JSON.stringify([filters, cursor]);
   const [live, setLive] = useState(false);
-  const [page, setPage] = useState(NOT_LOADED);
-  const [error, setError] = useState(null);
+  // The rows and the error are kept with the view (filters, page, live) they were loaded in and
+  // shown only in it: the first render of a new view, before its effect runs, shows neither.
+  const shownIn = `${key}\n${live}`;
+  const [loaded, setLoaded] = useState({ view: shownIn, page: NOT_LOADED });
+  const [failed, setFailed] = useState({ view: shownIn, error: null });
+  const page = loaded.view === shownIn ? loaded.page : NOT_LOADED;
+  const error = failed.view === shownIn ? failed.error : null;
+  const setError = (failure) => setFailed({ view: shownIn, error: failure });
   const [charts, setCharts] = useState({ hour: null, day: null });
   const keys = useLoad(() => api('GET', '/api/v1/auth/keys'), []);
   // Which view (filters, page, live) an answer was asked for: one that arrives after the view
@@ -90,7 +96,7 @@ export function AuditPage({ params }) {
     return api('GET', auditPath(filters, live ? '' : cursor), { background }).then(
       (value) => {
         if (asked !== view.current) return;
-        setPage({ ...value, loaded: true });
+        setLoaded({ view: shownIn, page: { ...value, loaded: true } });
         setError(null);
       },
       (failure) => asked === view.current && setError(failure),
@@ -102,7 +108,7 @@ export function AuditPage({ params }) {
   useEffect(() => {
     view.current += 1;
     // Until this view's rows arrive the table says so, rather than showing the last view's.
-    setPage(NOT_LOADED);
+    setLoaded({ view: shownIn, page: NOT_LOADED });
     setError(null);
     void load(false);
   }, [key, live]);
