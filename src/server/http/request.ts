@@ -1,6 +1,7 @@
 // Reading requests and writing responses: bounded JSON bodies, bearer credentials, JSON answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hasDuplicateName } from '../../json-duplicate-names.js';
+import { inviteBody } from './expect-continue.js';
 import { badRequest, HttpError, unauthorized } from './http-error.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -54,6 +55,8 @@ function wellFormed(_key: string, value: unknown): unknown {
 }
 
 async function readText(req: IncomingMessage): Promise<string> {
+  // The one place a body is read: a client waiting on `Expect: 100-continue` is told to send it now.
+  inviteBody(req);
   const chunks: Buffer[] = [];
   let size = 0;
   try {

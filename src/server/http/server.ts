@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { type AppDeps, createApp } from './app.js';
 import { clientErrorListener, connectListener, refuseExpectation, refuseWithoutHost } from './client-errors.js';
+import { deferContinue } from './expect-continue.js';
 import { AnswerOrder } from './in-order.js';
 import { ConnectionGuard, DEFAULT_MAX_CONNECTIONS } from './limits/connections.js';
 import { listenMetrics } from './observe/metrics-listener.js';
@@ -88,6 +89,8 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   server.on('clientError', clientErrorListener(order));
   server.on('connect', connectListener(order));
   server.on('checkExpectation', order.wrap(refuseExpectation));
+  // 100 Continue only once a handler reads the body, after the credential: not to anyone who asks.
+  deferContinue(server);
   const guard = new ConnectionGuard({ maxConnections, firstRequestMs: headersTimeout });
   guard.attach(server);
   metrics.connections = guard;

@@ -105,8 +105,8 @@ describe('the connection cap', () => {
       newer.socket.destroy();
       // Two requests in flight (their bodies never finish): a third connection is refused.
       const busy = await Promise.all([open(port), open(port)]);
-      // node:http answers `Expect: 100-continue` as it dispatches the request: that is the sign
-      // that the request is in flight.
+      // `Expect: 100-continue` is answered once the request, let in by its key, reads its body:
+      // that is the sign that the request is in flight.
       for (const { socket } of busy) socket.write(`POST /api/v1/vault/tokens/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nAuthorization: Bearer ${apiKey}\r\nExpect: 100-continue\r\n\r\n{`);
       await until(async () => busy.every((connection) => connection.received.includes('100 Continue')));
       const refused = await open(port);
