@@ -3,8 +3,8 @@
 // unknown method, CONNECT, an unknown Expect, headers over the size limit, and requests cut by
 // --headers-timeout or --request-timeout. node:http's own answer is a bare status line with no
 // body; this one is the same status with the JSON error every other answer has, and the same
-// security headers. A request without Host, or with two, is refused here too, not by node:http
-// (see refuseWithoutHost).
+// security headers. A request without Host, or with two, is refused here too, not by node:http,
+// and so is a transfer coding other than chunked, which node:http takes (see refuseBadFraming).
 import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -18,6 +18,7 @@ const MALFORMED = answer(new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP r
 const NO_HOST_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: HTTP/1.1 needs a Host header');
 const EXPECTATION_ERROR = new HttpError(417, 'RWS_BAD_REQUEST', 'the only Expect understood is 100-continue');
 const TWO_HOSTS_ERROR = new HttpError(400, 'RWS_BAD_REQUEST', 'malformed HTTP request: more than one Host header');
+const CODING_ERROR = new HttpError(501, 'RWS_BAD_REQUEST', 'the only transfer coding understood is chunked');
 
 /**
  * The server's `clientError` listener: answers as node:http's default would, then closes the
@@ -49,30 +50,47 @@ function refuseAfter(order: AnswerOrder, socket: Duplex, text: string): void {
 }
 
 /**
+ * Requests framed in a way node:http lets through but this server refuses, before anything runs.
+ *
  * RFC 9112 §3.2: an HTTP/1.1 request without Host, and any request with more than one, is a 400
  * (node:http keeps the first Host and drops the others, while a proxy in front may route by the
  * last; the console's Origin check compares with Host). node:http's own check
  * (`requireHostHeader`, turned off where this is used) answers with no body, and still emits
  * `request` for a request pipelined behind it in the same packet, whose answer is never sent.
+ *
+ * RFC 9112 §6.1: a transfer coding the server does not understand SHOULD be a 501. node:http
+ * reads any list that ends in chunked (`gzip, chunked`, or two Transfer-Encoding headers) as
+ * chunked alone and hands the app the body still gzip-coded, or read as JSON although the client
+ * said it was something else. (Chunked twice, `chunked, chunked`, is node:http's 400.)
+ *
  * Here the connection is refused and closed, and no request that came on it after is run.
  */
-export function refuseWithoutHost(app: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+export function refuseBadFraming(app: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
   const refused = new WeakSet<Duplex>();
   return (req, res) => {
     // Not run, and never answered: the connection closes once the refusal ahead of it is sent.
     if (refused.has(req.socket)) return;
-    const missing = req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
-    if (missing || headerCount(req.rawHeaders, 'host') > 1) {
+    const error = framingError(req);
+    if (error !== undefined) {
       refused.add(req.socket);
       // Through the response, not the socket: node:http sends pipelined answers in order, so a
       // request ahead of this one still waiting for its commit gets its own answer first (written
-      // straight to the socket, this 400 would have taken that answer's place).
-      const { status, body } = errorResponse(missing ? NO_HOST_ERROR : TWO_HOSTS_ERROR);
+      // straight to the socket, this refusal would have taken that answer's place).
+      const { status, body } = errorResponse(error);
       sendJson(res, status, body, { connection: 'close' });
       return;
     }
     app(req, res);
   };
+}
+
+function framingError(req: IncomingMessage): HttpError | undefined {
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) return NO_HOST_ERROR;
+  if (headerCount(req.rawHeaders, 'host') > 1) return TWO_HOSTS_ERROR;
+  // node:http joins repeated headers with ", " and trims each value.
+  const coding = req.headers['transfer-encoding'];
+  if (coding !== undefined && coding.toLowerCase() !== 'chunked') return CODING_ERROR;
+  return undefined;
 }
 
 /**

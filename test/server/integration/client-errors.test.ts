@@ -140,6 +140,28 @@ describe('requests node:http refuses', () => {
     expect(auditRowsSync(store.dir).length).toBe(rows);
   });
 
+  it('answers a transfer coding other than chunked with a JSON 501, and runs nothing: no use charged, no row, nothing behind it', async () => {
+    const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
+    const body = JSON.stringify({ environment: 'production', keys: ['SERVICE_B_KEY'] });
+    const chunked = `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    // RFC 9112 §6.1: a coding the server does not understand is a 501; two headers are one list.
+    for (const coding of ['gzip, chunked', 'deflate,chunked', 'identity, chunked', 'gzip\r\nTransfer-Encoding: chunked']) {
+      // A one-use token: a batch that ran would spend it.
+      const once = await token(server, reader.key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1 });
+      const rows = auditRowsSync(store.dir).length;
+      const answer = await exchange(server.url, `POST /api/v1/vault/secrets/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${once}\r\nContent-Type: application/json\r\nTransfer-Encoding: ${coding}\r\n\r\n${chunked}${smuggled()}`);
+      expect({ coding, status: answer.statusLine }).toEqual({ coding, status: 'HTTP/1.1 501 Not Implemented' });
+      expectRefusal(answer, '501 Not Implemented', 'RWS_BAD_REQUEST', 'the only transfer coding understood is chunked');
+      expect(auditRowsSync(store.dir).length).toBe(rows);
+      // Its use is still there.
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: once })).body.value).toBe('client-errors-value');
+    }
+    // The control: plain chunked (in any case) is read.
+    const once = await token(server, reader.key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 1 });
+    const answer = await exchange(server.url, `POST /api/v1/vault/secrets/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${once}\r\nContent-Type: application/json\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n${chunked}`);
+    expect(answer.statusLine).toBe('HTTP/1.1 200 OK');
+  });
+
   it('sends the answer to a request pipelined ahead of a refused one before it closes the connection', async () => {
     const reader = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
     for (const [what, refused] of [
