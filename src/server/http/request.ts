@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hasDuplicateName } from '../../json-duplicate-names.js';
 import { inviteBody } from './expect-continue.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
 import { badRequest, HttpError, unauthorized } from './http-error.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -29,6 +30,7 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   if (length !== undefined && Number(length) > MAX_BODY_BYTES) throw tooLarge();
   const text = await readText(req);
   if (options.optional && text === '') return {};
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw badRequest(`the body nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays`);
   let value: unknown;
   try {
     value = JSON.parse(text, wellFormed);

@@ -147,6 +147,21 @@ describe('token generation', () => {
     expect(await cliOk(['audit', 'verify', '--store', store.dir])).toMatch(/verified/);
   });
 
+  it('refuses a body nested deeper than 64 levels as such, not as invalid JSON, and serves one 64 deep', async () => {
+    const nested = (depth: number) => `{"subject":"s","environment":"production","key_pattern":"SERVICE_B_KEY","pad":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+    // 20,000 levels is valid JSON within 64 KiB; so is a bracket inside a string, which is no level.
+    for (const body of [nested(20_000), nested(65), `{"subject":"${'['.repeat(100)}",${nested(65).slice(1)}`]) {
+      const reply = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json' } });
+      expect(reply.status).toBe(400);
+      expect(reply.body.error).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the body nests deeper than 64 levels of objects and arrays' });
+    }
+    // 64 levels pass the bound: refused only for the unknown field, as any body with one.
+    const reply = await call(vault('tokens/generate'), { auth: apiKey, body: nested(64), headers: { 'content-type': 'application/json' } });
+    expect(reply.body.error.message).toMatch(/^unexpected field "pad"/);
+    const inString = await call(vault('tokens/generate'), { auth: apiKey, body: `{"subject":"${'['.repeat(100)}","environment":"production","key_pattern":"SERVICE_B_KEY"}`, headers: { 'content-type': 'application/json' } });
+    expect(inString.status).toBe(201);
+  });
+
   it('refuses bad API keys with 401 and no detail', async () => {
     const dispatcher = fromAddress(11);
     // (A trailing space cannot be tested here: HTTP parsers strip it from header values.)
