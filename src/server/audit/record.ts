@@ -67,6 +67,7 @@ export interface AuditRecord {
   jti: string | null;
   subject: string | null;
   environment: string | null;
+  /** The names asked for or served; on a refusal at most 50 and `+N more` (refused-names.ts). */
   keys: readonly string[] | null;
   client: string;
   /** How many requests the row stands for: 1, or more for folded 429s. */

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
+import { boundRefusedNames } from '../audit/refused-names.js';
 import type { TokenOutcome } from '../state/state-store.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
@@ -206,7 +207,7 @@ function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: {
     jti: seen.jti ?? null,
     subject: seen.subject ?? null,
     environment: seen.environment ?? null,
-    keys: seen.keys ?? null,
+    keys: failed ? boundRefusedNames(seen.keys ?? null) : (seen.keys ?? null),
     client,
     count: 1,
   };

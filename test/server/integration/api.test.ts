@@ -570,6 +570,30 @@ describe('admin changes on a running server', () => {
 });
 
 describe('audit log', () => {
+  it('names at most the first 50 names asked for in a refused request\'s row, and counts the rest; the chain verifies', async () => {
+    const t = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    // 1,000 names of 60 characters: as many as a 64 KiB body holds.
+    const long = (i: number) => `OUTSIDE_${String(i).padStart(4, '0')}_${'X'.repeat(47)}`;
+    const many = Array.from({ length: 1000 }, (_, i) => long(i));
+    const cases: Array<[number, string[], string[]]> = [
+      // Outside the token's scope (403, no use charged): the row named all 1,000 (62 KB).
+      [403, many, [...many.slice(0, 50), '+950 more']],
+      // Within the scope, but not there (404).
+      [404, Array.from({ length: 60 }, (_, i) => `SERVICE_B_${i}`), [...Array.from({ length: 50 }, (_, i) => `SERVICE_B_${i}`), '+10 more']],
+      // 50 are named as they are.
+      [403, many.slice(0, 50), many.slice(0, 50)],
+    ];
+    for (const [status, keys, audited] of cases) {
+      const reply = await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys } });
+      expect(reply.status).toBe(status);
+      const text = await cliOk(['audit', '--json', '--limit', '1', '--store', store.dir]);
+      const row = JSON.parse(text);
+      expect(row).toMatchObject({ event: 'secret.batch', status, environment: 'production', keys: audited });
+      expect(text.length).toBeLessThan(8 * 1024);
+    }
+    expect(await cliOk(['audit', 'verify', '--store', store.dir])).toMatch(/verified/);
+  });
+
   it('has one well-formed row per credentialed request, with no value, token or API key in it or in the database file', async () => {
     const text = await cliOk(['audit', '--json', '--limit', '10000', '--store', store.dir]);
     const lines = text.trim().split('\n').map((line) => JSON.parse(line)).reverse();
