@@ -1,6 +1,7 @@
 // The audit trail: one row per request that reaches a credentialed route (the admin routes too,
 // reads included: who looked at keys, tokens, names and the trail is worth knowing), one per admin change,
-// and one per client (an IPv4 address or an IPv6 /64) and minute of rate-limited refusals. Only these fields, in this order:
+// and one per client (an IPv4 address or an IPv6 /64, or a wider prefix: refusal-folder.ts) and
+// minute of rate-limited refusals. Only these fields, in this order:
 // never a value, a token or an API key (names and ids only).
 import { printableJson } from '../../printable.js';
 

@@ -2,7 +2,8 @@
 // handlers.ts (the read API) and admin/ (the admin API, with its own routing); this file decides which runs and makes sure every credentialed request leaves
 // exactly one audit row, committed with the request's effect before the answer is sent (or the
 // answer becomes a 503 and nothing was charged). Rate-limited refusals are folded into one row
-// per client (an IPv4 address or an IPv6 /64) and minute, so a flood cannot fill the disk.
+// per client (an IPv4 address or an IPv6 /64, or a wider prefix for a holder of many) and minute,
+// so a flood cannot fill the disk.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
@@ -115,8 +116,9 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       if (reply.status === 401 || (event !== undefined && refusedWithoutCredential(reply, x))) limits.recordFailure(client, x.now.getTime());
     }
     if (event !== undefined && reply.status === 429 && deps.refusals) {
-      // Folded by the client the limiter counts (an IPv6 /64 as one): one address per refusal from
-      // a /64 would otherwise be one row per address, and a flood would fill the disk after all.
+      // Folded by the client the limiter counts (an IPv6 /64 as one), and by wider prefixes beyond
+      // that (refusal-folder.ts): one row per address of a /64, or per /64 of a /48, would let a
+      // flood fill the disk after all.
       deps.refusals.note(limitKey(client), x.now);
     } else if (event !== undefined && !(reply.unaudited && x.audit.api_key_id === undefined)) {
       reply = await record(event, x, reply, client);

@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRowsSync, BIN, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
+import { auditRowsSync, BIN, cliOk, makeApiKey, makeStore, type TestStore } from '../helpers/server.js';
 
 const run = promisify(execFile);
 let store: TestStore;
@@ -35,6 +35,12 @@ const ask = (localAddress, key) => new Promise((resolve, reject) => {
 });
 const results = [];
 for (const step of plan) {
+  // Not within 5 s of a minute's end: what follows is folded within one minute.
+  if (step === 'sync') {
+    const left = 60000 - (Date.now() % 60000);
+    if (left < 5000) await new Promise((resolve) => setTimeout(resolve, left + 50));
+    continue;
+  }
   const [address, which] = step.split('=');
   results.push(await ask(address, which === 'good' ? apiKey : 'rws_sk_' + '0'.repeat(32)));
 }
@@ -45,7 +51,7 @@ await exited;
 console.log(JSON.stringify(results));
 `;
 
-/** Runs the plan (`address=bad|good` steps) from inside a namespace holding these addresses. */
+/** Runs the plan (`address=bad|good` steps, and `sync`) from inside a namespace holding these addresses. */
 async function askFrom(addresses: string[], plan: string[]): Promise<number[]> {
   const script = path.join(store.root, 'v6-client.mjs');
   await writeFile(script, CLIENT);
@@ -79,5 +85,23 @@ describe('IPv6', () => {
     expect(folded.length).toBeLessThanOrEqual(2);
     expect(folded.map((row) => row.client)).toEqual(folded.map(() => '2001:db8:7:8::/64'));
     expect(folded.reduce((sum, row) => sum + Number(row.count), 0)).toBe(30);
+  });
+
+  it('gives a /48 at most 16 folded rows of its /64s a minute: the 429s of its other /64s are counted in the /48\'s row', async (context) => {
+    if (!(await run('unshare', ['-rn', 'true']).then(() => true, () => false))) return context.skip();
+    const prefixes = Array.from({ length: 20 }, (_, i) => `2001:db8:9:${(i + 1).toString(16)}::10`);
+    // Each /64 is limited after its own 21 401s; then two 429s each, all within one minute.
+    const limit = prefixes.flatMap((a) => Array<string>(21).fill(`${a}=bad`));
+    const refused = [...prefixes, ...prefixes].map((a) => `${a}=bad`);
+    const statuses = await askFrom(prefixes, [...limit, 'sync', ...refused]);
+    expect(statuses.slice(0, limit.length)).toEqual(Array(limit.length).fill(401));
+    expect(statuses.slice(limit.length)).toEqual(Array(refused.length).fill(429));
+    const folded = auditRowsSync(store.dir).filter((row) => row.event === 'auth.rate_limited' && String(row.client).startsWith('2001:db8:9:'));
+    expect(new Set(folded.map((row) => row.time)).size).toBe(1);
+    const counts = Object.fromEntries(folded.map((row) => [row.client, row.count]));
+    const expected: Record<string, number> = { '2001:db8:9::/48': 2 * 4 };
+    for (const a of prefixes.slice(0, 16)) expected[a.replace('::10', '::/64')] = 2;
+    expect(counts).toEqual(expected);
+    expect(await cliOk(['audit', 'verify', '--store', store.dir])).toMatch(/verified/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AuthLimits } from '../../../src/server/http/limits/auth-limits.js';
-import { limitKey } from '../../../src/server/http/limits/client-address.js';
+import { limitKey, widerPrefix } from '../../../src/server/http/limits/client-address.js';
 
 describe('limitKey', () => {
   it('counts IPv4 per address, IPv4-mapped IPv6 as IPv4, and IPv6 per /64 whatever the spelling', () => {
@@ -15,6 +15,16 @@ describe('limitKey', () => {
     expect(limitKey('2001:db8:0:0:1::1')).toBe('2001:db8::/64');
     expect(limitKey('2001:0:0:1::1')).toBe('2001:0:0:1::/64');
     expect(limitKey('fe80::1')).toBe('fe80::/64');
+  });
+
+  it('names the wider prefixes of a /64 the way limitKey names the /64, and none for IPv4', () => {
+    const key = limitKey('2001:db8:1:2::1');
+    expect([48, 32, 16, 0].map((bits) => widerPrefix(key, bits))).toEqual(['2001:db8:1::/48', '2001:db8::/32', '2001::/16', '::/0']);
+    expect(widerPrefix(limitKey('2001:0:0:1::1'), 48)).toBe('2001::/48');
+    expect(widerPrefix(limitKey('::1'), 48)).toBe('::/48');
+    expect(widerPrefix(key, 64)).toBe(key);
+    expect(widerPrefix(limitKey('192.0.2.1'), 48)).toBeUndefined();
+    expect(widerPrefix('unknown', 48)).toBeUndefined();
   });
 
   it('keeps hostile or unknown strings as they are (they can only limit themselves)', () => {

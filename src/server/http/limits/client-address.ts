@@ -8,18 +8,27 @@ export function limitKey(address: string): string {
   if (mapped?.[1] !== undefined && isIPv4(mapped[1])) return mapped[1];
   if (isIPv4(address)) return address;
   if (!isIPv6(address)) return address;
-  return prefix64(expandIPv6(address.replace(/%.*$/, '')));
+  return prefixOf(expandIPv6(address.replace(/%.*$/, '')), 64);
 }
 
 /**
- * The /64 in RFC 5952's form (`2001:db8::/64`, `::/64`): the key is also what a folded 429 audit
- * row names as its client, where it should read as people and other tools write it. The last
- * four groups are zero, so the longest run of zeros always ends the prefix.
+ * The wider prefix (`bits` 0, 16, … 64) holding an IPv6 /64 key (`limitKey`'s), or undefined for
+ * a key that is no IPv6 /64 (an IPv4 address).
  */
-function prefix64(groups: readonly string[]): string {
-  const head = groups.slice(0, 4);
+export function widerPrefix(key: string, bits: number): string | undefined {
+  if (!key.endsWith('::/64')) return undefined;
+  return prefixOf(expandIPv6(key.slice(0, -'/64'.length)), bits);
+}
+
+/**
+ * The prefix in RFC 5952's form (`2001:db8::/64`, `::/64`): the key is also what a folded 429
+ * audit row names as its client, where it should read as people and other tools write it. With
+ * `bits` at most 64 the last four groups are zero, so the longest run of zeros always ends it.
+ */
+function prefixOf(groups: readonly string[], bits: number): string {
+  const head = groups.slice(0, bits / 16);
   while (head.length > 0 && head[head.length - 1] === '0') head.pop();
-  return `${head.join(':')}::/64`;
+  return `${head.join(':')}::/${bits}`;
 }
 
 /** The eight 16-bit groups of an IPv6 address, lower-case hex without leading zeros. */
