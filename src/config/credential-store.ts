@@ -4,12 +4,12 @@
 // it, and it accepts exactly what it writes: a hand-edited file of any other shape is refused.
 // Loaded only when a run has no other credential, or by login/logout/whoami.
 import { constants } from 'node:fs';
-import { lstat, open, rm } from 'node:fs/promises';
+import { link, lstat, open, rename, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CredentialError } from '../errors.js';
 import { modeText } from '../local-file.js';
 import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
-import { removeLeftoverTemps } from '../replacement-temps.js';
+import { removeLeftoverTemps, replacementTemp } from '../replacement-temps.js';
 
 export interface StoredLogin {
   vault_url: string;
@@ -95,6 +95,7 @@ export async function writeLogins(path: string, uid: number, logins: readonly St
 export async function removeLogins(path: string): Promise<void> {
   await rm(path, { force: true });
   await removeLeftoverTemps(path, () => false, true);
+  await removeLeftoverTemps(`${path}.lock`, () => false, true);
   await rm(`${path}.lock`, { force: true });
 }
 
@@ -134,11 +135,37 @@ async function lockLogins(path: string, uid: number): Promise<() => Promise<void
     }
     const since = (await lstat(lock).catch(() => undefined))?.mtimeMs;
     if (since !== undefined && Date.now() - since > STALE_LOCK_MS) {
-      await rm(lock, { force: true });
+      await takeOverStale(lock);
       continue;
     }
     if (Date.now() > deadline) throw new CredentialError('RWS_CREDENTIAL_STORE_BUSY', `the stored logins ${path} are being changed by another login or logout (${lock} exists)`, `try again; if no login or logout is running, remove ${lock}`);
     await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 30));
+  }
+}
+
+/**
+ * Removes a lock left by a killed login or logout. Two waiters can find it stale at once: had
+ * each simply removed it, the second could remove the lock the first had just taken, and both
+ * would write (one swept the other's temp file, or renamed over its write). So the lock is moved
+ * aside under a name of this process's own, and what was moved is looked at: still stale, it is
+ * removed; taken since (fresh), it goes back, by `link`, which never replaces a lock a third
+ * waiter took meanwhile, and this one waits for its holder. A lock put back after its holder let
+ * go is stale in 10 s, within every waiter's 15. Only three at once, with a third taking the lock
+ * in the moment it was aside, could still both hold it.
+ */
+async function takeOverStale(lock: string): Promise<void> {
+  const aside = replacementTemp(lock);
+  try {
+    await rename(lock, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw storeProblem(error, lock);
+  }
+  try {
+    const moved = await lstat(aside);
+    if (Date.now() - moved.mtimeMs <= STALE_LOCK_MS) await link(aside, lock).catch(() => undefined);
+  } finally {
+    await rm(aside, { force: true });
   }
 }
 

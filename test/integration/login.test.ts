@@ -142,6 +142,45 @@ describe('login', () => {
     expect(storedProfiles()).toContain('late');
   }, 60_000);
 
+  it('two logins that find one stale lock at once: one takes it over, the other waits for it, and both logins land', async (context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const lock = `${credentialsFile()}.lock`;
+    expect((await login(serverA.url, keyA.key, ['--profile', 'first'])).exitCode).toBe(0);
+    // A lock left by a killed login, stale (older than 10 s).
+    writeFileSync(lock, '', { mode: 0o600 });
+    utimesSync(lock, new Date(Date.now() - 20_000), new Date(Date.now() - 20_000));
+    // The slow login has found the lock stale; strace holds its first step on the lock (removing
+    // it, or moving it aside) for 5 s. Meanwhile the fast one takes the same stale lock over and
+    // holds it: strace holds its fsync for 5 s, while it writes.
+    const straceLog = join(runtimeDir, 'slow.strace');
+    const slow = execa('strace', ['-f', '-qq', '-o', straceLog, '-P', lock, '-e', 'trace=unlink,rename', '-e', 'inject=unlink,rename:delay_enter=5000000:when=1', BIN, 'login', '--vault-url', serverA.url, '--profile', 'slow'], {
+      input: `${keyA.key}\n`,
+      extendEnv: false,
+      env: baseEnv(runtimeDir, { HOME: home }),
+      reject: false,
+    });
+    const slowStep = () => (existsSync(straceLog) ? readFileSync(straceLog, 'utf8') : '');
+    await until(async () => slowStep().includes(lock), 20_000);
+    const fast = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync', '-e', 'inject=fsync:delay_enter=5000000', BIN, 'login', '--vault-url', serverA.url, '--profile', 'fast'], {
+      input: `${keyA.key}\n`,
+      extendEnv: false,
+      env: baseEnv(runtimeDir, { HOME: home }),
+      reject: false,
+    });
+    // The race is staged only if the fast login holds the lock before the slow one's held step ends.
+    const fastHolds = () => existsSync(lock) && Date.now() - lstatSync(lock).mtimeMs < 10_000;
+    await until(async () => fastHolds() || slowStep().includes('DELAYED'), 20_000);
+    const staged = fastHolds() && !slowStep().includes('DELAYED');
+    const [slowDone, fastDone] = await Promise.all([slow, fast]);
+    printed.push(slowDone.stdout, slowDone.stderr, fastDone.stdout, fastDone.stderr);
+    if (!staged) return context.skip();
+    expect(slowDone.exitCode, slowDone.stderr).toBe(0);
+    expect(fastDone.exitCode, fastDone.stderr).toBe(0);
+    const stored = [...readFileSync(credentialsFile(), 'utf8').matchAll(/^ {4}profile: (\S+)$/gm)].map((match) => match[1]).sort();
+    expect(stored).toEqual(['fast', 'first', 'slow']);
+    expect(readdirSync(join(home, '.config', 'run-with-secrets'))).toEqual(['credentials.yaml']);
+  }, 60_000);
+
   it('a login SIGKILLed between writing its temp file and the rename: the key in it is removed by logout --all, or by the next login', async (context) => {
     if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
     const dir = join(home, '.config', 'run-with-secrets');
