@@ -4,7 +4,8 @@
 // file. Reads never follow a link and check the open descriptor; writes go to a temp file created
 // O_EXCL|O_NOFOLLOW and renamed over the target, so concurrent runs leave one whole file.
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
@@ -96,16 +97,27 @@ export class CacheFile {
     return opened;
   }
 
-  async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<void> {
+  /** 'refused': not kept, since a 401 in another run refused the key on this host (refusedMark). */
+  async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<'written' | 'refused'> {
     if (this.ownsDirectory) await ensurePrivateDirectory(dirname(this.path), this.uid);
     else await this.checkDirectory();
     await removeLeftoverTemps(this.path, processIsAlive);
+    const refused = () => this.ownsDirectory && keyRefusedHere(dirname(this.path), metadata.url, metadata.key_id);
+    if (await refused()) return 'refused';
     const sealed = sealCache(metadata, secrets, apiKey);
     try {
       await writePrivateFile(this.path, sealed);
     } finally {
       sealed.fill(0);
     }
+    // Looked at again once the copy is in place: a 401 heard by another run while this one wrote
+    // marked the key before it removed the copies, so either it removed this copy or this finds
+    // its mark (refusedMark).
+    if (await refused()) {
+      await this.remove();
+      return 'refused';
+    }
+    return 'written';
   }
 
   private async checkDirectory(): Promise<void> {
@@ -142,15 +154,42 @@ export class CacheFile {
 }
 
 /**
+ * The mark a 401 leaves in the default place for the API key it refused at one vault URL: an empty
+ * `<digest>.refused`, named by a digest of both, never by the key. A run that fetched just before
+ * the revocation writes its copy a moment later, and could write it after another run's 401 had
+ * removed every copy: so the mark comes first, and every write looks for it before and after
+ * (CacheFile.write). A key refused stays refused (a revoked or expired key never comes back), so
+ * the mark is never removed; it holds no secret. A 401 from a wrong URL marks only that URL.
+ */
+function refusedMark(dir: string, url: string, keyId: string): string {
+  const digest = createHash('sha256').update(JSON.stringify(['refused', url, keyId])).digest('hex').slice(0, 32);
+  return join(dir, `${digest}.refused`);
+}
+
+async function markRefused(dir: string, url: string, keyId: string): Promise<void> {
+  try {
+    await (await open(refusedMark(dir, url, keyId), constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600)).close();
+  } catch (error) {
+    // No directory: no copy to remove. Any other failure leaves only the race above open.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw error;
+  }
+}
+
+async function keyRefusedHere(dir: string, url: string, keyId: string): Promise<boolean> {
+  return (await lstat(refusedMark(dir, url, keyId)).catch(() => undefined)) !== undefined;
+}
+
+/**
  * Every copy in `dir` (the default place) made with the API key of fingerprint `keyId`, judged by
  * the clear metadata (a revoked key opens nothing anyway); the paths removed. Files that are not
  * private copies of ours are left alone, as a read would refuse them. A copy of the key that
  * cannot be removed is an error, raised once the others are gone: it could still serve the
  * revoked key's secrets offline, and the run must say so.
  */
-export async function removeKeyCopies(dir: string, uid: number, keyId: string): Promise<string[]> {
+export async function removeKeyCopies(dir: string, uid: number, url: string, keyId: string): Promise<string[]> {
   let names: string[];
   try {
+    await markRefused(dir, url, keyId);
     names = await readdir(dir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];

@@ -142,7 +142,10 @@ export class FallbackSource implements SecretSource {
       not_after: new Date(grant.notAfter).toISOString(),
     };
     try {
-      await cache.write(metadata, answer.secrets, apiKey);
+      if ((await cache.write(metadata, answer.secrets, apiKey)) === 'refused') {
+        context.warn('RWS_FALLBACK_NOT_WRITTEN', `the vault has refused this API key in another run on this host since this one fetched; no fallback cache is kept at ${cache.path}`);
+        return;
+      }
       context.debug(`fallback cache written to ${cache.path}, usable until ${metadata.not_after} at the latest`);
     } catch (error) {
       // The run itself is fine: it fails only when the vault is away and there is no copy.

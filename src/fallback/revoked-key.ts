@@ -3,6 +3,7 @@
 // the same key would otherwise still run that job during the next outage, after this host has
 // learnt of the revocation. Loaded only when a 401 comes, so a plain run's normal path never
 // reads the fallback's modules (nor node:crypto's HKDF behind them).
+import { vaultUrlKey } from '../config/credential-store.js';
 import { defaultCacheDir, keyFingerprint, removeKeyCopies } from './cache-file.js';
 
 export interface RemovedKeyCopies {
@@ -15,8 +16,10 @@ export interface RemovedKeyCopies {
  * key itself is never written, printed or passed on. Undefined when there is no default place;
  * throws when a copy of the key could not be removed.
  */
-export async function removeRevokedKeyCopies(apiKey: string, env: Readonly<Record<string, string | undefined>>, uid: number): Promise<RemovedKeyCopies | undefined> {
+export async function removeRevokedKeyCopies(apiKey: string, vaultUrl: string, env: Readonly<Record<string, string | undefined>>, uid: number): Promise<RemovedKeyCopies | undefined> {
   const dir = defaultCacheDir(env);
   if (dir === undefined) return undefined;
-  return { dir, removed: (await removeKeyCopies(dir, uid, keyFingerprint(apiKey))).length };
+  // The URL as a copy's metadata holds it (fallback/settings.ts); a URL of no other form has no copies.
+  const url = vaultUrlKey(vaultUrl) ?? vaultUrl;
+  return { dir, removed: (await removeKeyCopies(dir, uid, url, keyFingerprint(apiKey))).length };
 }

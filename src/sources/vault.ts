@@ -105,7 +105,7 @@ export class VaultSource implements SecretSource {
     if (!isKeyRefusal(error) || credential.kind !== 'api-key' || fallbackHome === undefined) return;
     try {
       const { removeRevokedKeyCopies } = await import('../fallback/revoked-key.js');
-      const result = await removeRevokedKeyCopies(credential.value, fallbackHome.env, fallbackHome.uid);
+      const result = await removeRevokedKeyCopies(credential.value, this.settings.client.baseUrl, fallbackHome.env, fallbackHome.uid);
       if (result === undefined || result.removed === 0) return;
       context.warn('RWS_FALLBACK_REMOVED', `the vault refused the API key (RWS_VAULT_AUTH): removed ${result.removed} fallback cop${result.removed === 1 ? 'y' : 'ies'} made with it from ${result.dir}`);
     } catch (failure) {

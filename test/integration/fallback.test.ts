@@ -170,6 +170,39 @@ describe('the offline fallback', () => {
     expect(cacheFiles()).toEqual([]);
   }, 60_000);
 
+  it('3e: a run that fetched just before the revocation and writes its copy after another run\'s 401 removed them: the copy does not stay', async (context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const { id, key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    expect(cacheFiles()).toHaveLength(1);
+    // The writing run has its answer; strace holds its rename of the new copy into place for 4 s.
+    const straceLog = join(runtimeDir, 'writer.strace');
+    const writer = execa('strace', ['-f', '-qq', '-o', straceLog, '-e', 'trace=rename', '-e', 'inject=rename:delay_enter=4000000', BIN, '-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], {
+      extendEnv: false,
+      env: baseEnv(runtimeDir, { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key }),
+      reject: false,
+    });
+    const renaming = () => (existsSync(straceLog) ? readFileSync(straceLog, 'utf8') : '');
+    await until(async () => renaming().includes('.bin"'), 20_000);
+    // Meanwhile the key is revoked and another run hears the 401: it removes the copies it finds.
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const refused = await job(key, 'JOB_*', []);
+    expect(refused.exitCode).toBe(125);
+    const staged = !renaming().includes('DELAYED');
+    const written = await writer;
+    printed.push(written.stdout, written.stderr);
+    if (!staged) return context.skip();
+    expect(written.exitCode, written.stderr).toBe(0);
+    expect(written.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: the vault has refused this API key in another run on this host since this one fetched; no fallback cache is kept at ${cacheDir()}/`);
+    expect(cacheFiles()).toEqual([]);
+    // No secret in the mark the 401 left: an empty file named by a digest.
+    const marks = readdirSync(cacheDir()).filter((name) => name.endsWith('.refused'));
+    expect(marks).toHaveLength(1);
+    expect(marks[0]).toMatch(/^[0-9a-f]{32}\.refused$/);
+    expect(readFileSync(join(cacheDir(), marks[0]!), 'utf8')).toBe('');
+    expect(lstatSync(join(cacheDir(), marks[0]!)).mode & 0o777).toBe(0o600);
+  }, 60_000);
+
   it('3b: a 401 seen by one job removes every copy of that API key, so another job of the key cannot run from its copy in the next outage', async () => {
     const { key, other } = await copiesOfARevokedKey();
     const refused = await job(key, 'JOB_DB_*');
