@@ -216,6 +216,34 @@ describe('db and status commands', () => {
     }
   });
 
+  it('status exits 1 while an environment is refused, with the same output, text and --json; 0 again once it is served', async () => {
+    const degraded = await makeStore(SECRETS);
+    try {
+      const env = { SOPS_AGE_KEY_FILE: path.join(degraded.dir, 'age-identity.txt') };
+      const healthy = await cli(['status', '--store', degraded.dir], { env });
+      expect(healthy.exitCode).toBe(0);
+      // A file that does not verify (an edit outside sops, a bad merge): never served.
+      const file = path.join(degraded.dir, 'staging.enc.yaml');
+      await writeFile(file, 'DB_PASSWORD: ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]\n', { mode: 0o600 });
+      const text = await cli(['status', '--store', degraded.dir], { env });
+      expect(text.exitCode).toBe(1);
+      expect(text.stdout).toMatch(/^environment production: sha256:[0-9a-f]{64}\nenvironment staging: refused \(RWS_\w+\)\n$/m);
+      expect(text.stdout.startsWith(healthy.stdout.replace(/\n$/, ''))).toBe(true);
+      expect(text.stderr).toBe('');
+      const json = await cli(['status', '--json', '--store', degraded.dir], { env });
+      expect(json.exitCode).toBe(1);
+      expect(json.stderr).toBe('');
+      const view = JSON.parse(json.stdout);
+      expect(Object.keys(view)).toEqual(['store', 'state', 'environments']);
+      expect(view.environments).toEqual({ production: { digest: expect.stringMatching(/^sha256:/) }, staging: { error: expect.stringMatching(/^RWS_/) } });
+      // Fixed (here: removed), the store is served whole again.
+      await rm(file);
+      expect((await cli(['status', '--json', '--store', degraded.dir], { env })).exitCode).toBe(0);
+    } finally {
+      await degraded.cleanup();
+    }
+  });
+
   it('db migrate on a database holding tables of another application says so, and changes nothing', async () => {
     const db = await testDatabase();
     const { default: pg } = await import('pg');
