@@ -295,6 +295,61 @@ describe('db and status commands', () => {
   });
 });
 
+describe('a socket directory URL (empty host, the host in the query)', () => {
+  // Every piece of the password is a marker: a leak of any fragment is seen.
+  const hostile = 'LEAKONE/@:?#%LEAKTWO%2F &LEAKTHREE';
+  const leaked = /leakone|leaktwo|leakthree/i;
+
+  it('is shown with its password masked, on stdout and in errors, whatever the password holds', async () => {
+    const db = await testDatabase();
+    const { default: pg } = await import('pg');
+    const admin = new URL(db.url);
+    const role = `rws_hostile_${Date.now().toString(36)}`;
+    const asAdmin = async (database: string, text: string) => {
+      const client = new pg.Client({ connectionString: Object.assign(new URL(db.url), { pathname: `/${database}` }).toString() });
+      await client.connect();
+      try {
+        await client.query(text);
+      } finally {
+        await client.end();
+      }
+    };
+    const database = admin.pathname.slice(1);
+    await asAdmin('postgres', `CREATE ROLE ${role} LOGIN PASSWORD '${hostile}'; ALTER DATABASE ${database} OWNER TO ${role}`);
+    try {
+      // As libpq and node-postgres read it: no host before the path, the host (a socket
+      // directory, or here the test server's address) and port in the query.
+      const url = `postgresql://${role}:${encodeURIComponent(hostile)}@/${database}?host=${admin.hostname}&port=${admin.port}`;
+      const shown = `postgresql://${role}:***@/${database}?host=${admin.hostname}&port=${admin.port}`;
+      const env = { RWS_DATABASE_URL: url };
+      const status = await cli(['db', 'status', '--json', '--store', store.dir], { env });
+      expect(status.exitCode).toBe(0);
+      expect(JSON.parse(status.stdout).location).toBe(shown);
+      const text = await cli(['status', '--store', store.dir], { env });
+      expect(text.stdout).toContain(`state: postgres ${shown}, schema version`);
+      for (const result of [status, text]) expect(result.stdout + result.stderr).not.toMatch(leaked);
+
+      // A socket directory that is not there: the error names the URL, masked.
+      const missing = path.join(store.root, 'no-socket-here');
+      for (const password of [encodeURIComponent(hostile), 'LEAKONE@LEAKTWO:LEAKTHREE', 'LEAKONE%LEAKTWO', 'LEAKONE%2FLEAKTWO']) {
+        const failed = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: `postgresql://rws:${password}@/rws?host=${missing}` } });
+        expect(failed.exitCode).toBe(1);
+        expect(failed.stderr).toBe(`secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgresql://rws:***@/rws?host=${missing} did not answer (ENOENT) (hint: check that the state database is reachable and writable (secrets-server db status))\n`);
+      }
+      // A raw `/`, `?` or `#` in the password: where it ends is a guess, so the URL is not shown.
+      for (const password of ['LEAKONE/LEAKTWO', 'LEAKONE?host=/tmp#LEAKTWO', '5/LEAKONE', '5?host=/LEAKONE']) {
+        const failed = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: `postgresql://rws:${password}@/rws?host=${missing}` } });
+        expect(failed.exitCode, password).not.toBe(0);
+        expect(failed.stderr.trim().split('\n')).toHaveLength(1);
+        expect(failed.stdout + failed.stderr).not.toMatch(leaked);
+      }
+    } finally {
+      await db.drop();
+      await asAdmin('postgres', `DROP ROLE IF EXISTS ${role}`);
+    }
+  }, 60_000);
+});
+
 describe('a database URL on the command line', () => {
   const url = (password: string) => `postgres://postgres:${password}@127.0.0.1:1/rws`;
 
