@@ -295,6 +295,43 @@ describe('db and status commands', () => {
   });
 });
 
+describe('a database that cannot be reached', () => {
+  it('status, db status, audit and audit --follow fail within seconds with one line naming RWS_STATE_UNAVAILABLE, never the password', async () => {
+    const { createServer } = await import('node:net');
+    // A port nothing listens on, and a listener that accepts and never says a word (a database
+    // host that is frozen, or a firewall that holds connections): neither may hang a command.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const held: Array<import('node:net').Socket> = [];
+    const silent = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentPort = (silent.address() as { port: number }).port;
+    const password = encodeURIComponent('LEAKONE/@:?#%LEAKTWO');
+    try {
+      for (const [port, cause] of [[closedPort, 'ECONNREFUSED'], [silentPort, 'connection failed']] as const) {
+        const env = { RWS_DATABASE_URL: `postgres://rws:${password}@127.0.0.1:${port}/rws` };
+        for (const command of [['status'], ['status', '--json'], ['db', 'status'], ['db', 'status', '--json'], ['audit'], ['audit', '--follow']]) {
+          const started = Date.now();
+          const result = await cli([...command, '--store', store.dir], { env });
+          const took = Date.now() - started;
+          const what = `${command.join(' ')} on port ${port}`;
+          expect(result.exitCode, what).toBe(1);
+          expect(result.stdout, what).toBe('');
+          expect(result.stderr, what).toBe(`secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgres://rws:***@127.0.0.1:${port}/rws did not answer (${cause}) (hint: check that the state database is reachable and writable (secrets-server db status))\n`);
+          expect(result.stderr, what).not.toMatch(/leakone|leaktwo/i);
+          // The connect timeout is 3 s; a hang would run into the test's own timeout.
+          expect(took, what).toBeLessThan(10_000);
+        }
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 120_000);
+});
+
 describe('a socket directory URL (empty host, the host in the query)', () => {
   // Every piece of the password is a marker: a leak of any fragment is seen.
   const hostile = 'LEAKONE/@:?#%LEAKTWO%2F &LEAKTHREE';
