@@ -112,7 +112,9 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .command('$0', false, (z) => z, on(async () => (await import('./commands/audit.js')).auditList)),
       )
       .command('status', 'where the state is, its schema version, and the digest of each environment file', (y) =>
-        y.options(store).option('json', { type: 'boolean', description: 'one JSON object' }).example('$0 status', 'compare the digests across replicas to see drift'), on(async () => (await import('./commands/status.js')).status))
+        y.options(store).option('json', { type: 'boolean', description: 'one JSON object' }).example('$0 status', 'compare the digests across replicas to see drift')
+          .example('$0 status --json > /var/lib/rws/status.json', 'cron: exits 1 while an environment is refused; the report is written all the same')
+          .epilogue('Exit status: 0 when every environment is served; 1 when one is refused (its line says refused (CODE), its JSON {"error": CODE}) or the command failed (one line on stderr); 2 on a usage error.'), on(async () => (await import('./commands/status.js')).status))
       .command('serve', 'serve the vault API', (y) =>
         y
           .options(store)

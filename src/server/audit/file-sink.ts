@@ -4,7 +4,9 @@
 // torn: a short write (a full disk) is cut back to the last whole line. SIGHUP reopens the file,
 // so logrotate can move it away; a file deleted meanwhile is made again at the next row. An
 // existing file others can read is refused, at start and at a reopen. One server per file: the
-// cut-back assumes no other writer appends at the same time.
+// cut-back assumes no other writer appends at the same time. Another process may truncate it
+// (logrotate's copytruncate): O_APPEND carries on at the new end, and a cut-back never extends
+// the file (ftruncate to a size past its end pads it with zeros).
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, type Stats, writeSync } from 'node:fs';
 import { RwsError } from '../../errors.js';
 import { AuditSinkError } from '../state/state-errors.js';
@@ -30,32 +32,27 @@ export class AuditFileSink {
   /** Appends the rows; returns how to take them back (if the transaction they belong to fails). */
   write(rows: readonly StoredAuditRow[]): () => void {
     const data = Buffer.from(rows.map((row) => `${auditJson(row)}\n`).join(''), 'utf8');
-    let size: number | undefined;
+    let before = 0;
+    let written = 0;
     try {
-      size = this.#statReopenedIfDeleted().size;
-      let offset = 0;
-      while (offset < data.length) offset += writeSync(this.#fd, data, offset);
+      before = this.#statReopenedIfDeleted().size;
+      while (written < data.length) written += writeSync(this.#fd, data, written);
     } catch (cause) {
       if (cause instanceof AuditSinkError) throw cause;
-      if (size !== undefined) {
-        try {
-          ftruncateSync(this.#fd, size);
-        } catch {
-          // A file that cannot even be cut back (e.g. /dev/full) holds no torn line either.
-        }
-      }
+      // From the first write to here nothing else of ours ran, so the bytes written are the
+      // file's last ones, wherever a truncation between the stat and the write put them.
+      cutTail(this.#fd, written);
       throw new AuditSinkError(`the audit log ${this.file} could not be written (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, cause);
     }
     const fd = this.#fd;
-    const before = size;
+    const end = before + data.length;
     return () => {
       // After a SIGHUP the old descriptor is closed and its number may belong to another file.
       if (fd !== this.#fd) return;
-      try {
-        ftruncateSync(fd, before);
-      } catch {
-        // reopened or closed meanwhile: nothing more to take back
-      }
+      // Only while the lines are still the file's end. A copytruncate since (the commit waited on
+      // the database) left them in the rotated copy, beyond taking back, and cutting to `before`
+      // would pad the emptied file with zeros; rows appended after them are not ours to cut.
+      cutTail(fd, data.length, end);
     };
   }
 
@@ -134,6 +131,18 @@ function refuseIfShared(file: string, fd: number): void {
   throw new RwsError('RWS_FILE_ACCESS', `the audit log ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, {
     hint: `chmod 600 ${file}; with logrotate, create 0600`,
   });
+}
+
+/** Cuts `bytes` off the end of a regular file: only when it is `end` bytes long, if given; never below 0. */
+function cutTail(fd: number, bytes: number, end?: number): void {
+  if (bytes === 0) return;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || (end !== undefined && stat.size !== end)) return;
+    ftruncateSync(fd, Math.max(0, stat.size - bytes));
+  } catch {
+    // Closed meanwhile, or a file that cannot be cut back: it holds no torn line of ours either.
+  }
 }
 
 function closeQuietly(fd: number): void {

@@ -1,7 +1,8 @@
 // `secrets-server status`: what this host would serve — where the state is, its schema version,
-// and the digest of each environment's file (compare across replicas to see drift).
+// and the digest of each environment's file (compare across replicas to see drift). Exit 1 when
+// any environment is refused, so that cron or a monitor sees a store this host only partly serves.
 import type { CliIo } from '../cli.js';
-import { EXIT_OK } from '../cli.js';
+import { EXIT_FAILURE, EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
 import { SCHEMA_VERSION } from '../state/sql/schema.js';
 import { SopsSecretStore } from '../store/sops-store.js';
@@ -18,12 +19,16 @@ export async function status(args: Record<string, unknown>, io: CliIo): Promise<
   } finally {
     await state.close();
   }
+  // The report is printed either way; the exit status says whether every environment is served.
+  // /healthz stays 200 for a refused file: a load balancer must not drop a replica that serves
+  // the others. A script asking this host has no such reason to be told "fine".
+  const exit = Object.values(environments).some((version) => 'error' in version) ? EXIT_FAILURE : EXIT_OK;
   const view = { store: paths.dir, state: { kind: state.kind, location: state.location, schema_version: schema, latest_version: SCHEMA_VERSION }, environments };
   if (args.json) {
     io.stdout.write(`${JSON.stringify(view)}\n`);
-    return EXIT_OK;
+    return exit;
   }
   io.stdout.write(`store: ${view.store}\nstate: ${state.kind} ${state.location}, schema version ${schema}\n`);
   for (const [environment, version] of Object.entries(environments)) io.stdout.write(`environment ${environment}: ${'digest' in version ? version.digest : `refused (${version.error})`}\n`);
-  return EXIT_OK;
+  return exit;
 }

@@ -53,18 +53,6 @@ function checkUrl(url: string, from: string): string {
   return url;
 }
 
-/** A URL fit for output: user, host, port and database, never the password. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    parsed.search = '';
-    return parsed.toString();
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
-}
-
 export async function openDriver(paths: StorePaths, databaseUrl: string | undefined, options: { serving?: boolean } = {}): Promise<SqlDriver> {
   if (databaseUrl === undefined) {
     const { openSqlite } = await import('./sqlite/sqlite-driver.js');

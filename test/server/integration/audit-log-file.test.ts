@@ -2,11 +2,13 @@
 // gone), logrotate's copytruncate, the file deleted while serving. Real processes, real FIFOs,
 // real signals: the server goes on answering (503 when a row cannot be written), never hangs.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { call, cli, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { testDatabase } from '../../helpers/postgres.js';
 
 const run = promisify(execFile);
 let store: TestStore;
@@ -105,4 +107,108 @@ describe('a regular file as --audit-log', () => {
     }
     expect((await cli(['audit', 'verify', '--store', store.dir])).exitCode).toBe(0);
   });
+});
+
+/** logrotate's copytruncate, as it does it: a copy, then the live file truncated to 0 by another process. */
+async function copytruncate(file: string, rotated: string): Promise<void> {
+  await copyFile(file, rotated);
+  await run('truncate', ['-s', '0', file]);
+}
+
+const linesOf = (text: string) => text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as { seq: number; event: string; outcome: string });
+
+describe('--audit-log under logrotate copytruncate (PostgreSQL state: the server writes no other file)', () => {
+  let db: { url: string; drop(): Promise<void> };
+  let env: Record<string, string>;
+  let key: string;
+  beforeAll(async () => {
+    db = await testDatabase();
+    env = { RWS_DATABASE_URL: db.url };
+    key = (await makeApiKey(store, ['production'], ['SERVICE_B_*'], [], env)).key;
+  }, 60_000);
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  async function sql(client: pg.Client | undefined, text: string): Promise<void> {
+    const own = client ?? new pg.Client({ connectionString: db.url });
+    if (client === undefined) await own.connect();
+    try {
+      await own.query(text);
+    } finally {
+      if (client === undefined) await own.end();
+    }
+  }
+
+  it('a commit that fails after the file was truncated takes nothing back: no zeros, and the next row starts the new file', async () => {
+    const sink = path.join(store.root, 'copytruncate-commit.jsonl');
+    const server = await startServer(store, ['--audit-log', sink], env);
+    // The test's session holds an advisory lock that a deferred trigger waits for inside the
+    // COMMIT, then refuses it: the row's line is written, and the commit fails when the test says.
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status).toBe(200);
+      const before = (await stat(sink)).size;
+      expect(linesOf(await readFile(sink, 'utf8')).map((row) => row.event)).toEqual(['token.generate', 'secret.read']);
+      await sql(undefined, `CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(7, 7); RAISE EXCEPTION 'refused by the test'; END $$;
+        CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON audit DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit();`);
+      // Unrotated, the refused commit's line is taken back, to the byte.
+      const unrotated = await readFile(sink);
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status).toBe(503);
+      expect(await readFile(sink)).toEqual(unrotated);
+      await sql(holder, 'SELECT pg_advisory_lock(7, 7)');
+      const refused = call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+      // Its line is in the file before its COMMIT is sent; logrotate rotates now.
+      await until(async () => (await stat(sink)).size > before);
+      await copytruncate(sink, `${sink}.1`);
+      await sql(holder, 'SELECT pg_advisory_unlock(7, 7)');
+      const reply = await refused;
+      expect(reply.status).toBe(503);
+      await sql(undefined, 'DROP TRIGGER refuse_commit ON audit; DROP FUNCTION refuse_commit()');
+      // The take-back used to cut the file "back" to its size before the write: the emptied file
+      // became that many zero bytes, and the next rows were appended after them.
+      const after = await readFile(sink);
+      expect(after.includes(0)).toBe(false);
+      expect(after.length).toBe(0);
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status).toBe(200);
+      const text = await readFile(sink, 'utf8');
+      expect(text).not.toContain('\u0000');
+      expect(linesOf(text).map((row) => [row.event, row.outcome])).toEqual([['secret.read', 'success']]);
+      // The rotated copy holds whole lines: the two rows before, and the line of the refused
+      // commit that was copied before it failed (a rotation cannot be taken back).
+      expect(linesOf(await readFile(`${sink}.1`, 'utf8')).map((row) => row.event)).toEqual(['token.generate', 'secret.read', 'secret.read']);
+    } finally {
+      await holder.end();
+      expect(await server.stop()).toBe(0);
+    }
+    expect((await cli(['audit', 'verify', '--store', store.dir], { env })).exitCode).toBe(0);
+  }, 60_000);
+
+  it('a write cut short (RLIMIT_FSIZE: EFBIG) is cut back to its last whole line, and after a copytruncate rows continue at the new end', async () => {
+    const sink = path.join(store.root, 'copytruncate-full.jsonl');
+    // A file size limit on the server alone; node ignores SIGXFSZ, so the write fails with EFBIG
+    // after the bytes that fit, as on a full disk. PostgreSQL state: the sink is its only file.
+    const limit = 2048;
+    const server = await startServer(store, ['--audit-log', sink], env, ['prlimit', `--fsize=${limit}`, '--']);
+    try {
+      const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      const statuses: number[] = [];
+      for (let i = 0; i < 20 && !statuses.includes(503); i++) statuses.push((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status);
+      expect(statuses.at(-1)).toBe(503);
+      const full = await readFile(sink, 'utf8');
+      expect(full.endsWith('\n')).toBe(true);
+      expect(full.length).toBeLessThan(limit);
+      expect(linesOf(full)).toHaveLength(statuses.length);
+      await copytruncate(sink, `${sink}.1`);
+      expect((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status).toBe(200);
+      const fresh = await readFile(sink, 'utf8');
+      expect(linesOf(fresh).map((row) => [row.event, row.outcome])).toEqual([['secret.read', 'success']]);
+      expect(linesOf(fresh)[0]?.seq).toBeGreaterThan(linesOf(full).at(-1)?.seq ?? Infinity);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    expect((await cli(['audit', 'verify', '--store', store.dir], { env })).exitCode).toBe(0);
+  }, 60_000);
 });

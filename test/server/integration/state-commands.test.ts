@@ -216,6 +216,34 @@ describe('db and status commands', () => {
     }
   });
 
+  it('status exits 1 while an environment is refused, with the same output, text and --json; 0 again once it is served', async () => {
+    const degraded = await makeStore(SECRETS);
+    try {
+      const env = { SOPS_AGE_KEY_FILE: path.join(degraded.dir, 'age-identity.txt') };
+      const healthy = await cli(['status', '--store', degraded.dir], { env });
+      expect(healthy.exitCode).toBe(0);
+      // A file that does not verify (an edit outside sops, a bad merge): never served.
+      const file = path.join(degraded.dir, 'staging.enc.yaml');
+      await writeFile(file, 'DB_PASSWORD: ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]\n', { mode: 0o600 });
+      const text = await cli(['status', '--store', degraded.dir], { env });
+      expect(text.exitCode).toBe(1);
+      expect(text.stdout).toMatch(/^environment production: sha256:[0-9a-f]{64}\nenvironment staging: refused \(RWS_\w+\)\n$/m);
+      expect(text.stdout.startsWith(healthy.stdout.replace(/\n$/, ''))).toBe(true);
+      expect(text.stderr).toBe('');
+      const json = await cli(['status', '--json', '--store', degraded.dir], { env });
+      expect(json.exitCode).toBe(1);
+      expect(json.stderr).toBe('');
+      const view = JSON.parse(json.stdout);
+      expect(Object.keys(view)).toEqual(['store', 'state', 'environments']);
+      expect(view.environments).toEqual({ production: { digest: expect.stringMatching(/^sha256:/) }, staging: { error: expect.stringMatching(/^RWS_/) } });
+      // Fixed (here: removed), the store is served whole again.
+      await rm(file);
+      expect((await cli(['status', '--json', '--store', degraded.dir], { env })).exitCode).toBe(0);
+    } finally {
+      await degraded.cleanup();
+    }
+  });
+
   it('db migrate on a database holding tables of another application says so, and changes nothing', async () => {
     const db = await testDatabase();
     const { default: pg } = await import('pg');
@@ -265,6 +293,98 @@ describe('db and status commands', () => {
       await db.drop();
     }
   });
+});
+
+describe('a database that cannot be reached', () => {
+  it('status, db status, audit and audit --follow fail within seconds with one line naming RWS_STATE_UNAVAILABLE, never the password', async () => {
+    const { createServer } = await import('node:net');
+    // A port nothing listens on, and a listener that accepts and never says a word (a database
+    // host that is frozen, or a firewall that holds connections): neither may hang a command.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const held: Array<import('node:net').Socket> = [];
+    const silent = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentPort = (silent.address() as { port: number }).port;
+    const password = encodeURIComponent('LEAKONE/@:?#%LEAKTWO');
+    try {
+      for (const [port, cause] of [[closedPort, 'ECONNREFUSED'], [silentPort, 'connection failed']] as const) {
+        const env = { RWS_DATABASE_URL: `postgres://rws:${password}@127.0.0.1:${port}/rws` };
+        for (const command of [['status'], ['status', '--json'], ['db', 'status'], ['db', 'status', '--json'], ['audit'], ['audit', '--follow']]) {
+          const started = Date.now();
+          const result = await cli([...command, '--store', store.dir], { env });
+          const took = Date.now() - started;
+          const what = `${command.join(' ')} on port ${port}`;
+          expect(result.exitCode, what).toBe(1);
+          expect(result.stdout, what).toBe('');
+          expect(result.stderr, what).toBe(`secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgres://rws:***@127.0.0.1:${port}/rws did not answer (${cause}) (hint: check that the state database is reachable and writable (secrets-server db status))\n`);
+          expect(result.stderr, what).not.toMatch(/leakone|leaktwo/i);
+          // The connect timeout is 3 s; a hang would run into the test's own timeout.
+          expect(took, what).toBeLessThan(10_000);
+        }
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 120_000);
+});
+
+describe('a socket directory URL (empty host, the host in the query)', () => {
+  // Every piece of the password is a marker: a leak of any fragment is seen.
+  const hostile = 'LEAKONE/@:?#%LEAKTWO%2F &LEAKTHREE';
+  const leaked = /leakone|leaktwo|leakthree/i;
+
+  it('is shown with its password masked, on stdout and in errors, whatever the password holds', async () => {
+    const db = await testDatabase();
+    const { default: pg } = await import('pg');
+    const admin = new URL(db.url);
+    const role = `rws_hostile_${Date.now().toString(36)}`;
+    const asAdmin = async (database: string, text: string) => {
+      const client = new pg.Client({ connectionString: Object.assign(new URL(db.url), { pathname: `/${database}` }).toString() });
+      await client.connect();
+      try {
+        await client.query(text);
+      } finally {
+        await client.end();
+      }
+    };
+    const database = admin.pathname.slice(1);
+    await asAdmin('postgres', `CREATE ROLE ${role} LOGIN PASSWORD '${hostile}'; ALTER DATABASE ${database} OWNER TO ${role}`);
+    try {
+      // As libpq and node-postgres read it: no host before the path, the host (a socket
+      // directory, or here the test server's address) and port in the query.
+      const url = `postgresql://${role}:${encodeURIComponent(hostile)}@/${database}?host=${admin.hostname}&port=${admin.port}`;
+      const shown = `postgresql://${role}:***@/${database}?host=${admin.hostname}&port=${admin.port}`;
+      const env = { RWS_DATABASE_URL: url };
+      const status = await cli(['db', 'status', '--json', '--store', store.dir], { env });
+      expect(status.exitCode).toBe(0);
+      expect(JSON.parse(status.stdout).location).toBe(shown);
+      const text = await cli(['status', '--store', store.dir], { env });
+      expect(text.stdout).toContain(`state: postgres ${shown}, schema version`);
+      for (const result of [status, text]) expect(result.stdout + result.stderr).not.toMatch(leaked);
+
+      // A socket directory that is not there: the error names the URL, masked.
+      const missing = path.join(store.root, 'no-socket-here');
+      for (const password of [encodeURIComponent(hostile), 'LEAKONE@LEAKTWO:LEAKTHREE', 'LEAKONE%LEAKTWO', 'LEAKONE%2FLEAKTWO']) {
+        const failed = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: `postgresql://rws:${password}@/rws?host=${missing}` } });
+        expect(failed.exitCode).toBe(1);
+        expect(failed.stderr).toBe(`secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgresql://rws:***@/rws?host=${missing} did not answer (ENOENT) (hint: check that the state database is reachable and writable (secrets-server db status))\n`);
+      }
+      // A raw `/`, `?` or `#` in the password: where it ends is a guess, so the URL is not shown.
+      for (const password of ['LEAKONE/LEAKTWO', 'LEAKONE?host=/tmp#LEAKTWO', '5/LEAKONE', '5?host=/LEAKONE']) {
+        const failed = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: `postgresql://rws:${password}@/rws?host=${missing}` } });
+        expect(failed.exitCode, password).not.toBe(0);
+        expect(failed.stderr.trim().split('\n')).toHaveLength(1);
+        expect(failed.stdout + failed.stderr).not.toMatch(leaked);
+      }
+    } finally {
+      await db.drop();
+      await asAdmin('postgres', `DROP ROLE IF EXISTS ${role}`);
+    }
+  }, 60_000);
 });
 
 describe('a database URL on the command line', () => {

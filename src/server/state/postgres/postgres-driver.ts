@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { StateDataError, StateUnavailableError } from '../state-errors.js';
 import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
-import { redactUrl } from '../open-state.js';
 import { ServerUsageError } from '../../usage-error.js';
+import { redactUrl } from '../../url-credentials.js';
 
 const CONNECT_TIMEOUT_MS = 3_000;
 const QUERY_TIMEOUT_MS = 5_000;
