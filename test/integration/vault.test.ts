@@ -575,6 +575,24 @@ describe('token, keys and check commands', () => {
     expect(second.stderr + first.stderr + revoked.stdout + revoked.stderr).not.toContain(minted.token);
   });
 
+  it('token --help gives the defaults token generate uses (5 minutes, its own subject), not those of a run', async () => {
+    const help = await runBin(['token', '--help'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(help.stdout).toMatch(/--ttl +Lifetime of the minted token in minutes \(default 5\)/);
+    expect(help.stdout).toContain('(default token-generate@$USER)');
+    expect(help.stdout).not.toMatch(/--ttl[^\n]*\(default 1\)/);
+    const before = Date.now();
+    const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--json'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(generated.exitCode, generated.stderr).toBe(0);
+    const expiresAt = Date.parse((JSON.parse(generated.stdout) as { expires_at: string }).expires_at);
+    // Dates are whole seconds: five minutes after a moment within the command's run.
+    expect(expiresAt).toBeGreaterThanOrEqual(before - 1000 + 5 * 60_000);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 5 * 60_000);
+    for (const command of ['keys', 'check']) {
+      const own = await runBin([command, '--help'], { runtimeDir, env: vaultEnv(server.url) });
+      expect(own.stdout).toContain(`(default ${command}@$USER)`);
+    }
+  });
+
   it('--token warns that argv is visible', async () => {
     const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(server.url) });
     const token = generated.stdout.trim();
