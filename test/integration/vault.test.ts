@@ -632,6 +632,21 @@ describe('token, keys and check commands', () => {
     expect(withPassword.stdout).toContain('RWS_VAULT_INSECURE_URL');
     expect(withPassword.stdout + withPassword.stderr).not.toContain('pa55word');
   });
+
+  it('check checks every -k a run of that selection mints for: a second pattern outside the grant is a ✗, as the run fails', async () => {
+    const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '-k', 'SERVICE_A_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(run.exitCode).toBe(125);
+    expect(run.stderr).toContain('RWS_VAULT_FORBIDDEN');
+    const result = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_*', '-k', 'SERVICE_A_*'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stdout).toBe(125);
+    expect(result.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✓ server', '✓ token', '✓ scope', '✗ token']);
+    expect(result.stdout).toContain('2 key(s) readable in prod with SERVICE_B_*');
+    expect(result.stdout).toContain('[RWS_VAULT_FORBIDDEN]');
+    const both = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_DB*', '-k', 'SERVICE_B_TOK*'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(both.exitCode, both.stdout).toBe(0);
+    expect(both.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✓ server', '✓ token', '✓ scope', '✓ token', '✓ scope']);
+    expectNoLeak(result.stdout, both.stdout);
+  });
 });
 
 describe('config file', () => {
