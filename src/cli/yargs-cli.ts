@@ -47,7 +47,10 @@ export async function parseWithYargs(given: readonly string[], version: string):
     .wrap(Math.min(100, process.stdout.columns || 100))
     .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true, 'boolean-negation': true, 'duplicate-arguments-array': true, 'greedy-arrays': false })
     .command('token <action>', 'Mint a token for use elsewhere (generate), or revoke the one in RWS_TOKEN / --token-file (revoke)', (y) =>
-      declare(y, COMMAND_OPTIONS.token)
+      declare(y, COMMAND_OPTIONS.token, {
+        ttl: 'Lifetime of the minted token in minutes (default 5)',
+        subject: 'Who asks, for the audit log (default token-generate@$USER)',
+      })
         .positional('action', { choices: ['generate', 'revoke'] as const, describe: 'generate or revoke' })
         .option('usage-limit', { type: 'string', requiresArg: true, describe: 'Requests the token may make (default 1)' })
         .option('json', { type: 'boolean', describe: 'Print {token, jti, expires_at, ...} as JSON' })
@@ -57,10 +60,10 @@ export async function parseWithYargs(given: readonly string[], version: string):
         .example('RWS_TOKEN_FILE=token $0 token revoke', 'revoke it'),
     )
     .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]', (y) =>
-      declare(y, COMMAND_OPTIONS.keys).example("$0 keys -e prod -k 'SERVICE_B_*'", 'the names of prod matching SERVICE_B_* (within what the API key grants)'),
+      declare(y, COMMAND_OPTIONS.keys, { subject: 'Who asks, for the audit log (default keys@$USER)' }).example("$0 keys -e prod -k 'SERVICE_B_*'", 'the names of prod matching SERVICE_B_* (within what the API key grants)'),
     )
     .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each', (y) =>
-      declare(y, COMMAND_OPTIONS.check).example("$0 check -e prod -k 'SERVICE_B_*'", 'walk every step a run of that selection takes; stops at the first ✗'),
+      declare(y, COMMAND_OPTIONS.check, { subject: 'Who asks, for the audit log (default check@$USER)' }).example("$0 check -e prod -k 'SERVICE_B_*'", 'walk every step a run of that selection takes; stops at the first ✗'),
     )
     .command('login', 'Check an API key (read from stdin, or a prompt that does not echo) with the vault and store it for this vault URL and --profile', (y) =>
       declare(y, COMMAND_OPTIONS.login)
@@ -109,9 +112,10 @@ export async function parseWithYargs(given: readonly string[], version: string):
 
 /**
  * Declares options on the top level or one subcommand. Not global: a subcommand's --help lists
- * only what it reads (COMMAND_OPTIONS), not the run options.
+ * only what it reads (COMMAND_OPTIONS), not the run options. `descriptions` replaces a run
+ * option's text where the subcommand's default differs (token generate mints for 5 minutes).
  */
-function declare<T>(cli: Argv<T>, names: readonly string[]): Argv<T> {
+function declare<T>(cli: Argv<T>, names: readonly string[], descriptions: Readonly<Record<string, string>> = {}): Argv<T> {
   for (const spec of OPTIONS) {
     if (!names.includes(spec.name)) continue;
     cli.option(spec.name, {
@@ -122,7 +126,7 @@ function declare<T>(cli: Argv<T>, names: readonly string[]): Argv<T> {
       ...(spec.type === 'string' && !spec.array ? { requiresArg: true } : {}),
       ...(spec.choices ? { choices: [...spec.choices] } : {}),
       ...(spec.default !== undefined ? { default: spec.default } : {}),
-      description: spec.description,
+      description: descriptions[spec.name] ?? spec.description,
       group: `${spec.group}:`,
     });
   }

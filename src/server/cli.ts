@@ -97,19 +97,23 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
       .command('audit', 'list audit events, newest first', (y) =>
         y
           .options(store)
-          .option('api-key', { type: 'string', requiresArg: true, description: 'only events of this API key id' })
-          .option('event', { type: 'string', requiresArg: true, description: 'only this event (e.g. secret.batch, auth.failure)' })
-          .option('outcome', { choices: ['success', 'failure'], description: 'only successes or failures' })
-          .option('environment', { type: 'string', requiresArg: true, description: 'only this environment' })
-          .option('since', { type: 'string', requiresArg: true, description: 'ISO 8601 time, inclusive' })
-          .option('until', { type: 'string', requiresArg: true, description: 'ISO 8601 time, exclusive' })
-          .option('limit', { type: 'number', default: 100, requiresArg: true, description: 'at most this many events (1 to 10000)' })
-          .option('json', { type: 'boolean', description: 'one JSON object per line' })
-          .option('follow', { type: 'boolean', description: 'then stream new events as JSON lines until interrupted' })
           .example('$0 audit --api-key ak_0123456789abcdef --since 2030-01-01T00:00:00Z', "one key's events since New Year")
           .example('$0 audit --outcome failure --json --follow', 'stream refusals to a log shipper')
+          // The filters are the listing's own (the default subcommand): `audit verify` walks the
+          // whole chain, so a filter given to it is an unknown argument, never silently ignored.
           .command('verify', 'walk the hash chain: exit 0 with the count, or 1 naming the first broken row', (z) => z.example('$0 audit verify', ''), on(async () => (await import('./commands/audit.js')).auditVerify))
-          .command('$0', false, (z) => z, on(async () => (await import('./commands/audit.js')).auditList)),
+          .command('$0', false, (z) =>
+            z
+              .option('api-key', { type: 'string', requiresArg: true, description: 'only events of this API key id' })
+              .option('event', { type: 'string', requiresArg: true, description: 'only this event (e.g. secret.batch, auth.failure)' })
+              .option('outcome', { choices: ['success', 'failure'], description: 'only successes or failures' })
+              .option('environment', { type: 'string', requiresArg: true, description: 'only this environment' })
+              .option('since', { type: 'string', requiresArg: true, description: 'ISO 8601 time, inclusive' })
+              .option('until', { type: 'string', requiresArg: true, description: 'ISO 8601 time, exclusive' })
+              .option('limit', { type: 'number', default: 100, requiresArg: true, description: 'at most this many events (1 to 10000)' })
+              .option('json', { type: 'boolean', description: 'one JSON object per line' })
+              .option('follow', { type: 'boolean', description: 'then stream new events as JSON lines until interrupted' }),
+            on(async () => (await import('./commands/audit.js')).auditList)),
       )
       .command('status', 'where the state is, its schema version, and the digest of each environment file', (y) =>
         y.options(store).option('json', { type: 'boolean', description: 'one JSON object' }).example('$0 status', 'compare the digests across replicas to see drift')

@@ -575,6 +575,24 @@ describe('token, keys and check commands', () => {
     expect(second.stderr + first.stderr + revoked.stdout + revoked.stderr).not.toContain(minted.token);
   });
 
+  it('token --help gives the defaults token generate uses (5 minutes, its own subject), not those of a run', async () => {
+    const help = await runBin(['token', '--help'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(help.stdout).toMatch(/--ttl +Lifetime of the minted token in minutes \(default 5\)/);
+    expect(help.stdout).toContain('(default token-generate@$USER)');
+    expect(help.stdout).not.toMatch(/--ttl[^\n]*\(default 1\)/);
+    const before = Date.now();
+    const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--json'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(generated.exitCode, generated.stderr).toBe(0);
+    const expiresAt = Date.parse((JSON.parse(generated.stdout) as { expires_at: string }).expires_at);
+    // Dates are whole seconds: five minutes after a moment within the command's run.
+    expect(expiresAt).toBeGreaterThanOrEqual(before - 1000 + 5 * 60_000);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 5 * 60_000);
+    for (const command of ['keys', 'check']) {
+      const own = await runBin([command, '--help'], { runtimeDir, env: vaultEnv(server.url) });
+      expect(own.stdout).toContain(`(default ${command}@$USER)`);
+    }
+  });
+
   it('--token warns that argv is visible', async () => {
     const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(server.url) });
     const token = generated.stdout.trim();
@@ -613,6 +631,21 @@ describe('token, keys and check commands', () => {
     expect(withPassword.exitCode).toBe(125);
     expect(withPassword.stdout).toContain('RWS_VAULT_INSECURE_URL');
     expect(withPassword.stdout + withPassword.stderr).not.toContain('pa55word');
+  });
+
+  it('check checks every -k a run of that selection mints for: a second pattern outside the grant is a ✗, as the run fails', async () => {
+    const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '-k', 'SERVICE_A_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(run.exitCode).toBe(125);
+    expect(run.stderr).toContain('RWS_VAULT_FORBIDDEN');
+    const result = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_*', '-k', 'SERVICE_A_*'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stdout).toBe(125);
+    expect(result.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✓ server', '✓ token', '✓ scope', '✗ token']);
+    expect(result.stdout).toContain('2 key(s) readable in prod with SERVICE_B_*');
+    expect(result.stdout).toContain('[RWS_VAULT_FORBIDDEN]');
+    const both = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_DB*', '-k', 'SERVICE_B_TOK*'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(both.exitCode, both.stdout).toBe(0);
+    expect(both.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✓ server', '✓ token', '✓ scope', '✓ token', '✓ scope']);
+    expectNoLeak(result.stdout, both.stdout);
   });
 });
 

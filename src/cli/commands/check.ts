@@ -46,20 +46,31 @@ export async function check(context: CommandContext): Promise<number> {
       await created.health();
       return [created, `${displayUrl(vault.client.baseUrl)} answers${vault.client.baseUrl.startsWith('https:') ? ' over verified TLS' : ''}`];
     });
-    const pattern = validPatterns('--key-pattern', list(values['key-pattern']).length > 0 ? list(values['key-pattern']) : vault.patterns)[0] ?? '*';
+    // Every selector a run would mint for, each checked as the run checks it: a second -k
+    // outside the key's grant fails the run, so it fails the check too.
+    const given = validPatterns('--key-pattern', list(values['key-pattern']).length > 0 ? list(values['key-pattern']) : vault.patterns);
     const live = client;
-    const token = await step('token', async (): Promise<[{ token: string; revoke: boolean }, string]> => {
-      if (credential.kind === 'token') return [{ token: credential.value, revoke: false }, 'using the given token'];
-      const minted = await live.mintToken(credential.value, { subject: validSubject(str(values.subject)) ?? `check@${facts.env.USER ?? 'unknown'}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
-      return [{ token: minted.token, revoke: true }, `minted ${minted.jti} for ${environment}/${pattern}`];
-    });
-    try {
+    const scope = async (token: string, pattern: string): Promise<void> => {
       await step('scope', async (): Promise<[number, string]> => {
-        const names = await live.listKeys(token.token, environment);
+        const names = await live.listKeys(token, environment, given.length > 0 ? pattern : undefined);
         return [names.length, `${names.length} key(s) readable in ${environment} with ${pattern}`];
       });
-    } finally {
-      if (token.revoke) await live.revokeToken(token.token).catch(() => undefined);
+    };
+    if (credential.kind === 'token') {
+      await step('token', async (): Promise<[null, string]> => [null, 'using the given token']);
+      for (const pattern of given.length > 0 ? given : ['*']) await scope(credential.value, pattern);
+      return 0;
+    }
+    for (const pattern of given.length > 0 ? given : ['*']) {
+      const minted = await step('token', async () => {
+        const token = await live.mintToken(credential.value, { subject: validSubject(str(values.subject)) ?? `check@${facts.env.USER ?? 'unknown'}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
+        return [token, `minted ${token.jti} for ${environment}/${pattern}`];
+      });
+      try {
+        await scope(minted.token, pattern);
+      } finally {
+        await live.revokeToken(minted.token).catch(() => undefined);
+      }
     }
     return 0;
   } catch (error) {

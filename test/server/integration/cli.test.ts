@@ -362,6 +362,19 @@ describe('a CLI that explains itself', () => {
     }
   });
 
+  it('audit verify takes none of the listing\'s filters: its help lists none, and one given to it is a usage error, not ignored', async () => {
+    const help = await cli(['audit', 'verify', '-h']);
+    expect(help.exitCode).toBe(0);
+    for (const option of ['--api-key', '--event', '--since', '--limit', '--follow']) expect(help.stdout).not.toContain(option);
+    for (const filter of [['--limit', '5'], ['--since', '2030-01-01T00:00:00Z'], ['--follow']]) {
+      const result = await cli(['audit', 'verify', ...filter, '--store', store.dir]);
+      expect({ filter, exitCode: result.exitCode, stdout: result.stdout }).toEqual({ filter, exitCode: 2, stdout: '' });
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_USAGE: Unknown argument: /);
+    }
+    expect((await cli(['audit', 'verify', '--store', store.dir])).stdout).toMatch(/^audit chain verified: /);
+    expect((await cli(['audit', '--limit', '1', '--json', '--store', store.dir])).exitCode).toBe(0);
+  });
+
   it('a store path that does not exist is questioned before init is offered; a missing --from-store is not sent to init', async () => {
     const typo = path.join(store.root, 'vualt');
     const serve = await cli(['serve', '--port', '0', '--store', typo]);

@@ -9,6 +9,10 @@ describe('routeLabel', () => {
     expect(routeLabel('/api/v1/vault/production?pattern=DB_*')).toBe('/api/v1/vault/{environment}');
     expect(routeLabel('/api/v1/vault/tokens/generate')).toBe('/api/v1/vault/tokens/generate');
     expect(routeLabel('/healthz?')).toBe('/healthz');
+    // The admin API's token routes, which the server never reads as an environment.
+    expect(routeLabel('/api/v1/vault/tokens?active=true')).toBe('/api/v1/vault/tokens');
+    expect(routeLabel('/api/v1/vault/tokens/Yc3vS5QJmsirG9ukcPkKLcXg')).toBe('/api/v1/vault/tokens/{jti}');
+    expect(routeLabel('/api/v1/vault/tokens/revoke')).toBe('/api/v1/vault/tokens/revoke');
     const hostile = ['', '/', '//', '/api/v1/vault/', '/api/v1/vault/a/b/c', '/api/v1/vault/"}\n# HELP x', '/%00', '*', 'http://evil/x', '/api/v1/vault//', undefined];
     for (const target of hostile) expect(['other', '/api/v1/vault/{environment}', '/api/v1/vault/{environment}/{key}']).toContain(routeLabel(target as string));
     expect(routeLabel('/api/v1/vault/"}\n# HELP x')).toBe('/api/v1/vault/{environment}');
@@ -22,6 +26,8 @@ describe('routeLabel', () => {
       if (!path.startsWith('/api/v1/vault/')) return 'other';
       const parts = path.slice('/api/v1/vault/'.length).split('/');
       if (parts.length === 2 && parts[0] === 'tokens' && (parts[1] === 'generate' || parts[1] === 'revoke')) return `/api/v1/vault/tokens/${parts[1]}`;
+      if (parts.length === 2 && parts[0] === 'tokens' && parts[1]) return '/api/v1/vault/tokens/{jti}';
+      if (parts.length === 1 && parts[0] === 'tokens') return '/api/v1/vault/tokens';
       if (parts.length === 2 && parts[0] === 'secrets' && parts[1] === 'batch') return '/api/v1/vault/secrets/batch';
       if (parts.length === 2 && parts[0] && parts[1]) return '/api/v1/vault/{environment}/{key}';
       if (parts.length === 1 && parts[0]) return '/api/v1/vault/{environment}';

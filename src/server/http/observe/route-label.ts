@@ -7,6 +7,9 @@ const ENVIRONMENT = `${PREFIX}{environment}`;
 const GENERATE = `${PREFIX}tokens/generate`;
 const REVOKE = `${PREFIX}tokens/revoke`;
 const BATCH = `${PREFIX}secrets/batch`;
+// The admin API's token routes: `tokens` is a reserved name, never an environment (http/app.ts).
+const TOKENS = `${PREFIX}tokens`;
+const TOKEN = `${PREFIX}tokens/{jti}`;
 
 export function routeLabel(target: string | undefined): string {
   const url = target ?? '/';
@@ -16,12 +19,13 @@ export function routeLabel(target: string | undefined): string {
   if (!path.startsWith(PREFIX)) return 'other';
   // The segments after the prefix, found by position: this runs for every request.
   const slash = path.indexOf('/', PREFIX.length);
-  if (slash === -1) return path.length > PREFIX.length ? ENVIRONMENT : 'other';
+  if (slash === -1) return path === TOKENS ? TOKENS : path.length > PREFIX.length ? ENVIRONMENT : 'other';
   if (slash === PREFIX.length || slash === path.length - 1 || path.indexOf('/', slash + 1) !== -1) return 'other';
   const first = path.slice(PREFIX.length, slash);
   const second = path.slice(slash + 1);
   if (first === 'tokens' && second === 'generate') return GENERATE;
   if (first === 'tokens' && second === 'revoke') return REVOKE;
+  if (first === 'tokens') return TOKEN;
   if (first === 'secrets' && second === 'batch') return BATCH;
   return SECRET;
 }
