@@ -38,7 +38,7 @@ export async function readCredentialFile(path: string, what: string): Promise<st
     throw new CredentialError(code, `cannot read the ${what} file ${path}: ${error.reason}`, 'check the path');
   }
   if (isExposed(file.mode)) {
-    throw new CredentialError('RWS_CREDENTIAL_FILE_MODE', `the ${what} file ${path} is readable by group or others (mode ${modeText(file.mode)})`, `chmod 600 ${path} (in Kubernetes, defaultMode: 0400)`);
+    throw new CredentialError('RWS_CREDENTIAL_FILE_MODE', `the ${what} file ${path} is readable by group or others (mode ${modeText(file.mode)})`, `chmod 600 ${path}; in Kubernetes, where fsGroup makes secret files 0440, set ${what === 'token' ? 'RWS_TOKEN' : 'RWS_API_KEY'} from a secretKeyRef instead`);
   }
   return file.text;
 }

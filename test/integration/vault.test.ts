@@ -276,6 +276,8 @@ describe('run-with-secrets with a vault', () => {
       const open = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: { RWS_VAULT_URL_FILE: urlFile, RWS_API_KEY_FILE: keyFile } });
       expect(open.exitCode).toBe(125);
       expect(open.stderr).toMatch(/RWS_CREDENTIAL_FILE_MODE: .*readable by group or others.*chmod 600/);
+      // Kubernetes' fsGroup makes a mounted secret 0440 whatever defaultMode says: the hint says what works there.
+      expect(open.stderr).toContain('in Kubernetes, where fsGroup makes secret files 0440, set RWS_API_KEY from a secretKeyRef instead');
       await chmod(keyFile, 0o600);
       const ok = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: { RWS_VAULT_URL_FILE: urlFile, RWS_API_KEY_FILE: keyFile } });
       expect(ok.exitCode, ok.stderr).toBe(0);
