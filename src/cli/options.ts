@@ -68,7 +68,7 @@ const LOGIN_ACCESS = ['vault-url', 'config', 'profile', 'timeout', 'retries', 'c
 export const COMMAND_OPTIONS: Readonly<Record<'token' | 'keys' | 'check' | 'login' | 'logout' | 'whoami' | 'fallback', readonly string[]>> = {
   token: [...VAULT_ACCESS, 'key-pattern', 'subject', 'ttl'],
   keys: [...VAULT_ACCESS, 'key-pattern', 'subject'],
-  check: [...VAULT_ACCESS, 'key-pattern', 'subject'],
+  check: [...VAULT_ACCESS, 'key-pattern', 'allow-empty', 'subject'],
   login: LOGIN_ACCESS,
   logout: ['vault-url', 'config', 'profile', 'quiet', 'verbose', 'log-format'],
   whoami: LOGIN_ACCESS,

@@ -649,6 +649,19 @@ describe('token, keys and check commands', () => {
     expect(both.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✓ server', '✓ token', '✓ scope', '✓ token', '✓ scope']);
     expectNoLeak(result.stdout, both.stdout);
   });
+
+  it('check fails a pattern that matches no key, as the run does (RWS_SECRET_MISSING), unless --allow-empty', async () => {
+    const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_TYPO*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(run.exitCode).toBe(125);
+    expect(run.stderr).toContain('RWS_SECRET_MISSING');
+    const result = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_TYPO*'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(result.exitCode, result.stdout).toBe(125);
+    expect(result.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✓ server', '✓ token', '✗ scope']);
+    expect(result.stdout).toContain('key pattern SERVICE_B_TYPO* matches no key of the sources [RWS_SECRET_MISSING]');
+    const allowed = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_TYPO*', '--allow-empty'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(allowed.exitCode, allowed.stdout).toBe(0);
+    expect(allowed.stdout).toContain('0 key(s) readable in prod with SERVICE_B_TYPO*');
+  });
 });
 
 describe('config file', () => {

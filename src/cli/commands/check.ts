@@ -1,6 +1,6 @@
 // `check`: walks config → credential → server (TLS) → token mint → scope, one line per step
 // with ✓/✗, stopping at the first failure. Never prints a value, a key or a token.
-import { toRwsError, UsageError } from '../../errors.js';
+import { PatternUnmatchedError, toRwsError, UsageError } from '../../errors.js';
 import { list, resolveVaultContext, str, validPatterns, validSubject, type VaultContext } from '../../config/resolve.js';
 import type { Credential } from '../../config/credentials.js';
 import type { VaultClient } from '../../vault-client/index.js';
@@ -53,6 +53,8 @@ export async function check(context: CommandContext): Promise<number> {
     const scope = async (token: string, pattern: string): Promise<void> => {
       await step('scope', async (): Promise<[number, string]> => {
         const names = await live.listKeys(token, environment, given.length > 0 ? pattern : undefined);
+        // As a run judges it: a pattern of the selection that matches nothing fails the run.
+        if (names.length === 0 && given.length > 0 && values['allow-empty'] !== true) throw new PatternUnmatchedError(pattern, list(values['key-pattern']).length > 0 ? undefined : vault.configPath);
         return [names.length, `${names.length} key(s) readable in ${environment} with ${pattern}`];
       });
     };
