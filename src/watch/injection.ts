@@ -63,7 +63,10 @@ export class WatchInjection {
   async release(): Promise<void> {
     const file = this.file;
     this.file = undefined;
-    await file?.dispose();
+    if (!file) return;
+    await file.dispose();
+    // Only once removed: a file whose removal failed stays for the exit path to try again.
+    this.cleanup.forget(file);
   }
 
   private async serialize(secrets: Secrets): Promise<string> {

@@ -5,6 +5,7 @@
 // Everything here runs only with --watch: runWrapper loads this module lazily.
 import { EXIT_REVOKED, EXIT_SECRETS_CHANGED, RwsError, WatchError } from '../errors.js';
 import type { MaskStream } from '../inject/mask.js';
+import type { Disposable } from '../process/cleanup.js';
 import type { Outcome } from '../process/exit-status.js';
 import type { RunningChild } from '../process/spawn.js';
 import type { RunIo, RunPlan } from '../run.js';
@@ -32,6 +33,8 @@ type WatchEvent =
 
 interface Generation {
   running: RunningChild;
+  /** Its group's SIGKILL on an abrupt exit, held by the cleanup until the group is gone. */
+  guard: Disposable;
   pgid: number;
   startedAt: number;
   /** The change that made this child, for the line if it dies young. */
@@ -82,8 +85,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     if (plan.user) Object.assign(env, childUserEnv(plan.user));
     const filters = plan.mask ? await maskFilters(secrets, io) : undefined;
     const running = await startChild({ command: plan.command, args: plan.args, env, extraFd: injected.fd, filters, ignoredSignals: plan.ignoredSignals, user: plan.user, ownGroup: true });
-    cleanup.add(killGroupOnExit(running));
-    const generation: Generation = { running, pgid: running.child.pid!, startedAt: performance.now(), after, masks: filters && { stdout: filters.stdout, stderr: filters.stderr }, exited: false };
+    const guard = killGroupOnExit(running);
+    cleanup.add(guard);
+    const generation: Generation = { running, guard, pgid: running.child.pid!, startedAt: performance.now(), after, masks: filters && { stdout: filters.stdout, stderr: filters.stderr }, exited: false };
     void running.done.then((outcome) => {
       generation.exited = true;
       events.push({ kind: 'exit', generation, outcome });
@@ -179,6 +183,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       const previous = generation;
       await stopGroup(previous.running, stopOptions);
       live = undefined;
+      cleanup.forget(previous.guard);
       // A stop signal during the restart: no new child.
       if (signals.endedBy) return { kind: 'signal', signal: signals.endedBy };
       current = digest;
