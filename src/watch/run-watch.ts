@@ -84,6 +84,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     if (after === undefined) for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
     if (plan.user) Object.assign(env, childUserEnv(plan.user));
     const filters = plan.mask ? await maskFilters(secrets, io) : undefined;
+    // A stop signal, or a hangup, while this child was being prepared (the old child's file being
+    // removed, say) came while no child ran: it ends the run, and no child starts only to get it.
+    if (signals.endedBy) throw new Stopped(signals.endedBy);
     const running = await startChild({ command: plan.command, args: plan.args, env, extraFd: injected.fd, filters, ignoredSignals: plan.ignoredSignals, user: plan.user, ownGroup: true });
     const guard = killGroupOnExit(running);
     cleanup.add(guard);

@@ -2,9 +2,10 @@
 // them, the child `sh -c 'node child.js'` recording what it received, real signals and ports.
 import { renameSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliOk, makeStore } from '../server/helpers/server.js';
-import { makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
+import { baseEnv, BIN, makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
 import { alive, CHILD_COMMAND, freePort, processGroup, readRecord, startWatch, until, ups } from '../helpers/watch.js';
 
 let dir: string;
@@ -240,6 +241,36 @@ describe('run-with-secrets --watch with local files', () => {
     expect(ups(record)).toHaveLength(1);
     expect(alive(first.pid)).toBe(false);
     expect(wrapperDirs(runtimeDir)).toEqual([]);
+  }, 30_000);
+
+  it('SIGHUP while a restart removes the old child\'s file (no child runs): the run ends, and no new child is started to be hung up on', async (context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const { envFile, record, env } = setup('A=one\n');
+    const ownRuntime = makeRuntimeDir();
+    const straceLog = join(dir, `restart-${counter}.strace`);
+    try {
+      // strace holds the first rmdir, the restart's removal of the old child's directory, for 3 s:
+      // the old group is gone and the new child not yet started.
+      const args = ['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '-v', ...keep, '--', ...CHILD_COMMAND];
+      const wrapper = execa('strace', ['-f', '-qq', '-o', straceLog, '-e', 'trace=rmdir', '-e', 'inject=rmdir:delay_enter=3000000:when=1', BIN, ...args], { reject: false, extendEnv: false, env: baseEnv(ownRuntime, env), stdin: 'ignore' });
+      const first = await until('the child', () => ups(record)[0]);
+      const wrapperPid = Number(/^rws-(\d+)-/.exec(wrapperDirs(ownRuntime)[0] ?? '')?.[1]);
+      replaceByRename(envFile, 'A=two\n');
+      await until('the old directory\'s removal, held', () => existsSync(straceLog) && readFileSync(straceLog, 'utf8').includes('rmdir('), 10_000);
+      process.kill(wrapperPid, 'SIGHUP');
+      const result = await wrapper;
+      expect(result.stderr).toContain('restarting the child');
+      // Ended by the hangup as the README says for a signal while no child runs: the child after
+      // the change was never started (it was started and hung up on at once).
+      expect(result.stderr.match(/started in its own process group/g), result.stderr).toHaveLength(1);
+      // strace dies of the signal its tracee died of.
+      expect(result.signal).toBe('SIGHUP');
+      expect(ups(record)).toHaveLength(1);
+      expect(alive(first.pid)).toBe(false);
+      expect(wrapperDirs(ownRuntime)).toEqual([]);
+    } finally {
+      removeDir(ownRuntime);
+    }
   }, 30_000);
 
   it('a second SIGTERM while a restart waits for an old group that ignores SIGTERM kills the group at once, not after --stop-timeout', async () => {
