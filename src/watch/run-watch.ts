@@ -11,10 +11,11 @@ import type { RunningChild } from '../process/spawn.js';
 import type { RunIo, RunPlan } from '../run.js';
 import type { LoadContext, Secrets } from '../sources/source.js';
 import type { VaultError } from '../vault-client/index.js';
+import { Backoff } from './backoff.js';
 import { Debouncer } from './debounce.js';
 import { describeChange, SecretsDigester, type SecretsDigest } from './digest.js';
 import { GroupSignals } from './group-signals.js';
-import { WatchInjection } from './injection.js';
+import { type Injected, WatchInjection } from './injection.js';
 import { childUserEnv } from '../process/user.js';
 import { finishGroup, killGroupOnExit, signalCatchers, signalGroup, stopGroup, type StopOptions } from './process-group.js';
 import { RefreshLog } from './refresh-log.js';
@@ -77,9 +78,26 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
   });
   let injection: WatchInjection | undefined;
   let live: Generation | undefined;
+  const fileRetry = new Backoff();
+  let fileRetryTimer: NodeJS.Timeout | undefined;
+  /** Nudges the debounce again after `ms`: a file that could not be made is tried again. */
+  const retryFile = (ms: number): number => {
+    clearTimeout(fileRetryTimer);
+    fileRetryTimer = setTimeout(() => debouncer.nudge('the secrets file (a new try)'), ms);
+    return ms;
+  };
+  const refreshed = (): void => {
+    refreshLog.ok(feed.label);
+    fileRetry.reset();
+    clearTimeout(fileRetryTimer);
+  };
+  const refreshFailed = (error: unknown, next: string, retryMs = watch.intervalMs): void => {
+    const known = error instanceof RwsError ? error : undefined;
+    refreshLog.failing(feed.label, known?.code ?? 'RWS_INTERNAL', known?.message ?? 'internal error', retryMs, next);
+  };
 
-  const start = async (secrets: Secrets, after: string | undefined): Promise<Generation> => {
-    const injected = await injection!.prepare(secrets);
+  const start = async (secrets: Secrets, injected: Injected, after: string | undefined): Promise<Generation> => {
+    await injection!.adopt(injected);
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     if (after === undefined) for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
     if (plan.user) Object.assign(env, childUserEnv(plan.user));
@@ -110,7 +128,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     let current: SecretsDigest = digester.digest(secrets);
     injection = new WatchInjection(plan, placement && (await ending.race(placement)), cleanup, io, watch.onChange.kind === 'signal', kit.SecretsFile);
     io.log.info(`injecting ${secrets.size} secret(s) as ${plan.injectAs}: ${[...secrets.keys()].join(', ') || '(none)'}`);
-    let generation = await start(secrets, undefined);
+    let generation = await start(secrets, await injection.prepare(secrets), undefined);
     feed.start();
     io.log.info(`watching ${feed.label} for changes (${feed.how}); on a change: ${watch.onChange.kind === 'signal' ? `rewrite the file, send ${watch.onChange.signal}` : watch.onChange.kind}`);
 
@@ -150,20 +168,32 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         // A rotated value the secrets file cannot carry (a line break in dotenv) is a failed
         // refresh: found out after the stop, it left the app dead with exit 125.
         await injection.check(fresh);
-        refreshLog.ok(feed.label);
       } catch (error) {
-        const known = error instanceof RwsError ? error : undefined;
-        refreshLog.failing(feed.label, known?.code ?? 'RWS_INTERNAL', known?.message ?? 'internal error', watch.intervalMs, 'the sources are read again at their next change');
+        refreshFailed(error, 'the sources are read again at their next change');
         continue;
       }
       // The child died meanwhile: its exit (queued) ends the wrapper; no restart over it.
       if (generation.exited) continue;
       const digest = digester.digest(fresh);
       if (digest.whole === current.whole) {
+        refreshed();
         io.log.debug(`watch: ${event.reasons.join(', ')} changed, but not what the child receives: nothing to do`);
         continue;
       }
       const change = `${describeChange(current, digest)} (${feed.label})`;
+      // The new file is made while the child runs on the old one: a runtime directory that is full
+      // or no longer private fails this refresh (tried again with backoff), not the app, which a
+      // stop before it left dead with exit 125.
+      let injected: Injected | undefined;
+      try {
+        if (watch.onChange.kind === 'signal') await injection.rewrite(fresh);
+        if (watch.onChange.kind === 'restart') injected = await injection.prepare(fresh);
+      } catch (error) {
+        const retryMs = retryFile(fileRetry.next());
+        refreshFailed(error, `the secrets file is made again in ${(retryMs / 1000).toFixed(1)}s`, retryMs);
+        continue;
+      }
+      refreshed();
       if (watch.onChange.kind === 'exit') {
         io.log.notice(`secrets changed: ${change}; stopping the child and exiting ${EXIT_SECRETS_CHANGED} (--on-change exit)`);
         await feed.stop();
@@ -173,8 +203,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         return { kind: 'exit', code: EXIT_SECRETS_CHANGED };
       }
       if (watch.onChange.kind === 'signal') {
-        // The new file first, then the signal: the child rereads a complete file.
-        await injection.rewrite(fresh);
+        // The new file first (above), then the signal: the child rereads a complete file.
         for (const mask of generation.masks ? [generation.masks.stdout, generation.masks.stderr] : []) mask.addNeedles((await import('../inject/mask.js')).buildNeedles(fresh.values()));
         current = digest;
         const signalled = await signalCatchers(generation.pgid, watch.onChange.signal);
@@ -190,7 +219,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       // A stop signal during the restart: no new child.
       if (signals.endedBy) return { kind: 'signal', signal: signals.endedBy };
       current = digest;
-      generation = await start(fresh, change);
+      generation = await start(fresh, injected!, change);
       io.log.debug(`watch: child ${previous.pgid} stopped, child ${generation.pgid} started`);
     }
   } catch (error) {
@@ -202,6 +231,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     }
     throw error;
   } finally {
+    clearTimeout(fileRetryTimer);
     debouncer.cancel();
     await Promise.race([feed.stop().catch(() => undefined), ending.again]);
     // An error while a child runs (a file that cannot be rewritten, a command gone): the group goes too.

@@ -1,6 +1,6 @@
 // --watch with local sources: real files edited as editors and `secrets-server secret set` edit
 // them, the child `sh -c 'node child.js'` recording what it received, real signals and ports.
-import { renameSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { chmodSync, renameSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,6 +169,58 @@ describe('run-with-secrets --watch with local files', () => {
     expect(wrapperDirs(runtimeDir)).toEqual([]);
     wrapper.kill('SIGTERM');
     await wrapper;
+  }, 40_000);
+
+  it('a full runtime directory (ENOSPC) when a restart makes the new file: the running child is kept and the failure said once; a new try restarts it', async (context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const { envFile, record, env } = setup('A=one\n');
+    const ownRuntime = makeRuntimeDir();
+    try {
+      // strace fails the second mkdir, the restart's new private directory, with ENOSPC (a tmpfs
+      // filled by something else); the first is the first child's, and the new try's succeeds.
+      const args = ['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND];
+      const wrapper = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=mkdir,mkdirat', '-e', 'inject=mkdir,mkdirat:error=ENOSPC:when=2', BIN, ...args], { reject: false, extendEnv: false, env: baseEnv(ownRuntime, env), stdin: 'ignore', buffer: true });
+      let stderr = '';
+      wrapper.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const first = await until('the child', () => ups(record)[0]);
+      replaceByRename(envFile, 'A=two\n');
+      const second = await until('the restart after the new try', () => ups(record)[1], 15_000);
+      expect(second.seen).toEqual({ A: 'two' });
+      expect(stderr).toMatch(/warning RWS_SECRETS_FILE: \.env file \S+: refresh failed: cannot create a private directory in \S+: ENOSPC; the child keeps running with the secrets it has, and the secrets file is made again in \d+\.\ds/);
+      // The first child ran until the new try: stopped once, for the restart, not for the failure.
+      const events = readRecord(record).map((event) => `${event.event} ${event.pid}`);
+      expect(events).toEqual([`up ${first.pid}`, `term ${first.pid}`, `up ${second.pid}`]);
+      expect(stderr.match(/warning RWS_SECRETS_FILE/g)).toHaveLength(1);
+      expect(stderr.match(/refreshing again \(the last failure was RWS_SECRETS_FILE\)/g)).toHaveLength(1);
+      expect(wrapperDirs(ownRuntime)).toHaveLength(1);
+      process.kill(Number(/^rws-(\d+)-/.exec(wrapperDirs(ownRuntime)[0]!)![1]), 'SIGTERM');
+      await wrapper;
+      expect(wrapperDirs(ownRuntime)).toEqual([]);
+    } finally {
+      removeDir(ownRuntime);
+    }
+  }, 40_000);
+
+  it('signal:SIGHUP when the new file cannot be written (its directory no longer private): no signal, the child runs on with the old file; a new try rewrites it', async () => {
+    const { envFile, record, env } = setup('A=one\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '--on-change', 'signal:SIGHUP', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    const first = await until('the child', () => ups(record)[0]);
+    const secretsDir = join(runtimeDir, wrapperDirs(runtimeDir)[0]!);
+    chmodSync(secretsDir, 0o750);
+    replaceByRename(envFile, 'A=two\n');
+    await until('the failure', () => wrapper.stderrText().includes('RWS_SECRETS_FILE'), 10_000);
+    expect(wrapper.stderrText()).toMatch(/warning RWS_SECRETS_FILE: .*cannot create the secrets file in \S+: directory is not private; the child keeps running with the secrets it has, and the secrets file is made again in/);
+    expect(readFileSync(join(secretsDir, 'secrets.env'), 'utf8')).toContain('one');
+    expect(alive(first.pid)).toBe(true);
+    expect(wrapper.exitCode).toBe(null);
+    expect(readRecord(record).map((event) => event.event)).toEqual(['up']);
+    chmodSync(secretsDir, 0o700);
+    const reload = await until('the reload after a new try', () => readRecord(record).find((event) => event.event === 'reload'), 15_000);
+    expect(reload.seen).toEqual({ A: 'two' });
+    expect(reload.pid).toBe(first.pid);
+    wrapper.kill('SIGTERM');
+    await wrapper;
+    expect(wrapperDirs(runtimeDir)).toEqual([]);
   }, 40_000);
 
   it('case 9: a local --sops-file edited in place by `secrets-server secret set` is seen long before --watch-interval 30s', async () => {
