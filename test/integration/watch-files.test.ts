@@ -39,6 +39,23 @@ function replaceByRename(path: string, content: string): void {
 const keep = ['--keep-env', 'WATCH_*'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const straceWorks = () => execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false);
+
+/**
+ * The wrapper under strace, which holds or fails one of its system calls; its own pid is read from
+ * its rws-PID- directory. `end` stops it (and so its child's group) if a failed test left it running.
+ */
+function startTraced(strace: readonly string[], args: readonly string[], runtime: string, env: Record<string, string>) {
+  const wrapper = execa('strace', ['-f', '-qq', ...strace, BIN, ...args], { reject: false, extendEnv: false, env: baseEnv(runtime, env), stdin: 'ignore' });
+  let seen: number | undefined;
+  const pid = (): number => (seen ??= Number(/^rws-(\d+)-/.exec(wrapperDirs(runtime)[0] ?? '')?.[1]));
+  const end = async (): Promise<void> => {
+    if (seen !== undefined && alive(seen)) process.kill(seen, 'SIGTERM');
+    await wrapper;
+  };
+  return { wrapper, pid, end };
+}
+
 describe('run-with-secrets --watch with local files', () => {
   it('case 1: five edits within one second make one restart, and the new child gets the last values', async () => {
     const { envFile, record, env } = setup('A=one\nB=two\n');
@@ -172,17 +189,17 @@ describe('run-with-secrets --watch with local files', () => {
   }, 40_000);
 
   it('a full runtime directory (ENOSPC) when a restart makes the new file: the running child is kept and the failure said once; a new try restarts it', async (context) => {
-    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    if (!(await straceWorks())) return context.skip();
     const { envFile, record, env } = setup('A=one\n');
     const ownRuntime = makeRuntimeDir();
+    // strace fails the second mkdir, the restart's new private directory, with ENOSPC (a tmpfs
+    // filled by something else); the first is the first child's, and the new try's succeeds.
+    const traced = startTraced(['-o', '/dev/null', '-e', 'trace=mkdir,mkdirat', '-e', 'inject=mkdir,mkdirat:error=ENOSPC:when=2'], ['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND], ownRuntime, env);
+    let stderr = '';
+    traced.wrapper.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
-      // strace fails the second mkdir, the restart's new private directory, with ENOSPC (a tmpfs
-      // filled by something else); the first is the first child's, and the new try's succeeds.
-      const args = ['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND];
-      const wrapper = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=mkdir,mkdirat', '-e', 'inject=mkdir,mkdirat:error=ENOSPC:when=2', BIN, ...args], { reject: false, extendEnv: false, env: baseEnv(ownRuntime, env), stdin: 'ignore', buffer: true });
-      let stderr = '';
-      wrapper.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const first = await until('the child', () => ups(record)[0]);
+      traced.pid();
       replaceByRename(envFile, 'A=two\n');
       const second = await until('the restart after the new try', () => ups(record)[1], 15_000);
       expect(second.seen).toEqual({ A: 'two' });
@@ -193,10 +210,10 @@ describe('run-with-secrets --watch with local files', () => {
       expect(stderr.match(/warning RWS_SECRETS_FILE/g)).toHaveLength(1);
       expect(stderr.match(/refreshing again \(the last failure was RWS_SECRETS_FILE\)/g)).toHaveLength(1);
       expect(wrapperDirs(ownRuntime)).toHaveLength(1);
-      process.kill(Number(/^rws-(\d+)-/.exec(wrapperDirs(ownRuntime)[0]!)![1]), 'SIGTERM');
-      await wrapper;
+      await traced.end();
       expect(wrapperDirs(ownRuntime)).toEqual([]);
     } finally {
+      await traced.end();
       removeDir(ownRuntime);
     }
   }, 40_000);
@@ -296,21 +313,20 @@ describe('run-with-secrets --watch with local files', () => {
   }, 30_000);
 
   it('SIGHUP while a restart removes the old child\'s file (no child runs): the run ends, and no new child is started to be hung up on', async (context) => {
-    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    if (!(await straceWorks())) return context.skip();
     const { envFile, record, env } = setup('A=one\n');
     const ownRuntime = makeRuntimeDir();
     const straceLog = join(dir, `restart-${counter}.strace`);
+    // strace holds the first rmdir, the restart's removal of the old child's directory, for 3 s:
+    // the old group is gone and the new child not yet started.
+    const traced = startTraced(['-o', straceLog, '-e', 'trace=rmdir', '-e', 'inject=rmdir:delay_enter=3000000:when=1'], ['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '-v', ...keep, '--', ...CHILD_COMMAND], ownRuntime, env);
     try {
-      // strace holds the first rmdir, the restart's removal of the old child's directory, for 3 s:
-      // the old group is gone and the new child not yet started.
-      const args = ['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '-v', ...keep, '--', ...CHILD_COMMAND];
-      const wrapper = execa('strace', ['-f', '-qq', '-o', straceLog, '-e', 'trace=rmdir', '-e', 'inject=rmdir:delay_enter=3000000:when=1', BIN, ...args], { reject: false, extendEnv: false, env: baseEnv(ownRuntime, env), stdin: 'ignore' });
       const first = await until('the child', () => ups(record)[0]);
-      const wrapperPid = Number(/^rws-(\d+)-/.exec(wrapperDirs(ownRuntime)[0] ?? '')?.[1]);
+      const wrapperPid = traced.pid();
       replaceByRename(envFile, 'A=two\n');
       await until('the old directory\'s removal, held', () => existsSync(straceLog) && readFileSync(straceLog, 'utf8').includes('rmdir('), 10_000);
       process.kill(wrapperPid, 'SIGHUP');
-      const result = await wrapper;
+      const result = await traced.wrapper;
       expect(result.stderr).toContain('restarting the child');
       // Ended by the hangup as the README says for a signal while no child runs: the child after
       // the change was never started (it was started and hung up on at once).
@@ -321,6 +337,7 @@ describe('run-with-secrets --watch with local files', () => {
       expect(alive(first.pid)).toBe(false);
       expect(wrapperDirs(ownRuntime)).toEqual([]);
     } finally {
+      await traced.end();
       removeDir(ownRuntime);
     }
   }, 30_000);

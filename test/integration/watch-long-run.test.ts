@@ -71,7 +71,8 @@ describe('run-with-secrets --watch over many restarts', () => {
       await wrapper;
       expect(wrapperDirs(runtimeDir)).toEqual([]);
     } finally {
-      wrapper.kill('SIGKILL');
+      // A failed test leaves no wrapper behind, nor (SIGTERM: it stops it) its child's group.
+      wrapper.kill('SIGTERM');
     }
   }, 90_000);
 });
