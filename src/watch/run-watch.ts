@@ -11,7 +11,7 @@ import type { RunningChild } from '../process/spawn.js';
 import type { RunIo, RunPlan } from '../run.js';
 import type { LoadContext, Secrets } from '../sources/source.js';
 import type { VaultError } from '../vault-client/index.js';
-import { Backoff } from './backoff.js';
+import { RetryTimer } from './backoff.js';
 import { Debouncer } from './debounce.js';
 import { describeChange, SecretsDigester, type SecretsDigest } from './digest.js';
 import { GroupSignals } from './group-signals.js';
@@ -78,18 +78,12 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
   });
   let injection: WatchInjection | undefined;
   let live: Generation | undefined;
-  const fileRetry = new Backoff();
-  let fileRetryTimer: NodeJS.Timeout | undefined;
-  /** Nudges the debounce again after `ms`: a file that could not be made is tried again. */
-  const retryFile = (ms: number): number => {
-    clearTimeout(fileRetryTimer);
-    fileRetryTimer = setTimeout(() => debouncer.nudge('the secrets file (a new try)'), ms);
-    return ms;
-  };
+  // A secrets file that could not be made is tried again by a nudge of the debounce: no source
+  // will say anything new about it.
+  const fileRetry = new RetryTimer(() => debouncer.nudge('the secrets file (a new try)'));
   const refreshed = (): void => {
     refreshLog.ok(feed.label);
     fileRetry.reset();
-    clearTimeout(fileRetryTimer);
   };
   const refreshFailed = (error: unknown, next: string, retryMs = watch.intervalMs): void => {
     const known = error instanceof RwsError ? error : undefined;
@@ -189,7 +183,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         if (watch.onChange.kind === 'signal') await injection.rewrite(fresh);
         if (watch.onChange.kind === 'restart') injected = await injection.prepare(fresh);
       } catch (error) {
-        const retryMs = retryFile(fileRetry.next());
+        const retryMs = fileRetry.schedule();
         refreshFailed(error, `the secrets file is made again in ${(retryMs / 1000).toFixed(1)}s`, retryMs);
         continue;
       }
@@ -231,7 +225,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     }
     throw error;
   } finally {
-    clearTimeout(fileRetryTimer);
+    fileRetry.cancel();
     debouncer.cancel();
     await Promise.race([feed.stop().catch(() => undefined), ending.again]);
     // An error while a child runs (a file that cannot be rewritten, a command gone): the group goes too.
