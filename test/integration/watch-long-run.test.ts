@@ -39,12 +39,17 @@ function countObjects(snapshotPath: string, names: readonly string[]): Record<st
 }
 
 describe('run-with-secrets --watch over many restarts', () => {
-  it('sixty restarts: the wrapper holds one child and one secrets file, not every one it had; its descriptors and rws-* directories are as after the first', async () => {
-    const envFile = writeEnvFile(dir, 'app.env', 'A=v0\n');
-    const record = join(dir, 'record.jsonl');
+  // File injection leaves a directory per child; --mask pipes each child's output through filters
+  // that hold its values; fd injection keeps a descriptor per child.
+  it.each([
+    ['--inject-as file', ['--inject-as', 'file'], 1],
+    ['--inject-as fd --mask', ['--inject-as', 'fd', '--mask'], 0],
+  ])('sixty restarts with %s: the wrapper holds one child and one secrets file, not every one it had; its descriptors and rws-* directories are as after the first', async (_name, flags, directories) => {
+    const envFile = writeEnvFile(dir, `app-${directories}.env`, 'A=v0\n');
+    const record = join(dir, `record-${directories}.jsonl`);
     const probeDir = mkdtempSync(join(dir, 'probe-'));
     const env = { WATCH_RECORD: record, WATCH_NAMES: 'A', NODE_OPTIONS: `--require ${PROBE}`, HEAP_PROBE_DIR: probeDir };
-    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '--keep-env', 'WATCH_*', '--', process.execPath, WATCH_CHILD], runtimeDir, env);
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', ...flags, '--keep-env', 'WATCH_*', '--', process.execPath, WATCH_CHILD], runtimeDir, env);
     try {
       await until('the first child', () => ups(record)[0]);
       writeFileSync(envFile, 'A=v1\n');
@@ -56,16 +61,19 @@ describe('run-with-secrets --watch over many restarts', () => {
         await until(`restart ${index}`, () => ups(record)[index]);
       }
       expect(ups(record).map((event) => event.seen?.A)).toEqual(Array.from({ length: restarts + 1 }, (_, index) => `v${index}`));
-      expect(wrapperDirs(runtimeDir), 'one directory: the running child\'s').toHaveLength(1);
+      expect(wrapperDirs(runtimeDir), 'the running child\'s directory, if it has one').toHaveLength(directories);
       expect(readdirSync(`/proc/${wrapper.pid}/fd`).length).toBe(fdsAfterOne);
 
       writeFileSync(join(probeDir, 'take'), '');
       const snapshot = await until('the heap snapshot', () => existsSync(join(probeDir, 'heap.heapsnapshot')) && join(probeDir, 'heap.heapsnapshot'), 30_000);
       // The running child and its file; every earlier one was stopped and removed, and is garbage
       // (but for the child just before, which a suspended watch loop may still hold in a register).
-      const held = countObjects(snapshot, ['ChildProcess', 'SecretsFile']);
+      const held = countObjects(snapshot, ['ChildProcess', 'SecretsFile', 'MaskStream']);
       expect(held.ChildProcess, JSON.stringify(held)).toBeLessThanOrEqual(2);
       expect(held.SecretsFile, JSON.stringify(held)).toBe(1);
+      // Two per child (stdout, stderr), each holding that child's values.
+      expect(held.MaskStream, JSON.stringify(held)).toBeLessThanOrEqual(flags.includes('--mask') ? 4 : 0);
+      expect(wrapper.stderrText()).not.toContain('MaxListenersExceededWarning');
 
       process.kill(wrapper.pid!, 'SIGTERM');
       await wrapper;
