@@ -32,6 +32,15 @@ export class Cleanup {
     this.items.push(item);
   }
 
+  /**
+   * A resource released before the end (a watch's previous child and its file): no longer held,
+   * so that a wrapper restarting its child for weeks does not keep every child it ever had.
+   */
+  forget(item: Disposable): void {
+    const index = this.items.indexOf(item);
+    if (index !== -1) this.items.splice(index, 1);
+  }
+
   async run(): Promise<void> {
     this.closed = true;
     process.removeListener('exit', this.onExit);

@@ -96,20 +96,28 @@ function pipeOutput(child: ChildProcess, filters: NonNullable<ChildSpec['filters
 function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: NodeJS.ReadWriteStream, target: Writable, child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     let readerGone = false;
+    // Our reader went away (`... --mask -- yes | head -1`). Without --mask the child's next write
+    // would get SIGPIPE (and EPIPE): give it the same. Our end of the pipe is a socket, whose
+    // close alone would answer ECONNRESET, so the signal is sent first.
+    const onReaderGone = (): void => {
+      readerGone = true;
+      done();
+    };
+    // The target is the wrapper's own stdout or stderr, which outlives the child: under --watch a
+    // listener left on it per child kept every child, its pipes and its values (the mask's
+    // needles) for the life of the wrapper, and Node warned of a leak after ten.
+    const done = (): void => {
+      target.off('error', onReaderGone);
+      resolve();
+    };
     source.pipe(filter);
     // Do not end our own stdout/stderr: the wrapper may still log after the child is done.
     filter.on('data', (chunk: Buffer) => {
       if (!readerGone) target.write(chunk);
     });
-    filter.once('end', () => resolve());
-    filter.once('error', () => resolve());
-    // Our reader went away (`... --mask -- yes | head -1`). Without --mask the child's next write
-    // would get SIGPIPE (and EPIPE): give it the same. Our end of the pipe is a socket, whose
-    // close alone would answer ECONNRESET, so the signal is sent first.
-    target.once('error', () => {
-      readerGone = true;
-      resolve();
-    });
+    filter.once('end', done);
+    filter.once('error', done);
+    target.once('error', onReaderGone);
     source.on('data', () => {
       if (!readerGone) return;
       source.unpipe(filter);

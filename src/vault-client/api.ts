@@ -78,9 +78,9 @@ export class VaultClient {
    * without either answers 200 without a tag, and the caller compares the values itself.
    */
   async fetchBatchWatched(token: string, environment: string, selector: BatchSelector, watch: { etag?: string | undefined; waitSeconds?: number | undefined; signal?: AbortSignal | undefined }): Promise<WatchedBatch> {
-    const context: CallContext = { action: 'refreshing secrets', credential: 'token', environment, keys: selector.keys, pattern: selector.pattern };
-    const body = { environment, ...(selector.keys === undefined ? {} : { keys: selector.keys }), ...(selector.pattern === undefined ? {} : { pattern: selector.pattern }) };
     const wait = watch.waitSeconds !== undefined && watch.waitSeconds > 0 ? Math.min(60, Math.floor(watch.waitSeconds)) : undefined;
+    const context: CallContext = { action: 'refreshing secrets', credential: 'token', environment, keys: selector.keys, pattern: selector.pattern, held: wait !== undefined && watch.etag !== undefined };
+    const body = { environment, ...(selector.keys === undefined ? {} : { keys: selector.keys }), ...(selector.pattern === undefined ? {} : { pattern: selector.pattern }) };
     const response = await this.call(
       {
         method: 'POST',

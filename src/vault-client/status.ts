@@ -10,6 +10,8 @@ export interface CallContext {
   environment?: string;
   keys?: readonly string[];
   pattern?: string;
+  /** The request asked the server to hold it (`?wait=`), which has a 429 of its own. */
+  held?: boolean;
 }
 
 const SHOWN_KEYS = 5;
@@ -89,6 +91,17 @@ export function statusError(response: VaultResponse, context: CallContext, origi
     );
   }
   if (status === 429) {
+    // A held batch gets the same code when its API key already has the most requests waiting
+    // that the server allows; a valid token (a watch's is freshly minted) is never refused for
+    // failed authentications, so that is by far the likelier reason, and the one to name first.
+    if (context.held) {
+      return new VaultError(
+        'RWS_VAULT_RATE_LIMITED',
+        `the vault at ${origin} refused to hold the refresh: this API key already has as many requests waiting as the server allows (secrets-server serve --max-long-polls-per-key), or this address made too many failed authentications${server}`,
+        'give each group of watchers its own API key, or raise --max-long-polls-per-key on the server',
+        details,
+      );
+    }
     return new VaultError(
       'RWS_VAULT_RATE_LIMITED',
       `the vault at ${origin} is refusing this address after too many failed authentications${server}`,

@@ -29,3 +29,33 @@ export class Backoff {
     return this.failures > 0;
   }
 }
+
+/**
+ * A step that no source will announce again once it failed (a secrets file refused by a full
+ * runtime directory): `again` is called after the next backoff delay, until `reset`.
+ */
+export class RetryTimer {
+  private readonly backoff = new Backoff();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly again: () => void) {}
+
+  /** Schedules the next try (replacing one already scheduled); returns its delay in ms. */
+  schedule(): number {
+    this.cancel();
+    const ms = this.backoff.next();
+    this.timer = setTimeout(this.again, ms);
+    return ms;
+  }
+
+  /** It succeeded: the next failure starts from the shortest delay again. */
+  reset(): void {
+    this.backoff.reset();
+    this.cancel();
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -5,15 +5,17 @@
 // Everything here runs only with --watch: runWrapper loads this module lazily.
 import { EXIT_REVOKED, EXIT_SECRETS_CHANGED, RwsError, WatchError } from '../errors.js';
 import type { MaskStream } from '../inject/mask.js';
+import type { Disposable } from '../process/cleanup.js';
 import type { Outcome } from '../process/exit-status.js';
 import type { RunningChild } from '../process/spawn.js';
 import type { RunIo, RunPlan } from '../run.js';
 import type { LoadContext, Secrets } from '../sources/source.js';
 import type { VaultError } from '../vault-client/index.js';
+import { RetryTimer } from './backoff.js';
 import { Debouncer } from './debounce.js';
 import { describeChange, SecretsDigester, type SecretsDigest } from './digest.js';
 import { GroupSignals } from './group-signals.js';
-import { WatchInjection } from './injection.js';
+import { type Injected, WatchInjection } from './injection.js';
 import { childUserEnv } from '../process/user.js';
 import { finishGroup, killGroupOnExit, signalCatchers, signalGroup, stopGroup, type StopOptions } from './process-group.js';
 import { RefreshLog } from './refresh-log.js';
@@ -32,6 +34,8 @@ type WatchEvent =
 
 interface Generation {
   running: RunningChild;
+  /** Its group's SIGKILL on an abrupt exit, held by the cleanup until the group is gone. */
+  guard: Disposable;
   pgid: number;
   startedAt: number;
   /** The change that made this child, for the line if it dies young. */
@@ -74,16 +78,31 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
   });
   let injection: WatchInjection | undefined;
   let live: Generation | undefined;
+  // A secrets file that could not be made is tried again by a nudge of the debounce: no source
+  // will say anything new about it.
+  const fileRetry = new RetryTimer(() => debouncer.nudge('the secrets file (a new try)'));
+  const refreshed = (): void => {
+    refreshLog.ok(feed.label);
+    fileRetry.reset();
+  };
+  const refreshFailed = (error: unknown, next: string, retryMs = watch.intervalMs): void => {
+    const known = error instanceof RwsError ? error : undefined;
+    refreshLog.failing(feed.label, known?.code ?? 'RWS_INTERNAL', known?.message ?? 'internal error', retryMs, next);
+  };
 
-  const start = async (secrets: Secrets, after: string | undefined): Promise<Generation> => {
-    const injected = await injection!.prepare(secrets);
+  const start = async (secrets: Secrets, injected: Injected, after: string | undefined): Promise<Generation> => {
+    await injection!.adopt(injected);
     const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
     if (after === undefined) for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
     if (plan.user) Object.assign(env, childUserEnv(plan.user));
     const filters = plan.mask ? await maskFilters(secrets, io) : undefined;
+    // A stop signal, or a hangup, while this child was being prepared (the old child's file being
+    // removed, say) came while no child ran: it ends the run, and no child starts only to get it.
+    if (signals.endedBy) throw new Stopped(signals.endedBy);
     const running = await startChild({ command: plan.command, args: plan.args, env, extraFd: injected.fd, filters, ignoredSignals: plan.ignoredSignals, user: plan.user, ownGroup: true });
-    cleanup.add(killGroupOnExit(running));
-    const generation: Generation = { running, pgid: running.child.pid!, startedAt: performance.now(), after, masks: filters && { stdout: filters.stdout, stderr: filters.stderr }, exited: false };
+    const guard = killGroupOnExit(running);
+    cleanup.add(guard);
+    const generation: Generation = { running, guard, pgid: running.child.pid!, startedAt: performance.now(), after, masks: filters && { stdout: filters.stdout, stderr: filters.stderr }, exited: false };
     void running.done.then((outcome) => {
       generation.exited = true;
       events.push({ kind: 'exit', generation, outcome });
@@ -103,7 +122,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     let current: SecretsDigest = digester.digest(secrets);
     injection = new WatchInjection(plan, placement && (await ending.race(placement)), cleanup, io, watch.onChange.kind === 'signal', kit.SecretsFile);
     io.log.info(`injecting ${secrets.size} secret(s) as ${plan.injectAs}: ${[...secrets.keys()].join(', ') || '(none)'}`);
-    let generation = await start(secrets, undefined);
+    let generation = await start(secrets, await injection.prepare(secrets), undefined);
     feed.start();
     io.log.info(`watching ${feed.label} for changes (${feed.how}); on a change: ${watch.onChange.kind === 'signal' ? `rewrite the file, send ${watch.onChange.signal}` : watch.onChange.kind}`);
 
@@ -143,20 +162,32 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         // A rotated value the secrets file cannot carry (a line break in dotenv) is a failed
         // refresh: found out after the stop, it left the app dead with exit 125.
         await injection.check(fresh);
-        refreshLog.ok(feed.label);
       } catch (error) {
-        const known = error instanceof RwsError ? error : undefined;
-        refreshLog.failing(feed.label, known?.code ?? 'RWS_INTERNAL', known?.message ?? 'internal error', watch.intervalMs, 'the sources are read again at their next change');
+        refreshFailed(error, 'the sources are read again at their next change');
         continue;
       }
       // The child died meanwhile: its exit (queued) ends the wrapper; no restart over it.
       if (generation.exited) continue;
       const digest = digester.digest(fresh);
       if (digest.whole === current.whole) {
+        refreshed();
         io.log.debug(`watch: ${event.reasons.join(', ')} changed, but not what the child receives: nothing to do`);
         continue;
       }
       const change = `${describeChange(current, digest)} (${feed.label})`;
+      // The new file is made while the child runs on the old one: a runtime directory that is full
+      // or no longer private fails this refresh (tried again with backoff), not the app, which a
+      // stop before it left dead with exit 125.
+      let injected: Injected | undefined;
+      try {
+        if (watch.onChange.kind === 'signal') await injection.rewrite(fresh);
+        if (watch.onChange.kind === 'restart') injected = await injection.prepare(fresh);
+      } catch (error) {
+        const retryMs = fileRetry.schedule();
+        refreshFailed(error, `the secrets file is made again in ${(retryMs / 1000).toFixed(1)}s`, retryMs);
+        continue;
+      }
+      refreshed();
       if (watch.onChange.kind === 'exit') {
         io.log.notice(`secrets changed: ${change}; stopping the child and exiting ${EXIT_SECRETS_CHANGED} (--on-change exit)`);
         await feed.stop();
@@ -166,8 +197,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
         return { kind: 'exit', code: EXIT_SECRETS_CHANGED };
       }
       if (watch.onChange.kind === 'signal') {
-        // The new file first, then the signal: the child rereads a complete file.
-        await injection.rewrite(fresh);
+        // The new file first (above), then the signal: the child rereads a complete file.
         for (const mask of generation.masks ? [generation.masks.stdout, generation.masks.stderr] : []) mask.addNeedles((await import('../inject/mask.js')).buildNeedles(fresh.values()));
         current = digest;
         const signalled = await signalCatchers(generation.pgid, watch.onChange.signal);
@@ -179,10 +209,11 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       const previous = generation;
       await stopGroup(previous.running, stopOptions);
       live = undefined;
+      cleanup.forget(previous.guard);
       // A stop signal during the restart: no new child.
       if (signals.endedBy) return { kind: 'signal', signal: signals.endedBy };
       current = digest;
-      generation = await start(fresh, change);
+      generation = await start(fresh, injected!, change);
       io.log.debug(`watch: child ${previous.pgid} stopped, child ${generation.pgid} started`);
     }
   } catch (error) {
@@ -194,6 +225,7 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     }
     throw error;
   } finally {
+    fileRetry.cancel();
     debouncer.cancel();
     await Promise.race([feed.stop().catch(() => undefined), ending.again]);
     // An error while a child runs (a file that cannot be rewritten, a command gone): the group goes too.

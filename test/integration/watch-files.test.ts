@@ -1,10 +1,11 @@
 // --watch with local sources: real files edited as editors and `secrets-server secret set` edit
 // them, the child `sh -c 'node child.js'` recording what it received, real signals and ports.
-import { renameSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { chmodSync, renameSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliOk, makeStore } from '../server/helpers/server.js';
-import { makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
+import { baseEnv, BIN, makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
 import { alive, CHILD_COMMAND, freePort, processGroup, readRecord, startWatch, until, ups } from '../helpers/watch.js';
 
 let dir: string;
@@ -37,6 +38,23 @@ function replaceByRename(path: string, content: string): void {
 
 const keep = ['--keep-env', 'WATCH_*'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const straceWorks = () => execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false);
+
+/**
+ * The wrapper under strace, which holds or fails one of its system calls; its own pid is read from
+ * its rws-PID- directory. `end` stops it (and so its child's group) if a failed test left it running.
+ */
+function startTraced(strace: readonly string[], args: readonly string[], runtime: string, env: Record<string, string>) {
+  const wrapper = execa('strace', ['-f', '-qq', ...strace, BIN, ...args], { reject: false, extendEnv: false, env: baseEnv(runtime, env), stdin: 'ignore' });
+  let seen: number | undefined;
+  const pid = (): number => (seen ??= Number(/^rws-(\d+)-/.exec(wrapperDirs(runtime)[0] ?? '')?.[1]));
+  const end = async (): Promise<void> => {
+    if (seen !== undefined && alive(seen)) process.kill(seen, 'SIGTERM');
+    await wrapper;
+  };
+  return { wrapper, pid, end };
+}
 
 describe('run-with-secrets --watch with local files', () => {
   it('case 1: five edits within one second make one restart, and the new child gets the last values', async () => {
@@ -170,6 +188,58 @@ describe('run-with-secrets --watch with local files', () => {
     await wrapper;
   }, 40_000);
 
+  it('a full runtime directory (ENOSPC) when a restart makes the new file: the running child is kept and the failure said once; a new try restarts it', async (context) => {
+    if (!(await straceWorks())) return context.skip();
+    const { envFile, record, env } = setup('A=one\n');
+    const ownRuntime = makeRuntimeDir();
+    // strace fails the second mkdir, the restart's new private directory, with ENOSPC (a tmpfs
+    // filled by something else); the first is the first child's, and the new try's succeeds.
+    const traced = startTraced(['-o', '/dev/null', '-e', 'trace=mkdir,mkdirat', '-e', 'inject=mkdir,mkdirat:error=ENOSPC:when=2'], ['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', ...keep, '--', ...CHILD_COMMAND], ownRuntime, env);
+    let stderr = '';
+    traced.wrapper.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      const first = await until('the child', () => ups(record)[0]);
+      traced.pid();
+      replaceByRename(envFile, 'A=two\n');
+      const second = await until('the restart after the new try', () => ups(record)[1], 15_000);
+      expect(second.seen).toEqual({ A: 'two' });
+      expect(stderr).toMatch(/warning RWS_SECRETS_FILE: \.env file \S+: refresh failed: cannot create a private directory in \S+: ENOSPC; the child keeps running with the secrets it has, and the secrets file is made again in \d+\.\ds/);
+      // The first child ran until the new try: stopped once, for the restart, not for the failure.
+      const events = readRecord(record).map((event) => `${event.event} ${event.pid}`);
+      expect(events).toEqual([`up ${first.pid}`, `term ${first.pid}`, `up ${second.pid}`]);
+      expect(stderr.match(/warning RWS_SECRETS_FILE/g)).toHaveLength(1);
+      expect(stderr.match(/refreshing again \(the last failure was RWS_SECRETS_FILE\)/g)).toHaveLength(1);
+      expect(wrapperDirs(ownRuntime)).toHaveLength(1);
+      await traced.end();
+      expect(wrapperDirs(ownRuntime)).toEqual([]);
+    } finally {
+      await traced.end();
+      removeDir(ownRuntime);
+    }
+  }, 40_000);
+
+  it('signal:SIGHUP when the new file cannot be written (its directory no longer private): no signal, the child runs on with the old file; a new try rewrites it', async () => {
+    const { envFile, record, env } = setup('A=one\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '--on-change', 'signal:SIGHUP', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    const first = await until('the child', () => ups(record)[0]);
+    const secretsDir = join(runtimeDir, wrapperDirs(runtimeDir)[0]!);
+    chmodSync(secretsDir, 0o750);
+    replaceByRename(envFile, 'A=two\n');
+    await until('the failure', () => wrapper.stderrText().includes('RWS_SECRETS_FILE'), 10_000);
+    expect(wrapper.stderrText()).toMatch(/warning RWS_SECRETS_FILE: .*cannot create the secrets file in \S+: directory is not private; the child keeps running with the secrets it has, and the secrets file is made again in/);
+    expect(readFileSync(join(secretsDir, 'secrets.env'), 'utf8')).toContain('one');
+    expect(alive(first.pid)).toBe(true);
+    expect(wrapper.exitCode).toBe(null);
+    expect(readRecord(record).map((event) => event.event)).toEqual(['up']);
+    chmodSync(secretsDir, 0o700);
+    const reload = await until('the reload after a new try', () => readRecord(record).find((event) => event.event === 'reload'), 15_000);
+    expect(reload.seen).toEqual({ A: 'two' });
+    expect(reload.pid).toBe(first.pid);
+    wrapper.kill('SIGTERM');
+    await wrapper;
+    expect(wrapperDirs(runtimeDir)).toEqual([]);
+  }, 40_000);
+
   it('case 9: a local --sops-file edited in place by `secrets-server secret set` is seen long before --watch-interval 30s', async () => {
     const store = await makeStore({ dev: { A: 'one' } });
     try {
@@ -240,6 +310,36 @@ describe('run-with-secrets --watch with local files', () => {
     expect(ups(record)).toHaveLength(1);
     expect(alive(first.pid)).toBe(false);
     expect(wrapperDirs(runtimeDir)).toEqual([]);
+  }, 30_000);
+
+  it('SIGHUP while a restart removes the old child\'s file (no child runs): the run ends, and no new child is started to be hung up on', async (context) => {
+    if (!(await straceWorks())) return context.skip();
+    const { envFile, record, env } = setup('A=one\n');
+    const ownRuntime = makeRuntimeDir();
+    const straceLog = join(dir, `restart-${counter}.strace`);
+    // strace holds the first rmdir, the restart's removal of the old child's directory, for 3 s:
+    // the old group is gone and the new child not yet started.
+    const traced = startTraced(['-o', straceLog, '-e', 'trace=rmdir', '-e', 'inject=rmdir:delay_enter=3000000:when=1'], ['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '-v', ...keep, '--', ...CHILD_COMMAND], ownRuntime, env);
+    try {
+      const first = await until('the child', () => ups(record)[0]);
+      const wrapperPid = traced.pid();
+      replaceByRename(envFile, 'A=two\n');
+      await until('the old directory\'s removal, held', () => existsSync(straceLog) && readFileSync(straceLog, 'utf8').includes('rmdir('), 10_000);
+      process.kill(wrapperPid, 'SIGHUP');
+      const result = await traced.wrapper;
+      expect(result.stderr).toContain('restarting the child');
+      // Ended by the hangup as the README says for a signal while no child runs: the child after
+      // the change was never started (it was started and hung up on at once).
+      expect(result.stderr.match(/started in its own process group/g), result.stderr).toHaveLength(1);
+      // strace dies of the signal its tracee died of.
+      expect(result.signal).toBe('SIGHUP');
+      expect(ups(record)).toHaveLength(1);
+      expect(alive(first.pid)).toBe(false);
+      expect(wrapperDirs(ownRuntime)).toEqual([]);
+    } finally {
+      await traced.end();
+      removeDir(ownRuntime);
+    }
   }, 30_000);
 
   it('a second SIGTERM while a restart waits for an old group that ignores SIGTERM kills the group at once, not after --stop-timeout', async () => {

@@ -2,7 +2,7 @@
 // server going away and coming back, a revoked API key, a pre-minted token running out.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, type TestStore } from '../server/helpers/server.js';
+import { auditRowsSync, call, cliOk, makeApiKey, makeStore, startServer, token, type TestStore } from '../server/helpers/server.js';
 import { execa } from 'execa';
 import { BIN, makeRuntimeDir, removeDir } from '../helpers/cli.js';
 import { alive, CHILD_COMMAND, freePort, readRecord, startServerOn, startWatch, until, ups } from '../helpers/watch.js';
@@ -261,6 +261,35 @@ describe('run-with-secrets --watch with a vault', () => {
       expect(wrapper.stderrText().match(/RWS_WATCH_REVOKED/g)).toHaveLength(1);
       wrapper.kill('SIGTERM');
       expect((await wrapper).signal).toBe('SIGTERM');
+    } finally {
+      await server.stop();
+      await store.cleanup();
+    }
+  }, 60_000);
+
+  it('a refresh refused because its API key already has --max-long-polls-per-key requests held is said as that, not as failed authentications', async () => {
+    const store = await makeStore({ prod: SECRETS });
+    const key = await makeApiKey(store, ['prod'], ['APP_*']);
+    const record = join(store.root, `record-${++counter}.jsonl`);
+    const server = await startServer(store, ['--max-long-polls-per-key', '1']);
+    try {
+      // Another holder of the same API key (another wrapper, say) takes the one slot.
+      const held = await token(server, key.key, { environment: 'prod', key_pattern: 'APP_*', ttl_minutes: 5 });
+      const batch = `${server.url}/api/v1/vault/secrets/batch`;
+      const etag = (await call(batch, { auth: held, json: { environment: 'prod', pattern: 'APP_*' } })).headers.get('etag')!;
+      const holding = call(`${batch}?wait=60`, { auth: held, json: { environment: 'prod', pattern: 'APP_*' }, headers: { 'if-none-match': etag } }).catch(() => undefined);
+      const wrapper = startWatch(watchArgs('--watch-interval', '30s'), runtimeDir, watchEnv(server.url, key.key, record));
+      const first = await until('the first child', () => ups(record)[0]);
+      await until('the refusal', () => wrapper.stderrText().includes('RWS_VAULT_RATE_LIMITED'), 15_000);
+      const line = wrapper.stderrText().split('\n').find((text) => text.includes('RWS_VAULT_RATE_LIMITED'))!;
+      expect(line).toMatch(/refused to hold the refresh: this API key already has as many requests waiting as the server allows \(secrets-server serve --max-long-polls-per-key\)/);
+      expect(line).not.toContain('is refusing this address after too many failed authentications');
+      expect(alive(first.pid)).toBe(true);
+      process.kill(wrapper.pid!, 'SIGTERM');
+      await wrapper;
+      await server.stop();
+      await holding;
+      expectNoLeak([wrapper.stderrText()], store, key.key);
     } finally {
       await server.stop();
       await store.cleanup();

@@ -31,6 +31,18 @@ describe('Cleanup', () => {
     expect(log).toEqual(['late disposeSync']);
   });
 
+  it('releases nothing it was told to forget (released earlier by its owner)', async () => {
+    const log: string[] = [];
+    const cleanup = new Cleanup();
+    const early = resource(log, 'early');
+    cleanup.add(resource(log, 'a'));
+    cleanup.add(early);
+    cleanup.forget(early);
+    cleanup.forget(early);
+    await cleanup.run();
+    expect(log).toEqual(['a dispose']);
+  });
+
   it('falls back to the synchronous release when the other fails', async () => {
     const log: string[] = [];
     const cleanup = new Cleanup();

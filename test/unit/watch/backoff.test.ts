@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { Backoff, BACKOFF_CAP_MS } from '../../../src/watch/backoff.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Backoff, BACKOFF_CAP_MS, RetryTimer } from '../../../src/watch/backoff.js';
 
 describe('Backoff', () => {
   it('doubles its ceiling from 1 s and never exceeds 60 s, however long the failures last', () => {
@@ -22,5 +22,28 @@ describe('Backoff', () => {
     backoff.reset();
     expect(backoff.failing).toBe(false);
     expect(backoff.next()).toBe(1000);
+  });
+});
+
+describe('RetryTimer', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('calls again once per schedule, after the delay it returns; a new schedule replaces the pending one; reset cancels it', () => {
+    vi.useFakeTimers();
+    let calls = 0;
+    const retry = new RetryTimer(() => calls++);
+    const first = retry.schedule();
+    expect(first).toBeGreaterThanOrEqual(100);
+    expect(first).toBeLessThanOrEqual(1000);
+    retry.schedule();
+    vi.advanceTimersByTime(BACKOFF_CAP_MS);
+    expect(calls).toBe(1);
+    retry.schedule();
+    retry.reset();
+    vi.advanceTimersByTime(BACKOFF_CAP_MS);
+    expect(calls).toBe(1);
+    // After a reset the next delay is short again.
+    expect(retry.schedule()).toBeLessThanOrEqual(1000);
+    retry.cancel();
   });
 });
