@@ -454,6 +454,34 @@ describe('when the vault misbehaves', () => {
       await stub.close();
     }
   });
+
+  it('a vault that echoes the API key as a secret name (keys) or as the key id (login, then logout) never gets it printed', async () => {
+    // `rws_sk_` + hex is a valid variable name and a valid key id: only the redaction keeps it off stdout.
+    let sent = '';
+    const stub = await startStub((socket, request) => {
+      const credential = (request.headers.authorization ?? '').replace(/^Bearer /, '');
+      if (credential.startsWith('rws_sk_')) sent = credential;
+      if (request.path === '/api/v1/auth/self') json(socket, 200, { id: sent, name: 'echo', environments: ['prod'], key_patterns: ['*'], expires_at: null, admin: false });
+      else if (request.path.endsWith('/tokens/generate')) json(socket, 201, { ...stubMinted(), scope: { environment: 'prod', key_pattern: '*', permissions: ['read'] } });
+      else if (request.path.startsWith('/api/v1/vault/prod?')) json(socket, 200, { environment: 'prod', keys: ['SERVICE_B_X', sent] });
+      else reply(socket, 204, '');
+    });
+    const home = path.join(runtimeDir, `home-${randomUUID()}`);
+    try {
+      const keys = await runBin(['keys', '-e', 'prod', '-k', '*'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(keys.exitCode, keys.stderr).toBe(0);
+      expect(keys.stdout).toBe('SERVICE_B_X\nrws_sk_[redacted]');
+      const login = await runBin(['login', '--vault-url', stub.url], { runtimeDir, env: { HOME: home }, input: `${apiKey}\n` });
+      expect(login.exitCode, login.stderr).toBe(0);
+      const logout = await runBin(['logout', '--vault-url', stub.url], { runtimeDir, env: { HOME: home } });
+      expect(logout.exitCode, logout.stderr).toBe(0);
+      expect(logout.stdout).toContain('removed the stored key rws_sk_[redacted] for');
+      for (const text of [keys.stdout, keys.stderr, login.stdout, login.stderr, logout.stdout, logout.stderr]) expect(text).not.toContain(apiKey);
+    } finally {
+      await stub.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('a slow vault on a terminal', () => {
