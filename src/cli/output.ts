@@ -44,11 +44,12 @@ export function wantsColor(isTTY: boolean | undefined, env: Readonly<Record<stri
 
 // An API key or a JWT that a user typed where a word was expected (`run-with-secrets $KEY -- job`,
 // `token $TOKEN`) is quoted back by usage errors ("unknown command ..."); the one place every
-// line passes through takes it out, whoever wrote the message.
-const CREDENTIAL_SHAPES = /rws_sk_[0-9A-Za-z]{8,}|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+// line passes through takes it out, whoever wrote the message. A key in any case: upper-case hex
+// is the same key, and a vault's error code (`RWS_SK_0A1B…` passes its grammar) is upper case.
+const CREDENTIAL_SHAPES = /[Rr][Ww][Ss]_[Ss][Kk]_[0-9A-Za-z]{8,}|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 
 export function redactCredentials(line: string): string {
-  return line.replace(CREDENTIAL_SHAPES, (found) => (found.startsWith('rws_sk_') ? 'rws_sk_[redacted]' : 'eyJ[redacted token]'));
+  return line.replace(CREDENTIAL_SHAPES, (found) => (found.toLowerCase().startsWith('rws_sk_') ? 'rws_sk_[redacted]' : 'eyJ[redacted token]'));
 }
 
 export async function createLogger(options: LoggerOptions): Promise<Logger> {

@@ -482,6 +482,25 @@ describe('when the vault misbehaves', () => {
       await rm(home, { recursive: true, force: true });
     }
   });
+
+  it('a vault that echoes the API key upper-cased as its error code (which the code grammar lets through) never gets it printed', async () => {
+    const stub = await startStub((socket, request) => {
+      // RWS_SK_0123…: upper-case hex is the same key to anyone who reads it.
+      const code = (request.headers.authorization ?? '').replace(/^Bearer /, '').toUpperCase();
+      json(socket, request.path === '/api/v1/auth/self' ? 500 : 401, { error: { code, message: 'x' } });
+    });
+    try {
+      const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--retries', '0', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(run.exitCode).toBe(125);
+      expect(run.stderr).toContain('RWS_VAULT_AUTH');
+      const json = await runBin(['--log-format', 'json', '-e', 'prod', '-k', 'SERVICE_B_*', '--retries', '0', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      const whoami = await runBin(['whoami', '--retries', '0'], { runtimeDir, env: vaultEnv(stub.url) });
+      const check = await runBin(['check', '-e', 'prod', '--retries', '0'], { runtimeDir, env: vaultEnv(stub.url) });
+      for (const text of [run.stderr, json.stderr, whoami.stdout, whoami.stderr, check.stdout, check.stderr]) expect(text.toLowerCase()).not.toContain(apiKey);
+    } finally {
+      await stub.close();
+    }
+  });
 });
 
 describe('a slow vault on a terminal', () => {
