@@ -1,0 +1,13 @@
+// API keys and tokens in text meant for output, wherever that text came from: a word typed where
+// an id or a name was expected (`run-with-secrets $KEY -- job`, `secrets-server apikey revoke
+// $KEY`), which usage errors quote back, or a vault's answer (a name, an id, an error code). Both
+// programs pass their output lines through redactCredentials.
+
+// A key in any case: upper-case hex is the same key, and a vault's error code (`RWS_SK_0A1B…`
+// passes the wrapper's code grammar) is upper case.
+const CREDENTIAL_SHAPES = /[Rr][Ww][Ss]_[Ss][Kk]_[0-9A-Za-z]{8,}|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+
+/** `text` with every API key as `rws_sk_[redacted]` and every JWT as `eyJ[redacted token]`. */
+export function redactCredentials(text: string): string {
+  return text.replace(CREDENTIAL_SHAPES, (found) => (found.toLowerCase().startsWith('rws_sk_') ? 'rws_sk_[redacted]' : 'eyJ[redacted token]'));
+}
