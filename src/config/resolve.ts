@@ -5,6 +5,7 @@ import { hostname, tmpdir, userInfo } from 'node:os';
 import { basename } from 'node:path';
 import { isatty } from 'node:tty';
 import { UsageError } from '../errors.js';
+import { holdsApiKey, redactCredentials } from '../credential-shapes.js';
 import { isValidPattern } from '../glob.js';
 import { isProtectedName, isValidName } from '../names.js';
 import { OPTIONS, type ParsedArgs } from '../cli/options.js';
@@ -262,8 +263,14 @@ export function validEnvironment(name: string): string {
   return name;
 }
 
-/** The vault's grammar for a subject (1 to 256 characters, no control character): a 400 on the mint said far less. */
+/**
+ * The vault's grammar for a subject (1 to 256 characters, no control character, no API key): a
+ * 400 on the mint said far less, and a key would have been sent in the body.
+ */
 export function validSubject(subject: string | undefined): string | undefined {
+  if (subject !== undefined && holdsApiKey(subject)) {
+    throw new UsageError('--subject looks like an API key: the vault refuses a subject holding one, as it would be kept in tokens and shown', 'give a name for the audit trail, e.g. --subject "nightly-backup"; the API key goes in RWS_API_KEY_FILE');
+  }
   if (subject === undefined || /^[^\p{Cc}\p{Cs}]{1,256}$/u.test(subject)) return subject;
   throw new UsageError(`--subject must be 1 to 256 characters without control characters, got ${[...subject].length} characters${/[\p{Cc}\p{Cs}]/u.test(subject) ? ' with a control character' : ''}`, 'e.g. --subject "nightly-backup"');
 }
@@ -278,10 +285,10 @@ function defaultSubject(facts: ProcessFacts, command: string | undefined): strin
     }
   }
   const subject = `${user}@${hostname()}:${command ? basename(command) : 'run-with-secrets'}`;
-  // The vault refuses a subject holding a control character or half an emoji (a 400 on the mint,
-  // and the run fails): a command's file name may hold a newline, so those become "?", and the
-  // cut counts code points.
-  return [...subject.replace(/[\p{Cc}\p{Cs}]/gu, '?')].slice(0, 200).join('');
+  // The vault refuses a subject holding a control character, half an emoji or an API key (a 400
+  // on the mint, and the run fails): a command's file name may hold a newline, so those become
+  // "?", the cut counts code points, and a key is redacted.
+  return [...redactCredentials(subject).replace(/[\p{Cc}\p{Cs}]/gu, '?')].slice(0, 200).join('');
 }
 
 function parseKillAfter(value: Values[string]): number | undefined {

@@ -116,6 +116,32 @@ describe('run-with-secrets with a vault', () => {
     expect(result.exitCode, result.stderr).toBe(0);
   });
 
+  it('an API key given as --subject (or as -e, -k or --key) is never sent where the vault would keep it', async () => {
+    const before = auditLines().length;
+    for (const args of [['-e', 'prod', '-k', 'SERVICE_B_*', '--subject', apiKey, '--', 'true'], ['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--subject', `job ${apiKey}`, '--force']]) {
+      const result = await runBin(args, { runtimeDir, env: vaultEnv(server.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toContain('RWS_USAGE: --subject looks like an API key');
+      expect(result.stderr).not.toContain(apiKey);
+    }
+    expect(auditLines().length).toBe(before);
+    // The vault refuses a mint for such an environment or pattern; a read of such a name is kept redacted.
+    for (const args of [['-e', apiKey, '--', 'true'], ['-e', 'prod', '-k', apiKey, '--', 'true'], ['-e', 'prod', '--key', apiKey, '--per-key-requests', '--', 'true']]) {
+      const result = await runBin(args, { runtimeDir, env: vaultEnv(server.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).not.toContain(apiKey);
+    }
+    // A command named like a key still runs: the default subject redacts it.
+    const named = path.join(runtimeDir, apiKey);
+    writeFileSync(named, '#!/bin/sh\nexit 0\n', { mode: 0o700 });
+    const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', named], { runtimeDir, env: vaultEnv(server.url) });
+    expect(run.exitCode, run.stderr).toBe(0);
+    await rm(named);
+    const rows = JSON.stringify(auditLines().slice(before));
+    expect(rows).toContain(':rws_sk_[redacted]"');
+    expect(rows).not.toContain(apiKey);
+  });
+
   it('a pattern within the grant that matches no key of the vault is an error naming it, nothing runs', async () => {
     const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_NOPE*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
     expect(result.exitCode).toBe(125);

@@ -5,6 +5,7 @@ import { isValidName } from '../../names.js';
 import { badRequest, HttpError } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { isValidSubject } from '../auth/tokens.js';
+import { holdsApiKey } from '../../credential-shapes.js';
 
 const MAX_USAGE_LIMIT = 1_000_000;
 const MAX_BATCH_KEYS = 1000;
@@ -56,13 +57,18 @@ export function checkName(value: unknown): string {
 export function parseGenerateBody(body: Record<string, unknown>): GenerateBody {
   checkFields(body, ['subject', 'environment', 'key_pattern', 'ttl_minutes', 'usage_limit']);
   if (typeof body.subject !== 'string' || !isValidSubject(body.subject)) throw badRequest('subject must be a string of 1 to 256 characters without control characters');
-  return {
+  const parsed = {
     subject: body.subject,
     environment: checkEnvironment(body.environment),
     key_pattern: checkPattern(body.key_pattern, 'key_pattern'),
     ttl_minutes: positiveInteger(body.ttl_minutes, 'ttl_minutes', 24 * 60),
     usage_limit: positiveInteger(body.usage_limit, 'usage_limit', MAX_USAGE_LIMIT),
   };
+  // `--subject "$RWS_API_KEY"`, `-e $KEY`: these become the token's claims and its record, which
+  // the admin token list and the console show. Refused before the row learns them.
+  const holder = (['subject', 'environment', 'key_pattern'] as const).find((field) => holdsApiKey(parsed[field]));
+  if (holder !== undefined) throw badRequest(`${holder} looks like an API key; an API key goes only in the Authorization header`);
+  return parsed;
 }
 
 export function parseBatchBody(body: Record<string, unknown>): BatchBody {
