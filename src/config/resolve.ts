@@ -13,6 +13,7 @@ import type { LogFormat, LogLevel } from '../cli/output.js';
 import type { FileFormat } from '../inject/file-format.js';
 import type { InjectMode, RunPlan } from '../run.js';
 import { EnvFileSource } from '../sources/env-file.js';
+import { credentialHolders } from '../inject/child-env.js';
 import type { SecretSource } from '../sources/source.js';
 import type { VaultClientOptions } from '../vault-client/index.js';
 import type { ConfigValues } from './config-file.js';
@@ -120,6 +121,16 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
   };
 }
 
+/** The parent environment without the variables that hold the credential (child-env.ts). */
+function withoutCredential(env: ProcessFacts['env'], credential: Credential, debug: (message: string) => void): ProcessFacts['env'] {
+  const holders = credentialHolders(env, credential.value);
+  if (holders.length === 0) return env;
+  debug(`not passing ${holders.join(', ')} to the child: ${holders.length === 1 ? 'it holds' : 'they hold'} the ${credential.kind === 'token' ? 'token' : 'API key'} in use`);
+  const kept: Record<string, string | undefined> = { ...env };
+  for (const name of holders) delete kept[name];
+  return kept;
+}
+
 /** The key `login` stored for this vault URL and profile; loads the store (and yaml) only when asked. */
 async function findStoredApiKey(baseUrl: string, profile: string, facts: ProcessFacts): Promise<{ value: string; origin: string } | undefined> {
   const { credentialsPath, findLogin, readLogins, vaultUrlKey } = await import('./credential-store.js');
@@ -158,6 +169,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   const patterns = flagPatterns.length > 0 || keys.length > 0 ? flagPatterns : validPatterns('key_patterns', vault.patterns);
 
   let sources: SecretSource[];
+  let parentEnv = facts.env;
   if (local) {
     sources = [...envFiles.map((path) => new EnvFileSource(path))];
     if (sopsFiles.length > 0) {
@@ -185,6 +197,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
       fallbackHome: { env: { XDG_STATE_HOME: facts.env.XDG_STATE_HOME, HOME: facts.env.HOME }, uid: facts.uid },
     };
     const source = new VaultSource(settings);
+    parentEnv = withoutCredential(facts.env, settings.credential, debug);
     if (!fallback) sources = [source];
     else {
       const { withFallback } = await import('../fallback/settings.js');
@@ -228,7 +241,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     killAfterMs: parseKillAfter(values['kill-after']),
     command: command[0] ?? '',
     args: command.slice(1),
-    parentEnv: facts.env,
+    parentEnv,
     // The child user cannot pass through root's XDG_RUNTIME_DIR: /dev/shm or the temp dir then.
     placement: { xdgRuntimeDir: user ? undefined : facts.env.XDG_RUNTIME_DIR, tmpDir: tmpdir(), uid: facts.uid },
     user,

@@ -142,6 +142,34 @@ describe('run-with-secrets with a vault', () => {
     expect(rows).not.toContain(apiKey);
   });
 
+  it('the credential in use never reaches the child, whatever --keep-env says: not from a variable the config file takes it from, nor from a copy', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'rws-ref-'));
+    try {
+      // A reference only: the file may be shared, 0644.
+      const config = path.join(dir, 'config.yaml');
+      await writeFile(config, `vault_url: ${server.url}\ncredentials:\n  api_key: \${VAULT_KEY}\n`, { mode: 0o644 });
+      const env = { VAULT_KEY: apiKey, AUTH_HEADER: `Bearer ${apiKey}`, KEPT: 'kept-value' };
+      const run = await runBin(['--config', config, '-v', '-e', 'prod', '-k', 'SERVICE_B_*', '--keep-env', '*', '--', fixture('print-env.mjs')], { runtimeDir, env });
+      expect(run.exitCode, run.stderr).toBe(0);
+      const childEnv = JSON.parse(run.stdout) as Record<string, string>;
+      expect(childEnv).toMatchObject({ KEPT: 'kept-value', SERVICE_B_TOKEN: SECRETS.SERVICE_B_TOKEN });
+      expect(Object.keys(childEnv)).not.toContain('VAULT_KEY');
+      expect(run.stdout).not.toContain(apiKey);
+      expect(run.stderr).toContain('not passing AUTH_HEADER, VAULT_KEY to the child: they hold the API key in use');
+      const dry = await runBin(['--config', config, '-e', 'prod', '-k', 'SERVICE_B_*', '--keep-env', '*', '--dry-run'], { runtimeDir, env });
+      expect(dry.stdout).toContain('KEPT');
+      expect(dry.stdout).not.toContain('VAULT_KEY');
+      // A token minted elsewhere and copied into another variable: the same.
+      const minted = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(server.url) });
+      const token = minted.stdout.trim();
+      const withToken = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--keep-env', '*', '--', fixture('print-env.mjs')], { runtimeDir, env: { RWS_VAULT_URL: server.url, RWS_TOKEN: token, DEPLOY_TOKEN: token } });
+      expect(withToken.exitCode, withToken.stderr).toBe(0);
+      expect(withToken.stdout).not.toContain(token.split('.')[2]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a pattern within the grant that matches no key of the vault is an error naming it, nothing runs', async () => {
     const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_NOPE*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
     expect(result.exitCode).toBe(125);
