@@ -2,6 +2,7 @@
 // colour only on a terminal with NO_COLOR unset. Callers pass names, never values.
 import type { Writable } from 'node:stream';
 import type { RwsError } from '../errors.js';
+import { redactCredentials } from '../credential-shapes.js';
 
 export type LogLevel = 'quiet' | 'normal' | 'verbose';
 export type LogFormat = 'text' | 'json';
@@ -42,14 +43,8 @@ export function wantsColor(isTTY: boolean | undefined, env: Readonly<Record<stri
   return isTTY === true;
 }
 
-// An API key or a JWT that a user typed where a word was expected (`run-with-secrets $KEY -- job`,
-// `token $TOKEN`) is quoted back by usage errors ("unknown command ..."); the one place every
-// line passes through takes it out, whoever wrote the message.
-const CREDENTIAL_SHAPES = /rws_sk_[0-9A-Za-z]{8,}|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
-
-export function redactCredentials(line: string): string {
-  return line.replace(CREDENTIAL_SHAPES, (found) => (found.startsWith('rws_sk_') ? 'rws_sk_[redacted]' : 'eyJ[redacted token]'));
-}
+// The one place every line passes through takes out API keys and tokens, whoever wrote the message.
+export { redactCredentials };
 
 export async function createLogger(options: LoggerOptions): Promise<Logger> {
   // chalk is loaded only when colour will be used: most runs (cron, pipes) never pay for it.

@@ -5,6 +5,7 @@ import { hostname, tmpdir, userInfo } from 'node:os';
 import { basename } from 'node:path';
 import { isatty } from 'node:tty';
 import { UsageError } from '../errors.js';
+import { holdsApiKey, redactCredentials } from '../credential-shapes.js';
 import { isValidPattern } from '../glob.js';
 import { isProtectedName, isValidName } from '../names.js';
 import { OPTIONS, type ParsedArgs } from '../cli/options.js';
@@ -12,6 +13,7 @@ import type { LogFormat, LogLevel } from '../cli/output.js';
 import type { FileFormat } from '../inject/file-format.js';
 import type { InjectMode, RunPlan } from '../run.js';
 import { EnvFileSource } from '../sources/env-file.js';
+import { credentialHolders } from '../inject/child-env.js';
 import type { SecretSource } from '../sources/source.js';
 import type { VaultClientOptions } from '../vault-client/index.js';
 import type { ConfigValues } from './config-file.js';
@@ -119,6 +121,16 @@ export async function resolveVaultContext(values: Values, facts: ProcessFacts, w
   };
 }
 
+/** The parent environment without the variables that hold the credential (child-env.ts). */
+function withoutCredential(env: ProcessFacts['env'], credential: Credential, debug: (message: string) => void): ProcessFacts['env'] {
+  const holders = credentialHolders(env, credential.value);
+  if (holders.length === 0) return env;
+  debug(`not passing ${holders.join(', ')} to the child: ${holders.length === 1 ? 'it holds' : 'they hold'} the ${credential.kind === 'token' ? 'token' : 'API key'} in use`);
+  const kept: Record<string, string | undefined> = { ...env };
+  for (const name of holders) delete kept[name];
+  return kept;
+}
+
 /** The key `login` stored for this vault URL and profile; loads the store (and yaml) only when asked. */
 async function findStoredApiKey(baseUrl: string, profile: string, facts: ProcessFacts): Promise<{ value: string; origin: string } | undefined> {
   const { credentialsPath, findLogin, readLogins, vaultUrlKey } = await import('./credential-store.js');
@@ -157,6 +169,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   const patterns = flagPatterns.length > 0 || keys.length > 0 ? flagPatterns : validPatterns('key_patterns', vault.patterns);
 
   let sources: SecretSource[];
+  let parentEnv = facts.env;
   if (local) {
     sources = [...envFiles.map((path) => new EnvFileSource(path))];
     if (sopsFiles.length > 0) {
@@ -184,6 +197,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
       fallbackHome: { env: { XDG_STATE_HOME: facts.env.XDG_STATE_HOME, HOME: facts.env.HOME }, uid: facts.uid },
     };
     const source = new VaultSource(settings);
+    parentEnv = withoutCredential(facts.env, settings.credential, debug);
     if (!fallback) sources = [source];
     else {
       const { withFallback } = await import('../fallback/settings.js');
@@ -227,7 +241,7 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
     killAfterMs: parseKillAfter(values['kill-after']),
     command: command[0] ?? '',
     args: command.slice(1),
-    parentEnv: facts.env,
+    parentEnv,
     // The child user cannot pass through root's XDG_RUNTIME_DIR: /dev/shm or the temp dir then.
     placement: { xdgRuntimeDir: user ? undefined : facts.env.XDG_RUNTIME_DIR, tmpDir: tmpdir(), uid: facts.uid },
     user,
@@ -262,8 +276,14 @@ export function validEnvironment(name: string): string {
   return name;
 }
 
-/** The vault's grammar for a subject (1 to 256 characters, no control character): a 400 on the mint said far less. */
+/**
+ * The vault's grammar for a subject (1 to 256 characters, no control character, no API key): a
+ * 400 on the mint said far less, and a key would have been sent in the body.
+ */
 export function validSubject(subject: string | undefined): string | undefined {
+  if (subject !== undefined && holdsApiKey(subject)) {
+    throw new UsageError('--subject looks like an API key: the vault refuses a subject holding one, as it would be kept in tokens and shown', 'give a name for the audit trail, e.g. --subject "nightly-backup"; the API key goes in RWS_API_KEY_FILE');
+  }
   if (subject === undefined || /^[^\p{Cc}\p{Cs}]{1,256}$/u.test(subject)) return subject;
   throw new UsageError(`--subject must be 1 to 256 characters without control characters, got ${[...subject].length} characters${/[\p{Cc}\p{Cs}]/u.test(subject) ? ' with a control character' : ''}`, 'e.g. --subject "nightly-backup"');
 }
@@ -278,10 +298,10 @@ function defaultSubject(facts: ProcessFacts, command: string | undefined): strin
     }
   }
   const subject = `${user}@${hostname()}:${command ? basename(command) : 'run-with-secrets'}`;
-  // The vault refuses a subject holding a control character or half an emoji (a 400 on the mint,
-  // and the run fails): a command's file name may hold a newline, so those become "?", and the
-  // cut counts code points.
-  return [...subject.replace(/[\p{Cc}\p{Cs}]/gu, '?')].slice(0, 200).join('');
+  // The vault refuses a subject holding a control character, half an emoji or an API key (a 400
+  // on the mint, and the run fails): a command's file name may hold a newline, so those become
+  // "?", the cut counts code points, and a key is redacted.
+  return [...redactCredentials(subject).replace(/[\p{Cc}\p{Cs}]/gu, '?')].slice(0, 200).join('');
 }
 
 function parseKillAfter(value: Values[string]): number | undefined {

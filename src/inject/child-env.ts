@@ -49,3 +49,12 @@ export function buildChildEnv(options: ChildEnvOptions): ChildEnv {
 export function isOwnVariable(name: string): boolean {
   return name.toUpperCase().startsWith('RWS_');
 }
+
+/**
+ * The parent's variables, other than RWS_*, that hold `credential` (the API key or token the
+ * wrapper uses): the variable a config file takes it from (`api_key: ${VAULT_KEY}`), or a copy.
+ * They are the wrapper's credentials too, and never inherited, whatever --keep-env says.
+ */
+export function credentialHolders(parent: Readonly<Record<string, string | undefined>>, credential: string): string[] {
+  return Object.keys(parent).filter((name) => !isOwnVariable(name) && parent[name]?.includes(credential) === true).sort();
+}

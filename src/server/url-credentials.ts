@@ -1,6 +1,8 @@
 // Credentials in URLs never reach output: yargs echoes a stray argument word for word
 // (`Unknown argument: postgres://rws:secret@db/rws`), a message may quote a flag's value, and
-// messages and `status` name the state database by its URL, shown without its password.
+// messages and `status` name the state database by its URL, shown without its password. Nor do
+// API keys and tokens pasted where a word was expected (`apikey revoke $KEY`), as in the wrapper.
+import { redactCredentials as redactKeysAndTokens } from '../credential-shapes.js';
 
 /** `scheme://user:` then the password, up to the last `@` of the word (a password may hold `@`). */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*:)\S*@/gi;
@@ -17,9 +19,9 @@ function redactWord(word: string): string {
 }
 
 /**
- * `text` with the password of every URL in it masked as `***`. The words of `argv` that are such
- * URLs are masked whole first, as they were given: a password may hold a space, which no pattern
- * over the text alone could tell from the end of the URL.
+ * `text` with the password of every URL in it masked as `***`, and every API key and token
+ * redacted. The words of `argv` that are such URLs are masked whole first, as they were given: a
+ * password may hold a space, which no pattern over the text alone could tell from the end of the URL.
  */
 export function redactCredentials(text: string, argv: readonly string[] = []): string {
   let out = text;
@@ -27,7 +29,7 @@ export function redactCredentials(text: string, argv: readonly string[] = []): s
     const value = word.startsWith('--') && word.includes('=') ? word.slice(word.indexOf('=') + 1) : word;
     if (holdsPassword(value)) out = out.split(value).join(redactWord(value));
   }
-  return out.replace(URL_PASSWORD, '$1***@');
+  return redactKeysAndTokens(out.replace(URL_PASSWORD, '$1***@'));
 }
 
 /** Shown in place of a URL whose password cannot be told apart from the rest, or that does not parse. */

@@ -116,6 +116,60 @@ describe('run-with-secrets with a vault', () => {
     expect(result.exitCode, result.stderr).toBe(0);
   });
 
+  it('an API key given as --subject (or as -e, -k or --key) is never sent where the vault would keep it', async () => {
+    const before = auditLines().length;
+    for (const args of [['-e', 'prod', '-k', 'SERVICE_B_*', '--subject', apiKey, '--', 'true'], ['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--subject', `job ${apiKey}`, '--force']]) {
+      const result = await runBin(args, { runtimeDir, env: vaultEnv(server.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).toContain('RWS_USAGE: --subject looks like an API key');
+      expect(result.stderr).not.toContain(apiKey);
+    }
+    expect(auditLines().length).toBe(before);
+    // The vault refuses a mint for such an environment or pattern; a read of such a name is kept redacted.
+    for (const args of [['-e', apiKey, '--', 'true'], ['-e', 'prod', '-k', apiKey, '--', 'true'], ['-e', 'prod', '--key', apiKey, '--per-key-requests', '--', 'true']]) {
+      const result = await runBin(args, { runtimeDir, env: vaultEnv(server.url) });
+      expect(result.exitCode).toBe(125);
+      expect(result.stderr).not.toContain(apiKey);
+    }
+    // A command named like a key still runs: the default subject redacts it.
+    const named = path.join(runtimeDir, apiKey);
+    writeFileSync(named, '#!/bin/sh\nexit 0\n', { mode: 0o700 });
+    const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', named], { runtimeDir, env: vaultEnv(server.url) });
+    expect(run.exitCode, run.stderr).toBe(0);
+    await rm(named);
+    const rows = JSON.stringify(auditLines().slice(before));
+    expect(rows).toContain(':rws_sk_[redacted]"');
+    expect(rows).not.toContain(apiKey);
+  });
+
+  it('the credential in use never reaches the child, whatever --keep-env says: not from a variable the config file takes it from, nor from a copy', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'rws-ref-'));
+    try {
+      // A reference only: the file may be shared, 0644.
+      const config = path.join(dir, 'config.yaml');
+      await writeFile(config, `vault_url: ${server.url}\ncredentials:\n  api_key: \${VAULT_KEY}\n`, { mode: 0o644 });
+      const env = { VAULT_KEY: apiKey, AUTH_HEADER: `Bearer ${apiKey}`, KEPT: 'kept-value' };
+      const run = await runBin(['--config', config, '-v', '-e', 'prod', '-k', 'SERVICE_B_*', '--keep-env', '*', '--', fixture('print-env.mjs')], { runtimeDir, env });
+      expect(run.exitCode, run.stderr).toBe(0);
+      const childEnv = JSON.parse(run.stdout) as Record<string, string>;
+      expect(childEnv).toMatchObject({ KEPT: 'kept-value', SERVICE_B_TOKEN: SECRETS.SERVICE_B_TOKEN });
+      expect(Object.keys(childEnv)).not.toContain('VAULT_KEY');
+      expect(run.stdout).not.toContain(apiKey);
+      expect(run.stderr).toContain('not passing AUTH_HEADER, VAULT_KEY to the child: they hold the API key in use');
+      const dry = await runBin(['--config', config, '-e', 'prod', '-k', 'SERVICE_B_*', '--keep-env', '*', '--dry-run'], { runtimeDir, env });
+      expect(dry.stdout).toContain('KEPT');
+      expect(dry.stdout).not.toContain('VAULT_KEY');
+      // A token minted elsewhere and copied into another variable: the same.
+      const minted = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(server.url) });
+      const token = minted.stdout.trim();
+      const withToken = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--keep-env', '*', '--', fixture('print-env.mjs')], { runtimeDir, env: { RWS_VAULT_URL: server.url, RWS_TOKEN: token, DEPLOY_TOKEN: token } });
+      expect(withToken.exitCode, withToken.stderr).toBe(0);
+      expect(withToken.stdout).not.toContain(token.split('.')[2]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a pattern within the grant that matches no key of the vault is an error naming it, nothing runs', async () => {
     const result = await runBin(['-e', 'prod', '-k', 'SERVICE_B_NOPE*', '--', fixture('print-env.mjs')], { runtimeDir, env: vaultEnv(server.url) });
     expect(result.exitCode).toBe(125);
@@ -450,6 +504,53 @@ describe('when the vault misbehaves', () => {
       expect(whoami.exitCode).toBe(0);
       expect(whoami.stdout).toContain('rws_sk_[redacted]');
       for (const text of [check.stdout, check.stderr, whoami.stdout, whoami.stderr]) expect(text).not.toContain(apiKey);
+    } finally {
+      await stub.close();
+    }
+  });
+
+  it('a vault that echoes the API key as a secret name (keys) or as the key id (login, then logout) never gets it printed', async () => {
+    // `rws_sk_` + hex is a valid variable name and a valid key id: only the redaction keeps it off stdout.
+    let sent = '';
+    const stub = await startStub((socket, request) => {
+      const credential = (request.headers.authorization ?? '').replace(/^Bearer /, '');
+      if (credential.startsWith('rws_sk_')) sent = credential;
+      if (request.path === '/api/v1/auth/self') json(socket, 200, { id: sent, name: 'echo', environments: ['prod'], key_patterns: ['*'], expires_at: null, admin: false });
+      else if (request.path.endsWith('/tokens/generate')) json(socket, 201, { ...stubMinted(), scope: { environment: 'prod', key_pattern: '*', permissions: ['read'] } });
+      else if (request.path.startsWith('/api/v1/vault/prod?')) json(socket, 200, { environment: 'prod', keys: ['SERVICE_B_X', sent] });
+      else reply(socket, 204, '');
+    });
+    const home = path.join(runtimeDir, `home-${randomUUID()}`);
+    try {
+      const keys = await runBin(['keys', '-e', 'prod', '-k', '*'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(keys.exitCode, keys.stderr).toBe(0);
+      expect(keys.stdout).toBe('SERVICE_B_X\nrws_sk_[redacted]');
+      const login = await runBin(['login', '--vault-url', stub.url], { runtimeDir, env: { HOME: home }, input: `${apiKey}\n` });
+      expect(login.exitCode, login.stderr).toBe(0);
+      const logout = await runBin(['logout', '--vault-url', stub.url], { runtimeDir, env: { HOME: home } });
+      expect(logout.exitCode, logout.stderr).toBe(0);
+      expect(logout.stdout).toContain('removed the stored key rws_sk_[redacted] for');
+      for (const text of [keys.stdout, keys.stderr, login.stdout, login.stderr, logout.stdout, logout.stderr]) expect(text).not.toContain(apiKey);
+    } finally {
+      await stub.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it('a vault that echoes the API key upper-cased as its error code (which the code grammar lets through) never gets it printed', async () => {
+    const stub = await startStub((socket, request) => {
+      // RWS_SK_0123…: upper-case hex is the same key to anyone who reads it.
+      const code = (request.headers.authorization ?? '').replace(/^Bearer /, '').toUpperCase();
+      json(socket, request.path === '/api/v1/auth/self' ? 500 : 401, { error: { code, message: 'x' } });
+    });
+    try {
+      const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--retries', '0', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      expect(run.exitCode).toBe(125);
+      expect(run.stderr).toContain('RWS_VAULT_AUTH');
+      const json = await runBin(['--log-format', 'json', '-e', 'prod', '-k', 'SERVICE_B_*', '--retries', '0', '--', 'true'], { runtimeDir, env: vaultEnv(stub.url) });
+      const whoami = await runBin(['whoami', '--retries', '0'], { runtimeDir, env: vaultEnv(stub.url) });
+      const check = await runBin(['check', '-e', 'prod', '--retries', '0'], { runtimeDir, env: vaultEnv(stub.url) });
+      for (const text of [run.stderr, json.stderr, whoami.stdout, whoami.stderr, check.stdout, check.stderr]) expect(text.toLowerCase()).not.toContain(apiKey);
     } finally {
       await stub.close();
     }

@@ -1,6 +1,7 @@
 // `keys -e ENV [-k GLOB]`: the names in scope, one per line, never a value.
 import { list, resolveVaultContext, str, validPatterns, validSubject } from '../../config/resolve.js';
 import type { CommandContext } from './context.js';
+import { redactCredentials } from '../output.js';
 import type { VaultClient } from '../../vault-client/index.js';
 import { requireEnvironment } from './token.js';
 
@@ -31,7 +32,9 @@ export async function listKeys(context: CommandContext): Promise<number> {
   } finally {
     await client.close();
   }
-  for (const name of [...names].sort()) context.stdout.write(`${name}\n`);
+  // A name is the vault's word: `rws_sk_` + hex is a valid one, so a vault echoing the API key it
+  // was sent as a secret name would have it printed.
+  for (const name of [...names].sort()) context.stdout.write(`${redactCredentials(name)}\n`);
   return 0;
 }
 

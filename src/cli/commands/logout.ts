@@ -5,6 +5,7 @@ import { UsageError } from '../../errors.js';
 import { resolveVaultContext } from '../../config/resolve.js';
 import type { CommandContext } from './context.js';
 import { loginTarget } from './login-target.js';
+import { redactCredentials } from '../output.js';
 
 export async function logout(context: CommandContext): Promise<number> {
   const { values, facts, log } = context;
@@ -33,6 +34,7 @@ export async function logout(context: CommandContext): Promise<number> {
     context.stdout.write(`no stored key for ${target.url}, profile ${target.profile}\n`);
     return 0;
   }
-  context.stdout.write(`removed the stored key ${removed.key_id} for ${target.url}, profile ${target.profile}; it stays valid at the vault until revoked there (secrets-server apikey revoke ${removed.key_id})\n`);
+  // The key id is what the vault said at login, as login and whoami print it: through the redaction.
+  context.stdout.write(`${redactCredentials(`removed the stored key ${removed.key_id} for ${target.url}, profile ${target.profile}; it stays valid at the vault until revoked there (secrets-server apikey revoke ${removed.key_id})`)}\n`);
   return 0;
 }

@@ -4,6 +4,7 @@
 // escaping, and `keys` as an array or null.
 import { hash } from 'node:crypto';
 import { type AuditRecord, type StoredAuditRow, storedRow } from './record.js';
+import { redactCredentials } from '../../credential-shapes.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -20,7 +21,15 @@ export function chainHash(previousHash: string, seq: number, record: AuditRecord
 // A row is sealed as it will be read back, or it could never verify. Requests with one are
 // refused (400) before they get here; this is the backstop for the one free-text field.
 const LONE_SURROGATES = /\p{Cs}/gu;
-const asStored = (r: AuditRecord): AuditRecord => (r.subject !== null && r.subject.search(LONE_SURROGATES) !== -1 ? { ...r, subject: r.subject.replace(LONE_SURROGATES, '\ufffd') } : r);
+const withoutSurrogates = (r: AuditRecord): AuditRecord => (r.subject !== null && r.subject.search(LONE_SURROGATES) !== -1 ? { ...r, subject: r.subject.replace(LONE_SURROGATES, '\ufffd') } : r);
+
+// A row names what a request asked for, refused or not: an API key or a token sent where a name,
+// an environment or a subject goes (`GET /api/v1/vault/prod/rws_sk_…`, `--key $KEY`) would be kept
+// in the trail, shipped by --audit-log and shown by the console. Sealed redacted, so it verifies.
+const redact = (text: string | null): string | null => (text === null ? null : redactCredentials(text));
+const withoutCredentials = (r: AuditRecord): AuditRecord => ({ ...r, subject: redact(r.subject), environment: redact(r.environment), keys: r.keys?.map((name) => redactCredentials(name)) ?? null });
+
+const asStored = (r: AuditRecord): AuditRecord => withoutCredentials(withoutSurrogates(r));
 
 /** Seals records after the head (`seq`, `hash`): the rows to insert, in order. */
 export function sealRows(head: { seq: number; hash: string }, records: readonly AuditRecord[]): StoredAuditRow[] {

@@ -5,15 +5,19 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { unauthorized } from '../http/http-error.js';
 import { localChange } from '../audit/record.js';
 import type { ApiKeyRecord, StateStore } from '../state/state-store.js';
+import { holdsApiKey } from '../../credential-shapes.js';
 
 const API_KEY_GRAMMAR = /^rws_sk_[0-9a-f]{32}$/;
 const API_KEY_ID_GRAMMAR = /^ak_[0-9a-f]{16}$/;
 /** A key's name, shown by `apikey list` and the console: 1 to 128 characters, none a control character. */
 const KEY_NAME_GRAMMAR = /^[^\p{Cc}\p{Cs}]{1,128}$/u;
 
-/** The one name grammar: `apikey create --name`, the admin API's `name`, and `db import`. */
+/**
+ * The one name grammar: `apikey create --name`, the admin API's `name`, and `db import`. A name
+ * holding an API key (the new key's neighbour pasted by mistake) would be shown by every listing.
+ */
 export function isValidKeyName(name: string): boolean {
-  return KEY_NAME_GRAMMAR.test(name);
+  return KEY_NAME_GRAMMAR.test(name) && !holdsApiKey(name);
 }
 const PREFIX_START = 'rws_sk_'.length;
 const PREFIX_LENGTH = 8;

@@ -2,6 +2,7 @@
 // nowhere: only its HMAC under the pepper is kept.
 import { RwsError } from '../../errors.js';
 import { isValidPattern } from '../../glob.js';
+import { holdsApiKey } from '../../credential-shapes.js';
 import { createApiKey, isValidKeyName } from '../auth/api-keys.js';
 import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
@@ -55,11 +56,14 @@ async function changeKeys<T>(args: Record<string, unknown>, io: CliIo, change: (
 
 export async function apikeyCreate(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const name = String(args.name);
-  if (!isValidKeyName(name)) throw new ServerUsageError('--name must be 1 to 128 characters without control characters');
   const admin = args.admin === true;
   const environments = [...new Set((args.environment as string[] | undefined) ?? [])];
   const keyPatterns = [...new Set((args['key-pattern'] as string[] | undefined) ?? [])];
   const maxTtl = args['max-ttl'] as number | undefined;
+  const given = [['--name', name] as const, ...environments.map((value) => ['--environment', value] as const), ...keyPatterns.map((value) => ['--key-pattern', value] as const)];
+  const pasted = given.find(([, value]) => holdsApiKey(value));
+  if (pasted !== undefined) throw new ServerUsageError(`${pasted[0]} looks like an API key: it would be stored, and shown by apikey list and the console`, 'give a name, environments and globs; keep API keys in your secret manager');
+  if (!isValidKeyName(name)) throw new ServerUsageError('--name must be 1 to 128 characters without control characters');
   // An admin key reads no secret: grants on it would suggest a limit that does not exist.
   if (admin && (environments.length > 0 || keyPatterns.length > 0 || maxTtl !== undefined)) {
     throw new ServerUsageError('an --admin key takes no --environment, --key-pattern or --max-ttl: it manages, and reads no secret');

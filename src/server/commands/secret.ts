@@ -11,6 +11,7 @@ import { editEnvironment, type SecretChange } from '../store/secret-edit.js';
 import { localChange } from '../audit/record.js';
 import { openCommandState } from './state-args.js';
 import { isValidEnvironment, type StorePaths } from '../store/layout.js';
+import { holdsApiKey } from '../../credential-shapes.js';
 import { readSopsFile } from '../store/sops-store.js';
 import { writeNameList } from './name-list.js';
 import { afterCommit } from './after-commit.js';
@@ -32,6 +33,7 @@ interface Target {
 async function target(args: Record<string, unknown>, io: CliIo): Promise<Target> {
   const paths = resolveStore(args.store as string | undefined, io.env);
   const environment = String(args.environment);
+  if (holdsApiKey(environment)) throw new ServerUsageError('the environment looks like an API key: it would become a file name, shown by status and /healthz', 'name environments with letters, digits, _ and -');
   if (!isValidEnvironment(environment)) {
     throw new ServerUsageError(`environment ${JSON.stringify(environment.slice(0, 64))} is not a valid name`, 'use letters, digits, _ and - (at most 64), not "tokens" or "secrets"');
   }

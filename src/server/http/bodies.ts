@@ -5,6 +5,7 @@ import { isValidName } from '../../names.js';
 import { badRequest, HttpError } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { isValidSubject } from '../auth/tokens.js';
+import { holdsApiKey } from '../../credential-shapes.js';
 
 const MAX_USAGE_LIMIT = 1_000_000;
 const MAX_BATCH_KEYS = 1000;
@@ -36,12 +37,22 @@ export function positiveInteger(value: unknown, field: string, max: number): num
   return value as number;
 }
 
+/**
+ * `--subject "$RWS_API_KEY"`, `-e $KEY`: what a request names is kept (a token's claims and
+ * record, a key's grants, a file name) and shown. Refused, saying why, without quoting it.
+ */
+export function refuseApiKey(value: unknown, field: string): void {
+  if (typeof value === 'string' && holdsApiKey(value)) throw badRequest(`${field} looks like an API key; an API key goes only in the Authorization header`);
+}
+
 export function checkEnvironment(value: unknown): string {
+  refuseApiKey(value, 'environment');
   if (typeof value !== 'string' || !isValidEnvironment(value)) throw badRequest('environment must be a name of letters, digits, _ and - (at most 64)');
   return value;
 }
 
 export function checkPattern(value: unknown, field: string): string {
+  refuseApiKey(value, field);
   if (typeof value !== 'string' || !isValidPattern(value)) throw badRequest(`${field} must be a glob of letters, digits, _, * and ? (at most 256)`);
   return value;
 }
@@ -56,6 +67,7 @@ export function checkName(value: unknown): string {
 export function parseGenerateBody(body: Record<string, unknown>): GenerateBody {
   checkFields(body, ['subject', 'environment', 'key_pattern', 'ttl_minutes', 'usage_limit']);
   if (typeof body.subject !== 'string' || !isValidSubject(body.subject)) throw badRequest('subject must be a string of 1 to 256 characters without control characters');
+  refuseApiKey(body.subject, 'subject');
   return {
     subject: body.subject,
     environment: checkEnvironment(body.environment),

@@ -1,14 +1,19 @@
 // Where things live in the store directory, and which environment names may become file names.
 
 import path from 'node:path';
+import { holdsApiKey } from '../../credential-shapes.js';
 
 /** Environment names become file names: no dots, no slashes, nothing hidden. */
 const ENVIRONMENT_GRAMMAR = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** `GET /api/v1/vault/tokens/generate` must never be read as a secret named `generate`. */
 const RESERVED_ENVIRONMENTS = new Set(['tokens', 'secrets']);
 
+/**
+ * An API key pasted as an environment (`secret set $KEY NAME`) is no name: it would be a file
+ * name, listed by `status`, the console and the unauthenticated `/healthz`.
+ */
 export function isValidEnvironment(name: string): boolean {
-  return ENVIRONMENT_GRAMMAR.test(name) && !RESERVED_ENVIRONMENTS.has(name);
+  return ENVIRONMENT_GRAMMAR.test(name) && !RESERVED_ENVIRONMENTS.has(name) && !holdsApiKey(name);
 }
 
 export const SECRETS_SUFFIX = '.enc.yaml';

@@ -415,6 +415,41 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     }
   });
 
+  it('refuses an API key pasted as a key name, a grant or an environment: nothing stores it, so no list, status or /healthz shows it', async () => {
+    const pasted = reader.key;
+    for (const body of [
+      { name: pasted, environments: ['production'], key_patterns: ['*'] },
+      { name: `ci ${pasted}`, admin: true },
+      { name: 'x', environments: [pasted], key_patterns: ['*'] },
+      { name: 'x', environments: ['production'], key_patterns: [pasted] },
+    ]) {
+      const reply = await asAdmin('POST', '/api/v1/auth/keys', body);
+      expect({ body: JSON.stringify(body).length, status: reply.status }).toEqual({ body: JSON.stringify(body).length, status: 400 });
+      expect(reply.body.error.message).toMatch(/looks like an API key/);
+    }
+    expect((await asAdmin('PUT', `/api/v1/admin/environments/${pasted}/secrets/X`, { value: 'v' })).status).toBe(400);
+    // The same from the host: usage errors (2), nothing written.
+    for (const args of [
+      ['apikey', 'create', '--name', pasted, '--environment', 'production', '--key-pattern', '*'],
+      ['apikey', 'create', '--name', 'x', '--environment', pasted, '--key-pattern', '*'],
+      ['apikey', 'create', '--name', 'x', '--environment', 'production', '--key-pattern', pasted],
+      ['secret', 'set', pasted, 'X'],
+    ]) {
+      const result = await cli([...args, '--store', store.dir], { env, input: 'v' });
+      expect({ args: args.length, exitCode: result.exitCode }).toEqual({ args: args.length, exitCode: 2 });
+      expect(result.stderr.toLowerCase()).not.toContain(pasted);
+    }
+    const shown = [
+      (await call(`${server.url}/healthz`)).text,
+      (await asAdmin('GET', '/api/v1/auth/keys')).text,
+      (await asAdmin('GET', '/api/v1/admin/environments')).text,
+      (await asAdmin('GET', '/api/v1/admin/status')).text,
+      await cliOk(['apikey', 'list', '--store', store.dir], { env }),
+      await cliOk(['status', '--store', store.dir], { env }),
+    ];
+    for (const text of shown) expect(text).not.toContain(pasted);
+  });
+
   it('answers 405 with Allow, 415, 413 and 401 like the read API; 401s count toward the 429 limit', async () => {
     const wrong = await asAdmin('PATCH', '/api/v1/auth/keys');
     expect(wrong.status).toBe(405);

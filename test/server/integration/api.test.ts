@@ -594,6 +594,34 @@ describe('audit log', () => {
     expect(await cliOk(['audit', 'verify', '--store', store.dir])).toMatch(/verified/);
   });
 
+  it('an API key sent where a subject, an environment, a pattern or a name goes is refused or redacted: the trail, the token records and the database never hold it', async () => {
+    const t = await tokenFor({ environment: 'production', key_pattern: '*' }, wideKey);
+    // A mint would put it in the token and its record (the admin token list, the console).
+    for (const request of [
+      { subject: wideKey, environment: 'production', key_pattern: 'SERVICE_B_KEY' },
+      { subject: `job ${wideKey.toUpperCase()} nightly`, environment: 'production', key_pattern: 'SERVICE_B_KEY' },
+      { subject: 's', environment: wideKey, key_pattern: 'SERVICE_B_KEY' },
+      { subject: 's', environment: 'production', key_pattern: wideKey },
+    ]) {
+      const reply = await generate(server, wideKey, request);
+      expect(reply.status, JSON.stringify(request)).toBe(400);
+      expect(reply.body.error.message).toMatch(/looks like an API key/);
+      expect(reply.text.toLowerCase()).not.toContain(wideKey);
+    }
+    // Reads name what they asked for in their rows, a refused one too, with a token or none.
+    expect((await call(vault(`production/${wideKey}`), { auth: t })).status).toBe(404);
+    expect((await call(vault('secrets/batch'), { auth: t, json: { environment: 'production', keys: ['SERVICE_B_KEY', wideKey] } })).status).toBe(404);
+    expect((await call(vault(`${wideKey}/SERVICE_B_KEY`), { dispatcher: fromAddress(25) })).status).toBe(401);
+    const rows = await cliOk(['audit', '--json', '--limit', '7', '--store', store.dir]);
+    expect(rows).toContain('rws_sk_[redacted]');
+    expect(rows.toLowerCase()).not.toContain(wideKey);
+    expect(await cliOk(['audit', 'verify', '--store', store.dir])).toMatch(/verified/);
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    const tokens = await call(`${server.url}/api/v1/vault/tokens`, { auth: admin.key });
+    expect(tokens.status).toBe(200);
+    expect(tokens.text.toLowerCase()).not.toContain(wideKey);
+  });
+
   it('has one well-formed row per credentialed request, with no value, token or API key in it or in the database file', async () => {
     const text = await cliOk(['audit', '--json', '--limit', '10000', '--store', store.dir]);
     const lines = text.trim().split('\n').map((line) => JSON.parse(line)).reverse();

@@ -394,4 +394,25 @@ describe('a CLI that explains itself', () => {
     expect(usage.exitCode).toBe(2);
     expect(usage.stderr).toMatch(/^secrets-server: error RWS_USAGE: [^\n]+ \(hint: see secrets-server --help\)\n$/);
   });
+
+  it('an API key or a token pasted where an id, a name or a word was expected is not quoted back, as the wrapper does not', async () => {
+    const { id, key } = await makeApiKey(store, ['prod'], ['*']);
+    const token = `eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.${'s'.repeat(43)}`;
+    const results = [
+      await cli(['apikey', 'revoke', key, '--store', store.dir]),
+      await cli(['apikey', 'revoke', key.toUpperCase(), '--store', store.dir]),
+      await cli(['apikey', 'list', key, '--store', store.dir]),
+      await cli([key]),
+      await cli(['audit', '--store', store.dir, '--api-key', key, '--event', token]),
+      await cli(['secret', 'set', 'prod', key, '--store', store.dir], { input: 'v' }),
+    ];
+    for (const result of results) {
+      expect(result.exitCode).not.toBe(0);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_[A-Z_]+: .*(rws_sk_\[redacted\]|eyJ\[redacted token\])/);
+      expect(result.stderr.toLowerCase()).not.toContain(key);
+      expect(result.stderr).not.toContain(token.slice(20));
+    }
+    // The key was never revoked, by its own text or otherwise.
+    expect(await cliOk(['apikey', 'list', '--store', store.dir])).toMatch(new RegExp(`${id} .*revoked=no`));
+  });
 });

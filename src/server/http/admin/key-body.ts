@@ -3,13 +3,14 @@
 import { type ApiKeyGrant, isValidKeyName } from '../../auth/api-keys.js';
 import { SERVER_MAX_TTL_MINUTES } from '../../auth/tokens.js';
 import { parseIsoTime } from '../../iso-time.js';
-import { checkEnvironment, checkFields, checkPattern, positiveInteger } from '../bodies.js';
+import { checkEnvironment, checkFields, checkPattern, positiveInteger, refuseApiKey } from '../bodies.js';
 import { badRequest } from '../http-error.js';
 
 const MAX_GRANTS = 100;
 
 export function parseKeyBody(body: Record<string, unknown>, now: Date): ApiKeyGrant {
   checkFields(body, ['name', 'environments', 'key_patterns', 'max_ttl_minutes', 'expires_at', 'admin', 'fallback']);
+  refuseApiKey(body.name, 'name');
   if (typeof body.name !== 'string' || !isValidKeyName(body.name)) throw badRequest('name must be a string of 1 to 128 characters without control characters');
   if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false');
   const admin = body.admin === true;
