@@ -26,8 +26,15 @@ const withoutSurrogates = (r: AuditRecord): AuditRecord => (r.subject !== null &
 // A row names what a request asked for, refused or not: an API key or a token sent where a name,
 // an environment or a subject goes (`GET /api/v1/vault/prod/rws_sk_…`, `--key $KEY`) would be kept
 // in the trail, shipped by --audit-log and shown by the console. Sealed redacted, so it verifies.
+// Every row is sealed on the hot path: a row with nothing credential-like (all of them, but for
+// a mistake) is passed on as it is, after one cheap test per field, and copied only to redact.
+const MAYBE_CREDENTIAL = /rws_sk_|eyJ/i;
+const suspect = (text: string | null): boolean => text !== null && MAYBE_CREDENTIAL.test(text);
 const redact = (text: string | null): string | null => (text === null ? null : redactCredentials(text));
-const withoutCredentials = (r: AuditRecord): AuditRecord => ({ ...r, subject: redact(r.subject), environment: redact(r.environment), keys: r.keys?.map((name) => redactCredentials(name)) ?? null });
+const withoutCredentials = (r: AuditRecord): AuditRecord =>
+  suspect(r.subject) || suspect(r.environment) || (r.keys !== null && r.keys.some(suspect))
+    ? { ...r, subject: redact(r.subject), environment: redact(r.environment), keys: r.keys?.map((name) => redactCredentials(name)) ?? null }
+    : r;
 
 const asStored = (r: AuditRecord): AuditRecord => withoutCredentials(withoutSurrogates(r));
 
