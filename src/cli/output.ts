@@ -99,8 +99,9 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
     progress(text) {
       if (!drawsProgress) return;
       if (text === undefined) return eraseProgress();
-      // One line at most: the terminal erases only the line the cursor is on.
-      options.stream.write(`\r\u001b[K${palette.dim(`${prefix} ${text}`.slice(0, 200))}`);
+      // One line at most: the terminal erases only the line the cursor is on. Redacted as every
+      // line is: a request's path may name a key the vault listed.
+      options.stream.write(`\r\u001b[K${palette.dim(redactCredentials(`${prefix} ${text}`).slice(0, 200))}`);
       progressShown = true;
     },
   };

@@ -605,6 +605,23 @@ describe('a slow vault on a terminal', () => {
     }
   });
 
+  it('names a request as the -v lines do, with a key name the vault sent that is the API key redacted', async () => {
+    const stub = await startStub((socket, request) => {
+      const minted = { token, token_type: 'Bearer', jti: 'j1', expires_at: new Date(Date.now() + 60_000).toISOString(), scope: { environment: 'prod', key_pattern: '*', permissions: ['read'] }, usage_limit: 2 };
+      if (request.path.endsWith('/tokens/generate')) json(socket, 201, minted);
+      else if (request.path.startsWith('/api/v1/vault/prod?')) json(socket, 200, { environment: 'prod', keys: [apiKey] });
+      else if (request.path === `/api/v1/vault/prod/${apiKey}`) setTimeout(() => json(socket, 200, { environment: 'prod', key: apiKey, value: 'v' }), 1600);
+      else reply(socket, 204, '');
+    });
+    try {
+      const result = await execa('script', ['-qfec', `"${BIN}" -e prod --per-key-requests -- true`, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(runtimeDir, { ...vaultEnv(stub.url), TERM: 'xterm', NO_COLOR: '1' }) });
+      expect(result.stdout).toContain(`waiting for the vault at ${stub.url} (GET /api/v1/vault/prod/rws_sk_[redacted], attempt 1/3)`);
+      expect(result.stdout).not.toContain(apiKey);
+    } finally {
+      await stub.close();
+    }
+  });
+
   it('never on a pipe', async () => {
     const stub = await slowStub();
     try {

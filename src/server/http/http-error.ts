@@ -1,6 +1,7 @@
 // The one error type the HTTP layer answers with: a status, a stable code and a public message.
 // Anything else thrown inside a handler becomes a plain 500 with nothing internal in it.
 import { RwsError } from '../../errors.js';
+import { redactCredentials } from '../../credential-shapes.js';
 
 export type HttpErrorCode =
   | 'RWS_BAD_REQUEST'
@@ -55,10 +56,14 @@ const PUBLIC_FAILURES: Readonly<Record<string, readonly [number, HttpErrorCode, 
   RWS_SOPS_NO_IDENTITY: [500, 'RWS_STORE_INVALID', 'the secrets file is not encrypted for this server'],
 };
 
-/** The answer for an error: known errors keep their code and message, others say nothing. */
+/**
+ * The answer for an error: known errors keep their code and message, others say nothing. A
+ * message may quote a name the request gave (`environment prod has no secret NAME`, an unexpected
+ * field): an API key or a token pasted there is not sent back, for proxies and logs to keep.
+ */
 export function errorResponse(error: unknown): { status: number; headers: Record<string, string>; body: unknown } {
   if (error instanceof HttpError) {
-    return { status: error.status, headers: { ...error.headers }, body: { error: { code: error.code, message: error.message } } };
+    return { status: error.status, headers: { ...error.headers }, body: { error: { code: error.code, message: redactCredentials(error.message) } } };
   }
   const known = error instanceof RwsError ? PUBLIC_FAILURES[error.code] : undefined;
   if (known !== undefined) return { status: known[0], headers: {}, body: { error: { code: known[1], message: known[2] } } };
