@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { EXIT_WRAPPER_FAILURE, InternalError, toRwsError, UsageError } from '../errors.js';
+import { holdsApiKey } from '../credential-shapes.js';
 import { readProcessFacts, resolveLogging, resolveRunPlan, type ProcessFacts } from '../config/resolve.js';
 import { dieBySignal, shouldReraise, statusForSignal, type Outcome } from '../process/exit-status.js';
 import { runWrapper } from '../run.js';
@@ -85,7 +86,7 @@ async function runSubcommand(args: ParsedArgs, context: CommandContext): Promise
  * back in an error, and said plainly, since the key is now in the process list and shell history.
  */
 function refuseKeyOnArgv(argv: readonly string[]): void {
-  if (!LOGIN_COMMANDS.has(argv[0] ?? '') || !argv.some((word) => /rws_sk_[0-9a-f]{32}/.test(word))) return;
+  if (!LOGIN_COMMANDS.has(argv[0] ?? '') || !argv.some(holdsApiKey)) return;
   throw new UsageError('an API key on the command line is refused: other users can see it in the process list, and it stays in shell history', `pipe it in (run-with-secrets login < key-file) or paste it at the prompt; consider that key exposed`);
 }
 
