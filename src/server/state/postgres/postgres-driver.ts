@@ -8,6 +8,7 @@ import { StateDataError, StateUnavailableError } from '../state-errors.js';
 import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl } from '../../url-credentials.js';
+import { printable } from '../../../printable.js';
 
 const CONNECT_TIMEOUT_MS = 3_000;
 const QUERY_TIMEOUT_MS = 5_000;
@@ -67,7 +68,7 @@ function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
 
 export async function openPostgres(url: string): Promise<SqlDriver> {
   const location = redactUrl(url);
-  refuseUnparsable(url);
+  const target = connectTarget(url);
   const pool = new pg.Pool({ ...clientConfig(url), max: 6, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits 'error' on the pool: it is dropped, not fatal.
   pool.on('error', () => undefined);
@@ -78,7 +79,7 @@ export async function openPostgres(url: string): Promise<SqlDriver> {
   // the client is then unqueryable, so its next statement fails as unavailable, and the pool
   // drops it when it is released.
   pool.on('connect', (client) => client.on('error', () => undefined));
-  const driver = new PostgresDriver(location, pool);
+  const driver = new PostgresDriver(location, target, pool);
   try {
     await driver.query('SELECT 1');
   } catch (error) {
@@ -95,6 +96,8 @@ class PostgresDriver implements SqlDriver {
 
   constructor(
     readonly location: string,
+    /** Where the pool connects (host:port, or a socket), for a connect timeout's message. */
+    private readonly target: string,
     private readonly pool: pg.Pool,
   ) {}
 
@@ -251,6 +254,15 @@ class PostgresDriver implements SqlDriver {
       return await Promise.race([connecting, late]);
     } catch (cause) {
       connecting.then((client) => client.release(), () => undefined);
+      // Said as what it is: "connection failed" read as a refusal, and its hint sent the operator
+      // to `db status`, which waits for the same connect timeout and fails the same way.
+      if (isConnectTimeout(cause)) {
+        throw new StateUnavailableError(
+          `the state database ${this.location} did not answer: connecting to ${this.target} timed out after ${CONNECT_TIMEOUT_MS / 1000} s`,
+          cause,
+          `check that ${this.target} is reachable from this host (a firewall or security group may drop the packets) and that PostgreSQL is up and listening there`,
+        );
+      }
       throw this.#wrap(cause);
     } finally {
       clearTimeout(timer);
@@ -275,18 +287,36 @@ class PostgresDriver implements SqlDriver {
 }
 
 /**
- * A URL node-postgres cannot parse (a port that is not a number, an unclosed `[`) is the
- * operator's to fix, not a bug of ours to report: a usage error, naming no part of the URL.
- * Making a client parses the URL without connecting; other errors (a missing `sslrootcert`
- * file) surface when it connects, as they did.
+ * Where node-postgres connects for `url`, as it resolves it (the URL's host and port, a `host=`
+ * in its query, PGHOST, its defaults): `host:port`, `[v6]:port`, or a socket directory's socket.
+ * Never a credential. A URL node-postgres cannot parse (a port that is not a number, an unclosed
+ * `[`) is the operator's to fix, not a bug of ours to report: a usage error, naming no part of
+ * the URL. Making a client parses the URL without connecting; other errors (a missing
+ * `sslrootcert` file) surface when it connects, as they did.
  */
-function refuseUnparsable(url: string): void {
+function connectTarget(url: string): string {
+  let client: pg.Client;
   try {
-    new pg.Client(clientConfig(url));
+    client = new pg.Client(clientConfig(url));
   } catch (error) {
-    if ((error as { code?: unknown }).code !== 'ERR_INVALID_URL') return;
+    if ((error as { code?: unknown }).code !== 'ERR_INVALID_URL') return 'the database';
     throw new ServerUsageError('the database URL is not a valid URL (a port that is not a number, a host in [ ] not closed?)', 'check --database-url, RWS_DATABASE_URL or the file RWS_DATABASE_URL_FILE names');
   }
+  const host = printable(String(client.host));
+  if (host.startsWith('/')) return `${host}/.s.PGSQL.${client.port}`;
+  return `${host.includes(':') ? `[${host}]` : host}:${client.port}`;
+}
+
+/**
+ * node-postgres gives a connect timeout no code: pg-pool ends a client that has not connected
+ * within `connectionTimeoutMillis` and fails it with this message (the client's own timer,
+ * set to the same time, destroys the socket with 'timeout expired').
+ */
+function isConnectTimeout(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e.message === 'Connection terminated due to connection timeout' || e.message === 'timeout expired') return true;
+  }
+  return false;
 }
 
 /** node-postgres reads a per-query `query_timeout` (its types do not list it). */
