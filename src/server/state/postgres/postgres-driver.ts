@@ -9,9 +9,7 @@ import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } fr
 import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl } from '../../url-credentials.js';
 import { printable } from '../../../printable.js';
-
-const CONNECT_TIMEOUT_MS = 3_000;
-const QUERY_TIMEOUT_MS = 5_000;
+import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, withoutUrlLimits } from './time-limits.js';
 
 /** bigint columns (seq, epoch seconds, uses) as numbers: they stay far below 2^53. */
 const types = {
@@ -24,11 +22,12 @@ const types = {
  * database after the same bound. Each write takes the audit chain's lock, which every replica
  * shares: without that bound one replica stalled while holding it left every other replica's
  * every request a 503 for as long as it stalled. Our transactions send their statements back to
- * back, never idling in between.
+ * back, never idling in between. The URL's own time limits are taken out of it first: node-postgres
+ * would let them win over these (time-limits.ts).
  */
 export function clientConfig(url: string): pg.ClientConfig {
   return {
-    connectionString: url,
+    connectionString: withoutUrlLimits(url).url,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     query_timeout: QUERY_TIMEOUT_MS,
     statement_timeout: QUERY_TIMEOUT_MS,
