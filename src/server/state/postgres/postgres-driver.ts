@@ -298,6 +298,7 @@ function connectTarget(url: string): string {
   try {
     client = new pg.Client(clientConfig(url));
   } catch (error) {
+    // Connecting then fails with that same error, never with a timeout that would name the target.
     if ((error as { code?: unknown }).code !== 'ERR_INVALID_URL') return 'the database';
     throw new ServerUsageError('the database URL is not a valid URL (a port that is not a number, a host in [ ] not closed?)', 'check --database-url, RWS_DATABASE_URL or the file RWS_DATABASE_URL_FILE names');
   }
