@@ -300,7 +300,7 @@ describe('the secrets file is removed on every way out', () => {
       // The directory is named for the wrapper's pid; strace now holds the return of its mkdir.
       let held: RegExpExecArray | null = null;
       for (let attempt = 0; attempt < 1000 && held === null; attempt++) {
-        held = /^\d+ mkdir\("[^"]*\/rws-(\d+)-[^"]*"/m.exec(existsSync(straceLog) ? readFileSync(straceLog, 'utf8') : '');
+        held = /^\d+\s+mkdir\("[^"]*\/rws-(\d+)-[^"]*"/m.exec(existsSync(straceLog) ? readFileSync(straceLog, 'utf8') : '');
         if (held === null) await new Promise((resolve) => setTimeout(resolve, 10));
       }
       expect(held, 'the wrapper never made its directory').not.toBeNull();
