@@ -5,6 +5,7 @@
 // reports, never a lost edit.
 import { existsSync } from 'node:fs';
 import { LockSession, type LockOutcome } from './lock-session.js';
+import { QUERY_TIMEOUT_MS } from './postgres-driver.js';
 import type { LockKeeperData, LockKeeperRequest } from './lock-keeper.js';
 
 export interface KeptLock {
@@ -60,10 +61,15 @@ export async function keepLock(data: LockKeeperData): Promise<KeptLock> {
       }),
     release: async () => {
       if (!gone && outcome.kind === 'held') {
+        // Its ROLLBACK is bounded by the statement timeout; past that, ending the thread closes
+        // the connection, and the database lets the lock go with it.
+        let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
           released = resolve;
+          timer = setTimeout(resolve, QUERY_TIMEOUT_MS + 1_000);
           send({ kind: 'release' });
         });
+        clearTimeout(timer);
       }
       await worker.terminate();
     },

@@ -9,8 +9,10 @@
 // with the process. So the bound is on a stalled holder, never on a long edit.
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { clientConfig } from './postgres-driver.js';
+import { clientConfig, QUERY_TIMEOUT_MS, timed } from './postgres-driver.js';
 import { lockKey } from '../sql/driver.js';
+// postgres-driver.js imports this module too: its bindings are used inside functions only, never
+// while the modules load. Each statement but the wait is bounded as every other session's.
 
 /** A lock session idle this long is ended by the database, its lock released. */
 export const LOCK_STALL_MS = 10_000;
@@ -18,8 +20,6 @@ export const LOCK_STALL_MS = 10_000;
 const HEARTBEAT_MS = 1_000;
 /** How long an edit waits for the lock: past a stalled holder's bound, so it then proceeds. */
 export const LOCK_WAIT_MS = LOCK_STALL_MS + 5_000;
-/** Each statement but the wait: as every other session's (postgres-driver.ts). */
-const STATEMENT_MS = 5_000;
 
 /** Who holds a lock another edit waited for, as pg_stat_activity shows it (null: not visible to this role). */
 export interface LockHolder {
@@ -58,24 +58,24 @@ export class LockSession {
       await client.connect();
       // lock_timeout bounds the wait with its own SQLSTATE (55P03), told apart from a database
       // that does not answer; the statement's own bound is lifted for the wait only.
-      await client.query(timed({ text: `BEGIN; SET LOCAL lock_timeout = ${LOCK_WAIT_MS}; SET LOCAL statement_timeout = ${LOCK_WAIT_MS + STATEMENT_MS}` }, STATEMENT_MS));
+      await client.query(timed({ text: `BEGIN; SET LOCAL lock_timeout = ${LOCK_WAIT_MS}; SET LOCAL statement_timeout = ${LOCK_WAIT_MS + QUERY_TIMEOUT_MS}` }, QUERY_TIMEOUT_MS));
       try {
-        await client.query(timed({ text: 'SELECT pg_advisory_xact_lock($1)', values: [session.key.toString()] }, LOCK_WAIT_MS + STATEMENT_MS));
+        await client.query(timed({ text: 'SELECT pg_advisory_xact_lock($1)', values: [session.key.toString()] }, LOCK_WAIT_MS + QUERY_TIMEOUT_MS));
       } catch (error) {
         if ((error as { code?: unknown }).code !== '55P03') throw error;
-        await client.query(timed({ text: 'ROLLBACK' }, STATEMENT_MS));
+        await client.query(timed({ text: 'ROLLBACK' }, QUERY_TIMEOUT_MS));
         const holder = await session.#holder();
         await session.#end();
         return { outcome: { kind: 'busy', holder } };
       }
-      await client.query(timed({ text: `SET LOCAL statement_timeout = ${STATEMENT_MS}` }, STATEMENT_MS));
+      await client.query(timed({ text: `SET LOCAL statement_timeout = ${QUERY_TIMEOUT_MS}` }, QUERY_TIMEOUT_MS));
     } catch (error) {
       await session.#end();
       const code = (error as { code?: unknown }).code;
       return { outcome: { kind: 'failed', code: typeof code === 'string' ? code : undefined } };
     }
     session.#heartbeat = setInterval(() => {
-      client.query(timed({ text: 'SELECT 1' }, STATEMENT_MS)).catch((error: Error) => void (session.#lost ??= error));
+      client.query(timed({ text: 'SELECT 1' }, QUERY_TIMEOUT_MS)).catch((error: Error) => void (session.#lost ??= error));
     }, HEARTBEAT_MS);
     return { outcome: { kind: 'held' }, session };
   }
@@ -84,7 +84,7 @@ export class LockSession {
   async check(): Promise<boolean> {
     if (this.#lost !== undefined) return false;
     try {
-      const rows = await this.client.query(timed({ text: `SELECT 1 FROM pg_locks WHERE ${this.#locksSql('pid = pg_backend_pid()')}`, values: this.#keyParts() }, STATEMENT_MS));
+      const rows = await this.client.query(timed({ text: `SELECT 1 FROM pg_locks WHERE ${this.#locksSql('pid = pg_backend_pid()')}`, values: this.#keyParts() }, QUERY_TIMEOUT_MS));
       return this.#lost === undefined && rows.rows.length === 1;
     } catch (error) {
       this.#lost ??= error as Error;
@@ -94,7 +94,7 @@ export class LockSession {
 
   /** Ends the transaction, and with it the lock; the session is closed either way. */
   async release(): Promise<void> {
-    if (this.#lost === undefined) await this.client.query(timed({ text: 'ROLLBACK' }, STATEMENT_MS)).catch(() => undefined);
+    if (this.#lost === undefined) await this.client.query(timed({ text: 'ROLLBACK' }, QUERY_TIMEOUT_MS)).catch(() => undefined);
     await this.#end();
   }
 
@@ -111,24 +111,22 @@ export class LockSession {
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE ${this.#locksSql('true', 'l.')} LIMIT 1`,
           values: this.#keyParts(),
         },
-        STATEMENT_MS,
+        QUERY_TIMEOUT_MS,
       ),
     );
     const row = rows.rows[0];
     return row === undefined ? undefined : { pid: row.pid, application: row.application_name || null, client: row.client, heldSeconds: row.held, idleSeconds: row.idle };
   }
 
-  /** pg_locks shows a bigint advisory key as its high and low 32 bits, with objsubid 1. */
+  /**
+   * pg_locks shows a bigint advisory key as its high and low 32 bits, with objsubid 1, and lists
+   * the whole server's locks: those of another database on it, with the same key, are not ours.
+   */
   #locksSql(who: string, prefix = ''): string {
-    return `${prefix}locktype = 'advisory' AND ${prefix}granted AND ${prefix}classid = $1 AND ${prefix}objid = $2 AND ${prefix}objsubid = 1 AND ${who}`;
+    return `${prefix}locktype = 'advisory' AND ${prefix}granted AND ${prefix}database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ${prefix}classid = $1 AND ${prefix}objid = $2 AND ${prefix}objsubid = 1 AND ${who}`;
   }
 
   #keyParts(): number[] {
     return [Number(this.key >> 32n), Number(this.key & 0xffffffffn)];
   }
-}
-
-/** node-postgres reads a per-query `query_timeout` (its types do not list it). */
-function timed(config: pg.QueryConfig, ms: number): pg.QueryConfig {
-  return Object.assign(config, { query_timeout: ms });
 }

@@ -12,7 +12,7 @@ import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl } from '../../url-credentials.js';
 
 const CONNECT_TIMEOUT_MS = 3_000;
-const QUERY_TIMEOUT_MS = 5_000;
+export const QUERY_TIMEOUT_MS = 5_000;
 
 /** bigint columns (seq, epoch seconds, uses) as numbers: they stay far below 2^53. */
 const types = {
@@ -51,9 +51,9 @@ const MAX_NAMED_PARAMETERS = 700;
  * statement that lists what it returns: a newer server's migration that adds columns must not
  * change the result of a statement prepared before it (PostgreSQL refuses such a cached plan),
  * so `*` keeps a statement unnamed. Without parameters a query goes as simple text (several
- * statements may share it). Prepared statements live in a session, as LISTEN and the session
- * advisory locks do: a pooler between us and the database must keep sessions (PgBouncer's
- * session mode), never hand a session's statements to another client.
+ * statements may share it). Prepared statements live in a session, as LISTEN does: a pooler
+ * between us and the database must keep sessions (PgBouncer's session mode), never hand a
+ * session's statements to another client.
  */
 function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
   const values = params as unknown[];
@@ -279,7 +279,7 @@ function lockBusy(name: string, holder: LockHolder | undefined): LockBusyError {
 }
 
 /** node-postgres reads a per-query `query_timeout` (its types do not list it). */
-function timed(config: pg.QueryConfig, ms: number): pg.QueryConfig {
+export function timed(config: pg.QueryConfig, ms: number): pg.QueryConfig {
   return Object.assign(config, { query_timeout: ms });
 }
 
