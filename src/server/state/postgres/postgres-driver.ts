@@ -197,8 +197,10 @@ class PostgresDriver implements SqlDriver {
     // is left behind, and a holder that runs on after losing its lock learns it from check().
     const kept = await keepLock({ url: this.url, name, application: holderName() });
     const { outcome } = kept;
-    if (outcome.kind === 'busy') throw lockBusy(name, outcome.holder);
-    if (outcome.kind === 'failed') throw this.#wrap({ code: outcome.code });
+    if (outcome.kind !== 'held') {
+      await kept.release();
+      throw outcome.kind === 'busy' ? lockBusy(name, outcome.holder) : this.#wrap({ code: outcome.code });
+    }
     return {
       check: async () => {
         if (await kept.check()) return;
