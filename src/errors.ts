@@ -103,7 +103,7 @@ export class SpawnError extends RwsError {
   }
 }
 
-/** The config file (or an RWS_X_FILE) could not be read or is not valid. */
+/** The config file (or an RWS_X_FILE, or the CA file) could not be read or is not valid. */
 export class ConfigError extends RwsError {
   constructor(code: 'RWS_CONFIG_INVALID' | 'RWS_CONFIG_UNREADABLE' | 'RWS_CREDENTIAL_FILE_MODE', message: string, hint?: string) {
     super(code, message, { hint });

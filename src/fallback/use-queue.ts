@@ -143,9 +143,10 @@ export function parseUse(value: unknown): OfflineUse | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const { subject, environment, keys, used_at: usedAt, ...rest } = value as Record<string, unknown>;
   if (Object.keys(rest).length > 0) return undefined;
-  // In code points, as the vault counts a subject: counted in UTF-16 units, a subject of emoji the
-  // vault accepts would be dropped here as malformed, and its use never audited.
-  if (typeof subject !== 'string' || !/^[^\p{Cc}]{1,256}$/u.test(subject)) return undefined;
+  // The vault's grammar for a subject, in code points: counted in UTF-16 units, a subject of emoji
+  // the vault accepts would be dropped here as malformed, and its use never audited. Half an emoji
+  // (a lone surrogate, from an entry edited or cut by hand) is never sent: the vault refuses it.
+  if (typeof subject !== 'string' || !/^[^\p{Cc}\p{Cs}]{1,256}$/u.test(subject)) return undefined;
   if (typeof environment !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(environment)) return undefined;
   if (!Array.isArray(keys) || keys.length > 1000 || !keys.every((key) => typeof key === 'string' && isValidName(key))) return undefined;
   if (typeof usedAt !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(usedAt) || Number.isNaN(Date.parse(usedAt))) return undefined;

@@ -2,7 +2,7 @@
 // request through the Transport, maps a refusal to an error naming what was asked for, and
 // validates the answer before returning anything from it.
 import { readFile } from 'node:fs/promises';
-import { UsageError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
 import { VaultError } from './errors.js';
 import { Transport, type VaultRequest, type VaultResponse } from './http.js';
 import { type BatchAnswer, type BatchSelector, type KeyInfo, type MintedToken, type MintRequest, parseBatch, parseKeyInfo, parseKeyList, parseMinted, parseSecret } from './responses.js';
@@ -164,17 +164,25 @@ function checkCredential(value: string, name: string): void {
 }
 
 async function readCaFile(file: string): Promise<string> {
-  let pem: string;
+  let bytes: Buffer;
   try {
-    const bytes = await readFile(file);
-    if (bytes.length > MAX_CA_FILE_BYTES) throw Object.assign(new Error('too large'), { code: 'EFBIG' });
-    pem = bytes.toString('utf8');
+    bytes = await readFile(file);
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    throw new VaultError('RWS_VAULT_TLS', `cannot read the CA file ${file}${typeof code === 'string' ? ` (${code})` : ''}`, 'check --ca-file / RWS_CA_FILE');
+    // A setting to fix, as an unreadable config file or RWS_X_FILE is (the same code and exit
+    // status), not a TLS failure: no connection was tried.
+    throw new ConfigError('RWS_CONFIG_UNREADABLE', `cannot read the CA file ${file}: ${describeReadFailure((error as { code?: unknown }).code)}`, 'check the path given by --ca-file, RWS_CA_FILE or ca_file in the config file, and that this user may read it');
   }
+  if (bytes.length > MAX_CA_FILE_BYTES) throw new VaultError('RWS_VAULT_TLS', `cannot read the CA file ${file} (EFBIG)`, 'check --ca-file / RWS_CA_FILE');
+  const pem = bytes.toString('utf8');
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
     throw new VaultError('RWS_VAULT_TLS', `the CA file ${file} holds no PEM certificate`, 'give --ca-file / RWS_CA_FILE a PEM file of CA certificates');
   }
   return pem;
+}
+
+/** The errno in words and as itself: "no such file (ENOENT)". */
+function describeReadFailure(code: unknown): string {
+  if (typeof code !== 'string') return 'unknown error';
+  const words: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'is a directory', ENOTDIR: 'a part of the path is not a directory', ELOOP: 'too many symbolic links' };
+  return words[code] === undefined ? code : `${words[code]} (${code})`;
 }

@@ -37,7 +37,7 @@ export function openFeed(plan: RunPlan, watch: WatchSettings, hooks: FeedHooks):
     const feed = new VaultFeed(vault, { intervalMs: watch.intervalMs, log: hooks.log, debug: hooks.context.debug, warn: hooks.context.warn, changed: hooks.changed, revoked: hooks.revoked });
     return {
       label,
-      how: `refreshing with a one-use token each time; long-polls when the vault offers it, else every ${describeMs(watch.intervalMs)}`,
+      how: describeVaultRefresh(vault, watch.intervalMs),
       prepare: async () => undefined,
       initial: () => feed.initial(hooks.context),
       start: () => feed.start(),
@@ -66,4 +66,20 @@ export function openFeed(plan: RunPlan, watch: WatchSettings, hooks: FeedHooks):
     current: () => loadAll(plan.sources, reread),
     stop: async () => files.stop(),
   };
+}
+
+/**
+ * How the vault is asked, as VaultFeed does it: an API key mints a token per refresh (one use for
+ * a batch; with --per-key-requests, tokens for the listing and the reads), while a token minted
+ * elsewhere is used as it is, each request one of its uses. One GET per key has no tag to hold.
+ */
+function describeVaultRefresh(vault: VaultSource, intervalMs: number): string {
+  const { credential, perKeyRequests } = vault.settings;
+  const every = describeMs(intervalMs);
+  if (credential.kind === 'token') {
+    return perKeyRequests
+      ? `refreshing with the token from ${credential.origin}, one of its uses per request; one request per key, every ${every}`
+      : `refreshing with the token from ${credential.origin}, one of its uses each time; long-polls when the vault offers it, else every ${every}`;
+  }
+  return perKeyRequests ? `refreshing with new tokens each time, one request per key; every ${every}` : `refreshing with a one-use token each time; long-polls when the vault offers it, else every ${every}`;
 }

@@ -278,6 +278,44 @@ describe('the secrets file is removed on every way out', () => {
     }
   });
 
+  // Deterministic where the loop above is statistical: strace holds the return of the mkdir that
+  // makes the directory for half a second and the signal lands then, in the window where an
+  // awaited mkdtemp had made the directory but not yet registered it for removal (the plain runs
+  // fail so; a watch made its first file before it looked at a stop signal even then).
+  it.each([
+    ['--inject-as file', 'SIGTERM', ['--inject-as', 'file']],
+    ['--inject-as file', 'SIGINT', ['--inject-as', 'file']],
+    ['--inject-as fd', 'SIGTERM', ['--inject-as', 'fd']],
+    ['--watch --inject-as file', 'SIGTERM', ['--watch', '--inject-as', 'file']],
+  ] as const)('%s: a %s while the directory is being made (strace holds its mkdir) leaves no directory behind', async (_, signal, flags, context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const straceLog = join(dir, 'mkdir.strace');
+    const traced = execa('strace', ['-f', '-qq', '-o', straceLog, '-e', 'trace=mkdir', '-e', 'inject=mkdir:delay_exit=500000', BIN, '--env-file', envFile, ...flags, '--', 'sleep', '30'], {
+      extendEnv: false,
+      env: baseEnv(dir),
+      reject: false,
+    });
+    try {
+      // The directory is named for the wrapper's pid; strace now holds the return of its mkdir.
+      let held: RegExpExecArray | null = null;
+      for (let attempt = 0; attempt < 1000 && held === null; attempt++) {
+        held = /^\d+\s+mkdir\("[^"]*\/rws-(\d+)-[^"]*"/m.exec(existsSync(straceLog) ? readFileSync(straceLog, 'utf8') : '');
+        if (held === null) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(held, 'the wrapper never made its directory').not.toBeNull();
+      expect(wrapperDirs(dir)).toHaveLength(1);
+      process.kill(Number(held![1]), signal);
+      const result = await traced;
+      expect(readFileSync(straceLog, 'utf8')).toContain('(DELAYED)');
+      // strace ends as the wrapper did: by the signal, re-raised after the cleanup.
+      expect(result.signal ?? result.exitCode, result.stderr).toBe(signal);
+      expect(wrapperDirs(dir)).toEqual([]);
+    } finally {
+      traced.kill('SIGKILL');
+    }
+  });
+
   it.each(['0277', '0077', '0022'])('under umask %s the directory is exactly 0700 and the file 0600', async (umask) => {
     const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
     // A umask that takes the owner's write bit would leave mkdtemp's directory 0500.

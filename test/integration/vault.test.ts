@@ -753,6 +753,24 @@ describe('token, keys and check commands', () => {
     expect(withPassword.stdout + withPassword.stderr).not.toContain('pa55word');
   });
 
+  it('check with a ready-made token says that its scope line spends one use of it, and spends exactly that', async () => {
+    const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--usage-limit', '2', '--json'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(generated.exitCode, generated.stderr).toBe(0);
+    const { token } = JSON.parse(generated.stdout) as { token: string };
+    const withToken = { RWS_VAULT_URL: server.url, RWS_TOKEN: token };
+    const checked = await runBin(['check', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: withToken });
+    expect(checked.exitCode, checked.stdout + checked.stderr).toBe(0);
+    expect(checked.stdout).toContain('✓ token: using the given token; checking its scope spends one use of it');
+    expect(checked.stdout).toContain('✓ scope: 2 key(s) readable in prod with SERVICE_B_* (one use of the token spent)');
+    expect(checked.stdout + checked.stderr).not.toContain(token);
+    // Two uses: the check's, then the run's; a third is refused.
+    const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: withToken });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const spent = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '--', 'true'], { runtimeDir, env: withToken });
+    expect(spent.exitCode).toBe(125);
+    expect(spent.stderr).toContain('RWS_VAULT_AUTH');
+  });
+
   it('check checks every -k a run of that selection mints for: a second pattern outside the grant is a ✗, as the run fails', async () => {
     const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '-k', 'SERVICE_A_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
     expect(run.exitCode).toBe(125);

@@ -1,5 +1,6 @@
 // --watch against a real secrets-server: long-poll, one-use tokens per refresh (audit rows), the
 // server going away and coming back, a revoked API key, a pre-minted token running out.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRowsSync, call, cliOk, makeApiKey, makeStore, startServer, token, type TestStore } from '../server/helpers/server.js';
@@ -315,6 +316,37 @@ describe('run-with-secrets --watch with a vault', () => {
       // Three uses: the first fetch and two refreshes (304s), then the refusal.
       expect(rows.filter((row) => row.event === 'secret.batch' && row.outcome === 'success')).toHaveLength(3);
       expect(result.stderr + result.stdout).not.toContain(token);
+    } finally {
+      await server.stop();
+      await store.cleanup();
+    }
+  }, 60_000);
+
+  it('the "watching" line says how each credential refreshes: a one-use token minted per refresh from an API key, the uses of a pre-minted token', async () => {
+    const { store, key, server } = await scenario();
+    try {
+      const generate = await execa(BIN, ['token', 'generate', '-e', 'prod', '-k', 'APP_*', '--usage-limit', '100', '--ttl', '5', '--json', '--force'], {
+        env: { PATH: process.env.PATH!, HOME: process.env.HOME!, RWS_VAULT_URL: server.url, RWS_API_KEY: key.key },
+        extendEnv: false,
+      });
+      const token = (JSON.parse(generate.stdout) as { token: string }).token;
+      const tokenFile = join(store.root, 'watch.token');
+      writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+      // The child ends at once, and the watch with it: the line (-v) is said as the first child starts.
+      const watchingLine = async (env: Record<string, string>, ...extra: string[]): Promise<string> => {
+        const result = await startWatch(['-e', 'prod', '-k', 'APP_*', '--watch', '--watch-interval', '5s', '-v', ...extra, '--', 'true'], runtimeDir, { RWS_VAULT_URL: server.url, ...env });
+        expect(result.exitCode, result.stderr).toBe(0);
+        expect(result.stderr).not.toContain(token);
+        return result.stderr.split('\n').find((line) => line.includes('watching vault'))!;
+      };
+      const viaKey = { RWS_API_KEY: key.key };
+      expect(await watchingLine(viaKey)).toContain('(refreshing with a one-use token each time; long-polls when the vault offers it, else every 5s)');
+      expect(await watchingLine(viaKey, '--per-key-requests')).toContain('(refreshing with new tokens each time, one request per key; every 5s)');
+      const fromEnv = await watchingLine({ RWS_TOKEN: token });
+      expect(fromEnv).toContain('(refreshing with the token from RWS_TOKEN, one of its uses each time; long-polls when the vault offers it, else every 5s)');
+      expect(await watchingLine({}, '--token-file', tokenFile)).toContain(`(refreshing with the token from --token-file ${tokenFile}, one of its uses each time;`);
+      expect(await watchingLine({ RWS_TOKEN: token }, '--per-key-requests')).toContain('(refreshing with the token from RWS_TOKEN, one of its uses per request; one request per key, every 5s)');
+      expect(fromEnv).not.toContain('one-use');
     } finally {
       await server.stop();
       await store.cleanup();

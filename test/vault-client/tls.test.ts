@@ -1,8 +1,10 @@
 // TLS is verified: the real server with a certificate from a test CA is refused until that CA is
 // given with caFile, and then only that CA is trusted.
+import { chmodSync, copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeApiKey, makeStore, type RunningServer, startServer, type TestStore } from '../server/helpers/server.js';
+import { ConfigError } from '../../src/errors.js';
 import { runBin } from '../helpers/cli.js';
 import { expectVaultError, makeClient } from './helpers/client.js';
 import { makeCa, makeTestCa, type TestCa } from './helpers/test-ca.js';
@@ -74,9 +76,58 @@ describe('TLS', () => {
     }
   });
 
-  it('refuses a CA file that is missing or holds no certificate', async () => {
-    const missing = await expectVaultError(makeClient(server.url, { caFile: path.join(store.root, 'nope.pem') }), 'RWS_VAULT_TLS');
-    expect(missing.message).toContain('ENOENT');
+  it('refuses a CA file that holds no certificate as RWS_VAULT_TLS', async () => {
     await expectVaultError(makeClient(server.url, { caFile: path.join(store.root, 'test-ca.key') }), 'RWS_VAULT_TLS');
+  });
+});
+
+describe('a CA file that cannot be read', () => {
+  // Not a TLS failure (no connection is tried): a setting to fix, reported as an unreadable
+  // config file is, with the path, the reason and the errno.
+  const runWithCa = (caFile: string, how: 'flag' | 'env' | 'config') => {
+    const config = path.join(store.root, `ca-config-${how}.yaml`);
+    writeFileSync(config, `ca_file: ${caFile}\n`, { mode: 0o600 });
+    const args = how === 'flag' ? ['--ca-file', caFile] : how === 'config' ? ['--config', config] : [];
+    return runBin(['-e', 'prod', '-k', 'SERVICE_B_*', ...args, '--', 'true'], {
+      runtimeDir: store.root,
+      env: { RWS_VAULT_URL: server.url, RWS_API_KEY: apiKey, ...(how === 'env' ? { RWS_CA_FILE: caFile } : {}) },
+    });
+  };
+
+  it.each(['flag', 'env', 'config'] as const)('missing (given by %s): RWS_CONFIG_UNREADABLE, ENOENT, exit 125, a hint', async (how) => {
+    const missing = path.join(store.root, 'nope.pem');
+    const result = await runWithCa(missing, how);
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain(`error RWS_CONFIG_UNREADABLE: cannot read the CA file ${missing}: no such file (ENOENT) (hint: check the path given by --ca-file, RWS_CA_FILE or ca_file in the config file, and that this user may read it)`);
+    expect(result.stderr).not.toContain('RWS_VAULT_TLS');
+    expect(result.stderr).not.toContain(apiKey);
+  });
+
+  it('a directory given as the CA file: RWS_CONFIG_UNREADABLE, EISDIR', async () => {
+    const dir = mkdtempSync(path.join(store.root, 'ca-dir-'));
+    const result = await runWithCa(dir, 'flag');
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain(`error RWS_CONFIG_UNREADABLE: cannot read the CA file ${dir}: is a directory (EISDIR) (hint: `);
+  });
+
+  it('a file this user may not read: RWS_CONFIG_UNREADABLE, EACCES (skipped as root, which reads a 000 file)', async (context) => {
+    if (process.getuid?.() === 0) return context.skip();
+    const unreadable = path.join(store.root, 'unreadable-ca.pem');
+    copyFileSync(ca.caCert, unreadable);
+    chmodSync(unreadable, 0o000);
+    const result = await runWithCa(unreadable, 'flag');
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain(`error RWS_CONFIG_UNREADABLE: cannot read the CA file ${unreadable}: permission denied (EACCES) (hint: `);
+  });
+
+  it('is a ConfigError from the client too, with the errno', async () => {
+    const error = await makeClient(server.url, { caFile: path.join(store.root, 'nope.pem') }).then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).code).toBe('RWS_CONFIG_UNREADABLE');
+    expect((error as ConfigError).exitCode).toBe(125);
+    expect((error as ConfigError).message).toContain('ENOENT');
   });
 });

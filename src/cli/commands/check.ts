@@ -50,17 +50,21 @@ export async function check(context: CommandContext): Promise<number> {
     // outside the key's grant fails the run, so it fails the check too.
     const given = validPatterns('--key-pattern', list(values['key-pattern']).length > 0 ? list(values['key-pattern']) : vault.patterns);
     const live = client;
-    const scope = async (token: string, pattern: string): Promise<void> => {
+    const scope = async (token: string, pattern: string, spent = ''): Promise<void> => {
       await step('scope', async (): Promise<[number, string]> => {
         const names = await live.listKeys(token, environment, given.length > 0 ? pattern : undefined);
         // As a run judges it: a pattern of the selection that matches nothing fails the run.
         if (names.length === 0 && given.length > 0 && values['allow-empty'] !== true) throw new PatternUnmatchedError(pattern, list(values['key-pattern']).length > 0 ? undefined : vault.configPath);
-        return [names.length, `${names.length} key(s) readable in ${environment} with ${pattern}`];
+        return [names.length, `${names.length} key(s) readable in ${environment} with ${pattern}${spent}`];
       });
     };
     if (credential.kind === 'token') {
-      await step('token', async (): Promise<[null, string]> => [null, 'using the given token']);
-      for (const pattern of given.length > 0 ? given : ['*']) await scope(credential.value, pattern);
+      // The vault charges every listing to the token, and the run it was made for may need every
+      // use it has: say so before spending one, and after.
+      const patterns = given.length > 0 ? given : ['*'];
+      const uses = patterns.length === 1 ? 'one use' : `${patterns.length} uses (one per pattern)`;
+      await step('token', async (): Promise<[null, string]> => [null, `using the given token; checking its scope spends ${uses} of it`]);
+      for (const pattern of patterns) await scope(credential.value, pattern, ' (one use of the token spent)');
       return 0;
     }
     for (const pattern of given.length > 0 ? given : ['*']) {

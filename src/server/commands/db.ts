@@ -10,14 +10,14 @@ import { openDriver, resolveDatabaseUrl } from '../state/open-state.js';
 import type { SqlDriver } from '../state/sql/driver.js';
 import { currentVersion, migrate, SCHEMA_VERSION } from '../state/sql/schema.js';
 import { storePaths } from '../store/layout.js';
-import { openCommandState } from './state-args.js';
+import { commandDatabaseUrl, openCommandState } from './state-args.js';
 import { afterCommit } from './after-commit.js';
 
 /** The bare driver, without migrating (`db status` must see an old schema as it is). */
 async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver: SqlDriver) => Promise<void>): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
-  const driver = await openDriver(paths, await resolveDatabaseUrl(args['database-url'], io.env));
+  const driver = await openDriver(paths, await commandDatabaseUrl(args, io));
   try {
     await use(driver);
   } finally {

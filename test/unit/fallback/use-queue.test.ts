@@ -71,6 +71,8 @@ describe('the offline-use queue', () => {
       ['1893456000001-1-bbbbbbbbbbbb.json', JSON.stringify({ ...use(2), keys: ['NOT A NAME'] })],
       ['1893456000002-1-cccccccccccc.json', JSON.stringify({ ...use(3), value: 'leaked' })],
       ['1893456000003-1-dddddddddddd.json', JSON.stringify({ ...use(4), subject: 'a\u0007b' })],
+      // Half an emoji: the vault would refuse it (400), so it is never sent.
+      ['1893456000005-1-ffffffffffff.json', JSON.stringify({ ...use(6), subject: `${'s'.repeat(200)}\u{1F600}`.slice(0, 201) })],
     ];
     for (const [name, text] of bad) writeFileSync(join(queue.dir, name), text, { mode: 0o600 });
     writeFileSync(join(queue.dir, '1893456000004-1-eeeeeeeeeeee.json'), JSON.stringify(use(5)), { mode: 0o644 });
@@ -78,7 +80,7 @@ describe('the offline-use queue', () => {
     const sent: string[] = [];
     const outcome = await queue.report(async (entry) => void sent.push(entry.subject), processIsAlive);
     expect(sent).toEqual(['job-1']);
-    expect(outcome).toMatchObject({ sent: 1, dropped: 5 });
+    expect(outcome).toMatchObject({ sent: 1, dropped: 6 });
   });
 
   it('loses nothing when reporters race, or one is SIGKILLed holding its claims', async () => {

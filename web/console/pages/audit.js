@@ -9,7 +9,8 @@ import { go } from '../route.js';
 import { Problem, Table, useLoad } from '../widgets.js';
 
 const FILTERS = ['api_key_id', 'event', 'outcome', 'environment', 'since', 'until'];
-const EVENTS = ['token.generate', 'secret.read', 'secret.list', 'secret.batch', 'token.revoke', 'auth.self', 'auth.failure', 'auth.rate_limited', 'apikey.create', 'apikey.revoke', 'apikey.list', 'token.list', 'environment.list', 'secret.set', 'secret.delete', 'audit.read', 'status.read', 'console.signin', 'console.session', 'console.signout', 'state.import', 'state.rollback'];
+/** The event filter's choices: every event the server records (the API refuses any other with a 400). */
+export const EVENTS = ['token.generate', 'secret.read', 'secret.list', 'secret.batch', 'secret.offline_use', 'token.revoke', 'auth.self', 'auth.failure', 'auth.rate_limited', 'apikey.create', 'apikey.revoke', 'apikey.list', 'token.list', 'environment.list', 'secret.set', 'secret.delete', 'audit.read', 'metrics.read', 'status.read', 'console.signin', 'console.session', 'console.signout', 'state.import', 'state.rollback'];
 const LIVE_EVERY_MS = 3000;
 const NOT_LOADED = { events: [], next_cursor: null, loaded: false };
 

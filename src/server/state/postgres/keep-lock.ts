@@ -5,7 +5,7 @@
 // reports, never a lost edit.
 import { existsSync } from 'node:fs';
 import { LockSession, type LockOutcome } from './lock-session.js';
-import { QUERY_TIMEOUT_MS } from './postgres-driver.js';
+import { QUERY_TIMEOUT_MS } from './time-limits.js';
 import type { LockKeeperData, LockKeeperRequest } from './lock-keeper.js';
 
 export interface KeptLock {

@@ -10,9 +10,8 @@ import { holderName, type LockHolder, LOCK_STALL_MS, LOCK_WAIT_MS } from './lock
 import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl } from '../../url-credentials.js';
-
-const CONNECT_TIMEOUT_MS = 3_000;
-export const QUERY_TIMEOUT_MS = 5_000;
+import { printable } from '../../../printable.js';
+import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, withoutUrlLimits } from './time-limits.js';
 
 /** bigint columns (seq, epoch seconds, uses) as numbers: they stay far below 2^53. */
 const types = {
@@ -25,11 +24,12 @@ const types = {
  * database after the same bound. Each write takes the audit chain's lock, which every replica
  * shares: without that bound one replica stalled while holding it left every other replica's
  * every request a 503 for as long as it stalled. Our transactions send their statements back to
- * back, never idling in between.
+ * back, never idling in between. The URL's own time limits are taken out of it first: node-postgres
+ * would let them win over these (time-limits.ts).
  */
 export function clientConfig(url: string): pg.ClientConfig {
   return {
-    connectionString: url,
+    connectionString: withoutUrlLimits(url).url,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     query_timeout: QUERY_TIMEOUT_MS,
     statement_timeout: QUERY_TIMEOUT_MS,
@@ -69,7 +69,7 @@ function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
 
 export async function openPostgres(url: string): Promise<SqlDriver> {
   const location = redactUrl(url);
-  refuseUnparsable(url);
+  const target = connectTarget(url);
   const pool = new pg.Pool({ ...clientConfig(url), max: 6, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits 'error' on the pool: it is dropped, not fatal.
   pool.on('error', () => undefined);
@@ -80,7 +80,7 @@ export async function openPostgres(url: string): Promise<SqlDriver> {
   // the client is then unqueryable, so its next statement fails as unavailable, and the pool
   // drops it when it is released.
   pool.on('connect', (client) => client.on('error', () => undefined));
-  const driver = new PostgresDriver(location, pool, url);
+  const driver = new PostgresDriver(location, target, pool, url);
   try {
     await driver.query('SELECT 1');
   } catch (error) {
@@ -97,6 +97,8 @@ class PostgresDriver implements SqlDriver {
 
   constructor(
     readonly location: string,
+    /** Where the pool connects (host:port, or a socket), for a connect timeout's message. */
+    private readonly target: string,
     private readonly pool: pg.Pool,
     /** For the named locks' sessions, which are not the pool's. */
     private readonly url: string,
@@ -229,6 +231,15 @@ class PostgresDriver implements SqlDriver {
       return await Promise.race([connecting, late]);
     } catch (cause) {
       connecting.then((client) => client.release(), () => undefined);
+      // Said as what it is: "connection failed" read as a refusal, and its hint sent the operator
+      // to `db status`, which waits for the same connect timeout and fails the same way.
+      if (isConnectTimeout(cause)) {
+        throw new StateUnavailableError(
+          `the state database ${this.location} did not answer: connecting to ${this.target} timed out after ${CONNECT_TIMEOUT_MS / 1000} s`,
+          cause,
+          `check that ${this.target} is reachable from this host (a firewall or security group may drop the packets) and that PostgreSQL is up and listening there`,
+        );
+      }
       throw this.#wrap(cause);
     } finally {
       clearTimeout(timer);
@@ -253,18 +264,37 @@ class PostgresDriver implements SqlDriver {
 }
 
 /**
- * A URL node-postgres cannot parse (a port that is not a number, an unclosed `[`) is the
- * operator's to fix, not a bug of ours to report: a usage error, naming no part of the URL.
- * Making a client parses the URL without connecting; other errors (a missing `sslrootcert`
- * file) surface when it connects, as they did.
+ * Where node-postgres connects for `url`, as it resolves it (the URL's host and port, a `host=`
+ * in its query, PGHOST, its defaults): `host:port`, `[v6]:port`, or a socket directory's socket.
+ * Never a credential. A URL node-postgres cannot parse (a port that is not a number, an unclosed
+ * `[`) is the operator's to fix, not a bug of ours to report: a usage error, naming no part of
+ * the URL. Making a client parses the URL without connecting; other errors (a missing
+ * `sslrootcert` file) surface when it connects, as they did.
  */
-function refuseUnparsable(url: string): void {
+function connectTarget(url: string): string {
+  let client: pg.Client;
   try {
-    new pg.Client(clientConfig(url));
+    client = new pg.Client(clientConfig(url));
   } catch (error) {
-    if ((error as { code?: unknown }).code !== 'ERR_INVALID_URL') return;
+    // Connecting then fails with that same error, never with a timeout that would name the target.
+    if ((error as { code?: unknown }).code !== 'ERR_INVALID_URL') return 'the database';
     throw new ServerUsageError('the database URL is not a valid URL (a port that is not a number, a host in [ ] not closed?)', 'check --database-url, RWS_DATABASE_URL or the file RWS_DATABASE_URL_FILE names');
   }
+  const host = printable(String(client.host));
+  if (host.startsWith('/')) return `${host}/.s.PGSQL.${client.port}`;
+  return `${host.includes(':') ? `[${host}]` : host}:${client.port}`;
+}
+
+/**
+ * node-postgres gives a connect timeout no code: pg-pool ends a client that has not connected
+ * within `connectionTimeoutMillis` and fails it with this message (the client's own timer,
+ * set to the same time, destroys the socket with 'timeout expired').
+ */
+function isConnectTimeout(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e.message === 'Connection terminated due to connection timeout' || e.message === 'timeout expired') return true;
+  }
+  return false;
 }
 
 /** Names who holds the lock as the database shows it, and what to do. */

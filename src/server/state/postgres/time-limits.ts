@@ -1,0 +1,69 @@
+// The server's own time limits on PostgreSQL, which make "the database does not answer → 503
+// RWS_STATE_UNAVAILABLE within the request timeout" true, and keeping a database URL from
+// lifting them. node-postgres lets every query parameter of the URL override the config object
+// it came with (`?statement_timeout=0` disables the statement timeout, `?query_timeout=0` the
+// client's read timeout): a URL copied from another tool's config would leave a request waiting
+// on a lock for as long as the lock is held. So those parameters are taken out of the URL before
+// node-postgres reads it, and the commands say once which ones were ignored. No `pg` here: a
+// command checks the URL before the driver is loaded.
+
+export const CONNECT_TIMEOUT_MS = 3_000;
+export const QUERY_TIMEOUT_MS = 5_000;
+
+/** Query parameters node-postgres (or libpq, for `connect_timeout`) reads as a time limit. */
+const LIMIT_PARAMETERS: ReadonlySet<string> = new Set(['statement_timeout', 'query_timeout', 'connect_timeout', 'idle_in_transaction_session_timeout']);
+
+/**
+ * A setting in `options` (`-c name=value`, `-cname=value` or `--name=value`; PostgreSQL reads `-`
+ * in a name as `_` and names case-blind) of a limit the server sends in its own startup
+ * parameters. PostgreSQL applies those after `options`, so the server's value holds anyway
+ * (tested); only the operator is told.
+ */
+const OPTIONS_LIMIT = /(?:^|\s)(?:-c\s*|--)(statement[-_]timeout|idle[-_]in[-_]transaction[-_]session[-_]timeout)\s*=/gi;
+
+/** The URL's query as node-postgres (WHATWG URL) finds it: after the first `?`, unless a `#` comes first, up to the `#`. */
+function queryBounds(url: string): { start: number; end: number } | undefined {
+  const question = url.indexOf('?');
+  const hash = url.indexOf('#');
+  if (question < 0 || (hash >= 0 && hash < question)) return undefined;
+  return { start: question + 1, end: hash < 0 ? url.length : hash };
+}
+
+/** A query pair's name, decoded as URLSearchParams (and so node-postgres) decodes it. */
+function pairName(pair: string): string {
+  return [...new URLSearchParams(pair).keys()][0] ?? '';
+}
+
+/**
+ * `url` without the query parameters that would lift the server's time limits, and the names of
+ * what was ignored (each once, in the URL's order; `options (-c statement_timeout)` for a
+ * setting in `options`, which stays in the URL for its other settings). Names only, from the
+ * lists above: never a value or any other part of the URL.
+ */
+export function withoutUrlLimits(url: string): { url: string; ignored: string[] } {
+  const bounds = queryBounds(url);
+  if (bounds === undefined) return { url, ignored: [] };
+  const ignored = new Set<string>();
+  const kept: string[] = [];
+  for (const pair of url.slice(bounds.start, bounds.end).split('&')) {
+    const name = pairName(pair);
+    if (LIMIT_PARAMETERS.has(name)) {
+      ignored.add(name);
+      continue;
+    }
+    if (name === 'options') {
+      const value = new URLSearchParams(pair).get('options') ?? '';
+      for (const match of value.matchAll(OPTIONS_LIMIT)) ignored.add(`options (-c ${(match[1] as string).toLowerCase().replace(/-/g, '_')})`);
+    }
+    kept.push(pair);
+  }
+  const query = kept.join('&');
+  return { url: `${url.slice(0, bounds.start - 1)}${query === '' ? '' : `?${query}`}${url.slice(bounds.end)}`, ignored: [...ignored] };
+}
+
+/** The warning a command prints once when the URL tried to set the server's limits, or undefined. */
+export function ignoredLimitsWarning(url: string): string | undefined {
+  const { ignored } = withoutUrlLimits(url);
+  if (ignored.length === 0) return undefined;
+  return `secrets-server: warning RWS_DATABASE_TIMEOUT_IGNORED: the database URL's ${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} ignored: the server's own limits hold (connect ${CONNECT_TIMEOUT_MS / 1000} s, each statement ${QUERY_TIMEOUT_MS / 1000} s, a transaction left idle ${QUERY_TIMEOUT_MS / 1000} s), so that a database that does not answer is a 503 within the request timeout; remove ${ignored.length === 1 ? 'it' : 'them'} from the URL`;
+}

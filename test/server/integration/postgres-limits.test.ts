@@ -1,0 +1,127 @@
+// The server's own time limits on PostgreSQL, which make "the database does not answer → 503
+// RWS_STATE_UNAVAILABLE within the request timeout" true: a connect that times out says so, and
+// where it was connecting, never the URL's password; and a URL's own limits (`?statement_timeout=0`)
+// do not lift them.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { execa } from 'execa';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { lockKey } from '../../../src/server/state/sql/driver.js';
+import { testDatabase } from '../../helpers/postgres.js';
+import { BIN, call, cli, makeApiKey, makeStore, type RunningServer, startServer, type TestStore } from '../helpers/server.js';
+
+const PASSWORD = 'pw-c0nnect-TIMEOUT-9f3e';
+
+let store: TestStore;
+let hole: Server;
+const accepted: Socket[] = [];
+
+beforeAll(async () => {
+  store = await makeStore();
+  // Accepts every connection and never says a word: a server behind a firewall that lets the
+  // handshake through, a host that is up with PostgreSQL stopped (SIGSTOP), a proxy to nowhere.
+  hole = createServer((socket) => {
+    accepted.push(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+});
+
+afterAll(async () => {
+  for (const socket of accepted) socket.destroy();
+  await new Promise((resolve) => hole?.close(resolve));
+  await store?.cleanup();
+});
+
+it('a connect that times out says so, with how long and where, and a hint that fits; never the password', async () => {
+  const { port } = hole.address() as AddressInfo;
+  const url = `postgres://rws:${PASSWORD}@127.0.0.1:${port}/rws`;
+  for (const [args, env] of [
+    [['db', 'status', '--database-url', url], {}],
+    [['apikey', 'list'], { RWS_DATABASE_URL: url }],
+  ] as const) {
+    const started = Date.now();
+    const result = await cli([...args, '--store', store.dir], { env });
+    const took = Date.now() - started;
+    expect({ args, exitCode: result.exitCode, stdout: result.stdout }).toEqual({ args, exitCode: 1, stdout: '' });
+    expect(result.stderr).toContain('RWS_STATE_UNAVAILABLE');
+    expect(result.stderr).toContain(`connecting to 127.0.0.1:${port} timed out after 3 s`);
+    expect(result.stderr).toContain(`check that 127.0.0.1:${port} is reachable`);
+    expect(result.stderr).not.toContain('connection failed');
+    expect(result.stderr).not.toContain('db status');
+    expect(result.stderr).not.toContain(PASSWORD);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    // The server's connect timeout, not a hang: 3 s and the process's start.
+    expect(took).toBeLessThan(15_000);
+  }
+  expect(accepted.length).toBeGreaterThanOrEqual(2);
+});
+
+it("a database URL's own time limits are ignored, said once, and a wait on a lock held elsewhere still ends within the server's statement timeout", async () => {
+  const db = await testDatabase();
+  const edited = await makeStore({ production: { KEPT: 'kept-value' } });
+  const password = decodeURIComponent(new URL(db.url).password);
+  expect(password.length).toBeGreaterThan(0);
+  const admin = (await makeApiKey(edited, [], [], ['--admin'], { RWS_DATABASE_URL: db.url })).key;
+  // Another session holds the environment's edit lock: an edit waits for it, within the limits.
+  const operator = new pg.Client({ connectionString: db.url });
+  operator.on('error', () => undefined);
+  await operator.connect();
+  let server: RunningServer | undefined;
+  try {
+    await operator.query('SELECT pg_advisory_lock($1)', [lockKey('sops:production').toString()]);
+    const key = lockKey('sops:production');
+    // pg_locks shows a bigint advisory key as its high and low 32 bits.
+    const waiting = async () =>
+      (await operator.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = $2", [Number(key >> 32n), Number(key & 0xffffffffn)])).rows.length;
+    const cases: Array<[string, string[]]> = [
+      // The client's own read timeout ends the command either way; the database's statement
+      // timeout is what ends the session's wait (a backend waiting on a lock does not notice its
+      // client is gone), seen below.
+      ['statement_timeout=0', ['statement_timeout']],
+      ['sslmode=disable&statement_timeout=0&query_timeout=0&idle_in_transaction_session_timeout=0&connect_timeout=600', ['statement_timeout', 'query_timeout', 'idle_in_transaction_session_timeout', 'connect_timeout']],
+      // PostgreSQL applies the startup parameters the server sends after `options`: only said.
+      ['options=-c%20statement_timeout%3D0&query_timeout=0', ['options (-c statement_timeout)', 'query_timeout']],
+    ];
+    for (const [query, names] of cases) {
+      const started = Date.now();
+      // Without the server's limits the edit would wait for as long as the lock is held.
+      const result = await execa(BIN, ['secret', 'set', 'production', 'HELD', '--store', edited.dir], { input: 'held-value', env: { RWS_DATABASE_URL: `${db.url}?${query}` }, reject: false, timeout: 25_000 });
+      const took = Date.now() - started;
+      const stderr = String(result.stderr);
+      expect({ query, exitCode: result.exitCode, timedOut: result.timedOut }).toEqual({ query, exitCode: 1, timedOut: false });
+      expect(took).toBeLessThan(15_000);
+      expect(stderr).toContain('RWS_STATE_UNAVAILABLE');
+      const warnings = stderr.split('\n').filter((line) => line.includes('warning RWS_DATABASE_TIMEOUT_IGNORED'));
+      expect(warnings).toHaveLength(1);
+      for (const name of names) expect(warnings[0]).toContain(name);
+      expect(stderr).not.toContain(password);
+      expect(stderr).not.toContain(encodeURIComponent(password));
+      // The server's session gave up its wait by itself: its statement timeout was in force.
+      const gone = Date.now() + 3_000;
+      while ((await waiting()) > 0 && Date.now() < gone) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect({ query, waiting: await waiting() }).toEqual({ query, waiting: 0 });
+    }
+    // A server: the same warning once at its start, and a 503 within the statement timeout.
+    server = await startServer(edited, [], { RWS_DATABASE_URL: `${db.url}?statement_timeout=0&query_timeout=0` });
+    const started = Date.now();
+    const held = await Promise.race([
+      call(`${server.url}/api/v1/admin/environments/production/secrets/HELD`, { method: 'PUT', auth: admin, json: { value: 'held-value' } }),
+      new Promise<undefined>((resolve) => setTimeout(resolve, 25_000)),
+    ]);
+    expect([held?.status, held?.body?.error?.code]).toEqual([503, 'RWS_STATE_UNAVAILABLE']);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    await operator.query('SELECT pg_advisory_unlock_all()');
+    expect((await call(`${server.url}/api/v1/admin/environments/production/secrets/HELD`, { method: 'PUT', auth: admin, json: { value: 'held-value' } })).status).toBe(204);
+    const warnings = server.stderr().split('\n').filter((line) => line.includes('warning RWS_DATABASE_TIMEOUT_IGNORED'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('statement_timeout, query_timeout are ignored');
+    expect(server.stderr()).not.toContain(password);
+  } finally {
+    await server?.stop();
+    await operator.end().catch(() => undefined);
+    await db.drop();
+    await edited.cleanup();
+  }
+}, 120_000);
