@@ -65,3 +65,14 @@ export class StateWentBackError extends StateUnavailableError {
     super(`the state database went back in time (audit row ${found}, this server had seen ${seen}); the request was not served`);
   }
 }
+
+/**
+ * An edit waited its whole bound for a named lock another session held. A holder that stalls
+ * loses its lock well within that bound (PostgreSQL ends its session), so one still held is
+ * working, or is not one of ours: the message names it as the database sees it.
+ */
+export class LockBusyError extends StateUnavailableError {
+  constructor(name: string, holder: string, waitedSeconds: number, hint: string) {
+    super(`the lock ${name} is held by ${holder}; waited ${waitedSeconds} s, nothing was changed`, undefined, hint);
+  }
+}

@@ -35,7 +35,12 @@ export async function editEnvironment(state: Pick<StateStore, 'withLock'>, targe
     try {
       // A lock the database let go of (its session ended) may be another editor's by now: its
       // edit, made from the file as it was, would be lost under ours. Checked before the change
-      // is recorded, and again before the file is replaced (recording takes a while).
+      // is recorded, and again before the file is replaced (recording takes a while). With
+      // PostgreSQL, a holder stopped or paused for over 10 s loses its lock (lock-session.ts), so
+      // this is where one continued afterwards fails, changing nothing. The check is the last
+      // thing before the rename: only a process stopped between its answer and the rename
+      // itself (one system call later) could still replace the file, as no file system lets a
+      // rename be fenced by a database's lock.
       await stillHeld();
       await record();
       await stillHeld();

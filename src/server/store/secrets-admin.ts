@@ -1,7 +1,7 @@
 // What the admin API may do with the secrets store: describe environments (names and counts,
 // never values), and edit one environment's file. Edits made by this process go one at a time:
-// each holds a database connection while it waits for the environment's lock, and the edit that
-// holds the lock needs one more to commit its audit row (PostgreSQL's pool is small).
+// each would hold a database connection (with PostgreSQL, a session and a thread of its own)
+// while it waits for the environment's lock, and waiting side by side gains nothing.
 import { promises as fs } from 'node:fs';
 import type { StateStore } from '../state/state-store.js';
 import type { StorePaths } from './layout.js';

@@ -42,9 +42,10 @@ async function operatorSession(): Promise<pg.Client> {
 
 /** The pid of a session other than `operator`'s holding (or, not granted, waiting for) the advisory lock `name`. */
 async function advisory(operator: pg.Client, name: string, granted: boolean): Promise<number | undefined> {
-  // pg_locks shows a bigint advisory key as its high and low 32 bits.
+  // pg_locks shows a bigint advisory key as its high and low 32 bits, and the locks of every
+  // database on the server: another test file's server or edit may hold the same name in its own.
   const key = lockKey(name);
-  const rows = await operator.query<{ pid: number }>("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted = $1 AND pid <> pg_backend_pid() AND classid = $2 AND objid = $3", [
+  const rows = await operator.query<{ pid: number }>("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted = $1 AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $2 AND objid = $3", [
     granted,
     Number(key >> 32n),
     Number(key & 0xffffffffn),

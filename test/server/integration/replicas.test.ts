@@ -153,9 +153,10 @@ describe('three replicas on one PostgreSQL', () => {
     client.on('error', () => undefined);
     await client.connect();
     const chain = lockKey('rws:audit-chain');
-    // pg_locks shows a bigint advisory key as its high and low 32 bits.
+    // pg_locks shows a bigint advisory key as its high and low 32 bits, and the locks of every
+    // database on the server: another test file's server may wait for its own chain's lock.
     const waiting = async () =>
-      (await client.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = $2", [Number(chain >> 32n), Number(chain & 0xffffffffn)])).rows.length > 0;
+      (await client.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1 AND objid = $2", [Number(chain >> 32n), Number(chain & 0xffffffffn)])).rows.length > 0;
     let stopped = false;
     try {
       // The audit chain's lock, held here until the replica's commit waits for it; the replica is

@@ -4,7 +4,9 @@
 // The pool reconnects by itself once the database is back. Errors never carry the URL's password.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { StateDataError, StateUnavailableError } from '../state-errors.js';
+import { LockBusyError, StateDataError, StateUnavailableError } from '../state-errors.js';
+import { keepLock } from './keep-lock.js';
+import { holderName, type LockHolder, LOCK_STALL_MS, LOCK_WAIT_MS } from './lock-session.js';
 import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl } from '../../url-credentials.js';
@@ -49,9 +51,9 @@ const MAX_NAMED_PARAMETERS = 700;
  * statement that lists what it returns: a newer server's migration that adds columns must not
  * change the result of a statement prepared before it (PostgreSQL refuses such a cached plan),
  * so `*` keeps a statement unnamed. Without parameters a query goes as simple text (several
- * statements may share it). Prepared statements live in a session, as LISTEN and the session
- * advisory locks do: a pooler between us and the database must keep sessions (PgBouncer's
- * session mode), never hand a session's statements to another client.
+ * statements may share it). Prepared statements live in a session, as LISTEN does: a pooler
+ * between us and the database must keep sessions (PgBouncer's session mode), never hand a
+ * session's statements to another client.
  */
 function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
   const values = params as unknown[];
@@ -78,7 +80,7 @@ export async function openPostgres(url: string): Promise<SqlDriver> {
   // the client is then unqueryable, so its next statement fails as unavailable, and the pool
   // drops it when it is released.
   pool.on('connect', (client) => client.on('error', () => undefined));
-  const driver = new PostgresDriver(location, target, pool);
+  const driver = new PostgresDriver(location, target, pool, url);
   try {
     await driver.query('SELECT 1');
   } catch (error) {
@@ -98,6 +100,8 @@ class PostgresDriver implements SqlDriver {
     /** Where the pool connects (host:port, or a socket), for a connect timeout's message. */
     private readonly target: string,
     private readonly pool: pg.Pool,
+    /** For the named locks' sessions, which are not the pool's. */
+    private readonly url: string,
   ) {}
 
   /** One statement, answered or failed within the statement timeout, a wait for a connection included. */
@@ -189,52 +193,26 @@ class PostgresDriver implements SqlDriver {
   }
 
   async lock(name: string): Promise<HeldLock> {
-    const client = await this.#connect();
-    // Taken from the pool, a client has no 'error' listener: its session ending while the lock is
-    // held (a database restart or failover, pg_terminate_backend, idle_session_timeout) would be
-    // an uncaught 'error' event, which ends the process. It ends the lock instead.
-    let lost: Error | undefined;
-    const onError = (error: Error): void => void (lost ??= error);
-    client.on('error', onError);
-    const key = lockKey(name).toString();
-    const drop = (cause: Error): void => {
-      client.removeListener('error', onError);
-      // Destroyed, not returned: its connection is gone or in doubt.
-      client.release(cause);
-    };
-    try {
-      await client.query('SELECT pg_advisory_lock($1)', [key]);
-    } catch (cause) {
-      drop(cause as Error);
-      throw this.#wrap(cause);
+    // A session of its own, not one of the pool's, held by a thread of its own: see
+    // lock-session.ts. If the process dies, the connection closes and the database releases the
+    // lock; if it stalls, the database ends the session after LOCK_STALL_MS. Either way no lock
+    // is left behind, and a holder that runs on after losing its lock learns it from check().
+    const kept = await keepLock({ url: this.url, name, application: holderName() });
+    const { outcome } = kept;
+    if (outcome.kind !== 'held') {
+      await kept.release();
+      throw outcome.kind === 'busy' ? lockBusy(name, outcome.holder) : this.#wrap({ code: outcome.code });
     }
-    // The lock belongs to this session: if the process dies, the connection closes and the
-    // database releases it; no lock is ever left behind. So does a session that ends while this
-    // process runs on: then another process may hold the lock, and check() says so.
     return {
       check: async () => {
-        if (lost === undefined) {
-          try {
-            // A session that answers still holds its advisory locks.
-            await client.query('SELECT 1');
-            if (lost === undefined) return;
-          } catch (cause) {
-            lost ??= cause as Error;
-          }
-        }
-        throw new StateUnavailableError(`the state database ${this.location} ended the session holding the lock ${name}; nothing was changed`, lost);
+        if (await kept.check()) return;
+        throw new StateUnavailableError(
+          `the state database ${this.location} ended the session holding the lock ${name} (idle over ${LOCK_STALL_MS / 1000} s: this process was stopped or paused, or the database restarted or ended the session); nothing was changed`,
+          undefined,
+          'another edit may hold the lock by now, or have changed the file: see the file as it is (secrets-server secret list) and make the edit again',
+        );
       },
-      release: async () => {
-        if (lost !== undefined) return drop(lost);
-        try {
-          await client.query('SELECT pg_advisory_unlock($1)', [key]);
-        } catch (cause) {
-          return drop(cause as Error);
-        }
-        if (lost !== undefined) return drop(lost);
-        client.removeListener('error', onError);
-        client.release();
-      },
+      release: () => kept.release(),
     };
   }
 
@@ -319,8 +297,21 @@ function isConnectTimeout(error: unknown): boolean {
   return false;
 }
 
+/** Names who holds the lock as the database shows it, and what to do. */
+function lockBusy(name: string, holder: LockHolder | undefined): LockBusyError {
+  const waited = LOCK_WAIT_MS / 1000;
+  if (holder === undefined) return new LockBusyError(name, 'another edit (let go just now)', waited, 'try again');
+  const who = [`database session ${holder.pid}`, holder.client === null ? undefined : `from ${holder.client}`, holder.heldSeconds === null ? undefined : `held for ${holder.heldSeconds} s`].filter((part) => part !== undefined).join(', ');
+  return new LockBusyError(
+    name,
+    `${holder.application === null ? 'another session' : `"${holder.application}"`} (${who})`,
+    waited,
+    `a holder that stops answering loses the lock after ${LOCK_STALL_MS / 1000} s, so this one is still at work (a large import takes a while): try again once it is done; if it never ends, stop that process, or end its session: SELECT pg_terminate_backend(${holder.pid})`,
+  );
+}
+
 /** node-postgres reads a per-query `query_timeout` (its types do not list it). */
-function timed(config: pg.QueryConfig, ms: number): pg.QueryConfig {
+export function timed(config: pg.QueryConfig, ms: number): pg.QueryConfig {
   return Object.assign(config, { query_timeout: ms });
 }
 

@@ -34,7 +34,11 @@ export interface SqlDriver extends Queryable {
    * the driver bounds its own waits (SQLite's write lock).
    */
   readonly commitWaitMs?: number;
-  /** Holds `name` against every other process until `release` (or until this process dies). */
+  /**
+   * Holds `name` against every other process until `release`, or until this process dies; with
+   * PostgreSQL, also until this process stalls (stopped, paused) for over 10 s. Fails with
+   * `StateUnavailableError` when another holder keeps it past the wait (PostgreSQL: 15 s, naming it).
+   */
   lock(name: string): Promise<HeldLock>;
   /**
    * Throws `StateReplacedError` when the database open here is no longer the one at its location
@@ -48,9 +52,9 @@ export interface SqlDriver extends Queryable {
 /** A named lock while it is held. */
 export interface HeldLock {
   /**
-   * Throws `StateUnavailableError` if the lock is no longer held: PostgreSQL releases a session's
-   * advisory lock when the session ends (a restart, a failover, `pg_terminate_backend`), and
-   * another process may hold it now.
+   * Throws `StateUnavailableError` if the lock is no longer held: PostgreSQL releases an
+   * advisory lock when its session ends (a restart, a failover, `pg_terminate_backend`, or the
+   * holder idle past the bound because it was stopped), and another process may hold it now.
    */
   check(): Promise<void>;
   release(): Promise<void>;

@@ -1,0 +1,129 @@
+// The lock `sops:ENV` that secrets file edits hold in PostgreSQL, with a holder that stalls: a
+// `secret set` stopped (SIGSTOP) while it holds the lock keeps its database session open (the
+// kernel answers for its socket), and before the lock's session had a bound every other edit of
+// the environment failed after 5 s ("did not answer (57014)") for as long as it stayed stopped.
+// Now the database ends a lock session idle for 10 s: the other edit proceeds, and the stopped
+// one, continued, must find its lock gone and change nothing. A holder that is only busy keeps
+// its lock, and an edit that waits its whole bound names who holds the lock.
+import { readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { cli, cliOk, makeStore, type TestStore, until } from '../helpers/server.js';
+import { testDatabase } from '../../helpers/postgres.js';
+import { lockKey } from '../../../src/server/state/sql/driver.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/secrets-server.js', import.meta.url));
+const DRIVER = new URL('../../../dist/server/state/postgres/postgres-driver.js', import.meta.url).href;
+
+let store: TestStore;
+let db: { url: string; drop(): Promise<void> };
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  store = await makeStore();
+  db = await testDatabase();
+  env = { RWS_DATABASE_URL: db.url };
+  await cliOk(['secret', 'import', 'production', '--format', 'json', '--store', store.dir], { input: JSON.stringify({ KEPT: 'kept-value' }), env });
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+  await store?.cleanup();
+});
+
+const names = async () => (await cliOk(['secret', 'list', 'production', '--store', store.dir], { env })).trim().split('\n');
+const temps = () => readdirSync(store.dir).filter((file) => file.endsWith('.tmp'));
+
+async function operatorSession(application: string): Promise<pg.Client> {
+  const operator = new pg.Client({ connectionString: db.url, application_name: application });
+  operator.on('error', () => undefined);
+  await operator.connect();
+  return operator;
+}
+
+it('a holder stopped mid-edit loses the lock within 10 s: another edit then proceeds, and the holder, continued, fails and leaves the file as that edit left it', async (context) => {
+  if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+  // strace holds each fsync 3 s: the holder, which took the lock before writing its new version,
+  // is stopped while that file exists (named with its pid), before it renames it into place.
+  const holder = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync', '-e', 'inject=fsync:delay_enter=3000000', BIN, 'secret', 'set', 'production', 'HOLDER', '--store', store.dir], {
+    input: 'holder-value',
+    env: { VANTA_SOPS_FILES_PATH: '', ...env },
+    reject: false,
+  });
+  let pid: number | undefined;
+  let stopped = false;
+  try {
+    await until(async () => temps().length > 0 || holder.exitCode !== null, 20_000);
+    pid = Number(/\.production\.enc\.yaml\.(\d+)\./.exec(temps()[0] ?? '')?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, 'SIGSTOP');
+    stopped = true;
+    const started = Date.now();
+    const other = await cli(['secret', 'set', 'production', 'OTHER', '--store', store.dir], { input: 'other-value', env });
+    const waited = Date.now() - started;
+    expect(other.exitCode, other.stderr).toBe(0);
+    // The holder's last heartbeat was at most 1 s before it stopped; the database ends its session 10 s after that.
+    expect(waited).toBeLessThan(14_000);
+    console.log(`the other edit waited ${waited} ms for the stopped holder's lock`);
+    process.kill(pid, 'SIGCONT');
+    stopped = false;
+    const resumed = await holder;
+    expect(resumed.exitCode).toBe(1);
+    expect(resumed.stderr).toContain('error RWS_STATE_UNAVAILABLE: ');
+    expect(resumed.stderr).toContain('ended the session holding the lock sops:production');
+    expect(resumed.stderr).toContain('nothing was changed');
+  } finally {
+    if (stopped && pid !== undefined) process.kill(pid, 'SIGCONT');
+    await holder;
+  }
+  expect(await names()).toEqual(['KEPT', 'OTHER']);
+  expect(temps()).toEqual([]);
+}, 60_000);
+
+it('a holder whose thread is busy for longer than that keeps its lock: the bound is on a stalled process, not a long edit', async () => {
+  // The driver as built, in a process of its own: it takes the lock, then keeps its event loop
+  // for 12 s (as a large import does while it re-encrypts), then asks whether it still holds it.
+  const script = join(store.root, 'busy-holder.mjs');
+  await writeFile(script, `
+    const { openPostgres } = await import(${JSON.stringify(DRIVER)});
+    const driver = await openPostgres(process.env.RWS_DATABASE_URL);
+    const lock = await driver.lock('sops:busy');
+    const until = Date.now() + 12_000;
+    while (Date.now() < until);
+    await lock.check();
+    await lock.release();
+    await driver.close();
+    console.log('held throughout');
+  `);
+  const busy = await execa(process.execPath, [script], { env, reject: false });
+  expect(busy.stderr).toBe('');
+  expect(busy.stdout.trim()).toBe('held throughout');
+}, 60_000);
+
+it('an edit that waits its whole bound for a lock a live session holds fails with one line naming that session and what to do', async () => {
+  // A session that answers (an operator's, or a server of an older release: a lock of the same
+  // name either way) is never ended by the bound.
+  const before = await names();
+  const operator = await operatorSession('operator console');
+  try {
+    await operator.query('SELECT pg_advisory_lock($1)', [lockKey('sops:production').toString()]);
+    const session = (await operator.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+    const started = Date.now();
+    const waiting = await cli(['secret', 'set', 'production', 'WAITED', '--store', store.dir], { input: 'waited-value', env });
+    const waited = Date.now() - started;
+    expect(waiting.exitCode).toBe(1);
+    expect(waited).toBeGreaterThanOrEqual(15_000);
+    expect(waited).toBeLessThan(25_000);
+    const lines = waiting.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`error RWS_STATE_UNAVAILABLE: the lock sops:production is held by "operator console" (database session ${session}, from 127.0.0.1); waited 15 s, nothing was changed`);
+    expect(lines[0]).toContain(`SELECT pg_terminate_backend(${session})`);
+  } finally {
+    await operator.end();
+  }
+  expect(await names()).toEqual(before);
+}, 60_000);
