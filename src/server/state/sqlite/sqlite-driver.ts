@@ -15,7 +15,7 @@ import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../../errors.js';
-import { StateReplacedError, StateUnavailableError } from '../state-errors.js';
+import { LockBusyError, StateReplacedError, StateUnavailableError } from '../state-errors.js';
 import { describeChange, type FileIdentity } from './file-identity.js';
 import { type HeldLock, positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
@@ -234,10 +234,12 @@ class SqliteDriver implements SqlDriver {
     return wrap(cause);
   }
 
-  async lock(): Promise<HeldLock> {
+  async lock(name: string): Promise<HeldLock> {
     // The write lock of a small SQLite file beside the state: it keeps every other holder out
     // until release, dies with the process (nothing is ever left behind), and leaves the state's
-    // own writers — the servers — free meanwhile. One lock for all names: edits are rare.
+    // own writers — the servers — free meanwhile. One lock for all names: edits are rare. A
+    // holder that is stopped (SIGSTOP, a paused container) keeps it until it is continued or
+    // ends: a file lock cannot be taken from it, so the edit that waits says who it is.
     await ensurePrivateFile(this.locksFile);
     const db = new this.Sqlite(this.locksFile, { timeout: BLOCKING_WAIT_MS });
     const deadline = Date.now() + this.busyTimeoutMs;
@@ -246,9 +248,10 @@ class SqliteDriver implements SqlDriver {
         db.exec('BEGIN EXCLUSIVE');
         break;
       } catch (cause) {
-        if (sqliteCode(cause) !== 'SQLITE_BUSY' || Date.now() >= deadline) {
+        const busy = sqliteCode(cause) === 'SQLITE_BUSY';
+        if (!busy || Date.now() >= deadline) {
           db.close();
-          throw wrap(cause);
+          throw busy ? await this.#lockBusy(name) : wrap(cause);
         }
       }
       await new Promise((resolve) => setTimeout(resolve, pause));
@@ -268,6 +271,17 @@ class SqliteDriver implements SqlDriver {
    * module loaded from source by the tests, a thread that fails to start), SQLite keeps
    * checkpointing inside commits, as it does for the admin commands: slower, never unsafe.
    */
+  async #lockBusy(name: string): Promise<LockBusyError> {
+    const { describeHolders, lockHolders } = await import('./lock-holders.js');
+    const holders = await lockHolders(this.locksFile);
+    const stopped = holders.filter((holder) => holder.stopped === true).map((holder) => holder.pid);
+    const hint =
+      stopped.length > 0
+        ? `a stopped process keeps the lock until it is continued or ends: continue it (kill -CONT ${stopped.join(' ')}) or end it, then try again`
+        : 'let it finish (a large import takes a while) and try again; if it never ends, stop it';
+    return new LockBusyError(name, describeHolders(holders) ?? `another process (${path.basename(this.locksFile)}'s lock)`, Math.round(this.busyTimeoutMs / 1000), hint);
+  }
+
   async startCheckpointer(): Promise<void> {
     const script = new URL('./checkpointer.js', import.meta.url);
     if (!existsSync(script)) return;
