@@ -304,7 +304,7 @@ function lockBusy(name: string, holder: LockHolder | undefined): LockBusyError {
   const who = [`database session ${holder.pid}`, holder.client === null ? undefined : `from ${holder.client}`, holder.heldSeconds === null ? undefined : `held for ${holder.heldSeconds} s`].filter((part) => part !== undefined).join(', ');
   return new LockBusyError(
     name,
-    `${holder.application === null ? 'another session' : `"${holder.application}"`} (${who})`,
+    `${holder.application === null ? 'another session' : `"${printable(holder.application)}"`} (${who})`,
     waited,
     `a holder that stops answering loses the lock after ${LOCK_STALL_MS / 1000} s, so this one is still at work (a large import takes a while): try again once it is done; if it never ends, stop that process, or end its session: SELECT pg_terminate_backend(${holder.pid})`,
   );
