@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { cli, cliOk, makeStore, type TestStore, until } from '../helpers/server.js';
+import { call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, until } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
 import { lockKey } from '../../../src/server/state/sql/driver.js';
 
@@ -127,3 +127,45 @@ it('an edit that waits its whole bound for a lock a live session holds fails wit
   }
   expect(await names()).toEqual(before);
 }, 60_000);
+
+it('a server told to stop while admin edits wait for a lock another session holds exits within its grace, and opens no session after its state is closed', async () => {
+  // Each edit waits for the lock up to 15 s, one after another (the admin API runs its edits one
+  // at a time); the server's lock sessions are not its pool's, so closing the pool did not end
+  // them: three queued edits kept a stopping server alive for 45 s, each opening a session of
+  // its own after the server had closed its state.
+  const before = await names();
+  const server = await startServer(store, [], env);
+  const { key } = await makeApiKey(store, [], [], ['--admin'], env);
+  const operator = await operatorSession('operator console');
+  const lock = lockKey('sops:production');
+  const sessions = async (granted: boolean) =>
+    (
+      await operator.query(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted = $1 AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $2 AND objid = $3",
+        [granted, Number(lock >> 32n), Number(lock & 0xffffffffn)],
+      )
+    ).rows.length;
+  const edits = () => operator.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'secrets-server edit pid %'").then((result) => result.rows[0].n as number);
+  try {
+    await operator.query('SELECT pg_advisory_lock($1)', [lock.toString()]);
+    const puts = [1, 2, 3].map((i) => call(`${server.url}/api/v1/admin/environments/production/secrets/QUEUED_${i}`, { method: 'PUT', auth: key, json: { value: `queued-${i}` } }).catch(() => undefined));
+    await until(async () => (await sessions(false)) === 1, 10_000);
+    const started = Date.now();
+    const exitCode = await server.stop('SIGTERM');
+    const took = Date.now() - started;
+    expect(exitCode).toBe(0);
+    // The in-flight requests' 5 s of grace, then the close.
+    expect(took).toBeLessThan(10_000);
+    console.log(`the server stopped ${took} ms after SIGTERM with three edits queued behind a held lock`);
+    await Promise.all(puts);
+    // The database session whose wait was cut off goes by its lock_timeout at the latest (a
+    // backend waiting on a lock does not notice its client is gone); none is opened after.
+    await until(async () => (await edits()) === 0, 20_000);
+    expect(await sessions(false)).toBe(0);
+    expect(server.stderr()).not.toContain('RWS_INTERNAL');
+  } finally {
+    await server.stop('SIGKILL');
+    await operator.end();
+  }
+  expect(await names()).toEqual(before);
+}, 90_000);

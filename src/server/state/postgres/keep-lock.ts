@@ -15,11 +15,20 @@ export interface KeptLock {
   release(): Promise<void>;
 }
 
-export async function keepLock(data: LockKeeperData): Promise<KeptLock> {
+/**
+ * `abandon` aborted (the driver closing) ends the session wherever it is: a wait fails at once
+ * (`failed`, never run again on this thread), a lock held is let go, and check() says so.
+ */
+export async function keepLock(data: LockKeeperData, abandon?: AbortSignal): Promise<KeptLock> {
   const script = new URL('./lock-keeper.js', import.meta.url);
-  if (!existsSync(script)) return keepOnThisThread(data);
+  if (!existsSync(script)) return keepOnThisThread(data, abandon);
   const { Worker } = await import('node:worker_threads');
+  if (abandon?.aborted) return notHeld();
   const worker = new Worker(script, { workerData: data });
+  // Ending the thread closes its connection: the database ends the wait or lets the lock go.
+  const stop = (): void => void worker.terminate();
+  abandon?.addEventListener('abort', stop, { once: true });
+  worker.once('exit', () => abandon?.removeEventListener('abort', stop));
   let gone = false;
   const waiting = new Map<number, (held: boolean) => void>();
   let released: (() => void) | undefined;
@@ -46,7 +55,7 @@ export async function keepLock(data: LockKeeperData): Promise<KeptLock> {
   });
   if (outcome === undefined) {
     await worker.terminate();
-    return keepOnThisThread(data);
+    return abandon?.aborted ? notHeld() : keepOnThisThread(data, abandon);
   }
   let next = 0;
   const send = (request: LockKeeperRequest): void => worker.postMessage(request);
@@ -76,8 +85,12 @@ export async function keepLock(data: LockKeeperData): Promise<KeptLock> {
   };
 }
 
-async function keepOnThisThread(data: LockKeeperData): Promise<KeptLock> {
-  const { outcome, session } = await LockSession.acquire(data.url, data.name, data.application);
+function notHeld(): KeptLock {
+  return { outcome: { kind: 'failed', code: undefined }, check: async () => false, release: async () => undefined };
+}
+
+async function keepOnThisThread(data: LockKeeperData, abandon?: AbortSignal): Promise<KeptLock> {
+  const { outcome, session } = await LockSession.acquire(data.url, data.name, data.application, abandon);
   return {
     outcome,
     check: async () => (await session?.check()) ?? false,

@@ -43,6 +43,8 @@ export function holderName(pid: number = process.pid): string {
 export class LockSession {
   #lost: Error | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  #forget: () => void = () => undefined;
+  #ended = false;
 
   private constructor(
     private readonly client: pg.Client,
@@ -51,10 +53,20 @@ export class LockSession {
     client.on('error', (error) => void (this.#lost ??= error));
   }
 
-  /** Connects and waits for the lock, at most LOCK_WAIT_MS; holds it (and beats) when the outcome is `held`. */
-  static async acquire(url: string, name: string, application: string): Promise<{ outcome: LockOutcome; session?: LockSession }> {
+  /**
+   * Connects and waits for the lock, at most LOCK_WAIT_MS; holds it (and beats) when the outcome is
+   * `held`. `abandon` aborted ends the session at once, whether it waits or holds: its wait fails,
+   * its lock is let go and check() says so.
+   */
+  static async acquire(url: string, name: string, application: string, abandon?: AbortSignal): Promise<{ outcome: LockOutcome; session?: LockSession }> {
     const client = new pg.Client({ ...clientConfig(url), application_name: application, idle_in_transaction_session_timeout: LOCK_STALL_MS });
     const session = new LockSession(client, lockKey(name));
+    if (abandon !== undefined) {
+      const end = (): void => void session.#end();
+      if (abandon.aborted) return { outcome: { kind: 'failed', code: undefined } };
+      abandon.addEventListener('abort', end, { once: true });
+      session.#forget = () => abandon.removeEventListener('abort', end);
+    }
     try {
       await client.connect();
       // lock_timeout bounds the wait with its own SQLSTATE (55P03), told apart from a database
@@ -75,6 +87,8 @@ export class LockSession {
       const code = (error as { code?: unknown }).code;
       return { outcome: { kind: 'failed', code: typeof code === 'string' ? code : undefined } };
     }
+    // Abandoned meanwhile: its session is ended, and a heartbeat started now would never stop.
+    if (session.#ended) return { outcome: { kind: 'failed', code: undefined } };
     session.#heartbeat = setInterval(() => {
       client.query(timed({ text: 'SELECT 1' }, QUERY_TIMEOUT_MS)).catch((error: Error) => void (session.#lost ??= error));
     }, HEARTBEAT_MS);
@@ -100,6 +114,8 @@ export class LockSession {
   }
 
   async #end(): Promise<void> {
+    this.#ended = true;
+    this.#forget();
     clearInterval(this.#heartbeat);
     await this.client.end().catch(() => undefined);
   }

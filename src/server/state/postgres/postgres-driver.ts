@@ -94,6 +94,8 @@ class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres';
   /** A commit is answered within one statement timeout of being asked for, queued or not. */
   readonly commitWaitMs = QUERY_TIMEOUT_MS;
+  /** Aborted by close(): ends the named locks' sessions, waiting or held. */
+  readonly #closing = new AbortController();
 
   constructor(
     readonly location: string,
@@ -197,11 +199,15 @@ class PostgresDriver implements SqlDriver {
     // lock-session.ts. If the process dies, the connection closes and the database releases the
     // lock; if it stalls, the database ends the session after LOCK_STALL_MS. Either way no lock
     // is left behind, and a holder that runs on after losing its lock learns it from check().
-    const kept = await keepLock({ url: this.url, name, application: holderName() });
+    // Closing the driver ends its lock sessions too: a server told to stop must not wait out the
+    // 15 s of each edit queued behind a held lock (nor open sessions once its state is closed).
+    if (this.#closing.signal.aborted) throw this.#closed(name);
+    const kept = await keepLock({ url: this.url, name, application: holderName() }, this.#closing.signal);
     const { outcome } = kept;
-    if (outcome.kind !== 'held') {
+    if (outcome.kind !== 'held' || this.#closing.signal.aborted) {
       await kept.release();
-      throw outcome.kind === 'busy' ? lockBusy(name, outcome.holder) : this.#wrap({ code: outcome.code });
+      if (this.#closing.signal.aborted) throw this.#closed(name);
+      throw outcome.kind === 'busy' ? lockBusy(name, outcome.holder) : this.#wrap({ code: outcome.kind === 'failed' ? outcome.code : undefined });
     }
     return {
       check: async () => {
@@ -258,7 +264,12 @@ class PostgresDriver implements SqlDriver {
     return new StateUnavailableError(`the state database ${this.location} did not answer (${typeof code === 'string' ? code : 'connection failed'})`, cause);
   }
 
+  #closed(name: string): StateUnavailableError {
+    return new StateUnavailableError(`the state database ${this.location} was closed (the server is stopping) before the lock ${name} was held; nothing was changed`);
+  }
+
   async close(): Promise<void> {
+    this.#closing.abort();
     await this.pool.end().catch(() => undefined);
   }
 }
