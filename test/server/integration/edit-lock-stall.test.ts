@@ -6,7 +6,8 @@
 // one, continued, must find its lock gone and change nothing. A holder that is only busy keeps
 // its lock, and an edit that waits its whole bound names who holds the lock.
 import { readdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -169,3 +170,48 @@ it('a server told to stop while admin edits wait for a lock another session hold
   }
   expect(await names()).toEqual(before);
 }, 90_000);
+
+it('an edit whose lock thread cannot be started (no thread left to the user) takes the lock on its own thread', async (context) => {
+  // As root, RLIMIT_NPROC is not enforced: the holder runs as nobody then.
+  const asNobody = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+  if (!(await execa('prlimit', ['--version']).then(() => true, () => false))) return context.skip();
+  if (asNobody.length > 0 && !(await execa(asNobody[0] as string, ['--version']).then(() => true, () => false))) return context.skip();
+  // The driver as built, in a process limited (by prlimit, on itself) to the threads it has: a
+  // new thread then fails with EAGAIN, as in a container at its pids limit. Node's Worker
+  // constructor throws that (ERR_WORKER_INIT_FAILED) rather than emitting it, and the edit failed
+  // with RWS_INTERNAL instead of running its lock session on its own thread.
+  const dir = await mkdtemp(join(tmpdir(), 'rws-nothread-'));
+  try {
+    await chmod(dir, 0o755);
+    const script = join(dir, 'holder.mjs');
+    await writeFile(script, `
+      import { execFileSync } from 'node:child_process';
+      import { readdirSync } from 'node:fs';
+      import { readFile } from 'node:fs/promises';
+      import { Worker } from 'node:worker_threads';
+      const { openPostgres } = await import(${JSON.stringify(DRIVER)});
+      const driver = await openPostgres(process.env.RWS_DATABASE_URL);
+      await readFile('/proc/self/stat'); // libuv's thread pool, started before the limit
+      execFileSync('prlimit', ['--pid', String(process.pid), '--nproc=' + readdirSync('/proc/self/task').length]);
+      try {
+        new Worker('', { eval: true }).terminate();
+        console.log('a thread could still be made');
+      } catch (error) {
+        console.log('no thread: ' + error.code);
+      }
+      const lock = await driver.lock('sops:nothread');
+      await lock.check();
+      await lock.release();
+      await driver.close();
+      console.log('held on this thread');
+    `);
+    await chmod(script, 0o644);
+    const [command, ...prefix] = [...asNobody, process.execPath];
+    const holder = await execa(command as string, [...prefix, script], { env, reject: false, timeout: 30_000 });
+    expect(holder.stderr).toBe('');
+    expect(holder.stdout.trim().split('\n')).toEqual(['no thread: ERR_WORKER_INIT_FAILED', 'held on this thread']);
+    expect(holder.exitCode).toBe(0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 60_000);

@@ -24,7 +24,14 @@ export async function keepLock(data: LockKeeperData, abandon?: AbortSignal): Pro
   if (!existsSync(script)) return keepOnThisThread(data, abandon);
   const { Worker } = await import('node:worker_threads');
   if (abandon?.aborted) return notHeld();
-  const worker = new Worker(script, { workerData: data });
+  let worker: InstanceType<typeof Worker>;
+  try {
+    worker = new Worker(script, { workerData: data });
+  } catch {
+    // A thread the system will not make (EAGAIN: a container's pids limit, RLIMIT_NPROC, memory)
+    // fails here, thrown by the constructor (ERR_WORKER_INIT_FAILED), not as an 'error' event.
+    return keepOnThisThread(data, abandon);
+  }
   // Ending the thread closes its connection: the database ends the wait or lets the lock go.
   const stop = (): void => void worker.terminate();
   abandon?.addEventListener('abort', stop, { once: true });
