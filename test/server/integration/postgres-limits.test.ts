@@ -82,6 +82,9 @@ it("a database URL's own time limits are ignored, said once, and a statement blo
       ['sslmode=disable&statement_timeout=0&query_timeout=0&idle_in_transaction_session_timeout=0&connect_timeout=600', ['statement_timeout', 'query_timeout', 'idle_in_transaction_session_timeout', 'connect_timeout']],
       // PostgreSQL applies the startup parameters the server sends after `options`: only said.
       ['options=-c%20statement_timeout%3D0&query_timeout=0', ['options (-c statement_timeout)', 'query_timeout']],
+      // WHATWG URL trims a control character off the URL's end: node-postgres reads an empty
+      // statement_timeout, which unsets the server's, and the session then had no limit at all.
+      ['statement_timeout\x01', ['statement_timeout']],
     ];
     for (const [query, names] of cases) {
       const started = Date.now();

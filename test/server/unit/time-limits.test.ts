@@ -17,6 +17,22 @@ describe('withoutUrlLimits', () => {
     }
   });
 
+  it('reads a name as WHATWG URL does: without tabs or newlines, and the last one without the controls that end the URL', () => {
+    // node-postgres would read each of these as the limit itself (an empty one unsets it, and
+    // the session then has none): taken out, and named.
+    for (const [query, name] of [
+      ['statement_timeout\x01', 'statement_timeout'],
+      ['sslmode=require&idle_in_transaction_session_timeout\x1f', 'idle_in_transaction_session_timeout'],
+      ['statement_time\tout=0', 'statement_timeout'],
+      ['query_time\r\nout=0&sslmode=require', 'query_timeout'],
+    ] as const) {
+      const { url, ignored } = withoutUrlLimits(`postgres://rws:pw@db/rws?${query}`);
+      expect({ query, ignored }).toEqual({ query, ignored: [name] });
+      expect(url).not.toContain(name.slice(-7));
+    }
+    expect(withoutUrlLimits(`postgres://rws@db/rws?options=${encodeURIComponent('-c statement_time')}\tout%3D0`).ignored).toEqual(['options (-c statement_timeout)']);
+  });
+
   it('names a limit set in options and leaves options as they are', () => {
     for (const options of ['-c statement_timeout=0', '-cstatement_timeout=0', '--statement-timeout=0', '-c search_path=rws -c STATEMENT_TIMEOUT = 0']) {
       const url = `postgres://rws@db/rws?options=${encodeURIComponent(options)}`;

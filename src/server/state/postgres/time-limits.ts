@@ -29,9 +29,22 @@ function queryBounds(url: string): { start: number; end: number } | undefined {
   return { start: question + 1, end: hash < 0 ? url.length : hash };
 }
 
-/** A query pair's name, decoded as URLSearchParams (and so node-postgres) decodes it. */
+/**
+ * A query pair as node-postgres reads it: WHATWG URL drops every tab and newline from the whole
+ * URL before it parses it (so `statement_time<TAB>out` is `statement_timeout` to it).
+ */
+function pairParams(pair: string): URLSearchParams {
+  return new URLSearchParams(pair.replace(/[\t\n\r]/g, ''));
+}
+
+/**
+ * A query pair's name, decoded as URLSearchParams (and so node-postgres) decodes it. WHATWG URL
+ * also trims C0 controls and spaces off the URL's ends: a last pair `statement_timeout\x01` is
+ * `statement_timeout` (empty, which unsets the server's limit). Trimmed on every pair: a name
+ * that is a limit's but for such characters is no other parameter's either.
+ */
 function pairName(pair: string): string {
-  return [...new URLSearchParams(pair).keys()][0] ?? '';
+  return ([...pairParams(pair).keys()][0] ?? '').replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, '');
 }
 
 /**
@@ -52,7 +65,7 @@ export function withoutUrlLimits(url: string): { url: string; ignored: string[] 
       continue;
     }
     if (name === 'options') {
-      const value = new URLSearchParams(pair).get('options') ?? '';
+      const value = pairParams(pair).get('options') ?? '';
       for (const match of value.matchAll(OPTIONS_LIMIT)) ignored.add(`options (-c ${(match[1] as string).toLowerCase().replace(/-/g, '_')})`);
     }
     kept.push(pair);
