@@ -7,7 +7,9 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { cli, cliOk, makeStore, type TestStore, until } from '../helpers/server.js';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, until } from '../helpers/server.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/secrets-server.js', import.meta.url));
 
@@ -78,3 +80,32 @@ it('an edit that waits out a running holder names it, not as stopped, and says t
   }
   expect(await names()).toEqual(['KEPT', 'HOLDER', 'SLOW']);
 }, 60_000);
+
+it('a server told to stop while admin edits wait for the lock another process holds exits within its grace', async () => {
+  // The admin API runs its edits one at a time, and each waited its whole 10 s for the lock even
+  // once the server was closing: three queued edits kept a stopping server for 30 s.
+  const before = await names();
+  const server = await startServer(store);
+  const { key } = await makeApiKey(store, [], [], ['--admin']);
+  const holder = new Database(join(store.dir, 'state-locks.db'));
+  try {
+    holder.exec('BEGIN EXCLUSIVE');
+    const puts = [1, 2, 3].map((i) => call(`${server.url}/api/v1/admin/environments/production/secrets/QUEUED_${i}`, { method: 'PUT', auth: key, json: { value: `queued-${i}` } }).catch(() => undefined));
+    // The first edit is waiting by now (its wait is a loop of tries: nothing to see it by).
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const started = Date.now();
+    const exitCode = await server.stop('SIGTERM');
+    const took = Date.now() - started;
+    expect(exitCode).toBe(0);
+    // The in-flight requests' 5 s of grace, then the close.
+    expect(took).toBeLessThan(9_000);
+    console.log(`the server stopped ${took} ms after SIGTERM with three edits queued behind a held lock`);
+    await Promise.all(puts);
+    expect(server.stderr()).not.toContain('RWS_INTERNAL');
+  } finally {
+    if (holder.inTransaction) holder.exec('ROLLBACK');
+    holder.close();
+    await server.stop('SIGKILL');
+  }
+  expect(await names()).toEqual(before);
+}, 90_000);

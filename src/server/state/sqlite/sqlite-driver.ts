@@ -240,10 +240,17 @@ class SqliteDriver implements SqlDriver {
     // own writers — the servers — free meanwhile. One lock for all names: edits are rare. A
     // holder that is stopped (SIGSTOP, a paused container) keeps it until it is continued or
     // ends: a file lock cannot be taken from it, so the edit that waits says who it is.
+    // A driver closed (a server told to stop) takes no lock and ends a wait: each edit queued
+    // behind another holder would otherwise keep the process for its whole bound in turn.
+    if (this.#closing) throw this.#closedForLock(name);
     await ensurePrivateFile(this.locksFile);
     const db = new this.Sqlite(this.locksFile, { timeout: BLOCKING_WAIT_MS });
     const deadline = Date.now() + this.busyTimeoutMs;
     for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
+      if (this.#closing) {
+        db.close();
+        throw this.#closedForLock(name);
+      }
       try {
         db.exec('BEGIN EXCLUSIVE');
         break;
@@ -266,11 +273,10 @@ class SqliteDriver implements SqlDriver {
     };
   }
 
-  /**
-   * Moves checkpoints off the event loop (see checkpointer.ts). Where the worker cannot run (this
-   * module loaded from source by the tests, a thread that fails to start), SQLite keeps
-   * checkpointing inside commits, as it does for the admin commands: slower, never unsafe.
-   */
+  #closedForLock(name: string): StateUnavailableError {
+    return new StateUnavailableError(`the state database ${this.location} was closed (the server is stopping) before the lock ${name} was held; nothing was changed`);
+  }
+
   async #lockBusy(name: string): Promise<LockBusyError> {
     const { describeHolders, lockHolders } = await import('./lock-holders.js');
     const holders = await lockHolders(this.locksFile);
@@ -282,6 +288,11 @@ class SqliteDriver implements SqlDriver {
     return new LockBusyError(name, describeHolders(holders) ?? `another process (${path.basename(this.locksFile)}'s lock)`, Math.round(this.busyTimeoutMs / 1000), hint);
   }
 
+  /**
+   * Moves checkpoints off the event loop (see checkpointer.ts). Where the worker cannot run (this
+   * module loaded from source by the tests, a thread that fails to start), SQLite keeps
+   * checkpointing inside commits, as it does for the admin commands: slower, never unsafe.
+   */
   async startCheckpointer(): Promise<void> {
     const script = new URL('./checkpointer.js', import.meta.url);
     if (!existsSync(script)) return;
