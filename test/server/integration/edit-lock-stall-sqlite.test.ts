@@ -3,15 +3,12 @@
 // from a process). So an edit that waits its 10 s out must say who holds the lock and that it is
 // stopped, where it said "the state database could not be written (SQLITE_BUSY)" and sent the
 // operator to check the database. The holder, continued, finishes its edit: it never lost the lock.
-import { readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, until } from '../helpers/server.js';
+import { heldEdit, pendingVersions, straceWorks } from '../helpers/held-edit.js';
+import { call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore } from '../helpers/server.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/secrets-server.js', import.meta.url));
 
 let store: TestStore;
 
@@ -25,21 +22,15 @@ afterAll(async () => {
 });
 
 const names = async () => (await cliOk(['secret', 'list', 'production', '--store', store.dir])).trim().split('\n');
-const temps = () => readdirSync(store.dir).filter((file) => file.endsWith('.tmp'));
+const temps = () => pendingVersions(store.dir);
 
 it('an edit that waits out a stopped holder names it as stopped and says how to continue it; the holder, continued, finishes', async (context) => {
-  if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+  if (!(await straceWorks())) return context.skip();
   // strace holds each fsync 3 s: the holder, which took the lock before writing its new version,
   // is stopped while that file exists (named with its pid), before it renames it into place.
-  const holder = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync', '-e', 'inject=fsync:delay_enter=3000000', BIN, 'secret', 'set', 'production', 'HOLDER', '--store', store.dir], {
-    input: 'holder-value',
-    reject: false,
-  });
-  let pid: number | undefined;
+  const { holder, pid } = await heldEdit(store.dir, 'production', 'HOLDER', { input: 'holder-value', delayMs: 3_000 });
   let stopped = false;
   try {
-    await until(async () => temps().length > 0 || holder.exitCode !== null, 20_000);
-    pid = Number(/\.production\.enc\.yaml\.(\d+)\./.exec(temps()[0] ?? '')?.[1]);
     expect(pid).toBeGreaterThan(0);
     process.kill(pid, 'SIGSTOP');
     stopped = true;
@@ -55,22 +46,18 @@ it('an edit that waits out a stopped holder names it as stopped and says how to 
     const resumed = await holder;
     expect(resumed.exitCode, resumed.stderr).toBe(0);
   } finally {
-    if (stopped && pid !== undefined) process.kill(pid, 'SIGCONT');
+    if (stopped) process.kill(pid, 'SIGCONT');
     await holder;
   }
   expect(await names()).toEqual(['KEPT', 'HOLDER']);
   expect(temps()).toEqual([]);
 }, 60_000);
 
-it('an edit that waits out a running holder names it, not as stopped, and says to let it finish', async () => {
+it('an edit that waits out a running holder names it, not as stopped, and says to let it finish', async (context) => {
+  if (!(await straceWorks())) return context.skip();
   // A holder at work: strace holds its fsync for 13 s, longer than the 10 s the other edit waits.
-  const holder = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync', '-e', 'inject=fsync:delay_enter=13000000:when=1', BIN, 'secret', 'set', 'production', 'SLOW', '--store', store.dir], {
-    input: 'slow-value',
-    reject: false,
-  });
+  const { holder, pid } = await heldEdit(store.dir, 'production', 'SLOW', { input: 'slow-value', delayMs: 13_000, once: true });
   try {
-    await until(async () => temps().length > 0 || holder.exitCode !== null, 20_000);
-    const pid = Number(/\.production\.enc\.yaml\.(\d+)\./.exec(temps()[0] ?? '')?.[1]);
     expect(pid).toBeGreaterThan(0);
     const other = await cli(['secret', 'set', 'production', 'WAITED', '--store', store.dir], { input: 'waited-value' });
     expect(other.exitCode).toBe(1);

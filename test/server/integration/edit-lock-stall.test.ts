@@ -5,19 +5,17 @@
 // Now the database ends a lock session idle for 10 s: the other edit proceeds, and the stopped
 // one, continued, must find its lock gone and change nothing. A holder that is only busy keeps
 // its lock, and an edit that waits its whole bound names who holds the lock.
-import { readdirSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { heldEdit, pendingVersions, straceWorks } from '../helpers/held-edit.js';
 import { call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, until } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
 import { lockKey } from '../../../src/server/state/sql/driver.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/secrets-server.js', import.meta.url));
 const DRIVER = new URL('../../../dist/server/state/postgres/postgres-driver.js', import.meta.url).href;
 
 let store: TestStore;
@@ -37,7 +35,7 @@ afterAll(async () => {
 });
 
 const names = async () => (await cliOk(['secret', 'list', 'production', '--store', store.dir], { env })).trim().split('\n');
-const temps = () => readdirSync(store.dir).filter((file) => file.endsWith('.tmp'));
+const temps = () => pendingVersions(store.dir);
 
 async function operatorSession(application: string): Promise<pg.Client> {
   const operator = new pg.Client({ connectionString: db.url, application_name: application });
@@ -47,19 +45,12 @@ async function operatorSession(application: string): Promise<pg.Client> {
 }
 
 it('a holder stopped mid-edit loses the lock within 10 s: another edit then proceeds, and the holder, continued, fails and leaves the file as that edit left it', async (context) => {
-  if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+  if (!(await straceWorks())) return context.skip();
   // strace holds each fsync 3 s: the holder, which took the lock before writing its new version,
   // is stopped while that file exists (named with its pid), before it renames it into place.
-  const holder = execa('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync', '-e', 'inject=fsync:delay_enter=3000000', BIN, 'secret', 'set', 'production', 'HOLDER', '--store', store.dir], {
-    input: 'holder-value',
-    env: { VANTA_SOPS_FILES_PATH: '', ...env },
-    reject: false,
-  });
-  let pid: number | undefined;
+  const { holder, pid } = await heldEdit(store.dir, 'production', 'HOLDER', { input: 'holder-value', delayMs: 3_000, env: { VANTA_SOPS_FILES_PATH: '', ...env } });
   let stopped = false;
   try {
-    await until(async () => temps().length > 0 || holder.exitCode !== null, 20_000);
-    pid = Number(/\.production\.enc\.yaml\.(\d+)\./.exec(temps()[0] ?? '')?.[1]);
     expect(pid).toBeGreaterThan(0);
     process.kill(pid, 'SIGSTOP');
     stopped = true;
@@ -78,7 +69,7 @@ it('a holder stopped mid-edit loses the lock within 10 s: another edit then proc
     expect(resumed.stderr).toContain('ended the session holding the lock sops:production');
     expect(resumed.stderr).toContain('nothing was changed');
   } finally {
-    if (stopped && pid !== undefined) process.kill(pid, 'SIGCONT');
+    if (stopped) process.kill(pid, 'SIGCONT');
     await holder;
   }
   expect(await names()).toEqual(['KEPT', 'OTHER']);
