@@ -67,12 +67,20 @@ export class StateWentBackError extends StateUnavailableError {
 }
 
 /**
- * An edit waited its whole bound for a named lock another session held. A holder that stalls
- * loses its lock well within that bound (PostgreSQL ends its session), so one still held is
- * working, or is not one of ours: the message names it as the database sees it.
+ * An edit waited its whole bound for a named lock another holder kept. With PostgreSQL a holder
+ * that stalls loses its lock well within that bound (the database ends its session), so one still
+ * held is working, or is not one of ours; a SQLite file lock stays with a stopped process. Either
+ * way the message names the holder as the driver finds it.
  */
 export class LockBusyError extends StateUnavailableError {
   constructor(name: string, holder: string, waitedSeconds: number, hint: string) {
     super(`the lock ${name} is held by ${holder}; waited ${waitedSeconds} s, nothing was changed`, undefined, hint);
+  }
+}
+
+/** The driver was closed (a server told to stop) before a named lock was held: the edit did nothing. */
+export class ClosedBeforeLockError extends StateUnavailableError {
+  constructor(location: string, name: string) {
+    super(`the state database ${location} was closed (the server is stopping) before the lock ${name} was held; nothing was changed`);
   }
 }

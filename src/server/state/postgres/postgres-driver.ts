@@ -4,7 +4,7 @@
 // The pool reconnects by itself once the database is back. Errors never carry the URL's password.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { LockBusyError, StateDataError, StateUnavailableError } from '../state-errors.js';
+import { ClosedBeforeLockError, LockBusyError, StateDataError, StateUnavailableError } from '../state-errors.js';
 import { keepLock } from './keep-lock.js';
 import { holderName, type LockHolder, LOCK_STALL_MS, LOCK_WAIT_MS } from './lock-session.js';
 import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
@@ -201,12 +201,12 @@ class PostgresDriver implements SqlDriver {
     // is left behind, and a holder that runs on after losing its lock learns it from check().
     // Closing the driver ends its lock sessions too: a server told to stop must not wait out the
     // 15 s of each edit queued behind a held lock (nor open sessions once its state is closed).
-    if (this.#closing.signal.aborted) throw this.#closed(name);
+    if (this.#closing.signal.aborted) throw new ClosedBeforeLockError(this.location, name);
     const kept = await keepLock({ url: this.url, name, application: holderName() }, this.#closing.signal);
     const { outcome } = kept;
     if (outcome.kind !== 'held' || this.#closing.signal.aborted) {
       await kept.release();
-      if (this.#closing.signal.aborted) throw this.#closed(name);
+      if (this.#closing.signal.aborted) throw new ClosedBeforeLockError(this.location, name);
       throw outcome.kind === 'busy' ? lockBusy(name, outcome.holder) : this.#wrap({ code: outcome.kind === 'failed' ? outcome.code : undefined });
     }
     return {
@@ -262,10 +262,6 @@ class PostgresDriver implements SqlDriver {
     // Data errors (class 22) are answers too: a value the database refused, not an outage.
     if (typeof code === 'string' && code.startsWith('22')) return new StateDataError(code, cause);
     return new StateUnavailableError(`the state database ${this.location} did not answer (${typeof code === 'string' ? code : 'connection failed'})`, cause);
-  }
-
-  #closed(name: string): StateUnavailableError {
-    return new StateUnavailableError(`the state database ${this.location} was closed (the server is stopping) before the lock ${name} was held; nothing was changed`);
   }
 
   async close(): Promise<void> {

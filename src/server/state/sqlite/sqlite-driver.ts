@@ -15,7 +15,7 @@ import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../../errors.js';
-import { LockBusyError, StateReplacedError, StateUnavailableError } from '../state-errors.js';
+import { ClosedBeforeLockError, LockBusyError, StateReplacedError, StateUnavailableError } from '../state-errors.js';
 import { describeChange, type FileIdentity } from './file-identity.js';
 import { type HeldLock, positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
@@ -242,14 +242,14 @@ class SqliteDriver implements SqlDriver {
     // ends: a file lock cannot be taken from it, so the edit that waits says who it is.
     // A driver closed (a server told to stop) takes no lock and ends a wait: each edit queued
     // behind another holder would otherwise keep the process for its whole bound in turn.
-    if (this.#closing) throw this.#closedForLock(name);
+    if (this.#closing) throw new ClosedBeforeLockError(this.location, name);
     await ensurePrivateFile(this.locksFile);
     const db = new this.Sqlite(this.locksFile, { timeout: BLOCKING_WAIT_MS });
     const deadline = Date.now() + this.busyTimeoutMs;
     for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
       if (this.#closing) {
         db.close();
-        throw this.#closedForLock(name);
+        throw new ClosedBeforeLockError(this.location, name);
       }
       try {
         db.exec('BEGIN EXCLUSIVE');
@@ -271,10 +271,6 @@ class SqliteDriver implements SqlDriver {
         db.close();
       },
     };
-  }
-
-  #closedForLock(name: string): StateUnavailableError {
-    return new StateUnavailableError(`the state database ${this.location} was closed (the server is stopping) before the lock ${name} was held; nothing was changed`);
   }
 
   async #lockBusy(name: string): Promise<LockBusyError> {
