@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWhileKilling } from '../helpers/kill-under-load.js';
 import { storePaths } from '../../../src/server/store/layout.js';
 import { whileStateLocked } from '../state/conformance.js';
+import { testDatabase } from '../../helpers/postgres.js';
 import { BIN, call, cli, cliOk, generate, makeApiKey, makeStore, startServer, type TestStore, token } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -95,10 +96,12 @@ describe('a server SIGKILLed under load', () => {
 });
 
 describe('admin commands at once, some killed', () => {
-  it('every command that exited 0 took effect, and no lock is left behind', async () => {
+  // The same 50 commands against each kind of state: SQLite's write lock and lock file, and
+  // PostgreSQL's transactions and edit-lock sessions (a session and a thread of their own).
+  async function atOnce(env: Record<string, string>): Promise<void> {
     const local = await makeStore({ team: { SEED: 'x' } });
     try {
-      const doomed = await Promise.all(Array.from({ length: 10 }, () => makeApiKey(local, ['team'], ['DB_*'])));
+      const doomed = await Promise.all(Array.from({ length: 10 }, () => makeApiKey(local, ['team'], ['DB_*'], [], env)));
       type Job = { kind: 'create' | 'revoke' | 'set'; arg: string; args: string[]; input?: string };
       const jobs: Job[] = [
         ...Array.from({ length: 20 }, (_, i): Job => ({ kind: 'create', arg: `bulk-${i}`, args: ['apikey', 'create', '--name', `bulk-${i}`, '--environment', 'team', '--key-pattern', 'DB_*'] })),
@@ -109,7 +112,7 @@ describe('admin commands at once, some killed', () => {
         jobs.map(
           (job, index) =>
             new Promise<{ job: Job; code: number | null; stdout: string }>((resolve) => {
-              const child = spawn(BIN, [...job.args, '--store', local.dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+              const child = spawn(BIN, [...job.args, '--store', local.dir], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
               let stdout = '';
               child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
               child.stdin.end(job.input ?? '');
@@ -122,8 +125,8 @@ describe('admin commands at once, some killed', () => {
       const ok = results.filter((result) => result.code === 0);
       expect(ok.length).toBeGreaterThan(25);
       expect(results.some((result) => result.code === null)).toBe(true);
-      const keys = (await cliOk(['apikey', 'list', '--json', '--store', local.dir])).trim().split('\n').map((line) => JSON.parse(line));
-      const names = (await cliOk(['secret', 'list', 'team', '--store', local.dir])).trim().split('\n');
+      const keys = (await cliOk(['apikey', 'list', '--json', '--store', local.dir], { env })).trim().split('\n').map((line) => JSON.parse(line));
+      const names = (await cliOk(['secret', 'list', 'team', '--store', local.dir], { env })).trim().split('\n');
       for (const { job, stdout } of ok) {
         if (job.kind === 'create') expect(keys.find((k) => k.id === /^id: (\S+)$/m.exec(stdout)?.[1])?.name).toBe(job.arg);
         if (job.kind === 'revoke') expect(keys.find((k) => k.id === job.arg)?.revoked_at).not.toBeNull();
@@ -131,12 +134,37 @@ describe('admin commands at once, some killed', () => {
       }
       expect((await readdir(local.dir)).filter((file) => file.endsWith('.lock'))).toEqual([]);
       // And the next command is not held up by anything the killed ones left.
-      expect((await cli(['secret', 'set', 'team', 'AFTER', '--store', local.dir], { input: 'y' })).exitCode).toBe(0);
-      expect((await cli(['audit', 'verify', '--store', local.dir])).exitCode).toBe(0);
+      expect((await cli(['secret', 'set', 'team', 'AFTER', '--store', local.dir], { input: 'y', env })).exitCode).toBe(0);
+      expect((await cli(['audit', 'verify', '--store', local.dir], { env })).exitCode).toBe(0);
     } finally {
       await local.cleanup();
     }
-  }, 120_000);
+  }
+
+  it('every command that exited 0 took effect, and no lock is left behind', () => atOnce({}), 120_000);
+
+  it('with PostgreSQL: every command that exited 0 took effect, and no lock or lock session is left behind', async () => {
+    const db = await testDatabase();
+    try {
+      await atOnce({ RWS_DATABASE_URL: db.url });
+      // Killed edits leave no lock session behind: one that held the lock ends with its
+      // connection; one cut off while waiting ends by its lock_timeout at the latest (a backend
+      // waiting on a lock does not notice its client is gone).
+      const { default: pg } = await import('pg');
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        const sessions = async () => (await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'secrets-server edit pid %'")).rows[0].n as number;
+        const deadline = Date.now() + 20_000;
+        while ((await sessions()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(await sessions()).toBe(0);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await db.drop();
+    }
+  }, 180_000);
 });
 
 describe('lost or rolled-back state', () => {
