@@ -9,11 +9,10 @@
 // with the process. So the bound is on a stalled holder, never on a long edit.
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { clientConfig, timed } from './postgres-driver.js';
+import { clientConfig, timed } from './client-config.js';
 import { QUERY_TIMEOUT_MS } from './time-limits.js';
 import { lockKey } from '../sql/driver.js';
-// postgres-driver.js imports this module too: its bindings are used inside functions only, never
-// while the modules load. Each statement but the wait is bounded as every other session's.
+// Each statement but the wait is bounded as every other session's.
 
 /** A lock session idle this long is ended by the database, its lock released. */
 export const LOCK_STALL_MS = 10_000;

@@ -11,34 +11,9 @@ import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } fr
 import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl } from '../../url-credentials.js';
 import { printable } from '../../../printable.js';
-import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, withoutUrlLimits } from './time-limits.js';
-
-/** bigint columns (seq, epoch seconds, uses) as numbers: they stay far below 2^53. */
-const types = {
-  getTypeParser: ((oid: number, format?: string) => (oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
-};
-
-/**
- * Every session: statements bounded on both ends, and a transaction whose client stops sending
- * (a replica stopped, frozen or cut off mid-transaction, its connection still open) ended by the
- * database after the same bound. Each write takes the audit chain's lock, which every replica
- * shares: without that bound one replica stalled while holding it left every other replica's
- * every request a 503 for as long as it stalled. Our transactions send their statements back to
- * back, never idling in between. The URL's own time limits are taken out of it first: node-postgres
- * would let them win over these (time-limits.ts).
- */
-export function clientConfig(url: string): pg.ClientConfig {
-  return {
-    connectionString: withoutUrlLimits(url).url,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    query_timeout: QUERY_TIMEOUT_MS,
-    statement_timeout: QUERY_TIMEOUT_MS,
-    idle_in_transaction_session_timeout: QUERY_TIMEOUT_MS,
-    keepAlive: true,
-    types,
-    application_name: 'secrets-server',
-  };
-}
+import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS } from './time-limits.js';
+import { clientConfig, timed } from './client-config.js';
+import { newPool } from './pool.js';
 
 const statementNames = new Map<string, string>();
 const MAX_NAMED = 1_000;
@@ -70,16 +45,7 @@ function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
 export async function openPostgres(url: string): Promise<SqlDriver> {
   const location = redactUrl(url);
   const target = connectTarget(url);
-  const pool = new pg.Pool({ ...clientConfig(url), max: 6, idleTimeoutMillis: 30_000 });
-  // An idle client whose server went away emits 'error' on the pool: it is dropped, not fatal.
-  pool.on('error', () => undefined);
-  // A client taken from the pool has no 'error' listener (pg-pool listens only while it is idle),
-  // and node-postgres emits 'error' for a server's FATAL message that arrives with no statement in
-  // flight: one read holding a statement's answer and then the FATAL of a restart or
-  // pg_terminate_backend (a busy event loop reads both at once) would end the process. Absorbed:
-  // the client is then unqueryable, so its next statement fails as unavailable, and the pool
-  // drops it when it is released.
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  const pool = newPool(url);
   const driver = new PostgresDriver(location, target, pool, url);
   try {
     await driver.query('SELECT 1');
@@ -315,11 +281,6 @@ function lockBusy(name: string, holder: LockHolder | undefined): LockBusyError {
     waited,
     `a holder that stops answering loses the lock after ${LOCK_STALL_MS / 1000} s, so this one is still at work (a large import takes a while): try again once it is done; if it never ends, stop that process, or end its session: SELECT pg_terminate_backend(${holder.pid})`,
   );
-}
-
-/** node-postgres reads a per-query `query_timeout` (its types do not list it). */
-export function timed(config: pg.QueryConfig, ms: number): pg.QueryConfig {
-  return Object.assign(config, { query_timeout: ms });
 }
 
 function isBroken(error: unknown): boolean {
