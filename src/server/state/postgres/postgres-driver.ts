@@ -13,7 +13,7 @@ import { redactUrl } from '../../url-credentials.js';
 import { printable } from '../../../printable.js';
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS } from './time-limits.js';
 import { clientConfig, timed } from './client-config.js';
-import { newPool } from './pool.js';
+import { endPool, newPool } from './pool.js';
 
 const statementNames = new Map<string, string>();
 const MAX_NAMED = 1_000;
@@ -42,11 +42,15 @@ function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
   return { name, text: sql, values };
 }
 
-export async function openPostgres(url: string): Promise<SqlDriver> {
+/**
+ * `serving`: a server's pool, shared by concurrent requests. Otherwise a one-shot command's, which
+ * lets its idle connections go before it waits for a named lock (see lock()).
+ */
+export async function openPostgres(url: string, options: { serving?: boolean } = {}): Promise<SqlDriver> {
   const location = redactUrl(url);
   const target = connectTarget(url);
   const pool = newPool(url);
-  const driver = new PostgresDriver(location, target, pool, url);
+  const driver = new PostgresDriver(location, target, pool, url, options.serving === true);
   try {
     await driver.query('SELECT 1');
   } catch (error) {
@@ -67,9 +71,10 @@ class PostgresDriver implements SqlDriver {
     readonly location: string,
     /** Where the pool connects (host:port, or a socket), for a connect timeout's message. */
     private readonly target: string,
-    private readonly pool: pg.Pool,
-    /** For the named locks' sessions, which are not the pool's. */
+    private pool: pg.Pool,
+    /** For the named locks' sessions, which are not the pool's, and a pool that replaces this one. */
     private readonly url: string,
+    private readonly serving: boolean,
   ) {}
 
   /** One statement, answered or failed within the statement timeout, a wait for a connection included. */
@@ -168,6 +173,10 @@ class PostgresDriver implements SqlDriver {
     // Closing the driver ends its lock sessions too: a server told to stop must not wait out the
     // 15 s of each edit queued behind a held lock (nor open sessions once its state is closed).
     if (this.#closing.signal.aborted) throw new ClosedBeforeLockError(this.location, name);
+    // A one-shot command (`secret set --database-url`) waits with its lock session only: its
+    // pool's idle connection, kept open while it waited, made each waiting edit hold two of the
+    // database's connections, and a dozen edits at once were refused for too many (53300).
+    if (!this.serving) await this.#dropIdleConnections();
     const kept = await keepLock({ url: this.url, name, application: holderName() }, this.#closing.signal);
     const { outcome } = kept;
     if (outcome.kind !== 'held' || this.#closing.signal.aborted) {
@@ -186,6 +195,14 @@ class PostgresDriver implements SqlDriver {
       },
       release: () => kept.release(),
     };
+  }
+
+  /** A fresh pool in place of this one, whose idle connections are closed before this resolves. */
+  async #dropIdleConnections(): Promise<void> {
+    if (this.pool.totalCount === 0) return;
+    const old = this.pool;
+    this.pool = newPool(this.url);
+    await endPool(old, QUERY_TIMEOUT_MS);
   }
 
   /**
