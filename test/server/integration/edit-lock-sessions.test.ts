@@ -97,3 +97,16 @@ it('edits waiting for the lock hold one connection each: six at once under a rol
     await operator.query(`DROP ROLE IF EXISTS ${role}`);
   }
 }, 90_000);
+
+it("a waiting edit's lock session carries our name, whatever application_name the URL gives (kept after it), so the holder can be named", async () => {
+  await cliOk(['secret', 'import', 'production', '--format', 'json', '--store', store.dir], { input: JSON.stringify({ KEPT: 'kept-value' }), env: { RWS_DATABASE_URL: db.url } });
+  // In an object: returned bare, the edit (a promise) would be waited for while the lock is held.
+  const { child } = await whileHeld(operator, async () => {
+    const started = edit(`${db.url}?application_name=billing-prod`, 'NAMED');
+    await until(async () => (await waiters()).length === 1 || started.exitCode !== null, 20_000);
+    expect((await waiters()).map((session) => session.application_name)).toEqual([`secrets-server edit pid ${started.pid} on ${hostname()} (billing-prod)`.slice(0, 63)]);
+    return { child: started };
+  });
+  const result = await child;
+  expect({ exitCode: result.exitCode, stderr: result.stderr }).toEqual({ exitCode: 0, stderr: '' });
+}, 60_000);

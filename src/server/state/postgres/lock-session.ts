@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { clientConfig, timed } from './client-config.js';
 import { QUERY_TIMEOUT_MS } from './time-limits.js';
+import { withoutPairs } from './url-query.js';
 import { lockKey } from '../sql/driver.js';
 // Each statement but the wait is bounded as every other session's.
 
@@ -35,8 +36,18 @@ export type LockOutcome = { kind: 'held' } | { kind: 'busy'; holder: LockHolder 
 
 /** Names this process in pg_stat_activity, so that a waiting edit can say who holds the lock. */
 export function holderName(pid: number = process.pid): string {
-  // PostgreSQL keeps 63 bytes of application_name.
-  return Buffer.from(`secrets-server edit pid ${pid} on ${hostname()}`, 'utf8').subarray(0, 63).toString('utf8').replace(/\uFFFD$/, '');
+  return `secrets-server edit pid ${pid} on ${hostname()}`;
+}
+
+/**
+ * The lock session's application_name: ours first, whatever the URL gives (node-postgres lets a
+ * URL's `application_name` replace the one it is given, and a waiting edit could then name the
+ * holder only by session and address), then the URL's own in parentheses, cut where PostgreSQL
+ * cuts it (63 bytes) but never inside a character.
+ */
+export function sessionName(ours: string, theirs: string | undefined): string {
+  const name = theirs === undefined || theirs === '' ? ours : `${ours} (${theirs})`;
+  return Buffer.from(name, 'utf8').subarray(0, 63).toString('utf8').replace(/\uFFFD$/, '');
 }
 
 export class LockSession {
@@ -58,7 +69,9 @@ export class LockSession {
    * its lock is let go and check() says so.
    */
   static async acquire(url: string, name: string, application: string, abandon?: AbortSignal): Promise<{ outcome: LockOutcome; session?: LockSession }> {
-    const client = new pg.Client({ ...clientConfig(url), application_name: application, idle_in_transaction_session_timeout: LOCK_STALL_MS });
+    let theirs: string | undefined;
+    const own = withoutPairs(url, (pair) => pair.name === 'application_name' && ((theirs = pair.value), true));
+    const client = new pg.Client({ ...clientConfig(own), application_name: sessionName(application, theirs), idle_in_transaction_session_timeout: LOCK_STALL_MS });
     const session = new LockSession(client, lockKey(name));
     if (abandon !== undefined) {
       const end = (): void => void session.#end();
