@@ -110,3 +110,24 @@ it("a waiting edit's lock session carries our name, whatever application_name th
   const result = await child;
   expect({ exitCode: result.exitCode, stderr: result.stderr }).toEqual({ exitCode: 0, stderr: '' });
 }, 60_000);
+
+it('a waiting edit whose process is gone (SIGTERM, SIGKILL) leaves the database within seconds, not at the end of its 15 s wait', async (context) => {
+  // client_connection_check_interval came with PostgreSQL 14; an older server (RWS_TEST_DATABASE_URL)
+  // keeps such a session until its lock_timeout.
+  const version = Number((await operator.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]?.v);
+  if (version < 140_000) return context.skip();
+  await whileHeld(operator, async () => {
+    const edits = [edit(db.url, 'TERMINATED'), edit(db.url, 'KILLED')];
+    await until(async () => (await waiters()).length === 2 || edits.some((child) => child.exitCode !== null), 20_000);
+    const sessions = (await waiters()).map((session) => session.pid);
+    edits[0]?.kill('SIGTERM');
+    edits[1]?.kill('SIGKILL');
+    await Promise.all(edits);
+    const started = Date.now();
+    const gone = async () => (await operator.query('SELECT pid FROM pg_stat_activity WHERE pid = ANY($1)', [sessions])).rows.length === 0;
+    while (!(await gone()) && Date.now() - started < 15_000) await new Promise((resolve) => setTimeout(resolve, 50));
+    const lingered = Date.now() - started;
+    console.log(`the killed edits' lock sessions lingered ${lingered} ms`);
+    expect(lingered).toBeLessThan(4_000);
+  });
+}, 60_000);

@@ -19,6 +19,8 @@ import { lockKey } from '../sql/driver.js';
 export const LOCK_STALL_MS = 10_000;
 /** How often a holder's session shows it is alive: a tenth of the bound, for a thread that lags. */
 const HEARTBEAT_MS = 1_000;
+/** How often the database looks whether a lock session's client is still there (PostgreSQL 14+). */
+const CLIENT_CHECK_MS = 1_000;
 /** How long an edit waits for the lock: past a stalled holder's bound, so it then proceeds. */
 export const LOCK_WAIT_MS = LOCK_STALL_MS + 5_000;
 
@@ -83,7 +85,19 @@ export class LockSession {
       await client.connect();
       // lock_timeout bounds the wait with its own SQLSTATE (55P03), told apart from a database
       // that does not answer; the statement's own bound is lifted for the wait only.
-      await client.query(timed({ text: `BEGIN; SET LOCAL lock_timeout = ${LOCK_WAIT_MS}; SET LOCAL statement_timeout = ${LOCK_WAIT_MS + QUERY_TIMEOUT_MS}` }, QUERY_TIMEOUT_MS));
+      // client_connection_check_interval: a backend waiting for a lock reads nothing from its
+      // client, so a wait whose process is gone (SIGKILL, SIGTERM) kept its connection slot until
+      // lock_timeout; with it the database looks at the socket every CLIENT_CHECK_MS and ends the
+      // session. PostgreSQL 13 has no such setting: current_setting(…, true) is then NULL, and
+      // CASE never calls set_config, which would fail on a name it does not know.
+      await client.query(
+        timed(
+          {
+            text: `BEGIN; SET LOCAL lock_timeout = ${LOCK_WAIT_MS}; SET LOCAL statement_timeout = ${LOCK_WAIT_MS + QUERY_TIMEOUT_MS}; SELECT CASE WHEN current_setting('client_connection_check_interval', true) IS NOT NULL THEN set_config('client_connection_check_interval', '${CLIENT_CHECK_MS}', true) END`,
+          },
+          QUERY_TIMEOUT_MS,
+        ),
+      );
       try {
         await client.query(timed({ text: 'SELECT pg_advisory_xact_lock($1)', values: [session.key.toString()] }, LOCK_WAIT_MS + QUERY_TIMEOUT_MS));
       } catch (error) {
