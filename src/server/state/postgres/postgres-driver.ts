@@ -13,7 +13,7 @@ import { redactUrl } from '../../url-credentials.js';
 import { printable } from '../../../printable.js';
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS } from './time-limits.js';
 import { clientConfig, timed } from './client-config.js';
-import { endPool, newPool } from './pool.js';
+import { endPool, newPool, POOL_SIZE } from './pool.js';
 
 const statementNames = new Map<string, string>();
 const MAX_NAMED = 1_000;
@@ -229,6 +229,15 @@ class PostgresDriver implements SqlDriver {
           `check that ${this.target} is reachable from this host (a firewall or security group may drop the packets) and that PostgreSQL is up and listening there`,
         );
       }
+      // Every connection of the pool busy (their statements waiting on a lock, or on a slow
+      // server) for the connect timeout: nothing failed to connect, as "connection failed" said.
+      if (isPoolWaitTimeout(cause)) {
+        throw new StateUnavailableError(
+          `the state database ${this.location} is slow to answer: all ${POOL_SIZE} of this process's connections to it were busy for ${CONNECT_TIMEOUT_MS / 1000} s, and this statement got none`,
+          cause,
+          "see what this process's statements wait for (SELECT pid, wait_event_type, wait_event, now() - query_start, query FROM pg_stat_activity WHERE state = 'active'): a lock another session holds, or a database short of CPU or disk; more replicas share a load this high",
+        );
+      }
       throw this.#wrap(cause);
     } finally {
       clearTimeout(timer);
@@ -285,6 +294,11 @@ function isConnectTimeout(error: unknown): boolean {
     if (e.message === 'Connection terminated due to connection timeout' || e.message === 'timeout expired') return true;
   }
   return false;
+}
+
+/** pg-pool's own words, and no code, for a wait for one of its connections past `connectionTimeoutMillis`. */
+function isPoolWaitTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'timeout exceeded when trying to connect';
 }
 
 /** Names who holds the lock as the database shows it, and what to do. */
