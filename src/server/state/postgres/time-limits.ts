@@ -46,9 +46,36 @@ function optionsLimits(options: string): string[] {
   return [...options.matchAll(OPTIONS_LIMIT)].map((match) => (match[1] as string).toLowerCase().replace(/-/g, '_'));
 }
 
-/** The warning a command prints once when the URL tried to set the server's limits, or undefined. */
-export function ignoredLimitsWarning(url: string): string | undefined {
-  const { ignored } = withoutUrlLimits(url);
-  if (ignored.length === 0) return undefined;
-  return `secrets-server: warning RWS_DATABASE_TIMEOUT_IGNORED: the database URL's ${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} ignored: the server's own limits hold (connect ${CONNECT_TIMEOUT_MS / 1000} s, each statement ${QUERY_TIMEOUT_MS / 1000} s, a transaction left idle ${QUERY_TIMEOUT_MS / 1000} s), so that a database that does not answer is a 503 within the request timeout; remove ${ignored.length === 1 ? 'it' : 'them'} from the URL`;
+/**
+ * The environment variables node-postgres reads (pg 8, connection-parameters.js) that would set
+ * one of our limits, named as the URL's are. None lifts one, so none is taken out: PGCONNECT_TIMEOUT
+ * is read only when no connect timeout is given (ours always is, and the JavaScript client never
+ * uses it), and PGOPTIONS, read only when the URL has no `options`, is applied by PostgreSQL
+ * before the startup parameters that carry our limits. The operator, who may believe otherwise,
+ * is told. Set but empty, node-postgres reads neither.
+ */
+export function envLimits(url: string, env: Readonly<Record<string, string | undefined>>): string[] {
+  const ignored = new Set<string>();
+  if (env.PGCONNECT_TIMEOUT) ignored.add('PGCONNECT_TIMEOUT');
+  let urlOptions = '';
+  withoutPairs(url, ({ name, value }) => {
+    if (name === 'options') urlOptions = value;
+    return false;
+  });
+  if (env.PGOPTIONS && urlOptions === '') for (const setting of optionsLimits(env.PGOPTIONS)) ignored.add(`PGOPTIONS (-c ${setting})`);
+  return [...ignored];
+}
+
+/**
+ * The warning a command prints once when the URL or the environment tried to set the server's
+ * limits, or undefined.
+ */
+export function ignoredLimitsWarning(url: string, env: Readonly<Record<string, string | undefined>> = {}): string | undefined {
+  const fromUrl = withoutUrlLimits(url).ignored;
+  const fromEnv = envLimits(url, env);
+  const count = fromUrl.length + fromEnv.length;
+  if (count === 0) return undefined;
+  const what = [fromUrl.length > 0 ? `the database URL's ${fromUrl.join(', ')}` : '', fromEnv.length > 0 ? `the environment's ${fromEnv.join(', ')}` : ''].filter((part) => part !== '').join(' and ');
+  const where = [fromUrl.length > 0 ? 'the URL' : '', fromEnv.length > 0 ? 'the environment' : ''].filter((part) => part !== '').join(' and ');
+  return `secrets-server: warning RWS_DATABASE_TIMEOUT_IGNORED: ${what} ${count === 1 ? 'is' : 'are'} ignored: the server's own limits hold (connect ${CONNECT_TIMEOUT_MS / 1000} s, each statement ${QUERY_TIMEOUT_MS / 1000} s, a transaction left idle ${QUERY_TIMEOUT_MS / 1000} s), so that a database that does not answer is a 503 within the request timeout; remove ${count === 1 ? 'it' : 'them'} from ${where}`;
 }
