@@ -72,7 +72,11 @@ export class LockSession {
    */
   static async acquire(url: string, name: string, application: string, abandon?: AbortSignal): Promise<{ outcome: LockOutcome; session?: LockSession }> {
     let theirs: string | undefined;
-    const own = withoutPairs(url, (pair) => pair.name === 'application_name' && ((theirs = pair.value), true));
+    const own = withoutPairs(url, ({ name: parameter, value }) => {
+      if (parameter !== 'application_name') return false;
+      theirs = value;
+      return true;
+    });
     const client = new pg.Client({ ...clientConfig(own), application_name: sessionName(application, theirs), idle_in_transaction_session_timeout: LOCK_STALL_MS });
     const session = new LockSession(client, lockKey(name));
     if (abandon !== undefined) {
