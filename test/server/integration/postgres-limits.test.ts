@@ -1,7 +1,8 @@
 // The server's own time limits on PostgreSQL, which make "the database does not answer → 503
 // RWS_STATE_UNAVAILABLE within the request timeout" true: a connect that times out says so, and
 // where it was connecting, never the URL's password; and a URL's own limits (`?statement_timeout=0`),
-// or those node-postgres reads from the environment (PGOPTIONS, PGCONNECT_TIMEOUT), do not lift them.
+// or those node-postgres reads from the environment (PGOPTIONS, PGCONNECT_TIMEOUT, NODE_PG_FORCE_NATIVE),
+// do not lift them.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { execa } from 'execa';
@@ -57,7 +58,7 @@ it('a connect that times out says so, with how long and where, and a hint that f
   expect(accepted.length).toBeGreaterThanOrEqual(2);
 });
 
-it("a database URL's own time limits, and those of PGOPTIONS and PGCONNECT_TIMEOUT, are ignored, said once, and a statement blocked by another session still ends within the server's statement timeout", async () => {
+it("a database URL's own time limits, and those of PGOPTIONS, PGCONNECT_TIMEOUT and NODE_PG_FORCE_NATIVE, are ignored, said once, and a statement blocked by another session still ends within the server's statement timeout", async () => {
   const db = await testDatabase();
   const edited = await makeStore();
   const password = decodeURIComponent(new URL(db.url).password);
@@ -88,6 +89,9 @@ it("a database URL's own time limits, and those of PGOPTIONS and PGCONNECT_TIMEO
       // node-postgres reads PGOPTIONS (when the URL has no options) and PGCONNECT_TIMEOUT (when
       // it is given no connect timeout): neither lifts a limit, both are said.
       ['sslmode=disable', ['PGOPTIONS (-c statement_timeout)', 'PGOPTIONS (-c idle_in_transaction_session_timeout)', 'PGCONNECT_TIMEOUT'], { PGOPTIONS: '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0', PGCONNECT_TIMEOUT: '600' }],
+      // It makes node-postgres load its libpq client, which is sent no statement limit (and,
+      // pg-native not installed, failed every command with RWS_INTERNAL): taken out.
+      ['sslmode=disable', ['NODE_PG_FORCE_NATIVE'], { NODE_PG_FORCE_NATIVE: '1' }],
       ['query_timeout=0', ['query_timeout', 'PGCONNECT_TIMEOUT'], { PGCONNECT_TIMEOUT: '600' }],
     ];
     for (const [query, names, variables] of cases) {
@@ -131,3 +135,18 @@ it("a database URL's own time limits, and those of PGOPTIONS and PGCONNECT_TIMEO
     await edited.cleanup();
   }
 }, 120_000);
+
+it('an edit with NODE_PG_FORCE_NATIVE set runs on the JavaScript client and says the variable is ignored', async () => {
+  const db = await testDatabase();
+  const edited = await makeStore();
+  try {
+    const env = { RWS_DATABASE_URL: db.url, NODE_PG_FORCE_NATIVE: '1' };
+    const result = await cli(['secret', 'set', 'production', 'NATIVE', '--store', edited.dir], { input: 'native-value', env });
+    expect({ exitCode: result.exitCode, stdout: result.stdout }).toEqual({ exitCode: 0, stdout: 'set NATIVE in production\n' });
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining("warning RWS_DATABASE_TIMEOUT_IGNORED: the environment's NODE_PG_FORCE_NATIVE is ignored")]);
+    expect((await cli(['secret', 'list', 'production', '--store', edited.dir], { env })).stdout.trim()).toBe('NATIVE');
+  } finally {
+    await db.drop();
+    await edited.cleanup();
+  }
+}, 60_000);

@@ -65,6 +65,8 @@ describe('envLimits', () => {
     expect(envLimits(`${url}?options=${encodeURIComponent('-c search_path=rws')}`, { PGOPTIONS: '-c statement_timeout=0' })).toEqual([]);
     expect(envLimits(`${url}?options=`, { PGOPTIONS: '-c statement_timeout=0' })).toEqual(['PGOPTIONS (-c statement_timeout)']);
     expect(envLimits(url, { PGOPTIONS: '-c search_path=rws', PGAPPNAME: 'x', PGHOST: 'db' })).toEqual([]);
+    expect(envLimits(url, { NODE_PG_FORCE_NATIVE: 'true' })).toEqual(['NODE_PG_FORCE_NATIVE']);
+    expect(envLimits(url, { NODE_PG_FORCE_NATIVE: '' })).toEqual([]);
   });
 
   it('the warning says which came from the URL and which from the environment, never a value', () => {

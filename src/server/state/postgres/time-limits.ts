@@ -47,8 +47,9 @@ function optionsLimits(options: string): string[] {
 }
 
 /**
- * The environment variables node-postgres reads (pg 8, connection-parameters.js) that would set
- * one of our limits, named as the URL's are. None lifts one, so none is taken out: PGCONNECT_TIMEOUT
+ * The environment variables node-postgres reads (pg 8, connection-parameters.js and index.js) that
+ * would set or drop one of our limits, named as the URL's are. NODE_PG_FORCE_NATIVE would, and
+ * is taken out of the environment (server/cli.ts main). The others do not lift one: PGCONNECT_TIMEOUT
  * is read only when no connect timeout is given (ours always is, and the JavaScript client never
  * uses it), and PGOPTIONS, read only when the URL has no `options`, is applied by PostgreSQL
  * before the startup parameters that carry our limits. The operator, who may believe otherwise,
@@ -57,6 +58,8 @@ function optionsLimits(options: string): string[] {
 export function envLimits(url: string, env: Readonly<Record<string, string | undefined>>): string[] {
   const ignored = new Set<string>();
   if (env.PGCONNECT_TIMEOUT) ignored.add('PGCONNECT_TIMEOUT');
+  // Its libpq client would be sent no statement limit at all; the server's main takes it out.
+  if (env.NODE_PG_FORCE_NATIVE) ignored.add('NODE_PG_FORCE_NATIVE');
   let urlOptions = '';
   withoutPairs(url, ({ name, value }) => {
     if (name === 'options') urlOptions = value;
