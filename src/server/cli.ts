@@ -201,7 +201,13 @@ export async function main(): Promise<void> {
     process.on('SIGHUP', reload);
     return () => void process.off('SIGHUP', reload);
   };
-  process.exitCode = await runCli(process.argv.slice(2), { env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, untilStopped, onHangup });
+  // node-postgres reads NODE_PG_FORCE_NATIVE as it loads and then connects through libpq, which
+  // is sent none of our statement limits (or, without pg-native, fails to load at all). Taken out
+  // before anything loads it, lock threads included (they copy this environment); the command
+  // still sees it, and names it as ignored (time-limits.ts).
+  const env = { ...process.env };
+  delete process.env.NODE_PG_FORCE_NATIVE;
+  process.exitCode = await runCli(process.argv.slice(2), { env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, untilStopped, onHangup });
 }
 
 /** `secrets-server apikey list | head`: a reader that goes away is not a crash. */

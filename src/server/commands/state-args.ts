@@ -6,10 +6,10 @@ import { type OpenStateOptions, openState, resolveDatabaseUrl } from '../state/o
 import { ignoredLimitsWarning } from '../state/postgres/time-limits.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
 
-/** The database URL a command uses, or undefined for SQLite; said once on stderr if its own time limits are ignored. */
+/** The database URL a command uses, or undefined for SQLite; said once on stderr if time limits it or the environment sets are ignored. */
 export async function commandDatabaseUrl(args: Record<string, unknown>, io: CliIo): Promise<string | undefined> {
   const url = await resolveDatabaseUrl(args['database-url'], io.env);
-  const warning = url === undefined ? undefined : ignoredLimitsWarning(url);
+  const warning = url === undefined ? undefined : ignoredLimitsWarning(url, io.env);
   if (warning !== undefined) io.stderr.write(`${warning}\n`);
   return url;
 }

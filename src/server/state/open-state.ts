@@ -59,7 +59,7 @@ export async function openDriver(paths: StorePaths, databaseUrl: string | undefi
     return openSqlite(paths.stateDb, { backgroundCheckpoints: options.serving === true });
   }
   const { openPostgres } = await import('./postgres/postgres-driver.js');
-  return openPostgres(databaseUrl);
+  return openPostgres(databaseUrl, { serving: options.serving });
 }
 
 export async function openState(paths: StorePaths, databaseUrl: string | undefined, options: OpenStateOptions = {}): Promise<SqlStateStore> {

@@ -1,6 +1,7 @@
 // The server's own time limits on PostgreSQL, which make "the database does not answer → 503
 // RWS_STATE_UNAVAILABLE within the request timeout" true: a connect that times out says so, and
-// where it was connecting, never the URL's password; and a URL's own limits (`?statement_timeout=0`)
+// where it was connecting, never the URL's password; and a URL's own limits (`?statement_timeout=0`),
+// or those node-postgres reads from the environment (PGOPTIONS, PGCONNECT_TIMEOUT, NODE_PG_FORCE_NATIVE),
 // do not lift them.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -57,7 +58,7 @@ it('a connect that times out says so, with how long and where, and a hint that f
   expect(accepted.length).toBeGreaterThanOrEqual(2);
 });
 
-it("a database URL's own time limits are ignored, said once, and a statement blocked by another session still ends within the server's statement timeout", async () => {
+it("a database URL's own time limits, and those of PGOPTIONS, PGCONNECT_TIMEOUT and NODE_PG_FORCE_NATIVE, are ignored, said once, and a statement blocked by another session still ends within the server's statement timeout", async () => {
   const db = await testDatabase();
   const edited = await makeStore();
   const password = decodeURIComponent(new URL(db.url).password);
@@ -74,7 +75,7 @@ it("a database URL's own time limits are ignored, said once, and a statement blo
   try {
     await operator.query('BEGIN');
     await operator.query('LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE');
-    const cases: Array<[string, string[]]> = [
+    const cases: Array<[string, string[], Record<string, string>?]> = [
       // The client's own read timeout ends the command either way; the database's statement
       // timeout is what ends the session's wait (a backend waiting on a lock does not notice its
       // client is gone), seen below.
@@ -85,11 +86,18 @@ it("a database URL's own time limits are ignored, said once, and a statement blo
       // WHATWG URL trims a control character off the URL's end: node-postgres reads an empty
       // statement_timeout, which unsets the server's, and the session then had no limit at all.
       ['statement_timeout\x01', ['statement_timeout']],
+      // node-postgres reads PGOPTIONS (when the URL has no options) and PGCONNECT_TIMEOUT (when
+      // it is given no connect timeout): neither lifts a limit, both are said.
+      ['sslmode=disable', ['PGOPTIONS (-c statement_timeout)', 'PGOPTIONS (-c idle_in_transaction_session_timeout)', 'PGCONNECT_TIMEOUT'], { PGOPTIONS: '-c statement_timeout=0 -c idle_in_transaction_session_timeout=0', PGCONNECT_TIMEOUT: '600' }],
+      // It makes node-postgres load its libpq client, which is sent no statement limit (and,
+      // pg-native not installed, failed every command with RWS_INTERNAL): taken out.
+      ['sslmode=disable', ['NODE_PG_FORCE_NATIVE'], { NODE_PG_FORCE_NATIVE: '1' }],
+      ['query_timeout=0', ['query_timeout', 'PGCONNECT_TIMEOUT'], { PGCONNECT_TIMEOUT: '600' }],
     ];
-    for (const [query, names] of cases) {
+    for (const [query, names, variables] of cases) {
       const started = Date.now();
       // Without the server's limits the command would wait for as long as the lock is held.
-      const result = await execa(BIN, ['db', 'status', '--store', edited.dir], { env: { RWS_DATABASE_URL: `${db.url}?${query}` }, reject: false, timeout: 25_000 });
+      const result = await execa(BIN, ['db', 'status', '--store', edited.dir], { env: { RWS_DATABASE_URL: `${db.url}?${query}`, ...variables }, reject: false, timeout: 25_000 });
       const took = Date.now() - started;
       const stderr = String(result.stderr);
       expect({ query, exitCode: result.exitCode, timedOut: result.timedOut }).toEqual({ query, exitCode: 1, timedOut: false });
@@ -98,6 +106,8 @@ it("a database URL's own time limits are ignored, said once, and a statement blo
       const warnings = stderr.split('\n').filter((line) => line.includes('warning RWS_DATABASE_TIMEOUT_IGNORED'));
       expect(warnings).toHaveLength(1);
       for (const name of names) expect(warnings[0]).toContain(name);
+      // Names only: no value of a variable.
+      expect(warnings[0]).not.toMatch(/=0|600/);
       expect(stderr).not.toContain(password);
       expect(stderr).not.toContain(encodeURIComponent(password));
       // The command's session gave up its wait by itself: its statement timeout was in force.
@@ -125,3 +135,18 @@ it("a database URL's own time limits are ignored, said once, and a statement blo
     await edited.cleanup();
   }
 }, 120_000);
+
+it('an edit with NODE_PG_FORCE_NATIVE set runs on the JavaScript client and says the variable is ignored', async () => {
+  const db = await testDatabase();
+  const edited = await makeStore();
+  try {
+    const env = { RWS_DATABASE_URL: db.url, NODE_PG_FORCE_NATIVE: '1' };
+    const result = await cli(['secret', 'set', 'production', 'NATIVE', '--store', edited.dir], { input: 'native-value', env });
+    expect({ exitCode: result.exitCode, stdout: result.stdout }).toEqual({ exitCode: 0, stdout: 'set NATIVE in production\n' });
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining("warning RWS_DATABASE_TIMEOUT_IGNORED: the environment's NODE_PG_FORCE_NATIVE is ignored")]);
+    expect((await cli(['secret', 'list', 'production', '--store', edited.dir], { env })).stdout.trim()).toBe('NATIVE');
+  } finally {
+    await db.drop();
+    await edited.cleanup();
+  }
+}, 60_000);

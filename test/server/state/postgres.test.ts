@@ -164,3 +164,28 @@ describe('PostgreSQL errors that are answers, not outages', () => {
     }
   });
 });
+
+describe('PostgreSQL pool', () => {
+  it('a statement that waits out the connect timeout for one of the pool’s connections, all busy, is said as that, with a hint that fits', async () => {
+    const db = await testDatabase();
+    const { openPostgres } = await import('../../../src/server/state/postgres/postgres-driver.js');
+    const { POOL_SIZE } = await import('../../../src/server/state/postgres/pool.js');
+    const driver = await openPostgres(db.url);
+    try {
+      // Each busy for 4 s, within the statement timeout (5 s) and past the connect timeout (3 s).
+      const outcomes = await Promise.allSettled(Array.from({ length: POOL_SIZE + 2 }, () => driver.query('SELECT pg_sleep(4)')));
+      expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(POOL_SIZE);
+      const refused = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as Error & { code?: string; hint?: string }] : []));
+      expect(refused).toHaveLength(2);
+      for (const error of refused) {
+        expect(error.code).toBe('RWS_STATE_UNAVAILABLE');
+        expect(error.message).toContain(`all ${POOL_SIZE} of this process's connections to it were busy for 3 s`);
+        expect(error.message).not.toContain('connection failed');
+        expect(error.hint).toContain('pg_stat_activity');
+      }
+    } finally {
+      await driver.close();
+      await db.drop();
+    }
+  }, 30_000);
+});

@@ -1,7 +1,7 @@
 // A database URL's own time limits are taken out of it, named (never their values or any other
 // part of the URL), and everything else in it is left exactly as given.
 import { describe, expect, it } from 'vitest';
-import { ignoredLimitsWarning, withoutUrlLimits } from '../../../src/server/state/postgres/time-limits.js';
+import { envLimits, ignoredLimitsWarning, withoutUrlLimits } from '../../../src/server/state/postgres/time-limits.js';
 
 describe('withoutUrlLimits', () => {
   it('takes out each limit parameter and keeps the rest of the URL as given', () => {
@@ -54,4 +54,26 @@ it('the warning names what was ignored, never a value or the password', () => {
   expect(warning).toContain("the database URL's statement_timeout, options (-c statement_timeout) are ignored");
   expect(warning).not.toMatch(/hunter2|12345|db\/rws/);
   expect(ignoredLimitsWarning('postgres://rws:pw@db/rws?sslmode=require')).toBeUndefined();
+});
+
+describe('envLimits', () => {
+  it('names PGCONNECT_TIMEOUT and a limit in PGOPTIONS as node-postgres would read them', () => {
+    const url = 'postgres://rws:pw@db/rws';
+    expect(envLimits(url, { PGCONNECT_TIMEOUT: '600', PGOPTIONS: '-c search_path=rws --statement-timeout=0 -c statement_timeout=0' })).toEqual(['PGCONNECT_TIMEOUT', 'PGOPTIONS (-c statement_timeout)']);
+    // Set but empty, or PGOPTIONS behind the URL's own options: node-postgres reads neither.
+    expect(envLimits(url, { PGCONNECT_TIMEOUT: '', PGOPTIONS: '' })).toEqual([]);
+    expect(envLimits(`${url}?options=${encodeURIComponent('-c search_path=rws')}`, { PGOPTIONS: '-c statement_timeout=0' })).toEqual([]);
+    expect(envLimits(`${url}?options=`, { PGOPTIONS: '-c statement_timeout=0' })).toEqual(['PGOPTIONS (-c statement_timeout)']);
+    expect(envLimits(url, { PGOPTIONS: '-c search_path=rws', PGAPPNAME: 'x', PGHOST: 'db' })).toEqual([]);
+    expect(envLimits(url, { NODE_PG_FORCE_NATIVE: 'true' })).toEqual(['NODE_PG_FORCE_NATIVE']);
+    expect(envLimits(url, { NODE_PG_FORCE_NATIVE: '' })).toEqual([]);
+  });
+
+  it('the warning says which came from the URL and which from the environment, never a value', () => {
+    const warning = ignoredLimitsWarning('postgres://rws:hunter2-secret@db/rws?query_timeout=12345', { PGCONNECT_TIMEOUT: '67890', PGOPTIONS: '-c statement_timeout=24680' });
+    expect(warning).toContain("the database URL's query_timeout and the environment's PGCONNECT_TIMEOUT, PGOPTIONS (-c statement_timeout) are ignored");
+    expect(warning).toContain('remove them from the URL and the environment');
+    expect(warning).not.toMatch(/hunter2|12345|67890|24680/);
+    expect(ignoredLimitsWarning('postgres://rws@db/rws', { PGCONNECT_TIMEOUT: '600' })).toContain("the environment's PGCONNECT_TIMEOUT is ignored");
+  });
 });

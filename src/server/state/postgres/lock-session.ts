@@ -9,16 +9,18 @@
 // with the process. So the bound is on a stalled holder, never on a long edit.
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { clientConfig, timed } from './postgres-driver.js';
+import { clientConfig, timed } from './client-config.js';
 import { QUERY_TIMEOUT_MS } from './time-limits.js';
+import { withoutPairs } from './url-query.js';
 import { lockKey } from '../sql/driver.js';
-// postgres-driver.js imports this module too: its bindings are used inside functions only, never
-// while the modules load. Each statement but the wait is bounded as every other session's.
+// Each statement but the wait is bounded as every other session's.
 
 /** A lock session idle this long is ended by the database, its lock released. */
 export const LOCK_STALL_MS = 10_000;
 /** How often a holder's session shows it is alive: a tenth of the bound, for a thread that lags. */
 const HEARTBEAT_MS = 1_000;
+/** How often the database looks whether a lock session's client is still there (PostgreSQL 14+). */
+const CLIENT_CHECK_MS = 1_000;
 /** How long an edit waits for the lock: past a stalled holder's bound, so it then proceeds. */
 export const LOCK_WAIT_MS = LOCK_STALL_MS + 5_000;
 
@@ -36,8 +38,18 @@ export type LockOutcome = { kind: 'held' } | { kind: 'busy'; holder: LockHolder 
 
 /** Names this process in pg_stat_activity, so that a waiting edit can say who holds the lock. */
 export function holderName(pid: number = process.pid): string {
-  // PostgreSQL keeps 63 bytes of application_name.
-  return Buffer.from(`secrets-server edit pid ${pid} on ${hostname()}`, 'utf8').subarray(0, 63).toString('utf8').replace(/\uFFFD$/, '');
+  return `secrets-server edit pid ${pid} on ${hostname()}`;
+}
+
+/**
+ * The lock session's application_name: ours first, whatever the URL gives (node-postgres lets a
+ * URL's `application_name` replace the one it is given, and a waiting edit could then name the
+ * holder only by session and address), then the URL's own in parentheses, cut where PostgreSQL
+ * cuts it (63 bytes) but never inside a character.
+ */
+export function sessionName(ours: string, theirs: string | undefined): string {
+  const name = theirs === undefined || theirs === '' ? ours : `${ours} (${theirs})`;
+  return Buffer.from(name, 'utf8').subarray(0, 63).toString('utf8').replace(/\uFFFD$/, '');
 }
 
 export class LockSession {
@@ -59,7 +71,13 @@ export class LockSession {
    * its lock is let go and check() says so.
    */
   static async acquire(url: string, name: string, application: string, abandon?: AbortSignal): Promise<{ outcome: LockOutcome; session?: LockSession }> {
-    const client = new pg.Client({ ...clientConfig(url), application_name: application, idle_in_transaction_session_timeout: LOCK_STALL_MS });
+    let theirs: string | undefined;
+    const own = withoutPairs(url, ({ name: parameter, value }) => {
+      if (parameter !== 'application_name') return false;
+      theirs = value;
+      return true;
+    });
+    const client = new pg.Client({ ...clientConfig(own), application_name: sessionName(application, theirs), idle_in_transaction_session_timeout: LOCK_STALL_MS });
     const session = new LockSession(client, lockKey(name));
     if (abandon !== undefined) {
       const end = (): void => void session.#end();
@@ -71,7 +89,19 @@ export class LockSession {
       await client.connect();
       // lock_timeout bounds the wait with its own SQLSTATE (55P03), told apart from a database
       // that does not answer; the statement's own bound is lifted for the wait only.
-      await client.query(timed({ text: `BEGIN; SET LOCAL lock_timeout = ${LOCK_WAIT_MS}; SET LOCAL statement_timeout = ${LOCK_WAIT_MS + QUERY_TIMEOUT_MS}` }, QUERY_TIMEOUT_MS));
+      // client_connection_check_interval: a backend waiting for a lock reads nothing from its
+      // client, so a wait whose process is gone (SIGKILL, SIGTERM) kept its connection slot until
+      // lock_timeout; with it the database looks at the socket every CLIENT_CHECK_MS and ends the
+      // session. PostgreSQL 13 has no such setting: current_setting(…, true) is then NULL, and
+      // CASE never calls set_config, which would fail on a name it does not know.
+      await client.query(
+        timed(
+          {
+            text: `BEGIN; SET LOCAL lock_timeout = ${LOCK_WAIT_MS}; SET LOCAL statement_timeout = ${LOCK_WAIT_MS + QUERY_TIMEOUT_MS}; SELECT CASE WHEN current_setting('client_connection_check_interval', true) IS NOT NULL THEN set_config('client_connection_check_interval', '${CLIENT_CHECK_MS}', true) END`,
+          },
+          QUERY_TIMEOUT_MS,
+        ),
+      );
       try {
         await client.query(timed({ text: 'SELECT pg_advisory_xact_lock($1)', values: [session.key.toString()] }, LOCK_WAIT_MS + QUERY_TIMEOUT_MS));
       } catch (error) {

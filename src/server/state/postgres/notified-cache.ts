@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { STATE_CHANNEL as CHANNEL, type StateCache, type TokenStatusRow } from '../sql/sql-state-store.js';
 import type { ApiKeyRecord } from '../state-store.js';
-import { clientConfig } from './postgres-driver.js';
+import { clientConfig } from './client-config.js';
 
 const MAX_TOKENS = 10_000;
 const PING_MS = 2_000;

@@ -11,34 +11,9 @@ import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } fr
 import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl } from '../../url-credentials.js';
 import { printable } from '../../../printable.js';
-import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, withoutUrlLimits } from './time-limits.js';
-
-/** bigint columns (seq, epoch seconds, uses) as numbers: they stay far below 2^53. */
-const types = {
-  getTypeParser: ((oid: number, format?: string) => (oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
-};
-
-/**
- * Every session: statements bounded on both ends, and a transaction whose client stops sending
- * (a replica stopped, frozen or cut off mid-transaction, its connection still open) ended by the
- * database after the same bound. Each write takes the audit chain's lock, which every replica
- * shares: without that bound one replica stalled while holding it left every other replica's
- * every request a 503 for as long as it stalled. Our transactions send their statements back to
- * back, never idling in between. The URL's own time limits are taken out of it first: node-postgres
- * would let them win over these (time-limits.ts).
- */
-export function clientConfig(url: string): pg.ClientConfig {
-  return {
-    connectionString: withoutUrlLimits(url).url,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    query_timeout: QUERY_TIMEOUT_MS,
-    statement_timeout: QUERY_TIMEOUT_MS,
-    idle_in_transaction_session_timeout: QUERY_TIMEOUT_MS,
-    keepAlive: true,
-    types,
-    application_name: 'secrets-server',
-  };
-}
+import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS } from './time-limits.js';
+import { clientConfig, timed } from './client-config.js';
+import { endPool, newPool, POOL_SIZE } from './pool.js';
 
 const statementNames = new Map<string, string>();
 const MAX_NAMED = 1_000;
@@ -67,20 +42,15 @@ function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
   return { name, text: sql, values };
 }
 
-export async function openPostgres(url: string): Promise<SqlDriver> {
+/**
+ * `serving`: a server's pool, shared by concurrent requests. Otherwise a one-shot command's, which
+ * lets its idle connections go before it waits for a named lock (see lock()).
+ */
+export async function openPostgres(url: string, options: { serving?: boolean } = {}): Promise<SqlDriver> {
   const location = redactUrl(url);
   const target = connectTarget(url);
-  const pool = new pg.Pool({ ...clientConfig(url), max: 6, idleTimeoutMillis: 30_000 });
-  // An idle client whose server went away emits 'error' on the pool: it is dropped, not fatal.
-  pool.on('error', () => undefined);
-  // A client taken from the pool has no 'error' listener (pg-pool listens only while it is idle),
-  // and node-postgres emits 'error' for a server's FATAL message that arrives with no statement in
-  // flight: one read holding a statement's answer and then the FATAL of a restart or
-  // pg_terminate_backend (a busy event loop reads both at once) would end the process. Absorbed:
-  // the client is then unqueryable, so its next statement fails as unavailable, and the pool
-  // drops it when it is released.
-  pool.on('connect', (client) => client.on('error', () => undefined));
-  const driver = new PostgresDriver(location, target, pool, url);
+  const pool = newPool(url);
+  const driver = new PostgresDriver(location, target, pool, url, options.serving === true);
   try {
     await driver.query('SELECT 1');
   } catch (error) {
@@ -101,9 +71,10 @@ class PostgresDriver implements SqlDriver {
     readonly location: string,
     /** Where the pool connects (host:port, or a socket), for a connect timeout's message. */
     private readonly target: string,
-    private readonly pool: pg.Pool,
-    /** For the named locks' sessions, which are not the pool's. */
+    private pool: pg.Pool,
+    /** For the named locks' sessions, which are not the pool's, and a pool that replaces this one. */
     private readonly url: string,
+    private readonly serving: boolean,
   ) {}
 
   /** One statement, answered or failed within the statement timeout, a wait for a connection included. */
@@ -202,6 +173,10 @@ class PostgresDriver implements SqlDriver {
     // Closing the driver ends its lock sessions too: a server told to stop must not wait out the
     // 15 s of each edit queued behind a held lock (nor open sessions once its state is closed).
     if (this.#closing.signal.aborted) throw new ClosedBeforeLockError(this.location, name);
+    // A one-shot command (`secret set --database-url`) waits with its lock session only: its
+    // pool's idle connection, kept open while it waited, made each waiting edit hold two of the
+    // database's connections, and a dozen edits at once were refused for too many (53300).
+    if (!this.serving) await this.#dropIdleConnections();
     const kept = await keepLock({ url: this.url, name, application: holderName() }, this.#closing.signal);
     const { outcome } = kept;
     if (outcome.kind !== 'held' || this.#closing.signal.aborted) {
@@ -220,6 +195,14 @@ class PostgresDriver implements SqlDriver {
       },
       release: () => kept.release(),
     };
+  }
+
+  /** A fresh pool in place of this one, whose idle connections are closed before this resolves. */
+  async #dropIdleConnections(): Promise<void> {
+    if (this.pool.totalCount === 0) return;
+    const old = this.pool;
+    this.pool = newPool(this.url);
+    await endPool(old, QUERY_TIMEOUT_MS);
   }
 
   /**
@@ -244,6 +227,15 @@ class PostgresDriver implements SqlDriver {
           `the state database ${this.location} did not answer: connecting to ${this.target} timed out after ${CONNECT_TIMEOUT_MS / 1000} s`,
           cause,
           `check that ${this.target} is reachable from this host (a firewall or security group may drop the packets) and that PostgreSQL is up and listening there`,
+        );
+      }
+      // Every connection of the pool busy (their statements waiting on a lock, or on a slow
+      // server) for the connect timeout: nothing failed to connect, as "connection failed" said.
+      if (isPoolWaitTimeout(cause)) {
+        throw new StateUnavailableError(
+          `the state database ${this.location} is slow to answer: all ${POOL_SIZE} of this process's connections to it were busy for ${CONNECT_TIMEOUT_MS / 1000} s, and this statement got none`,
+          cause,
+          "see what this process's statements wait for (SELECT pid, wait_event_type, wait_event, now() - query_start, query FROM pg_stat_activity WHERE state = 'active'): a lock another session holds, or a database short of CPU or disk; more replicas share a load this high",
         );
       }
       throw this.#wrap(cause);
@@ -304,6 +296,11 @@ function isConnectTimeout(error: unknown): boolean {
   return false;
 }
 
+/** pg-pool's own words, and no code, for a wait for one of its connections past `connectionTimeoutMillis`. */
+function isPoolWaitTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'timeout exceeded when trying to connect';
+}
+
 /** Names who holds the lock as the database shows it, and what to do. */
 function lockBusy(name: string, holder: LockHolder | undefined): LockBusyError {
   const waited = LOCK_WAIT_MS / 1000;
@@ -315,11 +312,6 @@ function lockBusy(name: string, holder: LockHolder | undefined): LockBusyError {
     waited,
     `a holder that stops answering loses the lock after ${LOCK_STALL_MS / 1000} s, so this one is still at work (a large import takes a while): try again once it is done; if it never ends, stop that process, or end its session: SELECT pg_terminate_backend(${holder.pid})`,
   );
-}
-
-/** node-postgres reads a per-query `query_timeout` (its types do not list it). */
-export function timed(config: pg.QueryConfig, ms: number): pg.QueryConfig {
-  return Object.assign(config, { query_timeout: ms });
 }
 
 function isBroken(error: unknown): boolean {

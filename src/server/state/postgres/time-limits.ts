@@ -6,6 +6,7 @@
 // on a lock for as long as the lock is held. So those parameters are taken out of the URL before
 // node-postgres reads it, and the commands say once which ones were ignored. No `pg` here: a
 // command checks the URL before the driver is loaded.
+import { withoutPairs } from './url-query.js';
 
 export const CONNECT_TIMEOUT_MS = 3_000;
 export const QUERY_TIMEOUT_MS = 5_000;
@@ -21,32 +22,6 @@ const LIMIT_PARAMETERS: ReadonlySet<string> = new Set(['statement_timeout', 'que
  */
 const OPTIONS_LIMIT = /(?:^|\s)(?:-c\s*|--)(statement[-_]timeout|idle[-_]in[-_]transaction[-_]session[-_]timeout)\s*=/gi;
 
-/** The URL's query as node-postgres (WHATWG URL) finds it: after the first `?`, unless a `#` comes first, up to the `#`. */
-function queryBounds(url: string): { start: number; end: number } | undefined {
-  const question = url.indexOf('?');
-  const hash = url.indexOf('#');
-  if (question < 0 || (hash >= 0 && hash < question)) return undefined;
-  return { start: question + 1, end: hash < 0 ? url.length : hash };
-}
-
-/**
- * A query pair as node-postgres reads it: WHATWG URL drops every tab and newline from the whole
- * URL before it parses it (so `statement_time<TAB>out` is `statement_timeout` to it).
- */
-function pairParams(pair: string): URLSearchParams {
-  return new URLSearchParams(pair.replace(/[\t\n\r]/g, ''));
-}
-
-/**
- * A query pair's name, decoded as URLSearchParams (and so node-postgres) decodes it. WHATWG URL
- * also trims C0 controls and spaces off the URL's ends: a last pair `statement_timeout\x01` is
- * `statement_timeout` (empty, which unsets the server's limit). Trimmed on every pair: a name
- * that is a limit's but for such characters is no other parameter's either.
- */
-function pairName(pair: string): string {
-  return ([...pairParams(pair).keys()][0] ?? '').replace(/^[\x00-\x20]+|[\x00-\x20]+$/g, '');
-}
-
 /**
  * `url` without the query parameters that would lift the server's time limits, and the names of
  * what was ignored (each once, in the URL's order; `options (-c statement_timeout)` for a
@@ -54,29 +29,56 @@ function pairName(pair: string): string {
  * lists above: never a value or any other part of the URL.
  */
 export function withoutUrlLimits(url: string): { url: string; ignored: string[] } {
-  const bounds = queryBounds(url);
-  if (bounds === undefined) return { url, ignored: [] };
   const ignored = new Set<string>();
-  const kept: string[] = [];
-  for (const pair of url.slice(bounds.start, bounds.end).split('&')) {
-    const name = pairName(pair);
+  const kept = withoutPairs(url, ({ name, value }) => {
     if (LIMIT_PARAMETERS.has(name)) {
       ignored.add(name);
-      continue;
+      return true;
     }
-    if (name === 'options') {
-      const value = pairParams(pair).get('options') ?? '';
-      for (const match of value.matchAll(OPTIONS_LIMIT)) ignored.add(`options (-c ${(match[1] as string).toLowerCase().replace(/-/g, '_')})`);
-    }
-    kept.push(pair);
-  }
-  const query = kept.join('&');
-  return { url: `${url.slice(0, bounds.start - 1)}${query === '' ? '' : `?${query}`}${url.slice(bounds.end)}`, ignored: [...ignored] };
+    if (name === 'options') for (const setting of optionsLimits(value)) ignored.add(`options (-c ${setting})`);
+    return false;
+  });
+  return { url: kept, ignored: [...ignored] };
 }
 
-/** The warning a command prints once when the URL tried to set the server's limits, or undefined. */
-export function ignoredLimitsWarning(url: string): string | undefined {
-  const { ignored } = withoutUrlLimits(url);
-  if (ignored.length === 0) return undefined;
-  return `secrets-server: warning RWS_DATABASE_TIMEOUT_IGNORED: the database URL's ${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} ignored: the server's own limits hold (connect ${CONNECT_TIMEOUT_MS / 1000} s, each statement ${QUERY_TIMEOUT_MS / 1000} s, a transaction left idle ${QUERY_TIMEOUT_MS / 1000} s), so that a database that does not answer is a 503 within the request timeout; remove ${ignored.length === 1 ? 'it' : 'them'} from the URL`;
+/** The limits the server sends in its startup parameters that `options` also sets, by name. */
+function optionsLimits(options: string): string[] {
+  return [...options.matchAll(OPTIONS_LIMIT)].map((match) => (match[1] as string).toLowerCase().replace(/-/g, '_'));
+}
+
+/**
+ * The environment variables node-postgres reads (pg 8, connection-parameters.js and index.js) that
+ * would set or drop one of our limits, named as the URL's are. NODE_PG_FORCE_NATIVE would, and
+ * is taken out of the environment (server/cli.ts main). The others do not lift one: PGCONNECT_TIMEOUT
+ * is read only when no connect timeout is given (ours always is, and the JavaScript client never
+ * uses it), and PGOPTIONS, read only when the URL has no `options`, is applied by PostgreSQL
+ * before the startup parameters that carry our limits. The operator, who may believe otherwise,
+ * is told. Set but empty, node-postgres reads neither.
+ */
+export function envLimits(url: string, env: Readonly<Record<string, string | undefined>>): string[] {
+  const ignored = new Set<string>();
+  if (env.PGCONNECT_TIMEOUT) ignored.add('PGCONNECT_TIMEOUT');
+  // Its libpq client would be sent no statement limit at all; the server's main takes it out.
+  if (env.NODE_PG_FORCE_NATIVE) ignored.add('NODE_PG_FORCE_NATIVE');
+  let urlOptions = '';
+  withoutPairs(url, ({ name, value }) => {
+    if (name === 'options') urlOptions = value;
+    return false;
+  });
+  if (env.PGOPTIONS && urlOptions === '') for (const setting of optionsLimits(env.PGOPTIONS)) ignored.add(`PGOPTIONS (-c ${setting})`);
+  return [...ignored];
+}
+
+/**
+ * The warning a command prints once when the URL or the environment tried to set the server's
+ * limits, or undefined.
+ */
+export function ignoredLimitsWarning(url: string, env: Readonly<Record<string, string | undefined>> = {}): string | undefined {
+  const fromUrl = withoutUrlLimits(url).ignored;
+  const fromEnv = envLimits(url, env);
+  const count = fromUrl.length + fromEnv.length;
+  if (count === 0) return undefined;
+  const what = [fromUrl.length > 0 ? `the database URL's ${fromUrl.join(', ')}` : '', fromEnv.length > 0 ? `the environment's ${fromEnv.join(', ')}` : ''].filter((part) => part !== '').join(' and ');
+  const where = [fromUrl.length > 0 ? 'the URL' : '', fromEnv.length > 0 ? 'the environment' : ''].filter((part) => part !== '').join(' and ');
+  return `secrets-server: warning RWS_DATABASE_TIMEOUT_IGNORED: ${what} ${count === 1 ? 'is' : 'are'} ignored: the server's own limits hold (connect ${CONNECT_TIMEOUT_MS / 1000} s, each statement ${QUERY_TIMEOUT_MS / 1000} s, a transaction left idle ${QUERY_TIMEOUT_MS / 1000} s), so that a database that does not answer is a 503 within the request timeout; remove ${count === 1 ? 'it' : 'them'} from ${where}`;
 }
