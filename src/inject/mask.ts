@@ -41,10 +41,13 @@ export class MaskStream extends Transform {
     this.maxLength = needles.reduce((max, needle) => Math.max(max, needle.length), 0);
   }
 
-  /** --watch with a reload signal: the child may print new values from now on (old ones too). */
-  addNeedles(more: readonly Buffer[]): void {
-    const all = new Map([...this.needles, ...more].map((needle) => [needle.toString('latin1'), needle]));
-    this.needles = [...all.values()].sort((a, b) => b.length - a.length);
+  /**
+   * --watch with a reload signal: what to mask from now on (the new values, and the old ones still
+   * kept: src/watch/mask-retention.ts). A tail held back is looked at again with these.
+   */
+  setNeedles(needles: readonly Buffer[]): void {
+    const unique = new Map(needles.map((needle) => [needle.toString('latin1'), needle]));
+    this.needles = [...unique.values()].sort((a, b) => b.length - a.length);
     this.maxLength = this.needles.reduce((max, needle) => Math.max(max, needle.length), 0);
   }
 

@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliOk, makeStore } from '../server/helpers/server.js';
 import { baseEnv, BIN, makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
+import { KEPT_CHANGES } from '../../src/watch/mask-retention.js';
 import { alive, CHILD_COMMAND, freePort, processGroup, readRecord, startWatch, until, ups } from '../helpers/watch.js';
 
 let dir: string;
@@ -502,4 +503,23 @@ describe('run-with-secrets --watch: flags', () => {
     expect(result.stdout).toBe('A is ******\nA is ******');
     expect(result.stdout + result.stderr).not.toContain('secret-value');
   }, 30_000);
+
+  it(`--mask with signal:SIGHUP: after each change the child's old values stay masked too, those of the last ${KEPT_CHANGES} changes only`, async () => {
+    const changes = KEPT_CHANGES + 1;
+    const values = Array.from({ length: changes + 1 }, (_, index) => `rotated-value-${index}`);
+    const { envFile, record, env } = setup(`A=${values[0]}\n`);
+    // Counts the reload signals; at the last one, prints every value the test will have given it.
+    const child = `const fs=require('fs');let n=0;fs.appendFileSync(process.env.WATCH_RECORD,'up\\n');process.on('SIGHUP',()=>{n++;fs.appendFileSync(process.env.WATCH_RECORD,'reload '+n+'\\n');if(n<${changes})return;for(const v of process.env.WATCH_VALUES.split(','))fs.writeSync(1,'value '+v+'\\n');process.exit(0)});setInterval(()=>{},1e5)`;
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '--on-change', 'signal:SIGHUP', '--mask', ...keep, '--', process.execPath, '-e', child], runtimeDir, { ...env, WATCH_VALUES: values.join(',') });
+    const lines = () => (existsSync(record) ? readFileSync(record, 'utf8').split('\n') : []);
+    await until('the child', () => lines().includes('up'));
+    for (let change = 1; change <= changes; change++) {
+      replaceByRename(envFile, `A=${values[change]}\n`);
+      await until(`reload ${change}`, () => lines().includes(`reload ${change}`));
+    }
+    const result = await wrapper;
+    expect(result.exitCode, result.stderr).toBe(0);
+    // The first value was replaced ${changes} changes ago: no longer masked. The rest are.
+    expect(result.stdout.split('\n')).toEqual(['value rotated-value-0', ...values.slice(1).map(() => 'value ******')]);
+  }, 40_000);
 });
