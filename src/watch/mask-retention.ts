@@ -1,10 +1,10 @@
 // --mask with --on-change signal:SIG: one child lives through every change, and after the signal
 // it may still print a value it was told to drop (a request in flight, a pooled connection that
 // logs its URL, a program that rereads its file only when it next needs it). So a replaced value
-// stays masked, but not for good: each change used to add its values to the masks for the rest of
-// the run, and over weeks of rotations their memory, and the work of scanning every write (one
-// search per form of each value), grew without bound. Kept: the current values always, and those
-// of the last KEPT_CHANGES sets replaced, each for KEPT_MS after it was replaced.
+// stays masked, but not for good: were every change's values kept for the rest of the run, weeks
+// of rotations would grow the masks' memory, and the work of scanning every write (one search per
+// form of each value), without bound. Kept: the current values always, and those of the last
+// KEPT_CHANGES sets replaced, each for KEPT_MS after it was replaced.
 import { buildNeedles, type MaskStream } from '../inject/mask.js';
 
 /** Sets of replaced values kept: five changes back, whatever their pace. */
