@@ -82,12 +82,15 @@ describe('TLS', () => {
   });
 });
 
-/** nobody (from /etc/passwd), when this process may start one as it: not in a user namespace that maps no such id. */
+/**
+ * nobody (from /etc/passwd), when it can run this checkout's CLI: not where no process may be
+ * started as it (a user namespace that maps no such id), nor from a checkout it cannot reach.
+ */
 async function unprivilegedUser(): Promise<{ uid: number; gid: number } | undefined> {
   const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.startsWith('nobody:'));
   if (line === undefined) return undefined;
   const [uid, gid] = line.split(':').slice(2, 4).map(Number) as [number, number];
-  const started = await execa('true', { uid, gid, reject: false }).catch(() => undefined);
+  const started = await execa(BIN, ['--version'], { uid, gid, reject: false, extendEnv: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }).catch(() => undefined);
   return started?.exitCode === 0 ? { uid, gid } : undefined;
 }
 
