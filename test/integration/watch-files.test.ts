@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliOk, makeStore } from '../server/helpers/server.js';
-import { baseEnv, BIN, makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
+import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, runBin, waitForLine, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
 import { KEPT_CHANGES } from '../../src/watch/mask-retention.js';
 import { alive, CHILD_COMMAND, freePort, processGroup, readRecord, startWatch, until, ups } from '../helpers/watch.js';
 
@@ -429,6 +429,17 @@ describe('run-with-secrets --watch with local files', () => {
     // Killed by SIGKILL after the timeout: the wrapper reports that death as its own.
     expect(result.signal).toBe('SIGKILL');
     expect(result.stderr).toContain('outlived the stop signal by 0.5s');
+  }, 30_000);
+
+  it("a SIGTERM to the wrapper's whole process group (a script's `kill 0`) reaches the child once: the child's group is its own", async () => {
+    const { envFile, env } = setup('A=one\n');
+    // The wrapper leads a group of its own, as a script run by cron would hold it; the child
+    // prints each signal it gets and stays, until --stop-timeout SIGKILLs it.
+    const wrapper = execa(BIN, ['--env-file', envFile, '--watch', '--stop-timeout', '1s', ...keep, '--', fixture('trap.mjs')], { reject: false, extendEnv: false, env: baseEnv(runtimeDir, env), stdin: 'ignore', detached: true });
+    await waitForLine(wrapper.stdout!, 'ready ');
+    process.kill(-wrapper.pid!, 'SIGTERM');
+    const result = await wrapper;
+    expect(result.stdout.match(/^signal SIGTERM$/gm), result.stdout).toHaveLength(1);
   }, 30_000);
 });
 
