@@ -20,6 +20,12 @@ export function maskedForms(value: string): string[] {
   return [...forms].filter((form) => form.length >= MIN_MASKED_LENGTH);
 }
 
+/** Says which secrets are too short to be masked (by name), so that none is printed unannounced. */
+export function warnUnmasked(secrets: ReadonlyMap<string, string>, warn: (code: string, message: string) => void): void {
+  const short = [...secrets].filter(([, value]) => value.length > 0 && value.length < MIN_MASKED_LENGTH).map(([name]) => name);
+  if (short.length > 0) warn('RWS_MASK_SHORT_VALUE', `values shorter than ${MIN_MASKED_LENGTH} characters are not masked: ${short.join(', ')}`);
+}
+
 export function buildNeedles(values: Iterable<string>): Buffer[] {
   const all = new Set<string>();
   for (const value of values) {

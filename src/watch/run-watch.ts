@@ -201,7 +201,11 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       }
       if (watch.onChange.kind === 'signal') {
         // The new file first (above), then the signal: the child rereads a complete file.
-        generation.mask?.replace(fresh.values());
+        if (generation.mask) {
+          // A new value too short to mask is said, as it is when a child starts with one.
+          (await import('../inject/mask.js')).warnUnmasked(fresh, io.log.warn);
+          generation.mask.replace(fresh.values());
+        }
         current = digest;
         const signalled = await signalCatchers(generation.pgid, watch.onChange.signal);
         io.log.notice(`secrets changed: ${change}; the secrets file is rewritten, and ${watch.onChange.signal} sent to ${signalled.length === 1 && signalled[0] === generation.pgid ? 'the child' : `pid ${signalled.join(', ')} of the child's group (${signalled.length === 1 ? 'the one that catches' : 'those that catch'} it)`}`);

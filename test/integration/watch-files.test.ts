@@ -533,4 +533,19 @@ describe('run-with-secrets --watch: flags', () => {
     // The first value was replaced ${changes} changes ago: no longer masked. The rest are.
     expect(result.stdout.split('\n')).toEqual(['value rotated-value-0', ...values.slice(1).map(() => 'value ******')]);
   }, 40_000);
+
+  it('--mask with signal:SIGHUP: a new value too short to mask is said, as at the start', async () => {
+    const { envFile, record, env } = setup('A=long-enough-value\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '--on-change', 'signal:SIGHUP', '--mask', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    try {
+      await until('the child', () => ups(record)[0]);
+      expect(wrapper.stderrText()).not.toContain('RWS_MASK_SHORT_VALUE');
+      replaceByRename(envFile, 'A=ab\n');
+      await until('the reload', () => readRecord(record).find((event) => event.event === 'reload'));
+      expect(wrapper.stderrText()).toContain('warning RWS_MASK_SHORT_VALUE: values shorter than 4 characters are not masked: A');
+    } finally {
+      wrapper.kill('SIGTERM');
+      await wrapper;
+    }
+  }, 30_000);
 });
