@@ -16,10 +16,16 @@ export function replacementTemp(file: string): string {
  * gone, unless `all` (under a lock that every writer holds).
  */
 export async function removeLeftoverTemps(file: string, isAlive: (pid: number) => boolean, all = false): Promise<void> {
+  for (const temp of await leftoverTemps(file, all ? () => false : isAlive)) await rm(temp, { force: true });
+}
+
+/** The paths of the temp files of `file` whose writer is not alive. */
+export async function leftoverTemps(file: string, isAlive: (pid: number) => boolean): Promise<string[]> {
   const prefix = `.${basename(file)}.`;
+  const found: string[] = [];
   for (const name of await readdir(dirname(file)).catch(() => [] as string[])) {
     const pid = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length))?.[1] : undefined;
-    if (pid === undefined || (!all && isAlive(Number(pid)))) continue;
-    await rm(join(dirname(file), name), { force: true });
+    if (pid !== undefined && !isAlive(Number(pid))) found.push(join(dirname(file), name));
   }
+  return found;
 }

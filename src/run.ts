@@ -154,9 +154,8 @@ async function inject(plan: RunPlan, secrets: Secrets, cleanup: Cleanup, placeme
 }
 
 export async function maskFilters(secrets: Secrets, io: RunIo) {
-  const { buildNeedles, MaskStream, MIN_MASKED_LENGTH } = await import('./inject/mask.js');
-  const short = [...secrets].filter(([, value]) => value.length > 0 && value.length < MIN_MASKED_LENGTH).map(([name]) => name);
-  if (short.length > 0) io.log.warn('RWS_MASK_SHORT_VALUE', `values shorter than ${MIN_MASKED_LENGTH} characters are not masked: ${short.join(', ')}`);
+  const { buildNeedles, MaskStream, warnUnmasked } = await import('./inject/mask.js');
+  warnUnmasked(secrets, io.log.warn);
   const needles = buildNeedles(secrets.values());
   return { stdout: new MaskStream(needles), stderr: new MaskStream(needles), out: io.stdout, err: io.stderr };
 }

@@ -9,7 +9,8 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { CredentialError } from '../errors.js';
 import { modeText } from '../local-file.js';
 import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
-import { removeLeftoverTemps, replacementTemp } from '../replacement-temps.js';
+import { processIsRunning } from '../inject/placement.js';
+import { leftoverTemps, removeLeftoverTemps, replacementTemp } from '../replacement-temps.js';
 
 export interface StoredLogin {
   vault_url: string;
@@ -127,6 +128,7 @@ async function lockLogins(path: string, uid: number): Promise<() => Promise<void
     throw storeProblem(error, path);
   }
   for (;;) {
+    await restoreAbandoned(lock);
     try {
       await (await open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600)).close();
       return () => rm(lock, { force: true });
@@ -165,6 +167,23 @@ async function takeOverStale(lock: string): Promise<void> {
     const moved = await lstat(aside);
     if (Date.now() - moved.mtimeMs <= STALE_LOCK_MS) await link(aside, lock).catch(() => undefined);
   } finally {
+    await rm(aside, { force: true });
+  }
+}
+
+/**
+ * A takeover killed between its move aside and its putting back (SIGKILL, or a Ctrl-C: a login
+ * has no handler for it) leaves what it moved under its own name: when that was the lock of a
+ * live holder, no lock is left while the holder writes, and the next login would take one and
+ * write too (sweeping the holder's temp file, or renaming over its write). So before each try,
+ * what a dead taker moved aside is put back while it is fresh, its holder maybe still writing
+ * (a link, which never replaces a lock taken since), and removed either way. A pid reused since
+ * hides a dead taker: the race is then as before, as narrow as the takeover itself.
+ */
+async function restoreAbandoned(lock: string): Promise<void> {
+  for (const aside of await leftoverTemps(lock, processIsRunning)) {
+    const moved = await lstat(aside).catch(() => undefined);
+    if (moved !== undefined && Date.now() - moved.mtimeMs <= STALE_LOCK_MS) await link(aside, lock).catch(() => undefined);
     await rm(aside, { force: true });
   }
 }

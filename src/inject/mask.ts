@@ -20,6 +20,12 @@ export function maskedForms(value: string): string[] {
   return [...forms].filter((form) => form.length >= MIN_MASKED_LENGTH);
 }
 
+/** Says which secrets are too short to be masked (by name), so that none is printed unannounced. */
+export function warnUnmasked(secrets: ReadonlyMap<string, string>, warn: (code: string, message: string) => void): void {
+  const short = [...secrets].filter(([, value]) => value.length > 0 && value.length < MIN_MASKED_LENGTH).map(([name]) => name);
+  if (short.length > 0) warn('RWS_MASK_SHORT_VALUE', `values shorter than ${MIN_MASKED_LENGTH} characters are not masked: ${short.join(', ')}`);
+}
+
 export function buildNeedles(values: Iterable<string>): Buffer[] {
   const all = new Set<string>();
   for (const value of values) {
@@ -41,10 +47,13 @@ export class MaskStream extends Transform {
     this.maxLength = needles.reduce((max, needle) => Math.max(max, needle.length), 0);
   }
 
-  /** --watch with a reload signal: the child may print new values from now on (old ones too). */
-  addNeedles(more: readonly Buffer[]): void {
-    const all = new Map([...this.needles, ...more].map((needle) => [needle.toString('latin1'), needle]));
-    this.needles = [...all.values()].sort((a, b) => b.length - a.length);
+  /**
+   * --watch with a reload signal: what to mask from now on (the new values, and the old ones still
+   * kept: src/watch/mask-retention.ts). A tail held back is looked at again with these.
+   */
+  setNeedles(needles: readonly Buffer[]): void {
+    const unique = new Map(needles.map((needle) => [needle.toString('latin1'), needle]));
+    this.needles = [...unique.values()].sort((a, b) => b.length - a.length);
     this.maxLength = this.needles.reduce((max, needle) => Math.max(max, needle.length), 0);
   }
 

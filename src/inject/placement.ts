@@ -2,7 +2,7 @@
 // there. Run at every start, env mode included, so it uses synchronous calls (a few syscalls):
 // node:fs/promises would cost each cron run ≈2 ms to load (bench/startup). The file itself is
 // secrets-file.ts, loaded only for file and fd injection.
-import { accessSync, constants as fsConstants, lstatSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, lstatSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The private directories' names: DIR_PREFIX, the wrapper's pid, a dash, six characters (mkdtemp). */
@@ -122,4 +122,19 @@ export function processIsAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Alive and not a zombie: a process killed a moment ago answers kill(0) until its parent reaps
+ * it (strace, a busy script, an init that never does), but will never act again.
+ */
+export function processIsRunning(pid: number): boolean {
+  if (!processIsAlive(pid)) return false;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return true;
+  }
+  return !['Z', 'X'].includes(stat.charAt(stat.lastIndexOf(')') + 2));
 }

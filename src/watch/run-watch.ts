@@ -4,13 +4,13 @@
 // status; a refused credential ends the watch (exit 77) or only the refreshing (--on-revoke keep).
 // Everything here runs only with --watch: runWrapper loads this module lazily.
 import { EXIT_REVOKED, EXIT_SECRETS_CHANGED, RwsError, WatchError } from '../errors.js';
-import type { MaskStream } from '../inject/mask.js';
 import type { Disposable } from '../process/cleanup.js';
 import type { Outcome } from '../process/exit-status.js';
 import type { RunningChild } from '../process/spawn.js';
 import type { RunIo, RunPlan } from '../run.js';
 import type { LoadContext, Secrets } from '../sources/source.js';
 import type { VaultError } from '../vault-client/index.js';
+import type { RetainedMask } from './mask-retention.js';
 import { RetryTimer } from './backoff.js';
 import { Debouncer } from './debounce.js';
 import { describeChange, SecretsDigester, type SecretsDigest } from './digest.js';
@@ -40,7 +40,7 @@ interface Generation {
   startedAt: number;
   /** The change that made this child, for the line if it dies young. */
   after: string | undefined;
-  masks: { stdout: MaskStream; stderr: MaskStream } | undefined;
+  mask: RetainedMask | undefined;
   /** Its leader has exited (the exit event may still wait in the queue). */
   exited: boolean;
 }
@@ -96,15 +96,18 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     if (after === undefined) for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
     if (plan.user) Object.assign(env, childUserEnv(plan.user));
     const filters = plan.mask ? await maskFilters(secrets, io) : undefined;
+    const mask = filters && new (await import('./mask-retention.js')).RetainedMask([filters.stdout, filters.stderr], secrets.values());
     // A stop signal, or a hangup, while this child was being prepared (the old child's file being
     // removed, say) came while no child ran: it ends the run, and no child starts only to get it.
     if (signals.endedBy) throw new Stopped(signals.endedBy);
     const running = await startChild({ command: plan.command, args: plan.args, env, extraFd: injected.fd, filters, ignoredSignals: plan.ignoredSignals, user: plan.user, ownGroup: true });
     const guard = killGroupOnExit(running);
     cleanup.add(guard);
-    const generation: Generation = { running, guard, pgid: running.child.pid!, startedAt: performance.now(), after, masks: filters && { stdout: filters.stdout, stderr: filters.stderr }, exited: false };
+    const generation: Generation = { running, guard, pgid: running.child.pid!, startedAt: performance.now(), after, mask, exited: false };
     void running.done.then((outcome) => {
       generation.exited = true;
+      // No change reaches a child that has exited: the masks keep the values they have.
+      mask?.close();
       events.push({ kind: 'exit', generation, outcome });
     });
     signals.attach(generation.pgid);
@@ -198,7 +201,11 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       }
       if (watch.onChange.kind === 'signal') {
         // The new file first (above), then the signal: the child rereads a complete file.
-        for (const mask of generation.masks ? [generation.masks.stdout, generation.masks.stderr] : []) mask.addNeedles((await import('../inject/mask.js')).buildNeedles(fresh.values()));
+        if (generation.mask) {
+          // A new value too short to mask is said, as it is when a child starts with one.
+          (await import('../inject/mask.js')).warnUnmasked(fresh, io.log.warn);
+          generation.mask.replace(fresh.values());
+        }
         current = digest;
         const signalled = await signalCatchers(generation.pgid, watch.onChange.signal);
         io.log.notice(`secrets changed: ${change}; the secrets file is rewritten, and ${watch.onChange.signal} sent to ${signalled.length === 1 && signalled[0] === generation.pgid ? 'the child' : `pid ${signalled.join(', ')} of the child's group (${signalled.length === 1 ? 'the one that catches' : 'those that catch'} it)`}`);

@@ -181,6 +181,50 @@ describe('login', () => {
     expect(readdirSync(join(home, '.config', 'run-with-secrets'))).toEqual(['credentials.yaml']);
   }, 60_000);
 
+  it('a login killed in the middle of a takeover, with the lock of a live holder moved aside: the next login puts it back and waits, and every login lands', async (context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const lock = `${credentialsFile()}.lock`;
+    const dir = join(home, '.config', 'run-with-secrets');
+    expect((await login(serverA.url, keyA.key, ['--profile', 'first'])).exitCode).toBe(0);
+    writeFileSync(lock, '', { mode: 0o600 });
+    utimesSync(lock, new Date(Date.now() - 20_000), new Date(Date.now() - 20_000));
+    const traced = (strace: string[], profile: string) =>
+      execa('strace', ['-f', '-qq', ...strace, BIN, 'login', '--vault-url', serverA.url, '--profile', profile], { input: `${keyA.key}\n`, extendEnv: false, env: baseEnv(runtimeDir, { HOME: home }), reject: false });
+    // The taker has found the stale lock; strace holds its move aside for 3 s, and then, for good,
+    // its putting back of what it moved.
+    const straceLog = join(runtimeDir, 'taker.strace');
+    const taker = traced(['-o', straceLog, '-P', lock, '-e', 'trace=rename,link,linkat', '-e', 'inject=rename:delay_enter=3000000:when=1', '-e', 'inject=link,linkat:delay_enter=60000000'], 'taker');
+    const takerStep = () => (existsSync(straceLog) ? readFileSync(straceLog, 'utf8') : '');
+    await until(async () => takerStep().includes(lock), 20_000);
+    // Meanwhile the holder takes the stale lock over and holds it for 6 s (strace holds its first fsync).
+    const holder = traced(['-o', '/dev/null', '-e', 'trace=fsync', '-e', 'inject=fsync:delay_enter=6000000:when=1'], 'holder');
+    const holderHolds = () => existsSync(lock) && Date.now() - lstatSync(lock).mtimeMs < 10_000;
+    await until(async () => holderHolds() || takerStep().includes('DELAYED'), 20_000);
+    // Staged only if the holder holds the lock before the taker's held move ends.
+    if (!holderHolds() || takerStep().includes('DELAYED')) {
+      await Promise.all([taker, holder]);
+      return context.skip();
+    }
+    // The taker moved the holder's lock aside and is held before it puts it back: killed there.
+    await until(async () => /link(at)?\(/.test(takerStep()), 20_000);
+    const aside = readdirSync(dir).find((name) => name.startsWith('.credentials.yaml.lock.'));
+    expect(aside, readdirSync(dir).join(' ')).toBeDefined();
+    expect(existsSync(lock)).toBe(false);
+    process.kill(Number(/^\.credentials\.yaml\.lock\.(\d+)\./.exec(aside!)![1]), 'SIGKILL');
+    // strace would sit out its delay before it noticed: it goes too.
+    taker.kill('SIGKILL');
+    // A login now, while the holder still writes: without the holder's lock, it would write too,
+    // and the holder's rename, of what it read before, would then drop this login's key.
+    const late = await login(serverA.url, keyA.key, ['--profile', 'late']);
+    const [takerDone, holderDone] = await Promise.all([taker, holder]);
+    printed.push(takerDone.stdout, takerDone.stderr, holderDone.stdout, holderDone.stderr);
+    expect(holderDone.exitCode, holderDone.stderr).toBe(0);
+    expect(late.exitCode, late.stderr).toBe(0);
+    const stored = [...readFileSync(credentialsFile(), 'utf8').matchAll(/^ {4}profile: (\S+)$/gm)].map((match) => match[1]).sort();
+    expect(stored).toEqual(['first', 'holder', 'late']);
+    expect(readdirSync(dir)).toEqual(['credentials.yaml']);
+  }, 60_000);
+
   it('a login SIGKILLed between writing its temp file and the rename: the key in it is removed by logout --all, or by the next login', async (context) => {
     if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
     const dir = join(home, '.config', 'run-with-secrets');

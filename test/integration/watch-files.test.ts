@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliOk, makeStore } from '../server/helpers/server.js';
-import { baseEnv, BIN, makeRuntimeDir, removeDir, runBin, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
+import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, runBin, waitForLine, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
+import { KEPT_CHANGES } from '../../src/watch/mask-retention.js';
 import { alive, CHILD_COMMAND, freePort, processGroup, readRecord, startWatch, until, ups } from '../helpers/watch.js';
 
 let dir: string;
@@ -429,6 +430,17 @@ describe('run-with-secrets --watch with local files', () => {
     expect(result.signal).toBe('SIGKILL');
     expect(result.stderr).toContain('outlived the stop signal by 0.5s');
   }, 30_000);
+
+  it("a SIGTERM to the wrapper's whole process group (a script's `kill 0`) reaches the child once: the child's group is its own", async () => {
+    const { envFile, env } = setup('A=one\n');
+    // The wrapper leads a group of its own, as a script run by cron would hold it; the child
+    // prints each signal it gets and stays, until --stop-timeout SIGKILLs it.
+    const wrapper = execa(BIN, ['--env-file', envFile, '--watch', '--stop-timeout', '1s', ...keep, '--', fixture('trap.mjs')], { reject: false, extendEnv: false, env: baseEnv(runtimeDir, env), stdin: 'ignore', detached: true });
+    await waitForLine(wrapper.stdout!, 'ready ');
+    process.kill(-wrapper.pid!, 'SIGTERM');
+    const result = await wrapper;
+    expect(result.stdout.match(/^signal SIGTERM$/gm), result.stdout).toHaveLength(1);
+  }, 30_000);
 });
 
 describe('run-with-secrets --watch: flags', () => {
@@ -501,5 +513,39 @@ describe('run-with-secrets --watch: flags', () => {
     const result = await wrapper;
     expect(result.stdout).toBe('A is ******\nA is ******');
     expect(result.stdout + result.stderr).not.toContain('secret-value');
+  }, 30_000);
+
+  it(`--mask with signal:SIGHUP: after each change the child's old values stay masked too, those of the last ${KEPT_CHANGES} changes only`, async () => {
+    const changes = KEPT_CHANGES + 1;
+    const values = Array.from({ length: changes + 1 }, (_, index) => `rotated-value-${index}`);
+    const { envFile, record, env } = setup(`A=${values[0]}\n`);
+    // Counts the reload signals; at the last one, prints every value the test will have given it.
+    const child = `const fs=require('fs');let n=0;fs.appendFileSync(process.env.WATCH_RECORD,'up\\n');process.on('SIGHUP',()=>{n++;fs.appendFileSync(process.env.WATCH_RECORD,'reload '+n+'\\n');if(n<${changes})return;for(const v of process.env.WATCH_VALUES.split(','))fs.writeSync(1,'value '+v+'\\n');process.exit(0)});setInterval(()=>{},1e5)`;
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '--on-change', 'signal:SIGHUP', '--mask', ...keep, '--', process.execPath, '-e', child], runtimeDir, { ...env, WATCH_VALUES: values.join(',') });
+    const lines = () => (existsSync(record) ? readFileSync(record, 'utf8').split('\n') : []);
+    await until('the child', () => lines().includes('up'));
+    for (let change = 1; change <= changes; change++) {
+      replaceByRename(envFile, `A=${values[change]}\n`);
+      await until(`reload ${change}`, () => lines().includes(`reload ${change}`));
+    }
+    const result = await wrapper;
+    expect(result.exitCode, result.stderr).toBe(0);
+    // The first value was replaced ${changes} changes ago: no longer masked. The rest are.
+    expect(result.stdout.split('\n')).toEqual(['value rotated-value-0', ...values.slice(1).map(() => 'value ******')]);
+  }, 40_000);
+
+  it('--mask with signal:SIGHUP: a new value too short to mask is said, as at the start', async () => {
+    const { envFile, record, env } = setup('A=long-enough-value\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '--on-change', 'signal:SIGHUP', '--mask', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    try {
+      await until('the child', () => ups(record)[0]);
+      expect(wrapper.stderrText()).not.toContain('RWS_MASK_SHORT_VALUE');
+      replaceByRename(envFile, 'A=ab\n');
+      await until('the reload', () => readRecord(record).find((event) => event.event === 'reload'));
+      expect(wrapper.stderrText()).toContain('warning RWS_MASK_SHORT_VALUE: values shorter than 4 characters are not masked: A');
+    } finally {
+      wrapper.kill('SIGTERM');
+      await wrapper;
+    }
   }, 30_000);
 });

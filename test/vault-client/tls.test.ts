@@ -1,11 +1,12 @@
 // TLS is verified: the real server with a certificate from a test CA is refused until that CA is
 // given with caFile, and then only that CA is trusted.
-import { chmodSync, copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeApiKey, makeStore, type RunningServer, startServer, type TestStore } from '../server/helpers/server.js';
 import { ConfigError } from '../../src/errors.js';
-import { runBin } from '../helpers/cli.js';
+import { baseEnv, BIN, makeSharedDir, removeDir, runBin } from '../helpers/cli.js';
 import { expectVaultError, makeClient } from './helpers/client.js';
 import { makeCa, makeTestCa, type TestCa } from './helpers/test-ca.js';
 
@@ -81,6 +82,18 @@ describe('TLS', () => {
   });
 });
 
+/**
+ * nobody (from /etc/passwd), when it can run this checkout's CLI: not where no process may be
+ * started as it (a user namespace that maps no such id), nor from a checkout it cannot reach.
+ */
+async function unprivilegedUser(): Promise<{ uid: number; gid: number } | undefined> {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.startsWith('nobody:'));
+  if (line === undefined) return undefined;
+  const [uid, gid] = line.split(':').slice(2, 4).map(Number) as [number, number];
+  const started = await execa(BIN, ['--version'], { uid, gid, reject: false, extendEnv: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }).catch(() => undefined);
+  return started?.exitCode === 0 ? { uid, gid } : undefined;
+}
+
 describe('a CA file that cannot be read', () => {
   // Not a TLS failure (no connection is tried): a setting to fix, reported as an unreadable
   // config file is, with the path, the reason and the errno.
@@ -110,14 +123,32 @@ describe('a CA file that cannot be read', () => {
     expect(result.stderr).toContain(`error RWS_CONFIG_UNREADABLE: cannot read the CA file ${dir}: is a directory (EISDIR) (hint: `);
   });
 
-  it('a file this user may not read: RWS_CONFIG_UNREADABLE, EACCES (skipped as root, which reads a 000 file)', async (context) => {
-    if (process.getuid?.() === 0) return context.skip();
-    const unreadable = path.join(store.root, 'unreadable-ca.pem');
-    copyFileSync(ca.caCert, unreadable);
-    chmodSync(unreadable, 0o000);
-    const result = await runWithCa(unreadable, 'flag');
-    expect(result.exitCode).toBe(125);
-    expect(result.stderr).toContain(`error RWS_CONFIG_UNREADABLE: cannot read the CA file ${unreadable}: permission denied (EACCES) (hint: `);
+  it('a file this user may not read: RWS_CONFIG_UNREADABLE, EACCES (as root, the CLI runs as nobody, whom the kernel refuses)', async (context) => {
+    // Root reads a 000 file (CAP_DAC_OVERRIDE), and CI runs as root: the CLI then runs as an
+    // unprivileged user, in a directory of its own, on a 000 file it owns.
+    const user = process.getuid?.() === 0 ? await unprivilegedUser() : undefined;
+    if (process.getuid?.() === 0 && user === undefined) return context.skip();
+    const dir = makeSharedDir();
+    try {
+      const unreadable = path.join(dir, 'unreadable-ca.pem');
+      copyFileSync(ca.caCert, unreadable);
+      chmodSync(unreadable, 0o000);
+      const runtimeDir = path.join(dir, 'runtime');
+      mkdirSync(runtimeDir, { mode: 0o700 });
+      if (user) for (const owned of [unreadable, runtimeDir]) chownSync(owned, user.uid, user.gid);
+      const result = await execa(BIN, ['-e', 'prod', '-k', 'SERVICE_B_*', '--ca-file', unreadable, '--', 'true'], {
+        reject: false,
+        extendEnv: false,
+        env: baseEnv(runtimeDir, { HOME: runtimeDir, RWS_VAULT_URL: server.url, RWS_API_KEY: apiKey }),
+        stdin: 'ignore',
+        ...(user ?? {}),
+      });
+      expect(result.exitCode, result.stderr).toBe(125);
+      expect(result.stderr).toContain(`error RWS_CONFIG_UNREADABLE: cannot read the CA file ${unreadable}: permission denied (EACCES) (hint: `);
+      expect(result.stderr).not.toContain(apiKey);
+    } finally {
+      removeDir(dir);
+    }
   });
 
   it('is a ConfigError from the client too, with the errno', async () => {
