@@ -82,10 +82,10 @@ describe.each(BACKENDS)('admin edits on $name', (backend) => {
 
   it("answers an edit of staging while an edit of production waits for production's lock, which another process holds; the waiting edit then goes ahead", async (context) => {
     if (!(await straceWorks())) return context.skip();
-    // Each of the holder's threads has its first fsync held 3.5 s (its new version's; with
-    // SQLite, also its audit row's): under the 10 s an edit waits for the lock with SQLite (15 s
-    // with PostgreSQL), so the server's edit of production gets the lock after it.
-    const { holder, pid } = await heldEdit(store.dir, 'production', 'HOLDER', { input: 'holder-value', delayMs: 3_500, once: true, env });
+    // Each of the holder's threads has its first fsync held 2.5 s (its new version's; with
+    // SQLite, also its audit row's): well under the 10 s an edit waits for the lock with SQLite
+    // (15 s with PostgreSQL), so the server's edit of production gets the lock after it.
+    const { holder, pid } = await heldEdit(store.dir, 'production', 'HOLDER', { input: 'holder-value', delayMs: 2_500, once: true, env });
     try {
       expect(pid).toBeGreaterThan(0);
       let production: Reply | undefined;
