@@ -88,15 +88,7 @@ describe('SQLite named locks beside a release that held one file lock for every 
     driver = await openSqlite(path.join(dir, 'state.db'), { busyTimeoutMs: 1_000 });
     const lock = await driver.lock('sops:production');
     // What an earlier release's edit tries: the write lock of state-locks.db, from another process.
-    const tryEarlier = () =>
-      new Promise<string>((resolve) => {
-        const script = `
-          const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))});
-          const db = new Database(${JSON.stringify(path.join(dir, 'state-locks.db'))}, { timeout: 200 });
-          try { db.exec('BEGIN EXCLUSIVE'); db.exec('ROLLBACK'); console.log('taken'); } catch (error) { console.log(error.code); }
-        `;
-        execFile(process.execPath, ['-e', script], (_error, stdout) => resolve(stdout.trim()));
-      });
+    const tryEarlier = () => tryWriteLock('state-locks.db');
     try {
       expect(await tryEarlier()).toBe('SQLITE_BUSY');
     } finally {
@@ -105,4 +97,34 @@ describe('SQLite named locks beside a release that held one file lock for every 
     expect(await tryEarlier()).toBe('taken');
     expect((await readdir(dir)).filter((file) => file.startsWith('state-locks')).sort()).toEqual(['state-locks.db', 'state-locks.sops-production.db']);
   });
+
+  it("keeps its locks while this process takes and waits for others: opening a lock file never drops another's lock", async () => {
+    // POSIX locks belong to the process and file: closing any descriptor of the file drops them
+    // all. A descriptor opened and closed to check a lock file's mode, while another edit of this
+    // process held a lock on that file, let another process in.
+    driver = await openSqlite(path.join(dir, 'state.db'), { busyTimeoutMs: 300 });
+    const production = await driver.lock('sops:production');
+    try {
+      const staging = await driver.lock('sops:staging');
+      await staging.release();
+      await expect(driver.lock('sops:production')).rejects.toThrow('the lock sops:production is held by');
+      expect(await tryWriteLock('state-locks.db')).toBe('SQLITE_BUSY');
+      expect(await tryWriteLock('state-locks.sops-production.db')).toBe('SQLITE_BUSY');
+    } finally {
+      await production.release();
+    }
+    expect(await tryWriteLock('state-locks.sops-production.db')).toBe('taken');
+  });
+
+  /** Whether another process gets the write lock of a file in the store at once. */
+  function tryWriteLock(file: string): Promise<string> {
+    return new Promise<string>((resolve) => {
+      const script = `
+        const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+        const db = new Database(${JSON.stringify(path.join(dir, file))}, { timeout: 200 });
+        try { db.exec('BEGIN EXCLUSIVE'); db.exec('ROLLBACK'); console.log('taken'); } catch (error) { console.log(error.code); }
+      `;
+      execFile(process.execPath, ['-e', script], (_error, stdout) => resolve(stdout.trim()));
+    });
+  }
 });

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { ClosedBeforeLockError, LockBusyError } from '../state-errors.js';
 import { type HeldLock, lockKey } from '../sql/driver.js';
+import { ensurePrivateFile } from './private-file.js';
 
 export const LEGACY_LOCKS_FILE = 'state-locks.db';
 
@@ -27,8 +28,6 @@ export interface NamedLockDeps {
   tryMs: number;
   /** True once the driver is closing: a server told to stop takes no lock and ends a wait. */
   closing(): boolean;
-  /** Creates a lock file 0600, refusing one others can read. */
-  ensurePrivateFile(file: string): Promise<unknown>;
   /** A SQLite error other than SQLITE_BUSY, as the driver reports it. */
   wrap(cause: unknown): unknown;
 }
@@ -44,8 +43,8 @@ export async function takeNamedLock(deps: NamedLockDeps, name: string): Promise<
   if (deps.closing()) throw new ClosedBeforeLockError(deps.location, name);
   const ownFile = path.join(deps.dir, lockFileName(name));
   const legacyFile = path.join(deps.dir, LEGACY_LOCKS_FILE);
-  await deps.ensurePrivateFile(ownFile);
-  await deps.ensurePrivateFile(legacyFile);
+  await ensurePrivateFile(ownFile);
+  await ensurePrivateFile(legacyFile);
   const own = new deps.Sqlite(ownFile, { timeout: deps.tryMs });
   const legacy = new deps.Sqlite(legacyFile, { timeout: deps.tryMs });
   const closeBoth = (): void => {

@@ -10,13 +10,13 @@
 // another process's write lock must not freeze the event loop, so `BEGIN IMMEDIATE` is tried with
 // a short busy timeout and retried from timers until the deadline; once begun, a transaction is
 // short (a batch of one event-loop turn).
-import { constants, existsSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { RwsError } from '../../../errors.js';
 import { StateReplacedError, StateUnavailableError } from '../state-errors.js';
 import { takeNamedLock } from './named-lock.js';
+import { ensurePrivateFile } from './private-file.js';
 import { describeChange, type FileIdentity } from './file-identity.js';
 import { type HeldLock, positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
@@ -81,26 +81,6 @@ async function retryWhileBusy<T>(attempt: () => T, timeoutMs: number, file: stri
 
 /** How long one attempt may block this thread on another process's lock. */
 const BLOCKING_WAIT_MS = 5;
-
-/** Creates the database file 0600 (SQLite would use the umask) and refuses one others can read; returns which file it is. */
-async function ensurePrivateFile(file: string): Promise<FileIdentity> {
-  let handle: fs.FileHandle;
-  try {
-    handle = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  } catch (cause) {
-    throw new StateUnavailableError(`cannot open the state database ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, cause);
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `move it away: the state database is made again there at the next start, or restore it from a backup` });
-    if ((stat.mode & 0o077) !== 0) {
-      throw new RwsError('RWS_STORE_INVALID', `${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${file}` });
-    }
-    return { dev: stat.dev, ino: stat.ino };
-  } finally {
-    await handle.close();
-  }
-}
 
 function sqliteCode(error: unknown): string {
   const code = (error as { code?: unknown }).code;
@@ -233,7 +213,7 @@ class SqliteDriver implements SqlDriver {
 
   lock(name: string): Promise<HeldLock> {
     return takeNamedLock(
-      { dir: path.dirname(this.location), location: this.location, Sqlite: this.Sqlite, busyTimeoutMs: this.busyTimeoutMs, tryMs: BLOCKING_WAIT_MS, closing: () => this.#closing, ensurePrivateFile, wrap },
+      { dir: path.dirname(this.location), location: this.location, Sqlite: this.Sqlite, busyTimeoutMs: this.busyTimeoutMs, tryMs: BLOCKING_WAIT_MS, closing: () => this.#closing, wrap },
       name,
     );
   }
