@@ -10,21 +10,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heldEdit, pendingVersions, straceWorks } from '../helpers/held-edit.js';
 import { call, cliOk, makeApiKey, makeStore, type Reply, type RunningServer, startServer, type TestStore, until } from '../helpers/server.js';
-import { testDatabase } from '../../helpers/postgres.js';
+import { BACKENDS } from '../helpers/backends.js';
 import { lockKey } from '../../../src/server/state/sql/driver.js';
 import { EDITS_AT_ONCE } from '../../../src/server/store/edit-turns.js';
-
-type Backend = { name: string; database(): Promise<{ env: Record<string, string>; drop(): Promise<void> }> };
-const BACKENDS: Backend[] = [
-  { name: 'SQLite', database: async () => ({ env: {}, drop: async () => undefined }) },
-  {
-    name: 'PostgreSQL',
-    database: async () => {
-      const db = await testDatabase();
-      return { env: { RWS_DATABASE_URL: db.url }, drop: db.drop };
-    },
-  },
-];
 
 describe.each(BACKENDS)('admin edits on $name', (backend) => {
   let store: TestStore;
