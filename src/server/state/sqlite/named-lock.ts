@@ -15,7 +15,7 @@ import { ClosedBeforeLockError, LockBusyError } from '../state-errors.js';
 import { type HeldLock, lockKey } from '../sql/driver.js';
 import { ensurePrivateFile } from './private-file.js';
 
-export const LEGACY_LOCKS_FILE = 'state-locks.db';
+const LEGACY_LOCKS_FILE = 'state-locks.db';
 
 export interface NamedLockDeps {
   /** The directory of the state database; the lock files live beside it. */
@@ -33,7 +33,7 @@ export interface NamedLockDeps {
 }
 
 /** `sops:production` → `state-locks.sops-production.db`; any other shape of name by its hash. */
-export function lockFileName(name: string): string {
+function lockFileName(name: string): string {
   const readable = /^([a-z]+):([A-Za-z0-9][A-Za-z0-9_-]{0,63})$/.exec(name);
   return readable === null ? `state-locks.${lockKey(name).toString(16)}.db` : `state-locks.${readable[1]}-${readable[2]}.db`;
 }
@@ -46,7 +46,13 @@ export async function takeNamedLock(deps: NamedLockDeps, name: string): Promise<
   await ensurePrivateFile(ownFile);
   await ensurePrivateFile(legacyFile);
   const own = new deps.Sqlite(ownFile, { timeout: deps.tryMs });
-  const legacy = new deps.Sqlite(legacyFile, { timeout: deps.tryMs });
+  let legacy: BetterSqlite3.Database;
+  try {
+    legacy = new deps.Sqlite(legacyFile, { timeout: deps.tryMs });
+  } catch (cause) {
+    own.close();
+    throw deps.wrap(cause);
+  }
   const closeBoth = (): void => {
     if (own.inTransaction) own.exec('ROLLBACK');
     if (legacy.inTransaction) legacy.exec('ROLLBACK');
