@@ -1,10 +1,9 @@
 // What the admin API may do with the secrets store: describe environments (names and counts,
-// never values), and edit one environment's file. Edits made by this process go one at a time:
-// each would hold a database connection (with PostgreSQL, a session and a thread of its own)
-// while it waits for the environment's lock, and waiting side by side gains nothing.
+// never values), and edit one environment's file. When the edits run: edit-turns.ts.
 import { promises as fs } from 'node:fs';
 import type { StateStore } from '../state/state-store.js';
 import type { StorePaths } from './layout.js';
+import { EditTurns } from './edit-turns.js';
 import { editEnvironment, type SecretChange } from './secret-edit.js';
 import { listEnvironments, type SopsSecretStore } from './sops-store.js';
 
@@ -20,7 +19,7 @@ export interface EnvironmentSummary {
 }
 
 export class SecretsAdmin {
-  #editing: Promise<unknown> = Promise.resolve();
+  readonly #turns = new EditTurns();
 
   constructor(
     private readonly paths: StorePaths,
@@ -52,15 +51,12 @@ export class SecretsAdmin {
 
   /** One edit under the environment's lock; `record` stores its audit row before the file is replaced. */
   edit(environment: string, change: SecretChange, record: () => Promise<void>): Promise<void> {
-    const run = async (): Promise<void> => {
+    return this.#turns.run(environment, async () => {
       try {
         await editEnvironment(this.state, { paths: this.paths, identities: this.identities, environment }, change, record);
       } finally {
         this.store.forget(environment);
       }
-    };
-    const done = this.#editing.then(run, run);
-    this.#editing = done.catch(() => undefined);
-    return done;
+    });
   }
 }

@@ -29,7 +29,9 @@ export async function heldEdit(
     env: options.env,
     reject: false,
   });
-  await until(async () => pendingVersions(storeDir).length > 0 || holder.exitCode !== null, 20_000);
-  const pid = Number(new RegExp(`\\.${environment}\\.enc\\.yaml\\.(\\d+)\\.`).exec(pendingVersions(storeDir)[0] ?? '')?.[1]);
+  // Its own new version only: a server on the store writes temp files of its own (state-seen.json's).
+  const own = () => pendingVersions(storeDir).find((file) => file.startsWith(`.${environment}.enc.yaml.`));
+  await until(async () => own() !== undefined || holder.exitCode !== null, 20_000);
+  const pid = Number(new RegExp(`\\.${environment}\\.enc\\.yaml\\.(\\d+)\\.`).exec(own() ?? '')?.[1]);
   return { holder, pid };
 }

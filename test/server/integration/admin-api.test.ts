@@ -12,21 +12,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSopsFile, openSopsFile } from '../../../src/sops/index.js';
 import { auditRowsSync, call, cli, cliOk, makeStore, rawRequest, type Reply, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
-import { testDatabase } from '../../helpers/postgres.js';
+import { BACKENDS } from '../helpers/backends.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value-admin-1', DB_PASSWORD: 'db-pass-admin-2' }, staging: { ONLY: 'staging-admin-3' } };
-
-type Backend = { name: string; database(): Promise<{ env: Record<string, string>; drop(): Promise<void> }> };
-const BACKENDS: Backend[] = [
-  { name: 'SQLite', database: async () => ({ env: {}, drop: async () => undefined }) },
-  {
-    name: 'PostgreSQL',
-    database: async () => {
-      const db = await testDatabase();
-      return { env: { RWS_DATABASE_URL: db.url }, drop: db.drop };
-    },
-  },
-];
 
 /**
  * A GET whose target goes out exactly as written (URL parsers resolve `..` and `%2e%2e` first,

@@ -1,6 +1,6 @@
-// The same stall with SQLite: the lock `sops:ENV` is the write lock of state-locks.db, a file
-// lock that a stopped holder keeps until it is continued or ends (no one can take a file lock
-// from a process). So an edit that waits its 10 s out must say who holds the lock and that it is
+// The same stall with SQLite: the lock `sops:ENV` is the write lock of state-locks.sops-ENV.db,
+// a file lock that a stopped holder keeps until it is continued or ends (no one can take a file
+// lock from a process). So an edit that waits its 10 s out must say who holds the lock and that it is
 // stopped, where it said "the state database could not be written (SQLITE_BUSY)" and sent the
 // operator to check the database. The holder, continued, finishes its edit: it never lost the lock.
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -69,12 +69,12 @@ it('an edit that waits out a running holder names it, not as stopped, and says t
 }, 60_000);
 
 it('a server told to stop while admin edits wait for the lock another process holds exits within its grace', async () => {
-  // The admin API runs its edits one at a time, and each waited its whole 10 s for the lock even
-  // once the server was closing: three queued edits kept a stopping server for 30 s.
+  // The admin API runs an environment's edits one at a time, and each waited its whole 10 s for
+  // the lock even once the server was closing: three queued edits kept a stopping server for 30 s.
   const before = await names();
   const server = await startServer(store);
   const { key } = await makeApiKey(store, [], [], ['--admin']);
-  const holder = new Database(join(store.dir, 'state-locks.db'));
+  const holder = new Database(join(store.dir, 'state-locks.sops-production.db'));
   try {
     holder.exec('BEGIN EXCLUSIVE');
     const puts = [1, 2, 3].map((i) => call(`${server.url}/api/v1/admin/environments/production/secrets/QUEUED_${i}`, { method: 'PUT', auth: key, json: { value: `queued-${i}` } }).catch(() => undefined));

@@ -121,8 +121,8 @@ it('an edit that waits its whole bound for a lock a live session holds fails wit
 }, 60_000);
 
 it('a server told to stop while admin edits wait for a lock another session holds exits within its grace, and opens no session after its state is closed', async () => {
-  // Each edit waits for the lock up to 15 s, one after another (the admin API runs its edits one
-  // at a time); the server's lock sessions are not its pool's, so closing the pool did not end
+  // Each edit waits for the lock up to 15 s, one after another (the admin API runs an
+  // environment's edits one at a time); the server's lock sessions are not its pool's, so closing the pool did not end
   // them: three queued edits kept a stopping server alive for 45 s, each opening a session of
   // its own after the server had closed its state.
   const before = await names();

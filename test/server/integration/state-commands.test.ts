@@ -23,7 +23,8 @@ afterAll(() => store.cleanup());
 async function legacyStore(): Promise<{ dir: TestStore; keyId: string; key: string }> {
   const legacy = await makeStore(SECRETS);
   // A store of the file-state days had no database: the one `init` just made goes.
-  for (const file of ['state.db', 'state.db-wal', 'state.db-shm', 'state-locks.db']) await rm(path.join(legacy.dir, file), { force: true });
+  const locks = (await readdir(legacy.dir)).filter((file) => file.startsWith('state-locks.'));
+  for (const file of ['state.db', 'state.db-wal', 'state.db-shm', ...locks]) await rm(path.join(legacy.dir, file), { force: true });
   // The pepper makes the HMAC; the record is what api-keys.json held before the database.
   const pepper = await readFile(path.join(legacy.dir, 'api-key-pepper'), 'utf8');
   const { createHmac } = await import('node:crypto');

@@ -257,6 +257,26 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(order).toEqual(['a in', 'releasing', 'a out', 'b in']);
     });
 
+    it("holds a named lock against that name only: another store takes another name's lock meanwhile", async () => {
+      // With SQLite, every name was one file lock: an edit of staging waited for production's.
+      const [a, b] = [await open(), await open()];
+      let releaseA!: () => void;
+      const aHeld = new Promise<void>((resolve) => (releaseA = resolve));
+      let aIn!: () => void;
+      const aInside = new Promise<void>((resolve) => (aIn = resolve));
+      const first = a.withLock('sops:prod', async () => {
+        aIn();
+        await aHeld;
+      });
+      await aInside;
+      const order: string[] = [];
+      await b.withLock('sops:staging', async () => void order.push('staging held'));
+      order.push('releasing prod');
+      releaseA();
+      await first;
+      expect(order).toEqual(['staging held', 'releasing prod']);
+    });
+
     it('migrates once when several open at the same time, and says its version', async () => {
       const stores = await Promise.all([open(), open(), open()]);
       for (const state of stores) expect(await state.schemaVersion()).toBe(SCHEMA_VERSION);

@@ -1,10 +1,15 @@
-// The SQLite connections' own settings, read back from SQLite itself on both connections.
-import { mkdtemp, rm } from 'node:fs/promises';
+// The SQLite connections' own settings, read back from SQLite itself on both connections; the
+// named locks' files, against processes of an earlier release on the same store.
+import { execFile, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openSqlite } from '../../../src/server/state/sqlite/sqlite-driver.js';
 import type { SqlDriver } from '../../../src/server/state/sql/driver.js';
+
+const require = createRequire(import.meta.url);
 
 describe('SQLite driver', () => {
   let dir: string;
@@ -25,5 +30,90 @@ describe('SQLite driver', () => {
     // A SELECT goes to the reader connection.
     expect(await driver.query('SELECT temp_store FROM pragma_temp_store')).toEqual([{ temp_store: 2 }]);
     expect(await driver.query('SELECT journal_mode FROM pragma_journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+  });
+
+  describe('named locks, beside a release that held one file lock for every name', () => {
+    /** A process holding `state-locks.db`'s write lock, as an edit by an earlier release did, until its stdin ends. */
+    async function earlierReleaseHolder(): Promise<{ pid: number; end(): Promise<void> }> {
+      // Made as that release made it: private to its owner.
+      await writeFile(path.join(dir, 'state-locks.db'), '', { mode: 0o600 });
+      const script = `
+        const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+        const db = new Database(${JSON.stringify(path.join(dir, 'state-locks.db'))});
+        db.exec('BEGIN EXCLUSIVE');
+        process.stdout.write('held\\n');
+        process.stdin.resume();
+        process.stdin.on('end', () => { db.exec('ROLLBACK'); db.close(); });
+      `;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
+      });
+      return {
+        pid: child.pid as number,
+        end: async () => {
+          const exited = new Promise((resolve) => child.once('exit', resolve));
+          child.stdin.end();
+          await exited;
+        },
+      };
+    }
+
+    it("an earlier release's edit keeps every name's lock out, and is named; once it ends the lock is taken", async () => {
+      driver = await openSqlite(path.join(dir, 'state.db'), { busyTimeoutMs: 1_000 });
+      const holder = await earlierReleaseHolder();
+      try {
+        await expect(driver.lock('sops:staging')).rejects.toThrow(new RegExp(`^the lock sops:staging is held by process ${holder.pid} \\(`));
+      } finally {
+        await holder.end();
+      }
+      const lock = await driver.lock('sops:staging');
+      await lock.release();
+    });
+
+    it("a lock held by this release keeps an earlier release's edit out until it is released", async () => {
+      driver = await openSqlite(path.join(dir, 'state.db'), { busyTimeoutMs: 1_000 });
+      const lock = await driver.lock('sops:production');
+      // What an earlier release's edit tries: the write lock of state-locks.db, from another process.
+      const tryEarlier = () => tryWriteLock('state-locks.db');
+      try {
+        expect(await tryEarlier()).toBe('SQLITE_BUSY');
+      } finally {
+        await lock.release();
+      }
+      expect(await tryEarlier()).toBe('taken');
+      expect((await readdir(dir)).filter((file) => file.startsWith('state-locks')).sort()).toEqual(['state-locks.db', 'state-locks.sops-production.db']);
+    });
+
+    it("keeps its locks while this process takes and waits for others: opening a lock file never drops another's lock", async () => {
+      // POSIX locks belong to the process and file: closing any descriptor of the file drops them
+      // all. A descriptor opened and closed to check a lock file's mode, while another edit of this
+      // process held a lock on that file, let another process in.
+      driver = await openSqlite(path.join(dir, 'state.db'), { busyTimeoutMs: 300 });
+      const production = await driver.lock('sops:production');
+      try {
+        const staging = await driver.lock('sops:staging');
+        await staging.release();
+        await expect(driver.lock('sops:production')).rejects.toThrow('the lock sops:production is held by');
+        expect(await tryWriteLock('state-locks.db')).toBe('SQLITE_BUSY');
+        expect(await tryWriteLock('state-locks.sops-production.db')).toBe('SQLITE_BUSY');
+      } finally {
+        await production.release();
+      }
+      expect(await tryWriteLock('state-locks.sops-production.db')).toBe('taken');
+    });
+
+    /** Whether another process gets the write lock of a file in the store at once. */
+    function tryWriteLock(file: string): Promise<string> {
+      return new Promise<string>((resolve) => {
+        const script = `
+          const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+          const db = new Database(${JSON.stringify(path.join(dir, file))}, { timeout: 200 });
+          try { db.exec('BEGIN EXCLUSIVE'); db.exec('ROLLBACK'); console.log('taken'); } catch (error) { console.log(error.code); }
+        `;
+        execFile(process.execPath, ['-e', script], (_error, stdout) => resolve(stdout.trim()));
+      });
+    }
   });
 });

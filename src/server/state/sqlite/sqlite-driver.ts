@@ -10,12 +10,13 @@
 // another process's write lock must not freeze the event loop, so `BEGIN IMMEDIATE` is tried with
 // a short busy timeout and retried from timers until the deadline; once begun, a transaction is
 // short (a batch of one event-loop turn).
-import { constants, existsSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { RwsError } from '../../../errors.js';
-import { ClosedBeforeLockError, LockBusyError, StateReplacedError, StateUnavailableError } from '../state-errors.js';
+import { StateReplacedError, StateUnavailableError } from '../state-errors.js';
+import { takeNamedLock } from './named-lock.js';
+import { ensurePrivateFile } from './private-file.js';
 import { describeChange, type FileIdentity } from './file-identity.js';
 import { type HeldLock, positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
@@ -48,7 +49,7 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   const writer = await retryWhileBusy(() => open(BLOCKING_WAIT_MS), busyTimeoutMs, file);
   const reader = await retryWhileBusy(() => open(1_000), busyTimeoutMs, file);
   const pageSize = Number(writer.pragma('page_size', { simple: true }));
-  const driver = new SqliteDriver(file, writer, reader, busyTimeoutMs, path.join(path.dirname(file), LOCKS_FILE), Sqlite, identity, pageSize);
+  const driver = new SqliteDriver(file, writer, reader, busyTimeoutMs, Sqlite, identity, pageSize);
   if (options.backgroundCheckpoints === true) await driver.startCheckpointer();
   // The connections opened the path after it was checked: had it been swapped meanwhile, they
   // would hold another file than the one whose identity is kept.
@@ -65,9 +66,6 @@ const WAL_SIZE_LIMIT = 16 * 1024 * 1024;
 /** SQLite's own default, restored should the checkpointer stop. */
 const AUTO_CHECKPOINT_PAGES = 1000;
 
-/** Named locks live in a file of their own, so holding one never pauses the state's writers. */
-const LOCKS_FILE = 'state-locks.db';
-
 async function retryWhileBusy<T>(attempt: () => T, timeoutMs: number, file: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
@@ -83,26 +81,6 @@ async function retryWhileBusy<T>(attempt: () => T, timeoutMs: number, file: stri
 
 /** How long one attempt may block this thread on another process's lock. */
 const BLOCKING_WAIT_MS = 5;
-
-/** Creates the database file 0600 (SQLite would use the umask) and refuses one others can read; returns which file it is. */
-async function ensurePrivateFile(file: string): Promise<FileIdentity> {
-  let handle: fs.FileHandle;
-  try {
-    handle = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  } catch (cause) {
-    throw new StateUnavailableError(`cannot open the state database ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, cause);
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new RwsError('RWS_STORE_INVALID', `${file} is not a regular file`, { hint: `move it away: the state database is made again there at the next start, or restore it from a backup` });
-    if ((stat.mode & 0o077) !== 0) {
-      throw new RwsError('RWS_STORE_INVALID', `${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${file}` });
-    }
-    return { dev: stat.dev, ino: stat.ino };
-  } finally {
-    await handle.close();
-  }
-}
 
 function sqliteCode(error: unknown): string {
   const code = (error as { code?: unknown }).code;
@@ -124,7 +102,6 @@ class SqliteDriver implements SqlDriver {
     private readonly writer: Database,
     private readonly reader: Database,
     private readonly busyTimeoutMs: number,
-    private readonly locksFile: string,
     private readonly Sqlite: typeof BetterSqlite3,
     private readonly identity: FileIdentity,
     private readonly pageSize: number,
@@ -234,54 +211,11 @@ class SqliteDriver implements SqlDriver {
     return wrap(cause);
   }
 
-  async lock(name: string): Promise<HeldLock> {
-    // The write lock of a small SQLite file beside the state: it keeps every other holder out
-    // until release, dies with the process (nothing is ever left behind), and leaves the state's
-    // own writers — the servers — free meanwhile. One lock for all names: edits are rare. A
-    // holder that is stopped (SIGSTOP, a paused container) keeps it until it is continued or
-    // ends: a file lock cannot be taken from it, so the edit that waits says who it is.
-    // A driver closed (a server told to stop) takes no lock and ends a wait: each edit queued
-    // behind another holder would otherwise keep the process for its whole bound in turn.
-    if (this.#closing) throw new ClosedBeforeLockError(this.location, name);
-    await ensurePrivateFile(this.locksFile);
-    const db = new this.Sqlite(this.locksFile, { timeout: BLOCKING_WAIT_MS });
-    const deadline = Date.now() + this.busyTimeoutMs;
-    for (let pause = 1; ; pause = Math.min(pause * 2, 25)) {
-      if (this.#closing) {
-        db.close();
-        throw new ClosedBeforeLockError(this.location, name);
-      }
-      try {
-        db.exec('BEGIN EXCLUSIVE');
-        break;
-      } catch (cause) {
-        const busy = sqliteCode(cause) === 'SQLITE_BUSY';
-        if (!busy || Date.now() >= deadline) {
-          db.close();
-          throw busy ? await this.#lockBusy(name) : wrap(cause);
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, pause));
-    }
-    return {
-      // The handle is this process's own: the lock ends only with release or with the process.
-      check: async () => undefined,
-      release: async () => {
-        db.exec('ROLLBACK');
-        db.close();
-      },
-    };
-  }
-
-  async #lockBusy(name: string): Promise<LockBusyError> {
-    const { describeHolders, lockHolders } = await import('./lock-holders.js');
-    const holders = await lockHolders(this.locksFile);
-    const stopped = holders.filter((holder) => holder.stopped === true).map((holder) => holder.pid);
-    const hint =
-      stopped.length > 0
-        ? `a stopped process keeps the lock until it is continued or ends: continue it (kill -CONT ${stopped.join(' ')}) or end it, then try again`
-        : 'let it finish (a large import takes a while) and try again; if it never ends, stop it';
-    return new LockBusyError(name, describeHolders(holders) ?? `another process (${path.basename(this.locksFile)}'s lock)`, Math.round(this.busyTimeoutMs / 1000), hint);
+  lock(name: string): Promise<HeldLock> {
+    return takeNamedLock(
+      { dir: path.dirname(this.location), location: this.location, Sqlite: this.Sqlite, busyTimeoutMs: this.busyTimeoutMs, tryMs: BLOCKING_WAIT_MS, closing: () => this.#closing, wrap },
+      name,
+    );
   }
 
   /**
