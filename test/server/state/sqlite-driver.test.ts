@@ -2,7 +2,7 @@
 // named locks' files, against processes of an earlier release on the same store.
 import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -30,6 +30,34 @@ describe('SQLite driver', () => {
     // A SELECT goes to the reader connection.
     expect(await driver.query('SELECT temp_store FROM pragma_temp_store')).toEqual([{ temp_store: 2 }]);
     expect(await driver.query('SELECT journal_mode FROM pragma_journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+  });
+
+  /** The POSIX locks this process holds on `file`, as /proc/locks lists them. */
+  async function ownLocksOn(file: string): Promise<string[]> {
+    const { ino } = await stat(file);
+    return (await readFile('/proc/locks', 'utf8')).split('\n').filter((line) => {
+      const fields = line.trim().split(/\s+/);
+      return fields[4] === String(process.pid) && fields[5]?.endsWith(`:${ino}`) === true;
+    });
+  }
+
+  it("keeps SQLite's lock on the database file through its checks, and while a second driver of the same file opens and closes", async () => {
+    const file = path.join(dir, 'state.db');
+    driver = await openSqlite(file);
+    await driver.query('SELECT 1');
+    // In WAL mode every connection holds a SHARED lock on the database file while it is open.
+    expect(await ownLocksOn(file)).not.toEqual([]);
+    // The check a server runs once a second: closing a descriptor it opened on the file would
+    // drop every lock this process holds there.
+    for (let i = 0; i < 3; i++) await driver.checkStorage?.();
+    expect(await ownLocksOn(file)).not.toEqual([]);
+    const second = await openSqlite(file);
+    await second.checkStorage?.();
+    await second.close();
+    expect(await ownLocksOn(file)).not.toEqual([]);
+    await driver.close();
+    driver = undefined;
+    expect(await ownLocksOn(file)).toEqual([]);
   });
 
   describe('named locks, beside a release that held one file lock for every name', () => {

@@ -17,7 +17,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { StateReplacedError, StateUnavailableError } from '../state-errors.js';
 import { takeNamedLock } from './named-lock.js';
 import { ensurePrivateFile } from './private-file.js';
-import { describeChange, type FileIdentity } from './file-identity.js';
+import { describeChange, type FileIdentity, FileProbe } from './file-identity.js';
 import { type HeldLock, positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
 type Database = BetterSqlite3.Database;
@@ -31,6 +31,13 @@ export interface SqliteOptions {
 
 export async function openSqlite(file: string, options: SqliteOptions = {}): Promise<SqlDriver> {
   const identity = await ensurePrivateFile(file);
+  // Opened before SQLite's connections and closed after them (file-identity.ts says why).
+  let probe: FileProbe;
+  try {
+    probe = await FileProbe.open(file, identity);
+  } catch (cause) {
+    throw new StateUnavailableError(`cannot open the state database ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, cause);
+  }
   const { default: Sqlite } = await import('better-sqlite3');
   const open = (timeout: number): Database => {
     const db = new Sqlite(file, { timeout });
@@ -46,14 +53,22 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   };
   const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
   // Processes starting together on a new file race to switch it to WAL: wait for each other.
-  const writer = await retryWhileBusy(() => open(BLOCKING_WAIT_MS), busyTimeoutMs, file);
-  const reader = await retryWhileBusy(() => open(1_000), busyTimeoutMs, file);
+  let writer: Database | undefined;
+  let reader: Database;
+  try {
+    writer = await retryWhileBusy(() => open(BLOCKING_WAIT_MS), busyTimeoutMs, file);
+    reader = await retryWhileBusy(() => open(1_000), busyTimeoutMs, file);
+  } catch (error) {
+    writer?.close();
+    await probe.close();
+    throw error;
+  }
   const pageSize = Number(writer.pragma('page_size', { simple: true }));
-  const driver = new SqliteDriver(file, writer, reader, busyTimeoutMs, Sqlite, identity, pageSize);
+  const driver = new SqliteDriver(file, writer, reader, busyTimeoutMs, Sqlite, identity, pageSize, probe);
   if (options.backgroundCheckpoints === true) await driver.startCheckpointer();
   // The connections opened the path after it was checked: had it been swapped meanwhile, they
   // would hold another file than the one whose identity is kept.
-  const moved = await describeChange(file, identity, pageSize).catch(() => undefined);
+  const moved = await describeChange(file, identity, pageSize, probe).catch(() => undefined);
   if (moved === 'deleted' || moved === 'replaced') {
     await driver.close();
     throw new StateUnavailableError(`the state database ${file} was ${moved} while it was being opened`);
@@ -105,6 +120,7 @@ class SqliteDriver implements SqlDriver {
     private readonly Sqlite: typeof BetterSqlite3,
     private readonly identity: FileIdentity,
     private readonly pageSize: number,
+    private readonly probe: FileProbe,
   ) {}
 
   #run<T>(db: Database, sql: string, params: readonly unknown[]): T[] {
@@ -190,13 +206,13 @@ class SqliteDriver implements SqlDriver {
   }
 
   /**
-   * Checks that the file open here is still the one at the path, and whole. Costs an open, an
-   * fstat and a 16-byte read, so it runs from the rollback guard's once-a-second check, never
+   * Checks that the file open here is still the one at the path, and whole. Costs an lstat and a
+   * 16-byte read, so it runs from the rollback guard's once-a-second check, never
    * per request. Once it fails, it fails for good: reopening is the restart's job (README).
    */
   async checkStorage(): Promise<void> {
     if (this.#lost) throw this.#lost;
-    const how = await describeChange(this.location, this.identity, this.pageSize);
+    const how = await describeChange(this.location, this.identity, this.pageSize, this.probe);
     if (how !== undefined) this.#lost ??= new StateReplacedError(this.location, how);
     if (this.#lost) throw this.#lost;
   }
@@ -262,6 +278,7 @@ class SqliteDriver implements SqlDriver {
     }
     this.writer.close();
     this.reader.close();
+    await this.probe.close();
   }
 }
 
