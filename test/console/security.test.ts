@@ -191,6 +191,33 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
     await context.close();
   });
 
+  it('shows bidi overrides and invisible characters in key names and subjects as \\uXXXX, never acting on them', async () => {
+    // Read as "ci (revoked)" when the override acts; the same as "root" when the zero-width space hides.
+    const spoofs = [{ name: 'ci \u202e)dekover(', environments: ['production'], key_patterns: ['*'] }, { name: 'root\u200b', admin: true }];
+    for (const body of spoofs) expect((await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: body })).status).toBe(201);
+    // A read key chooses its tokens' subjects, and the subject of an offline use, which the
+    // server follows with its own " (offline at …)".
+    await token(server, reader.key, { subject: 'deploy\u202e\u2066bot', environment: 'production', key_pattern: 'DB_URL' });
+    const used = await call(`${server.url}/api/v1/fallback/uses`, { method: 'POST', auth: reader.key, json: { subject: 'ci\u202e', environment: 'production', keys: ['DB_URL'], used_at: new Date().toISOString() } });
+    expect(used.status).toBe(204);
+    const { page, context, problems } = await openPage(browser);
+    await signIn(page, server.url, admin);
+    for (const [link, where, shown] of [
+      ['API keys', 'API keys, newest first', ['ci \\u202e)dekover(', 'root\\u200b']],
+      ['Tokens', 'Live tokens, newest first', ['deploy\\u202e\\u2066bot']],
+      ['Audit', 'Events, newest first', ['deploy\\u202e\\u2066bot', 'ci\\u202e (offline at ']],
+    ] as const) {
+      await nav(page, link).click();
+      const region = page.getByRole('region', { name: where });
+      for (const text of shown) await region.getByText(text).first().waitFor({ timeout: 10_000 });
+      // Nowhere on the page (tables, the key filters' options, confirmations' labels) is such a character left to act.
+      const unseen = await page.evaluate(() => [...document.body.querySelectorAll('*')].flatMap((element) => [element.textContent ?? '', ...[...element.attributes].map((a) => a.value)]).filter((text) => /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(text.replace(/[\t\n\r]/g, ''))).length);
+      expect({ link, unseen }).toEqual({ link, unseen: 0 });
+    }
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
   it('gives a read key 403 on every admin route and no session; an ended session 401 and the sign-in page', async () => {
     const { page, context } = await openPage(browser);
     await page.goto(`${server.url}/console/`);
