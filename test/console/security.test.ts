@@ -218,6 +218,27 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
     await context.close();
   });
 
+  it('keeps the longest names the server takes within a 375 px screen: headings wrap, tables scroll in their box', async () => {
+    const environment = 'e'.repeat(64);
+    const put = await call(`${server.url}/api/v1/admin/environments/${environment}/secrets/${'N'.repeat(128)}`, { method: 'PUT', auth: admin, json: { value: 'layout-value' } });
+    expect(put.status).toBe(204);
+    const { page, context, problems } = await openPage(browser, { width: 375 });
+    await signIn(page, server.url, admin);
+    // The new key's name is in a heading of its own ("Key NAME created").
+    await page.getByLabel('Name', { exact: true }).fill('W'.repeat(128));
+    await page.getByLabel('Environments').fill('production');
+    await page.getByLabel('Key patterns').fill('DB_URL');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByLabel('New API key').waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.getByRole('button', { name: 'I have stored it' }).click();
+    await nav(page, 'Secrets').click();
+    await page.getByRole('heading', { name: environment }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
   it('gives a read key 403 on every admin route and no session; an ended session 401 and the sign-in page', async () => {
     const { page, context } = await openPage(browser);
     await page.goto(`${server.url}/console/`);
