@@ -109,6 +109,50 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
     await context.close();
   });
 
+  it('refuses requests another origin of the same site makes with the session: no row in the admin\'s name, no activity', async () => {
+    // Another port of the same host is the same site (so are sibling subdomains): SameSite=Strict
+    // lets the browser send the cookie with its images and fetches. It cannot read the answers,
+    // but each would be an audit row in the admin's name (with a subject of its choosing) and
+    // would keep an unattended session open.
+    const neighbour = createServer((req, res) => {
+      const page = `<img src="${server.url}/api/v1/audit?environment=planted-by-img"><script>
+        Promise.allSettled([
+          fetch('${server.url}/api/v1/audit?environment=planted-by-fetch', { mode: 'no-cors', credentials: 'include' }),
+          fetch('${server.url}/console/api/session', { mode: 'no-cors', credentials: 'include' }),
+        ]).then(() => { document.title = 'done'; });
+      </script>`;
+      res.writeHead(req.url === '/' ? 200 : 404, { 'content-type': 'text/html' }).end(req.url === '/' ? page : '');
+    });
+    await new Promise<void>((resolve) => neighbour.listen(0, '127.0.0.1', resolve));
+    const { page, context } = await openPage(browser);
+    try {
+      await signIn(page, server.url, admin);
+      // Rows of the session's own (a refusal before the session is looked up names no key).
+      const sessionRows = async () => (await call(`${server.url}/api/v1/audit?event=console.session&limit=1000`, { auth: admin })).body.events.filter((row: { api_key_id: string | null }) => row.api_key_id !== null).length;
+      const before = await sessionRows();
+      const started = new Date().toISOString();
+      const evil = await context.newPage();
+      const requests: string[] = [];
+      evil.on('request', (request) => request.url().startsWith(server.url) && requests.push(request.headers().cookie ?? ''));
+      await evil.goto(`http://127.0.0.1:${(neighbour.address() as AddressInfo).port}/`);
+      await evil.waitForFunction(() => document.title === 'done');
+      await evil.waitForLoadState('networkidle');
+      const rows = (await call(`${server.url}/api/v1/audit?since=${encodeURIComponent(started)}&limit=100`, { auth: admin })).body.events;
+      const planted = rows.filter((row: { subject: string | null }) => /planted/.test(row.subject ?? ''));
+      // The browser did send the session's cookie (the premise), and nothing was done in its name.
+      expect(requests.length).toBe(3);
+      expect(planted).toEqual([]);
+      expect(rows.filter((row: { api_key_id: string | null; event: string }) => row.api_key_id !== null && row.event !== 'audit.read')).toEqual([]);
+      expect(await sessionRows()).toBe(before);
+      // The console's own page still works with the same session.
+      await nav(page, 'Status').click();
+      await page.getByText('Schema version').waitFor();
+    } finally {
+      await context.close();
+      neighbour.close();
+    }
+  });
+
   it('keeps the session in an HttpOnly, SameSite=Strict cookie the page cannot read; Secure under TLS', async () => {
     const { page, context } = await openPage(browser);
     await signIn(page, server.url, admin);
