@@ -82,7 +82,7 @@ export function sameOrigin(req: IncomingMessage): boolean {
  * `same-site` or `cross-site`). SameSite=Strict keeps the cookie from other sites only: another
  * port of this host, or a sibling subdomain, is the same site, and its images and fetches carry
  * the cookie. The console's own requests say `same-origin`, an address typed or bookmarked says
- * `none`, and a client that sends no such header (no browser of today) is judged by the rest.
+ * `none`; a client that sends no such header (curl, an older browser) is judged by the other checks.
  */
 export function fetchedFromAnotherOrigin(req: IncomingMessage): boolean {
   const site = req.headers['sec-fetch-site'];

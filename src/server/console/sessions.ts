@@ -1,7 +1,8 @@
 // Console sessions over HTTP: sign-in with an admin key (Bearer, so the 429 gate and the audit
 // row are the API's), the session's cookie on every later request, sign-out. State-changing
 // requests of a session need its CSRF token (header X-CSRF-Token) and a matching Origin: a form
-// or fetch from another site gets 403 even if the browser sent the cookie.
+// or fetch from another site gets 403 even if the browser sent the cookie. Any request, reads
+// too, that the browser says came from another origin (Sec-Fetch-Site) gets 403 as well.
 import type { IncomingMessage } from 'node:http';
 import { authenticateApiKey } from '../auth/api-keys.js';
 import type { Exchange, HandlerDeps, Reply } from '../http/handlers.js';
