@@ -109,6 +109,50 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
     await context.close();
   });
 
+  it('refuses requests another origin of the same site makes with the session: no row in the admin\'s name, no activity', async () => {
+    // Another port of the same host is the same site (so are sibling subdomains): SameSite=Strict
+    // lets the browser send the cookie with its images and fetches. It cannot read the answers,
+    // but each would be an audit row in the admin's name (with a subject of its choosing) and
+    // would keep an unattended session open.
+    const neighbour = createServer((req, res) => {
+      const page = `<img src="${server.url}/api/v1/audit?environment=planted-by-img"><script>
+        Promise.allSettled([
+          fetch('${server.url}/api/v1/audit?environment=planted-by-fetch', { mode: 'no-cors', credentials: 'include' }),
+          fetch('${server.url}/console/api/session', { mode: 'no-cors', credentials: 'include' }),
+        ]).then(() => { document.title = 'done'; });
+      </script>`;
+      res.writeHead(req.url === '/' ? 200 : 404, { 'content-type': 'text/html' }).end(req.url === '/' ? page : '');
+    });
+    await new Promise<void>((resolve) => neighbour.listen(0, '127.0.0.1', resolve));
+    const { page, context } = await openPage(browser);
+    try {
+      await signIn(page, server.url, admin);
+      // Rows of the session's own (a refusal before the session is looked up names no key).
+      const sessionRows = async () => (await call(`${server.url}/api/v1/audit?event=console.session&limit=1000`, { auth: admin })).body.events.filter((row: { api_key_id: string | null }) => row.api_key_id !== null).length;
+      const before = await sessionRows();
+      const started = new Date().toISOString();
+      const evil = await context.newPage();
+      const requests: string[] = [];
+      evil.on('request', (request) => request.url().startsWith(server.url) && requests.push(request.headers().cookie ?? ''));
+      await evil.goto(`http://127.0.0.1:${(neighbour.address() as AddressInfo).port}/`);
+      await evil.waitForFunction(() => document.title === 'done');
+      await evil.waitForLoadState('networkidle');
+      const rows = (await call(`${server.url}/api/v1/audit?since=${encodeURIComponent(started)}&limit=100`, { auth: admin })).body.events;
+      const planted = rows.filter((row: { subject: string | null }) => /planted/.test(row.subject ?? ''));
+      // The browser did send the session's cookie (the premise), and nothing was done in its name.
+      expect(requests.length).toBe(3);
+      expect(planted).toEqual([]);
+      expect(rows.filter((row: { api_key_id: string | null; event: string }) => row.api_key_id !== null && row.event !== 'audit.read')).toEqual([]);
+      expect(await sessionRows()).toBe(before);
+      // The console's own page still works with the same session.
+      await nav(page, 'Status').click();
+      await page.getByText('Schema version').waitFor();
+    } finally {
+      await context.close();
+      neighbour.close();
+    }
+  });
+
   it('keeps the session in an HttpOnly, SameSite=Strict cookie the page cannot read; Secure under TLS', async () => {
     const { page, context } = await openPage(browser);
     await signIn(page, server.url, admin);
@@ -187,6 +231,54 @@ describe('the console in Chromium', { timeout: 60_000 }, () => {
       for (const payload of XSS) await region.getByText(payload).first().waitFor();
       expect(await page.evaluate(() => ({ pwned: (window as unknown as { __pwned?: number }).__pwned, images: document.querySelectorAll('img').length, scripts: document.querySelectorAll('script').length, bold: document.querySelectorAll('b').length }))).toEqual({ pwned: undefined, images: 0, scripts: 1, bold: 0 });
     }
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it('shows bidi overrides and invisible characters in key names and subjects as \\uXXXX, never acting on them', async () => {
+    // Read as "ci (revoked)" when the override acts; the same as "root" when the zero-width space hides.
+    const spoofs = [{ name: 'ci \u202e)dekover(', environments: ['production'], key_patterns: ['*'] }, { name: 'root\u200b', admin: true }];
+    for (const body of spoofs) expect((await call(`${server.url}/api/v1/auth/keys`, { auth: admin, json: body })).status).toBe(201);
+    // A read key chooses its tokens' subjects, and the subject of an offline use, which the
+    // server follows with its own " (offline at …)".
+    await token(server, reader.key, { subject: 'deploy\u202e\u2066bot', environment: 'production', key_pattern: 'DB_URL' });
+    const used = await call(`${server.url}/api/v1/fallback/uses`, { method: 'POST', auth: reader.key, json: { subject: 'ci\u202e', environment: 'production', keys: ['DB_URL'], used_at: new Date().toISOString() } });
+    expect(used.status).toBe(204);
+    const { page, context, problems } = await openPage(browser);
+    await signIn(page, server.url, admin);
+    for (const [link, where, shown] of [
+      ['API keys', 'API keys, newest first', ['ci \\u202e)dekover(', 'root\\u200b']],
+      ['Tokens', 'Live tokens, newest first', ['deploy\\u202e\\u2066bot']],
+      ['Audit', 'Events, newest first', ['deploy\\u202e\\u2066bot', 'ci\\u202e (offline at ']],
+    ] as const) {
+      await nav(page, link).click();
+      const region = page.getByRole('region', { name: where });
+      for (const text of shown) await region.getByText(text).first().waitFor({ timeout: 10_000 });
+      // Nowhere on the page (tables, the key filters' options, confirmations' labels) is such a character left to act.
+      const unseen = await page.evaluate(() => [...document.body.querySelectorAll('*')].flatMap((element) => [element.textContent ?? '', ...[...element.attributes].map((a) => a.value)]).filter((text) => /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(text.replace(/[\t\n\r]/g, ''))).length);
+      expect({ link, unseen }).toEqual({ link, unseen: 0 });
+    }
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it('keeps the longest names the server takes within a 375 px screen: headings wrap, tables scroll in their box', async () => {
+    const environment = 'e'.repeat(64);
+    const put = await call(`${server.url}/api/v1/admin/environments/${environment}/secrets/${'N'.repeat(128)}`, { method: 'PUT', auth: admin, json: { value: 'layout-value' } });
+    expect(put.status).toBe(204);
+    const { page, context, problems } = await openPage(browser, { width: 375 });
+    await signIn(page, server.url, admin);
+    // The new key's name is in a heading of its own ("Key NAME created").
+    await page.getByLabel('Name', { exact: true }).fill('W'.repeat(128));
+    await page.getByLabel('Environments').fill('production');
+    await page.getByLabel('Key patterns').fill('DB_URL');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByLabel('New API key').waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await page.getByRole('button', { name: 'I have stored it' }).click();
+    await nav(page, 'Secrets').click();
+    await page.getByRole('heading', { name: environment }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     expect(problems).toEqual([]);
     await context.close();
   });

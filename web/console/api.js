@@ -1,5 +1,9 @@
 // Every request of the console: same-origin, never cached, the session's CSRF token on changes,
-// and a 401 (the session ended) sends the page back to sign-in without showing stale data.
+// and a 401 (the session ended) sends the page back to sign-in without showing stale data. Every
+// string of an answer comes with its invisible characters made visible (visible.js): answers are
+// only shown, and the ids and names sent back (key ids, jtis, environments, secret names) are
+// within grammars that hold no such character.
+import { visibleStrings } from './visible.js';
 export const SESSION_PATH = '/console/api/session';
 const SESSION_CHANGED = 'This browser signed in again in another tab, so nothing was changed here; try again.';
 let csrf = null;
@@ -54,7 +58,7 @@ export async function api(method, path, { json, background = false, bearer } = {
   const text = await response.text();
   let body;
   try {
-    body = text === '' ? undefined : JSON.parse(text);
+    body = text === '' ? undefined : JSON.parse(text, visibleStrings);
   } catch {
     body = undefined;
   }

@@ -76,3 +76,15 @@ export function sameOrigin(req: IncomingMessage): boolean {
   const own = ownOrigin(req);
   return own !== undefined && typeof origin === 'string' && origin.toLowerCase() === own;
 }
+
+/**
+ * Whether the browser says the request came from a page of another origin (`Sec-Fetch-Site`:
+ * `same-site` or `cross-site`). SameSite=Strict keeps the cookie from other sites only: another
+ * port of this host, or a sibling subdomain, is the same site, and its images and fetches carry
+ * the cookie. The console's own requests say `same-origin`, an address typed or bookmarked says
+ * `none`; a client that sends no such header (curl, an older browser) is judged by the other checks.
+ */
+export function fetchedFromAnotherOrigin(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'same-origin' && site !== 'none';
+}

@@ -1,7 +1,8 @@
 // Console sessions over HTTP: sign-in with an admin key (Bearer, so the 429 gate and the audit
 // row are the API's), the session's cookie on every later request, sign-out. State-changing
 // requests of a session need its CSRF token (header X-CSRF-Token) and a matching Origin: a form
-// or fetch from another site gets 403 even if the browser sent the cookie.
+// or fetch from another site gets 403 even if the browser sent the cookie. Any request, reads
+// too, that the browser says came from another origin (Sec-Fetch-Site) gets 403 as well.
 import type { IncomingMessage } from 'node:http';
 import { authenticateApiKey } from '../auth/api-keys.js';
 import type { Exchange, HandlerDeps, Reply } from '../http/handlers.js';
@@ -10,7 +11,7 @@ import { bearerCredential, readJsonBody } from '../http/request.js';
 import { handlerMethod, methodNotAllowed } from '../http/methods.js';
 import type { Route } from '../http/route.js';
 import type { ApiKeyRecord, SessionRecord } from '../state/state-store.js';
-import { clearedCookie, csrfMatches, csrfToken, hashSessionId, IDLE_MS, MAX_MS, newSessionId, sameOrigin, sessionCookie, sessionIdOf } from './session-cookie.js';
+import { clearedCookie, csrfMatches, csrfToken, fetchedFromAnotherOrigin, hashSessionId, IDLE_MS, MAX_MS, newSessionId, sameOrigin, sessionCookie, sessionIdOf } from './session-cookie.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
 export const SESSION_PATH = '/console/api/session';
@@ -44,8 +45,11 @@ export class ConsoleSessions {
     return (await this.deps.state.checkSession({ idHash: hashSessionId(id), now, idleSince: new Date(now.getTime() - IDLE_MS), touch: false })) !== undefined;
   }
 
-  /** The live session of `id` and its key; 401 if there is none, 403 for a cross-site change. */
+  /** The live session of `id` and its key; 401 if there is none, 403 for a request from another origin or a cross-site change. */
   async #live(x: Exchange, id: string): Promise<{ session: SessionRecord; key: ApiKeyRecord }> {
+    // Before the session is looked up: a neighbour's page must neither act (an audit row in the
+    // admin's name, with filters of its choosing as the subject) nor keep the session open.
+    if (fetchedFromAnotherOrigin(x.req)) throw forbidden('a console request from another origin is refused');
     // Polling by an open page (live audit) is not activity: it must not keep an unattended console signed in.
     const touch = x.req.headers['x-rws-background'] === undefined;
     const session = id === '' ? undefined : await this.deps.state.checkSession({ idHash: hashSessionId(id), now: x.now, idleSince: new Date(x.now.getTime() - IDLE_MS), touch });

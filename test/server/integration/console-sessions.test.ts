@@ -131,6 +131,13 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
 
     const listed = await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie } });
     expect(listed.status).toBe(200);
+    // What the browser says of where a request came from (Fetch Metadata): only the console's own
+    // pages, or an address typed, may use the session; a neighbour on the same site may not.
+    for (const [site, status] of [['same-origin', 200], ['none', 200], ['same-site', 403], ['cross-site', 403]] as const) {
+      for (const route of ['/api/v1/auth/keys', '/console/api/session']) {
+        expect({ site, route, status: (await call(`${server.url}${route}`, { headers: { cookie, 'sec-fetch-site': site } })).status }).toEqual({ site, route, status });
+      }
+    }
     expect(listed.body.keys.map((k: { id: string }) => k.id)).toContain(admin.id);
     const body = { name: 'made-by-session', environments: ['production'], key_patterns: ['*'] };
     const post = (headers: Record<string, string>) => call(`${server.url}/api/v1/auth/keys`, { method: 'POST', json: body, headers: { cookie, ...headers } });
