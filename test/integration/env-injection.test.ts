@@ -322,6 +322,18 @@ describe('command line', () => {
     expect(help.stdout.split('\n').length).toBeLessThan(50);
   });
 
+  it.each([
+    ['token', /-k, --key-pattern +The one glob of names the token may read/],
+    ['keys', /-k, --key-pattern +Only list names matching this glob/],
+    ['check', /-k, --key-pattern +Check the selection of a run with this -k/],
+    ['fallback', /--fallback +Only as --fallback=PATH: remove the copy at PATH/],
+  ])('%s --help says what its option does there, not what it does for a run', async (command, own) => {
+    const help = await runBin([command, '--help'], { runtimeDir: dir });
+    expect(help.stdout).toMatch(own);
+    expect(help.stdout).not.toContain('Only inject keys');
+    expect(help.stdout).not.toContain('Keep an encrypted copy');
+  });
+
   it.each(['token', 'keys', 'check', 'login', 'logout', 'fallback', 'whoami', 'completion'])('%s --help shows examples', async (command) => {
     const help = await runBin([command, '--help'], { runtimeDir: dir });
     expect(help.exitCode).toBe(0);
