@@ -6,6 +6,7 @@ import yargs, { type Argv } from 'yargs';
 import { RwsError, UsageError } from '../errors.js';
 import type { Env } from './config.js';
 import { ServerUsageError } from './usage-error.js';
+import { GENERAL_HINT, helpHint } from './help-hint.js';
 import { integer, once } from './flag-values.js';
 import { explainSystemError } from './system-errors.js';
 import { redactCredentials } from './url-credentials.js';
@@ -163,14 +164,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     // No arguments at all: the usage page, not an error.
     const words = argv.length === 0 ? ['--help'] : [...argv];
     const output = await new Promise<string>((resolve, reject) => {
-      void cli.parse(words, {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message.replace(/\s*\n\s*/g, ' '), 'see secrets-server --help')) : resolve(text)));
+      void cli.parse(words, {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message.replace(/\s*\n\s*/g, ' '))) : resolve(text)));
     });
     if (action === undefined) {
       io.stdout.write(output.endsWith('\n') || output === '' ? output : `${output}\n`);
       return EXIT_OK;
     }
     return await action();
-  } catch (error) {
+  } catch (raw) {
+    const error = raw instanceof UsageError && raw.hint === GENERAL_HINT ? new ServerUsageError(raw.message, helpHint(argv)) : raw;
     reportError(io.stderr, error, argv);
     return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
   }

@@ -392,7 +392,30 @@ describe('a CLI that explains itself', () => {
     expect(result.stderr).toBe('secrets-server: error RWS_APIKEY_MISSING: no API key ak_nope (hint: see secrets-server apikey list)\n');
     const usage = await cli(['serve', '--port']);
     expect(usage.exitCode).toBe(2);
-    expect(usage.stderr).toMatch(/^secrets-server: error RWS_USAGE: [^\n]+ \(hint: see secrets-server --help\)\n$/);
+    expect(usage.stderr).toMatch(/^secrets-server: error RWS_USAGE: [^\n]+ \(hint: see secrets-server serve --help\)\n$/);
+  });
+
+  it('a usage error\'s hint names the help page of its command, which lists what was missing', async () => {
+    for (const [args, page] of [
+      [['secret', 'set', 'production'], 'secret set'],
+      [['apikey', 'create', '--name', 'x', '--store', store.dir], 'apikey create'],
+      [['audit', '--limit', '0', '--store', store.dir], 'audit'],
+      [['secret', 'bogus'], 'secret'],
+      [['bogus'], ''],
+    ] as const) {
+      const result = await cli([...args]);
+      expect(result.exitCode, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: [^\\n]+ \\(hint: see secrets-server ${page ? `${page} ` : ''}--help\\)\\n$`));
+    }
+    // Every page a hint can name exists, and the top-level page lists no command the hints miss.
+    const { COMMAND_TREE } = await import('../../../src/server/help-hint.js');
+    const commandsOf = (page: string) => (/^Commands:\n([^]*?)\n\n/m.exec(page)?.[1] ?? '');
+    const top = commandsOf((await cli(['--help'])).stdout);
+    expect([...top.matchAll(/^ {2}secrets-server (\w+) /gm)].map((m) => m[1]).sort()).toEqual(Object.keys(COMMAND_TREE).sort());
+    for (const [command, subcommands] of Object.entries(COMMAND_TREE)) {
+      const page = commandsOf((await cli([command, '--help'])).stdout);
+      expect([...page.matchAll(new RegExp(`^ {2}secrets-server ${command} (\\w+)`, 'gm'))].map((m) => m[1]).sort()).toEqual([...subcommands].sort());
+    }
   });
 
   it('an API key or a token pasted where an id, a name or a word was expected is not quoted back, as the wrapper does not', async () => {

@@ -348,7 +348,7 @@ describe('metrics and the request log', () => {
       const result = await cli(['serve', '--store', store.dir, ...args]);
       expect(result.exitCode, args.join(' ')).toBe(2);
       expect(result.stdout).not.toContain('listening');
-      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* \\(hint: see secrets-server --help\\)\n$`));
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* \\(hint: see secrets-server serve --help\\)\n$`));
     }
     const status = await cli(['status', '--store', store.dir, '--store', store.dir]);
     expect(status.exitCode).toBe(2);
