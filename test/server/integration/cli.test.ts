@@ -395,6 +395,18 @@ describe('a CLI that explains itself', () => {
     expect(usage.stderr).toMatch(/^secrets-server: error RWS_USAGE: [^\n]+ \(hint: see secrets-server serve --help\)\n$/);
   });
 
+  it('an age identity file emptied by hand says how to get an identity back', async () => {
+    const own = await makeStore();
+    try {
+      await writeFile(path.join(own.dir, 'age-identity.txt'), '', { mode: 0o600 });
+      const result = await cli(['secret', 'list', 'production', '--store', own.dir]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_STORE_INVALID: \S+age-identity\.txt holds no age identity \(hint: put back its AGE-SECRET-KEY-1… line \(from a backup\), or set SOPS_AGE_KEY_FILE [^\n]+\)\n$/);
+    } finally {
+      await own.cleanup();
+    }
+  });
+
   it('a usage error\'s hint names the help page of its command, which lists what was missing', async () => {
     for (const [args, page] of [
       [['secret', 'set', 'production'], 'secret set'],
