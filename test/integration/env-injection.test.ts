@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmodSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, writeEnvFile } from '../helpers/cli.js';
 
 let dir: string;
@@ -291,6 +292,14 @@ describe('command line', () => {
     }
     const flag = await runBin(['--config', config, '--env-file', envFile, '-k', 'DATABASE_*', '--', 'true'], { runtimeDir: dir });
     expect(flag.exitCode).toBe(0);
+  });
+
+  it('a .env that is not UTF-8 is said to be the content, not the path, with what to do', async () => {
+    const latin1 = path.join(dir, 'latin1.env');
+    writeFileSync(latin1, Buffer.from('A=caf\xe9\n', 'latin1'), { mode: 0o600 });
+    const result = await runBin(['--env-file', latin1, '--', 'true'], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/^run-with-secrets: error RWS_SOURCE_INVALID: cannot read \S+latin1\.env: not valid UTF-8 \(hint: save it as UTF-8 \(iconv -t UTF-8\); give a binary secret in base64\)$/);
   });
 
   it('a config file with a YAML tag it does not know fails in one line, with no YAMLWarning block', async () => {
