@@ -349,6 +349,19 @@ describe('command line', () => {
     expect(help.stdout).toMatch(new RegExp(`Examples:\\n +(\\(umask 077; |source <\\()?run-with-secrets ${command}`));
   });
 
+  it.each([
+    [['token'], 'Not enough non-option arguments', 'token'],
+    [['token', 'generate', '-e', 'prod', '--usage-limit', '0'], '--usage-limit expects a whole number', 'token'],
+    [['keys', '-e', 'prod', '--bogus'], 'Unknown argument: bogus', 'keys'],
+    [['fallback'], 'Not enough non-option arguments', 'fallback'],
+    [['--bogus', '--', 'true'], 'Unknown argument: bogus', ''],
+  ])('a usage error of %j names the help page of its command', async (args, message, page) => {
+    const result = await runBin(args, { runtimeDir: dir, env: { RWS_VAULT_URL: 'http://127.0.0.1:9', RWS_API_KEY: 'rws_sk_0123456789abcdef0123456789abcdef' } });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain(`error RWS_USAGE: ${message}`);
+    expect(result.stderr).toMatch(new RegExp(`\\(hint: see run-with-secrets ${page ? `${page} ` : ''}--help\\)$`));
+  });
+
   it('a bad RWS_TIMEOUT or RWS_RETRIES is named as the variable, not as a flag the command line does not hold', async () => {
     const env = { RWS_VAULT_URL: 'http://127.0.0.1:9', RWS_API_KEY: 'rws_sk_0123456789abcdef0123456789abcdef' };
     const timeout = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir: dir, env: { ...env, RWS_TIMEOUT: '30s' } });
