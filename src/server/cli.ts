@@ -45,6 +45,8 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
     'database-url': { type: 'string', requiresArg: true, coerce: singleDatabaseUrl, description: 'keep the state in PostgreSQL (or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE; prefer those: argv is visible to others); default: SQLite state.db in the store' },
   } as const;
   const allowName = { type: 'string', array: true, requiresArg: true, description: 'let this protected name (e.g. PATH, LD_PRELOAD) through; repeat for several' } as const;
+  const environmentArg = { description: 'the environment (its file is ENV.enc.yaml)' } as const;
+  const nameArg = { description: 'the secret name, [A-Za-z_][A-Za-z0-9_]*' } as const;
   const on = (load: () => Promise<(args: Args, io: CliIo) => Promise<number>>) => (args: Args) => choose(async () => (await load())(args, io));
   return (cli) =>
     cli
@@ -56,13 +58,13 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .example('printf %s "$DB_PASSWORD" | $0 secret set production DB_PASSWORD', 'one secret, from stdin')
           .example('$0 secret list production', 'the names, never the values')
           .command('set <environment> <name>', 'set one secret; the value is read from stdin', (z) =>
-            z.positional('environment', { description: 'the environment (its file is ENV.enc.yaml)' }).positional('name', { description: 'the secret name, [A-Za-z_][A-Za-z0-9_]*' })
+            z.positional('environment', environmentArg).positional('name', nameArg)
               .option('allow-name', allowName).example('printf %s "$DB_PASSWORD" | $0 secret set production DB_PASSWORD', 'the value never appears on the command line'), on(async () => (await import('./commands/secret.js')).secretSet))
           .command('import <environment>', 'set many secrets from stdin in one write', (z) =>
-            z.option('format', { choices: ['dotenv', 'json'], default: 'dotenv', description: 'how stdin is written: a .env file, or a JSON object of NAME: "value"' }).option('allow-name', allowName)
+            z.positional('environment', environmentArg).option('format', { choices: ['dotenv', 'json'], default: 'dotenv', description: 'how stdin is written: a .env file, or a JSON object of NAME: "value"' }).option('allow-name', allowName)
               .example('$0 secret import production < .env', 'all names are checked before anything is written'), on(async () => (await import('./commands/secret.js')).secretImport))
-          .command('list <environment>', 'list the names (never the values); marks names the API will never serve', (z) => z.example('$0 secret list production', ''), on(async () => (await import('./commands/secret.js')).secretList))
-          .command('rm <environment> <name>', 'remove one secret', (z) => z.example('$0 secret rm production OLD_TOKEN', ''), on(async () => (await import('./commands/secret.js')).secretRemove))
+          .command('list <environment>', 'list the names (never the values); marks names the API will never serve', (z) => z.positional('environment', environmentArg).example('$0 secret list production', ''), on(async () => (await import('./commands/secret.js')).secretList))
+          .command('rm <environment> <name>', 'remove one secret', (z) => z.positional('environment', environmentArg).positional('name', nameArg).example('$0 secret rm production OLD_TOKEN', ''), on(async () => (await import('./commands/secret.js')).secretRemove))
           .demandCommand(1, 'name a secret subcommand: set, import, list or rm'),
       )
       .command('apikey', 'manage API keys', (y) =>

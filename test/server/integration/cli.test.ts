@@ -347,6 +347,8 @@ describe('a CLI that explains itself', () => {
       [['apikey', 'create', '--help'], ['--name', '--environment', '--key-pattern', '--max-ttl', '--expires-at']],
       [['secret', 'set', '-h'], ['--allow-name']],
       [['secret', 'import', '-h'], ['--format', '--allow-name']],
+      [['secret', 'list', '-h'], []],
+      [['secret', 'rm', '-h'], []],
       [['db', 'migrate', '-h'], ['--database-url']],
       [['db', 'status', '-h'], ['--json']],
       [['db', 'import', '-h'], ['--from-store']],
@@ -357,6 +359,8 @@ describe('a CLI that explains itself', () => {
       const help = await cli([...args]);
       expect(help.exitCode).toBe(0);
       expect(help.stdout).toContain('Examples:');
+      // Every positional too: `secret import -h` showed none, so what ENV meant was left to guess.
+      if (args[0] === 'secret' && args.length > 2) expect(help.stdout).toMatch(/^Positionals:\n +environment +the environment \(its file is ENV\.enc\.yaml\)/m);
       // Every option has a description: no option line ends right after its name and type.
       for (const option of options) expect(help.stdout).toMatch(new RegExp(`${option} +[a-zA-Z(]`));
     }
