@@ -137,7 +137,7 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .option('max-long-polls', { type: 'string', coerce: integer('max-long-polls'), requiresArg: true, description: 'batch requests held by ?wait= at once; more get 503 RWS_SERVER_BUSY (default: three quarters of --max-connections; 0 refuses every ?wait=)' })
           .option('max-long-polls-per-key', { type: 'string', coerce: integer('max-long-polls-per-key'), requiresArg: true, description: 'the same per API key; more get 429 RWS_RATE_LIMITED (default: 1024)' })
           .option('metrics-listen', { type: 'string', coerce: once('metrics-listen'), requiresArg: true, description: 'serve GET /metrics (Prometheus) on this HOST:PORT, e.g. 127.0.0.1:9464' })
-          .option('fallback-max-age', { type: 'string', coerce: once('fallback-max-age'), requiresArg: true, description: 'longest a client may use its offline copy of secrets after fetching them (run-with-secrets --fallback): 30m, 24h, 7d (default: 24h)' })
+          .option('fallback-max-age', { type: 'string', coerce: once('fallback-max-age'), requiresArg: true, description: 'longest a client may use its offline copy of secrets after fetching them (run-with-secrets --fallback): 30m, 24h, 7d; at most 90d (default: 24h)' })
           .option('log-format', { coerce: once('log-format'), choices: ['text', 'json'], default: 'text', description: 'json: one line per request on stdout (time, method, route, status, duration, API key id, client)' })
           .option('console', { type: 'boolean', description: 'serve the web console at /console/ (sign in with an admin key)' })
           .example('$0 serve', 'http://127.0.0.1:8200, store from $VANTA_SOPS_FILES_PATH, state in its state.db')

@@ -343,7 +343,7 @@ describe('a CLI that explains itself', () => {
       [['secret', '-h'], ['--store']],
       [['apikey', '-h'], ['--store']],
       [['db', '-h'], ['--store']],
-      [['serve', '-h'], ['--host', '--port', '--tls-cert', '--tls-key', '--audit-log', '--insecure-listen', '--max-connections', '--headers-timeout', '--request-timeout', '--metrics-listen', '--log-format']],
+      [['serve', '-h'], ['--host', '--port', '--tls-cert', '--tls-key', '--audit-log', '--insecure-listen', '--max-connections', '--headers-timeout', '--request-timeout', '--metrics-listen', '--log-format', '--fallback-max-age']],
       [['apikey', 'create', '--help'], ['--name', '--environment', '--key-pattern', '--max-ttl', '--expires-at']],
       [['secret', 'set', '-h'], ['--allow-name']],
       [['secret', 'import', '-h'], ['--format', '--allow-name']],
@@ -359,6 +359,8 @@ describe('a CLI that explains itself', () => {
       const help = await cli([...args]);
       expect(help.exitCode).toBe(0);
       expect(help.stdout).toContain('Examples:');
+      // The limit the flag enforces (91d is a usage error) is on its page, not only in the README.
+      if (args[0] === 'serve') expect(help.stdout).toMatch(/--fallback-max-age[^[]+at most\s+90d/);
       // Every positional too: `secret import -h` showed none, so what ENV meant was left to guess.
       if (args[0] === 'secret' && args.length > 2) expect(help.stdout).toMatch(/^Positionals:\n +environment +the environment \(its file is ENV\.enc\.yaml\)/m);
       // Every option has a description: no option line ends right after its name and type.
