@@ -13,7 +13,7 @@ Runs <command> with secrets injected, in a trimmed environment. Put -- before th
 const EPILOGUE = `Exit status: the command's own; 125 when run-with-secrets itself fails; 126 when the command
 cannot be executed; 127 when it is not found. When the command dies of a signal, run-with-secrets
 dies of the same signal (128+N for signals that dump core). With --watch: 75 after --on-change exit,
-77 when the vault refuses the credential on a refresh (--on-revoke exit).
+77 when the vault refuses the credential on a refresh (--on-revoke exit). login: 130 when cancelled.
 
 The child inherits only PATH, HOME, USER, LOGNAME, SHELL, TERM, COLORTERM, LANG, LANGUAGE, LC_*, TZ,
 NO_COLOR, COLUMNS, LINES, XDG_RUNTIME_DIR and TMPDIR, plus --keep-env and the secrets.`;

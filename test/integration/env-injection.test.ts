@@ -310,6 +310,11 @@ describe('command line', () => {
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('--help lists every exit status the README table does, login\'s 130 included', async () => {
+    const help = (await runBin(['--help'], { runtimeDir: dir })).stdout.replace(/\s+/g, ' ');
+    for (const status of ['125', '126', '127', '128+N', '75', '77', '130']) expect(help).toMatch(new RegExp(`Exit status:.*[ (]${status.replace('+', '\\+')} `));
+  });
+
   it('with no arguments at all, prints the usage on stderr and exits 125, stdout untouched', async () => {
     const result = await runBin([], { runtimeDir: dir });
     expect(result.exitCode).toBe(125);
