@@ -49,7 +49,9 @@ const steps = [
 let failed = 0;
 try {
   for (const [title, args, env, expected] of steps) {
-    const shown = args.map((arg) => (arg === process.execPath ? 'node' : arg.replace(`${root}/`, ''))).join(' ');
+    // Quoted as a shell needs them, so that a line copied from here runs the same (an unquoted
+    // SERVICE_B_* would be expanded by the shell wherever a file matches it).
+    const shown = args.map((arg) => (arg === process.execPath ? 'node' : shellWord(arg.replace(`${root}/`, '')))).join(' ');
     console.log(`\n=== ${title}\n$ run-with-secrets ${shown}`);
     const result = spawnSync(rws, args, { stdio: 'inherit', env });
     console.log(`(exit status ${result.status})`);
@@ -69,3 +71,7 @@ try {
 }
 console.log(failed === 0 ? '\ndemo finished: every step behaved as expected' : `\ndemo: ${failed} step(s) did not behave as expected`);
 process.exitCode = failed === 0 ? 0 : 1;
+
+function shellWord(word) {
+  return /^[A-Za-z0-9_./=:@%+-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}

@@ -18,13 +18,17 @@ export interface LocalFile {
 }
 
 export class ReadProblem extends Error {
+  /** What to do when it is the content that is wrong, not the path ("check the path" would mislead). */
+  readonly hint: string | undefined;
+
   constructor(
     /** Says what went wrong, to follow "cannot read PATH: ". */
     readonly reason: string,
     readonly kind: 'unreadable' | 'invalid',
-    options?: { cause: unknown },
+    options?: { cause?: unknown; hint?: string },
   ) {
-    super(reason, options);
+    super(reason, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.hint = options?.hint;
   }
 }
 
@@ -69,7 +73,7 @@ async function readBounded(read: (chunk: Buffer) => number | Promise<number>, ma
     const bytesRead = await read(chunk);
     if (bytesRead === 0) return Buffer.concat(chunks, total);
     total += bytesRead;
-    if (total > maxBytes) throw new ReadProblem(`larger than ${formatSize(maxBytes)}`, 'invalid');
+    if (total > maxBytes) throw new ReadProblem(`larger than ${formatSize(maxBytes)}`, 'invalid', { hint: 'check that this is the file you meant (a file of secrets is far smaller)' });
     chunks.push(chunk.subarray(0, bytesRead));
   }
 }
@@ -95,7 +99,7 @@ function decodeUtf8(bytes: Buffer): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    throw new ReadProblem('not valid UTF-8', 'invalid');
+    throw new ReadProblem('not valid UTF-8', 'invalid', { hint: 'save it as UTF-8 (iconv -t UTF-8); give a binary secret in base64' });
   }
 }
 

@@ -2,12 +2,12 @@
 // process should end, so tests and other front ends can drive the whole CLI.
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { EXIT_WRAPPER_FAILURE, InternalError, toRwsError, UsageError } from '../errors.js';
+import { EXIT_WRAPPER_FAILURE, InternalError, type RwsError, toRwsError, UsageError } from '../errors.js';
 import { holdsApiKey } from '../credential-shapes.js';
 import { readProcessFacts, resolveLogging, resolveRunPlan, type ProcessFacts } from '../config/resolve.js';
 import { dieBySignal, shouldReraise, statusForSignal, type Outcome } from '../process/exit-status.js';
 import { runWrapper } from '../run.js';
-import { parseFast, type ParsedArgs } from './options.js';
+import { COMMAND_OPTIONS, parseFast, type ParsedArgs } from './options.js';
 import type { CommandContext } from './commands/context.js';
 import type { SecretInput } from './secret-prompt.js';
 import { createLogger, wantsColor, type Logger } from './output.js';
@@ -43,7 +43,7 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     const plan = await resolveRunPlan(args, facts, log.warn, log.debug, log.progress);
     return await runWrapper(plan, { stdout: streams.stdout, stderr: streams.stderr, log, jsonOutput: logging.format === 'json' });
   } catch (error) {
-    const failure = toRwsError(error);
+    const failure = withCommandHint(toRwsError(error), argv);
     log.error(failure);
     if (failure instanceof InternalError && facts.env.RWS_DEBUG_INTERNAL === '1') {
       // Opt-in for developers of this tool: the frames only. The message is left out even here,
@@ -53,6 +53,17 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
     }
     return { kind: 'exit', code: failure.exitCode };
   }
+}
+
+/**
+ * A subcommand's usage error points at that subcommand's page (`token --help` lists its action and
+ * its own defaults); the top-level page, which the general hint names, describes a run.
+ */
+function withCommandHint(failure: RwsError, argv: readonly string[]): RwsError {
+  const first = argv[0];
+  if (!(failure instanceof UsageError) || first === undefined || !Object.hasOwn(COMMAND_OPTIONS, first)) return failure;
+  if (failure.hint !== new UsageError('').hint) return failure;
+  return new UsageError(failure.message, `see run-with-secrets ${first} --help`);
 }
 
 function earlyLogFormat(argv: readonly string[]): 'text' | 'json' {

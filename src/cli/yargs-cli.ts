@@ -13,7 +13,7 @@ Runs <command> with secrets injected, in a trimmed environment. Put -- before th
 const EPILOGUE = `Exit status: the command's own; 125 when run-with-secrets itself fails; 126 when the command
 cannot be executed; 127 when it is not found. When the command dies of a signal, run-with-secrets
 dies of the same signal (128+N for signals that dump core). With --watch: 75 after --on-change exit,
-77 when the vault refuses the credential on a refresh (--on-revoke exit).
+77 when the vault refuses the credential on a refresh (--on-revoke exit). login: 130 when cancelled.
 
 The child inherits only PATH, HOME, USER, LOGNAME, SHELL, TERM, COLORTERM, LANG, LANGUAGE, LC_*, TZ,
 NO_COLOR, COLUMNS, LINES, XDG_RUNTIME_DIR and TMPDIR, plus --keep-env and the secrets.`;
@@ -50,6 +50,7 @@ export async function parseWithYargs(given: readonly string[], version: string):
       declare(y, COMMAND_OPTIONS.token, {
         ttl: 'Lifetime of the minted token in minutes (default 5)',
         subject: 'Who asks, for the audit log (default token-generate@$USER)',
+        'key-pattern': 'The one glob of names the token may read (* and ?; default: key_patterns of the config file, else *)',
       })
         .positional('action', { choices: ['generate', 'revoke'] as const, describe: 'generate or revoke' })
         .option('usage-limit', { type: 'string', requiresArg: true, describe: 'Requests the token may make (default 1)' })
@@ -60,10 +61,16 @@ export async function parseWithYargs(given: readonly string[], version: string):
         .example('RWS_TOKEN_FILE=token $0 token revoke', 'revoke it'),
     )
     .command('keys', 'List the names in scope (never values): keys -e ENV [-k GLOB]', (y) =>
-      declare(y, COMMAND_OPTIONS.keys, { subject: 'Who asks, for the audit log (default keys@$USER)' }).example("$0 keys -e prod -k 'SERVICE_B_*'", 'the names of prod matching SERVICE_B_* (within what the API key grants)'),
+      declare(y, COMMAND_OPTIONS.keys, {
+        subject: 'Who asks, for the audit log (default keys@$USER)',
+        'key-pattern': 'Only list names matching this glob (* and ?; repeatable; default: the patterns the API key grants in ENV)',
+      }).example("$0 keys -e prod -k 'SERVICE_B_*'", 'the names of prod matching SERVICE_B_* (within what the API key grants)'),
     )
     .command('check', 'Check config, credential, server (TLS), token mint and scope, one line each', (y) =>
-      declare(y, COMMAND_OPTIONS.check, { subject: 'Who asks, for the audit log (default check@$USER)' }).example("$0 check -e prod -k 'SERVICE_B_*'", 'walk every step a run of that selection takes; stops at the first ✗'),
+      declare(y, COMMAND_OPTIONS.check, {
+        subject: 'Who asks, for the audit log (default check@$USER)',
+        'key-pattern': 'Check the selection of a run with this -k: a token and a scope line per pattern (repeatable)',
+      }).example("$0 check -e prod -k 'SERVICE_B_*'", 'walk every step a run of that selection takes; stops at the first ✗'),
     )
     .command('login', 'Check an API key (read from stdin, or a prompt that does not echo) with the vault and store it for this vault URL and --profile', (y) =>
       declare(y, COMMAND_OPTIONS.login)
@@ -77,7 +84,7 @@ export async function parseWithYargs(given: readonly string[], version: string):
         .example('$0 logout --all', 'forget every stored key'),
     )
     .command('fallback <action>', 'Remove the offline fallback copies (clean): every one in $XDG_STATE_HOME/run-with-secrets/fallback, or the one of --fallback=PATH', (y) =>
-      declare(y, COMMAND_OPTIONS.fallback)
+      declare(y, COMMAND_OPTIONS.fallback, { fallback: 'Only as --fallback=PATH: remove the copy at PATH (and its queued offline uses) instead of every one in the default place' })
         .positional('action', { choices: ['clean'] as const, describe: 'clean' })
         .example('$0 fallback clean', 'forget every cached copy, and the offline uses not yet reported'),
     )
@@ -113,7 +120,8 @@ export async function parseWithYargs(given: readonly string[], version: string):
 /**
  * Declares options on the top level or one subcommand. Not global: a subcommand's --help lists
  * only what it reads (COMMAND_OPTIONS), not the run options. `descriptions` replaces a run
- * option's text where the subcommand's default differs (token generate mints for 5 minutes).
+ * option's text where the subcommand's default or meaning differs (token generate mints for 5
+ * minutes; its -k scopes a token, injects nothing).
  */
 function declare<T>(cli: Argv<T>, names: readonly string[], descriptions: Readonly<Record<string, string>> = {}): Argv<T> {
   for (const spec of OPTIONS) {

@@ -288,16 +288,19 @@ export function validSubject(subject: string | undefined): string | undefined {
   throw new UsageError(`--subject must be 1 to 256 characters without control characters, got ${[...subject].length} characters${/[\p{Cc}\p{Cs}]/u.test(subject) ? ' with a control character' : ''}`, 'e.g. --subject "nightly-backup"');
 }
 
-function defaultSubject(facts: ProcessFacts, command: string | undefined): string {
-  let user = facts.env.USER ?? facts.env.LOGNAME;
-  if (!user) {
-    try {
-      user = userInfo().username;
-    } catch {
-      user = String(facts.uid);
-    }
+/** Who runs us, for audit subjects: cron and systemd often set no USER, and "unknown" says nothing. */
+export function subjectUser(facts: ProcessFacts): string {
+  const user = facts.env.USER || facts.env.LOGNAME;
+  if (user) return user;
+  try {
+    return userInfo().username;
+  } catch {
+    return String(facts.uid);
   }
-  const subject = `${user}@${hostname()}:${command ? basename(command) : 'run-with-secrets'}`;
+}
+
+function defaultSubject(facts: ProcessFacts, command: string | undefined): string {
+  const subject = `${subjectUser(facts)}@${hostname()}:${command ? basename(command) : 'run-with-secrets'}`;
   // The vault refuses a subject holding a control character, half an emoji or an API key (a 400
   // on the mint, and the run fails): a command's file name may hold a newline, so those become
   // "?", the cut counts code points, and a key is redacted.

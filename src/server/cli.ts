@@ -6,6 +6,7 @@ import yargs, { type Argv } from 'yargs';
 import { RwsError, UsageError } from '../errors.js';
 import type { Env } from './config.js';
 import { ServerUsageError } from './usage-error.js';
+import { GENERAL_HINT, helpHint } from './help-hint.js';
 import { integer, once } from './flag-values.js';
 import { explainSystemError } from './system-errors.js';
 import { redactCredentials } from './url-credentials.js';
@@ -44,6 +45,8 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
     'database-url': { type: 'string', requiresArg: true, coerce: singleDatabaseUrl, description: 'keep the state in PostgreSQL (or RWS_DATABASE_URL, RWS_DATABASE_URL_FILE; prefer those: argv is visible to others); default: SQLite state.db in the store' },
   } as const;
   const allowName = { type: 'string', array: true, requiresArg: true, description: 'let this protected name (e.g. PATH, LD_PRELOAD) through; repeat for several' } as const;
+  const environmentArg = { description: 'the environment (its file is ENV.enc.yaml)' } as const;
+  const nameArg = { description: 'the secret name, [A-Za-z_][A-Za-z0-9_]*' } as const;
   const on = (load: () => Promise<(args: Args, io: CliIo) => Promise<number>>) => (args: Args) => choose(async () => (await load())(args, io));
   return (cli) =>
     cli
@@ -55,13 +58,13 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .example('printf %s "$DB_PASSWORD" | $0 secret set production DB_PASSWORD', 'one secret, from stdin')
           .example('$0 secret list production', 'the names, never the values')
           .command('set <environment> <name>', 'set one secret; the value is read from stdin', (z) =>
-            z.positional('environment', { description: 'the environment (its file is ENV.enc.yaml)' }).positional('name', { description: 'the secret name, [A-Za-z_][A-Za-z0-9_]*' })
+            z.positional('environment', environmentArg).positional('name', nameArg)
               .option('allow-name', allowName).example('printf %s "$DB_PASSWORD" | $0 secret set production DB_PASSWORD', 'the value never appears on the command line'), on(async () => (await import('./commands/secret.js')).secretSet))
           .command('import <environment>', 'set many secrets from stdin in one write', (z) =>
-            z.option('format', { choices: ['dotenv', 'json'], default: 'dotenv', description: 'how stdin is written: a .env file, or a JSON object of NAME: "value"' }).option('allow-name', allowName)
+            z.positional('environment', environmentArg).option('format', { choices: ['dotenv', 'json'], default: 'dotenv', description: 'how stdin is written: a .env file, or a JSON object of NAME: "value"' }).option('allow-name', allowName)
               .example('$0 secret import production < .env', 'all names are checked before anything is written'), on(async () => (await import('./commands/secret.js')).secretImport))
-          .command('list <environment>', 'list the names (never the values); marks names the API will never serve', (z) => z.example('$0 secret list production', ''), on(async () => (await import('./commands/secret.js')).secretList))
-          .command('rm <environment> <name>', 'remove one secret', (z) => z.example('$0 secret rm production OLD_TOKEN', ''), on(async () => (await import('./commands/secret.js')).secretRemove))
+          .command('list <environment>', 'list the names (never the values); marks names the API will never serve', (z) => z.positional('environment', environmentArg).example('$0 secret list production', ''), on(async () => (await import('./commands/secret.js')).secretList))
+          .command('rm <environment> <name>', 'remove one secret', (z) => z.positional('environment', environmentArg).positional('name', nameArg).example('$0 secret rm production OLD_TOKEN', ''), on(async () => (await import('./commands/secret.js')).secretRemove))
           .demandCommand(1, 'name a secret subcommand: set, import, list or rm'),
       )
       .command('apikey', 'manage API keys', (y) =>
@@ -134,7 +137,7 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .option('max-long-polls', { type: 'string', coerce: integer('max-long-polls'), requiresArg: true, description: 'batch requests held by ?wait= at once; more get 503 RWS_SERVER_BUSY (default: three quarters of --max-connections; 0 refuses every ?wait=)' })
           .option('max-long-polls-per-key', { type: 'string', coerce: integer('max-long-polls-per-key'), requiresArg: true, description: 'the same per API key; more get 429 RWS_RATE_LIMITED (default: 1024)' })
           .option('metrics-listen', { type: 'string', coerce: once('metrics-listen'), requiresArg: true, description: 'serve GET /metrics (Prometheus) on this HOST:PORT, e.g. 127.0.0.1:9464' })
-          .option('fallback-max-age', { type: 'string', coerce: once('fallback-max-age'), requiresArg: true, description: 'longest a client may use its offline copy of secrets after fetching them (run-with-secrets --fallback): 30m, 24h, 7d (default: 24h)' })
+          .option('fallback-max-age', { type: 'string', coerce: once('fallback-max-age'), requiresArg: true, description: 'longest a client may use its offline copy of secrets after fetching them (run-with-secrets --fallback): 30m, 24h, 7d; at most 90d (default: 24h)' })
           .option('log-format', { coerce: once('log-format'), choices: ['text', 'json'], default: 'text', description: 'json: one line per request on stdout (time, method, route, status, duration, API key id, client)' })
           .option('console', { type: 'boolean', description: 'serve the web console at /console/ (sign in with an admin key)' })
           .example('$0 serve', 'http://127.0.0.1:8200, store from $VANTA_SOPS_FILES_PATH, state in its state.db')
@@ -163,14 +166,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     // No arguments at all: the usage page, not an error.
     const words = argv.length === 0 ? ['--help'] : [...argv];
     const output = await new Promise<string>((resolve, reject) => {
-      void cli.parse(words, {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message.replace(/\s*\n\s*/g, ' '), 'see secrets-server --help')) : resolve(text)));
+      void cli.parse(words, {}, (error: Error | undefined, _args: unknown, text: string) => (error ? reject(new ServerUsageError(error.message.replace(/\s*\n\s*/g, ' '))) : resolve(text)));
     });
     if (action === undefined) {
       io.stdout.write(output.endsWith('\n') || output === '' ? output : `${output}\n`);
       return EXIT_OK;
     }
     return await action();
-  } catch (error) {
+  } catch (raw) {
+    const error = raw instanceof UsageError && raw.hint === GENERAL_HINT ? new ServerUsageError(raw.message, helpHint(argv)) : raw;
     reportError(io.stderr, error, argv);
     return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
   }

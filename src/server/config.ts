@@ -43,7 +43,9 @@ export async function resolveIdentities(paths: StorePaths, env: Env): Promise<st
     return loadAgeIdentities({ SOPS_AGE_KEY: env.SOPS_AGE_KEY, SOPS_AGE_KEY_FILE: env.SOPS_AGE_KEY_FILE });
   }
   const identities = parseAgeIdentities(await readStoreFile(paths.ageIdentity, 'age identity'));
-  if (identities.length === 0) throw new RwsError('RWS_STORE_INVALID', `${paths.ageIdentity} holds no age identity`);
+  if (identities.length === 0) throw new RwsError('RWS_STORE_INVALID', `${paths.ageIdentity} holds no age identity`, {
+      hint: 'put back its AGE-SECRET-KEY-1… line (from a backup), or set SOPS_AGE_KEY_FILE to the identity the files are encrypted to',
+    });
   return identities;
 }
 

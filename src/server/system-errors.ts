@@ -54,7 +54,10 @@ export function explainSystemError(error: unknown): RwsError | undefined {
   if (!isSystemError(error)) return undefined;
   const what = WHAT[error.code] ?? error.code;
   if ((error.syscall === 'listen' || error.syscall === 'bind') && LISTEN_HINTS[error.code] !== undefined) {
-    const where = error.address === undefined ? `port ${error.port}` : `${error.address.includes(':') ? `[${error.address}]` : error.address}:${error.port}`;
+    // Node leaves the port out of the error for --port 0 (any port): "HOST:undefined" said nothing.
+    const port = error.port === undefined || error.port === 0 ? undefined : error.port;
+    const host = error.address === undefined ? undefined : error.address.includes(':') ? `[${error.address}]` : error.address;
+    const where = host === undefined ? (port === undefined ? 'any port' : `port ${port}`) : port === undefined ? `${host} (any port)` : `${host}:${port}`;
     return new RwsError('RWS_LISTEN_FAILED', `cannot listen on ${where}: ${what} (${error.code})`, { hint: LISTEN_HINTS[error.code], cause: error });
   }
   // A --host or --metrics-listen name that does not resolve: it came out as RWS_INTERNAL. The

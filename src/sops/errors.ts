@@ -24,6 +24,9 @@ export class SopsError extends RwsError {
   }
 }
 
+/** What to do about a file whose value or MAC fails its check, whichever check caught it. */
+export const TAMPERED_HINT = 'the file was changed outside sops, or is damaged; restore it from version control';
+
 /** Shorthand for the most common failure: a malformed file. */
 export function invalid(origin: string, what: string, hint?: string): SopsError {
   return new SopsError('RWS_SOPS_INVALID', `${origin}: ${what}`, hint === undefined ? {} : { hint });

@@ -2,7 +2,7 @@
 // order, no keys and no separators; uppercase hex, stored encrypted with AAD = lastmodified.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { decryptEnc, encryptEnc, formatEnc, parseEnc } from './cipher.js';
-import { SopsError } from './errors.js';
+import { SopsError, TAMPERED_HINT } from './errors.js';
 import { macAad } from './go-time.js';
 import { shouldBeEncrypted, type Rule } from './rules.js';
 import { walkDocuments } from './tree.js';
@@ -35,7 +35,7 @@ export function computeMac(docs: readonly YamlDoc[], settings: MacSettings, key:
 
 function mismatch(origin: string, why: string): SopsError {
   return new SopsError('RWS_SOPS_MAC_MISMATCH', `${origin}: ${why}`, {
-    hint: 'the file was changed outside sops, or is damaged; restore it from version control',
+    hint: TAMPERED_HINT,
   });
 }
 

@@ -2,7 +2,7 @@
 import type { Scalar } from 'yaml';
 import { aadOf, openSealed, parseEnc, sealedParts, type ValueType } from './cipher.js';
 import { hashedForm } from './decrypted-type.js';
-import { invalid, SopsError, showPath } from './errors.js';
+import { invalid, SopsError, showPath, TAMPERED_HINT } from './errors.js';
 import { goValue, UnsupportedScalar, type GoValue } from './go-yaml-type.js';
 
 export function typed(node: Scalar, path: readonly string[], origin: string): GoValue {
@@ -50,7 +50,7 @@ export function openSealedValue(v: SealedValue, key: Uint8Array, origin: string)
   const plaintext = v.parts === undefined ? undefined : openSealed(key, v.iv, v.parts.ciphertext, v.parts.tag, v.aad);
   if (plaintext === undefined) {
     // GCM authenticates data, IV and the key path: a changed value fails here, before any MAC.
-    throw new SopsError('RWS_SOPS_MAC_MISMATCH', `${origin}: the value at ${showPath(v.path)} fails its integrity check (changed, or moved from another key)`);
+    throw new SopsError('RWS_SOPS_MAC_MISMATCH', `${origin}: the value at ${showPath(v.path)} fails its integrity check (changed, or moved from another key)`, { hint: TAMPERED_HINT });
   }
   const check = hashedForm(v.type, plaintext);
   if (!check.ok) {

@@ -54,5 +54,5 @@ export async function loadAll(sources: readonly SecretSource[], context: LoadCon
 export function sourceError(path: string, error: unknown, hint: string): unknown {
   if (!(error instanceof ReadProblem)) return error;
   const code = error.kind === 'unreadable' ? 'RWS_SOURCE_UNREADABLE' : 'RWS_SOURCE_INVALID';
-  return new SourceError(code, `cannot read ${path}: ${error.reason}`, hint, error.cause);
+  return new SourceError(code, `cannot read ${path}: ${error.reason}`, error.hint ?? hint, error.cause);
 }

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmodSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, writeEnvFile } from '../helpers/cli.js';
 
 let dir: string;
@@ -293,12 +294,25 @@ describe('command line', () => {
     expect(flag.exitCode).toBe(0);
   });
 
+  it('a .env that is not UTF-8 is said to be the content, not the path, with what to do', async () => {
+    const latin1 = path.join(dir, 'latin1.env');
+    writeFileSync(latin1, Buffer.from('A=caf\xe9\n', 'latin1'), { mode: 0o600 });
+    const result = await runBin(['--env-file', latin1, '--', 'true'], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/^run-with-secrets: error RWS_SOURCE_INVALID: cannot read \S+latin1\.env: not valid UTF-8 \(hint: save it as UTF-8 \(iconv -t UTF-8\); give a binary secret in base64\)$/);
+  });
+
   it('a config file with a YAML tag it does not know fails in one line, with no YAMLWarning block', async () => {
     const config = writeEnvFile(dir, 'config.yaml', 'vault_url: !!js/function "x"\n');
     const result = await runBin(['--config', config, '--env-file', writeEnvFile(dir, '.env', 'A=1\n'), '--', 'true'], { runtimeDir: dir });
     expect(result.exitCode).toBe(125);
     expect(result.stderr).toMatch(/^run-with-secrets: error RWS_CONFIG_INVALID: \S+config\.yaml is not valid YAML: Unresolved tag/);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('--help lists every exit status the README table does, login\'s 130 included', async () => {
+    const help = (await runBin(['--help'], { runtimeDir: dir })).stdout.replace(/\s+/g, ' ');
+    for (const status of ['125', '126', '127', '128+N', '75', '77', '130']) expect(help).toMatch(new RegExp(`Exit status:.*[ (]${status.replace('+', '\\+')} `));
   });
 
   it('with no arguments at all, prints the usage on stderr and exits 125, stdout untouched', async () => {
@@ -322,10 +336,35 @@ describe('command line', () => {
     expect(help.stdout.split('\n').length).toBeLessThan(50);
   });
 
+  it.each([
+    ['token', /-k, --key-pattern +The one glob of names the token may read/],
+    ['keys', /-k, --key-pattern +Only list names matching this glob/],
+    ['check', /-k, --key-pattern +Check the selection of a run with this -k/],
+    ['fallback', /--fallback +Only as --fallback=PATH: remove the copy at PATH/],
+  ])('%s --help says what its option does there, not what it does for a run', async (command, own) => {
+    const help = await runBin([command, '--help'], { runtimeDir: dir });
+    expect(help.stdout).toMatch(own);
+    expect(help.stdout).not.toContain('Only inject keys');
+    expect(help.stdout).not.toContain('Keep an encrypted copy');
+  });
+
   it.each(['token', 'keys', 'check', 'login', 'logout', 'fallback', 'whoami', 'completion'])('%s --help shows examples', async (command) => {
     const help = await runBin([command, '--help'], { runtimeDir: dir });
     expect(help.exitCode).toBe(0);
     expect(help.stdout).toMatch(new RegExp(`Examples:\\n +(\\(umask 077; |source <\\()?run-with-secrets ${command}`));
+  });
+
+  it.each([
+    [['token'], 'Not enough non-option arguments', 'token'],
+    [['token', 'generate', '-e', 'prod', '--usage-limit', '0'], '--usage-limit expects a whole number', 'token'],
+    [['keys', '-e', 'prod', '--bogus'], 'Unknown argument: bogus', 'keys'],
+    [['fallback'], 'Not enough non-option arguments', 'fallback'],
+    [['--bogus', '--', 'true'], 'Unknown argument: bogus', ''],
+  ])('a usage error of %j names the help page of its command', async (args, message, page) => {
+    const result = await runBin(args, { runtimeDir: dir, env: { RWS_VAULT_URL: 'http://127.0.0.1:9', RWS_API_KEY: 'rws_sk_0123456789abcdef0123456789abcdef' } });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toContain(`error RWS_USAGE: ${message}`);
+    expect(result.stderr).toMatch(new RegExp(`\\(hint: see run-with-secrets ${page ? `${page} ` : ''}--help\\)$`));
   });
 
   it('a bad RWS_TIMEOUT or RWS_RETRIES is named as the variable, not as a flag the command line does not hold', async () => {

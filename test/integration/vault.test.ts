@@ -713,6 +713,22 @@ describe('token, keys and check commands', () => {
     }
   });
 
+  it('keys, check and token generate name the user in their audit subject when USER and LOGNAME are unset (cron, systemd), as a run does', async () => {
+    const { userInfo } = await import('node:os');
+    const name = userInfo().username;
+    for (const [args, subject] of [
+      [['keys', '-e', 'prod', '-k', 'SERVICE_B_*'], `keys@${name}`],
+      [['check', '-e', 'prod', '-k', 'SERVICE_B_*'], `check@${name}`],
+      [['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*'], `token-generate@${name}`],
+    ] as const) {
+      const before = auditLines().length;
+      // baseEnv sets neither USER nor LOGNAME.
+      const result = await runBin([...args], { runtimeDir, env: vaultEnv(server.url) });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(auditLines().slice(before)[0]!.subject).toBe(subject);
+    }
+  });
+
   it('--token warns that argv is visible', async () => {
     const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*'], { runtimeDir, env: vaultEnv(server.url) });
     const token = generated.stdout.trim();

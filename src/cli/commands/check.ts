@@ -1,7 +1,7 @@
 // `check`: walks config → credential → server (TLS) → token mint → scope, one line per step
 // with ✓/✗, stopping at the first failure. Never prints a value, a key or a token.
 import { PatternUnmatchedError, toRwsError, UsageError } from '../../errors.js';
-import { list, resolveVaultContext, str, validPatterns, validSubject, type VaultContext } from '../../config/resolve.js';
+import { list, resolveVaultContext, str, subjectUser, type VaultContext, validPatterns, validSubject } from '../../config/resolve.js';
 import type { Credential } from '../../config/credentials.js';
 import type { VaultClient } from '../../vault-client/index.js';
 import { redactCredentials } from '../output.js';
@@ -69,7 +69,7 @@ export async function check(context: CommandContext): Promise<number> {
     }
     for (const pattern of given.length > 0 ? given : ['*']) {
       const minted = await step('token', async () => {
-        const token = await live.mintToken(credential.value, { subject: validSubject(str(values.subject)) ?? `check@${facts.env.USER ?? 'unknown'}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
+        const token = await live.mintToken(credential.value, { subject: validSubject(str(values.subject)) ?? `check@${subjectUser(facts)}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
         return [token, `minted ${token.jti} for ${environment}/${pattern}`];
       });
       try {

@@ -1,5 +1,5 @@
 // `keys -e ENV [-k GLOB]`: the names in scope, one per line, never a value.
-import { list, resolveVaultContext, str, validPatterns, validSubject } from '../../config/resolve.js';
+import { list, resolveVaultContext, str, subjectUser, validPatterns, validSubject } from '../../config/resolve.js';
 import type { CommandContext } from './context.js';
 import { redactCredentials } from '../output.js';
 import type { VaultClient } from '../../vault-client/index.js';
@@ -21,7 +21,7 @@ export async function listKeys(context: CommandContext): Promise<number> {
         for (const name of await client.listKeys(credential.value, environment, pattern)) names.add(name);
         continue;
       }
-      const minted = await client.mintToken(credential.value, { subject: validSubject(str(values.subject)) ?? `keys@${facts.env.USER ?? 'unknown'}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
+      const minted = await client.mintToken(credential.value, { subject: validSubject(str(values.subject)) ?? `keys@${subjectUser(facts)}`, environment, keyPattern: pattern, ttlMinutes: 1, usageLimit: 1 });
       try {
         // The pattern again, though the token is scoped to it: the answer is then checked against it.
         for (const name of await client.listKeys(minted.token, environment, pattern)) names.add(name);

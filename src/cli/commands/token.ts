@@ -1,7 +1,7 @@
 // `token generate` mints a token for use elsewhere (cron hosts that hold no API key, CI steps);
 // `token revoke` revokes the token in RWS_TOKEN / --token-file.
 import { UsageError } from '../../errors.js';
-import { count, list, resolveVaultContext, str, validEnvironment, validPatterns, validSubject } from '../../config/resolve.js';
+import { count, list, resolveVaultContext, str, subjectUser, validEnvironment, validPatterns, validSubject } from '../../config/resolve.js';
 import type { CommandContext } from './context.js';
 
 export async function tokenGenerate(context: CommandContext): Promise<number> {
@@ -19,7 +19,7 @@ export async function tokenGenerate(context: CommandContext): Promise<number> {
   const client = await VaultClient.create(vault.client);
   try {
     const minted = await client.mintToken(credential.value, {
-      subject: validSubject(str(values.subject)) ?? `token-generate@${facts.env.USER ?? 'unknown'}`,
+      subject: validSubject(str(values.subject)) ?? `token-generate@${subjectUser(facts)}`,
       environment,
       keyPattern: patterns[0] ?? '*',
       ttlMinutes: count('--ttl', str(values.ttl), 5, 1),

@@ -62,10 +62,13 @@ export async function dbImport(args: Record<string, unknown>, io: CliIo): Promis
   const now = new Date();
   const legacy = await readLegacyStore(from, Math.floor(now.getTime() / 1000));
   if (legacy === undefined) throw new RwsError('RWS_STORE_MISSING', `${from.dir} holds no api-keys.json, token-state.log or audit.log to import`, { hint: 'it may have been imported already (*.imported)' });
-  const state = await openCommandState(paths, args, io);
+  // Opened without SQLite's import at start: that one would move these very files in when
+  // --from-store is the store, and this command would then report "nothing was imported".
+  const state = await openCommandState(paths, args, io, { importLegacy: false });
   try {
     if (!(await state.importLegacy(legacy, from.dir, now))) {
-      throw new RwsError('RWS_ALREADY_IMPORTED', `the state at ${state.location} already holds an imported store; nothing was imported`, { hint: 'import once; later changes are made with the admin commands' });
+      // SQLite state that first opened with no files in its store is marked so too.
+      throw new RwsError('RWS_ALREADY_IMPORTED', `the state at ${state.location} is marked as imported already (by an earlier import, or, for SQLite, by its first command finding no file state in its store); nothing was imported`, { hint: 'import once; later changes are made with the admin commands (SQLite state imports its own store\'s files at its first command)' });
     }
   } catch (error) {
     await state.close().catch(() => undefined);

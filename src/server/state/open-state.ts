@@ -20,6 +20,8 @@ export interface OpenStateOptions {
   cache?: boolean;
   /** Opening without migrating (db status): a missing schema is reported, not made. */
   migrate?: boolean;
+  /** `db import` imports the files itself, so that it can say what it did. */
+  importLegacy?: boolean;
   /** A server: SQLite's WAL checkpoints run on a thread of their own. */
   serving?: boolean;
   now?: () => Date;
@@ -72,7 +74,7 @@ export async function openState(paths: StorePaths, databaseUrl: string | undefin
       cache = await startNotifiedCache(databaseUrl as string);
     }
     const state = new SqlStateStore(driver, { beforeCommit: options.beforeCommit, afterCommit: options.afterCommit, cache });
-    if (databaseUrl === undefined && options.migrate !== false) await importLegacyOnce(state, paths, options.now?.() ?? new Date());
+    if (databaseUrl === undefined && options.migrate !== false && options.importLegacy !== false) await importLegacyOnce(state, paths, options.now?.() ?? new Date());
     return state;
   } catch (error) {
     await driver.close().catch(() => undefined);

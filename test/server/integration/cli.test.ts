@@ -343,10 +343,12 @@ describe('a CLI that explains itself', () => {
       [['secret', '-h'], ['--store']],
       [['apikey', '-h'], ['--store']],
       [['db', '-h'], ['--store']],
-      [['serve', '-h'], ['--host', '--port', '--tls-cert', '--tls-key', '--audit-log', '--insecure-listen', '--max-connections', '--headers-timeout', '--request-timeout', '--metrics-listen', '--log-format']],
+      [['serve', '-h'], ['--host', '--port', '--tls-cert', '--tls-key', '--audit-log', '--insecure-listen', '--max-connections', '--headers-timeout', '--request-timeout', '--metrics-listen', '--log-format', '--fallback-max-age']],
       [['apikey', 'create', '--help'], ['--name', '--environment', '--key-pattern', '--max-ttl', '--expires-at']],
       [['secret', 'set', '-h'], ['--allow-name']],
       [['secret', 'import', '-h'], ['--format', '--allow-name']],
+      [['secret', 'list', '-h'], []],
+      [['secret', 'rm', '-h'], []],
       [['db', 'migrate', '-h'], ['--database-url']],
       [['db', 'status', '-h'], ['--json']],
       [['db', 'import', '-h'], ['--from-store']],
@@ -357,6 +359,10 @@ describe('a CLI that explains itself', () => {
       const help = await cli([...args]);
       expect(help.exitCode).toBe(0);
       expect(help.stdout).toContain('Examples:');
+      // The limit the flag enforces (91d is a usage error) is on its page, not only in the README.
+      if (args[0] === 'serve') expect(help.stdout).toMatch(/--fallback-max-age[^[]+at most\s+90d/);
+      // Every positional too: `secret import -h` showed none, so what ENV meant was left to guess.
+      if (args[0] === 'secret' && args.length > 2) expect(help.stdout).toMatch(/^Positionals:\n +environment +the environment \(its file is ENV\.enc\.yaml\)/m);
       // Every option has a description: no option line ends right after its name and type.
       for (const option of options) expect(help.stdout).toMatch(new RegExp(`${option} +[a-zA-Z(]`));
     }
@@ -392,7 +398,42 @@ describe('a CLI that explains itself', () => {
     expect(result.stderr).toBe('secrets-server: error RWS_APIKEY_MISSING: no API key ak_nope (hint: see secrets-server apikey list)\n');
     const usage = await cli(['serve', '--port']);
     expect(usage.exitCode).toBe(2);
-    expect(usage.stderr).toMatch(/^secrets-server: error RWS_USAGE: [^\n]+ \(hint: see secrets-server --help\)\n$/);
+    expect(usage.stderr).toMatch(/^secrets-server: error RWS_USAGE: [^\n]+ \(hint: see secrets-server serve --help\)\n$/);
+  });
+
+  it('an age identity file emptied by hand says how to get an identity back', async () => {
+    const own = await makeStore();
+    try {
+      await writeFile(path.join(own.dir, 'age-identity.txt'), '', { mode: 0o600 });
+      const result = await cli(['secret', 'list', 'production', '--store', own.dir]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_STORE_INVALID: \S+age-identity\.txt holds no age identity \(hint: put back its AGE-SECRET-KEY-1… line \(from a backup\), or set SOPS_AGE_KEY_FILE [^\n]+\)\n$/);
+    } finally {
+      await own.cleanup();
+    }
+  });
+
+  it('a usage error\'s hint names the help page of its command, which lists what was missing', async () => {
+    for (const [args, page] of [
+      [['secret', 'set', 'production'], 'secret set'],
+      [['apikey', 'create', '--name', 'x', '--store', store.dir], 'apikey create'],
+      [['audit', '--limit', '0', '--store', store.dir], 'audit'],
+      [['secret', 'bogus'], 'secret'],
+      [['bogus'], ''],
+    ] as const) {
+      const result = await cli([...args]);
+      expect(result.exitCode, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: [^\\n]+ \\(hint: see secrets-server ${page ? `${page} ` : ''}--help\\)\\n$`));
+    }
+    // Every page a hint can name exists, and the top-level page lists no command the hints miss.
+    const { COMMAND_TREE } = await import('../../../src/server/help-hint.js');
+    const commandsOf = (page: string) => (/^Commands:\n([^]*?)\n\n/m.exec(page)?.[1] ?? '');
+    const top = commandsOf((await cli(['--help'])).stdout);
+    expect([...top.matchAll(/^ {2}secrets-server (\w+) /gm)].map((m) => m[1]).sort()).toEqual(Object.keys(COMMAND_TREE).sort());
+    for (const [command, subcommands] of Object.entries(COMMAND_TREE)) {
+      const page = commandsOf((await cli([command, '--help'])).stdout);
+      expect([...page.matchAll(new RegExp(`^ {2}secrets-server ${command} (\\w+)`, 'gm'))].map((m) => m[1]).sort()).toEqual([...subcommands].sort());
+    }
   });
 
   it('an API key or a token pasted where an id, a name or a word was expected is not quoted back, as the wrapper does not', async () => {

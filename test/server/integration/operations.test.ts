@@ -184,6 +184,16 @@ describe('start-up errors', () => {
     }
   });
 
+  it('names an address not on this machine, with --port 0 as "any port" rather than HOST:undefined', async () => {
+    // 192.0.2.1 (TEST-NET-1, RFC 5737) is on no interface here.
+    for (const [port, where] of [['0', '192.0.2.1 (any port)'], ['8200', '192.0.2.1:8200']]) {
+      const result = await cli(['serve', '--store', store.dir, '--port', port, '--host', '192.0.2.1', '--insecure-listen']);
+      expect(result.exitCode).toBe(1);
+      oneLine(result.stderr);
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_LISTEN_FAILED: cannot listen on ${where.replace(/[.()]/g, '\\$&')}: address not available \\(EADDRNOTAVAIL\\) \\(hint: `));
+    }
+  });
+
   it('names a host that does not resolve, for --host and --metrics-listen, instead of an internal error', async () => {
     const { cert, key } = await makeCertificate(path.join(store.root, 'tls-host'), 'host');
     for (const args of [['--host', 'no-such-host.invalid', '--tls-cert', cert, '--tls-key', key], ['--metrics-listen', 'no-such-host.invalid:9464']]) {
@@ -348,7 +358,7 @@ describe('metrics and the request log', () => {
       const result = await cli(['serve', '--store', store.dir, ...args]);
       expect(result.exitCode, args.join(' ')).toBe(2);
       expect(result.stdout).not.toContain('listening');
-      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* \\(hint: see secrets-server --help\\)\n$`));
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* \\(hint: see secrets-server serve --help\\)\n$`));
     }
     const status = await cli(['status', '--store', store.dir, '--store', store.dir]);
     expect(status.exitCode).toBe(2);

@@ -165,6 +165,36 @@ describe('a store from before the database', () => {
   });
 });
 
+describe('db import into SQLite', () => {
+  it('imports the store\'s own files and says so, where the import at start used to take them first and it said nothing was imported', async () => {
+    const { dir: legacy, keyId } = await legacyStore();
+    try {
+      const out = await cli(['db', 'import', '--from-store', legacy.dir, '--store', legacy.dir]);
+      expect(out.stderr).toBe('');
+      expect(out.exitCode).toBe(0);
+      expect(out.stdout).toMatch(/^imported 1 API keys, 2 live token records and 2 audit lines from .* into .*state\.db\n$/);
+      expect(JSON.parse((await cliOk(['apikey', 'list', '--json', '--store', legacy.dir])).trim()).id).toBe(keyId);
+      expect(await readdir(legacy.dir)).toContain('api-keys.json.imported');
+    } finally {
+      await legacy.cleanup();
+    }
+  });
+
+  it('into a store that first opened with no file state, says why nothing is imported', async () => {
+    const { dir: legacy } = await legacyStore();
+    const fresh = await makeStore(SECRETS);
+    try {
+      const out = await cli(['db', 'import', '--from-store', legacy.dir, '--store', fresh.dir]);
+      expect(out.exitCode).toBe(1);
+      expect(out.stderr).toMatch(/^secrets-server: error RWS_ALREADY_IMPORTED: the state at \S+state\.db is marked as imported already \(by an earlier import, or, for SQLite, by its first command finding no file state in its store\); nothing was imported \(hint: [^\n]+\)\n$/);
+      expect(await readdir(legacy.dir)).toContain('api-keys.json');
+    } finally {
+      await fresh.cleanup();
+      await legacy.cleanup();
+    }
+  });
+});
+
 describe('one store, two databases', () => {
   it('is no rollback: what a server saw is remembered per database', async () => {
     const local = await makeStore(SECRETS);
