@@ -28,6 +28,19 @@ export class StateDataError extends RwsError {
   }
 }
 
+/**
+ * A row holds what secrets-server never writes (edited by hand, or damaged): the request or
+ * command that reads it is refused, never given a guess. The message names the table, the row
+ * and the column, never the value, so a server may log it as it is.
+ */
+export class DamagedRowError extends RwsError {
+  constructor(table: string, row: string, problem: string) {
+    super('RWS_STATE_INVALID', `the ${table} row ${row} of the state database is damaged: ${problem}`, {
+      hint: 'it was edited by hand or damaged: fix the row (or restore the database from a backup); secrets-server audit verify names a damaged audit row',
+    });
+  }
+}
+
 /** Migrating found tables (or columns) of the same names that secrets-server did not make. */
 export class ForeignSchemaError extends RwsError {
   constructor(location: string, cause?: unknown) {

@@ -5,7 +5,8 @@ import { RwsError } from '../../../errors.js';
 import type { StoredAuditRow } from '../../audit/record.js';
 import type { ApiKeyRecord, ApiKeyView, PresentedToken, SessionRecord, TokenOutcome, TokenView } from '../state-store.js';
 import type { Queryable, Row } from './driver.js';
-import type { TokenStatusRow } from './sql-state-store.js';
+import type { AuditHead, TokenStatusRow } from './sql-state-store.js';
+import { RowValues } from './row-values.js';
 
 export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {
   return db
@@ -105,6 +106,18 @@ export function toAuditRow(row: Row): StoredAuditRow {
     count: Number(row.count),
     hash: row.hash as string,
   };
+}
+
+/**
+ * The chain's newest row, which the next rows are sealed onto. Its seq must be a whole number: a
+ * text seq (SQLite keeps one) sorted last and read as NaN, so every row sealed after it had a NULL
+ * seq that no listing, check or `audit verify` ever reached, and `audit` printed nothing.
+ */
+export function toAuditHead(row: Row): AuditHead {
+  const values = new RowValues(row, 'audit', 'seq');
+  const hash = values.text('hash');
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw values.damaged('hash', 'is not a SHA-256 in hex');
+  return { seq: values.integer('seq', 1), hash };
 }
 
 function tryParseList(value: unknown): string[] {

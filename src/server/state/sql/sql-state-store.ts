@@ -9,7 +9,7 @@ import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
 import { StateUnavailableError } from '../state-errors.js';
 import type { SqlDriver, Transaction } from './driver.js';
-import { judge, sameClaims, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toSession, toTokenView } from './rows.js';
+import { judge, sameClaims, selectTokenStatus, toApiKey, toApiKeyView, toAuditHead, toAuditRow, toSession, toTokenView } from './rows.js';
 import { currentVersion } from './schema.js';
 import { StateWentBackError } from '../state-errors.js';
 
@@ -358,8 +358,8 @@ export class SqlStateStore implements StateStore {
 
   /** The newest audit row's seq and hash (0 and the genesis hash for an empty trail). */
   async auditHead(): Promise<{ seq: number; hash: string }> {
-    const head = (await this.db.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
-    return head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH };
+    const head = (await this.db.query('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    return head ? toAuditHead(head) : { seq: 0, hash: GENESIS_HASH };
   }
 
   /** The hash of row `seq`, or undefined when there is no such row. */
@@ -441,8 +441,8 @@ export class SqlStateStore implements StateStore {
 
   async #appendAudit(tx: Transaction, records: AuditRecord[], undo: Array<() => void>): Promise<StoredAuditRow[]> {
     if (records.length === 0) return [];
-    const found = (await tx.lockThen<{ seq: number; hash: string }>(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
-    const head = found ? { seq: Number(found.seq), hash: found.hash } : { seq: 0, hash: GENESIS_HASH };
+    const found = (await tx.lockThen(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    const head = found ? toAuditHead(found) : { seq: 0, hash: GENESIS_HASH };
     this.#refuseIfWentBack(head);
     const rows = sealRows(head, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {

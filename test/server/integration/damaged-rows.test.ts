@@ -1,0 +1,77 @@
+// Rows of the state database edited by hand or damaged, as the commands and the server meet them:
+// one line naming RWS_STATE_INVALID, the table, the row and the column; nothing granted by a row
+// of a shape secrets-server never writes; nothing recorded where no listing would find it.
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { call, cli, makeApiKey, makeStore, startServer, type TestStore } from '../helpers/server.js';
+
+const SECRETS = { production: { DB_PASSWORD: 'damaged-rows-secret-value' } };
+let store: TestStore;
+
+beforeEach(async () => {
+  store = await makeStore(SECRETS);
+});
+afterEach(() => store.cleanup());
+
+/** Runs `sql` on the store's state.db behind the commands' and the server's back. */
+function edit(sql: string, ...params: unknown[]): void {
+  const db = new Database(path.join(store.dir, 'state.db'));
+  try {
+    db.prepare(sql).run(...params);
+  } finally {
+    db.close();
+  }
+}
+
+function countRows(sql: string): number {
+  const db = new Database(path.join(store.dir, 'state.db'), { readonly: true });
+  try {
+    return (db.prepare(sql).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** One line on stderr naming the code and the damaged row, and nothing on stdout. */
+function expectDamaged(result: { exitCode: number; stdout: string; stderr: string }, row: RegExp): void {
+  expect(result.exitCode).toBe(1);
+  expect(result.stdout).toBe('');
+  expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  expect(result.stderr).toMatch(/^secrets-server: error RWS_STATE_INVALID: /);
+  expect(result.stderr).toMatch(row);
+}
+
+describe('a damaged audit head', () => {
+  it('is named by audit, audit --json and audit --follow, which printed nothing and exited 0 before', async () => {
+    await makeApiKey(store, ['production'], ['DB_*']);
+    edit("UPDATE audit SET seq = 'abc' WHERE seq = (SELECT MAX(seq) FROM audit)");
+    for (const args of [['audit'], ['audit', '--json'], ['audit', '--follow']]) {
+      expectDamaged(await cli([...args, '--store', store.dir]), /the audit row abc .*: seq is not a whole number/);
+    }
+    const verify = await cli(['audit', 'verify', '--store', store.dir]);
+    expect([verify.exitCode, verify.stdout]).toEqual([1, 'audit chain broken at seq 2: the row after 1 has a seq that is not a whole number: it was edited (1 rows before it verified)\n']);
+  });
+
+  it('refuses a server\'s commits, which sealed rows with a NULL seq that no listing ever showed', async () => {
+    const { key } = await makeApiKey(store, ['production'], ['DB_*']);
+    const server = await startServer(store);
+    try {
+      const before = await call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: { subject: 'job', environment: 'production', key_pattern: 'DB_*' } });
+      expect(before.status).toBe(201);
+      edit("UPDATE audit SET seq = 'abc' WHERE seq = (SELECT MAX(seq) FROM audit)");
+      const after = await call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: { subject: 'job', environment: 'production', key_pattern: 'DB_*' } });
+      expect(after.status).toBe(503);
+      expect(after.body.error.code).toBe('RWS_STATE_UNAVAILABLE');
+      expect(countRows('SELECT COUNT(*) AS n FROM audit WHERE seq IS NULL')).toBe(0);
+      expect(server.stderr()).toMatch(/error RWS_STATE_INVALID: the audit row abc of the state database is damaged: seq/);
+    } finally {
+      await server.stop();
+    }
+    // Nor does a server start on it: one line, exit 1.
+    const start = await cli(['serve', '--store', store.dir, '--port', '0']);
+    expectDamaged(start, /the audit row abc /);
+  });
+});
+
+
