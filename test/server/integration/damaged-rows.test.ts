@@ -74,4 +74,19 @@ describe('a damaged audit head', () => {
   });
 });
 
-
+describe('a damaged API key row', () => {
+  it('mints nothing for a key whose expires_at was set to a text that is no time, where the key worked forever; apikey list names it', async () => {
+    const { id, key } = await makeApiKey(store, ['production'], ['DB_*']);
+    edit('UPDATE api_keys SET expires_at = ? WHERE id = ?', 'never', id);
+    const server = await startServer(store);
+    try {
+      const reply = await call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: { subject: 'job', environment: 'production', key_pattern: 'DB_*' } });
+      expect(reply.status).toBe(500);
+      expect(reply.body.error.code).toBe('RWS_INTERNAL');
+      expect(server.stderr()).toContain(`error RWS_STATE_INVALID: the api_keys row ${id} of the state database is damaged: expires_at is not a time`);
+    } finally {
+      await server.stop();
+    }
+    expectDamaged(await cli(['apikey', 'list', '--store', store.dir]), new RegExp(`the api_keys row ${id} .*expires_at`));
+  });
+});

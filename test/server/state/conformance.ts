@@ -427,6 +427,19 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await tamper(paths, url, "UPDATE api_keys SET environments = '{\"not\":\"a list\"}'");
       await expect(state.findApiKey(hashOf('ak_00000000000000a7'))).rejects.toMatchObject({ code: 'RWS_STATE_INVALID' });
     });
+
+    it('refuses a key whose expiry is not a time as the server writes one, and the tokens it issued, where `never` never expired', async () => {
+      const state = await open();
+      await state.addApiKey(key('ak_00000000000000a9'), localChange('apikey.create', 'ak_00000000000000a9', NOW));
+      await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a9-000000000000', 'ak_00000000000000a9', null) }, audit: () => row('token.generate', 201) }, NOW);
+      for (const expiry of ['never', 'Jan 1 2025', '2025-01-01 00:00:00', '2026-13-01T00:00:00.000Z']) {
+        await tamper(paths, url, `UPDATE api_keys SET expires_at = '${expiry}' WHERE id = 'ak_00000000000000a9'`);
+        const damaged = { code: 'RWS_STATE_INVALID', message: 'the api_keys row ak_00000000000000a9 of the state database is damaged: expires_at is not a time as secrets-server writes one (such as 2030-01-31T00:00:00.000Z)' };
+        await expect(state.findApiKey(hashOf('ak_00000000000000a9'))).rejects.toMatchObject(damaged);
+        await expect(state.tokenStatus(presented('jti-a9-000000000000', null), NOW)).rejects.toMatchObject(damaged);
+        await expect(state.listApiKeys(NOW)).rejects.toMatchObject(damaged);
+      }
+    });
   });
 }
 

@@ -1,7 +1,6 @@
 // Rows of the state database as the model's records: every column checked on the way in, since a
 // row may have been edited by hand (a list that is not a list refuses the row; a stored hash of
 // another length matches nothing; only 1 makes an admin).
-import { RwsError } from '../../../errors.js';
 import type { StoredAuditRow } from '../../audit/record.js';
 import type { ApiKeyRecord, ApiKeyView, PresentedToken, SessionRecord, TokenOutcome, TokenView } from '../state-store.js';
 import type { Queryable, Row } from './driver.js';
@@ -17,13 +16,17 @@ export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStat
       [jti],
     )
     .then((rows) =>
-      rows.map((row) => ({
-        ...toTokenView(row),
-        key_revoked_at: textOrNull(row.key_revoked_at),
-        key_expires_at: textOrNull(row.key_expires_at),
-        key_exists: row.key_id !== null && row.key_id !== undefined,
-        key_fallback: Number(row.key_fallback) === 1,
-      })),
+      rows.map((row) => {
+        // The key's columns, read (and named when damaged) as toApiKey reads them.
+        const key = new RowValues({ id: row.key_id, revoked_at: row.key_revoked_at, expires_at: row.key_expires_at }, 'api_keys', 'id');
+        return {
+          ...toTokenView(row),
+          key_revoked_at: key.textOrNull('revoked_at'),
+          key_expires_at: key.instantOrNull('expires_at'),
+          key_exists: row.key_id !== null && row.key_id !== undefined,
+          key_fallback: Number(row.key_fallback) === 1,
+        };
+      }),
     );
 }
 
@@ -47,17 +50,20 @@ export function sameClaims(a: PresentedToken, b: PresentedToken): boolean {
 }
 
 export function toApiKey(row: Row): ApiKeyRecord {
+  const values = new RowValues(row, 'api_keys', 'id');
   return {
-    id: row.id as string,
-    name: row.name as string,
-    prefix: row.prefix as string,
-    hash: row.hash as string,
-    environments: parseList(row.environments),
-    key_patterns: parseList(row.key_patterns),
-    max_ttl_minutes: numberOrNull(row.max_ttl_minutes),
-    created_at: row.created_at as string,
-    expires_at: textOrNull(row.expires_at),
-    revoked_at: textOrNull(row.revoked_at),
+    id: values.text('id'),
+    name: values.text('name'),
+    prefix: values.text('prefix'),
+    hash: values.text('hash'),
+    environments: parseList(values, 'environments'),
+    key_patterns: parseList(values, 'key_patterns'),
+    max_ttl_minutes: values.integerOrNull('max_ttl_minutes', 1),
+    created_at: values.text('created_at'),
+    // The expiry is compared as text in SQL and as an instant here: only one form means the same to both.
+    expires_at: values.instantOrNull('expires_at'),
+    // Any revocation time revokes, whatever its form (fail closed).
+    revoked_at: values.textOrNull('revoked_at'),
     // Only 1 grants admin: a hand-edited value other than 0 or 1 never makes a key an admin.
     admin: Number(row.admin) === 1,
     // Likewise only 1 allows a fallback cache: a damaged value forbids it (fail closed).
@@ -66,7 +72,7 @@ export function toApiKey(row: Row): ApiKeyRecord {
 }
 
 export function toApiKeyView(row: Row): ApiKeyView {
-  return { ...toApiKey(row), last_used_at: textOrNull(row.last_used_at), live_tokens: Number(row.live_tokens ?? 0) };
+  return { ...toApiKey(row), last_used_at: new RowValues(row, 'api_keys', 'id').textOrNull('last_used_at'), live_tokens: Number(row.live_tokens ?? 0) };
 }
 
 export function toTokenView(row: Row): TokenView {
@@ -121,25 +127,24 @@ export function toAuditHead(row: Row): AuditHead {
 }
 
 function tryParseList(value: unknown): string[] {
-  try {
-    return parseList(value);
-  } catch {
-    return [`(not a list: ${String(value).slice(0, 64)})`];
-  }
+  return listOf(value) ?? [`(not a list: ${String(value).slice(0, 64)})`];
 }
 
 /** A JSON array of strings from a row; anything else means the row was tampered with. */
-function parseList(value: unknown): string[] {
+function parseList(values: RowValues, column: string): string[] {
+  const parsed = listOf(values.text(column));
+  if (parsed === undefined) throw values.damaged(column, 'is not a JSON array of names');
+  return parsed;
+}
+
+function listOf(value: unknown): string[] | undefined {
   let parsed: unknown;
   try {
     parsed = typeof value === 'string' ? JSON.parse(value) : undefined;
   } catch {
     parsed = undefined;
   }
-  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) {
-    throw new RwsError('RWS_STATE_INVALID', 'a row of the state database holds a list that is not a JSON array of names', { hint: 'the database was edited by hand; restore it, or fix the row' });
-  }
-  return parsed;
+  return Array.isArray(parsed) && parsed.every((item) => typeof item === 'string') ? parsed : undefined;
 }
 
 export function toSession(row: Row): SessionRecord {
