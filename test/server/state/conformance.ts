@@ -428,6 +428,23 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await expect(state.findApiKey(hashOf('ak_00000000000000a7'))).rejects.toMatchObject({ code: 'RWS_STATE_INVALID' });
     });
 
+    it('refuses a token whose record holds a count, a limit or a date that is no whole number, or a negative count, and charges it nothing', async () => {
+      const state = await open();
+      await state.addApiKey(key('ak_00000000000000aa'), localChange('apikey.create', 'ak_00000000000000aa', NOW));
+      await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-aa-000000000000', 'ak_00000000000000aa', 3) }, audit: () => row('token.generate', 201) }, NOW);
+      const token = presented('jti-aa-000000000000', 3);
+      await tamper(paths, url, "UPDATE tokens SET uses = -1000 WHERE jti = 'jti-aa-000000000000'");
+      const damaged = (column: string) => ({ code: 'RWS_STATE_INVALID', message: expect.stringContaining(`the tokens row jti-aa-000000000000 of the state database is damaged: ${column} is not a whole number`) });
+      await expect(state.tokenStatus(token, NOW)).rejects.toMatchObject(damaged('uses'));
+      // Nor does a use committed without the check (a row damaged in between) spend the given-back uses.
+      await expect(state.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read') }, NOW)).rejects.toMatchObject(damaged('uses'));
+      await expect(state.listTokens({ limit: 10, now: NOW })).rejects.toMatchObject(damaged('uses'));
+      await tamper(paths, url, "UPDATE tokens SET uses = 0, usage_limit = 0 WHERE jti = 'jti-aa-000000000000'");
+      await expect(state.tokenStatus(token, NOW)).rejects.toMatchObject(damaged('usage_limit'));
+      await tamper(paths, url, "UPDATE tokens SET usage_limit = 3, expires_at = -1 WHERE jti = 'jti-aa-000000000000'");
+      await expect(state.tokenStatus(token, NOW)).rejects.toMatchObject(damaged('expires_at'));
+    });
+
     it('refuses a key whose expiry is not a time as the server writes one, and the tokens it issued, where `never` never expired', async () => {
       const state = await open();
       await state.addApiKey(key('ak_00000000000000a9'), localChange('apikey.create', 'ak_00000000000000a9', NOW));

@@ -76,23 +76,21 @@ export function toApiKeyView(row: Row): ApiKeyView {
 }
 
 export function toTokenView(row: Row): TokenView {
+  const values = new RowValues(row, 'tokens', 'jti');
   return {
-    jti: row.jti as string,
-    api_key_id: row.api_key_id as string,
-    subject: row.subject as string,
-    environment: row.environment as string,
-    key_pattern: row.key_pattern as string,
-    issued_at: Number(row.issued_at),
-    expires_at: Number(row.expires_at),
-    usage_limit: numberOrNull(row.usage_limit),
-    uses: Number(row.uses),
-    revoked_at: textOrNull(row.revoked_at),
+    jti: values.text('jti'),
+    api_key_id: values.text('api_key_id'),
+    subject: values.text('subject'),
+    environment: values.text('environment'),
+    key_pattern: values.text('key_pattern'),
+    issued_at: values.integer('issued_at', 0),
+    expires_at: values.integer('expires_at', 0),
+    usage_limit: values.integerOrNull('usage_limit', 1),
+    // A negative count was uses given back: -1000 let a token limited to 3 be read 1,003 times.
+    uses: values.integer('uses', 0),
+    revoked_at: values.textOrNull('revoked_at'),
   };
 }
-
-/** Both drivers give NULL as null; BIGINTs may come back as strings (node-postgres). */
-const numberOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
-const textOrNull = (value: unknown): string | null => (value as string | null | undefined) ?? null;
 
 export function toAuditRow(row: Row): StoredAuditRow {
   return {

@@ -277,7 +277,7 @@ export class SqlStateStore implements StateStore {
     }
     const after = await tx.query<{ uses: number; api_key_id: string }>(
       `UPDATE tokens SET uses = CASE WHEN usage_limit IS NOT NULL AND uses + $2 > usage_limit THEN usage_limit ELSE uses + $2 END
-        WHERE jti = $1 AND revoked_at IS NULL AND (usage_limit IS NULL OR uses < usage_limit)
+        WHERE jti = $1 AND revoked_at IS NULL AND uses >= 0 AND (usage_limit IS NULL OR uses < usage_limit)
           AND subject = $4 AND environment = $5 AND key_pattern = $6 AND issued_at = $7 AND expires_at = $8 AND COALESCE(usage_limit, 0) = $9
           AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))
         RETURNING uses, api_key_id`,
