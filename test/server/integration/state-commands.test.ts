@@ -2,7 +2,7 @@
 // status, audit --follow, folded 429s, the audit file sink across SIGHUP, and the database URL
 // from the environment or a file (never shown with its password).
 import { spawn } from 'node:child_process';
-import { chmod, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
@@ -44,6 +44,12 @@ async function legacyStore(): Promise<{ dir: TestStore; keyId: string; key: stri
   return { dir: legacy, keyId, key };
 }
 
+/** api-keys.json with its one key given again, changed by `change`. */
+function twice(keys: string, change: (key: Record<string, unknown>) => Record<string, unknown>): string {
+  const file = JSON.parse(keys) as { version: 1; keys: Array<Record<string, unknown>> };
+  return JSON.stringify({ ...file, keys: [...file.keys, change({ ...file.keys[0] })] });
+}
+
 describe('a store from before the database', () => {
   it('is imported into SQLite once, at the first command, keys, tokens and audit lines alike', async () => {
     const { dir: legacy, keyId, key } = await legacyStore();
@@ -83,6 +89,35 @@ describe('a store from before the database', () => {
       await legacy.cleanup();
     }
   });
+
+  it('refuses a key given twice, bytes that are not UTF-8, and a file past 256 MiB, whole, in one line, importing nothing', async () => {
+    const cases: Array<{ file: string; write: (file: string, keys: string) => Promise<void>; says: string }> = [
+      // The second of an id was dropped without a word; of two ids with one hash only one was ever found.
+      { file: 'api-keys.json', write: (file, keys) => writeFile(file, twice(keys, (copy) => ({ ...copy, name: 'second' })), { mode: 0o600 }), says: 'key 1: its id is that of key 0' },
+      { file: 'api-keys.json', write: (file, keys) => writeFile(file, twice(keys, (copy) => ({ ...copy, id: 'ak_00000000000000c2' })), { mode: 0o600 }), says: 'key 1: its hash is that of key 0' },
+      // Decoded, the byte became U+FFFD in the key's name.
+      { file: 'api-keys.json', write: (file, keys) => writeFile(file, Buffer.concat([Buffer.from(keys.split('files')[0] as string), Buffer.from([0xff]), Buffer.from(keys.split('from-')[1] as string)]), { mode: 0o600 }), says: 'is not UTF-8 text' },
+      // Past V8's longest string: every command (and serve) failed with RWS_INTERNAL (RangeError).
+      { file: 'audit.log', write: (file) => writeFile(file, '', { mode: 0o600 }).then(() => truncate(file, 600 * 1024 * 1024)), says: 'is 600 MiB, over the 256 MiB a legacy file may hold' },
+    ];
+    for (const { file, write, says } of cases) {
+      const { dir: legacy } = await legacyStore();
+      try {
+        const at = path.join(legacy.dir, file);
+        await write(at, await readFile(path.join(legacy.dir, 'api-keys.json'), 'utf8'));
+        const result = await cli(['apikey', 'list', '--store', legacy.dir]);
+        expect([result.exitCode, result.stdout], says).toEqual([1, '']);
+        expect(result.stderr).toMatch(/^secrets-server: error RWS_STATE_INVALID: /);
+        expect(result.stderr).toContain(`${file}`);
+        expect(result.stderr).toContain(says);
+        expect(result.stderr).toContain('nothing was imported');
+        expect(result.stderr.trim().split('\n')).toHaveLength(1);
+        expect(await readdir(legacy.dir)).toContain(file);
+      } finally {
+        await legacy.cleanup();
+      }
+    }
+  }, 60_000);
 
   it('refuses by file and line what apikey create and the server never write, importing nothing', async () => {
     const db = await testDatabase();

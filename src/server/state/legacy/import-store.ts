@@ -6,10 +6,18 @@
 import { promises as fs } from 'node:fs';
 import { RwsError } from '../../../errors.js';
 import { AUDIT_EVENTS, type AuditRecord } from '../../audit/record.js';
-import { readPrivateFile } from '../../store/files.js';
+import { readPrivateBytes } from '../../store/files.js';
 import type { StorePaths } from '../../store/layout.js';
 import type { ApiKeyRecord } from '../state-store.js';
 import { parseApiKeysFile } from './api-key-file.js';
+
+const MIB = 1024 * 1024;
+/**
+ * Every file is read whole and imported in one transaction. Every command and `serve` import at
+ * start, so one file past V8's longest string (about 512 MiB) failed each of them as an internal error.
+ */
+const MAX_LEGACY_BYTES = 256 * MIB;
+const LEGACY_HINT = 'restore the file from a backup, or move it out of the store (keep it as an archive) to start without it';
 
 export interface LegacyToken {
   jti: string;
@@ -56,12 +64,23 @@ export async function markImported(files: readonly string[]): Promise<void> {
 }
 
 async function readIfPresent(file: string): Promise<string | undefined> {
+  let bytes: Buffer;
   try {
-    return await readPrivateFile(file);
+    bytes = await readPrivateBytes(file, { maxBytes: MAX_LEGACY_BYTES, tooLarge: (size) => tooLarge(file, size) });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  // The old server wrote JSON, always UTF-8: other bytes are damage, never decoded into U+FFFD.
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new RwsError('RWS_STATE_INVALID', `${file} is not UTF-8 text, as every file this secrets-server wrote is; nothing was imported`, { hint: LEGACY_HINT });
+  }
+}
+
+function tooLarge(file: string, size: number): RwsError {
+  return new RwsError('RWS_STATE_INVALID', `${file} is ${Math.ceil(size / MIB)} MiB, over the ${MAX_LEGACY_BYTES / MIB} MiB a legacy file may hold; nothing was imported`, { hint: LEGACY_HINT });
 }
 
 const isString = (value: unknown): value is string => typeof value === 'string';
@@ -151,7 +170,5 @@ function* jsonLines(text: string, file: string): Generator<[number, Record<strin
 }
 
 function damaged(file: string, index: number, why = 'not a record this secrets-server wrote'): RwsError {
-  return new RwsError('RWS_STATE_INVALID', `${file} line ${index + 1}: ${why}; nothing was imported`, {
-    hint: 'restore the file from a backup, or move it out of the store to start without it',
-  });
+  return new RwsError('RWS_STATE_INVALID', `${file} line ${index + 1}: ${why}; nothing was imported`, { hint: LEGACY_HINT });
 }
