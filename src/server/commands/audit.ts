@@ -5,7 +5,7 @@ import type { CliIo } from '../cli.js';
 import { EXIT_FAILURE, EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
-import { StateUnavailableError } from '../state/state-errors.js';
+import { FollowedStateReplacedError, StateReplacedError, StateUnavailableError } from '../state/state-errors.js';
 import { ServerUsageError } from '../usage-error.js';
 import { readSeen } from '../state/rollback-guard.js';
 import type { StorePaths } from '../store/layout.js';
@@ -87,6 +87,7 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
     let retryMs = 0;
     while (!stopped) {
       try {
+        await state.checkStorage();
         const head = await state.auditHead();
         const back = await position.rolledBackTo(state, head.seq);
         if (back !== undefined) {
@@ -107,6 +108,7 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
       } catch (error) {
         // A log shipper's stream outlives a database restart: say so once, then retry from the
         // last row printed (the position moves only past rows written out), so nothing is lost or doubled.
+        if (error instanceof StateReplacedError) throw new FollowedStateReplacedError(error, position.seq);
         if (!(error instanceof StateUnavailableError)) throw error;
         if (retryMs === 0) io.stderr.write(`secrets-server: warning RWS_STATE_UNAVAILABLE: the state database does not answer; audit --follow retries (every ${FOLLOW_POLL_MS / 1000} s to ${FOLLOW_RETRY_MAX_MS / 1000} s) and resumes after seq ${position.seq}\n`);
         retryMs = Math.min(Math.max(retryMs * 2, FOLLOW_POLL_MS), FOLLOW_RETRY_MAX_MS);

@@ -58,11 +58,29 @@ export class ForeignSchemaError extends RwsError {
  * state fails with this, until the server is restarted and opens what is at the path now.
  */
 export class StateReplacedError extends StateUnavailableError {
-  constructor(file: string, how: string) {
+  constructor(
+    readonly file: string,
+    readonly how: string,
+  ) {
     super(
       `the state database ${file} was ${how} while this server had it open; every request is refused until the server is restarted`,
       undefined,
       'restart the server: it then opens the file now at that path (see README, Tokens fail closed)',
+    );
+  }
+}
+
+/**
+ * The SQLite file `audit --follow` reads was deleted, replaced or truncated: the rows written at
+ * the path from then on are in another file, which this process would never see. It ends, as a
+ * server refuses, rather than print nothing more without a word.
+ */
+export class FollowedStateReplacedError extends StateUnavailableError {
+  constructor(replaced: StateReplacedError, lastSeq: number) {
+    super(
+      `the state database ${replaced.file} was ${replaced.how} while audit --follow read it; the last row printed is seq ${lastSeq}`,
+      undefined,
+      'start audit --follow again (with --limit to cover the rows since): it reads the database now at that path',
     );
   }
 }

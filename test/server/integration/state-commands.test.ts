@@ -495,6 +495,38 @@ describe('audit', () => {
     }
   });
 
+  it('--follow ends with one line when the SQLite file it reads is deleted, replaced or truncated, where it went on reading the old file without a word', async () => {
+    for (const change of ['deleted', 'replaced', 'truncated'] as const) {
+      const own = await makeStore();
+      try {
+        await makeApiKey(own, ['production'], ['SERVICE_B_*']);
+        const follower = spawn(BIN, ['audit', '--follow', '--limit', '1', '--store', own.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        follower.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        follower.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+        const exited = new Promise<number | null>((resolve) => follower.once('exit', resolve));
+        try {
+          await until(async () => out.split('\n').filter(Boolean).length >= 1, 15_000);
+          const db = path.join(own.dir, 'state.db');
+          if (change === 'deleted') await rm(db);
+          if (change === 'replaced') await rename(db, `${db}.old`);
+          if (change === 'truncated') await writeFile(db, '');
+          // Rows written at the path from now on would go to a file the follower never reads.
+          const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 10_000).unref());
+          expect(await Promise.race([exited, timeout]), change).toBe(1);
+          const lines = err.trim().split('\n');
+          expect(lines, change).toHaveLength(1);
+          expect(lines[0]).toMatch(new RegExp(`^secrets-server: error RWS_STATE_UNAVAILABLE: the state database ${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} was (deleted|replaced|truncated)[^;]* while audit --follow read it; the last row printed is seq 1 \\(hint: start audit --follow again`));
+        } finally {
+          follower.kill('SIGTERM');
+        }
+      } finally {
+        await own.cleanup();
+      }
+    }
+  }, 60_000);
+
   it('--follow outlives a PostgreSQL restart: one line on stderr, then every later row exactly once', async (context) => {
     const control = postgresControl();
     if (control === undefined) return context.skip();
