@@ -443,6 +443,9 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await expect(state.tokenStatus(token, NOW)).rejects.toMatchObject(damaged('usage_limit'));
       await tamper(paths, url, "UPDATE tokens SET usage_limit = 3, expires_at = -1 WHERE jti = 'jti-aa-000000000000'");
       await expect(state.tokenStatus(token, NOW)).rejects.toMatchObject(damaged('expires_at'));
+      // Past year 9999 no Date holds it: the listing of tokens failed with a RangeError.
+      await tamper(paths, url, "UPDATE tokens SET expires_at = 9007199254740991 WHERE jti = 'jti-aa-000000000000'");
+      await expect(state.listTokens({ limit: 10, now: NOW })).rejects.toMatchObject(damaged('expires_at'));
     });
 
     it('refuses a key whose expiry is not a time as the server writes one, and the tokens it issued, where `never` never expired', async () => {

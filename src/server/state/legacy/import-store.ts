@@ -10,6 +10,7 @@ import { readPrivateBytes } from '../../store/files.js';
 import type { StorePaths } from '../../store/layout.js';
 import type { ApiKeyRecord } from '../state-store.js';
 import { parseApiKeysFile } from './api-key-file.js';
+import { LAST_EPOCH_SECOND } from '../sql/row-values.js';
 
 const MIB = 1024 * 1024;
 /**
@@ -85,6 +86,8 @@ function tooLarge(file: string, size: number): RwsError {
 
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
+/** A token's expiry that a date can hold: one past year 9999 failed every listing of tokens, and was never pruned. */
+const isEpoch = (value: unknown): value is number => isInt(value) && value >= 0 && value <= LAST_EPOCH_SECOND;
 /**
  * Text the server writes: no control character (a NUL, which PostgreSQL's text cannot hold, an
  * ANSI escape, a newline) and no lone surrogate (stored as U+FFFD, it would break the chain).
@@ -110,18 +113,18 @@ function replayStateLog(text: string, file: string, nowSeconds: number): { token
   // that only opens its state must not pay for.
   const isJti = (value: unknown): value is string => isString(value) && /^[A-Za-z0-9_-]{16,64}$/.test(value);
   for (const [index, r] of jsonLines(text, file)) {
-    if (r.t === 'issue' && isJti(r.jti) && isKeyId(r.key) && isInt(r.exp) && isPastTime(r.at, nowSeconds)) {
+    if (r.t === 'issue' && isJti(r.jti) && isKeyId(r.key) && isEpoch(r.exp) && isPastTime(r.at, nowSeconds)) {
       const token = entry(r.jti, r.exp);
       token.apiKeyId = r.key;
       token.issuedAt = Math.floor(Date.parse(r.at) / 1000);
       lastUsed.set(r.key, r.at);
-    } else if (r.t === 'use' && isJti(r.jti) && isInt(r.exp) && (r.n === undefined || (isInt(r.n) && r.n > 0))) {
+    } else if (r.t === 'use' && isJti(r.jti) && isEpoch(r.exp) && (r.n === undefined || (isInt(r.n) && r.n > 0))) {
       const token = entry(r.jti, r.exp);
       const uses = token.uses + ((r.n as number | undefined) ?? 1);
       // A count past 2^53 is not a count: the sum would be rounded, and no token is used that often.
       if (!Number.isSafeInteger(uses)) throw damaged(file, index, `the uses of token ${r.jti} add up past ${Number.MAX_SAFE_INTEGER}`);
       token.uses = uses;
-    } else if (r.t === 'revoke' && isJti(r.jti) && isInt(r.exp)) {
+    } else if (r.t === 'revoke' && isJti(r.jti) && isEpoch(r.exp)) {
       entry(r.jti, r.exp).revoked = true;
     } else if (r.t === 'keyuse' && isKeyId(r.key) && isPastTime(r.at, nowSeconds)) {
       lastUsed.set(r.key, r.at);

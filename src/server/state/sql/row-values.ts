@@ -9,6 +9,8 @@ import { DamagedRowError } from '../state-errors.js';
 import type { Row } from './driver.js';
 
 const INTEGER_TEXT = /^-?[0-9]+$/;
+/** 9999-12-31T23:59:59Z: a later date is written `+010000-…` by toISOString, or is no Date at all. */
+export const LAST_EPOCH_SECOND = 253_402_300_799;
 
 export class RowValues {
   constructor(
@@ -35,16 +37,21 @@ export class RowValues {
     return value;
   }
 
-  /** A whole number of at least `min`; BIGINTs may come as text (node-postgres) or as bigint. */
-  integer(column: string, min: number): number {
+  /** A whole number from `min` to `max`; BIGINTs may come as text (node-postgres) or as bigint. */
+  integer(column: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
     const value = this.row[column];
     const number = typeof value === 'number' || typeof value === 'bigint' ? Number(value) : typeof value === 'string' && INTEGER_TEXT.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isSafeInteger(number) || number < min) throw this.damaged(column, `is not a whole number from ${min} to ${Number.MAX_SAFE_INTEGER}`);
+    if (!Number.isSafeInteger(number) || number < min || number > max) throw this.damaged(column, `is not a whole number from ${min} to ${max}`);
     return number;
   }
 
-  integerOrNull(column: string, min: number): number | null {
-    return this.row[column] === null || this.row[column] === undefined ? null : this.integer(column, min);
+  integerOrNull(column: string, min: number, max?: number): number | null {
+    return this.row[column] === null || this.row[column] === undefined ? null : this.integer(column, min, max);
+  }
+
+  /** Epoch seconds that a Date can hold and an ISO time with a four-digit year can name. */
+  epochSeconds(column: string): number {
+    return this.integer(column, 0, LAST_EPOCH_SECOND);
   }
 
   damaged(column: string, problem: string): DamagedRowError {

@@ -83,8 +83,9 @@ export function toTokenView(row: Row): TokenView {
     subject: values.text('subject'),
     environment: values.text('environment'),
     key_pattern: values.text('key_pattern'),
-    issued_at: values.integer('issued_at', 0),
-    expires_at: values.integer('expires_at', 0),
+    // Shown as ISO times (the admin API, the console): one past year 9999 failed the whole list.
+    issued_at: values.epochSeconds('issued_at'),
+    expires_at: values.epochSeconds('expires_at'),
     usage_limit: values.integerOrNull('usage_limit', 1),
     // A negative count was uses given back: -1000 let a token limited to 3 be read 1,003 times.
     uses: values.integer('uses', 0),
