@@ -90,7 +90,7 @@ describe('a store from before the database', () => {
     }
   });
 
-  it('refuses a key given twice, bytes that are not UTF-8, an expiry past year 9999 and a file past 256 MiB, whole, in one line, importing nothing', async () => {
+  it('refuses a key given twice, bytes that are not UTF-8, an expiry past year 9999, a line over 1 MiB and a file over 256 MiB, whole, in one line, importing nothing', async () => {
     const cases: Array<{ file: string; write: (file: string, keys: string) => Promise<void>; says: string }> = [
       // The second of an id was dropped without a word; of two ids with one hash only one was ever found.
       { file: 'api-keys.json', write: (file, keys) => writeFile(file, twice(keys, (copy) => ({ ...copy, name: 'second' })), { mode: 0o600 }), says: 'key 1: its id is that of key 0' },
@@ -99,6 +99,8 @@ describe('a store from before the database', () => {
       { file: 'api-keys.json', write: (file, keys) => writeFile(file, Buffer.concat([Buffer.from(keys.split('files')[0] as string), Buffer.from([0xff]), Buffer.from(keys.split('from-')[1] as string)]), { mode: 0o600 }), says: 'is not UTF-8 text' },
       // An expiry past year 9999: imported, it failed every listing of tokens (RangeError) and was never pruned.
       { file: 'token-state.log', write: (file) => writeFile(file, `${JSON.stringify({ t: 'issue', jti: 'legacy-far-token-0001', key: 'ak_00000000000000c1', exp: Number.MAX_SAFE_INTEGER, at: new Date().toISOString() })}\n`, { mode: 0o600 }), says: 'token-state.log line 1' },
+      // A line no server wrote: parsed and stored whole, to be printed by audit.
+      { file: 'audit.log', write: (file) => writeFile(file, `${JSON.stringify({ time: '2020-01-01T00:00:00.000Z', event: 'secret.read', outcome: 'success', status: 200, error_code: null, api_key_id: null, jti: null, subject: 's'.repeat(2 * 1024 * 1024), environment: null, keys: null, client: '127.0.0.1' })}\n`, { mode: 0o600 }), says: 'audit.log line 1: over 1 MiB' },
       // Past V8's longest string: every command (and serve) failed with RWS_INTERNAL (RangeError).
       { file: 'audit.log', write: (file) => writeFile(file, '', { mode: 0o600 }).then(() => truncate(file, 600 * 1024 * 1024)), says: 'is 600 MiB, over the 256 MiB a legacy file may hold' },
     ];

@@ -18,6 +18,7 @@ const MIB = 1024 * 1024;
  * start, so one file past V8's longest string (about 512 MiB) failed each of them as an internal error.
  */
 const MAX_LEGACY_BYTES = 256 * MIB;
+const MAX_LINE_CHARS = MIB;
 const LEGACY_HINT = 'restore the file from a backup, or move it out of the store (keep it as an archive) to start without it';
 
 export interface LegacyToken {
@@ -161,6 +162,9 @@ function parseAuditLog(text: string, file: string, nowSeconds: number): AuditRec
  */
 function* jsonLines(text: string, file: string): Generator<[number, Record<string, unknown>]> {
   for (const [index, line] of text.split('\n').slice(0, -1).entries()) {
+    // The longest line the server wrote is an audit row naming 1,000 names of 128 characters (about
+    // 130 KB); a longer one is no record of it, and was parsed and stored whole, to be printed by `audit`.
+    if (line.length > MAX_LINE_CHARS) throw damaged(file, index, `over ${MAX_LINE_CHARS / MIB} MiB, longer than any line this secrets-server wrote`);
     let value: unknown;
     try {
       value = JSON.parse(line);
