@@ -9,6 +9,7 @@ import { ServerUsageError } from './usage-error.js';
 import { integer, once } from './flag-values.js';
 import { explainSystemError } from './system-errors.js';
 import { redactCredentials } from './url-credentials.js';
+import { printable } from '../printable.js';
 import { packageVersion } from './version.js';
 
 export interface CliIo {
@@ -178,12 +179,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
 /**
  * One line, in the wrapper's form: `secrets-server: error CODE: message (hint: …)`. A URL's
- * password in it is masked, whether yargs echoed an argument or a message quoted a value.
+ * password in it is masked, whether yargs echoed an argument or a message quoted a value. So is
+ * every control character: a message may quote an argument, a path or an environment variable
+ * (`--since`, `--store`, `apikey revoke ID`), whose ESC or newline reached the terminal raw.
  */
 function reportError(stderr: Writable, raw: unknown, argv: readonly string[]): void {
   const error = raw instanceof RwsError ? raw : (explainSystemError(raw) ?? raw);
   if (error instanceof RwsError) {
-    stderr.write(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`, argv) + '\n');
+    stderr.write(printable(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`, argv)) + '\n');
     return;
   }
   // Unknown errors: name and code only; their message might hold data.
