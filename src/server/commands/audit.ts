@@ -13,6 +13,8 @@ import { openCommandState } from './state-args.js';
 import { parseIsoTime } from '../iso-time.js';
 import { printable } from '../../printable.js';
 import { FollowPosition } from '../audit/follow-position.js';
+import { isValidApiKeyId } from '../auth/api-keys.js';
+import { isValidEnvironment } from '../store/layout.js';
 
 const FOLLOW_POLL_MS = 500;
 /** The longest pause between tries while the state database does not answer. */
@@ -44,11 +46,16 @@ export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
   if (event !== undefined && !AUDIT_EVENTS.includes(event as AuditEventName)) {
     throw new ServerUsageError(`Expected --event to be an audit event, got ${printable(event.slice(0, 64))}`, `one of ${AUDIT_EVENTS.join(', ')}`);
   }
+  // Likewise a key id or an environment no row can hold, as the admin API's filters refuse them.
+  const apiKeyId = args['api-key'] as string | undefined;
+  if (apiKeyId !== undefined && !isValidApiKeyId(apiKeyId)) throw new ServerUsageError(`Expected --api-key to be a key id such as ak_0123456789abcdef (apikey list shows them), got ${apiKeyId.slice(0, 64)}`);
+  const environment = args.environment as string | undefined;
+  if (environment !== undefined && !isValidEnvironment(environment)) throw new ServerUsageError(`Expected --environment to be a name of letters, digits, _ and - (at most 64), got ${environment.slice(0, 64)}`);
   return {
-    apiKeyId: args['api-key'] as string | undefined,
+    apiKeyId,
     event,
     outcome: args.outcome as 'success' | 'failure' | undefined,
-    environment: args.environment as string | undefined,
+    environment,
     since: time('since'),
     until: time('until'),
     limit,

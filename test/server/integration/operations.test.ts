@@ -355,7 +355,7 @@ describe('metrics and the request log', () => {
     expect(status.stderr).toContain('RWS_USAGE: --store is given more than once');
   });
 
-  it('refuses a filter of audit, a name of apikey create or --from-store given twice or empty, and a --limit that is not decimal digits', async () => {
+  it('refuses a filter of audit, a name of apikey create or --from-store given twice or empty, a --limit that is not decimal digits, and a key id or environment no row can hold', async () => {
     const refusals: Array<[string[], string]> = [
       // An internal error (TypeError) for each of these five.
       [['audit', '--event', 'secret.read', '--event', 'secret.batch'], '--event is given more than once; give it once'],
@@ -366,6 +366,9 @@ describe('metrics and the request log', () => {
       // `--limit=$N` with N unset was read as 0; `--limit 0x10` listed 16 rows.
       [['audit', '--limit='], '--limit is given an empty value'],
       [['audit', '--limit', '0x10'], 'Expected --limit to be an integer from 1 to 10000, got 0x10'],
+      // A key id or an environment no row can hold listed nothing, read as "nothing happened".
+      [['audit', '--api-key', 'ak_123'], 'Expected --api-key to be a key id such as ak_0123456789abcdef (apikey list shows them), got ak_123'],
+      [['audit', '--environment', '../production'], 'Expected --environment to be a name of letters, digits, _ and - (at most 64), got ../production'],
       // A key named "a,b"; an import from "a,b", or from the working directory.
       [['apikey', 'create', '--admin', '--name', 'a', '--name', 'b'], '--name is given more than once'],
       [['db', 'import', '--from-store', store.dir, '--from-store', store.dir], '--from-store is given more than once'],
