@@ -8,6 +8,7 @@ import type { Env } from './config.js';
 import { ServerUsageError } from './usage-error.js';
 import { integer, once } from './flag-values.js';
 import { explainSystemError } from './system-errors.js';
+import { explainMissingSchema } from './state/state-errors.js';
 import { redactCredentials } from './url-credentials.js';
 import { printable } from '../printable.js';
 import { packageVersion } from './version.js';
@@ -184,7 +185,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
  * (`--since`, `--store`, `apikey revoke ID`), whose ESC or newline reached the terminal raw.
  */
 function reportError(stderr: Writable, raw: unknown, argv: readonly string[]): void {
-  const error = raw instanceof RwsError ? raw : (explainSystemError(raw) ?? raw);
+  const error = raw instanceof RwsError ? raw : (explainSystemError(raw) ?? explainMissingSchema(raw) ?? raw);
   if (error instanceof RwsError) {
     stderr.write(printable(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`, argv)) + '\n');
     return;

@@ -9,7 +9,7 @@ import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
 import { boundRefusedNames } from '../audit/refused-names.js';
 import type { TokenOutcome } from '../state/state-store.js';
-import { DamagedRowError } from '../state/state-errors.js';
+import { DamagedRowError, explainMissingSchema } from '../state/state-errors.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
@@ -236,6 +236,8 @@ function isUnavailable(error: unknown): boolean {
 function describe(error: unknown): string {
   // Ours names a table, a row and a column, never a value: what the operator needs to fix the row.
   if (error instanceof DamagedRowError) return `error ${error.code}: ${error.message}`;
+  const schema = explainMissingSchema(error);
+  if (schema !== undefined) return `error ${schema.code}: ${schema.message}`;
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return `${error.name}${typeof code === 'string' ? ` ${code}` : ''}`;

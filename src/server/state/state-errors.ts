@@ -41,6 +41,27 @@ export class DamagedRowError extends RwsError {
   }
 }
 
+/**
+ * A table or column secrets-server made is gone (dropped or renamed by hand, a partial restore):
+ * both drivers pass such an error on as it is (it is no outage), and it was reported as
+ * `RWS_INTERNAL: internal error (SqliteError SQLITE_ERROR)`. Only the name the database quotes
+ * is kept, and only when it reads as an identifier.
+ */
+export function explainMissingSchema(error: unknown): RwsError | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = error instanceof Error ? error.message : '';
+  const sqlite = code === 'SQLITE_ERROR' ? /no such (table|column): ([^\s]+)|has no column named ([^\s]+)/.exec(message) : null;
+  const postgres = code === '42P01' || code === '42703' ? /"([^"]+)"/.exec(message) : null;
+  if (sqlite === null && postgres === null) return undefined;
+  const kind = sqlite !== null ? (sqlite[1] ?? 'column') : code === '42P01' ? 'table' : 'column';
+  const name = sqlite !== null ? (sqlite[2] ?? sqlite[3]) : postgres?.[1];
+  const named = name !== undefined && /^[A-Za-z_][A-Za-z0-9_.]{0,63}$/.test(name) ? ` ${name}` : '';
+  return new RwsError('RWS_STATE_INVALID', `the state database has no ${kind}${named} that secrets-server made (dropped or renamed by hand, or restored in part); nothing was changed`, {
+    cause: error,
+    hint: 'restore the database from a backup; secrets-server db status shows its schema version',
+  });
+}
+
 /** Migrating found tables (or columns) of the same names that secrets-server did not make. */
 export class ForeignSchemaError extends RwsError {
   constructor(location: string, cause?: unknown) {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { call, cli, makeApiKey, makeStore, startServer, type TestStore } from '../helpers/server.js';
+import { testDatabase } from '../../helpers/postgres.js';
 
 const SECRETS = { production: { DB_PASSWORD: 'damaged-rows-secret-value' } };
 let store: TestStore;
@@ -89,4 +90,39 @@ describe('a damaged API key row', () => {
     }
     expectDamaged(await cli(['apikey', 'list', '--store', store.dir]), new RegExp(`the api_keys row ${id} .*expires_at`));
   });
+});
+
+describe('a table or column dropped or renamed by hand', () => {
+  it('is named with RWS_STATE_INVALID by commands and in a server\'s log, where each said RWS_INTERNAL (SqliteError SQLITE_ERROR)', async () => {
+    const { key } = await makeApiKey(store, ['production'], ['DB_*']);
+    const server = await startServer(store);
+    try {
+      edit('DROP TABLE tokens');
+      const reply = await call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: { subject: 'job', environment: 'production', key_pattern: 'DB_*' } });
+      expect(reply.status).toBe(503);
+      expect(server.stderr()).toContain('secrets-server: error RWS_STATE_INVALID: the state database has no table tokens that secrets-server made (dropped or renamed by hand, or restored in part)');
+    } finally {
+      await server.stop();
+    }
+    edit('ALTER TABLE audit RENAME COLUMN event TO what');
+    expectDamaged(await cli(['audit', '--event', 'apikey.create', '--store', store.dir]), /the state database has no column event that secrets-server made/);
+    edit('ALTER TABLE api_keys RENAME TO keys_old');
+    expectDamaged(await cli(['apikey', 'list', '--store', store.dir]), /the state database has no table api_keys that secrets-server made/);
+  });
+
+  it('says the same of PostgreSQL\'s undefined table', async () => {
+    const db = await testDatabase();
+    try {
+      const env = { RWS_DATABASE_URL: db.url };
+      await makeApiKey(store, ['production'], ['DB_*'], [], env);
+      const { default: pg } = await import('pg');
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      await client.query('ALTER TABLE api_keys RENAME TO keys_old');
+      await client.end();
+      expectDamaged(await cli(['apikey', 'list', '--store', store.dir], { env }), /the state database has no table api_keys that secrets-server made/);
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
 });
