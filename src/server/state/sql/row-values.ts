@@ -3,7 +3,8 @@
 // any text in a TEXT column: a value of another shape refuses the row (RWS_STATE_INVALID, naming
 // the table, the row and the column, never the value), so it is never read as something else.
 // Times are compared as text in SQL and as instants in code, which agree only on the one form
-// `toISOString` writes: `never` or `Jan 1 2025` in `expires_at` was an expiry neither ever reached.
+// `toISOString` writes: `never` in `expires_at` was an expiry neither ever reached, and `Jan 1
+// 2025` one the key check reached and the token checks never did.
 import { printable } from '../../../printable.js';
 import { DamagedRowError } from '../state-errors.js';
 import type { Row } from './driver.js';
@@ -61,7 +62,7 @@ export class RowValues {
   }
 }
 
-export function isInstant(value: string): boolean {
+function isInstant(value: string): boolean {
   const time = Date.parse(value);
   return !Number.isNaN(time) && new Date(time).toISOString() === value;
 }
