@@ -78,6 +78,9 @@ async function health(deps: HandlerDeps): Promise<Reply> {
   const environments = await deps.secrets.versions();
   try {
     const schema = await deps.state.schemaVersion();
+    // Every commit appends to the newest audit row: while it is damaged, every credentialed
+    // request is refused, and a monitor must not be told this replica is fine.
+    await deps.state.auditHead();
     return { status: 200, body: { status: 'ok', state: { kind: deps.state.kind, schema }, environments } };
   } catch {
     return { status: 503, body: { status: 'unavailable', state: { kind: deps.state.kind, schema: null }, environments } };

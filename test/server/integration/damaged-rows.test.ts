@@ -65,6 +65,9 @@ describe('a damaged audit head', () => {
       expect(after.status).toBe(503);
       expect(after.body.error.code).toBe('RWS_STATE_UNAVAILABLE');
       expect(countRows('SELECT COUNT(*) AS n FROM audit WHERE seq IS NULL')).toBe(0);
+      // Nor does /healthz tell a monitor this server is fine.
+      const health = await call(`${server.url}/healthz`);
+      expect([health.status, health.body.status]).toEqual([503, 'unavailable']);
       expect(server.stderr()).toMatch(/error RWS_STATE_INVALID: the audit row abc of the state database is damaged: seq/);
     } finally {
       await server.stop();
