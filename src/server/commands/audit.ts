@@ -32,6 +32,8 @@ async function openWithPaths(args: Record<string, unknown>, io: CliIo): Promise<
 }
 
 export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
+  // A follower never stops at --until: past it, it would print nothing, for ever, without a word.
+  if (args.follow && args.until !== undefined) throw new ServerUsageError('--until cannot be given with --follow, which streams until it is stopped: list a past period with --since and --until, or follow without --until');
   const limit = args.limit as number;
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new ServerUsageError(`Expected --limit to be an integer from 1 to 10000, got ${String(args.limit)}`);
   const time = (flag: 'since' | 'until'): string | undefined => {

@@ -369,6 +369,8 @@ describe('metrics and the request log', () => {
       // A key id or an environment no row can hold listed nothing, read as "nothing happened".
       [['audit', '--api-key', 'ak_123'], 'Expected --api-key to be a key id such as ak_0123456789abcdef (apikey list shows them), got ak_123'],
       [['audit', '--environment', '../production'], 'Expected --environment to be a name of letters, digits, _ and - (at most 64), got ../production'],
+      // A follower never stops at --until: past it, it printed nothing, for ever.
+      [['audit', '--follow', '--until', '2030-01-01T00:00:00Z'], '--until cannot be given with --follow, which streams until it is stopped'],
       // A key named "a,b"; an import from "a,b", or from the working directory.
       [['apikey', 'create', '--admin', '--name', 'a', '--name', 'b'], '--name is given more than once'],
       [['db', 'import', '--from-store', store.dir, '--from-store', store.dir], '--from-store is given more than once'],
