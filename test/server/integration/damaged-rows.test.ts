@@ -129,3 +129,22 @@ describe('a table or column dropped or renamed by hand', () => {
     }
   }, 60_000);
 });
+
+describe('audit rows stamped outside the chart\'s window', () => {
+  it('make no bar of GET /api/v1/audit/chart, where a future time or one that is no time made a bar after its end', async () => {
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    edit("UPDATE audit SET time = 'zzzz', status = 200 WHERE seq = 1");
+    edit("UPDATE audit SET time = '2999-01-01T00:00:00.000Z', status = 200 WHERE seq = 2");
+    const server = await startServer(store);
+    try {
+      expect((await call(`${server.url}/api/v1/auth/self`, { auth: admin.key })).status).toBe(200);
+      const reply = await call(`${server.url}/api/v1/audit/chart`, { auth: admin.key });
+      expect(reply.status).toBe(200);
+      const bars = reply.body.buckets as Array<{ start: string; success: number }>;
+      // The auth.self row's bar, and no other.
+      expect(bars.map((bar) => [bar.start >= reply.body.since && bar.start < reply.body.until, bar.success])).toEqual([[true, 1]]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
