@@ -93,6 +93,20 @@ describe('a damaged API key row', () => {
     }
     expectDamaged(await cli(['apikey', 'list', '--store', store.dir]), new RegExp(`the api_keys row ${id} .*expires_at`));
   });
+
+  it('is revoked over the admin API all the same, where DELETE answered 500', async () => {
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    const { id } = await makeApiKey(store, ['production'], ['DB_*']);
+    edit('UPDATE api_keys SET expires_at = ? WHERE id = ?', 'never', id);
+    const server = await startServer(store);
+    try {
+      const reply = await call(`${server.url}/api/v1/auth/keys/${id}`, { method: 'DELETE', auth: admin.key });
+      expect(reply.status).toBe(204);
+    } finally {
+      await server.stop();
+    }
+    expect(countRows(`SELECT COUNT(*) AS n FROM api_keys WHERE id = '${id}' AND revoked_at IS NOT NULL`)).toBe(1);
+  });
 });
 
 describe('a table or column dropped or renamed by hand', () => {
