@@ -94,6 +94,26 @@ describe('a damaged API key row', () => {
     expectDamaged(await cli(['apikey', 'list', '--store', store.dir]), new RegExp(`the api_keys row ${id} .*expires_at`));
   });
 
+  it('of a token is revoked over the admin API all the same, where DELETE answered 500', async () => {
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    const { key } = await makeApiKey(store, ['production'], ['DB_*']);
+    const server = await startServer(store);
+    try {
+      const minted = await call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: { subject: 'job', environment: 'production', key_pattern: 'DB_*', usage_limit: 3 } });
+      const jti = minted.body.jti as string;
+      edit('UPDATE tokens SET uses = -1000 WHERE jti = ?', jti);
+      const read = await call(`${server.url}/api/v1/vault/production/DB_PASSWORD`, { auth: minted.body.token });
+      expect([500, 503]).toContain(read.status);
+      expect(read.text).not.toContain('damaged-rows-secret-value');
+      const revoked = await call(`${server.url}/api/v1/vault/tokens/${jti}`, { method: 'DELETE', auth: admin.key });
+      expect(revoked.status).toBe(204);
+      expect(countRows(`SELECT COUNT(*) AS n FROM tokens WHERE jti = '${jti}' AND revoked_at IS NOT NULL`)).toBe(1);
+      expect(server.stderr()).toContain(`error RWS_STATE_INVALID: the tokens row ${jti} of the state database is damaged: uses is not a whole number`);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('is revoked over the admin API all the same, where DELETE answered 500', async () => {
     const admin = await makeApiKey(store, [], [], ['--admin']);
     const { id } = await makeApiKey(store, ['production'], ['DB_*']);
