@@ -9,7 +9,9 @@ import { ServerUsageError } from './usage-error.js';
 import { GENERAL_HINT, helpHint } from './help-hint.js';
 import { integer, once } from './flag-values.js';
 import { explainSystemError } from './system-errors.js';
+import { explainMissingSchema } from './state/state-errors.js';
 import { redactCredentials } from './url-credentials.js';
+import { printable } from '../printable.js';
 import { packageVersion } from './version.js';
 
 export interface CliIo {
@@ -74,12 +76,12 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .example('$0 apikey revoke ak_0123456789abcdef', 'the key and its tokens stop working')
           .command('create', 'create an API key and print it once', (z) =>
             z
-              .option('name', { type: 'string', demandOption: true, requiresArg: true, description: 'who or what uses the key (shown by apikey list)' })
+              .option('name', { type: 'string', demandOption: true, requiresArg: true, coerce: once('name'), description: 'who or what uses the key (shown by apikey list)' })
               .option('environment', { type: 'string', array: true, requiresArg: true, description: 'an environment the key may mint tokens for; repeat for several (read keys)' })
               .option('key-pattern', { type: 'string', array: true, requiresArg: true, description: 'a glob of the names the key may grant (*, ?); repeat for several (read keys)' })
               .option('admin', { type: 'boolean', description: 'an admin key: manages keys, tokens and secrets over HTTP, reads the audit trail; never reads a secret' })
               .option('max-ttl', { type: 'number', requiresArg: true, description: 'longest token lifetime in minutes (server maximum 60)' })
-              .option('expires-at', { type: 'string', requiresArg: true, description: 'ISO 8601 time after which the key stops working' })
+              .option('expires-at', { type: 'string', requiresArg: true, coerce: once('expires-at'), description: 'ISO 8601 time after which the key stops working' })
               .option('no-fallback', { type: 'boolean', description: "clients may never keep an offline copy of what this key reads (run-with-secrets --fallback)" })
               .example("$0 apikey create --name ci --environment production --key-pattern 'DB_*' --max-ttl 15", 'prints id: ak_… and key: rws_sk_… once'), on(async () => (await import('./commands/apikey.js')).apikeyCreate))
           .command('list', 'list API keys (never the keys themselves)', (z) => z.option('json', { type: 'boolean', description: 'one JSON object per line' }).example('$0 apikey list --json', ''), on(async () => (await import('./commands/apikey.js')).apikeyList))
@@ -93,7 +95,7 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .command('migrate', 'apply schema migrations now (servers also apply them at start)', (z) => z.example('RWS_DATABASE_URL_FILE=/run/secrets/db-url $0 db migrate', 'before rolling out a new version to the replicas'), on(async () => (await import('./commands/db.js')).dbMigrate))
           .command('status', 'print where the state is and its schema version', (z) => z.option('json', { type: 'boolean', description: 'one JSON object' }).example('$0 db status --json', ''), on(async () => (await import('./commands/db.js')).dbStatus))
           .command('import', "move a single server's file state (api-keys.json, token-state.log, audit.log) into the database", (z) =>
-            z.option('from-store', { type: 'string', demandOption: true, requiresArg: true, description: 'the store directory whose files to import' })
+            z.option('from-store', { type: 'string', demandOption: true, requiresArg: true, coerce: once('from-store'), description: 'the store directory whose files to import' })
               .example('RWS_DATABASE_URL_FILE=/run/secrets/db-url $0 db import --from-store /srv/vault', "move one server's files into PostgreSQL, once"), on(async () => (await import('./commands/db.js')).dbImport))
           .demandCommand(1, 'name a db subcommand: migrate, status or import'),
       )
@@ -107,13 +109,13 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .command('verify', 'walk the hash chain: exit 0 with the count, or 1 naming the first broken row', (z) => z.example('$0 audit verify', ''), on(async () => (await import('./commands/audit.js')).auditVerify))
           .command('$0', false, (z) =>
             z
-              .option('api-key', { type: 'string', requiresArg: true, description: 'only events of this API key id' })
-              .option('event', { type: 'string', requiresArg: true, description: 'only this event (e.g. secret.batch, auth.failure)' })
-              .option('outcome', { choices: ['success', 'failure'], description: 'only successes or failures' })
-              .option('environment', { type: 'string', requiresArg: true, description: 'only this environment' })
-              .option('since', { type: 'string', requiresArg: true, description: 'ISO 8601 time, inclusive' })
-              .option('until', { type: 'string', requiresArg: true, description: 'ISO 8601 time, exclusive' })
-              .option('limit', { type: 'number', default: 100, requiresArg: true, description: 'at most this many events (1 to 10000)' })
+              .option('api-key', { type: 'string', requiresArg: true, coerce: once('api-key'), description: 'only events of this API key id' })
+              .option('event', { type: 'string', requiresArg: true, coerce: once('event'), description: 'only this event (e.g. secret.batch, auth.failure)' })
+              .option('outcome', { choices: ['success', 'failure'], coerce: once('outcome'), description: 'only successes or failures' })
+              .option('environment', { type: 'string', requiresArg: true, coerce: once('environment'), description: 'only this environment' })
+              .option('since', { type: 'string', requiresArg: true, coerce: once('since'), description: 'ISO 8601 time, inclusive' })
+              .option('until', { type: 'string', requiresArg: true, coerce: once('until'), description: 'ISO 8601 time, exclusive' })
+              .option('limit', { type: 'string', default: 100, requiresArg: true, coerce: integer('limit'), description: 'at most this many events (1 to 10000)' })
               .option('json', { type: 'boolean', description: 'one JSON object per line' })
               .option('follow', { type: 'boolean', description: 'then stream new events as JSON lines until interrupted' }),
             on(async () => (await import('./commands/audit.js')).auditList)),
@@ -182,12 +184,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
 /**
  * One line, in the wrapper's form: `secrets-server: error CODE: message (hint: …)`. A URL's
- * password in it is masked, whether yargs echoed an argument or a message quoted a value.
+ * password in it is masked, whether yargs echoed an argument or a message quoted a value. So is
+ * every control character: a message may quote an argument, a path or an environment variable
+ * (`--since`, `--store`, `apikey revoke ID`), whose ESC or newline reached the terminal raw.
  */
 function reportError(stderr: Writable, raw: unknown, argv: readonly string[]): void {
-  const error = raw instanceof RwsError ? raw : (explainSystemError(raw) ?? raw);
+  const error = raw instanceof RwsError ? raw : (explainSystemError(raw) ?? explainMissingSchema(raw) ?? raw);
   if (error instanceof RwsError) {
-    stderr.write(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`, argv) + '\n');
+    stderr.write(printable(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`, argv)) + '\n');
     return;
   }
   // Unknown errors: name and code only; their message might hold data.

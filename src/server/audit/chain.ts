@@ -65,6 +65,8 @@ export async function verifyChain(page: (afterSeq: number) => Promise<StoredAudi
     const rows = await page(expectedSeq === 1 ? Number.MIN_SAFE_INTEGER : expectedSeq - 1);
     if (rows.length === 0) return { ok: true, count: expectedSeq - 1, head: previous };
     for (const row of rows) {
+      // SQLite keeps text (or a fraction) in seq, which sorts after every number.
+      if (!Number.isSafeInteger(row.seq)) return { ok: false, count: expectedSeq - 1, seq: expectedSeq, problem: `the row after ${expectedSeq - 1} has a seq that is not a whole number: it was edited` };
       if (row.seq < 1) return { ok: false, count: 0, seq: row.seq, problem: `row ${row.seq} is before the first (seq starts at 1): it was inserted` };
       if (row.seq !== expectedSeq) {
         return { ok: false, count: expectedSeq - 1, seq: expectedSeq, problem: row.seq > expectedSeq ? `row ${expectedSeq} is missing (next is ${row.seq})` : `row ${row.seq} is out of order` };

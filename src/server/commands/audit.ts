@@ -5,7 +5,7 @@ import type { CliIo } from '../cli.js';
 import { EXIT_FAILURE, EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
 import type { SqlStateStore } from '../state/sql/sql-state-store.js';
-import { StateUnavailableError } from '../state/state-errors.js';
+import { FollowedStateReplacedError, StateReplacedError, StateUnavailableError } from '../state/state-errors.js';
 import { ServerUsageError } from '../usage-error.js';
 import { readSeen } from '../state/rollback-guard.js';
 import type { StorePaths } from '../store/layout.js';
@@ -13,6 +13,8 @@ import { openCommandState } from './state-args.js';
 import { parseIsoTime } from '../iso-time.js';
 import { printable } from '../../printable.js';
 import { FollowPosition } from '../audit/follow-position.js';
+import { isValidApiKeyId } from '../auth/api-keys.js';
+import { isValidEnvironment } from '../store/layout.js';
 
 const FOLLOW_POLL_MS = 500;
 /** The longest pause between tries while the state database does not answer. */
@@ -30,6 +32,8 @@ async function openWithPaths(args: Record<string, unknown>, io: CliIo): Promise<
 }
 
 export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
+  // A follower never stops at --until: past it, it would print nothing, for ever, without a word.
+  if (args.follow && args.until !== undefined) throw new ServerUsageError('--until cannot be given with --follow, which streams until it is stopped: list a past period with --since and --until, or follow without --until');
   const limit = args.limit as number;
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new ServerUsageError(`Expected --limit to be an integer from 1 to 10000, got ${String(args.limit)}`);
   const time = (flag: 'since' | 'until'): string | undefined => {
@@ -44,11 +48,16 @@ export function parseAuditQuery(args: Record<string, unknown>): AuditQuery {
   if (event !== undefined && !AUDIT_EVENTS.includes(event as AuditEventName)) {
     throw new ServerUsageError(`Expected --event to be an audit event, got ${printable(event.slice(0, 64))}`, `one of ${AUDIT_EVENTS.join(', ')}`);
   }
+  // Likewise a key id or an environment no row can hold, as the admin API's filters refuse them.
+  const apiKeyId = args['api-key'] as string | undefined;
+  if (apiKeyId !== undefined && !isValidApiKeyId(apiKeyId)) throw new ServerUsageError(`Expected --api-key to be a key id such as ak_0123456789abcdef (apikey list shows them), got ${apiKeyId.slice(0, 64)}`);
+  const environment = args.environment as string | undefined;
+  if (environment !== undefined && !isValidEnvironment(environment)) throw new ServerUsageError(`Expected --environment to be a name of letters, digits, _ and - (at most 64), got ${environment.slice(0, 64)}`);
   return {
-    apiKeyId: args['api-key'] as string | undefined,
+    apiKeyId,
     event,
     outcome: args.outcome as 'success' | 'failure' | undefined,
-    environment: args.environment as string | undefined,
+    environment,
     since: time('since'),
     until: time('until'),
     limit,
@@ -87,6 +96,7 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
     let retryMs = 0;
     while (!stopped) {
       try {
+        await state.checkStorage();
         const head = await state.auditHead();
         const back = await position.rolledBackTo(state, head.seq);
         if (back !== undefined) {
@@ -107,6 +117,7 @@ export async function auditList(args: Record<string, unknown>, io: CliIo): Promi
       } catch (error) {
         // A log shipper's stream outlives a database restart: say so once, then retry from the
         // last row printed (the position moves only past rows written out), so nothing is lost or doubled.
+        if (error instanceof StateReplacedError) throw new FollowedStateReplacedError(error, position.seq);
         if (!(error instanceof StateUnavailableError)) throw error;
         if (retryMs === 0) io.stderr.write(`secrets-server: warning RWS_STATE_UNAVAILABLE: the state database does not answer; audit --follow retries (every ${FOLLOW_POLL_MS / 1000} s to ${FOLLOW_RETRY_MAX_MS / 1000} s) and resumes after seq ${position.seq}\n`);
         retryMs = Math.min(Math.max(retryMs * 2, FOLLOW_POLL_MS), FOLLOW_RETRY_MAX_MS);

@@ -1,7 +1,7 @@
 // The console's session cookie and what is derived from its id. The id is 256 random bits; the
-// database keeps only its SHA-256, and the CSRF token is an HMAC of it under the server's pepper,
-// so neither a reader of the database nor a reader of a page can make the other half.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// database keeps only an HMAC of it under the server's pepper, and the CSRF token is another, so
+// neither a reader or writer of the database nor a reader of a page can make the other half.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 
@@ -21,8 +21,14 @@ export function newSessionId(): string {
   return randomBytes(32).toString('base64url');
 }
 
-export function hashSessionId(id: string): string {
-  return createHash('sha256').update(id, 'utf8').digest('hex');
+/**
+ * What the database keeps of a session id: an HMAC under the server's pepper, as for API keys. A
+ * plain SHA-256 kept a reader out, but not a writer: anyone who could write the database (a
+ * PostgreSQL role, a restored dump) could insert the hash of an id of its own choosing for any
+ * live admin key, and read keys, tokens and the trail over HTTP with that cookie.
+ */
+export function hashSessionId(pepper: Uint8Array, id: string): string {
+  return createHmac('sha256', pepper).update(`rws-console-session:${id}`, 'utf8').digest('hex');
 }
 
 export function csrfToken(pepper: Uint8Array, id: string): string {

@@ -42,7 +42,7 @@ export class ConsoleSessions {
   async holdsValidSession(req: IncomingMessage, now: Date): Promise<boolean> {
     const id = sessionIdOf(req);
     if (id === undefined || id === '') return false;
-    return (await this.deps.state.checkSession({ idHash: hashSessionId(id), now, idleSince: new Date(now.getTime() - IDLE_MS), touch: false })) !== undefined;
+    return (await this.deps.state.checkSession({ idHash: hashSessionId(this.deps.pepper, id), now, idleSince: new Date(now.getTime() - IDLE_MS), touch: false })) !== undefined;
   }
 
   /** The live session of `id` and its key; 401 if there is none, 403 for a request from another origin or a cross-site change. */
@@ -52,7 +52,7 @@ export class ConsoleSessions {
     if (fetchedFromAnotherOrigin(x.req)) throw forbidden('a console request from another origin is refused');
     // Polling by an open page (live audit) is not activity: it must not keep an unattended console signed in.
     const touch = x.req.headers['x-rws-background'] === undefined;
-    const session = id === '' ? undefined : await this.deps.state.checkSession({ idHash: hashSessionId(id), now: x.now, idleSince: new Date(x.now.getTime() - IDLE_MS), touch });
+    const session = id === '' ? undefined : await this.deps.state.checkSession({ idHash: hashSessionId(this.deps.pepper, id), now: x.now, idleSince: new Date(x.now.getTime() - IDLE_MS), touch });
     if (session === undefined) throw signedOut(x.req);
     x.audit.api_key_id = session.api_key_id;
     const key = await this.deps.state.getApiKey(session.api_key_id, x.now);
@@ -75,7 +75,7 @@ export class ConsoleSessions {
     const id = newSessionId();
     const created = x.now.toISOString();
     const keyEnd = key.expires_at === null ? Number.POSITIVE_INFINITY : Date.parse(key.expires_at);
-    const session: SessionRecord = { id_hash: hashSessionId(id), api_key_id: key.id, created_at: created, last_seen_at: created, expires_at: new Date(Math.min(x.now.getTime() + MAX_MS, keyEnd)).toISOString() };
+    const session: SessionRecord = { id_hash: hashSessionId(this.deps.pepper, id), api_key_id: key.id, created_at: created, last_seen_at: created, expires_at: new Date(Math.min(x.now.getTime() + MAX_MS, keyEnd)).toISOString() };
     return {
       status: 201,
       body: this.#describeSession(session, key, id),

@@ -9,6 +9,7 @@ import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
 import { boundRefusedNames } from '../audit/refused-names.js';
 import type { TokenOutcome } from '../state/state-store.js';
+import { DamagedRowError, explainMissingSchema } from '../state/state-errors.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
@@ -77,6 +78,9 @@ async function health(deps: HandlerDeps): Promise<Reply> {
   const environments = await deps.secrets.versions();
   try {
     const schema = await deps.state.schemaVersion();
+    // Every commit appends to the newest audit row: while it is damaged, every credentialed
+    // request is refused, and a monitor must not be told this replica is fine.
+    await deps.state.auditHead();
     return { status: 200, body: { status: 'ok', state: { kind: deps.state.kind, schema }, environments } };
   } catch {
     return { status: 503, body: { status: 'unavailable', state: { kind: deps.state.kind, schema: null }, environments } };
@@ -233,6 +237,10 @@ function isUnavailable(error: unknown): boolean {
 
 /** Names and codes only: an unknown error's message might hold data. */
 function describe(error: unknown): string {
+  // Ours names a table, a row and a column, never a value: what the operator needs to fix the row.
+  if (error instanceof DamagedRowError) return `error ${error.code}: ${error.message}`;
+  const schema = explainMissingSchema(error);
+  if (schema !== undefined) return `error ${schema.code}: ${schema.message}`;
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return `${error.name}${typeof code === 'string' ? ` ${code}` : ''}`;

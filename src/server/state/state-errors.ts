@@ -28,6 +28,40 @@ export class StateDataError extends RwsError {
   }
 }
 
+/**
+ * A row holds what secrets-server never writes (edited by hand, or damaged): the request or
+ * command that reads it is refused, never given a guess. The message names the table, the row
+ * and the column, never the value, so a server may log it as it is.
+ */
+export class DamagedRowError extends RwsError {
+  constructor(table: string, row: string, problem: string) {
+    super('RWS_STATE_INVALID', `the ${table} row ${row} of the state database is damaged: ${problem}`, {
+      hint: 'it was edited by hand or damaged: fix the row (or restore the database from a backup); secrets-server audit verify names a damaged audit row',
+    });
+  }
+}
+
+/**
+ * A table or column secrets-server made is gone (dropped or renamed by hand, a partial restore):
+ * both drivers pass such an error on as it is (it is no outage), and it was reported as
+ * `RWS_INTERNAL: internal error (SqliteError SQLITE_ERROR)`. Only the name the database quotes
+ * is kept, and only when it reads as an identifier.
+ */
+export function explainMissingSchema(error: unknown): RwsError | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const message = error instanceof Error ? error.message : '';
+  const sqlite = code === 'SQLITE_ERROR' ? /no such (table|column): ([^\s]+)|has no column named ([^\s]+)/.exec(message) : null;
+  const postgres = code === '42P01' || code === '42703' ? /"([^"]+)"/.exec(message) : null;
+  if (sqlite === null && postgres === null) return undefined;
+  const kind = sqlite !== null ? (sqlite[1] ?? 'column') : code === '42P01' ? 'table' : 'column';
+  const name = sqlite !== null ? (sqlite[2] ?? sqlite[3]) : postgres?.[1];
+  const named = name !== undefined && /^[A-Za-z_][A-Za-z0-9_.]{0,63}$/.test(name) ? ` ${name}` : '';
+  return new RwsError('RWS_STATE_INVALID', `the state database has no ${kind}${named} that secrets-server made (dropped or renamed by hand, or restored in part); nothing was changed`, {
+    cause: error,
+    hint: 'restore the database from a backup; secrets-server db status shows its schema version',
+  });
+}
+
 /** Migrating found tables (or columns) of the same names that secrets-server did not make. */
 export class ForeignSchemaError extends RwsError {
   constructor(location: string, cause?: unknown) {
@@ -45,11 +79,29 @@ export class ForeignSchemaError extends RwsError {
  * state fails with this, until the server is restarted and opens what is at the path now.
  */
 export class StateReplacedError extends StateUnavailableError {
-  constructor(file: string, how: string) {
+  constructor(
+    readonly file: string,
+    readonly how: string,
+  ) {
     super(
       `the state database ${file} was ${how} while this server had it open; every request is refused until the server is restarted`,
       undefined,
       'restart the server: it then opens the file now at that path (see README, Tokens fail closed)',
+    );
+  }
+}
+
+/**
+ * The SQLite file `audit --follow` reads was deleted, replaced or truncated: the rows written at
+ * the path from then on are in another file, which this process would never see. It ends, as a
+ * server refuses, rather than print nothing more without a word.
+ */
+export class FollowedStateReplacedError extends StateUnavailableError {
+  constructor(replaced: StateReplacedError, lastSeq: number) {
+    super(
+      `the state database ${replaced.file} was ${replaced.how} while audit --follow read it; the last row printed is seq ${lastSeq}`,
+      undefined,
+      'start audit --follow again (with --limit to cover the rows since): it reads the database now at that path',
     );
   }
 }

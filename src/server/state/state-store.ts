@@ -176,6 +176,8 @@ export interface StateStore {
   auditBuckets(since: string, bucketMinutes: 1 | 10): Promise<AuditBuckets>;
   /** Rows in `seq` order from `afterSeq` on, at most `limit`. */
   auditAfter(afterSeq: number, limit: number): Promise<StoredAuditRow[]>;
+  /** The newest row's seq and hash, which every commit appends to; throws when it is damaged. */
+  auditHead(): Promise<{ seq: number; hash: string }>;
 
   /**
    * Runs `fn` while no other process holds the same name (held by the database, never a file).

@@ -70,6 +70,14 @@ export async function syncDirectory(dir: string): Promise<void> {
 
 /** Reads a file the store owns; refuses links and files others can read or write. */
 export async function readPrivateFile(file: string): Promise<string> {
+  return (await readPrivateBytes(file)).toString('utf8');
+}
+
+/**
+ * As readPrivateFile, as bytes; `tooLarge` is thrown for a file over `maxBytes` before any of it
+ * is read (a file past V8's longest string, about 512 MiB, failed as an internal RangeError).
+ */
+export async function readPrivateBytes(file: string, limit?: { maxBytes: number; tooLarge: (size: number) => Error }): Promise<Buffer> {
   // O_NONBLOCK: a FIFO in the file's place is refused below instead of waiting for a writer.
   const handle = await fs.open(file, constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK);
   try {
@@ -80,7 +88,8 @@ export async function readPrivateFile(file: string): Promise<string> {
         hint: `chmod 600 ${file}`,
       });
     }
-    return await handle.readFile('utf8');
+    if (limit !== undefined && stat.size > limit.maxBytes) throw limit.tooLarge(stat.size);
+    return await handle.readFile();
   } finally {
     await handle.close();
   }

@@ -436,6 +436,23 @@ describe('a CLI that explains itself', () => {
     }
   });
 
+  it('escapes a control character an error quotes from argv or the environment (an ANSI or OSC sequence, a newline), keeping the error one line', async () => {
+    const osc = '/tmp/\u001b]0;owned\u0007';
+    const results = [
+      await cli(['apikey', 'revoke', 'ak_\u001b[31mred\nFAKE-LINE', '--store', store.dir]),
+      await cli(['audit', '--since', '\u001b[2J\n', '--store', store.dir]),
+      await cli(['db', 'import', '--from-store', '/tmp/\u001b[31m\nX', '--store', store.dir]),
+      await cli(['status', '--store', osc]),
+      await cli(['status'], { env: { VANTA_SOPS_FILES_PATH: osc } }),
+      await cli(['\u001b[31mword']),
+    ];
+    for (const result of results) {
+      expect(result.exitCode).not.toBe(0);
+      expect(result.stderr).toMatch(/^secrets-server: error RWS_[A-Z_]+: [^\n]*\\u001b[^\n]*\n$/);
+      expect(result.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+    }
+  });
+
   it('an API key or a token pasted where an id, a name or a word was expected is not quoted back, as the wrapper does not', async () => {
     const { id, key } = await makeApiKey(store, ['prod'], ['*']);
     const token = `eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.${'s'.repeat(43)}`;

@@ -2,7 +2,7 @@
 // sign-in (429 limits, admin keys only, same origin), the session cookie's flags, CSRF and Origin
 // on changes, idle expiry, sign-out and revocation; the status and chart routes; and a server
 // without --console that loads none of the console's code.
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -36,6 +36,12 @@ async function createKey(store: TestStore, env: Record<string, string>, extra: s
 }
 
 const cookieOf = (reply: Reply): string => (reply.headers.get('set-cookie') ?? '').split(';')[0] as string;
+
+/** What the database keeps of a session id: an HMAC under the store's pepper, which the database never holds. */
+async function storedHash(store: TestStore, id: string): Promise<string> {
+  const pepper = await readFile(path.join(store.dir, 'api-key-pepper'), 'utf8');
+  return createHmac('sha256', pepper).update(`rws-console-session:${id}`).digest('hex');
+}
 
 describe.each(BACKENDS)('console sessions on $name', (backend) => {
   let store: TestStore;
@@ -126,7 +132,7 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
     const id = cookie.split('=')[1] as string;
     expect(Date.parse(reply.body.expires_at) - Date.now()).toBeGreaterThan(8 * 3600_000 - 60_000);
     // Only a hash is kept: the id itself is nowhere in the database.
-    expect(await sessionRow(store, url, createHash('sha256').update(id).digest('hex'))).toMatchObject({ api_key_id: admin.id });
+    expect(await sessionRow(store, url, await storedHash(store, id))).toMatchObject({ api_key_id: admin.id });
     expect(await sessionRowsHolding(store, url, id)).toBe(0);
 
     const listed = await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie } });
@@ -158,10 +164,25 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
     }
   });
 
+  it('honours no session row written into the database by hand: one who can write it but lacks the pepper cannot make a cookie', async () => {
+    // A SHA-256 of an id of one's own choosing, for a live admin key (ids are in the trail): the
+    // row a plain hash let any writer of the database add, and then list keys, tokens and the trail.
+    const id = randomBytes(32).toString('base64url');
+    const later = new Date(Date.now() + 3600_000).toISOString();
+    for (const hash of [createHash('sha256').update(id).digest('hex'), createHmac('sha256', '').update(`rws-console-session:${id}`).digest('hex')]) {
+      await tamper(storePaths(store.dir), url, `INSERT INTO console_sessions (id_hash, api_key_id, created_at, last_seen_at, expires_at) VALUES ('${hash}', '${admin.id}', '${new Date().toISOString()}', '${later}', '${later}')`);
+    }
+    const cookie = `rws_session=${id}`;
+    for (const route of ['/api/v1/auth/keys', '/api/v1/audit?limit=1', '/api/v1/vault/tokens', '/console/api/session']) {
+      const reply = await call(`${server.url}${route}`, { headers: { cookie } });
+      expect([route, reply.status, reply.body?.error?.code]).toEqual([route, 401, 'RWS_AUTH_FAILED']);
+    }
+  });
+
   it('ends a session idle for 15 minutes (401), and background polling does not keep it open', async () => {
     const { cookie } = await session();
     const id = cookie.split('=')[1] as string;
-    const hash = createHash('sha256').update(id).digest('hex');
+    const hash = await storedHash(store, id);
     const old = new Date(Date.now() - 10 * 60_000).toISOString();
     await tamper(storePaths(store.dir), url, `UPDATE console_sessions SET last_seen_at = '${old}' WHERE id_hash = '${hash}'`);
     expect((await call(`${server.url}/api/v1/audit?limit=1`, { headers: { cookie, 'x-rws-background': '1' } })).status).toBe(200);
@@ -196,7 +217,7 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
     expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie } })).status).toBe(200);
     expect((await call(`${server.url}/api/v1/auth/keys/${other.id}`, { method: 'DELETE', auth: admin.key })).status).toBe(204);
     expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie } })).status).toBe(401);
-    const hash = createHash('sha256').update(cookie.split('=')[1] as string).digest('hex');
+    const hash = await storedHash(store, cookie.split('=')[1] as string);
     expect(await sessionRow(store, url, hash)).toBeUndefined();
     expect(await countRows(storePaths(store.dir), url, 'console_sessions')).toBeGreaterThan(0);
   });

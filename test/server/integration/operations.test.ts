@@ -365,6 +365,37 @@ describe('metrics and the request log', () => {
     expect(status.stderr).toContain('RWS_USAGE: --store is given more than once');
   });
 
+  it('refuses a filter of audit, a name of apikey create or --from-store given twice or empty, a --limit that is not decimal digits, and a key id or environment no row can hold', async () => {
+    const refusals: Array<[string[], string]> = [
+      // An internal error (TypeError) for each of these five.
+      [['audit', '--event', 'secret.read', '--event', 'secret.batch'], '--event is given more than once; give it once'],
+      [['audit', '--api-key', 'ak_0000000000000001', '--api-key', 'ak_0000000000000002'], '--api-key is given more than once'],
+      [['audit', '--environment', 'a', '--environment', 'b'], '--environment is given more than once'],
+      [['audit', '--outcome', 'success', '--outcome', 'failure'], '--outcome is given more than once'],
+      [['audit', '--since', '2030-01-01', '--until', '2030-02-01', '--until', '2030-03-01'], '--until is given more than once'],
+      // `--limit=$N` with N unset was read as 0; `--limit 0x10` listed 16 rows.
+      [['audit', '--limit='], '--limit is given an empty value'],
+      [['audit', '--limit', '0x10'], 'Expected --limit to be an integer from 1 to 10000, got 0x10'],
+      // A key id or an environment no row can hold listed nothing, read as "nothing happened".
+      [['audit', '--api-key', 'ak_123'], 'Expected --api-key to be a key id such as ak_0123456789abcdef (apikey list shows them), got ak_123'],
+      [['audit', '--environment', '../production'], 'Expected --environment to be a name of letters, digits, _ and - (at most 64), got ../production'],
+      // A follower never stops at --until: past it, it printed nothing, for ever.
+      [['audit', '--follow', '--until', '2030-01-01T00:00:00Z'], '--until cannot be given with --follow, which streams until it is stopped'],
+      // A key named "a,b"; an import from "a,b", or from the working directory.
+      [['apikey', 'create', '--admin', '--name', 'a', '--name', 'b'], '--name is given more than once'],
+      [['db', 'import', '--from-store', store.dir, '--from-store', store.dir], '--from-store is given more than once'],
+      [['db', 'import', '--from-store='], '--from-store is given an empty value'],
+    ];
+    for (const [args, message] of refusals) {
+      const result = await cli([...args, '--store', store.dir]);
+      expect(result.exitCode, args.join(' ')).toBe(2);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* \\(hint: see secrets-server --help\\)\n$`));
+    }
+    expect(await cli(['apikey', 'list', '--store', store.dir])).toMatchObject({ exitCode: 0 });
+    expect((await cli(['apikey', 'list', '--store', store.dir])).stdout).not.toContain('"a,b"');
+  });
+
   it('refuses a --metrics-listen that is not HOST:PORT', async () => {
     for (const bad of ['9464', 'localhost', '127.0.0.1:99999', '[nothex]:1']) {
       const result = await cli(['serve', '--store', store.dir, '--metrics-listen', bad]);

@@ -2,7 +2,7 @@
 // status, audit --follow, folded 429s, the audit file sink across SIGHUP, and the database URL
 // from the environment or a file (never shown with its password).
 import { spawn } from 'node:child_process';
-import { chmod, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
@@ -45,6 +45,12 @@ async function legacyStore(): Promise<{ dir: TestStore; keyId: string; key: stri
   return { dir: legacy, keyId, key };
 }
 
+/** api-keys.json with its one key given again, changed by `change`. */
+function twice(keys: string, change: (key: Record<string, unknown>) => Record<string, unknown>): string {
+  const file = JSON.parse(keys) as { version: 1; keys: Array<Record<string, unknown>> };
+  return JSON.stringify({ ...file, keys: [...file.keys, change({ ...file.keys[0] })] });
+}
+
 describe('a store from before the database', () => {
   it('is imported into SQLite once, at the first command, keys, tokens and audit lines alike', async () => {
     const { dir: legacy, keyId, key } = await legacyStore();
@@ -84,6 +90,39 @@ describe('a store from before the database', () => {
       await legacy.cleanup();
     }
   });
+
+  it('refuses a key given twice, bytes that are not UTF-8, an expiry past year 9999, a line over 1 MiB and a file over 256 MiB, whole, in one line, importing nothing', async () => {
+    const cases: Array<{ file: string; write: (file: string, keys: string) => Promise<void>; says: string }> = [
+      // The second of an id was dropped without a word; of two ids with one hash only one was ever found.
+      { file: 'api-keys.json', write: (file, keys) => writeFile(file, twice(keys, (copy) => ({ ...copy, name: 'second' })), { mode: 0o600 }), says: 'key 1: its id is that of key 0' },
+      { file: 'api-keys.json', write: (file, keys) => writeFile(file, twice(keys, (copy) => ({ ...copy, id: 'ak_00000000000000c2' })), { mode: 0o600 }), says: 'key 1: its hash is that of key 0' },
+      // Decoded, the byte became U+FFFD in the key's name.
+      { file: 'api-keys.json', write: (file, keys) => writeFile(file, Buffer.concat([Buffer.from(keys.split('files')[0] as string), Buffer.from([0xff]), Buffer.from(keys.split('from-')[1] as string)]), { mode: 0o600 }), says: 'is not UTF-8 text' },
+      // An expiry past year 9999: imported, it failed every listing of tokens (RangeError) and was never pruned.
+      { file: 'token-state.log', write: (file) => writeFile(file, `${JSON.stringify({ t: 'issue', jti: 'legacy-far-token-0001', key: 'ak_00000000000000c1', exp: Number.MAX_SAFE_INTEGER, at: new Date().toISOString() })}\n`, { mode: 0o600 }), says: 'token-state.log line 1' },
+      // A line no server wrote: parsed and stored whole, to be printed by audit.
+      { file: 'audit.log', write: (file) => writeFile(file, `${JSON.stringify({ time: '2020-01-01T00:00:00.000Z', event: 'secret.read', outcome: 'success', status: 200, error_code: null, api_key_id: null, jti: null, subject: 's'.repeat(2 * 1024 * 1024), environment: null, keys: null, client: '127.0.0.1' })}\n`, { mode: 0o600 }), says: 'audit.log line 1: over 1 MiB' },
+      // Past V8's longest string: every command (and serve) failed with RWS_INTERNAL (RangeError).
+      { file: 'audit.log', write: (file) => writeFile(file, '', { mode: 0o600 }).then(() => truncate(file, 600 * 1024 * 1024)), says: 'is 600 MiB, over the 256 MiB a legacy file may hold' },
+    ];
+    for (const { file, write, says } of cases) {
+      const { dir: legacy } = await legacyStore();
+      try {
+        const at = path.join(legacy.dir, file);
+        await write(at, await readFile(path.join(legacy.dir, 'api-keys.json'), 'utf8'));
+        const result = await cli(['apikey', 'list', '--store', legacy.dir]);
+        expect([result.exitCode, result.stdout], says).toEqual([1, '']);
+        expect(result.stderr).toMatch(/^secrets-server: error RWS_STATE_INVALID: /);
+        expect(result.stderr).toContain(`${file}`);
+        expect(result.stderr).toContain(says);
+        expect(result.stderr).toContain('nothing was imported');
+        expect(result.stderr.trim().split('\n')).toHaveLength(1);
+        expect(await readdir(legacy.dir)).toContain(file);
+      } finally {
+        await legacy.cleanup();
+      }
+    }
+  }, 60_000);
 
   it('refuses by file and line what apikey create and the server never write, importing nothing', async () => {
     const db = await testDatabase();
@@ -490,6 +529,38 @@ describe('audit', () => {
       await server.stop();
     }
   });
+
+  it('--follow ends with one line when the SQLite file it reads is deleted, replaced or truncated, where it went on reading the old file without a word', async () => {
+    for (const change of ['deleted', 'replaced', 'truncated'] as const) {
+      const own = await makeStore();
+      try {
+        await makeApiKey(own, ['production'], ['SERVICE_B_*']);
+        const follower = spawn(BIN, ['audit', '--follow', '--limit', '1', '--store', own.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        follower.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        follower.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+        const exited = new Promise<number | null>((resolve) => follower.once('exit', resolve));
+        try {
+          await until(async () => out.split('\n').filter(Boolean).length >= 1, 15_000);
+          const db = path.join(own.dir, 'state.db');
+          if (change === 'deleted') await rm(db);
+          if (change === 'replaced') await rename(db, `${db}.old`);
+          if (change === 'truncated') await writeFile(db, '');
+          // Rows written at the path from now on would go to a file the follower never reads.
+          const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 10_000).unref());
+          expect(await Promise.race([exited, timeout]), change).toBe(1);
+          const lines = err.trim().split('\n');
+          expect(lines, change).toHaveLength(1);
+          expect(lines[0]).toMatch(new RegExp(`^secrets-server: error RWS_STATE_UNAVAILABLE: the state database ${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} was (deleted|replaced|truncated)[^;]* while audit --follow read it; the last row printed is seq 1 \\(hint: start audit --follow again`));
+        } finally {
+          follower.kill('SIGTERM');
+        }
+      } finally {
+        await own.cleanup();
+      }
+    }
+  }, 60_000);
 
   it('--follow outlives a PostgreSQL restart: one line on stderr, then every later row exactly once', async (context) => {
     const control = postgresControl();

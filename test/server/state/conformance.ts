@@ -447,6 +447,39 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await tamper(paths, url, "UPDATE api_keys SET environments = '{\"not\":\"a list\"}'");
       await expect(state.findApiKey(hashOf('ak_00000000000000a7'))).rejects.toMatchObject({ code: 'RWS_STATE_INVALID' });
     });
+
+    it('refuses a token whose record holds a count, a limit or a date that is no whole number, or a negative count, and charges it nothing', async () => {
+      const state = await open();
+      await state.addApiKey(key('ak_00000000000000aa'), localChange('apikey.create', 'ak_00000000000000aa', NOW));
+      await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-aa-000000000000', 'ak_00000000000000aa', 3) }, audit: () => row('token.generate', 201) }, NOW);
+      const token = presented('jti-aa-000000000000', 3);
+      await tamper(paths, url, "UPDATE tokens SET uses = -1000 WHERE jti = 'jti-aa-000000000000'");
+      const damaged = (column: string) => ({ code: 'RWS_STATE_INVALID', message: expect.stringContaining(`the tokens row jti-aa-000000000000 of the state database is damaged: ${column} is not a whole number`) });
+      await expect(state.tokenStatus(token, NOW)).rejects.toMatchObject(damaged('uses'));
+      // Nor does a use committed without the check (a row damaged in between) spend the given-back uses.
+      await expect(state.commit({ effect: { kind: 'use', token }, audit: () => row('secret.read') }, NOW)).rejects.toMatchObject(damaged('uses'));
+      await expect(state.listTokens({ limit: 10, now: NOW })).rejects.toMatchObject(damaged('uses'));
+      await tamper(paths, url, "UPDATE tokens SET uses = 0, usage_limit = 0 WHERE jti = 'jti-aa-000000000000'");
+      await expect(state.tokenStatus(token, NOW)).rejects.toMatchObject(damaged('usage_limit'));
+      await tamper(paths, url, "UPDATE tokens SET usage_limit = 3, expires_at = -1 WHERE jti = 'jti-aa-000000000000'");
+      await expect(state.tokenStatus(token, NOW)).rejects.toMatchObject(damaged('expires_at'));
+      // Past year 9999 no Date holds it: the listing of tokens failed with a RangeError.
+      await tamper(paths, url, "UPDATE tokens SET expires_at = 9007199254740991 WHERE jti = 'jti-aa-000000000000'");
+      await expect(state.listTokens({ limit: 10, now: NOW })).rejects.toMatchObject(damaged('expires_at'));
+    });
+
+    it('refuses a key whose expiry is not a time as the server writes one, and the tokens it issued, where `never` never expired', async () => {
+      const state = await open();
+      await state.addApiKey(key('ak_00000000000000a9'), localChange('apikey.create', 'ak_00000000000000a9', NOW));
+      await state.commit({ effect: { kind: 'issue', token: tokenRecord('jti-a9-000000000000', 'ak_00000000000000a9', null) }, audit: () => row('token.generate', 201) }, NOW);
+      for (const expiry of ['never', 'Jan 1 2025', '2025-01-01 00:00:00', '2026-13-01T00:00:00.000Z']) {
+        await tamper(paths, url, `UPDATE api_keys SET expires_at = '${expiry}' WHERE id = 'ak_00000000000000a9'`);
+        const damaged = { code: 'RWS_STATE_INVALID', message: 'the api_keys row ak_00000000000000a9 of the state database is damaged: expires_at is not a time as secrets-server writes one (such as 2030-01-31T00:00:00.000Z)' };
+        await expect(state.findApiKey(hashOf('ak_00000000000000a9'))).rejects.toMatchObject(damaged);
+        await expect(state.tokenStatus(presented('jti-a9-000000000000', null), NOW)).rejects.toMatchObject(damaged);
+        await expect(state.listApiKeys(NOW)).rejects.toMatchObject(damaged);
+      }
+    });
   });
 }
 

@@ -20,6 +20,9 @@ export async function readChart(deps: HandlerDeps, x: Exchange, query: string): 
   const bucketMs = bucket * 60_000;
   const until = Math.ceil((x.now.getTime() + 1) / bucketMs) * bucketMs;
   const since = new Date(until - minutes * 60_000).toISOString();
-  const { buckets } = await deps.state.auditBuckets(since, bucket);
-  return { status: 200, body: { window, bucket_minutes: bucket, since, until: new Date(until).toISOString(), buckets } };
+  const end = new Date(until).toISOString();
+  // Only bars within the window: a row stamped ahead (a replica whose clock runs fast) or with a
+  // time that is no time (edited by hand) made a bar after its end, `zzzz:00.000Z` for the latter.
+  const buckets = (await deps.state.auditBuckets(since, bucket)).buckets.filter((b) => b.start >= since && b.start < end && !Number.isNaN(Date.parse(b.start)));
+  return { status: 200, body: { window, bucket_minutes: bucket, since, until: end, buckets } };
 }

@@ -9,6 +9,7 @@ import { readJsonBody } from '../request.js';
 import { authenticateAdmin } from './admin-auth.js';
 import { parseKeyBody } from './key-body.js';
 import { readQuery } from './query.js';
+import { DamagedRowError } from '../../state/state-errors.js';
 
 export async function createKey(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
   await authenticateAdmin(deps, x);
@@ -42,7 +43,16 @@ export async function revokeKey(deps: HandlerDeps, x: Exchange, query: string, i
   await readJsonBody(x.req, { optional: true });
   readQuery(query, []);
   x.audit.subject = checkKeyId(id);
-  if ((await deps.state.getApiKey(id, x.now)) === undefined) throw notFound(`no API key ${id}`);
+  // A key whose row is damaged is revoked all the same (it answered 500): revoking it is what an
+  // operator does about it, and the revocation needs only its id.
+  const found = await deps.state.getApiKey(id, x.now).then(
+    (key) => key !== undefined,
+    (error: unknown) => {
+      if (error instanceof DamagedRowError) return true;
+      throw error;
+    },
+  );
+  if (!found) throw notFound(`no API key ${id}`);
   // Idempotent like the CLI: revoking again keeps the first time and answers 204.
   return { status: 204, body: undefined, effect: { kind: 'apikey.revoke', id } };
 }

@@ -9,6 +9,7 @@ import { badRequest, notFound } from '../http-error.js';
 import { readJsonBody } from '../request.js';
 import { authenticateAdmin } from './admin-auth.js';
 import { readBoolean, readLimit, readQuery } from './query.js';
+import { DamagedRowError } from '../../state/state-errors.js';
 
 const MAX_TOKENS = 1000;
 
@@ -29,10 +30,14 @@ export async function revokeTokenById(deps: HandlerDeps, x: Exchange, query: str
   readQuery(query, []);
   if (!isValidJti(jti)) throw badRequest('a jti is 16 to 64 characters of letters, digits, _ and -');
   x.audit.jti = jti;
-  const token = await deps.state.findToken(jti);
+  // A token whose record is damaged is revoked all the same (it answered 500), its row naming the jti only.
+  const token = await deps.state.findToken(jti).catch((error: unknown) => {
+    if (error instanceof DamagedRowError) return 'damaged' as const;
+    throw error;
+  });
   if (token === undefined) throw notFound(`no token ${jti}`);
   // Legacy imports hold no subject or environment: leave the row's fields empty then.
-  Object.assign(x.audit, { subject: token.subject || null, environment: token.environment || null });
+  if (token !== 'damaged') Object.assign(x.audit, { subject: token.subject || null, environment: token.environment || null });
   return { status: 204, body: undefined, effect: { kind: 'revoke', jti } };
 }
 

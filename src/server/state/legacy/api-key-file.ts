@@ -20,7 +20,24 @@ export function parseApiKeysFile(text: string, path: string): ApiKeyRecord[] {
   if (typeof value !== 'object' || value === null || file.version !== 1 || !Array.isArray(file.keys)) {
     throw invalid(path, 'expected {"version": 1, "keys": [...]}');
   }
-  return file.keys.map((entry, index) => parseRecord(entry, index, (what) => invalid(`${path}${lineOf(text, entry)}`, `key ${index}: ${what}`)));
+  const records = file.keys.map((entry, index) => parseRecord(entry, index, (what) => invalid(`${path}${lineOf(text, entry)}`, `key ${index}: ${what}`)));
+  refuseDuplicates(records, path);
+  return records;
+}
+
+/**
+ * The old server never wrote a key twice. Imported, the second of an id was dropped without a
+ * word (its holder locked out), and of two ids with one hash only one was ever found.
+ */
+function refuseDuplicates(records: readonly ApiKeyRecord[], path: string): void {
+  for (const field of ['id', 'hash'] as const) {
+    const first = new Map<string, number>();
+    for (const [index, record] of records.entries()) {
+      const earlier = first.get(record[field]);
+      if (earlier !== undefined) throw invalid(path, `key ${index}: its ${field} is that of key ${earlier}`);
+      first.set(record[field], index);
+    }
+  }
 }
 
 /** ` line N` of the key's id in the file, when it can be found (JSON.parse keeps no positions). */

@@ -6,10 +6,20 @@
 import { promises as fs } from 'node:fs';
 import { RwsError } from '../../../errors.js';
 import { AUDIT_EVENTS, type AuditRecord } from '../../audit/record.js';
-import { readPrivateFile } from '../../store/files.js';
+import { readPrivateBytes } from '../../store/files.js';
 import type { StorePaths } from '../../store/layout.js';
 import type { ApiKeyRecord } from '../state-store.js';
 import { parseApiKeysFile } from './api-key-file.js';
+import { LAST_EPOCH_SECOND } from '../sql/row-values.js';
+
+const MIB = 1024 * 1024;
+/**
+ * Every file is read whole and imported in one transaction. Every command and `serve` import at
+ * start, so one file past V8's longest string (about 512 MiB) failed each of them as an internal error.
+ */
+const MAX_LEGACY_BYTES = 256 * MIB;
+const MAX_LINE_CHARS = MIB;
+const LEGACY_HINT = 'restore the file from a backup, or move it out of the store (keep it as an archive) to start without it';
 
 export interface LegacyToken {
   jti: string;
@@ -56,16 +66,29 @@ export async function markImported(files: readonly string[]): Promise<void> {
 }
 
 async function readIfPresent(file: string): Promise<string | undefined> {
+  let bytes: Buffer;
   try {
-    return await readPrivateFile(file);
+    bytes = await readPrivateBytes(file, { maxBytes: MAX_LEGACY_BYTES, tooLarge: (size) => tooLarge(file, size) });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  // The old server wrote JSON, always UTF-8: other bytes are damage, never decoded into U+FFFD.
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new RwsError('RWS_STATE_INVALID', `${file} is not UTF-8 text, as every file this secrets-server wrote is; nothing was imported`, { hint: LEGACY_HINT });
+  }
+}
+
+function tooLarge(file: string, size: number): RwsError {
+  return new RwsError('RWS_STATE_INVALID', `${file} is ${Math.ceil(size / MIB)} MiB, over the ${MAX_LEGACY_BYTES / MIB} MiB a legacy file may hold; nothing was imported`, { hint: LEGACY_HINT });
 }
 
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isInt = (value: unknown): value is number => Number.isSafeInteger(value);
+/** A token's expiry that a date can hold: one past year 9999 failed every listing of tokens, and was never pruned. */
+const isEpoch = (value: unknown): value is number => isInt(value) && value >= 0 && value <= LAST_EPOCH_SECOND;
 /**
  * Text the server writes: no control character (a NUL, which PostgreSQL's text cannot hold, an
  * ANSI escape, a newline) and no lone surrogate (stored as U+FFFD, it would break the chain).
@@ -91,18 +114,18 @@ function replayStateLog(text: string, file: string, nowSeconds: number): { token
   // that only opens its state must not pay for.
   const isJti = (value: unknown): value is string => isString(value) && /^[A-Za-z0-9_-]{16,64}$/.test(value);
   for (const [index, r] of jsonLines(text, file)) {
-    if (r.t === 'issue' && isJti(r.jti) && isKeyId(r.key) && isInt(r.exp) && isPastTime(r.at, nowSeconds)) {
+    if (r.t === 'issue' && isJti(r.jti) && isKeyId(r.key) && isEpoch(r.exp) && isPastTime(r.at, nowSeconds)) {
       const token = entry(r.jti, r.exp);
       token.apiKeyId = r.key;
       token.issuedAt = Math.floor(Date.parse(r.at) / 1000);
       lastUsed.set(r.key, r.at);
-    } else if (r.t === 'use' && isJti(r.jti) && isInt(r.exp) && (r.n === undefined || (isInt(r.n) && r.n > 0))) {
+    } else if (r.t === 'use' && isJti(r.jti) && isEpoch(r.exp) && (r.n === undefined || (isInt(r.n) && r.n > 0))) {
       const token = entry(r.jti, r.exp);
       const uses = token.uses + ((r.n as number | undefined) ?? 1);
       // A count past 2^53 is not a count: the sum would be rounded, and no token is used that often.
       if (!Number.isSafeInteger(uses)) throw damaged(file, index, `the uses of token ${r.jti} add up past ${Number.MAX_SAFE_INTEGER}`);
       token.uses = uses;
-    } else if (r.t === 'revoke' && isJti(r.jti) && isInt(r.exp)) {
+    } else if (r.t === 'revoke' && isJti(r.jti) && isEpoch(r.exp)) {
       entry(r.jti, r.exp).revoked = true;
     } else if (r.t === 'keyuse' && isKeyId(r.key) && isPastTime(r.at, nowSeconds)) {
       lastUsed.set(r.key, r.at);
@@ -139,6 +162,9 @@ function parseAuditLog(text: string, file: string, nowSeconds: number): AuditRec
  */
 function* jsonLines(text: string, file: string): Generator<[number, Record<string, unknown>]> {
   for (const [index, line] of text.split('\n').slice(0, -1).entries()) {
+    // The longest line the server wrote is an audit row naming 1,000 names of 128 characters (about
+    // 130 KB); a longer one is no record of it, and was parsed and stored whole, to be printed by `audit`.
+    if (line.length > MAX_LINE_CHARS) throw damaged(file, index, `over ${MAX_LINE_CHARS / MIB} MiB, longer than any line this secrets-server wrote`);
     let value: unknown;
     try {
       value = JSON.parse(line);
@@ -151,7 +177,5 @@ function* jsonLines(text: string, file: string): Generator<[number, Record<strin
 }
 
 function damaged(file: string, index: number, why = 'not a record this secrets-server wrote'): RwsError {
-  return new RwsError('RWS_STATE_INVALID', `${file} line ${index + 1}: ${why}; nothing was imported`, {
-    hint: 'restore the file from a backup, or move it out of the store to start without it',
-  });
+  return new RwsError('RWS_STATE_INVALID', `${file} line ${index + 1}: ${why}; nothing was imported`, { hint: LEGACY_HINT });
 }

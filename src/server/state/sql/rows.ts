@@ -1,11 +1,11 @@
 // Rows of the state database as the model's records: every column checked on the way in, since a
 // row may have been edited by hand (a list that is not a list refuses the row; a stored hash of
 // another length matches nothing; only 1 makes an admin).
-import { RwsError } from '../../../errors.js';
 import type { StoredAuditRow } from '../../audit/record.js';
 import type { ApiKeyRecord, ApiKeyView, PresentedToken, SessionRecord, TokenOutcome, TokenView } from '../state-store.js';
 import type { Queryable, Row } from './driver.js';
-import type { TokenStatusRow } from './sql-state-store.js';
+import type { AuditHead, TokenStatusRow } from './sql-state-store.js';
+import { RowValues } from './row-values.js';
 
 export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStatusRow[]> {
   return db
@@ -16,13 +16,17 @@ export function selectTokenStatus(db: Queryable, jti: string): Promise<TokenStat
       [jti],
     )
     .then((rows) =>
-      rows.map((row) => ({
-        ...toTokenView(row),
-        key_revoked_at: textOrNull(row.key_revoked_at),
-        key_expires_at: textOrNull(row.key_expires_at),
-        key_exists: row.key_id !== null && row.key_id !== undefined,
-        key_fallback: Number(row.key_fallback) === 1,
-      })),
+      rows.map((row) => {
+        // The key's columns, read (and named when damaged) as toApiKey reads them.
+        const key = new RowValues({ id: row.key_id, revoked_at: row.key_revoked_at, expires_at: row.key_expires_at }, 'api_keys', 'id');
+        return {
+          ...toTokenView(row),
+          key_revoked_at: key.textOrNull('revoked_at'),
+          key_expires_at: key.instantOrNull('expires_at'),
+          key_exists: row.key_id !== null && row.key_id !== undefined,
+          key_fallback: Number(row.key_fallback) === 1,
+        };
+      }),
     );
 }
 
@@ -46,17 +50,20 @@ export function sameClaims(a: PresentedToken, b: PresentedToken): boolean {
 }
 
 export function toApiKey(row: Row): ApiKeyRecord {
+  const values = new RowValues(row, 'api_keys', 'id');
   return {
-    id: row.id as string,
-    name: row.name as string,
-    prefix: row.prefix as string,
-    hash: row.hash as string,
-    environments: parseList(row.environments),
-    key_patterns: parseList(row.key_patterns),
-    max_ttl_minutes: numberOrNull(row.max_ttl_minutes),
-    created_at: row.created_at as string,
-    expires_at: textOrNull(row.expires_at),
-    revoked_at: textOrNull(row.revoked_at),
+    id: values.text('id'),
+    name: values.text('name'),
+    prefix: values.text('prefix'),
+    hash: values.text('hash'),
+    environments: parseList(values, 'environments'),
+    key_patterns: parseList(values, 'key_patterns'),
+    max_ttl_minutes: values.integerOrNull('max_ttl_minutes', 1),
+    created_at: values.text('created_at'),
+    // The expiry is compared as text in SQL and as an instant here: only one form means the same to both.
+    expires_at: values.instantOrNull('expires_at'),
+    // Any revocation time revokes, whatever its form (fail closed).
+    revoked_at: values.textOrNull('revoked_at'),
     // Only 1 grants admin: a hand-edited value other than 0 or 1 never makes a key an admin.
     admin: Number(row.admin) === 1,
     // Likewise only 1 allows a fallback cache: a damaged value forbids it (fail closed).
@@ -65,27 +72,26 @@ export function toApiKey(row: Row): ApiKeyRecord {
 }
 
 export function toApiKeyView(row: Row): ApiKeyView {
-  return { ...toApiKey(row), last_used_at: textOrNull(row.last_used_at), live_tokens: Number(row.live_tokens ?? 0) };
+  return { ...toApiKey(row), last_used_at: new RowValues(row, 'api_keys', 'id').textOrNull('last_used_at'), live_tokens: Number(row.live_tokens ?? 0) };
 }
 
 export function toTokenView(row: Row): TokenView {
+  const values = new RowValues(row, 'tokens', 'jti');
   return {
-    jti: row.jti as string,
-    api_key_id: row.api_key_id as string,
-    subject: row.subject as string,
-    environment: row.environment as string,
-    key_pattern: row.key_pattern as string,
-    issued_at: Number(row.issued_at),
-    expires_at: Number(row.expires_at),
-    usage_limit: numberOrNull(row.usage_limit),
-    uses: Number(row.uses),
-    revoked_at: textOrNull(row.revoked_at),
+    jti: values.text('jti'),
+    api_key_id: values.text('api_key_id'),
+    subject: values.text('subject'),
+    environment: values.text('environment'),
+    key_pattern: values.text('key_pattern'),
+    // Shown as ISO times (the admin API, the console): one past year 9999 failed the whole list.
+    issued_at: values.epochSeconds('issued_at'),
+    expires_at: values.epochSeconds('expires_at'),
+    usage_limit: values.integerOrNull('usage_limit', 1),
+    // A negative count was uses given back: -1000 let a token limited to 3 be read 1,003 times.
+    uses: values.integer('uses', 0),
+    revoked_at: values.textOrNull('revoked_at'),
   };
 }
-
-/** Both drivers give NULL as null; BIGINTs may come back as strings (node-postgres). */
-const numberOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
-const textOrNull = (value: unknown): string | null => (value as string | null | undefined) ?? null;
 
 export function toAuditRow(row: Row): StoredAuditRow {
   return {
@@ -107,26 +113,37 @@ export function toAuditRow(row: Row): StoredAuditRow {
   };
 }
 
+/**
+ * The chain's newest row, which the next rows are sealed onto. Its seq must be a whole number: a
+ * text seq (SQLite keeps one) sorted last and read as NaN, so every row sealed after it had a NULL
+ * seq that no listing, check or `audit verify` ever reached, and `audit` printed nothing.
+ */
+export function toAuditHead(row: Row): AuditHead {
+  const values = new RowValues(row, 'audit', 'seq');
+  const hash = values.text('hash');
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw values.damaged('hash', 'is not a SHA-256 in hex');
+  return { seq: values.integer('seq', 1), hash };
+}
+
 function tryParseList(value: unknown): string[] {
-  try {
-    return parseList(value);
-  } catch {
-    return [`(not a list: ${String(value).slice(0, 64)})`];
-  }
+  return listOf(value) ?? [`(not a list: ${String(value).slice(0, 64)})`];
 }
 
 /** A JSON array of strings from a row; anything else means the row was tampered with. */
-function parseList(value: unknown): string[] {
+function parseList(values: RowValues, column: string): string[] {
+  const parsed = listOf(values.text(column));
+  if (parsed === undefined) throw values.damaged(column, 'is not a JSON array of names');
+  return parsed;
+}
+
+function listOf(value: unknown): string[] | undefined {
   let parsed: unknown;
   try {
     parsed = typeof value === 'string' ? JSON.parse(value) : undefined;
   } catch {
     parsed = undefined;
   }
-  if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === 'string')) {
-    throw new RwsError('RWS_STATE_INVALID', 'a row of the state database holds a list that is not a JSON array of names', { hint: 'the database was edited by hand; restore it, or fix the row' });
-  }
-  return parsed;
+  return Array.isArray(parsed) && parsed.every((item) => typeof item === 'string') ? parsed : undefined;
 }
 
 export function toSession(row: Row): SessionRecord {

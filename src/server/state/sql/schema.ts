@@ -77,9 +77,10 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 3,
     name: 'console sessions',
-    // Shared by replicas: a session opened on one is honoured by all. Only a SHA-256 of the
-    // session id is kept (the id is 256 random bits, so no pepper is needed to make the hash
-    // useless to a reader of the database); the CSRF token is derived from the id, never stored.
+    // Shared by replicas: a session opened on one is honoured by all. Only a hash of the session
+    // id is kept (an HMAC under the pepper since a later release, so that a writer of the database
+    // cannot add a row a cookie of its own matches; see session-cookie.ts); the CSRF token is
+    // derived from the id, never stored.
     statements: [
       `CREATE TABLE console_sessions (
         id_hash TEXT PRIMARY KEY,

@@ -9,7 +9,7 @@ import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
 import { StateUnavailableError } from '../state-errors.js';
 import type { SqlDriver, Transaction } from './driver.js';
-import { judge, sameClaims, selectTokenStatus, toApiKey, toApiKeyView, toAuditRow, toSession, toTokenView } from './rows.js';
+import { judge, sameClaims, selectTokenStatus, toApiKey, toApiKeyView, toAuditHead, toAuditRow, toSession, toTokenView } from './rows.js';
 import { currentVersion } from './schema.js';
 import { StateWentBackError } from '../state-errors.js';
 
@@ -277,7 +277,7 @@ export class SqlStateStore implements StateStore {
     }
     const after = await tx.query<{ uses: number; api_key_id: string }>(
       `UPDATE tokens SET uses = CASE WHEN usage_limit IS NOT NULL AND uses + $2 > usage_limit THEN usage_limit ELSE uses + $2 END
-        WHERE jti = $1 AND revoked_at IS NULL AND (usage_limit IS NULL OR uses < usage_limit)
+        WHERE jti = $1 AND revoked_at IS NULL AND uses >= 0 AND (usage_limit IS NULL OR uses < usage_limit)
           AND subject = $4 AND environment = $5 AND key_pattern = $6 AND issued_at = $7 AND expires_at = $8 AND COALESCE(usage_limit, 0) = $9
           AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))
         RETURNING uses, api_key_id`,
@@ -358,8 +358,8 @@ export class SqlStateStore implements StateStore {
 
   /** The newest audit row's seq and hash (0 and the genesis hash for an empty trail). */
   async auditHead(): Promise<{ seq: number; hash: string }> {
-    const head = (await this.db.query<{ seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
-    return head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: GENESIS_HASH };
+    const head = (await this.db.query('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    return head ? toAuditHead(head) : { seq: 0, hash: GENESIS_HASH };
   }
 
   /** The hash of row `seq`, or undefined when there is no such row. */
@@ -441,8 +441,8 @@ export class SqlStateStore implements StateStore {
 
   async #appendAudit(tx: Transaction, records: AuditRecord[], undo: Array<() => void>): Promise<StoredAuditRow[]> {
     if (records.length === 0) return [];
-    const found = (await tx.lockThen<{ seq: number; hash: string }>(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
-    const head = found ? { seq: Number(found.seq), hash: found.hash } : { seq: 0, hash: GENESIS_HASH };
+    const found = (await tx.lockThen(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    const head = found ? toAuditHead(found) : { seq: 0, hash: GENESIS_HASH };
     this.#refuseIfWentBack(head);
     const rows = sealRows(head, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
