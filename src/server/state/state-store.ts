@@ -93,8 +93,9 @@ export type Effect =
   // Admin changes over HTTP: stored with the request's audit row, like a mint.
   | { readonly kind: 'apikey.create'; readonly record: ApiKeyRecord }
   | { readonly kind: 'apikey.revoke'; readonly id: string }
-  // Console sessions: opened only for a live admin key, ended by sign-out.
-  | { readonly kind: 'session.create'; readonly session: SessionRecord }
+  // Console sessions: opened only for a live admin key, ended by sign-out. A sign-in ends the
+  // session the browser already held (`replaces`, its id hash), in the same transaction.
+  | { readonly kind: 'session.create'; readonly session: SessionRecord; readonly replaces?: string }
   | { readonly kind: 'session.delete'; readonly idHash: string };
 
 /** A console session as stored: a hash of its id, never the id (the cookie's value). */

@@ -1,7 +1,8 @@
 // The console's server side over real HTTP, on SQLite and PostgreSQL: its files and headers,
 // sign-in (429 limits, admin keys only, same origin), the session cookie's flags, CSRF and Origin
-// on changes, idle expiry, sign-out and revocation; the status and chart routes; and a server
-// without --console that loads none of the console's code.
+// on changes, idle expiry, sign-out and revocation, a sign-in ending the session the browser
+// held; the status and chart routes; and a server without --console that loads none of the
+// console's code.
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -199,6 +200,37 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
     const hash = createHash('sha256').update(cookie.split('=')[1] as string).digest('hex');
     expect(await sessionRow(store, url, hash)).toBeUndefined();
     expect(await countRows(storePaths(store.dir), url, 'console_sessions')).toBeGreaterThan(0);
+  });
+
+  it('a sign-in ends the session the browser held, whichever admin key it was; a refused one leaves it', async () => {
+    const elsewhere = await session();
+    const first = await session();
+    const other = await createKey(store, env, ['--admin']);
+    const keys = (cookie: string) => call(`${server.url}/api/v1/auth/keys`, { headers: { cookie } });
+    const hashOf = (cookie: string) => createHash('sha256').update(cookie.split('=')[1] as string).digest('hex');
+    // A refused sign-in (a read key) is no new start: the held session stands.
+    expect((await signIn(reader.key, { origin: origin(), cookie: first.cookie })).status).toBe(403);
+    expect((await keys(first.cookie)).status).toBe(200);
+    // Another admin key in the same browser: the old cookie is sent with it, and its session ends.
+    const second = await signIn(other.key, { origin: origin(), cookie: first.cookie });
+    expect(second.status).toBe(201);
+    const secondCookie = cookieOf(second);
+    expect(secondCookie).not.toBe(first.cookie);
+    const ended = await keys(first.cookie);
+    expect(ended.status).toBe(401);
+    expect(ended.headers.get('set-cookie')).toMatch(/^rws_session=; .*Max-Age=0/);
+    expect(await sessionRow(store, url, hashOf(first.cookie))).toBeUndefined();
+    expect(await sessionRow(store, url, hashOf(secondCookie))).toMatchObject({ api_key_id: other.id });
+    // The same key again ends its own earlier session too; another browser's session is not touched.
+    const third = await signIn(other.key, { origin: origin(), cookie: secondCookie });
+    expect(third.status).toBe(201);
+    expect((await keys(secondCookie)).status).toBe(401);
+    expect((await keys(cookieOf(third))).status).toBe(200);
+    expect((await keys(elsewhere.cookie)).status).toBe(200);
+    // A cookie that is not a session id is no session to end: the sign-in goes through.
+    expect((await signIn(other.key, { origin: origin(), cookie: 'rws_session=nope' })).status).toBe(201);
+    const rows = (await call(`${server.url}/api/v1/audit?event=console.signin&limit=3`, { auth: admin.key })).body.events;
+    expect(rows.map((r: { api_key_id: string; status: number }) => [r.api_key_id, r.status])).toEqual([[other.id, 201], [other.id, 201], [other.id, 201]]);
   });
 
   it('GET /api/v1/admin/status and /api/v1/audit/chart: admin only, computed by the server and its database', async () => {

@@ -408,9 +408,13 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await b.commit({ effect: { kind: 'session.delete', idHash: 's4'.padEnd(64, '0') }, audit: () => row('console.signout', 204, admin.id) }, NOW);
       expect(await check(a, 's4'.padEnd(64, '0'), 1)).toBeUndefined();
       expect(await check(a, 's5'.padEnd(64, '0'), 1)).toBeDefined();
+      // A sign-in from the browser that held s5 ends it in the same transaction.
+      expect(await b.commit({ effect: { kind: 'session.create', session: session('s7'.padEnd(64, '0')), replaces: 's5'.padEnd(64, '0') }, audit: () => row('console.signin', 201, admin.id) }, NOW)).toBe('ok');
+      expect(await check(a, 's5'.padEnd(64, '0'), 1)).toBeUndefined();
+      expect(await check(a, 's7'.padEnd(64, '0'), 1)).toBeDefined();
       await b.commit({ effect: { kind: 'apikey.revoke', id: admin.id }, audit: () => row('apikey.revoke', 204, admin.id) }, NOW);
-      expect(await check(a, 's5'.padEnd(64, '0'), 2)).toBeUndefined();
-      expect(await a.checkSession({ idHash: 's5'.padEnd(64, '0'), now: NOW, idleSince: at(-15), touch: false })).toBeUndefined();
+      expect(await check(a, 's7'.padEnd(64, '0'), 2)).toBeUndefined();
+      expect(await a.checkSession({ idHash: 's7'.padEnd(64, '0'), now: NOW, idleSince: at(-15), touch: false })).toBeUndefined();
       // An expired admin key ends its sessions too, and pruning forgets ended ones.
       const expiring = key('ak_00000000000000e2', { admin: true, environments: [], key_patterns: [], expires_at: at(5).toISOString() });
       await a.addApiKey(expiring, localChange('apikey.create', expiring.id, NOW));
