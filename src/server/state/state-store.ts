@@ -74,7 +74,8 @@ export type PresentedToken = Omit<TokenRecord, 'api_key_id'>;
  * `unknown`: no issue record (never minted here, or the state was lost or rolled back), or one
  * whose fields differ from the presented claims (a jti signed again with other claims);
  * `revoked`: the token, or the API key that minted it, was revoked or has expired;
- * `key_revoked`: the API key that made the request (`Commit.liveKey`) is no longer live.
+ * `key_revoked`: the API key that made the request (`Commit.liveKey`, or the key a console
+ * session is opened for) is no longer live.
  */
 export type TokenOutcome = 'ok' | 'unknown' | 'revoked' | 'exhausted' | 'key_revoked';
 

@@ -233,6 +233,26 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
     expect(rows.map((r: { api_key_id: string; status: number }) => [r.api_key_id, r.status])).toEqual([[other.id, 201], [other.id, 201], [other.id, 201]]);
   });
 
+  it('opens no session for a key revoked after it was looked up, and answers as a revoked key does', async () => {
+    const held = await session();
+    const other = await createKey(store, env, ['--admin']);
+    // Looked up once, so PostgreSQL's replica cache holds the key live.
+    expect((await signIn(other.key)).status).toBe(201);
+    // Revoked behind this server's back (another replica whose notice has not come): on
+    // PostgreSQL the cached lookup still finds it live, and the commit must refuse it.
+    await tamper(storePaths(store.dir), url, `UPDATE api_keys SET revoked_at = '${new Date().toISOString()}' WHERE id = '${other.id}'`);
+    const before = (await sessionRows(store, url)).length;
+    const refused = await signIn(other.key, { origin: origin(), cookie: held.cookie });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error).toMatchObject({ code: 'RWS_AUTH_FAILED', message: 'invalid API key' });
+    expect(refused.headers.get('set-cookie')).toBeNull();
+    expect((await sessionRows(store, url)).length).toBe(before);
+    // Refused, so no new start: the session the browser held stands.
+    expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie: held.cookie } })).status).toBe(200);
+    const rows = (await call(`${server.url}/api/v1/audit?event=auth.failure&limit=1`, { auth: admin.key })).body.events;
+    expect(rows[0]).toMatchObject({ status: 401, error_code: 'RWS_AUTH_FAILED' });
+  });
+
   it('GET /api/v1/admin/status and /api/v1/audit/chart: admin only, computed by the server and its database', async () => {
     const status = await call(`${server.url}/api/v1/admin/status`, { auth: admin.key });
     expect(status.status).toBe(200);

@@ -317,18 +317,20 @@ export class SqlStateStore implements StateStore {
         await this.#revokeApiKey(tx, effect.id, now);
         return 'ok';
       case 'session.create': {
-        // Ended whatever becomes of the new one: the browser asked to start over, and a session
-        // it no longer holds the cookie of would otherwise stay usable until it went idle.
-        if (effect.replaces !== undefined) await tx.query('DELETE FROM console_sessions WHERE id_hash = $1', [effect.replaces]);
         // The key may have been revoked since it was checked (on another replica, its notice not
-        // yet here): a session opens only for a live admin key, judged by this same statement.
+        // yet here): a session opens only for a live admin key, judged by this same statement,
+        // and the refusal is the one a revoked key gets at the door.
         const r = effect.session;
         const made = await tx.query(
           `INSERT INTO console_sessions (id_hash, api_key_id, created_at, last_seen_at, expires_at)
            SELECT $1, k.id, $3, $4, $5 FROM api_keys k WHERE k.id = $2 AND ${LIVE_ADMIN_KEY('$6')} RETURNING id_hash`,
           [r.id_hash, r.api_key_id, r.created_at, r.last_seen_at, r.expires_at, iso],
         );
-        return made.length === 0 ? 'revoked' : 'ok';
+        if (made.length === 0) return 'key_revoked';
+        // The browser's new cookie replaces the old one, whose session would otherwise stay
+        // usable until it went idle. A refused sign-in leaves it, as a refusal at the door does.
+        if (effect.replaces !== undefined) await tx.query('DELETE FROM console_sessions WHERE id_hash = $1', [effect.replaces]);
+        return 'ok';
       }
       case 'session.delete':
         await tx.query('DELETE FROM console_sessions WHERE id_hash = $1', [effect.idHash]);
