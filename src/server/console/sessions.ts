@@ -77,7 +77,8 @@ export class ConsoleSessions {
     const keyEnd = key.expires_at === null ? Number.POSITIVE_INFINITY : Date.parse(key.expires_at);
     const session: SessionRecord = { id_hash: hashSessionId(id), api_key_id: key.id, created_at: created, last_seen_at: created, expires_at: new Date(Math.min(x.now.getTime() + MAX_MS, keyEnd)).toISOString() };
     // The cookie this browser held (a page whose first check failed, or a second sign-in with
-    // another key) is replaced by the new one: its session ends with this commit, whoever's it was.
+    // another key) is replaced by the new one: its session ends in the commit that stores the new
+    // one, whoever's it was.
     const held = sessionIdOf(x.req);
     const replaces = held ? hashSessionId(held) : undefined;
     return {

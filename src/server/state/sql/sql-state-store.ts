@@ -630,7 +630,7 @@ interface UseGroup {
 /** Which row an effect locks first, for the one lock order: API keys (by id), console sessions (by id hash), then tokens (by jti). */
 function lockRank(effect: Effect | undefined): number {
   if (effect === undefined) return 3;
-  // A sign-in that ends the browser's old session locks that row first, as a sign-out does.
+  // A sign-in that ends the browser's old session contends only for that row (its own is new), as a sign-out does.
   if (effect.kind === 'session.delete' || (effect.kind === 'session.create' && effect.replaces !== undefined)) return 1;
   if (effect.kind === 'issue' || effect.kind === 'apikey.create' || effect.kind === 'apikey.revoke' || effect.kind === 'session.create') return 0;
   // Revocations and uses: tokens, by jti.
