@@ -424,6 +424,28 @@ it('takes on the session another tab signed in with: a change refused for it is 
   await context.close();
 }, 60_000);
 
+it('ends the session the browser held when a tab still showing the sign-in page signs in with another key', async () => {
+  const second = /^key: (\S+)$/m.exec(await cliOk(['apikey', 'create', '--store', store.dir, '--name', 'ops-third', '--admin']))?.[1] as string;
+  const { page, context, problems } = await openPage(browser);
+  // Opened before any sign-in, so it still offers one once another tab has signed in.
+  await page.goto(`${server.url}/console/`);
+  await page.getByLabel('Admin API key').waitFor();
+  const other = await context.newPage();
+  await signIn(other, server.url, admin);
+  const held = (await context.cookies(server.url)).find((cookie) => cookie.name === 'rws_session')?.value as string;
+  expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie: `rws_session=${held}` } })).status).toBe(200);
+  await page.getByLabel('Admin API key').fill(second);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('Signed in as ops-third').waitFor();
+  const now = (await context.cookies(server.url)).find((cookie) => cookie.name === 'rws_session')?.value as string;
+  expect(now).not.toBe(held);
+  // The first session's cookie is gone from the browser, and its session from the server.
+  expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie: `rws_session=${held}` } })).status).toBe(401);
+  expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie: `rws_session=${now}` } })).status).toBe(200);
+  expect(problems).toEqual([]);
+  await context.close();
+}, 60_000);
+
 it.skipIf(process.env.RWS_UPDATE_SCREENSHOTS !== '1')('takes the README screenshots of every page, light and dark', async () => {
   const { page } = await openPage(browser);
   await page.goto(`${server.url}/console/`);

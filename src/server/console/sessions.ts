@@ -76,11 +76,16 @@ export class ConsoleSessions {
     const created = x.now.toISOString();
     const keyEnd = key.expires_at === null ? Number.POSITIVE_INFINITY : Date.parse(key.expires_at);
     const session: SessionRecord = { id_hash: hashSessionId(this.deps.pepper, id), api_key_id: key.id, created_at: created, last_seen_at: created, expires_at: new Date(Math.min(x.now.getTime() + MAX_MS, keyEnd)).toISOString() };
+    // The cookie this browser held (a page whose first check failed, or a second sign-in with
+    // another key) is replaced by the new one: its session ends in the commit that stores the new
+    // one, whoever's it was.
+    const held = sessionIdOf(x.req);
+    const replaces = held ? hashSessionId(this.deps.pepper, held) : undefined;
     return {
       status: 201,
       body: this.#describeSession(session, key, id),
       headers: { 'set-cookie': sessionCookie(x.req, id) },
-      effect: { kind: 'session.create', session },
+      effect: { kind: 'session.create', session, replaces },
     };
   }
 

@@ -74,7 +74,8 @@ export type PresentedToken = Omit<TokenRecord, 'api_key_id'>;
  * `unknown`: no issue record (never minted here, or the state was lost or rolled back), or one
  * whose fields differ from the presented claims (a jti signed again with other claims);
  * `revoked`: the token, or the API key that minted it, was revoked or has expired;
- * `key_revoked`: the API key that made the request (`Commit.liveKey`) is no longer live.
+ * `key_revoked`: the API key that made the request (`Commit.liveKey`, or the key a console
+ * session is opened for) is no longer live.
  */
 export type TokenOutcome = 'ok' | 'unknown' | 'revoked' | 'exhausted' | 'key_revoked';
 
@@ -93,8 +94,9 @@ export type Effect =
   // Admin changes over HTTP: stored with the request's audit row, like a mint.
   | { readonly kind: 'apikey.create'; readonly record: ApiKeyRecord }
   | { readonly kind: 'apikey.revoke'; readonly id: string }
-  // Console sessions: opened only for a live admin key, ended by sign-out.
-  | { readonly kind: 'session.create'; readonly session: SessionRecord }
+  // Console sessions: opened only for a live admin key, ended by sign-out. A sign-in ends the
+  // session the browser already held (`replaces`, its id hash), in the same transaction.
+  | { readonly kind: 'session.create'; readonly session: SessionRecord; readonly replaces?: string }
   | { readonly kind: 'session.delete'; readonly idHash: string };
 
 /** A console session as stored: a hash of its id, never the id (the cookie's value). */

@@ -1,7 +1,8 @@
 // The console's server side over real HTTP, on SQLite and PostgreSQL: its files and headers,
 // sign-in (429 limits, admin keys only, same origin), the session cookie's flags, CSRF and Origin
-// on changes, idle expiry, sign-out and revocation; the status and chart routes; and a server
-// without --console that loads none of the console's code.
+// on changes, idle expiry, sign-out and revocation, a sign-in ending the session the browser
+// held; the status and chart routes; and a server without --console that loads none of the
+// console's code.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -220,6 +221,57 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
     const hash = await storedHash(store, cookie.split('=')[1] as string);
     expect(await sessionRow(store, url, hash)).toBeUndefined();
     expect(await countRows(storePaths(store.dir), url, 'console_sessions')).toBeGreaterThan(0);
+  });
+
+  it('a sign-in ends the session the browser held, whichever admin key it was; a refused one leaves it', async () => {
+    const elsewhere = await session();
+    const first = await session();
+    const other = await createKey(store, env, ['--admin']);
+    const keys = (cookie: string) => call(`${server.url}/api/v1/auth/keys`, { headers: { cookie } });
+    const hashOf = (cookie: string) => storedHash(store, cookie.split('=')[1] as string);
+    // A refused sign-in (a read key) is no new start: the held session stands.
+    expect((await signIn(reader.key, { origin: origin(), cookie: first.cookie })).status).toBe(403);
+    expect((await keys(first.cookie)).status).toBe(200);
+    // Another admin key in the same browser: the old cookie is sent with it, and its session ends.
+    const second = await signIn(other.key, { origin: origin(), cookie: first.cookie });
+    expect(second.status).toBe(201);
+    const secondCookie = cookieOf(second);
+    expect(secondCookie).not.toBe(first.cookie);
+    const ended = await keys(first.cookie);
+    expect(ended.status).toBe(401);
+    expect(ended.headers.get('set-cookie')).toMatch(/^rws_session=; .*Max-Age=0/);
+    expect(await sessionRow(store, url, await hashOf(first.cookie))).toBeUndefined();
+    expect(await sessionRow(store, url, await hashOf(secondCookie))).toMatchObject({ api_key_id: other.id });
+    // The same key again ends its own earlier session too; another browser's session is not touched.
+    const third = await signIn(other.key, { origin: origin(), cookie: secondCookie });
+    expect(third.status).toBe(201);
+    expect((await keys(secondCookie)).status).toBe(401);
+    expect((await keys(cookieOf(third))).status).toBe(200);
+    expect((await keys(elsewhere.cookie)).status).toBe(200);
+    // A cookie that is not a session id is no session to end: the sign-in goes through.
+    expect((await signIn(other.key, { origin: origin(), cookie: 'rws_session=nope' })).status).toBe(201);
+    const rows = (await call(`${server.url}/api/v1/audit?event=console.signin&limit=3`, { auth: admin.key })).body.events;
+    expect(rows.map((r: { api_key_id: string; status: number }) => [r.api_key_id, r.status])).toEqual([[other.id, 201], [other.id, 201], [other.id, 201]]);
+  });
+
+  it('opens no session for a key revoked after it was looked up, and answers as a revoked key does', async () => {
+    const held = await session();
+    const other = await createKey(store, env, ['--admin']);
+    // Looked up once, so PostgreSQL's replica cache holds the key live.
+    expect((await signIn(other.key)).status).toBe(201);
+    // Revoked behind this server's back (another replica whose notice has not come): on
+    // PostgreSQL the cached lookup still finds it live, and the commit must refuse it.
+    await tamper(storePaths(store.dir), url, `UPDATE api_keys SET revoked_at = '${new Date().toISOString()}' WHERE id = '${other.id}'`);
+    const before = (await sessionRows(store, url)).length;
+    const refused = await signIn(other.key, { origin: origin(), cookie: held.cookie });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error).toMatchObject({ code: 'RWS_AUTH_FAILED', message: 'invalid API key' });
+    expect(refused.headers.get('set-cookie')).toBeNull();
+    expect((await sessionRows(store, url)).length).toBe(before);
+    // Refused, so no new start: the session the browser held stands.
+    expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie: held.cookie } })).status).toBe(200);
+    const rows = (await call(`${server.url}/api/v1/audit?event=auth.failure&limit=1`, { auth: admin.key })).body.events;
+    expect(rows[0]).toMatchObject({ status: 401, error_code: 'RWS_AUTH_FAILED' });
   });
 
   it('GET /api/v1/admin/status and /api/v1/audit/chart: admin only, computed by the server and its database', async () => {

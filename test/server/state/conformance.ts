@@ -389,7 +389,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       const check = (store: SqlStateStore, idHash: string, minutes: number, touch = true) => store.checkSession({ idHash, now: at(minutes), idleSince: at(minutes - 15), touch });
       expect(await open1('s1'.padEnd(64, '0'))).toBe('ok');
       // Only an admin key opens one: a read key's insert finds no live admin key.
-      expect(await open1('s2'.padEnd(64, '0'), 'ak_00000000000000e1')).toBe('revoked');
+      expect(await open1('s2'.padEnd(64, '0'), 'ak_00000000000000e1')).toBe('key_revoked');
       expect(await b.checkSession({ idHash: 's2'.padEnd(64, '0'), now: NOW, idleSince: at(-15), touch: true })).toBeUndefined();
       // Seen by the other store; a check 10 minutes later moves the idle end, a background one does not.
       expect(await check(b, 's1'.padEnd(64, '0'), 10)).toMatchObject({ api_key_id: admin.id, last_seen_at: at(10).toISOString() });
@@ -408,13 +408,20 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await b.commit({ effect: { kind: 'session.delete', idHash: 's4'.padEnd(64, '0') }, audit: () => row('console.signout', 204, admin.id) }, NOW);
       expect(await check(a, 's4'.padEnd(64, '0'), 1)).toBeUndefined();
       expect(await check(a, 's5'.padEnd(64, '0'), 1)).toBeDefined();
+      // A sign-in from the browser that held s5 ends it in the same transaction.
+      expect(await b.commit({ effect: { kind: 'session.create', session: session('s7'.padEnd(64, '0')), replaces: 's5'.padEnd(64, '0') }, audit: () => row('console.signin', 201, admin.id) }, NOW)).toBe('ok');
+      expect(await check(a, 's5'.padEnd(64, '0'), 1)).toBeUndefined();
+      expect(await check(a, 's7'.padEnd(64, '0'), 1)).toBeDefined();
       await b.commit({ effect: { kind: 'apikey.revoke', id: admin.id }, audit: () => row('apikey.revoke', 204, admin.id) }, NOW);
-      expect(await check(a, 's5'.padEnd(64, '0'), 2)).toBeUndefined();
-      expect(await a.checkSession({ idHash: 's5'.padEnd(64, '0'), now: NOW, idleSince: at(-15), touch: false })).toBeUndefined();
+      expect(await check(a, 's7'.padEnd(64, '0'), 2)).toBeUndefined();
+      expect(await a.checkSession({ idHash: 's7'.padEnd(64, '0'), now: NOW, idleSince: at(-15), touch: false })).toBeUndefined();
       // An expired admin key ends its sessions too, and pruning forgets ended ones.
       const expiring = key('ak_00000000000000e2', { admin: true, environments: [], key_patterns: [], expires_at: at(5).toISOString() });
       await a.addApiKey(expiring, localChange('apikey.create', expiring.id, NOW));
       await open1('s6'.padEnd(64, '0'), expiring.id);
+      // A sign-in with the revoked key is refused in its insert, and ends nothing.
+      expect(await a.commit({ effect: { kind: 'session.create', session: session('s8'.padEnd(64, '0')), replaces: 's6'.padEnd(64, '0') }, audit: () => row('console.signin', 201, admin.id) }, NOW)).toBe('key_revoked');
+      expect(await check(a, 's8'.padEnd(64, '0'), 1)).toBeUndefined();
       expect(await check(a, 's6'.padEnd(64, '0'), 4)).toBeDefined();
       expect(await check(a, 's6'.padEnd(64, '0'), 6)).toBeUndefined();
       await a.pruneTokens(at(481));

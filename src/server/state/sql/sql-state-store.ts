@@ -317,14 +317,20 @@ export class SqlStateStore implements StateStore {
         await this.#revokeApiKey(tx, effect.id, now);
         return 'ok';
       case 'session.create': {
-        // The key may have been revoked since it was checked: a session opens only for a live admin key.
+        // The key may have been revoked since it was checked (on another replica, its notice not
+        // yet here): a session opens only for a live admin key, judged by this same statement,
+        // and the refusal is the one a revoked key gets at the door.
         const r = effect.session;
         const made = await tx.query(
           `INSERT INTO console_sessions (id_hash, api_key_id, created_at, last_seen_at, expires_at)
            SELECT $1, k.id, $3, $4, $5 FROM api_keys k WHERE k.id = $2 AND ${LIVE_ADMIN_KEY('$6')} RETURNING id_hash`,
           [r.id_hash, r.api_key_id, r.created_at, r.last_seen_at, r.expires_at, iso],
         );
-        return made.length === 0 ? 'revoked' : 'ok';
+        if (made.length === 0) return 'key_revoked';
+        // The browser's new cookie replaces the old one, whose session would otherwise stay
+        // usable until it went idle. A refused sign-in leaves it, as a refusal at the door does.
+        if (effect.replaces !== undefined) await tx.query('DELETE FROM console_sessions WHERE id_hash = $1', [effect.replaces]);
+        return 'ok';
       }
       case 'session.delete':
         await tx.query('DELETE FROM console_sessions WHERE id_hash = $1', [effect.idHash]);
@@ -621,11 +627,12 @@ interface UseGroup {
   now: Date;
 }
 
-/** Which row an effect locks first, for the one lock order: API keys (by id), then tokens (by jti). */
+/** Which row an effect locks first, for the one lock order: API keys (by id), console sessions (by id hash), then tokens (by jti). */
 function lockRank(effect: Effect | undefined): number {
   if (effect === undefined) return 3;
+  // A sign-in that ends the browser's old session contends only for that row (its own is new), as a sign-out does.
+  if (effect.kind === 'session.delete' || (effect.kind === 'session.create' && effect.replaces !== undefined)) return 1;
   if (effect.kind === 'issue' || effect.kind === 'apikey.create' || effect.kind === 'apikey.revoke' || effect.kind === 'session.create') return 0;
-  if (effect.kind === 'session.delete') return 1;
   // Revocations and uses: tokens, by jti.
   return 2;
 }
@@ -640,7 +647,7 @@ function lockTarget(effect: Effect | undefined): string {
     case 'apikey.revoke':
       return effect.id;
     case 'session.create':
-      return effect.session.api_key_id;
+      return effect.replaces ?? effect.session.api_key_id;
     case 'session.delete':
       return effect.idHash;
     case 'revoke':
