@@ -427,6 +427,29 @@ describe('db and status commands', () => {
   });
 });
 
+describe('a database that refuses the login, or does not exist', () => {
+  it('says so, and the hint names the URL\'s user and password or its database, never the password', async () => {
+    const db = await testDatabase();
+    try {
+      const url = new URL(db.url);
+      const target = `${url.hostname}:${url.port}`;
+      const wrong = Object.assign(new URL(db.url), { password: 'LEAKONE-wrong' }).toString();
+      const refused = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: wrong } });
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toMatch(/^secrets-server: error RWS_STATE_UNAVAILABLE: the state database \S+ refused the login \(28P01\) \(hint: PostgreSQL at \S+ refused the login: check the user and password in the database URL, and pg_hba.conf\)\n$/);
+      expect(refused.stderr).toContain(target);
+      expect(refused.stderr).not.toMatch(/leakone/i);
+      const missing = Object.assign(new URL(db.url), { pathname: '/no_such_database_here' }).toString();
+      const absent = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: missing } });
+      expect(absent.exitCode).toBe(1);
+      expect(absent.stderr).toMatch(/^secrets-server: error RWS_STATE_UNAVAILABLE: the state database \S+\/no_such_database_here does not exist \(3D000\) \(hint: PostgreSQL at \S+ has no database of the URL's name: create it \(CREATE DATABASE\), or fix the URL's path\)\n$/);
+      for (const result of [refused, absent]) expect(result.stderr).not.toContain(url.password);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
 describe('a database that cannot be reached', () => {
   it('status, db status, audit and audit --follow fail within seconds with one line naming RWS_STATE_UNAVAILABLE, never the password', async () => {
     const { createServer } = await import('node:net');

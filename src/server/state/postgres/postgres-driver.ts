@@ -4,7 +4,7 @@
 // The pool reconnects by itself once the database is back. Errors never carry the URL's password.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { unavailableHint } from './unavailable-hint.js';
+import { unavailableHint, unavailableWhat } from './unavailable-hint.js';
 import { ClosedBeforeLockError, LockBusyError, StateDataError, StateUnavailableError } from '../state-errors.js';
 import { keepLock } from './keep-lock.js';
 import { holderName, type LockHolder, LOCK_STALL_MS, LOCK_WAIT_MS } from './lock-session.js';
@@ -258,7 +258,7 @@ class PostgresDriver implements SqlDriver {
     // Data errors (class 22) are answers too: a value the database refused, not an outage.
     if (typeof code === 'string' && code.startsWith('22')) return new StateDataError(code, cause);
     const known = typeof code === 'string' ? code : undefined;
-    return new StateUnavailableError(`the state database ${this.location} did not answer (${known ?? 'connection failed'})`, cause, unavailableHint(known, this.target));
+    return new StateUnavailableError(`the state database ${this.location} ${unavailableWhat(known)}`, cause, unavailableHint(known, this.target));
   }
 
   async close(): Promise<void> {

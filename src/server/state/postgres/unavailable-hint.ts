@@ -5,6 +5,16 @@
 
 const SOCKET_SUFFIX = /\/\.s\.PGSQL\.\d+$/;
 
+/**
+ * What happened, for the message after "the state database URL": a refused login is an answer,
+ * and "did not answer (28P01)" sent the operator to the network.
+ */
+export function unavailableWhat(code: string | undefined): string {
+  if (code === '28P01' || code === '28000') return `refused the login (${code})`;
+  if (code === '3D000') return `does not exist (${code})`;
+  return `did not answer (${code ?? 'connection failed'})`;
+}
+
 /** The hint for a failed connection or statement of code `code` (an errno or a SQLSTATE). */
 export function unavailableHint(code: string | undefined, target: string): string {
   const socket = SOCKET_SUFFIX.test(target);
