@@ -363,6 +363,8 @@ describe('a CLI that explains itself', () => {
       expect(help.stdout).toContain('Examples:');
       // The limit the flag enforces (91d is a usage error) is on its page, not only in the README.
       if (args[0] === 'serve') expect(help.stdout).toMatch(/--fallback-max-age[^[]+at most\s+90d/);
+      // Keys imported under another pepper never authenticate: the help says so before the refusal does.
+      if (args[0] === 'db' && args[1] === 'import') expect(help.stdout).toMatch(/--from-store[^[]+api-key-pepper must be the\s+same\s+as this store's/);
       // Every positional too: `secret import -h` showed none, so what ENV meant was left to guess.
       if (args[0] === 'secret' && args.length > 2) expect(help.stdout).toMatch(/^Positionals:\n +environment +the environment \(its file is ENV\.enc\.yaml\)/m);
       // Every option has a description: no option line ends right after its name and type.
