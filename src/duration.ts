@@ -4,12 +4,10 @@
 const UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
 const GRAMMAR = /^([0-9]{1,7})([smhd])$/;
 
-/** Seconds, or undefined when `text` is not a duration of at least one second. */
-export function parseDuration(text: string): number | undefined {
+/** Seconds, zero included, or undefined when `text` is not written as a duration at all. */
+export function readDuration(text: string): number | undefined {
   const match = GRAMMAR.exec(text);
-  if (!match) return undefined;
-  const seconds = Number(match[1]) * UNITS[match[2]!]!;
-  return seconds >= 1 ? seconds : undefined;
+  return match ? Number(match[1]) * UNITS[match[2]!]! : undefined;
 }
 
 /** `2h 5m`, `3d 4h`, `45s`: the two largest units, for warnings about age and time left. */

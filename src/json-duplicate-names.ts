@@ -18,8 +18,11 @@ function stringEnd(text: string, start: number): number {
   }
 }
 
-/** Whether an object of `text` (valid JSON, as JSON.parse just accepted it) names a member twice. */
-export function hasDuplicateName(text: string): boolean {
+/**
+ * The first name an object of `text` (valid JSON, as JSON.parse just accepted it) gives twice,
+ * decoded, or undefined. Names only: the caller decides whether a name may be said.
+ */
+export function duplicateName(text: string): string | undefined {
   // One set of names per open object; undefined for an open array.
   const open: Array<Set<string> | undefined> = [];
   let expectName = false;
@@ -32,7 +35,7 @@ export function hasDuplicateName(text: string): boolean {
         const raw = text.slice(i, end + 1);
         const name = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
         const names = open[open.length - 1]!;
-        if (names.has(name)) return true;
+        if (names.has(name)) return name;
         names.add(name);
         expectName = false;
       }
@@ -48,5 +51,5 @@ export function hasDuplicateName(text: string): boolean {
       expectName = open[open.length - 1] !== undefined;
     }
   }
-  return false;
+  return undefined;
 }

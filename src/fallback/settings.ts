@@ -3,7 +3,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Credential } from '../config/credentials.js';
 import { vaultUrlKey } from '../config/credential-store.js';
-import { parseDuration } from '../duration.js';
+import { readDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
 import type { SecretSource } from '../sources/source.js';
 import type { VaultSource } from '../sources/vault.js';
@@ -47,8 +47,7 @@ export function withFallback(vault: VaultSource, request: FallbackRequest): Secr
     throw new UsageError(`--fallback and --offline need an API key; the credential in use is a token (from ${request.credential.origin})`, 'use an API key (RWS_API_KEY_FILE, or run-with-secrets login), or drop --fallback/--offline');
   }
   if (request.perKeyRequests) throw new UsageError('--fallback and --offline need the batch endpoint, which says whether secrets may be cached', 'drop --per-key-requests');
-  const maxAgeSeconds = request.maxAge === undefined ? DEFAULT_MAX_AGE_SECONDS : parseDuration(request.maxAge);
-  if (maxAgeSeconds === undefined) throw new UsageError(`--fallback-max-age expects a duration such as 30m, 24h or 7d, got ${JSON.stringify(request.maxAge!.slice(0, 64))}`);
+  const maxAgeSeconds = request.maxAge === undefined ? DEFAULT_MAX_AGE_SECONDS : maxAge(request.maxAge);
   const url = vaultUrlKey(request.client.baseUrl);
   if (url === undefined) throw new UsageError('--fallback needs a vault URL of the form https://host[:port][/prefix]');
   const identity = { url, environment: request.environment, selection: normalSelection(request.patterns, request.keys), keyId: keyFingerprint(request.credential.value) };
@@ -85,4 +84,13 @@ function clockAhead(value: string | undefined): number {
   if (value === undefined || value === '') return 0;
   if (!/^\d{1,10}$/.test(value) || Number(value) > MOST_AHEAD_SECONDS) throw new UsageError('RWS_TEST_CLOCK_AHEAD_SECONDS must be a whole number of seconds (it only moves the fallback clock forward)');
   return Number(value);
+}
+
+/** Said as the watch flags say theirs: the grammar with the range, or the range alone. */
+function maxAge(text: string): number {
+  const seconds = readDuration(text);
+  const shown = JSON.stringify(text.slice(0, 64));
+  if (seconds === undefined) throw new UsageError(`--fallback-max-age expects a duration such as 30m, 24h or 7d (one whole number and one unit: s, m, h or d; at least 1s), got ${shown}`);
+  if (seconds < 1) throw new UsageError(`--fallback-max-age must be at least 1s (a copy is never younger than that), got ${shown}`);
+  return seconds;
 }

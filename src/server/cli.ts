@@ -95,7 +95,7 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .command('migrate', 'apply schema migrations now (servers also apply them at start)', (z) => z.example('RWS_DATABASE_URL_FILE=/run/secrets/db-url $0 db migrate', 'before rolling out a new version to the replicas'), on(async () => (await import('./commands/db.js')).dbMigrate))
           .command('status', 'print where the state is and its schema version', (z) => z.option('json', { type: 'boolean', description: 'one JSON object' }).example('$0 db status --json', ''), on(async () => (await import('./commands/db.js')).dbStatus))
           .command('import', "move a single server's file state (api-keys.json, token-state.log, audit.log) into the database", (z) =>
-            z.option('from-store', { type: 'string', demandOption: true, requiresArg: true, coerce: once('from-store'), description: 'the store directory whose files to import' })
+            z.option('from-store', { type: 'string', demandOption: true, requiresArg: true, coerce: once('from-store'), description: 'the store directory whose files to import (its api-key-pepper must be the same as this store\'s)' })
               .example('RWS_DATABASE_URL_FILE=/run/secrets/db-url $0 db import --from-store /srv/vault', "move one server's files into PostgreSQL, once"), on(async () => (await import('./commands/db.js')).dbImport))
           .demandCommand(1, 'name a db subcommand: migrate, status or import'),
       )

@@ -33,7 +33,7 @@ export function redactCredentials(text: string, argv: readonly string[] = []): s
 }
 
 /** Shown in place of a URL whose password cannot be told apart from the rest, or that does not parse. */
-const UNSHOWN_URL = 'postgres://(unparsable URL)';
+export const UNSHOWN_URL = 'postgres://(unparsable URL)';
 
 /** Of a database URL's query, only where it connects (libpq's socket directory form); never a credential (`password=`, `sslpassword=`). */
 const SHOWN_PARAMETERS = new Set(['host', 'port']);

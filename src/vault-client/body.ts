@@ -2,7 +2,7 @@
 // limit (a declared Content-Length over it is refused before reading; a body that keeps coming
 // is cut off at the limit).
 import type { Dispatcher } from 'undici';
-import { hasDuplicateName } from '../json-duplicate-names.js';
+import { duplicateName } from '../json-duplicate-names.js';
 import { badResponse, safeServerCode } from './errors.js';
 import { parseRefusal, type Refusal } from './refusal.js';
 
@@ -103,7 +103,7 @@ export async function readJsonBody(response: Dispatcher.ResponseData, origin: st
   if (bytes === undefined) throw badResponse(origin, `its body is over the ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB limit`);
   const parsed = parseJson(bytes);
   if (!parsed.ok) throw badResponse(origin, 'its body is not valid JSON');
-  if (hasDuplicateName(parsed.text)) throw badResponse(origin, 'its body names a field twice in one object');
+  if (duplicateName(parsed.text) !== undefined) throw badResponse(origin, 'its body names a field twice in one object');
   return parsed.value;
 }
 

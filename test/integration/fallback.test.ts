@@ -494,7 +494,9 @@ describe('flags', () => {
     const cases: Array<[string[], string]> = [
       [['--env-file', '/dev/null', '--fallback'], '--fallback, --fallback-max-age and --offline apply to the vault'],
       [['--offline', '--per-key-requests'], '--fallback and --offline need the batch endpoint'],
-      [['--fallback', '--fallback-max-age', '1h30m'], '--fallback-max-age expects a duration such as 30m, 24h or 7d, got "1h30m"'],
+      [['--fallback', '--fallback-max-age', '1h30m'], '--fallback-max-age expects a duration such as 30m, 24h or 7d (one whole number and one unit: s, m, h or d; at least 1s), got "1h30m"'],
+      // Written as a duration, but none a copy could ever be young enough for: the range is said.
+      [['--fallback', '--fallback-max-age', '0s'], '--fallback-max-age must be at least 1s (a copy is never younger than that), got "0s"'],
       [['--fallback', join(runtimeDir, 'x.bin')], 'unknown command'],
       [['--fallback-max-age', '1h'], '--fallback-max-age needs --fallback or --offline'],
       [['--offline', '--watch'], '--offline cannot be combined with --watch: an offline run hears of no changes'],

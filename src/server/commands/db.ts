@@ -6,6 +6,7 @@ import type { CliIo } from '../cli.js';
 import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
 import { markImported, readLegacyStore } from '../state/legacy/import-store.js';
+import { checkSamePepper } from '../state/legacy/pepper-check.js';
 import { openDriver, resolveDatabaseUrl } from '../state/open-state.js';
 import type { SqlDriver } from '../state/sql/driver.js';
 import { currentVersion, migrate, SCHEMA_VERSION } from '../state/sql/schema.js';
@@ -62,6 +63,7 @@ export async function dbImport(args: Record<string, unknown>, io: CliIo): Promis
   const now = new Date();
   const legacy = await readLegacyStore(from, Math.floor(now.getTime() / 1000));
   if (legacy === undefined) throw new RwsError('RWS_STORE_MISSING', `${from.dir} holds no api-keys.json, token-state.log or audit.log to import`, { hint: 'it may have been imported already (*.imported)' });
+  await checkSamePepper(from, paths, legacy.keys.length);
   // Opened without SQLite's import at start: that one would move these very files in when
   // --from-store is the store, and this command would then report "nothing was imported".
   const state = await openCommandState(paths, args, io, { importLegacy: false });

@@ -17,7 +17,7 @@ import { writeNameList } from './name-list.js';
 import { afterCommit } from './after-commit.js';
 import { dotenvProblems } from '../../dotenv-lines.js';
 import { printable } from '../../printable.js';
-import { hasDuplicateName } from '../../json-duplicate-names.js';
+import { duplicateName } from '../../json-duplicate-names.js';
 
 const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 const ENVIRONMENTS_HINT = 'secrets-server status lists the environments of the store';
@@ -122,7 +122,9 @@ function parseJsonSecrets(text: string): Record<string, string> {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ServerUsageError('expected a JSON object of NAME: "value"; nothing was written');
   // JSON.parse kept the last value of a name given twice: one of the two would be dropped unsaid.
-  if (hasDuplicateName(text)) throw new ServerUsageError('stdin names a secret twice; keep one value for each name; nothing was written');
+  // The name is said (names are not secret, and the operator must find it); neither value is.
+  const twice = duplicateName(text);
+  if (twice !== undefined) throw new ServerUsageError(`stdin names the secret ${printable(twice.slice(0, 64))} twice; keep one value for each name; nothing was written`);
   const values: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, item] of Object.entries(value)) {
     if (typeof item !== 'string') throw new ServerUsageError(`the value of ${printable(name.slice(0, 64))} is not a string; nothing was written`);

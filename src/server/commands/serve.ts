@@ -14,6 +14,7 @@ import { SopsSecretStore } from '../store/sops-store.js';
 import { SecretsAdmin } from '../store/secrets-admin.js';
 import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
+import { OutageLog } from '../state/outage-log.js';
 import { loadTlsPair, type TlsFiles } from '../http/tls-files.js';
 import { ReloadHooks } from '../reload.js';
 import { deriveAnswerTagKey } from '../http/batch/answer-tag.js';
@@ -72,7 +73,8 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
     (record) => state.commit({ audit: () => record }, new Date()),
     () => log('secrets-server: the folded 429 audit row could not be written (RWS_STATE_UNAVAILABLE)'),
   );
-  const guard = new RollbackGuard(state, paths.stateSeen, log);
+  const outage = new OutageLog(log);
+  const guard = new RollbackGuard(state, paths.stateSeen, log, outage);
   try {
     await guard.start();
   } catch (error) {
@@ -86,7 +88,7 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   try {
     const secrets = new SopsSecretStore(paths, identities, Date.now, log);
     const secretsAdmin = new SecretsAdmin(paths, identities, secrets, state);
-    const deps: AppDeps = { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log, fallbackMaxAgeSeconds };
+    const deps: AppDeps = { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log, outage, fallbackMaxAgeSeconds };
     // The console's code is loaded only when asked for: a server without --console has none of it.
     if (args.console === true) deps.console = (await import('../console/console.js')).createConsole(deps);
     server = await listen(options, deps);

@@ -9,7 +9,8 @@ import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
 import { boundRefusedNames } from '../audit/refused-names.js';
 import type { TokenOutcome } from '../state/state-store.js';
-import { DamagedRowError, explainMissingSchema } from '../state/state-errors.js';
+import { DamagedRowError, explainMissingSchema, type StateUnavailableError } from '../state/state-errors.js';
+import { OutageLog } from '../state/outage-log.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
@@ -33,6 +34,14 @@ export interface AppDeps extends HandlerDeps {
   now?: () => Date;
   /** Operator log: codes and names only. */
   log?: (line: string) => void;
+  /** Where refusals for want of the state database are told (shared with the rollback guard). */
+  outage?: OutageLog;
+}
+
+/** What one request met of the state: told to the outage log once, when its answer is done. */
+interface StateSeen {
+  unavailable?: StateUnavailableError;
+  committed: boolean;
 }
 
 const PREFIX = '/api/v1/vault/';
@@ -97,6 +106,13 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const limits = deps.limits ?? new AuthLimits();
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? (() => undefined);
+  const outage = deps.outage ?? new OutageLog(log);
+
+  /** A database that does not answer is counted once per request, not logged per error. */
+  function report(error: unknown, seen: StateSeen): void {
+    if (OutageLog.covers(error)) seen.unavailable ??= error;
+    else if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (deps.console?.serveAsset(req, res)) return;
@@ -104,6 +120,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     const client = req.socket.remoteAddress ?? 'unknown';
     let event: AuditEventName | undefined;
     let reply: Reply;
+    const seen: StateSeen = { committed: false };
     try {
       const found = route(deps, req.method ?? '', ...splitTarget(req.url ?? '/'));
       if (found === undefined) throw notFound('no such route');
@@ -115,7 +132,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       }
       reply = await found.run(x);
     } catch (error) {
-      if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
+      report(error, seen);
       reply = errorResponse(error);
       if (reply.status === 401 || (event !== undefined && refusedWithoutCredential(reply, x))) limits.recordFailure(client, x.now.getTime());
     }
@@ -125,8 +142,10 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       // flood fill the disk after all.
       deps.refusals.note(limitKey(client), x.now);
     } else if (event !== undefined && !(reply.unaudited && x.audit.api_key_id === undefined)) {
-      reply = await record(event, x, reply, client);
+      reply = await record(event, x, reply, client, seen);
     }
+    if (seen.unavailable !== undefined) outage.refused(seen.unavailable);
+    else if (seen.committed) outage.answered();
     deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
     // Refused before its body was read (the credential comes first): the rest of the body is
     // not read, so the connection ends with the answer rather than being kept for another request.
@@ -140,7 +159,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
    * with `around` (an edit of a secrets file) runs the commit inside its own step: a refusal it
    * finds before the commit is recorded as the answer; a failure after it is a 500.
    */
-  async function record(event: AuditEventName, x: Exchange, first: Reply, client: string): Promise<Reply> {
+  async function record(event: AuditEventName, x: Exchange, first: Reply, client: string, seen: StateSeen): Promise<Reply> {
     let reply = first;
     // Where the commit got to when something failed (assigned inside `commit`, read after it).
     let stage = 'before' as 'before' | 'committing' | 'committed';
@@ -167,6 +186,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         x.now,
       );
       stage = 'committed';
+      seen.committed = true;
       if (effect !== undefined && refusedWithoutCredential(reply, x)) limits.recordFailure(client, x.now.getTime());
       // Refused by the commit itself (the requesting key revoked meanwhile): the change made
       // around it (a secrets file) must not happen either.
@@ -178,11 +198,12 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     } catch (error) {
       if (error instanceof RefusedAtCommit) return reply;
       if (stage === 'before' && !isUnavailable(error)) {
-        if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
+        report(error, seen);
         reply = errorResponse(error);
-        return record(event, x, reply, client);
+        return record(event, x, reply, client, seen);
       }
-      log(`secrets-server: ${describe(error)}`);
+      if (OutageLog.covers(error)) seen.unavailable ??= error;
+      else log(`secrets-server: ${describe(error)}`);
       if (stage === 'committed') return errorResponse(new HttpError(500, 'RWS_INTERNAL', 'the change was recorded but could not be completed'));
       return errorResponse((error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served'));
     }

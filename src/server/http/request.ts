@@ -1,6 +1,6 @@
 // Reading requests and writing responses: bounded JSON bodies, bearer credentials, JSON answers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { hasDuplicateName } from '../../json-duplicate-names.js';
+import { duplicateName } from '../../json-duplicate-names.js';
 import { inviteBody } from './expect-continue.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
 import { badRequest, HttpError, unauthorized } from './http-error.js';
@@ -41,7 +41,7 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('the body must be a JSON object');
   // JSON.parse keeps the last of a name given twice: `{"admin": false, …, "admin": true}` would be
   // one key to a proxy or log that reads the first and another to us. Refused, never guessed.
-  if (hasDuplicateName(text)) throw badRequest('the body names a field twice (in one object); send each field once');
+  if (duplicateName(text) !== undefined) throw badRequest('the body names a field twice (in one object); send each field once');
   return value as Record<string, unknown>;
 }
 

@@ -14,6 +14,7 @@ import { localChange } from '../audit/record.js';
 import { readPrivateFile, replaceFile } from '../store/files.js';
 import type { SqlStateStore } from './sql/sql-state-store.js';
 import { StateReplacedError } from './state-errors.js';
+import { OutageLog } from './outage-log.js';
 
 const CHECK_EVERY_MS = 1_000;
 
@@ -32,13 +33,17 @@ export class RollbackGuard {
   #id: string | undefined;
   #checking = false;
   #checkAgain = false;
-  #toldReplaced = false;
+  readonly #outage: OutageLog;
 
+  /** `outage`: the server's, so that a replaced file is said once whoever finds it first. */
   constructor(
     private readonly state: SqlStateStore,
     private readonly file: string,
     private readonly log: (line: string) => void,
-  ) {}
+    outage?: OutageLog,
+  ) {
+    this.#outage = outage ?? new OutageLog(log);
+  }
 
   /** Checks now, then every second; resolves after the first check. */
   async start(): Promise<void> {
@@ -118,10 +123,7 @@ export class RollbackGuard {
       return false;
     } catch (error) {
       if (!(error instanceof StateReplacedError)) throw error;
-      if (!this.#toldReplaced) {
-        this.#toldReplaced = true;
-        this.log(`secrets-server: error ${error.code}: ${error.message} (hint: ${error.hint})`);
-      }
+      this.#outage.replaced(error);
       return true;
     }
   }

@@ -2,7 +2,7 @@ import { RwsError } from '../../errors.js';
 
 /** The state database could not be reached or written; nothing was changed by the request. */
 export class StateUnavailableError extends RwsError {
-  constructor(message: string, cause?: unknown, hint = 'check that the state database is reachable and writable (secrets-server db status)') {
+  constructor(message: string, cause?: unknown, hint = 'check that the state database is reachable and writable: for SQLite, the file, its permissions and its disk (full, read-only); for PostgreSQL, the database URL, and that the server is up') {
     super('RWS_STATE_UNAVAILABLE', message, { cause, hint });
   }
 }

@@ -188,12 +188,14 @@ describe('secret', () => {
       [['secret', 'import', 'bytes'], Buffer.from('X=a\xffb\n', 'latin1'), /stdin is not UTF-8 text/],
       [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"a\\ud800b"}'), /the value of X holds a lone UTF-16 surrogate/],
       // JSON.parse would keep the second value of a name given twice (and "\u0058" is X too).
-      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"first","Y":"y","X":"second"}'), /stdin names a secret twice/],
-      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"first","\\u0058":"second"}'), /stdin names a secret twice/],
+      // The name is said, so that it can be found in a long file; neither value is.
+      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"xyzzy-1","Y":"y","X":"xyzzy-2"}'), /stdin names the secret X twice; keep one value for each name/],
+      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"xyzzy-1","\\u0058":"xyzzy-2"}'), /stdin names the secret X twice/],
     ] as const) {
       const result = await execa(BIN, [...args, '--store', store.dir], { input, env, reject: false });
       expect(result.exitCode).toBe(2);
       expect(result.stderr).toMatch(why);
+      expect(result.stderr).not.toContain('xyzzy');
       expect(await cliOk(['secret', 'list', 'bytes', '--store', store.dir])).toBe('KEPT\n');
     }
   });
@@ -361,6 +363,8 @@ describe('a CLI that explains itself', () => {
       expect(help.stdout).toContain('Examples:');
       // The limit the flag enforces (91d is a usage error) is on its page, not only in the README.
       if (args[0] === 'serve') expect(help.stdout).toMatch(/--fallback-max-age[^[]+at most\s+90d/);
+      // Keys imported under another pepper never authenticate: the help says so before the refusal does.
+      if (args[0] === 'db' && args[1] === 'import') expect(help.stdout).toMatch(/--from-store[^[]+api-key-pepper must be the\s+same\s+as this store's/);
       // Every positional too: `secret import -h` showed none, so what ENV meant was left to guess.
       if (args[0] === 'secret' && args.length > 2) expect(help.stdout).toMatch(/^Positionals:\n +environment +the environment \(its file is ENV\.enc\.yaml\)/m);
       // Every option has a description: no option line ends right after its name and type.

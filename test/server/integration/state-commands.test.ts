@@ -2,7 +2,7 @@
 // status, audit --follow, folded 429s, the audit file sink across SIGHUP, and the database URL
 // from the environment or a file (never shown with its password).
 import { spawn } from 'node:child_process';
-import { chmod, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
@@ -19,12 +19,17 @@ beforeAll(async () => {
 });
 afterAll(() => store.cleanup());
 
-/** A store as the file-state server left it: keys, a token state log and audit lines. */
-async function legacyStore(): Promise<{ dir: TestStore; keyId: string; key: string }> {
+/**
+ * A store as the file-state server left it: keys, a token state log and audit lines. `target`:
+ * the store it is to be imported into, whose api-key-pepper it is given (db import refuses keys
+ * stored under another pepper).
+ */
+async function legacyStore(target?: TestStore): Promise<{ dir: TestStore; keyId: string; key: string }> {
   const legacy = await makeStore(SECRETS);
   // A store of the file-state days had no database: the one `init` just made goes.
   const locks = (await readdir(legacy.dir)).filter((file) => file.startsWith('state-locks.'));
   for (const file of ['state.db', 'state.db-wal', 'state.db-shm', ...locks]) await rm(path.join(legacy.dir, file), { force: true });
+  if (target !== undefined) await copyFile(path.join(target.dir, 'api-key-pepper'), path.join(legacy.dir, 'api-key-pepper'));
   // The pepper makes the HMAC; the record is what api-keys.json held before the database.
   const pepper = await readFile(path.join(legacy.dir, 'api-key-pepper'), 'utf8');
   const { createHmac } = await import('node:crypto');
@@ -144,7 +149,7 @@ describe('a store from before the database', () => {
     try {
       const env = { RWS_DATABASE_URL: db.url };
       for (const { file, text, where } of cases) {
-        const { dir: legacy } = await legacyStore();
+        const { dir: legacy } = await legacyStore(store);
         try {
           const keys = await readFile(path.join(legacy.dir, 'api-keys.json'), 'utf8');
           await writeFile(path.join(legacy.dir, file), text(keys), { mode: 0o600 });
@@ -186,7 +191,7 @@ describe('a store from before the database', () => {
   });
 
   it('moves into PostgreSQL with db import --from-store, once', async () => {
-    const { dir: legacy, keyId } = await legacyStore();
+    const { dir: legacy, keyId, key } = await legacyStore(store);
     const db = await testDatabase();
     try {
       const env = { RWS_DATABASE_URL: db.url };
@@ -194,9 +199,66 @@ describe('a store from before the database', () => {
       expect(out).toMatch(/^imported 1 API keys, 2 live token records and 2 audit lines from .* into postgres:\/\/.*:\*\*\*@/);
       expect(out).not.toContain(new URL(db.url).password);
       expect(JSON.parse((await cliOk(['apikey', 'list', '--json', '--store', store.dir], { env })).trim()).id).toBe(keyId);
+      // Under the same pepper, the imported key authenticates on a server of this store.
+      const server = await startServer(store, [], env);
+      try {
+        expect((await call(`${server.url}/api/v1/auth/self`, { auth: key })).status).toBe(200);
+      } finally {
+        await server.stop();
+      }
       const again = await cli(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env });
       expect(again.exitCode).toBe(1);
       expect(again.stderr).toMatch(/RWS_STORE_MISSING|RWS_ALREADY_IMPORTED/);
+    } finally {
+      await db.drop();
+      await legacy.cleanup();
+    }
+  });
+});
+
+describe('db import --from-store with another api-key-pepper', () => {
+  it('is refused, naming both files and never a pepper, importing nothing: its keys would never authenticate here', async () => {
+    const { dir: legacy } = await legacyStore();
+    const db = await testDatabase();
+    try {
+      const env = { RWS_DATABASE_URL: db.url };
+      const peppers = await Promise.all([legacy, store].map((s) => readFile(path.join(s.dir, 'api-key-pepper'), 'utf8')));
+      const refused = await cli(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env });
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toBe(
+        `secrets-server: error RWS_PEPPER_MISMATCH: the api-key-pepper files ${legacy.dir}/api-key-pepper and ${store.dir}/api-key-pepper differ: the 1 API key in ${legacy.dir}/api-keys.json is stored under the first and would never authenticate on a server of this store; nothing was imported (hint: give --from-store the store whose pepper this store has; or, if this store has no API keys of its own yet, copy ${legacy.dir}/api-key-pepper over ${store.dir}/api-key-pepper (0600, on every server of this store) and import again)\n`,
+      );
+      for (const pepper of peppers) expect(refused.stderr).not.toContain(pepper.trim());
+      expect(await readdir(legacy.dir)).toContain('api-keys.json');
+      expect((await cliOk(['apikey', 'list', '--store', store.dir], { env })).trim()).toBe('');
+
+      // No pepper at all beside the keys: which one they were made under cannot be told.
+      await rm(path.join(legacy.dir, 'api-key-pepper'));
+      const unknown = await cli(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env });
+      expect(unknown.exitCode).toBe(1);
+      expect(unknown.stderr).toBe(
+        `secrets-server: error RWS_PEPPER_MISMATCH: --from-store ${legacy.dir} has no api-key-pepper, so whether the 1 API key in ${legacy.dir}/api-keys.json was stored under this store's pepper (${store.dir}/api-key-pepper) cannot be told; under another, none would ever authenticate; nothing was imported (hint: copy the api-key-pepper of the store those keys were made in to ${legacy.dir}/api-key-pepper (0600): ${store.dir}/api-key-pepper if it was this store)\n`,
+      );
+      expect(await readdir(legacy.dir)).toContain('api-keys.json');
+
+      // Done as the hint says (the keys were made under this store's pepper): imported.
+      await copyFile(path.join(store.dir, 'api-key-pepper'), path.join(legacy.dir, 'api-key-pepper'));
+      expect(await cliOk(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env })).toMatch(/^imported 1 API keys/);
+    } finally {
+      await db.drop();
+      await legacy.cleanup();
+    }
+  });
+
+  it('a source with no API keys (token and audit logs only) needs no pepper', async () => {
+    const { dir: legacy } = await legacyStore();
+    const db = await testDatabase();
+    try {
+      await rm(path.join(legacy.dir, 'api-keys.json'));
+      await rm(path.join(legacy.dir, 'api-key-pepper'));
+      const out = await cliOk(['db', 'import', '--from-store', legacy.dir, '--store', store.dir], { env: { RWS_DATABASE_URL: db.url } });
+      expect(out).toMatch(/^imported 0 API keys, 2 live token records and 2 audit lines/);
     } finally {
       await db.drop();
       await legacy.cleanup();
@@ -220,8 +282,8 @@ describe('db import into SQLite', () => {
   });
 
   it('into a store that first opened with no file state, says why nothing is imported', async () => {
-    const { dir: legacy } = await legacyStore();
     const fresh = await makeStore(SECRETS);
+    const { dir: legacy } = await legacyStore(fresh);
     try {
       const out = await cli(['db', 'import', '--from-store', legacy.dir, '--store', fresh.dir]);
       expect(out.exitCode).toBe(1);
@@ -365,6 +427,29 @@ describe('db and status commands', () => {
   });
 });
 
+describe('a database that refuses the login, or does not exist', () => {
+  it('says so, and the hint names the URL\'s user and password or its database, never the password', async () => {
+    const db = await testDatabase();
+    try {
+      const url = new URL(db.url);
+      const target = `${url.hostname}:${url.port}`;
+      const wrong = Object.assign(new URL(db.url), { password: 'LEAKONE-wrong' }).toString();
+      const refused = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: wrong } });
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toMatch(/^secrets-server: error RWS_STATE_UNAVAILABLE: the state database \S+ refused the login \(28P01\) \(hint: PostgreSQL at \S+ refused the login: check the user and password in the database URL, and pg_hba.conf\)\n$/);
+      expect(refused.stderr).toContain(target);
+      expect(refused.stderr).not.toMatch(/leakone/i);
+      const missing = Object.assign(new URL(db.url), { pathname: '/no_such_database_here' }).toString();
+      const absent = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: missing } });
+      expect(absent.exitCode).toBe(1);
+      expect(absent.stderr).toMatch(/^secrets-server: error RWS_STATE_UNAVAILABLE: the state database \S+\/no_such_database_here does not exist \(3D000\) \(hint: PostgreSQL at \S+ has no database of the URL's name: create it \(CREATE DATABASE\), or fix the URL's path\)\n$/);
+      for (const result of [refused, absent]) expect(result.stderr).not.toContain(url.password);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
 describe('a database that cannot be reached', () => {
   it('status, db status, audit and audit --follow fail within seconds with one line naming RWS_STATE_UNAVAILABLE, never the password', async () => {
     const { createServer } = await import('node:net');
@@ -380,7 +465,9 @@ describe('a database that cannot be reached', () => {
     const silentPort = (silent.address() as { port: number }).port;
     const password = encodeURIComponent('LEAKONE/@:?#%LEAKTWO');
     try {
-      const refused = (): string => `did not answer (ECONNREFUSED) (hint: check that the state database is reachable and writable (secrets-server db status))`;
+      // Never "run secrets-server db status": db status printed that about itself.
+      const refused = (): string =>
+        `did not answer (ECONNREFUSED) (hint: nothing accepts connections at 127.0.0.1:${closedPort}: check the host and port of the database URL, that PostgreSQL is up and listens there (listen_addresses, port in postgresql.conf), and that no firewall rejects the connection)`;
       // Said as a timeout, with the address it could not reach: `db status` would wait the same way.
       const silence = (port: number): string =>
         `did not answer: connecting to 127.0.0.1:${port} timed out after 3 s (hint: check that 127.0.0.1:${port} is reachable from this host (a firewall or security group may drop the packets) and that PostgreSQL is up and listening there)`;
@@ -395,6 +482,7 @@ describe('a database that cannot be reached', () => {
           expect(result.stdout, what).toBe('');
           expect(result.stderr, what).toBe(`secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgres://rws:***@127.0.0.1:${port}/rws ${said}\n`);
           expect(result.stderr, what).not.toMatch(/leakone|leaktwo/i);
+          expect(result.stderr, what).not.toContain('db status');
           // The connect timeout is 3 s; a hang would run into the test's own timeout.
           expect(took, what).toBeLessThan(10_000);
         }
@@ -445,7 +533,7 @@ describe('a socket directory URL (empty host, the host in the query)', () => {
       for (const password of [encodeURIComponent(hostile), 'LEAKONE@LEAKTWO:LEAKTHREE', 'LEAKONE%LEAKTWO', 'LEAKONE%2FLEAKTWO']) {
         const failed = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: `postgresql://rws:${password}@/rws?host=${missing}` } });
         expect(failed.exitCode).toBe(1);
-        expect(failed.stderr).toBe(`secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgresql://rws:***@/rws?host=${missing} did not answer (ENOENT) (hint: check that the state database is reachable and writable (secrets-server db status))\n`);
+        expect(failed.stderr).toBe(`secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgresql://rws:***@/rws?host=${missing} did not answer (ENOENT) (hint: there is no PostgreSQL socket ${missing}/.s.PGSQL.5432: check the socket directory (host=) and port of the database URL, and that PostgreSQL is up)\n`);
       }
       // A raw `/`, `?` or `#` in the password: where it ends is a guess, so the URL is not shown.
       for (const password of ['LEAKONE/LEAKTWO', 'LEAKONE?host=/tmp#LEAKTWO', '5/LEAKONE', '5?host=/LEAKONE']) {

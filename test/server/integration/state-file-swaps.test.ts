@@ -68,6 +68,8 @@ describe('state.db deleted, replaced or truncated while a server runs', () => {
     // One line for the operator, however many requests were refused (and it says what to do).
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(running.stderr().split(said)).toHaveLength(2);
+    // Not a line per refused request either (each said `StateReplacedError RWS_STATE_UNAVAILABLE`).
+    expect(running.stderr()).not.toContain('StateReplacedError');
     expect(running.stderr()).toContain('restart the server');
     expect((await read(running, t)).status).toBe(503);
   }, 60_000);

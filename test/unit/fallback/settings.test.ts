@@ -38,7 +38,9 @@ describe('--fallback and --offline settings', () => {
     expect(refusal({ watch: true })).toBe('RWS_USAGE: --fallback cannot be combined with --watch');
     expect(refusal({ credential: { kind: 'token', value: 'a.b.c', origin: '--token-file t' } })).toContain('RWS_USAGE: --fallback and --offline need an API key');
     expect(refusal({ perKeyRequests: true })).toContain('need the batch endpoint');
-    for (const maxAge of ['0s', '24', '1h30m', '-1h', ' 1h']) expect(refusal({ maxAge })).toContain('--fallback-max-age expects a duration');
+    for (const maxAge of ['24', '1h30m', '-1h', ' 1h']) expect(refusal({ maxAge })).toContain('--fallback-max-age expects a duration');
+    // A duration, but under the least there is: the range is what is said.
+    for (const maxAge of ['0s', '0d']) expect(refusal({ maxAge })).toBe(`RWS_USAGE: --fallback-max-age must be at least 1s (a copy is never younger than that), got "${maxAge}"`);
     expect(refusal({ path: undefined, maxAge: '1h' })).toBe('RWS_USAGE: --fallback-max-age needs --fallback or --offline');
   });
 

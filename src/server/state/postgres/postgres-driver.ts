@@ -4,12 +4,13 @@
 // The pool reconnects by itself once the database is back. Errors never carry the URL's password.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { unavailableHint, unavailableWhat } from './unavailable-hint.js';
 import { ClosedBeforeLockError, LockBusyError, StateDataError, StateUnavailableError } from '../state-errors.js';
 import { keepLock } from './keep-lock.js';
 import { holderName, type LockHolder, LOCK_STALL_MS, LOCK_WAIT_MS } from './lock-session.js';
 import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 import { ServerUsageError } from '../../usage-error.js';
-import { redactUrl } from '../../url-credentials.js';
+import { redactUrl, UNSHOWN_URL } from '../../url-credentials.js';
 import { printable } from '../../../printable.js';
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS } from './time-limits.js';
 import { clientConfig, timed } from './client-config.js';
@@ -48,7 +49,10 @@ function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
  */
 export async function openPostgres(url: string, options: { serving?: boolean } = {}): Promise<SqlDriver> {
   const location = redactUrl(url);
-  const target = connectTarget(url);
+  // A URL not shown is not named in a hint either: where node-postgres reads its host from a
+  // password holding a `/` (postgres://u:pw/x@…), that "host" is a piece of the password.
+  const parsed = connectTarget(url);
+  const target = location === UNSHOWN_URL ? 'the database' : parsed;
   const pool = newPool(url);
   const driver = new PostgresDriver(location, target, pool, url, options.serving === true);
   try {
@@ -253,7 +257,8 @@ class PostgresDriver implements SqlDriver {
     if (typeof code === 'string' && /^(23|42)/.test(code)) return cause;
     // Data errors (class 22) are answers too: a value the database refused, not an outage.
     if (typeof code === 'string' && code.startsWith('22')) return new StateDataError(code, cause);
-    return new StateUnavailableError(`the state database ${this.location} did not answer (${typeof code === 'string' ? code : 'connection failed'})`, cause);
+    const known = typeof code === 'string' ? code : undefined;
+    return new StateUnavailableError(`the state database ${this.location} ${unavailableWhat(known)}`, cause, unavailableHint(known, this.target));
   }
 
   async close(): Promise<void> {

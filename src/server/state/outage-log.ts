@@ -1,0 +1,78 @@
+// What a server tells its operator while the state database does not answer. Each refused
+// request logged `secrets-server: StateUnavailableError RWS_STATE_UNAVAILABLE`: thousands of
+// lines a minute, none saying which database, why, or what to do. Now an outage is told in
+// three kinds of line: the first refusal in full (the database's location without its password,
+// the cause, the hint), then at most one line a minute counting the refusals, and one line when
+// a request's commit goes through again. A state.db replaced under the server never comes back
+// (a restart opens the new file), so that message is said once for the process's life, whoever
+// finds it first (a request, or the rollback guard's check).
+import { printable } from '../../printable.js';
+import { redactCredentials } from '../url-credentials.js';
+import { ClosedBeforeLockError, LockBusyError, StateReplacedError, StateUnavailableError } from './state-errors.js';
+
+/** The longest a server stays silent while it refuses requests for want of its database. */
+export const SUMMARY_EVERY_MS = 60_000;
+
+export class OutageLog {
+  /** When the first refusal of the current outage was; undefined while the database answers. */
+  #since: number | undefined;
+  #refused = 0;
+  #lastLine = 0;
+  #toldReplaced = false;
+
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Whether `error` is the database failing, which this log counts. A lock another edit holds
+   * (or a server closing before it got one) is one request's event, not an outage: logged by
+   * its request as before.
+   */
+  static covers(error: unknown): error is StateUnavailableError {
+    return error instanceof StateUnavailableError && !(error instanceof LockBusyError) && !(error instanceof ClosedBeforeLockError);
+  }
+
+  /** A request was refused for `error`. */
+  refused(error: StateUnavailableError): void {
+    const now = this.now();
+    this.#refused++;
+    if (this.#since === undefined) {
+      this.#since = now;
+      this.#lastLine = now;
+      if (error instanceof StateReplacedError) this.replaced(error);
+      else this.log(fullLine(error));
+      return;
+    }
+    if (now - this.#lastLine < SUMMARY_EVERY_MS) return;
+    this.#lastLine = now;
+    this.log(`secrets-server: error ${error.code}: the state database is still unavailable after ${seconds(now - this.#since)} s; ${this.#refused} requests refused so far`);
+  }
+
+  /** A request's commit went through: the outage, if any, is over. */
+  answered(): void {
+    if (this.#since === undefined) return;
+    this.log(`secrets-server: the state database is reachable again after ${seconds(this.now() - this.#since)} s; ${this.#refused} request${this.#refused === 1 ? ' was' : 's were'} refused meanwhile`);
+    this.#since = undefined;
+    this.#refused = 0;
+  }
+
+  /** The SQLite file replaced under the server: said once, since only a restart ends it. */
+  replaced(error: StateReplacedError): void {
+    if (this.#toldReplaced) return;
+    this.#toldReplaced = true;
+    this.log(fullLine(error));
+  }
+}
+
+/** The error as the commands print it; its message names the database without a password. */
+function fullLine(error: StateUnavailableError): string {
+  return printable(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint === undefined ? '' : ` (hint: ${error.hint})`}`));
+}
+
+/** Tenths under ten seconds: a restart's outage of 400 ms read as "after 0 s". */
+function seconds(ms: number): string {
+  const s = Math.max(0, ms) / 1000;
+  return s < 10 ? s.toFixed(1) : String(Math.round(s));
+}

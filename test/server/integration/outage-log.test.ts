@@ -1,0 +1,65 @@
+// What a server's log says while its PostgreSQL is down (crashed: pg_ctl stop -m immediate):
+// one full line at the first refusal (where, why, what to do, never the password), nothing per
+// request after it, and one line when a request's commit goes through again.
+import { afterEach, expect, it } from 'vitest';
+import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
+import { postgresControl } from '../../helpers/postgres.js';
+
+const control = postgresControl();
+let store: TestStore | undefined;
+let server: RunningServer | undefined;
+afterEach(async () => {
+  await server?.stop();
+  await store?.cleanup();
+  server = undefined;
+  store = undefined;
+});
+
+const read = (running: RunningServer, t: string) => call(`${running.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+const lines = (running: RunningServer, pattern: RegExp): string[] => running.stderr().split('\n').filter((line) => pattern.test(line));
+
+it('logs the first refusal of an outage in full with its hint, counts the rest, and says once when the database is back', async (context) => {
+  if (control === undefined) return context.skip();
+  await control.start();
+  const env = { RWS_DATABASE_URL: control.url };
+  const password = decodeURIComponent(new URL(control.url).password);
+  store = await makeStore({ production: { SERVICE_B_KEY: 'b-key-value' } });
+  const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*'], [], env);
+  const running = await startServer(store, [], env);
+  server = running;
+  const t = await token(running, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+  expect((await read(running, t)).status).toBe(200);
+
+  await control.stopImmediate();
+  let refused = 0;
+  for (let i = 0; i < 20; i++) {
+    const reply = await read(running, t);
+    expect(reply.status).toBe(503);
+    refused++;
+  }
+  // One line for twenty refusals: the database's location (password masked), the cause, a hint.
+  const said = lines(running, /RWS_STATE_UNAVAILABLE/);
+  expect(said).toHaveLength(1);
+  expect(said[0]).toMatch(/^secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgres:\/\/[^:@]+:\*\*\*@127\.0\.0\.1:\d+\/postgres did not answer \([^)]+\) \(hint: .+ at 127\.0\.0\.1:\d+.*\)$/);
+  expect(running.stderr()).not.toContain('StateUnavailableError');
+
+  await control.start();
+  let status = 503;
+  const deadline = Date.now() + 20_000;
+  while (status !== 200 && Date.now() < deadline) {
+    status = (await read(running, t)).status;
+    if (status !== 200) {
+      refused++;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  expect(status).toBe(200);
+  // More requests after the recovery say nothing more.
+  for (let i = 0; i < 3; i++) expect((await read(running, t)).status).toBe(200);
+  const back = lines(running, /reachable again/);
+  expect(back).toHaveLength(1);
+  expect(back[0]).toMatch(new RegExp(`^secrets-server: the state database is reachable again after [\\d.]+ s; ${refused} requests were refused meanwhile$`));
+  expect(lines(running, /RWS_STATE_UNAVAILABLE/)).toHaveLength(1);
+  expect(running.stderr()).not.toContain(password);
+  expect(running.stderr()).not.toContain('b-key-value');
+}, 90_000);

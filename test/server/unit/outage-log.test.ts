@@ -1,0 +1,68 @@
+// The outage log's pace, on a clock of the test's own: a full line at the first refusal, at most
+// one counting line a minute after it, one line at recovery, and a replaced file said once ever.
+import { expect, it } from 'vitest';
+import { OutageLog, SUMMARY_EVERY_MS } from '../../../src/server/state/outage-log.js';
+import { LockBusyError, StateReplacedError, StateUnavailableError } from '../../../src/server/state/state-errors.js';
+
+function withClock(): { outage: OutageLog; said: string[]; advance(ms: number): void } {
+  let now = 1_000_000;
+  const said: string[] = [];
+  return { outage: new OutageLog((line) => said.push(line), () => now), said, advance: (ms) => void (now += ms) };
+}
+
+const down = new StateUnavailableError('the state database postgres://rws:***@db:5432/rws did not answer (ECONNREFUSED)', undefined, 'check the URL');
+
+it('says the first refusal in full, then at most one line a minute, then the recovery once', () => {
+  const { outage, said, advance } = withClock();
+  outage.answered();
+  expect(said).toEqual([]);
+  for (let i = 0; i < 100; i++) {
+    outage.refused(down);
+    advance(500);
+  }
+  // 100 refusals over 50 s: the first line only.
+  expect(said).toEqual(['secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgres://rws:***@db:5432/rws did not answer (ECONNREFUSED) (hint: check the URL)']);
+  advance(SUMMARY_EVERY_MS - 50_000);
+  outage.refused(down);
+  outage.refused(down);
+  expect(said.slice(1)).toEqual(['secrets-server: error RWS_STATE_UNAVAILABLE: the state database is still unavailable after 60 s; 101 requests refused so far']);
+  advance(SUMMARY_EVERY_MS - 1);
+  outage.refused(down);
+  expect(said).toHaveLength(2);
+  advance(1);
+  outage.refused(down);
+  expect(said).toHaveLength(3);
+  advance(2_500);
+  outage.answered();
+  outage.answered();
+  expect(said.slice(3)).toEqual(['secrets-server: the state database is reachable again after 123 s; 104 requests were refused meanwhile']);
+  // The next outage is told in full again.
+  outage.refused(down);
+  advance(400);
+  outage.answered();
+  expect(said.slice(4)).toEqual([said[0], 'secrets-server: the state database is reachable again after 0.4 s; 1 request was refused meanwhile']);
+});
+
+it('says a replaced state.db once for the life of the process, whether a request or the guard finds it first', () => {
+  const { outage, said, advance } = withClock();
+  const replaced = new StateReplacedError('/srv/store/state.db', 'deleted');
+  outage.replaced(replaced);
+  for (let i = 0; i < 10; i++) outage.refused(replaced);
+  outage.replaced(replaced);
+  expect(said).toHaveLength(1);
+  expect(said[0]).toContain('the state database /srv/store/state.db was deleted while this server had it open');
+  advance(SUMMARY_EVERY_MS);
+  outage.refused(replaced);
+  expect(said).toHaveLength(2);
+  expect(said[1]).not.toContain('was deleted');
+});
+
+it('leaves a lock held by another edit to its request, and escapes what it logs', () => {
+  expect(OutageLog.covers(new LockBusyError('sops:prod', 'another edit', 15, 'try again'))).toBe(false);
+  expect(OutageLog.covers(down)).toBe(true);
+  expect(OutageLog.covers(new Error('x'))).toBe(false);
+  const { outage, said } = withClock();
+  outage.refused(new StateUnavailableError('cannot open the state database /srv/\u001b[31mstore/state.db: EACCES'));
+  expect(said[0]).not.toContain('\u001b');
+  expect(said[0]).toContain('\\u001b[31mstore');
+});
