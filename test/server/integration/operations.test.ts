@@ -390,7 +390,9 @@ describe('metrics and the request log', () => {
       const result = await cli([...args, '--store', store.dir]);
       expect(result.exitCode, args.join(' ')).toBe(2);
       expect(result.stdout).toBe('');
-      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* \\(hint: see secrets-server --help\\)\n$`));
+      // The hint names the command's own --help page, which lists the flag.
+      const command = args.slice(0, args.findIndex((arg) => arg.startsWith('-'))).join(' ');
+      expect(result.stderr).toMatch(new RegExp(`^secrets-server: error RWS_USAGE: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.* \\(hint: see secrets-server ${command} --help\\)\n$`));
     }
     expect(await cli(['apikey', 'list', '--store', store.dir])).toMatchObject({ exitCode: 0 });
     expect((await cli(['apikey', 'list', '--store', store.dir])).stdout).not.toContain('"a,b"');
