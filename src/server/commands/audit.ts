@@ -143,7 +143,7 @@ export async function auditVerify(args: Record<string, unknown>, io: CliIo): Pro
       if (anchor !== undefined && anchor.seq > 0) {
         const now = anchor.seq <= result.count ? await state.auditHashAt(anchor.seq) : undefined;
         if (now !== anchor.hash) {
-          io.stdout.write(`audit chain broken at seq ${anchor.seq}: ${now === undefined ? 'the trail is shorter than' : 'the row differs from'} what this host recorded (${paths.stateSeen}); the chain was rewritten or rolled back\n`);
+          io.stdout.write(`audit chain broken at seq ${anchor.seq}: ${now === undefined ? 'the trail is shorter than' : 'the row differs from'} what this host recorded (${printable(paths.stateSeen)}); the chain was rewritten or rolled back\n`);
           return EXIT_FAILURE;
         }
       }

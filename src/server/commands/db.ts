@@ -13,6 +13,7 @@ import { currentVersion, migrate, SCHEMA_VERSION } from '../state/sql/schema.js'
 import { storePaths } from '../store/layout.js';
 import { commandDatabaseUrl, openCommandState } from './state-args.js';
 import { afterCommit } from './after-commit.js';
+import { printable, printableJson } from '../../printable.js';
 
 /** The bare driver, without migrating (`db status` must see an old schema as it is). */
 async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver: SqlDriver) => Promise<void>): Promise<number> {
@@ -30,7 +31,7 @@ async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver
 export function dbMigrate(args: Record<string, unknown>, io: CliIo): Promise<number> {
   return withDriver(args, io, async (driver) => {
     const applied = await migrate(driver);
-    io.stdout.write(applied.length === 0 ? `schema is at version ${SCHEMA_VERSION}; nothing to do (${driver.location})\n` : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${SCHEMA_VERSION} (${driver.location})\n`);
+    io.stdout.write(applied.length === 0 ? `schema is at version ${SCHEMA_VERSION}; nothing to do (${printable(driver.location)})\n` : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${SCHEMA_VERSION} (${printable(driver.location)})\n`);
   });
 }
 
@@ -40,14 +41,14 @@ export async function dbStatus(args: Record<string, unknown>, io: CliIo): Promis
   // Looking must not make: a store without state.db says so.
   if (url === undefined && !(await fs.stat(paths.stateDb).then(() => true, () => false))) {
     const view = { kind: 'sqlite', location: paths.stateDb, schema_version: 0, latest_version: SCHEMA_VERSION };
-    io.stdout.write(args.json ? `${JSON.stringify(view)}\n` : `state: sqlite ${paths.stateDb} (not made yet; any command or serve makes it)\n`);
+    io.stdout.write(args.json ? `${printableJson(view)}\n` : `state: sqlite ${printable(paths.stateDb)} (not made yet; any command or serve makes it)\n`);
     return EXIT_OK;
   }
   return withDriver(args, io, async (driver) => {
     const version = await currentVersion(driver);
     const view = { kind: driver.dialect, location: driver.location, schema_version: version, latest_version: SCHEMA_VERSION };
-    if (args.json) io.stdout.write(`${JSON.stringify(view)}\n`);
-    else io.stdout.write(`state: ${view.kind} ${view.location}\nschema version: ${version} (this secrets-server knows ${SCHEMA_VERSION}${version < SCHEMA_VERSION ? '; run secrets-server db migrate' : ''})\n`);
+    if (args.json) io.stdout.write(`${printableJson(view)}\n`);
+    else io.stdout.write(`state: ${view.kind} ${printable(view.location)}\nschema version: ${version} (this secrets-server knows ${SCHEMA_VERSION}${version < SCHEMA_VERSION ? '; run secrets-server db migrate' : ''})\n`);
   });
 }
 
@@ -77,7 +78,7 @@ export async function dbImport(args: Record<string, unknown>, io: CliIo): Promis
     throw error;
   }
   // Committed: the import stands (a second one is refused), so what follows only warns.
-  io.stdout.write(`imported ${legacy.keys.length} API keys, ${legacy.tokens.length} live token records and ${legacy.audit.length} audit lines from ${from.dir} into ${state.location}\n`);
+  io.stdout.write(`imported ${legacy.keys.length} API keys, ${legacy.tokens.length} live token records and ${legacy.audit.length} audit lines from ${printable(from.dir)} into ${printable(state.location)}\n`);
   await afterCommit(io, 'closing the state database', () => state.close());
   await markImported(legacy.files);
   return EXIT_OK;

@@ -10,10 +10,14 @@ import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveJwtSecret, resolveStore } from '../config.js';
 import { RwsError } from '../../errors.js';
 import { createExclusive, readPrivateFile } from '../store/files.js';
+import { printable } from '../../printable.js';
+import { shellQuote } from './shell-quote.js';
 
 export async function init(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
-  const say = (line: string): void => void io.stdout.write(`${line}\n`);
+  // Paths are the operator's (--store, VANTA_SOPS_FILES_PATH): a control character in one is
+  // escaped, never sent raw to the terminal.
+  const say = (line: string): void => void io.stdout.write(`${printable(line)}\n`);
   let created: boolean;
   try {
     created = await makeDirectory(paths.dir);
@@ -77,8 +81,4 @@ async function makeDirectory(dir: string): Promise<boolean> {
     await fs.mkdir(dir, { mode: 0o700 });
     return true;
   }
-}
-
-function shellQuote(text: string): string {
-  return /^[A-Za-z0-9_./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }

@@ -7,6 +7,7 @@ import { checkStoreDir, resolveIdentities, resolveStore } from '../config.js';
 import { SCHEMA_VERSION } from '../state/sql/schema.js';
 import { SopsSecretStore } from '../store/sops-store.js';
 import { openCommandState } from './state-args.js';
+import { printable, printableJson } from '../../printable.js';
 
 export async function status(args: Record<string, unknown>, io: CliIo): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
@@ -25,10 +26,11 @@ export async function status(args: Record<string, unknown>, io: CliIo): Promise<
   const exit = Object.values(environments).some((version) => 'error' in version) ? EXIT_FAILURE : EXIT_OK;
   const view = { store: paths.dir, state: { kind: state.kind, location: state.location, schema_version: schema, latest_version: SCHEMA_VERSION }, environments };
   if (args.json) {
-    io.stdout.write(`${JSON.stringify(view)}\n`);
+    io.stdout.write(`${printableJson(view)}\n`);
     return exit;
   }
-  io.stdout.write(`store: ${view.store}\nstate: ${state.kind} ${state.location}, schema version ${schema}\n`);
+  // The store's path is the operator's (--store, VANTA_SOPS_FILES_PATH): escaped, never raw.
+  io.stdout.write(`store: ${printable(view.store)}\nstate: ${state.kind} ${printable(state.location)}, schema version ${schema}\n`);
   for (const [environment, version] of Object.entries(environments)) io.stdout.write(`environment ${environment}: ${'digest' in version ? version.digest : `refused (${version.error})`}\n`);
   return exit;
 }

@@ -22,6 +22,7 @@ import type { ServerMetrics } from './observe/metrics.js';
 import type { SecretsAdmin } from '../store/secrets-admin.js';
 import type { ConsoleHooks } from './console-hooks.js';
 import type { Effect, PresentedToken, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
+import { DamagedRowError } from '../state/state-errors.js';
 import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './batch/fallback.js';
 import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
@@ -223,11 +224,19 @@ export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<st
 export async function revokeToken(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
   Object.assign(x.audit, { jti: claims.jti, subject: claims.sub, environment: claims.scope.environment });
-  const status = await deps.state.tokenStatus(presented(claims), x.now);
-  x.audit.api_key_id = status.apiKeyId;
-  // Revoking is idempotent: a revoked or spent token may still be revoked (again). One the state
-  // holds no record of, or whose claims differ from its record, is refused like on any route.
-  if (status.outcome === 'unknown') throw tokenRefusal('unknown');
+  // A token whose record is damaged (edited by hand) is revoked all the same, where this answered
+  // 500: its signature verified, and revoking must stay possible whatever its row holds (fail
+  // closed). Its claims cannot be compared with that row, so only its jti is revoked.
+  const status = await deps.state.tokenStatus(presented(claims), x.now).catch((error: unknown) => {
+    if (error instanceof DamagedRowError) return 'damaged' as const;
+    throw error;
+  });
+  if (status !== 'damaged') {
+    x.audit.api_key_id = status.apiKeyId;
+    // Revoking is idempotent: a revoked or spent token may still be revoked (again). One the state
+    // holds no record of, or whose claims differ from its record, is refused like on any route.
+    if (status.outcome === 'unknown') throw tokenRefusal('unknown');
+  }
   await readJsonBody(x.req, { optional: true });
   readQuery(query, []);
   return { status: 204, body: undefined, effect: { kind: 'revoke', jti: claims.jti } };

@@ -87,6 +87,56 @@ describe('init', () => {
   });
 });
 
+describe('a store path holding control characters', () => {
+  /** An ANSI colour, a newline that fakes a line, the C1 CSI, a bidi override and U+2028. */
+  const HOSTILE = 'store\u001b[31m\nFAKE: ok\u009b2J\u202e\u2028end';
+  /** What a terminal must never be sent raw: controls (but each line's own newline), format characters, separators. */
+  const UNSEEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+  const SHOWN = 'store\\u001b[31m\\u000aFAKE: ok\\u009b2J\\u202e\\u2028end';
+
+  function expectEscaped(out: string, lines: number): void {
+    expect(out.endsWith('\n')).toBe(true);
+    const rows = out.slice(0, -1).split('\n');
+    expect(rows).toHaveLength(lines);
+    for (const row of rows) expect(row).not.toMatch(UNSEEN);
+  }
+
+  it('init, status, db status and db migrate print it escaped, and --json parses back to it, where its characters reached the terminal raw', async () => {
+    const dir = path.join(store.root, HOSTILE);
+    const made = await cliOk(['init', '--store', dir]);
+    expectEscaped(made, 10);
+    expect(made).toContain(`created store ${path.join(store.root, SHOWN)} (0700)`);
+    expect(made).toContain(`created state database ${path.join(store.root, SHOWN, 'state.db')} (0600)`);
+    // The export lines, pasted into a shell, give back the real path, whatever the locale.
+    const exports = made.split('\n').filter((line) => line.startsWith('  export '));
+    expect(exports).toHaveLength(2);
+    const shell = execFileSync('bash', ['-c', `${exports.join('\n')}\nprintf '%s\\0%s' "$VANTA_SOPS_FILES_PATH" "$SOPS_AGE_KEY_FILE"`], { env: { PATH: process.env.PATH ?? '', LC_ALL: 'C' } });
+    expect(shell.toString('utf8').split('\0')).toEqual([dir, path.join(dir, 'age-identity.txt')]);
+    expectEscaped(await cliOk(['init', '--store', dir]), 10);
+
+    const status = await cliOk(['status', '--store', dir]);
+    expectEscaped(status, 2);
+    expect(status).toContain(`store: ${path.join(store.root, SHOWN)}\n`);
+    expectEscaped(await cliOk(['status'], { env: { VANTA_SOPS_FILES_PATH: dir } }), 2);
+    const dbStatus = await cliOk(['db', 'status', '--store', dir]);
+    expectEscaped(dbStatus, 2);
+    expect(dbStatus).toContain(`state: sqlite ${path.join(store.root, SHOWN, 'state.db')}\n`);
+    expectEscaped(await cliOk(['db', 'migrate', '--store', dir]), 1);
+    // Not made yet: the line that says so.
+    expectEscaped(await cliOk(['db', 'status', '--store', path.join(store.root, `none-${HOSTILE}`)]), 1);
+
+    for (const args of [['status', '--json'], ['db', 'status', '--json']]) {
+      const json = await cliOk([...args, '--store', dir]);
+      expectEscaped(json, 1);
+      const view = JSON.parse(json) as { store?: string; location?: string; state?: { location: string } };
+      expect(view.store ?? dir).toBe(dir);
+      expect(view.location ?? view.state?.location).toBe(path.join(dir, 'state.db'));
+    }
+    const none = JSON.parse(await cliOk(['db', 'status', '--json', '--store', path.join(store.root, `none-${HOSTILE}`)])) as { location: string };
+    expect(none.location).toBe(path.join(store.root, `none-${HOSTILE}`, 'state.db'));
+  });
+});
+
 describe('secret', () => {
   it('sets a value from stdin only, lists names and removes them', async () => {
     expect((await cliOk(['secret', 'set', 'dev', 'API_TOKEN', '--store', store.dir], { input: 'tok-value-123\n' })).trim()).toBe('set API_TOKEN in dev');

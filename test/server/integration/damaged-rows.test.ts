@@ -114,6 +114,29 @@ describe('a damaged API key row', () => {
     }
   });
 
+  it('of a token is revoked by the token itself all the same, where POST tokens/revoke answered 500', async () => {
+    const { key } = await makeApiKey(store, ['production'], ['DB_*']);
+    const server = await startServer(store);
+    try {
+      for (const [column, value] of [['uses', -5], ['issued_at', 'yesterday']] as const) {
+        const minted = await call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: { subject: 'job', environment: 'production', key_pattern: 'DB_*', usage_limit: 3 } });
+        const jti = minted.body.jti as string;
+        edit(`UPDATE tokens SET ${column} = ? WHERE jti = ?`, value, jti);
+        const revoked = await call(`${server.url}/api/v1/vault/tokens/revoke`, { method: 'POST', auth: minted.body.token });
+        expect([column, revoked.status]).toEqual([column, 204]);
+        expect(countRows(`SELECT COUNT(*) AS n FROM tokens WHERE jti = '${jti}' AND revoked_at IS NOT NULL`)).toBe(1);
+        // Revoked, it reads nothing, however its record was damaged.
+        const read = await call(`${server.url}/api/v1/vault/production/DB_PASSWORD`, { auth: minted.body.token });
+        expect(read.status).not.toBe(200);
+        expect(read.text).not.toContain('damaged-rows-secret-value');
+      }
+      expect(server.stderr()).toMatch(/error RWS_STATE_INVALID: the tokens row \S+ of the state database is damaged: uses is not a whole number/);
+      expect(server.stderr()).toMatch(/error RWS_STATE_INVALID: the tokens row \S+ of the state database is damaged: issued_at/);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('is revoked over the admin API all the same, where DELETE answered 500', async () => {
     const admin = await makeApiKey(store, [], [], ['--admin']);
     const { id } = await makeApiKey(store, ['production'], ['DB_*']);
