@@ -29,6 +29,7 @@ const FILE_HINTS: Readonly<Record<string, string>> = {
   ENOSPC: 'the file system is full: free some space',
   EDQUOT: 'the disk quota is exhausted: free some space',
   ELOOP: 'the path is a symbolic link, which secrets-server never follows: give the real path',
+  EFBIG: 'the file reached the largest size allowed (ulimit -f, or the file system): rotate it',
 };
 
 const WHAT: Readonly<Record<string, string>> = {
@@ -43,6 +44,7 @@ const WHAT: Readonly<Record<string, string>> = {
   ENOSPC: 'no space left on device',
   EDQUOT: 'disk quota exceeded',
   ELOOP: 'symbolic link',
+  EFBIG: 'file too large',
 };
 
 function isSystemError(error: unknown): error is SystemError {
@@ -69,4 +71,12 @@ export function explainSystemError(error: unknown): RwsError | undefined {
     return new RwsError('RWS_FILE_ACCESS', `cannot ${error.syscall} ${error.path}: ${what} (${error.code})`, { hint: FILE_HINTS[error.code], cause: error });
   }
   return undefined;
+}
+
+/** A file's errno in words (`no space left on device (ENOSPC)`) and its hint, for a message that names the file itself. */
+export function explainFileErrno(error: unknown): { words: string; hint?: string } {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return { words: 'error' };
+  const what = WHAT[code];
+  return { words: what === undefined ? code : `${what} (${code})`, hint: FILE_HINTS[code] };
 }

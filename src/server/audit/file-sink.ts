@@ -8,9 +8,10 @@
 // (logrotate's copytruncate): O_APPEND carries on at the new end, and a cut-back never extends
 // the file (ftruncate to a size past its end pads it with zeros).
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, type Stats, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { RwsError } from '../../errors.js';
 import { AuditSinkError } from '../state/state-errors.js';
-import { explainSystemError } from '../system-errors.js';
+import { explainFileErrno, explainSystemError } from '../system-errors.js';
 import { auditJson, type StoredAuditRow } from './record.js';
 
 const FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
@@ -42,7 +43,8 @@ export class AuditFileSink {
       // From the first write to here nothing else of ours ran, so the bytes written are the
       // file's last ones, wherever a truncation between the stat and the write put them.
       cutTail(this.#fd, written);
-      throw new AuditSinkError(`the audit log ${this.file} could not be written (${(cause as NodeJS.ErrnoException).code ?? 'error'})`, cause);
+      const { words, hint } = explainFileErrno(cause);
+      throw new AuditSinkError(`the audit log ${this.file} could not be written: ${words}`, cause, hint);
     }
     const fd = this.#fd;
     const end = before + data.length;
@@ -68,8 +70,7 @@ export class AuditFileSink {
     try {
       this.reopen();
     } catch (cause) {
-      const reason = cause instanceof RwsError ? cause.message : `${(cause as NodeJS.ErrnoException).code ?? 'error'}`;
-      throw new AuditSinkError(`the audit log ${this.file} was deleted and could not be made again (${reason})`, cause);
+      throw cannotRemake(this.file, cause);
     }
     return fstatSync(this.#fd);
   }
@@ -90,6 +91,19 @@ export class AuditFileSink {
     }
     closeQuietly(this.#fd);
   }
+}
+
+/** Said in the server's log (once per outage): the path once, the errno in words, what to do. */
+function cannotRemake(file: string, cause: unknown): AuditSinkError {
+  // explainSystemError's error keeps the errno as its cause; a refusal of ours (others can read
+  // the file, a pipe without a reader) has none and says it all itself.
+  const errno = cause instanceof RwsError ? cause.cause : cause;
+  const code = (errno as { code?: unknown } | undefined)?.code;
+  if (cause instanceof RwsError && typeof code !== 'string') return new AuditSinkError(`the audit log ${file} was deleted and could not be made again: ${cause.message}`, cause, cause.hint);
+  const { words, hint } = explainFileErrno(errno);
+  // Its directory removed (a cleanup of the log directory): "check that the path exists" said too little.
+  const next = code === 'ENOENT' ? `its directory ${dirname(file)} is gone: make it again; requests are refused (503) until then` : hint;
+  return new AuditSinkError(`the audit log ${file} was deleted and could not be made again: ${words}`, cause, next);
 }
 
 function openSink(file: string): number {

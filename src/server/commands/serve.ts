@@ -14,7 +14,8 @@ import { SopsSecretStore } from '../store/sops-store.js';
 import { SecretsAdmin } from '../store/secrets-admin.js';
 import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
-import { OutageLog } from '../state/outage-log.js';
+import { auditLogOutage, OutageLog } from '../state/outage-log.js';
+import { AuditSinkError } from '../state/state-errors.js';
 import { loadTlsPair, type TlsFiles } from '../http/tls-files.js';
 import { ReloadHooks } from '../reload.js';
 import { deriveAnswerTagKey } from '../http/batch/answer-tag.js';
@@ -69,11 +70,21 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
     sink?.close();
     throw error;
   }
-  const refusals = new RefusalFolder(
-    (record) => state.commit({ audit: () => record }, new Date()),
-    () => log('secrets-server: the folded 429 audit row could not be written (RWS_STATE_UNAVAILABLE)'),
-  );
   const outage = new OutageLog(log);
+  const auditOutage = new OutageLog(log, undefined, auditLogOutage(auditLog ?? '--audit-log'));
+  const refusals = new RefusalFolder(
+    async (record) => {
+      await state.commit({ audit: () => record }, new Date());
+      outage.answered();
+      auditOutage.answered();
+    },
+    // Once per client and minute in an outage: counted with the refused requests instead.
+    (error) => {
+      if (OutageLog.covers(error)) outage.refused(error, 'row');
+      else if (error instanceof AuditSinkError) auditOutage.refused(error, 'row');
+      else log(`secrets-server: the folded 429 audit row could not be written (${describeCode(error)})`);
+    },
+  );
   const guard = new RollbackGuard(state, paths.stateSeen, log, outage);
   try {
     await guard.start();
@@ -88,7 +99,7 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   try {
     const secrets = new SopsSecretStore(paths, identities, Date.now, log);
     const secretsAdmin = new SecretsAdmin(paths, identities, secrets, state);
-    const deps: AppDeps = { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log, outage, fallbackMaxAgeSeconds };
+    const deps: AppDeps = { state, refusals, secrets, secretsAdmin, tokens, pepper, answerTagKey, log, outage, auditOutage, fallbackMaxAgeSeconds };
     // The console's code is loaded only when asked for: a server without --console has none of it.
     if (args.console === true) deps.console = (await import('../console/console.js')).createConsole(deps);
     server = await listen(options, deps);
@@ -112,4 +123,10 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   await server.close(async () => guard.stop());
   sink?.close();
   return EXIT_OK;
+}
+
+/** Only a code: an unknown error's message might hold data. */
+function describeCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : 'error';
 }

@@ -9,8 +9,8 @@ import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
 import { boundRefusedNames } from '../audit/refused-names.js';
 import type { TokenOutcome } from '../state/state-store.js';
-import { DamagedRowError, explainMissingSchema, type StateUnavailableError } from '../state/state-errors.js';
-import { OutageLog } from '../state/outage-log.js';
+import { AuditSinkError, DamagedRowError, explainMissingSchema, type StateUnavailableError } from '../state/state-errors.js';
+import { AUDIT_LOG, OutageLog } from '../state/outage-log.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
@@ -36,11 +36,14 @@ export interface AppDeps extends HandlerDeps {
   log?: (line: string) => void;
   /** Where refusals for want of the state database are told (shared with the rollback guard). */
   outage?: OutageLog;
+  /** Where refusals for want of the `--audit-log` file are told (shared with the 429 folder). */
+  auditOutage?: OutageLog;
 }
 
 /** What one request met of the state: told to the outage log once, when its answer is done. */
 interface StateSeen {
   unavailable?: StateUnavailableError;
+  sinkFailed?: AuditSinkError;
   committed: boolean;
 }
 
@@ -107,11 +110,11 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? (() => undefined);
   const outage = deps.outage ?? new OutageLog(log);
+  const auditOutage = deps.auditOutage ?? new OutageLog(log, undefined, AUDIT_LOG);
 
-  /** A database that does not answer is counted once per request, not logged per error. */
+  /** A database that does not answer, or an audit file that cannot be written, is counted once per request, not logged per error. */
   function report(error: unknown, seen: StateSeen): void {
-    if (OutageLog.covers(error)) seen.unavailable ??= error;
-    else if (!(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
+    if (!counted(error, seen) && !(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -146,6 +149,8 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     }
     if (seen.unavailable !== undefined) outage.refused(seen.unavailable);
     else if (seen.committed) outage.answered();
+    if (seen.sinkFailed !== undefined) auditOutage.refused(seen.sinkFailed);
+    else if (seen.committed) auditOutage.answered();
     deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
     // Refused before its body was read (the credential comes first): the rest of the body is
     // not read, so the connection ends with the answer rather than being kept for another request.
@@ -202,8 +207,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
         reply = errorResponse(error);
         return record(event, x, reply, client, seen);
       }
-      if (OutageLog.covers(error)) seen.unavailable ??= error;
-      else log(`secrets-server: ${describe(error)}`);
+      if (!counted(error, seen)) log(`secrets-server: ${describe(error)}`);
       if (stage === 'committed') return errorResponse(new HttpError(500, 'RWS_INTERNAL', 'the change was recorded but could not be completed'));
       return errorResponse((error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served'));
     }
@@ -216,6 +220,14 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       else res.destroy();
     });
   };
+}
+
+/** Whether `error` is an outage's (told by its log when the answer is done) rather than this request's own. */
+function counted(error: unknown, seen: StateSeen): boolean {
+  if (OutageLog.covers(error)) seen.unavailable ??= error;
+  else if (error instanceof AuditSinkError) seen.sinkFailed ??= error;
+  else return false;
+  return true;
 }
 
 /** Unwinds a change made around a commit that turned into a refusal; its answer stands. */

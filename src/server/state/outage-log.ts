@@ -5,7 +5,11 @@
 // the cause, the hint), then at most one line a minute counting the refusals, and one line when
 // a request's commit goes through again. A state.db replaced under the server never comes back
 // (a restart opens the new file), so that message is said once for the process's life, whoever
-// finds it first (a request, or the rollback guard's check).
+// finds it first (a request, or the rollback guard's check). The same pace serves the
+// `--audit-log` file that cannot be written (a full disk, its directory removed), which logged
+// `AuditSinkError RWS_AUDIT_UNAVAILABLE` per request: a log of its own, named by `OutageSubject`.
+// Folded 429 rows that could not be written are counted in the same lines, not one line each.
+import type { RwsError } from '../../errors.js';
 import { printable } from '../../printable.js';
 import { redactCredentials } from '../url-credentials.js';
 import { ClosedBeforeLockError, LockBusyError, StateReplacedError, StateUnavailableError } from './state-errors.js';
@@ -13,16 +17,33 @@ import { ClosedBeforeLockError, LockBusyError, StateReplacedError, StateUnavaila
 /** The longest a server stays silent while it refuses requests for want of its database. */
 export const SUMMARY_EVERY_MS = 60_000;
 
+/** How the counting lines name what is down, and its return. */
+export interface OutageSubject {
+  still: string;
+  back: string;
+}
+
+export const STATE_DATABASE: OutageSubject = { still: 'the state database is still unavailable', back: 'the state database is reachable again' };
+export const AUDIT_LOG: OutageSubject = auditLogOutage('--audit-log');
+
+/** `file`: the `--audit-log` path, named in every line (the full first line names it too). */
+export function auditLogOutage(file: string): OutageSubject {
+  return { still: `the audit log ${file} still cannot be written`, back: `the audit log ${file} is written again` };
+}
+
 export class OutageLog {
   /** When the first refusal of the current outage was; undefined while the database answers. */
   #since: number | undefined;
   #refused = 0;
+  /** Folded 429 rows not written: each stands for many refusals, none of them this outage's. */
+  #rows = 0;
   #lastLine = 0;
   #toldReplaced = false;
 
   constructor(
     private readonly log: (line: string) => void,
     private readonly now: () => number = Date.now,
+    private readonly subject: OutageSubject = STATE_DATABASE,
   ) {}
 
   /**
@@ -34,10 +55,11 @@ export class OutageLog {
     return error instanceof StateUnavailableError && !(error instanceof LockBusyError) && !(error instanceof ClosedBeforeLockError);
   }
 
-  /** A request was refused for `error`. */
-  refused(error: StateUnavailableError): void {
+  /** A request was refused for `error`, or (`row`) a folded 429 audit row could not be written. */
+  refused(error: RwsError, what: 'request' | 'row' = 'request'): void {
     const now = this.now();
-    this.#refused++;
+    if (what === 'row') this.#rows++;
+    else this.#refused++;
     if (this.#since === undefined) {
       this.#since = now;
       this.#lastLine = now;
@@ -47,15 +69,20 @@ export class OutageLog {
     }
     if (now - this.#lastLine < SUMMARY_EVERY_MS) return;
     this.#lastLine = now;
-    this.log(`secrets-server: error ${error.code}: the state database is still unavailable after ${seconds(now - this.#since)} s; ${this.#refused} requests refused so far`);
+    this.log(printable(`secrets-server: error ${error.code}: ${this.subject.still} after ${seconds(now - this.#since)} s; ${this.#refused} requests refused${this.#rowsLost()} so far`));
   }
 
   /** A request's commit went through: the outage, if any, is over. */
   answered(): void {
     if (this.#since === undefined) return;
-    this.log(`secrets-server: the state database is reachable again after ${seconds(this.now() - this.#since)} s; ${this.#refused} request${this.#refused === 1 ? ' was' : 's were'} refused meanwhile`);
+    this.log(printable(`secrets-server: ${this.subject.back} after ${seconds(this.now() - this.#since)} s; ${this.#refused} request${this.#refused === 1 ? ' was' : 's were'} refused${this.#rowsLost()} meanwhile`));
     this.#since = undefined;
     this.#refused = 0;
+    this.#rows = 0;
+  }
+
+  #rowsLost(): string {
+    return this.#rows === 0 ? '' : ` and ${this.#rows} folded 429 audit row${this.#rows === 1 ? '' : 's'} not written`;
   }
 
   /** The SQLite file replaced under the server: said once, since only a restart ends it. */
@@ -67,7 +94,7 @@ export class OutageLog {
 }
 
 /** The error as the commands print it; its message names the database without a password. */
-function fullLine(error: StateUnavailableError): string {
+function fullLine(error: RwsError): string {
   return printable(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint === undefined ? '' : ` (hint: ${error.hint})`}`));
 }
 

@@ -9,8 +9,8 @@ export class StateUnavailableError extends RwsError {
 
 /** The extra audit file sink could not be written; the transaction is rolled back. */
 export class AuditSinkError extends RwsError {
-  constructor(message: string, cause?: unknown) {
-    super('RWS_AUDIT_UNAVAILABLE', message, { cause, hint: 'check the --audit-log file and its filesystem' });
+  constructor(message: string, cause?: unknown, hint = 'check the --audit-log file and its filesystem') {
+    super('RWS_AUDIT_UNAVAILABLE', message, { cause, hint });
   }
 }
 

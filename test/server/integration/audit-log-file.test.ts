@@ -7,7 +7,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { call, cli, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { Agent } from 'undici';
+import { call, cli, generate, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
 
 const run = promisify(execFile);
@@ -109,6 +110,61 @@ describe('a regular file as --audit-log', () => {
   });
 });
 
+describe('an --audit-log file that cannot be written', () => {
+  it('logs the first refusal in full (the path, the errno in words, a hint), counts the rest, and says once when rows are written again', async () => {
+    const dir = path.join(store.root, 'audit-logs');
+    await mkdir(dir, { mode: 0o700 });
+    const sink = path.join(dir, 'audit.jsonl');
+    const server = await startServer(store, ['--audit-log', sink]);
+    const read = async (t: string) => (await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status;
+    const said = (pattern: RegExp) => server.stderr().split('\n').filter((line) => pattern.test(line));
+    try {
+      const t = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      // A cleanup removes the log directory: every request is refused, and each logged the same
+      // bare `AuditSinkError RWS_AUDIT_UNAVAILABLE`, naming no file and no cause.
+      await rm(dir, { recursive: true });
+      for (let i = 0; i < 10; i++) expect(await read(t)).toBe(503);
+      expect(said(/RWS_AUDIT_UNAVAILABLE/)).toEqual([
+        `secrets-server: error RWS_AUDIT_UNAVAILABLE: the audit log ${sink} was deleted and could not be made again: no such file or directory (ENOENT) (hint: its directory ${dir} is gone: make it again; requests are refused (503) until then)`,
+      ]);
+      await mkdir(dir, { mode: 0o700 });
+      expect(await read(t)).toBe(200);
+      expect(await read(t)).toBe(200);
+      expect(said(/written again/)).toEqual([expect.stringMatching(new RegExp(`^secrets-server: the audit log ${sink} is written again after [\\d.]+ s; 10 requests were refused meanwhile$`))]);
+      expect(server.stderr()).not.toContain('AuditSinkError');
+      expect(server.stderr()).not.toContain('audit-file-value');
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it('counts the folded 429 rows it could not write with the refused requests, instead of a line per client', async () => {
+    const dir = path.join(store.root, 'audit-logs-429');
+    await mkdir(dir, { mode: 0o700 });
+    const sink = path.join(dir, 'audit.jsonl');
+    const server = await startServer(store, ['--audit-log', sink]);
+    const clients = [31, 32, 33].map((n) => new Agent({ localAddress: `127.0.0.${n}` }));
+    try {
+      await rm(dir, { recursive: true });
+      // Wrong keys until each client is limited: their refusals (503 here, no row could be
+      // written) count toward the 429 all the same, and the 429s are folded into a row per client.
+      for (const [n, client] of clients.entries()) {
+        const statuses: number[] = [];
+        for (let i = 0; i < 22; i++) statuses.push((await generate(server, `rws_sk_${(n * 100 + i).toString(16).padStart(32, '0')}`, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, client)).status);
+        expect(statuses.at(-1)).toBe(429);
+      }
+      // Stopping writes the folded rows: each failed and logged its own line, calling the
+      // audit file's failure RWS_STATE_UNAVAILABLE.
+      expect(await server.stop()).toBe(0);
+      expect(server.stderr()).not.toContain('folded 429');
+      expect(server.stderr().split('\n').filter((line) => line.includes('RWS_AUDIT_UNAVAILABLE'))).toHaveLength(1);
+    } finally {
+      await server.stop();
+      await Promise.all(clients.map((client) => client.close()));
+    }
+  });
+});
+
 /** logrotate's copytruncate, as it does it: a copy, then the live file truncated to 0 by another process. */
 async function copytruncate(file: string, rotated: string): Promise<void> {
   await copyFile(file, rotated);
@@ -197,6 +253,7 @@ describe('--audit-log under logrotate copytruncate (PostgreSQL state: the server
       const statuses: number[] = [];
       for (let i = 0; i < 20 && !statuses.includes(503); i++) statuses.push((await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status);
       expect(statuses.at(-1)).toBe(503);
+      expect(server.stderr()).toContain(`secrets-server: error RWS_AUDIT_UNAVAILABLE: the audit log ${sink} could not be written: file too large (EFBIG) (hint: the file reached the largest size allowed (ulimit -f, or the file system): rotate it)\n`);
       const full = await readFile(sink, 'utf8');
       expect(full.endsWith('\n')).toBe(true);
       expect(full.length).toBeLessThan(limit);

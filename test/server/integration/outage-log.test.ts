@@ -1,8 +1,10 @@
 // What a server's log says while its PostgreSQL is down (crashed: pg_ctl stop -m immediate):
 // one full line at the first refusal (where, why, what to do, never the password), nothing per
-// request after it, and one line when a request's commit goes through again.
+// request after it, and one line when a request's commit goes through again; folded 429 rows that
+// cannot be written meanwhile are counted, not logged a line per client.
+import { Agent } from 'undici';
 import { afterEach, expect, it } from 'vitest';
-import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
+import { call, generate, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
 import { postgresControl } from '../../helpers/postgres.js';
 
 const control = postgresControl();
@@ -62,4 +64,29 @@ it('logs the first refusal of an outage in full with its hint, counts the rest, 
   expect(lines(running, /RWS_STATE_UNAVAILABLE/)).toHaveLength(1);
   expect(running.stderr()).not.toContain(password);
   expect(running.stderr()).not.toContain('b-key-value');
+}, 90_000);
+
+it('counts the folded 429 rows it could not write in the outage, instead of a line per client', async (context) => {
+  if (control === undefined) return context.skip();
+  await control.start();
+  const env = { RWS_DATABASE_URL: control.url };
+  store = await makeStore({ production: { SERVICE_B_KEY: 'b-key-value' } });
+  const running = await startServer(store, [], env);
+  server = running;
+  const clients = [41, 42, 43].map((n) => new Agent({ localAddress: `127.0.0.${n}` }));
+  const ask = (client: Agent, i: number) => generate(running, `rws_sk_${i.toString(16).padStart(32, '0')}`, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' }, client);
+  try {
+    // Each client's 21 wrong keys are refused (401) while the database answers; its next request,
+    // in the outage, is limited (429) and folded into a row for the client, written at the stop.
+    for (const client of clients) for (let i = 0; i < 21; i++) expect((await ask(client, i)).status).toBe(401);
+    await control.stopImmediate();
+    // A forged token: an API key would be looked up (503 in an outage) before the 429.
+    for (const client of clients) expect((await call(`${running.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: 'not-a-token', dispatcher: client })).status).toBe(429);
+    expect((await read(running, 'not-a-token')).status).toBe(503);
+    expect(await running.stop()).toBe(0);
+    expect(running.stderr()).not.toContain('folded 429');
+    expect(lines(running, /RWS_STATE_UNAVAILABLE/)).toHaveLength(1);
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+  }
 }, 90_000);

@@ -143,6 +143,11 @@ describe('audit failure', () => {
       expect(issued.status).toBe(503);
       expect(issued.body.token).toBeUndefined();
       expect((await call(`${server.url}/healthz`)).status).toBe(200);
+      // Two refusals, one line: the file, the errno in words, the hint (it said `AuditSinkError
+      // RWS_AUDIT_UNAVAILABLE` per request).
+      expect(server.stderr().split('\n').filter((line) => line.includes('RWS_AUDIT_UNAVAILABLE'))).toEqual([
+        'secrets-server: error RWS_AUDIT_UNAVAILABLE: the audit log /dev/full could not be written: no space left on device (ENOSPC) (hint: the file system is full: free some space)',
+      ]);
     } finally {
       await server.stop();
     }

@@ -1,8 +1,8 @@
 // The outage log's pace, on a clock of the test's own: a full line at the first refusal, at most
 // one counting line a minute after it, one line at recovery, and a replaced file said once ever.
 import { expect, it } from 'vitest';
-import { OutageLog, SUMMARY_EVERY_MS } from '../../../src/server/state/outage-log.js';
-import { LockBusyError, StateReplacedError, StateUnavailableError } from '../../../src/server/state/state-errors.js';
+import { auditLogOutage, OutageLog, SUMMARY_EVERY_MS } from '../../../src/server/state/outage-log.js';
+import { AuditSinkError, LockBusyError, StateReplacedError, StateUnavailableError } from '../../../src/server/state/state-errors.js';
 
 function withClock(): { outage: OutageLog; said: string[]; advance(ms: number): void } {
   let now = 1_000_000;
@@ -65,4 +65,22 @@ it('leaves a lock held by another edit to its request, and escapes what it logs'
   outage.refused(new StateUnavailableError('cannot open the state database /srv/\u001b[31mstore/state.db: EACCES'));
   expect(said[0]).not.toContain('\u001b');
   expect(said[0]).toContain('\\u001b[31mstore');
+});
+
+it('counts folded 429 rows not written apart from refused requests, and names an audit log by its path', () => {
+  let now = 0;
+  const said: string[] = [];
+  const outage = new OutageLog((line) => said.push(line), () => now, auditLogOutage('/var/log/rws/audit.jsonl'));
+  const full = new AuditSinkError('the audit log /var/log/rws/audit.jsonl could not be written: no space left on device (ENOSPC)', undefined, 'the file system is full: free some space');
+  for (let i = 0; i < 5; i++) outage.refused(full, 'row');
+  outage.refused(full);
+  now += SUMMARY_EVERY_MS;
+  outage.refused(full);
+  now += 1_000;
+  outage.answered();
+  expect(said).toEqual([
+    'secrets-server: error RWS_AUDIT_UNAVAILABLE: the audit log /var/log/rws/audit.jsonl could not be written: no space left on device (ENOSPC) (hint: the file system is full: free some space)',
+    'secrets-server: error RWS_AUDIT_UNAVAILABLE: the audit log /var/log/rws/audit.jsonl still cannot be written after 60 s; 2 requests refused and 5 folded 429 audit rows not written so far',
+    'secrets-server: the audit log /var/log/rws/audit.jsonl is written again after 61 s; 2 requests were refused and 5 folded 429 audit rows not written meanwhile',
+  ]);
 });
