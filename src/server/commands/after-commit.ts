@@ -7,13 +7,15 @@
 import { RwsError } from '../../errors.js';
 import type { CliIo } from '../cli.js';
 import { explainSystemError } from '../system-errors.js';
+import { printable } from '../../printable.js';
 
 /** Runs `step` after a commit; its failure becomes a warning naming `what` failed. */
 export async function afterCommit(io: CliIo, what: string, step: () => Promise<unknown>): Promise<void> {
   try {
     await step();
   } catch (raw) {
-    io.stderr.write(`secrets-server: warning ${describe(raw)}; ${what} failed after the change was committed (the change stands)\n`);
+    // Escaped as every error line is: the message may quote the store's path (state-seen.json's).
+    io.stderr.write(`${printable(`secrets-server: warning ${describe(raw)}; ${what} failed after the change was committed (the change stands)`)}\n`);
   }
 }
 
