@@ -4,6 +4,7 @@ import { replacementTemp } from '../../replacement-temps.js';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RwsError } from '../../errors.js';
+import { giveToDirectoryOwner } from './owner.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
 
@@ -11,6 +12,7 @@ const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
 export async function createExclusive(file: string, data: string | Uint8Array): Promise<void> {
   const handle = await fs.open(file, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY, 0o600);
   try {
+    await giveToDirectoryOwner(handle, file);
     await handle.writeFile(data);
     await handle.sync();
   } finally {

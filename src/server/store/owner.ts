@@ -1,0 +1,16 @@
+// Who a file made in the store belongs to. An operator who runs the admin commands with sudo on a
+// store that belongs to the service user the server runs as made root's files there (a secrets
+// file rewritten, state-seen.json, a lock file), 0600: the server could no longer read them, and
+// every read of that environment was a 500. Run as root, a new file is given to the owner of its
+// directory, as SQLite does for the WAL and journal files of a database root opens.
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Gives `handle`, a file just made at `file`, to its directory's owner when this process is root. */
+export async function giveToDirectoryOwner(handle: FileHandle, file: string): Promise<void> {
+  if (process.geteuid?.() !== 0) return;
+  const dir = await fs.stat(path.dirname(file));
+  if (dir.uid === 0 && dir.gid === 0) return;
+  await handle.chown(dir.uid, dir.gid);
+}
