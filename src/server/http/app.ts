@@ -24,6 +24,7 @@ import { adminRoute } from './admin/routes.js';
 import { reportOfflineUse } from './batch/fallback.js';
 import { batchSecrets } from './batch/batch.js';
 import type { Route } from './route.js';
+import { wasLogged } from '../logged-errors.js';
 
 export interface AppDeps extends HandlerDeps {
   limits?: AuthLimits;
@@ -114,7 +115,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
 
   /** A database that does not answer, or an audit file that cannot be written, is counted once per request, not logged per error. */
   function report(error: unknown, seen: StateSeen): void {
-    if (!counted(error, seen) && !(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
+    if (!counted(error, seen) && !(error instanceof HttpError) && !wasLogged(error)) log(`secrets-server: ${describe(error)}`);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -94,7 +94,7 @@ export class OutageLog {
 }
 
 /** The error as the commands print it; its message names the database without a password. */
-function fullLine(error: RwsError): string {
+export function fullLine(error: RwsError): string {
   return printable(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint === undefined ? '' : ` (hint: ${error.hint})`}`));
 }
 

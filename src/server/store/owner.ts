@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { RwsError } from '../../errors.js';
 
 /** Gives `handle`, a file just made at `file`, to its directory's owner when this process is root. */
 export async function giveToDirectoryOwner(handle: FileHandle, file: string): Promise<void> {
@@ -13,4 +14,18 @@ export async function giveToDirectoryOwner(handle: FileHandle, file: string): Pr
   const dir = await fs.stat(path.dirname(file));
   if (dir.uid === 0 && dir.gid === 0) return;
   await handle.chown(dir.uid, dir.gid);
+}
+
+/**
+ * A store file this process may not read, said with whose it is: a server running as a service
+ * user found a secrets file root had written, and logged `Error EACCES` with no file or user.
+ */
+export async function unreadableFile(file: string, cause: NodeJS.ErrnoException): Promise<RwsError> {
+  const owner = await fs.lstat(file).then((stat) => stat.uid, () => undefined);
+  const me = process.geteuid?.();
+  const whose = owner === undefined || me === undefined || owner === me ? '' : `; it belongs to uid ${owner} and this process runs as uid ${me}`;
+  return new RwsError('RWS_FILE_ACCESS', `cannot read ${file}: permission denied (${cause.code})${whose}`, {
+    hint: whose === '' ? `check the permissions of ${file} and its directory` : `give it to the user the server runs as (chown ${me} ${file}), or run the commands that write the store as that user`,
+    cause,
+  });
 }
