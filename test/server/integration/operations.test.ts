@@ -184,6 +184,21 @@ describe('start-up errors', () => {
     }
   });
 
+  it('names --metrics-listen, not --port, when the metrics address is the one in use', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const result = await cli(['serve', '--store', store.dir, '--port', '0', '--metrics-listen', `127.0.0.1:${port}`]);
+      expect([result.exitCode, result.stderr]).toEqual([
+        1,
+        `secrets-server: error RWS_LISTEN_FAILED: cannot listen on 127.0.0.1:${port} (--metrics-listen): address in use (EADDRINUSE) (hint: another process listens there (another secrets-server on this host?): stop it, or give --metrics-listen another HOST:PORT)\n`,
+      ]);
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('names an address not on this machine, with --port 0 as "any port" rather than HOST:undefined', async () => {
     // 192.0.2.1 (TEST-NET-1, RFC 5737) is on no interface here.
     for (const [port, where] of [['0', '192.0.2.1 (any port)'], ['8200', '192.0.2.1:8200']]) {
