@@ -16,16 +16,25 @@ export async function giveToDirectoryOwner(handle: FileHandle, file: string): Pr
   await handle.chown(dir.uid, dir.gid);
 }
 
+/** Whose `file` is, when another user's than this process's: the words and the chown that fixes it. */
+export async function otherOwner(file: string): Promise<{ whose: string; hint: string } | undefined> {
+  const owner = await fs.lstat(file).then((stat) => stat.uid, () => undefined);
+  const me = process.geteuid?.();
+  if (owner === undefined || me === undefined || owner === me) return undefined;
+  return {
+    whose: `; it belongs to uid ${owner} and this process runs as uid ${me}`,
+    hint: `give it to the user the server runs as (chown ${me} ${file}), or run the commands that write the store as that user`,
+  };
+}
+
 /**
  * A store file this process may not read, said with whose it is: a server running as a service
  * user found a secrets file root had written, and logged `Error EACCES` with no file or user.
  */
 export async function unreadableFile(file: string, cause: NodeJS.ErrnoException): Promise<RwsError> {
-  const owner = await fs.lstat(file).then((stat) => stat.uid, () => undefined);
-  const me = process.geteuid?.();
-  const whose = owner === undefined || me === undefined || owner === me ? '' : `; it belongs to uid ${owner} and this process runs as uid ${me}`;
-  return new RwsError('RWS_FILE_ACCESS', `cannot read ${file}: permission denied (${cause.code})${whose}`, {
-    hint: whose === '' ? `check the permissions of ${file} and its directory` : `give it to the user the server runs as (chown ${me} ${file}), or run the commands that write the store as that user`,
+  const other = await otherOwner(file);
+  return new RwsError('RWS_FILE_ACCESS', `cannot read ${file}: permission denied (${cause.code})${other?.whose ?? ''}`, {
+    hint: other?.hint ?? `check the permissions of ${file} and its directory`,
     cause,
   });
 }

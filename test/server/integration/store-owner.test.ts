@@ -5,7 +5,8 @@
 import { chmod, chown, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { execa } from 'execa';
+import { BIN, call, cliOk, makeApiKey, makeStore, startServer, type TestStore, token, until } from '../helpers/server.js';
 
 const asRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
@@ -61,6 +62,33 @@ describe.skipIf(!asRoot)('admin commands run as root on a store another user own
       expect(server.stderr()).toBe('');
     } finally {
       await server.stop();
+    }
+  });
+
+  it('a store, state.db or key file of another user stops the server at start with whose it is and the chown', async () => {
+    const other = await makeStore({ production: { DB_PASSWORD: 'x' } });
+    try {
+      await chmod(other.root, 0o711);
+      const serve = async () => {
+        const result = await execa(AS_NOBODY[0] as string, [...AS_NOBODY.slice(1), process.execPath, BIN, 'serve', '--port', '0', '--store', other.dir], { reject: false, timeout: 20_000 });
+        return [result.exitCode, result.stderr];
+      };
+      const dir = other.dir;
+      expect(await serve()).toEqual([1, `secrets-server: error RWS_STORE_INVALID: store directory ${dir} belongs to uid 0 and this process runs as uid ${NOBODY} (hint: run secrets-server as the store's owner, or give it the store (chown -R ${NOBODY} ${dir}))`]);
+      await chown(dir, NOBODY, NOBODY);
+      for (const name of await readdir(dir)) await chown(path.join(dir, name), NOBODY, NOBODY);
+      for (const name of ['jwt-secret', 'state.db']) {
+        const file = path.join(dir, name);
+        await chown(file, 0, 0);
+        const [what, code] = name === 'state.db' ? ['open the state database', 'RWS_STATE_UNAVAILABLE: cannot'] : ['read', 'RWS_FILE_ACCESS: cannot'];
+        expect(await serve()).toEqual([
+          1,
+          `secrets-server: error ${code} ${what} ${file}: permission denied (EACCES); it belongs to uid 0 and this process runs as uid ${NOBODY} (hint: give it to the user the server runs as (chown ${NOBODY} ${file}), or run the commands that write the store as that user)`,
+        ]);
+        await chown(file, NOBODY, NOBODY);
+      }
+    } finally {
+      await other.cleanup();
     }
   });
 

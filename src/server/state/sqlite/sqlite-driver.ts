@@ -18,6 +18,7 @@ import { StateReplacedError, StateUnavailableError } from '../state-errors.js';
 import { takeNamedLock } from './named-lock.js';
 import { ensurePrivateFile } from './private-file.js';
 import { explainSqliteError } from './sqlite-errors.js';
+import { otherOwner } from '../../store/owner.js';
 import { describeChange, type FileIdentity, FileProbe } from './file-identity.js';
 import { type HeldLock, positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
@@ -37,7 +38,11 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   try {
     probe = await FileProbe.open(file, identity);
   } catch (cause) {
-    throw new StateUnavailableError(`cannot open the state database ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, cause);
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+    // Another user's state.db (a command run as root made it): say whose, and the chown.
+    const other = code === 'EACCES' || code === 'EPERM' ? await otherOwner(file) : undefined;
+    if (other !== undefined) throw new StateUnavailableError(`cannot open the state database ${file}: permission denied (${code})${other.whose}`, cause, other.hint);
+    throw new StateUnavailableError(`cannot open the state database ${file}: ${code}`, cause);
   }
   const { default: Sqlite } = await import('better-sqlite3');
   const open = (timeout: number): Database => {
