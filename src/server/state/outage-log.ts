@@ -17,6 +17,12 @@ import { ClosedBeforeLockError, LockBusyError, StateReplacedError, StateUnavaila
 /** The longest a server stays silent while it refuses requests for want of its database. */
 export const SUMMARY_EVERY_MS = 60_000;
 
+/**
+ * How long after a refused request, with no commit through since, `failing()` holds. Bounded: a
+ * load balancer that takes the server out on it sends no request that could end the outage.
+ */
+export const FAILING_FOR_MS = 10_000;
+
 /** How the counting lines name what is down, and its return. */
 export interface OutageSubject {
   still: string;
@@ -38,6 +44,7 @@ export class OutageLog {
   /** Folded 429 rows not written: each stands for many refusals, none of them this outage's. */
   #rows = 0;
   #lastLine = 0;
+  #lastRefused = 0;
   #toldReplaced = false;
 
   constructor(
@@ -58,6 +65,7 @@ export class OutageLog {
   /** A request was refused for `error`, or (`row`) a folded 429 audit row could not be written. */
   refused(error: RwsError, what: 'request' | 'row' = 'request'): void {
     const now = this.now();
+    this.#lastRefused = now;
     if (what === 'row') this.#rows++;
     else this.#refused++;
     if (this.#since === undefined) {
@@ -70,6 +78,15 @@ export class OutageLog {
     if (now - this.#lastLine < SUMMARY_EVERY_MS) return;
     this.#lastLine = now;
     this.log(printable(`secrets-server: error ${error.code}: ${this.subject.still} after ${seconds(now - this.#since)} s; ${this.#refused} requests refused${this.#rowsLost()} so far`));
+  }
+
+  /**
+   * Whether requests are refused now: an outage whose last refusal is under FAILING_FOR_MS old.
+   * /healthz says so, where it answered 200 while a full disk or a read-only database refused
+   * every commit (its own reads still went through).
+   */
+  failing(): boolean {
+    return this.#since !== undefined && this.now() - this.#lastRefused < FAILING_FOR_MS;
   }
 
   /** A request's commit went through: the outage, if any, is over. */

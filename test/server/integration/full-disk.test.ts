@@ -3,7 +3,7 @@
 // (SQLITE_FULL)`, with a hint about PostgreSQL URLs), and a server started on the full disk
 // stopped with `internal error (Error ENOSPC)`. Needs root to mount: CI runs as root.
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent } from 'undici';
@@ -44,7 +44,7 @@ async function fill(dir: string): Promise<void> {
 }
 
 describe.skipIf(!asRoot)('the store on a full disk', () => {
-  it('a commit that cannot be written names state.db and says the disk is full; a server started then names the file it could not write', async () => {
+  it('a commit that cannot be written names state.db and says the disk is full, /healthz answers 503 until a commit goes through; a server started then names the file it could not write', async () => {
     const { key } = await makeApiKey(store, ['production'], ['*']);
     const server = await startServer(store);
     const dispatcher = new Agent({ connections: 1 });
@@ -63,6 +63,14 @@ describe.skipIf(!asRoot)('the store on a full disk', () => {
       expect(server.stderr()).toContain(
         `secrets-server: error RWS_STATE_UNAVAILABLE: the state database ${dir}/state.db could not be written: its file system is full (SQLITE_FULL) (hint: free space on the file system holding ${dir} (df -h ${dir}); requests are answered again at the first commit that goes through)\n`,
       );
+      // Its own reads still go through, but a monitor must not be told all is well: it said 200.
+      const unhealthy = await call(`${server.url}/healthz`);
+      expect([unhealthy.status, unhealthy.body.status, unhealthy.body.state]).toEqual([503, 'unavailable', { kind: 'sqlite', schema: expect.any(Number) }]);
+      // Space freed: the next commit goes through, and /healthz says so.
+      const disk = path.dirname(store.dir);
+      for (const name of await readdir(disk)) if (name.startsWith('filler-')) await rm(path.join(disk, name));
+      await until(async () => (await call(`${server.url}/api/v1/vault/production/A_KEY`, { auth: read, dispatcher })).status === 200, 5000);
+      expect((await call(`${server.url}/healthz`)).status).toBe(200);
     } finally {
       await dispatcher.close();
       await server.stop();

@@ -1,7 +1,7 @@
 // The outage log's pace, on a clock of the test's own: a full line at the first refusal, at most
 // one counting line a minute after it, one line at recovery, and a replaced file said once ever.
 import { expect, it } from 'vitest';
-import { auditLogOutage, OutageLog, SUMMARY_EVERY_MS } from '../../../src/server/state/outage-log.js';
+import { auditLogOutage, FAILING_FOR_MS, OutageLog, SUMMARY_EVERY_MS } from '../../../src/server/state/outage-log.js';
 import { AuditSinkError, LockBusyError, StateReplacedError, StateUnavailableError } from '../../../src/server/state/state-errors.js';
 
 function withClock(): { outage: OutageLog; said: string[]; advance(ms: number): void } {
@@ -83,4 +83,22 @@ it('counts folded 429 rows not written apart from refused requests, and names an
     'secrets-server: error RWS_AUDIT_UNAVAILABLE: the audit log /var/log/rws/audit.jsonl still cannot be written after 60 s; 2 requests refused and 5 folded 429 audit rows not written so far',
     'secrets-server: the audit log /var/log/rws/audit.jsonl is written again after 61 s; 2 requests were refused and 5 folded 429 audit rows not written meanwhile',
   ]);
+});
+
+it('is failing from a refusal until a commit goes through, or for at most FAILING_FOR_MS after the last refusal', () => {
+  const { outage, advance } = withClock();
+  expect(outage.failing()).toBe(false);
+  outage.refused(down);
+  expect(outage.failing()).toBe(true);
+  advance(FAILING_FOR_MS - 1);
+  expect(outage.failing()).toBe(true);
+  outage.refused(down);
+  advance(FAILING_FOR_MS - 1);
+  expect(outage.failing()).toBe(true);
+  // No request since (a load balancer took the server out): no longer said to be failing.
+  advance(1);
+  expect(outage.failing()).toBe(false);
+  outage.refused(down);
+  outage.answered();
+  expect(outage.failing()).toBe(false);
 });
