@@ -18,7 +18,7 @@ import { limitKey } from './limits/client-address.js';
 import { gateAuthentication } from './limits/credential-check.js';
 import { allowsMethod, methodNotAllowed } from './methods.js';
 import type { ExchangeObserver } from './observe/exchange-observer.js';
-import { sendJson, sendText } from './request.js';
+import { bodyPending, sendJson, sendText } from './request.js';
 import { readMetrics } from './admin/metrics-handler.js';
 import { adminRoute } from './admin/routes.js';
 import { reportOfflineUse } from './batch/fallback.js';
@@ -154,7 +154,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
     // Refused before its body was read (the credential comes first): the rest of the body is
     // not read, so the connection ends with the answer rather than being kept for another request.
-    const headers = req.complete ? reply.headers : { ...reply.headers, connection: 'close' };
+    const headers = bodyPending(req) ? { ...reply.headers, connection: 'close' } : reply.headers;
     if (reply.text !== undefined) sendText(res, reply.status, reply.text, headers);
     else sendJson(res, reply.status, reply.body, headers);
   }

@@ -86,6 +86,18 @@ async function drain(req: IncomingMessage): Promise<void> {
 }
 
 /**
+ * Whether some of the request's body is still to come. A request that declares none is not: one
+ * refused in the tick it arrived in (a 404, a 405) reads `complete` false only because node:http
+ * marks it complete after the `request` event, and closing its connection dropped the keep-alive
+ * and every request pipelined behind it (RFC 9112 §9.3: a connection persists by default).
+ */
+export function bodyPending(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
+}
+
+/**
  * The credential of `Authorization: Bearer <credential>`, exactly as sent. RFC 6750 §2.1 allows
  * one or more spaces after the scheme (1*SP); nothing inside the credential is trimmed. Two
  * Authorization headers are refused: node:http keeps the first and drops the rest, so a client
