@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { globMatch, patternWithin } from '../../glob.js';
 import { isValidName } from '../../names.js';
-import { authenticateApiKey } from '../auth/api-keys.js';
+import { authenticateApiKey, NOT_LIVE } from '../auth/api-keys.js';
 import type { AuditRecord } from '../audit/record.js';
 import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerateBody } from './bodies.js';
 import { forbidden, HttpError, notFound, unauthorized } from './http-error.js';
@@ -24,7 +24,7 @@ import type { ConsoleHooks } from './console-hooks.js';
 import type { Effect, PresentedToken, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
 import { DamagedRowError } from '../state/state-errors.js';
 import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './batch/fallback.js';
-import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
+import { DEFAULT_TTL_MINUTES, MINT_AGAIN, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
 export interface HandlerDeps {
   state: StateStore;
@@ -273,14 +273,14 @@ async function authenticateTokenWithKey(deps: HandlerDeps, x: Exchange): Promise
 /** The 401 for a token the state refuses; undefined when it is good. */
 export function tokenRefusal(outcome: TokenOutcome): HttpError | undefined {
   const challenge = { 'www-authenticate': 'Bearer' };
-  if (outcome === 'revoked') return new HttpError(401, 'RWS_TOKEN_REVOKED', 'token has been revoked', challenge);
-  if (outcome === 'exhausted') return new HttpError(401, 'RWS_TOKEN_EXHAUSTED', 'token has no uses left', challenge);
+  if (outcome === 'revoked') return new HttpError(401, 'RWS_TOKEN_REVOKED', `token has been revoked; ${MINT_AGAIN}`, challenge);
+  if (outcome === 'exhausted') return new HttpError(401, 'RWS_TOKEN_EXHAUSTED', `token has no uses left; ${MINT_AGAIN}`, challenge);
   // The API key that made the request was revoked (or expired) before its commit: the answer a
   // revoked key gets at the door.
-  if (outcome === 'key_revoked') return unauthorized('invalid API key');
+  if (outcome === 'key_revoked') return unauthorized(NOT_LIVE);
   // Fail closed: a correctly signed token the state holds no record of (lost, emptied or rolled
   // back state) is refused, never trusted.
-  if (outcome === 'unknown') return new HttpError(401, 'RWS_AUTH_FAILED', 'this vault holds no record of the token', challenge);
+  if (outcome === 'unknown') return new HttpError(401, 'RWS_AUTH_FAILED', `this vault holds no record of the token; ${MINT_AGAIN}`, challenge);
   return undefined;
 }
 

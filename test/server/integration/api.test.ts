@@ -364,7 +364,7 @@ describe('bad tokens over HTTP', () => {
     // Fail closed: a correctly signed token this vault never minted (or whose record was lost)
     // is refused; every other case must be refused before the state is even asked.
     if (name.startsWith('control')) {
-      expect(reply.body.error).toEqual({ code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token' });
+      expect(reply.body.error).toEqual({ code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token; mint a new one with POST /api/v1/vault/tokens/generate' });
       return;
     }
     expect(reply.body.error.message).not.toContain('no record');
@@ -375,7 +375,7 @@ describe('bad tokens over HTTP', () => {
 
   it('refuses to revoke a signed token it holds no record of, as every route refuses it', async () => {
     const reply = await call(vault('tokens/revoke'), { auth: craft(GOOD_HEADER, claims(), { secret: jwtSecret }), method: 'POST', dispatcher: fromAddress(19) });
-    expect([reply.status, reply.body.error]).toEqual([401, { code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token' }]);
+    expect([reply.status, reply.body.error]).toEqual([401, { code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token; mint a new one with POST /api/v1/vault/tokens/generate' }]);
     expect(reply.headers.get('www-authenticate')).toBe('Bearer');
   });
 
@@ -387,6 +387,33 @@ describe('bad tokens over HTTP', () => {
     const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
     for (const header of [`Bearer  ${minted}`, `bearer    ${minted}`]) {
       expect((await call(vault('production/SERVICE_B_KEY'), { headers: { authorization: header }, dispatcher })).status).toBe(200);
+    }
+  });
+
+  it('says which credential a route takes when given the other, and what to do next, never quoting either', async () => {
+    const dispatcher = fromAddress(26);
+    const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+    const replies = {
+      keyOnRead: await call(vault('production/SERVICE_B_KEY'), { auth: apiKey, dispatcher }),
+      keyOnBatch: await call(vault('secrets/batch'), { auth: apiKey, json: { environment: 'production' }, dispatcher }),
+      tokenOnGenerate: await generate(server, minted, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_*' }, dispatcher),
+      tokenOnSelf: await call(`${server.url}/api/v1/auth/self`, { auth: minted, dispatcher }),
+      unknownKey: await call(`${server.url}/api/v1/auth/self`, { auth: `rws_sk_${'0'.repeat(32)}`, dispatcher }),
+      expiredShape: await call(vault('production/SERVICE_B_KEY'), { auth: craft(GOOD_HEADER, claims(), { secret: 'another-secret-of-at-least-32-bytes!' }), dispatcher }),
+    };
+    const said = Object.fromEntries(Object.entries(replies).map(([what, reply]) => [what, [reply.status, reply.body.error.code, reply.body.error.message]]));
+    expect(said).toEqual({
+      keyOnRead: [401, 'RWS_AUTH_FAILED', 'this route takes a token, not an API key: mint one with POST /api/v1/vault/tokens/generate'],
+      keyOnBatch: [401, 'RWS_AUTH_FAILED', 'this route takes a token, not an API key: mint one with POST /api/v1/vault/tokens/generate'],
+      tokenOnGenerate: [401, 'RWS_AUTH_FAILED', 'this route takes an API key (rws_sk_ and 32 hex digits), not a token'],
+      tokenOnSelf: [401, 'RWS_AUTH_FAILED', 'this route takes an API key (rws_sk_ and 32 hex digits), not a token'],
+      unknownKey: [401, 'RWS_AUTH_FAILED', 'invalid API key: unknown, revoked or expired; use a live key (secrets-server apikey list shows them)'],
+      expiredShape: [401, 'RWS_AUTH_FAILED', 'invalid token; mint a new one with POST /api/v1/vault/tokens/generate'],
+    });
+    for (const reply of Object.values(replies)) {
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+      expect(reply.text).not.toContain(apiKey);
+      expect(reply.text).not.toContain(minted.split('.')[2]);
     }
   });
 

@@ -265,7 +265,7 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
     const before = (await sessionRows(store, url)).length;
     const refused = await signIn(other.key, { origin: origin(), cookie: held.cookie });
     expect(refused.status).toBe(401);
-    expect(refused.body.error).toMatchObject({ code: 'RWS_AUTH_FAILED', message: 'invalid API key' });
+    expect(refused.body.error).toMatchObject({ code: 'RWS_AUTH_FAILED', message: 'invalid API key: unknown, revoked or expired; use a live key (secrets-server apikey list shows them)' });
     expect(refused.headers.get('set-cookie')).toBeNull();
     expect((await sessionRows(store, url)).length).toBe(before);
     // Refused, so no new start: the session the browser held stands.
