@@ -162,6 +162,17 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect((await as(second.body.key, 'GET', '/api/v1/auth/keys')).status).toBe(200);
   });
 
+  it('creates a key from a body whose optional fields are null, as the record shows them: taken as absent', async () => {
+    const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls', environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: null, expires_at: null, admin: null, fallback: null });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ admin: false, fallback: true, max_ttl_minutes: null, expires_at: null });
+    credentials.push(created.body.key);
+    const admin = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls-admin', admin: true, environments: null, key_patterns: null, max_ttl_minutes: null });
+    expect([admin.status, admin.body.admin]).toEqual([201, true]);
+    credentials.push(admin.body.key);
+    expect((await asAdmin('POST', '/api/v1/auth/keys', { name: null, admin: true })).body.error.code).toBe('RWS_BAD_REQUEST');
+  });
+
   it('lists tokens by key and liveness, and revokes one by its jti', async () => {
     const t = await token(server, reader.key, { environment: 'staging', key_pattern: 'ONLY', usage_limit: 5 });
     credentials.push(t);

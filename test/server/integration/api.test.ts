@@ -63,6 +63,21 @@ describe('token generation', () => {
     tokensSeen.push(reply.body.token);
   });
 
+  it('takes an optional field sent as null as absent, as Go and Python encoders write an unset one; a required one stays refused', async () => {
+    const reply = await generate(server, apiKey, { subject: 'nulls', environment: 'production', key_pattern: 'SERVICE_B_*', ttl_minutes: null, usage_limit: null });
+    expect([reply.status, reply.body.usage_limit]).toEqual([201, null]);
+    tokensSeen.push(reply.body.token);
+    const lifetime = Date.parse(reply.body.expires_at) - Date.now();
+    expect(lifetime).toBeGreaterThan(4 * 60_000);
+    expect(lifetime).toBeLessThanOrEqual(5 * 60_000 + 1000);
+    const batch = await call(vault('secrets/batch'), { auth: reply.body.token, json: { environment: 'production', keys: null, pattern: null } });
+    expect([batch.status, Object.keys(batch.body.secrets).sort()]).toEqual([200, ['SERVICE_B_KEY', 'SERVICE_B_URL']]);
+    for (const body of [{ subject: null, environment: 'production', key_pattern: 'SERVICE_B_*' }, { subject: 's', environment: null, key_pattern: 'SERVICE_B_*' }, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_*', unknown: null }]) {
+      expect((await generate(server, apiKey, body)).body.error.code).toBe('RWS_BAD_REQUEST');
+    }
+    expect((await call(vault('secrets/batch'), { auth: reply.body.token, json: { environment: null } })).body.error.code).toBe('RWS_BAD_REQUEST');
+  });
+
   it('caps the lifetime by the key and by the server', async () => {
     const capped = await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY', ttl_minutes: 30 });
     expect(Date.parse(capped.body.expires_at) - Date.now()).toBeLessThanOrEqual(10 * 60_000 + 1000);
