@@ -25,11 +25,12 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   const type = req.headers['content-type'];
   if (!empty && !JSON_MEDIA_TYPE.test(type ?? '')) {
     if (options.optional) return await drain(req).then(() => ({}));
-    throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
+    throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', unsupportedType(type));
   }
   if (length !== undefined && Number(length) > MAX_BODY_BYTES) throw tooLarge();
   const text = await readText(req);
   if (options.optional && text === '') return {};
+  if (text === '') throw badRequest('the request has no body; send a JSON object');
   if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw badRequest(`the body nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays`);
   let value: unknown;
   try {
@@ -43,6 +44,15 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   // one key to a proxy or log that reads the first and another to us. Refused, never guessed.
   if (duplicateName(text) !== undefined) throw badRequest('the body names a field twice (in one object); send each field once');
   return value as Record<string, unknown>;
+}
+
+/** What to send instead, by what came: the type is not quoted back (it is the client's text). */
+function unsupportedType(type: string | undefined): string {
+  if (type === undefined) return 'the body has no Content-Type; send it as application/json';
+  // curl's -d sends this unless told otherwise: the likeliest 415 of all.
+  if (/^application\/x-www-form-urlencoded\b/i.test(type)) return 'a form body is not read (curl -d sends one): send the body as application/json (curl -H "Content-Type: application/json")';
+  if (/^application\/json[ \t]*;/i.test(type)) return 'the body is read as UTF-8: send application/json with charset=utf-8 or no parameter';
+  return 'send the body as application/json';
 }
 
 /**

@@ -516,6 +516,21 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('says what to send instead of a body it does not read, or of none', async () => {
+    const body = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const send = async (headers: Record<string, string>, sent = body) =>
+      (await rawRequest(vault('tokens/generate'), { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-length': String(Buffer.byteLength(sent)), ...headers }, chunks: [Buffer.from(sent)] })).body.error;
+    expect(await send({ 'content-type': 'application/x-www-form-urlencoded' })).toEqual({
+      code: 'RWS_UNSUPPORTED_MEDIA_TYPE',
+      message: 'a form body is not read (curl -d sends one): send the body as application/json (curl -H "Content-Type: application/json")',
+    });
+    expect(await send({})).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'the body has no Content-Type; send it as application/json' });
+    expect(await send({ 'content-type': 'application/json; charset=latin1' })).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'the body is read as UTF-8: send application/json with charset=utf-8 or no parameter' });
+    expect(await send({ 'content-type': 'text/plain' })).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'send the body as application/json' });
+    expect(await send({ 'content-type': 'application/json' }, '')).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the request has no body; send a JSON object' });
+    expect(await send({}, '')).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the request has no body; send a JSON object' });
+  });
+
   it('answers 400 to hostile bodies', async () => {
     for (const body of [
       // A field given twice: JSON.parse would keep the last, a proxy or a log may read the first.
