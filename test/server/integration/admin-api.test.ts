@@ -350,6 +350,13 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect((await asAdmin('GET', '/api/v1/auth/keys')).body.keys.length).toBe(before);
   });
 
+  it('tells a time whose offset lost its + to the query string (read as a space) to write it %2B', async () => {
+    const typed = await asAdmin('GET', '/api/v1/audit?since=2030-01-31T06:00:00+01:00');
+    expect([typed.status, typed.body.error]).toEqual([400, { code: 'RWS_BAD_REQUEST', message: "since: a + in a query string reads as a space; write the offset's + as %2B (2030-01-31T06:00:00%2B01:00)" }]);
+    expect((await asAdmin('GET', '/api/v1/audit?since=2030-01-31T06:00:00%2B01:00')).status).toBe(200);
+    expect((await asAdmin('GET', '/api/v1/audit?until=yesterday')).body.error.message).toBe('until must be an ISO 8601 time such as 2030-01-31T00:00:00Z');
+  });
+
   it('refuses hostile bodies, query parameters and path segments', async () => {
     const status = async (method: string, route: string, json?: unknown) => (await asAdmin(method, route, json)).status;
     // A field given twice: a proxy that checked the first `admin` must not see the server take the last.

@@ -52,6 +52,10 @@ function parseFilter(params: Map<string, string>): AuditQuery {
 function time(value: string | undefined, name: string): string | undefined {
   if (value === undefined) return undefined;
   const date = parseIsoTime(value);
+  // `?since=…T06:00:00+01:00` as typed into curl: a query's + is a space, so the offset is lost.
+  if (date === undefined && parseIsoTime(value.replace(' ', '+')) !== undefined) {
+    throw badRequest(`${name}: a + in a query string reads as a space; write the offset's + as %2B (2030-01-31T06:00:00%2B01:00)`);
+  }
   if (date === undefined) throw badRequest(`${name} must be an ISO 8601 time such as 2030-01-31T00:00:00Z`);
   return date.toISOString();
 }
