@@ -162,6 +162,14 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect((await as(second.body.key, 'GET', '/api/v1/auth/keys')).status).toBe(200);
   });
 
+  it('answers a created key with the Location of its record (RFC 9110 §15.3.2)', async () => {
+    const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'located', admin: true });
+    credentials.push(created.body.key);
+    expect(created.headers.get('location')).toBe(`/api/v1/auth/keys/${created.body.id}`);
+    const shown = await asAdmin('GET', created.headers.get('location') as string);
+    expect([shown.status, shown.body.id]).toEqual([200, created.body.id]);
+  });
+
   it('creates a key from a body whose optional fields are null, as the record shows them: taken as absent', async () => {
     const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls', environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: null, expires_at: null, admin: null, fallback: null });
     expect(created.status).toBe(201);
