@@ -12,7 +12,7 @@ import type { TokenOutcome } from '../state/state-store.js';
 import { AuditSinkError, DamagedRowError, explainMissingSchema, type StateUnavailableError } from '../state/state-errors.js';
 import { AUDIT_LOG, OutageLog } from '../state/outage-log.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
-import { errorResponse, HttpError, notFound } from './http-error.js';
+import { errorResponse, HttpError, notFound, RETRY_SOON } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
 import { limitKey } from './limits/client-address.js';
 import { gateAuthentication } from './limits/credential-check.js';
@@ -209,7 +209,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       }
       if (!counted(error, seen)) log(`secrets-server: ${describe(error)}`);
       if (stage === 'committed') return errorResponse(new HttpError(500, 'RWS_INTERNAL', 'the change was recorded but could not be completed'));
-      return errorResponse((error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served'));
+      return errorResponse((error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served', RETRY_SOON));
     }
   }
 
