@@ -3,7 +3,7 @@
 import { isValidPattern } from '../../glob.js';
 import { isValidName } from '../../names.js';
 import { badRequest, HttpError } from './http-error.js';
-import { isValidEnvironment } from '../store/layout.js';
+import { ENVIRONMENT_GRAMMAR_TEXT, isValidEnvironment } from '../store/layout.js';
 import { isValidSubject } from '../auth/tokens.js';
 import { holdsApiKey } from '../../credential-shapes.js';
 
@@ -58,7 +58,7 @@ export function refuseApiKey(value: unknown, field: string): void {
 
 export function checkEnvironment(value: unknown): string {
   refuseApiKey(value, 'environment');
-  if (typeof value !== 'string' || !isValidEnvironment(value)) throw badRequest('environment must be a name of letters, digits, _ and - (at most 64)');
+  if (typeof value !== 'string' || !isValidEnvironment(value)) throw badRequest(ENVIRONMENT_GRAMMAR_TEXT);
   return value;
 }
 

@@ -531,6 +531,12 @@ describe('HTTP hygiene', () => {
     expect(await send({}, '')).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the request has no body; send a JSON object' });
   });
 
+  it('says that tokens and secrets are reserved when they are asked for as an environment', async () => {
+    const minted = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    const listed = await call(vault('secrets'), { auth: minted });
+    expect([listed.status, listed.body.error]).toEqual([400, { code: 'RWS_BAD_REQUEST', message: 'environment must be a name of letters, digits, _ and - (at most 64), other than tokens and secrets (reserved)' }]);
+  });
+
   it('answers 400 to hostile bodies', async () => {
     for (const body of [
       // A field given twice: JSON.parse would keep the last, a proxy or a log may read the first.

@@ -4,7 +4,7 @@
 import { AUDIT_EVENTS, auditObject, type AuditEventName, type AuditQuery } from '../../audit/record.js';
 import { isValidApiKeyId } from '../../auth/api-keys.js';
 import { parseIsoTime } from '../../iso-time.js';
-import { isValidEnvironment } from '../../store/layout.js';
+import { ENVIRONMENT_GRAMMAR_TEXT, isValidEnvironment } from '../../store/layout.js';
 import type { Exchange, HandlerDeps, Reply } from '../handlers.js';
 import { badRequest } from '../http-error.js';
 import { authenticateAdmin } from './admin-auth.js';
@@ -35,7 +35,7 @@ function parseFilter(params: Map<string, string>): AuditQuery {
   const outcome = params.get('outcome');
   if (outcome !== undefined && outcome !== 'success' && outcome !== 'failure') throw badRequest('outcome must be success or failure');
   const environment = params.get('environment');
-  if (environment !== undefined && !isValidEnvironment(environment)) throw badRequest('environment must be a name of letters, digits, _ and - (at most 64)');
+  if (environment !== undefined && !isValidEnvironment(environment)) throw badRequest(ENVIRONMENT_GRAMMAR_TEXT);
   const cursor = params.get('cursor');
   return {
     apiKeyId,
