@@ -162,6 +162,8 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
       const refused = await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie: forged } });
       expect(refused.status).toBe(401);
       expect(refused.headers.get('set-cookie')).toMatch(/^rws_session=; .*Max-Age=0/);
+      // RFC 9110 §15.5.2: a 401 MUST carry a challenge; these routes take a Bearer key too.
+      expect(refused.headers.get('www-authenticate')).toBe('Bearer');
     }
   });
 
