@@ -170,8 +170,8 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect([shown.status, shown.body.id]).toEqual([200, created.body.id]);
   });
 
-  it('creates a key from a body whose optional fields are null, as the record shows them: taken as absent', async () => {
-    const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls', environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: null, expires_at: null, admin: null, fallback: null });
+  it('creates a key from a body whose optional fields are null, as the record shows them: taken as absent; a null flag stays refused', async () => {
+    const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls', environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: null, expires_at: null });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ admin: false, fallback: true, max_ttl_minutes: null, expires_at: null });
     credentials.push(created.body.key);
@@ -179,6 +179,11 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect([admin.status, admin.body.admin]).toEqual([201, true]);
     credentials.push(admin.body.key);
     expect((await asAdmin('POST', '/api/v1/auth/keys', { name: null, admin: true })).body.error.code).toBe('RWS_BAD_REQUEST');
+    // A falsy "no" more likely than an unset field: fallback: null must not allow the offline copy.
+    for (const flags of [{ admin: null }, { fallback: null }]) {
+      const refused = await asAdmin('POST', '/api/v1/auth/keys', { name: 'flags', environments: ['production'], key_patterns: ['SERVICE_B_*'], ...flags });
+      expect([refused.status, refused.body.error.message]).toEqual([400, `${Object.keys(flags)[0]} must be true or false`]);
+    }
   });
 
   it('lists tokens by key and liveness, and revokes one by its jti', async () => {

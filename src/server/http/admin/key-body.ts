@@ -8,11 +8,13 @@ import { badRequest } from '../http-error.js';
 
 const MAX_GRANTS = 100;
 
-const OPTIONAL = ['environments', 'key_patterns', 'max_ttl_minutes', 'expires_at', 'admin', 'fallback'];
+// `admin` and `fallback` are not among them: a null there is more likely a falsy "no" than an
+// unset field, and `fallback: null` taken as absent would allow the offline copy it meant to forbid.
+const NULLABLE = ['environments', 'key_patterns', 'max_ttl_minutes', 'expires_at'];
 
 export function parseKeyBody(given: Record<string, unknown>, now: Date): ApiKeyGrant {
-  checkFields(given, ['name', ...OPTIONAL]);
-  const body = withoutNulls(given, OPTIONAL);
+  checkFields(given, ['name', ...NULLABLE, 'admin', 'fallback']);
+  const body = withoutNulls(given, NULLABLE);
   refuseApiKey(body.name, 'name');
   if (typeof body.name !== 'string' || !isValidKeyName(body.name)) throw badRequest('name must be a string of 1 to 128 characters without control characters');
   if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false');
