@@ -129,7 +129,7 @@ export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: strin
     x.audit.environment = environment;
     const key = checkName(keyParam);
     x.audit.keys = [key];
-    if (environment !== claims.scope.environment || !globMatch(claims.scope.key_pattern, key)) throw forbidden('the token does not cover this secret');
+    if (environment !== claims.scope.environment || !globMatch(claims.scope.key_pattern, key)) throw outsideScope(claims, 'the token does not cover this secret');
     const file = await openEnvironment(deps.secrets, environment);
     if (!file.names.includes(key)) throw notFound(`environment ${environment} has no secret ${key}`);
     const value = file.decrypt(key);
@@ -205,7 +205,7 @@ export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<st
     keys = body.keys;
     x.audit.keys = keys;
     if (body.environment !== claims.scope.environment || !keys.every((key) => globMatch(claims.scope.key_pattern, key))) {
-      throw forbidden('the token does not cover every secret asked for');
+      throw outsideScope(claims, 'the token does not cover every secret asked for');
     }
     file = await openEnvironment(deps.secrets, body.environment);
     const missing = keys.find((key) => !file.names.includes(key));
@@ -296,10 +296,19 @@ const presented = (claims: TokenClaims): PresentedToken => ({
 });
 const use = (claims: TokenClaims): Effect => ({ kind: 'use', token: presented(claims) });
 
+/**
+ * A 403 that says what the token does cover, which its holder can read in it anyway: the fix is
+ * another request, or a token minted for the other scope. Not in the mint refusal's words, which
+ * the wrapper parses as a key's grants.
+ */
+function outsideScope(claims: TokenClaims, what: string): HttpError {
+  return forbidden(`${what}; the token's scope is environment ${claims.scope.environment}, key pattern ${claims.scope.key_pattern}`);
+}
+
 /** For list and batch by pattern: the pattern, when given, must lie within the token's scope. */
 async function openScoped(deps: HandlerDeps, claims: TokenClaims, environment: string, pattern: string | undefined): Promise<SecretFile> {
-  if (environment !== claims.scope.environment) throw forbidden('the token does not cover this environment');
-  if (pattern !== undefined && !patternWithin(pattern, claims.scope.key_pattern)) throw forbidden('pattern is not within the token scope');
+  if (environment !== claims.scope.environment) throw outsideScope(claims, 'the token does not cover this environment');
+  if (pattern !== undefined && !patternWithin(pattern, claims.scope.key_pattern)) throw outsideScope(claims, 'pattern is not within the token scope');
   return openEnvironment(deps.secrets, environment);
 }
 

@@ -280,6 +280,8 @@ describe('reading secrets', () => {
     ] as const) {
       const reply = await call(url, { auth: t, ...options });
       expect({ url, status: reply.status }).toEqual({ url, status: 403 });
+      // What the token does cover, which its holder can read in it: the fix is another request or another token.
+      expect({ url, message: reply.body.error.message }).toEqual({ url, message: expect.stringMatching(/; the token's scope is environment production, key pattern SERVICE_B_\*$/) });
       for (const value of ALL_VALUES) expect(reply.text).not.toContain(value);
     }
   });
