@@ -27,6 +27,11 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
     if (options.optional) return await drain(req).then(() => ({}));
     throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', unsupportedType(type));
   }
+  if (!empty && isCoded(req)) {
+    if (options.optional) return await drain(req).then(() => ({}));
+    // RFC 9110 §15.5.16: a coding refused is answered with the codings taken (none but identity).
+    throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', 'a body with a Content-Encoding is not read: send it as plain JSON, without one', { 'accept-encoding': 'identity' });
+  }
   if (length !== undefined && Number(length) > MAX_BODY_BYTES) throw tooLarge();
   const text = await readText(req);
   if (options.optional && text === '') return {};
@@ -44,6 +49,16 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   // one key to a proxy or log that reads the first and another to us. Refused, never guessed.
   if (duplicateName(text) !== undefined) throw badRequest('the body names a field twice (in one object); send each field once');
   return value as Record<string, unknown>;
+}
+
+/**
+ * A body that says it is compressed (`Content-Encoding: gzip`), which this server never decodes:
+ * read as JSON, a plain body labelled gzip was taken, though a proxy or a log reading it as the
+ * client said would see other bytes. `identity` (no coding, RFC 9110 §8.4.1) is taken.
+ */
+function isCoded(req: IncomingMessage): boolean {
+  const coding = req.headers['content-encoding'];
+  return coding !== undefined && !/^[ \t]*identity[ \t]*$/i.test(coding);
 }
 
 /** What to send instead, by what came: the type is not quoted back (it is the client's text). */

@@ -1,5 +1,6 @@
 // The HTTP API end to end: the built bin serving a store made by its own commands, over HTTP.
 import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -531,6 +532,19 @@ describe('HTTP hygiene', () => {
     expect(await send({ 'content-type': 'text/plain' })).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'send the body as application/json' });
     expect(await send({ 'content-type': 'application/json' }, '')).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the request has no body; send a JSON object' });
     expect(await send({}, '')).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the request has no body; send a JSON object' });
+  });
+
+  it('refuses a body with a Content-Encoding (415, Accept-Encoding: identity) rather than read it as plain JSON', async () => {
+    const body = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const send = (coding: string, sent: Buffer) =>
+      rawRequest(vault('tokens/generate'), { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'content-encoding': coding, 'content-length': String(sent.length) }, chunks: [sent] });
+    for (const [coding, sent] of [['gzip', Buffer.from(body)], ['gzip', gzipSync(body)], ['br', Buffer.from(body)]] as const) {
+      const reply = await send(coding, sent);
+      expect({ coding, reply }).toEqual({ coding, reply: { status: 415, body: { error: { code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'a body with a Content-Encoding is not read: send it as plain JSON, without one' } } } });
+    }
+    const refused = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+    expect([refused.status, refused.headers.get('accept-encoding')]).toEqual([415, 'identity']);
+    expect((await send('identity', Buffer.from(body))).status).toBe(201);
   });
 
   it('says that tokens and secrets are reserved when they are asked for as an environment', async () => {
