@@ -547,6 +547,13 @@ describe('HTTP hygiene', () => {
     expect((await send('identity', Buffer.from(body))).status).toBe(201);
   });
 
+  it('ignores a UTF-8 byte order mark before a JSON body, as RFC 8259 §8.1 allows', async () => {
+    const body = `\uFEFF${JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' })}`;
+    const reply = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json' } });
+    expect(reply.status).toBe(201);
+    tokensSeen.push(reply.body.token);
+  });
+
   it('says that tokens and secrets are reserved when they are asked for as an environment', async () => {
     const minted = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
     const listed = await call(vault('secrets'), { auth: minted });
