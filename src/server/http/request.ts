@@ -65,7 +65,7 @@ function isCoded(req: IncomingMessage): boolean {
 function unsupportedType(type: string | undefined): string {
   if (type === undefined) return 'the body has no Content-Type; send it as application/json';
   // curl's -d sends this unless told otherwise: the likeliest 415 of all.
-  if (/^application\/x-www-form-urlencoded\b/i.test(type)) return 'a form body is not read (curl -d sends one): send the body as application/json (curl -H "Content-Type: application/json")';
+  if (/^application\/x-www-form-urlencoded\b/i.test(type)) return "a form body is not read (curl -d sends one): send the body as application/json (curl -H 'Content-Type: application/json')";
   if (/^application\/json[ \t]*;/i.test(type)) return 'the body is read as UTF-8: send application/json with charset=utf-8 or no parameter';
   return 'send the body as application/json';
 }

@@ -525,7 +525,7 @@ describe('HTTP hygiene', () => {
       (await rawRequest(vault('tokens/generate'), { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-length': String(Buffer.byteLength(sent)), ...headers }, chunks: [Buffer.from(sent)] })).body.error;
     expect(await send({ 'content-type': 'application/x-www-form-urlencoded' })).toEqual({
       code: 'RWS_UNSUPPORTED_MEDIA_TYPE',
-      message: 'a form body is not read (curl -d sends one): send the body as application/json (curl -H "Content-Type: application/json")',
+      message: "a form body is not read (curl -d sends one): send the body as application/json (curl -H 'Content-Type: application/json')",
     });
     expect(await send({})).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'the body has no Content-Type; send it as application/json' });
     expect(await send({ 'content-type': 'application/json; charset=latin1' })).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'the body is read as UTF-8: send application/json with charset=utf-8 or no parameter' });
