@@ -122,6 +122,8 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   clearInterval(prune);
   await server.close(async () => guard.stop());
   sink?.close();
+  outage.stopping();
+  auditOutage.stopping();
   return EXIT_OK;
 }
 
