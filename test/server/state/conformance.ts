@@ -2,7 +2,7 @@
 // physical backends share sdk/physical/testing.go). `target` opens stores on one fresh database:
 // two stores opened from it behave as two processes sharing that database.
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,6 +20,7 @@ export interface ConformanceTarget {
 }
 
 const NOW = new Date('2030-01-01T12:00:00.000Z');
+const PEPPER = 'c0nf0rmance'.repeat(6);
 const SECONDS = Math.floor(NOW.getTime() / 1000);
 
 /** A distinct stand-in HMAC per key id, as the server stores one per key. */
@@ -77,6 +78,8 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
     beforeEach(async () => {
       root = await mkdtemp(path.join(tmpdir(), 'rws-state-'));
       paths = storePaths(root);
+      // Key rows are sealed under the store's pepper, as `init` makes one.
+      await writeFile(paths.pepper, PEPPER, { mode: 0o600 });
       ({ url, drop } = await target.database());
     });
 
@@ -89,7 +92,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
     it('stores, finds, lists and revokes API keys; revoking twice keeps the first time', async () => {
       const state = await open();
       await state.addApiKey(key('ak_00000000000000a1'), localChange('apikey.create', 'ak_00000000000000a1', NOW));
-      expect(await state.findApiKey(hashOf('ak_00000000000000a1'))).toEqual(key('ak_00000000000000a1'));
+      expect(await state.findApiKey(hashOf('ak_00000000000000a1'))).toEqual({ ...key('ak_00000000000000a1'), grants_intact: true });
       expect(await state.findApiKey(hashOf('ak_ffffffffffffffff'))).toBeUndefined();
       expect(await state.revokeApiKey('ak_00000000000000a1', NOW, localChange('apikey.revoke', 'ak_00000000000000a1', NOW))).toBe(true);
       const later = new Date(NOW.getTime() + 1000);
