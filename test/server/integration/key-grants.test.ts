@@ -25,7 +25,7 @@ describe.each(BACKENDS)('API key grants on $name', (backend) => {
   beforeAll(async () => {
     ({ env, drop } = await backend.database());
     store = await makeStore(SECRETS);
-    server = await startServer(store, [], env);
+    server = await startServer(store, ['--console'], env);
   }, 60_000);
 
   afterAll(async () => {
@@ -114,12 +114,22 @@ describe.each(BACKENDS)('API key grants on $name', (backend) => {
     await sql("INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at, admin, fallback, grant_mac) SELECT 'ak_00000000000000ee', name, prefix, hash, '[]', '[]', NULL, created_at, NULL, NULL, NULL, 1, 1, NULL FROM api_keys WHERE id = $1", id);
     await sql('UPDATE api_keys SET grant_mac = NULL WHERE id = $1', id);
     await server.stop();
-    server = await startServer(store, [], env);
+    server = await startServer(store, ['--console'], env);
     expect((await mint(key)).status).toBe(401);
     expect((await listKeys(key)).status).toBe(401);
     expect((await sql('SELECT COUNT(*) AS n FROM api_keys WHERE grant_mac IS NULL'))[0]?.n).toEqual(env.RWS_DATABASE_URL === undefined ? 2 : '2');
     const refused = (await listed()).filter((entry) => !entry.grants_intact).map((entry) => entry.id);
     expect(refused).toEqual(expect.arrayContaining(['ak_00000000000000ee', id]));
+  });
+
+  it('ends a console session once its admin key\'s row no longer matches its MAC', async () => {
+    const admin = await makeApiKey(store, [], [], ['--admin'], env);
+    const signedIn = await call(`${server.url}/console/api/session`, { method: 'POST', auth: admin.key, headers: { origin: server.url } });
+    expect(signedIn.status).toBe(201);
+    const cookie = (signedIn.headers.get('set-cookie') as string).split(';')[0] as string;
+    expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie } })).status).toBe(200);
+    await sql('UPDATE api_keys SET expires_at = $2 WHERE id = $1', admin.id, '2999-01-01T00:00:00.000Z');
+    expect((await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie } })).status).toBe(401);
   });
 
   it('keeps a batch answer from allowing the fallback a --no-fallback key\'s row was raised to', async () => {
@@ -244,7 +254,7 @@ describe('db migrate against PostgreSQL from a store', () => {
       // The URL as a flag, the store for its pepper: what an operator runs ahead of an upgrade.
       const out = await cliOk(['db', 'migrate', '--store', store.dir, '--database-url', env.RWS_DATABASE_URL as string]);
       expect(out).toMatch(/^applied migration 6; schema is at version 6 /);
-      const server = await startServer(store, [], env);
+      const server = await startServer(store, ['--console'], env);
       try {
         expect((await call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: MINT })).status).toBe(201);
       } finally {
