@@ -23,6 +23,11 @@ const NOW = new Date('2030-01-01T12:00:00.000Z');
 const PEPPER = 'c0nf0rmance'.repeat(6);
 const SECONDS = Math.floor(NOW.getTime() / 1000);
 
+/** Key rows are sealed under the store's pepper (grant_mac), as `init` makes one. */
+export function writePepper(paths: StorePaths): Promise<void> {
+  return writeFile(paths.pepper, PEPPER, { mode: 0o600 });
+}
+
 /** A distinct stand-in HMAC per key id, as the server stores one per key. */
 export function hashOf(id: string): string {
   return createHash('sha256').update(id).digest('hex');
@@ -78,8 +83,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
     beforeEach(async () => {
       root = await mkdtemp(path.join(tmpdir(), 'rws-state-'));
       paths = storePaths(root);
-      // Key rows are sealed under the store's pepper, as `init` makes one.
-      await writeFile(paths.pepper, PEPPER, { mode: 0o600 });
+      await writePepper(paths);
       ({ url, drop } = await target.database());
     });
 
