@@ -299,12 +299,17 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await driver.close();
       const state = await open();
       expect(await state.schemaVersion()).toBe(SCHEMA_VERSION);
-      expect(await state.findApiKey(hashOf('ak_00000000000000c1'))).toMatchObject({ id: 'ak_00000000000000c1', admin: false });
+      // Sealed by the upgrade (step 6) under the store's pepper: it still authenticates.
+      expect(await state.findApiKey(hashOf('ak_00000000000000c1'))).toMatchObject({ id: 'ak_00000000000000c1', admin: false, grants_intact: true });
       await state.addApiKey(key('ak_00000000000000c2', { admin: true, environments: [], key_patterns: [] }), localChange('apikey.create', 'ak_00000000000000c2', NOW));
       expect(await state.findApiKey(hashOf('ak_00000000000000c2'))).toMatchObject({ admin: true, environments: [], key_patterns: [] });
       // Only 1 is admin: a hand-edited 2 (or -1) never grants it.
       await tamper(paths, url, "UPDATE api_keys SET admin = 2 WHERE id = 'ak_00000000000000c1'");
       expect((await state.findApiKey(hashOf('ak_00000000000000c1')))?.admin).toBe(false);
+      // What is honoured is sealed: 2 reads as a read key, as sealed; 1 is an admin, as never sealed.
+      expect((await state.findApiKey(hashOf('ak_00000000000000c1')))?.grants_intact).toBe(true);
+      await tamper(paths, url, "UPDATE api_keys SET admin = 1 WHERE id = 'ak_00000000000000c1'");
+      expect(await state.findApiKey(hashOf('ak_00000000000000c1'))).toMatchObject({ admin: true, grants_intact: false });
     });
 
     it('keeps a key\'s fallback flag (version 4): older keys allow the fallback, only 1 allows it, and token checks carry it with the key\'s expiry', async () => {
