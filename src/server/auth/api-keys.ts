@@ -71,7 +71,7 @@ export function newApiKey(pepper: Uint8Array, grant: ApiKeyGrant, now: Date): { 
   return { record, key };
 }
 
-/** The live key record for `presented`, or a 401 that says nothing about why. */
+/** The live key record for `presented`, its grants intact, or a 401 that says nothing about why. */
 export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, presented: string, now: Date): Promise<ApiKeyRecord> {
   if (!API_KEY_GRAMMAR.test(presented)) throw unauthorized('invalid API key');
   // Looked up by the HMAC of the whole key: a wrong key with a valid key's first characters
@@ -84,6 +84,9 @@ export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, 
   const stored = Buffer.from(match?.hash ?? '', 'hex');
   const wanted = Buffer.from(hash, 'hex');
   if (match === undefined || stored.length !== wanted.length || !timingSafeEqual(stored, wanted)) throw unauthorized('invalid API key');
+  // Grants raised by a writer of the database (or a row with no MAC) are refused as an unknown
+  // key: the client learns nothing of why; the server logged the row once (grant-seal.ts).
+  if (!match.grants_intact) throw unauthorized('invalid API key');
   if (match.revoked_at !== null) throw unauthorized('invalid API key');
   if (match.expires_at !== null && Date.parse(match.expires_at) <= now.getTime()) throw unauthorized('invalid API key');
   return match;

@@ -18,7 +18,7 @@ export async function createKey(deps: HandlerDeps, x: Exchange, query: string): 
   const grant = parseKeyBody(raw, x.now);
   const { record, key } = newApiKey(deps.pepper, grant, x.now);
   x.audit.subject = record.id;
-  const view = publicApiKey({ ...record, last_used_at: null, live_tokens: 0 });
+  const view = publicApiKey({ ...record, grants_intact: true, last_used_at: null, live_tokens: 0 });
   return { status: 201, body: { ...view, key }, effect: { kind: 'apikey.create', record } };
 }
 
