@@ -73,7 +73,7 @@ export function newApiKey(pepper: Uint8Array, grant: ApiKeyGrant, now: Date): { 
   return { record, key };
 }
 
-/** The live key record for `presented`, or a 401 that says nothing about why. */
+/** The live key record for `presented`, its grants intact, or a 401 that says nothing about why. */
 export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, presented: string, now: Date): Promise<ApiKeyRecord> {
   // A token sent where the key that mints it goes is said as such: the fix is the other credential.
   if (!API_KEY_GRAMMAR.test(presented)) throw unauthorized(presented.startsWith('eyJ') ? 'this route takes an API key (rws_sk_ and 32 hex digits), not a token' : 'invalid API key; an API key is rws_sk_ and 32 lower-case hex digits');
@@ -87,6 +87,9 @@ export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, 
   const stored = Buffer.from(match?.hash ?? '', 'hex');
   const wanted = Buffer.from(hash, 'hex');
   if (match === undefined || stored.length !== wanted.length || !timingSafeEqual(stored, wanted)) throw unauthorized(NOT_LIVE);
+  // Grants raised by a writer of the database (or a row with no MAC) are refused as an unknown
+  // key: the client learns nothing of why; the server logged the row once (grant-seal.ts).
+  if (!match.grants_intact) throw unauthorized(NOT_LIVE);
   if (match.revoked_at !== null) throw unauthorized(NOT_LIVE);
   if (match.expires_at !== null && Date.parse(match.expires_at) <= now.getTime()) throw unauthorized(NOT_LIVE);
   return match;

@@ -46,6 +46,8 @@ export interface TokenRequest {
   scope: TokenScope;
   ttlMinutes: number;
   usageLimit: number | null;
+  /** The API key's expiry, epoch ms, or null: the token ends no later (never before its first second). */
+  notAfter?: number | null;
 }
 
 /** The HS256 key, imported once: jose would otherwise import raw bytes again on every call. */
@@ -69,7 +71,7 @@ export async function signToken(secret: TokenKey, request: TokenRequest, now: Da
     sub: request.subject,
     jti: randomBytes(16).toString('base64url'),
     iat,
-    exp: iat + request.ttlMinutes * 60,
+    exp: request.notAfter === undefined || request.notAfter === null ? iat + request.ttlMinutes * 60 : Math.max(iat + 1, Math.min(iat + request.ttlMinutes * 60, Math.floor(request.notAfter / 1000))),
     scope: request.scope,
     usage_limit: request.usageLimit,
   };

@@ -56,7 +56,8 @@ export class ConsoleSessions {
     if (session === undefined) throw signedOut(x.req);
     x.audit.api_key_id = session.api_key_id;
     const key = await this.deps.state.getApiKey(session.api_key_id, x.now);
-    if (key === undefined) throw signedOut(x.req);
+    // The session's key is judged by the grants it was signed in with, never by a row changed since.
+    if (key === undefined || !key.grants_intact) throw signedOut(x.req);
     if (!SAFE_METHODS.has(x.req.method ?? '')) {
       if (!sameOrigin(x.req)) throw forbidden('a console request from another origin is refused');
       const presented = x.req.headers['x-csrf-token'];

@@ -96,7 +96,10 @@ export async function generateToken(deps: HandlerDeps, x: Exchange, query: strin
   }
   const ttlMinutes = Math.min(body.ttl_minutes ?? DEFAULT_TTL_MINUTES, apiKey.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES, SERVER_MAX_TTL_MINUTES);
   const scope = { environment: body.environment, key_pattern: body.key_pattern, permissions: ['read'] as ['read'] };
-  const { token, claims } = await deps.tokens.sign({ subject: body.subject, scope, ttlMinutes, usageLimit: body.usage_limit ?? null }, x.now);
+  // A token ends with its key: its signed expiry, not the key's row, is then what bounds it, so a
+  // later expires_at written into the row by hand lends the token no time (grant-seal.ts).
+  const notAfter = apiKey.expires_at === null ? null : Date.parse(apiKey.expires_at);
+  const { token, claims } = await deps.tokens.sign({ subject: body.subject, scope, ttlMinutes, usageLimit: body.usage_limit ?? null, notAfter }, x.now);
   x.audit.jti = claims.jti;
   return {
     status: 201,

@@ -39,6 +39,8 @@ export class OutageLog {
   #rows = 0;
   #lastLine = 0;
   #toldReplaced = false;
+  /** The code of the current outage's latest refusal, for the line at a stop. */
+  #code = '';
 
   constructor(
     private readonly log: (line: string) => void,
@@ -60,6 +62,7 @@ export class OutageLog {
     const now = this.now();
     if (what === 'row') this.#rows++;
     else this.#refused++;
+    this.#code = error.code;
     if (this.#since === undefined) {
       this.#since = now;
       this.#lastLine = now;
@@ -70,6 +73,20 @@ export class OutageLog {
     if (now - this.#lastLine < SUMMARY_EVERY_MS) return;
     this.#lastLine = now;
     this.log(printable(`secrets-server: error ${error.code}: ${this.subject.still} after ${seconds(now - this.#since)} s; ${this.#refused} requests refused${this.#rowsLost()} so far`));
+  }
+
+  /**
+   * The server stops in an outage: what it refused since the last line is said now, or never.
+   * The 429 rows folded until the stop are written at the stop, so their loss is known only here.
+   */
+  stopping(): void {
+    if (this.#since === undefined) return;
+    const lost = [
+      this.#refused === 0 ? '' : `${this.#refused} request${this.#refused === 1 ? '' : 's'} refused`,
+      this.#rows === 0 ? '' : `${this.#rows} folded 429 audit row${this.#rows === 1 ? '' : 's'} not written`,
+    ].filter(Boolean);
+    this.log(printable(`secrets-server: error ${this.#code}: stopping while ${this.subject.still} after ${seconds(this.now() - this.#since)} s; ${lost.join(' and ')}`));
+    this.#since = undefined;
   }
 
   /** A request's commit went through: the outage, if any, is over. */

@@ -123,7 +123,7 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
   it('creates a key (shown once), lists and shows it with its live tokens, and revokes it with its tokens', async () => {
     const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'ci', environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: 10, expires_at: '2099-01-01T00:00:00Z' });
     expect(created.status).toBe(201);
-    expect(Object.keys(created.body).sort()).toEqual(['admin', 'created_at', 'environments', 'expires_at', 'fallback', 'id', 'key', 'key_patterns', 'last_used_at', 'live_tokens', 'max_ttl_minutes', 'name', 'revoked_at']);
+    expect(Object.keys(created.body).sort()).toEqual(['admin', 'created_at', 'environments', 'expires_at', 'fallback', 'grants_intact', 'id', 'key', 'key_patterns', 'last_used_at', 'live_tokens', 'max_ttl_minutes', 'name', 'revoked_at']);
     expect(created.body).toMatchObject({ name: 'ci', admin: false, fallback: true, environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: 10, expires_at: '2099-01-01T00:00:00.000Z', live_tokens: 0 });
     const { id, key } = created.body as { id: string; key: string };
     expect(key).toMatch(/^rws_sk_[0-9a-f]{32}$/);
