@@ -122,7 +122,11 @@ export class ConsoleSessions {
   }
 }
 
-/** 401 that also drops the browser's cookie, so a dead session is not sent again and again. */
+/**
+ * 401 that also drops the browser's cookie, so a dead session is not sent again and again. Its
+ * challenge is Bearer, as every 401 must carry one (RFC 9110 §15.5.2) and these routes take a
+ * Bearer key too; a browser asks its user nothing for that scheme.
+ */
 function signedOut(req: IncomingMessage): HttpError {
-  return new HttpError(401, 'RWS_AUTH_FAILED', 'the console session has ended; sign in again', { 'set-cookie': clearedCookie(req) });
+  return new HttpError(401, 'RWS_AUTH_FAILED', 'the console session has ended; sign in again', { 'set-cookie': clearedCookie(req), 'www-authenticate': 'Bearer' });
 }

@@ -162,6 +162,30 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect((await as(second.body.key, 'GET', '/api/v1/auth/keys')).status).toBe(200);
   });
 
+  it('answers a created key with the Location of its record (RFC 9110 §15.3.2)', async () => {
+    const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'located', admin: true });
+    credentials.push(created.body.key);
+    expect(created.headers.get('location')).toBe(`/api/v1/auth/keys/${created.body.id}`);
+    const shown = await asAdmin('GET', created.headers.get('location') as string);
+    expect([shown.status, shown.body.id]).toEqual([200, created.body.id]);
+  });
+
+  it('creates a key from a body whose optional fields are null, as the record shows them: taken as absent; a null flag stays refused', async () => {
+    const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls', environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: null, expires_at: null });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ admin: false, fallback: true, max_ttl_minutes: null, expires_at: null });
+    credentials.push(created.body.key);
+    const admin = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls-admin', admin: true, environments: null, key_patterns: null, max_ttl_minutes: null });
+    expect([admin.status, admin.body.admin]).toEqual([201, true]);
+    credentials.push(admin.body.key);
+    expect((await asAdmin('POST', '/api/v1/auth/keys', { name: null, admin: true })).body.error.code).toBe('RWS_BAD_REQUEST');
+    // A falsy "no" more likely than an unset field: fallback: null must not allow the offline copy.
+    for (const flags of [{ admin: null }, { fallback: null }]) {
+      const refused = await asAdmin('POST', '/api/v1/auth/keys', { name: 'flags', environments: ['production'], key_patterns: ['SERVICE_B_*'], ...flags });
+      expect([refused.status, refused.body.error.message]).toEqual([400, `${Object.keys(flags)[0]} must be true or false`]);
+    }
+  });
+
   it('lists tokens by key and liveness, and revokes one by its jti', async () => {
     const t = await token(server, reader.key, { environment: 'staging', key_pattern: 'ONLY', usage_limit: 5 });
     credentials.push(t);
@@ -337,6 +361,13 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect(reply.body.error.code).toBe('RWS_BAD_REQUEST');
     expect(reply.body.key).toBeUndefined();
     expect((await asAdmin('GET', '/api/v1/auth/keys')).body.keys.length).toBe(before);
+  });
+
+  it('tells a time whose offset lost its + to the query string (read as a space) to write it %2B', async () => {
+    const typed = await asAdmin('GET', '/api/v1/audit?since=2030-01-31T06:00:00+01:00');
+    expect([typed.status, typed.body.error]).toEqual([400, { code: 'RWS_BAD_REQUEST', message: "since: a + in a query string reads as a space; write the offset's + as %2B (2030-01-31T06:00:00%2B01:00)" }]);
+    expect((await asAdmin('GET', '/api/v1/audit?since=2030-01-31T06:00:00%2B01:00')).status).toBe(200);
+    expect((await asAdmin('GET', '/api/v1/audit?until=yesterday')).body.error.message).toBe('until must be an ISO 8601 time such as 2030-01-31T00:00:00Z');
   });
 
   it('refuses hostile bodies, query parameters and path segments', async () => {

@@ -62,6 +62,8 @@ describe('a pipe as --audit-log', () => {
       const unrecorded = await call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
       expect(unrecorded.status).toBe(503);
       expect(unrecorded.body.error.code).toBe('RWS_AUDIT_UNAVAILABLE');
+      // Nothing was done: the client may send it again, and is told when.
+      expect(unrecorded.headers.get('retry-after')).toBe('1');
       // The shipper is back: the next SIGHUP opens the pipe again and rows flow to it.
       const second = await shipper(fifo);
       server.process.kill('SIGHUP');

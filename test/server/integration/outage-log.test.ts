@@ -29,6 +29,7 @@ it('logs the first refusal of an outage in full with its hint, counts the rest, 
   for (let i = 0; i < 20; i++) {
     const reply = await read(running, t);
     expect(reply.status).toBe(503);
+    expect([reply.body.error.code, reply.headers.get('retry-after')]).toEqual(['RWS_STATE_UNAVAILABLE', '1']);
     refused++;
   }
   // One line for twenty refusals: the database's location (password masked), the cause, a hint.
