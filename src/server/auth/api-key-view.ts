@@ -16,6 +16,8 @@ export interface PublicApiKey {
   last_used_at: string | null;
   revoked_at: string | null;
   live_tokens: number;
+  /** False: its grants do not match their MAC (changed outside secrets-server): the key is refused. */
+  grants_intact: boolean;
 }
 
 export function publicApiKey(key: ApiKeyView): PublicApiKey {
@@ -32,5 +34,6 @@ export function publicApiKey(key: ApiKeyView): PublicApiKey {
     last_used_at: key.last_used_at,
     revoked_at: key.revoked_at,
     live_tokens: key.live_tokens,
+    grants_intact: key.grants_intact,
   };
 }

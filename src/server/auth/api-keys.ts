@@ -8,6 +8,8 @@ import type { ApiKeyRecord, StateStore } from '../state/state-store.js';
 import { holdsApiKey } from '../../credential-shapes.js';
 
 const API_KEY_GRAMMAR = /^rws_sk_[0-9a-f]{32}$/;
+/** One message for a key never made, revoked or expired: which of them is not told. */
+export const NOT_LIVE = 'invalid API key: unknown, revoked or expired; use a live key (secrets-server apikey list shows them)';
 const API_KEY_ID_GRAMMAR = /^ak_[0-9a-f]{16}$/;
 /** A key's name, shown by `apikey list` and the console: 1 to 128 characters, none a control character. */
 const KEY_NAME_GRAMMAR = /^[^\p{Cc}\p{Cs}]{1,128}$/u;
@@ -71,9 +73,10 @@ export function newApiKey(pepper: Uint8Array, grant: ApiKeyGrant, now: Date): { 
   return { record, key };
 }
 
-/** The live key record for `presented`, or a 401 that says nothing about why. */
+/** The live key record for `presented`, its grants intact, or a 401 that says nothing about why. */
 export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, presented: string, now: Date): Promise<ApiKeyRecord> {
-  if (!API_KEY_GRAMMAR.test(presented)) throw unauthorized('invalid API key');
+  // A token sent where the key that mints it goes is said as such: the fix is the other credential.
+  if (!API_KEY_GRAMMAR.test(presented)) throw unauthorized(presented.startsWith('eyJ') ? 'this route takes an API key (rws_sk_ and 32 hex digits), not a token' : 'invalid API key; an API key is rws_sk_ and 32 lower-case hex digits');
   // Looked up by the HMAC of the whole key: a wrong key with a valid key's first characters
   // costs exactly what any wrong key costs, so timing tells an attacker nothing about a prefix
   // (the HMAC is keyed by the pepper, so its value cannot be steered either).
@@ -83,8 +86,11 @@ export async function authenticateApiKey(state: StateStore, pepper: Uint8Array, 
   // hash differs in case or length matches nothing rather than throwing).
   const stored = Buffer.from(match?.hash ?? '', 'hex');
   const wanted = Buffer.from(hash, 'hex');
-  if (match === undefined || stored.length !== wanted.length || !timingSafeEqual(stored, wanted)) throw unauthorized('invalid API key');
-  if (match.revoked_at !== null) throw unauthorized('invalid API key');
-  if (match.expires_at !== null && Date.parse(match.expires_at) <= now.getTime()) throw unauthorized('invalid API key');
+  if (match === undefined || stored.length !== wanted.length || !timingSafeEqual(stored, wanted)) throw unauthorized(NOT_LIVE);
+  // Grants raised by a writer of the database (or a row with no MAC) are refused as an unknown
+  // key: the client learns nothing of why; the server logged the row once (grant-seal.ts).
+  if (!match.grants_intact) throw unauthorized(NOT_LIVE);
+  if (match.revoked_at !== null) throw unauthorized(NOT_LIVE);
+  if (match.expires_at !== null && Date.parse(match.expires_at) <= now.getTime()) throw unauthorized(NOT_LIVE);
   return match;
 }

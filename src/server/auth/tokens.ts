@@ -15,6 +15,10 @@ export const SERVER_MAX_TTL_MINUTES = 60;
 export const DEFAULT_TTL_MINUTES = 5;
 const CLOCK_SKEW_SECONDS = 30;
 const MAX_TOKEN_LENGTH = 4095;
+/** What to do next, said by every refusal of a token: one is minted in a request, not repaired. */
+export const MINT_AGAIN = 'mint a new one with POST /api/v1/vault/tokens/generate';
+const MALFORMED = 'malformed token; send the token field of the tokens/generate answer, whole';
+const INVALID = `invalid token; ${MINT_AGAIN}`;
 const COMPACT_GRAMMAR = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const JTI_GRAMMAR = /^[A-Za-z0-9_-]{16,64}$/;
 const SUBJECT_GRAMMAR = /^[^\p{Cc}\p{Cs}]{1,256}$/u;
@@ -42,6 +46,8 @@ export interface TokenRequest {
   scope: TokenScope;
   ttlMinutes: number;
   usageLimit: number | null;
+  /** The API key's expiry, epoch ms, or null: the token ends no later (never before its first second). */
+  notAfter?: number | null;
 }
 
 /** The HS256 key, imported once: jose would otherwise import raw bytes again on every call. */
@@ -65,7 +71,7 @@ export async function signToken(secret: TokenKey, request: TokenRequest, now: Da
     sub: request.subject,
     jti: randomBytes(16).toString('base64url'),
     iat,
-    exp: iat + request.ttlMinutes * 60,
+    exp: request.notAfter === undefined || request.notAfter === null ? iat + request.ttlMinutes * 60 : Math.max(iat + 1, Math.min(iat + request.ttlMinutes * 60, Math.floor(request.notAfter / 1000))),
     scope: request.scope,
     usage_limit: request.usageLimit,
   };
@@ -86,8 +92,10 @@ export async function signToken(secret: TokenKey, request: TokenRequest, now: Da
 
 /** The claims of a token this server issued and that is valid now, or a 401. */
 export async function verifyToken(secret: TokenKey, token: string, now: Date): Promise<TokenClaims> {
-  if (token.length > MAX_TOKEN_LENGTH || !COMPACT_GRAMMAR.test(token)) throw unauthorized('malformed token');
-  if (!token.split('.').every(isCanonicalBase64url)) throw unauthorized('malformed token');
+  // A client's likeliest mistake: the API key sent where the token it mints goes.
+  if (token.startsWith('rws_sk_')) throw unauthorized('this route takes a token, not an API key: mint one with POST /api/v1/vault/tokens/generate');
+  if (token.length > MAX_TOKEN_LENGTH || !COMPACT_GRAMMAR.test(token)) throw unauthorized(MALFORMED);
+  if (!token.split('.').every(isCanonicalBase64url)) throw unauthorized(MALFORMED);
   checkHeader(token);
   let payload: Record<string, unknown>;
   try {
@@ -102,8 +110,8 @@ export async function verifyToken(secret: TokenKey, token: string, now: Date): P
       currentDate: now,
     }));
   } catch (error) {
-    if (error instanceof joseErrors.JWTExpired) throw new HttpError(401, 'RWS_TOKEN_EXPIRED', 'token has expired', { 'www-authenticate': 'Bearer' });
-    throw unauthorized('invalid token');
+    if (error instanceof joseErrors.JWTExpired) throw new HttpError(401, 'RWS_TOKEN_EXPIRED', `token has expired; ${MINT_AGAIN}`, { 'www-authenticate': 'Bearer' });
+    throw unauthorized(INVALID);
   }
   return checkClaims(payload);
 }
@@ -117,11 +125,11 @@ function checkHeader(token: string): void {
   try {
     header = decodeProtectedHeader(token) as Record<string, unknown>;
   } catch {
-    throw unauthorized('malformed token');
+    throw unauthorized(MALFORMED);
   }
   const keys = Object.keys(header).sort();
   if (keys.length !== 2 || keys[0] !== 'alg' || keys[1] !== 'typ' || header.alg !== 'HS256' || header.typ !== TOKEN_TYPE) {
-    throw unauthorized('invalid token');
+    throw unauthorized(INVALID);
   }
 }
 
@@ -134,7 +142,7 @@ function hasExactKeys(value: unknown, required: readonly string[], optional: rea
 
 function checkClaims(payload: unknown): TokenClaims {
   const fail = (): never => {
-    throw unauthorized('invalid token');
+    throw unauthorized(INVALID);
   };
   if (!hasExactKeys(payload, CLAIMS, OPTIONAL_CLAIMS)) return fail();
   const { iss, aud, sub, jti, iat, nbf, exp, scope, usage_limit: usageLimit } = payload;

@@ -108,7 +108,9 @@ export async function apikeyList(args: Record<string, unknown>, io: CliIo): Prom
         // named `admin`, or `ci  revoked=2026-01-01…`, must not pass for the fields after it.
         const line =
           `${view.id}  ${JSON.stringify(view.name)}  ${view.admin ? 'admin  ' : ''}${view.fallback ? '' : 'no-fallback  '}environments=${view.environments.join(',')}  key_patterns=${view.key_patterns.join(',')}  max_ttl=${view.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES}m  ` +
-          `created=${view.created_at}  expires=${view.expires_at ?? 'never'}  last_used=${view.last_used_at ?? 'never'}  revoked=${view.revoked_at ?? 'no'}  live_tokens=${view.live_tokens}`;
+          `created=${view.created_at}  expires=${view.expires_at ?? 'never'}  last_used=${view.last_used_at ?? 'never'}  revoked=${view.revoked_at ?? 'no'}  live_tokens=${view.live_tokens}` +
+          // Last, so that the fields before it read as they always have.
+          (view.grants_intact ? '' : '  REFUSED: grants changed outside secrets-server (revoke it)');
         io.stdout.write(`${printable(line)}\n`);
       }
     }

@@ -7,21 +7,21 @@ import { EXIT_OK } from '../cli.js';
 import { checkStoreDir, resolveStore } from '../config.js';
 import { markImported, readLegacyStore } from '../state/legacy/import-store.js';
 import { checkSamePepper } from '../state/legacy/pepper-check.js';
-import { openDriver, resolveDatabaseUrl } from '../state/open-state.js';
+import { openDriver, resolveDatabaseUrl, storeSeal } from '../state/open-state.js';
 import type { SqlDriver } from '../state/sql/driver.js';
 import { currentVersion, migrate, SCHEMA_VERSION } from '../state/sql/schema.js';
-import { storePaths } from '../store/layout.js';
+import { storePaths, type StorePaths } from '../store/layout.js';
 import { commandDatabaseUrl, openCommandState } from './state-args.js';
 import { afterCommit } from './after-commit.js';
 import { printable, printableJson } from '../../printable.js';
 
 /** The bare driver, without migrating (`db status` must see an old schema as it is). */
-async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver: SqlDriver) => Promise<void>): Promise<number> {
+async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver: SqlDriver, paths: StorePaths) => Promise<void>): Promise<number> {
   const paths = resolveStore(args.store as string | undefined, io.env);
   await checkStoreDir(paths);
   const driver = await openDriver(paths, await commandDatabaseUrl(args, io));
   try {
-    await use(driver);
+    await use(driver, paths);
   } finally {
     await driver.close();
   }
@@ -29,8 +29,9 @@ async function withDriver(args: Record<string, unknown>, io: CliIo, use: (driver
 }
 
 export function dbMigrate(args: Record<string, unknown>, io: CliIo): Promise<number> {
-  return withDriver(args, io, async (driver) => {
-    const applied = await migrate(driver);
+  return withDriver(args, io, async (driver, paths) => {
+    // The keys already in the database are sealed under this store's pepper (migration 6).
+    const applied = await migrate(driver, undefined, undefined, storeSeal(paths));
     io.stdout.write(applied.length === 0 ? `schema is at version ${SCHEMA_VERSION}; nothing to do (${printable(driver.location)})\n` : `applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${SCHEMA_VERSION} (${printable(driver.location)})\n`);
   });
 }

@@ -65,7 +65,12 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   const log = (line: string): void => void io.stderr.write(`${line}\n`);
   let state;
   try {
-    state = await openCommandState(paths, args, io, { cache: true, serving: true, beforeCommit: sink ? (rows) => sink.write(rows) : undefined });
+    state = await openCommandState(paths, args, io, {
+      cache: true,
+      serving: true,
+      beforeCommit: sink ? (rows) => sink.write(rows) : undefined,
+      onAlteredKey: (error) => log(`secrets-server: error ${error.code}: ${error.message} (hint: ${error.hint ?? ''})`),
+    });
   } catch (error) {
     sink?.close();
     throw error;
@@ -122,6 +127,8 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
   clearInterval(prune);
   await server.close(async () => guard.stop());
   sink?.close();
+  outage.stopping();
+  auditOutage.stopping();
   return EXIT_OK;
 }
 

@@ -56,7 +56,8 @@ export class ConsoleSessions {
     if (session === undefined) throw signedOut(x.req);
     x.audit.api_key_id = session.api_key_id;
     const key = await this.deps.state.getApiKey(session.api_key_id, x.now);
-    if (key === undefined) throw signedOut(x.req);
+    // The session's key is judged by the grants it was signed in with, never by a row changed since.
+    if (key === undefined || !key.grants_intact) throw signedOut(x.req);
     if (!SAFE_METHODS.has(x.req.method ?? '')) {
       if (!sameOrigin(x.req)) throw forbidden('a console request from another origin is refused');
       const presented = x.req.headers['x-csrf-token'];
@@ -121,7 +122,11 @@ export class ConsoleSessions {
   }
 }
 
-/** 401 that also drops the browser's cookie, so a dead session is not sent again and again. */
+/**
+ * 401 that also drops the browser's cookie, so a dead session is not sent again and again. Its
+ * challenge is Bearer, as every 401 must carry one (RFC 9110 §15.5.2) and these routes take a
+ * Bearer key too; a browser asks its user nothing for that scheme.
+ */
 function signedOut(req: IncomingMessage): HttpError {
-  return new HttpError(401, 'RWS_AUTH_FAILED', 'the console session has ended; sign in again', { 'set-cookie': clearedCookie(req) });
+  return new HttpError(401, 'RWS_AUTH_FAILED', 'the console session has ended; sign in again', { 'set-cookie': clearedCookie(req), 'www-authenticate': 'Bearer' });
 }

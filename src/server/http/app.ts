@@ -12,13 +12,13 @@ import type { TokenOutcome } from '../state/state-store.js';
 import { AuditSinkError, DamagedRowError, explainMissingSchema, type StateUnavailableError } from '../state/state-errors.js';
 import { AUDIT_LOG, OutageLog } from '../state/outage-log.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
-import { errorResponse, HttpError, notFound } from './http-error.js';
+import { errorResponse, HttpError, notFound, RETRY_SOON } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
 import { limitKey } from './limits/client-address.js';
 import { gateAuthentication } from './limits/credential-check.js';
 import { allowsMethod, methodNotAllowed } from './methods.js';
 import type { ExchangeObserver } from './observe/exchange-observer.js';
-import { sendJson, sendText } from './request.js';
+import { bodyPending, sendJson, sendText } from './request.js';
 import { readMetrics } from './admin/metrics-handler.js';
 import { adminRoute } from './admin/routes.js';
 import { reportOfflineUse } from './batch/fallback.js';
@@ -159,7 +159,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
     deps.observe?.(req, { event, status: reply.status, body: reply.body, seen: x.audit });
     // Refused before its body was read (the credential comes first): the rest of the body is
     // not read, so the connection ends with the answer rather than being kept for another request.
-    const headers = req.complete ? reply.headers : { ...reply.headers, connection: 'close' };
+    const headers = bodyPending(req) ? { ...reply.headers, connection: 'close' } : reply.headers;
     if (reply.text !== undefined) sendText(res, reply.status, reply.text, headers);
     else sendJson(res, reply.status, reply.body, headers);
   }
@@ -214,7 +214,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       }
       if (!counted(error, seen)) log(`secrets-server: ${describe(error)}`);
       if (stage === 'committed') return errorResponse(new HttpError(500, 'RWS_INTERNAL', 'the change was recorded but could not be completed'));
-      return errorResponse((error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served'));
+      return errorResponse((error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served', RETRY_SOON));
     }
   }
 

@@ -3,7 +3,7 @@
 import { isValidPattern } from '../../glob.js';
 import { isValidName } from '../../names.js';
 import { badRequest, HttpError } from './http-error.js';
-import { isValidEnvironment } from '../store/layout.js';
+import { ENVIRONMENT_GRAMMAR_TEXT, isValidEnvironment } from '../store/layout.js';
 import { isValidSubject } from '../auth/tokens.js';
 import { holdsApiKey } from '../../credential-shapes.js';
 
@@ -29,6 +29,17 @@ export function checkFields(body: Record<string, unknown>, allowed: readonly str
   if (unknown.length > 0) throw badRequest(`unexpected field ${JSON.stringify(unknown[0]?.slice(0, 64))}; expected only ${allowed.join(', ')}`);
 }
 
+/**
+ * `body` without the optional fields given as `null`: Go's encoder writes an unset pointer or slice
+ * as `null`, Python's an unset `None`, and the answers themselves say `usage_limit: null`,
+ * `max_ttl_minutes: null`. Such a field is taken as absent; a required one stays refused.
+ */
+export function withoutNulls(body: Record<string, unknown>, optional: readonly string[]): Record<string, unknown> {
+  const kept: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [field, value] of Object.entries(body)) if (!(value === null && optional.includes(field))) kept[field] = value;
+  return kept;
+}
+
 export function positiveInteger(value: unknown, field: string, max: number): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > max) {
@@ -47,7 +58,7 @@ export function refuseApiKey(value: unknown, field: string): void {
 
 export function checkEnvironment(value: unknown): string {
   refuseApiKey(value, 'environment');
-  if (typeof value !== 'string' || !isValidEnvironment(value)) throw badRequest('environment must be a name of letters, digits, _ and - (at most 64)');
+  if (typeof value !== 'string' || !isValidEnvironment(value)) throw badRequest(ENVIRONMENT_GRAMMAR_TEXT);
   return value;
 }
 
@@ -64,8 +75,9 @@ export function checkName(value: unknown): string {
   return value;
 }
 
-export function parseGenerateBody(body: Record<string, unknown>): GenerateBody {
-  checkFields(body, ['subject', 'environment', 'key_pattern', 'ttl_minutes', 'usage_limit']);
+export function parseGenerateBody(given: Record<string, unknown>): GenerateBody {
+  checkFields(given, ['subject', 'environment', 'key_pattern', 'ttl_minutes', 'usage_limit']);
+  const body = withoutNulls(given, ['ttl_minutes', 'usage_limit']);
   if (typeof body.subject !== 'string' || !isValidSubject(body.subject)) throw badRequest('subject must be a string of 1 to 256 characters without control characters');
   refuseApiKey(body.subject, 'subject');
   return {
@@ -77,8 +89,9 @@ export function parseGenerateBody(body: Record<string, unknown>): GenerateBody {
   };
 }
 
-export function parseBatchBody(body: Record<string, unknown>): BatchBody {
-  checkFields(body, ['environment', 'keys', 'pattern']);
+export function parseBatchBody(given: Record<string, unknown>): BatchBody {
+  checkFields(given, ['environment', 'keys', 'pattern']);
+  const body = withoutNulls(given, ['keys', 'pattern']);
   const environment = checkEnvironment(body.environment);
   if (body.keys !== undefined && body.pattern !== undefined) throw badRequest('give keys or pattern, not both');
   let keys: string[] | undefined;

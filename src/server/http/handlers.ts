@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { globMatch, patternWithin } from '../../glob.js';
 import { isValidName } from '../../names.js';
-import { authenticateApiKey } from '../auth/api-keys.js';
+import { authenticateApiKey, NOT_LIVE } from '../auth/api-keys.js';
 import type { AuditRecord } from '../audit/record.js';
 import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerateBody } from './bodies.js';
 import { forbidden, HttpError, notFound, unauthorized } from './http-error.js';
@@ -24,7 +24,7 @@ import type { ConsoleHooks } from './console-hooks.js';
 import type { Effect, PresentedToken, StateStore, TokenOutcome, TokenStatus } from '../state/state-store.js';
 import { DamagedRowError } from '../state/state-errors.js';
 import { DEFAULT_FALLBACK_MAX_AGE_SECONDS, fallbackAnswer } from './batch/fallback.js';
-import { DEFAULT_TTL_MINUTES, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
+import { DEFAULT_TTL_MINUTES, MINT_AGAIN, SERVER_MAX_TTL_MINUTES, type TokenAuthority, type TokenClaims } from '../auth/tokens.js';
 
 export interface HandlerDeps {
   state: StateStore;
@@ -96,7 +96,10 @@ export async function generateToken(deps: HandlerDeps, x: Exchange, query: strin
   }
   const ttlMinutes = Math.min(body.ttl_minutes ?? DEFAULT_TTL_MINUTES, apiKey.max_ttl_minutes ?? SERVER_MAX_TTL_MINUTES, SERVER_MAX_TTL_MINUTES);
   const scope = { environment: body.environment, key_pattern: body.key_pattern, permissions: ['read'] as ['read'] };
-  const { token, claims } = await deps.tokens.sign({ subject: body.subject, scope, ttlMinutes, usageLimit: body.usage_limit ?? null }, x.now);
+  // A token ends with its key: its signed expiry, not the key's row, is then what bounds it, so a
+  // later expires_at written into the row by hand lends the token no time (grant-seal.ts).
+  const notAfter = apiKey.expires_at === null ? null : Date.parse(apiKey.expires_at);
+  const { token, claims } = await deps.tokens.sign({ subject: body.subject, scope, ttlMinutes, usageLimit: body.usage_limit ?? null, notAfter }, x.now);
   x.audit.jti = claims.jti;
   return {
     status: 201,
@@ -129,7 +132,7 @@ export async function readSecret(deps: HandlerDeps, x: Exchange, envParam: strin
     x.audit.environment = environment;
     const key = checkName(keyParam);
     x.audit.keys = [key];
-    if (environment !== claims.scope.environment || !globMatch(claims.scope.key_pattern, key)) throw forbidden('the token does not cover this secret');
+    if (environment !== claims.scope.environment || !globMatch(claims.scope.key_pattern, key)) throw outsideScope(claims, 'the token does not cover this secret');
     const file = await openEnvironment(deps.secrets, environment);
     if (!file.names.includes(key)) throw notFound(`environment ${environment} has no secret ${key}`);
     const value = file.decrypt(key);
@@ -205,7 +208,7 @@ export async function answerBatch(deps: HandlerDeps, x: Exchange, raw: Record<st
     keys = body.keys;
     x.audit.keys = keys;
     if (body.environment !== claims.scope.environment || !keys.every((key) => globMatch(claims.scope.key_pattern, key))) {
-      throw forbidden('the token does not cover every secret asked for');
+      throw outsideScope(claims, 'the token does not cover every secret asked for');
     }
     file = await openEnvironment(deps.secrets, body.environment);
     const missing = keys.find((key) => !file.names.includes(key));
@@ -273,14 +276,14 @@ async function authenticateTokenWithKey(deps: HandlerDeps, x: Exchange): Promise
 /** The 401 for a token the state refuses; undefined when it is good. */
 export function tokenRefusal(outcome: TokenOutcome): HttpError | undefined {
   const challenge = { 'www-authenticate': 'Bearer' };
-  if (outcome === 'revoked') return new HttpError(401, 'RWS_TOKEN_REVOKED', 'token has been revoked', challenge);
-  if (outcome === 'exhausted') return new HttpError(401, 'RWS_TOKEN_EXHAUSTED', 'token has no uses left', challenge);
+  if (outcome === 'revoked') return new HttpError(401, 'RWS_TOKEN_REVOKED', `token has been revoked; ${MINT_AGAIN}`, challenge);
+  if (outcome === 'exhausted') return new HttpError(401, 'RWS_TOKEN_EXHAUSTED', `token has no uses left; ${MINT_AGAIN}`, challenge);
   // The API key that made the request was revoked (or expired) before its commit: the answer a
   // revoked key gets at the door.
-  if (outcome === 'key_revoked') return unauthorized('invalid API key');
+  if (outcome === 'key_revoked') return unauthorized(NOT_LIVE);
   // Fail closed: a correctly signed token the state holds no record of (lost, emptied or rolled
   // back state) is refused, never trusted.
-  if (outcome === 'unknown') return new HttpError(401, 'RWS_AUTH_FAILED', 'this vault holds no record of the token', challenge);
+  if (outcome === 'unknown') return new HttpError(401, 'RWS_AUTH_FAILED', `this vault holds no record of the token; ${MINT_AGAIN}`, challenge);
   return undefined;
 }
 
@@ -296,10 +299,19 @@ const presented = (claims: TokenClaims): PresentedToken => ({
 });
 const use = (claims: TokenClaims): Effect => ({ kind: 'use', token: presented(claims) });
 
+/**
+ * A 403 that says what the token does cover, which its holder can read in it anyway: the fix is
+ * another request, or a token minted for the other scope. Not in the mint refusal's words, which
+ * the wrapper parses as a key's grants.
+ */
+function outsideScope(claims: TokenClaims, what: string): HttpError {
+  return forbidden(`${what}; the token's scope is environment ${claims.scope.environment}, key pattern ${claims.scope.key_pattern}`);
+}
+
 /** For list and batch by pattern: the pattern, when given, must lie within the token's scope. */
 async function openScoped(deps: HandlerDeps, claims: TokenClaims, environment: string, pattern: string | undefined): Promise<SecretFile> {
-  if (environment !== claims.scope.environment) throw forbidden('the token does not cover this environment');
-  if (pattern !== undefined && !patternWithin(pattern, claims.scope.key_pattern)) throw forbidden('pattern is not within the token scope');
+  if (environment !== claims.scope.environment) throw outsideScope(claims, 'the token does not cover this environment');
+  if (pattern !== undefined && !patternWithin(pattern, claims.scope.key_pattern)) throw outsideScope(claims, 'pattern is not within the token scope');
   return openEnvironment(deps.secrets, environment);
 }
 

@@ -43,6 +43,13 @@ export const forbidden = (message: string): HttpError => new HttpError(403, 'RWS
 export const notFound = (message: string): HttpError => new HttpError(404, 'RWS_NOT_FOUND', message);
 
 /**
+ * On a 503 for want of the state database or the audit log: nothing was done, so the request may
+ * be sent again as it is (RFC 9110 §10.2.3); a second is the least an outage takes, and a client
+ * backs off from there.
+ */
+export const RETRY_SOON: Readonly<Record<string, string>> = { 'retry-after': '1' };
+
+/**
  * Errors from below the HTTP layer that clients may learn about: their code becomes a fixed
  * public message (their own message may name files), everything else a plain 500.
  */
@@ -68,6 +75,6 @@ export function errorResponse(error: unknown): { status: number; headers: Record
     return { status: error.status, headers: { ...error.headers }, body: { error: { code: error.code, message: redactCredentials(error.message) } } };
   }
   const known = error instanceof RwsError ? PUBLIC_FAILURES[error.code] : undefined;
-  if (known !== undefined) return { status: known[0], headers: {}, body: { error: { code: known[1], message: known[2] } } };
+  if (known !== undefined) return { status: known[0], headers: known[0] === 503 ? { ...RETRY_SOON } : {}, body: { error: { code: known[1], message: known[2] } } };
   return { status: 500, headers: {}, body: { error: { code: 'RWS_INTERNAL', message: 'internal error' } } };
 }

@@ -25,11 +25,17 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   const type = req.headers['content-type'];
   if (!empty && !JSON_MEDIA_TYPE.test(type ?? '')) {
     if (options.optional) return await drain(req).then(() => ({}));
-    throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
+    throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', unsupportedType(type));
+  }
+  if (!empty && isCoded(req)) {
+    if (options.optional) return await drain(req).then(() => ({}));
+    // RFC 9110 §15.5.16: a coding refused is answered with the codings taken (none but identity).
+    throw new HttpError(415, 'RWS_UNSUPPORTED_MEDIA_TYPE', 'a body with a Content-Encoding is not read: send it as plain JSON, without one', { 'accept-encoding': 'identity' });
   }
   if (length !== undefined && Number(length) > MAX_BODY_BYTES) throw tooLarge();
   const text = await readText(req);
   if (options.optional && text === '') return {};
+  if (text === '') throw badRequest('the request has no body; send a JSON object');
   if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw badRequest(`the body nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays`);
   let value: unknown;
   try {
@@ -43,6 +49,25 @@ export async function readJsonBody(req: IncomingMessage, options: { optional?: b
   // one key to a proxy or log that reads the first and another to us. Refused, never guessed.
   if (duplicateName(text) !== undefined) throw badRequest('the body names a field twice (in one object); send each field once');
   return value as Record<string, unknown>;
+}
+
+/**
+ * A body that says it is compressed (`Content-Encoding: gzip`), which this server never decodes:
+ * read as JSON, a plain body labelled gzip was taken, though a proxy or a log reading it as the
+ * client said would see other bytes. `identity` (no coding, RFC 9110 §8.4.1) is taken.
+ */
+function isCoded(req: IncomingMessage): boolean {
+  const coding = req.headers['content-encoding'];
+  return coding !== undefined && !/^[ \t]*identity[ \t]*$/i.test(coding);
+}
+
+/** What to send instead, by what came: the type is not quoted back (it is the client's text). */
+function unsupportedType(type: string | undefined): string {
+  if (type === undefined) return 'the body has no Content-Type; send it as application/json';
+  // curl's -d sends this unless told otherwise: the likeliest 415 of all.
+  if (/^application\/x-www-form-urlencoded\b/i.test(type)) return "a form body is not read (curl -d sends one): send the body as application/json (curl -H 'Content-Type: application/json')";
+  if (/^application\/json[ \t]*;/i.test(type)) return 'the body is read as UTF-8: send application/json with charset=utf-8 or no parameter';
+  return 'send the body as application/json';
 }
 
 /**
@@ -83,6 +108,18 @@ async function readText(req: IncomingMessage): Promise<string> {
 
 async function drain(req: IncomingMessage): Promise<void> {
   await readText(req);
+}
+
+/**
+ * Whether some of the request's body is still to come. A request that declares none is not: one
+ * refused in the tick it arrived in (a 404, a 405) reads `complete` false only because node:http
+ * marks it complete after the `request` event, and closing its connection dropped the keep-alive
+ * and every request pipelined behind it (RFC 9112 §9.3: a connection persists by default).
+ */
+export function bodyPending(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
 }
 
 /**

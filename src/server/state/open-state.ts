@@ -4,12 +4,14 @@
 // loaded only when chosen: an SQLite server never loads `pg`, and neither loads the other.
 import { RwsError } from '../../errors.js';
 import type { StoredAuditRow } from '../audit/record.js';
-import type { Env } from '../config.js';
+import { type Env, resolvePepper } from '../config.js';
 import { readPrivateFile } from '../store/files.js';
 import type { StorePaths } from '../store/layout.js';
 import { ServerUsageError } from '../usage-error.js';
 import { markImported, readLegacyStore } from './legacy/import-store.js';
+import { lazySeal, type SealSource } from './grant-seal.js';
 import type { SqlDriver } from './sql/driver.js';
+import type { KeyGrantsAlteredError } from './state-errors.js';
 import { migrate } from './sql/schema.js';
 import { SqlStateStore, type StateCache } from './sql/sql-state-store.js';
 
@@ -24,6 +26,8 @@ export interface OpenStateOptions {
   importLegacy?: boolean;
   /** A server: SQLite's WAL checkpoints run on a thread of their own. */
   serving?: boolean;
+  /** Told once per key whose row fails its grant MAC (a server logs it). */
+  onAlteredKey?: (error: KeyGrantsAlteredError) => void;
   now?: () => Date;
 }
 
@@ -66,20 +70,26 @@ export async function openDriver(paths: StorePaths, databaseUrl: string | undefi
 
 export async function openState(paths: StorePaths, databaseUrl: string | undefined, options: OpenStateOptions = {}): Promise<SqlStateStore> {
   const driver = await openDriver(paths, databaseUrl, { serving: options.serving });
+  const seal = storeSeal(paths);
   try {
-    if (options.migrate !== false) await migrate(driver, options.now);
+    if (options.migrate !== false) await migrate(driver, options.now, undefined, seal);
     let cache: StateCache | undefined;
     if (options.cache && driver.dialect === 'postgres') {
       const { startNotifiedCache } = await import('./postgres/notified-cache.js');
       cache = await startNotifiedCache(databaseUrl as string);
     }
-    const state = new SqlStateStore(driver, { beforeCommit: options.beforeCommit, afterCommit: options.afterCommit, cache });
+    const state = new SqlStateStore(driver, { beforeCommit: options.beforeCommit, afterCommit: options.afterCommit, cache, seal, onAlteredKey: options.onAlteredKey });
     if (databaseUrl === undefined && options.migrate !== false && options.importLegacy !== false) await importLegacyOnce(state, paths, options.now?.() ?? new Date());
     return state;
   } catch (error) {
     await driver.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** Key grants are sealed under the pepper of the store the command was given, whichever database holds them. */
+export function storeSeal(paths: StorePaths): SealSource {
+  return lazySeal(() => resolvePepper(paths));
 }
 
 /**

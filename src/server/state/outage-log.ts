@@ -46,6 +46,8 @@ export class OutageLog {
   #lastLine = 0;
   #lastRefused = 0;
   #toldReplaced = false;
+  /** The code of the current outage's latest refusal, for the line at a stop. */
+  #code = '';
 
   constructor(
     private readonly log: (line: string) => void,
@@ -68,6 +70,7 @@ export class OutageLog {
     this.#lastRefused = now;
     if (what === 'row') this.#rows++;
     else this.#refused++;
+    this.#code = error.code;
     if (this.#since === undefined) {
       this.#since = now;
       this.#lastLine = now;
@@ -87,6 +90,20 @@ export class OutageLog {
    */
   failing(): boolean {
     return this.#since !== undefined && this.now() - this.#lastRefused < FAILING_FOR_MS;
+  }
+
+  /**
+   * The server stops in an outage: what it refused since the last line is said now, or never.
+   * The 429 rows folded until the stop are written at the stop, so their loss is known only here.
+   */
+  stopping(): void {
+    if (this.#since === undefined) return;
+    const lost = [
+      this.#refused === 0 ? '' : `${this.#refused} request${this.#refused === 1 ? '' : 's'} refused`,
+      this.#rows === 0 ? '' : `${this.#rows} folded 429 audit row${this.#rows === 1 ? '' : 's'} not written`,
+    ].filter(Boolean);
+    this.log(printable(`secrets-server: error ${this.#code}: stopping while ${this.subject.still} after ${seconds(this.now() - this.#since)} s; ${lost.join(' and ')}`));
+    this.#since = undefined;
   }
 
   /** A request's commit went through: the outage, if any, is over. */

@@ -1,4 +1,5 @@
 import { RwsError } from '../../errors.js';
+import { printable } from '../../printable.js';
 
 /** The state database could not be reached or written; nothing was changed by the request. */
 export class StateUnavailableError extends RwsError {
@@ -37,6 +38,20 @@ export class DamagedRowError extends RwsError {
   constructor(table: string, row: string, problem: string) {
     super('RWS_STATE_INVALID', `the ${table} row ${row} of the state database is damaged: ${problem}`, {
       hint: 'it was edited by hand or damaged: fix the row (or restore the database from a backup); secrets-server audit verify names a damaged audit row',
+    });
+  }
+}
+
+/**
+ * An API key's row does not carry the MAC of its grants (grant-seal.ts): a column the server never
+ * changes was changed outside it, the row was inserted by hand, or it is damaged. The key is
+ * refused as an unknown key (the client learns nothing of why); this is what the server logs,
+ * once per key, naming its id and never its hash or MAC.
+ */
+export class KeyGrantsAlteredError extends RwsError {
+  constructor(readonly keyId: string) {
+    super('RWS_STATE_INVALID', `the api_keys row ${printable(keyId.slice(0, 64))} of the state database does not match its grant MAC (changed outside secrets-server, or damaged); the key is refused as unknown`, {
+      hint: 'revoke it (secrets-server apikey revoke ID), make a new key if it is still needed, and find out who else can write the state database',
     });
   }
 }

@@ -29,7 +29,17 @@ export interface ApiKeyRecord {
   readonly fallback: boolean;
 }
 
-export interface ApiKeyView extends ApiKeyRecord {
+/** A key as read back from the database. */
+export interface StoredApiKey extends ApiKeyRecord {
+  /**
+   * False when the columns the server never changes no longer match the MAC stored with them
+   * (changed outside secrets-server, or damaged), or there is none: the key is refused as an
+   * unknown key, and listings mark it. See grant-seal.ts.
+   */
+  readonly grants_intact: boolean;
+}
+
+export interface ApiKeyView extends StoredApiKey {
   readonly last_used_at: string | null;
   /** Its tokens that would be honoured now: not revoked, expired or spent, and the key live. */
   readonly live_tokens: number;
@@ -83,7 +93,10 @@ export interface TokenStatus {
   readonly outcome: TokenOutcome;
   /** The issuing API key, when the record is held. */
   readonly apiKeyId: string | null;
-  /** That key's expiry (ISO 8601) and whether it allows an offline fallback, when its row is held. */
+  /**
+   * That key's expiry (ISO 8601) and whether it allows an offline fallback, when its row is held
+   * and its grants are intact (else absent: no fallback is allowed).
+   */
   readonly key?: { readonly expiresAt: string | null; readonly fallback: boolean };
 }
 
@@ -154,7 +167,7 @@ export interface StateStore {
   listApiKeys(now: Date): Promise<ApiKeyView[]>;
   getApiKey(id: string, now: Date): Promise<ApiKeyView | undefined>;
   /** The key whose stored HMAC is `hash` (of the whole presented key), if any. */
-  findApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
+  findApiKey(hash: string): Promise<StoredApiKey | undefined>;
   addApiKey(record: ApiKeyRecord, audit: AuditRecord): Promise<void>;
   /** False when there is no such key; revoking twice keeps the first time. */
   revokeApiKey(id: string, at: Date, audit: AuditRecord): Promise<boolean>;

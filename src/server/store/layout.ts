@@ -7,6 +7,8 @@ import { holdsApiKey } from '../../credential-shapes.js';
 const ENVIRONMENT_GRAMMAR = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** `GET /api/v1/vault/tokens/generate` must never be read as a secret named `generate`. */
 const RESERVED_ENVIRONMENTS = new Set(['tokens', 'secrets']);
+/** The grammar in words, reserved names included: `GET /api/v1/vault/secrets` is no environment either. */
+export const ENVIRONMENT_GRAMMAR_TEXT = 'environment must be a name of letters, digits, _ and - (at most 64), other than tokens and secrets (reserved)';
 
 /**
  * An API key pasted as an environment (`secret set $KEY NAME`) is no name: it would be a file

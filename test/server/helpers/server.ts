@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { execa } from 'execa';
 import { Agent, type Dispatcher, fetch } from 'undici';
+import { afterEach } from 'vitest';
 
 export const BIN = fileURLToPath(new URL('../../../bin/secrets-server.js', import.meta.url));
 
@@ -90,6 +91,31 @@ export async function startServer(store: TestStore, args: string[] = [], env: Re
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
+    },
+  };
+}
+
+/**
+ * Stores and servers made through it are stopped and removed after each test of the file that
+ * calls this at its top level, failed or not, so a test need not track them itself.
+ */
+export function cleanedAfterEach(): { store: typeof makeStore; serve: typeof startServer } {
+  const stores: TestStore[] = [];
+  const servers: RunningServer[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) await server.stop();
+    for (const store of stores.splice(0)) await store.cleanup();
+  });
+  return {
+    store: async (...args) => {
+      const store = await makeStore(...args);
+      stores.push(store);
+      return store;
+    },
+    serve: async (...args) => {
+      const server = await startServer(...args);
+      servers.push(server);
+      return server;
     },
   };
 }

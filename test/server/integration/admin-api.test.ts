@@ -123,7 +123,7 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
   it('creates a key (shown once), lists and shows it with its live tokens, and revokes it with its tokens', async () => {
     const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'ci', environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: 10, expires_at: '2099-01-01T00:00:00Z' });
     expect(created.status).toBe(201);
-    expect(Object.keys(created.body).sort()).toEqual(['admin', 'created_at', 'environments', 'expires_at', 'fallback', 'id', 'key', 'key_patterns', 'last_used_at', 'live_tokens', 'max_ttl_minutes', 'name', 'revoked_at']);
+    expect(Object.keys(created.body).sort()).toEqual(['admin', 'created_at', 'environments', 'expires_at', 'fallback', 'grants_intact', 'id', 'key', 'key_patterns', 'last_used_at', 'live_tokens', 'max_ttl_minutes', 'name', 'revoked_at']);
     expect(created.body).toMatchObject({ name: 'ci', admin: false, fallback: true, environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: 10, expires_at: '2099-01-01T00:00:00.000Z', live_tokens: 0 });
     const { id, key } = created.body as { id: string; key: string };
     expect(key).toMatch(/^rws_sk_[0-9a-f]{32}$/);
@@ -160,6 +160,30 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect(second.body).toMatchObject({ admin: true, environments: [], key_patterns: [] });
     credentials.push(second.body.key);
     expect((await as(second.body.key, 'GET', '/api/v1/auth/keys')).status).toBe(200);
+  });
+
+  it('answers a created key with the Location of its record (RFC 9110 §15.3.2)', async () => {
+    const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'located', admin: true });
+    credentials.push(created.body.key);
+    expect(created.headers.get('location')).toBe(`/api/v1/auth/keys/${created.body.id}`);
+    const shown = await asAdmin('GET', created.headers.get('location') as string);
+    expect([shown.status, shown.body.id]).toEqual([200, created.body.id]);
+  });
+
+  it('creates a key from a body whose optional fields are null, as the record shows them: taken as absent; a null flag stays refused', async () => {
+    const created = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls', environments: ['production'], key_patterns: ['SERVICE_B_*'], max_ttl_minutes: null, expires_at: null });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ admin: false, fallback: true, max_ttl_minutes: null, expires_at: null });
+    credentials.push(created.body.key);
+    const admin = await asAdmin('POST', '/api/v1/auth/keys', { name: 'nulls-admin', admin: true, environments: null, key_patterns: null, max_ttl_minutes: null });
+    expect([admin.status, admin.body.admin]).toEqual([201, true]);
+    credentials.push(admin.body.key);
+    expect((await asAdmin('POST', '/api/v1/auth/keys', { name: null, admin: true })).body.error.code).toBe('RWS_BAD_REQUEST');
+    // A falsy "no" more likely than an unset field: fallback: null must not allow the offline copy.
+    for (const flags of [{ admin: null }, { fallback: null }]) {
+      const refused = await asAdmin('POST', '/api/v1/auth/keys', { name: 'flags', environments: ['production'], key_patterns: ['SERVICE_B_*'], ...flags });
+      expect([refused.status, refused.body.error.message]).toEqual([400, `${Object.keys(flags)[0]} must be true or false`]);
+    }
   });
 
   it('lists tokens by key and liveness, and revokes one by its jti', async () => {
@@ -337,6 +361,13 @@ describe.each(BACKENDS)('admin API on $name', (backend) => {
     expect(reply.body.error.code).toBe('RWS_BAD_REQUEST');
     expect(reply.body.key).toBeUndefined();
     expect((await asAdmin('GET', '/api/v1/auth/keys')).body.keys.length).toBe(before);
+  });
+
+  it('tells a time whose offset lost its + to the query string (read as a space) to write it %2B', async () => {
+    const typed = await asAdmin('GET', '/api/v1/audit?since=2030-01-31T06:00:00+01:00');
+    expect([typed.status, typed.body.error]).toEqual([400, { code: 'RWS_BAD_REQUEST', message: "since: a + in a query string reads as a space; write the offset's + as %2B (2030-01-31T06:00:00%2B01:00)" }]);
+    expect((await asAdmin('GET', '/api/v1/audit?since=2030-01-31T06:00:00%2B01:00')).status).toBe(200);
+    expect((await asAdmin('GET', '/api/v1/audit?until=yesterday')).body.error.message).toBe('until must be an ISO 8601 time such as 2030-01-31T00:00:00Z');
   });
 
   it('refuses hostile bodies, query parameters and path segments', async () => {

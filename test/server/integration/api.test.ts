@@ -1,5 +1,6 @@
 // The HTTP API end to end: the built bin serving a store made by its own commands, over HTTP.
 import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -61,6 +62,21 @@ describe('token generation', () => {
     expect(header).toEqual({ alg: 'HS256', typ: 'rws-access+jwt' });
     expect(payload.jti).toBe(reply.body.jti);
     tokensSeen.push(reply.body.token);
+  });
+
+  it('takes an optional field sent as null as absent, as Go and Python encoders write an unset one; a required one stays refused', async () => {
+    const reply = await generate(server, apiKey, { subject: 'nulls', environment: 'production', key_pattern: 'SERVICE_B_*', ttl_minutes: null, usage_limit: null });
+    expect([reply.status, reply.body.usage_limit]).toEqual([201, null]);
+    tokensSeen.push(reply.body.token);
+    const lifetime = Date.parse(reply.body.expires_at) - Date.now();
+    expect(lifetime).toBeGreaterThan(4 * 60_000);
+    expect(lifetime).toBeLessThanOrEqual(5 * 60_000 + 1000);
+    const batch = await call(vault('secrets/batch'), { auth: reply.body.token, json: { environment: 'production', keys: null, pattern: null } });
+    expect([batch.status, Object.keys(batch.body.secrets).sort()]).toEqual([200, ['SERVICE_B_KEY', 'SERVICE_B_URL']]);
+    for (const body of [{ subject: null, environment: 'production', key_pattern: 'SERVICE_B_*' }, { subject: 's', environment: null, key_pattern: 'SERVICE_B_*' }, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_*', unknown: null }]) {
+      expect((await generate(server, apiKey, body)).body.error.code).toBe('RWS_BAD_REQUEST');
+    }
+    expect((await call(vault('secrets/batch'), { auth: reply.body.token, json: { environment: null } })).body.error.code).toBe('RWS_BAD_REQUEST');
   });
 
   it('caps the lifetime by the key and by the server', async () => {
@@ -265,6 +281,8 @@ describe('reading secrets', () => {
     ] as const) {
       const reply = await call(url, { auth: t, ...options });
       expect({ url, status: reply.status }).toEqual({ url, status: 403 });
+      // What the token does cover, which its holder can read in it: the fix is another request or another token.
+      expect({ url, message: reply.body.error.message }).toEqual({ url, message: expect.stringMatching(/; the token's scope is environment production, key pattern SERVICE_B_\*$/) });
       for (const value of ALL_VALUES) expect(reply.text).not.toContain(value);
     }
   });
@@ -364,7 +382,7 @@ describe('bad tokens over HTTP', () => {
     // Fail closed: a correctly signed token this vault never minted (or whose record was lost)
     // is refused; every other case must be refused before the state is even asked.
     if (name.startsWith('control')) {
-      expect(reply.body.error).toEqual({ code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token' });
+      expect(reply.body.error).toEqual({ code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token; mint a new one with POST /api/v1/vault/tokens/generate' });
       return;
     }
     expect(reply.body.error.message).not.toContain('no record');
@@ -375,7 +393,7 @@ describe('bad tokens over HTTP', () => {
 
   it('refuses to revoke a signed token it holds no record of, as every route refuses it', async () => {
     const reply = await call(vault('tokens/revoke'), { auth: craft(GOOD_HEADER, claims(), { secret: jwtSecret }), method: 'POST', dispatcher: fromAddress(19) });
-    expect([reply.status, reply.body.error]).toEqual([401, { code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token' }]);
+    expect([reply.status, reply.body.error]).toEqual([401, { code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token; mint a new one with POST /api/v1/vault/tokens/generate' }]);
     expect(reply.headers.get('www-authenticate')).toBe('Bearer');
   });
 
@@ -387,6 +405,33 @@ describe('bad tokens over HTTP', () => {
     const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
     for (const header of [`Bearer  ${minted}`, `bearer    ${minted}`]) {
       expect((await call(vault('production/SERVICE_B_KEY'), { headers: { authorization: header }, dispatcher })).status).toBe(200);
+    }
+  });
+
+  it('says which credential a route takes when given the other, and what to do next, never quoting either', async () => {
+    const dispatcher = fromAddress(26);
+    const minted = await token(server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_*' });
+    const replies = {
+      keyOnRead: await call(vault('production/SERVICE_B_KEY'), { auth: apiKey, dispatcher }),
+      keyOnBatch: await call(vault('secrets/batch'), { auth: apiKey, json: { environment: 'production' }, dispatcher }),
+      tokenOnGenerate: await generate(server, minted, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_*' }, dispatcher),
+      tokenOnSelf: await call(`${server.url}/api/v1/auth/self`, { auth: minted, dispatcher }),
+      unknownKey: await call(`${server.url}/api/v1/auth/self`, { auth: `rws_sk_${'0'.repeat(32)}`, dispatcher }),
+      expiredShape: await call(vault('production/SERVICE_B_KEY'), { auth: craft(GOOD_HEADER, claims(), { secret: 'another-secret-of-at-least-32-bytes!' }), dispatcher }),
+    };
+    const said = Object.fromEntries(Object.entries(replies).map(([what, reply]) => [what, [reply.status, reply.body.error.code, reply.body.error.message]]));
+    expect(said).toEqual({
+      keyOnRead: [401, 'RWS_AUTH_FAILED', 'this route takes a token, not an API key: mint one with POST /api/v1/vault/tokens/generate'],
+      keyOnBatch: [401, 'RWS_AUTH_FAILED', 'this route takes a token, not an API key: mint one with POST /api/v1/vault/tokens/generate'],
+      tokenOnGenerate: [401, 'RWS_AUTH_FAILED', 'this route takes an API key (rws_sk_ and 32 hex digits), not a token'],
+      tokenOnSelf: [401, 'RWS_AUTH_FAILED', 'this route takes an API key (rws_sk_ and 32 hex digits), not a token'],
+      unknownKey: [401, 'RWS_AUTH_FAILED', 'invalid API key: unknown, revoked or expired; use a live key (secrets-server apikey list shows them)'],
+      expiredShape: [401, 'RWS_AUTH_FAILED', 'invalid token; mint a new one with POST /api/v1/vault/tokens/generate'],
+    });
+    for (const reply of Object.values(replies)) {
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+      expect(reply.text).not.toContain(apiKey);
+      expect(reply.text).not.toContain(minted.split('.')[2]);
     }
   });
 
@@ -472,6 +517,47 @@ describe('HTTP hygiene', () => {
     for (const type of ['text/json', 'application/json; charset=latin1', 'application/json; charset="latin1"', 'application/json; charset="utf-8', 'application/json; charset=utf-8"', 'application/json; boundary=x', 'application/jsonx']) {
       expect({ type, status: await send(type) }).toEqual({ type, status: 415 });
     }
+  });
+
+  it('says what to send instead of a body it does not read, or of none', async () => {
+    const body = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const send = async (headers: Record<string, string>, sent = body) =>
+      (await rawRequest(vault('tokens/generate'), { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-length': String(Buffer.byteLength(sent)), ...headers }, chunks: [Buffer.from(sent)] })).body.error;
+    expect(await send({ 'content-type': 'application/x-www-form-urlencoded' })).toEqual({
+      code: 'RWS_UNSUPPORTED_MEDIA_TYPE',
+      message: "a form body is not read (curl -d sends one): send the body as application/json (curl -H 'Content-Type: application/json')",
+    });
+    expect(await send({})).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'the body has no Content-Type; send it as application/json' });
+    expect(await send({ 'content-type': 'application/json; charset=latin1' })).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'the body is read as UTF-8: send application/json with charset=utf-8 or no parameter' });
+    expect(await send({ 'content-type': 'text/plain' })).toEqual({ code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'send the body as application/json' });
+    expect(await send({ 'content-type': 'application/json' }, '')).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the request has no body; send a JSON object' });
+    expect(await send({}, '')).toEqual({ code: 'RWS_BAD_REQUEST', message: 'the request has no body; send a JSON object' });
+  });
+
+  it('refuses a body with a Content-Encoding (415, Accept-Encoding: identity) rather than read it as plain JSON', async () => {
+    const body = JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+    const send = (coding: string, sent: Buffer) =>
+      rawRequest(vault('tokens/generate'), { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'content-encoding': coding, 'content-length': String(sent.length) }, chunks: [sent] });
+    for (const [coding, sent] of [['gzip', Buffer.from(body)], ['gzip', gzipSync(body)], ['br', Buffer.from(body)]] as const) {
+      const reply = await send(coding, sent);
+      expect({ coding, reply }).toEqual({ coding, reply: { status: 415, body: { error: { code: 'RWS_UNSUPPORTED_MEDIA_TYPE', message: 'a body with a Content-Encoding is not read: send it as plain JSON, without one' } } } });
+    }
+    const refused = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+    expect([refused.status, refused.headers.get('accept-encoding')]).toEqual([415, 'identity']);
+    expect((await send('identity', Buffer.from(body))).status).toBe(201);
+  });
+
+  it('ignores a UTF-8 byte order mark before a JSON body, as RFC 8259 §8.1 allows', async () => {
+    const body = `\uFEFF${JSON.stringify({ subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' })}`;
+    const reply = await call(vault('tokens/generate'), { auth: apiKey, body, headers: { 'content-type': 'application/json' } });
+    expect(reply.status).toBe(201);
+    tokensSeen.push(reply.body.token);
+  });
+
+  it('says that tokens and secrets are reserved when they are asked for as an environment', async () => {
+    const minted = await tokenFor({ environment: 'production', key_pattern: 'SERVICE_B_*' });
+    const listed = await call(vault('secrets'), { auth: minted });
+    expect([listed.status, listed.body.error]).toEqual([400, { code: 'RWS_BAD_REQUEST', message: 'environment must be a name of letters, digits, _ and - (at most 64), other than tokens and secrets (reserved)' }]);
   });
 
   it('answers 400 to hostile bodies', async () => {

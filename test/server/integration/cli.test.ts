@@ -320,6 +320,7 @@ describe('apikey', () => {
       last_used_at: null,
       revoked_at: null,
       live_tokens: 0,
+      grants_intact: true,
     });
     const human = await cliOk(['apikey', 'list', '--store', store.dir]);
     expect(human).toContain(id);

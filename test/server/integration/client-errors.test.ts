@@ -188,7 +188,7 @@ describe('requests node:http refuses', () => {
 
   it('answers headers cut by --headers-timeout with a JSON 408', async () => {
     const rows = auditRowsSync(store.dir).length;
-    // Dripped, so that the connection is never idle: the connection cap's idle timer would close it first, silently.
+    // Dripped, as a slow client sends: the connection is never idle.
     const answer = await exchange(server.url, `GET /api/v1/auth/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${adminKey}\r\nX-Slow: `, { drip: 'a' });
     expectRefusal(answer, '408 Request Timeout', 'RWS_REQUEST_TIMEOUT', 'the request was not received in time');
     expect(auditRowsSync(store.dir).length).toBe(rows);

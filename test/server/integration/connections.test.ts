@@ -62,6 +62,16 @@ describe('timeouts', () => {
     expect(connection.received).toMatch(/^HTTP\/1\.1 408 /);
   });
 
+  it('answers headers that stop half-way with 408 at the headers timeout, not a silent close', async () => {
+    const connection = await open(portOf(server));
+    const started = Date.now();
+    connection.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    await connection.ended;
+    expect(connection.received).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n[^]*"code":"RWS_REQUEST_TIMEOUT"/);
+    // Within a second of the 2 s timeout (node:http checks every second), not at the fallback.
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
+
   it('cuts a body sent a byte at a time with 408 at the request timeout', async () => {
     const connection = await open(portOf(server));
     // A valid key: the credential is checked before the body is read, so a bad one gets its 401 at once.

@@ -162,6 +162,8 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
       const refused = await call(`${server.url}/api/v1/auth/keys`, { headers: { cookie: forged } });
       expect(refused.status).toBe(401);
       expect(refused.headers.get('set-cookie')).toMatch(/^rws_session=; .*Max-Age=0/);
+      // RFC 9110 §15.5.2: a 401 MUST carry a challenge; these routes take a Bearer key too.
+      expect(refused.headers.get('www-authenticate')).toBe('Bearer');
     }
   });
 
@@ -265,7 +267,7 @@ describe.each(BACKENDS)('console sessions on $name', (backend) => {
     const before = (await sessionRows(store, url)).length;
     const refused = await signIn(other.key, { origin: origin(), cookie: held.cookie });
     expect(refused.status).toBe(401);
-    expect(refused.body.error).toMatchObject({ code: 'RWS_AUTH_FAILED', message: 'invalid API key' });
+    expect(refused.body.error).toMatchObject({ code: 'RWS_AUTH_FAILED', message: 'invalid API key: unknown, revoked or expired; use a live key (secrets-server apikey list shows them)' });
     expect(refused.headers.get('set-cookie')).toBeNull();
     expect((await sessionRows(store, url)).length).toBe(before);
     // Refused, so no new start: the session the browser held stands.

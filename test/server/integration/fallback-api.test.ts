@@ -112,6 +112,13 @@ describe('POST /api/v1/fallback/uses', () => {
     expect(Date.parse(row!.time as string)).toBeGreaterThan(Date.parse(use.used_at) + HOUR - 60_000);
   });
 
+  it('says what is wrong with a used_at it refuses: not a time, ahead of the clock, or too old', async () => {
+    const said = async (usedAt: unknown) => (await report({ ...good(), used_at: usedAt })).body.error.message;
+    expect(await said('yesterday')).toBe('used_at must be an ISO 8601 time such as 2030-01-31T00:00:00Z');
+    expect(await said(new Date(Date.now() + HOUR).toISOString())).toBe("used_at is more than 5 minutes ahead of the server's clock; check the client's clock");
+    expect(await said(new Date(Date.now() - 91 * 24 * HOUR).toISOString())).toBe('used_at is older than 90 days; a use that old is no longer recorded');
+  });
+
   it('refuses hostile bodies with 400, reports outside the grants with 403, bad keys with 401', async () => {
     const cases: Array<[string, unknown, number]> = [
       ['an extra field', { ...good(), value: 'x' }, 400],

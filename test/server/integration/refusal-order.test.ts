@@ -185,6 +185,43 @@ describe('requests pipelined behind an answer that closes the connection', () =>
   });
 });
 
+describe('refusals of requests without a body', () => {
+  it('keep the connection: a 404 or 405 answered at once still answers the requests pipelined behind it', async () => {
+    const port = Number(new URL(server.url).port);
+    const received = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ port, host: '127.0.0.1' }, () =>
+        socket.write(
+          'GET /no/such/route HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'POST /api/v1/vault/production/DB_URL HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n' +
+            'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+        ),
+      );
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+    });
+    expect(received.match(/HTTP\/1\.1 \d{3} [^\r]*/g)).toEqual(['HTTP/1.1 404 Not Found', 'HTTP/1.1 405 Method Not Allowed', 'HTTP/1.1 405 Method Not Allowed', 'HTTP/1.1 200 OK']);
+    // Only the last asked for the connection to close.
+    expect(received.match(/\r\nconnection: close\r\n/gi)).toHaveLength(1);
+  });
+
+  it('still close the connection of a request whose body was not read', async () => {
+    const port = Number(new URL(server.url).port);
+    const received = await new Promise<string>((resolve) => {
+      const socket = net.connect({ port, host: '127.0.0.1' }, () =>
+        socket.write('POST /no/such/route HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello' + 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'),
+      );
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text));
+    });
+    expect(received.match(/HTTP\/1\.1 \d{3} [^\r]*/g)).toEqual(['HTTP/1.1 404 Not Found']);
+  });
+});
+
 describe('a client far ahead of its answers', () => {
   it('is cut off: requests piped behind a held one wait their turn, but no more than 32 of them', async () => {
     const held = await token(server, readKey, { environment: 'production', key_pattern: 'DB_URL' });

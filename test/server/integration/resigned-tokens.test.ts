@@ -15,7 +15,7 @@ const SECRETS = {
   production: { DB_PASSWORD: 'prod-db-password', DB_USER: 'prod-db-user', API_TOKEN: 'prod-api-token' },
   staging: { DB_PASSWORD: 'staging-db-password' },
 };
-const NO_RECORD = { code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token' };
+const NO_RECORD = { code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token; mint a new one with POST /api/v1/vault/tokens/generate' };
 const claimsOf = (t: string): Record<string, unknown> => JSON.parse(Buffer.from(t.split('.')[1] as string, 'base64url').toString());
 
 describe.each([

@@ -179,7 +179,7 @@ describe('lost or rolled-back state', () => {
       for (const file of ['state.db', 'state.db-wal', 'state.db-shm']) await rm(path.join(local.dir, file), { force: true });
       server = await startServer(local);
       try {
-        expect((await read(server, t)).body.error).toEqual({ code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token' });
+        expect((await read(server, t)).body.error).toEqual({ code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token; mint a new one with POST /api/v1/vault/tokens/generate' });
       } finally {
         await server.stop();
       }

@@ -3,8 +3,8 @@
 // backup restored in place (nothing revoked since the backup may be served meanwhile).
 import { rename, rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { call, cleanedAfterEach, makeApiKey, type RunningServer, token, until } from '../helpers/server.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value' } };
 const read = (server: { url: string }, t: string) => call(`${server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
@@ -24,21 +24,14 @@ async function copyThroughSqlite(from: string, to: string): Promise<void> {
   }
 }
 
-let store: TestStore | undefined;
-let server: RunningServer | undefined;
-afterEach(async () => {
-  await server?.stop();
-  await store?.cleanup();
-  server = undefined;
-  store = undefined;
-});
+const made = cleanedAfterEach();
 
 /** A server on a new store, a key, a token it served once, and a backup made after that (`state.db.bk`). */
 async function serveAndBackUp(): Promise<{ running: RunningServer; key: string; t: string; db: string }> {
-  store = await makeStore(SECRETS);
+  const store = await made.store(SECRETS);
   const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*']);
   const db = path.join(store.dir, 'state.db');
-  server = await startServer(store);
+  const server = await made.serve(store);
   const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
   expect((await read(server, t)).status).toBe(200);
   await copyThroughSqlite(db, `${db}.bk`);

@@ -2,7 +2,7 @@
 // physical backends share sdk/physical/testing.go). `target` opens stores on one fresh database:
 // two stores opened from it behave as two processes sharing that database.
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,7 +20,13 @@ export interface ConformanceTarget {
 }
 
 const NOW = new Date('2030-01-01T12:00:00.000Z');
+const PEPPER = 'c0nf0rmance'.repeat(6);
 const SECONDS = Math.floor(NOW.getTime() / 1000);
+
+/** Key rows are sealed under the store's pepper (grant_mac), as `init` makes one. */
+export function writePepper(paths: StorePaths): Promise<void> {
+  return writeFile(paths.pepper, PEPPER, { mode: 0o600 });
+}
 
 /** A distinct stand-in HMAC per key id, as the server stores one per key. */
 export function hashOf(id: string): string {
@@ -77,6 +83,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
     beforeEach(async () => {
       root = await mkdtemp(path.join(tmpdir(), 'rws-state-'));
       paths = storePaths(root);
+      await writePepper(paths);
       ({ url, drop } = await target.database());
     });
 
@@ -89,7 +96,7 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
     it('stores, finds, lists and revokes API keys; revoking twice keeps the first time', async () => {
       const state = await open();
       await state.addApiKey(key('ak_00000000000000a1'), localChange('apikey.create', 'ak_00000000000000a1', NOW));
-      expect(await state.findApiKey(hashOf('ak_00000000000000a1'))).toEqual(key('ak_00000000000000a1'));
+      expect(await state.findApiKey(hashOf('ak_00000000000000a1'))).toEqual({ ...key('ak_00000000000000a1'), grants_intact: true });
       expect(await state.findApiKey(hashOf('ak_ffffffffffffffff'))).toBeUndefined();
       expect(await state.revokeApiKey('ak_00000000000000a1', NOW, localChange('apikey.revoke', 'ak_00000000000000a1', NOW))).toBe(true);
       const later = new Date(NOW.getTime() + 1000);
@@ -292,12 +299,17 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       await driver.close();
       const state = await open();
       expect(await state.schemaVersion()).toBe(SCHEMA_VERSION);
-      expect(await state.findApiKey(hashOf('ak_00000000000000c1'))).toMatchObject({ id: 'ak_00000000000000c1', admin: false });
+      // Sealed by the upgrade (step 6) under the store's pepper: it still authenticates.
+      expect(await state.findApiKey(hashOf('ak_00000000000000c1'))).toMatchObject({ id: 'ak_00000000000000c1', admin: false, grants_intact: true });
       await state.addApiKey(key('ak_00000000000000c2', { admin: true, environments: [], key_patterns: [] }), localChange('apikey.create', 'ak_00000000000000c2', NOW));
       expect(await state.findApiKey(hashOf('ak_00000000000000c2'))).toMatchObject({ admin: true, environments: [], key_patterns: [] });
       // Only 1 is admin: a hand-edited 2 (or -1) never grants it.
       await tamper(paths, url, "UPDATE api_keys SET admin = 2 WHERE id = 'ak_00000000000000c1'");
       expect((await state.findApiKey(hashOf('ak_00000000000000c1')))?.admin).toBe(false);
+      // What is honoured is sealed: 2 reads as a read key, as sealed; 1 is an admin, as never sealed.
+      expect((await state.findApiKey(hashOf('ak_00000000000000c1')))?.grants_intact).toBe(true);
+      await tamper(paths, url, "UPDATE api_keys SET admin = 1 WHERE id = 'ak_00000000000000c1'");
+      expect(await state.findApiKey(hashOf('ak_00000000000000c1'))).toMatchObject({ admin: true, grants_intact: false });
     });
 
     it('keeps a key\'s fallback flag (version 4): older keys allow the fallback, only 1 allows it, and token checks carry it with the key\'s expiry', async () => {

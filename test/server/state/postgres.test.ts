@@ -11,7 +11,7 @@ import { redactUrl } from '../../../src/server/url-credentials.js';
 import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
 import { storePaths } from '../../../src/server/store/layout.js';
 import { testDatabase } from '../../helpers/postgres.js';
-import { describeStateStore, hashOf, key, presentedOf, row, tokenRecord } from './conformance.js';
+import { describeStateStore, hashOf, key, presentedOf, row, tokenRecord, writePepper } from './conformance.js';
 
 describeStateStore('PostgreSQL', { database: testDatabase });
 
@@ -25,6 +25,7 @@ describe('PostgreSQL replicas', () => {
     const db = await testDatabase();
     const root = await mkdtemp(path.join(tmpdir(), 'rws-pg-'));
     const paths = storePaths(root);
+    await writePepper(paths);
     const a = await openState(paths, db.url, { cache: true });
     const b = await openState(paths, db.url, { cache: true });
     cleanups.push(async () => {
@@ -64,6 +65,7 @@ describe('PostgreSQL replicas', () => {
       await db.drop();
       await rm(root, { recursive: true, force: true });
     });
+    await writePepper(storePaths(root));
     const a = await openState(storePaths(root), db.url, { cache: true });
     const b = await openState(storePaths(root), db.url, { cache: true });
     const now = new Date();

@@ -102,3 +102,30 @@ it('is failing from a refusal until a commit goes through, or for at most FAILIN
   outage.answered();
   expect(outage.failing()).toBe(false);
 });
+
+it('says at a stop in an outage what was refused since its last line, folded 429 rows included', () => {
+  const { outage, said, advance } = withClock();
+  outage.stopping();
+  expect(said).toEqual([]);
+  outage.refused(down);
+  outage.refused(down);
+  advance(1_500);
+  // The stop writes the minute's folded rows; those it cannot write are known only now.
+  outage.refused(down, 'row');
+  outage.refused(down, 'row');
+  outage.stopping();
+  expect(said.slice(1)).toEqual(['secrets-server: error RWS_STATE_UNAVAILABLE: stopping while the state database is still unavailable after 1.5 s; 2 requests refused and 2 folded 429 audit rows not written']);
+  outage.stopping();
+  expect(said).toHaveLength(2);
+  // Rows alone (the outage began with the stop's own flush): no "0 requests".
+  const audit = new OutageLog((line) => said.push(line), () => 0, auditLogOutage('/var/log/rws.jsonl'));
+  audit.refused(new AuditSinkError('the audit log /var/log/rws.jsonl cannot be written (ENOSPC)'), 'row');
+  audit.stopping();
+  expect(said.at(-1)).toBe('secrets-server: error RWS_AUDIT_UNAVAILABLE: stopping while the audit log /var/log/rws.jsonl still cannot be written after 0.0 s; 1 folded 429 audit row not written');
+  // Once the outage is over, a stop says nothing.
+  const { outage: over, said: quiet } = withClock();
+  over.refused(down);
+  over.answered();
+  over.stopping();
+  expect(quiet).toHaveLength(2);
+});

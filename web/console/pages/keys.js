@@ -102,7 +102,7 @@ export function KeysPage() {
   };
   const rows = (keys.data?.keys ?? []).slice().reverse().map((key) => html`<tr key=${key.id} class=${key.revoked_at ? 'revoked' : ''}>
     <td>${key.name}<br /><code class="id">${key.id}</code></td>
-    <td>${key.admin ? 'admin' : 'read'}</td>
+    <td>${key.admin ? 'admin' : 'read'}${key.grants_intact === false ? html`<br /><strong class="altered">refused: grants changed outside secrets-server</strong>` : ''}</td>
     <td>${key.admin ? '—' : html`${list(key.environments)}<br /><code>${list(key.key_patterns)}</code>`}</td>
     <td class="time">${when(key.created_at)}</td>
     <td class="time">${key.expires_at ? when(key.expires_at) : 'never'}</td>

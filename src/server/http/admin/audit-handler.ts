@@ -4,7 +4,7 @@
 import { AUDIT_EVENTS, auditObject, type AuditEventName, type AuditQuery } from '../../audit/record.js';
 import { isValidApiKeyId } from '../../auth/api-keys.js';
 import { parseIsoTime } from '../../iso-time.js';
-import { isValidEnvironment } from '../../store/layout.js';
+import { ENVIRONMENT_GRAMMAR_TEXT, isValidEnvironment } from '../../store/layout.js';
 import type { Exchange, HandlerDeps, Reply } from '../handlers.js';
 import { badRequest } from '../http-error.js';
 import { authenticateAdmin } from './admin-auth.js';
@@ -35,7 +35,7 @@ function parseFilter(params: Map<string, string>): AuditQuery {
   const outcome = params.get('outcome');
   if (outcome !== undefined && outcome !== 'success' && outcome !== 'failure') throw badRequest('outcome must be success or failure');
   const environment = params.get('environment');
-  if (environment !== undefined && !isValidEnvironment(environment)) throw badRequest('environment must be a name of letters, digits, _ and - (at most 64)');
+  if (environment !== undefined && !isValidEnvironment(environment)) throw badRequest(ENVIRONMENT_GRAMMAR_TEXT);
   const cursor = params.get('cursor');
   return {
     apiKeyId,
@@ -52,6 +52,10 @@ function parseFilter(params: Map<string, string>): AuditQuery {
 function time(value: string | undefined, name: string): string | undefined {
   if (value === undefined) return undefined;
   const date = parseIsoTime(value);
+  // `?since=…T06:00:00+01:00` as typed into curl: a query's + is a space, so the offset is lost.
+  if (date === undefined && parseIsoTime(value.replace(' ', '+')) !== undefined) {
+    throw badRequest(`${name}: a + in a query string reads as a space; write the offset's + as %2B (2030-01-31T06:00:00%2B01:00)`);
+  }
   if (date === undefined) throw badRequest(`${name} must be an ISO 8601 time such as 2030-01-31T00:00:00Z`);
   return date.toISOString();
 }

@@ -3,13 +3,18 @@
 import { type ApiKeyGrant, isValidKeyName } from '../../auth/api-keys.js';
 import { SERVER_MAX_TTL_MINUTES } from '../../auth/tokens.js';
 import { parseIsoTime } from '../../iso-time.js';
-import { checkEnvironment, checkFields, checkPattern, positiveInteger, refuseApiKey } from '../bodies.js';
+import { checkEnvironment, checkFields, checkPattern, positiveInteger, refuseApiKey, withoutNulls } from '../bodies.js';
 import { badRequest } from '../http-error.js';
 
 const MAX_GRANTS = 100;
 
-export function parseKeyBody(body: Record<string, unknown>, now: Date): ApiKeyGrant {
-  checkFields(body, ['name', 'environments', 'key_patterns', 'max_ttl_minutes', 'expires_at', 'admin', 'fallback']);
+// `admin` and `fallback` are not among them: a null there is more likely a falsy "no" than an
+// unset field, and `fallback: null` taken as absent would allow the offline copy it meant to forbid.
+const NULLABLE = ['environments', 'key_patterns', 'max_ttl_minutes', 'expires_at'];
+
+export function parseKeyBody(given: Record<string, unknown>, now: Date): ApiKeyGrant {
+  checkFields(given, ['name', ...NULLABLE, 'admin', 'fallback']);
+  const body = withoutNulls(given, NULLABLE);
   refuseApiKey(body.name, 'name');
   if (typeof body.name !== 'string' || !isValidKeyName(body.name)) throw badRequest('name must be a string of 1 to 128 characters without control characters');
   if (body.admin !== undefined && typeof body.admin !== 'boolean') throw badRequest('admin must be true or false');
@@ -32,7 +37,7 @@ function list(value: unknown, field: string, check: (item: unknown) => string): 
 }
 
 function expiry(value: unknown, now: Date): Date | null {
-  if (value === undefined || value === null) return null;
+  if (value === undefined) return null;
   const date = typeof value === 'string' ? parseIsoTime(value) : undefined;
   if (date === undefined) throw badRequest('expires_at must be an ISO 8601 time such as 2030-01-31T00:00:00Z');
   if (date <= now) throw badRequest('expires_at is in the past');

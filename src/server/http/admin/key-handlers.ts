@@ -18,8 +18,9 @@ export async function createKey(deps: HandlerDeps, x: Exchange, query: string): 
   const grant = parseKeyBody(raw, x.now);
   const { record, key } = newApiKey(deps.pepper, grant, x.now);
   x.audit.subject = record.id;
-  const view = publicApiKey({ ...record, last_used_at: null, live_tokens: 0 });
-  return { status: 201, body: { ...view, key }, effect: { kind: 'apikey.create', record } };
+  const view = publicApiKey({ ...record, grants_intact: true, last_used_at: null, live_tokens: 0 });
+  // RFC 9110 §15.3.2: without Location, a 201 says the resource made is the target, the list.
+  return { status: 201, body: { ...view, key }, headers: { location: `/api/v1/auth/keys/${record.id}` }, effect: { kind: 'apikey.create', record } };
 }
 
 export async function listKeys(deps: HandlerDeps, x: Exchange, query: string): Promise<Reply> {

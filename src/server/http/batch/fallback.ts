@@ -56,9 +56,10 @@ export async function reportOfflineUse(deps: HandlerDeps, x: Exchange, query: st
   if (!Array.isArray(raw.keys) || raw.keys.length > MAX_KEYS) throw badRequest(`keys must be a list of at most ${MAX_KEYS} names`);
   const keys = [...new Set(raw.keys.map(checkName))];
   const usedAt = typeof raw.used_at === 'string' ? parseIsoTime(raw.used_at) : undefined;
-  if (usedAt === undefined) throw badRequest('used_at must be an ISO 8601 time');
+  if (usedAt === undefined) throw badRequest('used_at must be an ISO 8601 time such as 2030-01-31T00:00:00Z');
   const age = (x.now.getTime() - usedAt.getTime()) / 1000;
-  if (age < -CLOCK_SKEW_SECONDS || age > OLDEST_USE_SECONDS) throw badRequest('used_at is in the future or older than 90 days');
+  if (age < -CLOCK_SKEW_SECONDS) throw badRequest("used_at is more than 5 minutes ahead of the server's clock; check the client's clock");
+  if (age > OLDEST_USE_SECONDS) throw badRequest('used_at is older than 90 days; a use that old is no longer recorded');
   Object.assign(x.audit, { environment, keys });
   // What the key could never have read, it cannot have used offline: a confused or forged report.
   if (!apiKey.environments.includes(environment)) throw forbidden(`this API key grants no access to environment ${environment}`);

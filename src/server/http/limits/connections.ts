@@ -12,6 +12,14 @@ import type { Socket } from 'node:net';
 
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 
+/**
+ * This timer is the fallback, past node:http's own check (every second, server.ts), which answers
+ * a connection whose headers are late, half-sent ones included, with the 408 clients are promised.
+ * At the headers timeout itself it came first whenever the client had gone quiet, and closed a
+ * connection that had sent half its headers with no answer at all.
+ */
+const FALLBACK_MARGIN_MS = 2_000;
+
 interface Entry {
   socket: Socket;
   busy: number;
@@ -89,7 +97,7 @@ export class ConnectionGuard {
     }
     const entry: Entry = { socket, busy: 0, waitingForFirst: true };
     this.#open.set(key, entry);
-    socket.setTimeout(this.options.firstRequestMs);
+    socket.setTimeout(this.options.firstRequestMs + FALLBACK_MARGIN_MS);
     socket.on('timeout', () => {
       if (entry.busy === 0) socket.destroy();
     });

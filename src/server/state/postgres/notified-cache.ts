@@ -6,7 +6,7 @@
 // Uses are never taken from the cache: the conditional UPDATE in the commit is authoritative.
 import pg from 'pg';
 import { STATE_CHANNEL as CHANNEL, type StateCache, type TokenStatusRow } from '../sql/sql-state-store.js';
-import type { ApiKeyRecord } from '../state-store.js';
+import type { StoredApiKey } from '../state-store.js';
 import { clientConfig } from './client-config.js';
 
 const MAX_TOKENS = 10_000;
@@ -19,7 +19,7 @@ export async function startNotifiedCache(url: string): Promise<StateCache> {
 }
 
 class NotifiedCache implements StateCache {
-  readonly #keys = new Map<string, ApiKeyRecord>();
+  readonly #keys = new Map<string, StoredApiKey>();
   readonly #tokens = new Map<string, TokenStatusRow>();
   #client: pg.Client | undefined;
   #live = false;
@@ -101,7 +101,7 @@ class NotifiedCache implements StateCache {
     for (const [jti, row] of this.#tokens) if (row.api_key_id === keyId) this.#tokens.delete(jti);
   }
 
-  async apiKey(hash: string, load: () => Promise<ApiKeyRecord | undefined>): Promise<ApiKeyRecord | undefined> {
+  async apiKey(hash: string, load: () => Promise<StoredApiKey | undefined>): Promise<StoredApiKey | undefined> {
     const known = this.#live ? this.#keys.get(hash) : undefined;
     if (known) return known;
     const generation = this.#generation;

@@ -2,7 +2,7 @@
 // row may have been edited by hand (a list that is not a list refuses the row; a stored hash of
 // another length matches nothing; only 1 makes an admin).
 import type { StoredAuditRow } from '../../audit/record.js';
-import type { ApiKeyRecord, ApiKeyView, PresentedToken, SessionRecord, TokenOutcome, TokenView } from '../state-store.js';
+import type { ApiKeyRecord, ApiKeyView, PresentedToken, SessionRecord, StoredApiKey, TokenOutcome, TokenView } from '../state-store.js';
 import type { Queryable, Row } from './driver.js';
 import type { AuditHead, TokenStatusRow } from './sql-state-store.js';
 import { RowValues } from './row-values.js';
@@ -71,8 +71,9 @@ export function toApiKey(row: Row): ApiKeyRecord {
   };
 }
 
-export function toApiKeyView(row: Row): ApiKeyView {
-  return { ...toApiKey(row), last_used_at: new RowValues(row, 'api_keys', 'id').textOrNull('last_used_at'), live_tokens: Number(row.live_tokens ?? 0) };
+/** A listed key: its record as read (and checked against its MAC), with its last use and live tokens. */
+export function toApiKeyView(row: Row, key: StoredApiKey): ApiKeyView {
+  return { ...key, last_used_at: new RowValues(row, 'api_keys', 'id').textOrNull('last_used_at'), live_tokens: Number(row.live_tokens ?? 0) };
 }
 
 export function toTokenView(row: Row): TokenView {

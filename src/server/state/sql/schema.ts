@@ -6,12 +6,16 @@
 import { randomUUID } from 'node:crypto';
 import { RwsError } from '../../../errors.js';
 import { ForeignSchemaError, StateUnavailableError } from '../state-errors.js';
-import type { SqlDriver } from './driver.js';
+import type { SealSource } from '../grant-seal.js';
+import type { SqlDriver, Transaction } from './driver.js';
+import { sealExistingKeys } from './grant-backfill.js';
 
 export interface Migration {
   readonly version: number;
   readonly name: string;
   readonly statements: readonly string[];
+  /** Run after the statements, in their transaction: rewriting the rows the step changes the meaning of. */
+  readonly rows?: (tx: Transaction, seal: SealSource | undefined) => Promise<void>;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -106,6 +110,15 @@ export const MIGRATIONS: readonly Migration[] = [
     // knowing part of a valid key changes nothing in the work or the timing of a refusal.
     statements: ['CREATE INDEX api_keys_hash ON api_keys (hash)'],
   },
+  {
+    version: 6,
+    name: 'api key grants sealed under the pepper',
+    // An HMAC of every column the server never changes, under a key derived from the pepper (see
+    // grant-seal.ts): a writer of the database without the pepper can no longer raise a key's
+    // grants. The keys already there are sealed in this step's transaction (grant-backfill.ts).
+    statements: ['ALTER TABLE api_keys ADD COLUMN grant_mac TEXT'],
+    rows: sealExistingKeys,
+  },
 ];
 
 // The highest version (the list is kept in order; max() holds even if it is not).
@@ -113,10 +126,13 @@ export const SCHEMA_VERSION = Math.max(0, ...MIGRATIONS.map((migration) => migra
 
 const MIGRATIONS_TABLE = 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)';
 
-/** Applies what is missing; returns the versions it applied. Safe when many processes start at once. */
-export async function migrate(driver: SqlDriver, now: () => Date = () => new Date(), migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+/**
+ * Applies what is missing; returns the versions it applied. Safe when many processes start at once.
+ * `seal` (from the store's pepper) is read only if a step has keys to seal.
+ */
+export async function migrate(driver: SqlDriver, now: () => Date = () => new Date(), migrations: readonly Migration[] = MIGRATIONS, seal?: SealSource): Promise<number[]> {
   try {
-    return await applyMigrations(driver, now, migrations);
+    return await applyMigrations(driver, now, migrations, seal);
   } catch (error) {
     // The transaction rolled back: a database shared with another application is left as it was.
     if (isForeignSchema(error)) throw new ForeignSchemaError(driver.location, error);
@@ -134,7 +150,7 @@ function isForeignSchema(error: unknown): boolean {
   return code === 'SQLITE_ERROR' && /already exists|no such column|has no column named/.test(String((error as Error).message));
 }
 
-function applyMigrations(driver: SqlDriver, now: () => Date, migrations: readonly Migration[]): Promise<number[]> {
+function applyMigrations(driver: SqlDriver, now: () => Date, migrations: readonly Migration[], seal: SealSource | undefined): Promise<number[]> {
   return driver.transaction(async (tx) => {
     await tx.lock('rws:migrate');
     await tx.query(MIGRATIONS_TABLE);
@@ -146,6 +162,7 @@ function applyMigrations(driver: SqlDriver, now: () => Date, migrations: readonl
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
       for (const statement of migration.statements) await tx.query(statement);
+      await migration.rows?.(tx, seal);
       await tx.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, now().toISOString()]);
       done.push(migration.version);
     }

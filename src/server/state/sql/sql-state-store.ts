@@ -4,11 +4,13 @@
 // count is exact however many processes race for the last use.
 import { GENESIS_HASH, sealRows } from '../../audit/chain.js';
 import type { AuditQuery, AuditRecord, StoredAuditRow } from '../../audit/record.js';
-import type { ApiKeyRecord, ApiKeyView, AuditBuckets, Commit, Effect, PresentedToken, SessionCheck, SessionRecord, StateStore, TokenOutcome, TokenQuery, TokenStatus, TokenView } from '../state-store.js';
+import type { ApiKeyRecord, ApiKeyView, StoredApiKey, AuditBuckets, Commit, Effect, PresentedToken, SessionCheck, SessionRecord, StateStore, TokenOutcome, TokenQuery, TokenStatus, TokenView } from '../state-store.js';
 import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
 import { StateUnavailableError } from '../state-errors.js';
-import type { SqlDriver, Transaction } from './driver.js';
+import type { Row, SqlDriver, Transaction } from './driver.js';
+import type { GrantSeal, SealSource } from '../grant-seal.js';
+import { KeyGrantsAlteredError } from '../state-errors.js';
 import { judge, sameClaims, selectTokenStatus, toApiKey, toApiKeyView, toAuditHead, toAuditRow, toSession, toTokenView } from './rows.js';
 import { currentVersion } from './schema.js';
 import { StateWentBackError } from '../state-errors.js';
@@ -29,11 +31,15 @@ export interface SqlStateOptions {
   afterCommit?: (rows: readonly StoredAuditRow[]) => void;
   /** Lookups a cache may answer (PostgreSQL, while change notifications are live). */
   cache?: StateCache;
+  /** Seals the grants of every key row written, and checks them on every key row read (grant-seal.ts). */
+  seal: SealSource;
+  /** Told once per key whose row fails its grant MAC. */
+  onAlteredKey?: (error: KeyGrantsAlteredError) => void;
 }
 
 /** A read-through cache of records that change only by events it hears about. */
 export interface StateCache {
-  apiKey(hash: string, load: () => Promise<ApiKeyRecord | undefined>): Promise<ApiKeyRecord | undefined>;
+  apiKey(hash: string, load: () => Promise<StoredApiKey | undefined>): Promise<StoredApiKey | undefined>;
   tokenStatus(jti: string, load: () => Promise<TokenStatusRow | undefined>): Promise<TokenStatusRow | undefined>;
   /** Drops everything (after a rollback was detected). */
   flush(): Promise<void>;
@@ -72,10 +78,18 @@ export class SqlStateStore implements StateStore {
    */
   #newest: AuditHead | undefined;
   #onWentBack: (() => void) | undefined;
+  /** Keys whose altered row was reported (once each). */
+  readonly #reportedAltered = new Set<string>();
+  /**
+   * A key's expiry and fallback flag as a row that passed its MAC said them. They never change
+   * after creation, so a batch answer compares the values its token check joined with these: no
+   * MAC is computed per request, only once per key and process.
+   */
+  readonly #sealedGrants = new Map<string, { readonly expiresAt: string | null; readonly fallback: boolean }>();
 
   constructor(
     private readonly db: SqlDriver,
-    private readonly options: SqlStateOptions = {},
+    private readonly options: SqlStateOptions,
   ) {
     // A commit fails by its own deadline where the driver has one (PostgreSQL), never waiting
     // behind batches that hang on a database that does not answer.
@@ -96,23 +110,41 @@ export class SqlStateStore implements StateStore {
   // --- API keys -------------------------------------------------------------------------------
 
   async listApiKeys(now: Date): Promise<ApiKeyView[]> {
+    const seal = await this.options.seal();
     const rows = await this.db.query(`SELECT k.*, ${LIVE_TOKENS} FROM api_keys k ORDER BY k.created_at, k.id`, [now.toISOString(), epochSeconds(now)]);
-    return rows.map(toApiKeyView);
+    return rows.map((row) => toApiKeyView(row, this.#stored(row, seal)));
   }
 
   async getApiKey(id: string, now: Date): Promise<ApiKeyView | undefined> {
+    const seal = await this.options.seal();
     const rows = await this.db.query(`SELECT k.*, ${LIVE_TOKENS} FROM api_keys k WHERE k.id = $3`, [now.toISOString(), epochSeconds(now), id]);
-    return rows.map(toApiKeyView)[0];
+    return rows.map((row) => toApiKeyView(row, this.#stored(row, seal)))[0];
   }
 
-  async findApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
-    const load = async () => (await this.db.query('SELECT * FROM api_keys WHERE hash = $1', [hash])).map(toApiKey)[0];
+  async findApiKey(hash: string): Promise<StoredApiKey | undefined> {
+    const load = async () => {
+      const seal = await this.options.seal();
+      return (await this.db.query('SELECT * FROM api_keys WHERE hash = $1', [hash])).map((row) => this.#stored(row, seal))[0];
+    };
     return this.options.cache ? this.options.cache.apiKey(hash, load) : load();
   }
 
+  /** A key row as a record, with whether its grants match their MAC; a row that does not is reported once. */
+  #stored(row: Row, seal: GrantSeal): StoredApiKey {
+    const record = toApiKey(row);
+    const intact = seal.matches(record, row.grant_mac);
+    if (!intact && !this.#reportedAltered.has(record.id)) {
+      this.#reportedAltered.add(record.id);
+      this.options.onAlteredKey?.(new KeyGrantsAlteredError(record.id));
+    }
+    return { ...record, grants_intact: intact };
+  }
+
   async addApiKey(record: ApiKeyRecord, audit: AuditRecord): Promise<void> {
+    // Read before the transaction: the first read of the pepper file must not hold the write lock.
+    const seal = await this.options.seal();
     await this.#write(async (tx, appendAudit) => {
-      await this.#insertApiKey(tx, record);
+      await this.#insertApiKey(tx, record, seal);
       await appendAudit([audit]);
     });
   }
@@ -125,10 +157,10 @@ export class SqlStateStore implements StateStore {
     });
   }
 
-  async #insertApiKey(tx: Transaction, record: ApiKeyRecord): Promise<void> {
+  async #insertApiKey(tx: Transaction, record: ApiKeyRecord, seal: GrantSeal): Promise<void> {
     await tx.query(
-      'INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at, admin, fallback) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12)',
-      [record.id, record.name, record.prefix, record.hash, JSON.stringify(record.environments), JSON.stringify(record.key_patterns), record.max_ttl_minutes, record.created_at, record.expires_at, record.revoked_at, record.admin ? 1 : 0, record.fallback ? 1 : 0],
+      'INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at, admin, fallback, grant_mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13)',
+      [record.id, record.name, record.prefix, record.hash, JSON.stringify(record.environments), JSON.stringify(record.key_patterns), record.max_ttl_minutes, record.created_at, record.expires_at, record.revoked_at, record.admin ? 1 : 0, record.fallback ? 1 : 0, seal.mac(record)],
     );
     await this.#changed(tx, { apiKeyId: record.id });
   }
@@ -155,11 +187,31 @@ export class SqlStateStore implements StateStore {
     // which the cache hears about. A limited token's count is read every time. Either way judge()
     // compares the claims with the record, so a token claiming no limit gets no further than that.
     const row = token.usage_limit === null && this.options.cache ? await this.options.cache.tokenStatus(token.jti, load) : await load();
-    const key = row?.key_exists ? { expiresAt: row.key_expires_at, fallback: row.key_fallback } : undefined;
+    const key = row?.key_exists ? await this.#sealedKeyOf(row) : undefined;
     return { outcome: judge(row, token, now), apiKeyId: row?.api_key_id ?? null, ...(key ? { key } : {}) };
   }
 
-  commit(commit: Commit, now: Date): Promise<TokenOutcome> {
+  /**
+   * The key's expiry and fallback flag joined to a token's row, only if a row of that key that
+   * passed its MAC said the same: a hand-raised `fallback` (or a later `expires_at`) never reaches
+   * a batch answer. Whether the token is honoured does not depend on it: its own signed claims
+   * carry its grants, and its expiry is never later than the key's (see generateToken).
+   */
+  async #sealedKeyOf(row: TokenStatusRow): Promise<TokenStatus['key']> {
+    let sealed = this.#sealedGrants.get(row.api_key_id);
+    if (sealed === undefined) {
+      const seal = await this.options.seal();
+      const found = (await this.db.query('SELECT * FROM api_keys WHERE id = $1', [row.api_key_id])).map((keyRow) => this.#stored(keyRow, seal))[0];
+      if (found?.grants_intact !== true) return undefined;
+      sealed = { expiresAt: found.expires_at, fallback: found.fallback };
+      this.#sealedGrants.set(found.id, sealed);
+    }
+    return sealed.expiresAt === row.key_expires_at && sealed.fallback === row.key_fallback ? sealed : undefined;
+  }
+
+  async commit(commit: Commit, now: Date): Promise<TokenOutcome> {
+    // A key made over HTTP is sealed in the batch's transaction: the pepper is read before it.
+    if (commit.effect?.kind === 'apikey.create') await this.options.seal();
     return this.#queue.push({ commit, now });
   }
 
@@ -310,7 +362,7 @@ export class SqlStateStore implements StateStore {
         return 'ok';
       }
       case 'apikey.create':
-        await this.#insertApiKey(tx, effect.record);
+        await this.#insertApiKey(tx, effect.record, await this.options.seal());
         return 'ok';
       case 'apikey.revoke':
         // The caller found the key first; keys are never deleted, so a miss here changes nothing.
@@ -539,15 +591,18 @@ export class SqlStateStore implements StateStore {
    * (the mark commits with the rows, so processes racing at start import it once).
    */
   async importLegacy(legacy: LegacyState, source: string, now: Date): Promise<boolean> {
+    // The keys were checked field by field as the file was read (api-key-file.ts); they are sealed
+    // here, under this store's pepper, which db import made sure is the one they were made under.
+    const seal = legacy.keys.length > 0 ? await this.options.seal() : undefined;
     return this.#write(async (tx, appendAudit) => {
       await tx.lock('rws:legacy-import');
       const marked = await tx.query('SELECT value FROM meta WHERE name = $1', ['legacy_import']);
       if (marked.length > 0) return false;
       for (const key of legacy.keys) {
         await tx.query(
-          `INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
-          [key.id, key.name, key.prefix, key.hash, JSON.stringify(key.environments), JSON.stringify(key.key_patterns), key.max_ttl_minutes, key.created_at, key.expires_at, key.revoked_at, legacy.lastUsed.get(key.id) ?? null],
+          `INSERT INTO api_keys (id, name, prefix, hash, environments, key_patterns, max_ttl_minutes, created_at, expires_at, revoked_at, last_used_at, admin, fallback, grant_mac)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING`,
+          [key.id, key.name, key.prefix, key.hash, JSON.stringify(key.environments), JSON.stringify(key.key_patterns), key.max_ttl_minutes, key.created_at, key.expires_at, key.revoked_at, legacy.lastUsed.get(key.id) ?? null, key.admin ? 1 : 0, key.fallback ? 1 : 0, seal?.mac(key) ?? null],
         );
       }
       for (const t of legacy.tokens) {
