@@ -59,6 +59,20 @@ async function livePair(name: string) {
 }
 
 describe('SIGHUP', () => {
+  it('says there is nothing to reload when the server has no TLS pair and no audit log, and what a restart is needed for', async () => {
+    const server = await startServer(store);
+    try {
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr() !== '');
+      expect(server.stderr()).toBe(
+        'secrets-server: SIGHUP, nothing to reload (SIGHUP re-reads --tls-cert and --tls-key and reopens --audit-log; the JWT secret, the API key pepper and the age identities are read at start: restart the server to change them)\n',
+      );
+      expect((await call(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('serves a renewed certificate to new connections, keeps the old one when the new pair is broken, and never stops', async () => {
     const { first, second, live } = await livePair('tls');
     const server = await startServer(store, ['--tls-cert', live.cert, '--tls-key', live.key]);
