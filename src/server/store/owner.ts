@@ -13,7 +13,9 @@ export async function giveToDirectoryOwner(handle: FileHandle, file: string): Pr
   if (process.geteuid?.() !== 0) return;
   const dir = await fs.stat(path.dirname(file));
   if (dir.uid === 0 && dir.gid === 0) return;
-  await handle.chown(dir.uid, dir.gid);
+  // Best effort: root without CAP_CHOWN (a user namespace, a rootless container) keeps the file
+  // as before rather than failing the change.
+  await handle.chown(dir.uid, dir.gid).catch(() => undefined);
 }
 
 /** Whose `file` is, when another user's than this process's: the words and the chown that fixes it. */
