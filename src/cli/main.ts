@@ -141,13 +141,15 @@ export interface LoadInfo {
 /** Entry point of bin/run-with-secrets.js. */
 export async function main(load: LoadInfo = {}): Promise<void> {
   // `run-with-secrets keys | head`: a reader that goes away is not an error of ours.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (error: NodeJS.ErrnoException) => {
-      // EIO: the terminal went away (an ssh session dropped); the run goes on, and a --watch
-      // child stays supervised rather than orphaned by a crash of the wrapper.
-      if (error.code !== 'EPIPE' && error.code !== 'EIO') throw error;
-    });
-  }
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    // EIO: the terminal went away (an ssh session dropped); the run goes on, and a --watch
+    // child stays supervised rather than orphaned by a crash of the wrapper.
+    if (error.code !== 'EPIPE' && error.code !== 'EIO') throw error;
+  });
+  // A diagnostic that cannot be written (cron's log on a full disk: ENOSPC, EFBIG, EDQUOT) has
+  // nowhere else to go, and ending the wrapper for it would orphan the child, remove its secrets
+  // file under it and replace its exit status with ours.
+  process.stderr.on('error', () => undefined);
   process.on('uncaughtException', (error) => {
     process.stderr.write(`${PROGRAM}: error RWS_INTERNAL: internal error (${(error as NodeJS.ErrnoException).code ?? 'no code'})\n`);
     process.exit(EXIT_WRAPPER_FAILURE);
