@@ -7,6 +7,8 @@ import type { Writable } from 'node:stream';
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_WRAPPER_FAILURE, SpawnError } from '../errors.js';
 import type { Outcome } from './exit-status.js';
 import { commandIgnoring, lookupFailure } from './ignored-signals.js';
+import { missingInterpreter } from './interpreter.js';
+import { printable } from '../printable.js';
 
 const DRAIN_GRACE_MS = 1000;
 
@@ -41,9 +43,11 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
     let child: ChildProcess;
     let argv: { command: string; args: string[] } = { command: spec.command, args: [...spec.args] };
     if (spec.ignoredSignals && spec.ignoredSignals.length > 0) {
-      const failure = lookupFailure(spec.command, spec.env.PATH);
+      // sh would exec the command and print its own message: the failures exec would meet are
+      // found first, so that they are reported as without sh in between.
+      const failure = lookupFailure(spec.command, spec.env.PATH) ?? (missingInterpreter(spec.command, spec.env.PATH) === undefined ? undefined : 'ENOENT');
       if (failure) {
-        reject(spawnFailure(spec.command, Object.assign(new Error(failure), { code: failure })));
+        reject(spawnFailure(spec.command, Object.assign(new Error(failure), { code: failure }), spec.env.PATH));
         return;
       }
       argv = commandIgnoring(spec.ignoredSignals, spec.command, spec.args);
@@ -51,10 +55,10 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
     try {
       child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true, detached: spec.ownGroup === true, ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}) });
     } catch (error) {
-      reject(spawnFailure(spec.command, error));
+      reject(spawnFailure(spec.command, error, spec.env.PATH));
       return;
     }
-    child.once('error', (error) => reject(spawnFailure(spec.command, error)));
+    child.once('error', (error) => reject(spawnFailure(spec.command, error, spec.env.PATH)));
     child.once('spawn', () => {
       const drained = spec.filters ? pipeOutput(child, spec.filters) : undefined;
       const done = new Promise<Outcome>((settle) => {
@@ -131,8 +135,16 @@ function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: Node
   });
 }
 
-function spawnFailure(command: string, error: unknown): SpawnError {
+function spawnFailure(command: string, error: unknown, path: string | undefined): SpawnError {
   const code = (error as NodeJS.ErrnoException).code;
+  const interpreter = code === 'ENOENT' ? missingInterpreter(command, path) : undefined;
+  if (interpreter !== undefined) {
+    // 127, as sh and bash answer for it.
+    const hint = interpreter.endsWith('\r')
+      ? "the script has Windows line endings (CRLF): convert it (dos2unix, or sed -i 's/\\r$//')"
+      : "install that interpreter, or correct the script's #! line";
+    return new SpawnError('RWS_COMMAND_NOT_FOUND', `cannot execute ${command}: its #! line names the interpreter ${printable(interpreter)}, which does not exist`, EXIT_NOT_FOUND, hint);
+  }
   // `-- "$CMD"` with CMD unset: Node refuses the empty name before any exec (ERR_INVALID_ARG_VALUE);
   // a shell says "command not found" for it, and so do we.
   if (code === 'ENOENT' || (command === '' && code === 'ERR_INVALID_ARG_VALUE')) {

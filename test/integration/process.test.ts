@@ -1,4 +1,6 @@
 import { execa } from 'execa';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, baseEnv, fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
 
@@ -41,6 +43,30 @@ describe('exit status', () => {
     const script = `"${BIN}" --env-file "${envFile}" -- "${fixture('kill-self.mjs')}" SIGTERM; echo "status=$?"`;
     const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, stdin: 'ignore', env: baseEnv(dir) });
     expect(result.stdout.trim()).toBe('status=143');
+  });
+});
+
+describe('a script whose #! interpreter does not exist', () => {
+  // execve says ENOENT, as for a missing command: the file is there, its #! line is at fault.
+  const script = (name: string, shebang: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, `${shebang}\necho ran\n`);
+    chmodSync(path, 0o755);
+    return path;
+  };
+
+  it('names the interpreter and exits 127, as a shell does', async () => {
+    const path = script('legacy.sh', '#!/usr/bin/no-such-python -u');
+    const result = await runBin(['--env-file', envFile, '--', path], { runtimeDir: dir });
+    expect(result.exitCode).toBe(127);
+    expect(result.stderr).toBe(`run-with-secrets: error RWS_COMMAND_NOT_FOUND: cannot execute ${path}: its #! line names the interpreter /usr/bin/no-such-python, which does not exist (hint: install that interpreter, or correct the script's #! line)`);
+  });
+
+  it('a #! line ending in a carriage return (Windows line endings) is said as such, found on PATH too', async () => {
+    script('crlf-job', '#!/bin/sh\r');
+    const result = await runBin(['--env-file', envFile, '--', 'crlf-job'], { runtimeDir: dir, env: { PATH: `${dir}:/usr/bin:/bin` } });
+    expect(result.exitCode).toBe(127);
+    expect(result.stderr).toContain('error RWS_COMMAND_NOT_FOUND: cannot execute crlf-job: its #! line names the interpreter /bin/sh\\u000d, which does not exist (hint: the script has Windows line endings (CRLF)');
   });
 });
 
