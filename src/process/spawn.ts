@@ -11,6 +11,7 @@ import { missingInterpreter } from './interpreter.js';
 import { printable } from '../printable.js';
 
 const DRAIN_GRACE_MS = 1000;
+const WRITE_FAILED_ONLY = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 
 export interface ChildSpec {
   command: string;
@@ -103,7 +104,10 @@ function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: Node
     // Our reader went away (`... --mask -- yes | head -1`). Without --mask the child's next write
     // would get SIGPIPE (and EPIPE): give it the same. Our end of the pipe is a socket, whose
     // close alone would answer ECONNRESET, so the signal is sent first.
-    const onReaderGone = (): void => {
+    // A full disk (or quota, or size limit) fails that write only, as it would the child's own
+    // write without --mask: the child runs on and later output goes through once there is room.
+    const onTargetError = (error: NodeJS.ErrnoException): void => {
+      if (WRITE_FAILED_ONLY.has(error.code ?? '')) return;
       readerGone = true;
       done();
     };
@@ -111,7 +115,7 @@ function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: Node
     // listener left on it per child kept every child, its pipes and its values (the mask's
     // needles) for the life of the wrapper, and Node warned of a leak after ten.
     const done = (): void => {
-      target.off('error', onReaderGone);
+      target.off('error', onTargetError);
       resolve();
     };
     source.pipe(filter);
@@ -121,7 +125,7 @@ function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: Node
     });
     filter.once('end', done);
     filter.once('error', done);
-    target.once('error', onReaderGone);
+    target.on('error', onTargetError);
     source.on('data', () => {
       if (!readerGone) return;
       source.unpipe(filter);

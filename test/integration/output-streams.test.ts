@@ -36,3 +36,23 @@ describe('stderr on a full disk', () => {
     expect(result.exitCode).toBe(125);
   });
 });
+
+describe('stdout on a full disk', () => {
+  const FAILED = "run-with-secrets: error RWS_OUTPUT_FAILED: could not write to stdout (ENOSPC): what was written there is incomplete (hint: check where stdout goes: a full disk (ENOSPC), a quota (EDQUOT) or a size limit (EFBIG))";
+
+  it.each([
+    ['--dry-run', ['--env-file', '.env', '--dry-run']],
+    ['--help', ['--help']],
+    ['completion', ['completion']],
+  ])('%s fails with 125 and says why, where it said RWS_INTERNAL', async (_, args) => {
+    const result = await run(args.map((word) => (word === '.env' ? envFile : word)), { stdout: full });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toBe(FAILED);
+  });
+
+  it('--mask: the child runs to its end and keeps its status; the lost output is said', async () => {
+    const result = await run(['--env-file', envFile, '--mask', '--', 'sh', '-c', 'echo one; sleep 0.2; echo two; echo "stderr still goes through" >&2; exit 4'], { stdout: full });
+    expect(result.exitCode).toBe(4);
+    expect(result.stderr).toBe("stderr still goes through\nrun-with-secrets: error RWS_OUTPUT_FAILED: could not write the child's output to stdout (ENOSPC): some of it is lost (hint: check where stdout goes: a full disk (ENOSPC), a quota (EDQUOT) or a size limit (EFBIG))");
+  });
+});
