@@ -22,6 +22,13 @@ export function spawnFailure(command: string, error: unknown, path: string | und
   if (code === 'EACCES' || code === 'ENOEXEC' || code === 'EISDIR' || code === 'EPERM') {
     return new SpawnError('RWS_COMMAND_NOT_EXECUTABLE', `cannot execute ${command}: ${code}`, EXIT_CANNOT_EXECUTE, 'check that the file is a program and has its execute bit (chmod +x)');
   }
+  if (code === 'ETXTBSY') {
+    // A deploy copying the program over itself while cron starts it.
+    return new SpawnError('RWS_COMMAND_NOT_EXECUTABLE', `cannot execute ${command}: ETXTBSY (the file is open for writing)`, EXIT_CANNOT_EXECUTE, 'start it once the copy or build writing it is done; install programs by writing a new file and renaming it over the old one');
+  }
+  if (code === 'ENOTDIR') {
+    return new SpawnError('RWS_COMMAND_NOT_EXECUTABLE', `cannot execute ${command}: ENOTDIR (a part of its path is not a directory)`, EXIT_CANNOT_EXECUTE, 'check the path of the command');
+  }
   if (code === 'E2BIG') {
     // The kernel refuses one variable over 128 KiB (MAX_ARG_STRLEN) or all of them over its limit:
     // the command is fine, the secrets do not fit in an environment. Ours to report, not 126.

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, baseEnv, fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
@@ -67,6 +67,28 @@ describe('a script whose #! interpreter does not exist', () => {
     const result = await runBin(['--env-file', envFile, '--', 'crlf-job'], { runtimeDir: dir, env: { PATH: `${dir}:/usr/bin:/bin` } });
     expect(result.exitCode).toBe(127);
     expect(result.stderr).toContain('error RWS_COMMAND_NOT_FOUND: cannot execute crlf-job: its #! line names the interpreter /bin/sh\\u000d, which does not exist (hint: the script has Windows line endings (CRLF)');
+  });
+});
+
+describe('a command that is there but cannot run now', () => {
+  it('one being written (a deploy copying it, ETXTBSY) is 126 with what to do, not a hint at system limits', async () => {
+    const program = join(dir, 'job');
+    copyFileSync('/bin/true', program);
+    chmodSync(program, 0o755);
+    const writer = openSync(program, 'a');
+    try {
+      const result = await runBin(['--env-file', envFile, '--', program], { runtimeDir: dir });
+      expect(result.exitCode).toBe(126);
+      expect(result.stderr).toBe(`run-with-secrets: error RWS_COMMAND_NOT_EXECUTABLE: cannot execute ${program}: ETXTBSY (the file is open for writing) (hint: start it once the copy or build writing it is done; install programs by writing a new file and renaming it over the old one)`);
+    } finally {
+      closeSync(writer);
+    }
+  });
+
+  it('a path through a file (ENOTDIR) is 126, as a shell says', async () => {
+    const result = await runBin(['--env-file', envFile, '--', `${envFile}/job`], { runtimeDir: dir });
+    expect(result.exitCode).toBe(126);
+    expect(result.stderr).toBe(`run-with-secrets: error RWS_COMMAND_NOT_EXECUTABLE: cannot execute ${envFile}/job: ENOTDIR (a part of its path is not a directory) (hint: check the path of the command)`);
   });
 });
 
