@@ -1,7 +1,6 @@
 // Why a command could not be started, in the words and with the status a shell would use: 127
 // for what is not there, 126 for what is there but cannot run, 125 when the fault is ours.
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_WRAPPER_FAILURE, SpawnError } from '../errors.js';
-import { printable } from '../printable.js';
 import { missingInterpreter } from './interpreter.js';
 
 export function spawnFailure(command: string, error: unknown, path: string | undefined): SpawnError {
@@ -12,7 +11,7 @@ export function spawnFailure(command: string, error: unknown, path: string | und
     const hint = interpreter.endsWith('\r')
       ? "the script has Windows line endings (CRLF): convert it (dos2unix, or sed -i 's/\\r$//')"
       : "install that interpreter, or correct the script's #! line";
-    return new SpawnError('RWS_COMMAND_NOT_FOUND', `cannot execute ${command}: its #! line names the interpreter ${printable(interpreter)}, which does not exist`, EXIT_NOT_FOUND, hint);
+    return new SpawnError('RWS_COMMAND_NOT_FOUND', `cannot execute ${command}: its #! line names the interpreter ${interpreter}, which does not exist`, EXIT_NOT_FOUND, hint);
   }
   // `-- "$CMD"` with CMD unset: Node refuses the empty name before any exec (ERR_INVALID_ARG_VALUE);
   // a shell says "command not found" for it, and so do we.
