@@ -49,7 +49,8 @@ export function readProcessFacts(): ProcessFacts {
     env: { ...process.env },
     uid: process.getuid?.() ?? -1,
     cwd: process.cwd(),
-    // On a terminal, Ctrl-C already reaches the child through the foreground process group.
+    // Only where /proc/self/stat cannot say whether the terminal delivers Ctrl-C to our group
+    // (src/process/foreground.ts): a run with one of these on a terminal most likely gets it.
     onTerminal: isatty(0) || isatty(1) || isatty(2),
     ignoredSignals: parseSigIgnMask(process.env.RWS_SIGNALS_IGNORED_AT_START),
   };

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { chmodSync, closeSync, copyFileSync, openSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, baseEnv, fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
@@ -171,7 +171,59 @@ describe('on a terminal', () => {
     expect(result.stdout.match(/signal SIGINT/g)).toHaveLength(1);
     expect(result.stdout).toContain('wrapper-status=0');
   });
+
+  /** The wrapper's pid: the parent of the child that printed `ready`. */
+  const parentOf = (readyLine: string): number => {
+    const { pid } = JSON.parse(readyLine.slice(6)) as { pid: number };
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  };
+
+  it('a Ctrl-C reaches the child exactly once when the wrapper\'s stdin, stdout and stderr are not the terminal', async () => {
+    const out = join(dir, 'out');
+    writeFileSync(out, '');
+    const inner = `"${BIN}" --env-file "${envFile}" -- "${fixture('trap.mjs')}" SIGUSR2 >"${out}" 2>&1 </dev/null; echo "wrapper-status=$?"`;
+    const session = execa('script', ['-qfec', inner, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(dir, { TERM: 'dumb', SHELL: '/bin/bash' }), stdin: 'pipe' });
+    const ready = await waitForFileLine(out, 'ready ');
+    session.stdin!.write('\x03');
+    await waitForFileLine(out, 'signal SIGINT');
+    // Forwarded by the wrapper after any SIGINT it forwarded: the child prints them in order.
+    process.kill(parentOf(ready), 'SIGUSR2');
+    const result = await session;
+    expect(result.stdout).toContain('wrapper-status=0');
+    expect(readFileSync(out, 'utf8').split('\n').filter((line) => line.startsWith('signal '))).toEqual(['signal SIGINT', 'signal SIGUSR2']);
+  });
+
+  it('a SIGINT sent to a wrapper outside the terminal\'s foreground group (setsid) is forwarded, though its output is the terminal', async () => {
+    const session = execa('script', ['-qfec', `setsid -w "${BIN}" --env-file "${envFile}" -- "${fixture('trap.mjs')}" SIGUSR2`, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(dir, { TERM: 'dumb', SHELL: '/bin/sh' }), stdin: 'pipe' });
+    const wrapper = parentOf(await waitForLine(session.stdout!, 'ready '));
+    try {
+      process.kill(wrapper, 'SIGINT');
+      await waitForLine(session.stdout!, 'signal SIGINT', 5000);
+      process.kill(wrapper, 'SIGUSR2');
+      const result = await session;
+      expect(result.stdout.split(/\r?\n/).filter((line) => line.startsWith('signal '))).toEqual(['signal SIGINT', 'signal SIGUSR2']);
+    } finally {
+      // Its own session: nothing else would stop it if the test failed.
+      try {
+        process.kill(-wrapper, 'SIGKILL');
+      } catch {
+        // Gone with the run, as it should be.
+      }
+    }
+  });
 });
+
+/** Waits until `file` holds a line starting with `prefix`; returns it. */
+async function waitForFileLine(file: string, prefix: string, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = readFileSync(file, 'utf8').split('\n').find((candidate) => candidate.startsWith(prefix));
+    if (line !== undefined) return line;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for "${prefix}" in ${file}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe('colour', () => {
   // The warning used to see colour needs a .env that others can really reach.
