@@ -327,7 +327,7 @@ function seconds(flag: string, value: string | number | undefined, fallback: num
   const text = String(value);
   const parsed = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(parsed) || parsed <= 0 || parsed > 86_400) {
-    throw new UsageError(`${flag} expects a number of seconds between 0 and 86400, got ${describe(text)}`);
+    throw new UsageError(`${flag} expects a number of seconds over 0 and at most 86400 (such as 30 or 2.5), got ${describe(text)}`);
   }
   return parsed;
 }
