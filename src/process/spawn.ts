@@ -108,23 +108,35 @@ function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: Node
     const onTargetError = (error: NodeJS.ErrnoException): void => {
       if (WRITE_FAILED_ONLY.has(error.code ?? '')) return;
       readerGone = true;
+      // Held for a drain that will never come: let the child's output flow to the SIGPIPE below.
+      filter.resume();
       done();
+    };
+    // A reader slower than the child (`--mask -- pg_dump | gzip`, a busy `logger`) holds the
+    // child as it would without --mask, its writes blocking on a full pipe: without this, every
+    // byte it wrote waited in the wrapper's memory (gigabytes in seconds for `yes`).
+    const onDrain = (): void => {
+      filter.resume();
     };
     // The target is the wrapper's own stdout or stderr, which outlives the child: under --watch a
     // listener left on it per child kept every child, its pipes and its values (the mask's
     // needles) for the life of the wrapper, and Node warned of a leak after ten.
     const done = (): void => {
       target.off('error', onTargetError);
+      target.off('drain', onDrain);
       resolve();
     };
     source.pipe(filter);
     // Do not end our own stdout/stderr: the wrapper may still log after the child is done.
     filter.on('data', (chunk: Buffer) => {
-      if (!readerGone) target.write(chunk);
+      if (readerGone) return;
+      // A write that failed (a full disk) also answers false, with no drain to follow.
+      if (!target.write(chunk) && target.writableNeedDrain) filter.pause();
     });
     filter.once('end', done);
     filter.once('error', done);
     target.on('error', onTargetError);
+    target.on('drain', onDrain);
     source.on('data', () => {
       if (!readerGone) return;
       source.unpipe(filter);

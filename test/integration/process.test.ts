@@ -309,6 +309,16 @@ describe('--mask', () => {
     expect(result.stdout).toBe('y\nstatus=1');
   });
 
+  it('a reader slower than the child holds the child, as a pipe would, rather than the wrapper keeping all it wrote in memory', async () => {
+    // The reader waits up to 3 s for the child to have written 64 MiB, reading nothing: held by
+    // the pipes, the child cannot get there; buffered by the wrapper, it got there at once.
+    const marker = join(dir, 'wrote-all');
+    const reader = `for i in $(seq 60); do [ -e "${marker}" ] && break; sleep 0.05; done; [ -e "${marker}" ] && echo "child-done-before-reading"; wc -c`;
+    const script = `"$0" --env-file "$1" --mask -- sh -c 'head -c 67108864 /dev/zero; touch "$1"' sh "$2" | sh -c '${reader.replace(/'/g, "'\\''")}'`;
+    const result = await execa('bash', ['-c', script, BIN, envFile, marker], { env: baseEnv(dir), extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
+    expect(result.stdout.trim()).toBe('67108864');
+  });
+
   it('passes output through unchanged when no secret appears, and keeps the exit code', async () => {
     const result = await runBin(['--env-file', envFile, '--mask', '--', 'sh', '-c', 'printf "abc\\nabc1"; exit 7'], { runtimeDir: dir });
     expect(result.stdout).toBe('abc\nabc1');
