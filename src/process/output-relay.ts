@@ -22,20 +22,40 @@ export interface RelayedOutput {
 export function relayOutput(child: ChildProcess, filters: OutputFilters): RelayedOutput {
   const drained = pipeOutput(child, filters);
   return {
-    finish() {
-      // A grandchild left running may hold the pipes open forever: give the output a moment
-      // to drain, then stop relaying it rather than outlive the child.
-      let timer: NodeJS.Timeout | undefined;
-      const grace = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, DRAIN_GRACE_MS);
-      });
-      return Promise.race([drained, grace]).then(() => {
-        clearTimeout(timer);
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-      });
+    async finish() {
+      await drainedOrQuiet(drained, [filters.out, filters.err]);
+      child.stdout?.destroy();
+      child.stderr?.destroy();
     },
   };
+}
+
+/**
+ * A grandchild left running may hold the pipes open forever: give the output a moment to drain,
+ * then stop relaying it rather than outlive the child. The moment does not run while a reader
+ * slower than the child holds the relay: what the child wrote before it exited is still on its
+ * way, and was lost when the wait ran out while the reader was behind.
+ */
+async function drainedOrQuiet(drained: Promise<void>, targets: readonly Writable[]): Promise<void> {
+  let finished = false;
+  void drained.then(() => {
+    finished = true;
+  });
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, DRAIN_GRACE_MS)))]);
+    clearTimeout(timer);
+    if (finished) return;
+    const held = targets.find((target) => target.writableNeedDrain);
+    if (held === undefined) return;
+    // Removed after, whoever won: the target is the wrapper's own stdout, which a --watch
+    // wrapper keeps for every child it starts.
+    let onDrain = (): void => undefined;
+    const resumed = new Promise<void>((resolve) => (onDrain = resolve));
+    held.once('drain', onDrain);
+    await Promise.race([drained, resumed]);
+    held.off('drain', onDrain);
+  }
 }
 
 function pipeOutput(child: ChildProcess, filters: OutputFilters): Promise<void> {

@@ -319,6 +319,19 @@ describe('--mask', () => {
     expect(result.stdout.trim()).toBe('67108864');
   });
 
+  it('a reader that stalls after the child has exited still gets all the child wrote: the wrapper waits for it', async () => {
+    // 300 kB fit in the pipes between the child and the reader, so the child writes them all and
+    // exits while the reader takes nothing; the reader comes back 2 s later. The second the
+    // wrapper waits after the child's exit is for a grandchild holding the pipes open, not for
+    // output the reader has not taken yet: the wrapper must still be there, holding the rest.
+    const childDone = join(dir, 'child-done');
+    const wrapperDone = join(dir, 'wrapper-done');
+    const reader = `for i in $(seq 200); do [ -e "${childDone}" ] && break; sleep 0.05; done; sleep 2; [ -e "${wrapperDone}" ] && echo "wrapper gone before the reader came back"; wc -c`;
+    const script = `{ "$0" --env-file "$1" --mask -- sh -c 'head -c 300000 /dev/zero; touch "$0"' "$2"; touch "$3"; } | sh -c '${reader}'`;
+    const result = await execa('bash', ['-c', script, BIN, envFile, childDone, wrapperDone], { env: baseEnv(dir), extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
+    expect(result.stdout.trim()).toBe('300000');
+  });
+
   it('passes output through unchanged when no secret appears, and keeps the exit code', async () => {
     const result = await runBin(['--env-file', envFile, '--mask', '--', 'sh', '-c', 'printf "abc\\nabc1"; exit 7'], { runtimeDir: dir });
     expect(result.stdout).toBe('abc\nabc1');
