@@ -4,10 +4,12 @@
 // secrets-file.ts, loaded only for file and fd injection.
 import { accessSync, constants as fsConstants, lstatSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
+import { processStartMs } from '../process/start-time.js';
 
 /** The private directories' names: DIR_PREFIX, the wrapper's pid, a dash, six characters (mkdtemp). */
 export const DIR_PREFIX = 'rws-';
 const LEFTOVER = /^rws-(\d+)-[A-Za-z0-9]{6}$/;
+const REUSE_MARGIN_MS = 60_000;
 // statfs f_type values of filesystems that live in memory (linux/magic.h).
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -78,7 +80,8 @@ export async function removeLeftovers(base: string, uid: number, isAlive: (pid: 
   }
   const candidates = entries.filter((entry) => {
     const match = LEFTOVER.exec(entry);
-    return match !== null && Number(match[1]) !== process.pid && !isAlive(Number(match[1]));
+    if (match === null || Number(match[1]) === process.pid) return false;
+    return !isAlive(Number(match[1])) || pidReused(Number(match[1]), join(base, entry));
   });
   if (candidates.length === 0) return 0;
   const inUse = await pathsInUse();
@@ -96,6 +99,22 @@ export async function removeLeftovers(base: string, uid: number, isAlive: (pid: 
     }
   }
   return removed;
+}
+
+/**
+ * The pid now names a process that started after the directory was last changed, so not the
+ * wrapper that made it: pids are reused, and a leftover of a wrapper killed hours ago kept its
+ * secrets on disk for as long as some later process happened to hold that number. A minute's
+ * margin covers the boot time's whole seconds and a clock stepped forward under a live run.
+ */
+function pidReused(pid: number, path: string): boolean {
+  const started = processStartMs(pid);
+  if (started === undefined) return false;
+  try {
+    return started > lstatSync(path).mtimeMs + REUSE_MARGIN_MS;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'dotenv';
@@ -357,6 +357,30 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(ready.dir)).toBe(false);
     expect(existsSync(`${dir}/rws-notapid-abcdef`)).toBe(true);
     expect(existsSync(`${dir}/rws-${process.pid}-abcdef`)).toBe(true);
+  });
+
+  it('a leftover whose pid now names a process started after it (a reused pid) is removed; one older than that process is kept', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const stranger = execa('sleep', ['60'], { reject: false });
+    try {
+      // A wrapper with that pid, killed with SIGKILL two hours ago; the pid has been given out since.
+      const stale = `${dir}/rws-${stranger.pid}-Abc123`;
+      mkdirSync(stale, { mode: 0o700 });
+      writeFileSync(`${stale}/secrets.env`, "API_KEY='abc123'\n", { mode: 0o600 });
+      const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+      utimesSync(stale, twoHoursAgo, twoHoursAgo);
+      // Made after that process started: it may be that process's own.
+      const current = `${dir}/rws-${stranger.pid}-Def456`;
+      mkdirSync(current, { mode: 0o700 });
+      const next = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+      expect(next.exitCode).toBe(0);
+      expect(next.stderr).toContain('removed 1 leftover secrets directory');
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(current)).toBe(true);
+    } finally {
+      stranger.kill('SIGKILL');
+      await stranger;
+    }
   });
 
   it('the orphaned child of a wrapper killed with SIGKILL keeps its file until it is gone too', async () => {
