@@ -1,19 +1,16 @@
-// When a process started, from /proc: its start in clock ticks after boot (proc_pid_stat(5),
-// field 22) and the boot time (btime in /proc/stat, whole seconds). Ticks are USER_HZ, 100 on
-// every architecture Linux runs on today, whatever the kernel's own HZ.
+// When a process started, as /proc says it: clock ticks after boot (proc_pid_stat(5), field 22).
+// The number is fixed for the life of the process and no later process of the same pid has it
+// (until a reboot), whatever the wall clock does: a pid and its start name one process.
 import { readFileSync } from 'node:fs';
 
-const USER_HZ = 100;
-
-/** Milliseconds since the epoch, to within a second; undefined when /proc cannot say. */
-export function processStartMs(pid: number): number | undefined {
+/** The start, in clock ticks after boot, as /proc writes it; undefined when /proc cannot say. */
+export function processStartTicks(pid: number | 'self'): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Fields are counted after the command name's closing parenthesis: state is field 3.
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'))?.[1]);
-    if (!Number.isFinite(ticks) || !Number.isFinite(btime)) return undefined;
-    return btime * 1000 + (ticks * 1000) / USER_HZ;
+    // Fields are counted after the command name's closing parenthesis (a name may hold one):
+    // state is field 3, so the start, field 22, is the 20th from there.
+    const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return ticks !== undefined && /^\d+$/.test(ticks) ? ticks : undefined;
   } catch {
     return undefined;
   }
