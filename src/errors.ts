@@ -157,6 +157,18 @@ export class InstallError extends RwsError {
   }
 }
 
+/**
+ * The wrapper's own stdout could not be written (a file on a full disk): the output of --dry-run
+ * or a subcommand is incomplete, or a --mask run's child output was lost.
+ */
+export class OutputError extends RwsError {
+  constructor(errno: string, childOutput = false) {
+    super('RWS_OUTPUT_FAILED', `could not write ${childOutput ? "the child's output " : ''}to stdout (${errno}): ${childOutput ? 'some of it is lost' : 'what was written there is incomplete'}`, {
+      hint: 'check where stdout goes: a full disk (ENOSPC), a quota (EDQUOT) or a size limit (EFBIG)',
+    });
+  }
+}
+
 /** Anything unexpected: reported with its code only, never with its message (it may hold data). */
 export class InternalError extends RwsError {
   constructor(cause: unknown) {

@@ -7,6 +7,7 @@ import { buildChildEnv } from './inject/child-env.js';
 import type { FileFormat } from './inject/file-format.js';
 import { choosePlacement, processIsAlive, removeLeftovers, type Placement, type PlacementOptions } from './inject/placement.js';
 import { Cleanup, Stopped, StopSwitch } from './process/cleanup.js';
+import { groupIsForeground } from './process/foreground.js';
 import type { Outcome } from './process/exit-status.js';
 import { SignalRelay } from './process/signals.js';
 import { startChild } from './process/spawn.js';
@@ -59,7 +60,8 @@ export async function runWrapper(plan: RunPlan, io: RunIo): Promise<Outcome> {
   const cleanup = new Cleanup();
   const stop = new StopSwitch();
   const relay = new SignalRelay({
-    onTerminal: plan.onTerminal,
+    // Without /proc, whether one of stdin, stdout and stderr is a terminal is the best guess.
+    terminalDelivers: () => groupIsForeground() ?? plan.onTerminal,
     ignored: new Set(plan.ignoredSignals),
     killAfterMs: plan.killAfterMs,
     onStopBeforeChild: (signal) => stop.trigger(signal),

@@ -2,7 +2,7 @@
 // process should end, so tests and other front ends can drive the whole CLI.
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { EXIT_WRAPPER_FAILURE, InternalError, type RwsError, toRwsError, UsageError } from '../errors.js';
+import { EXIT_WRAPPER_FAILURE, InternalError, OutputError, type RwsError, toRwsError, UsageError } from '../errors.js';
 import { holdsApiKey } from '../credential-shapes.js';
 import { readProcessFacts, resolveLogging, resolveRunPlan, type ProcessFacts } from '../config/resolve.js';
 import { dieBySignal, shouldReraise, statusForSignal, type Outcome } from '../process/exit-status.js';
@@ -25,6 +25,8 @@ export interface CliStreams {
    * (non-blocking for a pipe), which the child of a plain run must inherit untouched.
    */
   stdin?: () => SecretInput;
+  /** The errno of the first write to stdout that failed (not EPIPE: a reader gone is no failure). */
+  stdoutFailure?: () => string | undefined;
 }
 
 export async function runCli(argv: readonly string[], facts: ProcessFacts, streams: CliStreams, load: LoadInfo = {}): Promise<Outcome> {
@@ -33,15 +35,26 @@ export async function runCli(argv: readonly string[], facts: ProcessFacts, strea
   try {
     refuseKeyOnArgv(argv);
     const args = await parseArgv(argv, streams);
-    if (!args) return { kind: 'exit', code: 0 };
+    if (!args) {
+      await assertStdoutWritten(streams);
+      return { kind: 'exit', code: 0 };
+    }
     const logging = resolveLogging(args.values);
     log = await createLogger({ stream: streams.stderr, ...logging, color: wantsColor(streams.stderr.isTTY, facts.env), terminal: streams.stderr.isTTY === true && facts.env.TERM !== 'dumb', program: PROGRAM });
     if (load.codeCache) log.debug(`cli: code cache ${load.codeCache()}`);
     const color = wantsColor(streams.stdout.isTTY, facts.env);
     const command = await runSubcommand(args, { values: args.values, facts, stdout: streams.stdout, stdin: streams.stdin, stderr: streams.stderr, log, color });
-    if (command !== undefined) return { kind: 'exit', code: command };
+    if (command !== undefined) {
+      await assertStdoutWritten(streams);
+      return { kind: 'exit', code: command };
+    }
     const plan = await resolveRunPlan(args, facts, log.warn, log.debug, log.progress);
-    return await runWrapper(plan, { stdout: streams.stdout, stderr: streams.stderr, log, jsonOutput: logging.format === 'json' });
+    const outcome = await runWrapper(plan, { stdout: streams.stdout, stderr: streams.stderr, log, jsonOutput: logging.format === 'json' });
+    if (plan.dryRun) await assertStdoutWritten(streams);
+    // --mask: the child's output went through us. It ran to its end all the same (as it would
+    // have, writing to the full disk itself), so its status stands; the loss is said.
+    else if (plan.mask && streams.stdoutFailure?.() !== undefined) log.error(new OutputError(streams.stdoutFailure()!, true));
+    return outcome;
   } catch (error) {
     const failure = withCommandHint(toRwsError(error), argv);
     log.error(failure);
@@ -64,6 +77,15 @@ function withCommandHint(failure: RwsError, argv: readonly string[]): RwsError {
   if (!(failure instanceof UsageError) || first === undefined || !Object.hasOwn(COMMAND_OPTIONS, first)) return failure;
   if (failure.hint !== new UsageError('').hint) return failure;
   return new UsageError(failure.message, `see run-with-secrets ${first} --help`);
+}
+
+/** Output that went nowhere fails the command: a file it was sent to (a full disk) is incomplete. */
+async function assertStdoutWritten(streams: CliStreams): Promise<void> {
+  if (!streams.stdoutFailure) return;
+  // A file's write fails at once, but its 'error' event comes on the next tick.
+  await new Promise((resolve) => setImmediate(resolve));
+  const errno = streams.stdoutFailure();
+  if (errno !== undefined) throw new OutputError(errno);
 }
 
 function earlyLogFormat(argv: readonly string[]): 'text' | 'json' {
@@ -140,19 +162,23 @@ export interface LoadInfo {
 
 /** Entry point of bin/run-with-secrets.js. */
 export async function main(load: LoadInfo = {}): Promise<void> {
-  // `run-with-secrets keys | head`: a reader that goes away is not an error of ours.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (error: NodeJS.ErrnoException) => {
-      // EIO: the terminal went away (an ssh session dropped); the run goes on, and a --watch
-      // child stays supervised rather than orphaned by a crash of the wrapper.
-      if (error.code !== 'EPIPE' && error.code !== 'EIO') throw error;
-    });
-  }
+  // `run-with-secrets keys | head`: a reader that goes away is not an error of ours. EIO: the
+  // terminal went away (an ssh session dropped); the run goes on, and a --watch child stays
+  // supervised rather than orphaned by a crash of the wrapper. Any other failure (a full disk)
+  // is said once the command is done, never by ending a run whose child is still going.
+  let stdoutFailure: string | undefined;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && error.code !== 'EIO') stdoutFailure ??= error.code ?? 'unknown error';
+  });
+  // A diagnostic that cannot be written (cron's log on a full disk: ENOSPC, EFBIG, EDQUOT) has
+  // nowhere else to go, and ending the wrapper for it would orphan the child, remove its secrets
+  // file under it and replace its exit status with ours.
+  process.stderr.on('error', () => undefined);
   process.on('uncaughtException', (error) => {
     process.stderr.write(`${PROGRAM}: error RWS_INTERNAL: internal error (${(error as NodeJS.ErrnoException).code ?? 'no code'})\n`);
     process.exit(EXIT_WRAPPER_FAILURE);
   });
-  const outcome = await runCli(process.argv.slice(2), readProcessFacts(), { stdout: process.stdout, stderr: process.stderr, stdin: () => process.stdin }, load);
+  const outcome = await runCli(process.argv.slice(2), readProcessFacts(), { stdout: process.stdout, stderr: process.stderr, stdin: () => process.stdin, stdoutFailure: () => stdoutFailure }, load);
   if (outcome.kind === 'exit') {
     process.exitCode = outcome.code;
     return;

@@ -1,8 +1,11 @@
 // Diagnostics on stderr: levels (-q, default, -v), text or one JSON object per line (cron), and
-// colour only on a terminal with NO_COLOR unset. Callers pass names, never values.
+// colour only on a terminal with NO_COLOR unset. Callers pass names, never values. Messages quote
+// paths and command names as given, and a newline or an escape sequence in one would split the
+// line or act on the terminal: every line is one line, its control characters escaped.
 import type { Writable } from 'node:stream';
 import type { RwsError } from '../errors.js';
 import { redactCredentials } from '../credential-shapes.js';
+import { printable, printableJson } from '../printable.js';
 
 export type LogLevel = 'quiet' | 'normal' | 'verbose';
 export type LogFormat = 'text' | 'json';
@@ -67,41 +70,41 @@ export async function createLogger(options: LoggerOptions): Promise<Logger> {
   };
   const drawsProgress = options.terminal === true && options.format === 'text' && options.level !== 'quiet';
   const json = (level: string, fields: Record<string, string | undefined>): void => {
-    write(JSON.stringify({ time: now().toISOString(), level, program: options.program, ...fields }));
+    write(printableJson({ time: now().toISOString(), level, program: options.program, ...fields }));
   };
   const prefix = `${options.program}:`;
   return {
     error(error) {
       if (options.format === 'json') return json('error', { code: error.code, message: error.message, hint: error.hint });
-      const hint = error.hint ? palette.dim(` (hint: ${error.hint})`) : '';
-      write(`${prefix} ${palette.red(palette.bold('error'))} ${error.code}: ${error.message}${hint}`);
+      const hint = error.hint ? palette.dim(` (hint: ${printable(error.hint)})`) : '';
+      write(`${prefix} ${palette.red(palette.bold('error'))} ${error.code}: ${printable(error.message)}${hint}`);
     },
     warn(code, message) {
       if (options.level === 'quiet') return;
       if (options.format === 'json') return json('warn', { code, message });
-      write(`${prefix} ${palette.yellow('warning')} ${code}: ${message}`);
+      write(`${prefix} ${palette.yellow('warning')} ${code}: ${printable(message)}`);
     },
     notice(message) {
       if (options.level === 'quiet') return;
       if (options.format === 'json') return json('notice', { message });
-      write(`${prefix} ${message}`);
+      write(`${prefix} ${printable(message)}`);
     },
     info(message) {
       if (options.level !== 'verbose') return;
       if (options.format === 'json') return json('info', { message });
-      write(`${prefix} ${message}`);
+      write(`${prefix} ${printable(message)}`);
     },
     debug(message) {
       if (options.level !== 'verbose') return;
       if (options.format === 'json') return json('debug', { message });
-      write(palette.dim(`${prefix} ${message}`));
+      write(palette.dim(`${prefix} ${printable(message)}`));
     },
     progress(text) {
       if (!drawsProgress) return;
       if (text === undefined) return eraseProgress();
       // One line at most: the terminal erases only the line the cursor is on. Redacted as every
       // line is: a request's path may name a key the vault listed.
-      options.stream.write(`\r\u001b[K${palette.dim(redactCredentials(`${prefix} ${text}`).slice(0, 200))}`);
+      options.stream.write(`\r\u001b[K${palette.dim(redactCredentials(`${prefix} ${printable(text)}`).slice(0, 200))}`);
       progressShown = true;
     },
   };

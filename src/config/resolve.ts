@@ -49,7 +49,8 @@ export function readProcessFacts(): ProcessFacts {
     env: { ...process.env },
     uid: process.getuid?.() ?? -1,
     cwd: process.cwd(),
-    // On a terminal, Ctrl-C already reaches the child through the foreground process group.
+    // Only where /proc/self/stat cannot say whether the terminal delivers Ctrl-C to our group
+    // (src/process/foreground.ts): a run with one of these on a terminal most likely gets it.
     onTerminal: isatty(0) || isatty(1) || isatty(2),
     ignoredSignals: parseSigIgnMask(process.env.RWS_SIGNALS_IGNORED_AT_START),
   };
@@ -326,7 +327,7 @@ function seconds(flag: string, value: string | number | undefined, fallback: num
   const text = String(value);
   const parsed = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(parsed) || parsed <= 0 || parsed > 86_400) {
-    throw new UsageError(`${flag} expects a number of seconds between 0 and 86400, got ${describe(text)}`);
+    throw new UsageError(`${flag} expects a number of seconds over 0 and at most 86400 (such as 30 or 2.5), got ${describe(text)}`);
   }
   return parsed;
 }

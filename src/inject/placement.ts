@@ -4,10 +4,21 @@
 // secrets-file.ts, loaded only for file and fd injection.
 import { accessSync, constants as fsConstants, lstatSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
+import { processStartTicks } from '../process/start-time.js';
 
-/** The private directories' names: DIR_PREFIX, the wrapper's pid, a dash, six characters (mkdtemp). */
+/**
+ * The private directories' names: DIR_PREFIX, the wrapper's pid, a dash, its start in clock ticks
+ * after boot and a dash (where /proc tells it; releases before this one wrote none), six
+ * characters (mkdtemp). The pid alone cannot tell a wrapper from a later process given its number.
+ */
 export const DIR_PREFIX = 'rws-';
-const LEFTOVER = /^rws-(\d+)-[A-Za-z0-9]{6}$/;
+const LEFTOVER = /^rws-(\d+)-(?:(\d+)-)?[A-Za-z0-9]{6}$/;
+
+/** The name's start of a directory this process makes: its pid and, where /proc tells it, its start. */
+export function dirPrefix(): string {
+  const started = processStartTicks('self');
+  return `${DIR_PREFIX}${process.pid}-${started === undefined ? '' : `${started}-`}`;
+}
 // statfs f_type values of filesystems that live in memory (linux/magic.h).
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -78,7 +89,8 @@ export async function removeLeftovers(base: string, uid: number, isAlive: (pid: 
   }
   const candidates = entries.filter((entry) => {
     const match = LEFTOVER.exec(entry);
-    return match !== null && Number(match[1]) !== process.pid && !isAlive(Number(match[1]));
+    if (match === null || Number(match[1]) === process.pid) return false;
+    return !isAlive(Number(match[1])) || pidReused(Number(match[1]), match[2]);
   });
   if (candidates.length === 0) return 0;
   const inUse = await pathsInUse();
@@ -96,6 +108,19 @@ export async function removeLeftovers(base: string, uid: number, isAlive: (pid: 
     }
   }
   return removed;
+}
+
+/**
+ * The pid now names a process that started at another time than the wrapper that made the
+ * directory: pids are reused, and a leftover of a wrapper killed hours ago kept its secrets on
+ * disk for as long as some later process happened to hold that number. Told by the start in the
+ * name, not by the directory's times, which a clock stepped forward would make look old. A name
+ * without one (an earlier release's) is kept while its pid is alive, as before.
+ */
+function pidReused(pid: number, started: string | undefined): boolean {
+  if (started === undefined) return false;
+  const now = processStartTicks(pid);
+  return now !== undefined && now !== started;
 }
 
 /**

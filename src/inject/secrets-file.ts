@@ -6,7 +6,7 @@ import { chmodSync, closeSync, constants as fsConstants, fchmodSync, fchownSync,
 import { chmod, open, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SecretsFileError } from '../errors.js';
-import { DIR_PREFIX } from './placement.js';
+import { dirPrefix } from './placement.js';
 
 export type { Placement } from './placement.js';
 
@@ -37,7 +37,7 @@ export class SecretsFile {
   static create(base: string, fileName: string, content: string, register: (file: SecretsFile) => void): SecretsFile {
     let dir: string;
     try {
-      dir = mkdtempSync(join(base, `${DIR_PREFIX}${process.pid}-`));
+      dir = mkdtempSync(join(base, dirPrefix()));
     } catch (error) {
       throw new SecretsFileError(`cannot create a private directory in ${base}: ${reason(error)}`, 'check that the directory exists and is writable, or set XDG_RUNTIME_DIR to a private tmpfs directory', error);
     }

@@ -6,7 +6,7 @@
 // through sh, which ignores them again before exec'ing the command.
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { constants } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { commandCandidates } from './command-path.js';
 
 /** The signals whose bits are set in a SigIgn mask (hex, bit N-1 for signal N). */
 export function parseSigIgnMask(mask: string | undefined): NodeJS.Signals[] {
@@ -30,10 +30,8 @@ export function commandIgnoring(ignored: readonly NodeJS.Signals[], command: str
  * message instead of ours. undefined when the command can be run.
  */
 export function lookupFailure(command: string, path: string | undefined): 'ENOENT' | 'EACCES' | undefined {
-  // Without PATH, execvp (glibc) and sh search /bin:/usr/bin.
-  const candidates = command.includes('/') ? [command] : (path ?? '/bin:/usr/bin').split(delimiter).filter(Boolean).map((dir) => join(dir, command));
   let found = false;
-  for (const candidate of candidates) {
+  for (const candidate of commandCandidates(command, path)) {
     try {
       const isFile = statSync(candidate).isFile();
       found = true;

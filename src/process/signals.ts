@@ -37,8 +37,8 @@ export function catchSignals(signals: readonly NodeJS.Signals[], ignored: Readon
 }
 
 export interface RelayOptions {
-  /** True when the wrapper is attached to a terminal: terminal-delivered signals are not forwarded. */
-  onTerminal: boolean;
+  /** True when a terminal delivers SIGINT, SIGQUIT and SIGWINCH to the child already: they are not forwarded. */
+  terminalDelivers: () => boolean;
   /** Signals ignored when the wrapper started: caught and dropped, never forwarded nor fatal. */
   ignored: ReadonlySet<NodeJS.Signals>;
   /** --kill-after: SIGKILL the child this long after a stop signal. */
@@ -88,7 +88,7 @@ export class SignalRelay {
       this.kill('SIGKILL');
       return;
     }
-    if (!this.options.onTerminal || !TERMINAL_DELIVERED.includes(signal)) {
+    if (!TERMINAL_DELIVERED.includes(signal) || !this.options.terminalDelivers()) {
       this.options.debug(`forwarding ${signal} to the child`);
       this.kill(signal);
     }

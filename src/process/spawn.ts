@@ -3,12 +3,11 @@
 // directly: the relay needs the raw ChildProcess, and execa costs ~100 ms of start-up that
 // every cron run would pay.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import type { Writable } from 'node:stream';
-import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_WRAPPER_FAILURE, SpawnError } from '../errors.js';
 import type { Outcome } from './exit-status.js';
 import { commandIgnoring, lookupFailure } from './ignored-signals.js';
-
-const DRAIN_GRACE_MS = 1000;
+import { missingInterpreter } from './interpreter.js';
+import { relayOutput, type OutputFilters } from './output-relay.js';
+import { spawnFailure } from './spawn-failure.js';
 
 export interface ChildSpec {
   command: string;
@@ -17,7 +16,7 @@ export interface ChildSpec {
   /** A descriptor to hand down as fd 3. */
   extraFd?: number | undefined;
   /** When set, stdout and stderr are piped through these (--mask) instead of inherited. */
-  filters?: { stdout: NodeJS.ReadWriteStream; stderr: NodeJS.ReadWriteStream; out: Writable; err: Writable } | undefined;
+  filters?: OutputFilters | undefined;
   /** Signals the child must start with ignored (they were ignored when the wrapper started). */
   ignoredSignals?: readonly NodeJS.Signals[] | undefined;
   /** --user: run as this uid/gid (libuv also drops the supplementary groups). */
@@ -41,9 +40,11 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
     let child: ChildProcess;
     let argv: { command: string; args: string[] } = { command: spec.command, args: [...spec.args] };
     if (spec.ignoredSignals && spec.ignoredSignals.length > 0) {
-      const failure = lookupFailure(spec.command, spec.env.PATH);
+      // sh would exec the command and print its own message: the failures exec would meet are
+      // found first, so that they are reported as without sh in between.
+      const failure = lookupFailure(spec.command, spec.env.PATH) ?? (missingInterpreter(spec.command, spec.env.PATH) === undefined ? undefined : 'ENOENT');
       if (failure) {
-        reject(spawnFailure(spec.command, Object.assign(new Error(failure), { code: failure })));
+        reject(spawnFailure(spec.command, Object.assign(new Error(failure), { code: failure }), spec.env.PATH));
         return;
       }
       argv = commandIgnoring(spec.ignoredSignals, spec.command, spec.args);
@@ -51,100 +52,25 @@ export function startChild(spec: ChildSpec): Promise<RunningChild> {
     try {
       child = spawn(argv.command, argv.args, { stdio, env: spec.env, windowsHide: true, detached: spec.ownGroup === true, ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}) });
     } catch (error) {
-      reject(spawnFailure(spec.command, error));
+      reject(spawnFailure(spec.command, error, spec.env.PATH));
       return;
     }
-    child.once('error', (error) => reject(spawnFailure(spec.command, error)));
+    child.once('error', (error) => reject(spawnFailure(spec.command, error, spec.env.PATH)));
     child.once('spawn', () => {
-      const drained = spec.filters ? pipeOutput(child, spec.filters) : undefined;
+      const relayed = spec.filters ? relayOutput(child, spec.filters) : undefined;
       const done = new Promise<Outcome>((settle) => {
         child.once('exit', (code, signal) => {
           const outcome: Outcome = signal ? { kind: 'signal', signal } : { kind: 'exit', code: code ?? 0 };
           // Inherited output needs no relaying: done at once (a zero timer would cost the exit
           // a turn of the timers, ≥ 1 ms, on every run).
-          if (!spec.filters) {
+          if (!relayed) {
             settle(outcome);
             return;
           }
-          // A grandchild left running may hold the pipes open forever: give the output a moment
-          // to drain, then stop relaying it rather than outlive the child.
-          let timer: NodeJS.Timeout | undefined;
-          const grace = new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, DRAIN_GRACE_MS);
-          });
-          void Promise.race([drained, grace]).then(() => {
-            clearTimeout(timer);
-            child.stdout?.destroy();
-            child.stderr?.destroy();
-            settle(outcome);
-          });
+          void relayed.finish().then(() => settle(outcome));
         });
       });
       resolve({ child, done });
     });
   });
-}
-
-function pipeOutput(child: ChildProcess, filters: NonNullable<ChildSpec['filters']>): Promise<void> {
-  const ends = [
-    relay(child.stdout!, filters.stdout, filters.out, child),
-    relay(child.stderr!, filters.stderr, filters.err, child),
-  ];
-  return Promise.all(ends).then(() => undefined);
-}
-
-function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: NodeJS.ReadWriteStream, target: Writable, child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    let readerGone = false;
-    // Our reader went away (`... --mask -- yes | head -1`). Without --mask the child's next write
-    // would get SIGPIPE (and EPIPE): give it the same. Our end of the pipe is a socket, whose
-    // close alone would answer ECONNRESET, so the signal is sent first.
-    const onReaderGone = (): void => {
-      readerGone = true;
-      done();
-    };
-    // The target is the wrapper's own stdout or stderr, which outlives the child: under --watch a
-    // listener left on it per child kept every child, its pipes and its values (the mask's
-    // needles) for the life of the wrapper, and Node warned of a leak after ten.
-    const done = (): void => {
-      target.off('error', onReaderGone);
-      resolve();
-    };
-    source.pipe(filter);
-    // Do not end our own stdout/stderr: the wrapper may still log after the child is done.
-    filter.on('data', (chunk: Buffer) => {
-      if (!readerGone) target.write(chunk);
-    });
-    filter.once('end', done);
-    filter.once('error', done);
-    target.once('error', onReaderGone);
-    source.on('data', () => {
-      if (!readerGone) return;
-      source.unpipe(filter);
-      try {
-        child.kill('SIGPIPE');
-      } catch {
-        // Already gone.
-      }
-      source.destroy();
-    });
-  });
-}
-
-function spawnFailure(command: string, error: unknown): SpawnError {
-  const code = (error as NodeJS.ErrnoException).code;
-  // `-- "$CMD"` with CMD unset: Node refuses the empty name before any exec (ERR_INVALID_ARG_VALUE);
-  // a shell says "command not found" for it, and so do we.
-  if (code === 'ENOENT' || (command === '' && code === 'ERR_INVALID_ARG_VALUE')) {
-    return new SpawnError('RWS_COMMAND_NOT_FOUND', `command not found: ${command === '' ? "'' (an empty name)" : command}`, EXIT_NOT_FOUND, 'check the command name and the PATH the child gets (see --dry-run)');
-  }
-  if (code === 'EACCES' || code === 'ENOEXEC' || code === 'EISDIR' || code === 'EPERM') {
-    return new SpawnError('RWS_COMMAND_NOT_EXECUTABLE', `cannot execute ${command}: ${code}`, EXIT_CANNOT_EXECUTE, 'check that the file is a program and has its execute bit (chmod +x)');
-  }
-  if (code === 'E2BIG') {
-    // The kernel refuses one variable over 128 KiB (MAX_ARG_STRLEN) or all of them over its limit:
-    // the command is fine, the secrets do not fit in an environment. Ours to report, not 126.
-    return new SpawnError('RWS_ENV_TOO_LARGE', `cannot start ${command}: the environment is too large for the system (E2BIG; one value over 128 KiB, or all of them together)`, EXIT_WRAPPER_FAILURE, 'use --inject-as file or --inject-as fd for large secrets');
-  }
-  return new SpawnError('RWS_SPAWN_FAILED', `cannot start ${command}: ${code ?? 'unknown error'}`, EXIT_CANNOT_EXECUTE, "check the command and the system's limits (processes, memory)");
 }

@@ -378,6 +378,12 @@ describe('command line', () => {
     expect(flag.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: --timeout expects/);
   });
 
+  it('--kill-after 0 is refused with the range it must be in, which the message said 0 was in', async () => {
+    const result = await runBin(['--env-file', writeEnvFile(dir, '.env', 'A=1\n'), '--kill-after', '0', '--', 'true'], { runtimeDir: dir });
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toBe('run-with-secrets: error RWS_USAGE: --kill-after expects a number of seconds over 0 and at most 86400 (such as 30 or 2.5), got "0" (hint: see run-with-secrets --help)');
+  });
+
   it('the token example writes the token to a file RWS_TOKEN_FILE accepts (0600)', async () => {
     const help = await runBin(['token', '--help'], { runtimeDir: dir });
     // `> token` alone makes a 0644 file under the usual umask, which `token revoke` then refuses.

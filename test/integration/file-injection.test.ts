@@ -1,11 +1,12 @@
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parse } from 'dotenv';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine, wrapperDirs, writeEnvFile } from '../helpers/cli.js';
+import { processStartTicks } from '../../src/process/start-time.js';
 
 let dir: string;
 beforeEach(() => {
@@ -55,7 +56,7 @@ describe('--inject-as file', () => {
     const result = await runBin(['--env-file', envFile, '--inject-as', 'file', '--file-var', 'MY_SECRETS', '--', fixture('print-env.mjs')], { runtimeDir: dir });
     const env = JSON.parse(result.stdout) as Record<string, string>;
     expect(env).not.toHaveProperty('API_KEY');
-    expect(env.MY_SECRETS).toMatch(/rws-\d+-\w{6}\/secrets\.env$/);
+    expect(env.MY_SECRETS).toMatch(/rws-\d+-\d+-\w{6}\/secrets\.env$/);
     expect(existsSync(env.MY_SECRETS!)).toBe(false);
   });
 
@@ -359,6 +360,52 @@ describe('the secrets file is removed on every way out', () => {
     expect(existsSync(`${dir}/rws-${process.pid}-abcdef`)).toBe(true);
   });
 
+  it('a leftover whose pid now names a process of another start (a reused pid) is removed; one of that process, or without a start, is kept', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const stranger = execa('sleep', ['60'], { reject: false });
+    try {
+      const started = processStartTicks(stranger.pid!)!;
+      // A wrapper with that pid and another start, killed with SIGKILL long ago; the pid has been
+      // given out since. Its directory's times say nothing: made just now, as after a clock step.
+      const stale = `${dir}/rws-${stranger.pid}-${Number(started) - 100}-Abc123`;
+      mkdirSync(stale, { mode: 0o700 });
+      writeFileSync(`${stale}/secrets.env`, "API_KEY='abc123'\n", { mode: 0o600 });
+      // That very process's: kept, however old its directory looks.
+      const current = `${dir}/rws-${stranger.pid}-${started}-Def456`;
+      mkdirSync(current, { mode: 0o700 });
+      const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+      utimesSync(current, twoHoursAgo, twoHoursAgo);
+      // An earlier release's name, without a start: kept while its pid lives.
+      const unnamed = `${dir}/rws-${stranger.pid}-Ghi789`;
+      mkdirSync(unnamed, { mode: 0o700 });
+      utimesSync(unnamed, twoHoursAgo, twoHoursAgo);
+      const next = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+      expect(next.exitCode).toBe(0);
+      expect(next.stderr).toContain('removed 1 leftover secrets directory');
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(current)).toBe(true);
+      expect(existsSync(unnamed)).toBe(true);
+    } finally {
+      stranger.kill('SIGKILL');
+      await stranger;
+    }
+  });
+
+  it('names its directory by its pid and its start, so that a later sweep can tell it from a reused pid', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
+    const child = runBin(['--env-file', envFile, '--inject-as', 'file', '--', fixture('trap.mjs'), 'SIGTERM'], { runtimeDir: dir });
+    const ready = JSON.parse((await waitForLine(child.stdout!, 'ready ')).slice(6)) as { pid: number; dir: string; file: string };
+    try {
+      expect(basename(ready.dir)).toBe(`rws-${child.pid}-${processStartTicks(child.pid!)}-${basename(ready.dir).slice(-6)}`);
+      const next = await runBin(['--env-file', envFile, '-v', '--', 'true'], { runtimeDir: dir });
+      expect(next.stderr).not.toContain('leftover');
+      expect(existsSync(ready.file)).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+      await child;
+    }
+  });
+
   it('the orphaned child of a wrapper killed with SIGKILL keeps its file until it is gone too', async () => {
     const envFile = writeEnvFile(dir, '.env', 'API_KEY=abc123\n');
     const child = runBin(['--env-file', envFile, '--inject-as', 'file', '--', fixture('trap.mjs')], { runtimeDir: dir });
@@ -399,7 +446,7 @@ describe('the secrets file is removed on every way out', () => {
       const script = `mount -t tmpfs -o ro tmpfs /dev/shm && exec "$0" --env-file "$1" --inject-as file -- sh -c 'echo "$SECRETS_FILE"; cat "$SECRETS_FILE"'`;
       const result = await execa('unshare', ['-m', 'sh', '-c', script, BIN, envFile], { reject: false, extendEnv: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8', TMPDIR: tmp } });
       expect(result.exitCode, result.stderr).toBe(0);
-      expect(result.stdout).toMatch(new RegExp(`^${tmp}/rws-\\d+-\\w{6}/secrets.env\nA='1'$`));
+      expect(result.stdout).toMatch(new RegExp(`^${tmp}/rws-\\d+-\\d+-\\w{6}/secrets.env\nA='1'$`));
       expect(result.stderr).toContain('RWS_NOT_RAM_BACKED');
       expect(wrapperDirs(tmp)).toEqual([]);
     } finally {

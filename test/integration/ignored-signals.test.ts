@@ -2,7 +2,8 @@
 // stay ignored: the child inherits them ignored, as under env(1), and the wrapper neither dies of
 // them nor forwards them. Checked with the real nohup and the kernel's view (/proc/PID/status).
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, waitForLine, writeEnvFile } from '../helpers/cli.js';
 
@@ -111,6 +112,14 @@ describe('signals ignored when the wrapper starts', () => {
     const denied = await execa('nohup', [BIN, '--env-file', envFile, '--', fixture('not-executable.sh')], { env: baseEnv(dir), extendEnv: false, reject: false });
     expect(denied.exitCode).toBe(126);
     expect(denied.stderr).toContain('error RWS_COMMAND_NOT_EXECUTABLE');
+  });
+
+  it('so is a script whose #! interpreter does not exist, where sh would say "not found" of the script', async () => {
+    const script = join(dir, 'crlf.sh');
+    writeFileSync(script, '#!/bin/sh\r\necho ran\n', { mode: 0o755 });
+    const result = await execa('nohup', [BIN, '--env-file', envFile, '--', script], { env: baseEnv(dir), extendEnv: false, reject: false });
+    expect(result.exitCode).toBe(127);
+    expect(result.stderr).toContain(`error RWS_COMMAND_NOT_FOUND: cannot execute ${script}: its #! line names the interpreter /bin/sh\\u000d, which does not exist`);
   });
 
   it('the child gets its arguments untouched and the secrets as usual', async () => {

@@ -1,4 +1,6 @@
 import { execa } from 'execa';
+import { chmodSync, closeSync, copyFileSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, baseEnv, fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
 
@@ -41,6 +43,52 @@ describe('exit status', () => {
     const script = `"${BIN}" --env-file "${envFile}" -- "${fixture('kill-self.mjs')}" SIGTERM; echo "status=$?"`;
     const result = await execa('bash', ['-c', script], { reject: false, extendEnv: false, stdin: 'ignore', env: baseEnv(dir) });
     expect(result.stdout.trim()).toBe('status=143');
+  });
+});
+
+describe('a script whose #! interpreter does not exist', () => {
+  // execve says ENOENT, as for a missing command: the file is there, its #! line is at fault.
+  const script = (name: string, shebang: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, `${shebang}\necho ran\n`);
+    chmodSync(path, 0o755);
+    return path;
+  };
+
+  it('names the interpreter and exits 127, as a shell does', async () => {
+    const path = script('legacy.sh', '#!/usr/bin/no-such-python -u');
+    const result = await runBin(['--env-file', envFile, '--', path], { runtimeDir: dir });
+    expect(result.exitCode).toBe(127);
+    expect(result.stderr).toBe(`run-with-secrets: error RWS_COMMAND_NOT_FOUND: cannot execute ${path}: its #! line names the interpreter /usr/bin/no-such-python, which does not exist (hint: install that interpreter, or correct the script's #! line)`);
+  });
+
+  it('a #! line ending in a carriage return (Windows line endings) is said as such, found on PATH too', async () => {
+    script('crlf-job', '#!/bin/sh\r');
+    const result = await runBin(['--env-file', envFile, '--', 'crlf-job'], { runtimeDir: dir, env: { PATH: `${dir}:/usr/bin:/bin` } });
+    expect(result.exitCode).toBe(127);
+    expect(result.stderr).toContain('error RWS_COMMAND_NOT_FOUND: cannot execute crlf-job: its #! line names the interpreter /bin/sh\\u000d, which does not exist (hint: the script has Windows line endings (CRLF)');
+  });
+});
+
+describe('a command that is there but cannot run now', () => {
+  it('one being written (a deploy copying it, ETXTBSY) is 126 with what to do, not a hint at system limits', async () => {
+    const program = join(dir, 'job');
+    copyFileSync('/bin/true', program);
+    chmodSync(program, 0o755);
+    const writer = openSync(program, 'a');
+    try {
+      const result = await runBin(['--env-file', envFile, '--', program], { runtimeDir: dir });
+      expect(result.exitCode).toBe(126);
+      expect(result.stderr).toBe(`run-with-secrets: error RWS_COMMAND_NOT_EXECUTABLE: cannot execute ${program}: ETXTBSY (the file is open for writing) (hint: start it once the copy or build writing it is done; install programs by writing a new file and renaming it over the old one)`);
+    } finally {
+      closeSync(writer);
+    }
+  });
+
+  it('a path through a file (ENOTDIR) is 126, as a shell says', async () => {
+    const result = await runBin(['--env-file', envFile, '--', `${envFile}/job`], { runtimeDir: dir });
+    expect(result.exitCode).toBe(126);
+    expect(result.stderr).toBe(`run-with-secrets: error RWS_COMMAND_NOT_EXECUTABLE: cannot execute ${envFile}/job: ENOTDIR (a part of its path is not a directory) (hint: check the path of the command)`);
   });
 });
 
@@ -123,7 +171,59 @@ describe('on a terminal', () => {
     expect(result.stdout.match(/signal SIGINT/g)).toHaveLength(1);
     expect(result.stdout).toContain('wrapper-status=0');
   });
+
+  /** The wrapper's pid: the parent of the child that printed `ready`. */
+  const parentOf = (readyLine: string): number => {
+    const { pid } = JSON.parse(readyLine.slice(6)) as { pid: number };
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  };
+
+  it('a Ctrl-C reaches the child exactly once when the wrapper\'s stdin, stdout and stderr are not the terminal', async () => {
+    const out = join(dir, 'out');
+    writeFileSync(out, '');
+    const inner = `"${BIN}" --env-file "${envFile}" -- "${fixture('trap.mjs')}" SIGUSR2 >"${out}" 2>&1 </dev/null; echo "wrapper-status=$?"`;
+    const session = execa('script', ['-qfec', inner, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(dir, { TERM: 'dumb', SHELL: '/bin/bash' }), stdin: 'pipe' });
+    const ready = await waitForFileLine(out, 'ready ');
+    session.stdin!.write('\x03');
+    await waitForFileLine(out, 'signal SIGINT');
+    // Forwarded by the wrapper after any SIGINT it forwarded: the child prints them in order.
+    process.kill(parentOf(ready), 'SIGUSR2');
+    const result = await session;
+    expect(result.stdout).toContain('wrapper-status=0');
+    expect(readFileSync(out, 'utf8').split('\n').filter((line) => line.startsWith('signal '))).toEqual(['signal SIGINT', 'signal SIGUSR2']);
+  });
+
+  it('a SIGINT sent to a wrapper outside the terminal\'s foreground group (setsid) is forwarded, though its output is the terminal', async () => {
+    const session = execa('script', ['-qfec', `setsid -w "${BIN}" --env-file "${envFile}" -- "${fixture('trap.mjs')}" SIGUSR2`, '/dev/null'], { reject: false, extendEnv: false, env: baseEnv(dir, { TERM: 'dumb', SHELL: '/bin/sh' }), stdin: 'pipe' });
+    const wrapper = parentOf(await waitForLine(session.stdout!, 'ready '));
+    try {
+      process.kill(wrapper, 'SIGINT');
+      await waitForLine(session.stdout!, 'signal SIGINT', 5000);
+      process.kill(wrapper, 'SIGUSR2');
+      const result = await session;
+      expect(result.stdout.split(/\r?\n/).filter((line) => line.startsWith('signal '))).toEqual(['signal SIGINT', 'signal SIGUSR2']);
+    } finally {
+      // Its own session: nothing else would stop it if the test failed.
+      try {
+        process.kill(-wrapper, 'SIGKILL');
+      } catch {
+        // Gone with the run, as it should be.
+      }
+    }
+  });
 });
+
+/** Waits until `file` holds a line starting with `prefix`; returns it. */
+async function waitForFileLine(file: string, prefix: string, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = readFileSync(file, 'utf8').split('\n').find((candidate) => candidate.startsWith(prefix));
+    if (line !== undefined) return line;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for "${prefix}" in ${file}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe('colour', () => {
   // The warning used to see colour needs a .env that others can really reach.
@@ -207,6 +307,29 @@ describe('--mask', () => {
     });
     expect(result.timedOut).toBe(false);
     expect(result.stdout).toBe('y\nstatus=1');
+  });
+
+  it('a reader slower than the child holds the child, as a pipe would, rather than the wrapper keeping all it wrote in memory', async () => {
+    // The reader waits up to 3 s for the child to have written 64 MiB, reading nothing: held by
+    // the pipes, the child cannot get there; buffered by the wrapper, it got there at once.
+    const marker = join(dir, 'wrote-all');
+    const reader = `for i in $(seq 60); do [ -e "${marker}" ] && break; sleep 0.05; done; [ -e "${marker}" ] && echo "child-done-before-reading"; wc -c`;
+    const script = `"$0" --env-file "$1" --mask -- sh -c 'head -c 67108864 /dev/zero; touch "$1"' sh "$2" | sh -c '${reader.replace(/'/g, "'\\''")}'`;
+    const result = await execa('bash', ['-c', script, BIN, envFile, marker], { env: baseEnv(dir), extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
+    expect(result.stdout.trim()).toBe('67108864');
+  });
+
+  it('a reader that stalls after the child has exited still gets all the child wrote: the wrapper waits for it', async () => {
+    // 300 kB fit in the pipes between the child and the reader, so the child writes them all and
+    // exits while the reader takes nothing; the reader comes back 2 s later. The second the
+    // wrapper waits after the child's exit is for a grandchild holding the pipes open, not for
+    // output the reader has not taken yet: the wrapper must still be there, holding the rest.
+    const childDone = join(dir, 'child-done');
+    const wrapperDone = join(dir, 'wrapper-done');
+    const reader = `for i in $(seq 200); do [ -e "${childDone}" ] && break; sleep 0.05; done; sleep 2; [ -e "${wrapperDone}" ] && echo "wrapper gone before the reader came back"; wc -c`;
+    const script = `{ "$0" --env-file "$1" --mask -- sh -c 'head -c 300000 /dev/zero; touch "$0"' "$2"; touch "$3"; } | sh -c '${reader}'`;
+    const result = await execa('bash', ['-c', script, BIN, envFile, childDone, wrapperDone], { env: baseEnv(dir), extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
+    expect(result.stdout.trim()).toBe('300000');
   });
 
   it('passes output through unchanged when no secret appears, and keeps the exit code', async () => {

@@ -48,7 +48,7 @@ describe('the signals the wrapper catches', () => {
 
   it('a run catches every signal that would end it, except those left alone', () => {
     const caught = caughtBy(() => {
-      const relay = new SignalRelay({ ...quiet, onTerminal: false, killAfterMs: undefined, onStopBeforeChild: () => undefined });
+      const relay = new SignalRelay({ ...quiet, terminalDelivers: () => false, killAfterMs: undefined, onStopBeforeChild: () => undefined });
       relay.install();
       return () => relay.uninstall();
     });
