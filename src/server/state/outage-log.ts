@@ -48,6 +48,12 @@ export class OutageLog {
   #toldReplaced = false;
   /** The code of the current outage's latest refusal, for the line at a stop. */
   #code = '';
+  /** The last outage told in full: its first line, code and when. */
+  #lastFull: { line: string; code: string; at: number } | undefined;
+  /** The current outage is a relapse of the last one told in full (see refused). */
+  #relapse = false;
+  /** Relapses over since the last line that counted them. */
+  #relapsed = { outages: 0, refused: 0, rows: 0, longest: 0 };
 
   constructor(
     private readonly log: (line: string) => void,
@@ -73,9 +79,24 @@ export class OutageLog {
     this.#code = error.code;
     if (this.#since === undefined) {
       this.#since = now;
+      if (error instanceof StateReplacedError) {
+        this.#lastLine = now;
+        this.replaced(error);
+        return;
+      }
+      // The same failure again within a minute of its full line: a disk all but full, where each
+      // checkpoint frees a page, one commit goes through and the next fails, logged two lines a
+      // flap (30 lines in 20 s at 10 requests a second). Counted instead, in one line a minute.
+      const line = fullLine(error);
+      if (this.#lastFull?.line === line && now - this.#lastFull.at < SUMMARY_EVERY_MS) {
+        this.#relapse = true;
+        this.#lastLine = this.#lastFull.at;
+        return;
+      }
+      this.#tellRelapses();
       this.#lastLine = now;
-      if (error instanceof StateReplacedError) this.replaced(error);
-      else this.log(fullLine(error));
+      this.#lastFull = { line, code: error.code, at: now };
+      this.log(line);
       return;
     }
     if (now - this.#lastLine < SUMMARY_EVERY_MS) return;
@@ -97,6 +118,7 @@ export class OutageLog {
    * The 429 rows folded until the stop are written at the stop, so their loss is known only here.
    */
   stopping(): void {
+    this.#tellRelapses();
     if (this.#since === undefined) return;
     const lost = [
       this.#refused === 0 ? '' : `${this.#refused} request${this.#refused === 1 ? '' : 's'} refused`,
@@ -109,10 +131,42 @@ export class OutageLog {
   /** A request's commit went through: the outage, if any, is over. */
   answered(): void {
     if (this.#since === undefined) return;
+    // A relapse that lasted long enough to be told as still going is ended as any outage is.
+    if (this.#relapse && this.#lastLine === this.#lastFull?.at) {
+      const now = this.now();
+      this.#relapsed = {
+        outages: this.#relapsed.outages + 1,
+        refused: this.#relapsed.refused + this.#refused,
+        rows: this.#relapsed.rows + this.#rows,
+        longest: Math.max(this.#relapsed.longest, now - this.#since),
+      };
+      this.#since = undefined;
+      this.#relapse = false;
+      this.#refused = 0;
+      this.#rows = 0;
+      if (this.#lastFull !== undefined && now - this.#lastFull.at >= SUMMARY_EVERY_MS) this.#tellRelapses();
+      return;
+    }
+    this.#relapse = false;
+    this.#tellRelapses();
     this.log(printable(`secrets-server: ${this.subject.back} after ${seconds(this.now() - this.#since)} s; ${this.#refused} request${this.#refused === 1 ? ' was' : 's were'} refused${this.#rowsLost()} meanwhile`));
     this.#since = undefined;
     this.#refused = 0;
     this.#rows = 0;
+  }
+
+  /** One line for the relapses counted since the last full line, if any; the next failure is told in full. */
+  #tellRelapses(): void {
+    const { outages, refused, rows, longest } = this.#relapsed;
+    if (outages === 0 || this.#lastFull === undefined) return;
+    const lost = rows === 0 ? '' : ` and ${rows} folded 429 audit row${rows === 1 ? '' : 's'} not written`;
+    this.log(
+      printable(
+        `secrets-server: error ${this.#lastFull.code}: the same failure came back ${outages} more time${outages === 1 ? '' : 's'} in the ${seconds(this.now() - this.#lastFull.at)} s after it was told, each over within ${seconds(longest)} s; ${refused} request${refused === 1 ? ' was' : 's were'} refused${lost} meanwhile`,
+      ),
+    );
+    this.#relapsed = { outages: 0, refused: 0, rows: 0, longest: 0 };
+    this.#lastFull = undefined;
   }
 
   #rowsLost(): string {

@@ -129,3 +129,69 @@ it('says at a stop in an outage what was refused since its last line, folded 429
   over.stopping();
   expect(quiet).toHaveLength(2);
 });
+
+it('counts the same failure coming back within a minute of its full line in one line, not two lines a flap', () => {
+  const { outage, said, advance } = withClock();
+  const full = new StateUnavailableError('the state database /srv/store/state.db could not be written: its file system is full (SQLITE_FULL)', undefined, 'free space');
+  const flap = (): void => {
+    advance(500);
+    outage.refused(full);
+    outage.refused(full);
+    expect(outage.failing()).toBe(true);
+    advance(200);
+    outage.answered();
+    advance(300);
+  };
+  outage.refused(full);
+  advance(100);
+  outage.answered();
+  expect(said).toEqual([
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the state database /srv/store/state.db could not be written: its file system is full (SQLITE_FULL) (hint: free space)',
+    'secrets-server: the state database is reachable again after 0.1 s; 1 request was refused meanwhile',
+  ]);
+  // A checkpoint frees a page, one commit goes through, the next fails: 50 times in 50 s.
+  for (let i = 0; i < 50; i++) flap();
+  expect(said).toHaveLength(2);
+  for (let i = 0; i < 10; i++) flap();
+  expect(said).toHaveLength(2);
+  // The minute since the full line is over: the count, then the failure in full again.
+  flap();
+  expect(said.slice(2)).toEqual([
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the same failure came back 60 more times in the 61 s after it was told, each over within 0.2 s; 120 requests were refused meanwhile',
+    said[0],
+    'secrets-server: the state database is reachable again after 0.2 s; 2 requests were refused meanwhile',
+  ]);
+  // Another failure is told in full at once, after the count of what came before it.
+  flap();
+  outage.refused(down);
+  outage.answered();
+  expect(said.slice(5)).toEqual([
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the same failure came back 1 more time in the 1.5 s after it was told, each over within 0.2 s; 2 requests were refused meanwhile',
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgres://rws:***@db:5432/rws did not answer (ECONNREFUSED) (hint: check the URL)',
+    'secrets-server: the state database is reachable again after 0.0 s; 1 request was refused meanwhile',
+  ]);
+});
+
+it('ends a relapse that lasts past its minute as any outage, and counts relapses at a stop', () => {
+  const { outage, said, advance } = withClock();
+  outage.refused(down);
+  outage.answered();
+  advance(1_000);
+  outage.refused(down);
+  advance(SUMMARY_EVERY_MS);
+  outage.refused(down);
+  expect(said.slice(2)).toEqual(['secrets-server: error RWS_STATE_UNAVAILABLE: the state database is still unavailable after 60 s; 2 requests refused so far']);
+  outage.answered();
+  expect(said.slice(3)).toEqual(['secrets-server: the state database is reachable again after 60 s; 2 requests were refused meanwhile']);
+  outage.refused(down);
+  outage.answered();
+  advance(500);
+  outage.refused(down);
+  outage.answered();
+  outage.stopping();
+  expect(said.slice(4)).toEqual([
+    said[0],
+    'secrets-server: the state database is reachable again after 0.0 s; 1 request was refused meanwhile',
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the same failure came back 1 more time in the 0.5 s after it was told, each over within 0.0 s; 1 request was refused meanwhile',
+  ]);
+});
