@@ -7,6 +7,7 @@ import { loadAgeIdentities, parseAgeIdentities } from '../sops/index.js';
 import { readPrivateFile } from './store/files.js';
 import { ServerUsageError } from './usage-error.js';
 import { storePaths, type StorePaths } from './store/layout.js';
+import { unreadableFile } from './store/owner.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -34,6 +35,14 @@ export async function checkStoreDir(paths: StorePaths): Promise<void> {
   }
   if ((stat.mode & 0o077) !== 0) {
     throw new RwsError('RWS_STORE_INVALID', `store directory ${paths.dir} is open to others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 700 ${paths.dir}` });
+  }
+  // 0700 lets no one else in: said as such, where it read "cannot open …/age-identity.txt:
+  // permission denied" and left the operator to guess whose the directory is.
+  const me = process.geteuid?.();
+  if (me !== undefined && me !== 0 && stat.uid !== me) {
+    throw new RwsError('RWS_STORE_INVALID', `store directory ${paths.dir} belongs to uid ${stat.uid} and this process runs as uid ${me}`, {
+      hint: `run secrets-server as the store's owner, or give it the store (chown -R ${me} ${paths.dir})`,
+    });
   }
 }
 
@@ -69,9 +78,11 @@ async function readStoreFile(file: string, what: string): Promise<string> {
   try {
     return await readPrivateFile(file);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
       throw new RwsError('RWS_STORE_MISSING', `no ${what} at ${file}`, { hint: 'run secrets-server init --store DIR' });
     }
+    if (code === 'EACCES' || code === 'EPERM') throw await unreadableFile(file, error as NodeJS.ErrnoException);
     throw error;
   }
 }

@@ -5,6 +5,9 @@ import { RwsError } from '../errors.js';
 
 export type Reload = () => Promise<void> | void;
 
+/** What an operator might expect SIGHUP to re-read, and what does happen. */
+const NOT_RELOADED = 'SIGHUP re-reads --tls-cert and --tls-key and reopens --audit-log; the JWT secret, the API key pepper and the age identities are read at start: restart the server to change them';
+
 export class ReloadHooks {
   readonly #hooks: Array<{ name: string; run: Reload; done: string }> = [];
 
@@ -15,6 +18,8 @@ export class ReloadHooks {
 
   /** Runs every reload in order; each failure is reported and the rest still run. */
   async runAll(log: (line: string) => void): Promise<void> {
+    // Said, so that `systemctl reload` is not taken for a reload of the store's keys.
+    if (this.#hooks.length === 0) log(`secrets-server: SIGHUP, nothing to reload (${NOT_RELOADED})`);
     for (const { name, run, done } of this.#hooks) {
       try {
         await run();

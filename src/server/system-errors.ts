@@ -19,6 +19,14 @@ const LISTEN_HINTS: Readonly<Record<string, string>> = {
   EADDRNOTAVAIL: 'no interface of this machine has that address: check --host',
 };
 
+// The metrics listener's own flag: a metrics port in use read "choose another --port", the
+// vault listener's flag, and sent the operator to the wrong one.
+const METRICS_LISTEN_HINTS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'another process listens there (another secrets-server on this host?): stop it, or give --metrics-listen another HOST:PORT',
+  EACCES: 'ports below 1024 need privileges: give --metrics-listen a port of 1024 or above',
+  EADDRNOTAVAIL: 'no interface of this machine has that address: check --metrics-listen',
+};
+
 const FILE_HINTS: Readonly<Record<string, string>> = {
   EROFS: 'the file system is mounted read-only: give a path on a writable one (for the audit log, --audit-log FILE)',
   EACCES: 'check the permissions of the file and its directory for the user running secrets-server',
@@ -51,16 +59,17 @@ function isSystemError(error: unknown): error is SystemError {
   return error instanceof Error && typeof (error as { code?: unknown }).code === 'string' && typeof (error as { syscall?: unknown }).syscall === 'string';
 }
 
-/** An RwsError for a system error we can explain, else undefined. */
-export function explainSystemError(error: unknown): RwsError | undefined {
+/** An RwsError for a system error we can explain, else undefined; `listener`: whose address failed to listen. */
+export function explainSystemError(error: unknown, listener: 'vault' | 'metrics' = 'vault'): RwsError | undefined {
   if (!isSystemError(error)) return undefined;
   const what = WHAT[error.code] ?? error.code;
-  if ((error.syscall === 'listen' || error.syscall === 'bind') && LISTEN_HINTS[error.code] !== undefined) {
+  const hints = listener === 'metrics' ? METRICS_LISTEN_HINTS : LISTEN_HINTS;
+  if ((error.syscall === 'listen' || error.syscall === 'bind') && hints[error.code] !== undefined) {
     // Node leaves the port out of the error for --port 0 (any port): "HOST:undefined" said nothing.
     const port = error.port === undefined || error.port === 0 ? undefined : error.port;
     const host = error.address === undefined ? undefined : error.address.includes(':') ? `[${error.address}]` : error.address;
     const where = host === undefined ? (port === undefined ? 'any port' : `port ${port}`) : port === undefined ? `${host} (any port)` : `${host}:${port}`;
-    return new RwsError('RWS_LISTEN_FAILED', `cannot listen on ${where}: ${what} (${error.code})`, { hint: LISTEN_HINTS[error.code], cause: error });
+    return new RwsError('RWS_LISTEN_FAILED', `cannot listen on ${where}${listener === 'metrics' ? ' (--metrics-listen)' : ''}: ${what} (${error.code})`, { hint: hints[error.code], cause: error });
   }
   // A --host or --metrics-listen name that does not resolve: it came out as RWS_INTERNAL. The
   // database's own lookups are reported where it is opened, with its URL masked.

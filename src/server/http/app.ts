@@ -24,6 +24,7 @@ import { adminRoute } from './admin/routes.js';
 import { reportOfflineUse } from './batch/fallback.js';
 import { batchSecrets } from './batch/batch.js';
 import type { Route } from './route.js';
+import { wasLogged } from '../logged-errors.js';
 
 export interface AppDeps extends HandlerDeps {
   limits?: AuthLimits;
@@ -49,7 +50,7 @@ interface StateSeen {
 
 const PREFIX = '/api/v1/vault/';
 
-function route(deps: HandlerDeps, method: string, path: string, query: string): Route | undefined {
+function route(deps: AppDeps, method: string, path: string, query: string): Route | undefined {
   if (path === '/healthz') return { event: undefined, methods: ['GET'], run: () => health(deps) };
   if (path === '/metrics') return { event: 'metrics.read', methods: ['GET'], run: (x) => readMetrics(deps, x, query) };
   // `run-with-secrets login` checks a key here before storing it: audited, rate-limited like a mint.
@@ -84,15 +85,19 @@ function route(deps: HandlerDeps, method: string, path: string, query: string): 
 
 /**
  * For load balancers and for drift between replicas: 200 while the state database answers, with
- * the version (file digest) of each environment this process serves; 503 when it does not.
+ * the version (file digest) of each environment this process serves; 503 when it does not, or
+ * while requests are refused because commits fail (outage-log.ts, `failing`).
  */
-async function health(deps: HandlerDeps): Promise<Reply> {
+async function health(deps: AppDeps): Promise<Reply> {
   const environments = await deps.secrets.versions();
   try {
     const schema = await deps.state.schemaVersion();
     // Every commit appends to the newest audit row: while it is damaged, every credentialed
     // request is refused, and a monitor must not be told this replica is fine.
     await deps.state.auditHead();
+    if (deps.outage?.failing() === true || deps.auditOutage?.failing() === true) {
+      return { status: 503, body: { status: 'unavailable', state: { kind: deps.state.kind, schema }, environments } };
+    }
     return { status: 200, body: { status: 'ok', state: { kind: deps.state.kind, schema }, environments } };
   } catch {
     return { status: 503, body: { status: 'unavailable', state: { kind: deps.state.kind, schema: null }, environments } };
@@ -114,7 +119,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
 
   /** A database that does not answer, or an audit file that cannot be written, is counted once per request, not logged per error. */
   function report(error: unknown, seen: StateSeen): void {
-    if (!counted(error, seen) && !(error instanceof HttpError)) log(`secrets-server: ${describe(error)}`);
+    if (!counted(error, seen) && !(error instanceof HttpError) && !wasLogged(error)) log(`secrets-server: ${describe(error)}`);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -61,6 +61,8 @@ const PUBLIC_FAILURES: Readonly<Record<string, readonly [number, HttpErrorCode, 
   RWS_SOPS_MAC_MISMATCH: [500, 'RWS_STORE_INVALID', 'the secrets file failed verification and is not served'],
   RWS_SOPS_DECRYPT_FAILED: [500, 'RWS_STORE_INVALID', 'the secrets file failed verification and is not served'],
   RWS_SOPS_NO_IDENTITY: [500, 'RWS_STORE_INVALID', 'the secrets file is not encrypted for this server'],
+  // A store file the server may not read (another user's, 0600): the log says whose.
+  RWS_FILE_ACCESS: [500, 'RWS_STORE_INVALID', 'the secrets file cannot be read by the server and is not served'],
 };
 
 /**

@@ -17,6 +17,12 @@ import { ClosedBeforeLockError, LockBusyError, StateReplacedError, StateUnavaila
 /** The longest a server stays silent while it refuses requests for want of its database. */
 export const SUMMARY_EVERY_MS = 60_000;
 
+/**
+ * How long after a refused request, with no commit through since, `failing()` holds. Bounded: a
+ * load balancer that takes the server out on it sends no request that could end the outage.
+ */
+export const FAILING_FOR_MS = 10_000;
+
 /** How the counting lines name what is down, and its return. */
 export interface OutageSubject {
   still: string;
@@ -38,9 +44,16 @@ export class OutageLog {
   /** Folded 429 rows not written: each stands for many refusals, none of them this outage's. */
   #rows = 0;
   #lastLine = 0;
+  #lastRefused = 0;
   #toldReplaced = false;
   /** The code of the current outage's latest refusal, for the line at a stop. */
   #code = '';
+  /** The last outage told in full: its first line, code and when. */
+  #lastFull: { line: string; code: string; at: number } | undefined;
+  /** The current outage is a relapse of the last one told in full (see refused). */
+  #relapse = false;
+  /** Relapses over since the last line that counted them. */
+  #relapsed = { outages: 0, refused: 0, rows: 0, longest: 0 };
 
   constructor(
     private readonly log: (line: string) => void,
@@ -60,14 +73,30 @@ export class OutageLog {
   /** A request was refused for `error`, or (`row`) a folded 429 audit row could not be written. */
   refused(error: RwsError, what: 'request' | 'row' = 'request'): void {
     const now = this.now();
+    this.#lastRefused = now;
     if (what === 'row') this.#rows++;
     else this.#refused++;
     this.#code = error.code;
     if (this.#since === undefined) {
       this.#since = now;
+      if (error instanceof StateReplacedError) {
+        this.#lastLine = now;
+        this.replaced(error);
+        return;
+      }
+      // The same failure again within a minute of its full line: a disk all but full, where each
+      // checkpoint frees a page, one commit goes through and the next fails, logged two lines a
+      // flap (30 lines in 20 s at 10 requests a second). Counted instead, in one line a minute.
+      const line = fullLine(error);
+      if (this.#lastFull?.line === line && now - this.#lastFull.at < SUMMARY_EVERY_MS) {
+        this.#relapse = true;
+        this.#lastLine = this.#lastFull.at;
+        return;
+      }
+      this.#tellRelapses();
       this.#lastLine = now;
-      if (error instanceof StateReplacedError) this.replaced(error);
-      else this.log(fullLine(error));
+      this.#lastFull = { line, code: error.code, at: now };
+      this.log(line);
       return;
     }
     if (now - this.#lastLine < SUMMARY_EVERY_MS) return;
@@ -76,10 +105,20 @@ export class OutageLog {
   }
 
   /**
+   * Whether requests are refused now: an outage whose last refusal is under FAILING_FOR_MS old.
+   * /healthz says so, where it answered 200 while a full disk or a read-only database refused
+   * every commit (its own reads still went through).
+   */
+  failing(): boolean {
+    return this.#since !== undefined && this.now() - this.#lastRefused < FAILING_FOR_MS;
+  }
+
+  /**
    * The server stops in an outage: what it refused since the last line is said now, or never.
    * The 429 rows folded until the stop are written at the stop, so their loss is known only here.
    */
   stopping(): void {
+    this.#tellRelapses();
     if (this.#since === undefined) return;
     const lost = [
       this.#refused === 0 ? '' : `${this.#refused} request${this.#refused === 1 ? '' : 's'} refused`,
@@ -92,10 +131,42 @@ export class OutageLog {
   /** A request's commit went through: the outage, if any, is over. */
   answered(): void {
     if (this.#since === undefined) return;
+    // A relapse that lasted long enough to be told as still going is ended as any outage is.
+    if (this.#relapse && this.#lastLine === this.#lastFull?.at) {
+      const now = this.now();
+      this.#relapsed = {
+        outages: this.#relapsed.outages + 1,
+        refused: this.#relapsed.refused + this.#refused,
+        rows: this.#relapsed.rows + this.#rows,
+        longest: Math.max(this.#relapsed.longest, now - this.#since),
+      };
+      this.#since = undefined;
+      this.#relapse = false;
+      this.#refused = 0;
+      this.#rows = 0;
+      if (this.#lastFull !== undefined && now - this.#lastFull.at >= SUMMARY_EVERY_MS) this.#tellRelapses();
+      return;
+    }
+    this.#relapse = false;
+    this.#tellRelapses();
     this.log(printable(`secrets-server: ${this.subject.back} after ${seconds(this.now() - this.#since)} s; ${this.#refused} request${this.#refused === 1 ? ' was' : 's were'} refused${this.#rowsLost()} meanwhile`));
     this.#since = undefined;
     this.#refused = 0;
     this.#rows = 0;
+  }
+
+  /** One line for the relapses counted since the last full line, if any; the next failure is told in full. */
+  #tellRelapses(): void {
+    const { outages, refused, rows, longest } = this.#relapsed;
+    if (outages === 0 || this.#lastFull === undefined) return;
+    const lost = rows === 0 ? '' : ` and ${rows} folded 429 audit row${rows === 1 ? '' : 's'} not written`;
+    this.log(
+      printable(
+        `secrets-server: error ${this.#lastFull.code}: the same failure came back ${outages} more time${outages === 1 ? '' : 's'} in the ${seconds(this.now() - this.#lastFull.at)} s after it was told, each over within ${seconds(longest)} s; ${refused} request${refused === 1 ? ' was' : 's were'} refused${lost} meanwhile`,
+      ),
+    );
+    this.#relapsed = { outages: 0, refused: 0, rows: 0, longest: 0 };
+    this.#lastFull = undefined;
   }
 
   #rowsLost(): string {
@@ -111,7 +182,7 @@ export class OutageLog {
 }
 
 /** The error as the commands print it; its message names the database without a password. */
-function fullLine(error: RwsError): string {
+export function fullLine(error: RwsError): string {
   return printable(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint === undefined ? '' : ` (hint: ${error.hint})`}`));
 }
 

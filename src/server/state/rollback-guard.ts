@@ -15,6 +15,7 @@ import { readPrivateFile, replaceFile } from '../store/files.js';
 import type { SqlStateStore } from './sql/sql-state-store.js';
 import { StateReplacedError } from './state-errors.js';
 import { OutageLog } from './outage-log.js';
+import { GuardFailures } from './guard-failures.js';
 
 const CHECK_EVERY_MS = 1_000;
 
@@ -34,6 +35,7 @@ export class RollbackGuard {
   #checking = false;
   #checkAgain = false;
   readonly #outage: OutageLog;
+  readonly #failures: GuardFailures;
 
   /** `outage`: the server's, so that a replaced file is said once whoever finds it first. */
   constructor(
@@ -43,6 +45,7 @@ export class RollbackGuard {
     outage?: OutageLog,
   ) {
     this.#outage = outage ?? new OutageLog(log);
+    this.#failures = new GuardFailures(log);
   }
 
   /** Checks now, then every second; resolves after the first check. */
@@ -66,7 +69,10 @@ export class RollbackGuard {
     }
     this.#checking = true;
     void this.check()
-      .catch(() => undefined)
+      .then(
+        () => this.#failures.ran(),
+        (error: unknown) => this.#failures.failed(error),
+      )
       .finally(() => {
         this.#checking = false;
         if (this.#checkAgain) {

@@ -4,6 +4,7 @@ import { replacementTemp } from '../../replacement-temps.js';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RwsError } from '../../errors.js';
+import { giveToDirectoryOwner } from './owner.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
 
@@ -11,11 +12,27 @@ const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
 export async function createExclusive(file: string, data: string | Uint8Array): Promise<void> {
   const handle = await fs.open(file, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY, 0o600);
   try {
+    await giveToDirectoryOwner(handle, file);
     await handle.writeFile(data);
     await handle.sync();
+  } catch (error) {
+    throw naming(error, file);
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Node leaves the path out of a write's error: a full disk stopped `serve` at start with
+ * `internal error (Error ENOSPC)`, and no file named. With it, the error is explained as others are.
+ */
+function naming(error: unknown, file: string): unknown {
+  const errno = error as NodeJS.ErrnoException;
+  if (error instanceof Error && typeof errno.code === 'string' && errno.path === undefined) {
+    errno.path = file;
+    errno.syscall ??= 'write';
+  }
+  return error;
 }
 
 /** Replaces `file` by a complete new version: temp file (0600) in the same directory, fsync, rename. */
@@ -43,6 +60,8 @@ export async function stageReplacement(file: string, data: string | Uint8Array):
     await createExclusive(temp, data);
   } catch (error) {
     await discard();
+    // The file being replaced, not its temp file's random name.
+    if ((error as NodeJS.ErrnoException).path === temp) (error as NodeJS.ErrnoException).path = file;
     throw error;
   }
   return {

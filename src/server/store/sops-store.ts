@@ -12,6 +12,8 @@ import { isValidEnvironment, SECRETS_SUFFIX, type StorePaths } from './layout.js
 import type { EnvironmentVersion, SecretFile, SecretSource } from './secret-source.js';
 import { servedValues } from './served-values.js';
 import { fileIdentity, StoreWatcher } from './file-watch.js';
+import { unreadableFile } from './owner.js';
+import { RefusedFiles } from './refused-files.js';
 
 export type VersionedSopsFile = SopsFile & { readonly digest: string };
 /** What the API serves of one version of a file, and that version's digest. */
@@ -30,14 +32,17 @@ interface Cached {
 export class SopsSecretStore implements SecretSource {
   readonly #cache = new Map<string, Cached>();
   #watcher: StoreWatcher | undefined;
+  readonly #told: RefusedFiles;
 
   constructor(
     private readonly paths: StorePaths,
     private readonly identities: string[],
     private readonly now: () => number = Date.now,
-    /** Where a failure to watch the store directory is told (once). */
+    /** Where a failure to watch the store directory, and a file refused, is told (once). */
     private readonly log: (line: string) => void = () => undefined,
-  ) {}
+  ) {
+    this.#told = new RefusedFiles(log);
+  }
 
   async open(environment: string): Promise<ServedFile | undefined> {
     const now = this.now();
@@ -50,7 +55,11 @@ export class SopsSecretStore implements SecretSource {
       return cached.file;
     }
     const opened = identity === 'absent' ? Promise.resolve(undefined) : readSopsFile(file, this.identities).then((sops) => ({ ...servedValues(sops), digest: sops.digest }));
-    opened.catch(() => undefined); // a refusal is cached too; each request awaits and reports it
+    // A refusal is cached too, told in the log once here; each request awaits it and answers with it.
+    opened.then(
+      () => this.#told.served(file),
+      (error: unknown) => this.#told.refused(file, error),
+    );
     this.#cache.set(environment, { identity, checkedAt: now, file: opened });
     return opened;
   }
@@ -109,10 +118,11 @@ export function fileDigest(text: string): string {
 export async function readSopsFile(file: string, identities: string[]): Promise<VersionedSopsFile> {
   // O_NONBLOCK: opening a FIFO put in a file's place must not wait for a writer (a request,
   // `status` and a thread of libuv's small pool would hang for ever); it is then refused below.
-  const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
+  const handle = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(async (error: NodeJS.ErrnoException) => {
     // A link in a file's place is refused as the store's other misfits are (it came out as a 500
     // RWS_INTERNAL, and as "ELOOP" in status and /healthz).
     if (error.code === 'ELOOP') throw new RwsError('RWS_STORE_INVALID', `${file} is a symbolic link, which the server never follows`, { hint: 'put the file itself in the store (a copy, or a hard link on the same file system)' });
+    if (error.code === 'EACCES' || error.code === 'EPERM') throw await unreadableFile(file, error);
     throw error;
   });
   try {

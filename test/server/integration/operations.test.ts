@@ -59,6 +59,20 @@ async function livePair(name: string) {
 }
 
 describe('SIGHUP', () => {
+  it('says there is nothing to reload when the server has no TLS pair and no audit log, and what a restart is needed for', async () => {
+    const server = await startServer(store);
+    try {
+      server.process.kill('SIGHUP');
+      await until(async () => server.stderr() !== '');
+      expect(server.stderr()).toBe(
+        'secrets-server: SIGHUP, nothing to reload (SIGHUP re-reads --tls-cert and --tls-key and reopens --audit-log; the JWT secret, the API key pepper and the age identities are read at start: restart the server to change them)\n',
+      );
+      expect((await call(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('serves a renewed certificate to new connections, keeps the old one when the new pair is broken, and never stops', async () => {
     const { first, second, live } = await livePair('tls');
     const server = await startServer(store, ['--tls-cert', live.cert, '--tls-key', live.key]);
@@ -179,6 +193,21 @@ describe('start-up errors', () => {
       expect(result.exitCode).toBe(1);
       oneLine(result.stderr);
       expect(result.stderr).toContain(`RWS_LISTEN_FAILED: cannot listen on 127.0.0.1:${port}: address in use (EADDRINUSE)`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('names --metrics-listen, not --port, when the metrics address is the one in use', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const result = await cli(['serve', '--store', store.dir, '--port', '0', '--metrics-listen', `127.0.0.1:${port}`]);
+      expect([result.exitCode, result.stderr]).toEqual([
+        1,
+        `secrets-server: error RWS_LISTEN_FAILED: cannot listen on 127.0.0.1:${port} (--metrics-listen): address in use (EADDRINUSE) (hint: another process listens there (another secrets-server on this host?): stop it, or give --metrics-listen another HOST:PORT)\n`,
+      ]);
     } finally {
       blocker.close();
     }

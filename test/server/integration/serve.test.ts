@@ -142,7 +142,8 @@ describe('audit failure', () => {
       const issued = await generate(server, apiKey, { subject: 's', environment: 'production', key_pattern: 'SERVICE_B_KEY' });
       expect(issued.status).toBe(503);
       expect(issued.body.token).toBeUndefined();
-      expect((await call(`${server.url}/healthz`)).status).toBe(200);
+      // Every credentialed request is refused: a monitor is told so (it said 200).
+      expect((await call(`${server.url}/healthz`)).status).toBe(503);
       // Two refusals, one line: the file, the errno in words, the hint (it said `AuditSinkError
       // RWS_AUDIT_UNAVAILABLE` per request).
       expect(server.stderr().split('\n').filter((line) => line.includes('RWS_AUDIT_UNAVAILABLE'))).toEqual([

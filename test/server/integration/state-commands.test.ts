@@ -9,6 +9,7 @@ import { BIN, call, cli, cliOk, makeApiKey, makeStore, startServer, type TestSto
 import { postgresControl, testDatabase } from '../../helpers/postgres.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/server/state/sql/schema.js';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { storePaths } from '../../../src/server/store/layout.js';
 
 const SECRETS = { production: { SERVICE_B_KEY: 'b-key-value' } };
@@ -421,6 +422,32 @@ describe('db and status commands', () => {
         expect(result.stderr.split('\n').filter(Boolean)).toHaveLength(result.stderr.includes('hint') ? result.stderr.split('\n').filter(Boolean).length : 1);
         expect(result.stderr).not.toContain(password);
       }
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('a database that accepts no writes', () => {
+  it('is said to be read-only, with where to point the URL, where it read "did not answer (25006)" and a hint about firewalls', async () => {
+    const db = await testDatabase();
+    try {
+      const env = { RWS_DATABASE_URL: db.url };
+      await cliOk(['db', 'migrate', '--store', store.dir], { env });
+      // As a standby after a failover answers, or a database set read-only.
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      await admin.query(`ALTER DATABASE ${new URL(db.url).pathname.slice(1)} SET default_transaction_read_only = on`);
+      await admin.end();
+      const result = await cli(['apikey', 'create', '--name', 'ro', '--admin', '--store', store.dir], { env });
+      const url = new URL(db.url);
+      expect([result.exitCode, result.stdout]).toEqual([1, '']);
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `^secrets-server: error RWS_STATE_UNAVAILABLE: the state database \\S+ is read-only \\(25006\\) \\(hint: PostgreSQL at ${url.hostname}:${url.port} accepts no writes: a standby \\(point the database URL at the primary: after a failover, the new one, or a name that follows it\\), or default_transaction_read_only is on\\)\n$`,
+        ),
+      );
+      expect(result.stderr).not.toContain(url.password);
     } finally {
       await db.drop();
     }

@@ -1,7 +1,7 @@
 // The outage log's pace, on a clock of the test's own: a full line at the first refusal, at most
 // one counting line a minute after it, one line at recovery, and a replaced file said once ever.
 import { expect, it } from 'vitest';
-import { auditLogOutage, OutageLog, SUMMARY_EVERY_MS } from '../../../src/server/state/outage-log.js';
+import { auditLogOutage, FAILING_FOR_MS, OutageLog, SUMMARY_EVERY_MS } from '../../../src/server/state/outage-log.js';
 import { AuditSinkError, LockBusyError, StateReplacedError, StateUnavailableError } from '../../../src/server/state/state-errors.js';
 
 function withClock(): { outage: OutageLog; said: string[]; advance(ms: number): void } {
@@ -85,6 +85,24 @@ it('counts folded 429 rows not written apart from refused requests, and names an
   ]);
 });
 
+it('is failing from a refusal until a commit goes through, or for at most FAILING_FOR_MS after the last refusal', () => {
+  const { outage, advance } = withClock();
+  expect(outage.failing()).toBe(false);
+  outage.refused(down);
+  expect(outage.failing()).toBe(true);
+  advance(FAILING_FOR_MS - 1);
+  expect(outage.failing()).toBe(true);
+  outage.refused(down);
+  advance(FAILING_FOR_MS - 1);
+  expect(outage.failing()).toBe(true);
+  // No request since (a load balancer took the server out): no longer said to be failing.
+  advance(1);
+  expect(outage.failing()).toBe(false);
+  outage.refused(down);
+  outage.answered();
+  expect(outage.failing()).toBe(false);
+});
+
 it('says at a stop in an outage what was refused since its last line, folded 429 rows included', () => {
   const { outage, said, advance } = withClock();
   outage.stopping();
@@ -110,4 +128,70 @@ it('says at a stop in an outage what was refused since its last line, folded 429
   over.answered();
   over.stopping();
   expect(quiet).toHaveLength(2);
+});
+
+it('counts the same failure coming back within a minute of its full line in one line, not two lines a flap', () => {
+  const { outage, said, advance } = withClock();
+  const full = new StateUnavailableError('the state database /srv/store/state.db could not be written: its file system is full (SQLITE_FULL)', undefined, 'free space');
+  const flap = (): void => {
+    advance(500);
+    outage.refused(full);
+    outage.refused(full);
+    expect(outage.failing()).toBe(true);
+    advance(200);
+    outage.answered();
+    advance(300);
+  };
+  outage.refused(full);
+  advance(100);
+  outage.answered();
+  expect(said).toEqual([
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the state database /srv/store/state.db could not be written: its file system is full (SQLITE_FULL) (hint: free space)',
+    'secrets-server: the state database is reachable again after 0.1 s; 1 request was refused meanwhile',
+  ]);
+  // A checkpoint frees a page, one commit goes through, the next fails: 50 times in 50 s.
+  for (let i = 0; i < 50; i++) flap();
+  expect(said).toHaveLength(2);
+  for (let i = 0; i < 10; i++) flap();
+  expect(said).toHaveLength(2);
+  // The minute since the full line is over: the count, then the failure in full again.
+  flap();
+  expect(said.slice(2)).toEqual([
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the same failure came back 60 more times in the 61 s after it was told, each over within 0.2 s; 120 requests were refused meanwhile',
+    said[0],
+    'secrets-server: the state database is reachable again after 0.2 s; 2 requests were refused meanwhile',
+  ]);
+  // Another failure is told in full at once, after the count of what came before it.
+  flap();
+  outage.refused(down);
+  outage.answered();
+  expect(said.slice(5)).toEqual([
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the same failure came back 1 more time in the 1.5 s after it was told, each over within 0.2 s; 2 requests were refused meanwhile',
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgres://rws:***@db:5432/rws did not answer (ECONNREFUSED) (hint: check the URL)',
+    'secrets-server: the state database is reachable again after 0.0 s; 1 request was refused meanwhile',
+  ]);
+});
+
+it('ends a relapse that lasts past its minute as any outage, and counts relapses at a stop', () => {
+  const { outage, said, advance } = withClock();
+  outage.refused(down);
+  outage.answered();
+  advance(1_000);
+  outage.refused(down);
+  advance(SUMMARY_EVERY_MS);
+  outage.refused(down);
+  expect(said.slice(2)).toEqual(['secrets-server: error RWS_STATE_UNAVAILABLE: the state database is still unavailable after 60 s; 2 requests refused so far']);
+  outage.answered();
+  expect(said.slice(3)).toEqual(['secrets-server: the state database is reachable again after 60 s; 2 requests were refused meanwhile']);
+  outage.refused(down);
+  outage.answered();
+  advance(500);
+  outage.refused(down);
+  outage.answered();
+  outage.stopping();
+  expect(said.slice(4)).toEqual([
+    said[0],
+    'secrets-server: the state database is reachable again after 0.0 s; 1 request was refused meanwhile',
+    'secrets-server: error RWS_STATE_UNAVAILABLE: the same failure came back 1 more time in the 0.5 s after it was told, each over within 0.0 s; 1 request was refused meanwhile',
+  ]);
 });

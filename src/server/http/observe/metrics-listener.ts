@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import { ServerUsageError } from '../../usage-error.js';
+import { explainSystemError } from '../../system-errors.js';
 import type { ServerMetrics } from './metrics.js';
 
 export function parseListenAddress(text: string, flag: string): { host: string; port: number } {
@@ -43,9 +44,10 @@ export async function listenMetrics(address: { host: string; port: number }, met
   server.maxConnections = METRICS_MAX_CONNECTIONS;
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const refused = (error: Error): void => reject(explainSystemError(error, 'metrics') ?? error);
+    server.once('error', refused);
     server.listen(address.port, address.host, () => {
-      server.off('error', reject);
+      server.off('error', refused);
       resolve();
     });
   });

@@ -12,6 +12,8 @@ const SOCKET_SUFFIX = /\/\.s\.PGSQL\.\d+$/;
 export function unavailableWhat(code: string | undefined): string {
   if (code === '28P01' || code === '28000') return `refused the login (${code})`;
   if (code === '3D000') return `does not exist (${code})`;
+  // An answer too: a standby after a failover, or a database set read-only, takes reads and no commit.
+  if (code === '25006') return `is read-only (${code})`;
   return `did not answer (${code ?? 'connection failed'})`;
 }
 
@@ -34,6 +36,8 @@ export function unavailableHint(code: string | undefined, target: string): strin
       return `PostgreSQL at ${target} refused the login: check the user and password in the database URL, and pg_hba.conf`;
     case '3D000':
       return `PostgreSQL at ${target} has no database of the URL's name: create it (CREATE DATABASE), or fix the URL's path`;
+    case '25006':
+      return `PostgreSQL at ${target} accepts no writes: a standby (point the database URL at the primary: after a failover, the new one, or a name that follows it), or default_transaction_read_only is on`;
     default:
       return genericHint(target);
   }

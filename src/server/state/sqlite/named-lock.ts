@@ -28,8 +28,8 @@ export interface NamedLockDeps {
   tryMs: number;
   /** True once the driver is closing: a server told to stop takes no lock and ends a wait. */
   closing(): boolean;
-  /** A SQLite error other than SQLITE_BUSY, as the driver reports it. */
-  wrap(cause: unknown): unknown;
+  /** A SQLite error other than SQLITE_BUSY on `file`, as the driver reports it. */
+  wrap(cause: unknown, file: string): unknown;
 }
 
 /** `sops:production` → `state-locks.sops-production.db`; any other shape of name by its hash. */
@@ -51,7 +51,7 @@ export async function takeNamedLock(deps: NamedLockDeps, name: string): Promise<
     legacy = new deps.Sqlite(legacyFile, { timeout: deps.tryMs });
   } catch (cause) {
     own.close();
-    throw deps.wrap(cause);
+    throw deps.wrap(cause, legacyFile);
   }
   const closeBoth = (): void => {
     if (own.inTransaction) own.exec('ROLLBACK');
@@ -80,7 +80,7 @@ export async function takeNamedLock(deps: NamedLockDeps, name: string): Promise<
       const busy = sqliteCode(cause) === 'SQLITE_BUSY';
       if (!busy || Date.now() >= deadline) {
         closeBoth();
-        throw busy ? await lockBusy(deps, name, ownHeld ? legacyFile : ownFile) : deps.wrap(cause);
+        throw busy ? await lockBusy(deps, name, ownHeld ? legacyFile : ownFile) : deps.wrap(cause, ownHeld ? legacyFile : ownFile);
       }
     }
     await new Promise((resolve) => setTimeout(resolve, pause));

@@ -10,6 +10,7 @@ import { constants, promises as fs, type Stats } from 'node:fs';
 import { RwsError } from '../../../errors.js';
 import { StateUnavailableError } from '../state-errors.js';
 import type { FileIdentity } from './file-identity.js';
+import { giveToDirectoryOwner } from '../../store/owner.js';
 
 /** Files being created by this process, until their descriptor is closed. */
 const creating = new Map<string, Promise<void>>();
@@ -49,7 +50,12 @@ async function lstatOrNothing(file: string): Promise<Stats | undefined> {
 async function create(file: string): Promise<void> {
   try {
     // O_EXCL: another process that made it first keeps its file as it made it.
-    await (await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)).close();
+    const handle = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      await giveToDirectoryOwner(handle, file);
+    } finally {
+      await handle.close();
+    }
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw unavailable(file, cause);
   }

@@ -17,6 +17,8 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { StateReplacedError, StateUnavailableError } from '../state-errors.js';
 import { takeNamedLock } from './named-lock.js';
 import { ensurePrivateFile } from './private-file.js';
+import { explainSqliteError } from './sqlite-errors.js';
+import { otherOwner } from '../../store/owner.js';
 import { describeChange, type FileIdentity, FileProbe } from './file-identity.js';
 import { type HeldLock, positional, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
 
@@ -36,7 +38,11 @@ export async function openSqlite(file: string, options: SqliteOptions = {}): Pro
   try {
     probe = await FileProbe.open(file, identity);
   } catch (cause) {
-    throw new StateUnavailableError(`cannot open the state database ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, cause);
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error';
+    // Another user's state.db (a command run as root made it): say whose, and the chown.
+    const other = code === 'EACCES' || code === 'EPERM' ? await otherOwner(file) : undefined;
+    if (other !== undefined) throw new StateUnavailableError(`cannot open the state database ${file}: permission denied (${code})${other.whose}`, cause, other.hint);
+    throw new StateUnavailableError(`cannot open the state database ${file}: ${code}`, cause);
   }
   const { default: Sqlite } = await import('better-sqlite3');
   const open = (timeout: number): Database => {
@@ -88,7 +94,10 @@ async function retryWhileBusy<T>(attempt: () => T, timeoutMs: number, file: stri
       return attempt();
     } catch (cause) {
       const code = sqliteCode(cause);
-      if (!code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw new StateUnavailableError(`cannot open the state database ${file}: ${code}`, cause);
+      if (!code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) {
+        const explained = explainSqliteError(cause, file, 'opened');
+        throw explained instanceof StateUnavailableError ? explained : new StateUnavailableError(`cannot open the state database ${file}: ${code}`, cause);
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
   }
@@ -224,12 +233,12 @@ class SqliteDriver implements SqlDriver {
       this.#lost ??= new StateReplacedError(this.location, `found malformed (${code})`);
       return this.#lost;
     }
-    return wrap(cause);
+    return explainSqliteError(cause, this.location);
   }
 
   lock(name: string): Promise<HeldLock> {
     return takeNamedLock(
-      { dir: path.dirname(this.location), location: this.location, Sqlite: this.Sqlite, busyTimeoutMs: this.busyTimeoutMs, tryMs: BLOCKING_WAIT_MS, closing: () => this.#closing, wrap },
+      { dir: path.dirname(this.location), location: this.location, Sqlite: this.Sqlite, busyTimeoutMs: this.busyTimeoutMs, tryMs: BLOCKING_WAIT_MS, closing: () => this.#closing, wrap: explainSqliteError },
       name,
     );
   }
@@ -288,11 +297,3 @@ function toSqlite(value: unknown): unknown {
   return value === undefined ? null : value;
 }
 
-const UNAVAILABLE = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_FULL', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_PROTOCOL', 'SQLITE_NOMEM']);
-
-function wrap(cause: unknown): unknown {
-  const code = sqliteCode(cause);
-  const base = code.split('_').slice(0, 2).join('_');
-  if (UNAVAILABLE.has(base)) return new StateUnavailableError(`the state database could not be written (${code})`, cause);
-  return cause;
-}
