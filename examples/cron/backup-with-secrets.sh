@@ -24,7 +24,7 @@ fail() { # status message
   exit "$1"
 }
 command -v "$RWS" >/dev/null 2>&1 || fail 127 "run-with-secrets not found (looked for $RWS on PATH $PATH): install it (npm install -g run-with-secrets) or set RWS to its path"
-command -v node >/dev/null 2>&1 || fail 127 "node not found on PATH $PATH, which run-with-secrets needs: install Node.js 20 or add its directory to PATH in this script"
+command -v node >/dev/null 2>&1 || fail 127 "node not found on PATH $PATH, which run-with-secrets needs: install Node.js 20.19 or later or add its directory to PATH in this script"
 [ -x "$BACKUP" ] || fail 127 "backup program $BACKUP missing or not executable"
 
 exec 9>"$LOCK"

@@ -787,6 +787,21 @@ describe('token, keys and check commands', () => {
     expect(spent.stderr).toContain('RWS_VAULT_AUTH');
   });
 
+  it('check with a ready-made token and no -k checks * as the run asks for it: a token scoped narrower is a ✗, as the run fails', async () => {
+    const generated = await runBin(['token', 'generate', '-e', 'prod', '-k', 'SERVICE_B_*', '--usage-limit', '3', '--json'], { runtimeDir, env: vaultEnv(server.url) });
+    expect(generated.exitCode, generated.stderr).toBe(0);
+    const { token } = JSON.parse(generated.stdout) as { token: string };
+    const withToken = { RWS_VAULT_URL: server.url, RWS_TOKEN: token };
+    const run = await runBin(['-e', 'prod', '--', 'true'], { runtimeDir, env: withToken });
+    expect(run.exitCode).toBe(125);
+    expect(run.stderr).toContain('RWS_VAULT_FORBIDDEN');
+    const checked = await runBin(['check', '-e', 'prod'], { runtimeDir, env: withToken });
+    expect(checked.exitCode, checked.stdout).toBe(125);
+    expect(checked.stdout.split('\n').map((line) => line.split(':')[0])).toEqual(['✓ config', '✓ credential', '✓ server', '✓ token', '✗ scope']);
+    expect(checked.stdout).toContain('[RWS_VAULT_FORBIDDEN]');
+    expect(checked.stdout + checked.stderr).not.toContain(token);
+  });
+
   it('check checks every -k a run of that selection mints for: a second pattern outside the grant is a ✗, as the run fails', async () => {
     const run = await runBin(['-e', 'prod', '-k', 'SERVICE_B_*', '-k', 'SERVICE_A_*', '--', 'true'], { runtimeDir, env: vaultEnv(server.url) });
     expect(run.exitCode).toBe(125);

@@ -52,7 +52,9 @@ export async function check(context: CommandContext): Promise<number> {
     const live = client;
     const scope = async (token: string, pattern: string, spent = ''): Promise<void> => {
       await step('scope', async (): Promise<[number, string]> => {
-        const names = await live.listKeys(token, environment, given.length > 0 ? pattern : undefined);
+        // The pattern a run asks for, * too: a ready-made token scoped narrower lists its own names
+        // without one, where the run's * is refused.
+        const names = await live.listKeys(token, environment, pattern);
         // As a run judges it: a pattern of the selection that matches nothing fails the run.
         if (names.length === 0 && given.length > 0 && values['allow-empty'] !== true) throw new PatternUnmatchedError(pattern, list(values['key-pattern']).length > 0 ? undefined : vault.configPath);
         return [names.length, `${names.length} key(s) readable in ${environment} with ${pattern}${spent}`];
