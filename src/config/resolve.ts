@@ -163,6 +163,10 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
   const local = envFiles.length > 0 || sopsFiles.length > 0;
   const fallback = values.fallback !== undefined || values.offline === true || values['fallback-max-age'] !== undefined;
   if (fallback && local) throw new UsageError('--fallback, --fallback-max-age and --offline apply to the vault, not to --env-file or --sops-file');
+  // Checked with local files too: a config tried locally first must fail there as it would in
+  // production, not pass with a --ttl 0 the vault run then refuses.
+  const ttlMinutes = count('--ttl', str(values.ttl), 1, 1);
+  const subject = validSubject(str(values.subject));
 
   // The config file is read for every run (it may set inject_as or keep_env), but a run with an
   // explicit local source never talks to the vault.
@@ -191,8 +195,8 @@ export async function resolveRunPlan(args: ParsedArgs, facts: ProcessFacts, warn
       patterns,
       keys,
       credential: await vault.credential(),
-      subject: validSubject(str(values.subject)) ?? defaultSubject(facts, command[0]),
-      ttlMinutes: count('--ttl', str(values.ttl), 1, 1),
+      subject: subject ?? defaultSubject(facts, command[0]),
+      ttlMinutes,
       perKeyRequests: values['per-key-requests'] === true,
       fallback,
       fallbackHome: { env: { XDG_STATE_HOME: facts.env.XDG_STATE_HOME, HOME: facts.env.HOME }, uid: facts.uid },

@@ -384,6 +384,17 @@ describe('command line', () => {
     expect(result.stderr).toBe('run-with-secrets: error RWS_USAGE: --kill-after expects a number of seconds over 0 and at most 86400 (such as 30 or 2.5), got "0" (hint: see run-with-secrets --help)');
   });
 
+  it('--ttl and --subject are checked with local files too, so a config tried locally fails as the vault run would', async () => {
+    const envFile = writeEnvFile(dir, '.env', 'A=1\n');
+    const ttl = await runBin(['--env-file', envFile, '--ttl', '0', '--', 'true'], { runtimeDir: dir });
+    expect(ttl.exitCode).toBe(125);
+    expect(ttl.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: --ttl expects [^\n]+, got "0"[^\n]*$/);
+    const subject = await runBin(['--env-file', envFile, '--subject', 'a\u0007b', '--', 'true'], { runtimeDir: dir });
+    expect(subject.exitCode).toBe(125);
+    expect(subject.stderr).toMatch(/^run-with-secrets: error RWS_USAGE: --subject must be 1 to 256 characters without control characters/);
+    expect((await runBin(['--env-file', envFile, '--ttl', '30', '--subject', 'nightly', '--', 'true'], { runtimeDir: dir })).exitCode).toBe(0);
+  });
+
   it('the token example writes the token to a file RWS_TOKEN_FILE accepts (0600)', async () => {
     const help = await runBin(['token', '--help'], { runtimeDir: dir });
     // `> token` alone makes a 0644 file under the usual umask, which `token revoke` then refuses.
