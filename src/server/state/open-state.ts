@@ -37,6 +37,11 @@ export async function resolveDatabaseUrl(flag: unknown, env: Env): Promise<strin
   // would carry every password after the first into the message.
   if (Array.isArray(flag)) throw new ServerUsageError('--database-url is given more than once', 'give it once (better: RWS_DATABASE_URL_FILE; argv is visible to other users)');
   if (flag !== undefined) return checkUrl(String(flag), '--database-url');
+  // Both set: two deployments' settings met (a unit's Environment= and a drop-in's), and which
+  // database was meant is a guess; taking one silently served the other's state.
+  if (env.RWS_DATABASE_URL !== undefined && env.RWS_DATABASE_URL_FILE !== undefined) {
+    throw new ServerUsageError('RWS_DATABASE_URL and RWS_DATABASE_URL_FILE are both set', 'set one of them (better: RWS_DATABASE_URL_FILE, a 0600 file); --database-url, when given, overrides both');
+  }
   // Set but empty (a template that rendered nothing) is a mistake, never "use SQLite instead".
   if (env.RWS_DATABASE_URL !== undefined) return checkUrl(env.RWS_DATABASE_URL, 'RWS_DATABASE_URL');
   if (env.RWS_DATABASE_URL_FILE !== undefined) {

@@ -271,6 +271,19 @@ describe('secret', () => {
     }
   }, 20_000);
 
+  it('refuses RWS_DATABASE_URL and RWS_DATABASE_URL_FILE set together, where the variable won in silence; --database-url overrides both', async () => {
+    const urlFile = path.join(store.root, 'db-url');
+    await writeFile(urlFile, 'postgres://rws:file-password@127.0.0.1:9/rws\n', { mode: 0o600 });
+    const both = await cli(['db', 'status', '--store', store.dir], { env: { RWS_DATABASE_URL: 'postgres://rws:env-password@127.0.0.1:9/rws', RWS_DATABASE_URL_FILE: urlFile } });
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toBe('secrets-server: error RWS_USAGE: RWS_DATABASE_URL and RWS_DATABASE_URL_FILE are both set (hint: set one of them (better: RWS_DATABASE_URL_FILE, a 0600 file); --database-url, when given, overrides both)\n');
+    expect(both.stderr).not.toContain('password');
+    // The flag is the operator's word for this one command: both variables are left aside.
+    const flag = await cli(['db', 'status', '--store', store.dir, '--database-url', 'postgresql://rws@127.0.0.1:9/flag'], { env: { RWS_DATABASE_URL: 'postgres://rws:env-password@127.0.0.1:9/rws', RWS_DATABASE_URL_FILE: urlFile } });
+    expect(flag.stderr).toContain('127.0.0.1:9/flag');
+    expect(flag.stderr).not.toContain('both set');
+  });
+
   it('an import killed after writing its new version leaves a temp file that the next edit removes', async () => {
     await cliOk(['secret', 'set', 'killed', 'KEPT', '--store', store.dir], { input: 'kept-value' });
     // Large enough that writing and syncing the new version takes a while: the kill lands between
