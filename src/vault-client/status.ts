@@ -36,7 +36,7 @@ function describeScope(context: CallContext): string {
  */
 export function statusError(response: VaultResponse, context: CallContext, origin: string, base: string = origin): VaultError {
   const { status, serverCode, attempts } = response;
-  const details = { status, serverCode, attempts };
+  const details = { status, serverCode, attempts, credential: context.credential };
   const server = serverCode === undefined ? '' : ` (${serverCode})`;
   const credential = context.credential ?? 'request';
   if (status === 401) {

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { auditRowsSync, call, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
-import { CHILD_COMMAND, startWatch, ups, until as waitFor } from '../helpers/watch.js';
+import { alive, CHILD_COMMAND, startWatch, ups, until as waitFor } from '../helpers/watch.js';
 
 /** Passes one request on to `backend`, and its answer back (the proxies below that stand between a run and the vault). */
 function forward(backend: URL, req: IncomingMessage, res: ServerResponse): void {
@@ -258,6 +258,86 @@ describe('the offline fallback', () => {
     expect(result.stderr).toContain(`warning RWS_FALLBACK_REMOVED: the vault refused the API key (RWS_VAULT_AUTH): removed 1 fallback copy made with it from ${cacheDir()}`);
     expect(result.stderr).toContain('error RWS_WATCH_REVOKED');
     expect(cacheFiles()).toEqual([]);
+  }, 60_000);
+
+  it('3f: --watch, an admin revokes the one-use token a refresh minted (not the key): the child runs on, the key\'s copies stay, and --fallback keeps writing its copy', async () => {
+    const { id, key } = await newKey();
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    keys.push(admin.key);
+    expect((await run(key)).exitCode).toBe(0);
+    const record = join(runtimeDir, 'record.jsonl');
+    const env = { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key, WATCH_RECORD: record, WATCH_NAMES: 'JOB_DB_PASSWORD' };
+    const wrapper = startWatch(['-e', 'prod', '-k', 'JOB_*', '--watch', '--watch-interval', '30s', '--debounce', '0', '--keep-env', 'WATCH_*', '--', ...CHILD_COMMAND], runtimeDir, env);
+    const first = await waitFor('the first child', () => ups(record)[0]);
+    // The held refresh's token, as an admin sees it in the list of live tokens.
+    let jti: string | undefined;
+    await until(async () => {
+      const live = await call(`${url}/api/v1/vault/tokens?api_key_id=${id}&active=true`, { auth: admin.key });
+      jti = (live.body as { tokens: Array<{ jti: string }> }).tokens[0]?.jti;
+      return jti !== undefined;
+    }, 10_000);
+    expect((await call(`${url}/api/v1/vault/tokens/${jti}`, { method: 'DELETE', auth: admin.key })).status).toBe(204);
+    await waitFor('the refused refresh said', () => wrapper.stderrText().includes('RWS_TOKEN_REVOKED'), 10_000);
+    // Refreshing goes on with a new token: a change still reaches the child.
+    await cliOk(['secret', 'set', 'prod', 'JOB_DB_PASSWORD', '--store', store.dir], { input: 'fallback-db-secret-3' });
+    let second;
+    try {
+      second = await waitFor('the restarted child', () => ups(record)[1], 20_000);
+    } finally {
+      await cliOk(['secret', 'set', 'prod', 'JOB_DB_PASSWORD', '--store', store.dir], { input: VALUES.JOB_DB_PASSWORD });
+    }
+    expect(second.seen).toEqual({ JOB_DB_PASSWORD: 'fallback-db-secret-3' });
+    expect(alive(first.pid)).toBe(false);
+    process.kill(wrapper.pid!, 'SIGTERM');
+    const result = await wrapper;
+    printed.push(result.stdout, result.stderr);
+    expect(result.exitCode, result.stderr).not.toBe(77);
+    expect(result.stderr).not.toContain('RWS_WATCH_REVOKED');
+    expect(result.stderr).not.toContain('RWS_FALLBACK_REMOVED');
+    expect(result.stderr).toMatch(/warning RWS_VAULT_AUTH: .*refused the token while refreshing secrets: .*\(RWS_TOKEN_REVOKED\); the child keeps running with the secrets it has/);
+    // The key was never refused: its copy stays, and the next --fallback run keeps its own.
+    expect(cacheFiles()).toHaveLength(1);
+    const later = await run(key);
+    expect(later.exitCode, later.stderr).toBe(0);
+    expect(later.stderr).not.toContain('RWS_FALLBACK_NOT_WRITTEN');
+  }, 90_000);
+
+  it('3g: a run whose own minted token is revoked before its batch fails with that 401, and leaves the key\'s other copies and later copies alone', async () => {
+    const { key } = await newKey();
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    keys.push(admin.key);
+    const backend = new URL(url);
+    let revokeNext = false;
+    // Between the run and the vault: revokes the token a batch carries (as an admin may, from the
+    // list of live tokens) just before passing the batch on.
+    const proxy: Server = createServer((req, res) => {
+      if (!(revokeNext && req.url === '/api/v1/vault/secrets/batch')) return forward(backend, req, res);
+      revokeNext = false;
+      const jwt = (req.headers.authorization ?? '').replace(/^Bearer +/, '');
+      const { jti } = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { jti: string };
+      void call(`${url}/api/v1/vault/tokens/${jti}`, { method: 'DELETE', auth: admin.key }).then(() => forward(backend, req, res));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const through = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const viaProxy = (pattern: string) => rws(['-e', 'prod', '-k', pattern, '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: through });
+    try {
+      expect((await viaProxy('JOB_DB_*')).exitCode).toBe(0);
+      expect((await viaProxy('JOB_API_*')).exitCode).toBe(0);
+      expect(cacheFiles()).toHaveLength(2);
+      revokeNext = true;
+      const refused = await viaProxy('JOB_API_*');
+      expect(refused.exitCode).toBe(125);
+      expect(refused.stderr).toMatch(/error RWS_VAULT_AUTH: .*refused the token while fetching secrets: .*\(RWS_TOKEN_REVOKED\)/);
+      expect(refused.stderr).not.toContain('removed 1 fallback copy made with it');
+      // The other job's copy stays, and the key is not taken for refused on this host.
+      expect(cacheFiles()).toHaveLength(1);
+      const later = await viaProxy('JOB_API_*');
+      expect(later.exitCode, later.stderr).toBe(0);
+      expect(later.stderr).not.toContain('RWS_FALLBACK_NOT_WRITTEN');
+      expect(cacheFiles()).toHaveLength(2);
+    } finally {
+      await new Promise((resolve) => (proxy.closeAllConnections(), proxy.close(() => resolve(undefined))));
+    }
   }, 60_000);
 
   it('4: a flipped byte or an edited not_after is refused with RWS_FALLBACK_INVALID, and nothing else is tried', async () => {
