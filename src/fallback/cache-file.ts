@@ -9,7 +9,7 @@ import { constants } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
+import { ensurePrivateDirectory, otherOwnerHint, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
 import { removeLeftoverTemps } from '../replacement-temps.js';
 import { modeText } from '../local-file.js';
 import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, peekMetadata, sealCache } from './cache-format.js';
@@ -149,7 +149,13 @@ export class CacheFile {
     if (!(error instanceof PrivateFileError)) return error;
     const problem = error.problem;
     const reason = problem.kind === 'not-private' ? `group or others may read it (mode ${modeText(problem.mode)})` : problem.reason;
-    return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one');
+    // Another user's copy (sudo keeping HOME): fallback clean would remove it, and the uses it
+    // queued that their vault has not heard of yet.
+    const hint =
+      problem.kind === 'other-owner'
+        ? otherOwnerHint(problem.owner, 'XDG_STATE_HOME', 'remove it (run-with-secrets fallback clean)')
+        : 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one';
+    return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, hint);
   }
 }
 
