@@ -97,12 +97,15 @@ export class CacheFile {
     return opened;
   }
 
-  /** 'refused': not kept, since a 401 in another run refused the key on this host (refusedMark). */
-  async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<'written' | 'refused'> {
+  /**
+   * 'refused': not kept, since a 401 in another run refused the key on this host (refusedMark)
+   * at or after `askedAt`, the moment (this host's clock, ms) this run began asking the vault.
+   */
+  async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string, askedAt: number): Promise<'written' | 'refused'> {
     if (this.ownsDirectory) await ensurePrivateDirectory(dirname(this.path), this.uid);
     else await this.checkDirectory();
     await removeLeftoverTemps(this.path, processIsAlive);
-    const refused = () => this.ownsDirectory && keyRefusedHere(dirname(this.path), metadata.url, metadata.key_id);
+    const refused = () => this.ownsDirectory && keyRefusedSince(dirname(this.path), metadata.url, metadata.key_id, askedAt);
     if (await refused()) return 'refused';
     const sealed = sealCache(metadata, secrets, apiKey);
     try {
@@ -161,11 +164,14 @@ export class CacheFile {
 
 /**
  * The mark a 401 leaves in the default place for the API key it refused at one vault URL: an empty
- * `<digest>.refused`, named by a digest of both, never by the key. A run that fetched just before
- * the revocation writes its copy a moment later, and could write it after another run's 401 had
- * removed every copy: so the mark comes first, and every write looks for it before and after
- * (CacheFile.write). A key refused stays refused (a revoked or expired key never comes back), so
- * the mark is never removed; it holds no secret. A 401 from a wrong URL marks only that URL.
+ * `<digest>.refused`, named by a digest of both, never by the key, and dated (its mtime) by the
+ * latest 401. A run that fetched just before the revocation writes its copy a moment later, and
+ * could write it after another run's 401 had removed every copy: so the mark comes first, and
+ * every write looks for it before and after (CacheFile.write). Only a mark dated after the writer
+ * began asking counts: a vault that accepted the key since has the last word. Undated, one
+ * mistaken 401 (a row the admin then repaired, a 401 taken for the key's) kept every later copy of
+ * a good key from being written on this host, for ever. The mark holds no secret and stays.
+ * A 401 from a wrong URL marks only that URL.
  */
 function refusedMark(dir: string, url: string, keyId: string): string {
   const digest = createHash('sha256').update(JSON.stringify(['refused', url, keyId])).digest('hex').slice(0, 32);
@@ -174,15 +180,22 @@ function refusedMark(dir: string, url: string, keyId: string): string {
 
 async function markRefused(dir: string, url: string, keyId: string): Promise<void> {
   try {
-    await (await open(refusedMark(dir, url, keyId), constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600)).close();
+    const handle = await open(refusedMark(dir, url, keyId), constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+    try {
+      const now = new Date();
+      await handle.utimes(now, now);
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     // No directory: no copy to remove. Any other failure leaves only the race above open.
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw error;
   }
 }
 
-async function keyRefusedHere(dir: string, url: string, keyId: string): Promise<boolean> {
-  return (await lstat(refusedMark(dir, url, keyId)).catch(() => undefined)) !== undefined;
+async function keyRefusedSince(dir: string, url: string, keyId: string, since: number): Promise<boolean> {
+  const mark = await lstat(refusedMark(dir, url, keyId)).catch(() => undefined);
+  return mark !== undefined && mark.mtimeMs >= since;
 }
 
 /**

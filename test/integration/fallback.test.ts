@@ -340,6 +340,37 @@ describe('the offline fallback', () => {
     }
   }, 60_000);
 
+  it('3h: a 401 the vault later takes back (the key accepted again): the next --fallback run keeps its copy, where the old mark kept none for ever', async () => {
+    const { key } = await newKey();
+    const backend = new URL(url);
+    let refuseMint = false;
+    // Between the run and the vault: a 401 to the API key once, as a vault answers for a key row
+    // it cannot verify until its admin repairs it.
+    const proxy: Server = createServer((req, res) => {
+      if (!(refuseMint && req.url === '/api/v1/vault/tokens/generate')) return forward(backend, req, res);
+      req.resume();
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ error: { code: 'RWS_AUTH_FAILED', message: 'unknown, revoked or expired API key' } }));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const through = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const viaProxy = () => rws(['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: through });
+    try {
+      expect((await viaProxy()).exitCode).toBe(0);
+      refuseMint = true;
+      const refused = await viaProxy();
+      expect(refused.exitCode).toBe(125);
+      expect(refused.stderr).toContain('error RWS_VAULT_AUTH');
+      expect(cacheFiles()).toEqual([]);
+      refuseMint = false;
+      const accepted = await viaProxy();
+      expect(accepted.exitCode, accepted.stderr).toBe(0);
+      expect(accepted.stderr).not.toContain('RWS_FALLBACK_NOT_WRITTEN');
+      expect(cacheFiles()).toHaveLength(1);
+    } finally {
+      await new Promise((resolve) => (proxy.closeAllConnections(), proxy.close(() => resolve(undefined))));
+    }
+  }, 60_000);
+
   it('4: a flipped byte or an edited not_after is refused with RWS_FALLBACK_INVALID, and nothing else is tried', async () => {
     const { key } = await newKey();
     expect((await run(key)).exitCode).toBe(0);
