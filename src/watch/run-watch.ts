@@ -207,8 +207,13 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
           generation.mask.replace(fresh.values());
         }
         current = digest;
-        const signalled = await signalCatchers(generation.pgid, watch.onChange.signal);
+        const { pids: signalled, caught, ignored } = await signalCatchers(generation.pgid, watch.onChange.signal);
         io.log.notice(`secrets changed: ${change}; the secrets file is rewritten, and ${watch.onChange.signal} sent to ${signalled.length === 1 && signalled[0] === generation.pgid ? 'the child' : `pid ${signalled.join(', ')} of the child's group (${signalled.length === 1 ? 'the one that catches' : 'those that catch'} it)`}`);
+        // The notice alone read as a reload done, for a child that has no handler for the signal.
+        if (!caught) {
+          const effect = ignored ? 'the child ignores it, and keeps the values it read until it rereads the file by itself' : 'its default action applies to the child (for most signals, it ends)';
+          io.log.warn('RWS_WATCH_SIGNAL_UNCAUGHT', `no process of the child's group catches ${watch.onChange.signal}: ${effect}; for a program that does not reload on a signal, use --on-change restart`);
+        }
         continue;
       }
       io.log.notice(`secrets changed: ${change}; restarting the child (${watch.stopSignal} to its process group)`);
