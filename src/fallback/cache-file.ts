@@ -16,6 +16,8 @@ import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VER
 
 /** A cache of a few thousand secrets is far below this; anything larger is not ours. */
 const MAX_CACHE_BYTES = 16 * 1024 * 1024;
+/** How far ahead of its 401 a refused mark is dated (see markRefused). */
+const MARK_MARGIN_MS = 1000;
 /** The names cacheFileName gives in the default place. */
 const DEFAULT_CACHE_NAME = /^[0-9a-f]{32}\.bin$/;
 
@@ -182,8 +184,10 @@ async function markRefused(dir: string, url: string, keyId: string): Promise<voi
   try {
     const handle = await open(refusedMark(dir, url, keyId), constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
     try {
-      const now = new Date();
-      await handle.utimes(now, now);
+      // Dated a little ahead: a file system that keeps whole seconds (FAT, some network mounts)
+      // would round the date down, before a writer that began asking just ahead of this 401.
+      const dated = new Date(Date.now() + MARK_MARGIN_MS);
+      await handle.utimes(dated, dated);
     } finally {
       await handle.close();
     }
