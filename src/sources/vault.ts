@@ -226,7 +226,7 @@ function untilStopped<T>(step: Promise<T>, stopped: AbortSignal | undefined): Pr
  * By code and fields, not by class: the vault client is a bundle of its own, loaded lazily. A
  * credential refused before any request (RWS_VAULT_AUTH without a status) is not the vault's word.
  */
-export function isKeyRefusal(error: unknown): boolean {
+function isKeyRefusal(error: unknown): boolean {
   const { status, credential } = error as { status?: unknown; credential?: unknown };
   return error instanceof RwsError && error.code === 'RWS_VAULT_AUTH' && status === 401 && credential === 'API key';
 }
