@@ -330,6 +330,16 @@ describe('logout and whoami', () => {
     expect(`${result.stdout}${who.stdout}`).not.toMatch(/[\u200d\u202e]/);
   });
 
+  it('a stored key the vault then revokes: the 401 says to put a new key where this one came from, login included, not only RWS_API_KEY or RWS_API_KEY_FILE', async () => {
+    const revoked = await makeApiKey(storeA, ['prod'], ['A_*']);
+    expect((await login(serverA.url, revoked.key, ['--profile', 'gone'])).exitCode).toBe(0);
+    await cliOk(['apikey', 'revoke', revoked.id, '--store', storeA.dir]);
+    const result = await printEnv(serverA.url, ['--profile', 'gone', '-k', 'A_ONE']);
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/^run-with-secrets: error RWS_VAULT_AUTH: .* refused the API key while minting a token: .*\(hint: get a new API key \(secrets-server apikey create\) and put it where this one came from: .*or run-with-secrets login \(run-with-secrets check names which\)\)$/);
+    expect(result.stderr).not.toContain(revoked.key);
+  });
+
   it('both work offline for the stored side; whoami says plainly that it could not ask the vault', async () => {
     const store = await makeStore({ prod: { C_ONE: 'c' } });
     const key = await makeApiKey(store, ['prod'], ['C_*']);
