@@ -123,6 +123,7 @@ export class VaultFeed {
     // A tagged answer is long-polled at once (the held request is the wait); an untagged server
     // is asked again after the interval.
     let delay = part.tagged ? 0 : this.options.intervalMs;
+    let tokenRetried = false;
     while (!stopped.aborted) {
       if (delay > 0) await sleep(delay, stopped);
       if (stopped.aborted) return;
@@ -130,6 +131,7 @@ export class VaultFeed {
       try {
         const answer = await this.refresh(part, context);
         backoff.reset();
+        tokenRetried = false;
         this.options.log.ok(this.label(part));
         if (answer.secrets !== undefined && !sameSecrets(answer.secrets, part.secrets)) {
           part.secrets = answer.secrets;
@@ -158,6 +160,14 @@ export class VaultFeed {
         // Only our own errors are quoted: another error's message may hold what it was given.
         const known = error instanceof RwsError ? error : undefined;
         const code = known?.code ?? 'RWS_INTERNAL';
+        // Its own token refused: asked again at once with a new one, whose mint says whether the
+        // API key is refused too (a revoked key's tokens go with it); only a second refusal is said.
+        if (this.ownTokenRefused(error) && !tokenRetried) {
+          tokenRetried = true;
+          delay = 0;
+          this.options.debug(`vault: ${this.label(part)}: the vault refused this refresh's own token (${(error as VaultError).serverCode ?? 'no code'}); asking again with a new one`);
+          continue;
+        }
         if ((code === 'RWS_VAULT_AUTH' || code === 'RWS_VAULT_FORBIDDEN') && !this.ownTokenRefused(error)) {
           await this.source.forgetRefusedKey(error, { warn: this.options.warn, debug: this.options.debug });
           this.options.revoked(error as VaultError);
