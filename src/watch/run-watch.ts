@@ -162,8 +162,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       let fresh: Secrets;
       try {
         fresh = selectSecrets(await feed.current(), plan.selection);
-        // A rotated value the secrets file cannot carry (a line break in dotenv) is a failed
-        // refresh: found out after the stop, it left the app dead with exit 125.
+        // A rotated value the secrets file (a line break in dotenv) or one variable (over 128 KiB)
+        // cannot carry is a failed refresh: found out after the stop, it left the app dead with
+        // exit 125.
         await injection.check(fresh);
       } catch (error) {
         refreshFailed(error, 'the sources are read again at their next change');

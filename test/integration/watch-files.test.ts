@@ -279,6 +279,22 @@ describe('run-with-secrets --watch with local files', () => {
     }
   }, 40_000);
 
+  it('a new value over 128 KiB, which no environment variable can carry: the running child is kept and the failure said, not stopped and left dead (exit 125)', async () => {
+    const { envFile, record, env } = setup('A=one\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    const first = await until('the child', () => ups(record)[0]);
+    replaceByRename(envFile, `A=one\nBIG=${'x'.repeat(140_000)}\n`);
+    await until('the failure line', () => wrapper.stderrText().includes('RWS_ENV_TOO_LARGE'));
+    expect(wrapper.stderrText()).toMatch(/warning RWS_ENV_TOO_LARGE: \.env file \S+: refresh failed: BIG is over 128 KiB, more than one environment variable can carry \(E2BIG\); the child keeps running with the secrets it has/);
+    expect(alive(first.pid)).toBe(true);
+    expect(wrapper.exitCode).toBeNull();
+    replaceByRename(envFile, 'A=two\n');
+    const second = await until('the restarted child', () => ups(record)[1]);
+    expect(second.seen).toEqual({ A: 'two' });
+    wrapper.kill('SIGTERM');
+    await wrapper;
+  }, 40_000);
+
   it('a file that cannot be read for a moment keeps the child running, said once; the next good edit restarts it', async () => {
     const { envFile, record, env } = setup('A=one\n');
     const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
