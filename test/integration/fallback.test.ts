@@ -19,6 +19,18 @@ function forward(backend: URL, req: IncomingMessage, res: ServerResponse): void 
   req.pipe(upstream);
 }
 
+/** A proxy to the vault that lets `intercept` answer a request itself (true), else passes it on. */
+async function interceptingProxy(backend: URL, intercept: (req: IncomingMessage, res: ServerResponse) => boolean): Promise<{ url: string; close(): Promise<void> }> {
+  const proxy: Server = createServer((req, res) => {
+    if (!intercept(req, res)) forward(backend, req, res);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+    close: () => new Promise((resolve) => (proxy.closeAllConnections(), proxy.close(() => resolve()))),
+  };
+}
+
 const VALUES = { JOB_DB_PASSWORD: 'fallback-db-secret-1', JOB_API_TOKEN: 'fallback-api-secret-2' };
 let store: TestStore;
 let server: RunningServer | undefined;
@@ -307,20 +319,18 @@ describe('the offline fallback', () => {
     const { key } = await newKey();
     const admin = await makeApiKey(store, [], [], ['--admin']);
     keys.push(admin.key);
-    const backend = new URL(url);
     let revokeNext = false;
     // Between the run and the vault: revokes the token a batch carries (as an admin may, from the
     // list of live tokens) just before passing the batch on.
-    const proxy: Server = createServer((req, res) => {
-      if (!(revokeNext && req.url === '/api/v1/vault/secrets/batch')) return forward(backend, req, res);
+    const proxy = await interceptingProxy(new URL(url), (req, res) => {
+      if (!(revokeNext && req.url === '/api/v1/vault/secrets/batch')) return false;
       revokeNext = false;
       const jwt = (req.headers.authorization ?? '').replace(/^Bearer +/, '');
       const { jti } = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { jti: string };
-      void call(`${url}/api/v1/vault/tokens/${jti}`, { method: 'DELETE', auth: admin.key }).then(() => forward(backend, req, res));
+      void call(`${url}/api/v1/vault/tokens/${jti}`, { method: 'DELETE', auth: admin.key }).then(() => forward(new URL(url), req, res));
+      return true;
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const through = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
-    const viaProxy = (pattern: string) => rws(['-e', 'prod', '-k', pattern, '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: through });
+    const viaProxy = (pattern: string) => rws(['-e', 'prod', '-k', pattern, '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: proxy.url });
     try {
       expect((await viaProxy('JOB_DB_*')).exitCode).toBe(0);
       expect((await viaProxy('JOB_API_*')).exitCode).toBe(0);
@@ -337,24 +347,22 @@ describe('the offline fallback', () => {
       expect(later.stderr).not.toContain('RWS_FALLBACK_NOT_WRITTEN');
       expect(cacheFiles()).toHaveLength(2);
     } finally {
-      await new Promise((resolve) => (proxy.closeAllConnections(), proxy.close(() => resolve(undefined))));
+      await proxy.close();
     }
   }, 60_000);
 
   it('3h: a 401 the vault later takes back (the key accepted again): the next --fallback run keeps its copy, where the old mark kept none for ever', async () => {
     const { key } = await newKey();
-    const backend = new URL(url);
     let refuseMint = false;
     // Between the run and the vault: a 401 to the API key once, as a vault answers for a key row
     // it cannot verify until its admin repairs it.
-    const proxy: Server = createServer((req, res) => {
-      if (!(refuseMint && req.url === '/api/v1/vault/tokens/generate')) return forward(backend, req, res);
+    const proxy = await interceptingProxy(new URL(url), (req, res) => {
+      if (!(refuseMint && req.url === '/api/v1/vault/tokens/generate')) return false;
       req.resume();
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ error: { code: 'RWS_AUTH_FAILED', message: 'unknown, revoked or expired API key' } }));
+      return true;
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const through = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
-    const viaProxy = () => rws(['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: through });
+    const viaProxy = () => rws(['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: proxy.url });
     try {
       expect((await viaProxy()).exitCode).toBe(0);
       refuseMint = true;
@@ -372,7 +380,7 @@ describe('the offline fallback', () => {
       expect(accepted.stderr).not.toContain('RWS_FALLBACK_NOT_WRITTEN');
       expect(cacheFiles()).toHaveLength(1);
     } finally {
-      await new Promise((resolve) => (proxy.closeAllConnections(), proxy.close(() => resolve(undefined))));
+      await proxy.close();
     }
   }, 60_000);
 
