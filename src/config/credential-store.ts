@@ -242,7 +242,7 @@ function storeProblem(error: unknown, path: string): unknown {
   }
   // Another user's logins (sudo keeping HOME): logout --all, the hint for a broken file, would
   // remove them.
-  const hint = error.problem.kind === 'other-owner' ? otherOwnerHint(error.problem.owner, 'XDG_CONFIG_HOME', 'remove it (run-with-secrets logout --all)') : 'remove it (run-with-secrets logout --all) and log in again';
+  const hint = error.problem.kind === 'other-owner' ? otherOwnerHint(error.problem.owner, 'XDG_CONFIG_HOME', 'remove it (run-with-secrets logout --all)', 'log in again') : 'remove it (run-with-secrets logout --all) and log in again';
   return new CredentialError('RWS_CREDENTIAL_STORE_INVALID', `refusing the stored logins ${path}: ${error.problem.reason}`, hint);
 }
 

@@ -25,8 +25,8 @@ export class PrivateFileError extends Error {
  * keeping that user's HOME: theirs, never to be removed; a user reading root's file is what such
  * a sudo left behind in their HOME. The usual hint, remove it, was wrong for the first.
  */
-export function otherOwnerHint(owner: number, ownHome: string, remove: string): string {
-  if (owner === 0) return `root made it (sudo without -H keeps your HOME): ${remove} as root, then let a run of yours write it again`;
+export function otherOwnerHint(owner: number, ownHome: string, remove: string, redo: string): string {
+  if (owner === 0) return `root made it (sudo without -H keeps your HOME): ${remove} as root, then ${redo}`;
   return `it is uid ${owner}'s: run as that user, or point HOME (sudo -H) or ${ownHome} at your own; do not remove it`;
 }
 

@@ -158,7 +158,7 @@ export class CacheFile {
     // queued that their vault has not heard of yet.
     const hint =
       problem.kind === 'other-owner'
-        ? otherOwnerHint(problem.owner, 'XDG_STATE_HOME', 'remove it (run-with-secrets fallback clean)')
+        ? otherOwnerHint(problem.owner, 'XDG_STATE_HOME', 'remove it (run-with-secrets fallback clean)', 'let a --fallback run write it again')
         : 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one';
     return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, hint);
   }
