@@ -8,7 +8,7 @@ import { link, lstat, open, rename, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CredentialError } from '../errors.js';
 import { modeText } from '../local-file.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
+import { ensurePrivateDirectory, otherOwnerHint, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
 import { processIsRunning } from '../inject/placement.js';
 import { leftoverTemps, removeLeftoverTemps, replacementTemp } from '../replacement-temps.js';
 
@@ -240,7 +240,10 @@ function storeProblem(error: unknown, path: string): unknown {
   if (error.problem.kind === 'not-private') {
     return new CredentialError('RWS_CREDENTIAL_FILE_MODE', `the stored logins ${path} are readable or writable by group or others (mode ${modeText(error.problem.mode)})`, `chmod 600 ${path}, and treat the keys in it as exposed`);
   }
-  return new CredentialError('RWS_CREDENTIAL_STORE_INVALID', `refusing the stored logins ${path}: ${error.problem.reason}`, `remove it (run-with-secrets logout --all) and log in again`);
+  // Another user's logins (sudo keeping HOME): logout --all, the hint for a broken file, would
+  // remove them.
+  const hint = error.problem.kind === 'other-owner' ? otherOwnerHint(error.problem.owner, 'XDG_CONFIG_HOME', 'remove it (run-with-secrets logout --all)', 'log in again') : 'remove it (run-with-secrets logout --all) and log in again';
+  return new CredentialError('RWS_CREDENTIAL_STORE_INVALID', `refusing the stored logins ${path}: ${error.problem.reason}`, hint);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

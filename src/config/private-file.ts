@@ -10,12 +10,24 @@ const { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = constant
 
 export type PrivateFileProblem =
   | { kind: 'not-private'; mode: number }
-  | { kind: 'not-ours'; reason: string };
+  | { kind: 'not-ours'; reason: string }
+  /** Another user's file or directory: theirs to keep, not ours to remove (`sudo` keeping HOME). */
+  | { kind: 'other-owner'; reason: string; owner: number };
 
 export class PrivateFileError extends Error {
   constructor(readonly problem: PrivateFileProblem) {
     super(problem.kind);
   }
+}
+
+/**
+ * What to do about a file of ours that another user owns. Root reading a user's file is sudo
+ * keeping that user's HOME: theirs, never to be removed; a user reading root's file is what such
+ * a sudo left behind in their HOME. The usual hint, remove it, was wrong for the first.
+ */
+export function otherOwnerHint(owner: number, ownHome: string, remove: string, redo: string): string {
+  if (owner === 0) return `root made it (sudo without -H keeps your HOME): ${remove} as root, then ${redo}`;
+  return `it is uid ${owner}'s: run as that user, or point HOME (sudo -H) or ${ownHome} at your own; do not remove it`;
 }
 
 /** The file's text, or undefined when there is none; refuses links, other owners, group/other access. */
@@ -39,7 +51,7 @@ export async function readPrivateBytes(path: string, uid: number, maxBytes: numb
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new PrivateFileError({ kind: 'not-ours', reason: 'it is not a regular file' });
-    if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'not-ours', reason: `it is owned by uid ${info.uid}, not by you` });
+    if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'other-owner', reason: `it is owned by uid ${info.uid}, not by you`, owner: info.uid });
     if ((info.mode & 0o077) !== 0) throw new PrivateFileError({ kind: 'not-private', mode: info.mode });
     if (info.size > maxBytes) throw new PrivateFileError({ kind: 'not-ours', reason: `it is larger than ${maxBytes} bytes` });
     return await handle.readFile();
@@ -56,7 +68,7 @@ export async function ensurePrivateDirectory(dir: string, uid: number): Promise<
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await lstat(dir);
   if (!info.isDirectory()) throw new PrivateFileError({ kind: 'not-ours', reason: `${dir} is not a directory` });
-  if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'not-ours', reason: `${dir} is owned by uid ${info.uid}, not by you` });
+  if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'other-owner', reason: `${dir} is owned by uid ${info.uid}, not by you`, owner: info.uid });
   if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
 }
 

@@ -9,13 +9,15 @@ import { constants } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
-import { ensurePrivateDirectory, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
+import { ensurePrivateDirectory, otherOwnerHint, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
 import { removeLeftoverTemps } from '../replacement-temps.js';
 import { modeText } from '../local-file.js';
 import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, peekMetadata, sealCache } from './cache-format.js';
 
 /** A cache of a few thousand secrets is far below this; anything larger is not ours. */
 const MAX_CACHE_BYTES = 16 * 1024 * 1024;
+/** How far ahead of its 401 a refused mark is dated (see markRefused). */
+const MARK_MARGIN_MS = 1000;
 /** The names cacheFileName gives in the default place. */
 const DEFAULT_CACHE_NAME = /^[0-9a-f]{32}\.bin$/;
 
@@ -97,12 +99,15 @@ export class CacheFile {
     return opened;
   }
 
-  /** 'refused': not kept, since a 401 in another run refused the key on this host (refusedMark). */
-  async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string): Promise<'written' | 'refused'> {
+  /**
+   * 'refused': not kept, since a 401 in another run refused the key on this host (refusedMark)
+   * at or after `askedAt`, the moment (this host's clock, ms) this run began asking the vault.
+   */
+  async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string, askedAt: number): Promise<'written' | 'refused'> {
     if (this.ownsDirectory) await ensurePrivateDirectory(dirname(this.path), this.uid);
     else await this.checkDirectory();
     await removeLeftoverTemps(this.path, processIsAlive);
-    const refused = () => this.ownsDirectory && keyRefusedHere(dirname(this.path), metadata.url, metadata.key_id);
+    const refused = () => this.ownsDirectory && keyRefusedSince(dirname(this.path), metadata.url, metadata.key_id, askedAt);
     if (await refused()) return 'refused';
     const sealed = sealCache(metadata, secrets, apiKey);
     try {
@@ -149,17 +154,26 @@ export class CacheFile {
     if (!(error instanceof PrivateFileError)) return error;
     const problem = error.problem;
     const reason = problem.kind === 'not-private' ? `group or others may read it (mode ${modeText(problem.mode)})` : problem.reason;
-    return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one');
+    // Another user's copy (sudo keeping HOME): fallback clean would remove it, and the uses it
+    // queued that their vault has not heard of yet.
+    const hint =
+      problem.kind === 'other-owner'
+        ? otherOwnerHint(problem.owner, 'XDG_STATE_HOME', 'remove it (run-with-secrets fallback clean)', 'let a --fallback run write it again')
+        : 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one';
+    return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, hint);
   }
 }
 
 /**
  * The mark a 401 leaves in the default place for the API key it refused at one vault URL: an empty
- * `<digest>.refused`, named by a digest of both, never by the key. A run that fetched just before
- * the revocation writes its copy a moment later, and could write it after another run's 401 had
- * removed every copy: so the mark comes first, and every write looks for it before and after
- * (CacheFile.write). A key refused stays refused (a revoked or expired key never comes back), so
- * the mark is never removed; it holds no secret. A 401 from a wrong URL marks only that URL.
+ * `<digest>.refused`, named by a digest of both, never by the key, and dated (its mtime) by the
+ * latest 401. A run that fetched just before the revocation writes its copy a moment later, and
+ * could write it after another run's 401 had removed every copy: so the mark comes first, and
+ * every write looks for it before and after (CacheFile.write). Only a mark dated after the writer
+ * began asking counts: a vault that accepted the key since has the last word. Undated, one
+ * mistaken 401 (a row the admin then repaired, a 401 taken for the key's) kept every later copy of
+ * a good key from being written on this host, for ever. The mark holds no secret and stays.
+ * A 401 from a wrong URL marks only that URL.
  */
 function refusedMark(dir: string, url: string, keyId: string): string {
   const digest = createHash('sha256').update(JSON.stringify(['refused', url, keyId])).digest('hex').slice(0, 32);
@@ -168,15 +182,24 @@ function refusedMark(dir: string, url: string, keyId: string): string {
 
 async function markRefused(dir: string, url: string, keyId: string): Promise<void> {
   try {
-    await (await open(refusedMark(dir, url, keyId), constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600)).close();
+    const handle = await open(refusedMark(dir, url, keyId), constants.O_CREAT | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+    try {
+      // Dated a little ahead: a file system that keeps whole seconds (FAT, some network mounts)
+      // would round the date down, before a writer that began asking just ahead of this 401.
+      const dated = new Date(Date.now() + MARK_MARGIN_MS);
+      await handle.utimes(dated, dated);
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     // No directory: no copy to remove. Any other failure leaves only the race above open.
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw error;
   }
 }
 
-async function keyRefusedHere(dir: string, url: string, keyId: string): Promise<boolean> {
-  return (await lstat(refusedMark(dir, url, keyId)).catch(() => undefined)) !== undefined;
+async function keyRefusedSince(dir: string, url: string, keyId: string, since: number): Promise<boolean> {
+  const mark = await lstat(refusedMark(dir, url, keyId)).catch(() => undefined);
+  return mark !== undefined && mark.mtimeMs >= since;
 }
 
 /**

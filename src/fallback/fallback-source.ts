@@ -44,6 +44,8 @@ export class FallbackSource implements SecretSource {
   async load(context: LoadContext): Promise<Secrets> {
     if (this.settings.offline) return this.fromCache(context, undefined, true);
     let answer: VaultLoad;
+    // The host's real clock, as the refused mark's mtime is (not the test hook's).
+    const askedAt = Date.now();
     try {
       answer = await this.vault.loadWithGrant(context);
     } catch (error) {
@@ -54,7 +56,7 @@ export class FallbackSource implements SecretSource {
       if (!isAvailabilityFailure(error)) throw error;
       return this.fromCache(context, error as Error & { code: string }, true);
     }
-    await this.keep(answer, context);
+    await this.keep(answer, askedAt, context);
     await this.reportOfflineUses(context);
     return answer.secrets;
   }
@@ -119,7 +121,7 @@ export class FallbackSource implements SecretSource {
     }
   }
 
-  private async keep(answer: VaultLoad, context: LoadContext): Promise<void> {
+  private async keep(answer: VaultLoad, askedAt: number, context: LoadContext): Promise<void> {
     const { cache, identity, apiKey, clock } = this.settings;
     const grant = answer.fallback;
     if (!grant.allowed || grant.notAfter === null) {
@@ -142,7 +144,7 @@ export class FallbackSource implements SecretSource {
       not_after: new Date(grant.notAfter).toISOString(),
     };
     try {
-      if ((await cache.write(metadata, answer.secrets, apiKey)) === 'refused') {
+      if ((await cache.write(metadata, answer.secrets, apiKey, askedAt)) === 'refused') {
         context.warn('RWS_FALLBACK_NOT_WRITTEN', `the vault has refused this API key in another run on this host since this one fetched; no fallback cache is kept at ${cache.path}`);
         return;
       }

@@ -219,12 +219,16 @@ function untilStopped<T>(step: Promise<T>, stopped: AbortSignal | undefined): Pr
 }
 
 /**
- * The vault answered 401: the API key (or a token minted from it) is invalid, revoked or expired.
- * By code and status, not by class: the vault client is a bundle of its own, loaded lazily. A
+ * The vault answered 401 to the API key itself (minting a token): it is invalid, revoked or
+ * expired. A 401 to a token this run minted speaks of that token only (an admin revoked it, it
+ * expired during retries): taken for the key's, it marked a good key refused on this host for
+ * ever, and no --fallback run kept a copy again. A revoked key is refused at the next mint.
+ * By code and fields, not by class: the vault client is a bundle of its own, loaded lazily. A
  * credential refused before any request (RWS_VAULT_AUTH without a status) is not the vault's word.
  */
 function isKeyRefusal(error: unknown): boolean {
-  return error instanceof RwsError && error.code === 'RWS_VAULT_AUTH' && (error as { status?: unknown }).status === 401;
+  const { status, credential } = error as { status?: unknown; credential?: unknown };
+  return error instanceof RwsError && error.code === 'RWS_VAULT_AUTH' && status === 401 && credential === 'API key';
 }
 
 function strictest(grants: ReadonlyArray<FallbackGrant | undefined>): FallbackGrant {

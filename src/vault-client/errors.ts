@@ -25,6 +25,11 @@ export interface VaultErrorDetails {
   serverCode?: string;
   /** How many attempts were made before giving up. */
   attempts?: number;
+  /**
+   * What the refused request carried: a 401 to a token the run minted for itself speaks of that
+   * token (revoked by an admin, expired), not of the API key that minted it.
+   */
+  credential?: 'API key' | 'token';
 }
 
 export class VaultError extends RwsError {
@@ -32,12 +37,14 @@ export class VaultError extends RwsError {
   readonly status: number | undefined;
   readonly serverCode: string | undefined;
   readonly attempts: number | undefined;
+  readonly credential: 'API key' | 'token' | undefined;
 
   constructor(code: VaultErrorCode, message: string, hint: string, details: VaultErrorDetails = {}) {
     super(code, message, { hint });
     this.status = details.status;
     this.serverCode = details.serverCode;
     this.attempts = details.attempts;
+    this.credential = details.credential;
   }
 }
 

@@ -36,14 +36,15 @@ function describeScope(context: CallContext): string {
  */
 export function statusError(response: VaultResponse, context: CallContext, origin: string, base: string = origin): VaultError {
   const { status, serverCode, attempts } = response;
-  const details = { status, serverCode, attempts };
+  const details = { status, serverCode, attempts, credential: context.credential };
   const server = serverCode === undefined ? '' : ` (${serverCode})`;
   const credential = context.credential ?? 'request';
   if (status === 401) {
     const hint =
       context.credential === 'token'
-        ? 'get a new token (run-with-secrets token generate) or let run-with-secrets mint one from an API key'
-        : 'regenerate the API key (secrets-server apikey create) and update RWS_API_KEY or RWS_API_KEY_FILE';
+        ? 'a token run-with-secrets minted from the API key: run again (an admin may have revoked it); one given with RWS_TOKEN or --token-file: get a new one (run-with-secrets token generate)'
+        : // The key may come from any of four places; naming two sent a user of `login` to variables they never set.
+          'get a new API key (secrets-server apikey create) and put it where this one came from: RWS_API_KEY, RWS_API_KEY_FILE, credentials.api_key, or run-with-secrets login (run-with-secrets check names which)';
     const what = context.credential === 'token' ? 'invalid, expired, revoked or used up' : 'invalid, expired or revoked';
     return new VaultError('RWS_VAULT_AUTH', `the vault at ${origin} refused the ${credential} while ${context.action}: it is ${what}${server}`, hint, details);
   }

@@ -9,6 +9,7 @@ import type { FileFormat } from '../inject/file-format.js';
 import type { Placement, SecretsFile } from '../inject/secrets-file.js';
 import type { RunIo, RunPlan } from '../run.js';
 import type { Secrets } from '../sources/source.js';
+import { refuseOversizedVariables } from '../inject/env-limits.js';
 
 const FILE_NAMES: Record<FileFormat, string> = { dotenv: 'secrets.env', shell: 'secrets.sh', json: 'secrets.json' };
 
@@ -68,9 +69,10 @@ export class WatchInjection {
     this.file = injected.file;
   }
 
-  /** Refuses secrets the file format cannot carry, before anything is stopped for them. */
+  /** Refuses secrets the file format or the environment cannot carry, before anything is stopped for them. */
   async check(secrets: Secrets): Promise<void> {
-    if (this.plan.injectAs !== 'env') await this.serialize(secrets);
+    if (this.plan.injectAs === 'env') refuseOversizedVariables(secrets);
+    else await this.serialize(secrets);
   }
 
   /** New content for the running child's file (file or fd injection only). */

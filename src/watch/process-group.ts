@@ -63,16 +63,18 @@ export async function groupAlive(pgid: number): Promise<boolean> {
  * A reload signal for the group: sent to the members that catch it (SigCgt in /proc/PID/status),
  * so that `sh -c 'node app.js'` reloads the app instead of the shell dying of the signal's default
  * action and taking the run with it. When no member catches it, the leader gets it: whatever the
- * program does with it is then its own choice. Returns the pids signalled.
+ * program does with it is then its own choice, and `caught` false lets the run say so (a child
+ * that ignores it rereads nothing; one that takes the default action most likely ends).
  */
-export async function signalCatchers(pgid: number, signal: NodeJS.Signals): Promise<number[]> {
+export async function signalCatchers(pgid: number, signal: NodeJS.Signals): Promise<{ pids: number[]; caught: boolean; ignored: boolean }> {
   const number = constants.signals[signal];
   const members = await groupMembers(pgid);
   const catching: number[] = [];
+  let ignored = false;
   for (const pid of members) {
     const status = await readFile(`/proc/${pid}/status`, 'latin1').catch(() => '');
-    const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    if (caught !== undefined && (BigInt(`0x${caught}`) >> BigInt(number - 1)) & 1n) catching.push(pid);
+    if (hasSignal(status, 'SigCgt', number)) catching.push(pid);
+    if (pid === pgid) ignored = hasSignal(status, 'SigIgn', number);
   }
   const targets = catching.length > 0 ? catching : [pgid];
   for (const pid of targets) {
@@ -82,7 +84,14 @@ export async function signalCatchers(pgid: number, signal: NodeJS.Signals): Prom
       // Gone meanwhile.
     }
   }
-  return targets;
+  // Without /proc nothing is known: the signal is taken as caught, as it was before it was read.
+  return { pids: targets, caught: catching.length > 0 || members.length === 0, ignored };
+}
+
+/** Whether a signal mask line of /proc/PID/status (SigCgt, SigIgn: hex) holds signal `number`. */
+function hasSignal(status: string, field: 'SigCgt' | 'SigIgn', number: number): boolean {
+  const mask = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
+  return mask !== undefined && ((BigInt(`0x${mask}`) >> BigInt(number - 1)) & 1n) === 1n;
 }
 
 /** The live (not zombie) processes of a group, from /proc; empty without /proc. */

@@ -162,8 +162,9 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       let fresh: Secrets;
       try {
         fresh = selectSecrets(await feed.current(), plan.selection);
-        // A rotated value the secrets file cannot carry (a line break in dotenv) is a failed
-        // refresh: found out after the stop, it left the app dead with exit 125.
+        // A rotated value the secrets file (a line break in dotenv) or one variable (over 128 KiB)
+        // cannot carry is a failed refresh: found out after the stop, it left the app dead with
+        // exit 125.
         await injection.check(fresh);
       } catch (error) {
         refreshFailed(error, 'the sources are read again at their next change');
@@ -207,8 +208,13 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
           generation.mask.replace(fresh.values());
         }
         current = digest;
-        const signalled = await signalCatchers(generation.pgid, watch.onChange.signal);
+        const { pids: signalled, caught, ignored } = await signalCatchers(generation.pgid, watch.onChange.signal);
         io.log.notice(`secrets changed: ${change}; the secrets file is rewritten, and ${watch.onChange.signal} sent to ${signalled.length === 1 && signalled[0] === generation.pgid ? 'the child' : `pid ${signalled.join(', ')} of the child's group (${signalled.length === 1 ? 'the one that catches' : 'those that catch'} it)`}`);
+        // The notice alone read as a reload done, for a child that has no handler for the signal.
+        if (!caught) {
+          const effect = ignored ? 'the child ignores it, and keeps the values it read until it rereads the file by itself' : 'its default action applies to the child (for most signals, it ends)';
+          io.log.warn('RWS_WATCH_SIGNAL_UNCAUGHT', `no process of the child's group catches ${watch.onChange.signal}: ${effect}; for a program that does not reload on a signal, use --on-change restart`);
+        }
         continue;
       }
       io.log.notice(`secrets changed: ${change}; restarting the child (${watch.stopSignal} to its process group)`);

@@ -4,7 +4,8 @@
 // that a server that long-polls answers as soon as the answer changes. A server that sends no
 // ETag is polled every --watch-interval and the values compared here. Failures never stop the
 // child: the loop waits with jittered backoff (at most 60 s) and says so once per state change
-// (Infisical#2962 hung for ever, Doppler went silent). 401/403 ends refreshing: revoked.
+// (Infisical#2962 hung for ever, Doppler went silent). 401/403 to the credential ends
+// refreshing: revoked.
 import { RwsError } from '../errors.js';
 import type { VaultClient, VaultError } from '../vault-client/index.js';
 import type { LoadContext, Secrets } from '../sources/source.js';
@@ -122,6 +123,7 @@ export class VaultFeed {
     // A tagged answer is long-polled at once (the held request is the wait); an untagged server
     // is asked again after the interval.
     let delay = part.tagged ? 0 : this.options.intervalMs;
+    let tokenRetried = false;
     while (!stopped.aborted) {
       if (delay > 0) await sleep(delay, stopped);
       if (stopped.aborted) return;
@@ -129,6 +131,7 @@ export class VaultFeed {
       try {
         const answer = await this.refresh(part, context);
         backoff.reset();
+        tokenRetried = false;
         this.options.log.ok(this.label(part));
         if (answer.secrets !== undefined && !sameSecrets(answer.secrets, part.secrets)) {
           part.secrets = answer.secrets;
@@ -157,7 +160,15 @@ export class VaultFeed {
         // Only our own errors are quoted: another error's message may hold what it was given.
         const known = error instanceof RwsError ? error : undefined;
         const code = known?.code ?? 'RWS_INTERNAL';
-        if (code === 'RWS_VAULT_AUTH' || code === 'RWS_VAULT_FORBIDDEN') {
+        // Its own token refused: asked again at once with a new one, whose mint says whether the
+        // API key is refused too (a revoked key's tokens go with it); only a second refusal is said.
+        if (this.ownTokenRefused(error) && !tokenRetried) {
+          tokenRetried = true;
+          delay = 0;
+          this.options.debug(`vault: ${this.label(part)}: the vault refused this refresh's own token (${(error as VaultError).serverCode ?? 'no code'}); asking again with a new one`);
+          continue;
+        }
+        if ((code === 'RWS_VAULT_AUTH' || code === 'RWS_VAULT_FORBIDDEN') && !this.ownTokenRefused(error)) {
           await this.source.forgetRefusedKey(error, { warn: this.options.warn, debug: this.options.debug });
           this.options.revoked(error as VaultError);
           this.stopper.abort();
@@ -167,6 +178,16 @@ export class VaultFeed {
         this.options.log.failing(this.label(part), code, known?.message ?? 'internal error', delay);
       }
     }
+  }
+
+  /**
+   * A 401 to the one-use token this refresh minted (an admin revoked it from the token list, it
+   * expired) says nothing of the API key: the next refresh mints another, and a key that is
+   * refused now is refused there. Taken for a revocation, it stopped a healthy child (exit 77).
+   */
+  private ownTokenRefused(error: unknown): boolean {
+    const { status, credential } = error as { status?: unknown; credential?: unknown };
+    return this.settings.credential.kind === 'api-key' && status === 401 && credential === 'token';
   }
 
   private async refresh(part: Part, context: LoadContext): Promise<Answer> {

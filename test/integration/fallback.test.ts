@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
+import { auditRowsSync, call, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
-import { CHILD_COMMAND, startWatch, ups, until as waitFor } from '../helpers/watch.js';
+import { alive, CHILD_COMMAND, startWatch, ups, until as waitFor } from '../helpers/watch.js';
 
 /** Passes one request on to `backend`, and its answer back (the proxies below that stand between a run and the vault). */
 function forward(backend: URL, req: IncomingMessage, res: ServerResponse): void {
@@ -17,6 +17,18 @@ function forward(backend: URL, req: IncomingMessage, res: ServerResponse): void 
     answer.pipe(res);
   });
   req.pipe(upstream);
+}
+
+/** A proxy to the vault that lets `intercept` answer a request itself (true), else passes it on. */
+async function interceptingProxy(backend: URL, intercept: (req: IncomingMessage, res: ServerResponse) => boolean): Promise<{ url: string; close(): Promise<void> }> {
+  const proxy: Server = createServer((req, res) => {
+    if (!intercept(req, res)) forward(backend, req, res);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+    close: () => new Promise((resolve) => (proxy.closeAllConnections(), proxy.close(() => resolve()))),
+  };
 }
 
 const VALUES = { JOB_DB_PASSWORD: 'fallback-db-secret-1', JOB_API_TOKEN: 'fallback-api-secret-2' };
@@ -258,6 +270,118 @@ describe('the offline fallback', () => {
     expect(result.stderr).toContain(`warning RWS_FALLBACK_REMOVED: the vault refused the API key (RWS_VAULT_AUTH): removed 1 fallback copy made with it from ${cacheDir()}`);
     expect(result.stderr).toContain('error RWS_WATCH_REVOKED');
     expect(cacheFiles()).toEqual([]);
+  }, 60_000);
+
+  it('3f: --watch, an admin revokes the one-use token a refresh minted (not the key): asked again with a new token, the child runs on, the key\'s copies stay, and --fallback keeps writing its copy', async () => {
+    const { id, key } = await newKey();
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    keys.push(admin.key);
+    expect((await run(key)).exitCode).toBe(0);
+    const record = join(runtimeDir, 'record.jsonl');
+    const env = { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key, WATCH_RECORD: record, WATCH_NAMES: 'JOB_DB_PASSWORD' };
+    const wrapper = startWatch(['-e', 'prod', '-k', 'JOB_*', '--watch', '--watch-interval', '30s', '--debounce', '0', '-v', '--keep-env', 'WATCH_*', '--', ...CHILD_COMMAND], runtimeDir, env);
+    const first = await waitFor('the first child', () => ups(record)[0]);
+    // The held refresh's token, as an admin sees it in the list of live tokens.
+    let jti: string | undefined;
+    await until(async () => {
+      const live = await call(`${url}/api/v1/vault/tokens?api_key_id=${id}&active=true`, { auth: admin.key });
+      jti = (live.body as { tokens: Array<{ jti: string }> }).tokens[0]?.jti;
+      return jti !== undefined;
+    }, 10_000);
+    expect((await call(`${url}/api/v1/vault/tokens/${jti}`, { method: 'DELETE', auth: admin.key })).status).toBe(204);
+    await waitFor('the refused refresh asked again', () => wrapper.stderrText().includes("the vault refused this refresh's own token (RWS_TOKEN_REVOKED); asking again with a new one"), 10_000);
+    // Refreshing goes on with a new token: a change still reaches the child.
+    await cliOk(['secret', 'set', 'prod', 'JOB_DB_PASSWORD', '--store', store.dir], { input: 'fallback-db-secret-3' });
+    let second;
+    try {
+      second = await waitFor('the restarted child', () => ups(record)[1], 20_000);
+    } finally {
+      await cliOk(['secret', 'set', 'prod', 'JOB_DB_PASSWORD', '--store', store.dir], { input: VALUES.JOB_DB_PASSWORD });
+    }
+    expect(second.seen).toEqual({ JOB_DB_PASSWORD: 'fallback-db-secret-3' });
+    expect(alive(first.pid)).toBe(false);
+    process.kill(wrapper.pid!, 'SIGTERM');
+    const result = await wrapper;
+    printed.push(result.stdout, result.stderr);
+    expect(result.exitCode, result.stderr).not.toBe(77);
+    expect(result.stderr).not.toContain('RWS_WATCH_REVOKED');
+    expect(result.stderr).not.toContain('RWS_FALLBACK_REMOVED');
+    // Asked again at once, and the new token was taken: no failure to report.
+    expect(result.stderr).not.toContain('warning RWS_VAULT_AUTH');
+    // The key was never refused: its copy stays, and the next --fallback run keeps its own.
+    expect(cacheFiles()).toHaveLength(1);
+    const later = await run(key);
+    expect(later.exitCode, later.stderr).toBe(0);
+    expect(later.stderr).not.toContain('RWS_FALLBACK_NOT_WRITTEN');
+  }, 90_000);
+
+  it('3g: a run whose own minted token is revoked before its batch fails with that 401, and leaves the key\'s other copies and later copies alone', async () => {
+    const { key } = await newKey();
+    const admin = await makeApiKey(store, [], [], ['--admin']);
+    keys.push(admin.key);
+    let revokeNext = false;
+    // Between the run and the vault: revokes the token a batch carries (as an admin may, from the
+    // list of live tokens) just before passing the batch on.
+    const proxy = await interceptingProxy(new URL(url), (req, res) => {
+      if (!(revokeNext && req.url === '/api/v1/vault/secrets/batch')) return false;
+      revokeNext = false;
+      const jwt = (req.headers.authorization ?? '').replace(/^Bearer +/, '');
+      const { jti } = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as { jti: string };
+      void call(`${url}/api/v1/vault/tokens/${jti}`, { method: 'DELETE', auth: admin.key }).then(() => forward(new URL(url), req, res));
+      return true;
+    });
+    const viaProxy = (pattern: string) => rws(['-e', 'prod', '-k', pattern, '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: proxy.url });
+    try {
+      expect((await viaProxy('JOB_DB_*')).exitCode).toBe(0);
+      expect((await viaProxy('JOB_API_*')).exitCode).toBe(0);
+      expect(cacheFiles()).toHaveLength(2);
+      revokeNext = true;
+      const refused = await viaProxy('JOB_API_*');
+      expect(refused.exitCode).toBe(125);
+      expect(refused.stderr).toMatch(/error RWS_VAULT_AUTH: .*refused the token while fetching secrets: .*\(RWS_TOKEN_REVOKED\)/);
+      expect(refused.stderr).not.toContain('removed 1 fallback copy made with it');
+      // The other job's copy stays, and the key is not taken for refused on this host.
+      expect(cacheFiles()).toHaveLength(1);
+      const later = await viaProxy('JOB_API_*');
+      expect(later.exitCode, later.stderr).toBe(0);
+      expect(later.stderr).not.toContain('RWS_FALLBACK_NOT_WRITTEN');
+      expect(cacheFiles()).toHaveLength(2);
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
+  it('3h: a 401 the vault later takes back (the key accepted again): the next --fallback run keeps its copy, where the old mark kept none for ever', async () => {
+    const { key } = await newKey();
+    let refuseMint = false;
+    // Between the run and the vault: a 401 to the API key once, as a vault answers for a key row
+    // it cannot verify until its admin repairs it.
+    const proxy = await interceptingProxy(new URL(url), (req, res) => {
+      if (!(refuseMint && req.url === '/api/v1/vault/tokens/generate')) return false;
+      req.resume();
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ error: { code: 'RWS_AUTH_FAILED', message: 'unknown, revoked or expired API key' } }));
+      return true;
+    });
+    const viaProxy = () => rws(['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', fixture('print-env.mjs')], { RWS_API_KEY: key, RWS_VAULT_URL: proxy.url });
+    try {
+      expect((await viaProxy()).exitCode).toBe(0);
+      refuseMint = true;
+      const refused = await viaProxy();
+      expect(refused.exitCode).toBe(125);
+      expect(refused.stderr).toContain('error RWS_VAULT_AUTH');
+      expect(cacheFiles()).toEqual([]);
+      refuseMint = false;
+      // The mark is dated a second ahead of its 401 (file systems that keep whole seconds): a run
+      // that begins after that date is one the vault accepted since.
+      const mark = join(cacheDir(), readdirSync(cacheDir()).find((name) => name.endsWith('.refused'))!);
+      await waitFor('the mark in the past', () => lstatSync(mark).mtimeMs < Date.now(), 5_000);
+      const accepted = await viaProxy();
+      expect(accepted.exitCode, accepted.stderr).toBe(0);
+      expect(accepted.stderr).not.toContain('RWS_FALLBACK_NOT_WRITTEN');
+      expect(cacheFiles()).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
   }, 60_000);
 
   it('4: a flipped byte or an edited not_after is refused with RWS_FALLBACK_INVALID, and nothing else is tried', async () => {

@@ -1,6 +1,6 @@
 // `login`, `logout` and `whoami` against real secrets-server processes, with real files under a
 // private XDG_CONFIG_HOME and a real pseudo-terminal (script(1)) for the prompt.
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -330,6 +330,16 @@ describe('logout and whoami', () => {
     expect(`${result.stdout}${who.stdout}`).not.toMatch(/[\u200d\u202e]/);
   });
 
+  it('a stored key the vault then revokes: the 401 says to put a new key where this one came from, login included, not only RWS_API_KEY or RWS_API_KEY_FILE', async () => {
+    const revoked = await makeApiKey(storeA, ['prod'], ['A_*']);
+    expect((await login(serverA.url, revoked.key, ['--profile', 'gone'])).exitCode).toBe(0);
+    await cliOk(['apikey', 'revoke', revoked.id, '--store', storeA.dir]);
+    const result = await printEnv(serverA.url, ['--profile', 'gone', '-k', 'A_ONE']);
+    expect(result.exitCode).toBe(125);
+    expect(result.stderr).toMatch(/^run-with-secrets: error RWS_VAULT_AUTH: .* refused the API key while minting a token: .*\(hint: get a new API key \(secrets-server apikey create\) and put it where this one came from: .*or run-with-secrets login \(run-with-secrets check names which\)\)$/);
+    expect(result.stderr).not.toContain(revoked.key);
+  });
+
   it('both work offline for the stored side; whoami says plainly that it could not ask the vault', async () => {
     const store = await makeStore({ prod: { C_ONE: 'c' } });
     const key = await makeApiKey(store, ['prod'], ['C_*']);
@@ -386,6 +396,25 @@ describe('a stored login someone else could read or wrote by hand', () => {
     expect(edited.stderr).toMatch(/^run-with-secrets: error RWS_CREDENTIAL_STORE_INVALID: .* is not a file run-with-secrets login wrote: entry 1 must hold exactly .* \(hint: run-with-secrets logout --all removes it; then log in again\)$/);
     expect((await rws(['logout', '--all'])).exitCode).toBe(0);
     expect(existsSync(credentialsFile())).toBe(false);
+  });
+
+  it("another user's (root under sudo, which kept that user's HOME): refused with a hint that never says to remove it, nor their fallback copy", async (context) => {
+    if (process.getuid?.() !== 0) return context.skip();
+    expect((await login(serverA.url, keyA.key)).exitCode).toBe(0);
+    expect((await printEnv(serverA.url, ['-k', 'A_ONE', '--fallback'])).exitCode).toBe(0);
+    const cacheDir = join(home, '.local', 'state', 'run-with-secrets', 'fallback');
+    const copy = join(cacheDir, readdirSync(cacheDir).find((name) => name.endsWith('.bin'))!);
+    chownSync(credentialsFile(), 65534, 65534);
+    for (const args of [['--vault-url', serverA.url, '-e', 'prod', '-k', 'A_ONE', '--', 'true'], ['whoami', '--vault-url', serverA.url]]) {
+      const result = await rws(args);
+      expect(result.exitCode, args.join(' ')).toBe(125);
+      expect(result.stderr).toBe(`run-with-secrets: error RWS_CREDENTIAL_STORE_INVALID: refusing the stored logins ${credentialsFile()}: it is owned by uid 65534, not by you (hint: it is uid 65534's: run as that user, or point HOME (sudo -H) or XDG_CONFIG_HOME at your own; do not remove it)`);
+    }
+    chownSync(copy, 65534, 65534);
+    const offline = await printEnv(serverA.url, ['-k', 'A_ONE', '--offline'], { RWS_API_KEY: keyA.key });
+    expect(offline.exitCode).toBe(125);
+    expect(offline.stderr).toContain(`error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: it is owned by uid 65534, not by you (hint: it is uid 65534's: run as that user, or point HOME (sudo -H) or XDG_STATE_HOME at your own; do not remove it)`);
+    expect(offline.stderr).not.toContain('fallback clean');
   });
 
   it('a named pipe at its place is refused at once, not waited on for a writer (also a fallback copy)', async () => {

@@ -169,9 +169,26 @@ describe('run-with-secrets --watch with local files', () => {
     expect(names).toEqual(['secrets.env']);
     // Said once the signal is sent: the child may have reread before the line reaches us.
     await until('the signal line', () => /SIGHUP sent to pid \d+ of the child's group \(the one that catches it\)/.test(wrapper.stderrText()));
+    expect(wrapper.stderrText()).not.toContain('RWS_WATCH_SIGNAL_UNCAUGHT');
     wrapper.kill('SIGTERM');
     expect((await wrapper).signal).toBe('SIGTERM');
     expect(wrapperDirs(runtimeDir)).toEqual([]);
+  }, 40_000);
+
+  it('signal:SIGHUP to a child that ignores SIGHUP: the file is rewritten, and a warning says that nothing catches it rather than a reload seeming done', async () => {
+    const { envFile } = setup('A=one\nB=two\n');
+    const upFile = join(dir, `up-${counter}`);
+    const child = ['sh', '-c', `trap '' HUP; echo up > ${upFile}; while :; do sleep 0.1; done`];
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', '--inject-as', 'file', '--on-change', 'signal:SIGHUP', '--', ...child], runtimeDir, {});
+    await until('the child', () => existsSync(upFile));
+    replaceByRename(envFile, 'A=uno\nB=two\n');
+    await until('the warning', () => wrapper.stderrText().includes('RWS_WATCH_SIGNAL_UNCAUGHT'));
+    expect(wrapper.stderrText()).toContain(
+      "warning RWS_WATCH_SIGNAL_UNCAUGHT: no process of the child's group catches SIGHUP: the child ignores it, and keeps the values it read until it rereads the file by itself; for a program that does not reload on a signal, use --on-change restart",
+    );
+    expect(wrapper.exitCode).toBeNull();
+    wrapper.kill('SIGTERM');
+    await wrapper;
   }, 40_000);
 
   it('signal:SIGUSR2 with fd injection: the child rereads /dev/fd/3, rewritten in place', async () => {
@@ -260,6 +277,22 @@ describe('run-with-secrets --watch with local files', () => {
     } finally {
       await store.cleanup();
     }
+  }, 40_000);
+
+  it('a new value over 128 KiB, which no environment variable can carry: the running child is kept and the failure said, not stopped and left dead (exit 125)', async () => {
+    const { envFile, record, env } = setup('A=one\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    const first = await until('the child', () => ups(record)[0]);
+    replaceByRename(envFile, `A=one\nBIG=${'x'.repeat(140_000)}\n`);
+    await until('the failure line', () => wrapper.stderrText().includes('RWS_ENV_TOO_LARGE'));
+    expect(wrapper.stderrText()).toMatch(/warning RWS_ENV_TOO_LARGE: \.env file \S+: refresh failed: BIG is over 128 KiB, more than one environment variable can carry \(E2BIG\); the child keeps running with the secrets it has/);
+    expect(alive(first.pid)).toBe(true);
+    expect(wrapper.exitCode).toBeNull();
+    replaceByRename(envFile, 'A=two\n');
+    const second = await until('the restarted child', () => ups(record)[1]);
+    expect(second.seen).toEqual({ A: 'two' });
+    wrapper.kill('SIGTERM');
+    await wrapper;
   }, 40_000);
 
   it('a file that cannot be read for a moment keeps the child running, said once; the next good edit restarts it', async () => {

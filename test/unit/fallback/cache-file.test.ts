@@ -53,7 +53,7 @@ async function refusal(file: CacheFile, key = API_KEY): Promise<FallbackError> {
 describe('a cache file', () => {
   it('round-trips: 0600, no value or key in its bytes, the same job finds it under the same name whatever the flag order', async () => {
     const file = new CacheFile(path, uid);
-    await file.write(metadata(), SECRETS, API_KEY);
+    await file.write(metadata(), SECRETS, API_KEY, Date.now());
     const bytes = readFileSync(path);
     for (const secret of [API_KEY, ...SECRETS.values()]) expect(bytes.includes(Buffer.from(secret))).toBe(false);
     const opened = await file.read(API_KEY, IDENTITY);
@@ -80,7 +80,7 @@ describe('a cache file', () => {
   ];
   it.each(tampered)('refuses one %s with RWS_FALLBACK_INVALID', async (_what, change, reason) => {
     const file = new CacheFile(path, uid);
-    await file.write(metadata(), SECRETS, API_KEY);
+    await file.write(metadata(), SECRETS, API_KEY, Date.now());
     writeFileSync(path, change(readFileSync(path)));
     const error = await refusal(file);
     expect(error.code).toBe('RWS_FALLBACK_INVALID');
@@ -89,9 +89,9 @@ describe('a cache file', () => {
 
   it('refuses a file sealed with another API key, one of another job, and one that holds a bad name', async () => {
     const file = new CacheFile(path, uid);
-    await file.write(metadata(), SECRETS, OTHER_KEY);
+    await file.write(metadata(), SECRETS, OTHER_KEY, Date.now());
     expect((await refusal(file)).message).toContain('sealed with another API key');
-    await file.write(metadata({ environment: 'staging' }), SECRETS, API_KEY);
+    await file.write(metadata({ environment: 'staging' }), SECRETS, API_KEY, Date.now());
     expect((await refusal(file)).message).toContain('written for another vault URL, environment, selection or API key');
     writeFileSync(path, sealCache(metadata(), new Map([['LD PRELOAD', 'x']]), API_KEY));
     expect((await refusal(file)).message).toContain('a name or value that is not valid');
@@ -102,7 +102,7 @@ describe('a cache file', () => {
   it('refuses a symbolic link (never followed), a mode 0644 file, a directory, with RWS_FALLBACK_UNSAFE', async () => {
     const file = new CacheFile(path, uid);
     const real = join(dir, 'real.bin');
-    await new CacheFile(real, uid).write(metadata(), SECRETS, API_KEY);
+    await new CacheFile(real, uid).write(metadata(), SECRETS, API_KEY, Date.now());
     symlinkSync(real, path);
     let error = await refusal(file);
     expect(error.code).toBe('RWS_FALLBACK_UNSAFE');
@@ -111,7 +111,7 @@ describe('a cache file', () => {
     expect(await file.remove()).toBe(true);
     expect(readFileSync(real).length).toBeGreaterThan(0);
 
-    await file.write(metadata(), SECRETS, API_KEY);
+    await file.write(metadata(), SECRETS, API_KEY, Date.now());
     chmodSync(path, 0o644);
     error = await refusal(file);
     expect(error.code).toBe('RWS_FALLBACK_UNSAFE');
@@ -124,7 +124,7 @@ describe('a cache file', () => {
 
   it.skipIf(uid !== 0)("refuses another user's file, even at mode 0600", async () => {
     const file = new CacheFile(path, uid);
-    await file.write(metadata(), SECRETS, API_KEY);
+    await file.write(metadata(), SECRETS, API_KEY, Date.now());
     chownSync(path, 65534, 65534);
     const error = await refusal(file);
     expect(error.code).toBe('RWS_FALLBACK_UNSAFE');
@@ -137,7 +137,7 @@ describe('a cache file', () => {
     const name = cacheFileName(IDENTITY);
     writeFileSync(join(dir, `.${name}.${dead}.aaaaaaaaaaaa.tmp`), 'sealed leftovers', { mode: 0o600 });
     writeFileSync(join(dir, `.${name}.${process.pid}.bbbbbbbbbbbb.tmp`), 'a live writer', { mode: 0o600 });
-    await file.write(metadata(), SECRETS, API_KEY);
+    await file.write(metadata(), SECRETS, API_KEY, Date.now());
     expect(readdirSync(dir).sort()).toEqual([`.${name}.${process.pid}.bbbbbbbbbbbb.tmp`, name]);
   });
 
@@ -146,7 +146,7 @@ describe('a cache file', () => {
     const target = join(dir, 'victim');
     writeFileSync(target, 'untouched');
     symlinkSync(target, path);
-    await file.write(metadata(), SECRETS, API_KEY);
+    await file.write(metadata(), SECRETS, API_KEY, Date.now());
     expect(readFileSync(target, 'utf8')).toBe('untouched');
     expect((await file.read(API_KEY, IDENTITY))?.secrets).toEqual(SECRETS);
   });
