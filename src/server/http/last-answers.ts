@@ -3,27 +3,31 @@
 // idle may already carry it, and the client gets ECONNRESET for a request it cannot tell was
 // served (46 of 50 busy clients at a SIGTERM). Told `Connection: close` with its answer, the
 // client opens a new connection instead, which is refused: a clean failure, retried elsewhere.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+//
+// Decided when an answer's head is written, by node:http's own response class, not by tracking
+// every request: a Set entry and a 'close' listener per request cost about an eighth of the
+// secret-read rate (bench:server), for a moment that comes once in a server's life.
+import { ServerResponse } from 'node:http';
 
 export class LastAnswers {
-  readonly #answering = new Set<ServerResponse>();
   #stopping = false;
+  /** For node:http's `ServerResponse` option: an answer whose head is written after stop() closes its connection. */
+  readonly Response: typeof ServerResponse;
 
-  wrap(app: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
-    return (req, res) => {
-      if (this.#stopping) res.setHeader('connection', 'close');
-      else {
-        this.#answering.add(res);
-        res.once('close', () => this.#answering.delete(res));
+  constructor() {
+    const answers = this;
+    class LastAnswerResponse extends ServerResponse {
+      // Every head goes through here, an implicit one (res.end without writeHead) included.
+      override writeHead(...args: unknown[]): this {
+        if (answers.#stopping && !this.headersSent) this.setHeader('connection', 'close');
+        return (super.writeHead as (...a: unknown[]) => this)(...args);
       }
-      app(req, res);
-    };
+    }
+    this.Response = LastAnswerResponse as unknown as typeof ServerResponse;
   }
 
   /** Answers not yet begun, and every later one, close their connections. */
   stop(): void {
     this.#stopping = true;
-    for (const res of this.#answering) if (!res.headersSent) res.setHeader('connection', 'close');
-    this.#answering.clear();
   }
 }

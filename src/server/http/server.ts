@@ -79,13 +79,13 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
   // slow headers and slow bodies within a second of their timeout.
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   const timing = { connectionsCheckingInterval: 1_000, headersTimeout, requestTimeout: Math.max(options.requestTimeoutMs ?? 30_000, headersTimeout) };
+  const last = new LastAnswers();
   // Host is checked by refuseBadFraming rather than by node:http, whose 400 has no body and
   // which still hands the app a request pipelined behind the refused one.
-  const http = { ...timing, requireHostHeader: false };
+  const http = { ...timing, requireHostHeader: false, ServerResponse: last.Response };
   // Pipelined requests run one after another, and none behind an answer that closed the connection.
   const order = new AnswerOrder();
-  const last = new LastAnswers();
-  const app = last.wrap(order.wrap(refuseBadFraming(observer.wrap(createApp({ ...deps, secrets, metrics, longPolls, observe: observer.observe })))));
+  const app = order.wrap(refuseBadFraming(observer.wrap(createApp({ ...deps, secrets, metrics, longPolls, observe: observer.observe }))));
   const server: Server = options.tls ? createHttpsServer({ ...http, ...TLS_OPTIONS, cert: options.tls.cert, key: options.tls.key }, app) : createHttpServer(http, app);
   server.keepAliveTimeout = 5_000;
   // Requests the parser refuses (and ones cut by the timeouts above) get a JSON error too, and so
