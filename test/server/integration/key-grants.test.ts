@@ -35,28 +35,7 @@ describe.each(BACKENDS)('API key grants on $name', (backend) => {
   });
 
   /** Runs `statement` on the state database behind the server's back, as its writer would. */
-  async function sql(statement: string, ...params: unknown[]): Promise<Array<Record<string, unknown>>> {
-    if (env.RWS_DATABASE_URL === undefined) {
-      const db = new Database(path.join(store.dir, 'state.db'));
-      try {
-        // PostgreSQL's $1 as better-sqlite3's @p1.
-        const prepared = db.prepare(statement.replace(/\$(\d+)/g, '@p$1'));
-        const named = Object.fromEntries(params.map((value, index) => [`p${index + 1}`, value]));
-        if (prepared.reader) return prepared.all(named) as Array<Record<string, unknown>>;
-        prepared.run(named);
-        return [];
-      } finally {
-        db.close();
-      }
-    }
-    const client = new pg.Client({ connectionString: env.RWS_DATABASE_URL });
-    await client.connect();
-    try {
-      return (await client.query(statement, params)).rows as Array<Record<string, unknown>>;
-    } finally {
-      await client.end();
-    }
-  }
+  const sql = (statement: string, ...params: unknown[]) => runSql(store.dir, env, statement, ...params);
 
   // Each case's refusals come from an address of their own, under the limit of 401s per client.
   let client: Agent | undefined;
@@ -173,26 +152,7 @@ describe.each(BACKENDS)('a state database of the previous schema on $name', (bac
     await store?.cleanup();
   });
 
-  async function sql(statement: string): Promise<Array<Record<string, unknown>>> {
-    if (env.RWS_DATABASE_URL === undefined) {
-      const db = new Database(path.join(store.dir, 'state.db'));
-      try {
-        const prepared = db.prepare(statement);
-        if (prepared.reader) return prepared.all() as Array<Record<string, unknown>>;
-        prepared.run();
-        return [];
-      } finally {
-        db.close();
-      }
-    }
-    const client = new pg.Client({ connectionString: env.RWS_DATABASE_URL });
-    await client.connect();
-    try {
-      return (await client.query(statement)).rows as Array<Record<string, unknown>>;
-    } finally {
-      await client.end();
-    }
-  }
+  const sql = (statement: string) => runSql(store.dir, env, statement);
 
   /** The database as the release before migration 6 left it: its keys and no grant_mac. */
   async function setSchemaBack(): Promise<void> {
@@ -266,3 +226,27 @@ describe('db migrate against PostgreSQL from a store', () => {
     }
   }, 60_000);
 });
+
+/** Runs `statement` on a store's state database (SQLite, or PostgreSQL when env names one) behind its servers' backs. */
+async function runSql(storeDir: string, env: Record<string, string>, statement: string, ...params: unknown[]): Promise<Array<Record<string, unknown>>> {
+  if (env.RWS_DATABASE_URL === undefined) {
+    const db = new Database(path.join(storeDir, 'state.db'));
+    try {
+      // PostgreSQL's $1 as better-sqlite3's @p1.
+      const prepared = db.prepare(statement.replace(/\$(\d+)/g, '@p$1'));
+      const named = Object.fromEntries(params.map((value, index) => [`p${index + 1}`, value]));
+      if (prepared.reader) return prepared.all(named) as Array<Record<string, unknown>>;
+      prepared.run(named);
+      return [];
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: env.RWS_DATABASE_URL });
+  await client.connect();
+  try {
+    return (await client.query(statement, params)).rows as Array<Record<string, unknown>>;
+  } finally {
+    await client.end();
+  }
+}
