@@ -5,6 +5,12 @@ import type { ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
 
 const DRAIN_GRACE_MS = 1000;
+/**
+ * The most the child's pipes can hold at its exit (Linux's pipe-max-size, 1 MiB by default): past
+ * that much relayed since, the output is a grandchild's, and waiting for a slow reader to take it
+ * would outlive the child for as long as the grandchild writes.
+ */
+const PIPE_MAX_BYTES = 1 << 20;
 const WRITE_FAILED_ONLY = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 
 export interface OutputFilters {
@@ -20,10 +26,11 @@ export interface RelayedOutput {
 }
 
 export function relayOutput(child: ChildProcess, filters: OutputFilters): RelayedOutput {
-  const drained = pipeOutput(child, filters);
+  const relayed = { bytes: 0 };
+  const drained = pipeOutput(child, filters, relayed);
   return {
     async finish() {
-      await drainedOrQuiet(drained, [filters.out, filters.err]);
+      await drainedOrQuiet(drained, [filters.out, filters.err], relayed);
       child.stdout?.destroy();
       child.stderr?.destroy();
     },
@@ -34,9 +41,11 @@ export function relayOutput(child: ChildProcess, filters: OutputFilters): Relaye
  * A grandchild left running may hold the pipes open forever: give the output a moment to drain,
  * then stop relaying it rather than outlive the child. The moment does not run while a reader
  * slower than the child holds the relay: what the child wrote before it exited is still on its
- * way, and was lost when the wait ran out while the reader was behind.
+ * way, and was lost when the wait ran out while the reader was behind. That wait is bounded by
+ * what the child can have left behind: what our streams held at its exit, and a pipe's worth.
  */
-async function drainedOrQuiet(drained: Promise<void>, targets: readonly Writable[]): Promise<void> {
+async function drainedOrQuiet(drained: Promise<void>, targets: readonly Writable[], relayed: { bytes: number }): Promise<void> {
+  const limit = relayed.bytes + targets.reduce((sum, target) => sum + target.writableLength, 0) + 2 * PIPE_MAX_BYTES;
   let finished = false;
   void drained.then(() => {
     finished = true;
@@ -47,7 +56,7 @@ async function drainedOrQuiet(drained: Promise<void>, targets: readonly Writable
     clearTimeout(timer);
     if (finished) return;
     const held = targets.find((target) => target.writableNeedDrain);
-    if (held === undefined) return;
+    if (held === undefined || relayed.bytes > limit) return;
     // Removed after, whoever won: the target is the wrapper's own stdout, which a --watch
     // wrapper keeps for every child it starts.
     let onDrain = (): void => undefined;
@@ -58,15 +67,15 @@ async function drainedOrQuiet(drained: Promise<void>, targets: readonly Writable
   }
 }
 
-function pipeOutput(child: ChildProcess, filters: OutputFilters): Promise<void> {
+function pipeOutput(child: ChildProcess, filters: OutputFilters, relayed: { bytes: number }): Promise<void> {
   const ends = [
-    relay(child.stdout!, filters.stdout, filters.out, child),
-    relay(child.stderr!, filters.stderr, filters.err, child),
+    relay(child.stdout!, filters.stdout, filters.out, child, relayed),
+    relay(child.stderr!, filters.stderr, filters.err, child, relayed),
   ];
   return Promise.all(ends).then(() => undefined);
 }
 
-function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: NodeJS.ReadWriteStream, target: Writable, child: ChildProcess): Promise<void> {
+function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: NodeJS.ReadWriteStream, target: Writable, child: ChildProcess, relayed: { bytes: number }): Promise<void> {
   return new Promise((resolve) => {
     let readerGone = false;
     // Our reader went away (`... --mask -- yes | head -1`). Without --mask the child's next write
@@ -99,6 +108,7 @@ function relay(source: NodeJS.ReadableStream & { destroy(): void }, filter: Node
     // Do not end our own stdout/stderr: the wrapper may still log after the child is done.
     filter.on('data', (chunk: Buffer) => {
       if (readerGone) return;
+      relayed.bytes += chunk.length;
       // A write that failed (a full disk) also answers false, with no drain to follow.
       if (!target.write(chunk) && target.writableNeedDrain) filter.pause();
     });

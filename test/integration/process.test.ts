@@ -332,6 +332,17 @@ describe('--mask', () => {
     expect(result.stdout.trim()).toBe('300000');
   });
 
+  it('a grandchild writing for ever to a reader slower than it does not keep the wrapper past its child', async () => {
+    // `yes` outlives its parent and always has more than the reader takes: the wait for the
+    // reader is bounded by what the child could have left in the pipes, so the wrapper ends with
+    // the child's status (and `yes` gets SIGPIPE once the wrapper's end of its pipe is gone).
+    const reader = 'while n=$(head -c 65536 | wc -c); [ "$n" -gt 0 ]; do sleep 0.05; done';
+    const script = `{ "$0" --env-file "$1" --mask -- sh -c 'yes & exit 3'; echo "wrapper status $?" >&2; } | sh -c '${reader}'`;
+    const result = await execa('bash', ['-c', script, BIN, envFile], { env: baseEnv(dir), extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000 });
+    expect(result.timedOut).toBe(false);
+    expect(result.stderr).toContain('wrapper status 3');
+  });
+
   it('passes output through unchanged when no secret appears, and keeps the exit code', async () => {
     const result = await runBin(['--env-file', envFile, '--mask', '--', 'sh', '-c', 'printf "abc\\nabc1"; exit 7'], { runtimeDir: dir });
     expect(result.stdout).toBe('abc\nabc1');
