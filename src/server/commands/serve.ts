@@ -14,7 +14,7 @@ import { SopsSecretStore } from '../store/sops-store.js';
 import { SecretsAdmin } from '../store/secrets-admin.js';
 import { importTokenKey, TokenAuthority } from '../auth/tokens.js';
 import { RollbackGuard } from '../state/rollback-guard.js';
-import { auditLogOutage, OutageLog } from '../state/outage-log.js';
+import { auditLogOutage, fullLine, OutageLog } from '../state/outage-log.js';
 import { AuditSinkError } from '../state/state-errors.js';
 import { loadTlsPair, type TlsFiles } from '../http/tls-files.js';
 import { ReloadHooks } from '../reload.js';
@@ -69,7 +69,7 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
       cache: true,
       serving: true,
       beforeCommit: sink ? (rows) => sink.write(rows) : undefined,
-      onAlteredKey: (error) => log(`secrets-server: error ${error.code}: ${error.message} (hint: ${error.hint ?? ''})`),
+      onAlteredKey: (error) => log(fullLine(error)),
     });
   } catch (error) {
     sink?.close();

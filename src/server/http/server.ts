@@ -138,15 +138,20 @@ export async function listen(options: ListenOptions, deps: AppDeps): Promise<Run
         // (node:http's close() closes idle connections at once: 46 of 50 busy clients got
         // ECONNRESET on a reused connection): idle ones are closed a moment later, and whatever
         // comes meanwhile is answered, with a close.
+        // (The net-level close: node:http's own would close the idle ones now. Its connections
+        // check interval is unref'd and stops with the process.)
         let idle: NodeJS.Timeout | undefined;
-        NetServer.prototype.close.call(server, () => {
-          clearInterval(idle);
-          resolve();
-        });
-        setTimeout(() => {
+        const later = setTimeout(() => {
           server.closeIdleConnections();
           idle = setInterval(() => server.closeIdleConnections(), 50);
         }, LAST_ANSWERS_MS).unref();
+        NetServer.prototype.close.call(server, () => {
+          // Closed before the moment was over (an idle server closes at once): its timer must not
+          // start an interval nobody clears, which kept a process that closes slowly alive.
+          clearTimeout(later);
+          clearInterval(idle);
+          resolve();
+        });
         // In-flight requests get a few seconds; then their connections are cut.
         setTimeout(() => server.closeAllConnections(), 5_000).unref();
       })

@@ -83,9 +83,9 @@ export class SqlStateStore implements StateStore {
   /**
    * A key's expiry and fallback flag as a row that passed its MAC said them. They never change
    * after creation, so a batch answer compares the values its token check joined with these: no
-   * MAC is computed per request, only once per key and process.
+   * MAC is computed per request, only once per key and process; null: the row failed its MAC.
    */
-  readonly #sealedGrants = new Map<string, { readonly expiresAt: string | null; readonly fallback: boolean }>();
+  readonly #sealedGrants = new Map<string, { readonly expiresAt: string | null; readonly fallback: boolean } | null>();
 
   constructor(
     private readonly db: SqlDriver,
@@ -198,15 +198,18 @@ export class SqlStateStore implements StateStore {
    * carry its grants, and its expiry is never later than the key's (see generateToken).
    */
   async #sealedKeyOf(row: TokenStatusRow): Promise<TokenStatus['key']> {
-    let sealed = this.#sealedGrants.get(row.api_key_id);
-    if (sealed === undefined) {
-      const seal = await this.options.seal();
+    if (!this.#sealedGrants.has(row.api_key_id)) {
+      // No pepper to check with (its file gone or unreadable): no fallback offered, the read still
+      // answered, as reads needed no pepper before; asked again at the key's next read.
+      const seal = await this.options.seal().catch(() => undefined);
+      if (seal === undefined) return undefined;
       const found = (await this.db.query('SELECT * FROM api_keys WHERE id = $1', [row.api_key_id])).map((keyRow) => this.#stored(keyRow, seal))[0];
-      if (found?.grants_intact !== true) return undefined;
-      sealed = { expiresAt: found.expires_at, fallback: found.fallback };
-      this.#sealedGrants.set(found.id, sealed);
+      // Kept either way: a key's sealed columns never change, so neither does the verdict (an
+      // altered row's tokens would otherwise pay a query and an HMAC on every read).
+      this.#sealedGrants.set(row.api_key_id, found?.grants_intact === true ? { expiresAt: found.expires_at, fallback: found.fallback } : null);
     }
-    return sealed.expiresAt === row.key_expires_at && sealed.fallback === row.key_fallback ? sealed : undefined;
+    const sealed = this.#sealedGrants.get(row.api_key_id);
+    return sealed != null && sealed.expiresAt === row.key_expires_at && sealed.fallback === row.key_fallback ? sealed : undefined;
   }
 
   async commit(commit: Commit, now: Date): Promise<TokenOutcome> {
