@@ -121,10 +121,6 @@ function parseJsonSecrets(text: string): Record<string, string> {
     throw new ServerUsageError('stdin is not valid JSON; nothing was written');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ServerUsageError('expected a JSON object of NAME: "value"; nothing was written');
-  // JSON.parse kept the last value of a name given twice: one of the two would be dropped unsaid.
-  // The name is said (names are not secret, and the operator must find it); neither value is.
-  const twice = duplicateName(text);
-  if (twice !== undefined) throw new ServerUsageError(`stdin names the secret ${printable(twice.slice(0, 64))} twice; keep one value for each name; nothing was written`);
   const values: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, item] of Object.entries(value)) {
     if (typeof item !== 'string') throw new ServerUsageError(`the value of ${printable(name.slice(0, 64))} is not a string; nothing was written`);
@@ -132,6 +128,12 @@ function parseJsonSecrets(text: string): Record<string, string> {
     if (/\p{Cs}/u.test(item)) throw new ServerUsageError(`the value of ${printable(name.slice(0, 64))} holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text; nothing was written`);
     values[name] = item;
   }
+  // JSON.parse kept the last value of a name given twice: one of the two would be dropped unsaid.
+  // The name is said (names are not secret, and the operator must find it); neither value is.
+  // Checked once every value is known to be a string: a name repeated inside an object given as
+  // a value (`{"A": {"x": 1, "x": 2}}`) is that value's content, never to be printed.
+  const twice = duplicateName(text);
+  if (twice !== undefined) throw new ServerUsageError(`stdin names the secret ${printable(twice.slice(0, 64))} twice; keep one value for each name; nothing was written`);
   return values;
 }
 

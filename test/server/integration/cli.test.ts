@@ -241,6 +241,8 @@ describe('secret', () => {
       // The name is said, so that it can be found in a long file; neither value is.
       [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"xyzzy-1","Y":"y","X":"xyzzy-2"}'), /stdin names the secret X twice; keep one value for each name/],
       [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":"xyzzy-1","\\u0058":"xyzzy-2"}'), /stdin names the secret X twice/],
+      // A name repeated inside an object given as a value is that value's content: never said.
+      [['secret', 'import', 'bytes', '--format', 'json'], Buffer.from('{"X":{"xyzzy-inner":1,"xyzzy-inner":2}}'), /the value of X is not a string; nothing was written/],
     ] as const) {
       const result = await execa(BIN, [...args, '--store', store.dir], { input, env, reject: false });
       expect(result.exitCode).toBe(2);
