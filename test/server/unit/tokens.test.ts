@@ -129,4 +129,20 @@ describe('TokenAuthority', () => {
     await expect(authority.verify(`${token}\n`, now)).rejects.toMatchObject({ code: 'RWS_AUTH_FAILED' });
   });
 
+  it('remembers a token by all of it: its signature on other claims is verified, and refused', async () => {
+    const { TokenAuthority } = await import('../../../src/server/auth/tokens.js');
+    const authority = new TokenAuthority(key);
+    const token = craft(GOOD_HEADER, goodClaims(NOW));
+    await authority.verify(token, now);
+    expect(authority.isKnown(token, now)).toBe(true);
+    // The remembered token's signature pasted onto wider claims (the cache is keyed by the signature).
+    const signature = token.slice(token.lastIndexOf('.') + 1);
+    const wider = craft(GOOD_HEADER, { ...goodClaims(NOW), usage_limit: null, scope: { environment: 'production', key_pattern: '*', permissions: ['read'] } });
+    const forged = `${wider.slice(0, wider.lastIndexOf('.'))}.${signature}`;
+    expect(authority.isKnown(forged, now)).toBe(false);
+    await expect(authority.verify(forged, now)).rejects.toMatchObject({ code: 'RWS_AUTH_FAILED' });
+    // And the real one is still remembered as it was.
+    expect((await authority.verify(token, now)).scope.key_pattern).toBe('SERVICE_B_*');
+  });
+
 });

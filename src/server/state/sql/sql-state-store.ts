@@ -509,8 +509,10 @@ export class SqlStateStore implements StateStore {
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
       const chunk = rows.slice(start, start + INSERT_CHUNK);
       const params: unknown[] = [];
-      for (const row of chunk) {
-        for (const column of AUDIT_COLUMNS) params.push(column !== 'keys' ? row[column] : row.keys === null ? null : JSON.stringify(row.keys));
+      // Field by field in AUDIT_COLUMNS' order: a loop over the names is a keyed lookup per value,
+      // 14 a row on every read.
+      for (const r of chunk) {
+        params.push(r.seq, r.time, r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys === null ? null : JSON.stringify(r.keys), r.client, r.count, r.hash);
       }
       await tx.query(auditInsert(chunk.length), params);
     }
