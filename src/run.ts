@@ -186,7 +186,9 @@ function describeWatch(plan: RunPlan, watch: WatchSettings): string {
   const seconds = (ms: number): string => `${ms / 1000}s`;
   const what = plan.sources.map((source) => source.label).join(', ');
   const action = watch.onChange.kind === 'restart' ? `restart the child (${watch.stopSignal} to its group, SIGKILL after ${seconds(watch.stopTimeoutMs)})` : watch.onChange.kind === 'signal' ? `rewrite the secrets file, then send ${watch.onChange.signal}` : `stop the child and exit 75`;
-  return `would watch ${what} (every ${seconds(watch.intervalMs)}; debounce ${seconds(watch.debounceMs)}, at most ${seconds(watch.maxWaitMs)}); on a change of the injected names or values: ${action}; if the vault refuses the credential: ${watch.onRevoke === 'exit' ? 'stop the child and exit 77' : 'keep the child, stop refreshing'}`;
+  // Local files have no credential to refuse: the clause would describe a vault the run never asks.
+  const refused = plan.sources.some((source) => source.fromVault === true) ? `; if the vault refuses the credential: ${watch.onRevoke === 'exit' ? 'stop the child and exit 77' : 'keep the child, stop refreshing'}` : '';
+  return `would watch ${what} (every ${seconds(watch.intervalMs)}; debounce ${seconds(watch.debounceMs)}, at most ${seconds(watch.maxWaitMs)}); on a change of the injected names or values: ${action}${refused}`;
 }
 
 /** As a POSIX shell would need it typed: bare when safe, else in single quotes. */

@@ -33,12 +33,15 @@ export interface FallbackSettings {
 
 export class FallbackSource implements SecretSource {
   readonly label: string;
+  /** --offline never asks the vault, so no credential of it can be refused. */
+  readonly fromVault: boolean;
 
   constructor(
     private readonly vault: VaultSource,
     private readonly settings: FallbackSettings,
   ) {
     this.label = vault.label;
+    this.fromVault = !settings.offline;
   }
 
   async load(context: LoadContext): Promise<Secrets> {

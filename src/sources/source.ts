@@ -22,6 +22,8 @@ export interface LoadContext {
 export interface SecretSource {
   /** Human label for messages, e.g. `.env file ./config/.env`. Never holds a secret. */
   readonly label: string;
+  /** Asks the vault, with a credential it can refuse (what --watch's --on-revoke is about). */
+  readonly fromVault?: boolean;
   load(context: LoadContext): Promise<Secrets>;
   /** Names only, for --dry-run: a source that can list without reading values says so here. */
   loadNames?(context: LoadContext): Promise<string[]>;

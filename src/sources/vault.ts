@@ -39,6 +39,7 @@ type Selector = { pattern: string } | { key: string };
 
 export class VaultSource implements SecretSource {
   readonly label: string;
+  readonly fromVault = true;
 
   constructor(readonly settings: VaultSettings) {
     this.label = `vault environment ${settings.environment}`;

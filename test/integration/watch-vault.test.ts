@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRowsSync, call, cliOk, makeApiKey, makeStore, startServer, token, type TestStore } from '../server/helpers/server.js';
 import { execa } from 'execa';
-import { BIN, makeRuntimeDir, removeDir } from '../helpers/cli.js';
+import { baseEnv, BIN, makeRuntimeDir, removeDir } from '../helpers/cli.js';
 import { alive, CHILD_COMMAND, freePort, readRecord, startServerOn, startWatch, until, ups } from '../helpers/watch.js';
 
 const SECRETS = { APP_A: 'alpha-value-1', APP_B: 'bravo-value-1', OTHER: 'not-for-this-app' };
@@ -245,6 +245,19 @@ describe('run-with-secrets --watch with a vault', () => {
     } finally {
       server.process.kill('SIGCONT');
       await server.stop('SIGKILL');
+      await store.cleanup();
+    }
+  }, 60_000);
+
+  it('--dry-run --watch says what a refused credential would do (a run on local files does not: it has none)', async () => {
+    const { store, key, record, server } = await scenario();
+    try {
+      const result = await execa(BIN, watchArgs('--dry-run', '--on-revoke', 'keep'), { env: baseEnv(runtimeDir, watchEnv(server.url, key.key, record)), extendEnv: false, reject: false });
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toMatch(/would watch vault environment prod .*; if the vault refuses the credential: keep the child, stop refreshing$/m);
+      expectNoLeak([result.stdout, result.stderr], store, key.key);
+    } finally {
+      await server.stop();
       await store.cleanup();
     }
   }, 60_000);
