@@ -17,6 +17,7 @@ import { describeChange, SecretsDigester, type SecretsDigest } from './digest.js
 import { GroupSignals } from './group-signals.js';
 import { type Injected, WatchInjection } from './injection.js';
 import { childUserEnv } from '../process/user.js';
+import { refuseOversizedEnvironment } from '../inject/env-limits.js';
 import { finishGroup, killGroupOnExit, signalCatchers, signalGroup, stopGroup, type StopOptions } from './process-group.js';
 import { RefreshLog } from './refresh-log.js';
 import type { WatchSettings } from './settings.js';
@@ -90,11 +91,16 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
     refreshLog.failing(feed.label, known?.code ?? 'RWS_INTERNAL', known?.message ?? 'internal error', retryMs, next);
   };
 
+  const childEnv = (variables: ReadonlyMap<string, string>): ReturnType<typeof buildChildEnv> => {
+    const built = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: variables });
+    if (plan.user) Object.assign(built.env, childUserEnv(plan.user));
+    return built;
+  };
+
   const start = async (secrets: Secrets, injected: Injected, after: string | undefined): Promise<Generation> => {
     await injection!.adopt(injected);
-    const { env, shadowed } = buildChildEnv({ parent: plan.parentEnv, keep: plan.keepEnv, pristine: plan.pristine, injected: injected.variables });
+    const { env, shadowed } = childEnv(injected.variables);
     if (after === undefined) for (const name of shadowed) io.log.info(`${name}: the injected variable replaces the inherited one`);
-    if (plan.user) Object.assign(env, childUserEnv(plan.user));
     const filters = plan.mask ? await maskFilters(secrets, io) : undefined;
     const mask = filters && new (await import('./mask-retention.js')).RetainedMask([filters.stdout, filters.stderr], secrets.values());
     // A stop signal, or a hangup, while this child was being prepared (the old child's file being
@@ -162,10 +168,11 @@ export async function runWatch(plan: RunPlan, watch: WatchSettings, io: RunIo, k
       let fresh: Secrets;
       try {
         fresh = selectSecrets(await feed.current(), plan.selection);
-        // A rotated value the secrets file (a line break in dotenv) or one variable (over 128 KiB)
-        // cannot carry is a failed refresh: found out after the stop, it left the app dead with
-        // exit 125.
+        // A rotated value the secrets file (a line break in dotenv) or the environment cannot
+        // carry (a variable over 128 KiB, or all of them over the exec limit) is a failed refresh:
+        // found out after the stop, it left the app dead with exit 125.
         await injection.check(fresh);
+        if (plan.injectAs === 'env') refuseOversizedEnvironment(childEnv(fresh).env, [plan.command, ...plan.args]);
       } catch (error) {
         refreshFailed(error, 'the sources are read again at their next change');
         continue;
