@@ -5,6 +5,11 @@
 import { readFileSync } from 'node:fs';
 import { SpawnError, EXIT_WRAPPER_FAILURE } from '../errors.js';
 
+/** Secrets that do not fit in an environment: the command is fine, so ours to report (125), not 126. */
+export function envTooLarge(message: string): SpawnError {
+  return new SpawnError('RWS_ENV_TOO_LARGE', message, EXIT_WRAPPER_FAILURE, 'use --inject-as file or --inject-as fd for large secrets');
+}
+
 /** MAX_ARG_STRLEN with 4 KiB pages (larger pages allow more: refused here all the same). */
 export const MAX_VARIABLE_BYTES = 128 * 1024;
 
@@ -12,7 +17,7 @@ export const MAX_VARIABLE_BYTES = 128 * 1024;
 export function refuseOversizedVariables(variables: ReadonlyMap<string, string>): void {
   for (const [name, value] of variables) {
     if (Buffer.byteLength(name) + 1 + Buffer.byteLength(value) + 1 > MAX_VARIABLE_BYTES) {
-      throw new SpawnError('RWS_ENV_TOO_LARGE', `${name} is over 128 KiB, more than one environment variable can carry (E2BIG)`, EXIT_WRAPPER_FAILURE, 'use --inject-as file or --inject-as fd for large secrets');
+      throw envTooLarge(`${name} is over 128 KiB, more than one environment variable can carry (E2BIG)`);
     }
   }
 }
@@ -40,7 +45,7 @@ export function refuseOversizedEnvironment(env: Readonly<Record<string, string>>
   used += count * 8;
   if (used > limit) {
     const kib = (bytes: number): number => Math.ceil(bytes / 1024);
-    throw new SpawnError('RWS_ENV_TOO_LARGE', `the child's environment and arguments together are ${kib(used)} KiB, more than the ${kib(limit)} KiB the system passes to a program (E2BIG)`, EXIT_WRAPPER_FAILURE, 'use --inject-as file or --inject-as fd for large secrets');
+    throw envTooLarge(`the child's environment and arguments together are ${kib(used)} KiB, more than the ${kib(limit)} KiB the system passes to a program (E2BIG)`);
   }
 }
 

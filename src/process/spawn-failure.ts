@@ -1,7 +1,8 @@
 // Why a command could not be started, in the words and with the status a shell would use: 127
 // for what is not there, 126 for what is there but cannot run, 125 when the fault is ours.
-import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_WRAPPER_FAILURE, SpawnError } from '../errors.js';
+import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, SpawnError } from '../errors.js';
 import { missingInterpreter } from './interpreter.js';
+import { envTooLarge } from '../inject/env-limits.js';
 
 export function spawnFailure(command: string, error: unknown, path: string | undefined): SpawnError {
   const code = (error as NodeJS.ErrnoException).code;
@@ -29,9 +30,8 @@ export function spawnFailure(command: string, error: unknown, path: string | und
     return new SpawnError('RWS_COMMAND_NOT_EXECUTABLE', `cannot execute ${command}: ENOTDIR (a part of its path is not a directory)`, EXIT_CANNOT_EXECUTE, 'check the path of the command');
   }
   if (code === 'E2BIG') {
-    // The kernel refuses one variable over 128 KiB (MAX_ARG_STRLEN) or all of them over its limit:
-    // the command is fine, the secrets do not fit in an environment. Ours to report, not 126.
-    return new SpawnError('RWS_ENV_TOO_LARGE', `cannot start ${command}: the environment is too large for the system (E2BIG; one value over 128 KiB, or all of them together)`, EXIT_WRAPPER_FAILURE, 'use --inject-as file or --inject-as fd for large secrets');
+    // The kernel refuses one variable over 128 KiB (MAX_ARG_STRLEN) or all of them over its limit.
+    return envTooLarge(`cannot start ${command}: the environment is too large for the system (E2BIG; one value over 128 KiB, or all of them together)`);
   }
   return new SpawnError('RWS_SPAWN_FAILED', `cannot start ${command}: ${code ?? 'unknown error'}`, EXIT_CANNOT_EXECUTE, "check the command and the system's limits (processes, memory)");
 }
