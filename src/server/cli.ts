@@ -13,6 +13,7 @@ import { explainMissingSchema } from './state/state-errors.js';
 import { redactCredentials } from './url-credentials.js';
 import { printable } from '../printable.js';
 import { packageVersion } from './version.js';
+import { nameAndCode } from './error-name.js';
 
 export interface CliIo {
   env: Env;
@@ -194,9 +195,7 @@ function reportError(stderr: Writable, raw: unknown, argv: readonly string[]): v
     stderr.write(printable(redactCredentials(`secrets-server: error ${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`, argv)) + '\n');
     return;
   }
-  // Unknown errors: name and code only; their message might hold data.
-  const code = (error as { code?: unknown } | undefined)?.code;
-  stderr.write(`secrets-server: error RWS_INTERNAL: internal error (${error instanceof Error ? error.name : 'unknown'}${typeof code === 'string' ? ` ${code}` : ''}) (hint: please report this with the command line, not the secrets)\n`);
+  stderr.write(`secrets-server: error RWS_INTERNAL: internal error (${nameAndCode(error, 'unknown')}) (hint: please report this with the command line, not the secrets)\n`);
 }
 
 export async function main(): Promise<void> {

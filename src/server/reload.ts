@@ -2,6 +2,7 @@
 // reopen the audit file after logrotate, …). A reload that fails is logged by code and the
 // server goes on with what it had; SIGHUP never stops the server.
 import { RwsError } from '../errors.js';
+import { nameAndCode } from './error-name.js';
 
 export type Reload = () => Promise<void> | void;
 
@@ -34,6 +35,5 @@ export class ReloadHooks {
 /** Code, message and hint of our errors; only the name and code of others (their message may hold data). */
 export function describeFailure(error: unknown): string {
   if (error instanceof RwsError) return `${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return error instanceof Error ? `${error.name}${typeof code === 'string' ? ` ${code}` : ''}` : 'non-error thrown';
+  return nameAndCode(error, 'non-error thrown');
 }

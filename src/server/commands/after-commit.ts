@@ -8,6 +8,7 @@ import { RwsError } from '../../errors.js';
 import type { CliIo } from '../cli.js';
 import { explainSystemError } from '../system-errors.js';
 import { printable } from '../../printable.js';
+import { nameAndCode } from '../error-name.js';
 
 /** Runs `step` after a commit; its failure becomes a warning naming `what` failed. */
 export async function afterCommit(io: CliIo, what: string, step: () => Promise<unknown>): Promise<void> {
@@ -23,6 +24,5 @@ export async function afterCommit(io: CliIo, what: string, step: () => Promise<u
 function describe(raw: unknown): string {
   const error = raw instanceof RwsError ? raw : (explainSystemError(raw) ?? raw);
   if (error instanceof RwsError) return `${error.code}: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return `RWS_INTERNAL: ${error instanceof Error ? error.name : 'unknown'}${typeof code === 'string' ? ` ${code}` : ''}`;
+  return `RWS_INTERNAL: ${nameAndCode(error, 'unknown')}`;
 }

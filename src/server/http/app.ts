@@ -25,6 +25,7 @@ import { reportOfflineUse } from './batch/fallback.js';
 import { batchSecrets } from './batch/batch.js';
 import type { Route } from './route.js';
 import { wasLogged } from '../logged-errors.js';
+import { nameAndCode } from '../error-name.js';
 
 export interface AppDeps extends HandlerDeps {
   limits?: AuthLimits;
@@ -279,9 +280,5 @@ function describe(error: unknown): string {
   if (error instanceof DamagedRowError) return `error ${error.code}: ${error.message}`;
   const schema = explainMissingSchema(error);
   if (schema !== undefined) return `error ${schema.code}: ${schema.message}`;
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return `${error.name}${typeof code === 'string' ? ` ${code}` : ''}`;
-  }
-  return 'non-error thrown';
+  return nameAndCode(error, 'non-error thrown');
 }

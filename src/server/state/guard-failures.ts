@@ -6,6 +6,7 @@
 import { RwsError } from '../../errors.js';
 import { explainSystemError } from '../system-errors.js';
 import { fullLine, OutageLog } from './outage-log.js';
+import { nameAndCode } from '../error-name.js';
 
 const CONSEQUENCE = 'the check for a state database restored from an older copy cannot run until then';
 
@@ -17,9 +18,7 @@ export class GuardFailures {
   failed(error: unknown): void {
     if (OutageLog.covers(error)) return;
     const known = error instanceof RwsError ? error : explainSystemError(error);
-    const code = (error as { code?: unknown } | undefined)?.code;
-    // Unknown errors: name and code only; their message might hold data.
-    const what = known ?? new RwsError('RWS_INTERNAL', `the rollback check failed (${error instanceof Error ? error.name : 'error'}${typeof code === 'string' ? ` ${code}` : ''})`, { hint: 'please report this with the command line' });
+    const what = known ?? new RwsError('RWS_INTERNAL', `the rollback check failed (${nameAndCode(error)})`, { hint: 'please report this with the command line' });
     const line = fullLine(new RwsError(what.code, `${what.message}; ${CONSEQUENCE}`, { hint: what.hint }));
     if (line === this.#told) return;
     this.#told = line;

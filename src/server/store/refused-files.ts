@@ -6,6 +6,7 @@ import { printable } from '../../printable.js';
 import { fullLine } from '../state/outage-log.js';
 import { explainSystemError } from '../system-errors.js';
 import { markLogged } from '../logged-errors.js';
+import { nameAndCode } from '../error-name.js';
 
 export class RefusedFiles {
   readonly #refused = new Set<string>();
@@ -17,10 +18,7 @@ export class RefusedFiles {
     markLogged(error);
     const known = error instanceof RwsError ? error : explainSystemError(error);
     if (known !== undefined) return this.log(fullLine(known));
-    // Unknown errors: name and code only; their message might hold data.
-    const code = (error as { code?: unknown } | undefined)?.code;
-    const name = error instanceof Error ? error.name : 'error';
-    this.log(fullLine(new RwsError('RWS_INTERNAL', `${file} could not be loaded (${name}${typeof code === 'string' ? ` ${code}` : ''})`, { hint: 'please report this with the command line, not the secrets' })));
+    this.log(fullLine(new RwsError('RWS_INTERNAL', `${file} could not be loaded (${nameAndCode(error)})`, { hint: 'please report this with the command line, not the secrets' })));
   }
 
   served(file: string): void {
