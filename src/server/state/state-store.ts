@@ -188,7 +188,7 @@ export interface StateStore {
    * Requests (folded rows count as many) from `since` on, by outcome, in buckets of one minute or
    * ten (the first 16 or 15 characters of the ISO time), counted by the database.
    */
-  auditBuckets(since: string, bucketMinutes: 1 | 10): Promise<AuditBuckets>;
+  auditBuckets(since: string, until: string, bucketMinutes: 1 | 10): Promise<AuditBuckets>;
   /** Rows in `seq` order from `afterSeq` on, at most `limit`. */
   auditAfter(afterSeq: number, limit: number): Promise<StoredAuditRow[]>;
   /** The newest row's seq and hash, which every commit appends to; throws when it is damaged. */

@@ -443,21 +443,23 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
     it('counts requests per minute and per ten minutes, success against failure, in the database', async () => {
       const state = await open();
       const at = (iso: string, status: number, count = 1) => ({ ...row('secret.read', status), time: iso, count });
-      const rows = [at('2030-01-01T11:58:59.999Z', 200), at('2030-01-01T11:59:00.000Z', 200), at('2030-01-01T11:59:30.000Z', 401), at('2030-01-01T11:59:59.000Z', 429, 7), at('2030-01-01T12:00:01.000Z', 200), at('2030-01-01T11:30:00.000Z', 200)];
+      // The last two are after the windows asked for (a replica's clock ahead, a time edited into no time).
+      const rows = [at('2030-01-01T11:58:59.999Z', 200), at('2030-01-01T11:59:00.000Z', 200), at('2030-01-01T11:59:30.000Z', 401), at('2030-01-01T11:59:59.000Z', 429, 7), at('2030-01-01T12:00:01.000Z', 200), at('2030-01-01T11:30:00.000Z', 200), at('2030-01-01T12:01:00.000Z', 200), at('zzzz', 500)];
       for (const record of rows) await state.commit({ audit: () => record }, NOW);
       // Changes made on the host are no requests: never counted.
       await state.addApiKey(key('ak_00000000000000f1'), { ...localChange('apikey.create', 'ak_00000000000000f1', NOW), time: '2030-01-01T11:59:10.000Z' });
-      expect((await state.auditBuckets('2030-01-01T11:58:30.000Z', 1)).buckets).toEqual([
+      expect((await state.auditBuckets('2030-01-01T11:58:30.000Z', '2030-01-01T12:01:00.000Z', 1)).buckets).toEqual([
         { start: '2030-01-01T11:58:00.000Z', success: 1, failure: 0 },
         { start: '2030-01-01T11:59:00.000Z', success: 1, failure: 8 },
         { start: '2030-01-01T12:00:00.000Z', success: 1, failure: 0 },
       ]);
-      expect((await state.auditBuckets('2030-01-01T00:00:00.000Z', 10)).buckets).toEqual([
+      expect((await state.auditBuckets('2030-01-01T00:00:00.000Z', '2030-01-01T12:01:00.000Z', 10)).buckets).toEqual([
         { start: '2030-01-01T11:30:00.000Z', success: 1, failure: 0 },
         { start: '2030-01-01T11:50:00.000Z', success: 2, failure: 8 },
         { start: '2030-01-01T12:00:00.000Z', success: 1, failure: 0 },
       ]);
-      expect((await state.auditBuckets('2031-01-01T00:00:00.000Z', 1)).buckets).toEqual([]);
+      expect((await state.auditBuckets('2031-01-01T00:00:00.000Z', '2031-01-01T01:00:00.000Z', 1)).buckets).toEqual([]);
+      expect((await state.auditBuckets('2030-01-01T12:01:00.000Z', '2030-01-01T12:02:00.000Z', 1)).buckets).toEqual([{ start: '2030-01-01T12:01:00.000Z', success: 1, failure: 0 }]);
     });
 
     it('refuses a row whose list columns were edited into something else', async () => {

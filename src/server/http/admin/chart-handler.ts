@@ -21,8 +21,9 @@ export async function readChart(deps: HandlerDeps, x: Exchange, query: string): 
   const until = Math.ceil((x.now.getTime() + 1) / bucketMs) * bucketMs;
   const since = new Date(until - minutes * 60_000).toISOString();
   const end = new Date(until).toISOString();
-  // Only bars within the window: a row stamped ahead (a replica whose clock runs fast) or with a
-  // time that is no time (edited by hand) made a bar after its end, `zzzz:00.000Z` for the latter.
-  const buckets = (await deps.state.auditBuckets(since, bucket)).buckets.filter((b) => b.start >= since && b.start < end && !Number.isNaN(Date.parse(b.start)));
+  // Counted within the window only: a row stamped ahead (a replica whose clock runs fast) or with a
+  // time that is no time (edited by hand, `zzzz`) made a bar after its end. One edited into the
+  // window's range but still no time (`2030-01-01T12:0x`) is left out here.
+  const buckets = (await deps.state.auditBuckets(since, end, bucket)).buckets.filter((b) => !Number.isNaN(Date.parse(b.start)));
   return { status: 200, body: { window, bucket_minutes: bucket, since, until: end, buckets } };
 }

@@ -571,15 +571,15 @@ export class SqlStateStore implements StateStore {
     return (await this.db.query(sql, params)).map(toAuditRow);
   }
 
-  async auditBuckets(since: string, bucketMinutes: 1 | 10): Promise<AuditBuckets> {
+  async auditBuckets(since: string, until: string, bucketMinutes: 1 | 10): Promise<AuditBuckets> {
     // ISO times sort and cut as text: 'YYYY-MM-DDTHH:MM' is a minute, one character less ten.
     const width = bucketMinutes === 1 ? 16 : 15;
     const rows = await this.db.query<{ bucket: string; success: unknown; failure: unknown }>(
       `SELECT substr(time, 1, ${width}) AS bucket,
               SUM(CASE WHEN outcome = 'success' THEN count ELSE 0 END) AS success,
               SUM(CASE WHEN outcome = 'failure' THEN count ELSE 0 END) AS failure
-         FROM audit WHERE time >= $1 AND status > 0 GROUP BY substr(time, 1, ${width}) ORDER BY bucket`,
-      [since],
+         FROM audit WHERE time >= $1 AND time < $2 AND status > 0 GROUP BY substr(time, 1, ${width}) ORDER BY bucket`,
+      [since, until],
     );
     const suffix = bucketMinutes === 1 ? ':00.000Z' : '0:00.000Z';
     return { buckets: rows.map((row) => ({ start: `${row.bucket}${suffix}`, success: Number(row.success), failure: Number(row.failure) })) };
