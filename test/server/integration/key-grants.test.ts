@@ -3,12 +3,12 @@
 // is sealed by an HMAC under the pepper (grant_mac), and a row that does not match it is refused
 // as an unknown key. Before, `UPDATE api_keys SET admin = 1` on one's own row made an admin.
 import path from 'node:path';
-import { rename } from 'node:fs/promises';
+import { chmod, rename } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cli, cliOk, makeApiKey, makeStore, type RunningServer, startServer, type TestStore } from '../helpers/server.js';
+import { call, cli, cliOk, makeApiKey, makeStore, type Reply, type RunningServer, startServer, type TestStore } from '../helpers/server.js';
 import { BACKENDS } from '../helpers/backends.js';
 
 const SECRETS = { production: { DB_PASSWORD: 'key-grants-secret-value' }, staging: { DB_PASSWORD: 'key-grants-staging-value' } };
@@ -136,6 +136,31 @@ describe.each(BACKENDS)('API key grants on $name', (backend) => {
     // What kept it refused is this process's verdict, not the row: a new process honours it.
     await server.stop();
     server = await startServer(store, ['--console'], env);
+    expect((await batch(token)).body.fallback).toMatchObject({ allowed: true });
+  });
+
+  it('answers a read when the pepper file cannot be read, offering no fallback, and offers it once the file can be read again', async () => {
+    const { key } = await makeApiKey(store, ['production'], ['DB_*'], [], env);
+    const token = (await mint(key)).body.token as string;
+    // A process that has not checked a key row yet: one that has keeps the seal it made then.
+    await server.stop();
+    server = await startServer(store, ['--console'], env);
+    const pepper = path.join(store.dir, 'api-key-pepper');
+    const answers: Reply[] = [];
+    try {
+      await rename(pepper, `${pepper}.away`);
+      answers.push(await batch(token));
+      await rename(`${pepper}.away`, pepper);
+      await chmod(pepper, 0o644);
+      answers.push(await batch(token));
+    } finally {
+      await rename(`${pepper}.away`, pepper).catch(() => undefined);
+      await chmod(pepper, 0o600);
+    }
+    for (const answer of answers) {
+      expect([answer.status, answer.body.secrets, answer.body.fallback]).toEqual([200, { DB_PASSWORD: 'key-grants-secret-value' }, { allowed: false, not_after: null }]);
+    }
+    // Not kept as a verdict: the next read looks again.
     expect((await batch(token)).body.fallback).toMatchObject({ allowed: true });
   });
 
