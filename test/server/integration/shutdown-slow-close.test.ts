@@ -9,7 +9,7 @@
 import pg from 'pg';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generate, makeApiKey, makeStore, startServer, type TestStore } from '../helpers/server.js';
+import { generate, makeApiKey, makeStore, startServer, type TestStore, until } from '../helpers/server.js';
 import { testDatabase } from '../../helpers/postgres.js';
 
 /** Generous for a loaded 2-core machine; without the fix the process never exits. */
@@ -49,9 +49,9 @@ describe('SIGTERM to an idle server whose close waits on the database', () => {
       expect((await generate(server, apiKey, { subject: 'slow-close', environment: 'production', key_pattern: 'SLOW_CLOSE_*' }, client)).status).toBe(201);
       await client.close();
       const exited = server.stop('SIGTERM');
+      await until(async () => server.stderr().includes('secrets-server: SIGTERM, closing'), 5_000);
+      // The situation: the listener is closed, and the process is still closing well past the moment.
       await sleep(1_000);
-      // The situation: the listener is closed, and the process is still closing past the moment.
-      expect(server.stderr()).toContain('secrets-server: SIGTERM, closing');
       const probe = new Agent();
       const refused = await fetch(`${server.url}/api/v1/auth/self`, { dispatcher: probe }).catch((error: Error) => error.cause);
       await probe.close();
