@@ -3,12 +3,12 @@
 // is sealed by an HMAC under the pepper (grant_mac), and a row that does not match it is refused
 // as an unknown key. Before, `UPDATE api_keys SET admin = 1` on one's own row made an admin.
 import path from 'node:path';
-import { rename } from 'node:fs/promises';
+import { chmod, rename } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, cli, cliOk, makeApiKey, makeStore, type RunningServer, startServer, type TestStore } from '../helpers/server.js';
+import { call, cli, cliOk, makeApiKey, makeStore, type Reply, type RunningServer, startServer, type TestStore } from '../helpers/server.js';
 import { BACKENDS } from '../helpers/backends.js';
 
 const SECRETS = { production: { DB_PASSWORD: 'key-grants-secret-value' }, staging: { DB_PASSWORD: 'key-grants-staging-value' } };
@@ -42,6 +42,7 @@ describe.each(BACKENDS)('API key grants on $name', (backend) => {
   let clients = 10;
   const mint = (key: string, body: Record<string, unknown> = MINT) => call(`${server.url}/api/v1/vault/tokens/generate`, { auth: key, json: body, dispatcher: client });
   const listKeys = (key: string) => call(`${server.url}/api/v1/auth/keys`, { auth: key, dispatcher: client });
+  const batch = (token: string) => call(`${server.url}/api/v1/vault/secrets/batch`, { auth: token, json: { environment: 'production', keys: ['DB_PASSWORD'] } });
   const listed = async () => (await cliOk(['apikey', 'list', '--json', '--store', store.dir], { env })).trim().split('\n').map((line) => JSON.parse(line) as { id: string; grants_intact: boolean; admin: boolean });
   const mentions = (text: string, part: string) => text.split(part).length - 1;
 
@@ -115,9 +116,52 @@ describe.each(BACKENDS)('API key grants on $name', (backend) => {
     const { id, key } = await makeApiKey(store, ['production'], ['DB_*'], ['--no-fallback'], env);
     const token = (await mint(key)).body.token as string;
     await sql('UPDATE api_keys SET fallback = 1 WHERE id = $1', id);
-    const batch = await call(`${server.url}/api/v1/vault/secrets/batch`, { auth: token, json: { environment: 'production', keys: ['DB_PASSWORD'] } });
-    expect(batch.status).toBe(200);
-    expect(batch.body.fallback).toEqual({ allowed: false, not_after: null });
+    const answer = await batch(token);
+    expect(answer.status).toBe(200);
+    expect(answer.body.fallback).toEqual({ allowed: false, not_after: null });
+  });
+
+  it('judges a key\'s row once per process, a row that fails its MAC too: put back by hand, it is offered no fallback until a restart', async () => {
+    const { id, key } = await makeApiKey(store, ['production'], ['DB_*'], [], env);
+    const token = (await mint(key)).body.token as string;
+    const [{ name }] = (await sql('SELECT name FROM api_keys WHERE id = $1', id)) as [{ name: string }];
+    await sql("UPDATE api_keys SET name = 'renamed' WHERE id = $1", id);
+    expect((await batch(token)).body.fallback).toEqual({ allowed: false, not_after: null });
+    // The row as it was: a process that judged it again (a query and an HMAC on every read of
+    // this key's tokens) would offer the fallback now.
+    await sql('UPDATE api_keys SET name = $2 WHERE id = $1', id, name);
+    const again = await batch(token);
+    expect([again.status, again.body.fallback]).toEqual([200, { allowed: false, not_after: null }]);
+    expect(mentions(server.stderr(), `error RWS_STATE_INVALID: the api_keys row ${id} `)).toBe(1);
+    // What kept it refused is this process's verdict, not the row: a new process honours it.
+    await server.stop();
+    server = await startServer(store, ['--console'], env);
+    expect((await batch(token)).body.fallback).toMatchObject({ allowed: true });
+  });
+
+  it('answers a read when the pepper file cannot be read, offering no fallback, and offers it once the file can be read again', async () => {
+    const { key } = await makeApiKey(store, ['production'], ['DB_*'], [], env);
+    const token = (await mint(key)).body.token as string;
+    // A process that has not checked a key row yet: one that has keeps the seal it made then.
+    await server.stop();
+    server = await startServer(store, ['--console'], env);
+    const pepper = path.join(store.dir, 'api-key-pepper');
+    const answers: Reply[] = [];
+    try {
+      await rename(pepper, `${pepper}.away`);
+      answers.push(await batch(token));
+      await rename(`${pepper}.away`, pepper);
+      await chmod(pepper, 0o644);
+      answers.push(await batch(token));
+    } finally {
+      await rename(`${pepper}.away`, pepper).catch(() => undefined);
+      await chmod(pepper, 0o600);
+    }
+    for (const answer of answers) {
+      expect([answer.status, answer.body.secrets, answer.body.fallback]).toEqual([200, { DB_PASSWORD: 'key-grants-secret-value' }, { allowed: false, not_after: null }]);
+    }
+    // Not kept as a verdict: the next read looks again.
+    expect((await batch(token)).body.fallback).toMatchObject({ allowed: true });
   });
 
   it('mints a token that ends no later than its key, so a later expiry written into the row lends it no time', async () => {
