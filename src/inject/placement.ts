@@ -4,6 +4,7 @@
 // secrets-file.ts, loaded only for file and fd injection.
 import { accessSync, constants as fsConstants, lstatSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseProcStat } from '../process/proc-stat.js';
 import { processStartTicks } from '../process/start-time.js';
 
 /**
@@ -161,5 +162,6 @@ export function processIsRunning(pid: number): boolean {
   } catch {
     return true;
   }
-  return !['Z', 'X'].includes(stat.charAt(stat.lastIndexOf(')') + 2));
+  const state = parseProcStat(stat)?.state;
+  return state !== 'Z' && state !== 'X';
 }

@@ -6,6 +6,7 @@
 // the terminal gets SIGINT only from a `kill` (not forwarded, the child never got it). Asked
 // when the signal comes, since `fg` and `bg` move a job between the two.
 import { readFileSync } from 'node:fs';
+import { parseProcStat } from './proc-stat.js';
 
 /** From /proc/self/stat: pgrp and tpgid (-1 without a controlling terminal); undefined without /proc. */
 export function groupIsForeground(readStat: () => string = () => readFileSync('/proc/self/stat', 'latin1')): boolean | undefined {
@@ -15,11 +16,7 @@ export function groupIsForeground(readStat: () => string = () => readFileSync('/
   } catch {
     return undefined;
   }
-  // The command name, in parentheses, may hold spaces and parentheses itself: fields are counted
-  // after the last ')'. There: state, ppid, pgrp, session, tty_nr, tpgid (proc_pid_stat(5)).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const pgrp = Number(fields[2]);
-  const tpgid = Number(fields[5]);
-  if (!Number.isInteger(pgrp) || !Number.isInteger(tpgid)) return undefined;
-  return tpgid === pgrp;
+  const fields = parseProcStat(stat);
+  if (fields === undefined) return undefined;
+  return fields.tpgid === fields.pgrp;
 }

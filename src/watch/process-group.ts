@@ -5,6 +5,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Outcome } from '../process/exit-status.js';
+import { parseProcStat } from '../process/proc-stat.js';
 import type { RunningChild } from '../process/spawn.js';
 
 const POLL_MS = 20;
@@ -106,11 +107,9 @@ async function groupMembers(pgid: number): Promise<number[]> {
   return stats.filter(([, stat]) => isLiveMember(stat, pgid)).map(([pid]) => pid);
 }
 
-/** pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'. */
 function isLiveMember(stat: string, pgid: number): boolean {
-  if (stat === '') return false;
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X';
+  const fields = parseProcStat(stat);
+  return fields !== undefined && fields.pgrp === pgid && fields.state !== 'Z' && fields.state !== 'X';
 }
 
 /** Resolves true once the group is gone, false when `ms` passed first (or `cancelled` settled). */

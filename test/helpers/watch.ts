@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseProcStat } from '../../src/process/proc-stat.js';
 import { BIN, baseEnv, ROOT } from './cli.js';
 
 const SERVER_BIN = join(ROOT, 'bin/secrets-server.js');
@@ -61,17 +62,16 @@ export function alive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
+    const state = parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.state;
+    return state !== 'Z' && state !== 'X';
   } catch {
     return false;
   }
 }
 
-/** The process group of `pid` (the fifth field of /proc/PID/stat, after the command's parentheses). */
+/** The process group of `pid`; NaN when its stat line cannot be read as one. */
 export function processGroup(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.pgrp ?? Number.NaN;
 }
 
 /** A free TCP port on loopback (for a server that must come back on the same port). */

@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { chmodSync, closeSync, copyFileSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseProcStat } from '../../src/process/proc-stat.js';
 import { BIN, baseEnv, fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, waitForLine, writeEnvFile } from '../helpers/cli.js';
 
 let dir: string;
@@ -175,8 +176,7 @@ describe('on a terminal', () => {
   /** The wrapper's pid: the parent of the child that printed `ready`. */
   const parentOf = (readyLine: string): number => {
     const { pid } = JSON.parse(readyLine.slice(6)) as { pid: number };
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.ppid ?? Number.NaN;
   };
 
   it('a Ctrl-C reaches the child exactly once when the wrapper\'s stdin, stdout and stderr are not the terminal', async () => {

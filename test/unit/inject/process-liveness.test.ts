@@ -4,11 +4,9 @@ import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { processIsAlive, processIsRunning } from '../../../src/inject/placement.js';
+import { parseProcStat } from '../../../src/process/proc-stat.js';
 
-const state = (pid: number): string => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  return stat.charAt(stat.lastIndexOf(')') + 2);
-};
+const state = (pid: number): string | undefined => parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.state;
 
 describe('processIsRunning', () => {
   it('is true for a running process, false for a zombie (which kill(0) still finds) and for a pid that is gone', async () => {

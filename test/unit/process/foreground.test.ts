@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { groupIsForeground } from '../../../src/process/foreground.js';
 
-// proc_pid_stat(5): pid (comm) state ppid pgrp session tty_nr tpgid ...
-const stat = (comm: string, pgrp: number, tpgid: number): string => `4242 (${comm}) S 1 ${pgrp} ${pgrp} 34816 ${tpgid} 4194560 0 0 0`;
+// proc_pid_stat(5): pid (comm) state ppid pgrp session tty_nr tpgid ... starttime (field 22) ...
+const stat = (comm: string, pgrp: number, tpgid: number): string =>
+  `4242 (${comm}) S 1 ${pgrp} ${pgrp} 34816 ${tpgid} 4194560 2185 0 0 0 2 1 0 0 20 0 7 0 123456789 1085566976 11707\n`;
 
 describe('groupIsForeground', () => {
   it('is true when our group is the terminal\'s foreground group', () => {

@@ -4,6 +4,7 @@
 // process's id, its short name (comm) and its state are read: never its command line, which may
 // hold anything. Best effort: elsewhere than Linux, or when /proc says nothing, no one is named.
 import { readFile, stat } from 'node:fs/promises';
+import { parseProcStat } from '../../../process/proc-stat.js';
 
 export interface LockHolder {
   /** 0 when the holder is in a PID namespace this process cannot see (another container). */
@@ -42,9 +43,7 @@ async function describe(pid: number): Promise<LockHolder> {
   if (pid === 0) return { pid };
   try {
     const name = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
-    const statLine = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The state follows the name in parentheses, which may itself hold ") ".
-    const state = statLine.slice(statLine.lastIndexOf(')') + 2, statLine.lastIndexOf(')') + 3);
+    const state = parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8'))?.state;
     return { pid, name: printableName(name), stopped: state === 'T' || state === 't' };
   } catch {
     return { pid };
