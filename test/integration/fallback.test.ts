@@ -1,7 +1,7 @@
 // --fallback and --offline against a real secrets-server that is SIGKILLed and started again on
 // the same port and store, with real files under a private XDG_STATE_HOME. The seven cases of
 // issue 13, numbered as there.
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { execa } from 'execa';
@@ -492,6 +492,88 @@ describe('the offline fallback', () => {
     expect(back.stderr).not.toContain('RWS_FALLBACK_QUEUE_INVALID');
     const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
     expect(rows.map((row) => String(row.subject).replace(/ \(offline at [^)]+\)$/, ''))).toEqual([subject]);
+  }, 60_000);
+});
+
+describe('a copy in a directory others may reach', () => {
+  const refusedLine = (stderr: string) => stderr.split('\n').filter((line) => line.includes('error RWS_FALLBACK_UNSAFE'));
+  const uses = (copy: string) => (existsSync(`${copy}.uses`) ? readdirSync(`${copy}.uses`) : []);
+
+  it('the default place open to group or others: --offline, an outage and --dry-run --offline refuse the copy unread and queue nothing; a run that reaches the vault narrows it back to 0700', async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const copy = join(cacheDir(), cacheFiles()[0]!);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+    const queued = uses(copy);
+    expect(queued).toHaveLength(1);
+    const bytes = readFileSync(copy);
+    for (const mode of [0o750, 0o701, 0o755]) {
+      chmodSync(cacheDir(), mode);
+      const offline = await run(key, ['--offline']);
+      expect(offline.exitCode).toBe(125);
+      expect(offline.stdout).toBe('');
+      expect(refusedLine(offline.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: its directory ${cacheDir()} is open to group or others (mode ${mode.toString(8)}) (hint: chmod 700 ${cacheDir()}: copies are kept 0600 in a 0700 directory (a --fallback run that reaches the vault narrows it too))`,
+      ]);
+    }
+    const names = await rws(['-e', 'prod', '-k', 'JOB_*', '--offline', '--dry-run', '--', 'true'], { RWS_API_KEY: key });
+    expect(names.exitCode).toBe(125);
+    expect(names.stderr).toContain('error RWS_FALLBACK_UNSAFE');
+    await killServer();
+    const outage = await run(key, ['--fallback', '--retries', '0']);
+    expect(outage.exitCode).toBe(125);
+    expect(outage.stdout).toBe('');
+    expect(outage.stderr).not.toContain('RWS_FALLBACK_USED');
+    expect(refusedLine(outage.stderr)[0]).toContain(`error RWS_FALLBACK_UNSAFE: the vault is unavailable (RWS_VAULT_UNREACHABLE), and the fallback cache ${copy} is refused: its directory ${cacheDir()} is open to group or others (mode 755)`);
+    // Nothing was read, removed or queued: the copy and the one use before are as they were.
+    expect(readFileSync(copy).equals(bytes)).toBe(true);
+    expect(uses(copy)).toEqual(queued);
+    expect(lstatSync(cacheDir()).mode & 0o777).toBe(0o755);
+
+    server = await restart();
+    const back = await run(key);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(lstatSync(cacheDir()).mode & 0o777).toBe(0o700);
+    expect(uses(copy)).toEqual([]);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+  }, 90_000);
+
+  it.skipIf(process.getuid?.() !== 0)("the default place owned by another user: refused, neither read nor written nor narrowed; theirs, so no chown is offered", async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const copy = join(cacheDir(), cacheFiles()[0]!);
+    chmodSync(cacheDir(), 0o755);
+    chownSync(cacheDir(), 65534, 65534);
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode).toBe(125);
+    expect(refusedLine(offline.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: its directory ${cacheDir()} is owned by uid 65534, not by you (uid 0) (hint: it is uid 65534's: run as that user, or point HOME (sudo -H) or XDG_STATE_HOME at your own; do not remove it)`,
+    ]);
+    const online = await run(key);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${copy} (RWS_FALLBACK_UNSAFE)`);
+    expect(lstatSync(cacheDir())).toMatchObject({ uid: 65534, mode: expect.any(Number) });
+    expect(lstatSync(cacheDir()).mode & 0o777).toBe(0o755);
+  }, 60_000);
+
+  it('--fallback=PATH in a directory others may write: refused on a read as on a write; one only others may read is the user\'s to keep', async () => {
+    const { key } = await newKey();
+    const jobs = join(runtimeDir, 'jobs');
+    const path = join(jobs, 'nightly.bin');
+    mkdirSync(jobs, { mode: 0o755 });
+    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
+    for (const mode of [0o775, 0o757]) {
+      chmodSync(jobs, mode);
+      const offline = await run(key, [`--offline`, `--fallback=${path}`]);
+      expect(offline.exitCode).toBe(125);
+      expect(refusedLine(offline.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${path} is refused: its directory ${jobs} may be written by group or others (mode ${mode.toString(8)}) (hint: chmod go-w ${jobs}, or give --fallback=PATH in a directory of yours that only you can write)`,
+      ]);
+    }
+    chmodSync(jobs, 0o755);
+    const offline = await run(key, ['--offline', `--fallback=${path}`]);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    expect(lstatSync(jobs).mode & 0o777).toBe(0o755);
   }, 60_000);
 });
 

@@ -1,0 +1,71 @@
+// The directory a fallback copy lives in, checked by every read of the copy as by every write. The
+// copy's own 0600 is not enough: whoever may write the directory may remove, rename or replace
+// entries in it (an older copy back in place, the queued offline uses gone before the vault hears
+// of them), and a directory open to others lists the jobs and when they last ran.
+// - The default place is ours alone: 0700, made so and narrowed so by a write (the vault has just
+//   answered, so the copy written there is fresh), refused by a read while it is anything else.
+// - A directory named by --fallback=PATH is the user's: it must be theirs and closed to writes by
+//   group and others, on a read as on a write; it is never narrowed (a 0755 project directory).
+import { chmod, lstat, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Stats } from 'node:fs';
+import { FallbackError } from '../errors.js';
+import { otherOwnerHint } from '../config/private-file.js';
+import { modeText } from '../local-file.js';
+
+export type CacheDirectoryKind = 'default' | 'chosen';
+
+/** Before a read: refused unless private (default) or closed to writes (chosen); a missing one holds no copy. */
+export async function checkCacheDirectory(path: string, uid: number, kind: CacheDirectoryKind): Promise<void> {
+  const info = await lstat(dirname(path)).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (info === undefined) return;
+  const problem = directoryProblem(info, uid, kind, false);
+  if (problem !== undefined) throw refusal(path, uid, kind, info, problem);
+}
+
+/** Before a write: made 0700 if missing; the default place is narrowed to 0700, anything else refused as a read refuses it. */
+export async function prepareCacheDirectory(path: string, uid: number, kind: CacheDirectoryKind): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await lstat(dir);
+  const problem = directoryProblem(info, uid, kind, true);
+  if (problem !== undefined) throw refusal(path, uid, kind, info, problem);
+  if (kind === 'default' && (info.mode & 0o077) !== 0) await chmod(dir, 0o700);
+}
+
+type Problem = 'not-directory' | 'other-owner' | 'open';
+
+function directoryProblem(info: Stats, uid: number, kind: CacheDirectoryKind, narrowing: boolean): Problem | undefined {
+  if (!info.isDirectory()) return 'not-directory';
+  if (uid >= 0 && info.uid !== uid) return 'other-owner';
+  if (kind === 'chosen' && (info.mode & 0o022) !== 0) return 'open';
+  if (kind === 'default' && !narrowing && (info.mode & 0o077) !== 0) return 'open';
+  return undefined;
+}
+
+function refusal(path: string, uid: number, kind: CacheDirectoryKind, info: Stats, problem: Problem): FallbackError {
+  const dir = dirname(path);
+  const elsewhere = 'or give --fallback=PATH in a directory of yours that only you can write';
+  let reason: string;
+  let hint: string;
+  if (problem === 'not-directory') {
+    reason = info.isSymbolicLink() ? 'is a symbolic link, not a directory' : 'is not a directory';
+    hint = kind === 'default' ? `remove ${dir} (never followed), and let a --fallback run make it again` : `give --fallback=PATH in a directory of yours that only you can write`;
+  } else if (problem === 'other-owner') {
+    reason = `is owned by uid ${info.uid}, not by you (uid ${uid})`;
+    // Root's directory in a user's HOME is what a sudo without -H left: the user may have it back.
+    // A user's directory read by root is theirs, as their copies are (otherOwnerHint).
+    if (info.uid === 0) hint = kind === 'default' ? `root made it (sudo without -H keeps your HOME): sudo chown -R ${uid} ${dir}` : `sudo chown ${uid} ${dir}, ${elsewhere}`;
+    else hint = kind === 'default' ? otherOwnerHint(info.uid, 'XDG_STATE_HOME', '', '') : `it is uid ${info.uid}'s: run as that user, ${elsewhere}`;
+  } else if (kind === 'default') {
+    reason = `is open to group or others (mode ${modeText(info.mode)})`;
+    hint = `chmod 700 ${dir}: copies are kept 0600 in a 0700 directory (a --fallback run that reaches the vault narrows it too)`;
+  } else {
+    reason = `may be written by group or others (mode ${modeText(info.mode)})`;
+    hint = `chmod go-w ${dir}, ${elsewhere}`;
+  }
+  return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${path} is refused: its directory ${dir} ${reason}`, hint);
+}
