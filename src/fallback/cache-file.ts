@@ -145,13 +145,15 @@ export class CacheFile {
   private unsafe(error: unknown): unknown {
     if (!(error instanceof PrivateFileError)) return error;
     const problem = error.problem;
-    const reason = problem.kind === 'not-private' ? `group or others may read it (mode ${modeText(problem.mode)})` : problem.reason;
+    const reason = problem.kind === 'not-private' ? `group or others may access it (mode ${modeText(problem.mode)})` : problem.reason;
     // Another user's copy (sudo keeping HOME): fallback clean would remove it, and the uses it
     // queued that their vault has not heard of yet.
     const hint =
       problem.kind === 'other-owner'
         ? otherOwnerHint(problem.owner, 'XDG_STATE_HOME', 'remove it (run-with-secrets fallback clean)', 'let a --fallback run write it again')
-        : 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one';
+        : problem.kind === 'not-private'
+          ? `chmod 600 ${this.path}: a copy is kept 0600 (it is sealed with the API key, useless without it)`
+          : 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one';
     return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, hint);
   }
 }

@@ -538,6 +538,21 @@ describe('a copy in a directory others may reach', () => {
     expect((await run(key, ['--offline'])).exitCode).toBe(0);
   }, 90_000);
 
+  it('a copy open to group or others is refused with the chmod that closes it', async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const copy = join(cacheDir(), cacheFiles()[0]!);
+    chmodSync(copy, 0o644);
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode).toBe(125);
+    expect(refusedLine(offline.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: group or others may access it (mode 644) (hint: chmod 600 ${copy}: a copy is kept 0600 (it is sealed with the API key, useless without it))`,
+    ]);
+    expect(uses(copy)).toEqual([]);
+    chmodSync(copy, 0o600);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+  }, 60_000);
+
   it.skipIf(process.getuid?.() !== 0)("the default place owned by another user: refused, neither read nor written nor narrowed; theirs, so no chown is offered", async () => {
     const { key } = await newKey();
     expect((await run(key)).exitCode).toBe(0);
