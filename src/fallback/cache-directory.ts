@@ -1,7 +1,7 @@
 // The directory a fallback copy lives in, checked by every read of the copy as by every write. The
-// copy's own 0600 is not enough: whoever may write the directory may remove, rename or replace
-// entries in it (an older copy back in place, the queued offline uses gone before the vault hears
-// of them), and a directory open to others lists the jobs and when they last ran.
+// copy's own 0600 is not enough: whoever may write the directory may rename or remove entries in
+// it (a copy hidden from the removal a revoked key's 401 makes, and put back; queued offline uses
+// gone before the vault hears of them), and one open to others lists the jobs and when they ran.
 // - The default place is ours alone: 0700, made so and narrowed so by a write (the vault has just
 //   answered, so the copy written there is fresh), refused by a read while it is anything else.
 // - A directory named by --fallback=PATH is the user's: it must be theirs and closed to writes by
