@@ -38,6 +38,7 @@ export async function prepareCacheDirectory(path: string, uid: number, kind: Cac
 
 type Problem = 'not-directory' | 'other-owner' | 'open';
 
+/** `narrowing`: a write, which closes an open default place itself. */
 function directoryProblem(info: Stats, uid: number, kind: CacheDirectoryKind, narrowing: boolean): Problem | undefined {
   if (!info.isDirectory()) return 'not-directory';
   if (uid >= 0 && info.uid !== uid) return 'other-owner';
@@ -48,18 +49,19 @@ function directoryProblem(info: Stats, uid: number, kind: CacheDirectoryKind, na
 
 function refusal(path: string, uid: number, kind: CacheDirectoryKind, info: Stats, problem: Problem): FallbackError {
   const dir = dirname(path);
-  const elsewhere = 'or give --fallback=PATH in a directory of yours that only you can write';
+  const yours = 'give --fallback=PATH in a directory of yours that only you can write';
+  const elsewhere = `or ${yours}`;
   let reason: string;
   let hint: string;
   if (problem === 'not-directory') {
     reason = info.isSymbolicLink() ? 'is a symbolic link, not a directory' : 'is not a directory';
-    hint = kind === 'default' ? `remove ${dir} (never followed), and let a --fallback run make it again` : `give --fallback=PATH in a directory of yours that only you can write`;
+    hint = kind === 'default' ? `rm ${dir} (a link goes without its target), and let a --fallback run make the directory again` : yours;
   } else if (problem === 'other-owner') {
     reason = `is owned by uid ${info.uid}, not by you (uid ${uid})`;
-    // Root's directory in a user's HOME is what a sudo without -H left: the user may have it back.
-    // A user's directory read by root is theirs, as their copies are (otherOwnerHint).
-    if (info.uid === 0) hint = kind === 'default' ? `root made it (sudo without -H keeps your HOME): sudo chown -R ${uid} ${dir}` : `sudo chown ${uid} ${dir}, ${elsewhere}`;
-    else hint = kind === 'default' ? otherOwnerHint(info.uid, 'XDG_STATE_HOME', '', '') : `it is uid ${info.uid}'s: run as that user, ${elsewhere}`;
+    // Root's directory in a user's HOME is what a sudo without -H left: the user may have it back,
+    // with root's copies and the uses they queued. A user's directory read by root is theirs.
+    if (kind === 'default') hint = otherOwnerHint(info.uid, 'XDG_STATE_HOME', `chown -R ${uid} ${dir}`, 'run again');
+    else hint = info.uid === 0 ? `sudo chown ${uid} ${dir}, ${elsewhere}` : `it is uid ${info.uid}'s: run as that user, ${elsewhere}`;
   } else if (kind === 'default') {
     reason = `is open to group or others (mode ${modeText(info.mode)})`;
     hint = `chmod 700 ${dir}: copies are kept 0600 in a 0700 directory (a --fallback run that reaches the vault narrows it too)`;

@@ -585,6 +585,10 @@ describe('a copy in a directory others may reach', () => {
         `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${path} is refused: its directory ${jobs} may be written by group or others (mode ${mode.toString(8)}) (hint: chmod go-w ${jobs}, or give --fallback=PATH in a directory of yours that only you can write)`,
       ]);
     }
+    const online = await run(key, [`--fallback=${path}`]);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${path} (RWS_FALLBACK_UNSAFE)`);
+    expect(lstatSync(jobs).mode & 0o777).toBe(0o757);
     chmodSync(jobs, 0o755);
     const offline = await run(key, ['--offline', `--fallback=${path}`]);
     expect(offline.exitCode, offline.stderr).toBe(0);

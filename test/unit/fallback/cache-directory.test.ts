@@ -77,7 +77,7 @@ describe('the directory of a copy', () => {
     mkdirSync(dir, { mode: 0o700 });
     const error = await refusal(checkCacheDirectory(path, 65534, 'default'));
     expect(error.message).toBe(`the fallback cache ${path} is refused: its directory ${dir} is owned by uid 0, not by you (uid 65534)`);
-    expect(error.hint).toBe(`root made it (sudo without -H keeps your HOME): sudo chown -R 65534 ${dir}`);
+    expect(error.hint).toBe(`root made it (sudo without -H keeps your HOME): chown -R 65534 ${dir} as root, then run again`);
     expect((await refusal(checkCacheDirectory(path, 65534, 'chosen'))).hint).toBe(`sudo chown 65534 ${dir}, or give --fallback=PATH in a directory of yours that only you can write`);
   });
 
