@@ -70,7 +70,7 @@ export class CacheFile {
   /** The authenticated metadata and secrets, after the checks of a private file; undefined when there is none. */
   async read(apiKey: string, identity: CacheIdentity): Promise<{ metadata: CacheMetadata; secrets: Map<string, string> } | undefined> {
     // Before the file: a copy in a directory others may change is refused unread, and no use of it queued.
-    await checkCacheDirectory(this.path, this.uid, this.directoryKind);
+    await this.checkDirectory();
     let bytes: Buffer | undefined;
     try {
       bytes = await readPrivateBytes(this.path, this.uid, MAX_CACHE_BYTES);
@@ -121,6 +121,11 @@ export class CacheFile {
       return 'refused';
     }
     return 'written';
+  }
+
+  /** Before a read of the copy or of the uses queued beside it: RWS_FALLBACK_UNSAFE unless the directory is as writes keep it. */
+  async checkDirectory(): Promise<void> {
+    await checkCacheDirectory(this.path, this.uid, this.directoryKind);
   }
 
   private get directoryKind(): 'default' | 'chosen' {

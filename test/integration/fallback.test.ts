@@ -596,6 +596,55 @@ describe('a copy in a directory others may reach', () => {
   }, 60_000);
 });
 
+describe('offline uses queued in a directory others may reach', () => {
+  const offlineUses = (id: string) => auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
+
+  it('the queue open to group or others: the run that reaches the vault goes on, the uses stay queued and unreported, one warning says why and the chmod; closed again, they are sent', async () => {
+    const { id, key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+    const queue = `${join(cacheDir(), cacheFiles()[0]!)}.uses`;
+    const queued = readdirSync(queue);
+    expect(queued).toHaveLength(1);
+    chmodSync(queue, 0o777);
+    const online = await run(key);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(JSON.parse(online.stdout)).toMatchObject(VALUES);
+    expect(online.stderr).toBe(
+      `run-with-secrets: warning RWS_FALLBACK_UNSAFE: the offline-use queue ${queue} is refused: it is open to group or others (mode 777); 1 offline use(s) stay queued, unreported (chmod 700 ${queue}: uses are queued 0600 in a 0700 directory (a run from the copy narrows it too))`,
+    );
+    expect(readdirSync(queue)).toEqual(queued);
+    expect(offlineUses(id)).toEqual([]);
+    chmodSync(queue, 0o700);
+    const fixed = await run(key);
+    expect([fixed.exitCode, fixed.stderr]).toEqual([0, '']);
+    expect(readdirSync(queue)).toEqual([]);
+    expect(offlineUses(id)).toHaveLength(1);
+  }, 60_000);
+
+  it('--fallback=PATH whose directory others may write: its queue is not read either, where another key\'s could have been renamed in', async () => {
+    const { id, key } = await newKey();
+    const jobs = join(runtimeDir, 'jobs');
+    const path = join(jobs, 'nightly.bin');
+    mkdirSync(jobs, { mode: 0o755 });
+    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
+    expect((await run(key, ['--offline', `--fallback=${path}`])).exitCode).toBe(0);
+    const queue = join(jobs, readdirSync(jobs).find((name) => name.endsWith('.uses'))!);
+    chmodSync(jobs, 0o775);
+    const online = await run(key, [`--fallback=${path}`]);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr.split('\n').filter((line) => line.includes('warning RWS_FALLBACK_UNSAFE'))).toEqual([
+      `run-with-secrets: warning RWS_FALLBACK_UNSAFE: the fallback cache ${path} is refused: its directory ${jobs} may be written by group or others (mode 775); 1 offline use(s) stay queued, unreported (chmod go-w ${jobs}, or give --fallback=PATH in a directory of yours that only you can write)`,
+    ]);
+    expect(readdirSync(queue)).toHaveLength(1);
+    expect(offlineUses(id)).toEqual([]);
+    chmodSync(jobs, 0o755);
+    expect((await run(key, [`--fallback=${path}`])).stderr).toBe('');
+    expect(readdirSync(queue)).toEqual([]);
+    expect(offlineUses(id)).toHaveLength(1);
+  }, 60_000);
+});
+
 describe('the offline-use queue under a reused pid', () => {
   /** Passes requests to the server, except the offline-use reports while `hold` is set: those are held unanswered. */
   async function holdingProxy(): Promise<{ url: string; hold: (on: boolean) => void; down: (on: boolean) => void; close: () => Promise<void> }> {
