@@ -11,17 +11,20 @@ import { dirname } from 'node:path';
 import type { Stats } from 'node:fs';
 import { FallbackError } from '../errors.js';
 import { otherOwnerHint } from '../config/private-file.js';
+import { findBlocker } from '../blocked-path.js';
 import { modeText } from '../local-file.js';
 
 export type CacheDirectoryKind = 'default' | 'chosen';
 
 /** Before a read: refused unless private (default) or closed to writes (chosen); a missing one holds no copy. */
 export async function checkCacheDirectory(path: string, uid: number, kind: CacheDirectoryKind): Promise<void> {
-  const info = await lstat(dirname(path)).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (info === undefined) return;
+  let info: Stats | undefined;
+  try {
+    info = await lstat(dirname(path));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw await unreachable(path, uid, kind, error);
+  }
   const problem = directoryProblem(info, uid, kind, false);
   if (problem !== undefined) throw refusal(path, uid, kind, info, problem);
 }
@@ -34,6 +37,31 @@ export async function prepareCacheDirectory(path: string, uid: number, kind: Cac
   const problem = directoryProblem(info, uid, kind, true);
   if (problem !== undefined) throw refusal(path, uid, kind, info, problem);
   if (kind === 'default' && (info.mode & 0o077) !== 0) await chmod(dir, 0o700);
+}
+
+/**
+ * A lookup of the copy stopped above it (ENOTDIR, EACCES): RWS_FALLBACK_UNREADABLE, naming the
+ * file in the way or the directory this user may not enter. Any other failure is returned as it is.
+ */
+export async function unreachable(path: string, uid: number, kind: CacheDirectoryKind, error: unknown): Promise<unknown> {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== 'ENOTDIR' && code !== 'EACCES') return error;
+  const blocker = await findBlocker(path);
+  const elsewhere = kind === 'default' ? 'point XDG_STATE_HOME at a directory of yours, or give --fallback=PATH' : 'give --fallback=PATH in a directory of yours';
+  let reason: string;
+  let hint: string;
+  if (blocker === undefined) {
+    reason = `${code === 'EACCES' ? 'permission denied' : 'a part of the path is not a directory'} (${code})`;
+    hint = `check the permissions of ${path} and of the directories above it`;
+  } else if (blocker.kind === 'not-directory') {
+    reason = `${blocker.path} is not a directory (${code})`;
+    hint = `move ${blocker.path} aside, or ${elsewhere}`;
+  } else {
+    reason = `you (uid ${uid}) may not enter ${blocker.path} (${code}: mode ${modeText(blocker.mode)}, owned by uid ${blocker.owner})`;
+    // Another user's HOME kept by sudo -u is the usual way here: the fix is to use one's own.
+    hint = blocker.owner === uid ? `chmod u+x ${blocker.path}` : kind === 'default' ? `run with your own HOME (sudo -H), or ${elsewhere}` : `${elsewhere}, or have uid ${blocker.owner} let you into ${blocker.path}`;
+  }
+  return new FallbackError('RWS_FALLBACK_UNREADABLE', `the fallback cache ${path} cannot be reached: ${reason}`, hint);
 }
 
 type Problem = 'not-directory' | 'other-owner' | 'open';

@@ -12,7 +12,7 @@ import { FallbackError } from '../errors.js';
 import { otherOwnerHint, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
 import { removeLeftoverTemps } from '../replacement-temps.js';
 import { modeText } from '../local-file.js';
-import { checkCacheDirectory, prepareCacheDirectory } from './cache-directory.js';
+import { checkCacheDirectory, prepareCacheDirectory, unreachable } from './cache-directory.js';
 import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, peekMetadata, sealCache } from './cache-format.js';
 
 /** A cache of a few thousand secrets is far below this; anything larger is not ours. */
@@ -75,7 +75,8 @@ export class CacheFile {
     try {
       bytes = await readPrivateBytes(this.path, this.uid, MAX_CACHE_BYTES);
     } catch (error) {
-      throw this.unsafe(error);
+      // EACCES here: a directory of ours we may not search (mode 600), or a copy we may not read.
+      throw await unreachable(this.path, this.uid, this.directoryKind, this.unsafe(error));
     }
     if (bytes === undefined) return undefined;
     let opened;

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditRowsSync, call, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
-import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
+import { baseEnv, BIN, fixture, makeRuntimeDir, makeSharedDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
 import { alive, CHILD_COMMAND, startWatch, ups, until as waitFor } from '../helpers/watch.js';
 
 /** Passes one request on to `backend`, and its answer back (the proxies below that stand between a run and the vault). */
@@ -593,6 +593,69 @@ describe('a copy in a directory others may reach', () => {
     const offline = await run(key, ['--offline', `--fallback=${path}`]);
     expect(offline.exitCode, offline.stderr).toBe(0);
     expect(lstatSync(jobs).mode & 0o777).toBe(0o755);
+  }, 60_000);
+});
+
+describe('a copy whose path cannot be followed', () => {
+  const errorLines = (stderr: string) => stderr.split('\n').filter((line) => line.includes(' error '));
+
+  it('a file where a directory is needed: --offline and an outage fail with RWS_FALLBACK_UNREADABLE naming that file, not with an internal error; the run that reaches the vault only warns', async () => {
+    const { key } = await newKey();
+    const file = join(runtimeDir, 'jobs');
+    writeFileSync(file, '');
+    const path = join(file, 'nightly', 'copy.bin');
+    const hint = `move ${file} aside, or give --fallback=PATH in a directory of yours`;
+    const offline = await run(key, ['--offline', `--fallback=${path}`]);
+    expect([offline.exitCode, offline.stdout]).toEqual([125, '']);
+    expect(errorLines(offline.stderr)).toEqual([`run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${path} cannot be reached: ${file} is not a directory (ENOTDIR) (hint: ${hint})`]);
+    const online = await run(key, [`--fallback=${path}`]);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${path} (ENOTDIR)`);
+    await killServer();
+    const outage = await run(key, [`--fallback=${path}`, '--retries', '0']);
+    expect(outage.exitCode).toBe(125);
+    expect(errorLines(outage.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the vault is unavailable (RWS_VAULT_UNREACHABLE), and the fallback cache ${path} cannot be reached: ${file} is not a directory (ENOTDIR) (hint: ${hint})`,
+    ]);
+  }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)("a directory this user may not enter (nobody, with root's HOME kept by sudo -u): RWS_FALLBACK_UNREADABLE naming it, with the way to one's own", async () => {
+    const { key } = await newKey();
+    const shared = makeSharedDir();
+    try {
+      const closed = join(shared, 'home');
+      mkdirSync(closed, { mode: 0o700 });
+      const asNobody = (flags: string[], env: Record<string, string>) =>
+        execa(BIN, ['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { RWS_VAULT_URL: url, RWS_API_KEY: key, ...env }) });
+      const home = await asNobody(['--offline'], { HOME: closed });
+      printed.push(home.stdout, home.stderr);
+      expect(home.exitCode).toBe(125);
+      expect(errorLines(home.stderr)).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${closed}/\\.local/state/run-with-secrets/fallback/[0-9a-f]{32}\\.bin cannot be reached: you \\(uid 65534\\) may not enter ${closed} \\(EACCES: mode 700, owned by uid 0\\) \\(hint: run with your own HOME \\(sudo -H\\), or point XDG_STATE_HOME at a directory of yours, or give --fallback=PATH\\)$`,
+          ),
+        ),
+      ]);
+      const chosen = join(closed, 'jobs', 'copy.bin');
+      const path = await asNobody(['--offline', `--fallback=${chosen}`], {});
+      printed.push(path.stdout, path.stderr);
+      expect(errorLines(path.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${chosen} cannot be reached: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: give --fallback=PATH in a directory of yours, or have uid 0 let you into ${closed})`,
+      ]);
+      // Their own directory, closed to themselves (chmod 600): the check of its mode passes, the copy's open does not.
+      const own = join(shared, 'own');
+      mkdirSync(own);
+      chownSync(own, 65534, 65534);
+      chmodSync(own, 0o600);
+      const shut = await asNobody(['--offline', `--fallback=${join(own, 'copy.bin')}`], {});
+      printed.push(shut.stdout, shut.stderr);
+      expect(errorLines(shut.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${join(own, 'copy.bin')} cannot be reached: you (uid 65534) may not enter ${own} (EACCES: mode 600, owned by uid 65534) (hint: chmod u+x ${own})`,
+      ]);
+    } finally {
+      removeDir(shared);
+    }
   }, 60_000);
 });
 

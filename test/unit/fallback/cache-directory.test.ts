@@ -1,7 +1,7 @@
 // The directory of a fallback copy, on real directories: what a read refuses and a write narrows,
 // for the default place and for the directory of --fallback=PATH. The process's uid is a
 // parameter, so root's directory can be judged as a user would judge it.
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -70,6 +70,22 @@ describe('the directory of a copy', () => {
     for (const kind of ['default', 'chosen'] as const) {
       expect((await refusal(checkCacheDirectory(path, uid, kind))).message).toContain(`its directory ${dir} is a symbolic link, not a directory`);
       await refusal(prepareCacheDirectory(path, uid, kind));
+    }
+  });
+
+  it('a file above the directory: RWS_FALLBACK_UNREADABLE naming that file, where the lookup\'s ENOTDIR came out as an internal error', async () => {
+    writeFileSync(join(base, 'state'), '');
+    const deep = join(base, 'state', 'run-with-secrets', 'fallback', 'copy.bin');
+    for (const kind of ['default', 'chosen'] as const) {
+      const error = await checkCacheDirectory(deep, uid, kind).then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(FallbackError);
+      expect((error as FallbackError).code).toBe('RWS_FALLBACK_UNREADABLE');
+      expect((error as FallbackError).message).toBe(`the fallback cache ${deep} cannot be reached: ${join(base, 'state')} is not a directory (ENOTDIR)`);
+      expect((error as FallbackError).hint).toBe(
+        kind === 'default'
+          ? `move ${join(base, 'state')} aside, or point XDG_STATE_HOME at a directory of yours, or give --fallback=PATH`
+          : `move ${join(base, 'state')} aside, or give --fallback=PATH in a directory of yours`,
+      );
     }
   });
 
