@@ -117,7 +117,9 @@ export class FallbackSource implements SecretSource {
     try {
       await this.settings.queue.add(use, this.settings.clock.now());
     } catch (error) {
-      context.warn('RWS_FALLBACK_NOT_RECORDED', `could not queue this offline use for the vault's audit log in ${this.settings.queue.dir} (${(error as { code?: string }).code ?? 'error'})`);
+      // A refused directory says which fix; an errno is enough for the rest (ENOSPC, EROFS).
+      const why = error instanceof FallbackError ? `: ${error.message} (${error.hint})` : ` (${(error as { code?: string }).code ?? 'error'})`;
+      context.warn('RWS_FALLBACK_NOT_RECORDED', `could not queue this offline use for the vault's audit log in ${this.settings.queue.dir}${why}`);
     }
   }
 

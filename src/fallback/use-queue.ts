@@ -47,7 +47,9 @@ export class UseQueue {
   ) {}
 
   async add(use: OfflineUse, now: Date): Promise<void> {
-    await ensurePrivateDirectory(this.dir, this.uid);
+    await ensurePrivateDirectory(this.dir, this.uid).catch((error: unknown) => {
+      throw error instanceof PrivateDirectoryError ? this.refusal(error) : error;
+    });
     const name = `${String(now.getTime()).padStart(13, '0')}-${process.pid}-${randomBytes(6).toString('hex')}.json`;
     await writePrivateFile(join(this.dir, name), `${JSON.stringify(use)}\n`);
   }

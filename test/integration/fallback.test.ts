@@ -685,6 +685,21 @@ describe('offline uses queued in a directory others may reach', () => {
     expect(offlineUses(id)).toHaveLength(1);
   }, 60_000);
 
+  it('a run from the copy whose queue is a link: it runs, not through the link, and the warning says why its use went unrecorded', async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const queue = `${join(cacheDir(), cacheFiles()[0]!)}.uses`;
+    const target = join(runtimeDir, 'elsewhere');
+    mkdirSync(target, { mode: 0o700 });
+    symlinkSync(target, queue);
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    expect(offline.stderr.split('\n').filter((line) => line.includes('RWS_FALLBACK_NOT_RECORDED'))).toEqual([
+      `run-with-secrets: warning RWS_FALLBACK_NOT_RECORDED: could not queue this offline use for the vault's audit log in ${queue}: the offline-use queue ${queue} is refused: it is a symbolic link, not a directory (rm ${queue} (a link goes without its target); a run from the copy makes it again)`,
+    ]);
+    expect(readdirSync(target)).toEqual([]);
+  }, 60_000);
+
   it('--fallback=PATH whose directory others may write: its queue is not read either, where another key\'s could have been renamed in', async () => {
     const { id, key } = await newKey();
     const jobs = join(runtimeDir, 'jobs');

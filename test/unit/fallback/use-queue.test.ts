@@ -114,6 +114,9 @@ describe('the offline-use queue', () => {
       await elsewhere.add(use(1), new Date(Date.UTC(2030, 0, 1)));
       symlinkSync(elsewhere.dir, queue.dir);
       expect((await refused()).message).toBe(`the offline-use queue ${queue.dir} is refused: it is a symbolic link, not a directory`);
+      // A use is not added through it either, and says so by the same code.
+      const adding = await queue.add(use(2), new Date(Date.UTC(2030, 0, 2))).then(() => undefined, (caught: unknown) => caught);
+      expect(adding).toMatchObject({ code: 'RWS_FALLBACK_UNSAFE', hint: `rm ${queue.dir} (a link goes without its target); a run from the copy makes it again` });
       expect(await elsewhere.count()).toBe(1);
     });
 
