@@ -6,6 +6,7 @@
 //   answered, so the copy written there is fresh), refused by a read while it is anything else.
 // - A directory named by --fallback=PATH is the user's: it must be theirs and closed to writes by
 //   group and others, on a read as on a write; it is never narrowed (a 0755 project directory).
+// - A path a read cannot follow to the directory at all (ENOTDIR, EACCES) names the part in its way.
 import { chmod, lstat, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Stats } from 'node:fs';
