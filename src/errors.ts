@@ -130,7 +130,8 @@ export type FallbackErrorCode =
   | 'RWS_FALLBACK_TOO_OLD'
   | 'RWS_FALLBACK_FUTURE'
   | 'RWS_FALLBACK_INVALID'
-  | 'RWS_FALLBACK_UNSAFE';
+  | 'RWS_FALLBACK_UNSAFE'
+  | 'RWS_FALLBACK_UNREADABLE';
 
 /** The offline fallback cache (--fallback, --offline) could not be used: each refusal has its own code. */
 export class FallbackError extends RwsError {

@@ -8,7 +8,7 @@ import { link, lstat, open, rename, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CredentialError } from '../errors.js';
 import { modeText } from '../local-file.js';
-import { ensurePrivateDirectory, otherOwnerHint, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
+import { checkPrivateDirectory, ensurePrivateDirectory, otherOwnerHint, PrivateDirectoryError, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
 import { processIsRunning } from '../inject/placement.js';
 import { leftoverTemps, removeLeftoverTemps, replacementTemp } from '../replacement-temps.js';
 
@@ -70,14 +70,39 @@ export function validProfile(profile: string): boolean {
   return PROFILE.test(profile);
 }
 
-export async function readLogins(path: string, uid: number): Promise<StoredLogin[]> {
+/**
+ * The logins in `path`, after the checks of its directory and of the file. `beforeWrite`: a login
+ * or logout looking before it writes, whose write narrows an open directory of ours to 0700
+ * (under the lock, before its own read): only what that write refuses is refused.
+ */
+export async function readLogins(path: string, uid: number, beforeWrite = false): Promise<StoredLogin[]> {
   let text: string | undefined;
   try {
+    // A directory that holds no logins refuses nothing: a run without a credential says so, and
+    // not that ~/.config/run-with-secrets (made 0755 for config.yaml) is open.
+    if (await present(path)) await checkLoginDirectory(dirname(path), uid, beforeWrite);
     text = await readPrivateFile(path, uid, MAX_BYTES);
   } catch (error) {
-    throw storeProblem(error, path);
+    throw storeProblem(error, path, uid);
   }
   return text === undefined ? [] : parseLogins(text, path);
+}
+
+/** Whoever may write the directory may remove the file, or rename another of ours over it. */
+async function checkLoginDirectory(dir: string, uid: number, beforeWrite: boolean): Promise<void> {
+  try {
+    await checkPrivateDirectory(dir, uid);
+  } catch (error) {
+    if (!(beforeWrite && error instanceof PrivateDirectoryError && error.problem.kind === 'open')) throw error;
+  }
+}
+
+/** Anything but ENOENT counts as there: the checks say what is wrong with it. */
+async function present(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
+  );
 }
 
 export async function writeLogins(path: string, uid: number, logins: readonly StoredLogin[]): Promise<void> {
@@ -88,7 +113,7 @@ export async function writeLogins(path: string, uid: number, logins: readonly St
     await ensurePrivateDirectory(dirname(path), uid);
     await writePrivateFile(path, HEADER + body);
   } catch (error) {
-    throw storeProblem(error, path);
+    throw storeProblem(error, path, uid);
   }
 }
 
@@ -125,7 +150,7 @@ async function lockLogins(path: string, uid: number): Promise<() => Promise<void
   try {
     await ensurePrivateDirectory(dirname(path), uid);
   } catch (error) {
-    throw storeProblem(error, path);
+    throw storeProblem(error, path, uid);
   }
   for (;;) {
     await restoreAbandoned(lock);
@@ -133,7 +158,7 @@ async function lockLogins(path: string, uid: number): Promise<() => Promise<void
       await (await open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600)).close();
       return () => rm(lock, { force: true });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw storeProblem(error, path);
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw storeProblem(error, path, uid);
     }
     const since = (await lstat(lock).catch(() => undefined))?.mtimeMs;
     if (since !== undefined && Date.now() - since > STALE_LOCK_MS) {
@@ -231,7 +256,9 @@ async function parseLogins(text: string, path: string): Promise<StoredLogin[]> {
   });
 }
 
-function storeProblem(error: unknown, path: string): unknown {
+/** `uid`: the process's, for the chown a directory of root's needs (a lock's errors never are one). */
+function storeProblem(error: unknown, path: string, uid = -1): unknown {
+  if (error instanceof PrivateDirectoryError) return directoryProblem(error, path, uid);
   if (!(error instanceof PrivateFileError)) {
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code !== 'string') return error;
@@ -244,6 +271,20 @@ function storeProblem(error: unknown, path: string): unknown {
   // remove them.
   const hint = error.problem.kind === 'other-owner' ? otherOwnerHint(error.problem.owner, 'XDG_CONFIG_HOME', 'remove it (run-with-secrets logout --all)', 'log in again') : 'remove it (run-with-secrets logout --all) and log in again';
   return new CredentialError('RWS_CREDENTIAL_STORE_INVALID', `refusing the stored logins ${path}: ${error.problem.reason}`, hint);
+}
+
+/** Said with the codes the file's own problems have: a mode (FILE_MODE), or a store not ours to use (STORE_INVALID). */
+function directoryProblem({ dir, problem }: PrivateDirectoryError, path: string, uid: number): CredentialError {
+  const refused = `refusing the stored logins ${path}: their directory ${dir}`;
+  if (problem.kind === 'open') {
+    return new CredentialError('RWS_CREDENTIAL_FILE_MODE', `${refused} is open to group or others (mode ${modeText(problem.mode)})`, `chmod 700 ${dir}: logins are kept 0600 in a 0700 directory (a login narrows it too)`);
+  }
+  if (problem.kind === 'not-directory') {
+    return new CredentialError('RWS_CREDENTIAL_STORE_INVALID', `${refused} is ${problem.link ? 'a symbolic link, not a directory' : 'not a directory'}`, `rm ${dir} (a link goes without its target), then log in again`);
+  }
+  // Root's directory in a user's HOME is a sudo without -H: the user may have it back, with the
+  // config.yaml it may hold beside the logins. A user's directory read by root is theirs.
+  return new CredentialError('RWS_CREDENTIAL_STORE_INVALID', `${refused} is owned by uid ${problem.owner}, not by you (uid ${uid})`, otherOwnerHint(problem.owner, 'XDG_CONFIG_HOME', `chown -R ${uid} ${dir}`, 'run again'));
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -2,7 +2,7 @@
 // on the open descriptor (so the checked file is the read file), written to a 0600 temp file
 // created with O_EXCL|O_NOFOLLOW beside the target and renamed over it, so that a reader never
 // sees half a file and a planted link is never written through.
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { replacementTemp } from '../replacement-temps.js';
 
@@ -16,6 +16,21 @@ export type PrivateFileProblem =
 
 export class PrivateFileError extends Error {
   constructor(readonly problem: PrivateFileProblem) {
+    super(problem.kind);
+  }
+}
+
+/**
+ * What keeps a directory from holding our private files. Whoever may write it may rename or
+ * remove the entries in it, whatever their own modes; one open to reads lists them.
+ */
+export type DirectoryProblem = { kind: 'not-directory'; link: boolean } | { kind: 'other-owner'; owner: number } | { kind: 'open'; mode: number };
+
+export class PrivateDirectoryError extends Error {
+  constructor(
+    readonly dir: string,
+    readonly problem: DirectoryProblem,
+  ) {
     super(problem.kind);
   }
 }
@@ -67,9 +82,30 @@ export async function readPrivateBytes(path: string, uid: number, maxBytes: numb
 export async function ensurePrivateDirectory(dir: string, uid: number): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await lstat(dir);
-  if (!info.isDirectory()) throw new PrivateFileError({ kind: 'not-ours', reason: `${dir} is not a directory` });
-  if (uid >= 0 && info.uid !== uid) throw new PrivateFileError({ kind: 'other-owner', reason: `${dir} is owned by uid ${info.uid}, not by you`, owner: info.uid });
-  if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  const problem = directoryProblem(info, uid);
+  if (problem !== undefined && problem.kind !== 'open') throw new PrivateDirectoryError(dir, problem);
+  if (problem !== undefined) await chmod(dir, 0o700);
+}
+
+/**
+ * Before a read: the directory as ensurePrivateDirectory leaves it (ours, 0700, not a link), or
+ * none at all; anything else is a PrivateDirectoryError. A read does not narrow: what others
+ * could do to the entries while it was open is done, and only its owner can tell.
+ */
+export async function checkPrivateDirectory(dir: string, uid: number): Promise<void> {
+  const info = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  const problem = info && directoryProblem(info, uid);
+  if (problem !== undefined) throw new PrivateDirectoryError(dir, problem);
+}
+
+function directoryProblem(info: Stats, uid: number): DirectoryProblem | undefined {
+  if (!info.isDirectory()) return { kind: 'not-directory', link: info.isSymbolicLink() };
+  if (uid >= 0 && info.uid !== uid) return { kind: 'other-owner', owner: info.uid };
+  if ((info.mode & 0o077) !== 0) return { kind: 'open', mode: info.mode };
+  return undefined;
 }
 
 /** Replaces `path` with `text`: a 0600 temp file in the same directory, fsync, rename. */

@@ -4,14 +4,15 @@
 // file. Reads never follow a link and check the open descriptor; writes go to a temp file created
 // O_EXCL|O_NOFOLLOW and renamed over the target, so concurrent runs leave one whole file.
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
+import { lstat, open, readdir, rm } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { processIsAlive } from '../inject/placement.js';
 import { FallbackError } from '../errors.js';
-import { ensurePrivateDirectory, otherOwnerHint, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
+import { otherOwnerHint, PrivateFileError, readPrivateBytes, writePrivateFile } from '../config/private-file.js';
 import { removeLeftoverTemps } from '../replacement-temps.js';
 import { modeText } from '../local-file.js';
+import { checkCacheDirectory, prepareCacheDirectory, unreachable } from './cache-directory.js';
 import { CacheFormatProblem, type CacheMetadata, type CacheSelection, FORMAT_VERSION, openCache, peekMetadata, sealCache } from './cache-format.js';
 
 /** A cache of a few thousand secrets is far below this; anything larger is not ours. */
@@ -59,11 +60,7 @@ export function cacheFileName(identity: CacheIdentity): string {
 }
 
 export class CacheFile {
-  /**
-   * `ownsDirectory`: the default place is ours alone and kept 0700. A directory named by
-   * --fallback=PATH is the user's: it is not narrowed, only required to be theirs and closed to
-   * writes by others (who could otherwise replace entries in it).
-   */
+  /** `ownsDirectory`: the default place, held to its own rule (cache-directory.ts). */
   constructor(
     readonly path: string,
     private readonly uid: number,
@@ -72,11 +69,14 @@ export class CacheFile {
 
   /** The authenticated metadata and secrets, after the checks of a private file; undefined when there is none. */
   async read(apiKey: string, identity: CacheIdentity): Promise<{ metadata: CacheMetadata; secrets: Map<string, string> } | undefined> {
+    // Before the file: a copy in a directory others may change is refused unread, and no use of it queued.
+    await this.checkDirectory();
     let bytes: Buffer | undefined;
     try {
       bytes = await readPrivateBytes(this.path, this.uid, MAX_CACHE_BYTES);
     } catch (error) {
-      throw this.unsafe(error);
+      // EACCES here: a directory of ours we may not search (mode 600), or a copy we may not read.
+      throw await unreachable(this.path, this.uid, this.directoryKind, this.unsafe(error));
     }
     if (bytes === undefined) return undefined;
     let opened;
@@ -104,8 +104,7 @@ export class CacheFile {
    * at or after `askedAt`, the moment (this host's clock, ms) this run began asking the vault.
    */
   async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string, askedAt: number): Promise<'written' | 'refused'> {
-    if (this.ownsDirectory) await ensurePrivateDirectory(dirname(this.path), this.uid);
-    else await this.checkDirectory();
+    await prepareCacheDirectory(this.path, this.uid, this.directoryKind);
     await removeLeftoverTemps(this.path, processIsAlive);
     const refused = () => this.ownsDirectory && keyRefusedSince(dirname(this.path), metadata.url, metadata.key_id, askedAt);
     if (await refused()) return 'refused';
@@ -125,14 +124,13 @@ export class CacheFile {
     return 'written';
   }
 
-  private async checkDirectory(): Promise<void> {
-    const dir = dirname(this.path);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const info = await lstat(dir);
-    const refuse = (reason: string) => new FallbackError('RWS_FALLBACK_UNSAFE', `the directory of the fallback cache ${this.path} ${reason}`, 'give --fallback=PATH in a directory of yours that only you can write');
-    if (!info.isDirectory()) throw refuse('is not a directory');
-    if (this.uid >= 0 && info.uid !== this.uid) throw refuse(`is owned by uid ${info.uid}, not by you`);
-    if ((info.mode & 0o022) !== 0) throw refuse(`may be written by group or others (mode ${modeText(info.mode)})`);
+  /** Before a read of the copy or of the uses queued beside it: RWS_FALLBACK_UNSAFE unless the directory is as writes keep it. */
+  async checkDirectory(): Promise<void> {
+    await checkCacheDirectory(this.path, this.uid, this.directoryKind);
+  }
+
+  private get directoryKind(): 'default' | 'chosen' {
+    return this.ownsDirectory ? 'default' : 'chosen';
   }
 
   /** Gone whatever it was (a link is removed, never followed); true when something was there. */
@@ -153,13 +151,15 @@ export class CacheFile {
   private unsafe(error: unknown): unknown {
     if (!(error instanceof PrivateFileError)) return error;
     const problem = error.problem;
-    const reason = problem.kind === 'not-private' ? `group or others may read it (mode ${modeText(problem.mode)})` : problem.reason;
+    const reason = problem.kind === 'not-private' ? `group or others may access it (mode ${modeText(problem.mode)})` : problem.reason;
     // Another user's copy (sudo keeping HOME): fallback clean would remove it, and the uses it
     // queued that their vault has not heard of yet.
     const hint =
       problem.kind === 'other-owner'
         ? otherOwnerHint(problem.owner, 'XDG_STATE_HOME', 'remove it (run-with-secrets fallback clean)', 'let a --fallback run write it again')
-        : 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one';
+        : problem.kind === 'not-private'
+          ? `chmod 600 ${this.path}: a copy is kept 0600 (it is sealed with the API key, useless without it)`
+          : 'a cache file must be a regular file of yours with mode 0600; remove it (run-with-secrets fallback clean) and let a successful run write a new one';
     return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${this.path} is refused: ${reason}`, hint);
   }
 }

@@ -120,7 +120,9 @@ export class FallbackSource implements SecretSource {
     try {
       await this.settings.queue.add(use, this.settings.clock.now());
     } catch (error) {
-      context.warn('RWS_FALLBACK_NOT_RECORDED', `could not queue this offline use for the vault's audit log in ${this.settings.queue.dir} (${(error as { code?: string }).code ?? 'error'})`);
+      // A refused directory says which fix; an errno is enough for the rest (ENOSPC, EROFS).
+      const why = error instanceof FallbackError ? `: ${error.message} (${error.hint})` : ` (${(error as { code?: string }).code ?? 'error'})`;
+      context.warn('RWS_FALLBACK_NOT_RECORDED', `could not queue this offline use for the vault's audit log in ${this.settings.queue.dir}${why}`);
     }
   }
 
@@ -159,13 +161,26 @@ export class FallbackSource implements SecretSource {
   }
 
   private async reportOfflineUses(context: LoadContext): Promise<void> {
-    const { queue } = this.settings;
-    if ((await queue.count()) === 0) return;
+    const { queue, cache } = this.settings;
+    const waiting = await queue.count();
+    if (waiting === 0) return;
     const { VaultClient } = await import('../vault-client/index.js');
     const client = await VaultClient.create(this.settings.client);
     try {
       const forGood = (failure: unknown): boolean => [400, 403, 404].includes((failure as { status?: number }).status ?? 0);
-      const outcome = await queue.report((use) => client.reportOfflineUse(this.settings.apiKey, use), processIsAlive, forGood);
+      let outcome;
+      try {
+        // The queue sits beside the copy: where others may rename entries, another key's queue
+        // could be put in its place, to be reported as this key's uses.
+        await cache.checkDirectory();
+        outcome = await queue.report((use) => client.reportOfflineUse(this.settings.apiKey, use), processIsAlive, forGood);
+      } catch (error) {
+        // This run has its secrets from the vault, and failing it would report nothing either:
+        // it goes on, the uses wait, and every run says why until the directory is fixed.
+        if (!(error instanceof FallbackError)) throw error;
+        context.warn(error.code, `${error.message}; ${waiting} offline use(s) stay queued, unreported (${error.hint})`);
+        return;
+      }
       if (outcome.refused > 0) context.warn('RWS_FALLBACK_NOT_REPORTED', `the vault refused ${outcome.refused} offline use(s) for good (a date outside its window, or a grant the key no longer holds); removed from ${queue.dir}`);
       if (outcome.sent > 0) context.debug(`reported ${outcome.sent} offline use(s) to the vault's audit log`);
       if (outcome.dropped > 0) context.warn('RWS_FALLBACK_QUEUE_INVALID', `dropped ${outcome.dropped} malformed offline-use entr${outcome.dropped === 1 ? 'y' : 'ies'} from ${queue.dir}`);

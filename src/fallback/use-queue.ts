@@ -7,7 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensurePrivateDirectory, readPrivateFile, writePrivateFile } from '../config/private-file.js';
+import { checkPrivateDirectory, ensurePrivateDirectory, otherOwnerHint, PrivateDirectoryError, readPrivateFile, writePrivateFile } from '../config/private-file.js';
+import { FallbackError } from '../errors.js';
+import { modeText } from '../local-file.js';
 import { isValidName } from '../names.js';
 
 export interface OfflineUse {
@@ -45,7 +47,9 @@ export class UseQueue {
   ) {}
 
   async add(use: OfflineUse, now: Date): Promise<void> {
-    await ensurePrivateDirectory(this.dir, this.uid);
+    await ensurePrivateDirectory(this.dir, this.uid).catch((error: unknown) => {
+      throw error instanceof PrivateDirectoryError ? this.refusal(error) : error;
+    });
     const name = `${String(now.getTime()).padStart(13, '0')}-${process.pid}-${randomBytes(6).toString('hex')}.json`;
     await writePrivateFile(join(this.dir, name), `${JSON.stringify(use)}\n`);
   }
@@ -56,6 +60,11 @@ export class UseQueue {
    * rest queued. Says how many were reported, dropped as malformed, and left waiting.
    */
   async report(send: (use: OfflineUse) => Promise<void>, isAlive: (pid: number) => boolean, refusedForGood: (failure: unknown) => boolean = () => false): Promise<ReportOutcome> {
+    // As add leaves it, or refused unread (RWS_FALLBACK_UNSAFE): whoever may write it may have
+    // removed uses before the vault heard of them, or renamed claims and entries about.
+    await checkPrivateDirectory(this.dir, this.uid).catch((error: unknown) => {
+      throw error instanceof PrivateDirectoryError ? this.refusal(error) : error;
+    });
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -116,6 +125,24 @@ export class UseQueue {
     // rename sets the ctime: it is the moment of the claim.
     const claimedAt = (await lstat(join(this.dir, name)).catch(() => undefined))?.ctimeMs;
     return claimedAt !== undefined && Date.now() - claimedAt > STALE_CLAIM_MS;
+  }
+
+  private refusal({ problem }: PrivateDirectoryError): FallbackError {
+    const { dir, uid } = this;
+    let reason: string;
+    let hint: string;
+    if (problem.kind === 'open') {
+      reason = `it is open to group or others (mode ${modeText(problem.mode)})`;
+      hint = `chmod 700 ${dir}: uses are queued 0600 in a 0700 directory (a run from the copy narrows it too)`;
+    } else if (problem.kind === 'not-directory') {
+      reason = problem.link ? 'it is a symbolic link, not a directory' : 'it is not a directory';
+      hint = `rm ${dir} (a link goes without its target); a run from the copy makes it again`;
+    } else {
+      reason = `it is owned by uid ${problem.owner}, not by you (uid ${uid})`;
+      // Root's queue in a user's HOME (sudo without -H): the uses are the user's runs, to be reported.
+      hint = otherOwnerHint(problem.owner, 'XDG_STATE_HOME', `chown -R ${uid} ${dir}`, 'run again');
+    }
+    return new FallbackError('RWS_FALLBACK_UNSAFE', `the offline-use queue ${dir} is refused: ${reason}`, hint);
   }
 
   /** Entries waiting (claimed ones included). */

@@ -1,13 +1,13 @@
 // --fallback and --offline against a real secrets-server that is SIGKILLed and started again on
 // the same port and store, with real files under a private XDG_STATE_HOME. The seven cases of
 // issue 13, numbered as there.
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditRowsSync, call, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
-import { baseEnv, BIN, fixture, makeRuntimeDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
+import { baseEnv, BIN, fixture, makeRuntimeDir, makeSharedDir, removeDir, ROOT, runBin } from '../helpers/cli.js';
 import { alive, CHILD_COMMAND, startWatch, ups, until as waitFor } from '../helpers/watch.js';
 
 /** Passes one request on to `backend`, and its answer back (the proxies below that stand between a run and the vault). */
@@ -492,6 +492,234 @@ describe('the offline fallback', () => {
     expect(back.stderr).not.toContain('RWS_FALLBACK_QUEUE_INVALID');
     const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
     expect(rows.map((row) => String(row.subject).replace(/ \(offline at [^)]+\)$/, ''))).toEqual([subject]);
+  }, 60_000);
+});
+
+describe('a copy in a directory others may reach', () => {
+  const refusedLine = (stderr: string) => stderr.split('\n').filter((line) => line.includes('error RWS_FALLBACK_UNSAFE'));
+  const uses = (copy: string) => (existsSync(`${copy}.uses`) ? readdirSync(`${copy}.uses`) : []);
+
+  it('the default place open to group or others: --offline, an outage and --dry-run --offline refuse the copy unread and queue nothing; a run that reaches the vault narrows it back to 0700', async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const copy = join(cacheDir(), cacheFiles()[0]!);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+    const queued = uses(copy);
+    expect(queued).toHaveLength(1);
+    const bytes = readFileSync(copy);
+    for (const mode of [0o750, 0o701, 0o755]) {
+      chmodSync(cacheDir(), mode);
+      const offline = await run(key, ['--offline']);
+      expect(offline.exitCode).toBe(125);
+      expect(offline.stdout).toBe('');
+      expect(refusedLine(offline.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: its directory ${cacheDir()} is open to group or others (mode ${mode.toString(8)}) (hint: chmod 700 ${cacheDir()}: copies are kept 0600 in a 0700 directory (a --fallback run that reaches the vault narrows it too))`,
+      ]);
+    }
+    const names = await rws(['-e', 'prod', '-k', 'JOB_*', '--offline', '--dry-run', '--', 'true'], { RWS_API_KEY: key });
+    expect(names.exitCode).toBe(125);
+    expect(names.stderr).toContain('error RWS_FALLBACK_UNSAFE');
+    await killServer();
+    const outage = await run(key, ['--fallback', '--retries', '0']);
+    expect(outage.exitCode).toBe(125);
+    expect(outage.stdout).toBe('');
+    expect(outage.stderr).not.toContain('RWS_FALLBACK_USED');
+    expect(refusedLine(outage.stderr)[0]).toContain(`error RWS_FALLBACK_UNSAFE: the vault is unavailable (RWS_VAULT_UNREACHABLE), and the fallback cache ${copy} is refused: its directory ${cacheDir()} is open to group or others (mode 755)`);
+    // Nothing was read, removed or queued: the copy and the one use before are as they were.
+    expect(readFileSync(copy).equals(bytes)).toBe(true);
+    expect(uses(copy)).toEqual(queued);
+    expect(lstatSync(cacheDir()).mode & 0o777).toBe(0o755);
+
+    server = await restart();
+    const back = await run(key);
+    expect(back.exitCode, back.stderr).toBe(0);
+    expect(lstatSync(cacheDir()).mode & 0o777).toBe(0o700);
+    expect(uses(copy)).toEqual([]);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+  }, 90_000);
+
+  it('a copy open to group or others is refused with the chmod that closes it', async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const copy = join(cacheDir(), cacheFiles()[0]!);
+    chmodSync(copy, 0o644);
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode).toBe(125);
+    expect(refusedLine(offline.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: group or others may access it (mode 644) (hint: chmod 600 ${copy}: a copy is kept 0600 (it is sealed with the API key, useless without it))`,
+    ]);
+    expect(uses(copy)).toEqual([]);
+    chmodSync(copy, 0o600);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+  }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)("the default place owned by another user: refused, neither read nor written nor narrowed; theirs, so no chown is offered", async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const copy = join(cacheDir(), cacheFiles()[0]!);
+    chmodSync(cacheDir(), 0o755);
+    chownSync(cacheDir(), 65534, 65534);
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode).toBe(125);
+    expect(refusedLine(offline.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: its directory ${cacheDir()} is owned by uid 65534, not by you (uid 0) (hint: it is uid 65534's: run as that user, or point HOME (sudo -H) or XDG_STATE_HOME at your own; do not remove it)`,
+    ]);
+    const online = await run(key);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${copy} (RWS_FALLBACK_UNSAFE)`);
+    expect(lstatSync(cacheDir())).toMatchObject({ uid: 65534, mode: expect.any(Number) });
+    expect(lstatSync(cacheDir()).mode & 0o777).toBe(0o755);
+  }, 60_000);
+
+  it('--fallback=PATH in a directory others may write: refused on a read as on a write; one only others may read is the user\'s to keep', async () => {
+    const { key } = await newKey();
+    const jobs = join(runtimeDir, 'jobs');
+    const path = join(jobs, 'nightly.bin');
+    mkdirSync(jobs, { mode: 0o755 });
+    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
+    for (const mode of [0o775, 0o757]) {
+      chmodSync(jobs, mode);
+      const offline = await run(key, [`--offline`, `--fallback=${path}`]);
+      expect(offline.exitCode).toBe(125);
+      expect(refusedLine(offline.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNSAFE: the fallback cache ${path} is refused: its directory ${jobs} may be written by group or others (mode ${mode.toString(8)}) (hint: chmod go-w ${jobs}, or give --fallback=PATH in a directory of yours that only you can write)`,
+      ]);
+    }
+    const online = await run(key, [`--fallback=${path}`]);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${path} (RWS_FALLBACK_UNSAFE)`);
+    expect(lstatSync(jobs).mode & 0o777).toBe(0o757);
+    chmodSync(jobs, 0o755);
+    const offline = await run(key, ['--offline', `--fallback=${path}`]);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    expect(lstatSync(jobs).mode & 0o777).toBe(0o755);
+  }, 60_000);
+});
+
+describe('a copy whose path cannot be followed', () => {
+  const errorLines = (stderr: string) => stderr.split('\n').filter((line) => line.includes(' error '));
+
+  it('a file where a directory is needed: --offline and an outage fail with RWS_FALLBACK_UNREADABLE naming that file, not with an internal error; the run that reaches the vault only warns', async () => {
+    const { key } = await newKey();
+    const file = join(runtimeDir, 'jobs');
+    writeFileSync(file, '');
+    const path = join(file, 'nightly', 'copy.bin');
+    const hint = `move ${file} aside, or give --fallback=PATH in a directory of yours`;
+    const offline = await run(key, ['--offline', `--fallback=${path}`]);
+    expect([offline.exitCode, offline.stdout]).toEqual([125, '']);
+    expect(errorLines(offline.stderr)).toEqual([`run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${path} cannot be reached: ${file} is not a directory (ENOTDIR) (hint: ${hint})`]);
+    const online = await run(key, [`--fallback=${path}`]);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${path} (ENOTDIR)`);
+    await killServer();
+    const outage = await run(key, [`--fallback=${path}`, '--retries', '0']);
+    expect(outage.exitCode).toBe(125);
+    expect(errorLines(outage.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the vault is unavailable (RWS_VAULT_UNREACHABLE), and the fallback cache ${path} cannot be reached: ${file} is not a directory (ENOTDIR) (hint: ${hint})`,
+    ]);
+  }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)("a directory this user may not enter (nobody, with root's HOME kept by sudo -u): RWS_FALLBACK_UNREADABLE naming it, with the way to one's own", async () => {
+    const { key } = await newKey();
+    const shared = makeSharedDir();
+    try {
+      const closed = join(shared, 'home');
+      mkdirSync(closed, { mode: 0o700 });
+      const asNobody = (flags: string[], env: Record<string, string>) =>
+        execa(BIN, ['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { RWS_VAULT_URL: url, RWS_API_KEY: key, ...env }) });
+      const home = await asNobody(['--offline'], { HOME: closed });
+      printed.push(home.stdout, home.stderr);
+      expect(home.exitCode).toBe(125);
+      expect(errorLines(home.stderr)).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${closed}/\\.local/state/run-with-secrets/fallback/[0-9a-f]{32}\\.bin cannot be reached: you \\(uid 65534\\) may not enter ${closed} \\(EACCES: mode 700, owned by uid 0\\) \\(hint: run with your own HOME \\(sudo -H\\), or point XDG_STATE_HOME at a directory of yours, or give --fallback=PATH\\)$`,
+          ),
+        ),
+      ]);
+      const chosen = join(closed, 'jobs', 'copy.bin');
+      const path = await asNobody(['--offline', `--fallback=${chosen}`], {});
+      printed.push(path.stdout, path.stderr);
+      expect(errorLines(path.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${chosen} cannot be reached: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: give --fallback=PATH in a directory of yours, or have uid 0 let you into ${closed})`,
+      ]);
+      // Their own directory, closed to themselves (chmod 600): the check of its mode passes, the copy's open does not.
+      const own = join(shared, 'own');
+      mkdirSync(own);
+      chownSync(own, 65534, 65534);
+      chmodSync(own, 0o600);
+      const shut = await asNobody(['--offline', `--fallback=${join(own, 'copy.bin')}`], {});
+      printed.push(shut.stdout, shut.stderr);
+      expect(errorLines(shut.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${join(own, 'copy.bin')} cannot be reached: you (uid 65534) may not enter ${own} (EACCES: mode 600, owned by uid 65534) (hint: chmod u+x ${own})`,
+      ]);
+    } finally {
+      removeDir(shared);
+    }
+  }, 60_000);
+});
+
+describe('offline uses queued in a directory others may reach', () => {
+  const offlineUses = (id: string) => auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
+
+  it('the queue open to group or others: the run that reaches the vault goes on, the uses stay queued and unreported, one warning says why and the chmod; closed again, they are sent', async () => {
+    const { id, key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+    const queue = `${join(cacheDir(), cacheFiles()[0]!)}.uses`;
+    const queued = readdirSync(queue);
+    expect(queued).toHaveLength(1);
+    chmodSync(queue, 0o777);
+    const online = await run(key);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(JSON.parse(online.stdout)).toMatchObject(VALUES);
+    expect(online.stderr).toBe(
+      `run-with-secrets: warning RWS_FALLBACK_UNSAFE: the offline-use queue ${queue} is refused: it is open to group or others (mode 777); 1 offline use(s) stay queued, unreported (chmod 700 ${queue}: uses are queued 0600 in a 0700 directory (a run from the copy narrows it too))`,
+    );
+    expect(readdirSync(queue)).toEqual(queued);
+    expect(offlineUses(id)).toEqual([]);
+    chmodSync(queue, 0o700);
+    const fixed = await run(key);
+    expect([fixed.exitCode, fixed.stderr]).toEqual([0, '']);
+    expect(readdirSync(queue)).toEqual([]);
+    expect(offlineUses(id)).toHaveLength(1);
+  }, 60_000);
+
+  it('a run from the copy whose queue is a link: it runs, not through the link, and the warning says why its use went unrecorded', async () => {
+    const { key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    const queue = `${join(cacheDir(), cacheFiles()[0]!)}.uses`;
+    const target = join(runtimeDir, 'elsewhere');
+    mkdirSync(target, { mode: 0o700 });
+    symlinkSync(target, queue);
+    const offline = await run(key, ['--offline']);
+    expect(offline.exitCode, offline.stderr).toBe(0);
+    expect(offline.stderr.split('\n').filter((line) => line.includes('RWS_FALLBACK_NOT_RECORDED'))).toEqual([
+      `run-with-secrets: warning RWS_FALLBACK_NOT_RECORDED: could not queue this offline use for the vault's audit log in ${queue}: the offline-use queue ${queue} is refused: it is a symbolic link, not a directory (rm ${queue} (a link goes without its target); a run from the copy makes it again)`,
+    ]);
+    expect(readdirSync(target)).toEqual([]);
+  }, 60_000);
+
+  it('--fallback=PATH whose directory others may write: its queue is not read either, where another key\'s could have been renamed in', async () => {
+    const { id, key } = await newKey();
+    const jobs = join(runtimeDir, 'jobs');
+    const path = join(jobs, 'nightly.bin');
+    mkdirSync(jobs, { mode: 0o755 });
+    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
+    expect((await run(key, ['--offline', `--fallback=${path}`])).exitCode).toBe(0);
+    const queue = join(jobs, readdirSync(jobs).find((name) => name.endsWith('.uses'))!);
+    chmodSync(jobs, 0o775);
+    const online = await run(key, [`--fallback=${path}`]);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr.split('\n').filter((line) => line.includes('warning RWS_FALLBACK_UNSAFE'))).toEqual([
+      `run-with-secrets: warning RWS_FALLBACK_UNSAFE: the fallback cache ${path} is refused: its directory ${jobs} may be written by group or others (mode 775); 1 offline use(s) stay queued, unreported (chmod go-w ${jobs}, or give --fallback=PATH in a directory of yours that only you can write)`,
+    ]);
+    expect(readdirSync(queue)).toHaveLength(1);
+    expect(offlineUses(id)).toEqual([]);
+    chmodSync(jobs, 0o755);
+    expect((await run(key, [`--fallback=${path}`])).stderr).toBe('');
+    expect(readdirSync(queue)).toEqual([]);
+    expect(offlineUses(id)).toHaveLength(1);
   }, 60_000);
 });
 

@@ -398,6 +398,27 @@ describe('a stored login someone else could read or wrote by hand', () => {
     expect(existsSync(credentialsFile())).toBe(false);
   });
 
+  it('in a directory open to group or others: refused by runs and whoami with the chmod 700; login and logout narrow it and go on', async () => {
+    expect((await login(serverA.url, keyA.key)).exitCode).toBe(0);
+    const store = join(home, '.config', 'run-with-secrets');
+    chmodSync(store, 0o757);
+    for (const args of [['--vault-url', serverA.url, '-e', 'prod', '-k', 'A_ONE', '--', 'true'], ['whoami', '--vault-url', serverA.url]]) {
+      const result = await rws(args);
+      expect(result.exitCode, args.join(' ')).toBe(125);
+      expect(result.stderr).toBe(
+        `run-with-secrets: error RWS_CREDENTIAL_FILE_MODE: refusing the stored logins ${credentialsFile()}: their directory ${store} is open to group or others (mode 757) (hint: chmod 700 ${store}: logins are kept 0600 in a 0700 directory (a login narrows it too))`,
+      );
+    }
+    const again = await login(serverA.url, keyA2.key, ['--profile', 'ci']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(lstatSync(store).mode & 0o777).toBe(0o700);
+    chmodSync(store, 0o755);
+    expect((await rws(['logout', '--vault-url', serverA.url, '--profile', 'ci'])).exitCode).toBe(0);
+    expect(lstatSync(store).mode & 0o777).toBe(0o700);
+    const run = await printEnv(serverA.url, ['-k', 'A_ONE']);
+    expect(run.exitCode, run.stderr).toBe(0);
+  });
+
   it("another user's (root under sudo, which kept that user's HOME): refused with a hint that never says to remove it, nor their fallback copy", async (context) => {
     if (process.getuid?.() !== 0) return context.skip();
     expect((await login(serverA.url, keyA.key)).exitCode).toBe(0);

@@ -22,8 +22,9 @@ export async function login(context: CommandContext): Promise<number> {
   const client = await VaultClient.create(vault.client);
   try {
     const { readLogins, updateLogins } = await import('../../config/credential-store.js');
-    // A store we would refuse to read is refused before the prompt, not after.
-    await readLogins(target.path, facts.uid);
+    // A store we would refuse to read is refused before the prompt, not after; an open directory
+    // of ours is not, since the write narrows it.
+    await readLogins(target.path, facts.uid, true);
     warnHidden(vault, facts.env, log.warn);
     const input = context.stdin?.();
     if (!input || !context.stderr) throw new UsageError('no standard input to read the API key from');

@@ -20,8 +20,8 @@ export async function logout(context: CommandContext): Promise<number> {
     return 0;
   }
   const target = await loginTarget(await resolveVaultContext(values, facts, log.warn, log.debug), facts);
-  // Nothing to forget: no lock, and no directory made for it.
-  if (findLogin(await readLogins(target.path, facts.uid), target.url, target.profile) === undefined) {
+  // Nothing to forget: no lock, and no directory made for it. The write narrows an open one.
+  if (findLogin(await readLogins(target.path, facts.uid, true), target.url, target.profile) === undefined) {
     context.stdout.write(`no stored key for ${target.url}, profile ${target.profile}\n`);
     return 0;
   }

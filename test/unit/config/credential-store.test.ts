@@ -1,6 +1,6 @@
 // The stored logins file with real files: what login writes reads back; anything else (modes,
 // links, hand edits) is refused with a stable code and never with the key in the message.
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -29,8 +29,8 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function refusal(): Promise<{ code: string; message: string; hint: string }> {
-  const error = await readLogins(file, UID).then(
+async function refusal(beforeWrite = false): Promise<{ code: string; message: string; hint: string }> {
+  const error = await readLogins(file, UID, beforeWrite).then(
     () => undefined,
     (caught: unknown) => caught as { code: string; message: string; hint: string },
   );
@@ -78,6 +78,62 @@ describe('the stored logins file', () => {
     rmSync(file);
     mkdirSync(file);
     expect((await refusal()).code).toBe('RWS_CREDENTIAL_STORE_INVALID');
+  });
+
+  it('refuses the logins in a directory open to group or others, with the chmod that closes it; a login or logout, whose write narrows it, reads on', async () => {
+    await writeLogins(file, UID, [LOGIN]);
+    const store = join(dir, 'run-with-secrets');
+    for (const mode of [0o755, 0o750, 0o701, 0o707]) {
+      chmodSync(store, mode);
+      const error = await refusal();
+      expect(error.code).toBe('RWS_CREDENTIAL_FILE_MODE');
+      expect(error.message).toBe(`refusing the stored logins ${file}: their directory ${store} is open to group or others (mode ${mode.toString(8)})`);
+      expect(error.hint).toBe(`chmod 700 ${store}: logins are kept 0600 in a 0700 directory (a login narrows it too)`);
+      expect((await readLogins(file, UID, true))[0]?.key_id).toBe(LOGIN.key_id);
+    }
+    await writeLogins(file, UID, [LOGIN]);
+    expect(lstatSync(store).mode & 0o777).toBe(0o700);
+    expect(await readLogins(file, UID)).toEqual([LOGIN]);
+  });
+
+  it('an open directory without a logins file in it refuses nothing (one made 0755 for config.yaml)', async () => {
+    mkdirSync(join(dir, 'run-with-secrets'), { mode: 0o755 });
+    chmodSync(join(dir, 'run-with-secrets'), 0o755);
+    writeFileSync(join(dir, 'run-with-secrets', 'config.yaml'), 'vault_url: https://vault.example\n');
+    expect(await readLogins(file, UID)).toEqual([]);
+  });
+
+  it('refuses logins whose directory is a link (never followed) or not a directory, on a read as on a write', async () => {
+    const real = join(dir, 'dotfiles');
+    await writeLogins(join(real, 'credentials.yaml'), UID, [LOGIN]);
+    symlinkSync(real, join(dir, 'run-with-secrets'));
+    for (const beforeWrite of [false, true]) {
+      const error = await refusal(beforeWrite);
+      expect(error.code).toBe('RWS_CREDENTIAL_STORE_INVALID');
+      expect(error.message).toBe(`refusing the stored logins ${file}: their directory ${join(dir, 'run-with-secrets')} is a symbolic link, not a directory`);
+      expect(error.hint).toBe(`rm ${join(dir, 'run-with-secrets')} (a link goes without its target), then log in again`);
+    }
+    const written = await writeLogins(file, UID, [LOGIN]).then(() => undefined, (caught: unknown) => caught as { code: string; message: string });
+    expect(written).toMatchObject({ code: 'RWS_CREDENTIAL_STORE_INVALID', message: expect.stringContaining('is a symbolic link, not a directory') });
+    rmSync(join(dir, 'run-with-secrets'));
+    writeFileSync(join(dir, 'run-with-secrets'), 'a file', { mode: 0o600 });
+    expect((await refusal()).message).toBe(`refusing the stored logins ${file}: their directory ${join(dir, 'run-with-secrets')} is not a directory`);
+  });
+
+  it.skipIf(UID !== 0)("another user's directory is theirs: refused on a read, no chown offered; root's, as a user finds it after a sudo that kept their HOME: the chown -R that gives it back", async () => {
+    await writeLogins(file, UID, [LOGIN]);
+    const store = join(dir, 'run-with-secrets');
+    chownSync(store, 65534, 65534);
+    for (const beforeWrite of [false, true]) {
+      const error = await refusal(beforeWrite);
+      expect(error.code).toBe('RWS_CREDENTIAL_STORE_INVALID');
+      expect(error.message).toBe(`refusing the stored logins ${file}: their directory ${store} is owned by uid 65534, not by you (uid 0)`);
+      expect(error.hint).toBe("it is uid 65534's: run as that user, or point HOME (sudo -H) or XDG_CONFIG_HOME at your own; do not remove it");
+    }
+    chownSync(store, 0, 0);
+    const asUser = await readLogins(file, 65534).then(() => undefined, (caught: unknown) => caught as { code: string; message: string; hint: string });
+    expect(asUser).toMatchObject({ code: 'RWS_CREDENTIAL_STORE_INVALID', message: `refusing the stored logins ${file}: their directory ${store} is owned by uid 0, not by you (uid 65534)` });
+    expect(asUser?.hint).toBe(`root made it (sudo without -H keeps your HOME): chown -R 65534 ${store} as root, then run again`);
   });
 
   const entry = (fields: Record<string, string>) => {

@@ -115,7 +115,8 @@ describe('a cache file', () => {
     chmodSync(path, 0o644);
     error = await refusal(file);
     expect(error.code).toBe('RWS_FALLBACK_UNSAFE');
-    expect(error.message).toContain('group or others may read it (mode 644)');
+    expect(error.message).toContain('group or others may access it (mode 644)');
+    expect(error.hint).toBe(`chmod 600 ${path}: a copy is kept 0600 (it is sealed with the API key, useless without it)`);
 
     rmSync(path);
     mkdirSync(path);

@@ -2,10 +2,11 @@
 // by whichever reporter claims it, none lost when a reporter is SIGKILLed holding claims or
 // when the vault refuses midway; hand-edited entries are dropped, never sent.
 import { spawn } from 'node:child_process';
-import { chmodSync, lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FallbackError } from '../../../src/errors.js';
 import { processIsAlive } from '../../../src/inject/placement.js';
 import { type OfflineUse, UseQueue } from '../../../src/fallback/use-queue.js';
 import { ROOT, waitForLine } from '../../helpers/cli.js';
@@ -81,6 +82,58 @@ describe('the offline-use queue', () => {
     const outcome = await queue.report(async (entry) => void sent.push(entry.subject), processIsAlive);
     expect(sent).toEqual(['job-1']);
     expect(outcome).toMatchObject({ sent: 1, dropped: 6 });
+  });
+
+  describe('its directory, checked before the queue is read', () => {
+    async function refused(q: UseQueue = queue): Promise<FallbackError> {
+      const sent: string[] = [];
+      const error = await q.report(async (entry) => void sent.push(entry.subject), processIsAlive).then(() => undefined, (caught: unknown) => caught);
+      expect(error).toBeInstanceOf(FallbackError);
+      expect((error as FallbackError).code).toBe('RWS_FALLBACK_UNSAFE');
+      expect(sent).toEqual([]);
+      return error as FallbackError;
+    }
+
+    it('open to group or others: nothing sent, nothing claimed or removed, the chmod 700 said; add narrows it back', async () => {
+      for (const n of [1, 2]) await queue.add(use(n), new Date(Date.UTC(2030, 0, 1, 0, 0, n)));
+      const entries = readdirSync(queue.dir).sort();
+      for (const mode of [0o755, 0o770, 0o701]) {
+        chmodSync(queue.dir, mode);
+        const error = await refused();
+        expect(error.message).toBe(`the offline-use queue ${queue.dir} is refused: it is open to group or others (mode ${mode.toString(8)})`);
+        expect(error.hint).toBe(`chmod 700 ${queue.dir}: uses are queued 0600 in a 0700 directory (a run from the copy narrows it too)`);
+        expect(readdirSync(queue.dir).sort()).toEqual(entries);
+      }
+      await queue.add(use(3), new Date(Date.UTC(2030, 0, 1, 0, 0, 3)));
+      expect(lstatSync(queue.dir).mode & 0o777).toBe(0o700);
+      expect(await drain(queue)).toEqual(['job-1', 'job-2', 'job-3']);
+    });
+
+    it('a link in its place is refused, never followed: the uses it points at are not sent', async () => {
+      const elsewhere = new UseQueue(join(dir, 'other.bin.uses'), uid);
+      await elsewhere.add(use(1), new Date(Date.UTC(2030, 0, 1)));
+      symlinkSync(elsewhere.dir, queue.dir);
+      expect((await refused()).message).toBe(`the offline-use queue ${queue.dir} is refused: it is a symbolic link, not a directory`);
+      // A use is not added through it either, and says so by the same code.
+      const adding = await queue.add(use(2), new Date(Date.UTC(2030, 0, 2))).then(() => undefined, (caught: unknown) => caught);
+      expect(adding).toMatchObject({ code: 'RWS_FALLBACK_UNSAFE', hint: `rm ${queue.dir} (a link goes without its target); a run from the copy makes it again` });
+      expect(await elsewhere.count()).toBe(1);
+    });
+
+    it.skipIf(uid !== 0)("another user's is theirs, no chown offered; root's, as a user finds it after a sudo that kept their HOME: the chown -R that gives it back", async () => {
+      await queue.add(use(1), new Date(Date.UTC(2030, 0, 1)));
+      chownSync(queue.dir, 65534, 65534);
+      const theirs = await refused();
+      expect(theirs.message).toBe(`the offline-use queue ${queue.dir} is refused: it is owned by uid 65534, not by you (uid 0)`);
+      expect(theirs.hint).not.toContain('chown');
+      chownSync(queue.dir, 0, 0);
+      expect((await refused(new UseQueue(queue.dir, 65534))).hint).toBe(`root made it (sudo without -H keeps your HOME): chown -R 65534 ${queue.dir} as root, then run again`);
+      expect(await drain(queue)).toEqual(['job-1']);
+    });
+
+    it('a missing one holds nothing to report', async () => {
+      expect(await drain(queue)).toEqual([]);
+    });
   });
 
   it('loses nothing when reporters race, or one is SIGKILLed holding its claims', async () => {
