@@ -279,31 +279,20 @@ describe('run-with-secrets --watch with local files', () => {
     }
   }, 40_000);
 
-  it('a new value over 128 KiB, which no environment variable can carry: the running child is kept and the failure said, not stopped and left dead (exit 125)', async () => {
-    const { envFile, record, env } = setup('A=one\n');
-    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
-    const first = await until('the child', () => ups(record)[0]);
-    replaceByRename(envFile, `A=one\nBIG=${'x'.repeat(140_000)}\n`);
-    await until('the failure line', () => wrapper.stderrText().includes('RWS_ENV_TOO_LARGE'));
-    expect(wrapper.stderrText()).toMatch(/warning RWS_ENV_TOO_LARGE: \.env file \S+: refresh failed: BIG is over 128 KiB, more than one environment variable can carry \(E2BIG\); the child keeps running with the secrets it has/);
-    expect(alive(first.pid)).toBe(true);
-    expect(wrapper.exitCode).toBeNull();
-    replaceByRename(envFile, 'A=two\n');
-    const second = await until('the restarted child', () => ups(record)[1]);
-    expect(second.seen).toEqual({ A: 'two' });
-    wrapper.kill('SIGTERM');
-    await wrapper;
-  }, 40_000);
-
-  it('new values each under 128 KiB but together more than an exec can pass: the running child is kept and the failure said, not stopped and left dead (exit 125)', async () => {
-    const { envFile, record, env } = setup('A=one\n');
-    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
-    const first = await until('the child', () => ups(record)[0]);
+  it.each([
+    // One variable over MAX_ARG_STRLEN.
+    ['a new value over 128 KiB, which no environment variable can carry', `BIG=${'x'.repeat(140_000)}\n`, /refresh failed: BIG is over 128 KiB, more than one environment variable can carry \(E2BIG\)/],
     // 7 MB: over the 6 MiB that Linux passes at most, whatever the stack limit.
-    const many = Array.from({ length: 70 }, (_, i) => `MANY_${i}=${'x'.repeat(100_000)}\n`).join('');
-    replaceByRename(envFile, `A=one\n${many}`);
+    ['new values each under 128 KiB but together more than an exec can pass', Array.from({ length: 70 }, (_, i) => `MANY_${i}=${'x'.repeat(100_000)}\n`).join(''), /refresh failed: the child's environment and arguments together are \d+ KiB, more than the \d+ KiB the system passes to a program \(E2BIG\)/],
+  ] as const)('%s: the running child is kept and the failure said, not stopped and left dead (exit 125)', async (_, added, said) => {
+    const { envFile, record, env } = setup('A=one\n');
+    const wrapper = startWatch(['--env-file', envFile, '--watch', '--debounce', '0', ...keep, '--', ...CHILD_COMMAND], runtimeDir, env);
+    const first = await until('the child', () => ups(record)[0]);
+    replaceByRename(envFile, `A=one\n${added}`);
     await until('the failure line', () => wrapper.stderrText().includes('RWS_ENV_TOO_LARGE'), 20_000);
-    expect(wrapper.stderrText()).toMatch(/warning RWS_ENV_TOO_LARGE: \.env file \S+: refresh failed: the child's environment and arguments together are \d+ KiB, more than the \d+ KiB the system passes to a program \(E2BIG\); the child keeps running with the secrets it has/);
+    expect(wrapper.stderrText()).toMatch(/warning RWS_ENV_TOO_LARGE: \.env file \S+: refresh failed: /);
+    expect(wrapper.stderrText()).toMatch(said);
+    expect(wrapper.stderrText()).toMatch(/\(E2BIG\); the child keeps running with the secrets it has/);
     expect(alive(first.pid)).toBe(true);
     expect(wrapper.exitCode).toBeNull();
     replaceByRename(envFile, 'A=two\n');
