@@ -14,7 +14,7 @@ it('finds the process that holds a SQLite file\'s write lock, running, and not t
   const holder = execa(process.execPath, ['-e', `const db = new (require('better-sqlite3'))(${JSON.stringify(file)}); db.exec('BEGIN EXCLUSIVE'); console.log('held'); process.stdin.resume(); process.stdin.on('end', () => process.exit(0));`], { cwd: process.cwd() });
   try {
     await new Promise<void>((resolve) => holder.stdout?.once('data', () => resolve()));
-    const holders = await lockHolders(file);
+    const holders = lockHolders(file);
     expect(holders).toEqual([{ pid: holder.pid, name: 'node', stopped: false }]);
     expect(describeHolders(holders)).toBe(`process ${holder.pid} (node)`);
   } finally {
@@ -23,7 +23,7 @@ it('finds the process that holds a SQLite file\'s write lock, running, and not t
     await rm(dir, { recursive: true, force: true });
   }
   // Once it has ended, nobody holds it; a file that does not exist names nobody either.
-  expect(await lockHolders(file)).toEqual([]);
+  expect(lockHolders(file)).toEqual([]);
 });
 
 it('says who holds it in words: stopped, unnamed, or in another PID namespace', () => {
@@ -31,4 +31,5 @@ it('says who holds it in words: stopped, unnamed, or in another PID namespace', 
   expect(describeHolders([{ pid: 42, name: 'node', stopped: true }])).toBe('process 42 (node, stopped)');
   expect(describeHolders([{ pid: 7 }])).toBe('process 7');
   expect(describeHolders([{ pid: 0 }, { pid: 9, name: 'sqlite3', stopped: false }])).toBe('a process in another PID namespace (another container on this store) and process 9 (sqlite3)');
+  expect(describeHolders([{ pid: 0 }], 'sharing this file')).toBe('a process in another PID namespace (another container sharing this file)');
 });

@@ -94,7 +94,7 @@ export async function takeNamedLock(deps: NamedLockDeps, name: string): Promise<
 
 async function lockBusy(deps: NamedLockDeps, name: string, file: string): Promise<LockBusyError> {
   const { describeHolders, lockHolders } = await import('./lock-holders.js');
-  const holders = await lockHolders(file);
+  const holders = lockHolders(file);
   const stopped = holders.filter((holder) => holder.stopped === true).map((holder) => holder.pid);
   const hint =
     stopped.length > 0
