@@ -4,7 +4,8 @@
 // torn: a short write (a full disk) is cut back to the last whole line. SIGHUP reopens the file,
 // so logrotate can move it away; a file deleted meanwhile is made again at the next row. An
 // existing file others can read is refused, at start and at a reopen. One server per file: the
-// cut-back assumes no other writer appends at the same time. Another process may truncate it
+// cut-back assumes no other writer appends at the same time, so a regular file is locked
+// (audit-log-lock.ts) and a second server is refused at start. Another process may truncate it
 // (logrotate's copytruncate): O_APPEND carries on at the new end, and a cut-back never extends
 // the file (ftruncate to a size past its end pads it with zeros).
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, type Stats, writeSync } from 'node:fs';
@@ -12,22 +13,32 @@ import { dirname } from 'node:path';
 import { RwsError } from '../../errors.js';
 import { AuditSinkError } from '../state/state-errors.js';
 import { explainFileErrno, explainSystemError } from '../system-errors.js';
+import { AuditLogLock } from './audit-log-lock.js';
 import { auditJson, type StoredAuditRow } from './record.js';
 
 const FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
 
 export class AuditFileSink {
   #fd: number;
+  #lock: AuditLogLock | undefined;
 
   private constructor(
     readonly file: string,
     fd: number,
+    lock: AuditLogLock | undefined,
   ) {
     this.#fd = fd;
+    this.#lock = lock;
   }
 
   static open(file: string): AuditFileSink {
-    return new AuditFileSink(file, openSink(file));
+    const fd = openSink(file);
+    try {
+      return new AuditFileSink(file, fd, lockIfRegular(file, fd, undefined));
+    } catch (error) {
+      closeQuietly(fd);
+      throw error;
+    }
   }
 
   /** Appends the rows; returns how to take them back (if the transaction they belong to fails). */
@@ -78,8 +89,16 @@ export class AuditFileSink {
   /** After logrotate moved the file: continue in a new one at the same path. */
   reopen(): void {
     const fd = openSink(this.file);
+    let lock: AuditLogLock | undefined;
+    try {
+      lock = lockIfRegular(this.file, fd, this.#lock);
+    } catch (error) {
+      closeQuietly(fd);
+      throw error;
+    }
     const old = this.#fd;
     this.#fd = fd;
+    this.#lock = lock;
     closeQuietly(old);
   }
 
@@ -90,7 +109,18 @@ export class AuditFileSink {
       // e.g. EINVAL on /dev/full: nothing was buffered by us anyway
     }
     closeQuietly(this.#fd);
+    this.#lock?.release();
   }
+}
+
+/**
+ * A regular file is locked, and its lock followed to the file at the lock's path now (moved or
+ * deleted since). A device or a pipe is not: /dev is no place for a lock file (/dev/null, /dev/full
+ * are shared by design), and a pipe's writers are its reader's business.
+ */
+function lockIfRegular(file: string, fd: number, held: AuditLogLock | undefined): AuditLogLock | undefined {
+  if (!fstatSync(fd).isFile()) return held;
+  return held?.follow() ?? AuditLogLock.take(file);
 }
 
 /** Said in the server's log (once per outage): the path once, the errno in words, what to do. */

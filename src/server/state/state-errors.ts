@@ -16,6 +16,18 @@ export class AuditSinkError extends RwsError {
 }
 
 /**
+ * Another server already writes this --audit-log file (it holds the lock beside it): two writers
+ * would interleave their lines, and each one's cut-back of a failed write could cut the other's.
+ */
+export class AuditLogInUseError extends RwsError {
+  constructor(file: string, lockFile: string, holder: string | undefined) {
+    super('RWS_AUDIT_LOG_IN_USE', `the audit log ${file} is written by another server: ${holder ?? 'another process'} holds its lock ${lockFile}`, {
+      hint: 'one file per server: give this one an --audit-log of its own, or stop the other one first',
+    });
+  }
+}
+
+/**
  * The database refused a value as data (PostgreSQL's class 22: a NUL in text, a number out of
  * range). The database answered, so it is not unavailable; a value slipped past the checks that
  * should have refused it first. Its message names the SQLSTATE, never the value.

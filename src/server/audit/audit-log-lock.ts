@@ -1,0 +1,112 @@
+// One server per --audit-log file: two appenders interleave their lines, and each one's cut-back
+// of a failed write (file-sink.ts) could cut the other's. The lock is SQLite's write lock on an
+// empty file beside the log, FILE.lock, as named-lock.ts holds its edit locks: a POSIX lock, so it
+// dies with its holder, SIGKILL included, and a restarted server takes it at once.
+//
+// It belongs to the path, not to the log's inode: logrotate's create mode moves the log away and
+// makes a new one there, and a server started before the SIGHUP must still find the lock taken.
+// Another spelling of the path (`./x`, a linked directory, another mount of it) reaches the same
+// lock file; the log itself as a symbolic link is refused by the sink (O_NOFOLLOW). The lock file
+// is never removed (a lock file deleted while another process has it open lets two holders in);
+// if something moves or deletes it anyway (a logrotate pattern that matches it, a cleanup), the
+// next SIGHUP, or the remaking of a deleted log, takes the one at the path again.
+import { closeSync, constants, lstatSync, openSync, type Stats } from 'node:fs';
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
+import { RwsError } from '../../errors.js';
+import { AuditLogInUseError } from '../state/state-errors.js';
+import { describeHolders, lockHolders } from '../state/sqlite/lock-holders.js';
+import { explainFileErrno } from '../system-errors.js';
+
+export class AuditLogLock {
+  private constructor(
+    readonly lockFile: string,
+    private readonly logFile: string,
+    private readonly held: Stats,
+    private readonly db: BetterSqlite3.Database,
+  ) {}
+
+  /** Throws AuditLogInUseError while another process holds it. */
+  static take(logFile: string): AuditLogLock {
+    const lockFile = `${logFile}.lock`;
+    const file = ensureLockFile(lockFile);
+    // Loaded here, synchronously: a server without --audit-log, on PostgreSQL, never loads SQLite.
+    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+    let db: BetterSqlite3.Database;
+    try {
+      db = new Sqlite(lockFile, { fileMustExist: true, timeout: 0 });
+    } catch (cause) {
+      throw unusable(lockFile, cause);
+    }
+    try {
+      // SQLite falls back to read-only when it may not write the file, and then holds no write lock.
+      if (db.readonly) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be written by this user`, { hint: `chown it to the user running secrets-server (it stays empty), or move it away: it is made again` });
+      // A journal file would be made beside the log while the lock is held, and left there by a SIGKILL.
+      db.pragma('journal_mode = MEMORY');
+      db.exec('BEGIN EXCLUSIVE');
+    } catch (cause) {
+      db.close();
+      if ((cause as { code?: unknown }).code === 'SQLITE_BUSY') throw new AuditLogInUseError(logFile, lockFile, describeHolders(lockHolders(lockFile), 'sharing this file'));
+      throw cause instanceof RwsError ? cause : unusable(lockFile, cause);
+    }
+    return new AuditLogLock(lockFile, logFile, file, db);
+  }
+
+  /** The lock on the file at the lock's path now: this one, or that one (and this one is let go). */
+  follow(): AuditLogLock {
+    const now = lstatOrNothing(this.lockFile);
+    if (now !== undefined && now.dev === this.held.dev && now.ino === this.held.ino) return this;
+    const next = AuditLogLock.take(this.logFile);
+    this.release();
+    return next;
+  }
+
+  release(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Made 0600 when missing; refused when it is not a regular file or others may open it. */
+function ensureLockFile(lockFile: string): Stats {
+  let stat = lstatOrNothing(lockFile);
+  if (stat === undefined) {
+    try {
+      // Closed before SQLite opens it: closing any descriptor of a file drops this process's locks on it.
+      closeSync(openSync(lockFile, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw cannotMake(lockFile, cause);
+    }
+    stat = lstatOrNothing(lockFile);
+    if (stat === undefined) throw cannotMake(lockFile, Object.assign(new Error('gone'), { code: 'ENOENT' }));
+  }
+  if (!stat.isFile()) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not a regular file (a link is never followed)`, { hint: `move it away: it is made again, empty` });
+  // Whoever may open it can hold a lock on it, and keep every server from starting.
+  if ((stat.mode & 0o077) !== 0) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is open to others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${lockFile}` });
+  return stat;
+}
+
+function lstatOrNothing(file: string): Stats | undefined {
+  try {
+    return lstatSync(file);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw cannotMake(file, cause);
+  }
+}
+
+function cannotMake(lockFile: string, cause: unknown): RwsError {
+  const { words, hint } = explainFileErrno(cause);
+  const code = (cause as { code?: unknown }).code;
+  // A log made by root in a directory the server may not write (/var/log): the lock file cannot be.
+  const next = code === 'EACCES' || code === 'EPERM' ? `let the user running secrets-server write its directory, or make it for that user: install -m 600 -o USER /dev/null ${lockFile}` : hint;
+  return new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be made: ${words}`, { hint: next, cause });
+}
+
+/** SQLite's own refusal (not a database, an I/O error): by its code only. */
+function unusable(lockFile: string, cause: unknown): RwsError {
+  const code = (cause as { code?: unknown }).code;
+  return new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be used as a lock (${typeof code === 'string' ? code : 'error'})`, {
+    hint: 'move it away (no server may run on this audit log meanwhile): it is made again, empty',
+    cause,
+  });
+}

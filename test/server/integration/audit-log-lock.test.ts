@@ -1,0 +1,153 @@
+// One server per --audit-log file: a second server given the same file, however its path is
+// spelled, is refused at start; the lock dies with its holder (SIGKILL included) and is kept
+// through logrotate's two modes. Real servers, real files, real signals.
+import { spawn } from 'node:child_process';
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
+
+let store: TestStore;
+let apiKey: string;
+
+beforeAll(async () => {
+  store = await makeStore({ production: { SERVICE_B_KEY: 'audit-lock-value' } });
+  apiKey = (await makeApiKey(store, ['production'], ['SERVICE_B_*'])).key;
+});
+afterAll(async () => {
+  await store?.cleanup();
+});
+
+/** `serve` that is expected to be refused: its exit status and output; stopped if it does start. */
+async function refusedStart(auditLog: string): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+  const child = spawn(BIN, ['serve', '--store', store.dir, '--port', '0', '--audit-log', auditLog], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (stdout.includes('listening')) child.kill('SIGTERM');
+  });
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exitCode = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { exitCode, stdout, stderr };
+}
+
+const inUse = (spelled: string, holder: RunningServer) =>
+  `secrets-server: error RWS_AUDIT_LOG_IN_USE: the audit log ${spelled} is written by another server: process ${holder.process.pid} (node) holds its lock ${spelled}.lock (hint: one file per server: give this one an --audit-log of its own, or stop the other one first)\n`;
+
+async function logDir(name: string): Promise<{ dir: string; log: string }> {
+  const dir = path.join(store.root, name);
+  await mkdir(dir, { mode: 0o700 });
+  return { dir, log: path.join(dir, 'audit.jsonl') };
+}
+
+describe('a second server on the same --audit-log file', () => {
+  it('is refused however the path is spelled; a SIGKILLed holder leaves no lock behind; another file is fine', async () => {
+    const { dir, log } = await logDir('same-file');
+    const linked = path.join(store.root, 'linked-logs');
+    await symlink(dir, linked);
+    const first = await startServer(store, ['--audit-log', log]);
+    let restarted: RunningServer | undefined;
+    let other: RunningServer | undefined;
+    try {
+      // Through a linked directory, and relative to this process's directory: the same file.
+      const viaLink = path.join(linked, 'audit.jsonl');
+      const refused = await refusedStart(viaLink);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stdout).not.toContain('listening');
+      expect(refused.stderr).toBe(inUse(viaLink, first));
+      const relative = path.relative(process.cwd(), log);
+      expect(relative.startsWith('..')).toBe(true);
+      expect((await refusedStart(relative)).stderr).toBe(inUse(relative, first));
+
+      // Another file in the same directory has a lock of its own.
+      other = await startServer(store, ['--audit-log', path.join(dir, 'other.jsonl')]);
+      await token(other, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      expect(await readFile(log, 'utf8')).toBe('');
+
+      // A crash frees it at once: nothing to clean up by hand, and no journal left beside the log.
+      expect(await first.stop('SIGKILL')).toBe(null);
+      restarted = await startServer(store, ['--audit-log', viaLink]);
+      await token(restarted, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      expect((await readFile(log, 'utf8')).trim().split('\n')).toHaveLength(1);
+      expect((await readdir(dir)).sort()).toEqual(['audit.jsonl', 'audit.jsonl.lock', 'other.jsonl', 'other.jsonl.lock']);
+      expect((await stat(`${log}.lock`)).mode & 0o777).toBe(0o600);
+      expect((await stat(`${log}.lock`)).size).toBe(0);
+    } finally {
+      await first.stop();
+      await restarted?.stop();
+      await other?.stop();
+    }
+  });
+});
+
+describe('a lock file that cannot be trusted', () => {
+  it('is refused at start: one others may open (they could hold it), a link', async () => {
+    const { dir, log } = await logDir('bad-lock');
+    await writeFile(`${log}.lock`, '', { mode: 0o644 });
+    await chmod(`${log}.lock`, 0o644);
+    const open = await refusedStart(log);
+    expect(open.exitCode).toBe(1);
+    expect(open.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock is open to others (mode 644) (hint: chmod 600 ${log}.lock)\n`);
+    await rm(`${log}.lock`);
+    await symlink(path.join(dir, 'elsewhere'), `${log}.lock`);
+    const link = await refusedStart(log);
+    expect(link.exitCode).toBe(1);
+    expect(link.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock is not a regular file (a link is never followed) (hint: move it away: it is made again, empty)\n`);
+    expect(await readdir(dir)).not.toContain('elsewhere');
+  });
+});
+
+describe('the lock under logrotate', () => {
+  it('create mode: the moved log keeps the lock at its path, and a lock file moved with it is followed at the SIGHUP', async () => {
+    const { log } = await logDir('create-mode');
+    const first = await startServer(store, ['--audit-log', log]);
+    try {
+      await token(first, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      // The log is moved and a new one made; the server still writes the old one until its SIGHUP.
+      await rename(log, `${log}.1`);
+      await writeFile(log, '', { mode: 0o600 });
+      expect((await refusedStart(log)).stderr).toBe(inUse(log, first));
+      // A pattern that matches the lock file too (`*`) moves it and makes a new, empty one.
+      await rename(`${log}.lock`, `${log}.lock.1`);
+      await writeFile(`${log}.lock`, '', { mode: 0o600 });
+      first.process.kill('SIGHUP');
+      await until(async () => first.stderr().includes('audit log reopened'));
+      expect((await refusedStart(log)).stderr).toBe(inUse(log, first));
+      await token(first, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      expect((await readFile(log, 'utf8')).trim().split('\n')).toHaveLength(1);
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+  });
+
+  it('copytruncate: the log and its lock file copied and truncated in place keep the lock', async () => {
+    const { log } = await logDir('copytruncate');
+    const first = await startServer(store, ['--audit-log', log]);
+    try {
+      await token(first, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      for (const file of [log, `${log}.lock`]) {
+        await copyFile(file, `${file}.1`);
+        await truncate(file, 0);
+      }
+      expect((await refusedStart(log)).stderr).toBe(inUse(log, first));
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+  });
+
+  it('a log directory removed and made again: the log and its lock are made again with the next row', async () => {
+    const { dir, log } = await logDir('removed-dir');
+    const first = await startServer(store, ['--audit-log', log]);
+    try {
+      const t = await token(first, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY' });
+      await rm(dir, { recursive: true });
+      await mkdir(dir, { mode: 0o700 });
+      expect((await call(`${first.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t })).status).toBe(200);
+      expect((await readdir(dir)).sort()).toEqual(['audit.jsonl', 'audit.jsonl.lock']);
+      expect((await refusedStart(log)).stderr).toBe(inUse(log, first));
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+  });
+});
