@@ -132,7 +132,7 @@ function commands(io: CliIo, choose: (action: Action) => void): (cli: Argv) => A
           .option('port', { type: 'string', coerce: integer('port'), default: 8200, requiresArg: true, description: 'the port (0: any free port, printed in the ready line)' })
           .option('tls-cert', { type: 'string', coerce: once('tls-cert'), requiresArg: true, description: 'PEM certificate (chain) for HTTPS; re-read on SIGHUP' })
           .option('tls-key', { type: 'string', coerce: once('tls-key'), requiresArg: true, description: 'PEM private key of --tls-cert; re-read on SIGHUP' })
-          .option('audit-log', { type: 'string', coerce: once('audit-log'), requiresArg: true, description: 'also write every audit row to FILE as a JSON line (reopened on SIGHUP, for logrotate)' })
+          .option('audit-log', { type: 'string', coerce: once('audit-log'), requiresArg: true, description: 'also write every audit row to FILE as a JSON line (reopened on SIGHUP, for logrotate; one server per file, locked through FILE.lock)' })
           .option('insecure-listen', { type: 'boolean', description: 'allow plain HTTP on a non-loopback address' })
           .option('max-connections', { type: 'string', coerce: integer('max-connections'), requiresArg: true, description: 'open client connections at most; idle ones are closed first when full (default: 4096, or less when ulimit -n is lower)' })
           .option('headers-timeout', { type: 'string', coerce: integer('headers-timeout'), requiresArg: true, description: 'seconds a client may take to send its request headers, or to start a request on a new connection (default: 10)' })
