@@ -1,7 +1,7 @@
 // `secrets-server serve`: resolve everything before listening (so a bad setup fails at once),
 // print the ready line, reload on SIGHUP (the TLS pair, the audit file), and close gracefully on
 // SIGTERM/SIGINT. Any number of servers may serve one store or one database: the database
-// serialises them.
+// serialises them. Not one --audit-log file: its appends are not, so the sink locks it.
 import { AuditFileSink } from '../audit/file-sink.js';
 import { RefusalFolder } from '../audit/refusal-folder.js';
 import type { CliIo } from '../cli.js';
