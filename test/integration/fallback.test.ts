@@ -723,6 +723,81 @@ describe('offline uses queued in a directory others may reach', () => {
   }, 60_000);
 });
 
+describe("offline uses the queue's own directory keeps from the vault", () => {
+  const offlineUses = (id: string) => auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
+
+  it.skipIf(process.getuid?.() !== 0)("a queue of the user's own they may not write (0500), list (0300) or reach (its copy's directory 0600): the run goes on, one warning with the chmod, the uses stay queued; fixed, they are sent", async () => {
+    const { id, key } = await newKey();
+    const shared = makeSharedDir();
+    try {
+      const home = join(shared, 'home');
+      mkdirSync(home, { mode: 0o700 });
+      chownSync(home, 65534, 65534);
+      const asNobody = async (flags: string[]) => {
+        const result = await execa(BIN, ['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { HOME: home, RWS_VAULT_URL: url, RWS_API_KEY: key }) });
+        printed.push(result.stdout, result.stderr);
+        return result;
+      };
+      expect((await asNobody(['--fallback'])).exitCode).toBe(0);
+      expect((await asNobody(['--offline'])).exitCode).toBe(0);
+      const dir = join(home, '.local', 'state', 'run-with-secrets', 'fallback');
+      const queue = join(dir, readdirSync(dir).find((name) => name.endsWith('.uses'))!);
+      const queued = readdirSync(queue);
+      expect(queued).toHaveLength(1);
+      const notReported = (stderr: string) => stderr.split('\n').filter((line) => line.includes('RWS_FALLBACK_NOT_REPORTED'));
+
+      chmodSync(queue, 0o500);
+      const unwritable = await asNobody(['--fallback']);
+      expect(unwritable.exitCode, unwritable.stderr).toBe(0);
+      expect(unwritable.stderr).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 1 offline use(s) queued in ${queue} cannot be reported: you (uid 65534) may not read and write it (EACCES: mode 500); they stay queued (chmod 700 ${queue})`,
+      );
+      chmodSync(queue, 0o300);
+      const unlisted = await asNobody(['--fallback']);
+      expect(unlisted.exitCode, unlisted.stderr).toBe(0);
+      expect(unlisted.stderr).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not read and write it (EACCES: mode 300); they stay queued (chmod 700 ${queue})`,
+      );
+      chmodSync(queue, 0o700);
+      chmodSync(dir, 0o600);
+      const unreachable = await asNobody(['--fallback']);
+      expect(unreachable.exitCode, unreachable.stderr).toBe(0);
+      expect(notReported(unreachable.stderr)).toEqual([
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not enter ${dir} (EACCES: mode 600, owned by uid 65534); they stay queued (chmod u+x ${dir})`,
+      ]);
+      expect(readdirSync(queue)).toEqual(queued);
+      expect(offlineUses(id)).toEqual([]);
+
+      chmodSync(dir, 0o700);
+      const fixed = await asNobody(['--fallback']);
+      expect([fixed.exitCode, fixed.stderr]).toEqual([0, '']);
+      expect(readdirSync(queue)).toEqual([]);
+      expect(offlineUses(id)).toHaveLength(1);
+    } finally {
+      removeDir(shared);
+    }
+  }, 60_000);
+
+  it('an entry the queue cannot remove (a directory by an entry\'s name): the run goes on where it failed with RWS_INTERNAL, one warning, and the uses after it wait', async () => {
+    const { id, key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+    const queue = `${join(cacheDir(), cacheFiles()[0]!)}.uses`;
+    const odd = join(queue, '0000000000001-1-000000000000.json');
+    mkdirSync(odd);
+    const online = await run(key);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(JSON.parse(online.stdout)).toMatchObject(VALUES);
+    expect(online.stderr).toBe(
+      `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 2 offline use(s) queued in ${queue} cannot be reported: ${odd} is a directory, not an entry the queue wrote (ERR_FS_EISDIR); they stay queued (move it out of ${queue})`,
+    );
+    expect(offlineUses(id)).toEqual([]);
+    rmSync(odd, { recursive: true });
+    expect((await run(key)).stderr).toBe('');
+    expect(offlineUses(id)).toHaveLength(1);
+  }, 60_000);
+});
+
 describe('the offline-use queue under a reused pid', () => {
   /** Passes requests to the server, except the offline-use reports while `hold` is set: those are held unanswered. */
   async function holdingProxy(): Promise<{ url: string; hold: (on: boolean) => void; down: (on: boolean) => void; close: () => Promise<void> }> {
