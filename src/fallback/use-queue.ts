@@ -9,6 +9,7 @@ import { lstat, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkPrivateDirectory, ensurePrivateDirectory, otherOwnerHint, PrivateDirectoryError, readPrivateFile, writePrivateFile } from '../config/private-file.js';
 import { FallbackError } from '../errors.js';
+import type { CacheDirectoryKind } from './cache-directory.js';
 import { modeText } from '../local-file.js';
 import { isValidName } from '../names.js';
 
@@ -49,6 +50,8 @@ export class UseQueue {
   constructor(
     readonly dir: string,
     readonly uid: number,
+    /** 'chosen': beside a --fallback=PATH copy, where XDG_STATE_HOME changes nothing. */
+    private readonly place: CacheDirectoryKind = 'default',
   ) {}
 
   async add(use: OfflineUse, now: Date): Promise<void> {
@@ -149,7 +152,10 @@ export class UseQueue {
     } else {
       reason = `it is owned by uid ${problem.owner}, not by you (uid ${uid})`;
       // Root's queue in a user's HOME (sudo without -H): the uses are the user's runs, to be reported.
-      hint = otherOwnerHint(problem.owner, 'XDG_STATE_HOME', `chown -R ${uid} ${dir}`, 'run again');
+      if (this.place === 'default') hint = otherOwnerHint(problem.owner, 'XDG_STATE_HOME', `chown -R ${uid} ${dir}`, 'run again');
+      // Beside a PATH both ran with: root's was left by a run as root, and the uses are of this key.
+      else if (problem.owner === 0) hint = `root made it (a run as root with this --fallback=PATH): sudo chown -R ${uid} ${dir}, then run again`;
+      else hint = `it is uid ${problem.owner}'s: run as that user, or give --fallback=PATH in a directory of yours; do not remove it`;
     }
     return new FallbackError('RWS_FALLBACK_UNSAFE', `the offline-use queue ${dir} is refused: ${reason}`, hint);
   }

@@ -778,6 +778,25 @@ describe("offline uses the queue's own directory keeps from the vault", () => {
     }
   }, 60_000);
 
+  it.skipIf(process.getuid?.() !== 0)("--fallback=PATH whose queue is another user's: the warnings' hint is of that PATH, not of XDG_STATE_HOME, which changes nothing there", async () => {
+    const { key } = await newKey();
+    const jobs = join(runtimeDir, 'jobs');
+    const path = join(jobs, 'nightly.bin');
+    mkdirSync(jobs, { mode: 0o755 });
+    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
+    expect((await run(key, ['--offline', `--fallback=${path}`])).exitCode).toBe(0);
+    const queue = join(jobs, readdirSync(jobs).find((name) => name.endsWith('.uses'))!);
+    chownSync(queue, 65534, 65534);
+    const hint = "it is uid 65534's: run as that user, or give --fallback=PATH in a directory of yours; do not remove it";
+    const online = await run(key, [`--fallback=${path}`]);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr).toBe(
+      `run-with-secrets: warning RWS_FALLBACK_UNSAFE: the offline-use queue ${queue} is refused: it is owned by uid 65534, not by you (uid 0); 1 offline use(s) stay queued, unreported (${hint})`,
+    );
+    const offline = await run(key, ['--offline', `--fallback=${path}`]);
+    expect(offline.stderr).toContain(`warning RWS_FALLBACK_NOT_RECORDED: could not queue this offline use for the vault's audit log in ${queue}: the offline-use queue ${queue} is refused: it is owned by uid 65534, not by you (uid 0) (${hint})`);
+  }, 60_000);
+
   it('an entry the queue cannot remove (a directory by an entry\'s name): the run goes on where it failed with RWS_INTERNAL, one warning, and the uses after it wait', async () => {
     const { id, key } = await newKey();
     expect((await run(key)).exitCode).toBe(0);
