@@ -15,7 +15,7 @@ import type { VaultLoad, VaultSource } from '../sources/vault.js';
 import type { VaultClientOptions } from '../vault-client/index.js';
 import type { CacheFile, CacheIdentity } from './cache-file.js';
 import { type FallbackClock, isAvailabilityFailure, isRefusal, judgeCache } from './cache-policy.js';
-import { queueProblem } from './queue-problem.js';
+import { directoryFailure } from './directory-failure.js';
 import type { UseQueue } from './use-queue.js';
 
 export interface FallbackSettings {
@@ -170,7 +170,7 @@ export class FallbackSource implements SecretSource {
     try {
       await this.sendOfflineUses(context);
     } catch (error) {
-      const { reason, hint } = await queueProblem(queue.dir, queue.uid, error);
+      const { reason, hint } = await directoryFailure(queue.dir, queue.uid, error, { fix: `chmod 700 ${queue.dir}` });
       context.warn('RWS_FALLBACK_NOT_REPORTED', `the offline uses queued in ${queue.dir} cannot be reported: ${reason}; they stay queued (${hint})`);
     }
   }
@@ -202,7 +202,7 @@ export class FallbackSource implements SecretSource {
         context.warn('RWS_FALLBACK_NOT_REPORTED', `could not report ${outcome.left} offline use(s) to the vault (${(outcome.failure as { code?: string }).code ?? 'error'}); they stay queued for the next run`);
       }
       if (outcome.blocked !== undefined) {
-        const { reason, hint } = await queueProblem(queue.dir, queue.uid, outcome.blocked, outcome.blockedPath);
+        const { reason, hint } = await directoryFailure(queue.dir, queue.uid, outcome.blocked, { entry: outcome.blockedPath, fix: `chmod 700 ${queue.dir}` });
         context.warn('RWS_FALLBACK_NOT_REPORTED', `${outcome.left} offline use(s) queued in ${queue.dir} cannot be reported: ${reason}; they stay queued (${hint})`);
       }
     } finally {

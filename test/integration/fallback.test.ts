@@ -750,13 +750,13 @@ describe("offline uses the queue's own directory keeps from the vault", () => {
       const unwritable = await asNobody(['--fallback']);
       expect(unwritable.exitCode, unwritable.stderr).toBe(0);
       expect(unwritable.stderr).toBe(
-        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 1 offline use(s) queued in ${queue} cannot be reported: you (uid 65534) may not read and write it (EACCES: mode 500); they stay queued (chmod 700 ${queue})`,
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 1 offline use(s) queued in ${queue} cannot be reported: you (uid 65534) may not read and write ${queue} (EACCES: mode 500); they stay queued (chmod 700 ${queue})`,
       );
       chmodSync(queue, 0o300);
       const unlisted = await asNobody(['--fallback']);
       expect(unlisted.exitCode, unlisted.stderr).toBe(0);
       expect(unlisted.stderr).toBe(
-        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not read and write it (EACCES: mode 300); they stay queued (chmod 700 ${queue})`,
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not read and write ${queue} (EACCES: mode 300); they stay queued (chmod 700 ${queue})`,
       );
       chmodSync(queue, 0o700);
       chmodSync(dir, 0o600);
@@ -987,6 +987,75 @@ describe('flags', () => {
     expect(wrong.stderr).toContain(`warning RWS_FALLBACK_NOT_REMOVED: ${join(runtimeDir, 'jobs')} is not a fallback copy (a directory); left in place`);
     expect(readFileSync(join(runtimeDir, 'jobs', 'keep-me.txt'), 'utf8')).toBe('mine\n');
     expect(existsSync(join(runtimeDir, 'jobs', 'nested'))).toBe(true);
+  }, 60_000);
+});
+
+describe('removing copies where the path cannot be followed', () => {
+  const asNobody = async (args: string[], env: Record<string, string>, shared: string) => {
+    const result = await execa(BIN, args, { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { RWS_VAULT_URL: url, ...env }) });
+    printed.push(result.stdout, result.stderr);
+    return result;
+  };
+  /** A HOME of nobody's with one copy and one offline use of `key` in the default place. */
+  async function nobodysCopy(shared: string, key: string): Promise<{ home: string; dir: string; queue: string }> {
+    const home = join(shared, 'home');
+    mkdirSync(home, { mode: 0o700 });
+    chownSync(home, 65534, 65534);
+    const job = ['-e', 'prod', '-k', 'JOB_*', '--', 'true'];
+    expect((await asNobody(['--fallback', ...job], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+    expect((await asNobody(['--offline', ...job], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+    const dir = join(home, '.local', 'state', 'run-with-secrets', 'fallback');
+    return { home, dir, queue: join(dir, readdirSync(dir).find((name) => name.endsWith('.uses'))!) };
+  }
+
+  it('fallback clean where a file stands for a directory: nothing can be there, so it exits 0 and says which file is in the way', async () => {
+    const file = join(runtimeDir, 'not-a-dir');
+    writeFileSync(file, '');
+    const defaultPlace = await rws(['fallback', 'clean'], { XDG_STATE_HOME: file });
+    const dir = join(file, 'run-with-secrets', 'fallback');
+    expect([defaultPlace.exitCode, defaultPlace.stdout]).toEqual([0, `removed 0 fallback copies from ${dir}`]);
+    expect(defaultPlace.stderr).toBe(`run-with-secrets: warning RWS_FALLBACK_UNREADABLE: no fallback copy can be in ${dir}: ${file} is not a directory (ENOTDIR); nothing to remove`);
+    const chosen = await rws(['fallback', 'clean', `--fallback=${join(file, 'copy.bin')}`], {});
+    expect([chosen.exitCode, chosen.stdout]).toEqual([0, `removed 0 fallback copies from ${file}`]);
+    expect(chosen.stderr).toBe(`run-with-secrets: warning RWS_FALLBACK_UNREADABLE: no fallback copy can be in ${file}: ${file} is not a directory (ENOTDIR); nothing to remove`);
+  }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)('fallback clean that cannot enter the directory, or remove what is in it: one error naming the directory, its mode and the fix, and exit 125; the uses it removed are counted, those it left are not', async () => {
+    const { key } = await newKey();
+    const shared = makeSharedDir();
+    try {
+      const closed = join(shared, 'root-home');
+      mkdirSync(closed, { mode: 0o700 });
+      const entered = await asNobody(['fallback', 'clean'], { HOME: closed }, shared);
+      expect([entered.exitCode, entered.stdout]).toEqual([125, '']);
+      expect(entered.stderr).toBe(
+        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: cannot clean ${closed}/.local/state/run-with-secrets/fallback: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: it is uid 0's: run as that user, or with a HOME of your own (sudo -H))`,
+      );
+
+      const { home, dir, queue } = await nobodysCopy(shared, key);
+      chmodSync(queue, 0o500);
+      const shutQueue = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+      expect([shutQueue.exitCode, shutQueue.stdout]).toEqual([125, `removed 1 fallback copy from ${dir}`]);
+      expect(shutQueue.stderr).toBe(
+        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${dir}: you (uid 65534) may not read and write ${queue} (EACCES: mode 500) (hint: chmod 700 ${queue})`,
+      );
+      expect(readdirSync(queue)).toHaveLength(1);
+      chmodSync(queue, 0o700);
+      chmodSync(dir, 0o500);
+      const shutDir = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+      expect([shutDir.exitCode, shutDir.stdout]).toEqual([125, `removed 0 fallback copies from ${dir}`]);
+      // The queue's entries went (its directory is writable); the queue itself could not.
+      expect(shutDir.stderr.split('\n')).toEqual([
+        "run-with-secrets: warning RWS_FALLBACK_UNREPORTED: 1 offline use(s) were never reported to the vault's audit log, and now never will be",
+        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${dir}: you (uid 65534) may not read and write ${dir} (EACCES: mode 500) (hint: chmod 700 ${dir})`,
+      ]);
+      chmodSync(dir, 0o700);
+      const fixed = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+      expect([fixed.exitCode, fixed.stdout, fixed.stderr]).toEqual([0, `removed 0 fallback copies from ${dir}`, '']);
+      expect(readdirSync(dir).filter((name) => !name.endsWith('.refused'))).toEqual([]);
+    } finally {
+      removeDir(shared);
+    }
   }, 60_000);
 });
 
