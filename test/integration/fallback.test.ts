@@ -1057,6 +1057,41 @@ describe('removing copies where the path cannot be followed', () => {
       removeDir(shared);
     }
   }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)("a 401 whose key's copies sit in a directory the user may not change (0500) or enter (0600): one warning with the mode and the chmod, where it said fallback clean would do, or nothing at all; with HOME a file, nothing to say", async () => {
+    const shared = makeSharedDir();
+    try {
+      const revoked = async (mode: number) => {
+        const { id, key } = await newKey();
+        const { home, dir } = await nobodysCopy(shared, key);
+        await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+        chmodSync(dir, mode);
+        const result = await asNobody(['-e', 'prod', '-k', 'JOB_*', '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared);
+        chmodSync(dir, 0o700);
+        removeDir(home);
+        return { result, dir };
+      };
+      const unwritable = await revoked(0o500);
+      expect(unwritable.result.exitCode).toBe(125);
+      expect(unwritable.result.stderr.split('\n')[0]).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REMOVED: the vault refused the API key, but the fallback copies made with it in ${unwritable.dir} could not all be removed: you (uid 65534) may not read and write ${unwritable.dir} (EACCES: mode 500) (chmod 700 ${unwritable.dir})`,
+      );
+      expect(unwritable.result.stderr.split('\n')[1]).toMatch(/^run-with-secrets: error RWS_VAULT_AUTH: /);
+      const unentered = await revoked(0o600);
+      expect(unentered.result.stderr.split('\n')[0]).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REMOVED: the vault refused the API key, but the fallback copies made with it in ${unentered.dir} could not all be removed: you (uid 65534) may not enter ${unentered.dir} (EACCES: mode 600, owned by uid 65534) (chmod u+x ${unentered.dir})`,
+      );
+    } finally {
+      removeDir(shared);
+    }
+    const { id, key } = await newKey();
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const file = join(runtimeDir, 'not-a-dir');
+    writeFileSync(file, '');
+    const fileHome = await rws(['-e', 'prod', '-k', 'JOB_*', '--', 'true'], { RWS_API_KEY: key, XDG_STATE_HOME: file });
+    expect(fileHome.exitCode).toBe(125);
+    expect(fileHome.stderr).toMatch(/^run-with-secrets: error RWS_VAULT_AUTH: [^\n]*$/);
+  }, 60_000);
 });
 
 describe('loading', () => {
