@@ -91,6 +91,25 @@ const killServer = async () => {
   server = undefined;
 };
 
+/** The CLI as uid 65534 (nobody), whose files are under `shared`. */
+async function asNobody(args: string[], env: Record<string, string>, shared: string) {
+  const result = await execa(BIN, args, { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { RWS_VAULT_URL: url, ...env }) });
+  printed.push(result.stdout, result.stderr);
+  return result;
+}
+
+/** A HOME of nobody's with one copy and one offline use of `key` in the default place. */
+async function nobodysCopy(shared: string, key: string): Promise<{ home: string; dir: string; queue: string }> {
+  const home = join(shared, 'home');
+  mkdirSync(home, { mode: 0o700 });
+  chownSync(home, 65534, 65534);
+  const job = ['-e', 'prod', '-k', 'JOB_*', '--', 'true'];
+  expect((await asNobody(['--fallback', ...job], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+  expect((await asNobody(['--offline', ...job], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+  const dir = join(home, '.local', 'state', 'run-with-secrets', 'fallback');
+  return { home, dir, queue: join(dir, readdirSync(dir).find((name) => name.endsWith('.uses'))!) };
+}
+
 /** Two jobs of one API key and one of another, each with its copy; then the first key is revoked. */
 async function copiesOfARevokedKey(): Promise<{ key: string; other: string }> {
   const { id, key } = await newKey();
@@ -730,37 +749,27 @@ describe("offline uses the queue's own directory keeps from the vault", () => {
     const { id, key } = await newKey();
     const shared = makeSharedDir();
     try {
-      const home = join(shared, 'home');
-      mkdirSync(home, { mode: 0o700 });
-      chownSync(home, 65534, 65534);
-      const asNobody = async (flags: string[]) => {
-        const result = await execa(BIN, ['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { HOME: home, RWS_VAULT_URL: url, RWS_API_KEY: key }) });
-        printed.push(result.stdout, result.stderr);
-        return result;
-      };
-      expect((await asNobody(['--fallback'])).exitCode).toBe(0);
-      expect((await asNobody(['--offline'])).exitCode).toBe(0);
-      const dir = join(home, '.local', 'state', 'run-with-secrets', 'fallback');
-      const queue = join(dir, readdirSync(dir).find((name) => name.endsWith('.uses'))!);
+      const { home, dir, queue } = await nobodysCopy(shared, key);
+      const online = () => asNobody(['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared);
       const queued = readdirSync(queue);
       expect(queued).toHaveLength(1);
       const notReported = (stderr: string) => stderr.split('\n').filter((line) => line.includes('RWS_FALLBACK_NOT_REPORTED'));
 
       chmodSync(queue, 0o500);
-      const unwritable = await asNobody(['--fallback']);
+      const unwritable = await online();
       expect(unwritable.exitCode, unwritable.stderr).toBe(0);
       expect(unwritable.stderr).toBe(
         `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 1 offline use(s) queued in ${queue} cannot be reported: you (uid 65534) may not read and write ${queue} (EACCES: mode 500); they stay queued (chmod 700 ${queue})`,
       );
       chmodSync(queue, 0o300);
-      const unlisted = await asNobody(['--fallback']);
+      const unlisted = await online();
       expect(unlisted.exitCode, unlisted.stderr).toBe(0);
       expect(unlisted.stderr).toBe(
         `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not read and write ${queue} (EACCES: mode 300); they stay queued (chmod 700 ${queue})`,
       );
       chmodSync(queue, 0o700);
       chmodSync(dir, 0o600);
-      const unreachable = await asNobody(['--fallback']);
+      const unreachable = await online();
       expect(unreachable.exitCode, unreachable.stderr).toBe(0);
       expect(notReported(unreachable.stderr)).toEqual([
         `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not enter ${dir} (EACCES: mode 600, owned by uid 65534); they stay queued (chmod u+x ${dir})`,
@@ -769,7 +778,7 @@ describe("offline uses the queue's own directory keeps from the vault", () => {
       expect(offlineUses(id)).toEqual([]);
 
       chmodSync(dir, 0o700);
-      const fixed = await asNobody(['--fallback']);
+      const fixed = await online();
       expect([fixed.exitCode, fixed.stderr]).toEqual([0, '']);
       expect(readdirSync(queue)).toEqual([]);
       expect(offlineUses(id)).toHaveLength(1);
@@ -991,23 +1000,6 @@ describe('flags', () => {
 });
 
 describe('removing copies where the path cannot be followed', () => {
-  const asNobody = async (args: string[], env: Record<string, string>, shared: string) => {
-    const result = await execa(BIN, args, { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { RWS_VAULT_URL: url, ...env }) });
-    printed.push(result.stdout, result.stderr);
-    return result;
-  };
-  /** A HOME of nobody's with one copy and one offline use of `key` in the default place. */
-  async function nobodysCopy(shared: string, key: string): Promise<{ home: string; dir: string; queue: string }> {
-    const home = join(shared, 'home');
-    mkdirSync(home, { mode: 0o700 });
-    chownSync(home, 65534, 65534);
-    const job = ['-e', 'prod', '-k', 'JOB_*', '--', 'true'];
-    expect((await asNobody(['--fallback', ...job], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
-    expect((await asNobody(['--offline', ...job], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
-    const dir = join(home, '.local', 'state', 'run-with-secrets', 'fallback');
-    return { home, dir, queue: join(dir, readdirSync(dir).find((name) => name.endsWith('.uses'))!) };
-  }
-
   it('fallback clean where a file stands for a directory: nothing can be there, so it exits 0 and says which file is in the way', async () => {
     const file = join(runtimeDir, 'not-a-dir');
     writeFileSync(file, '');
