@@ -16,7 +16,7 @@ export interface DirectoryFailure {
 }
 
 export interface FailureContext {
-  /** The entry the operation was on, when it was one (a queue entry that turned out a directory). */
+  /** The entry the operation was on, when it was one (a queue entry unreadable, or a directory). */
   entry?: string;
   /** What makes `dir` usable again when it is yours: `chmod 700 DIR` for the ones this tool makes. */
   fix: string;
@@ -47,6 +47,10 @@ export async function directoryFailure(dir: string, uid: number, error: unknown,
     const owner = info.uid === uid ? '' : `, owned by uid ${info.uid}`;
     const theirs = info.uid === 0 ? `root made it (sudo without -H keeps your HOME): sudo chown -R ${uid} ${dir}` : `it is uid ${info.uid}'s: run as that user`;
     return { reason: `you (uid ${uid}) may not read and write ${dir} (${errno}: mode ${modeText(info.mode)}${owner})`, hint: info.uid === uid ? fix : theirs };
+  }
+  const file = entry === undefined ? undefined : await lstat(entry).catch(() => undefined);
+  if (file !== undefined && errno === 'EACCES') {
+    return { reason: `you (uid ${uid}) may not read ${entry} (${errno}: mode ${modeText(file.mode)})`, hint: file.uid === uid ? `chmod 600 ${entry}` : `it is uid ${file.uid}'s: run as that user` };
   }
   // Allowed by its mode, refused all the same: an immutable attribute, a security module.
   return { reason: `(${errno})`, hint: `check ${dir}: its mode lets you in, something else refuses (lsattr, a security module)` };

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkPrivateDirectory, ensurePrivateDirectory, otherOwnerHint, PrivateDirectoryError, readPrivateFile, writePrivateFile } from '../config/private-file.js';
+import { checkPrivateDirectory, ensurePrivateDirectory, otherOwnerHint, PrivateDirectoryError, PrivateFileError, readPrivateFile, writePrivateFile } from '../config/private-file.js';
 import { FallbackError } from '../errors.js';
 import type { CacheDirectoryKind } from './cache-directory.js';
 import { modeText } from '../local-file.js';
@@ -103,6 +103,10 @@ export class UseQueue {
       if (claim === 'taken') continue;
       if (claim !== 'claimed') return { sent, dropped, refused, left: left(), blocked: claim };
       const use = await this.readEntry(mine);
+      if (use instanceof Unread) {
+        await rename(mine, path).catch(() => undefined);
+        return { sent, dropped, refused, left: left(), blocked: use.error, blockedPath: path };
+      }
       let failure: unknown;
       if (use !== undefined) failure = await send(use).then(() => undefined, (error: unknown) => error ?? new Error('report failed'));
       // An entry the vault will never take (a date outside its window, a grant it no longer
@@ -170,15 +174,27 @@ export class UseQueue {
     }
   }
 
-  private async readEntry(path: string): Promise<OfflineUse | undefined> {
-    let value: unknown;
+  /** The use; undefined when the entry is not one (dropped); Unread when it could not be read (kept). */
+  private async readEntry(path: string): Promise<OfflineUse | undefined | Unread> {
+    let text: string | undefined;
     try {
-      value = JSON.parse((await readPrivateFile(path, this.uid, MAX_ENTRY_BYTES)) ?? '');
+      text = await readPrivateFile(path, this.uid, MAX_ENTRY_BYTES);
+    } catch (error) {
+      // A link, a special file, another mode: not an entry add wrote. An errno (EACCES on an
+      // entry chmod 000) says nothing of what it holds: dropped, a use would be lost unheard of.
+      if (error instanceof PrivateFileError) return undefined;
+      return new Unread(error);
+    }
+    try {
+      return parseUse(JSON.parse(text ?? ''));
     } catch {
       return undefined;
     }
-    return parseUse(value);
   }
+}
+
+class Unread {
+  constructor(readonly error: unknown) {}
 }
 
 /** A use waiting in the queue, claimed or not. */

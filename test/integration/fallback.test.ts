@@ -745,7 +745,7 @@ describe('offline uses queued in a directory others may reach', () => {
 describe("offline uses the queue's own directory keeps from the vault", () => {
   const offlineUses = (id: string) => auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
 
-  it.skipIf(process.getuid?.() !== 0)("a queue of the user's own they may not write (0500), list (0300) or reach (its copy's directory 0600): the run goes on, one warning with the chmod, the uses stay queued; fixed, they are sent", async () => {
+  it.skipIf(process.getuid?.() !== 0)("a queue of the user's own they may not write (0500), list (0300) or reach (its copy's directory 0600), or an entry they may not read (000): the run goes on, one warning with the chmod, the uses stay queued; fixed, they are sent", async () => {
     const { id, key } = await newKey();
     const shared = makeSharedDir();
     try {
@@ -774,10 +774,19 @@ describe("offline uses the queue's own directory keeps from the vault", () => {
       expect(notReported(unreachable.stderr)).toEqual([
         `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not enter ${dir} (EACCES: mode 600, owned by uid 65534); they stay queued (chmod u+x ${dir})`,
       ]);
+      chmodSync(dir, 0o700);
+      // An entry they may not read says nothing of what it holds: kept, not dropped as malformed.
+      const entry = join(queue, queued[0]!);
+      chmodSync(entry, 0o000);
+      const unread = await online();
+      expect(unread.exitCode, unread.stderr).toBe(0);
+      expect(unread.stderr).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 1 offline use(s) queued in ${queue} cannot be reported: you (uid 65534) may not read ${entry} (EACCES: mode 0); they stay queued (chmod 600 ${entry})`,
+      );
       expect(readdirSync(queue)).toEqual(queued);
       expect(offlineUses(id)).toEqual([]);
 
-      chmodSync(dir, 0o700);
+      chmodSync(entry, 0o600);
       const fixed = await online();
       expect([fixed.exitCode, fixed.stderr]).toEqual([0, '']);
       expect(readdirSync(queue)).toEqual([]);
