@@ -36,7 +36,7 @@ export interface ReportOutcome {
   failure?: unknown;
   /** The queue's directory refused a claim, a give-back or a removal (EACCES in a 0500 one): the rest stay queued. */
   blocked?: unknown;
-  /** The entry that could not be removed, when that was what failed. */
+  /** The entry it failed on, when one did (unreadable, or not removable): named by the warning. */
   blockedPath?: string;
 }
 

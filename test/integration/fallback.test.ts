@@ -1054,6 +1054,20 @@ describe('removing copies where the path cannot be followed', () => {
       const fixed = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
       expect([fixed.exitCode, fixed.stdout, fixed.stderr]).toEqual([0, `removed 0 fallback copies from ${dir}`, '']);
       expect(readdirSync(dir).filter((name) => !name.endsWith('.refused'))).toEqual([]);
+
+      // A --fallback=PATH directory is the user's own (0755 is fine): only the owner's bits are asked for.
+      const jobs = join(home, 'jobs');
+      const path = join(jobs, 'nightly.bin');
+      mkdirSync(jobs, { mode: 0o755 });
+      chownSync(jobs, 65534, 65534);
+      expect((await asNobody(['-e', 'prod', '-k', 'JOB_*', `--fallback=${path}`, '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+      chmodSync(jobs, 0o555);
+      const chosen = await asNobody(['fallback', 'clean', `--fallback=${path}`], { HOME: home }, shared);
+      expect([chosen.exitCode, chosen.stdout]).toEqual([125, `removed 0 fallback copies from ${jobs}`]);
+      expect(chosen.stderr).toBe(
+        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${jobs}: you (uid 65534) may not read and write ${jobs} (EACCES: mode 555) (hint: chmod u+rwx ${jobs})`,
+      );
+      expect(existsSync(path)).toBe(true);
     } finally {
       removeDir(shared);
     }

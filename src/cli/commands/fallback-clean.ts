@@ -83,8 +83,9 @@ export async function fallbackClean(context: CommandContext): Promise<number> {
   return 0;
 
   function failure(where: string, error: unknown): Promise<DirectoryFailure> {
-    // The directories this tool makes are 0700; one named by --fallback=PATH is the user's, left as it is but for the write bit.
-    const fix = explicit !== undefined && where === dir ? `chmod u+w ${where}` : `chmod 700 ${where}`;
+    // The directories this tool makes are 0700; one named by --fallback=PATH is the user's (0755 is
+    // fine): only the owner's bits are asked for.
+    const fix = explicit !== undefined && where === dir ? `chmod u+rwx ${where}` : `chmod 700 ${where}`;
     return directoryFailure(where, facts.uid, error, { fix });
   }
 }
