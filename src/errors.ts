@@ -131,7 +131,8 @@ export type FallbackErrorCode =
   | 'RWS_FALLBACK_FUTURE'
   | 'RWS_FALLBACK_INVALID'
   | 'RWS_FALLBACK_UNSAFE'
-  | 'RWS_FALLBACK_UNREADABLE';
+  | 'RWS_FALLBACK_UNREADABLE'
+  | 'RWS_FALLBACK_NOT_REMOVED';
 
 /** The offline fallback cache (--fallback, --offline) could not be used: each refusal has its own code. */
 export class FallbackError extends RwsError {

@@ -215,7 +215,9 @@ export async function removeKeyCopies(dir: string, uid: number, url: string, key
     await markRefused(dir, url, keyId);
     names = await readdir(dir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    // A file where a directory is needed (HOME a file) holds no copy either.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
     throw error;
   }
   const removed: string[] = [];
@@ -228,8 +230,11 @@ export async function removeKeyCopies(dir: string, uid: number, url: string, key
       const bytes = await readPrivateBytes(path, uid, MAX_CACHE_BYTES);
       if (bytes === undefined) continue;
       keyOf = peekMetadata(bytes).key_id;
-    } catch {
-      continue; // not a copy of ours
+    } catch (error) {
+      // Not a copy of ours; but one that cannot be opened (a directory we may not enter, 0600)
+      // may be the key's, and serve it again once the directory is opened.
+      if (!(error instanceof PrivateFileError)) failure ??= error;
+      continue;
     }
     if (keyOf !== keyId) continue;
     try {

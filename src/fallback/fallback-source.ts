@@ -15,6 +15,7 @@ import type { VaultLoad, VaultSource } from '../sources/vault.js';
 import type { VaultClientOptions } from '../vault-client/index.js';
 import type { CacheFile, CacheIdentity } from './cache-file.js';
 import { type FallbackClock, isAvailabilityFailure, isRefusal, judgeCache } from './cache-policy.js';
+import { directoryFailure } from './directory-failure.js';
 import type { UseQueue } from './use-queue.js';
 
 export interface FallbackSettings {
@@ -160,7 +161,21 @@ export class FallbackSource implements SecretSource {
     }
   }
 
+  /**
+   * Never fails the run: it has its secrets from the vault, and failing it would report nothing
+   * either. Whatever keeps the uses from the vault is one warning with the fix; they stay queued.
+   */
   private async reportOfflineUses(context: LoadContext): Promise<void> {
+    const { queue } = this.settings;
+    try {
+      await this.sendOfflineUses(context);
+    } catch (error) {
+      const { reason, hint } = await directoryFailure(queue.dir, queue.uid, error, { fix: `chmod 700 ${queue.dir}` });
+      context.warn('RWS_FALLBACK_NOT_REPORTED', `the offline uses queued in ${queue.dir} cannot be reported: ${reason}; they stay queued (${hint})`);
+    }
+  }
+
+  private async sendOfflineUses(context: LoadContext): Promise<void> {
     const { queue, cache } = this.settings;
     const waiting = await queue.count();
     if (waiting === 0) return;
@@ -175,8 +190,7 @@ export class FallbackSource implements SecretSource {
         await cache.checkDirectory();
         outcome = await queue.report((use) => client.reportOfflineUse(this.settings.apiKey, use), processIsAlive, forGood);
       } catch (error) {
-        // This run has its secrets from the vault, and failing it would report nothing either:
-        // it goes on, the uses wait, and every run says why until the directory is fixed.
+        // Every run says why until the directory is fixed.
         if (!(error instanceof FallbackError)) throw error;
         context.warn(error.code, `${error.message}; ${waiting} offline use(s) stay queued, unreported (${error.hint})`);
         return;
@@ -186,6 +200,10 @@ export class FallbackSource implements SecretSource {
       if (outcome.dropped > 0) context.warn('RWS_FALLBACK_QUEUE_INVALID', `dropped ${outcome.dropped} malformed offline-use entr${outcome.dropped === 1 ? 'y' : 'ies'} from ${queue.dir}`);
       if (outcome.failure !== undefined) {
         context.warn('RWS_FALLBACK_NOT_REPORTED', `could not report ${outcome.left} offline use(s) to the vault (${(outcome.failure as { code?: string }).code ?? 'error'}); they stay queued for the next run`);
+      }
+      if (outcome.blocked !== undefined) {
+        const { reason, hint } = await directoryFailure(queue.dir, queue.uid, outcome.blocked, { entry: outcome.blockedPath, fix: `chmod 700 ${queue.dir}` });
+        context.warn('RWS_FALLBACK_NOT_REPORTED', `${outcome.left} offline use(s) queued in ${queue.dir} cannot be reported: ${reason}; they stay queued (${hint})`);
       }
     } finally {
       await client.close().catch(() => undefined);

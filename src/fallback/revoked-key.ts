@@ -4,7 +4,9 @@
 // learnt of the revocation. Loaded only when a 401 comes, so a plain run's normal path never
 // reads the fallback's modules (nor node:crypto's HKDF behind them).
 import { vaultUrlKey } from '../config/credential-store.js';
+import { FallbackError } from '../errors.js';
 import { defaultCacheDir, keyFingerprint, removeKeyCopies } from './cache-file.js';
+import { directoryFailure } from './directory-failure.js';
 
 export interface RemovedKeyCopies {
   dir: string;
@@ -14,12 +16,17 @@ export interface RemovedKeyCopies {
 /**
  * The copies are found by the key's fingerprint in their clear metadata, a one-way digest: the
  * key itself is never written, printed or passed on. Undefined when there is no default place;
- * throws when a copy of the key could not be removed.
+ * RWS_FALLBACK_NOT_REMOVED, with why and the fix, when a copy of the key could not be removed.
  */
 export async function removeRevokedKeyCopies(apiKey: string, vaultUrl: string, env: Readonly<Record<string, string | undefined>>, uid: number): Promise<RemovedKeyCopies | undefined> {
   const dir = defaultCacheDir(env);
   if (dir === undefined) return undefined;
   // The URL as a copy's metadata holds it (fallback/settings.ts); a URL of no other form has no copies.
   const url = vaultUrlKey(vaultUrl) ?? vaultUrl;
-  return { dir, removed: (await removeKeyCopies(dir, uid, url, keyFingerprint(apiKey))).length };
+  try {
+    return { dir, removed: (await removeKeyCopies(dir, uid, url, keyFingerprint(apiKey))).length };
+  } catch (error) {
+    const { reason, hint } = await directoryFailure(dir, uid, error, { fix: `chmod 700 ${dir}` });
+    throw new FallbackError('RWS_FALLBACK_NOT_REMOVED', `the fallback copies made with it in ${dir} could not all be removed: ${reason}`, hint);
+  }
 }

@@ -65,7 +65,7 @@ export function withFallback(vault: VaultSource, request: FallbackRequest): Secr
     // Uses are reported with the API key of the run that sends them, so each key queues its own:
     // a PATH kept across a key rotation must not put the old key's uses under the new key's
     // name. (The default place's file name already covers the key.)
-    queue: new UseQueue(explicit ? `${path}.${identity.keyId.slice(0, 12)}.uses` : `${path}.uses`, request.uid),
+    queue: new UseQueue(explicit ? `${path}.${identity.keyId.slice(0, 12)}.uses` : `${path}.uses`, request.uid, explicit ? 'chosen' : 'default'),
     identity,
     apiKey: request.credential.value,
     offline: request.offline,

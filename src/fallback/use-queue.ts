@@ -7,8 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkPrivateDirectory, ensurePrivateDirectory, otherOwnerHint, PrivateDirectoryError, readPrivateFile, writePrivateFile } from '../config/private-file.js';
+import { checkPrivateDirectory, ensurePrivateDirectory, otherOwnerHint, PrivateDirectoryError, PrivateFileError, readPrivateFile, writePrivateFile } from '../config/private-file.js';
 import { FallbackError } from '../errors.js';
+import type { CacheDirectoryKind } from './cache-directory.js';
 import { modeText } from '../local-file.js';
 import { isValidName } from '../names.js';
 
@@ -31,7 +32,12 @@ export interface ReportOutcome {
   /** Refused by the vault for good (400, 403, 404): removed, so they block nothing. */
   refused: number;
   left: number;
+  /** The vault did not store one: the rest wait for the next run. */
   failure?: unknown;
+  /** The queue's directory refused a claim, a give-back or a removal (EACCES in a 0500 one): the rest stay queued. */
+  blocked?: unknown;
+  /** The entry it failed on, when one did (unreadable, or not removable): named by the warning. */
+  blockedPath?: string;
 }
 
 /** Far longer than one report (a request's timeout times its attempts): a claim this old is abandoned. */
@@ -43,7 +49,9 @@ export const MAX_REPORTED_PER_RUN = 100;
 export class UseQueue {
   constructor(
     readonly dir: string,
-    private readonly uid: number,
+    readonly uid: number,
+    /** 'chosen': beside a --fallback=PATH copy, where XDG_STATE_HOME changes nothing. */
+    private readonly place: CacheDirectoryKind = 'default',
   ) {}
 
   async add(use: OfflineUse, now: Date): Promise<void> {
@@ -74,43 +82,51 @@ export class UseQueue {
     }
     for (const name of names) {
       const claimed = CLAIMED.exec(name);
-      if (claimed && (await this.abandoned(name, Number(claimed[2]), isAlive))) await rename(join(this.dir, name), join(this.dir, claimed[1]!)).catch(() => undefined);
+      if (!claimed || !(await this.abandoned(name, Number(claimed[2]), isAlive))) continue;
+      const blocked = await settled(rename(join(this.dir, name), join(this.dir, claimed[1]!)));
+      if (blocked !== undefined) return { sent: 0, dropped: 0, refused: 0, left: names.filter(isQueuedUse).length, blocked };
     }
     const entries = (await readdir(this.dir)).filter((name) => ENTRY.test(name)).sort();
     let sent = 0;
     let dropped = 0;
     let refused = 0;
+    const left = () => Math.max(0, entries.length - sent - dropped - refused);
     for (const name of entries.slice(0, MAX_REPORTED_PER_RUN)) {
       const path = join(this.dir, name);
       const mine = `${path}.sending-${process.pid}`;
-      try {
-        await rename(path, mine);
-      } catch {
-        continue; // another reporter took it
-      }
+      // Only a lost race is no failure: the same rename refused by the directory (EACCES in a
+      // 0500 one) would leave every use unreported, run after run, and must be said.
+      const claim = await rename(path, mine).then(
+        () => 'claimed' as const,
+        (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? ('taken' as const) : error),
+      );
+      if (claim === 'taken') continue;
+      if (claim !== 'claimed') return { sent, dropped, refused, left: left(), blocked: claim };
       const use = await this.readEntry(mine);
-      if (use === undefined) {
-        await rm(mine, { force: true });
-        dropped++;
-        continue;
-      }
-      try {
-        await send(use);
-      } catch (failure) {
-        // An entry the vault will never take (a date outside its window, a grant it no longer
-        // holds) must not block every later one: it is dropped and counted, and the rest go on.
-        if (refusedForGood(failure)) {
-          await rm(mine, { force: true });
-          refused++;
-          continue;
-        }
+      if (use instanceof Unread) {
         await rename(mine, path).catch(() => undefined);
-        return { sent, dropped, refused, left: entries.length - sent - dropped - refused, failure };
+        return { sent, dropped, refused, left: left(), blocked: use.error, blockedPath: path };
       }
-      await rm(mine, { force: true });
-      sent++;
+      let failure: unknown;
+      if (use !== undefined) failure = await send(use).then(() => undefined, (error: unknown) => error ?? new Error('report failed'));
+      // An entry the vault will never take (a date outside its window, a grant it no longer
+      // holds) must not block every later one: it is dropped and counted, and the rest go on.
+      if (failure !== undefined && !refusedForGood(failure)) {
+        await rename(mine, path).catch(() => undefined);
+        return { sent, dropped, refused, left: left(), failure };
+      }
+      const blocked = await settled(rm(mine, { force: true }));
+      if (blocked !== undefined) {
+        // Given back under its own name, which the warning names: a use already sent is sent again
+        // by a later run, twice, never lost.
+        await rename(mine, path).catch(() => undefined);
+        return { sent, dropped, refused, left: left(), blocked, blockedPath: path };
+      }
+      if (use === undefined) dropped++;
+      else if (failure !== undefined) refused++;
+      else sent++;
     }
-    return { sent, dropped, refused, left: Math.max(0, entries.length - sent - dropped - refused) };
+    return { sent, dropped, refused, left: left() };
   }
 
   /**
@@ -140,28 +156,59 @@ export class UseQueue {
     } else {
       reason = `it is owned by uid ${problem.owner}, not by you (uid ${uid})`;
       // Root's queue in a user's HOME (sudo without -H): the uses are the user's runs, to be reported.
-      hint = otherOwnerHint(problem.owner, 'XDG_STATE_HOME', `chown -R ${uid} ${dir}`, 'run again');
+      if (this.place === 'default') hint = otherOwnerHint(problem.owner, 'XDG_STATE_HOME', `chown -R ${uid} ${dir}`, 'run again');
+      // Beside a PATH both ran with: root's was left by a run as root, and the uses are of this key.
+      else if (problem.owner === 0) hint = `root made it (a run as root with this --fallback=PATH): sudo chown -R ${uid} ${dir}, then run again`;
+      else hint = `it is uid ${problem.owner}'s: run as that user, or give --fallback=PATH in a directory of yours; do not remove it`;
     }
     return new FallbackError('RWS_FALLBACK_UNSAFE', `the offline-use queue ${dir} is refused: ${reason}`, hint);
   }
 
-  /** Entries waiting (claimed ones included). */
+  /** Entries waiting (claimed ones included); 0 without a queue, and throws when it cannot be listed. */
   async count(): Promise<number> {
     try {
-      return (await readdir(this.dir)).filter((name) => ENTRY.test(name) || CLAIMED.test(name)).length;
-    } catch {
-      return 0;
+      return (await readdir(this.dir)).filter(isQueuedUse).length;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw error;
     }
   }
 
-  private async readEntry(path: string): Promise<OfflineUse | undefined> {
-    let value: unknown;
+  /** The use; undefined when the entry is not one (dropped); Unread when it could not be read (kept). */
+  private async readEntry(path: string): Promise<OfflineUse | undefined | Unread> {
+    let text: string | undefined;
     try {
-      value = JSON.parse((await readPrivateFile(path, this.uid, MAX_ENTRY_BYTES)) ?? '');
+      text = await readPrivateFile(path, this.uid, MAX_ENTRY_BYTES);
+    } catch (error) {
+      // A link, a special file, another mode: not an entry add wrote. An errno (EACCES on an
+      // entry chmod 000) says nothing of what it holds: dropped, a use would be lost unheard of.
+      if (error instanceof PrivateFileError) return undefined;
+      return new Unread(error);
+    }
+    try {
+      return parseUse(JSON.parse(text ?? ''));
     } catch {
       return undefined;
     }
-    return parseUse(value);
+  }
+}
+
+class Unread {
+  constructor(readonly error: unknown) {}
+}
+
+/** A use waiting in the queue, claimed or not. */
+export function isQueuedUse(name: string): boolean {
+  return ENTRY.test(name) || CLAIMED.test(name);
+}
+
+/** The failure of an operation on the queue's directory, or undefined; a name gone (ENOENT) is another reporter's doing. */
+async function settled(work: Promise<unknown>): Promise<unknown> {
+  try {
+    await work;
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : error;
   }
 }
 

@@ -111,6 +111,11 @@ export class VaultSource implements SecretSource {
       context.warn('RWS_FALLBACK_REMOVED', `the vault refused the API key (RWS_VAULT_AUTH): removed ${result.removed} fallback cop${result.removed === 1 ? 'y' : 'ies'} made with it from ${result.dir}`);
     } catch (failure) {
       const code = (failure as { code?: unknown }).code;
+      // Paths and modes only: the key is never in these.
+      if (failure instanceof RwsError && code === 'RWS_FALLBACK_NOT_REMOVED') {
+        context.warn(code, `the vault refused the API key, but ${failure.message} (${failure.hint})`);
+        return;
+      }
       context.warn(
         'RWS_FALLBACK_NOT_REMOVED',
         `the vault refused the API key, but the fallback copies made with it could not all be removed (${typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? code : 'error'}); run-with-secrets fallback clean removes every copy`,

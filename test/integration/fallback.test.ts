@@ -91,6 +91,25 @@ const killServer = async () => {
   server = undefined;
 };
 
+/** The CLI as uid 65534 (nobody), whose files are under `shared`. */
+async function asNobody(args: string[], env: Record<string, string>, shared: string) {
+  const result = await execa(BIN, args, { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { RWS_VAULT_URL: url, ...env }) });
+  printed.push(result.stdout, result.stderr);
+  return result;
+}
+
+/** A HOME of nobody's with one copy and one offline use of `key` in the default place. */
+async function nobodysCopy(shared: string, key: string): Promise<{ home: string; dir: string; queue: string }> {
+  const home = join(shared, 'home');
+  mkdirSync(home, { mode: 0o700 });
+  chownSync(home, 65534, 65534);
+  const job = ['-e', 'prod', '-k', 'JOB_*', '--', 'true'];
+  expect((await asNobody(['--fallback', ...job], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+  expect((await asNobody(['--offline', ...job], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+  const dir = join(home, '.local', 'state', 'run-with-secrets', 'fallback');
+  return { home, dir, queue: join(dir, readdirSync(dir).find((name) => name.endsWith('.uses'))!) };
+}
+
 /** Two jobs of one API key and one of another, each with its copy; then the first key is revoked. */
 async function copiesOfARevokedKey(): Promise<{ key: string; other: string }> {
   const { id, key } = await newKey();
@@ -723,6 +742,99 @@ describe('offline uses queued in a directory others may reach', () => {
   }, 60_000);
 });
 
+describe("offline uses the queue's own directory keeps from the vault", () => {
+  const offlineUses = (id: string) => auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === id);
+
+  it.skipIf(process.getuid?.() !== 0)("a queue of the user's own they may not write (0500), list (0300) or reach (its copy's directory 0600), or an entry they may not read (000): the run goes on, one warning with the chmod, the uses stay queued; fixed, they are sent", async () => {
+    const { id, key } = await newKey();
+    const shared = makeSharedDir();
+    try {
+      const { home, dir, queue } = await nobodysCopy(shared, key);
+      const online = () => asNobody(['-e', 'prod', '-k', 'JOB_*', '--fallback', '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared);
+      const queued = readdirSync(queue);
+      expect(queued).toHaveLength(1);
+      const notReported = (stderr: string) => stderr.split('\n').filter((line) => line.includes('RWS_FALLBACK_NOT_REPORTED'));
+
+      chmodSync(queue, 0o500);
+      const unwritable = await online();
+      expect(unwritable.exitCode, unwritable.stderr).toBe(0);
+      expect(unwritable.stderr).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 1 offline use(s) queued in ${queue} cannot be reported: you (uid 65534) may not read and write ${queue} (EACCES: mode 500); they stay queued (chmod 700 ${queue})`,
+      );
+      chmodSync(queue, 0o300);
+      const unlisted = await online();
+      expect(unlisted.exitCode, unlisted.stderr).toBe(0);
+      expect(unlisted.stderr).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not read and write ${queue} (EACCES: mode 300); they stay queued (chmod 700 ${queue})`,
+      );
+      chmodSync(queue, 0o700);
+      chmodSync(dir, 0o600);
+      const unreachable = await online();
+      expect(unreachable.exitCode, unreachable.stderr).toBe(0);
+      expect(notReported(unreachable.stderr)).toEqual([
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: the offline uses queued in ${queue} cannot be reported: you (uid 65534) may not enter ${dir} (EACCES: mode 600, owned by uid 65534); they stay queued (chmod u+x ${dir})`,
+      ]);
+      chmodSync(dir, 0o700);
+      // An entry they may not read says nothing of what it holds: kept, not dropped as malformed.
+      const entry = join(queue, queued[0]!);
+      chmodSync(entry, 0o000);
+      const unread = await online();
+      expect(unread.exitCode, unread.stderr).toBe(0);
+      expect(unread.stderr).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 1 offline use(s) queued in ${queue} cannot be reported: you (uid 65534) may not read ${entry} (EACCES: mode 0); they stay queued (chmod 600 ${entry})`,
+      );
+      expect(readdirSync(queue)).toEqual(queued);
+      expect(offlineUses(id)).toEqual([]);
+
+      chmodSync(entry, 0o600);
+      const fixed = await online();
+      expect([fixed.exitCode, fixed.stderr]).toEqual([0, '']);
+      expect(readdirSync(queue)).toEqual([]);
+      expect(offlineUses(id)).toHaveLength(1);
+    } finally {
+      removeDir(shared);
+    }
+  }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)("--fallback=PATH whose queue is another user's: the warnings' hint is of that PATH, not of XDG_STATE_HOME, which changes nothing there", async () => {
+    const { key } = await newKey();
+    const jobs = join(runtimeDir, 'jobs');
+    const path = join(jobs, 'nightly.bin');
+    mkdirSync(jobs, { mode: 0o755 });
+    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
+    expect((await run(key, ['--offline', `--fallback=${path}`])).exitCode).toBe(0);
+    const queue = join(jobs, readdirSync(jobs).find((name) => name.endsWith('.uses'))!);
+    chownSync(queue, 65534, 65534);
+    const hint = "it is uid 65534's: run as that user, or give --fallback=PATH in a directory of yours; do not remove it";
+    const online = await run(key, [`--fallback=${path}`]);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(online.stderr).toBe(
+      `run-with-secrets: warning RWS_FALLBACK_UNSAFE: the offline-use queue ${queue} is refused: it is owned by uid 65534, not by you (uid 0); 1 offline use(s) stay queued, unreported (${hint})`,
+    );
+    const offline = await run(key, ['--offline', `--fallback=${path}`]);
+    expect(offline.stderr).toContain(`warning RWS_FALLBACK_NOT_RECORDED: could not queue this offline use for the vault's audit log in ${queue}: the offline-use queue ${queue} is refused: it is owned by uid 65534, not by you (uid 0) (${hint})`);
+  }, 60_000);
+
+  it('an entry the queue cannot remove (a directory by an entry\'s name): the run goes on where it failed with RWS_INTERNAL, one warning, and the uses after it wait', async () => {
+    const { id, key } = await newKey();
+    expect((await run(key)).exitCode).toBe(0);
+    expect((await run(key, ['--offline'])).exitCode).toBe(0);
+    const queue = `${join(cacheDir(), cacheFiles()[0]!)}.uses`;
+    const odd = join(queue, '0000000000001-1-000000000000.json');
+    mkdirSync(odd);
+    const online = await run(key);
+    expect(online.exitCode, online.stderr).toBe(0);
+    expect(JSON.parse(online.stdout)).toMatchObject(VALUES);
+    expect(online.stderr).toBe(
+      `run-with-secrets: warning RWS_FALLBACK_NOT_REPORTED: 2 offline use(s) queued in ${queue} cannot be reported: ${odd} is a directory, not an entry the queue wrote (ERR_FS_EISDIR); they stay queued (move it out of ${queue})`,
+    );
+    expect(offlineUses(id)).toEqual([]);
+    rmSync(odd, { recursive: true });
+    expect((await run(key)).stderr).toBe('');
+    expect(offlineUses(id)).toHaveLength(1);
+  }, 60_000);
+});
+
 describe('the offline-use queue under a reused pid', () => {
   /** Passes requests to the server, except the offline-use reports while `hold` is set: those are held unanswered. */
   async function holdingProxy(): Promise<{ url: string; hold: (on: boolean) => void; down: (on: boolean) => void; close: () => Promise<void> }> {
@@ -893,6 +1005,107 @@ describe('flags', () => {
     expect(wrong.stderr).toContain(`warning RWS_FALLBACK_NOT_REMOVED: ${join(runtimeDir, 'jobs')} is not a fallback copy (a directory); left in place`);
     expect(readFileSync(join(runtimeDir, 'jobs', 'keep-me.txt'), 'utf8')).toBe('mine\n');
     expect(existsSync(join(runtimeDir, 'jobs', 'nested'))).toBe(true);
+  }, 60_000);
+});
+
+describe('removing copies where the path cannot be followed', () => {
+  it('fallback clean where a file stands for a directory: nothing can be there, so it exits 0 and says which file is in the way', async () => {
+    const file = join(runtimeDir, 'not-a-dir');
+    writeFileSync(file, '');
+    const defaultPlace = await rws(['fallback', 'clean'], { XDG_STATE_HOME: file });
+    const dir = join(file, 'run-with-secrets', 'fallback');
+    expect([defaultPlace.exitCode, defaultPlace.stdout]).toEqual([0, `removed 0 fallback copies from ${dir}`]);
+    expect(defaultPlace.stderr).toBe(`run-with-secrets: warning RWS_FALLBACK_UNREADABLE: no fallback copy can be in ${dir}: ${file} is not a directory (ENOTDIR); nothing to remove`);
+    const chosen = await rws(['fallback', 'clean', `--fallback=${join(file, 'copy.bin')}`], {});
+    expect([chosen.exitCode, chosen.stdout]).toEqual([0, `removed 0 fallback copies from ${file}`]);
+    expect(chosen.stderr).toBe(`run-with-secrets: warning RWS_FALLBACK_UNREADABLE: no fallback copy can be in ${file}: ${file} is not a directory (ENOTDIR); nothing to remove`);
+  }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)('fallback clean that cannot enter the directory, or remove what is in it: one error naming the directory, its mode and the fix, and exit 125; the uses it removed are counted, those it left are not', async () => {
+    const { key } = await newKey();
+    const shared = makeSharedDir();
+    try {
+      const closed = join(shared, 'root-home');
+      mkdirSync(closed, { mode: 0o700 });
+      const entered = await asNobody(['fallback', 'clean'], { HOME: closed }, shared);
+      expect([entered.exitCode, entered.stdout]).toEqual([125, '']);
+      expect(entered.stderr).toBe(
+        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: cannot clean ${closed}/.local/state/run-with-secrets/fallback: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: it is uid 0's: run as that user, or with a HOME of your own (sudo -H))`,
+      );
+
+      const { home, dir, queue } = await nobodysCopy(shared, key);
+      chmodSync(queue, 0o500);
+      const shutQueue = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+      expect([shutQueue.exitCode, shutQueue.stdout]).toEqual([125, `removed 1 fallback copy from ${dir}`]);
+      expect(shutQueue.stderr).toBe(
+        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${dir}: you (uid 65534) may not read and write ${queue} (EACCES: mode 500) (hint: chmod 700 ${queue})`,
+      );
+      expect(readdirSync(queue)).toHaveLength(1);
+      chmodSync(queue, 0o700);
+      chmodSync(dir, 0o500);
+      const shutDir = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+      expect([shutDir.exitCode, shutDir.stdout]).toEqual([125, `removed 0 fallback copies from ${dir}`]);
+      // The queue's entries went (its directory is writable); the queue itself could not.
+      expect(shutDir.stderr.split('\n')).toEqual([
+        "run-with-secrets: warning RWS_FALLBACK_UNREPORTED: 1 offline use(s) were never reported to the vault's audit log, and now never will be",
+        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${dir}: you (uid 65534) may not read and write ${dir} (EACCES: mode 500) (hint: chmod 700 ${dir})`,
+      ]);
+      chmodSync(dir, 0o700);
+      const fixed = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+      expect([fixed.exitCode, fixed.stdout, fixed.stderr]).toEqual([0, `removed 0 fallback copies from ${dir}`, '']);
+      expect(readdirSync(dir).filter((name) => !name.endsWith('.refused'))).toEqual([]);
+
+      // A --fallback=PATH directory is the user's own (0755 is fine): only the owner's bits are asked for.
+      const jobs = join(home, 'jobs');
+      const path = join(jobs, 'nightly.bin');
+      mkdirSync(jobs, { mode: 0o755 });
+      chownSync(jobs, 65534, 65534);
+      expect((await asNobody(['-e', 'prod', '-k', 'JOB_*', `--fallback=${path}`, '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+      chmodSync(jobs, 0o555);
+      const chosen = await asNobody(['fallback', 'clean', `--fallback=${path}`], { HOME: home }, shared);
+      expect([chosen.exitCode, chosen.stdout]).toEqual([125, `removed 0 fallback copies from ${jobs}`]);
+      expect(chosen.stderr).toBe(
+        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${jobs}: you (uid 65534) may not read and write ${jobs} (EACCES: mode 555) (hint: chmod u+rwx ${jobs})`,
+      );
+      expect(existsSync(path)).toBe(true);
+    } finally {
+      removeDir(shared);
+    }
+  }, 60_000);
+
+  it.skipIf(process.getuid?.() !== 0)("a 401 whose key's copies sit in a directory the user may not change (0500) or enter (0600): one warning with the mode and the chmod, where it said fallback clean would do, or nothing at all; with HOME a file, nothing to say", async () => {
+    const shared = makeSharedDir();
+    try {
+      const revoked = async (mode: number) => {
+        const { id, key } = await newKey();
+        const { home, dir } = await nobodysCopy(shared, key);
+        await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+        chmodSync(dir, mode);
+        const result = await asNobody(['-e', 'prod', '-k', 'JOB_*', '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared);
+        chmodSync(dir, 0o700);
+        removeDir(home);
+        return { result, dir };
+      };
+      const unwritable = await revoked(0o500);
+      expect(unwritable.result.exitCode).toBe(125);
+      expect(unwritable.result.stderr.split('\n')[0]).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REMOVED: the vault refused the API key, but the fallback copies made with it in ${unwritable.dir} could not all be removed: you (uid 65534) may not read and write ${unwritable.dir} (EACCES: mode 500) (chmod 700 ${unwritable.dir})`,
+      );
+      expect(unwritable.result.stderr.split('\n')[1]).toMatch(/^run-with-secrets: error RWS_VAULT_AUTH: /);
+      const unentered = await revoked(0o600);
+      expect(unentered.result.stderr.split('\n')[0]).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REMOVED: the vault refused the API key, but the fallback copies made with it in ${unentered.dir} could not all be removed: you (uid 65534) may not enter ${unentered.dir} (EACCES: mode 600, owned by uid 65534) (chmod u+x ${unentered.dir})`,
+      );
+    } finally {
+      removeDir(shared);
+    }
+    const { id, key } = await newKey();
+    await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+    const file = join(runtimeDir, 'not-a-dir');
+    writeFileSync(file, '');
+    const fileHome = await rws(['-e', 'prod', '-k', 'JOB_*', '--', 'true'], { RWS_API_KEY: key, XDG_STATE_HOME: file });
+    expect(fileHome.exitCode).toBe(125);
+    expect(fileHome.stderr).toMatch(/^run-with-secrets: error RWS_VAULT_AUTH: [^\n]*$/);
   }, 60_000);
 });
 

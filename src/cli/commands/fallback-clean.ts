@@ -3,9 +3,10 @@
 // the vault's audit log will then never hear of them). Only names this tool writes are removed.
 import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { UsageError } from '../../errors.js';
+import { FallbackError, UsageError } from '../../errors.js';
 import { defaultCacheDir } from '../../fallback/cache-file.js';
-import { QUEUE_FILE, UseQueue } from '../../fallback/use-queue.js';
+import { type DirectoryFailure, directoryFailure } from '../../fallback/directory-failure.js';
+import { isQueuedUse, QUEUE_FILE } from '../../fallback/use-queue.js';
 import type { CommandContext } from './context.js';
 
 const DEFAULT_NAMES = /^\.?[0-9a-f]{32}\.bin(\.uses|\.\d+\.[0-9a-f]{12}\.tmp)?$/;
@@ -31,11 +32,25 @@ export async function fallbackClean(context: CommandContext): Promise<number> {
     if ((await lstat(dir)).isSymbolicLink()) throw new UsageError(`${dir} is a symbolic link; remove it by hand if it is yours`);
     entries = (await readdir(dir)).filter(matches);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof UsageError || (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'EACCES')) throw error;
+    // A file where a directory is needed holds no copy: there is nothing to forget, but the path is
+    // likely not the one meant. A directory that cannot be entered may hold copies: not cleaned.
+    if (code !== 'ENOENT') {
+      const { reason, hint } = await failure(dir, error);
+      if (code === 'EACCES') throw new FallbackError('RWS_FALLBACK_UNREADABLE', `cannot clean ${dir}: ${reason}`, hint);
+      context.log.warn('RWS_FALLBACK_UNREADABLE', `no fallback copy can be in ${dir}: ${reason}; nothing to remove`);
+    }
     entries = [];
   }
   let copies = 0;
   let unreported = 0;
+  let left = 0;
+  let first: { dir: string; error: unknown } | undefined;
+  const failed = (where: string, error: unknown) => {
+    left++;
+    first ??= { dir: where, error };
+  };
   for (const entry of entries) {
     const path = join(dir, entry);
     // Never a recursive removal: a name that matches (`--fallback=.` names the current
@@ -43,39 +58,73 @@ export async function fallbackClean(context: CommandContext): Promise<number> {
     const info = await lstat(path).catch(() => undefined);
     if (info === undefined) continue;
     if (entry.endsWith('.uses') && info.isDirectory()) {
-      unreported += await new UseQueue(path, facts.uid).count();
-      if (!(await removeQueue(path))) context.log.warn('RWS_FALLBACK_NOT_REMOVED', `${path} holds files this tool did not write; left in place`);
+      const queue = await removeQueue(path);
+      unreported += queue.uses;
+      if (queue.failure !== undefined) failed(queue.where ?? path, queue.failure);
+      else if (queue.foreign) context.log.warn('RWS_FALLBACK_NOT_REMOVED', `${path} holds files this tool did not write; left in place`);
     } else if (info.isFile() || info.isSymbolicLink()) {
-      if (entry.endsWith('.bin')) copies++;
-      await unlink(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
+      try {
+        await unlink(path);
+        if (entry.endsWith('.bin')) copies++;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') failed(dir, error);
+      }
     } else {
       context.log.warn('RWS_FALLBACK_NOT_REMOVED', `${path} is not a fallback copy (a ${info.isDirectory() ? 'directory' : 'special file'}); left in place`);
     }
   }
   context.stdout.write(`removed ${copies} fallback cop${copies === 1 ? 'y' : 'ies'} from ${dir}\n`);
   if (unreported > 0) context.log.warn('RWS_FALLBACK_UNREPORTED', `${unreported} offline use(s) were never reported to the vault's audit log, and now never will be`);
+  // A script that cleans before it trusts the copies to be gone (a revoked key) must hear of any left.
+  if (first !== undefined) {
+    const { reason, hint } = await failure(first.dir, first.error);
+    throw new FallbackError('RWS_FALLBACK_NOT_REMOVED', `${left} fallback cop${left === 1 ? 'y or queue was' : 'ies or queues were'} left in ${dir}: ${reason}`, hint);
+  }
   return 0;
+
+  function failure(where: string, error: unknown): Promise<DirectoryFailure> {
+    // The directories this tool makes are 0700; one named by --fallback=PATH is the user's (0755 is
+    // fine): only the owner's bits are asked for.
+    const fix = explicit !== undefined && where === dir ? `chmod u+rwx ${where}` : `chmod 700 ${where}`;
+    return directoryFailure(where, facts.uid, error, { fix });
+  }
 }
 
-/** Removes a queue directory file by file (only names the queue writes), then the directory; false if anything else is in it. */
-async function removeQueue(dir: string): Promise<boolean> {
+/**
+ * Removes a queue directory file by file (only names the queue writes), then the directory. Says
+ * how many uses went, whether it holds names of others (left in place), and what stopped it.
+ */
+async function removeQueue(dir: string): Promise<{ uses: number; foreign: boolean; failure?: unknown; where?: string }> {
   let names: string[];
   try {
     names = await readdir(dir);
-  } catch {
-    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? { uses: 0, foreign: false } : { uses: 0, foreign: false, failure: error };
   }
+  let uses = 0;
+  let foreign = false;
   for (const name of names) {
-    if (!QUEUE_FILE.test(name)) continue;
-    const info = await lstat(join(dir, name)).catch(() => undefined);
-    if (info?.isFile() || info?.isSymbolicLink()) await unlink(join(dir, name)).catch(() => undefined);
+    const info = QUEUE_FILE.test(name) ? await lstat(join(dir, name)).catch(() => undefined) : undefined;
+    if (!(info?.isFile() || info?.isSymbolicLink())) {
+      foreign ||= info !== undefined || !QUEUE_FILE.test(name);
+      continue;
+    }
+    try {
+      await unlink(join(dir, name));
+      if (isQueuedUse(name)) uses++;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return { uses, foreign, failure: error };
+    }
   }
+  if (foreign) return { uses, foreign };
   try {
     await rmdir(dir);
-    return true;
-  } catch {
-    return false;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // ENOTEMPTY: a run from the copy queued a use meanwhile; it stays, as a name of others would.
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return { uses, foreign: true };
+    // Removing the queue itself is a write to the directory it is in.
+    if (code !== 'ENOENT') return { uses, foreign, failure: error, where: dirname(dir) };
   }
+  return { uses, foreign: false };
 }

@@ -131,6 +131,17 @@ describe('the offline-use queue', () => {
       expect(await drain(queue)).toEqual(['job-1']);
     });
 
+    it.skipIf(uid !== 0)('beside a --fallback=PATH copy, another user\'s or root\'s: the hint is of that PATH, not of XDG_STATE_HOME, which changes nothing there', async () => {
+      const chosen = new UseQueue(join(dir, 'copy.bin.0123456789ab.uses'), uid, 'chosen');
+      await chosen.add(use(1), new Date(Date.UTC(2030, 0, 1)));
+      chownSync(chosen.dir, 65534, 65534);
+      expect((await refused(chosen)).hint).toBe("it is uid 65534's: run as that user, or give --fallback=PATH in a directory of yours; do not remove it");
+      const adding = await chosen.add(use(2), new Date(Date.UTC(2030, 0, 2))).then(() => undefined, (caught: unknown) => caught);
+      expect(adding).toMatchObject({ code: 'RWS_FALLBACK_UNSAFE', hint: "it is uid 65534's: run as that user, or give --fallback=PATH in a directory of yours; do not remove it" });
+      chownSync(chosen.dir, 0, 0);
+      expect((await refused(new UseQueue(chosen.dir, 65534, 'chosen'))).hint).toBe(`root made it (a run as root with this --fallback=PATH): sudo chown -R 65534 ${chosen.dir}, then run again`);
+    });
+
     it('a missing one holds nothing to report', async () => {
       expect(await drain(queue)).toEqual([]);
     });
