@@ -644,10 +644,8 @@ describe('a copy whose path cannot be followed', () => {
     try {
       const closed = join(shared, 'home');
       mkdirSync(closed, { mode: 0o700 });
-      const asNobody = (flags: string[], env: Record<string, string>) =>
-        execa(BIN, ['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { RWS_VAULT_URL: url, RWS_API_KEY: key, ...env }) });
-      const home = await asNobody(['--offline'], { HOME: closed });
-      printed.push(home.stdout, home.stderr);
+      const job = (flags: string[], env: Record<string, string>) => asNobody(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], { RWS_API_KEY: key, ...env }, shared);
+      const home = await job(['--offline'], { HOME: closed });
       expect(home.exitCode).toBe(125);
       expect(errorLines(home.stderr)).toEqual([
         expect.stringMatching(
@@ -657,8 +655,7 @@ describe('a copy whose path cannot be followed', () => {
         ),
       ]);
       const chosen = join(closed, 'jobs', 'copy.bin');
-      const path = await asNobody(['--offline', `--fallback=${chosen}`], {});
-      printed.push(path.stdout, path.stderr);
+      const path = await job(['--offline', `--fallback=${chosen}`], {});
       expect(errorLines(path.stderr)).toEqual([
         `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${chosen} cannot be reached: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: give --fallback=PATH in a directory of yours, or have uid 0 let you into ${closed})`,
       ]);
@@ -667,8 +664,7 @@ describe('a copy whose path cannot be followed', () => {
       mkdirSync(own);
       chownSync(own, 65534, 65534);
       chmodSync(own, 0o600);
-      const shut = await asNobody(['--offline', `--fallback=${join(own, 'copy.bin')}`], {});
-      printed.push(shut.stdout, shut.stderr);
+      const shut = await job(['--offline', `--fallback=${join(own, 'copy.bin')}`], {});
       expect(errorLines(shut.stderr)).toEqual([
         `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${join(own, 'copy.bin')} cannot be reached: you (uid 65534) may not enter ${own} (EACCES: mode 600, owned by uid 65534) (hint: chmod u+x ${own})`,
       ]);
