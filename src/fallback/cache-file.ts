@@ -231,9 +231,10 @@ export async function removeKeyCopies(dir: string, uid: number, url: string, key
       if (bytes === undefined) continue;
       keyOf = peekMetadata(bytes).key_id;
     } catch (error) {
-      // Not a copy of ours; but one that cannot be opened (a directory we may not enter, 0600)
-      // may be the key's, and serve it again once the directory is opened.
-      if (!(error instanceof PrivateFileError)) failure ??= error;
+      // Not a copy of ours (a read refuses it: another's, a link, damaged, another version's); but
+      // one that cannot be opened (a directory we may not enter, 0600) may be the key's, and serve
+      // it again once the directory is opened.
+      if (!(error instanceof PrivateFileError || error instanceof CacheFormatProblem)) failure ??= error;
       continue;
     }
     if (keyOf !== keyId) continue;

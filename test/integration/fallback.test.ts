@@ -403,6 +403,19 @@ describe('the offline fallback', () => {
     }
   }, 60_000);
 
+  it('3i: a damaged file by a copy\'s name in the default place (another version\'s, truncated) is no copy of the key: a 401 removes the key\'s copies and says so, not that some could not be removed', async () => {
+    const { key, other } = await copiesOfARevokedKey();
+    const damaged = join(cacheDir(), `${'0'.repeat(32)}.bin`);
+    writeFileSync(damaged, 'not a fallback copy', { mode: 0o600 });
+    const refused = await job(key, 'JOB_DB_*', []);
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toContain(`warning RWS_FALLBACK_REMOVED: the vault refused the API key (RWS_VAULT_AUTH): removed 2 fallback copies made with it from ${cacheDir()}`);
+    expect(refused.stderr).not.toContain('RWS_FALLBACK_NOT_REMOVED');
+    // Not ours to judge: a read refuses it, and it stays.
+    expect(existsSync(damaged)).toBe(true);
+    await expectOnlyTheOtherKeyOffline(key, other);
+  }, 60_000);
+
   it('4: a flipped byte or an edited not_after is refused with RWS_FALLBACK_INVALID, and nothing else is tried', async () => {
     const { key } = await newKey();
     expect((await run(key)).exitCode).toBe(0);
