@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import type { Stats } from 'node:fs';
 import { FallbackError } from '../errors.js';
 import { otherOwnerHint } from '../config/private-file.js';
-import { findBlocker } from '../blocked-path.js';
+import { findBlocker, leftByRoot, leftByRootHint } from '../blocked-path.js';
 import { modeText } from '../local-file.js';
 
 export type CacheDirectoryKind = 'default' | 'chosen';
@@ -60,7 +60,7 @@ export async function unreachable(path: string, uid: number, kind: CacheDirector
   } else {
     reason = `you (uid ${uid}) may not enter ${blocker.path} (${code}: mode ${modeText(blocker.mode)}, owned by uid ${blocker.owner})`;
     // Another user's HOME kept by sudo -u is the usual way here: the fix is to use one's own.
-    hint = blocker.owner === uid ? `chmod u+x ${blocker.path}` : kind === 'default' ? `run with your own HOME (sudo -H), or ${elsewhere}` : `${elsewhere}, or have uid ${blocker.owner} let you into ${blocker.path}`;
+    hint = blocker.owner === uid ? `chmod u+x ${blocker.path}` : leftByRoot(blocker, uid) ? leftByRootHint(blocker, uid) : kind === 'default' ? `run with your own HOME (sudo -H), or ${elsewhere}` : `${elsewhere}, or have uid ${blocker.owner} let you into ${blocker.path}`;
   }
   return new FallbackError('RWS_FALLBACK_UNREADABLE', `the fallback cache ${path} cannot be reached: ${reason}`, hint);
 }

@@ -7,7 +7,7 @@
 import { constants } from 'node:fs';
 import { access, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findBlocker } from '../blocked-path.js';
+import { findBlocker, leftByRoot, leftByRootHint } from '../blocked-path.js';
 import { modeText } from '../local-file.js';
 
 export interface DirectoryFailure {
@@ -35,6 +35,7 @@ export async function directoryFailure(dir: string, uid: number, error: unknown,
   if (blocker !== undefined) {
     const reason = `you (uid ${uid}) may not enter ${blocker.path} (${errno}: mode ${modeText(blocker.mode)}, owned by uid ${blocker.owner})`;
     // Another user's HOME kept by sudo -u is the usual way here: the fix is to use one's own.
+    if (leftByRoot(blocker, uid)) return { reason, hint: leftByRootHint(blocker, uid) };
     return { reason, hint: blocker.owner === uid ? `chmod u+x ${blocker.path}` : `it is uid ${blocker.owner}'s: run as that user, or with a HOME of your own (sudo -H)` };
   }
   const info = await lstat(dir).catch(() => undefined);

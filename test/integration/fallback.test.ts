@@ -4,6 +4,7 @@
 import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditRowsSync, call, cliOk, makeApiKey, makeStore, startServer, token, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
@@ -672,6 +673,24 @@ describe('a copy whose path cannot be followed', () => {
       expect(errorLines(path.stderr)).toEqual([
         `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${chosen} cannot be reached: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: give --fallback=PATH in a directory of yours, or have uid 0 let you into ${closed})`,
       ]);
+      // A sudo without -H: root's run made the default place in nobody's own HOME, every directory
+      // it needed root's and 0700. The way out is root's chown of the first of them, not a HOME of one's own.
+      const theirs = join(shared, 'theirs');
+      mkdirSync(theirs, { mode: 0o700 });
+      chownSync(theirs, 65534, 65534);
+      expect((await run(key, ['--fallback'], { HOME: theirs, XDG_STATE_HOME: '' })).exitCode).toBe(0);
+      const rootMade = join(theirs, '.local');
+      const sudoLeft = await job(['--offline'], { HOME: theirs });
+      expect(errorLines(sudoLeft.stderr)).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${rootMade}/state/run-with-secrets/fallback/[0-9a-f]{32}\\.bin cannot be reached: you \\(uid 65534\\) may not enter ${rootMade} \\(EACCES: mode 700, owned by uid 0\\) \\(hint: root made it \\(sudo without -H keeps your HOME\\): sudo chown -R 65534 ${rootMade}, then run again\\)$`,
+          ),
+        ),
+      ]);
+      execFileSync('chown', ['-R', '65534', rootMade]);
+      const fixed = await job(['--offline'], { HOME: theirs });
+      expect(fixed.exitCode, fixed.stderr).toBe(0);
       // Their own directory, closed to themselves (chmod 600): the check of its mode passes, the copy's open does not.
       const own = join(shared, 'own');
       mkdirSync(own);
