@@ -1025,6 +1025,12 @@ describe('flags', () => {
     expect(all.exitCode, all.stderr).toBe(0);
     expect(all.stdout).toBe(`removed 1 fallback copy from ${cacheDir()}`);
     expect(cacheFiles()).toEqual([]);
+    // A PATH of any name is a copy all the same: counted as one, where only a name in .bin was.
+    const named = join(runtimeDir, 'jobs', 'nightly.cache');
+    expect((await run(key, [`--fallback=${named}`])).exitCode).toBe(0);
+    const other = await rws(['fallback', 'clean', `--fallback=${named}`], {});
+    expect([other.exitCode, other.stdout]).toEqual([0, `removed 1 fallback copy from ${join(runtimeDir, 'jobs')}`]);
+    expect(existsSync(named)).toBe(false);
     // A PATH that names a directory (here `--fallback=jobs` beside it) removes nothing of it.
     writeFileSync(join(runtimeDir, 'jobs', 'keep-me.txt'), 'mine\n');
     mkdirSync(join(runtimeDir, 'jobs', 'nested'));

@@ -10,21 +10,27 @@ import { isQueuedUse, QUEUE_FILE } from '../../fallback/use-queue.js';
 import type { CommandContext } from './context.js';
 
 const DEFAULT_NAMES = /^\.?[0-9a-f]{32}\.bin(\.uses|\.\d+\.[0-9a-f]{12}\.tmp)?$/;
+const DEFAULT_COPY = /^[0-9a-f]{32}\.bin$/;
 
 export async function fallbackClean(context: CommandContext): Promise<number> {
   const { values, facts } = context;
   const explicit = typeof values.fallback === 'string' && values.fallback !== '' ? values.fallback : undefined;
   let dir: string;
   let matches: (name: string) => boolean;
+  // The copy itself, of the names that match (its queue and temp files are not counted as copies).
+  let isCopy: (name: string) => boolean;
   if (explicit !== undefined) {
     const path = isAbsolute(explicit) ? explicit : resolve(facts.cwd, explicit);
     dir = dirname(path);
     const name = basename(path);
+    // PATH is any name the user chose, not only one in .bin.
+    isCopy = (entry) => entry === name;
     matches = (entry) => entry === name || (entry.startsWith(`${name}.`) && /^[0-9a-f]{12}\.uses$/.test(entry.slice(name.length + 1))) || (entry.startsWith(`.${name}.`) && entry.endsWith('.tmp'));
   } else {
     const found = defaultCacheDir(facts.env);
     if (found === undefined) throw new UsageError('neither XDG_STATE_HOME nor HOME is set', 'set one, or give --fallback=PATH');
     dir = found;
+    isCopy = (entry) => DEFAULT_COPY.test(entry);
     matches = (entry) => DEFAULT_NAMES.test(entry);
   }
   let entries: string[];
@@ -65,7 +71,7 @@ export async function fallbackClean(context: CommandContext): Promise<number> {
     } else if (info.isFile() || info.isSymbolicLink()) {
       try {
         await unlink(path);
-        if (entry.endsWith('.bin')) copies++;
+        if (isCopy(entry)) copies++;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') failed(dir, error);
       }
