@@ -104,7 +104,9 @@ export class CacheFile {
    * at or after `askedAt`, the moment (this host's clock, ms) this run began asking the vault.
    */
   async write(metadata: CacheMetadata, secrets: ReadonlyMap<string, string>, apiKey: string, askedAt: number): Promise<'written' | 'refused'> {
-    await prepareCacheDirectory(this.path, this.uid, this.directoryKind);
+    await prepareCacheDirectory(this.path, this.uid, this.directoryKind).catch(async (error: unknown) => {
+      throw await unreachable(this.path, this.uid, this.directoryKind, error);
+    });
     await removeLeftoverTemps(this.path, processIsAlive);
     const refused = () => this.ownsDirectory && keyRefusedSince(dirname(this.path), metadata.url, metadata.key_id, askedAt);
     if (await refused()) return 'refused';

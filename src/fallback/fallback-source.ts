@@ -156,8 +156,10 @@ export class FallbackSource implements SecretSource {
       }
       context.debug(`fallback cache written to ${cache.path}, usable until ${metadata.not_after} at the latest`);
     } catch (error) {
-      // The run itself is fine: it fails only when the vault is away and there is no copy.
-      context.warn('RWS_FALLBACK_NOT_WRITTEN', `could not write the fallback cache ${cache.path} (${(error as { code?: string }).code ?? 'error'}); the previous one, if any, stays`);
+      // The run itself is fine: it fails only when the vault is away and there is no copy. A
+      // refused or unreachable directory says why and the fix now, not at the outage.
+      if (error instanceof FallbackError) context.warn('RWS_FALLBACK_NOT_WRITTEN', `${error.message}; no new copy written, the previous one, if any, stays (${error.hint})`);
+      else context.warn('RWS_FALLBACK_NOT_WRITTEN', `could not write the fallback cache ${cache.path} (${(error as { code?: string }).code ?? 'error'}); the previous one, if any, stays`);
     }
   }
 

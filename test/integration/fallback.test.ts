@@ -599,7 +599,9 @@ describe('a copy in a directory others may reach', () => {
     ]);
     const online = await run(key);
     expect(online.exitCode, online.stderr).toBe(0);
-    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${copy} (RWS_FALLBACK_UNSAFE)`);
+    expect(online.stderr).toContain(
+      `warning RWS_FALLBACK_NOT_WRITTEN: the fallback cache ${copy} is refused: its directory ${cacheDir()} is owned by uid 65534, not by you (uid 0); no new copy written, the previous one, if any, stays (it is uid 65534's: run as that user, or point HOME (sudo -H) or XDG_STATE_HOME at your own; do not remove it)`,
+    );
     expect(lstatSync(cacheDir())).toMatchObject({ uid: 65534, mode: expect.any(Number) });
     expect(lstatSync(cacheDir()).mode & 0o777).toBe(0o755);
   }, 60_000);
@@ -620,7 +622,9 @@ describe('a copy in a directory others may reach', () => {
     }
     const online = await run(key, [`--fallback=${path}`]);
     expect(online.exitCode, online.stderr).toBe(0);
-    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${path} (RWS_FALLBACK_UNSAFE)`);
+    expect(online.stderr).toContain(
+      `warning RWS_FALLBACK_NOT_WRITTEN: the fallback cache ${path} is refused: its directory ${jobs} may be written by group or others (mode 757); no new copy written, the previous one, if any, stays (chmod go-w ${jobs}, or give --fallback=PATH in a directory of yours that only you can write)`,
+    );
     expect(lstatSync(jobs).mode & 0o777).toBe(0o757);
     chmodSync(jobs, 0o755);
     const offline = await run(key, ['--offline', `--fallback=${path}`]);
@@ -643,7 +647,7 @@ describe('a copy whose path cannot be followed', () => {
     expect(errorLines(offline.stderr)).toEqual([`run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${path} cannot be reached: ${file} is not a directory (ENOTDIR) (hint: ${hint})`]);
     const online = await run(key, [`--fallback=${path}`]);
     expect(online.exitCode, online.stderr).toBe(0);
-    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache ${path} (ENOTDIR)`);
+    expect(online.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: the fallback cache ${path} cannot be reached: ${file} is not a directory (ENOTDIR); no new copy written, the previous one, if any, stays (${hint})\n`);
     await killServer();
     const outage = await run(key, [`--fallback=${path}`, '--retries', '0']);
     expect(outage.exitCode).toBe(125);
@@ -1008,7 +1012,7 @@ describe('flags', () => {
     chmodSync(join(runtimeDir, 'jobs'), 0o777);
     const open = await run(key, [`--fallback=${path}`]);
     expect(open.exitCode).toBe(0);
-    expect(open.stderr).toMatch(/warning RWS_FALLBACK_NOT_WRITTEN: could not write the fallback cache \S+ \(RWS_FALLBACK_UNSAFE\)/);
+    expect(open.stderr).toContain(`warning RWS_FALLBACK_NOT_WRITTEN: the fallback cache ${path} is refused: its directory ${join(runtimeDir, 'jobs')} may be written by group or others (mode 777); no new copy written`);
     expect(existsSync(path)).toBe(false);
     // The user's directory is not narrowed: 0755 of theirs is fine.
     chmodSync(join(runtimeDir, 'jobs'), 0o755);
