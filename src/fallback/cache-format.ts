@@ -61,6 +61,11 @@ export function sealCache(metadata: CacheMetadata, secrets: ReadonlyMap<string, 
 }
 
 /** The metadata, read without the key (and so not yet authenticated): for `fallback clean` and messages. */
+/** Whether `head` (a file's first bytes) begins as a copy of any format version does. */
+export function beginsAsCache(head: Buffer): boolean {
+  return head.subarray(0, MAGIC.length).equals(MAGIC);
+}
+
 export function peekMetadata(bytes: Buffer): CacheMetadata {
   return split(bytes).metadata;
 }

@@ -1035,6 +1035,13 @@ describe('flags', () => {
     const other = await rws(['fallback', 'clean', `--fallback=${named}`], {});
     expect([other.exitCode, other.stdout]).toEqual([0, `removed 1 fallback copy from ${join(runtimeDir, 'jobs')}`]);
     expect(existsSync(named)).toBe(false);
+    // A PATH that names a file of another kind (a slip of the hand) leaves it, and says so.
+    const config = join(runtimeDir, 'jobs', 'config.yaml');
+    writeFileSync(config, 'keep: me\n', { mode: 0o600 });
+    const slip = await rws(['fallback', 'clean', `--fallback=${config}`], {});
+    expect([slip.exitCode, slip.stdout]).toEqual([0, `removed 0 fallback copies from ${join(runtimeDir, 'jobs')}`]);
+    expect(slip.stderr).toContain(`warning RWS_FALLBACK_NOT_REMOVED: ${config} is not a fallback copy (it does not begin as one); left in place`);
+    expect(readFileSync(config, 'utf8')).toBe('keep: me\n');
     // A PATH that names a directory (here `--fallback=jobs` beside it) removes nothing of it.
     writeFileSync(join(runtimeDir, 'jobs', 'keep-me.txt'), 'mine\n');
     mkdirSync(join(runtimeDir, 'jobs', 'nested'));

@@ -1,7 +1,8 @@
 // `fallback clean [--fallback=PATH]`: forgets the offline copies, offline. Every copy in the
 // default place, or the one at PATH, with its queue of offline uses not yet reported (said, since
 // the vault's audit log will then never hear of them). Only names this tool writes are removed.
-import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { FallbackError, UsageError } from '../../errors.js';
 import { defaultCacheDir } from '../../fallback/cache-file.js';
@@ -68,6 +69,9 @@ export async function fallbackClean(context: CommandContext): Promise<number> {
       unreported += queue.uses;
       if (queue.failure !== undefined) failed(queue.where ?? path, queue.failure);
       else if (queue.foreign) context.log.warn('RWS_FALLBACK_NOT_REMOVED', `${path} holds files this tool did not write; left in place`);
+    } else if (info.isFile() && isCopy(entry) && explicit !== undefined && (await begins(path)) === false) {
+      // PATH is typed by hand: a slip (--fallback=config.yaml) must not cost the file it names.
+      context.log.warn('RWS_FALLBACK_NOT_REMOVED', `${path} is not a fallback copy (it does not begin as one); left in place`);
     } else if (info.isFile() || info.isSymbolicLink()) {
       try {
         await unlink(path);
@@ -93,6 +97,22 @@ export async function fallbackClean(context: CommandContext): Promise<number> {
     // fine): only the owner's bits are asked for.
     const fix = explicit !== undefined && where === dir ? `chmod u+rwx ${where}` : `chmod 700 ${where}`;
     return directoryFailure(where, facts.uid, error, { fix });
+  }
+}
+
+/** Whether the file begins as a copy; undefined when it cannot be read (removed as before: the user named it). */
+async function begins(path: string): Promise<boolean | undefined> {
+  const { beginsAsCache } = await import('../../fallback/cache-format.js');
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const head = Buffer.alloc(8);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    return beginsAsCache(head.subarray(0, bytesRead));
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close();
   }
 }
 
