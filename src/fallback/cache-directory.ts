@@ -51,7 +51,12 @@ export async function unreachable(path: string, uid: number, kind: CacheDirector
   const elsewhere = kind === 'default' ? 'point XDG_STATE_HOME at a directory of yours, or give --fallback=PATH' : 'give --fallback=PATH in a directory of yours';
   let reason: string;
   let hint: string;
-  if (blocker === undefined) {
+  // Every directory may be entered: the copy itself is what refuses this user (chmod 000, another's 0600).
+  const copy = blocker === undefined && code === 'EACCES' ? await lstat(path).catch(() => undefined) : undefined;
+  if (copy !== undefined) {
+    reason = `you (uid ${uid}) may not read it (${code}: mode ${modeText(copy.mode)}, owned by uid ${copy.uid})`;
+    hint = copy.uid === uid ? `chmod 600 ${path}` : `it is uid ${copy.uid}'s: run as that user, or ${elsewhere}`;
+  } else if (blocker === undefined) {
     reason = `${code === 'EACCES' ? 'permission denied' : 'a part of the path is not a directory'} (${code})`;
     hint = `check the permissions of ${path} and of the directories above it`;
   } else if (blocker.kind === 'not-directory') {

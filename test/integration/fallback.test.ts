@@ -704,6 +704,16 @@ describe('a copy whose path cannot be followed', () => {
       expect(errorLines(shut.stderr)).toEqual([
         `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${join(own, 'copy.bin')} cannot be reached: you (uid 65534) may not enter ${own} (EACCES: mode 600, owned by uid 65534) (hint: chmod u+x ${own})`,
       ]);
+      // The copy itself closed to its owner (chmod 000): the chmod that opens it, not "check the permissions".
+      chmodSync(own, 0o700);
+      const closedCopy = join(own, 'copy.bin');
+      writeFileSync(closedCopy, '', { mode: 0o000 });
+      chownSync(closedCopy, 65534, 65534);
+      chmodSync(closedCopy, 0o000);
+      const unread = await job(['--offline', `--fallback=${closedCopy}`], {});
+      expect(errorLines(unread.stderr)).toEqual([
+        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${closedCopy} cannot be reached: you (uid 65534) may not read it (EACCES: mode 0, owned by uid 65534) (hint: chmod 600 ${closedCopy})`,
+      ]);
     } finally {
       removeDir(shared);
     }
