@@ -3,6 +3,7 @@
 // the same key would otherwise still run that job during the next outage, after this host has
 // learnt of the revocation. Loaded only when a 401 comes, so a plain run's normal path never
 // reads the fallback's modules (nor node:crypto's HKDF behind them).
+import { dirname } from 'node:path';
 import { vaultUrlKey } from '../config/credential-store.js';
 import { FallbackError } from '../errors.js';
 import { defaultCacheDir, keyFingerprint, removeKeyCopies } from './cache-file.js';
@@ -26,7 +27,10 @@ export async function removeRevokedKeyCopies(apiKey: string, vaultUrl: string, e
   try {
     return { dir, removed: (await removeKeyCopies(dir, uid, url, keyFingerprint(apiKey))).length };
   } catch (error) {
-    const { reason, hint } = await directoryFailure(dir, uid, error, { fix: `chmod 700 ${dir}` });
+    // A copy it could not open (chmod 000) is named by the errno's path, so its own chmod is said.
+    const path = (error as NodeJS.ErrnoException).path;
+    const entry = typeof path === 'string' && dirname(path) === dir ? path : undefined;
+    const { reason, hint } = await directoryFailure(dir, uid, error, { entry, fix: `chmod 700 ${dir}` });
     throw new FallbackError('RWS_FALLBACK_NOT_REMOVED', `the fallback copies made with it in ${dir} could not all be removed: ${reason}`, hint);
   }
 }

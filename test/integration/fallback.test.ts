@@ -1131,15 +1131,17 @@ describe('removing copies where the path cannot be followed', () => {
   it.skipIf(process.getuid?.() !== 0)("a 401 whose key's copies sit in a directory the user may not change (0500) or enter (0600): one warning with the mode and the chmod, where it said fallback clean would do, or nothing at all; with HOME a file, nothing to say", async () => {
     const shared = makeSharedDir();
     try {
-      const revoked = async (mode: number) => {
+      const revoked = async (mode: number, copyMode = 0o600) => {
         const { id, key } = await newKey();
         const { home, dir } = await nobodysCopy(shared, key);
+        const copy = join(dir, readdirSync(dir).find((name) => name.endsWith('.bin'))!);
         await cliOk(['apikey', 'revoke', id, '--store', store.dir]);
+        chmodSync(copy, copyMode);
         chmodSync(dir, mode);
         const result = await asNobody(['-e', 'prod', '-k', 'JOB_*', '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared);
         chmodSync(dir, 0o700);
         removeDir(home);
-        return { result, dir };
+        return { result, dir, copy };
       };
       const unwritable = await revoked(0o500);
       expect(unwritable.result.exitCode).toBe(125);
@@ -1150,6 +1152,12 @@ describe('removing copies where the path cannot be followed', () => {
       const unentered = await revoked(0o600);
       expect(unentered.result.stderr.split('\n')[0]).toBe(
         `run-with-secrets: warning RWS_FALLBACK_NOT_REMOVED: the vault refused the API key, but the fallback copies made with it in ${unentered.dir} could not all be removed: you (uid 65534) may not enter ${unentered.dir} (EACCES: mode 600, owned by uid 65534) (chmod u+x ${unentered.dir})`,
+      );
+      // A copy closed to its owner (chmod 000) may be the key's: named with its chmod, where the
+      // warning blamed "something else" (lsattr, a security module) for a directory it may change.
+      const closed = await revoked(0o700, 0o000);
+      expect(closed.result.stderr.split('\n')[0]).toBe(
+        `run-with-secrets: warning RWS_FALLBACK_NOT_REMOVED: the vault refused the API key, but the fallback copies made with it in ${closed.dir} could not all be removed: you (uid 65534) may not read ${closed.copy} (EACCES: mode 0) (chmod 600 ${closed.copy})`,
       );
     } finally {
       removeDir(shared);
