@@ -8,6 +8,7 @@ import { link, lstat, open, rename, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { CredentialError } from '../errors.js';
 import { modeText } from '../local-file.js';
+import { findBlocker, leftByRoot, leftByRootHint } from '../blocked-path.js';
 import { checkPrivateDirectory, ensurePrivateDirectory, otherOwnerHint, PrivateDirectoryError, PrivateFileError, readPrivateFile, writePrivateFile } from './private-file.js';
 import { processIsRunning } from '../inject/placement.js';
 import { leftoverTemps, removeLeftoverTemps, replacementTemp } from '../replacement-temps.js';
@@ -83,7 +84,7 @@ export async function readLogins(path: string, uid: number, beforeWrite = false)
     if (await present(path)) await checkLoginDirectory(dirname(path), uid, beforeWrite);
     text = await readPrivateFile(path, uid, MAX_BYTES);
   } catch (error) {
-    throw storeProblem(error, path, uid);
+    throw await storeProblem(error, path, uid);
   }
   return text === undefined ? [] : parseLogins(text, path);
 }
@@ -113,7 +114,7 @@ export async function writeLogins(path: string, uid: number, logins: readonly St
     await ensurePrivateDirectory(dirname(path), uid);
     await writePrivateFile(path, HEADER + body);
   } catch (error) {
-    throw storeProblem(error, path, uid);
+    throw await storeProblem(error, path, uid);
   }
 }
 
@@ -150,7 +151,7 @@ async function lockLogins(path: string, uid: number): Promise<() => Promise<void
   try {
     await ensurePrivateDirectory(dirname(path), uid);
   } catch (error) {
-    throw storeProblem(error, path, uid);
+    throw await storeProblem(error, path, uid);
   }
   for (;;) {
     await restoreAbandoned(lock);
@@ -158,7 +159,7 @@ async function lockLogins(path: string, uid: number): Promise<() => Promise<void
       await (await open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600)).close();
       return () => rm(lock, { force: true });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw storeProblem(error, path, uid);
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw await storeProblem(error, path, uid);
     }
     const since = (await lstat(lock).catch(() => undefined))?.mtimeMs;
     if (since !== undefined && Date.now() - since > STALE_LOCK_MS) {
@@ -186,7 +187,7 @@ async function takeOverStale(lock: string): Promise<void> {
     await rename(lock, aside);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw storeProblem(error, lock);
+    throw await storeProblem(error, lock);
   }
   try {
     const moved = await lstat(aside);
@@ -257,11 +258,19 @@ async function parseLogins(text: string, path: string): Promise<StoredLogin[]> {
 }
 
 /** `uid`: the process's, for the chown a directory of root's needs (a lock's errors never are one). */
-function storeProblem(error: unknown, path: string, uid = -1): unknown {
+async function storeProblem(error: unknown, path: string, uid = -1): Promise<unknown> {
   if (error instanceof PrivateDirectoryError) return directoryProblem(error, path, uid);
   if (!(error instanceof PrivateFileError)) {
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code !== 'string') return error;
+    // A directory above the store it may not enter (~/.config made by root under sudo without -H)
+    // or a file in its way: named, with its fix, where the hint sent the user to the file.
+    const blocker = code === 'EACCES' || code === 'ENOTDIR' ? await findBlocker(path) : undefined;
+    if (blocker?.kind === 'not-directory') return new CredentialError('RWS_CREDENTIAL_UNREADABLE', `cannot use the stored logins ${path}: ${blocker.path} is not a directory (${code})`, `move ${blocker.path} aside, or point XDG_CONFIG_HOME at a directory of yours`);
+    if (blocker !== undefined) {
+      const hint = blocker.owner === uid ? `chmod u+x ${blocker.path}` : leftByRoot(blocker, uid) ? leftByRootHint(blocker, uid) : `it is uid ${blocker.owner}'s: run as that user, or point HOME (sudo -H) or XDG_CONFIG_HOME at your own`;
+      return new CredentialError('RWS_CREDENTIAL_UNREADABLE', `cannot use the stored logins ${path}: you (uid ${uid}) may not enter ${blocker.path} (${code}: mode ${modeText(blocker.mode)}, owned by uid ${blocker.owner})`, hint);
+    }
     return new CredentialError('RWS_CREDENTIAL_UNREADABLE', `cannot use the stored logins ${path} (${code})`, 'check the permissions of the file and its directory');
   }
   if (error.problem.kind === 'not-private') {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditRowsSync, cliOk, makeApiKey, makeStore, startServer, until, type RunningServer, type TestStore } from '../server/helpers/server.js';
-import { BIN, baseEnv, fixture, makeRuntimeDir, removeDir, runBin, waitForLine } from '../helpers/cli.js';
+import { BIN, baseEnv, fixture, makeRuntimeDir, makeSharedDir, removeDir, runBin, waitForLine } from '../helpers/cli.js';
 
 let storeA: TestStore;
 let storeB: TestStore;
@@ -436,6 +436,28 @@ describe('a stored login someone else could read or wrote by hand', () => {
     expect(offline.exitCode).toBe(125);
     expect(offline.stderr).toContain(`error RWS_FALLBACK_UNSAFE: the fallback cache ${copy} is refused: it is owned by uid 65534, not by you (hint: it is uid 65534's: run as that user, or point HOME (sudo -H) or XDG_STATE_HOME at your own; do not remove it)`);
     expect(offline.stderr).not.toContain('fallback clean');
+  });
+
+  it("a ~/.config root made 0700 in the user's HOME (a login under sudo without -H): named, with root's chown of it, where the hint pointed at the logins file", async (context) => {
+    if (process.getuid?.() !== 0) return context.skip();
+    const shared = makeSharedDir();
+    try {
+      const theirs = join(shared, 'home');
+      mkdirSync(theirs, { mode: 0o700 });
+      chownSync(theirs, 65534, 65534);
+      const config = join(theirs, '.config');
+      mkdirSync(config, { mode: 0o700 });
+      const store = join(config, 'run-with-secrets', 'credentials.yaml');
+      const hint = `root made it (sudo without -H keeps your HOME): sudo chown -R 65534 ${config}, then run again`;
+      for (const args of [['--vault-url', serverA.url, '-e', 'prod', '-k', 'A_ONE', '--', 'true'], ['whoami', '--vault-url', serverA.url]]) {
+        const result = await execa(BIN, args, { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { HOME: theirs }) });
+        printed.push(result.stdout, result.stderr);
+        expect([result.exitCode, result.stdout]).toEqual([125, '']);
+        expect(result.stderr).toBe(`run-with-secrets: error RWS_CREDENTIAL_UNREADABLE: cannot use the stored logins ${store}: you (uid 65534) may not enter ${config} (EACCES: mode 700, owned by uid 0) (hint: ${hint})`);
+      }
+    } finally {
+      removeDir(shared);
+    }
   });
 
   it('a named pipe at its place is refused at once, not waited on for a writer (also a fallback copy)', async () => {
