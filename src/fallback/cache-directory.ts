@@ -8,8 +8,8 @@
 //   group and others, on a read as on a write; it is never narrowed (a 0755 project directory).
 // - A path a read cannot follow to the directory at all (ENOTDIR, EACCES) names the part in its way.
 import { chmod, lstat, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import type { Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { realpathSync, statSync, type Stats } from 'node:fs';
 import { FallbackError } from '../errors.js';
 import { otherOwnerHint } from '../config/private-file.js';
 import { findBlocker, leftByRoot, leftByRootHint } from '../blocked-path.js';
@@ -89,7 +89,7 @@ function refusal(path: string, uid: number, kind: CacheDirectoryKind, info: Stat
   let hint: string;
   if (problem === 'not-directory') {
     reason = info.isSymbolicLink() ? 'is a symbolic link, not a directory' : 'is not a directory';
-    hint = kind === 'default' ? `rm ${dir} (a link goes without its target), and let a --fallback run make the directory again` : yours;
+    hint = kind === 'default' ? `rm ${dir} (a link goes without its target), and let a --fallback run make the directory again` : (info.isSymbolicLink() && throughTarget(path)) || yours;
   } else if (problem === 'other-owner') {
     reason = `is owned by uid ${info.uid}, not by you (uid ${uid})`;
     // Root's directory in a user's HOME is what a sudo without -H left: the user may have it back,
@@ -104,4 +104,15 @@ function refusal(path: string, uid: number, kind: CacheDirectoryKind, info: Stat
     hint = `chmod go-w ${dir}, ${elsewhere}`;
   }
   return new FallbackError('RWS_FALLBACK_UNSAFE', `the fallback cache ${path} is refused: its directory ${dir} ${reason}`, hint);
+}
+
+/** A --fallback=PATH through a linked directory (~/jobs -> /data/jobs): the same PATH without the link. */
+function throughTarget(path: string): string | undefined {
+  try {
+    const target = realpathSync(dirname(path));
+    if (!statSync(target).isDirectory()) return undefined;
+    return `give --fallback=${join(target, basename(path))}, the directory the link points to, not the link`;
+  } catch {
+    return undefined;
+  }
 }

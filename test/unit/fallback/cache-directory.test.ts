@@ -3,7 +3,7 @@
 // parameter, so root's directory can be judged as a user would judge it.
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FallbackError } from '../../../src/errors.js';
 import { checkCacheDirectory, prepareCacheDirectory } from '../../../src/fallback/cache-directory.js';
@@ -71,6 +71,18 @@ describe('the directory of a copy', () => {
       expect((await refusal(checkCacheDirectory(path, uid, kind))).message).toContain(`its directory ${dir} is a symbolic link, not a directory`);
       await refusal(prepareCacheDirectory(path, uid, kind));
     }
+    // A PATH of one's own through a link (~/jobs -> /data/jobs): the hint gives the same PATH without it.
+    for (const check of [checkCacheDirectory(path, uid, 'chosen'), prepareCacheDirectory(path, uid, 'chosen')]) {
+      expect((await refusal(check)).hint).toBe(`give --fallback=${join(real, basename(path))}, the directory the link points to, not the link`);
+    }
+    // A link to a file, or a file, where the directory is needed: no PATH through it to offer.
+    rmSync(dir);
+    writeFileSync(join(base, 'file'), '');
+    symlinkSync(join(base, 'file'), dir);
+    expect((await refusal(checkCacheDirectory(path, uid, 'chosen'))).hint).toBe('give --fallback=PATH in a directory of yours that only you can write');
+    rmSync(dir);
+    writeFileSync(dir, '');
+    expect((await refusal(checkCacheDirectory(path, uid, 'chosen'))).hint).toBe('give --fallback=PATH in a directory of yours that only you can write');
   });
 
   it('a file above the directory: RWS_FALLBACK_UNREADABLE naming that file, where the lookup\'s ENOTDIR came out as an internal error', async () => {
