@@ -119,11 +119,16 @@ export async function writeLogins(path: string, uid: number, logins: readonly St
 }
 
 /** logout --all: the file, the temp files of logins killed while writing (each holds a key), and a lock left behind. */
-export async function removeLogins(path: string): Promise<void> {
-  await rm(path, { force: true });
-  await removeLeftoverTemps(path, () => false, true);
-  await removeLeftoverTemps(`${path}.lock`, () => false, true);
-  await rm(`${path}.lock`, { force: true });
+export async function removeLogins(path: string, uid: number): Promise<void> {
+  try {
+    await rm(path, { force: true });
+    await removeLeftoverTemps(path, () => false, true);
+    await removeLeftoverTemps(`${path}.lock`, () => false, true);
+    await rm(`${path}.lock`, { force: true });
+  } catch (error) {
+    // The way out of a refused store must say what keeps it (a directory root made), not RWS_INTERNAL.
+    throw await storeProblem(error, path, uid);
+  }
 }
 
 /**

@@ -455,6 +455,18 @@ describe('a stored login someone else could read or wrote by hand', () => {
         expect([result.exitCode, result.stdout]).toEqual([125, '']);
         expect(result.stderr).toBe(`run-with-secrets: error RWS_CREDENTIAL_UNREADABLE: cannot use the stored logins ${store}: you (uid 65534) may not enter ${config} (EACCES: mode 700, owned by uid 0) (hint: ${hint})`);
       }
+      // logout --all, the way out of a refused store, says the same where it failed with RWS_INTERNAL.
+      mkdirSync(join(config, 'run-with-secrets'), { mode: 0o700 });
+      writeFileSync(store, 'logins: []\n', { mode: 0o600 });
+      chownSync(config, 65534, 65534);
+      const ownDir = join(config, 'run-with-secrets');
+      const logout = await execa(BIN, ['logout', '--all'], { uid: 65534, gid: 65534, reject: false, extendEnv: false, env: baseEnv(shared, { HOME: theirs }) });
+      printed.push(logout.stdout, logout.stderr);
+      expect([logout.exitCode, logout.stdout]).toEqual([125, '']);
+      expect(logout.stderr).toBe(
+        `run-with-secrets: error RWS_CREDENTIAL_UNREADABLE: cannot use the stored logins ${store}: you (uid 65534) may not enter ${ownDir} (EACCES: mode 700, owned by uid 0) (hint: root made it (sudo without -H keeps your HOME): sudo chown -R 65534 ${ownDir}, then run again)`,
+      );
+      expect(existsSync(store)).toBe(true);
     } finally {
       removeDir(shared);
     }

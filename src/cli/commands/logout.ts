@@ -15,7 +15,7 @@ export async function logout(context: CommandContext): Promise<number> {
     const path = credentialsPath(facts.env);
     if (path === undefined) throw new UsageError('neither XDG_CONFIG_HOME nor HOME is set', 'set HOME');
     // Removed unread: --all must work on a file we would refuse to read (the way out of a bad one).
-    await removeLogins(path);
+    await removeLogins(path, facts.uid);
     context.stdout.write(`removed every stored key (${path}); the keys stay valid at their vaults until revoked there\n`);
     return 0;
   }
