@@ -194,5 +194,7 @@ function edit(bytes: Buffer, pattern: RegExp, replace: (match: RegExpExecArray) 
   const text = bytes.toString('latin1');
   const match = pattern.exec(text);
   if (!match) throw new Error(`no ${pattern} in the file`);
-  return Buffer.from(text.replace(match[0], replace(match)), 'latin1');
+  // A function, not a string: the salt's random bytes may hold `$$` or `$&`, which a replacement
+  // string expands (one run in 300 of the not-JSON case edited the wrong bytes).
+  return Buffer.from(text.replace(match[0], () => replace(match)), 'latin1');
 }
