@@ -39,8 +39,6 @@ export class AuditLogLock {
       throw unusable(lockFile, cause);
     }
     try {
-      // SQLite falls back to read-only when it may not write the file, and then holds no write lock.
-      if (db.readonly) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be written by this user`, { hint: `chown it to the user running secrets-server (it stays empty), or move it away: it is made again` });
       // A journal file would be made beside the log while the lock is held, and left there by a SIGKILL.
       db.pragma('journal_mode = MEMORY');
       db.exec('BEGIN EXCLUSIVE');
@@ -82,6 +80,15 @@ function ensureLockFile(lockFile: string): Stats {
   if (!stat.isFile()) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not a regular file (a link is never followed)`, { hint: `move it away: it is made again, empty` });
   // Whoever may open it can hold a lock on it, and keep every server from starting.
   if ((stat.mode & 0o077) !== 0) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is open to others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${lockFile}` });
+  // Its owner may always chmod it and open it, so another user's could be held by that user.
+  const self = process.geteuid?.();
+  if (self !== undefined && stat.uid !== self) {
+    throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} belongs to uid ${stat.uid}, not to the server's user (uid ${self})`, { hint: `chown ${self} ${lockFile} (it stays empty), or move it away: it is made again` });
+  }
+  // SQLite opens a file it may not write read-only, without a word (better-sqlite3's `readonly`
+  // says only what was asked), and its BEGIN EXCLUSIVE then holds a read lock that a second
+  // server shares: 0400 let two in.
+  if ((stat.mode & 0o600) !== 0o600) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not readable and writable by its owner (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${lockFile}` });
   return stat;
 }
 

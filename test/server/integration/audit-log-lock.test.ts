@@ -2,7 +2,7 @@
 // spelled, is refused at start; the lock dies with its holder (SIGKILL included) and is kept
 // through logrotate's two modes. Real servers, real files, real signals.
 import { spawn } from 'node:child_process';
-import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
@@ -19,8 +19,9 @@ afterAll(async () => {
 });
 
 /** `serve` that is expected to be refused: its exit status and output; stopped if it does start. */
-async function refusedStart(auditLog: string): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
-  const child = spawn(BIN, ['serve', '--store', store.dir, '--port', '0', '--audit-log', auditLog], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function refusedStart(auditLog: string, on: TestStore = store, wrap: string[] = []): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+  const [command, ...prefix] = wrap.length > 0 ? [...wrap, process.execPath, BIN] : [BIN];
+  const child = spawn(command as string, [...prefix, 'serve', '--store', on.dir, '--port', '0', '--audit-log', auditLog], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -95,6 +96,47 @@ describe('a lock file that cannot be trusted', () => {
     expect(link.exitCode).toBe(1);
     expect(link.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock is not a regular file (a link is never followed) (hint: move it away: it is made again, empty)\n`);
     expect(await readdir(dir)).not.toContain('elsewhere');
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('a lock file of the wrong owner or mode', () => {
+  const NOBODY = 65534;
+  const AS_NOBODY = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
+
+  it('0400 (SQLite opened it read-only and shared a read lock with a second server) and another user\'s are refused at start', async () => {
+    const own = await makeStore({ production: { SERVICE_B_KEY: 'audit-lock-value' } });
+    try {
+      await chmod(own.root, 0o711);
+      for (const name of ['', ...(await readdir(own.dir))]) await chown(path.join(own.dir, name), NOBODY, NOBODY);
+      const dir = path.join(own.root, 'logs');
+      await mkdir(dir, { mode: 0o700 });
+      await chown(dir, NOBODY, NOBODY);
+      const log = path.join(dir, 'audit.jsonl');
+      await writeFile(`${log}.lock`, '', { mode: 0o400 });
+      await chown(`${log}.lock`, NOBODY, NOBODY);
+      const readOnly = await refusedStart(log, own, AS_NOBODY);
+      expect(readOnly.exitCode).toBe(1);
+      expect(readOnly.stdout).not.toContain('listening');
+      expect(readOnly.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock is not readable and writable by its owner (mode 400) (hint: chmod 600 ${log}.lock)\n`);
+
+      // Root's server, and a lock file its owner (nobody) may open and hold whenever it likes.
+      await chmod(`${log}.lock`, 0o600);
+      const others = await refusedStart(log, own);
+      expect(others.exitCode).toBe(1);
+      expect(others.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock belongs to uid ${NOBODY}, not to the server's user (uid 0) (hint: chown 0 ${log}.lock (it stays empty), or move it away: it is made again)\n`);
+
+      // Its own user's, 0600: one server, and the second refused.
+      const first = await startServer(own, ['--audit-log', log], {}, AS_NOBODY);
+      try {
+        const second = await refusedStart(log, own, AS_NOBODY);
+        expect(second.exitCode).toBe(1);
+        expect(second.stderr).toBe(inUse(log, first));
+      } finally {
+        expect(await first.stop()).toBe(0);
+      }
+    } finally {
+      await own.cleanup();
+    }
   });
 });
 
