@@ -18,6 +18,14 @@ import { AuditLogInUseError } from '../state/state-errors.js';
 import { describeHolders, lockHolders } from '../state/sqlite/lock-holders.js';
 import { explainFileErrno } from '../system-errors.js';
 
+/**
+ * How long a start waits on the lock. Taking SQLite's write lock passes through its shared lock:
+ * two servers started at the same moment each held one and refused the other's write lock at
+ * once (timeout 0), and both exited naming a holder that was gone. With a wait, one gives way
+ * (SQLite drops its shared lock before it retries) and the other gets the lock.
+ */
+const START_WAIT_MS = 250;
+
 export class AuditLogLock {
   private constructor(
     readonly lockFile: string,
@@ -26,15 +34,15 @@ export class AuditLogLock {
     private readonly db: BetterSqlite3.Database,
   ) {}
 
-  /** Throws AuditLogInUseError while another process holds it. */
-  static take(logFile: string): AuditLogLock {
+  /** Throws AuditLogInUseError while another process holds it (after `waitMs` of SQLite's retries). */
+  static take(logFile: string, waitMs = START_WAIT_MS): AuditLogLock {
     const lockFile = `${logFile}.lock`;
     const file = ensureLockFile(lockFile);
     // Loaded here, synchronously: a server without --audit-log, on PostgreSQL, never loads SQLite.
     const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
     let db: BetterSqlite3.Database;
     try {
-      db = new Sqlite(lockFile, { fileMustExist: true, timeout: 0 });
+      db = new Sqlite(lockFile, { fileMustExist: true, timeout: waitMs });
     } catch (cause) {
       throw unusable(lockFile, cause);
     }
@@ -54,7 +62,9 @@ export class AuditLogLock {
   follow(): AuditLogLock {
     const now = lstatOrNothing(this.lockFile);
     if (now !== undefined && now.dev === this.held.dev && now.ino === this.held.ino) return this;
-    const next = AuditLogLock.take(this.logFile);
+    // On a write's path too (a deleted log made again): a lock held elsewhere is refused without
+    // blocking the thread, and the request is a 503 as any failed write is.
+    const next = AuditLogLock.take(this.logFile, 0);
     this.release();
     return next;
   }

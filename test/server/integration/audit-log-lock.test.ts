@@ -2,8 +2,9 @@
 // spelled, is refused at start; the lock dies with its holder (SIGKILL included) and is kept
 // through logrotate's two modes. Real servers, real files, real signals.
 import { spawn } from 'node:child_process';
-import { chmod, chown, copyFile, mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 
@@ -78,6 +79,55 @@ describe('a second server on the same --audit-log file', () => {
       await first.stop();
       await restarted?.stop();
       await other?.stop();
+    }
+  });
+});
+
+describe('a start that meets another one passing through the lock', () => {
+  // Taking SQLite's write lock passes through its shared lock, so two servers started at the same
+  // moment each saw the other's and both were refused (about one time in three, two processes
+  // taking it at the same millisecond). Here the other is a reader holding the shared lock until
+  // the server has the lock file open: the server waits for it rather than refuse at once.
+  const READER = `
+    const Sqlite = require(${JSON.stringify(path.resolve('node_modules/better-sqlite3'))});
+    const db = new Sqlite(process.argv[1], { fileMustExist: true });
+    db.exec('BEGIN');
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    console.log('reading');
+    process.stdin.once('data', () => {
+      db.exec('COMMIT');
+      db.close();
+    });`;
+
+  it('starts once that lock is let go, and is not refused', async () => {
+    const { log } = await logDir('passing-through');
+    await writeFile(`${log}.lock`, '', { mode: 0o600 });
+    const reader = execa(process.execPath, ['-e', READER, `${log}.lock`], { stdin: 'pipe' });
+    await new Promise<void>((resolve) => reader.stdout?.once('data', () => resolve()));
+    const server = spawn(BIN, ['serve', '--store', store.dir, '--port', '0', '--audit-log', log], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    server.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    server.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+    try {
+      const opened = async () => {
+        const fds = await readdir(`/proc/${server.pid}/fd`).catch(() => []);
+        const targets = await Promise.all(fds.map((fd) => readlink(`/proc/${server.pid}/fd/${fd}`).catch(() => '')));
+        return targets.includes(`${log}.lock`) || server.exitCode !== null;
+      };
+      // Polled closely: the server waits 250 ms for the lock, and the reader must let go within them.
+      const deadline = Date.now() + 10_000;
+      while (!(await opened()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
+      reader.stdin?.write('go\n');
+      await until(async () => stdout.includes('listening') || server.exitCode !== null);
+      expect(stderr).toBe('');
+      expect(stdout).toContain('listening');
+    } finally {
+      server.kill('SIGTERM');
+      await exited;
+      reader.stdin?.end();
+      await reader;
     }
   });
 });
