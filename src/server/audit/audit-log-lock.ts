@@ -10,7 +10,8 @@
 // is never removed (a lock file deleted while another process has it open lets two holders in);
 // if something moves or deletes it anyway (a logrotate pattern that matches it, a cleanup), the
 // next SIGHUP, or the remaking of a deleted log, takes the one at the path again.
-import { closeSync, constants, lstatSync, openSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, openSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../errors.js';
@@ -99,6 +100,13 @@ function ensureLockFile(lockFile: string): Stats {
   // says only what was asked), and its BEGIN EXCLUSIVE then holds a read lock that a second
   // server shares: 0400 let two in.
   if ((stat.mode & 0o600) !== 0o600) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not readable and writable by its owner (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${lockFile}` });
+  // Read-only for another reason than its mode, and so let two in alike: a read-only mount with
+  // only the log made writable (systemd's ReadWritePaths= naming the file, a container's bind mount).
+  try {
+    accessSync(lockFile, constants.W_OK);
+  } catch (cause) {
+    throw cannotMake(lockFile, cause, 'written');
+  }
   return stat;
 }
 
@@ -111,12 +119,18 @@ function lstatOrNothing(file: string): Stats | undefined {
   }
 }
 
-function cannotMake(lockFile: string, cause: unknown): RwsError {
+function cannotMake(lockFile: string, cause: unknown, verb: 'made' | 'written' = 'made'): RwsError {
   const { words, hint } = explainFileErrno(cause);
   const code = (cause as { code?: unknown }).code;
   // A log made by root in a directory the server may not write (/var/log): the lock file cannot be.
-  const next = code === 'EACCES' || code === 'EPERM' ? `let the user running secrets-server write its directory, or make it for that user: install -m 600 -o USER /dev/null ${lockFile}` : hint;
-  return new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be made: ${words}`, { hint: next, cause });
+  // A log writable on a read-only mount (made so alone): the generic hint, to move the log, says not why.
+  const next =
+    code === 'EACCES' || code === 'EPERM'
+      ? `let the user running secrets-server write its directory, or make it for that user: install -m 600 -o USER /dev/null ${lockFile}`
+      : code === 'EROFS'
+        ? `the lock lives beside the log: make ${dirname(lockFile)} writable for the server (systemd: ReadWritePaths= that directory, not the log alone), or give --audit-log a path on a writable file system`
+        : hint;
+  return new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be ${verb}: ${words}`, { hint: next, cause });
 }
 
 /** SQLite's own refusal (not a database, an I/O error): by its code only. */

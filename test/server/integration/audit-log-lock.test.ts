@@ -190,6 +190,36 @@ describe.skipIf(process.getuid?.() !== 0)('a lock file of the wrong owner or mod
   });
 });
 
+describe.skipIf(process.getuid?.() !== 0)('a log made writable alone on a read-only mount', () => {
+  // As systemd's ProtectSystem=strict with ReadWritePaths= naming the log, or a container's bind
+  // mount of the file: SQLite opened a lock file there read-only, without a word, and two servers
+  // both started on the log.
+  it('is refused at start, whether the lock file is there or would have to be made', async () => {
+    const { dir } = await logDir('read-only-mount');
+    const mount = path.join(dir, 'mnt');
+    const writable = path.join(dir, 'writable.jsonl');
+    const log = path.join(mount, 'audit.jsonl');
+    await mkdir(mount);
+    await writeFile(writable, '', { mode: 0o600 });
+    const hint = `the lock lives beside the log: make ${mount} writable for the server (systemd: ReadWritePaths= that directory, not the log alone), or give --audit-log a path on a writable file system`;
+    for (const lockFile of [true, false]) {
+      await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=700', 'tmpfs', mount]);
+      try {
+        await writeFile(log, '', { mode: 0o600 });
+        if (lockFile) await writeFile(`${log}.lock`, '', { mode: 0o600 });
+        await execa('mount', ['-o', 'remount,ro', mount]);
+        await execa('mount', ['--bind', writable, log]);
+        const refused = await refusedStart(log);
+        expect(refused.exitCode).toBe(1);
+        expect(refused.stdout).not.toContain('listening');
+        expect(refused.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock cannot be ${lockFile ? 'written' : 'made'}: read-only file system (EROFS) (hint: ${hint})\n`);
+      } finally {
+        await execa('umount', ['-R', mount]);
+      }
+    }
+  });
+});
+
 describe('the lock under logrotate', () => {
   it('create mode: the moved log keeps the lock at its path, and a lock file moved with it is followed at the SIGHUP', async () => {
     const { log } = await logDir('create-mode');
