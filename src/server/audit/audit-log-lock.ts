@@ -53,7 +53,7 @@ export class AuditLogLock {
       db.exec('BEGIN EXCLUSIVE');
     } catch (cause) {
       db.close();
-      if ((cause as { code?: unknown }).code === 'SQLITE_BUSY') throw new AuditLogInUseError(logFile, lockFile, describeHolders(lockHolders(lockFile), 'sharing this file'));
+      if ((cause as { code?: unknown }).code === 'SQLITE_BUSY') throw inUse(logFile, lockFile);
       throw cause instanceof RwsError ? cause : unusable(lockFile, cause);
     }
     return new AuditLogLock(lockFile, logFile, file, db);
@@ -108,6 +108,13 @@ function ensureLockFile(lockFile: string): Stats {
     throw cannotMake(lockFile, cause, 'written');
   }
   return stat;
+}
+
+/** "Stop the other one first" would not do for a holder already stopped: it must be continued or ended. */
+function inUse(logFile: string, lockFile: string): AuditLogInUseError {
+  const holders = lockHolders(lockFile);
+  const stopped = holders.filter((holder) => holder.stopped === true).map((holder) => holder.pid);
+  return new AuditLogInUseError(logFile, lockFile, describeHolders(holders, 'sharing this file'), stopped);
 }
 
 function lstatOrNothing(file: string): Stats | undefined {

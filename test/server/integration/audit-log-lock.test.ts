@@ -6,6 +6,7 @@ import { chmod, chown, copyFile, mkdir, readdir, readFile, readlink, rename, rm,
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseProcStat } from '../../../src/process/proc-stat.js';
 import { BIN, call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 
 let store: TestStore;
@@ -128,6 +129,26 @@ describe('a start that meets another one passing through the lock', () => {
       await exited;
       reader.stdin?.end();
       await reader;
+    }
+  });
+});
+
+describe('a holder that is stopped', () => {
+  it('is named so, and the hint says to continue or end it, not to stop it', async () => {
+    const { log } = await logDir('stopped-holder');
+    const first = await startServer(store, ['--audit-log', log]);
+    const pid = first.process.pid as number;
+    try {
+      first.process.kill('SIGSTOP');
+      await until(async () => parseProcStat(await readFile(`/proc/${pid}/stat`, 'latin1'))?.state === 'T');
+      const refused = await refusedStart(log);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toBe(
+        `secrets-server: error RWS_AUDIT_LOG_IN_USE: the audit log ${log} is written by another server: process ${pid} (node, stopped) holds its lock ${log}.lock (hint: one file per server: give this one an --audit-log of its own; a stopped process keeps the lock until it is continued or ends: continue it (kill -CONT ${pid}) or end it first)\n`,
+      );
+    } finally {
+      first.process.kill('SIGCONT');
+      expect(await first.stop()).toBe(0);
     }
   });
 });
