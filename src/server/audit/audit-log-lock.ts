@@ -10,13 +10,22 @@
 // is never removed (a lock file deleted while another process has it open lets two holders in);
 // if something moves or deletes it anyway (a logrotate pattern that matches it, a cleanup), the
 // next SIGHUP, or the remaking of a deleted log, takes the one at the path again.
-import { closeSync, constants, lstatSync, openSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, openSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RwsError } from '../../errors.js';
 import { AuditLogInUseError } from '../state/state-errors.js';
 import { describeHolders, lockHolders } from '../state/sqlite/lock-holders.js';
 import { explainFileErrno } from '../system-errors.js';
+
+/**
+ * How long a start waits on the lock. Taking SQLite's write lock passes through its shared lock:
+ * two servers started at the same moment each held one and refused the other's write lock at
+ * once (timeout 0), and both exited naming a holder that was gone. With a wait, one gives way
+ * (SQLite drops its shared lock before it retries) and the other gets the lock.
+ */
+const START_WAIT_MS = 250;
 
 export class AuditLogLock {
   private constructor(
@@ -26,27 +35,25 @@ export class AuditLogLock {
     private readonly db: BetterSqlite3.Database,
   ) {}
 
-  /** Throws AuditLogInUseError while another process holds it. */
-  static take(logFile: string): AuditLogLock {
+  /** Throws AuditLogInUseError while another process holds it (after `waitMs` of SQLite's retries). */
+  static take(logFile: string, waitMs = START_WAIT_MS): AuditLogLock {
     const lockFile = `${logFile}.lock`;
     const file = ensureLockFile(lockFile);
     // Loaded here, synchronously: a server without --audit-log, on PostgreSQL, never loads SQLite.
     const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
     let db: BetterSqlite3.Database;
     try {
-      db = new Sqlite(lockFile, { fileMustExist: true, timeout: 0 });
+      db = new Sqlite(lockFile, { fileMustExist: true, timeout: waitMs });
     } catch (cause) {
       throw unusable(lockFile, cause);
     }
     try {
-      // SQLite falls back to read-only when it may not write the file, and then holds no write lock.
-      if (db.readonly) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be written by this user`, { hint: `chown it to the user running secrets-server (it stays empty), or move it away: it is made again` });
       // A journal file would be made beside the log while the lock is held, and left there by a SIGKILL.
       db.pragma('journal_mode = MEMORY');
       db.exec('BEGIN EXCLUSIVE');
     } catch (cause) {
       db.close();
-      if ((cause as { code?: unknown }).code === 'SQLITE_BUSY') throw new AuditLogInUseError(logFile, lockFile, describeHolders(lockHolders(lockFile), 'sharing this file'));
+      if ((cause as { code?: unknown }).code === 'SQLITE_BUSY') throw inUse(logFile, lockFile);
       throw cause instanceof RwsError ? cause : unusable(lockFile, cause);
     }
     return new AuditLogLock(lockFile, logFile, file, db);
@@ -56,7 +63,9 @@ export class AuditLogLock {
   follow(): AuditLogLock {
     const now = lstatOrNothing(this.lockFile);
     if (now !== undefined && now.dev === this.held.dev && now.ino === this.held.ino) return this;
-    const next = AuditLogLock.take(this.logFile);
+    // On a write's path too (a deleted log made again): a lock held elsewhere is refused without
+    // blocking the thread, and the request is a 503 as any failed write is.
+    const next = AuditLogLock.take(this.logFile, 0);
     this.release();
     return next;
   }
@@ -82,7 +91,30 @@ function ensureLockFile(lockFile: string): Stats {
   if (!stat.isFile()) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not a regular file (a link is never followed)`, { hint: `move it away: it is made again, empty` });
   // Whoever may open it can hold a lock on it, and keep every server from starting.
   if ((stat.mode & 0o077) !== 0) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is open to others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${lockFile}` });
+  // Its owner may always chmod it and open it, so another user's could be held by that user.
+  const self = process.geteuid?.();
+  if (self !== undefined && stat.uid !== self) {
+    throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} belongs to uid ${stat.uid}, not to the server's user (uid ${self})`, { hint: `chown ${self} ${lockFile} (it stays empty), or move it away: it is made again` });
+  }
+  // SQLite opens a file it may not write read-only, without a word (better-sqlite3's `readonly`
+  // says only what was asked), and its BEGIN EXCLUSIVE then holds a read lock that a second
+  // server shares: 0400 let two in.
+  if ((stat.mode & 0o600) !== 0o600) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not readable and writable by its owner (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${lockFile}` });
+  // Read-only for another reason than its mode, and so let two in alike: a read-only mount with
+  // only the log made writable (systemd's ReadWritePaths= naming the file, a container's bind mount).
+  try {
+    accessSync(lockFile, constants.W_OK);
+  } catch (cause) {
+    throw cannotMake(lockFile, cause, 'written');
+  }
   return stat;
+}
+
+/** "Stop the other one first" would not do for a holder already stopped: it must be continued or ended. */
+function inUse(logFile: string, lockFile: string): AuditLogInUseError {
+  const holders = lockHolders(lockFile);
+  const stopped = holders.filter((holder) => holder.stopped === true).map((holder) => holder.pid);
+  return new AuditLogInUseError(logFile, lockFile, describeHolders(holders, 'sharing this file'), stopped);
 }
 
 function lstatOrNothing(file: string): Stats | undefined {
@@ -94,12 +126,18 @@ function lstatOrNothing(file: string): Stats | undefined {
   }
 }
 
-function cannotMake(lockFile: string, cause: unknown): RwsError {
+function cannotMake(lockFile: string, cause: unknown, verb: 'made' | 'written' = 'made'): RwsError {
   const { words, hint } = explainFileErrno(cause);
   const code = (cause as { code?: unknown }).code;
   // A log made by root in a directory the server may not write (/var/log): the lock file cannot be.
-  const next = code === 'EACCES' || code === 'EPERM' ? `let the user running secrets-server write its directory, or make it for that user: install -m 600 -o USER /dev/null ${lockFile}` : hint;
-  return new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be made: ${words}`, { hint: next, cause });
+  // A log writable on a read-only mount (made so alone): the generic hint, to move the log, says not why.
+  const next =
+    code === 'EACCES' || code === 'EPERM'
+      ? `let the user running secrets-server write its directory, or make it for that user: install -m 600 -o USER /dev/null ${lockFile}`
+      : code === 'EROFS'
+        ? `the lock lives beside the log: make ${dirname(lockFile)} writable for the server (systemd: ReadWritePaths= that directory, not the log alone), or give --audit-log a path on a writable file system`
+        : hint;
+  return new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} cannot be ${verb}: ${words}`, { hint: next, cause });
 }
 
 /** SQLite's own refusal (not a database, an I/O error): by its code only. */

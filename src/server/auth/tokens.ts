@@ -171,16 +171,16 @@ function isInt(value: unknown): value is number {
   return Number.isSafeInteger(value);
 }
 
-/**
- * Signs and verifies with one key, remembering tokens it has fully verified (by their exact
- * string, bounded) so that a token used many times is checked in full once: later uses only
- * re-check its time window. Uses, revocations and scope are checked on every request elsewhere.
- */
 /** A JWT's signature segment (the whole string when it has no dot). */
 function signatureOf(token: string): string {
   return token.slice(token.lastIndexOf('.') + 1);
 }
 
+/**
+ * Signs and verifies with one key, remembering tokens it has fully verified (by their exact
+ * string, bounded) so that a token used many times is checked in full once: later uses only
+ * re-check its time window. Uses, revocations and scope are checked on every request elsewhere.
+ */
 export class TokenAuthority {
   // Keyed by the signature, the token's last 43 characters: a lookup hashes those rather than
   // all 400 or so of the token on every request (a measurable share of a read). A hit counts only

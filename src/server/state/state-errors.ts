@@ -20,9 +20,13 @@ export class AuditSinkError extends RwsError {
  * would interleave their lines, and each one's cut-back of a failed write could cut the other's.
  */
 export class AuditLogInUseError extends RwsError {
-  constructor(file: string, lockFile: string, holder: string | undefined) {
+  /** `stopped`: the holders' pids that are stopped (SIGSTOP, a paused container), which keep it as long. */
+  constructor(file: string, lockFile: string, holder: string | undefined, stopped: readonly number[] = []) {
     super('RWS_AUDIT_LOG_IN_USE', `the audit log ${file} is written by another server: ${holder ?? 'another process'} holds its lock ${lockFile}`, {
-      hint: 'one file per server: give this one an --audit-log of its own, or stop the other one first',
+      hint:
+        stopped.length > 0
+          ? `one file per server: give this one an --audit-log of its own; a stopped process keeps the lock until it is continued or ends: continue it (kill -CONT ${stopped.join(' ')}) or end it first`
+          : 'one file per server: give this one an --audit-log of its own, or stop the other one first',
     });
   }
 }

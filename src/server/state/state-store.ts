@@ -185,8 +185,9 @@ export interface StateStore {
   /** Newest first. */
   queryAudit(query: AuditQuery): Promise<StoredAuditRow[]>;
   /**
-   * Requests (folded rows count as many) from `since` on, by outcome, in buckets of one minute or
-   * ten (the first 16 or 15 characters of the ISO time), counted by the database.
+   * Requests (folded rows count as many) from `since` up to `until` (excluded), by outcome, in
+   * buckets of one minute or ten (the first 16 or 15 characters of the ISO time), counted by the
+   * database.
    */
   auditBuckets(since: string, until: string, bucketMinutes: 1 | 10): Promise<AuditBuckets>;
   /** Rows in `seq` order from `afterSeq` on, at most `limit`. */

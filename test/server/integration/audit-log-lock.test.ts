@@ -2,9 +2,11 @@
 // spelled, is refused at start; the lock dies with its holder (SIGKILL included) and is kept
 // through logrotate's two modes. Real servers, real files, real signals.
 import { spawn } from 'node:child_process';
-import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseProcStat } from '../../../src/process/proc-stat.js';
 import { BIN, call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token, until } from '../helpers/server.js';
 
 let store: TestStore;
@@ -19,8 +21,9 @@ afterAll(async () => {
 });
 
 /** `serve` that is expected to be refused: its exit status and output; stopped if it does start. */
-async function refusedStart(auditLog: string): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
-  const child = spawn(BIN, ['serve', '--store', store.dir, '--port', '0', '--audit-log', auditLog], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function refusedStart(auditLog: string, on: TestStore = store, wrap: string[] = []): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+  const [command, ...prefix] = wrap.length > 0 ? [...wrap, process.execPath, BIN] : [BIN];
+  const child = spawn(command as string, [...prefix, 'serve', '--store', on.dir, '--port', '0', '--audit-log', auditLog], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -81,6 +84,75 @@ describe('a second server on the same --audit-log file', () => {
   });
 });
 
+describe('a start that meets another one passing through the lock', () => {
+  // Taking SQLite's write lock passes through its shared lock, so two servers started at the same
+  // moment each saw the other's and both were refused (about one time in three, two processes
+  // taking it at the same millisecond). Here the other is a reader holding the shared lock until
+  // the server has the lock file open: the server waits for it rather than refuse at once.
+  const READER = `
+    const Sqlite = require(${JSON.stringify(path.resolve('node_modules/better-sqlite3'))});
+    const db = new Sqlite(process.argv[1], { fileMustExist: true });
+    db.exec('BEGIN');
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    console.log('reading');
+    process.stdin.once('data', () => {
+      db.exec('COMMIT');
+      db.close();
+    });`;
+
+  it('starts once that lock is let go, and is not refused', async () => {
+    const { log } = await logDir('passing-through');
+    await writeFile(`${log}.lock`, '', { mode: 0o600 });
+    const reader = execa(process.execPath, ['-e', READER, `${log}.lock`], { stdin: 'pipe' });
+    await new Promise<void>((resolve) => reader.stdout?.once('data', () => resolve()));
+    const server = spawn(BIN, ['serve', '--store', store.dir, '--port', '0', '--audit-log', log], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    server.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    server.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+    try {
+      const opened = async () => {
+        const fds = await readdir(`/proc/${server.pid}/fd`).catch(() => []);
+        const targets = await Promise.all(fds.map((fd) => readlink(`/proc/${server.pid}/fd/${fd}`).catch(() => '')));
+        return targets.includes(`${log}.lock`) || server.exitCode !== null;
+      };
+      // Polled closely: the server waits 250 ms for the lock, and the reader must let go within them.
+      const deadline = Date.now() + 10_000;
+      while (!(await opened()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
+      reader.stdin?.write('go\n');
+      await until(async () => stdout.includes('listening') || server.exitCode !== null);
+      expect(stderr).toBe('');
+      expect(stdout).toContain('listening');
+    } finally {
+      server.kill('SIGTERM');
+      await exited;
+      reader.stdin?.end();
+      await reader;
+    }
+  });
+});
+
+describe('a holder that is stopped', () => {
+  it('is named so, and the hint says to continue or end it, not to stop it', async () => {
+    const { log } = await logDir('stopped-holder');
+    const first = await startServer(store, ['--audit-log', log]);
+    const pid = first.process.pid as number;
+    try {
+      first.process.kill('SIGSTOP');
+      await until(async () => parseProcStat(await readFile(`/proc/${pid}/stat`, 'latin1'))?.state === 'T');
+      const refused = await refusedStart(log);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toBe(
+        `secrets-server: error RWS_AUDIT_LOG_IN_USE: the audit log ${log} is written by another server: process ${pid} (node, stopped) holds its lock ${log}.lock (hint: one file per server: give this one an --audit-log of its own; a stopped process keeps the lock until it is continued or ends: continue it (kill -CONT ${pid}) or end it first)\n`,
+      );
+    } finally {
+      first.process.kill('SIGCONT');
+      expect(await first.stop()).toBe(0);
+    }
+  });
+});
+
 describe('a lock file that cannot be trusted', () => {
   it('is refused at start: one others may open (they could hold it), a link', async () => {
     const { dir, log } = await logDir('bad-lock');
@@ -95,6 +167,77 @@ describe('a lock file that cannot be trusted', () => {
     expect(link.exitCode).toBe(1);
     expect(link.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock is not a regular file (a link is never followed) (hint: move it away: it is made again, empty)\n`);
     expect(await readdir(dir)).not.toContain('elsewhere');
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('a lock file of the wrong owner or mode', () => {
+  const NOBODY = 65534;
+  const AS_NOBODY = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
+
+  it('0400 (SQLite opened it read-only and shared a read lock with a second server) and another user\'s are refused at start', async () => {
+    const own = await makeStore({ production: { SERVICE_B_KEY: 'audit-lock-value' } });
+    try {
+      await chmod(own.root, 0o711);
+      for (const name of ['', ...(await readdir(own.dir))]) await chown(path.join(own.dir, name), NOBODY, NOBODY);
+      const dir = path.join(own.root, 'logs');
+      await mkdir(dir, { mode: 0o700 });
+      await chown(dir, NOBODY, NOBODY);
+      const log = path.join(dir, 'audit.jsonl');
+      await writeFile(`${log}.lock`, '', { mode: 0o400 });
+      await chown(`${log}.lock`, NOBODY, NOBODY);
+      const readOnly = await refusedStart(log, own, AS_NOBODY);
+      expect(readOnly.exitCode).toBe(1);
+      expect(readOnly.stdout).not.toContain('listening');
+      expect(readOnly.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock is not readable and writable by its owner (mode 400) (hint: chmod 600 ${log}.lock)\n`);
+
+      // Root's server, and a lock file its owner (nobody) may open and hold whenever it likes.
+      await chmod(`${log}.lock`, 0o600);
+      const others = await refusedStart(log, own);
+      expect(others.exitCode).toBe(1);
+      expect(others.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock belongs to uid ${NOBODY}, not to the server's user (uid 0) (hint: chown 0 ${log}.lock (it stays empty), or move it away: it is made again)\n`);
+
+      // Its own user's, 0600: one server, and the second refused.
+      const first = await startServer(own, ['--audit-log', log], {}, AS_NOBODY);
+      try {
+        const second = await refusedStart(log, own, AS_NOBODY);
+        expect(second.exitCode).toBe(1);
+        expect(second.stderr).toBe(inUse(log, first));
+      } finally {
+        expect(await first.stop()).toBe(0);
+      }
+    } finally {
+      await own.cleanup();
+    }
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('a log made writable alone on a read-only mount', () => {
+  // As systemd's ProtectSystem=strict with ReadWritePaths= naming the log, or a container's bind
+  // mount of the file: SQLite opened a lock file there read-only, without a word, and two servers
+  // both started on the log.
+  it('is refused at start, whether the lock file is there or would have to be made', async () => {
+    const { dir } = await logDir('read-only-mount');
+    const mount = path.join(dir, 'mnt');
+    const writable = path.join(dir, 'writable.jsonl');
+    const log = path.join(mount, 'audit.jsonl');
+    await mkdir(mount);
+    await writeFile(writable, '', { mode: 0o600 });
+    const hint = `the lock lives beside the log: make ${mount} writable for the server (systemd: ReadWritePaths= that directory, not the log alone), or give --audit-log a path on a writable file system`;
+    for (const lockFile of [true, false]) {
+      await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=700', 'tmpfs', mount]);
+      try {
+        await writeFile(log, '', { mode: 0o600 });
+        if (lockFile) await writeFile(`${log}.lock`, '', { mode: 0o600 });
+        await execa('mount', ['-o', 'remount,ro', mount]);
+        await execa('mount', ['--bind', writable, log]);
+        const refused = await refusedStart(log);
+        expect(refused.exitCode).toBe(1);
+        expect(refused.stdout).not.toContain('listening');
+        expect(refused.stderr).toBe(`secrets-server: error RWS_FILE_ACCESS: the audit log's lock file ${log}.lock cannot be ${lockFile ? 'written' : 'made'}: read-only file system (EROFS) (hint: ${hint})\n`);
+      } finally {
+        await execa('umount', ['-R', mount]);
+      }
+    }
   });
 });
 
