@@ -116,13 +116,17 @@ async function serveStore(paths: ReturnType<typeof resolveStore>, options: Serve
     sink?.close();
     throw error;
   }
+  // Listened for before the line is out: a supervisor (or a test) that signals as soon as it reads
+  // it found the handler not yet there when this process was preempted right after the write, and
+  // the signal's default action ended it without its close (the guard's last sync, the log).
+  const stopped = io.untilStopped();
   io.stdout.write(`secrets-server listening on ${server.url}\n`);
   if (server.metricsUrl !== undefined) log(`secrets-server: metrics on ${server.metricsUrl}`);
   if (args.console === true) log(`secrets-server: console on ${server.url}/console/`);
   if (sink !== undefined) reloads.add('audit log', () => sink.reopen(), 'reopened');
   const { tlsFiles } = options;
   if (tlsFiles !== undefined) reloads.add('TLS certificate and key', async () => server.setTls(await loadTlsPair(tlsFiles)));
-  const signal = await io.untilStopped();
+  const signal = await stopped;
   log(`secrets-server: ${signal}, closing`);
   clearInterval(prune);
   await server.close(async () => guard.stop());
