@@ -99,6 +99,29 @@ async function asNobody(args: string[], env: Record<string, string>, shared: str
   return result;
 }
 
+/** A --fallback=PATH copy of `key` in runtimeDir/jobs (0755, the user's), with one offline use queued. */
+async function copyAtPathWithUse(key: string): Promise<{ jobs: string; path: string; queue: string }> {
+  const jobs = join(runtimeDir, 'jobs');
+  const path = join(jobs, 'nightly.bin');
+  mkdirSync(jobs, { mode: 0o755 });
+  expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
+  expect((await run(key, ['--offline', `--fallback=${path}`])).exitCode).toBe(0);
+  return { jobs, path, queue: join(jobs, readdirSync(jobs).find((name) => name.endsWith('.uses'))!) };
+}
+
+/** Runs `test` with a new key and a shared directory holding `name`, root's and 0700 (a HOME sudo -u keeps); removed after. */
+async function withClosedHome(name: string, test: (context: { key: string; shared: string; closed: string }) => Promise<void>): Promise<void> {
+  const { key } = await newKey();
+  const shared = makeSharedDir();
+  try {
+    const closed = join(shared, name);
+    mkdirSync(closed, { mode: 0o700 });
+    await test({ key, shared, closed });
+  } finally {
+    removeDir(shared);
+  }
+}
+
 /** A HOME of nobody's with one copy and one offline use of `key` in the default place. */
 async function nobodysCopy(shared: string, key: string): Promise<{ home: string; dir: string; queue: string }> {
   const home = join(shared, 'home');
@@ -657,66 +680,60 @@ describe('a copy whose path cannot be followed', () => {
   }, 60_000);
 
   it.skipIf(process.getuid?.() !== 0)("a directory this user may not enter (nobody, with root's HOME kept by sudo -u): RWS_FALLBACK_UNREADABLE naming it, with the way to one's own", async () => {
-    const { key } = await newKey();
-    const shared = makeSharedDir();
-    try {
-      const closed = join(shared, 'home');
-      mkdirSync(closed, { mode: 0o700 });
-      const job = (flags: string[], env: Record<string, string>) => asNobody(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], { RWS_API_KEY: key, ...env }, shared);
-      const home = await job(['--offline'], { HOME: closed });
-      expect(home.exitCode).toBe(125);
-      expect(errorLines(home.stderr)).toEqual([
-        expect.stringMatching(
-          new RegExp(
-            `^run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${closed}/\\.local/state/run-with-secrets/fallback/[0-9a-f]{32}\\.bin cannot be reached: you \\(uid 65534\\) may not enter ${closed} \\(EACCES: mode 700, owned by uid 0\\) \\(hint: run with your own HOME \\(sudo -H\\), or point XDG_STATE_HOME at a directory of yours, or give --fallback=PATH\\)$`,
-          ),
+    await withClosedHome('home', async ({ key, shared, closed }) => {
+    const job = (flags: string[], env: Record<string, string>) => asNobody(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], { RWS_API_KEY: key, ...env }, shared);
+    const home = await job(['--offline'], { HOME: closed });
+    expect(home.exitCode).toBe(125);
+    expect(errorLines(home.stderr)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${closed}/\\.local/state/run-with-secrets/fallback/[0-9a-f]{32}\\.bin cannot be reached: you \\(uid 65534\\) may not enter ${closed} \\(EACCES: mode 700, owned by uid 0\\) \\(hint: run with your own HOME \\(sudo -H\\), or point XDG_STATE_HOME at a directory of yours, or give --fallback=PATH\\)$`,
         ),
-      ]);
-      const chosen = join(closed, 'jobs', 'copy.bin');
-      const path = await job(['--offline', `--fallback=${chosen}`], {});
-      expect(errorLines(path.stderr)).toEqual([
-        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${chosen} cannot be reached: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: give --fallback=PATH in a directory of yours, or have uid 0 let you into ${closed})`,
-      ]);
-      // A sudo without -H: root's run made the default place in nobody's own HOME, every directory
-      // it needed root's and 0700. The way out is root's chown of the first of them, not a HOME of one's own.
-      const theirs = join(shared, 'theirs');
-      mkdirSync(theirs, { mode: 0o700 });
-      chownSync(theirs, 65534, 65534);
-      expect((await run(key, ['--fallback'], { HOME: theirs, XDG_STATE_HOME: '' })).exitCode).toBe(0);
-      const rootMade = join(theirs, '.local');
-      const sudoLeft = await job(['--offline'], { HOME: theirs });
-      expect(errorLines(sudoLeft.stderr)).toEqual([
-        expect.stringMatching(
-          new RegExp(
-            `^run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${rootMade}/state/run-with-secrets/fallback/[0-9a-f]{32}\\.bin cannot be reached: you \\(uid 65534\\) may not enter ${rootMade} \\(EACCES: mode 700, owned by uid 0\\) \\(hint: root made it \\(sudo without -H keeps your HOME\\): sudo chown -R 65534 ${rootMade}, then run again\\)$`,
-          ),
+      ),
+    ]);
+    const chosen = join(closed, 'jobs', 'copy.bin');
+    const path = await job(['--offline', `--fallback=${chosen}`], {});
+    expect(errorLines(path.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${chosen} cannot be reached: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: give --fallback=PATH in a directory of yours, or have uid 0 let you into ${closed})`,
+    ]);
+    // A sudo without -H: root's run made the default place in nobody's own HOME, every directory
+    // it needed root's and 0700. The way out is root's chown of the first of them, not a HOME of one's own.
+    const theirs = join(shared, 'theirs');
+    mkdirSync(theirs, { mode: 0o700 });
+    chownSync(theirs, 65534, 65534);
+    expect((await run(key, ['--fallback'], { HOME: theirs, XDG_STATE_HOME: '' })).exitCode).toBe(0);
+    const rootMade = join(theirs, '.local');
+    const sudoLeft = await job(['--offline'], { HOME: theirs });
+    expect(errorLines(sudoLeft.stderr)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${rootMade}/state/run-with-secrets/fallback/[0-9a-f]{32}\\.bin cannot be reached: you \\(uid 65534\\) may not enter ${rootMade} \\(EACCES: mode 700, owned by uid 0\\) \\(hint: root made it \\(sudo without -H keeps your HOME\\): sudo chown -R 65534 ${rootMade}, then run again\\)$`,
         ),
-      ]);
-      execFileSync('chown', ['-R', '65534', rootMade]);
-      const fixed = await job(['--offline'], { HOME: theirs });
-      expect(fixed.exitCode, fixed.stderr).toBe(0);
-      // Their own directory, closed to themselves (chmod 600): the check of its mode passes, the copy's open does not.
-      const own = join(shared, 'own');
-      mkdirSync(own);
-      chownSync(own, 65534, 65534);
-      chmodSync(own, 0o600);
-      const shut = await job(['--offline', `--fallback=${join(own, 'copy.bin')}`], {});
-      expect(errorLines(shut.stderr)).toEqual([
-        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${join(own, 'copy.bin')} cannot be reached: you (uid 65534) may not enter ${own} (EACCES: mode 600, owned by uid 65534) (hint: chmod u+x ${own})`,
-      ]);
-      // The copy itself closed to its owner (chmod 000): the chmod that opens it, not "check the permissions".
-      chmodSync(own, 0o700);
-      const closedCopy = join(own, 'copy.bin');
-      writeFileSync(closedCopy, '', { mode: 0o000 });
-      chownSync(closedCopy, 65534, 65534);
-      chmodSync(closedCopy, 0o000);
-      const unread = await job(['--offline', `--fallback=${closedCopy}`], {});
-      expect(errorLines(unread.stderr)).toEqual([
-        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${closedCopy} cannot be reached: you (uid 65534) may not read it (EACCES: mode 0, owned by uid 65534) (hint: chmod 600 ${closedCopy})`,
-      ]);
-    } finally {
-      removeDir(shared);
-    }
+      ),
+    ]);
+    execFileSync('chown', ['-R', '65534', rootMade]);
+    const fixed = await job(['--offline'], { HOME: theirs });
+    expect(fixed.exitCode, fixed.stderr).toBe(0);
+    // Their own directory, closed to themselves (chmod 600): the check of its mode passes, the copy's open does not.
+    const own = join(shared, 'own');
+    mkdirSync(own);
+    chownSync(own, 65534, 65534);
+    chmodSync(own, 0o600);
+    const shut = await job(['--offline', `--fallback=${join(own, 'copy.bin')}`], {});
+    expect(errorLines(shut.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${join(own, 'copy.bin')} cannot be reached: you (uid 65534) may not enter ${own} (EACCES: mode 600, owned by uid 65534) (hint: chmod u+x ${own})`,
+    ]);
+    // The copy itself closed to its owner (chmod 000): the chmod that opens it, not "check the permissions".
+    chmodSync(own, 0o700);
+    const closedCopy = join(own, 'copy.bin');
+    writeFileSync(closedCopy, '', { mode: 0o000 });
+    chownSync(closedCopy, 65534, 65534);
+    chmodSync(closedCopy, 0o000);
+    const unread = await job(['--offline', `--fallback=${closedCopy}`], {});
+    expect(errorLines(unread.stderr)).toEqual([
+      `run-with-secrets: error RWS_FALLBACK_UNREADABLE: the fallback cache ${closedCopy} cannot be reached: you (uid 65534) may not read it (EACCES: mode 0, owned by uid 65534) (hint: chmod 600 ${closedCopy})`,
+    ]);
+    });
   }, 60_000);
 });
 
@@ -763,12 +780,7 @@ describe('offline uses queued in a directory others may reach', () => {
 
   it('--fallback=PATH whose directory others may write: its queue is not read either, where another key\'s could have been renamed in', async () => {
     const { id, key } = await newKey();
-    const jobs = join(runtimeDir, 'jobs');
-    const path = join(jobs, 'nightly.bin');
-    mkdirSync(jobs, { mode: 0o755 });
-    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
-    expect((await run(key, ['--offline', `--fallback=${path}`])).exitCode).toBe(0);
-    const queue = join(jobs, readdirSync(jobs).find((name) => name.endsWith('.uses'))!);
+    const { jobs, path, queue } = await copyAtPathWithUse(key);
     chmodSync(jobs, 0o775);
     const online = await run(key, [`--fallback=${path}`]);
     expect(online.exitCode, online.stderr).toBe(0);
@@ -840,12 +852,7 @@ describe("offline uses the queue's own directory keeps from the vault", () => {
 
   it.skipIf(process.getuid?.() !== 0)("--fallback=PATH whose queue is another user's: the warnings' hint is of that PATH, not of XDG_STATE_HOME, which changes nothing there", async () => {
     const { key } = await newKey();
-    const jobs = join(runtimeDir, 'jobs');
-    const path = join(jobs, 'nightly.bin');
-    mkdirSync(jobs, { mode: 0o755 });
-    expect((await run(key, [`--fallback=${path}`])).exitCode).toBe(0);
-    expect((await run(key, ['--offline', `--fallback=${path}`])).exitCode).toBe(0);
-    const queue = join(jobs, readdirSync(jobs).find((name) => name.endsWith('.uses'))!);
+    const { jobs, path, queue } = await copyAtPathWithUse(key);
     chownSync(queue, 65534, 65534);
     const hint = "it is uid 65534's: run as that user, or give --fallback=PATH in a directory of yours; do not remove it";
     const online = await run(key, [`--fallback=${path}`]);
@@ -1077,55 +1084,49 @@ describe('removing copies where the path cannot be followed', () => {
   }, 60_000);
 
   it.skipIf(process.getuid?.() !== 0)('fallback clean that cannot enter the directory, or remove what is in it: one error naming the directory, its mode and the fix, and exit 125; the uses it removed are counted, those it left are not', async () => {
-    const { key } = await newKey();
-    const shared = makeSharedDir();
-    try {
-      const closed = join(shared, 'root-home');
-      mkdirSync(closed, { mode: 0o700 });
-      const entered = await asNobody(['fallback', 'clean'], { HOME: closed }, shared);
-      expect([entered.exitCode, entered.stdout]).toEqual([125, '']);
-      expect(entered.stderr).toBe(
-        `run-with-secrets: error RWS_FALLBACK_UNREADABLE: cannot clean ${closed}/.local/state/run-with-secrets/fallback: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: it is uid 0's: run as that user, or with a HOME of your own (sudo -H))`,
-      );
+    await withClosedHome('root-home', async ({ key, shared, closed }) => {
+    const entered = await asNobody(['fallback', 'clean'], { HOME: closed }, shared);
+    expect([entered.exitCode, entered.stdout]).toEqual([125, '']);
+    expect(entered.stderr).toBe(
+      `run-with-secrets: error RWS_FALLBACK_UNREADABLE: cannot clean ${closed}/.local/state/run-with-secrets/fallback: you (uid 65534) may not enter ${closed} (EACCES: mode 700, owned by uid 0) (hint: it is uid 0's: run as that user, or with a HOME of your own (sudo -H))`,
+    );
 
-      const { home, dir, queue } = await nobodysCopy(shared, key);
-      chmodSync(queue, 0o500);
-      const shutQueue = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
-      expect([shutQueue.exitCode, shutQueue.stdout]).toEqual([125, `removed 1 fallback copy from ${dir}`]);
-      expect(shutQueue.stderr).toBe(
-        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${dir}: you (uid 65534) may not read and write ${queue} (EACCES: mode 500) (hint: chmod 700 ${queue})`,
-      );
-      expect(readdirSync(queue)).toHaveLength(1);
-      chmodSync(queue, 0o700);
-      chmodSync(dir, 0o500);
-      const shutDir = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
-      expect([shutDir.exitCode, shutDir.stdout]).toEqual([125, `removed 0 fallback copies from ${dir}`]);
-      // The queue's entries went (its directory is writable); the queue itself could not.
-      expect(shutDir.stderr.split('\n')).toEqual([
-        "run-with-secrets: warning RWS_FALLBACK_UNREPORTED: 1 offline use(s) were never reported to the vault's audit log, and now never will be",
-        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${dir}: you (uid 65534) may not read and write ${dir} (EACCES: mode 500) (hint: chmod 700 ${dir})`,
-      ]);
-      chmodSync(dir, 0o700);
-      const fixed = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
-      expect([fixed.exitCode, fixed.stdout, fixed.stderr]).toEqual([0, `removed 0 fallback copies from ${dir}`, '']);
-      expect(readdirSync(dir).filter((name) => !name.endsWith('.refused'))).toEqual([]);
+    const { home, dir, queue } = await nobodysCopy(shared, key);
+    chmodSync(queue, 0o500);
+    const shutQueue = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+    expect([shutQueue.exitCode, shutQueue.stdout]).toEqual([125, `removed 1 fallback copy from ${dir}`]);
+    expect(shutQueue.stderr).toBe(
+      `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${dir}: you (uid 65534) may not read and write ${queue} (EACCES: mode 500) (hint: chmod 700 ${queue})`,
+    );
+    expect(readdirSync(queue)).toHaveLength(1);
+    chmodSync(queue, 0o700);
+    chmodSync(dir, 0o500);
+    const shutDir = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+    expect([shutDir.exitCode, shutDir.stdout]).toEqual([125, `removed 0 fallback copies from ${dir}`]);
+    // The queue's entries went (its directory is writable); the queue itself could not.
+    expect(shutDir.stderr.split('\n')).toEqual([
+      "run-with-secrets: warning RWS_FALLBACK_UNREPORTED: 1 offline use(s) were never reported to the vault's audit log, and now never will be",
+      `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${dir}: you (uid 65534) may not read and write ${dir} (EACCES: mode 500) (hint: chmod 700 ${dir})`,
+    ]);
+    chmodSync(dir, 0o700);
+    const fixed = await asNobody(['fallback', 'clean'], { HOME: home }, shared);
+    expect([fixed.exitCode, fixed.stdout, fixed.stderr]).toEqual([0, `removed 0 fallback copies from ${dir}`, '']);
+    expect(readdirSync(dir).filter((name) => !name.endsWith('.refused'))).toEqual([]);
 
-      // A --fallback=PATH directory is the user's own (0755 is fine): only the owner's bits are asked for.
-      const jobs = join(home, 'jobs');
-      const path = join(jobs, 'nightly.bin');
-      mkdirSync(jobs, { mode: 0o755 });
-      chownSync(jobs, 65534, 65534);
-      expect((await asNobody(['-e', 'prod', '-k', 'JOB_*', `--fallback=${path}`, '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
-      chmodSync(jobs, 0o555);
-      const chosen = await asNobody(['fallback', 'clean', `--fallback=${path}`], { HOME: home }, shared);
-      expect([chosen.exitCode, chosen.stdout]).toEqual([125, `removed 0 fallback copies from ${jobs}`]);
-      expect(chosen.stderr).toBe(
-        `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${jobs}: you (uid 65534) may not read and write ${jobs} (EACCES: mode 555) (hint: chmod u+rwx ${jobs})`,
-      );
-      expect(existsSync(path)).toBe(true);
-    } finally {
-      removeDir(shared);
-    }
+    // A --fallback=PATH directory is the user's own (0755 is fine): only the owner's bits are asked for.
+    const jobs = join(home, 'jobs');
+    const path = join(jobs, 'nightly.bin');
+    mkdirSync(jobs, { mode: 0o755 });
+    chownSync(jobs, 65534, 65534);
+    expect((await asNobody(['-e', 'prod', '-k', 'JOB_*', `--fallback=${path}`, '--', 'true'], { HOME: home, RWS_API_KEY: key }, shared)).exitCode).toBe(0);
+    chmodSync(jobs, 0o555);
+    const chosen = await asNobody(['fallback', 'clean', `--fallback=${path}`], { HOME: home }, shared);
+    expect([chosen.exitCode, chosen.stdout]).toEqual([125, `removed 0 fallback copies from ${jobs}`]);
+    expect(chosen.stderr).toBe(
+      `run-with-secrets: error RWS_FALLBACK_NOT_REMOVED: 1 fallback copy or queue was left in ${jobs}: you (uid 65534) may not read and write ${jobs} (EACCES: mode 555) (hint: chmod u+rwx ${jobs})`,
+    );
+    expect(existsSync(path)).toBe(true);
+    });
   }, 60_000);
 
   it.skipIf(process.getuid?.() !== 0)("a 401 whose key's copies sit in a directory the user may not change (0500) or enter (0600): one warning with the mode and the chmod, where it said fallback clean would do, or nothing at all; with HOME a file, nothing to say", async () => {

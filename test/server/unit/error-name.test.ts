@@ -15,4 +15,14 @@ describe('nameAndCode', () => {
     expect(nameAndCode(undefined)).toBe('error');
     expect(nameAndCode(null)).toBe('error');
   });
+
+  it('repeats a name or a code only when it is a word: never a newline, a sentence or a value', () => {
+    const renamed = Object.assign(new Error('x'), { name: 'Error\nsecrets-server: forged line s3cr3t' });
+    expect(nameAndCode(renamed)).toBe('Error');
+    expect(nameAndCode(Object.assign(new Error('x'), { name: 42 }))).toBe('Error');
+    expect(nameAndCode(Object.assign(new Error('x'), { code: 'E1\nforged s3cr3t' }))).toBe('Error');
+    expect(nameAndCode(Object.assign(new Error('x'), { code: 'password=s3cr3t' }))).toBe('Error');
+    expect(nameAndCode(Object.assign(new Error('x'), { code: 'ERR_FS_EISDIR' }))).toBe('Error ERR_FS_EISDIR');
+    expect(nameAndCode(Object.assign(new Error('x'), { code: '42P01' }))).toBe('Error 42P01');
+  });
 });
