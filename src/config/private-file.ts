@@ -101,10 +101,11 @@ export async function checkPrivateDirectory(dir: string, uid: number): Promise<v
   if (problem !== undefined) throw new PrivateDirectoryError(dir, problem);
 }
 
-function directoryProblem(info: Stats, uid: number): DirectoryProblem | undefined {
+/** What keeps `info` from being a directory of ours; `open`: the mode bits that may not be set (0o022 for one only closed to writes). */
+export function directoryProblem(info: Stats, uid: number, open = 0o077): DirectoryProblem | undefined {
   if (!info.isDirectory()) return { kind: 'not-directory', link: info.isSymbolicLink() };
   if (uid >= 0 && info.uid !== uid) return { kind: 'other-owner', owner: info.uid };
-  if ((info.mode & 0o077) !== 0) return { kind: 'open', mode: info.mode };
+  if ((info.mode & open) !== 0) return { kind: 'open', mode: info.mode };
   return undefined;
 }
 

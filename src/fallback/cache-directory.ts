@@ -11,7 +11,7 @@ import { chmod, lstat, mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { realpathSync, statSync, type Stats } from 'node:fs';
 import { FallbackError } from '../errors.js';
-import { otherOwnerHint } from '../config/private-file.js';
+import { type DirectoryProblem, directoryProblem, otherOwnerHint } from '../config/private-file.js';
 import { findBlocker, leftByRoot, leftByRootHint } from '../blocked-path.js';
 import { modeText } from '../local-file.js';
 
@@ -26,7 +26,7 @@ export async function checkCacheDirectory(path: string, uid: number, kind: Cache
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw await unreachable(path, uid, kind, error);
   }
-  const problem = directoryProblem(info, uid, kind, false);
+  const problem = cacheDirectoryProblem(info, uid, kind);
   if (problem !== undefined) throw refusal(path, uid, kind, info, problem);
 }
 
@@ -35,9 +35,10 @@ export async function prepareCacheDirectory(path: string, uid: number, kind: Cac
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await lstat(dir);
-  const problem = directoryProblem(info, uid, kind, true);
-  if (problem !== undefined) throw refusal(path, uid, kind, info, problem);
-  if (kind === 'default' && (info.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  const problem = cacheDirectoryProblem(info, uid, kind);
+  // A write closes an open default place itself.
+  if (problem?.kind === 'open' && kind === 'default') await chmod(dir, 0o700);
+  else if (problem !== undefined) throw refusal(path, uid, kind, info, problem);
 }
 
 /**
@@ -70,18 +71,12 @@ export async function unreachable(path: string, uid: number, kind: CacheDirector
   return new FallbackError('RWS_FALLBACK_UNREADABLE', `the fallback cache ${path} cannot be reached: ${reason}`, hint);
 }
 
-type Problem = 'not-directory' | 'other-owner' | 'open';
-
-/** `narrowing`: a write, which closes an open default place itself. */
-function directoryProblem(info: Stats, uid: number, kind: CacheDirectoryKind, narrowing: boolean): Problem | undefined {
-  if (!info.isDirectory()) return 'not-directory';
-  if (uid >= 0 && info.uid !== uid) return 'other-owner';
-  if (kind === 'chosen' && (info.mode & 0o022) !== 0) return 'open';
-  if (kind === 'default' && !narrowing && (info.mode & 0o077) !== 0) return 'open';
-  return undefined;
+/** The default place is held as every private directory of ours; a chosen one only closed to writes. */
+function cacheDirectoryProblem(info: Stats, uid: number, kind: CacheDirectoryKind): DirectoryProblem | undefined {
+  return directoryProblem(info, uid, kind === 'default' ? 0o077 : 0o022);
 }
 
-function refusal(path: string, uid: number, kind: CacheDirectoryKind, info: Stats, problem: Problem): FallbackError {
+function refusal(path: string, uid: number, kind: CacheDirectoryKind, info: Stats, { kind: problem }: DirectoryProblem): FallbackError {
   const dir = dirname(path);
   const yours = 'give --fallback=PATH in a directory of yours that only you can write';
   const elsewhere = `or ${yours}`;
