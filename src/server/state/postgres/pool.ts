@@ -8,7 +8,7 @@ import { clientConfig } from './client-config.js';
 export const POOL_SIZE = 6;
 
 export function newPool(url: string): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(url), max: POOL_SIZE, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool({ ...clientConfig(url), pipeline: true, max: POOL_SIZE, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits 'error' on the pool: it is dropped, not fatal.
   pool.on('error', () => undefined);
   // A client taken from the pool has no 'error' listener (pg-pool listens only while it is idle),

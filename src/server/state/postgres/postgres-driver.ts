@@ -17,6 +17,13 @@ import { clientConfig, timed } from './client-config.js';
 import { endPool, newPool, POOL_SIZE } from './pool.js';
 
 const statementNames = new Map<string, string>();
+/**
+ * A write's own bound on its answer, longer than a statement's: the COMMIT (or the ROLLBACK) sent
+ * behind it in the pipeline bounds both, and decides. A write's timer firing first would close the
+ * connection with a COMMIT already sent, which the database may still apply: a request answered
+ * 503 "nothing served" with its use charged and its row written.
+ */
+const WRITE_TIMEOUT_MS = 2 * QUERY_TIMEOUT_MS;
 const MAX_NAMED = 1_000;
 /** Larger statements (audit inserts of batches past 50 rows) stay unnamed: the database keeps a plan per name and connection. */
 const MAX_NAMED_PARAMETERS = 700;
@@ -113,17 +120,26 @@ class PostgresDriver implements SqlDriver {
       sent = true;
       return left;
     };
+    const send = async <R extends Row = Row>(sql: string, params: readonly unknown[], query_timeout: number): Promise<R[]> => {
+      sent = true;
+      try {
+        return (await client.query(timed(statement(sql, params), query_timeout))).rows as R[];
+      } catch (cause) {
+        broken = cause;
+        throw this.#wrap(cause);
+      }
+    };
+    // Writes whose answers are awaited with the COMMIT's (see Transaction.write).
+    const writes: Array<Promise<unknown>> = [];
     try {
       const tx: Transaction = {
-        query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => {
-          const query_timeout = timeLeft();
-          try {
-            return (await client.query(timed(statement(sql, params), query_timeout))).rows as R[];
-          } catch (cause) {
-            broken = cause;
-            throw this.#wrap(cause);
-          }
+        write: (sql, params = []) => {
+          const answered = send(sql, params, WRITE_TIMEOUT_MS);
+          // Awaited at the commit; a failure before then must not be an unhandled rejection.
+          answered.catch(() => undefined);
+          writes.push(answered);
         },
+        query: <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => send<R>(sql, params, timeLeft()),
         lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
         // Both statements in one simple-protocol query: no parameters (the key is our own
         // number), and at READ COMMITTED the second takes its snapshot after the lock is held.
@@ -149,8 +165,16 @@ class PostgresDriver implements SqlDriver {
       // statement timeout, not what is left: cut short, a commit the database has applied would
       // be reported as failed, "nothing served", with its rows and effects kept.
       this.#timeLeft(options.deadline);
+      // The COMMIT goes out behind the writes not yet answered (the client pipelines): if one of
+      // them failed, the transaction is aborted and PostgreSQL answers this COMMIT with a
+      // ROLLBACK, so nothing of it is committed, and that write's error is the one thrown.
+      const committed = client.query(timed(statement('COMMIT', []), QUERY_TIMEOUT_MS));
+      committed.catch(() => undefined);
+      await Promise.all(writes);
       try {
-        await client.query(timed(statement('COMMIT', []), QUERY_TIMEOUT_MS));
+        const answer = await committed;
+        // Never reached with the writes above all answered, unless the database disagrees.
+        if (answer.command !== 'COMMIT') throw new StateUnavailableError(`the state database ${this.location} rolled the transaction back at its commit`);
       } catch (cause) {
         broken = cause;
         throw this.#wrap(cause);

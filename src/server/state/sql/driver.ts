@@ -16,6 +16,12 @@ export interface Transaction extends Queryable {
    * granted; one round trip where the database allows.
    */
   lockThen<T extends Row = Row>(name: string, sql: string): Promise<T[]>;
+  /**
+   * A statement whose answer nothing in the transaction needs: sent now, and where the database
+   * allows, its answer is awaited with the COMMIT's (one round trip for both). If it fails, the
+   * transaction fails and nothing of it is committed.
+   */
+  write(sql: string, params?: readonly unknown[]): void;
 }
 
 export interface SqlDriver extends Queryable {

@@ -270,29 +270,42 @@ export class SqlStateStore implements StateStore {
           outcomes[index] = await this.#apply(tx, commit, now);
         }
       }
-      for (const work of tokenWork) {
+      // A batch of uses alone (every read's) sends its statements without waiting on each answer:
+      // the uses in lock order, then the audit chain's lock and head, all in one round trip where
+      // the database pipelines. A batch with revocations keeps to one statement at a time, so that
+      // a revocation's statements lock what they lock before the next token's.
+      let headRead: Promise<AuditHeadRow[]> | undefined;
+      if (tokenWork.length > 0 && tokenWork.every((work) => !('revoke' in work))) {
+        const uses = (tokenWork as UseGroup[]).map((group) => this.#use(tx, group.token, group.indices.length, group.now));
+        headRead = answerLater(this.#readHead(tx));
+        for (const [position, settled] of (await Promise.all(uses)).entries()) await this.#settleUses(tx, tokenWork[position] as UseGroup, settled, outcomes, issuers);
+      }
+      for (const work of headRead === undefined ? tokenWork : []) {
         if ('revoke' in work) {
           const { commit, now } = items[work.revoke] as Pending;
           outcomes[work.revoke] = await this.#apply(tx, commit, now);
           continue;
         }
-        const { token, indices, now } = work;
-        const { granted, apiKeyId: charged } = await this.#use(tx, token, indices.length, now);
-        let refused: TokenOutcome = 'ok';
-        let apiKeyId: string | null = charged ?? null;
-        if (granted < indices.length) {
-          const row = (await selectTokenStatus(tx, token.jti))[0];
-          refused = judge(row, token, now);
-          apiKeyId = row?.api_key_id ?? null;
-        }
-        indices.forEach((index, position) => {
-          outcomes[index] = position < granted ? 'ok' : refused === 'ok' ? 'exhausted' : refused;
-          issuers[index] = apiKeyId;
-        });
+        await this.#settleUses(tx, work, await this.#use(tx, work.token, work.indices.length, work.now), outcomes, issuers);
       }
-      await appendAudit(items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome, issuers[index])));
+      await appendAudit(items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome, issuers[index])), headRead);
       return outcomes;
     }, items.some(({ commit }) => needsDurability(commit)), deadline);
+  }
+
+  /** Each request of a use group gets its outcome: granted in order, the rest told why not. */
+  async #settleUses(tx: Transaction, { token, indices, now }: UseGroup, { granted, apiKeyId: charged }: { granted: number; apiKeyId?: string }, outcomes: TokenOutcome[], issuers: Array<string | null | undefined>): Promise<void> {
+    let refused: TokenOutcome = 'ok';
+    let apiKeyId: string | null = charged ?? null;
+    if (granted < indices.length) {
+      const row = (await selectTokenStatus(tx, token.jti))[0];
+      refused = judge(row, token, now);
+      apiKeyId = row?.api_key_id ?? null;
+    }
+    indices.forEach((index, position) => {
+      outcomes[index] = position < granted ? 'ok' : refused === 'ok' ? 'exhausted' : refused;
+      issuers[index] = apiKeyId;
+    });
   }
 
   /**
@@ -324,13 +337,11 @@ export class SqlStateStore implements StateStore {
     // Without a limit every use is granted or none is (revoked): no count to read first. The
     // presented limit may say so because the UPDATE charges only a token that presents its
     // record's limit exactly.
-    let before: { uses: number } | undefined = { uses: 0 };
-    if (token.usage_limit !== null) {
-      const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
-      before = (await tx.query<{ uses: number }>(`SELECT uses FROM tokens WHERE jti = $1${lock}`, [token.jti]))[0];
-      if (before === undefined) return { granted: 0 };
-    }
-    const after = await tx.query<{ uses: number; api_key_id: string }>(
+    // Both statements are sent before either answer is awaited (the UPDATE does not need the
+    // count, only the grant does): one round trip where the database pipelines.
+    const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
+    const counted = token.usage_limit === null ? undefined : answerLater(tx.query<{ uses: number }>(`SELECT uses FROM tokens WHERE jti = $1${lock}`, [token.jti]));
+    const charged = tx.query<{ uses: number; api_key_id: string }>(
       `UPDATE tokens SET uses = CASE WHEN usage_limit IS NOT NULL AND uses + $2 > usage_limit THEN usage_limit ELSE uses + $2 END
         WHERE jti = $1 AND revoked_at IS NULL AND uses >= 0 AND (usage_limit IS NULL OR uses < usage_limit)
           AND subject = $4 AND environment = $5 AND key_pattern = $6 AND issued_at = $7 AND expires_at = $8 AND COALESCE(usage_limit, 0) = $9
@@ -339,7 +350,9 @@ export class SqlStateStore implements StateStore {
       // A limit is at least 1, so 0 stands for none.
       [token.jti, wanted, now.toISOString(), token.subject, token.environment, token.key_pattern, token.issued_at, token.expires_at, token.usage_limit ?? 0],
     );
-    const row = after[0];
+    const before = counted === undefined ? { uses: 0 } : (await counted)[0];
+    const row = (await charged)[0];
+    if (before === undefined) return { granted: 0 };
     // Not charged: the caller reads the row to say why, and whose it is.
     if (row === undefined) return { granted: 0 };
     return { granted: token.usage_limit === null ? wanted : Number(row.uses) - Number(before.uses), apiKeyId: row.api_key_id };
@@ -500,9 +513,14 @@ export class SqlStateStore implements StateStore {
 
   // --- audit ----------------------------------------------------------------------------------
 
-  async #appendAudit(tx: Transaction, records: AuditRecord[], undo: Array<() => void>): Promise<StoredAuditRow[]> {
+  /** The chain's head, read under the chain's lock: the lock is held until the transaction ends. */
+  #readHead(tx: Transaction): Promise<AuditHeadRow[]> {
+    return tx.lockThen<AuditHeadRow>(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
+  }
+
+  async #appendAudit(tx: Transaction, records: AuditRecord[], undo: Array<() => void>, headRead?: Promise<AuditHeadRow[]>): Promise<StoredAuditRow[]> {
     if (records.length === 0) return [];
-    const found = (await tx.lockThen(AUDIT_LOCK, 'SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1'))[0];
+    const found = (await (headRead ?? this.#readHead(tx)))[0];
     const head = found ? toAuditHead(found) : { seq: 0, hash: GENESIS_HASH };
     this.#refuseIfWentBack(head);
     const rows = sealRows(head, records);
@@ -514,7 +532,7 @@ export class SqlStateStore implements StateStore {
       for (const r of chunk) {
         params.push(r.seq, r.time, r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys === null ? null : JSON.stringify(r.keys), r.client, r.count, r.hash);
       }
-      await tx.query(auditInsert(chunk.length), params);
+      tx.write(auditInsert(chunk.length), params);
     }
     const revert = this.options.beforeCommit?.(rows);
     if (revert) undo.push(revert);
@@ -537,12 +555,12 @@ export class SqlStateStore implements StateStore {
   }
 
   /** A write transaction that appends audit rows; followers hear of them once committed. */
-  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[]) => Promise<void>) => Promise<T>, durable = true, deadline?: number): Promise<T> {
+  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[], headRead?: Promise<AuditHeadRow[]>) => Promise<void>) => Promise<T>, durable = true, deadline?: number): Promise<T> {
     let sealed: StoredAuditRow[] = [];
     const undo: Array<() => void> = [];
     let value: T;
     try {
-      value = await this.db.transaction((tx) => fn(tx, async (records) => void (sealed = await this.#appendAudit(tx, records, undo))), { durable, deadline });
+      value = await this.db.transaction((tx) => fn(tx, async (records, headRead) => void (sealed = await this.#appendAudit(tx, records, undo, headRead))), { durable, deadline });
     } catch (error) {
       for (const revert of undo) revert();
       throw error;
@@ -685,6 +703,14 @@ interface UseGroup {
   token: PresentedToken;
   indices: number[];
   now: Date;
+}
+
+type AuditHeadRow = { seq: unknown; hash: unknown };
+
+/** A statement sent now whose answer is awaited later: a failure meanwhile is not an unhandled rejection. */
+function answerLater<T>(answer: Promise<T>): Promise<T> {
+  answer.catch(() => undefined);
+  return answer;
 }
 
 /** Which row an effect locks first, for the one lock order: API keys (by id), console sessions (by id hash), then tokens (by jti). */

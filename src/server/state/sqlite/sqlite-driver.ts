@@ -182,6 +182,8 @@ class SqliteDriver implements SqlDriver {
       query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => this.#run<R>(this.writer, sql, params),
       lock: async () => undefined,
       lockThen: async <R extends Row = Row>(_name: string, sql: string) => this.#run<R>(this.writer, sql, []),
+      // Synchronous: a failure throws here, inside the transaction's function.
+      write: (sql: string, params: readonly unknown[] = []) => void this.#run(this.writer, sql, params),
     };
     await this.#begin(deadline);
     try {
