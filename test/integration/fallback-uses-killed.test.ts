@@ -1,54 +1,54 @@
 // The offline-use queue's promise, "reported twice after a crash, never lost", held to it with
 // many processes at once: real --offline runs queue uses while real online runs report them to a
-// real secrets-server, and some reporters are SIGKILLed in the middle of reporting. Some are
-// first frozen (SIGSTOP) the moment their claim of an entry is on disk, and left frozen while the
-// others work through the queue, the worst point for a claim; later runs finish the reporting,
-// and the server's own audit trail says which uses arrived.
+// real secrets-server, and reporters, or the vault itself, are SIGKILLed in the middle of
+// reporting. Some reporters are first frozen (SIGSTOP) the moment their claim of an entry is on
+// disk, and left frozen while the others work through the queue: the worst point for a claim.
+// Later runs finish the reporting, and the server's own audit trail says which uses arrived.
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, watch } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRowsSync, makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
 import { parseProcStat } from '../../src/process/proc-stat.js';
 
-/** Queued before any reporter starts: more than one run reports (100), so no reporter can take them all. */
-const QUEUED_BEFORE = 120;
-/** Queued by --offline runs while the reporters run. */
-const QUEUED_DURING = 30;
-const REPORTERS = 8;
-/** Roles of the reporters started together: frozen holding a claim then killed, killed as a claim comes or goes, left alone. */
-const ROLES = ['stop', 'stop', 'kill', 'kill', 'kill', 'kill', 'none', 'none'] as const;
-
 let store: TestStore;
 let server: RunningServer;
 let runtimeDir: string;
-let apiKey: string;
 const printed: string[] = [];
+const keys: string[] = [];
 /** Wrappers not yet reaped (so their pids are still theirs): none is left stopped when a test fails. */
 const running = new Set<ChildProcess>();
 
 beforeAll(async () => {
   store = await makeStore({ prod: { JOB_DB_PASSWORD: 'uses-db-secret-1', JOB_API_TOKEN: 'uses-api-secret-2' } });
   server = await startServer(store);
-  apiKey = (await makeApiKey(store, ['prod'], ['JOB_*'])).key;
   runtimeDir = makeRuntimeDir();
 }, 60_000);
 
 afterAll(async () => {
   for (const child of running) child.kill('SIGKILL');
   const all = [...printed, server?.stderr() ?? ''].join('\n');
-  expect(all).not.toContain(apiKey);
+  for (const key of keys) expect(all).not.toContain(key);
   await server?.stop('SIGKILL');
   await store?.cleanup();
   if (runtimeDir !== undefined) removeDir(runtimeDir);
 });
 
+/** A key and a state directory of its own for each case: its own copy, queue and audit rows. */
+interface Job {
+  id: string;
+  key: string;
+  state: string;
+}
+
+type Result = { exitCode?: number; stderr: string };
+
 /** A wrapper run as users start it; its pid is the wrapper's own (the bin's sh execs node). */
-function start(flags: string[]): { child: ChildProcess; done: Promise<{ exitCode?: number; stderr: string }> } {
+function start(job: Job, flags: string[]): { child: ChildProcess; done: Promise<Result> } {
   const run = runBin(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], {
     runtimeDir,
-    env: { XDG_STATE_HOME: join(runtimeDir, 'state'), RWS_VAULT_URL: server.url, RWS_API_KEY: apiKey },
+    env: { XDG_STATE_HOME: job.state, RWS_VAULT_URL: server.url, RWS_API_KEY: job.key },
   });
   running.add(run);
   const done = run.then((result) => {
@@ -59,23 +59,67 @@ function start(flags: string[]): { child: ChildProcess; done: Promise<{ exitCode
   return { child: run, done };
 }
 
+const online = (job: Job) => start(job, ['--fallback']).done;
 const subjectOf = (n: number) => `use-${String(n).padStart(3, '0')}`;
-const online = () => start(['--fallback']).done;
-const offline = (n: number) => start(['--offline', '--subject', subjectOf(n)]).done;
 
-/** Runs `count` uses from `first` on, `parallel` at a time; each must run from the copy and be queued. */
-async function queueUses(first: number, count: number, parallel: number): Promise<void> {
+/** A new key whose copy a real online run has written. */
+async function newJob(): Promise<Job> {
+  const made = await makeApiKey(store, ['prod'], ['JOB_*']);
+  keys.push(made.key);
+  const job = { ...made, state: join(runtimeDir, `state-${made.id}`) };
+  mkdirSync(job.state, { mode: 0o700 });
+  const first = await online(job);
+  expect(first.exitCode, first.stderr).toBe(0);
+  return job;
+}
+
+function queueOf(job: Job): string {
+  const dir = join(job.state, 'run-with-secrets', 'fallback');
+  return join(dir, readdirSync(dir).find((name) => name.endsWith('.uses'))!);
+}
+
+/** Runs uses `first` to `first + count - 1`, `parallel` at a time; each must run from the copy and be queued. */
+async function queueUses(job: Job, first: number, count: number, parallel: number): Promise<void> {
   let next = first;
   await Promise.all(
     Array.from({ length: parallel }, async () => {
       while (next < first + count) {
-        const result = await offline(next++);
+        const result = await start(job, ['--offline', '--subject', subjectOf(next++)]).done;
         expect(result.exitCode, result.stderr).toBe(0);
         expect(result.stderr).toContain('RWS_FALLBACK_USED');
         expect(result.stderr).not.toContain('RWS_FALLBACK_NOT_RECORDED');
       }
     }),
   );
+}
+
+/** Later runs give back the dead reporters' claims and send the rest, 100 at most each; nothing is left, not even a claim. */
+async function reportTheRest(job: Job): Promise<void> {
+  const queue = queueOf(job);
+  for (let later = 0; later < 5 && readdirSync(queue).length > 0; later++) {
+    const result = await online(job);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(/RWS_FALLBACK_NOT_REPORTED|RWS_FALLBACK_QUEUE_INVALID/);
+  }
+  expect(readdirSync(queue)).toEqual([]);
+}
+
+/** The job's secret.offline_use rows: every use in `expected` audited, none that was not; returns how many came twice. */
+function expectAudited(job: Job, expected: string[]): number {
+  const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === job.id);
+  const subjects = rows.map((row) => /^([\w-]+) \(offline at [^)]+\)$/.exec(String(row.subject))?.[1]);
+  expect(expected.filter((subject) => !subjects.includes(subject)), 'uses never audited').toEqual([]);
+  expect(subjects.filter((subject) => !expected.includes(subject!)), 'offline_use rows of no queued use').toEqual([]);
+  return rows.length - expected.length;
+}
+
+/** Calls `onClaim` as a claim (`<entry>.sending-<pid>`) is made or goes: inotify names each rename and removal as it happens. */
+function watchClaims(queue: string, onClaim: (pid: number, claim: string) => void): () => void {
+  const watcher = watch(queue, (_event, name) => {
+    const pid = name === null ? undefined : /\.sending-(\d+)$/.exec(name)?.[1];
+    if (pid !== undefined) onClaim(Number(pid), join(queue, name!));
+  });
+  return () => watcher.close();
 }
 
 /** A signal to a wrapper that may have ended meanwhile: false when it had. Never to a reaped one, whose pid may be another's. */
@@ -102,9 +146,12 @@ async function stopNow(child: ChildProcess): Promise<boolean> {
   }
 }
 
+/** Frozen holding a claim, then killed; killed as one of its claims is made or goes; left alone. */
+type Role = 'stop' | 'kill' | 'none';
+
 interface Reporter {
   child: ChildProcess;
-  role: (typeof ROLES)[number];
+  role: Role;
   /** kill: SIGKILLed at this event of its claims (made or gone; 1 = its first claim), wherever that leaves it. */
   killAt: number;
   events: number;
@@ -114,17 +161,25 @@ interface Reporter {
   frozen: Promise<void>;
   onFrozen: () => void;
   killed: boolean;
-  done: Promise<{ exitCode?: number; stderr: string }>;
+  done: Promise<Result>;
 }
 
-function startReporter(role: Reporter['role']): Reporter {
-  const { child, done } = start(['--fallback']);
+function startReporter(job: Job, role: Role): Reporter {
+  const { child, done } = start(job, ['--fallback']);
   let onFrozen = () => {};
   const frozen = new Promise<void>((resolve) => (onFrozen = resolve));
   return { child, role, killAt: 1 + Math.floor(Math.random() * 12), events: 0, freezing: false, frozen, onFrozen, killed: false, done };
 }
 
-/** Stopped holding `claim` only when the claim is still there once it is stopped; else it goes on to its next one. */
+/** A killer's signal lands where the reporter got to: a claim just made, a use being sent, or one just removed. */
+function onReporterClaim(reporter: Reporter, claim: string): void {
+  if (reporter.killed || reporter.freezing) return;
+  reporter.events++;
+  if (reporter.role === 'kill' && reporter.events >= reporter.killAt) reporter.killed = signal(reporter.child, 'SIGKILL');
+  else if (reporter.role === 'stop' && existsSync(claim)) void freezeOnClaim(reporter, claim);
+}
+
+/** Frozen holding `claim` only when the claim is still there once it is stopped; else it goes on to its next one. */
 async function freezeOnClaim(reporter: Reporter, claim: string): Promise<void> {
   reporter.freezing = true;
   if ((await stopNow(reporter.child)) && existsSync(claim)) {
@@ -136,35 +191,32 @@ async function freezeOnClaim(reporter: Reporter, claim: string): Promise<void> {
 }
 
 describe('the offline-use queue under SIGKILL', () => {
-  it(`${QUEUED_BEFORE + QUEUED_DURING} uses queued by concurrent --offline runs, reported by ${REPORTERS} online runs at once of which some are killed mid-report: every use is audited, at most one twice per killed reporter, and the queue ends empty`, async () => {
-    const first = await online();
-    expect(first.exitCode, first.stderr).toBe(0);
-    await queueUses(0, QUEUED_BEFORE, 4);
-    const fallbackDir = join(runtimeDir, 'state', 'run-with-secrets', 'fallback');
-    const queue = join(fallbackDir, readdirSync(fallbackDir).find((name) => name.endsWith('.uses'))!);
-    expect(readdirSync(queue)).toHaveLength(QUEUED_BEFORE);
+  /** Queued before any reporter starts: more than one run reports (100), so no reporter can take them all. */
+  const BEFORE = 120;
+  /** Queued by --offline runs while the reporters run. */
+  const DURING = 30;
+  const ROLES: Role[] = ['stop', 'stop', 'kill', 'kill', 'kill', 'kill', 'none', 'none'];
+
+  it(`${BEFORE + DURING} uses queued by concurrent --offline runs, reported by ${ROLES.length} online runs at once of which some are killed mid-report: every use is audited, at most one twice per killed reporter, and the queue ends empty`, async () => {
+    const job = await newJob();
+    await queueUses(job, 0, BEFORE, 4);
+    const queue = queueOf(job);
+    expect(readdirSync(queue)).toHaveLength(BEFORE);
 
     const reporters = new Map<number, Reporter>();
-    // inotify names each rename and removal as it happens; a claim is `<entry>.sending-<pid>`.
-    // A killer's signal lands where the reporter got to: a claim just made, a use being sent, or
-    // one just removed; a freezer's is made to land while the claim is held.
-    const watcher = watch(queue, (_event, name) => {
-      const pid = name === null ? undefined : /\.sending-(\d+)$/.exec(name)?.[1];
-      const reporter = pid === undefined ? undefined : reporters.get(Number(pid));
-      if (reporter === undefined || reporter.killed || reporter.freezing) return;
-      reporter.events++;
-      if (reporter.role === 'kill' && reporter.events >= reporter.killAt) reporter.killed = signal(reporter.child, 'SIGKILL');
-      else if (reporter.role === 'stop' && existsSync(join(queue, name!))) void freezeOnClaim(reporter, join(queue, name!));
+    const unwatch = watchClaims(queue, (pid, claim) => {
+      const reporter = reporters.get(pid);
+      if (reporter !== undefined) onReporterClaim(reporter, claim);
     });
-    const wave = ROLES.map(startReporter);
+    const wave = ROLES.map((role) => startReporter(job, role));
     for (const reporter of wave) reporters.set(reporter.child.pid!, reporter);
     try {
-      const writers = queueUses(QUEUED_BEFORE, QUEUED_DURING, 2);
+      const writers = queueUses(job, BEFORE, DURING, 2);
       // A frozen reporter never ends by itself: it is waited for until frozen, the others to the end.
       await Promise.all(wave.map((reporter) => (reporter.role === 'stop' ? Promise.race([reporter.done, reporter.frozen]) : reporter.done)));
       await writers;
     } finally {
-      watcher.close();
+      unwatch();
     }
 
     // The others worked through the queue around a frozen reporter's claim, never taking it: its
@@ -184,23 +236,46 @@ describe('the offline-use queue under SIGKILL', () => {
     }
     const killed = wave.filter((reporter) => reporter.killed).length;
 
-    // Later runs give back the dead reporters' claims and send the rest, 100 at most each.
-    for (let later = 0; later < 5 && readdirSync(queue).length > 0; later++) {
-      const result = await online();
-      expect(result.exitCode, result.stderr).toBe(0);
-      expect(result.stderr).not.toMatch(/RWS_FALLBACK_NOT_REPORTED|RWS_FALLBACK_QUEUE_INVALID/);
-    }
-    expect(readdirSync(queue)).toEqual([]);
-
-    const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use');
-    const subjects = rows.map((row) => /^(use-\d{3}) \(offline at [^)]+\)$/.exec(String(row.subject))?.[1]);
-    const expected = Array.from({ length: QUEUED_BEFORE + QUEUED_DURING }, (_, n) => subjectOf(n));
-    expect(expected.filter((subject) => !subjects.includes(subject)), 'uses never audited').toEqual([]);
-    expect(subjects.filter((subject) => !expected.includes(subject!)), 'offline_use rows of no queued use').toEqual([]);
+    await reportTheRest(job);
     // A reporter holds one claim at a time: killed after the vault stored that use and before
     // the entry went, it is the one use sent again.
-    const duplicated = rows.length - expected.length;
-    console.info(`offline uses: ${expected.length} queued, ${rows.length} audited, ${duplicated} twice; ${killed} of ${REPORTERS} reporters killed (${holders.length} frozen holding a claim first)`);
+    const duplicated = expectAudited(job, Array.from({ length: BEFORE + DURING }, (_, n) => subjectOf(n)));
+    console.info(`offline uses: ${BEFORE + DURING} queued, ${duplicated} audited twice; ${killed} of ${ROLES.length} reporters killed (${holders.length} frozen holding a claim first)`);
     expect(duplicated).toBeLessThanOrEqual(killed);
+  }, 60_000);
+
+  it('the vault SIGKILLed while 4 online runs report 60 uses: started again where it was, later runs report the rest, none lost', async () => {
+    const job = await newJob();
+    await queueUses(job, 0, 60, 4);
+    // Between the 5th and the 30th claim: each reporter has a use in hand or just sent one.
+    const killAt = 5 + Math.floor(Math.random() * 26);
+    let claims = 0;
+    const vault = server;
+    const unwatch = watchClaims(queueOf(job), (_pid, claim) => {
+      if (existsSync(claim) && ++claims === killAt) vault.process.kill('SIGKILL');
+    });
+    let results: Result[];
+    try {
+      results = await Promise.all(Array.from({ length: 4 }, (_, n) => start(job, ['--fallback', '--subject', `reporter-${n}`]).done));
+    } finally {
+      unwatch();
+    }
+    expect(claims).toBeGreaterThanOrEqual(killAt);
+    printed.push(vault.stderr());
+    await vault.stop();
+    server = await startServer(store, ['--port', new URL(vault.url).port]);
+
+    // Each run had its secrets: from the vault, its report cut off (the uses stay queued); or
+    // from the copy, when the vault was gone before it asked, which is one more use.
+    const fromCopy: string[] = [];
+    results.forEach((result, n) => {
+      expect(result.exitCode, result.stderr).toBe(0);
+      if (result.stderr.includes('RWS_FALLBACK_USED')) fromCopy.push(`reporter-${n}`);
+    });
+    await reportTheRest(job);
+    const duplicated = expectAudited(job, [...Array.from({ length: 60 }, (_, n) => subjectOf(n)), ...fromCopy]);
+    console.info(`offline uses: vault killed at the claim ${killAt}; ${duplicated} audited twice; ${fromCopy.length} of 4 reporters ran from the copy`);
+    // One request in flight per reporter when the vault died: stored, but never answered.
+    expect(duplicated).toBeLessThanOrEqual(4);
   }, 60_000);
 });
