@@ -9,7 +9,7 @@
 // - any other failure (TLS, a malformed answer, 400, 429, 500) fails the run and leaves the copy.
 import { formatDuration } from '../duration.js';
 import { FallbackError } from '../errors.js';
-import { processIsAlive } from '../inject/placement.js';
+import { processIsRunning } from '../inject/placement.js';
 import type { LoadContext, SecretSource, Secrets } from '../sources/source.js';
 import type { VaultLoad, VaultSource } from '../sources/vault.js';
 import type { VaultClientOptions } from '../vault-client/index.js';
@@ -190,7 +190,9 @@ export class FallbackSource implements SecretSource {
         // The queue sits beside the copy: where others may rename entries, another key's queue
         // could be put in its place, to be reported as this key's uses.
         await cache.checkDirectory();
-        outcome = await queue.report((use) => client.reportOfflineUse(this.settings.apiKey, use), processIsAlive, forGood);
+        // A reporter killed holding a claim answers kill(0) as a zombie until its parent reaps it
+        // (a script busy with its next command, a stopped one): it will never send that use.
+        outcome = await queue.report((use) => client.reportOfflineUse(this.settings.apiKey, use), processIsRunning, forGood);
       } catch (error) {
         // Every run says why until the directory is fixed.
         if (!(error instanceof FallbackError)) throw error;

@@ -7,9 +7,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRowsSync, makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
-import { makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
+import { baseEnv, BIN, makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
 import { parseProcStat } from '../../src/process/proc-stat.js';
 
 let store: TestStore;
@@ -44,12 +45,16 @@ interface Job {
 
 type Result = { exitCode?: number; stderr: string };
 
-/** A wrapper run as users start it; its pid is the wrapper's own (the bin's sh execs node). */
-function start(job: Job, flags: string[]): { child: ChildProcess; done: Promise<Result> } {
-  const run = runBin(['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'], {
-    runtimeDir,
-    env: { XDG_STATE_HOME: job.state, RWS_VAULT_URL: server.url, RWS_API_KEY: job.key },
-  });
+/**
+ * A wrapper run as users start it; its pid is the wrapper's own (the bin's sh execs node).
+ * `underShell`: as the child of a shell that waits for it, whose pid `child` is then.
+ */
+function start(job: Job, flags: string[], underShell = false): { child: ChildProcess; done: Promise<Result> } {
+  const args = ['-e', 'prod', '-k', 'JOB_*', ...flags, '--', 'true'];
+  const env = { XDG_STATE_HOME: job.state, RWS_VAULT_URL: server.url, RWS_API_KEY: job.key };
+  const run = underShell
+    ? execa('sh', ['-c', '"$@"; status=$?; exit $status', 'sh', BIN, ...args], { reject: false, extendEnv: false, env: baseEnv(runtimeDir, env) })
+    : runBin(args, { runtimeDir, env });
   running.add(run);
   const done = run.then((result) => {
     running.delete(run);
@@ -127,6 +132,16 @@ function signal(child: ChildProcess, name: NodeJS.Signals): boolean {
   return child.exitCode === null && child.signalCode === null && child.kill(name);
 }
 
+/** A signal to a process the test did not start itself: false when it is gone. */
+function signalPid(pid: number, name: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function stateOf(pid: number): string | undefined {
   try {
     return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.state;
@@ -135,11 +150,11 @@ function stateOf(pid: number): string | undefined {
   }
 }
 
-/** SIGSTOP lands a moment after kill() returns: true once it is stopped (T), false if it ended first. */
-async function stopNow(child: ChildProcess): Promise<boolean> {
-  if (!signal(child, 'SIGSTOP')) return false;
+/** A SIGSTOP (sent by `send`) lands a moment after kill() returns: true once it is stopped (T), false if it ended first. */
+async function stopNow(pid: number, send: (name: NodeJS.Signals) => boolean): Promise<boolean> {
+  if (!send('SIGSTOP')) return false;
   for (;;) {
-    const state = stateOf(child.pid!);
+    const state = stateOf(pid);
     if (state === 'T') return true;
     if (state === undefined || state === 'Z' || state === 'X') return false;
     await new Promise((resolve) => setImmediate(resolve));
@@ -179,15 +194,20 @@ function onReporterClaim(reporter: Reporter, claim: string): void {
   else if (reporter.role === 'stop' && existsSync(claim)) void freezeOnClaim(reporter, claim);
 }
 
-/** Frozen holding `claim` only when the claim is still there once it is stopped; else it goes on to its next one. */
+/** Stops `pid` and says whether it holds `claim` still; if not, it is continued, to go on to its next one. */
+async function freezeHolding(pid: number, claim: string, send: (name: NodeJS.Signals) => boolean): Promise<boolean> {
+  if ((await stopNow(pid, send)) && existsSync(claim)) return true;
+  send('SIGCONT');
+  return false;
+}
+
 async function freezeOnClaim(reporter: Reporter, claim: string): Promise<void> {
   reporter.freezing = true;
-  if ((await stopNow(reporter.child)) && existsSync(claim)) {
+  if (await freezeHolding(reporter.child.pid!, claim, (name) => signal(reporter.child, name))) {
     reporter.frozenOn = claim;
     return reporter.onFrozen();
   }
   reporter.freezing = false;
-  signal(reporter.child, 'SIGCONT');
 }
 
 describe('the offline-use queue under SIGKILL', () => {
@@ -277,5 +297,41 @@ describe('the offline-use queue under SIGKILL', () => {
     console.info(`offline uses: vault killed at the claim ${killAt}; ${duplicated} audited twice; ${fromCopy.length} of 4 reporters ran from the copy`);
     // One request in flight per reporter when the vault died: stored, but never answered.
     expect(duplicated).toBeLessThanOrEqual(4);
+  }, 60_000);
+
+  it('a reporter killed holding a claim while its parent cannot reap it yet (a zombie till then): the next run gives the claim back and reports the use', async () => {
+    const job = await newJob();
+    await queueUses(job, 0, 20, 4);
+    const queue = queueOf(job);
+    // The wrapper under a shell, as cron and scripts start it: killed, it stays a zombie until the
+    // shell reaps it, and a stopped shell reaps nothing.
+    const shell = start(job, ['--fallback', '--subject', 'reporter'], true);
+    let freezing = false;
+    let onFrozen = (_: { pid: number; claim: string }) => {};
+    const held = new Promise<{ pid: number; claim: string }>((resolve) => (onFrozen = resolve));
+    const unwatch = watchClaims(queue, (pid, claim) => {
+      if (freezing || !existsSync(claim)) return;
+      freezing = true;
+      void freezeHolding(pid, claim, (name) => signalPid(pid, name)).then((holds) => (holds ? onFrozen({ pid, claim }) : (freezing = false)));
+    });
+    let frozen: { pid: number; claim: string } | 'ended';
+    try {
+      frozen = await Promise.race([held, shell.done.then(() => 'ended' as const)]);
+    } finally {
+      unwatch();
+    }
+    if (frozen === 'ended') return expect.fail('the reporter was never stopped holding a claim');
+    const { pid, claim } = frozen;
+    expect(stateOf(pid)).toBe('T');
+    expect(parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.ppid, 'the wrapper is the shell\'s child').toBe(shell.child.pid);
+    expect(await stopNow(shell.child.pid!, (name) => signal(shell.child, name))).toBe(true);
+    signalPid(pid, 'SIGKILL');
+    while (stateOf(pid) !== 'Z') await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(existsSync(claim)).toBe(true);
+
+    await reportTheRest(job);
+    signal(shell.child, 'SIGCONT');
+    expect((await shell.done).exitCode).toBe(137);
+    expect(expectAudited(job, Array.from({ length: 20 }, (_, n) => subjectOf(n)))).toBeLessThanOrEqual(1);
   }, 60_000);
 });
