@@ -2,8 +2,9 @@
 // many processes at once: real --offline runs queue uses while real online runs report them to a
 // real secrets-server, and reporters, or the vault itself, are SIGKILLed in the middle of
 // reporting. Some reporters are first frozen (SIGSTOP) the moment their claim of an entry is on
-// disk, and left frozen while the others work through the queue: the worst point for a claim.
-// Later runs finish the reporting, and the server's own audit trail says which uses arrived.
+// disk, and left frozen while the others work through the queue: the worst point for a claim;
+// one is killed so under a shell that cannot reap it yet. Later runs finish the reporting, and the
+// server's own audit trail says which uses arrived.
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ let server: RunningServer;
 let runtimeDir: string;
 const printed: string[] = [];
 const keys: string[] = [];
-/** Wrappers not yet reaped (so their pids are still theirs): none is left stopped when a test fails. */
+/** Wrappers (or their shells) not yet reaped, so their pids are still theirs: none is left stopped when a test fails. */
 const running = new Set<ChildProcess>();
 
 beforeAll(async () => {
@@ -322,15 +323,19 @@ describe('the offline-use queue under SIGKILL', () => {
     }
     if (frozen === 'ended') return expect.fail('the reporter was never stopped holding a claim');
     const { pid, claim } = frozen;
-    expect(stateOf(pid)).toBe('T');
-    expect(parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.ppid, 'the wrapper is the shell\'s child').toBe(shell.child.pid);
-    expect(await stopNow(shell.child.pid!, (name) => signal(shell.child, name))).toBe(true);
-    signalPid(pid, 'SIGKILL');
-    while (stateOf(pid) !== 'Z') await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(existsSync(claim)).toBe(true);
-
-    await reportTheRest(job);
-    signal(shell.child, 'SIGCONT');
+    try {
+      expect(stateOf(pid)).toBe('T');
+      expect(parseProcStat(readFileSync(`/proc/${pid}/stat`, 'latin1'))?.ppid, "the wrapper is the shell's child").toBe(shell.child.pid);
+      expect(await stopNow(shell.child.pid!, (name) => signal(shell.child, name))).toBe(true);
+      signalPid(pid, 'SIGKILL');
+      while (stateOf(pid) !== 'Z') await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(existsSync(claim)).toBe(true);
+      await reportTheRest(job);
+    } finally {
+      // While the shell is stopped the pid is still the wrapper's: killed before the shell may reap it.
+      signalPid(pid, 'SIGKILL');
+      signal(shell.child, 'SIGCONT');
+    }
     expect((await shell.done).exitCode).toBe(137);
     expect(expectAudited(job, Array.from({ length: 20 }, (_, n) => subjectOf(n)))).toBeLessThanOrEqual(1);
   }, 60_000);
