@@ -10,11 +10,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, watch } from 'node:fs
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, type Backend } from '../server/helpers/backends.js';
 import { auditRowsSync, makeApiKey, makeStore, startServer, type RunningServer, type TestStore } from '../server/helpers/server.js';
 import { baseEnv, BIN, makeRuntimeDir, removeDir, runBin } from '../helpers/cli.js';
 import { parseProcStat } from '../../src/process/proc-stat.js';
 
+/** The vault of the describe block running: its store, its state (RWS_DATABASE_URL for PostgreSQL) and its server. */
 let store: TestStore;
+let env: Record<string, string>;
 let server: RunningServer;
 let runtimeDir: string;
 const printed: string[] = [];
@@ -22,20 +25,36 @@ const keys: string[] = [];
 /** Wrappers (or their shells) not yet reaped, so their pids are still theirs: none is left stopped when a test fails. */
 const running = new Set<ChildProcess>();
 
-beforeAll(async () => {
-  store = await makeStore({ prod: { JOB_DB_PASSWORD: 'uses-db-secret-1', JOB_API_TOKEN: 'uses-api-secret-2' } });
-  server = await startServer(store);
+beforeAll(() => {
   runtimeDir = makeRuntimeDir();
-}, 60_000);
+});
 
-afterAll(async () => {
+afterAll(() => {
   for (const child of running) child.kill('SIGKILL');
-  const all = [...printed, server?.stderr() ?? ''].join('\n');
-  for (const key of keys) expect(all).not.toContain(key);
-  await server?.stop('SIGKILL');
-  await store?.cleanup();
+  for (const key of keys) expect(printed.join('\n')).not.toContain(key);
   if (runtimeDir !== undefined) removeDir(runtimeDir);
 });
+
+/** A store and a server on `backend` for the block that calls this. */
+function useVault(backend: Backend): void {
+  let drop = async () => {};
+  beforeAll(async () => {
+    ({ env, drop } = await backend.database());
+    store = await makeStore({ prod: { JOB_DB_PASSWORD: 'uses-db-secret-1', JOB_API_TOKEN: 'uses-api-secret-2' } });
+    server = await startServer(store, [], env);
+  }, 60_000);
+  afterAll(async () => {
+    for (const child of running) child.kill('SIGKILL');
+    await stopVault();
+    await store?.cleanup();
+    await drop();
+  });
+}
+
+async function stopVault(): Promise<void> {
+  printed.push(server?.stderr() ?? '');
+  await server?.stop('SIGKILL');
+}
 
 /** A key and a state directory of its own for each case: its own copy, queue and audit rows. */
 interface Job {
@@ -70,7 +89,7 @@ const subjectOf = (n: number) => `use-${String(n).padStart(3, '0')}`;
 
 /** A new key whose copy a real online run has written. */
 async function newJob(): Promise<Job> {
-  const made = await makeApiKey(store, ['prod'], ['JOB_*']);
+  const made = await makeApiKey(store, ['prod'], ['JOB_*'], [], env);
   keys.push(made.key);
   const job = { ...made, state: join(runtimeDir, `state-${made.id}`) };
   mkdirSync(job.state, { mode: 0o700 });
@@ -112,7 +131,7 @@ async function reportTheRest(job: Job): Promise<void> {
 
 /** The job's secret.offline_use rows: every use in `expected` audited, none that was not; returns how many came twice. */
 function expectAudited(job: Job, expected: string[]): number {
-  const rows = auditRowsSync(store.dir).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === job.id);
+  const rows = auditRowsSync(store.dir, env).filter((row) => row.event === 'secret.offline_use' && row.api_key_id === job.id);
   const subjects = rows.map((row) => /^([\w-]+) \(offline at [^)]+\)$/.exec(String(row.subject))?.[1]);
   expect(expected.filter((subject) => !subjects.includes(subject)), 'uses never audited').toEqual([]);
   expect(subjects.filter((subject) => !expected.includes(subject!)), 'offline_use rows of no queued use').toEqual([]);
@@ -211,7 +230,9 @@ async function freezeOnClaim(reporter: Reporter, claim: string): Promise<void> {
   reporter.freezing = false;
 }
 
-describe('the offline-use queue under SIGKILL', () => {
+describe.each(BACKENDS)('the offline-use queue under SIGKILL, the vault on $name', (backend) => {
+  useVault(backend);
+
   /** Queued before any reporter starts: more than one run reports (100), so no reporter can take them all. */
   const BEFORE = 120;
   /** Queued by --offline runs while the reporters run. */
@@ -282,9 +303,8 @@ describe('the offline-use queue under SIGKILL', () => {
       unwatch();
     }
     expect(claims).toBeGreaterThanOrEqual(killAt);
-    printed.push(vault.stderr());
-    await vault.stop();
-    server = await startServer(store, ['--port', new URL(vault.url).port]);
+    await stopVault();
+    server = await startServer(store, ['--port', new URL(vault.url).port], env);
 
     // Each run had its secrets: from the vault, its report cut off (the uses stay queued); or
     // from the copy, when the vault was gone before it asked, which is one more use.
@@ -299,6 +319,11 @@ describe('the offline-use queue under SIGKILL', () => {
     // One request in flight per reporter when the vault died: stored, but never answered.
     expect(duplicated).toBeLessThanOrEqual(4);
   }, 60_000);
+});
+
+// The claims' side alone: the vault's state does not matter.
+describe('a reporter that dies unreaped', () => {
+  useVault(BACKENDS[0]!);
 
   it('a reporter killed holding a claim while its parent cannot reap it yet (a zombie till then): the next run gives the claim back and reports the use', async () => {
     const job = await newJob();
