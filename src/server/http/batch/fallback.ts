@@ -69,5 +69,7 @@ export async function reportOfflineUse(deps: HandlerDeps, x: Exchange, query: st
   // Cut by code points, as isValidSubject counts them: a cut between the halves of a surrogate
   // pair (an emoji) would leave a lone surrogate, which the audit trail can only keep as U+FFFD.
   x.audit.subject = `${[...raw.subject].slice(0, 256 - when.length).join('')}${when}`;
-  return { status: 204, body: undefined };
+  // The client deletes its only record of the use once it has this answer: the row must outlive
+  // a power loss before the answer is sent (an fsynced commit, as a mint's).
+  return { status: 204, body: undefined, durable: true };
 }
