@@ -3,8 +3,10 @@
 // created with O_EXCL|O_NOFOLLOW beside the target and renamed over it, so that a reader never
 // sees half a file and a planted link is never written through.
 import { constants, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
 import { chmod, lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { replacementTemp } from '../replacement-temps.js';
+import { syncDirectory } from '../sync-directory.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = constants;
 
@@ -125,4 +127,6 @@ export async function writePrivateFile(path: string, text: string | Uint8Array):
     await rm(temp, { force: true });
     throw error;
   }
+  // A queued offline use is the only record of its run, a login the only copy of its key.
+  await syncDirectory(dirname(path));
 }

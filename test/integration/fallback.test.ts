@@ -494,6 +494,38 @@ describe('the offline fallback', () => {
     expect(offline.stderr).toContain('warning RWS_FALLBACK_USED: --offline: using the fallback cache');
   }, 120_000);
 
+  it('7a: the copy and a queued use outlive a power loss: each is fsynced, renamed into place, and then its directory is fsynced', async (context) => {
+    if (!(await execa('strace', ['-qq', '-o', '/dev/null', 'true']).then(() => true, () => false))) return context.skip();
+    const { key } = await newKey();
+    // -y names each descriptor's file, so an fsync says what it made durable.
+    const traced = async (flags: string[], name: string) => {
+      const log = join(runtimeDir, `${name}.strace`);
+      const result = await execa('strace', ['-f', '-qq', '-y', '-o', log, '-e', 'trace=fsync,rename', BIN, '-e', 'prod', '-k', 'JOB_*', ...flags, '--', fixture('print-env.mjs')], {
+        extendEnv: false,
+        env: baseEnv(runtimeDir, { XDG_STATE_HOME: stateHome, RWS_VAULT_URL: url, RWS_API_KEY: key }),
+        reject: false,
+      });
+      printed.push(result.stdout, result.stderr);
+      expect(result.exitCode, result.stderr).toBe(0);
+      return readFileSync(log, 'utf8').split('\n');
+    };
+    /** The renames into `where` (a path test), each with whether its directory was fsynced after it. */
+    const renamesInto = (lines: string[], where: (target: string) => boolean) =>
+      lines.flatMap((line, index) => {
+        const target = /rename\("[^"]*", "([^"]+)"\) = 0/.exec(line)?.[1];
+        if (target === undefined || !where(target)) return [];
+        const dir = target.slice(0, target.lastIndexOf('/'));
+        return [{ target, dirSynced: lines.slice(index + 1).some((later) => later.includes(`fsync(`) && later.includes(`<${dir}>)`)) }];
+      });
+    const online = renamesInto(await traced(['--fallback'], 'online'), (target) => target.endsWith('.bin'));
+    expect(online).toHaveLength(1);
+    expect(online[0]?.dirSynced).toBe(true);
+    await killServer();
+    const offline = renamesInto(await traced(['--offline'], 'offline'), (target) => target.includes('.uses/'));
+    expect(offline).toHaveLength(1);
+    expect(offline[0]?.dirSynced).toBe(true);
+  }, 60_000);
+
   it('7: offline uses, concurrent ones too, reach the audit log as secret.offline_use once the server returns', async () => {
     const { id, key } = await newKey();
     expect((await run(key, ['--fallback', '--subject', 'nightly'])).exitCode).toBe(0);

@@ -4,6 +4,7 @@ import { replacementTemp } from '../../replacement-temps.js';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RwsError } from '../../errors.js';
+import { syncDirectory } from '../../sync-directory.js';
 import { giveToDirectoryOwner } from './owner.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } = constants;
@@ -76,15 +77,6 @@ export async function stageReplacement(file: string, data: string | Uint8Array):
       await syncDirectory(dir);
     },
   };
-}
-
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fs.open(dir, constants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Reads a file the store owns; refuses links and files others can read or write. */
