@@ -281,6 +281,9 @@ describe('the database going away', () => {
       expect(slowest('cached read').ms, JSON.stringify(slowest('cached read'))).toBeLessThan(DOCUMENTED_STEP_MS * 1.5);
       expect(await recovered(server, unlimited)).toBe(200);
       expect(server.process.exitCode).toBeNull();
+      // The change listener pinged a hung database once at a time: pings queued behind an
+      // unanswered one made node-postgres print a deprecation warning in the server's log.
+      expect(server.stderr()).not.toMatch(/Warning/);
     } finally {
       if (frozen) await control.thaw();
       await server.stop();

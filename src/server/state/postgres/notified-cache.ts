@@ -55,7 +55,14 @@ class NotifiedCache implements StateCache {
     this.#live = true;
     this.#backoffMs = 250;
     // A connection that silently stops (no RST) would keep the cache "live": ping it.
-    this.#ping = setInterval(() => void client.query('SELECT 1').catch(down), PING_MS);
+    // One ping at a time: while the database hangs, an unanswered ping fails by its read timeout
+    // (and takes the cache down); pings queued behind it only made node-postgres warn in the log.
+    let pinging = false;
+    this.#ping = setInterval(() => {
+      if (pinging) return;
+      pinging = true;
+      client.query('SELECT 1').then(() => (pinging = false), down);
+    }, PING_MS);
     this.#ping.unref();
   }
 
