@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { localChange } from '../../../src/server/audit/record.js';
 import { openState } from '../../../src/server/state/open-state.js';
 import { redactUrl } from '../../../src/server/url-credentials.js';
+import { openPostgres } from '../../../src/server/state/postgres/postgres-driver.js';
+import { IN_TRANSACTION, type TransactionOptions } from '../../../src/server/state/sql/driver.js';
 import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
 import { storePaths } from '../../../src/server/store/layout.js';
 import { testDatabase } from '../../helpers/postgres.js';
@@ -190,4 +192,30 @@ describe('PostgreSQL pool', () => {
       await db.drop();
     }
   }, 30_000);
+});
+
+describe('PostgreSQL transactions', () => {
+  it('marks the transactions it begins, with the BEGIN pipelined or not, and nothing outside them (what a use sent behind a failed BEGIN checks)', async () => {
+    const db = await testDatabase();
+    const driver = await openPostgres(db.url, { serving: true });
+    try {
+      const inside = async (options: TransactionOptions) => (await driver.transaction((tx) => tx.query<{ inside: boolean }>(`SELECT ${IN_TRANSACTION} AS inside`), options))[0]?.inside;
+      expect(await inside({})).toBe(true);
+      expect(await inside({ pipelined: true })).toBe(true);
+      expect(await inside({ pipelined: true, durable: false })).toBe(true);
+      // The pool's connections after their transactions, each statement on its own: never marked.
+      const outside = await Promise.all(Array.from({ length: 12 }, async () => (await driver.query<{ inside: boolean }>(`SELECT ${IN_TRANSACTION} AS inside`))[0]?.inside));
+      expect(outside).toEqual(Array.from({ length: 12 }, () => false));
+      // A pipelined transaction's statements see what it began: a write and its read back.
+      await driver.query('CREATE TABLE marks (n INTEGER)');
+      const seen = await driver.transaction(async (tx) => {
+        tx.write('INSERT INTO marks VALUES ($1)', [1]);
+        return tx.query<{ n: number }>('SELECT n FROM marks');
+      }, { pipelined: true });
+      expect(seen).toEqual([{ n: 1 }]);
+    } finally {
+      await driver.close();
+      await db.drop();
+    }
+  });
 });

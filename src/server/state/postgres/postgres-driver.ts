@@ -8,7 +8,7 @@ import { unavailableHint, unavailableWhat } from './unavailable-hint.js';
 import { ClosedBeforeLockError, LockBusyError, StateDataError, StateUnavailableError } from '../state-errors.js';
 import { keepLock } from './keep-lock.js';
 import { holderName, type LockHolder, LOCK_STALL_MS, LOCK_WAIT_MS } from './lock-session.js';
-import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction } from '../sql/driver.js';
+import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction, type TransactionOptions } from '../sql/driver.js';
 import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl, UNSHOWN_URL } from '../../url-credentials.js';
 import { printable } from '../../../printable.js';
@@ -109,7 +109,7 @@ class PostgresDriver implements SqlDriver {
     return left;
   }
 
-  async transaction<T>(fn: (tx: Transaction) => Promise<T>, options: { durable?: boolean; deadline?: number } = {}): Promise<T> {
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const client = await this.#connect(options.deadline);
     let broken: unknown;
     let sent = false;
@@ -120,14 +120,21 @@ class PostgresDriver implements SqlDriver {
       sent = true;
       return left;
     };
+    // A pipelined BEGIN's answer: until it is in, no other answer is handed out (they arrive in
+    // order, so each waits only for the check), and if it failed, its error is what they throw.
+    let begun: Promise<unknown> | undefined;
     const send = async <R extends Row = Row>(sql: string, params: readonly unknown[], query_timeout: number): Promise<R[]> => {
       sent = true;
+      let rows: R[];
       try {
-        return (await client.query(timed(statement(sql, params), query_timeout))).rows as R[];
+        rows = (await client.query(timed(statement(sql, params), query_timeout))).rows as R[];
       } catch (cause) {
         broken = cause;
+        await begun;
         throw this.#wrap(cause);
       }
+      await begun;
+      return rows;
     };
     // Writes whose answers are awaited with the COMMIT's (see Transaction.write).
     const writes: Array<Promise<unknown>> = [];
@@ -145,21 +152,35 @@ class PostgresDriver implements SqlDriver {
         // number), and at READ COMMITTED the second takes its snapshot after the lock is held.
         lockThen: async <R extends Row = Row>(name: string, sql: string) => {
           const query_timeout = timeLeft();
+          let results: pg.QueryResult[];
           try {
-            const results = (await client.query(timed({ text: `SELECT pg_advisory_xact_lock(${lockKey(name).toString()}); ${sql}` }, query_timeout))) as unknown as pg.QueryResult[];
-            return (results.at(-1)?.rows ?? []) as R[];
+            results = (await client.query(timed({ text: `SELECT pg_advisory_xact_lock(${lockKey(name).toString()}); ${sql}` }, query_timeout))) as unknown as pg.QueryResult[];
           } catch (cause) {
             broken = cause;
+            await begun;
             throw this.#wrap(cause);
           }
+          await begun;
+          return (results.at(-1)?.rows ?? []) as R[];
         },
       };
       // Stated, never left to the server's defaults: READ COMMITTED (each statement sees what
       // committed before it, which the audit chain's lock-then-read and the row locks rely on),
       // and whether the commit waits for its WAL flush (and for synchronous standbys, as the
       // server is configured) or is flushed by the WAL writer within a fraction of a second.
-      // No parameters, so both go in one round trip.
-      await tx.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}`);
+      // No parameters, so all go in one message. rws.in_transaction is IN_TRANSACTION's mark.
+      const begin = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}; SET LOCAL rws.in_transaction TO on`;
+      const beginning = client.query(timed({ text: begin }, timeLeft())).catch((cause: unknown) => {
+        broken = cause;
+        throw this.#wrap(cause);
+      });
+      if (options.pipelined === true) {
+        begun = beginning;
+        // Awaited through every answer after it; a failure meanwhile is not an unhandled rejection.
+        begun.catch(() => undefined);
+      } else {
+        await beginning;
+      }
       const value = await fn(tx);
       // Not sent once the deadline has passed (a clean rollback). Once sent it gets the whole
       // statement timeout, not what is left: cut short, a commit the database has applied would

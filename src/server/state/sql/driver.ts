@@ -33,7 +33,7 @@ export interface SqlDriver extends Queryable {
    * `durable` commit is on stable storage before this resolves (it survives a power loss); any
    * other survives a crash of this process and reaches the disk with the next durable commit.
    */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: { durable?: boolean; deadline?: number }): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /**
    * How long a group commit may take from when a request asks for it (its wait for its turn
    * included); `deadline` (epoch ms) then bounds the transaction's statements. Undefined where
@@ -54,6 +54,25 @@ export interface SqlDriver extends Queryable {
   checkStorage?(): Promise<void>;
   close(): Promise<void>;
 }
+
+export interface TransactionOptions {
+  durable?: boolean;
+  /** Epoch ms: statements are bounded by it, and the COMMIT is not sent past it. */
+  deadline?: number;
+  /**
+   * The BEGIN goes out with the first statements instead of a round trip of its own (PostgreSQL).
+   * Should it fail, what was sent before its answer came runs outside any transaction: only for a
+   * transaction whose statements sent before it awaits its first answer are reads, or writes that
+   * check IN_TRANSACTION. Every answer is then withheld until the BEGIN's, and its error thrown.
+   */
+  pipelined?: boolean;
+}
+
+/**
+ * True only inside a transaction that this driver began (PostgreSQL): a write sent behind a
+ * pipelined BEGIN that failed would otherwise commit on its own, outside the batch and its audit.
+ */
+export const IN_TRANSACTION = "COALESCE(current_setting('rws.in_transaction', true), '') = 'on'";
 
 /** A named lock while it is held. */
 export interface HeldLock {

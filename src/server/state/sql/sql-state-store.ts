@@ -8,7 +8,7 @@ import type { ApiKeyRecord, ApiKeyView, StoredApiKey, AuditBuckets, Commit, Effe
 import type { LegacyState } from '../legacy/import-store.js';
 import { CommitQueue } from './commit-queue.js';
 import { StateUnavailableError } from '../state-errors.js';
-import type { Row, SqlDriver, Transaction } from './driver.js';
+import { IN_TRANSACTION, type Row, type SqlDriver, type Transaction, type TransactionOptions } from './driver.js';
 import type { GrantSeal, SealSource } from '../grant-seal.js';
 import { KeyGrantsAlteredError } from '../state-errors.js';
 import { judge, sameClaims, selectTokenStatus, toApiKey, toApiKeyView, toAuditHead, toAuditRow, toSession, toTokenView } from './rows.js';
@@ -290,7 +290,7 @@ export class SqlStateStore implements StateStore {
       }
       await appendAudit(items.map(({ commit }, index) => commit.audit(outcomes[index] as TokenOutcome, issuers[index])), headRead);
       return outcomes;
-    }, items.some(({ commit }) => needsDurability(commit)), deadline);
+    }, { durable: items.some(({ commit }) => needsDurability(commit)), deadline, pipelined: items.every(({ commit }) => commit.effect === undefined || commit.effect.kind === 'use') });
   }
 
   /** Each request of a use group gets its outcome: granted in order, the rest told why not. */
@@ -340,18 +340,23 @@ export class SqlStateStore implements StateStore {
     // Both statements are sent before either answer is awaited (the UPDATE does not need the
     // count, only the grant does): one round trip where the database pipelines.
     const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
-    const counted = token.usage_limit === null ? undefined : answerLater(tx.query<{ uses: number }>(`SELECT uses FROM tokens WHERE jti = $1${lock}`, [token.jti]));
+    // Sent behind a pipelined BEGIN (see #commitOnce): should that BEGIN fail, this charges nothing.
+    const inTransaction = this.db.dialect === 'postgres' ? `\n          AND ${IN_TRANSACTION}` : '';
+    const counted = token.usage_limit === null ? undefined : tx.query<{ uses: number }>(`SELECT uses FROM tokens WHERE jti = $1${lock}`, [token.jti]);
     const charged = tx.query<{ uses: number; api_key_id: string }>(
       `UPDATE tokens SET uses = CASE WHEN usage_limit IS NOT NULL AND uses + $2 > usage_limit THEN usage_limit ELSE uses + $2 END
         WHERE jti = $1 AND revoked_at IS NULL AND uses >= 0 AND (usage_limit IS NULL OR uses < usage_limit)
           AND subject = $4 AND environment = $5 AND key_pattern = $6 AND issued_at = $7 AND expires_at = $8 AND COALESCE(usage_limit, 0) = $9
-          AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))
+          AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = tokens.api_key_id AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))${inTransaction}
         RETURNING uses, api_key_id`,
       // A limit is at least 1, so 0 stands for none.
       [token.jti, wanted, now.toISOString(), token.subject, token.environment, token.key_pattern, token.issued_at, token.expires_at, token.usage_limit ?? 0],
     );
-    const before = counted === undefined ? { uses: 0 } : (await counted)[0];
-    const row = (await charged)[0];
+    // Both awaited together: one failing first must not leave the other's failure unhandled (a
+    // crash), as awaiting them in turn did when the count's statement timed out.
+    const [counts, after] = await Promise.all([counted ?? [{ uses: 0 }], charged]);
+    const before = counts[0];
+    const row = after[0];
     if (before === undefined) return { granted: 0 };
     // Not charged: the caller reads the row to say why, and whose it is.
     if (row === undefined) return { granted: 0 };
@@ -555,12 +560,13 @@ export class SqlStateStore implements StateStore {
   }
 
   /** A write transaction that appends audit rows; followers hear of them once committed. */
-  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[], headRead?: Promise<AuditHeadRow[]>) => Promise<void>) => Promise<T>, durable = true, deadline?: number): Promise<T> {
+  async #write<T>(fn: (tx: Transaction, audit: (records: AuditRecord[], headRead?: Promise<AuditHeadRow[]>) => Promise<void>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    const durable = options.durable ?? true;
     let sealed: StoredAuditRow[] = [];
     const undo: Array<() => void> = [];
     let value: T;
     try {
-      value = await this.db.transaction((tx) => fn(tx, async (records, headRead) => void (sealed = await this.#appendAudit(tx, records, undo, headRead))), { durable, deadline });
+      value = await this.db.transaction((tx) => fn(tx, async (records, headRead) => void (sealed = await this.#appendAudit(tx, records, undo, headRead))), { ...options, durable });
     } catch (error) {
       for (const revert of undo) revert();
       throw error;
