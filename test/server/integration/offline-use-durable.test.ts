@@ -2,52 +2,30 @@
 // answered 204, the client deletes it. So its row is committed as a mint's is, waiting for the
 // WAL's flush, where an unlimited read's row is not. Seen from inside PostgreSQL: a trigger notes
 // the commit setting each audit row was written under.
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import pg from 'pg';
-import { call, makeApiKey, makeStore, type RunningServer, startServer, type TestStore, token } from '../helpers/server.js';
-import { testDatabase } from '../../helpers/postgres.js';
+import { beforeAll, expect, it } from 'vitest';
+import { call, makeApiKey, token } from '../helpers/server.js';
+import { servedOnPostgres } from '../helpers/postgres-serve.js';
 
-let store: TestStore;
-let db: { url: string; drop(): Promise<void> };
-let server: RunningServer;
+const vault = servedOnPostgres({ production: { JOB_A: 'job-a-value' } });
 let apiKey: string;
 
 beforeAll(async () => {
-  store = await makeStore({ production: { JOB_A: 'job-a-value' } });
-  db = await testDatabase();
-  const env = { RWS_DATABASE_URL: db.url };
-  apiKey = (await makeApiKey(store, ['production'], ['JOB_*'], [], env)).key;
-  server = await startServer(store, [], env);
-}, 60_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await db?.drop();
-  await store?.cleanup();
+  apiKey = (await makeApiKey(vault.store, ['production'], ['JOB_*'], [], vault.env)).key;
 });
 
-async function sql(text: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
-
 it('commits a reported offline use durably (synchronous_commit on), an unlimited read not', async () => {
-  await sql(`CREATE TABLE commit_modes (event TEXT, mode TEXT);
+  const url = vault.server.url;
+  await vault.sql(`CREATE TABLE commit_modes (event TEXT, mode TEXT);
     CREATE FUNCTION note_mode() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO commit_modes VALUES (NEW.event, current_setting('synchronous_commit')); RETURN NEW; END $$;
     CREATE TRIGGER note_mode AFTER INSERT ON audit FOR EACH ROW EXECUTE FUNCTION note_mode();`);
   try {
-    const read = await call(`${server.url}/api/v1/vault/production/JOB_A`, { auth: await token(server, apiKey, { environment: 'production', key_pattern: 'JOB_A' }) });
+    const read = await call(`${url}/api/v1/vault/production/JOB_A`, { auth: await token(vault.server, apiKey, { environment: 'production', key_pattern: 'JOB_A' }) });
     expect(read.status).toBe(200);
-    const reported = await call(`${server.url}/api/v1/fallback/uses`, { auth: apiKey, json: { subject: 'nightly@host', environment: 'production', keys: ['JOB_A'], used_at: new Date(Date.now() - 60_000).toISOString() } });
+    const reported = await call(`${url}/api/v1/fallback/uses`, { auth: apiKey, json: { subject: 'nightly@host', environment: 'production', keys: ['JOB_A'], used_at: new Date(Date.now() - 60_000).toISOString() } });
     expect(reported.status).toBe(204);
-    const modes = Object.fromEntries((await sql("SELECT event, mode FROM commit_modes WHERE event IN ('secret.read', 'secret.offline_use')")).rows.map((row) => [row.event, row.mode]));
+    const modes = Object.fromEntries((await vault.sql("SELECT event, mode FROM commit_modes WHERE event IN ('secret.read', 'secret.offline_use')")).rows.map((row) => [row.event, row.mode]));
     expect(modes).toEqual({ 'secret.read': 'off', 'secret.offline_use': 'on' });
   } finally {
-    await sql('DROP TRIGGER note_mode ON audit; DROP FUNCTION note_mode(); DROP TABLE commit_modes');
+    await vault.sql('DROP TRIGGER note_mode ON audit; DROP FUNCTION note_mode(); DROP TABLE commit_modes');
   }
 });
