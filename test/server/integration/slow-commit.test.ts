@@ -34,4 +34,35 @@ describe('a slow COMMIT sent late in a request', () => {
     expect(reply.body.value).toBe('b-key-value');
     expect(took).toBeGreaterThan(5_500);
   }, 60_000);
+
+  // The audit INSERT goes out with the COMMIT right behind it: once sent, the COMMIT cannot be
+  // taken back by closing the connection, so the INSERT's time must not come out of the COMMIT's.
+  const slowInsertAndCommit = async (insertSeconds: number, commitSeconds: number) => {
+    const t = await token(vault.server, apiKey, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 5 });
+    const jti = JSON.parse(Buffer.from(t.split('.')[1] as string, 'base64url').toString()).jti as string;
+    await vault.sql(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(${insertSeconds}); RETURN NEW; END $$;
+      CREATE TRIGGER slow_insert BEFORE INSERT ON audit FOR EACH ROW WHEN (NEW.jti = '${jti}') EXECUTE FUNCTION slow_insert();
+      CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(${commitSeconds}); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON audit DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.jti = '${jti}') EXECUTE FUNCTION slow_commit();`);
+    const started = Date.now();
+    const reply = await call(`${vault.server.url}/api/v1/vault/production/SERVICE_B_KEY`, { auth: t });
+    const took = Date.now() - started;
+    // A COMMIT the server gave up on may still be running: give it time before looking.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await vault.sql('DROP TRIGGER slow_insert ON audit; DROP FUNCTION slow_insert(); DROP TRIGGER slow_commit ON audit; DROP FUNCTION slow_commit()');
+    const uses = Number((await vault.sql('SELECT uses FROM tokens WHERE jti = $1', [jti])).rows[0]?.uses);
+    const rows = (await vault.sql("SELECT outcome, status FROM audit WHERE jti = $1 AND event = 'secret.read'", [jti])).rows;
+    return { status: reply.status, uses, rows, took };
+  };
+
+  it('behind a slow audit INSERT (4 s), a slow COMMIT (1.5 s) still has its own time: answered 200, as the database says', async () => {
+    const seen = await slowInsertAndCommit(4, 1.5);
+    expect(seen).toMatchObject({ status: 200, uses: 1, rows: [{ outcome: 'success', status: 200 }] });
+  }, 60_000);
+
+  it('an audit INSERT still running at the deadline is ended by the database: 503, nothing charged, no row, within 10 s', async () => {
+    const seen = await slowInsertAndCommit(8, 0);
+    expect(seen).toMatchObject({ status: 503, uses: 0, rows: [] });
+    expect(seen.took).toBeLessThan(10_000);
+  }, 60_000);
 });

@@ -218,4 +218,58 @@ describe('PostgreSQL transactions', () => {
       await db.drop();
     }
   });
+
+  it('a statement asked for once the deadline has passed fails as a rejected promise, never as a throw that would leave one sent before it unawaited', async () => {
+    const db = await testDatabase();
+    const driver = await openPostgres(db.url, { serving: true });
+    try {
+      let thrown = false;
+      let settled: string | undefined;
+      const outcome = await driver
+        .transaction(
+          async (tx) => {
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            let answer: Promise<unknown> | undefined;
+            try {
+              answer = tx.query('SELECT 1');
+            } catch {
+              thrown = true;
+            }
+            settled = await answer?.then(() => 'answered', (error: unknown) => String(error));
+          },
+          { deadline: Date.now() + 150 },
+        )
+        .then(() => 'committed', (error: unknown) => String(error));
+      expect(thrown).toBe(false);
+      expect(settled).toMatch(/did not answer in time/);
+      expect(outcome).toMatch(/did not answer in time/);
+    } finally {
+      await driver.close();
+      await db.drop();
+    }
+  });
+
+  it('imports a legacy audit trail of many INSERTs one at a time, each with its own statement timeout', async () => {
+    const db = await testDatabase();
+    const root = await mkdtemp(path.join(tmpdir(), 'rws-pg-'));
+    const paths = storePaths(root);
+    await writePepper(paths);
+    const state = await openState(paths, db.url, { cache: false, importLegacy: false });
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      // 801 rows are 5 INSERTs of at most 200, each 1.5 s here: 7.5 s in all, past one statement
+      // timeout (5 s) when they all went out at once behind one bound.
+      await admin.query(`CREATE FUNCTION slow_chunk() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$;
+        CREATE TRIGGER slow_chunk AFTER INSERT ON audit FOR EACH STATEMENT EXECUTE FUNCTION slow_chunk();`);
+      const audit = Array.from({ length: 801 }, () => row('secret.read'));
+      expect(await state.importLegacy({ keys: [], lastUsed: new Map(), tokens: [], audit, files: [] }, root, new Date())).toBe(true);
+      expect(Number((await admin.query('SELECT count(*) AS n FROM audit')).rows[0]?.n)).toBeGreaterThanOrEqual(801);
+    } finally {
+      await admin.end();
+      await state.close();
+      await db.drop();
+      await rm(root, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

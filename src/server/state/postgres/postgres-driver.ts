@@ -17,13 +17,6 @@ import { clientConfig, timed } from './client-config.js';
 import { endPool, newPool, POOL_SIZE } from './pool.js';
 
 const statementNames = new Map<string, string>();
-/**
- * A write's own bound on its answer, longer than a statement's: the COMMIT (or the ROLLBACK) sent
- * behind it in the pipeline bounds both, and decides. A write's timer firing first would close the
- * connection with a COMMIT already sent, which the database may still apply: a request answered
- * 503 "nothing served" with its use charged and its row written.
- */
-const WRITE_TIMEOUT_MS = 2 * QUERY_TIMEOUT_MS;
 const MAX_NAMED = 1_000;
 /** Larger statements (audit inserts of batches past 50 rows) stay unnamed: the database keeps a plan per name and connection. */
 const MAX_NAMED_PARAMETERS = 700;
@@ -136,17 +129,30 @@ class PostgresDriver implements SqlDriver {
       await begun;
       return rows;
     };
-    // Writes whose answers are awaited with the COMMIT's (see Transaction.write).
+    // Writes whose answers are awaited with the COMMIT's (see Transaction.write), and how long
+    // the database may take over them, each bounded by the database itself.
     const writes: Array<Promise<unknown>> = [];
+    let writesMs = 0;
     try {
       const tx: Transaction = {
         write: (sql, params = []) => {
-          const answered = send(sql, params, WRITE_TIMEOUT_MS);
-          // Awaited at the commit; a failure before then must not be an unhandled rejection.
-          answered.catch(() => undefined);
-          writes.push(answered);
+          // Once the COMMIT is sent behind a write, no timer of ours may end the wait: closing the
+          // connection then does not stop the database from applying a COMMIT it has already
+          // received, and the request would be answered 503 "nothing served" with its use charged
+          // and its row written. So the database ends the write by the deadline itself (a write it
+          // cancels fails the transaction, and the COMMIT becomes a rollback), and our timers on
+          // the write and the COMMIT count its time on top of their own (see below).
+          const left = timeLeft();
+          writesMs += left;
+          for (const answered of [send(`SET LOCAL statement_timeout TO ${left}`, [], left + QUERY_TIMEOUT_MS), send(sql, params, left + QUERY_TIMEOUT_MS)]) {
+            // Awaited at the commit; a failure before then must not be an unhandled rejection.
+            answered.catch(() => undefined);
+            writes.push(answered);
+          }
         },
-        query: <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => send<R>(sql, params, timeLeft()),
+        // Async, so that a deadline already past fails as a rejected promise, never as a throw
+        // that leaves a statement sent before it unawaited (an unhandled rejection, a crash).
+        query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => send<R>(sql, params, timeLeft()),
         lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
         // Both statements in one simple-protocol query: no parameters (the key is our own
         // number), and at READ COMMITTED the second takes its snapshot after the lock is held.
@@ -189,13 +195,17 @@ class PostgresDriver implements SqlDriver {
       // The COMMIT goes out behind the writes not yet answered (the client pipelines): if one of
       // them failed, the transaction is aborted and PostgreSQL answers this COMMIT with a
       // ROLLBACK, so nothing of it is committed, and that write's error is the one thrown.
-      const committed = client.query(timed(statement('COMMIT', []), QUERY_TIMEOUT_MS));
+      // Behind writes, the COMMIT gets the statement timeout back (each write had what was left)
+      // and our timer on it also counts the writes' time: it fires only once the database has had
+      // all of that, as a COMMIT sent alone gets the whole statement timeout of its own.
+      const commit = writes.length === 0 ? statement('COMMIT', []) : { text: `SET LOCAL statement_timeout TO ${QUERY_TIMEOUT_MS}; COMMIT` };
+      const committed = client.query(timed(commit, QUERY_TIMEOUT_MS + writesMs)) as Promise<pg.QueryResult | pg.QueryResult[]>;
       committed.catch(() => undefined);
       await Promise.all(writes);
       try {
         const answer = await committed;
         // Never reached with the writes above all answered, unless the database disagrees.
-        if (answer.command !== 'COMMIT') throw new StateUnavailableError(`the state database ${this.location} rolled the transaction back at its commit`);
+        if ((Array.isArray(answer) ? answer.at(-1) : answer)?.command !== 'COMMIT') throw new StateUnavailableError(`the state database ${this.location} rolled the transaction back at its commit`);
       } catch (cause) {
         broken = cause;
         throw this.#wrap(cause);

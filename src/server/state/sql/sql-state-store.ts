@@ -537,7 +537,10 @@ export class SqlStateStore implements StateStore {
       for (const r of chunk) {
         params.push(r.seq, r.time, r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys === null ? null : JSON.stringify(r.keys), r.client, r.count, r.hash);
       }
-      tx.write(auditInsert(chunk.length), params);
+      // One chunk (every request's batch) goes out with the COMMIT; an import's thousands of rows
+      // go chunk by chunk, each with a statement timeout of its own.
+      if (rows.length <= INSERT_CHUNK) tx.write(auditInsert(chunk.length), params);
+      else await tx.query(auditInsert(chunk.length), params);
     }
     const revert = this.options.beforeCommit?.(rows);
     if (revert) undo.push(revert);
