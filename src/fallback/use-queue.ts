@@ -23,6 +23,8 @@ export interface OfflineUse {
 
 const ENTRY = /^(\d{13})-(\d{1,10})-([0-9a-f]{12})\.json$/;
 const CLAIMED = /^(\d{13}-\d{1,10}-[0-9a-f]{12}\.json)\.sending-(\d{1,10})$/;
+/** An entry being written: `replacementTemp`'s name, with its writer's pid. */
+const WRITING = /^\.\d{13}-\d{1,10}-[0-9a-f]{12}\.json\.(\d{1,10})\.[0-9a-f]{12}\.tmp$/;
 const MAX_ENTRY_BYTES = 64 * 1024;
 /** Every name the queue writes in its directory: entries, claimed entries, temp files of a write. */
 export const QUEUE_FILE = /^(\d{13}-\d{1,10}-[0-9a-f]{12}\.json(\.sending-\d{1,10})?|\.\d{13}-\d{1,10}-[0-9a-f]{12}\.json\.\d{1,10}\.[0-9a-f]{12}\.tmp)$/;
@@ -81,6 +83,10 @@ export class UseQueue {
       throw error;
     }
     for (const name of names) {
+      // A writer killed before its rename (SIGKILL runs no cleanup) left its temp file: that run
+      // never started its child, so there is no use in it to report, only litter to sweep.
+      const temp = WRITING.exec(name);
+      if (temp !== null && Number(temp[1]) !== process.pid && !isAlive(Number(temp[1]))) await rm(join(this.dir, name), { force: true }).catch(() => undefined);
       const claimed = CLAIMED.exec(name);
       if (!claimed || !(await this.abandoned(name, Number(claimed[2]), isAlive))) continue;
       const blocked = await settled(rename(join(this.dir, name), join(this.dir, claimed[1]!)));

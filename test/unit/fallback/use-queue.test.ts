@@ -1,7 +1,7 @@
 // The queue of offline uses on real files: entries written whole and private, each reported once
 // by whichever reporter claims it, none lost when a reporter is SIGKILLed holding claims or
 // when the vault refuses midway; hand-edited entries are dropped, never sent.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,22 @@ describe('the offline-use queue', () => {
     expect(outcome.failure).toBeUndefined();
     expect(sent).toEqual(['job-2', 'job-3']);
     expect(await queue.count()).toBe(0);
+  });
+
+  it("sweeps the temp file of a writer killed before its rename (no use in it: its run never began), and leaves a live writer's", async () => {
+    await queue.add(use(1), new Date(Date.UTC(2030, 0, 1, 0, 0, 1)));
+    const gone = spawnSync('true').pid;
+    const writing = spawn('sleep', ['30']);
+    try {
+      const entry = '1893456000000-1-0123456789ab.json';
+      const left = `.${entry}.${gone}.aaaaaaaaaaaa.tmp`;
+      const live = `.${entry}.${writing.pid}.bbbbbbbbbbbb.tmp`;
+      for (const name of [left, live]) writeFileSync(join(queue.dir, name), '{"subject":"half', { mode: 0o600 });
+      expect(await drain(queue)).toEqual(['job-1']);
+      expect(readdirSync(queue.dir)).toEqual([live]);
+    } finally {
+      writing.kill('SIGKILL');
+    }
   });
 
   it('drops hand-edited entries without sending them', async () => {
