@@ -2,46 +2,21 @@
 // database that stops answering turns into a 503 within the request timeout rather than a hung
 // request, and idle-connection errors absorbed so a database restart never crashes the server.
 // The pool reconnects by itself once the database is back. Errors never carry the URL's password.
-import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { unavailableHint, unavailableWhat } from './unavailable-hint.js';
 import { ClosedBeforeLockError, LockBusyError, StateDataError, StateUnavailableError } from '../state-errors.js';
 import { keepLock } from './keep-lock.js';
 import { holderName, type LockHolder, LOCK_STALL_MS, LOCK_WAIT_MS } from './lock-session.js';
-import { type HeldLock, lockKey, type Row, type SqlDriver, type Transaction, type TransactionOptions } from '../sql/driver.js';
+import { type HeldLock, type Row, type SqlDriver, type Transaction, type TransactionOptions } from '../sql/driver.js';
 import { ServerUsageError } from '../../usage-error.js';
 import { redactUrl, UNSHOWN_URL } from '../../url-credentials.js';
 import { printable } from '../../../printable.js';
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS } from './time-limits.js';
 import { clientConfig, timed } from './client-config.js';
+import { isBroken } from './broken-connection.js';
+import { statement } from './statements.js';
+import { runTransaction } from './transaction.js';
 import { endPool, newPool, POOL_SIZE } from './pool.js';
-
-const statementNames = new Map<string, string>();
-const MAX_NAMED = 1_000;
-/** Larger statements (audit inserts of batches past 50 rows) stay unnamed: the database keeps a plan per name and connection. */
-const MAX_NAMED_PARAMETERS = 700;
-
-/**
- * A query with parameters is named, so each connection has PostgreSQL parse and plan it once
- * (a batch's INSERT of audit rows and the use's UPDATE are planned per batch otherwise). Only a
- * statement that lists what it returns: a newer server's migration that adds columns must not
- * change the result of a statement prepared before it (PostgreSQL refuses such a cached plan),
- * so `*` keeps a statement unnamed. Without parameters a query goes as simple text (several
- * statements may share it). Prepared statements live in a session, as LISTEN does: a pooler
- * between us and the database must keep sessions (PgBouncer's session mode), never hand a
- * session's statements to another client.
- */
-function statement(sql: string, params: readonly unknown[]): pg.QueryConfig {
-  const values = params as unknown[];
-  if (values.length === 0 || values.length > MAX_NAMED_PARAMETERS || sql.includes('*')) return { text: sql, values };
-  let name = statementNames.get(sql);
-  if (name === undefined) {
-    if (statementNames.size >= MAX_NAMED) return { text: sql, values };
-    name = `rws_${createHash('sha256').update(sql).digest('hex').slice(0, 32)}`;
-    statementNames.set(sql, name);
-  }
-  return { name, text: sql, values };
-}
 
 /**
  * `serving`: a server's pool, shared by concurrent requests. Otherwise a one-shot command's, which
@@ -104,124 +79,7 @@ class PostgresDriver implements SqlDriver {
 
   async transaction<T>(fn: (tx: Transaction) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const client = await this.#connect(options.deadline);
-    let broken: unknown;
-    let sent = false;
-    // Each statement gets what is left until the deadline (at most the statement timeout); one
-    // past it is not sent, and the transaction fails as unanswered.
-    const timeLeft = (): number => {
-      const left = this.#timeLeft(options.deadline);
-      sent = true;
-      return left;
-    };
-    // A pipelined BEGIN's answer: until it is in, no other answer is handed out (they arrive in
-    // order, so each waits only for the check), and if it failed, its error is what they throw.
-    let begun: Promise<unknown> | undefined;
-    const send = async <R extends Row = Row>(sql: string, params: readonly unknown[], query_timeout: number): Promise<R[]> => {
-      sent = true;
-      let rows: R[];
-      try {
-        rows = (await client.query(timed(statement(sql, params), query_timeout))).rows as R[];
-      } catch (cause) {
-        broken = cause;
-        await begun;
-        throw this.#wrap(cause);
-      }
-      await begun;
-      return rows;
-    };
-    // Writes whose answers are awaited with the COMMIT's (see Transaction.write), and how long
-    // the database may take over them, each bounded by the database itself.
-    const writes: Array<Promise<unknown>> = [];
-    let writesMs = 0;
-    try {
-      const tx: Transaction = {
-        write: (sql, params = []) => {
-          // Once the COMMIT is sent behind a write, no timer of ours may end the wait: closing the
-          // connection then does not stop the database from applying a COMMIT it has already
-          // received, and the request would be answered 503 "nothing served" with its use charged
-          // and its row written. So the database ends the write by the deadline itself (a write it
-          // cancels fails the transaction, and the COMMIT becomes a rollback), and our timers on
-          // the write and the COMMIT count its time on top of their own (see below).
-          const left = timeLeft();
-          writesMs += left;
-          for (const answered of [send(`SET LOCAL statement_timeout TO ${left}`, [], left + QUERY_TIMEOUT_MS), send(sql, params, left + QUERY_TIMEOUT_MS)]) {
-            // Awaited at the commit; a failure before then must not be an unhandled rejection.
-            answered.catch(() => undefined);
-            writes.push(answered);
-          }
-        },
-        // Async, so that a deadline already past fails as a rejected promise, never as a throw
-        // that leaves a statement sent before it unawaited (an unhandled rejection, a crash).
-        query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => send<R>(sql, params, timeLeft()),
-        lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
-        // Both statements in one simple-protocol query: no parameters (the key is our own
-        // number), and at READ COMMITTED the second takes its snapshot after the lock is held.
-        lockThen: async <R extends Row = Row>(name: string, sql: string) => {
-          const query_timeout = timeLeft();
-          let results: pg.QueryResult[];
-          try {
-            results = (await client.query(timed({ text: `SELECT pg_advisory_xact_lock(${lockKey(name).toString()}); ${sql}` }, query_timeout))) as unknown as pg.QueryResult[];
-          } catch (cause) {
-            broken = cause;
-            await begun;
-            throw this.#wrap(cause);
-          }
-          await begun;
-          return (results.at(-1)?.rows ?? []) as R[];
-        },
-      };
-      // Stated, never left to the server's defaults: READ COMMITTED (each statement sees what
-      // committed before it, which the audit chain's lock-then-read and the row locks rely on),
-      // and whether the commit waits for its WAL flush (and for synchronous standbys, as the
-      // server is configured) or is flushed by the WAL writer within a fraction of a second.
-      // No parameters, so all go in one message. rws.in_transaction is IN_TRANSACTION's mark.
-      const begin = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}; SET LOCAL rws.in_transaction TO on`;
-      const beginning = client.query(timed({ text: begin }, timeLeft())).catch((cause: unknown) => {
-        broken = cause;
-        throw this.#wrap(cause);
-      });
-      if (options.pipelined === true) {
-        begun = beginning;
-        // Awaited through every answer after it; a failure meanwhile is not an unhandled rejection.
-        begun.catch(() => undefined);
-      } else {
-        await beginning;
-      }
-      const value = await fn(tx);
-      // Not sent once the deadline has passed (a clean rollback). Once sent it gets the whole
-      // statement timeout, not what is left: cut short, a commit the database has applied would
-      // be reported as failed, "nothing served", with its rows and effects kept.
-      this.#timeLeft(options.deadline);
-      // The COMMIT goes out behind the writes not yet answered (the client pipelines): if one of
-      // them failed, the transaction is aborted and PostgreSQL answers this COMMIT with a
-      // ROLLBACK, so nothing of it is committed, and that write's error is the one thrown.
-      // Behind writes, the COMMIT gets the statement timeout back (each write had what was left)
-      // and our timer on it also counts the writes' time: it fires only once the database has had
-      // all of that, as a COMMIT sent alone gets the whole statement timeout of its own.
-      const commit = writes.length === 0 ? statement('COMMIT', []) : { text: `SET LOCAL statement_timeout TO ${QUERY_TIMEOUT_MS}; COMMIT` };
-      const committed = client.query(timed(commit, QUERY_TIMEOUT_MS + writesMs)) as Promise<pg.QueryResult | pg.QueryResult[]>;
-      committed.catch(() => undefined);
-      await Promise.all(writes);
-      try {
-        const answer = await committed;
-        // Never reached with the writes above all answered, unless the database disagrees.
-        if ((Array.isArray(answer) ? answer.at(-1) : answer)?.command !== 'COMMIT') throw new StateUnavailableError(`the state database ${this.location} rolled the transaction back at its commit`);
-      } catch (cause) {
-        broken = cause;
-        throw this.#wrap(cause);
-      }
-      broken = undefined;
-      return value;
-    } catch (error) {
-      // A connection that failed or whose statement timed out is dropped without a ROLLBACK: the
-      // database rolls back a dropped session's transaction by itself, and on a connection that
-      // does not answer the ROLLBACK would wait behind the hung statement for another timeout.
-      if (sent && !isBroken(broken)) await client.query('ROLLBACK').catch((cause: unknown) => (broken = cause));
-      throw error;
-    } finally {
-      // A client whose connection failed is destroyed, not returned to the pool.
-      client.release(isBroken(broken) ? (broken as Error) : undefined);
-    }
+    return runTransaction(client, fn, options, { location: this.location, timeLeft: () => this.#timeLeft(options.deadline), wrap: (cause) => this.#wrap(cause) });
   }
 
   async lock(name: string): Promise<HeldLock> {
@@ -374,11 +232,3 @@ function lockBusy(name: string, holder: LockHolder | undefined): LockBusyError {
   );
 }
 
-function isBroken(error: unknown): boolean {
-  return error instanceof Error && isConnectionError(error);
-}
-
-function isConnectionError(error: Error): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code !== 'string' || /^(08|57|53|XX)/.test(code) || /^E[A-Z]+$/.test(code);
-}
