@@ -5,7 +5,7 @@
 import { randomBytes, webcrypto } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { isValidPattern } from '../../glob.js';
-import { HttpError, unauthorized } from '../http/http-error.js';
+import { HttpError, REFUSED_CREDENTIAL, unauthorized } from '../http/http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 
 export const TOKEN_TYPE = 'rws-access+jwt';
@@ -110,7 +110,7 @@ export async function verifyToken(secret: TokenKey, token: string, now: Date): P
       currentDate: now,
     }));
   } catch (error) {
-    if (error instanceof joseErrors.JWTExpired) throw new HttpError(401, 'RWS_TOKEN_EXPIRED', `token has expired; ${MINT_AGAIN}`, { 'www-authenticate': 'Bearer' });
+    if (error instanceof joseErrors.JWTExpired) throw new HttpError(401, 'RWS_TOKEN_EXPIRED', `token has expired; ${MINT_AGAIN}`, REFUSED_CREDENTIAL);
     throw unauthorized(INVALID);
   }
   return checkClaims(payload);

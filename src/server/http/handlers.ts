@@ -9,7 +9,7 @@ import { isValidName } from '../../names.js';
 import { authenticateApiKey, NOT_LIVE } from '../auth/api-keys.js';
 import type { AuditRecord } from '../audit/record.js';
 import { checkEnvironment, checkName, checkPattern, parseBatchBody, parseGenerateBody } from './bodies.js';
-import { forbidden, HttpError, notFound, unauthorized } from './http-error.js';
+import { forbidden, HttpError, notFound, REFUSED_CREDENTIAL, unauthorized } from './http-error.js';
 import { isValidEnvironment } from '../store/layout.js';
 import { bearerCredential, readJsonBody } from './request.js';
 import { readQuery } from './admin/query.js';
@@ -275,7 +275,7 @@ async function authenticateTokenWithKey(deps: HandlerDeps, x: Exchange): Promise
 
 /** The 401 for a token the state refuses; undefined when it is good. */
 export function tokenRefusal(outcome: TokenOutcome): HttpError | undefined {
-  const challenge = { 'www-authenticate': 'Bearer' };
+  const challenge = REFUSED_CREDENTIAL;
   if (outcome === 'revoked') return new HttpError(401, 'RWS_TOKEN_REVOKED', `token has been revoked; ${MINT_AGAIN}`, challenge);
   if (outcome === 'exhausted') return new HttpError(401, 'RWS_TOKEN_EXHAUSTED', `token has no uses left; ${MINT_AGAIN}`, challenge);
   // The API key that made the request was revoked (or expired) before its commit: the answer a

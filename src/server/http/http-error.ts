@@ -37,8 +37,16 @@ export class HttpError extends RwsError {
 }
 
 export const badRequest = (message: string): HttpError => new HttpError(400, 'RWS_BAD_REQUEST', message);
-export const unauthorized = (message = 'missing or invalid credential'): HttpError =>
-  new HttpError(401, 'RWS_AUTH_FAILED', message, { 'www-authenticate': 'Bearer' });
+/**
+ * The 401 challenges of RFC 6750 §3: a credential that was sent and refused (unknown, malformed,
+ * expired, revoked, spent) is `invalid_token`, which tells an OAuth-minded client to get a new one
+ * rather than retry; a request that sent none gets the bare scheme, without an error code.
+ */
+export const REFUSED_CREDENTIAL = { 'www-authenticate': 'Bearer error="invalid_token"' } as const;
+export const NO_CREDENTIAL = { 'www-authenticate': 'Bearer' } as const;
+
+/** A credential sent and refused. */
+export const unauthorized = (message = 'missing or invalid credential'): HttpError => new HttpError(401, 'RWS_AUTH_FAILED', message, REFUSED_CREDENTIAL);
 export const forbidden = (message: string): HttpError => new HttpError(403, 'RWS_FORBIDDEN', message);
 export const notFound = (message: string): HttpError => new HttpError(404, 'RWS_NOT_FOUND', message);
 

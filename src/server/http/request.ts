@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { duplicateName } from '../../json-duplicate-names.js';
 import { inviteBody } from './expect-continue.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js';
-import { badRequest, HttpError, unauthorized } from './http-error.js';
+import { badRequest, HttpError, NO_CREDENTIAL } from './http-error.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -129,10 +129,11 @@ export function bodyPending(req: IncomingMessage): boolean {
  * whose library added its own beside the one it meant would act (and be audited) as the other.
  */
 export function bearerCredential(req: IncomingMessage): string {
-  if (headerCount(req.rawHeaders, 'authorization') > 1) throw unauthorized('send one Authorization header, not several');
+  if (headerCount(req.rawHeaders, 'authorization') > 1) throw new HttpError(401, 'RWS_AUTH_FAILED', 'send one Authorization header, not several', NO_CREDENTIAL);
   const header = req.headers.authorization;
   const match = header === undefined ? null : /^Bearer +([^ ]+)$/i.exec(header);
-  if (match?.[1] === undefined) throw unauthorized('send the credential as Authorization: Bearer <credential>');
+  // No Bearer credential was sent (none, or another scheme): the bare challenge.
+  if (match?.[1] === undefined) throw new HttpError(401, 'RWS_AUTH_FAILED', 'send the credential as Authorization: Bearer <credential>', NO_CREDENTIAL);
   return match[1];
 }
 

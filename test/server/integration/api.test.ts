@@ -220,9 +220,14 @@ describe('who the API key is (GET /api/v1/auth/self)', () => {
       const reply = await call(self(), { auth: bad, dispatcher });
       expect(reply.status).toBe(401);
       expect(reply.body).toEqual({ error: { code: 'RWS_AUTH_FAILED', message: expect.any(String) } });
-      expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
     }
-    expect((await call(self(), { dispatcher })).status).toBe(401);
+    // RFC 6750 §3: a refused credential is invalid_token; a request that sent none gets the bare
+    // challenge, without an error code (so does one in another scheme).
+    const none = await call(self(), { dispatcher });
+    expect([none.status, none.headers.get('www-authenticate')]).toEqual([401, 'Bearer']);
+    const basic = await call(self(), { headers: { authorization: 'Basic dTpw' }, dispatcher });
+    expect([basic.status, basic.headers.get('www-authenticate')]).toEqual([401, 'Bearer']);
     const post = await call(self(), { auth: apiKey, json: {}, dispatcher });
     expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
   });
@@ -335,6 +340,7 @@ describe('reading secrets', () => {
       for (const target of paths) {
         const reply = await call(vault(target), { auth: t, dispatcher });
         expect([target, reply.status, reply.body.error?.code]).toEqual([target, 401, code]);
+        expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
         expect(reply.text).not.toContain('b-key-value');
       }
     }
@@ -386,7 +392,7 @@ describe('bad tokens over HTTP', () => {
       return;
     }
     expect(reply.body.error.message).not.toContain('no record');
-    expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+    expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
     expect(reply.text).not.toMatch(/at .*\.js|stack|jose/i);
     expect(reply.text).not.toContain('b-key-value');
   });
@@ -394,7 +400,7 @@ describe('bad tokens over HTTP', () => {
   it('refuses to revoke a signed token it holds no record of, as every route refuses it', async () => {
     const reply = await call(vault('tokens/revoke'), { auth: craft(GOOD_HEADER, claims(), { secret: jwtSecret }), method: 'POST', dispatcher: fromAddress(19) });
     expect([reply.status, reply.body.error]).toEqual([401, { code: 'RWS_AUTH_FAILED', message: 'this vault holds no record of the token; mint a new one with POST /api/v1/vault/tokens/generate' }]);
-    expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+    expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
   });
 
   it('refuses credentials that are not `Bearer <token>`, and takes any number of spaces after Bearer (RFC 6750 1*SP)', async () => {
@@ -429,7 +435,7 @@ describe('bad tokens over HTTP', () => {
       expiredShape: [401, 'RWS_AUTH_FAILED', 'invalid token; mint a new one with POST /api/v1/vault/tokens/generate'],
     });
     for (const reply of Object.values(replies)) {
-      expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
       expect(reply.text).not.toContain(apiKey);
       expect(reply.text).not.toContain(minted.split('.')[2]);
     }

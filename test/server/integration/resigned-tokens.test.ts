@@ -89,7 +89,7 @@ describe.each([
     ];
     for (const reply of replies) {
       expect([reply.status, reply.body.error]).toEqual([401, NO_RECORD]);
-      expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
       expect(reply.text).not.toMatch(/password|user|api-token/);
     }
     // The self-revoke was refused too: the real token still reads.

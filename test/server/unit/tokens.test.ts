@@ -13,6 +13,8 @@ async function refusal(token: string, at = now): Promise<string> {
   } catch (error) {
     expect(error).toBeInstanceOf(HttpError);
     expect((error as HttpError).status).toBe(401);
+    // RFC 6750 §3: every token refused (sent, and not good) is invalid_token.
+    expect((error as HttpError).headers['www-authenticate']).toBe('Bearer error="invalid_token"');
     return (error as HttpError).code;
   }
   throw new Error('token was accepted');
