@@ -209,6 +209,7 @@ describe('PostgreSQL transactions', () => {
       // A pipelined transaction's statements see what it began: a write and its read back.
       await driver.query('CREATE TABLE marks (n INTEGER)');
       const seen = await driver.transaction(async (tx) => {
+        expect(await tx.query<{ n: number }>('SELECT n FROM marks')).toEqual([]);
         tx.write('INSERT INTO marks VALUES ($1)', [1]);
         return tx.query<{ n: number }>('SELECT n FROM marks');
       }, { pipelined: true });
@@ -243,6 +244,36 @@ describe('PostgreSQL transactions', () => {
       expect(thrown).toBe(false);
       expect(settled).toMatch(/did not answer in time/);
       expect(outcome).toMatch(/did not answer in time/);
+    } finally {
+      await driver.close();
+      await db.drop();
+    }
+  });
+
+  it('sends one write per transaction, only once a pipelined BEGIN is answered, and makes a statement behind it wait for it (its error first)', async () => {
+    const db = await testDatabase();
+    const driver = await openPostgres(db.url, { serving: true });
+    try {
+      await driver.query('CREATE TABLE marks (n INTEGER PRIMARY KEY)');
+      const failure = (run: Promise<unknown>) => run.then(() => 'committed', (error: unknown) => error as { code?: string; message?: string });
+      // A second write would run after the first, which the timers behind them do not count.
+      const twice = await failure(driver.transaction(async (tx) => {
+        tx.write('INSERT INTO marks VALUES ($1)', [1]);
+        tx.write('INSERT INTO marks VALUES ($1)', [2]);
+      }));
+      expect(twice).toMatchObject({ message: 'a transaction sends one write, once its BEGIN is answered' });
+      // Behind a pipelined BEGIN not yet answered, a write would commit on its own if it failed.
+      const early = await failure(driver.transaction(async (tx) => tx.write('INSERT INTO marks VALUES ($1)', [3]), { pipelined: true }));
+      expect(early).toMatchObject({ message: 'a transaction sends one write, once its BEGIN is answered' });
+      expect(await driver.query('SELECT n FROM marks')).toEqual([]);
+      // A write that fails (a duplicate key) and a statement after it: the write's error is thrown.
+      await driver.query('INSERT INTO marks VALUES (9)');
+      const duplicate = await failure(driver.transaction(async (tx) => {
+        tx.write('INSERT INTO marks VALUES ($1)', [9]);
+        await tx.query('SELECT n FROM marks');
+      }));
+      expect(duplicate).toMatchObject({ code: '23505' });
+      expect(await driver.query('SELECT n FROM marks')).toEqual([{ n: 9 }]);
     } finally {
       await driver.close();
       await db.drop();

@@ -33,6 +33,7 @@ export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transact
   // A pipelined BEGIN's answer: until it is in, no other answer is handed out (they arrive in
   // order, so each waits only for the check), and if it failed, its error is what they throw.
   let begun: Promise<unknown> | undefined;
+  let beginAnswered = false;
   const send = async <R extends Row = Row>(sql: string, params: readonly unknown[], query_timeout: number): Promise<R[]> => {
     sent = true;
     let rows: R[];
@@ -46,21 +47,25 @@ export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transact
     await begun;
     return rows;
   };
-  // Writes whose answers are awaited with the COMMIT's (see Transaction.write), and how long
-  // the database may take over them, each bounded by the database itself.
+  // The write whose answer is awaited with the COMMIT's (see Transaction.write): its two
+  // statements, and how long the database may take over it.
   const writes: Array<Promise<unknown>> = [];
-  let writesMs = 0;
+  let writeMs = 0;
   try {
     const tx: Transaction = {
       write: (sql, params = []) => {
-        // Once the COMMIT is sent behind a write, no timer of ours may end the wait: closing the
-        // connection then does not stop the database from applying a COMMIT it has already
-        // received, and the request would be answered 503 "nothing served" with its use charged
-        // and its row written. So the database ends the write by the deadline itself (a write it
-        // cancels fails the transaction, and the COMMIT becomes a rollback), and our timers on
-        // the write and the COMMIT count its time on top of their own (see below).
+        // One write per transaction: the timers behind it count its time, not that of several
+        // run one after another. Sent only once the BEGIN is answered: a write behind a BEGIN
+        // that failed would commit on its own. (#appendAudit writes once, after the chain's head.)
+        if (writes.length > 0 || (begun !== undefined && !beginAnswered)) throw new Error('a transaction sends one write, once its BEGIN is answered');
+        // Once the COMMIT is sent behind the write, closing the connection does not stop the
+        // database from applying it: a timer of ours that fired while the write still ran would
+        // answer 503 "nothing served" with the use charged and the row written. So the database
+        // ends the write by the deadline itself (statement_timeout: a write it cancels aborts the
+        // transaction, and the COMMIT becomes a rollback), and our timers on the write and the
+        // COMMIT count the write's time on top of their own.
         const left = timeLeft();
-        writesMs += left;
+        writeMs = left;
         for (const answered of [send(`SET LOCAL statement_timeout TO ${left}`, [], left + QUERY_TIMEOUT_MS), send(sql, params, left + QUERY_TIMEOUT_MS)]) {
           // Awaited at the commit; a failure before then must not be an unhandled rejection.
           answered.catch(() => undefined);
@@ -69,11 +74,18 @@ export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transact
       },
       // Async, so that a deadline already past fails as a rejected promise, never as a throw
       // that leaves a statement sent before it unawaited (an unhandled rejection, a crash).
-      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => send<R>(sql, params, timeLeft()),
+      query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) => {
+        // A statement behind the write waits for its answer first: sent at once, its timer would
+        // not count the write's time, and a failure of the write would show as its own. Without
+        // a write, nothing is awaited: statements go out in the order they are asked for.
+        if (writes.length > 0) await Promise.all(writes);
+        return send<R>(sql, params, timeLeft());
+      },
       lock: async (name) => void (await tx.query('SELECT pg_advisory_xact_lock($1)', [lockKey(name).toString()])),
       // Both statements in one simple-protocol query: no parameters (the key is our own
       // number), and at READ COMMITTED the second takes its snapshot after the lock is held.
       lockThen: async <R extends Row = Row>(name: string, sql: string) => {
+        if (writes.length > 0) await Promise.all(writes);
         const query_timeout = timeLeft();
         let results: pg.QueryResult[];
         try {
@@ -100,7 +112,7 @@ export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transact
     if (options.pipelined === true) {
       begun = beginning;
       // Awaited through every answer after it; a failure meanwhile is not an unhandled rejection.
-      begun.catch(() => undefined);
+      begun.then(() => (beginAnswered = true), () => undefined);
     } else {
       await beginning;
     }
@@ -109,14 +121,17 @@ export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transact
     // statement timeout, not what is left: cut short, a commit the database has applied would
     // be reported as failed, "nothing served", with its rows and effects kept.
     driver.timeLeft();
-    // The COMMIT goes out behind the writes not yet answered (the client pipelines): if one of
-    // them failed, the transaction is aborted and PostgreSQL answers this COMMIT with a
-    // ROLLBACK, so nothing of it is committed, and that write's error is the one thrown.
-    // Behind writes, the COMMIT gets the statement timeout back (each write had what was left)
-    // and our timer on it also counts the writes' time: it fires only once the database has had
-    // all of that, as a COMMIT sent alone gets the whole statement timeout of its own.
+    // The COMMIT goes out behind the write if it is not answered yet (the client pipelines): if
+    // the write failed, the transaction is aborted and PostgreSQL skips or refuses this COMMIT,
+    // so nothing of it is committed (the catch below ends it with a ROLLBACK), and the write's
+    // error is the one thrown. Our timer on the COMMIT starts now and counts the write's time on
+    // top of the statement timeout, so the COMMIT's own work gets what a COMMIT sent alone gets.
+    // Past that, as before pipelining, a COMMIT still at work (deferred triggers, the WAL flush,
+    // a synchronous standby: PostgreSQL bounds none of it with statement_timeout) is reported as
+    // failed though the database may yet apply it. The statement timeout is set back first only
+    // so that the write's, possibly a few milliseconds, cannot cancel the COMMIT statement.
     const commit = writes.length === 0 ? statement('COMMIT', []) : { text: `SET LOCAL statement_timeout TO ${QUERY_TIMEOUT_MS}; COMMIT` };
-    const committed = client.query(timed(commit, QUERY_TIMEOUT_MS + writesMs)) as Promise<pg.QueryResult | pg.QueryResult[]>;
+    const committed = client.query(timed(commit, QUERY_TIMEOUT_MS + writeMs)) as Promise<pg.QueryResult | pg.QueryResult[]>;
     committed.catch(() => undefined);
     await Promise.all(writes);
     try {
