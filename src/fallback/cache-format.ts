@@ -60,12 +60,12 @@ export function sealCache(metadata: CacheMetadata, secrets: ReadonlyMap<string, 
   return sealed;
 }
 
-/** The metadata, read without the key (and so not yet authenticated): for `fallback clean` and messages. */
 /** Whether `head` (a file's first bytes) begins as a copy of any format version does. */
 export function beginsAsCache(head: Buffer): boolean {
   return head.subarray(0, MAGIC.length).equals(MAGIC);
 }
 
+/** The metadata, read without the key (and so not yet authenticated): for `fallback clean` and messages. */
 export function peekMetadata(bytes: Buffer): CacheMetadata {
   return split(bytes).metadata;
 }

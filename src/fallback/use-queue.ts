@@ -27,7 +27,9 @@ const CLAIMED = /^(\d{13}-\d{1,10}-[0-9a-f]{12}\.json)\.sending-(\d{1,10})$/;
 const WRITING = /^\.\d{13}-\d{1,10}-[0-9a-f]{12}\.json\.(\d{1,10})\.[0-9a-f]{12}\.tmp$/;
 const MAX_ENTRY_BYTES = 64 * 1024;
 /** Every name the queue writes in its directory: entries, claimed entries, temp files of a write. */
-export const QUEUE_FILE = /^(\d{13}-\d{1,10}-[0-9a-f]{12}\.json(\.sending-\d{1,10})?|\.\d{13}-\d{1,10}-[0-9a-f]{12}\.json\.\d{1,10}\.[0-9a-f]{12}\.tmp)$/;
+export function isQueueFile(name: string): boolean {
+  return ENTRY.test(name) || CLAIMED.test(name) || WRITING.test(name);
+}
 export interface ReportOutcome {
   sent: number;
   dropped: number;

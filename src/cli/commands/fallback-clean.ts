@@ -7,7 +7,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { FallbackError, UsageError } from '../../errors.js';
 import { defaultCacheDir } from '../../fallback/cache-file.js';
 import { type DirectoryFailure, directoryFailure } from '../../fallback/directory-failure.js';
-import { isQueuedUse, QUEUE_FILE } from '../../fallback/use-queue.js';
+import { isQueuedUse, isQueueFile } from '../../fallback/use-queue.js';
 import type { CommandContext } from './context.js';
 
 const DEFAULT_NAMES = /^\.?[0-9a-f]{32}\.bin(\.uses|\.\d+\.[0-9a-f]{12}\.tmp)?$/;
@@ -130,9 +130,9 @@ async function removeQueue(dir: string): Promise<{ uses: number; foreign: boolea
   let uses = 0;
   let foreign = false;
   for (const name of names) {
-    const info = QUEUE_FILE.test(name) ? await lstat(join(dir, name)).catch(() => undefined) : undefined;
+    const info = isQueueFile(name) ? await lstat(join(dir, name)).catch(() => undefined) : undefined;
     if (!(info?.isFile() || info?.isSymbolicLink())) {
-      foreign ||= info !== undefined || !QUEUE_FILE.test(name);
+      foreign ||= info !== undefined || !isQueueFile(name);
       continue;
     }
     try {

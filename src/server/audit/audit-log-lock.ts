@@ -18,6 +18,7 @@ import { RwsError } from '../../errors.js';
 import { AuditLogInUseError } from '../state/state-errors.js';
 import { describeHolders, lockHolders } from '../state/sqlite/lock-holders.js';
 import { explainFileErrno } from '../system-errors.js';
+import { modeText } from '../../local-file.js';
 
 /**
  * How long a start waits on the lock. Taking SQLite's write lock passes through its shared lock:
@@ -90,7 +91,7 @@ function ensureLockFile(lockFile: string): Stats {
   }
   if (!stat.isFile()) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not a regular file (a link is never followed)`, { hint: `move it away: it is made again, empty` });
   // Whoever may open it can hold a lock on it, and keep every server from starting.
-  if ((stat.mode & 0o077) !== 0) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is open to others (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${lockFile}` });
+  if ((stat.mode & 0o077) !== 0) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is open to others (mode ${modeText(stat.mode)})`, { hint: `chmod 600 ${lockFile}` });
   // Its owner may always chmod it and open it, so another user's could be held by that user.
   const self = process.geteuid?.();
   if (self !== undefined && stat.uid !== self) {
@@ -99,7 +100,7 @@ function ensureLockFile(lockFile: string): Stats {
   // SQLite opens a file it may not write read-only, without a word (better-sqlite3's `readonly`
   // says only what was asked), and its BEGIN EXCLUSIVE then holds a read lock that a second
   // server shares: 0400 let two in.
-  if ((stat.mode & 0o600) !== 0o600) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not readable and writable by its owner (mode ${(stat.mode & 0o777).toString(8)})`, { hint: `chmod 600 ${lockFile}` });
+  if ((stat.mode & 0o600) !== 0o600) throw new RwsError('RWS_FILE_ACCESS', `the audit log's lock file ${lockFile} is not readable and writable by its owner (mode ${modeText(stat.mode)})`, { hint: `chmod 600 ${lockFile}` });
   // Read-only for another reason than its mode, and so let two in alike: a read-only mount with
   // only the log made writable (systemd's ReadWritePaths= naming the file, a container's bind mount).
   try {
