@@ -9,7 +9,7 @@ import { localChange } from '../../../src/server/audit/record.js';
 import { openState } from '../../../src/server/state/open-state.js';
 import { redactUrl } from '../../../src/server/url-credentials.js';
 import { openPostgres } from '../../../src/server/state/postgres/postgres-driver.js';
-import { IN_TRANSACTION, type TransactionOptions } from '../../../src/server/state/sql/driver.js';
+import { IN_TRANSACTION, type SqlDriver, type TransactionOptions } from '../../../src/server/state/sql/driver.js';
 import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
 import { storePaths } from '../../../src/server/store/layout.js';
 import { testDatabase } from '../../helpers/postgres.js';
@@ -194,11 +194,21 @@ describe('PostgreSQL pool', () => {
   }, 30_000);
 });
 
+/** A database of its own and a server's driver on it, for one test; both gone after it. */
+async function onDriver(run: (driver: SqlDriver) => Promise<void>): Promise<void> {
+  const db = await testDatabase();
+  const driver = await openPostgres(db.url, { serving: true });
+  try {
+    await run(driver);
+  } finally {
+    await driver.close();
+    await db.drop();
+  }
+}
+
 describe('PostgreSQL transactions', () => {
-  it('marks the transactions it begins, with the BEGIN pipelined or not, and nothing outside them (what a use sent behind a failed BEGIN checks)', async () => {
-    const db = await testDatabase();
-    const driver = await openPostgres(db.url, { serving: true });
-    try {
+  it('marks the transactions it begins, with the BEGIN pipelined or not, and nothing outside them (what a use sent behind a failed BEGIN checks)', () =>
+    onDriver(async (driver) => {
       const inside = async (options: TransactionOptions) => (await driver.transaction((tx) => tx.query<{ inside: boolean }>(`SELECT ${IN_TRANSACTION} AS inside`), options))[0]?.inside;
       expect(await inside({})).toBe(true);
       expect(await inside({ pipelined: true })).toBe(true);
@@ -214,16 +224,10 @@ describe('PostgreSQL transactions', () => {
         return tx.query<{ n: number }>('SELECT n FROM marks');
       }, { pipelined: true });
       expect(seen).toEqual([{ n: 1 }]);
-    } finally {
-      await driver.close();
-      await db.drop();
-    }
-  });
+    }));
 
-  it('a statement asked for once the deadline has passed fails as a rejected promise, never as a throw that would leave one sent before it unawaited', async () => {
-    const db = await testDatabase();
-    const driver = await openPostgres(db.url, { serving: true });
-    try {
+  it('a statement asked for once the deadline has passed fails as a rejected promise, never as a throw that would leave one sent before it unawaited', () =>
+    onDriver(async (driver) => {
       let thrown = false;
       let settled: string | undefined;
       const outcome = await driver
@@ -244,41 +248,31 @@ describe('PostgreSQL transactions', () => {
       expect(thrown).toBe(false);
       expect(settled).toMatch(/did not answer in time/);
       expect(outcome).toMatch(/did not answer in time/);
-    } finally {
-      await driver.close();
-      await db.drop();
-    }
-  });
+    }));
 
-  it('sends one write per transaction, only once a pipelined BEGIN is answered, and makes a statement behind it wait for it (its error first)', async () => {
-    const db = await testDatabase();
-    const driver = await openPostgres(db.url, { serving: true });
-    try {
+  it('sends one write per transaction, only once a pipelined BEGIN is answered, and makes a statement behind it wait for it (its error first)', () =>
+    onDriver(async (driver) => {
       await driver.query('CREATE TABLE marks (n INTEGER PRIMARY KEY)');
       const failure = (run: Promise<unknown>) => run.then(() => 'committed', (error: unknown) => error as { code?: string; message?: string });
       // A second write would run after the first, which the timers behind them do not count.
       const twice = await failure(driver.transaction(async (tx) => {
         tx.write('INSERT INTO marks VALUES ($1)', [1]);
         tx.write('INSERT INTO marks VALUES ($1)', [2]);
-      }));
-      expect(twice).toMatchObject({ message: 'a transaction sends one write, once its BEGIN is answered' });
-      // Behind a pipelined BEGIN not yet answered, a write would commit on its own if it failed.
-      const early = await failure(driver.transaction(async (tx) => tx.write('INSERT INTO marks VALUES ($1)', [3]), { pipelined: true }));
-      expect(early).toMatchObject({ message: 'a transaction sends one write, once its BEGIN is answered' });
-      expect(await driver.query('SELECT n FROM marks')).toEqual([]);
-      // A write that fails (a duplicate key) and a statement after it: the write's error is thrown.
-      await driver.query('INSERT INTO marks VALUES (9)');
-      const duplicate = await failure(driver.transaction(async (tx) => {
-        tx.write('INSERT INTO marks VALUES ($1)', [9]);
-        await tx.query('SELECT n FROM marks');
-      }));
-      expect(duplicate).toMatchObject({ code: '23505' });
-      expect(await driver.query('SELECT n FROM marks')).toEqual([{ n: 9 }]);
-    } finally {
-      await driver.close();
-      await db.drop();
-    }
-  });
+    }));
+    expect(twice).toMatchObject({ message: 'a transaction sends one write, once its BEGIN is answered' });
+    // Behind a pipelined BEGIN not yet answered, a write would commit on its own if it failed.
+    const early = await failure(driver.transaction(async (tx) => tx.write('INSERT INTO marks VALUES ($1)', [3]), { pipelined: true }));
+    expect(early).toMatchObject({ message: 'a transaction sends one write, once its BEGIN is answered' });
+    expect(await driver.query('SELECT n FROM marks')).toEqual([]);
+    // A write that fails (a duplicate key) and a statement after it: the write's error is thrown.
+    await driver.query('INSERT INTO marks VALUES (9)');
+    const duplicate = await failure(driver.transaction(async (tx) => {
+      tx.write('INSERT INTO marks VALUES ($1)', [9]);
+      await tx.query('SELECT n FROM marks');
+    }));
+    expect(duplicate).toMatchObject({ code: '23505' });
+    expect(await driver.query('SELECT n FROM marks')).toEqual([{ n: 9 }]);
+    }));
 
   it('imports a legacy audit trail of many INSERTs one at a time, each with its own statement timeout', async () => {
     const db = await testDatabase();
