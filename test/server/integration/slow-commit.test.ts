@@ -1,6 +1,8 @@
 // A COMMIT that PostgreSQL takes long to finish, sent when little of the request's time is left.
 // Once sent it gets the whole statement timeout: cut short by what was left, a commit the database
 // applied would be answered 503 "nothing was served", with its use charged and its row written.
+// One that outlasts even that is ended by the server and answered as the database settled it
+// (commit-outcome.test.ts has the one a synchronous standby holds, which commits).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { call, makeApiKey, token } from '../helpers/server.js';
 import { servedOnPostgres } from '../helpers/postgres-serve.js';
@@ -52,12 +54,26 @@ describe('a slow COMMIT sent late in a request', () => {
     await vault.sql('DROP TRIGGER slow_insert ON audit; DROP FUNCTION slow_insert(); DROP TRIGGER slow_commit ON audit; DROP FUNCTION slow_commit()');
     const uses = Number((await vault.sql('SELECT uses FROM tokens WHERE jti = $1', [jti])).rows[0]?.uses);
     const rows = (await vault.sql("SELECT outcome, status FROM audit WHERE jti = $1 AND event = 'secret.read'", [jti])).rows;
-    return { status: reply.status, uses, rows, took };
+    return { status: reply.status, uses, rows, took, jti };
   };
 
   it('behind a slow audit INSERT (4 s), a slow COMMIT (1.5 s) still has its own time: answered 200, as the database says', async () => {
     const seen = await slowInsertAndCommit(4, 1.5);
     expect(seen).toMatchObject({ status: 200, uses: 1, rows: [{ outcome: 'success', status: 200 }] });
+  }, 60_000);
+
+  it('a COMMIT whose deferred trigger runs past its own timeout is ended, never applied later: 503, nothing charged, no row, even once the trigger would have finished', async () => {
+    // 14 s in the COMMIT: past its timer (5 s, plus what the write had, at most 5 s more). Left to
+    // run, it would apply at 14 s, after the request was answered 503 "nothing was served".
+    const started = Date.now();
+    const seen = await slowInsertAndCommit(0, 14);
+    expect(seen.status).toBe(503);
+    expect(seen.took).toBeLessThan(13_500);
+    expect(seen).toMatchObject({ uses: 0, rows: [] });
+    // Looked at again once the trigger would have ended: still nothing.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 15_000 - (Date.now() - started))));
+    expect(Number((await vault.sql('SELECT uses FROM tokens WHERE jti = $1', [seen.jti])).rows[0]?.uses)).toBe(0);
+    expect((await vault.sql('SELECT seq FROM audit WHERE jti = $1 AND event = $2', [seen.jti, 'secret.read'])).rows).toEqual([]);
   }, 60_000);
 
   it('an audit INSERT still running at the deadline is ended by the database: 503, nothing charged, no row, within 10 s', async () => {

@@ -16,6 +16,7 @@ import { clientConfig, timed } from './client-config.js';
 import { isBroken } from './broken-connection.js';
 import { statement } from './statements.js';
 import { runTransaction } from './transaction.js';
+import { commitOutcome, OUTCOME_WAIT_MS } from './commit-outcome.js';
 import { endPool, newPool, POOL_SIZE } from './pool.js';
 
 /**
@@ -57,8 +58,11 @@ class PostgresDriver implements SqlDriver {
   ) {}
 
   /** One statement, answered or failed within the statement timeout, a wait for a connection included. */
-  async query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
-    const deadline = Date.now() + QUERY_TIMEOUT_MS;
+  query<T extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    return this.#query<T>(sql, params, Date.now() + QUERY_TIMEOUT_MS);
+  }
+
+  async #query<T extends Row = Row>(sql: string, params: readonly unknown[], deadline: number): Promise<T[]> {
     const client = await this.#connect(deadline);
     try {
       const rows = (await client.query(timed(statement(sql, params), this.#timeLeft(deadline)))).rows as T[];
@@ -79,7 +83,16 @@ class PostgresDriver implements SqlDriver {
 
   async transaction<T>(fn: (tx: Transaction) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const client = await this.#connect(options.deadline);
-    return runTransaction(client, fn, options, { location: this.location, timeLeft: () => this.#timeLeft(options.deadline), wrap: (cause) => this.#wrap(cause) });
+    return runTransaction(client, fn, options, {
+      location: this.location,
+      timeLeft: () => this.#timeLeft(options.deadline),
+      wrap: (cause) => this.#wrap(cause),
+      // Asked on another of the pool's connections, within OUTCOME_WAIT_MS in all.
+      outcome: (sent) => {
+        const deadline = Date.now() + OUTCOME_WAIT_MS;
+        return commitOutcome((sql, params) => this.#query(sql, params, deadline), sent);
+      },
+    });
   }
 
   async lock(name: string): Promise<HeldLock> {

@@ -17,10 +17,40 @@ export interface TransactionDriver {
   timeLeft(): number;
   /** The state error for what node-postgres threw. */
   wrap(cause: unknown): unknown;
+  /**
+   * Whether a transaction whose COMMIT went out but whose answer was lost committed, asked on
+   * another connection (commit-outcome.ts); undefined when that cannot be known.
+   */
+  outcome(sent: SentCommit): Promise<'committed' | 'aborted' | undefined>;
 }
 
-/** Runs `fn` in one transaction on `client`, and gives the client back (destroyed if its connection broke). */
+/** What identifies a transaction whose COMMIT was sent: its id and the session that runs it. */
+export interface SentCommit {
+  xid: string;
+  pid: number;
+}
+
+/**
+ * Runs `fn` in one transaction on `client`, and gives the client back (destroyed if its connection
+ * broke). A COMMIT sent but never answered (our timer, a lost connection) leaves the outcome to
+ * the database: it may apply a commit we gave up on (deferred triggers, the WAL flush, a
+ * synchronous standby: PostgreSQL bounds none of a COMMIT's own work by statement_timeout). So
+ * the transaction is then asked after on another connection; committed, its value stands, and
+ * the request is answered as what the database holds. Otherwise the failure stands: aborted, or
+ * unknown (the database itself unreachable).
+ */
 export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transaction) => Promise<T>, options: TransactionOptions, driver: TransactionDriver): Promise<T> {
+  const lost: { commit?: SentCommit; value?: T } = {};
+  try {
+    return await attempt(client, fn, options, driver, lost);
+  } catch (error) {
+    // Asked only once the client is given back (destroyed): its pool slot is free for the question.
+    if (lost.commit === undefined || (await driver.outcome(lost.commit)) !== 'committed') throw error;
+    return lost.value as T;
+  }
+}
+
+async function attempt<T>(client: pg.PoolClient, fn: (tx: Transaction) => Promise<T>, options: TransactionOptions, driver: TransactionDriver, lost: { commit?: SentCommit; value?: T }): Promise<T> {
   let broken: unknown;
   let sent = false;
   // Each statement gets what is left until the deadline (at most the statement timeout); one
@@ -103,12 +133,20 @@ export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transact
     // committed before it, which the audit chain's lock-then-read and the row locks rely on),
     // and whether the commit waits for its WAL flush (and for synchronous standbys, as the
     // server is configured) or is flushed by the WAL writer within a fraction of a second.
-    // No parameters, so all go in one message. rws.in_transaction is IN_TRANSACTION's mark.
-    const begin = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}; SET LOCAL rws.in_transaction TO on`;
-    const beginning = client.query(timed({ text: begin }, timeLeft())).catch((cause: unknown) => {
-      broken = cause;
-      throw driver.wrap(cause);
-    });
+    // No parameters, so all go in one message. rws.in_transaction is IN_TRANSACTION's mark. The
+    // transaction's id and session are what a COMMIT whose answer is lost is asked after by.
+    const begin = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO ${options.durable === false ? 'OFF' : 'ON'}; SET LOCAL rws.in_transaction TO on; SELECT pg_current_xact_id()::text AS xid, pg_backend_pid() AS pid`;
+    let self: SentCommit | undefined;
+    const beginning = (client.query(timed({ text: begin }, timeLeft())) as unknown as Promise<pg.QueryResult[]>).then(
+      (results) => {
+        const row = results.at(-1)?.rows[0] as { xid?: unknown; pid?: unknown } | undefined;
+        if (typeof row?.xid === 'string' && typeof row.pid === 'number') self = { xid: row.xid, pid: row.pid };
+      },
+      (cause: unknown) => {
+        broken = cause;
+        throw driver.wrap(cause);
+      },
+    );
     if (options.pipelined === true) {
       begun = beginning;
       // Awaited through every answer after it; a failure meanwhile is not an unhandled rejection.
@@ -126,20 +164,29 @@ export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transact
     // so nothing of it is committed (the catch below ends it with a ROLLBACK), and the write's
     // error is the one thrown. Our timer on the COMMIT starts now and counts the write's time on
     // top of the statement timeout, so the COMMIT's own work gets what a COMMIT sent alone gets.
-    // Past that, as before pipelining, a COMMIT still at work (deferred triggers, the WAL flush,
-    // a synchronous standby: PostgreSQL bounds none of it with statement_timeout) is reported as
-    // failed though the database may yet apply it. The statement timeout is set back first only
-    // so that the write's, possibly a few milliseconds, cannot cancel the COMMIT statement.
+    // Past that, a COMMIT still at work is asked after (runTransaction). The statement timeout is
+    // set back first only so that the write's, possibly a few milliseconds, cannot cancel the
+    // COMMIT statement.
     const commit = writes.length === 0 ? statement('COMMIT', []) : { text: `SET LOCAL statement_timeout TO ${QUERY_TIMEOUT_MS}; COMMIT` };
     const committed = client.query(timed(commit, QUERY_TIMEOUT_MS + writeMs)) as Promise<pg.QueryResult | pg.QueryResult[]>;
     committed.catch(() => undefined);
-    await Promise.all(writes);
+    // From here a connection that fails or a timer that fires leaves the outcome to the database.
+    const sentCommit = self;
+    const unanswered = (cause: unknown): void => {
+      if (sentCommit !== undefined && isBroken(cause)) Object.assign(lost, { commit: sentCommit, value });
+    };
+    await Promise.all(writes).catch((error: unknown) => {
+      // What node-postgres threw (kept in `broken`), not the state error made of it.
+      unanswered(broken);
+      throw error;
+    });
     try {
       const answer = await committed;
       // Never reached with the writes above all answered, unless the database disagrees.
       if ((Array.isArray(answer) ? answer.at(-1) : answer)?.command !== 'COMMIT') throw new StateUnavailableError(`the state database ${driver.location} rolled the transaction back at its commit`);
     } catch (cause) {
       broken = cause;
+      unanswered(cause);
       throw driver.wrap(cause);
     }
     broken = undefined;

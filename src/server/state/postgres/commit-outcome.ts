@@ -1,0 +1,39 @@
+// What became of a transaction whose COMMIT was sent but never answered (our timer fired, or the
+// connection was lost). PostgreSQL may still apply such a COMMIT: its deferred triggers, its WAL
+// flush and its wait for a synchronous standby are not bounded by statement_timeout, and closing
+// our connection does not stop them. Answering 503 "nothing was served" then would be false once
+// the database applies it (a use charged, an audit row written). So the session that runs it is
+// ended first, if it is still in that transaction (the transaction can then no longer go either
+// way later), and the transaction's status is read: `committed` or `aborted` is final.
+import type { Row } from '../sql/driver.js';
+import type { SentCommit } from './transaction.js';
+
+/**
+ * How long in all the outcome is asked after (the caller's deadline for `ask`): a request whose
+ * COMMIT went out just before the database hung answers this much later than the others.
+ */
+export const OUTCOME_WAIT_MS = 2_000;
+const POLL_MS = 50;
+
+/**
+ * `ask` runs one statement on another connection of the pool, by a deadline. Undefined when the
+ * outcome cannot be known in time: the database does not answer, or the status stays open.
+ */
+export async function commitOutcome(ask: (sql: string, params: readonly unknown[]) => Promise<Row[]>, sent: SentCommit): Promise<'committed' | 'aborted' | undefined> {
+  // Only the session still in this very transaction: the pid alone may by now be another
+  // session's, which must not be ended. Ending one of the same role needs no privilege; refused
+  // (a pooler's other role), the status is still read, and may settle by itself.
+  await ask('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid = xid($2::xid8)', [sent.pid, sent.xid]).catch(() => undefined);
+  try {
+    const until = Date.now() + OUTCOME_WAIT_MS;
+    for (;;) {
+      const status = (await ask('SELECT pg_xact_status($1::xid8) AS status', [sent.xid]))[0]?.status;
+      if (status === 'committed' || status === 'aborted') return status;
+      if (status !== 'in progress' || Date.now() >= until) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } catch {
+    // The database does not answer this either: the failure stands as it was.
+    return undefined;
+  }
+}
