@@ -10,7 +10,7 @@ import type { RefusalFolder } from '../audit/refusal-folder.js';
 import { boundRefusedNames } from '../audit/refused-names.js';
 import type { TokenOutcome } from '../state/state-store.js';
 import { AuditSinkError, DamagedRowError, explainMissingSchema, type StateUnavailableError } from '../state/state-errors.js';
-import { AUDIT_LOG, OutageLog } from '../state/outage-log.js';
+import { OutageLog } from '../state/outage-log.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound, RETRY_SOON } from './http-error.js';
 import { AuthLimits } from './limits/auth-limits.js';
@@ -36,10 +36,13 @@ export interface AppDeps extends HandlerDeps {
   now?: () => Date;
   /** Operator log: codes and names only. */
   log?: (line: string) => void;
-  /** Where refusals for want of the state database are told (shared with the rollback guard). */
-  outage?: OutageLog;
-  /** Where refusals for want of the `--audit-log` file are told (shared with the 429 folder). */
-  auditOutage?: OutageLog;
+  /**
+   * Where refusals for want of the state database are told (shared with the rollback guard), and
+   * what `/healthz` reads: required, so that the two can never be two logs.
+   */
+  outage: OutageLog;
+  /** Where refusals for want of the `--audit-log` file are told (shared with the 429 folder); read by `/healthz` too. */
+  auditOutage: OutageLog;
 }
 
 /** What one request met of the state: told to the outage log once, when its answer is done. */
@@ -96,7 +99,7 @@ async function health(deps: AppDeps): Promise<Reply> {
     // Every commit appends to the newest audit row: while it is damaged, every credentialed
     // request is refused, and a monitor must not be told this replica is fine.
     await deps.state.auditHead();
-    if (deps.outage?.failing() === true || deps.auditOutage?.failing() === true) {
+    if (deps.outage.failing() || deps.auditOutage.failing()) {
       return { status: 503, body: { status: 'unavailable', state: { kind: deps.state.kind, schema }, environments } };
     }
     return { status: 200, body: { status: 'ok', state: { kind: deps.state.kind, schema }, environments } };
@@ -115,8 +118,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
   const limits = deps.limits ?? new AuthLimits();
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? (() => undefined);
-  const outage = deps.outage ?? new OutageLog(log);
-  const auditOutage = deps.auditOutage ?? new OutageLog(log, undefined, AUDIT_LOG);
+  const { outage, auditOutage } = deps;
 
   /** A database that does not answer, or an audit file that cannot be written, is counted once per request, not logged per error. */
   function report(error: unknown, seen: StateSeen): void {
