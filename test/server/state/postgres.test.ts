@@ -9,7 +9,8 @@ import { localChange } from '../../../src/server/audit/record.js';
 import { openState } from '../../../src/server/state/open-state.js';
 import { redactUrl } from '../../../src/server/url-credentials.js';
 import { openPostgres } from '../../../src/server/state/postgres/postgres-driver.js';
-import { IN_TRANSACTION, type SqlDriver, type TransactionOptions } from '../../../src/server/state/sql/driver.js';
+import { IN_TRANSACTION, type SqlDriver, type Transaction, type TransactionOptions } from '../../../src/server/state/sql/driver.js';
+import { commitOutcome } from '../../../src/server/state/postgres/commit-outcome.js';
 import type { SqlStateStore } from '../../../src/server/state/sql/sql-state-store.js';
 import { storePaths } from '../../../src/server/store/layout.js';
 import { testDatabase } from '../../helpers/postgres.js';
@@ -195,11 +196,11 @@ describe('PostgreSQL pool', () => {
 });
 
 /** A database of its own and a server's driver on it, for one test; both gone after it. */
-async function onDriver(run: (driver: SqlDriver) => Promise<void>): Promise<void> {
+async function onDriver(run: (driver: SqlDriver, url: string) => Promise<void>): Promise<void> {
   const db = await testDatabase();
   const driver = await openPostgres(db.url, { serving: true });
   try {
-    await run(driver);
+    await run(driver, db.url);
   } finally {
     await driver.close();
     await db.drop();
@@ -207,6 +208,38 @@ async function onDriver(run: (driver: SqlDriver) => Promise<void>): Promise<void
 }
 
 describe('PostgreSQL transactions', () => {
+  it('asks after a lost COMMIT by its transaction id, and ends a session only while it is still in that very transaction', () =>
+    onDriver(async (driver, url) => {
+      const ask = (sql: string, params: readonly unknown[]) => driver.query(sql, params);
+      const xidOf = async (tx: Transaction) => (await tx.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid'))[0]?.xid as string;
+      const committed = await driver.transaction(xidOf);
+      let rolledBack = '';
+      await driver.transaction(async (tx) => {
+        rolledBack = await xidOf(tx);
+        throw new Error('rolled back');
+      }).catch(() => undefined);
+      // Another session, in a transaction of its own, at the pid a lost COMMIT names (a pid the
+      // database gave again): asked about other transactions, it is left alone.
+      const other = new pg.Client({ connectionString: url });
+      other.on('error', () => undefined);
+      await other.connect();
+      try {
+        await other.query('BEGIN');
+        const mine = (await other.query<{ xid: string; pid: number }>('SELECT pg_current_xact_id()::text AS xid, pg_backend_pid() AS pid')).rows[0] as { xid: string; pid: number };
+        expect(await commitOutcome(ask, { xid: committed, pid: mine.pid })).toBe('committed');
+        expect(await commitOutcome(ask, { xid: rolledBack, pid: mine.pid })).toBe('aborted');
+        expect((await other.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+        // Asked about its own transaction, still open: the session is ended, and the transaction
+        // can then only be aborted, which is what is answered.
+        expect(await commitOutcome(ask, mine)).toBe('aborted');
+        await expect(other.query('SELECT 1')).rejects.toThrow();
+        // An id the database never gave: unknown, never taken for either.
+        expect(await commitOutcome(ask, { xid: '999999999999', pid: mine.pid })).toBeUndefined();
+      } finally {
+        await other.end().catch(() => undefined);
+      }
+    }));
+
   it('marks the transactions it begins, with the BEGIN pipelined or not, and nothing outside them (what a use sent behind a failed BEGIN checks)', () =>
     onDriver(async (driver) => {
       const inside = async (options: TransactionOptions) => (await driver.transaction((tx) => tx.query<{ inside: boolean }>(`SELECT ${IN_TRANSACTION} AS inside`), options))[0]?.inside;
