@@ -208,11 +208,16 @@ async function onDriver(run: (driver: SqlDriver, url: string) => Promise<void>):
 }
 
 describe('PostgreSQL transactions', () => {
-  it('asks after a lost COMMIT by its transaction id, and ends a session only while it is still in that very transaction', () =>
+  it('asks after a lost COMMIT by its transaction id and its own row, and ends a session only while it is still in that very transaction', () =>
     onDriver(async (driver, url) => {
       const ask = (sql: string, params: readonly unknown[]) => driver.query(sql, params);
       const xidOf = async (tx: Transaction) => (await tx.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid'))[0]?.xid as string;
-      const committed = await driver.transaction(xidOf);
+      await driver.query('CREATE TABLE marks (n INTEGER)');
+      const committed = await driver.transaction(async (tx) => {
+        await tx.query('INSERT INTO marks VALUES ($1)', [1]);
+        return xidOf(tx);
+      });
+      const wrote = (n: number) => ({ sql: 'SELECT n FROM marks WHERE n = $1', params: [n] });
       let rolledBack = '';
       await driver.transaction(async (tx) => {
         rolledBack = await xidOf(tx);
@@ -226,7 +231,11 @@ describe('PostgreSQL transactions', () => {
       try {
         await other.query('BEGIN');
         const mine = (await other.query<{ xid: string; pid: number }>('SELECT pg_current_xact_id()::text AS xid, pg_backend_pid() AS pid')).rows[0] as { xid: string; pid: number };
-        expect(await commitOutcome(ask, { xid: committed, pid: mine.pid })).toBe('committed');
+        expect(await commitOutcome(ask, { xid: committed, pid: mine.pid, proof: wrote(1) })).toBe('committed');
+        // Committed by its id, but what it wrote is not there (the id given again after a crash or
+        // a failover, to another transaction): unknown. So is a commit with no row to find.
+        expect(await commitOutcome(ask, { xid: committed, pid: mine.pid, proof: wrote(2) })).toBeUndefined();
+        expect(await commitOutcome(ask, { xid: committed, pid: mine.pid })).toBeUndefined();
         expect(await commitOutcome(ask, { xid: rolledBack, pid: mine.pid })).toBe('aborted');
         expect((await other.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
         // Asked about its own transaction, still open: the session is ended, and the transaction

@@ -4,7 +4,10 @@
 // our connection does not stop them. Answering 503 "nothing was served" then would be false once
 // the database applies it (a use charged, an audit row written). So the session that runs it is
 // ended first, if it is still in that transaction (the transaction can then no longer go either
-// way later), and the transaction's status is read: `committed` or `aborted` is final.
+// way later), and the transaction's status is read: `aborted` is final; `committed` counts only
+// with the transaction's own row found too. A transaction id is not proof enough: after a crash
+// (commits whose WAL was not yet flushed are lost) or a failover (the new primary never saw them),
+// the database gives the same id again, and another transaction's commit would pass for ours.
 import type { Row } from '../sql/driver.js';
 import type { SentCommit } from './transaction.js';
 
@@ -28,7 +31,8 @@ export async function commitOutcome(ask: (sql: string, params: readonly unknown[
     const until = Date.now() + OUTCOME_WAIT_MS;
     for (;;) {
       const status = (await ask('SELECT pg_xact_status($1::xid8) AS status', [sent.xid]))[0]?.status;
-      if (status === 'committed' || status === 'aborted') return status;
+      if (status === 'aborted') return status;
+      if (status === 'committed') return sent.proof !== undefined && (await ask(sent.proof.sql, sent.proof.params)).length > 0 ? status : undefined;
       if (status !== 'in progress' || Date.now() >= until) return undefined;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }

@@ -24,10 +24,12 @@ export interface TransactionDriver {
   outcome(sent: SentCommit): Promise<'committed' | 'aborted' | undefined>;
 }
 
-/** What identifies a transaction whose COMMIT was sent: its id and the session that runs it. */
+/** What identifies a transaction whose COMMIT was sent: its id, the session that runs it, and what it wrote. */
 export interface SentCommit {
   xid: string;
   pid: number;
+  /** A statement that finds a row only if this transaction committed (TransactionOptions.committedIf). */
+  proof?: { sql: string; params: readonly unknown[] };
 }
 
 /**
@@ -173,7 +175,7 @@ async function attempt<T>(client: pg.PoolClient, fn: (tx: Transaction) => Promis
     // From here a connection that fails or a timer that fires leaves the outcome to the database.
     const sentCommit = self;
     const unanswered = (cause: unknown): void => {
-      if (sentCommit !== undefined && isBroken(cause)) Object.assign(lost, { commit: sentCommit, value });
+      if (sentCommit !== undefined && isBroken(cause)) Object.assign(lost, { commit: { ...sentCommit, proof: options.committedIf?.() }, value });
     };
     await Promise.all(writes).catch((error: unknown) => {
       // What node-postgres threw (kept in `broken`), not the state error made of it.

@@ -66,6 +66,13 @@ export interface TransactionOptions {
    * check IN_TRANSACTION. Every answer is then withheld until the BEGIN's, and its error thrown.
    */
   pipelined?: boolean;
+  /**
+   * A statement that returns a row only if this transaction committed: its own last audit row,
+   * by seq and hash. Asked (PostgreSQL) after a COMMIT whose answer was lost, once the database
+   * says the transaction's id committed: after a crash or a failover the id may have been given
+   * to another transaction. Without it, such a transaction is reported failed, as before.
+   */
+  committedIf?: () => { sql: string; params: readonly unknown[] } | undefined;
 }
 
 /**

@@ -569,7 +569,13 @@ export class SqlStateStore implements StateStore {
     const undo: Array<() => void> = [];
     let value: T;
     try {
-      value = await this.db.transaction((tx) => fn(tx, async (records, headRead) => void (sealed = await this.#appendAudit(tx, records, undo, headRead))), { ...options, durable });
+      // The last row sealed, by seq and hash: found only if this transaction committed (its hash
+      // chains over every row before it), what a COMMIT whose answer was lost is judged by.
+      const committedIf = () => {
+        const last = sealed.at(-1);
+        return last === undefined ? undefined : { sql: 'SELECT seq FROM audit WHERE seq = $1 AND hash = $2', params: [last.seq, last.hash] };
+      };
+      value = await this.db.transaction((tx) => fn(tx, async (records, headRead) => void (sealed = await this.#appendAudit(tx, records, undo, headRead))), { ...options, durable, committedIf });
     } catch (error) {
       for (const revert of undo) revert();
       throw error;
