@@ -9,7 +9,7 @@ import type { AuditEventName, AuditRecord } from '../audit/record.js';
 import type { RefusalFolder } from '../audit/refusal-folder.js';
 import { boundRefusedNames } from '../audit/refused-names.js';
 import type { TokenOutcome } from '../state/state-store.js';
-import { AuditSinkError, DamagedRowError, explainMissingSchema, type StateUnavailableError } from '../state/state-errors.js';
+import { AuditSinkError, CommitUnknownError, DamagedRowError, explainMissingSchema, type StateUnavailableError } from '../state/state-errors.js';
 import { OutageLog } from '../state/outage-log.js';
 import { describeApiKey, type Exchange, generateToken, type HandlerDeps, listSecrets, readSecret, type Reply, revokeToken, tokenRefusal } from './handlers.js';
 import { errorResponse, HttpError, notFound, RETRY_SOON } from './http-error.js';
@@ -217,6 +217,7 @@ export function createApp(deps: AppDeps): (req: IncomingMessage, res: ServerResp
       }
       if (!counted(error, seen)) log(`secrets-server: ${describe(error)}`);
       if (stage === 'committed') return errorResponse(new HttpError(500, 'RWS_INTERNAL', 'the change was recorded but could not be completed'));
+      if (error instanceof CommitUnknownError) return errorResponse(new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the state database did not confirm the request; nothing was served, though it may yet be recorded', RETRY_SOON));
       return errorResponse((error as { code?: unknown }).code === 'RWS_AUDIT_UNAVAILABLE' ? error : new HttpError(503, 'RWS_STATE_UNAVAILABLE', 'the request could not be recorded; nothing was served', RETRY_SOON));
     }
   }

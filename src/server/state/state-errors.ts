@@ -8,6 +8,21 @@ export class StateUnavailableError extends RwsError {
   }
 }
 
+/**
+ * A commit was sent and the database's answer never came, nor could it be told afterwards
+ * whether it applied (PostgreSQL: commit-outcome.ts). Nothing was served; the request's use and
+ * its audit row may yet be in the database.
+ */
+export class CommitUnknownError extends StateUnavailableError {
+  constructor(location: string, cause?: unknown) {
+    super(
+      `the state database ${location} did not answer a commit, and whether it applied could not be told (it may be waiting for a synchronous standby)`,
+      cause,
+      'see whether the request is in the audit trail (secrets-server audit --limit 5); a synchronous standby that is down holds every commit until it is back or synchronous_standby_names is changed',
+    );
+  }
+}
+
 /** The extra audit file sink could not be written; the transaction is rolled back. */
 export class AuditSinkError extends RwsError {
   constructor(message: string, cause?: unknown, hint = 'check the --audit-log file and its filesystem') {

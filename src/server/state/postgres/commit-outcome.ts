@@ -8,6 +8,11 @@
 // with the transaction's own row found too. A transaction id is not proof enough: after a crash
 // (commits whose WAL was not yet flushed are lost) or a failover (the new primary never saw them),
 // the database gives the same id again, and another transaction's commit would pass for ours.
+//
+// A session waiting for a synchronous standby (wait event SyncRep) is never ended: its commit is
+// already written here, and ending it would make it stand unreplicated, overriding what the
+// operator asked of the database (no commit acknowledged before a standby has it). Its status
+// stays `in progress` until the standby answers: the outcome is unknown, and said so.
 import type { Row } from '../sql/driver.js';
 import type { SentCommit } from './transaction.js';
 
@@ -26,7 +31,10 @@ export async function commitOutcome(ask: (sql: string, params: readonly unknown[
   // Only the session still in this very transaction: the pid alone may by now be another
   // session's, which must not be ended. Ending one of the same role needs no privilege; refused
   // (a pooler's other role), the status is still read, and may settle by itself.
-  await ask('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid = xid($2::xid8)', [sent.pid, sent.xid]).catch(() => undefined);
+  await ask(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid = xid($2::xid8) AND wait_event IS DISTINCT FROM 'SyncRep'",
+    [sent.pid, sent.xid],
+  ).catch(() => undefined);
   try {
     const until = Date.now() + OUTCOME_WAIT_MS;
     for (;;) {

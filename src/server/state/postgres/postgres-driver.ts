@@ -32,13 +32,25 @@ export async function openPostgres(url: string, options: { serving?: boolean } =
   const pool = newPool(url);
   const driver = new PostgresDriver(location, target, pool, url, options.serving === true);
   try {
-    await driver.query('SELECT 1');
+    // Every transaction notes its id with pg_current_xact_id() (PostgreSQL 13): on an older
+    // server each would fail at its BEGIN, so the server says so once, here.
+    const version = Number((await driver.query<{ version: string }>("SELECT current_setting('server_version_num') AS version"))[0]?.version);
+    if (Number.isFinite(version) && version < MIN_SERVER_VERSION) {
+      throw new StateUnavailableError(
+        `the state database ${location} runs PostgreSQL ${Math.floor(version / 10_000)}; secrets-server needs PostgreSQL 13 or later`,
+        undefined,
+        'upgrade the database server (pg_upgrade), or point the URL at one running PostgreSQL 13 or later',
+      );
+    }
   } catch (error) {
     await pool.end().catch(() => undefined);
     throw error;
   }
   return driver;
 }
+
+/** server_version_num of PostgreSQL 13.0. */
+const MIN_SERVER_VERSION = 130_000;
 
 class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres';

@@ -7,7 +7,7 @@ import { timed } from './client-config.js';
 import { statement } from './statements.js';
 import { QUERY_TIMEOUT_MS } from './time-limits.js';
 import { lockKey, type Row, type Transaction, type TransactionOptions } from '../sql/driver.js';
-import { StateUnavailableError } from '../state-errors.js';
+import { CommitUnknownError, StateUnavailableError } from '../state-errors.js';
 
 /** What the driver lends a transaction. */
 export interface TransactionDriver {
@@ -47,8 +47,11 @@ export async function runTransaction<T>(client: pg.PoolClient, fn: (tx: Transact
     return await attempt(client, fn, options, driver, lost);
   } catch (error) {
     // Asked only once the client is given back (destroyed): its pool slot is free for the question.
-    if (lost.commit === undefined || (await driver.outcome(lost.commit)) !== 'committed') throw error;
-    return lost.value as T;
+    if (lost.commit === undefined) throw error;
+    const outcome = await driver.outcome(lost.commit);
+    if (outcome === 'committed') return lost.value as T;
+    if (outcome === 'aborted') throw error;
+    throw new CommitUnknownError(driver.location, error);
   }
 }
 
