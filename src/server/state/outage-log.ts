@@ -12,7 +12,7 @@
 import type { RwsError } from '../../errors.js';
 import { printable } from '../../printable.js';
 import { redactCredentials } from '../url-credentials.js';
-import { ClosedBeforeLockError, LockBusyError, StateReplacedError, StateUnavailableError } from './state-errors.js';
+import { ClosedBeforeLockError, CommitUnknownError, LockBusyError, StateReplacedError, StateUnavailableError } from './state-errors.js';
 
 /** The longest a server stays silent while it refuses requests for want of its database. */
 export const SUMMARY_EVERY_MS = 60_000;
@@ -50,6 +50,8 @@ export class OutageLog {
   #code = '';
   /** The last outage told in full: its first line, code and when. */
   #lastFull: { line: string; code: string; at: number } | undefined;
+  /** The outage (its #since) in which a commit of unknown outcome was told in full. */
+  #toldUnknown: number | undefined;
   /** The current outage is a relapse of the last one told in full (see refused). */
   #relapse = false;
   /** Relapses over since the last line that counted them. */
@@ -97,6 +99,14 @@ export class OutageLog {
       this.#lastLine = now;
       this.#lastFull = { line, code: error.code, at: now };
       this.log(line);
+      return;
+    }
+    // A commit whose outcome could not be told is said in full once an outage, though it comes
+    // late in one (requests queued behind it were refused first, as "did not answer in time"):
+    // it is the line that says a use may yet be charged, and names the likely cause.
+    if (error instanceof CommitUnknownError && this.#toldUnknown !== this.#since) {
+      this.#toldUnknown = this.#since;
+      this.log(fullLine(error));
       return;
     }
     if (now - this.#lastLine < SUMMARY_EVERY_MS) return;

@@ -18,7 +18,7 @@ export class CommitUnknownError extends StateUnavailableError {
     super(
       `the state database ${location} did not answer a commit, and whether it applied could not be told (it may be waiting for a synchronous standby)`,
       cause,
-      'see whether the request is in the audit trail (secrets-server audit --limit 5); a synchronous standby that is down holds every commit until it is back or synchronous_standby_names is changed',
+      'whether it applied shows later in the audit trail (secrets-server audit --limit 5), though a secrets file edit was not made either way; a synchronous standby that is down holds every commit until it is back or synchronous_standby_names is changed',
     );
   }
 }

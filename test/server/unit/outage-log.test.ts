@@ -2,7 +2,7 @@
 // one counting line a minute after it, one line at recovery, and a replaced file said once ever.
 import { expect, it } from 'vitest';
 import { auditLogOutage, FAILING_FOR_MS, OutageLog, SUMMARY_EVERY_MS } from '../../../src/server/state/outage-log.js';
-import { AuditSinkError, LockBusyError, StateReplacedError, StateUnavailableError } from '../../../src/server/state/state-errors.js';
+import { AuditSinkError, CommitUnknownError, LockBusyError, StateReplacedError, StateUnavailableError } from '../../../src/server/state/state-errors.js';
 
 function withClock(): { outage: OutageLog; said: string[]; advance(ms: number): void } {
   let now = 1_000_000;
@@ -41,6 +41,27 @@ it('says the first refusal in full, then at most one line a minute, then the rec
   advance(400);
   outage.answered();
   expect(said.slice(4)).toEqual([said[0], 'secrets-server: the state database is reachable again after 0.4 s; 1 request was refused meanwhile']);
+});
+
+it('says a commit of unknown outcome in full once an outage, though requests queued behind it were refused first', () => {
+  const { outage, said, advance } = withClock();
+  const late = new StateUnavailableError('the state database postgres://rws:***@db:5432/rws did not answer in time');
+  const unknown = new CommitUnknownError('postgres://rws:***@db:5432/rws');
+  for (let i = 0; i < 5; i++) outage.refused(late);
+  advance(7_000);
+  outage.refused(unknown);
+  outage.refused(unknown);
+  outage.refused(late);
+  expect(said).toHaveLength(2);
+  expect(said[1]).toMatch(/^secrets-server: error RWS_STATE_UNAVAILABLE: the state database postgres:\/\/rws:\*\*\*@db:5432\/rws did not answer a commit, and whether it applied could not be told \(it may be waiting for a synchronous standby\) \(hint: whether it applied shows later in the audit trail/);
+  // The next outage says it again (its first refusal, the same as the last outage's within a
+  // minute, is a relapse: counted, not said again).
+  outage.answered();
+  outage.refused(late);
+  outage.refused(unknown);
+  expect(said).toHaveLength(4);
+  expect(said[2]).toMatch(/reachable again/);
+  expect(said[3]).toBe(said[1]);
 });
 
 it('says a replaced state.db once for the life of the process, whether a request or the guard finds it first', () => {

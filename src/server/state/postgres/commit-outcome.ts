@@ -9,10 +9,12 @@
 // (commits whose WAL was not yet flushed are lost) or a failover (the new primary never saw them),
 // the database gives the same id again, and another transaction's commit would pass for ours.
 //
-// A session waiting for a synchronous standby (wait event SyncRep) is never ended: its commit is
-// already written here, and ending it would make it stand unreplicated, overriding what the
-// operator asked of the database (no commit acknowledged before a standby has it). Its status
-// stays `in progress` until the standby answers: the outcome is unknown, and said so.
+// Where synchronous standbys are configured, no session is ended: one waiting for a standby has
+// its commit written here, and ending it would make the commit stand unreplicated, overriding
+// what the operator asked of the database (no commit acknowledged before a standby has it). Its
+// wait event alone cannot tell: a session still flushing its WAL, or between two waits, would
+// take the signal as an end to the wait it is about to begin. Its status stays `in progress`
+// until the standby answers: the outcome is unknown, and said so.
 import type { Row } from '../sql/driver.js';
 import type { SentCommit } from './transaction.js';
 
@@ -32,7 +34,7 @@ export async function commitOutcome(ask: (sql: string, params: readonly unknown[
   // session's, which must not be ended. Ending one of the same role needs no privilege; refused
   // (a pooler's other role), the status is still read, and may settle by itself.
   await ask(
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid = xid($2::xid8) AND wait_event IS DISTINCT FROM 'SyncRep'",
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_xid = xid($2::xid8) AND current_setting('synchronous_standby_names') = ''",
     [sent.pid, sent.xid],
   ).catch(() => undefined);
   try {
@@ -40,8 +42,11 @@ export async function commitOutcome(ask: (sql: string, params: readonly unknown[
     for (;;) {
       const status = (await ask('SELECT pg_xact_status($1::xid8) AS status', [sent.xid]))[0]?.status;
       if (status === 'aborted') return status;
-      if (status === 'committed') return sent.proof !== undefined && (await ask(sent.proof.sql, sent.proof.params)).length > 0 ? status : undefined;
-      if (status !== 'in progress' || Date.now() >= until) return undefined;
+      if (status === 'committed') {
+        if (sent.proof === undefined) return undefined;
+        if ((await ask(sent.proof.sql, sent.proof.params)).length > 0) return status;
+      } else if (status !== 'in progress') return undefined;
+      if (Date.now() >= until) return undefined;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   } catch {

@@ -34,10 +34,15 @@ export async function openPostgres(url: string, options: { serving?: boolean } =
   try {
     // Every transaction notes its id with pg_current_xact_id() (PostgreSQL 13): on an older
     // server each would fail at its BEGIN, so the server says so once, here.
-    const version = Number((await driver.query<{ version: string }>("SELECT current_setting('server_version_num') AS version"))[0]?.version);
-    if (Number.isFinite(version) && version < MIN_SERVER_VERSION) {
+    // Refused only on a clear answer: a server that says something else (a PostgreSQL-compatible
+    // database, a pooler) is left to its first transaction to tell.
+    const said = (await driver.query<{ version: unknown }>("SELECT current_setting('server_version_num') AS version"))[0]?.version;
+    const version = typeof said === 'string' && /^[1-9]\d{4,6}$/.test(said) ? Number(said) : undefined;
+    if (version !== undefined && version < MIN_SERVER_VERSION) {
+      // 90624 is 9.6.24; 120005 is 12.5.
+      const major = version >= 100_000 ? `${Math.floor(version / 10_000)}` : `${Math.floor(version / 10_000)}.${Math.floor(version / 100) % 100}`;
       throw new StateUnavailableError(
-        `the state database ${location} runs PostgreSQL ${Math.floor(version / 10_000)}; secrets-server needs PostgreSQL 13 or later`,
+        `the state database ${location} runs PostgreSQL ${major}; secrets-server needs PostgreSQL 13 or later`,
         undefined,
         'upgrade the database server (pg_upgrade), or point the URL at one running PostgreSQL 13 or later',
       );

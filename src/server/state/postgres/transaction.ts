@@ -178,7 +178,7 @@ async function attempt<T>(client: pg.PoolClient, fn: (tx: Transaction) => Promis
     // From here a connection that fails or a timer that fires leaves the outcome to the database.
     const sentCommit = self;
     const unanswered = (cause: unknown): void => {
-      if (sentCommit !== undefined && isBroken(cause)) Object.assign(lost, { commit: { ...sentCommit, proof: options.committedIf?.() }, value });
+      if (sentCommit !== undefined && isAnswerLost(cause)) Object.assign(lost, { commit: { ...sentCommit, proof: options.committedIf?.() }, value });
     };
     await Promise.all(writes).catch((error: unknown) => {
       // What node-postgres threw (kept in `broken`), not the state error made of it.
@@ -206,4 +206,15 @@ async function attempt<T>(client: pg.PoolClient, fn: (tx: Transaction) => Promis
     // A client whose connection failed is destroyed, not returned to the pool.
     client.release(isBroken(broken) ? (broken as Error) : undefined);
   }
+}
+
+/**
+ * Whether a failure leaves the transaction's outcome to the database: our timer, a lost or reset
+ * connection (no SQLSTATE, or class 08), or a server shutting down (57P0x). An error the database
+ * answered with (the write's own statement timeout, 57014; out of resources, 53; internal, XX)
+ * aborted the transaction: there is nothing to ask.
+ */
+function isAnswerLost(cause: unknown): boolean {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code !== 'string' || /^E[A-Z]+$/.test(code) || /^(08|57P)/.test(code);
 }
