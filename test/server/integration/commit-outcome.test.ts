@@ -61,14 +61,19 @@ async function lossyRelay(target: URL, marker: string): Promise<{ url: string; l
   };
 }
 
-it('a COMMIT the database applied but whose answer was lost is found applied: the read is answered 200, charged once, one row', async () => {
-  const db = await testDatabase();
-  const env = { RWS_DATABASE_URL: db.url };
+/** A store, a server on the database at `url`, and a token of limit 5 it minted. */
+async function servedWithToken(url: string) {
+  const env = { RWS_DATABASE_URL: url };
   const store = await made.store({ production: { SERVICE_B_KEY: 'b-key-value' } });
   const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*'], [], env);
-  const direct = await made.serve(store, [], env);
-  const t = await token(direct, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 5 });
-  const jti = jtiOf(t);
+  const server = await made.serve(store, [], env);
+  const t = await token(server, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 5 });
+  return { store, server, t, jti: jtiOf(t) };
+}
+
+it('a COMMIT the database applied but whose answer was lost is found applied: the read is answered 200, charged once, one row', async () => {
+  const db = await testDatabase();
+  const { store, server: direct, t, jti } = await servedWithToken(db.url);
   const relay = await lossyRelay(new URL(db.url), jti);
   let running: Awaited<ReturnType<typeof made.serve>> | undefined;
   try {
@@ -98,12 +103,7 @@ it('a COMMIT held by a synchronous standby is left to the standby, never forced 
   // A server of this test's own: a standby required server-wide would hold every other test's commits.
   if (control === undefined) return context.skip();
   await control.start();
-  const env = { RWS_DATABASE_URL: control.url };
-  const store = await made.store({ production: { SERVICE_B_KEY: 'b-key-value' } });
-  const { key } = await makeApiKey(store, ['production'], ['SERVICE_B_*'], [], env);
-  const running = await made.serve(store, [], env);
-  const t = await token(running, key, { environment: 'production', key_pattern: 'SERVICE_B_KEY', usage_limit: 5 });
-  const jti = jtiOf(t);
+  const { server: running, t, jti } = await servedWithToken(control.url);
   await asAdmin(control.url, "ALTER SYSTEM SET synchronous_standby_names = 'rws_test_standby_that_never_comes'");
   await asAdmin(control.url, 'SELECT pg_reload_conf()');
   let reply;
