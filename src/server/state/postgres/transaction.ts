@@ -2,7 +2,7 @@
 // pipeline mode sends a statement before the answers to those before it arrive; they come back in
 // order). What may go out before which answer, and which timer may end a wait, is decided here.
 import type pg from 'pg';
-import { isBroken } from './broken-connection.js';
+import { isAnswerLost, isBroken } from './broken-connection.js';
 import { timed } from './client-config.js';
 import { statement } from './statements.js';
 import { QUERY_TIMEOUT_MS } from './time-limits.js';
@@ -208,13 +208,3 @@ async function attempt<T>(client: pg.PoolClient, fn: (tx: Transaction) => Promis
   }
 }
 
-/**
- * Whether a failure leaves the transaction's outcome to the database: our timer, a lost or reset
- * connection (no SQLSTATE, or class 08), or a server shutting down (57P0x). An error the database
- * answered with (the write's own statement timeout, 57014; out of resources, 53; internal, XX)
- * aborted the transaction: there is nothing to ask.
- */
-function isAnswerLost(cause: unknown): boolean {
-  const code = (cause as { code?: unknown } | undefined)?.code;
-  return typeof code !== 'string' || /^E[A-Z]+$/.test(code) || /^(08|57P)/.test(code);
-}
