@@ -220,6 +220,37 @@ export function describeStateStore(name: string, target: ConformanceTarget): voi
       expect(await a.queryAudit({ since: '2031-01-01T00:00:00.000Z', limit: 5 })).toEqual([]);
     });
 
+    it('stores every row of a batch as sealed, whether its rows are alike (one token, one client) or differ in any one field', async () => {
+      const state = await open();
+      const alike = (index: number): AuditRecord => ({ ...row('secret.read', 200, 'ak_00000000000000b1'), time: new Date(NOW.getTime() + index).toISOString(), jti: 'jti-b1', keys: ['DB_URL', 'DB_"quoted"\\é'] });
+      // Each differs from the first in one field; null where the others hold a value, and back.
+      const differing: Array<Partial<AuditRecord>> = [
+        { event: 'secret.list' },
+        { outcome: 'failure', status: 401, error_code: 'RWS_AUTH_FAILED' },
+        { status: 201 },
+        { api_key_id: null },
+        { jti: 'jti-b2' },
+        { subject: null },
+        { environment: 'staging' },
+        { keys: ['DB_URL'] },
+        { keys: null },
+        { keys: ['DB_URL', 'DB_"quoted"\\e'] },
+        { client: '::1' },
+        { count: 3 },
+      ];
+      const batches: AuditRecord[][] = [
+        Array.from({ length: 30 }, (_, index) => alike(index)),
+        // Rows alike but for null fields, and a batch of one.
+        Array.from({ length: 5 }, (_, index) => ({ ...alike(index), keys: null, subject: null, error_code: null })),
+        [alike(0)],
+        ...differing.map((change) => [alike(0), alike(1), { ...alike(2), ...change }, alike(3)]),
+      ];
+      for (const batch of batches) await Promise.all(batch.map((record) => state.commit({ audit: () => record }, NOW)));
+      const stored = await state.auditAfter(0, 1000);
+      expect(stored.map(({ seq: _seq, hash: _hash, ...record }) => record)).toEqual(batches.flat());
+      expect(await verifyChain((after) => state.auditAfter(after, 50))).toMatchObject({ ok: true, count: batches.flat().length });
+    });
+
     it('seals a row as the database keeps it: a lone surrogate in a subject still verifies (stored as U+FFFD)', async () => {
       const state = await open();
       for (const subject of ['ci-\ud800-job', '\udfff', 'pair \ud83d\ude00 kept']) await state.commit({ audit: () => ({ ...row('token.generate', 201), subject }) }, NOW);

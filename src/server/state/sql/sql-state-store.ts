@@ -6,6 +6,7 @@ import { GENESIS_HASH, sealRows } from '../../audit/chain.js';
 import type { AuditQuery, AuditRecord, StoredAuditRow } from '../../audit/record.js';
 import type { ApiKeyRecord, ApiKeyView, StoredApiKey, AuditBuckets, Commit, Effect, PresentedToken, SessionCheck, SessionRecord, StateStore, TokenOutcome, TokenQuery, TokenStatus, TokenView } from '../state-store.js';
 import type { LegacyState } from '../legacy/import-store.js';
+import { auditInsert } from './audit-insert.js';
 import { CommitQueue } from './commit-queue.js';
 import { StateUnavailableError } from '../state-errors.js';
 import { IN_TRANSACTION, type Row, type SqlDriver, type Transaction, type TransactionOptions } from './driver.js';
@@ -19,7 +20,6 @@ const AUDIT_LOCK = 'rws:audit-chain';
 /** The PostgreSQL notification channel for changed keys and tokens. */
 export const STATE_CHANNEL = 'rws_state';
 const INSERT_CHUNK = 200;
-const AUDIT_COLUMNS = ['seq', 'time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client', 'count', 'hash'] as const;
 
 export interface SqlStateOptions {
   /**
@@ -530,17 +530,11 @@ export class SqlStateStore implements StateStore {
     this.#refuseIfWentBack(head);
     const rows = sealRows(head, records);
     for (let start = 0; start < rows.length; start += INSERT_CHUNK) {
-      const chunk = rows.slice(start, start + INSERT_CHUNK);
-      const params: unknown[] = [];
-      // Field by field in AUDIT_COLUMNS' order: a loop over the names is a keyed lookup per value,
-      // 14 a row on every read.
-      for (const r of chunk) {
-        params.push(r.seq, r.time, r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys === null ? null : JSON.stringify(r.keys), r.client, r.count, r.hash);
-      }
+      const { sql, params } = auditInsert(rows.slice(start, start + INSERT_CHUNK), this.db.dialect === 'sqlite');
       // One chunk (every request's batch) goes out with the COMMIT; an import's thousands of rows
       // go chunk by chunk, each with a statement timeout of its own.
-      if (rows.length <= INSERT_CHUNK) tx.write(auditInsert(chunk.length), params);
-      else await tx.query(auditInsert(chunk.length), params);
+      if (rows.length <= INSERT_CHUNK) tx.write(sql, params);
+      else await tx.query(sql, params);
     }
     const revert = this.options.beforeCommit?.(rows);
     if (revert) undo.push(revert);
@@ -767,19 +761,6 @@ const LIVE_TOKENS = `CASE WHEN k.revoked_at IS NULL AND (k.expires_at IS NULL OR
 const LIVE_ADMIN_KEY = (at: string): string => `k.admin = 1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ${at})`;
 
 const epochSeconds = (date: Date): number => Math.floor(date.getTime() / 1000);
-
-/** The INSERT of `count` audit rows, made once per count (drivers cache the prepared statement by its text). */
-const auditInserts = new Map<number, string>();
-function auditInsert(count: number): string {
-  let sql = auditInserts.get(count);
-  if (sql === undefined) {
-    const width = AUDIT_COLUMNS.length;
-    const tuples = Array.from({ length: count }, (_, row) => `(${AUDIT_COLUMNS.map((_, column) => `$${row * width + column + 1}`).join(', ')})`);
-    sql = `INSERT INTO audit (${AUDIT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`;
-    auditInserts.set(count, sql);
-  }
-  return sql;
-}
 
 /** PostgreSQL's deadlock (40P01) and serialisation failure (40001): the transaction did nothing. */
 function isRetryable(error: unknown): boolean {
