@@ -9,7 +9,32 @@ import { redactCredentials } from '../../credential-shapes.js';
 export const GENESIS_HASH = '0'.repeat(64);
 
 export function canonicalAuditJson(seq: number, r: AuditRecord): string {
-  return JSON.stringify([seq, r.time, r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys, r.client, r.count]);
+  // The same text as JSON.stringify of the whole array, with the fields after `time` serialised
+  // once for a run of rows alike in them (a batch of reads of one token by one client).
+  if (typeof seq !== 'number' || typeof r.time !== 'string') return JSON.stringify([seq, r.time, r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys, r.client, r.count]);
+  return `[${JSON.stringify(seq)},${JSON.stringify(r.time)},${tailOf(r)}`;
+}
+
+// The last row's fields after `time`, and their JSON without its opening bracket.
+let last: { r: AuditRecord; keys: readonly string[] | null; tail: string } | undefined;
+
+function tailOf(r: AuditRecord): string {
+  const seen = last;
+  if (seen !== undefined && sameTail(seen.r, seen.keys, r)) return seen.tail;
+  const tail = JSON.stringify([r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys, r.client, r.count]).slice(1);
+  // The names are copied: a caller may change its array after sealing.
+  last = { r: { ...r }, keys: r.keys === null ? null : [...r.keys], tail };
+  return tail;
+}
+
+function sameTail(a: AuditRecord, aKeys: readonly string[] | null, b: AuditRecord): boolean {
+  if (a.event !== b.event || a.outcome !== b.outcome || a.status !== b.status || a.error_code !== b.error_code || a.api_key_id !== b.api_key_id) return false;
+  if (a.jti !== b.jti || a.subject !== b.subject || a.environment !== b.environment || a.client !== b.client || a.count !== b.count) return false;
+  const bKeys = b.keys;
+  if (aKeys === null || bKeys === null) return aKeys === bKeys;
+  if (!Array.isArray(bKeys) || aKeys.length !== bKeys.length) return false;
+  for (let i = 0; i < aKeys.length; i++) if (aKeys[i] !== bKeys[i]) return false;
+  return true;
 }
 
 export function chainHash(previousHash: string, seq: number, record: AuditRecord): string {
