@@ -15,67 +15,75 @@ import type { Duplex } from 'node:stream';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-interface Last {
-  req: IncomingMessage;
+/**
+ * The last request begun on a connection. Its `done` promise is made only when something waits for
+ * it (a request pipelined behind, or a refusal): most requests have nothing behind them, and a
+ * promise and its reaction per request were a measurable share of a read.
+ */
+class Last {
+  #finished = false;
+  #done: Promise<void> | undefined;
+  #resolve: (() => void) | undefined;
+
+  constructor(
+    readonly req: IncomingMessage,
+    /** When the answers ahead of it are done; undefined when there were none. */
+    readonly ahead: Promise<void> | undefined,
+  ) {}
+
   /** When its answer is done. */
-  done: Promise<void>;
-  /** When the answers ahead of it are done; undefined when there were none. */
-  ahead: Promise<void> | undefined;
+  get done(): Promise<void> {
+    if (this.#finished) return Promise.resolve();
+    this.#done ??= new Promise<void>((resolve) => (this.#resolve = resolve));
+    return this.#done;
+  }
+
+  finish(): void {
+    this.#finished = true;
+    this.#resolve?.();
+  }
 }
 
-/**
- * Requests parsed and waiting for their turn on one connection, at most; one more closes it.
- * Waiting requests write no answer, so node:http's own back-pressure (it stops reading a
- * connection whose answers pile up unsent) never starts: 27 MB of `GET /healthz` piped behind one
- * held long-poll took the server to 1.9 GB in 8 s. Pausing the socket does not stop node:http's
- * parser, which reads the connection itself; a client this far ahead of its answers is cut off.
- */
+// Kept on the socket itself (a WeakMap entry per request cost the collector more).
+const LAST = Symbol('rws.lastRequest');
+const WAITING = Symbol('rws.waitingRequests');
+type Tracked = Duplex & { [LAST]?: Last; [WAITING]?: number };
+
 export const MAX_WAITING = 32;
 
 export class AnswerOrder {
-  // The last request begun on each connection that still has an answer in flight.
-  readonly #last = new WeakMap<Duplex, Last>();
-  // Requests waiting for their turn, per connection.
-  readonly #waiting = new WeakMap<Duplex, number>();
-
   /** `app`, run for one request of a connection at a time, in order. */
   wrap(app: Handler): Handler {
     return (req, res) => {
-      const socket = req.socket;
+      const socket = req.socket as Tracked;
       // Parsed after an answer that ended the connection had already gone (its body dumped by
       // node:http, with this request behind it): it can never be answered, so it never runs.
       if (socket.destroyed || socket.writableEnded) return;
-      const ahead = this.#last.get(socket)?.done;
-      const last: Last = { req, done: new Promise<void>((resolve) => res.once('close', resolve)), ahead };
-      this.#last.set(socket, last);
-      void last.done.then(() => {
-        if (this.#last.get(socket) === last) this.#last.delete(socket);
+      const ahead = socket[LAST]?.done;
+      const last = new Last(req, ahead);
+      socket[LAST] = last;
+      res.once('close', () => {
+        if (socket[LAST] === last) socket[LAST] = undefined;
+        last.finish();
       });
       // The usual case (no request ahead on this connection) runs at once, not a tick later.
       if (ahead === undefined) {
         app(req, res);
         return;
       }
-      const waiting = (this.#waiting.get(socket) ?? 0) + 1;
+      const waiting = (socket[WAITING] ?? 0) + 1;
       if (waiting > MAX_WAITING) {
         socket.destroy();
         return;
       }
-      this.#waiting.set(socket, waiting);
+      socket[WAITING] = waiting;
       void ahead.then(() => {
-        this.#waited(socket);
+        socket[WAITING] = (socket[WAITING] ?? 1) - 1;
         // The answer ahead ended the connection: node:http has already ended its writing side.
         if (socket.destroyed || socket.writableEnded) return;
         app(req, res);
       });
     };
-  }
-
-  /** One request of `socket` had its turn. */
-  #waited(socket: Duplex): void {
-    const waiting = (this.#waiting.get(socket) ?? 1) - 1;
-    if (waiting > 0) this.#waiting.set(socket, waiting);
-    else this.#waiting.delete(socket);
   }
 
   /**
@@ -84,7 +92,7 @@ export class AnswerOrder {
    * or malformed) is the one refused: its own answer is not waited for.
    */
   settled(socket: Duplex): Promise<void> | undefined {
-    const last = this.#last.get(socket);
+    const last = (socket as Tracked)[LAST];
     return last === undefined || last.req.complete ? last?.done : last.ahead;
   }
 }
