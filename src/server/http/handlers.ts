@@ -254,7 +254,8 @@ function noteRequested(x: Exchange, environment: string, keys: string[]): void {
 /** The token's signature, expiry and claims: the state's record of it is checked apart. */
 async function verifyToken(deps: HandlerDeps, x: Exchange): Promise<TokenClaims> {
   const claims = await deps.tokens.verify(bearerCredential(x.req), x.now);
-  Object.assign(x.audit, { jti: claims.jti, subject: claims.sub });
+  x.audit.jti = claims.jti;
+  x.audit.subject = claims.sub;
   return claims;
 }
 

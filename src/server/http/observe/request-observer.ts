@@ -17,7 +17,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 export function observeRequests(options: RequestObserverOptions): { observe: ExchangeObserver; wrap: (app: Handler) => Handler } {
   const outcomes = new WeakMap<IncomingMessage, ExchangeOutcome>();
   const observe: ExchangeObserver = (req, outcome) => {
-    outcomes.set(req, outcome);
+    // Only the request log reads it back; a WeakMap entry per request costs the collector too.
+    if (options.requestLog !== undefined) outcomes.set(req, outcome);
     options.metrics?.observeOutcome(outcome);
   };
   const wrap = (app: Handler): Handler => {
