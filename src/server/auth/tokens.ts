@@ -207,16 +207,22 @@ export class TokenAuthority {
     return known !== undefined && seconds < known.exp + CLOCK_SKEW_SECONDS && seconds >= known.iat - CLOCK_SKEW_SECONDS;
   }
 
-  async verify(token: string, now: Date): Promise<TokenClaims> {
+  verify(token: string, now: Date): Promise<TokenClaims> {
     const known = this.#known(token);
     const seconds = now.getTime() / 1000;
-    if (known !== undefined) {
-      if (seconds < known.exp + CLOCK_SKEW_SECONDS && seconds >= known.iat - CLOCK_SKEW_SECONDS) return known;
+    // A token seen before and still in its window (every read of a token after its first): no
+    // async step of its own.
+    if (known !== undefined && seconds < known.exp + CLOCK_SKEW_SECONDS && seconds >= known.iat - CLOCK_SKEW_SECONDS) return Promise.resolve(known);
+    return this.#verifyAfresh(token, now, known !== undefined);
+  }
+
+  async #verifyAfresh(token: string, now: Date, wasKnown: boolean): Promise<TokenClaims> {
+    if (wasKnown) {
       this.#verified.delete(signatureOf(token));
       return verifyToken(this.key, token, now); // reports expiry exactly as a first sight would
     }
     const claims = await verifyToken(this.key, token, now);
-    this.#remember(token, claims, seconds);
+    this.#remember(token, claims, now.getTime() / 1000);
     return claims;
   }
 

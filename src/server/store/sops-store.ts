@@ -44,10 +44,16 @@ export class SopsSecretStore implements SecretSource {
     this.#told = new RefusedFiles(log);
   }
 
-  async open(environment: string): Promise<ServedFile | undefined> {
-    const now = this.now();
+  open(environment: string): Promise<ServedFile | undefined> {
     const cached = this.#cache.get(environment);
-    if (cached !== undefined && now - cached.checkedAt < RECHECK_MS) return cached.file;
+    // Every read comes here: a file checked within RECHECK_MS is its promise as it is, with no
+    // async step of its own (returning a promise from one costs a read two more turns).
+    if (cached !== undefined && this.now() - cached.checkedAt < RECHECK_MS) return cached.file;
+    return this.#recheck(environment, cached);
+  }
+
+  async #recheck(environment: string, cached: Cached | undefined): Promise<ServedFile | undefined> {
+    const now = this.now();
     const file = this.paths.secrets(environment);
     const identity = await fileIdentity(file);
     if (cached !== undefined && cached.identity === identity) {

@@ -21,7 +21,7 @@ export interface ConnectionCounts {
 }
 
 export class ServerMetrics {
-  readonly #requests = new Map<string, number>();
+  readonly #requests = new Map<string, Map<number, number>>();
   readonly #latency = new Map<string, Histogram>();
   readonly #events = { mints: 0, uses: 0, revocations: 0, unauthorized: 0, rateLimited: 0, auditFailures: 0, stateFailures: 0 };
   readonly #sopsFiles = new Map<string, SopsFileState>();
@@ -30,8 +30,10 @@ export class ServerMetrics {
 
   /** One answered request: its route template, status and duration. */
   observeRequest(route: string, status: number, seconds: number): void {
-    const key = `${route}\u0000${status}`;
-    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
+    // By route, then status: the labels are the route-label constants, never a string made per request.
+    let statuses = this.#requests.get(route);
+    if (statuses === undefined) this.#requests.set(route, (statuses = new Map()));
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
     let histogram = this.#latency.get(route);
     if (histogram === undefined) {
       histogram = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
@@ -66,9 +68,8 @@ export class ServerMetrics {
     const out: string[] = [];
     const family = (name: string, type: string, help: string): void => void out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     family('rws_http_requests_total', 'counter', 'Requests answered, by route template and status.');
-    for (const [key, count] of this.#requests) {
-      const [route, status] = key.split('\u0000') as [string, string];
-      out.push(`rws_http_requests_total{route="${route}",status="${status}"} ${count}`);
+    for (const [route, statuses] of this.#requests) {
+      for (const [status, count] of statuses) out.push(`rws_http_requests_total{route="${route}",status="${status}"} ${count}`);
     }
     family('rws_http_request_duration_seconds', 'histogram', 'Time from the request to the end of the answer, by route template.');
     for (const [route, h] of this.#latency) {
