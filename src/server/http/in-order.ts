@@ -62,7 +62,8 @@ export class AnswerOrder {
       const ahead = socket[LAST]?.done;
       const last = new Last(req, ahead);
       socket[LAST] = last;
-      res.once('close', () => {
+      // node:http emits a response's 'close' once (emitCloseNT); on() spares a once-wrapper per request.
+      res.on('close', () => {
         if (socket[LAST] === last) socket[LAST] = undefined;
         last.finish();
       });

@@ -65,7 +65,8 @@ export class ConnectionGuard {
         entry.waitingForFirst = false;
         entry.socket.setTimeout(0); // from here node:http's own timeouts apply
       }
-      res.once('close', () => {
+      // node:http emits a response's 'close' once (emitCloseNT); on() spares a once-wrapper per request.
+      res.on('close', () => {
         entry.busy--;
         const key = this.#bySocket.get(req.socket)?.key ?? keyOf(entry.socket);
         // Only if it is still this connection's: a client that reset it and came back from the

@@ -29,7 +29,8 @@ export function observeRequests(options: RequestObserverOptions): { observe: Exc
       // Only the request log needs these (the address is gone once the socket is destroyed).
       const time = requestLog === undefined ? undefined : new Date();
       const client = requestLog === undefined ? '' : (req.socket.remoteAddress ?? 'unknown');
-      res.once('close', () => {
+      // node:http emits a response's 'close' once (emitCloseNT); on() spares a once-wrapper per request.
+      res.on('close', () => {
         const durationMs = performance.now() - started;
         const route = routeLabel(req.url);
         // Closed before an answer went out (the client hung up, or a timeout cut it): never the
