@@ -242,11 +242,20 @@ function counted(error: unknown, seen: StateSeen): boolean {
 /** Unwinds a change made around a commit that turned into a refusal; its answer stands. */
 class RefusedAtCommit extends Error {}
 
+// The reads of one event-loop turn mostly share a millisecond: its text is made once. An invalid
+// date never matches (NaN) and throws from toISOString as before.
+let lastTime = { ms: Number.NaN, text: '' };
+function isoTime(date: Date): string {
+  const ms = date.getTime();
+  if (ms !== lastTime.ms) lastTime = { ms, text: date.toISOString() };
+  return lastTime.text;
+}
+
 function auditRecord(event: AuditEventName, seen: Partial<AuditRecord>, reply: { status: number; body: unknown }, client: string, now: Date): AuditRecord {
   const failed = reply.status >= 400;
   const code = failed ? ((reply.body as { error?: { code?: string } }).error?.code ?? null) : null;
   return {
-    time: now.toISOString(),
+    time: isoTime(now),
     event: reply.status === 401 ? 'auth.failure' : event,
     outcome: failed ? 'failure' : 'success',
     status: reply.status,
