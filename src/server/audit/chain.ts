@@ -15,7 +15,9 @@ export function canonicalAuditJson(seq: number, r: AuditRecord): string {
   return `[${JSON.stringify(seq)},${JSON.stringify(r.time)},${tailOf(r)}`;
 }
 
-// The last row's fields after `time`, and their JSON without its opening bracket.
+// The last row's fields after `time`, and their JSON without its opening bracket; reused only if
+// they were all plain values (text, numbers, null) and the names an array of text, so that no
+// object changed in place, and nothing that merely compares equal, can bring back stale text.
 let last: { r: AuditRecord; keys: readonly string[] | null; tail: string } | undefined;
 
 function tailOf(r: AuditRecord): string {
@@ -23,14 +25,22 @@ function tailOf(r: AuditRecord): string {
   if (seen !== undefined && sameTail(seen.r, seen.keys, r)) return seen.tail;
   const tail = JSON.stringify([r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys, r.client, r.count]).slice(1);
   // The names are copied: a caller may change its array after sealing.
-  last = { r: { ...r }, keys: r.keys === null ? null : [...r.keys], tail };
+  last = plainTail(r) ? { r: { ...r }, keys: r.keys === null ? null : [...r.keys], tail } : undefined;
   return tail;
+}
+
+const plain = (value: unknown): boolean => value === null || (typeof value !== 'object' && typeof value !== 'function');
+
+function plainTail(r: AuditRecord): boolean {
+  const keys: unknown = r.keys;
+  if (keys !== null && !(Array.isArray(keys) && keys.every((name) => typeof name === 'string'))) return false;
+  return [r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.client, r.count].every(plain);
 }
 
 function sameTail(a: AuditRecord, aKeys: readonly string[] | null, b: AuditRecord): boolean {
   if (a.event !== b.event || a.outcome !== b.outcome || a.status !== b.status || a.error_code !== b.error_code || a.api_key_id !== b.api_key_id) return false;
   if (a.jti !== b.jti || a.subject !== b.subject || a.environment !== b.environment || a.client !== b.client || a.count !== b.count) return false;
-  const bKeys = b.keys;
+  const bKeys: unknown = b.keys;
   if (aKeys === null || bKeys === null) return aKeys === bKeys;
   if (!Array.isArray(bKeys) || aKeys.length !== bKeys.length) return false;
   for (let i = 0; i < aKeys.length; i++) if (aKeys[i] !== bKeys[i]) return false;

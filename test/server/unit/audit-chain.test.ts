@@ -53,6 +53,36 @@ describe('canonical audit JSON', () => {
     expect(canonicalAuditJson(2, record)).toBe(plain(2, record));
   });
 
+  it('gives JSON.stringify\'s text for fields of other types than the server writes, in any order (rows of a tampered trail)', () => {
+    const odd: Array<Partial<Record<keyof AuditRecord, unknown>>> = [
+      { keys: 'AB' },
+      { keys: ['A', 'B'] },
+      { keys: 'AB' },
+      { keys: undefined },
+      { keys: 5 },
+      { keys: { a: 1 } },
+      { keys: new Set(['A']) },
+      { keys: ['A'] },
+      { keys: [1, 2] },
+      { keys: ['1', '2'] },
+      { status: '200' },
+      { status: 200 },
+      { count: 1n.toString() },
+      { subject: { toJSON: () => 'job' } },
+      { subject: 'job' },
+    ];
+    for (const [index, fields] of [...odd, ...odd.reverse()].entries()) {
+      const record = { ...base, ...fields } as AuditRecord;
+      expect(canonicalAuditJson(index + 1, record)).toBe(plain(index + 1, record));
+    }
+    // An object field changed in place between two rows is serialised again.
+    const subject = { name: 'first', toJSON() { return this.name; } };
+    const record = { ...base, subject } as unknown as AuditRecord;
+    expect(canonicalAuditJson(1, record)).toBe(plain(1, record));
+    subject.name = 'second';
+    expect(canonicalAuditJson(2, record)).toContain('"second"');
+  });
+
   it('chains SHA-256 over the previous hash and the canonical text', () => {
     const rows = sealRows({ seq: 0, hash: GENESIS_HASH }, [base, { ...base, time: '2030-01-01T12:00:00.001Z' }, { ...base, subject: 'other' }]);
     let previous = GENESIS_HASH;

@@ -52,7 +52,8 @@ function alike(row: StoredAuditRow, first: StoredAuditRow): boolean {
 
 function sameNames(a: readonly string[] | null, b: readonly string[] | null): boolean {
   if (a === b) return true;
-  if (a === null || b === null || a.length !== b.length) return false;
+  // Anything but arrays (never written by the server) is not compared: its row goes in whole.
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
