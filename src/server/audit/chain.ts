@@ -3,7 +3,7 @@
 // after it. The canonical form is fixed here and nowhere else: field order, JSON.stringify's
 // escaping, and `keys` as an array or null.
 import { hash } from 'node:crypto';
-import { type AuditRecord, type StoredAuditRow, storedRow } from './record.js';
+import { type AuditRecord, sameAfterTime, type StoredAuditRow, storedRow } from './record.js';
 import { redactCredentials } from '../../credential-shapes.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -22,7 +22,7 @@ let last: { r: AuditRecord; keys: readonly string[] | null; tail: string } | und
 
 function tailOf(r: AuditRecord): string {
   const seen = last;
-  if (seen !== undefined && sameTail(seen.r, seen.keys, r)) return seen.tail;
+  if (seen !== undefined && sameAfterTime(seen.r, r, seen.keys)) return seen.tail;
   const tail = JSON.stringify([r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.keys, r.client, r.count]).slice(1);
   // The names are copied: a caller may change its array after sealing.
   last = plainTail(r) ? { r: { ...r }, keys: r.keys === null ? null : [...r.keys], tail } : undefined;
@@ -35,16 +35,6 @@ function plainTail(r: AuditRecord): boolean {
   const keys: unknown = r.keys;
   if (keys !== null && !(Array.isArray(keys) && keys.every((name) => typeof name === 'string'))) return false;
   return [r.event, r.outcome, r.status, r.error_code, r.api_key_id, r.jti, r.subject, r.environment, r.client, r.count].every(plain);
-}
-
-function sameTail(a: AuditRecord, aKeys: readonly string[] | null, b: AuditRecord): boolean {
-  if (a.event !== b.event || a.outcome !== b.outcome || a.status !== b.status || a.error_code !== b.error_code || a.api_key_id !== b.api_key_id) return false;
-  if (a.jti !== b.jti || a.subject !== b.subject || a.environment !== b.environment || a.client !== b.client || a.count !== b.count) return false;
-  const bKeys: unknown = b.keys;
-  if (aKeys === null || bKeys === null) return aKeys === bKeys;
-  if (!Array.isArray(bKeys) || aKeys.length !== bKeys.length) return false;
-  for (let i = 0; i < aKeys.length; i++) if (aKeys[i] !== bKeys[i]) return false;
-  return true;
 }
 
 export function chainHash(previousHash: string, seq: number, record: AuditRecord): string {

@@ -82,6 +82,22 @@ export interface StoredAuditRow extends AuditRecord {
   hash: string;
 }
 
+/**
+ * Whether two rows agree in every field after `time` (all but seq, time and hash): what the rows
+ * of a batch of reads of one token by one client share, which sealing serialises once and the
+ * SQLite INSERT binds once. Names are compared one by one and only as arrays (a row of a tampered
+ * trail may hold anything there); `aKeys` stands for `a.keys` where the caller keeps a copy.
+ */
+export function sameAfterTime(a: AuditRecord, b: AuditRecord, aKeys: readonly string[] | null = a.keys): boolean {
+  if (a.event !== b.event || a.outcome !== b.outcome || a.status !== b.status || a.error_code !== b.error_code || a.api_key_id !== b.api_key_id) return false;
+  if (a.jti !== b.jti || a.subject !== b.subject || a.environment !== b.environment || a.client !== b.client || a.count !== b.count) return false;
+  const bKeys: unknown = b.keys;
+  if (aKeys === null || bKeys === null) return aKeys === bKeys;
+  if (!Array.isArray(aKeys) || !Array.isArray(bKeys) || aKeys.length !== bKeys.length) return false;
+  for (let i = 0; i < aKeys.length; i++) if (aKeys[i] !== bKeys[i]) return false;
+  return true;
+}
+
 export interface AuditQuery {
   apiKeyId?: string;
   event?: string;

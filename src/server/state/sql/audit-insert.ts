@@ -3,9 +3,9 @@
 // than the row it fills (each text is converted to UTF-8 on its own), so such a batch binds what
 // its rows share once and three values a row. PostgreSQL, which takes parameters as they come,
 // keeps the one form (it would need casts for the shared form, and its prepared plans per count).
-import type { StoredAuditRow } from '../../audit/record.js';
+import { sameAfterTime, type StoredAuditRow } from '../../audit/record.js';
 
-export const AUDIT_COLUMNS = ['seq', 'time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client', 'count', 'hash'] as const;
+const AUDIT_COLUMNS = ['seq', 'time', 'event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client', 'count', 'hash'] as const;
 
 /** The fields every row of a shared-form batch has in common, in AUDIT_COLUMNS' order. */
 const SHARED = ['event', 'outcome', 'status', 'error_code', 'api_key_id', 'jti', 'subject', 'environment', 'keys', 'client', 'count'] as const;
@@ -18,7 +18,7 @@ export interface AuditInsert {
 /** The statement and parameters that insert `rows` (at most a few hundred: callers chunk). */
 export function auditInsert(rows: readonly StoredAuditRow[], sharedForm: boolean): AuditInsert {
   const first = rows[0] as StoredAuditRow;
-  if (sharedForm && rows.length > 1 && rows.every((row) => alike(row, first))) {
+  if (sharedForm && rows.length > 1 && rows.every((row) => sameAfterTime(row, first))) {
     const params: unknown[] = [first.event, first.outcome, first.status, first.error_code, first.api_key_id, first.jti, first.subject, first.environment, keysText(first.keys), first.client, first.count];
     for (const r of rows) params.push(r.seq, r.time, r.hash);
     return { sql: sharedInsert(rows.length), params };
@@ -32,31 +32,6 @@ export function auditInsert(rows: readonly StoredAuditRow[], sharedForm: boolean
 }
 
 const keysText = (keys: readonly string[] | null): string | null => (keys === null ? null : JSON.stringify(keys));
-
-/** Whether `row` has the same value as `first` in every shared field (names compared one by one). */
-function alike(row: StoredAuditRow, first: StoredAuditRow): boolean {
-  return (
-    row.event === first.event &&
-    row.outcome === first.outcome &&
-    row.status === first.status &&
-    row.error_code === first.error_code &&
-    row.api_key_id === first.api_key_id &&
-    row.jti === first.jti &&
-    row.subject === first.subject &&
-    row.environment === first.environment &&
-    row.client === first.client &&
-    row.count === first.count &&
-    sameNames(row.keys, first.keys)
-  );
-}
-
-function sameNames(a: readonly string[] | null, b: readonly string[] | null): boolean {
-  if (a === b) return true;
-  // Anything but arrays (never written by the server) is not compared: its row goes in whole.
-  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 // Made once per row count: drivers cache the prepared statement by its text.
 const fullInserts = new Map<number, string>();
