@@ -207,4 +207,3 @@ async function attempt<T>(client: pg.PoolClient, fn: (tx: Transaction) => Promis
     client.release(isBroken(broken) ? (broken as Error) : undefined);
   }
 }
-
